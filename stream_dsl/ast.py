@@ -1,0 +1,353 @@
+"""The syntax tree: what the parser produces and the binder consumes.
+
+Nodes are immutable and keep their position in the query text (`span`,
+excluded from equality), so the binder can point at the offending token.
+Names are kept as written (identifiers unquoted, keywords upper-cased);
+resolving them is the binder's job.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Union
+
+from stream_dsl.errors import Span
+
+_SPAN = field(default=None, compare=False, repr=False)
+
+
+# ---------------------------------------------------------------- expressions
+
+
+@dataclass(frozen=True, slots=True)
+class Identifier:
+    """A possibly qualified name: `price`, `e.price`."""
+
+    parts: tuple[str, ...]
+    span: Span | None = _SPAN
+
+
+@dataclass(frozen=True, slots=True)
+class Star:
+    """`*` or `t.*` in a select list."""
+
+    qualifier: str | None = None
+    span: Span | None = _SPAN
+
+
+@dataclass(frozen=True, slots=True)
+class NumberLit:
+    """A numeric literal; `value` is an int or a float as written."""
+
+    value: int | float
+    span: Span | None = _SPAN
+
+
+@dataclass(frozen=True, slots=True)
+class StringLit:
+    value: str
+    span: Span | None = _SPAN
+
+
+@dataclass(frozen=True, slots=True)
+class BoolLit:
+    value: bool
+    span: Span | None = _SPAN
+
+
+@dataclass(frozen=True, slots=True)
+class NullLit:
+    span: Span | None = _SPAN
+
+
+@dataclass(frozen=True, slots=True)
+class IntervalLit:
+    """`INTERVAL '10' SECOND` (value '10', unit 'SECOND') or `INTERVAL '10 seconds'` (unit None)."""
+
+    value: str
+    unit: str | None
+    span: Span | None = _SPAN
+
+
+@dataclass(frozen=True, slots=True)
+class TimestampLit:
+    """`TIMESTAMP '2024-01-01 00:00:00'`."""
+
+    value: str
+    span: Span | None = _SPAN
+
+
+@dataclass(frozen=True, slots=True)
+class BinaryOp:
+    """`op` is one of + - * / % || = <> < <= > >= AND OR (`!=` is parsed as `<>`)."""
+
+    op: str
+    left: "Expr"
+    right: "Expr"
+    span: Span | None = _SPAN
+
+
+@dataclass(frozen=True, slots=True)
+class UnaryOp:
+    """`op` is NOT, - or +."""
+
+    op: str
+    operand: "Expr"
+    span: Span | None = _SPAN
+
+
+@dataclass(frozen=True, slots=True)
+class FuncCall:
+    """A function call: `upper(x)`, `COUNT(*)` (star), `COUNT(DISTINCT x)` (distinct).
+
+    `name` is upper-cased. Window functions TUMBLE/HOP/SESSION are FuncCalls too.
+    """
+
+    name: str
+    args: tuple["Expr", ...]
+    distinct: bool = False
+    star: bool = False
+    span: Span | None = _SPAN
+
+
+@dataclass(frozen=True, slots=True)
+class Case:
+    """`CASE [operand] WHEN a THEN b ... [ELSE c] END`."""
+
+    operand: "Expr | None"
+    whens: tuple[tuple["Expr", "Expr"], ...]
+    else_: "Expr | None"
+    span: Span | None = _SPAN
+
+
+@dataclass(frozen=True, slots=True)
+class Cast:
+    """`CAST(expr AS type)` or `expr::type`; `type_name` as written, upper-cased."""
+
+    expr: "Expr"
+    type_name: str
+    span: Span | None = _SPAN
+
+
+@dataclass(frozen=True, slots=True)
+class InList:
+    expr: "Expr"
+    items: tuple["Expr", ...]
+    negated: bool = False
+    span: Span | None = _SPAN
+
+
+@dataclass(frozen=True, slots=True)
+class Between:
+    expr: "Expr"
+    low: "Expr"
+    high: "Expr"
+    negated: bool = False
+    span: Span | None = _SPAN
+
+
+@dataclass(frozen=True, slots=True)
+class Like:
+    expr: "Expr"
+    pattern: "Expr"
+    negated: bool = False
+    span: Span | None = _SPAN
+
+
+@dataclass(frozen=True, slots=True)
+class IsNull:
+    expr: "Expr"
+    negated: bool = False
+    span: Span | None = _SPAN
+
+
+Expr = Union[Identifier, Star, NumberLit, StringLit, BoolLit, NullLit, IntervalLit, TimestampLit,
+             BinaryOp, UnaryOp, FuncCall, Case, Cast, InList, Between, Like, IsNull]
+
+
+# ---------------------------------------------------------------- queries
+
+
+@dataclass(frozen=True, slots=True)
+class SelectItem:
+    expr: Expr
+    alias: str | None = None
+    span: Span | None = _SPAN
+
+
+@dataclass(frozen=True, slots=True)
+class TableRef:
+    """A named stream, table or view in FROM, with an optional alias."""
+
+    name: str
+    alias: str | None = None
+    span: Span | None = _SPAN
+
+
+@dataclass(frozen=True, slots=True)
+class SubqueryRef:
+    query: "Query"
+    alias: str | None = None
+    span: Span | None = _SPAN
+
+
+@dataclass(frozen=True, slots=True)
+class Join:
+    """`kind` is 'INNER' or 'LEFT'; exactly one of `on` and `using` is set."""
+
+    left: "FromItem"
+    right: "FromItem"
+    kind: str
+    on: Expr | None = None
+    using: tuple[str, ...] | None = None
+    span: Span | None = _SPAN
+
+
+FromItem = Union[TableRef, SubqueryRef, Join]
+
+
+@dataclass(frozen=True, slots=True)
+class Select:
+    """One SELECT block. `emit` is 'WINDOW CLOSE', 'CHANGES' or None."""
+
+    items: tuple[SelectItem, ...]
+    from_: FromItem | None = None
+    where: Expr | None = None
+    group_by: tuple[Expr, ...] = ()
+    having: Expr | None = None
+    distinct: bool = False
+    emit: str | None = None
+    span: Span | None = _SPAN
+
+
+@dataclass(frozen=True, slots=True)
+class SetOp:
+    """`left UNION [ALL] right`; `all` False means UNION (distinct)."""
+
+    left: "QueryBody"
+    right: "QueryBody"
+    all: bool = True
+    span: Span | None = _SPAN
+
+
+QueryBody = Union[Select, SetOp, "Query"]
+
+
+@dataclass(frozen=True, slots=True)
+class Query:
+    """A full query: optional WITH clauses, a body, an optional LIMIT."""
+
+    body: QueryBody
+    ctes: tuple[tuple[str, "Query"], ...] = ()
+    limit: int | None = None
+    span: Span | None = _SPAN
+
+
+# ---------------------------------------------------------------- statements
+
+
+@dataclass(frozen=True, slots=True)
+class ColumnDef:
+    name: str
+    type_name: str
+    not_null: bool = False
+    span: Span | None = _SPAN
+
+
+@dataclass(frozen=True, slots=True)
+class WatermarkDef:
+    """`WATERMARK FOR column AS expr` (expr is usually `column - INTERVAL ...`)."""
+
+    column: str
+    expr: Expr
+    span: Span | None = _SPAN
+
+
+@dataclass(frozen=True, slots=True)
+class CreateSource:
+    """CREATE STREAM or CREATE TABLE (`kind` 'STREAM' or 'TABLE')."""
+
+    kind: str
+    name: str
+    columns: tuple[ColumnDef, ...]
+    watermark: WatermarkDef | None = None
+    options: tuple[tuple[str, str], ...] = ()
+    if_not_exists: bool = False
+    or_replace: bool = False
+    span: Span | None = _SPAN
+
+
+@dataclass(frozen=True, slots=True)
+class CreateSink:
+    name: str
+    options: tuple[tuple[str, str], ...] = ()
+    if_not_exists: bool = False
+    or_replace: bool = False
+    span: Span | None = _SPAN
+
+
+@dataclass(frozen=True, slots=True)
+class CreateView:
+    """`CREATE VIEW name AS query` or `CREATE STREAM name AS query`: a named query."""
+
+    name: str
+    query: Query
+    or_replace: bool = False
+    span: Span | None = _SPAN
+
+
+@dataclass(frozen=True, slots=True)
+class Insert:
+    sink: str
+    query: Query
+    span: Span | None = _SPAN
+
+
+@dataclass(frozen=True, slots=True)
+class QueryStatement:
+    query: Query
+    span: Span | None = _SPAN
+
+
+@dataclass(frozen=True, slots=True)
+class Explain:
+    statement: QueryStatement | Insert
+    analyze: bool = False
+    span: Span | None = _SPAN
+
+
+@dataclass(frozen=True, slots=True)
+class Show:
+    """`what` is 'STREAMS', 'TABLES', 'SINKS', 'VIEWS' or 'FUNCTIONS'."""
+
+    what: str
+    span: Span | None = _SPAN
+
+
+@dataclass(frozen=True, slots=True)
+class Describe:
+    name: str
+    span: Span | None = _SPAN
+
+
+@dataclass(frozen=True, slots=True)
+class SetOption:
+    """`SET key = 'value'` (also `SET key = 10`, `SET key TO value`); value kept as text."""
+
+    key: str
+    value: str
+    span: Span | None = _SPAN
+
+
+@dataclass(frozen=True, slots=True)
+class Drop:
+    """`kind` is 'STREAM', 'TABLE', 'SINK' or 'VIEW'."""
+
+    kind: str
+    name: str
+    if_exists: bool = False
+    span: Span | None = _SPAN
+
+
+Statement = Union[CreateSource, CreateSink, CreateView, Insert, QueryStatement, Explain,
+                  Show, Describe, SetOption, Drop]

@@ -1,0 +1,34 @@
+"""Run settings of a context or a single query, as one immutable record."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from stream_dsl.errors import DSLError
+
+EXECUTORS = ("drizzle", "bsp", "inline")
+
+
+@dataclass(frozen=True, slots=True)
+class RunConfig:
+    """How a query runs. `batch_interval_ms` is the event time one micro-batch covers."""
+
+    workers: int = 2
+    executor: str = "drizzle"
+    group_size: int | str = 10
+    batch_interval_ms: int = 100
+    optimize: bool = True
+    checkpoint_dir: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.executor not in EXECUTORS:
+            raise DSLError(f"unknown executor '{self.executor}'; choose one of {', '.join(EXECUTORS)}")
+        if not isinstance(self.workers, int) or self.workers < 1:
+            raise DSLError(f"workers must be a positive integer, got {self.workers!r}")
+        if self.group_size != "auto" and (not isinstance(self.group_size, int) or self.group_size < 1):
+            raise DSLError(f"group_size must be a positive integer or 'auto', got {self.group_size!r}")
+        if self.batch_interval_ms < 1:
+            raise DSLError("batch_interval must be at least 1ms")
+
+    def with_options(self, **changes: object) -> "RunConfig":
+        return replace(self, **changes)

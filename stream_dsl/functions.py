@@ -1,0 +1,149 @@
+"""The function registry: scalar and aggregate functions, their types and polars code.
+
+One entry per function, shared by the binder (name resolution, type rules),
+the dataframe API and the executor (`polars` builds the polars expression
+from the compiled argument expressions).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import polars as pl
+
+from stream_dsl.types import DataType
+
+T = DataType
+ANY = None  # an argument of any type
+
+
+@dataclass(frozen=True, slots=True)
+class ScalarFunction:
+    """`args` lists the accepted argument kinds ('numeric', 'string', 'timestamp', 'any');
+    `variadic` repeats the last kind. `returns` maps the argument types to the result type."""
+
+    name: str
+    args: tuple[str, ...]
+    returns: Callable[[list[DataType]], DataType]
+    polars: Callable[..., pl.Expr]
+    variadic: bool = False
+    min_args: int | None = None
+    doc: str = ""
+
+    def accepts(self, n: int) -> bool:
+        low = len(self.args) if self.min_args is None else self.min_args
+        return n >= low if self.variadic else low <= n <= len(self.args)
+
+
+def _same_as_first(types: list[DataType]) -> DataType:
+    return types[0]
+
+
+def _const(t: DataType) -> Callable[[list[DataType]], DataType]:
+    return lambda types: t
+
+
+def _common(types: list[DataType]) -> DataType:
+    from stream_dsl.types import common_type
+
+    return common_type(types) or types[0]
+
+
+def _substr(s: pl.Expr, start: pl.Expr, length: pl.Expr | None = None) -> pl.Expr:
+    # SQL positions are 1-based.
+    return s.str.slice(start - 1, length)
+
+
+def _round(x: pl.Expr, digits: pl.Expr | None = None) -> pl.Expr:
+    return x.round(0) if digits is None else x.round(_literal_int(digits))
+
+
+def _literal_int(e: pl.Expr) -> int:
+    """Read an integer constant out of a literal polars expression (ROUND digits)."""
+    return pl.select(e).item()
+
+
+def _log(x: pl.Expr, base: pl.Expr | None = None) -> pl.Expr:
+    return x.log() if base is None else x.log() / base.log()
+
+
+SCALAR_FUNCTIONS: dict[str, ScalarFunction] = {f.name: f for f in [
+    ScalarFunction("upper", ("string",), _const(T.STRING), lambda s: s.str.to_uppercase(), doc="upper-case"),
+    ScalarFunction("lower", ("string",), _const(T.STRING), lambda s: s.str.to_lowercase(), doc="lower-case"),
+    ScalarFunction("length", ("string",), _const(T.BIGINT), lambda s: s.str.len_chars().cast(pl.Int64),
+                   doc="number of characters"),
+    ScalarFunction("trim", ("string",), _const(T.STRING), lambda s: s.str.strip_chars(), doc="strip spaces"),
+    ScalarFunction("ltrim", ("string",), _const(T.STRING), lambda s: s.str.strip_chars_start()),
+    ScalarFunction("rtrim", ("string",), _const(T.STRING), lambda s: s.str.strip_chars_end()),
+    ScalarFunction("substring", ("string", "numeric", "numeric"), _const(T.STRING), _substr, min_args=2,
+                   doc="substring(s, start[, length]), 1-based"),
+    ScalarFunction("replace", ("string", "string", "string"), _const(T.STRING),
+                   lambda s, a, b: s.str.replace_all(a, b, literal=True)),
+    ScalarFunction("concat", ("any",), _const(T.STRING),
+                   lambda *xs: pl.concat_str([x.cast(pl.String) for x in xs]), variadic=True, min_args=1),
+    ScalarFunction("starts_with", ("string", "string"), _const(T.BOOLEAN), lambda s, p: s.str.starts_with(p)),
+    ScalarFunction("ends_with", ("string", "string"), _const(T.BOOLEAN), lambda s, p: s.str.ends_with(p)),
+    ScalarFunction("contains", ("string", "string"), _const(T.BOOLEAN),
+                   lambda s, p: s.str.contains(p, literal=True)),
+    ScalarFunction("abs", ("numeric",), _same_as_first, lambda x: x.abs()),
+    ScalarFunction("round", ("numeric", "numeric"), _const(T.DOUBLE), _round, min_args=1),
+    ScalarFunction("floor", ("numeric",), _const(T.DOUBLE), lambda x: x.cast(pl.Float64).floor()),
+    ScalarFunction("ceil", ("numeric",), _const(T.DOUBLE), lambda x: x.cast(pl.Float64).ceil()),
+    ScalarFunction("sqrt", ("numeric",), _const(T.DOUBLE), lambda x: x.cast(pl.Float64).sqrt()),
+    ScalarFunction("exp", ("numeric",), _const(T.DOUBLE), lambda x: x.cast(pl.Float64).exp()),
+    ScalarFunction("ln", ("numeric",), _const(T.DOUBLE), lambda x: x.cast(pl.Float64).log()),
+    ScalarFunction("log10", ("numeric",), _const(T.DOUBLE), lambda x: x.cast(pl.Float64).log10()),
+    ScalarFunction("log", ("numeric", "numeric"), _const(T.DOUBLE), _log, min_args=1),
+    ScalarFunction("power", ("numeric", "numeric"), _const(T.DOUBLE),
+                   lambda x, y: x.cast(pl.Float64).pow(y.cast(pl.Float64))),
+    ScalarFunction("coalesce", ("any",), _common, lambda *xs: pl.coalesce(list(xs)), variadic=True, min_args=1),
+    ScalarFunction("greatest", ("numeric",), _common, lambda *xs: pl.max_horizontal(list(xs)), variadic=True,
+                   min_args=1),
+    ScalarFunction("least", ("numeric",), _common, lambda *xs: pl.min_horizontal(list(xs)), variadic=True,
+                   min_args=1),
+    ScalarFunction("nullif", ("any", "any"), _same_as_first,
+                   lambda a, b: pl.when(a == b).then(None).otherwise(a)),
+    ScalarFunction("epoch_ms", ("timestamp",), _const(T.BIGINT), lambda t: t.dt.epoch("ms"),
+                   doc="milliseconds since 1970-01-01"),
+    ScalarFunction("to_timestamp_ms", ("numeric",), _const(T.TIMESTAMP),
+                   lambda x: x.cast(pl.Int64).cast(pl.Datetime("ms"))),
+    ScalarFunction("hour", ("timestamp",), _const(T.BIGINT), lambda t: t.dt.hour().cast(pl.Int64)),
+    ScalarFunction("minute", ("timestamp",), _const(T.BIGINT), lambda t: t.dt.minute().cast(pl.Int64)),
+    ScalarFunction("second", ("timestamp",), _const(T.BIGINT), lambda t: t.dt.second().cast(pl.Int64)),
+]}
+
+# Other spellings users bring from other SQL dialects.
+FUNCTION_ALIASES = {
+    "substr": "substring", "char_length": "length", "len": "length", "ceiling": "ceil",
+    "pow": "power", "ifnull": "coalesce", "ucase": "upper", "lcase": "lower",
+}
+
+# Aggregates: name -> result type given the argument type (None for COUNT(*)).
+AGGREGATE_FUNCTIONS: dict[str, Callable[[DataType | None], DataType]] = {
+    "count": lambda t: T.BIGINT,
+    "sum": lambda t: T.DOUBLE if t is T.DOUBLE else T.BIGINT,
+    "avg": lambda t: T.DOUBLE,
+    "min": lambda t: t,
+    "max": lambda t: t,
+}
+AGGREGATE_ALIASES = {"mean": "avg"}
+
+# Window functions valid only in GROUP BY.
+WINDOW_FUNCTIONS = ("tumble", "hop", "session")
+
+
+def lookup_scalar(name: str) -> ScalarFunction | None:
+    key = name.lower()
+    return SCALAR_FUNCTIONS.get(FUNCTION_ALIASES.get(key, key))
+
+
+def lookup_aggregate(name: str) -> str | None:
+    key = name.lower()
+    key = AGGREGATE_ALIASES.get(key, key)
+    return key if key in AGGREGATE_FUNCTIONS else None
+
+
+def known_function_names() -> list[str]:
+    return sorted(set(SCALAR_FUNCTIONS) | set(FUNCTION_ALIASES) | set(AGGREGATE_FUNCTIONS)
+                  | set(AGGREGATE_ALIASES) | set(WINDOW_FUNCTIONS))

@@ -1,0 +1,185 @@
+"""SQL types and their polars dtypes; schemas as immutable records.
+
+TIMESTAMP is `Datetime("ms")` inside, INTERVAL a `Duration("ms")`. The type
+rules for operators live here so the binder and the dataframe API agree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+from typing import Iterable, Iterator
+
+import polars as pl
+
+
+class DataType(Enum):
+    BIGINT = "BIGINT"
+    INT = "INT"
+    DOUBLE = "DOUBLE"
+    STRING = "STRING"
+    BOOLEAN = "BOOLEAN"
+    TIMESTAMP = "TIMESTAMP"
+    INTERVAL = "INTERVAL"
+    NULL = "NULL"
+
+    def __repr__(self) -> str:
+        return self.value
+
+    @property
+    def polars(self) -> pl.DataType:
+        return _TO_POLARS[self]
+
+    @property
+    def is_numeric(self) -> bool:
+        return self in (DataType.BIGINT, DataType.INT, DataType.DOUBLE)
+
+    @property
+    def is_integer(self) -> bool:
+        return self in (DataType.BIGINT, DataType.INT)
+
+
+_TO_POLARS: dict[DataType, pl.DataType] = {
+    DataType.BIGINT: pl.Int64(),
+    DataType.INT: pl.Int32(),
+    DataType.DOUBLE: pl.Float64(),
+    DataType.STRING: pl.String(),
+    DataType.BOOLEAN: pl.Boolean(),
+    DataType.TIMESTAMP: pl.Datetime("ms"),
+    DataType.INTERVAL: pl.Duration("ms"),
+    DataType.NULL: pl.Null(),
+}
+
+# Names a user may write in DDL or CAST, mapped to our types.
+TYPE_NAMES: dict[str, DataType] = {
+    "BIGINT": DataType.BIGINT, "LONG": DataType.BIGINT, "INT64": DataType.BIGINT,
+    "INT": DataType.INT, "INTEGER": DataType.INT, "SMALLINT": DataType.INT, "TINYINT": DataType.INT,
+    "DOUBLE": DataType.DOUBLE, "DOUBLE PRECISION": DataType.DOUBLE, "FLOAT": DataType.DOUBLE,
+    "REAL": DataType.DOUBLE, "DECIMAL": DataType.DOUBLE, "NUMERIC": DataType.DOUBLE,
+    "STRING": DataType.STRING, "VARCHAR": DataType.STRING, "TEXT": DataType.STRING, "CHAR": DataType.STRING,
+    "BOOLEAN": DataType.BOOLEAN, "BOOL": DataType.BOOLEAN,
+    "TIMESTAMP": DataType.TIMESTAMP, "DATETIME": DataType.TIMESTAMP,
+}
+
+
+def type_from_name(name: str) -> DataType | None:
+    """Map a type name as written (any case) to a DataType, or None if unknown."""
+    return TYPE_NAMES.get(" ".join(name.upper().split()))
+
+
+def type_from_polars(dtype: pl.DataType) -> DataType:
+    """The SQL type of a polars dtype (used when a frame or API value brings its own)."""
+    if dtype == pl.Boolean:
+        return DataType.BOOLEAN
+    if dtype in (pl.Int8, pl.Int16, pl.Int32, pl.UInt8, pl.UInt16):
+        return DataType.INT
+    if dtype.is_integer():
+        return DataType.BIGINT
+    if dtype.is_float() or dtype.is_decimal():
+        return DataType.DOUBLE
+    if dtype in (pl.String, pl.Categorical, pl.Enum):
+        return DataType.STRING
+    if isinstance(dtype, pl.Datetime) or dtype == pl.Date:
+        return DataType.TIMESTAMP
+    if isinstance(dtype, pl.Duration):
+        return DataType.INTERVAL
+    if dtype == pl.Null:
+        return DataType.NULL
+    raise TypeError(f"no SQL type for polars dtype {dtype}")
+
+
+def common_numeric(a: DataType, b: DataType) -> DataType | None:
+    """The type two numeric operands widen to, or None if either is not numeric."""
+    if a is DataType.NULL:
+        return b if b.is_numeric or b is DataType.NULL else None
+    if b is DataType.NULL:
+        return a if a.is_numeric else None
+    if not (a.is_numeric and b.is_numeric):
+        return None
+    if DataType.DOUBLE in (a, b):
+        return DataType.DOUBLE
+    if DataType.BIGINT in (a, b):
+        return DataType.BIGINT
+    return DataType.INT
+
+
+def comparable(a: DataType, b: DataType) -> bool:
+    """Whether `a = b` (and < >) is meaningful without an explicit cast."""
+    return a is b or DataType.NULL in (a, b) or common_numeric(a, b) is not None
+
+
+def common_type(types: Iterable[DataType]) -> DataType | None:
+    """The type that values of all `types` share (CASE branches, IN lists, UNION), or None."""
+    result = DataType.NULL
+    for t in types:
+        if t is DataType.NULL or t is result:
+            continue
+        if result is DataType.NULL:
+            result = t
+            continue
+        widened = common_numeric(result, t)
+        if widened is None:
+            return None
+        result = widened
+    return result
+
+
+@dataclass(frozen=True, slots=True)
+class Field:
+    name: str
+    dtype: DataType
+
+    def __str__(self) -> str:
+        return f"{self.name}: {self.dtype.value}"
+
+
+@dataclass(frozen=True, slots=True)
+class Schema:
+    """An ordered list of uniquely named fields."""
+
+    fields: tuple[Field, ...]
+
+    def __post_init__(self) -> None:
+        seen: set[str] = set()
+        for f in self.fields:
+            if f.name in seen:
+                raise ValueError(f"duplicate column name '{f.name}' in schema")
+            seen.add(f.name)
+
+    @classmethod
+    def of(cls, *pairs: tuple[str, DataType]) -> "Schema":
+        return cls(tuple(Field(n, t) for n, t in pairs))
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(f.name for f in self.fields)
+
+    def __iter__(self) -> Iterator[Field]:
+        return iter(self.fields)
+
+    def __len__(self) -> int:
+        return len(self.fields)
+
+    def __contains__(self, name: object) -> bool:
+        return any(f.name == name for f in self.fields)
+
+    def get(self, name: str) -> Field | None:
+        for f in self.fields:
+            if f.name == name:
+                return f
+        return None
+
+    def dtype(self, name: str) -> DataType:
+        field = self.get(name)
+        if field is None:
+            raise KeyError(name)
+        return field.dtype
+
+    def select(self, names: Iterable[str]) -> "Schema":
+        return Schema(tuple(self.fields[self.names.index(n)] for n in names))
+
+    def to_polars(self) -> dict[str, pl.DataType]:
+        return {f.name: f.dtype.polars for f in self.fields}
+
+    def __str__(self) -> str:
+        return ", ".join(str(f) for f in self.fields)
