@@ -52,7 +52,7 @@ class PositionedError(DSLError):
         head = f"line {self.line}, col {self.column}: {self.message}"
         if not self.source:
             return head
-        lines = self.source.splitlines()
+        lines = self.source.split("\n")
         if not 1 <= self.line <= len(lines):
             return head
         text = lines[self.line - 1].expandtabs(1)
