@@ -243,10 +243,15 @@ def format_duration_ms(ms: int) -> str:
     return f"{ms}ms"
 
 
+def quote_name(name: str) -> str:
+    """A column name as query text: bare when it is a plain identifier, else double-quoted."""
+    return name if name.isidentifier() else '"' + name.replace('"', '""') + '"'
+
+
 def render(e: Expr) -> str:
     """Canonical text of an expression (fully parenthesized binary operations)."""
     if isinstance(e, Column):
-        return e.name if e.name.isidentifier() else '"' + e.name.replace('"', '""') + '"'
+        return quote_name(e.name)
     if isinstance(e, Literal):
         return render_literal(e.value, e.dtype)
     if isinstance(e, Binary):
@@ -278,4 +283,4 @@ def render_named(n: NamedExpr) -> str:
     """`name := expr`, or just `name` for a column passed through under its own name."""
     if isinstance(n.expr, Column) and n.expr.name == n.name:
         return render(n.expr)
-    return f"{n.name} := {render(n.expr)}"
+    return f"{quote_name(n.name)} := {render(n.expr)}"

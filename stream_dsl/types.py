@@ -130,7 +130,8 @@ class Field:
     dtype: DataType
 
     def __str__(self) -> str:
-        return f"{self.name}: {self.dtype.value}"
+        name = self.name if self.name.isidentifier() else '"' + self.name.replace('"', '""') + '"'
+        return f"{name}: {self.dtype.value}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,368 @@
+"""The Context: where a user starts. It holds the catalog and the run settings,
+runs DSL scripts, and hands out Streams and Tables for the dataframe API.
+
+Examples
+--------
+>>> import stream_dsl as sd
+>>> ctx = sd.Context(executor="inline", workers=1)
+>>> ctx.sql("CREATE TABLE users (user_id STRING, age INT) WITH (connector = 'files', path = 'u.csv', format = 'csv')")
+>>> ctx.sql("DESCRIBE users")["type"].to_list()
+['STRING', 'INT']
+>>> ctx.table("users").filter(sd.col("age") >= 18).columns
+['user_id', 'age']
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, Iterable, Mapping, Sequence
+
+import polars as pl
+
+from stream_dsl.binder import (SETTINGS, BoundCreateSink, BoundCreateSource, BoundCreateView, BoundDescribe,
+                               BoundDrop, BoundExplain, BoundInsert, BoundQuery, BoundSet, BoundShow,
+                               BoundStatement, bind)
+from stream_dsl.catalog import Catalog
+from stream_dsl.config import RunConfig
+from stream_dsl.dataframe import Stream, Table, wrap
+from stream_dsl.dataframe_expr import to_duration_ms, type_name_of
+from stream_dsl.errors import BindError, DSLError, PositionedError
+from stream_dsl.functions import AGGREGATE_FUNCTIONS, SCALAR_FUNCTIONS, WINDOW_FUNCTIONS
+from stream_dsl.parser import parse
+from stream_dsl.plan import Plan, Scan, SourceDef, Watermark, is_streaming, render_plan
+from stream_dsl.types import DataType, Field, Schema, type_from_name, type_from_polars
+
+__all__ = ["Context"]
+
+_TRUE = ("true", "on", "yes", "1")
+_FALSE = ("false", "off", "no", "0")
+
+
+def _executor_api() -> Any:
+    """The executor's entry points, imported only when a query runs."""
+    try:
+        from executor import api
+    except ModuleNotFoundError as err:
+        if err.name in ("executor", "executor.api"):
+            raise DSLError("no executor available yet: the module executor.api is missing") from None
+        raise
+    return api
+
+
+class Context:
+    """The entry point: a catalog of streams, tables, sinks and views, and how queries run.
+
+    Parameters
+    ----------
+    workers : int
+        Worker processes of the executor.
+    executor : str
+        'drizzle' (group scheduling, the default), 'bsp' (per-stage scheduling
+        by the driver) or 'inline' (one process).
+    group_size : int or 'auto'
+        Micro-batches scheduled at once; 'auto' tunes it.
+    batch_interval : str, int or timedelta
+        Event time one micro-batch covers: '100ms', '1s', or milliseconds.
+    optimize : bool
+        Run the optimizer rules.
+    checkpoint_dir : str, optional
+        Where checkpoints go; None turns them off.
+
+    Examples
+    --------
+    >>> import stream_dsl as sd
+    >>> sd.Context(workers=4, batch_interval="1s").config.batch_interval_ms
+    1000
+    """
+
+    def __init__(self, workers: int = 2, executor: str = "drizzle", group_size: int | str = 10,
+                 batch_interval: str | int | dt.timedelta = "100ms", optimize: bool = True,
+                 checkpoint_dir: str | None = None) -> None:
+        self.config = RunConfig(workers=workers, executor=executor, group_size=group_size,
+                                batch_interval_ms=to_duration_ms(batch_interval, "batch_interval"),
+                                optimize=optimize, checkpoint_dir=checkpoint_dir)
+        self.catalog = Catalog()
+
+    def __repr__(self) -> str:
+        c = self.config
+        return (f"Context(workers={c.workers}, executor={c.executor!r}, group_size={c.group_size!r}, "
+                f"batch_interval='{c.batch_interval_ms}ms', optimize={c.optimize})")
+
+    # ------------------------------------------------------------ the DSL
+
+    def sql(self, text: str) -> Any:
+        """Run a script of one or more statements; returns the result of the last one.
+
+        DDL, SET and DROP return None; a query returns a Stream (a Table when it
+        reads only tables); EXPLAIN a str; SHOW and DESCRIBE a polars DataFrame;
+        INSERT INTO starts the query and returns its QueryHandle.
+
+        Examples
+        --------
+        >>> import stream_dsl as sd
+        >>> ctx = sd.Context()
+        >>> ctx.sql("CREATE SINK out WITH (connector = 'console'); SHOW SINKS")["name"].to_list()
+        ['out']
+        """
+        try:
+            statements = parse(text)
+        except PositionedError as err:
+            raise err.with_source(text) from None
+        result: Any = None
+        for statement in statements:
+            try:
+                bound = bind(statement, self.catalog, text)
+            except PositionedError as err:
+                raise err.with_source(text) from None
+            result = self._run(bound)
+        return result
+
+    def _run(self, s: BoundStatement) -> Any:
+        if isinstance(s, BoundQuery):
+            return wrap(self, s.plan)
+        if isinstance(s, BoundInsert):
+            return self._start(s.plan, s.sink)
+        if isinstance(s, BoundExplain):
+            return self._explain_statement(s)
+        if isinstance(s, BoundCreateSource):
+            self.catalog.add_source(s.source, replace=s.replace, if_not_exists=s.if_not_exists)
+        elif isinstance(s, BoundCreateSink):
+            self.catalog.add_sink(s.sink, replace=s.replace, if_not_exists=s.if_not_exists)
+        elif isinstance(s, BoundCreateView):
+            self.catalog.add_view(s.name, s.plan, replace=s.replace)
+        elif isinstance(s, BoundShow):
+            return self._show(s.what)
+        elif isinstance(s, BoundDescribe):
+            return self._describe(s.name)
+        elif isinstance(s, BoundSet):
+            self.config = self.config.with_options(**_setting(s.key, s.value))
+        elif isinstance(s, BoundDrop):
+            self.catalog.drop(s.kind, s.name, if_exists=s.if_exists)
+        else:
+            raise DSLError(f"cannot run {type(s).__name__}")
+        return None
+
+    def _explain_statement(self, s: BoundExplain) -> str:
+        inner = s.statement
+        if s.analyze:
+            run = getattr(_executor_api(), "explain_analyze", None)
+            if run is None:
+                raise DSLError("EXPLAIN ANALYZE is not available: the executor does not report metrics yet")
+            text = run(inner.plan, self.config, self.catalog)
+        else:
+            text = self._explain(inner.plan)
+        if isinstance(inner, BoundInsert):
+            return f"Insert into {inner.sink.name}\n{text}"
+        return text
+
+    def _show(self, what: str) -> pl.DataFrame:
+        rows: list[tuple[str, str]] = []
+        if what in ("streams", "tables"):
+            kind = what[:-1]
+            rows = [(n, kind) for n, s in self.catalog.sources.items() if s.kind == kind]
+            rows += [(n, "view") for n, p in self.catalog.views.items() if is_streaming(p) == (kind == "stream")]
+        elif what == "sinks":
+            rows = [(n, s.option("connector") or "") for n, s in self.catalog.sinks.items()]
+        elif what == "views":
+            rows = [(n, "stream" if is_streaming(p) else "table") for n, p in self.catalog.views.items()]
+        elif what == "functions":
+            rows = ([(n, "scalar") for n in sorted(SCALAR_FUNCTIONS)]
+                    + [(n, "aggregate") for n in sorted(AGGREGATE_FUNCTIONS)]
+                    + [(n, "window") for n in WINDOW_FUNCTIONS])
+        else:
+            raise DSLError(f"cannot SHOW {what.upper()}; use STREAMS, TABLES, SINKS, VIEWS or FUNCTIONS")
+        return pl.DataFrame({"name": [r[0] for r in rows], "kind": [r[1] for r in rows]},
+                            schema={"name": pl.String, "kind": pl.String})
+
+    def _describe(self, name: str) -> pl.DataFrame:
+        schema = self.catalog.resolve(name).schema
+        return pl.DataFrame({"column": list(schema.names), "type": [f.dtype.value for f in schema]},
+                            schema={"column": pl.String, "type": pl.String})
+
+    # ------------------------------------------------------------ the dataframe API
+
+    def stream(self, name: str) -> Stream:
+        """The stream (or streaming view) called `name`."""
+        plan = self.catalog.resolve(name)
+        if not is_streaming(plan):
+            raise BindError(f"'{name}' is a table, not a stream; use ctx.table('{name}')")
+        return Stream(self, plan)
+
+    def table(self, name: str) -> Table:
+        """The static table (or view over tables) called `name`."""
+        plan = self.catalog.resolve(name)
+        if is_streaming(plan):
+            raise BindError(f"'{name}' is a stream, not a table; use ctx.stream('{name}')")
+        return Table(self, plan)
+
+    def register(self, name: str, stream: Stream, *, replace: bool = True) -> Stream:
+        """Make a Stream (or Table) usable from SQL as the view `name`."""
+        if not isinstance(stream, Stream):
+            raise DSLError(f"register needs a Stream or Table, got {type(stream).__name__}")
+        self.catalog.add_view(name, stream.plan, replace=replace)
+        return wrap(self, stream.plan)
+
+    def from_polars(self, frames: pl.DataFrame | pl.LazyFrame | Sequence[pl.DataFrame], name: str | None = None,
+                    *, watermark: str | None = None, watermark_delay: str | int | dt.timedelta = "0s",
+                    batch_size: int | None = None, static: bool = False) -> Stream:
+        """An in-memory stream (or, with `static=True`, a table) over polars frames.
+
+        A list of frames gives one micro-batch per frame; `batch_size` splits
+        them further into batches of at most that many rows. With a `name`
+        the stream is in the catalog, usable from SQL. `watermark` names the
+        TIMESTAMP column the watermark follows, `watermark_delay` behind.
+
+        Examples
+        --------
+        >>> import stream_dsl as sd, polars as pl
+        >>> ctx = sd.Context()
+        >>> ctx.from_polars(pl.DataFrame({"a": [1, 2]}), name="nums").schema
+        {'a': Int64}
+        """
+        from stream_dsl.connectors import memory
+
+        batches = _frame_list(frames)
+        schema = _frame_schema(batches[0])
+        batches = [_conform(f, schema) for f in batches]
+        if batch_size is not None:
+            if not isinstance(batch_size, int) or batch_size < 1:
+                raise DSLError(f"batch_size must be a positive integer, got {batch_size!r}")
+            batches = [part for f in batches for part in (f.iter_slices(batch_size) if f.height else [f])]
+        kind = "table" if static else "stream"
+        wm = None
+        if watermark is not None:
+            if static:
+                raise DSLError("a static table has no watermark")
+            wm = _watermark(watermark, to_duration_ms(watermark_delay, "watermark_delay", allow_zero=True), schema)
+        id = memory.register(memory.new_id(name or "frame"), batches)
+        source = SourceDef(name or id.strip("_"), kind, schema, (("connector", "memory"), ("id", id)), wm)
+        if name is not None:
+            self.catalog.add_source(source, replace=True)
+        return wrap(self, Scan(source))
+
+    def table_from_polars(self, name: str, frame: pl.DataFrame | pl.LazyFrame) -> Table:
+        """A static in-memory table called `name`."""
+        table = self.from_polars(frame, name, static=True)
+        assert isinstance(table, Table)
+        return table
+
+    def from_iterable(self, rows: Iterable[Mapping[str, Any] | Sequence[Any]],
+                      schema: Mapping[str, Any] | Sequence[tuple[str, Any]], name: str | None = None,
+                      **options: Any) -> Stream:
+        """An in-memory stream from rows (dicts or tuples) and a schema of SQL or polars types.
+
+        Examples
+        --------
+        >>> import stream_dsl as sd
+        >>> ctx = sd.Context()
+        >>> ctx.from_iterable([(1, "a")], schema={"id": "BIGINT", "tag": sd.STRING}).columns
+        ['id', 'tag']
+        """
+        pairs = list(schema.items()) if isinstance(schema, Mapping) else list(schema)
+        if not pairs:
+            raise DSLError("from_iterable needs a schema with at least one column")
+        polars_schema = {n: _sql_type(t).polars for n, t in pairs}
+        data = list(rows)
+        orient = "row" if data and not isinstance(data[0], Mapping) else None
+        try:
+            frame = pl.DataFrame(data, schema=polars_schema, orient=orient)
+        except (pl.exceptions.PolarsError, TypeError, ValueError) as err:
+            raise DSLError(f"cannot build a frame from these rows: {str(err).splitlines()[0]}") from None
+        return self.from_polars(frame, name, **options)
+
+    # ------------------------------------------------------------ running (used by Stream)
+
+    def _explain(self, plan: Plan) -> str:
+        """The explain text of a plan: the optimizer's sections and stages when present."""
+        try:
+            from optimizer.explain import explain
+        except ImportError:
+            return render_plan(plan)
+        return explain(plan, self.config)
+
+    def _collect(self, plan: Plan) -> pl.DataFrame:
+        return _executor_api().collect(plan, self.config, self.catalog)
+
+    def _start(self, plan: Plan, sink: Any) -> Any:
+        """Start a continuous query; `sink` is a sink name, a SinkDef, a Sink, a function or None (console)."""
+        return _executor_api().start(plan, sink, self.config, self.catalog)
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def _setting(key: str, value: str) -> dict[str, Any]:
+    """A SET statement's text value, converted for RunConfig."""
+    text = value.strip()
+    if key == "workers":
+        if not text.isdigit():
+            raise DSLError(f"workers must be a positive integer, got '{value}'")
+        return {"workers": int(text)}
+    if key == "group_size":
+        if text.lower() == "auto":
+            return {"group_size": "auto"}
+        if not text.isdigit():
+            raise DSLError(f"group_size must be a positive integer or 'auto', got '{value}'")
+        return {"group_size": int(text)}
+    if key == "batch_interval":
+        return {"batch_interval_ms": to_duration_ms(text, "batch_interval")}
+    if key == "optimize":
+        if text.lower() not in _TRUE + _FALSE:
+            raise DSLError(f"optimize must be true or false, got '{value}'")
+        return {"optimize": text.lower() in _TRUE}
+    if key == "executor":
+        return {"executor": text.lower()}
+    if key == "checkpoint_dir":
+        return {"checkpoint_dir": None if text.lower() in ("", "none", "null") else text}
+    raise DSLError(f"unknown setting '{key}'; settings: {', '.join(SETTINGS)}")
+
+
+def _frame_list(frames: Any) -> list[pl.DataFrame]:
+    if isinstance(frames, (pl.DataFrame, pl.LazyFrame)):
+        frames = [frames]
+    items = [f.collect() if isinstance(f, pl.LazyFrame) else f for f in frames]
+    if not items:
+        raise DSLError("from_polars needs at least one frame")
+    for f in items:
+        if not isinstance(f, pl.DataFrame):
+            raise DSLError(f"from_polars needs polars DataFrames, got {type(f).__name__}")
+    return items
+
+
+def _frame_schema(frame: pl.DataFrame) -> Schema:
+    fields = []
+    for name, dtype in frame.schema.items():
+        try:
+            fields.append(Field(name, type_from_polars(dtype)))
+        except TypeError:
+            raise DSLError(f"column '{name}' has polars type {dtype}, which has no SQL type; cast it first") from None
+    return Schema(tuple(fields))
+
+
+def _conform(frame: pl.DataFrame, schema: Schema) -> pl.DataFrame:
+    """`frame` with exactly the schema's columns, cast to their SQL types' polars dtypes."""
+    if frame.columns != list(schema.names):
+        raise DSLError(f"all frames must have the columns {', '.join(schema.names)}; got {', '.join(frame.columns)}")
+    try:
+        return frame.select([pl.col(f.name).cast(f.dtype.polars) for f in schema])
+    except pl.exceptions.PolarsError as err:
+        raise DSLError(f"cannot read frame as ({schema}): {str(err).splitlines()[0]}") from None
+
+
+def _watermark(column: str, delay_ms: int, schema: Schema) -> Watermark:
+    if column not in schema:
+        raise BindError(f"unknown watermark column '{column}'; columns: {', '.join(schema.names)}")
+    if schema.dtype(column) is not DataType.TIMESTAMP:
+        raise BindError(f"the watermark column '{column}' must be a TIMESTAMP, not {schema.dtype(column).value}")
+    return Watermark(column, delay_ms)
+
+
+def _sql_type(value: Any) -> DataType:
+    """A schema entry: DataType, SQL type name, polars dtype or Python type."""
+    if isinstance(value, DataType):
+        return value
+    name = type_name_of(value)
+    dtype = type_from_name(name)
+    if dtype is None:
+        raise DSLError(f"unknown type '{value}'")
+    return dtype

@@ -1,0 +1,63 @@
+"""Shared fixtures: the corpus catalog (built through DDL) and the `--update-goldens` option."""
+
+from __future__ import annotations
+
+import pytest
+
+import stream_dsl as sd
+
+# The catalog every corpus statement is bound against. It is created with DDL
+# (not by filling the catalog by hand) so the DDL path runs in every test.
+CATALOG_DDL: tuple[str, ...] = (
+    """
+    CREATE STREAM events (
+      user_id STRING, page_id STRING, ad_id STRING, ad_type STRING,
+      event_type STRING, event_time TIMESTAMP, ip_address STRING,
+      WATERMARK FOR event_time AS event_time - INTERVAL '1' SECOND
+    ) WITH (connector = 'generator', kind = 'ysb', rate = '1000000', count = '5000000')
+    """,
+    """
+    CREATE TABLE campaigns (ad_id STRING, campaign_id STRING)
+      WITH (connector = 'files', path = 'data/campaigns.csv', format = 'csv')
+    """,
+    """
+    CREATE STREAM clicks (
+      user_id STRING, url STRING, ts TIMESTAMP, duration_ms BIGINT,
+      WATERMARK FOR ts AS ts - INTERVAL '5' SECOND
+    ) WITH (connector = 'files', path = 'data/clicks/', format = 'ndjson')
+    """,
+    """
+    CREATE STREAM sensors (sensor_id INT, temperature DOUBLE, humidity DOUBLE, ok BOOLEAN, ts TIMESTAMP)
+      WITH (connector = 'files', path = 'data/sensors/', format = 'ndjson')
+    """,
+    """
+    CREATE TABLE users (user_id STRING, country STRING, age INT)
+      WITH (connector = 'files', path = 'data/users.csv', format = 'csv')
+    """,
+    """
+    CREATE STREAM transactions (tx_id BIGINT, account STRING, amount DOUBLE, merchant STRING, ts TIMESTAMP)
+      WITH (connector = 'files', path = 'data/transactions/', format = 'ndjson')
+    """,
+    """
+    CREATE SINK out WITH (connector = 'files', path = 'out/', format = 'parquet')
+    """,
+)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--update-goldens", action="store_true", default=False,
+                     help="rewrite golden files (tests/corpus/valid/*.plan) from the current output")
+
+
+@pytest.fixture
+def update_goldens(request: pytest.FixtureRequest) -> bool:
+    return bool(request.config.getoption("--update-goldens"))
+
+
+@pytest.fixture
+def ctx() -> sd.Context:
+    """A fresh inline context holding the corpus catalog, one DDL statement at a time."""
+    context = sd.Context(executor="inline", workers=1)
+    for statement in CATALOG_DDL:
+        assert context.sql(statement) is None
+    return context

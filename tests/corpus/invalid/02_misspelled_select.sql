@@ -1,0 +1,2 @@
+-- error: ParseError 2:1 SELET
+SELET url FROM clicks;

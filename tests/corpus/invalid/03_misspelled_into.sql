@@ -1,0 +1,3 @@
+-- error: ParseError 2:8 INTA
+INSERT INTA out
+SELECT * FROM clicks;

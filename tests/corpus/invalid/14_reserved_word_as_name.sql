@@ -1,0 +1,2 @@
+-- error: ParseError 2:8 select
+SELECT select FROM clicks;

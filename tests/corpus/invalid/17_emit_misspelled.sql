@@ -1,0 +1,5 @@
+-- error: ParseError 5:16 CLOSED
+SELECT window_start, COUNT(*) AS n
+FROM clicks
+GROUP BY TUMBLE(ts, INTERVAL '1' MINUTE)
+EMIT ON WINDOW CLOSED;

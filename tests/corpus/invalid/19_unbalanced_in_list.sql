@@ -1,0 +1,2 @@
+-- error: ParseError 2:46 ';'
+SELECT url FROM clicks WHERE url IN ('a', 'b';

@@ -1,0 +1,4 @@
+-- error: ParseError 4:1 WHERE
+SELECT *
+FROM events JOIN campaigns
+WHERE event_type = 'view';

@@ -1,0 +1,5 @@
+-- error: BindError 5:1 EMIT ON WINDOW CLOSE
+SELECT url, COUNT(*) AS hits
+FROM clicks
+GROUP BY url
+EMIT ON WINDOW CLOSE;

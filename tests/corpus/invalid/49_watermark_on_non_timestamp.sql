@@ -1,0 +1,6 @@
+-- error: BindError 5:17 TIMESTAMP
+CREATE STREAM readings (
+  id BIGINT,
+  ts TIMESTAMP,
+  WATERMARK FOR id AS id - INTERVAL '1' SECOND
+);

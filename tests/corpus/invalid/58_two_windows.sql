@@ -1,0 +1,3 @@
+-- error: BindError 3:43 window
+SELECT COUNT(*) FROM clicks
+GROUP BY TUMBLE(ts, INTERVAL '1' MINUTE), HOP(ts, INTERVAL '1' MINUTE, INTERVAL '5' MINUTE);

@@ -1,0 +1,2 @@
+-- error: BindError 2:20 unknown type 'STRNG'
+SELECT CAST(url AS STRNG) FROM clicks;

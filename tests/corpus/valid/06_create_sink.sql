@@ -1,0 +1,1 @@
+CREATE SINK alerts WITH (connector = 'files', path = 'out/alerts/', format = 'ndjson');

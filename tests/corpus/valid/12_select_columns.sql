@@ -1,0 +1,1 @@
+SELECT url, user_id FROM clicks;

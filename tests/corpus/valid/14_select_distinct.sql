@@ -1,0 +1,1 @@
+SELECT DISTINCT event_type, ad_type FROM events;

@@ -1,0 +1,4 @@
+SELECT user_id, url
+FROM clicks
+WHERE url LIKE 'https://shop.example.com/%'
+  AND url NOT LIKE '%/checkout_';

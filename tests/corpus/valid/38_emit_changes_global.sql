@@ -1,0 +1,4 @@
+SELECT account, SUM(amount) AS balance_change
+FROM transactions
+GROUP BY account
+EMIT CHANGES;

@@ -1,0 +1,3 @@
+SELECT user_id FROM clicks
+UNION
+SELECT user_id FROM events;

@@ -1,0 +1,1 @@
+SELECT tx_id, amount FROM transactions WHERE amount > 0 LIMIT 10;

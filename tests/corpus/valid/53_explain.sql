@@ -1,0 +1,1 @@
+EXPLAIN SELECT url, COUNT(*) AS hits FROM clicks GROUP BY url;

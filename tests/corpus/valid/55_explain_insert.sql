@@ -1,0 +1,1 @@
+EXPLAIN INSERT INTO out SELECT user_id, url FROM clicks WHERE duration_ms > 1000;

@@ -1,0 +1,1 @@
+SET group_size = 'auto';

@@ -1,0 +1,1 @@
+SET workers TO 4;

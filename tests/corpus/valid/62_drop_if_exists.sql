@@ -1,0 +1,1 @@
+DROP TABLE IF EXISTS no_such_table;

@@ -1,0 +1,3 @@
+SELECT DISTINCT country, COUNT(*) AS people
+FROM users
+GROUP BY country, age;
