@@ -51,12 +51,18 @@ def _common(types: list[DataType]) -> DataType:
 
 
 def _substr(s: pl.Expr, start: pl.Expr, length: pl.Expr | None = None) -> pl.Expr:
-    # SQL positions are 1-based.
-    return s.str.slice(start - 1, length)
+    """SQL positions are 1-based; positions before 1 count against the length (as in SQL)."""
+    offset = start.cast(pl.Int64) - 1
+    if length is None:
+        return s.str.slice(pl.max_horizontal(offset, pl.lit(0)))
+    end = offset + length.cast(pl.Int64)
+    return s.str.slice(pl.max_horizontal(offset, pl.lit(0)), pl.max_horizontal(end - pl.max_horizontal(offset, 0), 0))
 
 
 def _round(x: pl.Expr, digits: pl.Expr | None = None) -> pl.Expr:
-    return x.round(0) if digits is None else x.round(_literal_int(digits))
+    # SQL rounds half away from zero; polars' default is half to even.
+    places = 0 if digits is None else _literal_int(digits)
+    return x.cast(pl.Float64).round(places, mode="half_away_from_zero")
 
 
 def _literal_int(e: pl.Expr) -> int:
@@ -64,8 +70,11 @@ def _literal_int(e: pl.Expr) -> int:
     return pl.select(e).item()
 
 
-def _log(x: pl.Expr, base: pl.Expr | None = None) -> pl.Expr:
-    return x.log() if base is None else x.log() / base.log()
+def _log(first: pl.Expr, second: pl.Expr | None = None) -> pl.Expr:
+    """LOG(x) is base 10 and LOG(b, x) takes the base first, as in PostgreSQL and DuckDB."""
+    if second is None:
+        return first.cast(pl.Float64).log10()
+    return second.cast(pl.Float64).log() / first.cast(pl.Float64).log()
 
 
 SCALAR_FUNCTIONS: dict[str, ScalarFunction] = {f.name: f for f in [
@@ -81,7 +90,8 @@ SCALAR_FUNCTIONS: dict[str, ScalarFunction] = {f.name: f for f in [
     ScalarFunction("replace", ("string", "string", "string"), _const(T.STRING),
                    lambda s, a, b: s.str.replace_all(a, b, literal=True)),
     ScalarFunction("concat", ("any",), _const(T.STRING),
-                   lambda *xs: pl.concat_str([x.cast(pl.String) for x in xs]), variadic=True, min_args=1),
+                   lambda *xs: pl.concat_str([x.cast(pl.String) for x in xs], ignore_nulls=True), variadic=True,
+                   min_args=1, doc="concatenation; NULL arguments are skipped"),
     ScalarFunction("starts_with", ("string", "string"), _const(T.BOOLEAN), lambda s, p: s.str.starts_with(p)),
     ScalarFunction("ends_with", ("string", "string"), _const(T.BOOLEAN), lambda s, p: s.str.ends_with(p)),
     ScalarFunction("contains", ("string", "string"), _const(T.BOOLEAN),

@@ -1,0 +1,111 @@
+"""QueryHandle: a continuous query running in the background.
+
+The micro-batch loop runs in a daemon thread. `progress()` lists one dict
+per finished micro-batch (batch_id, rows_in, rows_out, late_rows,
+dead_letters, watermark, duration_ms, latency_ms, ...). A failure inside the
+loop ends the query; `await_termination()` re-raises it as an
+ExecutionError naming the operator. A query over bounded sources ends by
+itself when its input is done.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from executor.inline import InlineQuery, run_to_end
+from executor import kernels
+from stream_dsl.connectors.base import DeadLetter, Sink
+from stream_dsl.errors import DSLError, ExecutionError
+
+
+class QueryHandle:
+    """Control and progress of one running query (stop, await_termination, progress)."""
+
+    def __init__(self, query: InlineQuery, sink: Sink, name: str | None = None) -> None:
+        self.name = name
+        self._query = query
+        self._sink = sink
+        self._progress: list[dict[str, Any]] = []
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._exception: ExecutionError | None = None
+        self._thread = threading.Thread(target=self._run, name=f"stream-dsl-{name or 'query'}", daemon=True)
+
+    def _start(self) -> "QueryHandle":
+        self._thread.start()
+        return self
+
+    def _record(self, report: dict[str, Any]) -> None:
+        with self._lock:
+            self._progress.append(report)
+
+    def _run(self) -> None:
+        try:
+            run_to_end(self._query, self._record, self._stop.is_set, idle_sleep=True)
+        except ExecutionError as exc:
+            self._exception = exc
+        except DSLError as exc:
+            self._exception = _as_execution_error(exc)
+        except Exception as exc:
+            self._exception = _as_execution_error(exc)
+        finally:
+            self._query.close()
+            try:
+                self._sink.close()
+            except Exception as exc:
+                if self._exception is None:
+                    self._exception = _as_execution_error(exc, "closing the sink")
+
+    # ------------------------------------------------------------ public
+
+    def stop(self, timeout: float | None = None) -> None:
+        """Ask the loop to stop after the current batch and wait for it (up to `timeout` seconds)."""
+        self._stop.set()
+        if self._thread.is_alive() and threading.current_thread() is not self._thread:
+            self._thread.join(timeout)
+
+    def await_termination(self, timeout: float | None = None) -> bool:
+        """Wait until the query ends (True) or `timeout` passes (False); re-raise a failure."""
+        self._thread.join(timeout)
+        if self._exception is not None:
+            raise self._exception
+        return not self._thread.is_alive()
+
+    @property
+    def is_active(self) -> bool:
+        return self._thread.is_alive()
+
+    @property
+    def exception(self) -> ExecutionError | None:
+        return self._exception
+
+    def progress(self) -> list[dict[str, Any]]:
+        """One dict per finished micro-batch, oldest first."""
+        with self._lock:
+            return [dict(p) for p in self._progress]
+
+    @property
+    def last_progress(self) -> dict[str, Any] | None:
+        with self._lock:
+            return dict(self._progress[-1]) if self._progress else None
+
+    @property
+    def dead_letters(self) -> list[DeadLetter]:
+        """The records the sources could not read (also counted per batch in progress)."""
+        return list(self._query.dead_letters)
+
+    @property
+    def stages(self):
+        """The query's stage DAG (networkx.DiGraph)."""
+        return self._query.graph
+
+    def __repr__(self) -> str:
+        state = "active" if self.is_active else ("failed" if self._exception else "stopped")
+        return f"<QueryHandle {self.name or ''} {state}, {len(self._progress)} batches>"
+
+
+def _as_execution_error(exc: BaseException, where: str = "query") -> ExecutionError:
+    error = ExecutionError(f"{where} failed: {kernels.error_text(exc)}")
+    error.__cause__ = exc
+    return error

@@ -1,0 +1,503 @@
+"""The inline executor: every stage of every micro-batch in this one process.
+
+The micro-batch loop (exact):
+
+1. Pull one SourceBatch from every stream source that is not exhausted
+   (`Source.next_batch(batch_interval_ms, realtime=...)`); static tables
+   used by broadcast joins were read once when the query opened, and a
+   table scanned directly acts as a bounded source with one batch.
+2. Advance the watermark with the batch's event times (see `state.py`):
+   rows of this batch are checked against the previous watermark, windows
+   close against the new one; when every source is exhausted it is +inf
+   and all state flushes in this same batch.
+3. Run the stages producers first. A source stage runs one task; a stage
+   fed by a hash exchange runs one task per partition, each owning the
+   state of its keys.
+4. Hand the output to the sink (append rows, or a changelog's changed
+   groups; a sink gets no deletes, so a session that merged away stays in
+   its output), stopping after LIMIT rows; record the batch's progress.
+
+`collect()` runs this to the end of input with `realtime=False` and returns
+the appended rows, or the last value of every group of a changelog, with
+the operators after the aggregate (HAVING, the final projection, joins)
+applied to those final values.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import networkx as nx
+import polars as pl
+
+from executor import kernels
+from executor.state import (AggregateState, DistinctState, SourceClock, empty_aggregate_row, make_state,
+                            query_watermark, watermark_datetime)
+from optimizer.lower import lower, stage_order
+from optimizer.stages import AggregateOp, OutputWrite, ScanOp, ShuffleWrite, Stage, broadcast_tables
+from stream_dsl.config import RunConfig
+from stream_dsl.connectors import open_source, open_table
+from stream_dsl.connectors.base import DeadLetter, Sink, Source, SourceBatch
+from stream_dsl.errors import DSLError, ExecutionError, PlanError
+from stream_dsl.plan import Plan, SourceDef
+from stream_dsl.types import Schema
+
+
+# ---------------------------------------------------------------- sources
+
+
+class TableAsSource:
+    """A static table scanned like a stream: all rows in the first batch, then exhausted."""
+
+    def __init__(self, definition: SourceDef) -> None:
+        self.definition = definition
+        self._table = open_table(definition)
+        self._columns: list[str] | None = None
+        self._done = False
+
+    @property
+    def bounded(self) -> bool:
+        return True
+
+    def open(self, columns: list[str] | None, offset: Any = None) -> None:
+        self._columns = columns
+        self._done = bool(offset)
+
+    def next_batch(self, batch_interval_ms: int, *, realtime: bool = False) -> SourceBatch:
+        if self._done:
+            schema = self.definition.schema
+            names = self._columns or list(schema.names)
+            return SourceBatch(pl.DataFrame(schema={c: schema.dtype(c).polars for c in names}), True, True)
+        self._done = True
+        return SourceBatch(self._table.read(self._columns), exhausted=True, offset=True)
+
+    def close(self) -> None:
+        pass
+
+
+@dataclass
+class Reader:
+    """One source stage's source, with its event-time clock."""
+
+    stage: Stage
+    source: Source
+    clock: SourceClock
+    realtime: bool
+    exhausted: bool = False
+    offset: Any = None
+
+    @property
+    def scan(self) -> ScanOp:
+        return self.stage.head  # type: ignore[return-value]
+
+    def pull(self, interval_ms: int) -> SourceBatch:
+        if self.exhausted:
+            return SourceBatch(self._empty(), exhausted=True, offset=self.offset)
+        try:
+            batch = self.source.next_batch(interval_ms, realtime=self.realtime)
+        except ExecutionError:
+            raise
+        except Exception as exc:
+            raise ExecutionError(f"{self.scan.describe()}: {kernels.error_text(exc)}") from exc
+        self.exhausted = batch.exhausted
+        self.offset = batch.offset
+        self.clock.observe(self._max_event_ms(batch), batch.exhausted)
+        return batch
+
+    def _max_event_ms(self, batch: SourceBatch) -> int | None:
+        wm = self.scan.source.watermark
+        if wm is None:
+            return None
+        if batch.max_event_time_ms is not None:
+            return batch.max_event_time_ms
+        if not batch.frame.height or wm.column not in batch.frame.columns:
+            return None
+        value = batch.frame.select(pl.col(wm.column).cast(pl.Datetime("ms")).dt.epoch("ms").max()).item()
+        return None if value is None else int(value)
+
+    def _empty(self) -> pl.DataFrame:
+        schema = self.scan.source.schema
+        return pl.DataFrame(schema={c: schema.dtype(c).polars for c in self.scan.read_columns})
+
+
+def open_reader(stage: Stage, *, realtime: bool) -> Reader:
+    scan: ScanOp = stage.head  # type: ignore[assignment]
+    definition = scan.source
+    source: Source = TableAsSource(definition) if definition.kind == "table" else open_source(definition)
+    paced = realtime and (definition.option("realtime", "true") or "true").lower() != "false"
+    wm = definition.watermark
+    clock = SourceClock(None if wm is None or definition.kind == "table" else wm.delay_ms)
+    source.open(list(scan.read_columns))
+    return Reader(stage, source, clock, paced)
+
+
+def is_bounded(reader: Reader) -> bool:
+    return bool(getattr(reader.source, "bounded", True))
+
+
+# ---------------------------------------------------------------- outputs
+
+
+class Output:
+    """Where a query's result goes; `rows_out` counts rows handed on."""
+
+    changelog_collects = False  # whether changelog emissions arrive before post-operators (collect())
+
+    def __init__(self, schema: Schema, limit: int | None) -> None:
+        self.schema = schema
+        self.limit = limit
+        self.rows_out = 0
+        self.group_keys: list[str] = []  # a changelog's group columns, set by the query
+
+    @property
+    def full(self) -> bool:
+        return self.limit is not None and self.rows_out >= self.limit
+
+    def _take(self, frame: pl.DataFrame) -> pl.DataFrame:
+        frame = kernels.conform(frame, self.schema)
+        if self.limit is not None:
+            frame = frame.head(max(self.limit - self.rows_out, 0))
+        self.rows_out += frame.height
+        return frame
+
+    def emit(self, batch_id: int, frames: list[pl.DataFrame]) -> int:
+        raise NotImplementedError
+
+    def apply_changelog(self, upserts: pl.DataFrame, deletes: pl.DataFrame | None) -> None:
+        raise NotImplementedError
+
+
+class SinkOutput(Output):
+    """Each batch's rows (appended rows, or a changelog's changed groups) written once per batch id."""
+
+    def __init__(self, schema: Schema, limit: int | None, sink: Sink) -> None:
+        super().__init__(schema, limit)
+        self.sink = sink
+
+    def emit(self, batch_id: int, frames: list[pl.DataFrame]) -> int:
+        frames = [f for f in frames if f.height]
+        if not frames:
+            return 0
+        frame = self._take(pl.concat(frames, how="diagonal_relaxed"))
+        if frame.height:
+            try:
+                self.sink.write(batch_id, frame)
+            except DSLError:
+                raise
+            except Exception as exc:
+                raise ExecutionError(f"Output to sink {type(self.sink).__name__}: {kernels.error_text(exc)}") from exc
+        return frame.height
+
+
+class CollectOutput(Output):
+    """Accumulates the result for collect(): appended rows, or the final value per changelog group."""
+
+    changelog_collects = True
+
+    def __init__(self, schema: Schema, limit: int | None) -> None:
+        super().__init__(schema, limit)
+        self.frames: list[pl.DataFrame] = []
+        self.table: pl.DataFrame | None = None
+
+    def emit(self, batch_id: int, frames: list[pl.DataFrame]) -> int:
+        taken = [self._take(f) for f in frames if f.height]
+        self.frames += [f for f in taken if f.height]
+        return sum(f.height for f in taken)
+
+    def apply_changelog(self, upserts: pl.DataFrame, deletes: pl.DataFrame | None) -> None:
+        keys = self.group_keys
+        table = self.table
+        if deletes is not None and deletes.height and table is not None:
+            table = _anti(table, deletes, keys)
+        if upserts.height:
+            table = upserts if table is None else pl.concat([_anti(table, upserts, keys), upserts],
+                                                            how="diagonal_relaxed")
+        self.table = table
+
+    def result(self) -> pl.DataFrame:
+        if not self.frames:
+            return kernels.empty_frame(self.schema)
+        return kernels.conform(pl.concat(self.frames, how="diagonal_relaxed"), self.schema)
+
+
+def _anti(table: pl.DataFrame, other: pl.DataFrame, keys: list[str]) -> pl.DataFrame:
+    if not keys:
+        return table.clear()
+    return table.join(other.select(keys).unique(), on=keys, how="anti", nulls_equal=True)
+
+
+# ---------------------------------------------------------------- the query
+
+
+@dataclass
+class BatchResult:
+    report: dict[str, Any]
+    done: bool
+
+
+@dataclass
+class InlineQuery:
+    """One running query: its stage DAG, sources, state and output (see the module doc)."""
+
+    graph: nx.DiGraph
+    config: RunConfig
+    output: Output
+    realtime: bool = False
+    readers: dict[int, Reader] = field(default_factory=dict)
+    dead_letters: list[DeadLetter] = field(default_factory=list)
+    watermark: int | None = None
+    batch_id: int = 0
+
+    def __post_init__(self) -> None:
+        self.stages = stage_order(self.graph)
+        self.limit = self.graph.graph.get("limit")
+        self.pipes = {s.id: kernels.compile_pipeline(s.operators, f"stage {s.id}") for s in self.stages}
+        self.posts = {s.id: kernels.compile_pipeline(s.post, f"stage {s.id}") for s in self.stages if s.stateful}
+        self.states: dict[tuple[int, int], AggregateState | DistinctState] = {}
+        self.tables: dict[str, pl.DataFrame] = {}
+        self._changelog_rows = 0
+        self._changelog_stage = next((s for s in self.stages if isinstance(s.stateful, AggregateOp)
+                                      and isinstance(s.terminal, OutputWrite) and s.terminal.changelog), None)
+        if self._changelog_stage is not None:
+            self.output.group_keys = list(self._changelog_stage.stateful.group_keys)  # type: ignore[union-attr]
+
+    # ------------------------------------------------------------ lifecycle
+
+    def open(self) -> None:
+        """Read the broadcast tables and open every source; refuse plans that could never emit."""
+        for stage in self.stages:
+            for op in broadcast_tables(stage):
+                if op.table_id not in self.tables:
+                    frame = collect_plan(op.table, self.config.with_options(workers=1))
+                    self.tables[op.table_id] = kernels.prepare_table(op, frame)
+        try:
+            for stage in self.stages:
+                if stage.is_source:
+                    self.readers[stage.id] = open_reader(stage, realtime=self.realtime)
+            check_can_emit(self.graph, self.readers)
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        for reader in self.readers.values():
+            try:
+                reader.source.close()
+            except Exception:
+                pass
+
+    @property
+    def changelog(self) -> bool:
+        """Whether the output is a changelog (later rows replace earlier ones per group)."""
+        return self._changelog_stage is not None
+
+    @property
+    def exhausted(self) -> bool:
+        return all(r.exhausted for r in self.readers.values())
+
+    # ------------------------------------------------------------ one batch
+
+    def run_batch(self) -> BatchResult:
+        """Pull, process and emit one micro-batch."""
+        started = time.perf_counter()
+        batch_id = self.batch_id
+        inputs: dict[int, pl.DataFrame] = {}
+        rows_in = dead = 0
+        for stage_id, reader in self.readers.items():
+            batch = reader.pull(self.config.batch_interval_ms)
+            inputs[stage_id] = batch.frame
+            rows_in += batch.frame.height
+            dead += len(batch.dead_letters)
+            self.dead_letters.extend(batch.dead_letters)
+        pulled = time.perf_counter()
+        wm_prev = self.watermark
+        wm_new = query_watermark([r.clock for r in self.readers.values()], wm_prev)
+        late, outputs, stage_rows = self._run_stages(inputs, wm_prev, wm_new)
+        rows_out = self.output.emit(batch_id, outputs) + self._changelog_rows
+        self.watermark = wm_new
+        self.batch_id += 1
+        finished = time.perf_counter()
+        report = {
+            "batch_id": batch_id,
+            "rows_in": rows_in,
+            "rows_out": rows_out,
+            "late_rows": late,
+            "dead_letters": dead,
+            "watermark": watermark_datetime(wm_new),
+            "duration_ms": (finished - started) * 1000.0,
+            "latency_ms": self._latency_ms(pulled, finished),
+            "state_groups": sum(getattr(s, "open_groups", 0) for s in self.states.values()),
+            "stage_rows": stage_rows,
+        }
+        done = self.exhausted or self.output.full
+        return BatchResult(report, done)
+
+    @staticmethod
+    def _latency_ms(pulled: float, finished: float) -> float:
+        """From the moment the batch's newest rows arrived (the pull returned) to its output being written.
+
+        A paced source returns a batch when the wall clock reaches its newest
+        event, so this is the event latency of that newest event.
+        """
+        return (finished - pulled) * 1000.0
+
+    def _run_stages(self, inputs: dict[int, pl.DataFrame], wm_prev: int | None,
+                    wm_new: int | None) -> tuple[int, list[pl.DataFrame], dict[int, int]]:
+        buffers: dict[tuple[int, int], list[pl.DataFrame]] = defaultdict(list)
+        outputs: list[pl.DataFrame] = []
+        stage_rows: dict[int, int] = {}
+        late = changed = 0
+        for stage in self.stages:
+            if stage.is_source:
+                tasks = [(0, inputs[stage.id])]
+            else:
+                tasks = [(p, _concat(buffers.pop((stage.id, p), []), stage)) for p in range(stage.partitions)]
+            produced = 0
+            for partition, frame in tasks:
+                if not frame.height and (stage.stateful is None or wm_new == wm_prev):
+                    continue
+                result, task_late = self._run_task(stage, partition, frame, wm_prev, wm_new)
+                late += task_late
+                if result is None:
+                    continue
+                terminal = stage.terminal
+                if stage is self._changelog_stage and self.output.changelog_collects:
+                    changed += result[0].height  # already folded into the collected changelog
+                    produced += result[0].height
+                elif isinstance(terminal, ShuffleWrite):
+                    for part, piece in result.items():
+                        buffers[(terminal.target, part)].append(piece)
+                        produced += piece.height
+                else:
+                    outputs.append(result[0])
+                    produced += result[0].height
+            stage_rows[stage.id] = produced
+        self._changelog_rows = changed
+        return late, outputs, stage_rows
+
+    def _run_task(self, stage: Stage, partition: int, frame: pl.DataFrame, wm_prev: int | None,
+                  wm_new: int | None) -> tuple[dict[int, pl.DataFrame] | None, int]:
+        """One task: the stage's pipeline on one partition's input; its output by target partition."""
+        pipe = self.pipes[stage.id]
+        if stage.stateful is None:
+            return self._finish(pipe, stage, frame), 0
+        rows = pipe.run(frame, self.tables) if len(pipe.ops) > 1 else frame
+        state = self.states.get((stage.id, partition))
+        if state is None:
+            state = self.states[(stage.id, partition)] = make_state(stage.stateful)
+        step = kernels.catch_operator(stage.stateful.describe(), lambda: state.step(rows, wm_prev, wm_new))
+        if stage is self._changelog_stage and self.output.changelog_collects:
+            self.output.apply_changelog(step.frame, step.deletes)
+            return {0: step.frame}, step.late
+        if not step.frame.height:
+            return None, step.late
+        return self._finish(self.posts[stage.id], stage, step.frame), step.late
+
+    def _finish(self, pipe: kernels.Pipeline, stage: Stage, frame: pl.DataFrame) -> dict[int, pl.DataFrame]:
+        if isinstance(stage.terminal, ShuffleWrite):
+            return pipe.run_partitioned(frame, self.tables)
+        return {0: pipe.run(frame, self.tables)}
+
+    # ------------------------------------------------------------ the end
+
+    def final_changelog(self) -> pl.DataFrame | None:
+        """collect() of a changelog: the post-operators over the last value of every group."""
+        if self._changelog_stage is None or not isinstance(self.output, CollectOutput):
+            return None
+        stage = self._changelog_stage
+        table = self.output.table
+        op = stage.stateful
+        if (table is None or not table.height) and not op.keys and op.window is None:  # type: ignore[union-attr]
+            table = empty_aggregate_row(op)  # type: ignore[arg-type]
+        elif table is None:
+            table = kernels.empty_frame(op.output)  # type: ignore[union-attr]
+        result = self.posts[stage.id].run(table, self.tables)
+        result = kernels.conform(result, self.output.schema)
+        return result if self.limit is None else result.head(self.limit)
+
+
+def _concat(frames: list[pl.DataFrame], stage: Stage) -> pl.DataFrame:
+    if not frames:
+        return kernels.empty_frame(stage.head.schema)  # type: ignore[union-attr]
+    return frames[0] if len(frames) == 1 else pl.concat(frames, how="vertical_relaxed")
+
+
+# ---------------------------------------------------------------- checks
+
+
+def check_can_emit(graph: nx.DiGraph, readers: dict[int, Reader]) -> None:
+    """Refuse a windowed EMIT final over an unbounded stream that has no watermark: it could never emit."""
+    for node in graph.nodes:
+        stage: Stage = graph.nodes[node]["stage"]
+        op = stage.stateful
+        if not isinstance(op, AggregateOp) or op.window is None or op.changelog:
+            continue
+        upstream = [readers[a] for a in nx.ancestors(graph, node) if a in readers]
+        unbounded = [r for r in upstream if not is_bounded(r)]
+        if unbounded and not any(r.clock.delay_ms is not None for r in upstream):
+            name = unbounded[0].scan.source.name
+            raise PlanError(
+                f"the windowed aggregate over unbounded stream '{name}' emits on window close, but '{name}' "
+                f"has no watermark, so no window would ever close; add a WATERMARK clause to the stream "
+                f"(e.g. WATERMARK FOR {op.window.time_column} AS {op.window.time_column} - INTERVAL '1' SECOND) "
+                f"or use EMIT CHANGES")
+
+
+def check_bounded(readers: dict[int, Reader], limit: int | None, changelog: bool) -> None:
+    """collect() must end: every source bounded, or a LIMIT on appended rows."""
+    if limit is not None and not changelog:
+        return
+    for reader in readers.values():
+        if not is_bounded(reader):
+            name = reader.scan.source.name
+            raise PlanError(f"collect() needs bounded input, but stream '{name}' is unbounded; "
+                            f"use start() for a continuous query, add a LIMIT, or bound the source "
+                            f"(e.g. a generator 'count')")
+
+
+# ---------------------------------------------------------------- entry points
+
+
+def build_query(plan: Plan, config: RunConfig, output_factory: Callable[[Schema, int | None], Output],
+                *, realtime: bool) -> InlineQuery:
+    graph = lower(plan, config.workers)
+    output = output_factory(graph.graph["schema"], graph.graph.get("limit"))
+    return InlineQuery(graph, config, output, realtime=realtime)
+
+
+def run_to_end(query: InlineQuery, on_batch: Callable[[dict[str, Any]], None] | None = None,
+               should_stop: Callable[[], bool] | None = None,
+               idle_sleep: bool = False) -> None:
+    """Run batches until the input ends, the LIMIT is reached or `should_stop()` says so."""
+    while not (should_stop and should_stop()):
+        result = query.run_batch()
+        if on_batch is not None:
+            on_batch(result.report)
+        if result.done:
+            return
+        if idle_sleep and result.report["rows_in"] == 0 and not any(r.realtime for r in query.readers.values()):
+            time.sleep(min(query.config.batch_interval_ms, 100) / 1000.0)
+
+
+def collect_plan(plan: Plan, config: RunConfig,
+                 on_batch: Callable[[dict[str, Any]], None] | None = None) -> pl.DataFrame:
+    """Run `plan` over its (bounded) input in this process and return the final result.
+
+    `on_batch` receives each micro-batch's progress report.
+    """
+    query = build_query(plan, config, CollectOutput, realtime=False)
+    query.open()
+    try:
+        check_bounded(query.readers, query.limit, query.changelog)
+        run_to_end(query, on_batch)
+    except DSLError:
+        raise
+    except Exception as exc:
+        raise ExecutionError(f"query failed: {kernels.error_text(exc)}") from exc
+    finally:
+        query.close()
+    final = query.final_changelog()
+    return final if final is not None else query.output.result()  # type: ignore[union-attr]

@@ -1,0 +1,266 @@
+"""Physical operators and stages: what one task of a micro-batch runs.
+
+A `Stage` is a fused narrow pipeline (scan or exchange read, filters,
+projections, broadcast joins with static tables), optionally a stateful
+operator (windowed or plain aggregate, distinct) followed by more narrow
+operators, and a terminal write (hash exchange to the next stage, or the
+query output). Everything here is a frozen, picklable record, because the
+multiprocess executor ships stages to worker processes once per query.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Union
+
+from stream_dsl.expr import Expr, NamedExpr, format_duration_ms, render, render_named
+from stream_dsl.plan import Plan, SourceDef, WindowSpec, render_plan
+from stream_dsl.types import DataType, Schema
+
+# Column names the executor adds between stages. User names never start with "__sd_".
+TIME_COLUMN = "__sd_time"
+PARTITION_COLUMN = "__sd_part"
+ROW_COLUMN = "__sd_row"  # carries the rows of a COUNT(*)-only aggregate, which needs no column
+
+
+def arg_column(i: int) -> str:
+    """The pre-computed argument column of aggregate number `i`."""
+    return f"__sd_arg{i}"
+
+
+# ---------------------------------------------------------------- narrow operators
+
+
+@dataclass(frozen=True, slots=True)
+class ScanOp:
+    """Read one batch of a source: keep `columns` (in order) and the rows where `predicate` holds."""
+
+    source: SourceDef
+    columns: tuple[str, ...]
+    predicate: Expr | None = None
+
+    @property
+    def read_columns(self) -> tuple[str, ...]:
+        """What to ask the connector for: the columns, plus the watermark column if the scan drops it."""
+        wm = self.source.watermark
+        if wm is not None and wm.column not in self.columns:
+            return self.columns + (wm.column,)
+        return self.columns
+
+    def describe(self) -> str:
+        text = f"Scan {self.source.kind} {self.source.name} columns=[{', '.join(self.columns)}]"
+        if self.predicate is not None:
+            text += f" predicate={render(self.predicate)}"
+        if self.source.watermark is not None:
+            wm = self.source.watermark
+            text += f" watermark={wm.column}-{format_duration_ms(wm.delay_ms)}"
+        return text
+
+
+@dataclass(frozen=True, slots=True)
+class ReadOp:
+    """The stage's input: its partition of every upstream stage's output, concatenated."""
+
+    schema: Schema
+
+    def describe(self) -> str:
+        return f"Read exchange ({', '.join(self.schema.names)})"
+
+
+@dataclass(frozen=True, slots=True)
+class FilterOp:
+    predicate: Expr
+
+    def describe(self) -> str:
+        return f"Filter {render(self.predicate)}"
+
+
+@dataclass(frozen=True, slots=True)
+class ProjectOp:
+    exprs: tuple[NamedExpr, ...]
+
+    def describe(self) -> str:
+        return f"Project {', '.join(render_named(n) for n in self.exprs)}"
+
+
+@dataclass(frozen=True, slots=True)
+class BroadcastJoinOp:
+    """Join each stream row with a static table read once per query (`table`, a static plan).
+
+    `output` lists the result columns in order as (side, column, name), side
+    being 'stream' or 'table'; `key_types` is the common type each key pair
+    is compared in. A NULL key matches nothing.
+    """
+
+    table_id: str
+    table: Plan
+    kind: str
+    stream_keys: tuple[str, ...]
+    table_keys: tuple[str, ...]
+    key_types: tuple[DataType, ...]
+    output: tuple[tuple[str, str, str], ...]
+
+    def describe(self) -> str:
+        on = ", ".join(f"{s} = {t}" for s, t in zip(self.stream_keys, self.table_keys))
+        cols = ", ".join(c if c == n else f"{n} := {side}.{c}" for side, c, n in self.output)
+        return f"BroadcastJoin {self.kind} {self.table_id} on [{on}] output=[{cols}]"
+
+
+# ---------------------------------------------------------------- terminal writes
+
+
+@dataclass(frozen=True, slots=True)
+class Exchange:
+    """How rows move between two stages: `kind` 'hash' on `keys` into `partitions` partitions."""
+
+    kind: str
+    keys: tuple[str, ...]
+    partitions: int
+
+    def describe(self) -> str:
+        return f"hash([{', '.join(self.keys)}]) x{self.partitions}" if self.keys else f"single x{self.partitions}"
+
+
+@dataclass(frozen=True, slots=True)
+class ShuffleWrite:
+    """Hash-partition the rows on `exchange.keys` and hand partition r to task r of stage `target`."""
+
+    exchange: Exchange
+    target: int
+
+    def describe(self) -> str:
+        return f"ShuffleWrite {self.exchange.describe()} -> stage {self.target}"
+
+
+@dataclass(frozen=True, slots=True)
+class OutputWrite:
+    """The query's output. `changelog` outputs are keyed by `group_keys` (later rows replace earlier)."""
+
+    changelog: bool = False
+    group_keys: tuple[str, ...] = ()
+
+    def describe(self) -> str:
+        if self.changelog:
+            return f"Output changelog keyed by [{', '.join(self.group_keys)}]"
+        return "Output append"
+
+
+# ---------------------------------------------------------------- stateful operators
+
+
+@dataclass(frozen=True, slots=True)
+class AggSpec:
+    """One aggregate: `func` over input column `arg` (None: COUNT(*)), producing `name` of `dtype`."""
+
+    name: str
+    func: str
+    arg: str | None
+    dtype: DataType
+    distinct: bool = False
+
+    def describe(self) -> str:
+        inner = "*" if self.arg is None else ("DISTINCT " if self.distinct else "") + self.arg
+        return f"{self.name} := {self.func}({inner})"
+
+
+@dataclass(frozen=True, slots=True)
+class AggregateOp:
+    """Keyed aggregate state, optionally per event-time window (time in TIME_COLUMN).
+
+    `emit` is 'final' (each window's row once, when the watermark passes its
+    end) or 'changes' (per batch, the new value of every group it touched);
+    a non-windowed aggregate is always 'changes'. Output: keys, window_start
+    and window_end if windowed, then the aggregates.
+    """
+
+    keys: tuple[str, ...]
+    aggs: tuple[AggSpec, ...]
+    window: WindowSpec | None
+    emit: str
+    output: Schema
+
+    @property
+    def changelog(self) -> bool:
+        return self.window is None or self.emit == "changes"
+
+    @property
+    def group_keys(self) -> tuple[str, ...]:
+        if self.window is None:
+            return self.keys
+        return self.keys + ("window_start", "window_end")
+
+    def describe(self) -> str:
+        parts = [f"keys=[{', '.join(self.keys)}]"]
+        if self.window is not None:
+            parts.append(f"window={self.window}")
+        parts.append(f"aggs=[{', '.join(a.describe() for a in self.aggs)}]")
+        parts.append(f"emit={'changes' if self.changelog else 'final'}")
+        return "Aggregate " + " ".join(parts)
+
+
+@dataclass(frozen=True, slots=True)
+class DistinctOp:
+    """Emit each distinct row the first time it is seen."""
+
+    columns: tuple[str, ...]
+
+    def describe(self) -> str:
+        return f"Distinct [{', '.join(self.columns)}]"
+
+
+NarrowOp = Union[ScanOp, ReadOp, FilterOp, ProjectOp, BroadcastJoinOp]
+Terminal = Union[ShuffleWrite, OutputWrite]
+StatefulOp = Union[AggregateOp, DistinctOp]
+Operator = Union[NarrowOp, Terminal]
+
+
+@dataclass(frozen=True, slots=True)
+class Stage:
+    """One stage of the DAG: `operators` run before `stateful` (if any), `post` after it.
+
+    The first operator is a ScanOp (a source stage, one task reading the
+    source) or a ReadOp (a stage fed by an exchange, `partitions` tasks).
+    The terminal write is the last operator of `post` in a stateful stage
+    and of `operators` otherwise.
+    """
+
+    id: int
+    operators: tuple[Operator, ...]
+    inputs: tuple[int, ...] = ()
+    partitions: int = 1
+    stateful: StatefulOp | None = None
+    post: tuple[Operator, ...] = ()
+
+    @property
+    def terminal(self) -> Terminal:
+        last = (self.post if self.stateful is not None else self.operators)[-1]
+        assert isinstance(last, (ShuffleWrite, OutputWrite)), last
+        return last
+
+    @property
+    def head(self) -> ScanOp | ReadOp:
+        return self.operators[0]  # type: ignore[return-value]
+
+    @property
+    def is_source(self) -> bool:
+        return isinstance(self.operators[0], ScanOp)
+
+    def describe(self) -> list[str]:
+        """The stage as text lines: a header, then one operator per line."""
+        head = f"Stage {self.id} partitions={self.partitions}"
+        if self.inputs:
+            head += f" inputs=[{', '.join(str(i) for i in self.inputs)}]"
+        lines = [head]
+        lines += ["  " + op.describe() for op in self.operators]
+        if self.stateful is not None:
+            lines.append("  " + self.stateful.describe())
+            lines += ["  " + op.describe() for op in self.post]
+        return lines
+
+
+def broadcast_tables(stage: Stage) -> list[BroadcastJoinOp]:
+    return [op for op in stage.operators + stage.post if isinstance(op, BroadcastJoinOp)]
+
+
+def describe_table(op: BroadcastJoinOp) -> str:
+    return f"{op.table_id}:\n" + render_plan(op.table, indent=1)
