@@ -1,0 +1,316 @@
+"""The `files` connector: ndjson, csv and parquet files as a source, a table or a sink.
+
+Source options: `path` (a file, a directory or a glob), `format` (ndjson,
+json, csv or parquet; by default from each file's extension), `watch`
+('true' keeps polling for new files, so the source is unbounded),
+`max_files_per_batch` (default: every file available), and for csv `header`
+('true') and `delimiter` (','). Files are read in name order, each once; the
+offset is the list of files read. In a directory only files with the
+format's extensions are read, and names starting with '.' or '_' are skipped
+(writers' temporary files).
+
+Sink options: `path` (a directory) and `format` (parquet, csv or ndjson;
+default parquet). Each batch becomes one file `part-{batch_id:08d}.{ext}`,
+written under a temporary name and renamed into place, so a reader never
+sees half a file and writing a batch id again replaces its file.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import polars as pl
+
+from stream_dsl.connectors.base import DeadLetter, SourceBatch
+from stream_dsl.connectors.decode import CsvOptions, Decoded, conform, decode_csv, decode_ndjson, empty_frame
+from stream_dsl.connectors.options import as_bool, as_int, check_keys
+from stream_dsl.errors import ConnectorError
+from stream_dsl.plan import SinkDef, SourceDef
+from stream_dsl.types import Schema
+
+EXTENSIONS = {"ndjson": (".ndjson", ".json", ".jsonl"), "csv": (".csv",), "parquet": (".parquet", ".pq")}
+_FORMAT_NAMES = {"ndjson": "ndjson", "json": "ndjson", "jsonl": "ndjson", "csv": "csv", "parquet": "parquet"}
+SINK_EXTENSION = {"ndjson": "ndjson", "csv": "csv", "parquet": "parquet"}
+SOURCE_OPTIONS = ("path", "format", "watch", "max_files_per_batch", "header", "delimiter")
+SINK_OPTIONS = ("path", "format")
+
+
+def _format_name(value: str | None, what: str) -> str | None:
+    if value is None:
+        return None
+    found = _FORMAT_NAMES.get(value.strip().lower())
+    if found is None:
+        raise ConnectorError(f"{what}: unknown format '{value}'; choose one of ndjson, json, csv, parquet")
+    return found
+
+
+def format_of(path: str) -> str | None:
+    """The format a file's extension names, or None."""
+    lowered = path.lower()
+    for fmt, extensions in EXTENSIONS.items():
+        if lowered.endswith(extensions):
+            return fmt
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class FileOptions:
+    path: str
+    format: str | None
+    watch: bool
+    max_files_per_batch: int | None
+    csv: CsvOptions
+
+    @classmethod
+    def parse(cls, definition: SourceDef) -> "FileOptions":
+        what = f"source '{definition.name}'"
+        check_keys(definition.options, SOURCE_OPTIONS, what=what)
+        path = definition.option("path")
+        if not path:
+            raise ConnectorError(f"{what}: the files connector needs a path option "
+                                 f"(a file, a directory or a glob)")
+        delimiter = definition.option("delimiter", ",")
+        if len(delimiter) != 1:
+            raise ConnectorError(f"{what}: option delimiter must be a single character, got '{delimiter}'")
+        return cls(
+            path=os.path.expanduser(path),
+            format=_format_name(definition.option("format"), what),
+            watch=as_bool(definition.option("watch"), key="watch", what=what),
+            max_files_per_batch=as_int(definition.option("max_files_per_batch"), key="max_files_per_batch",
+                                       what=what, minimum=1),
+            csv=CsvOptions(header=as_bool(definition.option("header"), key="header", what=what, default=True),
+                           delimiter=delimiter),
+        )
+
+
+def _is_glob(path: str) -> bool:
+    return any(c in path for c in "*?[")
+
+
+def _visible(path: str) -> bool:
+    return not os.path.basename(path).startswith((".", "_"))
+
+
+def list_files(options: FileOptions, what: str, *, allow_missing: bool = False) -> list[str]:
+    """The data files `path` names, sorted by path. A path that does not exist is an error."""
+    path = options.path
+    if _is_glob(path):
+        found = [p for p in glob.glob(path) if os.path.isfile(p) and _visible(p)]
+        if not found and not allow_missing:
+            raise ConnectorError(f"{what}: no files match path '{path}'")
+        return sorted(found)
+    if os.path.isdir(path):
+        names = [os.path.join(path, n) for n in os.listdir(path)]
+        files = [p for p in names if os.path.isfile(p) and _visible(p)]
+        if options.format is not None:
+            return sorted(p for p in files if p.lower().endswith(EXTENSIONS[options.format]))
+        return sorted(p for p in files if format_of(p) is not None)
+    if os.path.isfile(path):
+        return [path]
+    if allow_missing and os.path.isdir(os.path.dirname(path) or "."):
+        return []
+    raise ConnectorError(f"{what}: path '{path}' does not exist")
+
+
+def read_file(path: str, options: FileOptions, schema: Schema, full_schema: Schema, source: str) -> Decoded:
+    """One file's rows in `schema` (a projection of `full_schema`), with its dead letters."""
+    fmt = options.format or format_of(path)
+    if fmt is None:
+        raise ConnectorError(f"source '{source}': cannot tell the format of '{path}' from its extension; "
+                             f"set the format option (ndjson, csv or parquet)")
+    if fmt == "parquet":
+        return _read_parquet(path, schema, source)
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as e:
+        raise ConnectorError(f"source '{source}': cannot read '{path}': {e.strerror or e}") from None
+    if fmt == "csv":
+        return decode_csv(data, schema, source=source, origin=path, options=options.csv, full_schema=full_schema)
+    return decode_ndjson(data, schema, source=source, origin=path, full_schema=full_schema)
+
+
+def _read_parquet(path: str, schema: Schema, source: str) -> Decoded:
+    try:
+        available = pl.read_parquet_schema(path)
+        wanted = [f.name for f in schema if f.name in available]
+        if wanted:
+            frame = pl.read_parquet(path, columns=wanted)
+        else:  # nothing requested is in the file: only the row count matters
+            frame = pl.DataFrame(height=pl.scan_parquet(path).select(pl.len()).collect().item())
+    except Exception as e:  # a corrupt or truncated file: one dead letter, not a crash
+        return Decoded(empty_frame(schema), (DeadLetter(source, path, "", f"unreadable parquet file: {e}"),))
+    return conform(frame, schema, source=source, origin=path)
+
+
+def _max_event_time_ms(frame: pl.DataFrame, definition: SourceDef) -> int | None:
+    """The largest value of the watermark column, if the stream has one and it was read."""
+    wm = definition.watermark
+    if wm is None or wm.column not in frame.columns or frame.height == 0:
+        return None
+    value = frame.get_column(wm.column).cast(pl.Int64).max()
+    return int(value) if value is not None else None
+
+
+def _concat(frames: list[pl.DataFrame], schema: Schema) -> pl.DataFrame:
+    frames = [f for f in frames if f.height]
+    if not frames:
+        return empty_frame(schema)
+    return frames[0] if len(frames) == 1 else pl.concat(frames, how="vertical")
+
+
+class FileSource:
+    """Files present at open() (bounded), or every file that ever appears (watch='true')."""
+
+    def __init__(self, definition: SourceDef) -> None:
+        self.definition = definition
+        self.options = FileOptions.parse(definition)
+        self._what = f"source '{definition.name}'"
+        self._schema = definition.schema
+        self._pending: list[str] = []
+        self._done: set[str] = set()
+
+    @property
+    def bounded(self) -> bool:
+        return not self.options.watch
+
+    def open(self, columns: list[str] | None, offset: Any = None) -> None:
+        if columns is not None:
+            missing = [c for c in columns if c not in self.definition.schema]
+            if missing:
+                raise ConnectorError(f"{self._what}: no column '{missing[0]}'; "
+                                     f"columns: {', '.join(self.definition.schema.names)}")
+        self._schema = self.definition.schema if columns is None else self.definition.schema.select(columns)
+        self._done = set(offset.get("files", ())) if isinstance(offset, dict) else set()
+        self._pending = self._new_files()
+
+    def _new_files(self) -> list[str]:
+        listed = list_files(self.options, self._what, allow_missing=self.options.watch)
+        return [p for p in listed if p not in self._done]
+
+    def next_batch(self, batch_interval_ms: int, *, realtime: bool = False) -> SourceBatch:
+        if self.options.watch:
+            queued = set(self._pending)
+            self._pending += [p for p in self._new_files() if p not in queued]
+            self._pending.sort()
+            if not self._pending and realtime:
+                time.sleep(batch_interval_ms / 1000)
+                self._pending = self._new_files()
+        take = len(self._pending) if self.options.max_files_per_batch is None else self.options.max_files_per_batch
+        chosen, self._pending = self._pending[:take], self._pending[take:]
+        frames, letters = [], []
+        for path in chosen:
+            decoded = read_file(path, self.options, self._schema, self.definition.schema, self.definition.name)
+            frames.append(decoded.frame)
+            letters.extend(decoded.dead_letters)
+            self._done.add(path)
+        frame = _concat(frames, self._schema)
+        return SourceBatch(frame=frame, exhausted=self.bounded and not self._pending,
+                           offset={"files": sorted(self._done)}, dead_letters=letters,
+                           max_event_time_ms=_max_event_time_ms(frame, self.definition))
+
+    def close(self) -> None:
+        self._pending = []
+
+
+class FileTable:
+    """A static table from files, read whole once per query.
+
+    `dead_letters` holds the records the last read() could not decode.
+    """
+
+    def __init__(self, definition: SourceDef) -> None:
+        self.definition = definition
+        self.options = FileOptions.parse(definition)
+        self.dead_letters: list[DeadLetter] = []
+
+    def read(self, columns: list[str] | None = None) -> pl.DataFrame:
+        schema = self.definition.schema if columns is None else self.definition.schema.select(columns)
+        what = f"table '{self.definition.name}'"
+        frames, letters = [], []
+        for path in list_files(self.options, what):
+            decoded = read_file(path, self.options, schema, self.definition.schema, self.definition.name)
+            frames.append(decoded.frame)
+            letters.extend(decoded.dead_letters)
+        self.dead_letters = letters
+        return _concat(frames, schema)
+
+
+def for_text_format(frame: pl.DataFrame, fmt: str) -> pl.DataFrame:
+    """Timestamps as ISO-8601 text in text formats, which the files source reads back."""
+    if fmt == "parquet":
+        return frame
+    stamps = [name for name, dtype in frame.schema.items() if isinstance(dtype, pl.Datetime)]
+    if not stamps:
+        return frame
+    return frame.with_columns(pl.col(stamps).dt.to_string("%Y-%m-%dT%H:%M:%S%.3f"))
+
+
+def write_frame(frame: pl.DataFrame, path: str, fmt: str) -> None:
+    """Write `frame` to `path` atomically: a temporary file in the same directory, then a rename."""
+    directory, name = os.path.split(path)
+    tmp = os.path.join(directory, f".{name}.{os.getpid()}.tmp")
+    out = for_text_format(frame, fmt)
+    try:
+        if fmt == "parquet":
+            out.write_parquet(tmp)
+        elif fmt == "csv":
+            out.write_csv(tmp)
+        else:
+            out.write_ndjson(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+class FileSink:
+    """One file per batch id; empty batches write nothing (and clear a file a replay would replace)."""
+
+    def __init__(self, definition: SinkDef) -> None:
+        what = f"sink '{definition.name}'"
+        check_keys(definition.options, SINK_OPTIONS, what=what)
+        path = definition.option("path")
+        if not path:
+            raise ConnectorError(f"{what}: the files connector needs a path option (a directory)")
+        self.definition = definition
+        self.path = os.path.expanduser(path)
+        self.format = _format_name(definition.option("format", "parquet"), what) or "parquet"
+        if os.path.exists(self.path) and not os.path.isdir(self.path):
+            raise ConnectorError(f"{what}: path '{self.path}' exists and is not a directory")
+
+    def file_for(self, batch_id: int) -> str:
+        return os.path.join(self.path, f"part-{batch_id:08d}.{SINK_EXTENSION[self.format]}")
+
+    def write(self, batch_id: int, frame: pl.DataFrame) -> None:
+        target = self.file_for(batch_id)
+        try:
+            os.makedirs(self.path, exist_ok=True)
+            if frame.height == 0:
+                if os.path.exists(target):
+                    os.remove(target)
+                return
+            write_frame(frame, target, self.format)
+        except OSError as e:
+            raise ConnectorError(f"sink '{self.definition.name}': cannot write '{target}': "
+                                 f"{e.strerror or e}") from None
+
+    def close(self) -> None:
+        pass
+
+
+def make_source(definition: SourceDef) -> FileSource:
+    return FileSource(definition)
+
+
+def make_table(definition: SourceDef) -> FileTable:
+    return FileTable(definition)
+
+
+def make_sink(definition: SinkDef) -> FileSink:
+    return FileSink(definition)
+

@@ -1,0 +1,64 @@
+"""Reading WITH options: typed values, and a clear error for a typo or a bad value.
+
+Options arrive as strings (`WITH (rate = '1000', watch = 'true')`); each
+connector checks the keys it knows so a misspelled option is an error that
+suggests the right name, not a setting silently ignored.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from typing import Iterable
+
+from stream_dsl.errors import ConnectorError, did_you_mean
+
+# Options any source or sink may carry; executors and the catalog read them.
+COMMON_OPTIONS = frozenset({"connector", "dead_letter", "realtime"})
+
+_TRUE = {"true", "1", "yes", "on"}
+_FALSE = {"false", "0", "no", "off"}
+
+
+def check_keys(options: Iterable[tuple[str, str]], known: Iterable[str], *, what: str) -> None:
+    """Refuse options the connector does not know, naming the closest known ones."""
+    allowed = set(known) | COMMON_OPTIONS
+    for key, _ in options:
+        if key not in allowed:
+            raise ConnectorError(f"{what}: unknown option '{key}'{did_you_mean(key, sorted(allowed))}; "
+                                 f"known options: {', '.join(sorted(allowed))}")
+
+
+def as_bool(value: str | None, *, key: str, what: str, default: bool = False) -> bool:
+    if value is None:
+        return default
+    lowered = value.strip().lower()
+    if lowered in _TRUE:
+        return True
+    if lowered in _FALSE:
+        return False
+    raise ConnectorError(f"{what}: option {key} must be 'true' or 'false', got '{value}'")
+
+
+def as_int(value: str | None, *, key: str, what: str, minimum: int | None = None) -> int | None:
+    if value is None:
+        return None
+    try:
+        number = int(value.strip().replace("_", ""))
+    except ValueError:
+        raise ConnectorError(f"{what}: option {key} must be an integer, got '{value}'") from None
+    if minimum is not None and number < minimum:
+        raise ConnectorError(f"{what}: option {key} must be at least {minimum}, got {number}")
+    return number
+
+
+def as_positive_rate(value: str | None, *, key: str, what: str) -> Fraction | None:
+    """A positive number (integer or decimal), exact, so event times never drift by rounding."""
+    if value is None:
+        return None
+    try:
+        number = Fraction(value.strip().replace("_", ""))
+    except (ValueError, ZeroDivisionError):
+        raise ConnectorError(f"{what}: option {key} must be a positive number, got '{value}'") from None
+    if number <= 0:
+        raise ConnectorError(f"{what}: option {key} must be a positive number, got '{value}'")
+    return number.limit_denominator(1_000_000)
