@@ -13,8 +13,11 @@ from typing import Any, Callable
 import polars as pl
 
 import optimizer
+from executor import kernels
+from executor.commits import dead_letter_router
 from executor.handle import QueryHandle
 from executor.inline import SinkOutput, build_query, collect_plan
+from executor.trace import recorder_for
 from stream_dsl.catalog import Catalog
 from stream_dsl.config import RunConfig
 from stream_dsl.connectors import open_sink
@@ -34,34 +37,57 @@ def _prepare(plan: Plan, config: RunConfig | None) -> tuple[Plan, RunConfig]:
     return plan, config
 
 
+def _multiprocess(config: RunConfig | None) -> Any:
+    """The worker-process executors ('drizzle', 'bsp'), or None for 'inline'.
+
+    Imported lazily: multiproc_api builds on this module.
+    """
+    if config is None or config.executor == "inline":
+        return None
+    from executor import multiproc_api
+
+    return multiproc_api
+
+
 def collect(plan: Plan, config: RunConfig | None = None, catalog: Catalog | None = None) -> pl.DataFrame:
     """Run `plan` over bounded input (as fast as possible, realtime=False) and return the result.
 
     Append queries return every emitted row; changelog queries (non-windowed
     aggregates, EMIT CHANGES) the last value of each group.
     """
+    if (multiprocess := _multiprocess(config)) is not None:
+        return multiprocess.collect(plan, config, catalog)
     plan, config = _prepare(plan, config)
-    return collect_plan(plan, config)
+    return collect_plan(plan, config, catalog=catalog)
 
 
 def start(plan: Plan, sink: SinkLike = None, config: RunConfig | None = None,
-          catalog: Catalog | None = None, *, name: str | None = None) -> QueryHandle:
+          catalog: Catalog | None = None, *, name: str | None = None, trace: str | None = None) -> QueryHandle:
     """Start `plan` as a continuous query writing to `sink`; returns its QueryHandle.
 
     `sink` is a sink name (looked up in `catalog`), a SinkDef, a Sink object,
     a function `(batch_id, frame)` called per batch, or None for the console.
     Sources pace themselves to the wall clock unless their option
-    realtime = 'false'.
+    realtime = 'false'. `trace` is a file path: when the query ends, every
+    task's start and end go there in the Chrome trace format (executor/trace.py).
     """
+    if (multiprocess := _multiprocess(config)) is not None:
+        return multiprocess.start(plan, sink, config, catalog, name=name, trace=trace)
     plan, config = _prepare(plan, config)
+    recorder = recorder_for(trace, config)
     target = resolve_sink(sink, catalog)
-    query = build_query(plan, config, lambda schema, limit: SinkOutput(schema, limit, target), realtime=True)
+    written = target if recorder is None else recorder.wrap(target)
+    query = build_query(plan, config, lambda schema, limit: SinkOutput(schema, limit, written), realtime=True)
+    if recorder is not None:
+        recorder.attach_inline(query)
     try:
+        query.dead_letter_router = dead_letter_router(query.graph, catalog=catalog, sink=target, query_name=name,
+                                                      checkpoint_dir=config.checkpoint_dir)
         query.open()
     except BaseException:
         _close_quietly(target)
         raise
-    return QueryHandle(query, target, name)._start()
+    return QueryHandle(query, written, name)._start()
 
 
 def explain_analyze(plan: Plan, config: RunConfig | None = None, catalog: Catalog | None = None) -> str:
@@ -72,6 +98,8 @@ def explain_analyze(plan: Plan, config: RunConfig | None = None, catalog: Catalo
     """
     from optimizer.explain import explain
 
+    if (multiprocess := _multiprocess(config)) is not None:
+        return multiprocess.explain_analyze(plan, config, catalog)
     config = config or RunConfig()
     reports: list[dict[str, Any]] = []
     result = collect_plan(_prepare(plan, config)[0], config, reports.append)
@@ -92,6 +120,7 @@ def render_metrics(reports: list[dict[str, Any]], result_rows: int) -> str:
         for stage, rows in report.get("stage_rows", {}).items():
             stages[stage] = stages.get(stage, 0) + rows
     lines += [f"Stage {stage} rows_out={rows}" for stage, rows in sorted(stages.items())]
+    lines += kernels.render_counters(reports)
     return "\n".join(lines)
 
 

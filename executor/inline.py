@@ -16,6 +16,16 @@ The micro-batch loop (exact):
 4. Hand the output to the sink (append rows, or a changelog's changed
    groups; a sink gets no deletes, so a session that merged away stays in
    its output), stopping after LIMIT rows; record the batch's progress.
+5. Write the batch's dead letters to their targets, then commit every
+   source (`executor/commits.py`): only now may a source release what the
+   batch read.
+
+A restarted query (no checkpoint; a sink that lasts) continues its batch
+ids after the sink's last batch. If its sources committed a watermark R
+before, the batches they replay (records read but not released, marked
+`SourceBatch.replayed`) rebuild the state with no watermark: nothing is
+late, nothing closes. Before the first new batch, windows ending by R close
+silently (the previous run emitted them) and the query goes on from R.
 
 `collect()` runs this to the end of input with `realtime=False` and returns
 the appended rows, or the last value of every group of a changelog, with
@@ -34,13 +44,14 @@ import networkx as nx
 import polars as pl
 
 from executor import kernels
+from executor.commits import commit_sources, dead_letter_router, resume_watermark, retention_ms
 from executor.state import (AggregateState, DistinctState, SourceClock, empty_aggregate_row, make_state,
                             query_watermark, watermark_datetime)
 from optimizer.lower import lower, stage_order
 from optimizer.stages import AggregateOp, OutputWrite, ScanOp, ShuffleWrite, Stage, broadcast_tables
 from stream_dsl.config import RunConfig
 from stream_dsl.connectors import open_source, open_table
-from stream_dsl.connectors.base import DeadLetter, Sink, Source, SourceBatch
+from stream_dsl.connectors.base import DeadLetter, Sink, Source, SourceBatch, next_batch_id
 from stream_dsl.errors import DSLError, ExecutionError, PlanError
 from stream_dsl.plan import Plan, SourceDef
 from stream_dsl.types import Schema
@@ -98,7 +109,7 @@ class Reader:
             return SourceBatch(self._empty(), exhausted=True, offset=self.offset)
         try:
             batch = self.source.next_batch(interval_ms, realtime=self.realtime)
-        except ExecutionError:
+        except DSLError:  # a connector's own error already names the source
             raise
         except Exception as exc:
             raise ExecutionError(f"{self.scan.describe()}: {kernels.error_text(exc)}") from exc
@@ -145,6 +156,7 @@ class Output:
     """Where a query's result goes; `rows_out` counts rows handed on."""
 
     changelog_collects = False  # whether changelog emissions arrive before post-operators (collect())
+    durable = False  # whether emitted rows are written somewhere lasting (then sources may commit)
 
     def __init__(self, schema: Schema, limit: int | None) -> None:
         self.schema = schema
@@ -173,9 +185,15 @@ class Output:
 class SinkOutput(Output):
     """Each batch's rows (appended rows, or a changelog's changed groups) written once per batch id."""
 
+    durable = True
+
     def __init__(self, schema: Schema, limit: int | None, sink: Sink) -> None:
         super().__init__(schema, limit)
         self.sink = sink
+
+    def first_batch_id(self) -> int:
+        """Where a new run's batch ids start: after the sink's last committed batch."""
+        return next_batch_id(self.sink)
 
     def emit(self, batch_id: int, frames: list[pl.DataFrame]) -> int:
         frames = [f for f in frames if f.height]
@@ -250,6 +268,9 @@ class InlineQuery:
     dead_letters: list[DeadLetter] = field(default_factory=list)
     watermark: int | None = None
     batch_id: int = 0
+    dead_letter_router: Any = None  # connectors.dead_letters.DeadLetterRouter: where bad records go
+    replay_watermark: int | None = None  # a restart's watermark, taken up once the replayed batches are done
+    task_log: list[Any] | None = None  # when tracing: a TaskMetrics per task run (executor/trace.py)
 
     def __post_init__(self) -> None:
         self.stages = stage_order(self.graph)
@@ -257,6 +278,8 @@ class InlineQuery:
         self.pipes = {s.id: kernels.compile_pipeline(s.operators, f"stage {s.id}") for s in self.stages}
         self.posts = {s.id: kernels.compile_pipeline(s.post, f"stage {s.id}") for s in self.stages if s.stateful}
         self.states: dict[tuple[int, int], AggregateState | DistinctState] = {}
+        self.shuffled: list[dict[str, Any]] = []  # this batch's shuffle counters, one per map task
+        self._read_at: dict[int, float] = {}  # source stage -> when this batch's read began (task_log)
         self.tables: dict[str, pl.DataFrame] = {}
         self._changelog_rows = 0
         self._changelog_stage = next((s for s in self.stages if isinstance(s.stateful, AggregateOp)
@@ -278,9 +301,28 @@ class InlineQuery:
                 if stage.is_source:
                     self.readers[stage.id] = open_reader(stage, realtime=self.realtime)
             check_can_emit(self.graph, self.readers)
+            self._resume()
         except BaseException:
             self.close()
             raise
+
+    def _resume(self) -> None:
+        """A restarted query: batch ids after the sink's last one, and the watermark its sources committed."""
+        if not self.output.durable:
+            return
+        first = getattr(self.output, "first_batch_id", None)
+        if callable(first):
+            self.batch_id = max(self.batch_id, first())
+        readers = list(self.readers.values())
+        self.replay_watermark = resume_watermark([r.clock for r in readers], [r.source for r in readers], None)
+
+    def _watermark_before(self, batches: list[SourceBatch]) -> int | None:
+        """The watermark this batch's rows are checked against; ends a restart's replay at its first new batch."""
+        if self.replay_watermark is not None and not any(b.replayed for b in batches):
+            empty = {sid: r._empty() for sid, r in self.readers.items()}
+            self._run_stages(empty, None, self.replay_watermark)  # closes what the previous run emitted: dropped
+            self.watermark, self.replay_watermark = self.replay_watermark, None
+        return self.watermark
 
     def close(self) -> None:
         for reader in self.readers.values():
@@ -288,6 +330,8 @@ class InlineQuery:
                 reader.source.close()
             except Exception:
                 pass
+        if self.dead_letter_router is not None:
+            self.dead_letter_router.close()
 
     @property
     def changelog(self) -> bool:
@@ -306,17 +350,26 @@ class InlineQuery:
         batch_id = self.batch_id
         inputs: dict[int, pl.DataFrame] = {}
         rows_in = dead = 0
+        reads: list[dict[str, Any]] = []  # rows read per source and column set (the executor's counters)
+        pulled_batches: list[SourceBatch] = []
         for stage_id, reader in self.readers.items():
+            read_at = time.time()
             batch = reader.pull(self.config.batch_interval_ms)
+            self._read_at[stage_id] = read_at
+            pulled_batches.append(batch)
             inputs[stage_id] = batch.frame
+            reads.append(kernels.source_read(reader.scan, batch.frame.height))
             rows_in += batch.frame.height
             dead += len(batch.dead_letters)
             self.dead_letters.extend(batch.dead_letters)
         pulled = time.perf_counter()
-        wm_prev = self.watermark
-        wm_new = query_watermark([r.clock for r in self.readers.values()], wm_prev)
+        wm_prev = self._watermark_before(pulled_batches)
+        replaying = self.replay_watermark is not None
+        wm_new = None if replaying else query_watermark([r.clock for r in self.readers.values()], wm_prev)
+        self.shuffled = []
         late, outputs, stage_rows = self._run_stages(inputs, wm_prev, wm_new)
         rows_out = self.output.emit(batch_id, outputs) + self._changelog_rows
+        self._after_output(batch_id, [d for b in pulled_batches for d in b.dead_letters])
         self.watermark = wm_new
         self.batch_id += 1
         finished = time.perf_counter()
@@ -331,9 +384,19 @@ class InlineQuery:
             "latency_ms": self._latency_ms(pulled, finished),
             "state_groups": sum(getattr(s, "open_groups", 0) for s in self.states.values()),
             "stage_rows": stage_rows,
+            **kernels.counter_report(self.shuffled, reads),
         }
         done = self.exhausted or self.output.full
         return BatchResult(report, done)
+
+    def _after_output(self, batch_id: int, letters: list[DeadLetter]) -> None:
+        """The batch's output is written: its dead letters go out, then the sources may release it."""
+        if self.dead_letter_router is not None and letters:
+            self.dead_letter_router.write(batch_id, letters)
+        if self.output.durable:
+            wm_columns = {r.scan.source.watermark.column for r in self.readers.values()
+                          if r.scan.source.watermark is not None}
+            commit_sources(self.readers.values(), retention_ms(self.states.values(), wm_columns))
 
     @staticmethod
     def _latency_ms(pulled: float, finished: float) -> float:
@@ -359,7 +422,10 @@ class InlineQuery:
             for partition, frame in tasks:
                 if not frame.height and (stage.stateful is None or wm_new == wm_prev):
                     continue
+                started = self._read_at.pop(stage.id, None) or time.time()
                 result, task_late = self._run_task(stage, partition, frame, wm_prev, wm_new)
+                if self.task_log is not None:
+                    self._log_task(stage, partition, frame.height, result, started)
                 late += task_late
                 if result is None:
                     continue
@@ -371,12 +437,24 @@ class InlineQuery:
                     for part, piece in result.items():
                         buffers[(terminal.target, part)].append(piece)
                         produced += piece.height
+                    self.shuffled.append(kernels.shuffle_counts(stage.id, partition, result))
                 else:
                     outputs.append(result[0])
                     produced += result[0].height
             stage_rows[stage.id] = produced
         self._changelog_rows = changed
         return late, outputs, stage_rows
+
+    def _log_task(self, stage: Stage, partition: int, rows_in: int, result: dict[int, pl.DataFrame] | None,
+                  started: float) -> None:
+        """Record one task for the trace, in the workers' TaskMetrics shape (a source task includes its read)."""
+        from executor.metrics import TaskMetrics
+
+        rows_out = 0 if result is None else sum(f.height for f in result.values())
+        self.task_log.append(TaskMetrics(  # type: ignore[union-attr]
+            batch=self.batch_id, stage=stage.id, partition=partition, worker=0, sent_at=started,
+            assigned_at=started, slot_free_at=started, inputs_ready_at=0.0, inputs_arrived_at=started,
+            started_at=started, finished_at=time.time(), rows_in=rows_in, rows_out=rows_out, trigger="inline"))
 
     def _run_task(self, stage: Stage, partition: int, frame: pl.DataFrame, wm_prev: int | None,
                   wm_new: int | None) -> tuple[dict[int, pl.DataFrame] | None, int]:
@@ -483,12 +561,15 @@ def run_to_end(query: InlineQuery, on_batch: Callable[[dict[str, Any]], None] | 
 
 
 def collect_plan(plan: Plan, config: RunConfig,
-                 on_batch: Callable[[dict[str, Any]], None] | None = None) -> pl.DataFrame:
+                 on_batch: Callable[[dict[str, Any]], None] | None = None, *, catalog: Any = None) -> pl.DataFrame:
     """Run `plan` over its (bounded) input in this process and return the final result.
 
-    `on_batch` receives each micro-batch's progress report.
+    `on_batch` receives each micro-batch's progress report. Bad records go
+    where a source's `dead_letter` option says (`catalog` resolves sink
+    names); without the option they are only counted.
     """
     query = build_query(plan, config, CollectOutput, realtime=False)
+    query.dead_letter_router = dead_letter_router(query.graph, catalog=catalog, use_default=False)
     query.open()
     try:
         check_bounded(query.readers, query.limit, query.changelog)

@@ -1,24 +1,35 @@
 """Stage pipelines compiled to polars: one lazy query per task.
 
-A run of narrow operators (scan, filter, project, broadcast join, and the
-hash partitioning of a shuffle write) becomes ONE polars LazyFrame query,
-collected once, so polars optimizes across the whole fused pipeline.
+A run of narrow operators (scan, filter, project, broadcast join, partial
+aggregate, and the hash partitioning of a shuffle write) becomes ONE polars
+LazyFrame query, collected once, so polars runs the whole fused pipeline
+in one go (and, on large inputs, optimizes across it).
 When that query fails, the operators are replayed one at a time to find
 the culprit, and the error becomes an `ExecutionError` naming it
 ("Project y := upper(x): ..."), never a bare polars traceback.
+
+Every query of the executor runs on polars' in-memory engine (`state.ENGINE`):
+a micro-batch is already in memory and small, and polars 2's default
+engine ("auto", which picks the streaming engine) costs 50 to 100 us more
+per query to start, more than the whole work on a few hundred rows; and a
+query over a small input skips polars' optimizer (`state.collect`).
 """
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Callable, Mapping, Sequence
 
 import polars as pl
 
-from optimizer.stages import (PARTITION_COLUMN, BroadcastJoinOp, FilterOp, Operator, OutputWrite, ProjectOp, ReadOp,
-                              ScanOp, ShuffleWrite)
+from executor.state import batch_partials, collect
+from optimizer.stages import (PARTITION_COLUMN, TIME_COLUMN, BroadcastJoinOp, FilterOp, Operator, OutputWrite,
+                              PartialAggregateOp, ProjectOp, ReadOp, ScanOp, ShuffleWrite)
 from stream_dsl.compile import CastFailure, compile_expr, compile_predicate
+from stream_dsl.expr import Column, columns_used
 from stream_dsl.errors import DSLError, ExecutionError
+from stream_dsl.plan import PARTIAL_ROWS
 from stream_dsl.types import DataType, Schema
 
 Tables = Mapping[str, pl.DataFrame]
@@ -55,14 +66,21 @@ def _filter(op: FilterOp) -> Step:
     return lambda lf, tables: lf.filter(predicate)
 
 
-def _project(op: ProjectOp) -> Step:
+def _project_exprs(op: ProjectOp) -> list[pl.Expr]:
     exprs = []
     for n in op.exprs:
         e = compile_expr(n.expr)
         if n.expr.dtype is not DataType.NULL:
             e = e.cast(n.expr.dtype.polars)
         exprs.append(e.alias(n.name))
+    return exprs
+
+
+def _project(op: ProjectOp) -> Step:
+    exprs = _project_exprs(op)
     names = [n.name for n in op.exprs]
+    if all(columns_used(n.expr) for n in op.exprs):  # one node instead of two: a query node costs ~20 us
+        return lambda lf, tables: lf.select(exprs)
     # with_columns broadcasts constant expressions to the frame's height; select alone would not.
     return lambda lf, tables: lf.with_columns(exprs).select(names)
 
@@ -91,12 +109,36 @@ def prepare_table(op: BroadcastJoinOp, frame: pl.DataFrame) -> pl.DataFrame:
     return frame.select(renamed + keys)
 
 
+def _partial_aggregate(op: PartialAggregateOp) -> Step:
+    """Group the task's rows into partial state: one row per group (and TUMBLE window) of this task."""
+    assign = []
+    if op.window is not None:
+        size = op.window.size_ms
+        start = pl.col(TIME_COLUMN).dt.epoch("ms") // size * size  # NULL time: NULL window, late downstream
+        assign = [start.alias("window_start"), (start + size).alias("window_end")]
+    groups = list(op.group_columns)
+    aggs = batch_partials(op.aggs)
+    output = [pl.col(f.name).cast(f.dtype.polars) for f in op.output]
+
+    def step(lf: pl.LazyFrame, tables: Tables) -> pl.LazyFrame:
+        if assign:
+            lf = lf.with_columns(assign)
+        if groups:
+            lf = lf.group_by(groups).agg(aggs)
+        else:  # one group; none at all when the task has no rows
+            lf = lf.select(aggs).filter(pl.col(PARTIAL_ROWS) > 0)
+        return lf.select(output)
+
+    return step
+
+
 def _read(op: ReadOp) -> Step:
     return lambda lf, tables: lf
 
 
 _STEPS: dict[type, Callable[[object], Step]] = {
     ScanOp: _scan, FilterOp: _filter, ProjectOp: _project, BroadcastJoinOp: _broadcast_join, ReadOp: _read,
+    PartialAggregateOp: _partial_aggregate,
 }
 
 
@@ -113,6 +155,35 @@ class Pipeline:
     partitions: int = 1
     where: str = ""
 
+    @functools.cached_property
+    def _partition(self) -> pl.Expr:
+        """The partition column's expression, built once (building it costs more than computing it)."""
+        return partition_of(list(self.partition_keys or ()), self.partitions)
+
+    @functools.cached_property
+    def _project_and_partition(self) -> list[pl.Expr] | None:
+        """A trailing projection that passes the partition keys through, and the partitioning, as one select.
+
+        Saves polars a query node (~20 us on a micro-batch): the keys are
+        hashed from the projection's input columns they copy, under their
+        output names, so the partition of every row is the same.
+        """
+        last = self.ops[-1] if self.ops else None
+        if not isinstance(last, ProjectOp) or not self.partition_keys:
+            return None
+        exprs = {n.name: n.expr for n in last.exprs}
+        if not all(columns_used(e) for e in exprs.values()):
+            return None
+        sources = []
+        for key in self.partition_keys:
+            e = exprs.get(key)
+            if not isinstance(e, Column):
+                return None
+            column = pl.col(e.name) if e.dtype is DataType.NULL else pl.col(e.name).cast(e.dtype.polars)
+            sources.append(column.alias(key))  # exactly the projection's expression for the key
+        hashed = (pl.struct(sources).hash(seed=0) % self.partitions).cast(pl.UInt32).alias(PARTITION_COLUMN)
+        return _project_exprs(last) + [hashed]
+
     def run(self, frame: pl.DataFrame, tables: Tables) -> pl.DataFrame:
         """The pipeline's output for one input frame."""
         return self._collect(frame, tables, partition=False)
@@ -125,20 +196,26 @@ class Pipeline:
         out = self._collect(frame, tables, partition=True)
         if not out.height:
             return {}
-        parts = out.partition_by(PARTITION_COLUMN, as_dict=True, include_key=False)
-        return {int(key[0]): part for key, part in parts.items()}
+        return split_partitions(out)
 
     def _lazy(self, frame: pl.DataFrame, tables: Tables, partition: bool) -> pl.LazyFrame:
         lf = frame.lazy()
-        for step in self.steps:
+        steps = self.steps
+        head = self.ops[0] if self.ops else None
+        if isinstance(head, ScanOp) and head.predicate is None and tuple(frame.columns) == head.columns:
+            steps = steps[1:]  # the source gave exactly the scan's columns: its select would do nothing
+        fused = self._project_and_partition if partition else None
+        for step in steps[:-1] if fused is not None else steps:
             lf = step(lf, tables)
+        if fused is not None:
+            return lf.select(fused)
         if partition:
-            lf = lf.with_columns(partition_of(list(self.partition_keys or ()), self.partitions))
+            lf = lf.with_columns(self._partition)
         return lf
 
     def _collect(self, frame: pl.DataFrame, tables: Tables, partition: bool) -> pl.DataFrame:
         try:
-            return self._lazy(frame, tables, partition).collect()
+            return collect(self._lazy(frame, tables, partition), frame.height)
         except DSLError:
             raise
         except Exception as exc:  # polars errors, CastFailure from a CAST
@@ -149,7 +226,7 @@ class Pipeline:
         current = frame
         for op, step in zip(self.ops, self.steps):
             try:
-                current = step(current.lazy(), tables).collect()
+                current = collect(step(current.lazy(), tables), current.height)
             except Exception as inner:
                 return operator_error(op.describe(), inner)
         where = f" in {self.where}" if self.where else ""
@@ -159,6 +236,20 @@ class Pipeline:
 def partition_of(keys: list[str], partitions: int) -> pl.Expr:
     """The partition of each row: a hash of the key columns (NULLs included), modulo `partitions`."""
     return (pl.struct(keys).hash(seed=0) % partitions).cast(pl.UInt32).alias(PARTITION_COLUMN)
+
+
+def split_partitions(frame: pl.DataFrame) -> dict[int, pl.DataFrame]:
+    """`frame`'s rows by their PARTITION_COLUMN, which is dropped; row order kept.
+
+    Column operations only: `partition_by(as_dict=True)` would run two
+    more polars queries to name the parts, which costs more than the split
+    itself on a micro-batch.
+    """
+    parts = {}
+    for part in frame.partition_by(PARTITION_COLUMN, maintain_order=True, include_key=True):
+        key = part.drop_in_place(PARTITION_COLUMN)  # a new frame of its own: dropping in place is safe
+        parts[int(key[0])] = part
+    return parts
 
 
 def compile_pipeline(ops: Sequence[Operator], where: str = "") -> Pipeline:
@@ -191,3 +282,52 @@ def catch_operator(op_text: str, fn: Callable[[], object]) -> object:
         raise
     except (pl.exceptions.PolarsError, CastFailure, ArithmeticError, ValueError, TypeError) as exc:
         raise operator_error(op_text, exc) from exc
+
+
+# ---------------------------------------------------------------- counters
+
+
+def shuffle_counts(stage: int, task: int, parts: Mapping[int, pl.DataFrame]) -> dict[str, int]:
+    """What one map task wrote to its shuffle: rows and bytes (polars' in-memory size of the frames)."""
+    return {"stage": stage, "task": task, "rows": sum(f.height for f in parts.values()),
+            "bytes": sum(int(f.estimated_size()) for f in parts.values())}
+
+
+def source_read(scan: ScanOp, rows: int) -> dict[str, object]:
+    """What one source task read: the source, the columns asked of the connector, and the rows."""
+    return {"source": scan.source.name, "columns": tuple(scan.read_columns), "rows": rows}
+
+
+def counter_report(shuffled: Sequence[Mapping[str, int]], reads: Sequence[Mapping[str, object]]) -> dict[str, object]:
+    """The counters of one micro-batch, for its progress report.
+
+    `shuffle_rows` and `shuffle_bytes` total every map task's shuffle write;
+    `shuffle_tasks` has one entry per map task (stage, task, rows, bytes);
+    `source_reads` one per source read (source, columns, rows).
+    """
+    return {
+        "shuffle_rows": sum(t["rows"] for t in shuffled),
+        "shuffle_bytes": sum(t["bytes"] for t in shuffled),
+        "shuffle_tasks": [dict(t) for t in shuffled],
+        "source_reads": [dict(r) for r in reads],
+    }
+
+
+def render_counters(reports: Sequence[Mapping[str, object]]) -> list[str]:
+    """EXPLAIN ANALYZE lines for the counters summed over micro-batches (nothing for reports without them)."""
+    tasks = [t for r in reports for t in r.get("shuffle_tasks", ())]  # type: ignore[attr-defined]
+    reads: dict[tuple[str, tuple[str, ...]], int] = {}
+    for r in reports:
+        for read in r.get("source_reads", ()):  # type: ignore[attr-defined]
+            key = (read["source"], tuple(read["columns"]))
+            reads[key] = reads.get(key, 0) + int(read["rows"])
+    lines = []
+    if tasks or any("shuffle_rows" in r for r in reports):
+        rows = sum(int(r.get("shuffle_rows", 0)) for r in reports)  # type: ignore[arg-type]
+        size = sum(int(r.get("shuffle_bytes", 0)) for r in reports)  # type: ignore[arg-type]
+        most = max((int(t["rows"]) for t in tasks), default=0)
+        lines.append(f"shuffle_rows={rows} shuffle_bytes={size} map_tasks={len(tasks)} "
+                     f"max_rows_per_map_task={most}")
+    lines += [f"Source {name} columns=[{', '.join(columns)}] rows_read={rows}"
+              for (name, columns), rows in sorted(reads.items())]
+    return lines

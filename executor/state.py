@@ -30,6 +30,30 @@ Semantics (exact):
   distinct values per group. SQL NULLs: SUM/AVG/MIN/MAX of no non-null
   values is NULL, COUNT is 0.
 - DISTINCT keeps every row it has seen and emits a row the first time.
+- Two-phase aggregation: a 'final' AggregateOp merges the rows of partial
+  aggregates (`PartialAggregateOp`, run per map task by `kernels`) exactly
+  as it merges its own state: same state columns, same merge. Partial rows
+  come with window_start and window_end assigned and PARTIAL_ROWS, the
+  number of input rows each stands for; a partial row of a closed window
+  (or of no window: a NULL event time) is dropped and its PARTIAL_ROWS are
+  counted as late, so late_rows is the same as with one phase.
+
+Cost: a micro-batch is small, so what an aggregate step costs is the
+number of polars queries it runs (each 20 to 300 us however few its rows:
+planning, and handing the work to polars' thread pool and back), not their
+work. Aggregates without COUNT(DISTINCT) and without SESSION windows
+(`AggregateState.fused`) therefore fold a batch into the state with ONE
+query: the state rows (flagged old) and the batch's rows as single-row
+partial states (flagged new) concatenated and merged by one group-by (the
+same merge as grouping the batch first), with every group's output values
+computed alongside; the output (the groups flagged new, or the windows
+that closed) and the next state are then cut from its columns without a
+query. Late rows are counted from the time column, or with one more query
+for a time unit other than milliseconds. Every query runs on the in-memory
+engine (`ENGINE`), without polars' optimizer on small inputs (`collect`).
+And while batches and state stay small, a fused aggregate over plain
+integer, string and timestamp columns runs in a Python dict with the same
+semantics (`state_small`), which costs less than one query.
 """
 
 from __future__ import annotations
@@ -39,16 +63,42 @@ from dataclasses import dataclass, field
 
 import polars as pl
 
+from executor import state_small
+from executor.state_small import SmallAggregate
 from optimizer.stages import TIME_COLUMN, AggregateOp, AggSpec, DistinctOp
+from stream_dsl.plan import PARTIAL_ROWS
 from stream_dsl.types import DataType
 
 WM_INF = 2**62  # the watermark after the end of input: every window closes
+ENGINE = "in-memory"  # polars 2's default engine ('auto': streaming) costs 50-100 us more per small query
+SMALL_ROWS = 50_000  # a query over fewer input rows than this skips polars' optimizer (see `collect`)
+_LEAN = pl.QueryOptFlags.none(simplify_expression=True)
 WS, WE = "window_start", "window_end"
-_ROWS = "__sd_rows"
+_ROWS = PARTIAL_ROWS
 _VALUE = "__sd_v"
 _T = "__sd_t"
 _SRC = "__sd_src"
 _SID = "__sd_sid"
+_NEW = "__sd_new"  # a fused state's column: the group changed in the batch just merged
+
+
+def collect(lf: pl.LazyFrame, rows: int = 0) -> pl.DataFrame:
+    """Run one lazy query of the executor, on `ENGINE`, over about `rows` input rows.
+
+    Below SMALL_ROWS the query runs without polars' plan optimizations
+    (the flags polars uses for eager DataFrame methods): the plans are
+    already lean (the stream-dsl optimizer pushed filters and pruned
+    columns), the input is an in-memory frame, and on a micro-batch the
+    optimizer passes (common subexpressions above all) cost more than the
+    work; measured on 50-row batches, 20 to 40% of the query. A plan that
+    fails so runs again with the optimizer, whose result is the reference.
+    """
+    if rows < SMALL_ROWS:
+        try:
+            return lf.collect(engine=ENGINE, optimizations=_LEAN)
+        except pl.exceptions.PolarsError:
+            pass  # some plans run only optimized (polars 2.1 broadcasts a constant holding a UDF only via CSE)
+    return lf.collect(engine=ENGINE)
 
 
 def watermark_datetime(wm: int | None) -> dt.datetime | None:
@@ -123,6 +173,36 @@ def _group(frame: pl.DataFrame, on: list[str], aggs: list[pl.Expr]) -> pl.DataFr
     return frame.group_by(on).agg(aggs)
 
 
+def _group_lazy(lf: pl.LazyFrame, on: list[str], aggs: list[pl.Expr]) -> pl.LazyFrame:
+    return lf.group_by(on).agg(aggs) if on else lf.select(aggs)
+
+
+def _rows_of(columns: list[pl.Series], mask: pl.Series | None) -> pl.DataFrame:
+    """A frame of `columns`, keeping the rows of `mask` (None: all); column operations, no query."""
+    return pl.DataFrame(columns if mask is None else [c.filter(mask) for c in columns])
+
+
+def _filtered(columns: list[pl.Series], keep: pl.Series) -> list[pl.Series]:
+    return columns if keep.all() else [c.filter(keep) for c in columns]
+
+
+def _window_end(columns: list[pl.Series], groups: list[str]) -> pl.Series:
+    return columns[groups.index(WE)]
+
+
+def _count_before(times: pl.Series, threshold_ms: int | None) -> int | None:
+    """Rows with no event time or one before `threshold_ms` (None: no threshold), from the column alone.
+
+    None when the column is not a millisecond timestamp (then the caller asks polars, whose `epoch`
+    rounding of finer units it would have to copy).
+    """
+    if threshold_ms is None:
+        return times.null_count()
+    if times.dtype != pl.Datetime("ms"):
+        return None
+    return times.null_count() + int((times.to_physical() < threshold_ms).sum())
+
+
 def _over(e: pl.Expr, keys: list[str]) -> pl.Expr:
     return e.over(keys) if keys else e
 
@@ -132,12 +212,9 @@ def _sum_type(spec: AggSpec) -> pl.DataType:
 
 
 def _partial_names(i: int, spec: AggSpec) -> list[tuple[str, str]]:
-    """(state column, how it merges) for aggregate `i`."""
-    if spec.func == "count":
-        return [] if spec.distinct else [(f"__sd_c{i}", "sum")]
-    if spec.func in ("sum", "avg"):
-        return [(f"__sd_s{i}", "sum"), (f"__sd_n{i}", "sum")]
-    return [(f"__sd_{spec.func}{i}", spec.func)]
+    """(state column, how it merges) for aggregate `i`: counts and sums add up, MIN and MAX take theirs."""
+    how = spec.func if spec.func in ("min", "max") else "sum"
+    return [(name, how) for name in spec.state_columns(i)]
 
 
 def batch_partials(aggs: tuple[AggSpec, ...]) -> list[pl.Expr]:
@@ -191,16 +268,40 @@ class AggregateState:
         self.op = op
         self.keys = list(op.keys)
         self.groups = list(op.group_keys)
-        self.state: pl.DataFrame | None = None
+        self._frame: pl.DataFrame | None = None
         self.distinct: dict[int, pl.DataFrame] = {}
         self._distinct_aggs = [(i, a) for i, a in enumerate(op.aggs) if a.func == "count" and a.distinct]
+        self._empty = pl.DataFrame(schema=op.output.to_polars())
+        self.fused = not self._distinct_aggs and (op.window is None or op.window.kind != "session")
+        self.small: SmallAggregate | None = None  # the state while it lives in a Python dict (`state_small`)
+        self._may_be_small = self.fused
+        if self.fused:  # the expressions of the fused step, built once
+            self._incoming = self._incoming_exprs()
+            self._merge_new = merge_partials(op.aggs) + [pl.col(_NEW).max()]
+            self._output = self._output_exprs()
+
+    @property
+    def state(self) -> pl.DataFrame | None:
+        """The state rows: group columns (window bounds in epoch ms), PARTIAL_ROWS, the state columns."""
+        return self.small.frame() if self.small is not None else self._frame
+
+    @state.setter
+    def state(self, frame: pl.DataFrame | None) -> None:
+        self._frame = frame
 
     @property
     def open_groups(self) -> int:
-        return 0 if self.state is None else self.state.height
+        if self.small is not None:
+            return self.small.groups
+        return 0 if self._frame is None else self._frame.height
 
     def step(self, rows: pl.DataFrame, wm_prev: int | None, wm_new: int | None) -> StepOutput:
         """Add a batch's rows (late ones dropped), then emit as the emit mode says."""
+        if self._may_be_small and self._small_fits(rows):
+            out, late = self.small.step(rows, wm_prev, wm_new)  # type: ignore[union-attr]
+            return StepOutput(out, None, late)
+        if self.fused:
+            return self._step_fused(rows, wm_prev, wm_new)
         window = self.op.window
         late = 0
         deletes = None
@@ -212,10 +313,141 @@ class AggregateState:
             changed = self._merge(rows)
         return StepOutput(self._emit(changed, wm_new), deletes, late)
 
+    def _small_fits(self, rows: pl.DataFrame) -> bool:
+        """Whether this batch runs in the Python dict; the state moves to polars for good when one does not."""
+        if self.small is None:
+            if self._frame is not None or not rows.height:
+                return False  # state already in polars, or nothing to tell the column types by yet
+            if not state_small.supported(self.op, rows.schema):
+                self._may_be_small = False
+                return False
+            self.small = SmallAggregate(self.op, rows.schema)
+        if self.small.fits(rows):
+            return True
+        self._frame, self.small, self._may_be_small = self.small.frame(), None, False
+        return False
+
+    # ------------------------------------------------------------ the fused step (see the module doc)
+
+    def _step_fused(self, rows: pl.DataFrame, wm_prev: int | None, wm_new: int | None) -> StepOutput:
+        """Merge the batch and compute every group's output in one query; the rest are column operations."""
+        late = 0
+        if not rows.height:
+            return StepOutput(self._emit_unmerged(wm_new), None, 0)
+        incoming, late = self._incoming_rows(rows, wm_prev)
+        state = self.state
+        if state is not None and state.height:
+            old = state.lazy().with_columns(pl.lit(False).alias(_NEW))
+            incoming = pl.concat([old, incoming], how="diagonal_relaxed")
+        size = rows.height + (0 if state is None else state.height)
+        query = _group_lazy(incoming, self.groups, self._merge_new).with_columns(self._output)
+        merged = collect(query, size).get_columns()
+        width = len(merged) - len(self._output_names)
+        state_columns, new = merged[:width], merged[width - 1]
+        output = [c.alias(name) for c, name in zip(merged[width:], self._output_names)]
+        if self.op.changelog:
+            out = _rows_of(output, None if new.all() else new)
+            if self.op.window is not None and wm_new is not None:
+                state_columns = _filtered(state_columns, _window_end(state_columns, self.groups) > wm_new)
+            self.state = pl.DataFrame(state_columns)
+            return StepOutput(out, None, late)
+        if wm_new is None:
+            self.state = pl.DataFrame(state_columns)
+            return StepOutput(self._empty, None, late)
+        keep = _window_end(state_columns, self.groups) > wm_new
+        self.state = pl.DataFrame(_filtered(state_columns, keep))
+        return StepOutput(self._empty if keep.all() else _rows_of(output, ~keep), None, late)
+
+    def _emit_unmerged(self, wm_new: int | None) -> pl.DataFrame:
+        """A batch without rows: no group changed, but windows may close (and leave the state)."""
+        state = self.state
+        if state is None or not state.height or self.op.window is None or wm_new is None:
+            return self._empty
+        keep = state.get_column(WE) > wm_new
+        if keep.all():
+            return self._empty
+        out = self._empty
+        if not self.op.changelog:
+            names = [pl.col(f"__sd_o{j}").alias(name) for j, name in enumerate(self._output_names)]
+            out = collect(state.lazy().filter(~pl.lit(keep)).with_columns(self._output).select(names), state.height)
+        self.state = state.filter(keep)
+        return out
+
+    def _incoming_rows(self, rows: pl.DataFrame, wm_prev: int | None) -> tuple[pl.LazyFrame, int]:
+        """The batch's rows that are not late, as partial state rows flagged new (lazy); and the late count."""
+        op, window = self.op, self.op.window
+        lf = rows.lazy()
+        if window is None:
+            return lf.select(self._incoming), 0
+        if op.final:  # partial rows come with their (TUMBLE) window and the input rows they stand for
+            lf = lf.with_columns(pl.col(WS).dt.epoch("ms"), pl.col(WE).dt.epoch("ms"))
+            late_mask = pl.col(WS).is_null() | (pl.col(WE) <= _wm(wm_prev))
+            late = 0
+            if wm_prev is not None or rows.get_column(WS).null_count():
+                late = int(collect(lf.select(pl.col(_ROWS).filter(late_mask).sum()), rows.height).item() or 0)
+            return lf.filter(~late_mask).select(self._incoming), late
+        lf = lf.with_columns(pl.col(TIME_COLUMN).dt.epoch("ms").alias(_T))
+        size = window.size_ms
+        if window.kind == "tumble":
+            start = pl.col(_T) // size * size
+            late_mask = pl.col(_T).is_null() | (start + size <= _wm(wm_prev))
+            lf = lf.filter(~late_mask).with_columns(start.alias(WS)).with_columns((pl.col(WS) + size).alias(WE))
+            # late iff start + size <= wm iff t < the first window start that stays open
+            threshold = None if wm_prev is None else ((wm_prev - size) // size + 1) * size
+        else:  # hop: a row is late if any of its windows closed; it still goes into the open ones
+            slide = window.slide_ms
+            earliest = (pl.col(_T) - size) // slide * slide + slide
+            late_mask = pl.col(_T).is_null() | (earliest + size <= _wm(wm_prev))
+            lf = self._hop_lazy(lf.filter(pl.col(_T).is_not_null()), wm_prev)
+            threshold = None if wm_prev is None else size + ((wm_prev - size - slide) // slide + 1) * slide
+        late = _count_before(rows.get_column(TIME_COLUMN), threshold)
+        if late is None:
+            late = int(collect(rows.lazy().with_columns(pl.col(TIME_COLUMN).dt.epoch("ms").alias(_T))
+                               .select(late_mask.sum()), rows.height).item() or 0)
+        return lf.select(self._incoming), late
+
+    def _hop_lazy(self, lf: pl.LazyFrame, wm_prev: int | None) -> pl.LazyFrame:
+        """Every HOP window of each row that has not closed (lazy `_hop`)."""
+        window = self.op.window
+        size, slide = window.size_ms, window.slide_ms
+        offsets = pl.LazyFrame({"__sd_j": pl.Series(range(-(-size // slide)), dtype=pl.Int64)})
+        last = pl.col(_T) // slide * slide
+        expanded = lf.join(offsets, how="cross").with_columns((last - pl.col("__sd_j") * slide).alias(WS))
+        expanded = expanded.with_columns((pl.col(WS) + size).alias(WE))
+        keep = pl.col(WE) > pl.col(_T)
+        if wm_prev is not None:
+            keep = keep & (pl.col(WE) > wm_prev)
+        return expanded.filter(keep)
+
+    def _incoming_exprs(self) -> list[pl.Expr]:
+        """A batch row as a partial state row: its group, its state columns, flagged new."""
+        groups = [pl.col(g) for g in self.groups]
+        if self.op.final:
+            state = [pl.col(_ROWS)] + [pl.col(name) for i, a in enumerate(self.op.aggs) for name in a.state_columns(i)]
+        else:
+            state = row_partials(self.op.aggs)
+        return groups + state + [pl.lit(True).alias(_NEW)]
+
+    def _output_exprs(self) -> list[pl.Expr]:
+        """Each state row's output values (as `_finalize`), in the output schema's order and types.
+
+        Named `__sd_o{j}` so they never clash with the state's key columns; `_output_names` are the real names.
+        """
+        exprs = {k: pl.col(k) for k in self.keys}
+        if self.op.window is not None:
+            exprs[WS] = pl.col(WS).cast(pl.Datetime("ms"))
+            exprs[WE] = pl.col(WE).cast(pl.Datetime("ms"))
+        for i, spec in enumerate(self.op.aggs):
+            exprs[spec.name] = _final_value(i, spec)
+        self._output_names = [f.name for f in self.op.output]
+        return [exprs[f.name].cast(f.dtype.polars).alias(f"__sd_o{j}") for j, f in enumerate(self.op.output)]
+
     # ------------------------------------------------------------ windows
 
     def _assign_windows(self, rows: pl.DataFrame, wm_prev: int | None) -> tuple[pl.DataFrame, int]:
         """Add window_start/window_end (epoch ms) to every row, dropping late rows; returns the late count."""
+        if self.op.final:
+            return self._partial_windows(rows, wm_prev)
         window = self.op.window
         t = pl.col(TIME_COLUMN).dt.epoch("ms")
         rows = rows.with_columns(t.alias(_T))
@@ -242,6 +474,13 @@ class AggregateState:
             rows = flagged.filter(~pl.col("__sd_late"))
         return rows.drop("__sd_late", strict=False), late
 
+    def _partial_windows(self, rows: pl.DataFrame, wm_prev: int | None) -> tuple[pl.DataFrame, int]:
+        """Partial rows already have their (TUMBLE) window: drop closed ones, counting the rows they stand for."""
+        rows = rows.with_columns(pl.col(WS).dt.epoch("ms"), pl.col(WE).dt.epoch("ms"))
+        late_mask = pl.col(WS).is_null() | (pl.col(WE) <= _wm(wm_prev))
+        late = int(rows.filter(late_mask).get_column(_ROWS).sum() or 0)
+        return rows.filter(~late_mask), late
+
     def _hop(self, rows: pl.DataFrame, wm_prev: int | None) -> pl.DataFrame:
         window = self.op.window
         size, slide = window.size_ms, window.slide_ms
@@ -261,13 +500,15 @@ class AggregateState:
         """Fold a batch into the state; returns the groups it changed."""
         if not rows.height:
             return pl.DataFrame()
-        partial = _group(rows, self.groups, batch_partials(self.op.aggs))
+        partial = _group(rows, self.groups, merge_partials(self.op.aggs) if self.op.final
+                         else batch_partials(self.op.aggs))
         if self.state is None or not self.state.height:
             self.state = partial
         else:
             self.state = _group(pl.concat([self.state, partial], how="diagonal_relaxed"), self.groups,
                                 merge_partials(self.op.aggs))
-        self._add_distinct(rows.select(self.groups + [a.arg for _, a in self._distinct_aggs]))
+        args = list(dict.fromkeys(a.arg for _, a in self._distinct_aggs))  # a final's distincts share one column
+        self._add_distinct(rows.select(self.groups + args))
         return partial.select(self.groups) if self.groups else partial
 
     def _add_distinct(self, rows: pl.DataFrame) -> None:
@@ -357,7 +598,7 @@ class AggregateState:
         """Output rows (keys, window bounds, aggregate values) from partial state rows."""
         schema = self.op.output
         if groups is None or not groups.height:
-            return pl.DataFrame(schema=schema.to_polars())
+            return self._empty
         for i, _ in self._distinct_aggs:
             counts = _group(_semi(self.distinct.get(i, pl.DataFrame(schema=groups.select(self.groups).schema)),
                                   groups, self.groups), self.groups, [pl.len().cast(pl.Int64).alias(f"__sd_d{i}")])

@@ -1,0 +1,91 @@
+"""The BSP baseline: the classic micro-batch scheduler, on the same workers and transport as Drizzle.
+
+Per batch, the driver launches one wave of tasks at a time (every source
+stage together, then each downstream stage in order) with one message per
+worker that has tasks in the wave, and waits at the barrier until every
+one of those workers reported. Map tasks push their output to the
+reducers' workers as in Drizzle (the same shuffle, so the comparison
+measures scheduling only), and report to the driver; the driver then
+launches the reducers with the map output locations and the batch's
+watermark, which it computes from the source clocks the source tasks
+reported. The next batch starts when the last wave of this one reported.
+
+Tuned to be a fair baseline: one launch message per worker per wave (not
+per task), no launch to workers without tasks, sources of all streams in
+one wave, and the same data path, task code, kernels, state and output
+handling as Drizzle. Its placement spreads every stage over every worker,
+the classic one (`scheduler.place`); `pipelined = True` (a subclass)
+places the reducers as Drizzle's groups do, away from the sources'
+workers. On the 2-worker micro-benchmark that is the faster BSP (one
+reduce-wave message and report instead of two, for two small tasks in a
+row), so `stream-dsl bench scheduling` measures Drizzle against both.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import replace
+from typing import Any
+
+from executor.driver import Driver, OnBatch, ShouldStop, _Stopped
+from executor.inline import Output
+from executor.messages import Report
+from executor.scheduler import Begin, Boundary, BspPolicy, Finish, Proceed, Reported, SendTasks, Shutdown
+from executor.shuffle import Clock, WatermarkChain, source_clock
+from stream_dsl.config import RunConfig
+
+
+class BspDriver(Driver):
+    """Driver-coordinated stages and batches (see the module doc)."""
+
+    executor = "bsp"
+    pipelined = False  # reducers on the workers without a source, as Drizzle's groups place them (see the module doc)
+
+    def __init__(self, graph: Any, config: RunConfig, output: Output, *, realtime: bool) -> None:
+        super().__init__(graph, config, output, realtime=realtime)
+        self.chain = WatermarkChain({s.id: source_clock(s) for s in self.stages if s.is_source})
+        self._clocks: dict[int, dict[int, Clock]] = {}
+
+    def run(self, on_batch: OnBatch = None, should_stop: ShouldStop = None, *, idle_sleep: bool = False) -> None:
+        policy = BspPolicy(self.topology, self.workers, pipelined=self.pipelined)
+        self.chain.last_batch = max(self.chain.last_batch, self.batch_id - 1)
+        work = deque(policy.handle(Begin(self.batch_id)))
+        try:
+            while True:
+                while work:
+                    instruction = work.popleft()
+                    if isinstance(instruction, SendTasks):
+                        self.send(self._with_watermarks(instruction))
+                    elif isinstance(instruction, Boundary):
+                        work.extend(policy.handle(self._boundary(instruction, on_batch, should_stop, idle_sleep)))
+                    elif isinstance(instruction, Shutdown):
+                        return
+                message = self._receive(should_stop)
+                if isinstance(message, Report):
+                    self.take_report(message)
+                    for batch, stats in message.batches.items():
+                        if stats.clocks:
+                            self._clocks.setdefault(batch, {}).update(stats.clocks)
+                    work.extend(policy.handle(Reported(message.worker, message.assignment)))
+        except _Stopped:
+            self.cancel(on_batch)
+
+    def _with_watermarks(self, instruction: SendTasks) -> SendTasks:
+        """Stateful tasks get the batch's (previous, new) watermark from the driver."""
+        stateful = {s.id for s in self.stages if s.stateful is not None}
+        if not any(t.key.stage in stateful for t in instruction.tasks):
+            return instruction
+        pair = self.chain.pair(instruction.first_batch, lambda b: self._clocks.pop(b, {}))
+        tasks = tuple(replace(t, watermarks=pair) if t.key.stage in stateful else t for t in instruction.tasks)
+        return replace(instruction, tasks=tasks)
+
+    def _boundary(self, boundary: Boundary, on_batch: OnBatch, should_stop: ShouldStop,
+                  idle_sleep: bool) -> Proceed | Finish:
+        batch = boundary.first_batch
+        rows_in = self.stats[batch].rows_in if batch in self.stats else 0
+        done = self.record(batch, batch, on_batch, batch, 1)
+        if done or (should_stop is not None and should_stop()):
+            return Finish()
+        if idle_sleep and rows_in == 0:
+            self.idle_pause()
+        return Proceed(1)

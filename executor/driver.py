@@ -1,0 +1,495 @@
+"""The driver of the multiprocess executors, and the Drizzle micro-batch group loop.
+
+`Driver` holds what Drizzle and BSP share: opening the query (broadcast
+tables read once, sources checked, workers started and given the stage
+programs once), the query output (each batch's rows reach the sink in
+batch order as soon as every output task of the batch sent them; the
+output rows are the one thing that flows to the driver per batch), the
+progress dicts (the inline executor's fields and counters, plus
+scheduling metrics), source commits (once a batch is recorded, its
+sources may release what it read: the commit rides on the next message
+to the workers, or goes alone when the query ends), and failure handling:
+a worker's `Failed` or a dead worker ends the query with one
+ExecutionError, and every worker process is gone afterwards. Every
+blocking receive has a timeout, after which worker liveness (and a stop
+request) is checked, so the driver never hangs.
+
+`DrizzleDriver.run` is the group loop: the `DrizzlePolicy` sends one
+message per worker with every task of the next G micro-batches; map tasks
+notify reducers directly and reducers advance the watermark themselves, so
+the driver hears from the workers only at the group boundary (and gets
+each batch's output rows, one message per worker and batch). With groups
+of more than one batch the reducers are placed away from the sources'
+workers (`scheduler.pipelines`), so map and reduce tasks of consecutive
+batches overlap. collect()'s changelog is folded by rows while its parts
+are small (`changelog_rows`): polars' fold cost the driver more per batch
+than anything else it did. At the
+boundary it records the group's progress, checks whether the input ended,
+the LIMIT was reached or a stop was asked, and re-tunes G (AIMD,
+`autotune.py`). stop() in the middle of a group cancels it: the workers
+run nothing more and report, and the batches already written are recorded.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections import defaultdict, deque
+from typing import Any, Callable
+
+import polars as pl
+
+from executor import kernels
+from executor.autotune import GroupSizer, overhead_fraction
+from executor.changelog import ChangelogBuffer
+from executor.changelog_rows import RowFold
+from executor.inline import InlineQuery, Output, check_bounded
+from executor.messages import Assign, Cancel, Commit, Failed, Output as OutputMessage, Ready, Report, Setup, Stop
+from executor.metrics import BatchStats, TaskMetrics, batch_totals, group_overhead, stage_metrics
+from executor.runtime import MultiprocessTransport, Transport
+from executor.scheduler import (Begin, Boundary, DrizzlePolicy, Finish, Proceed, Reported, SendTasks, Shutdown,
+                                Topology, pipelines, place, topology_of)
+from executor.shuffle import decode, encode, source_clock
+from executor.state import query_watermark, watermark_datetime
+from executor.worker import OutputBatch
+from optimizer.lower import lower, stage_order
+from optimizer.stages import ScanOp, Stage
+from stream_dsl.config import RunConfig
+from stream_dsl.connectors.base import DeadLetter
+from stream_dsl.errors import DSLError, ExecutionError
+from stream_dsl.plan import Plan
+from stream_dsl.types import Schema
+
+POLL_S = 0.2  # receive timeout: how often the driver checks worker liveness and stop requests
+READY_TIMEOUT_S = 60.0  # workers that are alive but not ready by then: give up
+CANCEL_TIMEOUT_S = 5.0  # how long stop() waits for cancelled workers to report
+
+OnBatch = Callable[[dict[str, Any]], None] | None
+ShouldStop = Callable[[], bool] | None
+
+
+class _Stopped(Exception):
+    """A stop was requested while the driver waited."""
+
+
+class Driver:
+    """One query on worker processes (see the module doc); subclasses provide `run`."""
+
+    executor = "multiprocess"
+
+    def __init__(self, graph: Any, config: RunConfig, output: Output, *, realtime: bool) -> None:
+        self.graph = graph
+        self.config = config
+        self.output = output
+        self.realtime = realtime
+        self.inline = InlineQuery(graph, config, output, realtime=realtime)
+        self.stages: list[Stage] = stage_order(graph)
+        self.topology: Topology = topology_of(self.stages)
+        self.workers = config.workers
+        self.transport: Transport | None = None
+        self.dead_letters: list[DeadLetter] = []
+        self.clocks = {s.id: source_clock(s) for s in self.stages if s.is_source}
+        self.watermark: int | None = None
+        self.batch_id = 0
+        self.done = False
+        self.output_tasks = self.topology.output_tasks
+        self.outputs: dict[int, dict[tuple[int, int], OutputMessage]] = defaultdict(dict)
+        self.next_emit = 0
+        self.emitted: dict[int, tuple[int, float]] = {}
+        self.stats: dict[int, BatchStats] = defaultdict(BatchStats)
+        self.state_groups: dict[int, dict[int, int]] = defaultdict(dict)
+        self.retention: dict[int, dict[int, int | None]] = defaultdict(dict)  # batch -> worker -> retention_ms
+        self.commit: Commit | None = None  # sources may release what they read up to here (durable outputs)
+        self.commit_sent: dict[int, int] = {}  # worker -> the last batch it was told to commit
+        self.tasks: dict[int, list[TaskMetrics]] = defaultdict(list)
+        self.messages_for: dict[int, float] = defaultdict(float)  # batch -> driver-to-worker messages
+        self.assignment_log: deque[tuple[int, int, int, int, float]] = deque(maxlen=100_000)  # (assignment,
+        # worker, first batch, last batch, sent at): the driver-to-worker task messages, newest last
+        self.task_log: deque[TaskMetrics] = deque(maxlen=100_000)
+        self.worker_pids: list[int] = []
+        self.dead_letter_router: Any = None  # where bad records go (executor.commits.dead_letter_router)
+        self._changelog = self.inline.changelog and self.output.changelog_collects
+        self.changelog = ChangelogBuffer(list(getattr(self.output, "group_keys", [])))
+        self.changelog_rows = RowFold(list(getattr(self.output, "group_keys", [])))
+
+    # ------------------------------------------------------------ lifecycle
+
+    def open(self, *, bounded: bool = False) -> None:
+        """Read tables, check the sources (in this process), then start the workers and set them up.
+
+        A query writing to a sink that already holds batches continues the
+        batch ids after its last one, as the inline executor does.
+        """
+        self.inline.open()
+        try:
+            if bounded:
+                check_bounded(self.inline.readers, self.inline.limit, self.inline.changelog)
+        finally:
+            self.inline.close()
+        self.batch_id = self.next_emit = self.inline.batch_id
+        self.transport = MultiprocessTransport(self.workers)
+        try:
+            self._start_workers()
+        except BaseException:
+            self.close()
+            raise
+
+    def _start_workers(self) -> None:
+        from executor import worker
+
+        transport = self.transport
+        assert transport is not None
+        for w in range(self.workers):
+            transport.start_worker(w, worker.main)
+        self.worker_pids = transport.pids
+        tables = {tid: encode(frame) for tid, frame in self.inline.tables.items()}
+        hosts = place(self.topology, self.workers, clock_notices=True).hosts
+        connectors = _connector_registry()
+        for w in range(self.workers):
+            memory = {}
+            for stage in self.stages:
+                if stage.is_source and hosts[(stage.id, 0)] == w:
+                    memory.update(_memory_data(stage))
+            transport.send(w, Setup(self.graph, self.config, tables, memory, connectors, self.realtime,
+                                    self._changelog, os.getcwd(), tuple(sys.path), self.batch_id))
+        ready: set[int] = set()
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while len(ready) < self.workers:
+            message = self._receive(None, deadline)
+            if message is None:
+                raise ExecutionError(f"workers {sorted(set(range(self.workers)) - ready)} did not start "
+                                     f"within {READY_TIMEOUT_S:.0f}s")
+            if isinstance(message, Ready):
+                ready.add(message.worker)
+
+    def close(self) -> None:
+        """Stop every worker process (idempotent)."""
+        if self.transport is not None:
+            self._send_last_commit()
+            self.transport.shutdown(message=Stop())
+        if self.dead_letter_router is not None:
+            self.dead_letter_router.close()
+            self.dead_letter_router = None
+
+    def run(self, on_batch: OnBatch = None, should_stop: ShouldStop = None, *, idle_sleep: bool = False) -> None:
+        raise NotImplementedError
+
+    # ------------------------------------------------------------ messages
+
+    def send(self, instruction: SendTasks) -> None:
+        """One driver-to-worker message carrying `instruction`'s tasks."""
+        assert self.transport is not None
+        sent = time.time()
+        commit = self._commit_for(instruction.worker)
+        self.transport.send(instruction.worker, Assign(instruction.assignment, instruction.tasks,
+                                                       instruction.placement, instruction.first_batch,
+                                                       instruction.last_batch, sent, commit))
+        self.assignment_log.append((instruction.assignment, instruction.worker, instruction.first_batch,
+                                    instruction.last_batch, sent))
+        share = 1.0 / (instruction.last_batch - instruction.first_batch + 1)
+        for b in range(instruction.first_batch, instruction.last_batch + 1):
+            self.messages_for[b] += share
+
+    def _commit_for(self, worker: int) -> Commit | None:
+        """The commit this worker has not heard of yet (it rides on the worker's next message)."""
+        commit = self.commit
+        if commit is None or self.commit_sent.get(worker, -1) >= commit.through_batch:
+            return None
+        self.commit_sent[worker] = commit.through_batch
+        return commit
+
+    def _send_last_commit(self) -> None:
+        """At the end of the query: the commit no group message carried yet."""
+        if self.transport is None or self.commit is None:
+            return
+        for worker in range(self.workers):
+            commit = self._commit_for(worker)
+            if commit is not None:
+                try:
+                    self.transport.send(worker, commit)
+                except Exception:
+                    pass
+
+    def _receive(self, should_stop: ShouldStop, deadline: float | None = None) -> Any:
+        """The next report-type message (None once `deadline` passed); outputs are handled on the way.
+
+        A worker's failure, a dead worker and a stop request raise.
+        """
+        assert self.transport is not None
+        checked = time.monotonic()
+        while True:
+            if should_stop is not None and should_stop():
+                raise _Stopped()
+            message = self.transport.receive(POLL_S)
+            now = time.monotonic()
+            if message is None or now - checked > POLL_S:
+                self._check_workers()
+                checked = now
+            if message is None:
+                if deadline is not None and now > deadline:
+                    return None
+                continue
+            if isinstance(message, (OutputMessage, OutputBatch)):
+                self._on_outputs(message)
+                continue
+            if isinstance(message, Failed):
+                error = ExecutionError(message.message)
+                error.remote_traceback = message.detail  # type: ignore[attr-defined]
+                raise error
+            return message
+
+    def _check_workers(self) -> None:
+        assert self.transport is not None
+        dead = self.transport.dead_workers()
+        if dead:
+            worker, code = dead[0]
+            raise ExecutionError(f"worker {worker} died unexpectedly (exit code {code}); the query was stopped. "
+                                 f"Worker processes can be killed by the system when memory runs out.")
+
+    def take_report(self, report: Report) -> None:
+        """Keep a worker's task metrics and batch stats until the batches are recorded."""
+        for task in report.tasks:
+            self.tasks[task.batch].append(task)
+            self.task_log.append(task)
+        for batch, stats in report.batches.items():
+            self.stats[batch].merge(stats)
+            if stats.state_groups is not None:
+                self.state_groups[batch][report.worker] = stats.state_groups
+            if stats.retention is not None:
+                self.retention[batch][report.worker] = stats.retention[0]
+
+    # ------------------------------------------------------------ output
+
+    def _on_outputs(self, message: OutputMessage | OutputBatch) -> None:
+        for output in message.outputs if isinstance(message, OutputBatch) else (message,):
+            self._on_output(output)
+
+    def _on_output(self, message: OutputMessage) -> None:
+        if message.batch < self.next_emit:
+            return
+        self.outputs[message.batch][(message.stage, message.partition)] = message
+        while len(self.outputs.get(self.next_emit, ())) == len(self.output_tasks):
+            self._emit(self.next_emit, self.outputs.pop(self.next_emit))
+            self.next_emit += 1
+
+    def _emit(self, batch: int, parts: dict[tuple[int, int], OutputMessage]) -> None:
+        """Hand batch `batch` to the output in (stage, partition) order, as the inline executor does."""
+        frames: list[pl.DataFrame] = []
+        changed = 0
+        for key in sorted(parts):
+            message = parts[key]
+            if message.upserts is not None:
+                upserts = decode(message.upserts)
+                deletes = None if message.deletes is None else decode(message.deletes)
+                self._add_changelog(upserts, deletes)
+                changed += upserts.height
+            if message.frame is not None:
+                frames.append(decode(message.frame))
+        rows_out = self.output.emit(batch, frames) + changed if not self.done else 0
+        self.emitted[batch] = (rows_out, time.time())
+
+    def _add_changelog(self, upserts: pl.DataFrame, deletes: pl.DataFrame | None) -> None:
+        """One changelog part, folded by rows when it is small (`changelog_rows`), else by polars."""
+        if self.changelog_rows.add(upserts, deletes):
+            if self.changelog_rows.full:
+                self._rows_to_buffer()
+            return
+        self._rows_to_buffer()
+        if self.changelog.add(upserts, deletes):
+            self._flush_changelog()
+
+    def _rows_to_buffer(self) -> None:
+        """The parts folded by rows so far become one part of the polars buffer (they came first)."""
+        part = self.changelog_rows.take()
+        if part is not None and self.changelog.add(*part):
+            self._flush_changelog()
+
+    def _flush_changelog(self) -> None:
+        self._rows_to_buffer()
+        folded = self.changelog.take()
+        if folded is not None:
+            self.output.apply_changelog(*folded)
+
+    def result(self) -> pl.DataFrame:
+        """collect()'s result once the run is over: the appended rows, or the final value of every group."""
+        self._flush_changelog()
+        final = self.inline.final_changelog()
+        return final if final is not None else self.output.result()  # type: ignore[attr-defined]
+
+    # ------------------------------------------------------------ progress
+
+    def record(self, first: int, last: int, on_batch: OnBatch, group: int, group_size: int) -> bool:
+        """Progress of batches first..last, in order; True when the query is done (input ended or LIMIT)."""
+        for batch in range(first, last + 1):
+            if self.done:
+                break
+            report = self._batch_report(batch, group, group_size)
+            if on_batch is not None:
+                on_batch(report)
+            if self.output.durable:
+                kept = [ms for ms in self.retention.get(batch, {}).values() if ms is not None]
+                self.commit = Commit(batch, min(kept) if kept else None)
+            self.done = all(c.exhausted for c in self.clocks.values()) or self.output.full
+        for batch in range(first, last + 1):
+            for per_batch in (self.stats, self.tasks, self.state_groups, self.retention, self.messages_for,
+                              self.emitted):
+                per_batch.pop(batch, None)  # type: ignore[attr-defined]
+        return self.done
+
+    def _batch_report(self, batch: int, group: int, group_size: int) -> dict[str, Any]:
+        stats = self.stats.get(batch, BatchStats())
+        for stage, clock in stats.clocks.items():
+            self.clocks[stage].observe(clock.max_event_ms, clock.exhausted)
+        wm_new = query_watermark(list(self.clocks.values()), self.watermark)
+        self.watermark = wm_new
+        self.batch_id = batch + 1
+        self.dead_letters.extend(stats.dead_letters)
+        if self.dead_letter_router is not None and stats.dead_letters:
+            self.dead_letter_router.write(batch, list(stats.dead_letters))  # after the batch's output, as inline
+        tasks = self.tasks.get(batch, [])
+        rows_out, emitted_at = self.emitted.get(batch, (0, 0.0))
+        started = min((t.started_at for t in tasks), default=emitted_at)
+        ended = max([emitted_at] + [t.finished_at for t in tasks])
+        stages = stage_metrics(tasks)
+        stage_rows = {s.id: stats.stage_rows.get(s.id, 0) for s in self.stages}
+        report = {
+            "batch_id": batch,
+            "rows_in": stats.rows_in,
+            "rows_out": rows_out,
+            "late_rows": stats.late_rows,
+            "dead_letters": len(stats.dead_letters),
+            "watermark": watermark_datetime(wm_new),
+            "duration_ms": max(0.0, ended - started) * 1000.0,
+            "latency_ms": max(0.0, (emitted_at or ended) - (stats.pulled_at or started)) * 1000.0,
+            "state_groups": sum(self.state_groups.get(batch, {}).values()),
+            "stage_rows": stage_rows,
+            "executor": self.executor,
+            "group_id": group,
+            "group_size": group_size,
+            "driver_messages": self.messages_for.get(batch, 0.0),
+            "stages": stages,
+        }
+        report.update(batch_totals(stages))
+        shuffled = sorted(stats.shuffled, key=lambda t: (t["stage"], t["task"]))
+        report.update(kernels.counter_report(shuffled, [read for _, read in sorted(stats.reads, key=lambda r: r[0])]))
+        return report
+
+    # ------------------------------------------------------------ stopping
+
+    def cancel(self, on_batch: OnBatch) -> None:
+        """stop() in the middle of an assignment: workers run nothing more; record the batches that finished."""
+        assert self.transport is not None
+        for w in range(self.workers):
+            self.transport.send(w, Cancel())
+        waiting = set(range(self.workers))
+        deadline = time.monotonic() + CANCEL_TIMEOUT_S + self.config.batch_interval_ms / 1000.0
+        while waiting and time.monotonic() < deadline:
+            message = self.transport.receive(POLL_S)
+            if message is None:
+                if self.transport.dead_workers():
+                    break
+                continue
+            if isinstance(message, (OutputMessage, OutputBatch)):
+                self._on_outputs(message)
+            elif isinstance(message, Report):
+                self.take_report(message)
+                if message.cancelled:
+                    waiting.discard(message.worker)
+            elif isinstance(message, Failed):
+                break
+        if self.next_emit > self.batch_id:
+            self.record(self.batch_id, self.next_emit - 1, on_batch, -1, 0)
+
+    def idle_pause(self) -> None:
+        """A continuous query whose unpaced sources had nothing: wait a little before the next group."""
+        if any(r.realtime for r in self.inline.readers.values()):
+            return
+        time.sleep(min(self.config.batch_interval_ms, 100) / 1000.0)
+
+
+class DrizzleDriver(Driver):
+    """Pre-scheduling and group scheduling (see the module doc)."""
+
+    executor = "drizzle"
+
+    def __init__(self, graph: Any, config: RunConfig, output: Output, *, realtime: bool) -> None:
+        super().__init__(graph, config, output, realtime=realtime)
+        self.sizer = GroupSizer(config.group_size)
+        self.overheads: deque[float] = deque(maxlen=10_000)
+        self._previous_end: dict[int, float] = {}
+
+    def run(self, on_batch: OnBatch = None, should_stop: ShouldStop = None, *, idle_sleep: bool = False) -> None:
+        policy = DrizzlePolicy(self.topology, self.workers, self.sizer.size,
+                               pipelined=pipelines(self.config.group_size))
+        work = deque(policy.handle(Begin(self.batch_id)))
+        try:
+            while True:
+                while work:
+                    instruction = work.popleft()
+                    if isinstance(instruction, SendTasks):
+                        self.send(instruction)
+                    elif isinstance(instruction, Boundary):
+                        work.extend(policy.handle(self._boundary(instruction, on_batch, should_stop, idle_sleep)))
+                    elif isinstance(instruction, Shutdown):
+                        return
+                message = self._receive(should_stop)
+                if isinstance(message, Report):
+                    self.take_report(message)
+                    work.extend(policy.handle(Reported(message.worker, message.assignment)))
+        except _Stopped:
+            self.cancel(on_batch)
+
+    def _boundary(self, boundary: Boundary, on_batch: OnBatch, should_stop: ShouldStop,
+                  idle_sleep: bool) -> Proceed | Finish:
+        """Group boundary: progress, the overhead measurement and AIMD, then go on or finish."""
+        first, last = boundary.first_batch, boundary.last_batch
+        tasks = [t for b in range(first, last + 1) for t in self.tasks.get(b, [])]
+        overhead = overhead_fraction(*group_overhead(tasks, self._previous_end))
+        self.overheads.append(overhead)
+        rows_in = sum(self.stats[b].rows_in for b in range(first, last + 1) if b in self.stats)
+        size = last - first + 1
+        done = self.record(first, last, on_batch, boundary.assignment, size)
+        next_size = self.sizer.observe(overhead)
+        if done or (should_stop is not None and should_stop()):
+            return Finish()
+        if idle_sleep and rows_in == 0:
+            self.idle_pause()
+        return Proceed(next_size)
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def _memory_data(stage: Stage) -> dict[str, list[Any]]:
+    """The in-memory registry data (frames and abort markers) a source stage reads, to ship to its worker.
+
+    That is the memory connector's data, or data another connector built on
+    it names with its `id` option.
+    """
+    from stream_dsl.connectors import memory
+
+    scan: ScanOp = stage.head  # type: ignore[assignment]
+    definition = scan.source
+    is_memory = (definition.option("connector") or "").lower() == "memory"
+    id = definition.option("id", definition.name if is_memory else None)
+    if not id:
+        return {}
+    try:
+        return {id: list(memory._lookup(id))}
+    except DSLError:
+        return {}
+
+
+def _connector_registry() -> dict[str, str]:
+    from stream_dsl import connectors
+
+    return dict(connectors.CONNECTORS)
+
+
+def build_driver(cls: type[Driver], plan: Plan, config: RunConfig,
+                 output_factory: Callable[[Schema, int | None], Output], *, realtime: bool) -> Driver:
+    """Lower `plan` with `config.workers` partitions and make its driver (not yet open)."""
+    graph = lower(plan, config.workers)
+    output = output_factory(graph.graph["schema"], graph.graph.get("limit"))
+    return cls(graph, config, output, realtime=realtime)

@@ -1,0 +1,439 @@
+"""A worker process: runs the tasks the driver assigns, in the order `WorkerScheduler` decides.
+
+Lifecycle: receive `Setup` once per query (the stage programs, the
+broadcast tables, data for in-memory sources), answer `Ready`, then
+handle `Assign` (the tasks of a group or a wave), `MapOutput` (an
+output-ready notice with pushed data, from any worker), `Commit`,
+`Cancel` and `Stop` until told to stop, or until the driver process is
+gone. Between two tasks the worker looks at its inbox, so a notice or a
+Cancel is seen at once; a task itself is never interrupted.
+
+Where sources are read: a source stage's task for batch b runs on the
+source's home worker (fixed by the placement), which opens the source
+once per query and calls `next_batch` once per batch, in batch order, so
+batch b holds the same rows as in the inline executor whatever the group
+size. A source is opened in the worker process from its definition; the
+in-memory test source, whose frames live in the driver's registry, gets
+them in `Setup` once.
+
+A task does exactly what the inline executor does for the same (stage,
+partition, batch) (it calls `InlineQuery._run_task`), so results are equal.
+Watermarks: in Drizzle a stateful task derives (previous, new) for its
+batch from the clocks every source task sent along with its notices; in
+BSP the driver gives them.
+
+Output rows: an output task's rows (or changelog) wait for this worker's
+last task of the batch and go to the driver together with its other
+output tasks' of that batch, in one message (`OutputBatch`): the driver
+emits a batch only once it has all of the batch's outputs anyway, and a
+message less per batch is worth more than the microseconds of waiting.
+
+Errors in a task become one `Failed` message naming the operator; the
+worker then waits to be stopped.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+import traceback
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+import polars as pl
+
+from executor import kernels
+from executor.commits import retention_ms
+from executor.inline import InlineQuery, Output, Reader, _concat, open_reader
+from executor.messages import Assign, Cancel, Commit, Failed, Output as OutputMessage, Ready, Report, Setup, Stop
+from executor.metrics import BatchStats, TaskMetrics
+from executor.runtime import DRIVER, Channel
+from executor.scheduler import (Assigned, AssignmentDone, Finished, InputsReady, Notice, Run, TaskKey, TaskSpec,
+                                WorkerScheduler)
+from executor.shuffle import Clock, Inbox, MapOutput, WatermarkChain, decode, encode, route, source_clock
+from optimizer.lower import stage_order
+from optimizer.stages import OutputWrite, ShuffleWrite, Stage
+from stream_dsl.connectors.base import commit_source
+from stream_dsl.errors import DSLError, ExecutionError
+
+IDLE_POLL_S = 1.0  # how often an idle worker checks that the driver is still there
+
+
+class _CapturedOutput(Output):
+    """Stands in for the query output inside a worker: keeps a changelog step's upserts and deletes."""
+
+    def __init__(self, collects: bool) -> None:
+        super().__init__(schema=None, limit=None)  # type: ignore[arg-type]
+        self.changelog_collects = collects
+        self.captured: tuple[pl.DataFrame, pl.DataFrame | None] | None = None
+
+    def apply_changelog(self, upserts: pl.DataFrame, deletes: pl.DataFrame | None) -> None:
+        self.captured = (upserts, deletes)
+
+
+@dataclass(frozen=True, slots=True)
+class OutputBatch:
+    """One worker's outputs of one batch in one message: the driver waits for all of a batch's outputs anyway."""
+
+    outputs: tuple[OutputMessage, ...]
+
+
+@dataclass
+class _Pending:
+    """What a worker has measured but not reported yet, per assignment."""
+
+    tasks: list[TaskMetrics] = field(default_factory=list)
+    batches: dict[int, BatchStats] = field(default_factory=dict)
+
+
+class WorkerRunner:
+    """The state of one worker for one query (see the module doc)."""
+
+    def __init__(self, channel: Channel, setup: Setup) -> None:
+        self.channel = channel
+        self.me = channel.worker
+        self.setup = setup
+        _install_connectors(setup)
+        self.output = _CapturedOutput(setup.collect_changelog)
+        self.query = InlineQuery(setup.graph, setup.config, self.output, realtime=setup.realtime)
+        self.query.tables = {tid: decode(data) for tid, data in setup.tables.items()}
+        self.stages: dict[int, Stage] = {s.id: s for s in stage_order(setup.graph)}
+        self.readers: dict[int, Reader] = {}
+        self.sched = WorkerScheduler(self.me)
+        self.inbox = Inbox()
+        self.chain = WatermarkChain({s.id: source_clock(s) for s in self.stages.values() if s.is_source},
+                                    last_batch=setup.first_batch - 1)
+        self.assigns: dict[int, Assign] = {}
+        self.owner: dict[TaskKey, int] = {}
+        self.assigned_at: dict[TaskKey, float] = {}
+        self.arrived_at: dict[TaskKey, float] = {}
+        self.produced_at: dict[int, dict[tuple[int, int], float]] = {}  # batch -> map id -> finished
+        self.pending: dict[int, _Pending] = {}
+        self.last_finished: float | None = None
+        self.offsets: dict[int, dict[int, Any]] = {}  # batch -> source stage -> offset after it, until committed
+        self.watermark_columns = {s.head.source.watermark.column for s in self.stages.values()  # type: ignore
+                                  if s.is_source and s.head.source.watermark is not None}  # type: ignore
+        self.work: deque = deque()
+        self.unsent: list[OutputMessage] = []  # this batch's outputs, sent after this worker's last task of it
+        self.stopped = False
+        self.cancelled = False
+
+    # ------------------------------------------------------------ messages and instructions
+
+    def handle(self, message: Any) -> None:
+        """Take in one message; the scheduler's instructions queue up in `work`."""
+        if isinstance(message, Stop):
+            self.stopped = True
+        elif isinstance(message, Commit):
+            self._commit(message)
+        elif self.cancelled:
+            return  # after Cancel nothing runs any more; wait for Stop
+        elif isinstance(message, MapOutput):
+            if message.batch >= self.sched.floor:
+                self._arrived(message)
+        elif isinstance(message, Assign):
+            if message.commit is not None:
+                self._commit(message.commit)
+            now = time.time()
+            self.assigns[message.assignment] = message
+            for spec in message.tasks:
+                self.owner[spec.key] = message.assignment
+                self.assigned_at[spec.key] = now
+            self.pending.setdefault(message.assignment, _Pending())
+            self.work.extend(self.sched.handle(Assigned(message.assignment, message.tasks, message.last_batch)))
+        elif isinstance(message, Cancel):
+            self._cancel()
+        else:
+            raise ExecutionError(f"internal error: worker {self.me} got an unknown message {type(message).__name__}")
+
+    def _arrived(self, output: MapOutput) -> None:
+        self.inbox.put(output)
+        self.produced_at.setdefault(output.batch, {}).setdefault(output.map_id, output.finished_at)
+        self.work.extend(self.sched.handle(Notice(output.batch, output.map_id)))
+
+    def step(self) -> None:
+        """Carry out the next instruction (running a task is one instruction)."""
+        instruction = self.work.popleft()
+        if isinstance(instruction, InputsReady):
+            self.arrived_at.setdefault(instruction.key, time.time())
+        elif isinstance(instruction, Run):
+            for local in self._run(instruction):
+                self._arrived(local)
+            self.work.extend(self.sched.handle(Finished(instruction.spec.key)))
+        elif isinstance(instruction, AssignmentDone):
+            self._report(instruction.assignment)
+
+    def _report(self, assignment: int) -> None:
+        """Every task of `assignment` ran: one report to the driver."""
+        self._flush_outputs()
+        pending = self.pending.pop(assignment, _Pending())
+        self.assigns.pop(assignment, None)
+        self.channel.send(DRIVER, Report(self.me, assignment, tuple(pending.tasks), pending.batches))
+        floor = self.sched.floor
+        self.inbox.drop_before(floor)
+        for b in [b for b in self.produced_at if b < floor]:
+            del self.produced_at[b]
+
+    def _commit(self, commit: Commit) -> None:
+        """Let this worker's sources release what they read up to the committed batch (as inline does per batch)."""
+        offsets = self.offsets.get(commit.through_batch, {})
+        for stage, reader in self.readers.items():
+            if stage in offsets:
+                commit_source(reader.source, offsets[stage], commit.keep_from_ms)
+        for batch in [b for b in self.offsets if b <= commit.through_batch]:
+            del self.offsets[batch]
+
+    def _cancel(self) -> None:
+        """Forget every task not run yet and report what ran."""
+        self.work.clear()
+        self.sched = WorkerScheduler(self.me)
+        self.cancelled = True
+        self._flush_outputs()
+        merged = _Pending()
+        for assignment in sorted(self.pending):
+            part = self.pending[assignment]
+            merged.tasks += part.tasks
+            for batch, stats in part.batches.items():
+                merged.batches.setdefault(batch, BatchStats()).merge(stats)
+                if stats.state_groups is not None:
+                    merged.batches[batch].state_groups = stats.state_groups
+        self.pending.clear()
+        self.channel.send(DRIVER, Report(self.me, -1, tuple(merged.tasks), merged.batches, True))
+
+    # ------------------------------------------------------------ tasks
+
+    def _run(self, instruction: Run) -> list[MapOutput]:
+        """Run one task; send its outputs (other workers, the driver); return the notices for this worker."""
+        spec = instruction.spec
+        key = spec.key
+        stage = self.stages[key.stage]
+        started = time.time()
+        stats = self._stats(key)
+        frame, (wm_prev, wm_new), clock, serialize = self._input(stage, spec, stats)
+        skipped = not frame.height and (stage.stateful is None or wm_new == wm_prev)
+        result: dict[int, pl.DataFrame] | None = None
+        if not skipped:
+            result, late = self._compute(stage, key.partition, frame, wm_prev, wm_new)
+            stats.late_rows += late
+            if result is not None and isinstance(stage.terminal, ShuffleWrite):
+                stats.shuffled.append(kernels.shuffle_counts(stage.id, key.partition, result))
+        finished = time.time()
+        rows_out = 0 if result is None else sum(f.height for f in result.values())
+        stats.stage_rows[stage.id] = stats.stage_rows.get(stage.id, 0) + rows_out
+        local, sent_s, bytes_sent = self._deliver(stage, key, result, clock, finished)
+        if self.sched.unfinished.get(key.batch, 1) == 1:  # this worker's last task of the batch
+            states = self.query.states.values()
+            stats.state_groups = sum(getattr(s, "open_groups", 0) for s in states)
+            stats.retention = (retention_ms(states, self.watermark_columns),)
+            self._flush_outputs()
+        done = time.time()
+        produced = self.produced_at.get(key.batch, {})
+        assigned = self.assigned_at.pop(key, started)
+        metrics = TaskMetrics(
+            batch=key.batch, stage=key.stage, partition=key.partition, worker=self.me,
+            sent_at=self.assigns[self.owner[key]].sent_at, assigned_at=assigned,
+            slot_free_at=assigned if self.last_finished is None else self.last_finished,
+            inputs_ready_at=max((produced.get(m, 0.0) for m in spec.waits), default=0.0),
+            inputs_arrived_at=self.arrived_at.pop(key, assigned),
+            started_at=started, finished_at=done, serialize_s=serialize + sent_s, transfer_bytes=bytes_sent,
+            rows_in=frame.height, rows_out=rows_out, trigger=instruction.trigger, skipped=skipped)
+        self.pending.setdefault(self.owner.pop(key), _Pending()).tasks.append(metrics)
+        self.last_finished = done
+        return local
+
+    def _input(self, stage: Stage, spec: TaskSpec,
+               stats: BatchStats) -> tuple[pl.DataFrame, tuple[int | None, int | None], Clock | None, float]:
+        """A task's input rows, its batch's watermarks, its source clock and the seconds spent decoding."""
+        key = spec.key
+        if stage.is_source:
+            frame, clock = self._read_source(stage, key.batch, stats)
+            return frame, (None, None), clock, 0.0
+        frames, decoding = self.inbox.take(key.batch, stage.id, key.partition)
+        pair = spec.watermarks if spec.watermarks is not None else self.chain.pair(key.batch, self.inbox.take_clocks)
+        return _concat(frames, stage), pair, None, decoding
+
+    def _deliver(self, stage: Stage, key: TaskKey, result: dict[int, pl.DataFrame] | None, clock: Clock | None,
+                 finished: float) -> tuple[list[MapOutput], float, int]:
+        """Output rows to the driver; notices (and pushed partitions) to the receivers.
+
+        Returns the notices for this worker itself, the seconds spent
+        encoding and the bytes sent to other workers.
+        """
+        spent = 0.0
+        target = None
+        if isinstance(stage.terminal, OutputWrite):
+            spent += self._send_output(stage, key, result, finished)
+        else:
+            target = stage.terminal.target
+        parts = result if target is not None and result else {}
+        routed = route(key.batch, (stage.id, key.partition), target, parts, self.assigns[self.owner[key]].placement,
+                       self.me, clock, finished)
+        local: list[MapOutput] = []
+        for worker, output in routed.messages.items():
+            if worker == self.me:
+                local.append(output)
+            else:
+                self.channel.send(worker, output)
+        return local, spent + routed.serialize_s, routed.bytes_sent
+
+    def _stats(self, key: TaskKey) -> BatchStats:
+        pending = self.pending.setdefault(self.owner[key], _Pending())
+        return pending.batches.setdefault(key.batch, BatchStats())
+
+    def _read_source(self, stage: Stage, batch: int, stats: BatchStats) -> tuple[pl.DataFrame, Clock]:
+        """The source's next batch, read here in batch order (the source is opened on first use)."""
+        reader = self.readers.get(stage.id)
+        if reader is None:
+            reader = self.readers[stage.id] = open_reader(stage, realtime=self.setup.realtime)
+        pulled = reader.pull(self.setup.config.batch_interval_ms)
+        stats.pulled_at = max(stats.pulled_at, time.time())
+        stats.rows_in += pulled.frame.height
+        stats.reads.append((stage.id, kernels.source_read(reader.scan, pulled.frame.height)))
+        stats.dead_letters.extend(pulled.dead_letters)
+        clock = Clock(reader.clock.max_event_ms, reader.exhausted)
+        stats.clocks[stage.id] = clock
+        self.offsets.setdefault(batch, {})[stage.id] = reader.offset
+        return pulled.frame, clock
+
+    def _compute(self, stage: Stage, partition: int, frame: pl.DataFrame, wm_prev: int | None,
+                 wm_new: int | None) -> tuple[dict[int, pl.DataFrame] | None, int]:
+        """The inline executor's task, with errors named by operator."""
+        try:
+            return self.query._run_task(stage, partition, frame, wm_prev, wm_new)
+        except DSLError:
+            raise
+        except Exception as exc:
+            where = stage.stateful.describe() if stage.stateful is not None else stage.head.describe()
+            raise ExecutionError(f"{where}: {kernels.error_text(exc)}") from exc
+
+    def _send_output(self, stage: Stage, key: TaskKey, result: dict[int, pl.DataFrame] | None,
+                     finished: float) -> float:
+        """The output task's rows (or changelog) for the driver; returns the seconds spent encoding.
+
+        Kept back until this worker's last task of the batch (`_flush_outputs`).
+        """
+        started = time.perf_counter()
+        frame = upserts = deletes = None
+        captured, self.output.captured = self.output.captured, None
+        if captured is not None:
+            upserts = encode(captured[0])
+            deletes = None if captured[1] is None else encode(captured[1])
+        elif result is not None and result[0].height:
+            frame = encode(result[0])
+        spent = time.perf_counter() - started
+        self.unsent.append(OutputMessage(self.me, key.batch, stage.id, key.partition, frame, upserts, deletes,
+                                         finished))
+        return spent
+
+    def _flush_outputs(self) -> None:
+        """Send the outputs kept back: one message, however many output tasks of the batch ran here."""
+        if not self.unsent:
+            return
+        message = self.unsent[0] if len(self.unsent) == 1 else OutputBatch(tuple(self.unsent))
+        self.unsent = []
+        self.channel.send(DRIVER, message)
+
+    def close(self) -> None:
+        for reader in self.readers.values():
+            try:
+                reader.source.close()
+            except Exception:
+                pass
+
+
+def _install_connectors(setup: Setup) -> None:
+    """Make this process see what the driver sees: working directory, import path, connectors, in-memory data."""
+    from stream_dsl import connectors
+    from stream_dsl.connectors import memory
+
+    if setup.cwd is not None:
+        os.chdir(setup.cwd)
+    for path in setup.sys_path:
+        if path not in sys.path:
+            sys.path.append(path)
+    for name, module in setup.connectors.items():
+        connectors.register_connector(name, module)
+    for id, items in setup.memory.items():
+        memory.register(id, items)
+
+
+# ---------------------------------------------------------------- the process
+
+
+def main(channel: Channel) -> None:
+    """The worker process: set up, then handle messages until `Stop` (or the driver is gone).
+
+    Ctrl-C is the driver's to handle: a worker ignores SIGINT and is stopped by the driver.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    runner: WorkerRunner | None = None
+    try:
+        setup = _await_setup(channel)
+        if setup is None:
+            return
+        runner = WorkerRunner(channel, setup)
+        _check_polars()
+        channel.send(DRIVER, Ready(channel.worker, os.getpid()))
+        while not runner.stopped:
+            if runner.work and not isinstance(runner.work[0], Run):
+                runner.step()  # bookkeeping (a report, a timestamp): the inbox is looked at before the next task
+                continue
+            message = channel.receive(0 if runner.work else IDLE_POLL_S)
+            if message is not None:
+                runner.handle(message)
+            elif runner.work:
+                runner.step()
+            elif not channel.driver_alive():
+                return
+    except BaseException as exc:  # report, then wait to be stopped: the driver ends the query
+        _report_failure(channel, exc)
+        _await_stop(channel)
+    finally:
+        if runner is not None:
+            runner.close()
+        channel.release()
+
+
+def _check_polars() -> None:
+    """Run a tiny parallel polars query before saying Ready.
+
+    A fork of a process whose polars thread pool was already running hangs
+    on its first parallel query. The fork server must never have run one
+    (it only imports modules, so modules must not run polars queries at
+    import time); if it did, the worker hangs here and the driver gives up
+    waiting for Ready with a clear error, instead of hanging in a task.
+    """
+    pl.DataFrame({"a": [1, 2, 1]}).group_by("a").len()
+
+
+def _await_setup(channel: Channel) -> Setup | None:
+    while True:
+        message = channel.receive(IDLE_POLL_S)
+        if isinstance(message, Setup):
+            return message
+        if isinstance(message, Stop) or (message is None and not channel.driver_alive()):
+            return None
+
+
+def _report_failure(channel: Channel, exc: BaseException) -> None:
+    if isinstance(exc, DSLError):
+        message = str(exc)
+    else:
+        message = f"worker {channel.worker} failed: {type(exc).__name__}: {kernels.error_text(exc)}"
+    try:
+        channel.send(DRIVER, Failed(channel.worker, message, traceback.format_exc()))
+    except Exception:
+        pass
+
+
+def _await_stop(channel: Channel) -> None:
+    while True:
+        try:
+            message = channel.receive(IDLE_POLL_S)
+        except Exception:
+            return
+        if isinstance(message, Stop) or (message is None and not channel.driver_alive()):
+            return
