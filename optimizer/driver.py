@@ -30,7 +30,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, Collection, Hashable, NamedTuple, Sequence
 
-from stream_dsl.errors import DSLError, did_you_mean
+from stream_dsl.errors import ConnectorError, DSLError, did_you_mean
 from stream_dsl.plan import Plan, render_plan
 
 from optimizer.rules import RULE_NAMES, RULES
@@ -132,6 +132,8 @@ def _apply(rule: Rule, plan: Plan) -> Plan:
     name = rule.__name__
     try:
         new = rule(plan)
+    except ConnectorError:  # the user's source options, e.g. a malformed `ndv` statistics hint: as is
+        raise
     except Exception as exc:
         raise OptimizerRuleError(name, f"failed: {type(exc).__name__}: {exc}") from exc
     if new is not plan and new.schema != plan.schema:

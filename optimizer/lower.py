@@ -5,6 +5,10 @@ Where the plan is cut:
   below them ends in a hash exchange on their keys (Distinct: every column;
   an aggregate without keys: one partition), and a new stage with
   `workers` partitions holds the state.
+- A split aggregate: the PartialAggregate is a narrow operator fused into
+  the pipeline that feeds the exchange (so the shuffle carries one row
+  per group and task), and the FinalAggregate is cut like an Aggregate:
+  a hash exchange on its keys into the stage whose state merges partials.
 - A join with a static table (a subplan that reads no stream) is a broadcast
   join inside the stream's stage: the table is read once per query.
   A join of two streams is refused.
@@ -26,12 +30,12 @@ from itertools import count
 import networkx as nx
 
 from optimizer.stages import (TIME_COLUMN, AggregateOp, AggSpec, BroadcastJoinOp, DistinctOp, Exchange, FilterOp,
-                              Operator, OutputWrite, ProjectOp, ReadOp, ScanOp, ShuffleWrite, Stage, StatefulOp,
-                              arg_column, ROW_COLUMN)
+                              Operator, OutputWrite, PartialAggregateOp, ProjectOp, ReadOp, ScanOp, ShuffleWrite, Stage,
+                              StatefulOp, arg_column, ROW_COLUMN)
 from stream_dsl.errors import PlanError
 from stream_dsl.expr import Agg, Column, NamedExpr
-from stream_dsl.plan import (EMIT_CHANGES, Aggregate, Distinct, Filter, Join, Limit, Plan, Project, Scan, Union,
-                             is_streaming)
+from stream_dsl.plan import (EMIT_CHANGES, PARTIAL_DISTINCT, Aggregate, Distinct, FinalAggregate, Filter, Join, Limit,
+                             PartialAggregate, Plan, Project, Scan, Union, distinct_argument, is_streaming)
 from stream_dsl.types import DataType, Field, Schema, common_type
 
 
@@ -140,6 +144,10 @@ class _Lowering:
             return self._join(node)
         if isinstance(node, Aggregate):
             return self._aggregate(node)
+        if isinstance(node, PartialAggregate):
+            return self._partial_aggregate(node)
+        if isinstance(node, FinalAggregate):
+            return self._final_aggregate(node)
         if isinstance(node, Distinct):
             names = node.schema.names
             return self.exchange(self.lower(node.input), names, DistinctOp(names), node.schema)
@@ -195,6 +203,51 @@ class _Lowering:
         pre_schema = Schema(tuple(Field(n.name, n.expr.dtype) for n in pre))
         emit = EMIT_CHANGES if node.window is None else node.emit
         op = AggregateOp(tuple(k.name for k in node.keys), tuple(specs), node.window, emit, node.schema)
+        child = _add(self.lower(node.input), ProjectOp(tuple(pre)), pre_schema)
+        return self.exchange(child, op.keys, op, node.schema)
+
+    def _partial_aggregate(self, node: PartialAggregate) -> Fragment:
+        """Keys, window time and arguments computed, then grouped: all narrow, in the current pipeline."""
+        pre = [NamedExpr(k.name, k.expr) for k in node.keys]
+        if node.window is not None:
+            pre.append(NamedExpr(TIME_COLUMN, Column(node.window.time_column, DataType.TIMESTAMP)))
+        distinct = distinct_argument(node.aggs)
+        if distinct is not None:
+            pre.append(NamedExpr(PARTIAL_DISTINCT, distinct))
+        specs = []
+        for i, named in enumerate(node.aggs):
+            agg = named.expr
+            assert isinstance(agg, Agg)
+            arg = None
+            if agg.distinct:
+                arg = PARTIAL_DISTINCT
+            elif agg.arg is not None:
+                arg = arg_column(i)
+                pre.append(NamedExpr(arg, agg.arg))
+            specs.append(AggSpec(named.name, agg.func, arg, agg.dtype, agg.distinct))
+        if not pre:  # COUNT(*) alone: keep one input column, so the frame keeps its rows
+            first = node.input.schema.fields[0]
+            pre.append(NamedExpr(ROW_COLUMN, Column(first.name, first.dtype)))
+        pre_schema = Schema(tuple(Field(n.name, n.expr.dtype) for n in pre))
+        op = PartialAggregateOp(tuple(k.name for k in node.keys), tuple(specs), node.window, distinct is not None,
+                                node.schema)
+        child = _add(self.lower(node.input), ProjectOp(tuple(pre)), pre_schema)
+        return _add(child, op, node.schema)
+
+    def _final_aggregate(self, node: FinalAggregate) -> Fragment:
+        """Keys computed over the partial rows, a hash exchange on them, and state that merges partials."""
+        input_schema = node.input.schema
+        pre = [NamedExpr(k.name, k.expr) for k in node.keys]
+        pre += [NamedExpr(c, Column(c, input_schema.dtype(c))) for c in node.state_columns]
+        pre_schema = Schema(tuple(Field(n.name, n.expr.dtype) for n in pre))
+        specs = []
+        for named in node.aggs:
+            agg = named.expr
+            assert isinstance(agg, Agg)
+            specs.append(AggSpec(named.name, agg.func, PARTIAL_DISTINCT if agg.distinct else None, agg.dtype,
+                                 agg.distinct))
+        emit = EMIT_CHANGES if node.window is None else node.emit
+        op = AggregateOp(tuple(k.name for k in node.keys), tuple(specs), node.window, emit, node.schema, "final")
         child = _add(self.lower(node.input), ProjectOp(tuple(pre)), pre_schema)
         return self.exchange(child, op.keys, op, node.schema)
 

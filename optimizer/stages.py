@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Union
 
 from stream_dsl.expr import Expr, NamedExpr, format_duration_ms, render, render_named
-from stream_dsl.plan import Plan, SourceDef, WindowSpec, render_plan
+from stream_dsl.plan import PARTIAL_DISTINCT, Plan, SourceDef, WindowSpec, render_plan, state_fields
 from stream_dsl.types import DataType, Schema
 
 # Column names the executor adds between stages. User names never start with "__sd_".
@@ -106,6 +106,39 @@ class BroadcastJoinOp:
         return f"BroadcastJoin {self.kind} {self.table_id} on [{on}] output=[{cols}]"
 
 
+@dataclass(frozen=True, slots=True)
+class PartialAggregateOp:
+    """Phase one of a split aggregate: the task's rows pre-aggregated into partial state per group.
+
+    A narrow operator, fused into the task's polars query before the
+    shuffle write. Input columns: `keys`, TIME_COLUMN if windowed (the
+    TUMBLE window is assigned here), PARTIAL_DISTINCT if a COUNT(DISTINCT)
+    groups on its argument, and each aggregate's `arg`. Output: `output`,
+    the PartialAggregate's schema (keys, window_start, window_end,
+    PARTIAL_DISTINCT, PARTIAL_ROWS, then the state columns of
+    `stream_dsl.plan.state_fields`), which the final AggregateOp merges.
+    """
+
+    keys: tuple[str, ...]
+    aggs: tuple["AggSpec", ...]
+    window: WindowSpec | None
+    distinct: bool
+    output: Schema
+
+    @property
+    def group_columns(self) -> tuple[str, ...]:
+        """What the task groups on: keys, window bounds, the distinct argument."""
+        window = ("window_start", "window_end") if self.window is not None else ()
+        return self.keys + window + ((PARTIAL_DISTINCT,) if self.distinct else ())
+
+    def describe(self) -> str:
+        parts = [f"keys=[{', '.join(self.keys)}]"]
+        if self.window is not None:
+            parts.append(f"window={self.window}")
+        parts.append(f"aggs=[{', '.join(a.describe() for a in self.aggs)}]")
+        return "PartialAggregate " + " ".join(parts)
+
+
 # ---------------------------------------------------------------- terminal writes
 
 
@@ -162,6 +195,25 @@ class AggSpec:
         inner = "*" if self.arg is None else ("DISTINCT " if self.distinct else "") + self.arg
         return f"{self.name} := {self.func}({inner})"
 
+    def state_columns(self, i: int) -> tuple[str, ...]:
+        """The partial state columns of this aggregate as number `i` (see `stream_dsl.plan.state_fields`)."""
+        return tuple(f.name for f in state_fields(i, self.func, self.dtype, self.distinct))
+
+    def describe_merge(self, i: int) -> str:
+        """How a final aggregate merges this one's partial state columns."""
+        columns = self.state_columns(i)
+        if self.distinct:
+            merge = f"count(DISTINCT {PARTIAL_DISTINCT})"
+        elif self.func == "count":
+            merge = f"sum({columns[0]})"
+        elif self.func == "sum":
+            merge = f"sum({columns[0]}) unless sum({columns[1]}) = 0"
+        elif self.func == "avg":
+            merge = f"sum({columns[0]}) / sum({columns[1]})"
+        else:
+            merge = f"{self.func}({columns[0]})"
+        return f"{self.name} := {merge}"
+
 
 @dataclass(frozen=True, slots=True)
 class AggregateOp:
@@ -171,6 +223,11 @@ class AggregateOp:
     end) or 'changes' (per batch, the new value of every group it touched);
     a non-windowed aggregate is always 'changes'. Output: keys, window_start
     and window_end if windowed, then the aggregates.
+
+    `phase` is 'single' (input: raw rows, with TIME_COLUMN and argument
+    columns) or 'final' (input: the rows of PartialAggregateOps, with
+    window_start and window_end already assigned, PARTIAL_ROWS, the state
+    columns, and PARTIAL_DISTINCT as the argument of COUNT(DISTINCT)).
     """
 
     keys: tuple[str, ...]
@@ -178,6 +235,12 @@ class AggregateOp:
     window: WindowSpec | None
     emit: str
     output: Schema
+    phase: str = "single"
+
+    @property
+    def final(self) -> bool:
+        """Whether this merges partial aggregates (the second phase of a split aggregate)."""
+        return self.phase == "final"
 
     @property
     def changelog(self) -> bool:
@@ -193,9 +256,12 @@ class AggregateOp:
         parts = [f"keys=[{', '.join(self.keys)}]"]
         if self.window is not None:
             parts.append(f"window={self.window}")
-        parts.append(f"aggs=[{', '.join(a.describe() for a in self.aggs)}]")
+        if self.final:
+            parts.append(f"merge=[{', '.join(a.describe_merge(i) for i, a in enumerate(self.aggs))}]")
+        else:
+            parts.append(f"aggs=[{', '.join(a.describe() for a in self.aggs)}]")
         parts.append(f"emit={'changes' if self.changelog else 'final'}")
-        return "Aggregate " + " ".join(parts)
+        return ("FinalAggregate " if self.final else "Aggregate ") + " ".join(parts)
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,7 +274,7 @@ class DistinctOp:
         return f"Distinct [{', '.join(self.columns)}]"
 
 
-NarrowOp = Union[ScanOp, ReadOp, FilterOp, ProjectOp, BroadcastJoinOp]
+NarrowOp = Union[ScanOp, ReadOp, FilterOp, ProjectOp, BroadcastJoinOp, PartialAggregateOp]
 Terminal = Union[ShuffleWrite, OutputWrite]
 StatefulOp = Union[AggregateOp, DistinctOp]
 Operator = Union[NarrowOp, Terminal]

@@ -304,8 +304,166 @@ class Limit:
         return self.input.schema
 
 
-Plan = typing.Union[Scan, Filter, Project, Join, Aggregate, Distinct, Union, Limit]
-PLAN_NODES = (Scan, Filter, Project, Join, Aggregate, Distinct, Union, Limit)
+# ---------------------------------------------------------------- two-phase aggregation
+
+# Columns a partial aggregate adds. User names never start with "__sd_".
+PARTIAL_ROWS = "__sd_rows"  # input rows per partial group: late rows stay counted in rows, not groups
+PARTIAL_DISTINCT = "__sd_dv"  # the COUNT(DISTINCT x) argument, grouped on by the partial
+
+
+def state_fields(i: int, func: str, dtype: DataType, distinct: bool = False) -> tuple[Field, ...]:
+    """The partial state columns of aggregate number `i` (`func` producing `dtype`), named by position.
+
+    COUNT: `__sd_c{i}`; SUM and AVG: a sum `__sd_s{i}` and a non-NULL count
+    `__sd_n{i}` (so a SUM of only NULLs stays NULL); MIN, MAX: `__sd_min{i}`,
+    `__sd_max{i}`; COUNT(DISTINCT x): none (x is a partial group column).
+    These are the names `executor/state.py` keeps its per-group state in.
+    """
+    if func == "count":
+        return () if distinct else (Field(f"__sd_c{i}", DataType.BIGINT),)
+    if func in ("sum", "avg"):
+        total = DataType.DOUBLE if func == "avg" or dtype is DataType.DOUBLE else DataType.BIGINT
+        return (Field(f"__sd_s{i}", total), Field(f"__sd_n{i}", DataType.BIGINT))
+    return (Field(f"__sd_{func}{i}", dtype),)
+
+
+def partial_state_fields(aggs: tuple[NamedExpr, ...]) -> tuple[Field, ...]:
+    """The state columns a partial aggregate emits for `aggs` (see `state_fields`)."""
+    fields: list[Field] = []
+    for i, named in enumerate(aggs):
+        agg = named.expr
+        assert isinstance(agg, Agg)
+        fields += state_fields(i, agg.func, agg.dtype, agg.distinct)
+    return tuple(fields)
+
+
+def distinct_argument(aggs: tuple[NamedExpr, ...]) -> Expr | None:
+    """The one argument every COUNT(DISTINCT ...) of `aggs` shares, or None when there is none.
+
+    Raises PlanError when two distinct counts take different arguments: a
+    partial aggregate groups on the argument, so there can be only one.
+    """
+    args = {n.expr.arg for n in aggs if isinstance(n.expr, Agg) and n.expr.distinct}
+    if len(args) > 1:
+        raise PlanError("a partial aggregate supports COUNT(DISTINCT x) of one argument only")
+    return next(iter(args), None)
+
+
+def _check_aggs(aggs: tuple[NamedExpr, ...]) -> None:
+    for n in aggs:
+        if not isinstance(n.expr, Agg):
+            raise PlanError(f"aggregate output '{n.name}' is not an aggregate function")
+
+
+@dataclass(frozen=True)
+class PartialAggregate:
+    """Phase one of a split Aggregate: partial state per group of each batch, before the shuffle.
+
+    It runs inside a map task, fused with the narrow operators around it,
+    so the shuffle carries one row per group instead of one per input row.
+    `aggs` are the original aggregate calls (named as in the final output).
+    A TUMBLE window is assigned here; HOP and SESSION stay single-phase.
+    Output: the keys, window_start and window_end if windowed,
+    PARTIAL_DISTINCT if there is a COUNT(DISTINCT), PARTIAL_ROWS, then
+    `partial_state_fields(aggs)`.
+    """
+
+    input: "Plan"
+    keys: tuple[NamedExpr, ...]
+    aggs: tuple[NamedExpr, ...]
+    window: WindowSpec | None = None
+    span: Span | None = _SPAN
+
+    def __post_init__(self) -> None:
+        schema = self.input.schema
+        for n in self.keys + self.aggs:
+            _require_columns(columns_used(n.expr), schema, "partial aggregate")
+        _check_aggs(self.aggs)
+        distinct_argument(self.aggs)
+        if self.window is not None:
+            if self.window.kind != "tumble":
+                raise PlanError(f"a partial aggregate supports TUMBLE windows only, not {self.window.kind.upper()}")
+            _require_columns({self.window.time_column}, schema, "window")
+            if schema.dtype(self.window.time_column) is not DataType.TIMESTAMP:
+                raise PlanError(f"window column '{self.window.time_column}' must be a TIMESTAMP")
+        self.schema  # validates unique output names
+
+    @property
+    def inputs(self) -> tuple["Plan", ...]:
+        return (self.input,)
+
+    @cached_property
+    def schema(self) -> Schema:
+        fields = [Field(n.name, n.expr.dtype) for n in self.keys]
+        if self.window is not None:
+            fields += [Field(WINDOW_START, DataType.TIMESTAMP), Field(WINDOW_END, DataType.TIMESTAMP)]
+        distinct = distinct_argument(self.aggs)
+        if distinct is not None:
+            fields.append(Field(PARTIAL_DISTINCT, distinct.dtype))
+        fields.append(Field(PARTIAL_ROWS, DataType.BIGINT))
+        fields += partial_state_fields(self.aggs)
+        return Schema(tuple(fields))
+
+
+@dataclass(frozen=True)
+class FinalAggregate:
+    """Phase two of a split Aggregate: merge partial state rows per group, after the shuffle.
+
+    Same output as the Aggregate it replaces. `keys` are expressions over
+    the input (the partial's key columns, or expressions over a join of
+    them); `aggs` are the original aggregate calls: they name and type the
+    outputs and say how state merges, and their arguments refer to the
+    partial's input, so they are not evaluated here. window_start and
+    window_end are input columns; `window` gives their size, for lateness.
+    """
+
+    input: "Plan"
+    keys: tuple[NamedExpr, ...]
+    aggs: tuple[NamedExpr, ...]
+    window: WindowSpec | None = None
+    emit: str = EMIT_FINAL
+    span: Span | None = _SPAN
+
+    def __post_init__(self) -> None:
+        schema = self.input.schema
+        for n in self.keys:
+            _require_columns(columns_used(n.expr), schema, "final aggregate")
+        _check_aggs(self.aggs)
+        _require_columns(set(self.state_columns), schema, "final aggregate")
+        for f in partial_state_fields(self.aggs):
+            if schema.dtype(f.name) is not f.dtype:
+                raise PlanError(f"final aggregate: partial column '{f.name}' is {schema.dtype(f.name).value}, "
+                                f"expected {f.dtype.value}")
+        if self.window is not None and self.window.kind != "tumble":
+            raise PlanError(f"a final aggregate supports TUMBLE windows only, not {self.window.kind.upper()}")
+        if self.emit not in (EMIT_FINAL, EMIT_CHANGES):
+            raise PlanError(f"unknown emit mode '{self.emit}'")
+        self.schema  # validates unique output names
+
+    @property
+    def state_columns(self) -> tuple[str, ...]:
+        """The input columns the merge reads besides the keys."""
+        names = [WINDOW_START, WINDOW_END] if self.window is not None else []
+        if distinct_argument(self.aggs) is not None:
+            names.append(PARTIAL_DISTINCT)
+        names.append(PARTIAL_ROWS)
+        return tuple(names) + tuple(f.name for f in partial_state_fields(self.aggs))
+
+    @property
+    def inputs(self) -> tuple["Plan", ...]:
+        return (self.input,)
+
+    @cached_property
+    def schema(self) -> Schema:
+        fields = [Field(n.name, n.expr.dtype) for n in self.keys]
+        if self.window is not None:
+            fields += [Field(WINDOW_START, DataType.TIMESTAMP), Field(WINDOW_END, DataType.TIMESTAMP)]
+        fields += [Field(n.name, n.expr.dtype) for n in self.aggs]
+        return Schema(tuple(fields))
+
+
+Plan = typing.Union[Scan, Filter, Project, Join, Aggregate, Distinct, Union, Limit, PartialAggregate, FinalAggregate]
+PLAN_NODES = (Scan, Filter, Project, Join, Aggregate, Distinct, Union, Limit, PartialAggregate, FinalAggregate)
 
 
 # ---------------------------------------------------------------- helpers
@@ -381,6 +539,19 @@ def describe(node: Plan) -> str:
         parts.append(f"aggs=[{', '.join(render_named(a) for a in node.aggs)}]")
         parts.append(f"emit={node.emit}")
         return "Aggregate " + " ".join(parts)
+    if isinstance(node, PartialAggregate):
+        parts = [f"keys=[{', '.join(render_named(k) for k in node.keys)}]"]
+        if node.window is not None:
+            parts.append(f"window={node.window}")
+        parts.append(f"aggs=[{', '.join(render_named(a) for a in node.aggs)}]")
+        return "PartialAggregate " + " ".join(parts)
+    if isinstance(node, FinalAggregate):
+        parts = [f"keys=[{', '.join(render_named(k) for k in node.keys)}]"]
+        if node.window is not None:
+            parts.append(f"window={node.window}")
+        parts.append(f"aggs=[{', '.join(render_named(a) for a in node.aggs)}]")
+        parts.append(f"emit={node.emit}")
+        return "FinalAggregate " + " ".join(parts)
     if isinstance(node, Distinct):
         return "Distinct"
     if isinstance(node, Union):

@@ -553,11 +553,13 @@ def test_optimize_runs_to_a_fixed_point_and_traces_every_change(ctx):
     result = optimize(plan)
     assert isinstance(result, OptimizeResult)
     assert result.stopped == FIXED_POINT
-    assert result.fired == ("fold_constants", "merge_filters", "push_down_predicates", "prune_projections")
+    assert result.fired == ("fold_constants", "merge_filters", "push_down_predicates", "prune_projections",
+                            "split_aggregates", "push_aggregate_below_join")
     assert render_plan(result.plan) == "\n".join([
-        "Aggregate keys=[campaign_id] window=TUMBLE(event_time, 10s) aggs=[views := count(*)] emit=final",
+        "FinalAggregate keys=[campaign_id] window=TUMBLE(event_time, 10s) aggs=[views := count(*)] emit=final",
         "  Join inner on [ad_id = ad_id] right=[campaign_id]",
-        "    Scan stream events columns=[ad_id, ad_type, event_type, event_time] "
+        "    PartialAggregate keys=[ad_id] window=TUMBLE(event_time, 10s) aggs=[views := count(*)]",
+        "      Scan stream events columns=[ad_id, ad_type, event_type, event_time] "
         "predicate=((ad_type <> 'mail') AND (event_type = 'view')) watermark=event_time-1s",
         "    Scan table campaigns",
     ])

@@ -5,14 +5,23 @@ Each rule is a pure function `plan -> plan` over the immutable nodes of
 `optimizer.driver.optimize` runs the tuple below repeatedly until no rule
 changes the plan. A rule is named by its function's `__name__`, which is
 also its module's name and what `optimize(..., disabled=...)` takes.
+The cost-based rules (`COST_BASED`) take an optional second argument, the
+`optimizer.cost.CostModel`; `with_cost_model` binds a query's model (its
+batch interval) into them, and alone they use the default model.
 """
 
 from __future__ import annotations
 
+from functools import wraps
+from typing import Callable
+
+from optimizer.cost import CostModel
 from optimizer.rules.fold_constants import fold_constants
 from optimizer.rules.merge_filters import merge_filters
 from optimizer.rules.prune_projections import prune_projections
+from optimizer.rules.push_aggregate_below_join import push_aggregate_below_join
 from optimizer.rules.push_down_predicates import push_down_predicates
+from optimizer.rules.split_aggregates import split_aggregates
 
 RULES = (
     # First: folding turns `x AND TRUE`, `1 < 2`, `NOT NOT x` into the plain
@@ -27,11 +36,38 @@ RULES = (
     # their final places. Substituting projected expressions into predicates
     # can leave new constants (`(a + 0) > 1`); the next round folds them.
     push_down_predicates,
-    # Last: it only narrows columns and removes identity projections, which
-    # gives the rules above nothing new to do (a second round confirms it).
+    # After the rules above: it only narrows columns and removes identity
+    # projections, which gives them nothing new to do (a second round confirms it).
     prune_projections,
+    # After pruning: unused aggregates are gone and the filters sit where they
+    # stay, so the cost guard estimates the rows the partial really sees.
+    # Neither pruning nor pushdown rewrites the two phases afterwards.
+    split_aggregates,
+    # After the split, on the PartialAggregate it made: moves it below joins
+    # with static tables. Last, because nothing above applies to what it moves.
+    push_aggregate_below_join,
 )
 
 RULE_NAMES: tuple[str, ...] = tuple(rule.__name__ for rule in RULES)
 
-__all__ = ["RULES", "RULE_NAMES", "fold_constants", "merge_filters", "push_down_predicates", "prune_projections"]
+# Rules whose decisions follow the cost model (a second argument): `with_cost_model` binds it.
+COST_BASED = (split_aggregates, push_aggregate_below_join)
+
+
+def with_cost_model(model: CostModel, rules: tuple[Callable, ...] = RULES) -> tuple[Callable, ...]:
+    """`rules` with `model` bound into the cost-based ones (same names, so traces and `disabled` still work)."""
+    def bind(rule: Callable) -> Callable:
+        if rule not in COST_BASED:
+            return rule
+
+        @wraps(rule)
+        def bound(plan):  # type: ignore[no-untyped-def]
+            return rule(plan, model)
+
+        return bound
+
+    return tuple(bind(rule) for rule in rules)
+
+
+__all__ = ["RULES", "RULE_NAMES", "COST_BASED", "with_cost_model", "fold_constants", "merge_filters",
+           "push_down_predicates", "prune_projections", "split_aggregates", "push_aggregate_below_join"]

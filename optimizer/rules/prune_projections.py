@@ -44,7 +44,8 @@ from dataclasses import replace
 from typing import AbstractSet
 
 from stream_dsl.expr import Column, NamedExpr, columns_used
-from stream_dsl.plan import Aggregate, Distinct, Filter, Join, Limit, Plan, Project, Scan, Union, project
+from stream_dsl.plan import (Aggregate, Distinct, Filter, FinalAggregate, Join, Limit, PartialAggregate, Plan, Project,
+                             Scan, Union, project)
 
 from optimizer.rules.analysis import is_identity_project, same_or_new, select
 
@@ -83,6 +84,8 @@ def _prune(node: Plan, required: Names) -> Plan:
         return _prune_aggregate(node, required)
     if isinstance(node, Union):
         return _prune_union(node, required)
+    if isinstance(node, (PartialAggregate, FinalAggregate)):
+        return _prune_two_phase(node)
     raise TypeError(f"prune_projections does not know plan node {type(node).__name__}")
 
 
@@ -146,6 +149,18 @@ def _prune_aggregate(node: Aggregate, required: Names) -> Plan:
     if child is node.input and aggs == node.aggs:
         return node
     return replace(node, input=child, aggs=aggs)
+
+
+def _prune_two_phase(node: PartialAggregate | FinalAggregate) -> Plan:
+    # The two phases of a split aggregate agree on their state columns by position: nothing of theirs goes.
+    needed = _named_columns(node.keys)
+    if isinstance(node, PartialAggregate):
+        needed |= _named_columns(node.aggs)
+        if node.window is not None:
+            needed.add(node.window.time_column)
+    else:
+        needed |= set(node.state_columns)
+    return same_or_new(node, (_prune(node.input, needed),))
 
 
 def _prune_union(node: Union, required: Names) -> Plan:
