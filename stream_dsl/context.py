@@ -272,20 +272,25 @@ class Context:
 
     # ------------------------------------------------------------ running (used by Stream)
 
-    def _explain(self, plan: Plan) -> str:
-        """The explain text of a plan: the optimizer's sections and stages when present."""
+    def _explain(self, plan: Plan, format: str = "text") -> str:
+        """The explain text of a plan (or `format="dot"`: its stage DAG as Graphviz DOT)."""
         try:
             from optimizer.explain import explain
         except ImportError:
             return render_plan(plan)
-        return explain(plan, self.config)
+        return explain(plan, self.config, format=format)
 
     def _collect(self, plan: Plan) -> pl.DataFrame:
         return _executor_api().collect(plan, self.config, self.catalog)
 
-    def _start(self, plan: Plan, sink: Any) -> Any:
-        """Start a continuous query; `sink` is a sink name, a SinkDef, a Sink, a function or None (console)."""
-        return _executor_api().start(plan, sink, self.config, self.catalog)
+    def _start(self, plan: Plan, sink: Any, *, trace: str | None = None) -> Any:
+        """Start a continuous query; `sink` is a sink name, a SinkDef, a Sink, a function or None (console).
+
+        `trace`: a file to write the Chrome trace of the query's tasks to when it ends.
+        """
+        if trace is None:
+            return _executor_api().start(plan, sink, self.config, self.catalog)
+        return _executor_api().start(plan, sink, self.config, self.catalog, trace=trace)
 
 
 # ---------------------------------------------------------------- helpers

@@ -326,21 +326,39 @@ class Stream:
 
     # ------------------------------------------------------------ running
 
-    def explain(self) -> str:
-        """The plan as text: logical, optimized and stages (what EXPLAIN prints)."""
-        return self._ctx._explain(self._plan)
+    def explain(self, format: str = "text") -> str:
+        """The plan as text: logical, optimized, the rules that fired, and stages (what EXPLAIN prints).
+
+        `format="dot"` gives the stage DAG as Graphviz DOT instead.
+        """
+        return self._ctx._explain(self._plan, format=format)
 
     def collect(self) -> pl.DataFrame:
         """Run to the end of bounded input and return the result."""
         return self._ctx._collect(self._plan)
 
-    def start(self, sink: Any = None) -> Any:
+    def start(self, sink: Any = None, *, trace: str | None = None) -> Any:
         """Run continuously; returns a QueryHandle.
 
         `sink` is a sink name from the catalog, a SinkDef, a Sink object, a
         function `(batch_id, frame)` called per batch, or None for the console.
+        `trace` is a file path: when the query ends, every task's start and
+        end per worker, stage and batch are written there in the Chrome trace
+        format, to open in Perfetto (ui.perfetto.dev) or chrome://tracing.
         """
-        return self._ctx._start(self._plan, sink)
+        if trace is None:
+            return self._ctx._start(self._plan, sink)
+        return self._ctx._start(self._plan, sink, trace=trace)
+
+    def foreach_batch(self, fn: Any) -> Any:
+        """Run continuously, calling `fn(batch_id, frame)` with each batch's output; returns a QueryHandle.
+
+        Like Spark's foreachBatch: a replayed batch comes again with the same
+        batch id, so `fn` should be idempotent per batch id.
+        """
+        if not callable(fn):
+            raise DSLError(f"foreach_batch needs a function (batch_id, frame), got {type(fn).__name__}")
+        return self.start(sink=fn)
 
 
 class Table(Stream):

@@ -358,6 +358,11 @@ def test_table_with_missing_path_is_a_connector_error(tmp_path):
 # ---------------------------------------------------------------------- sink
 
 
+def parts(path) -> list[str]:
+    """The files in a sink directory, without its committed-batch log."""
+    return sorted(n for n in os.listdir(path) if n != files.COMMITTED_LOG)
+
+
 def sink(path, **options) -> files.FileSink:
     return files.make_sink(SinkDef("out", tuple(sorted({"connector": "files", "path": str(path), **options}.items()))))
 
@@ -369,7 +374,7 @@ def test_sink_writes_one_file_per_batch_that_the_source_reads_back(tmp_path, fmt
     out.write(1, expected(ROWS[2:]))
     out.close()
     ext = files.SINK_EXTENSION[fmt]
-    assert sorted(os.listdir(tmp_path / "out")) == [f"part-00000000.{ext}", f"part-00000001.{ext}"]
+    assert parts(tmp_path / "out") == [f"part-00000000.{ext}", f"part-00000001.{ext}"]
     frame, _ = read_all(source(tmp_path / "out", format=fmt))
     assert frame.equals(expected())
 
@@ -383,10 +388,10 @@ def test_sink_rewrite_of_a_batch_id_replaces_it(tmp_path):
     out = sink(tmp_path)
     out.write(3, expected(ROWS))
     out.write(3, expected(ROWS[:1]))
-    assert os.listdir(tmp_path) == ["part-00000003.parquet"]
+    assert parts(tmp_path) == ["part-00000003.parquet"]
     assert pl.read_parquet(tmp_path / "part-00000003.parquet").equals(expected(ROWS[:1]))
     out.write(3, expected([]))  # the replayed batch is now empty: its old file goes
-    assert os.listdir(tmp_path) == []
+    assert parts(tmp_path) == []
 
 
 def test_sink_writes_atomically(tmp_path, monkeypatch):
@@ -412,7 +417,7 @@ def test_sink_writes_atomically(tmp_path, monkeypatch):
     monkeypatch.setattr(pl.DataFrame, "write_parquet", failing_write)
     with pytest.raises(ConnectorError, match="sink 'out': cannot write .*No space left"):
         out.write(1, expected(ROWS[:1]))
-    assert sorted(os.listdir(tmp_path)) == ["part-00000001.parquet", "part-00000002.parquet"]
+    assert parts(tmp_path) == ["part-00000001.parquet", "part-00000002.parquet"]
     monkeypatch.undo()
     assert pl.read_parquet(tmp_path / "part-00000001.parquet").equals(expected(ROWS))
 

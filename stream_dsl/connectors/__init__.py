@@ -20,6 +20,9 @@ CONNECTORS: dict[str, str] = {
     "files": "stream_dsl.connectors.files",
     "generator": "stream_dsl.connectors.generator",
     "console": "stream_dsl.connectors.console",
+    "redis": "stream_dsl.connectors.redis_streams",
+    "socket": "stream_dsl.connectors.socket_source",
+    "python": "stream_dsl.connectors.python_io",
 }
 
 

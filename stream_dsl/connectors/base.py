@@ -36,6 +36,8 @@ class SourceBatch:
     empty when nothing new arrived. `exhausted` is True once a bounded
     source has nothing more (this batch may still carry rows). `offset`
     is the position after this batch, JSON-serializable, for checkpoints.
+    `replayed` marks a batch of records an earlier run read but never
+    committed, delivered again after a restart (see `CommittingSource`).
     """
 
     frame: pl.DataFrame
@@ -43,6 +45,7 @@ class SourceBatch:
     offset: Any = None
     dead_letters: list[DeadLetter] = field(default_factory=list)
     max_event_time_ms: int | None = None
+    replayed: bool = False
 
 
 class Source(Protocol):
@@ -74,3 +77,62 @@ class Sink(Protocol):
         """Write one batch's output; idempotent per batch id."""
 
     def close(self) -> None: ...
+
+
+# ---------------------------------------------------------------- optional hooks
+#
+# Executors look these up on any source or sink; one without them works as
+# before. The functions below are what executors call.
+
+# `commit(offset, keep_from_ms=KEEP_ALL)`: operator state may need every record delivered so far.
+KEEP_ALL = -(2**62)
+
+
+class CommittingSource(Protocol):
+    """A source that can release (acknowledge) what it delivered, and replay the rest after a restart."""
+
+    restored_max_event_ms: int | None
+    """After open(): the largest event time a previous run committed (None: no previous run).
+
+    Its records not released come first, in batches marked `replayed` (never
+    the last, exhausted batch); an executor without a checkpoint rebuilds
+    its state from them, then drops the windows this watermark had closed
+    (the previous run emitted them).
+    """
+
+    def commit(self, offset: Any, keep_from_ms: int | None = None) -> None:
+        """Everything up to `offset` (a SourceBatch.offset) is in the sink, dead letters included.
+
+        Rows with event time >= `keep_from_ms` may still be held in operator
+        state (windows not yet emitted): keep the records of the batches that
+        reach that far, so a restarted query reads them again. None: no state
+        holds rows, release everything; KEEP_ALL: keep everything.
+        """
+
+
+class ResumableSink(Protocol):
+    def last_batch_id(self) -> int | None:
+        """The newest batch id this sink has committed (None: none).
+
+        A query started again without a checkpoint continues after it, so its
+        batches neither overwrite the old ones nor are skipped as replays of them.
+        """
+
+
+def commit_source(source: Any, offset: Any, keep_from_ms: int | None = None) -> None:
+    """Call the source's commit hook, if it has one."""
+    commit = getattr(source, "commit", None)
+    if commit is not None:
+        commit(offset, keep_from_ms=keep_from_ms)
+
+
+def restored_max_event_ms(source: Any) -> int | None:
+    value = getattr(source, "restored_max_event_ms", None)
+    return value if isinstance(value, int) else None
+
+
+def next_batch_id(sink: Any) -> int:
+    """The first batch id a new run writing to `sink` should use: 0, or one past its last commit."""
+    last = getattr(sink, "last_batch_id", None)
+    value = last() if callable(last) else None
+    return 0 if value is None else int(value) + 1

@@ -12,13 +12,27 @@ format's extensions are read, and names starting with '.' or '_' are skipped
 Sink options: `path` (a directory) and `format` (parquet, csv or ndjson;
 default parquet). Each batch becomes one file `part-{batch_id:08d}.{ext}`,
 written under a temporary name and renamed into place, so a reader never
-sees half a file and writing a batch id again replaces its file.
+sees half a file and writing a batch id again replaces its file. Exactly
+once: after the part file is in place, the batch is appended to the
+committed-batch log `_committed` in the sink directory (one JSON line
+`{"batch_id": N, "file": "part-...."}` per batch, each batch once; a line
+cut short by a crash is ignored). A part file the log does not list was
+written by a batch that never committed (a crash between the two writes):
+`read_committed(path)` and the files source, reading a directory that has
+a `_committed` log, skip it; the replayed batch overwrites it. A query
+started again on the same directory continues after the last committed
+batch id (`FileSink.last_batch_id`).
+
+A file listed when the source opened but deleted before it was read is a
+ConnectorError naming the source and the file.
 """
 
 from __future__ import annotations
 
 import glob
+import json
 import os
+import re
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -37,6 +51,8 @@ _FORMAT_NAMES = {"ndjson": "ndjson", "json": "ndjson", "jsonl": "ndjson", "csv":
 SINK_EXTENSION = {"ndjson": "ndjson", "csv": "csv", "parquet": "parquet"}
 SOURCE_OPTIONS = ("path", "format", "watch", "max_files_per_batch", "header", "delimiter")
 SINK_OPTIONS = ("path", "format")
+COMMITTED_LOG = "_committed"
+_PART = re.compile(r"part-(\d+)\.(?:parquet|csv|ndjson)")
 
 
 def _format_name(value: str | None, what: str) -> str | None:
@@ -106,6 +122,9 @@ def list_files(options: FileOptions, what: str, *, allow_missing: bool = False) 
     if os.path.isdir(path):
         names = [os.path.join(path, n) for n in os.listdir(path)]
         files = [p for p in names if os.path.isfile(p) and _visible(p)]
+        if os.path.isfile(os.path.join(path, COMMITTED_LOG)):  # a sink's output: committed parts only
+            committed = {os.path.join(path, name) for name in committed_files(path).values() if name}
+            files = [p for p in files if p in committed]
         if options.format is not None:
             return sorted(p for p in files if p.lower().endswith(EXTENSIONS[options.format]))
         return sorted(p for p in files if format_of(p) is not None)
@@ -122,11 +141,15 @@ def read_file(path: str, options: FileOptions, schema: Schema, full_schema: Sche
     if fmt is None:
         raise ConnectorError(f"source '{source}': cannot tell the format of '{path}' from its extension; "
                              f"set the format option (ndjson, csv or parquet)")
+    if not os.path.exists(path):
+        raise ConnectorError(f"source '{source}': file '{path}' was deleted before it was read")
     if fmt == "parquet":
         return _read_parquet(path, schema, source)
     try:
         with open(path, "rb") as f:
             data = f.read()
+    except FileNotFoundError:
+        raise ConnectorError(f"source '{source}': file '{path}' was deleted before it was read") from None
     except OSError as e:
         raise ConnectorError(f"source '{source}': cannot read '{path}': {e.strerror or e}") from None
     if fmt == "csv":
@@ -147,7 +170,7 @@ def _read_parquet(path: str, schema: Schema, source: str) -> Decoded:
     return conform(frame, schema, source=source, origin=path)
 
 
-def _max_event_time_ms(frame: pl.DataFrame, definition: SourceDef) -> int | None:
+def max_event_time_ms(frame: pl.DataFrame, definition: SourceDef) -> int | None:
     """The largest value of the watermark column, if the stream has one and it was read."""
     wm = definition.watermark
     if wm is None or wm.column not in frame.columns or frame.height == 0:
@@ -211,7 +234,7 @@ class FileSource:
         frame = _concat(frames, self._schema)
         return SourceBatch(frame=frame, exhausted=self.bounded and not self._pending,
                            offset={"files": sorted(self._done)}, dead_letters=letters,
-                           max_event_time_ms=_max_event_time_ms(frame, self.definition))
+                           max_event_time_ms=max_event_time_ms(frame, self.definition))
 
     def close(self) -> None:
         self._pending = []
@@ -268,8 +291,81 @@ def write_frame(frame: pl.DataFrame, path: str, fmt: str) -> None:
             os.remove(tmp)
 
 
+# ---------------------------------------------------------------- the committed-batch log
+
+
+def committed_batches(path: str) -> list[int]:
+    """The batch ids the log of sink directory `path` lists, in order (each once).
+
+    A last line cut short by a crash (no newline, or not JSON) is ignored.
+    """
+    try:
+        with open(os.path.join(path, COMMITTED_LOG), "rb") as f:
+            data = f.read()
+    except FileNotFoundError:
+        return []
+    found: set[int] = set()
+    for line in data.split(b"\n")[:-1]:  # the part after the last newline is unfinished
+        try:
+            found.add(int(json.loads(line)["batch_id"]))
+        except (ValueError, KeyError, TypeError):
+            continue
+    return sorted(found)
+
+
+def _part_batch_id(name: str) -> int | None:
+    match = _PART.fullmatch(name)
+    return int(match.group(1)) if match else None
+
+
+def committed_files(path: str) -> dict[int, str | None]:
+    """Batch id → its part file's name (None: the batch wrote no rows) for every committed batch."""
+    parts = {}
+    for name in sorted(os.listdir(path)) if os.path.isdir(path) else []:
+        batch = _part_batch_id(name)
+        if batch is not None:
+            parts[batch] = name
+    return {batch: parts.get(batch) for batch in committed_batches(path)}
+
+
+def read_committed(path: str) -> pl.DataFrame:
+    """Every committed part file of the sink directory `path`, in batch order, as one frame.
+
+    Part files the log does not list (a batch that crashed before it
+    committed) are left out; a committed batch with no rows adds nothing.
+    """
+    frames = []
+    for name in committed_files(path).values():
+        file = os.path.join(path, name) if name else None
+        if file is None:
+            continue
+        fmt = format_of(file)
+        if fmt == "parquet":
+            frames.append(pl.read_parquet(file))
+        elif fmt == "csv":
+            frames.append(pl.read_csv(file))
+        else:
+            frames.append(pl.read_ndjson(file))
+    if not frames:
+        return pl.DataFrame()
+    return frames[0] if len(frames) == 1 else pl.concat(frames, how="diagonal_relaxed")
+
+
+def _append_line(path: str, line: bytes) -> None:
+    """Append one line with a single write on an O_APPEND descriptor, then fsync: it is whole or ignored."""
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, line)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 class FileSink:
-    """One file per batch id; empty batches write nothing (and clear a file a replay would replace)."""
+    """One file per batch id, then one line in the committed-batch log (see the module doc).
+
+    Empty batches write no part file (and clear a file a replay would replace).
+    """
 
     def __init__(self, definition: SinkDef) -> None:
         what = f"sink '{definition.name}'"
@@ -282,9 +378,14 @@ class FileSink:
         self.format = _format_name(definition.option("format", "parquet"), what) or "parquet"
         if os.path.exists(self.path) and not os.path.isdir(self.path):
             raise ConnectorError(f"{what}: path '{self.path}' exists and is not a directory")
+        self._committed: set[int] = set(committed_batches(self.path))
 
     def file_for(self, batch_id: int) -> str:
         return os.path.join(self.path, f"part-{batch_id:08d}.{SINK_EXTENSION[self.format]}")
+
+    @property
+    def log_path(self) -> str:
+        return os.path.join(self.path, COMMITTED_LOG)
 
     def write(self, batch_id: int, frame: pl.DataFrame) -> None:
         target = self.file_for(batch_id)
@@ -293,11 +394,23 @@ class FileSink:
             if frame.height == 0:
                 if os.path.exists(target):
                     os.remove(target)
-                return
-            write_frame(frame, target, self.format)
+            else:
+                write_frame(frame, target, self.format)
+            self._commit(batch_id, os.path.basename(target) if frame.height else None)
         except OSError as e:
             raise ConnectorError(f"sink '{self.definition.name}': cannot write '{target}': "
                                  f"{e.strerror or e}") from None
+
+    def _commit(self, batch_id: int, file: str | None) -> None:
+        """List the batch in the log, once: a replay replaced its part file in place already."""
+        if batch_id in self._committed:
+            return
+        _append_line(self.log_path, json.dumps({"batch_id": batch_id, "file": file}).encode() + b"\n")
+        self._committed.add(batch_id)
+
+    def last_batch_id(self) -> int | None:
+        """The newest committed batch id, so a restarted query continues after it."""
+        return max(self._committed) if self._committed else None
 
     def close(self) -> None:
         pass

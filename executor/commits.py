@@ -1,0 +1,100 @@
+"""After a batch's output is written: dead letters out, then sources committed; and resuming a restart.
+
+The order per batch (every executor): the sink write, then the batch's dead
+letters to their targets, then `commit_source(source, offset, keep_from_ms)`
+for every source, so a record is released (a Redis entry acknowledged) only
+once everything it produced is durable.
+
+Sources replay what they did not release, so without a state checkpoint a
+restarted query rebuilds its operator state from those records. Which ones
+operator state still needs is `retention_ms`: the earliest event time an
+open window holds (a row older than every open window's start belongs only
+to windows that were emitted). State that never expires (a non-windowed
+aggregate, DISTINCT) needs everything, and so does a window over a column
+other than the sources' watermark column (we could not tell which records
+it holds).
+
+On restart, `resume_watermark` starts the query from the watermark the
+previous run committed (sources report it as `restored_max_event_ms`), so
+replayed records of windows already emitted are dropped as late rather than
+emitted twice; `base.next_batch_id` continues the batch ids after the sink's
+last committed batch. With a checkpoint, the checkpoint's watermark and
+batch id take precedence over both.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+import networkx as nx
+
+from executor.state import AggregateState, DistinctState, SourceClock, query_watermark
+from optimizer.stages import ScanOp
+from stream_dsl.connectors.base import KEEP_ALL, commit_source, restored_max_event_ms
+from stream_dsl.connectors.dead_letters import DeadLetterRouter, open_dead_letters
+from stream_dsl.plan import SourceDef
+
+WS = "window_start"
+
+
+def _state_start_ms(state: Any, watermark_columns: set[str]) -> int | None:
+    """The earliest event time one operator state still holds rows from (KEEP_ALL: all of them)."""
+    if isinstance(state, DistinctState):
+        return None if state.seen is None or not state.seen.height else KEEP_ALL
+    if not isinstance(state, AggregateState):
+        return KEEP_ALL
+    frame = state.state
+    if frame is None or not frame.height:
+        return None
+    window = state.op.window
+    if window is None or window.time_column not in watermark_columns or WS not in frame.columns:
+        return KEEP_ALL
+    value = frame.get_column(WS).min()
+    return KEEP_ALL if value is None else int(value)  # type: ignore[arg-type]
+
+
+def retention_ms(states: Iterable[Any], watermark_columns: set[str]) -> int | None:
+    """Event time from which rows may still be needed by operator state; None when no state holds rows."""
+    horizon: int | None = None
+    for state in states:
+        start = _state_start_ms(state, watermark_columns)
+        if start is not None:
+            horizon = start if horizon is None else min(horizon, start)
+    return horizon
+
+
+def commit_sources(readers: Iterable[Any], keep_from_ms: int | None) -> None:
+    """Commit every reader's source at its current offset (readers: `inline.Reader`)."""
+    for reader in readers:
+        commit_source(reader.source, reader.offset, keep_from_ms)
+
+
+def resume_watermark(clocks: list[SourceClock], sources: list[Any], current: int | None) -> int | None:
+    """The query watermark to start from: what the sources' previous run committed, else `current`."""
+    restored = False
+    for clock, source in zip(clocks, sources):
+        max_event = restored_max_event_ms(source)
+        if max_event is not None and clock.delay_ms is not None:
+            clock.observe(max_event, False)
+            restored = True
+    if not restored:
+        return current
+    return query_watermark(clocks, current)
+
+
+def scan_sources(graph: nx.DiGraph) -> list[SourceDef]:
+    """The sources a stage DAG reads, each once, in stage order."""
+    found: dict[str, SourceDef] = {}
+    for node in sorted(graph.nodes):
+        head = graph.nodes[node]["stage"].head
+        if isinstance(head, ScanOp):
+            found.setdefault(head.source.name, head.source)
+    return list(found.values())
+
+
+def dead_letter_router(graph: nx.DiGraph, *, catalog: Any = None, checkpoint_dir: str | None = None,
+                       sink: Any = None, query_name: str | None = None,
+                       use_default: bool = True) -> DeadLetterRouter:
+    """Where the bad records of a query's sources go (see `connectors/dead_letters.py`)."""
+    return open_dead_letters(scan_sources(graph), catalog=catalog, checkpoint_dir=checkpoint_dir, sink=sink,
+                             query_name=query_name, use_default=use_default)

@@ -1,0 +1,247 @@
+"""Where bad records go: the `dead_letter` option every source takes.
+
+A record a source cannot read (bad JSON, invalid UTF-8, a value that does
+not convert to the declared type) becomes a `DeadLetter` (source, position,
+raw text, reason); the query goes on, and progress() counts it. Then it is
+written where the source's `dead_letter` option says:
+
+- `'none'`: only counted (and kept on the QueryHandle, `dead_letters`).
+- the name of a sink in the catalog: each batch's dead letters as one
+  frame (source, position, raw, reason, batch_id) written to that sink
+  under the batch id, so they are exactly-once like any output.
+- a file path (one containing '/' or ending in .ndjson, .json or .jsonl):
+  appended as ndjson, one JSON object per record with the keys source,
+  position, raw, reason and batch_id. A path ending in '/' (or an existing
+  directory) means `<dir>/<query or source name>.ndjson`.
+
+Default, when a continuous query (start(), INSERT INTO) has no option:
+`<base>/_dead_letter/<query or source name>.ndjson`, where <base> is the
+checkpoint directory if there is one, else the sink's directory if the
+query writes to a files sink (the files source skips names starting with
+'_'), else the current directory. The file appears with the first bad
+record. `collect()` has no default target: its bad records are counted but
+only written when the option is set, so reading data leaves no files behind.
+
+Dead letters of a batch are written before the batch commits its sources
+(see `base.commit_source`), so a bad record is never acknowledged unseen.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass
+from typing import Any, Iterable, Protocol, Sequence
+
+import polars as pl
+
+from stream_dsl.connectors.base import DeadLetter, Sink
+from stream_dsl.errors import ConnectorError, did_you_mean
+from stream_dsl.plan import SourceDef
+
+NONE = "none"
+DEFAULT_DIR = "_dead_letter"
+_FILE_SUFFIXES = (".ndjson", ".json", ".jsonl")
+SCHEMA = {"source": pl.String, "position": pl.String, "raw": pl.String, "reason": pl.String,
+          "batch_id": pl.Int64}
+
+
+def as_records(batch_id: int, letters: Sequence[DeadLetter]) -> list[dict[str, Any]]:
+    """Dead letters as the JSON objects (and frame rows) they are written as."""
+    return [{"source": d.source, "position": d.position, "raw": d.raw, "reason": d.reason, "batch_id": batch_id}
+            for d in letters]
+
+
+def as_frame(batch_id: int, letters: Sequence[DeadLetter]) -> pl.DataFrame:
+    return pl.DataFrame(as_records(batch_id, letters), schema=SCHEMA)
+
+
+# ---------------------------------------------------------------- targets
+
+
+class Target(Protocol):
+    def write(self, batch_id: int, letters: Sequence[DeadLetter]) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class Discard:
+    """'none': dead letters are only counted."""
+
+    def write(self, batch_id: int, letters: Sequence[DeadLetter]) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+@dataclass
+class NdjsonFile:
+    """Appends one JSON object per dead letter to `path` (its directory made on first use)."""
+
+    path: str
+
+    def write(self, batch_id: int, letters: Sequence[DeadLetter]) -> None:
+        if not letters:
+            return
+        text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in as_records(batch_id, letters))
+        try:
+            os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
+            with open(self.path, "a", encoding="utf-8", errors="backslashreplace") as f:
+                f.write(text)
+                f.flush()
+        except OSError as e:
+            raise ConnectorError(f"cannot write dead letters to '{self.path}': {e.strerror or e}") from None
+
+    def close(self) -> None:
+        pass
+
+
+@dataclass
+class SinkTarget:
+    """Dead letters as a frame per batch, written to a sink under the batch id."""
+
+    name: str
+    sink: Sink
+
+    def write(self, batch_id: int, letters: Sequence[DeadLetter]) -> None:
+        if letters:
+            self.sink.write(batch_id, as_frame(batch_id, letters))
+
+    def close(self) -> None:
+        self.sink.close()
+
+
+# ---------------------------------------------------------------- routing
+
+
+class DeadLetterRouter:
+    """Each source's dead letters to its target; one write per target and batch."""
+
+    def __init__(self, targets: dict[str, Target] | None = None) -> None:
+        self.targets = dict(targets or {})
+
+    def target_of(self, source: str) -> Target | None:
+        return self.targets.get(source)
+
+    def write(self, batch_id: int, letters: Iterable[DeadLetter]) -> None:
+        grouped: dict[int, tuple[Target, list[DeadLetter]]] = {}
+        for letter in letters:
+            target = self.targets.get(letter.source)
+            if target is None:
+                continue
+            grouped.setdefault(id(target), (target, []))[1].append(letter)
+        for target, batch in grouped.values():
+            target.write(batch_id, batch)
+
+    def close(self) -> None:
+        seen: set[int] = set()
+        for target in self.targets.values():
+            if id(target) not in seen:
+                seen.add(id(target))
+                try:
+                    target.close()
+                except Exception:
+                    pass
+
+
+def _safe_name(name: str) -> str:
+    return re.sub(r"[^\w.-]", "_", name) or "query"
+
+
+def _looks_like_path(value: str) -> bool:
+    return "/" in value or os.sep in value or value.lower().endswith(_FILE_SUFFIXES) or os.path.isdir(value)
+
+
+def default_path(source: str, *, checkpoint_dir: str | None = None, sink: Any = None,
+                 query_name: str | None = None) -> str:
+    """Where a continuous query's dead letters go without a `dead_letter` option (see the module doc)."""
+    from stream_dsl.connectors.files import FileSink
+
+    if checkpoint_dir:
+        base = checkpoint_dir
+    elif isinstance(sink, FileSink):
+        base = sink.path
+    else:
+        base = "."
+    return os.path.join(os.path.expanduser(base), DEFAULT_DIR, _safe_name(query_name or source) + ".ndjson")
+
+
+def _file_target(value: str, source: str, query_name: str | None) -> str:
+    path = os.path.expanduser(value)
+    if value.endswith(("/", os.sep)) or os.path.isdir(path):
+        return os.path.join(path, _safe_name(query_name or source) + ".ndjson")
+    return path
+
+
+def _catalog_sinks(catalog: Any) -> dict[str, Any]:
+    return dict(getattr(catalog, "sinks", {}) or {}) if catalog is not None else {}
+
+
+def resolve_target(definition: SourceDef, *, catalog: Any = None, checkpoint_dir: str | None = None,
+                   sink: Any = None, query_name: str | None = None, use_default: bool = True,
+                   opened: dict[str, Target] | None = None) -> Target | None:
+    """The target of one source's dead letters; None when there is none (collect() without the option).
+
+    `opened` shares targets between sources naming the same file or sink.
+    """
+    from stream_dsl.connectors import open_sink
+
+    opened = {} if opened is None else opened
+    value = definition.option("dead_letter")
+    if value is None or not value.strip():
+        if not use_default:
+            return None
+        key = "file:" + os.path.abspath(default_path(definition.name, checkpoint_dir=checkpoint_dir, sink=sink,
+                                                      query_name=query_name))
+        return opened.setdefault(key, NdjsonFile(key[5:]))
+    value = value.strip()
+    if value.lower() == NONE:
+        return opened.setdefault("none", Discard())
+    sinks = _catalog_sinks(catalog)
+    by_lower = {name.lower(): name for name in sinks}
+    if value.lower() in by_lower:
+        name = by_lower[value.lower()]
+        key = "sink:" + name
+        if key not in opened:
+            opened[key] = SinkTarget(name, open_sink(sinks[name]))
+        return opened[key]
+    if _looks_like_path(value):
+        key = "file:" + os.path.abspath(_file_target(value, definition.name, query_name))
+        return opened.setdefault(key, NdjsonFile(key[5:]))
+    raise ConnectorError(
+        f"source '{definition.name}': dead_letter '{value}' is neither a sink in the catalog"
+        f"{did_you_mean(value, sinks)} nor a file path (give a path ending in .ndjson or containing '/', "
+        f"or 'none' to only count bad records)")
+
+
+def open_dead_letters(sources: Iterable[SourceDef], *, catalog: Any = None, checkpoint_dir: str | None = None,
+                      sink: Any = None, query_name: str | None = None, use_default: bool = True) -> DeadLetterRouter:
+    """The router for a query's sources: what executors call when a query opens.
+
+    `sink` is the query's output sink (a files sink puts the default file
+    beside its output); `use_default=False` (collect()) routes only sources
+    whose option is set.
+    """
+    opened: dict[str, Target] = {}
+    targets: dict[str, Target] = {}
+    try:
+        for definition in sources:
+            target = resolve_target(definition, catalog=catalog, checkpoint_dir=checkpoint_dir, sink=sink,
+                                    query_name=query_name, use_default=use_default, opened=opened)
+            if target is not None:
+                targets[definition.name] = target
+    except BaseException:
+        DeadLetterRouter(opened).close()
+        raise
+    return DeadLetterRouter(targets)
+
+
+def read_dead_letters(path: str) -> list[dict[str, Any]]:
+    """The records of an ndjson dead-letter file (a missing file: none)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            return [json.loads(line) for line in f if line.strip()]
+    except FileNotFoundError:
+        return []

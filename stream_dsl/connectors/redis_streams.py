@@ -1,0 +1,595 @@
+"""The `redis` connector: Redis Streams as a source (a consumer group) and as a sink (XADD).
+
+Source options:
+- `url` ('redis://127.0.0.1:6379/0'), `stream` (required).
+- `group` (default 'stream-dsl-<stream name in the catalog>'), `consumer`
+  ('stream-dsl'). A restarted query must use the same group and consumer.
+- `format`: 'json' (the entry field `field`, default 'data', holds one JSON
+  record) or 'fields' (an entry's fields are the columns; fields the
+  schema does not declare are ignored, missing ones are NULL).
+- `start`: where a new group starts: '0' (the whole stream, default), '$'
+  (only entries added later) or an entry id. The group is created (with
+  MKSTREAM) if it does not exist.
+- `batch_size`: at most this many entries per micro-batch (10000).
+- `bounded`: 'true' makes the source end once it has read every entry the
+  stream held when the query opened (entries added later may come along in
+  the last batch): for collect() and tests. Default 'false': a stream never
+  ends.
+- `retry_seconds` ('30'): how long to retry a lost connection.
+
+Reading: XREADGROUP, first this consumer's own pending entries (delivered
+to an earlier run and never acknowledged: id '0'), then new ones ('>').
+In a continuous query an empty read waits up to one batch interval. A
+record that does not decode (bad JSON, invalid UTF-8, a value of the wrong
+type, an entry without the `data` field) is a dead letter with the position
+'<stream>:<entry id>'; blank `data` is skipped.
+
+Acknowledging: entries are acknowledged (XACK) only in `commit`, which the
+executor calls after the batch's output and dead letters are written. A
+batch whose rows may still sit in an open window (its newest event time is
+at or after `keep_from_ms`) stays pending, so a restarted query reads it
+again (as `replayed` batches) and rebuilds the window. With each commit
+the group's progress (the newest event time committed) goes to the hash
+`<stream>:<group>:progress` in the same MULTI/EXEC; a restarted query gets
+it as `restored_max_event_ms`, so the windows the previous run emitted are
+not emitted again (see `executor/inline.py`). Offsets are
+`{"id": last entry id, "event_ms": newest event time so far}`.
+
+A lost connection (the server stopped) is retried with exponential backoff
+(0.1 s doubling to 5 s) for `retry_seconds`; each retry is logged as a
+warning on the logger 'stream_dsl.connectors.redis' and counted in
+`retries`. Then one ConnectorError names the source, the URL and the last
+error. A group that vanished (a server restarted empty) is created again.
+
+Sink options: `url`, `stream`, `format` ('json': each row is one entry with
+the JSON record in `field`, default 'data'; 'fields': one field per non-NULL
+column), `field`, `maxlen` (trim the stream to about this many entries),
+`retry_seconds`. Exactly once per batch id: one MULTI/EXEC adds the batch's
+rows and records the batch id in the hash `<stream>:committed` (batch id →
+rows); a batch id already recorded is skipped, so a replay adds nothing.
+A query started again continues after the newest recorded batch id
+(`last_batch_id`). Timestamps are written as ISO-8601 text.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, TypeVar
+
+import polars as pl
+
+from stream_dsl.connectors.base import DeadLetter, SourceBatch
+from stream_dsl.connectors.decode import conform, decode_ndjson, empty_frame
+from stream_dsl.connectors.files import for_text_format, max_event_time_ms
+from stream_dsl.connectors.options import as_bool, as_int, check_keys
+from stream_dsl.errors import ConnectorError
+from stream_dsl.plan import SinkDef, SourceDef
+
+try:
+    import redis
+    from redis import exceptions as redis_errors
+except ImportError:  # pragma: no cover - the registry turns this into a clear ConnectorError
+    raise ImportError("the redis connector needs the 'redis' package (pip install 'stream-dsl[redis]')") from None
+
+log = logging.getLogger("stream_dsl.connectors.redis")
+
+DEFAULT_URL = "redis://127.0.0.1:6379/0"
+SOURCE_OPTIONS = ("url", "stream", "group", "consumer", "format", "field", "start", "batch_size", "bounded",
+                  "retry_seconds")
+SINK_OPTIONS = ("url", "stream", "format", "field", "maxlen", "retry_seconds")
+FORMATS = ("json", "fields")
+BACKOFF_START_S, BACKOFF_MAX_S = 0.1, 5.0
+_NULL_ROW_FIELD = "__sd_null"  # XADD needs a field: a row whose columns are all NULL gets this one
+
+T = TypeVar("T")
+StreamId = tuple[int, int]
+
+
+def parse_id(value: str | bytes) -> StreamId:
+    """'1700000000000-3' → (1700000000000, 3); '0' → (0, 0)."""
+    text = value.decode() if isinstance(value, bytes) else value
+    ms, _, seq = text.partition("-")
+    return int(ms), int(seq or 0)
+
+
+def format_id(value: StreamId) -> str:
+    return f"{value[0]}-{value[1]}"
+
+
+def _text(value: bytes | str | None) -> str:
+    if value is None:
+        return ""
+    return value if isinstance(value, str) else value.decode("utf-8", errors="backslashreplace")
+
+
+def _retry_seconds(value: str | None, what: str) -> float:
+    try:
+        seconds = float(value) if value is not None else 30.0
+    except ValueError:
+        seconds = -1.0
+    if seconds < 0:
+        raise ConnectorError(f"{what}: option retry_seconds must be a number of seconds >= 0, got '{value}'")
+    return seconds
+
+
+def _format(value: str | None, what: str) -> str:
+    fmt = (value or "json").strip().lower()
+    if fmt not in FORMATS:
+        raise ConnectorError(f"{what}: option format must be one of {', '.join(FORMATS)}, got '{value}'")
+    return fmt
+
+
+def _required(definition: SourceDef | SinkDef, key: str, what: str) -> str:
+    value = definition.option(key)
+    if not value:
+        raise ConnectorError(f"{what}: the redis connector needs a {key} option")
+    return value
+
+
+def connect(url: str, what: str) -> "redis.Redis":
+    try:
+        return redis.Redis.from_url(url, socket_timeout=30, socket_connect_timeout=5)
+    except ValueError as e:
+        raise ConnectorError(f"{what}: bad Redis url '{url}': {e}") from None
+
+
+@dataclass
+class Retrier:
+    """Runs Redis calls, retrying lost connections with exponential backoff for `seconds` (see the module doc)."""
+
+    what: str
+    url: str
+    seconds: float
+    on_group_missing: Callable[[], None] | None = None
+    retries: int = 0
+    status: str = "ok"
+
+    def __call__(self, action: str, call: Callable[[], T]) -> T:
+        deadline: float | None = None
+        delay = BACKOFF_START_S
+        attempts = 0
+        regrouped = False
+        while True:
+            try:
+                result = call()
+                self.status = "ok"
+                return result
+            except (redis_errors.ConnectionError, redis_errors.TimeoutError) as e:
+                attempts += 1
+                now = time.monotonic()
+                deadline = now + self.seconds if deadline is None else deadline
+                if now >= deadline:
+                    self.status = "failed"
+                    raise ConnectorError(
+                        f"{self.what}: Redis at {self.url} is unreachable ({action}): gave up after retrying "
+                        f"for {self.seconds:g}s ({attempts} attempts); last error: {e}") from None
+                self.retries += 1
+                self.status = f"retrying: {e}"
+                log.warning("%s: Redis at %s is unreachable (%s: %s); retrying in %.1fs, giving up after %gs",
+                            self.what, self.url, action, e, delay, self.seconds)
+                time.sleep(min(delay, max(deadline - now, 0.0)))
+                delay = min(delay * 2, BACKOFF_MAX_S)
+            except redis_errors.ResponseError as e:
+                if "NOGROUP" in str(e) and self.on_group_missing is not None and not regrouped:
+                    regrouped = True
+                    log.warning("%s: consumer group missing (%s); creating it again", self.what, e)
+                    self.on_group_missing()
+                    continue
+                raise ConnectorError(f"{self.what}: Redis refused {action}: {e}") from None
+            except redis_errors.RedisError as e:
+                raise ConnectorError(f"{self.what}: Redis error during {action}: {e}") from None
+
+
+# ---------------------------------------------------------------- source
+
+
+@dataclass(frozen=True, slots=True)
+class SourceOptions:
+    url: str
+    stream: str
+    group: str
+    consumer: str
+    format: str
+    field: str
+    start: str
+    batch_size: int
+    bounded: bool
+    retry_seconds: float
+
+    @classmethod
+    def parse(cls, definition: SourceDef) -> "SourceOptions":
+        what = f"source '{definition.name}'"
+        check_keys(definition.options, SOURCE_OPTIONS, what=what)
+        start = (definition.option("start") or "0").strip()
+        if start != "$":
+            try:
+                parse_id(start)
+            except ValueError:
+                raise ConnectorError(f"{what}: option start must be '0', '$' or an entry id, got '{start}'") from None
+        return cls(
+            url=definition.option("url") or DEFAULT_URL,
+            stream=_required(definition, "stream", what),
+            group=definition.option("group") or f"stream-dsl-{definition.name}",
+            consumer=definition.option("consumer") or "stream-dsl",
+            format=_format(definition.option("format"), what),
+            field=definition.option("field") or "data",
+            start=start,
+            batch_size=as_int(definition.option("batch_size", "10000"), key="batch_size", what=what, minimum=1)
+            or 10000,
+            bounded=as_bool(definition.option("bounded"), key="bounded", what=what),
+            retry_seconds=_retry_seconds(definition.option("retry_seconds"), what),
+        )
+
+
+@dataclass(slots=True)
+class Delivered:
+    """One delivered batch not yet acknowledged: its entry ids, good rows and newest event time."""
+
+    last_id: StreamId
+    ids: list[bytes]
+    rows: int
+    max_event_ms: int | None
+
+
+Entry = tuple[bytes, dict[bytes, bytes] | None]
+
+
+class RedisSource:
+    """A Redis stream read through a consumer group (see the module doc)."""
+
+    def __init__(self, definition: SourceDef) -> None:
+        self.definition = definition
+        self.options = SourceOptions.parse(definition)
+        self._what = f"source '{definition.name}'"
+        self._schema = definition.schema
+        self._client: redis.Redis | None = None
+        self.retrier = Retrier(self._what, self.options.url, self.options.retry_seconds, self._create_group)
+        self.restored_max_event_ms: int | None = None
+        self._pending_cursor: bytes | None = b"0"
+        self._end: StreamId | None = None
+        self._drained = False
+        self._last_id: StreamId | None = None
+        self._event_ms: int | None = None
+        self._inflight: list[Delivered] = []
+
+    @property
+    def bounded(self) -> bool:
+        return self.options.bounded
+
+    @property
+    def retries(self) -> int:
+        return self.retrier.retries
+
+    @property
+    def progress_key(self) -> str:
+        return f"{self.options.stream}:{self.options.group}:progress"
+
+    # ------------------------------------------------------------ open
+
+    def open(self, columns: list[str] | None, offset: Any = None) -> None:
+        if columns is not None:
+            missing = [c for c in columns if c not in self.definition.schema]
+            if missing:
+                raise ConnectorError(f"{self._what}: no column '{missing[0]}'; "
+                                     f"columns: {', '.join(self.definition.schema.names)}")
+        self._schema = self.definition.schema if columns is None else self.definition.schema.select(columns)
+        self._client = connect(self.options.url, self._what)
+        created = self.retrier("creating the consumer group", self._create_group)
+        self._pending_cursor = b"0"
+        self._drained = False
+        self._inflight = []
+        if self.options.bounded:
+            self._end = self.retrier("reading the stream's last id", self._stream_end)
+        if isinstance(offset, dict) and offset.get("id"):  # resumed from a checkpoint: it holds these entries
+            self._last_id = parse_id(offset["id"])
+            self._event_ms = offset.get("event_ms")
+            self.retrier("acknowledging checkpointed entries", lambda: self._ack_pending_through(self._last_id))
+        else:
+            self.restored_max_event_ms = self.retrier("reading the group's progress",
+                                                      lambda: self._restored_progress(created))
+            self._event_ms = self.restored_max_event_ms
+
+    def _create_group(self) -> bool:
+        """Create the consumer group (and the stream); True if it did not exist."""
+        try:
+            self._client.xgroup_create(self.options.stream, self.options.group, id=self.options.start,
+                                       mkstream=True)
+            return True
+        except redis_errors.ResponseError as e:
+            if "BUSYGROUP" in str(e):
+                return False
+            raise
+
+    def _stream_end(self) -> StreamId | None:
+        last = self._client.xrevrange(self.options.stream, count=1)
+        return parse_id(last[0][0]) if last else None
+
+    def _group_last_delivered(self) -> StreamId | None:
+        for info in self._client.xinfo_groups(self.options.stream):
+            name = info.get("name") or info.get(b"name")
+            if _text(name) == self.options.group:
+                return parse_id(info.get("last-delivered-id") or info.get(b"last-delivered-id") or "0")
+        return None
+
+    def _restored_progress(self, created: bool) -> int | None:
+        """The newest event time a previous run committed on this group; None for a new group."""
+        if created:
+            self._client.delete(self.progress_key)  # left over from a group that was destroyed
+            return None
+        saved = self._client.hgetall(self.progress_key)
+        if not saved or b"event_ms" not in saved:
+            return None
+        delivered = self._group_last_delivered()
+        if b"id" in saved and delivered is not None and parse_id(saved[b"id"]) > delivered:
+            return None  # the group was recreated behind our back: the progress is not its own
+        return int(saved[b"event_ms"])
+
+    def _ack_pending_through(self, last: StreamId) -> None:
+        cursor = "-"
+        while True:
+            pending = self._client.xpending_range(self.options.stream, self.options.group, min=cursor, max="+",
+                                                  count=1000, consumername=self.options.consumer)
+            ids = [p["message_id"] for p in pending if parse_id(p["message_id"]) <= last]
+            if ids:
+                self._client.xack(self.options.stream, self.options.group, *ids)
+            if len(pending) < 1000 or len(ids) < len(pending):
+                return
+            cursor = "(" + _text(pending[-1]["message_id"])
+
+    # ------------------------------------------------------------ reading
+
+    def _read(self, stream_id: bytes | str, count: int, block: int | None) -> list[Entry]:
+        response = self._client.xreadgroup(self.options.group, self.options.consumer,
+                                           {self.options.stream: stream_id}, count=count, block=block)
+        if not response:
+            return []
+        if isinstance(response, dict):  # RESP3
+            found = next(iter(response.values()), [])
+            return list(found[0] if found and isinstance(found[0], list) else found)
+        return list(response[0][1])
+
+    def next_batch(self, batch_interval_ms: int, *, realtime: bool = False) -> SourceBatch:
+        size = self.options.batch_size
+        entries: list[Entry] = []
+        replayed = False
+        if self._pending_cursor is not None:  # an earlier run's unacknowledged entries, in batches of their own
+            cursor = self._pending_cursor
+            entries = self.retrier("reading pending entries", lambda: self._read(cursor, size, None))
+            replayed = bool(entries)
+            self._pending_cursor = entries[-1][0] if entries else None
+        if not replayed and not self._drained:
+            block = max(1, batch_interval_ms) if realtime and not self.options.bounded else None
+            entries = self.retrier("reading new entries", lambda: self._read(">", size, block))
+            if self.options.bounded and not entries:
+                self._drained = True
+        frame, letters = self._decode(entries)
+        max_event = max_event_time_ms(frame, self.definition)
+        if entries:
+            last = parse_id(entries[-1][0])
+            self._last_id = last if self._last_id is None else max(self._last_id, last)
+            self._inflight.append(Delivered(last, [e[0] for e in entries], frame.height, max_event))
+        if max_event is not None:
+            self._event_ms = max_event if self._event_ms is None else max(self._event_ms, max_event)
+        return SourceBatch(frame=frame, exhausted=self._exhausted(), offset=self._offset(), dead_letters=letters,
+                           max_event_time_ms=max_event, replayed=replayed)
+
+    def _exhausted(self) -> bool:
+        if not self.options.bounded or self._pending_cursor is not None:
+            return False
+        if self._drained or self._end is None:
+            return True
+        return self._last_id is not None and self._last_id >= self._end
+
+    def _offset(self) -> dict[str, Any] | None:
+        if self._last_id is None:
+            return None
+        return {"id": format_id(self._last_id), "event_ms": self._event_ms}
+
+    # ------------------------------------------------------------ decoding
+
+    def _decode(self, entries: list[Entry]) -> tuple[pl.DataFrame, list[DeadLetter]]:
+        if not entries:
+            return empty_frame(self._schema), []
+        if self.options.format == "fields":
+            return self._decode_fields(entries)
+        return self._decode_json(entries)
+
+    def _letter(self, entry_id: bytes, raw: str, reason: str) -> DeadLetter:
+        return DeadLetter(self.definition.name, f"{self.options.stream}:{_text(entry_id)}", raw, reason)
+
+    @staticmethod
+    def _fields_json(fields: dict[bytes, bytes]) -> str:
+        return json.dumps({_text(k): _text(v) for k, v in fields.items()}, ensure_ascii=False)
+
+    def _decode_json(self, entries: list[Entry]) -> tuple[pl.DataFrame, list[DeadLetter]]:
+        key = self.options.field.encode()
+        lines: list[bytes] = []
+        letters: list[DeadLetter] = []
+        for entry_id, fields in entries:
+            value = fields.get(key) if fields else None
+            if value is None and fields:
+                letters.append(self._letter(entry_id, self._fields_json(fields),
+                                            f"entry has no '{self.options.field}' field"))
+            # one entry, one line: JSON needs no raw newlines outside strings (and allows none inside)
+            lines.append(b"" if value is None else value.replace(b"\r", b" ").replace(b"\n", b" "))
+        decoded = decode_ndjson(b"\n".join(lines), self._schema, source=self.definition.name,
+                                origin=self.options.stream, full_schema=self.definition.schema)
+        for letter in decoded.dead_letters:
+            line = int(letter.position.rsplit(":", 1)[1])
+            letters.append(DeadLetter(letter.source, f"{self.options.stream}:{_text(entries[line - 1][0])}",
+                                      letter.raw, letter.reason))
+        return decoded.frame, letters
+
+    def _decode_fields(self, entries: list[Entry]) -> tuple[pl.DataFrame, list[DeadLetter]]:
+        names = list(self._schema.names)
+        keys = [n.encode() for n in names]
+        columns: dict[str, list[str | None]] = {n: [] for n in names}
+        kept: list[tuple[bytes, str]] = []
+        letters: list[DeadLetter] = []
+        for entry_id, fields in entries:
+            if not fields:
+                continue  # deleted from the stream while pending
+            try:
+                values = [None if fields.get(k) is None else fields[k].decode("utf-8") for k in keys]
+            except UnicodeDecodeError as e:
+                bad = next(n for n, k in zip(names, keys) if _invalid_utf8(fields.get(k)))
+                letters.append(self._letter(entry_id, self._fields_json(fields),
+                                            f"field '{bad}': invalid UTF-8 at byte {e.start}"))
+                continue
+            for name, value in zip(names, values):
+                columns[name].append(value)
+            kept.append((entry_id, self._fields_json(fields)))
+        frame = (pl.DataFrame({n: pl.Series(n, v, dtype=pl.String) for n, v in columns.items()}) if names
+                 else pl.DataFrame(height=len(kept)))
+        decoded = conform(frame, self._schema, source=self.definition.name, origin=self.options.stream,
+                          locate=lambda i: (_text(kept[i][0]), kept[i][1].encode()))  # type: ignore[arg-type,return-value]
+        return decoded.frame, letters + list(decoded.dead_letters)
+
+    # ------------------------------------------------------------ commit
+
+    def commit(self, offset: Any, keep_from_ms: int | None = None) -> None:
+        """Acknowledge the batches up to `offset` that no open window needs; save the group's progress."""
+        if not isinstance(offset, dict) or not offset.get("id") or self._client is None:
+            return
+        upto = parse_id(offset["id"])
+        release = [d for d in self._inflight if d.last_id <= upto and _releasable(d, keep_from_ms)]
+        if not release and not self._inflight:
+            return
+        self._inflight = [d for d in self._inflight if d not in release]
+        ids = [i for d in release for i in d.ids]
+        progress = {"id": offset["id"]}
+        if offset.get("event_ms") is not None:
+            progress["event_ms"] = str(offset["event_ms"])
+
+        def run() -> None:
+            pipe = self._client.pipeline(transaction=True)
+            for start in range(0, len(ids), 10000):
+                pipe.xack(self.options.stream, self.options.group, *ids[start:start + 10000])
+            pipe.hset(self.progress_key, mapping=progress)
+            pipe.execute()
+
+        self.retrier("acknowledging entries", run)
+
+    def close(self) -> None:
+        if self._client is not None:
+            try:
+                self._client.close()
+            except Exception:
+                pass
+            self._client = None
+
+
+def _invalid_utf8(value: bytes | None) -> bool:
+    if value is None:
+        return False
+    try:
+        value.decode("utf-8")
+        return False
+    except UnicodeDecodeError:
+        return True
+
+
+def _releasable(batch: Delivered, keep_from_ms: int | None) -> bool:
+    """Whether no open window can hold rows of `batch` (see `base.CommittingSource.commit`)."""
+    if keep_from_ms is None or batch.rows == 0:
+        return True
+    return batch.max_event_ms is not None and batch.max_event_ms < keep_from_ms
+
+
+# ---------------------------------------------------------------- sink
+
+
+class RedisSink:
+    """Appends each batch's rows to a stream once per batch id (see the module doc)."""
+
+    def __init__(self, definition: SinkDef) -> None:
+        what = f"sink '{definition.name}'"
+        check_keys(definition.options, SINK_OPTIONS, what=what)
+        self.definition = definition
+        self.url = definition.option("url") or DEFAULT_URL
+        self.stream = _required(definition, "stream", what)
+        self.format = _format(definition.option("format"), what)
+        self.field = definition.option("field") or "data"
+        self.maxlen = as_int(definition.option("maxlen"), key="maxlen", what=what, minimum=1)
+        self.retrier = Retrier(what, self.url, _retry_seconds(definition.option("retry_seconds"), what))
+        self._client = connect(self.url, what)
+
+    @property
+    def committed_key(self) -> str:
+        return f"{self.stream}:committed"
+
+    def _entries(self, frame: pl.DataFrame) -> list[dict[str, str]]:
+        out = for_text_format(frame, "ndjson")
+        if self.format == "json":
+            text = out.write_ndjson()
+            return [{self.field: line} for line in text.splitlines() if line]
+        strings = out.with_columns(pl.all().cast(pl.String))
+        rows = [{k: v for k, v in row.items() if v is not None} for row in strings.iter_rows(named=True)]
+        return [row or {_NULL_ROW_FIELD: "1"} for row in rows]
+
+    def write(self, batch_id: int, frame: pl.DataFrame) -> None:
+        entries = self._entries(frame)
+        self.retrier("adding a batch", lambda: self._add(batch_id, entries))
+
+    def _add(self, batch_id: int, entries: list[dict[str, str]]) -> None:
+        key, member = self.committed_key, str(batch_id)
+        with self._client.pipeline(transaction=True) as pipe:
+            while True:
+                try:
+                    pipe.watch(key)
+                    if pipe.hexists(key, member):
+                        return  # a replay of a committed batch: it is in the stream already
+                    pipe.multi()
+                    for entry in entries:
+                        if self.maxlen is None:
+                            pipe.xadd(self.stream, entry)
+                        else:
+                            pipe.xadd(self.stream, entry, maxlen=self.maxlen, approximate=True)
+                    pipe.hset(key, member, len(entries))
+                    pipe.execute()
+                    return
+                except redis_errors.WatchError:
+                    continue
+
+    def last_batch_id(self) -> int | None:
+        """The newest batch id recorded in `<stream>:committed`."""
+        keys = self.retrier("reading committed batches", lambda: self._client.hkeys(self.committed_key))
+        ids = [int(k) for k in keys if _text(k).isdigit()]
+        return max(ids) if ids else None
+
+    def committed_batches(self) -> list[int]:
+        keys = self.retrier("reading committed batches", lambda: self._client.hkeys(self.committed_key))
+        return sorted(int(k) for k in keys if _text(k).isdigit())
+
+    def close(self) -> None:
+        try:
+            self._client.close()
+        except Exception:
+            pass
+
+
+# ---------------------------------------------------------------- reading results back
+
+
+def read_stream(url: str, stream: str, *, field: str | None = "data") -> list[dict[str, Any]]:
+    """Every entry of `stream` as a dict: the JSON record in `field`, or the entry's fields (field=None)."""
+    client = connect(url, f"stream '{stream}'")
+    try:
+        entries = client.xrange(stream)
+    finally:
+        client.close()
+    if field is None:
+        return [{_text(k): _text(v) for k, v in fields.items()} for _, fields in entries]
+    key = field.encode()
+    return [json.loads(fields[key]) for _, fields in entries if key in fields]
+
+
+def make_source(definition: SourceDef) -> RedisSource:
+    return RedisSource(definition)
+
+
+def make_sink(definition: SinkDef) -> RedisSink:
+    return RedisSink(definition)
