@@ -5,6 +5,9 @@
     stream-dsl gen ysb --events N --out DIR
     stream-dsl repl                the interactive shell (also: `stream-dsl` on a terminal)
     stream-dsl bench ysb           the YSB query on stream-dsl and on plain polars, compared
+    stream-dsl bench scheduling    the Drizzle paper's scheduling micro-benchmark
+    stream-dsl bench memory        peak memory against the stream's length
+    stream-dsl bench plots         measure and draw the PNG plots
 
 With no command, `stream-dsl` starts the shell when its input is a
 terminal and runs the statements it is given when its input is a pipe or a
@@ -372,16 +375,14 @@ def cmd_repl(args: argparse.Namespace, out: TextIO) -> int:
 # ---------------------------------------------------------------------- bench
 
 
-def cmd_bench_ysb(args: argparse.Namespace, out: TextIO) -> int:
-    from stream_dsl.bench_ysb import YsbBench, run
+def _bench(name: str) -> Callable[[argparse._SubParsersAction], None]:
+    """Adds `bench NAME`'s parser from stream_dsl.cli_bench (imported when the parser is built)."""
+    def add(kinds: argparse._SubParsersAction) -> None:
+        from stream_dsl import cli_bench
 
-    try:
-        window_ms = parse_duration_ms(f"{args.window}ms" if args.window.strip().isdigit() else args.window)
-    except DSLError:
-        raise UsageError(f"--window: expected a duration such as 10s, got '{args.window}'") from None
-    bench = YsbBench(events=args.events, rate=args.rate, seed=args.seed, window_ms=window_ms,
-                     context=tuple(_context_kwargs(args).items()))
-    return EXIT_OK if run(bench, out) else EXIT_ERROR
+        getattr(cli_bench, f"add_{name}")(kinds)
+
+    return add
 
 
 # --------------------------------------------------------------------- parser
@@ -460,13 +461,6 @@ def _rate(text: str) -> float:
     return value
 
 
-def _positive_count(text: str) -> int:
-    value = _non_negative_int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got '{text}'")
-    return value
-
-
 def _add_repl(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("repl", help="the interactive shell", description=(
         "An interactive shell: statements end with ';' (Enter adds a line until then), meta commands "
@@ -493,25 +487,12 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
         add(kinds)
 
 
-def _add_bench_ysb(kinds: argparse._SubParsersAction) -> None:
-    y = kinds.add_parser("ysb", help="the Yahoo Streaming Benchmark against plain polars", description=(
-        "Run the YSB query (views per campaign per tumbling window) over N generated events on "
-        "stream-dsl, then the same query in plain polars over the same events in one batch; print "
-        "both throughputs (events/s), their ratio, stream-dsl's per-batch latency percentiles, and "
-        "whether the two results are equal (OK, exit code 0) or not (MISMATCH, exit code 1)."))
-    y.add_argument("--events", type=_positive_count, default=2_000_000, metavar="N",
-                   help="number of events (default: 2000000)")
-    y.add_argument("--rate", type=_rate, default=1_000_000, metavar="R",
-                   help="events per second of event time (default: 1000000)")
-    y.add_argument("--seed", type=int, default=1, help="random seed (default: 1)")
-    y.add_argument("--window", default="10s", metavar="DURATION", help="tumbling window size (default: 10s)")
-    _add_context_options(y)
-    y.set_defaults(handler=cmd_bench_ysb)
-
-
 # `stream-dsl bench NAME`: name → function adding its parser (other benchmarks slot in here).
 BENCHMARKS: dict[str, Callable[[argparse._SubParsersAction], None]] = {
-    "ysb": _add_bench_ysb,
+    "ysb": _bench("ysb"),
+    "scheduling": _bench("scheduling"),
+    "memory": _bench("memory"),
+    "plots": _bench("plots"),
 }
 
 COMMANDS: dict[str, Callable[[argparse._SubParsersAction], None]] = {
@@ -554,6 +535,7 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None, err: T
             return EXIT_OK
         args = parser.parse_args(["repl"])
     args.stdin, args.err = stdin, err
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     try:
         return args.handler(args, out)
     except UsageError as e:

@@ -667,6 +667,7 @@ def test_in_a_terminal_ctrl_c_stops_the_query_and_ctrl_d_leaves(tmp_path):
     """`python -m stream_dsl` on a pseudo-terminal: define, query, Ctrl-C, a syntax error, Ctrl-D."""
     import fcntl
     import pty
+    import select
     import subprocess
     import termios
 
@@ -689,6 +690,9 @@ def test_in_a_terminal_ctrl_c_stops_the_query_and_ctrl_d_leaves(tmp_path):
         return re.sub(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b[=>]", "", raw)
 
     def read_chunk() -> bytes:
+        # A generous bound so a stuck REPL fails the test instead of hanging the suite; not a speed check.
+        ready, _, _ = select.select([master], [], [], 120)
+        assert ready, f"the REPL printed nothing for 120 s; it printed:\n{cleaned()[-2000:]}"
         try:
             return os.read(master, 65536)
         except OSError:  # the child closed the terminal
