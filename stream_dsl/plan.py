@@ -100,6 +100,20 @@ def _require_columns(expr_columns: set[str], schema: Schema, where: str) -> None
                             f"Existing columns: {', '.join(schema.names)}{did_you_mean(name, schema.names)}")
 
 
+def _check_window_column(window: WindowSpec, schema: Schema) -> None:
+    _require_columns({window.time_column}, schema, "window")
+    if schema.dtype(window.time_column) is not DataType.TIMESTAMP:
+        raise PlanError(f"window column '{window.time_column}' must be a TIMESTAMP")
+
+
+def _group_fields(keys: tuple[NamedExpr, ...], window: WindowSpec | None) -> list[Field]:
+    """The leading output columns of every aggregate node: its keys, then the window bounds."""
+    fields = [Field(n.name, n.expr.dtype) for n in keys]
+    if window is not None:
+        fields += [Field(WINDOW_START, DataType.TIMESTAMP), Field(WINDOW_END, DataType.TIMESTAMP)]
+    return fields
+
+
 @dataclass(frozen=True)
 class Scan:
     """Read a source. `columns` (None: all) and `predicate` are pushed down by the optimizer."""
@@ -226,9 +240,7 @@ class Aggregate:
             if not isinstance(n.expr, Agg):
                 raise PlanError(f"aggregate output '{n.name}' is not an aggregate function")
         if self.window is not None:
-            _require_columns({self.window.time_column}, schema, "window")
-            if schema.dtype(self.window.time_column) is not DataType.TIMESTAMP:
-                raise PlanError(f"window column '{self.window.time_column}' must be a TIMESTAMP")
+            _check_window_column(self.window, schema)
         if self.emit not in (EMIT_FINAL, EMIT_CHANGES):
             raise PlanError(f"unknown emit mode '{self.emit}'")
         self.schema  # validates unique output names
@@ -239,9 +251,7 @@ class Aggregate:
 
     @cached_property
     def schema(self) -> Schema:
-        fields = [Field(n.name, n.expr.dtype) for n in self.keys]
-        if self.window is not None:
-            fields += [Field(WINDOW_START, DataType.TIMESTAMP), Field(WINDOW_END, DataType.TIMESTAMP)]
+        fields = _group_fields(self.keys, self.window)
         fields += [Field(n.name, n.expr.dtype) for n in self.aggs]
         return Schema(tuple(fields))
 
@@ -383,9 +393,7 @@ class PartialAggregate:
         if self.window is not None:
             if self.window.kind != "tumble":
                 raise PlanError(f"a partial aggregate supports TUMBLE windows only, not {self.window.kind.upper()}")
-            _require_columns({self.window.time_column}, schema, "window")
-            if schema.dtype(self.window.time_column) is not DataType.TIMESTAMP:
-                raise PlanError(f"window column '{self.window.time_column}' must be a TIMESTAMP")
+            _check_window_column(self.window, schema)
         self.schema  # validates unique output names
 
     @property
@@ -394,9 +402,7 @@ class PartialAggregate:
 
     @cached_property
     def schema(self) -> Schema:
-        fields = [Field(n.name, n.expr.dtype) for n in self.keys]
-        if self.window is not None:
-            fields += [Field(WINDOW_START, DataType.TIMESTAMP), Field(WINDOW_END, DataType.TIMESTAMP)]
+        fields = _group_fields(self.keys, self.window)
         distinct = distinct_argument(self.aggs)
         if distinct is not None:
             fields.append(Field(PARTIAL_DISTINCT, distinct.dtype))
@@ -455,9 +461,7 @@ class FinalAggregate:
 
     @cached_property
     def schema(self) -> Schema:
-        fields = [Field(n.name, n.expr.dtype) for n in self.keys]
-        if self.window is not None:
-            fields += [Field(WINDOW_START, DataType.TIMESTAMP), Field(WINDOW_END, DataType.TIMESTAMP)]
+        fields = _group_fields(self.keys, self.window)
         fields += [Field(n.name, n.expr.dtype) for n in self.aggs]
         return Schema(tuple(fields))
 
