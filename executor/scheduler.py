@@ -181,8 +181,9 @@ def pipelines(group_size: int | str) -> bool:
     'auto' resizes the groups, because a reduce partition never leaves the
     worker that holds its state. Pipelining happens across the batches of
     a group (the map task of batch b+1 runs while the reducers of batch b
-    do), so groups of one gain nothing from it and keep BSP's placement,
-    where every worker has its share of every stage.
+    do), so groups of one gain nothing from it (measured on the scheduling
+    benchmark) and keep the classic placement, every worker with its share
+    of every stage.
     """
     return group_size == "auto" or int(group_size) > 1
 

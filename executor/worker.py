@@ -34,6 +34,7 @@ worker then waits to be stopped.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import sys
@@ -79,6 +80,17 @@ class OutputBatch:
     """One worker's outputs of one batch in one message: the driver waits for all of a batch's outputs anyway."""
 
     outputs: tuple[OutputMessage, ...]
+
+    def __reduce__(self) -> tuple:
+        """The outputs as plain tuples: unpickling a slots dataclass field by field costs more than the rest."""
+        return _outputs, (tuple(tuple(getattr(o, f) for f in _OUTPUT_FIELDS) for o in self.outputs),)
+
+
+_OUTPUT_FIELDS = tuple(f.name for f in dataclasses.fields(OutputMessage))
+
+
+def _outputs(rows: tuple[tuple, ...]) -> OutputBatch:
+    return OutputBatch(tuple(OutputMessage(*row) for row in rows))
 
 
 @dataclass
@@ -280,8 +292,13 @@ class WorkerRunner:
         return local, spent + routed.serialize_s, routed.bytes_sent
 
     def _stats(self, key: TaskKey) -> BatchStats:
-        pending = self.pending.setdefault(self.owner[key], _Pending())
-        return pending.batches.setdefault(key.batch, BatchStats())
+        pending = self.pending.get(self.owner[key])
+        if pending is None:
+            pending = self.pending[self.owner[key]] = _Pending()
+        stats = pending.batches.get(key.batch)
+        if stats is None:  # not setdefault: a BatchStats per task call would be built for nothing
+            stats = pending.batches[key.batch] = BatchStats()
+        return stats
 
     def _read_source(self, stage: Stage, batch: int, stats: BatchStats) -> tuple[pl.DataFrame, Clock]:
         """The source's next batch, read here in batch order (the source is opened on first use)."""
@@ -332,9 +349,8 @@ class WorkerRunner:
         """Send the outputs kept back: one message, however many output tasks of the batch ran here."""
         if not self.unsent:
             return
-        message = self.unsent[0] if len(self.unsent) == 1 else OutputBatch(tuple(self.unsent))
-        self.unsent = []
-        self.channel.send(DRIVER, message)
+        batch, self.unsent = OutputBatch(tuple(self.unsent)), []
+        self.channel.send(DRIVER, batch)
 
     def close(self) -> None:
         for reader in self.readers.values():
