@@ -277,6 +277,7 @@ class AggregateState:
         self._may_be_small = self.fused
         if self.fused:  # the expressions of the fused step, built once
             self._incoming = self._incoming_exprs()
+            self._incoming_names = [e.meta.output_name() for e in self._incoming]
             self._merge_new = merge_partials(op.aggs) + [pl.col(_NEW).max()]
             self._output = self._output_exprs()
 
@@ -377,8 +378,8 @@ class AggregateState:
         """The batch's rows that are not late, as partial state rows flagged new (lazy); and the late count."""
         op, window = self.op, self.op.window
         lf = rows.lazy()
-        if window is None:
-            return lf.select(self._incoming), 0
+        if window is None:  # with_columns, not select: `COUNT(*)` alone is all literals, one per row
+            return lf.with_columns(self._incoming).select(self._incoming_names), 0
         if op.final:  # partial rows come with their (TUMBLE) window and the input rows they stand for
             lf = lf.with_columns(pl.col(WS).dt.epoch("ms"), pl.col(WE).dt.epoch("ms"))
             late_mask = pl.col(WS).is_null() | (pl.col(WE) <= _wm(wm_prev))

@@ -101,6 +101,9 @@ QUERIES = [
     Q("global_aggregate",
       "SELECT COUNT(*) AS n, SUM(d) AS sd, COUNT(DISTINCT k) AS dk, MIN(ts) AS first FROM s WHERE i <> 0",
       "SELECT COUNT(*) AS n, SUM(d) AS sd, COUNT(DISTINCT k) AS dk, MIN(ts) AS first FROM s WHERE i <> 0"),
+    Q("count_star_only",
+      "SELECT COUNT(*) AS n FROM s",
+      "SELECT COUNT(*) AS n FROM s"),
     Q("having",
       "SELECT k, SUM(i) AS si FROM s GROUP BY k HAVING COUNT(*) > 1 AND SUM(i) IS NOT NULL",
       "SELECT k, SUM(i) AS si FROM s GROUP BY k HAVING COUNT(*) > 1 AND SUM(i) IS NOT NULL"),
@@ -127,9 +130,11 @@ QUERIES = [
     Q("session",
       "SELECT k, window_start, window_end, COUNT(*) AS n, MIN(i) AS mi, COUNT(DISTINCT s2) AS ds FROM s "
       "GROUP BY k, SESSION(ts, INTERVAL '3' SECOND)",
-      "WITH e AS (SELECT *, epoch_ms(ts) AS t FROM s), "
-      "f AS (SELECT *, CASE WHEN t - LAG(t) OVER (PARTITION BY k ORDER BY t) < 3000 THEN 0 ELSE 1 END AS brk "
-      "FROM e), g AS (SELECT *, SUM(brk) OVER (PARTITION BY k ORDER BY t ROWS UNBOUNDED PRECEDING) AS sid FROM f) "
+      # rn: one order for both window functions, whatever the ties in t
+      "WITH e AS (SELECT *, epoch_ms(ts) AS t, row_number() OVER () AS rn FROM s), "
+      "f AS (SELECT *, CASE WHEN t - LAG(t) OVER (PARTITION BY k ORDER BY t, rn) < 3000 THEN 0 ELSE 1 END AS brk "
+      "FROM e), g AS (SELECT *, SUM(brk) OVER (PARTITION BY k ORDER BY t, rn ROWS UNBOUNDED PRECEDING) AS sid "
+      "FROM f) "
       "SELECT k, epoch_ms(MIN(t)) AS window_start, epoch_ms(MAX(t) + 3000) AS window_end, COUNT(*) AS n, "
       "MIN(i) AS mi, COUNT(DISTINCT s2) AS ds FROM g GROUP BY k, sid"),
     Q("join_then_window",
@@ -175,6 +180,10 @@ def datasets(draw):
                for m in draw(st.lists(st.integers(0, 40_000), min_size=n, max_size=n))],
     }
     frame = pl.DataFrame(rows, schema=S_SCHEMA)
+    scale = draw(st.sampled_from([1, 1, 1, 40]))  # 40: batches past state_small's limit, on polars' path
+    if scale > 1 and n:
+        frame = pl.concat([frame] * scale)
+        n = frame.height
     ordered = draw(st.booleans())
     if ordered:
         frame = frame.sort("ts", maintain_order=True)
