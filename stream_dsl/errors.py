@@ -96,3 +96,7 @@ def did_you_mean(name: str, known: Iterable[str]) -> str:
         return ""
     names = " or ".join(f"'{lowered[c]}'" for c in close)
     return f" (did you mean {names}?)"
+
+
+class CheckpointError(DSLError):
+    """A checkpoint_dir cannot be used as asked: in use by another query, of another query, or unreadable."""
