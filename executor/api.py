@@ -78,6 +78,7 @@ def start(plan: Plan, sink: SinkLike = None, config: RunConfig | None = None,
     target = resolve_sink(sink, catalog)
     written = target if recorder is None else recorder.wrap(target)
     query = build_query(plan, config, lambda schema, limit: SinkOutput(schema, limit, written), realtime=True)
+    query.checkpoint_dir = config.checkpoint_dir
     if recorder is not None:
         recorder.attach_inline(query)
     try:

@@ -27,10 +27,11 @@ from collections import deque
 from dataclasses import replace
 from typing import Any
 
-from executor.driver import Driver, OnBatch, ShouldStop, _Stopped
+from executor.driver import Driver, OnBatch, ShouldStop, _Stopped, run_recovering
 from executor.inline import Output
 from executor.messages import Report
-from executor.scheduler import Begin, Boundary, BspPolicy, Finish, Proceed, Reported, SendTasks, Shutdown
+from executor.recovery import RestorePoint
+from executor.scheduler import Begin, Boundary, BspPolicy, Finish, Proceed, Reported, SendTasks, Shutdown, place
 from executor.shuffle import Clock, WatermarkChain, source_clock
 from stream_dsl.config import RunConfig
 
@@ -45,9 +46,37 @@ class BspDriver(Driver):
         super().__init__(graph, config, output, realtime=realtime)
         self.chain = WatermarkChain({s.id: source_clock(s) for s in self.stages if s.is_source})
         self._clocks: dict[int, dict[int, Clock]] = {}
+        self._policy: BspPolicy | None = None
+
+    def _hosts(self) -> dict[tuple[int, int], int]:
+        return dict(place(self.topology, self.workers, clock_notices=False, pipelined=self.pipelined).hosts)
+
+    def _rewind(self, point: RestorePoint) -> None:
+        """Also the driver's watermark chain, which BSP keeps (Drizzle's live in the workers)."""
+        super()._rewind(point)
+        self.chain = WatermarkChain({s.id: source_clock(s) for s in self.stages if s.is_source},
+                                    last_batch=point.next_batch - 1, current=point.watermark)
+        for stage, (max_event_ms, exhausted) in point.clocks.items():
+            if stage in self.chain.clocks:
+                self.chain.clocks[stage].observe(max_event_ms, exhausted)
+        self._clocks.clear()
+
+    def _wants_checkpoint(self, instruction: SendTasks) -> bool:
+        """A worker's last wave of the batch asks for its checkpoint part: its state is final for the batch then."""
+        policy = self._policy
+        if self.checkpointing is None or policy is None:
+            return False
+        stages = [set(wave) for wave in policy.waves]
+        mine = {s for (s, _), w in policy.placement.hosts.items() if w == instruction.worker}
+        last_wave = max(i for i, wave in enumerate(stages) if wave & mine)
+        return policy.wave == last_wave
 
     def run(self, on_batch: OnBatch = None, should_stop: ShouldStop = None, *, idle_sleep: bool = False) -> None:
-        policy = BspPolicy(self.topology, self.workers, pipelined=self.pipelined)
+        run_recovering(self, lambda: self._run_batches(on_batch, should_stop, idle_sleep))
+
+    def _run_batches(self, on_batch: OnBatch, should_stop: ShouldStop, idle_sleep: bool) -> None:
+        """The batch loop from `self.batch_id` on (again from the checkpoint's batch after a recovery)."""
+        policy = self._policy = BspPolicy(self.topology, self.workers, pipelined=self.pipelined)
         self.chain.last_batch = max(self.chain.last_batch, self.batch_id - 1)
         work = deque(policy.handle(Begin(self.batch_id)))
         try:

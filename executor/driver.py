@@ -28,6 +28,12 @@ boundary it records the group's progress, checks whether the input ended,
 the LIMIT was reached or a stop was asked, and re-tunes G (AIMD,
 `autotune.py`). stop() in the middle of a group cancels it: the workers
 run nothing more and report, and the batches already written are recorded.
+
+With a checkpoint directory (`recovery.py`), the group messages ask for
+checkpoint parts and the boundary commits the checkpoint; a worker that
+dies or falls silent (no heartbeat for `config.heartbeat_timeout`) is
+not an error any more: the workers are replaced, restored from the last
+checkpoint, and the run goes on from its batch.
 """
 
 from __future__ import annotations
@@ -45,8 +51,10 @@ from executor.autotune import GroupSizer, overhead_fraction
 from executor.changelog import ChangelogBuffer
 from executor.changelog_rows import RowFold
 from executor.inline import InlineQuery, Output, check_bounded
-from executor.messages import Assign, Cancel, Commit, Failed, Output as OutputMessage, Ready, Report, Setup, Stop
+from executor.messages import (Assign, Cancel, Commit, Failed, Heartbeat, Output as OutputMessage, Ready, Report,
+                               Setup, Stop)
 from executor.metrics import BatchStats, TaskMetrics, batch_totals, group_overhead, stage_metrics
+from executor.recovery import Checkpointing, RestorePoint, clocks_of
 from executor.runtime import MultiprocessTransport, Transport
 from executor.scheduler import (Begin, Boundary, DrizzlePolicy, Finish, Proceed, Reported, SendTasks, Shutdown,
                                 Topology, pipelines, place, topology_of)
@@ -62,6 +70,7 @@ from stream_dsl.plan import Plan
 from stream_dsl.types import Schema
 
 POLL_S = 0.2  # receive timeout: how often the driver checks worker liveness and stop requests
+HEARTBEAT_S = 1.0  # how often a worker says it is alive
 READY_TIMEOUT_S = 60.0  # workers that are alive but not ready by then: give up
 CANCEL_TIMEOUT_S = 5.0  # how long stop() waits for cancelled workers to report
 
@@ -71,6 +80,21 @@ ShouldStop = Callable[[], bool] | None
 
 class _Stopped(Exception):
     """A stop was requested while the driver waited."""
+
+
+class WorkerLost(Exception):
+    """A worker process died or fell silent; with checkpoints the driver recovers, else the query fails."""
+
+    def __init__(self, worker: int, exit_code: int | None, reason: str) -> None:
+        super().__init__(f"worker {worker} {reason}")
+        self.worker, self.exit_code, self.reason = worker, exit_code, reason
+
+    def error(self, timeout: float) -> ExecutionError:
+        if self.reason == "heartbeat timeout":
+            return ExecutionError(f"worker {self.worker} stopped responding (no heartbeat for {timeout:g}s); "
+                                  f"the query was stopped.")
+        return ExecutionError(f"worker {self.worker} died unexpectedly (exit code {self.exit_code}); the query was "
+                              f"stopped. Worker processes can be killed by the system when memory runs out.")
 
 
 class Driver:
@@ -112,6 +136,9 @@ class Driver:
         self._changelog = self.inline.changelog and self.output.changelog_collects
         self.changelog = ChangelogBuffer(list(getattr(self.output, "group_keys", [])))
         self.changelog_rows = RowFold(list(getattr(self.output, "group_keys", [])))
+        self.checkpointing: Checkpointing | None = None  # with a checkpoint_dir (continuous queries)
+        self.last_seen: dict[int, float] = {}  # worker -> when its last heartbeat was read
+        self.group_id = -1  # the last group (or batch, BSP) begun, kept across recoveries
 
     # ------------------------------------------------------------ lifecycle
 
@@ -128,23 +155,56 @@ class Driver:
         finally:
             self.inline.close()
         self.batch_id = self.next_emit = self.inline.batch_id
-        self.transport = MultiprocessTransport(self.workers)
         try:
-            self._start_workers()
+            restore = self._open_checkpoints()
+            self._start_workers(restore)
+        except WorkerLost as lost:
+            self.close()
+            raise lost.error(self.config.heartbeat_timeout) from None
         except BaseException:
             self.close()
             raise
 
-    def _start_workers(self) -> None:
+    def _open_checkpoints(self) -> RestorePoint | None:
+        """With a checkpoint_dir (a continuous query): start from its newest good checkpoint, if any."""
+        if self.config.checkpoint_dir is None or not self.output.durable:
+            return None
+        self.checkpointing = Checkpointing.for_graph(self.config.checkpoint_dir, self.graph)
+        checkpoint = self.checkpointing.open()
+        if checkpoint is None:
+            self.checkpointing.last = RestorePoint(None, "", self.batch_id, self.watermark, clocks_of(self.clocks))
+            return None
+        point = self.checkpointing.last = RestorePoint.of(checkpoint)
+        self._rewind(point)
+        return point
+
+    def _rewind(self, point: RestorePoint) -> None:
+        """Driver state as it was after batch `point.next_batch - 1`; what came after is forgotten."""
+        self.batch_id = self.next_emit = point.next_batch
+        self.watermark = point.watermark
+        for stage, clock in self.clocks.items():
+            clock.max_event_ms, clock.exhausted = point.clocks.get(stage, (None, False))
+        self.output.rows_out = point.output_rows
+        self.done = False
+        for per_batch in (self.outputs, self.emitted, self.stats, self.tasks, self.state_groups, self.retention,
+                          self.messages_for):
+            per_batch.clear()  # type: ignore[attr-defined]
+
+    def _hosts(self) -> dict[tuple[int, int], int]:
+        """Which worker runs each task: the same for every group, so a partition's state stays put."""
+        return dict(place(self.topology, self.workers, clock_notices=True).hosts)
+
+    def _start_workers(self, restore: RestorePoint | None = None) -> None:
+        """A new transport and worker processes, set up (from `restore`, after a failure or a restart)."""
         from executor import worker
 
-        transport = self.transport
-        assert transport is not None
+        transport = self.transport = MultiprocessTransport(self.workers)
+        self.last_seen = {}  # a worker is watched from its Ready on
         for w in range(self.workers):
             transport.start_worker(w, worker.main)
         self.worker_pids = transport.pids
         tables = {tid: encode(frame) for tid, frame in self.inline.tables.items()}
-        hosts = place(self.topology, self.workers, clock_notices=True).hosts
+        hosts = self._hosts()
         connectors = _connector_registry()
         for w in range(self.workers):
             memory = {}
@@ -152,7 +212,8 @@ class Driver:
                 if stage.is_source and hosts[(stage.id, 0)] == w:
                     memory.update(_memory_data(stage))
             transport.send(w, Setup(self.graph, self.config, tables, memory, connectors, self.realtime,
-                                    self._changelog, os.getcwd(), tuple(sys.path), self.batch_id))
+                                    self._changelog, os.getcwd(), tuple(sys.path), self.batch_id,
+                                    None if restore is None else restore.for_worker(hosts, w), HEARTBEAT_S))
         ready: set[int] = set()
         deadline = time.monotonic() + READY_TIMEOUT_S
         while len(ready) < self.workers:
@@ -162,6 +223,7 @@ class Driver:
                                      f"within {READY_TIMEOUT_S:.0f}s")
             if isinstance(message, Ready):
                 ready.add(message.worker)
+                self.last_seen[message.worker] = time.monotonic()
 
     def close(self) -> None:
         """Stop every worker process (idempotent)."""
@@ -171,6 +233,31 @@ class Driver:
         if self.dead_letter_router is not None:
             self.dead_letter_router.close()
             self.dead_letter_router = None
+        if self.checkpointing is not None:
+            self.checkpointing.close()
+
+    def recover(self, lost: WorkerLost) -> None:
+        """A worker is gone: replace every worker, restore the last checkpoint, replay from its batch.
+
+        Without checkpoints (collect(), or no checkpoint_dir) the query fails
+        with one clear error instead.
+        """
+        checkpointing = self.checkpointing
+        if checkpointing is None or checkpointing.last is None:
+            raise lost.error(self.config.heartbeat_timeout) from None
+        point = checkpointing.last
+        entry = checkpointing.recovering(lost.worker, lost.exit_code, lost.reason, point.next_batch)
+        if checkpointing.gave_up:
+            raise ExecutionError(f"{lost.error(self.config.heartbeat_timeout)} Workers were replaced "
+                                 f"{len(checkpointing.recoveries) - 1} times in a row without reaching a new "
+                                 f"checkpoint; giving up.") from None
+        assert self.transport is not None
+        self.transport.abort()
+        checkpointing.abandon()
+        self.commit_sent = {}
+        self._rewind(point)
+        self._start_workers(point if point.checkpoint is not None else None)
+        entry["restored_at"] = time.time()
 
     def run(self, on_batch: OnBatch = None, should_stop: ShouldStop = None, *, idle_sleep: bool = False) -> None:
         raise NotImplementedError
@@ -182,14 +269,19 @@ class Driver:
         assert self.transport is not None
         sent = time.time()
         commit = self._commit_for(instruction.worker)
+        checkpoint = self.checkpointing.request(instruction.worker) if self._wants_checkpoint(instruction) else None
         self.transport.send(instruction.worker, Assign(instruction.assignment, instruction.tasks,
                                                        instruction.placement, instruction.first_batch,
-                                                       instruction.last_batch, sent, commit))
+                                                       instruction.last_batch, sent, commit, checkpoint))
         self.assignment_log.append((instruction.assignment, instruction.worker, instruction.first_batch,
                                     instruction.last_batch, sent))
         share = 1.0 / (instruction.last_batch - instruction.first_batch + 1)
         for b in range(instruction.first_batch, instruction.last_batch + 1):
             self.messages_for[b] += share
+
+    def _wants_checkpoint(self, instruction: SendTasks) -> bool:
+        """Whether this message asks its worker for a checkpoint part (Drizzle: every group message)."""
+        return self.checkpointing is not None
 
     def _commit_for(self, worker: int) -> Commit | None:
         """The commit this worker has not heard of yet (it rides on the worker's next message)."""
@@ -227,11 +319,15 @@ class Driver:
                 self._check_workers()
                 checked = now
             if message is None:
+                self._check_heartbeats(now)  # only with the inbox drained: a backlog is not silence
                 if deadline is not None and now > deadline:
                     return None
                 continue
             if isinstance(message, (OutputMessage, OutputBatch)):
                 self._on_outputs(message)
+                continue
+            if isinstance(message, Heartbeat):
+                self.last_seen[message.worker] = now
                 continue
             if isinstance(message, Failed):
                 error = ExecutionError(message.message)
@@ -240,15 +336,23 @@ class Driver:
             return message
 
     def _check_workers(self) -> None:
+        """A dead worker process raises WorkerLost."""
         assert self.transport is not None
         dead = self.transport.dead_workers()
         if dead:
-            worker, code = dead[0]
-            raise ExecutionError(f"worker {worker} died unexpectedly (exit code {code}); the query was stopped. "
-                                 f"Worker processes can be killed by the system when memory runs out.")
+            raise WorkerLost(dead[0][0], dead[0][1], "exited")
+
+    def _check_heartbeats(self, now: float) -> None:
+        """A worker silent for longer than the heartbeat timeout raises WorkerLost."""
+        limit = self.config.heartbeat_timeout
+        for worker, seen in sorted(self.last_seen.items()):
+            if now - seen > limit:
+                raise WorkerLost(worker, None, "heartbeat timeout")
 
     def take_report(self, report: Report) -> None:
-        """Keep a worker's task metrics and batch stats until the batches are recorded."""
+        """Keep a worker's task metrics, batch stats and checkpoint part until the batches are recorded."""
+        if report.checkpoint is not None and self.checkpointing is not None:
+            self.checkpointing.take(report.checkpoint)
         for task in report.tasks:
             self.tasks[task.batch].append(task)
             self.task_log.append(task)
@@ -288,6 +392,8 @@ class Driver:
                 frames.append(decode(message.frame))
         rows_out = self.output.emit(batch, frames) + changed if not self.done else 0
         self.emitted[batch] = (rows_out, time.time())
+        if self.checkpointing is not None:
+            self.checkpointing.batch_written()
 
     def _add_changelog(self, upserts: pl.DataFrame, deletes: pl.DataFrame | None) -> None:
         """One changelog part, folded by rows when it is small (`changelog_rows`), else by polars."""
@@ -319,23 +425,51 @@ class Driver:
 
     # ------------------------------------------------------------ progress
 
-    def record(self, first: int, last: int, on_batch: OnBatch, group: int, group_size: int) -> bool:
-        """Progress of batches first..last, in order; True when the query is done (input ended or LIMIT)."""
+    def record(self, first: int, last: int, on_batch: OnBatch, group: int, group_size: int, *,
+               checkpoint: bool = True) -> bool:
+        """Progress of batches first..last, in order; True when the query is done (input ended or LIMIT).
+
+        With checkpoints, the checkpoint after `last` is committed before its
+        progress is reported (not after a cancelled group: `checkpoint=False`).
+        """
         for batch in range(first, last + 1):
             if self.done:
                 break
             report = self._batch_report(batch, group, group_size)
-            if on_batch is not None:
-                on_batch(report)
-            if self.output.durable:
+            self.done = all(c.exhausted for c in self.clocks.values()) or self.output.full
+            if self.checkpointing is not None:
+                report["recovery_ms"] = self.checkpointing.batch_recorded()
+                if checkpoint and (batch == last or self.done):
+                    report["checkpoint"] = self._checkpoint(batch)
+            elif self.output.durable:
                 kept = [ms for ms in self.retention.get(batch, {}).values() if ms is not None]
                 self.commit = Commit(batch, min(kept) if kept else None)
-            self.done = all(c.exhausted for c in self.clocks.values()) or self.output.full
+            if on_batch is not None:
+                on_batch(report)
         for batch in range(first, last + 1):
             for per_batch in (self.stats, self.tasks, self.state_groups, self.retention, self.messages_for,
                               self.emitted):
                 per_batch.pop(batch, None)  # type: ignore[attr-defined]
         return self.done
+
+    def _checkpoint(self, batch: int) -> int | None:
+        """Commit the checkpoint after `batch` (its output and dead letters are written); sources may release it.
+
+        With a checkpoint the state no longer needs the sources to keep
+        anything they delivered up to here.
+        """
+        assert self.checkpointing is not None
+        if self.next_emit <= batch:  # never happens when every output arrived; then no checkpoint here
+            return None
+        id = self.checkpointing.commit(next_batch=batch + 1, watermark=self.watermark, clocks=self.clocks,
+                                       output_rows=self.output.rows_out)
+        if id is not None:
+            self.commit = Commit(batch, None)
+        return id
+
+    @property
+    def recoveries(self) -> list[dict[str, Any]]:
+        return [] if self.checkpointing is None else self.checkpointing.recoveries
 
     def _batch_report(self, batch: int, group: int, group_size: int) -> dict[str, Any]:
         stats = self.stats.get(batch, BatchStats())
@@ -369,6 +503,9 @@ class Driver:
             "group_size": group_size,
             "driver_messages": self.messages_for.get(batch, 0.0),
             "stages": stages,
+            "recoveries": len(self.recoveries),
+            "recovery_ms": None,
+            "checkpoint": None,
         }
         report.update(batch_totals(stages))
         shuffled = sorted(stats.shuffled, key=lambda t: (t["stage"], t["task"]))
@@ -399,7 +536,7 @@ class Driver:
             elif isinstance(message, Failed):
                 break
         if self.next_emit > self.batch_id:
-            self.record(self.batch_id, self.next_emit - 1, on_batch, -1, 0)
+            self.record(self.batch_id, self.next_emit - 1, on_batch, -1, 0, checkpoint=False)
 
     def idle_pause(self) -> None:
         """A continuous query whose unpaced sources had nothing: wait a little before the next group."""
@@ -419,9 +556,17 @@ class DrizzleDriver(Driver):
         self.overheads: deque[float] = deque(maxlen=10_000)
         self._previous_end: dict[int, float] = {}
 
+    def _hosts(self) -> dict[tuple[int, int], int]:
+        return dict(place(self.topology, self.workers, clock_notices=True,
+                          pipelined=pipelines(self.config.group_size)).hosts)
+
     def run(self, on_batch: OnBatch = None, should_stop: ShouldStop = None, *, idle_sleep: bool = False) -> None:
+        run_recovering(self, lambda: self._run_groups(on_batch, should_stop, idle_sleep))
+
+    def _run_groups(self, on_batch: OnBatch, should_stop: ShouldStop, idle_sleep: bool) -> None:
+        """The group loop from `self.batch_id` on (again from the checkpoint's batch after a recovery)."""
         policy = DrizzlePolicy(self.topology, self.workers, self.sizer.size,
-                               pipelined=pipelines(self.config.group_size))
+                               pipelined=pipelines(self.config.group_size), group=self.group_id)
         work = deque(policy.handle(Begin(self.batch_id)))
         try:
             while True:
@@ -444,6 +589,7 @@ class DrizzleDriver(Driver):
                   idle_sleep: bool) -> Proceed | Finish:
         """Group boundary: progress, the overhead measurement and AIMD, then go on or finish."""
         first, last = boundary.first_batch, boundary.last_batch
+        self.group_id = boundary.assignment
         tasks = [t for b in range(first, last + 1) for t in self.tasks.get(b, [])]
         overhead = overhead_fraction(*group_overhead(tasks, self._previous_end))
         self.overheads.append(overhead)
@@ -459,6 +605,20 @@ class DrizzleDriver(Driver):
 
 
 # ---------------------------------------------------------------- helpers
+
+
+def run_recovering(driver: Driver, run: Callable[[], None]) -> None:
+    """Run the driver's loop; after a lost worker, recover (or fail) and run it again from the checkpoint."""
+    lost: WorkerLost | None = None
+    while True:
+        try:
+            if lost is not None:
+                driver.recover(lost)
+                lost = None
+            run()
+            return
+        except WorkerLost as exc:
+            lost = exc
 
 
 def _memory_data(stage: Stage) -> dict[str, list[Any]]:

@@ -95,6 +95,21 @@ class QueryHandle:
         """The records the sources could not read (also counted per batch in progress)."""
         return list(self._query.dead_letters)
 
+    def worker_pids(self) -> list[int]:
+        """The process ids of the query's workers now (none for the inline executor; new ones after a recovery)."""
+        return []
+
+    @property
+    def recoveries(self) -> list[dict[str, Any]]:
+        """One dict per recovery from a lost worker (see executor/recovery.py); the inline executor has none."""
+        return []
+
+    @property
+    def restored_checkpoint(self) -> dict[str, Any] | None:
+        """The checkpoint this run started from: {"id", "next_batch", "skipped"}, or None."""
+        checkpointing = getattr(self._query, "_checkpointing", None)
+        return None if checkpointing is None else checkpointing.restored_info()
+
     @property
     def stages(self):
         """The query's stage DAG (networkx.DiGraph)."""

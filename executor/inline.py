@@ -20,7 +20,15 @@ The micro-batch loop (exact):
    source (`executor/commits.py`): only now may a source release what the
    batch read.
 
-A restarted query (no checkpoint; a sink that lasts) continues its batch
+With a checkpoint directory (`checkpoint_dir`, set when this executor
+runs a continuous query), the state, source offsets and watermark are
+checkpointed after every `group_size` batches (`recovery.Checkpointing`,
+the multiprocess executors' format; sources release what they read only
+then), and a query started again on the directory resumes from the newest
+good checkpoint: the batches after it run again under the same ids, and
+sinks, idempotent per batch id, replace what they wrote.
+
+A restarted query without a checkpoint (a sink that lasts) continues its batch
 ids after the sink's last batch. If its sources committed a watermark R
 before, the batches they replay (records read but not released, marked
 `SourceBatch.replayed`) rebuild the state with no watermark: nothing is
@@ -35,6 +43,7 @@ applied to those final values.
 
 from __future__ import annotations
 
+import os
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -134,15 +143,27 @@ class Reader:
         return pl.DataFrame(schema={c: schema.dtype(c).polars for c in self.scan.read_columns})
 
 
-def open_reader(stage: Stage, *, realtime: bool) -> Reader:
+def open_reader(stage: Stage, *, realtime: bool, offset: Any = None,
+                restored: tuple[int | None, bool] | None = None) -> Reader:
+    """Open a source stage's source; from a checkpoint: at its `offset`, its clock at `restored`.
+
+    `restored` is the clock's (max_event_ms, exhausted) after the checkpointed batch.
+    """
     scan: ScanOp = stage.head  # type: ignore[assignment]
     definition = scan.source
     source: Source = TableAsSource(definition) if definition.kind == "table" else open_source(definition)
     paced = realtime and (definition.option("realtime", "true") or "true").lower() != "false"
     wm = definition.watermark
     clock = SourceClock(None if wm is None or definition.kind == "table" else wm.delay_ms)
-    source.open(list(scan.read_columns))
-    return Reader(stage, source, clock, paced)
+    if offset is None:
+        source.open(list(scan.read_columns))
+    else:
+        source.open(list(scan.read_columns), offset)
+    reader = Reader(stage, source, clock, paced)
+    if restored is not None:
+        clock.observe(*restored)
+        reader.exhausted, reader.offset = restored[1], offset
+    return reader
 
 
 def is_bounded(reader: Reader) -> bool:
@@ -271,6 +292,7 @@ class InlineQuery:
     dead_letter_router: Any = None  # connectors.dead_letters.DeadLetterRouter: where bad records go
     replay_watermark: int | None = None  # a restart's watermark, taken up once the replayed batches are done
     task_log: list[Any] | None = None  # when tracing: a TaskMetrics per task run (executor/trace.py)
+    checkpoint_dir: str | None = None  # checkpoint here (a continuous query run by this executor)
 
     def __post_init__(self) -> None:
         self.stages = stage_order(self.graph)
@@ -281,6 +303,9 @@ class InlineQuery:
         self.shuffled: list[dict[str, Any]] = []  # this batch's shuffle counters, one per map task
         self._read_at: dict[int, float] = {}  # source stage -> when this batch's read began (task_log)
         self.tables: dict[str, pl.DataFrame] = {}
+        self.stages_by_id = {s.id: s for s in self.stages}
+        self._checkpointing: Any = None  # recovery.Checkpointing, with a checkpoint_dir
+        self._checkpoint_from = 0
         self._changelog_rows = 0
         self._changelog_stage = next((s for s in self.stages if isinstance(s.stateful, AggregateOp)
                                       and isinstance(s.terminal, OutputWrite) and s.terminal.changelog), None)
@@ -297,14 +322,69 @@ class InlineQuery:
                     frame = collect_plan(op.table, self.config.with_options(workers=1))
                     self.tables[op.table_id] = kernels.prepare_table(op, frame)
         try:
+            point = self._open_checkpoints()
             for stage in self.stages:
                 if stage.is_source:
-                    self.readers[stage.id] = open_reader(stage, realtime=self.realtime)
+                    if point is not None and stage.id in point.offsets:
+                        self.readers[stage.id] = open_reader(stage, realtime=self.realtime,
+                                                             offset=point.offsets[stage.id],
+                                                             restored=point.clocks.get(stage.id))
+                    else:
+                        self.readers[stage.id] = open_reader(stage, realtime=self.realtime)
             check_can_emit(self.graph, self.readers)
-            self._resume()
+            if point is None:
+                self._resume()
+            else:
+                self._restore(point)
         except BaseException:
             self.close()
             raise
+
+    def _open_checkpoints(self) -> Any:
+        """With a checkpoint directory: lock it; the newest good checkpoint's RestorePoint, if any."""
+        from executor.recovery import Checkpointing, RestorePoint
+
+        if self.checkpoint_dir is None or not self.output.durable:
+            return None
+        self._checkpointing = Checkpointing.for_graph(self.checkpoint_dir, self.graph)
+        checkpoint = self._checkpointing.open()
+        self._checkpoint_from = self.batch_id if checkpoint is None else checkpoint.next_batch
+        return None if checkpoint is None else RestorePoint.of(checkpoint)
+
+    def _restore(self, point: Any) -> None:
+        """Start from a checkpoint: its operator states, watermark, batch id and output count."""
+        from executor.checkpoint import read_part
+
+        for file in sorted(set(point.partitions.values())):
+            ops = {key: self.stages_by_id[key[0]].stateful for key, f in point.partitions.items() if f == file}
+            self.states.update(read_part(os.path.join(point.directory, file), point.parts[file], ops))
+        self.watermark, self.batch_id = point.watermark, point.next_batch
+        self.output.rows_out = point.output_rows
+
+    @property
+    def checkpoints_every(self) -> int:
+        """Batches between checkpoints: the group size (10 for 'auto')."""
+        size = self.config.group_size
+        return size if isinstance(size, int) else 10
+
+    def _checkpoint(self, batch_id: int) -> int | None:
+        """After batch `batch_id`'s output: every `checkpoints_every` batches (and at the end), a checkpoint."""
+        from executor.messages import CheckpointPart
+        from executor.checkpoint import write_part
+
+        checkpointing = self._checkpointing
+        due = (batch_id + 1 - self._checkpoint_from) % self.checkpoints_every == 0
+        if not (due or self.exhausted or self.output.full):
+            return None
+        id, directory = checkpointing.request(0)
+        states = dict(self.states)
+        file = "inline.state" if states else None
+        sha = write_part(directory, file, states) if file else None
+        offsets = {stage: reader.offset for stage, reader in self.readers.items()}
+        checkpointing.take(CheckpointPart(id, 0, file, sha, tuple(sorted(states)), offsets))
+        clocks = {stage: reader.clock for stage, reader in self.readers.items()}
+        return checkpointing.commit(next_batch=batch_id + 1, watermark=self.watermark, clocks=clocks,
+                                    output_rows=self.output.rows_out)
 
     def _resume(self) -> None:
         """A restarted query: batch ids after the sink's last one, and the watermark its sources committed."""
@@ -332,6 +412,8 @@ class InlineQuery:
                 pass
         if self.dead_letter_router is not None:
             self.dead_letter_router.close()
+        if self._checkpointing is not None:
+            self._checkpointing.close()
 
     @property
     def changelog(self) -> bool:
@@ -371,6 +453,11 @@ class InlineQuery:
         rows_out = self.output.emit(batch_id, outputs) + self._changelog_rows
         self._after_output(batch_id, [d for b in pulled_batches for d in b.dead_letters])
         self.watermark = wm_new
+        checkpoint = None
+        if self._checkpointing is not None:
+            checkpoint = self._checkpoint(batch_id)
+            if checkpoint is not None:  # the state is safe: sources may release everything up to here
+                commit_sources(self.readers.values(), None)
         self.batch_id += 1
         finished = time.perf_counter()
         report = {
@@ -386,6 +473,8 @@ class InlineQuery:
             "stage_rows": stage_rows,
             **kernels.counter_report(self.shuffled, reads),
         }
+        if self._checkpointing is not None:
+            report["checkpoint"] = checkpoint
         done = self.exhausted or self.output.full
         return BatchResult(report, done)
 
@@ -393,7 +482,7 @@ class InlineQuery:
         """The batch's output is written: its dead letters go out, then the sources may release it."""
         if self.dead_letter_router is not None and letters:
             self.dead_letter_router.write(batch_id, letters)
-        if self.output.durable:
+        if self.output.durable and self._checkpointing is None:
             wm_columns = {r.scan.source.watermark.column for r in self.readers.values()
                           if r.scan.source.watermark is not None}
             commit_sources(self.readers.values(), retention_ms(self.states.values(), wm_columns))

@@ -1,11 +1,13 @@
 """The messages between the driver and the workers (map outputs are `shuffle.MapOutput`).
 
 Driver to worker: `Setup` once per query (the stage programs and what the
-worker's sources need), then `Assign` (a whole group in Drizzle, one wave
-in BSP; it also carries the `Commit` of the batches written since the last
-one), and `Commit` / `Cancel` / `Stop`. Worker to driver: `Ready`, `Output` (a
-finished output task's rows, for the sink), `Report` (once per
-assignment: task metrics and per-batch stats), `Failed`.
+worker's sources need; after a failure or a restart, the checkpoint to
+`Restore` from), then `Assign` (a whole group in Drizzle, one wave in BSP;
+it also carries the `Commit` of the batches written since the last one,
+and asks for a checkpoint part when the query checkpoints), and `Commit` /
+`Cancel` / `Stop`. Worker to driver: `Ready`, `Output` (a finished output
+task's rows, for the sink), `Report` (once per assignment: task metrics,
+per-batch stats, the worker's `CheckpointPart`), `Heartbeat`, `Failed`.
 """
 
 from __future__ import annotations
@@ -42,6 +44,27 @@ class Setup:
     cwd: str | None = None
     sys_path: tuple[str, ...] = ()
     first_batch: int = 0
+    restore: "Restore | None" = None
+    heartbeat_s: float = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class Restore:
+    """Where a (re)started worker begins: the checkpoint's state files, source offsets and clocks.
+
+    A worker loads the states of the partitions it hosts from `directory`
+    (`partitions` says which file holds each, `parts` their checksums),
+    opens its sources at `offsets` with their clocks at `clocks`, and
+    starts its watermark chain at `watermark` after batch `next_batch - 1`.
+    """
+
+    directory: str
+    parts: dict[str, str]
+    partitions: dict[tuple[int, int], str]
+    offsets: dict[int, Any]
+    clocks: dict[int, tuple[int | None, bool]]
+    watermark: int | None
+    next_batch: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +97,7 @@ class Assign:
     last_batch: int
     sent_at: float
     commit: Commit | None = None
+    checkpoint: tuple[int, str] | None = None  # (id, directory): after this assignment, write a checkpoint part
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +133,26 @@ class Report:
     tasks: tuple[TaskMetrics, ...]
     batches: dict[int, BatchStats]
     cancelled: bool = False
+    checkpoint: "CheckpointPart | None" = None
+
+
+@dataclass(frozen=True, slots=True)
+class CheckpointPart:
+    """A worker's share of checkpoint `id`: its state file (None: it holds no state) and its sources' offsets."""
+
+    id: int
+    worker: int
+    file: str | None
+    sha256: str | None
+    partitions: tuple[tuple[int, int], ...]
+    offsets: dict[int, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Heartbeat:
+    """A worker is alive (sent by a thread every `Setup.heartbeat_s`, even while a task runs)."""
+
+    worker: int
 
 
 @dataclass(frozen=True, slots=True)

@@ -73,6 +73,18 @@ class MultiprocQueryHandle(QueryHandle):
         super().__init__(driver, sink, name)  # type: ignore[arg-type]
         self.driver = driver
 
+    def worker_pids(self) -> list[int]:
+        return list(self.driver.worker_pids)
+
+    @property
+    def recoveries(self) -> list[dict[str, Any]]:
+        return [dict(r) for r in self.driver.recoveries]
+
+    @property
+    def restored_checkpoint(self) -> dict[str, Any] | None:
+        checkpointing = self.driver.checkpointing
+        return None if checkpointing is None else checkpointing.restored_info()
+
     def _run(self) -> None:
         try:
             self.driver.run(self._record, self._stop.is_set, idle_sleep=True)

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol
 
 import multiprocess
+import multiprocess.connection
 
 DRIVER = -1  # the driver's address on a Channel
 PRELOAD = ["polars", "numpy", "executor.worker"]
@@ -62,6 +63,9 @@ class Transport(Protocol):
 
     def shutdown(self, timeout: float = 2.0, message: Any = None) -> None:
         """Send `message` (a stop request) to every worker, wait, then end the stragglers; idempotent."""
+
+    def abort(self) -> None:
+        """Kill every worker now and drop the queues (after a failure: no goodbyes); idempotent."""
 
 
 class Channel(Protocol):
@@ -227,7 +231,16 @@ class MultiprocessTransport:
         self.sent += 1
 
     def receive(self, timeout: float) -> Any | None:
-        message = _get(self.driver_inbox, timeout)
+        """The next message, or None after `timeout`, or None at once when a worker process ends.
+
+        Waiting on the processes' sentinels with the inbox makes a death
+        seen in microseconds instead of at the driver's next poll.
+        """
+        message = _get(self.driver_inbox, 0)
+        if message is None and timeout > 0:
+            sentinels = [p.sentinel for p in self.processes.values()]
+            if multiprocess.connection.wait([self.driver_inbox._reader] + sentinels, timeout):
+                message = _get(self.driver_inbox, 0)
         if message is not None:
             self.received += 1
         return message
@@ -244,7 +257,20 @@ class MultiprocessTransport:
     def pids(self) -> list[int]:
         return [p.pid for p in self.processes.values() if p.pid is not None]
 
-    def shutdown(self, timeout: float = 2.0, message: Any = None) -> None:
+    def abort(self) -> None:
+        """Kill every worker at once and free the queues without waiting on them.
+
+        After a worker died, a queue may be locked by it or hold half a
+        message: nothing that reads or flushes them can be trusted.
+        """
+        if self._closed:
+            return
+        for process in self.processes.values():
+            if process.is_alive():
+                process.kill()
+        self.shutdown(timeout=0.0, queue_timeout=0.05)
+
+    def shutdown(self, timeout: float = 2.0, message: Any = None, queue_timeout: float = 1.0) -> None:
         """Ask every worker to exit (with `message`), then terminate and kill stragglers; free the queues."""
         if self._closed:
             return
@@ -273,7 +299,7 @@ class MultiprocessTransport:
             except Exception:
                 pass
         for q in self.inboxes + [self.driver_inbox]:
-            _close_queue(q)
+            _close_queue(q, queue_timeout)
         self.inboxes = []
         self.driver_inbox = None
         self.processes = {}  # a process object holds its channel, and so the queues and their semaphores

@@ -30,6 +30,16 @@ message less per batch is worth more than the microseconds of waiting.
 
 Errors in a task become one `Failed` message naming the operator; the
 worker then waits to be stopped.
+
+Checkpoints: an `Assign` may ask for a checkpoint part; after the
+assignment's last task (so the state is exactly that after its last
+batch, since the next assignment only comes after the driver heard back)
+the worker writes the states of its partitions to one file and reports
+its checksum and its sources' offsets with the assignment's Report. A
+worker started with `Setup.restore` loads its partitions' states, opens
+its sources at the checkpointed offsets and starts its watermark chain at
+the checkpoint. A heartbeat thread tells the driver the process is alive,
+even during a long task.
 """
 
 from __future__ import annotations
@@ -38,6 +48,7 @@ import dataclasses
 import os
 import signal
 import sys
+import threading
 import time
 import traceback
 from collections import deque
@@ -47,9 +58,11 @@ from typing import Any
 import polars as pl
 
 from executor import kernels
+from executor.checkpoint import read_part, write_part
 from executor.commits import retention_ms
 from executor.inline import InlineQuery, Output, Reader, _concat, open_reader
-from executor.messages import Assign, Cancel, Commit, Failed, Output as OutputMessage, Ready, Report, Setup, Stop
+from executor.messages import (Assign, Cancel, CheckpointPart, Commit, Failed, Heartbeat, Output as OutputMessage,
+                               Ready, Report, Restore, Setup, Stop)
 from executor.metrics import BatchStats, TaskMetrics
 from executor.runtime import DRIVER, Channel
 from executor.scheduler import (Assigned, AssignmentDone, Finished, InputsReady, Notice, Run, TaskKey, TaskSpec,
@@ -118,6 +131,9 @@ class WorkerRunner:
         self.inbox = Inbox()
         self.chain = WatermarkChain({s.id: source_clock(s) for s in self.stages.values() if s.is_source},
                                     last_batch=setup.first_batch - 1)
+        self.restore: Restore | None = setup.restore
+        if self.restore is not None:
+            self._restore(self.restore)
         self.assigns: dict[int, Assign] = {}
         self.owner: dict[TaskKey, int] = {}
         self.assigned_at: dict[TaskKey, float] = {}
@@ -179,15 +195,43 @@ class WorkerRunner:
             self._report(instruction.assignment)
 
     def _report(self, assignment: int) -> None:
-        """Every task of `assignment` ran: one report to the driver."""
+        """Every task of `assignment` ran: one report to the driver (with a checkpoint part, if asked)."""
         self._flush_outputs()
         pending = self.pending.pop(assignment, _Pending())
-        self.assigns.pop(assignment, None)
-        self.channel.send(DRIVER, Report(self.me, assignment, tuple(pending.tasks), pending.batches))
+        assign = self.assigns.pop(assignment, None)
+        part = None if assign is None or assign.checkpoint is None else self._checkpoint_part(*assign.checkpoint)
+        self.channel.send(DRIVER, Report(self.me, assignment, tuple(pending.tasks), pending.batches,
+                                         checkpoint=part))
         floor = self.sched.floor
         self.inbox.drop_before(floor)
         for b in [b for b in self.produced_at if b < floor]:
             del self.produced_at[b]
+
+    def _checkpoint_part(self, id: int, directory: str) -> CheckpointPart:
+        """This worker's states (one file) and its sources' offsets, as they are after its last task."""
+        states = dict(self.query.states)
+        file = sha = None
+        if states:
+            file = f"worker-{self.me}.state"
+            sha = write_part(directory, file, states)
+        offsets = {stage: reader.offset for stage, reader in self.readers.items()}
+        if self.restore is not None:  # sources not read since the restore are where the checkpoint left them
+            for stage, offset in self.restore.offsets.items():
+                offsets.setdefault(stage, offset)
+        return CheckpointPart(id, self.me, file, sha, tuple(sorted(states)), offsets)
+
+    def _restore(self, restore: Restore) -> None:
+        """Start from a checkpoint: this worker's partitions' states and the watermark chain after it."""
+        ops = {key: self.stages[key[0]].stateful for key in restore.partitions}
+        for file in sorted(set(restore.partitions.values())):
+            wanted = {key: op for key, op in ops.items() if restore.partitions[key] == file}
+            self.query.states.update(read_part(os.path.join(restore.directory, file), restore.parts[file],
+                                               wanted))  # type: ignore[arg-type]
+        for stage, (max_event_ms, exhausted) in restore.clocks.items():
+            if stage in self.chain.clocks:
+                self.chain.clocks[stage].observe(max_event_ms, exhausted)
+        self.chain.last_batch = restore.next_batch - 1
+        self.chain.current = restore.watermark
 
     def _commit(self, commit: Commit) -> None:
         """Let this worker's sources release what they read up to the committed batch (as inline does per batch)."""
@@ -304,7 +348,13 @@ class WorkerRunner:
         """The source's next batch, read here in batch order (the source is opened on first use)."""
         reader = self.readers.get(stage.id)
         if reader is None:
-            reader = self.readers[stage.id] = open_reader(stage, realtime=self.setup.realtime)
+            restore = self.restore
+            if restore is not None and stage.id in restore.offsets:
+                reader = open_reader(stage, realtime=self.setup.realtime, offset=restore.offsets[stage.id],
+                                     restored=restore.clocks.get(stage.id))
+            else:
+                reader = open_reader(stage, realtime=self.setup.realtime)
+            self.readers[stage.id] = reader
         pulled = reader.pull(self.setup.config.batch_interval_ms)
         stats.pulled_at = max(stats.pulled_at, time.time())
         stats.rows_in += pulled.frame.height
@@ -392,6 +442,7 @@ def main(channel: Channel) -> None:
             return
         runner = WorkerRunner(channel, setup)
         _check_polars()
+        _start_heartbeat(channel, setup.heartbeat_s, lambda: runner is None or runner.stopped)
         channel.send(DRIVER, Ready(channel.worker, os.getpid()))
         while not runner.stopped:
             if runner.work and not isinstance(runner.work[0], Run):
@@ -411,6 +462,28 @@ def main(channel: Channel) -> None:
         if runner is not None:
             runner.close()
         channel.release()
+
+
+def _start_heartbeat(channel: Channel, every_s: float, stopped: Any) -> None:
+    """A daemon thread that tells the driver this process is alive, every `every_s` seconds.
+
+    A thread, so a long task does not look like a hang; a process that is
+    stopped (SIGSTOP) or wedged in native code falls silent and the driver's
+    heartbeat timeout catches it. It also ends the process at once when the
+    driver is gone, even in the middle of a long group: an orphan must not
+    go on reading sources that a restarted driver's workers read again.
+    """
+    def beat() -> None:
+        while not stopped():
+            if not channel.driver_alive():
+                os._exit(3)
+            try:
+                channel.send(DRIVER, Heartbeat(channel.worker))
+            except Exception:
+                return
+            time.sleep(every_s)
+
+    threading.Thread(target=beat, name="stream-dsl-heartbeat", daemon=True).start()
 
 
 def _check_polars() -> None:

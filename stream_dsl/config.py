@@ -19,6 +19,7 @@ class RunConfig:
     batch_interval_ms: int = 100
     optimize: bool = True
     checkpoint_dir: str | None = None
+    heartbeat_timeout: float = 30.0  # seconds a worker may stay silent before it counts as dead
 
     def __post_init__(self) -> None:
         if self.executor not in EXECUTORS:
@@ -27,6 +28,8 @@ class RunConfig:
             raise DSLError(f"workers must be a positive integer, got {self.workers!r}")
         if self.group_size != "auto" and (not isinstance(self.group_size, int) or self.group_size < 1):
             raise DSLError(f"group_size must be a positive integer or 'auto', got {self.group_size!r}")
+        if not isinstance(self.heartbeat_timeout, (int, float)) or self.heartbeat_timeout <= 0:
+            raise DSLError(f"heartbeat_timeout must be a positive number of seconds, got {self.heartbeat_timeout!r}")
         if self.batch_interval_ms < 1:
             raise DSLError("batch_interval must be at least 1ms")
 

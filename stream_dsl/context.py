@@ -66,7 +66,11 @@ class Context:
     optimize : bool
         Run the optimizer rules.
     checkpoint_dir : str, optional
-        Where checkpoints go; None turns them off.
+        Where a continuous query keeps its checkpoints (one directory per
+        query); None turns them off. With checkpoints a query survives the
+        loss of a worker and resumes after a restart of the program.
+    heartbeat_timeout : float
+        Seconds a worker may stay silent before it counts as dead.
 
     Examples
     --------
@@ -77,10 +81,11 @@ class Context:
 
     def __init__(self, workers: int = 2, executor: str = "drizzle", group_size: int | str = 10,
                  batch_interval: str | int | dt.timedelta = "100ms", optimize: bool = True,
-                 checkpoint_dir: str | None = None) -> None:
+                 checkpoint_dir: str | None = None, heartbeat_timeout: float = 30.0) -> None:
         self.config = RunConfig(workers=workers, executor=executor, group_size=group_size,
                                 batch_interval_ms=to_duration_ms(batch_interval, "batch_interval"),
-                                optimize=optimize, checkpoint_dir=checkpoint_dir)
+                                optimize=optimize, checkpoint_dir=checkpoint_dir,
+                                heartbeat_timeout=heartbeat_timeout)
         self.catalog = Catalog()
 
     def __repr__(self) -> str:
@@ -283,14 +288,16 @@ class Context:
     def _collect(self, plan: Plan) -> pl.DataFrame:
         return _executor_api().collect(plan, self.config, self.catalog)
 
-    def _start(self, plan: Plan, sink: Any, *, trace: str | None = None) -> Any:
+    def _start(self, plan: Plan, sink: Any, *, trace: str | None = None, checkpoint_dir: str | None = None) -> Any:
         """Start a continuous query; `sink` is a sink name, a SinkDef, a Sink, a function or None (console).
 
         `trace`: a file to write the Chrome trace of the query's tasks to when it ends.
+        `checkpoint_dir`: this query's checkpoint directory, instead of the context's.
         """
+        config = self.config if checkpoint_dir is None else self.config.with_options(checkpoint_dir=checkpoint_dir)
         if trace is None:
-            return _executor_api().start(plan, sink, self.config, self.catalog)
-        return _executor_api().start(plan, sink, self.config, self.catalog, trace=trace)
+            return _executor_api().start(plan, sink, config, self.catalog)
+        return _executor_api().start(plan, sink, config, self.catalog, trace=trace)
 
 
 # ---------------------------------------------------------------- helpers

@@ -337,7 +337,7 @@ class Stream:
         """Run to the end of bounded input and return the result."""
         return self._ctx._collect(self._plan)
 
-    def start(self, sink: Any = None, *, trace: str | None = None) -> Any:
+    def start(self, sink: Any = None, *, trace: str | None = None, checkpoint_dir: str | None = None) -> Any:
         """Run continuously; returns a QueryHandle.
 
         `sink` is a sink name from the catalog, a SinkDef, a Sink object, a
@@ -345,10 +345,14 @@ class Stream:
         `trace` is a file path: when the query ends, every task's start and
         end per worker, stage and batch are written there in the Chrome trace
         format, to open in Perfetto (ui.perfetto.dev) or chrome://tracing.
+        `checkpoint_dir` gives this query its own checkpoint directory (the
+        context's `checkpoint_dir` otherwise): with one, the query survives
+        the loss of a worker and resumes where it left off after a restart.
         """
-        if trace is None:
-            return self._ctx._start(self._plan, sink)
-        return self._ctx._start(self._plan, sink, trace=trace)
+        options = {} if checkpoint_dir is None else {"checkpoint_dir": checkpoint_dir}
+        if trace is not None:
+            options["trace"] = trace
+        return self._ctx._start(self._plan, sink, **options)
 
     def foreach_batch(self, fn: Any) -> Any:
         """Run continuously, calling `fn(batch_id, frame)` with each batch's output; returns a QueryHandle.

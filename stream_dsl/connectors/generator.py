@@ -52,6 +52,7 @@ OPTIONS = ("kind", "rate", "count", "seed", "start", "format")
 # The clock pacing uses; tests swap in a manual one.
 _monotonic = time.monotonic
 _sleep = time.sleep
+_wall = time.time
 
 _U64 = np.uint64
 _M32, _M16 = _U64(0xFFFFFFFF), _U64(0xFFFF)
@@ -253,6 +254,11 @@ class GeneratorSource:
         self._time_ms = int(offset.get("time_ms", 0)) if isinstance(offset, dict) else 0
         self._opened_at = _monotonic()
         self._opened_time_ms = self._time_ms
+        anchor = offset.get("anchor") if isinstance(offset, dict) else None
+        if isinstance(anchor, (int, float)):
+            # Resumed from a checkpoint of a paced run: the events kept coming at wall-clock pace meanwhile,
+            # so the ones now due are there at once (a replay catches up, as from a log).
+            self._opened_at -= _wall() - (anchor + self._time_ms / 1000)
 
     def next_batch(self, batch_interval_ms: int, *, realtime: bool = False) -> SourceBatch:
         if self.spec.kind == "ysb_campaigns":  # read as a stream: every row in the first batch
@@ -266,17 +272,20 @@ class GeneratorSource:
         first, stop = first_event_at(begin, rate), first_event_at(end, rate)
         if count is not None:
             first, stop = min(first, count), min(stop, count)
+        offset: dict[str, Any] = {"time_ms": end}
         if realtime and self.spec.realtime:
             wait = self._opened_at + (end - self._opened_time_ms) / 1000 - _monotonic()
             if wait > 0:
                 _sleep(wait)
+            # when event time 0 was due on the wall clock: a run resumed from this offset keeps the pace
+            offset["anchor"] = _wall() - (_monotonic() - self._opened_at) - self._opened_time_ms / 1000
         self._time_ms = end
         frame, letters = self._events(first, stop)
         last = None
         if stop > first:
             last = self.spec.start_ms + int(event_offsets_ms(stop - 1, stop, rate)[0])
         return SourceBatch(frame=frame, exhausted=count is not None and stop >= count,
-                           offset={"time_ms": end}, dead_letters=letters, max_event_time_ms=last)
+                           offset=offset, dead_letters=letters, max_event_time_ms=last)
 
     def _events(self, first: int, stop: int) -> tuple[pl.DataFrame, list]:
         spec, name = self.spec, self.definition.name

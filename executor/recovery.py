@@ -1,0 +1,184 @@
+"""Checkpoints and recovery on the driver's side (DESIGN.md section 7).
+
+A continuous query with a `checkpoint_dir` holds that directory's lock for
+its life and starts from the newest good checkpoint in it (or from the
+beginning). Every group message asks the workers for a checkpoint part:
+after their last task of the group each worker writes its partitions'
+states to one file and reports the file's checksum and its sources'
+offsets. At the group boundary, once the group's batches are in the sink
+and their dead letters written, the driver commits the checkpoint (its
+manifest names every part and checksum, written atomically); only then may
+the sources release what they read up to that batch.
+
+When a worker dies (or falls silent past the heartbeat timeout) the group
+in flight is abandoned and every worker is replaced: the transport's
+queues are shared by all processes, and one killed in the middle of a
+write can leave a queue locked or holding half a message, so a new set of
+queues and processes is the only safe state. Each new worker loads only
+its own partitions' states from the checkpoint (a worker without state
+loads nothing), opens its sources at the checkpointed offsets, and the
+group is replayed from the checkpoint's batch. Sinks are idempotent per
+batch id, so batches written again replace what they wrote before, and
+the output is exactly once.
+
+`RestorePoint` is where a run (re)starts: a committed checkpoint, or the
+query's origin when none was committed yet.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+import networkx as nx
+
+from executor.checkpoint import Checkpoint, CheckpointStore, fingerprint
+from executor.messages import CheckpointPart, Restore
+from executor.scheduler import MapId
+from executor.state import SourceClock
+
+MAX_RECOVERIES_WITHOUT_PROGRESS = 5  # a worker that dies again before any new checkpoint: give up after this many
+
+
+@dataclass(frozen=True, slots=True)
+class RestorePoint:
+    """Where a run (re)starts: a committed checkpoint (`checkpoint` its id) or the query's origin (None)."""
+
+    checkpoint: int | None
+    directory: str
+    next_batch: int
+    watermark: int | None
+    clocks: dict[int, tuple[int | None, bool]]
+    offsets: dict[int, Any] = field(default_factory=dict)
+    parts: dict[str, str] = field(default_factory=dict)
+    partitions: dict[MapId, str] = field(default_factory=dict)
+    output_rows: int = 0
+
+    @staticmethod
+    def of(checkpoint: Checkpoint) -> "RestorePoint":
+        return RestorePoint(checkpoint.id, checkpoint.path, checkpoint.next_batch, checkpoint.watermark,
+                            dict(checkpoint.clocks), dict(checkpoint.offsets), dict(checkpoint.parts),
+                            dict(checkpoint.partitions), checkpoint.output_rows)
+
+    def for_worker(self, hosts: Mapping[MapId, int], worker: int) -> Restore:
+        """The part of this point a worker needs: its own partitions and its own sources' offsets."""
+        partitions = {key: file for key, file in self.partitions.items() if hosts.get(key) == worker}
+        offsets = {stage: offset for stage, offset in self.offsets.items() if hosts.get((stage, 0)) == worker}
+        return Restore(self.directory, {f: self.parts[f] for f in set(partitions.values())}, partitions, offsets,
+                       dict(self.clocks), self.watermark, self.next_batch)
+
+
+def clocks_of(clocks: Mapping[int, SourceClock]) -> dict[int, tuple[int | None, bool]]:
+    return {stage: (clock.max_event_ms, clock.exhausted) for stage, clock in clocks.items()}
+
+
+class Checkpointing:
+    """One query's checkpoints: the store, the parts of the checkpoint being gathered, and the recoveries."""
+
+    def __init__(self, root: str, query: str) -> None:
+        self.store = CheckpointStore(root, fingerprint(query), query)
+        self.current: tuple[int, str] | None = None  # (id, directory) of the checkpoint the workers are writing
+        self.parts: dict[int, CheckpointPart] = {}  # worker -> its part of `current`
+        self.requested: set[int] = set()  # the workers asked for a part of `current`
+        self.restored: Checkpoint | None = None  # the checkpoint this run started from
+        self.last: RestorePoint | None = None  # the newest committed checkpoint (or the origin)
+        self.recoveries: list[dict[str, Any]] = []
+        self._without_progress = 0
+        self._reported = 0  # recoveries whose time a progress report carried
+
+    @staticmethod
+    def for_graph(root: str, graph: nx.DiGraph) -> "Checkpointing":
+        from optimizer.explain import render_stages
+
+        return Checkpointing(root, render_stages(graph))
+
+    def open(self) -> Checkpoint | None:
+        """Take the directory's lock; the newest good checkpoint, if any (a different query's: CheckpointError)."""
+        self.store.lock()
+        try:
+            self.restored = self.store.latest()
+        except BaseException:
+            self.store.unlock()
+            raise
+        return self.restored
+
+    def close(self) -> None:
+        self.store.unlock()
+
+    def restored_info(self) -> dict[str, Any] | None:
+        """What `QueryHandle.restored_checkpoint` shows."""
+        if self.restored is None:
+            return None
+        return {"id": self.restored.id, "next_batch": self.restored.next_batch, "skipped": list(self.store.skipped)}
+
+    # ------------------------------------------------------------ gathering and committing
+
+    def request(self, worker: int) -> tuple[int, str]:
+        """The checkpoint the group's workers write their parts of (one per group); `worker` is asked for one."""
+        if self.current is None:
+            self.current = self.store.begin()
+            self.parts, self.requested = {}, set()
+        self.requested.add(worker)
+        return self.current
+
+    def take(self, part: CheckpointPart) -> None:
+        if self.current is not None and part.id == self.current[0]:
+            self.parts[part.worker] = part
+
+    def commit(self, *, next_batch: int, watermark: int | None, clocks: Mapping[int, SourceClock],
+               output_rows: int) -> int | None:
+        """Write the manifest of the checkpoint being gathered (after batch next_batch - 1); its id."""
+        if self.current is None or not self.requested <= set(self.parts):
+            return None  # no checkpoint asked for, or a part missing (a cancelled group): none is written
+        id, directory = self.current
+        parts: dict[str, str] = {}
+        partitions: dict[MapId, str] = {}
+        offsets: dict[int, Any] = {}
+        for part in self.parts.values():
+            if part.file is not None and part.sha256 is not None:
+                parts[part.file] = part.sha256
+                partitions.update({tuple(key): part.file for key in part.partitions})  # type: ignore[misc]
+            offsets.update(part.offsets)
+        states = clocks_of(clocks)
+        self.store.commit(id, next_batch=next_batch, watermark=watermark, clocks=states, offsets=offsets,
+                          parts=parts, partitions=partitions, output_rows=output_rows)
+        self.last = RestorePoint(id, directory, next_batch, watermark, states, offsets, parts, partitions,
+                                 output_rows)
+        self.current, self.parts, self.requested = None, {}, set()
+        self._without_progress = 0
+        return id
+
+    def abandon(self) -> None:
+        """The group in flight is lost: its half-gathered checkpoint is never committed (the store prunes it)."""
+        self.current, self.parts, self.requested = None, {}, set()
+
+    # ------------------------------------------------------------ recoveries
+
+    def recovering(self, worker: int, exit_code: int | None, reason: str, resumed_batch: int) -> dict[str, Any]:
+        """Log a recovery as it begins; raises when workers keep dying before any progress."""
+        self._without_progress += 1
+        entry = {"worker": worker, "exit_code": exit_code, "reason": reason, "detected_at": time.time(),
+                 "checkpoint": None if self.last is None else self.last.checkpoint, "resumed_batch": resumed_batch,
+                 "restored_at": None, "first_batch_at": None, "recovery_ms": None}
+        self.recoveries.append(entry)
+        return entry
+
+    @property
+    def gave_up(self) -> bool:
+        return self._without_progress > MAX_RECOVERIES_WITHOUT_PROGRESS
+
+    def batch_written(self) -> None:
+        """A batch's output was handed to the sink: the first one after a recovery ends it."""
+        if self.recoveries and self.recoveries[-1]["first_batch_at"] is None:
+            entry = self.recoveries[-1]
+            entry["first_batch_at"] = time.time()
+            entry["recovery_ms"] = (entry["first_batch_at"] - entry["detected_at"]) * 1000.0
+
+    def batch_recorded(self) -> float | None:
+        """A batch's progress is reported: the last recovery's time, on the first report after it, else None."""
+        if not self.recoveries or self._reported == len(self.recoveries):
+            return None
+        self.batch_written()  # in case its output had not arrived (it always has by now)
+        self._reported = len(self.recoveries)
+        return self.recoveries[-1]["recovery_ms"]
