@@ -8,6 +8,7 @@
     stream-dsl bench scheduling    the Drizzle paper's scheduling micro-benchmark
     stream-dsl bench memory        peak memory against the stream's length
     stream-dsl bench plots         measure and draw the PNG plots
+    stream-dsl bench recovery      recovery time and latency after a worker kill, per group size
 
 With no command, `stream-dsl` starts the shell when its input is a
 terminal and runs the statements it is given when its input is a pipe or a
@@ -493,6 +494,7 @@ BENCHMARKS: dict[str, Callable[[argparse._SubParsersAction], None]] = {
     "scheduling": _bench("scheduling"),
     "memory": _bench("memory"),
     "plots": _bench("plots"),
+    "recovery": _bench("recovery"),
 }
 
 COMMANDS: dict[str, Callable[[argparse._SubParsersAction], None]] = {

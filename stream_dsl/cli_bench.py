@@ -5,10 +5,13 @@
     stream-dsl bench scheduling [--iterations N] [--group-sizes 1,10,100]
     stream-dsl bench memory [--events 10M,100M]
     stream-dsl bench plots [--out docs/bench] [--from results.json]
+    stream-dsl bench recovery [--groups 1,10,100] [--workers 2] [--rate 200000] [--batch-interval 100ms]
+                              [--kill-after 3s] [--observe 3s] [--json FILE]
 
 `stream_dsl.cli` registers these parsers in its BENCHMARKS table; the work
 is done by `bench_ysb`, `bench_experiments`, `bench_memory`,
-`bench_plots` and `executor.bench_scheduling`, imported when a command runs.
+`bench_plots`, `executor.bench_scheduling` and `executor.bench_recovery`,
+imported when a command runs.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from stream_dsl.cli import EXIT_ERROR, EXIT_OK, UsageError, _add_context_options
 from stream_dsl.errors import DSLError
 from stream_dsl.typecheck import parse_duration_ms
 
-__all__ = ["add_ysb", "add_scheduling", "add_memory", "add_plots", "parse_count"]
+__all__ = ["add_ysb", "add_scheduling", "add_memory", "add_plots", "add_recovery", "parse_count"]
 
 _SUFFIX = {"k": 1_000, "m": 1_000_000, "g": 1_000_000_000}
 
@@ -338,3 +341,67 @@ def add_plots(kinds: argparse._SubParsersAction) -> None:
                    help="runs of each scheduling mode, the median counts (default: 3)")
     _add_context_options(p)
     p.set_defaults(handler=cmd_plots)
+
+
+# ---------------------------------------------------------------------- recovery
+
+
+def _group_sizes(text: str) -> list[int | str]:
+    """Group sizes: positive whole numbers or 'auto', comma-separated: '1,10,100', '10,auto'."""
+    parts = [part.strip() for part in text.split(",") if part.strip()]
+    return [("auto" if part.lower() == "auto" else _count(part)) for part in parts] or _fail_list(text)
+
+
+def _span_s(text: str) -> float:
+    """A duration in seconds: '3s', '500ms', '1.5s', or a bare number of seconds."""
+    stripped = text.strip()
+    try:
+        return float(stripped) if stripped.replace(".", "", 1).isdigit() else parse_duration_ms(stripped) / 1000.0
+    except DSLError:
+        raise argparse.ArgumentTypeError(f"expected a duration such as 3s or 500ms, got '{text}'") from None
+
+
+def cmd_recovery(args: argparse.Namespace, out: TextIO) -> int:
+    from executor.bench_recovery import RecoveryBench, all_exact, format_report, run_recovery_bench
+
+    bench = RecoveryBench(group_sizes=tuple(args.groups), workers=args.workers, rate=args.rate,
+                          batch_interval_ms=_duration_ms(args.batch_interval, "--batch-interval"),
+                          kill_after_s=args.kill_after, observe_s=args.observe,
+                          window_ms=_duration_ms(args.window, "--window"), seed=args.seed, executor=args.executor,
+                          kill_worker=args.kill_worker)
+    report = run_recovery_bench(bench, out)
+    print(format_report(report), file=out)
+    if args.json:
+        report["command"] = _command_line(getattr(args, "argv", None))
+        _write_json(args.json, report)
+        print(f"results: {args.json}", file=out)
+    return EXIT_OK if all_exact(report) else EXIT_ERROR
+
+
+def add_recovery(kinds: argparse._SubParsersAction) -> None:
+    r = kinds.add_parser("recovery", help="what a worker kill costs: recovery time and latency per group size",
+                         description=(
+        "For each group size: run the YSB query paced to the wall clock into a files sink with a checkpoint "
+        "directory, kill one worker (SIGKILL) after the warm-up, and print the time from the kill to its "
+        "detection, to the workers restored and to the first batch after the recovery, the batches redone "
+        "from the checkpoint, the latency of the batches caught up after the recovery against the steady "
+        "state before the kill, and whether the output was exact (every window once, with plain polars' "
+        "counts; exit code 1 if not). See executor/bench_recovery.py for the definitions."))
+    r.add_argument("--groups", type=_group_sizes, default=[1, 10, 100], metavar="LIST",
+                   help="group sizes, one run each, e.g. 1,10,100 or 10,auto (default: 1,10,100)")
+    r.add_argument("--workers", type=_count, default=2, metavar="N", help="worker processes (default: 2)")
+    r.add_argument("--executor", choices=("drizzle", "bsp"), default="drizzle",
+                   help="the multiprocess executor (default: drizzle)")
+    r.add_argument("--rate", type=parse_count, default=200_000, metavar="R",
+                   help="events per second, paced to the wall clock (default: 200000)")
+    r.add_argument("--batch-interval", default="100ms", metavar="DURATION",
+                   help="event time one micro-batch covers (default: 100ms)")
+    r.add_argument("--kill-after", type=_span_s, default=3.0, metavar="DURATION",
+                   help="warm-up: how long after the first batch was recorded the worker is killed (default: 3s)")
+    r.add_argument("--observe", type=_span_s, default=3.0, metavar="DURATION",
+                   help="how long the run goes on after the first batch after the recovery (default: 3s)")
+    r.add_argument("--kill-worker", type=int, default=0, metavar="W", help="the worker killed (default: 0)")
+    r.add_argument("--window", default="1s", metavar="DURATION", help="tumbling window size (default: 1s)")
+    r.add_argument("--seed", type=int, default=1, help="random seed (default: 1)")
+    r.add_argument("--json", metavar="FILE", help="write the measurements as JSON")
+    r.set_defaults(handler=cmd_recovery)
