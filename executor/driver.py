@@ -213,7 +213,8 @@ class Driver:
                     memory.update(_memory_data(stage))
             transport.send(w, Setup(self.graph, self.config, tables, memory, connectors, self.realtime,
                                     self._changelog, os.getcwd(), tuple(sys.path), self.batch_id,
-                                    None if restore is None else restore.for_worker(hosts, w), HEARTBEAT_S))
+                                    None if restore is None else restore.for_worker(hosts, w), HEARTBEAT_S,
+                                    None if self.checkpointing is None else self.checkpointing.offset_log))
         ready: set[int] = set()
         deadline = time.monotonic() + READY_TIMEOUT_S
         while len(ready) < self.workers:

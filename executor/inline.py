@@ -60,13 +60,15 @@ from optimizer.lower import lower, stage_order
 from optimizer.stages import AggregateOp, OutputWrite, ScanOp, ShuffleWrite, Stage, broadcast_tables
 from stream_dsl.config import RunConfig
 from stream_dsl.connectors import open_source, open_table
-from stream_dsl.connectors.base import DeadLetter, Sink, Source, SourceBatch, next_batch_id
+from stream_dsl.connectors.base import DeadLetter, Sink, Source, SourceBatch, next_batch_id, pull_source
 from stream_dsl.errors import DSLError, ExecutionError, PlanError
 from stream_dsl.plan import Plan, SourceDef
 from stream_dsl.types import Schema
 
 
 # ---------------------------------------------------------------- sources
+
+NOT_REPLAYED = object()  # `Reader.pull`'s default: a batch read afresh, not the replay of a logged one
 
 
 class TableAsSource:
@@ -113,11 +115,16 @@ class Reader:
     def scan(self) -> ScanOp:
         return self.stage.head  # type: ignore[return-value]
 
-    def pull(self, interval_ms: int) -> SourceBatch:
+    def pull(self, interval_ms: int, until: Any = NOT_REPLAYED) -> SourceBatch:
+        """The next batch; `until`: the offset where an earlier run's batch ended (a replay, see offset_log)."""
         if self.exhausted:
             return SourceBatch(self._empty(), exhausted=True, offset=self.offset)
+        if until is None:  # the earlier run's batch read nothing: neither does its replay
+            return SourceBatch(self._empty(), offset=self.offset)
+        if until is NOT_REPLAYED:
+            until = None
         try:
-            batch = self.source.next_batch(interval_ms, realtime=self.realtime)
+            batch = pull_source(self.source, interval_ms, realtime=self.realtime, until=until)
         except DSLError:  # a connector's own error already names the source
             raise
         except Exception as exc:
@@ -305,6 +312,8 @@ class InlineQuery:
         self.tables: dict[str, pl.DataFrame] = {}
         self.stages_by_id = {s.id: s for s in self.stages}
         self._checkpointing: Any = None  # recovery.Checkpointing, with a checkpoint_dir
+        self._offset_logs: dict[int, Any] = {}  # source stage -> offset_log.OffsetLog, with a checkpoint_dir
+        self._replays: dict[int, dict[int, Any]] = {}  # source stage -> batch -> logged end offset
         self._checkpoint_from = 0
         self._changelog_rows = 0
         self._changelog_stage = next((s for s in self.stages if isinstance(s.stateful, AggregateOp)
@@ -336,6 +345,12 @@ class InlineQuery:
                 self._resume()
             else:
                 self._restore(point)
+            if self._checkpointing is not None:
+                from executor.offset_log import OffsetLog
+
+                for stage_id in self.readers:
+                    log = self._offset_logs[stage_id] = OffsetLog(self._checkpointing.offset_log, stage_id)
+                    self._replays[stage_id] = log.read(self.batch_id)
         except BaseException:
             self.close()
             raise
@@ -412,6 +427,8 @@ class InlineQuery:
                 pass
         if self.dead_letter_router is not None:
             self.dead_letter_router.close()
+        for log in self._offset_logs.values():
+            log.close()
         if self._checkpointing is not None:
             self._checkpointing.close()
 
@@ -436,7 +453,10 @@ class InlineQuery:
         pulled_batches: list[SourceBatch] = []
         for stage_id, reader in self.readers.items():
             read_at = time.time()
-            batch = reader.pull(self.config.batch_interval_ms)
+            until = self._replays.get(stage_id, {}).pop(batch_id, NOT_REPLAYED)
+            batch = reader.pull(self.config.batch_interval_ms, until)
+            if stage_id in self._offset_logs and until is NOT_REPLAYED:
+                self._offset_logs[stage_id].append(batch_id, reader.offset)
             self._read_at[stage_id] = read_at
             pulled_batches.append(batch)
             inputs[stage_id] = batch.frame
@@ -458,6 +478,8 @@ class InlineQuery:
             checkpoint = self._checkpoint(batch_id)
             if checkpoint is not None:  # the state is safe: sources may release everything up to here
                 commit_sources(self.readers.values(), None)
+                for log in self._offset_logs.values():
+                    log.committed(batch_id)
         self.batch_id += 1
         finished = time.perf_counter()
         report = {

@@ -46,6 +46,7 @@ class Setup:
     first_batch: int = 0
     restore: "Restore | None" = None
     heartbeat_s: float = 1.0
+    offset_log: str | None = None  # with checkpoints: the directory of the sources' batch offset logs
 
 
 @dataclass(frozen=True, slots=True)

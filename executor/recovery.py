@@ -27,6 +27,7 @@ query's origin when none was committed yet.
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field
 from typing import Any, Mapping
@@ -86,6 +87,11 @@ class Checkpointing:
         self.recoveries: list[dict[str, Any]] = []
         self._without_progress = 0
         self._reported = 0  # recoveries whose time a progress report carried
+
+    @property
+    def offset_log(self) -> str:
+        """The directory of this query's batch offset logs (`offset_log.py`): per query fingerprint."""
+        return os.path.join(self.store.root, "offsets", self.store.fingerprint[:16])
 
     @staticmethod
     def for_graph(root: str, graph: nx.DiGraph) -> "Checkpointing":

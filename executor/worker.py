@@ -60,10 +60,11 @@ import polars as pl
 from executor import kernels
 from executor.checkpoint import read_part, write_part
 from executor.commits import retention_ms
-from executor.inline import InlineQuery, Output, Reader, _concat, open_reader
+from executor.inline import NOT_REPLAYED, InlineQuery, Output, Reader, _concat, open_reader
 from executor.messages import (Assign, Cancel, CheckpointPart, Commit, Failed, Heartbeat, Output as OutputMessage,
                                Ready, Report, Restore, Setup, Stop)
 from executor.metrics import BatchStats, TaskMetrics
+from executor.offset_log import OffsetLog
 from executor.runtime import DRIVER, Channel
 from executor.scheduler import (Assigned, AssignmentDone, Finished, InputsReady, Notice, Run, TaskKey, TaskSpec,
                                 WorkerScheduler)
@@ -132,6 +133,8 @@ class WorkerRunner:
         self.chain = WatermarkChain({s.id: source_clock(s) for s in self.stages.values() if s.is_source},
                                     last_batch=setup.first_batch - 1)
         self.restore: Restore | None = setup.restore
+        self.offset_logs: dict[int, OffsetLog] = {}  # source stage -> its batch offset log (with checkpoints)
+        self.replays: dict[int, dict[int, Any]] = {}  # source stage -> batch -> logged end offset, to replay
         if self.restore is not None:
             self._restore(self.restore)
         self.assigns: dict[int, Assign] = {}
@@ -235,6 +238,8 @@ class WorkerRunner:
 
     def _commit(self, commit: Commit) -> None:
         """Let this worker's sources release what they read up to the committed batch (as inline does per batch)."""
+        for log in self.offset_logs.values():
+            log.committed(commit.through_batch)
         offsets = self.offsets.get(commit.through_batch, {})
         for stage, reader in self.readers.items():
             if stage in offsets:
@@ -355,7 +360,13 @@ class WorkerRunner:
             else:
                 reader = open_reader(stage, realtime=self.setup.realtime)
             self.readers[stage.id] = reader
-        pulled = reader.pull(self.setup.config.batch_interval_ms)
+            if self.setup.offset_log is not None:
+                log = self.offset_logs[stage.id] = OffsetLog(self.setup.offset_log, stage.id)
+                self.replays[stage.id] = log.read(self.setup.first_batch)
+        until = self.replays.get(stage.id, {}).pop(batch, NOT_REPLAYED)
+        pulled = reader.pull(self.setup.config.batch_interval_ms, until)
+        if stage.id in self.offset_logs and until is NOT_REPLAYED:
+            self.offset_logs[stage.id].append(batch, reader.offset)  # before any output of the batch exists
         stats.pulled_at = max(stats.pulled_at, time.time())
         stats.rows_in += pulled.frame.height
         stats.reads.append((stage.id, kernels.source_read(reader.scan, pulled.frame.height)))
@@ -403,6 +414,8 @@ class WorkerRunner:
         self.channel.send(DRIVER, batch)
 
     def close(self) -> None:
+        for log in self.offset_logs.values():
+            log.close()
         for reader in self.readers.values():
             try:
                 reader.source.close()

@@ -360,6 +360,21 @@ def test_a_changed_query_is_refused_and_a_half_written_checkpoint_ignored(tmp_pa
     assert_exact(tmp_path / "out", expected)
 
 
+def test_the_inline_executor_resumes_from_its_checkpoints_after_a_stop(tmp_path, expected):
+    """Inline checkpoints every group_size batches; two stops and restarts, then the output is exact."""
+    restored = []
+    for _ in range(2):
+        stop_midway(start(tmp_path, executor="inline", group_size=7), tmp_path / "ckpt", len(restored) + 2)
+        handle = start(tmp_path, executor="inline", group_size=7)
+        restored.append(handle.restored_checkpoint)
+        if len(restored) == 1:
+            handle.stop(HANG_GUARD_S)
+    finish(handle)
+    assert all(r is not None and r["next_batch"] % 7 == 0 for r in restored), restored
+    assert handle.progress()[0]["batch_id"] == restored[-1]["next_batch"]
+    assert_exact(tmp_path / "out", expected)
+
+
 # ---------------------------------------------------------------- bench recovery
 
 

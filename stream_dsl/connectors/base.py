@@ -119,6 +119,27 @@ class ResumableSink(Protocol):
         """
 
 
+class ReplayingSource(Protocol):
+    """A source that can cut a batch exactly where an earlier run cut it.
+
+    `next_batch(batch_interval_ms, realtime=..., until=offset)` returns the
+    records after the current position up to `offset` (a SourceBatch.offset
+    an earlier run returned for this batch), however many arrived since. A
+    recovering executor replays the batches after a checkpoint this way
+    (`executor/offset_log.py`). A source whose batches depend only on its
+    offset (the generator, a fixed set of files) cuts them alike anyway.
+    """
+
+    replays_exactly: bool  # True
+
+
+def pull_source(source: Any, batch_interval_ms: int, *, realtime: bool = False, until: Any = None) -> SourceBatch:
+    """The source's next batch; with `until`, the batch an earlier run cut there (if the source can)."""
+    if until is not None and getattr(source, "replays_exactly", False):
+        return source.next_batch(batch_interval_ms, realtime=realtime, until=until)
+    return source.next_batch(batch_interval_ms, realtime=realtime)
+
+
 def commit_source(source: Any, offset: Any, keep_from_ms: int | None = None) -> None:
     """Call the source's commit hook, if it has one."""
     commit = getattr(source, "commit", None)

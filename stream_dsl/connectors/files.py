@@ -215,7 +215,13 @@ class FileSource:
         listed = list_files(self.options, self._what, allow_missing=self.options.watch)
         return [p for p in listed if p not in self._done]
 
-    def next_batch(self, batch_interval_ms: int, *, realtime: bool = False) -> SourceBatch:
+    replays_exactly = True  # `until` lists the files read up to the end of the batch
+
+    def next_batch(self, batch_interval_ms: int, *, realtime: bool = False, until: Any = None) -> SourceBatch:
+        if isinstance(until, dict):  # a replay: exactly the files an earlier run's batch read
+            wanted = sorted(set(until.get("files", ())) - self._done)
+            self._pending = [p for p in self._pending if p not in set(wanted)]
+            return self._read(wanted)
         if self.options.watch:
             queued = set(self._pending)
             self._pending += [p for p in self._new_files() if p not in queued]
@@ -225,6 +231,9 @@ class FileSource:
                 self._pending = self._new_files()
         take = len(self._pending) if self.options.max_files_per_batch is None else self.options.max_files_per_batch
         chosen, self._pending = self._pending[:take], self._pending[take:]
+        return self._read(chosen)
+
+    def _read(self, chosen: list[str]) -> SourceBatch:
         frames, letters = [], []
         for path in chosen:
             decoded = read_file(path, self.options, self._schema, self.definition.schema, self.definition.name)

@@ -260,7 +260,9 @@ class GeneratorSource:
             # so the ones now due are there at once (a replay catches up, as from a log).
             self._opened_at -= _wall() - (anchor + self._time_ms / 1000)
 
-    def next_batch(self, batch_interval_ms: int, *, realtime: bool = False) -> SourceBatch:
+    replays_exactly = True  # `until` names the batch's end in event time
+
+    def next_batch(self, batch_interval_ms: int, *, realtime: bool = False, until: Any = None) -> SourceBatch:
         if self.spec.kind == "ysb_campaigns":  # read as a stream: every row in the first batch
             already_sent = self._time_ms > 0
             self._time_ms = 1
@@ -268,6 +270,8 @@ class GeneratorSource:
                                  self.definition.name)
             return SourceBatch(frame.clear() if already_sent else frame, exhausted=True, offset={"time_ms": 1})
         begin, end = self._time_ms, self._time_ms + batch_interval_ms
+        if isinstance(until, dict) and isinstance(until.get("time_ms"), int):
+            end = max(begin, until["time_ms"])  # a replay: the batch an earlier run cut there
         rate, count = self.spec.rate, self.spec.count
         first, stop = first_event_at(begin, rate), first_event_at(end, rate)
         if count is not None:

@@ -351,11 +351,16 @@ class RedisSource:
             return list(found[0] if found and isinstance(found[0], list) else found)
         return list(response[0][1])
 
-    def next_batch(self, batch_interval_ms: int, *, realtime: bool = False) -> SourceBatch:
+    replays_exactly = True  # `until` names the batch's last entry id
+
+    def next_batch(self, batch_interval_ms: int, *, realtime: bool = False, until: Any = None) -> SourceBatch:
         size = self.options.batch_size
         entries: list[Entry] = []
         replayed = False
-        if self._pending_cursor is not None:  # an earlier run's unacknowledged entries, in batches of their own
+        if isinstance(until, dict) and until.get("id"):  # a replay: up to the entry an earlier run's batch ended at
+            entries = self.retrier("reading a replayed batch", lambda: self._read_through(parse_id(until["id"])))
+            replayed = True
+        elif self._pending_cursor is not None:  # an earlier run's unacknowledged entries, in batches of their own
             cursor = self._pending_cursor
             entries = self.retrier("reading pending entries", lambda: self._read(cursor, size, None))
             replayed = bool(entries)
@@ -375,6 +380,33 @@ class RedisSource:
             self._event_ms = max_event if self._event_ms is None else max(self._event_ms, max_event)
         return SourceBatch(frame=frame, exhausted=self._exhausted(), offset=self._offset(), dead_letters=letters,
                            max_event_time_ms=max_event, replayed=replayed)
+
+    def _read_through(self, last: StreamId) -> list[Entry]:
+        """This consumer's entries after the current position up to `last`: its pending ones, then new ones.
+
+        The lost run read them, so they are pending for this consumer, unless
+        it died before they were delivered; then they are read as new ones,
+        counted first so the read stops exactly at `last`.
+        """
+        entries: list[Entry] = []
+        cursor: bytes | str = format_id(self._last_id) if self._last_id is not None else "0"
+        while True:
+            found = [e for e in self._read(cursor, self.options.batch_size, None) if parse_id(e[0]) <= last]
+            if not found:
+                break
+            entries += found
+            cursor = found[-1][0]
+            if parse_id(cursor) >= last:
+                break
+        got = parse_id(entries[-1][0]) if entries else self._last_id
+        if got is None or got < last:
+            start = "-" if got is None else "(" + format_id(got)
+            missing = len(self._client.xrange(self.options.stream, min=start, max=format_id(last)))
+            if missing:
+                entries += self._read(">", missing, None)
+        if self._pending_cursor is not None and entries:
+            self._pending_cursor = entries[-1][0]  # what was replayed is not pending any more
+        return entries
 
     def _exhausted(self) -> bool:
         if not self.options.bounded or self._pending_cursor is not None:
