@@ -50,7 +50,7 @@ from executor import kernels
 from executor.autotune import GroupSizer, overhead_fraction
 from executor.changelog import ChangelogBuffer
 from executor.changelog_rows import RowFold
-from executor.inline import InlineQuery, Output, check_bounded
+from executor.inline import DEAD_LETTERS_KEPT, InlineQuery, Output, check_bounded
 from executor.messages import (Assign, Cancel, Commit, Failed, Heartbeat, Output as OutputMessage, Ready, Report,
                                Setup, Stop)
 from executor.metrics import BatchStats, TaskMetrics, batch_totals, group_overhead, stage_metrics
@@ -112,7 +112,7 @@ class Driver:
         self.topology: Topology = topology_of(self.stages)
         self.workers = config.workers
         self.transport: Transport | None = None
-        self.dead_letters: list[DeadLetter] = []
+        self.dead_letters: deque[DeadLetter] = deque(maxlen=DEAD_LETTERS_KEPT)
         self.clocks = {s.id: source_clock(s) for s in self.stages if s.is_source}
         self.watermark: int | None = None
         self.batch_id = 0

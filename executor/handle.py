@@ -6,17 +6,27 @@ dead_letters, watermark, duration_ms, latency_ms, ...). A failure inside the
 loop ends the query; `await_termination()` re-raises it as an
 ExecutionError naming the operator. A query over bounded sources ends by
 itself when its input is done.
+
+A query may run for months: the handle keeps the newest `PROGRESS_KEPT`
+progress dicts (and the executors the newest `inline.DEAD_LETTERS_KEPT`
+dead letters; all of them went to their target), as Spark keeps its recent
+progress; `totals()` sums every batch.
 """
 
 from __future__ import annotations
 
 import threading
+from collections import deque
 from typing import Any
 
 from executor.inline import InlineQuery, run_to_end
 from executor import kernels
 from stream_dsl.connectors.base import DeadLetter, Sink
 from stream_dsl.errors import DSLError, ExecutionError
+
+
+PROGRESS_KEPT = 10_000  # progress dicts a handle keeps (a few KB each)
+TOTALS = ("batches", "rows_in", "rows_out", "late_rows", "dead_letters")
 
 
 class QueryHandle:
@@ -26,7 +36,8 @@ class QueryHandle:
         self.name = name
         self._query = query
         self._sink = sink
-        self._progress: list[dict[str, Any]] = []
+        self._progress: deque[dict[str, Any]] = deque(maxlen=PROGRESS_KEPT)
+        self._totals = dict.fromkeys(TOTALS, 0)  # over every batch, however many progress dicts are kept
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._exception: ExecutionError | None = None
@@ -39,6 +50,9 @@ class QueryHandle:
     def _record(self, report: dict[str, Any]) -> None:
         with self._lock:
             self._progress.append(report)
+            self._totals["batches"] += 1
+            for key in TOTALS[1:]:
+                self._totals[key] += int(report.get(key) or 0)
 
     def _run(self) -> None:
         try:
@@ -81,9 +95,18 @@ class QueryHandle:
         return self._exception
 
     def progress(self) -> list[dict[str, Any]]:
-        """One dict per finished micro-batch, oldest first."""
+        """One dict per finished micro-batch, oldest first (the newest PROGRESS_KEPT)."""
         with self._lock:
             return [dict(p) for p in self._progress]
+
+    def totals(self) -> dict[str, int]:
+        """Batches, rows_in, rows_out, late_rows and dead_letters summed over every batch so far."""
+        with self._lock:
+            return dict(self._totals)
+
+    @property
+    def batches(self) -> int:
+        return self._totals["batches"]
 
     @property
     def last_progress(self) -> dict[str, Any] | None:
@@ -117,7 +140,7 @@ class QueryHandle:
 
     def __repr__(self) -> str:
         state = "active" if self.is_active else ("failed" if self._exception else "stopped")
-        return f"<QueryHandle {self.name or ''} {state}, {len(self._progress)} batches>"
+        return f"<QueryHandle {self.name or ''} {state}, {self.batches} batches>"
 
 
 def _as_execution_error(exc: BaseException, where: str = "query") -> ExecutionError:

@@ -45,7 +45,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections import defaultdict
+from collections import defaultdict, deque
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -68,6 +68,7 @@ from stream_dsl.types import Schema
 
 # ---------------------------------------------------------------- sources
 
+DEAD_LETTERS_KEPT = 10_000  # the newest dead letters a query keeps in memory (all went to their target)
 NOT_REPLAYED = object()  # `Reader.pull`'s default: a batch read afresh, not the replay of a logged one
 
 
@@ -293,7 +294,7 @@ class InlineQuery:
     output: Output
     realtime: bool = False
     readers: dict[int, Reader] = field(default_factory=dict)
-    dead_letters: list[DeadLetter] = field(default_factory=list)
+    dead_letters: deque[DeadLetter] = field(default_factory=lambda: deque(maxlen=DEAD_LETTERS_KEPT))
     watermark: int | None = None
     batch_id: int = 0
     dead_letter_router: Any = None  # connectors.dead_letters.DeadLetterRouter: where bad records go

@@ -177,15 +177,13 @@ def format_table(frame: pl.DataFrame, max_rows: int) -> str:
     return format_frame(frame, max_rows)
 
 
-def _summary(sink: str, progress: list[dict[str, Any]], seconds: float) -> str:
-    def total(key: str) -> int:
-        return sum(int(p.get(key) or 0) for p in progress)
-
-    extra = [f"{total(k)} {label}" for k, label in (("late_rows", "late rows"), ("dead_letters", "dead letters"))
-             if total(k)]
+def _summary(sink: str, totals: dict[str, int], seconds: float) -> str:
+    """One line for a finished INSERT from its handle's `totals()`."""
+    extra = [f"{totals[k]} {label}" for k, label in (("late_rows", "late rows"), ("dead_letters", "dead letters"))
+             if totals.get(k)]
     tail = f" ({', '.join(extra)})" if extra else ""
-    return (f"INSERT INTO {sink}: {len(progress)} batches, {total('rows_in')} rows in, "
-            f"{total('rows_out')} rows out{tail} in {seconds:.2f}s")
+    return (f"INSERT INTO {sink}: {totals['batches']} batches, {totals['rows_in']} rows in, "
+            f"{totals['rows_out']} rows out{tail} in {seconds:.2f}s")
 
 
 def _show(result: Any, statement: ScriptStatement, out: TextIO, max_rows: int,
@@ -206,7 +204,7 @@ def _show(result: Any, statement: ScriptStatement, out: TextIO, max_rows: int,
             result.stop()
             raise
         sink = node.sink if isinstance(node, ast.Insert) else "sink"
-        print(_summary(sink, list(result.progress()), time.perf_counter() - started), file=out)
+        print(_summary(sink, result.totals(), time.perf_counter() - started), file=out)
     elif hasattr(result, "collect"):
         print(format_table(result.collect(), max_rows), file=out)
     else:

@@ -210,7 +210,8 @@ class _Follower:
             self.handle.stop()
 
     def status(self, state: str) -> QueryStatus:
-        return query_status(self.handle.progress(), time.perf_counter() - self.started, state)
+        totals = self.handle.totals() if hasattr(self.handle, "totals") else None
+        return query_status(self.handle.progress()[-10:], time.perf_counter() - self.started, state, totals)
 
     def view(self, state: str) -> Any:
         status = self.status(state)

@@ -220,20 +220,23 @@ class QueryStatus:
     elapsed_s: float
 
 
-def query_status(progress: Sequence[dict[str, Any]], elapsed_s: float, state: str = "running") -> QueryStatus:
-    """Totals over every batch; latency is the mean of the last (up to) ten batches.
+def query_status(progress: Sequence[dict[str, Any]], elapsed_s: float, state: str = "running",
+                 totals: dict[str, int] | None = None) -> QueryStatus:
+    """Totals over every batch (`totals`, else summed over `progress`); latency: the mean of the last ten batches.
 
     >>> query_status([{"rows_in": 10, "rows_out": 1, "latency_ms": 2.0, "watermark": None}], 2.0).rows_per_second
     5.0
     """
     def total(key: str) -> int:
+        if totals is not None:
+            return int(totals.get(key) or 0)
         return sum(int(p.get(key) or 0) for p in progress)
 
     recent = [float(p["latency_ms"]) for p in progress[-10:] if p.get("latency_ms") is not None]
     rows_in = total("rows_in")
     return QueryStatus(
         state=state,
-        batches=len(progress),
+        batches=len(progress) if totals is None else int(totals.get("batches") or 0),
         rows_in=rows_in,
         rows_out=total("rows_out"),
         rows_per_second=rows_in / elapsed_s if elapsed_s > 0 else 0.0,

@@ -452,3 +452,17 @@ def test_stopping_a_query_commits_exactly_the_batches_it_wrote(tmp_path):
         assert recorded == list(range(len(recorded))) and set(batches) <= set(recorded)
         assert 4 <= len(recorded)
         assert _commits(log)[-1][0] == min(len(recorded), 40)  # the source's offset after the last recorded batch
+
+
+@pytest.mark.parametrize("executor", ["inline", "drizzle"])
+def test_a_long_query_keeps_only_its_newest_progress(monkeypatch, executor):
+    from executor import handle as handle_module
+
+    monkeypatch.setattr(handle_module, "PROGRESS_KEPT", 5)
+    ctx = sd.Context(executor=executor, workers=2, group_size=3)
+    ctx.from_polars([pl.DataFrame({"v": [i]}) for i in range(20)], name="s")
+    handle = ctx.sql("SELECT v FROM s").start(lambda batch_id, frame: None)
+    assert handle.await_termination(120)
+    kept = [p["batch_id"] for p in handle.progress()]
+    assert handle.batches == 20 and kept == list(range(15, 20)) and handle.last_progress["batch_id"] == 19
+    assert handle.totals() == {"batches": 20, "rows_in": 20, "rows_out": 20, "late_rows": 0, "dead_letters": 0}
