@@ -43,13 +43,18 @@ def _state_start_ms(state: Any, watermark_columns: set[str]) -> int | None:
         return None if state.seen is None or not state.seen.height else KEEP_ALL
     if not isinstance(state, AggregateState):
         return KEEP_ALL
-    frame = state.state
-    if frame is None or not frame.height:
+    if not state.open_groups:  # not `state.state`: a state in a Python dict would build a frame per batch
         return None
     window = state.op.window
-    if window is None or window.time_column not in watermark_columns or WS not in frame.columns:
+    if window is None or window.time_column not in watermark_columns:
         return KEEP_ALL
-    value = frame.get_column(WS).min()
+    if state.small is not None:
+        value = state.small.earliest_window_start()
+    else:
+        frame = state.state
+        if frame is None or WS not in frame.columns:
+            return KEEP_ALL
+        value = frame.get_column(WS).min()
     return KEEP_ALL if value is None else int(value)  # type: ignore[arg-type]
 
 

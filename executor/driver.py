@@ -49,7 +49,7 @@ import polars as pl
 from executor import kernels
 from executor.autotune import GroupSizer, overhead_fraction
 from executor.changelog import ChangelogBuffer
-from executor.changelog_rows import RowFold
+from executor.changelog_rows import Part, RowFold, as_frame, unpack
 from executor.inline import DEAD_LETTERS_KEPT, InlineQuery, Output, check_bounded
 from executor.messages import (Assign, Cancel, Commit, Failed, Heartbeat, Output as OutputMessage, Ready, Report,
                                Setup, Stop)
@@ -385,8 +385,8 @@ class Driver:
         for key in sorted(parts):
             message = parts[key]
             if message.upserts is not None:
-                upserts = decode(message.upserts)
-                deletes = None if message.deletes is None else decode(message.deletes)
+                upserts = unpack(message.upserts)
+                deletes = None if message.deletes is None else unpack(message.deletes)
                 self._add_changelog(upserts, deletes)
                 changed += upserts.height
             if message.frame is not None:
@@ -396,14 +396,14 @@ class Driver:
         if self.checkpointing is not None:
             self.checkpointing.batch_written()
 
-    def _add_changelog(self, upserts: pl.DataFrame, deletes: pl.DataFrame | None) -> None:
+    def _add_changelog(self, upserts: Part, deletes: Part | None) -> None:
         """One changelog part, folded by rows when it is small (`changelog_rows`), else by polars."""
         if self.changelog_rows.add(upserts, deletes):
             if self.changelog_rows.full:
                 self._rows_to_buffer()
             return
         self._rows_to_buffer()
-        if self.changelog.add(upserts, deletes):
+        if self.changelog.add(as_frame(upserts), as_frame(deletes)):  # type: ignore[arg-type]
             self._flush_changelog()
 
     def _rows_to_buffer(self) -> None:

@@ -17,6 +17,7 @@ from typing import Any
 
 import networkx as nx
 
+from executor.changelog_rows import RowsPart
 from executor.metrics import BatchStats, TaskMetrics
 from executor.scheduler import Placement, TaskSpec
 from stream_dsl.config import RunConfig
@@ -113,15 +114,18 @@ class Stop:
 
 @dataclass(frozen=True, slots=True)
 class Output:
-    """A finished output task's result: rows to append (IPC), or a changelog's upserts and deletes."""
+    """A finished output task's result: rows to append (IPC), or a changelog's upserts and deletes.
+
+    A changelog part comes as IPC bytes or, while small, as its rows (`changelog_rows.pack`).
+    """
 
     worker: int
     batch: int
     stage: int
     partition: int
     frame: bytes | None = None
-    upserts: bytes | None = None
-    deletes: bytes | None = None
+    upserts: bytes | RowsPart | None = None
+    deletes: bytes | RowsPart | None = None
     finished_at: float = 0.0
 
 

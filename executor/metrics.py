@@ -54,6 +54,13 @@ class TaskMetrics:
     trigger: str = ""
     skipped: bool = False  # nothing to do (no rows, watermark unchanged)
 
+    def __reduce__(self) -> tuple:
+        """Positional pickling: a report carries one per task, and a slots dataclass's state pickles field by field."""
+        return TaskMetrics, (self.batch, self.stage, self.partition, self.worker, self.sent_at, self.assigned_at,
+                             self.slot_free_at, self.inputs_ready_at, self.inputs_arrived_at, self.started_at,
+                             self.finished_at, self.serialize_s, self.transfer_bytes, self.rows_in, self.rows_out,
+                             self.trigger, self.skipped)
+
     @property
     def ready_at(self) -> float:
         return max(self.slot_free_at, self.inputs_ready_at)
@@ -85,6 +92,11 @@ class BatchStats:
     pulled_at: float = 0.0  # when the newest of its source reads returned
     shuffled: list[dict[str, int]] = field(default_factory=list)  # kernels.shuffle_counts per map task
     reads: list[tuple[int, dict[str, Any]]] = field(default_factory=list)  # (stage, kernels.source_read)
+
+    def __reduce__(self) -> tuple:
+        """Positional pickling, as TaskMetrics: a report carries one per batch of its group."""
+        return BatchStats, (self.rows_in, self.late_rows, self.dead_letters, self.stage_rows, self.state_groups,
+                            self.retention, self.clocks, self.pulled_at, self.shuffled, self.reads)
 
     def merge(self, other: "BatchStats") -> None:
         self.rows_in += other.rows_in

@@ -103,6 +103,7 @@ class SmallAggregate:
         self.schema = schema
         self.keys = list(op.keys)
         self.windowed = op.window is not None
+        self._columns, self._dtypes = list(schema.names()), list(schema.dtypes())  # `fits`: no Schema per batch
         self.table: dict[tuple, list] = {}
         self._frame: pl.DataFrame | None = None
         self._empty = pl.DataFrame(schema=op.output.to_polars())
@@ -122,7 +123,8 @@ class SmallAggregate:
         """Whether the next batch still belongs here (an empty batch always does)."""
         if len(self.table) > MAX_GROUPS:
             return False
-        return not rows.height or (rows.height <= MAX_BATCH_ROWS and rows.schema == self.schema)
+        return not rows.height or (rows.height <= MAX_BATCH_ROWS and rows.columns == self._columns
+                                   and rows.dtypes == self._dtypes)
 
     # ------------------------------------------------------------ one batch
 
@@ -297,6 +299,13 @@ class SmallAggregate:
         if kind == "avg":
             return float(state[at]) / state[at + 1] if state[at + 1] else None
         return state[at]  # min, max
+
+    def earliest_window_start(self) -> int | None:
+        """The smallest window start of the state (epoch ms), as `frame()`'s window_start column's min."""
+        if not self.windowed or not self.table:
+            return None
+        at = len(self.keys)
+        return min(key[at] for key in self.table)
 
     def frame(self) -> pl.DataFrame:
         """The state as `AggregateState` keeps it in polars: group columns, PARTIAL_ROWS, state columns."""

@@ -58,6 +58,7 @@ from typing import Any
 import polars as pl
 
 from executor import kernels
+from executor.changelog_rows import pack
 from executor.checkpoint import read_part, write_part
 from executor.commits import retention_ms
 from executor.inline import NOT_REPLAYED, InlineQuery, Output, Reader, _concat, open_reader
@@ -396,9 +397,9 @@ class WorkerRunner:
         started = time.perf_counter()
         frame = upserts = deletes = None
         captured, self.output.captured = self.output.captured, None
-        if captured is not None:
-            upserts = encode(captured[0])
-            deletes = None if captured[1] is None else encode(captured[1])
+        if captured is not None:  # collect()'s changelog: the driver folds it by rows while it is small
+            upserts = pack(captured[0])
+            deletes = None if captured[1] is None else pack(captured[1])
         elif result is not None and result[0].height:
             frame = encode(result[0])
         spent = time.perf_counter() - started

@@ -95,7 +95,8 @@ def _(e: E.Binary) -> pl.Expr:
         return _compare(e.op, left, right, e.left.dtype, e.right.dtype)
     if e.op == "||":
         return pl.concat_str([_to_string(left, e.left.dtype), _to_string(right, e.right.dtype)])
-    return _arithmetic(e.op, left, right, e.left.dtype, e.right.dtype, e.dtype)
+    constant = e.right.value if isinstance(e.right, E.Literal) else None
+    return _arithmetic(e.op, left, right, e.left.dtype, e.right.dtype, e.dtype, constant)
 
 
 def _as_bool(x: pl.Expr, e: E.Expr) -> pl.Expr:
@@ -118,7 +119,8 @@ def _compare(op: str, left: pl.Expr, right: pl.Expr, lt: DataType, rt: DataType)
 
 
 def _arithmetic(op: str, left: pl.Expr, right: pl.Expr, lt: DataType, rt: DataType,
-                result: DataType) -> pl.Expr:
+                result: DataType, constant: object = None) -> pl.Expr:
+    """`left op right`; `constant`: the right operand's value when it is a literal."""
     if result is T.TIMESTAMP or result is T.INTERVAL:
         return _temporal(op, left, right, lt, rt, result)
     if T.NULL in (lt, rt):
@@ -134,13 +136,20 @@ def _arithmetic(op: str, left: pl.Expr, right: pl.Expr, lt: DataType, rt: DataTy
     if op == "*":
         return left * right
     if op == "%":
-        return sql_remainder(left, right, integer=result.is_integer)
+        return sql_remainder(left, right, integer=result.is_integer, divisor=constant)
     raise TypeError(f"unknown arithmetic operator {op}")
 
 
-def sql_remainder(a: pl.Expr, b: pl.Expr, *, integer: bool) -> pl.Expr:
-    """`a % b` whose sign follows the dividend (polars' `%` follows the divisor)."""
+def sql_remainder(a: pl.Expr, b: pl.Expr, *, integer: bool, divisor: object = None) -> pl.Expr:
+    """`a % b` whose sign follows the dividend (polars' `%` follows the divisor).
+
+    `divisor`: b's value when it is a constant. A nonzero one (`x % 7`)
+    leaves one condition of the three, the sign of `a`: a third less work
+    for polars in a small map task's query.
+    """
     m = a % b
+    if isinstance(divisor, (int, float)) and not isinstance(divisor, bool) and divisor != 0 and divisor == divisor:
+        return pl.when((m != 0) & ((a < 0) if divisor > 0 else (a >= 0))).then(m - b).otherwise(m)
     fixed = pl.when((m != 0) & ((a < 0) != (b < 0))).then(m - b).otherwise(m)
     if integer:
         return pl.when(b == 0).then(None).otherwise(fixed)

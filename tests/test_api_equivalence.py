@@ -372,6 +372,26 @@ def test_from_polars_registers_memory_data(ctx):
         ctx.from_polars(frame, watermark="v")
 
 
+def test_a_memory_source_reads_each_frame_in_the_declared_columns_and_types():
+    """A frame already in them comes as it is (no polars query per batch); any other is selected and cast."""
+    from stream_dsl.connectors import memory
+    from stream_dsl.types import DataType, Field, Schema
+
+    t = dt.datetime(2024, 1, 1, 0, 0, 0, 123456)
+    schema = Schema((Field("k", DataType.STRING), Field("ts", DataType.TIMESTAMP)))
+    declared = [pl.col("k").cast(pl.String), pl.col("ts").cast(pl.Datetime("ms"))]
+    frames = [pl.DataFrame({"k": ["a", None], "ts": [t, None]}, schema={"k": pl.String, "ts": pl.Datetime("ms")}),
+              pl.DataFrame({"ts": [t], "x": [1], "k": ["b"]}, schema={"ts": pl.Datetime("ms"), "x": pl.Int64,
+                                                                       "k": pl.String}),
+              pl.DataFrame({"k": ["c"], "ts": [t]}, schema={"k": pl.Categorical, "ts": pl.Datetime("us")})]
+    source = memory.MemorySource(memory.source_def("m", frames, schema=schema))
+    source.open(["k", "ts"])
+    for frame in frames:
+        read = source.next_batch(100).frame
+        assert read.schema == {"k": pl.String, "ts": pl.Datetime("ms")}
+        assert read.equals(frame.select(declared), null_equal=True)
+
+
 def test_from_iterable(ctx):
     stream = ctx.from_iterable([(1, "a"), (2, None)], schema={"id": "BIGINT", "tag": sd.STRING}, name="rows")
     assert stream.schema == {"id": pl.Int64, "tag": pl.String}

@@ -9,6 +9,9 @@ part in order gives.
 
 from __future__ import annotations
 
+import datetime as dt
+import pickle
+
 import polars as pl
 import pytest
 from hypothesis import given, settings
@@ -16,7 +19,7 @@ from hypothesis import strategies as st
 
 from executor import changelog_rows
 from executor.changelog import ChangelogBuffer
-from executor.changelog_rows import RowFold
+from executor.changelog_rows import RowFold, RowsPart, as_frame, pack, unpack
 from executor.inline import CollectOutput
 from stream_dsl.types import DataType, Field, Schema
 
@@ -51,8 +54,9 @@ def parts(draw):
 
 
 @settings(max_examples=200, deadline=None)
-@given(changes=parts(), limit=st.integers(0, 6))
-def test_folding_rows_then_polars_gives_the_table_of_every_part_applied_in_order(changes, limit):
+@given(changes=parts(), limit=st.integers(0, 6), packed=st.booleans())
+def test_folding_rows_then_polars_gives_the_table_of_every_part_applied_in_order(changes, limit, packed):
+    """`packed`: the parts come as a worker sends them (`pack`, pickled: rows or IPC) and the driver reads them."""
     expected = collected()
     for upserts, deletes in changes:
         expected.apply_changelog(upserts, deletes)
@@ -68,13 +72,16 @@ def test_folding_rows_then_polars_gives_the_table_of_every_part_applied_in_order
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(changelog_rows, "MAX_ROWS", limit)
-        for upserts, deletes in changes:  # what Driver._add_changelog does
+        for upserts, deletes in changes:  # what Driver._emit and Driver._add_changelog do
+            if packed:
+                upserts, deletes = (None if d is None else unpack(pickle.loads(pickle.dumps(pack(d))))
+                                    for d in (upserts, deletes))
             if rows.add(upserts, deletes):
                 continue
             part = rows.take()
             if part is not None and buffer.add(*part):
                 ours.apply_changelog(*buffer.take())
-            if buffer.add(upserts, deletes):
+            if buffer.add(as_frame(upserts), as_frame(deletes)):
                 ours.apply_changelog(*buffer.take())
         flush()
     empty = pl.DataFrame(schema=SCHEMA.to_polars())  # no table yet and an emptied table give the same result
@@ -93,3 +100,17 @@ def test_parts_with_float_keys_or_many_rows_go_to_polars():
     assert not fold.add(pl.DataFrame({"k": ["a"], "n": [1.5]}), None)  # another schema
     upserts, deletes = fold.take()
     assert upserts.rows() == [("a", 1)] and deletes is None and fold.take() is None
+
+
+def test_a_packed_part_is_its_rows_when_they_come_back_exactly_else_ipc():
+    frame = pl.DataFrame({"k": ["a", None], "t": [dt.datetime(2024, 1, 1, 0, 0, 0, 123456), None],
+                          "v": [float("nan"), -0.0], "n": pl.Series([2**64 - 1, 0], dtype=pl.UInt64)},
+                         schema_overrides={"t": pl.Datetime("us")})
+    part = pickle.loads(pickle.dumps(pack(frame)))
+    assert isinstance(part, RowsPart) and part.height == 2 and repr(part.values) == repr(frame.rows())  # NaN
+    assert part.frame().equals(frame, null_equal=True) and part.frame().schema == frame.schema
+    assert unpack(part) is part and as_frame(part).equals(frame, null_equal=True)
+    for inexact in (frame.with_columns(pl.col("t").cast(pl.Datetime("ns"))),
+                    pl.DataFrame({"k": [str(i) for i in range(changelog_rows.MAX_ROWS + 1)]})):
+        data = pack(inexact)
+        assert isinstance(data, bytes) and unpack(data).equals(inexact, null_equal=True)

@@ -127,6 +127,19 @@ def test_remainder_sign_follows_dividend():
     assert values(tc.binary("%", I, J)) == [1, -1, None, None]
 
 
+@pytest.mark.parametrize("divisor", [7, -7, 1, -1, 2**62, -(2**63), 0, 2.5, -2.5, 0.0, math.inf, -math.inf])
+def test_remainder_by_a_constant_is_the_remainder_by_that_value_in_a_column(divisor):
+    """A literal divisor compiles to one condition instead of three (`sql_remainder`): the same values."""
+    integer = isinstance(divisor, int)
+    dtype, sql = (pl.Int64, T.BIGINT) if integer else (pl.Float64, T.DOUBLE)
+    dividends = ([-(2**63), -(2**63) + 1, -15, -14, -7, -1, 0, 1, 6, 7, 14, 15, 2**63 - 1, None] if integer else
+                 [-7.5, -0.0, 0.0, 7.5, math.nan, math.inf, -math.inf, -1e300, 1e-300, -3.0, 3.0, None])
+    frame = pl.DataFrame({"a": dividends, "b": [divisor] * len(dividends)}, schema={"a": dtype, "b": dtype})
+    a, b = E.Column("a", sql), E.Column("b", sql)
+    by_constant, by_column = (values(tc.binary("%", a, right), frame) for right in (L(divisor), b))
+    assert [repr(x) for x in by_constant] == [repr(x) for x in by_column]  # repr: NaN and -0.0 compare as they are
+
+
 def test_arithmetic_with_null_literal():
     assert values(tc.binary("+", I, L(None))) == [None] * 4
 

@@ -425,6 +425,24 @@ def test_the_overhead_is_boundary_time_over_all_time():
     assert overhead_fraction(0.0, 0.0) == 0.0
 
 
+def test_a_report_pickles_every_field_of_its_task_metrics_and_batch_stats():
+    """Both pickle positionally (`__reduce__`, cheaper per group): no field may be lost or moved."""
+    import dataclasses
+    import pickle
+
+    from executor.metrics import BatchStats
+    from executor.messages import Report
+    from stream_dsl.connectors.base import DeadLetter
+
+    task = TaskMetrics(1, 2, 3, 4, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0, 11.0, 12.0, 13, 14, 15, "notice", True)
+    stats = BatchStats(1, 2, [DeadLetter("src", "line 3", "{", "bad JSON")], {0: 3}, 4, (5,), {0: Clock(6, True)}, 7.0,
+                       [{"stage": 0, "task": 0, "rows": 8, "bytes": 9}], [(0, {"source": "s", "rows": 10})])
+    assert len(task.__reduce__()[1]) == len(dataclasses.fields(TaskMetrics))
+    assert len(stats.__reduce__()[1]) == len(dataclasses.fields(BatchStats))
+    report = pickle.loads(pickle.dumps(Report(1, 2, (task,), {0: stats}), protocol=5))
+    assert report.tasks == (task,) and report.batches == {0: stats}
+
+
 # ---------------------------------------------------------------- folding a changelog for collect()
 
 

@@ -21,6 +21,7 @@ from test_differential import QUERIES, assert_same_rows, duckdb_rows, engine
 
 from executor import kernels, state_small
 from executor.api import collect
+from executor.commits import retention_ms
 from executor.state import WM_INF, AggregateState
 from optimizer.stages import TIME_COLUMN, AggregateOp, AggSpec, PartialAggregateOp
 from stream_dsl.config import RunConfig
@@ -75,6 +76,8 @@ def run_both(op: AggregateOp, batches: list[pl.DataFrame], marks: list[tuple[int
         assert (a.late, a.deletes, small.open_groups) == (b.late, b.deletes, big.open_groups), context
         if big.state is not None and small.state is not None:
             _same(small.state.drop("__sd_new", strict=False), big.state.drop("__sd_new"), context)
+        for columns in ({"ts"}, set()):  # what sources may release: read off the dict, not a frame built for it
+            assert retention_ms([small], columns) == retention_ms([big], columns), context
     event(f"the dict was used: {used or small.small is not None}")
 
 
