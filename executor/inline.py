@@ -43,7 +43,6 @@ applied to those final values.
 
 from __future__ import annotations
 
-import os
 import time
 from collections import defaultdict, deque
 from dataclasses import dataclass, field
@@ -53,7 +52,11 @@ import networkx as nx
 import polars as pl
 
 from executor import kernels
+from executor.checkpoint import write_part
 from executor.commits import commit_sources, dead_letter_router, resume_watermark, retention_ms
+from executor.messages import CheckpointPart
+from executor.offset_log import OffsetLog
+from executor.recovery import Checkpointing, RestorePoint, load_states
 from executor.state import (AggregateState, DistinctState, SourceClock, empty_aggregate_row, make_state,
                             query_watermark, watermark_datetime)
 from optimizer.lower import lower, stage_order
@@ -311,9 +314,8 @@ class InlineQuery:
         self.shuffled: list[dict[str, Any]] = []  # this batch's shuffle counters, one per map task
         self._read_at: dict[int, float] = {}  # source stage -> when this batch's read began (task_log)
         self.tables: dict[str, pl.DataFrame] = {}
-        self.stages_by_id = {s.id: s for s in self.stages}
-        self._checkpointing: Any = None  # recovery.Checkpointing, with a checkpoint_dir
-        self._offset_logs: dict[int, Any] = {}  # source stage -> offset_log.OffsetLog, with a checkpoint_dir
+        self._checkpointing: Checkpointing | None = None  # with a checkpoint_dir
+        self._offset_logs: dict[int, OffsetLog] = {}  # source stage -> its batch offset log, with a checkpoint_dir
         self._replays: dict[int, dict[int, Any]] = {}  # source stage -> batch -> logged end offset
         self._checkpoint_from = 0
         self._changelog_rows = 0
@@ -347,8 +349,6 @@ class InlineQuery:
             else:
                 self._restore(point)
             if self._checkpointing is not None:
-                from executor.offset_log import OffsetLog
-
                 for stage_id in self.readers:
                     log = self._offset_logs[stage_id] = OffsetLog(self._checkpointing.offset_log, stage_id)
                     self._replays[stage_id] = log.read(self.batch_id)
@@ -356,10 +356,8 @@ class InlineQuery:
             self.close()
             raise
 
-    def _open_checkpoints(self) -> Any:
+    def _open_checkpoints(self) -> RestorePoint | None:
         """With a checkpoint directory: lock it; the newest good checkpoint's RestorePoint, if any."""
-        from executor.recovery import Checkpointing, RestorePoint
-
         if self.checkpoint_dir is None or not self.output.durable:
             return None
         self._checkpointing = Checkpointing.for_graph(self.checkpoint_dir, self.graph)
@@ -367,13 +365,10 @@ class InlineQuery:
         self._checkpoint_from = self.batch_id if checkpoint is None else checkpoint.next_batch
         return None if checkpoint is None else RestorePoint.of(checkpoint)
 
-    def _restore(self, point: Any) -> None:
+    def _restore(self, point: RestorePoint) -> None:
         """Start from a checkpoint: its operator states, watermark, batch id and output count."""
-        from executor.checkpoint import read_part
-
-        for file in sorted(set(point.partitions.values())):
-            ops = {key: self.stages_by_id[key[0]].stateful for key, f in point.partitions.items() if f == file}
-            self.states.update(read_part(os.path.join(point.directory, file), point.parts[file], ops))
+        stateful = {stage.id: stage.stateful for stage in self.stages}
+        self.states.update(load_states(point.directory, point.parts, point.partitions, stateful))
         self.watermark, self.batch_id = point.watermark, point.next_batch
         self.output.rows_out = point.output_rows
 
@@ -385,9 +380,6 @@ class InlineQuery:
 
     def _checkpoint(self, batch_id: int) -> int | None:
         """After batch `batch_id`'s output: every `checkpoints_every` batches (and at the end), a checkpoint."""
-        from executor.messages import CheckpointPart
-        from executor.checkpoint import write_part
-
         checkpointing = self._checkpointing
         due = (batch_id + 1 - self._checkpoint_from) % self.checkpoints_every == 0
         if not (due or self.exhausted or self.output.full):

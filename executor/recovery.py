@@ -34,7 +34,7 @@ from typing import Any, Mapping
 
 import networkx as nx
 
-from executor.checkpoint import Checkpoint, CheckpointStore, fingerprint
+from executor.checkpoint import Checkpoint, CheckpointStore, fingerprint, read_part
 from executor.messages import CheckpointPart, Restore
 from executor.scheduler import MapId
 from executor.state import SourceClock
@@ -68,6 +68,19 @@ class RestorePoint:
         offsets = {stage: offset for stage, offset in self.offsets.items() if hosts.get((stage, 0)) == worker}
         return Restore(self.directory, {f: self.parts[f] for f in set(partitions.values())}, partitions, offsets,
                        dict(self.clocks), self.watermark, self.next_batch)
+
+
+def load_states(directory: str, parts: Mapping[str, str], partitions: Mapping[MapId, str],
+                stateful: Mapping[int, Any]) -> dict[MapId, Any]:
+    """The operator states of `partitions` ((stage, partition) -> part file) from a checkpoint's directory.
+
+    `stateful` gives each stage's stateful operator; every file's checksum is verified.
+    """
+    states: dict[MapId, Any] = {}
+    for file in sorted(set(partitions.values())):
+        ops = {key: stateful[key[0]] for key, name in partitions.items() if name == file}
+        states.update(read_part(os.path.join(directory, file), parts[file], ops))
+    return states
 
 
 def clocks_of(clocks: Mapping[int, SourceClock]) -> dict[int, tuple[int | None, bool]]:

@@ -59,13 +59,14 @@ import polars as pl
 
 from executor import kernels
 from executor.changelog_rows import pack
-from executor.checkpoint import read_part, write_part
+from executor.checkpoint import write_part
 from executor.commits import retention_ms
 from executor.inline import NOT_REPLAYED, InlineQuery, Output, Reader, _concat, open_reader
 from executor.messages import (Assign, Cancel, CheckpointPart, Commit, Failed, Heartbeat, Output as OutputMessage,
                                Ready, Report, Restore, Setup, Stop)
 from executor.metrics import BatchStats, TaskMetrics
 from executor.offset_log import OffsetLog
+from executor.recovery import load_states
 from executor.runtime import DRIVER, Channel
 from executor.scheduler import (Assigned, AssignmentDone, Finished, InputsReady, Notice, Run, TaskKey, TaskSpec,
                                 WorkerScheduler)
@@ -226,11 +227,8 @@ class WorkerRunner:
 
     def _restore(self, restore: Restore) -> None:
         """Start from a checkpoint: this worker's partitions' states and the watermark chain after it."""
-        ops = {key: self.stages[key[0]].stateful for key in restore.partitions}
-        for file in sorted(set(restore.partitions.values())):
-            wanted = {key: op for key, op in ops.items() if restore.partitions[key] == file}
-            self.query.states.update(read_part(os.path.join(restore.directory, file), restore.parts[file],
-                                               wanted))  # type: ignore[arg-type]
+        stateful = {stage.id: stage.stateful for stage in self.stages.values()}
+        self.query.states.update(load_states(restore.directory, restore.parts, restore.partitions, stateful))
         for stage, (max_event_ms, exhausted) in restore.clocks.items():
             if stage in self.chain.clocks:
                 self.chain.clocks[stage].observe(max_event_ms, exhausted)
