@@ -326,6 +326,9 @@ def _setting(key: str, value: str) -> dict[str, Any]:
         return {"executor": text.lower()}
     if key == "checkpoint_dir":
         return {"checkpoint_dir": None if text.lower() in ("", "none", "null") else text}
+    if key == "heartbeat_timeout":  # '30s', '500ms' or seconds
+        seconds = float(text) if text.replace(".", "", 1).isdigit() else to_duration_ms(text, key) / 1000.0
+        return {"heartbeat_timeout": seconds}
     raise DSLError(f"unknown setting '{key}'; settings: {', '.join(SETTINGS)}")
 
 

@@ -37,6 +37,7 @@ from stream_dsl.expr import format_duration_ms
 from stream_dsl.repl_input import is_blank, is_complete, is_meta, is_quit, split_inputs
 from stream_dsl.repl_lexer import META_COMMANDS
 from stream_dsl.repl_live import LatestResults, follow, is_bounded, output_keys
+from stream_dsl.binder import SETTINGS
 from stream_dsl.repl_render import FORMATS, frame_csv, frame_json, frame_view
 
 __all__ = ["Session", "run_repl", "run_piped", "prompt_session", "no_echo", "history_path", "HISTORY_ENV", "PROMPT"]
@@ -45,7 +46,6 @@ HISTORY_ENV = "STREAM_DSL_HISTORY"
 PROMPT = "stream-dsl> "
 CONTINUATION = "...> "
 MAX_INCLUDE_DEPTH = 16
-SETTINGS = ("workers", "executor", "group_size", "batch_interval", "optimize", "checkpoint_dir")
 
 _ALIASES = {"\\?": "\\help", "\\h": "\\help", "\\d": "\\describe", "\\quit": "\\q", "\\exit": "\\q",
             "\\include": "\\i"}
@@ -281,7 +281,7 @@ class Session:
         config = self.ctx.config
         values = {"workers": config.workers, "executor": config.executor, "group_size": config.group_size,
                   "batch_interval": f"{config.batch_interval_ms}ms", "optimize": str(config.optimize).lower(),
-                  "checkpoint_dir": config.checkpoint_dir or ""}
+                  "checkpoint_dir": config.checkpoint_dir or "", "heartbeat_timeout": f"{config.heartbeat_timeout:g}s"}
         if not parts:
             self.show_frame(pl.DataFrame({"setting": list(values), "value": [str(v) for v in values.values()]}),
                             types=False)

@@ -308,6 +308,12 @@ def test_context_config_and_set(ctx):
         ctx.sql("SET workers = 'many'")
     with pytest.raises(sd.DSLError, match="unknown executor"):
         sd.Context(executor="spark")
+    ctx.sql("SET checkpoint_dir = 'ckpt/q1'; SET heartbeat_timeout = '2500ms'")
+    assert (ctx.config.checkpoint_dir, ctx.config.heartbeat_timeout) == ("ckpt/q1", 2.5)
+    ctx.sql("SET checkpoint_dir = ''; SET heartbeat_timeout = '4'")
+    assert (ctx.config.checkpoint_dir, ctx.config.heartbeat_timeout) == (None, 4.0)
+    with pytest.raises(sd.DSLError, match="heartbeat_timeout must be a positive number"):
+        sd.Context(heartbeat_timeout=0)
 
 
 def test_sql_results_by_statement_kind(ctx):
