@@ -17,7 +17,10 @@ Where polars and SQL disagree, SQL wins (DuckDB is the reference):
   UTC offset allowed) or epoch milliseconds; TIMESTAMP → STRING writes
   '2024-01-01 12:00:00' (with '.5' or '.123' when there are milliseconds); a value
   that does not convert raises `CastFailure` when the query runs, which the
-  executor reports as an ExecutionError naming the operator.
+  executor reports as an ExecutionError naming the operator. Only the rows
+  that use the value count: a CAST in a CASE branch fails only for the rows
+  whose condition picks that branch (polars computes every branch on every
+  row, so the branch's condition guards the check).
 - TIMESTAMP ± INTERVAL, TIMESTAMP - TIMESTAMP and INTERVAL ± INTERVAL work
   in milliseconds.
 """
@@ -26,7 +29,9 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from contextvars import ContextVar
 from functools import singledispatch
+from typing import Callable
 
 import polars as pl
 
@@ -189,10 +194,30 @@ def _(e: E.IsNull) -> pl.Expr:
 @_compile.register
 def _(e: E.Case) -> pl.Expr:
     target = e.dtype.polars
-    chain = pl.when(_as_bool(_compile(e.whens[0][0]), e.whens[0][0])).then(_cast_value(e.whens[0][1], e.dtype))
-    for cond, value in e.whens[1:]:
-        chain = chain.when(_as_bool(_compile(cond), cond)).then(_cast_value(value, e.dtype))
-    return chain.otherwise(_cast_value(e.else_, e.dtype)).cast(target)
+    conditions = [_as_bool(_compile(cond), cond).fill_null(False) for cond, _ in e.whens]
+    earlier = pl.lit(False)
+    values = []
+    for condition, (_, value) in zip(conditions, e.whens):
+        values.append(_guarded(condition & ~earlier, lambda v=value: _cast_value(v, e.dtype)))
+        earlier = earlier | condition
+    otherwise = _guarded(~earlier, lambda: _cast_value(e.else_, e.dtype))
+    chain = pl.when(conditions[0]).then(values[0])
+    for condition, value in zip(conditions[1:], values[1:]):
+        chain = chain.when(condition).then(value)
+    return chain.otherwise(otherwise).cast(target)
+
+
+# While a CASE branch compiles: the conditions under which its value is used (per thread and task).
+_GUARDS: ContextVar[tuple[pl.Expr, ...]] = ContextVar("stream_dsl_case_guards", default=())
+
+
+def _guarded(guard: pl.Expr, build: Callable[[], pl.Expr]) -> pl.Expr:
+    """`build()` compiled knowing its value is used only where `guard` holds (see `_fail_where`)."""
+    token = _GUARDS.set(_GUARDS.get() + (guard,))
+    try:
+        return build()
+    finally:
+        _GUARDS.reset(token)
 
 
 def _cast_value(e: E.Expr, target: DataType) -> pl.Expr:
@@ -367,7 +392,12 @@ def parse_timestamp(s: pl.Expr) -> pl.Expr:
 
 
 def _fail_where(failed: pl.Expr, original: pl.Expr, value: pl.Expr, target: DataType) -> pl.Expr:
-    """`value`, but raise CastFailure (naming the first bad input) when any row `failed`."""
+    """`value`, but raise CastFailure (naming the first bad input) when any row `failed`.
+
+    Inside CASE branches only the rows the branches pick count (`_guarded`).
+    """
+    for guard in _GUARDS.get():
+        failed = failed & guard
     bad = pl.when(failed).then(original.cast(pl.String)).otherwise(None)
 
     def check(series: pl.Series) -> pl.Series:

@@ -274,6 +274,23 @@ def test_bad_cast_in_a_column_names_the_first_bad_value():
         values(tc.cast(S, T.BIGINT), frame)
 
 
+def test_a_cast_in_a_case_branch_fails_only_for_the_rows_the_branch_picks():
+    frame = pl.DataFrame({"s": ["1", "x", "3", None, "y"], "i": [1, 2, 3, 4, 5]}, schema={"s": pl.String,
+                                                                                              "i": pl.Int64})
+    s, i = E.Column("s", T.STRING), E.Column("i", T.BIGINT)
+    as_int = tc.cast(s, T.BIGINT)
+    numeric = tc.binary("<>", s, L("x"))
+    guarded = tc.case([(tc.binary("=", s, L("x")), L(-1)), (tc.binary("=", s, L("y")), L(-2))], as_int)
+    assert values(guarded, frame) == [1, -1, 3, None, -2]  # the ELSE branch: neither x nor y
+    earlier_wins = tc.case([(tc.binary("=", i, L(2)), L(0)), (tc.binary("<", i, L(5)), as_int)], L(9))
+    assert values(earlier_wins, frame) == [1, 0, 3, None, 9]  # 'x' is picked by the first branch only
+    nested = tc.case([(tc.binary(">", i, L(1)), tc.case([(tc.binary("=", i, L(5)), L(5))], tc.cast(
+        tc.case([(numeric, s)], L("0")), T.BIGINT)))], L(7))
+    assert values(nested, frame) == [7, 0, 3, 0, 5]  # NULL <> 'x' is not true: '0'
+    with pytest.raises(CastFailure, match=r"cannot CAST 'x' to BIGINT \(1 value failed\)"):
+        values(tc.case([(tc.binary("<>", s, L("y")), as_int)], None), frame)  # NULL conditions are false
+
+
 def test_integer_overflow_cast_fails():
     with pytest.raises(CastFailure):
         scalar(tc.cast(L(2**40), T.INT))
