@@ -21,6 +21,9 @@ Where polars and SQL disagree, SQL wins (DuckDB is the reference):
   that use the value count: a CAST in a CASE branch fails only for the rows
   whose condition picks that branch (polars computes every branch on every
   row, so the branch's condition guards the check).
+- Integer `+`, `-` and `*` whose result does not fit the type (INT or
+  BIGINT) raise `OverflowFailure` naming the operands, as DuckDB and
+  PostgreSQL do; polars would wrap around silently.
 - TIMESTAMP ± INTERVAL, TIMESTAMP - TIMESTAMP and INTERVAL ± INTERVAL work
   in milliseconds.
 """
@@ -44,6 +47,10 @@ T = DataType
 
 class CastFailure(ValueError):
     """A value that a CAST cannot convert; raised while a query runs."""
+
+
+class OverflowFailure(ArithmeticError):
+    """Integer arithmetic whose result does not fit its type; raised while a query runs."""
 
 
 def compile_expr(e: E.Expr) -> pl.Expr:
@@ -134,15 +141,41 @@ def _arithmetic(op: str, left: pl.Expr, right: pl.Expr, lt: DataType, rt: DataTy
         return left.cast(pl.Float64) / right.cast(pl.Float64)
     target = result.polars
     left, right = left.cast(target), right.cast(target)
-    if op == "+":
-        return left + right
-    if op == "-":
-        return left - right
-    if op == "*":
-        return left * right
+    if op in ("+", "-", "*"):
+        return _checked_arithmetic(op, left, right, result) if result.is_integer else _OPS[op](left, right)
     if op == "%":
         return sql_remainder(left, right, integer=result.is_integer, divisor=constant)
     raise TypeError(f"unknown arithmetic operator {op}")
+
+
+_OPS = {"+": lambda a, b: a + b, "-": lambda a, b: a - b, "*": lambda a, b: a * b}
+_INT64_MIN = -(2**63)
+
+
+def _checked_arithmetic(op: str, a: pl.Expr, b: pl.Expr, result: DataType) -> pl.Expr:
+    """Integer `a op b` that raises OverflowFailure instead of wrapping around.
+
+    INT is computed in 64 bits and range-checked; BIGINT, which polars wraps,
+    is checked from the operands' and result's signs (+, -) or by dividing
+    the product back (*).
+    """
+    if result is T.INT:
+        wide = _OPS[op](a.cast(pl.Int64), b.cast(pl.Int64))
+        failed = (wide < -(2**31)) | (wide > 2**31 - 1)
+        value = wide.cast(pl.Int32, strict=False)
+    else:
+        value = _OPS[op](a, b)
+        if op == "+":
+            failed = ((a ^ value) & (b ^ value)) < 0
+        elif op == "-":
+            failed = ((a ^ b) & (a ^ value)) < 0
+        else:
+            divisor = pl.when((a == 0) | (a == -1)).then(1).otherwise(a)
+            failed = pl.when(a == -1).then(b == _INT64_MIN).otherwise((a != 0) & (value // divisor != b))
+    return _fail_where(failed.fill_null(False), pl.struct(a.alias("a"), b.alias("b")), value,
+                       lambda first, n: OverflowFailure(
+                           f"integer overflow: {first['a']} {op} {first['b']} does not fit in {result.value}"
+                           f" ({n} value{'s' if n > 1 else ''} failed)"), result.polars)
 
 
 def sql_remainder(a: pl.Expr, b: pl.Expr, *, integer: bool, divisor: object = None) -> pl.Expr:
@@ -336,7 +369,14 @@ def cast(x: pl.Expr, source: DataType, target: DataType) -> pl.Expr:
 def _checked_cast(x: pl.Expr, target: DataType) -> pl.Expr:
     """A numeric cast that fails loudly on overflow instead of wrapping or nulling."""
     converted = x.cast(target.polars, strict=False)
-    return _fail_where(x.is_not_null() & converted.is_null(), x, converted, target)
+    return _cast_checked(x.is_not_null() & converted.is_null(), x, converted, target)
+
+
+def _cast_checked(failed: pl.Expr, original: pl.Expr, value: pl.Expr, target: DataType) -> pl.Expr:
+    """`value`, but raise CastFailure naming the first input of a row that `failed`."""
+    return _fail_where(failed, original.cast(pl.String), value,
+                       lambda first, n: CastFailure(f"cannot CAST '{first}' to {target.value} "
+                                                    f"({n} value{'s' if n > 1 else ''} failed)"), target.polars)
 
 
 def _to_string(x: pl.Expr, source: DataType) -> pl.Expr:
@@ -373,7 +413,7 @@ def _from_string(x: pl.Expr, target: DataType) -> pl.Expr:
         value = parse_timestamp(s)
     else:
         raise CastFailure(f"cannot CAST STRING to {target.value}")
-    return _fail_where(x.is_not_null() & value.is_null(), x, value, target)
+    return _cast_checked(x.is_not_null() & value.is_null(), x, value, target)
 
 
 def parse_timestamp(s: pl.Expr) -> pl.Expr:
@@ -391,20 +431,20 @@ def parse_timestamp(s: pl.Expr) -> pl.Expr:
     return pl.coalesce(utc, epoch)
 
 
-def _fail_where(failed: pl.Expr, original: pl.Expr, value: pl.Expr, target: DataType) -> pl.Expr:
-    """`value`, but raise CastFailure (naming the first bad input) when any row `failed`.
+def _fail_where(failed: pl.Expr, shown: pl.Expr, value: pl.Expr, error: Callable[[object, int], Exception],
+                dtype: pl.DataType) -> pl.Expr:
+    """`value`, but raise `error(first shown value, rows)` when any row `failed` (polars has no raise).
 
     Inside CASE branches only the rows the branches pick count (`_guarded`).
     """
     for guard in _GUARDS.get():
         failed = failed & guard
-    bad = pl.when(failed).then(original.cast(pl.String)).otherwise(None)
+    bad = pl.when(failed).then(shown).otherwise(None)
 
     def check(series: pl.Series) -> pl.Series:
         rest = series.drop_nulls()
         if len(rest):
-            raise CastFailure(f"cannot CAST '{rest[0]}' to {target.value} "
-                              f"({len(rest)} value{'s' if len(rest) > 1 else ''} failed)")
-        return pl.Series(series.name, [None] * len(series), dtype=target.polars)
+            raise error(rest[0], len(rest))
+        return pl.Series(series.name, [None] * len(series), dtype=dtype)
 
-    return pl.coalesce(value, bad.map_batches(check, return_dtype=target.polars))
+    return pl.coalesce(value, bad.map_batches(check, return_dtype=dtype))

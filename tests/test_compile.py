@@ -12,10 +12,12 @@ import math
 import duckdb
 import polars as pl
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from stream_dsl import expr as E
 from stream_dsl import typecheck as tc
-from stream_dsl.compile import CastFailure, compile_expr, compile_predicate, like_to_regex
+from stream_dsl.compile import CastFailure, OverflowFailure, compile_expr, compile_predicate, like_to_regex
 from stream_dsl.functions import SCALAR_FUNCTIONS
 from stream_dsl.types import DataType as T
 
@@ -377,3 +379,29 @@ def test_function_result_takes_declared_type():
 def test_aggregate_is_not_a_scalar_expression():
     with pytest.raises(TypeError, match="outside an Aggregate"):
         compile_expr(tc.aggregate("count", None))
+
+
+# ---------------------------------------------------------------- integer overflow
+
+_EDGES = [0, 1, -1, 2, -2, 3, 2**31 - 1, -(2**31), 2**32, 2**62, -(2**62), 2**63 - 1, -(2**63), 3037000499, 3037000500]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.one_of(st.sampled_from(_EDGES), st.integers(-(2**63), 2**63 - 1)),
+                          st.one_of(st.sampled_from(_EDGES), st.integers(-(2**63), 2**63 - 1))), min_size=1, max_size=6),
+       st.sampled_from(["+", "-", "*"]), st.sampled_from([T.INT, T.BIGINT]))
+def test_integer_arithmetic_is_exact_or_raises_naming_the_operands(pairs, op, dtype):
+    bits = 32 if dtype is T.INT else 64
+    low, high = -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
+    pairs = [(max(low, min(high, a)), max(low, min(high, b))) for a, b in pairs]
+    frame = pl.DataFrame({"a": [a for a, _ in pairs], "b": [b for _, b in pairs]},
+                         schema={"a": dtype.polars, "b": dtype.polars})
+    expression = tc.binary(op, E.Column("a", dtype), E.Column("b", dtype))
+    exact = [{"+": a + b, "-": a - b, "*": a * b}[op] for a, b in pairs]
+    bad = [(a, b) for (a, b), r in zip(pairs, exact) if not low <= r <= high]
+    if bad:
+        with pytest.raises(OverflowFailure, match=rf"integer overflow: {bad[0][0]} \{op} {bad[0][1]} does not fit "
+                                                   rf"in {dtype.value} \({len(bad)} values?"):
+            values(expression, frame)
+    else:
+        assert values(expression, frame) == exact
