@@ -715,6 +715,9 @@ def _hint(previous: Token | None, token: Token) -> str | None:
         return "a trailing comma before it (another item was expected after ',')"
     if previous.type in ("FROM", "JOIN") and closing:
         return f"expected a stream or table name after {previous.type}"
+    if str(token).upper() == "ORDER" or (str(previous).upper() == "ORDER" and str(token).upper() == "BY"):
+        return ("ORDER BY is not supported: a streaming query emits rows batch by batch as windows close; "
+                "sort the collected result instead (for example `.collect().sort(...)` in Python)")
     return None
 
 

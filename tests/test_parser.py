@@ -415,6 +415,8 @@ INVALID = [
     ("SELECT a FROM t JOIN u", 1, 23, "ON, USING"),
     ("SELECT count(a FROM t", 1, 16, "expected one of: ',', ')'"),
     ("SELECT (a + 1 FROM t", 1, 15, "expected one of: ')', an operator"),
+    ("SELECT a FROM t ORDER BY a", 1, 23, "ORDER BY is not supported"),
+    ("SELECT a FROM t WHERE a > 1\nORDER BY a DESC", 2, 1, "sort the collected result instead"),
     ("SELECT a FROM t LIMIT 1.5", 1, 23, "whole number"),
     ("SELECT a FROM t LIMIT x", 1, 23, "expected a number"),
     ("CREATE STREAM s (a INT,)", 1, 24, "trailing comma"),
