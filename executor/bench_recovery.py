@@ -7,11 +7,11 @@ with a checkpoint directory (a checkpoint at every group boundary).
 `kill_after_s` after the first batch was recorded (so the warm-up holds at
 least one group and its checkpoint), worker `kill_worker` is killed with
 SIGKILL; the run goes on until the first batch after the recovery was
-recorded and `observe_s` more, then stops.
+written and `observe_s` more, then stops.
 
 Per G, from the kill: the time to its detection, to the workers restored
-and to the first batch recorded after the recovery (the handle's recovery
-record). The batches redone: from the restored checkpoint's batch to the
+and to the first batch written to the sink after the recovery (the
+handle's recovery record). The batches redone: from the restored checkpoint's batch to the
 one the paced input had reached at the kill (counted in batch intervals
 from when the last batch before the kill was recorded; progress is polled
 every POLL_S). The latency_ms of progress (a batch's read to its sink
@@ -19,9 +19,8 @@ write), p50/p99/max, of the steady state before the kill (its first group,
 the warm-up, left out) against the recovery window: the batches recorded
 after the recovery up to the one the input had reached when the first of
 them was recorded, that is the backlog the outage piled up, read at once
-and caught up with. Progress is recorded at group boundaries, so with
-large groups the first batch after a recovery is recorded when its whole
-group is done. Last, whether the sink's committed output is exact: every
+and caught up with (progress is recorded at group boundaries, so with
+large groups those latencies arrive when their whole group is done). Last, whether the sink's committed output is exact: every
 (campaign, window) once, with the count plain polars computes from the
 same events, for every window up to the last one written.
 
