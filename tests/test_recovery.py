@@ -432,3 +432,12 @@ def test_bench_recovery_runs_tiny_and_reports_an_exact_output(tmp_path):
     assert run["exact"] is True and run["recoveries"] == 1 and run["reason"] == "exited", run
     assert run["first_batch_ms"] >= run["restored_ms"] >= run["detect_ms"] > 0, run
     assert run["steady"]["batches"] > 0 and run["recovery_window"]["batches"] > 0, run
+
+
+@pytest.mark.parametrize("executor", ["inline", "drizzle"])
+def test_collect_neither_reads_nor_writes_checkpoints(tmp_path, expected, executor):
+    """collect()'s result lives in memory: a checkpoint could not bring it back, so it keeps none."""
+    ids = stop_midway(start(tmp_path), tmp_path / "ckpt", 2)
+    ctx = R.make_context(tmp_path / "out", executor=executor, checkpoint_dir=str(tmp_path / "ckpt"))
+    assert normalized(ctx.sql(R.SELECT).collect()).equals(expected)  # from the start, not from a checkpoint
+    assert checkpoint_ids(tmp_path / "ckpt") == ids
