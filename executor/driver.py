@@ -50,7 +50,7 @@ from executor import kernels
 from executor.autotune import GroupSizer, overhead_fraction
 from executor.changelog import ChangelogBuffer
 from executor.changelog_rows import Part, RowFold, as_frame, unpack
-from executor.inline import DEAD_LETTERS_KEPT, InlineQuery, Output, check_bounded
+from executor.inline import DEAD_LETTERS_KEPT, InlineQuery, Output, check_bounded, check_sorted_output
 from executor.messages import (Assign, Cancel, Commit, Failed, Heartbeat, Output as OutputMessage, Ready, Report,
                                Setup, Stop)
 from executor.metrics import BatchStats, TaskMetrics, batch_totals, group_overhead, stage_metrics
@@ -652,5 +652,6 @@ def build_driver(cls: type[Driver], plan: Plan, config: RunConfig,
                  output_factory: Callable[[Schema, int | None], Output], *, realtime: bool) -> Driver:
     """Lower `plan` with `config.workers` partitions and make its driver (not yet open)."""
     graph = lower(plan, config.workers)
-    output = output_factory(graph.graph["schema"], graph.graph.get("limit"))
+    output = output_factory(graph.graph["schema"], graph.graph.get("limit")).ordered(graph)
+    check_sorted_output(output)
     return cls(graph, config, output, realtime=realtime)

@@ -65,7 +65,7 @@ from stream_dsl.config import RunConfig
 from stream_dsl.connectors import open_source, open_table
 from stream_dsl.connectors.base import DeadLetter, Sink, Source, SourceBatch, next_batch_id, pull_source
 from stream_dsl.errors import DSLError, ExecutionError, PlanError
-from stream_dsl.plan import Plan, SourceDef
+from stream_dsl.plan import Plan, SortKey, SourceDef
 from stream_dsl.types import Schema
 
 
@@ -195,6 +195,13 @@ class Output:
         self.limit = limit
         self.rows_out = 0
         self.group_keys: list[str] = []  # a changelog's group columns, set by the query
+        self.order: tuple[SortKey, ...] = ()  # ORDER BY: a result sorted whole, a continuous query's batches each
+        self.order_limit: int | None = None  # LIMIT after ORDER BY: the sorted result's first rows
+
+    def ordered(self, graph: nx.DiGraph) -> "Output":
+        """Take the lowered query's ORDER BY (and the LIMIT that follows it); returns self."""
+        self.order, self.order_limit = tuple(graph.graph.get("order", ())), graph.graph.get("order_limit")
+        return self
 
     @property
     def full(self) -> bool:
@@ -231,7 +238,7 @@ class SinkOutput(Output):
         frames = [f for f in frames if f.height]
         if not frames:
             return 0
-        frame = self._take(pl.concat(frames, how="diagonal_relaxed"))
+        frame = kernels.sort_rows(self._take(pl.concat(frames, how="diagonal_relaxed")), self.order)
         if frame.height:
             try:
                 self.sink.write(batch_id, frame)
@@ -270,7 +277,8 @@ class CollectOutput(Output):
     def result(self) -> pl.DataFrame:
         if not self.frames:
             return kernels.empty_frame(self.schema)
-        return kernels.conform(pl.concat(self.frames, how="diagonal_relaxed"), self.schema)
+        result = kernels.conform(pl.concat(self.frames, how="diagonal_relaxed"), self.schema)
+        return kernels.sort_rows(result, self.order, self.order_limit)
 
 
 def _anti(table: pl.DataFrame, other: pl.DataFrame, keys: list[str]) -> pl.DataFrame:
@@ -598,7 +606,8 @@ class InlineQuery:
             table = kernels.empty_frame(op.output)  # type: ignore[union-attr]
         result = self.posts[stage.id].run(table, self.tables)
         result = kernels.conform(result, self.output.schema)
-        return result if self.limit is None else result.head(self.limit)
+        result = result if self.limit is None else result.head(self.limit)
+        return kernels.sort_rows(result, self.output.order, self.output.order_limit)
 
 
 def _concat(frames: list[pl.DataFrame], stage: Stage) -> pl.DataFrame:
@@ -646,8 +655,17 @@ def check_bounded(readers: dict[int, Reader], limit: int | None, changelog: bool
 def build_query(plan: Plan, config: RunConfig, output_factory: Callable[[Schema, int | None], Output],
                 *, realtime: bool) -> InlineQuery:
     graph = lower(plan, config.workers)
-    output = output_factory(graph.graph["schema"], graph.graph.get("limit"))
+    output = output_factory(graph.graph["schema"], graph.graph.get("limit")).ordered(graph)
+    check_sorted_output(output)
     return InlineQuery(graph, config, output, realtime=realtime)
+
+
+def check_sorted_output(output: Output) -> None:
+    """A continuous query sorts each batch; ORDER BY ... LIMIT would need the whole unbounded result."""
+    if output.durable and output.order_limit is not None:
+        raise PlanError("ORDER BY with LIMIT needs the whole result: run it with collect() over bounded input "
+                        "(a continuous query sorts each micro-batch's rows, and a LIMIT without ORDER BY "
+                        "ends it after that many rows)")
 
 
 def run_to_end(query: InlineQuery, on_batch: Callable[[dict[str, Any]], None] | None = None,

@@ -267,6 +267,15 @@ def empty_frame(schema: Schema) -> pl.DataFrame:
     return pl.DataFrame(schema=schema.to_polars())
 
 
+def sort_rows(frame: pl.DataFrame, keys: Sequence[Any], limit: int | None = None) -> pl.DataFrame:
+    """`frame` in ORDER BY order (plan.SortKey: column, descending, nulls_first; ties keep their order),
+    then its first `limit` rows."""
+    if keys and frame.height > 1:
+        frame = frame.sort([k.column for k in keys], descending=[k.descending for k in keys],
+                           nulls_last=[not k.nulls_first for k in keys], maintain_order=True)
+    return frame if limit is None else frame.head(limit)
+
+
 def conform(frame: pl.DataFrame, schema: Schema) -> pl.DataFrame:
     """`frame` with exactly the columns and dtypes of `schema` (the declared output types)."""
     if not frame.width and not frame.height:

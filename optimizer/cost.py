@@ -49,7 +49,7 @@ from typing import Iterable
 
 from stream_dsl import expr as E
 from stream_dsl.errors import ConnectorError
-from stream_dsl.plan import (Aggregate, Distinct, Filter, FinalAggregate, Join, Limit, PartialAggregate, Plan,
+from stream_dsl.plan import (Aggregate, Distinct, Filter, FinalAggregate, Join, Limit, PartialAggregate, Plan, Sort,
                              Project, Scan, SourceDef, Union, WindowSpec, is_streaming)
 
 DEFAULT_MIN_REDUCTION = 4.0
@@ -144,7 +144,7 @@ def rows_per_batch(node: Plan, model: CostModel = DEFAULT_MODEL) -> float | None
     if isinstance(node, Filter):
         rows = rows_per_batch(node.input, model)
         return None if rows is None else rows * selectivity(node.input, node.predicate)
-    if isinstance(node, (Project, Limit)):
+    if isinstance(node, (Project, Limit, Sort)):
         return rows_per_batch(node.input, model)
     if isinstance(node, Join):
         stream = node.left if is_streaming(node.left) or not is_streaming(node.right) else node.right
@@ -250,7 +250,7 @@ def column_ndv(node: Plan, name: str) -> float | None:
     """Distinct values of column `name` of `node`'s output, across the data (None: unknown)."""
     if isinstance(node, Scan):
         return source_ndv(node.source, name)
-    if isinstance(node, (Filter, Limit, Distinct)):
+    if isinstance(node, (Filter, Limit, Sort, Distinct)):
         return column_ndv(node.input, name)
     if isinstance(node, Project):
         for n in node.exprs:
@@ -379,7 +379,7 @@ def batch_time_span_ms(node: Plan, column: str, model: CostModel = DEFAULT_MODEL
             except Exception:  # best effort, as above
                 return None
         return None
-    if isinstance(node, (Filter, Limit, Distinct)):
+    if isinstance(node, (Filter, Limit, Sort, Distinct)):
         return batch_time_span_ms(node.input, column, model)
     if isinstance(node, Project):
         for n in node.exprs:

@@ -149,6 +149,10 @@ def render_stages(graph: nx.DiGraph) -> str:
             tables.setdefault(op.table_id, describe_table(op))
     if graph.graph.get("limit") is not None:
         lines.append(f"Limit {graph.graph['limit']} at the output")
+    if graph.graph.get("order"):
+        lines.append(f"Sort {', '.join(str(k) for k in graph.graph['order'])} at the output"
+                     + (f", then limit {graph.graph['order_limit']}" if graph.graph.get("order_limit") is not None
+                        else ""))
     if tables:
         lines.append("Broadcast tables:")
         lines += ["  " + line for text in tables.values() for line in text.splitlines()]
@@ -175,8 +179,10 @@ def render_dot(graph: nx.DiGraph) -> str:
     for u, v, data in sorted(graph.edges(data=True)):
         lines.append(f"  stage{u} -> stage{v} [label={_dot_text([data['exchange'].describe()])}];")
     if outputs:
-        limit = graph.graph.get("limit")
-        lines.append(f"  output [shape=oval, label={_dot_text(['output' + (f' limit {limit}' if limit else '')])}];")
+        limit = graph.graph.get("limit") or graph.graph.get("order_limit")
+        order = ", ".join(str(k) for k in graph.graph.get("order", ()))
+        label = "output" + (f" sort {order}" if order else "") + (f" limit {limit}" if limit else "")
+        lines.append(f"  output [shape=oval, label={_dot_text([label])}];")
     lines += edges
     lines.append("}")
     return "\n".join(lines)

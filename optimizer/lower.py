@@ -35,7 +35,8 @@ from optimizer.stages import (TIME_COLUMN, AggregateOp, AggSpec, BroadcastJoinOp
 from stream_dsl.errors import PlanError
 from stream_dsl.expr import Agg, Column, NamedExpr
 from stream_dsl.plan import (EMIT_CHANGES, PARTIAL_DISTINCT, Aggregate, Distinct, FinalAggregate, Filter, Join, Limit,
-                             PartialAggregate, Plan, Project, Scan, Union, distinct_argument, is_streaming)
+                             PartialAggregate, Plan, Project, Scan, Sort, SortKey, Union, distinct_argument,
+                             is_streaming)
 from stream_dsl.types import DataType, Field, Schema, common_type
 
 
@@ -70,6 +71,7 @@ def lower(plan: Plan, workers: int = 1) -> nx.DiGraph:
     if workers < 1:
         raise PlanError("workers must be at least 1")
     plan, limit = _split_limit(plan)
+    plan, order = _split_sort(plan)
     lowering = _Lowering(workers)
     fragment = lowering.lower(plan)
     for pipe in fragment:
@@ -78,7 +80,9 @@ def lower(plan: Plan, workers: int = 1) -> nx.DiGraph:
                                group_keys=stateful.group_keys if pipe.changelog else ())
         lowering.finish(pipe, terminal)
     graph = lowering.graph
-    graph.graph["limit"] = limit
+    graph.graph["limit"] = None if order else limit  # a sorted result is cut after sorting, not while it streams
+    graph.graph["order"] = order
+    graph.graph["order_limit"] = limit if order else None
     graph.graph["schema"] = plan.schema
     return _renumber(graph)
 
@@ -93,6 +97,22 @@ def _split_limit(plan: Plan) -> tuple[Plan, int | None]:
         if n is not None:
             return replace(plan, input=inner), n
     return plan, None
+
+
+def _split_sort(plan: Plan) -> tuple[Plan, tuple[SortKey, ...]]:
+    """Take the ordering off the top: through filters (which keep the order of what they keep) and
+    projections that pass its columns through unchanged; a sort over a sort orders by both, outer first."""
+    if isinstance(plan, Sort):
+        inner, keys = _split_sort(plan.input)
+        outer = {k.column for k in plan.keys}
+        return inner, plan.keys + tuple(k for k in keys if k.column not in outer)
+    if isinstance(plan, (Filter, Project)):
+        inner, keys = _split_sort(plan.input)
+        passed = {n.name for n in plan.exprs if isinstance(n.expr, Column) and n.expr.name == n.name} \
+            if isinstance(plan, Project) else set(plan.schema.names)
+        if keys and all(k.column in passed for k in keys):
+            return replace(plan, input=inner), keys
+    return plan, ()
 
 
 class _Lowering:
@@ -155,6 +175,8 @@ class _Lowering:
             return self._union(node)
         if isinstance(node, Limit):
             raise PlanError("LIMIT is supported only on the outermost query")
+        if isinstance(node, Sort):
+            raise PlanError("ORDER BY (sort) is supported only as the outermost query's last step, before LIMIT")
         raise PlanError(f"cannot run plan node {type(node).__name__}")
 
     def _join(self, node: Join) -> Fragment:

@@ -234,13 +234,24 @@ QueryBody = Union[Select, SetOp, "Query"]
 
 
 @dataclass(frozen=True, slots=True)
+class OrderItem:
+    """One ORDER BY item: an output column (by name or position), its direction, where NULLs go."""
+
+    expr: Expr
+    descending: bool = False
+    nulls_first: bool = False
+    span: Span | None = _SPAN
+
+
+@dataclass(frozen=True, slots=True)
 class Query:
-    """A full query: optional WITH clauses, a body, an optional LIMIT."""
+    """A full query: optional WITH clauses, a body, an optional ORDER BY, an optional LIMIT."""
 
     body: QueryBody
     ctes: tuple[tuple[str, "Query"], ...] = ()
     limit: int | None = None
     span: Span | None = _SPAN
+    order_by: tuple[OrderItem, ...] = ()
 
 
 # ---------------------------------------------------------------- statements

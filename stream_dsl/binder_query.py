@@ -19,8 +19,8 @@ from stream_dsl.binder_plans import (OutputColumn, bind_window, build_join, buil
                                      right_output_names)
 from stream_dsl.binder_scope import Scope, match_names
 from stream_dsl.catalog import Catalog
-from stream_dsl.errors import BindError, Span
-from stream_dsl.plan import EMIT_CHANGES, EMIT_FINAL, Distinct, Filter, Limit, Plan, WindowSpec, project
+from stream_dsl.errors import BindError, Span, did_you_mean
+from stream_dsl.plan import EMIT_CHANGES, EMIT_FINAL, Distinct, Filter, Limit, Plan, Sort, SortKey, WindowSpec, project
 
 _EMIT = {"WINDOW CLOSE": EMIT_FINAL, "CHANGES": EMIT_CHANGES}
 
@@ -61,9 +61,33 @@ def bind_query(query: ast.Query | ast.Select | ast.SetOp, env: Env) -> Plan:
         seen.add(name.lower())
         env = env.with_cte(name, bind_query(cte, env))
     plan = bind_query(query.body, env)
+    if query.order_by:
+        plan = Sort(plan, tuple(_sort_key(item, plan) for item in query.order_by), span=query.span)
     if query.limit is not None:
         plan = Limit(plan, query.limit, span=query.span)
     return plan
+
+
+def _sort_key(item: ast.OrderItem, plan: Plan) -> SortKey:
+    """An ORDER BY item as an output column: named (`views`, an alias) or by position (`2`)."""
+    names = plan.schema.names
+    e = item.expr
+    if isinstance(e, ast.NumberLit) and isinstance(e.value, int):
+        if not 1 <= e.value <= len(names):
+            raise BindError(f"ORDER BY position {e.value} is not in the select list (1 to {len(names)})",
+                            span=e.span)
+        column = names[e.value - 1]
+    elif isinstance(e, ast.Identifier) and len(e.parts) == 1:
+        found = match_names(e.parts[0], names)
+        if len(found) != 1:
+            raise BindError(f"ORDER BY '{e.parts[0]}' is not an output column of the query"
+                            f"{did_you_mean(e.parts[0], names)}; ORDER BY names output columns "
+                            f"({', '.join(names)}) by name or position", span=e.span)
+        column = found[0]
+    else:
+        raise BindError("ORDER BY names an output column of the query, by name (or alias) or position; "
+                        "to sort by an expression, select it with an alias", span=item.span)
+    return SortKey(column, item.descending, item.nulls_first)
 
 
 def _bind_set_op(op: ast.SetOp, env: Env) -> Plan:

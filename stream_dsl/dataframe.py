@@ -34,11 +34,11 @@ from stream_dsl.binder_expr import (ExprBinder, bind_predicate, first_column_nam
                                     is_window_call)
 from stream_dsl.binder_plans import (OutputColumn, bind_window, build_join, build_union, plan_aggregate_query,
                                      resolve_emit)
-from stream_dsl.binder_scope import Scope
+from stream_dsl.binder_scope import Scope, match_names
 from stream_dsl.dataframe_expr import Expr, _column_node, _value_node, col
-from stream_dsl.errors import DSLError
-from stream_dsl.plan import (WINDOW_END, WINDOW_START, Aggregate, Distinct, Filter, Limit, Plan, Project,
-                             is_streaming, project, render_plan, with_inputs)
+from stream_dsl.errors import DSLError, did_you_mean
+from stream_dsl.plan import (WINDOW_END, WINDOW_START, Aggregate, Distinct, Filter, Limit, Plan, Project, Sort,
+                             SortKey, is_streaming, project, render_plan, with_inputs)
 from stream_dsl.types import DataType
 
 if TYPE_CHECKING:
@@ -292,6 +292,29 @@ class Stream:
 
     unique = distinct
 
+    def sort(self, by: str | Sequence[str], *more_by: str, descending: bool | Sequence[bool] = False,
+             nulls_last: bool | Sequence[bool] = True) -> "Stream":
+        """Rows ordered by output columns (ORDER BY), as polars' `sort`.
+
+        collect() sorts the whole result (a later `limit` takes its first
+        rows); a continuous query sorts each micro-batch. Only as the last
+        step, before `limit`.
+        """
+        names = [by] if isinstance(by, str) else list(by)
+        names += list(more_by)
+        if not names or not all(isinstance(n, str) for n in names):
+            raise DSLError(f"sort needs column names, got {by!r}")
+        desc = _per_column(descending, names, "descending")
+        last = _per_column(nulls_last, names, "nulls_last")
+        columns = self._plan.schema.names
+        keys = []
+        for name, d, l in zip(names, desc, last):
+            found = match_names(name, columns)
+            if len(found) != 1:
+                raise DSLError(f"sort: no column '{name}'{did_you_mean(name, columns)}; columns: {', '.join(columns)}")
+            keys.append(SortKey(found[0], d, not l))
+        return self._derive(Sort(self._plan, tuple(keys)))
+
     def limit(self, n: int) -> "Stream":
         """The first `n` rows, then the query ends."""
         if not isinstance(n, int) or n < 0:
@@ -437,3 +460,13 @@ class GroupBy:
             outputs.append(OutputColumn(_api_name(e, bound, len(outputs)), bound))
         _check_unique([o.name for o in outputs])
         return stream._derive(plan_aggregate_query(stream.plan, keys, window, outputs, None, self._emit))
+
+
+def _per_column(value: bool | Sequence[bool], names: list[str], what: str) -> list[bool]:
+    """A sort flag for every column: one for all, or one each."""
+    if isinstance(value, bool):
+        return [value] * len(names)
+    flags = list(value)
+    if len(flags) != len(names) or not all(isinstance(f, bool) for f in flags):
+        raise DSLError(f"sort: {what} needs one boolean, or one per column ({len(names)}), got {value!r}")
+    return flags

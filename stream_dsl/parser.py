@@ -198,7 +198,7 @@ def _unquote(text: str, quote: str) -> str:
 
 def _unwrap(query: Any) -> Any:
     """A parenthesized query without WITH or LIMIT is just its body."""
-    if isinstance(query, ast.Query) and not query.ctes and query.limit is None:
+    if isinstance(query, ast.Query) and not query.ctes and query.limit is None and not query.order_by:
         return query.body
     return query
 
@@ -348,10 +348,18 @@ class _Builder:
     # ------------------------------------------------------------ queries
 
     def query(self, meta: Meta, children: list[Any]) -> ast.Query:
-        ctes, body, limit = children[0], children[1], children[3]
+        ctes, body, order, limit = children[0], children[1], children[2], children[4]
         return ast.Query(body=_unwrap(body), ctes=tuple(ctes or ()),
                          limit=None if limit is None else self._limit(limit),
-                         span=_span(meta))
+                         span=_span(meta), order_by=tuple(order or ()))
+
+    def order_clause(self, meta: Meta, children: list[Any]) -> list[ast.OrderItem]:
+        return [c for c in children if isinstance(c, ast.OrderItem)]
+
+    def order_item(self, meta: Meta, children: list[Any]) -> ast.OrderItem:
+        expr, direction, _, nulls = children
+        return ast.OrderItem(expr, descending=direction is not None and direction.upper() == "DESC",
+                             nulls_first=nulls is not None and nulls.upper() == "FIRST", span=_span(meta))
 
     def _limit(self, token: Token) -> int:
         if not token.isdigit():
@@ -553,6 +561,7 @@ _TERMINAL_WORDS = {
     "UNIT": "a time unit (SECOND, MINUTE, ...)",
     "NE": "'<>'",
     "GROUP": "GROUP BY",
+    "ORDER": "ORDER BY",
     "$END": "end of input",
     "<operator>": "an operator",
 }
@@ -567,7 +576,7 @@ _EXPRESSION_START = frozenset({
 # Clause keywords in the order a reader expects them (query order).
 _KEYWORD_ORDER = [
     "SELECT", "DISTINCT", "FROM", "JOIN", "INNER", "LEFT", "ON", "USING", "WHERE", "GROUP",
-    "HAVING", "EMIT", "UNION", "LIMIT",
+    "HAVING", "EMIT", "UNION", "ORDER", "LIMIT",
 ]
 
 # Terminals that continue a complete expression; listed as "an operator".
@@ -715,9 +724,6 @@ def _hint(previous: Token | None, token: Token) -> str | None:
         return "a trailing comma before it (another item was expected after ',')"
     if previous.type in ("FROM", "JOIN") and closing:
         return f"expected a stream or table name after {previous.type}"
-    if str(token).upper() == "ORDER" or (str(previous).upper() == "ORDER" and str(token).upper() == "BY"):
-        return ("ORDER BY is not supported: a streaming query emits rows batch by batch as windows close; "
-                "sort the collected result instead (for example `.collect().sort(...)` in Python)")
     return None
 
 

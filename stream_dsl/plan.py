@@ -314,6 +314,48 @@ class Limit:
         return self.input.schema
 
 
+@dataclass(frozen=True)
+class SortKey:
+    """An output column to order by; NULLs last unless `nulls_first` (DuckDB's default either way)."""
+
+    column: str
+    descending: bool = False
+    nulls_first: bool = False
+
+    def __str__(self) -> str:
+        return (self.column + (" DESC" if self.descending else "")
+                + (" NULLS FIRST" if self.nulls_first else ""))
+
+
+@dataclass(frozen=True)
+class Sort:
+    """The query's rows in key order (ORDER BY): only as its last step, before LIMIT.
+
+    A bounded query's result is sorted as a whole (and LIMIT then takes its
+    first rows); a continuous query sorts each micro-batch's rows.
+    """
+
+    input: "Plan"
+    keys: tuple[SortKey, ...]
+    span: Span | None = _SPAN
+
+    def __post_init__(self) -> None:
+        if not self.keys:
+            raise PlanError("ORDER BY needs at least one column")
+        for key in self.keys:
+            if key.column not in self.input.schema:
+                raise PlanError(f"ORDER BY column '{key.column}' is not an output column "
+                                f"({', '.join(self.input.schema.names)})")
+
+    @property
+    def inputs(self) -> tuple["Plan", ...]:
+        return (self.input,)
+
+    @property
+    def schema(self) -> Schema:
+        return self.input.schema
+
+
 # ---------------------------------------------------------------- two-phase aggregation
 
 # Columns a partial aggregate adds. User names never start with "__sd_".
@@ -466,8 +508,9 @@ class FinalAggregate:
         return Schema(tuple(fields))
 
 
-Plan = typing.Union[Scan, Filter, Project, Join, Aggregate, Distinct, Union, Limit, PartialAggregate, FinalAggregate]
-PLAN_NODES = (Scan, Filter, Project, Join, Aggregate, Distinct, Union, Limit, PartialAggregate, FinalAggregate)
+Plan = typing.Union[Scan, Filter, Project, Join, Aggregate, Distinct, Union, Limit, Sort, PartialAggregate,
+                    FinalAggregate]
+PLAN_NODES = (Scan, Filter, Project, Join, Aggregate, Distinct, Union, Limit, Sort, PartialAggregate, FinalAggregate)
 
 
 # ---------------------------------------------------------------- helpers
@@ -562,6 +605,8 @@ def describe(node: Plan) -> str:
         return "Union all"
     if isinstance(node, Limit):
         return f"Limit {node.n}"
+    if isinstance(node, Sort):
+        return f"Sort {', '.join(str(k) for k in node.keys)}"
     raise TypeError(f"not a plan node: {node!r}")
 
 

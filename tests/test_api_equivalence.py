@@ -196,6 +196,10 @@ CASES = {
     "limit": (
         "SELECT tx_id, amount FROM transactions WHERE amount > 0 LIMIT 10",
         lambda c: c.stream("transactions").filter(col("amount") > 0).select("tx_id", "amount").limit(10)),
+    "order_by_then_limit": (
+        "SELECT account, amount FROM transactions ORDER BY amount DESC NULLS FIRST, 1 LIMIT 3",
+        lambda c: c.stream("transactions").select("account", "amount")
+        .sort("amount", "account", descending=[True, False], nulls_last=[False, True]).limit(3)),
     "cte_and_subquery": (
         "WITH big AS (SELECT account, amount, ts FROM transactions WHERE amount > 1000) "
         "SELECT account, window_start, window_end, COUNT(*) AS n FROM big "

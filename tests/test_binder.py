@@ -104,6 +104,21 @@ def test_unknown_column_suggests_and_points_at_it(catalog):
                         "              ^")
 
 
+def test_order_by_names_output_columns_by_name_alias_or_position(catalog):
+    from stream_dsl.plan import Limit, Sort, SortKey
+
+    plan = plan_of(catalog, "SELECT sku AS s, price FROM products ORDER BY PRICE DESC, 1 NULLS FIRST LIMIT 3")
+    assert isinstance(plan, Limit) and plan.n == 3 and isinstance(plan.input, Sort)
+    assert plan.input.keys == (SortKey("price", True, False), SortKey("s", False, True))
+    err = error_of(catalog, "SELECT sku FROM products ORDER BY prce")
+    assert err.message.startswith("ORDER BY 'prce' is not an output column of the query")
+    assert "output columns (sku)" in err.message and (err.line, err.column) == (1, 35)
+    assert "(did you mean 'sku'?)" in error_of(catalog, "SELECT sku FROM products ORDER BY skus").message
+    assert error_of(catalog, "SELECT sku FROM products ORDER BY 2").message == \
+        "ORDER BY position 2 is not in the select list (1 to 1)"
+    assert "select it with an alias" in error_of(catalog, "SELECT sku FROM products ORDER BY sku || 'x'").message
+
+
 def test_error_position_on_a_later_line(catalog):
     text = "SELECT url\nFROM clicks\nWHERE duraton_ms > 5"
     err = error_of(catalog, text)

@@ -234,6 +234,13 @@ def assert_same_rows(ours: list[tuple], theirs: list[tuple], context: str) -> No
             assert same, f"{context}: row {a} vs DuckDB's {b}"
 
 
+def assert_same_ordered_rows(ours: list[tuple], theirs: list[tuple], context: str) -> None:
+    """As `assert_same_rows`, and in the same order (for ORDER BY)."""
+    assert_same_rows(ours, theirs, context)
+    ours, theirs = [tuple(_norm(v) for v in r) for r in ours], [tuple(_norm(v) for v in r) for r in theirs]
+    assert [_key(r) for r in ours] == [_key(r) for r in theirs], f"{context}: order differs\n{ours}\n{theirs}"
+
+
 def duckdb_rows(sql: str, frame: pl.DataFrame, table: pl.DataFrame) -> list[tuple]:
     con = duckdb.connect()
     con.execute("SET error_on_division_by_zero = false")
@@ -272,3 +279,37 @@ def test_query_matches_duckdb_for_every_split_and_worker_count(query, data):
         assert result.columns == list(plan.schema.names)
         assert_same_rows(result.rows(), expected,
                          f"{query.name} workers={workers} optimize={optimize} batches={len(batches)}")
+
+
+# ---------------------------------------------------------------- ORDER BY: the same rows in the same order
+
+# Each orders by enough columns that ties are whole equal rows, so the order is DuckDB's exactly.
+ORDERED = [
+    Q("order_by_columns",
+      "SELECT k, i, d FROM s ORDER BY k, i DESC, d NULLS FIRST",
+      "SELECT k, i, d FROM s ORDER BY k NULLS LAST, i DESC NULLS LAST, d NULLS FIRST"),
+    Q("order_by_position_and_alias_with_limit",
+      "SELECT s2 AS name, i * 2 AS twice FROM s WHERE i > 0 ORDER BY 1 DESC NULLS FIRST, twice LIMIT 5",
+      "SELECT s2 AS name, i * 2 AS twice FROM s WHERE i > 0 ORDER BY 1 DESC NULLS FIRST, twice NULLS LAST LIMIT 5"),
+    Q("top_groups",
+      "SELECT k, COUNT(*) AS n, SUM(i) AS si FROM s GROUP BY k ORDER BY n DESC, k LIMIT 2",
+      "SELECT k, COUNT(*) AS n, SUM(i) AS si FROM s GROUP BY k ORDER BY n DESC NULLS LAST, k NULLS LAST LIMIT 2"),
+    Q("windows_in_order",
+      "SELECT k, window_start, COUNT(*) AS n FROM s GROUP BY k, TUMBLE(ts, INTERVAL '10' SECOND) "
+      "ORDER BY window_start DESC, k",
+      "SELECT k, epoch_ms(epoch_ms(ts) - epoch_ms(ts) % 10000) AS window_start, COUNT(*) AS n FROM s "
+      "GROUP BY k, epoch_ms(ts) - epoch_ms(ts) % 10000 ORDER BY window_start DESC NULLS LAST, k NULLS LAST"),
+]
+
+
+@pytest.mark.parametrize("query", ORDERED, ids=[q.name for q in ORDERED])
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=datasets())
+def test_order_by_gives_duckdbs_rows_in_duckdbs_order(query, data):
+    frame, batches, table, ordered = data
+    plan = engine(batches, table, ordered).sql(query.dsl).plan
+    expected = duckdb_rows(query.duck, frame, table)
+    for workers, optimize in ((1, True), (3, False)):
+        result = collect(plan, RunConfig(workers=workers, executor="inline", optimize=optimize))
+        assert_same_ordered_rows(result.rows(), expected,
+                                 f"{query.name} workers={workers} optimize={optimize} batches={len(batches)}")

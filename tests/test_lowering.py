@@ -199,6 +199,19 @@ def test_limit_inside_a_query_is_refused():
         lower(plan)
 
 
+def test_ordering_comes_off_the_top_through_filters_and_projections_and_nowhere_else():
+    from stream_dsl.plan import Sort, SortKey
+
+    scan = _scan("l")
+    v = E.Column("v", T.BIGINT)
+    keys = (SortKey("v", True),)
+    graph = lower(Limit(Filter(Sort(scan, keys), tc.binary(">", v, tc.literal(0))), 4))
+    assert graph.graph["order"] == keys and graph.graph["order_limit"] == 4 and graph.graph["limit"] is None
+    plan = Union((Sort(scan, keys), _scan("r")))
+    with pytest.raises(PlanError, match="ORDER BY .* only as the outermost query's last step"):
+        lower(plan)
+
+
 # ---------------------------------------------------------------- records and text
 
 

@@ -27,7 +27,8 @@ import threading
 import multiprocess
 import polars as pl
 import pytest
-from test_differential import BASE, QUERIES, S_SCHEMA, T_SCHEMA, assert_same_rows, duckdb_rows, engine
+from test_differential import (BASE, ORDERED, QUERIES, S_SCHEMA, T_SCHEMA, assert_same_ordered_rows,
+                               assert_same_rows, duckdb_rows, engine)
 
 import optimizer
 import stream_dsl as sd
@@ -136,6 +137,17 @@ def test_the_differential_suite_gives_inline_results_for_every_worker_count_and_
             result = collect(plan, config(executor, workers, group_size))
             assert result.columns == list(plan.schema.names)
             assert_same_rows(result.rows(), expected, f"{query.name} {executor} workers={workers} g={group_size}")
+
+
+@pytest.mark.parametrize("executor", EXECUTORS)
+@pytest.mark.parametrize("query", ORDERED, ids=[q.name for q in ORDERED])
+def test_order_by_gives_the_inline_rows_in_the_inline_order(query, executor):
+    plan = plan_of(CTX, query.dsl)
+    expected = collect_plan(plan, RunConfig(workers=1, executor="inline")).rows()
+    assert_same_ordered_rows(expected, duckdb_rows(query.duck, FRAME, TABLE), f"{query.name} inline vs duckdb")
+    for workers, group_size in ((2, 1), (3, 3)):
+        result = collect(plan, config(executor, workers, group_size))
+        assert_same_ordered_rows(result.rows(), expected, f"{query.name} {executor} workers={workers} g={group_size}")
 
 
 @pytest.mark.parametrize("name", ["group_by", "tumble", "session", "distinct_then_count", "union_all"])

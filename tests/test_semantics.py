@@ -319,3 +319,20 @@ def test_collect_of_an_unbounded_changelog_is_refused_even_with_a_limit():
     with pytest.raises(PlanError, match="bounded"):
         ctx.sql("SELECT k, COUNT(*) AS n FROM s GROUP BY k LIMIT 1").collect()
     assert ctx.sql("SELECT k FROM s LIMIT 2").collect().height == 2
+
+
+# ---------------------------------------------------------------- ORDER BY in a continuous query
+
+
+@pytest.mark.parametrize("executor", ["inline", "drizzle"])
+def test_a_continuous_query_sorts_each_batch_and_refuses_order_by_with_limit(executor):
+    ctx = sd.Context(executor=executor, workers=2, group_size=2)
+    batches = [pl.DataFrame({"v": [3, 1, None, 2]}), pl.DataFrame({"v": [9, 5]}), pl.DataFrame({"v": [0, 7, 4]})]
+    ctx.from_polars(batches, name="s")
+    written: dict[int, list] = {}
+    handle = ctx.sql("SELECT v FROM s ORDER BY v DESC").start(lambda b, f: written.__setitem__(b, f["v"].to_list()))
+    assert handle.await_termination(120)
+    assert [written[b] for b in sorted(written)] == [[3, 2, 1, None], [9, 5], [7, 4, 0]]
+    with pytest.raises(sd.DSLError, match="ORDER BY with LIMIT needs the whole result"):
+        ctx.sql("SELECT v FROM s ORDER BY v LIMIT 2").start(lambda b, f: None)
+    assert ctx.sql("SELECT v FROM s ORDER BY v LIMIT 2").collect()["v"].to_list() == [0, 1]

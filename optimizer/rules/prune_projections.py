@@ -45,7 +45,7 @@ from typing import AbstractSet
 
 from stream_dsl.expr import Column, NamedExpr, columns_used
 from stream_dsl.plan import (Aggregate, Distinct, Filter, FinalAggregate, Join, Limit, PartialAggregate, Plan, Project,
-                             Scan, Union, project)
+                             Scan, Sort, Union, project)
 
 from optimizer.rules.analysis import is_identity_project, same_or_new, select
 
@@ -74,6 +74,8 @@ def _prune(node: Plan, required: Names) -> Plan:
         return same_or_new(node, (_prune(node.input, set(required) | columns_used(node.predicate)),))
     if isinstance(node, Limit):
         return same_or_new(node, (_prune(node.input, required),))
+    if isinstance(node, Sort):
+        return same_or_new(node, (_prune(node.input, set(required) | {k.column for k in node.keys}),))
     if isinstance(node, Distinct):
         return same_or_new(node, (_prune_exact(node.input, node.input.schema.names),))
     if isinstance(node, Project):

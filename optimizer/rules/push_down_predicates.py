@@ -24,6 +24,8 @@ without aggregates move. Correctness condition, per node kind:
 - Scan: `filter(p, scan(s)) == scan(s, predicate=p)`: the executor applies
   `Scan.predicate` exactly, so the Filter goes away. The watermark is
   computed from the rows read, before the scan predicate, so it is the same.
+- Sort: `filter(p, sort(x)) == sort(filter(p, x))`: filtering keeps the
+  order of the rows it keeps.
 - Limit: nothing moves below it (the first n rows of a filtered result are
   not the filtered first n rows).
 
@@ -54,7 +56,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from stream_dsl.expr import Column, Expr, columns_used, conjoin, conjuncts, rename_columns
-from stream_dsl.plan import Aggregate, Distinct, Filter, Join, Plan, Project, Scan, Union
+from stream_dsl.plan import Aggregate, Distinct, Filter, Join, Plan, Project, Scan, Sort, Union
 from stream_dsl.types import DataType
 
 from optimizer.rules.analysis import filtered, movable, same_or_new
@@ -167,7 +169,7 @@ def _through_union(node: Union, predicates: Predicates) -> tuple[Plan, Predicate
     return replace(node, inputs=tuple(inputs)), []
 
 
-def _through_distinct(node: Distinct, predicates: Predicates) -> tuple[Plan, Predicates]:
+def _through_distinct(node: Distinct | Sort, predicates: Predicates) -> tuple[Plan, Predicates]:
     return replace(node, input=_below(node.input, predicates)), []
 
 
@@ -187,5 +189,5 @@ def _through_aggregate(node: Aggregate, predicates: Predicates) -> tuple[Plan, P
 
 _SINKS = {
     Scan: _into_scan, Filter: _through_filter, Project: _through_project, Join: _through_join,
-    Union: _through_union, Distinct: _through_distinct, Aggregate: _through_aggregate,
+    Union: _through_union, Distinct: _through_distinct, Aggregate: _through_aggregate, Sort: _through_distinct,
 }
