@@ -151,7 +151,7 @@ class Driver:
         self.inline.open()
         try:
             if bounded:
-                check_bounded(self.inline.readers, self.inline.limit, self.inline.changelog)
+                check_bounded(self.inline.readers, self.inline.limit, self.inline.changelog, bool(self.output.order))
         finally:
             self.inline.close()
         self.batch_id = self.next_emit = self.inline.batch_id

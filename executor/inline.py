@@ -637,15 +637,16 @@ def check_can_emit(graph: nx.DiGraph, readers: dict[int, Reader]) -> None:
                 f"or use EMIT CHANGES")
 
 
-def check_bounded(readers: dict[int, Reader], limit: int | None, changelog: bool) -> None:
-    """collect() must end: every source bounded, or a LIMIT on appended rows."""
+def check_bounded(readers: dict[int, Reader], limit: int | None, changelog: bool, ordered: bool = False) -> None:
+    """collect() must end: every source bounded, or a LIMIT on appended rows (not after ORDER BY)."""
     if limit is not None and not changelog:
         return
     for reader in readers.values():
         if not is_bounded(reader):
             name = reader.scan.source.name
-            raise PlanError(f"collect() needs bounded input, but stream '{name}' is unbounded; "
-                            f"use start() for a continuous query, add a LIMIT, or bound the source "
+            why = ("ORDER BY needs the whole result, so its LIMIT cannot end the stream; bound the source"
+                   if ordered else "use start() for a continuous query, add a LIMIT, or bound the source")
+            raise PlanError(f"collect() needs bounded input, but stream '{name}' is unbounded; {why} "
                             f"(e.g. a generator 'count')")
 
 
@@ -694,7 +695,7 @@ def collect_plan(plan: Plan, config: RunConfig,
     query.dead_letter_router = dead_letter_router(query.graph, catalog=catalog, use_default=False)
     query.open()
     try:
-        check_bounded(query.readers, query.limit, query.changelog)
+        check_bounded(query.readers, query.limit, query.changelog, bool(query.output.order))
         run_to_end(query, on_batch)
     except DSLError:
         raise

@@ -336,3 +336,11 @@ def test_a_continuous_query_sorts_each_batch_and_refuses_order_by_with_limit(exe
     with pytest.raises(sd.DSLError, match="ORDER BY with LIMIT needs the whole result"):
         ctx.sql("SELECT v FROM s ORDER BY v LIMIT 2").start(lambda b, f: None)
     assert ctx.sql("SELECT v FROM s ORDER BY v LIMIT 2").collect()["v"].to_list() == [0, 1]
+
+
+def test_order_by_with_limit_over_an_unbounded_stream_is_refused_by_collect():
+    ctx = sd.Context(executor="inline")
+    ctx.sql("CREATE STREAM g (ad_id STRING) WITH (connector = 'generator', kind = 'ysb', realtime = 'false')")
+    assert ctx.sql("SELECT ad_id FROM g LIMIT 3").collect().height == 3  # a LIMIT alone ends the stream
+    with pytest.raises(sd.DSLError, match="ORDER BY needs the whole result, so its LIMIT cannot end the stream"):
+        ctx.sql("SELECT ad_id FROM g ORDER BY ad_id LIMIT 3").collect()
