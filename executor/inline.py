@@ -114,6 +114,7 @@ class Reader:
     realtime: bool
     exhausted: bool = False
     offset: Any = None
+    replay: Any = None  # what the offset log keeps of the last batch (`SourceBatch.replay`)
 
     @property
     def scan(self) -> ScanOp:
@@ -135,6 +136,7 @@ class Reader:
             raise ExecutionError(f"{self.scan.describe()}: {kernels.error_text(exc)}") from exc
         self.exhausted = batch.exhausted
         self.offset = batch.offset
+        self.replay = batch.offset if batch.replay is None else batch.replay
         self.clock.observe(self._max_event_ms(batch), batch.exhausted)
         return batch
 
@@ -457,7 +459,7 @@ class InlineQuery:
             until = self._replays.get(stage_id, {}).pop(batch_id, NOT_REPLAYED)
             batch = reader.pull(self.config.batch_interval_ms, until)
             if stage_id in self._offset_logs and until is NOT_REPLAYED:
-                self._offset_logs[stage_id].append(batch_id, reader.offset)
+                self._offset_logs[stage_id].append(batch_id, reader.replay)
             self._read_at[stage_id] = read_at
             pulled_batches.append(batch)
             inputs[stage_id] = batch.frame

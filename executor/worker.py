@@ -365,7 +365,7 @@ class WorkerRunner:
         until = self.replays.get(stage.id, {}).pop(batch, NOT_REPLAYED)
         pulled = reader.pull(self.setup.config.batch_interval_ms, until)
         if stage.id in self.offset_logs and until is NOT_REPLAYED:
-            self.offset_logs[stage.id].append(batch, reader.offset)  # before any output of the batch exists
+            self.offset_logs[stage.id].append(batch, reader.replay)  # before any output of the batch exists
         stats.pulled_at = max(stats.pulled_at, time.time())
         stats.rows_in += pulled.frame.height
         stats.reads.append((stage.id, kernels.source_read(reader.scan, pulled.frame.height)))

@@ -68,6 +68,7 @@ def test_the_files_source_replays_exactly_the_files_a_batch_read(tmp_path):
     first = files.make_source(definition)
     first.open(None)
     original = first.next_batch(100)  # a, b and c
+    assert original.replay == {"files": [str(directory / f"{n}.ndjson") for n in "abc"]}  # what the log keeps
     source = files.make_source(definition)
     source.open(None)
     pl.DataFrame({"v": [4]}).write_ndjson(directory / "d.ndjson")  # arrived after the lost run's batch

@@ -46,6 +46,7 @@ class SourceBatch:
     dead_letters: list[DeadLetter] = field(default_factory=list)
     max_event_time_ms: int | None = None
     replayed: bool = False
+    replay: Any = None  # what `next_batch(until=...)` needs to cut this batch again (None: the offset)
 
 
 class Source(Protocol):

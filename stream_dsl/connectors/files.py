@@ -215,7 +215,7 @@ class FileSource:
         listed = list_files(self.options, self._what, allow_missing=self.options.watch)
         return [p for p in listed if p not in self._done]
 
-    replays_exactly = True  # `until` lists the files read up to the end of the batch
+    replays_exactly = True  # `until`: the batch's files (its `replay`) or all files read up to its end
 
     def next_batch(self, batch_interval_ms: int, *, realtime: bool = False, until: Any = None) -> SourceBatch:
         if isinstance(until, dict):  # a replay: exactly the files an earlier run's batch read
@@ -243,7 +243,8 @@ class FileSource:
         frame = _concat(frames, self._schema)
         return SourceBatch(frame=frame, exhausted=self.bounded and not self._pending,
                            offset={"files": sorted(self._done)}, dead_letters=letters,
-                           max_event_time_ms=max_event_time_ms(frame, self.definition))
+                           max_event_time_ms=max_event_time_ms(frame, self.definition),
+                           replay={"files": list(chosen)})  # the offset lists every file ever read: too big to log
 
     def close(self) -> None:
         self._pending = []
