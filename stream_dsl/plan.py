@@ -140,16 +140,10 @@ class Scan:
         return self.source.schema.select(self.columns)
 
 
-@dataclass(frozen=True)
-class Filter:
-    input: "Plan"
-    predicate: Expr
-    span: Span | None = _SPAN
+class _SameColumns:
+    """A node over one input whose rows keep the input's columns (Filter, Distinct, Limit, Sort)."""
 
-    def __post_init__(self) -> None:
-        if self.predicate.dtype not in (DataType.BOOLEAN, DataType.NULL):
-            raise PlanError(f"a filter needs a BOOLEAN predicate, got {self.predicate.dtype.value}")
-        _require_columns(columns_used(self.predicate), self.input.schema, "filter")
+    input: "Plan"
 
     @property
     def inputs(self) -> tuple["Plan", ...]:
@@ -158,6 +152,18 @@ class Filter:
     @property
     def schema(self) -> Schema:
         return self.input.schema
+
+
+@dataclass(frozen=True)
+class Filter(_SameColumns):
+    input: "Plan"
+    predicate: Expr
+    span: Span | None = _SPAN
+
+    def __post_init__(self) -> None:
+        if self.predicate.dtype not in (DataType.BOOLEAN, DataType.NULL):
+            raise PlanError(f"a filter needs a BOOLEAN predicate, got {self.predicate.dtype.value}")
+        _require_columns(columns_used(self.predicate), self.input.schema, "filter")
 
 
 @dataclass(frozen=True)
@@ -257,19 +263,11 @@ class Aggregate:
 
 
 @dataclass(frozen=True)
-class Distinct:
+class Distinct(_SameColumns):
     """Each distinct row once (SELECT DISTINCT, UNION)."""
 
     input: "Plan"
     span: Span | None = _SPAN
-
-    @property
-    def inputs(self) -> tuple["Plan", ...]:
-        return (self.input,)
-
-    @property
-    def schema(self) -> Schema:
-        return self.input.schema
 
 
 @dataclass(frozen=True)
@@ -294,7 +292,7 @@ class Union:
 
 
 @dataclass(frozen=True)
-class Limit:
+class Limit(_SameColumns):
     """The first `n` rows the query produces, then the query ends."""
 
     input: "Plan"
@@ -304,14 +302,6 @@ class Limit:
     def __post_init__(self) -> None:
         if self.n < 0:
             raise PlanError("LIMIT must not be negative")
-
-    @property
-    def inputs(self) -> tuple["Plan", ...]:
-        return (self.input,)
-
-    @property
-    def schema(self) -> Schema:
-        return self.input.schema
 
 
 @dataclass(frozen=True)
@@ -328,7 +318,7 @@ class SortKey:
 
 
 @dataclass(frozen=True)
-class Sort:
+class Sort(_SameColumns):
     """The query's rows in key order (ORDER BY): only as its last step, before LIMIT.
 
     A bounded query's result is sorted as a whole (and LIMIT then takes its
@@ -346,14 +336,6 @@ class Sort:
             if key.column not in self.input.schema:
                 raise PlanError(f"ORDER BY column '{key.column}' is not an output column "
                                 f"({', '.join(self.input.schema.names)})")
-
-    @property
-    def inputs(self) -> tuple["Plan", ...]:
-        return (self.input,)
-
-    @property
-    def schema(self) -> Schema:
-        return self.input.schema
 
 
 # ---------------------------------------------------------------- two-phase aggregation
