@@ -402,6 +402,62 @@ class CheckpointStore:
         return os.path.join(self.directory, f"ckpt-{id:08d}")
 
 
+@dataclass(frozen=True)
+class CheckpointInfo:
+    """One checkpoint directory as `inspect` finds it: `state` is 'ok', 'uncommitted' or 'damaged'."""
+
+    id: int
+    path: str
+    state: str
+    reason: str = ""
+    checkpoint: Checkpoint | None = None
+    bytes: int = 0
+
+
+def inspect(root: str) -> tuple[list[CheckpointInfo], int | None]:
+    """Every checkpoint under a checkpoint_dir, newest first, verified; and the pid of a query holding it.
+
+    Read-only: nothing is locked, pruned or repaired (`stream-dsl checkpoints DIR`).
+    """
+    store = CheckpointStore(root, "", "")
+    infos = []
+    for i in sorted(store._ids(), reverse=True):
+        path = store._path(i)
+        size = sum(os.path.getsize(os.path.join(path, n)) for n in os.listdir(path)
+                   if os.path.isfile(os.path.join(path, n)))
+        try:
+            with open(os.path.join(path, MANIFEST), "rb") as f:
+                text = f.read()
+        except FileNotFoundError:
+            infos.append(CheckpointInfo(i, path, "uncommitted", "no manifest: begun, never committed", bytes=size))
+            continue
+        try:
+            found = store._load(i, path, text)
+        except (_Unusable, CheckpointError) as exc:
+            infos.append(CheckpointInfo(i, path, "damaged", str(exc), bytes=size))
+            continue
+        infos.append(CheckpointInfo(i, path, "ok", checkpoint=found, bytes=size))
+    return infos, _lock_holder(root)
+
+
+def _lock_holder(root: str) -> int | None:
+    """The pid of the live query that holds root/LOCK, if one does."""
+    try:
+        fd = os.open(os.path.join(root, LOCK_FILE), os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except OSError:
+        text = os.pread(fd, 32, 0).decode(errors="replace").strip()
+        return int(text) if text.isdigit() else -1
+    else:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(fd)
+
+
 def _checkpoint(path: str, body: Mapping[str, Any]) -> Checkpoint:
     """A Checkpoint from a manifest body (JSON: string keys, lists for tuples)."""
     clocks = {}

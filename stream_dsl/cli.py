@@ -9,6 +9,7 @@
     stream-dsl bench memory        peak memory against the stream's length
     stream-dsl bench plots         measure and draw the PNG plots
     stream-dsl bench recovery      recovery time and latency after a worker kill, per group size
+    stream-dsl checkpoints DIR     a query's checkpoints, verified, and which one a restart resumes from
 
 With no command, `stream-dsl` starts the shell when its input is a
 terminal and runs the statements it is given when its input is a pipe or a
@@ -246,6 +247,56 @@ def cmd_explain(args: argparse.Namespace, out: TextIO) -> int:
         result = result.explain()
     _show(result, target, out, args.max_rows)
     return EXIT_OK
+
+
+# ------------------------------------------------------------------------ checkpoints
+
+
+def cmd_checkpoints(args: argparse.Namespace, out: TextIO) -> int:
+    """List a checkpoint_dir's checkpoints, newest first, each verified; exit 1 when none is usable."""
+    import datetime as dt
+    import json
+
+    from executor.checkpoint import inspect
+    from executor.state import WM_INF, watermark_datetime
+
+    def watermark(ms: int | None) -> str | None:
+        return None if ms is None else "end of input" if ms >= WM_INF else str(watermark_datetime(ms))
+
+    if not os.path.isdir(args.dir):
+        raise DSLError(f"no checkpoint directory '{args.dir}'")
+    infos, holder = inspect(args.dir)
+    rows = []
+    for info in infos:
+        c = info.checkpoint
+        rows.append({"id": info.id, "state": info.state, "reason": info.reason, "bytes": info.bytes,
+                     "next_batch": None if c is None else c.next_batch,
+                     "watermark": None if c is None else watermark(c.watermark),
+                     "created": None if c is None else dt.datetime.fromtimestamp(c.created_at).isoformat(" ", "seconds")})
+    if args.json:
+        print(json.dumps({"dir": args.dir, "locked_by": holder, "checkpoints": rows}, indent=1), file=out)
+    else:
+        print(f"{args.dir}: " + (f"in use by a running query (pid {holder})" if holder else "not in use"), file=out)
+        if not rows:
+            print("no checkpoints", file=out)
+        for r in rows:
+            detail = (f"next batch {r['next_batch']}, watermark {r['watermark'] or '-'}, {r['created']}"
+                      if r["state"] == "ok" else r["reason"])
+            print(f"  ckpt-{r['id']:08d}  {r['state']:<11}  {r['bytes']:>10,} bytes  {detail}", file=out)
+        usable = next((r for r in rows if r["state"] == "ok"), None)
+        print(f"a restart resumes from ckpt-{usable['id']:08d} (batch {usable['next_batch']})" if usable
+              else "a restart starts from the beginning", file=out)
+    return EXIT_OK if any(r["state"] == "ok" for r in rows) else EXIT_ERROR
+
+
+def _add_checkpoints(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("checkpoints", help="list and verify a query's checkpoints", description=(
+        "List the checkpoints under a query's checkpoint_dir, newest first, each verified against its "
+        "checksums (ok, uncommitted: begun but never committed, or damaged: why), and whether a running "
+        "query holds the directory. Read-only. Exit code 1 when no checkpoint is usable."))
+    p.add_argument("dir", metavar="DIR", help="the query's checkpoint_dir")
+    p.add_argument("--json", action="store_true", help="print JSON instead of text")
+    p.set_defaults(handler=cmd_checkpoints)
 
 
 # ------------------------------------------------------------------------ gen
@@ -501,6 +552,7 @@ COMMANDS: dict[str, Callable[[argparse._SubParsersAction], None]] = {
     "gen": _add_gen,
     "repl": _add_repl,
     "bench": _add_bench,
+    "checkpoints": _add_checkpoints,
 }
 
 

@@ -415,3 +415,30 @@ def test_bench_ysb_reports_a_mismatch_and_exits_1(monkeypatch):
     found = re.fullmatch(r"result      MISMATCH: stream-dsl has (\d+) rows, polars 90; (\d+) rows only in "
                          r"stream-dsl, 0 only in polars", out.splitlines()[-1])
     assert found and int(found.group(1)) - 90 == int(found.group(2)) > 0
+
+
+# --------------------------------------------------------------------- checkpoints
+
+
+def test_checkpoints_lists_and_verifies_and_names_the_restart_point(tmp_path):
+    import json
+
+    ckpt, out_dir = tmp_path / "ckpt", tmp_path / "out"
+    text = (EVENTS_DDL + "SET group_size = '10';\nSET workers = '1';\n"
+            f"SET checkpoint_dir = '{ckpt}';\n"
+            f"CREATE SINK out WITH (connector = 'files', path = '{out_dir}', format = 'parquet');\n"
+            "INSERT INTO out " + YSB_QUERY)
+    code, _, err = call("run", script(tmp_path, text))
+    assert code == 0, err
+    code, out, _ = call("checkpoints", str(ckpt))
+    assert code == 0 and "not in use" in out
+    ids = [int(m) for m in re.findall(r"ckpt-(\d{8})\s+ok", out)]
+    assert ids and ids == sorted(ids, reverse=True) and "watermark end of input" in out  # the last one: the end
+    assert f"a restart resumes from ckpt-{ids[0]:08d} (batch 50)" in out  # 5000 events, 100 per batch
+    newest = next((ckpt / "checkpoints").glob(f"ckpt-{ids[0]:08d}"))
+    (newest / "manifest.json").write_text("{")
+    code, out, _ = call("checkpoints", str(ckpt), "--json")
+    listed = json.loads(out)["checkpoints"]
+    assert code == 0 and listed[0]["state"] == "damaged" and "not valid JSON" in listed[0]["reason"]
+    assert listed[1]["state"] == "ok" and listed[1]["id"] == ids[1]
+    assert call("checkpoints", str(tmp_path / "nothing"))[0] == 1
