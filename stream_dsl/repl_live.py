@@ -210,8 +210,9 @@ class _Follower:
             self.handle.stop()
 
     def status(self, state: str) -> QueryStatus:
-        totals = self.handle.totals() if hasattr(self.handle, "totals") else None
-        return query_status(self.handle.progress()[-10:], time.perf_counter() - self.started, state, totals)
+        handle = self.handle
+        return query_status(handle.progress()[-10:], time.perf_counter() - self.started, state, handle.totals(),
+                            len(handle.recoveries))
 
     def view(self, state: str) -> Any:
         status = self.status(state)

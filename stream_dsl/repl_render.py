@@ -218,10 +218,11 @@ class QueryStatus:
     late_rows: int
     dead_letters: int
     elapsed_s: float
+    recoveries: int = 0  # lost workers replaced from a checkpoint
 
 
 def query_status(progress: Sequence[dict[str, Any]], elapsed_s: float, state: str = "running",
-                 totals: dict[str, int] | None = None) -> QueryStatus:
+                 totals: dict[str, int] | None = None, recoveries: int = 0) -> QueryStatus:
     """Totals over every batch (`totals`, else summed over `progress`); latency: the mean of the last ten batches.
 
     >>> query_status([{"rows_in": 10, "rows_out": 1, "latency_ms": 2.0, "watermark": None}], 2.0).rows_per_second
@@ -245,6 +246,7 @@ def query_status(progress: Sequence[dict[str, Any]], elapsed_s: float, state: st
         late_rows=total("late_rows"),
         dead_letters=total("dead_letters"),
         elapsed_s=elapsed_s,
+        recoveries=recoveries,
     )
 
 
@@ -266,6 +268,8 @@ def status_text(status: QueryStatus, *, hint: bool = True) -> Text:
         parts.append(f"{status.late_rows:,} late rows")
     if status.dead_letters:
         parts.append(f"{status.dead_letters:,} dead letters")
+    if status.recoveries:
+        parts.append(f"{status.recoveries} lost worker{'s' if status.recoveries > 1 else ''} recovered")
     parts.append(f"{status.elapsed_s:,.1f}s")
     text.append(" · " + " · ".join(parts))
     if hint and status.state == "running":

@@ -280,6 +280,11 @@ def test_status_line_has_batches_rate_watermark_and_latency():
     text = status_text(query_status(progress, 2.0)).plain
     assert text.startswith("● running · 4 batches · 400 rows in (200 rows/s) · 8 rows out")
     assert "watermark 2026-01-01 00:00:03" in text and "latency 3.5 ms" in text and "1 late rows" in text
+    assert "recovered" not in text
+    totals = {"batches": 40_000, "rows_in": 4_000_000, "rows_out": 80_000, "late_rows": 0, "dead_letters": 3}
+    text = status_text(query_status(progress, 2.0, totals=totals, recoveries=2)).plain
+    assert text.startswith("● running · 40,000 batches · 4,000,000 rows in (2,000,000 rows/s) · 80,000 rows out")
+    assert "3 dead letters" in text and "2 lost workers recovered" in text and "late rows" not in text
 
 
 # ---------------------------------------------------------------- the session: statements
