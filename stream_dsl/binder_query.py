@@ -7,9 +7,10 @@ the dataframe API builds the same plans through the same code.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Any, Sequence
 
 from stream_dsl import ast
 from stream_dsl import expr as E
@@ -142,7 +143,8 @@ def _bind_aggregation(sel: ast.Select, plan: Plan, scope: Scope, text: str | Non
     outputs = select_outputs(sel.items, binder, select_scope)
     having = None
     if sel.having is not None:
-        having = ExprBinder(select_scope, aggregates=True, clause="HAVING", text=text).bind(sel.having)
+        condition = _with_aliases(sel.having, sel.items, select_scope)
+        having = ExprBinder(select_scope, aggregates=True, clause="HAVING", text=text).bind(condition)
     emit = _EMIT[sel.emit] if sel.emit is not None else None
     return plan_aggregate_query(plan, keys, window, outputs, having, emit, span=sel.span,
                                 emit_span=_emit_span(sel, text))
@@ -167,6 +169,30 @@ def _bind_group_by(sel: ast.Select, scope: Scope, text: str | None) -> tuple[lis
             raise BindError("aggregate functions are not allowed in GROUP BY", span=node.span)
         keys.append(bind_expr(target, scope, clause="GROUP BY", text=text))
     return keys, window
+
+
+def _with_aliases(node: Any, items: Sequence[ast.SelectItem], scope: Scope) -> Any:
+    """`node` with each name that is no input column but a select alias replaced by the aliased expression.
+
+    So `HAVING n > 1` works for `COUNT(*) AS n`, as in DuckDB and MySQL (an input column of that name wins).
+    """
+    if isinstance(node, ast.Identifier):
+        if len(node.parts) == 1 and not scope.lookup(node.parts):
+            found = match_names(node.parts[0], [i.alias for i in items if i.alias is not None])
+            if len(found) == 1:
+                return next(i.expr for i in items if i.alias == found[0])
+        return node
+    if isinstance(node, tuple):
+        return tuple(_with_aliases(n, items, scope) for n in node)
+    if not dataclasses.is_dataclass(node) or isinstance(node, ast.Select):
+        return node
+    changes = {}
+    for f in dataclasses.fields(node):
+        value = getattr(node, f.name)
+        new = _with_aliases(value, items, scope)
+        if new is not value:
+            changes[f.name] = new
+    return dataclasses.replace(node, **changes) if changes else node
 
 
 def _group_target(node: ast.Expr, items: Sequence[ast.SelectItem], scope: Scope) -> ast.Expr:

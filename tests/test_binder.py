@@ -119,6 +119,14 @@ def test_order_by_names_output_columns_by_name_alias_or_position(catalog):
     assert "select it with an alias" in error_of(catalog, "SELECT sku FROM products ORDER BY sku || 'x'").message
 
 
+def test_having_names_a_select_alias_unless_an_input_column_has_that_name(catalog):
+    aliased = plan_of(catalog, "SELECT sku, COUNT(*) AS n FROM products GROUP BY sku HAVING n > 1")
+    spelled = plan_of(catalog, "SELECT sku, COUNT(*) AS n FROM products GROUP BY sku HAVING COUNT(*) > 1")
+    assert aliased == spelled
+    err = error_of(catalog, "SELECT sku, SUM(price) AS price FROM products GROUP BY sku HAVING price > 1")
+    assert "'price' must appear in GROUP BY" in err.message
+
+
 def test_error_position_on_a_later_line(catalog):
     text = "SELECT url\nFROM clicks\nWHERE duraton_ms > 5"
     err = error_of(catalog, text)

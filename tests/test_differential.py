@@ -101,6 +101,10 @@ QUERIES = [
     Q("global_aggregate",
       "SELECT COUNT(*) AS n, SUM(d) AS sd, COUNT(DISTINCT k) AS dk, MIN(ts) AS first FROM s WHERE i <> 0",
       "SELECT COUNT(*) AS n, SUM(d) AS sd, COUNT(DISTINCT k) AS dk, MIN(ts) AS first FROM s WHERE i <> 0"),
+    Q("having_names_select_aliases",
+      "SELECT k, COUNT(*) AS n, SUM(i) AS total FROM s GROUP BY k HAVING n > 1 AND (total IS NULL OR total >= 0)",
+      "SELECT k, COUNT(*) AS n, SUM(i) AS total FROM s GROUP BY k HAVING COUNT(*) > 1 "
+      "AND (SUM(i) IS NULL OR SUM(i) >= 0)"),
     Q("count_star_only",
       "SELECT COUNT(*) AS n FROM s",
       "SELECT COUNT(*) AS n FROM s"),
