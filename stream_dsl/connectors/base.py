@@ -15,7 +15,9 @@ from typing import Any, Protocol
 
 import polars as pl
 
+from stream_dsl.errors import ConnectorError
 from stream_dsl.plan import SourceDef
+from stream_dsl.types import Schema
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +65,16 @@ class Source(Protocol):
         """The next micro-batch. With `realtime` a source may wait to pace itself to the wall clock."""
 
     def close(self) -> None: ...
+
+
+def read_schema(definition: SourceDef, columns: list[str] | None, what: str) -> Schema:
+    """The schema `Source.open(columns)` reads: the requested columns (None: all), each one checked."""
+    if columns is None:
+        return definition.schema
+    missing = [c for c in columns if c not in definition.schema]
+    if missing:
+        raise ConnectorError(f"{what}: no column '{missing[0]}'; columns: {', '.join(definition.schema.names)}")
+    return definition.schema.select(columns)
 
 
 class TableSource(Protocol):

@@ -39,7 +39,7 @@ from typing import Any
 
 import polars as pl
 
-from stream_dsl.connectors.base import DeadLetter, SourceBatch
+from stream_dsl.connectors.base import DeadLetter, SourceBatch, read_schema
 from stream_dsl.connectors.decode import CsvOptions, Decoded, conform, decode_csv, decode_ndjson, empty_frame
 from stream_dsl.connectors.options import as_bool, as_int, check_keys
 from stream_dsl.errors import ConnectorError
@@ -202,12 +202,7 @@ class FileSource:
         return not self.options.watch
 
     def open(self, columns: list[str] | None, offset: Any = None) -> None:
-        if columns is not None:
-            missing = [c for c in columns if c not in self.definition.schema]
-            if missing:
-                raise ConnectorError(f"{self._what}: no column '{missing[0]}'; "
-                                     f"columns: {', '.join(self.definition.schema.names)}")
-        self._schema = self.definition.schema if columns is None else self.definition.schema.select(columns)
+        self._schema = read_schema(self.definition, columns, self._what)
         self._done = set(offset.get("files", ())) if isinstance(offset, dict) else set()
         self._pending = self._new_files()
 

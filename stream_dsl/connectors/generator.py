@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from stream_dsl.connectors.base import SourceBatch
+from stream_dsl.connectors.base import SourceBatch, read_schema
 from stream_dsl.connectors.decode import conform, decode_ndjson
 from stream_dsl.connectors.options import as_bool, as_int, as_positive_rate, check_keys
 from stream_dsl.errors import ConnectorError, DSLError
@@ -245,12 +245,7 @@ class GeneratorSource:
         return self.spec.count is not None or self.spec.kind == "ysb_campaigns"
 
     def open(self, columns: list[str] | None, offset: Any = None) -> None:
-        if columns is not None:
-            for c in columns:
-                if c not in self.definition.schema:
-                    raise ConnectorError(f"source '{self.definition.name}': no column '{c}'; "
-                                         f"columns: {', '.join(self.definition.schema.names)}")
-        self._schema = self.definition.schema if columns is None else self.definition.schema.select(columns)
+        self._schema = read_schema(self.definition, columns, f"source '{self.definition.name}'")
         self._time_ms = int(offset.get("time_ms", 0)) if isinstance(offset, dict) else 0
         self._opened_at = _monotonic()
         self._opened_time_ms = self._time_ms

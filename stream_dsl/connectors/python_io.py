@@ -38,7 +38,7 @@ from typing import Any, Callable, Iterable, Iterator, Mapping
 
 import polars as pl
 
-from stream_dsl.connectors.base import DeadLetter, SourceBatch
+from stream_dsl.connectors.base import DeadLetter, SourceBatch, read_schema
 from stream_dsl.connectors.decode import conform, decode_ndjson, empty_frame
 from stream_dsl.connectors.files import max_event_time_ms
 from stream_dsl.connectors.options import as_bool, as_int, check_keys
@@ -177,12 +177,7 @@ class PythonSource:
         if items is None:
             raise ConnectorError(f"{self._what}: no Python items registered under '{self._id}' "
                                  f"(python_io.register_items)")
-        if columns is not None:
-            missing = [c for c in columns if c not in self.definition.schema]
-            if missing:
-                raise ConnectorError(f"{self._what}: no column '{missing[0]}'; "
-                                     f"columns: {', '.join(self.definition.schema.names)}")
-        self._schema = self.definition.schema if columns is None else self.definition.schema.select(columns)
+        self._schema = read_schema(self.definition, columns, self._what)
         if isinstance(items, queue.Queue):
             self._queue = items
         else:

@@ -61,7 +61,7 @@ from typing import Any, Callable, TypeVar
 
 import polars as pl
 
-from stream_dsl.connectors.base import DeadLetter, SourceBatch
+from stream_dsl.connectors.base import DeadLetter, SourceBatch, read_schema
 from stream_dsl.connectors.decode import conform, decode_ndjson, empty_frame
 from stream_dsl.connectors.files import for_text_format, max_event_time_ms
 from stream_dsl.connectors.options import as_bool, as_int, check_keys
@@ -270,12 +270,7 @@ class RedisSource:
     # ------------------------------------------------------------ open
 
     def open(self, columns: list[str] | None, offset: Any = None) -> None:
-        if columns is not None:
-            missing = [c for c in columns if c not in self.definition.schema]
-            if missing:
-                raise ConnectorError(f"{self._what}: no column '{missing[0]}'; "
-                                     f"columns: {', '.join(self.definition.schema.names)}")
-        self._schema = self.definition.schema if columns is None else self.definition.schema.select(columns)
+        self._schema = read_schema(self.definition, columns, self._what)
         self._client = connect(self.options.url, self._what)
         created = self.retrier("creating the consumer group", self._create_group)
         self._pending_cursor = b"0"

@@ -33,7 +33,7 @@ from typing import Any
 
 import polars as pl
 
-from stream_dsl.connectors.base import DeadLetter, SourceBatch
+from stream_dsl.connectors.base import DeadLetter, SourceBatch, read_schema
 from stream_dsl.connectors.decode import CsvOptions, Decoded, decode_csv, decode_ndjson, empty_frame
 from stream_dsl.connectors.files import max_event_time_ms
 from stream_dsl.connectors.options import as_bool, as_int, check_keys
@@ -123,12 +123,7 @@ class SocketSource:
     # ------------------------------------------------------------ the server thread
 
     def open(self, columns: list[str] | None, offset: Any = None) -> None:
-        if columns is not None:
-            missing = [c for c in columns if c not in self.definition.schema]
-            if missing:
-                raise ConnectorError(f"{self._what}: no column '{missing[0]}'; "
-                                     f"columns: {', '.join(self.definition.schema.names)}")
-        self._schema = self.definition.schema if columns is None else self.definition.schema.select(columns)
+        self._schema = read_schema(self.definition, columns, self._what)
         server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
