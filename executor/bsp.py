@@ -23,15 +23,14 @@ row), so `stream-dsl bench scheduling` measures Drizzle against both.
 
 from __future__ import annotations
 
-from collections import deque
 from dataclasses import replace
 from typing import Any
 
-from executor.driver import Driver, OnBatch, ShouldStop, _Stopped, run_recovering
+from executor.driver import Driver, OnBatch, ShouldStop
 from executor.inline import Output
 from executor.messages import Report
 from executor.recovery import RestorePoint
-from executor.scheduler import Begin, Boundary, BspPolicy, Finish, Proceed, Reported, SendTasks, Shutdown, place
+from executor.scheduler import Boundary, BspPolicy, Finish, Proceed, SendTasks, place
 from executor.shuffle import Clock, WatermarkChain, source_clock
 from stream_dsl.config import RunConfig
 
@@ -71,35 +70,20 @@ class BspDriver(Driver):
         last_wave = max(i for i, wave in enumerate(stages) if wave & mine)
         return policy.wave == last_wave
 
-    def run(self, on_batch: OnBatch = None, should_stop: ShouldStop = None, *, idle_sleep: bool = False) -> None:
-        run_recovering(self, lambda: self._run_batches(on_batch, should_stop, idle_sleep))
-
-    def _run_batches(self, on_batch: OnBatch, should_stop: ShouldStop, idle_sleep: bool) -> None:
-        """The batch loop from `self.batch_id` on (again from the checkpoint's batch after a recovery)."""
-        policy = self._policy = BspPolicy(self.topology, self.workers, pipelined=self.pipelined)
+    def _new_policy(self) -> BspPolicy:
+        """Batches from `self.batch_id` on, one wave of tasks at a time."""
         self.chain.last_batch = max(self.chain.last_batch, self.batch_id - 1)
-        work = deque(policy.handle(Begin(self.batch_id)))
-        try:
-            while True:
-                while work:
-                    instruction = work.popleft()
-                    if isinstance(instruction, SendTasks):
-                        self.send(self._with_watermarks(instruction))
-                    elif isinstance(instruction, Boundary):
-                        work.extend(policy.handle(self._boundary(instruction, on_batch, should_stop, idle_sleep)))
-                    elif isinstance(instruction, Shutdown):
-                        return
-                message = self._receive(should_stop)
-                if isinstance(message, Report):
-                    self.take_report(message)
-                    for batch, stats in message.batches.items():
-                        if stats.clocks:
-                            self._clocks.setdefault(batch, {}).update(stats.clocks)
-                    work.extend(policy.handle(Reported(message.worker, message.assignment)))
-        except _Stopped:
-            self.cancel(on_batch)
+        self._policy = BspPolicy(self.topology, self.workers, pipelined=self.pipelined)
+        return self._policy
 
-    def _with_watermarks(self, instruction: SendTasks) -> SendTasks:
+    def take_report(self, report: Report) -> None:
+        """Also keep the source clocks the report carries: the driver derives BSP's watermarks from them."""
+        super().take_report(report)
+        for batch, stats in report.batches.items():
+            if stats.clocks:
+                self._clocks.setdefault(batch, {}).update(stats.clocks)
+
+    def _outgoing(self, instruction: SendTasks) -> SendTasks:
         """Stateful tasks get the batch's (previous, new) watermark from the driver."""
         stateful = {s.id for s in self.stages if s.stateful is not None}
         if not any(t.key.stage in stateful for t in instruction.tasks):

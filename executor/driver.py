@@ -14,7 +14,8 @@ ExecutionError, and every worker process is gone afterwards. Every
 blocking receive has a timeout, after which worker liveness (and a stop
 request) is checked, so the driver never hangs.
 
-`DrizzleDriver.run` is the group loop: the `DrizzlePolicy` sends one
+`Driver.run` drives a scheduling policy (`DrizzlePolicy` here, `BspPolicy`
+in bsp.py) through one loop. In Drizzle the policy sends one
 message per worker with every task of the next G micro-batches; map tasks
 notify reducers directly and reducers advance the watermark themselves, so
 the driver hears from the workers only at the group boundary (and gets
@@ -261,6 +262,49 @@ class Driver:
         entry["restored_at"] = time.time()
 
     def run(self, on_batch: OnBatch = None, should_stop: ShouldStop = None, *, idle_sleep: bool = False) -> None:
+        """Run the scheduling policy's loop; after a lost worker, recover (or fail) and run it again
+        from the checkpoint's batch with a fresh policy."""
+        lost: WorkerLost | None = None
+        while True:
+            try:
+                if lost is not None:
+                    self.recover(lost)
+                    lost = None
+                self._drive(self._new_policy(), on_batch, should_stop, idle_sleep)
+                return
+            except WorkerLost as exc:
+                lost = exc
+
+    def _drive(self, policy: Any, on_batch: OnBatch, should_stop: ShouldStop, idle_sleep: bool) -> None:
+        """Carry out the policy's instructions and feed it the workers' reports, from `self.batch_id` on."""
+        work = deque(policy.handle(Begin(self.batch_id)))
+        try:
+            while True:
+                while work:
+                    instruction = work.popleft()
+                    if isinstance(instruction, SendTasks):
+                        self.send(self._outgoing(instruction))
+                    elif isinstance(instruction, Boundary):
+                        work.extend(policy.handle(self._boundary(instruction, on_batch, should_stop, idle_sleep)))
+                    elif isinstance(instruction, Shutdown):
+                        return
+                message = self._receive(should_stop)
+                if isinstance(message, Report):
+                    self.take_report(message)
+                    work.extend(policy.handle(Reported(message.worker, message.assignment)))
+        except _Stopped:
+            self.cancel(on_batch)
+
+    def _new_policy(self) -> Any:
+        """The scheduling state machine (`scheduler.py`) for a run from `self.batch_id`."""
+        raise NotImplementedError
+
+    def _outgoing(self, instruction: SendTasks) -> SendTasks:
+        """A task message as it goes out (BSP adds the batch's watermarks)."""
+        return instruction
+
+    def _boundary(self, boundary: Boundary, on_batch: OnBatch, should_stop: ShouldStop,
+                  idle_sleep: bool) -> Proceed | Finish:
         raise NotImplementedError
 
     # ------------------------------------------------------------ messages
@@ -561,30 +605,10 @@ class DrizzleDriver(Driver):
         return dict(place(self.topology, self.workers, clock_notices=True,
                           pipelined=pipelines(self.config.group_size)).hosts)
 
-    def run(self, on_batch: OnBatch = None, should_stop: ShouldStop = None, *, idle_sleep: bool = False) -> None:
-        run_recovering(self, lambda: self._run_groups(on_batch, should_stop, idle_sleep))
-
-    def _run_groups(self, on_batch: OnBatch, should_stop: ShouldStop, idle_sleep: bool) -> None:
-        """The group loop from `self.batch_id` on (again from the checkpoint's batch after a recovery)."""
-        policy = DrizzlePolicy(self.topology, self.workers, self.sizer.size,
-                               pipelined=pipelines(self.config.group_size), group=self.group_id)
-        work = deque(policy.handle(Begin(self.batch_id)))
-        try:
-            while True:
-                while work:
-                    instruction = work.popleft()
-                    if isinstance(instruction, SendTasks):
-                        self.send(instruction)
-                    elif isinstance(instruction, Boundary):
-                        work.extend(policy.handle(self._boundary(instruction, on_batch, should_stop, idle_sleep)))
-                    elif isinstance(instruction, Shutdown):
-                        return
-                message = self._receive(should_stop)
-                if isinstance(message, Report):
-                    self.take_report(message)
-                    work.extend(policy.handle(Reported(message.worker, message.assignment)))
-        except _Stopped:
-            self.cancel(on_batch)
+    def _new_policy(self) -> DrizzlePolicy:
+        """Groups from `self.batch_id` on; group ids go on from the last one (across recoveries too)."""
+        return DrizzlePolicy(self.topology, self.workers, self.sizer.size,
+                             pipelined=pipelines(self.config.group_size), group=self.group_id)
 
     def _boundary(self, boundary: Boundary, on_batch: OnBatch, should_stop: ShouldStop,
                   idle_sleep: bool) -> Proceed | Finish:
@@ -606,20 +630,6 @@ class DrizzleDriver(Driver):
 
 
 # ---------------------------------------------------------------- helpers
-
-
-def run_recovering(driver: Driver, run: Callable[[], None]) -> None:
-    """Run the driver's loop; after a lost worker, recover (or fail) and run it again from the checkpoint."""
-    lost: WorkerLost | None = None
-    while True:
-        try:
-            if lost is not None:
-                driver.recover(lost)
-                lost = None
-            run()
-            return
-        except WorkerLost as exc:
-            lost = exc
 
 
 def _memory_data(stage: Stage) -> dict[str, list[Any]]:
