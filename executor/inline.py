@@ -52,11 +52,9 @@ import networkx as nx
 import polars as pl
 
 from executor import kernels
-from executor.checkpoint import write_part
 from executor.commits import commit_sources, dead_letter_router, resume_watermark, retention_ms
-from executor.messages import CheckpointPart
 from executor.offset_log import OffsetLog
-from executor.recovery import Checkpointing, RestorePoint, load_states
+from executor.recovery import Checkpointing, RestorePoint, load_states, write_checkpoint_part
 from executor.state import (AggregateState, DistinctState, SourceClock, empty_aggregate_row, make_state,
                             query_watermark, watermark_datetime)
 from optimizer.lower import lower, stage_order
@@ -115,10 +113,33 @@ class Reader:
     exhausted: bool = False
     offset: Any = None
     replay: Any = None  # what the offset log keeps of the last batch (`SourceBatch.replay`)
+    log: OffsetLog | None = None  # with checkpoints: where each batch ended, logged before it runs
+    replays: dict[int, Any] = field(default_factory=dict)  # batch -> logged end of a batch an earlier run read
 
     @property
     def scan(self) -> ScanOp:
         return self.stage.head  # type: ignore[return-value]
+
+    def follow_log(self, log: OffsetLog, from_batch: int) -> None:
+        """Log every batch read from now on; replay the ones an earlier run logged from `from_batch` on."""
+        self.log, self.replays = log, log.read(from_batch)
+
+    def read(self, interval_ms: int, batch: int) -> SourceBatch:
+        """Batch `batch`: cut where an earlier run cut it (a logged batch, replayed), or read afresh and logged
+        (before any of its output exists)."""
+        until = self.replays.pop(batch, NOT_REPLAYED)
+        pulled = self.pull(interval_ms, until)
+        if self.log is not None and until is NOT_REPLAYED:
+            self.log.append(batch, self.replay)
+        return pulled
+
+    def close(self) -> None:
+        if self.log is not None:
+            self.log.close()
+        try:
+            self.source.close()
+        except Exception:
+            pass
 
     def pull(self, interval_ms: int, until: Any = NOT_REPLAYED) -> SourceBatch:
         """The next batch; `until`: the offset where an earlier run's batch ended (a replay, see offset_log)."""
@@ -156,26 +177,24 @@ class Reader:
         return pl.DataFrame(schema={c: schema.dtype(c).polars for c in self.scan.read_columns})
 
 
-def open_reader(stage: Stage, *, realtime: bool, offset: Any = None,
-                restored: tuple[int | None, bool] | None = None) -> Reader:
-    """Open a source stage's source; from a checkpoint: at its `offset`, its clock at `restored`.
-
-    `restored` is the clock's (max_event_ms, exhausted) after the checkpointed batch.
-    """
+def open_reader(stage: Stage, *, realtime: bool, restore: Any = None) -> Reader:
+    """Open a source stage's source; from a checkpoint (`restore`: a RestorePoint or a worker's Restore,
+    with `offsets` and `clocks` by stage) at its offset, with its clock as it was then."""
     scan: ScanOp = stage.head  # type: ignore[assignment]
     definition = scan.source
     source: Source = TableAsSource(definition) if definition.kind == "table" else open_source(definition)
     paced = realtime and (definition.option("realtime", "true") or "true").lower() != "false"
     wm = definition.watermark
     clock = SourceClock(None if wm is None or definition.kind == "table" else wm.delay_ms)
-    if offset is None:
+    if restore is None or stage.id not in restore.offsets:
         source.open(list(scan.read_columns))
-    else:
-        source.open(list(scan.read_columns), offset)
-    reader = Reader(stage, source, clock, paced)
-    if restored is not None:
+        return Reader(stage, source, clock, paced)
+    offset, restored = restore.offsets[stage.id], restore.clocks.get(stage.id)
+    source.open(list(scan.read_columns), offset)
+    reader = Reader(stage, source, clock, paced, offset=offset)
+    if restored is not None:  # the clock's (max_event_ms, exhausted) after the checkpointed batch
         clock.observe(*restored)
-        reader.exhausted, reader.offset = restored[1], offset
+        reader.exhausted = restored[1]
     return reader
 
 
@@ -325,8 +344,6 @@ class InlineQuery:
         self._read_at: dict[int, float] = {}  # source stage -> when this batch's read began (task_log)
         self.tables: dict[str, pl.DataFrame] = {}
         self._checkpointing: Checkpointing | None = None  # with a checkpoint_dir
-        self._offset_logs: dict[int, OffsetLog] = {}  # source stage -> its batch offset log, with a checkpoint_dir
-        self._replays: dict[int, dict[int, Any]] = {}  # source stage -> batch -> logged end offset
         self._checkpoint_from = 0
         self._changelog_rows = 0
         self._changelog_stage = next((s for s in self.stages if isinstance(s.stateful, AggregateOp)
@@ -347,21 +364,15 @@ class InlineQuery:
             point = self._open_checkpoints()
             for stage in self.stages:
                 if stage.is_source:
-                    if point is not None and stage.id in point.offsets:
-                        self.readers[stage.id] = open_reader(stage, realtime=self.realtime,
-                                                             offset=point.offsets[stage.id],
-                                                             restored=point.clocks.get(stage.id))
-                    else:
-                        self.readers[stage.id] = open_reader(stage, realtime=self.realtime)
+                    self.readers[stage.id] = open_reader(stage, realtime=self.realtime, restore=point)
             check_can_emit(self.graph, self.readers)
             if point is None:
                 self._resume()
             else:
                 self._restore(point)
             if self._checkpointing is not None:
-                for stage_id in self.readers:
-                    log = self._offset_logs[stage_id] = OffsetLog(self._checkpointing.offset_log, stage_id)
-                    self._replays[stage_id] = log.read(self.batch_id)
+                for stage_id, reader in self.readers.items():
+                    reader.follow_log(OffsetLog(self._checkpointing.offset_log, stage_id), self.batch_id)
         except BaseException:
             self.close()
             raise
@@ -395,11 +406,8 @@ class InlineQuery:
         if not (due or self.exhausted or self.output.full):
             return None
         id, directory = checkpointing.request(0)
-        states = dict(self.states)
-        file = "inline.state" if states else None
-        sha = write_part(directory, file, states) if file else None
         offsets = {stage: reader.offset for stage, reader in self.readers.items()}
-        checkpointing.take(CheckpointPart(id, 0, file, sha, tuple(sorted(states)), offsets))
+        checkpointing.take(write_checkpoint_part(id, 0, directory, "inline.state", self.states, offsets))
         clocks = {stage: reader.clock for stage, reader in self.readers.items()}
         return checkpointing.commit(next_batch=batch_id + 1, watermark=self.watermark, clocks=clocks,
                                     output_rows=self.output.rows_out)
@@ -424,14 +432,9 @@ class InlineQuery:
 
     def close(self) -> None:
         for reader in self.readers.values():
-            try:
-                reader.source.close()
-            except Exception:
-                pass
+            reader.close()
         if self.dead_letter_router is not None:
             self.dead_letter_router.close()
-        for log in self._offset_logs.values():
-            log.close()
         if self._checkpointing is not None:
             self._checkpointing.close()
 
@@ -456,10 +459,7 @@ class InlineQuery:
         pulled_batches: list[SourceBatch] = []
         for stage_id, reader in self.readers.items():
             read_at = time.time()
-            until = self._replays.get(stage_id, {}).pop(batch_id, NOT_REPLAYED)
-            batch = reader.pull(self.config.batch_interval_ms, until)
-            if stage_id in self._offset_logs and until is NOT_REPLAYED:
-                self._offset_logs[stage_id].append(batch_id, reader.replay)
+            batch = reader.read(self.config.batch_interval_ms, batch_id)
             self._read_at[stage_id] = read_at
             pulled_batches.append(batch)
             inputs[stage_id] = batch.frame
@@ -481,8 +481,9 @@ class InlineQuery:
             checkpoint = self._checkpoint(batch_id)
             if checkpoint is not None:  # the state is safe: sources may release everything up to here
                 commit_sources(self.readers.values(), None)
-                for log in self._offset_logs.values():
-                    log.committed(batch_id)
+                for reader in self.readers.values():
+                    if reader.log is not None:
+                        reader.log.committed(batch_id)
         self.batch_id += 1
         finished = time.perf_counter()
         report = {

@@ -34,7 +34,7 @@ from typing import Any, Mapping
 
 import networkx as nx
 
-from executor.checkpoint import Checkpoint, CheckpointStore, fingerprint, read_part
+from executor.checkpoint import Checkpoint, CheckpointStore, fingerprint, read_part, write_part
 from executor.messages import CheckpointPart, Restore
 from executor.scheduler import MapId
 from executor.state import SourceClock
@@ -81,6 +81,14 @@ def load_states(directory: str, parts: Mapping[str, str], partitions: Mapping[Ma
         ops = {key: stateful[key[0]] for key, name in partitions.items() if name == file}
         states.update(read_part(os.path.join(directory, file), parts[file], ops))
     return states
+
+
+def write_checkpoint_part(id: int, worker: int, directory: str, name: str, states: Mapping[MapId, Any],
+                          offsets: dict[int, Any]) -> CheckpointPart:
+    """One process's share of checkpoint `id`: its operator states in file `name` (no file when it holds
+    none) and its sources' offsets."""
+    sha = write_part(directory, name, states) if states else None
+    return CheckpointPart(id, worker, name if states else None, sha, tuple(sorted(states)), offsets)
 
 
 def clocks_of(clocks: Mapping[int, SourceClock]) -> dict[int, tuple[int | None, bool]]:

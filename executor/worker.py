@@ -59,14 +59,13 @@ import polars as pl
 
 from executor import kernels
 from executor.changelog_rows import pack
-from executor.checkpoint import write_part
 from executor.commits import retention_ms
-from executor.inline import NOT_REPLAYED, InlineQuery, Output, Reader, _concat, open_reader
+from executor.inline import InlineQuery, Output, Reader, _concat, open_reader
 from executor.messages import (Assign, Cancel, CheckpointPart, Commit, Failed, Heartbeat, Output as OutputMessage,
                                Ready, Report, Restore, Setup, Stop)
 from executor.metrics import BatchStats, TaskMetrics
 from executor.offset_log import OffsetLog
-from executor.recovery import load_states
+from executor.recovery import load_states, write_checkpoint_part
 from executor.runtime import DRIVER, Channel
 from executor.scheduler import (Assigned, AssignmentDone, Finished, InputsReady, Notice, Run, TaskKey, TaskSpec,
                                 WorkerScheduler)
@@ -135,8 +134,6 @@ class WorkerRunner:
         self.chain = WatermarkChain({s.id: source_clock(s) for s in self.stages.values() if s.is_source},
                                     last_batch=setup.first_batch - 1)
         self.restore: Restore | None = setup.restore
-        self.offset_logs: dict[int, OffsetLog] = {}  # source stage -> its batch offset log (with checkpoints)
-        self.replays: dict[int, dict[int, Any]] = {}  # source stage -> batch -> logged end offset, to replay
         if self.restore is not None:
             self._restore(self.restore)
         self.assigns: dict[int, Assign] = {}
@@ -214,16 +211,11 @@ class WorkerRunner:
 
     def _checkpoint_part(self, id: int, directory: str) -> CheckpointPart:
         """This worker's states (one file) and its sources' offsets, as they are after its last task."""
-        states = dict(self.query.states)
-        file = sha = None
-        if states:
-            file = f"worker-{self.me}.state"
-            sha = write_part(directory, file, states)
         offsets = {stage: reader.offset for stage, reader in self.readers.items()}
         if self.restore is not None:  # sources not read since the restore are where the checkpoint left them
             for stage, offset in self.restore.offsets.items():
                 offsets.setdefault(stage, offset)
-        return CheckpointPart(id, self.me, file, sha, tuple(sorted(states)), offsets)
+        return write_checkpoint_part(id, self.me, directory, f"worker-{self.me}.state", self.query.states, offsets)
 
     def _restore(self, restore: Restore) -> None:
         """Start from a checkpoint: this worker's partitions' states and the watermark chain after it."""
@@ -237,10 +229,10 @@ class WorkerRunner:
 
     def _commit(self, commit: Commit) -> None:
         """Let this worker's sources release what they read up to the committed batch (as inline does per batch)."""
-        for log in self.offset_logs.values():
-            log.committed(commit.through_batch)
         offsets = self.offsets.get(commit.through_batch, {})
         for stage, reader in self.readers.items():
+            if reader.log is not None:
+                reader.log.committed(commit.through_batch)
             if stage in offsets:
                 commit_source(reader.source, offsets[stage], commit.keep_from_ms)
         for batch in [b for b in self.offsets if b <= commit.through_batch]:
@@ -352,20 +344,10 @@ class WorkerRunner:
         """The source's next batch, read here in batch order (the source is opened on first use)."""
         reader = self.readers.get(stage.id)
         if reader is None:
-            restore = self.restore
-            if restore is not None and stage.id in restore.offsets:
-                reader = open_reader(stage, realtime=self.setup.realtime, offset=restore.offsets[stage.id],
-                                     restored=restore.clocks.get(stage.id))
-            else:
-                reader = open_reader(stage, realtime=self.setup.realtime)
-            self.readers[stage.id] = reader
+            reader = self.readers[stage.id] = open_reader(stage, realtime=self.setup.realtime, restore=self.restore)
             if self.setup.offset_log is not None:
-                log = self.offset_logs[stage.id] = OffsetLog(self.setup.offset_log, stage.id)
-                self.replays[stage.id] = log.read(self.setup.first_batch)
-        until = self.replays.get(stage.id, {}).pop(batch, NOT_REPLAYED)
-        pulled = reader.pull(self.setup.config.batch_interval_ms, until)
-        if stage.id in self.offset_logs and until is NOT_REPLAYED:
-            self.offset_logs[stage.id].append(batch, reader.replay)  # before any output of the batch exists
+                reader.follow_log(OffsetLog(self.setup.offset_log, stage.id), self.setup.first_batch)
+        pulled = reader.read(self.setup.config.batch_interval_ms, batch)
         stats.pulled_at = max(stats.pulled_at, time.time())
         stats.rows_in += pulled.frame.height
         stats.reads.append((stage.id, kernels.source_read(reader.scan, pulled.frame.height)))
@@ -413,13 +395,8 @@ class WorkerRunner:
         self.channel.send(DRIVER, batch)
 
     def close(self) -> None:
-        for log in self.offset_logs.values():
-            log.close()
         for reader in self.readers.values():
-            try:
-                reader.source.close()
-            except Exception:
-                pass
+            reader.close()
 
 
 def _install_connectors(setup: Setup) -> None:
