@@ -53,11 +53,8 @@ class BspDriver(Driver):
     def _rewind(self, point: RestorePoint) -> None:
         """Also the driver's watermark chain, which BSP keeps (Drizzle's live in the workers)."""
         super()._rewind(point)
-        self.chain = WatermarkChain({s.id: source_clock(s) for s in self.stages if s.is_source},
-                                    last_batch=point.next_batch - 1, current=point.watermark)
-        for stage, (max_event_ms, exhausted) in point.clocks.items():
-            if stage in self.chain.clocks:
-                self.chain.clocks[stage].observe(max_event_ms, exhausted)
+        self.chain = WatermarkChain({s.id: source_clock(s) for s in self.stages if s.is_source})
+        self.chain.restore(point.clocks, point.next_batch, point.watermark)
         self._clocks.clear()
 
     def _wants_checkpoint(self, instruction: SendTasks) -> bool:

@@ -81,6 +81,15 @@ class WatermarkChain:
     current: int | None = None
     pairs: dict[int, tuple[int | None, int | None]] = field(default_factory=dict)
 
+    def restore(self, clocks: Mapping[int, tuple[int | None, bool]], next_batch: int, watermark: int | None) -> None:
+        """Continue after batch `next_batch - 1` of a checkpoint: its sources' (max_event_ms, exhausted) and
+        its watermark."""
+        for stage, (max_event_ms, exhausted) in clocks.items():
+            if stage in self.clocks:
+                self.clocks[stage].observe(max_event_ms, exhausted)
+        self.last_batch, self.current = next_batch - 1, watermark
+        self.pairs.clear()
+
     def pair(self, batch: int, take: Callable[[int], Mapping[int, Clock]]) -> tuple[int | None, int | None]:
         while self.last_batch < batch:
             b = self.last_batch + 1

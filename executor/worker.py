@@ -221,11 +221,7 @@ class WorkerRunner:
         """Start from a checkpoint: this worker's partitions' states and the watermark chain after it."""
         stateful = {stage.id: stage.stateful for stage in self.stages.values()}
         self.query.states.update(load_states(restore.directory, restore.parts, restore.partitions, stateful))
-        for stage, (max_event_ms, exhausted) in restore.clocks.items():
-            if stage in self.chain.clocks:
-                self.chain.clocks[stage].observe(max_event_ms, exhausted)
-        self.chain.last_batch = restore.next_batch - 1
-        self.chain.current = restore.watermark
+        self.chain.restore(restore.clocks, restore.next_batch, restore.watermark)
 
     def _commit(self, commit: Commit) -> None:
         """Let this worker's sources release what they read up to the committed batch (as inline does per batch)."""
