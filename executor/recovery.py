@@ -11,10 +11,10 @@ manifest names every part and checksum, written atomically); only then may
 the sources release what they read up to that batch.
 
 When a worker dies (or falls silent past the heartbeat timeout) the group
-in flight is abandoned and every worker is replaced: the transport's
-queues are shared by all processes, and one killed in the middle of a
-write can leave a queue locked or holding half a message, so a new set of
-queues and processes is the only safe state. Each new worker loads only
+in flight is abandoned and every worker is replaced: a new worker needs a
+pipe to and from every other process, which a running process cannot be
+handed, and the survivors' state is ahead of the checkpoint anyway, so a
+new set of pipes and processes is the simple safe state. Each new worker loads only
 its own partitions' states from the checkpoint (a worker without state
 loads nothing), opens its sources at the checkpointed offsets, and the
 group is replayed from the checkpoint's batch. Sinks are idempotent per

@@ -12,7 +12,7 @@ A partition for a reducer on the same worker stays a DataFrame and never
 leaves the process. The driver is never on this path.
 
 Shared memory was considered and left out: measured on small micro-batches
-the IPC bytes through the queue cost less than creating, naming and
+the IPC bytes through the pipe cost less than creating, naming and
 unlinking a segment per map output, and nothing can leak.
 
 On the reducer's side an `Inbox` keeps the pieces by (batch, stage,

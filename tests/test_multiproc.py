@@ -10,7 +10,7 @@
 - Failures: a failing expression stops the query with one ExecutionError
   naming the operator, and no worker is left; a worker that dies makes
   the query fail with a clear error; 50 queries started and stopped in a
-  row leave no worker process and no shared memory behind.
+  row leave no worker process and no open pipe behind.
 
 The data is tiny, so the whole file runs in well under two minutes.
 """
@@ -35,7 +35,7 @@ import stream_dsl as sd
 from executor.api import start as inline_start
 from executor.inline import collect_plan
 from executor.multiproc_api import collect, explain_analyze, run_collect, start
-from executor.runtime import created_resources
+from executor.runtime import created_resources, open_pipes
 from stream_dsl.config import RunConfig
 from stream_dsl.errors import ExecutionError
 from stream_dsl.plan import SourceDef
@@ -104,15 +104,15 @@ def worker_processes() -> set[int]:
     return found
 
 
-def leaked_shared_memory(created: set[str]) -> set[str]:
-    """Those of the named semaphores `created` that still exist in /dev/shm."""
+def leaked_pipes(created: set[str]) -> set[str]:
+    """Those of the transports' pipes `created` that this process still has open."""
     gc.collect()
-    return created & set(os.listdir("/dev/shm"))
+    return created & open_pipes()
 
 
 @pytest.fixture
 def no_leaks():
-    """Fails the test if it leaves a worker process or a shared memory entry behind."""
+    """Fails the test if it leaves a worker process or an open pipe behind."""
     before = worker_processes()
     resources_before = set(created_resources())
     yield
@@ -120,7 +120,7 @@ def no_leaks():
     assert not [p for p in multiprocess.active_children() if p.name.startswith("stream-dsl-worker")]
     created = set(created_resources()) - resources_before
     assert created, "no transport was created"
-    assert not leaked_shared_memory(created)
+    assert not leaked_pipes(created)
 
 
 # ---------------------------------------------------------------- results
