@@ -264,6 +264,26 @@ def test_bsp_driver_messages_grow_with_batches_times_stages():
     assert len(drizzle.assignment_log) == 2
 
 
+def test_finished_outputs_wait_only_behind_a_ready_task_that_reads_no_source():
+    from executor.scheduler import InputsReady, Run, TaskKey, TaskSpec
+    from executor.worker import OUTPUT_HOLD_S, holds_outputs
+
+    _, driver, _ = _run_counted("drizzle", batches=2)
+    stages = {s.id: s for s in driver.stages}
+    source = next(s.id for s in stages.values() if s.is_source)
+    reducer = next(s.id for s in stages.values() if not s.is_source)
+
+    def run(stage: int) -> Run:
+        return Run(TaskSpec(TaskKey(1, stage, 0), frozenset()), "finished")
+
+    assert holds_outputs([run(reducer)], stages, 0.0)
+    assert holds_outputs([InputsReady(TaskKey(1, reducer, 0)), run(reducer)], stages, 0.0)
+    assert not holds_outputs([], stages, 0.0)  # about to wait: send now
+    assert not holds_outputs([InputsReady(TaskKey(1, reducer, 0))], stages, 0.0)
+    assert not holds_outputs([run(source)], stages, 0.0)  # a source may wait for its next interval
+    assert not holds_outputs([run(reducer)], stages, OUTPUT_HOLD_S)
+
+
 # ---------------------------------------------------------------- failures and cleanup
 
 
