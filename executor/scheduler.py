@@ -285,6 +285,10 @@ class WorkerScheduler:
     running: TaskKey | None = None
     unfinished: dict[int, int] = field(default_factory=dict)  # per batch
     owner: dict[TaskKey, int] = field(default_factory=dict)  # task -> assignment
+    # a heap of the batches in `unfinished` (and some finished ones, dropped when they reach the top):
+    # the oldest batch in O(1), where min(unfinished) cost O(batches in the group) on every task
+    batches: list[int] = field(default_factory=list, repr=False)
+    forgotten_below: int = 0  # `seen` holds no batch below this
     open_tasks: dict[int, int] = field(default_factory=dict)  # per assignment
     last_assigned: int = -1
 
@@ -309,6 +313,8 @@ class WorkerScheduler:
                 raise ValueError(f"task {key} assigned twice")
             self.specs[key] = spec
             self.owner[key] = event.assignment
+            if key.batch not in self.unfinished:
+                heapq.heappush(self.batches, key.batch)
             self.unfinished[key.batch] = self.unfinished.get(key.batch, 0) + 1
             missing = set(spec.waits) - self.seen.get(key.batch, set())
             if missing:
@@ -364,13 +370,16 @@ class WorkerScheduler:
     @property
     def floor(self) -> int:
         """Batches below this have no unfinished task here and will get none."""
-        pending = min(self.unfinished) if self.unfinished else self.last_assigned
-        return min(pending, self.last_assigned)
+        current = self.current_batch
+        return self.last_assigned if current is None else min(current, self.last_assigned)
 
     @property
     def current_batch(self) -> int | None:
         """The only batch whose tasks may run now: the oldest one with unfinished tasks."""
-        return min(self.unfinished) if self.unfinished else None
+        batches = self.batches
+        while batches and batches[0] not in self.unfinished:
+            heapq.heappop(batches)
+        return batches[0] if batches else None
 
     @property
     def idle(self) -> bool:
@@ -388,8 +397,15 @@ class WorkerScheduler:
 
     def _forget_old_notices(self) -> None:
         floor = self.floor
-        for batch in [b for b in self.seen if b < floor]:
-            del self.seen[batch]
+        if floor <= self.forgotten_below:
+            return
+        if floor - self.forgotten_below > len(self.seen):  # a jump (a new group, a restore): look at what is there
+            for batch in [b for b in self.seen if b < floor]:
+                del self.seen[batch]
+        else:
+            for batch in range(self.forgotten_below, floor):
+                self.seen.pop(batch, None)
+        self.forgotten_below = floor
 
 
 # ---------------------------------------------------------------- the driver's machines
