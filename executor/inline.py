@@ -581,7 +581,7 @@ class InlineQuery:
         state = self.states.get((stage.id, partition))
         if state is None:
             state = self.states[(stage.id, partition)] = make_state(stage.stateful)
-        step = kernels.catch_operator(stage.stateful.describe(), lambda: state.step(rows, wm_prev, wm_new))
+        step = kernels.catch_operator(stage.stateful, lambda: state.step(rows, wm_prev, wm_new))
         if stage is self._changelog_stage and self.output.changelog_collects:
             self.output.apply_changelog(step.frame, step.deletes)
             return {0: step.frame}, step.late

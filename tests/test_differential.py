@@ -3,7 +3,8 @@
 Hypothesis makes random data (integers and doubles with NULLs, strings from
 a small alphabet, timestamps), splits it at random into micro-batches, and
 every query of the family below runs through `collect()` with 1 and 3
-workers (and with the optimizer off); each must equal DuckDB's answer over all the data at once (the
+workers (and with the optimizer off, and with small frames computed as
+large ones are); each must equal DuckDB's answer over all the data at once (the
 core equivalence property). Windows become arithmetic on epoch
 milliseconds in DuckDB: tumble = ts - ts % size; hop = unnest of the window
 starts; session = a running sum of gap breaks over LAG per key.
@@ -15,10 +16,12 @@ otherwise the stream has no watermark and windows close at end of input.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import math
 from dataclasses import dataclass
 from decimal import Decimal
+from unittest import mock
 
 import duckdb
 import polars as pl
@@ -27,6 +30,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import stream_dsl as sd
+from executor import kernels
 from executor.api import collect
 from stream_dsl.config import RunConfig
 
@@ -255,6 +259,13 @@ def duckdb_rows(sql: str, frame: pl.DataFrame, table: pl.DataFrame) -> list[tupl
     return con.execute(sql).fetchall()
 
 
+@contextlib.contextmanager
+def one_query_per_step():
+    """Small frames as large ones run: projections in one polars query, partitions split by partition_by."""
+    with mock.patch.object(kernels, "SERIAL_BELOW", 0), mock.patch.object(kernels, "SPLIT_BY_MASKS", 0):
+        yield
+
+
 def engine(batches: list[pl.DataFrame], table: pl.DataFrame, ordered: bool) -> sd.Context:
     ctx = sd.Context(executor="inline", workers=1)
     options = {"watermark": "ts", "watermark_delay": "0s"} if ordered else {}
@@ -278,11 +289,12 @@ def test_query_matches_duckdb_for_every_split_and_worker_count(query, data):
     frame, batches, table, ordered = data
     plan = engine(batches, table, ordered).sql(query.dsl).plan
     expected = duckdb_rows(query.duck, frame, table)
-    for workers, optimize in ((1, True), (3, True), (3, False)):
-        result = collect(plan, RunConfig(workers=workers, executor="inline", optimize=optimize))
+    for workers, optimize, one_query in ((1, True, False), (3, True, False), (3, False, True)):
+        with one_query_per_step() if one_query else contextlib.nullcontext():
+            result = collect(plan, RunConfig(workers=workers, executor="inline", optimize=optimize))
         assert result.columns == list(plan.schema.names)
-        assert_same_rows(result.rows(), expected,
-                         f"{query.name} workers={workers} optimize={optimize} batches={len(batches)}")
+        assert_same_rows(result.rows(), expected, f"{query.name} workers={workers} optimize={optimize} "
+                                                  f"one_query={one_query} batches={len(batches)}")
 
 
 # ---------------------------------------------------------------- ORDER BY: the same rows in the same order
