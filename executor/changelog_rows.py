@@ -25,6 +25,7 @@ from typing import Any
 
 import polars as pl
 
+from executor.rows import RowsPart
 from executor.shuffle import decode, encode
 
 MAX_ROWS = 256  # a bigger part goes to polars' fold (after this one's rows)
@@ -44,34 +45,15 @@ def _survives(dtypes: tuple[pl.DataType, ...]) -> bool:
     return all(_exact(t, _EXACT_VALUES) for t in dtypes)
 
 
-@dataclass(frozen=True, slots=True)
-class RowsPart:
-    """A small changelog part (upserts or deletes) as Python rows, exactly as `DataFrame.rows()` gives them."""
-
-    columns: list[str]
-    dtypes: list[pl.DataType]
-    values: list[tuple]
-
-    def __reduce__(self) -> tuple:
-        """Positional pickling: one per output task and batch, and a slots dataclass pickles field by field."""
-        return RowsPart, (self.columns, self.dtypes, self.values)
-
-    @property
-    def height(self) -> int:
-        return len(self.values)
-
-    def frame(self) -> pl.DataFrame:
-        """The part as the frame it was made from (its values survive the trip, see `pack`)."""
-        return pl.DataFrame(self.values, schema=list(zip(self.columns, self.dtypes)), orient="row")
-
-
 Part = pl.DataFrame | RowsPart
 
 
-def pack(frame: pl.DataFrame) -> bytes | RowsPart:
+def pack(frame: pl.DataFrame | RowsPart) -> bytes | RowsPart:
     """A changelog part for the driver: rows when the fold may take them exactly, else Arrow IPC bytes."""
     if frame.height > MAX_ROWS or not _survives(tuple(frame.dtypes)):
-        return encode(frame)
+        return encode(as_frame(frame))  # type: ignore[arg-type]
+    if isinstance(frame, RowsPart):
+        return frame
     return RowsPart(frame.columns, frame.dtypes, frame.rows())
 
 

@@ -209,6 +209,7 @@ class Output:
     """Where a query's result goes; `rows_out` counts rows handed on."""
 
     changelog_collects = False  # whether changelog emissions arrive before post-operators (collect())
+    takes_rows = False  # whether apply_changelog takes a RowsPart for upserts (`executor.rows`)
     durable = False  # whether emitted rows are written somewhere lasting (then sources may commit)
 
     def __init__(self, schema: Schema, limit: int | None) -> None:
@@ -578,11 +579,14 @@ class InlineQuery:
         if stage.stateful is None:
             return self._finish(pipe, stage, frame), 0
         rows = pipe.run(frame, self.tables) if len(pipe.ops) > 1 else frame
+        collected = stage is self._changelog_stage and self.output.changelog_collects
         state = self.states.get((stage.id, partition))
         if state is None:
             state = self.states[(stage.id, partition)] = make_state(stage.stateful)
+        if isinstance(state, AggregateState):  # new, or loaded from a checkpoint
+            state.emits_rows = collected and self.output.takes_rows
         step = kernels.catch_operator(stage.stateful, lambda: state.step(rows, wm_prev, wm_new))
-        if stage is self._changelog_stage and self.output.changelog_collects:
+        if collected:
             self.output.apply_changelog(step.frame, step.deletes)
             return {0: step.frame}, step.late
         if not step.frame.height:

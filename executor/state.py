@@ -66,6 +66,7 @@ from typing import Any
 import polars as pl
 
 from executor import state_small
+from executor.rows import RowsPart
 from executor.state_small import SmallAggregate
 from optimizer.stages import TIME_COLUMN, AggregateOp, AggSpec, DistinctOp
 from stream_dsl.plan import PARTIAL_ROWS
@@ -153,9 +154,12 @@ def query_watermark(clocks: list[SourceClock], previous: int | None) -> int | No
 
 @dataclass
 class StepOutput:
-    """What a stateful operator emits for one batch: rows, deleted group keys (changelogs), late rows."""
+    """What a stateful operator emits for one batch: rows, deleted group keys (changelogs), late rows.
 
-    frame: pl.DataFrame
+    `frame` is a RowsPart only from an aggregate whose `emits_rows` is set.
+    """
+
+    frame: pl.DataFrame | RowsPart
     deletes: pl.DataFrame | None = None
     late: int = 0
 
@@ -277,6 +281,7 @@ class AggregateState:
         self.fused = not self._distinct_aggs and (op.window is None or op.window.kind != "session")
         self.small: SmallAggregate | None = None  # the state while it lives in a Python dict (`state_small`)
         self._may_be_small = self.fused
+        self.emits_rows = False  # the small state may emit a RowsPart (for a worker that sends rows on)
         if self.fused:  # the expressions of the fused step, built once
             self._incoming = self._incoming_exprs()
             self._incoming_names = [e.meta.output_name() for e in self._incoming]
@@ -301,7 +306,7 @@ class AggregateState:
     def step(self, rows: pl.DataFrame, wm_prev: int | None, wm_new: int | None) -> StepOutput:
         """Add a batch's rows (late ones dropped), then emit as the emit mode says."""
         if self._may_be_small and self._small_fits(rows):
-            out, late = self.small.step(rows, wm_prev, wm_new)  # type: ignore[union-attr]
+            out, late = self.small.step(rows, wm_prev, wm_new, as_rows=self.emits_rows)  # type: ignore[union-attr]
             return StepOutput(out, None, late)
         if self.fused:
             return self._step_fused(rows, wm_prev, wm_new)

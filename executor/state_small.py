@@ -25,6 +25,7 @@ import datetime as dt
 
 import polars as pl
 
+from executor.rows import RowsPart
 from optimizer.stages import TIME_COLUMN, AggregateOp
 from stream_dsl.plan import PARTIAL_ROWS
 
@@ -128,8 +129,14 @@ class SmallAggregate:
 
     # ------------------------------------------------------------ one batch
 
-    def step(self, rows: pl.DataFrame, wm_prev: int | None, wm_new: int | None) -> tuple[pl.DataFrame, int]:
-        """Fold `rows` in and emit, as `AggregateState._step_fused`; returns (output, late rows)."""
+    def step(self, rows: pl.DataFrame, wm_prev: int | None, wm_new: int | None,
+             as_rows: bool = False) -> tuple[pl.DataFrame | RowsPart, int]:
+        """Fold `rows` in and emit, as `AggregateState._step_fused`; returns (output, late rows).
+
+        `as_rows`: a non-empty output as a RowsPart, for a consumer that
+        wants Python rows anyway; building the frame was a fifth of a
+        reduce task on a micro-batch, and the worker took its rows again.
+        """
         late = 0
         changed: dict[tuple, list] = {}
         if rows.height:
@@ -141,14 +148,14 @@ class SmallAggregate:
             for state in changed.values():
                 self._wrap(state)
         if self.op.changelog:
-            out = self._output(list(changed.items())) if changed else self._empty
+            out = self._output(list(changed.items()), as_rows) if changed else self._empty
             if self.windowed and wm_new is not None:
                 self._close(wm_new)
             return out, late
         if wm_new is None:
             return self._empty, late
         closed = self._close(wm_new)
-        return (self._output(closed) if closed else self._empty), late
+        return (self._output(closed, as_rows) if closed else self._empty), late
 
     def _fold_rows(self, rows: pl.DataFrame, wm_prev: int | None, changed: dict[tuple, list]) -> int:
         """Raw rows: each row's window(s), late rows counted and dropped, then its values."""
@@ -280,10 +287,12 @@ class SmallAggregate:
 
     # ------------------------------------------------------------ frames
 
-    def _output(self, groups: list[tuple[tuple, list]]) -> pl.DataFrame:
+    def _output(self, groups: list[tuple[tuple, list]], as_rows: bool = False) -> pl.DataFrame | RowsPart:
         """Output rows of `groups`, as `AggregateState._output_exprs` computes them."""
         columns = self._output_columns
         rows = [tuple(self._value(key, state, column) for column in columns) for key, state in groups]
+        if as_rows:
+            return RowsPart(self._output_names, self._output_dtypes, rows)
         return pl.DataFrame(rows, schema=self._output_schema, orient="row")
 
     def _value(self, key: tuple, state: list, column: tuple) -> object:
@@ -326,6 +335,7 @@ class SmallAggregate:
             sources[spec.name] = (func, at)
         self._output_columns = [sources[f.name] for f in op.output]
         self._output_schema = {f.name: f.dtype.polars for f in op.output}
+        self._output_names, self._output_dtypes = list(self._output_schema), list(self._output_schema.values())
         state: dict[str, pl.DataType] = dict(zip(self.keys, self._key_types))
         if self.windowed:
             state[WS] = state[WE] = pl.Int64

@@ -66,6 +66,7 @@ from executor.messages import (Assign, Cancel, CheckpointPart, Commit, Failed, H
 from executor.metrics import BatchStats, TaskMetrics
 from executor.offset_log import OffsetLog
 from executor.recovery import load_states, write_checkpoint_part
+from executor.rows import RowsPart
 from executor.runtime import DRIVER, Channel
 from executor.scheduler import (Assigned, AssignmentDone, Finished, InputsReady, Notice, Run, TaskKey, TaskSpec,
                                 WorkerScheduler)
@@ -80,14 +81,19 @@ OUTPUT_HOLD_S = 0.01  # a worker with tasks ready keeps finished batches' output
 
 
 class _CapturedOutput(Output):
-    """Stands in for the query output inside a worker: keeps a changelog step's upserts and deletes."""
+    """Stands in for the query output inside a worker: keeps a changelog step's upserts and deletes.
+
+    Takes upserts as rows: the worker sends small parts to the driver as rows (`changelog_rows.pack`).
+    """
+
+    takes_rows = True
 
     def __init__(self, collects: bool) -> None:
         super().__init__(schema=None, limit=None)  # type: ignore[arg-type]
         self.changelog_collects = collects
-        self.captured: tuple[pl.DataFrame, pl.DataFrame | None] | None = None
+        self.captured: tuple[pl.DataFrame | RowsPart, pl.DataFrame | None] | None = None
 
-    def apply_changelog(self, upserts: pl.DataFrame, deletes: pl.DataFrame | None) -> None:
+    def apply_changelog(self, upserts: pl.DataFrame | RowsPart, deletes: pl.DataFrame | None) -> None:
         self.captured = (upserts, deletes)
 
 

@@ -22,6 +22,7 @@ from test_differential import QUERIES, assert_same_rows, duckdb_rows, engine
 from executor import kernels, state_small
 from executor.api import collect
 from executor.commits import retention_ms
+from executor.rows import RowsPart
 from executor.state import WM_INF, AggregateState
 from optimizer.stages import TIME_COLUMN, AggregateOp, AggSpec, PartialAggregateOp
 from stream_dsl.config import RunConfig
@@ -65,14 +66,21 @@ def partial_rows(op: AggregateOp, rows: pl.DataFrame) -> pl.DataFrame:
 
 def run_both(op: AggregateOp, batches: list[pl.DataFrame], marks: list[tuple[int | None, int | None]]) -> None:
     """Step the dict state and the polars state through the same batches; they must agree after each."""
-    small, big = AggregateState(op), AggregateState(op)
+    small, big, as_rows = AggregateState(op), AggregateState(op), AggregateState(op)
     big._may_be_small = False  # polars only
+    as_rows.emits_rows = True  # as a worker's collect() stage: the dict's output as Python rows
     used = False
     for rows, (wm_prev, wm_new) in zip(batches, marks):
         used = used or small.small is not None
         a, b = small.step(rows, wm_prev, wm_new), big.step(rows, wm_prev, wm_new)
         context = f"{op.describe()} wm={wm_prev}->{wm_new} rows={rows.height} small={small.small is not None}"
         _same(a.frame, b.frame, context)
+        c = as_rows.step(rows, wm_prev, wm_new).frame
+        if isinstance(c, RowsPart):
+            assert (c.columns, c.dtypes) == (b.frame.columns, b.frame.dtypes), context
+            assert repr(c.values) == repr(c.frame().rows()), context  # the values a frame of them gives back
+            c = c.frame()
+        _same(c, b.frame, context)
         assert (a.late, a.deletes, small.open_groups) == (b.late, b.deletes, big.open_groups), context
         if big.state is not None and small.state is not None:
             _same(small.state.drop("__sd_new", strict=False), big.state.drop("__sd_new"), context)
