@@ -27,6 +27,9 @@ Three machines:
   more than one batch the placement is pipelined (`place`, `pipelines`):
   the reducers live on the workers that host no source, so a source's
   worker runs the map task of batch b+1 while the reducers run batch b.
+  It may send a group ahead (`ahead`): the next group's message is on
+  the workers before the current group ends, and the boundaries still
+  come one at a time, in order, each after every worker reported.
 - `BspPolicy` (driver): the classic micro-batch scheduler. Per batch, it
   launches one wave of tasks at a time (all source stages, then each
   downstream stage in order), one message per worker that has tasks in
@@ -472,40 +475,67 @@ DriverInstruction = Union[SendTasks, Boundary, Shutdown]
 
 @dataclass
 class DrizzlePolicy:
-    """Group scheduling with pre-scheduled reduce tasks (see the module doc)."""
+    """Group scheduling with pre-scheduled reduce tasks (see the module doc).
+
+    `ahead`: how many groups are sent beyond the one running. With 1, the
+    next group's message is already on the workers when a group ends, so
+    they go on while the driver does its boundary work (reports, progress,
+    the group size); boundaries still come one group at a time, in order.
+    """
 
     topology: Topology
     workers: int
     group_size: int
     pipelined: bool = False  # the placement (see `place`)
+    ahead: int = 0
     next_batch: int = 0
-    group: int = -1
-    first: int = 0
-    pending: set[int] = field(default_factory=set)
+    group: int = -1  # the newest group sent
+    inflight: dict[int, tuple[int, int, set[int]]] = field(default_factory=dict)  # group -> first, last, to report
+    announced: bool = False  # the oldest group's Boundary went out
     finished: bool = False
+
+    @property
+    def pending(self) -> set[int]:
+        """The workers that have not reported the oldest group in flight."""
+        return self.inflight[min(self.inflight)][2] if self.inflight else set()
 
     def handle(self, event: DriverEvent) -> list[DriverInstruction]:
         if self.finished:
             return []
         if isinstance(event, Begin):
             self.next_batch = event.first_batch
-            return self._send_group()
+            out: list[DriverInstruction] = []
+            for _ in range(1 + self.ahead):
+                out += self._send_group()
+            return out
         if isinstance(event, Reported):
-            if event.assignment != self.group or event.worker not in self.pending:
+            entry = self.inflight.get(event.assignment)
+            if entry is None or event.worker not in entry[2]:
                 return []
-            self.pending.discard(event.worker)
-            if self.pending:
-                return []
-            return [Boundary(self.group, self.first, self.next_batch - 1)]
+            entry[2].discard(event.worker)
+            return self._boundary()
         if isinstance(event, Proceed):
-            if self.pending:
+            if not self.announced:
                 raise ValueError("Proceed before every worker reported the group")
+            del self.inflight[min(self.inflight)]
+            self.announced = False
             self.group_size = max(1, int(event.group_size))
-            return self._send_group()
+            return self._send_group() + self._boundary()
         if isinstance(event, Finish):
             self.finished = True
             return [Shutdown(tuple(range(self.workers)))]
         raise TypeError(f"unknown event {event!r}")
+
+    def _boundary(self) -> list[DriverInstruction]:
+        """The oldest group's Boundary, once every worker reported it (and only once)."""
+        if self.announced or not self.inflight:
+            return []
+        oldest = min(self.inflight)
+        first, last, waiting = self.inflight[oldest]
+        if waiting:
+            return []
+        self.announced = True
+        return [Boundary(oldest, first, last)]
 
     def _send_group(self) -> list[DriverInstruction]:
         """Placement once per group; one message per worker with all its tasks of the group's batches.
@@ -515,19 +545,18 @@ class DrizzlePolicy:
         """
         placement = place(self.topology, self.workers, clock_notices=True, pipelined=self.pipelined)
         self.group += 1
-        self.first = self.next_batch
-        last = self.first + self.group_size - 1
+        first = self.next_batch
+        last = first + self.group_size - 1
         self.next_batch = last + 1
-        self.pending = set(range(self.workers))
+        self.inflight[self.group] = (first, last, set(range(self.workers)))
         waits = {s.id: self.topology.drizzle_waits(s.id) for s in self.topology.stages}
         sources = set(self.topology.sources)
         feeds = {w for (s, _), w in placement.hosts.items() if s in sources}
         out: list[DriverInstruction] = []
         for worker in sorted(range(self.workers), key=lambda w: (w in feeds, w)):  # reducers' messages first
             mine = placement.tasks_on(worker)
-            tasks = tuple(TaskSpec(TaskKey(b, s, p), waits[s])
-                          for b in range(self.first, last + 1) for s, p in mine)
-            out.append(SendTasks(worker, self.group, tasks, placement, self.first, last))
+            tasks = tuple(TaskSpec(TaskKey(b, s, p), waits[s]) for b in range(first, last + 1) for s, p in mine)
+            out.append(SendTasks(worker, self.group, tasks, placement, first, last))
         return out
 
 

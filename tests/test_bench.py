@@ -178,7 +178,8 @@ def test_start_with_trace_writes_one_complete_event_per_task(tmp_path, executor)
         assert {b for b, s, _ in keys if s == source_stage} == {p["batch_id"] for p in progress}
     else:
         expected = sum(m["tasks"] for p in progress for m in p["stages"].values())
-        assert len(events) == expected
+        last = max(p["batch_id"] for p in progress)  # drizzle may have run a group sent ahead past the end
+        assert len([e for e in events if e["args"]["batch"] <= last]) == expected
         assert any(e["tid"] == SENDS_TID for e in trace["traceEvents"] if e["pid"] == DRIVER_PID)
     assert sum(e["args"]["rows_in"] for e in events if e["args"]["stage"] == min(s for _, s, _ in keys)) == 3000
     sink = [e for e in trace["traceEvents"] if e.get("tid") == SINK_TID and e["ph"] == "X"]

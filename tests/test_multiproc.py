@@ -222,7 +222,7 @@ def test_within_a_group_the_driver_sends_one_message_per_worker():
             groups.setdefault(assignment, []).append(worker)
             assert last - first + 1 == 4
         assert all(sorted(ws) == list(range(workers)) for ws in groups.values())
-        assert len(groups) == 3  # 9 batches in groups of 4
+        assert len(groups) == 3 + 1  # 9 batches in groups of 4, and the group sent ahead when the input ended
         # nothing else went to the workers: one Setup and one Stop each besides the group messages
         assert driver.transport.sent == 2 * workers + len(driver.assignment_log)
         assert sum(p["driver_messages"] for p in progress) == pytest.approx(len(progress) * workers / 4)
@@ -261,7 +261,7 @@ def test_bsp_driver_messages_grow_with_batches_times_stages():
         assert all(p["driver_messages"] == 1 + 2 for p in progress)  # source wave + reduce wave on 2 workers
     assert counts[8] == 2 * counts[4] == 8 * 3
     _, drizzle, _ = _run_counted("drizzle", batches=8, workers=2, group_size=8)
-    assert len(drizzle.assignment_log) == 2
+    assert len(drizzle.assignment_log) == 2 * 2  # one group of 8 batches, and the next sent ahead with it
 
 
 def test_finished_outputs_wait_only_behind_a_ready_task_that_reads_no_source():
@@ -455,12 +455,15 @@ def test_a_sink_that_has_batches_gets_the_next_batch_ids():
 def test_the_scheduling_benchmark_runs_every_mode_on_the_same_query():
     from executor.bench_scheduling import run_scheduling_bench
 
-    report = run_scheduling_bench(6, rows_per_batch=10, group_sizes=(1, 3), verbose=False)
+    report = run_scheduling_bench(6, rows_per_batch=10, group_sizes=(1, 3, 4), repeat=1, warmup=3, verbose=False)
     modes = report["modes"]
-    assert list(modes) == ["bsp", "drizzle pre-scheduling only (group 1)", "drizzle group 3"]
-    assert all(m["batches"] == 6 and m["ms_per_iteration"] > 0 for m in modes.values())
+    assert list(modes) == ["bsp", "drizzle pre-scheduling only (group 1)", "drizzle group 3", "drizzle group 4"]
+    # measured: the batches after the first group boundary at or past 3 warm-up batches
+    assert [m["batches"] for m in modes.values()] == [6, 6, 6, 5]
+    assert all(m["ms_per_iteration"] > 0 for m in modes.values())
     assert modes["bsp"]["ratio_to_bsp"] == 1.0
     assert modes["bsp"]["driver_messages"] == 6 * 3 and modes["drizzle group 3"]["driver_messages"] == 2 * 2
+    assert modes["drizzle group 4"]["driver_messages"] == 2 * 2  # batches 4-7 and 8
 
 
 def test_stopping_a_query_commits_exactly_the_batches_it_wrote(tmp_path):

@@ -303,6 +303,54 @@ def test_a_whole_drizzle_group_runs_with_no_driver_message_after_the_group_messa
         assert batches == sorted(batches)
 
 
+def test_drizzle_sends_the_next_group_ahead_and_hears_back_at_each_boundary_in_order():
+    policy = DrizzlePolicy(TWO_STAGES, workers=2, group_size=3, ahead=1)
+    out = policy.handle(Begin())
+    assert [(i.assignment, i.worker, i.first_batch, i.last_batch) for i in out] == [
+        (0, 0, 0, 2), (0, 1, 0, 2), (1, 0, 3, 5), (1, 1, 3, 5)]  # one message per worker per group
+    assert policy.handle(Reported(0, 1)) == [] and policy.handle(Reported(1, 1)) == []  # group 1 first: no boundary
+    assert policy.handle(Reported(0, 0)) == []
+    with pytest.raises(ValueError):
+        policy.handle(Proceed(3))
+    assert policy.handle(Reported(1, 0)) == [Boundary(0, 0, 2)]
+    assert policy.handle(Reported(1, 0)) == []  # a duplicate
+    out = policy.handle(Proceed(group_size=2))
+    assert [(type(i), getattr(i, "assignment", None)) for i in out] == [(SendTasks, 2), (SendTasks, 2), (Boundary, 1)]
+    assert out[-1] == Boundary(1, 3, 5) and out[0].first_batch == 6 and out[0].last_batch == 7
+    out = policy.handle(Proceed(group_size=2))
+    assert [(i.assignment, i.first_batch) for i in out] == [(3, 8), (3, 8)]  # group 2 has not reported yet
+    policy.handle(Reported(0, 2))
+    assert policy.handle(Reported(1, 2)) == [Boundary(2, 6, 7)]
+    assert policy.handle(Finish()) == [Shutdown((0, 1))]
+
+
+def test_groups_sent_ahead_run_in_batch_order_on_every_worker():
+    """Two workers exchanging notices only, with the next group already assigned: every task runs, in order."""
+    policy = DrizzlePolicy(TWO_STAGES, workers=2, group_size=3, ahead=1)
+    queue = [(i.worker, Assigned(i.assignment, i.tasks, i.last_batch)) for i in policy.handle(Begin())]
+    placement = place(TWO_STAGES, 2, clock_notices=True)
+    workers = {w: WorkerScheduler(w) for w in (0, 1)}
+    ran, boundaries = [], []
+    while queue:
+        w, event = queue.pop(0)
+        for instruction in workers[w].handle(event):
+            if isinstance(instruction, Run):
+                key = instruction.spec.key
+                ran.append((w, key))
+                for receiver in placement.receivers[key.stage]:
+                    queue.append((receiver, Notice(key.batch, (key.stage, key.partition))))
+                queue.append((w, Finished(key)))
+            elif isinstance(instruction, AssignmentDone):
+                for out in policy.handle(Reported(w, instruction.assignment)):
+                    boundaries.append(out)
+    assert boundaries == [Boundary(0, 0, 2)]  # group 1 waits for the driver's Proceed, not its workers
+    assert len(ran) == 2 * 3 * 3
+    for w in workers:
+        batches = [key.batch for worker, key in ran if worker == w]
+        assert batches == sorted(batches)
+    assert policy.handle(Proceed(3))[-1] == Boundary(1, 3, 5)
+
+
 # ---------------------------------------------------------------- BSP's driver
 
 
