@@ -15,7 +15,8 @@ placement Drizzle's groups use (reducers away from the source's worker,
 `BspDriver.pipelined`), which is the faster BSP here; every mode gets its
 ratio to the first and to the faster of the two ("best bsp"). Each mode
 reports the median time per iteration (the run's wall time over the
-micro-batches, worker start-up excluded, which is the same for all) and
+micro-batches, after `warmup` batches that warm the new workers up, worker
+start-up excluded, which is the same for all; see `run_once`) and
 where the time of a batch went: the driver's CPU time, and per stage,
 from the workers' task metrics, compute, serialization, waiting for inputs
 and scheduler delay (see `executor.metrics`).
@@ -56,14 +57,32 @@ def bench_plan(iterations: int, rows_per_batch: int) -> Plan:
     return ctx.sql(QUERY).plan
 
 
-def run_once(cls: type[Driver], plan: Plan, config: RunConfig) -> dict[str, Any]:
-    """One run: its time per iteration, where a batch's time went, driver messages, result and batch count."""
+def run_once(cls: type[Driver], plan: Plan, config: RunConfig, warmup: int = 0) -> dict[str, Any]:
+    """One run: its time per iteration, where a batch's time went, driver messages, result and batch count.
+
+    The first batches warm the new workers up (first calls, caches) and are
+    not measured: timing starts when the batch before the first group
+    boundary at or after `warmup` batches is reported, so every mode measures
+    whole groups, and the counts are of the measured batches (not of a
+    group sent ahead past the end of the input).
+    """
+    group = config.group_size if cls is not BspDriver and isinstance(config.group_size, int) else 1
+    first = -(-warmup // group) * group  # the first measured batch
     driver = build_driver(cls, plan, config, CollectOutput, realtime=False)
     progress: list[dict[str, Any]] = []
+    marks: dict[str, tuple[float, float]] = {}
+
+    def on_batch(report: dict[str, Any]) -> None:
+        if report["batch_id"] >= first:
+            progress.append(report)
+        elif report["batch_id"] == first - 1:
+            marks["start"] = (time.perf_counter(), time.process_time())
+
     driver.open(bounded=True)
     try:
-        started, cpu = time.perf_counter(), time.process_time()
-        driver.run(progress.append)
+        marks["start"] = (time.perf_counter(), time.process_time())
+        driver.run(on_batch)
+        started, cpu = marks["start"]
         elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
     finally:
         driver.close()
@@ -75,7 +94,7 @@ def run_once(cls: type[Driver], plan: Plan, config: RunConfig) -> dict[str, Any]
         "ms_per_iteration": elapsed * 1000.0 / batches,
         "driver_cpu_ms": cpu * 1000.0 / batches,
         "stages": _stage_breakdown(progress),
-        "driver_messages": len(driver.assignment_log),
+        "driver_messages": sum(1 for entry in driver.assignment_log if first <= entry[2] < first + len(progress)),
         "result": result,
     }
 
@@ -104,21 +123,22 @@ SAME_PLACEMENT = "bsp, reducers off the source worker"
 
 
 def run_scheduling_bench(iterations: int = 300, *, rows_per_batch: int = 50, workers: int = 2,
-                         group_sizes: Sequence[int] = (1, 10, 50, 100), repeat: int = 3, optimize: bool = False,
-                         verbose: bool = True) -> dict[str, Any]:
+                         group_sizes: Sequence[int] = (1, 10, 50, 100), repeat: int = 5, warmup: int = 100,
+                         optimize: bool = False, verbose: bool = True) -> dict[str, Any]:
     """Time per iteration for BSP and Drizzle with each group size; ratios to BSP from the same run.
 
     The plan runs as written (`optimize=False`): a map stage and a grouped
     aggregate behind a shuffle, whatever the optimizer would decide (with
     it, aggregation pushdown moves a partial aggregate into the map task).
-    Returns {"iterations", "rows_per_batch", "workers", "repeat", "modes": {name: {...}},
+    Every run has `warmup` batches more, not measured (`run_once`).
+    Returns {"iterations", "rows_per_batch", "workers", "repeat", "warmup", "modes": {name: {...}},
     "baselines": {SAME_PLACEMENT: {...}}}; each mode (and baseline) has ms_per_iteration (the
     median of `repeat` runs, and `runs_ms`, all of them), driver_cpu_ms, stages (the breakdown of
     `_stage_breakdown`), driver_messages, ratio_to_bsp and ratio_to_best_bsp (to the faster
     of "bsp" and SAME_PLACEMENT in each round; the median of the rounds' ratios). Prints a table
     when verbose.
     """
-    plan = bench_plan(iterations, rows_per_batch)
+    plan = bench_plan(warmup + iterations, rows_per_batch)
     if optimize:
         from optimizer import optimize as optimize_plan
 
@@ -132,7 +152,7 @@ def run_scheduling_bench(iterations: int = 300, *, rows_per_batch: int = 50, wor
     runs: dict[str, list[dict[str, Any]]] = {name: [] for name, _, _ in modes}
     for _ in range(max(1, repeat)):  # round robin: a busy spell on the machine hits every mode
         for name, cls, config in modes:
-            runs[name].append(run_once(cls, plan, config))
+            runs[name].append(run_once(cls, plan, config, warmup))
     results: dict[str, dict[str, Any]] = {}
     reference: pl.DataFrame | None = None
     for name, _, _ in modes:
@@ -153,7 +173,7 @@ def run_scheduling_bench(iterations: int = 300, *, rows_per_batch: int = 50, wor
         r["ratio_to_best_bsp"] = statistics.median(x / b for x, b in zip(r["runs_ms"], best))
     baselines = {SAME_PLACEMENT: results.pop(SAME_PLACEMENT)}
     report = {"iterations": iterations, "rows_per_batch": rows_per_batch, "workers": workers,
-              "repeat": max(1, repeat), "modes": results, "baselines": baselines}
+              "repeat": max(1, repeat), "warmup": warmup, "modes": results, "baselines": baselines}
     if verbose:
         print(format_report(report))
     return report
@@ -166,7 +186,7 @@ def format_report(report: dict[str, Any]) -> str:
     order = ["bsp"] + list(report.get("baselines", {})) + [n for n in report["modes"] if n != "bsp"]
     lines = [f"scheduling micro-benchmark: {report['iterations']} micro-batches x {report['rows_per_batch']} rows, "
              f"map -> shuffle -> grouped aggregate, {report['workers']} workers, "
-             f"median of {report.get('repeat', 1)} runs",
+             f"median of {report.get('repeat', 1)} runs, each after {report.get('warmup', 0)} warm-up batches",
              f"{'mode':<40} {'ms/iteration':>12} {'vs bsp':>8} {'vs best bsp':>12} {'driver msgs':>12}   "
              f"runs (ms/iteration)"]
     for name in order:

@@ -54,6 +54,10 @@ def _count(text: str) -> int:
     return int(value)
 
 
+def _count_or_zero(text: str) -> int:
+    return 0 if text.strip() == "0" else _count(text)
+
+
 def _counts(text: str) -> list[int]:
     return [_count(part) for part in text.split(",") if part.strip()] or _fail_list(text)
 
@@ -212,11 +216,11 @@ def add_ysb(kinds: argparse._SubParsersAction) -> None:
 
 
 def _scheduling(iterations: int | None, rows: int | None, workers: int | None, group_sizes: Sequence[int] | None,
-                repeat: int | None) -> dict[str, Any]:
+                repeat: int | None, warmup: int | None) -> dict[str, Any]:
     """run_scheduling_bench with the options given (the others keep its defaults)."""
     from executor.bench_scheduling import run_scheduling_bench
 
-    given = {"rows_per_batch": rows, "workers": workers, "repeat": repeat,
+    given = {"rows_per_batch": rows, "workers": workers, "repeat": repeat, "warmup": warmup,
              "group_sizes": None if group_sizes is None else tuple(group_sizes)}
     options = {k: v for k, v in given.items() if v is not None}
     if iterations is not None:
@@ -227,7 +231,8 @@ def _scheduling(iterations: int | None, rows: int | None, workers: int | None, g
 def cmd_scheduling(args: argparse.Namespace, out: TextIO) -> int:
     from executor.bench_scheduling import format_report
 
-    report = _scheduling(args.iterations, args.rows_per_batch, args.workers, args.group_sizes, args.repeat)
+    report = _scheduling(args.iterations, args.rows_per_batch, args.workers, args.group_sizes, args.repeat,
+                         args.warmup)
     print(format_report(report), file=out)
     if args.json:
         _write_json(args.json, report)
@@ -244,6 +249,7 @@ def add_scheduling(kinds: argparse._SubParsersAction) -> None:
     s.add_argument("--workers", type=_count, metavar="N", help="worker processes")
     s.add_argument("--group-sizes", type=_counts, metavar="LIST", help="Drizzle group sizes, e.g. 1,10,100")
     s.add_argument("--repeat", type=_count, metavar="N", help="runs per mode")
+    s.add_argument("--warmup", type=_count_or_zero, metavar="N", help="batches run before the measured ones (0: none)")
     s.add_argument("--json", metavar="FILE", help="write the measurements as JSON")
     s.set_defaults(handler=cmd_scheduling)
 
@@ -306,7 +312,7 @@ def cmd_plots(args: argparse.Namespace, out: TextIO) -> int:
     out.flush()
     from executor.bench_scheduling import format_report
 
-    data["scheduling"] = _scheduling(args.iterations, 50, bench.config.workers, args.group_sizes, args.repeat)
+    data["scheduling"] = _scheduling(args.iterations, 50, bench.config.workers, args.group_sizes, args.repeat, None)
     print(format_report(data["scheduling"]), file=out)
     os.makedirs(args.out, exist_ok=True)
     results = os.path.join(args.out, "results.json")
