@@ -314,7 +314,8 @@ class Driver:
         assert self.transport is not None
         sent = time.time()
         commit = self._commit_for(instruction.worker)
-        checkpoint = self.checkpointing.request(instruction.worker) if self._wants_checkpoint(instruction) else None
+        checkpoint = (self.checkpointing.request(instruction.worker, instruction.last_batch)
+                      if self._wants_checkpoint(instruction) else None)
         self.transport.send(instruction.worker, Assign(instruction.assignment, instruction.tasks,
                                                        instruction.placement, instruction.first_batch,
                                                        instruction.last_batch, sent, commit, checkpoint))
@@ -485,7 +486,7 @@ class Driver:
             if self.checkpointing is not None:
                 report["recovery_ms"] = self.checkpointing.batch_recorded()
                 if checkpoint and (batch == last or self.done):
-                    report["checkpoint"] = self._checkpoint(batch)
+                    report["checkpoint"] = self._checkpoint(batch, last)
             elif self.output.durable:
                 kept = [ms for ms in self.retention.get(batch, {}).values() if ms is not None]
                 self.commit = Commit(batch, min(kept) if kept else None)
@@ -497,8 +498,9 @@ class Driver:
                 per_batch.pop(batch, None)  # type: ignore[attr-defined]
         return self.done
 
-    def _checkpoint(self, batch: int) -> int | None:
-        """Commit the checkpoint after `batch` (its output and dead letters are written); sources may release it.
+    def _checkpoint(self, batch: int, last: int) -> int | None:
+        """Commit the checkpoint of the group ending at `last`, resuming after `batch` (where the input ended,
+        or `last`), once the output and dead letters are written; sources may release what it covers.
 
         With a checkpoint the state no longer needs the sources to keep
         anything they delivered up to here.
@@ -506,7 +508,7 @@ class Driver:
         assert self.checkpointing is not None
         if self.next_emit <= batch:  # never happens when every output arrived; then no checkpoint here
             return None
-        id = self.checkpointing.commit(next_batch=batch + 1, watermark=self.watermark, clocks=self.clocks,
+        id = self.checkpointing.commit(last, next_batch=batch + 1, watermark=self.watermark, clocks=self.clocks,
                                        output_rows=self.output.rows_out)
         if id is not None:
             self.commit = Commit(batch, None)
@@ -611,12 +613,14 @@ class DrizzleDriver(Driver):
         The next group goes out with the current one (`DrizzlePolicy.ahead`),
         so workers never wait for the driver's boundary work; measured on the
         scheduling benchmark's groups of 50, that wait was 15-25% of a group.
-        Not with checkpoints: one checkpoint is gathered at a time, and its
-        commit rides on the message of the group after the boundary.
+        With checkpoints too: a worker writes its part of a group's
+        checkpoint after its last task of the group, before any task of the
+        next, and the driver gathers one checkpoint per group
+        (`Checkpointing.gathering`); a commit then rides on the message of
+        the group after the next.
         """
         return DrizzlePolicy(self.topology, self.workers, self.sizer.size,
-                             pipelined=pipelines(self.config.group_size), group=self.group_id,
-                             ahead=1 if self.checkpointing is None else 0)
+                             pipelined=pipelines(self.config.group_size), group=self.group_id, ahead=1)
 
     def _boundary(self, boundary: Boundary, on_batch: OnBatch, should_stop: ShouldStop,
                   idle_sleep: bool) -> Proceed | Finish:

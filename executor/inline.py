@@ -406,11 +406,11 @@ class InlineQuery:
         due = (batch_id + 1 - self._checkpoint_from) % self.checkpoints_every == 0
         if not (due or self.exhausted or self.output.full):
             return None
-        id, directory = checkpointing.request(0)
+        id, directory = checkpointing.request(0, batch_id)
         offsets = {stage: reader.offset for stage, reader in self.readers.items()}
         checkpointing.take(write_checkpoint_part(id, 0, directory, "inline.state", self.states, offsets))
         clocks = {stage: reader.clock for stage, reader in self.readers.items()}
-        return checkpointing.commit(next_batch=batch_id + 1, watermark=self.watermark, clocks=clocks,
+        return checkpointing.commit(batch_id, next_batch=batch_id + 1, watermark=self.watermark, clocks=clocks,
                                     output_rows=self.output.rows_out)
 
     def _resume(self) -> None:

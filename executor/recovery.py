@@ -28,6 +28,7 @@ query's origin when none was committed yet.
 from __future__ import annotations
 
 import os
+import shutil
 import time
 from dataclasses import dataclass, field
 from typing import Any, Mapping
@@ -95,14 +96,27 @@ def clocks_of(clocks: Mapping[int, SourceClock]) -> dict[int, tuple[int | None, 
     return {stage: (clock.max_event_ms, clock.exhausted) for stage, clock in clocks.items()}
 
 
+@dataclass
+class Gathering:
+    """A checkpoint the workers are writing: its id and directory, the parts asked for and those in."""
+
+    id: int
+    directory: str
+    requested: set[int] = field(default_factory=set)  # the workers asked for a part
+    parts: dict[int, CheckpointPart] = field(default_factory=dict)  # worker -> its part
+
+
 class Checkpointing:
-    """One query's checkpoints: the store, the parts of the checkpoint being gathered, and the recoveries."""
+    """One query's checkpoints: the store, the parts of the checkpoints being gathered, and the recoveries.
+
+    A checkpoint is gathered per group, keyed by the group's last batch:
+    with a group sent ahead (`DrizzlePolicy.ahead`) the workers may write
+    the next group's parts before this group's checkpoint is committed.
+    """
 
     def __init__(self, root: str, query: str) -> None:
         self.store = CheckpointStore(root, fingerprint(query), query)
-        self.current: tuple[int, str] | None = None  # (id, directory) of the checkpoint the workers are writing
-        self.parts: dict[int, CheckpointPart] = {}  # worker -> its part of `current`
-        self.requested: set[int] = set()  # the workers asked for a part of `current`
+        self.gathering: dict[int, Gathering] = {}  # by the batch the checkpoint comes after
         self.restored: Checkpoint | None = None  # the checkpoint this run started from
         self.last: RestorePoint | None = None  # the newest committed checkpoint (or the origin)
         self.recoveries: list[dict[str, Any]] = []
@@ -131,6 +145,8 @@ class Checkpointing:
         return self.restored
 
     def close(self) -> None:
+        """At the end of the query (its workers stopped): drop what was never committed, then unlock."""
+        self.abandon()
         self.store.unlock()
 
     def restored_info(self) -> dict[str, Any] | None:
@@ -141,28 +157,32 @@ class Checkpointing:
 
     # ------------------------------------------------------------ gathering and committing
 
-    def request(self, worker: int) -> tuple[int, str]:
-        """The checkpoint the group's workers write their parts of (one per group); `worker` is asked for one."""
-        if self.current is None:
-            self.current = self.store.begin()
-            self.parts, self.requested = {}, set()
-        self.requested.add(worker)
-        return self.current
+    def request(self, worker: int, after: int) -> tuple[int, str]:
+        """The checkpoint after batch `after` (one per group), which `worker` is asked to write a part of."""
+        gathering = self.gathering.get(after)
+        if gathering is None:
+            gathering = self.gathering[after] = Gathering(*self.store.begin())
+        gathering.requested.add(worker)
+        return gathering.id, gathering.directory
 
     def take(self, part: CheckpointPart) -> None:
-        if self.current is not None and part.id == self.current[0]:
-            self.parts[part.worker] = part
+        for gathering in self.gathering.values():
+            if gathering.id == part.id:
+                gathering.parts[part.worker] = part
 
-    def commit(self, *, next_batch: int, watermark: int | None, clocks: Mapping[int, SourceClock],
+    def commit(self, after: int, *, next_batch: int, watermark: int | None, clocks: Mapping[int, SourceClock],
                output_rows: int) -> int | None:
-        """Write the manifest of the checkpoint being gathered (after batch next_batch - 1); its id."""
-        if self.current is None or not self.requested <= set(self.parts):
+        """Write the manifest of the checkpoint after batch `after` (resuming at `next_batch`); its id."""
+        gathering = self.gathering.pop(after, None)
+        for older in [a for a in self.gathering if a < after]:  # a cancelled group's: never complete now
+            del self.gathering[older]
+        if gathering is None or not gathering.requested <= set(gathering.parts):
             return None  # no checkpoint asked for, or a part missing (a cancelled group): none is written
-        id, directory = self.current
+        id, directory = gathering.id, gathering.directory
         parts: dict[str, str] = {}
         partitions: dict[MapId, str] = {}
         offsets: dict[int, Any] = {}
-        for part in self.parts.values():
+        for part in gathering.parts.values():
             if part.file is not None and part.sha256 is not None:
                 parts[part.file] = part.sha256
                 partitions.update({tuple(key): part.file for key in part.partitions})  # type: ignore[misc]
@@ -172,13 +192,18 @@ class Checkpointing:
                           parts=parts, partitions=partitions, output_rows=output_rows)
         self.last = RestorePoint(id, directory, next_batch, watermark, states, offsets, parts, partitions,
                                  output_rows)
-        self.current, self.parts, self.requested = None, {}, set()
         self._without_progress = 0
         return id
 
     def abandon(self) -> None:
-        """The group in flight is lost: its half-gathered checkpoint is never committed (the store prunes it)."""
-        self.current, self.parts, self.requested = None, {}, set()
+        """The groups in flight are lost (their workers stopped): their half-gathered checkpoints are removed.
+
+        The newest may be a group sent ahead past the end of the input: left
+        behind, `stream-dsl checkpoints` would list it as uncommitted.
+        """
+        for gathering in self.gathering.values():
+            shutil.rmtree(gathering.directory, ignore_errors=True)
+        self.gathering = {}
 
     # ------------------------------------------------------------ recoveries
 

@@ -33,7 +33,8 @@ worker then waits to be stopped.
 
 Checkpoints: an `Assign` may ask for a checkpoint part; after the
 assignment's last task (so the state is exactly that after its last
-batch, since the next assignment only comes after the driver heard back)
+batch: the report comes before any task of a later assignment, which may
+already be here, since batches run in order)
 the worker writes the states of its partitions to one file and reports
 its checksum and its sources' offsets with the assignment's Report. A
 worker started with `Setup.restore` loads its partitions' states, opens

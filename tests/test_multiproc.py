@@ -242,7 +242,8 @@ def test_no_reduce_task_waits_on_a_driver_message_in_drizzle_but_every_one_does_
         _, driver, _ = _run_counted(executor, batches=8, workers=workers, group_size=4)
         finish = _upstream_finish(driver)
         stages = {s.id: s for s in driver.stages}
-        reducers = [t for t in driver.task_log if not stages[t.stage].is_source]
+        reducers = [t for t in driver.task_log if not stages[t.stage].is_source and t.batch < 8]  # not a group
+        # sent ahead past the end, some of whose reports may not have come
         assert reducers
         for t in reducers:
             first_done = min(finish[(t.batch, u)][0] for u in stages[t.stage].inputs)

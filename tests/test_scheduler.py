@@ -277,14 +277,14 @@ def test_drizzle_messages_per_group_do_not_grow_with_group_size_or_stages():
             assert len(policy.handle(Begin())) == 4
 
 
-def test_a_whole_drizzle_group_runs_with_no_driver_message_after_the_group_message():
-    """Simulate two workers exchanging notices only: every task of the group runs."""
-    policy = DrizzlePolicy(TWO_STAGES, workers=2, group_size=4)
-    sends = {i.worker: i for i in policy.handle(Begin())}
-    workers = {w: WorkerScheduler(w) for w in sends}
+def _run_group_messages(policy: DrizzlePolicy, sends: list[SendTasks]) -> tuple[list, list]:
+    """Two workers given `sends` that exchange notices only (no other driver message): the (worker, task)
+    pairs that ran, in order, and the policy's answers to the workers' reports."""
+    queue = [(s.worker, Assigned(s.assignment, s.tasks, s.last_batch))
+             for s in sorted(sends, key=lambda s: (s.assignment, -s.worker))]
     placement = sends[0].placement
-    queue = [(w, Assigned(s.assignment, s.tasks, s.last_batch)) for w, s in sorted(sends.items(), reverse=True)]
-    ran, reports = [], []
+    workers = {w: WorkerScheduler(w) for w in {s.worker for s in sends}}
+    ran, answers = [], []
     while queue:
         w, event = queue.pop(0)
         for instruction in workers[w].handle(event):
@@ -295,12 +295,19 @@ def test_a_whole_drizzle_group_runs_with_no_driver_message_after_the_group_messa
                     queue.append((receiver, Notice(key.batch, (key.stage, key.partition))))
                 queue.append((w, Finished(key)))
             elif isinstance(instruction, AssignmentDone):
-                reports.append(policy.handle(Reported(w, instruction.assignment)))
-    assert len(ran) == 4 * 3
-    assert reports[-1] == [Boundary(0, 0, 3)]
+                answers.append(policy.handle(Reported(w, instruction.assignment)))
     for w in workers:  # on each worker the batches ran in order
         batches = [key.batch for worker, key in ran if worker == w]
         assert batches == sorted(batches)
+    return ran, answers
+
+
+def test_a_whole_drizzle_group_runs_with_no_driver_message_after_the_group_message():
+    """Simulate two workers exchanging notices only: every task of the group runs."""
+    policy = DrizzlePolicy(TWO_STAGES, workers=2, group_size=4)
+    ran, answers = _run_group_messages(policy, policy.handle(Begin()))
+    assert len(ran) == 4 * 3
+    assert answers[-1] == [Boundary(0, 0, 3)]
 
 
 def test_drizzle_sends_the_next_group_ahead_and_hears_back_at_each_boundary_in_order():
@@ -327,27 +334,9 @@ def test_drizzle_sends_the_next_group_ahead_and_hears_back_at_each_boundary_in_o
 def test_groups_sent_ahead_run_in_batch_order_on_every_worker():
     """Two workers exchanging notices only, with the next group already assigned: every task runs, in order."""
     policy = DrizzlePolicy(TWO_STAGES, workers=2, group_size=3, ahead=1)
-    queue = [(i.worker, Assigned(i.assignment, i.tasks, i.last_batch)) for i in policy.handle(Begin())]
-    placement = place(TWO_STAGES, 2, clock_notices=True)
-    workers = {w: WorkerScheduler(w) for w in (0, 1)}
-    ran, boundaries = [], []
-    while queue:
-        w, event = queue.pop(0)
-        for instruction in workers[w].handle(event):
-            if isinstance(instruction, Run):
-                key = instruction.spec.key
-                ran.append((w, key))
-                for receiver in placement.receivers[key.stage]:
-                    queue.append((receiver, Notice(key.batch, (key.stage, key.partition))))
-                queue.append((w, Finished(key)))
-            elif isinstance(instruction, AssignmentDone):
-                for out in policy.handle(Reported(w, instruction.assignment)):
-                    boundaries.append(out)
-    assert boundaries == [Boundary(0, 0, 2)]  # group 1 waits for the driver's Proceed, not its workers
+    ran, answers = _run_group_messages(policy, policy.handle(Begin()))
+    assert [a for a in answers if a] == [[Boundary(0, 0, 2)]]  # group 1 waits for the driver's Proceed
     assert len(ran) == 2 * 3 * 3
-    for w in workers:
-        batches = [key.batch for worker, key in ran if worker == w]
-        assert batches == sorted(batches)
     assert policy.handle(Proceed(3))[-1] == Boundary(1, 3, 5)
 
 
