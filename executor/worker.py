@@ -100,7 +100,7 @@ class _CapturedOutput(Output):
 
 @dataclass(frozen=True, slots=True)
 class OutputBatch:
-    """One worker's outputs of one batch in one message: the driver waits for all of a batch's outputs anyway."""
+    """One worker's finished outputs, of one batch or several, in one message (see `_send_output`)."""
 
     outputs: tuple[OutputMessage, ...]
 
@@ -382,7 +382,7 @@ class WorkerRunner:
         most OUTPUT_HOLD_S (`holds_outputs`): a worker working through a backlog
         of batches then sends their outputs in one message instead of one
         per batch, each of which wakes the driver (measured: the write that
-        wakes it was a fifth of a reduce worker's time on 50-row batches).
+        wakes it was about a sixth of a reduce worker's time on 50-row batches).
         A worker that has caught up sends at once, so a live stream's
         latency is unchanged.
         """
