@@ -63,10 +63,9 @@ def die_while_sending(channel: Any) -> None:
     _next(channel)  # "go"
     if channel.worker == 0:
         channel.send(1, "whole")
-        channel.send(1, b"x" * (64 << 20))  # most of it is still in this process when it dies
-        time.sleep(0.2)
-        os._exit(3)
-    time.sleep(1.0)  # let worker 0 die with its message half written
+        channel.send(1, b"x" * (64 << 20))  # what fits goes into the pipe; the rest waits for the flusher
+        os._exit(3)  # at once: the flusher thread never gets to write any of the rest
+    time.sleep(2.0)  # not reading meanwhile: worker 0 dies with its message half written
     got = []
     deadline = time.monotonic() + 5.0
     while time.monotonic() < deadline:
