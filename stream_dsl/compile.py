@@ -23,7 +23,8 @@ Where polars and SQL disagree, SQL wins (DuckDB is the reference):
   row, so the branch's condition guards the check).
 - Integer `+`, `-` and `*` whose result does not fit the type (INT or
   BIGINT) raise `OverflowFailure` naming the operands, as DuckDB and
-  PostgreSQL do; polars would wrap around silently.
+  PostgreSQL do; polars would wrap around silently. So does a unary minus
+  of the type's smallest value.
 - TIMESTAMP ± INTERVAL, TIMESTAMP - TIMESTAMP and INTERVAL ± INTERVAL work
   in milliseconds.
 """
@@ -215,7 +216,18 @@ def _(e: E.Unary) -> pl.Expr:
         return ~_as_bool(operand, e.operand)
     if e.dtype is T.NULL:
         return operand
+    if e.dtype in (T.INT, T.BIGINT):
+        return _checked_negation(operand.cast(e.dtype.polars), e.dtype)
     return -operand
+
+
+def _checked_negation(x: pl.Expr, dtype: DataType) -> pl.Expr:
+    """Integer `-x` that raises OverflowFailure for the type's smallest value, whose negation polars wraps to itself."""
+    smallest = -(2**31) if dtype is T.INT else _INT64_MIN
+    return _fail_where((x == smallest).fill_null(False), x, -x,
+                       lambda first, n: OverflowFailure(
+                           f"integer overflow: -({first}) does not fit in {dtype.value}"
+                           f" ({n} value{'s' if n > 1 else ''} failed)"), dtype.polars)
 
 
 @_compile.register

@@ -405,3 +405,21 @@ def test_integer_arithmetic_is_exact_or_raises_naming_the_operands(pairs, op, dt
             values(expression, frame)
     else:
         assert values(expression, frame) == exact
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.one_of(st.none(), st.sampled_from(_EDGES), st.integers(-(2**63), 2**63 - 1)), min_size=1,
+                max_size=6), st.sampled_from([T.INT, T.BIGINT]))
+def test_a_negated_integer_is_exact_or_raises_naming_the_value(xs, dtype):
+    bits = 32 if dtype is T.INT else 64
+    low, high = -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
+    xs = [None if x is None else max(low, min(high, x)) for x in xs]
+    frame = pl.DataFrame({"a": xs}, schema={"a": dtype.polars})
+    expression = E.Unary("-", E.Column("a", dtype), dtype)
+    bad = [x for x in xs if x == low]
+    if bad:
+        with pytest.raises(OverflowFailure, match=rf"integer overflow: -\({low}\) does not fit in {dtype.value} "
+                                                   rf"\({len(bad)} values?"):
+            values(expression, frame)
+    else:
+        assert values(expression, frame) == [None if x is None else -x for x in xs]
