@@ -494,11 +494,6 @@ class DrizzlePolicy:
     announced: bool = False  # the oldest group's Boundary went out
     finished: bool = False
 
-    @property
-    def pending(self) -> set[int]:
-        """The workers that have not reported the oldest group in flight."""
-        return self.inflight[min(self.inflight)][2] if self.inflight else set()
-
     def handle(self, event: DriverEvent) -> list[DriverInstruction]:
         if self.finished:
             return []
