@@ -66,7 +66,7 @@ def run_once(cls: type[Driver], plan: Plan, config: RunConfig, warmup: int = 0) 
     whole groups, and the counts are of the measured batches (not of a
     group sent ahead past the end of the input).
     """
-    group = config.group_size if cls is not BspDriver and isinstance(config.group_size, int) else 1
+    group = config.group_size if not issubclass(cls, BspDriver) and isinstance(config.group_size, int) else 1
     first = -(-warmup // group) * group  # the first measured batch
     driver = build_driver(cls, plan, config, CollectOutput, realtime=False)
     progress: list[dict[str, Any]] = []

@@ -461,6 +461,7 @@ def test_the_scheduling_benchmark_runs_every_mode_on_the_same_query():
     assert list(modes) == ["bsp", "drizzle pre-scheduling only (group 1)", "drizzle group 3", "drizzle group 4"]
     # measured: the batches after the first group boundary at or past 3 warm-up batches
     assert [m["batches"] for m in modes.values()] == [6, 6, 6, 5]
+    assert [m["batches"] for m in report["baselines"].values()] == [6]  # bsp: no groups, whatever its config
     assert all(m["ms_per_iteration"] > 0 for m in modes.values())
     assert modes["bsp"]["ratio_to_bsp"] == 1.0
     assert modes["bsp"]["driver_messages"] == 6 * 3 and modes["drizzle group 3"]["driver_messages"] == 2 * 2
