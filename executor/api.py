@@ -1,33 +1,112 @@
-"""The executor's entry points: `collect` (run bounded input to the end) and `start` (continuous).
+"""The executor's one way in: `collect`, `start` and `explain_analyze`, over a registry of executors.
 
-Both optimize the plan when `config.optimize` is on, lower it to stages
-and run it. Every executor name ('drizzle', 'bsp', 'inline') runs on the
-inline executor for now; the multiprocess executors plug in through
-`EXECUTORS` with the same two functions.
+An executor is a scheduler over the query core (`executor/query/`): given
+a lowered stage DAG, the run settings and the query output, it builds a
+`QueryRun` (open, run, close, result). `EXECUTORS` maps each name of
+`RunConfig.executor` to its factory: 'inline' (one process), 'drizzle'
+(pre-scheduling and group scheduling on worker processes) and 'bsp' (the
+classic driver-coordinated baseline). Everything else here (optimizing,
+lowering, the sink, dead letters, tracing, the QueryHandle) is the same
+for all of them.
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, Protocol
 
+import networkx as nx
 import polars as pl
 
 import optimizer
 from executor import kernels
-from executor.commits import dead_letter_router
 from executor.handle import QueryHandle
-from executor.inline import SinkOutput, build_query, collect_plan
+from executor.query.outputs import CollectOutput, QueryOutput, SinkOutput, check_sorted_output
+from executor.query.release import dead_letter_router
 from executor.trace import recorder_for
+from optimizer.lower import lower
 from stream_dsl.catalog import Catalog
 from stream_dsl.config import RunConfig
 from stream_dsl.connectors import open_sink
-from stream_dsl.connectors.base import Sink
-from stream_dsl.errors import ConnectorError
+from stream_dsl.connectors.base import DeadLetter, Sink
+from stream_dsl.errors import ConnectorError, DSLError, ExecutionError
 from stream_dsl.plan import Plan, SinkDef
 
 SinkLike = str | SinkDef | Sink | Callable[[int, pl.DataFrame], Any] | None
+OnBatch = Callable[[dict[str, Any]], None] | None
 
 CONSOLE = SinkDef("console", (("connector", "console"),))
+
+
+class QueryRun(Protocol):
+    """One query on one executor: what `collect`, `start` and the QueryHandle drive."""
+
+    graph: nx.DiGraph
+    executor: str
+    dead_letter_router: Any
+    dead_letters: Any  # the newest DeadLetters, oldest first
+
+    def open(self, *, bounded: bool = False) -> None:
+        """Read tables, decide where the query starts, open sources (and start workers)."""
+
+    def run(self, on_batch: OnBatch = None, should_stop: Callable[[], bool] | None = None, *,
+            idle_sleep: bool = False) -> None:
+        """Run micro-batches until the input ends, the LIMIT is reached or `should_stop()` says so."""
+
+    def close(self) -> None:
+        """Release everything the run holds (idempotent)."""
+
+    def result(self) -> pl.DataFrame:
+        """collect()'s result after `run`."""
+
+    @property
+    def recoveries(self) -> list[dict[str, Any]]: ...
+
+    @property
+    def worker_pids(self) -> list[int]: ...
+
+    def restored_info(self) -> dict[str, Any] | None: ...
+
+
+ExecutorFactory = Callable[[nx.DiGraph, RunConfig, QueryOutput, bool], QueryRun]
+
+
+def _inline(graph: nx.DiGraph, config: RunConfig, output: QueryOutput, realtime: bool) -> QueryRun:
+    from executor.inline import InlineQuery
+
+    return InlineQuery(graph, config, output, realtime=realtime)
+
+
+def _drizzle(graph: nx.DiGraph, config: RunConfig, output: QueryOutput, realtime: bool) -> QueryRun:
+    from executor.driver import DrizzleDriver
+
+    return DrizzleDriver(graph, config, output, realtime=realtime)  # type: ignore[return-value]
+
+
+def _bsp(graph: nx.DiGraph, config: RunConfig, output: QueryOutput, realtime: bool) -> QueryRun:
+    from executor.bsp import BspDriver
+
+    return BspDriver(graph, config, output, realtime=realtime)  # type: ignore[return-value]
+
+
+EXECUTORS: dict[str, ExecutorFactory] = {"inline": _inline, "drizzle": _drizzle, "bsp": _bsp}
+
+
+def register_executor(name: str, factory: ExecutorFactory) -> None:
+    """Make `RunConfig(executor=name)` run on `factory`'s QueryRun."""
+    EXECUTORS[name] = factory
+
+
+def build_run(plan: Plan, config: RunConfig, output_factory: Callable[[Any, int | None], QueryOutput], *,
+              realtime: bool) -> QueryRun:
+    """Lower an (optimized) plan with `config.workers` partitions and build its run on `config.executor`."""
+    try:
+        factory = EXECUTORS[config.executor]
+    except KeyError:
+        raise DSLError(f"unknown executor '{config.executor}'; choose one of {', '.join(EXECUTORS)}") from None
+    graph = lower(plan, config.workers)
+    output = output_factory(graph.graph["schema"], graph.graph.get("limit")).ordered(graph)
+    check_sorted_output(output)
+    return factory(graph, config, output, realtime)
 
 
 def _prepare(plan: Plan, config: RunConfig | None) -> tuple[Plan, RunConfig]:
@@ -37,16 +116,32 @@ def _prepare(plan: Plan, config: RunConfig | None) -> tuple[Plan, RunConfig]:
     return plan, config
 
 
-def _multiprocess(config: RunConfig | None) -> Any:
-    """The worker-process executors ('drizzle', 'bsp'), or None for 'inline'.
+def run_collect(plan: Plan, config: RunConfig, catalog: Catalog | None = None,
+                on_batch: OnBatch = None) -> tuple[pl.DataFrame, QueryRun, list[dict[str, Any]]]:
+    """Run an (already optimized) plan to the end of its input: the result, the run and its progress.
 
-    Imported lazily: multiproc_api builds on this module.
+    Bad records go where a source's `dead_letter` option says (`catalog`
+    resolves sink names); without the option they are only counted.
     """
-    if config is None or config.executor == "inline":
-        return None
-    from executor import multiproc_api
+    run = build_run(plan, config, CollectOutput, realtime=False)
+    progress: list[dict[str, Any]] = []
 
-    return multiproc_api
+    def record(report: dict[str, Any]) -> None:
+        progress.append(report)
+        if on_batch is not None:
+            on_batch(report)
+
+    try:
+        run.dead_letter_router = dead_letter_router(run.graph, catalog=catalog, use_default=False)
+        run.open(bounded=True)
+        run.run(record)
+        return run.result(), run, progress
+    except DSLError:
+        raise
+    except Exception as exc:
+        raise ExecutionError(f"query failed: {kernels.error_text(exc)}") from exc
+    finally:
+        run.close()
 
 
 def collect(plan: Plan, config: RunConfig | None = None, catalog: Catalog | None = None) -> pl.DataFrame:
@@ -55,10 +150,8 @@ def collect(plan: Plan, config: RunConfig | None = None, catalog: Catalog | None
     Append queries return every emitted row; changelog queries (non-windowed
     aggregates, EMIT CHANGES) the last value of each group.
     """
-    if (multiprocess := _multiprocess(config)) is not None:
-        return multiprocess.collect(plan, config, catalog)
     plan, config = _prepare(plan, config)
-    return collect_plan(plan, config, catalog=catalog)
+    return run_collect(plan, config, catalog)[0]
 
 
 def start(plan: Plan, sink: SinkLike = None, config: RunConfig | None = None,
@@ -71,40 +164,43 @@ def start(plan: Plan, sink: SinkLike = None, config: RunConfig | None = None,
     realtime = 'false'. `trace` is a file path: when the query ends, every
     task's start and end go there in the Chrome trace format (executor/trace.py).
     """
-    if (multiprocess := _multiprocess(config)) is not None:
-        return multiprocess.start(plan, sink, config, catalog, name=name, trace=trace)
     plan, config = _prepare(plan, config)
     recorder = recorder_for(trace, config)
     target = resolve_sink(sink, catalog)
     written = target if recorder is None else recorder.wrap(target)
-    query = build_query(plan, config, lambda schema, limit: SinkOutput(schema, limit, written), realtime=True)
-    query.checkpoint_dir = config.checkpoint_dir
+    run = build_run(plan, config, lambda schema, limit: SinkOutput(schema, limit, written), realtime=True)
     if recorder is not None:
-        recorder.attach_inline(query)
+        recorder.attach(run)
     try:
-        query.dead_letter_router = dead_letter_router(query.graph, catalog=catalog, sink=target, query_name=name,
-                                                      checkpoint_dir=config.checkpoint_dir)
-        query.open()
+        run.dead_letter_router = dead_letter_router(run.graph, catalog=catalog, sink=target, query_name=name,
+                                                    checkpoint_dir=config.checkpoint_dir)
+        run.open()
     except BaseException:
+        run.close()
         _close_quietly(target)
         raise
-    return QueryHandle(query, written, name)._start()
+    return QueryHandle(run, written, name)._start()
 
 
 def explain_analyze(plan: Plan, config: RunConfig | None = None, catalog: Catalog | None = None) -> str:
     """EXPLAIN ANALYZE: run the query over its bounded input, then the explain text with what happened.
 
     The metrics section sums the micro-batches (rows in and out, late rows,
-    dead letters, time) and lists the rows each stage produced.
+    dead letters, time) and lists the rows each stage produced; on worker
+    processes the scheduling metrics per stage follow (compute, scheduler
+    delay, waiting for inputs, serialization).
     """
+    from executor.metrics import render_progress
     from optimizer.explain import explain
 
-    if (multiprocess := _multiprocess(config)) is not None:
-        return multiprocess.explain_analyze(plan, config, catalog)
     config = config or RunConfig()
-    reports: list[dict[str, Any]] = []
-    result = collect_plan(_prepare(plan, config)[0], config, reports.append)
-    return explain(plan, config) + "\n== Metrics ==\n" + render_metrics(reports, result.height)
+    result, run, progress = run_collect(_prepare(plan, config)[0], config, catalog)
+    text = [explain(plan, config), "== Metrics ==", render_metrics(progress, result.height)]
+    if config.executor != "inline":
+        header = (f"executor={config.executor} workers={config.workers} group_size={config.group_size} "
+                  f"driver_messages={len(getattr(run, 'assignment_log', ()))}")
+        text += ["== Scheduling ==", header, render_progress(progress)]
+    return "\n".join(text)
 
 
 def render_metrics(reports: list[dict[str, Any]], result_rows: int) -> str:
@@ -159,3 +255,7 @@ def _close_quietly(sink: Sink) -> None:
         sink.close()
     except Exception:
         pass
+
+
+__all__ = ["EXECUTORS", "QueryRun", "register_executor", "build_run", "run_collect", "collect", "start",
+           "explain_analyze", "render_metrics", "resolve_sink", "FunctionSink", "DeadLetter"]

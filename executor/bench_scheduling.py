@@ -31,9 +31,10 @@ from typing import Any, Sequence
 
 import polars as pl
 
-from executor.driver import Driver, DrizzleDriver, build_driver
 from executor.bsp import BspDriver
-from executor.inline import CollectOutput
+from executor.driver import Driver, DrizzleDriver
+from executor.query.outputs import CollectOutput
+from optimizer.lower import lower
 from stream_dsl.config import RunConfig
 from stream_dsl.plan import Plan
 
@@ -68,7 +69,9 @@ def run_once(cls: type[Driver], plan: Plan, config: RunConfig, warmup: int = 0) 
     """
     group = config.group_size if not issubclass(cls, BspDriver) and isinstance(config.group_size, int) else 1
     first = -(-warmup // group) * group  # the first measured batch
-    driver = build_driver(cls, plan, config, CollectOutput, realtime=False)
+    graph = lower(plan, config.workers)
+    driver = cls(graph, config, CollectOutput(graph.graph["schema"], graph.graph.get("limit")).ordered(graph),
+                 realtime=False)
     progress: list[dict[str, Any]] = []
     marks: dict[str, tuple[float, float]] = {}
 

@@ -26,12 +26,9 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from executor.driver import Driver, OnBatch, ShouldStop
-from executor.inline import Output
-from executor.messages import Report
-from executor.recovery import RestorePoint
+from executor.driver import Driver, OnBatch, ShouldStop, TransportFactory
+from executor.query.outputs import QueryOutput
 from executor.scheduler import Boundary, BspPolicy, Finish, Proceed, SendTasks, place
-from executor.shuffle import Clock, WatermarkChain, source_clock
 from stream_dsl.config import RunConfig
 
 
@@ -41,21 +38,13 @@ class BspDriver(Driver):
     executor = "bsp"
     pipelined = False  # reducers on the workers without a source, as Drizzle's groups place them (see the module doc)
 
-    def __init__(self, graph: Any, config: RunConfig, output: Output, *, realtime: bool) -> None:
-        super().__init__(graph, config, output, realtime=realtime)
-        self.chain = WatermarkChain({s.id: source_clock(s) for s in self.stages if s.is_source})
-        self._clocks: dict[int, dict[int, Clock]] = {}
+    def __init__(self, graph: Any, config: RunConfig, output: QueryOutput, *, realtime: bool,
+                 transport_factory: TransportFactory | None = None) -> None:
+        super().__init__(graph, config, output, realtime=realtime, transport_factory=transport_factory)
         self._policy: BspPolicy | None = None
 
     def _hosts(self) -> dict[tuple[int, int], int]:
         return dict(place(self.topology, self.workers, clock_notices=False, pipelined=self.pipelined).hosts)
-
-    def _rewind(self, point: RestorePoint) -> None:
-        """Also the driver's watermark chain, which BSP keeps (Drizzle's live in the workers)."""
-        super()._rewind(point)
-        self.chain = WatermarkChain({s.id: source_clock(s) for s in self.stages if s.is_source})
-        self.chain.restore(point.clocks, point.next_batch, point.watermark)
-        self._clocks.clear()
 
     def _wants_checkpoint(self, instruction: SendTasks) -> bool:
         """A worker's last wave of the batch asks for its checkpoint part: its state is final for the batch then."""
@@ -69,24 +58,16 @@ class BspDriver(Driver):
 
     def _new_policy(self) -> BspPolicy:
         """Batches from `self.batch_id` on, one wave of tasks at a time."""
-        self.chain.last_batch = max(self.chain.last_batch, self.batch_id - 1)
         self._policy = BspPolicy(self.topology, self.workers, pipelined=self.pipelined)
         return self._policy
 
-    def take_report(self, report: Report) -> None:
-        """Also keep the source clocks the report carries: the driver derives BSP's watermarks from them."""
-        super().take_report(report)
-        for batch, stats in report.batches.items():
-            if stats.clocks:
-                self._clocks.setdefault(batch, {}).update(stats.clocks)
-
     def _outgoing(self, instruction: SendTasks) -> SendTasks:
-        """Stateful tasks get the batch's (previous, new) watermark from the driver."""
+        """Stateful tasks get the batch's WatermarkStep from the driver's chain."""
         stateful = {s.id for s in self.stages if s.stateful is not None}
         if not any(t.key.stage in stateful for t in instruction.tasks):
             return instruction
-        pair = self.chain.pair(instruction.first_batch, lambda b: self._clocks.pop(b, {}))
-        tasks = tuple(replace(t, watermarks=pair) if t.key.stage in stateful else t for t in instruction.tasks)
+        step = self.chain.step(instruction.first_batch, self._take_clocks)
+        tasks = tuple(replace(t, watermarks=step) if t.key.stage in stateful else t for t in instruction.tasks)
         return replace(instruction, tasks=tasks)
 
     def _boundary(self, boundary: Boundary, on_batch: OnBatch, should_stop: ShouldStop,

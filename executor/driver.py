@@ -51,24 +51,27 @@ from executor import kernels
 from executor.autotune import GroupSizer, overhead_fraction
 from executor.changelog import ChangelogBuffer
 from executor.changelog_rows import Part, RowFold, as_frame, unpack
-from executor.inline import DEAD_LETTERS_KEPT, InlineQuery, Output, check_bounded, check_sorted_output
+from executor.inline import collect_table
 from executor.messages import (Assign, Cancel, Commit, Failed, Heartbeat, Output as OutputMessage, Ready, Report,
                                Setup, Stop)
 from executor.metrics import BatchStats, TaskMetrics, batch_totals, group_overhead, stage_metrics
+from executor.query.outputs import QueryOutput
+from executor.query.progress import batch_report
+from executor.query.readers import DEAD_LETTERS_KEPT
+from executor.query.release import keep_from
+from executor.query.restart import close_readers, open_query
+from executor.query.tasks import TaskRunner
+from executor.query.watermarks import Clock, WatermarkChain
 from executor.recovery import Checkpointing, RestorePoint, clocks_of
 from executor.runtime import MultiprocessTransport, Transport
 from executor.scheduler import (Begin, Boundary, DrizzlePolicy, Finish, Proceed, Reported, SendTasks, Shutdown,
                                 Topology, pipelines, place, topology_of)
 from executor.shuffle import decode, encode, source_clock
-from executor.state import query_watermark, watermark_datetime
 from executor.worker import OutputBatch
-from optimizer.lower import lower, stage_order
 from optimizer.stages import ScanOp, Stage
 from stream_dsl.config import RunConfig
 from stream_dsl.connectors.base import DeadLetter
 from stream_dsl.errors import DSLError, ExecutionError
-from stream_dsl.plan import Plan
-from stream_dsl.types import Schema
 
 POLL_S = 0.2  # receive timeout: how often the driver checks worker liveness and stop requests
 HEARTBEAT_S = 1.0  # how often a worker says it is alive
@@ -77,6 +80,7 @@ CANCEL_TIMEOUT_S = 5.0  # how long stop() waits for cancelled workers to report
 
 OnBatch = Callable[[dict[str, Any]], None] | None
 ShouldStop = Callable[[], bool] | None
+TransportFactory = Callable[[int], Transport]  # worker count -> a transport (executor/runtime.py)
 
 
 class _Stopped(Exception):
@@ -103,19 +107,24 @@ class Driver:
 
     executor = "multiprocess"
 
-    def __init__(self, graph: Any, config: RunConfig, output: Output, *, realtime: bool) -> None:
+    def __init__(self, graph: Any, config: RunConfig, output: QueryOutput, *, realtime: bool,
+                 transport_factory: TransportFactory | None = None) -> None:
         self.graph = graph
         self.config = config
         self.output = output
         self.realtime = realtime
-        self.inline = InlineQuery(graph, config, output, realtime=realtime)
-        self.stages: list[Stage] = stage_order(graph)
+        self.runner = TaskRunner(graph, output)  # the changelog stage, the final changelog and the tables
+        self.stages: list[Stage] = self.runner.stages
         self.topology: Topology = topology_of(self.stages)
         self.workers = config.workers
+        self.transport_factory: TransportFactory = transport_factory or MultiprocessTransport
         self.transport: Transport | None = None
         self.dead_letters: deque[DeadLetter] = deque(maxlen=DEAD_LETTERS_KEPT)
-        self.clocks = {s.id: source_clock(s) for s in self.stages if s.is_source}
-        self.watermark: int | None = None
+        self.chain = self._new_chain()  # the watermark of each recorded batch (BSP: also of each task)
+        self.source_clocks: dict[int, dict[int, Clock]] = {}  # batch -> source stage -> clock, until taken
+        self.restored: dict[int, int] = {}  # a restart without a checkpoint: `query/restart.py`
+        self.state_hosts: set[int] = set()  # the workers that host operator state
+        self.realtime_sources = False  # whether a source paces itself to the wall clock
         self.batch_id = 0
         self.done = False
         self.output_tasks = self.topology.output_tasks
@@ -133,8 +142,8 @@ class Driver:
         # worker, first batch, last batch, sent at): the driver-to-worker task messages, newest last
         self.task_log: deque[TaskMetrics] = deque(maxlen=100_000)
         self.worker_pids: list[int] = []
-        self.dead_letter_router: Any = None  # where bad records go (executor.commits.dead_letter_router)
-        self._changelog = self.inline.changelog and self.output.changelog_collects
+        self.dead_letter_router: Any = None  # where bad records go (executor.query.release.dead_letter_router)
+        self._changelog = self.runner.changelog_stage is not None and self.output.changelog_collects
         self.changelog = ChangelogBuffer(list(getattr(self.output, "group_keys", [])))
         self.changelog_rows = RowFold(list(getattr(self.output, "group_keys", [])))
         self.checkpointing: Checkpointing | None = None  # with a checkpoint_dir (continuous queries)
@@ -146,19 +155,25 @@ class Driver:
     def open(self, *, bounded: bool = False) -> None:
         """Read tables, check the sources (in this process), then start the workers and set them up.
 
-        A query writing to a sink that already holds batches continues the
-        batch ids after its last one, as the inline executor does.
+        Where the query starts is `query/restart.py`'s decision, as for every
+        executor: a checkpoint, or after what the sink and sources hold.
         """
-        self.inline.open()
+        start = open_query(self.graph, self.config, self.output, collect_table, realtime=self.realtime,
+                           bounded=bounded)
+        self.realtime_sources = any(r.realtime for r in start.readers.values())
+        close_readers(start.readers)  # the workers open their own
+        self.runner.tables, self.checkpointing, self.restored = start.tables, start.checkpointing, start.restored
+        self.batch_id = self.next_emit = start.first_batch
+        if start.restore is not None:
+            self._rewind(start.restore)
+        else:
+            self.chain.last_batch = self.batch_id - 1
+            self.chain.resume_from(self.restored)
+        if self.checkpointing is not None:
+            self.checkpointing.last = start.restore or RestorePoint(None, "", self.batch_id, None,
+                                                                    clocks_of(self.chain.clocks))
         try:
-            if bounded:
-                check_bounded(self.inline.readers, self.inline.limit, self.inline.changelog, bool(self.output.order))
-        finally:
-            self.inline.close()
-        self.batch_id = self.next_emit = self.inline.batch_id
-        try:
-            restore = self._open_checkpoints()
-            self._start_workers(restore)
+            self._start_workers(start.restore)
         except WorkerLost as lost:
             self.close()
             raise lost.error(self.config.heartbeat_timeout) from None
@@ -166,29 +181,28 @@ class Driver:
             self.close()
             raise
 
-    def _open_checkpoints(self) -> RestorePoint | None:
-        """With a checkpoint_dir (a continuous query): start from its newest good checkpoint, if any."""
-        if self.config.checkpoint_dir is None or not self.output.durable:
-            return None
-        self.checkpointing = Checkpointing.for_graph(self.config.checkpoint_dir, self.graph)
-        checkpoint = self.checkpointing.open()
-        if checkpoint is None:
-            self.checkpointing.last = RestorePoint(None, "", self.batch_id, self.watermark, clocks_of(self.clocks))
-            return None
-        point = self.checkpointing.last = RestorePoint.of(checkpoint)
-        self._rewind(point)
-        return point
+    def _new_chain(self) -> WatermarkChain:
+        return WatermarkChain({s.id: source_clock(s) for s in self.stages if s.is_source})
+
+    @property
+    def watermark(self) -> int | None:
+        """The watermark after the last recorded batch."""
+        return self.chain.current
+
+    def _take_clocks(self, batch: int) -> dict[int, Clock]:
+        return self.source_clocks.pop(batch, {})
 
     def _rewind(self, point: RestorePoint) -> None:
         """Driver state as it was after batch `point.next_batch - 1`; what came after is forgotten."""
         self.batch_id = self.next_emit = point.next_batch
-        self.watermark = point.watermark
-        for stage, clock in self.clocks.items():
-            clock.max_event_ms, clock.exhausted = point.clocks.get(stage, (None, False))
+        self.chain = self._new_chain()
+        self.chain.restore(point.clocks, point.next_batch, point.watermark)
+        if point.checkpoint is None:  # back to the start of a restarted query
+            self.chain.resume_from(self.restored)
         self.output.rows_out = point.output_rows
         self.done = False
         for per_batch in (self.outputs, self.emitted, self.stats, self.tasks, self.state_groups, self.retention,
-                          self.messages_for):
+                          self.messages_for, self.source_clocks):
             per_batch.clear()  # type: ignore[attr-defined]
 
     def _hosts(self) -> dict[tuple[int, int], int]:
@@ -199,13 +213,15 @@ class Driver:
         """A new transport and worker processes, set up (from `restore`, after a failure or a restart)."""
         from executor import worker
 
-        transport = self.transport = MultiprocessTransport(self.workers)
+        transport = self.transport = self.transport_factory(self.workers)
         self.last_seen = {}  # a worker is watched from its Ready on
         for w in range(self.workers):
             transport.start_worker(w, worker.main)
         self.worker_pids = transport.pids
-        tables = {tid: encode(frame) for tid, frame in self.inline.tables.items()}
+        tables = {tid: encode(frame) for tid, frame in self.runner.tables.items()}
         hosts = self._hosts()
+        stateful = {s.id for s in self.stages if s.stateful is not None}
+        self.state_hosts = {w for (stage, _), w in hosts.items() if stage in stateful}
         connectors = _connector_registry()
         for w in range(self.workers):
             memory = {}
@@ -215,7 +231,8 @@ class Driver:
             transport.send(w, Setup(self.graph, self.config, tables, memory, connectors, self.realtime,
                                     self._changelog, os.getcwd(), tuple(sys.path), self.batch_id,
                                     None if restore is None else restore.for_worker(hosts, w), HEARTBEAT_S,
-                                    None if self.checkpointing is None else self.checkpointing.offset_log))
+                                    None if self.checkpointing is None else self.checkpointing.offset_log,
+                                    self.restored))
         ready: set[int] = set()
         deadline = time.monotonic() + READY_TIMEOUT_S
         while len(ready) < self.workers:
@@ -396,7 +413,8 @@ class Driver:
                 raise WorkerLost(worker, None, "heartbeat timeout")
 
     def take_report(self, report: Report) -> None:
-        """Keep a worker's task metrics, batch stats and checkpoint part until the batches are recorded."""
+        """Keep a worker's task metrics, batch stats, source clocks and checkpoint part until the batches are
+        recorded."""
         if report.checkpoint is not None and self.checkpointing is not None:
             self.checkpointing.take(report.checkpoint)
         for task in report.tasks:
@@ -408,6 +426,8 @@ class Driver:
                 self.state_groups[batch][report.worker] = stats.state_groups
             if stats.retention is not None:
                 self.retention[batch][report.worker] = stats.retention[0]
+            if stats.clocks:
+                self.source_clocks.setdefault(batch, {}).update(stats.clocks)
 
     # ------------------------------------------------------------ output
 
@@ -466,8 +486,9 @@ class Driver:
     def result(self) -> pl.DataFrame:
         """collect()'s result once the run is over: the appended rows, or the final value of every group."""
         self._flush_changelog()
-        final = self.inline.final_changelog()
-        return final if final is not None else self.output.result()  # type: ignore[attr-defined]
+        if self.runner.changelog_stage is not None:
+            return self.runner.final_changelog(self.output.table, self.graph.graph.get("limit"))  # type: ignore
+        return self.output.result()  # type: ignore[attr-defined]
 
     # ------------------------------------------------------------ progress
 
@@ -482,14 +503,15 @@ class Driver:
             if self.done:
                 break
             report = self._batch_report(batch, group, group_size)
-            self.done = all(c.exhausted for c in self.clocks.values()) or self.output.full
+            self.done = all(c.exhausted for c in self.chain.clocks.values()) or self.output.full
             if self.checkpointing is not None:
                 report["recovery_ms"] = self.checkpointing.batch_recorded()
                 if checkpoint and (batch == last or self.done):
                     report["checkpoint"] = self._checkpoint(batch, last)
             elif self.output.durable:
-                kept = [ms for ms in self.retention.get(batch, {}).values() if ms is not None]
-                self.commit = Commit(batch, min(kept) if kept else None)
+                releases, keep = keep_from(self.retention.get(batch, {}), self.state_hosts)
+                if releases:
+                    self.commit = Commit(batch, keep)
             if on_batch is not None:
                 on_batch(report)
         for batch in range(first, last + 1):
@@ -508,7 +530,7 @@ class Driver:
         assert self.checkpointing is not None
         if self.next_emit <= batch:  # never happens when every output arrived; then no checkpoint here
             return None
-        id = self.checkpointing.commit(last, next_batch=batch + 1, watermark=self.watermark, clocks=self.clocks,
+        id = self.checkpointing.commit(last, next_batch=batch + 1, watermark=self.watermark, clocks=self.chain.clocks,
                                        output_rows=self.output.rows_out)
         if id is not None:
             self.commit = Commit(batch, None)
@@ -518,12 +540,13 @@ class Driver:
     def recoveries(self) -> list[dict[str, Any]]:
         return [] if self.checkpointing is None else self.checkpointing.recoveries
 
+    def restored_info(self) -> dict[str, Any] | None:
+        """The checkpoint this run started from (see `Checkpointing.restored_info`), or None."""
+        return None if self.checkpointing is None else self.checkpointing.restored_info()
+
     def _batch_report(self, batch: int, group: int, group_size: int) -> dict[str, Any]:
         stats = self.stats.get(batch, BatchStats())
-        for stage, clock in stats.clocks.items():
-            self.clocks[stage].observe(clock.max_event_ms, clock.exhausted)
-        wm_new = query_watermark(list(self.clocks.values()), self.watermark)
-        self.watermark = wm_new
+        step = self.chain.step(batch, self._take_clocks)
         self.batch_id = batch + 1
         self.dead_letters.extend(stats.dead_letters)
         if self.dead_letter_router is not None and stats.dead_letters:
@@ -533,30 +556,19 @@ class Driver:
         started = min((t.started_at for t in tasks), default=emitted_at)
         ended = max([emitted_at] + [t.finished_at for t in tasks])
         stages = stage_metrics(tasks)
-        stage_rows = {s.id: stats.stage_rows.get(s.id, 0) for s in self.stages}
-        report = {
-            "batch_id": batch,
-            "rows_in": stats.rows_in,
-            "rows_out": rows_out,
-            "late_rows": stats.late_rows,
-            "dead_letters": len(stats.dead_letters),
-            "watermark": watermark_datetime(wm_new),
-            "duration_ms": max(0.0, ended - started) * 1000.0,
-            "latency_ms": max(0.0, (emitted_at or ended) - (stats.pulled_at or started)) * 1000.0,
-            "state_groups": sum(self.state_groups.get(batch, {}).values()),
-            "stage_rows": stage_rows,
-            "executor": self.executor,
-            "group_id": group,
-            "group_size": group_size,
-            "driver_messages": self.messages_for.get(batch, 0.0),
-            "stages": stages,
-            "recoveries": len(self.recoveries),
-            "recovery_ms": None,
-            "checkpoint": None,
-        }
+        report = batch_report(
+            batch_id=batch, rows_in=stats.rows_in, rows_out=rows_out, late_rows=stats.late_rows,
+            dead_letters=len(stats.dead_letters), watermark=step.current,
+            duration_ms=max(0.0, ended - started) * 1000.0,
+            latency_ms=max(0.0, (emitted_at or ended) - (stats.pulled_at or started)) * 1000.0,
+            state_groups=sum(self.state_groups.get(batch, {}).values()),
+            stage_rows={s.id: stats.stage_rows.get(s.id, 0) for s in self.stages},
+            shuffled=sorted(stats.shuffled, key=lambda t: (t["stage"], t["task"])),
+            reads=[read for _, read in sorted(stats.reads, key=lambda r: r[0])], executor=self.executor)
+        report.update({"group_id": group, "group_size": group_size,
+                       "driver_messages": self.messages_for.get(batch, 0.0), "stages": stages,
+                       "recoveries": len(self.recoveries), "recovery_ms": None, "checkpoint": None})
         report.update(batch_totals(stages))
-        shuffled = sorted(stats.shuffled, key=lambda t: (t["stage"], t["task"]))
-        report.update(kernels.counter_report(shuffled, [read for _, read in sorted(stats.reads, key=lambda r: r[0])]))
         return report
 
     # ------------------------------------------------------------ stopping
@@ -587,7 +599,7 @@ class Driver:
 
     def idle_pause(self) -> None:
         """A continuous query whose unpaced sources had nothing: wait a little before the next group."""
-        if any(r.realtime for r in self.inline.readers.values()):
+        if self.realtime_sources:
             return
         time.sleep(min(self.config.batch_interval_ms, 100) / 1000.0)
 
@@ -668,12 +680,3 @@ def _connector_registry() -> dict[str, str]:
     from stream_dsl import connectors
 
     return dict(connectors.CONNECTORS)
-
-
-def build_driver(cls: type[Driver], plan: Plan, config: RunConfig,
-                 output_factory: Callable[[Schema, int | None], Output], *, realtime: bool) -> Driver:
-    """Lower `plan` with `config.workers` partitions and make its driver (not yet open)."""
-    graph = lower(plan, config.workers)
-    output = output_factory(graph.graph["schema"], graph.graph.get("limit")).ordered(graph)
-    check_sorted_output(output)
-    return cls(graph, config, output, realtime=realtime)

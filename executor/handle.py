@@ -8,9 +8,12 @@ ExecutionError naming the operator. A query over bounded sources ends by
 itself when its input is done.
 
 A query may run for months: the handle keeps the newest `PROGRESS_KEPT`
-progress dicts (and the executors the newest `inline.DEAD_LETTERS_KEPT`
+progress dicts (and the executors the newest `query.readers.DEAD_LETTERS_KEPT`
 dead letters; all of them went to their target), as Spark keeps its recent
 progress; `totals()` sums every batch.
+
+One handle class for every executor: it drives the executor's QueryRun
+(`executor/api.py`) and never re-implements its loop.
 """
 
 from __future__ import annotations
@@ -19,7 +22,6 @@ import threading
 from collections import deque
 from typing import Any
 
-from executor.inline import InlineQuery, run_to_end
 from executor import kernels
 from stream_dsl.connectors.base import DeadLetter, Sink
 from stream_dsl.errors import DSLError, ExecutionError
@@ -32,9 +34,9 @@ TOTALS = ("batches", "rows_in", "rows_out", "late_rows", "dead_letters")
 class QueryHandle:
     """Control and progress of one running query (stop, await_termination, progress)."""
 
-    def __init__(self, query: InlineQuery, sink: Sink, name: str | None = None) -> None:
+    def __init__(self, run: Any, sink: Sink, name: str | None = None) -> None:
         self.name = name
-        self._query = query
+        self._query = run  # the executor's QueryRun (executor/api.py)
         self._sink = sink
         self._progress: deque[dict[str, Any]] = deque(maxlen=PROGRESS_KEPT)
         self._totals = dict.fromkeys(TOTALS, 0)  # over every batch, however many progress dicts are kept
@@ -56,7 +58,7 @@ class QueryHandle:
 
     def _run(self) -> None:
         try:
-            run_to_end(self._query, self._record, self._stop.is_set, idle_sleep=True)
+            self._query.run(self._record, self._stop.is_set, idle_sleep=True)
         except ExecutionError as exc:
             self._exception = exc
         except DSLError as exc:
@@ -120,18 +122,17 @@ class QueryHandle:
 
     def worker_pids(self) -> list[int]:
         """The process ids of the query's workers now (none for the inline executor; new ones after a recovery)."""
-        return []
+        return list(self._query.worker_pids)
 
     @property
     def recoveries(self) -> list[dict[str, Any]]:
         """One dict per recovery from a lost worker (see executor/recovery.py); the inline executor has none."""
-        return []
+        return [dict(r) for r in self._query.recoveries]
 
     @property
     def restored_checkpoint(self) -> dict[str, Any] | None:
         """The checkpoint this run started from: {"id", "next_batch", "skipped"}, or None."""
-        checkpointing = getattr(self._query, "_checkpointing", None)
-        return None if checkpointing is None else checkpointing.restored_info()
+        return self._query.restored_info()
 
     @property
     def stages(self):

@@ -48,6 +48,7 @@ class Setup:
     restore: "Restore | None" = None
     heartbeat_s: float = 1.0
     offset_log: str | None = None  # with checkpoints: the directory of the sources' batch offset logs
+    resume: dict[int, int] = field(default_factory=dict)  # no checkpoint: what the sources committed (query/restart)
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,7 +81,7 @@ class Commit:
     """The output of batches up to `through_batch` is written: sources may release what they read for them.
 
     `keep_from_ms`: the earliest event time operator state still needs
-    (see `executor.commits.retention_ms`). Rides on the next `Assign`, or
+    (see `executor.query.release.retention_ms`). Rides on the next `Assign`, or
     comes alone when the query ends.
     """
 

@@ -28,7 +28,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
-from executor.shuffle import Clock
+from executor.query.watermarks import Clock
 from stream_dsl.connectors.base import DeadLetter
 
 
@@ -108,6 +108,8 @@ class BatchStats:
             self.stage_rows[stage] = self.stage_rows.get(stage, 0) + rows
         self.clocks.update(other.clocks)
         self.pulled_at = max(self.pulled_at, other.pulled_at)
+        if other.retention is not None:  # reported after the worker's last task of the batch: the newest
+            self.retention = other.retention
 
 
 def _ms(seconds: float) -> float:

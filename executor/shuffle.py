@@ -31,7 +31,8 @@ import polars as pl
 
 from executor.scheduler import MapId, Placement
 from optimizer.stages import Stage
-from executor.state import SourceClock, query_watermark
+from executor.query.watermarks import Clock
+from executor.state import SourceClock
 from stream_dsl.errors import ExecutionError
 
 Payload = Union[bytes, pl.DataFrame]
@@ -48,64 +49,11 @@ def decode(data: bytes) -> pl.DataFrame:
     return pl.read_ipc_stream(data)
 
 
-@dataclass(frozen=True, slots=True)
-class Clock:
-    """A source task's event-time progress for one batch (what the reducers' watermark needs)."""
-
-    max_event_ms: int | None
-    exhausted: bool
-
-    def __reduce__(self) -> tuple:
-        return Clock, (self.max_event_ms, self.exhausted)
-
-
 def source_clock(stage: Stage) -> SourceClock:
-    """The clock the inline executor keeps for a source stage (see `inline.open_reader`)."""
+    """A source stage's event-time clock (see `query.readers.open_reader`): no delay, no watermark."""
     definition = stage.head.source  # type: ignore[union-attr]
     wm = definition.watermark
     return SourceClock(None if wm is None or definition.kind == "table" else wm.delay_ms)
-
-
-@dataclass
-class WatermarkChain:
-    """The query watermark of each batch from every source's clock, advanced in batch order as inline does.
-
-    `clocks` are the SourceClocks of all source stages (delay None: no
-    watermark); `pair(b, take)` returns (watermark after b-1, after b),
-    calling `take(batch)` for the clocks the source tasks of each batch
-    not yet seen sent.
-    """
-
-    clocks: dict[int, SourceClock]
-    last_batch: int = -1
-    current: int | None = None
-    pairs: dict[int, tuple[int | None, int | None]] = field(default_factory=dict)
-
-    def restore(self, clocks: Mapping[int, tuple[int | None, bool]], next_batch: int, watermark: int | None) -> None:
-        """Continue after batch `next_batch - 1` of a checkpoint: its sources' (max_event_ms, exhausted) and
-        its watermark."""
-        for stage, (max_event_ms, exhausted) in clocks.items():
-            if stage in self.clocks:
-                self.clocks[stage].observe(max_event_ms, exhausted)
-        self.last_batch, self.current = next_batch - 1, watermark
-        self.pairs.clear()
-
-    def pair(self, batch: int, take: Callable[[int], Mapping[int, Clock]]) -> tuple[int | None, int | None]:
-        while self.last_batch < batch:
-            b = self.last_batch + 1
-            received = take(b)
-            missing = [s for s in self.clocks if s not in received]
-            if missing:
-                raise ExecutionError(f"internal error: no clock of source stage {missing[0]} for batch {b}")
-            for stage, clock in received.items():
-                self.clocks[stage].observe(clock.max_event_ms, clock.exhausted)
-            previous = self.current
-            self.current = query_watermark(list(self.clocks.values()), previous)
-            self.pairs[b] = (previous, self.current)
-            self.last_batch = b
-        for old in [b for b in self.pairs if b < batch]:
-            del self.pairs[old]
-        return self.pairs[batch]
 
 
 @dataclass(frozen=True, slots=True)

@@ -260,19 +260,17 @@ class TraceRecorder:
     def wrap(self, sink: Any) -> "TracingSink":
         return TracingSink(sink, self)
 
-    def attach_inline(self, query: Any) -> None:
-        """Trace an InlineQuery: it records its tasks into its `task_log`."""
-        query.task_log = []
-        self.tasks = lambda: query.task_log
-        self.stages = stage_labels(query.graph)
-
-    def attach_driver(self, driver: Any) -> None:
-        """Trace a multiprocess Driver: its task log, its send log and its worker pids."""
-        self.tasks = lambda: driver.task_log
-        self.sends = lambda: driver.assignment_log
-        self.pids = lambda: driver.worker_pids
-        self.capacity = getattr(driver.task_log, "maxlen", None)
-        self.stages = stage_labels(driver.graph)
+    def attach(self, run: Any) -> None:
+        """Trace a QueryRun: its task log (an inline query records its tasks into `task_log` once given one),
+        and on worker processes its send log and worker pids."""
+        if getattr(run, "task_log", None) is None:
+            run.task_log = []
+        self.tasks = lambda: run.task_log
+        self.stages = stage_labels(run.graph)
+        if hasattr(run, "assignment_log"):
+            self.sends = lambda: run.assignment_log
+            self.pids = lambda: run.worker_pids
+            self.capacity = getattr(run.task_log, "maxlen", None)
 
 
 def recorder_for(trace: str | os.PathLike | None, config: Any) -> TraceRecorder | None:

@@ -17,10 +17,12 @@ in-memory test source, whose frames live in the driver's registry, gets
 them in `Setup` once.
 
 A task does exactly what the inline executor does for the same (stage,
-partition, batch) (it calls `InlineQuery._run_task`), so results are equal.
-Watermarks: in Drizzle a stateful task derives (previous, new) for its
-batch from the clocks every source task sent along with its notices; in
-BSP the driver gives them.
+partition, batch): both run it through the query core's `TaskRunner`
+(`executor/query/tasks.py`), so results are equal. Watermarks: in Drizzle
+a stateful task derives its batch's WatermarkStep from the clocks every
+source task sent along with its notices, through the same chain the
+inline executor keeps (`query/watermarks.py`, restarts included); in BSP
+the driver gives it.
 
 Output rows: an output task's rows (or changelog) wait while this worker
 has another task ready that reads no source (at most OUTPUT_HOLD_S), and
@@ -60,42 +62,28 @@ import polars as pl
 
 from executor import kernels
 from executor.changelog_rows import pack
-from executor.commits import retention_ms
-from executor.inline import InlineQuery, Output, Reader, _concat, open_reader
+from executor.query.outputs import CapturedOutput
+from executor.query.readers import Reader, open_reader
+from executor.query.release import retention_ms
+from executor.query.tasks import TaskRunner, concat_inputs, skips
+from executor.query.watermarks import Clock, WatermarkChain, WatermarkStep
 from executor.messages import (Assign, Cancel, CheckpointPart, Commit, Failed, Heartbeat, Output as OutputMessage,
                                Ready, Report, Restore, Setup, Stop)
 from executor.metrics import BatchStats, TaskMetrics
 from executor.offset_log import OffsetLog
 from executor.recovery import load_states, write_checkpoint_part
-from executor.rows import RowsPart
 from executor.runtime import DRIVER, Channel
 from executor.scheduler import (Assigned, AssignmentDone, Finished, InputsReady, Notice, Run, TaskKey, TaskSpec,
                                 WorkerScheduler)
-from executor.shuffle import Clock, Inbox, MapOutput, WatermarkChain, decode, encode, route, source_clock
+from executor.shuffle import Inbox, MapOutput, decode, encode, route, source_clock
 from optimizer.lower import stage_order
 from optimizer.stages import OutputWrite, ShuffleWrite, Stage
 from stream_dsl.connectors.base import commit_source
 from stream_dsl.errors import DSLError, ExecutionError
 
+NO_STEP = WatermarkStep(None, None)  # a source task's: it reads, it holds no state
 IDLE_POLL_S = 1.0  # how often an idle worker checks that the driver is still there
 OUTPUT_HOLD_S = 0.01  # a worker with tasks ready keeps finished batches' outputs back at most this long
-
-
-class _CapturedOutput(Output):
-    """Stands in for the query output inside a worker: keeps a changelog step's upserts and deletes.
-
-    Takes upserts as rows: the worker sends small parts to the driver as rows (`changelog_rows.pack`).
-    """
-
-    takes_rows = True
-
-    def __init__(self, collects: bool) -> None:
-        super().__init__(schema=None, limit=None)  # type: ignore[arg-type]
-        self.changelog_collects = collects
-        self.captured: tuple[pl.DataFrame | RowsPart, pl.DataFrame | None] | None = None
-
-    def apply_changelog(self, upserts: pl.DataFrame | RowsPart, deletes: pl.DataFrame | None) -> None:
-        self.captured = (upserts, deletes)
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,10 +120,10 @@ class WorkerRunner:
         self.me = channel.worker
         self.setup = setup
         _install_connectors(setup)
-        self.output = _CapturedOutput(setup.collect_changelog)
-        self.query = InlineQuery(setup.graph, setup.config, self.output, realtime=setup.realtime)
-        self.query.tables = {tid: decode(data) for tid, data in setup.tables.items()}
-        self.stages: dict[int, Stage] = {s.id: s for s in stage_order(setup.graph)}
+        self.output = CapturedOutput(setup.collect_changelog)
+        self.runner = TaskRunner(setup.graph, self.output)
+        self.runner.tables = {tid: decode(data) for tid, data in setup.tables.items()}
+        self.stages: dict[int, Stage] = {s.id: s for s in self.runner.stages}
         self.readers: dict[int, Reader] = {}
         self.sched = WorkerScheduler(self.me)
         self.inbox = Inbox()
@@ -144,6 +132,8 @@ class WorkerRunner:
         self.restore: Restore | None = setup.restore
         if self.restore is not None:
             self._restore(self.restore)
+        else:
+            self.chain.resume_from(setup.resume)
         self.assigns: dict[int, Assign] = {}
         self.owner: dict[TaskKey, int] = {}
         self.assigned_at: dict[TaskKey, float] = {}
@@ -226,12 +216,12 @@ class WorkerRunner:
         if self.restore is not None:  # sources not read since the restore are where the checkpoint left them
             for stage, offset in self.restore.offsets.items():
                 offsets.setdefault(stage, offset)
-        return write_checkpoint_part(id, self.me, directory, f"worker-{self.me}.state", self.query.states, offsets)
+        return write_checkpoint_part(id, self.me, directory, f"worker-{self.me}.state", self.runner.states, offsets)
 
     def _restore(self, restore: Restore) -> None:
         """Start from a checkpoint: this worker's partitions' states and the watermark chain after it."""
         stateful = {stage.id: stage.stateful for stage in self.stages.values()}
-        self.query.states.update(load_states(restore.directory, restore.parts, restore.partitions, stateful))
+        self.runner.states.update(load_states(restore.directory, restore.parts, restore.partitions, stateful))
         self.chain.restore(restore.clocks, restore.next_batch, restore.watermark)
 
     def _commit(self, commit: Commit) -> None:
@@ -271,11 +261,11 @@ class WorkerRunner:
         stage = self.stages[key.stage]
         started = time.time()
         stats = self._stats(key)
-        frame, (wm_prev, wm_new), clock, serialize = self._input(stage, spec, stats)
-        skipped = not frame.height and (stage.stateful is None or wm_new == wm_prev)
+        frame, step, clock, serialize = self._input(stage, spec, stats)
+        skipped = skips(stage, frame, step)
         result: dict[int, pl.DataFrame] | None = None
         if not skipped:
-            result, late = self._compute(stage, key.partition, frame, wm_prev, wm_new)
+            result, late = self.runner.run(stage, key.partition, frame, step)
             stats.late_rows += late
             if result is not None and isinstance(stage.terminal, ShuffleWrite):
                 stats.shuffled.append(kernels.shuffle_counts(stage.id, key.partition, result))
@@ -284,7 +274,7 @@ class WorkerRunner:
         stats.stage_rows[stage.id] = stats.stage_rows.get(stage.id, 0) + rows_out
         local, sent_s, bytes_sent = self._deliver(stage, key, result, clock, finished)
         if self.sched.unfinished.get(key.batch, 1) == 1:  # this worker's last task of the batch
-            states = self.query.states.values()
+            states = self.runner.states.values()
             stats.state_groups = sum(getattr(s, "open_groups", 0) for s in states)
             stats.retention = (retention_ms(states, self.watermark_columns),)
         done = time.time()
@@ -303,15 +293,15 @@ class WorkerRunner:
         return local
 
     def _input(self, stage: Stage, spec: TaskSpec,
-               stats: BatchStats) -> tuple[pl.DataFrame, tuple[int | None, int | None], Clock | None, float]:
+               stats: BatchStats) -> tuple[pl.DataFrame, WatermarkStep, Clock | None, float]:
         """A task's input rows, its batch's watermarks, its source clock and the seconds spent decoding."""
         key = spec.key
         if stage.is_source:
             frame, clock = self._read_source(stage, key.batch, stats)
-            return frame, (None, None), clock, 0.0
+            return frame, NO_STEP, clock, 0.0
         frames, decoding = self.inbox.take(key.batch, stage.id, key.partition)
-        pair = spec.watermarks if spec.watermarks is not None else self.chain.pair(key.batch, self.inbox.take_clocks)
-        return _concat(frames, stage), pair, None, decoding
+        step = spec.watermarks if spec.watermarks is not None else self.chain.step(key.batch, self.inbox.take_clocks)
+        return concat_inputs(frames, stage), step, None, decoding
 
     def _deliver(self, stage: Stage, key: TaskKey, result: dict[int, pl.DataFrame] | None, clock: Clock | None,
                  finished: float) -> tuple[list[MapOutput], float, int]:
@@ -358,21 +348,10 @@ class WorkerRunner:
         stats.rows_in += pulled.frame.height
         stats.reads.append((stage.id, kernels.source_read(reader.scan, pulled.frame.height)))
         stats.dead_letters.extend(pulled.dead_letters)
-        clock = Clock(reader.clock.max_event_ms, reader.exhausted)
+        clock = Clock(reader.clock.max_event_ms, reader.exhausted, pulled.replayed)
         stats.clocks[stage.id] = clock
         self.offsets.setdefault(batch, {})[stage.id] = reader.offset
         return pulled.frame, clock
-
-    def _compute(self, stage: Stage, partition: int, frame: pl.DataFrame, wm_prev: int | None,
-                 wm_new: int | None) -> tuple[dict[int, pl.DataFrame] | None, int]:
-        """The inline executor's task, with errors named by operator."""
-        try:
-            return self.query._run_task(stage, partition, frame, wm_prev, wm_new)
-        except DSLError:
-            raise
-        except Exception as exc:
-            where = stage.stateful.describe() if stage.stateful is not None else stage.head.describe()
-            raise ExecutionError(f"{where}: {kernels.error_text(exc)}") from exc
 
     def _send_output(self, stage: Stage, key: TaskKey, result: dict[int, pl.DataFrame] | None,
                      finished: float) -> float:

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from executor import changelog_rows
 from executor.changelog import ChangelogBuffer
 from executor.changelog_rows import RowFold, RowsPart, as_frame, pack, unpack
-from executor.inline import CollectOutput
+from executor.query.outputs import CollectOutput
 from stream_dsl.types import DataType, Field, Schema
 
 SCHEMA = Schema((Field("k", DataType.STRING), Field("w", DataType.BIGINT), Field("n", DataType.BIGINT),

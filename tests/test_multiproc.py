@@ -34,7 +34,7 @@ import optimizer
 import stream_dsl as sd
 from executor.api import start as inline_start
 from executor.inline import collect_plan
-from executor.multiproc_api import collect, explain_analyze, run_collect, start
+from executor.api import collect, explain_analyze, run_collect, start
 from executor.runtime import created_resources, open_pipes
 from stream_dsl.config import RunConfig
 from stream_dsl.errors import ExecutionError
@@ -325,7 +325,7 @@ def test_a_worker_that_dies_fails_the_query_with_a_clear_error(no_leaks):
         handle = start(_unbounded_plan(), lambda batch_id, frame: first_batch.set(),
                        RunConfig(workers=2, executor=executor, group_size=2, batch_interval_ms=20))
         first_batch.wait()
-        os.kill(handle.driver.worker_pids[0], signal.SIGKILL)
+        os.kill(handle.worker_pids()[0], signal.SIGKILL)
         with pytest.raises(ExecutionError, match="worker 0 died unexpectedly"):
             handle.await_termination()
         assert not handle.is_active
@@ -370,7 +370,7 @@ def test_starting_and_stopping_50_queries_leaves_nothing_behind(no_leaks):
         executor = EXECUTORS[i % 2]
         handle = start(plan, lambda batch_id, frame: None,
                        RunConfig(workers=2, executor=executor, group_size=1 + i % 3, batch_interval_ms=10))
-        pids = handle.driver.worker_pids
+        pids = handle.worker_pids()
         assert len(pids) == 2 and all(os.path.exists(f"/proc/{p}") for p in pids)
         handle.stop()
         assert not handle.is_active and handle.exception is None

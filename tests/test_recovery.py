@@ -250,21 +250,26 @@ def test_a_stuck_worker_is_replaced_after_the_heartbeat_timeout(tmp_path, expect
 # ---------------------------------------------------------------- the driver killed
 
 
-def _script(tmp_path: Path, run: str, pids: Path) -> subprocess.Popen:
+EVERY_EXECUTOR = pytest.mark.parametrize("executor", ["inline", "bsp", "drizzle"])
+
+
+def _script(tmp_path: Path, run: str, pids: Path, executor: str = "drizzle") -> subprocess.Popen:
     """tests/recovery_script.py on the test's directories, its output in files (a pipe nobody reads could block)."""
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([R.ROOT, os.environ.get("PYTHONPATH", "")]))
     with open(tmp_path / f"{run}.stdout", "wb") as out, open(tmp_path / f"{run}.stderr", "wb") as err:
         return subprocess.Popen([sys.executable, str(SCRIPT), str(tmp_path / "ckpt"), str(tmp_path / "out"),
-                                 "--pids", str(pids)], cwd=R.ROOT, env=env, stdout=out, stderr=err)
+                                 "--pids", str(pids), "--executor", executor], cwd=R.ROOT, env=env, stdout=out,
+                                stderr=err)
 
 
 def _stderr(tmp_path: Path, run: str) -> str:
     return (tmp_path / f"{run}.stderr").read_text(errors="replace")[-3000:]
 
 
-def test_a_killed_driver_resumes_from_its_checkpoint_when_started_again(tmp_path, expected):
+@EVERY_EXECUTOR
+def test_a_killed_driver_resumes_from_its_checkpoint_when_started_again(tmp_path, expected, executor):
     pids_file = tmp_path / "pids.json"
-    first = _script(tmp_path, "first", pids_file)
+    first = _script(tmp_path, "first", pids_file, executor)
     try:
         wait_until(lambda: first.poll() is not None or (
             pids_file.exists() and checkpoint_ids(tmp_path / "ckpt")
@@ -281,7 +286,7 @@ def test_a_killed_driver_resumes_from_its_checkpoint_when_started_again(tmp_path
     assert (tmp_path / "first.stdout").read_text() == "", "the first run got to the end before it was killed"
     wait_until(lambda: not any(alive(p) for p in workers), "the killed driver's workers to exit by themselves")
 
-    second = _script(tmp_path, "second", pids_file)
+    second = _script(tmp_path, "second", pids_file, executor)
     try:
         assert second.wait(HANG_GUARD_S) == 0, f"the second run failed:\n{_stderr(tmp_path, 'second')}"
     finally:
@@ -300,8 +305,8 @@ def test_a_killed_driver_resumes_from_its_checkpoint_when_started_again(tmp_path
 
 def _flip_bytes(checkpoint: Path) -> None:
     """Flip a few bytes in the middle of the checkpoint's largest state part file."""
-    parts = list(checkpoint.glob("worker-*.state"))
-    assert parts, f"no worker-*.state part files in {checkpoint}: {os.listdir(checkpoint)}"
+    parts = list(checkpoint.glob("*.state"))
+    assert parts, f"no *.state part files in {checkpoint}: {os.listdir(checkpoint)}"
     part = max(parts, key=lambda p: p.stat().st_size)
     data = bytearray(part.read_bytes())
     assert data, f"{part} is empty: nothing to corrupt"
@@ -317,13 +322,14 @@ def _truncate_manifest(checkpoint: Path) -> None:
     manifest.write_bytes(text[: len(text) // 2])
 
 
+@EVERY_EXECUTOR
 @pytest.mark.parametrize("damage", [_flip_bytes, _truncate_manifest], ids=["flipped-part", "truncated-manifest"])
-def test_a_corrupt_newest_checkpoint_is_skipped_for_the_previous_one(tmp_path, expected, damage):
+def test_a_corrupt_newest_checkpoint_is_skipped_for_the_previous_one(tmp_path, expected, damage, executor):
     # groups of 7 batches end inside 10-batch windows: the previous checkpoint holds a window half counted
-    ids = stop_midway(start(tmp_path, group_size=7), tmp_path / "ckpt", 3)
+    ids = stop_midway(start(tmp_path, group_size=7, executor=executor), tmp_path / "ckpt", 3)
     newest, previous = ids[-1], ids[-2]
     damage(checkpoint_path(tmp_path / "ckpt", newest))
-    handle = start(tmp_path, group_size=7)
+    handle = start(tmp_path, group_size=7, executor=executor)
     finish(handle)
     restored = handle.restored_checkpoint
     assert restored is not None and restored["id"] == previous, restored
@@ -333,12 +339,13 @@ def test_a_corrupt_newest_checkpoint_is_skipped_for_the_previous_one(tmp_path, e
     assert_exact(tmp_path / "out", expected)
 
 
-def test_a_changed_query_is_refused_and_a_half_written_checkpoint_ignored(tmp_path, expected):
+@EVERY_EXECUTOR
+def test_a_changed_query_is_refused_and_a_half_written_checkpoint_ignored(tmp_path, expected, executor):
     checkpoint_dir = tmp_path / "ckpt"
-    ids = stop_midway(start(tmp_path), checkpoint_dir, 2)
+    ids = stop_midway(start(tmp_path, executor=executor), checkpoint_dir, 2)
     committed = files.committed_batches(str(tmp_path / "out"))
 
-    changed = R.make_context(tmp_path / "out", checkpoint_dir=str(checkpoint_dir))
+    changed = R.make_context(tmp_path / "out", checkpoint_dir=str(checkpoint_dir), executor=executor)
     with pytest.raises(CheckpointError) as refused:
         handle = changed.sql(f"INSERT INTO out {R.select(window_s=2)}")
         handle.stop(HANG_GUARD_S)
@@ -352,7 +359,7 @@ def test_a_changed_query_is_refused_and_a_half_written_checkpoint_ignored(tmp_pa
     half = checkpoint_path(checkpoint_dir, max(begun) + 1)  # a crash before its manifest was written
     half.mkdir()
     (half / "worker-0.state").write_bytes(b"\x00" * 64)
-    ctx = R.make_context(tmp_path / "out")
+    ctx = R.make_context(tmp_path / "out", executor=executor)
     handle = ctx.sql(R.SELECT).start("out", checkpoint_dir=str(checkpoint_dir))  # per query this time
     finish(handle)
     restored = handle.restored_checkpoint
@@ -360,17 +367,20 @@ def test_a_changed_query_is_refused_and_a_half_written_checkpoint_ignored(tmp_pa
     assert_exact(tmp_path / "out", expected)
 
 
-def test_the_inline_executor_resumes_from_its_checkpoints_after_a_stop(tmp_path, expected):
-    """Inline checkpoints every group_size batches; two stops and restarts, then the output is exact."""
+@EVERY_EXECUTOR
+def test_every_executor_resumes_from_its_checkpoints_after_a_stop(tmp_path, expected, executor):
+    """Checkpoints every group of 7 batches (every batch for bsp); two stops and restarts, then the output is
+    exact."""
     restored = []
+    group = 1 if executor == "bsp" else 7
     for _ in range(2):
-        stop_midway(start(tmp_path, executor="inline", group_size=7), tmp_path / "ckpt", len(restored) + 2)
-        handle = start(tmp_path, executor="inline", group_size=7)
+        stop_midway(start(tmp_path, executor=executor, group_size=7), tmp_path / "ckpt", len(restored) + 2)
+        handle = start(tmp_path, executor=executor, group_size=7)
         restored.append(handle.restored_checkpoint)
         if len(restored) == 1:
             handle.stop(HANG_GUARD_S)
     finish(handle)
-    assert all(r is not None and r["next_batch"] % 7 == 0 for r in restored), restored
+    assert all(r is not None and r["next_batch"] % group == 0 for r in restored), restored
     assert handle.progress()[0]["batch_id"] == restored[-1]["next_batch"]
     assert_exact(tmp_path / "out", expected)
 

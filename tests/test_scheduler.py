@@ -15,12 +15,13 @@ from hypothesis import strategies as st
 
 from executor.autotune import AimdBounds, GroupSizer, next_group_size, overhead_fraction
 from executor.changelog import ChangelogBuffer, fold
-from executor.inline import CollectOutput
+from executor.query.outputs import CollectOutput
 from executor.metrics import TaskMetrics, group_overhead
 from executor.scheduler import (Assigned, AssignmentDone, Begin, Boundary, BspPolicy, DrizzlePolicy, Finish, Finished,
                                 InputsReady, Notice, Proceed, Reported, Run, SendTasks, Shutdown, StageInfo, TaskKey,
                                 TaskSpec, Topology, WorkerScheduler, pipelines, place)
-from executor.shuffle import Clock, Inbox, MapOutput, WatermarkChain, decode, encode, route
+from executor.query.watermarks import Clock, WatermarkChain, WatermarkStep
+from executor.shuffle import Inbox, MapOutput, decode, encode, route
 from executor.state import WM_INF, SourceClock, query_watermark
 from stream_dsl.errors import DSLError
 from stream_dsl.types import DataType, Schema
@@ -416,11 +417,11 @@ def test_the_watermark_chain_matches_the_inline_watermark():
     for max_ms, exhausted in deltas:
         clocks[0].observe(max_ms, exhausted)
         new = query_watermark(clocks, wm)
-        expected.append((wm, new))
+        expected.append(WatermarkStep(wm, new))
         wm = new
     sent = {b: {0: Clock(max_ms, ex)} for b, (max_ms, ex) in enumerate(deltas)}
-    assert [chain.pair(b, sent.pop) for b in range(len(deltas))] == expected
-    assert expected[-1][1] == WM_INF
+    assert [chain.step(b, sent.pop) for b in range(len(deltas))] == expected
+    assert expected[-1].current == WM_INF
 
 
 # ---------------------------------------------------------------- AIMD

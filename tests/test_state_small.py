@@ -21,7 +21,7 @@ from test_differential import QUERIES, assert_same_rows, duckdb_rows, engine
 
 from executor import kernels, state_small
 from executor.api import collect
-from executor.commits import retention_ms
+from executor.query.release import retention_ms
 from executor.rows import RowsPart
 from executor.state import WM_INF, AggregateState
 from optimizer.stages import TIME_COLUMN, AggregateOp, AggSpec, PartialAggregateOp

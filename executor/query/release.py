@@ -1,4 +1,4 @@
-"""After a batch's output is written: dead letters out, then sources committed; and resuming a restart.
+"""What a source may release, and when: after a batch's output is written, its dead letters, then commits.
 
 The order per batch (every executor): the sink write, then the batch's dead
 letters to their targets, then `commit_source(source, offset, keep_from_ms)`
@@ -14,23 +14,22 @@ aggregate, DISTINCT) needs everything, and so does a window over a column
 other than the sources' watermark column (we could not tell which records
 it holds).
 
-On restart, `resume_watermark` starts the query from the watermark the
-previous run committed (sources report it as `restored_max_event_ms`), so
-replayed records of windows already emitted are dropped as late rather than
-emitted twice; `base.next_batch_id` continues the batch ids after the sink's
-last committed batch. With a checkpoint, the checkpoint's watermark and
-batch id take precedence over both.
+On restart, the query resumes from the watermark the previous run
+committed (see `executor/query/watermarks.py` and `restart.py`), so
+windows already emitted are not emitted again; `base.next_batch_id`
+continues the batch ids after the sink's last committed batch. With a
+checkpoint, the checkpoint's watermark and batch id take precedence.
 """
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from typing import Any, Iterable, Mapping
 
 import networkx as nx
 
-from executor.state import AggregateState, DistinctState, SourceClock, query_watermark
+from executor.state import AggregateState, DistinctState
 from optimizer.stages import ScanOp
-from stream_dsl.connectors.base import KEEP_ALL, commit_source, restored_max_event_ms
+from stream_dsl.connectors.base import KEEP_ALL, commit_source
 from stream_dsl.connectors.dead_letters import DeadLetterRouter, open_dead_letters
 from stream_dsl.plan import SourceDef
 
@@ -69,22 +68,25 @@ def retention_ms(states: Iterable[Any], watermark_columns: set[str]) -> int | No
 
 
 def commit_sources(readers: Iterable[Any], keep_from_ms: int | None) -> None:
-    """Commit every reader's source at its current offset (readers: `inline.Reader`)."""
+    """Commit every reader's source at its current offset (readers: `query.readers.Reader`)."""
     for reader in readers:
         commit_source(reader.source, reader.offset, keep_from_ms)
 
 
-def resume_watermark(clocks: list[SourceClock], sources: list[Any], current: int | None) -> int | None:
-    """The query watermark to start from: what the sources' previous run committed, else `current`."""
-    restored = False
-    for clock, source in zip(clocks, sources):
-        max_event = restored_max_event_ms(source)
-        if max_event is not None and clock.delay_ms is not None:
-            clock.observe(max_event, False)
-            restored = True
-    if not restored:
-        return current
-    return query_watermark(clocks, current)
+def keep_from(retentions: Mapping[int, int | None], holders: Iterable[int]) -> tuple[bool, int | None]:
+    """Whether a batch's sources may release what they read, and from which event time they must keep records.
+
+    `retentions`: `retention_ms` after the batch, from each process that
+    reported one; `holders`: every process that hosts operator state. A
+    holder that did not report (its tasks of the batch never ran: a stop in
+    the middle of a group) may hold rows of open windows, so then nothing
+    is released: (False, None). Otherwise (True, the earliest event time any
+    state still needs, None when no state holds rows).
+    """
+    if any(h not in retentions for h in holders):
+        return False, None
+    kept = [ms for ms in retentions.values() if ms is not None]
+    return True, (min(kept) if kept else None)
 
 
 def scan_sources(graph: nx.DiGraph) -> list[SourceDef]:

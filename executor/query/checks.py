@@ -1,0 +1,43 @@
+"""Refusals every executor makes when a query opens: plans that could never emit, collect() that could never end."""
+
+from __future__ import annotations
+
+from typing import Mapping
+
+import networkx as nx
+
+from executor.query.readers import Reader, is_bounded
+from optimizer.stages import AggregateOp, Stage
+from stream_dsl.errors import PlanError
+
+
+def check_can_emit(graph: nx.DiGraph, readers: Mapping[int, Reader]) -> None:
+    """Refuse a windowed EMIT final over an unbounded stream that has no watermark: it could never emit."""
+    for node in graph.nodes:
+        stage: Stage = graph.nodes[node]["stage"]
+        op = stage.stateful
+        if not isinstance(op, AggregateOp) or op.window is None or op.changelog:
+            continue
+        upstream = [readers[a] for a in nx.ancestors(graph, node) if a in readers]
+        unbounded = [r for r in upstream if not is_bounded(r)]
+        if unbounded and not any(r.clock.delay_ms is not None for r in upstream):
+            name = unbounded[0].scan.source.name
+            raise PlanError(
+                f"the windowed aggregate over unbounded stream '{name}' emits on window close, but '{name}' "
+                f"has no watermark, so no window would ever close; add a WATERMARK clause to the stream "
+                f"(e.g. WATERMARK FOR {op.window.time_column} AS {op.window.time_column} - INTERVAL '1' SECOND) "
+                f"or use EMIT CHANGES")
+
+
+def check_bounded(readers: Mapping[int, Reader], limit: int | None, changelog: bool, ordered: bool = False) -> None:
+    """collect() must end: every source bounded, or a LIMIT on appended rows (not after ORDER BY)."""
+    if limit is not None and not changelog:
+        return
+    for reader in readers.values():
+        if not is_bounded(reader):
+            name = reader.scan.source.name
+            why = ("ORDER BY needs the whole result, so its LIMIT cannot end the stream; bound the source"
+                   if ordered else "use start() for a continuous query, add a LIMIT, or bound the source")
+            raise PlanError(f"collect() needs bounded input, but stream '{name}' is unbounded; {why} "
+                            f"(e.g. a generator 'count')")
+

@@ -1,0 +1,157 @@
+"""Sources as a query reads them: a `Reader` per source stage, with its clock, its offset and its replays.
+
+Every executor reads through these: the inline executor in its own
+process, a worker for the source stages it hosts. A reader pulls one
+batch per micro-batch in batch order; with checkpoints it logs where each
+batch ended before the batch runs and, on a replay, cuts the batch where
+the earlier run cut it (`executor/offset_log.py`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import polars as pl
+
+from executor import kernels
+from executor.offset_log import OffsetLog
+from executor.state import SourceClock
+from optimizer.stages import ScanOp, Stage
+from stream_dsl.connectors import open_source, open_table
+from stream_dsl.connectors.base import Source, SourceBatch, pull_source
+from stream_dsl.errors import DSLError, ExecutionError
+from stream_dsl.plan import SourceDef
+
+DEAD_LETTERS_KEPT = 10_000  # the newest dead letters a query keeps in memory (all went to their target)
+NOT_REPLAYED = object()  # `Reader.pull`'s default: a batch read afresh, not the replay of a logged one
+
+
+class TableAsSource:
+    """A static table scanned like a stream: all rows in the first batch, then exhausted."""
+
+    def __init__(self, definition: SourceDef) -> None:
+        self.definition = definition
+        self._table = open_table(definition)
+        self._columns: list[str] | None = None
+        self._done = False
+
+    @property
+    def bounded(self) -> bool:
+        return True
+
+    def open(self, columns: list[str] | None, offset: Any = None) -> None:
+        self._columns = columns
+        self._done = bool(offset)
+
+    def next_batch(self, batch_interval_ms: int, *, realtime: bool = False) -> SourceBatch:
+        if self._done:
+            schema = self.definition.schema
+            names = self._columns or list(schema.names)
+            return SourceBatch(pl.DataFrame(schema={c: schema.dtype(c).polars for c in names}), True, True)
+        self._done = True
+        return SourceBatch(self._table.read(self._columns), exhausted=True, offset=True)
+
+    def close(self) -> None:
+        pass
+
+
+@dataclass
+class Reader:
+    """One source stage's source, with its event-time clock."""
+
+    stage: Stage
+    source: Source
+    clock: SourceClock
+    realtime: bool
+    exhausted: bool = False
+    offset: Any = None
+    replay: Any = None  # what the offset log keeps of the last batch (`SourceBatch.replay`)
+    log: OffsetLog | None = None  # with checkpoints: where each batch ended, logged before it runs
+    replays: dict[int, Any] = field(default_factory=dict)  # batch -> logged end of a batch an earlier run read
+
+    @property
+    def scan(self) -> ScanOp:
+        return self.stage.head  # type: ignore[return-value]
+
+    def follow_log(self, log: OffsetLog, from_batch: int) -> None:
+        """Log every batch read from now on; replay the ones an earlier run logged from `from_batch` on."""
+        self.log, self.replays = log, log.read(from_batch)
+
+    def read(self, interval_ms: int, batch: int) -> SourceBatch:
+        """Batch `batch`: cut where an earlier run cut it (a logged batch, replayed), or read afresh and logged
+        (before any of its output exists)."""
+        until = self.replays.pop(batch, NOT_REPLAYED)
+        pulled = self.pull(interval_ms, until)
+        if self.log is not None and until is NOT_REPLAYED:
+            self.log.append(batch, self.replay)
+        return pulled
+
+    def close(self) -> None:
+        if self.log is not None:
+            self.log.close()
+        try:
+            self.source.close()
+        except Exception:
+            pass
+
+    def pull(self, interval_ms: int, until: Any = NOT_REPLAYED) -> SourceBatch:
+        """The next batch; `until`: the offset where an earlier run's batch ended (a replay, see offset_log)."""
+        if self.exhausted:
+            return SourceBatch(self._empty(), exhausted=True, offset=self.offset)
+        if until is None:  # the earlier run's batch read nothing: neither does its replay
+            return SourceBatch(self._empty(), offset=self.offset)
+        if until is NOT_REPLAYED:
+            until = None
+        try:
+            batch = pull_source(self.source, interval_ms, realtime=self.realtime, until=until)
+        except DSLError:  # a connector's own error already names the source
+            raise
+        except Exception as exc:
+            raise ExecutionError(f"{self.scan.describe()}: {kernels.error_text(exc)}") from exc
+        self.exhausted = batch.exhausted
+        self.offset = batch.offset
+        self.replay = batch.offset if batch.replay is None else batch.replay
+        self.clock.observe(self._max_event_ms(batch), batch.exhausted)
+        return batch
+
+    def _max_event_ms(self, batch: SourceBatch) -> int | None:
+        wm = self.scan.source.watermark
+        if wm is None:
+            return None
+        if batch.max_event_time_ms is not None:
+            return batch.max_event_time_ms
+        if not batch.frame.height or wm.column not in batch.frame.columns:
+            return None
+        value = batch.frame.select(pl.col(wm.column).cast(pl.Datetime("ms")).dt.epoch("ms").max()).item()
+        return None if value is None else int(value)
+
+    def _empty(self) -> pl.DataFrame:
+        schema = self.scan.source.schema
+        return pl.DataFrame(schema={c: schema.dtype(c).polars for c in self.scan.read_columns})
+
+
+def open_reader(stage: Stage, *, realtime: bool, restore: Any = None) -> Reader:
+    """Open a source stage's source; from a checkpoint (`restore`: a RestorePoint or a worker's Restore,
+    with `offsets` and `clocks` by stage) at its offset, with its clock as it was then."""
+    scan: ScanOp = stage.head  # type: ignore[assignment]
+    definition = scan.source
+    source: Source = TableAsSource(definition) if definition.kind == "table" else open_source(definition)
+    paced = realtime and (definition.option("realtime", "true") or "true").lower() != "false"
+    wm = definition.watermark
+    clock = SourceClock(None if wm is None or definition.kind == "table" else wm.delay_ms)
+    if restore is None or stage.id not in restore.offsets:
+        source.open(list(scan.read_columns))
+        return Reader(stage, source, clock, paced)
+    offset, restored = restore.offsets[stage.id], restore.clocks.get(stage.id)
+    source.open(list(scan.read_columns), offset)
+    reader = Reader(stage, source, clock, paced, offset=offset)
+    if restored is not None:  # the clock's (max_event_ms, exhausted) after the checkpointed batch
+        clock.observe(*restored)
+        reader.exhausted = restored[1]
+    return reader
+
+
+def is_bounded(reader: Reader) -> bool:
+    return bool(getattr(reader.source, "bounded", True))
+

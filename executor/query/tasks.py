@@ -1,0 +1,114 @@
+"""What one task does: a stage's fused pipeline over one partition of one micro-batch, and its operator state.
+
+A `TaskRunner` holds a query's compiled stage pipelines, the broadcast
+tables and the operator state of the partitions its process hosts. The
+inline executor runs every task through one runner; a worker runs the tasks
+placed on it through its own. Either way a task for (stage, partition,
+batch) does exactly the same thing, so every executor gives the same rows.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import networkx as nx
+import polars as pl
+
+from executor import kernels
+from executor.query.outputs import QueryOutput
+from executor.query.watermarks import WatermarkStep
+from executor.state import AggregateState, DistinctState, empty_aggregate_row, make_state
+from optimizer.lower import stage_order
+from optimizer.stages import AggregateOp, OutputWrite, ShuffleWrite, Stage
+from stream_dsl.errors import DSLError, ExecutionError
+
+TaskResult = dict[int, pl.DataFrame]  # a task's output frames by target partition (0: the query output)
+
+
+def changelog_stage(stages: list[Stage]) -> Stage | None:
+    """The stage whose aggregate writes a changelog to the output (later rows replace earlier ones per group)."""
+    return next((s for s in stages if isinstance(s.stateful, AggregateOp)
+                 and isinstance(s.terminal, OutputWrite) and s.terminal.changelog), None)
+
+
+def concat_inputs(frames: list[pl.DataFrame], stage: Stage) -> pl.DataFrame:
+    """A reduce task's input: the pieces the map tasks sent, in map id order."""
+    if not frames:
+        return kernels.empty_frame(stage.head.schema)  # type: ignore[union-attr]
+    return frames[0] if len(frames) == 1 else pl.concat(frames, how="vertical_relaxed")
+
+
+def skips(stage: Stage, frame: pl.DataFrame, step: WatermarkStep) -> bool:
+    """A task with nothing to do: no rows, and no state that the watermark could make emit."""
+    return not frame.height and (stage.stateful is None or not step.moves)
+
+
+class TaskRunner:
+    """A query's task programs and the operator state of the partitions this process hosts (module doc)."""
+
+    def __init__(self, graph: nx.DiGraph, output: QueryOutput) -> None:
+        self.output = output
+        self.stages = stage_order(graph)
+        self.pipes = {s.id: kernels.compile_pipeline(s.operators, f"stage {s.id}") for s in self.stages}
+        self.posts = {s.id: kernels.compile_pipeline(s.post, f"stage {s.id}") for s in self.stages if s.stateful}
+        self.states: dict[tuple[int, int], AggregateState | DistinctState] = {}
+        self.tables: dict[str, pl.DataFrame] = {}
+        self.changelog_stage = changelog_stage(self.stages)
+        if self.changelog_stage is not None:
+            output.group_keys = list(self.changelog_stage.stateful.group_keys)  # type: ignore[union-attr]
+
+    def run(self, stage: Stage, partition: int, frame: pl.DataFrame,
+            step: WatermarkStep) -> tuple[TaskResult | None, int]:
+        """One task; its output by target partition (None: nothing) and its late rows. Errors name the operator."""
+        try:
+            if stage.stateful is None:
+                return self._finish(self.pipes[stage.id], stage, frame), 0
+            return self._run_stateful(stage, partition, frame, step)
+        except DSLError:
+            raise
+        except Exception as exc:
+            where = stage.stateful.describe() if stage.stateful is not None else stage.head.describe()
+            raise ExecutionError(f"{where}: {kernels.error_text(exc)}") from exc
+
+    def _run_stateful(self, stage: Stage, partition: int, frame: pl.DataFrame,
+                      step: WatermarkStep) -> tuple[TaskResult | None, int]:
+        pipe = self.pipes[stage.id]
+        rows = pipe.run(frame, self.tables) if len(pipe.ops) > 1 else frame
+        collected = stage is self.changelog_stage and self.output.changelog_collects
+        state = self.states.get((stage.id, partition))
+        if state is None:
+            state = self.states[(stage.id, partition)] = make_state(stage.stateful)
+        if isinstance(state, AggregateState):  # new, or loaded from a checkpoint
+            state.emits_rows = collected and self.output.takes_rows
+        if step.emitted_through is not None:  # a restart: what the previous run emitted closes without output
+            kernels.catch_operator(stage.stateful, lambda: state.step(rows.clear(), None, step.emitted_through))
+        out = kernels.catch_operator(stage.stateful, lambda: state.step(rows, step.previous, step.current))
+        if collected:
+            self.output.apply_changelog(out.frame, out.deletes)
+            return {0: out.frame}, out.late
+        if not out.frame.height:
+            return None, out.late
+        return self._finish(self.posts[stage.id], stage, out.frame), out.late
+
+    def _finish(self, pipe: kernels.Pipeline, stage: Stage, frame: pl.DataFrame) -> TaskResult:
+        if isinstance(stage.terminal, ShuffleWrite):
+            return pipe.run_partitioned(frame, self.tables)
+        return {0: pipe.run(frame, self.tables)}
+
+    def open_groups(self) -> int:
+        """Groups (and windows) the hosted operator states hold open."""
+        return sum(getattr(s, "open_groups", 0) for s in self.states.values())
+
+    def final_changelog(self, table: pl.DataFrame | None, limit: int | None) -> pl.DataFrame:
+        """collect() of a changelog: the post-operators over the last value of every group (`table`)."""
+        stage = self.changelog_stage
+        assert stage is not None
+        op: Any = stage.stateful
+        if (table is None or not table.height) and not op.keys and op.window is None:
+            table = empty_aggregate_row(op)
+        elif table is None:
+            table = kernels.empty_frame(op.output)
+        result = self.posts[stage.id].run(table, self.tables)
+        result = kernels.conform(result, self.output.schema)
+        result = result if limit is None else result.head(limit)
+        return kernels.sort_rows(result, self.output.order, self.output.order_limit)
