@@ -47,7 +47,6 @@ from typing import Any, Callable
 
 import polars as pl
 
-from executor import kernels
 from executor.autotune import GroupSizer, overhead_fraction
 from executor.changelog import ChangelogBuffer
 from executor.changelog_rows import Part, RowFold, as_frame, unpack
@@ -59,7 +58,7 @@ from executor.query.outputs import QueryOutput
 from executor.query.progress import batch_report
 from executor.query.readers import DEAD_LETTERS_KEPT
 from executor.query.release import keep_from
-from executor.query.restart import close_readers, open_query
+from executor.query.restart import close_readers, idle_pause, open_query
 from executor.query.tasks import TaskRunner
 from executor.query.watermarks import Clock, WatermarkChain
 from executor.recovery import Checkpointing, RestorePoint, clocks_of
@@ -598,10 +597,8 @@ class Driver:
             self.record(self.batch_id, self.next_emit - 1, on_batch, -1, 0, checkpoint=False)
 
     def idle_pause(self) -> None:
-        """A continuous query whose unpaced sources had nothing: wait a little before the next group."""
-        if self.realtime_sources:
-            return
-        time.sleep(min(self.config.batch_interval_ms, 100) / 1000.0)
+        """A continuous query whose sources had nothing: see `query.restart.idle_pause`."""
+        idle_pause(self.config, self.realtime_sources)
 
 
 class DrizzleDriver(Driver):
@@ -609,8 +606,9 @@ class DrizzleDriver(Driver):
 
     executor = "drizzle"
 
-    def __init__(self, graph: Any, config: RunConfig, output: Output, *, realtime: bool) -> None:
-        super().__init__(graph, config, output, realtime=realtime)
+    def __init__(self, graph: Any, config: RunConfig, output: QueryOutput, *, realtime: bool,
+                 transport_factory: TransportFactory | None = None) -> None:
+        super().__init__(graph, config, output, realtime=realtime, transport_factory=transport_factory)
         self.sizer = GroupSizer(config.group_size)
         self.overheads: deque[float] = deque(maxlen=10_000)
         self._previous_end: dict[int, float] = {}

@@ -50,15 +50,14 @@ from executor.query.outputs import CollectOutput, QueryOutput
 from executor.query.progress import batch_report
 from executor.query.readers import DEAD_LETTERS_KEPT, Reader
 from executor.query.release import commit_sources, retention_ms
-from executor.query.restart import close_readers, open_query
+from executor.query.restart import close_readers, idle_pause, open_query, restore_from
 from executor.query.tasks import TaskRunner, TaskResult, concat_inputs, skips
 from executor.query.watermarks import Clock, WatermarkChain, WatermarkStep
-from executor.recovery import Checkpointing, RestorePoint, load_states, write_checkpoint_part
+from executor.recovery import Checkpointing, write_checkpoint_part
 from executor.shuffle import source_clock
 from optimizer.stages import ShuffleWrite, Stage
 from stream_dsl.config import RunConfig
 from stream_dsl.connectors.base import DeadLetter, SourceBatch
-from stream_dsl.errors import DSLError, ExecutionError
 
 OnBatch = Callable[[dict[str, Any]], None] | None
 ShouldStop = Callable[[], bool] | None
@@ -105,19 +104,14 @@ class InlineQuery:
         self.batch_id = self._checkpoint_from = start.first_batch
         self.chain.last_batch = self.batch_id - 1
         if start.restore is not None:
-            self._restore(start.restore)
+            restore_from(start.restore, self.runner, self.chain)
+            self.output.rows_out = start.restore.output_rows
         else:
             self.chain.resume_from(start.restored)
         if self.checkpointing is not None:
             for stage_id, reader in self.readers.items():
                 reader.follow_log(OffsetLog(self.checkpointing.offset_log, stage_id), self.batch_id)
 
-    def _restore(self, point: RestorePoint) -> None:
-        """Start from a checkpoint: its operator states, watermark and output count."""
-        stateful = {stage.id: stage.stateful for stage in self.stages}
-        self.runner.states.update(load_states(point.directory, point.parts, point.partitions, stateful))
-        self.chain.restore(point.clocks, point.next_batch, point.watermark)
-        self.output.rows_out = point.output_rows
 
     def close(self) -> None:
         close_readers(self.readers)
@@ -154,8 +148,8 @@ class InlineQuery:
                 on_batch(result.report)
             if result.done:
                 return
-            if idle_sleep and result.report["rows_in"] == 0 and not any(r.realtime for r in self.readers.values()):
-                time.sleep(min(self.config.batch_interval_ms, 100) / 1000.0)
+            if idle_sleep and result.report["rows_in"] == 0:
+                idle_pause(self.config, any(r.realtime for r in self.readers.values()))
 
     def result(self) -> pl.DataFrame:
         """collect()'s result once the run is over: the appended rows, or the final value of every group."""

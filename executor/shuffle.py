@@ -25,7 +25,7 @@ from __future__ import annotations
 import io
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Mapping, Union
+from typing import Mapping, Union
 
 import polars as pl
 
@@ -33,7 +33,6 @@ from executor.scheduler import MapId, Placement
 from optimizer.stages import Stage
 from executor.query.watermarks import Clock
 from executor.state import SourceClock
-from stream_dsl.errors import ExecutionError
 
 Payload = Union[bytes, pl.DataFrame]
 

@@ -65,18 +65,18 @@ from executor.changelog_rows import pack
 from executor.query.outputs import CapturedOutput
 from executor.query.readers import Reader, open_reader
 from executor.query.release import retention_ms
+from executor.query.restart import restore_from
 from executor.query.tasks import TaskRunner, concat_inputs, skips
 from executor.query.watermarks import Clock, WatermarkChain, WatermarkStep
 from executor.messages import (Assign, Cancel, CheckpointPart, Commit, Failed, Heartbeat, Output as OutputMessage,
                                Ready, Report, Restore, Setup, Stop)
 from executor.metrics import BatchStats, TaskMetrics
 from executor.offset_log import OffsetLog
-from executor.recovery import load_states, write_checkpoint_part
+from executor.recovery import write_checkpoint_part
 from executor.runtime import DRIVER, Channel
 from executor.scheduler import (Assigned, AssignmentDone, Finished, InputsReady, Notice, Run, TaskKey, TaskSpec,
                                 WorkerScheduler)
 from executor.shuffle import Inbox, MapOutput, decode, encode, route, source_clock
-from optimizer.lower import stage_order
 from optimizer.stages import OutputWrite, ShuffleWrite, Stage
 from stream_dsl.connectors.base import commit_source
 from stream_dsl.errors import DSLError, ExecutionError
@@ -131,7 +131,7 @@ class WorkerRunner:
                                     last_batch=setup.first_batch - 1)
         self.restore: Restore | None = setup.restore
         if self.restore is not None:
-            self._restore(self.restore)
+            restore_from(self.restore, self.runner, self.chain)
         else:
             self.chain.resume_from(setup.resume)
         self.assigns: dict[int, Assign] = {}
@@ -217,12 +217,6 @@ class WorkerRunner:
             for stage, offset in self.restore.offsets.items():
                 offsets.setdefault(stage, offset)
         return write_checkpoint_part(id, self.me, directory, f"worker-{self.me}.state", self.runner.states, offsets)
-
-    def _restore(self, restore: Restore) -> None:
-        """Start from a checkpoint: this worker's partitions' states and the watermark chain after it."""
-        stateful = {stage.id: stage.stateful for stage in self.stages.values()}
-        self.runner.states.update(load_states(restore.directory, restore.parts, restore.partitions, stateful))
-        self.chain.restore(restore.clocks, restore.next_batch, restore.watermark)
 
     def _commit(self, commit: Commit) -> None:
         """Let this worker's sources release what they read up to the committed batch (as inline does per batch)."""

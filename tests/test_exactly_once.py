@@ -5,14 +5,13 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any
 
 import polars as pl
 import pytest
 
 import stream_dsl as sd
 from stream_dsl.connectors import files, register_connector
-from stream_dsl.connectors.base import KEEP_ALL, SourceBatch
+from stream_dsl.connectors.base import KEEP_ALL
 from stream_dsl.connectors.memory import MemorySink
 from stream_dsl.plan import SinkDef
 

@@ -7,7 +7,6 @@ output as upserts and deletes, folded into the final table by group key.
 
 from __future__ import annotations
 
-from typing import Any
 
 import networkx as nx
 import polars as pl

@@ -18,6 +18,7 @@ opened where the executor reads them from the checkpointed offsets.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -28,8 +29,9 @@ from executor import kernels
 from executor.query.checks import check_bounded, check_can_emit
 from executor.query.outputs import QueryOutput
 from executor.query.readers import Reader, open_reader
-from executor.query.tasks import changelog_stage
-from executor.recovery import Checkpointing, RestorePoint
+from executor.query.tasks import TaskRunner, changelog_stage
+from executor.query.watermarks import WatermarkChain
+from executor.recovery import Checkpointing, RestorePoint, load_states
 from optimizer.lower import stage_order
 from optimizer.stages import broadcast_tables
 from stream_dsl.config import RunConfig
@@ -116,6 +118,21 @@ def open_query(graph: nx.DiGraph, config: RunConfig, output: QueryOutput, read_t
             start.checkpointing.close()
         raise
     return start
+
+
+def restore_from(point: Any, runner: TaskRunner, chain: WatermarkChain) -> None:
+    """Start from a checkpoint (a RestorePoint, or a worker's Restore): the states of the partitions this
+    process hosts, and the watermark chain as it was after the checkpoint's last batch."""
+    stateful = {stage.id: stage.stateful for stage in runner.stages}
+    runner.states.update(load_states(point.directory, point.parts, point.partitions, stateful))
+    chain.restore(point.clocks, point.next_batch, point.watermark)
+
+
+def idle_pause(config: RunConfig, paced: bool) -> None:
+    """A continuous query whose sources had nothing: unpaced ones wait a little before the next batch
+    (paced ones wait for the wall clock themselves)."""
+    if not paced:
+        time.sleep(min(config.batch_interval_ms, 100) / 1000.0)
 
 
 def first_batch_id(output: QueryOutput) -> int:
