@@ -517,6 +517,9 @@ class MultiprocessTransport:
                 conn.close()
 
     def send(self, worker: int, message: Any) -> None:
+        """Write `message` to `worker`'s pipe; after shutdown or abort (every worker gone) it is dropped."""
+        if self._closed:
+            return
         self._outlets[worker].send(dumps(message))
         self.sent += 1
 

@@ -271,6 +271,8 @@ class TransportConformance:
             transport.abort()
             assert transport.exit_codes == {0: 0, 1: 0}
             assert not any(transport.is_alive(w) for w in range(2))
+            transport.send(0, "late")  # every worker is gone: dropped, not an error
+            assert transport.receive(0.0) is None
 
     def test_shutdown_ends_a_worker_that_ignores_the_stop_message(self, transport_factory):
         with running(transport_factory, [probe.serve, probe.stubborn]) as transport:
@@ -289,6 +291,8 @@ class TransportConformance:
             transport.abort()
             transport.shutdown(timeout=WAIT_S, message="stop")
             assert transport.exit_codes == {0: -signal.SIGKILL, 1: -signal.SIGKILL}
+            transport.send(1, "late")  # every worker is gone: dropped, not an error
+            assert transport.receive(0.0) is None
 
     @pytest.mark.parametrize("end", ["shutdown", "abort"])
     def test_a_transport_whose_workers_never_started_leaves_nothing(self, transport_factory, end):
