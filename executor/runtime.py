@@ -561,11 +561,11 @@ class MultiprocessTransport:
         """Ask every worker to exit (with `message`), then terminate and kill stragglers; close the pipes."""
         if self._closed:
             return
-        self._closed = True
         if message is not None:
             for worker, process in self.processes.items():
                 if process.is_alive():
                     self.send(worker, message)
+        self._closed = True
         deadline = time.monotonic() + timeout
         for process in self.processes.values():
             process.join(max(0.0, deadline - time.monotonic()))

@@ -10,7 +10,10 @@ from __future__ import annotations
 import pytest
 
 from executor.transports import known_transports, transport_factory as factory_of
-from transport_conformance import TransportConformance
+
+pytest.register_assert_rewrite("transport_conformance")  # its asserts explain themselves, as in a test module
+
+from transport_conformance import TransportConformance  # noqa: E402
 
 MARKS: dict[str, list[pytest.MarkDecorator]] = {}
 
