@@ -21,8 +21,8 @@ itself by name, imported only when it is chosen:
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from executor.runtime import MultiprocessTransport, Transport
 from stream_dsl.errors import DSLError, did_you_mean

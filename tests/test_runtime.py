@@ -20,7 +20,8 @@ import time
 from collections import deque
 
 import multiprocess
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from executor.runtime import _LENGTH, MultiprocessTransport, _Inlet, _Mailbox, _Outlet
 

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import pytest
 
-from executor.transports import known_transports, transport_factory as factory_of
+from executor.transports import known_transports
+from executor.transports import transport_factory as factory_of
 
 pytest.register_assert_rewrite("transport_conformance")  # its asserts explain themselves, as in a test module
 
-from transport_conformance import TransportConformance  # noqa: E402
+from transport_conformance import TransportConformance
 
 MARKS: dict[str, list[pytest.MarkDecorator]] = {}
 

@@ -30,13 +30,14 @@ import os
 import signal
 import tempfile
 import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator
+from typing import Any, ClassVar
 
 import pytest
-
 import transport_probe as probe
+
 from executor.runtime import DRIVER, Transport
 from executor.transports import TransportFactory
 
@@ -84,7 +85,7 @@ class Snapshot:
     temp_dirs: set[str]
 
     @classmethod
-    def now(cls) -> "Snapshot":
+    def now(cls) -> Snapshot:
         return cls(open_pipes(), temp_dirs())
 
     def leftovers(self, workers: dict[int, str | None]) -> list[str]:
@@ -109,8 +110,7 @@ def warm_up(factory: TransportFactory) -> None:
     try:
         transport.start_worker(0, probe.exchange)
         size = 4 * MiB  # more than a pipe holds: the driver's flusher starts too
-        transport.send(0, {"to": [DRIVER], "count": 1, "size": size, "expect": {DRIVER: 1},
-                           "sizes": {DRIVER: size}})
+        transport.send(0, {"to": [DRIVER], "count": 1, "sizes": [size], "expect": {DRIVER: 1}})
         transport.send(0, (DRIVER, 0, probe.payload(DRIVER, 0, size)))
         collect(transport, 2, "warm-up messages")
         transport.shutdown(timeout=WAIT_S, message="stop")
@@ -191,24 +191,28 @@ def ping(transport: Transport, workers: list[int], n: int = 0) -> dict[int, int]
 # ---------------------------------------------------------------- the suite
 
 
-def exchange(factory: TransportFactory, workers: int, count: int, size: int) -> None:
-    """Every process sends every other `count` numbered messages of `size` bytes at once; all arrive in order."""
+def exchange(factory: TransportFactory, workers: int, count: int, sizes: list[int]) -> None:
+    """Every process sends every other `count` numbered messages at once; all arrive intact and in order.
+
+    Message `seq` is `sizes[seq % len(sizes)]` bytes, so small and large
+    messages follow each other in every stream.
+    """
     with running(factory, [probe.exchange] * workers) as transport:
         for w in range(workers):
             peers = [p for p in range(workers) if p != w]
-            transport.send(w, {"to": peers + [DRIVER], "count": count, "size": size,
-                               "expect": {s: count for s in peers + [DRIVER]},
-                               "sizes": {s: size for s in peers + [DRIVER]}})
+            transport.send(w, {"to": peers + [DRIVER], "count": count, "sizes": sizes,
+                               "expect": {s: count for s in peers + [DRIVER]}})
         for seq in range(count):
             for w in range(workers):
-                transport.send(w, (DRIVER, seq, probe.payload(DRIVER, seq, size)))
+                transport.send(w, (DRIVER, seq, probe.payload(DRIVER, seq, probe.size_of(sizes, seq))))
         messages = collect(transport, workers * count + workers, "messages")
         direct = [m for m in messages if isinstance(m, tuple)]
         reports = {m["worker"]: m for m in messages if isinstance(m, dict)}
         for w in range(workers):
             mine = [(seq, data) for sender, seq, data in direct if sender == w]
             assert [seq for seq, _ in mine] == list(range(count)), f"worker {w} -> driver out of order"
-            assert all(data == probe.payload(w, seq, size) for seq, data in mine), f"worker {w} -> driver torn"
+            assert all(data == probe.payload(w, seq, probe.size_of(sizes, seq)) for seq, data in mine), \
+                f"worker {w} -> driver: a damaged message"
             assert reports[w]["received"] == {s: list(range(count)) for s in range(DRIVER, workers) if s != w}
             assert reports[w]["intact"], f"worker {w} received a damaged message"
         transport.shutdown(timeout=WAIT_S, message="stop")
@@ -218,13 +222,16 @@ def exchange(factory: TransportFactory, workers: int, count: int, size: int) -> 
 class TransportConformance:
     """Subclass in a test module that provides the fixture `transport_factory`."""
 
-    pytestmark = [pytest.mark.multiprocess]
+    pytestmark: ClassVar[list[pytest.MarkDecorator]] = [pytest.mark.multiprocess]
 
     def test_each_sender_s_messages_arrive_in_order_on_every_pair(self, transport_factory):
-        exchange(transport_factory, workers=3, count=200, size=200)
+        exchange(transport_factory, workers=3, count=300, sizes=[200])
+
+    def test_small_and_large_messages_interleaved_arrive_whole_and_in_order(self, transport_factory):
+        exchange(transport_factory, workers=2, count=40, sizes=[0, 1, 300, 70_000, 3 * MiB // 2, 5])
 
     def test_messages_of_several_mib_both_ways_at_once_do_not_deadlock(self, transport_factory):
-        exchange(transport_factory, workers=2, count=3, size=8 * MiB)
+        exchange(transport_factory, workers=2, count=3, sizes=[8 * MiB])
 
     def test_a_peer_killed_mid_message_leaves_the_others_running_and_sees_no_part_of_it(self, transport_factory):
         with running(transport_factory, [probe.die_mid_message] * 2) as transport:
@@ -242,7 +249,9 @@ class TransportConformance:
             (report,) = [m for m in got if isinstance(m, dict)]
             assert report["got"][:1] == ["whole"] and all(m in whole_or_none for m in report["got"]), report
             ping(transport, [1])
-            transport.send(0, "stop")  # to a dead worker: dropped, not an error
+            transport.send(1, ("send", 0, probe.BIG))  # a worker's message to a dead one: dropped, not an error
+            assert collect(transport, 1, "worker 1's answer", dead_ok=True) == [("pong", 1, -1, report["pid"])]
+            transport.send(0, "stop")  # the driver's to a dead worker: dropped, not an error
             transport.shutdown(timeout=WAIT_S, message="stop")
             assert transport.exit_codes == {0: -signal.SIGKILL, 1: 0}
 

@@ -46,7 +46,11 @@ def _drain(channel: Any, quiet: float = 0.5) -> list[Any]:
 
 
 def serve(channel: Any) -> None:
-    """Answer the driver until "stop": ("ping", n) -> ("pong", worker, n, pid); ("exit", code) -> exit at once."""
+    """Answer the driver until "stop".
+
+    ("ping", n) -> ("pong", worker, n, pid); ("exit", code) -> exit at once;
+    ("send", worker, size) -> send `worker` `size` bytes, then pong (n = -1).
+    """
     while True:
         message = _next(channel, timeout=600.0)
         if message == "stop":
@@ -56,6 +60,9 @@ def serve(channel: Any) -> None:
             channel.send(DRIVER, ("pong", channel.worker, message[1], os.getpid()))
         elif message[0] == "exit":
             os._exit(message[1])
+        elif message[0] == "send":
+            channel.send(message[1], b"x" * message[2])
+            channel.send(DRIVER, ("pong", channel.worker, -1, os.getpid()))
 
 
 def stubborn(channel: Any) -> None:
@@ -64,26 +71,32 @@ def stubborn(channel: Any) -> None:
         time.sleep(0.1)
 
 
+def size_of(sizes: list[int], seq: int) -> int:
+    """The size of message `seq` of a stream whose sizes cycle through `sizes`."""
+    return sizes[seq % len(sizes)]
+
+
 def exchange(channel: Any) -> None:
-    """Send `count` messages of `size` bytes to each of `to`, all at once, then read what `expect` says comes.
+    """Send `count` numbered messages to each of `to`, all at once, then read what `expect` says comes.
 
     The plan is the first message from the driver; the driver may send its
-    own numbered messages (from DRIVER) right after it. Reports, per
-    sender, the sequence numbers in the order they came and whether every
-    payload was intact; then serves (ping, stop).
+    own numbered messages (from DRIVER) right after it. Message `seq` of
+    every sender is `size_of(sizes, seq)` bytes. Reports, per sender, the
+    sequence numbers in the order they came and whether every payload was
+    intact; then serves (ping, stop).
     """
     plan = _next(channel)
-    me, count, size = channel.worker, plan["count"], plan["size"]
-    for seq in range(count):
+    me, sizes = channel.worker, plan["sizes"]
+    for seq in range(plan["count"]):
         for target in plan["to"]:
-            channel.send(target, (me, seq, payload(me, seq, size)))
+            channel.send(target, (me, seq, payload(me, seq, size_of(sizes, seq))))
     expect: dict[int, int] = plan["expect"]
     received: dict[int, list[int]] = {sender: [] for sender in expect}
     intact = True
     while any(len(received[s]) < n for s, n in expect.items()):
         sender, seq, data = _next(channel)
         received[sender].append(seq)
-        intact &= data == payload(sender, seq, len(data)) and len(data) == plan["sizes"][sender]
+        intact &= data == payload(sender, seq, size_of(sizes, seq))
     channel.send(DRIVER, {"worker": me, "received": received, "intact": intact})
     serve(channel)
 
@@ -113,5 +126,5 @@ def die_mid_message(channel: Any) -> None:
     while (message := _next(channel)) != "report":
         got.append(describe(message))
     got += [describe(m) for m in _drain(channel)]
-    channel.send(DRIVER, {"worker": channel.worker, "got": got})
+    channel.send(DRIVER, {"worker": channel.worker, "got": got, "pid": os.getpid()})
     serve(channel)
