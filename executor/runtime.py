@@ -5,7 +5,9 @@ the next message from any worker, tell whether a worker is alive, shut
 everything down. A worker sees a `Channel`: receive its next message, send
 one to another worker or to the driver. Messages are plain picklable
 objects. That is the whole interface, kept narrow so another
-implementation (Ray actors) can replace this one.
+implementation (Ray actors) can replace this one: transports are chosen
+by name in `executor/transports.py`, and tests/transport_conformance.py
+is what each must pass.
 
 `MultiprocessTransport` runs workers as real processes of the
 `multiprocess` package with a one-way pipe from every process (driver
