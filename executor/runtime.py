@@ -5,7 +5,9 @@ the next message from any worker, tell whether a worker is alive, shut
 everything down. A worker sees a `Channel`: receive its next message, send
 one to another worker or to the driver. Messages are plain picklable
 objects. That is the whole interface, kept narrow so another
-implementation (Ray actors) can replace this one.
+implementation (Ray actors) can replace this one: transports are chosen
+by name in `executor/transports.py`, and tests/transport_conformance.py
+is what each must pass.
 
 `MultiprocessTransport` runs workers as real processes of the
 `multiprocess` package with a one-way pipe from every process (driver
@@ -47,45 +49,80 @@ START_METHOD = "forkserver"
 
 
 class Transport(Protocol):
-    """What the driver needs from a process runtime."""
+    """What the driver needs from a process runtime: everything `executor/driver.py` calls.
 
-    sent: int  # messages sent to workers so far
+    Made by a `TransportFactory` (`executor/transports.py`) for a number of
+    workers, addressed 0..workers-1. Messages are plain picklable objects.
+    Guarantees every transport keeps (tests/transport_conformance.py checks
+    them): the messages of one sender to one receiver arrive whole and in
+    the order sent; a sender never waits for its receiver to read, so two
+    processes sending each other large messages at once cannot deadlock;
+    a process killed in the middle of a message never delivers part of it.
+    """
+
+    sent: int  # messages sent to workers so far (tests count the driver's instructions with it)
+    exit_codes: dict[int, int | None]  # after shutdown/abort: worker -> exit code, as in dead_workers
 
     def start_worker(self, worker: int, main: Callable[..., None]) -> None:
-        """Start worker `worker` running `main(channel)`."""
+        """Start worker `worker` running `main(channel)`, with its `Channel`; returns without waiting for it.
 
-    def send(self, worker: int, message: Any) -> None: ...
+        `main` must be a module-level function (workers import it by name).
+        A worker whose `main` returns exits with code 0.
+        """
+
+    def send(self, worker: int, message: Any) -> None:
+        """Queue `message` for `worker` without waiting for it to be read; to a worker that is gone: dropped."""
 
     def receive(self, timeout: float) -> Any | None:
-        """The next message any worker sent the driver, or None after `timeout` seconds."""
+        """The next message any worker sent the driver, or None after `timeout` seconds.
 
-    def is_alive(self, worker: int) -> bool: ...
+        May return None sooner, at once while a worker has died: the caller
+        then looks at `dead_workers` (a death is seen from the process, not
+        from a failed send).
+        """
+
+    def is_alive(self, worker: int) -> bool:
+        """Whether worker `worker` was started and is running."""
 
     def dead_workers(self) -> list[tuple[int, int | None]]:
-        """(worker, exit code) of the workers that stopped running."""
+        """(worker, exit code) of the started workers that stopped running, by worker.
+
+        The exit code is the one the worker exited with, minus the signal's
+        number when a signal killed it (-9: SIGKILL), None when unknown.
+        """
 
     @property
-    def pids(self) -> list[int]: ...
+    def pids(self) -> list[int]:
+        """The OS process ids of the started workers, in worker order (for kill tests and leak checks)."""
 
     def shutdown(self, timeout: float = 2.0, message: Any = None) -> None:
-        """Send `message` (a stop request) to every worker, wait, then end the stragglers; idempotent."""
+        """Send `message` (a stop request) to every worker, wait up to `timeout` s, then end the stragglers.
+
+        Returns once every worker has ended and the transport's resources
+        (pipes, handles) are released; fills `exit_codes`. Idempotent, and a
+        no-op after `abort`.
+        """
 
     def abort(self) -> None:
-        """Kill every worker now and close the pipes (after a failure: no goodbyes); idempotent."""
+        """Kill every worker now and release everything (after a failure: no goodbyes); idempotent."""
 
 
 class Channel(Protocol):
     """What a worker needs: its own inbox, a way to reach the others (DRIVER: the driver), the driver's liveness."""
 
-    worker: int
+    worker: int  # this worker's address
 
-    def receive(self, timeout: float) -> Any | None: ...
+    def receive(self, timeout: float) -> Any | None:
+        """The next message for this worker from anyone (the driver, a worker, itself), or None after `timeout` s."""
 
-    def send(self, worker: int, message: Any) -> None: ...
+    def send(self, worker: int, message: Any) -> None:
+        """Queue `message` for `worker` (DRIVER: the driver; this worker: its own inbox); never waits for the reader."""
 
-    def driver_alive(self) -> bool: ...
+    def driver_alive(self) -> bool:
+        """False once the driver is gone: a worker then exits by itself instead of waiting for ever."""
 
-    def release(self) -> None: ...
+    def release(self) -> None:
+        """Before the worker returns: deliver what is still queued (its last reports), then close its ends."""
 
 
 def dumps(message: Any) -> bytes:
@@ -482,6 +519,9 @@ class MultiprocessTransport:
                 conn.close()
 
     def send(self, worker: int, message: Any) -> None:
+        """Write `message` to `worker`'s pipe; after shutdown or abort (every worker gone) it is dropped."""
+        if self._closed:
+            return
         self._outlets[worker].send(dumps(message))
         self.sent += 1
 
@@ -523,11 +563,11 @@ class MultiprocessTransport:
         """Ask every worker to exit (with `message`), then terminate and kill stragglers; close the pipes."""
         if self._closed:
             return
-        self._closed = True
         if message is not None:
             for worker, process in self.processes.items():
                 if process.is_alive():
                     self.send(worker, message)
+        self._closed = True
         deadline = time.monotonic() + timeout
         for process in self.processes.values():
             process.join(max(0.0, deadline - time.monotonic()))

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
+
 import pytest
+from multiprocess import util as multiprocess_util
 
 import stream_dsl as sd
 
@@ -42,6 +47,24 @@ CATALOG_DDL: tuple[str, ...] = (
     CREATE SINK out WITH (connector = 'files', path = 'out/', format = 'parquet')
     """,
 )
+
+
+def _private_temp_dir() -> str:
+    """A temp dir of this test run's own, for it and every process it starts (TMPDIR is inherited).
+
+    The machine's /tmp is shared with other runs, so a leak check that
+    compares the `pymp-*` dirs before and after could blame this run for
+    another's. Removed at exit after multiprocess removes its own temp dir
+    (its finalizer has exit priority -100, this one -101).
+    """
+    path = tempfile.mkdtemp(prefix="stream-dsl-tests-")
+    os.environ["TMPDIR"] = path
+    tempfile.tempdir = path
+    multiprocess_util.Finalize(None, shutil.rmtree, args=(path,), kwargs={"ignore_errors": True}, exitpriority=-101)
+    return path
+
+
+SESSION_TEMP_DIR = _private_temp_dir()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

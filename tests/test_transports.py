@@ -1,0 +1,69 @@
+"""The transport registry (`executor/transports.py`): names to factories, lazy registration, friendly errors."""
+
+from __future__ import annotations
+
+import doctest
+import sys
+import types
+
+import pytest
+
+from executor import transports
+from executor.runtime import MultiprocessTransport
+from executor.transports import LazyFactory, register_transport, transport_factory
+from stream_dsl.errors import DSLError
+
+
+@pytest.fixture
+def registry(monkeypatch):
+    """The registry, restored after the test."""
+    monkeypatch.setattr(transports, "TRANSPORTS", dict(transports.TRANSPORTS))
+    return transports.TRANSPORTS
+
+
+def test_the_module_examples_run():
+    result = doctest.testmod(transports, optionflags=doctest.ELLIPSIS)
+    assert result.attempted >= 2 and result.failed == 0
+
+
+def test_pipes_is_the_default_and_builds_the_multiprocess_transport():
+    assert transport_factory(transports.DEFAULT_TRANSPORT) is MultiprocessTransport
+
+
+def test_an_unknown_name_lists_the_known_ones_and_suggests_the_closest(registry):
+    register_transport("ray", "not_installed_anywhere:RayTransport")
+    with pytest.raises(DSLError) as caught:
+        transport_factory("rya")
+    assert str(caught.value) == "unknown transport 'rya' (did you mean 'ray'?); choose one of: pipes, ray"
+    with pytest.raises(DSLError) as caught:
+        transport_factory("zeromq")
+    assert str(caught.value) == "unknown transport 'zeromq'; choose one of: pipes, ray"
+
+
+def test_a_lazy_transport_is_imported_only_when_chosen(registry, monkeypatch):
+    module = types.ModuleType("fake_transport_module")
+    module.FakeTransport = lambda workers: ("fake", workers)  # type: ignore[attr-defined]
+    register_transport("fake", "fake_transport_module:FakeTransport")
+    assert isinstance(registry["fake"], LazyFactory)
+    assert "fake" in transports.known_transports()
+    monkeypatch.setitem(sys.modules, "fake_transport_module", module)
+    factory = transport_factory("fake")
+    assert factory is module.FakeTransport
+    assert registry["fake"](3) == ("fake", 3)
+
+
+def test_a_lazy_transport_whose_module_is_missing_fails_when_chosen_with_the_reason(registry):
+    register_transport("ray", "not_installed_anywhere:RayTransport")
+    with pytest.raises(DSLError, match=r"transport 'ray' cannot be loaded from not_installed_anywhere:RayTransport: "
+                                       r"No module named 'not_installed_anywhere'"):
+        transport_factory("ray")
+
+
+def test_a_factory_registered_directly_is_returned_as_is(registry):
+    def factory(workers: int) -> MultiprocessTransport:
+        return MultiprocessTransport(workers)
+
+    register_transport("mine", factory)
+    assert transport_factory("mine") is factory
+    with pytest.raises(ValueError, match="module:attribute"):
+        register_transport("bad", "no_colon_here")
