@@ -62,10 +62,12 @@ from executor.query.restart import close_readers, idle_pause, open_query
 from executor.query.tasks import TaskRunner
 from executor.query.watermarks import Clock, WatermarkChain
 from executor.recovery import Checkpointing, RestorePoint, clocks_of
-from executor.runtime import MultiprocessTransport, Transport
+from executor import transports
+from executor.runtime import Transport
 from executor.scheduler import (Begin, Boundary, DrizzlePolicy, Finish, Proceed, Reported, SendTasks, Shutdown,
                                 Topology, pipelines, place, topology_of)
 from executor.shuffle import decode, encode, source_clock
+from executor.transports import TransportFactory
 from executor.worker import OutputBatch
 from optimizer.stages import ScanOp, Stage
 from stream_dsl.config import RunConfig
@@ -79,7 +81,6 @@ CANCEL_TIMEOUT_S = 5.0  # how long stop() waits for cancelled workers to report
 
 OnBatch = Callable[[dict[str, Any]], None] | None
 ShouldStop = Callable[[], bool] | None
-TransportFactory = Callable[[int], Transport]  # worker count -> a transport (executor/runtime.py)
 
 
 class _Stopped(Exception):
@@ -116,7 +117,7 @@ class Driver:
         self.stages: list[Stage] = self.runner.stages
         self.topology: Topology = topology_of(self.stages)
         self.workers = config.workers
-        self.transport_factory: TransportFactory = transport_factory or MultiprocessTransport
+        self.transport_factory: TransportFactory = transport_factory or transports.transport_factory(config.transport)
         self.transport: Transport | None = None
         self.dead_letters: deque[DeadLetter] = deque(maxlen=DEAD_LETTERS_KEPT)
         self.chain = self._new_chain()  # the watermark of each recorded batch (BSP: also of each task)

@@ -20,6 +20,7 @@ class RunConfig:
     optimize: bool = True
     checkpoint_dir: str | None = None
     heartbeat_timeout: float = 30.0  # seconds a worker may stay silent before it counts as dead
+    transport: str = "pipes"  # how the driver and the workers talk (executor/transports.py)
 
     def __post_init__(self) -> None:
         if self.executor not in EXECUTORS:
@@ -30,6 +31,8 @@ class RunConfig:
             raise DSLError(f"group_size must be a positive integer or 'auto', got {self.group_size!r}")
         if not isinstance(self.heartbeat_timeout, (int, float)) or self.heartbeat_timeout <= 0:
             raise DSLError(f"heartbeat_timeout must be a positive number of seconds, got {self.heartbeat_timeout!r}")
+        if not isinstance(self.transport, str) or not self.transport:
+            raise DSLError(f"transport must be a transport's name, got {self.transport!r}")
         if self.batch_interval_ms < 1:
             raise DSLError("batch_interval must be at least 1ms")
 

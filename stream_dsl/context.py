@@ -71,6 +71,9 @@ class Context:
         loss of a worker and resumes after a restart of the program.
     heartbeat_timeout : float
         Seconds a worker may stay silent before it counts as dead.
+    transport : str
+        How the driver and the workers of 'drizzle' and 'bsp' talk:
+        'pipes' (worker processes on this machine, the default).
 
     Examples
     --------
@@ -81,11 +84,12 @@ class Context:
 
     def __init__(self, workers: int = 2, executor: str = "drizzle", group_size: int | str = 10,
                  batch_interval: str | int | dt.timedelta = "100ms", optimize: bool = True,
-                 checkpoint_dir: str | None = None, heartbeat_timeout: float = 30.0) -> None:
+                 checkpoint_dir: str | None = None, heartbeat_timeout: float = 30.0,
+                 transport: str = "pipes") -> None:
         self.config = RunConfig(workers=workers, executor=executor, group_size=group_size,
                                 batch_interval_ms=to_duration_ms(batch_interval, "batch_interval"),
                                 optimize=optimize, checkpoint_dir=checkpoint_dir,
-                                heartbeat_timeout=heartbeat_timeout)
+                                heartbeat_timeout=heartbeat_timeout, transport=transport)
         self.catalog = Catalog()
 
     def __repr__(self) -> str:
@@ -329,6 +333,8 @@ def _setting(key: str, value: str) -> dict[str, Any]:
     if key == "heartbeat_timeout":  # '30s', '500ms' or seconds
         seconds = float(text) if text.replace(".", "", 1).isdigit() else to_duration_ms(text, key) / 1000.0
         return {"heartbeat_timeout": seconds}
+    if key == "transport":
+        return {"transport": text.lower()}
     raise DSLError(f"unknown setting '{key}'; settings: {', '.join(SETTINGS)}")
 
 

@@ -67,3 +67,18 @@ def test_a_factory_registered_directly_is_returned_as_is(registry):
     assert transport_factory("mine") is factory
     with pytest.raises(ValueError, match="module:attribute"):
         register_transport("bad", "no_colon_here")
+
+
+def test_a_context_runs_on_the_transport_it_names_and_refuses_an_unknown_one():
+    import polars as pl
+
+    import stream_dsl as sd
+
+    ctx = sd.Context(executor="bsp", workers=2)
+    ctx.from_polars([pl.DataFrame({"v": [1, 2]})], name="s")
+    ctx.sql("SET transport = 'pipes'")
+    assert ctx.config.transport == "pipes"
+    assert ctx.sql("SELECT v FROM s").collect()["v"].sort().to_list() == [1, 2]
+    ctx.sql("SET transport = 'pipe'")
+    with pytest.raises(DSLError, match=r"unknown transport 'pipe' \(did you mean 'pipes'\?\)"):
+        ctx.sql("SELECT v FROM s").collect()
