@@ -20,6 +20,7 @@ import polars as pl
 import optimizer
 from executor import kernels
 from executor.handle import QueryHandle
+from executor.interrupts import terminate_gracefully
 from executor.query.outputs import CollectOutput, QueryOutput, SinkOutput, check_sorted_output
 from executor.query.release import dead_letter_router
 from executor.trace import recorder_for
@@ -123,6 +124,7 @@ def run_collect(plan: Plan, config: RunConfig, catalog: Catalog | None = None,
     Bad records go where a source's `dead_letter` option says (`catalog`
     resolves sink names); without the option they are only counted.
     """
+    terminate_gracefully()  # SIGTERM unwinds through `finally` below: the workers are stopped
     run = build_run(plan, config, CollectOutput, realtime=False)
     progress: list[dict[str, Any]] = []
 

@@ -23,6 +23,7 @@ from collections import deque
 from typing import Any
 
 from executor import kernels
+from executor.interrupts import terminate_gracefully, wait_for
 from stream_dsl.connectors.base import DeadLetter, Sink
 from stream_dsl.errors import DSLError, ExecutionError
 
@@ -43,9 +44,11 @@ class QueryHandle:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._exception: ExecutionError | None = None
+        self._finished = threading.Event()  # set once the loop ended and everything is closed
         self._thread = threading.Thread(target=self._run, name=f"stream-dsl-{name or 'query'}", daemon=True)
 
     def _start(self) -> "QueryHandle":
+        terminate_gracefully()
         self._thread.start()
         return self
 
@@ -72,25 +75,35 @@ class QueryHandle:
             except Exception as exc:
                 if self._exception is None:
                     self._exception = _as_execution_error(exc, "closing the sink")
+            finally:
+                self._finished.set()
 
     # ------------------------------------------------------------ public
 
     def stop(self, timeout: float | None = None) -> None:
         """Ask the loop to stop after the current batch and wait for it (up to `timeout` seconds)."""
         self._stop.set()
-        if self._thread.is_alive() and threading.current_thread() is not self._thread:
-            self._thread.join(timeout)
+        if threading.current_thread() is not self._thread:
+            wait_for(self._finished, timeout)
 
     def await_termination(self, timeout: float | None = None) -> bool:
-        """Wait until the query ends (True) or `timeout` passes (False); re-raise a failure."""
-        self._thread.join(timeout)
+        """Wait until the query ends (True) or `timeout` passes (False); re-raise a failure.
+
+        Ctrl-C (KeyboardInterrupt) or SIGTERM while waiting stops the query
+        first (its workers exit, what it wrote stays consistent), then goes on up.
+        """
+        try:
+            finished = wait_for(self._finished, timeout)
+        except BaseException:
+            self.stop()
+            raise
         if self._exception is not None:
             raise self._exception
-        return not self._thread.is_alive()
+        return finished
 
     @property
     def is_active(self) -> bool:
-        return self._thread.is_alive()
+        return self._thread.is_alive() and not self._finished.is_set()
 
     @property
     def exception(self) -> ExecutionError | None:

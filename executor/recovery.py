@@ -117,6 +117,7 @@ class Checkpointing:
     def __init__(self, root: str, query: str) -> None:
         self.store = CheckpointStore(root, fingerprint(query), query)
         self.gathering: dict[int, Gathering] = {}  # by the batch the checkpoint comes after
+        self.discarded: list[Gathering] = []  # never complete; their directories go with `abandon` (ids stay unique)
         self.restored: Checkpoint | None = None  # the checkpoint this run started from
         self.last: RestorePoint | None = None  # the newest committed checkpoint (or the origin)
         self.recoveries: list[dict[str, Any]] = []
@@ -175,9 +176,11 @@ class Checkpointing:
         """Write the manifest of the checkpoint after batch `after` (resuming at `next_batch`); its id."""
         gathering = self.gathering.pop(after, None)
         for older in [a for a in self.gathering if a < after]:  # a cancelled group's: never complete now
-            del self.gathering[older]
+            self.discarded.append(self.gathering.pop(older))
         if gathering is None or not gathering.requested <= set(gathering.parts):
-            return None  # no checkpoint asked for, or a part missing (a cancelled group): none is written
+            if gathering is not None:  # a part missing (a cancelled group): none is written
+                self.discarded.append(gathering)
+            return None
         id, directory = gathering.id, gathering.directory
         parts: dict[str, str] = {}
         partitions: dict[MapId, str] = {}
@@ -199,11 +202,13 @@ class Checkpointing:
         """The groups in flight are lost (their workers stopped): their half-gathered checkpoints are removed.
 
         The newest may be a group sent ahead past the end of the input: left
-        behind, `stream-dsl checkpoints` would list it as uncommitted.
+        behind, `stream-dsl checkpoints` would list it as uncommitted. Those
+        of cancelled groups (`discarded`) go too; they stay until here so
+        that no checkpoint id is given twice while the query runs.
         """
-        for gathering in self.gathering.values():
+        for gathering in [*self.gathering.values(), *self.discarded]:
             shutil.rmtree(gathering.directory, ignore_errors=True)
-        self.gathering = {}
+        self.gathering, self.discarded = {}, []
 
     # ------------------------------------------------------------ recoveries
 

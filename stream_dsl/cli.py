@@ -34,6 +34,7 @@ from typing import Any, Callable, Sequence, TextIO
 
 import polars as pl
 
+from executor.interrupts import EXIT_SIGINT, EXIT_SIGTERM, Terminated, terminate_gracefully
 from stream_dsl import ast
 from stream_dsl.errors import DSLError
 from stream_dsl.typecheck import parse_duration_ms
@@ -199,12 +200,13 @@ def _show(result: Any, statement: ScriptStatement, out: TextIO, max_rows: int,
     elif isinstance(result, str):
         print(result, file=out)
     elif hasattr(result, "await_termination"):
-        try:
-            result.await_termination()
-        except KeyboardInterrupt:
-            result.stop()
-            raise
         sink = node.sink if isinstance(node, ast.Insert) else "sink"
+        try:
+            result.await_termination()  # Ctrl-C or SIGTERM here stops the query, then goes on up
+        except (KeyboardInterrupt, Terminated):
+            print(_summary(sink, result.totals(), time.perf_counter() - started) + ", stopped", file=out)
+            out.flush()
+            raise
         print(_summary(sink, result.totals(), time.perf_counter() - started), file=out)
     elif hasattr(result, "collect"):
         print(format_table(result.collect(), max_rows), file=out)
@@ -588,6 +590,7 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None, err: T
         args = parser.parse_args(["repl"])
     args.stdin, args.err = stdin, err
     args.argv = list(sys.argv[1:] if argv is None else argv)
+    terminate_gracefully()
     try:
         return args.handler(args, out)
     except UsageError as e:
@@ -598,7 +601,10 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None, err: T
         return EXIT_ERROR
     except KeyboardInterrupt:
         print("interrupted", file=err)
-        return 130
+        return EXIT_SIGINT
+    except Terminated:
+        print("terminated", file=err)
+        return EXIT_SIGTERM
     except BrokenPipeError:
         return EXIT_OK
     except Exception as e:  # a bug, not a user error: say so, with the traceback for the report
