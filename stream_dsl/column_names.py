@@ -107,9 +107,10 @@ MERGED_END = "__sd_we"  # and end
 MOVED_START = "__sd_nws"  # a merged-away session's new start, for its COUNT(DISTINCT) sets
 MOVED_END = "__sd_nwe"  # and end
 CHANGELOG_OP = "__sd_op"  # a changelog row's operation (insert or delete)
+NULL_ROW_FIELD = "__sd_null"  # a Redis stream entry's only field when every column of its row is NULL
 
 SCRATCH = (EVENT_MS, HOP_OFFSET, LATE, NEW, VALUE, SOURCE, SESSION_ID, ROW_INDEX, MERGED_START, MERGED_END,
-           MOVED_START, MOVED_END, CHANGELOG_OP)
+           MOVED_START, MOVED_END, CHANGELOG_OP, NULL_ROW_FIELD)
 FIXED = (TIME_COLUMN, PARTITION_COLUMN, ROW_COLUMN, PARTIAL_ROWS, PARTIAL_DISTINCT) + SCRATCH
 
 
