@@ -16,7 +16,7 @@ from dataclasses import replace
 from typing import Iterator
 
 from stream_dsl.column_names import (PARTIAL_DISTINCT, PARTIAL_ROWS, WINDOW_END, WINDOW_START, count_col,
-                                     extreme_col, nonnull_col, sum_col)
+                                     extreme_col, is_reserved, nonnull_col, reserved_message, sum_col)
 from stream_dsl.errors import PlanError, Span, did_you_mean
 from stream_dsl.expr import Agg, Column, Expr, NamedExpr, columns_used, format_duration_ms, render, render_named
 from stream_dsl.types import DataType, Field, Schema
@@ -44,6 +44,11 @@ class SourceDef:
     schema: Schema
     options: tuple[tuple[str, str], ...] = ()
     watermark: Watermark | None = None
+
+    def __post_init__(self) -> None:
+        for name in self.schema.names:
+            if is_reserved(name):
+                raise PlanError(f"source '{self.name}': " + reserved_message(name))
 
     def option(self, key: str, default: str | None = None) -> str | None:
         return dict(self.options).get(key, default)
