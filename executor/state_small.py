@@ -170,26 +170,19 @@ class SmallAggregate:
                 self._add_row(key, r, slots, changed)
             return 0
         times = _epoch_ms(rows.get_column(TIME_COLUMN))
-        windows, late = self._windows, 0
+        windows = self._windows
         cut = windows.late_before(watermark_or_min(wm_prev))  # a time below it is late (`Windows.is_late`)
         if window.kind == "tumble":
-            bounds = windows.bounds
+            late, bounds = 0, windows.bounds
             for r, (key, t) in enumerate(zip(keys, times)):
                 if t is None or t < cut:
                     late += 1
                     continue
                 self._add_row(key + bounds(t), r, slots, changed)
             return late
-        open_windows = windows.open_windows
-        for r, (key, t) in enumerate(zip(keys, times)):
-            if t is None:
-                late += 1
-                continue
-            if t < cut:
-                late += 1  # late if any of its windows closed; it still goes into the open ones
-            for start_end in open_windows(t, wm_prev):
-                self._add_row(key + start_end, r, slots, changed)
-        return late
+        for r, start, end in windows.open_windows_of(times, wm_prev):  # a late row still goes into the open ones
+            self._add_row(keys[r] + (start, end), r, slots, changed)
+        return sum(1 for t in times if t is None or t < cut)  # late: any of its windows closed
 
     def _add_row(self, key: tuple, r: int, slots: list, changed: dict[tuple, list]) -> None:
         state = changed.get(key)

@@ -14,7 +14,8 @@ import polars as pl
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from executor.windows import NO_WATERMARK, Windows, is_closed, is_open, watermark_lit, watermark_or_min
+from executor.windows import (NO_WATERMARK, Windows, ends_after, is_closed, is_open, watermark_lit,
+                              watermark_or_min)
 from stream_dsl.column_names import HOP_OFFSET, WINDOW_END, WINDOW_START
 from stream_dsl.plan import WindowSpec
 
@@ -77,6 +78,10 @@ def test_the_windows_of_a_time_are_the_enumerated_ones(w: Windows, t: int) -> No
 def test_open_windows_are_those_not_closed(w: Windows, t: int, wm: int | None) -> None:
     expected = [(s, e) for s, e in brute_windows(w, t) if wm is None or not e <= wm]
     assert w.open_windows(t, wm) == expected
+    if w.kind != "session":  # the batch form, for state_small's HOP
+        assert list(w.open_windows_of([None, t], wm)) == [(1, s, e) for s, e in expected]
+    by_index = [(w.nth_start(t, j), w.end(w.nth_start(t, j))) for j in range(w.max_windows)]  # expand_hop's way
+    assert [(s, e) for s, e in by_index if ends_after(e, t) and (wm is None or is_open(e, wm))] == expected
 
 
 @settings(max_examples=400, deadline=None)
@@ -131,6 +136,7 @@ def test_polars_expressions_compute_what_the_ints_do(w: Windows, times: list[int
         assert (row["closed"], row["open"]) == (is_closed(x, wm_value), is_open(x, wm_value))
     series = frame.get_column("t").drop_nulls()  # the Series form, as state.py's column operations use it
     assert w.last_start(series).to_list() == [w.last_start(x) for x in series.to_list()]
+    assert w.first_start(series).to_list() == [w.first_start(x) for x in series.to_list()]
     assert is_open(series, wm_value).to_list() == [is_open(x, wm_value) for x in series.to_list()]
 
 
