@@ -15,7 +15,9 @@ from dataclasses import dataclass, field
 
 import polars as pl
 
-_OP = "__sd_op"
+from stream_dsl.column_names import CHANGELOG_OP
+
+_OP = CHANGELOG_OP
 
 
 def fold(parts: list[tuple[pl.DataFrame, pl.DataFrame | None]],

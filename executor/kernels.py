@@ -24,12 +24,14 @@ from typing import Any, Callable, Mapping, Sequence
 import polars as pl
 
 from executor.state import batch_partials, collect
+from executor.windows import Windows
 from optimizer.stages import (PARTITION_COLUMN, TIME_COLUMN, BroadcastJoinOp, FilterOp, Operator, OutputWrite,
                               PartialAggregateOp, ProjectOp, ReadOp, ScanOp, ShuffleWrite)
 from stream_dsl.compile import CastFailure, compile_expr, compile_predicate
 from stream_dsl.expr import Column, columns_used
 from stream_dsl.errors import DSLError, ExecutionError
-from stream_dsl.plan import PARTIAL_ROWS
+from stream_dsl.column_names import (PARTIAL_ROWS, WINDOW_END, WINDOW_START, join_stream_key, join_table_col,
+                                     join_table_key)
 from stream_dsl.types import DataType, Schema
 
 Tables = Mapping[str, pl.DataFrame]
@@ -86,11 +88,11 @@ def _project(op: ProjectOp) -> Step:
 
 
 def _broadcast_join(op: BroadcastJoinOp) -> Step:
-    left_keys = [pl.col(k).cast(t.polars).alias(f"__sd_lk{i}") for i, (k, t) in
+    left_keys = [pl.col(k).cast(t.polars).alias(join_stream_key(i)) for i, (k, t) in
                  enumerate(zip(op.stream_keys, op.key_types))]
-    lk = [f"__sd_lk{i}" for i in range(len(left_keys))]
-    rk = [f"__sd_rk{i}" for i in range(len(left_keys))]
-    select = [pl.col(c).alias(name) if side == "stream" else pl.col(f"__sd_r_{c}").alias(name)
+    lk = [join_stream_key(i) for i in range(len(left_keys))]
+    rk = [join_table_key(i) for i in range(len(left_keys))]
+    select = [pl.col(c).alias(name) if side == "stream" else pl.col(join_table_col(c)).alias(name)
               for side, c, name in op.output]
 
     def step(lf: pl.LazyFrame, tables: Tables) -> pl.LazyFrame:
@@ -104,18 +106,18 @@ def _broadcast_join(op: BroadcastJoinOp) -> Step:
 
 def prepare_table(op: BroadcastJoinOp, frame: pl.DataFrame) -> pl.DataFrame:
     """The table side of a broadcast join, renamed apart and with cast keys (done once per query)."""
-    renamed = [pl.col(c).alias(f"__sd_r_{c}") for c in frame.columns]
-    keys = [pl.col(k).cast(t.polars).alias(f"__sd_rk{i}") for i, (k, t) in enumerate(zip(op.table_keys, op.key_types))]
+    renamed = [pl.col(c).alias(join_table_col(c)) for c in frame.columns]
+    keys = [pl.col(k).cast(t.polars).alias(join_table_key(i))
+            for i, (k, t) in enumerate(zip(op.table_keys, op.key_types))]
     return frame.select(renamed + keys)
 
 
 def _partial_aggregate(op: PartialAggregateOp) -> Step:
     """Group the task's rows into partial state: one row per group (and TUMBLE window) of this task."""
     assign = []
-    if op.window is not None:
-        size = op.window.size_ms
-        start = pl.col(TIME_COLUMN).dt.epoch("ms") // size * size  # NULL time: NULL window, late downstream
-        assign = [start.alias("window_start"), (start + size).alias("window_end")]
+    if op.window is not None:  # a TUMBLE window; a NULL time gets a NULL window, late downstream
+        start, end = Windows.of(op.window).bounds(pl.col(TIME_COLUMN).dt.epoch("ms"))
+        assign = [start.alias(WINDOW_START), end.alias(WINDOW_END)]
     groups = list(op.group_columns)
     aggs = batch_partials(op.aggs)
     output = [pl.col(f.name).cast(f.dtype.polars) for f in op.output]

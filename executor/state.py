@@ -11,16 +11,13 @@ Semantics (exact):
   watermarked source: no watermark (windows close only at end of input).
   When every source is exhausted the watermark is +inf (`WM_INF`) and all
   state is flushed.
-- Windows are [start, end) in epoch milliseconds. TUMBLE(size): start =
-  floor(ts/size)*size. HOP(slide, size): every window of `size` starting at a
-  multiple of `slide` that contains ts. SESSION(gap), per key: events less
-  than `gap` apart share a session [first event, last event + gap); sessions
-  merge across batches when a new event bridges them.
-- A window closes when watermark >= window_end. Late rows: a row whose
-  window closed is dropped and counted; for HOP a row is late if any of its
-  windows closed (it still goes into the open ones, and counts once); for
-  SESSION a row is late if ts + gap <= watermark. A row with a NULL event
-  time belongs to no window: it is dropped and counted with the late rows.
+- Windows ([start, end) in epoch ms; TUMBLE, HOP, SESSION), when a window
+  closes (watermark >= end) and which rows are late (their first window
+  has closed; for HOP they still go into the open ones, and count once; a
+  NULL event time is late): `executor/windows.py` defines each formula
+  once. Late rows are dropped and counted. SESSION(gap), per key: events
+  less than `gap` apart share a session [first event, last event + gap);
+  sessions merge across batches when a new event bridges them.
 - EMIT final: each window's row once, when it closes; then its state is
   dropped. EMIT changes: per batch, the current value of every group the
   batch changed (a session that grew or merged also reports the sessions it
@@ -68,21 +65,25 @@ import polars as pl
 from executor import state_small
 from executor.rows import RowsPart
 from executor.state_small import SmallAggregate
+from executor.windows import Windows, is_closed, is_open, starts_new_session, watermark_lit
 from optimizer.stages import TIME_COLUMN, AggregateOp, AggSpec, DistinctOp
-from stream_dsl.plan import PARTIAL_ROWS
+from stream_dsl import column_names as names
+from stream_dsl.column_names import PARTIAL_ROWS, WINDOW_END, WINDOW_START
 from stream_dsl.types import DataType
 
 WM_INF = 2**62  # the watermark after the end of input: every window closes
 ENGINE = "in-memory"  # polars 2's default engine ('auto': streaming) costs 50-100 us more per small query
 SMALL_ROWS = 50_000  # a query over fewer input rows than this skips polars' optimizer (see `collect`)
 _LEAN = pl.QueryOptFlags.none(simplify_expression=True)
-WS, WE = "window_start", "window_end"
+WS, WE = WINDOW_START, WINDOW_END
 _ROWS = PARTIAL_ROWS
-_VALUE = "__sd_v"
-_T = "__sd_t"
-_SRC = "__sd_src"
-_SID = "__sd_sid"
-_NEW = "__sd_new"  # a fused state's column: the group changed in the batch just merged
+_VALUE = names.VALUE
+_T = names.EVENT_MS
+_SRC = names.SOURCE
+_SID = names.SESSION_ID
+_NEW = names.NEW  # a fused state's column: the group changed in the batch just merged
+_ROW = names.ROW_INDEX
+_MERGED_WS, _MERGED_WE = names.MERGED_START, names.MERGED_END
 
 
 def collect(lf: pl.LazyFrame, rows: int = 0) -> pl.DataFrame:
@@ -230,11 +231,12 @@ def batch_partials(aggs: tuple[AggSpec, ...]) -> list[pl.Expr]:
         x = pl.col(spec.arg) if spec.arg is not None else None
         if spec.func == "count":
             if not spec.distinct:
-                out.append((pl.len() if x is None else x.count()).cast(pl.Int64).alias(f"__sd_c{i}"))
+                out.append((pl.len() if x is None else x.count()).cast(pl.Int64).alias(names.count_col(i)))
         elif spec.func in ("sum", "avg"):
-            out += [x.cast(_sum_type(spec)).sum().alias(f"__sd_s{i}"), x.count().cast(pl.Int64).alias(f"__sd_n{i}")]
+            out += [x.cast(_sum_type(spec)).sum().alias(names.sum_col(i)),
+                    x.count().cast(pl.Int64).alias(names.nonnull_col(i))]
         else:
-            out.append(getattr(x.cast(spec.dtype.polars), spec.func)().alias(f"__sd_{spec.func}{i}"))
+            out.append(getattr(x.cast(spec.dtype.polars), spec.func)().alias(names.extreme_col(spec.func, i)))
     return out
 
 
@@ -246,12 +248,12 @@ def row_partials(aggs: tuple[AggSpec, ...]) -> list[pl.Expr]:
         if spec.func == "count":
             if not spec.distinct:
                 value = pl.lit(1, dtype=pl.Int64) if x is None else x.is_not_null().cast(pl.Int64)
-                out.append(value.alias(f"__sd_c{i}"))
+                out.append(value.alias(names.count_col(i)))
         elif spec.func in ("sum", "avg"):
-            out += [x.cast(_sum_type(spec)).fill_null(0).alias(f"__sd_s{i}"),
-                    x.is_not_null().cast(pl.Int64).alias(f"__sd_n{i}")]
+            out += [x.cast(_sum_type(spec)).fill_null(0).alias(names.sum_col(i)),
+                    x.is_not_null().cast(pl.Int64).alias(names.nonnull_col(i))]
         else:
-            out.append(x.cast(spec.dtype.polars).alias(f"__sd_{spec.func}{i}"))
+            out.append(x.cast(spec.dtype.polars).alias(names.extreme_col(spec.func, i)))
     return out
 
 
@@ -274,6 +276,7 @@ class AggregateState:
         self.op = op
         self.keys = list(op.keys)
         self.groups = list(op.group_keys)
+        self._windows = Windows.of(op.window) if op.window is not None else None
         self._frame: pl.DataFrame | None = None
         self.distinct: dict[int, pl.DataFrame] = {}
         self._distinct_aggs = [(i, a) for i, a in enumerate(op.aggs) if a.func == "count" and a.distinct]
@@ -356,13 +359,13 @@ class AggregateState:
         if self.op.changelog:
             out = _rows_of(output, None if new.all() else new)
             if self.op.window is not None and wm_new is not None:
-                state_columns = _filtered(state_columns, _window_end(state_columns, self.groups) > wm_new)
+                state_columns = _filtered(state_columns, is_open(_window_end(state_columns, self.groups), wm_new))
             self.state = pl.DataFrame(state_columns)
             return StepOutput(out, None, late)
         if wm_new is None:
             self.state = pl.DataFrame(state_columns)
             return StepOutput(self._empty, None, late)
-        keep = _window_end(state_columns, self.groups) > wm_new
+        keep = is_open(_window_end(state_columns, self.groups), wm_new)
         self.state = pl.DataFrame(_filtered(state_columns, keep))
         return StepOutput(self._empty if keep.all() else _rows_of(output, ~keep), None, late)
 
@@ -371,13 +374,13 @@ class AggregateState:
         state = self.state
         if state is None or not state.height or self.op.window is None or wm_new is None:
             return self._empty
-        keep = state.get_column(WE) > wm_new
+        keep = is_open(state.get_column(WE), wm_new)
         if keep.all():
             return self._empty
         out = self._empty
         if not self.op.changelog:
-            names = [pl.col(f"__sd_o{j}").alias(name) for j, name in enumerate(self._output_names)]
-            out = collect(state.lazy().filter(~pl.lit(keep)).with_columns(self._output).select(names), state.height)
+            outputs = [pl.col(names.output_col(j)).alias(name) for j, name in enumerate(self._output_names)]
+            out = collect(state.lazy().filter(~pl.lit(keep)).with_columns(self._output).select(outputs), state.height)
         self.state = state.filter(keep)
         return out
 
@@ -389,43 +392,24 @@ class AggregateState:
             return lf.with_columns(self._incoming).select(self._incoming_names), 0
         if op.final:  # partial rows come with their (TUMBLE) window and the input rows they stand for
             lf = lf.with_columns(pl.col(WS).dt.epoch("ms"), pl.col(WE).dt.epoch("ms"))
-            late_mask = pl.col(WS).is_null() | (pl.col(WE) <= _wm(wm_prev))
+            late_mask = _closed_partial(wm_prev)
             late = 0
             if wm_prev is not None or rows.get_column(WS).null_count():
                 late = int(collect(lf.select(pl.col(_ROWS).filter(late_mask).sum()), rows.height).item() or 0)
             return lf.filter(~late_mask).select(self._incoming), late
         lf = lf.with_columns(pl.col(TIME_COLUMN).dt.epoch("ms").alias(_T))
-        size = window.size_ms
+        windows = self._windows
+        late_mask = windows.late_expr(pl.col(_T), wm_prev)
         if window.kind == "tumble":
-            start = pl.col(_T) // size * size
-            late_mask = pl.col(_T).is_null() | (start + size <= _wm(wm_prev))
-            lf = lf.filter(~late_mask).with_columns(start.alias(WS)).with_columns((pl.col(WS) + size).alias(WE))
-            # late iff start + size <= wm iff t < the first window start that stays open
-            threshold = None if wm_prev is None else ((wm_prev - size) // size + 1) * size
+            lf = lf.filter(~late_mask).with_columns(windows.last_start(pl.col(_T)).alias(WS))
+            lf = lf.with_columns(windows.end(pl.col(WS)).alias(WE))
         else:  # hop: a row is late if any of its windows closed; it still goes into the open ones
-            slide = window.slide_ms
-            earliest = (pl.col(_T) - size) // slide * slide + slide
-            late_mask = pl.col(_T).is_null() | (earliest + size <= _wm(wm_prev))
-            lf = self._hop_lazy(lf.filter(pl.col(_T).is_not_null()), wm_prev)
-            threshold = None if wm_prev is None else size + ((wm_prev - size - slide) // slide + 1) * slide
-        late = _count_before(rows.get_column(TIME_COLUMN), threshold)
+            lf = windows.expand_hop(lf.filter(pl.col(_T).is_not_null()), _T, wm_prev)
+        late = _count_before(rows.get_column(TIME_COLUMN), windows.late_before(wm_prev))
         if late is None:
             late = int(collect(rows.lazy().with_columns(pl.col(TIME_COLUMN).dt.epoch("ms").alias(_T))
                                .select(late_mask.sum()), rows.height).item() or 0)
         return lf.select(self._incoming), late
-
-    def _hop_lazy(self, lf: pl.LazyFrame, wm_prev: int | None) -> pl.LazyFrame:
-        """Every HOP window of each row that has not closed (lazy `_hop`)."""
-        window = self.op.window
-        size, slide = window.size_ms, window.slide_ms
-        offsets = pl.LazyFrame({"__sd_j": pl.Series(range(-(-size // slide)), dtype=pl.Int64)})
-        last = pl.col(_T) // slide * slide
-        expanded = lf.join(offsets, how="cross").with_columns((last - pl.col("__sd_j") * slide).alias(WS))
-        expanded = expanded.with_columns((pl.col(WS) + size).alias(WE))
-        keep = pl.col(WE) > pl.col(_T)
-        if wm_prev is not None:
-            keep = keep & (pl.col(WE) > wm_prev)
-        return expanded.filter(keep)
 
     def _incoming_exprs(self) -> list[pl.Expr]:
         """A batch row as a partial state row: its group, its state columns, flagged new."""
@@ -439,7 +423,7 @@ class AggregateState:
     def _output_exprs(self) -> list[pl.Expr]:
         """Each state row's output values (as `_finalize`), in the output schema's order and types.
 
-        Named `__sd_o{j}` so they never clash with the state's key columns; `_output_names` are the real names.
+        Named `output_col(j)` so they never clash with the state's key columns; `_output_names` are the real names.
         """
         exprs = {k: pl.col(k) for k in self.keys}
         if self.op.window is not None:
@@ -448,7 +432,7 @@ class AggregateState:
         for i, spec in enumerate(self.op.aggs):
             exprs[spec.name] = _final_value(i, spec)
         self._output_names = [f.name for f in self.op.output]
-        return [exprs[f.name].cast(f.dtype.polars).alias(f"__sd_o{j}") for j, f in enumerate(self.op.output)]
+        return [exprs[f.name].cast(f.dtype.polars).alias(names.output_col(j)) for j, f in enumerate(self.op.output)]
 
     # ------------------------------------------------------------ windows
 
@@ -456,51 +440,25 @@ class AggregateState:
         """Add window_start/window_end (epoch ms) to every row, dropping late rows; returns the late count."""
         if self.op.final:
             return self._partial_windows(rows, wm_prev)
-        window = self.op.window
-        t = pl.col(TIME_COLUMN).dt.epoch("ms")
-        rows = rows.with_columns(t.alias(_T))
-        size = window.size_ms
-        late_mask: pl.Expr
-        if window.kind == "tumble":
-            start = pl.col(_T) // size * size
-            late_mask = pl.col(_T).is_null() | (start + size <= _wm(wm_prev))
-        elif window.kind == "hop":
-            slide = window.slide_ms
-            earliest = (pl.col(_T) - size) // slide * slide + slide
-            late_mask = pl.col(_T).is_null() | (earliest + size <= _wm(wm_prev))
-        else:
-            late_mask = pl.col(_T).is_null() | (pl.col(_T) + size <= _wm(wm_prev))
-        flagged = rows.with_columns(late_mask.alias("__sd_late"))
-        late = int(flagged.get_column("__sd_late").sum() or 0)
-        if window.kind == "tumble":
-            rows = flagged.filter(~pl.col("__sd_late")).with_columns(
-                (pl.col(_T) // size * size).alias(WS))
-            rows = rows.with_columns((pl.col(WS) + size).alias(WE))
-        elif window.kind == "hop":
-            rows = self._hop(flagged.filter(pl.col(_T).is_not_null()), wm_prev)
-        else:
-            rows = flagged.filter(~pl.col("__sd_late"))
-        return rows.drop("__sd_late", strict=False), late
+        kind, windows = self.op.window.kind, self._windows
+        rows = rows.with_columns(pl.col(TIME_COLUMN).dt.epoch("ms").alias(_T))
+        flagged = rows.with_columns(windows.late_expr(pl.col(_T), wm_prev).alias(names.LATE))
+        late = int(flagged.get_column(names.LATE).sum() or 0)
+        if kind == "tumble":
+            rows = flagged.filter(~pl.col(names.LATE)).with_columns(windows.last_start(pl.col(_T)).alias(WS))
+            rows = rows.with_columns(windows.end(pl.col(WS)).alias(WE))
+        elif kind == "hop":
+            rows = windows.expand_hop(flagged.filter(pl.col(_T).is_not_null()), _T, wm_prev).drop(names.HOP_OFFSET)
+        else:  # session: each row its own session [t, t + gap) until `_merge_sessions`
+            rows = flagged.filter(~pl.col(names.LATE))
+        return rows.drop(names.LATE, strict=False), late
 
     def _partial_windows(self, rows: pl.DataFrame, wm_prev: int | None) -> tuple[pl.DataFrame, int]:
         """Partial rows already have their (TUMBLE) window: drop closed ones, counting the rows they stand for."""
         rows = rows.with_columns(pl.col(WS).dt.epoch("ms"), pl.col(WE).dt.epoch("ms"))
-        late_mask = pl.col(WS).is_null() | (pl.col(WE) <= _wm(wm_prev))
+        late_mask = _closed_partial(wm_prev)
         late = int(rows.filter(late_mask).get_column(_ROWS).sum() or 0)
         return rows.filter(~late_mask), late
-
-    def _hop(self, rows: pl.DataFrame, wm_prev: int | None) -> pl.DataFrame:
-        window = self.op.window
-        size, slide = window.size_ms, window.slide_ms
-        count = -(-size // slide)
-        offsets = pl.DataFrame({"__sd_j": pl.Series(range(count), dtype=pl.Int64)})
-        last = pl.col(_T) // slide * slide
-        expanded = rows.join(offsets, how="cross").with_columns((last - pl.col("__sd_j") * slide).alias(WS))
-        expanded = expanded.with_columns((pl.col(WS) + size).alias(WE))
-        keep = pl.col(WE) > pl.col(_T)
-        if wm_prev is not None:
-            keep = keep & (pl.col(WE) > wm_prev)
-        return expanded.filter(keep).drop("__sd_j")
 
     # ------------------------------------------------------------ merging
 
@@ -529,8 +487,8 @@ class AggregateState:
         """Fold events into sessions per key, merging sessions they bridge; returns changed and deleted groups."""
         if not rows.height:
             return pl.DataFrame(), None
-        gap = self.op.window.size_ms
-        events = rows.select(self.keys + [pl.col(_T).alias(WS), (pl.col(_T) + gap).alias(WE), pl.lit(1).alias(_SRC)]
+        start, end = self._windows.bounds(pl.col(_T))
+        events = rows.select(self.keys + [start.alias(WS), end.alias(WE), pl.lit(1).alias(_SRC)]
                              + row_partials(self.op.aggs))
         state = self.state
         if state is None or not state.height:
@@ -539,44 +497,45 @@ class AggregateState:
             old = _semi(state, events, self.keys)
             untouched = _semi(state, events, self.keys, how="anti")
         parts = [events] if old is None else [old.with_columns(pl.lit(0).alias(_SRC)), events]
-        intervals = pl.concat(parts, how="diagonal_relaxed").with_row_index("__sd_i").sort(self.keys + [WS])
+        intervals = pl.concat(parts, how="diagonal_relaxed").with_row_index(_ROW).sort(self.keys + [WS])
         prev_end = _over(pl.col(WE).shift(1).cum_max(), self.keys)
-        starts = (prev_end.is_null() | (pl.col(WS) >= prev_end)).cast(pl.Int64)
+        starts = (prev_end.is_null() | starts_new_session(pl.col(WS), prev_end)).cast(pl.Int64)
         intervals = intervals.with_columns(_over(starts.cum_sum(), self.keys).alias(_SID))
         session = self.keys + [_SID]
-        intervals = intervals.with_columns(pl.col(WS).min().over(session).alias("__sd_ws"),
-                                           pl.col(WE).max().over(session).alias("__sd_we"))
-        merged = intervals.drop(WS, WE).rename({"__sd_ws": WS, "__sd_we": WE})
+        intervals = intervals.with_columns(pl.col(WS).min().over(session).alias(_MERGED_WS),
+                                           pl.col(WE).max().over(session).alias(_MERGED_WE))
+        merged = intervals.drop(WS, WE).rename({_MERGED_WS: WS, _MERGED_WE: WE})
         new_sessions = merged.group_by(self.groups).agg(merge_partials(self.op.aggs))
         self.state = new_sessions if untouched is None or not untouched.height else \
             pl.concat([untouched, new_sessions.select(untouched.columns)], how="diagonal_relaxed")
         changed = merged.filter(pl.col(_SRC) == 1).select(self.groups).unique()
-        moved = intervals.filter((pl.col(_SRC) == 0) & ((pl.col(WS) != pl.col("__sd_ws")) |
-                                                        (pl.col(WE) != pl.col("__sd_we"))))
+        moved = intervals.filter((pl.col(_SRC) == 0) & ((pl.col(WS) != pl.col(_MERGED_WS)) |
+                                                        (pl.col(WE) != pl.col(_MERGED_WE))))
         deletes = None
         if moved.height:
             deletes = moved.select(self.keys + [pl.col(WS).cast(pl.Datetime("ms")), pl.col(WE).cast(pl.Datetime("ms"))])
         self._remap_distinct(moved)
-        event_rows = merged.filter(pl.col(_SRC) == 1).select(pl.col("__sd_i"), pl.col(WS), pl.col(WE))
+        event_rows = merged.filter(pl.col(_SRC) == 1).select(pl.col(_ROW), pl.col(WS), pl.col(WE))
         if self._distinct_aggs:
             values = rows.select(self.keys + [a.arg for _, a in self._distinct_aggs])
             offset = 0 if old is None else old.height
-            indexed = values.with_row_index("__sd_i").with_columns(pl.col("__sd_i") + offset)
-            self._add_distinct(indexed.join(event_rows, on="__sd_i").drop("__sd_i"))
+            indexed = values.with_row_index(_ROW).with_columns(pl.col(_ROW) + offset)
+            self._add_distinct(indexed.join(event_rows, on=_ROW).drop(_ROW))
         return changed, deletes
 
     def _remap_distinct(self, moved: pl.DataFrame) -> None:
         """Distinct value sets follow their sessions when sessions merge."""
         if not moved.height or not self._distinct_aggs:
             return
-        mapping = moved.select(self.groups + [pl.col("__sd_ws").alias("__sd_nws"), pl.col("__sd_we").alias("__sd_nwe")])
+        mapping = moved.select(self.groups + [pl.col(_MERGED_WS).alias(names.MOVED_START),
+                                              pl.col(_MERGED_WE).alias(names.MOVED_END)])
         for i, _ in self._distinct_aggs:
             sets = self.distinct.get(i)
             if sets is None:
                 continue
             hit = sets.join(mapping, on=self.groups, how="inner", nulls_equal=True)
             rest = sets.join(mapping.select(self.groups), on=self.groups, how="anti", nulls_equal=True)
-            remapped = hit.drop(WS, WE).rename({"__sd_nws": WS, "__sd_nwe": WE}).select(sets.columns)
+            remapped = hit.drop(WS, WE).rename({names.MOVED_START: WS, names.MOVED_END: WE}).select(sets.columns)
             self.distinct[i] = pl.concat([rest, remapped], how="diagonal_relaxed").unique()
 
     # ------------------------------------------------------------ emission
@@ -592,15 +551,15 @@ class AggregateState:
             return out
         if wm_new is None:
             return self._finalize(None)
-        closed = state.filter(pl.col(WE) <= wm_new)
+        closed = state.filter(is_closed(pl.col(WE), wm_new))
         out = self._finalize(closed)
         self._drop_closed(wm_new)
         return out
 
     def _drop_closed(self, wm: int) -> None:
-        self.state = self.state.filter(pl.col(WE) > wm)
+        self.state = self.state.filter(is_open(pl.col(WE), wm))
         for i, sets in self.distinct.items():
-            self.distinct[i] = sets.filter(pl.col(WE) > wm)
+            self.distinct[i] = sets.filter(is_open(pl.col(WE), wm))
 
     def _finalize(self, groups: pl.DataFrame | None) -> pl.DataFrame:
         """Output rows (keys, window bounds, aggregate values) from partial state rows."""
@@ -609,11 +568,13 @@ class AggregateState:
             return self._empty
         for i, _ in self._distinct_aggs:
             counts = _group(_semi(self.distinct.get(i, pl.DataFrame(schema=groups.select(self.groups).schema)),
-                                  groups, self.groups), self.groups, [pl.len().cast(pl.Int64).alias(f"__sd_d{i}")])
+                                  groups, self.groups), self.groups,
+                            [pl.len().cast(pl.Int64).alias(names.distinct_count_col(i))])
             if self.groups:
                 groups = groups.join(counts, on=self.groups, how="left", nulls_equal=True)
             else:
-                groups = groups.with_columns(pl.lit(counts.item() if counts.height else 0).alias(f"__sd_d{i}"))
+                groups = groups.with_columns(pl.lit(counts.item() if counts.height else 0)
+                                             .alias(names.distinct_count_col(i)))
         exprs = [pl.col(k) for k in self.keys]
         if self.op.window is not None:
             exprs += [pl.col(WS).cast(pl.Datetime("ms")), pl.col(WE).cast(pl.Datetime("ms"))]
@@ -631,17 +592,18 @@ def empty_aggregate_row(op: AggregateOp) -> pl.DataFrame:
 
 def _final_value(i: int, spec: AggSpec) -> pl.Expr:
     if spec.func == "count":
-        return pl.col(f"__sd_d{i}").fill_null(0) if spec.distinct else pl.col(f"__sd_c{i}")
+        return pl.col(names.distinct_count_col(i)).fill_null(0) if spec.distinct else pl.col(names.count_col(i))
+    total, nonnull = pl.col(names.sum_col(i)), pl.col(names.nonnull_col(i))
     if spec.func == "sum":
-        return pl.when(pl.col(f"__sd_n{i}") > 0).then(pl.col(f"__sd_s{i}")).otherwise(None)
+        return pl.when(nonnull > 0).then(total).otherwise(None)
     if spec.func == "avg":
-        return pl.when(pl.col(f"__sd_n{i}") > 0).then(pl.col(f"__sd_s{i}") / pl.col(f"__sd_n{i}")).otherwise(None)
-    return pl.col(f"__sd_{spec.func}{i}")
+        return pl.when(nonnull > 0).then(total / nonnull).otherwise(None)
+    return pl.col(names.extreme_col(spec.func, i))
 
 
-def _wm(wm: int | None) -> pl.Expr:
-    """A watermark as a polars literal; no watermark compares below every time."""
-    return pl.lit(-(2**62) if wm is None else wm, dtype=pl.Int64)
+def _closed_partial(wm: int | None) -> pl.Expr:
+    """Partial rows (epoch-ms window bounds) whose window has closed at `wm`, or that have none: late."""
+    return pl.col(WS).is_null() | is_closed(pl.col(WE), watermark_lit(wm))
 
 
 # ---------------------------------------------------------------- distinct

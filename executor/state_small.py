@@ -26,13 +26,13 @@ import datetime as dt
 import polars as pl
 
 from executor.rows import RowsPart
+from executor.windows import Windows, is_closed, watermark_or_min
 from optimizer.stages import TIME_COLUMN, AggregateOp
-from stream_dsl.plan import PARTIAL_ROWS
+from stream_dsl.column_names import PARTIAL_ROWS, WINDOW_END, WINDOW_START
 
 MAX_BATCH_ROWS = 256  # above this, polars' query is cheaper than the Python loop
 MAX_GROUPS = 512  # `frame()` builds the whole state once per batch (retention): keep that small
-WS, WE = "window_start", "window_end"
-_NO_WM = -(2**62)  # no watermark: compares below every time (as `state._wm`)
+WS, WE = WINDOW_START, WINDOW_END
 
 _INTS = (pl.Int64, pl.Int32)
 _PLAIN = _INTS + (pl.String, pl.Boolean, pl.Datetime("ms"), pl.Null)  # keys, MIN and MAX
@@ -104,6 +104,7 @@ class SmallAggregate:
         self.schema = schema
         self.keys = list(op.keys)
         self.windowed = op.window is not None
+        self._windows = Windows.of(op.window) if op.window is not None else None
         self._columns, self._dtypes = list(schema.names()), list(schema.dtypes())  # `fits`: no Schema per batch
         self.table: dict[tuple, list] = {}
         self._frame: pl.DataFrame | None = None
@@ -169,31 +170,19 @@ class SmallAggregate:
                 self._add_row(key, r, slots, changed)
             return 0
         times = _epoch_ms(rows.get_column(TIME_COLUMN))
-        wm = _NO_WM if wm_prev is None else wm_prev
-        size, late = window.size_ms, 0
+        windows = self._windows
+        cut = windows.late_before(watermark_or_min(wm_prev))  # a time below it is late (`Windows.is_late`)
         if window.kind == "tumble":
+            late, bounds = 0, windows.bounds
             for r, (key, t) in enumerate(zip(keys, times)):
-                start = None if t is None else t // size * size
-                if start is None or start + size <= wm:
+                if t is None or t < cut:
                     late += 1
                     continue
-                self._add_row(key + (start, start + size), r, slots, changed)
+                self._add_row(key + bounds(t), r, slots, changed)
             return late
-        slide = window.slide_ms
-        count = -(-size // slide)
-        for r, (key, t) in enumerate(zip(keys, times)):
-            if t is None:
-                late += 1
-                continue
-            if (t - size) // slide * slide + slide + size <= wm:
-                late += 1  # late if any of its windows closed; it still goes into the open ones
-            last = t // slide * slide
-            for j in range(count):
-                start = last - j * slide
-                end = start + size
-                if end > t and (wm_prev is None or end > wm_prev):
-                    self._add_row(key + (start, end), r, slots, changed)
-        return late
+        for r, start, end in windows.open_windows_of(times, wm_prev):  # a late row still goes into the open ones
+            self._add_row(keys[r] + (start, end), r, slots, changed)
+        return sum(1 for t in times if t is None or t < cut)  # late: any of its windows closed
 
     def _add_row(self, key: tuple, r: int, slots: list, changed: dict[tuple, list]) -> None:
         state = changed.get(key)
@@ -236,11 +225,11 @@ class SmallAggregate:
         if self.windowed:
             starts = _epoch_ms(rows.get_column(WS))
             ends = _epoch_ms(rows.get_column(WE))
-            wm = _NO_WM if wm_prev is None else wm_prev
+            wm = watermark_or_min(wm_prev)
             keys = [key + (s, e) for key, s, e in zip(keys, starts, ends)]
             alive = []
             for r, (s, e) in enumerate(zip(starts, ends)):
-                if s is None or e <= wm:
+                if s is None or is_closed(e, wm):
                     late += counts[r] or 0
                 else:
                     alive.append(r)
@@ -278,7 +267,7 @@ class SmallAggregate:
 
     def _close(self, wm: int) -> list[tuple[tuple, list]]:
         """Remove the windows `wm` closes; returns them."""
-        closed = [(key, state) for key, state in self.table.items() if key[-1] <= wm]
+        closed = [(key, state) for key, state in self.table.items() if is_closed(key[-1], wm)]
         for key, _ in closed:
             del self.table[key]
         if closed:

@@ -13,20 +13,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Union
 
+# Column names the executor adds between stages (re-exported here, where the operators that use them live).
+from stream_dsl.column_names import (PARTIAL_DISTINCT, PARTITION_COLUMN, ROW_COLUMN, TIME_COLUMN,  # noqa: F401
+                                     WINDOW_END, WINDOW_START, arg_column)
 from stream_dsl.expr import Expr, NamedExpr, format_duration_ms, render, render_named
-from stream_dsl.plan import PARTIAL_DISTINCT, Plan, SourceDef, WindowSpec, render_plan, state_fields
+from stream_dsl.plan import Plan, SourceDef, WindowSpec, render_plan, state_fields
 from stream_dsl.types import DataType, Schema
-
-# Column names the executor adds between stages. User names never start with "__sd_".
-TIME_COLUMN = "__sd_time"
-PARTITION_COLUMN = "__sd_part"
-ROW_COLUMN = "__sd_row"  # carries the rows of a COUNT(*)-only aggregate, which needs no column
-
-
-def arg_column(i: int) -> str:
-    """The pre-computed argument column of aggregate number `i`."""
-    return f"__sd_arg{i}"
-
 
 # ---------------------------------------------------------------- narrow operators
 
@@ -128,7 +120,7 @@ class PartialAggregateOp:
     @property
     def group_columns(self) -> tuple[str, ...]:
         """What the task groups on: keys, window bounds, the distinct argument."""
-        window = ("window_start", "window_end") if self.window is not None else ()
+        window = (WINDOW_START, WINDOW_END) if self.window is not None else ()
         return self.keys + window + ((PARTIAL_DISTINCT,) if self.distinct else ())
 
     def describe(self) -> str:
@@ -250,7 +242,7 @@ class AggregateOp:
     def group_keys(self) -> tuple[str, ...]:
         if self.window is None:
             return self.keys
-        return self.keys + ("window_start", "window_end")
+        return self.keys + (WINDOW_START, WINDOW_END)
 
     def describe(self) -> str:
         parts = [f"keys=[{', '.join(self.keys)}]"]

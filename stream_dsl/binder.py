@@ -26,6 +26,7 @@ from stream_dsl.binder_plans import (JoinResult, OutputColumn, bind_window, buil
 from stream_dsl.binder_query import Env, bind_query
 from stream_dsl.binder_scope import Scope, ScopeColumn
 from stream_dsl.catalog import Catalog
+from stream_dsl.column_names import is_reserved, reserved_message
 from stream_dsl.errors import BindError, PositionedError, Span, did_you_mean
 from stream_dsl.plan import Plan, SinkDef, SourceDef, Watermark
 from stream_dsl.typecheck import parse_duration_ms
@@ -191,6 +192,8 @@ def _source_def(s: ast.CreateSource, text: str | None) -> SourceDef:
     for col in s.columns:
         if col.name in seen:
             raise BindError(f"duplicate column name '{col.name}'", span=col.span)
+        if is_reserved(col.name):
+            raise BindError(reserved_message(col.name), span=col.span)
         seen.add(col.name)
         fields.append(Field(col.name, resolve_type(col.type_name, _type_span(col, text))))
     if not fields:

@@ -17,6 +17,7 @@ from stream_dsl import ast
 from stream_dsl import expr as E
 from stream_dsl import typecheck as tc
 from stream_dsl.binder_scope import Scope
+from stream_dsl.column_names import is_reserved, reserved_message
 from stream_dsl.errors import BindError, Span
 from stream_dsl.functions import WINDOW_FUNCTIONS, lookup_aggregate
 from stream_dsl.types import DataType, TYPE_NAMES, type_from_name
@@ -314,6 +315,8 @@ def output_names(items: Sequence[tuple[str | None, E.Expr, Span | None]]) -> lis
         if alias in taken:
             raise BindError(f"duplicate output column name '{alias}'; give each column a different alias",
                             span=span)
+        if is_reserved(alias):
+            raise BindError(reserved_message(alias, "output column"), span=span)
         taken.add(alias)
     names = []
     for i, (alias, e, _) in enumerate(items):

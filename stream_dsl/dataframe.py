@@ -35,6 +35,7 @@ from stream_dsl.binder_expr import (ExprBinder, bind_predicate, first_column_nam
 from stream_dsl.binder_plans import (OutputColumn, bind_window, build_join, build_union, plan_aggregate_query,
                                      resolve_emit)
 from stream_dsl.binder_scope import Scope, match_names
+from stream_dsl.column_names import is_reserved, reserved_message
 from stream_dsl.dataframe_expr import Expr, _column_node, _value_node, col
 from stream_dsl.errors import DSLError, did_you_mean
 from stream_dsl.plan import (WINDOW_END, WINDOW_START, Aggregate, Distinct, Filter, Limit, Plan, Project, Sort,
@@ -84,6 +85,8 @@ def _api_name(e: Expr, bound: E.Expr, position: int) -> str:
 def _check_unique(names: Sequence[str]) -> None:
     seen: set[str] = set()
     for n in names:
+        if is_reserved(n):
+            raise DSLError(reserved_message(n, "output column"))
         if n in seen:
             raise DSLError(f"duplicate output column name '{n}'; use .alias() to give each column its own name")
         seen.add(n)

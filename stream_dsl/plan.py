@@ -15,15 +15,13 @@ import typing
 from dataclasses import replace
 from typing import Iterator
 
+from stream_dsl.column_names import (PARTIAL_DISTINCT, PARTIAL_ROWS, WINDOW_END, WINDOW_START, count_col,
+                                     extreme_col, is_reserved, nonnull_col, reserved_message, sum_col)
 from stream_dsl.errors import PlanError, Span, did_you_mean
 from stream_dsl.expr import Agg, Column, Expr, NamedExpr, columns_used, format_duration_ms, render, render_named
 from stream_dsl.types import DataType, Field, Schema
 
 _SPAN = field(default=None, compare=False, repr=False)
-
-WINDOW_START = "window_start"
-WINDOW_END = "window_end"
-
 
 @dataclass(frozen=True, slots=True)
 class Watermark:
@@ -46,6 +44,11 @@ class SourceDef:
     schema: Schema
     options: tuple[tuple[str, str], ...] = ()
     watermark: Watermark | None = None
+
+    def __post_init__(self) -> None:
+        for name in self.schema.names:
+            if is_reserved(name):
+                raise PlanError(f"source '{self.name}': " + reserved_message(name))
 
     def option(self, key: str, default: str | None = None) -> str | None:
         return dict(self.options).get(key, default)
@@ -340,25 +343,23 @@ class Sort(_SameColumns):
 
 # ---------------------------------------------------------------- two-phase aggregation
 
-# Columns a partial aggregate adds. User names never start with "__sd_".
-PARTIAL_ROWS = "__sd_rows"  # input rows per partial group: late rows stay counted in rows, not groups
-PARTIAL_DISTINCT = "__sd_dv"  # the COUNT(DISTINCT x) argument, grouped on by the partial
+# A partial aggregate adds PARTIAL_ROWS, PARTIAL_DISTINCT and the state columns (`stream_dsl.column_names`).
 
 
 def state_fields(i: int, func: str, dtype: DataType, distinct: bool = False) -> tuple[Field, ...]:
     """The partial state columns of aggregate number `i` (`func` producing `dtype`), named by position.
 
-    COUNT: `__sd_c{i}`; SUM and AVG: a sum `__sd_s{i}` and a non-NULL count
-    `__sd_n{i}` (so a SUM of only NULLs stays NULL); MIN, MAX: `__sd_min{i}`,
-    `__sd_max{i}`; COUNT(DISTINCT x): none (x is a partial group column).
+    COUNT: `count_col(i)`; SUM and AVG: a sum `sum_col(i)` and a non-NULL count
+    `nonnull_col(i)` (so a SUM of only NULLs stays NULL); MIN, MAX:
+    `extreme_col(func, i)`; COUNT(DISTINCT x): none (x is a partial group column).
     These are the names `executor/state.py` keeps its per-group state in.
     """
     if func == "count":
-        return () if distinct else (Field(f"__sd_c{i}", DataType.BIGINT),)
+        return () if distinct else (Field(count_col(i), DataType.BIGINT),)
     if func in ("sum", "avg"):
         total = DataType.DOUBLE if func == "avg" or dtype is DataType.DOUBLE else DataType.BIGINT
-        return (Field(f"__sd_s{i}", total), Field(f"__sd_n{i}", DataType.BIGINT))
-    return (Field(f"__sd_{func}{i}", dtype),)
+        return (Field(sum_col(i), total), Field(nonnull_col(i), DataType.BIGINT))
+    return (Field(extreme_col(func, i), dtype),)
 
 
 def partial_state_fields(aggs: tuple[NamedExpr, ...]) -> tuple[Field, ...]:

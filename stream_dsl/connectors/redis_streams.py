@@ -61,6 +61,7 @@ from typing import Any, Callable, TypeVar
 
 import polars as pl
 
+from stream_dsl.column_names import NULL_ROW_FIELD
 from stream_dsl.connectors.base import DeadLetter, SourceBatch, read_schema
 from stream_dsl.connectors.decode import conform, decode_ndjson, empty_frame
 from stream_dsl.connectors.files import for_text_format, max_event_time_ms
@@ -82,7 +83,7 @@ SOURCE_OPTIONS = ("url", "stream", "group", "consumer", "format", "field", "star
 SINK_OPTIONS = ("url", "stream", "format", "field", "maxlen", "retry_seconds")
 FORMATS = ("json", "fields")
 BACKOFF_START_S, BACKOFF_MAX_S = 0.1, 5.0
-_NULL_ROW_FIELD = "__sd_null"  # XADD needs a field: a row whose columns are all NULL gets this one
+_NULL_ROW_FIELD = NULL_ROW_FIELD  # XADD needs a field: a row whose columns are all NULL gets this one
 
 T = TypeVar("T")
 StreamId = tuple[int, int]
