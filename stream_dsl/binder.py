@@ -40,7 +40,8 @@ __all__ = [
 ]
 
 # Keys `SET key = value` accepts (the Context converts and validates the values).
-SETTINGS = ("workers", "executor", "group_size", "batch_interval", "optimize", "checkpoint_dir", "heartbeat_timeout")
+SETTINGS = ("workers", "executor", "group_size", "batch_interval", "optimize", "checkpoint_dir", "heartbeat_timeout",
+            "checkpoint_reset")
 
 
 # ---------------------------------------------------------------- bound statements
