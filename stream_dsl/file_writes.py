@@ -72,18 +72,23 @@ def ends_torn(fd: int) -> bool:
 
 
 def append_line(path: str, line: bytes, *, fsync: bool = True) -> None:
-    """Append one line with a single write on an O_APPEND descriptor (then fsync): it is whole or torn last.
-
-    After a torn last line a newline comes first, so the torn part stays a line of its own (which readers
-    ignore) instead of swallowing this one.
-    """
+    """Append one line to `path` (`append_to`), then fsync."""
     fd = open_append(path)
     try:
-        _write_all(fd, b"\n" + line if ends_torn(fd) else line)
+        append_to(fd, line)
         if fsync:
             os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def append_to(fd: int, line: bytes) -> None:
+    """Append one line with a single write on an O_APPEND descriptor: it is whole or torn last.
+
+    After a torn last line (a crash, or a full disk that took half of it) a newline comes first, so the
+    torn part stays a line of its own, which readers ignore, instead of swallowing this one.
+    """
+    _write_all(fd, b"\n" + line if ends_torn(fd) else line)
 
 
 def make_private(path: str) -> None:

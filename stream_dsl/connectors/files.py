@@ -221,7 +221,7 @@ class FileSource:
 
     def next_batch(self, batch_interval_ms: int, *, realtime: bool = False, until: Any = None) -> SourceBatch:
         if isinstance(until, dict):  # a replay: exactly the files an earlier run's batch read
-            wanted = sorted(set(until.get("files", ())) - self._done)
+            wanted = sorted(set(self._replayable(until.get("files"))) - self._done)
             self._pending = [p for p in self._pending if p not in set(wanted)]
             return self._read(wanted)
         if self.options.watch:
@@ -234,6 +234,26 @@ class FileSource:
         take = len(self._pending) if self.options.max_files_per_batch is None else self.options.max_files_per_batch
         chosen, self._pending = self._pending[:take], self._pending[take:]
         return self._read(chosen)
+
+    def _replayable(self, logged: Any) -> list[str]:
+        """The files a logged batch names, once each is known to be one this source's path selects.
+
+        The offset log is a file on disk: whatever it names is checked against the source definition
+        (the files `path` lists now, not a prefix or a pattern match), and anything else refuses the
+        replay before a byte is read.
+        """
+        if not isinstance(logged, list) or not all(isinstance(p, str) for p in logged):
+            raise ConnectorError(f"{self._what}: the offset log's entry for a replayed batch is not a list of "
+                                 f"file names: {str(logged)[:200]!r}; refusing to replay it")
+        selected = set(list_files(self.options, self._what, allow_missing=True))
+        outside = [p for p in logged if p not in selected and p not in self._done]
+        if outside:
+            raise ConnectorError(
+                f"{self._what}: the offset log names file {outside[0]!r}, which is not one of the files its "
+                f"path '{self.options.path}' selects (or no longer exists); a replay reads only what the "
+                "source is configured to read, so it was not read. If the offset log was edited or the "
+                "files were moved, start the query over with checkpoint_reset")
+        return logged
 
     def _read(self, chosen: list[str]) -> SourceBatch:
         frames, letters = [], []
