@@ -332,10 +332,12 @@ def _write_events(path: str, first: int, stop: int, fmt: str, *, seed: int, rate
     if fmt == "parquet":
         files.write_frame(events(first, stop), path, "parquet")
         return
+    import tempfile
+
     directory, name = os.path.split(path)
-    tmp = os.path.join(directory, f".{name}.{os.getpid()}.tmp")
+    fd, tmp = tempfile.mkstemp(dir=directory or ".", prefix=f".{name}.", suffix=".tmp")  # exclusive, unpredictable
     try:
-        with open(tmp, "wb") as f:
+        with os.fdopen(fd, "wb") as f:
             for lo in range(first, max(stop, first + 1), chunk):
                 frame = events(lo, min(lo + chunk, stop))
                 if fmt == "ndjson":
