@@ -155,11 +155,19 @@ def file_sha256(path: str) -> str:
 
 
 def _size(path: str) -> int:
+    """The bytes of the files in `path` (a running query may be pruning it meanwhile: what is gone counts 0)."""
+    total = 0
     try:
-        names = os.listdir(path)
+        with os.scandir(path) as entries:
+            for entry in entries:
+                try:
+                    if entry.is_file(follow_symlinks=False):
+                        total += entry.stat(follow_symlinks=False).st_size
+                except OSError:
+                    continue
     except OSError:
         return 0
-    return sum(os.path.getsize(os.path.join(path, n)) for n in names if os.path.isfile(os.path.join(path, n)))
+    return total
 
 
 def checkpoint_of(path: str, body: Mapping[str, Any]) -> Checkpoint:

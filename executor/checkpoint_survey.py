@@ -146,7 +146,11 @@ class Survey:
             lines.append(f"Found: '{directory}' holds no checkpoint directories.")
         else:
             lines.append(f"Found in '{directory}':")
-            lines += [f"    {os.path.basename(i.path)}: {i.state}: {i.reason}" for i in self.infos]
+            committed = int(record.get("id", -1)) if record else -1
+            for i in self.infos:
+                gone = " (it was committed: its manifest was deleted)" if i.state == UNCOMMITTED and \
+                    i.id == committed else ""
+                lines.append(f"    {os.path.basename(i.path)}: {i.state}: {i.reason}{gone}")
         lines.append(HOW_TO_RESET.format(archive=self.archive_hint))
         return "\n".join(lines)
 
