@@ -99,7 +99,8 @@ def test_a_directory_whose_checkpoints_are_all_unusable_is_refused_with_the_reas
     else:
         for id in (1, 2):
             assert f"ckpt-{id:08d}: {reasons[damage]}" in message, message
-    assert "checkpoint_reset" in message and "--fresh" in message and "delete" not in message.lower()
+    assert "checkpoint_reset" in message and "--fresh" in message
+    assert "or delete" not in message and f"delete '{tmp_path}" not in message  # the old advice loses the state
 
 
 def test_a_deleted_checkpoints_directory_is_refused(tmp_path):
