@@ -30,7 +30,6 @@ from typing import Any
 
 from executor.checkpoint_manifest import (DAMAGED, INCOMPATIBLE, LOCK_FILE, OK, UNCOMMITTED, Checkpoint,
                                           CheckpointInfo, verify_checkpoint)
-from stream_dsl.errors import CheckpointError
 from stream_dsl.file_writes import write_atomically
 
 RECORD = "LAST_CHECKPOINT"  # root/RECORD: the newest checkpoint committed in this directory (JSON)
@@ -113,9 +112,9 @@ class Survey:
                 skipped.append(f"{name}: {info.reason}")
                 continue
             if info.state == INCOMPATIBLE:
-                return Decision("refuse", skipped=skipped, message=(
-                    f"checkpoint '{info.path}' {info.reason}, so this query cannot resume from "
-                    f"checkpoint_dir '{self.root}'.\n" + HOW_TO_RESET.format(archive=self.archive_hint)))
+                message = (f"checkpoint '{info.path}' {info.reason}, so this query cannot resume from "
+                           f"checkpoint_dir '{self.root}'.\n" + HOW_TO_RESET.format(archive=self.archive_hint))
+                return Decision("refuse", skipped=skipped, message=message)
             found = info.checkpoint
             assert found is not None
             if fingerprint is not None and found.fingerprint != fingerprint:
@@ -130,8 +129,8 @@ class Survey:
         return os.path.join(self.root, ARCHIVE, "reset-<time>")
 
     def _none_usable(self) -> str:
-        lines = [f"checkpoint_dir '{self.root}' held checkpoints, but none of them can be used, so this query "
-                 "cannot resume from it (starting over would write every window again)."]
+        lines = [(f"checkpoint_dir '{self.root}' held checkpoints, but none of them can be used, so this query "
+                  "cannot resume from it (starting over would write every window again).")]
         record = self.record
         if record:
             when = dt.datetime.fromtimestamp(float(record.get("created_at", 0))).isoformat(" ", "seconds")
@@ -241,6 +240,3 @@ def lock_holder(root: str) -> int | None:
     finally:
         os.close(fd)
 
-
-__all__ = ["Decision", "Survey", "survey", "reset", "inspect", "lock_holder", "write_record", "read_record",
-           "RECORD", "ARCHIVE", "checkpoint_ids", "checkpoint_path", "DAMAGED", "OK", "UNCOMMITTED", "INCOMPATIBLE"]

@@ -53,7 +53,7 @@ def _delete_checkpoints(ckpt: Path) -> None:
     ("drizzle", _flip_every_part),
     ("drizzle", _delete_checkpoints),
 ], ids=["inline-manifests-deleted", "drizzle-parts-damaged", "drizzle-checkpoints-deleted"])
-def test_a_restart_without_a_usable_checkpoint_refuses_and_a_reset_starts_over(tmp_path, expected, executor,
+def test_a_restart_without_a_usable_checkpoint_refuses_and_a_reset_starts_over(tmp_path, expected, executor,  # noqa: F811
                                                                                 damage):
     ckpt, out = tmp_path / "ckpt", tmp_path / "out"
     stop_midway(start(tmp_path, executor=executor, group_size=7), ckpt, 5)  # past the first windows' output
@@ -104,14 +104,15 @@ def small_disk(tmp_path):
     """A 4 MiB tmpfs at tmp_path/disk (skipped where mounting needs privileges we lack), unmounted after."""
     disk = tmp_path / "disk"
     disk.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(disk)], capture_output=True)
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(disk)], capture_output=True,
+                             check=False)
     if mounted.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
     try:
         yield disk
     finally:
-        if subprocess.run(["umount", str(disk)]).returncode != 0:
-            subprocess.run(["umount", "-l", str(disk)])
+        if subprocess.run(["umount", str(disk)], check=False).returncode != 0:
+            subprocess.run(["umount", "-l", str(disk)], check=True)
 
 
 def _fill(disk: Path, leave_bytes: int) -> Path:
@@ -124,7 +125,7 @@ def _fill(disk: Path, leave_bytes: int) -> Path:
 
 @pytest.mark.parametrize("full", ["sink", "checkpoints"])
 def test_a_full_disk_fails_the_query_with_its_path_and_a_restart_after_space_returns_is_exact(
-        tmp_path, expected, small_disk, full):
+        tmp_path, expected, small_disk, full):  # noqa: F811
     sink_dir = small_disk / "out" if full == "sink" else tmp_path / "out"
     ckpt = small_disk / "ckpt" if full == "checkpoints" else tmp_path / "ckpt"
     filler = _fill(small_disk, 150_000)  # room for a part of the run only

@@ -16,6 +16,7 @@ import errno
 import json
 import os
 import stat
+from pathlib import Path
 
 import polars as pl
 import pytest
@@ -25,8 +26,8 @@ from executor.checkpoint import CheckpointStore, fingerprint, write_part
 from executor.offset_log import OffsetLog
 from stream_dsl import file_writes
 from stream_dsl.connectors import files
-from stream_dsl.connectors.dead_letters import NdjsonFile
 from stream_dsl.connectors.base import DeadLetter
+from stream_dsl.connectors.dead_letters import NdjsonFile
 from stream_dsl.errors import CheckpointError, ConnectorError
 from stream_dsl.plan import SinkDef
 
@@ -136,7 +137,7 @@ def test_dead_letters_are_0600_and_follow_no_planted_symlink(tmp_path, victim, o
     letters = [DeadLetter("s", "f.ndjson", "raw secret record", "bad JSON")]
     target = NdjsonFile(str(tmp_path / "dl" / "s.ndjson"))
     target.write(0, letters)
-    assert mode(target.path) == 0o600 and "raw secret record" in open(target.path).read()
+    assert mode(target.path) == 0o600 and "raw secret record" in Path(target.path).read_text()
     os.symlink(victim, tmp_path / "dl" / "planted.ndjson")
     with pytest.raises(ConnectorError, match="cannot write dead letters"):
         NdjsonFile(str(tmp_path / "dl" / "planted.ndjson")).write(0, letters)
@@ -234,4 +235,4 @@ def test_a_checkpoint_write_on_a_full_disk_is_retried_then_fails_naming_the_path
     assert s.latest() is None  # nothing was committed
     s.commit(id, next_batch=1, watermark=None, clocks={}, offsets={}, parts={"worker-0.state": sha},
              partitions={}, output_rows=0)
-    assert s.latest().id == id and json.loads(open(os.path.join(directory, "manifest.json")).read())["id"] == id
+    assert s.latest().id == id and json.loads(Path(directory, "manifest.json").read_text())["id"] == id
