@@ -30,9 +30,10 @@ from typing import Any
 
 from executor.checkpoint_manifest import (DAMAGED, INCOMPATIBLE, LOCK_FILE, OK, UNCOMMITTED, Checkpoint,
                                           CheckpointInfo, verify_checkpoint)
-from stream_dsl.file_writes import write_atomically
+from stream_dsl.file_writes import PRIVATE
 
 RECORD = "LAST_CHECKPOINT"  # root/RECORD: the newest checkpoint committed in this directory (JSON)
+_RECORD_BYTES = 256  # its fixed length (JSON padded with blanks), so it is overwritten in place
 ARCHIVE = "archive"  # root/archive/reset-*/: what `reset` moved aside
 RESETTABLE = ("checkpoints", "offsets", RECORD)  # the state `reset` moves (dead letters and the LOCK stay)
 HOW_TO_RESET = ("To start this query from the beginning on purpose, turn on checkpoint_reset for this run "
@@ -61,10 +62,21 @@ def checkpoint_path(directory: str, id: int) -> str:
 
 
 def write_record(root: str, checkpoint: Checkpoint) -> None:
-    """Note checkpoint as the newest committed in `root` (after its manifest is in place)."""
+    """Note checkpoint as the newest committed in `root` (after its manifest is in place).
+
+    Overwritten in place at a fixed length, not fsync'ed: a rename per commit costs a synced write on
+    ext4, and the record only tells "never committed" from "committed, now gone" (a torn record still
+    says the latter).
+    """
     body = {"id": checkpoint.id, "next_batch": checkpoint.next_batch, "fingerprint": checkpoint.fingerprint,
             "created_at": checkpoint.created_at}
-    write_atomically(os.path.join(root, RECORD), json.dumps(body, sort_keys=True).encode() + b"\n")
+    data = json.dumps(body, sort_keys=True).encode().ljust(_RECORD_BYTES - 1) + b"\n"
+    fd = os.open(os.path.join(root, RECORD), os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, PRIVATE)
+    try:
+        os.pwrite(fd, data, 0)
+        os.ftruncate(fd, len(data))
+    finally:
+        os.close(fd)
 
 
 def read_record(root: str) -> dict[str, Any] | None:
