@@ -17,9 +17,12 @@ import json
 import os
 import stat
 from pathlib import Path
+from unittest import mock
 
 import polars as pl
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from executor import offset_log
 from executor.checkpoint import CheckpointStore, fingerprint, write_part
@@ -236,3 +239,43 @@ def test_a_checkpoint_write_on_a_full_disk_is_retried_then_fails_naming_the_path
     s.commit(id, next_batch=1, watermark=None, clocks={}, offsets={}, parts={"worker-0.state": sha},
              partitions={}, output_rows=0)
     assert s.latest().id == id and json.loads(Path(directory, "manifest.json").read_text())["id"] == id
+
+
+@settings(max_examples=40, deadline=None)
+@given(plan=st.lists(st.tuples(st.integers(0, 5), st.floats(0, 0.99)), min_size=1, max_size=12))
+def test_logs_keep_every_line_whatever_a_full_disk_cuts(tmp_path_factory, plan):
+    """Offset-log and commit-log lines, each hit by `failures` full-disk errors after writing a `cut` of its
+    bytes: a line whose write succeeds within the retries is read back, and no torn part ever swallows a
+    later line. A line that failed every try is not read back, unless all of it but its newline got
+    written (then it is whole and true: the batch's end, or a part file already renamed into place)."""
+    root = tmp_path_factory.mktemp("logs")
+    cuts: list[float] = []
+    real_write = os.write
+
+    def write(fd, data):
+        if cuts and os.readlink(f"/proc/self/fd/{fd}").startswith(str(root)):
+            real_write(fd, bytes(data[: int(len(data) * cuts.pop())]))
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real_write(fd, data)
+
+    (root / "out").mkdir()
+    log, out = OffsetLog(str(root), 0), sink(root / "out")
+    logged, committed = {}, []
+    with mock.patch.object(os, "write", write), mock.patch.object(file_writes, "sleep", lambda s: None):
+        for batch, (failures, cut) in enumerate(plan):
+            cuts[:] = [cut] * failures
+            try:
+                log.append(batch, {"n": batch})
+                logged[batch] = {"n": batch}
+            except CheckpointError:
+                assert failures >= file_writes.WRITE_ATTEMPTS
+            cuts[:] = [cut] * failures
+            try:
+                out._io(out.log_path, lambda: out._commit(batch, None))  # noqa: B023 - called at once
+                committed.append(batch)
+            except ConnectorError:
+                assert failures >= file_writes.WRITE_ATTEMPTS
+    log.close()
+    read = OffsetLog(str(root), 0).read(0)
+    assert set(logged) <= set(read) and all(read[batch] == {"n": batch} for batch in read)
+    assert set(committed) <= set(files.committed_batches(str(root / "out"))) <= set(range(len(plan)))
