@@ -17,6 +17,13 @@ machine crash may lose the newest lines). After a failure or a restart the
 reader replays every logged batch from the restore point on with
 `until=offset` (`connectors.base.pull_source`), then reads on as usual.
 Lines of batches covered by a committed checkpoint are dropped now and then.
+
+Before logging a batch the reader checks that the checkpoint_dir's LOCK
+is still the file the query locked when it started (the log lives in
+`<checkpoint_dir>/offsets/<query>/`): when it was deleted or replaced,
+another program may own the directory, and no further batch is read
+(`OwnershipLost`), so a query that lost its directory stops writing within
+a batch instead of at its next checkpoint.
 """
 
 from __future__ import annotations
@@ -25,6 +32,8 @@ import json
 import os
 from typing import Any
 
+from executor.checkpoint import OwnershipLost
+from executor.checkpoint_manifest import LOCK_FILE
 from stream_dsl.errors import CheckpointError
 from stream_dsl.file_writes import append_to, error_text, open_append, with_retries, write_atomically
 
@@ -44,6 +53,8 @@ class OffsetLog:
         self.path = os.path.join(directory, f"stage-{stage}.log")
         self._fd: int | None = None
         self._appended = 0
+        self._lock = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(directory))), LOCK_FILE)
+        self._owned = _identity(self._lock)  # the checkpoint_dir's LOCK as the query took it (see `append`)
 
     def read(self, from_batch: int) -> dict[int, Any]:
         """The logged end offset of every batch from `from_batch` on (a torn line is ignored)."""
@@ -63,6 +74,13 @@ class OffsetLog:
         return found
 
     def append(self, batch: int, offset: Any) -> None:
+        """Log where `batch` ended, before it runs. OwnershipLost when the checkpoint_dir's LOCK is no
+        longer the one this query took: another program may own the directory, so no batch runs here."""
+        if self._owned is not None and _identity(self._lock) != self._owned:
+            raise OwnershipLost(f"checkpoint_dir '{os.path.dirname(self._lock)}' is no longer this query's: its "
+                                f"lock file '{self._lock}' was deleted or replaced since the query started. "
+                                "Another program may own the directory now, so this query stops before batch "
+                                f"{batch}. Never delete LOCK while a query runs.")
         line = json.dumps({"batch": batch, "offset": offset}, sort_keys=True).encode() + b"\n"
         self._io(lambda: append_to(self._open(), line))
         self._appended += 1
@@ -93,3 +111,12 @@ class OffsetLog:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
+
+
+def _identity(path: str) -> tuple[int, int] | None:
+    """(device, inode) of the file at `path` (not through a symlink); None when there is none."""
+    try:
+        st = os.stat(path, follow_symlinks=False)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino

@@ -251,3 +251,23 @@ def test_an_owner_whose_lock_is_deleted_stops_before_the_next_checkpoint(tmp_pat
         assert store(tmp_path).latest().next_batch == 10
     finally:
         s.unlock()
+
+
+def test_a_source_reads_no_further_batch_once_the_lock_is_lost(tmp_path):
+    from executor.offset_log import OffsetLog
+
+    owner = store(tmp_path)
+    owner.lock()
+    log = OffsetLog(str(tmp_path / "offsets" / "0123456789abcdef"), 0)  # as Checkpointing.offset_log lays it out
+    try:
+        log.append(0, {"time_ms": 100})
+        os.unlink(tmp_path / "LOCK")
+        thief = store(tmp_path)
+        thief.lock()
+        with pytest.raises(OwnershipLost, match="stops before batch 1"):
+            log.append(1, {"time_ms": 200})
+        assert log.read(0) == {0: {"time_ms": 100}}
+        thief.unlock()
+    finally:
+        log.close()
+        owner.unlock()

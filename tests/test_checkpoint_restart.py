@@ -16,6 +16,7 @@ tests/test_recovery.py, whose helpers and reference result are reused.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -78,22 +79,40 @@ def test_a_restart_without_a_usable_checkpoint_refuses_and_a_reset_starts_over(t
     assert normalized(after.slice(before.height)).equals(expected)  # ... and the fresh run is all there after it
 
 
-def test_a_query_whose_lock_is_taken_over_stops_before_its_next_checkpoint(tmp_path):
-    ckpt = tmp_path / "ckpt"
-    handle = start(tmp_path, executor="inline", group_size=5)
+@pytest.mark.parametrize("executor", ["inline", "drizzle"])
+def test_a_query_whose_lock_is_taken_over_stops_writing(tmp_path, executor):
+    """Its sources stop before their next batch (the offset log checks the LOCK), and the driver before
+    its next checkpoint: only batches already read when the LOCK went may still reach the sink."""
+    ckpt, out, group = tmp_path / "ckpt", tmp_path / "out", 5
+    handle = start(tmp_path, executor=executor, group_size=group)
     thief = CheckpointStore(str(ckpt), "another program", "")
     try:
-        wait_until(lambda: checkpoint_ids(ckpt) or not handle.is_active, "a first checkpoint")
+        wait_until(lambda: len(checkpoint_ids(ckpt)) >= 5 or not handle.is_active, "five checkpoints")
         os.unlink(ckpt / "LOCK")
         thief.lock()
-        at_theft = checkpoint_ids(ckpt)
+        at_theft, logged = checkpoint_ids(ckpt), _logged_batches(ckpt)
         with pytest.raises(DSLError) as stopped:
             assert handle.await_termination(HANG_GUARD_S), "the query neither ended nor failed"
         assert f"checkpoint_dir '{ckpt}' is no longer this query's" in str(stopped.value)
         assert len(checkpoint_ids(ckpt)) <= len(at_theft) + 1  # at most the commit already under way
+        in_flight = 2 * group if executor == "drizzle" else 1  # drizzle reads a group ahead
+        assert _logged_batches(ckpt) <= logged + in_flight  # no source read on for long
+        assert max(files.committed_batches(str(out)), default=-1) < logged + in_flight
     finally:
         handle.stop(HANG_GUARD_S)
         thief.unlock()
+
+
+def _logged_batches(ckpt: Path) -> int:
+    """How many batches the query's sources logged (read), by the highest batch id in its offset logs."""
+    found = [-1]
+    for log in ckpt.glob("offsets/*/stage-*.log"):
+        for line in log.read_bytes().splitlines():
+            try:
+                found.append(int(json.loads(line)["batch"]))
+            except (ValueError, KeyError, TypeError):
+                continue
+    return max(found) + 1
 
 
 # ---------------------------------------------------------------- a real full disk
