@@ -30,7 +30,7 @@ from executor.checkpoint_survey import ARCHIVE, RECORD
 from stream_dsl.connectors import files
 from stream_dsl.errors import CheckpointError, DSLError
 from test_recovery import (HANG_GUARD_S, assert_exact, checkpoint_ids, expected, finish, normalized,  # noqa: F401
-                           start, stop_midway, wait_until)
+                           start, wait_until)
 
 
 def _delete_manifests(ckpt: Path) -> None:
@@ -53,11 +53,18 @@ def _delete_checkpoints(ckpt: Path) -> None:
     ("inline", _delete_manifests),
     ("drizzle", _flip_every_part),
     ("drizzle", _delete_checkpoints),
-], ids=["inline-manifests-deleted", "drizzle-parts-damaged", "drizzle-checkpoints-deleted"])
+    ("bsp", _delete_manifests),
+], ids=["inline-manifests-deleted", "drizzle-parts-damaged", "drizzle-checkpoints-deleted", "bsp-manifests-deleted"])
 def test_a_restart_without_a_usable_checkpoint_refuses_and_a_reset_starts_over(tmp_path, expected, executor,  # noqa: F811
                                                                                 damage):
     ckpt, out = tmp_path / "ckpt", tmp_path / "out"
-    stop_midway(start(tmp_path, executor=executor, group_size=7), ckpt, 5)  # past the first windows' output
+    handle = start(tmp_path, executor=executor, group_size=7)
+    try:  # stopped once windows are in the sink and checkpoints on disk
+        wait_until(lambda: not handle.is_active or (len(checkpoint_ids(ckpt)) >= 2 and out.is_dir()
+                                                    and files.read_committed(str(out)).height > 0), "output")
+        assert handle.is_active, "the query ended before it could be stopped midway"
+    finally:
+        handle.stop(HANG_GUARD_S)
     damage(ckpt)
     before = files.read_committed(str(out))
     assert before.height > 0
@@ -142,9 +149,10 @@ def _fill(disk: Path, leave_bytes: int) -> Path:
     return filler
 
 
+@pytest.mark.parametrize("executor", ["drizzle", "inline"])
 @pytest.mark.parametrize("full", ["sink", "checkpoints"])
 def test_a_full_disk_fails_the_query_with_its_path_and_a_restart_after_space_returns_is_exact(
-        tmp_path, expected, small_disk, full):  # noqa: F811
+        tmp_path, expected, small_disk, full, executor):  # noqa: F811
     sink_dir = small_disk / "out" if full == "sink" else tmp_path / "out"
     ckpt = small_disk / "ckpt" if full == "checkpoints" else tmp_path / "ckpt"
     filler = _fill(small_disk, 150_000)  # room for a part of the run only
@@ -152,7 +160,7 @@ def test_a_full_disk_fails_the_query_with_its_path_and_a_restart_after_space_ret
     def run():
         import recovery_script as R
 
-        return R.make_context(sink_dir, checkpoint_dir=str(ckpt)).sql(R.INSERT)
+        return R.make_context(sink_dir, executor=executor, checkpoint_dir=str(ckpt)).sql(R.INSERT)
 
     handle = run()
     try:
