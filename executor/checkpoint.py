@@ -3,16 +3,25 @@
 Layout under a query's checkpoint_dir (`root`):
 
     root/LOCK                              flock'ed for the life of the query; holds its pid
+    root/LAST_CHECKPOINT                   the newest committed checkpoint (`checkpoint_survey`)
     root/checkpoints/ckpt-00000007/        one checkpoint (ids only grow)
         worker-1.state ...                 state parts, written by whoever holds the states (`write_part`)
         manifest.json                      written last: the checkpoint exists once this file does
+    root/offsets/<query>/stage-N.log       where each batch of source stage N ended (`offset_log.py`)
+    root/archive/reset-<time>/             old state moved aside by `checkpoint_reset`
 
-Every file is written atomically (a temporary file in the same directory,
-flush + fsync, os.replace), and the manifest's directory is fsync'ed after
-the rename, so after a crash a checkpoint directory is either committed
-(manifest present, parts complete) or ignored. The manifest carries a
-sha256 of its own canonical JSON and of every part, so a torn or altered
-checkpoint is detected and the previous one used (`CheckpointStore.latest`).
+Every file is written atomically (an exclusively created temporary file
+in the same directory, flush + fsync, os.replace: `stream_dsl.file_writes`;
+retried a few times while the disk is full), and the manifest's directory
+is fsync'ed after the rename, so after a crash a checkpoint directory is
+either committed (manifest present, parts complete) or ignored. The
+manifest carries a sha256 of its own canonical JSON and of every part, so
+a torn or altered checkpoint is detected and the previous one used
+(`CheckpointStore.latest`; `checkpoint_manifest.verify_checkpoint`).
+
+The LOCK is checked before every checkpoint is begun and committed: when
+it was deleted or replaced (another program may own the directory now),
+the query fails with `OwnershipLost` instead of writing on.
 
 Part files are a header (magic, FORMAT_VERSION) and a pickle (protocol 5)
 of {(stage, partition): state snapshot} (`state.snapshot_state`). They are
@@ -30,27 +39,27 @@ import io
 import json
 import os
 import pickle
-import re
 import shutil
 import struct
-import tempfile
 import time
-from dataclasses import dataclass
 from typing import Any, Mapping
 
+from executor.checkpoint_manifest import (FORMAT_VERSION, LOCK_FILE, MANIFEST, Checkpoint, CheckpointInfo,
+                                          check_part_name, checkpoint_of, manifest_bytes)
+from executor.checkpoint_survey import checkpoint_ids, checkpoint_path, inspect, survey, write_record
 from executor.state import AggregateState, DistinctState, restore_state, snapshot_state
 from optimizer.stages import AggregateOp, DistinctOp
 from stream_dsl.errors import CheckpointError
+from stream_dsl.file_writes import error_text, with_retries, write_atomically
 
 CHECKPOINTS_KEPT = 5
-FORMAT_VERSION = 1
-
-MANIFEST = "manifest.json"
-LOCK_FILE = "LOCK"
 _MAGIC = b"SDSTATE\n"
 _HEADER = struct.Struct(">8sI")  # magic, format version
-_DIR = re.compile(r"ckpt-(\d{8,})")
-_QUERY_LINES = 20  # how much of each query text a fingerprint mismatch shows
+_check_part_name = check_part_name  # the names this module had before the manifest code moved out
+
+__all__ = ["CHECKPOINTS_KEPT", "FORMAT_VERSION", "MANIFEST", "LOCK_FILE", "Checkpoint", "CheckpointInfo",
+           "CheckpointCorrupt", "CheckpointStore", "OwnershipLost", "fingerprint", "write_part", "read_part",
+           "inspect"]
 
 State = AggregateState | DistinctState
 StatefulOp = AggregateOp | DistinctOp
@@ -58,6 +67,11 @@ StatefulOp = AggregateOp | DistinctOp
 
 class CheckpointCorrupt(CheckpointError):
     """A checkpoint file is missing, unreadable, or does not match its checksum."""
+
+
+class OwnershipLost(CheckpointError):
+    """The checkpoint_dir's LOCK was deleted or replaced while this query held it: another program may own
+    the directory now, so this query stops writing to it."""
 
 
 def fingerprint(query_text: str) -> str:
@@ -74,7 +88,7 @@ def write_part(directory: str, name: str, states: Mapping[tuple[int, int], State
     _check_part_name(name)
     snapshots = {(int(stage), int(part)): snapshot_state(state) for (stage, part), state in states.items()}
     data = _HEADER.pack(_MAGIC, FORMAT_VERSION) + pickle.dumps(snapshots, protocol=5)
-    _write_atomically(os.path.join(directory, name), data)
+    _write_retried(os.path.join(directory, name), data, "checkpoint part")
     return hashlib.sha256(data).hexdigest()
 
 
@@ -118,28 +132,15 @@ class _PlainUnpickler(pickle.Unpickler):
         return super().find_class(module, name)
 
 
-def _check_part_name(name: str) -> None:
-    if not name or name in (".", "..", MANIFEST, LOCK_FILE) or "/" in name or "\0" in name or name.startswith("."):
-        raise ValueError(f"{name!r} is not a valid checkpoint part name (a plain file name, not {MANIFEST})")
-
-
 # ---------------------------------------------------------------- files
 
 
-def _write_atomically(path: str, data: bytes) -> None:
-    """A temporary file beside `path`, flushed and fsync'ed, then renamed over it."""
-    directory = os.path.dirname(path) or "."
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
+def _write_retried(path: str, data: bytes, what: str) -> None:
+    """`data` into `path` atomically (`file_writes.write_atomically`), retried while the disk is full."""
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+        with_retries(lambda: write_atomically(path, data))
+    except OSError as exc:
+        raise CheckpointError(f"{what} '{path}' cannot be written: {error_text(exc)}") from None
 
 
 def _fsync_dir(directory: str) -> None:
@@ -150,45 +151,7 @@ def _fsync_dir(directory: str) -> None:
         os.close(fd)
 
 
-def _file_sha256(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def _canonical(body: Mapping[str, Any]) -> str:
-    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
-
-
 # ---------------------------------------------------------------- checkpoints
-
-
-@dataclass(frozen=True)
-class Checkpoint:
-    """One committed checkpoint: where the query resumes, and which files hold which states."""
-
-    id: int
-    path: str  # its directory
-    fingerprint: str
-    next_batch: int  # the first batch id after it
-    watermark: int | None  # the query watermark after batch next_batch - 1
-    clocks: dict[int, tuple[int | None, bool]]  # source stage id -> (max_event_ms, exhausted)
-    offsets: dict[int, Any]  # source stage id -> source offset after batch next_batch-1 (as JSON gives it back)
-    parts: dict[str, str]  # state file name -> sha256 hex
-    partitions: dict[tuple[int, int], str]  # (stage, partition) -> state file name holding it
-    output_rows: int  # rows the query output took so far (for LIMIT)
-    created_at: float
-    query: str  # the stage-plan text, for messages
-
-    def part_path(self, name: str) -> str:
-        """The path of state part `name` (give it and `parts[name]` to `read_part`)."""
-        return os.path.join(self.path, name)
-
-
-class _Unusable(Exception):
-    """Why a committed checkpoint cannot be used (the reason goes to `CheckpointStore.skipped`)."""
 
 
 class CheckpointStore:
@@ -196,7 +159,8 @@ class CheckpointStore:
 
     The driver calls `lock` once, then `begin` and `commit` at group boundaries; state parts are
     written into the directory `begin` returns (`write_part`) before `commit`. On start, `latest`
-    gives the checkpoint to resume from.
+    gives the checkpoint to resume from. Both `begin` and `commit` first check that the directory is
+    still this store's (`check_owner`).
     """
 
     def __init__(self, root: str, fingerprint: str, query: str, keep: int = CHECKPOINTS_KEPT) -> None:
@@ -208,6 +172,7 @@ class CheckpointStore:
         self.keep = keep
         self.skipped: list[str] = []  # why `latest` passed over committed checkpoints (its last call)
         self._lock_fd: int | None = None
+        self._owned: tuple[int, int] | None = None  # (device, inode) of the LOCK file this store holds
 
     @property
     def directory(self) -> str:
@@ -224,7 +189,12 @@ class CheckpointStore:
         if self._lock_fd is not None:
             return
         os.makedirs(self.root, exist_ok=True)
-        fd = os.open(os.path.join(self.root, LOCK_FILE), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        path = os.path.join(self.root, LOCK_FILE)
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o644)
+        except OSError as exc:
+            raise CheckpointError(f"checkpoint_dir '{self.root}' cannot be locked: '{path}': "
+                                  f"{exc.strerror}") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as exc:
@@ -236,11 +206,12 @@ class CheckpointStore:
                                   "stop that query, or give this one another checkpoint_dir") from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-        self._lock_fd = fd
+        st = os.fstat(fd)
+        self._lock_fd, self._owned = fd, (st.st_dev, st.st_ino)
 
     def unlock(self) -> None:
         """Release the lock (idempotent)."""
-        fd, self._lock_fd = self._lock_fd, None
+        fd, self._lock_fd, self._owned = self._lock_fd, None, None
         if fd is None:
             return
         try:
@@ -249,28 +220,55 @@ class CheckpointStore:
         finally:
             os.close(fd)
 
+    def check_owner(self) -> None:
+        """OwnershipLost when root/LOCK is no longer the file this store locked (deleted, or replaced by
+        another program's): that program may be writing here, so this query must stop."""
+        if self._owned is None:
+            return
+        path = os.path.join(self.root, LOCK_FILE)
+        try:
+            st = os.stat(path, follow_symlinks=False)
+        except FileNotFoundError:
+            now = "it was deleted"
+        except OSError as exc:
+            now = f"it cannot be checked ({exc.strerror})"
+        else:
+            if (st.st_dev, st.st_ino) == self._owned:
+                return
+            now = f"it was replaced (it names pid {_pid_in(path)})"
+        raise OwnershipLost(f"checkpoint_dir '{self.root}' is no longer this query's (pid {os.getpid()}): its lock "
+                            f"file '{path}' is not the one this query locked: {now}. Another program may own the "
+                            "directory now, so this query stops without writing to it again. Never delete LOCK "
+                            "while a query runs; use `stream-dsl checkpoints DIR` to see who holds it.")
+
     # ------------------------------------------------------------ writing
 
     def begin(self) -> tuple[int, str]:
         """The next checkpoint id (one past the highest directory id, committed or not) and its directory."""
-        os.makedirs(self.directory, exist_ok=True)
-        ids = self._ids()
-        next_id = (max(ids) if ids else 0) + 1
-        path = self._path(next_id)
-        os.mkdir(path)
+        self.check_owner()
+        try:
+            os.makedirs(self.directory, exist_ok=True)
+            ids = self._ids()
+            next_id = (max(ids) if ids else 0) + 1
+            path = self._path(next_id)
+            with_retries(lambda: os.mkdir(path))
+        except OSError as exc:
+            raise CheckpointError(f"checkpoint_dir '{self.root}': cannot make a checkpoint directory: "
+                                  f"{error_text(exc)}") from None
         return next_id, path
 
     def commit(self, id: int, *, next_batch: int, watermark: int | None,
                clocks: Mapping[int, tuple[int | None, bool]], offsets: Mapping[int, Any],
                parts: Mapping[str, str], partitions: Mapping[tuple[int, int], str], output_rows: int) -> Checkpoint:
         """Write checkpoint `id`'s manifest atomically (the checkpoint exists from then on), then prune."""
+        self.check_owner()
         path = self._path(id)
         if not os.path.isdir(path):
             raise CheckpointError(f"checkpoint {id} was not begun: no directory '{path}'")
         if os.path.exists(os.path.join(path, MANIFEST)):
             raise CheckpointError(f"checkpoint {id} is already committed")
         for name in parts:
-            _check_part_name(name)
+            check_part_name(name)
             if not os.path.isfile(os.path.join(path, name)):
                 raise CheckpointError(f"checkpoint {id}: state part '{name}' was not written")
         unknown = sorted({name for name in partitions.values() if name not in parts})
@@ -286,15 +284,17 @@ class CheckpointStore:
             "output_rows": output_rows, "created_at": time.time(),
         }
         try:
-            canonical = _canonical(body)
+            manifest = manifest_bytes(body)
         except (TypeError, ValueError) as exc:
             raise CheckpointError(f"checkpoint {id}: source offsets must be JSON values: {exc}") from None
-        manifest = dict(json.loads(canonical), sha256=hashlib.sha256(canonical.encode()).hexdigest())
-        _write_atomically(os.path.join(path, MANIFEST), json.dumps(manifest, indent=1, sort_keys=True).encode())
+        _write_retried(os.path.join(path, MANIFEST), manifest, f"checkpoint {id}: manifest")
         _fsync_dir(path)
         _fsync_dir(self.directory)  # the checkpoint's own directory entry (made by `begin`)
+        committed = checkpoint_of(path, json.loads(manifest))
+        with contextlib.suppress(OSError):  # only a message's detail: never fail a committed checkpoint over it
+            write_record(self.root, committed)
         self._prune(id)
-        return _checkpoint(path, json.loads(canonical))
+        return committed
 
     def _prune(self, newest: int) -> None:
         """Keep the newest `keep` committed checkpoints; drop older ones and uncommitted ones older than `newest`.
@@ -314,175 +314,31 @@ class CheckpointStore:
     # ------------------------------------------------------------ reading
 
     def latest(self) -> Checkpoint | None:
-        """The newest usable checkpoint of this query, None when there is none.
+        """The newest usable checkpoint of this query; None when the directory never held one.
 
         Directories without a manifest (half written) are passed over; so are checkpoints whose manifest
-        or parts are damaged, with the reason in `skipped`. The newest good one must be of this query
-        (same fingerprint) and of this FORMAT_VERSION, or CheckpointError says what to do.
+        or parts are damaged, with the reason in `skipped`. CheckpointError when the newest good one is
+        of another query or format, or when checkpoints were committed here but none is usable now
+        (`checkpoint_survey.Survey.decide`, which `stream-dsl checkpoints` uses too).
         """
-        self.skipped = []
-        if not os.path.isdir(self.directory):
-            return None
-        for i in sorted(self._ids(), reverse=True):
-            path = self._path(i)
-            try:
-                with open(os.path.join(path, MANIFEST), "rb") as f:
-                    text = f.read()
-            except FileNotFoundError:
-                continue  # not committed
-            except OSError as exc:
-                self.skipped.append(f"{os.path.basename(path)}: {MANIFEST}: cannot be read: {exc.strerror}")
-                continue
-            try:
-                found = self._load(i, path, text)
-            except _Unusable as exc:
-                self.skipped.append(f"{os.path.basename(path)}: {exc}")
-                continue
-            if found.fingerprint != self.fingerprint:
-                raise CheckpointError(self._mismatch(found))
-            return found
-        return None
-
-    def _load(self, id: int, path: str, text: bytes) -> Checkpoint:
-        """The checkpoint in directory `path` from its manifest text, its parts verified; _Unusable if damaged."""
-        try:
-            manifest = json.loads(text)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise _Unusable(f"{MANIFEST}: not valid JSON ({exc})") from None
-        if not isinstance(manifest, dict):
-            raise _Unusable(f"{MANIFEST}: not a JSON object")
-        version = manifest.get("format")
-        if not isinstance(version, int) or isinstance(version, bool):
-            raise _Unusable(f"{MANIFEST}: no format number")
-        if version != FORMAT_VERSION:
-            raise CheckpointError(f"checkpoint '{path}' has format {version!r}; this stream-dsl reads format "
-                                  f"{FORMAT_VERSION}. Use a new checkpoint_dir, or delete '{self.root}' to start "
-                                  "the query over")
-        claimed = manifest.pop("sha256", None)
-        if claimed != hashlib.sha256(_canonical(manifest).encode()).hexdigest():
-            raise _Unusable(f"{MANIFEST}: checksum mismatch")
-        try:
-            found = _checkpoint(path, manifest)
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise _Unusable(f"{MANIFEST}: malformed ({type(exc).__name__}: {exc})") from None
-        if found.id != id:
-            raise _Unusable(f"{MANIFEST}: belongs to checkpoint {found.id}")
-        for name, sha in found.parts.items():
-            try:
-                _check_part_name(name)
-                actual = _file_sha256(found.part_path(name))
-            except ValueError as exc:
-                raise _Unusable(f"{MANIFEST}: {exc}") from None
-            except FileNotFoundError:
-                raise _Unusable(f"part {name}: missing") from None
-            except OSError as exc:
-                raise _Unusable(f"part {name}: cannot be read: {exc.strerror}") from None
-            if actual != sha:
-                raise _Unusable(f"part {name}: checksum mismatch")
-        return found
-
-    def _mismatch(self, found: Checkpoint) -> str:
-        return (f"checkpoint_dir '{self.root}' holds checkpoints of a different query "
-                f"(ckpt-{found.id:08d}), so this query cannot resume from it.\n"
-                f"The checkpoints are of:\n{_excerpt(found.query)}\n"
-                f"This query is:\n{_excerpt(self.query)}\n"
-                f"Use a new checkpoint_dir for this query, or delete '{self.root}' to start it over from the "
-                "beginning.")
+        decision = survey(self.root).decide(self.fingerprint, self.query)
+        self.skipped = decision.skipped
+        if decision.action == "refuse":
+            raise CheckpointError(decision.message)
+        return decision.checkpoint
 
     # ------------------------------------------------------------ directories
 
     def _ids(self) -> list[int]:
-        try:
-            names = os.listdir(self.directory)
-        except FileNotFoundError:
-            return []
-        return [int(m.group(1)) for m in map(_DIR.fullmatch, names) if m]
+        return checkpoint_ids(self.directory)
 
     def _path(self, id: int) -> str:
-        return os.path.join(self.directory, f"ckpt-{id:08d}")
+        return checkpoint_path(self.directory, id)
 
 
-@dataclass(frozen=True)
-class CheckpointInfo:
-    """One checkpoint directory as `inspect` finds it: `state` is 'ok', 'uncommitted' or 'damaged'."""
-
-    id: int
-    path: str
-    state: str
-    reason: str = ""
-    checkpoint: Checkpoint | None = None
-    bytes: int = 0
-
-
-def inspect(root: str) -> tuple[list[CheckpointInfo], int | None]:
-    """Every checkpoint under a checkpoint_dir, newest first, verified; and the pid of a query holding it.
-
-    Read-only: nothing is locked, pruned or repaired (`stream-dsl checkpoints DIR`).
-    """
-    store = CheckpointStore(root, "", "")
-    infos = []
-    for i in sorted(store._ids(), reverse=True):
-        path = store._path(i)
-        size = sum(os.path.getsize(os.path.join(path, n)) for n in os.listdir(path)
-                   if os.path.isfile(os.path.join(path, n)))
-        try:
-            with open(os.path.join(path, MANIFEST), "rb") as f:
-                text = f.read()
-        except FileNotFoundError:
-            infos.append(CheckpointInfo(i, path, "uncommitted", "no manifest: begun, never committed", bytes=size))
-            continue
-        try:
-            found = store._load(i, path, text)
-        except (_Unusable, CheckpointError) as exc:
-            infos.append(CheckpointInfo(i, path, "damaged", str(exc), bytes=size))
-            continue
-        infos.append(CheckpointInfo(i, path, "ok", checkpoint=found, bytes=size))
-    return infos, _lock_holder(root)
-
-
-def _lock_holder(root: str) -> int | None:
-    """The pid of the live query that holds root/LOCK, if one does."""
+def _pid_in(path: str) -> str:
     try:
-        fd = os.open(os.path.join(root, LOCK_FILE), os.O_RDONLY | os.O_CLOEXEC)
+        with open(path, "rb") as f:
+            return f.read(32).decode(errors="replace").strip() or "unknown"
     except OSError:
-        return None
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except OSError:
-        text = os.pread(fd, 32, 0).decode(errors="replace").strip()
-        return int(text) if text.isdigit() else -1
-    else:
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        return None
-    finally:
-        os.close(fd)
-
-
-def _checkpoint(path: str, body: Mapping[str, Any]) -> Checkpoint:
-    """A Checkpoint from a manifest body (JSON: string keys, lists for tuples)."""
-    clocks = {}
-    for stage, (max_event_ms, exhausted) in body["clocks"].items():
-        clocks[int(stage)] = (None if max_event_ms is None else int(max_event_ms), bool(exhausted))
-    parts = body["parts"]
-    if not all(isinstance(k, str) and isinstance(v, str) for k, v in parts.items()):
-        raise TypeError("parts must map file names to sha256 strings")
-    partitions = {}
-    for stage, part, name in body["partitions"]:
-        if name not in parts:
-            raise ValueError(f"partition ({stage}, {part}) is in part {name!r}, which is not listed")
-        partitions[(int(stage), int(part))] = str(name)
-    watermark = body["watermark"]
-    return Checkpoint(
-        id=int(body["id"]), path=path, fingerprint=str(body["fingerprint"]), next_batch=int(body["next_batch"]),
-        watermark=None if watermark is None else int(watermark), clocks=clocks,
-        offsets={int(stage): offset for stage, offset in body["offsets"].items()}, parts=dict(parts),
-        partitions=partitions, output_rows=int(body["output_rows"]), created_at=float(body["created_at"]),
-        query=str(body["query"]),
-    )
-
-
-def _excerpt(text: str, lines: int = _QUERY_LINES) -> str:
-    """`text` indented, cut to `lines` lines."""
-    rows = text.strip("\n").splitlines() or [""]
-    shown = rows[:lines] + ([f"... ({len(rows) - lines} more lines)"] if len(rows) > lines else [])
-    return "\n".join("    " + row for row in shown)
+        return "unknown"

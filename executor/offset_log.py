@@ -17,6 +17,13 @@ machine crash may lose the newest lines). After a failure or a restart the
 reader replays every logged batch from the restore point on with
 `until=offset` (`connectors.base.pull_source`), then reads on as usual.
 Lines of batches covered by a committed checkpoint are dropped now and then.
+
+Before logging a batch the reader checks that the checkpoint_dir's LOCK
+is still the file the query locked when it started (the log lives in
+`<checkpoint_dir>/offsets/<query>/`): when it was deleted or replaced,
+another program may own the directory, and no further batch is read
+(`OwnershipLost`), so a query that lost its directory stops writing within
+a batch instead of at its next checkpoint.
 """
 
 from __future__ import annotations
@@ -25,20 +32,32 @@ import json
 import os
 from typing import Any
 
+from executor.checkpoint import OwnershipLost
+from executor.checkpoint_manifest import LOCK_FILE
+from stream_dsl.errors import CheckpointError
+from stream_dsl.file_writes import append_to, error_text, open_append, with_retries, write_atomically
+
 COMPACT_AFTER = 1000  # lines appended before the log is rewritten without the committed batches
 
 
 class OffsetLog:
-    """The batch end offsets of one source stage, one JSON line per batch (see the module doc)."""
+    """The batch end offsets of one source stage, one JSON line per batch (see the module doc).
+
+    Appends go through an O_NOFOLLOW descriptor (a planted symlink is an error, never followed) to a
+    0600 file; compaction writes an exclusively created temporary file (`stream_dsl.file_writes`).
+    A full disk is retried a few times, then fails the query with the log's path.
+    """
 
     def __init__(self, directory: str, stage: int) -> None:
         os.makedirs(directory, exist_ok=True)
         self.path = os.path.join(directory, f"stage-{stage}.log")
-        self._file: Any = None
+        self._fd: int | None = None
         self._appended = 0
+        self._lock = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(directory))), LOCK_FILE)
+        self._owned = _identity(self._lock)  # the checkpoint_dir's LOCK as the query took it (see `append`)
 
     def read(self, from_batch: int) -> dict[int, Any]:
-        """The logged end offset of every batch from `from_batch` on (a torn last line is ignored)."""
+        """The logged end offset of every batch from `from_batch` on (a torn line is ignored)."""
         found: dict[int, Any] = {}
         try:
             with open(self.path, "rb") as f:
@@ -55,26 +74,49 @@ class OffsetLog:
         return found
 
     def append(self, batch: int, offset: Any) -> None:
-        if self._file is None:
-            self._file = open(self.path, "ab")
-        self._file.write(json.dumps({"batch": batch, "offset": offset}, sort_keys=True).encode() + b"\n")
-        self._file.flush()
+        """Log where `batch` ended, before it runs. OwnershipLost when the checkpoint_dir's LOCK is no
+        longer the one this query took: another program may own the directory, so no batch runs here."""
+        if self._owned is not None and _identity(self._lock) != self._owned:
+            raise OwnershipLost(f"checkpoint_dir '{os.path.dirname(self._lock)}' is no longer this query's: its "
+                                f"lock file '{self._lock}' was deleted or replaced since the query started. "
+                                "Another program may own the directory now, so this query stops before batch "
+                                f"{batch}. Never delete LOCK while a query runs.")
+        line = json.dumps({"batch": batch, "offset": offset}, sort_keys=True).encode() + b"\n"
+        self._io(lambda: append_to(self._open(), line))
         self._appended += 1
+
+    def _open(self) -> int:
+        if self._fd is None:
+            self._fd = open_append(self.path)
+        return self._fd
+
+    def _io(self, write: Any) -> None:
+        try:
+            with_retries(write)
+        except OSError as exc:
+            raise CheckpointError(f"offset log '{self.path}' cannot be written: {error_text(exc)}") from None
 
     def committed(self, through_batch: int) -> None:
         """Batches up to `through_batch` are in a checkpoint: now and then rewrite the log without them."""
         if self._appended < COMPACT_AFTER:
             return
         kept = self.read(through_batch + 1)
-        tmp = self.path + ".tmp"
-        with open(tmp, "wb") as f:
-            for batch in sorted(kept):
-                f.write(json.dumps({"batch": batch, "offset": kept[batch]}, sort_keys=True).encode() + b"\n")
+        data = b"".join(json.dumps({"batch": batch, "offset": kept[batch]}, sort_keys=True).encode() + b"\n"
+                        for batch in sorted(kept))
+        self._io(lambda: write_atomically(self.path, data, fsync=False))
         self.close()
-        os.replace(tmp, self.path)
         self._appended = 0
 
     def close(self) -> None:
-        if self._file is not None:
-            self._file.close()
-            self._file = None
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+def _identity(path: str) -> tuple[int, int] | None:
+    """(device, inode) of the file at `path` (not through a symlink); None when there is none."""
+    try:
+        st = os.stat(path, follow_symlinks=False)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino

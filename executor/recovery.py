@@ -1,8 +1,13 @@
 """Checkpoints and recovery on the driver's side (DESIGN.md section 7).
 
 A continuous query with a `checkpoint_dir` holds that directory's lock for
-its life and starts from the newest good checkpoint in it (or from the
-beginning). Every group message asks the workers for a checkpoint part:
+its life and starts from the newest good checkpoint in it, or from the
+beginning when none was ever committed there; when checkpoints were
+committed but none is usable now, it refuses to start
+(`checkpoint_survey.Survey.decide`) unless the run asked for
+`checkpoint_reset`, which archives the old state first. It stops when its
+LOCK is deleted or replaced (`CheckpointStore.check_owner`, before every
+checkpoint). Every group message asks the workers for a checkpoint part:
 after their last task of the group each worker writes its partitions'
 states to one file and reports the file's checksum and its sources'
 offsets. At the group boundary, once the group's batches are in the sink
@@ -136,7 +141,8 @@ class Checkpointing:
         return Checkpointing(root, render_stages(graph))
 
     def open(self) -> Checkpoint | None:
-        """Take the directory's lock; the newest good checkpoint, if any (a different query's: CheckpointError)."""
+        """Take the directory's lock; the newest good checkpoint, if any (CheckpointError: a different query's,
+        another format's, or none usable where checkpoints were committed)."""
         self.store.lock()
         try:
             self.restored = self.store.latest()

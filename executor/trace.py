@@ -200,16 +200,12 @@ def check_trace_path(path: str) -> str:
 
 def write_trace(path: str, trace: dict[str, Any]) -> None:
     """Write the trace as JSON, atomically (a viewer never opens half a file)."""
-    tmp = f"{path}.{os.getpid()}.tmp"
+    from stream_dsl.file_writes import write_atomically  # an exclusive temporary file, never a planted symlink
+
     try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(trace, f, separators=(",", ":"))
-        os.replace(tmp, path)
+        write_atomically(path, json.dumps(trace, separators=(",", ":")).encode(), fsync=False)
     except OSError as e:
         raise DSLError(f"cannot write the trace to {path}: {e.strerror or e}") from None
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 def read_trace(path: str) -> dict[str, Any]:

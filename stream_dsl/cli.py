@@ -107,6 +107,8 @@ def _context_kwargs(args: argparse.Namespace) -> dict[str, Any]:
         kwargs["batch_interval"] = args.batch_interval
     if args.no_optimize:
         kwargs["optimize"] = False
+    if getattr(args, "fresh", False):
+        kwargs["checkpoint_reset"] = True
     return kwargs
 
 
@@ -255,11 +257,12 @@ def cmd_explain(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_checkpoints(args: argparse.Namespace, out: TextIO) -> int:
-    """List a checkpoint_dir's checkpoints, newest first, each verified; exit 1 when none is usable."""
+    """List a checkpoint_dir's checkpoints, newest first, each verified, and what a restart does with them
+    (the restart's own decision: `checkpoint_survey.Survey.decide`); exit 1 unless a restart resumes."""
     import datetime as dt
     import json
 
-    from executor.checkpoint import inspect
+    from executor.checkpoint_survey import lock_holder, survey
     from executor.state import WM_INF, watermark_datetime
 
     def watermark(ms: int | None) -> str | None:
@@ -267,16 +270,21 @@ def cmd_checkpoints(args: argparse.Namespace, out: TextIO) -> int:
 
     if not os.path.isdir(args.dir):
         raise DSLError(f"no checkpoint directory '{args.dir}'")
-    infos, holder = inspect(args.dir)
+    found = survey(args.dir, every=True)
+    holder, decision = lock_holder(args.dir), found.decide()
     rows = []
-    for info in infos:
+    for info in found.infos:
         c = info.checkpoint
         rows.append({"id": info.id, "state": info.state, "reason": info.reason, "bytes": info.bytes,
                      "next_batch": None if c is None else c.next_batch,
                      "watermark": None if c is None else watermark(c.watermark),
                      "created": None if c is None else dt.datetime.fromtimestamp(c.created_at).isoformat(" ", "seconds")})
+    resume = decision.checkpoint if decision.action == "resume" else None
+    restart = {"action": decision.action, "checkpoint": None if resume is None else resume.id,
+               "next_batch": None if resume is None else resume.next_batch, "message": decision.message}
     if args.json:
-        print(json.dumps({"dir": args.dir, "locked_by": holder, "checkpoints": rows}, indent=1), file=out)
+        print(json.dumps({"dir": args.dir, "locked_by": holder, "checkpoints": rows, "restart": restart},
+                         indent=1), file=out)
     else:
         print(f"{args.dir}: " + (f"in use by a running query (pid {holder})" if holder else "not in use"), file=out)
         if not rows:
@@ -284,18 +292,22 @@ def cmd_checkpoints(args: argparse.Namespace, out: TextIO) -> int:
         for r in rows:
             detail = (f"next batch {r['next_batch']}, watermark {r['watermark'] or '-'}, {r['created']}"
                       if r["state"] == "ok" else r["reason"])
-            print(f"  ckpt-{r['id']:08d}  {r['state']:<11}  {r['bytes']:>10,} bytes  {detail}", file=out)
-        usable = next((r for r in rows if r["state"] == "ok"), None)
-        print(f"a restart resumes from ckpt-{usable['id']:08d} (batch {usable['next_batch']})" if usable
-              else "a restart starts from the beginning", file=out)
-    return EXIT_OK if any(r["state"] == "ok" for r in rows) else EXIT_ERROR
+            print(f"  ckpt-{r['id']:08d}  {r['state']:<12}  {r['bytes']:>10,} bytes  {detail}", file=out)
+        if resume is not None:
+            print(f"a restart resumes from ckpt-{resume.id:08d} (batch {resume.next_batch})", file=out)
+        elif decision.action == "fresh":
+            print("a restart starts from the beginning (no checkpoint was ever committed here)", file=out)
+        else:
+            print("a restart refuses to start:\n" + decision.message, file=out)
+    return EXIT_OK if resume is not None else EXIT_ERROR
 
 
 def _add_checkpoints(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("checkpoints", help="list and verify a query's checkpoints", description=(
         "List the checkpoints under a query's checkpoint_dir, newest first, each verified against its "
-        "checksums (ok, uncommitted: begun but never committed, or damaged: why), and whether a running "
-        "query holds the directory. Read-only. Exit code 1 when no checkpoint is usable."))
+        "checksums (ok; uncommitted: begun but never committed; damaged: why; incompatible: another format), "
+        "whether a running query holds the directory, and what a restart does: resume from a checkpoint, "
+        "start from the beginning, or refuse (and why). Read-only. Exit code 1 unless a restart resumes."))
     p.add_argument("dir", metavar="DIR", help="the query's checkpoint_dir")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
     p.set_defaults(handler=cmd_checkpoints)
@@ -322,10 +334,12 @@ def _write_events(path: str, first: int, stop: int, fmt: str, *, seed: int, rate
     if fmt == "parquet":
         files.write_frame(events(first, stop), path, "parquet")
         return
+    import tempfile
+
     directory, name = os.path.split(path)
-    tmp = os.path.join(directory, f".{name}.{os.getpid()}.tmp")
+    fd, tmp = tempfile.mkstemp(dir=directory or ".", prefix=f".{name}.", suffix=".tmp")  # exclusive, unpredictable
     try:
-        with open(tmp, "wb") as f:
+        with os.fdopen(fd, "wb") as f:
             for lo in range(first, max(stop, first + 1), chunk):
                 frame = events(lo, min(lo + chunk, stop))
                 if fmt == "ndjson":
@@ -471,6 +485,9 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
     _add_context_options(p)
     p.add_argument("--max-rows", type=int, default=100, metavar="N",
                    help="rows of a result to print (default: 100; -1 prints all)")
+    p.add_argument("--fresh", action="store_true",
+                   help="start continuous queries from the beginning on purpose: the old state of their "
+                        "checkpoint_dir is moved to its archive/ first (SET checkpoint_reset = 'true')")
     p.set_defaults(handler=cmd_run)
 
 

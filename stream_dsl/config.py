@@ -21,6 +21,7 @@ class RunConfig:
     checkpoint_dir: str | None = None
     heartbeat_timeout: float = 30.0  # seconds a worker may stay silent before it counts as dead
     transport: str = "pipes"  # how the driver and the workers talk (executor/transports.py)
+    checkpoint_reset: bool = False  # start a query over on purpose: its checkpoint_dir's old state is archived
 
     def __post_init__(self) -> None:
         if self.executor not in EXECUTORS:

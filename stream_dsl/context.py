@@ -74,6 +74,12 @@ class Context:
     transport : str
         How the driver and the workers of 'drizzle' and 'bsp' talk:
         'pipes' (worker processes on this machine, the default).
+    checkpoint_reset : bool
+        Start continuous queries from the beginning on purpose: before a
+        query starts, the old state of its checkpoint_dir (checkpoints,
+        offset logs) is moved to `checkpoint_dir/archive/reset-<time>/`.
+        Without it, a restart resumes from the newest good checkpoint, and
+        refuses when checkpoints were committed but none is usable now.
 
     Examples
     --------
@@ -85,11 +91,12 @@ class Context:
     def __init__(self, workers: int = 2, executor: str = "drizzle", group_size: int | str = 10,
                  batch_interval: str | int | dt.timedelta = "100ms", optimize: bool = True,
                  checkpoint_dir: str | None = None, heartbeat_timeout: float = 30.0,
-                 transport: str = "pipes") -> None:
+                 transport: str = "pipes", checkpoint_reset: bool = False) -> None:
         self.config = RunConfig(workers=workers, executor=executor, group_size=group_size,
                                 batch_interval_ms=to_duration_ms(batch_interval, "batch_interval"),
                                 optimize=optimize, checkpoint_dir=checkpoint_dir,
-                                heartbeat_timeout=heartbeat_timeout, transport=transport)
+                                heartbeat_timeout=heartbeat_timeout, transport=transport,
+                                checkpoint_reset=checkpoint_reset)
         self.catalog = Catalog()
 
     def __repr__(self) -> str:
@@ -299,6 +306,10 @@ class Context:
         `checkpoint_dir`: this query's checkpoint directory, instead of the context's.
         """
         config = self.config if checkpoint_dir is None else self.config.with_options(checkpoint_dir=checkpoint_dir)
+        if config.checkpoint_reset and config.checkpoint_dir:
+            from executor.checkpoint_survey import reset
+
+            reset(config.checkpoint_dir)
         if trace is None:
             return _executor_api().start(plan, sink, config, self.catalog)
         return _executor_api().start(plan, sink, config, self.catalog, trace=trace)
@@ -330,6 +341,10 @@ def _setting(key: str, value: str) -> dict[str, Any]:
         return {"executor": text.lower()}
     if key == "checkpoint_dir":
         return {"checkpoint_dir": None if text.lower() in ("", "none", "null") else text}
+    if key == "checkpoint_reset":
+        if text.lower() not in _TRUE + _FALSE:
+            raise DSLError(f"checkpoint_reset must be true or false, got '{value}'")
+        return {"checkpoint_reset": text.lower() in _TRUE}
     if key == "heartbeat_timeout":  # '30s', '500ms' or seconds
         seconds = float(text) if text.replace(".", "", 1).isdigit() else to_duration_ms(text, key) / 1000.0
         return {"heartbeat_timeout": seconds}

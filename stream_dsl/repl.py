@@ -282,7 +282,7 @@ class Session:
         values = {"workers": config.workers, "executor": config.executor, "group_size": config.group_size,
                   "batch_interval": f"{config.batch_interval_ms}ms", "optimize": str(config.optimize).lower(),
                   "checkpoint_dir": config.checkpoint_dir or "", "heartbeat_timeout": f"{config.heartbeat_timeout:g}s",
-                  "transport": config.transport}
+                  "transport": config.transport, "checkpoint_reset": str(config.checkpoint_reset).lower()}
         if not parts:
             self.show_frame(pl.DataFrame({"setting": list(values), "value": [str(v) for v in values.values()]}),
                             types=False)
@@ -391,10 +391,11 @@ def history_path() -> str:
 def _history(path: str | None) -> Any:
     from prompt_toolkit.history import FileHistory, InMemoryHistory
 
+    from stream_dsl.file_writes import make_private
+
     path = path or history_path()
     try:
-        with open(path, "a", encoding="utf-8"):
-            pass
+        make_private(path)  # 0600: what was typed may hold data or passwords
     except OSError:
         return InMemoryHistory()
     return FileHistory(path)

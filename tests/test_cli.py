@@ -442,3 +442,29 @@ def test_checkpoints_lists_and_verifies_and_names_the_restart_point(tmp_path):
     assert code == 0 and listed[0]["state"] == "damaged" and "not valid JSON" in listed[0]["reason"]
     assert listed[1]["state"] == "ok" and listed[1]["id"] == ids[1]
     assert call("checkpoints", str(tmp_path / "nothing"))[0] == 1
+
+
+def test_run_refuses_a_checkpoint_dir_with_no_usable_checkpoint_until_fresh_is_asked_for(tmp_path):
+    ckpt, out_dir = tmp_path / "ckpt", tmp_path / "out"
+    text = (EVENTS_DDL + "SET group_size = '10';\nSET workers = '1';\nSET executor = 'inline';\n"
+            f"SET checkpoint_dir = '{ckpt}';\n"
+            f"CREATE SINK out WITH (connector = 'files', path = '{out_dir}', format = 'parquet');\n"
+            "INSERT INTO out " + YSB_QUERY)
+    path = script(tmp_path, text)
+    assert call("run", path)[0] == 0
+    for manifest in (ckpt / "checkpoints").glob("*/manifest.json"):
+        manifest.unlink()
+    code, _, err = call("run", path)
+    assert code == 1 and f"checkpoint_dir '{ckpt}' held checkpoints, but none of them can be used" in err, err
+    assert "--fresh" in err
+    code, _, err = call("run", path, "--fresh")
+    assert code == 0, err
+    assert len(list((ckpt / "archive").iterdir())) == 1 and call("checkpoints", str(ckpt))[0] == 0
+    assert files_committed_twice(out_dir)  # the fresh run wrote every window again, after the first run's
+
+
+def files_committed_twice(out_dir: Path) -> bool:
+    from stream_dsl.connectors import files
+
+    views = files.read_committed(str(out_dir))
+    return views.height == 2 * expected_views().height

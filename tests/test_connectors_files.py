@@ -9,6 +9,7 @@ import os
 import polars as pl
 import pytest
 
+from stream_dsl import file_writes
 from stream_dsl.connectors import decode, files
 from stream_dsl.connectors.base import SourceBatch
 from stream_dsl.errors import ConnectorError, DSLError
@@ -409,15 +410,19 @@ def test_sink_writes_atomically(tmp_path, monkeypatch):
     out.write(2, expected(ROWS))
     assert len(renames) == 1 and renames[0][1] == "part-00000002.parquet" and renames[0][0].startswith(".")
 
-    def failing_write(self, path, *args, **kwargs):
-        with open(path, "wb") as f:
-            f.write(b"half a file")
-        raise OSError(28, "No space left on device")
+    real_write = os.write
 
-    monkeypatch.setattr(pl.DataFrame, "write_parquet", failing_write)
+    def failing_write(fd, data):  # half a file reaches the disk, then the disk is full
+        if os.readlink(f"/proc/self/fd/{fd}").startswith(str(tmp_path)):
+            real_write(fd, bytes(data[: len(data) // 2]))
+            raise OSError(28, "No space left on device")
+        return real_write(fd, data)
+
+    monkeypatch.setattr(os, "write", failing_write)
+    monkeypatch.setattr(file_writes, "sleep", lambda s: None)
     with pytest.raises(ConnectorError, match="sink 'out': cannot write .*No space left"):
         out.write(1, expected(ROWS[:1]))
-    assert parts(tmp_path) == ["part-00000001.parquet", "part-00000002.parquet"]
+    assert sorted(os.listdir(tmp_path)) == ["_committed", "part-00000001.parquet", "part-00000002.parquet"]
     monkeypatch.undo()
     assert pl.read_parquet(tmp_path / "part-00000001.parquet").equals(expected(ROWS))
 

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import json
+import time
+from typing import Any
+
 import polars as pl
+import pytest
 
 from executor import offset_log
 from executor.offset_log import OffsetLog
 from stream_dsl.connectors import files, generator
 from stream_dsl.connectors.base import pull_source
+from stream_dsl.errors import ConnectorError, DSLError
 from stream_dsl.plan import SourceDef
 from stream_dsl.types import DataType as T
 from stream_dsl.types import Schema
@@ -76,3 +82,86 @@ def test_the_files_source_replays_exactly_the_files_a_batch_read(tmp_path):
     assert replayed.frame.get_column("v").to_list() == [1, 2]
     assert original.frame.get_column("v").to_list() == [1, 2, 3]
     assert source.next_batch(100).frame.get_column("v").to_list() == [3, 4]  # then on as usual
+
+
+# ---------------------------------------------------------------- replays read only what the source reads
+
+
+def _secret(tmp_path) -> str:
+    """A file outside the source's path, which no replay may read."""
+    secret = tmp_path / "secret.ndjson"
+    secret.write_text('{"v": 424242}\nroot:$6$hash:19000:0:99999:7:::\n')
+    return str(secret)
+
+
+def _watched(directory) -> SourceDef:
+    return SourceDef("s", "stream", Schema.of(("v", T.BIGINT)),
+                     (("connector", "files"), ("path", str(directory)), ("watch", "true")))
+
+
+@pytest.mark.parametrize("logged", [
+    lambda d, secret: [secret],
+    lambda d, secret: [str(d / "a.ndjson"), secret],
+    lambda d, secret: [str(d / ".." / "secret.ndjson")],  # inside by prefix, outside in fact
+    lambda d, secret: [str(d / "missing.ndjson")],
+    lambda d, secret: secret,  # not a list
+], ids=["outside", "mixed", "dot-dot", "missing", "not-a-list"])
+def test_a_replay_of_a_file_the_source_does_not_select_is_refused_unread(tmp_path, monkeypatch, logged):
+    directory = tmp_path / "in"
+    directory.mkdir()
+    pl.DataFrame({"v": [1]}).write_ndjson(directory / "a.ndjson")
+    secret = _secret(tmp_path)
+    read = []
+    real_read = files.read_file
+    monkeypatch.setattr(files, "read_file", lambda path, *a, **k: read.append(path) or real_read(path, *a, **k))
+    source = files.make_source(_watched(directory))
+    source.open(None)
+    with pytest.raises(ConnectorError, match="source 's': the offset log names|not a list of file names"):
+        pull_source(source, 100, until={"files": logged(directory, secret)})
+    assert read == []  # refused before a byte was read
+    glob_source = files.make_source(_watched(directory / "*.ndjson"))
+    glob_source.open(None)
+    assert pull_source(glob_source, 100, until={"files": [str(directory / "a.ndjson")]}).frame.height == 1
+    with pytest.raises(ConnectorError, match="the offset log names"):
+        pull_source(glob_source, 100, until={"files": [secret]})
+
+
+def test_a_restart_whose_offset_log_names_another_file_is_refused(tmp_path):
+    """The attack of issue 16 item 4: one line appended to the offset log of a stopped query."""
+    import stream_dsl as sd
+    from executor.checkpoint_survey import survey
+
+    directory, ckpt, out = tmp_path / "in", tmp_path / "ckpt", tmp_path / "out"
+    directory.mkdir()
+    for i in range(3):
+        pl.DataFrame({"v": [i]}).write_ndjson(directory / f"{i}.ndjson")
+    secret = _secret(tmp_path)
+
+    def start() -> Any:
+        ctx = sd.Context(executor="inline", workers=1, group_size=1, checkpoint_dir=str(ckpt))
+        ctx.sql(f"CREATE STREAM s (v BIGINT) WITH (connector = 'files', path = '{directory}', watch = 'true')")
+        ctx.sql(f"CREATE SINK out WITH (connector = 'files', path = '{out}', format = 'ndjson')")
+        return ctx.sql("INSERT INTO out SELECT v FROM s")
+
+    handle = start()
+    try:
+        wait = time.monotonic() + 120
+        while survey(str(ckpt)).decide().action != "resume" and time.monotonic() < wait:
+            time.sleep(0.01)
+    finally:
+        handle.stop(120)
+    resume = survey(str(ckpt)).decide().checkpoint
+    assert resume is not None
+    (log,) = (ckpt / "offsets").glob("*/stage-*.log")
+    with open(log, "ab") as f:
+        f.write(json.dumps({"batch": resume.next_batch, "offset": {"files": [secret]}}).encode() + b"\n")
+    handle = start()
+    try:
+        with pytest.raises(DSLError, match=f"the offset log names file '{secret}'"):
+            handle.await_termination(120)
+    finally:
+        handle.stop(120)
+    letters = [p.read_text() for p in tmp_path.rglob("*.ndjson") if "dead_letters" in str(p)]
+    assert not any("424242" in text or "root:" in text for text in letters)
+    written = files.read_committed(str(out)) if out.exists() else pl.DataFrame({"v": []})
+    assert 424242 not in written.get_column("v").to_list()

@@ -38,6 +38,7 @@ import polars as pl
 
 from stream_dsl.connectors.base import DeadLetter, Sink
 from stream_dsl.errors import ConnectorError, did_you_mean
+from stream_dsl.file_writes import append_line, error_text, with_retries
 from stream_dsl.plan import SourceDef
 
 NONE = "none"
@@ -86,13 +87,12 @@ class NdjsonFile:
         if not letters:
             return
         text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in as_records(batch_id, letters))
-        try:
+        data = text.encode("utf-8", errors="backslashreplace")
+        try:  # 0600 and never through a planted symlink: dead letters hold raw input (file_writes)
             os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
-            with open(self.path, "a", encoding="utf-8", errors="backslashreplace") as f:
-                f.write(text)
-                f.flush()
+            with_retries(lambda: append_line(self.path, data, fsync=False))
         except OSError as e:
-            raise ConnectorError(f"cannot write dead letters to '{self.path}': {e.strerror or e}") from None
+            raise ConnectorError(f"cannot write dead letters to '{self.path}': {error_text(e)}") from None
 
     def close(self) -> None:
         pass

@@ -11,8 +11,12 @@ format's extensions are read, and names starting with '.' or '_' are skipped
 
 Sink options: `path` (a directory) and `format` (parquet, csv or ndjson;
 default parquet). Each batch becomes one file `part-{batch_id:08d}.{ext}`,
-written under a temporary name and renamed into place, so a reader never
-sees half a file and writing a batch id again replaces its file. Exactly
+written to an exclusively created temporary file (an unpredictable name,
+mode 0600, never through a symlink: `stream_dsl/file_writes.py`) and
+renamed into place, so a reader never sees half a file and writing a batch
+id again replaces its file. A write that finds the disk full is retried a
+few times with a growing pause before the query fails with an error naming
+the sink and the file. Exactly
 once: after the part file is in place, the batch is appended to the
 committed-batch log `_committed` in the sink directory (one JSON line
 `{"batch_id": N, "file": "part-...."}` per batch, each batch once; a line
@@ -29,7 +33,9 @@ ConnectorError naming the source and the file.
 
 from __future__ import annotations
 
+import contextlib
 import glob
+import io
 import json
 import os
 import re
@@ -43,6 +49,7 @@ from stream_dsl.connectors.base import DeadLetter, SourceBatch, read_schema
 from stream_dsl.connectors.decode import CsvOptions, Decoded, conform, decode_csv, decode_ndjson, empty_frame
 from stream_dsl.connectors.options import as_bool, as_int, check_keys
 from stream_dsl.errors import ConnectorError
+from stream_dsl.file_writes import append_line, error_text, with_retries, write_atomically
 from stream_dsl.plan import SinkDef, SourceDef
 from stream_dsl.types import Schema
 
@@ -214,7 +221,7 @@ class FileSource:
 
     def next_batch(self, batch_interval_ms: int, *, realtime: bool = False, until: Any = None) -> SourceBatch:
         if isinstance(until, dict):  # a replay: exactly the files an earlier run's batch read
-            wanted = sorted(set(until.get("files", ())) - self._done)
+            wanted = sorted(set(self._replayable(until.get("files"))) - self._done)
             self._pending = [p for p in self._pending if p not in set(wanted)]
             return self._read(wanted)
         if self.options.watch:
@@ -227,6 +234,26 @@ class FileSource:
         take = len(self._pending) if self.options.max_files_per_batch is None else self.options.max_files_per_batch
         chosen, self._pending = self._pending[:take], self._pending[take:]
         return self._read(chosen)
+
+    def _replayable(self, logged: Any) -> list[str]:
+        """The files a logged batch names, once each is known to be one this source's path selects.
+
+        The offset log is a file on disk: whatever it names is checked against the source definition
+        (the files `path` lists now, not a prefix or a pattern match), and anything else refuses the
+        replay before a byte is read.
+        """
+        if not isinstance(logged, list) or not all(isinstance(p, str) for p in logged):
+            raise ConnectorError(f"{self._what}: the offset log's entry for a replayed batch is not a list of "
+                                 f"file names: {str(logged)[:200]!r}; refusing to replay it")
+        selected = set(list_files(self.options, self._what, allow_missing=True))
+        outside = [p for p in logged if p not in selected and p not in self._done]
+        if outside:
+            raise ConnectorError(
+                f"{self._what}: the offset log names file {outside[0]!r}, which is not one of the files its "
+                f"path '{self.options.path}' selects (or no longer exists); a replay reads only what the "
+                "source is configured to read, so it was not read. If the offset log was edited or the "
+                "files were moved, start the query over with checkpoint_reset")
+        return logged
 
     def _read(self, chosen: list[str]) -> SourceBatch:
         frames, letters = [], []
@@ -278,22 +305,22 @@ def for_text_format(frame: pl.DataFrame, fmt: str) -> pl.DataFrame:
     return frame.with_columns(pl.col(stamps).dt.to_string("%Y-%m-%dT%H:%M:%S%.3f"))
 
 
+def frame_bytes(frame: pl.DataFrame, fmt: str) -> bytes:
+    """`frame` as the bytes of a file of format `fmt` (timestamps as ISO-8601 text in text formats)."""
+    out, buffer = for_text_format(frame, fmt), io.BytesIO()
+    if fmt == "parquet":
+        out.write_parquet(buffer)
+    elif fmt == "csv":
+        out.write_csv(buffer)
+    else:
+        out.write_ndjson(buffer)
+    return buffer.getvalue()
+
+
 def write_frame(frame: pl.DataFrame, path: str, fmt: str) -> None:
-    """Write `frame` to `path` atomically: a temporary file in the same directory, then a rename."""
-    directory, name = os.path.split(path)
-    tmp = os.path.join(directory, f".{name}.{os.getpid()}.tmp")
-    out = for_text_format(frame, fmt)
-    try:
-        if fmt == "parquet":
-            out.write_parquet(tmp)
-        elif fmt == "csv":
-            out.write_csv(tmp)
-        else:
-            out.write_ndjson(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    """Write `frame` to `path` atomically, through an exclusively created temporary file
+    (`file_writes.write_atomically`: never a predictable name, never through a symlink, 0600)."""
+    write_atomically(path, frame_bytes(frame, fmt))
 
 
 # ---------------------------------------------------------------- the committed-batch log
@@ -358,12 +385,7 @@ def read_committed(path: str) -> pl.DataFrame:
 
 def _append_line(path: str, line: bytes) -> None:
     """Append one line with a single write on an O_APPEND descriptor, then fsync: it is whole or ignored."""
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    try:
-        os.write(fd, line)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    append_line(path, line)
 
 
 class FileSink:
@@ -393,18 +415,21 @@ class FileSink:
         return os.path.join(self.path, COMMITTED_LOG)
 
     def write(self, batch_id: int, frame: pl.DataFrame) -> None:
+        """The batch's part file, then its line in the log; each write is retried while the disk is full."""
         target = self.file_for(batch_id)
+        data = frame_bytes(frame, self.format) if frame.height else None
+        self._io(target, lambda: os.makedirs(self.path, exist_ok=True))
+        if data is None:
+            self._io(target, lambda: _remove_if_present(target))
+        else:
+            self._io(target, lambda: write_atomically(target, data))
+        self._io(self.log_path, lambda: self._commit(batch_id, os.path.basename(target) if data else None))
+
+    def _io(self, path: str, write: Any) -> None:
         try:
-            os.makedirs(self.path, exist_ok=True)
-            if frame.height == 0:
-                if os.path.exists(target):
-                    os.remove(target)
-            else:
-                write_frame(frame, target, self.format)
-            self._commit(batch_id, os.path.basename(target) if frame.height else None)
+            with_retries(write)
         except OSError as e:
-            raise ConnectorError(f"sink '{self.definition.name}': cannot write '{target}': "
-                                 f"{e.strerror or e}") from None
+            raise ConnectorError(f"sink '{self.definition.name}': cannot write '{path}': {error_text(e)}") from None
 
     def _commit(self, batch_id: int, file: str | None) -> None:
         """List the batch in the log, once: a replay replaced its part file in place already."""
@@ -419,6 +444,11 @@ class FileSink:
 
     def close(self) -> None:
         pass
+
+
+def _remove_if_present(path: str) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.remove(path)
 
 
 def make_source(definition: SourceDef) -> FileSource:
