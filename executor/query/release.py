@@ -28,12 +28,13 @@ from typing import Any, Iterable, Mapping
 import networkx as nx
 
 from executor.state import AggregateState, DistinctState
+from stream_dsl.column_names import WINDOW_START
 from optimizer.stages import ScanOp
 from stream_dsl.connectors.base import KEEP_ALL, commit_source
 from stream_dsl.connectors.dead_letters import DeadLetterRouter, open_dead_letters
 from stream_dsl.plan import SourceDef
 
-WS = "window_start"
+WS = WINDOW_START
 
 
 def _state_start_ms(state: Any, watermark_columns: set[str]) -> int | None:
