@@ -24,13 +24,13 @@ from executor.interrupts import terminate_gracefully
 from executor.query.outputs import CollectOutput, QueryOutput, SinkOutput, check_sorted_output
 from executor.query.release import dead_letter_router
 from executor.trace import recorder_for
-from optimizer.lower import lower
+from optimizer.physical.lower import lower
 from stream_dsl.catalog import Catalog
 from stream_dsl.config import RunConfig
 from stream_dsl.connectors import open_sink
 from stream_dsl.connectors.base import DeadLetter, Sink
 from stream_dsl.errors import ConnectorError, DSLError, ExecutionError
-from stream_dsl.plan import Plan, SinkDef
+from stream_dsl.ir.plan import Plan, SinkDef
 
 SinkLike = str | SinkDef | Sink | Callable[[int, pl.DataFrame], Any] | None
 OnBatch = Callable[[dict[str, Any]], None] | None
@@ -78,13 +78,13 @@ def _inline(graph: nx.DiGraph, config: RunConfig, output: QueryOutput, realtime:
 
 
 def _drizzle(graph: nx.DiGraph, config: RunConfig, output: QueryOutput, realtime: bool) -> QueryRun:
-    from executor.driver import DrizzleDriver
+    from executor.multiproc.driver import DrizzleDriver
 
     return DrizzleDriver(graph, config, output, realtime=realtime)  # type: ignore[return-value]
 
 
 def _bsp(graph: nx.DiGraph, config: RunConfig, output: QueryOutput, realtime: bool) -> QueryRun:
-    from executor.bsp import BspDriver
+    from executor.multiproc.bsp import BspDriver
 
     return BspDriver(graph, config, output, realtime=realtime)  # type: ignore[return-value]
 
@@ -192,7 +192,7 @@ def explain_analyze(plan: Plan, config: RunConfig | None = None, catalog: Catalo
     processes the scheduling metrics per stage follow (compute, scheduler
     delay, waiting for inputs, serialization).
     """
-    from executor.metrics import render_progress
+    from executor.multiproc.metrics import render_progress
     from optimizer.explain import explain
 
     config = config or RunConfig()

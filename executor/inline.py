@@ -45,7 +45,7 @@ import networkx as nx
 import polars as pl
 
 from executor import kernels
-from executor.offset_log import OffsetLog
+from executor.recovery.offset_log import OffsetLog
 from executor.query.outputs import CollectOutput, QueryOutput
 from executor.query.progress import batch_report
 from executor.query.readers import DEAD_LETTERS_KEPT, Reader
@@ -53,9 +53,9 @@ from executor.query.release import commit_sources, retention_ms
 from executor.query.restart import close_readers, idle_pause, open_query, restore_from
 from executor.query.tasks import TaskRunner, TaskResult, concat_inputs, skips
 from executor.query.watermarks import Clock, WatermarkChain, WatermarkStep
-from executor.recovery import Checkpointing, write_checkpoint_part
-from executor.shuffle import source_clock
-from optimizer.stages import ShuffleWrite, Stage
+from executor.recovery.checkpointing import Checkpointing, write_checkpoint_part
+from executor.multiproc.shuffle import source_clock
+from optimizer.physical.stages import ShuffleWrite, Stage
 from stream_dsl.config import RunConfig
 from stream_dsl.connectors.base import DeadLetter, SourceBatch
 
@@ -257,7 +257,7 @@ class InlineQuery:
     def _log_task(self, stage: Stage, partition: int, rows_in: int, result: TaskResult | None,
                   started: float) -> None:
         """Record one task for the trace, in the workers' TaskMetrics shape (a source task includes its read)."""
-        from executor.metrics import TaskMetrics
+        from executor.multiproc.metrics import TaskMetrics
 
         rows_out = 0 if result is None else sum(f.height for f in result.values())
         self.task_log.append(TaskMetrics(  # type: ignore[union-attr]

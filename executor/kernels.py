@@ -23,16 +23,16 @@ from typing import Any, Callable, Mapping, Sequence
 
 import polars as pl
 
-from executor.state import batch_partials, collect
-from executor.windows import Windows
-from optimizer.stages import (PARTITION_COLUMN, TIME_COLUMN, BroadcastJoinOp, FilterOp, Operator, OutputWrite,
+from executor.state.operators import batch_partials, collect
+from executor.state.windows import Windows
+from optimizer.physical.stages import (PARTITION_COLUMN, TIME_COLUMN, BroadcastJoinOp, FilterOp, Operator, OutputWrite,
                               PartialAggregateOp, ProjectOp, ReadOp, ScanOp, ShuffleWrite)
-from stream_dsl.compile import CastFailure, compile_expr, compile_predicate
-from stream_dsl.expr import Column, columns_used
+from stream_dsl.ir.to_polars import CastFailure, compile_expr, compile_predicate
+from stream_dsl.ir.expr import Column, columns_used
 from stream_dsl.errors import DSLError, ExecutionError
-from stream_dsl.column_names import (PARTIAL_ROWS, WINDOW_END, WINDOW_START, join_stream_key, join_table_col,
+from stream_dsl.ir.column_names import (PARTIAL_ROWS, WINDOW_END, WINDOW_START, join_stream_key, join_table_col,
                                      join_table_key)
-from stream_dsl.types import DataType, Schema
+from stream_dsl.ir.types import DataType, Schema
 
 Tables = Mapping[str, pl.DataFrame]
 Step = Callable[[pl.LazyFrame, Tables], pl.LazyFrame]

@@ -21,7 +21,7 @@ the batches it carries) and `sink` (each batch's write to the sink).
 (`t0_unix_s`) and whether older tasks were dropped (`truncated`: the
 driver keeps the newest 100,000).
 
-Task times come from `executor.metrics.TaskMetrics`, measured on the
+Task times come from `executor.multiproc.metrics.TaskMetrics`, measured on the
 workers with `time.time()` (one clock per machine); the inline executor
 records the same shape (`InlineQuery.task_log`). `summarize` turns a trace
 into where the time went: per stage, per worker and at the driver.
@@ -38,7 +38,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 import polars as pl
 
-from executor.metrics import TaskMetrics
+from executor.multiproc.metrics import TaskMetrics
 from stream_dsl.errors import DSLError
 
 DRIVER_PID = 0
@@ -200,7 +200,7 @@ def check_trace_path(path: str) -> str:
 
 def write_trace(path: str, trace: dict[str, Any]) -> None:
     """Write the trace as JSON, atomically (a viewer never opens half a file)."""
-    from stream_dsl.file_writes import write_atomically  # an exclusive temporary file, never a planted symlink
+    from stream_dsl.connectors.file_writes import write_atomically  # an exclusive temporary file, never a planted symlink
 
     try:
         write_atomically(path, json.dumps(trace, separators=(",", ":")).encode(), fsync=False)

@@ -2,7 +2,7 @@
 
 `optimize(plan, config)` is the entry point the executor calls when
 `config.optimize` is on: it runs the rewrite rules of `optimizer/rules/`
-to a fixed point through `optimizer.driver`, with the cost model of
+to a fixed point through `optimizer.fixpoint`, with the cost model of
 `config` (its batch interval) bound into the cost-based rules.
 `optimize_traced` also returns which rules fired (what explain shows).
 Every rule keeps the output schema and the query's results, so turning
@@ -14,10 +14,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from stream_dsl.config import RunConfig
-from stream_dsl.plan import Plan
+from stream_dsl.ir.plan import Plan
 
 if TYPE_CHECKING:
-    from optimizer.driver import OptimizeResult
+    from optimizer.fixpoint import OptimizeResult
 
 
 def optimize(plan: Plan, config: RunConfig | None = None) -> Plan:
@@ -28,7 +28,7 @@ def optimize(plan: Plan, config: RunConfig | None = None) -> Plan:
 def optimize_traced(plan: Plan, config: RunConfig | None = None) -> "OptimizeResult":
     """`optimize`, with the trace of the rules that fired."""
     from optimizer.cost import CostModel
-    from optimizer.driver import optimize as run_rules
+    from optimizer.fixpoint import optimize as run_rules
     from optimizer.rules import with_cost_model
 
     return run_rules(plan, rules=with_cost_model(CostModel.from_config(config)))

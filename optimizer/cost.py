@@ -36,7 +36,7 @@ extra hash aggregation of the batch, never a wrong answer. Statistics
 are best effort: a source whose data cannot be read at plan time (a
 missing path, a bad file) is simply unknown; only a malformed `ndv` hint
 is an error. The batch interval is the query's (`RunConfig`), bound into
-the rules by `optimizer.optimize`; the decision is made once per query, at
+the rules by `optimizer.fixpoint`; the decision is made once per query, at
 plan time (there is no run-time fallback: a partial over a batch that
 does not shrink costs one polars group-by).
 """
@@ -47,9 +47,9 @@ import os
 from dataclasses import dataclass
 from typing import Iterable
 
-from stream_dsl import expr as E
+from stream_dsl.ir import expr as E
 from stream_dsl.errors import ConnectorError
-from stream_dsl.plan import (Aggregate, Distinct, Filter, FinalAggregate, Join, Limit, PartialAggregate, Plan, Sort,
+from stream_dsl.ir.plan import (Aggregate, Distinct, Filter, FinalAggregate, Join, Limit, PartialAggregate, Plan, Sort,
                              Project, Scan, SourceDef, Union, WindowSpec, is_streaming)
 
 DEFAULT_MIN_REDUCTION = 4.0

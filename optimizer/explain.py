@@ -27,12 +27,12 @@ from typing import Callable
 import networkx as nx
 
 from optimizer.cost import CostModel, estimate
-from optimizer.lower import lower, stage_order
-from optimizer.stages import OutputWrite, Stage, broadcast_tables, describe_table
+from optimizer.physical.lower import lower, stage_order
+from optimizer.physical.stages import OutputWrite, Stage, broadcast_tables, describe_table
 from stream_dsl.config import RunConfig
 from stream_dsl.errors import DSLError, did_you_mean
-from stream_dsl.expr import render_named
-from stream_dsl.plan import (Aggregate, FinalAggregate, Join, PartialAggregate, Plan, distinct_argument, render_plan,
+from stream_dsl.ir.expr import render_named
+from stream_dsl.ir.plan import (Aggregate, FinalAggregate, Join, PartialAggregate, Plan, distinct_argument, render_plan,
                              walk)
 
 # Extra sections between the optimizer's sections and the stages: (title, fn(plan, config) -> text or None).

@@ -8,12 +8,12 @@ DESIGN.md for the language.
 """
 
 from stream_dsl.context import Context
-from stream_dsl.dataframe import GroupBy, Stream, Table
-from stream_dsl.dataframe_expr import (Expr, all, avg, col, count, hop, len, lit, max, mean, min, n_unique, session,
+from stream_dsl.frame.stream import GroupBy, Stream, Table
+from stream_dsl.frame.expr import (Expr, all, avg, col, count, hop, len, lit, max, mean, min, n_unique, session,
                                        sql_expr, sum, tumble, when)
 from stream_dsl.errors import (BindError, CatalogError, ConnectorError, DSLError, ExecutionError, ParseError,
                                PlanError, PositionedError)
-from stream_dsl.types import DataType
+from stream_dsl.ir.types import DataType
 
 __version__ = "0.1.0"
 

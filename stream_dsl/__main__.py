@@ -2,6 +2,6 @@
 
 import sys
 
-from stream_dsl.cli import main
+from stream_dsl.cli.main import main
 
 sys.exit(main())

@@ -19,18 +19,18 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import polars as pl
 
-from stream_dsl.binder import (SETTINGS, BoundCreateSink, BoundCreateSource, BoundCreateView, BoundDescribe,
+from stream_dsl.bind.binder import (SETTINGS, BoundCreateSink, BoundCreateSource, BoundCreateView, BoundDescribe,
                                BoundDrop, BoundExplain, BoundInsert, BoundQuery, BoundSet, BoundShow,
                                BoundStatement, bind)
 from stream_dsl.catalog import Catalog
 from stream_dsl.config import RunConfig
-from stream_dsl.dataframe import Stream, Table, wrap
-from stream_dsl.dataframe_expr import to_duration_ms, type_name_of
+from stream_dsl.frame.stream import Stream, Table, wrap
+from stream_dsl.frame.expr import to_duration_ms, type_name_of
 from stream_dsl.errors import BindError, DSLError, PositionedError
-from stream_dsl.functions import AGGREGATE_FUNCTIONS, SCALAR_FUNCTIONS, WINDOW_FUNCTIONS
-from stream_dsl.parser import parse
-from stream_dsl.plan import Plan, Scan, SourceDef, Watermark, is_streaming, render_plan
-from stream_dsl.types import DataType, Field, Schema, type_from_name, type_from_polars
+from stream_dsl.ir.functions import AGGREGATE_FUNCTIONS, SCALAR_FUNCTIONS, WINDOW_FUNCTIONS
+from stream_dsl.sql.parser import parse
+from stream_dsl.ir.plan import Plan, Scan, SourceDef, Watermark, is_streaming, render_plan
+from stream_dsl.ir.types import DataType, Field, Schema, type_from_name, type_from_polars
 
 __all__ = ["Context"]
 
@@ -307,7 +307,7 @@ class Context:
         """
         config = self.config if checkpoint_dir is None else self.config.with_options(checkpoint_dir=checkpoint_dir)
         if config.checkpoint_reset and config.checkpoint_dir:
-            from executor.checkpoint_survey import reset
+            from executor.recovery.survey import reset
 
             reset(config.checkpoint_dir)
         if trace is None:

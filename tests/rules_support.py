@@ -33,7 +33,7 @@ from polars.testing import assert_frame_equal
 
 import stream_dsl as sd
 from stream_dsl.config import RunConfig
-from stream_dsl.plan import Limit, Plan, walk
+from stream_dsl.ir.plan import Limit, Plan, walk
 
 GOLDENS = Path(__file__).parent / "rules"
 SECTIONS = ("sql", "before", "after")

@@ -30,16 +30,16 @@ from executor.api import collect, start
 from executor.inline import collect_plan
 from optimizer import cost
 from optimizer.cost import FORCE, CostModel, Estimate
-from optimizer.driver import optimize as run_rules
-from optimizer.lower import lower, stage_order
+from optimizer.fixpoint import optimize as run_rules
+from optimizer.physical.lower import lower, stage_order
 from optimizer.rules import RULES, push_aggregate_below_join, split_aggregates, with_cost_model
-from optimizer.stages import (AggregateOp, BroadcastJoinOp, OutputWrite, PartialAggregateOp, ProjectOp, ReadOp, ScanOp,
+from optimizer.physical.stages import (AggregateOp, BroadcastJoinOp, OutputWrite, PartialAggregateOp, ProjectOp, ReadOp, ScanOp,
                               ShuffleWrite)
 from rules_support import data_context, golden_paths, read_golden, assert_same_result, run
 from stream_dsl.config import RunConfig
 from stream_dsl.connectors import generator
 from stream_dsl.errors import ConnectorError, PlanError
-from stream_dsl.plan import (Aggregate, FinalAggregate, Join, PartialAggregate, Scan, render_plan, walk)
+from stream_dsl.ir.plan import (Aggregate, FinalAggregate, Join, PartialAggregate, Scan, render_plan, walk)
 from test_differential import QUERIES, assert_same_rows, datasets, duckdb_rows, engine
 
 YSB = """

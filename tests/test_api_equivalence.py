@@ -8,7 +8,7 @@ import polars as pl
 import pytest
 
 import stream_dsl as sd
-from stream_dsl.plan import Aggregate, Filter, Project, Scan, Watermark
+from stream_dsl.ir.plan import Aggregate, Filter, Project, Scan, Watermark
 
 DDL = """
 CREATE STREAM events (
@@ -385,7 +385,7 @@ def test_from_polars_registers_memory_data(ctx):
 def test_a_memory_source_reads_each_frame_in_the_declared_columns_and_types():
     """A frame already in them comes as it is (no polars query per batch); any other is selected and cast."""
     from stream_dsl.connectors import memory
-    from stream_dsl.types import DataType, Field, Schema
+    from stream_dsl.ir.types import DataType, Field, Schema
 
     t = dt.datetime(2024, 1, 1, 0, 0, 0, 123456)
     schema = Schema((Field("k", DataType.STRING), Field("ts", DataType.TIMESTAMP)))

@@ -19,15 +19,15 @@ import polars as pl
 import pytest
 
 import stream_dsl as sd
-from executor.metrics import TaskMetrics
+from executor.multiproc.metrics import TaskMetrics
 from executor.trace import (BOUNDARY_TID, DRIVER_PID, GROUPS_TID, SENDS_TID, SINK_TID, SinkWrite, chrome_trace,
                             check_trace_path, read_trace, render_summary, summarize, task_rows, worker_pid)
-from stream_dsl import bench_latency as L
-from stream_dsl import bench_ysb as B
-from stream_dsl import cli
-from stream_dsl.bench_experiments import growth_point
-from stream_dsl.bench_memory import MemorySampler, read_status_kb
-from stream_dsl.cli_bench import parse_count
+from stream_dsl.bench import latency as L
+from stream_dsl.bench import ysb as B
+from stream_dsl.cli import main as cli
+from stream_dsl.bench.experiments import growth_point
+from stream_dsl.bench.memory import MemorySampler, read_status_kb
+from stream_dsl.cli.bench import parse_count
 from stream_dsl.errors import DSLError
 
 EVENTS = """CREATE STREAM events (

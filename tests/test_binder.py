@@ -6,16 +6,16 @@ import datetime as dt
 
 import pytest
 
-from stream_dsl import ast
-from stream_dsl import expr as E
-from stream_dsl.binder import (BoundCreateSink, BoundCreateSource, BoundCreateView, BoundDescribe, BoundDrop,
+from stream_dsl.sql import ast
+from stream_dsl.ir import expr as E
+from stream_dsl.bind.binder import (BoundCreateSink, BoundCreateSource, BoundCreateView, BoundDescribe, BoundDrop,
                                BoundExplain, BoundInsert, BoundQuery, BoundSet, BoundShow, bind)
 from stream_dsl.catalog import Catalog
 from stream_dsl.errors import BindError
-from stream_dsl.parser import parse, parse_statement
-from stream_dsl.plan import (Aggregate, Distinct, Filter, Join, Limit, Project, Scan, Union, Watermark, WindowSpec,
+from stream_dsl.sql.parser import parse, parse_statement
+from stream_dsl.ir.plan import (Aggregate, Distinct, Filter, Join, Limit, Project, Scan, Union, Watermark, WindowSpec,
                              render_plan)
-from stream_dsl.types import DataType as T
+from stream_dsl.ir.types import DataType as T
 
 DDL = """
 CREATE STREAM events (
@@ -105,7 +105,7 @@ def test_unknown_column_suggests_and_points_at_it(catalog):
 
 
 def test_order_by_names_output_columns_by_name_alias_or_position(catalog):
-    from stream_dsl.plan import Limit, Sort, SortKey
+    from stream_dsl.ir.plan import Limit, Sort, SortKey
 
     plan = plan_of(catalog, "SELECT sku AS s, price FROM products ORDER BY PRICE DESC, 1 NULLS FIRST LIMIT 3")
     assert isinstance(plan, Limit) and plan.n == 3 and isinstance(plan.input, Sort)

@@ -1,4 +1,4 @@
-"""The row fold of small changelog parts (`executor.changelog_rows`) gives the table that applying every part does.
+"""The row fold of small changelog parts (`executor.query.changelog_rows`) gives the table that applying every part does.
 
 The driver folds collect()'s changelog parts by rows in a dict while they
 are small and exact in Python, and hands bigger or inexact ones to
@@ -17,11 +17,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from executor import changelog_rows
-from executor.changelog import ChangelogBuffer
-from executor.changelog_rows import RowFold, RowsPart, as_frame, pack, unpack
+from executor.query import changelog_rows
+from executor.query.changelog import ChangelogBuffer
+from executor.query.changelog_rows import RowFold, RowsPart, as_frame, pack, unpack
 from executor.query.outputs import CollectOutput
-from stream_dsl.types import DataType, Field, Schema
+from stream_dsl.ir.types import DataType, Field, Schema
 
 SCHEMA = Schema((Field("k", DataType.STRING), Field("w", DataType.BIGINT), Field("n", DataType.BIGINT),
                  Field("v", DataType.DOUBLE)))

@@ -22,12 +22,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from executor.checkpoint import FORMAT_VERSION, CheckpointStore, OwnershipLost, fingerprint, write_part
-from executor.checkpoint_manifest import manifest_bytes
-from executor.checkpoint_survey import RECORD, reset
-from executor.recovery import Checkpointing, write_checkpoint_part
-from executor.state import SourceClock
-from stream_dsl import cli
+from executor.recovery.store import FORMAT_VERSION, CheckpointStore, OwnershipLost, fingerprint, write_part
+from executor.recovery.manifest import manifest_bytes
+from executor.recovery.survey import RECORD, reset
+from executor.recovery.checkpointing import Checkpointing, write_checkpoint_part
+from executor.state.operators import SourceClock
+from stream_dsl.cli import main as cli
 from stream_dsl.errors import CheckpointError
 
 QUERY = "Stage 0: Scan events\n  Output append"
@@ -254,7 +254,7 @@ def test_an_owner_whose_lock_is_deleted_stops_before_the_next_checkpoint(tmp_pat
 
 
 def test_a_source_reads_no_further_batch_once_the_lock_is_lost(tmp_path):
-    from executor.offset_log import OffsetLog
+    from executor.recovery.offset_log import OffsetLog
 
     owner = store(tmp_path)
     owner.lock()

@@ -25,8 +25,8 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from executor.checkpoint import CheckpointStore
-from executor.checkpoint_survey import ARCHIVE, RECORD
+from executor.recovery.store import CheckpointStore
+from executor.recovery.survey import ARCHIVE, RECORD
 from stream_dsl.connectors import files
 from stream_dsl.errors import CheckpointError, DSLError
 from test_recovery import (HANG_GUARD_S, assert_exact, checkpoint_ids, expected, finish, normalized,  # noqa: F401

@@ -1,4 +1,4 @@
-"""Checkpoints: operator-state snapshots (`executor.state`) and the checkpoint store (`executor.checkpoint`).
+"""Checkpoints: operator-state snapshots (`executor.state.operators`) and the checkpoint store (`executor.recovery.store`).
 
 - A restored state is the state: for every stateful operator kind (TUMBLE,
   HOP and SESSION windows emitting final rows or changes, COUNT(DISTINCT),
@@ -33,15 +33,16 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 
-from executor import kernels, state_small
-from executor.checkpoint import (CHECKPOINTS_KEPT, FORMAT_VERSION, Checkpoint, CheckpointCorrupt, CheckpointStore,
+from executor import kernels
+from executor.state import small as state_small
+from executor.recovery.store import (CHECKPOINTS_KEPT, FORMAT_VERSION, Checkpoint, CheckpointCorrupt, CheckpointStore,
                                  fingerprint, read_part, write_part)
-from executor.state import WM_INF, DistinctState, StepOutput, make_state, restore_state, snapshot_state
-from optimizer.stages import TIME_COLUMN, AggregateOp, AggSpec, DistinctOp, PartialAggregateOp
+from executor.state.operators import WM_INF, DistinctState, StepOutput, make_state, restore_state, snapshot_state
+from optimizer.physical.stages import TIME_COLUMN, AggregateOp, AggSpec, DistinctOp, PartialAggregateOp
 from stream_dsl.errors import CheckpointError, DSLError
-from stream_dsl.plan import PARTIAL_DISTINCT, PARTIAL_ROWS, WindowSpec, state_fields
-from stream_dsl.types import DataType as T
-from stream_dsl.types import Field, Schema
+from stream_dsl.ir.plan import PARTIAL_DISTINCT, PARTIAL_ROWS, WindowSpec, state_fields
+from stream_dsl.ir.types import DataType as T
+from stream_dsl.ir.types import Field, Schema
 
 REPO = Path(__file__).resolve().parent.parent
 BASE = dt.datetime(2024, 1, 1)
@@ -115,7 +116,7 @@ def aggregate_cases(draw):
 
 
 def partial_op(op: AggregateOp, columns: dict[str, T], specs: list[tuple]) -> PartialAggregateOp:
-    """The map side of a two-phase aggregate `op` (as `optimizer.lower` builds it)."""
+    """The map side of a two-phase aggregate `op` (as `optimizer.physical.lower` builds it)."""
     aggs = tuple(AggSpec(n, f, PARTIAL_DISTINCT if d else a, t, d) for n, f, a, t, d in specs)
     fields = [Field(k, columns[k]) for k in op.keys]
     if op.window is not None:
@@ -489,7 +490,7 @@ def test_commit_refuses_what_it_cannot_restore(tmp_path):
 
 LOCKER = """
 import sys
-from executor.checkpoint import CheckpointStore
+from executor.recovery.store import CheckpointStore
 CheckpointStore(sys.argv[1], "f", "q").lock()
 print("locked", flush=True)
 sys.stdin.readline()
@@ -532,8 +533,8 @@ def test_two_stores_in_one_process_do_not_share_a_checkpoint_dir(tmp_path):
 
 def test_the_checkpoints_of_a_group_and_of_the_group_sent_ahead_are_gathered_apart(tmp_path):
     """With a group in flight beyond the one ending, workers write parts of two checkpoints at once."""
-    from executor.recovery import Checkpointing, write_checkpoint_part
-    from executor.state import SourceClock
+    from executor.recovery.checkpointing import Checkpointing, write_checkpoint_part
+    from executor.state.operators import SourceClock
 
     ckpt = Checkpointing(str(tmp_path / "checkpoints"), QUERY)
     built, _ = _states()

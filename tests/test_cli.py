@@ -12,7 +12,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from stream_dsl import cli
+from stream_dsl.cli import main as cli
 from stream_dsl.connectors import generator
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -406,7 +406,7 @@ def test_bench_ysb_prints_both_throughputs_the_ratio_and_ok():
 
 
 def test_bench_ysb_reports_a_mismatch_and_exits_1(monkeypatch):
-    from stream_dsl import bench_ysb
+    from stream_dsl.bench import ysb as bench_ysb
 
     real = bench_ysb.polars_ysb
     monkeypatch.setattr(bench_ysb, "polars_ysb", lambda *a: real(*a).head(90))

@@ -1,4 +1,4 @@
-"""The engine's own column names (`stream_dsl.column_names`): unique, and never a user's.
+"""The engine's own column names (`stream_dsl.ir.column_names`): unique, and never a user's.
 
 Every name the engine adds starts with RESERVED_PREFIX, and no user column
 can: a source declaring one, and a query naming an output so, are refused
@@ -17,10 +17,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import stream_dsl as sd
-from stream_dsl import column_names as names
+from stream_dsl.ir import column_names as names
 from stream_dsl.errors import BindError, DSLError, PlanError
-from stream_dsl.plan import state_fields
-from stream_dsl.types import DataType
+from stream_dsl.ir.plan import state_fields
+from stream_dsl.ir.types import DataType
 
 INDEXED = (names.arg_column, names.count_col, names.sum_col, names.nonnull_col, names.distinct_count_col,
            names.output_col, names.join_stream_key, names.join_table_key,

@@ -15,11 +15,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from stream_dsl import expr as E
-from stream_dsl import typecheck as tc
-from stream_dsl.compile import CastFailure, OverflowFailure, compile_expr, compile_predicate, like_to_regex
-from stream_dsl.functions import SCALAR_FUNCTIONS
-from stream_dsl.types import DataType as T
+from stream_dsl.ir import expr as E
+from stream_dsl.bind import typecheck as tc
+from stream_dsl.ir.to_polars import CastFailure, OverflowFailure, compile_expr, compile_predicate, like_to_regex
+from stream_dsl.ir.functions import SCALAR_FUNCTIONS
+from stream_dsl.ir.types import DataType as T
 
 L = tc.literal
 FRAME = pl.DataFrame(

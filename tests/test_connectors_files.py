@@ -9,13 +9,13 @@ import os
 import polars as pl
 import pytest
 
-from stream_dsl import file_writes
+from stream_dsl.connectors import file_writes
 from stream_dsl.connectors import decode, files
 from stream_dsl.connectors.base import SourceBatch
 from stream_dsl.errors import ConnectorError, DSLError
-from stream_dsl.plan import SinkDef, SourceDef, Watermark
-from stream_dsl.types import DataType as T
-from stream_dsl.types import Schema
+from stream_dsl.ir.plan import SinkDef, SourceDef, Watermark
+from stream_dsl.ir.types import DataType as T
+from stream_dsl.ir.types import Schema
 
 SCHEMA = Schema.of(("id", T.BIGINT), ("name", T.STRING), ("score", T.DOUBLE), ("ok", T.BOOLEAN),
                    ("ts", T.TIMESTAMP))

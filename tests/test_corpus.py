@@ -29,13 +29,13 @@ import polars as pl
 import pytest
 
 import stream_dsl as sd
-from stream_dsl import ast
-from stream_dsl import binder as B
+from stream_dsl.sql import ast
+from stream_dsl.bind import binder as B
 from stream_dsl.errors import BindError, DSLError, ParseError, PositionedError
-from stream_dsl.expr import format_duration_ms, render_literal
-from stream_dsl.parser import parse, parse_statement
-from stream_dsl.plan import Watermark, render_plan
-from stream_dsl.types import DataType
+from stream_dsl.ir.expr import format_duration_ms, render_literal
+from stream_dsl.sql.parser import parse, parse_statement
+from stream_dsl.ir.plan import Watermark, render_plan
+from stream_dsl.ir.types import DataType
 
 CORPUS = Path(__file__).parent / "corpus"
 VALID = sorted((CORPUS / "valid").glob("*.sql"))

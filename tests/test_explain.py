@@ -15,7 +15,7 @@ import pytest
 
 import stream_dsl as sd
 from optimizer.explain import explain
-from optimizer.lower import lower, stage_order
+from optimizer.physical.lower import lower, stage_order
 from stream_dsl.config import RunConfig
 from stream_dsl.errors import DSLError
 

@@ -9,9 +9,9 @@ import pytest
 
 from stream_dsl.connectors import generator as g
 from stream_dsl.errors import ConnectorError
-from stream_dsl.plan import SourceDef, Watermark
-from stream_dsl.types import DataType as T
-from stream_dsl.types import Schema
+from stream_dsl.ir.plan import SourceDef, Watermark
+from stream_dsl.ir.types import DataType as T
+from stream_dsl.ir.types import Schema
 
 START = dt.datetime(2026, 1, 1)
 

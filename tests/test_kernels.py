@@ -17,7 +17,7 @@ from hypothesis import given, settings, strategies as st
 
 from executor import kernels
 from executor.kernels import CopiedColumn, select_serially, split_partitions
-from optimizer.stages import PARTITION_COLUMN
+from optimizer.physical.stages import PARTITION_COLUMN
 
 
 @st.composite

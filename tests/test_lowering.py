@@ -10,16 +10,16 @@ import pytest
 
 import stream_dsl as sd
 from optimizer.explain import explain
-from optimizer.lower import lower, output_stages, stage_order
-from optimizer.stages import (AggregateOp, BroadcastJoinOp, DistinctOp, FilterOp, OutputWrite, ProjectOp, ReadOp,
+from optimizer.physical.lower import lower, output_stages, stage_order
+from optimizer.physical.stages import (AggregateOp, BroadcastJoinOp, DistinctOp, FilterOp, OutputWrite, ProjectOp, ReadOp,
                               ScanOp, ShuffleWrite, Stage)
-from stream_dsl import expr as E
-from stream_dsl import typecheck as tc
+from stream_dsl.ir import expr as E
+from stream_dsl.bind import typecheck as tc
 from stream_dsl.config import RunConfig
 from stream_dsl.connectors import memory
 from stream_dsl.errors import PlanError
-from stream_dsl.plan import Aggregate, Filter, Join, Limit, Project, Scan, Union, Watermark, WindowSpec
-from stream_dsl.types import DataType as T
+from stream_dsl.ir.plan import Aggregate, Filter, Join, Limit, Project, Scan, Union, Watermark, WindowSpec
+from stream_dsl.ir.types import DataType as T
 
 YSB = """
 SELECT campaign_id, window_start, window_end, COUNT(*) AS views
@@ -200,7 +200,7 @@ def test_limit_inside_a_query_is_refused():
 
 
 def test_ordering_comes_off_the_top_through_filters_and_projections_and_nowhere_else():
-    from stream_dsl.plan import Sort, SortKey
+    from stream_dsl.ir.plan import Sort, SortKey
 
     scan = _scan("l")
     v = E.Column("v", T.BIGINT)

@@ -35,11 +35,11 @@ import stream_dsl as sd
 from executor.api import start as inline_start
 from executor.inline import collect_plan
 from executor.api import collect, explain_analyze, run_collect, start
-from executor.runtime import created_resources, open_pipes
+from executor.multiproc.runtime import created_resources, open_pipes
 from stream_dsl.config import RunConfig
 from stream_dsl.errors import ExecutionError
-from stream_dsl.plan import SourceDef
-from stream_dsl.types import DataType, Schema
+from stream_dsl.ir.plan import SourceDef
+from stream_dsl.ir.types import DataType, Schema
 
 EXECUTORS = ("drizzle", "bsp")
 PROGRESS_KEYS = ("batch_id", "rows_in", "rows_out", "late_rows", "dead_letters", "watermark", "state_groups",
@@ -266,8 +266,8 @@ def test_bsp_driver_messages_grow_with_batches_times_stages():
 
 
 def test_finished_outputs_wait_only_behind_a_ready_task_that_reads_no_source():
-    from executor.scheduler import InputsReady, Run, TaskKey, TaskSpec
-    from executor.worker import OUTPUT_HOLD_S, holds_outputs
+    from executor.multiproc.scheduler import InputsReady, Run, TaskKey, TaskSpec
+    from executor.multiproc.worker import OUTPUT_HOLD_S, holds_outputs
 
     _, driver, _ = _run_counted("drizzle", batches=2)
     stages = {s.id: s for s in driver.stages}
@@ -454,7 +454,7 @@ def test_a_sink_that_has_batches_gets_the_next_batch_ids():
 
 
 def test_the_scheduling_benchmark_runs_every_mode_on_the_same_query():
-    from executor.bench_scheduling import run_scheduling_bench
+    from stream_dsl.bench.scheduling import run_scheduling_bench
 
     report = run_scheduling_bench(6, rows_per_batch=10, group_sizes=(1, 3, 4), repeat=1, warmup=3, verbose=False)
     modes = report["modes"]

@@ -9,14 +9,14 @@ from typing import Any
 import polars as pl
 import pytest
 
-from executor import offset_log
-from executor.offset_log import OffsetLog
+from executor.recovery import offset_log
+from executor.recovery.offset_log import OffsetLog
 from stream_dsl.connectors import files, generator
 from stream_dsl.connectors.base import pull_source
 from stream_dsl.errors import ConnectorError, DSLError
-from stream_dsl.plan import SourceDef
-from stream_dsl.types import DataType as T
-from stream_dsl.types import Schema
+from stream_dsl.ir.plan import SourceDef
+from stream_dsl.ir.types import DataType as T
+from stream_dsl.ir.types import Schema
 
 
 def test_entries_from_a_batch_on_later_lines_winning_and_a_torn_line_ignored(tmp_path):
@@ -129,7 +129,7 @@ def test_a_replay_of_a_file_the_source_does_not_select_is_refused_unread(tmp_pat
 def test_a_restart_whose_offset_log_names_another_file_is_refused(tmp_path):
     """The attack of issue 16 item 4: one line appended to the offset log of a stopped query."""
     import stream_dsl as sd
-    from executor.checkpoint_survey import survey
+    from executor.recovery.survey import survey
 
     directory, ckpt, out = tmp_path / "in", tmp_path / "ckpt", tmp_path / "out"
     directory.mkdir()

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from stream_dsl import ast
+from stream_dsl.sql import ast
 from stream_dsl.errors import DSLError, ParseError, Span
-from stream_dsl.parser import MAX_DEPTH, parse, parse_expression, parse_statement
+from stream_dsl.sql.parser import MAX_DEPTH, parse, parse_expression, parse_statement
 
 CORPUS = Path(__file__).parent / "parse_corpus" / "valid.sql"
 

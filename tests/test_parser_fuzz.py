@@ -9,9 +9,9 @@ from typing import Callable
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from stream_dsl import ast
+from stream_dsl.sql import ast
 from stream_dsl.errors import ParseError, PositionedError
-from stream_dsl.parser import parse, parse_expression, parse_statement
+from stream_dsl.sql.parser import parse, parse_expression, parse_statement
 
 CORPUS_FILE = Path(__file__).parent / "parse_corpus" / "valid.sql"
 STATEMENTS = [block for block in CORPUS_FILE.read_text(encoding="utf-8").split("\n;\n")

@@ -165,7 +165,7 @@ def release(pid: int) -> None:
 @pytest.fixture(scope="module")
 def expected() -> pl.DataFrame:
     """The query's result without failures: the inline executor over the same bounded stream."""
-    from stream_dsl.bench_ysb import polars_ysb
+    from stream_dsl.bench.ysb import polars_ysb
     from stream_dsl.connectors import generator
 
     result = normalized(R.make_context(None, executor="inline", workers=1).sql(R.SELECT).collect())
@@ -393,7 +393,7 @@ def _entry(batch: int, group: int, recoveries: int, latency: float) -> dict[str,
 
 
 def test_bench_summary_splits_steady_state_and_recovery_window():
-    from executor.bench_recovery import summarize
+    from stream_dsl.bench.recovery import summarize
 
     # groups of 2 batches of 100 ms; batch 5 recorded at 105.0, the kill at 105.25 (input at batch 7),
     # the checkpoint after batch 5, the first batch after the recovery at 105.93 (input at batch 14)
@@ -411,7 +411,7 @@ def test_bench_summary_splits_steady_state_and_recovery_window():
 
 
 def test_bench_output_check_finds_repeated_and_wrong_windows():
-    from executor.bench_recovery import RecoveryBench, check_output, reference_windows
+    from stream_dsl.bench.recovery import RecoveryBench, check_output, reference_windows
     from stream_dsl.connectors import generator
 
     bench = RecoveryBench(group_sizes=(10,), rate=5000, window_ms=1000)
@@ -429,7 +429,7 @@ def test_bench_output_check_finds_repeated_and_wrong_windows():
 
 
 def test_bench_recovery_runs_tiny_and_reports_an_exact_output(tmp_path):
-    from stream_dsl import cli
+    from stream_dsl.cli import main as cli
 
     results = tmp_path / "recovery.json"
     out, err = io.StringIO(), io.StringIO()

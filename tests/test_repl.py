@@ -33,12 +33,12 @@ from rich.console import Console
 
 import stream_dsl as sd
 from stream_dsl.connectors import memory
-from stream_dsl.repl import Session, history_path, prompt_session, run_piped, run_repl
-from stream_dsl.repl_complete import DSLCompleter
-from stream_dsl.repl_input import is_complete, mask, split_inputs
-from stream_dsl.repl_lexer import StreamDSLLexer, keywords
-from stream_dsl.repl_live import APPEND, REPLACE, UPSERT, LatestResults, is_bounded, output_keys
-from stream_dsl.repl_render import fit_widths, frame_view, query_status, status_text, visible_columns
+from stream_dsl.repl.session import Session, history_path, prompt_session, run_piped, run_repl
+from stream_dsl.repl.complete import DSLCompleter
+from stream_dsl.repl.input import is_complete, mask, split_inputs
+from stream_dsl.repl.lexer import StreamDSLLexer, keywords
+from stream_dsl.repl.live import APPEND, REPLACE, UPSERT, LatestResults, is_bounded, output_keys
+from stream_dsl.repl.render import fit_widths, frame_view, query_status, status_text, visible_columns
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -86,8 +86,8 @@ def wait_for(condition) -> None:
 # ---------------------------------------------------------------- docstring examples
 
 
-@pytest.mark.parametrize("module", ["stream_dsl.repl", "stream_dsl.repl_input", "stream_dsl.repl_lexer",
-                                    "stream_dsl.repl_complete", "stream_dsl.repl_render"])
+@pytest.mark.parametrize("module", ["stream_dsl.repl.session", "stream_dsl.repl.input", "stream_dsl.repl.lexer",
+                                    "stream_dsl.repl.complete", "stream_dsl.repl.render"])
 def test_docstring_examples_run(module):
     result = doctest.testmod(importlib.import_module(module), optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0 and result.failed == 0

@@ -18,7 +18,7 @@ import optimizer.rules as rules_package
 from optimizer.rules import RULES
 
 HELPERS = {"analysis"}  # shared analysis, not a rule
-MODULES = [rule.__module__ for rule in RULES] + ["optimizer.rules.analysis", "optimizer.driver"]
+MODULES = [rule.__module__ for rule in RULES] + ["optimizer.rules.analysis", "optimizer.fixpoint"]
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -1,6 +1,6 @@
 """The logical optimizer rules and their fixed-point driver.
 
-- Unit tests per rule on hand-built plans (stream_dsl.plan + typecheck).
+- Unit tests per rule on hand-built plans (stream_dsl.ir.plan + typecheck).
 - Three-valued logic: every boolean simplification is checked row by row
   against the unsimplified expression on TRUE, FALSE and NULL inputs.
 - Golden files (tests/rules/<rule>/*.txt, see rules_support): SQL bound
@@ -19,20 +19,20 @@ from dataclasses import replace
 import polars as pl
 import pytest
 
-from optimizer.driver import (CYCLE, FIXED_POINT, PASS_LIMIT, OptimizeResult, OptimizerRuleError, RuleApplication,
+from optimizer.fixpoint import (CYCLE, FIXED_POINT, PASS_LIMIT, OptimizeResult, OptimizerRuleError, RuleApplication,
                               optimize)
 from optimizer.rules import RULE_NAMES, RULES, fold_constants, merge_filters, prune_projections, push_down_predicates
 from optimizer.rules.analysis import TRUE, is_identity_project
 from optimizer.rules.fold_constants import fold
 from rules_support import (Golden, assert_same_result, data_context, golden_paths, has_limit, read_golden, run,
                            write_golden)
-from stream_dsl import expr as E
-from stream_dsl import typecheck as tc
-from stream_dsl.compile import compile_expr
+from stream_dsl.ir import expr as E
+from stream_dsl.bind import typecheck as tc
+from stream_dsl.ir.to_polars import compile_expr
 from stream_dsl.errors import DSLError, PlanError
-from stream_dsl.plan import (Aggregate, Distinct, Filter, Join, Limit, Project, Scan, SourceDef, Union, Watermark,
+from stream_dsl.ir.plan import (Aggregate, Distinct, Filter, Join, Limit, Project, Scan, SourceDef, Union, Watermark,
                              WindowSpec, render_plan, walk)
-from stream_dsl.types import DataType, Schema
+from stream_dsl.ir.types import DataType, Schema
 
 T = DataType
 RULES_BY_NAME = {rule.__name__: rule for rule in RULES}

@@ -20,15 +20,15 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from optimizer.driver import optimize
+from optimizer.fixpoint import optimize
 from optimizer.rules import RULES, RULE_NAMES
 from rules_support import T0, assert_same_result, catalog_frames, data_context, has_limit, run
-from stream_dsl import expr as E
-from stream_dsl import typecheck as tc
+from stream_dsl.ir import expr as E
+from stream_dsl.bind import typecheck as tc
 from stream_dsl.errors import DSLError, ExecutionError, PlanError
-from stream_dsl.plan import (Aggregate, Distinct, Filter, Join, Limit, Plan, Project, Scan, Union, WindowSpec,
+from stream_dsl.ir.plan import (Aggregate, Distinct, Filter, Join, Limit, Plan, Project, Scan, Union, WindowSpec,
                              render_plan)
-from stream_dsl.types import DataType, Schema
+from stream_dsl.ir.types import DataType, Schema
 
 T = DataType
 CTX = data_context()

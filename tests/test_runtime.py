@@ -23,7 +23,7 @@ import multiprocess
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from executor.runtime import _LENGTH, MultiprocessTransport, _Inlet, _Mailbox, _Outlet
+from executor.multiproc.runtime import _LENGTH, MultiprocessTransport, _Inlet, _Mailbox, _Outlet
 
 
 @settings(max_examples=40, deadline=None)

@@ -13,18 +13,18 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from executor.autotune import AimdBounds, GroupSizer, next_group_size, overhead_fraction
-from executor.changelog import ChangelogBuffer, fold
+from executor.multiproc.autotune import AimdBounds, GroupSizer, next_group_size, overhead_fraction
+from executor.query.changelog import ChangelogBuffer, fold
 from executor.query.outputs import CollectOutput
-from executor.metrics import TaskMetrics, group_overhead
-from executor.scheduler import (Assigned, AssignmentDone, Begin, Boundary, BspPolicy, DrizzlePolicy, Finish, Finished,
+from executor.multiproc.metrics import TaskMetrics, group_overhead
+from executor.multiproc.scheduler import (Assigned, AssignmentDone, Begin, Boundary, BspPolicy, DrizzlePolicy, Finish, Finished,
                                 InputsReady, Notice, Proceed, Reported, Run, SendTasks, Shutdown, StageInfo, TaskKey,
                                 TaskSpec, Topology, WorkerScheduler, pipelines, place)
 from executor.query.watermarks import Clock, WatermarkChain, WatermarkStep
-from executor.shuffle import Inbox, MapOutput, decode, encode, route
-from executor.state import WM_INF, SourceClock, query_watermark
+from executor.multiproc.shuffle import Inbox, MapOutput, decode, encode, route
+from executor.state.operators import WM_INF, SourceClock, query_watermark
 from stream_dsl.errors import DSLError
-from stream_dsl.types import DataType, Schema
+from stream_dsl.ir.types import DataType, Schema
 
 TWO_STAGES = Topology((StageInfo(0, 1, (), source=True, target=1),
                        StageInfo(1, 2, (0,), stateful=True, target=None)))
@@ -468,8 +468,8 @@ def test_a_report_pickles_every_field_of_its_task_metrics_and_batch_stats():
     import dataclasses
     import pickle
 
-    from executor.metrics import BatchStats
-    from executor.messages import Report
+    from executor.multiproc.metrics import BatchStats
+    from executor.multiproc.messages import Report
     from stream_dsl.connectors.base import DeadLetter
 
     task = TaskMetrics(1, 2, 3, 4, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0, 11.0, 12.0, 13, 14, 15, "notice", True)

@@ -17,13 +17,13 @@ from hypothesis import strategies as st
 
 import stream_dsl as sd
 from executor.api import collect, start
-from stream_dsl import expr as E
+from stream_dsl.ir import expr as E
 from stream_dsl.config import RunConfig
 from stream_dsl.connectors import generator, memory
 from stream_dsl.connectors.memory import MemorySink
 from stream_dsl.errors import ConnectorError, ExecutionError
-from stream_dsl.plan import Join, Scan
-from stream_dsl.types import DataType as T
+from stream_dsl.ir.plan import Join, Scan
+from stream_dsl.ir.types import DataType as T
 
 BASE = dt.datetime(2024, 1, 1)
 
@@ -274,7 +274,7 @@ def test_unknown_connector_names_the_known_ones():
 
 
 def _sink_def(connector: str):
-    from stream_dsl.plan import SinkDef
+    from stream_dsl.ir.plan import SinkDef
 
     return SinkDef("bad", (("connector", connector),))
 

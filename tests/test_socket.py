@@ -12,9 +12,9 @@ import stream_dsl as sd
 from stream_dsl.connectors import socket_source
 from stream_dsl.connectors.memory import MemorySink
 from stream_dsl.errors import ConnectorError
-from stream_dsl.plan import SourceDef
-from stream_dsl.types import DataType as T
-from stream_dsl.types import Schema
+from stream_dsl.ir.plan import SourceDef
+from stream_dsl.ir.types import DataType as T
+from stream_dsl.ir.types import Schema
 from redis_server import free_port
 
 HANG_GUARD_S = 120  # only to avoid hanging when something is broken

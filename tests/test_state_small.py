@@ -1,4 +1,4 @@
-"""The Python-dict aggregate state (`executor.state_small`) against the polars one, step by step.
+"""The Python-dict aggregate state (`executor.state.small`) against the polars one, step by step.
 
 `AggregateState` runs a small aggregate over plain columns in a dict and
 moves it to polars when batches or state grow. Both must give the same
@@ -19,15 +19,16 @@ from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 from test_differential import QUERIES, assert_same_rows, duckdb_rows, engine
 
-from executor import kernels, state_small
+from executor import kernels
+from executor.state import small as state_small
 from executor.api import collect
 from executor.query.release import retention_ms
-from executor.rows import RowsPart
-from executor.state import WM_INF, AggregateState
-from optimizer.stages import TIME_COLUMN, AggregateOp, AggSpec, PartialAggregateOp
+from executor.state.rows import RowsPart
+from executor.state.operators import WM_INF, AggregateState
+from optimizer.physical.stages import TIME_COLUMN, AggregateOp, AggSpec, PartialAggregateOp
 from stream_dsl.config import RunConfig
-from stream_dsl.plan import PARTIAL_ROWS, WindowSpec, state_fields
-from stream_dsl.types import DataType, Field, Schema
+from stream_dsl.ir.plan import PARTIAL_ROWS, WindowSpec, state_fields
+from stream_dsl.ir.types import DataType, Field, Schema
 
 ROWS_SCHEMA = {"k": pl.String, "j": pl.Int32, TIME_COLUMN: pl.Datetime("ms"), "x": pl.Int64, "y": pl.String,
                "z": pl.Int32, "b": pl.Boolean, "d": pl.Float64}
@@ -200,9 +201,9 @@ def test_the_differential_family_still_matches_duckdb_with_the_dict_turned_off(q
 
 def test_a_plan_polars_runs_only_optimized_still_runs_on_a_small_input():
     """Small inputs skip polars' optimizer; polars 2.1 broadcasts a constant holding a UDF only through CSE."""
-    from executor.state import collect
-    from stream_dsl.compile import compile_expr
-    from stream_dsl.expr import Cast, Literal
+    from executor.state.operators import collect
+    from stream_dsl.ir.to_polars import compile_expr
+    from stream_dsl.ir.expr import Cast, Literal
 
     constant = compile_expr(Cast(Literal(2.5, DataType.DOUBLE), DataType.INT)).alias("b")
     frame = pl.DataFrame({"x": list(range(16))})

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import pytest
 
-from executor.transports import known_transports
-from executor.transports import transport_factory as factory_of
+from executor.multiproc.transports import known_transports
+from executor.multiproc.transports import transport_factory as factory_of
 from stream_dsl.errors import DSLError
 
 pytest.register_assert_rewrite("transport_conformance")  # its asserts explain themselves, as in a test module

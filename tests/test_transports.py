@@ -8,9 +8,9 @@ import types
 
 import pytest
 
-from executor import transports
-from executor.runtime import MultiprocessTransport
-from executor.transports import LazyFactory, register_transport, transport_factory
+from executor.multiproc import transports
+from executor.multiproc.runtime import MultiprocessTransport
+from executor.multiproc.transports import LazyFactory, register_transport, transport_factory
 from stream_dsl.errors import DSLError
 
 

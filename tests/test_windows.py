@@ -14,10 +14,10 @@ import polars as pl
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from executor.windows import (NO_WATERMARK, Windows, ends_after, is_closed, is_open, watermark_lit,
+from executor.state.windows import (NO_WATERMARK, Windows, ends_after, is_closed, is_open, watermark_lit,
                               watermark_or_min)
-from stream_dsl.column_names import HOP_OFFSET, WINDOW_END, WINDOW_START
-from stream_dsl.plan import WindowSpec
+from stream_dsl.ir.column_names import HOP_OFFSET, WINDOW_END, WINDOW_START
+from stream_dsl.ir.plan import WindowSpec
 
 TIMES = st.one_of(st.integers(-10**13, 10**13), st.integers(-5_000, 5_000))  # ms: about +-300 years, or near 0
 SIZES = st.one_of(st.integers(1, 50), st.integers(1, 10**7))

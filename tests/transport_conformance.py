@@ -38,8 +38,8 @@ from typing import Any, ClassVar
 import pytest
 import transport_probe as probe
 
-from executor.runtime import DRIVER, Transport
-from executor.transports import TransportFactory
+from executor.multiproc.runtime import DRIVER, Transport
+from executor.multiproc.transports import TransportFactory
 
 WAIT_S = 120.0  # a bound for things that take well under a second on an idle machine; the machine may be loaded
 MiB = 1 << 20

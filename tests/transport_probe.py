@@ -15,7 +15,7 @@ import signal
 import time
 from typing import Any
 
-from executor.runtime import DRIVER
+from executor.multiproc.runtime import DRIVER
 
 BIG = 64 << 20  # far more than a pipe holds: written only in part when its writer is killed
 

@@ -7,7 +7,7 @@ from typing import Mapping
 import networkx as nx
 
 from executor.query.readers import Reader, is_bounded
-from optimizer.stages import AggregateOp, Stage
+from optimizer.physical.stages import AggregateOp, Stage
 from stream_dsl.errors import PlanError
 
 

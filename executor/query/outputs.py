@@ -12,17 +12,17 @@ import networkx as nx
 import polars as pl
 
 from executor import kernels
-from executor.rows import RowsPart
+from executor.state.rows import RowsPart
 from stream_dsl.connectors.base import Sink, next_batch_id
 from stream_dsl.errors import DSLError, ExecutionError, PlanError
-from stream_dsl.plan import SortKey
-from stream_dsl.types import Schema
+from stream_dsl.ir.plan import SortKey
+from stream_dsl.ir.types import Schema
 
 class QueryOutput:
     """Where a query's result goes; `rows_out` counts rows handed on."""
 
     changelog_collects = False  # whether changelog emissions arrive before post-operators (collect())
-    takes_rows = False  # whether apply_changelog takes a RowsPart for upserts (`executor.rows`)
+    takes_rows = False  # whether apply_changelog takes a RowsPart for upserts (`executor.state.rows`)
     durable = False  # whether emitted rows are written somewhere lasting (then sources may commit)
 
     def __init__(self, schema: Schema, limit: int | None) -> None:

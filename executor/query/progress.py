@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any, Iterable
 
 from executor import kernels
-from executor.state import watermark_datetime
+from executor.state.operators import watermark_datetime
 
 
 def batch_report(*, batch_id: int, rows_in: int, rows_out: int, late_rows: int, dead_letters: int,

@@ -15,13 +15,13 @@ from typing import Any
 import polars as pl
 
 from executor import kernels
-from executor.offset_log import OffsetLog
-from executor.state import SourceClock
-from optimizer.stages import ScanOp, Stage
+from executor.recovery.offset_log import OffsetLog
+from executor.state.operators import SourceClock
+from optimizer.physical.stages import ScanOp, Stage
 from stream_dsl.connectors import open_source, open_table
 from stream_dsl.connectors.base import Source, SourceBatch, pull_source
 from stream_dsl.errors import DSLError, ExecutionError
-from stream_dsl.plan import SourceDef
+from stream_dsl.ir.plan import SourceDef
 
 DEAD_LETTERS_KEPT = 10_000  # the newest dead letters a query keeps in memory (all went to their target)
 NOT_REPLAYED = object()  # `Reader.pull`'s default: a batch read afresh, not the replay of a logged one

@@ -27,12 +27,12 @@ from typing import Any, Iterable, Mapping
 
 import networkx as nx
 
-from executor.state import AggregateState, DistinctState
-from stream_dsl.column_names import WINDOW_START
-from optimizer.stages import ScanOp
+from executor.state.operators import AggregateState, DistinctState
+from stream_dsl.ir.column_names import WINDOW_START
+from optimizer.physical.stages import ScanOp
 from stream_dsl.connectors.base import KEEP_ALL, commit_source
 from stream_dsl.connectors.dead_letters import DeadLetterRouter, open_dead_letters
-from stream_dsl.plan import SourceDef
+from stream_dsl.ir.plan import SourceDef
 
 WS = WINDOW_START
 

@@ -31,9 +31,9 @@ from executor.query.outputs import QueryOutput
 from executor.query.readers import Reader, open_reader
 from executor.query.tasks import TaskRunner, changelog_stage
 from executor.query.watermarks import WatermarkChain
-from executor.recovery import Checkpointing, RestorePoint, load_states
-from optimizer.lower import stage_order
-from optimizer.stages import broadcast_tables
+from executor.recovery.checkpointing import Checkpointing, RestorePoint, load_states
+from optimizer.physical.lower import stage_order
+from optimizer.physical.stages import broadcast_tables
 from stream_dsl.config import RunConfig
 from stream_dsl.connectors.base import restored_max_event_ms
 

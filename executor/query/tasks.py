@@ -17,9 +17,9 @@ import polars as pl
 from executor import kernels
 from executor.query.outputs import QueryOutput
 from executor.query.watermarks import WatermarkStep
-from executor.state import AggregateState, DistinctState, empty_aggregate_row, make_state
-from optimizer.lower import stage_order
-from optimizer.stages import AggregateOp, OutputWrite, ShuffleWrite, Stage
+from executor.state.operators import AggregateState, DistinctState, empty_aggregate_row, make_state
+from optimizer.physical.lower import stage_order
+from optimizer.physical.stages import AggregateOp, OutputWrite, ShuffleWrite, Stage
 from stream_dsl.errors import DSLError, ExecutionError
 
 TaskResult = dict[int, pl.DataFrame]  # a task's output frames by target partition (0: the query output)

@@ -1,8 +1,8 @@
 """The logical rewrite rules, one module each, and the order the driver runs them in.
 
 Each rule is a pure function `plan -> plan` over the immutable nodes of
-`stream_dsl.plan` that returns the very same object when it changes nothing;
-`optimizer.driver.optimize` runs the tuple below repeatedly until no rule
+`stream_dsl.ir.plan` that returns the very same object when it changes nothing;
+`optimizer.fixpoint.optimize` runs the tuple below repeatedly until no rule
 changes the plan. A rule is named by its function's `__name__`, which is
 also its module's name and what `optimize(..., disabled=...)` takes.
 The cost-based rules (`COST_BASED`) take an optional second argument, the

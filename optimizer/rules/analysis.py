@@ -4,8 +4,8 @@ Rules must return the very same object when they change nothing (the driver
 tells "fired" from "did not fire" by identity), so the traversals here only
 rebuild a node when one of its inputs really changed.
 
->>> from stream_dsl.expr import Column, Func
->>> from stream_dsl.types import DataType
+>>> from stream_dsl.ir.expr import Column, Func
+>>> from stream_dsl.ir.types import DataType
 >>> is_deterministic(Func("upper", (Column("a", DataType.STRING),), DataType.STRING))
 True
 """
@@ -14,9 +14,9 @@ from __future__ import annotations
 
 from typing import Callable, Iterable
 
-from stream_dsl import expr as E
-from stream_dsl.plan import Filter, Plan, Project, with_inputs
-from stream_dsl.types import DataType, Schema
+from stream_dsl.ir import expr as E
+from stream_dsl.ir.plan import Filter, Plan, Project, with_inputs
+from stream_dsl.ir.types import DataType, Schema
 
 # Scalar functions whose result may differ between two calls with the same
 # arguments (none yet; RANDOM() or NOW() would go here). Predicates calling

@@ -6,7 +6,7 @@ expression may no longer raise an error the original would have raised
 (`FALSE AND CAST('x' AS INT)` is FALSE).
 
 - An operator whose operands are all literals is evaluated once, by the same
-  polars code the executor runs (`stream_dsl.compile`), so folding can never
+  polars code the executor runs (`stream_dsl.ir.to_polars`), so folding can never
   disagree with running. When that evaluation fails (`CAST('x' AS INT)`) the
   expression is kept and the error, if any, happens at run time as before.
 - Boolean identities that hold in three-valued logic: `x AND TRUE` → x,
@@ -23,7 +23,7 @@ expression may no longer raise an error the original would have raised
 Example (before, after):
 
 >>> import stream_dsl as sd
->>> from stream_dsl.plan import render_plan
+>>> from stream_dsl.ir.plan import render_plan
 >>> ctx = sd.Context()
 >>> ctx.sql("CREATE STREAM s (a BIGINT, b STRING, ok BOOLEAN) "
 ...         "WITH (connector = 'files', path = 's/', format = 'ndjson')")
@@ -45,10 +45,10 @@ from typing import Any
 
 import polars as pl
 
-from stream_dsl import expr as E
-from stream_dsl.compile import compile_expr
-from stream_dsl.plan import Aggregate, Filter, Plan, Project, Scan
-from stream_dsl.types import DataType
+from stream_dsl.ir import expr as E
+from stream_dsl.ir.to_polars import compile_expr
+from stream_dsl.ir.plan import Aggregate, Filter, Plan, Project, Scan
+from stream_dsl.ir.types import DataType
 
 from optimizer.rules.analysis import is_deterministic, is_false, is_null_literal, is_true, transform_up
 
@@ -91,10 +91,10 @@ def _fold_named(items: tuple[E.NamedExpr, ...]) -> tuple[E.NamedExpr, ...]:
 def fold(e: E.Expr) -> E.Expr:
     """The simplified expression; `e` itself (the same object) when nothing simplifies.
 
-    >>> from stream_dsl.typecheck import binary, literal
+    >>> from stream_dsl.bind.typecheck import binary, literal
     >>> E.render(fold(binary("+", literal(1), binary("*", literal(2), literal(3)))))
     '7'
-    >>> from stream_dsl.expr import Column
+    >>> from stream_dsl.ir.expr import Column
     >>> x = Column("x", T.BOOLEAN)
     >>> E.render(fold(binary("AND", x, literal(None))))  # NULL AND x is not foldable: x may be FALSE
     '(x AND NULL)'

@@ -10,7 +10,7 @@ place, and the executor one polars `filter` call.
 Example (before, after):
 
 >>> import stream_dsl as sd
->>> from stream_dsl.plan import render_plan
+>>> from stream_dsl.ir.plan import render_plan
 >>> ctx = sd.Context()
 >>> ctx.sql("CREATE STREAM s (a BIGINT, b STRING) WITH (connector = 'files', path = 's/', format = 'ndjson')")
 >>> plan = ctx.sql("SELECT * FROM (SELECT * FROM s WHERE a > 1) WHERE b = 'x' AND TRUE").plan
@@ -34,9 +34,9 @@ Filter (a > 1)
 
 from __future__ import annotations
 
-from stream_dsl.expr import Binary
-from stream_dsl.plan import Filter, Plan
-from stream_dsl.types import DataType
+from stream_dsl.ir.expr import Binary
+from stream_dsl.ir.plan import Filter, Plan
+from stream_dsl.ir.types import DataType
 
 from optimizer.rules.analysis import is_true, transform_up
 

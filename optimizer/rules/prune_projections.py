@@ -21,7 +21,7 @@ A Project that passes its input through unchanged is removed.
 Example (before, after):
 
 >>> import stream_dsl as sd
->>> from stream_dsl.plan import render_plan
+>>> from stream_dsl.ir.plan import render_plan
 >>> ctx = sd.Context()
 >>> ctx.sql("CREATE STREAM s (a BIGINT, b STRING, c DOUBLE, ts TIMESTAMP, "
 ...         "WATERMARK FOR ts AS ts - INTERVAL '1' SECOND) "
@@ -43,8 +43,8 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import AbstractSet
 
-from stream_dsl.expr import Column, NamedExpr, columns_used
-from stream_dsl.plan import (Aggregate, Distinct, Filter, FinalAggregate, Join, Limit, PartialAggregate, Plan, Project,
+from stream_dsl.ir.expr import Column, NamedExpr, columns_used
+from stream_dsl.ir.plan import (Aggregate, Distinct, Filter, FinalAggregate, Join, Limit, PartialAggregate, Plan, Project,
                              Scan, Sort, Union, project)
 
 from optimizer.rules.analysis import is_identity_project, same_or_new, select

@@ -33,7 +33,7 @@ original keys), or when either is unknown (the documented default).
 Example (before, after):
 
 >>> import stream_dsl as sd
->>> from stream_dsl.plan import render_plan
+>>> from stream_dsl.ir.plan import render_plan
 >>> from optimizer.rules.split_aggregates import split_aggregates
 >>> ctx = sd.Context()
 >>> ctx.sql("CREATE STREAM events (ad_id STRING, event_time TIMESTAMP) "
@@ -63,8 +63,8 @@ from __future__ import annotations
 from dataclasses import replace
 
 from stream_dsl.errors import PlanError
-from stream_dsl.expr import Column, NamedExpr, columns_used, rename_columns
-from stream_dsl.plan import (FinalAggregate, Join, PartialAggregate, Plan, Project, distinct_argument, is_streaming)
+from stream_dsl.ir.expr import Column, NamedExpr, columns_used, rename_columns
+from stream_dsl.ir.plan import (FinalAggregate, Join, PartialAggregate, Plan, Project, distinct_argument, is_streaming)
 
 from optimizer.cost import DEFAULT_MODEL, CostModel, estimate
 from optimizer.rules.analysis import transform_up

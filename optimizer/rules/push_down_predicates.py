@@ -32,7 +32,7 @@ without aggregates move. Correctness condition, per node kind:
 Example (before, after):
 
 >>> import stream_dsl as sd
->>> from stream_dsl.plan import render_plan
+>>> from stream_dsl.ir.plan import render_plan
 >>> ctx = sd.Context()
 >>> ctx.sql("CREATE STREAM s (a BIGINT, b STRING) WITH (connector = 'files', path = 's/', format = 'ndjson')")
 >>> ctx.sql("CREATE TABLE t (b STRING, c STRING) WITH (connector = 'files', path = 't.csv', format = 'csv')")
@@ -55,9 +55,9 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from stream_dsl.expr import Column, Expr, columns_used, conjoin, conjuncts, rename_columns
-from stream_dsl.plan import Aggregate, Distinct, Filter, Join, Plan, Project, Scan, Sort, Union
-from stream_dsl.types import DataType
+from stream_dsl.ir.expr import Column, Expr, columns_used, conjoin, conjuncts, rename_columns
+from stream_dsl.ir.plan import Aggregate, Distinct, Filter, Join, Plan, Project, Scan, Sort, Union
+from stream_dsl.ir.types import DataType
 
 from optimizer.rules.analysis import filtered, movable, same_or_new
 

@@ -30,7 +30,7 @@ either is unknown (the documented default: assume it pays).
 Example (before, after):
 
 >>> import stream_dsl as sd
->>> from stream_dsl.plan import render_plan
+>>> from stream_dsl.ir.plan import render_plan
 >>> ctx = sd.Context()
 >>> ctx.sql("CREATE STREAM s (k STRING, v BIGINT, ts TIMESTAMP) "
 ...         "WITH (connector = 'files', path = 's/', format = 'ndjson', ndv = 'k=10', rows_per_batch = '10000')")
@@ -55,9 +55,9 @@ True
 
 from __future__ import annotations
 
-from stream_dsl.expr import Column, NamedExpr
+from stream_dsl.ir.expr import Column, NamedExpr
 from stream_dsl.errors import PlanError
-from stream_dsl.plan import Aggregate, FinalAggregate, PartialAggregate, Plan, distinct_argument
+from stream_dsl.ir.plan import Aggregate, FinalAggregate, PartialAggregate, Plan, distinct_argument
 
 from optimizer.cost import DEFAULT_MODEL, CostModel, estimate
 from optimizer.rules.analysis import transform_up

@@ -13,7 +13,7 @@ from types import ModuleType
 
 from stream_dsl.connectors.base import Sink, Source, TableSource
 from stream_dsl.errors import ConnectorError, did_you_mean
-from stream_dsl.plan import SinkDef, SourceDef
+from stream_dsl.ir.plan import SinkDef, SourceDef
 
 CONNECTORS: dict[str, str] = {
     "memory": "stream_dsl.connectors.memory",

@@ -16,8 +16,8 @@ from typing import Any, Protocol
 import polars as pl
 
 from stream_dsl.errors import ConnectorError
-from stream_dsl.plan import SourceDef
-from stream_dsl.types import Schema
+from stream_dsl.ir.plan import SourceDef
+from stream_dsl.ir.types import Schema
 
 
 @dataclass(frozen=True, slots=True)

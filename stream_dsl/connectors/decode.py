@@ -22,7 +22,7 @@ from typing import Callable, Sequence
 import polars as pl
 
 from stream_dsl.connectors.base import DeadLetter
-from stream_dsl.types import DataType, Schema
+from stream_dsl.ir.types import DataType, Schema
 
 CHUNK_RECORDS = 4096
 _MS = pl.Datetime("ms")

@@ -49,9 +49,9 @@ from stream_dsl.connectors.base import DeadLetter, SourceBatch, read_schema
 from stream_dsl.connectors.decode import CsvOptions, Decoded, conform, decode_csv, decode_ndjson, empty_frame
 from stream_dsl.connectors.options import as_bool, as_int, check_keys
 from stream_dsl.errors import ConnectorError
-from stream_dsl.file_writes import append_line, error_text, with_retries, write_atomically
-from stream_dsl.plan import SinkDef, SourceDef
-from stream_dsl.types import Schema
+from stream_dsl.connectors.file_writes import append_line, error_text, with_retries, write_atomically
+from stream_dsl.ir.plan import SinkDef, SourceDef
+from stream_dsl.ir.types import Schema
 
 EXTENSIONS = {"ndjson": (".ndjson", ".json", ".jsonl"), "csv": (".csv",), "parquet": (".parquet", ".pq")}
 _FORMAT_NAMES = {"ndjson": "ndjson", "json": "ndjson", "jsonl": "ndjson", "csv": "csv", "parquet": "parquet"}

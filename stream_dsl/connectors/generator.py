@@ -31,9 +31,9 @@ from stream_dsl.connectors.base import SourceBatch, read_schema
 from stream_dsl.connectors.decode import conform, decode_ndjson
 from stream_dsl.connectors.options import as_bool, as_int, as_positive_rate, check_keys
 from stream_dsl.errors import ConnectorError, DSLError
-from stream_dsl.plan import SourceDef
-from stream_dsl.typecheck import parse_timestamp
-from stream_dsl.types import DataType, Schema
+from stream_dsl.ir.plan import SourceDef
+from stream_dsl.bind.typecheck import parse_timestamp
+from stream_dsl.ir.types import DataType, Schema
 
 EVENT_TYPES = ("view", "click", "purchase")
 AD_TYPES = ("banner", "modal", "sponsored-search", "mail", "mobile")

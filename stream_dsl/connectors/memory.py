@@ -26,8 +26,8 @@ import polars as pl
 
 from stream_dsl.connectors.base import SourceBatch
 from stream_dsl.errors import ConnectorError
-from stream_dsl.plan import SinkDef, SourceDef, Watermark
-from stream_dsl.types import Field, Schema, type_from_polars
+from stream_dsl.ir.plan import SinkDef, SourceDef, Watermark
+from stream_dsl.ir.types import Field, Schema, type_from_polars
 
 _FRAMES: dict[str, list[pl.DataFrame | BaseException]] = {}
 _SINKS: dict[str, dict[int, pl.DataFrame]] = {}

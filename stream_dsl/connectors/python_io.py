@@ -43,8 +43,8 @@ from stream_dsl.connectors.decode import conform, decode_ndjson, empty_frame
 from stream_dsl.connectors.files import max_event_time_ms
 from stream_dsl.connectors.options import as_bool, as_int, check_keys
 from stream_dsl.errors import ConnectorError
-from stream_dsl.plan import SinkDef, SourceDef, Watermark
-from stream_dsl.types import Schema
+from stream_dsl.ir.plan import SinkDef, SourceDef, Watermark
+from stream_dsl.ir.types import Schema
 
 SOURCE_OPTIONS = ("id", "batch_rows", "bounded")
 SINK_OPTIONS = ("id",)
@@ -102,10 +102,10 @@ def iterable_stream(ctx: Any, items: Iterable[Any] | queue.Queue, schema: Mappin
     `watermark` names the TIMESTAMP column the watermark follows;
     `dead_letter` is the source option (see `dead_letters.py`).
     """
-    from stream_dsl.dataframe import wrap
-    from stream_dsl.dataframe_expr import to_duration_ms
-    from stream_dsl.plan import Scan
-    from stream_dsl.types import DataType, Field, type_from_name
+    from stream_dsl.frame.stream import wrap
+    from stream_dsl.frame.expr import to_duration_ms
+    from stream_dsl.ir.plan import Scan
+    from stream_dsl.ir.types import DataType, Field, type_from_name
 
     if not isinstance(schema, Schema):
         fields = []

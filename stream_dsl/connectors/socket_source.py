@@ -38,7 +38,7 @@ from stream_dsl.connectors.decode import CsvOptions, Decoded, decode_csv, decode
 from stream_dsl.connectors.files import max_event_time_ms
 from stream_dsl.connectors.options import as_bool, as_int, check_keys
 from stream_dsl.errors import ConnectorError
-from stream_dsl.plan import SourceDef
+from stream_dsl.ir.plan import SourceDef
 
 log = logging.getLogger("stream_dsl.connectors.socket")
 

@@ -1,0 +1,1 @@
+"""Fault tolerance: checkpoint files, checkpointing at group boundaries, the batch offset log."""

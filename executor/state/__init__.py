@@ -1,0 +1,1 @@
+"""Operator state: windows, aggregates, DISTINCT, and their snapshots."""

@@ -1,0 +1,337 @@
+"""Lowering: a logical plan → a DAG of stages (networkx.DiGraph), fusing narrow operators.
+
+Where the plan is cut:
+- Aggregate and Distinct need all rows of a key in one task: the pipeline
+  below them ends in a hash exchange on their keys (Distinct: every column;
+  an aggregate without keys: one partition), and a new stage with
+  `workers` partitions holds the state.
+- A split aggregate: the PartialAggregate is a narrow operator fused into
+  the pipeline that feeds the exchange (so the shuffle carries one row
+  per group and task), and the FinalAggregate is cut like an Aggregate:
+  a hash exchange on its keys into the stage whose state merges partials.
+- A join with a static table (a subplan that reads no stream) is a broadcast
+  join inside the stream's stage: the table is read once per query.
+  A join of two streams is refused.
+- UNION ALL keeps one stage per input; operators above the union are copied
+  into every input (they are narrow, so they distribute over the union),
+  and every input writes to the same consumer.
+- LIMIT applies at the output (only the outermost query may have one).
+
+The graph's nodes are stage ids (numbered in topological order) with the
+Stage in node attribute `stage`; each edge carries its `exchange`. Graph
+attributes: `limit` (int or None) and `schema` (the output schema).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from itertools import count
+
+import networkx as nx
+
+from optimizer.physical.stages import (TIME_COLUMN, AggregateOp, AggSpec, BroadcastJoinOp, DistinctOp, Exchange, FilterOp,
+                              Operator, OutputWrite, PartialAggregateOp, ProjectOp, ReadOp, ScanOp, ShuffleWrite, Stage,
+                              StatefulOp, arg_column, ROW_COLUMN)
+from stream_dsl.errors import PlanError
+from stream_dsl.ir.expr import Agg, Column, NamedExpr
+from stream_dsl.ir.plan import (EMIT_CHANGES, PARTIAL_DISTINCT, Aggregate, Distinct, FinalAggregate, Filter, Join, Limit,
+                             PartialAggregate, Plan, Project, Scan, Sort, SortKey, Union, distinct_argument,
+                             is_streaming)
+from stream_dsl.ir.types import DataType, Field, Schema, common_type
+
+
+@dataclass(frozen=True)
+class _Pipe:
+    """An open pipeline: a stage under construction, not yet given its terminal write."""
+
+    head: ScanOp | ReadOp
+    schema: Schema
+    inputs: tuple[int, ...] = ()
+    partitions: int = 1
+    ops: tuple[Operator, ...] = ()
+    stateful: StatefulOp | None = None
+    post: tuple[Operator, ...] = ()
+    stage_id: int | None = None
+
+    @property
+    def changelog(self) -> bool:
+        return isinstance(self.stateful, AggregateOp) and self.stateful.changelog
+
+    def add(self, op: Operator, schema: Schema) -> "_Pipe":
+        if self.stateful is not None:
+            return replace(self, post=self.post + (op,), schema=schema)
+        return replace(self, ops=self.ops + (op,), schema=schema)
+
+
+Fragment = tuple[_Pipe, ...]  # one pipe, or one per UNION ALL input
+
+
+def lower(plan: Plan, workers: int = 1) -> nx.DiGraph:
+    """The stage DAG of `plan`; stateful stages get `workers` partitions."""
+    if workers < 1:
+        raise PlanError("workers must be at least 1")
+    plan, limit = _split_limit(plan)
+    plan, order = _split_sort(plan)
+    lowering = _Lowering(workers)
+    fragment = lowering.lower(plan)
+    for pipe in fragment:
+        stateful = pipe.stateful
+        terminal = OutputWrite(changelog=pipe.changelog,
+                               group_keys=stateful.group_keys if pipe.changelog else ())
+        lowering.finish(pipe, terminal)
+    graph = lowering.graph
+    graph.graph["limit"] = None if order else limit  # a sorted result is cut after sorting, not while it streams
+    graph.graph["order"] = order
+    graph.graph["order_limit"] = limit if order else None
+    graph.graph["schema"] = plan.schema
+    return _renumber(graph)
+
+
+def _split_limit(plan: Plan) -> tuple[Plan, int | None]:
+    """Take LIMIT off the top (through projections, which commute with it)."""
+    if isinstance(plan, Limit):
+        inner, n = _split_limit(plan.input)
+        return inner, plan.n if n is None else min(n, plan.n)
+    if isinstance(plan, Project):
+        inner, n = _split_limit(plan.input)
+        if n is not None:
+            return replace(plan, input=inner), n
+    return plan, None
+
+
+def _split_sort(plan: Plan) -> tuple[Plan, tuple[SortKey, ...]]:
+    """Take the ordering off the top: through filters (which keep the order of what they keep) and
+    projections that pass its columns through unchanged; a sort over a sort orders by both, outer first."""
+    if isinstance(plan, Sort):
+        inner, keys = _split_sort(plan.input)
+        outer = {k.column for k in plan.keys}
+        return inner, plan.keys + tuple(k for k in keys if k.column not in outer)
+    if isinstance(plan, (Filter, Project)):
+        inner, keys = _split_sort(plan.input)
+        passed = {n.name for n in plan.exprs if isinstance(n.expr, Column) and n.expr.name == n.name} \
+            if isinstance(plan, Project) else set(plan.schema.names)
+        if keys and all(k.column in passed for k in keys):
+            return replace(plan, input=inner), keys
+    return plan, ()
+
+
+class _Lowering:
+    def __init__(self, workers: int) -> None:
+        self.workers = workers
+        self.graph = nx.DiGraph()
+        self._ids = count()
+        self._tables: dict[Plan, str] = {}
+
+    # ------------------------------------------------------------ stages
+
+    def finish(self, pipe: _Pipe, terminal: Operator) -> int:
+        """Close `pipe` with its terminal write and add it to the graph."""
+        stage_id = pipe.stage_id if pipe.stage_id is not None else next(self._ids)
+        if pipe.stateful is None:
+            stage = Stage(stage_id, (pipe.head,) + pipe.ops + (terminal,), pipe.inputs, pipe.partitions)
+        else:
+            stage = Stage(stage_id, (pipe.head,) + pipe.ops, pipe.inputs, pipe.partitions,
+                          pipe.stateful, pipe.post + (terminal,))
+        self.graph.add_node(stage_id, stage=stage)
+        return stage_id
+
+    def exchange(self, fragment: Fragment, keys: tuple[str, ...], stateful: StatefulOp, output: Schema) -> Fragment:
+        """End every pipe of `fragment` in a hash exchange into a new stateful stage."""
+        partitions = self.workers if keys else 1
+        exchange = Exchange("hash", keys, partitions)
+        target = next(self._ids)
+        inputs = []
+        for pipe in fragment:
+            if pipe.changelog:
+                raise PlanError(_changelog_message(stateful))
+            source = self.finish(pipe, ShuffleWrite(exchange, target))
+            self.graph.add_edge(source, target, exchange=exchange)
+            inputs.append(source)
+        head = ReadOp(fragment[0].schema)
+        return (_Pipe(head, output, tuple(inputs), partitions, stateful=stateful, stage_id=target),)
+
+    # ------------------------------------------------------------ plan nodes
+
+    def lower(self, node: Plan) -> Fragment:
+        if isinstance(node, Scan):
+            columns = node.columns if node.columns is not None else node.source.schema.names
+            return (_Pipe(ScanOp(node.source, tuple(columns), node.predicate), node.schema),)
+        if isinstance(node, Filter):
+            return _add(self.lower(node.input), FilterOp(node.predicate), node.schema)
+        if isinstance(node, Project):
+            return _add(self.lower(node.input), ProjectOp(node.exprs), node.schema)
+        if isinstance(node, Join):
+            return self._join(node)
+        if isinstance(node, Aggregate):
+            return self._aggregate(node)
+        if isinstance(node, PartialAggregate):
+            return self._partial_aggregate(node)
+        if isinstance(node, FinalAggregate):
+            return self._final_aggregate(node)
+        if isinstance(node, Distinct):
+            names = node.schema.names
+            return self.exchange(self.lower(node.input), names, DistinctOp(names), node.schema)
+        if isinstance(node, Union):
+            return self._union(node)
+        if isinstance(node, Limit):
+            raise PlanError("LIMIT is supported only on the outermost query")
+        if isinstance(node, Sort):
+            raise PlanError("ORDER BY (sort) is supported only as the outermost query's last step, before LIMIT")
+        raise PlanError(f"cannot run plan node {type(node).__name__}")
+
+    def _join(self, node: Join) -> Fragment:
+        left_stream, right_stream = is_streaming(node.left), is_streaming(node.right)
+        key_types = tuple(_key_type(node.left.schema.dtype(l), node.right.schema.dtype(r))
+                          for l, r in zip(node.left_keys, node.right_keys))
+        if not right_stream:
+            output = tuple(("stream", f.name, f.name) for f in node.left.schema) + \
+                tuple(("table", c, out) for c, out in node.right_columns)
+            op = BroadcastJoinOp(self._table_id(node.right), node.right, node.kind, node.left_keys,
+                                 node.right_keys, key_types, output)
+            return _add(self.lower(node.left), op, node.schema)
+        if not left_stream and node.kind == "inner":
+            output = tuple(("table", f.name, f.name) for f in node.left.schema) + \
+                tuple(("stream", c, out) for c, out in node.right_columns)
+            op = BroadcastJoinOp(self._table_id(node.left), node.left, "inner", node.right_keys,
+                                 node.left_keys, key_types, output)
+            return _add(self.lower(node.right), op, node.schema)
+        if not left_stream:
+            raise PlanError("a LEFT JOIN from a table to a stream is not supported; "
+                            "put the stream on the left (stream LEFT JOIN table)")
+        raise PlanError("a join of two streams is not supported; join a stream with a table "
+                        "(CREATE TABLE), which is read once and broadcast")
+
+    def _table_id(self, table: Plan) -> str:
+        """One id per distinct static table plan, so a table joined twice is still read once."""
+        return self._tables.setdefault(table, f"t{len(self._tables)}")
+
+    def _aggregate(self, node: Aggregate) -> Fragment:
+        pre = [NamedExpr(k.name, k.expr) for k in node.keys]
+        if node.window is not None:
+            pre.append(NamedExpr(TIME_COLUMN, Column(node.window.time_column, DataType.TIMESTAMP)))
+        specs = []
+        for i, named in enumerate(node.aggs):
+            agg = named.expr
+            assert isinstance(agg, Agg)
+            arg = None
+            if agg.arg is not None:
+                arg = arg_column(i)
+                pre.append(NamedExpr(arg, agg.arg))
+            specs.append(AggSpec(named.name, agg.func, arg, agg.dtype, agg.distinct))
+        if not pre:
+            # COUNT(*) alone: a frame of no columns has no rows, so keep one input column to count.
+            first = node.input.schema.fields[0]
+            pre.append(NamedExpr(ROW_COLUMN, Column(first.name, first.dtype)))
+        pre_schema = Schema(tuple(Field(n.name, n.expr.dtype) for n in pre))
+        emit = EMIT_CHANGES if node.window is None else node.emit
+        op = AggregateOp(tuple(k.name for k in node.keys), tuple(specs), node.window, emit, node.schema)
+        child = _add(self.lower(node.input), ProjectOp(tuple(pre)), pre_schema)
+        return self.exchange(child, op.keys, op, node.schema)
+
+    def _partial_aggregate(self, node: PartialAggregate) -> Fragment:
+        """Keys, window time and arguments computed, then grouped: all narrow, in the current pipeline."""
+        pre = [NamedExpr(k.name, k.expr) for k in node.keys]
+        if node.window is not None:
+            pre.append(NamedExpr(TIME_COLUMN, Column(node.window.time_column, DataType.TIMESTAMP)))
+        distinct = distinct_argument(node.aggs)
+        if distinct is not None:
+            pre.append(NamedExpr(PARTIAL_DISTINCT, distinct))
+        specs = []
+        for i, named in enumerate(node.aggs):
+            agg = named.expr
+            assert isinstance(agg, Agg)
+            arg = None
+            if agg.distinct:
+                arg = PARTIAL_DISTINCT
+            elif agg.arg is not None:
+                arg = arg_column(i)
+                pre.append(NamedExpr(arg, agg.arg))
+            specs.append(AggSpec(named.name, agg.func, arg, agg.dtype, agg.distinct))
+        if not pre:  # COUNT(*) alone: keep one input column, so the frame keeps its rows
+            first = node.input.schema.fields[0]
+            pre.append(NamedExpr(ROW_COLUMN, Column(first.name, first.dtype)))
+        pre_schema = Schema(tuple(Field(n.name, n.expr.dtype) for n in pre))
+        op = PartialAggregateOp(tuple(k.name for k in node.keys), tuple(specs), node.window, distinct is not None,
+                                node.schema)
+        child = _add(self.lower(node.input), ProjectOp(tuple(pre)), pre_schema)
+        return _add(child, op, node.schema)
+
+    def _final_aggregate(self, node: FinalAggregate) -> Fragment:
+        """Keys computed over the partial rows, a hash exchange on them, and state that merges partials."""
+        input_schema = node.input.schema
+        pre = [NamedExpr(k.name, k.expr) for k in node.keys]
+        pre += [NamedExpr(c, Column(c, input_schema.dtype(c))) for c in node.state_columns]
+        pre_schema = Schema(tuple(Field(n.name, n.expr.dtype) for n in pre))
+        specs = []
+        for named in node.aggs:
+            agg = named.expr
+            assert isinstance(agg, Agg)
+            specs.append(AggSpec(named.name, agg.func, PARTIAL_DISTINCT if agg.distinct else None, agg.dtype,
+                                 agg.distinct))
+        emit = EMIT_CHANGES if node.window is None else node.emit
+        op = AggregateOp(tuple(k.name for k in node.keys), tuple(specs), node.window, emit, node.schema, "final")
+        child = _add(self.lower(node.input), ProjectOp(tuple(pre)), pre_schema)
+        return self.exchange(child, op.keys, op, node.schema)
+
+    def _union(self, node: Union) -> Fragment:
+        names = node.schema.names
+        parts: list[_Pipe] = []
+        for child in node.inputs:
+            fragment = self.lower(child)
+            if child.schema.names != names:
+                renames = tuple(NamedExpr(n, Column(f.name, f.dtype)) for n, f in zip(names, child.schema))
+                fragment = _add(fragment, ProjectOp(renames), node.schema)
+            for pipe in fragment:
+                if pipe.changelog:
+                    raise PlanError("UNION ALL of a changelog (a non-windowed aggregate or EMIT CHANGES) is not "
+                                    "supported; use windowed aggregates with EMIT ON WINDOW CLOSE")
+            parts.extend(fragment)
+        return tuple(parts)
+
+
+def _add(fragment: Fragment, op: Operator, schema: Schema) -> Fragment:
+    return tuple(pipe.add(op, schema) for pipe in fragment)
+
+
+def _key_type(left: DataType, right: DataType) -> DataType:
+    common = common_type([left, right])
+    if common is None:
+        raise PlanError(f"join keys of types {left.value} and {right.value} cannot be compared")
+    return common
+
+
+def _changelog_message(consumer: StatefulOp) -> str:
+    what = "an aggregate" if isinstance(consumer, AggregateOp) else "DISTINCT"
+    return (f"{what} over a changelog (a non-windowed aggregate or EMIT CHANGES, whose rows are later "
+            "replaced) is not supported; aggregate append-only input, e.g. a windowed aggregate "
+            "with EMIT ON WINDOW CLOSE")
+
+
+def _renumber(graph: nx.DiGraph) -> nx.DiGraph:
+    """Number stages 0..n-1 in a deterministic topological order (sources first)."""
+    order = list(nx.lexicographical_topological_sort(graph))
+    new_id = {old: i for i, old in enumerate(order)}
+    result = nx.DiGraph(**graph.graph)
+    for old in order:
+        stage: Stage = graph.nodes[old]["stage"]
+        result.add_node(new_id[old], stage=_relabel(stage, new_id))
+    for u, v, data in graph.edges(data=True):
+        result.add_edge(new_id[u], new_id[v], **data)
+    return result
+
+
+def _relabel(stage: Stage, new_id: dict[int, int]) -> Stage:
+    def fix(op: Operator) -> Operator:
+        return replace(op, target=new_id[op.target]) if isinstance(op, ShuffleWrite) else op
+
+    return replace(stage, id=new_id[stage.id], inputs=tuple(sorted(new_id[i] for i in stage.inputs)),
+                   operators=tuple(fix(op) for op in stage.operators), post=tuple(fix(op) for op in stage.post))
+
+
+def stage_order(graph: nx.DiGraph) -> list[Stage]:
+    """The stages in the order a micro-batch runs them (producers before consumers)."""
+    return [graph.nodes[n]["stage"] for n in nx.lexicographical_topological_sort(graph)]
+
+
+def output_stages(graph: nx.DiGraph) -> list[Stage]:
+    return [s for s in stage_order(graph) if isinstance(s.terminal, OutputWrite)]

@@ -1,0 +1,1 @@
+"""Every benchmark: commands that print numbers and ratios against a baseline of the same run."""

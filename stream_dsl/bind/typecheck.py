@@ -1,0 +1,229 @@
+"""Typed constructors for bound expressions, shared by the binder and the dataframe API.
+
+Each function checks its operands, picks the result type and returns an
+`expr` node, or raises `BindError` (with the span, when the caller has one).
+Both front ends call these, so the same query gives the same tree and the
+same type errors whichever way it was written.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from typing import Any
+
+from stream_dsl.ir import expr as E
+from stream_dsl.errors import BindError, Span, did_you_mean
+from stream_dsl.ir.functions import AGGREGATE_FUNCTIONS, known_function_names, lookup_aggregate, lookup_scalar
+from stream_dsl.ir.types import DataType, common_numeric, common_type, comparable
+
+T = DataType
+
+
+def _fail(message: str, span: Span | None) -> BindError:
+    return BindError(message, span=span)
+
+
+def literal(value: Any, span: Span | None = None) -> E.Literal:
+    """A literal from a Python value: int → BIGINT, float → DOUBLE, str → STRING, ..."""
+    if value is None:
+        return E.Literal(None, T.NULL, span=span)
+    if isinstance(value, bool):
+        return E.Literal(value, T.BOOLEAN, span=span)
+    if isinstance(value, int):
+        return E.Literal(value, T.BIGINT, span=span)
+    if isinstance(value, float):
+        return E.Literal(value, T.DOUBLE, span=span)
+    if isinstance(value, str):
+        return E.Literal(value, T.STRING, span=span)
+    if isinstance(value, dt.datetime):
+        ms = value.replace(microsecond=value.microsecond // 1000 * 1000)
+        return E.Literal(ms.replace(tzinfo=None), T.TIMESTAMP, span=span)
+    if isinstance(value, dt.timedelta):
+        return E.Literal(value, T.INTERVAL, span=span)
+    raise _fail(f"cannot use a value of type {type(value).__name__} as a literal", span)
+
+
+def _coerce_literal_to(e: E.Expr, target: DataType) -> E.Expr:
+    """Let a string literal stand for a TIMESTAMP where one is compared (`ts > '2024-01-01'`)."""
+    if target is T.TIMESTAMP and isinstance(e, E.Literal) and e.dtype is T.STRING:
+        return E.Literal(parse_timestamp(e.value, e.span), T.TIMESTAMP, span=e.span)
+    return e
+
+
+def parse_timestamp(text: str, span: Span | None = None) -> dt.datetime:
+    try:
+        value = dt.datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise _fail(f"invalid TIMESTAMP literal '{text}' (expected ISO-8601, e.g. '2024-01-01 12:00:00')", span)
+    if value.tzinfo is not None:
+        value = value.astimezone(dt.timezone.utc).replace(tzinfo=None)
+    return value.replace(microsecond=value.microsecond // 1000 * 1000)
+
+
+_UNIT_MS = {"MILLISECOND": 1, "MS": 1, "SECOND": 1000, "S": 1000, "SEC": 1000, "MINUTE": 60_000, "MIN": 60_000,
+            "M": 60_000, "HOUR": 3_600_000, "H": 3_600_000, "DAY": 86_400_000, "D": 86_400_000}
+
+
+def parse_duration_ms(text: str, unit: str | None = None, span: Span | None = None) -> int:
+    """Milliseconds in '10' SECOND, '10 seconds', '1.5s', '100ms', '2 minutes'."""
+    if unit is not None:
+        text = f"{text} {unit}"
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([A-Za-z]+)\s*", text)
+    if m:
+        name = m.group(2).upper()
+        if name not in _UNIT_MS and name.endswith("S"):
+            name = name[:-1]
+        if name in _UNIT_MS:
+            ms = float(m.group(1)) * _UNIT_MS[name]
+            if ms == int(ms) and ms > 0:
+                return int(ms)
+    raise _fail(f"invalid interval '{text.strip()}' (expected e.g. '10' SECOND, '10 seconds' or '100ms')", span)
+
+
+def interval(ms: int, span: Span | None = None) -> E.Literal:
+    return E.Literal(dt.timedelta(milliseconds=ms), T.INTERVAL, span=span)
+
+
+def binary(op: str, left: E.Expr, right: E.Expr, span: Span | None = None) -> E.Expr:
+    """`left op right` with SQL's type rules. `!=` is spelled `<>` in the IR."""
+    op = {"!=": "<>", "==": "=", "and": "AND", "or": "OR"}.get(op, op)
+    if op in ("AND", "OR"):
+        for side in (left, right):
+            if side.dtype not in (T.BOOLEAN, T.NULL):
+                raise _fail(f"{op} needs BOOLEAN operands, got {side.dtype.value} in {E.render(side)}", span)
+        return E.Binary(op, left, right, T.BOOLEAN, span=span)
+    if op in E.COMPARISONS:
+        left, right = _coerce_literal_to(left, right.dtype), _coerce_literal_to(right, left.dtype)
+        if not comparable(left.dtype, right.dtype):
+            raise _fail(f"cannot compare {left.dtype.value} with {right.dtype.value} in "
+                        f"{E.render(left)} {op} {E.render(right)}; use CAST", span)
+        return E.Binary(op, left, right, T.BOOLEAN, span=span)
+    if op == "||":
+        return E.Binary(op, left, right, T.STRING, span=span)
+    if op in E.ARITHMETIC:
+        return E.Binary(op, left, right, _arithmetic_type(op, left, right, span), span=span)
+    raise _fail(f"unknown operator '{op}'", span)
+
+
+def _arithmetic_type(op: str, left: E.Expr, right: E.Expr, span: Span | None) -> DataType:
+    lt, rt = left.dtype, right.dtype
+    if lt is T.TIMESTAMP and rt is T.INTERVAL and op in "+-":
+        return T.TIMESTAMP
+    if lt is T.INTERVAL and rt is T.TIMESTAMP and op == "+":
+        return T.TIMESTAMP
+    if lt is T.TIMESTAMP and rt is T.TIMESTAMP and op == "-":
+        return T.INTERVAL
+    if lt is T.INTERVAL and rt is T.INTERVAL and op in "+-":
+        return T.INTERVAL
+    numeric = common_numeric(lt, rt)
+    if numeric is None:
+        raise _fail(f"operator {op} needs numbers, got {lt.value} and {rt.value} in "
+                    f"{E.render(left)} {op} {E.render(right)}", span)
+    if op == "/":
+        return T.DOUBLE
+    return T.BIGINT if numeric is T.NULL else numeric
+
+
+def negate(operand: E.Expr, span: Span | None = None) -> E.Expr:
+    if operand.dtype not in (T.BIGINT, T.INT, T.DOUBLE, T.INTERVAL, T.NULL):
+        raise _fail(f"cannot negate a {operand.dtype.value}", span)
+    if isinstance(operand, E.Literal) and operand.value is not None:
+        return E.Literal(-operand.value, operand.dtype, span=span)
+    return E.Unary("-", operand, operand.dtype, span=span)
+
+
+def not_(operand: E.Expr, span: Span | None = None) -> E.Expr:
+    if operand.dtype not in (T.BOOLEAN, T.NULL):
+        raise _fail(f"NOT needs a BOOLEAN, got {operand.dtype.value}", span)
+    return E.Unary("NOT", operand, T.BOOLEAN, span=span)
+
+
+def cast(operand: E.Expr, target: DataType, span: Span | None = None) -> E.Expr:
+    if operand.dtype is target:
+        return operand
+    if target in (T.INTERVAL, T.NULL):
+        raise _fail(f"cannot CAST to {target.value}", span)
+    return E.Cast(operand, target, span=span)
+
+
+def case(whens: list[tuple[E.Expr, E.Expr]], else_: E.Expr | None, span: Span | None = None) -> E.Expr:
+    """Searched CASE; a simple CASE is passed in already as `operand = value` conditions."""
+    for cond, _ in whens:
+        if cond.dtype not in (T.BOOLEAN, T.NULL):
+            raise _fail(f"a WHEN condition must be BOOLEAN, got {cond.dtype.value}", span)
+    values = [v for _, v in whens] + ([else_] if else_ is not None else [])
+    result = common_type(v.dtype for v in values)
+    if result is None:
+        raise _fail("CASE branches have incompatible types: " + ", ".join(v.dtype.value for v in values), span)
+    else_ = else_ if else_ is not None else E.Literal(None, T.NULL)
+    return E.Case(tuple(whens), else_, result, span=span)
+
+
+def in_list(operand: E.Expr, items: list[E.Expr], negated: bool = False, span: Span | None = None) -> E.Expr:
+    items = [_coerce_literal_to(i, operand.dtype) for i in items]
+    for item in items:
+        if not comparable(operand.dtype, item.dtype):
+            raise _fail(f"IN list item {E.render(item)} ({item.dtype.value}) cannot be compared "
+                        f"with {operand.dtype.value}", span)
+    return E.InList(operand, tuple(items), negated, span=span)
+
+
+def between(operand: E.Expr, low: E.Expr, high: E.Expr, negated: bool = False,
+            span: Span | None = None) -> E.Expr:
+    """`x BETWEEN a AND b` is `x >= a AND x <= b` in the IR."""
+    both = binary("AND", binary(">=", operand, low, span), binary("<=", operand, high, span), span)
+    return not_(both, span) if negated else both
+
+
+def like(operand: E.Expr, pattern: E.Expr, negated: bool = False, span: Span | None = None) -> E.Expr:
+    if operand.dtype not in (T.STRING, T.NULL):
+        raise _fail(f"LIKE needs a STRING, got {operand.dtype.value}", span)
+    if not (isinstance(pattern, E.Literal) and pattern.dtype is T.STRING):
+        raise _fail("the LIKE pattern must be a string literal", span)
+    return E.Like(operand, pattern.value, negated, span=span)
+
+
+def is_null(operand: E.Expr, negated: bool = False, span: Span | None = None) -> E.Expr:
+    return E.IsNull(operand, negated, span=span)
+
+
+_KIND_OK = {
+    "numeric": lambda t: t.is_numeric or t is T.NULL,
+    "string": lambda t: t in (T.STRING, T.NULL),
+    "timestamp": lambda t: t in (T.TIMESTAMP, T.NULL),
+    "any": lambda t: True,
+}
+
+
+def function(name: str, args: list[E.Expr], span: Span | None = None) -> E.Expr:
+    """A scalar function call by any of its names."""
+    fn = lookup_scalar(name)
+    if fn is None:
+        if lookup_aggregate(name):
+            raise _fail(f"aggregate function {name.upper()} is not allowed here", span)
+        raise _fail(f"unknown function '{name}'{did_you_mean(name.lower(), known_function_names())}", span)
+    if not fn.accepts(len(args)):
+        raise _fail(f"function {fn.name} does not take {len(args)} argument(s)", span)
+    for i, arg in enumerate(args):
+        kind = fn.args[min(i, len(fn.args) - 1)]
+        if not _KIND_OK[kind](arg.dtype):
+            raise _fail(f"argument {i + 1} of {fn.name} must be {kind}, got {arg.dtype.value}", span)
+    return E.Func(fn.name, tuple(args), fn.returns([a.dtype for a in args]), span=span)
+
+
+def aggregate(name: str, arg: E.Expr | None, distinct: bool = False, span: Span | None = None) -> E.Agg:
+    """An aggregate call; `arg` None is COUNT(*)."""
+    func = lookup_aggregate(name)
+    if func is None:
+        raise _fail(f"unknown aggregate function '{name}'{did_you_mean(name.lower(), AGGREGATE_FUNCTIONS)}", span)
+    if arg is None and func != "count":
+        raise _fail(f"{func.upper()}(*) is not allowed; only COUNT(*)", span)
+    if arg is not None:
+        if E.contains_agg(arg):
+            raise _fail("aggregate functions cannot be nested", span)
+        if func in ("sum", "avg") and not (arg.dtype.is_numeric or arg.dtype is T.NULL):
+            raise _fail(f"{func.upper()} needs a number, got {arg.dtype.value}", span)
+    if distinct and func != "count":
+        raise _fail(f"DISTINCT is supported in COUNT only, not in {func.upper()}", span)
+    return E.Agg(func, arg, AGGREGATE_FUNCTIONS[func](arg.dtype if arg is not None else None), distinct, span=span)

@@ -1,0 +1,634 @@
+"""The `stream-dsl` command (also `python -m stream_dsl`).
+
+    stream-dsl run FILE.sql        run a script's statements in order
+    stream-dsl explain FILE.sql    explain the script's last query
+    stream-dsl gen ysb --events N --out DIR
+    stream-dsl repl                the interactive shell (also: `stream-dsl` on a terminal)
+    stream-dsl bench ysb           the YSB query on stream-dsl and on plain polars, compared
+    stream-dsl bench scheduling    the Drizzle paper's scheduling micro-benchmark
+    stream-dsl bench memory        peak memory against the stream's length
+    stream-dsl bench plots         measure and draw the PNG plots
+    stream-dsl bench recovery      recovery time and latency after a worker kill, per group size
+    stream-dsl checkpoints DIR     a query's checkpoints, verified, and which one a restart resumes from
+
+With no command, `stream-dsl` starts the shell when its input is a
+terminal and runs the statements it is given when its input is a pipe or a
+file (`stream-dsl < script.sql`), printing their results without a prompt.
+
+Exit codes: 0 success, 1 a query or user error (the message, with the line
+and a caret, on stderr; no traceback), 2 bad usage. Subcommands are
+registered in `COMMANDS` (name → function adding its parser), so later
+commands (repl, bench) slot in without touching the others.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import stat
+import sys
+import time
+import traceback
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence, TextIO
+
+import polars as pl
+
+from executor.interrupts import EXIT_SIGINT, EXIT_SIGTERM, Terminated, terminate_gracefully
+from stream_dsl.sql import ast
+from stream_dsl.errors import DSLError
+from stream_dsl.bind.typecheck import parse_duration_ms
+
+EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
+EXECUTORS = ("drizzle", "bsp", "inline")
+
+
+class UsageError(Exception):
+    """A command line that parses but cannot be acted on (exit code 2)."""
+
+
+# ------------------------------------------------------------------ arguments
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got '{text}'") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got '{text}'")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text.replace("_", ""))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got '{text}'") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got '{text}'")
+    return value
+
+
+def _group_size(text: str) -> int | str:
+    return "auto" if text.strip().lower() == "auto" else _positive_int(text)
+
+
+def _duration(text: str) -> str:
+    """A batch interval such as '100ms', '1s' or a bare number of milliseconds."""
+    candidate = f"{text}ms" if text.strip().isdigit() else text
+    try:
+        parse_duration_ms(candidate)
+    except DSLError:
+        raise argparse.ArgumentTypeError(f"expected a duration such as 100ms or 1s, got '{text}'") from None
+    return candidate
+
+
+def _add_context_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("execution")
+    group.add_argument("--executor", choices=EXECUTORS, help="how queries run (default: drizzle)")
+    group.add_argument("--workers", type=_positive_int, metavar="N", help="worker processes (default: 2)")
+    group.add_argument("--group-size", type=_group_size, metavar="G",
+                       help="micro-batches scheduled at once, or 'auto' (default: 10)")
+    group.add_argument("--batch-interval", type=_duration, metavar="DURATION",
+                       help="event time one micro-batch covers, e.g. 100ms or 1s (default: 100ms)")
+    group.add_argument("--no-optimize", action="store_true", help="run the plans as written, without rewrites")
+
+
+def _context_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    kwargs: dict[str, Any] = {}
+    if args.executor is not None:
+        kwargs["executor"] = args.executor
+    if args.workers is not None:
+        kwargs["workers"] = args.workers
+    if args.group_size is not None:
+        kwargs["group_size"] = args.group_size
+    if args.batch_interval is not None:
+        kwargs["batch_interval"] = args.batch_interval
+    if args.no_optimize:
+        kwargs["optimize"] = False
+    if getattr(args, "fresh", False):
+        kwargs["checkpoint_reset"] = True
+    return kwargs
+
+
+def _make_context(args: argparse.Namespace):
+    import stream_dsl as sd  # the Context sits on top of everything: import it only when needed
+
+    return sd.Context(**_context_kwargs(args))
+
+
+# ------------------------------------------------------------------- scripts
+
+
+@dataclass(frozen=True, slots=True)
+class ScriptStatement:
+    """One statement of a script: its syntax tree and its text, padded so positions match the file."""
+
+    node: ast.Statement
+    text: str
+
+
+def _read_script(path: str) -> str:
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.read()
+    except FileNotFoundError:
+        raise DSLError(f"no such file: {path}") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise DSLError(f"cannot read {path}: {getattr(e, 'strerror', None) or e}") from None
+
+
+def split_script(text: str) -> list[ScriptStatement]:
+    """Parse a script and cut it into statements.
+
+    Each statement's text keeps its line and column (it is preceded by blank
+    lines and spaces), so an error raised while running it points at the
+    right place in the file.
+    """
+    from stream_dsl.sql.parser import parse
+
+    starts = [0] + [i + 1 for i, ch in enumerate(text) if ch == "\n"]
+
+    def offset(line: int, column: int) -> int:
+        return starts[line - 1] + column - 1
+
+    result = []
+    for node in parse(text):
+        span = node.span
+        if span is None or span.end_line is None or span.end_column is None:
+            raise DSLError("internal error: a statement has no position")
+        body = text[offset(span.line, span.column):offset(span.end_line, span.end_column)]
+        padded = "\n" * (span.line - 1) + " " * (span.column - 1) + body
+        result.append(ScriptStatement(node, padded))
+    return result
+
+
+def _explain_text(statement: ScriptStatement) -> str:
+    """`EXPLAIN <statement>`, keeping the statement's lines where they are in the file."""
+    text = statement.text
+    if text.startswith("\n"):
+        return "EXPLAIN" + text
+    return "EXPLAIN " + text.lstrip(" ")
+
+
+# -------------------------------------------------------------------- output
+
+
+def format_table(frame: pl.DataFrame, max_rows: int) -> str:
+    from stream_dsl.connectors.console import format_frame
+
+    return format_frame(frame, max_rows)
+
+
+def _summary(sink: str, totals: dict[str, int], seconds: float) -> str:
+    """One line for a finished INSERT from its handle's `totals()`."""
+    extra = [f"{totals[k]} {label}" for k, label in (("late_rows", "late rows"), ("dead_letters", "dead letters"))
+             if totals.get(k)]
+    tail = f" ({', '.join(extra)})" if extra else ""
+    return (f"INSERT INTO {sink}: {totals['batches']} batches, {totals['rows_in']} rows in, "
+            f"{totals['rows_out']} rows out{tail} in {seconds:.2f}s")
+
+
+def _show(result: Any, statement: ScriptStatement, out: TextIO, max_rows: int,
+          started: float | None = None) -> None:
+    """Print what a statement produced: a query's rows, an INSERT's summary, or text."""
+    node = statement.node
+    started = time.perf_counter() if started is None else started
+    if result is None:
+        return
+    if isinstance(result, pl.DataFrame):
+        print(format_table(result, max_rows), file=out)
+    elif isinstance(result, str):
+        print(result, file=out)
+    elif hasattr(result, "await_termination"):
+        sink = node.sink if isinstance(node, ast.Insert) else "sink"
+        try:
+            result.await_termination()  # Ctrl-C or SIGTERM here stops the query, then goes on up
+        except (KeyboardInterrupt, Terminated):
+            print(_summary(sink, result.totals(), time.perf_counter() - started) + ", stopped", file=out)
+            out.flush()
+            raise
+        print(_summary(sink, result.totals(), time.perf_counter() - started), file=out)
+    elif hasattr(result, "collect"):
+        print(format_table(result.collect(), max_rows), file=out)
+    else:
+        print(result, file=out)
+    out.flush()
+
+
+def cmd_run(args: argparse.Namespace, out: TextIO) -> int:
+    statements = split_script(_read_script(args.file))
+    ctx = _make_context(args)
+    for statement in statements:
+        started = time.perf_counter()
+        _show(ctx.sql(statement.text), statement, out, args.max_rows, started)
+    return EXIT_OK
+
+
+_QUERIES = (ast.QueryStatement, ast.Insert, ast.Explain)
+_DEFINITIONS = (ast.CreateSource, ast.CreateSink, ast.CreateView, ast.SetOption, ast.Drop)
+
+
+def cmd_explain(args: argparse.Namespace, out: TextIO) -> int:
+    statements = split_script(_read_script(args.file))
+    queries = [i for i, s in enumerate(statements) if isinstance(s.node, _QUERIES)]
+    if not queries:
+        raise DSLError(f"{args.file} has no query to explain (SELECT, INSERT INTO or EXPLAIN)")
+    last = queries[-1]
+    ctx = _make_context(args)
+    for statement in statements[:last]:
+        if isinstance(statement.node, _DEFINITIONS):  # queries before the last one are not run
+            ctx.sql(statement.text)
+    target = statements[last]
+    if isinstance(target.node, ast.QueryStatement):
+        result: Any = ctx.sql(target.text).explain()
+    elif isinstance(target.node, ast.Explain):
+        result = ctx.sql(target.text)
+    else:
+        result = ctx.sql(_explain_text(target))
+    if not isinstance(result, (str, pl.DataFrame)) and hasattr(result, "explain"):
+        result = result.explain()
+    _show(result, target, out, args.max_rows)
+    return EXIT_OK
+
+
+# ------------------------------------------------------------------------ checkpoints
+
+
+def cmd_checkpoints(args: argparse.Namespace, out: TextIO) -> int:
+    """List a checkpoint_dir's checkpoints, newest first, each verified, and what a restart does with them
+    (the restart's own decision: `checkpoint_survey.Survey.decide`); exit 1 unless a restart resumes."""
+    import datetime as dt
+    import json
+
+    from executor.recovery.survey import lock_holder, survey
+    from executor.state.operators import WM_INF, watermark_datetime
+
+    def watermark(ms: int | None) -> str | None:
+        return None if ms is None else "end of input" if ms >= WM_INF else str(watermark_datetime(ms))
+
+    if not os.path.isdir(args.dir):
+        raise DSLError(f"no checkpoint directory '{args.dir}'")
+    found = survey(args.dir, every=True)
+    holder, decision = lock_holder(args.dir), found.decide()
+    rows = []
+    for info in found.infos:
+        c = info.checkpoint
+        rows.append({"id": info.id, "state": info.state, "reason": info.reason, "bytes": info.bytes,
+                     "next_batch": None if c is None else c.next_batch,
+                     "watermark": None if c is None else watermark(c.watermark),
+                     "created": None if c is None else dt.datetime.fromtimestamp(c.created_at).isoformat(" ", "seconds")})
+    resume = decision.checkpoint if decision.action == "resume" else None
+    restart = {"action": decision.action, "checkpoint": None if resume is None else resume.id,
+               "next_batch": None if resume is None else resume.next_batch, "message": decision.message}
+    if args.json:
+        print(json.dumps({"dir": args.dir, "locked_by": holder, "checkpoints": rows, "restart": restart},
+                         indent=1), file=out)
+    else:
+        print(f"{args.dir}: " + (f"in use by a running query (pid {holder})" if holder else "not in use"), file=out)
+        if not rows:
+            print("no checkpoints", file=out)
+        for r in rows:
+            detail = (f"next batch {r['next_batch']}, watermark {r['watermark'] or '-'}, {r['created']}"
+                      if r["state"] == "ok" else r["reason"])
+            print(f"  ckpt-{r['id']:08d}  {r['state']:<12}  {r['bytes']:>10,} bytes  {detail}", file=out)
+        if resume is not None:
+            print(f"a restart resumes from ckpt-{resume.id:08d} (batch {resume.next_batch})", file=out)
+        elif decision.action == "fresh":
+            print("a restart starts from the beginning (no checkpoint was ever committed here)", file=out)
+        else:
+            print("a restart refuses to start:\n" + decision.message, file=out)
+    return EXIT_OK if resume is not None else EXIT_ERROR
+
+
+def _add_checkpoints(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("checkpoints", help="list and verify a query's checkpoints", description=(
+        "List the checkpoints under a query's checkpoint_dir, newest first, each verified against its "
+        "checksums (ok; uncommitted: begun but never committed; damaged: why; incompatible: another format), "
+        "whether a running query holds the directory, and what a restart does: resume from a checkpoint, "
+        "start from the beginning, or refuse (and why). Read-only. Exit code 1 unless a restart resumes."))
+    p.add_argument("dir", metavar="DIR", help="the query's checkpoint_dir")
+    p.add_argument("--json", action="store_true", help="print JSON instead of text")
+    p.set_defaults(handler=cmd_checkpoints)
+
+
+# ------------------------------------------------------------------------ gen
+
+
+def _clear_parts(directory: str) -> None:
+    """Remove event files of an earlier run, so a smaller --files does not leave stale ones."""
+    for name in os.listdir(directory):
+        if name.startswith("part-") and name.endswith((".ndjson", ".csv", ".parquet")):
+            os.remove(os.path.join(directory, name))
+
+
+def _write_events(path: str, first: int, stop: int, fmt: str, *, seed: int, rate: Any, start_ms: int,
+                  chunk: int = 1_000_000) -> None:
+    """Events [first, stop) into one file, written in chunks (text formats) and renamed into place."""
+    from stream_dsl.connectors import files, generator
+
+    def events(lo: int, hi: int) -> pl.DataFrame:
+        return generator.ysb_frame(lo, hi, seed=seed, rate=rate, start_ms=start_ms)
+
+    if fmt == "parquet":
+        files.write_frame(events(first, stop), path, "parquet")
+        return
+    import tempfile
+
+    directory, name = os.path.split(path)
+    fd, tmp = tempfile.mkstemp(dir=directory or ".", prefix=f".{name}.", suffix=".tmp")  # exclusive, unpredictable
+    try:
+        with os.fdopen(fd, "wb") as f:
+            for lo in range(first, max(stop, first + 1), chunk):
+                frame = events(lo, min(lo + chunk, stop))
+                if fmt == "ndjson":
+                    f.write(generator.events_as_json(frame))
+                else:
+                    text = files.for_text_format(frame, "csv").write_csv(include_header=lo == first)
+                    f.write(text.encode())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def cmd_gen_ysb(args: argparse.Namespace, out: TextIO) -> int:
+    from fractions import Fraction
+
+    from stream_dsl.connectors import files, generator
+
+    try:
+        start_ms = generator.parse_start_ms(args.start)
+    except DSLError as e:
+        raise UsageError(f"--start: {e}") from None
+    rate = Fraction(args.rate).limit_denominator(1_000_000)
+    count, parts = args.events, min(args.files, max(args.events, 1))
+    events_dir = os.path.join(args.out, "events")
+    ext = files.SINK_EXTENSION[args.format]
+    try:
+        os.makedirs(events_dir, exist_ok=True)
+        _clear_parts(events_dir)
+        for k in range(parts):
+            first, stop = count * k // parts, count * (k + 1) // parts
+            _write_events(os.path.join(events_dir, f"part-{k:05d}.{ext}"), first, stop, args.format,
+                          seed=args.seed, rate=rate, start_ms=start_ms)
+        campaigns = os.path.join(args.out, "campaigns.csv")
+        files.write_frame(generator.ysb_campaigns(args.seed), campaigns, "csv")
+    except OSError as e:
+        raise DSLError(f"cannot write to {args.out}: {e.strerror or e}") from None
+    columns = ", ".join(f"{f.name} {f.dtype.value}" for f in generator.YSB_SCHEMA)
+    print(f"wrote {count} events in {parts} {args.format} file(s) to {events_dir}/ "
+          f"and 1000 ads of 100 campaigns to {campaigns}", file=out)
+    print("\n-- to query them:", file=out)
+    print(f"CREATE STREAM events ({columns},\n  WATERMARK FOR event_time AS event_time - INTERVAL '1' SECOND)\n"
+          f"  WITH (connector = 'files', path = '{events_dir}', format = '{args.format}');", file=out)
+    print(f"CREATE TABLE campaigns (ad_id STRING, campaign_id STRING)\n"
+          f"  WITH (connector = 'files', path = '{campaigns}', format = 'csv');", file=out)
+    return EXIT_OK
+
+
+# ----------------------------------------------------------------------- repl
+
+
+def input_kind(stream: Any) -> str:
+    """'terminal' (a person types), 'data' (a pipe, a file, an in-memory text) or 'none' (nothing to read)."""
+    try:
+        if stream.isatty():
+            return "terminal"
+    except (AttributeError, OSError, ValueError):
+        return "none"
+    try:
+        mode = os.fstat(stream.fileno()).st_mode
+    except (AttributeError, OSError, ValueError):
+        readable = getattr(stream, "readable", None)
+        try:
+            return "data" if readable is not None and readable() else "none"
+        except (OSError, ValueError):
+            return "none"
+    return "data" if stat.S_ISFIFO(mode) or stat.S_ISREG(mode) or stat.S_ISSOCK(mode) else "none"
+
+
+def _console(stream: TextIO) -> Any:
+    """A rich Console on `stream`; off a terminal, wide enough that tables are rarely cut."""
+    from rich.console import Console
+
+    try:
+        terminal = stream.isatty()
+    except (AttributeError, OSError, ValueError):
+        terminal = False
+    if terminal:
+        return Console(file=stream)
+    columns = os.environ.get("COLUMNS", "")
+    width = int(columns) if columns.isdigit() and int(columns) > 0 else 200
+    return Console(file=stream, width=width, color_system=None, force_terminal=False, force_interactive=False)
+
+
+def cmd_repl(args: argparse.Namespace, out: TextIO) -> int:
+    from stream_dsl.repl import session as repl
+
+    stdin = getattr(args, "stdin", None) or sys.stdin
+    err = getattr(args, "err", None) or sys.stderr
+    ctx = _make_context(args)
+    options = {"fmt": args.format, "timing": args.timing, "max_rows": args.max_rows}
+    if input_kind(stdin) == "terminal":
+        session = repl.Session(ctx, _console(out), **options)
+        return repl.run_repl(session, history=args.history)
+    session = repl.Session(ctx, _console(out), err_console=_console(err), live=False, **options)
+    return repl.run_piped(session, iter(stdin.readline, ""), bail=args.bail)
+
+
+# ---------------------------------------------------------------------- bench
+
+
+def _bench(name: str) -> Callable[[argparse._SubParsersAction], None]:
+    """Adds `bench NAME`'s parser from stream_dsl.cli.bench (imported when the parser is built)."""
+    def add(kinds: argparse._SubParsersAction) -> None:
+        from stream_dsl.cli import bench as cli_bench
+
+        getattr(cli_bench, f"add_{name}")(kinds)
+
+    return add
+
+
+# --------------------------------------------------------------------- parser
+
+
+def _version() -> str:
+    """The installed version; in a source checkout, the one pyproject.toml declares."""
+    import stream_dsl
+
+    declared = getattr(stream_dsl, "__version__", None)
+    if declared:
+        return str(declared)
+    try:
+        from importlib.metadata import PackageNotFoundError, version
+
+        return version("stream-dsl")
+    except PackageNotFoundError:
+        pass
+    try:
+        import tomllib
+
+        pyproject = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "pyproject.toml")
+        with open(pyproject, "rb") as f:
+            return tomllib.load(f)["project"]["version"]
+    except (OSError, KeyError, ValueError, ImportError):
+        return "unknown"
+
+
+def _add_run(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("run", help="run a script of statements", description=(
+        "Run the statements of FILE in order. A SELECT prints its result (it must read bounded "
+        "sources); an INSERT INTO waits for its query to finish and prints a summary."))
+    p.add_argument("file", metavar="FILE.sql")
+    _add_context_options(p)
+    p.add_argument("--max-rows", type=int, default=100, metavar="N",
+                   help="rows of a result to print (default: 100; -1 prints all)")
+    p.add_argument("--fresh", action="store_true",
+                   help="start continuous queries from the beginning on purpose: the old state of their "
+                        "checkpoint_dir is moved to its archive/ first (SET checkpoint_reset = 'true')")
+    p.set_defaults(handler=cmd_run)
+
+
+def _add_explain(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("explain", help="explain a script's last query", description=(
+        "Define the streams, tables and sinks of FILE, then print the logical, optimized and stage "
+        "plans of its last query (SELECT or INSERT INTO) without running it."))
+    p.add_argument("file", metavar="FILE.sql")
+    _add_context_options(p)
+    p.set_defaults(handler=cmd_explain, max_rows=100)
+
+
+def _add_gen(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("gen", help="generate data sets", description="Generate data sets to files.")
+    kinds = p.add_subparsers(dest="dataset", metavar="DATASET", required=True)
+    y = kinds.add_parser("ysb", help="Yahoo Streaming Benchmark events and campaigns", description=(
+        "Write N YSB events into DIR/events/ (split into K files, replacing earlier part files) and the "
+        "ad → campaign mapping into DIR/campaigns.csv. The events are the ones the generator "
+        "connector emits for the same seed, rate and start."))
+    y.add_argument("--events", type=_non_negative_int, required=True, metavar="N", help="number of events")
+    y.add_argument("--out", required=True, metavar="DIR", help="output directory")
+    y.add_argument("--seed", type=int, default=1, help="random seed (default: 1)")
+    y.add_argument("--format", choices=("ndjson", "csv", "parquet"), default="ndjson",
+                   help="file format of the events (default: ndjson)")
+    y.add_argument("--files", type=_positive_int, default=1, metavar="K", help="number of event files (default: 1)")
+    y.add_argument("--rate", type=_rate, default=1_000_000, metavar="R",
+                   help="events per second of event time (default: 1000000)")
+    y.add_argument("--start", default="2026-01-01T00:00:00", metavar="TIMESTAMP",
+                   help="event time of the first event (default: 2026-01-01T00:00:00)")
+    y.set_defaults(handler=cmd_gen_ysb)
+
+
+def _rate(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got '{text}'") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got '{text}'")
+    return value
+
+
+def _add_repl(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("repl", help="the interactive shell", description=(
+        "An interactive shell: statements end with ';' (Enter adds a line until then), meta commands "
+        "start with a backslash (\\help lists them). A SELECT over bounded sources prints its result; "
+        "over a stream it shows the latest results live until Ctrl-C. When the input is not a terminal "
+        "(a pipe or a file), the statements are run without a prompt and their results printed; the exit "
+        "code is 1 if any of them failed."))
+    _add_context_options(p)
+    p.add_argument("--format", choices=("table", "csv", "json"), default="table",
+                   help="how results are printed (default: table; \\format changes it)")
+    p.add_argument("--timing", action="store_true", help="print how long each statement took")
+    p.add_argument("--max-rows", type=int, default=40, metavar="N",
+                   help="rows of a result shown in a table (default: 40; -1 shows all)")
+    p.add_argument("--history", metavar="FILE",
+                   help="history file (default: $STREAM_DSL_HISTORY or ~/.stream_dsl_history)")
+    p.add_argument("--bail", action="store_true", help="without a terminal: stop at the first error")
+    p.set_defaults(handler=cmd_repl)
+
+
+def _add_bench(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("bench", help="benchmarks", description="Benchmarks: commands that measure, not tests.")
+    kinds = p.add_subparsers(dest="benchmark", metavar="BENCHMARK", required=True)
+    for add in BENCHMARKS.values():
+        add(kinds)
+
+
+# `stream-dsl bench NAME`: name → function adding its parser (other benchmarks slot in here).
+BENCHMARKS: dict[str, Callable[[argparse._SubParsersAction], None]] = {
+    "ysb": _bench("ysb"),
+    "scheduling": _bench("scheduling"),
+    "memory": _bench("memory"),
+    "plots": _bench("plots"),
+    "recovery": _bench("recovery"),
+}
+
+COMMANDS: dict[str, Callable[[argparse._SubParsersAction], None]] = {
+    "run": _add_run,
+    "explain": _add_explain,
+    "gen": _add_gen,
+    "repl": _add_repl,
+    "bench": _add_bench,
+    "checkpoints": _add_checkpoints,
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="stream-dsl",
+        description="Continuous queries over streams: a SQL-like language on polars, with Drizzle scheduling.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for add in COMMANDS.values():
+        add(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None, err: TextIO | None = None,
+         stdin: TextIO | None = None) -> int:
+    """Run the command line; returns the exit code (0 ok, 1 error, 2 bad usage).
+
+    `stdin` is where `repl` (and no command) reads statements from.
+    """
+    out = out or sys.stdout
+    err = err or sys.stderr
+    stdin = stdin or sys.stdin
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # --help, --version, or a usage error argparse already printed
+        return e.code if isinstance(e.code, int) else EXIT_USAGE
+    if getattr(args, "handler", None) is None:
+        if input_kind(stdin) == "none":  # nothing to read, nobody typing: say what there is
+            parser.print_help(out)
+            return EXIT_OK
+        args = parser.parse_args(["repl"])
+    args.stdin, args.err = stdin, err
+    args.argv = list(sys.argv[1:] if argv is None else argv)
+    terminate_gracefully()
+    try:
+        return args.handler(args, out)
+    except UsageError as e:
+        print(f"{parser.prog}: error: {e}", file=err)
+        return EXIT_USAGE
+    except DSLError as e:
+        print(f"error: {e}", file=err)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("interrupted", file=err)
+        return EXIT_SIGINT
+    except Terminated:
+        print("terminated", file=err)
+        return EXIT_SIGTERM
+    except BrokenPipeError:
+        return EXIT_OK
+    except Exception as e:  # a bug, not a user error: say so, with the traceback for the report
+        print(f"internal error: {type(e).__name__}: {e}", file=err)
+        traceback.print_exc(file=err)
+        return EXIT_ERROR
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,286 @@
+"""Bound expressions: the typed expression IR shared by both front ends.
+
+Every node knows its SQL type (`dtype`). Columns are referenced by their
+unique name in the input schema of the plan node that holds the expression.
+Sugar is removed before it reaches here (BETWEEN becomes two comparisons,
+`CASE x WHEN` becomes `CASE WHEN x = ...`), so the DSL and the dataframe
+API build equal trees. `render` gives the one canonical text of a node.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator, Union
+
+from stream_dsl.errors import Span
+from stream_dsl.ir.types import DataType
+
+_SPAN = field(default=None, compare=False, repr=False)
+
+COMPARISONS = ("=", "<>", "<", "<=", ">", ">=")
+ARITHMETIC = ("+", "-", "*", "/", "%")
+LOGICAL = ("AND", "OR")
+BINARY_OPS = COMPARISONS + ARITHMETIC + LOGICAL + ("||",)
+AGG_FUNCS = ("count", "sum", "avg", "min", "max")
+
+
+@dataclass(frozen=True, slots=True)
+class Column:
+    name: str
+    dtype: DataType
+    span: Span | None = _SPAN
+
+
+@dataclass(frozen=True, slots=True)
+class Literal:
+    """A constant. TIMESTAMP values are naive `datetime`, INTERVAL values `timedelta`."""
+
+    value: Any
+    dtype: DataType
+    span: Span | None = _SPAN
+
+
+@dataclass(frozen=True, slots=True)
+class Binary:
+    op: str
+    left: "Expr"
+    right: "Expr"
+    dtype: DataType
+    span: Span | None = _SPAN
+
+
+@dataclass(frozen=True, slots=True)
+class Unary:
+    """`op` is 'NOT' or '-'."""
+
+    op: str
+    operand: "Expr"
+    dtype: DataType
+    span: Span | None = _SPAN
+
+
+@dataclass(frozen=True, slots=True)
+class Cast:
+    expr: "Expr"
+    dtype: DataType
+    span: Span | None = _SPAN
+
+
+@dataclass(frozen=True, slots=True)
+class Case:
+    """Searched CASE: the first true condition picks its value; `else_` otherwise (NULL literal if absent)."""
+
+    whens: tuple[tuple["Expr", "Expr"], ...]
+    else_: "Expr"
+    dtype: DataType
+    span: Span | None = _SPAN
+
+
+@dataclass(frozen=True, slots=True)
+class InList:
+    expr: "Expr"
+    items: tuple["Expr", ...]
+    negated: bool = False
+    dtype: DataType = DataType.BOOLEAN
+    span: Span | None = _SPAN
+
+
+@dataclass(frozen=True, slots=True)
+class Like:
+    """SQL LIKE with a constant pattern (`%` any run, `_` one character)."""
+
+    expr: "Expr"
+    pattern: str
+    negated: bool = False
+    dtype: DataType = DataType.BOOLEAN
+    span: Span | None = _SPAN
+
+
+@dataclass(frozen=True, slots=True)
+class IsNull:
+    expr: "Expr"
+    negated: bool = False
+    dtype: DataType = DataType.BOOLEAN
+    span: Span | None = _SPAN
+
+
+@dataclass(frozen=True, slots=True)
+class Func:
+    """A scalar function from `stream_dsl.ir.functions`, by its canonical lower-case name."""
+
+    name: str
+    args: tuple["Expr", ...]
+    dtype: DataType
+    span: Span | None = _SPAN
+
+
+@dataclass(frozen=True, slots=True)
+class Agg:
+    """An aggregate: `func` in AGG_FUNCS; `arg` None means COUNT(*)."""
+
+    func: str
+    arg: "Expr | None"
+    dtype: DataType
+    distinct: bool = False
+    span: Span | None = _SPAN
+
+
+Expr = Union[Column, Literal, Binary, Unary, Cast, Case, InList, Like, IsNull, Func, Agg]
+
+
+@dataclass(frozen=True, slots=True)
+class NamedExpr:
+    """An expression and the output column name it produces."""
+
+    name: str
+    expr: Expr
+
+
+# ---------------------------------------------------------------- traversal
+
+
+def children(e: Expr) -> tuple[Expr, ...]:
+    """The direct sub-expressions of `e`, in a fixed order."""
+    if isinstance(e, Binary):
+        return (e.left, e.right)
+    if isinstance(e, Unary):
+        return (e.operand,)
+    if isinstance(e, (Cast, Like, IsNull)):
+        return (e.expr,)
+    if isinstance(e, Case):
+        return tuple(x for pair in e.whens for x in pair) + (e.else_,)
+    if isinstance(e, InList):
+        return (e.expr,) + e.items
+    if isinstance(e, Func):
+        return e.args
+    if isinstance(e, Agg):
+        return () if e.arg is None else (e.arg,)
+    return ()
+
+
+def walk(e: Expr) -> Iterator[Expr]:
+    """Every node of `e`, parents before children."""
+    yield e
+    for c in children(e):
+        yield from walk(c)
+
+
+def columns_used(e: Expr) -> set[str]:
+    return {n.name for n in walk(e) if isinstance(n, Column)}
+
+
+def contains_agg(e: Expr) -> bool:
+    return any(isinstance(n, Agg) for n in walk(e))
+
+
+def transform(e: Expr, fn: Callable[[Expr], Expr]) -> Expr:
+    """Rebuild `e` bottom-up, applying `fn` to every node after its children."""
+    from dataclasses import replace
+
+    if isinstance(e, Binary):
+        e = replace(e, left=transform(e.left, fn), right=transform(e.right, fn))
+    elif isinstance(e, Unary):
+        e = replace(e, operand=transform(e.operand, fn))
+    elif isinstance(e, (Cast, Like, IsNull)):
+        e = replace(e, expr=transform(e.expr, fn))
+    elif isinstance(e, Case):
+        e = replace(e, whens=tuple((transform(c, fn), transform(v, fn)) for c, v in e.whens),
+                    else_=transform(e.else_, fn))
+    elif isinstance(e, InList):
+        e = replace(e, expr=transform(e.expr, fn), items=tuple(transform(i, fn) for i in e.items))
+    elif isinstance(e, Func):
+        e = replace(e, args=tuple(transform(a, fn) for a in e.args))
+    elif isinstance(e, Agg) and e.arg is not None:
+        e = replace(e, arg=transform(e.arg, fn))
+    return fn(e)
+
+
+def rename_columns(e: Expr, mapping: dict[str, Expr]) -> Expr:
+    """Replace column references by the expressions `mapping` gives for their names."""
+    return transform(e, lambda n: mapping.get(n.name, n) if isinstance(n, Column) else n)
+
+
+def conjuncts(e: Expr) -> list[Expr]:
+    """Split `a AND b AND c` into [a, b, c]."""
+    if isinstance(e, Binary) and e.op == "AND":
+        return conjuncts(e.left) + conjuncts(e.right)
+    return [e]
+
+
+def conjoin(parts: list[Expr]) -> Expr | None:
+    """Join predicates with AND (left-deep), or None when there are none."""
+    if not parts:
+        return None
+    result = parts[0]
+    for p in parts[1:]:
+        result = Binary("AND", result, p, DataType.BOOLEAN)
+    return result
+
+
+# ---------------------------------------------------------------- rendering
+
+
+def render_literal(value: Any, dtype: DataType) -> str:
+    if value is None:
+        return "NULL"
+    if dtype is DataType.STRING:
+        return "'" + str(value).replace("'", "''") + "'"
+    if dtype is DataType.BOOLEAN:
+        return "TRUE" if value else "FALSE"
+    if dtype is DataType.TIMESTAMP:
+        return f"TIMESTAMP '{value.isoformat(sep=' ')}'"
+    if dtype is DataType.INTERVAL:
+        return f"INTERVAL '{format_duration_ms(int(value / dt.timedelta(milliseconds=1)))}'"
+    return repr(value)
+
+
+def format_duration_ms(ms: int) -> str:
+    """Short, exact text for a duration: 10s, 1m, 1500ms, 2h, 1d."""
+    for unit, size in (("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1000)):
+        if ms and ms % size == 0:
+            return f"{ms // size}{unit}"
+    return f"{ms}ms"
+
+
+def quote_name(name: str) -> str:
+    """A column name as query text: bare when it is a plain identifier, else double-quoted."""
+    return name if name.isidentifier() else '"' + name.replace('"', '""') + '"'
+
+
+def render(e: Expr) -> str:
+    """Canonical text of an expression (fully parenthesized binary operations)."""
+    if isinstance(e, Column):
+        return quote_name(e.name)
+    if isinstance(e, Literal):
+        return render_literal(e.value, e.dtype)
+    if isinstance(e, Binary):
+        return f"({render(e.left)} {e.op} {render(e.right)})"
+    if isinstance(e, Unary):
+        return f"(NOT {render(e.operand)})" if e.op == "NOT" else f"(-{render(e.operand)})"
+    if isinstance(e, Cast):
+        return f"CAST({render(e.expr)} AS {e.dtype.value})"
+    if isinstance(e, Case):
+        whens = " ".join(f"WHEN {render(c)} THEN {render(v)}" for c, v in e.whens)
+        return f"CASE {whens} ELSE {render(e.else_)} END"
+    if isinstance(e, InList):
+        items = ", ".join(render(i) for i in e.items)
+        return f"({render(e.expr)} {'NOT IN' if e.negated else 'IN'} ({items}))"
+    if isinstance(e, Like):
+        return f"({render(e.expr)} {'NOT LIKE' if e.negated else 'LIKE'} {render_literal(e.pattern, DataType.STRING)})"
+    if isinstance(e, IsNull):
+        return f"({render(e.expr)} IS {'NOT NULL' if e.negated else 'NULL'})"
+    if isinstance(e, Func):
+        return f"{e.name}({', '.join(render(a) for a in e.args)})"
+    if isinstance(e, Agg):
+        if e.arg is None:
+            return f"{e.func}(*)"
+        return f"{e.func}({'DISTINCT ' if e.distinct else ''}{render(e.arg)})"
+    raise TypeError(f"not an expression: {e!r}")
+
+
+def render_named(n: NamedExpr) -> str:
+    """`name := expr`, or just `name` for a column passed through under its own name."""
+    if isinstance(n.expr, Column) and n.expr.name == n.name:
+        return render(n.expr)
+    return f"{quote_name(n.name)} := {render(n.expr)}"

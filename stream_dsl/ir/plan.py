@@ -1,0 +1,607 @@
+"""Logical plan nodes: immutable, typed, one output schema each (computed once, cached).
+
+Both front ends (the DSL binder and the dataframe API) build these nodes;
+nothing downstream knows which one did. Constructors validate what they can
+and name what is available, so a bad plan fails where it is built.
+`render` prints the one canonical plan text (one node per line, two-space
+indent) used by explain(), golden files and docstrings.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+import typing
+from dataclasses import replace
+from typing import Iterator
+
+from stream_dsl.ir.column_names import (PARTIAL_DISTINCT, PARTIAL_ROWS, WINDOW_END, WINDOW_START, count_col,
+                                     extreme_col, is_reserved, nonnull_col, reserved_message, sum_col)
+from stream_dsl.errors import PlanError, Span, did_you_mean
+from stream_dsl.ir.expr import Agg, Column, Expr, NamedExpr, columns_used, format_duration_ms, render, render_named
+from stream_dsl.ir.types import DataType, Field, Schema
+
+_SPAN = field(default=None, compare=False, repr=False)
+
+@dataclass(frozen=True, slots=True)
+class Watermark:
+    """`WATERMARK FOR column AS column - delay`: max event time seen minus `delay_ms`."""
+
+    column: str
+    delay_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class SourceDef:
+    """A named stream or table as the catalog knows it.
+
+    `kind` is 'stream' (unbounded unless its connector says otherwise) or
+    'table' (static, read once). `options` are the WITH options, sorted.
+    """
+
+    name: str
+    kind: str
+    schema: Schema
+    options: tuple[tuple[str, str], ...] = ()
+    watermark: Watermark | None = None
+
+    def __post_init__(self) -> None:
+        for name in self.schema.names:
+            if is_reserved(name):
+                raise PlanError(f"source '{self.name}': " + reserved_message(name))
+
+    def option(self, key: str, default: str | None = None) -> str | None:
+        return dict(self.options).get(key, default)
+
+
+@dataclass(frozen=True, slots=True)
+class SinkDef:
+    name: str
+    options: tuple[tuple[str, str], ...] = ()
+
+    def option(self, key: str, default: str | None = None) -> str | None:
+        return dict(self.options).get(key, default)
+
+
+@dataclass(frozen=True, slots=True)
+class WindowSpec:
+    """An event-time window over `time_column` (TIMESTAMP). Durations in milliseconds.
+
+    TUMBLE: size; HOP: size and slide; SESSION: gap (stored in `size_ms`).
+    Windows are [start, end): start inclusive, end exclusive.
+    """
+
+    kind: str
+    time_column: str
+    size_ms: int
+    slide_ms: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("tumble", "hop", "session"):
+            raise PlanError(f"unknown window kind '{self.kind}'")
+        if self.size_ms <= 0 or (self.slide_ms is not None and self.slide_ms <= 0):
+            raise PlanError("window sizes must be positive")
+        if (self.kind == "hop") != (self.slide_ms is not None):
+            raise PlanError("a HOP window needs a slide, and only a HOP window has one")
+
+    def __str__(self) -> str:
+        if self.kind == "hop":
+            return f"HOP({self.time_column}, {format_duration_ms(self.slide_ms)}, {format_duration_ms(self.size_ms)})"
+        return f"{self.kind.upper()}({self.time_column}, {format_duration_ms(self.size_ms)})"
+
+
+# Emit modes of an aggregate: 'final' emits each window's row once, when it
+# closes; 'changes' emits per batch the new value of every group it changed.
+EMIT_FINAL = "final"
+EMIT_CHANGES = "changes"
+
+
+def _require_columns(expr_columns: set[str], schema: Schema, where: str) -> None:
+    for name in sorted(expr_columns):
+        if name not in schema:
+            raise PlanError(f"{where}: column '{name}' is not found in the input. "
+                            f"Existing columns: {', '.join(schema.names)}{did_you_mean(name, schema.names)}")
+
+
+def _check_window_column(window: WindowSpec, schema: Schema) -> None:
+    _require_columns({window.time_column}, schema, "window")
+    if schema.dtype(window.time_column) is not DataType.TIMESTAMP:
+        raise PlanError(f"window column '{window.time_column}' must be a TIMESTAMP")
+
+
+def _group_fields(keys: tuple[NamedExpr, ...], window: WindowSpec | None) -> list[Field]:
+    """The leading output columns of every aggregate node: its keys, then the window bounds."""
+    fields = [Field(n.name, n.expr.dtype) for n in keys]
+    if window is not None:
+        fields += [Field(WINDOW_START, DataType.TIMESTAMP), Field(WINDOW_END, DataType.TIMESTAMP)]
+    return fields
+
+
+@dataclass(frozen=True)
+class Scan:
+    """Read a source. `columns` (None: all) and `predicate` are pushed down by the optimizer."""
+
+    source: SourceDef
+    columns: tuple[str, ...] | None = None
+    predicate: Expr | None = None
+    span: Span | None = _SPAN
+
+    def __post_init__(self) -> None:
+        if self.columns is not None:
+            _require_columns(set(self.columns), self.source.schema, f"scan of {self.source.name}")
+        if self.predicate is not None:
+            _require_columns(columns_used(self.predicate), self.source.schema, f"scan of {self.source.name}")
+
+    @property
+    def inputs(self) -> tuple["Plan", ...]:
+        return ()
+
+    @cached_property
+    def schema(self) -> Schema:
+        if self.columns is None:
+            return self.source.schema
+        return self.source.schema.select(self.columns)
+
+
+class _SameColumns:
+    """A node over one input whose rows keep the input's columns (Filter, Distinct, Limit, Sort)."""
+
+    input: "Plan"
+
+    @property
+    def inputs(self) -> tuple["Plan", ...]:
+        return (self.input,)
+
+    @property
+    def schema(self) -> Schema:
+        return self.input.schema
+
+
+@dataclass(frozen=True)
+class Filter(_SameColumns):
+    input: "Plan"
+    predicate: Expr
+    span: Span | None = _SPAN
+
+    def __post_init__(self) -> None:
+        if self.predicate.dtype not in (DataType.BOOLEAN, DataType.NULL):
+            raise PlanError(f"a filter needs a BOOLEAN predicate, got {self.predicate.dtype.value}")
+        _require_columns(columns_used(self.predicate), self.input.schema, "filter")
+
+
+@dataclass(frozen=True)
+class Project:
+    """Compute the output columns, in order, from the input's columns."""
+
+    input: "Plan"
+    exprs: tuple[NamedExpr, ...]
+    span: Span | None = _SPAN
+
+    def __post_init__(self) -> None:
+        for n in self.exprs:
+            _require_columns(columns_used(n.expr), self.input.schema, "projection")
+        Schema(tuple(Field(n.name, n.expr.dtype) for n in self.exprs))  # unique names
+
+    @property
+    def inputs(self) -> tuple["Plan", ...]:
+        return (self.input,)
+
+    @cached_property
+    def schema(self) -> Schema:
+        return Schema(tuple(Field(n.name, n.expr.dtype) for n in self.exprs))
+
+
+@dataclass(frozen=True)
+class Join:
+    """Equi-join on `left_keys[i] = right_keys[i]`; `kind` is 'inner' or 'left'.
+
+    `right_columns` lists (right column, output name) for every right column
+    the output keeps; the output is all left columns, then those. A USING
+    join keeps the key once (from the left), so its right keys are not listed.
+    """
+
+    left: "Plan"
+    right: "Plan"
+    kind: str
+    left_keys: tuple[str, ...]
+    right_keys: tuple[str, ...]
+    right_columns: tuple[tuple[str, str], ...]
+    span: Span | None = _SPAN
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("inner", "left"):
+            raise PlanError(f"unknown join kind '{self.kind}'")
+        if not self.left_keys or len(self.left_keys) != len(self.right_keys):
+            raise PlanError("a join needs the same number of left and right keys, at least one")
+        _require_columns(set(self.left_keys), self.left.schema, "join")
+        _require_columns(set(self.right_keys) | {c for c, _ in self.right_columns}, self.right.schema, "join")
+        self.schema  # validates unique output names
+
+    @property
+    def inputs(self) -> tuple["Plan", ...]:
+        return (self.left, self.right)
+
+    @cached_property
+    def schema(self) -> Schema:
+        right = self.right.schema
+        return Schema(self.left.schema.fields + tuple(Field(out, right.dtype(col)) for col, out in self.right_columns))
+
+
+@dataclass(frozen=True)
+class Aggregate:
+    """Group by `keys` (and `window`, if any) and compute `aggs`.
+
+    Output: the keys, then window_start and window_end if windowed, then the aggregates.
+    """
+
+    input: "Plan"
+    keys: tuple[NamedExpr, ...]
+    aggs: tuple[NamedExpr, ...]
+    window: WindowSpec | None = None
+    emit: str = EMIT_FINAL
+    span: Span | None = _SPAN
+
+    def __post_init__(self) -> None:
+        schema = self.input.schema
+        for n in self.keys + self.aggs:
+            _require_columns(columns_used(n.expr), schema, "aggregate")
+        for n in self.aggs:
+            if not isinstance(n.expr, Agg):
+                raise PlanError(f"aggregate output '{n.name}' is not an aggregate function")
+        if self.window is not None:
+            _check_window_column(self.window, schema)
+        if self.emit not in (EMIT_FINAL, EMIT_CHANGES):
+            raise PlanError(f"unknown emit mode '{self.emit}'")
+        self.schema  # validates unique output names
+
+    @property
+    def inputs(self) -> tuple["Plan", ...]:
+        return (self.input,)
+
+    @cached_property
+    def schema(self) -> Schema:
+        fields = _group_fields(self.keys, self.window)
+        fields += [Field(n.name, n.expr.dtype) for n in self.aggs]
+        return Schema(tuple(fields))
+
+
+@dataclass(frozen=True)
+class Distinct(_SameColumns):
+    """Each distinct row once (SELECT DISTINCT, UNION)."""
+
+    input: "Plan"
+    span: Span | None = _SPAN
+
+
+@dataclass(frozen=True)
+class Union:
+    """UNION ALL: the rows of every input; names from the first, types must match."""
+
+    inputs: tuple["Plan", ...]
+    span: Span | None = _SPAN
+
+    def __post_init__(self) -> None:
+        if len(self.inputs) < 2:
+            raise PlanError("a union needs at least two inputs")
+        first = self.inputs[0].schema
+        for other in self.inputs[1:]:
+            types = [f.dtype for f in other.schema]
+            if types != [f.dtype for f in first]:
+                raise PlanError(f"UNION inputs must have the same column types: ({first}) vs ({other.schema})")
+
+    @property
+    def schema(self) -> Schema:
+        return self.inputs[0].schema
+
+
+@dataclass(frozen=True)
+class Limit(_SameColumns):
+    """The first `n` rows the query produces, then the query ends."""
+
+    input: "Plan"
+    n: int
+    span: Span | None = _SPAN
+
+    def __post_init__(self) -> None:
+        if self.n < 0:
+            raise PlanError("LIMIT must not be negative")
+
+
+@dataclass(frozen=True)
+class SortKey:
+    """An output column to order by; NULLs last unless `nulls_first` (DuckDB's default either way)."""
+
+    column: str
+    descending: bool = False
+    nulls_first: bool = False
+
+    def __str__(self) -> str:
+        return (self.column + (" DESC" if self.descending else "")
+                + (" NULLS FIRST" if self.nulls_first else ""))
+
+
+@dataclass(frozen=True)
+class Sort(_SameColumns):
+    """The query's rows in key order (ORDER BY): only as its last step, before LIMIT.
+
+    A bounded query's result is sorted as a whole (and LIMIT then takes its
+    first rows); a continuous query sorts each micro-batch's rows.
+    """
+
+    input: "Plan"
+    keys: tuple[SortKey, ...]
+    span: Span | None = _SPAN
+
+    def __post_init__(self) -> None:
+        if not self.keys:
+            raise PlanError("ORDER BY needs at least one column")
+        for key in self.keys:
+            if key.column not in self.input.schema:
+                raise PlanError(f"ORDER BY column '{key.column}' is not an output column "
+                                f"({', '.join(self.input.schema.names)})")
+
+
+# ---------------------------------------------------------------- two-phase aggregation
+
+# A partial aggregate adds PARTIAL_ROWS, PARTIAL_DISTINCT and the state columns (`stream_dsl.ir.column_names`).
+
+
+def state_fields(i: int, func: str, dtype: DataType, distinct: bool = False) -> tuple[Field, ...]:
+    """The partial state columns of aggregate number `i` (`func` producing `dtype`), named by position.
+
+    COUNT: `count_col(i)`; SUM and AVG: a sum `sum_col(i)` and a non-NULL count
+    `nonnull_col(i)` (so a SUM of only NULLs stays NULL); MIN, MAX:
+    `extreme_col(func, i)`; COUNT(DISTINCT x): none (x is a partial group column).
+    These are the names `executor/state.py` keeps its per-group state in.
+    """
+    if func == "count":
+        return () if distinct else (Field(count_col(i), DataType.BIGINT),)
+    if func in ("sum", "avg"):
+        total = DataType.DOUBLE if func == "avg" or dtype is DataType.DOUBLE else DataType.BIGINT
+        return (Field(sum_col(i), total), Field(nonnull_col(i), DataType.BIGINT))
+    return (Field(extreme_col(func, i), dtype),)
+
+
+def partial_state_fields(aggs: tuple[NamedExpr, ...]) -> tuple[Field, ...]:
+    """The state columns a partial aggregate emits for `aggs` (see `state_fields`)."""
+    fields: list[Field] = []
+    for i, named in enumerate(aggs):
+        agg = named.expr
+        assert isinstance(agg, Agg)
+        fields += state_fields(i, agg.func, agg.dtype, agg.distinct)
+    return tuple(fields)
+
+
+def distinct_argument(aggs: tuple[NamedExpr, ...]) -> Expr | None:
+    """The one argument every COUNT(DISTINCT ...) of `aggs` shares, or None when there is none.
+
+    Raises PlanError when two distinct counts take different arguments: a
+    partial aggregate groups on the argument, so there can be only one.
+    """
+    args = {n.expr.arg for n in aggs if isinstance(n.expr, Agg) and n.expr.distinct}
+    if len(args) > 1:
+        raise PlanError("a partial aggregate supports COUNT(DISTINCT x) of one argument only")
+    return next(iter(args), None)
+
+
+def _check_aggs(aggs: tuple[NamedExpr, ...]) -> None:
+    for n in aggs:
+        if not isinstance(n.expr, Agg):
+            raise PlanError(f"aggregate output '{n.name}' is not an aggregate function")
+
+
+@dataclass(frozen=True)
+class PartialAggregate:
+    """Phase one of a split Aggregate: partial state per group of each batch, before the shuffle.
+
+    It runs inside a map task, fused with the narrow operators around it,
+    so the shuffle carries one row per group instead of one per input row.
+    `aggs` are the original aggregate calls (named as in the final output).
+    A TUMBLE window is assigned here; HOP and SESSION stay single-phase.
+    Output: the keys, window_start and window_end if windowed,
+    PARTIAL_DISTINCT if there is a COUNT(DISTINCT), PARTIAL_ROWS, then
+    `partial_state_fields(aggs)`.
+    """
+
+    input: "Plan"
+    keys: tuple[NamedExpr, ...]
+    aggs: tuple[NamedExpr, ...]
+    window: WindowSpec | None = None
+    span: Span | None = _SPAN
+
+    def __post_init__(self) -> None:
+        schema = self.input.schema
+        for n in self.keys + self.aggs:
+            _require_columns(columns_used(n.expr), schema, "partial aggregate")
+        _check_aggs(self.aggs)
+        distinct_argument(self.aggs)
+        if self.window is not None:
+            if self.window.kind != "tumble":
+                raise PlanError(f"a partial aggregate supports TUMBLE windows only, not {self.window.kind.upper()}")
+            _check_window_column(self.window, schema)
+        self.schema  # validates unique output names
+
+    @property
+    def inputs(self) -> tuple["Plan", ...]:
+        return (self.input,)
+
+    @cached_property
+    def schema(self) -> Schema:
+        fields = _group_fields(self.keys, self.window)
+        distinct = distinct_argument(self.aggs)
+        if distinct is not None:
+            fields.append(Field(PARTIAL_DISTINCT, distinct.dtype))
+        fields.append(Field(PARTIAL_ROWS, DataType.BIGINT))
+        fields += partial_state_fields(self.aggs)
+        return Schema(tuple(fields))
+
+
+@dataclass(frozen=True)
+class FinalAggregate:
+    """Phase two of a split Aggregate: merge partial state rows per group, after the shuffle.
+
+    Same output as the Aggregate it replaces. `keys` are expressions over
+    the input (the partial's key columns, or expressions over a join of
+    them); `aggs` are the original aggregate calls: they name and type the
+    outputs and say how state merges, and their arguments refer to the
+    partial's input, so they are not evaluated here. window_start and
+    window_end are input columns; `window` gives their size, for lateness.
+    """
+
+    input: "Plan"
+    keys: tuple[NamedExpr, ...]
+    aggs: tuple[NamedExpr, ...]
+    window: WindowSpec | None = None
+    emit: str = EMIT_FINAL
+    span: Span | None = _SPAN
+
+    def __post_init__(self) -> None:
+        schema = self.input.schema
+        for n in self.keys:
+            _require_columns(columns_used(n.expr), schema, "final aggregate")
+        _check_aggs(self.aggs)
+        _require_columns(set(self.state_columns), schema, "final aggregate")
+        for f in partial_state_fields(self.aggs):
+            if schema.dtype(f.name) is not f.dtype:
+                raise PlanError(f"final aggregate: partial column '{f.name}' is {schema.dtype(f.name).value}, "
+                                f"expected {f.dtype.value}")
+        if self.window is not None and self.window.kind != "tumble":
+            raise PlanError(f"a final aggregate supports TUMBLE windows only, not {self.window.kind.upper()}")
+        if self.emit not in (EMIT_FINAL, EMIT_CHANGES):
+            raise PlanError(f"unknown emit mode '{self.emit}'")
+        self.schema  # validates unique output names
+
+    @property
+    def state_columns(self) -> tuple[str, ...]:
+        """The input columns the merge reads besides the keys."""
+        names = [WINDOW_START, WINDOW_END] if self.window is not None else []
+        if distinct_argument(self.aggs) is not None:
+            names.append(PARTIAL_DISTINCT)
+        names.append(PARTIAL_ROWS)
+        return tuple(names) + tuple(f.name for f in partial_state_fields(self.aggs))
+
+    @property
+    def inputs(self) -> tuple["Plan", ...]:
+        return (self.input,)
+
+    @cached_property
+    def schema(self) -> Schema:
+        fields = _group_fields(self.keys, self.window)
+        fields += [Field(n.name, n.expr.dtype) for n in self.aggs]
+        return Schema(tuple(fields))
+
+
+Plan = typing.Union[Scan, Filter, Project, Join, Aggregate, Distinct, Union, Limit, Sort, PartialAggregate,
+                    FinalAggregate]
+PLAN_NODES = (Scan, Filter, Project, Join, Aggregate, Distinct, Union, Limit, Sort, PartialAggregate, FinalAggregate)
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def project(input: Plan, exprs: tuple[NamedExpr, ...] | list[NamedExpr], span: Span | None = None) -> Plan:
+    """A Project, or `input` itself when the projection would pass every column through unchanged.
+
+    Both front ends build projections through this, so `SELECT *` and no
+    select at all give the same plan.
+    """
+    exprs = tuple(exprs)
+    identity = tuple(NamedExpr(f.name, Column(f.name, f.dtype)) for f in input.schema)
+    if exprs == identity:
+        return input
+    return Project(input, exprs, span=span)
+
+
+def with_inputs(node: Plan, inputs: tuple[Plan, ...]) -> Plan:
+    """The same node over new inputs (used by optimizer rules and rewrites)."""
+    if isinstance(node, Scan):
+        return node
+    if isinstance(node, Join):
+        return replace(node, left=inputs[0], right=inputs[1])
+    if isinstance(node, Union):
+        return replace(node, inputs=tuple(inputs))
+    return replace(node, input=inputs[0])
+
+
+def walk(node: Plan) -> Iterator[Plan]:
+    """Every node of the plan, parents before children."""
+    yield node
+    for child in node.inputs:
+        yield from walk(child)
+
+
+def scans(node: Plan) -> list[Scan]:
+    return [n for n in walk(node) if isinstance(n, Scan)]
+
+
+def is_streaming(node: Plan) -> bool:
+    """Whether the plan reads at least one stream (as opposed to only static tables)."""
+    return any(s.source.kind == "stream" for s in scans(node))
+
+
+# ---------------------------------------------------------------- rendering
+
+
+def describe(node: Plan) -> str:
+    """One line for one node, without its inputs."""
+    if isinstance(node, Scan):
+        text = f"Scan {node.source.kind} {node.source.name}"
+        if node.columns is not None:
+            text += f" columns=[{', '.join(node.columns)}]"
+        if node.predicate is not None:
+            text += f" predicate={render(node.predicate)}"
+        if node.source.watermark is not None:
+            wm = node.source.watermark
+            text += f" watermark={wm.column}-{format_duration_ms(wm.delay_ms)}"
+        return text
+    if isinstance(node, Filter):
+        return f"Filter {render(node.predicate)}"
+    if isinstance(node, Project):
+        return f"Project {', '.join(render_named(n) for n in node.exprs)}"
+    if isinstance(node, Join):
+        on = ", ".join(f"{l} = {r}" for l, r in zip(node.left_keys, node.right_keys))
+        right = ", ".join(c if c == o else f"{o} := {c}" for c, o in node.right_columns)
+        return f"Join {node.kind} on [{on}] right=[{right}]"
+    if isinstance(node, Aggregate):
+        parts = [f"keys=[{', '.join(render_named(k) for k in node.keys)}]"]
+        if node.window is not None:
+            parts.append(f"window={node.window}")
+        parts.append(f"aggs=[{', '.join(render_named(a) for a in node.aggs)}]")
+        parts.append(f"emit={node.emit}")
+        return "Aggregate " + " ".join(parts)
+    if isinstance(node, PartialAggregate):
+        parts = [f"keys=[{', '.join(render_named(k) for k in node.keys)}]"]
+        if node.window is not None:
+            parts.append(f"window={node.window}")
+        parts.append(f"aggs=[{', '.join(render_named(a) for a in node.aggs)}]")
+        return "PartialAggregate " + " ".join(parts)
+    if isinstance(node, FinalAggregate):
+        parts = [f"keys=[{', '.join(render_named(k) for k in node.keys)}]"]
+        if node.window is not None:
+            parts.append(f"window={node.window}")
+        parts.append(f"aggs=[{', '.join(render_named(a) for a in node.aggs)}]")
+        parts.append(f"emit={node.emit}")
+        return "FinalAggregate " + " ".join(parts)
+    if isinstance(node, Distinct):
+        return "Distinct"
+    if isinstance(node, Union):
+        return "Union all"
+    if isinstance(node, Limit):
+        return f"Limit {node.n}"
+    if isinstance(node, Sort):
+        return f"Sort {', '.join(str(k) for k in node.keys)}"
+    raise TypeError(f"not a plan node: {node!r}")
+
+
+def render_plan(node: Plan, *, schema: bool = False, indent: int = 0) -> str:
+    """The canonical plan text: one node per line, inputs indented by two spaces.
+
+    With `schema=True` each line ends with the node's output columns and types.
+    """
+    line = "  " * indent + describe(node)
+    if schema:
+        line += f"  -> ({node.schema})"
+    lines = [line]
+    for child in node.inputs:
+        lines.append(render_plan(child, schema=schema, indent=indent + 1))
+    return "\n".join(lines)

@@ -1,0 +1,1 @@
+"""The interactive shell: input, completion, highlighting, rendering and the live view."""

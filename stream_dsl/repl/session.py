@@ -1,0 +1,509 @@
+"""The interactive shell: `stream-dsl repl`.
+
+Two layers. A `Session` runs one input at a time (statements ending at
+`;`, or one meta command such as `\\describe events`) against a Context
+and writes what it produced to a rich Console; it needs no terminal, so
+tests drive it directly. `run_repl` is the prompt loop around it
+(prompt_toolkit: multi-line editing, highlighting, completion, history);
+`run_piped` feeds it the inputs of a script or a pipe without a prompt.
+
+Errors are printed as their one message with the line and caret, never a
+traceback, and the session goes on. Ctrl-C cancels the running query (or
+the input being typed), Ctrl-D or `\\q` leaves.
+
+>>> from rich.console import Console
+>>> session = Session(console=Console(width=60, color_system=None))
+>>> session.execute("SELEC 1;")  # doctest: +ELLIPSIS
+error: line 1, col 1: ...
+True
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+from contextlib import contextmanager, nullcontext
+from typing import Any, Callable, ContextManager, Iterable, Iterator
+
+import polars as pl
+from rich.console import Console
+from rich.text import Text
+
+from stream_dsl.sql import ast
+from stream_dsl.errors import DSLError, did_you_mean
+from stream_dsl.ir.expr import format_duration_ms
+from stream_dsl.repl.input import is_blank, is_complete, is_meta, is_quit, split_inputs
+from stream_dsl.repl.lexer import META_COMMANDS
+from stream_dsl.repl.live import LatestResults, follow, is_bounded, output_keys
+from stream_dsl.bind.binder import SETTINGS
+from stream_dsl.repl.render import FORMATS, frame_csv, frame_json, frame_view
+
+__all__ = ["Session", "run_repl", "run_piped", "prompt_session", "no_echo", "history_path", "HISTORY_ENV", "PROMPT"]
+
+HISTORY_ENV = "STREAM_DSL_HISTORY"
+PROMPT = "stream-dsl> "
+CONTINUATION = "...> "
+MAX_INCLUDE_DEPTH = 16
+
+_ALIASES = {"\\?": "\\help", "\\h": "\\help", "\\d": "\\describe", "\\quit": "\\q", "\\exit": "\\q",
+            "\\include": "\\i"}
+
+
+class Session:
+    """One REPL session: a Context, output settings, and `execute(text)` for each input.
+
+    Parameters
+    ----------
+    ctx : Context, optional
+        Where statements run (a new default Context when None).
+    console : rich Console
+        Where results go.
+    err_console : rich Console, optional
+        Where errors and notices go (default: `console`).
+    fmt : 'table', 'csv' or 'json'
+        How results are printed (`\\format` changes it).
+    live : bool, optional
+        Redraw a continuous query's latest results in place (default: when
+        `console` is a terminal); otherwise print each batch as it comes.
+    """
+
+    def __init__(self, ctx: Any = None, console: Console | None = None, *, err_console: Console | None = None,
+                 fmt: str = "table", timing: bool = False, max_rows: int = 40, live: bool | None = None,
+                 refresh_seconds: float = 0.25) -> None:
+        if ctx is None:
+            from stream_dsl.context import Context
+
+            ctx = Context()
+        self.ctx = ctx
+        self.console = console or Console()
+        self.err_console = err_console or self.console
+        self.fmt = _check_format(fmt)
+        self.timing = timing
+        self.max_rows = max_rows
+        self.live = self.console.is_terminal if live is None else live
+        self.refresh_seconds = refresh_seconds
+        self.errors = 0
+        self.handle: Any = None  # the continuous query running now, if any
+        self.input_guard: Callable[[], ContextManager[Any]] | None = None  # held while a query is followed
+        self._cancel = threading.Event()
+        self._depth = 0
+
+    # ------------------------------------------------------------ entry points
+
+    def execute(self, text: str, *, first_line: int = 1) -> bool:
+        """Run one input: statements, or one meta command. Returns False when the user asked to quit.
+
+        `first_line` is where the input starts in its file, so error
+        positions match the file.
+        """
+        if is_blank(text):
+            return True
+        if is_quit(text):
+            return False
+        started = time.perf_counter()
+        keep_going = True
+        try:
+            if is_meta(text):
+                keep_going = self._meta(text.strip())
+            else:
+                self._statements(text, first_line)
+        except DSLError as err:
+            self._error(str(err))
+        except KeyboardInterrupt:
+            self._notice("cancelled")
+        except RecursionError:
+            self._error("statement nested too deeply")
+        except Exception as err:  # a bug, not a user mistake: one line, and the session goes on
+            self._error(f"internal error: {type(err).__name__}: {err}")
+        finally:
+            if self.handle is not None:  # interrupted before the query was followed: do not leave it running
+                self.handle.stop()
+                self.handle = None
+            self._cancel.clear()
+        if self.timing and keep_going and not is_meta(text):
+            self._notice(f"Time: {(time.perf_counter() - started) * 1000:,.3f} ms")
+        return keep_going
+
+    def cancel(self) -> None:
+        """Stop the continuous query being shown (callable from another thread, like Ctrl-C)."""
+        self._cancel.set()
+
+    # ------------------------------------------------------------ statements
+
+    def _statements(self, text: str, first_line: int) -> None:
+        from stream_dsl.cli.main import split_script
+
+        for statement in split_script("\n" * (first_line - 1) + text):
+            self._statement(statement.node, statement.text)
+
+    def _statement(self, node: ast.Statement, text: str) -> None:
+        result = self.ctx.sql(text)
+        if result is None:
+            self._notice(_done(node))
+        elif isinstance(result, pl.DataFrame):
+            self.show_frame(result)
+        elif isinstance(result, str):
+            self._text(result)
+        elif hasattr(result, "collect") and hasattr(result, "plan"):
+            self._query(result)
+        elif hasattr(result, "await_termination"):
+            self.handle = result
+            sink = node.sink if isinstance(node, ast.Insert) else "sink"
+            self._notice(f"INSERT INTO {sink}: running (Ctrl-C stops)")
+            self._follow(result, None)
+        else:
+            self._text(str(result))
+
+    def _query(self, stream: Any) -> None:
+        """A bounded query prints its final table; a continuous one is followed live until stopped."""
+        if is_bounded(stream.plan):
+            self.show_frame(stream.collect())
+            return
+        mode, keys = output_keys(stream.plan, stream.columns)
+        results = LatestResults(mode, keys, keep=max(self.max_rows, 100), stream=not self.live)
+        self.handle = stream.start(sink=results.write)
+        self._follow(self.handle, results)
+
+    def _follow(self, handle: Any, results: LatestResults | None) -> None:
+        with self.input_guard() if self.input_guard is not None else nullcontext():
+            follow(handle, self.console, results=results, live=self.live, fmt=self.fmt, max_rows=self.max_rows,
+                   refresh_seconds=self.refresh_seconds, cancel=self._cancel, status_console=self.err_console)
+
+    # ------------------------------------------------------------ output
+
+    def show_frame(self, frame: pl.DataFrame, *, types: bool = True) -> None:
+        """Print a result in the session's format (`types`: show each column's type under its name)."""
+        if self.fmt == "csv":
+            self.console.out(frame_csv(frame), highlight=False, end="")
+        elif self.fmt == "json":
+            self.console.out(frame_json(frame), highlight=False, end="")
+        else:
+            self.console.print(frame_view(frame, max_rows=self.max_rows, width=self.console.width, types=types))
+
+    def _text(self, text: str) -> None:
+        self.console.print(Text(text), soft_wrap=True)
+
+    def _notice(self, text: str) -> None:
+        self.err_console.print(Text(text, style="dim"), soft_wrap=True)
+
+    def _error(self, message: str) -> None:
+        self.errors += 1
+        self.err_console.print(Text(f"error: {message}", style="red"), soft_wrap=True)
+
+    # ------------------------------------------------------------ meta commands
+
+    def _meta(self, text: str) -> bool:
+        command, _, argument = text.partition(" ")
+        name = _ALIASES.get(command.lower(), command.lower())
+        handler: Callable[[str], bool | None] | None = getattr(self, "_meta_" + name[1:], None)
+        if name not in META_COMMANDS or handler is None:
+            known = list(META_COMMANDS) + list(_ALIASES)
+            raise DSLError(f"unknown command '{command}'{did_you_mean(command, known)}; \\help lists the commands")
+        return handler(argument.strip()) is not False
+
+    def _meta_help(self, argument: str) -> None:
+        lines = ["Statements end with ';' (Enter adds a line until then). Meta commands:"]
+        for name, (hint, doc) in META_COMMANDS.items():
+            lines.append(f"  {(name + ' ' + hint).strip():<26} {doc}")
+        lines += ["Statements: CREATE STREAM/TABLE/SINK/VIEW, SELECT, INSERT INTO, EXPLAIN, SHOW, DESCRIBE, SET, DROP.",
+                  "A SELECT over bounded sources prints its result; over a stream it shows the latest results "
+                  "live until Ctrl-C.",
+                  "Tab completes keywords, functions and names; Ctrl-C cancels, Ctrl-D quits."]
+        self._text("\n".join(lines))
+
+    def _meta_q(self, argument: str) -> bool:
+        return False
+
+    def _meta_streams(self, argument: str) -> None:
+        self.show_frame(self._relations("stream"), types=False)
+
+    def _meta_tables(self, argument: str) -> None:
+        self.show_frame(self._relations("table"), types=False)
+
+    def _meta_sinks(self, argument: str) -> None:
+        sinks = self.ctx.catalog.sinks
+        options = [", ".join(f"{k} = '{v}'" for k, v in s.options if k != "connector") for s in sinks.values()]
+        self.show_frame(pl.DataFrame({"name": list(sinks), "connector": [s.option("connector") for s in
+                                                                        sinks.values()], "options": options},
+                                     schema={"name": pl.String, "connector": pl.String, "options": pl.String}),
+                        types=False)
+
+    def _relations(self, kind: str) -> pl.DataFrame:
+        from stream_dsl.ir.plan import is_streaming
+
+        catalog = self.ctx.catalog
+        rows = [(n, s.kind, s.option("connector") or "", str(s.schema),
+                 f"{s.watermark.column} - {format_duration_ms(s.watermark.delay_ms)}" if s.watermark else "")
+                for n, s in catalog.sources.items() if s.kind == kind]
+        rows += [(n, "view", "", str(p.schema), "") for n, p in catalog.views.items()
+                 if is_streaming(p) == (kind == "stream")]
+        names = ("name", "kind", "connector", "columns", "watermark")
+        return pl.DataFrame(rows, schema={n: pl.String for n in names}, orient="row")
+
+    def _meta_describe(self, argument: str) -> None:
+        if not argument:
+            raise DSLError("\\describe needs a name: \\describe NAME")
+        name = argument.rstrip(";").strip().strip('"`')
+        catalog = self.ctx.catalog
+        if name in catalog.sinks or name.lower() in {s.lower() for s in catalog.sinks}:
+            sink = catalog.sink(name)
+            self.show_frame(pl.DataFrame({"option": [k for k, _ in sink.options], "value": [v for _, v in sink.options]},
+                                         schema={"option": pl.String, "value": pl.String}), types=False)
+            return
+        schema = catalog.resolve(name).schema
+        self.show_frame(pl.DataFrame({"column": list(schema.names), "type": [f.dtype.value for f in schema]},
+                                     schema={"column": pl.String, "type": pl.String}), types=False)
+
+    def _meta_explain(self, argument: str) -> None:
+        from stream_dsl.cli.main import _explain_text, split_script
+
+        if not argument:
+            raise DSLError("\\explain needs a query: \\explain SELECT ...")
+        statements = split_script(argument)
+        if len(statements) != 1:
+            raise DSLError(f"\\explain takes one query, got {len(statements)} statements")
+        statement = statements[0]
+        node = statement.node
+        if isinstance(node, ast.QueryStatement):
+            result: Any = self.ctx.sql(statement.text).explain()
+        elif isinstance(node, ast.Explain):
+            result = self.ctx.sql(statement.text)
+        elif isinstance(node, ast.Insert):
+            result = self.ctx.sql(_explain_text(statement))
+        else:
+            raise DSLError("\\explain takes a query: SELECT ... or INSERT INTO ... SELECT ...")
+        self._text(str(result))
+
+    def _meta_set(self, argument: str) -> None:
+        parts = argument.split(None, 1)
+        config = self.ctx.config
+        values = {"workers": config.workers, "executor": config.executor, "group_size": config.group_size,
+                  "batch_interval": f"{config.batch_interval_ms}ms", "optimize": str(config.optimize).lower(),
+                  "checkpoint_dir": config.checkpoint_dir or "", "heartbeat_timeout": f"{config.heartbeat_timeout:g}s",
+                  "transport": config.transport, "checkpoint_reset": str(config.checkpoint_reset).lower()}
+        if not parts:
+            self.show_frame(pl.DataFrame({"setting": list(values), "value": [str(v) for v in values.values()]}),
+                            types=False)
+            return
+        key = parts[0].lower()
+        if key not in SETTINGS:
+            raise DSLError(f"unknown setting '{parts[0]}'{did_you_mean(parts[0], SETTINGS)}; "
+                           f"settings: {', '.join(SETTINGS)}")
+        if len(parts) == 1:
+            self._text(f"{key} = {values[key]}")
+            return
+        value = parts[1].strip().rstrip(";").strip().strip("'\"")
+        self.ctx.sql(f"SET {key} = '{value.replace(chr(39), chr(39) * 2)}'")
+        self._notice(f"{key} = {value}")
+
+    def _meta_timing(self, argument: str) -> None:
+        self.timing = _on_off(argument, not self.timing, "\\timing")
+        self._notice(f"timing is {'on' if self.timing else 'off'}")
+
+    def _meta_format(self, argument: str) -> None:
+        if argument:
+            self.fmt = _check_format(argument.lower())
+        self._notice(f"format is {self.fmt}")
+
+    def _meta_i(self, argument: str) -> bool:
+        from stream_dsl.cli.main import _read_script
+
+        path = os.path.expanduser(argument.strip().strip("'\""))
+        if not path:
+            raise DSLError("\\i needs a file: \\i FILE.sql")
+        if self._depth >= MAX_INCLUDE_DEPTH:
+            raise DSLError(f"\\i nested more than {MAX_INCLUDE_DEPTH} deep (does {path} include itself?)")
+        lines = _read_script(path).splitlines(keepends=True)
+        self._depth += 1
+        try:
+            for first_line, text in split_inputs(lines):
+                errors = self.errors
+                if not self.execute(text, first_line=first_line):
+                    return False
+                if self.errors > errors:
+                    self._notice(f"stopped running {path} at the error above")
+                    break
+        finally:
+            self._depth -= 1
+        return True
+
+
+def _done(node: ast.Statement) -> str:
+    """What a statement that returns nothing did, in a few words."""
+    if isinstance(node, ast.CreateSource):
+        return f"created {node.kind.lower()} {node.name}"
+    if isinstance(node, ast.CreateSink):
+        return f"created sink {node.name}"
+    if isinstance(node, ast.CreateView):
+        return f"created view {node.name}"
+    if isinstance(node, ast.Drop):
+        return f"dropped {node.kind.lower()} {node.name}"
+    if isinstance(node, ast.SetOption):
+        return f"{node.key} = {node.value}"
+    return "ok"
+
+
+def _check_format(fmt: str) -> str:
+    if fmt not in FORMATS:
+        raise DSLError(f"unknown format '{fmt}'{did_you_mean(fmt, FORMATS)}; formats: {', '.join(FORMATS)}")
+    return fmt
+
+
+def _on_off(argument: str, default: bool, command: str) -> bool:
+    word = argument.strip().lower()
+    if not word:
+        return default
+    if word in ("on", "true", "1", "yes"):
+        return True
+    if word in ("off", "false", "0", "no"):
+        return False
+    raise DSLError(f"{command} takes on or off, got '{argument}'")
+
+
+# ---------------------------------------------------------------- without a prompt
+
+
+def run_piped(session: Session, lines: Iterable[str], *, bail: bool = False) -> int:
+    """Run the inputs read from `lines` (a pipe or a script) with no prompt; 1 if any failed, else 0.
+
+    Inputs run as soon as they are complete, so a slow producer is followed
+    as it writes. With `bail` the first error stops the run.
+    """
+    for first_line, text in split_inputs(lines):
+        errors = session.errors
+        if not session.execute(text, first_line=first_line):
+            break
+        if bail and session.errors > errors:
+            break
+    return 1 if session.errors else 0
+
+
+# ---------------------------------------------------------------- the prompt loop
+
+
+def history_path() -> str:
+    """Where the history is kept: $STREAM_DSL_HISTORY, else ~/.stream_dsl_history."""
+    return os.environ.get(HISTORY_ENV) or os.path.join(os.path.expanduser("~"), ".stream_dsl_history")
+
+
+def _history(path: str | None) -> Any:
+    from prompt_toolkit.history import FileHistory, InMemoryHistory
+
+    from stream_dsl.connectors.file_writes import make_private
+
+    path = path or history_path()
+    try:
+        make_private(path)  # 0600: what was typed may hold data or passwords
+    except OSError:
+        return InMemoryHistory()
+    return FileHistory(path)
+
+
+@contextmanager
+def no_echo(stream: Any) -> Iterator[None]:
+    """Keys typed while a query is shown are not echoed over its live table; Ctrl-C still interrupts."""
+    try:
+        import termios
+
+        fd = stream.fileno()
+        saved = termios.tcgetattr(fd)
+    except (ImportError, AttributeError, OSError, ValueError):
+        yield
+        return
+    quiet = list(saved)
+    quiet[3] &= ~termios.ECHO
+    termios.tcsetattr(fd, termios.TCSANOW, quiet)
+    try:
+        yield
+    finally:
+        termios.tcsetattr(fd, termios.TCSANOW, saved)
+
+
+def _key_bindings() -> Any:
+    from prompt_toolkit.key_binding import KeyBindings
+
+    bindings = KeyBindings()
+
+    @bindings.add("enter")
+    def _enter(event: Any) -> None:
+        """Run the input when it is complete (ends with ';', or is a meta command); else a new line."""
+        buffer = event.current_buffer
+        state = buffer.complete_state
+        if state is not None and state.current_completion is not None:
+            buffer.apply_completion(state.current_completion)
+            return
+        if is_complete(buffer.text):
+            buffer.validate_and_handle()
+        else:
+            buffer.insert_text("\n")
+
+    return bindings
+
+
+def _toolbar(session: Session) -> Callable[[], str]:
+    def text() -> str:
+        c = session.ctx.config
+        return (f" executor {c.executor} · workers {c.workers} · group size {c.group_size} · "
+                f"batch {c.batch_interval_ms}ms · optimize {'on' if c.optimize else 'off'} · "
+                f"format {session.fmt} · timing {'on' if session.timing else 'off'}    \\help · Ctrl-D quits")
+    return text
+
+
+def prompt_session(session: Session, *, input: Any = None, output: Any = None, history: str | None = None,
+                   history_object: Any = None) -> Any:
+    """The prompt_toolkit PromptSession of the REPL (pass `input`/`output` to drive it without a terminal)."""
+    from prompt_toolkit import PromptSession
+    from prompt_toolkit.lexers import PygmentsLexer
+
+    from stream_dsl.repl.complete import DSLCompleter
+    from stream_dsl.repl.lexer import StreamDSLLexer
+
+    width = len(PROMPT)
+    return PromptSession(
+        message=PROMPT,
+        multiline=True,
+        prompt_continuation=lambda w, line, wrap: CONTINUATION.rjust(width),
+        lexer=PygmentsLexer(StreamDSLLexer),
+        completer=DSLCompleter(lambda: session.ctx.catalog),
+        complete_while_typing=True,
+        history=history_object if history_object is not None else _history(history),
+        key_bindings=_key_bindings(),
+        bottom_toolbar=_toolbar(session) if output is None else None,
+        input=input,
+        output=output,
+    )
+
+
+def run_repl(session: Session | None = None, *, input: Any = None, output: Any = None,
+             history: str | None = None, history_object: Any = None, banner: bool = True,
+             prompt: Any = None) -> int:
+    """The interactive loop: read an input, run it, repeat until `\\q` or Ctrl-D. Returns 0.
+
+    Ctrl-C while typing drops the input; while a query runs, it stops the
+    query. `input`/`output` default to the terminal; tests pass
+    prompt_toolkit's pipe input and DummyOutput (or a `prompt` made by
+    `prompt_session`, to look at its buffer while it runs).
+    """
+    session = session or Session()
+    if prompt is None:
+        prompt = prompt_session(session, input=input, output=output, history=history,
+                                history_object=history_object)
+    if input is None and session.input_guard is None:
+        session.input_guard = lambda: no_echo(sys.stdin)
+    if banner:
+        from stream_dsl.cli.main import _version
+
+        session.console.print(Text(f"stream-dsl {_version()} — statements end with ';', \\help for help, "
+                                   f"Ctrl-D to quit", style="dim"))
+    while True:
+        try:
+            if not session.execute(prompt.prompt()):
+                break
+        except KeyboardInterrupt:  # Ctrl-C at the prompt: drop the input, ask again
+            continue
+        except EOFError:  # Ctrl-D on an empty line
+            break
+    return 0
+

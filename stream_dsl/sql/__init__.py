@@ -1,0 +1,1 @@
+"""The SQL front end: the lark grammar, the parser and its AST."""
