@@ -7,31 +7,51 @@ See `Context` for the entry point, `Stream` for the dataframe API and
 DESIGN.md for the language.
 """
 
-from stream_dsl.context import Context
-from stream_dsl.frame.stream import GroupBy, Stream, Table
-from stream_dsl.frame.expr import (Expr, all, avg, col, count, hop, len, lit, max, mean, min, n_unique, session,
-                                       sql_expr, sum, tumble, when)
-from stream_dsl.errors import (BindError, CatalogError, ConnectorError, DSLError, ExecutionError, ParseError,
-                               PlanError, PositionedError)
-from stream_dsl.ir.types import DataType
+import importlib
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
+# Public names, loaded when first used (PEP 562): `import stream_dsl` stays cheap, and `stream-dsl --help` or the
+# scheduler's state machine never load polars or lark through it.
+_EXPORTS = {
+    "Context": "stream_dsl.context",
+    **dict.fromkeys(("GroupBy", "Stream", "Table"), "stream_dsl.frame.stream"),
+    **dict.fromkeys(("Expr", "all", "avg", "col", "count", "hop", "len", "lit", "max", "mean", "min", "n_unique",
+                     "session", "sql_expr", "sum", "tumble", "when"), "stream_dsl.frame.expr"),
+    **dict.fromkeys(("BindError", "CatalogError", "ConnectorError", "DSLError", "ExecutionError", "ParseError",
+                     "PlanError", "PositionedError"), "stream_dsl.errors"),
+    "DataType": "stream_dsl.ir.types",
+}
 # SQL type names, and the polars-style names of the same types.
-BIGINT = DataType.BIGINT
-INT = DataType.INT
-DOUBLE = DataType.DOUBLE
-STRING = DataType.STRING
-BOOLEAN = DataType.BOOLEAN
-TIMESTAMP = DataType.TIMESTAMP
-INTERVAL = DataType.INTERVAL
-Int64 = BIGINT
-Int32 = INT
-Float64 = DOUBLE
-String = Utf8 = STRING
-Boolean = BOOLEAN
-Datetime = TIMESTAMP
-Duration = INTERVAL
+_TYPES = {"BIGINT": "BIGINT", "INT": "INT", "DOUBLE": "DOUBLE", "STRING": "STRING", "BOOLEAN": "BOOLEAN",
+          "TIMESTAMP": "TIMESTAMP", "INTERVAL": "INTERVAL", "Int64": "BIGINT", "Int32": "INT", "Float64": "DOUBLE",
+          "String": "STRING", "Utf8": "STRING", "Boolean": "BOOLEAN", "Datetime": "TIMESTAMP", "Duration": "INTERVAL"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    elif name in _TYPES:
+        value = getattr(__getattr__("DataType"), _TYPES[name])
+    else:
+        raise AttributeError(f"module 'stream_dsl' has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS) | set(_TYPES))
+
+
+if TYPE_CHECKING:  # what the names above are, for type checkers and editors
+    from stream_dsl.context import Context
+    from stream_dsl.errors import (BindError, CatalogError, ConnectorError, DSLError, ExecutionError, ParseError,
+                                   PlanError, PositionedError)
+    from stream_dsl.frame.expr import (Expr, all, avg, col, count, hop, len, lit, max, mean, min, n_unique, session,
+                                       sql_expr, sum, tumble, when)
+    from stream_dsl.frame.stream import GroupBy, Stream, Table
+    from stream_dsl.ir.types import DataType
 
 __all__ = [
     "Context", "Stream", "Table", "GroupBy", "Expr",

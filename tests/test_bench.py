@@ -200,7 +200,7 @@ def test_trace_goes_through_a_named_sink_and_keeps_its_hooks(tmp_path):
 
 
 def test_window_latency_is_the_sink_write_minus_the_windows_end_in_the_generators_clock():
-    start = B._start_ms()
+    start = B.generator_start_ms()
     stamp = lambda ms: dt.datetime(1970, 1, 1) + dt.timedelta(milliseconds=start + ms)  # noqa: E731
     frame = pl.DataFrame({"window_end": [stamp(1000), stamp(1000)]})
     last = pl.DataFrame({"window_end": [stamp(2000)]})  # ends after the input: counts from the input's end

@@ -144,7 +144,7 @@ def test_checkpoint_reset_is_a_setting_of_the_context_and_the_dsl(tmp_path):
     assert ctx.config.checkpoint_reset
     ctx.sql("SET checkpoint_reset = 'false'")
     assert not ctx.config.checkpoint_reset
-    assert cli._context_kwargs(cli.build_parser().parse_args(["run", "x.sql", "--fresh"])) == \
+    assert cli.context_kwargs(cli.build_parser().parse_args(["run", "x.sql", "--fresh"])) == \
         {"checkpoint_reset": True}
 
 

@@ -41,9 +41,10 @@ from __future__ import annotations
 
 import heapq
 from dataclasses import dataclass, field
-from typing import Iterable, Mapping, Sequence, Union
+from typing import TYPE_CHECKING, Iterable, Mapping, Sequence, Union
 
-from optimizer.physical.stages import ShuffleWrite, Stage
+if TYPE_CHECKING:  # only for annotations: the state machine loads neither polars nor the plan code
+    from optimizer.physical.stages import Stage
 
 MapId = tuple[int, int]  # (stage, partition) of a producing task of the same batch
 
@@ -105,7 +106,7 @@ def topology_of(stages: Sequence[Stage]) -> Topology:
     infos = []
     for stage in stages:
         terminal = stage.terminal
-        target = terminal.target if isinstance(terminal, ShuffleWrite) else None
+        target = getattr(terminal, "target", None)  # a ShuffleWrite's receiving stage; the output has none
         infos.append(StageInfo(stage.id, stage.partitions, tuple(stage.inputs), stage.is_source,
                                stage.stateful is not None, target))
     return Topology(tuple(infos))

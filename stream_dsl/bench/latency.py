@@ -26,7 +26,7 @@ from typing import Any, Iterator, Sequence
 
 import polars as pl
 
-from stream_dsl.bench.ysb import (FILE_FORMATS, PERCENTILES, EngineRun, SinkCall, YsbBench, _exact_rate, _start_ms,
+from stream_dsl.bench.ysb import (FILE_FORMATS, PERCENTILES, EngineRun, SinkCall, YsbBench, exact_rate, generator_start_ms,
                                   percentile, run_engine)
 from stream_dsl.connectors import generator
 from stream_dsl.errors import DSLError
@@ -59,7 +59,7 @@ def input_end_ms(events: int, rate: float, interval_ms: int) -> int:
     """Event-time offset the generator's clock reaches with its last batch: the end of that batch's interval."""
     if events <= 0:
         return 0
-    last = int(generator.event_offsets_ms(events - 1, events, _exact_rate(rate))[0])
+    last = int(generator.event_offsets_ms(events - 1, events, exact_rate(rate))[0])
     return (last // interval_ms + 1) * interval_ms
 
 
@@ -103,7 +103,7 @@ def run_latency(bench: YsbBench, *, rate: float | None = None, trace: str | None
     last = max((p["batch_id"] for p in engine.progress), default=-1)  # the batch the end of the input closed
     steady = [w for w in engine.writes if w.batch != last]
     writes, closed_by = (steady, "watermark") if steady else (list(engine.writes), "end of input")
-    latencies = window_latencies_ms(writes, opened, start_ms=_start_ms(), end_ms=end)
+    latencies = window_latencies_ms(writes, opened, start_ms=generator_start_ms(), end_ms=end)
     windows = len({v for w in writes for v in w.frame.get_column("window_end").to_list()})
     return LatencyRun(engine, paced.rate, tuple(latencies), windows, closed_by)
 

@@ -189,11 +189,11 @@ EMIT ON WINDOW CLOSE"""
 # ---------------------------------------------------------------- data
 
 
-def _exact_rate(rate: float) -> Fraction:
+def exact_rate(rate: float) -> Fraction:
     return Fraction(rate).limit_denominator(1_000_000)
 
 
-def _start_ms() -> int:
+def generator_start_ms() -> int:
     return generator.parse_start_ms(generator.DEFAULT_START)
 
 
@@ -204,7 +204,7 @@ def write_event_files(directory: str, bench: YsbBench) -> str:
     parts, count = bench.file_count, bench.events
     for k in range(parts):
         first, stop = count * k // parts, count * (k + 1) // parts
-        frame = generator.ysb_frame(first, stop, seed=bench.seed, rate=_exact_rate(bench.rate), start_ms=_start_ms())
+        frame = generator.ysb_frame(first, stop, seed=bench.seed, rate=exact_rate(bench.rate), start_ms=generator_start_ms())
         path = os.path.join(events_dir, f"part-{k:05d}.{bench.format}")
         if bench.format == "parquet":
             frame.write_parquet(path)

@@ -23,7 +23,7 @@ import shlex
 import sys
 from typing import Any, Sequence, TextIO
 
-from stream_dsl.cli.main import EXIT_ERROR, EXIT_OK, UsageError, _add_context_options, _context_kwargs
+from stream_dsl.cli.main import EXIT_ERROR, EXIT_OK, UsageError, add_context_options, context_kwargs
 from stream_dsl.errors import DSLError
 from stream_dsl.bind.typecheck import parse_duration_ms
 
@@ -118,7 +118,7 @@ def cmd_ysb(args: argparse.Namespace, out: TextIO) -> int:
 
     bench = B.YsbBench(events=args.events, rate=args.rate, seed=args.seed,
                        window_ms=_duration_ms(args.window, "--window"),
-                       context=tuple(_context_kwargs(args).items()), format=args.format,
+                       context=tuple(context_kwargs(args).items()), format=args.format,
                        watermark_delay_ms=_duration_ms(args.watermark_delay, "--watermark-delay", zero=True),
                        duration_s=args.duration, files=args.files, data_dir=args.data_dir)
     paced = bench.format not in B.FILE_FORMATS and bench.duration_s != 0
@@ -208,7 +208,7 @@ def add_ysb(kinds: argparse._SubParsersAction) -> None:
                       help="Chrome trace of the throughput run (and FILE.latency.json of the latency run)")
     keep.add_argument("--json", metavar="FILE", help="write every measurement as JSON")
     keep.add_argument("--plots", metavar="DIR", help="draw PNG plots of what was measured into DIR (needs matplotlib)")
-    _add_context_options(y)
+    add_context_options(y)
     y.set_defaults(handler=cmd_ysb)
 
 
@@ -260,7 +260,7 @@ def add_scheduling(kinds: argparse._SubParsersAction) -> None:
 def cmd_memory(args: argparse.Namespace, out: TextIO) -> int:
     from stream_dsl.bench.memory import run_memory
 
-    results = run_memory(args.events, _context_kwargs(args), out, rate=args.rate, seed=args.seed)
+    results = run_memory(args.events, context_kwargs(args), out, rate=args.rate, seed=args.seed)
     if args.json:
         _write_json(args.json, {"memory": results})
     return EXIT_OK
@@ -276,7 +276,7 @@ def add_memory(kinds: argparse._SubParsersAction) -> None:
     m.add_argument("--rate", type=parse_count, default=1_000_000, metavar="R", help="events per second of event time")
     m.add_argument("--seed", type=int, default=1, help="random seed (default: 1)")
     m.add_argument("--json", metavar="FILE", help="write the measurements as JSON")
-    _add_context_options(m)
+    add_context_options(m)
     m.set_defaults(handler=cmd_memory)
 
 
@@ -301,7 +301,7 @@ def cmd_plots(args: argparse.Namespace, out: TextIO) -> int:
         _plots(data, args.out, out, data.get("command") or command)
         return EXIT_OK
     bench = B.YsbBench(events=int(args.rate * args.duration), rate=args.rate,
-                       window_ms=_duration_ms(args.window, "--window"), context=tuple(_context_kwargs(args).items()),
+                       window_ms=_duration_ms(args.window, "--window"), context=tuple(context_kwargs(args).items()),
                        duration_s=args.duration)
     print(f"bench plots: {X.machine_text(X.machine())}", file=out)
     data: dict[str, Any] = {"command": command, "machine": X.machine(), "bench": X.bench_dict(bench)}
@@ -345,7 +345,7 @@ def add_plots(kinds: argparse._SubParsersAction) -> None:
                    help="group sizes of the scheduling plot (default: 1,2,5,10,20,50,100)")
     p.add_argument("--repeat", type=_count, default=3, metavar="N",
                    help="runs of each scheduling mode, the median counts (default: 3)")
-    _add_context_options(p)
+    add_context_options(p)
     p.set_defaults(handler=cmd_plots)
 
 

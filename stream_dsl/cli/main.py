@@ -84,7 +84,7 @@ def _duration(text: str) -> str:
     return candidate
 
 
-def _add_context_options(parser: argparse.ArgumentParser) -> None:
+def add_context_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("execution")
     group.add_argument("--executor", choices=EXECUTORS, help="how queries run (default: drizzle)")
     group.add_argument("--workers", type=_positive_int, metavar="N", help="worker processes (default: 2)")
@@ -95,7 +95,7 @@ def _add_context_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--no-optimize", action="store_true", help="run the plans as written, without rewrites")
 
 
-def _context_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+def context_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     kwargs: dict[str, Any] = {}
     if args.executor is not None:
         kwargs["executor"] = args.executor
@@ -115,7 +115,7 @@ def _context_kwargs(args: argparse.Namespace) -> dict[str, Any]:
 def _make_context(args: argparse.Namespace):
     import stream_dsl as sd  # the Context sits on top of everything: import it only when needed
 
-    return sd.Context(**_context_kwargs(args))
+    return sd.Context(**context_kwargs(args))
 
 
 # ------------------------------------------------------------------- scripts
@@ -482,7 +482,7 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
         "Run the statements of FILE in order. A SELECT prints its result (it must read bounded "
         "sources); an INSERT INTO waits for its query to finish and prints a summary."))
     p.add_argument("file", metavar="FILE.sql")
-    _add_context_options(p)
+    add_context_options(p)
     p.add_argument("--max-rows", type=int, default=100, metavar="N",
                    help="rows of a result to print (default: 100; -1 prints all)")
     p.add_argument("--fresh", action="store_true",
@@ -496,7 +496,7 @@ def _add_explain(sub: argparse._SubParsersAction) -> None:
         "Define the streams, tables and sinks of FILE, then print the logical, optimized and stage "
         "plans of its last query (SELECT or INSERT INTO) without running it."))
     p.add_argument("file", metavar="FILE.sql")
-    _add_context_options(p)
+    add_context_options(p)
     p.set_defaults(handler=cmd_explain, max_rows=100)
 
 
@@ -537,7 +537,7 @@ def _add_repl(sub: argparse._SubParsersAction) -> None:
         "over a stream it shows the latest results live until Ctrl-C. When the input is not a terminal "
         "(a pipe or a file), the statements are run without a prompt and their results printed; the exit "
         "code is 1 if any of them failed."))
-    _add_context_options(p)
+    add_context_options(p)
     p.add_argument("--format", choices=("table", "csv", "json"), default="table",
                    help="how results are printed (default: table; \\format changes it)")
     p.add_argument("--timing", action="store_true", help="print how long each statement took")

@@ -65,7 +65,7 @@ def _interval_node(value: str | int | dt.timedelta, what: str) -> ast.IntervalLi
     return ast.IntervalLit(f"{to_duration_ms(value, what)}ms", None)
 
 
-def _value_node(value: Any) -> ast.Expr:
+def value_node(value: Any) -> ast.Expr:
     """A Python value (or an Expr) as a syntax-tree node; strings are literals here."""
     if isinstance(value, Expr):
         return value.node
@@ -90,11 +90,11 @@ def _value_node(value: Any) -> ast.Expr:
     raise DSLError(f"cannot use a value of type {type(value).__name__} in an expression")
 
 
-def _column_node(value: Any) -> ast.Expr:
-    """Like `_value_node`, but a string names a column (select, group_by, agg arguments)."""
+def column_node(value: Any) -> ast.Expr:
+    """Like `value_node`, but a string names a column (select, group_by, agg arguments)."""
     if isinstance(value, str):
         return ast.Identifier((value,))
-    return _value_node(value)
+    return value_node(value)
 
 
 def type_name_of(dtype: Any) -> str:
@@ -119,11 +119,11 @@ def type_name_of(dtype: Any) -> str:
 
 
 def _binary(op: str, left: Any, right: Any) -> "Expr":
-    return Expr(ast.BinaryOp(op, _value_node(left), _value_node(right)))
+    return Expr(ast.BinaryOp(op, value_node(left), value_node(right)))
 
 
 def _call(name: str, *args: Any, distinct: bool = False, star: bool = False) -> "Expr":
-    return Expr(ast.FuncCall(name, tuple(_value_node(a) for a in args), distinct, star))
+    return Expr(ast.FuncCall(name, tuple(value_node(a) for a in args), distinct, star))
 
 
 class Expr:
@@ -200,10 +200,10 @@ class Expr:
 
     def is_in(self, values: Iterable[Any]) -> "Expr":
         """`x IN (...)`."""
-        return Expr(ast.InList(self.node, tuple(_value_node(v) for v in values)))
+        return Expr(ast.InList(self.node, tuple(value_node(v) for v in values)))
 
     def is_not_in(self, values: Iterable[Any]) -> "Expr":
-        return Expr(ast.InList(self.node, tuple(_value_node(v) for v in values), negated=True))
+        return Expr(ast.InList(self.node, tuple(value_node(v) for v in values), negated=True))
 
     def is_null(self) -> "Expr":
         return Expr(ast.IsNull(self.node))
@@ -213,14 +213,14 @@ class Expr:
 
     def is_between(self, lower: Any, upper: Any) -> "Expr":
         """`x BETWEEN lower AND upper` (both bounds included)."""
-        return Expr(ast.Between(self.node, _value_node(lower), _value_node(upper)))
+        return Expr(ast.Between(self.node, value_node(lower), value_node(upper)))
 
     def like(self, pattern: str) -> "Expr":
         """SQL LIKE: `%` matches any run of characters, `_` one character."""
-        return Expr(ast.Like(self.node, _value_node(pattern)))
+        return Expr(ast.Like(self.node, value_node(pattern)))
 
     def not_like(self, pattern: str) -> "Expr":
-        return Expr(ast.Like(self.node, _value_node(pattern), negated=True))
+        return Expr(ast.Like(self.node, value_node(pattern), negated=True))
 
     def fill_null(self, value: Any) -> "Expr":
         """COALESCE(x, value)."""
@@ -355,7 +355,7 @@ def all() -> Expr:  # noqa: A001 - the polars name
 
 def lit(value: Any) -> Expr:
     """A constant: int → BIGINT, float → DOUBLE, str, bool, None, datetime → TIMESTAMP, timedelta → INTERVAL."""
-    return Expr(_value_node(value))
+    return Expr(value_node(value))
 
 
 def sql_expr(text: str) -> Expr:
@@ -371,11 +371,11 @@ class When:
     __slots__ = ("_whens",)
 
     def __init__(self, whens: tuple[tuple[ast.Expr, ast.Expr], ...], condition: Any) -> None:
-        self._whens = whens + ((_value_node(condition), None),)
+        self._whens = whens + ((value_node(condition), None),)
 
     def then(self, value: Any) -> "Then":
         cond = self._whens[-1][0]
-        return Then(self._whens[:-1] + ((cond, _value_node(value)),))
+        return Then(self._whens[:-1] + ((cond, value_node(value)),))
 
 
 class Then(Expr):
@@ -391,7 +391,7 @@ class Then(Expr):
         return When(self._branches, condition)
 
     def otherwise(self, value: Any) -> Expr:
-        return Expr(ast.Case(None, self._branches, _value_node(value)))
+        return Expr(ast.Case(None, self._branches, value_node(value)))
 
 
 def when(condition: Any) -> When:
@@ -410,33 +410,33 @@ def count(column: str | Expr | None = None) -> Expr:
     """COUNT(*), or COUNT(column) when given."""
     if column is None:
         return Expr(ast.FuncCall("COUNT", (), star=True))
-    return Expr(_column_node(column)).count()
+    return Expr(column_node(column)).count()
 
 
 len = count  # noqa: A001 - polars spells COUNT(*) pl.len()
 
 
 def sum(column: str | Expr) -> Expr:  # noqa: A001
-    return Expr(_column_node(column)).sum()
+    return Expr(column_node(column)).sum()
 
 
 def mean(column: str | Expr) -> Expr:
-    return Expr(_column_node(column)).mean()
+    return Expr(column_node(column)).mean()
 
 
 avg = mean
 
 
 def min(column: str | Expr) -> Expr:  # noqa: A001
-    return Expr(_column_node(column)).min()
+    return Expr(column_node(column)).min()
 
 
 def max(column: str | Expr) -> Expr:  # noqa: A001
-    return Expr(_column_node(column)).max()
+    return Expr(column_node(column)).max()
 
 
 def n_unique(column: str | Expr) -> Expr:
-    return Expr(_column_node(column)).n_unique()
+    return Expr(column_node(column)).n_unique()
 
 
 # ---------------------------------------------------------------- windows
@@ -451,18 +451,18 @@ def tumble(column: str | Expr, size: str | int | dt.timedelta) -> Expr:
     >>> sd.tumble("event_time", "10s")
     <Expr TUMBLE(event_time, INTERVAL '10000ms')>
     """
-    return Expr(ast.FuncCall("TUMBLE", (_column_node(column), _interval_node(size, "window size"))))
+    return Expr(ast.FuncCall("TUMBLE", (column_node(column), _interval_node(size, "window size"))))
 
 
 def hop(column: str | Expr, slide: str | int | dt.timedelta, size: str | int | dt.timedelta) -> Expr:
     """Overlapping windows of `size`, one starting every `slide`, for `group_by`."""
-    return Expr(ast.FuncCall("HOP", (_column_node(column), _interval_node(slide, "window slide"),
+    return Expr(ast.FuncCall("HOP", (column_node(column), _interval_node(slide, "window slide"),
                                      _interval_node(size, "window size"))))
 
 
 def session(column: str | Expr, gap: str | int | dt.timedelta) -> Expr:
     """Session windows that close after `gap` without events, for `group_by`."""
-    return Expr(ast.FuncCall("SESSION", (_column_node(column), _interval_node(gap, "session gap"))))
+    return Expr(ast.FuncCall("SESSION", (column_node(column), _interval_node(gap, "session gap"))))
 
 
 # ---------------------------------------------------------------- display

@@ -36,7 +36,7 @@ from stream_dsl.bind.plans import (OutputColumn, bind_window, build_join, build_
                                      resolve_emit)
 from stream_dsl.bind.scope import Scope, match_names
 from stream_dsl.ir.column_names import is_reserved, reserved_message
-from stream_dsl.frame.expr import Expr, _column_node, _value_node, col
+from stream_dsl.frame.expr import Expr, column_node, value_node, col
 from stream_dsl.errors import DSLError, did_you_mean
 from stream_dsl.ir.plan import (WINDOW_END, WINDOW_START, Aggregate, Distinct, Filter, Limit, Plan, Project, Sort,
                              SortKey, is_streaming, project, render_plan, with_inputs)
@@ -65,8 +65,8 @@ def _flatten(items: Iterable[Any]) -> list[Any]:
 
 def _as_exprs(items: Iterable[Any], named: dict[str, Any]) -> list[Expr]:
     """Positional items (strings are column names) and keyword items (named outputs) as Exprs."""
-    exprs = [x if isinstance(x, Expr) else Expr(_column_node(x)) for x in _flatten(items)]
-    return exprs + [(v if isinstance(v, Expr) else Expr(_value_node(v))).alias(k) for k, v in named.items()]
+    exprs = [x if isinstance(x, Expr) else Expr(column_node(x)) for x in _flatten(items)]
+    return exprs + [(v if isinstance(v, Expr) else Expr(value_node(v))).alias(k) for k, v in named.items()]
 
 
 def _api_name(e: Expr, bound: E.Expr, position: int) -> str:
@@ -157,7 +157,7 @@ class Stream:
         Filter ((ms > 100) AND (user = 'b'))
           Scan stream frame_...
         """
-        parts = [p if isinstance(p, Expr) else Expr(_column_node(p)) for p in _flatten(predicates)]
+        parts = [p if isinstance(p, Expr) else Expr(column_node(p)) for p in _flatten(predicates)]
         parts += [col(k) == v for k, v in constraints.items()]
         if not parts:
             raise DSLError("filter needs at least one predicate")
@@ -344,7 +344,7 @@ class Stream:
         >>> q.columns
         ['campaign_id', 'window_start', 'window_end', 'views']
         """
-        return GroupBy(self, [k if isinstance(k, Expr) else Expr(_column_node(k)) for k in _flatten(keys)], emit)
+        return GroupBy(self, [k if isinstance(k, Expr) else Expr(column_node(k)) for k in _flatten(keys)], emit)
 
     def emit(self, mode: str) -> "Stream":
         """Set the output mode of the aggregation this query ends with: 'final' or 'changes'."""
