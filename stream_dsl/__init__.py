@@ -14,8 +14,7 @@ from stream_dsl.dataframe_expr import (Expr, all, avg, col, count, hop, len, lit
 from stream_dsl.errors import (BindError, CatalogError, ConnectorError, DSLError, ExecutionError, ParseError,
                                PlanError, PositionedError)
 from stream_dsl.types import DataType
-
-__version__ = "0.1.0"
+from stream_dsl.version import __version__
 
 # SQL type names, and the polars-style names of the same types.
 BIGINT = DataType.BIGINT
