@@ -4,7 +4,7 @@
 >>> ctx = sd.Context(workers=2, executor="drizzle", group_size=10, batch_interval="100ms")
 
 See `Context` for the entry point, `Stream` for the dataframe API and
-DESIGN.md for the language.
+docs/language.md for the language and docs/architecture.md for the design.
 """
 
 from stream_dsl.context import Context
