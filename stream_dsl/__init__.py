@@ -3,8 +3,8 @@
 >>> import stream_dsl as sd
 >>> ctx = sd.Context(workers=2, executor="drizzle", group_size=10, batch_interval="100ms")
 
-See `Context` for the entry point, `Stream` for the dataframe API and
-docs/language.md for the language and docs/architecture.md for the design.
+See `Context` for the entry point and `Stream` for the dataframe API;
+docs/language.md describes the language and docs/architecture.md the design.
 """
 
 from stream_dsl.context import Context
