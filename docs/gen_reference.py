@@ -53,6 +53,11 @@ class Registries:
     executors: tuple[str, ...]
     transports: list[str]
     cli_parser: argparse.ArgumentParser
+    files: dict[str, str]  # what -> the repository path that declares it, for the page's prose
+
+
+def _relative(path: str | Path) -> str:
+    return Path(path).resolve().relative_to(ROOT).as_posix()
 
 
 def load_registries() -> Registries:
@@ -61,7 +66,7 @@ def load_registries() -> Registries:
         sys.path.insert(0, str(ROOT))
     import stream_dsl
     from executor.transports import known_transports
-    from stream_dsl import cli, parser
+    from stream_dsl import cli, connectors, functions, parser
     from stream_dsl.binder import SETTINGS
     from stream_dsl.config import EXECUTORS, RunConfig
     from stream_dsl.connectors import CONNECTORS
@@ -71,15 +76,17 @@ def load_registries() -> Registries:
                                       WINDOW_FUNCTIONS)
     from stream_dsl.types import TYPE_NAMES, DataType, common_type
 
-    grammar = Path(parser.__file__).with_name("grammar.lark").read_text(encoding="utf-8")
+    grammar_file = Path(parser.__file__).with_name("grammar.lark")
+    files = {"grammar": _relative(grammar_file), "functions": _relative(functions.__file__),
+             "connectors": _relative(connectors.__file__)}
     return Registries(
-        grammar=grammar, scalar_functions=dict(SCALAR_FUNCTIONS), function_aliases=dict(FUNCTION_ALIASES),
+        grammar=grammar_file.read_text(encoding="utf-8"), scalar_functions=dict(SCALAR_FUNCTIONS), function_aliases=dict(FUNCTION_ALIASES),
         aggregate_functions=dict(AGGREGATE_FUNCTIONS), aggregate_aliases=dict(AGGREGATE_ALIASES),
         window_functions=tuple(WINDOW_FUNCTIONS), api=stream_dsl, data_type=DataType, type_names=dict(TYPE_NAMES),
         common_type=common_type,
         connectors=dict(CONNECTORS), common_options=frozenset(COMMON_OPTIONS), settings=tuple(SETTINGS),
         run_config=RunConfig, context=Context, executors=tuple(EXECUTORS), transports=known_transports(),
-        cli_parser=cli.build_parser())
+        cli_parser=cli.build_parser(), files=files)
 
 
 # ------------------------------------------------------------------ the page
@@ -128,7 +135,7 @@ def render_statements(reg: Registries) -> str:
     rules = grammar_rules(reg.grammar)
     out = ["## SQL statements\n",
            "Statements end with `;` in scripts and the REPL. Each one below is an alternative of the grammar's "
-           "`statement` rule, shown as the grammar (`stream_dsl/grammar.lark`, lark EBNF: `[x]` optional, "
+           f"`statement` rule, shown as the grammar (`{reg.files['grammar']}`, lark EBNF: `[x]` optional, "
            "`(a | b)` a choice, `x*` repeated, upper case a keyword) states it; the "
            "[full grammar](#grammar) is at the end.\n"]
     for name in statement_rules(reg.grammar):
@@ -216,9 +223,9 @@ def _cell(text: str) -> str:
 def render_functions(reg: Registries) -> str:
     T = reg.data_type
     out = ["## Functions\n",
-           "The function registry (`stream_dsl/functions.py`); `SHOW FUNCTIONS` lists the same names. "
+           f"The function registry (`{reg.files['functions']}`); `SHOW FUNCTIONS` lists the same names. "
            "Argument kinds: `numeric` (INT, BIGINT, DOUBLE), `string`, `timestamp`, `any`; `[, x]` is optional "
-           "and `x ...` repeats. Result types come from each function's own type rule.\n",
+           "and `, ...` repeats the last kind. Result types come from each function's own type rule.\n",
            "### Scalar functions\n",
            "| function | returns | also spelled | description |", "|---|---|---|---|"]
     for name in sorted(reg.scalar_functions):
@@ -303,7 +310,7 @@ def markdown_text(doc: str) -> str:
 
 def render_connectors(reg: Registries) -> str:
     out = ["## Connectors\n",
-           "The connector registry (`stream_dsl/connectors/__init__.py`): `WITH (connector = 'name', ...)` "
+           f"The connector registry (`{reg.files['connectors']}`): `WITH (connector = 'name', ...)` "
            "picks the module. Every source and sink also takes the common options: "
            + ", ".join(f"`{o}`" for o in sorted(reg.common_options))
            + ". A connector refuses an option it does not declare, naming the closest known ones.\n"]

@@ -155,6 +155,29 @@ def test_markdown_text_escapes_angle_brackets_outside_code_only():
     assert gen.markdown_text("Options:\n- `a`\n- `b`") == "Options:\n\n- `a`\n- `b`"
 
 
+# Hand-written pages name files of the repository; after a move they must follow.
+PAGES = sorted((ROOT / "docs").glob("*.md")) + [ROOT / "CONTRIBUTING.md"]
+TOP_LEVEL = ("stream_dsl/", "optimizer/", "executor/", "tests/", "docs/", "examples/", ".ci/")
+
+
+def repository_paths(text: str) -> set[str]:
+    """Paths in code spans that start at a top-level folder, placeholders (`<name>`, `*`) left out."""
+    spans = re.findall(r"`([^`\s]+)`", text)
+    return {s for s in spans if s.startswith(TOP_LEVEL) and not re.search(r"[<*{]", s)}
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name)
+def test_every_repository_path_a_page_names_exists(page):
+    paths = repository_paths(page.read_text())
+    missing = sorted(p for p in paths if not (ROOT / p).exists())
+    assert not missing, f"{page.name} names paths that do not exist: {missing}"
+
+
+def test_repository_paths_are_found_and_placeholders_skipped():
+    text = "see `executor/query/`, `optimizer/rules/<name>.py`, `out/` and `tests/rules/*/x.txt`"
+    assert repository_paths(text) == {"executor/query/"}
+
+
 @pytest.mark.slow
 def test_the_site_builds_in_strict_mode(tmp_path):
     for package in ("mkdocs", "material"):
