@@ -53,6 +53,7 @@ class Registries:
     executors: tuple[str, ...]
     transports: list[str]
     cli_parser: argparse.ArgumentParser
+    rules: tuple[Callable[..., Any], ...]  # the optimizer's RULES, in the order the driver runs them
     files: dict[str, str]  # what -> the repository path that declares it, for the page's prose
 
 
@@ -66,6 +67,7 @@ def load_registries() -> Registries:
         sys.path.insert(0, str(ROOT))
     import stream_dsl
     from executor.transports import known_transports
+    from optimizer.rules import RULES
     from stream_dsl import cli, connectors, functions, parser
     from stream_dsl.binder import SETTINGS
     from stream_dsl.config import EXECUTORS, RunConfig
@@ -86,7 +88,7 @@ def load_registries() -> Registries:
         common_type=common_type,
         connectors=dict(CONNECTORS), common_options=frozenset(COMMON_OPTIONS), settings=tuple(SETTINGS),
         run_config=RunConfig, context=Context, executors=tuple(EXECUTORS), transports=known_transports(),
-        cli_parser=cli.build_parser(), files=files)
+        cli_parser=cli.build_parser(), rules=tuple(RULES), files=files)
 
 
 # ------------------------------------------------------------------ the page
@@ -99,7 +101,7 @@ def render_reference(reg: Registries | None = None) -> str:
         "Generated from the code when the documentation is built (`docs/gen_reference.py`): "
         "the grammar, the function registry, the connector registry, the SET keys and the command line. "
         "An empty description means the registry has none yet.\n",
-        render_statements(reg), render_types(reg), render_functions(reg), render_connectors(reg), render_settings(reg),
+        render_statements(reg), render_types(reg), render_functions(reg), render_connectors(reg), render_settings(reg), render_rules(reg),
         render_cli(reg), render_grammar(reg),
     ]
     return "\n".join(parts)
@@ -362,6 +364,21 @@ def render_settings(reg: Registries) -> str:
         if key in choices:
             kind = " \\| ".join(f"`{c}`" for c in choices[key])
         out.append(f"| `{key}` | {_cell(kind) if key not in choices else kind} | {default} | {_cell(text)} |")
+    return "\n".join(out) + "\n"
+
+
+# ---- optimizer rules
+
+
+def render_rules(reg: Registries) -> str:
+    out = ["## Optimizer rules\n",
+           "The rewrite rules in the order the optimizer runs them, to a fixed point (`RULES`); each is one "
+           "module of `optimizer/rules/`, whose docstring states its correctness condition and shows a "
+           "before/after example. `sd.Context(optimize=False)` turns them all off.\n",
+           "| rule | what it does |", "|---|---|"]
+    for rule in reg.rules:
+        module = sys.modules.get(rule.__module__)
+        out.append(f"| `{rule.__name__}` | {_cell(_first_line(module))} |")
     return "\n".join(out) + "\n"
 
 

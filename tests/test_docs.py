@@ -125,6 +125,14 @@ def test_every_set_key_is_listed_with_its_default(reg, page):
     assert "`'drizzle'`" in text and "`30.0`" in text
 
 
+def test_every_optimizer_rule_is_listed_in_order(reg, page):
+    text = section(page, "Optimizer rules")
+    names = [rule.__name__ for rule in reg.rules]
+    assert "fold_constants" in names
+    rows = re.findall(r"^\| `(\w+)` \|", text, re.MULTILINE)
+    assert rows == names
+
+
 def test_every_cli_command_is_listed(reg, page):
     text = section(page, "Command line")
     commands = [name for name, _ in gen.cli_commands(reg.cli_parser)]
