@@ -19,11 +19,12 @@ import inspect
 import os
 import re
 import sys
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Callable, Iterator
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGE = "reference.md"
@@ -74,21 +75,43 @@ def load_registries() -> Registries:
     from stream_dsl.connectors import CONNECTORS
     from stream_dsl.connectors.options import COMMON_OPTIONS
     from stream_dsl.context import Context
-    from stream_dsl.functions import (AGGREGATE_ALIASES, AGGREGATE_FUNCTIONS, FUNCTION_ALIASES, SCALAR_FUNCTIONS,
-                                      WINDOW_FUNCTIONS)
+    from stream_dsl.functions import (
+        AGGREGATE_ALIASES,
+        AGGREGATE_FUNCTIONS,
+        FUNCTION_ALIASES,
+        SCALAR_FUNCTIONS,
+        WINDOW_FUNCTIONS,
+    )
     from stream_dsl.types import TYPE_NAMES, DataType, common_type
 
     grammar_file = Path(parser.__file__).with_name("grammar.lark")
-    files = {"grammar": _relative(grammar_file), "functions": _relative(functions.__file__),
-             "connectors": _relative(connectors.__file__)}
+    files = {
+        "grammar": _relative(grammar_file),
+        "functions": _relative(functions.__file__),
+        "connectors": _relative(connectors.__file__),
+    }
     return Registries(
-        grammar=grammar_file.read_text(encoding="utf-8"), scalar_functions=dict(SCALAR_FUNCTIONS), function_aliases=dict(FUNCTION_ALIASES),
-        aggregate_functions=dict(AGGREGATE_FUNCTIONS), aggregate_aliases=dict(AGGREGATE_ALIASES),
-        window_functions=tuple(WINDOW_FUNCTIONS), api=stream_dsl, data_type=DataType, type_names=dict(TYPE_NAMES),
+        grammar=grammar_file.read_text(encoding="utf-8"),
+        scalar_functions=dict(SCALAR_FUNCTIONS),
+        function_aliases=dict(FUNCTION_ALIASES),
+        aggregate_functions=dict(AGGREGATE_FUNCTIONS),
+        aggregate_aliases=dict(AGGREGATE_ALIASES),
+        window_functions=tuple(WINDOW_FUNCTIONS),
+        api=stream_dsl,
+        data_type=DataType,
+        type_names=dict(TYPE_NAMES),
         common_type=common_type,
-        connectors=dict(CONNECTORS), common_options=frozenset(COMMON_OPTIONS), settings=tuple(SETTINGS),
-        run_config=RunConfig, context=Context, executors=tuple(EXECUTORS), transports=known_transports(),
-        cli_parser=cli.build_parser(), rules=tuple(RULES), files=files)
+        connectors=dict(CONNECTORS),
+        common_options=frozenset(COMMON_OPTIONS),
+        settings=tuple(SETTINGS),
+        run_config=RunConfig,
+        context=Context,
+        executors=tuple(EXECUTORS),
+        transports=known_transports(),
+        cli_parser=cli.build_parser(),
+        rules=tuple(RULES),
+        files=files,
+    )
 
 
 # ------------------------------------------------------------------ the page
@@ -98,11 +121,19 @@ def render_reference(reg: Registries | None = None) -> str:
     reg = reg or load_registries()
     parts = [
         "# Reference\n",
-        "Generated from the code when the documentation is built (`docs/gen_reference.py`): "
-        "the grammar, the function registry, the connector registry, the SET keys and the command line. "
-        "An empty description means the registry has none yet.\n",
-        render_statements(reg), render_types(reg), render_functions(reg), render_connectors(reg), render_settings(reg), render_rules(reg),
-        render_cli(reg), render_grammar(reg),
+        (
+            "Generated from the code when the documentation is built (`docs/gen_reference.py`): "
+            "the grammar, the function registry, the connector registry, the SET keys and the command line. "
+            "An empty description means the registry has none yet.\n"
+        ),
+        render_statements(reg),
+        render_types(reg),
+        render_functions(reg),
+        render_connectors(reg),
+        render_settings(reg),
+        render_rules(reg),
+        render_cli(reg),
+        render_grammar(reg),
     ]
     return "\n".join(parts)
 
@@ -135,11 +166,15 @@ def statement_rules(grammar: str) -> list[str]:
 
 def render_statements(reg: Registries) -> str:
     rules = grammar_rules(reg.grammar)
-    out = ["## SQL statements\n",
-           "Statements end with `;` in scripts and the REPL. Each one below is an alternative of the grammar's "
-           f"`statement` rule, shown as the grammar (`{reg.files['grammar']}`, lark EBNF: `[x]` optional, "
-           "`(a | b)` a choice, `x*` repeated, upper case a keyword) states it; the "
-           "[full grammar](#grammar) is at the end.\n"]
+    out = [
+        "## SQL statements\n",
+        (
+            "Statements end with `;` in scripts and the REPL. Each one below is an alternative of the grammar's "
+            f"`statement` rule, shown as the grammar (`{reg.files['grammar']}`, lark EBNF: `[x]` optional, "
+            "`(a | b)` a choice, `x*` repeated, upper case a keyword) states it; the "
+            "[full grammar](#grammar) is at the end.\n"
+        ),
+    ]
     for name in statement_rules(reg.grammar):
         out.append(f"### `{name}`\n\n```text\n{rules.get(name, name)}\n```\n")
     return "\n".join(out)
@@ -153,8 +188,15 @@ def render_grammar(reg: Registries) -> str:
 
 
 def render_types(reg: Registries) -> str:
-    out = ["## Types\n", "Type names a column definition or CAST accepts (any case), and the polars dtype of each "
-           "type inside the engine.\n", "| type | also spelled | polars |", "|---|---|---|"]
+    out = [
+        "## Types\n",
+        (
+            "Type names a column definition or CAST accepts (any case), and the polars dtype of each "
+            "type inside the engine.\n"
+        ),
+        "| type | also spelled | polars |",
+        "|---|---|---|",
+    ]
     for dtype in reg.data_type:
         names = [n for n, t in reg.type_names.items() if t is dtype]
         if not names:
@@ -168,8 +210,12 @@ def render_types(reg: Registries) -> str:
 # ---- functions
 
 
-_SAMPLES = {"numeric": ("INT", "BIGINT", "DOUBLE"), "string": ("STRING",), "timestamp": ("TIMESTAMP",),
-            "any": ("BIGINT", "STRING")}
+_SAMPLES = {
+    "numeric": ("INT", "BIGINT", "DOUBLE"),
+    "string": ("STRING",),
+    "timestamp": ("TIMESTAMP",),
+    "any": ("BIGINT", "STRING"),
+}
 
 
 def signature(fn: Any) -> str:
@@ -201,7 +247,7 @@ def result_type(fn: Any, reg: Registries) -> str:
     probes = _probes(fn, reg)
     results = [fn.returns(list(p)) for p in probes]
     if len(set(results)) == 1:
-        return results[0].value
+        return str(results[0].value)
     if all(r == p[0] for r, p in zip(results, probes)):
         return "type of the argument" if len(fn.args) == 1 and not fn.variadic else "type of the first argument"
     if all(r == reg.common_type(list(p)) for r, p in zip(results, probes)):
@@ -224,20 +270,33 @@ def _cell(text: str) -> str:
 
 def render_functions(reg: Registries) -> str:
     T = reg.data_type
-    out = ["## Functions\n",
-           f"The function registry (`{reg.files['functions']}`); `SHOW FUNCTIONS` lists the same names. "
-           "Argument kinds: `numeric` (INT, BIGINT, DOUBLE), `string`, `timestamp`, `any`; `[, x]` is optional "
-           "and `, ...` repeats the last kind. Result types come from each function's own type rule.\n",
-           "### Scalar functions\n",
-           "| function | returns | also spelled | description |", "|---|---|---|---|"]
+    out = [
+        "## Functions\n",
+        (
+            f"The function registry (`{reg.files['functions']}`); `SHOW FUNCTIONS` lists the same names. "
+            "Argument kinds: `numeric` (INT, BIGINT, DOUBLE), `string`, `timestamp`, `any`; `[, x]` is optional "
+            "and `, ...` repeats the last kind. Result types come from each function's own type rule.\n"
+        ),
+        "### Scalar functions\n",
+        "| function | returns | also spelled | description |",
+        "|---|---|---|---|",
+    ]
     for name in sorted(reg.scalar_functions):
         fn = reg.scalar_functions[name]
-        out.append(f"| `{signature(fn)}` | {_cell(result_type(fn, reg))} | "
-                   f"{_aliases(name, reg.function_aliases)} | {_cell(fn.doc)} |")
-    out += ["", "### Aggregate functions\n",
+        out.append(
+            f"| `{signature(fn)}` | {_cell(result_type(fn, reg))} | "
+            f"{_aliases(name, reg.function_aliases)} | {_cell(fn.doc)} |"
+        )
+    out += [
+        "",
+        "### Aggregate functions\n",
+        (
             "Result types for numeric arguments, from the registry's type rule; "
-            "`COUNT(*)` counts rows and `COUNT(DISTINCT x)` distinct values.\n",
-            "| function | returns | also spelled | description |", "|---|---|---|---|"]
+            "`COUNT(*)` counts rows and `COUNT(DISTINCT x)` distinct values.\n"
+        ),
+        "| function | returns | also spelled | description |",
+        "|---|---|---|---|",
+    ]
     numeric = (T.INT, T.BIGINT, T.DOUBLE)
     for name in sorted(reg.aggregate_functions):
         rule = reg.aggregate_functions[name]
@@ -249,12 +308,20 @@ def render_functions(reg: Registries) -> str:
         else:
             returns = ", ".join(f"{t.value} → {r.value}" for t, r in zip(numeric, results))
         call = f"{name}(*), {name}(x)" if name == "count" else f"{name}(x)"
-        out.append(f"| `{call}` | {_cell(returns)} | {_aliases(name, reg.aggregate_aliases)} | "
-                   f"{_cell(_first_line(getattr(reg.api, name, None)))} |")
-    out += ["", "### Window functions\n",
+        out.append(
+            f"| `{call}` | {_cell(returns)} | {_aliases(name, reg.aggregate_aliases)} | "
+            f"{_cell(_first_line(getattr(reg.api, name, None)))} |"
+        )
+    out += [
+        "",
+        "### Window functions\n",
+        (
             "Valid only in `GROUP BY`; each adds the columns `window_start` (inclusive) and `window_end` "
-            "(exclusive). The signature is the dataframe API's function of the same name.\n",
-            "| function | dataframe API | description |", "|---|---|---|"]
+            "(exclusive). The signature is the dataframe API's function of the same name.\n"
+        ),
+        "| function | dataframe API | description |",
+        "|---|---|---|",
+    ]
     for name in reg.window_functions:
         api = getattr(reg.api, name, None)
         params = ", ".join(inspect.signature(api).parameters) if api else ""
@@ -265,8 +332,11 @@ def render_functions(reg: Registries) -> str:
 # ---- connectors
 
 # Module attributes a connector declares its option names in, and the roles they apply to.
-_OPTION_ATTRIBUTES = {"SOURCE_OPTIONS": ("stream", "table"), "SINK_OPTIONS": ("sink",),
-                      "OPTIONS": ("stream", "table", "sink")}
+_OPTION_ATTRIBUTES = {
+    "SOURCE_OPTIONS": ("stream", "table"),
+    "SINK_OPTIONS": ("sink",),
+    "OPTIONS": ("stream", "table", "sink"),
+}
 _ROLES = {"make_source": "stream", "make_table": "table", "make_sink": "sink"}
 
 
@@ -303,19 +373,26 @@ def markdown_text(doc: str) -> str:
     for line in doc.splitlines():
         pieces = re.split(r"(`[^`]*`)", line)
         line = "".join(p if p.startswith("`") else p.replace("<", "&lt;").replace(">", "&gt;") for p in pieces)
-        if line.lstrip().startswith("- ") and lines and lines[-1].strip() and not lines[-1].lstrip().startswith("- ") \
-                and not lines[-1].startswith("  "):
+        if (
+            line.lstrip().startswith("- ")
+            and lines
+            and lines[-1].strip()
+            and not lines[-1].lstrip().startswith("- ")
+            and not lines[-1].startswith("  ")
+        ):
             lines.append("")
         lines.append(line)
     return "\n".join(lines)
 
 
 def render_connectors(reg: Registries) -> str:
-    out = ["## Connectors\n",
-           f"The connector registry (`{reg.files['connectors']}`): `WITH (connector = 'name', ...)` "
-           "picks the module. Every source and sink also takes the common options: "
-           + ", ".join(f"`{o}`" for o in sorted(reg.common_options))
-           + ". A connector refuses an option it does not declare, naming the closest known ones.\n"]
+    out = [
+        "## Connectors\n",
+        f"The connector registry (`{reg.files['connectors']}`): `WITH (connector = 'name', ...)` "
+        "picks the module. Every source and sink also takes the common options: "
+        + ", ".join(f"`{o}`" for o in sorted(reg.common_options))
+        + ". A connector refuses an option it does not declare, naming the closest known ones.\n",
+    ]
     for name in sorted(reg.connectors):
         info = connector_info(name, reg.connectors[name])
         out.append(f"### `{name}`\n")
@@ -352,11 +429,16 @@ def render_settings(reg: Registries) -> str:
     docs = parameter_docs(reg.context)
     defaults = {f.name: f.default for f in fields(reg.run_config)}
     choices = {"executor": reg.executors, "transport": tuple(reg.transports)}
-    out = ["## SET keys\n",
-           "`SET key = 'value'` changes a setting of the Context for the queries that follow; "
-           "the keys are the binder's `SETTINGS`, and each is also a parameter of `sd.Context(...)`. "
-           "Defaults are `RunConfig`'s.\n",
-           "| key | value (as the Context parameter) | default | description |", "|---|---|---|---|"]
+    out = [
+        "## SET keys\n",
+        (
+            "`SET key = 'value'` changes a setting of the Context for the queries that follow; "
+            "the keys are the binder's `SETTINGS`, and each is also a parameter of `sd.Context(...)`. "
+            "Defaults are `RunConfig`'s.\n"
+        ),
+        "| key | value (as the Context parameter) | default | description |",
+        "|---|---|---|---|",
+    ]
     for key in reg.settings:
         field = next((f for f in defaults if f == key or f.startswith(key + "_")), None)
         default = "" if field is None else f"`{defaults[field]!r}`" + ("" if field == key else f" ({field})")
@@ -371,11 +453,16 @@ def render_settings(reg: Registries) -> str:
 
 
 def render_rules(reg: Registries) -> str:
-    out = ["## Optimizer rules\n",
-           "The rewrite rules in the order the optimizer runs them, to a fixed point (`RULES`); each is one "
-           "module of `optimizer/rules/`, whose docstring states its correctness condition and shows a "
-           "before/after example. `sd.Context(optimize=False)` turns them all off.\n",
-           "| rule | what it does |", "|---|---|"]
+    out = [
+        "## Optimizer rules\n",
+        (
+            "The rewrite rules in the order the optimizer runs them, to a fixed point (`RULES`); each is one "
+            "module of `optimizer/rules/`, whose docstring states its correctness condition and shows a "
+            "before/after example. `sd.Context(optimize=False)` turns them all off.\n"
+        ),
+        "| rule | what it does |",
+        "|---|---|",
+    ]
     for rule in reg.rules:
         module = sys.modules.get(rule.__module__)
         out.append(f"| `{rule.__name__}` | {_cell(_first_line(module))} |")

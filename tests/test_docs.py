@@ -63,8 +63,11 @@ def subsection(text: str, title: str) -> str:
 def test_the_registries_are_the_ones_show_functions_lists(reg):
     shown = sd.Context().sql("SHOW FUNCTIONS")
     listed = dict(zip(shown["name"].to_list(), shown["kind"].to_list()))
-    expected = ({n: "scalar" for n in reg.scalar_functions} | {n: "aggregate" for n in reg.aggregate_functions}
-                | {n: "window" for n in reg.window_functions})
+    expected = (
+        {n: "scalar" for n in reg.scalar_functions}
+        | {n: "aggregate" for n in reg.aggregate_functions}
+        | {n: "window" for n in reg.window_functions}
+    )
     assert listed == expected
 
 
@@ -152,8 +155,7 @@ def test_the_page_is_the_same_every_time(reg):
 
 
 def test_grammar_rules_reads_rules_and_their_alternatives():
-    grammar = ("// a comment\n?statement: a\n          | b  // why\n\na: \"A\" [x]\nb: B\n  | C\n"
-               "%import common.WS\n")
+    grammar = '// a comment\n?statement: a\n          | b  // why\n\na: "A" [x]\nb: B\n  | C\n%import common.WS\n'
     assert gen.statement_rules(grammar) == ["a", "b"]
     assert gen.grammar_rules(grammar)["b"] == "b: B\n  | C"
 
@@ -194,8 +196,14 @@ def test_the_site_builds_in_strict_mode(tmp_path):
                 pytest.fail(f"{package} is missing in CI: pip install -e '.[docs]'")
             pytest.skip(f"{package} is not installed (pip install -e '.[docs]')")
     site = tmp_path / "site"
-    result = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(site)],
-                            cwd=ROOT, capture_output=True, text=True, env={**os.environ, "NO_MKDOCS_2_WARNING": "1"})
+    result = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(site)],
+        check=False,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     reference = (site / "reference" / "index.html").read_text()
     assert "SET keys" in reference and "substring" in reference

@@ -29,8 +29,9 @@ def test_cli_version_prints_the_package_version():
 
 def test_declared_version_reads_only_the_project_table(tmp_path):
     pyproject = tmp_path / "pyproject.toml"
-    pyproject.write_text('[tool.other]\nversion = "9.9"\n\n[project]\nname = "x"\nversion = "1.2.3"\n\n'
-                         '[tool.after]\nversion = "7"\n')
+    pyproject.write_text(
+        '[tool.other]\nversion = "9.9"\n\n[project]\nname = "x"\nversion = "1.2.3"\n\n[tool.after]\nversion = "7"\n'
+    )
     assert declared_version(pyproject) == "1.2.3"
     pyproject.write_text('[project]\nname = "x"\n')
     assert declared_version(pyproject) is None
