@@ -43,7 +43,8 @@ def test_packages_are_marked_typed_and_ship_the_marker(package):
     tomllib = pytest.importorskip("tomllib")
     assert (ROOT / package / "py.typed").is_file()
     config = tomllib.loads((ROOT / "pyproject.toml").read_text())
-    assert "py.typed" in config["tool"]["setuptools"]["package-data"][package]
+    package_data = config["tool"]["setuptools"]["package-data"]
+    assert "py.typed" in package_data.get(package, []) + package_data.get("*", [])
 
 
 def test_license_file_is_the_apache_license_the_metadata_names():
