@@ -27,14 +27,17 @@ GENERATOR = ROOT / "docs" / "gen_reference.py"
 
 
 def _load_generator():
+    """The generator module, loaded from its file as mkdocs loads it, and its sections module."""
+    if str(GENERATOR.parent) not in sys.path:
+        sys.path.insert(0, str(GENERATOR.parent))  # as mkdocs does for a hook's folder
     spec = importlib.util.spec_from_file_location("gen_reference", GENERATOR)
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look their module up by name
     spec.loader.exec_module(module)
-    return module
+    return module, importlib.import_module("reference_sections")
 
 
-gen = _load_generator()
+gen, sections = _load_generator()
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +65,7 @@ def subsection(text: str, title: str) -> str:
 
 def test_the_registries_are_the_ones_show_functions_lists(reg):
     shown = sd.Context().sql("SHOW FUNCTIONS")
-    listed = dict(zip(shown["name"].to_list(), shown["kind"].to_list()))
+    listed = dict(zip(shown["name"].to_list(), shown["kind"].to_list(), strict=True))
     expected = (
         {n: "scalar" for n in reg.scalar_functions}
         | {n: "aggregate" for n in reg.aggregate_functions}
@@ -72,12 +75,12 @@ def test_the_registries_are_the_ones_show_functions_lists(reg):
 
 
 def test_every_statement_of_the_grammar_is_listed(reg, page):
-    statements = gen.statement_rules(reg.grammar)
+    statements = sections.statement_rules(reg.grammar)
     assert "create_source" in statements and "set_stmt" in statements
     text = section(page, "SQL statements")
     for name in statements:
         assert f"### `{name}`" in text
-        assert gen.grammar_rules(reg.grammar)[name] in text
+        assert sections.grammar_rules(reg.grammar)[name] in text
 
 
 def test_every_function_is_listed_with_its_signature_and_description(reg, page):
@@ -86,7 +89,7 @@ def test_every_function_is_listed_with_its_signature_and_description(reg, page):
     for name, fn in reg.scalar_functions.items():
         row = next((line for line in scalars.splitlines() if line.startswith(f"| `{name}(")), None)
         assert row is not None, f"scalar function {name} is missing"
-        assert gen.signature(fn) in row and gen._cell(fn.doc) in row
+        assert sections.signature(fn) in row and sections.table_cell(fn.doc) in row
     for alias, target in reg.function_aliases.items():
         assert re.search(rf"^\| `{target}\(.*`{alias}`", scalars, re.MULTILINE), alias
     aggregates = subsection(text, "Aggregate functions")
@@ -104,7 +107,7 @@ def test_every_connector_and_each_declared_option_is_listed(reg, page):
     for option in reg.common_options:
         assert f"`{option}`" in text.split("###", 1)[0]
     for name, module in reg.connectors.items():
-        info = gen.connector_info(name, module)
+        info = sections.connector_info(name, module)
         assert not info.error, info.error
         assert info.roles, f"connector {name} makes no source, table or sink"
         part = subsection(text, f"`{name}`")
@@ -113,10 +116,10 @@ def test_every_connector_and_each_declared_option_is_listed(reg, page):
 
 
 def test_connector_options_come_from_the_modules_declarations(reg):
-    files = gen.connector_info("files", reg.connectors["files"])
+    files = sections.connector_info("files", reg.connectors["files"])
     assert files.options["watch"] == ("stream", "table")
     assert files.options["path"] == ("stream", "table", "sink")
-    redis = gen.connector_info("redis", reg.connectors["redis"])
+    redis = sections.connector_info("redis", reg.connectors["redis"])
     assert redis.options["maxlen"] == ("sink",) and redis.options["group"] == ("stream",)
 
 
@@ -138,7 +141,7 @@ def test_every_optimizer_rule_is_listed_in_order(reg, page):
 
 def test_every_cli_command_is_listed(reg, page):
     text = section(page, "Command line")
-    commands = [name for name, _ in gen.cli_commands(reg.cli_parser)]
+    commands = [name for name, _ in sections.cli_commands(reg.cli_parser)]
     assert {"run", "explain", "repl", "checkpoints", "bench ysb"} <= set(commands)
     for name in commands:
         assert f"### `stream-dsl {name}`" in text
@@ -156,17 +159,17 @@ def test_the_page_is_the_same_every_time(reg):
 
 def test_grammar_rules_reads_rules_and_their_alternatives():
     grammar = '// a comment\n?statement: a\n          | b  // why\n\na: "A" [x]\nb: B\n  | C\n%import common.WS\n'
-    assert gen.statement_rules(grammar) == ["a", "b"]
-    assert gen.grammar_rules(grammar)["b"] == "b: B\n  | C"
+    assert sections.statement_rules(grammar) == ["a", "b"]
+    assert sections.grammar_rules(grammar)["b"] == "b: B\n  | C"
 
 
 def test_markdown_text_escapes_angle_brackets_outside_code_only():
-    assert gen.markdown_text("'<stream>:<id>' and `<kept>`") == "'&lt;stream&gt;:&lt;id&gt;' and `<kept>`"
-    assert gen.markdown_text("Options:\n- `a`\n- `b`") == "Options:\n\n- `a`\n- `b`"
+    assert sections.markdown_text("'<stream>:<id>' and `<kept>`") == "'&lt;stream&gt;:&lt;id&gt;' and `<kept>`"
+    assert sections.markdown_text("Options:\n- `a`\n- `b`") == "Options:\n\n- `a`\n- `b`"
 
 
 # Hand-written pages name files of the repository; after a move they must follow.
-PAGES = sorted((ROOT / "docs").glob("*.md")) + [ROOT / "CONTRIBUTING.md"]
+PAGES = [*sorted((ROOT / "docs").glob("*.md")), ROOT / "CONTRIBUTING.md"]
 TOP_LEVEL = ("stream_dsl/", "optimizer/", "executor/", "tests/", "docs/", "examples/", ".ci/")
 
 
