@@ -3,14 +3,14 @@
 >>> import stream_dsl as sd
 >>> ctx = sd.Context(workers=2, executor="drizzle", group_size=10, batch_interval="100ms")
 
-See `Context` for the entry point, `Stream` for the dataframe API and
-DESIGN.md for the language.
+See `Context` for the entry point and `Stream` for the dataframe API;
+docs/language.md describes the language and docs/architecture.md the design.
 """
 
 import importlib
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from stream_dsl.version import __version__
 
 # Public names, loaded when first used (PEP 562): `import stream_dsl` stays cheap, and `stream-dsl --help` or the
 # scheduler's state machine never load polars or lark through it.

@@ -1,4 +1,4 @@
-"""Fault tolerance (DESIGN.md section 7, issue 8): checkpoints, worker and driver failures, exactly-once output.
+"""Fault tolerance (docs/architecture.md; issue 8): checkpoints, worker and driver failures, exactly-once output.
 
 Every test runs the YSB query of tests/recovery_script.py (views per
 campaign per 1-second window over a bounded, unpaced generator stream of

@@ -1,4 +1,4 @@
-"""Checkpoints and recovery on the driver's side (DESIGN.md section 7).
+"""Checkpoints and recovery on the driver's side (docs/architecture.md, Fault tolerance).
 
 A continuous query with a `checkpoint_dir` holds that directory's lock for
 its life and starts from the newest good checkpoint in it, or from the

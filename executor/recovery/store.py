@@ -1,4 +1,4 @@
-"""Checkpoint files: operator-state parts and the manifests that commit them (DESIGN.md section 7).
+"""Checkpoint files: operator-state parts and the manifests that commit them (docs/architecture.md, Fault tolerance).
 
 Layout under a query's checkpoint_dir (`root`):
 

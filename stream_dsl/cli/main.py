@@ -455,26 +455,10 @@ def _bench(name: str) -> Callable[[argparse._SubParsersAction], None]:
 
 
 def _version() -> str:
-    """The installed version; in a source checkout, the one pyproject.toml declares."""
-    import stream_dsl
+    """The package's version, from its one source (`stream_dsl/version.py`)."""
+    from stream_dsl.version import __version__
 
-    declared = getattr(stream_dsl, "__version__", None)
-    if declared:
-        return str(declared)
-    try:
-        from importlib.metadata import PackageNotFoundError, version
-
-        return version("stream-dsl")
-    except PackageNotFoundError:
-        pass
-    try:
-        import tomllib
-
-        pyproject = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "pyproject.toml")
-        with open(pyproject, "rb") as f:
-            return tomllib.load(f)["project"]["version"]
-    except (OSError, KeyError, ValueError, ImportError):
-        return "unknown"
+    return __version__
 
 
 def _add_run(sub: argparse._SubParsersAction) -> None:
