@@ -25,7 +25,6 @@ from typing import Any, Sequence, TextIO
 
 from stream_dsl.cli.main import EXIT_ERROR, EXIT_OK, UsageError, add_context_options, context_kwargs
 from stream_dsl.errors import DSLError
-from stream_dsl.bind.typecheck import parse_duration_ms
 
 __all__ = ["add_ysb", "add_scheduling", "add_memory", "add_plots", "add_recovery", "parse_count"]
 
@@ -84,8 +83,9 @@ def _duration_ms(text: str, option: str, *, zero: bool = False) -> int:
     stripped = text.strip()
     if zero and stripped in ("0", "0ms", "0s"):
         return 0
+    from stream_dsl.bind import typecheck  # polars: only when parsing a value
     try:
-        return parse_duration_ms(f"{stripped}ms" if stripped.isdigit() else stripped)
+        return typecheck.parse_duration_ms(f"{stripped}ms" if stripped.isdigit() else stripped)
     except DSLError:
         raise UsageError(f"{option}: expected a duration such as 10s or 100ms, got '{text}'") from None
 
@@ -361,8 +361,9 @@ def _group_sizes(text: str) -> list[int | str]:
 def _span_s(text: str) -> float:
     """A duration in seconds: '3s', '500ms', '1.5s', or a bare number of seconds."""
     stripped = text.strip()
+    from stream_dsl.bind import typecheck  # polars: only when parsing a value
     try:
-        return float(stripped) if stripped.replace(".", "", 1).isdigit() else parse_duration_ms(stripped) / 1000.0
+        return float(stripped) if stripped.replace(".", "", 1).isdigit() else typecheck.parse_duration_ms(stripped) / 1000.0
     except DSLError:
         raise argparse.ArgumentTypeError(f"expected a duration such as 3s or 500ms, got '{text}'") from None
 

@@ -30,14 +30,14 @@ import sys
 import time
 import traceback
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence, TextIO
+from typing import TYPE_CHECKING, Any, Callable, Sequence, TextIO
 
-import polars as pl
+if TYPE_CHECKING:
+    import polars as pl
 
 from executor.interrupts import EXIT_SIGINT, EXIT_SIGTERM, Terminated, terminate_gracefully
 from stream_dsl.sql import ast
 from stream_dsl.errors import DSLError
-from stream_dsl.bind.typecheck import parse_duration_ms
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
 EXECUTORS = ("drizzle", "bsp", "inline")
@@ -77,8 +77,9 @@ def _group_size(text: str) -> int | str:
 def _duration(text: str) -> str:
     """A batch interval such as '100ms', '1s' or a bare number of milliseconds."""
     candidate = f"{text}ms" if text.strip().isdigit() else text
+    from stream_dsl.bind import typecheck  # polars: only when parsing a value
     try:
-        parse_duration_ms(candidate)
+        typecheck.parse_duration_ms(candidate)
     except DSLError:
         raise argparse.ArgumentTypeError(f"expected a duration such as 100ms or 1s, got '{text}'") from None
     return candidate
@@ -197,6 +198,8 @@ def _show(result: Any, statement: ScriptStatement, out: TextIO, max_rows: int,
     started = time.perf_counter() if started is None else started
     if result is None:
         return
+    import polars as pl  # loaded by then: the statement ran; `stream-dsl --help` never gets here
+
     if isinstance(result, pl.DataFrame):
         print(format_table(result, max_rows), file=out)
     elif isinstance(result, str):
@@ -247,7 +250,7 @@ def cmd_explain(args: argparse.Namespace, out: TextIO) -> int:
         result = ctx.sql(target.text)
     else:
         result = ctx.sql(_explain_text(target))
-    if not isinstance(result, (str, pl.DataFrame)) and hasattr(result, "explain"):
+    if not isinstance(result, str) and not hasattr(result, "columns") and hasattr(result, "explain"):
         result = result.explain()
     _show(result, target, out, args.max_rows)
     return EXIT_OK
