@@ -9,6 +9,7 @@ import tempfile
 import pytest
 from multiprocess import util as multiprocess_util
 
+import budget  # noqa: F401  (registers and loads the hypothesis profiles)
 import stream_dsl as sd
 
 # The catalog every corpus statement is bound against. It is created with DDL

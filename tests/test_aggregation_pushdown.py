@@ -41,6 +41,7 @@ from stream_dsl.connectors import generator
 from stream_dsl.errors import ConnectorError, PlanError
 from stream_dsl.ir.plan import (Aggregate, FinalAggregate, Join, PartialAggregate, Scan, render_plan, walk)
 from test_differential import QUERIES, assert_same_rows, datasets, duckdb_rows, engine
+from budget import examples
 
 YSB = """
 SELECT campaign_id, window_start, window_end, COUNT(*) AS views
@@ -213,7 +214,7 @@ def test_forcing_splits_every_splittable_query_of_the_family():
 
 
 @pytest.mark.parametrize("query", [q for q in QUERIES if q.name in SPLITTABLE], ids=lambda q: q.name)
-@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(15), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=datasets())
 def test_forced_two_phase_plans_match_duckdb(query, data):
     frame, batches, table, ordered = data

@@ -22,6 +22,7 @@ from executor.query.changelog import ChangelogBuffer
 from executor.query.changelog_rows import RowFold, RowsPart, as_frame, pack, unpack
 from executor.query.outputs import CollectOutput
 from stream_dsl.ir.types import DataType, Field, Schema
+from budget import examples
 
 SCHEMA = Schema((Field("k", DataType.STRING), Field("w", DataType.BIGINT), Field("n", DataType.BIGINT),
                  Field("v", DataType.DOUBLE)))
@@ -53,7 +54,7 @@ def parts(draw):
     return out
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(changes=parts(), limit=st.integers(0, 6), packed=st.booleans())
 def test_folding_rows_then_polars_gives_the_table_of_every_part_applied_in_order(changes, limit, packed):
     """`packed`: the parts come as a worker sends them (`pack`, pickled: rows or IPC) and the driver reads them."""

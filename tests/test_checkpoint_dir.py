@@ -29,6 +29,7 @@ from executor.recovery.checkpointing import Checkpointing, write_checkpoint_part
 from executor.state.operators import SourceClock
 from stream_dsl.cli import main as cli
 from stream_dsl.errors import CheckpointError
+from budget import examples
 
 QUERY = "Stage 0: Scan events\n  Output append"
 
@@ -179,7 +180,7 @@ def test_an_intact_checkpoint_of_another_format_is_refused_by_both(tmp_path):
     assert listed["checkpoints"][0]["state"] == "incompatible"
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=examples(60), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(damages=st.lists(st.sampled_from([None, *DAMAGES]), min_size=1, max_size=4),
        uncommitted=st.booleans(), drop_all=st.booleans())
 def test_the_restart_and_the_tool_agree_on_any_damage(tmp_path_factory, damages, uncommitted, drop_all):

@@ -40,6 +40,8 @@ from executor.recovery.store import (CHECKPOINTS_KEPT, FORMAT_VERSION, Checkpoin
 from executor.state.operators import WM_INF, DistinctState, StepOutput, make_state, restore_state, snapshot_state
 from optimizer.physical.stages import TIME_COLUMN, AggregateOp, AggSpec, DistinctOp, PartialAggregateOp
 from stream_dsl.errors import CheckpointError, DSLError
+
+from budget import examples
 from stream_dsl.ir.plan import PARTIAL_DISTINCT, PARTIAL_ROWS, WindowSpec, state_fields
 from stream_dsl.ir.types import DataType as T
 from stream_dsl.ir.types import Field, Schema
@@ -225,14 +227,14 @@ def check_restore(op, batches, marks, cut: int) -> None:
             same_output(restored.step(rows, *mark), want, context)
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@settings(max_examples=examples(400), deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(stream=streams(aggregate_cases()), data=st.data())
 def test_a_restored_aggregate_state_steps_exactly_as_the_original(stream, data):
     op, batches, marks = stream
     check_restore(op, batches, marks, data.draw(st.integers(1, len(batches) - 1), label="cut"))
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@settings(max_examples=examples(60), deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(stream=streams(distinct_cases()), data=st.data())
 def test_a_restored_distinct_state_steps_exactly_as_the_original(stream, data):
     op, batches, marks = stream

@@ -20,6 +20,7 @@ from stream_dsl.bind import typecheck as tc
 from stream_dsl.ir.to_polars import CastFailure, OverflowFailure, compile_expr, compile_predicate, like_to_regex
 from stream_dsl.ir.functions import SCALAR_FUNCTIONS
 from stream_dsl.ir.types import DataType as T
+from budget import examples
 
 L = tc.literal
 FRAME = pl.DataFrame(
@@ -386,7 +387,7 @@ def test_aggregate_is_not_a_scalar_expression():
 _EDGES = [0, 1, -1, 2, -2, 3, 2**31 - 1, -(2**31), 2**32, 2**62, -(2**62), 2**63 - 1, -(2**63), 3037000499, 3037000500]
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(st.lists(st.tuples(st.one_of(st.sampled_from(_EDGES), st.integers(-(2**63), 2**63 - 1)),
                           st.one_of(st.sampled_from(_EDGES), st.integers(-(2**63), 2**63 - 1))), min_size=1, max_size=6),
        st.sampled_from(["+", "-", "*"]), st.sampled_from([T.INT, T.BIGINT]))
@@ -407,7 +408,7 @@ def test_integer_arithmetic_is_exact_or_raises_naming_the_operands(pairs, op, dt
         assert values(expression, frame) == exact
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(st.lists(st.one_of(st.none(), st.sampled_from(_EDGES), st.integers(-(2**63), 2**63 - 1)), min_size=1,
                 max_size=6), st.sampled_from([T.INT, T.BIGINT]))
 def test_a_negated_integer_is_exact_or_raises_naming_the_value(xs, dtype):

@@ -33,6 +33,7 @@ import stream_dsl as sd
 from executor import kernels
 from executor.api import collect
 from stream_dsl.config import RunConfig
+from budget import examples
 
 BASE = dt.datetime(2024, 1, 1)
 S_SCHEMA = {"k": pl.String, "i": pl.Int64, "d": pl.Float64, "s2": pl.String, "ts": pl.Datetime("ms")}
@@ -283,7 +284,7 @@ def test_the_family_is_large_enough():
 
 
 @pytest.mark.parametrize("query", QUERIES, ids=[q.name for q in QUERIES])
-@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(20), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=datasets())
 def test_query_matches_duckdb_for_every_split_and_worker_count(query, data):
     frame, batches, table, ordered = data
@@ -319,7 +320,7 @@ ORDERED = [
 
 
 @pytest.mark.parametrize("query", ORDERED, ids=[q.name for q in ORDERED])
-@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(15), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=datasets())
 def test_order_by_gives_duckdbs_rows_in_duckdbs_order(query, data):
     frame, batches, table, ordered = data

@@ -33,6 +33,7 @@ from stream_dsl.connectors.base import DeadLetter
 from stream_dsl.connectors.dead_letters import NdjsonFile
 from stream_dsl.errors import CheckpointError, ConnectorError
 from stream_dsl.ir.plan import SinkDef
+from budget import examples
 
 VICTIM_TEXT = "precious: must never change\n"
 
@@ -241,7 +242,7 @@ def test_a_checkpoint_write_on_a_full_disk_is_retried_then_fails_naming_the_path
     assert s.latest().id == id and json.loads(Path(directory, "manifest.json").read_text())["id"] == id
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=examples(40), deadline=None)
 @given(plan=st.lists(st.tuples(st.integers(0, 5), st.floats(0, 0.99)), min_size=1, max_size=12))
 def test_logs_keep_every_line_whatever_a_full_disk_cuts(tmp_path_factory, plan):
     """Offset-log and commit-log lines, each hit by `failures` full-disk errors after writing a `cut` of its

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from stream_dsl.sql import ast
 from stream_dsl.errors import ParseError, PositionedError
 from stream_dsl.sql.parser import parse, parse_expression, parse_statement
+from budget import examples
 
 CORPUS_FILE = Path(__file__).parent / "parse_corpus" / "valid.sql"
 STATEMENTS = [block for block in CORPUS_FILE.read_text(encoding="utf-8").split("\n;\n")
@@ -30,7 +31,7 @@ EXTRA_TOKENS = [
     '"', "`", "/*", "*/", "--", "'x'", "1", "1.5e3", "x", "\n", " ", "\t", "\x00", "é", "€",
 ]
 
-settings.register_profile("parser-fuzz", max_examples=300, deadline=None,
+settings.register_profile("parser-fuzz", max_examples=examples(300), deadline=None,
                           suppress_health_check=[HealthCheck.too_slow])
 FUZZ = settings.get_profile("parser-fuzz")
 

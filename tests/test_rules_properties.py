@@ -29,6 +29,7 @@ from stream_dsl.errors import DSLError, ExecutionError, PlanError
 from stream_dsl.ir.plan import (Aggregate, Distinct, Filter, Join, Limit, Plan, Project, Scan, Union, WindowSpec,
                              render_plan)
 from stream_dsl.ir.types import DataType, Schema
+from budget import examples
 
 T = DataType
 CTX = data_context()
@@ -231,8 +232,8 @@ def plans(draw) -> Plan:
     return plan
 
 
-PROPERTY = settings(deadline=None, max_examples=300, suppress_health_check=[HealthCheck.too_slow])
-EXECUTED = settings(deadline=None, max_examples=150, suppress_health_check=[HealthCheck.too_slow])
+PROPERTY = settings(deadline=None, max_examples=examples(300), suppress_health_check=[HealthCheck.too_slow])
+EXECUTED = settings(deadline=None, max_examples=examples(150), suppress_health_check=[HealthCheck.too_slow])
 
 
 @PROPERTY

@@ -24,9 +24,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from executor.multiproc.runtime import _LENGTH, MultiprocessTransport, _Inlet, _Mailbox, _Outlet
+from budget import examples
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=examples(40), deadline=None)
 @given(st.lists(st.integers(0, 3_000_000), min_size=1, max_size=12))
 def test_messages_of_any_size_arrive_whole_and_in_order_through_one_pipe(sizes):
     reader, writer = multiprocess.Pipe(duplex=False)

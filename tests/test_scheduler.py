@@ -25,6 +25,7 @@ from executor.multiproc.shuffle import Inbox, MapOutput, decode, encode, route
 from executor.state.operators import WM_INF, SourceClock, query_watermark
 from stream_dsl.errors import DSLError
 from stream_dsl.ir.types import DataType, Schema
+from budget import examples
 
 TWO_STAGES = Topology((StageInfo(0, 1, (), source=True, target=1),
                        StageInfo(1, 2, (0,), stateful=True, target=None)))
@@ -501,7 +502,7 @@ def changelogs(draw):
     return parts
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=examples(60), deadline=None)
 @given(parts=changelogs(), start=changelogs())
 def test_a_folded_changelog_has_the_effect_of_every_batch_in_order(parts, start):
     def table_after(batches):

@@ -24,6 +24,7 @@ from stream_dsl.connectors.memory import MemorySink
 from stream_dsl.errors import ConnectorError, ExecutionError
 from stream_dsl.ir.plan import Join, Scan
 from stream_dsl.ir.types import DataType as T
+from budget import examples
 
 BASE = dt.datetime(2024, 1, 1)
 
@@ -112,7 +113,7 @@ def split_frames(draw):
     return frame, [frame.slice(a, b - a) for a, b in zip(bounds, bounds[1:])]
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(40), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=split_frames(), workers=st.integers(1, 4))
 def test_windowed_aggregate_equals_one_polars_batch(data, workers):
     frame, batches = data

@@ -29,6 +29,7 @@ from optimizer.physical.stages import TIME_COLUMN, AggregateOp, AggSpec, Partial
 from stream_dsl.config import RunConfig
 from stream_dsl.ir.plan import PARTIAL_ROWS, WindowSpec, state_fields
 from stream_dsl.ir.types import DataType, Field, Schema
+from budget import examples
 
 ROWS_SCHEMA = {"k": pl.String, "j": pl.Int32, TIME_COLUMN: pl.Datetime("ms"), "x": pl.Int64, "y": pl.String,
                "z": pl.Int32, "b": pl.Boolean, "d": pl.Float64}
@@ -130,13 +131,13 @@ def streams(draw):
     return op, batches, marks
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(300), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(stream=streams())
 def test_the_dict_state_steps_exactly_as_the_polars_state(stream):
     run_both(*stream)
 
 
-@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(100), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(stream=streams(), limit=st.integers(0, 8))
 def test_moving_the_state_to_polars_midstream_changes_nothing(stream, limit):
     with pytest.MonkeyPatch.context() as patch:

@@ -18,6 +18,7 @@ from executor.state.windows import (NO_WATERMARK, Windows, ends_after, is_closed
                               watermark_or_min)
 from stream_dsl.ir.column_names import HOP_OFFSET, WINDOW_END, WINDOW_START
 from stream_dsl.ir.plan import WindowSpec
+from budget import examples
 
 TIMES = st.one_of(st.integers(-10**13, 10**13), st.integers(-5_000, 5_000))  # ms: about +-300 years, or near 0
 SIZES = st.one_of(st.integers(1, 50), st.integers(1, 10**7))
@@ -59,7 +60,7 @@ def brute_first_open_start(w: Windows, wm: int) -> int:
 # ---------------------------------------------------------------- plain ints against the oracle
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=examples(400), deadline=None)
 @given(windows(), TIMES)
 def test_the_windows_of_a_time_are_the_enumerated_ones(w: Windows, t: int) -> None:
     expected = brute_windows(w, t)
@@ -73,7 +74,7 @@ def test_the_windows_of_a_time_are_the_enumerated_ones(w: Windows, t: int) -> No
         assert len(expected) == w.max_windows
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=examples(400), deadline=None)
 @given(windows(), TIMES, st.one_of(st.none(), TIMES))
 def test_open_windows_are_those_not_closed(w: Windows, t: int, wm: int | None) -> None:
     expected = [(s, e) for s, e in brute_windows(w, t) if wm is None or not e <= wm]
@@ -84,7 +85,7 @@ def test_open_windows_are_those_not_closed(w: Windows, t: int, wm: int | None) -
     assert [(s, e) for s, e in by_index if ends_after(e, t) and (wm is None or is_open(e, wm))] == expected
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=examples(400), deadline=None)
 @given(windows(), st.one_of(st.none(), TIMES), st.one_of(st.none(), TIMES))
 def test_lateness_matches_the_oracle_and_its_threshold(w: Windows, t: int | None, wm: int | None) -> None:
     late = brute_late(w, t, wm)
@@ -96,7 +97,7 @@ def test_lateness_matches_the_oracle_and_its_threshold(w: Windows, t: int | None
             assert (t < w.late_before(wm)) is late
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(windows(), TIMES)
 def test_late_before_is_the_first_time_not_late(w: Windows, wm: int) -> None:
     cut = w.late_before(wm)
@@ -105,7 +106,7 @@ def test_late_before_is_the_first_time_not_late(w: Windows, wm: int) -> None:
     assert w.late_before(None) is None
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(windows(), TIMES)
 def test_first_open_start_is_the_earliest_open_window(w: Windows, wm: int) -> None:
     start = w.first_open_start(wm)
@@ -119,7 +120,7 @@ def test_first_open_start_is_the_earliest_open_window(w: Windows, wm: int) -> No
 FRAMES = st.lists(st.one_of(st.none(), TIMES), max_size=30)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(windows(), FRAMES, st.one_of(st.none(), TIMES))
 def test_polars_expressions_compute_what_the_ints_do(w: Windows, times: list[int | None], wm: int | None) -> None:
     t = pl.col("t")
@@ -140,7 +141,7 @@ def test_polars_expressions_compute_what_the_ints_do(w: Windows, times: list[int
     assert is_open(series, wm_value).to_list() == [is_open(x, wm_value) for x in series.to_list()]
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(windows(("hop", "tumble")), st.lists(TIMES, max_size=20), st.one_of(st.none(), TIMES))
 def test_expand_hop_gives_each_row_its_open_windows_in_order(w: Windows, times: list[int], wm: int | None) -> None:
     frame = pl.DataFrame({"row": range(len(times)), "t": times}, schema={"row": pl.Int64, "t": pl.Int64})
