@@ -85,3 +85,29 @@ def ctx() -> sd.Context:
     for statement in CATALOG_DDL:
         assert context.sql(statement) is None
     return context
+
+
+# ---------------------------------------------------------------- markers
+
+# What a test needs or costs, by module (a module's tests share their setup) and by executor parameter, so that
+# `pytest -m "not slow"` is the inner loop and `-m "not redis"` runs without a Redis server.
+SLOW_MODULES = {"test_recovery", "test_interrupts", "test_bench", "test_repl", "test_cli", "test_redis",
+                "test_transport_conformance", "test_checkpoint_restart", "test_multiproc", "test_differential",
+                "test_socket", "test_dead_letters", "test_file_safety", "test_aggregation_pushdown"}
+REDIS_MODULES = {"test_redis", "test_dead_letters", "test_socket"}
+MULTIPROCESS_MODULES = {"test_multiproc", "test_recovery", "test_interrupts", "test_transport_conformance",
+                        "test_runtime", "test_checkpoint_restart"}
+MULTIPROCESS_EXECUTORS = {"drizzle", "bsp"}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        module = item.module.__name__ if item.module is not None else ""
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        multiprocess = module in MULTIPROCESS_MODULES or params.get("executor") in MULTIPROCESS_EXECUTORS
+        if multiprocess:
+            item.add_marker(pytest.mark.multiprocess)
+        if module in SLOW_MODULES or multiprocess:
+            item.add_marker(pytest.mark.slow)
+        if module in REDIS_MODULES and "server" in getattr(item, "fixturenames", ()) or module == "test_redis":
+            item.add_marker(pytest.mark.redis)
