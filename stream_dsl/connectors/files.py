@@ -158,16 +158,42 @@ def read_file(path: str, options: FileOptions, schema: Schema, full_schema: Sche
 
 
 def _read_parquet(path: str, schema: Schema, source: str) -> Decoded:
+    """A parquet file's rows; a file that cannot be read or converted is one dead letter naming it and why.
+
+    A poison file (corrupt, truncated, or a column whose type can never be
+    the declared one, such as a list where DOUBLE is declared) must not stop
+    the query: the files after it are still read.
+    """
     try:
         available = pl.read_parquet_schema(path)
+        mismatch = _parquet_type_mismatch(available, schema)
+        if mismatch is not None:
+            return _poison(path, schema, source, mismatch)
         wanted = [f.name for f in schema if f.name in available]
         if wanted:
             frame = pl.read_parquet(path, columns=wanted)
         else:  # nothing requested is in the file: only the row count matters
             frame = pl.DataFrame(height=pl.scan_parquet(path).select(pl.len()).collect().item())
     except Exception as e:  # a corrupt or truncated file: one dead letter, not a crash
-        return Decoded(empty_frame(schema), (DeadLetter(source, path, "", f"unreadable parquet file: {e}"),))
-    return conform(frame, schema, source=source, origin=path)
+        return _poison(path, schema, source, f"unreadable parquet file: {e}")
+    try:
+        return conform(frame, schema, source=source, origin=path)
+    except Exception as e:  # a conversion polars refuses for the whole column
+        return _poison(path, schema, source, f"parquet file does not fit the declared columns: {e}")
+
+
+def _parquet_type_mismatch(available: dict[str, pl.DataType], schema: Schema) -> str | None:
+    """Why the file's column types can never be the declared ones (nested where a scalar is declared)."""
+    for field in schema:
+        dtype = available.get(field.name)
+        if dtype is not None and dtype.is_nested():
+            return (f"column '{field.name}' is {dtype} in the file, but {field.dtype.value} is declared; "
+                    f"the whole file is skipped")
+    return None
+
+
+def _poison(path: str, schema: Schema, source: str, reason: str) -> Decoded:
+    return Decoded(empty_frame(schema), (DeadLetter(source, path, "", reason),))
 
 
 def max_event_time_ms(frame: pl.DataFrame, definition: SourceDef) -> int | None:
