@@ -43,3 +43,53 @@ def test_a_parquet_file_with_a_nested_column_is_a_dead_letter_and_later_files_ar
     assert letter["position"] == str(data / "2.parquet")
     assert "column 'x'" in letter["reason"] and "DOUBLE" in letter["reason"]
     assert sum(p["dead_letters"] for p in handle.progress()) == 1
+
+
+# ---------------------------------------------------------------- item 8: NOT NULL
+
+
+def _not_null_records(n: int) -> list[dict]:
+    """Every third record lacks its id (missing or null); the others are good."""
+    records = []
+    for i in range(n):
+        record = {"id": i, "name": f"n{i}", "v": float(i)}
+        if i % 3 == 1:
+            del record["id"]
+        elif i % 3 == 2 and i % 2 == 0:
+            record["id"] = None
+        records.append(record)
+    return records
+
+
+def _write(records: list[dict], path, fmt: str) -> None:
+    frame = pl.DataFrame(records, schema={"id": pl.Int64, "name": pl.String, "v": pl.Float64})
+    if fmt == "ndjson":
+        import json
+        path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    elif fmt == "csv":
+        frame.write_csv(path)
+    else:
+        frame.write_parquet(path)
+
+
+@pytest.mark.parametrize("fmt", ["ndjson", "csv", "parquet"])
+@pytest.mark.parametrize("query", ["SELECT id, name, v FROM s", "SELECT name, v FROM s", "SELECT COUNT(*) AS n FROM s"])
+def test_a_record_without_a_not_null_value_is_a_dead_letter(tmp_path, fmt, query):
+    records = _not_null_records(90)
+    _write(records, tmp_path / f"data.{fmt}", fmt)
+    ctx = sd.Context(executor="inline", workers=1)
+    ctx.sql(f"CREATE STREAM s (id BIGINT NOT NULL, name STRING, v DOUBLE) WITH (connector = 'files', "
+            f"path = '{tmp_path / f'data.{fmt}'}', dead_letter = 'none')")
+    good = pl.DataFrame([r for r in records if r.get("id") is not None])
+    oracle = pl.SQLContext(s=good).execute(query, eager=True)
+    frame, handle = _run(ctx, query)
+    assert sorted(frame.rows()) == sorted(oracle.rows())
+    reasons = [d.reason for d in handle.dead_letters]
+    assert len(reasons) == len(records) - good.height
+    assert all("column 'id' is NOT NULL" in r for r in reasons)
+
+
+def test_describe_shows_not_null():
+    ctx = sd.Context(executor="inline", workers=1)
+    ctx.sql("CREATE STREAM s (id BIGINT NOT NULL, name STRING) WITH (connector = 'files', path = 'x.ndjson')")
+    assert ctx.sql("DESCRIBE s").rows() == [("id", "BIGINT NOT NULL"), ("name", "STRING")]

@@ -128,6 +128,9 @@ def conform(frame: pl.DataFrame, schema: Schema, *, source: str, origin: str,
     bad_reason: dict[int, str] = {}
     for field in schema:
         if field.name not in frame.columns:
+            if field.not_null:
+                for i in range(frame.height):
+                    bad_reason.setdefault(i, f"column '{field.name}' is NOT NULL but the record has no value")
             columns.append(pl.Series(field.name, [None] * frame.height, dtype=field.dtype.polars))
             continue
         raw = frame.get_column(field.name)
@@ -137,6 +140,9 @@ def conform(frame: pl.DataFrame, schema: Schema, *, source: str, origin: str,
             for i in failed.arg_true().to_list():
                 bad_reason.setdefault(i, f"column '{field.name}': cannot convert '{_short(raw[i])}' "
                                          f"to {field.dtype.value}")
+        if field.not_null and converted.null_count():
+            for i in converted.is_null().arg_true().to_list():
+                bad_reason.setdefault(i, f"column '{field.name}' is NOT NULL but the record has no value")
         columns.append(converted.alias(field.name))
     result = pl.DataFrame(columns) if columns else pl.DataFrame(height=frame.height)
     if not bad_reason:
@@ -160,6 +166,26 @@ def _concat(schema: Schema, parts: Sequence[Decoded]) -> Decoded:
     else:
         frame = frames[0] if len(frames) == 1 else pl.concat(frames, how="vertical")
     return Decoded(frame, letters)
+
+
+def with_required(schema: Schema, full: Schema | None) -> Schema:
+    """`schema` plus the NOT NULL columns of `full` it lacks.
+
+    A record without a NOT NULL value is a dead letter whether or not the
+    query reads that column, so the result does not depend on projection
+    pushdown.
+    """
+    if full is None:
+        return schema
+    extra = tuple(f for f in full if f.not_null and f.name not in schema)
+    return Schema(schema.fields + extra) if extra else schema
+
+
+def narrow(decoded: Decoded, schema: Schema) -> Decoded:
+    """Only the columns of `schema` (drops the NOT NULL columns read just to check them)."""
+    if decoded.frame.columns == list(schema.names):
+        return decoded
+    return Decoded(decoded.frame.select(schema.names), decoded.dead_letters)
 
 
 # ---------------------------------------------------------------------- ndjson
@@ -292,6 +318,11 @@ def decode_ndjson(data: bytes, schema: Schema, *, source: str, origin: str,
     `origin` names the input in dead-letter positions ('origin:line').
     `full_schema` is the declared schema when `schema` is a projection of it.
     """
+    wide = with_required(schema, full_schema)
+    return narrow(_decode_ndjson(data, wide, source=source, origin=origin, full_schema=full_schema), schema)
+
+
+def _decode_ndjson(data: bytes, schema: Schema, *, source: str, origin: str, full_schema: Schema | None) -> Decoded:
     read_schema = _ndjson_read_schema(schema, full_schema)
     for candidate in dict.fromkeys([_sniff_epoch_columns(data, schema, read_schema), tuple(read_schema.items())]):
         try:
@@ -350,6 +381,13 @@ def decode_csv(data: bytes, schema: Schema, *, source: str, origin: str,
 
     Only the requested columns are parsed; declared columns the file lacks are NULL.
     """
+    wide = with_required(schema, full_schema)
+    return narrow(_decode_csv(data, wide, source=source, origin=origin, options=options, full_schema=full_schema),
+                  schema)
+
+
+def _decode_csv(data: bytes, schema: Schema, *, source: str, origin: str, options: CsvOptions,
+                full_schema: Schema | None) -> Decoded:
     full = full_schema or schema
     if not data.strip():
         return Decoded(empty_frame(schema))

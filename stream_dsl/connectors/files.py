@@ -40,7 +40,8 @@ from typing import Any
 import polars as pl
 
 from stream_dsl.connectors.base import DeadLetter, SourceBatch, read_schema
-from stream_dsl.connectors.decode import CsvOptions, Decoded, conform, decode_csv, decode_ndjson, empty_frame
+from stream_dsl.connectors.decode import (CsvOptions, Decoded, conform, decode_csv, decode_ndjson, empty_frame, narrow,
+                                         with_required)
 from stream_dsl.connectors.options import as_bool, as_int, check_keys
 from stream_dsl.errors import ConnectorError
 from stream_dsl.plan import SinkDef, SourceDef
@@ -144,7 +145,7 @@ def read_file(path: str, options: FileOptions, schema: Schema, full_schema: Sche
     if not os.path.exists(path):
         raise ConnectorError(f"source '{source}': file '{path}' was deleted before it was read")
     if fmt == "parquet":
-        return _read_parquet(path, schema, source)
+        return narrow(_read_parquet(path, with_required(schema, full_schema), source), schema)
     try:
         with open(path, "rb") as f:
             data = f.read()

@@ -62,7 +62,7 @@ from typing import Any, Callable, TypeVar
 import polars as pl
 
 from stream_dsl.connectors.base import DeadLetter, SourceBatch, read_schema
-from stream_dsl.connectors.decode import conform, decode_ndjson, empty_frame
+from stream_dsl.connectors.decode import conform, decode_ndjson, empty_frame, narrow, with_required
 from stream_dsl.connectors.files import for_text_format, max_event_time_ms
 from stream_dsl.connectors.options import as_bool, as_int, check_keys
 from stream_dsl.errors import ConnectorError
@@ -451,7 +451,8 @@ class RedisSource:
         return decoded.frame, letters
 
     def _decode_fields(self, entries: list[Entry]) -> tuple[pl.DataFrame, list[DeadLetter]]:
-        names = list(self._schema.names)
+        schema = with_required(self._schema, self.definition.schema)
+        names = list(schema.names)
         keys = [n.encode() for n in names]
         columns: dict[str, list[str | None]] = {n: [] for n in names}
         kept: list[tuple[bytes, str]] = []
@@ -471,8 +472,9 @@ class RedisSource:
             kept.append((entry_id, self._fields_json(fields)))
         frame = (pl.DataFrame({n: pl.Series(n, v, dtype=pl.String) for n, v in columns.items()}) if names
                  else pl.DataFrame(height=len(kept)))
-        decoded = conform(frame, self._schema, source=self.definition.name, origin=self.options.stream,
-                          locate=lambda i: (_text(kept[i][0]), kept[i][1].encode()))  # type: ignore[arg-type,return-value]
+        decoded = narrow(conform(frame, schema, source=self.definition.name, origin=self.options.stream,
+                                 locate=lambda i: (_text(kept[i][0]), kept[i][1].encode())),  # type: ignore
+                         self._schema)
         return decoded.frame, letters + list(decoded.dead_letters)
 
     # ------------------------------------------------------------ commit
