@@ -135,6 +135,7 @@ class Field:
     name: str
     dtype: DataType
     not_null: bool = _field(default=False, compare=False)
+    unit: str | None = _field(default=None, compare=False)  # epoch unit a source reads a TIMESTAMP in (None: ms)
 
     def __str__(self) -> str:
         name = self.name if self.name.isidentifier() else '"' + self.name.replace('"', '""') + '"'

@@ -21,10 +21,10 @@ from typing import Callable, Sequence
 import polars as pl
 
 from stream_dsl.connectors.base import DeadLetter
-from stream_dsl.types import DataType, Schema
+from stream_dsl.connectors.timestamps import problem as timestamp_problem, to_timestamp
+from stream_dsl.types import DataType, Field, Schema
 
 CHUNK_RECORDS = 4096
-_MS = pl.Datetime("ms")
 _INT_RANGE = {DataType.BIGINT: (-(2**63), 2**63 - 1), DataType.INT: (-(2**31), 2**31 - 1)}
 
 # Where a row came from, for the dead letters of rows found bad after parsing.
@@ -55,49 +55,14 @@ def _short(value: object, *, as_json: bool = False) -> str:
 # ----------------------------------------------------------------- conversion
 
 
-def _epoch_or_iso(text: pl.Series) -> pl.Series:
-    """Strings holding epoch milliseconds or ISO-8601 timestamps → Datetime("ms"); null where neither."""
-    name = text.name
-    digits = text.str.contains(r"^\s*[+-]?\d+\s*$")
-    n_digits, n_values = digits.sum(), len(text) - text.null_count()
-    epoch = text.str.strip_chars().cast(pl.Int64, strict=False).cast(_MS) if n_digits else None
-    if n_digits == n_values:
-        return epoch if epoch is not None else text.cast(_MS, strict=False)
-    iso = text.str.strip_chars().str.replace(" ", "T", literal=True)
-    parsed = iso.str.to_datetime("%Y-%m-%dT%H:%M:%S%.f", time_unit="ms", strict=False)
-    result = parsed if epoch is None else pl.select(pl.coalesce(epoch, parsed)).to_series()
-    if len(text) - result.null_count() == n_values:
-        return result.alias(name)
-    with_zone = (iso.str.to_datetime("%Y-%m-%dT%H:%M:%S%.f%#z", time_unit="ms", strict=False)
-                 .dt.convert_time_zone("UTC").dt.replace_time_zone(None))
-    minutes = iso.str.to_datetime("%Y-%m-%dT%H:%M", time_unit="ms", strict=False)
-    date = iso.str.to_datetime("%Y-%m-%d", time_unit="ms", strict=False)
-    return pl.select(pl.coalesce(result, with_zone, minutes, date)).to_series().alias(name)
-
-
-def _to_timestamp(s: pl.Series) -> pl.Series:
-    if isinstance(s.dtype, pl.Datetime):
-        if s.dtype.time_zone is not None:
-            s = s.dt.convert_time_zone("UTC").dt.replace_time_zone(None)
-        return s.cast(_MS)
-    if s.dtype == pl.Date:
-        return s.cast(_MS)
-    if s.dtype.is_integer():
-        return s.cast(pl.Int64, strict=False).cast(_MS)
-    if s.dtype == pl.String:
-        return _epoch_or_iso(s)
-    if s.dtype == pl.Null:
-        return s.cast(_MS)
-    return _epoch_or_iso(s.cast(pl.String, strict=False))
-
-
-def _convert(s: pl.Series, dtype: DataType) -> pl.Series:
-    """`s` as `dtype`, null where a value does not convert (callers compare null masks)."""
+def _convert(s: pl.Series, field: Field) -> pl.Series:
+    """`s` as the field's type, null where a value does not convert (callers compare null masks)."""
+    dtype = field.dtype
     target = dtype.polars
     if s.dtype == target:
         return s
     if dtype is DataType.TIMESTAMP:
-        return _to_timestamp(s)
+        return to_timestamp(s, field.unit)
     if s.dtype == pl.String:
         text = s.str.strip_chars()
         if dtype is DataType.BOOLEAN:
@@ -108,6 +73,11 @@ def _convert(s: pl.Series, dtype: DataType) -> pl.Series:
     if dtype is DataType.STRING and isinstance(s.dtype, pl.Datetime):
         return s.dt.to_string("%Y-%m-%dT%H:%M:%S%.3f")
     return s.cast(target, strict=False)
+
+
+def _conversion_problem(value: object, field: Field) -> str:
+    found = timestamp_problem(value, field.unit) if field.dtype is DataType.TIMESTAMP else None
+    return found or f"cannot convert '{_short(value)}' to {field.dtype.value}"
 
 
 def _default_locate(frame: pl.DataFrame) -> Callable[[int], Record]:
@@ -133,12 +103,11 @@ def conform(frame: pl.DataFrame, schema: Schema, *, source: str, origin: str,
             columns.append(pl.Series(field.name, [None] * frame.height, dtype=field.dtype.polars))
             continue
         raw = frame.get_column(field.name)
-        converted = _convert(raw, field.dtype)
+        converted = _convert(raw, field)
         failed = converted.is_null() & raw.is_not_null()
         if failed.any():
             for i in failed.arg_true().to_list():
-                bad_reason.setdefault(i, f"column '{field.name}': cannot convert '{_short(raw[i])}' "
-                                         f"to {field.dtype.value}")
+                bad_reason.setdefault(i, f"column '{field.name}': {_conversion_problem(raw[i], field)}")
         if field.not_null and converted.null_count():
             for i in converted.is_null().arg_true().to_list():
                 bad_reason.setdefault(i, f"column '{field.name}' is NOT NULL but the record has no value")

@@ -284,8 +284,8 @@ class FileTable:
         self.dead_letters: list[DeadLetter] = []
 
     def read(self, columns: list[str] | None = None) -> pl.DataFrame:
-        schema = self.definition.schema if columns is None else self.definition.schema.select(columns)
         what = f"table '{self.definition.name}'"
+        schema = read_schema(self.definition, columns, what)
         frames, letters = [], []
         for path in list_files(self.options, what):
             decoded = read_file(path, self.options, schema, self.definition.schema, self.definition.name)
