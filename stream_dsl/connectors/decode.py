@@ -80,6 +80,20 @@ def _conversion_problem(value: object, field: Field) -> str:
     return found or f"cannot convert '{_short(value)}' to {field.dtype.value}"
 
 
+def _json_text_problem(text: object, field: Field) -> str:
+    """Why a JSON value read as text is not of the field's type, worded as `_json_value_error` words it."""
+    if field.dtype in (DataType.STRING, DataType.TIMESTAMP) or not isinstance(text, str):
+        return _conversion_problem(text, field)
+    try:
+        number = json.loads(text)
+    except ValueError:
+        number = text
+    if isinstance(number, (int, float, bool)) or number is None:
+        return _json_value_error(number, field.dtype) or _conversion_problem(text, field)
+    kind = "object" if text.startswith("{") else "array" if text.startswith("[") else "string"
+    return f"expected {field.dtype.value}, got {kind} {_short(text, as_json=kind == 'string')}"
+
+
 def _default_locate(frame: pl.DataFrame) -> Callable[[int], Record]:
     def locate(i: int) -> Record:
         return i + 1, frame.slice(i, 1).write_ndjson().strip().encode()
@@ -87,11 +101,14 @@ def _default_locate(frame: pl.DataFrame) -> Callable[[int], Record]:
 
 
 def conform(frame: pl.DataFrame, schema: Schema, *, source: str, origin: str,
-            locate: Callable[[int], Record] | None = None, row_label: str = "row") -> Decoded:
+            locate: Callable[[int], Record] | None = None, row_label: str = "row",
+            locate_many: Callable[[list[int]], list[Record]] | None = None,
+            problem: Callable[[object, Field], str] | None = None) -> Decoded:
     """Cast `frame` to `schema` (missing columns are NULL); rows with a value that does not convert are dead.
 
-    `locate(i)` gives the line number and raw bytes of row i for its dead letter;
-    by default the position is the row number and the raw text the row as JSON.
+    `locate(i)` gives the line number and raw bytes of row i for its dead letter
+    (`locate_many`: of several rows at once); by default the position is the row
+    number and the raw text the row as JSON.
     """
     columns: list[pl.Series] = []
     bad_reason: dict[int, str] = {}
@@ -106,8 +123,10 @@ def conform(frame: pl.DataFrame, schema: Schema, *, source: str, origin: str,
         converted = _convert(raw, field)
         failed = converted.is_null() & raw.is_not_null()
         if failed.any():
-            for i in failed.arg_true().to_list():
-                bad_reason.setdefault(i, f"column '{field.name}': {_conversion_problem(raw[i], field)}")
+            where = failed.arg_true()
+            for i, value in zip(where.to_list(), raw.gather(where).to_list()):
+                if i not in bad_reason:
+                    bad_reason[i] = f"column '{field.name}': {(problem or _conversion_problem)(value, field)}"
         if field.not_null and converted.null_count():
             for i in converted.is_null().arg_true().to_list():
                 bad_reason.setdefault(i, f"column '{field.name}' is NOT NULL but the record has no value")
@@ -115,14 +134,16 @@ def conform(frame: pl.DataFrame, schema: Schema, *, source: str, origin: str,
     result = pl.DataFrame(columns) if columns else pl.DataFrame(height=frame.height)
     if not bad_reason:
         return Decoded(result)
-    prefix = "" if locate is not None else f"{row_label} "
-    locate = locate or _default_locate(frame)
-    letters = []
-    for i in sorted(bad_reason):
-        line, raw_bytes = locate(i)
-        letters.append(DeadLetter(source, f"{origin}:{prefix}{line}", _raw_text(raw_bytes), bad_reason[i]))
-    keep = pl.Series([True] * frame.height)
-    keep[sorted(bad_reason)] = False
+    prefix = "" if locate is not None or locate_many is not None else f"{row_label} "
+    where = sorted(bad_reason)
+    if locate_many is None:
+        one = locate or _default_locate(frame)
+        found = [one(i) for i in where]
+    else:
+        found = locate_many(where)
+    letters = [DeadLetter(source, f"{origin}:{prefix}{line}", _raw_text(raw_bytes), bad_reason[i])
+               for i, (line, raw_bytes) in zip(where, found)]
+    keep = pl.Series([True] * frame.height).scatter(where, False)
     return Decoded(result.filter(keep), tuple(letters))
 
 
@@ -268,6 +289,9 @@ def _ndjson_records(records: list[Record], schema: Schema, read_schema: dict[str
 def _finish(frame: pl.DataFrame, schema: Schema, *, source: str, origin: str,
             records: list[Record] | Callable[[], list[Record]]) -> Decoded:
     """Convert the text-read columns (timestamps) and keep only the requested ones."""
+    if isinstance(records, _Located):
+        return conform(frame, schema, source=source, origin=origin, locate_many=records.many,
+                       problem=_json_text_problem)
     cache: list[list[Record]] = []
 
     def locate(i: int) -> Record:
@@ -298,6 +322,10 @@ def _decode_ndjson(data: bytes, schema: Schema, *, source: str, origin: str, ful
         except Exception:
             continue
         return _finish(frame, schema, source=source, origin=origin, records=lambda: _json_lines(data))
+    try:
+        return _sift_ndjson(data, schema, read_schema, source=source, origin=origin)
+    except Exception:  # polars did something the sieve does not expect: check chunk by chunk
+        pass
     records = _json_lines(data)
     parts = []
     for start in range(0, len(records), CHUNK_RECORDS):
@@ -309,6 +337,132 @@ def _decode_ndjson(data: bytes, schema: Schema, *, source: str, origin: str, ful
         else:
             parts.append(_finish(frame, schema, source=source, origin=origin, records=chunk))
     return _concat(schema, parts)
+
+
+def _sift_ndjson(data: bytes, schema: Schema, read_schema: dict[str, pl.DataType], *,
+                 source: str, origin: str) -> Decoded:
+    """Set the bad records aside in a few vectorized passes, so a bad record costs about what a good one does.
+
+    1. polars splits the input into lines; lines that are not one JSON object (`{...}`) or not UTF-8
+       are set aside.
+    2. The rest is read with every column as text, which never fails on a value's type; a group polars
+       refuses (JSON broken inside the braces) is halved until the culprits are alone.
+    3. `conform` converts the text to the declared types; a value that does not convert (a string
+       where BIGINT is declared) makes its row a dead letter.
+    Only the bad records are looked at one by one, for their reason.
+    """
+    lines = _lines(data)
+    pieces: list[bytes] = []
+
+    def raw(i: int) -> bytes:  # only for lines that may not be UTF-8
+        if not pieces:
+            pieces.extend(data.split(b"\n"))
+        return pieces[i].rstrip(b"\r")
+
+    letters: list[DeadLetter] = []
+    not_utf8: set[int] = set()
+
+    def bad_lines(rows: list[int], fallback: str) -> None:
+        for i, text in zip(rows, lines.gather(rows).to_list()):
+            line = raw(i) if i in not_utf8 else text.rstrip("\r").encode()
+            letters.append(DeadLetter(source, f"{origin}:{i + 1}", _raw_text(line),
+                                      _ndjson_record_error(line, schema) or fallback))
+
+    def bad(i: int, fallback: str) -> None:
+        bad_lines([i], fallback)
+
+    stripped = lines.str.strip_chars()
+    keep = stripped.str.starts_with("{") & stripped.str.ends_with("}")
+    set_aside = ~keep & stripped.is_not_null() & (stripped.str.len_bytes() > 0)  # blank lines are skipped
+    if not _is_utf8(data):  # a line with U+FFFD may be invalid UTF-8: its raw bytes decide
+        lossy = keep & lines.str.contains("\ufffd", literal=True)
+        for i in lossy.arg_true().to_list():
+            if not _is_utf8(raw(i)):
+                keep[i], set_aside[i] = False, True
+                not_utf8.add(i)
+    bad_lines(set_aside.arg_true().to_list(), "not a JSON object")
+    rows = keep.arg_true()
+    good = lines.filter(keep)
+    text_schema = {c: pl.String() for c in read_schema}
+    whole = _read_lines(good, text_schema) if len(rows) else None
+    frames: list[pl.DataFrame] = [whole] if whole is not None else []
+    kept: list[pl.Series] = [rows] if whole is not None else []
+    groups = [] if whole is not None or not len(rows) else [
+        (good.slice(start, CHUNK_RECORDS), rows.slice(start, CHUNK_RECORDS), False)
+        for start in range(0, len(rows), CHUNK_RECORDS)][::-1]
+    while groups:  # JSON broken inside the braces: a chunk polars refuses is sifted by json_path_match, then halved
+        chunk, chunk_rows, sifted = groups.pop()
+        if not len(chunk):
+            continue
+        frame = _read_lines(chunk, text_schema)
+        if frame is None and len(chunk) == 1:
+            bad(chunk_rows[0], "invalid JSON (polars cannot read it)")
+            continue
+        if frame is None and not sifted:
+            valid = chunk.str.json_path_match("$").is_not_null()
+            bad_lines(chunk_rows.filter(~valid).to_list(), "invalid JSON")
+            groups.append((chunk.filter(valid), chunk_rows.filter(valid), True))
+            continue
+        if frame is None:  # polars refuses a line json_path_match accepts: halve until it is alone
+            half = len(chunk) // 2
+            groups += [(chunk.slice(half), chunk_rows.slice(half), True),
+                       (chunk.slice(0, half), chunk_rows.slice(0, half), True)]  # the first half next: in order
+            continue
+        frames.append(frame)
+        kept.append(chunk_rows)
+    if not frames:
+        return Decoded(empty_frame(schema), _by_line(letters))
+    frame = frames[0] if len(frames) == 1 else pl.concat(frames, how="vertical")
+    kept_rows = kept[0] if len(kept) == 1 else pl.concat(kept)
+    decoded = _finish(frame, schema, source=source, origin=origin, records=_Located(kept_rows, lines))
+    return Decoded(decoded.frame, _by_line(letters + list(decoded.dead_letters)))
+
+
+def _read_lines(lines: pl.Series, schema: dict[str, pl.DataType]) -> pl.DataFrame | None:
+    """These JSON lines read by polars, one row each; None if it refuses them (it stops at the first error)."""
+    try:
+        frame = pl.read_ndjson(io.BytesIO(lines.str.join("\n").item().encode()), schema=schema)
+    except Exception:
+        return None
+    if frame.height != len(lines):
+        raise ValueError("the text read is not one row per record")
+    return frame
+
+
+class _Located:
+    """Where row i of the frame read came from, found in bulk for the rows that turn out bad."""
+
+    def __init__(self, rows: pl.Series, lines: pl.Series) -> None:
+        self._rows, self._lines = rows, lines
+
+    def many(self, indexes: list[int]) -> list[Record]:
+        rows = self._rows.gather(indexes)
+        texts = self._lines.gather(rows).to_list()
+        return [(row + 1, text.rstrip("\r").encode()) for row, text in zip(rows.to_list(), texts)]
+
+
+def _lines(data: bytes) -> pl.Series:
+    """The input's physical lines as text, index i for line i + 1 (invalid UTF-8 replaced by U+FFFD)."""
+    if b"\x00" not in data:
+        return pl.read_csv(io.BytesIO(data), has_header=False, separator="\x00", quote_char=None,
+                           new_columns=["line"], schema_overrides={"line": pl.String()},
+                           encoding="utf8-lossy").to_series()
+    pieces = data.split(b"\n")
+    if pieces and not pieces[-1]:
+        pieces.pop()
+    return pl.Series("line", [p.decode("utf-8", errors="replace") for p in pieces], dtype=pl.String)
+
+
+def _is_utf8(raw: bytes) -> bool:
+    try:
+        raw.decode("utf-8")
+        return True
+    except UnicodeDecodeError:
+        return False
+
+
+def _by_line(letters: list[DeadLetter]) -> tuple[DeadLetter, ...]:
+    return tuple(sorted(letters, key=lambda d: int(d.position.rsplit(":", 1)[1])))
 
 
 def __getattr__(name: str):

@@ -88,30 +88,32 @@ def epoch_to_ms(values: pl.Series, unit: str | None) -> pl.Series:
 
 def epoch_or_iso(text: pl.Series, unit: str | None) -> pl.Series:
     """Strings holding epoch numbers (in `unit`) or ISO-8601 timestamps → Datetime("ms"); null where neither."""
-    name = text.name
-    numbers = text.str.contains(_NUMBER)
-    n_numbers, n_values = numbers.sum(), len(text) - text.null_count()
-    epoch = None
-    if n_numbers:
-        stripped = text.str.strip_chars()
-        integers = stripped.cast(pl.Int64, strict=False)
-        epoch = epoch_to_ms(integers, unit)
-        if integers.null_count() > text.null_count():  # decimals, or integers beyond Int64
-            decimals = epoch_to_ms(stripped.cast(pl.Float64, strict=False), unit)
-            epoch = pl.select(pl.coalesce(epoch, pl.when(integers.is_null()).then(decimals))).to_series()
-        epoch = epoch.alias(name)
-    if n_numbers == n_values:
-        return epoch if epoch is not None else text.cast(MS, strict=False)
+    stripped = text.str.strip_chars()
+    integers = stripped.cast(pl.Int64, strict=False)
+    epoch = epoch_to_ms(integers, unit)
+    rest = (integers.is_null() & text.is_not_null()).arg_true()
+    if not len(rest):
+        return epoch.alias(text.name)
+    # only what is not an integer goes on: decimals, then the ISO formats
+    others = stripped.gather(rest)
+    decimals = others.str.contains(_NUMBER)
+    found = pl.select(pl.when(decimals).then(epoch_to_ms(others.cast(pl.Float64, strict=False), unit))
+                      .otherwise(_iso(others.set(decimals, None)))).to_series()
+    return epoch.scatter(rest, found).alias(text.name)
+
+
+def _iso(text: pl.Series) -> pl.Series:
+    """ISO-8601 text (a space for the 'T' too, an offset converted to UTC) → Datetime("ms"); null elsewhere."""
+    name, n_values = text.name, len(text) - text.null_count()
     iso = text.str.strip_chars().str.replace(" ", "T", literal=True)
     parsed = iso.str.to_datetime("%Y-%m-%dT%H:%M:%S%.f", time_unit="ms", strict=False)
-    result = parsed if epoch is None else pl.select(pl.coalesce(epoch, parsed)).to_series()
-    if len(text) - result.null_count() == n_values:
-        return result.alias(name)
+    if len(text) - parsed.null_count() == n_values:
+        return parsed.alias(name)
     with_zone = (iso.str.to_datetime("%Y-%m-%dT%H:%M:%S%.f%#z", time_unit="ms", strict=False)
                  .dt.convert_time_zone("UTC").dt.replace_time_zone(None))
     minutes = iso.str.to_datetime("%Y-%m-%dT%H:%M", time_unit="ms", strict=False)
     date = iso.str.to_datetime("%Y-%m-%d", time_unit="ms", strict=False)
-    return pl.select(pl.coalesce(result, with_zone, minutes, date)).to_series().alias(name)
+    return pl.select(pl.coalesce(parsed, with_zone, minutes, date)).to_series().alias(name)
 
 
 def to_timestamp(s: pl.Series, unit: str | None = None) -> pl.Series:
