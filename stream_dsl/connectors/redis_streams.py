@@ -22,7 +22,10 @@ to an earlier run and never acknowledged: id '0'), then new ones ('>').
 In a continuous query an empty read waits up to one batch interval. A
 record that does not decode (bad JSON, invalid UTF-8, a value of the wrong
 type, an entry without the `data` field) is a dead letter with the position
-'<stream>:<entry id>'; blank `data` is skipped.
+'<stream>:<entry id>'; blank `data` is skipped. A pending entry the stream
+no longer holds when it is read again (trimmed by XTRIM, MAXLEN or XDEL
+after an earlier run read it) is a dead letter too, with a warning, and
+counted in `RedisSource.trimmed`: its record is lost, never silently.
 
 Acknowledging: entries are acknowledged (XACK) only in `commit`, which the
 executor calls after the batch's output and dead letters are written. A
@@ -254,6 +257,7 @@ class RedisSource:
         self._last_id: StreamId | None = None
         self._event_ms: int | None = None
         self._inflight: list[Delivered] = []
+        self.trimmed = 0  # pending entries the stream no longer had when they were read again (dead letters)
 
     @property
     def bounded(self) -> bool:
@@ -420,9 +424,20 @@ class RedisSource:
     def _decode(self, entries: list[Entry]) -> tuple[pl.DataFrame, list[DeadLetter]]:
         if not entries:
             return empty_frame(self._schema), []
+        entries, lost = _split_trimmed(entries)
+        letters = [self._letter(entry_id, "", TRIMMED) for entry_id, _ in lost]
+        if lost:
+            self.trimmed += len(lost)
+            log.warning("%s: %d pending entries of stream '%s' were trimmed (XTRIM, MAXLEN or XDEL) before they "
+                        "were read again, the first %s; their records are lost, each one is a dead letter",
+                        self._what, len(lost), self.options.stream, _text(lost[0][0]))
+        if not entries:
+            return empty_frame(self._schema), letters
         if self.options.format == "fields":
-            return self._decode_fields(entries)
-        return self._decode_json(entries)
+            frame, more = self._decode_fields(entries)
+        else:
+            frame, more = self._decode_json(entries)
+        return frame, sorted(letters + more, key=lambda d: parse_id(d.position.rsplit(":", 1)[1]))
 
     def _letter(self, entry_id: bytes, raw: str, reason: str) -> DeadLetter:
         return DeadLetter(self.definition.name, f"{self.options.stream}:{_text(entry_id)}", raw, reason)
@@ -458,8 +473,6 @@ class RedisSource:
         kept: list[tuple[bytes, str]] = []
         letters: list[DeadLetter] = []
         for entry_id, fields in entries:
-            if not fields:
-                continue  # deleted from the stream while pending
             try:
                 values = [None if fields.get(k) is None else fields[k].decode("utf-8") for k in keys]
             except UnicodeDecodeError as e:
@@ -509,6 +522,17 @@ class RedisSource:
             except Exception:
                 pass
             self._client = None
+
+
+TRIMMED = ("entry was trimmed from the stream (XTRIM, MAXLEN or XDEL) while it was pending, before it was "
+           "read again: its record is lost")
+
+
+def _split_trimmed(entries: list[Entry]) -> tuple[list[Entry], list[Entry]]:
+    """Entries that still hold their fields, and pending ones the stream no longer has (Redis returns no fields)."""
+    if all(fields for _, fields in entries):
+        return entries, []
+    return [e for e in entries if e[1]], [e for e in entries if not e[1]]
 
 
 def _invalid_utf8(value: bytes | None) -> bool:
