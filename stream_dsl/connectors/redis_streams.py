@@ -69,6 +69,7 @@ from stream_dsl.connectors.decode import conform, decode_ndjson, empty_frame, na
 from stream_dsl.connectors.files import for_text_format, max_event_time_ms
 from stream_dsl.connectors.options import as_bool, as_int, check_keys
 from stream_dsl.errors import ConnectorError
+from stream_dsl.secrets import mask, masked_logger
 from stream_dsl.plan import SinkDef, SourceDef
 
 try:
@@ -77,7 +78,7 @@ try:
 except ImportError:  # pragma: no cover - the registry turns this into a clear ConnectorError
     raise ImportError("the redis connector needs the 'redis' package (pip install 'stream-dsl[redis]')") from None
 
-log = logging.getLogger("stream_dsl.connectors.redis")
+log = masked_logger("stream_dsl.connectors.redis")
 
 DEFAULT_URL = "redis://127.0.0.1:6379/0"
 SOURCE_OPTIONS = ("url", "stream", "group", "consumer", "format", "field", "start", "batch_size", "bounded",
@@ -136,7 +137,7 @@ def connect(url: str, what: str) -> "redis.Redis":
     try:
         return redis.Redis.from_url(url, socket_timeout=30, socket_connect_timeout=5)
     except ValueError as e:
-        raise ConnectorError(f"{what}: bad Redis url '{url}': {e}") from None
+        raise ConnectorError(f"{what}: bad Redis url '{mask(url)}': {mask(str(e))}") from None
 
 
 @dataclass
@@ -249,7 +250,7 @@ class RedisSource:
         self._what = f"source '{definition.name}'"
         self._schema = definition.schema
         self._client: redis.Redis | None = None
-        self.retrier = Retrier(self._what, self.options.url, self.options.retry_seconds, self._create_group)
+        self.retrier = Retrier(self._what, mask(self.options.url), self.options.retry_seconds, self._create_group)
         self.restored_max_event_ms: int | None = None
         self._pending_cursor: bytes | None = b"0"
         self._end: StreamId | None = None
@@ -567,7 +568,7 @@ class RedisSink:
         self.format = _format(definition.option("format"), what)
         self.field = definition.option("field") or "data"
         self.maxlen = as_int(definition.option("maxlen"), key="maxlen", what=what, minimum=1)
-        self.retrier = Retrier(what, self.url, _retry_seconds(definition.option("retry_seconds"), what))
+        self.retrier = Retrier(what, mask(self.url), _retry_seconds(definition.option("retry_seconds"), what))
         self._client = connect(self.url, what)
 
     @property

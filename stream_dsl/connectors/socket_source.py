@@ -51,9 +51,10 @@ from stream_dsl.connectors.decode_csv import CsvOptions, decode_csv
 from stream_dsl.connectors.files import max_event_time_ms
 from stream_dsl.connectors.options import as_bool, as_int, check_keys
 from stream_dsl.errors import ConnectorError
+from stream_dsl.secrets import mask, masked_logger
 from stream_dsl.plan import SourceDef
 
-log = logging.getLogger("stream_dsl.connectors.socket")
+log = masked_logger("stream_dsl.connectors.socket")
 
 OPTIONS = ("host", "port", "format", "header", "delimiter", "max_line_bytes", "max_buffer_bytes", "bounded",
            "allow_remote")
