@@ -323,7 +323,8 @@ def _decode_ndjson(data: bytes, schema: Schema, *, source: str, origin: str, ful
             continue
         return _finish(frame, schema, source=source, origin=origin, records=lambda: _json_lines(data))
     try:
-        return _sift_ndjson(data, schema, read_schema, source=source, origin=origin)
+        typed = dict(_sniff_epoch_columns(data, schema, read_schema))
+        return _sift_ndjson(data, schema, read_schema, source=source, origin=origin, typed_schema=typed)
     except Exception:  # polars did something the sieve does not expect: check chunk by chunk
         pass
     records = _json_lines(data)
@@ -340,7 +341,7 @@ def _decode_ndjson(data: bytes, schema: Schema, *, source: str, origin: str, ful
 
 
 def _sift_ndjson(data: bytes, schema: Schema, read_schema: dict[str, pl.DataType], *,
-                 source: str, origin: str) -> Decoded:
+                 source: str, origin: str, typed_schema: dict[str, pl.DataType] | None = None) -> Decoded:
     """Set the bad records aside in a few vectorized passes, so a bad record costs about what a good one does.
 
     1. polars splits the input into lines; lines that are not one JSON object (`{...}`) or not UTF-8
@@ -384,7 +385,10 @@ def _sift_ndjson(data: bytes, schema: Schema, read_schema: dict[str, pl.DataType
     rows = keep.arg_true()
     good = lines.filter(keep)
     text_schema = {c: pl.String() for c in read_schema}
-    whole = _read_lines(good, text_schema) if len(rows) else None
+    # typed first (cheap when it fails: polars stops at the first error); text when a value has the wrong type
+    whole = (_read_lines(good, typed_schema) if typed_schema else None) if len(rows) else None
+    if whole is None and len(rows):
+        whole = _read_lines(good, text_schema)
     frames: list[pl.DataFrame] = [whole] if whole is not None else []
     kept: list[pl.Series] = [rows] if whole is not None else []
     groups = [] if whole is not None or not len(rows) else [
