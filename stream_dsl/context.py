@@ -192,7 +192,8 @@ class Context:
 
     def _describe(self, name: str) -> pl.DataFrame:
         schema = self.catalog.resolve(name).schema
-        return pl.DataFrame({"column": list(schema.names), "type": [f.dtype.value for f in schema]},
+        types = [f.dtype.value + (" NOT NULL" if f.not_null else "") for f in schema]
+        return pl.DataFrame({"column": list(schema.names), "type": types},
                             schema={"column": pl.String, "type": pl.String})
 
     # ------------------------------------------------------------ the dataframe API

@@ -11,6 +11,8 @@ import difflib
 from dataclasses import dataclass
 from typing import Iterable
 
+from stream_dsl.secrets import mask
+
 
 @dataclass(frozen=True, slots=True)
 class Span:
@@ -23,7 +25,13 @@ class Span:
 
 
 class DSLError(Exception):
-    """Base of every error stream-dsl raises for a user mistake."""
+    """Base of every error stream-dsl raises for a user mistake.
+
+    Its text never shows a password: URLs with one are masked (`stream_dsl.secrets`).
+    """
+
+    def __str__(self) -> str:
+        return mask(super().__str__())
 
 
 class PositionedError(DSLError):
@@ -60,7 +68,7 @@ class PositionedError(DSLError):
         return f"{head}\n  {text}\n  {caret}"
 
     def __str__(self) -> str:
-        return self.args[0] if self.args else self.message
+        return mask(self.args[0] if self.args else self.message)
 
 
 class ParseError(PositionedError):

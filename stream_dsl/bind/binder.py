@@ -195,7 +195,7 @@ def _source_def(s: ast.CreateSource, text: str | None) -> SourceDef:
         if is_reserved(col.name):
             raise BindError(reserved_message(col.name), span=col.span)
         seen.add(col.name)
-        fields.append(Field(col.name, resolve_type(col.type_name, _type_span(col, text))))
+        fields.append(Field(col.name, resolve_type(col.type_name, _type_span(col, text)), not_null=col.not_null))
     if not fields:
         raise BindError(f"CREATE {s.kind} {s.name} needs at least one column", span=s.span)
     schema = Schema(tuple(fields))

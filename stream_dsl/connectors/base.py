@@ -67,14 +67,26 @@ class Source(Protocol):
     def close(self) -> None: ...
 
 
+def source_schema(definition: SourceDef, what: str) -> Schema:
+    """The declared schema with each TIMESTAMP column's epoch unit (the `timestamp_unit` option) set."""
+    from stream_dsl.connectors.timestamps import parse_units, with_units
+
+    units = parse_units(definition.option("timestamp_unit"), definition.schema, what)
+    return with_units(definition.schema, units)
+
+
 def read_schema(definition: SourceDef, columns: list[str] | None, what: str) -> Schema:
-    """The schema `Source.open(columns)` reads: the requested columns (None: all), each one checked."""
+    """The schema `Source.open(columns)` reads: the requested columns (None: all), each one checked.
+
+    TIMESTAMP columns carry the unit the `timestamp_unit` option declares (see `timestamps.py`).
+    """
+    schema = source_schema(definition, what)
     if columns is None:
-        return definition.schema
-    missing = [c for c in columns if c not in definition.schema]
+        return schema
+    missing = [c for c in columns if c not in schema]
     if missing:
-        raise ConnectorError(f"{what}: no column '{missing[0]}'; columns: {', '.join(definition.schema.names)}")
-    return definition.schema.select(columns)
+        raise ConnectorError(f"{what}: no column '{missing[0]}'; columns: {', '.join(schema.names)}")
+    return schema.select(columns)
 
 
 class TableSource(Protocol):

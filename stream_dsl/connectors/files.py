@@ -46,7 +46,8 @@ from typing import Any
 import polars as pl
 
 from stream_dsl.connectors.base import DeadLetter, SourceBatch, read_schema
-from stream_dsl.connectors.decode import CsvOptions, Decoded, conform, decode_csv, decode_ndjson, empty_frame
+from stream_dsl.connectors.decode import Decoded, conform, decode_ndjson, empty_frame, narrow, with_required
+from stream_dsl.connectors.decode_csv import CsvOptions, decode_csv
 from stream_dsl.connectors.options import as_bool, as_int, check_keys
 from stream_dsl.errors import ConnectorError
 from stream_dsl.connectors.file_writes import append_line, error_text, with_retries, write_atomically
@@ -151,7 +152,7 @@ def read_file(path: str, options: FileOptions, schema: Schema, full_schema: Sche
     if not os.path.exists(path):
         raise ConnectorError(f"source '{source}': file '{path}' was deleted before it was read")
     if fmt == "parquet":
-        return _read_parquet(path, schema, source)
+        return narrow(_read_parquet(path, with_required(schema, full_schema), source), schema)
     try:
         with open(path, "rb") as f:
             data = f.read()
@@ -165,16 +166,42 @@ def read_file(path: str, options: FileOptions, schema: Schema, full_schema: Sche
 
 
 def _read_parquet(path: str, schema: Schema, source: str) -> Decoded:
+    """A parquet file's rows; a file that cannot be read or converted is one dead letter naming it and why.
+
+    A poison file (corrupt, truncated, or a column whose type can never be
+    the declared one, such as a list where DOUBLE is declared) must not stop
+    the query: the files after it are still read.
+    """
     try:
         available = pl.read_parquet_schema(path)
+        mismatch = _parquet_type_mismatch(available, schema)
+        if mismatch is not None:
+            return _poison(path, schema, source, mismatch)
         wanted = [f.name for f in schema if f.name in available]
         if wanted:
             frame = pl.read_parquet(path, columns=wanted)
         else:  # nothing requested is in the file: only the row count matters
             frame = pl.DataFrame(height=pl.scan_parquet(path).select(pl.len()).collect().item())
     except Exception as e:  # a corrupt or truncated file: one dead letter, not a crash
-        return Decoded(empty_frame(schema), (DeadLetter(source, path, "", f"unreadable parquet file: {e}"),))
-    return conform(frame, schema, source=source, origin=path)
+        return _poison(path, schema, source, f"unreadable parquet file: {e}")
+    try:
+        return conform(frame, schema, source=source, origin=path)
+    except Exception as e:  # a conversion polars refuses for the whole column
+        return _poison(path, schema, source, f"parquet file does not fit the declared columns: {e}")
+
+
+def _parquet_type_mismatch(available: dict[str, pl.DataType], schema: Schema) -> str | None:
+    """Why the file's column types can never be the declared ones (nested where a scalar is declared)."""
+    for field in schema:
+        dtype = available.get(field.name)
+        if dtype is not None and dtype.is_nested():
+            return (f"column '{field.name}' is {dtype} in the file, but {field.dtype.value} is declared; "
+                    f"the whole file is skipped")
+    return None
+
+
+def _poison(path: str, schema: Schema, source: str, reason: str) -> Decoded:
+    return Decoded(empty_frame(schema), (DeadLetter(source, path, "", reason),))
 
 
 def max_event_time_ms(frame: pl.DataFrame, definition: SourceDef) -> int | None:
@@ -284,8 +311,8 @@ class FileTable:
         self.dead_letters: list[DeadLetter] = []
 
     def read(self, columns: list[str] | None = None) -> pl.DataFrame:
-        schema = self.definition.schema if columns is None else self.definition.schema.select(columns)
         what = f"table '{self.definition.name}'"
+        schema = read_schema(self.definition, columns, what)
         frames, letters = [], []
         for path in list_files(self.options, what):
             decoded = read_file(path, self.options, schema, self.definition.schema, self.definition.name)

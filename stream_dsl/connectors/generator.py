@@ -29,6 +29,7 @@ import polars as pl
 
 from stream_dsl.connectors.base import SourceBatch, read_schema
 from stream_dsl.connectors.decode import conform, decode_ndjson
+from stream_dsl.connectors.timestamps import with_units
 from stream_dsl.connectors.options import as_bool, as_int, as_positive_rate, check_keys
 from stream_dsl.errors import ConnectorError, DSLError
 from stream_dsl.ir.plan import SourceDef
@@ -290,7 +291,8 @@ class GeneratorSource:
         spec, name = self.spec, self.definition.name
         if spec.json:
             text = events_as_json(ysb_frame(first, stop, seed=spec.seed, rate=spec.rate, start_ms=spec.start_ms))
-            decoded = decode_ndjson(text, self._schema, source=name, origin="generator",
+            ms = {f.name: "ms" for f in self._schema if f.dtype is DataType.TIMESTAMP}  # what events_as_json writes
+            decoded = decode_ndjson(text, with_units(self._schema, ms), source=name, origin="generator",
                                     full_schema=self.definition.schema)
             return decoded.frame, list(decoded.dead_letters)
         frame = ysb_frame(first, stop, seed=spec.seed, rate=spec.rate, start_ms=spec.start_ms,

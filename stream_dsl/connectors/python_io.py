@@ -39,7 +39,7 @@ from typing import Any, Callable, Iterable, Iterator, Mapping
 import polars as pl
 
 from stream_dsl.connectors.base import DeadLetter, SourceBatch, read_schema
-from stream_dsl.connectors.decode import conform, decode_ndjson, empty_frame
+from stream_dsl.connectors.decode import conform, decode_ndjson, empty_frame, narrow, with_required
 from stream_dsl.connectors.files import max_event_time_ms
 from stream_dsl.connectors.options import as_bool, as_int, check_keys
 from stream_dsl.errors import ConnectorError
@@ -236,8 +236,10 @@ class PythonSource:
         letters: list[DeadLetter] = []
         for number, item in enumerate(items, start=first):
             if isinstance(item, pl.DataFrame):
-                decoded = conform(item.select([c for c in item.columns if c in self._schema]), self._schema,
-                                  source=self.definition.name, origin=self._id, row_label=f"item {number} row")
+                wide = with_required(self._schema, self.definition.schema)
+                decoded = narrow(conform(item.select([c for c in item.columns if c in wide]), wide,
+                                         source=self.definition.name, origin=self._id,
+                                         row_label=f"item {number} row"), self._schema)
                 frames.append(decoded.frame)
                 letters.extend(decoded.dead_letters)
                 continue

@@ -22,7 +22,10 @@ to an earlier run and never acknowledged: id '0'), then new ones ('>').
 In a continuous query an empty read waits up to one batch interval. A
 record that does not decode (bad JSON, invalid UTF-8, a value of the wrong
 type, an entry without the `data` field) is a dead letter with the position
-'<stream>:<entry id>'; blank `data` is skipped.
+'<stream>:<entry id>'; blank `data` is skipped. A pending entry the stream
+no longer holds when it is read again (trimmed by XTRIM, MAXLEN or XDEL
+after an earlier run read it) is a dead letter too, with a warning, and
+counted in `RedisSource.trimmed`: its record is lost, never silently.
 
 Acknowledging: entries are acknowledged (XACK) only in `commit`, which the
 executor calls after the batch's output and dead letters are written. A
@@ -54,7 +57,6 @@ A query started again continues after the newest recorded batch id
 from __future__ import annotations
 
 import json
-import logging
 import time
 from dataclasses import dataclass
 from typing import Any, Callable, TypeVar
@@ -63,10 +65,11 @@ import polars as pl
 
 from stream_dsl.ir.column_names import NULL_ROW_FIELD
 from stream_dsl.connectors.base import DeadLetter, SourceBatch, read_schema
-from stream_dsl.connectors.decode import conform, decode_ndjson, empty_frame
+from stream_dsl.connectors.decode import conform, decode_ndjson, empty_frame, narrow, with_required
 from stream_dsl.connectors.files import for_text_format, max_event_time_ms
 from stream_dsl.connectors.options import as_bool, as_int, check_keys
 from stream_dsl.errors import ConnectorError
+from stream_dsl.secrets import mask, masked_logger
 from stream_dsl.ir.plan import SinkDef, SourceDef
 
 try:
@@ -75,7 +78,7 @@ try:
 except ImportError:  # pragma: no cover - the registry turns this into a clear ConnectorError
     raise ImportError("the redis connector needs the 'redis' package (pip install 'stream-dsl[redis]')") from None
 
-log = logging.getLogger("stream_dsl.connectors.redis")
+log = masked_logger("stream_dsl.connectors.redis")
 
 DEFAULT_URL = "redis://127.0.0.1:6379/0"
 SOURCE_OPTIONS = ("url", "stream", "group", "consumer", "format", "field", "start", "batch_size", "bounded",
@@ -134,7 +137,7 @@ def connect(url: str, what: str) -> "redis.Redis":
     try:
         return redis.Redis.from_url(url, socket_timeout=30, socket_connect_timeout=5)
     except ValueError as e:
-        raise ConnectorError(f"{what}: bad Redis url '{url}': {e}") from None
+        raise ConnectorError(f"{what}: bad Redis url '{mask(url)}': {mask(str(e))}") from None
 
 
 @dataclass
@@ -247,7 +250,7 @@ class RedisSource:
         self._what = f"source '{definition.name}'"
         self._schema = definition.schema
         self._client: redis.Redis | None = None
-        self.retrier = Retrier(self._what, self.options.url, self.options.retry_seconds, self._create_group)
+        self.retrier = Retrier(self._what, mask(self.options.url), self.options.retry_seconds, self._create_group)
         self.restored_max_event_ms: int | None = None
         self._pending_cursor: bytes | None = b"0"
         self._end: StreamId | None = None
@@ -255,6 +258,7 @@ class RedisSource:
         self._last_id: StreamId | None = None
         self._event_ms: int | None = None
         self._inflight: list[Delivered] = []
+        self.trimmed = 0  # pending entries the stream no longer had when they were read again (dead letters)
 
     @property
     def bounded(self) -> bool:
@@ -421,9 +425,20 @@ class RedisSource:
     def _decode(self, entries: list[Entry]) -> tuple[pl.DataFrame, list[DeadLetter]]:
         if not entries:
             return empty_frame(self._schema), []
+        entries, lost = _split_trimmed(entries)
+        letters = [self._letter(entry_id, "", TRIMMED) for entry_id, _ in lost]
+        if lost:
+            self.trimmed += len(lost)
+            log.warning("%s: %d pending entries of stream '%s' were trimmed (XTRIM, MAXLEN or XDEL) before they "
+                        "were read again, the first %s; their records are lost, each one is a dead letter",
+                        self._what, len(lost), self.options.stream, _text(lost[0][0]))
+        if not entries:
+            return empty_frame(self._schema), letters
         if self.options.format == "fields":
-            return self._decode_fields(entries)
-        return self._decode_json(entries)
+            frame, more = self._decode_fields(entries)
+        else:
+            frame, more = self._decode_json(entries)
+        return frame, sorted(letters + more, key=lambda d: parse_id(d.position.rsplit(":", 1)[1]))
 
     def _letter(self, entry_id: bytes, raw: str, reason: str) -> DeadLetter:
         return DeadLetter(self.definition.name, f"{self.options.stream}:{_text(entry_id)}", raw, reason)
@@ -452,14 +467,13 @@ class RedisSource:
         return decoded.frame, letters
 
     def _decode_fields(self, entries: list[Entry]) -> tuple[pl.DataFrame, list[DeadLetter]]:
-        names = list(self._schema.names)
+        schema = with_required(self._schema, self.definition.schema)
+        names = list(schema.names)
         keys = [n.encode() for n in names]
         columns: dict[str, list[str | None]] = {n: [] for n in names}
         kept: list[tuple[bytes, str]] = []
         letters: list[DeadLetter] = []
         for entry_id, fields in entries:
-            if not fields:
-                continue  # deleted from the stream while pending
             try:
                 values = [None if fields.get(k) is None else fields[k].decode("utf-8") for k in keys]
             except UnicodeDecodeError as e:
@@ -472,8 +486,9 @@ class RedisSource:
             kept.append((entry_id, self._fields_json(fields)))
         frame = (pl.DataFrame({n: pl.Series(n, v, dtype=pl.String) for n, v in columns.items()}) if names
                  else pl.DataFrame(height=len(kept)))
-        decoded = conform(frame, self._schema, source=self.definition.name, origin=self.options.stream,
-                          locate=lambda i: (_text(kept[i][0]), kept[i][1].encode()))  # type: ignore[arg-type,return-value]
+        decoded = narrow(conform(frame, schema, source=self.definition.name, origin=self.options.stream,
+                                 locate=lambda i: (_text(kept[i][0]), kept[i][1].encode())),  # type: ignore
+                         self._schema)
         return decoded.frame, letters + list(decoded.dead_letters)
 
     # ------------------------------------------------------------ commit
@@ -510,6 +525,17 @@ class RedisSource:
             self._client = None
 
 
+TRIMMED = ("entry was trimmed from the stream (XTRIM, MAXLEN or XDEL) while it was pending, before it was "
+           "read again: its record is lost")
+
+
+def _split_trimmed(entries: list[Entry]) -> tuple[list[Entry], list[Entry]]:
+    """Entries that still hold their fields, and pending ones the stream no longer has (Redis returns no fields)."""
+    if all(fields for _, fields in entries):
+        return entries, []
+    return [e for e in entries if e[1]], [e for e in entries if not e[1]]
+
+
 def _invalid_utf8(value: bytes | None) -> bool:
     if value is None:
         return False
@@ -542,7 +568,7 @@ class RedisSink:
         self.format = _format(definition.option("format"), what)
         self.field = definition.option("field") or "data"
         self.maxlen = as_int(definition.option("maxlen"), key="maxlen", what=what, minimum=1)
-        self.retrier = Retrier(what, self.url, _retry_seconds(definition.option("retry_seconds"), what))
+        self.retrier = Retrier(what, mask(self.url), _retry_seconds(definition.option("retry_seconds"), what))
         self._client = connect(self.url, what)
 
     @property

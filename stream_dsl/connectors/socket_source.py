@@ -16,6 +16,17 @@ first line of every connection is its header) and `delimiter` (','),
 and is skipped, without being buffered whole), `bounded` ('true': the stream ends once a client has connected
 and every client has closed its connection: for collect() and tests).
 
+Backpressure: `max_buffer_bytes` (default 64 MiB) bounds what waits for
+the next batch. Once that much is buffered, the source stops reading the
+connections that have a complete line waiting, so TCP flow control slows
+their senders down, and reads them again when a batch has taken the data.
+A connection still inside a line keeps reading until the line is complete
+(at most `max_line_bytes`), so no batch waits on a line that cannot finish.
+
+Listening on an address that is not loopback (`host = '0.0.0.0'`, a LAN
+address) lets anyone who can reach the port inject records, so it needs
+`allow_remote = 'true'` and logs a warning.
+
 Bad lines (invalid JSON or UTF-8, wrong types) are dead letters with the
 position '<client host:port>:<line number on that connection>'; blank
 lines are skipped. The data is not replayable: a restarted query reads only
@@ -24,7 +35,7 @@ what is sent after it opens.
 
 from __future__ import annotations
 
-import logging
+import ipaddress
 import selectors
 import socket
 import threading
@@ -34,17 +45,22 @@ from typing import Any
 import polars as pl
 
 from stream_dsl.connectors.base import DeadLetter, SourceBatch, read_schema
-from stream_dsl.connectors.decode import CsvOptions, Decoded, decode_csv, decode_ndjson, empty_frame
+from stream_dsl.connectors.decode import Decoded, decode_ndjson, empty_frame
+from stream_dsl.connectors.decode_csv import CsvOptions, decode_csv
 from stream_dsl.connectors.files import max_event_time_ms
 from stream_dsl.connectors.options import as_bool, as_int, check_keys
 from stream_dsl.errors import ConnectorError
+from stream_dsl.secrets import masked_logger
 from stream_dsl.ir.plan import SourceDef
 
-log = logging.getLogger("stream_dsl.connectors.socket")
+log = masked_logger("stream_dsl.connectors.socket")
 
-OPTIONS = ("host", "port", "format", "header", "delimiter", "max_line_bytes", "bounded")
+OPTIONS = ("host", "port", "format", "header", "delimiter", "max_line_bytes", "max_buffer_bytes", "bounded",
+           "allow_remote")
 FORMATS = {"ndjson": "ndjson", "json": "ndjson", "jsonl": "ndjson", "csv": "csv"}
 DEFAULT_MAX_LINE = 16 * 1024 * 1024
+DEFAULT_MAX_BUFFER = 64 * 1024 * 1024
+RECV_BYTES = 1 << 20
 _RAW_PREVIEW = 1024  # bytes of an over-long line kept in its dead letter
 _POLL_S = 0.05
 
@@ -57,6 +73,8 @@ class SocketOptions:
     csv: CsvOptions
     max_line_bytes: int
     bounded: bool
+    max_buffer_bytes: int = DEFAULT_MAX_BUFFER
+    allow_remote: bool = False
 
     @classmethod
     def parse(cls, definition: SourceDef) -> "SocketOptions":
@@ -81,6 +99,9 @@ class SocketOptions:
             max_line_bytes=as_int(definition.option("max_line_bytes"), key="max_line_bytes", what=what,
                                   minimum=1) or DEFAULT_MAX_LINE,
             bounded=as_bool(definition.option("bounded"), key="bounded", what=what),
+            max_buffer_bytes=as_int(definition.option("max_buffer_bytes"), key="max_buffer_bytes", what=what,
+                                    minimum=1) or DEFAULT_MAX_BUFFER,
+            allow_remote=as_bool(definition.option("allow_remote"), key="allow_remote", what=what),
         )
 
 
@@ -95,6 +116,8 @@ class Connection:
     closed: bool = False
     skipping: bool = False  # inside an over-long line: drop bytes until its newline
     letters: list[DeadLetter] = field(default_factory=list)
+    client: socket.socket | None = None
+    paused: bool = False  # not read while the source's buffer is full (backpressure)
 
 
 class SocketSource:
@@ -115,6 +138,8 @@ class SocketSource:
         self._error: BaseException | None = None
         self._lines = 0
         self.port: int | None = None
+        self.buffered = 0  # bytes received that no batch has taken yet
+        self.max_buffered = 0  # the most that was ever buffered at once
 
     @property
     def bounded(self) -> bool:
@@ -124,6 +149,7 @@ class SocketSource:
 
     def open(self, columns: list[str] | None, offset: Any = None) -> None:
         self._schema = read_schema(self.definition, columns, self._what)
+        _check_host(self.options, self._what)
         server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
@@ -148,6 +174,7 @@ class SocketSource:
         assert self._selector is not None
         try:
             while not self._stop.is_set():
+                self._resume()
                 for key, _ in self._selector.select(timeout=_POLL_S):
                     if key.data is None:
                         self._accept()
@@ -165,7 +192,7 @@ class SocketSource:
         except BlockingIOError:
             return
         client.setblocking(False)
-        connection = Connection(f"{address[0]}:{address[1]}")
+        connection = Connection(f"{address[0]}:{address[1]}", client=client)
         with self._lock:
             self._connections.append(connection)
             self._ever_connected = True
@@ -173,7 +200,7 @@ class SocketSource:
 
     def _receive(self, client: socket.socket, connection: Connection) -> None:
         try:
-            data = client.recv(1 << 20)
+            data = client.recv(RECV_BYTES)
         except (BlockingIOError, InterruptedError):
             return
         except OSError:
@@ -181,6 +208,10 @@ class SocketSource:
         with self._lock:
             if data:
                 self._append(connection, data)
+                if self.buffered >= self.options.max_buffer_bytes and connection.buffer.find(b"\n") >= 0:
+                    assert self._selector is not None
+                    self._selector.unregister(client)  # backpressure: TCP holds the rest at the sender
+                    connection.paused = True
             else:
                 connection.closed = True
                 assert self._selector is not None
@@ -192,6 +223,14 @@ class SocketSource:
         """Buffer `data`; a line longer than max_line_bytes becomes one dead letter and a blank line."""
         limit = self.options.max_line_bytes
         open_line = len(c.buffer) - (c.buffer.rfind(b"\n") + 1)
+        before = len(c.buffer)
+        try:
+            self._append_lines(c, data, limit, open_line)
+        finally:
+            self.buffered += len(c.buffer) - before
+            self.max_buffered = max(self.max_buffered, self.buffered)
+
+    def _append_lines(self, c: Connection, data: bytes, limit: int, open_line: int) -> None:
         if not c.skipping and open_line + len(data) <= limit:  # no line can be too long: the usual case
             c.buffer += data
             return
@@ -217,6 +256,15 @@ class SocketSource:
                 c.buffer += b"\n"  # the cut line stays one (blank) line, so later line numbers hold
                 c.skipping = end < 0
             pos = stop
+
+    def _resume(self) -> None:
+        """Read paused connections again once batches took the data (or they have no complete line left)."""
+        with self._lock:
+            for c in self._connections:
+                if c.paused and (self.buffered < self.options.max_buffer_bytes or c.buffer.find(b"\n") < 0):
+                    assert self._selector is not None and c.client is not None
+                    self._selector.register(c.client, selectors.EVENT_READ, c)
+                    c.paused = False
 
     # ------------------------------------------------------------ batches
 
@@ -252,6 +300,7 @@ class SocketSource:
         end = len(c.buffer) if c.closed else c.buffer.rfind(b"\n") + 1
         data = bytes(c.buffer[:end])
         del c.buffer[:end]
+        self.buffered -= len(data)
         first = c.lines_taken + 1
         taken = data.count(b"\n") + (1 if data and not data.endswith(b"\n") else 0)
         c.lines_taken += taken
@@ -289,7 +338,29 @@ class SocketSource:
                     pass
             self._selector.close()
             self._selector = None
+        for c in self._connections:
+            if c.paused and c.client is not None:  # not in the selector while paused
+                c.client.close()
         self._server = None
+
+
+def _check_host(options: SocketOptions, what: str) -> None:
+    """A non-loopback address needs allow_remote = 'true', and is logged as a warning."""
+    if _is_loopback(options.host):
+        return
+    if not options.allow_remote:
+        raise ConnectorError(f"{what}: host '{options.host}' is not a loopback address: anyone who can reach it "
+                             f"could send records. Set allow_remote = 'true' to listen there anyway")
+    log.warning("%s: listening on %s, which is not a loopback address: anyone who can reach port %d can send "
+                "records to this query", what, options.host, options.port)
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        infos = socket.getaddrinfo(host or "0.0.0.0", None, socket.AF_INET, socket.SOCK_STREAM)
+    except socket.gaierror:
+        return False
+    return bool(infos) and all(ipaddress.ip_address(info[4][0]).is_loopback for info in infos)
 
 
 def _position_key(letter: DeadLetter) -> tuple[str, int]:

@@ -21,7 +21,6 @@ import math
 import re
 from typing import Any, Iterable
 
-import polars as pl
 
 from stream_dsl.sql import ast
 from stream_dsl.errors import DSLError

@@ -6,7 +6,7 @@ rules for operators live here so the binder and the dataframe API agree.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field as _field
 from enum import Enum
 from typing import Iterable, Iterator
 
@@ -126,12 +126,20 @@ def common_type(types: Iterable[DataType]) -> DataType | None:
 
 @dataclass(frozen=True, slots=True)
 class Field:
+    """A named column. `not_null` (declared `NOT NULL` in DDL) makes a source dead-letter records without a value.
+
+    It is left out of equality: only sources enforce it, and plan nodes built
+    above a scan describe the same column whether or not it was declared.
+    """
+
     name: str
     dtype: DataType
+    not_null: bool = _field(default=False, compare=False)
+    unit: str | None = _field(default=None, compare=False)  # epoch unit a source reads a TIMESTAMP in (None: ms)
 
     def __str__(self) -> str:
         name = self.name if self.name.isidentifier() else '"' + self.name.replace('"', '""') + '"'
-        return f"{name}: {self.dtype.value}"
+        return f"{name}: {self.dtype.value}" + (" NOT NULL" if self.not_null else "")
 
 
 @dataclass(frozen=True, slots=True)

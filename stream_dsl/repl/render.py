@@ -35,6 +35,7 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from stream_dsl.secrets import escape_frame, escape_json_text
 from stream_dsl.ir.types import type_from_polars
 
 __all__ = ["frame_table", "frame_caption", "frame_view", "fit_widths", "frame_csv", "frame_json", "cell_text", "visible_columns", "QueryStatus",
@@ -169,7 +170,8 @@ def frame_caption(frame: pl.DataFrame, *, max_rows: int = 40, shown_columns: int
 
 def frame_view(frame: pl.DataFrame, *, max_rows: int = 40, width: int | None = None,
                total_rows: int | None = None, title: str | None = None, types: bool = True) -> RenderableType:
-    """The table and, under it, its caption."""
+    """The table and, under it, its caption (control characters in text escaped: data cannot drive the terminal)."""
+    frame = escape_frame(frame)
     table = frame_table(frame, max_rows=max_rows, width=width, title=title, types=types)
     shown = len(table.columns) - (1 if any(c.header.plain == "…" for c in table.columns) else 0)
     caption = frame_caption(frame, max_rows=max_rows, shown_columns=shown, total_rows=total_rows)
@@ -190,15 +192,15 @@ def _rows(frame: pl.DataFrame, max_rows: int) -> tuple[list[tuple], int | None]:
 
 
 def frame_csv(frame: pl.DataFrame, *, header: bool = True) -> str:
-    """CSV with a header line (timestamps as ISO-8601)."""
-    return frame.write_csv(include_header=header)
+    """CSV with a header line (timestamps as ISO-8601; control characters in text escaped)."""
+    return escape_frame(frame).write_csv(include_header=header)
 
 
 def frame_json(frame: pl.DataFrame) -> str:
     """JSON Lines: one object per row."""
     buffer = io.BytesIO()
     frame.write_ndjson(buffer)
-    return buffer.getvalue().decode()
+    return escape_json_text(buffer.getvalue().decode())
 
 
 # ---------------------------------------------------------------- a running query

@@ -39,6 +39,7 @@ from stream_dsl.repl.lexer import META_COMMANDS
 from stream_dsl.repl.live import LatestResults, follow, is_bounded, output_keys
 from stream_dsl.bind.binder import SETTINGS
 from stream_dsl.repl.render import FORMATS, frame_csv, frame_json, frame_view
+from stream_dsl.secrets import mask_options
 
 __all__ = ["Session", "run_repl", "run_piped", "prompt_session", "no_echo", "history_path", "HISTORY_ENV", "PROMPT"]
 
@@ -224,7 +225,8 @@ class Session:
 
     def _meta_sinks(self, argument: str) -> None:
         sinks = self.ctx.catalog.sinks
-        options = [", ".join(f"{k} = '{v}'" for k, v in s.options if k != "connector") for s in sinks.values()]
+        options = [", ".join(f"{k} = '{v}'" for k, v in mask_options(s.options) if k != "connector")
+                   for s in sinks.values()]
         self.show_frame(pl.DataFrame({"name": list(sinks), "connector": [s.option("connector") for s in
                                                                         sinks.values()], "options": options},
                                      schema={"name": pl.String, "connector": pl.String, "options": pl.String}),
@@ -249,7 +251,8 @@ class Session:
         catalog = self.ctx.catalog
         if name in catalog.sinks or name.lower() in {s.lower() for s in catalog.sinks}:
             sink = catalog.sink(name)
-            self.show_frame(pl.DataFrame({"option": [k for k, _ in sink.options], "value": [v for _, v in sink.options]},
+            options = mask_options(sink.options)
+            self.show_frame(pl.DataFrame({"option": [k for k, _ in options], "value": [v for _, v in options]},
                                          schema={"option": pl.String, "value": pl.String}), types=False)
             return
         schema = catalog.resolve(name).schema
