@@ -43,7 +43,7 @@ def empty_frame(schema: Schema) -> pl.DataFrame:
     return pl.DataFrame(schema=schema.to_polars())
 
 
-def _raw_text(raw: bytes) -> str:
+def raw_text(raw: bytes) -> str:
     return raw.decode("utf-8", errors="backslashreplace")
 
 
@@ -141,7 +141,7 @@ def conform(frame: pl.DataFrame, schema: Schema, *, source: str, origin: str,
         found = [one(i) for i in where]
     else:
         found = locate_many(where)
-    letters = [DeadLetter(source, f"{origin}:{prefix}{line}", _raw_text(raw_bytes), bad_reason[i])
+    letters = [DeadLetter(source, f"{origin}:{prefix}{line}", raw_text(raw_bytes), bad_reason[i])
                for i, (line, raw_bytes) in zip(where, found)]
     keep = pl.Series([True] * frame.height).scatter(where, False)
     return Decoded(result.filter(keep), tuple(letters))
@@ -264,7 +264,7 @@ def _ndjson_records(records: list[Record], schema: Schema, read_schema: dict[str
         if problem is None:
             good.append((line, raw))
         else:
-            letters.append(DeadLetter(source, f"{origin}:{line}", _raw_text(raw), problem))
+            letters.append(DeadLetter(source, f"{origin}:{line}", raw_text(raw), problem))
     try:
         frame = _read_ndjson(b"\n".join(raw for _, raw in good), read_schema) if good else None
     except Exception:  # our checks let through something polars refuses: ask polars line by line
@@ -275,18 +275,18 @@ def _ndjson_records(records: list[Record], schema: Schema, read_schema: dict[str
                 frames.append(_read_ndjson(raw, read_schema))
                 kept.append((line, raw))
             except Exception as e:
-                letters.append(DeadLetter(source, f"{origin}:{line}", _raw_text(raw), f"invalid record: {e}"))
+                letters.append(DeadLetter(source, f"{origin}:{line}", raw_text(raw), f"invalid record: {e}"))
         good = kept
         frame = pl.concat(frames, how="vertical") if frames else None
     if frame is None:
         frame = pl.DataFrame(schema=read_schema)
-    decoded = _finish(frame, schema, source=source, origin=origin, records=good)
+    decoded = finish_decoded(frame, schema, source=source, origin=origin, records=good)
     letters.extend(decoded.dead_letters)
     letters.sort(key=lambda d: int(d.position.rsplit(":", 1)[1]))
     return Decoded(decoded.frame, tuple(letters))
 
 
-def _finish(frame: pl.DataFrame, schema: Schema, *, source: str, origin: str,
+def finish_decoded(frame: pl.DataFrame, schema: Schema, *, source: str, origin: str,
             records: list[Record] | Callable[[], list[Record]]) -> Decoded:
     """Convert the text-read columns (timestamps) and keep only the requested ones."""
     if isinstance(records, _Located):
@@ -321,7 +321,7 @@ def _decode_ndjson(data: bytes, schema: Schema, *, source: str, origin: str, ful
             frame = _read_ndjson(data, dict(candidate))
         except Exception:
             continue
-        return _finish(frame, schema, source=source, origin=origin, records=lambda: _json_lines(data))
+        return finish_decoded(frame, schema, source=source, origin=origin, records=lambda: _json_lines(data))
     try:
         typed = dict(_sniff_epoch_columns(data, schema, read_schema))
         return _sift_ndjson(data, schema, read_schema, source=source, origin=origin, typed_schema=typed)
@@ -336,7 +336,7 @@ def _decode_ndjson(data: bytes, schema: Schema, *, source: str, origin: str, ful
         except Exception:
             parts.append(_ndjson_records(chunk, schema, read_schema, source=source, origin=origin))
         else:
-            parts.append(_finish(frame, schema, source=source, origin=origin, records=chunk))
+            parts.append(finish_decoded(frame, schema, source=source, origin=origin, records=chunk))
     return _concat(schema, parts)
 
 
@@ -366,7 +366,7 @@ def _sift_ndjson(data: bytes, schema: Schema, read_schema: dict[str, pl.DataType
     def bad_lines(rows: list[int], fallback: str) -> None:
         for i, text in zip(rows, lines.gather(rows).to_list()):
             line = raw(i) if i in not_utf8 else text.rstrip("\r").encode()
-            letters.append(DeadLetter(source, f"{origin}:{i + 1}", _raw_text(line),
+            letters.append(DeadLetter(source, f"{origin}:{i + 1}", raw_text(line),
                                       _ndjson_record_error(line, schema) or fallback))
 
     def bad(i: int, fallback: str) -> None:
@@ -418,7 +418,7 @@ def _sift_ndjson(data: bytes, schema: Schema, read_schema: dict[str, pl.DataType
         return Decoded(empty_frame(schema), _by_line(letters))
     frame = frames[0] if len(frames) == 1 else pl.concat(frames, how="vertical")
     kept_rows = kept[0] if len(kept) == 1 else pl.concat(kept)
-    decoded = _finish(frame, schema, source=source, origin=origin, records=_Located(kept_rows, lines))
+    decoded = finish_decoded(frame, schema, source=source, origin=origin, records=_Located(kept_rows, lines))
     return Decoded(decoded.frame, _by_line(letters + list(decoded.dead_letters)))
 
 

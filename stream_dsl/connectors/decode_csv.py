@@ -30,7 +30,7 @@ from typing import Callable, Iterable, Iterator, Sequence
 import polars as pl
 
 from stream_dsl.connectors.base import DeadLetter
-from stream_dsl.connectors.decode import (Decoded, Record, _finish, _raw_text, empty_frame, narrow,
+from stream_dsl.connectors.decode import (Decoded, Record, finish_decoded, raw_text, empty_frame, narrow,
                                           with_required)
 from stream_dsl.ir.types import DataType, Schema
 
@@ -77,7 +77,7 @@ def _decode(data: bytes, schema: Schema, *, source: str, origin: str, options: C
     if names is None:
         first_end = data.find(b"\n")
         raw = data if first_end < 0 else data[:first_end]
-        return Decoded(empty_frame(schema), (DeadLetter(source, f"{origin}:1", _raw_text(raw), problem or ""),))
+        return Decoded(empty_frame(schema), (DeadLetter(source, f"{origin}:1", raw_text(raw), problem or ""),))
     wanted = [f.name for f in schema if f.name in names] or names[:1]  # one column at least, so rows are counted
     typed = {f.name: (pl.String() if f.dtype is DataType.TIMESTAMP else f.dtype.polars)
              for f in schema if f.name in wanted}
@@ -97,7 +97,7 @@ def _decode(data: bytes, schema: Schema, *, source: str, origin: str, options: C
         if frame is not None:
             short = _short_rows(frame, names, lines, options.delimiter, source, origin)
             if not short:
-                return _finish(frame.select(wanted), schema, source=source, origin=origin, records=lines)
+                return finish_decoded(frame.select(wanted), schema, source=source, origin=origin, records=lines)
             return _drop_rows(frame.select(wanted), short, schema, source=source, origin=origin, records=lines)
     may_break = {j for j, n in enumerate(names) if n not in full or full.dtype(n) is DataType.STRING}
     records, letters = split_records(data, options, len(names), body_start, source=source, origin=origin,
@@ -161,7 +161,7 @@ def _short_rows(frame: pl.DataFrame, names: list[str], lines: Callable[[], _Line
         except (UnicodeDecodeError, csv.Error):
             continue  # conversion finds these
         if count < len(names):
-            short[i] = DeadLetter(source, f"{origin}:{line}", _raw_text(raw),
+            short[i] = DeadLetter(source, f"{origin}:{line}", raw_text(raw),
                                   f"expected {len(names)} fields, got {count}")
     return short
 
@@ -170,7 +170,7 @@ def _drop_rows(frame: pl.DataFrame, bad: dict[int, DeadLetter | None], schema: S
                origin: str, records: Callable[[], _Lines]) -> Decoded:
     keep = pl.Series([True] * frame.height)
     keep[sorted(bad)] = False
-    decoded = _finish(frame.filter(keep), schema, source=source, origin=origin,
+    decoded = finish_decoded(frame.filter(keep), schema, source=source, origin=origin,
                       records=lambda: records().without(bad))  # type: ignore[arg-type,return-value]
     letters = [d for d in bad.values() if d is not None]
     return Decoded(decoded.frame, _sorted(letters + list(decoded.dead_letters)))
@@ -232,7 +232,7 @@ def split_records(data: bytes, options: CsvOptions, fields: int, first_line: int
     letters: list[DeadLetter] = []
 
     def bad(index: int, reason: str) -> None:
-        letters.append(DeadLetter(source, f"{origin}:{index + first_line}", _raw_text(lines[index].rstrip(b"\r")),
+        letters.append(DeadLetter(source, f"{origin}:{index + first_line}", raw_text(lines[index].rstrip(b"\r")),
                                   reason))
 
     i = 0
@@ -307,7 +307,7 @@ def _read_records(records: list[Record], letters: list[DeadLetter], read: Reader
             if len(group) == 1:
                 line, raw = group[0]
                 hint = " (a quote inside an unquoted field?)" if QUOTE.encode() in raw else ""
-                letters.append(DeadLetter(source, f"{origin}:{line}", _raw_text(raw),
+                letters.append(DeadLetter(source, f"{origin}:{line}", raw_text(raw),
                                           f"invalid record{hint}: {str(e).splitlines()[0]}"))
             else:
                 half = len(group) // 2
@@ -318,7 +318,7 @@ def _read_records(records: list[Record], letters: list[DeadLetter], read: Reader
     if not frames:
         return Decoded(empty_frame(schema), _sorted(letters))
     frame = frames[0] if len(frames) == 1 else pl.concat(frames, how="vertical")
-    decoded = _finish(frame, schema, source=source, origin=origin, records=kept)
+    decoded = finish_decoded(frame, schema, source=source, origin=origin, records=kept)
     return Decoded(decoded.frame, _sorted(letters + list(decoded.dead_letters)))
 
 
