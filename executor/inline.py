@@ -201,7 +201,11 @@ class InlineQuery:
                               duration_ms=(finished - started) * 1000.0,
                               latency_ms=(finished - pulled_at) * 1000.0,  # the newest rows' event latency
                               state_groups=self.runner.open_groups(), stage_rows=stage_rows, shuffled=shuffled,
-                              reads=reads, executor=self.executor)
+                              reads=reads, executor=self.executor,
+                              wall_offsets=[r.wall_offset_ms for r in self.readers.values()
+                                            if r.wall_offset_ms is not None],
+                              backlog={r.scan.source.name: r.backlog for r in self.readers.values()
+                                       if r.backlog is not None})
         if self.checkpointing is not None:
             report["checkpoint"] = checkpoint
         return BatchResult(report, self.exhausted or self.output.full)

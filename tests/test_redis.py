@@ -461,3 +461,15 @@ def test_killed_workers_over_a_live_stream_emit_every_window_exactly_once(server
     closed = expected.filter(pl.col("window_end") <= out.get_column("window_end").max())
     assert out.sort(KEYS).equals(closed), "windows lost or counted wrong"
     assert closed.height >= expected.height - 200  # all but the last windows closed
+
+
+@EVERY_EXECUTOR
+def test_progress_shows_the_groups_pending_entries_and_the_streams_length(server, executor):
+    produce(server, f"backlog-{executor}:events", ysb_events(300, rate=100))
+    ctx = ysb_context(server, stream=f"backlog-{executor}:events", group="g", sink_stream="unused",
+                      batch_size="100", bounded="true", executor=executor)
+    handle = ctx.sql("SELECT user_id FROM events").start(sink=lambda batch_id, frame: None)
+    assert handle.await_termination(HANG_GUARD_S)
+    backlogs = [p["backlog"]["events"] for p in handle.progress()]
+    assert backlogs and all(b["stream_length"] == 300 for b in backlogs), backlogs
+    assert backlogs[0]["pending"] >= 100  # the first batch's entries: delivered, not acknowledged yet

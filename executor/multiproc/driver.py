@@ -564,7 +564,8 @@ class Driver:
             state_groups=sum(self.state_groups.get(batch, {}).values()),
             stage_rows={s.id: stats.stage_rows.get(s.id, 0) for s in self.stages},
             shuffled=sorted(stats.shuffled, key=lambda t: (t["stage"], t["task"])),
-            reads=[read for _, read in sorted(stats.reads, key=lambda r: r[0])], executor=self.executor)
+            reads=[read for _, read in sorted(stats.reads, key=lambda r: r[0])], executor=self.executor,
+            wall_offsets=[] if stats.wall_offset_ms is None else [stats.wall_offset_ms], backlog=stats.backlog)
         report.update({"group_id": group, "group_size": group_size,
                        "driver_messages": self.messages_for.get(batch, 0.0), "stages": stages,
                        "recoveries": len(self.recoveries), "recovery_ms": None, "checkpoint": None})

@@ -92,11 +92,14 @@ class BatchStats:
     pulled_at: float = 0.0  # when the newest of its source reads returned
     shuffled: list[dict[str, int]] = field(default_factory=list)  # kernels.shuffle_counts per map task
     reads: list[tuple[int, dict[str, Any]]] = field(default_factory=list)  # (stage, kernels.source_read)
+    wall_offset_ms: int | None = None  # a paced source's event time to wall clock (query/progress.event_lag_ms)
+    backlog: dict[str, dict[str, int]] = field(default_factory=dict)  # source name -> what it knows is waiting
 
     def __reduce__(self) -> tuple:
         """Positional pickling, as TaskMetrics: a report carries one per batch of its group."""
         return BatchStats, (self.rows_in, self.late_rows, self.dead_letters, self.stage_rows, self.state_groups,
-                            self.retention, self.clocks, self.pulled_at, self.shuffled, self.reads)
+                            self.retention, self.clocks, self.pulled_at, self.shuffled, self.reads,
+                            self.wall_offset_ms, self.backlog)
 
     def merge(self, other: "BatchStats") -> None:
         self.rows_in += other.rows_in
@@ -110,6 +113,9 @@ class BatchStats:
         self.pulled_at = max(self.pulled_at, other.pulled_at)
         if other.retention is not None:  # reported after the worker's last task of the batch: the newest
             self.retention = other.retention
+        if other.wall_offset_ms is not None:
+            self.wall_offset_ms = max(other.wall_offset_ms, self.wall_offset_ms or other.wall_offset_ms)
+        self.backlog.update(other.backlog)
 
 
 def _ms(seconds: float) -> float:

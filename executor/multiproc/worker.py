@@ -343,6 +343,10 @@ class WorkerRunner:
         stats.reads.append((stage.id, kernels.source_read(reader.scan, pulled.frame.height)))
         stats.dead_letters.extend(pulled.dead_letters)
         clock = Clock(reader.clock.max_event_ms, reader.exhausted, pulled.replayed)
+        if reader.wall_offset_ms is not None:
+            stats.wall_offset_ms = reader.wall_offset_ms
+        if reader.backlog is not None:
+            stats.backlog[reader.scan.source.name] = reader.backlog
         stats.clocks[stage.id] = clock
         self.offsets.setdefault(batch, {})[stage.id] = reader.offset
         return pulled.frame, clock

@@ -7,17 +7,26 @@ delays) to the same base.
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+import time
+from typing import Any, Iterable, Mapping
 
 from executor import kernels
-from executor.state.operators import watermark_datetime
+from executor.state.operators import WM_INF, watermark_datetime
 
 
 def batch_report(*, batch_id: int, rows_in: int, rows_out: int, late_rows: int, dead_letters: int,
                  watermark: int | None, duration_ms: float, latency_ms: float, state_groups: int,
                  stage_rows: dict[int, int], shuffled: Iterable[dict[str, Any]],
-                 reads: Iterable[dict[str, Any]], executor: str) -> dict[str, Any]:
-    """The progress of one finished micro-batch (see `QueryHandle.progress`)."""
+                 reads: Iterable[dict[str, Any]], executor: str, wall_offsets: Iterable[int] = (),
+                 backlog: Mapping[str, dict[str, int]] | None = None) -> dict[str, Any]:
+    """The progress of one finished micro-batch (see `QueryHandle.progress`).
+
+    Overload shows in two fields. `event_lag_ms`: for sources paced to the
+    wall clock (`wall_offsets`), how long ago on the wall clock the newest
+    closed event time (the watermark) was due; it grows without bound when
+    the query cannot keep up, while `latency_ms` (one batch's own time) does
+    not. `backlog`: per source, what it knows is still waiting to be read.
+    """
     return {
         "batch_id": batch_id,
         "rows_in": rows_in,
@@ -30,5 +39,16 @@ def batch_report(*, batch_id: int, rows_in: int, rows_out: int, late_rows: int, 
         "state_groups": state_groups,
         "stage_rows": stage_rows,
         "executor": executor,
+        "event_lag_ms": event_lag_ms(watermark, wall_offsets),
+        "backlog": dict(backlog or {}),
         **kernels.counter_report(list(shuffled), list(reads)),
     }
+
+
+def event_lag_ms(watermark: int | None, wall_offsets: Iterable[int], now_ms: float | None = None) -> float | None:
+    """Wall clock minus the moment the watermark's event time was due (None: no paced source, no watermark)."""
+    offsets = list(wall_offsets)
+    if not offsets or watermark is None or watermark >= WM_INF:
+        return None
+    now = time.time() * 1000.0 if now_ms is None else now_ms
+    return max(0.0, now - (watermark + max(offsets)))

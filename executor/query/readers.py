@@ -19,7 +19,7 @@ from executor.recovery.offset_log import OffsetLog
 from executor.state.operators import SourceClock
 from optimizer.physical.stages import ScanOp, Stage
 from stream_dsl.connectors import open_source, open_table
-from stream_dsl.connectors.base import Source, SourceBatch, pull_source
+from stream_dsl.connectors.base import Source, SourceBatch, pull_source, source_backlog
 from stream_dsl.errors import DSLError, ExecutionError
 from stream_dsl.ir.plan import SourceDef
 
@@ -69,6 +69,8 @@ class Reader:
     replay: Any = None  # what the offset log keeps of the last batch (`SourceBatch.replay`)
     log: OffsetLog | None = None  # with checkpoints: where each batch ended, logged before it runs
     replays: dict[int, Any] = field(default_factory=dict)  # batch -> logged end of a batch an earlier run read
+    wall_offset_ms: int | None = None  # a paced source: event time + this = wall clock time (event lag)
+    backlog: dict[str, int] | None = None  # what the source knows is waiting, after the last batch
 
     @property
     def scan(self) -> ScanOp:
@@ -113,6 +115,8 @@ class Reader:
         self.offset = batch.offset
         self.replay = batch.offset if batch.replay is None else batch.replay
         self.clock.observe(self._max_event_ms(batch), batch.exhausted)
+        self.wall_offset_ms = batch.wall_offset_ms
+        self.backlog = source_backlog(self.source)
         return batch
 
     def _max_event_ms(self, batch: SourceBatch) -> int | None:

@@ -49,6 +49,7 @@ class SourceBatch:
     max_event_time_ms: int | None = None
     replayed: bool = False
     replay: Any = None  # what `next_batch(until=...)` needs to cut this batch again (None: the offset)
+    wall_offset_ms: int | None = None  # a live source: event time + this = when the event was due on the wall clock
 
 
 class Source(Protocol):
@@ -65,6 +66,15 @@ class Source(Protocol):
         """The next micro-batch. With `realtime` a source may wait to pace itself to the wall clock."""
 
     def close(self) -> None: ...
+
+    # Optional: `backlog() -> dict[str, int]`, what the source knows is waiting to be read (Redis: pending
+    # entries and stream length; files: files not read yet), reported in every progress dict.
+
+
+def source_backlog(source: Any) -> dict[str, int] | None:
+    """What `source` knows is still waiting to be read, or None when it cannot tell (see `Source`)."""
+    backlog = getattr(source, "backlog", None)
+    return backlog() if callable(backlog) else None
 
 
 def source_schema(definition: SourceDef, what: str) -> Schema:

@@ -240,6 +240,10 @@ class FileSource:
         self._done = set(offset.get("files", ())) if isinstance(offset, dict) else set()
         self._pending = self._new_files()
 
+    def backlog(self) -> dict[str, int]:
+        """Files listed but not read yet (a watched directory's newer files show up at the next listing)."""
+        return {"files_unread": len(self._pending)}
+
     def _new_files(self) -> list[str]:
         listed = list_files(self.options, self._what, allow_missing=self.options.watch)
         return [p for p in listed if p not in self._done]

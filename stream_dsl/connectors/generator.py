@@ -273,19 +273,21 @@ class GeneratorSource:
         if count is not None:
             first, stop = min(first, count), min(stop, count)
         offset: dict[str, Any] = {"time_ms": end}
+        wall_offset = None
         if realtime and self.spec.realtime:
             wait = self._opened_at + (end - self._opened_time_ms) / 1000 - _monotonic()
             if wait > 0:
                 _sleep(wait)
             # when event time 0 was due on the wall clock: a run resumed from this offset keeps the pace
             offset["anchor"] = _wall() - (_monotonic() - self._opened_at) - self._opened_time_ms / 1000
+            wall_offset = round(offset["anchor"] * 1000) - self.spec.start_ms
         self._time_ms = end
         frame, letters = self._events(first, stop)
         last = None
         if stop > first:
             last = self.spec.start_ms + int(event_offsets_ms(stop - 1, stop, rate)[0])
         return SourceBatch(frame=frame, exhausted=count is not None and stop >= count,
-                           offset=offset, dead_letters=letters, max_event_time_ms=last)
+                           offset=offset, dead_letters=letters, max_event_time_ms=last, wall_offset_ms=wall_offset)
 
     def _events(self, first: int, stop: int) -> tuple[pl.DataFrame, list]:
         spec, name = self.spec, self.definition.name

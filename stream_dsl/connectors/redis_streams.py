@@ -516,6 +516,14 @@ class RedisSource:
 
         self.retrier("acknowledging entries", run)
 
+    def backlog(self) -> dict[str, int]:
+        """The group's pending entries (delivered, not acknowledged) and the stream's length."""
+        def read() -> dict[str, int]:
+            assert self._client is not None  # open() connected
+            pending = self._client.xpending(self.options.stream, self.options.group)
+            return {"pending": int(pending["pending"]), "stream_length": int(self._client.xlen(self.options.stream))}
+        return self.retrier("reading the backlog", read)
+
     def close(self) -> None:
         if self._client is not None:
             try:
