@@ -15,6 +15,8 @@ import stream_dsl as sd
 from stream_dsl.connectors.dead_letters import read_dead_letters
 from stream_dsl.connectors.memory import MemorySink
 
+from budget import examples
+
 HANG_GUARD_S = 120  # only to avoid hanging when something is broken
 
 
@@ -139,7 +141,7 @@ def _rows(names):
 SHORT = st.lists(st.tuples(st.integers(0, 39), st.sampled_from(["short", "shortest"])), max_size=4)
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(150), deadline=None)
 @given(rows=_rows(_names('ab ,"')), bad=SHORT,
        stray=st.one_of(st.none(), st.tuples(st.integers(0, 39), st.sampled_from(["open", "open_last", "inside"]))))
 def test_csv_bad_lines_cost_themselves_only(rows, bad, stray):
@@ -148,7 +150,7 @@ def test_csv_bad_lines_cost_themselves_only(rows, bad, stray):
     _check_csv(rows, bad, stray)
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(150), deadline=None)
 @given(rows=_rows(_names('ab ,"\n')), bad=SHORT)
 def test_csv_line_breaks_in_quoted_fields_and_short_rows(rows, bad):
     """Quoted fields spanning lines are one record; short rows around them are dead letters."""

@@ -17,6 +17,8 @@ from hypothesis import strategies as st
 from stream_dsl.connectors import decode
 from stream_dsl.ir.types import DataType, Schema
 
+from budget import examples
+
 SCHEMA = Schema.of(("k", DataType.STRING), ("n", DataType.BIGINT), ("x", DataType.DOUBLE),
                    ("ts", DataType.TIMESTAMP))
 T0 = 1767225600000  # 2026-01-01 in epoch milliseconds
@@ -55,7 +57,7 @@ def mixed(kinds: list[str | None]) -> tuple[bytes, list[tuple], dict[int, str]]:
     return b"\n".join(lines) + b"\n", rows, bad
 
 
-@settings(max_examples=120, deadline=None)
+@settings(max_examples=examples(120), deadline=None)
 @given(st.lists(st.one_of(st.none(), st.sampled_from(sorted(BAD))), min_size=1, max_size=60))
 def test_every_good_row_comes_through_and_every_bad_record_is_a_dead_letter(kinds):
     data, rows, bad = mixed(kinds)

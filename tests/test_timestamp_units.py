@@ -16,6 +16,8 @@ import stream_dsl as sd
 from stream_dsl.connectors.memory import MemorySink
 from stream_dsl.errors import ConnectorError
 
+from budget import examples
+
 HANG_GUARD_S = 120  # only to avoid hanging when something is broken
 EPOCH = dt.datetime(1970, 1, 1)
 PER_SECOND = {"s": 1, "ms": 1000, "us": 1_000_000, "ns": 1_000_000_000}
@@ -52,7 +54,7 @@ def _truncated_to_ms(moment: dt.datetime) -> dt.datetime:
 moments = st.datetimes(min_value=dt.datetime(1900, 1, 1), max_value=dt.datetime(2200, 1, 1))
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=examples(25), deadline=None)
 @given(unit=st.sampled_from(["s", "ms", "us", "ns"]), fmt=st.sampled_from(["ndjson", "csv"]),
        values=st.lists(moments, min_size=1, max_size=20))
 def test_epoch_numbers_in_the_declared_unit(tmp_path_factory, unit, fmt, values):

@@ -22,6 +22,7 @@ import polars as pl
 
 from stream_dsl.connectors.base import DeadLetter
 from stream_dsl.connectors.timestamps import problem as timestamp_problem, to_timestamp
+from stream_dsl.ir.column_names import ROW_INDEX
 from stream_dsl.ir.types import DataType, Field, Schema
 
 CHUNK_RECORDS = 4096
@@ -124,9 +125,15 @@ def conform(frame: pl.DataFrame, schema: Schema, *, source: str, origin: str,
         failed = converted.is_null() & raw.is_not_null()
         if failed.any():
             where = failed.arg_true()
+            reasons: dict[object, str] = {}  # per distinct bad value: bad data repeats itself ('N/A', '')
             for i, value in zip(where.to_list(), raw.gather(where).to_list()):
                 if i not in bad_reason:
-                    bad_reason[i] = f"column '{field.name}': {(problem or _conversion_problem)(value, field)}"
+                    reason = reasons.get(value) if isinstance(value, (str, int, float)) else None
+                    if reason is None:
+                        reason = f"column '{field.name}': {(problem or _conversion_problem)(value, field)}"
+                        if isinstance(value, (str, int, float)):
+                            reasons[value] = reason
+                    bad_reason[i] = reason
         if field.not_null and converted.null_count():
             for i in converted.is_null().arg_true().to_list():
                 bad_reason.setdefault(i, f"column '{field.name}' is NOT NULL but the record has no value")
@@ -385,6 +392,11 @@ def _sift_ndjson(data: bytes, schema: Schema, read_schema: dict[str, pl.DataType
     rows = keep.arg_true()
     good = lines.filter(keep)
     text_schema = {c: pl.String() for c in read_schema}
+    if typed_schema and len(rows):
+        split = _typed_then_suspects(good, rows, lines, schema, typed_schema, text_schema, source=source,
+                                     origin=origin)
+        if split is not None:
+            return Decoded(split.frame, _by_line(letters + list(split.dead_letters)))
     # typed first (cheap when it fails: polars stops at the first error); text when a value has the wrong type
     whole = (_read_lines(good, typed_schema) if typed_schema else None) if len(rows) else None
     if whole is None and len(rows):
@@ -422,10 +434,44 @@ def _sift_ndjson(data: bytes, schema: Schema, read_schema: dict[str, pl.DataType
     return Decoded(decoded.frame, _by_line(letters + list(decoded.dead_letters)))
 
 
-def _read_lines(lines: pl.Series, schema: dict[str, pl.DataType]) -> pl.DataFrame | None:
-    """These JSON lines read by polars, one row each; None if it refuses them (it stops at the first error)."""
+def _typed_then_suspects(good: pl.Series, rows: pl.Series, lines: pl.Series, schema: Schema,
+                         typed_schema: dict[str, pl.DataType], text_schema: dict[str, pl.DataType], *,
+                         source: str, origin: str) -> Decoded | None:
+    """Every line read with the declared types, leniently (a value of the wrong type becomes NULL); only the
+    rows with a NULL (a bad value, or a real NULL) are read again as text and checked value by value.
+
+    Reading everything as text costs about twice the typed read, so this keeps a batch with a few bad
+    records close to a clean one. None when polars refuses the lines even leniently (JSON broken inside
+    the braces): the caller sifts them.
+    """
+    typed = _read_lines(good, typed_schema, lenient=True)
+    if typed is None:
+        return None
+    suspect = typed.select(pl.any_horizontal(pl.all().is_null())).to_series() if typed.width else None
+    if suspect is None or not suspect.any():
+        return finish_decoded(typed, schema, source=source, origin=origin, records=_Located(rows, lines))
+    text = _read_lines(good.filter(suspect), text_schema)
+    if text is None:
+        return None
+    ordered = Schema(tuple(schema) + (Field(ROW_INDEX, DataType.BIGINT),))  # to put the rows back in order
+    parts = []
+    for frame, mask in ((typed, ~suspect), (text, suspect)):
+        part_rows = rows.filter(mask)
+        part = frame.filter(mask) if frame is typed else frame
+        part = part.with_columns(pl.Series(ROW_INDEX, part_rows, dtype=pl.Int64))
+        parts.append(finish_decoded(part, ordered, source=source, origin=origin, records=_Located(part_rows, lines)))
+    merged = pl.concat([p.frame for p in parts], how="vertical").sort(ROW_INDEX).drop(ROW_INDEX)
+    return Decoded(merged, tuple(letter for p in parts for letter in p.dead_letters))
+
+
+def _read_lines(lines: pl.Series, schema: dict[str, pl.DataType], *, lenient: bool = False) -> pl.DataFrame | None:
+    """These JSON lines read by polars, one row each; None if it refuses them (it stops at the first error).
+
+    `lenient`: a value that is not of its column's type is read as NULL instead of refusing the lines.
+    """
     try:
-        frame = pl.read_ndjson(io.BytesIO(lines.str.join("\n").item().encode()), schema=schema)
+        frame = pl.read_ndjson(io.BytesIO(lines.str.join("\n").item().encode()), schema=schema,
+                               ignore_errors=lenient)
     except Exception:
         return None
     if frame.height != len(lines):
