@@ -5,7 +5,8 @@ files and docstrings can hold it. Sections, in order:
 
 - `== Logical plan ==`: the plan as bound;
 - `== Optimized plan ==` and `== Rules fired ==` (when `config.optimize`):
-  the plan that runs, and each rule application that changed it, in order;
+  the plan that runs, and each rule application that changed it, in order,
+  then the rules switched off (`config.disabled_rules`), if any;
 - `== Aggregation pushdown ==` (when the plan aggregates): per aggregate,
   whether it runs in one phase or two (and where its partial runs), with
   the cost guard's estimate of rows and groups per batch;
@@ -64,6 +65,8 @@ def explain(plan: Plan, config: RunConfig | None = None, *, format: str = "text"
     if fired is not None:
         parts += ["== Optimized plan ==", render_plan(runs)]
         parts += ["== Rules fired ==", render_fired(fired.fired, fired.passes, fired.stopped)]
+        if config.disabled_rules:
+            parts.append(f"(disabled: {', '.join(sorted(config.disabled_rules))})")
     pushdown = render_pushdown(runs, CostModel.from_config(config))
     if pushdown is not None:
         parts += ["== Aggregation pushdown ==", pushdown]

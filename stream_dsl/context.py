@@ -19,7 +19,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import polars as pl
 
-from stream_dsl.bind.binder import (SETTINGS, BoundCreateSink, BoundCreateSource, BoundCreateView, BoundDescribe,
+from stream_dsl.bind.binder import (RULE_SETTING_PREFIX, SETTINGS, BoundCreateSink, BoundCreateSource, BoundCreateView, BoundDescribe,
                                BoundDrop, BoundExplain, BoundInsert, BoundQuery, BoundSet, BoundShow,
                                BoundStatement, bind)
 from stream_dsl.catalog import Catalog
@@ -80,6 +80,10 @@ class Context:
         offset logs) is moved to `checkpoint_dir/archive/reset-<time>/`.
         Without it, a restart resumes from the newest good checkpoint, and
         refuses when checkpoints were committed but none is usable now.
+    optimizer : mapping of str to bool, optional
+        Per-rule switches: `{"push_down_predicates": False}` turns that rule
+        off (`optimizer.rules.RULE_NAMES` lists them). Results never change,
+        only the plan; `SET optimizer.<rule> = 'false'` does the same.
 
     Examples
     --------
@@ -91,12 +95,14 @@ class Context:
     def __init__(self, workers: int = 2, executor: str = "drizzle", group_size: int | str = 10,
                  batch_interval: str | int | dt.timedelta = "100ms", optimize: bool = True,
                  checkpoint_dir: str | None = None, heartbeat_timeout: float = 30.0,
-                 transport: str = "pipes", checkpoint_reset: bool = False) -> None:
+                 transport: str = "pipes", checkpoint_reset: bool = False,
+                 optimizer: Mapping[str, bool] | None = None) -> None:
         self.config = RunConfig(workers=workers, executor=executor, group_size=group_size,
                                 batch_interval_ms=to_duration_ms(batch_interval, "batch_interval"),
                                 optimize=optimize, checkpoint_dir=checkpoint_dir,
                                 heartbeat_timeout=heartbeat_timeout, transport=transport,
-                                checkpoint_reset=checkpoint_reset)
+                                checkpoint_reset=checkpoint_reset,
+                                disabled_rules=_disabled_rules(optimizer or {}))
         self.catalog = Catalog()
 
     def __repr__(self) -> str:
@@ -150,6 +156,8 @@ class Context:
             return self._show(s.what)
         elif isinstance(s, BoundDescribe):
             return self._describe(s.name)
+        elif isinstance(s, BoundSet) and s.key.startswith(RULE_SETTING_PREFIX):
+            self.config = _switch_rule(self.config, s.key[len(RULE_SETTING_PREFIX):], s.value)
         elif isinstance(s, BoundSet):
             self.config = self.config.with_options(**_setting(s.key, s.value))
         elif isinstance(s, BoundDrop):
@@ -288,13 +296,20 @@ class Context:
 
     # ------------------------------------------------------------ running (used by Stream)
 
-    def _explain(self, plan: Plan, format: str = "text") -> str:
-        """The explain text of a plan (or `format="dot"`: its stage DAG as Graphviz DOT)."""
+    def _explain(self, plan: Plan, format: str = "text", disabled: Iterable[str] = ()) -> str:
+        """The explain text of a plan (or `format="dot"`: its stage DAG as Graphviz DOT).
+
+        `disabled` names optimizer rules to switch off for this explain only.
+        """
         try:
             from optimizer.explain import explain
+            from optimizer.rules import check_rule_names
         except ImportError:
             return render_plan(plan)
-        return explain(plan, self.config, format=format)
+        config = self.config
+        if disabled:
+            config = config.with_options(disabled_rules=config.disabled_rules | check_rule_names(disabled))
+        return explain(plan, config, format=format)
 
     def _collect(self, plan: Plan) -> pl.DataFrame:
         return _executor_api().collect(plan, self.config, self.catalog)
@@ -316,6 +331,36 @@ class Context:
 
 
 # ---------------------------------------------------------------- helpers
+
+
+def _flag(name: str, value: object) -> bool:
+    """A switch's value: a bool, or the text of one ('true', 'off', ...)."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text not in _TRUE + _FALSE:
+        raise DSLError(f"{name} must be true or false, got '{value}'")
+    return text in _TRUE
+
+
+def _disabled_rules(switches: Mapping[str, object]) -> frozenset[str]:
+    """The rules `Context(optimizer={rule: on})` switches off; unknown rule names are errors."""
+    from optimizer.rules import check_rule_names
+
+    if not isinstance(switches, Mapping):
+        raise DSLError(f"optimizer must map rule names to true or false, got {type(switches).__name__}")
+    check_rule_names(switches)
+    return frozenset(name for name, on in switches.items() if not _flag(f"optimizer.{name}", on))
+
+
+def _switch_rule(config: RunConfig, rule: str, value: str) -> RunConfig:
+    """`SET optimizer.<rule> = 'false'` (or 'true'): `config` with that rule off (or on)."""
+    from optimizer.rules import check_rule_names
+
+    check_rule_names([rule])
+    on = _flag(f"{RULE_SETTING_PREFIX}{rule}", value)
+    disabled = config.disabled_rules - {rule} if on else config.disabled_rules | {rule}
+    return config.with_options(disabled_rules=disabled)
 
 
 def _setting(key: str, value: str) -> dict[str, Any]:
