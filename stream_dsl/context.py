@@ -27,6 +27,7 @@ from stream_dsl.config import RunConfig
 from stream_dsl.frame.stream import Stream, Table, wrap
 from stream_dsl.frame.expr import to_duration_ms, type_name_of
 from stream_dsl.errors import BindError, DSLError, PositionedError
+from stream_dsl.ir.dispatch import MissingCase, node_pass
 from stream_dsl.ir.functions import AGGREGATE_FUNCTIONS, SCALAR_FUNCTIONS, WINDOW_FUNCTIONS
 from stream_dsl.sql.parser import parse
 from stream_dsl.ir.plan import Plan, Scan, SourceDef, Watermark, is_streaming, render_plan
@@ -140,31 +141,7 @@ class Context:
         return result
 
     def _run(self, s: BoundStatement) -> Any:
-        if isinstance(s, BoundQuery):
-            return wrap(self, s.plan)
-        if isinstance(s, BoundInsert):
-            return self._start(s.plan, s.sink)
-        if isinstance(s, BoundExplain):
-            return self._explain_statement(s)
-        if isinstance(s, BoundCreateSource):
-            self.catalog.add_source(s.source, replace=s.replace, if_not_exists=s.if_not_exists)
-        elif isinstance(s, BoundCreateSink):
-            self.catalog.add_sink(s.sink, replace=s.replace, if_not_exists=s.if_not_exists)
-        elif isinstance(s, BoundCreateView):
-            self.catalog.add_view(s.name, s.plan, replace=s.replace)
-        elif isinstance(s, BoundShow):
-            return self._show(s.what)
-        elif isinstance(s, BoundDescribe):
-            return self._describe(s.name)
-        elif isinstance(s, BoundSet) and s.key.startswith(RULE_SETTING_PREFIX):
-            self.config = _switch_rule(self.config, s.key[len(RULE_SETTING_PREFIX):], s.value)
-        elif isinstance(s, BoundSet):
-            self.config = self.config.with_options(**_setting(s.key, s.value))
-        elif isinstance(s, BoundDrop):
-            self.catalog.drop(s.kind, s.name, if_exists=s.if_exists)
-        else:
-            raise DSLError(f"cannot run {type(s).__name__}")
-        return None
+        return run_statement(s, self)
 
     def _explain_statement(self, s: BoundExplain) -> str:
         inner = s.statement
@@ -328,6 +305,68 @@ class Context:
         if trace is None:
             return _executor_api().start(plan, sink, config, self.catalog)
         return _executor_api().start(plan, sink, config, self.catalog, trace=trace)
+
+
+# ---------------------------------------------------------------- running statements: one case per statement
+
+
+@node_pass("statement")
+def run_statement(s: BoundStatement, ctx: Context) -> Any:
+    """Run one bound statement in `ctx`; its result (None for DDL, SET and DROP)."""
+    raise MissingCase(run_statement, s)
+
+
+@run_statement.register
+def _(s: BoundQuery, ctx: Context) -> Any:
+    return wrap(ctx, s.plan)
+
+
+@run_statement.register
+def _(s: BoundInsert, ctx: Context) -> Any:
+    return ctx._start(s.plan, s.sink)
+
+
+@run_statement.register
+def _(s: BoundExplain, ctx: Context) -> Any:
+    return ctx._explain_statement(s)
+
+
+@run_statement.register
+def _(s: BoundCreateSource, ctx: Context) -> Any:
+    ctx.catalog.add_source(s.source, replace=s.replace, if_not_exists=s.if_not_exists)
+
+
+@run_statement.register
+def _(s: BoundCreateSink, ctx: Context) -> Any:
+    ctx.catalog.add_sink(s.sink, replace=s.replace, if_not_exists=s.if_not_exists)
+
+
+@run_statement.register
+def _(s: BoundCreateView, ctx: Context) -> Any:
+    ctx.catalog.add_view(s.name, s.plan, replace=s.replace)
+
+
+@run_statement.register
+def _(s: BoundShow, ctx: Context) -> Any:
+    return ctx._show(s.what)
+
+
+@run_statement.register
+def _(s: BoundDescribe, ctx: Context) -> Any:
+    return ctx._describe(s.name)
+
+
+@run_statement.register
+def _(s: BoundSet, ctx: Context) -> Any:
+    if s.key.startswith(RULE_SETTING_PREFIX):
+        ctx.config = _switch_rule(ctx.config, s.key[len(RULE_SETTING_PREFIX):], s.value)
+    else:
+        ctx.config = ctx.config.with_options(**_setting(s.key, s.value))
+
+
+@run_statement.register
+def _(s: BoundDrop, ctx: Context) -> Any:
+    ctx.catalog.drop(s.kind, s.name, if_exists=s.if_exists)
 
 
 # ---------------------------------------------------------------- helpers
