@@ -32,6 +32,7 @@ from rich.console import Console
 from rich.text import Text
 
 from stream_dsl.sql import ast
+from stream_dsl.sql.unparse import unparse
 from stream_dsl.errors import DSLError, did_you_mean
 from stream_dsl.ir.expr import format_duration_ms
 from stream_dsl.repl.input import is_blank, is_complete, is_meta, is_quit, split_inputs
@@ -298,7 +299,7 @@ class Session:
             self._text(f"{key} = {values[key]}")
             return
         value = parts[1].strip().rstrip(";").strip().strip("'\"")
-        self.ctx.sql(f"SET {key} = '{value.replace(chr(39), chr(39) * 2)}'")
+        self.ctx.sql(unparse(ast.SetOption(key, value)))
         self._notice(f"{key} = {value}")
 
     def _meta_timing(self, argument: str) -> None:
