@@ -23,6 +23,7 @@ from stream_dsl.ir.types import DataType
 
 # Every module that defines a pass; importing them fills PASSES.
 PASS_MODULES = ("stream_dsl.ir.expr", "stream_dsl.ir.plan", "stream_dsl.ir.plan_text", "stream_dsl.ir.to_polars",
+                "optimizer.explain",
                 "optimizer.cost", "optimizer.physical.lower", "stream_dsl.context", "stream_dsl.sql.unparse")
 for _module in PASS_MODULES:
     importlib.import_module(_module)
@@ -56,7 +57,7 @@ def test_every_family_has_passes_and_nodes():
 def test_the_expected_passes_exist():
     names = {name.rsplit(".", 1)[-1] for name in PASSES}
     assert {"children", "with_children", "render", "describe", "with_inputs", "lower_node", "rows_per_batch",
-            "column_ndv", "batch_time_span_ms", "run_statement", "_compile", "unparse"} <= names
+            "column_ndv", "batch_time_span_ms", "run_statement", "_compile", "unparse", "pushdown_line"} <= names
 
 
 def test_plan_union_matches_the_node_list():
