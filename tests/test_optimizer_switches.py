@@ -131,6 +131,27 @@ def test_a_switch_value_must_be_true_or_false():
         _context().sql("SET optimizer.merge_filters = 'maybe'")
 
 
+def test_the_switches_reach_the_executor(monkeypatch):
+    """A query run with a rule off is optimized without it (not only its EXPLAIN)."""
+    import polars as pl
+
+    import optimizer.fixpoint as fixpoint
+
+    seen: list[frozenset[str]] = []
+    real = fixpoint.optimize
+
+    def spy(plan, **options):
+        seen.append(frozenset(options.get("disabled", ())))
+        return real(plan, **options)
+
+    monkeypatch.setattr(fixpoint, "optimize", spy)
+    ctx = sd.Context(executor="inline", workers=1, optimizer={"prune_projections": False})
+    ctx.from_polars(pl.DataFrame({"a": [1, 2, 3], "b": ["x", "y", "z"]}), name="s")
+    ctx.sql("SET optimizer.push_down_predicates = 'false'")
+    assert ctx.sql("SELECT b FROM s WHERE a > 1").collect()["b"].to_list() == ["y", "z"]
+    assert seen == [frozenset({"prune_projections", "push_down_predicates"})]
+
+
 # ---------------------------------------------------------------- results never change
 
 
