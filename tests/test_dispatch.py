@@ -110,3 +110,11 @@ def test_children_and_with_children_agree_for_every_expression_class():
         assert rebuilt == node and E.children(rebuilt) == kids, cls
         renamed = E.rename_columns(node, {"a": E.Column("b", DataType.BIGINT)})
         assert "a" not in E.columns_used(renamed), cls
+
+
+def test_the_binder_binds_every_syntax_tree_expression_class():
+    """The binder's table dispatch (bind/expr.py `_DISPATCH`) is a pass too: one entry per ast.Expr class."""
+    from stream_dsl.bind import expr as bind_expr
+    from stream_dsl.sql import ast
+
+    assert set(typing.get_args(ast.Expr)) <= set(bind_expr._DISPATCH)
