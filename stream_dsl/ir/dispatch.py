@@ -22,9 +22,12 @@ has a case in each pass (tests/test_dispatch.py).
 from __future__ import annotations
 
 from functools import singledispatch
-from typing import Any, Callable, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
-F = TypeVar("F", bound=Callable[..., Any])
+if TYPE_CHECKING:
+    from functools import _SingleDispatchCallable
+
+T = TypeVar("T")
 
 # Node families: "expr" (stream_dsl.ir.expr.Expr), "plan" (stream_dsl.ir.plan.Plan),
 # "statement" (stream_dsl.bind.binder.BoundStatement), "ast" (stream_dsl.sql.ast nodes).
@@ -44,15 +47,15 @@ class MissingCase(TypeError):
                          f"add one with @{name}.register")
 
 
-def node_pass(family: str) -> Callable[[F], F]:
+def node_pass(family: str) -> Callable[[Callable[..., T]], "_SingleDispatchCallable[T]"]:
     """Make `fn` a singledispatch pass over the nodes of `family`; `fn`'s body is the fallback."""
     if family not in FAMILIES:
         raise ValueError(f"unknown node family {family!r}; choose one of {', '.join(FAMILIES)}")
 
-    def decorate(fn: F) -> F:
+    def decorate(fn: Callable[..., T]) -> "_SingleDispatchCallable[T]":
         dispatcher = singledispatch(fn)
         PASSES[f"{fn.__module__}.{fn.__qualname__}"] = (dispatcher, family)
-        return dispatcher  # type: ignore[return-value]
+        return dispatcher
 
     return decorate
 
