@@ -384,10 +384,12 @@ def _flag(name: str, value: object) -> bool:
 
 def _disabled_rules(switches: Mapping[str, object]) -> frozenset[str]:
     """The rules `Context(optimizer={rule: on})` switches off; unknown rule names are errors."""
-    from optimizer.rules import check_rule_names
-
     if not isinstance(switches, Mapping):
         raise DSLError(f"optimizer must map rule names to true or false, got {type(switches).__name__}")
+    if not switches:
+        return frozenset()
+    from optimizer.rules import check_rule_names
+
     check_rule_names(switches)
     return frozenset(name for name, on in switches.items() if not _flag(f"optimizer.{name}", on))
 
