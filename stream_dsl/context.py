@@ -19,9 +19,9 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import polars as pl
 
-from stream_dsl.bind.binder import (RULE_SETTING_PREFIX, SETTINGS, BoundCreateSink, BoundCreateSource, BoundCreateView, BoundDescribe,
-                               BoundDrop, BoundExplain, BoundInsert, BoundQuery, BoundSet, BoundShow,
-                               BoundStatement, bind)
+from stream_dsl.bind.binder import (RULE_SETTING_PREFIX, SETTINGS, BoundCreateSink, BoundCreateSource,
+                               BoundCreateView, BoundDescribe, BoundDrop, BoundExplain, BoundInsert, BoundQuery,
+                               BoundSet, BoundShow, BoundStatement, bind)
 from stream_dsl.catalog import Catalog
 from stream_dsl.config import RunConfig
 from stream_dsl.frame.stream import Stream, Table, wrap

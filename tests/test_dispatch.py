@@ -97,7 +97,8 @@ def test_children_and_with_children_agree_for_every_expression_class():
         E.Column: col, E.Literal: one, E.Binary: cond, E.Unary: E.Unary("-", col, DataType.BIGINT),
         E.Cast: E.Cast(col, DataType.DOUBLE),
         E.Case: E.Case(((cond, one), (cond, col)), E.Literal(None, DataType.BIGINT), DataType.BIGINT),
-        E.InList: E.InList(col, (one, E.Literal(2, DataType.BIGINT))), E.Like: E.Like(E.Column("s", DataType.STRING), "a%"),
+        E.InList: E.InList(col, (one, E.Literal(2, DataType.BIGINT))),
+        E.Like: E.Like(E.Column("s", DataType.STRING), "a%"),
         E.IsNull: E.IsNull(col, negated=True), E.Func: E.Func("abs", (col,), DataType.BIGINT),
         E.Agg: E.Agg("sum", col, DataType.BIGINT),
     }

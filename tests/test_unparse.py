@@ -151,8 +151,9 @@ def queries(depth: int = 1) -> st.SearchStrategy[ast.Query]:
             if isinstance(right, ast.Query) and not (right.ctes or right.order_by or right.limit is not None):
                 right = right.body  # the parser unwraps a parenthesized query that has nothing of its own
             body = ast.SetOp(body, right, all=draw(st.booleans()))
-        ctes = tuple(draw(st.lists(st.tuples(NAMES, queries(depth - 1)), max_size=1, unique_by=lambda c: c[0].lower()))) \
-            if depth > 0 else ()
+        ctes: tuple = ()
+        if depth > 0:
+            ctes = tuple(draw(st.lists(st.tuples(NAMES, queries(depth - 1)), max_size=1)))
         order = tuple(draw(st.lists(st.builds(ast.OrderItem, EXPRS, st.booleans(), st.booleans()), max_size=2)))
         return ast.Query(body, ctes=ctes, limit=draw(st.none() | st.integers(0, 100)), order_by=order)
 

@@ -80,5 +80,6 @@ def with_cost_model(model: CostModel, rules: tuple[Callable, ...] = RULES) -> tu
     return tuple(bind(rule) for rule in rules)
 
 
-__all__ = ["RULES", "RULE_NAMES", "check_rule_names", "COST_BASED", "with_cost_model", "fold_constants", "merge_filters",
+__all__ = ["RULES", "RULE_NAMES", "check_rule_names", "COST_BASED", "with_cost_model", "fold_constants",
+           "merge_filters",
            "push_down_predicates", "prune_projections", "split_aggregates", "push_aggregate_below_join"]

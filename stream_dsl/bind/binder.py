@@ -35,7 +35,8 @@ from stream_dsl.ir.types import DataType, Field, Schema
 __all__ = [
     "bind", "bind_query_ast", "BoundStatement", "BoundCreateSource", "BoundCreateSink", "BoundCreateView",
     "BoundInsert", "BoundQuery", "BoundExplain", "BoundShow", "BoundDescribe", "BoundSet", "BoundDrop",
-    "SETTINGS", "RULE_SETTING_PREFIX", "Scope", "ScopeColumn", "ExprBinder", "bind_expr", "bind_predicate", "bind_window",
+    "SETTINGS", "RULE_SETTING_PREFIX", "Scope", "ScopeColumn", "ExprBinder", "bind_expr", "bind_predicate",
+    "bind_window",
     "build_join", "build_union", "build_aggregate", "plan_aggregate_query", "resolve_emit", "JoinResult",
     "OutputColumn", "generated_name", "has_aggregate", "output_names", "resolve_type",
 ]
