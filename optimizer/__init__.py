@@ -5,6 +5,8 @@
 to a fixed point through `optimizer.fixpoint`, with the cost model of
 `config` (its batch interval) bound into the cost-based rules.
 `optimize_traced` also returns which rules fired (what explain shows).
+The rules named in `config.disabled_rules` are switched off (`SET
+optimizer.<rule> = 'false'`, `Context(optimizer={...})`).
 Every rule keeps the output schema and the query's results, so turning
 optimization off never changes an answer, only how much work it takes.
 """
@@ -31,4 +33,5 @@ def optimize_traced(plan: Plan, config: RunConfig | None = None) -> "OptimizeRes
     from optimizer.fixpoint import optimize as run_rules
     from optimizer.rules import with_cost_model
 
-    return run_rules(plan, rules=with_cost_model(CostModel.from_config(config)))
+    disabled = config.disabled_rules if config is not None else frozenset()
+    return run_rules(plan, rules=with_cost_model(CostModel.from_config(config)), disabled=disabled)

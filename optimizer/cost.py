@@ -10,7 +10,10 @@ groups per batch its partial would produce, and apply only when
 
     rows per batch >= min_reduction x groups per batch   (default 4x)
 
-What is known, and from where (all cheap, read at plan time):
+Every source statistic comes from its connector's `statistics()` hook
+(`stream_dsl.connectors.statistics`); the walkers below follow a column or
+the rows through the plan, one case per plan node (stream_dsl.ir.dispatch).
+What the connectors know (all cheap, read at plan time):
 - rows per batch: the `generator` source's `rate` x the batch interval
   (capped by `count`); a memory source's frames; a files source's file
   sizes (bytes per batch over bytes per row, sampled from the first file;
@@ -43,12 +46,12 @@ does not shrink costs one polars group-by).
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from typing import Iterable
 
+from stream_dsl.connectors.statistics import Statistics, ndv_hints, source_statistics
 from stream_dsl.ir import expr as E
-from stream_dsl.errors import ConnectorError
+from stream_dsl.ir.dispatch import MissingCase, node_pass
 from stream_dsl.ir.plan import (Aggregate, Distinct, Filter, FinalAggregate, Join, Limit, PartialAggregate, Plan, Sort,
                              Project, Scan, SourceDef, Union, WindowSpec, is_streaming)
 
@@ -56,16 +59,10 @@ DEFAULT_MIN_REDUCTION = 4.0
 DEFAULT_BATCH_INTERVAL_MS = 100
 EQUALITY_SELECTIVITY = 0.1  # `column = constant` when the column's ndv is unknown
 OTHER_SELECTIVITY = 1 / 3  # any other conjunct
-SMALL_TABLE_BYTES = 4 << 20  # a files table up to this size is read at plan time for its ndv
-MEMORY_NDV_ROWS = 1_000_000  # memory frames up to this many rows are counted exactly
-SAMPLE_BYTES = 1 << 16  # bytes read from a text file to estimate its bytes per row
 
-# Distinct values of the YSB generator's columns (see connectors/generator.py); event_time is unique.
-GENERATOR_NDV = {
-    "ysb": {"user_id": 1000, "page_id": 1000, "ad_id": 1000, "ad_type": 5, "event_type": 3, "ip_address": 256},
-    "ysb_campaigns": {"ad_id": 1000, "campaign_id": 100},
-}
-GENERATOR_TABLE_ROWS = {"ysb_campaigns": 1000}
+__all__ = ["CostModel", "Estimate", "DEFAULT_MODEL", "FORCE", "estimate", "rows_per_batch", "column_ndv", "expr_ndv",
+           "source_rows_per_batch", "source_ndv", "ndv_hints", "selectivity", "windows_per_batch",
+           "batch_time_span_ms", "statistics"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,95 +131,65 @@ def estimate(input: Plan, keys: Iterable[E.Expr], window: WindowSpec | None, mod
 # ---------------------------------------------------------------- rows per batch
 
 
+def statistics(source: SourceDef, model: CostModel = DEFAULT_MODEL) -> Statistics:
+    """What `source`'s connector knows of its data (and the source's hints), under `model`'s batch interval."""
+    return source_statistics(source, model.batch_interval_ms)
+
+
+@node_pass("plan")
 def rows_per_batch(node: Plan, model: CostModel = DEFAULT_MODEL) -> float | None:
     """Estimated rows a map task of `node`'s pipeline sees per micro-batch (None: unknown)."""
-    if isinstance(node, Scan):
-        rows = source_rows_per_batch(node.source, model)
-        if rows is not None and node.predicate is not None:
-            rows *= selectivity(node, node.predicate)
-        return rows
-    if isinstance(node, Filter):
-        rows = rows_per_batch(node.input, model)
-        return None if rows is None else rows * selectivity(node.input, node.predicate)
-    if isinstance(node, (Project, Limit, Sort)):
-        return rows_per_batch(node.input, model)
-    if isinstance(node, Join):
-        stream = node.left if is_streaming(node.left) or not is_streaming(node.right) else node.right
-        return rows_per_batch(stream, model)
-    if isinstance(node, Union):
-        parts = [rows_per_batch(c, model) for c in node.inputs]
-        return None if any(p is None for p in parts) else max(parts)  # type: ignore[type-var]
-    if isinstance(node, PartialAggregate):
-        return estimate(node.input, (k.expr for k in node.keys), node.window, model).groups
-    return None  # the output of state (Aggregate, FinalAggregate, Distinct): unknown
+    raise MissingCase(rows_per_batch, node)
+
+
+@rows_per_batch.register
+def _(node: Scan, model: CostModel = DEFAULT_MODEL) -> float | None:
+    rows = source_rows_per_batch(node.source, model)
+    if rows is not None and node.predicate is not None:
+        rows *= selectivity(node, node.predicate)
+    return rows
+
+
+@rows_per_batch.register
+def _(node: Filter, model: CostModel = DEFAULT_MODEL) -> float | None:
+    rows = rows_per_batch(node.input, model)
+    return None if rows is None else rows * selectivity(node.input, node.predicate)
+
+
+@rows_per_batch.register(Project)
+@rows_per_batch.register(Limit)
+@rows_per_batch.register(Sort)
+def _(node: Project | Limit | Sort, model: CostModel = DEFAULT_MODEL) -> float | None:
+    return rows_per_batch(node.input, model)
+
+
+@rows_per_batch.register
+def _(node: Join, model: CostModel = DEFAULT_MODEL) -> float | None:
+    stream = node.left if is_streaming(node.left) or not is_streaming(node.right) else node.right
+    return rows_per_batch(stream, model)
+
+
+@rows_per_batch.register
+def _(node: Union, model: CostModel = DEFAULT_MODEL) -> float | None:
+    parts = [rows_per_batch(c, model) for c in node.inputs]
+    return None if any(p is None for p in parts) else max(parts)  # type: ignore[type-var]
+
+
+@rows_per_batch.register
+def _(node: PartialAggregate, model: CostModel = DEFAULT_MODEL) -> float | None:
+    return estimate(node.input, (k.expr for k in node.keys), node.window, model).groups
+
+
+@rows_per_batch.register(Aggregate)
+@rows_per_batch.register(FinalAggregate)
+@rows_per_batch.register(Distinct)
+def _(node: Aggregate | FinalAggregate | Distinct, model: CostModel = DEFAULT_MODEL) -> float | None:
+    return None  # the output of state: unknown
 
 
 def source_rows_per_batch(source: SourceDef, model: CostModel = DEFAULT_MODEL) -> float | None:
-    """Rows one micro-batch of `source` holds: from a hint, the connector's options, or its data."""
-    hint = _int_option(source, "rows_per_batch")
-    if hint is not None:
-        return float(hint)
-    connector = (source.option("connector") or "").lower()
-    try:
-        if connector == "generator":
-            return _generator_rows(source, model)
-        if connector == "memory":
-            return _memory_rows(source)
-        if connector == "files":
-            return _files_rows(source)
-    except Exception:  # statistics are best effort: what cannot be read is unknown
-        return None
-    return None
-
-
-def _generator_rows(source: SourceDef, model: CostModel) -> float | None:
-    kind = (source.option("kind") or "").lower()
-    if kind in GENERATOR_TABLE_ROWS:
-        return float(GENERATOR_TABLE_ROWS[kind])
-    rate = float(source.option("rate") or 1_000_000)
-    rows = rate * model.batch_interval_ms / 1000
-    count = _int_option(source, "count")
-    return float(min(rows, count)) if count is not None else rows
-
-
-def _memory_rows(source: SourceDef) -> float | None:
-    from stream_dsl.connectors import memory
-
-    frames = memory.frames(source.option("id", source.name) or source.name)
-    if not frames:
-        return 0.0
-    if source.kind == "table":
-        return float(sum(f.height for f in frames))
-    batch_rows = _int_option(source, "batch_rows")
-    heights = [min(f.height, batch_rows) if batch_rows else f.height for f in frames]
-    return float(max(heights))
-
-
-def _files_rows(source: SourceDef) -> float | None:
-    from stream_dsl.connectors.files import FileOptions, format_of, list_files
-
-    options = FileOptions.parse(source)
-    paths = list_files(options, f"source '{source.name}'", allow_missing=True)
-    if not paths:
-        return None
-    if source.kind == "stream" and options.max_files_per_batch is not None:
-        paths = sorted(paths, key=os.path.getsize, reverse=True)[:options.max_files_per_batch]
-    fmt = options.format or format_of(paths[0])
-    if fmt == "parquet":
-        import polars as pl
-
-        return float(sum(pl.scan_parquet(p).select(pl.len()).collect().item() for p in paths))
-    per_row = _bytes_per_row(paths[0])
-    return None if per_row is None else sum(os.path.getsize(p) for p in paths) / per_row
-
-
-def _bytes_per_row(path: str) -> float | None:
-    with open(path, "rb") as f:
-        sample = f.read(SAMPLE_BYTES)
-    lines = sample.count(b"\n")
-    if not sample:
-        return None
-    return len(sample) / max(lines, 1)
+    """Rows one micro-batch of `source` holds: from a hint, or its connector's statistics."""
+    return statistics(source, model).rows_per_batch
 
 
 # ---------------------------------------------------------------- distinct values
@@ -246,30 +213,35 @@ def expr_ndv(node: Plan, e: E.Expr) -> float | None:
     return total
 
 
+@node_pass("plan")
 def column_ndv(node: Plan, name: str) -> float | None:
     """Distinct values of column `name` of `node`'s output, across the data (None: unknown)."""
-    if isinstance(node, Scan):
-        return source_ndv(node.source, name)
-    if isinstance(node, (Filter, Limit, Sort, Distinct)):
-        return column_ndv(node.input, name)
-    if isinstance(node, Project):
-        for n in node.exprs:
-            if n.name == name:
-                return expr_ndv(node.input, n.expr)
-        return None
-    if isinstance(node, Join):
-        return _join_ndv(node, name)
-    if isinstance(node, Union):
-        parts = [column_ndv(c, c.schema.names[node.schema.names.index(name)]) for c in node.inputs]
-        return None if any(p is None for p in parts) else sum(parts)  # type: ignore[arg-type]
-    if isinstance(node, (Aggregate, PartialAggregate, FinalAggregate)):
-        for k in node.keys:
-            if k.name == name:
-                return expr_ndv(node.input, k.expr)
+    raise MissingCase(column_ndv, node)
+
+
+@column_ndv.register
+def _(node: Scan, name: str) -> float | None:
+    return source_ndv(node.source, name)
+
+
+@column_ndv.register(Filter)
+@column_ndv.register(Limit)
+@column_ndv.register(Sort)
+@column_ndv.register(Distinct)
+def _(node: Filter | Limit | Sort | Distinct, name: str) -> float | None:
+    return column_ndv(node.input, name)
+
+
+@column_ndv.register
+def _(node: Project, name: str) -> float | None:
+    for n in node.exprs:
+        if n.name == name:
+            return expr_ndv(node.input, n.expr)
     return None
 
 
-def _join_ndv(node: Join, name: str) -> float | None:
+@column_ndv.register
+def _(node: Join, name: str) -> float | None:
     right_of = {out: col for col, out in node.right_columns}
     if name in right_of:
         return column_ndv(node.right, right_of[name])
@@ -279,61 +251,25 @@ def _join_ndv(node: Join, name: str) -> float | None:
     return own
 
 
-def source_ndv(source: SourceDef, column: str) -> float | None:
-    """Distinct values of a source column: a hint, the generator's cardinalities, or counted in small data."""
-    hints = ndv_hints(source)
-    if column in hints:
-        return float(hints[column])
-    connector = (source.option("connector") or "").lower()
-    try:
-        if connector == "generator":
-            value = GENERATOR_NDV.get((source.option("kind") or "").lower(), {}).get(column)
-            return None if value is None else float(value)
-        if connector == "memory":
-            return _memory_ndv(source, column)
-        if connector == "files" and source.kind == "table":
-            return _files_table_ndv(source, column)
-    except Exception:  # statistics are best effort: what cannot be read is unknown
-        return None
+@column_ndv.register
+def _(node: Union, name: str) -> float | None:
+    parts = [column_ndv(c, c.schema.names[node.schema.names.index(name)]) for c in node.inputs]
+    return None if any(p is None for p in parts) else sum(parts)  # type: ignore[arg-type]
+
+
+@column_ndv.register(Aggregate)
+@column_ndv.register(PartialAggregate)
+@column_ndv.register(FinalAggregate)
+def _(node: Aggregate | PartialAggregate | FinalAggregate, name: str) -> float | None:
+    for k in node.keys:
+        if k.name == name:
+            return expr_ndv(node.input, k.expr)
     return None
 
 
-def ndv_hints(source: SourceDef) -> dict[str, int]:
-    """The source option `ndv = 'col=N, col2=M'` as a dict; a malformed hint is a clear error."""
-    text = source.option("ndv")
-    if not text:
-        return {}
-    hints: dict[str, int] = {}
-    for part in text.split(","):
-        name, sep, value = part.partition("=")
-        name, value = name.strip(), value.strip().replace("_", "")
-        if not sep or not value.isdigit() or name not in source.schema:
-            raise ConnectorError(f"source '{source.name}': option ndv must look like 'column=N, column2=M' "
-                           f"with columns of the source, got '{text}'")
-        hints[name] = int(value)
-    return hints
-
-
-def _memory_ndv(source: SourceDef, column: str) -> float | None:
-    import polars as pl
-
-    from stream_dsl.connectors import memory
-
-    frames = [f for f in memory.frames(source.option("id", source.name) or source.name)
-              if isinstance(f, pl.DataFrame) and column in f.columns]
-    if not frames or sum(f.height for f in frames) > MEMORY_NDV_ROWS:
-        return None
-    return float(pl.concat([f.select(column) for f in frames], how="vertical_relaxed")[column].n_unique())
-
-
-def _files_table_ndv(source: SourceDef, column: str) -> float | None:
-    from stream_dsl.connectors import open_table
-    from stream_dsl.connectors.files import FileOptions, list_files
-
-    paths = list_files(FileOptions.parse(source), f"table '{source.name}'", allow_missing=True)
-    if not paths or sum(os.path.getsize(p) for p in paths) > SMALL_TABLE_BYTES:
-        return None
-    return float(open_table(source).read([column])[column].n_unique())
+def source_ndv(source: SourceDef, column: str) -> float | None:
+    """Distinct values of a source column: a hint, or its connector's statistics."""
+    return statistics(source).ndv(column)
 
 
 # ---------------------------------------------------------------- predicates and windows
@@ -367,51 +303,43 @@ def windows_per_batch(node: Plan, window: WindowSpec, model: CostModel = DEFAULT
     return span / window.size_ms + 1.0  # an interval of length span overlaps span/size + 1 windows on average
 
 
+@node_pass("plan")
 def batch_time_span_ms(node: Plan, column: str, model: CostModel = DEFAULT_MODEL) -> float | None:
     """The event time one batch spans, following `column` down to a source (None: unknown)."""
-    if isinstance(node, Scan):
-        connector = (node.source.option("connector") or "").lower()
-        if connector == "generator":
-            return float(model.batch_interval_ms)
-        if connector == "memory":
-            try:
-                return _memory_span_ms(node.source, column)
-            except Exception:  # best effort, as above
-                return None
-        return None
-    if isinstance(node, (Filter, Limit, Sort, Distinct)):
-        return batch_time_span_ms(node.input, column, model)
-    if isinstance(node, Project):
-        for n in node.exprs:
-            if n.name == column and isinstance(n.expr, E.Column):
-                return batch_time_span_ms(node.input, n.expr.name, model)
-        return None
-    if isinstance(node, Join):
-        if column in node.left.schema.names:
-            return batch_time_span_ms(node.left, column, model)
-        return None
+    raise MissingCase(batch_time_span_ms, node)
+
+
+@batch_time_span_ms.register
+def _(node: Scan, column: str, model: CostModel = DEFAULT_MODEL) -> float | None:
+    return statistics(node.source, model).batch_span_ms(column)
+
+
+@batch_time_span_ms.register(Filter)
+@batch_time_span_ms.register(Limit)
+@batch_time_span_ms.register(Sort)
+@batch_time_span_ms.register(Distinct)
+def _(node: Filter | Limit | Sort | Distinct, column: str, model: CostModel = DEFAULT_MODEL) -> float | None:
+    return batch_time_span_ms(node.input, column, model)
+
+
+@batch_time_span_ms.register
+def _(node: Project, column: str, model: CostModel = DEFAULT_MODEL) -> float | None:
+    for n in node.exprs:
+        if n.name == column and isinstance(n.expr, E.Column):
+            return batch_time_span_ms(node.input, n.expr.name, model)
     return None
 
 
-def _memory_span_ms(source: SourceDef, column: str) -> float | None:
-    import polars as pl
-
-    from stream_dsl.connectors import memory
-
-    spans = []
-    for f in memory.frames(source.option("id", source.name) or source.name):
-        if isinstance(f, pl.DataFrame) and column in f.columns and f.height:
-            t = f.select(pl.col(column).cast(pl.Datetime("ms")).dt.epoch("ms"))[column]
-            if t.null_count() < t.len():
-                spans.append(float(t.max() - t.min()))  # type: ignore[operator]
-    return max(spans) if spans else None
+@batch_time_span_ms.register
+def _(node: Join, column: str, model: CostModel = DEFAULT_MODEL) -> float | None:
+    if column in node.left.schema.names:
+        return batch_time_span_ms(node.left, column, model)
+    return None
 
 
-def _int_option(source: SourceDef, key: str) -> int | None:
-    value = source.option(key)
-    if value is None:
-        return None
-    try:
-        return int(value.strip().replace("_", ""))
-    except ValueError:
-        return None
+@batch_time_span_ms.register(Union)
+@batch_time_span_ms.register(Aggregate)
+@batch_time_span_ms.register(PartialAggregate)
+@batch_time_span_ms.register(FinalAggregate)
+def _(node: Plan, column: str, model: CostModel = DEFAULT_MODEL) -> float | None:
+    return None  # several inputs, or the output of state: unknown

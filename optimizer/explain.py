@@ -5,7 +5,8 @@ files and docstrings can hold it. Sections, in order:
 
 - `== Logical plan ==`: the plan as bound;
 - `== Optimized plan ==` and `== Rules fired ==` (when `config.optimize`):
-  the plan that runs, and each rule application that changed it, in order;
+  the plan that runs, and each rule application that changed it, in order,
+  then the rules switched off (`config.disabled_rules`), if any;
 - `== Aggregation pushdown ==` (when the plan aggregates): per aggregate,
   whether it runs in one phase or two (and where its partial runs), with
   the cost guard's estimate of rows and groups per batch;
@@ -32,8 +33,9 @@ from optimizer.physical.stages import OutputWrite, Stage, broadcast_tables, desc
 from stream_dsl.config import RunConfig
 from stream_dsl.errors import DSLError, did_you_mean
 from stream_dsl.ir.expr import render_named
-from stream_dsl.ir.plan import (Aggregate, FinalAggregate, Join, PartialAggregate, Plan, distinct_argument, render_plan,
-                             walk)
+from stream_dsl.ir.dispatch import MissingCase, node_pass
+from stream_dsl.ir.plan import (Aggregate, Distinct, FinalAggregate, Filter, Join, Limit, PartialAggregate, Plan,
+                                Project, Scan, Sort, Union, distinct_argument, render_plan, walk)
 
 # Extra sections between the optimizer's sections and the stages: (title, fn(plan, config) -> text or None).
 SECTIONS: list[tuple[str, Callable[[Plan, RunConfig], str | None]]] = []
@@ -64,6 +66,8 @@ def explain(plan: Plan, config: RunConfig | None = None, *, format: str = "text"
     if fired is not None:
         parts += ["== Optimized plan ==", render_plan(runs)]
         parts += ["== Rules fired ==", render_fired(fired.fired, fired.passes, fired.stopped)]
+        if config.disabled_rules:
+            parts.append(f"(disabled: {', '.join(sorted(config.disabled_rules))})")
     pushdown = render_pushdown(runs, CostModel.from_config(config))
     if pushdown is not None:
         parts += ["== Aggregation pushdown ==", pushdown]
@@ -87,27 +91,50 @@ def render_fired(fired: tuple[str, ...], passes: int, stopped: str) -> str:
 
 def render_pushdown(plan: Plan, model: CostModel) -> str | None:
     """Per aggregate of the plan that runs: one or two phases, where the partial runs, and the estimate."""
+    lines = [line for node in walk(plan) if (line := pushdown_line(node, model)) is not None]
+    return "\n".join(lines) if lines else None
+
+
+@node_pass("plan")
+def pushdown_line(node: Plan, model: CostModel) -> str | None:
+    """The aggregation pushdown line of one node (None: the node aggregates nothing of its own)."""
+    raise MissingCase(pushdown_line, node)
+
+
+@pushdown_line.register
+def _(node: FinalAggregate, model: CostModel) -> str | None:
+    partial, joins = _partial_of(node)
+    if partial is None:
+        return None
+    where = f"below {len(joins)} join{'s' if len(joins) != 1 else ''}" if joins else "before the shuffle"
+    # What the rule estimated over: the innermost join with the partial's input as its stream side.
+    over = replace(joins[-1], left=partial.input) if joins else partial.input
+    return (f"{_keys(node)}: two-phase, partial keys=[{_names(partial)}] {where}; "
+            f"{_estimate(over, partial, model)}")
+
+
+@pushdown_line.register
+def _(node: Aggregate, model: CostModel) -> str | None:
     from optimizer.rules.split_aggregates import splittable
 
-    lines = []
-    for node in walk(plan):
-        if isinstance(node, FinalAggregate):
-            partial, joins = _partial_of(node)
-            if partial is None:
-                continue
-            where = f"below {len(joins)} join{'s' if len(joins) != 1 else ''}" if joins else "before the shuffle"
-            # What the rule estimated over: the innermost join with the partial's input as its stream side.
-            over = replace(joins[-1], left=partial.input) if joins else partial.input
-            lines.append(f"{_keys(node)}: two-phase, partial keys=[{_names(partial)}] {where}; "
-                         f"{_estimate(over, partial, model)}")
-        elif isinstance(node, Aggregate):
-            if not splittable(node):
-                why = "a HOP or SESSION window" if node.window is not None and node.window.kind != "tumble" \
-                    else "COUNT(DISTINCT) of several arguments"
-                lines.append(f"{_keys(node)}: single-phase ({why})")
-            else:
-                lines.append(f"{_keys(node)}: single-phase; {_estimate(node.input, node, model)}")
-    return "\n".join(lines) if lines else None
+    if not splittable(node):
+        why = "a HOP or SESSION window" if node.window is not None and node.window.kind != "tumble" \
+            else "COUNT(DISTINCT) of several arguments"
+        return f"{_keys(node)}: single-phase ({why})"
+    return f"{_keys(node)}: single-phase; {_estimate(node.input, node, model)}"
+
+
+@pushdown_line.register(Scan)
+@pushdown_line.register(Filter)
+@pushdown_line.register(Project)
+@pushdown_line.register(Join)
+@pushdown_line.register(PartialAggregate)  # described by its FinalAggregate
+@pushdown_line.register(Distinct)
+@pushdown_line.register(Union)
+@pushdown_line.register(Limit)
+@pushdown_line.register(Sort)
+def _(node: Plan, model: CostModel) -> str | None:
+    return None
 
 
 def _partial_of(final: FinalAggregate) -> tuple[PartialAggregate | None, list[Join]]:

@@ -58,7 +58,7 @@ class OptimizerRuleError(RuntimeError):
     def __init__(self, rule: str, message: str) -> None:
         self.rule = rule
         super().__init__(f"optimizer rule '{rule}' {message}; this is a bug in the rule "
-                         f"(disable it with optimize(..., disabled={{'{rule}'}}) to work around it)")
+                         f"(switch it off with SET optimizer.{rule} = 'false' to work around it)")
 
 
 @dataclass(frozen=True, slots=True)

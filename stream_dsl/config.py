@@ -22,6 +22,8 @@ class RunConfig:
     heartbeat_timeout: float = 30.0  # seconds a worker may stay silent before it counts as dead
     transport: str = "pipes"  # how the driver and the workers talk (executor/transports.py)
     checkpoint_reset: bool = False  # start a query over on purpose: its checkpoint_dir's old state is archived
+    # Optimizer rules switched off by name (optimizer.rules.RULE_NAMES): `SET optimizer.<rule> = 'false'`.
+    disabled_rules: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
         if self.executor not in EXECUTORS:
@@ -34,6 +36,8 @@ class RunConfig:
             raise DSLError(f"heartbeat_timeout must be a positive number of seconds, got {self.heartbeat_timeout!r}")
         if not isinstance(self.transport, str) or not self.transport:
             raise DSLError(f"transport must be a transport's name, got {self.transport!r}")
+        if not isinstance(self.disabled_rules, frozenset):
+            object.__setattr__(self, "disabled_rules", frozenset(self.disabled_rules))
         if self.batch_interval_ms < 1:
             raise DSLError("batch_interval must be at least 1ms")
 

@@ -19,14 +19,15 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import polars as pl
 
-from stream_dsl.bind.binder import (SETTINGS, BoundCreateSink, BoundCreateSource, BoundCreateView, BoundDescribe,
-                               BoundDrop, BoundExplain, BoundInsert, BoundQuery, BoundSet, BoundShow,
-                               BoundStatement, bind)
+from stream_dsl.bind.binder import (RULE_SETTING_PREFIX, SETTINGS, BoundCreateSink, BoundCreateSource,
+                               BoundCreateView, BoundDescribe, BoundDrop, BoundExplain, BoundInsert, BoundQuery,
+                               BoundSet, BoundShow, BoundStatement, bind)
 from stream_dsl.catalog import Catalog
 from stream_dsl.config import RunConfig
 from stream_dsl.frame.stream import Stream, Table, wrap
 from stream_dsl.frame.expr import to_duration_ms, type_name_of
 from stream_dsl.errors import BindError, DSLError, PositionedError
+from stream_dsl.ir.dispatch import MissingCase, node_pass
 from stream_dsl.ir.functions import AGGREGATE_FUNCTIONS, SCALAR_FUNCTIONS, WINDOW_FUNCTIONS
 from stream_dsl.sql.parser import parse
 from stream_dsl.ir.plan import Plan, Scan, SourceDef, Watermark, is_streaming, render_plan
@@ -80,6 +81,10 @@ class Context:
         offset logs) is moved to `checkpoint_dir/archive/reset-<time>/`.
         Without it, a restart resumes from the newest good checkpoint, and
         refuses when checkpoints were committed but none is usable now.
+    optimizer : mapping of str to bool, optional
+        Per-rule switches: `{"push_down_predicates": False}` turns that rule
+        off (`optimizer.rules.RULE_NAMES` lists them). Results never change,
+        only the plan; `SET optimizer.<rule> = 'false'` does the same.
 
     Examples
     --------
@@ -91,12 +96,14 @@ class Context:
     def __init__(self, workers: int = 2, executor: str = "drizzle", group_size: int | str = 10,
                  batch_interval: str | int | dt.timedelta = "100ms", optimize: bool = True,
                  checkpoint_dir: str | None = None, heartbeat_timeout: float = 30.0,
-                 transport: str = "pipes", checkpoint_reset: bool = False) -> None:
+                 transport: str = "pipes", checkpoint_reset: bool = False,
+                 optimizer: Mapping[str, bool] | None = None) -> None:
         self.config = RunConfig(workers=workers, executor=executor, group_size=group_size,
                                 batch_interval_ms=to_duration_ms(batch_interval, "batch_interval"),
                                 optimize=optimize, checkpoint_dir=checkpoint_dir,
                                 heartbeat_timeout=heartbeat_timeout, transport=transport,
-                                checkpoint_reset=checkpoint_reset)
+                                checkpoint_reset=checkpoint_reset,
+                                disabled_rules=_disabled_rules(optimizer or {}))
         self.catalog = Catalog()
 
     def __repr__(self) -> str:
@@ -134,29 +141,7 @@ class Context:
         return result
 
     def _run(self, s: BoundStatement) -> Any:
-        if isinstance(s, BoundQuery):
-            return wrap(self, s.plan)
-        if isinstance(s, BoundInsert):
-            return self._start(s.plan, s.sink)
-        if isinstance(s, BoundExplain):
-            return self._explain_statement(s)
-        if isinstance(s, BoundCreateSource):
-            self.catalog.add_source(s.source, replace=s.replace, if_not_exists=s.if_not_exists)
-        elif isinstance(s, BoundCreateSink):
-            self.catalog.add_sink(s.sink, replace=s.replace, if_not_exists=s.if_not_exists)
-        elif isinstance(s, BoundCreateView):
-            self.catalog.add_view(s.name, s.plan, replace=s.replace)
-        elif isinstance(s, BoundShow):
-            return self._show(s.what)
-        elif isinstance(s, BoundDescribe):
-            return self._describe(s.name)
-        elif isinstance(s, BoundSet):
-            self.config = self.config.with_options(**_setting(s.key, s.value))
-        elif isinstance(s, BoundDrop):
-            self.catalog.drop(s.kind, s.name, if_exists=s.if_exists)
-        else:
-            raise DSLError(f"cannot run {type(s).__name__}")
-        return None
+        return run_statement(s, self)
 
     def _explain_statement(self, s: BoundExplain) -> str:
         inner = s.statement
@@ -289,13 +274,20 @@ class Context:
 
     # ------------------------------------------------------------ running (used by Stream)
 
-    def _explain(self, plan: Plan, format: str = "text") -> str:
-        """The explain text of a plan (or `format="dot"`: its stage DAG as Graphviz DOT)."""
+    def _explain(self, plan: Plan, format: str = "text", disabled: Iterable[str] = ()) -> str:
+        """The explain text of a plan (or `format="dot"`: its stage DAG as Graphviz DOT).
+
+        `disabled` names optimizer rules to switch off for this explain only.
+        """
         try:
             from optimizer.explain import explain
+            from optimizer.rules import check_rule_names
         except ImportError:
             return render_plan(plan)
-        return explain(plan, self.config, format=format)
+        config = self.config
+        if disabled:
+            config = config.with_options(disabled_rules=config.disabled_rules | check_rule_names(disabled))
+        return explain(plan, config, format=format)
 
     def _collect(self, plan: Plan) -> pl.DataFrame:
         return _executor_api().collect(plan, self.config, self.catalog)
@@ -316,7 +308,101 @@ class Context:
         return _executor_api().start(plan, sink, config, self.catalog, trace=trace)
 
 
+# ---------------------------------------------------------------- running statements: one case per statement
+
+
+@node_pass("statement")
+def run_statement(s: BoundStatement, ctx: Context) -> Any:
+    """Run one bound statement in `ctx`; its result (None for DDL, SET and DROP)."""
+    raise MissingCase(run_statement, s)
+
+
+@run_statement.register
+def _(s: BoundQuery, ctx: Context) -> Any:
+    return wrap(ctx, s.plan)
+
+
+@run_statement.register
+def _(s: BoundInsert, ctx: Context) -> Any:
+    return ctx._start(s.plan, s.sink)
+
+
+@run_statement.register
+def _(s: BoundExplain, ctx: Context) -> Any:
+    return ctx._explain_statement(s)
+
+
+@run_statement.register
+def _(s: BoundCreateSource, ctx: Context) -> Any:
+    ctx.catalog.add_source(s.source, replace=s.replace, if_not_exists=s.if_not_exists)
+
+
+@run_statement.register
+def _(s: BoundCreateSink, ctx: Context) -> Any:
+    ctx.catalog.add_sink(s.sink, replace=s.replace, if_not_exists=s.if_not_exists)
+
+
+@run_statement.register
+def _(s: BoundCreateView, ctx: Context) -> Any:
+    ctx.catalog.add_view(s.name, s.plan, replace=s.replace)
+
+
+@run_statement.register
+def _(s: BoundShow, ctx: Context) -> Any:
+    return ctx._show(s.what)
+
+
+@run_statement.register
+def _(s: BoundDescribe, ctx: Context) -> Any:
+    return ctx._describe(s.name)
+
+
+@run_statement.register
+def _(s: BoundSet, ctx: Context) -> Any:
+    if s.key.startswith(RULE_SETTING_PREFIX):
+        ctx.config = _switch_rule(ctx.config, s.key[len(RULE_SETTING_PREFIX):], s.value)
+    else:
+        ctx.config = ctx.config.with_options(**_setting(s.key, s.value))
+
+
+@run_statement.register
+def _(s: BoundDrop, ctx: Context) -> Any:
+    ctx.catalog.drop(s.kind, s.name, if_exists=s.if_exists)
+
+
 # ---------------------------------------------------------------- helpers
+
+
+def _flag(name: str, value: object) -> bool:
+    """A switch's value: a bool, or the text of one ('true', 'off', ...)."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text not in _TRUE + _FALSE:
+        raise DSLError(f"{name} must be true or false, got '{value}'")
+    return text in _TRUE
+
+
+def _disabled_rules(switches: Mapping[str, object]) -> frozenset[str]:
+    """The rules `Context(optimizer={rule: on})` switches off; unknown rule names are errors."""
+    if not isinstance(switches, Mapping):
+        raise DSLError(f"optimizer must map rule names to true or false, got {type(switches).__name__}")
+    if not switches:
+        return frozenset()
+    from optimizer.rules import check_rule_names
+
+    check_rule_names(switches)
+    return frozenset(name for name, on in switches.items() if not _flag(f"optimizer.{name}", on))
+
+
+def _switch_rule(config: RunConfig, rule: str, value: str) -> RunConfig:
+    """`SET optimizer.<rule> = 'false'` (or 'true'): `config` with that rule off (or on)."""
+    from optimizer.rules import check_rule_names
+
+    check_rule_names([rule])
+    on = _flag(f"{RULE_SETTING_PREFIX}{rule}", value)
+    disabled = config.disabled_rules - {rule} if on else config.disabled_rules | {rule}
+    return config.with_options(disabled_rules=disabled)
 
 
 def _setting(key: str, value: str) -> dict[str, Any]:

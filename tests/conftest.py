@@ -70,7 +70,8 @@ SESSION_TEMP_DIR = _private_temp_dir()
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--update-goldens", action="store_true", default=False,
-                     help="rewrite golden files (tests/corpus/valid/*.plan) from the current output")
+                     help="rewrite golden files (tests/corpus/valid/*.plan, tests/plans/*.explain) "
+                          "from the current output")
 
 
 @pytest.fixture

@@ -289,7 +289,7 @@ def test_api_errors_match_dsl_messages(ctx):
 
 def test_expr_repr_is_readable():
     expr = sd.when(col("amount") > 100).then("high").otherwise("low").alias("band")
-    assert repr(expr) == "<Expr CASE WHEN (amount > 100) THEN 'high' ELSE 'low' END AS band>"
+    assert repr(expr) == "<Expr CASE WHEN amount > 100 THEN 'high' ELSE 'low' END AS band>"
     assert repr(sd.tumble("ts", "10s")) == "<Expr TUMBLE(ts, INTERVAL '10000ms')>"
 
 

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from stream_dsl.sql import ast
 from stream_dsl.errors import ParseError, PositionedError
 from stream_dsl.sql.parser import parse, parse_expression, parse_statement
+from stream_dsl.sql.unparse import unparse
 from budget import examples
 
 CORPUS_FILE = Path(__file__).parent / "parse_corpus" / "valid.sql"
@@ -120,71 +121,12 @@ def test_truncated_statements(text: str, cut: int) -> None:
 
 
 # ---------------------------------------------------------------- precedence round trip
-# Random expression trees printed with only the parentheses precedence needs must
-# parse back to the same tree: the grammar's precedence is the one documented.
+# Random expression trees printed by the unparser (only the parentheses precedence
+# needs) must parse back to the same tree: the grammar's precedence is the one documented.
 
-LEVEL = {"OR": 1, "AND": 2, "NOT": 3, "PREDICATE": 4, "SUM": 5, "PRODUCT": 6, "UNARY": 7,
-         "CAST": 8, "PRIMARY": 9}
 SUM_OPS = ["+", "-", "||"]
 PRODUCT_OPS = ["*", "/", "%"]
 COMPARISONS = ["=", "<>", "<", "<=", ">", ">="]
-
-
-def level(node: ast.Expr) -> int:
-    if isinstance(node, ast.BinaryOp):
-        if node.op in ("OR", "AND"):
-            return LEVEL[node.op]
-        if node.op in COMPARISONS:
-            return LEVEL["PREDICATE"]
-        return LEVEL["SUM"] if node.op in SUM_OPS else LEVEL["PRODUCT"]
-    if isinstance(node, ast.UnaryOp):
-        return LEVEL["NOT"] if node.op == "NOT" else LEVEL["UNARY"]
-    if isinstance(node, (ast.IsNull, ast.InList, ast.Between, ast.Like)):
-        return LEVEL["PREDICATE"]
-    if isinstance(node, ast.Cast):
-        return LEVEL["CAST"]
-    return LEVEL["PRIMARY"]
-
-
-def render(node: ast.Expr, minimum: int = 0) -> str:
-    """SQL text for `node`, parenthesized only where the grammar needs it."""
-    text = _render(node)
-    return f"({text})" if level(node) < minimum else text
-
-
-def _render(node: ast.Expr) -> str:
-    if isinstance(node, ast.BinaryOp):
-        own = level(node)
-        return f"{render(node.left, own)} {node.op} {render(node.right, own + 1)}"
-    if isinstance(node, ast.UnaryOp):
-        return f"{node.op} {render(node.operand, level(node))}"
-    not_ = "NOT " if getattr(node, "negated", False) else ""
-    predicate = LEVEL["PREDICATE"]
-    if isinstance(node, ast.IsNull):
-        return f"{render(node.expr, predicate)} IS {not_}NULL"
-    if isinstance(node, ast.InList):
-        items = ", ".join(render(i) for i in node.items)
-        return f"{render(node.expr, predicate)} {not_}IN ({items})"
-    if isinstance(node, ast.Between):
-        return (f"{render(node.expr, predicate)} {not_}BETWEEN "
-                f"{render(node.low, predicate + 1)} AND {render(node.high, predicate + 1)}")
-    if isinstance(node, ast.Like):
-        return f"{render(node.expr, predicate)} {not_}LIKE {render(node.pattern, predicate + 1)}"
-    if isinstance(node, ast.Cast):
-        return f"{render(node.expr, LEVEL['CAST'])}::{node.type_name}"
-    if isinstance(node, ast.Identifier):
-        return ".".join(node.parts)
-    if isinstance(node, ast.NumberLit):
-        return str(node.value)
-    if isinstance(node, ast.StringLit):
-        return "'" + node.value.replace("'", "''") + "'"
-    if isinstance(node, ast.BoolLit):
-        return "TRUE" if node.value else "FALSE"
-    if isinstance(node, ast.NullLit):
-        return "NULL"
-    if isinstance(node, ast.FuncCall):
-        return f"{node.name}({', '.join(render(a) for a in node.args)})"
-    raise AssertionError(node)
 
 
 LEAVES = st.one_of(
@@ -215,5 +157,5 @@ def extend(children: st.SearchStrategy[ast.Expr]) -> st.SearchStrategy[ast.Expr]
 @FUZZ
 @given(st.recursive(LEAVES, extend, max_leaves=12))
 def test_precedence_round_trip(tree: ast.Expr) -> None:
-    text = render(tree)
+    text = unparse(tree)
     assert parse_expression(text) == tree, text

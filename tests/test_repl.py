@@ -407,6 +407,22 @@ def test_meta_set_changes_the_context_and_rejects_bad_values():
     assert ["group_size", "auto"] in table_cells(out.getvalue())
 
 
+def test_meta_set_switches_optimizer_rules():
+    session, out = make_session()
+    session.execute("\\set optimizer.push_down_predicates off")
+    assert session.ctx.config.disabled_rules == {"push_down_predicates"}
+    session.execute("\\set optimizer.push_down_predicates")
+    assert "optimizer.push_down_predicates = false" in out.getvalue()
+    session.execute("\\set")
+    assert ["optimizer.push_down_predicates", "false"] in table_cells(out.getvalue())
+    session.execute("\\set optimizer.push_down_predicates 'it''s on'")
+    assert "optimizer.push_down_predicates must be true or false, got 'it''s on'" in out.getvalue()
+    session.execute("\\set optimizer.push_down_predicates on")
+    assert session.ctx.config.disabled_rules == frozenset()
+    session.execute("\\set optimizer.pushdown off")
+    assert "unknown optimizer rule 'pushdown'" in out.getvalue()
+
+
 def test_meta_timing_and_format():
     session, out = make_session()
     session.execute(BOUNDED_DDL)

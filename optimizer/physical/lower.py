@@ -33,6 +33,7 @@ from optimizer.physical.stages import (TIME_COLUMN, AggregateOp, AggSpec, Broadc
                               Operator, OutputWrite, PartialAggregateOp, ProjectOp, ReadOp, ScanOp, ShuffleWrite, Stage,
                               StatefulOp, arg_column, ROW_COLUMN)
 from stream_dsl.errors import PlanError
+from stream_dsl.ir.dispatch import MissingCase, node_pass
 from stream_dsl.ir.expr import Agg, Column, NamedExpr
 from stream_dsl.ir.plan import (EMIT_CHANGES, PARTIAL_DISTINCT, Aggregate, Distinct, FinalAggregate, Filter, Join, Limit,
                              PartialAggregate, Plan, Project, Scan, Sort, SortKey, Union, distinct_argument,
@@ -153,31 +154,7 @@ class _Lowering:
     # ------------------------------------------------------------ plan nodes
 
     def lower(self, node: Plan) -> Fragment:
-        if isinstance(node, Scan):
-            columns = node.columns if node.columns is not None else node.source.schema.names
-            return (_Pipe(ScanOp(node.source, tuple(columns), node.predicate), node.schema),)
-        if isinstance(node, Filter):
-            return _add(self.lower(node.input), FilterOp(node.predicate), node.schema)
-        if isinstance(node, Project):
-            return _add(self.lower(node.input), ProjectOp(node.exprs), node.schema)
-        if isinstance(node, Join):
-            return self._join(node)
-        if isinstance(node, Aggregate):
-            return self._aggregate(node)
-        if isinstance(node, PartialAggregate):
-            return self._partial_aggregate(node)
-        if isinstance(node, FinalAggregate):
-            return self._final_aggregate(node)
-        if isinstance(node, Distinct):
-            names = node.schema.names
-            return self.exchange(self.lower(node.input), names, DistinctOp(names), node.schema)
-        if isinstance(node, Union):
-            return self._union(node)
-        if isinstance(node, Limit):
-            raise PlanError("LIMIT is supported only on the outermost query")
-        if isinstance(node, Sort):
-            raise PlanError("ORDER BY (sort) is supported only as the outermost query's last step, before LIMIT")
-        raise PlanError(f"cannot run plan node {type(node).__name__}")
+        return lower_node(node, self)
 
     def _join(self, node: Join) -> Fragment:
         left_stream, right_stream = is_streaming(node.left), is_streaming(node.right)
@@ -287,6 +264,72 @@ class _Lowering:
                                     "supported; use windowed aggregates with EMIT ON WINDOW CLOSE")
             parts.extend(fragment)
         return tuple(parts)
+
+
+# ---------------------------------------------------------------- one case per plan node
+
+
+@node_pass("plan")
+def lower_node(node: Plan, lowering: _Lowering) -> Fragment:
+    """The pipelines that compute `node` (its inputs lowered first, through `lowering`)."""
+    raise MissingCase(lower_node, node)
+
+
+@lower_node.register
+def _(node: Scan, lowering: _Lowering) -> Fragment:
+    columns = node.columns if node.columns is not None else node.source.schema.names
+    return (_Pipe(ScanOp(node.source, tuple(columns), node.predicate), node.schema),)
+
+
+@lower_node.register
+def _(node: Filter, lowering: _Lowering) -> Fragment:
+    return _add(lowering.lower(node.input), FilterOp(node.predicate), node.schema)
+
+
+@lower_node.register
+def _(node: Project, lowering: _Lowering) -> Fragment:
+    return _add(lowering.lower(node.input), ProjectOp(node.exprs), node.schema)
+
+
+@lower_node.register
+def _(node: Join, lowering: _Lowering) -> Fragment:
+    return lowering._join(node)
+
+
+@lower_node.register
+def _(node: Aggregate, lowering: _Lowering) -> Fragment:
+    return lowering._aggregate(node)
+
+
+@lower_node.register
+def _(node: PartialAggregate, lowering: _Lowering) -> Fragment:
+    return lowering._partial_aggregate(node)
+
+
+@lower_node.register
+def _(node: FinalAggregate, lowering: _Lowering) -> Fragment:
+    return lowering._final_aggregate(node)
+
+
+@lower_node.register
+def _(node: Distinct, lowering: _Lowering) -> Fragment:
+    names = node.schema.names
+    return lowering.exchange(lowering.lower(node.input), names, DistinctOp(names), node.schema)
+
+
+@lower_node.register
+def _(node: Union, lowering: _Lowering) -> Fragment:
+    return lowering._union(node)
+
+
+@lower_node.register
+def _(node: Limit, lowering: _Lowering) -> Fragment:
+    raise PlanError("LIMIT is supported only on the outermost query")
+
+
+@lower_node.register
+def _(node: Sort, lowering: _Lowering) -> Fragment:
+    raise PlanError("ORDER BY (sort) is supported only as the outermost query's last step, before LIMIT")
 
 
 def _add(fragment: Fragment, op: Operator, schema: Schema) -> Fragment:

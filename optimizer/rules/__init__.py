@@ -13,9 +13,10 @@ batch interval) into them, and alone they use the default model.
 from __future__ import annotations
 
 from functools import wraps
-from typing import Callable
+from typing import Callable, Iterable
 
 from optimizer.cost import CostModel
+from stream_dsl.errors import DSLError, did_you_mean
 from optimizer.rules.fold_constants import fold_constants
 from optimizer.rules.merge_filters import merge_filters
 from optimizer.rules.prune_projections import prune_projections
@@ -54,6 +55,16 @@ RULE_NAMES: tuple[str, ...] = tuple(rule.__name__ for rule in RULES)
 COST_BASED = (split_aggregates, push_aggregate_below_join)
 
 
+def check_rule_names(names: Iterable[str]) -> frozenset[str]:
+    """`names` as a set, or a DSLError naming the first that is no rule (with a suggestion)."""
+    checked = frozenset(names)
+    for name in sorted(checked):
+        if name not in RULE_NAMES:
+            raise DSLError(f"unknown optimizer rule '{name}'{did_you_mean(name, RULE_NAMES)}; "
+                           f"rules: {', '.join(RULE_NAMES)}")
+    return checked
+
+
 def with_cost_model(model: CostModel, rules: tuple[Callable, ...] = RULES) -> tuple[Callable, ...]:
     """`rules` with `model` bound into the cost-based ones (same names, so traces and `disabled` still work)."""
     def bind(rule: Callable) -> Callable:
@@ -69,5 +80,6 @@ def with_cost_model(model: CostModel, rules: tuple[Callable, ...] = RULES) -> tu
     return tuple(bind(rule) for rule in rules)
 
 
-__all__ = ["RULES", "RULE_NAMES", "COST_BASED", "with_cost_model", "fold_constants", "merge_filters",
+__all__ = ["RULES", "RULE_NAMES", "check_rule_names", "COST_BASED", "with_cost_model", "fold_constants",
+           "merge_filters",
            "push_down_predicates", "prune_projections", "split_aggregates", "push_aggregate_below_join"]

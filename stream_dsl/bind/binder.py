@@ -35,7 +35,8 @@ from stream_dsl.ir.types import DataType, Field, Schema
 __all__ = [
     "bind", "bind_query_ast", "BoundStatement", "BoundCreateSource", "BoundCreateSink", "BoundCreateView",
     "BoundInsert", "BoundQuery", "BoundExplain", "BoundShow", "BoundDescribe", "BoundSet", "BoundDrop",
-    "SETTINGS", "Scope", "ScopeColumn", "ExprBinder", "bind_expr", "bind_predicate", "bind_window",
+    "SETTINGS", "RULE_SETTING_PREFIX", "Scope", "ScopeColumn", "ExprBinder", "bind_expr", "bind_predicate",
+    "bind_window",
     "build_join", "build_union", "build_aggregate", "plan_aggregate_query", "resolve_emit", "JoinResult",
     "OutputColumn", "generated_name", "has_aggregate", "output_names", "resolve_type",
 ]
@@ -43,6 +44,8 @@ __all__ = [
 # Keys `SET key = value` accepts (the Context converts and validates the values).
 SETTINGS = ("workers", "executor", "group_size", "batch_interval", "optimize", "checkpoint_dir", "heartbeat_timeout",
             "transport", "checkpoint_reset")
+# `SET optimizer.<rule> = 'false'` switches one optimizer rule off ('true' back on).
+RULE_SETTING_PREFIX = "optimizer."
 
 
 # ---------------------------------------------------------------- bound statements
@@ -100,7 +103,7 @@ class BoundDescribe:
 
 @dataclass(frozen=True)
 class BoundSet:
-    """`key` is lower-case, one of SETTINGS; `value` is the text as written."""
+    """`key` is lower-case, one of SETTINGS or `optimizer.<rule>`; `value` is the text as written."""
 
     key: str
     value: str
@@ -163,7 +166,7 @@ def _bind(s: ast.Statement, catalog: Catalog, text: str | None = None) -> BoundS
         return BoundDescribe(s.name)
     if isinstance(s, ast.SetOption):
         key = s.key.lower()
-        if key not in SETTINGS:
+        if key not in SETTINGS and not key.startswith(RULE_SETTING_PREFIX):  # the Context checks the rule's name
             raise BindError(f"unknown setting '{s.key}'{did_you_mean(key, SETTINGS)}; "
                             f"settings: {', '.join(SETTINGS)}", span=s.span)
         return BoundSet(key, s.value)

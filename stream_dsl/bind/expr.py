@@ -10,7 +10,8 @@ aggregate query allow them (not nested).
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, fields, replace
+import typing
+from dataclasses import dataclass, fields
 from typing import Iterable, Iterator, Sequence
 
 from stream_dsl.sql import ast
@@ -41,9 +42,10 @@ def ast_children(node: object) -> Iterator[object]:
 
 
 def _is_ast_expr(x: object) -> bool:
-    return isinstance(x, (ast.Identifier, ast.Star, ast.NumberLit, ast.StringLit, ast.BoolLit, ast.NullLit,
-                          ast.IntervalLit, ast.TimestampLit, ast.BinaryOp, ast.UnaryOp, ast.FuncCall,
-                          ast.Case, ast.Cast, ast.InList, ast.Between, ast.Like, ast.IsNull))
+    return isinstance(x, _AST_EXPRS)
+
+
+_AST_EXPRS: tuple[type, ...] = typing.get_args(ast.Expr)  # every expression class of the syntax tree
 
 
 def ast_walk(node: object) -> Iterator[object]:
@@ -326,18 +328,4 @@ def output_names(items: Sequence[tuple[str | None, E.Expr, Span | None]]) -> lis
 
 def rebuild(e: E.Expr, fn) -> E.Expr:
     """`e` with `fn` applied to each direct child (the top-down counterpart of `expr.transform`)."""
-    if isinstance(e, E.Binary):
-        return replace(e, left=fn(e.left), right=fn(e.right))
-    if isinstance(e, E.Unary):
-        return replace(e, operand=fn(e.operand))
-    if isinstance(e, (E.Cast, E.Like, E.IsNull)):
-        return replace(e, expr=fn(e.expr))
-    if isinstance(e, E.Case):
-        return replace(e, whens=tuple((fn(c), fn(v)) for c, v in e.whens), else_=fn(e.else_))
-    if isinstance(e, E.InList):
-        return replace(e, expr=fn(e.expr), items=tuple(fn(i) for i in e.items))
-    if isinstance(e, E.Func):
-        return replace(e, args=tuple(fn(a) for a in e.args))
-    if isinstance(e, E.Agg) and e.arg is not None:
-        return replace(e, arg=fn(e.arg))
-    return e
+    return E.with_children(e, tuple(fn(c) for c in E.children(e)))

@@ -220,6 +220,13 @@ def _concat(frames: list[pl.DataFrame], schema: Schema) -> pl.DataFrame:
     return frames[0] if len(frames) == 1 else pl.concat(frames, how="vertical")
 
 
+def statistics(definition: SourceDef, batch_interval_ms: int) -> Any:
+    """The cost model's statistics of the files present now (connectors/file_statistics.py)."""
+    from stream_dsl.connectors.file_statistics import statistics as of_files
+
+    return of_files(definition, batch_interval_ms)
+
+
 class FileSource:
     """Files present at open() (bounded), or every file that ever appears (watch='true')."""
 

@@ -31,6 +31,7 @@ from stream_dsl.connectors.base import SourceBatch, read_schema
 from stream_dsl.connectors.decode import conform, decode_ndjson
 from stream_dsl.connectors.timestamps import with_units
 from stream_dsl.connectors.options import as_bool, as_int, as_positive_rate, check_keys
+from stream_dsl.connectors.statistics import Statistics, int_option
 from stream_dsl.errors import ConnectorError, DSLError
 from stream_dsl.ir.plan import SourceDef
 from stream_dsl.bind.typecheck import parse_timestamp
@@ -321,6 +322,28 @@ class CampaignsTable:
         return _as_declared(frame, schema, self.definition.name)
 
 
+# Distinct values of each kind's columns, for the cost model; event_time is unique.
+NDV = {
+    "ysb": {"user_id": USERS, "page_id": PAGES, "ad_id": CAMPAIGNS * ADS_PER_CAMPAIGN, "ad_type": len(AD_TYPES),
+            "event_type": len(EVENT_TYPES), "ip_address": IPS},
+    "ysb_campaigns": {"ad_id": CAMPAIGNS * ADS_PER_CAMPAIGN, "campaign_id": CAMPAIGNS},
+}
+
+
+def statistics(definition: SourceDef, batch_interval_ms: int) -> Statistics:
+    """Rows per batch from the rate (capped by `count`), the known cardinalities, a batch's time span."""
+    kind = (definition.option("kind") or "").lower()
+    ndv = NDV.get(kind, {})
+    if kind == "ysb_campaigns":
+        return Statistics(rows_per_batch=float(CAMPAIGNS * ADS_PER_CAMPAIGN), bounded=True,
+                          ndv=lambda column: None if column not in ndv else float(ndv[column]))
+    count = int_option(definition, "count")
+    rows = float(definition.option("rate") or DEFAULT_RATE) * batch_interval_ms / 1000
+    return Statistics(rows_per_batch=float(min(rows, count)) if count is not None else rows, bounded=count is not None,
+                      ndv=lambda column: None if column not in ndv else float(ndv[column]),
+                      batch_span_ms=lambda column: float(batch_interval_ms))
+
+
 def make_source(definition: SourceDef) -> GeneratorSource:
     return GeneratorSource(definition)
 
@@ -330,4 +353,4 @@ def make_table(definition: SourceDef) -> CampaignsTable:
 
 
 __all__ = ["ysb_events", "ysb_campaigns", "ysb_frame", "campaigns_frame", "events_as_json", "GeneratorSource",
-           "CampaignsTable", "make_source", "make_table", "YSB_SCHEMA", "CAMPAIGNS_SCHEMA"]
+           "CampaignsTable", "make_source", "make_table", "statistics", "YSB_SCHEMA", "CAMPAIGNS_SCHEMA"]

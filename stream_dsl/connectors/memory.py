@@ -25,6 +25,7 @@ from typing import Any, Iterable
 import polars as pl
 
 from stream_dsl.connectors.base import SourceBatch
+from stream_dsl.connectors.statistics import Statistics, int_option
 from stream_dsl.errors import ConnectorError
 from stream_dsl.ir.plan import SinkDef, SourceDef, Watermark
 from stream_dsl.ir.types import Field, Schema, type_from_polars
@@ -204,6 +205,38 @@ class MemorySink:
         """Every batch written, in batch order."""
         parts = list(self.batches.values())
         return pl.concat(parts, how="vertical") if parts else pl.DataFrame()
+
+
+# Frames up to this many rows in all are counted exactly for a column's distinct values.
+NDV_ROWS = 1_000_000
+
+
+def statistics(definition: SourceDef, batch_interval_ms: int) -> Statistics:
+    """From the registered frames: rows per batch (all rows for a table), counted ndv, each batch's time span."""
+    data = frames(definition.option("id", definition.name) or definition.name)
+    if definition.kind == "table":
+        rows = float(sum(f.height for f in data))
+    else:
+        batch_rows = int_option(definition, "batch_rows")
+        rows = float(max((min(f.height, batch_rows) if batch_rows else f.height for f in data), default=0))
+
+    def ndv(column: str) -> float | None:
+        having = [f for f in data if column in f.columns]
+        if not having or sum(f.height for f in having) > NDV_ROWS:
+            return None
+        return float(pl.concat([f.select(column) for f in having], how="vertical_relaxed")[column].n_unique())
+
+    def batch_span_ms(column: str) -> float | None:
+        spans = []
+        for f in data:
+            if column in f.columns and f.height:
+                t = f.select(pl.col(column).cast(pl.Datetime("ms")).dt.epoch("ms"))[column]
+                if t.null_count() < t.len():
+                    spans.append(float(t.max() - t.min()))  # type: ignore[operator]
+        return max(spans) if spans else None
+
+    bounded = (definition.option("bounded", "true") or "true").lower() != "false"
+    return Statistics(rows_per_batch=rows, bounded=bounded, ndv=ndv, batch_span_ms=batch_span_ms)
 
 
 def make_source(definition: SourceDef) -> MemorySource:

@@ -9,7 +9,7 @@ Examples
 --------
 >>> import stream_dsl as sd
 >>> (sd.col("price") * 2 > 10) & sd.col("sku").is_in(["a", "b"])
-<Expr (((price * 2) > 10) AND (sku IN ('a', 'b')))>
+<Expr price * 2 > 10 AND sku IN ('a', 'b')>
 >>> sd.col("price").sum().alias("revenue")
 <Expr SUM(price) AS revenue>
 """
@@ -340,7 +340,7 @@ def col(name: str) -> Expr:
     --------
     >>> import stream_dsl as sd
     >>> sd.col("price") + 1
-    <Expr (price + 1)>
+    <Expr price + 1>
     """
     if not isinstance(name, str):
         raise DSLError(f"col() takes a column name, got {name!r}")
@@ -400,7 +400,7 @@ def when(condition: Any) -> When:
     --------
     >>> import stream_dsl as sd
     >>> sd.when(sd.col("amount") > 100).then("high").otherwise("low").alias("band")
-    <Expr CASE WHEN (amount > 100) THEN 'high' ELSE 'low' END AS band>
+    <Expr CASE WHEN amount > 100 THEN 'high' ELSE 'low' END AS band>
     """
     return When((), condition)
 
@@ -468,44 +468,7 @@ def session(column: str | Expr, gap: str | int | dt.timedelta) -> Expr:
 
 
 def node_text(node: Any) -> str:
-    """Compact SQL text of a syntax-tree expression (for repr)."""
-    t = node_text
-    if isinstance(node, ast.Identifier):
-        return ".".join(node.parts)
-    if isinstance(node, ast.Star):
-        return f"{node.qualifier}.*" if node.qualifier else "*"
-    if isinstance(node, ast.NumberLit):
-        return repr(node.value)
-    if isinstance(node, ast.StringLit):
-        return "'" + node.value.replace("'", "''") + "'"
-    if isinstance(node, ast.BoolLit):
-        return "TRUE" if node.value else "FALSE"
-    if isinstance(node, ast.NullLit):
-        return "NULL"
-    if isinstance(node, ast.IntervalLit):
-        return f"INTERVAL '{node.value}'" + (f" {node.unit}" if node.unit else "")
-    if isinstance(node, ast.TimestampLit):
-        return f"TIMESTAMP '{node.value}'"
-    if isinstance(node, ast.BinaryOp):
-        return f"({t(node.left)} {node.op} {t(node.right)})"
-    if isinstance(node, ast.UnaryOp):
-        return f"(NOT {t(node.operand)})" if node.op == "NOT" else f"({node.op}{t(node.operand)})"
-    if isinstance(node, ast.FuncCall):
-        inner = "*" if node.star else ", ".join(t(a) for a in node.args)
-        return f"{node.name}({'DISTINCT ' if node.distinct else ''}{inner})"
-    if isinstance(node, ast.Case):
-        parts = ["CASE"] + ([t(node.operand)] if node.operand is not None else [])
-        parts += [f"WHEN {t(c)} THEN {t(v)}" for c, v in node.whens]
-        parts += [f"ELSE {t(node.else_)}"] if node.else_ is not None else []
-        return " ".join(parts + ["END"])
-    if isinstance(node, ast.Cast):
-        return f"CAST({t(node.expr)} AS {node.type_name})"
-    if isinstance(node, ast.InList):
-        return f"({t(node.expr)} {'NOT IN' if node.negated else 'IN'} ({', '.join(t(i) for i in node.items)}))"
-    if isinstance(node, ast.Between):
-        return f"({t(node.expr)} {'NOT ' if node.negated else ''}BETWEEN {t(node.low)} AND {t(node.high)})"
-    if isinstance(node, ast.Like):
-        return f"({t(node.expr)} {'NOT ' if node.negated else ''}LIKE {t(node.pattern)})"
-    if isinstance(node, ast.IsNull):
-        return f"({t(node.expr)} IS {'NOT ' if node.negated else ''}NULL)"
-    return repr(node)
+    """SQL text of a syntax-tree expression (for repr): the one unparser's."""
+    from stream_dsl.sql.unparse import unparse
+
+    return unparse(node)

@@ -352,12 +352,14 @@ class Stream:
 
     # ------------------------------------------------------------ running
 
-    def explain(self, format: str = "text") -> str:
+    def explain(self, format: str = "text", *, disabled: Iterable[str] = ()) -> str:
         """The plan as text: logical, optimized, the rules that fired, and stages (what EXPLAIN prints).
 
-        `format="dot"` gives the stage DAG as Graphviz DOT instead.
+        `format="dot"` gives the stage DAG as Graphviz DOT instead. `disabled`
+        names optimizer rules to switch off for this explain
+        (`optimizer.rules.RULE_NAMES`), on top of the context's switches.
         """
-        return self._ctx._explain(self._plan, format=format)
+        return self._ctx._explain(self._plan, format=format, disabled=disabled)
 
     def collect(self) -> pl.DataFrame:
         """Run to the end of bounded input and return the result."""

@@ -10,10 +10,11 @@ API build equal trees. `render` gives the one canonical text of a node.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Iterator, Union
 
 from stream_dsl.errors import Span
+from stream_dsl.ir.dispatch import MissingCase, node_pass
 from stream_dsl.ir.types import DataType
 
 _SPAN = field(default=None, compare=False, repr=False)
@@ -138,25 +139,116 @@ class NamedExpr:
 
 
 # ---------------------------------------------------------------- traversal
+# Two passes (see stream_dsl.ir.dispatch) that every generic walk builds on:
+# `children` reads a node's sub-expressions, `with_children` rebuilds it over
+# new ones, in the same order. A new node class needs one case in each.
 
 
+@node_pass("expr")
 def children(e: Expr) -> tuple[Expr, ...]:
     """The direct sub-expressions of `e`, in a fixed order."""
-    if isinstance(e, Binary):
-        return (e.left, e.right)
-    if isinstance(e, Unary):
-        return (e.operand,)
-    if isinstance(e, (Cast, Like, IsNull)):
-        return (e.expr,)
-    if isinstance(e, Case):
-        return tuple(x for pair in e.whens for x in pair) + (e.else_,)
-    if isinstance(e, InList):
-        return (e.expr,) + e.items
-    if isinstance(e, Func):
-        return e.args
-    if isinstance(e, Agg):
-        return () if e.arg is None else (e.arg,)
+    raise MissingCase(children, e)
+
+
+@node_pass("expr")
+def with_children(e: Expr, new: tuple[Expr, ...]) -> Expr:
+    """`e` over `new` sub-expressions (in `children`'s order); `e` itself when they are the same objects."""
+    raise MissingCase(with_children, e)
+
+
+def _same(old: tuple[Expr, ...], new: tuple[Expr, ...]) -> bool:
+    if len(old) != len(new):
+        raise ValueError(f"expected {len(old)} sub-expressions, got {len(new)}")
+    return all(a is b for a, b in zip(old, new))
+
+
+@children.register(Column)
+@children.register(Literal)
+def _(e: Column | Literal) -> tuple[Expr, ...]:
     return ()
+
+
+@with_children.register(Column)
+@with_children.register(Literal)
+def _(e: Column | Literal, new: tuple[Expr, ...]) -> Expr:
+    _same((), new)
+    return e
+
+
+@children.register
+def _(e: Binary) -> tuple[Expr, ...]:
+    return (e.left, e.right)
+
+
+@with_children.register
+def _(e: Binary, new: tuple[Expr, ...]) -> Expr:
+    return e if _same(children(e), new) else replace(e, left=new[0], right=new[1])
+
+
+@children.register
+def _(e: Unary) -> tuple[Expr, ...]:
+    return (e.operand,)
+
+
+@with_children.register
+def _(e: Unary, new: tuple[Expr, ...]) -> Expr:
+    return e if _same(children(e), new) else replace(e, operand=new[0])
+
+
+@children.register(Cast)
+@children.register(Like)
+@children.register(IsNull)
+def _(e: Cast | Like | IsNull) -> tuple[Expr, ...]:
+    return (e.expr,)
+
+
+@with_children.register(Cast)
+@with_children.register(Like)
+@with_children.register(IsNull)
+def _(e: Cast | Like | IsNull, new: tuple[Expr, ...]) -> Expr:
+    return e if _same(children(e), new) else replace(e, expr=new[0])
+
+
+@children.register
+def _(e: Case) -> tuple[Expr, ...]:
+    return tuple(x for pair in e.whens for x in pair) + (e.else_,)
+
+
+@with_children.register
+def _(e: Case, new: tuple[Expr, ...]) -> Expr:
+    if _same(children(e), new):
+        return e
+    return replace(e, whens=tuple((new[i], new[i + 1]) for i in range(0, len(new) - 1, 2)), else_=new[-1])
+
+
+@children.register
+def _(e: InList) -> tuple[Expr, ...]:
+    return (e.expr,) + e.items
+
+
+@with_children.register
+def _(e: InList, new: tuple[Expr, ...]) -> Expr:
+    return e if _same(children(e), new) else replace(e, expr=new[0], items=tuple(new[1:]))
+
+
+@children.register
+def _(e: Func) -> tuple[Expr, ...]:
+    return e.args
+
+
+@with_children.register
+def _(e: Func, new: tuple[Expr, ...]) -> Expr:
+    return e if _same(children(e), new) else replace(e, args=tuple(new))
+
+
+@children.register
+def _(e: Agg) -> tuple[Expr, ...]:
+    return () if e.arg is None else (e.arg,)
+
+
+@with_children.register
+def _(e: Agg, new: tuple[Expr, ...]) -> Expr:
+    return e if _same(children(e), new) else replace(e, arg=new[0])
 
 
 def walk(e: Expr) -> Iterator[Expr]:
@@ -176,24 +268,7 @@ def contains_agg(e: Expr) -> bool:
 
 def transform(e: Expr, fn: Callable[[Expr], Expr]) -> Expr:
     """Rebuild `e` bottom-up, applying `fn` to every node after its children."""
-    from dataclasses import replace
-
-    if isinstance(e, Binary):
-        e = replace(e, left=transform(e.left, fn), right=transform(e.right, fn))
-    elif isinstance(e, Unary):
-        e = replace(e, operand=transform(e.operand, fn))
-    elif isinstance(e, (Cast, Like, IsNull)):
-        e = replace(e, expr=transform(e.expr, fn))
-    elif isinstance(e, Case):
-        e = replace(e, whens=tuple((transform(c, fn), transform(v, fn)) for c, v in e.whens),
-                    else_=transform(e.else_, fn))
-    elif isinstance(e, InList):
-        e = replace(e, expr=transform(e.expr, fn), items=tuple(transform(i, fn) for i in e.items))
-    elif isinstance(e, Func):
-        e = replace(e, args=tuple(transform(a, fn) for a in e.args))
-    elif isinstance(e, Agg) and e.arg is not None:
-        e = replace(e, arg=transform(e.arg, fn))
-    return fn(e)
+    return fn(with_children(e, tuple(transform(c, fn) for c in children(e))))
 
 
 def rename_columns(e: Expr, mapping: dict[str, Expr]) -> Expr:
@@ -248,35 +323,69 @@ def quote_name(name: str) -> str:
     return name if name.isidentifier() else '"' + name.replace('"', '""') + '"'
 
 
+@node_pass("expr")
 def render(e: Expr) -> str:
     """Canonical text of an expression (fully parenthesized binary operations)."""
-    if isinstance(e, Column):
-        return quote_name(e.name)
-    if isinstance(e, Literal):
-        return render_literal(e.value, e.dtype)
-    if isinstance(e, Binary):
-        return f"({render(e.left)} {e.op} {render(e.right)})"
-    if isinstance(e, Unary):
-        return f"(NOT {render(e.operand)})" if e.op == "NOT" else f"(-{render(e.operand)})"
-    if isinstance(e, Cast):
-        return f"CAST({render(e.expr)} AS {e.dtype.value})"
-    if isinstance(e, Case):
-        whens = " ".join(f"WHEN {render(c)} THEN {render(v)}" for c, v in e.whens)
-        return f"CASE {whens} ELSE {render(e.else_)} END"
-    if isinstance(e, InList):
-        items = ", ".join(render(i) for i in e.items)
-        return f"({render(e.expr)} {'NOT IN' if e.negated else 'IN'} ({items}))"
-    if isinstance(e, Like):
-        return f"({render(e.expr)} {'NOT LIKE' if e.negated else 'LIKE'} {render_literal(e.pattern, DataType.STRING)})"
-    if isinstance(e, IsNull):
-        return f"({render(e.expr)} IS {'NOT NULL' if e.negated else 'NULL'})"
-    if isinstance(e, Func):
-        return f"{e.name}({', '.join(render(a) for a in e.args)})"
-    if isinstance(e, Agg):
-        if e.arg is None:
-            return f"{e.func}(*)"
-        return f"{e.func}({'DISTINCT ' if e.distinct else ''}{render(e.arg)})"
-    raise TypeError(f"not an expression: {e!r}")
+    raise MissingCase(render, e)
+
+
+@render.register
+def _(e: Column) -> str:
+    return quote_name(e.name)
+
+
+@render.register
+def _(e: Literal) -> str:
+    return render_literal(e.value, e.dtype)
+
+
+@render.register
+def _(e: Binary) -> str:
+    return f"({render(e.left)} {e.op} {render(e.right)})"
+
+
+@render.register
+def _(e: Unary) -> str:
+    return f"(NOT {render(e.operand)})" if e.op == "NOT" else f"(-{render(e.operand)})"
+
+
+@render.register
+def _(e: Cast) -> str:
+    return f"CAST({render(e.expr)} AS {e.dtype.value})"
+
+
+@render.register
+def _(e: Case) -> str:
+    whens = " ".join(f"WHEN {render(c)} THEN {render(v)}" for c, v in e.whens)
+    return f"CASE {whens} ELSE {render(e.else_)} END"
+
+
+@render.register
+def _(e: InList) -> str:
+    items = ", ".join(render(i) for i in e.items)
+    return f"({render(e.expr)} {'NOT IN' if e.negated else 'IN'} ({items}))"
+
+
+@render.register
+def _(e: Like) -> str:
+    return f"({render(e.expr)} {'NOT LIKE' if e.negated else 'LIKE'} {render_literal(e.pattern, DataType.STRING)})"
+
+
+@render.register
+def _(e: IsNull) -> str:
+    return f"({render(e.expr)} IS {'NOT NULL' if e.negated else 'NULL'})"
+
+
+@render.register
+def _(e: Func) -> str:
+    return f"{e.name}({', '.join(render(a) for a in e.args)})"
+
+
+@render.register
+def _(e: Agg) -> str:
+    if e.arg is None:
+        return f"{e.func}(*)"
+    return f"{e.func}({'DISTINCT ' if e.distinct else ''}{render(e.arg)})"
 
 
 def render_named(n: NamedExpr) -> str:

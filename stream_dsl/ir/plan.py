@@ -3,7 +3,7 @@
 Both front ends (the DSL binder and the dataframe API) build these nodes;
 nothing downstream knows which one did. Constructors validate what they can
 and name what is available, so a bad plan fails where it is built.
-`render` prints the one canonical plan text (one node per line, two-space
+`plan_text.render_plan` prints the one canonical plan text (one node per line, two-space
 indent) used by explain(), golden files and docstrings.
 """
 
@@ -15,10 +15,11 @@ import typing
 from dataclasses import replace
 from typing import Iterator
 
+from stream_dsl.ir.dispatch import MissingCase, node_pass
 from stream_dsl.ir.column_names import (PARTIAL_DISTINCT, PARTIAL_ROWS, WINDOW_END, WINDOW_START, count_col,
                                      extreme_col, is_reserved, nonnull_col, reserved_message, sum_col)
 from stream_dsl.errors import PlanError, Span, did_you_mean
-from stream_dsl.ir.expr import Agg, Column, Expr, NamedExpr, columns_used, format_duration_ms, render, render_named
+from stream_dsl.ir.expr import Agg, Column, Expr, NamedExpr, columns_used, format_duration_ms
 from stream_dsl.ir.types import DataType, Field, Schema
 
 _SPAN = field(default=None, compare=False, repr=False)
@@ -512,14 +513,36 @@ def project(input: Plan, exprs: tuple[NamedExpr, ...] | list[NamedExpr], span: S
     return Project(input, exprs, span=span)
 
 
+@node_pass("plan")
 def with_inputs(node: Plan, inputs: tuple[Plan, ...]) -> Plan:
     """The same node over new inputs (used by optimizer rules and rewrites)."""
-    if isinstance(node, Scan):
-        return node
-    if isinstance(node, Join):
-        return replace(node, left=inputs[0], right=inputs[1])
-    if isinstance(node, Union):
-        return replace(node, inputs=tuple(inputs))
+    raise MissingCase(with_inputs, node)
+
+
+@with_inputs.register
+def _(node: Scan, inputs: tuple[Plan, ...]) -> Plan:
+    return node
+
+
+@with_inputs.register
+def _(node: Join, inputs: tuple[Plan, ...]) -> Plan:
+    return replace(node, left=inputs[0], right=inputs[1])
+
+
+@with_inputs.register
+def _(node: Union, inputs: tuple[Plan, ...]) -> Plan:
+    return replace(node, inputs=tuple(inputs))
+
+
+@with_inputs.register(Filter)
+@with_inputs.register(Project)
+@with_inputs.register(Aggregate)
+@with_inputs.register(Distinct)
+@with_inputs.register(Limit)
+@with_inputs.register(Sort)
+@with_inputs.register(PartialAggregate)
+@with_inputs.register(FinalAggregate)
+def _(node: Plan, inputs: tuple[Plan, ...]) -> Plan:
     return replace(node, input=inputs[0])
 
 
@@ -539,69 +562,13 @@ def is_streaming(node: Plan) -> bool:
     return any(s.source.kind == "stream" for s in scans(node))
 
 
-# ---------------------------------------------------------------- rendering
+# ---------------------------------------------------------------- rendering (in plan_text, kept importable here)
 
 
-def describe(node: Plan) -> str:
-    """One line for one node, without its inputs."""
-    if isinstance(node, Scan):
-        text = f"Scan {node.source.kind} {node.source.name}"
-        if node.columns is not None:
-            text += f" columns=[{', '.join(node.columns)}]"
-        if node.predicate is not None:
-            text += f" predicate={render(node.predicate)}"
-        if node.source.watermark is not None:
-            wm = node.source.watermark
-            text += f" watermark={wm.column}-{format_duration_ms(wm.delay_ms)}"
-        return text
-    if isinstance(node, Filter):
-        return f"Filter {render(node.predicate)}"
-    if isinstance(node, Project):
-        return f"Project {', '.join(render_named(n) for n in node.exprs)}"
-    if isinstance(node, Join):
-        on = ", ".join(f"{l} = {r}" for l, r in zip(node.left_keys, node.right_keys))
-        right = ", ".join(c if c == o else f"{o} := {c}" for c, o in node.right_columns)
-        return f"Join {node.kind} on [{on}] right=[{right}]"
-    if isinstance(node, Aggregate):
-        parts = [f"keys=[{', '.join(render_named(k) for k in node.keys)}]"]
-        if node.window is not None:
-            parts.append(f"window={node.window}")
-        parts.append(f"aggs=[{', '.join(render_named(a) for a in node.aggs)}]")
-        parts.append(f"emit={node.emit}")
-        return "Aggregate " + " ".join(parts)
-    if isinstance(node, PartialAggregate):
-        parts = [f"keys=[{', '.join(render_named(k) for k in node.keys)}]"]
-        if node.window is not None:
-            parts.append(f"window={node.window}")
-        parts.append(f"aggs=[{', '.join(render_named(a) for a in node.aggs)}]")
-        return "PartialAggregate " + " ".join(parts)
-    if isinstance(node, FinalAggregate):
-        parts = [f"keys=[{', '.join(render_named(k) for k in node.keys)}]"]
-        if node.window is not None:
-            parts.append(f"window={node.window}")
-        parts.append(f"aggs=[{', '.join(render_named(a) for a in node.aggs)}]")
-        parts.append(f"emit={node.emit}")
-        return "FinalAggregate " + " ".join(parts)
-    if isinstance(node, Distinct):
-        return "Distinct"
-    if isinstance(node, Union):
-        return "Union all"
-    if isinstance(node, Limit):
-        return f"Limit {node.n}"
-    if isinstance(node, Sort):
-        return f"Sort {', '.join(str(k) for k in node.keys)}"
-    raise TypeError(f"not a plan node: {node!r}")
+def __getattr__(name: str) -> typing.Any:
+    """`describe` and `render_plan` live in plan_text (which imports this module), importable from here too."""
+    if name in ("describe", "render_plan"):
+        from stream_dsl.ir import plan_text
 
-
-def render_plan(node: Plan, *, schema: bool = False, indent: int = 0) -> str:
-    """The canonical plan text: one node per line, inputs indented by two spaces.
-
-    With `schema=True` each line ends with the node's output columns and types.
-    """
-    line = "  " * indent + describe(node)
-    if schema:
-        line += f"  -> ({node.schema})"
-    lines = [line]
-    for child in node.inputs:
-        lines.append(render_plan(child, schema=schema, indent=indent + 1))
-    return "\n".join(lines)
+        return getattr(plan_text, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

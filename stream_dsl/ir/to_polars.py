@@ -34,12 +34,12 @@ from __future__ import annotations
 import datetime as dt
 import re
 from contextvars import ContextVar
-from functools import singledispatch
 from typing import Callable
 
 import polars as pl
 
 from stream_dsl.ir import expr as E
+from stream_dsl.ir.dispatch import node_pass
 from stream_dsl.ir.functions import SCALAR_FUNCTIONS
 from stream_dsl.ir.types import DataType
 
@@ -68,7 +68,7 @@ def compile_predicate(e: E.Expr) -> pl.Expr:
     return _compile(e).fill_null(False)
 
 
-@singledispatch
+@node_pass("expr")
 def _compile(e: object) -> pl.Expr:
     raise TypeError(f"cannot compile {type(e).__name__} to polars: {e!r}")
 

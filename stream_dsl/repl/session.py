@@ -32,12 +32,13 @@ from rich.console import Console
 from rich.text import Text
 
 from stream_dsl.sql import ast
+from stream_dsl.sql.unparse import unparse
 from stream_dsl.errors import DSLError, did_you_mean
 from stream_dsl.ir.expr import format_duration_ms
 from stream_dsl.repl.input import is_blank, is_complete, is_meta, is_quit, split_inputs
 from stream_dsl.repl.lexer import META_COMMANDS
 from stream_dsl.repl.live import LatestResults, follow, is_bounded, output_keys
-from stream_dsl.bind.binder import SETTINGS
+from stream_dsl.bind.binder import RULE_SETTING_PREFIX, SETTINGS
 from stream_dsl.repl.render import FORMATS, frame_csv, frame_json, frame_view
 from stream_dsl.secrets import mask_options
 
@@ -285,20 +286,23 @@ class Session:
         values = {"workers": config.workers, "executor": config.executor, "group_size": config.group_size,
                   "batch_interval": f"{config.batch_interval_ms}ms", "optimize": str(config.optimize).lower(),
                   "checkpoint_dir": config.checkpoint_dir or "", "heartbeat_timeout": f"{config.heartbeat_timeout:g}s",
-                  "transport": config.transport, "checkpoint_reset": str(config.checkpoint_reset).lower()}
+                  "transport": config.transport, "checkpoint_reset": str(config.checkpoint_reset).lower(),
+                  **{f"{RULE_SETTING_PREFIX}{rule}": "false" for rule in sorted(config.disabled_rules)}}
         if not parts:
             self.show_frame(pl.DataFrame({"setting": list(values), "value": [str(v) for v in values.values()]}),
                             types=False)
             return
         key = parts[0].lower()
-        if key not in SETTINGS:
+        if key.startswith(RULE_SETTING_PREFIX):  # a rule switch: the Context checks the name
+            values[key] = str(key[len(RULE_SETTING_PREFIX):] not in config.disabled_rules).lower()
+        elif key not in SETTINGS:
             raise DSLError(f"unknown setting '{parts[0]}'{did_you_mean(parts[0], SETTINGS)}; "
                            f"settings: {', '.join(SETTINGS)}")
         if len(parts) == 1:
             self._text(f"{key} = {values[key]}")
             return
         value = parts[1].strip().rstrip(";").strip().strip("'\"")
-        self.ctx.sql(f"SET {key} = '{value.replace(chr(39), chr(39) * 2)}'")
+        self.ctx.sql(unparse(ast.SetOption(key, value)))
         self._notice(f"{key} = {value}")
 
     def _meta_timing(self, argument: str) -> None:
