@@ -459,4 +459,5 @@ def _fail_where(failed: pl.Expr, shown: pl.Expr, value: pl.Expr, error: Callable
             raise error(rest[0], len(rest))
         return pl.Series(series.name, [None] * len(series), dtype=dtype)
 
-    return pl.coalesce(value, bad.map_batches(check, return_dtype=dtype))
+    # elementwise: over constant operands the check is a constant too, which polars then broadcasts.
+    return pl.coalesce(value, bad.map_batches(check, return_dtype=dtype, is_elementwise=True))
