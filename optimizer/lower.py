@@ -120,7 +120,7 @@ class _Lowering:
         self.workers = workers
         self.graph = nx.DiGraph()
         self._ids = count()
-        self._tables: dict[Plan, str] = {}
+        self._tables: dict[tuple[Plan, tuple[str, ...], tuple[DataType, ...]], str] = {}
 
     # ------------------------------------------------------------ stages
 
@@ -186,14 +186,14 @@ class _Lowering:
         if not right_stream:
             output = tuple(("stream", f.name, f.name) for f in node.left.schema) + \
                 tuple(("table", c, out) for c, out in node.right_columns)
-            op = BroadcastJoinOp(self._table_id(node.right), node.right, node.kind, node.left_keys,
-                                 node.right_keys, key_types, output)
+            op = BroadcastJoinOp(self._table_id(node.right, node.right_keys, key_types), node.right, node.kind,
+                                 node.left_keys, node.right_keys, key_types, output)
             return _add(self.lower(node.left), op, node.schema)
         if not left_stream and node.kind == "inner":
             output = tuple(("table", f.name, f.name) for f in node.left.schema) + \
                 tuple(("stream", c, out) for c, out in node.right_columns)
-            op = BroadcastJoinOp(self._table_id(node.left), node.left, "inner", node.right_keys,
-                                 node.left_keys, key_types, output)
+            op = BroadcastJoinOp(self._table_id(node.left, node.left_keys, key_types), node.left, "inner",
+                                 node.right_keys, node.left_keys, key_types, output)
             return _add(self.lower(node.right), op, node.schema)
         if not left_stream:
             raise PlanError("a LEFT JOIN from a table to a stream is not supported; "
@@ -201,9 +201,13 @@ class _Lowering:
         raise PlanError("a join of two streams is not supported; join a stream with a table "
                         "(CREATE TABLE), which is read once and broadcast")
 
-    def _table_id(self, table: Plan) -> str:
-        """One id per distinct static table plan, so a table joined twice is still read once."""
-        return self._tables.setdefault(table, f"t{len(self._tables)}")
+    def _table_id(self, table: Plan, keys: tuple[str, ...], key_types: tuple[DataType, ...]) -> str:
+        """One id per distinct static table plan and join key, so a table joined twice on one key is read once.
+
+        The executor keeps one prepared frame per id, with the join keys cast
+        and renamed in it: joins on other keys of the same table need their own.
+        """
+        return self._tables.setdefault((table, tuple(keys), key_types), f"t{len(self._tables)}")
 
     def _aggregate(self, node: Aggregate) -> Fragment:
         pre = [NamedExpr(k.name, k.expr) for k in node.keys]

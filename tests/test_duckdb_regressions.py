@@ -40,3 +40,17 @@ def assert_like_duckdb(sql: str, s: pl.DataFrame = S, t: pl.DataFrame = T, **opt
 ])
 def test_constant_expressions_broadcast_with_the_optimizer_off(sql):
     assert_like_duckdb(sql)
+
+
+S_KEYS = frame(k=["d", "x", "y", None])
+T_NAMES = frame(k=["d", "x", None], name=["x", "d", "x"])
+
+
+@pytest.mark.parametrize("sql", [
+    "SELECT t.name FROM s JOIN t ON s.k = t.k UNION ALL SELECT t.k FROM s LEFT JOIN t ON s.k = t.name",
+    "SELECT a.name, b.k FROM s LEFT JOIN t AS a ON s.k = a.k LEFT JOIN t AS b ON s.k = b.name",
+    "SELECT a.name, b.k FROM s JOIN t AS a ON s.k = a.name JOIN t AS b ON a.k = b.k",
+    "SELECT s.k, t.k FROM s JOIN t ON s.k = t.k UNION ALL SELECT s.k, t.k FROM s JOIN t ON s.k = t.name",
+])
+def test_a_table_joined_twice_on_different_keys_uses_each_joins_keys(sql):
+    assert_like_duckdb(sql, S_KEYS, T_NAMES)
