@@ -296,7 +296,10 @@ def _same_kind(e: E.InList) -> bool:
 
 @_compile.register
 def _(e: E.Like) -> pl.Expr:
-    matched = _compile(e.expr).str.contains(like_to_regex(e.pattern))
+    text = _compile(e.expr)
+    if e.expr.dtype is T.NULL:
+        text = text.cast(pl.String)  # NULL LIKE p is NULL
+    matched = text.str.contains(like_to_regex(e.pattern))
     return ~matched if e.negated else matched
 
 

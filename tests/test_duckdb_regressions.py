@@ -54,3 +54,12 @@ T_NAMES = frame(k=["d", "x", None], name=["x", "d", "x"])
 ])
 def test_a_table_joined_twice_on_different_keys_uses_each_joins_keys(sql):
     assert_like_duckdb(sql, S_KEYS, T_NAMES)
+
+
+@pytest.mark.parametrize("sql", [
+    "SELECT NULL LIKE 'a%' AS x FROM s",
+    "SELECT NOT (NULL NOT LIKE 'a%') AS x FROM s",
+    "SELECT k FROM s WHERE NULL LIKE '%' OR k LIKE 'd%'",
+])
+def test_null_like_is_null(sql):
+    assert_like_duckdb(sql)
