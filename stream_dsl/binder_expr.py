@@ -300,12 +300,14 @@ def unique_name(base: str, taken: set[str]) -> str:
     return name
 
 
-def output_names(items: Sequence[tuple[str | None, E.Expr, Span | None]]) -> list[str]:
+def output_names(items: Sequence[tuple[str | None, E.Expr, Span | None]],
+                 hints: Sequence[str | None] | None = None) -> list[str]:
     """Names for select outputs given as (alias, bound expression, span).
 
     Aliases are kept as written (two equal aliases are an error); other
-    outputs get their column name or a generated one (`_col{position}`
-    as a last resort), de-duplicated with suffixes.
+    outputs get `hints[i]` when given (a column's visible name), else their
+    column name or a generated one (`_col{position}` as a last resort),
+    de-duplicated with suffixes.
     """
     taken: set[str] = set()
     for alias, _, span in items:
@@ -317,7 +319,8 @@ def output_names(items: Sequence[tuple[str | None, E.Expr, Span | None]]) -> lis
         taken.add(alias)
     names = []
     for i, (alias, e, _) in enumerate(items):
-        names.append(alias if alias is not None else unique_name(generated_name(e) or f"_col{i + 1}", taken))
+        hint = hints[i] if hints is not None else None
+        names.append(alias if alias is not None else unique_name(hint or generated_name(e) or f"_col{i + 1}", taken))
     return names
 
 

@@ -121,14 +121,25 @@ def bind_select(sel: ast.Select, env: Env) -> Plan:
 
 
 def select_outputs(items: Sequence[ast.SelectItem], binder: ExprBinder, scope: Scope) -> list[OutputColumn]:
-    """Bind the select list: stars expand in order; every output gets a unique name."""
+    """Bind the select list: stars expand in order; every output gets a unique name.
+
+    A column named in the list keeps the name the query knows it by (`r.k`
+    is `k`, even when its plan column is `k_right`), as in DuckDB; a star
+    keeps the plan names, which are unique.
+    """
     bound: list[tuple[str | None, E.Expr, Span | None]] = []
+    hints: list[str | None] = []
+    visible = {c.column: c.name for c in scope.columns + scope.extras}
     for item in items:
         if isinstance(item.expr, ast.Star):
-            bound.extend((None, c, item.span) for c in scope.expand_star(item.expr.qualifier, item.expr.span))
+            columns = scope.expand_star(item.expr.qualifier, item.expr.span)
+            bound.extend((None, c, item.span) for c in columns)
+            hints.extend(None for _ in columns)
         else:
-            bound.append((item.alias, binder.bind(item.expr), item.span))
-    names = output_names(bound)
+            e = binder.bind(item.expr)
+            bound.append((item.alias, e, item.span))
+            hints.append(visible.get(e.name) if isinstance(e, E.Column) else None)
+    names = output_names(bound, hints)
     return [OutputColumn(n, e) for n, (_, e, _) in zip(names, bound)]
 
 

@@ -63,3 +63,13 @@ def test_a_table_joined_twice_on_different_keys_uses_each_joins_keys(sql):
 ])
 def test_null_like_is_null(sql):
     assert_like_duckdb(sql)
+
+
+@pytest.mark.parametrize("sql", [
+    "SELECT q.k FROM (SELECT r.k FROM s JOIN t AS r ON s.k = r.name) AS q",
+    "WITH q AS (SELECT s.k AS sk, t.k FROM s JOIN t ON s.k = t.name) SELECT k, sk FROM q",
+    "SELECT t.k FROM s JOIN t ON s.k = t.name ORDER BY k",
+    "SELECT k FROM (SELECT t.k, COUNT(*) AS n FROM s JOIN t ON s.k = t.name GROUP BY t.k)",
+])
+def test_a_joined_column_keeps_the_name_the_query_gives_it(sql):
+    assert_like_duckdb(sql, S_KEYS, T_NAMES)
