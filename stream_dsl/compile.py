@@ -7,6 +7,7 @@ Where polars and SQL disagree, SQL wins (DuckDB is the reference):
   nothing; CASE treats a NULL condition as false.
 - `/` always divides as DOUBLE (IEEE: 1/0 is inf, 0/0 is NaN).
 - `%` is the SQL remainder: its sign follows the dividend (-7 % 2 = -1);
+  a DOUBLE remainder is C's exact fmod (10 % 0.1 = 0.0999...), NaN for x % 0.0;
   an integer remainder by zero is NULL.
 - LIKE: `%` any run, `_` one character, everything else literal (regex
   metacharacters are escaped); no escape character, as in DuckDB.
@@ -37,6 +38,7 @@ from contextvars import ContextVar
 from functools import singledispatch
 from typing import Callable
 
+import numpy as np
 import polars as pl
 
 from stream_dsl import expr as E
@@ -184,16 +186,28 @@ def sql_remainder(a: pl.Expr, b: pl.Expr, *, integer: bool, divisor: object = No
 
     `divisor`: b's value when it is a constant. A nonzero one (`x % 7`)
     leaves one condition of the three, the sign of `a`: a third less work
-    for polars in a small map task's query.
+    for polars in a small map task's query. DOUBLE operands take C's exact
+    `fmod`, as DuckDB does (polars' float `%` rounds: 10 % 0.1 would be 0).
     """
+    if not integer:
+        return _fmod(a, b)
     m = a % b
-    if isinstance(divisor, (int, float)) and not isinstance(divisor, bool) and divisor != 0 and divisor == divisor:
+    if isinstance(divisor, int) and not isinstance(divisor, bool) and divisor != 0:
         return pl.when((m != 0) & ((a < 0) if divisor > 0 else (a >= 0))).then(m - b).otherwise(m)
     fixed = pl.when((m != 0) & ((a < 0) != (b < 0))).then(m - b).otherwise(m)
-    if integer:
-        return pl.when(b == 0).then(None).otherwise(fixed)
-    # IEEE: x % 0.0 is NaN, as in DuckDB.
-    return pl.when(b == 0).then(float("nan")).otherwise(fixed)
+    return pl.when(b == 0).then(None).otherwise(fixed)
+
+
+def _fmod(a: pl.Expr, b: pl.Expr) -> pl.Expr:
+    """IEEE fmod: exact, the dividend's sign; x % 0.0 and inf % x are NaN; NULL stays NULL."""
+
+    def fmod(columns: list[pl.Series]) -> pl.Series:
+        x, y = (c.cast(pl.Float64).to_numpy() for c in columns)
+        with np.errstate(all="ignore"):
+            return pl.Series(columns[0].name, np.fmod(x, y), dtype=pl.Float64)
+
+    value = pl.map_batches([a, b], fmod, return_dtype=pl.Float64, is_elementwise=True)
+    return pl.when(a.is_null() | b.is_null()).then(None).otherwise(value)
 
 
 def _temporal(op: str, left: pl.Expr, right: pl.Expr, lt: DataType, rt: DataType, result: DataType) -> pl.Expr:

@@ -73,3 +73,15 @@ def test_null_like_is_null(sql):
 ])
 def test_a_joined_column_keeps_the_name_the_query_gives_it(sql):
     assert_like_duckdb(sql, S_KEYS, T_NAMES)
+
+
+D = frame(d=[10.0, None, 5.0, -7.5, float("inf"), 2.0, -5.0, 0.3], w=[1, 2, 0, -2, 2, 0, 0, None])
+
+
+@pytest.mark.parametrize("sql", [
+    "SELECT d % CAST(0.1 AS DOUBLE) AS a FROM s",
+    "SELECT d % w AS a, w % d AS b, d % 0.0 AS c, CAST(NULL AS DOUBLE) % 0.0 AS e FROM s",
+    "SELECT d % (d - d) AS a, d % 2.5 AS b, d % -2.5 AS c FROM s",
+])
+def test_double_remainder_is_exact_fmod(sql):
+    assert_like_duckdb(sql, D, duck=sql.replace("0.0", "CAST(0.0 AS DOUBLE)").replace("2.5", "CAST(2.5 AS DOUBLE)"))
