@@ -333,6 +333,8 @@ def like_to_regex(pattern: str) -> str:
 @_compile.register
 def _(e: E.Func) -> pl.Expr:
     fn = SCALAR_FUNCTIONS[e.name]
+    if e.name == "concat":  # each argument as CAST(x AS STRING) writes it (a TIMESTAMP without '.000')
+        return fn.polars(*(_to_string(_compile(a), a.dtype) for a in e.args))
     args = [_typed_null(_compile(a), a, fn.args[min(i, len(fn.args) - 1)]) for i, a in enumerate(e.args)]
     result = fn.polars(*args)
     return result if e.dtype is T.NULL else result.cast(e.dtype.polars)

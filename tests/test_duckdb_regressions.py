@@ -85,3 +85,10 @@ D = frame(d=[10.0, None, 5.0, -7.5, float("inf"), 2.0, -5.0, 0.3], w=[1, 2, 0, -
 ])
 def test_double_remainder_is_exact_fmod(sql):
     assert_like_duckdb(sql, D, duck=sql.replace("0.0", "CAST(0.0 AS DOUBLE)").replace("2.5", "CAST(2.5 AS DOUBLE)"))
+
+
+@pytest.mark.parametrize("sql", [
+    "SELECT concat(ts) AS a, concat(k, ts, i) AS b, concat(ts) = CAST(ts AS STRING) AS c FROM s",
+])
+def test_concat_writes_a_timestamp_as_cast_does(sql):
+    assert_like_duckdb(sql, duck=sql.replace("STRING", "VARCHAR"))
