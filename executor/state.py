@@ -232,7 +232,8 @@ def batch_partials(aggs: tuple[AggSpec, ...]) -> list[pl.Expr]:
             if not spec.distinct:
                 out.append((pl.len() if x is None else x.count()).cast(pl.Int64).alias(f"__sd_c{i}"))
         elif spec.func in ("sum", "avg"):
-            out += [x.cast(_sum_type(spec)).sum().alias(f"__sd_s{i}"), x.count().cast(pl.Int64).alias(f"__sd_n{i}")]
+            out += [checked_sum(x.cast(_sum_type(spec)), _sum_type(spec) == pl.Int64).alias(f"__sd_s{i}"),
+                    x.count().cast(pl.Int64).alias(f"__sd_n{i}")]
         else:
             out.append(getattr(x.cast(spec.dtype.polars), spec.func)().alias(f"__sd_{spec.func}{i}"))
     return out
@@ -260,8 +261,19 @@ def merge_partials(aggs: tuple[AggSpec, ...]) -> list[pl.Expr]:
     out = [pl.col(_ROWS).sum()]
     for i, spec in enumerate(aggs):
         for name, how in _partial_names(i, spec):
-            out.append(getattr(pl.col(name), how)())
+            integer_sum = name == f"__sd_s{i}" and _sum_type(spec) == pl.Int64
+            out.append(checked_sum(pl.col(name), True).alias(name) if integer_sum else getattr(pl.col(name), how)())
     return out
+
+
+def checked_sum(x: pl.Expr, integer: bool) -> pl.Expr:
+    """SUM that raises instead of wrapping: an integer sum is taken in Int128 and cast back to Int64 strictly.
+
+    Polars wraps an Int64 sum around silently; SQL engines raise (DuckDB
+    widens). Every partial and merged sum is checked, so the state never
+    holds a wrapped value.
+    """
+    return x.cast(pl.Int128).sum().cast(pl.Int64) if integer else x.sum()
 
 
 # ---------------------------------------------------------------- aggregate

@@ -92,3 +92,31 @@ def test_double_remainder_is_exact_fmod(sql):
 ])
 def test_concat_writes_a_timestamp_as_cast_does(sql):
     assert_like_duckdb(sql, duck=sql.replace("STRING", "VARCHAR"))
+
+
+BIG = 9223372036854775807
+HUGE = frame(k=["a", "a", "b", "a"], i=[BIG, BIG, 1, -5], ts=[dt.datetime(2024, 1, 1, 0, 0, s) for s in (1, 2, 3, 4)])
+
+
+def assert_our_error(sql: str, s: pl.DataFrame, words: tuple[str, ...], **options: object) -> None:
+    """Every setting fails with a DSLError whose message has all of `words`."""
+    for setting in SETTINGS:
+        answer = our_answer(Case(sql, s, T, **options), setting)
+        assert answer.error is not None and not answer.foreign, (sql, setting, answer)
+        assert all(w in answer.error for w in words), (sql, setting, answer)
+
+
+@pytest.mark.parametrize("sql", [
+    "SELECT SUM(i) AS a FROM s",
+    "SELECT k, SUM(i) AS a FROM s GROUP BY k",
+    "SELECT k, window_start, SUM(i) AS a FROM s GROUP BY k, TUMBLE(ts, INTERVAL '10' SECOND)",
+    "SELECT k, SUM(i) AS a FROM s GROUP BY k, SESSION(ts, INTERVAL '10' SECOND)",
+])
+@pytest.mark.parametrize("cuts", [(), (1,), (1, 2, 3)])
+def test_a_bigint_sum_out_of_range_raises_an_overflow_error(sql, cuts):
+    assert_our_error(sql, HUGE, ("integer overflow: SUM reached", "does not fit in BIGINT"), cuts=cuts)
+
+
+@pytest.mark.parametrize("sql", ["SELECT SUM(i) AS a FROM s", "SELECT k, SUM(i) AS a FROM s GROUP BY k"])
+def test_a_bigint_sum_near_the_limit_is_exact(sql):
+    assert_like_duckdb(sql, frame(k=["a", "a", "b", "a"], i=[BIG, -5, 1, 4]), cuts=(1,))
