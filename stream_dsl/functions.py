@@ -62,7 +62,13 @@ def _substr(s: pl.Expr, start: pl.Expr, length: pl.Expr | None = None) -> pl.Exp
 def _round(x: pl.Expr, digits: pl.Expr | None = None) -> pl.Expr:
     # SQL rounds half away from zero; polars' default is half to even.
     places = 0 if digits is None else _literal_int(digits)
-    return x.cast(pl.Float64).round(places, mode="half_away_from_zero")
+    x = x.cast(pl.Float64)
+    if places < -308:  # 10^-places is not a double: everything finite rounds to 0
+        return x * 0.0
+    if places < 0:  # round(1234, -2) = 1200: polars rounds to places >= 0 only
+        factor = 10.0 ** -places
+        return (x / factor).round(0, mode="half_away_from_zero") * factor
+    return x.round(min(places, 400), mode="half_away_from_zero")
 
 
 def _literal_int(e: pl.Expr) -> int:

@@ -120,3 +120,11 @@ def test_a_bigint_sum_out_of_range_raises_an_overflow_error(sql, cuts):
 @pytest.mark.parametrize("sql", ["SELECT SUM(i) AS a FROM s", "SELECT k, SUM(i) AS a FROM s GROUP BY k"])
 def test_a_bigint_sum_near_the_limit_is_exact(sql):
     assert_like_duckdb(sql, frame(k=["a", "a", "b", "a"], i=[BIG, -5, 1, 4]), cuts=(1,))
+
+
+@pytest.mark.parametrize("sql", [
+    "SELECT round(i, -1) AS a, round(i, -2) AS b, round(d, -1) AS c, round(i, -400) AS e FROM s",
+    "SELECT round(i, -1) AS a FROM s WHERE i > 100000",
+])
+def test_round_to_negative_places_rounds_to_tens_and_hundreds(sql):
+    assert_like_duckdb(sql, frame(i=[1234, -1250, 5, None], d=[1234.5, -15.0, float("nan"), None]))
