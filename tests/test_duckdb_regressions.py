@@ -128,3 +128,13 @@ def test_a_bigint_sum_near_the_limit_is_exact(sql):
 ])
 def test_round_to_negative_places_rounds_to_tens_and_hundreds(sql):
     assert_like_duckdb(sql, frame(i=[1234, -1250, 5, None], d=[1234.5, -15.0, float("nan"), None]))
+
+
+@pytest.mark.parametrize("sql", [
+    "SELECT TRUE AS a1 FROM s HAVING TRUE",
+    "SELECT 1 AS a FROM s HAVING FALSE",
+    "SELECT 2 AS a FROM (SELECT k FROM s WHERE i > 0) HAVING 1 < 2",
+])
+@pytest.mark.parametrize("rows", [0, 3])
+def test_having_without_aggregates_is_one_group(sql, rows):
+    assert_like_duckdb(sql, S.head(rows))
