@@ -27,7 +27,9 @@ Where polars and SQL disagree, SQL wins (DuckDB is the reference):
   PostgreSQL do; polars would wrap around silently. So does a unary minus
   of the type's smallest value.
 - TIMESTAMP ± INTERVAL, TIMESTAMP - TIMESTAMP and INTERVAL ± INTERVAL work
-  in milliseconds.
+  in milliseconds. A TIMESTAMP is one of the years 1 to 9999 (Python's
+  datetime, which results are read into): a CAST to one outside raises
+  CastFailure, arithmetic that leaves them OverflowFailure.
 """
 
 from __future__ import annotations
@@ -219,8 +221,13 @@ def _temporal(op: str, left: pl.Expr, right: pl.Expr, lt: DataType, rt: DataType
         return x.cast(pl.Int64)
 
     a, b = ms(left, lt), ms(right, rt)
-    value = a + b if op == "+" else a - b
-    return value.cast(pl.Datetime("ms") if result is T.TIMESTAMP else pl.Duration("ms"))
+    value = _checked_arithmetic(op, a, b, T.BIGINT)
+    if result is T.INTERVAL:
+        return value.cast(pl.Duration("ms"))
+    return _fail_where((~in_timestamp_range(value)).fill_null(False), value, value.cast(pl.Datetime("ms")),
+                       lambda first, n: OverflowFailure(f"timestamp out of range: {first} ms since 1970 is not "
+                                                        f"in years 1 to 9999 ({n} value{'s' if n > 1 else ''} failed)"),
+                       pl.Datetime("ms"))
 
 
 @_compile.register
@@ -333,6 +340,8 @@ def like_to_regex(pattern: str) -> str:
 @_compile.register
 def _(e: E.Func) -> pl.Expr:
     fn = SCALAR_FUNCTIONS[e.name]
+    if e.name == "to_timestamp_ms":
+        return epoch_ms_to_timestamp(_compile(e.args[0]))
     if e.name == "concat":  # each argument as CAST(x AS STRING) writes it (a TIMESTAMP without '.000')
         return fn.polars(*(_to_string(_compile(a), a.dtype) for a in e.args))
     args = [_typed_null(_compile(a), a, fn.args[min(i, len(fn.args) - 1)]) for i, a in enumerate(e.args)]
@@ -391,10 +400,24 @@ def cast(x: pl.Expr, source: DataType, target: DataType) -> pl.Expr:
         raise CastFailure(f"cannot CAST {source.value} to BOOLEAN")
     if target is T.TIMESTAMP:
         if source.is_numeric:
-            # A number is read as epoch milliseconds.
-            return x.cast(pl.Int64).cast(pl.Datetime("ms"))
+            return epoch_ms_to_timestamp(x)
         raise CastFailure(f"cannot CAST {source.value} to TIMESTAMP")
     raise CastFailure(f"cannot CAST {source.value} to {target.value}")
+
+
+# TIMESTAMPs are those of years 1 to 9999 (Python's datetime, which results are read into), in epoch ms.
+TIMESTAMP_MIN_MS, TIMESTAMP_MAX_MS = -62_135_596_800_000, 253_402_300_799_999
+
+
+def in_timestamp_range(ms: pl.Expr) -> pl.Expr:
+    return (ms >= TIMESTAMP_MIN_MS) & (ms <= TIMESTAMP_MAX_MS)
+
+
+def epoch_ms_to_timestamp(x: pl.Expr) -> pl.Expr:
+    """A number read as epoch milliseconds; one outside years 1 to 9999 raises CastFailure."""
+    ms = x.cast(pl.Int64, strict=False)
+    value = pl.when(in_timestamp_range(ms)).then(ms).cast(pl.Datetime("ms"))
+    return _cast_checked(x.is_not_null() & value.is_null(), x, value, T.TIMESTAMP)
 
 
 def _checked_cast(x: pl.Expr, target: DataType) -> pl.Expr:
@@ -457,9 +480,10 @@ def parse_timestamp(s: pl.Expr) -> pl.Expr:
     hours = offset.str.slice(1, 2).cast(pl.Int64, strict=False)
     minutes = norm.str.extract(r"[+-]\d{2}:?(\d{2})$", 1).cast(pl.Int64, strict=False)
     shift_ms = (sign * (hours * 60 + minutes) * 60_000).fill_null(0)
-    utc = (parsed.dt.epoch("ms") - shift_ms).cast(pl.Datetime("ms"))
-    epoch = pl.when(s.str.contains(r"^-?\d{9,}$")).then(s.cast(pl.Int64, strict=False).cast(pl.Datetime("ms")))
-    return pl.coalesce(utc, epoch)
+    utc = parsed.dt.epoch("ms") - shift_ms
+    epoch = pl.when(s.str.contains(r"^-?\d{9,}$")).then(s.cast(pl.Int64, strict=False))
+    ms = pl.coalesce(utc, epoch)
+    return pl.when(in_timestamp_range(ms)).then(ms).cast(pl.Datetime("ms"))
 
 
 def _fail_where(failed: pl.Expr, shown: pl.Expr, value: pl.Expr, error: Callable[[object, int], Exception],

@@ -138,3 +138,21 @@ def test_round_to_negative_places_rounds_to_tens_and_hundreds(sql):
 @pytest.mark.parametrize("rows", [0, 3])
 def test_having_without_aggregates_is_one_group(sql, rows):
     assert_like_duckdb(sql, S.head(rows))
+
+
+@pytest.mark.parametrize("sql", [
+    "SELECT CAST(b AS TIMESTAMP) AS a FROM s",
+    "SELECT to_timestamp_ms(b) AS a FROM s",
+    "SELECT CAST(CAST(b AS DOUBLE) * 10 AS TIMESTAMP) AS a FROM s",
+    "SELECT CAST(CAST(b AS STRING) AS TIMESTAMP) AS a FROM s",
+])
+@pytest.mark.parametrize("b", [9_200_000_000_000_000_000, -9_200_000_000_000_000_000, 253_402_300_800_000])
+def test_a_cast_to_an_out_of_range_timestamp_is_a_conversion_error(sql, b):
+    assert_our_error(sql, frame(b=[None, b]), ("cannot CAST", "TIMESTAMP", "1 value failed"))
+
+
+def test_timestamp_arithmetic_out_of_range_is_an_overflow_error():
+    s = frame(ts=[dt.datetime(9999, 12, 31, 23, 59)])
+    assert_our_error("SELECT ts + INTERVAL '1' DAY AS a FROM s", s, ("timestamp out of range",))
+    assert_like_duckdb("SELECT ts - INTERVAL '1' DAY AS a, CAST(253402300799999 AS TIMESTAMP) AS b FROM s", s,
+                       duck="SELECT ts - INTERVAL '1' DAY AS a, epoch_ms(253402300799999) AS b FROM s")
