@@ -235,8 +235,13 @@ def batch_partials(aggs: tuple[AggSpec, ...]) -> list[pl.Expr]:
             out += [checked_sum(x.cast(_sum_type(spec)), _sum_type(spec) == pl.Int64).alias(f"__sd_s{i}"),
                     x.count().cast(pl.Int64).alias(f"__sd_n{i}")]
         else:
-            out.append(getattr(x.cast(spec.dtype.polars), spec.func)().alias(f"__sd_{spec.func}{i}"))
+            out.append(_extreme(x.cast(spec.dtype.polars), spec.func, spec.dtype).alias(f"__sd_{spec.func}{i}"))
     return out
+
+
+def _extreme(x: pl.Expr, func: str, dtype: DataType) -> pl.Expr:
+    """MIN or MAX; NaN is above every DOUBLE, as in DuckDB (polars' max skips it, so MAX takes nan_max)."""
+    return x.nan_max() if func == "max" and dtype is DataType.DOUBLE else getattr(x, func)()
 
 
 def row_partials(aggs: tuple[AggSpec, ...]) -> list[pl.Expr]:
@@ -262,7 +267,12 @@ def merge_partials(aggs: tuple[AggSpec, ...]) -> list[pl.Expr]:
     for i, spec in enumerate(aggs):
         for name, how in _partial_names(i, spec):
             integer_sum = name == f"__sd_s{i}" and _sum_type(spec) == pl.Int64
-            out.append(checked_sum(pl.col(name), True).alias(name) if integer_sum else getattr(pl.col(name), how)())
+            if integer_sum:
+                out.append(checked_sum(pl.col(name), True).alias(name))
+            elif how in ("min", "max"):
+                out.append(_extreme(pl.col(name), how, spec.dtype).alias(name))
+            else:
+                out.append(getattr(pl.col(name), how)())
     return out
 
 

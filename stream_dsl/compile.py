@@ -340,6 +340,8 @@ def like_to_regex(pattern: str) -> str:
 @_compile.register
 def _(e: E.Func) -> pl.Expr:
     fn = SCALAR_FUNCTIONS[e.name]
+    if e.name in ("greatest", "least") and e.dtype is T.DOUBLE:
+        return _nan_extreme(e.name, [_compile(a).cast(pl.Float64) for a in e.args])
     if e.name == "to_timestamp_ms":
         return epoch_ms_to_timestamp(_compile(e.args[0]))
     if e.name == "concat":  # each argument as CAST(x AS STRING) writes it (a TIMESTAMP without '.000')
@@ -347,6 +349,16 @@ def _(e: E.Func) -> pl.Expr:
     args = [_typed_null(_compile(a), a, fn.args[min(i, len(fn.args) - 1)]) for i, a in enumerate(e.args)]
     result = fn.polars(*args)
     return result if e.dtype is T.NULL else result.cast(e.dtype.polars)
+
+
+def _nan_extreme(name: str, xs: list[pl.Expr]) -> pl.Expr:
+    """GREATEST or LEAST of DOUBLEs skipping NULLs, with NaN above every number as in DuckDB.
+
+    Polars' max_horizontal skips NaN; min_horizontal already gives NaN only when nothing else is there.
+    """
+    if name == "least":
+        return pl.min_horizontal(xs)
+    return pl.when(pl.any_horizontal([x.is_nan() for x in xs])).then(float("nan")).otherwise(pl.max_horizontal(xs))
 
 
 _NULL_AS = {"string": pl.String, "numeric": pl.Float64, "timestamp": pl.Datetime("ms")}

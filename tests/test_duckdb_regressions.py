@@ -156,3 +156,29 @@ def test_timestamp_arithmetic_out_of_range_is_an_overflow_error():
     assert_our_error("SELECT ts + INTERVAL '1' DAY AS a FROM s", s, ("timestamp out of range",))
     assert_like_duckdb("SELECT ts - INTERVAL '1' DAY AS a, CAST(253402300799999 AS TIMESTAMP) AS b FROM s", s,
                        duck="SELECT ts - INTERVAL '1' DAY AS a, epoch_ms(253402300799999) AS b FROM s")
+
+
+NAN = float("nan")
+NANS = frame(k=["a", "a", "b", "b", "c", "c"], d=[NAN, 1.0, NAN, None, None, -2.0], w=[1, 2, 3, 4, 5, 6],
+             ts=[dt.datetime(2024, 1, 1, 0, 0, s) for s in range(6)])
+
+
+@pytest.mark.parametrize("sql", [
+    "SELECT k, MAX(d) AS mx, MIN(d) AS mn FROM s GROUP BY k",
+    "SELECT MAX(d) AS mx, MIN(d) AS mn FROM s",
+    "SELECT k, window_start, MAX(d) AS mx, MIN(d) AS mn FROM s GROUP BY k, TUMBLE(ts, INTERVAL '3' SECOND)",
+    "SELECT greatest(d, 0.5) AS g, least(d, 0.5) AS l, greatest(d, w) AS gw, least(d, NULL, w) AS lw FROM s",
+    "SELECT d, d > 1e308 AS above, d = d AS same, d < w AS below FROM s",
+])
+@pytest.mark.parametrize("cuts", [(), (1, 3)])
+def test_nan_is_above_every_number_everywhere(sql, cuts):
+    duck = sql.replace("0.5", "CAST(0.5 AS DOUBLE)").replace("1e308", "CAST(1e308 AS DOUBLE)")
+    if "TUMBLE" in sql:
+        duck = ("SELECT k, epoch_ms(epoch_ms(ts) - epoch_ms(ts) % 3000) AS ws, MAX(d) AS mx, MIN(d) AS mn FROM s "
+                "GROUP BY k, ws")
+    assert_like_duckdb(sql, NANS, cuts=cuts, duck=duck)
+
+
+def test_order_by_puts_nan_above_every_number():
+    assert_like_duckdb("SELECT d, w FROM s ORDER BY d DESC NULLS LAST, w", NANS, ordered=True)
+    assert_like_duckdb("SELECT d, w FROM s ORDER BY d NULLS FIRST, w", NANS, ordered=True)
