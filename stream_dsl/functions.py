@@ -50,6 +50,10 @@ def _common(types: list[DataType]) -> DataType:
     return common_type(types) or types[0]
 
 
+# What TRIM removes: the Unicode space separators (category Zs: ' ', no-break space, ...), as DuckDB does.
+SPACES = " \u00a0\u1680" + "".join(chr(c) for c in range(0x2000, 0x200B)) + "\u202f\u205f\u3000"
+
+
 def _substr(s: pl.Expr, start: pl.Expr, length: pl.Expr | None = None) -> pl.Expr:
     """SQL positions are 1-based; positions before 1 count against the length (as in SQL)."""
     offset = start.cast(pl.Int64) - 1
@@ -76,6 +80,23 @@ def _literal_int(e: pl.Expr) -> int:
     return pl.select(e).item()
 
 
+def _replace(s: pl.Expr, old: pl.Expr, new: pl.Expr) -> pl.Expr:
+    """Every `old` in `s` replaced; an empty `old` leaves `s` as it is, as in DuckDB and PostgreSQL.
+
+    Polars replaces only a constant pattern: one that varies by row goes through Python's str.replace.
+    """
+    if old.meta.is_literal():
+        return pl.when(old.str.len_bytes() == 0).then(s).otherwise(s.str.replace_all(old, new, literal=True))
+
+    def each_row(rows: pl.Series) -> pl.Series:
+        out = [None if None in (r["s"], r["old"], r["new"]) else r["s"] if r["old"] == ""
+               else r["s"].replace(r["old"], r["new"]) for r in rows.to_list()]
+        return pl.Series(rows.name, out, dtype=pl.String)
+
+    return pl.struct(s.alias("s"), old.alias("old"), new.alias("new")).map_batches(
+        each_row, return_dtype=pl.String, is_elementwise=True)
+
+
 def _log(first: pl.Expr, second: pl.Expr | None = None) -> pl.Expr:
     """LOG(x) is base 10 and LOG(b, x) takes the base first, as in PostgreSQL and DuckDB."""
     if second is None:
@@ -88,13 +109,14 @@ SCALAR_FUNCTIONS: dict[str, ScalarFunction] = {f.name: f for f in [
     ScalarFunction("lower", ("string",), _const(T.STRING), lambda s: s.str.to_lowercase(), doc="lower-case"),
     ScalarFunction("length", ("string",), _const(T.BIGINT), lambda s: s.str.len_chars().cast(pl.Int64),
                    doc="number of characters"),
-    ScalarFunction("trim", ("string",), _const(T.STRING), lambda s: s.str.strip_chars(), doc="strip spaces"),
-    ScalarFunction("ltrim", ("string",), _const(T.STRING), lambda s: s.str.strip_chars_start()),
-    ScalarFunction("rtrim", ("string",), _const(T.STRING), lambda s: s.str.strip_chars_end()),
+    # TRIM removes spaces only, not tabs or newlines (polars' default strips all whitespace).
+    ScalarFunction("trim", ("string",), _const(T.STRING), lambda s: s.str.strip_chars(SPACES), doc="strip spaces"),
+    ScalarFunction("ltrim", ("string",), _const(T.STRING), lambda s: s.str.strip_chars_start(SPACES)),
+    ScalarFunction("rtrim", ("string",), _const(T.STRING), lambda s: s.str.strip_chars_end(SPACES)),
     ScalarFunction("substring", ("string", "numeric", "numeric"), _const(T.STRING), _substr, min_args=2,
                    doc="substring(s, start[, length]), 1-based"),
     ScalarFunction("replace", ("string", "string", "string"), _const(T.STRING),
-                   lambda s, a, b: s.str.replace_all(a, b, literal=True)),
+                   _replace, doc="replace(s, from, to); an empty `from` replaces nothing"),
     ScalarFunction("concat", ("any",), _const(T.STRING),
                    lambda *xs: pl.concat_str([x.cast(pl.String) for x in xs], ignore_nulls=True), variadic=True,
                    min_args=1, doc="concatenation; NULL arguments are skipped"),

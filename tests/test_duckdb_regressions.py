@@ -182,3 +182,12 @@ def test_nan_is_above_every_number_everywhere(sql, cuts):
 def test_order_by_puts_nan_above_every_number():
     assert_like_duckdb("SELECT d, w FROM s ORDER BY d DESC NULLS LAST, w", NANS, ordered=True)
     assert_like_duckdb("SELECT d, w FROM s ORDER BY d NULLS FIRST, w", NANS, ordered=True)
+
+
+@pytest.mark.parametrize("sql", [
+    "SELECT replace(s2, '', '_') AS a, replace(s2, k, 'X') AS b, replace(s2, 'a', '') AS c FROM s",
+    "SELECT trim(s2) AS a, ltrim(s2) AS b, rtrim(s2) AS c, length(trim(s2)) AS n FROM s",
+])
+def test_replace_of_nothing_and_trim_of_spaces_only(sql):
+    s = frame(k=["", "a", None, "b"], s2=["ab", "\ttab\n ", "  x  ", " \u00a0y "])
+    assert_like_duckdb(sql, s)
