@@ -260,10 +260,13 @@ def _(e: E.IsNull) -> pl.Expr:
 @_compile.register
 def _(e: E.Case) -> pl.Expr:
     target = e.dtype.polars
-    conditions = [_as_bool(_compile(cond), cond).fill_null(False) for cond, _ in e.whens]
+    conditions = []
     earlier = pl.lit(False)
     values = []
-    for condition, (_, value) in zip(conditions, e.whens):
+    for cond, value in e.whens:
+        # A condition counts only where no earlier one held: a later WHEN's CAST fails only for rows it decides.
+        condition = _guarded(~earlier, lambda c=cond: _as_bool(_compile(c), c).fill_null(False))
+        conditions.append(condition)
         values.append(_guarded(condition & ~earlier, lambda v=value: _cast_value(v, e.dtype)))
         earlier = earlier | condition
     otherwise = _guarded(~earlier, lambda: _cast_value(e.else_, e.dtype))

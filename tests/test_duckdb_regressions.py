@@ -191,3 +191,29 @@ def test_order_by_puts_nan_above_every_number():
 def test_replace_of_nothing_and_trim_of_spaces_only(sql):
     s = frame(k=["", "a", None, "b"], s2=["ab", "\ttab\n ", "  x  ", " \u00a0y "])
     assert_like_duckdb(sql, s)
+
+
+@pytest.mark.parametrize("sql", [
+    "SELECT CASE WHEN i > 0 THEN 1 WHEN CAST(k AS INT) > 0 THEN 2 END AS c FROM s",
+    "SELECT CASE WHEN i > 0 THEN 1 WHEN i < -5 THEN 3 WHEN CAST(k AS INT) > 0 THEN 2 ELSE 4 END AS c FROM s",
+    "SELECT CASE WHEN k = 'a' THEN i WHEN i * 4611686018427387904 > 0 THEN 0 END AS c FROM s",
+])
+def test_case_evaluates_a_when_condition_only_for_rows_no_earlier_one_decided(sql):
+    assert_like_duckdb(sql, frame(k=["a", "a", "7"], i=[6, 3, -1]))
+
+
+def test_a_later_when_conditions_checks_are_guarded_by_the_earlier_conditions(monkeypatch):
+    """White box: polars may compute every WHEN on every row, so a check in a later condition must be guarded."""
+    from stream_dsl import compile as C
+    from stream_dsl import expr as E
+    from stream_dsl.types import DataType
+
+    guards: list[int] = []
+    real = C._fail_where
+    monkeypatch.setattr(C, "_fail_where", lambda *args: guards.append(len(C._GUARDS.get())) or real(*args))
+    i, k = E.Column("i", DataType.BIGINT), E.Column("k", DataType.STRING)
+    cond2 = E.Binary(">", E.Cast(k, DataType.INT), E.Literal(0, DataType.INT), DataType.BOOLEAN)
+    case = E.Case(((E.Binary(">", i, E.Literal(0, DataType.BIGINT), DataType.BOOLEAN), E.Literal(1, DataType.BIGINT)),
+                   (cond2, E.Literal(2, DataType.BIGINT))), E.Literal(None, DataType.BIGINT), DataType.BIGINT)
+    C.compile_expr(case)
+    assert guards == [1]
