@@ -166,8 +166,10 @@ class ExprBinder:
         return tc.binary(node.op, self.bind(node.left), self.bind(node.right), node.span)
 
     def _unary(self, node: ast.UnaryOp) -> E.Expr:
-        operand = self.bind(node.operand)
         op = node.op.upper()
+        if op == "-" and isinstance(node.operand, ast.NumberLit) and isinstance(node.operand.value, int):
+            return tc.literal(-node.operand.value, node.span)  # -9223372036854775808 is a BIGINT
+        operand = self.bind(node.operand)
         if op == "NOT":
             return tc.not_(operand, node.span)
         if op == "-":

@@ -217,3 +217,13 @@ def test_a_later_when_conditions_checks_are_guarded_by_the_earlier_conditions(mo
                    (cond2, E.Literal(2, DataType.BIGINT))), E.Literal(None, DataType.BIGINT), DataType.BIGINT)
     C.compile_expr(case)
     assert guards == [1]
+
+
+@pytest.mark.parametrize("sql", [
+    "SELECT (- -9223372036854775808) AS a FROM s",
+    "SELECT -9223372036854775808 AS a, 9223372036854775807 AS b, 9223372036854775808 AS c FROM s",
+    "SELECT i FROM s WHERE i > -9223372036854775808",
+])
+@pytest.mark.parametrize("rows", [0, 2])
+def test_integer_literals_at_and_beyond_bigints_limits(sql, rows):
+    assert_like_duckdb(sql, S.head(rows))
