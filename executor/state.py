@@ -327,6 +327,9 @@ class AggregateState:
 
     def step(self, rows: pl.DataFrame, wm_prev: int | None, wm_new: int | None) -> StepOutput:
         """Add a batch's rows (late ones dropped), then emit as the emit mode says."""
+        if self.op.window is not None and not self.op.window.watermarked:
+            # A window over a column the watermark does not bound: only the end of input closes it.
+            wm_prev, wm_new = _end_only(wm_prev), _end_only(wm_new)
         if self._may_be_small and self._small_fits(rows):
             out, late = self.small.step(rows, wm_prev, wm_new, as_rows=self.emits_rows)  # type: ignore[union-attr]
             return StepOutput(out, None, late)
@@ -659,6 +662,10 @@ def _final_value(i: int, spec: AggSpec) -> pl.Expr:
     if spec.func == "avg":
         return pl.when(pl.col(f"__sd_n{i}") > 0).then(pl.col(f"__sd_s{i}") / pl.col(f"__sd_n{i}")).otherwise(None)
     return pl.col(f"__sd_{spec.func}{i}")
+
+
+def _end_only(wm: int | None) -> int | None:
+    return wm if wm is not None and wm >= WM_INF else None
 
 
 def _wm(wm: int | None) -> pl.Expr:

@@ -29,13 +29,14 @@ from itertools import count
 
 import networkx as nx
 
+from optimizer.event_time import event_time_columns, with_watermark
 from optimizer.stages import (TIME_COLUMN, AggregateOp, AggSpec, BroadcastJoinOp, DistinctOp, Exchange, FilterOp,
                               Operator, OutputWrite, PartialAggregateOp, ProjectOp, ReadOp, ScanOp, ShuffleWrite, Stage,
                               StatefulOp, arg_column, ROW_COLUMN)
 from stream_dsl.errors import PlanError
 from stream_dsl.expr import Agg, Column, NamedExpr
-from stream_dsl.plan import (EMIT_CHANGES, PARTIAL_DISTINCT, Aggregate, Distinct, FinalAggregate, Filter, Join, Limit,
-                             PartialAggregate, Plan, Project, Scan, Sort, SortKey, Union, distinct_argument,
+from stream_dsl.plan import (EMIT_CHANGES, PARTIAL_DISTINCT, WINDOW_START, Aggregate, Distinct, FinalAggregate,
+                             Filter, Join, Limit, PartialAggregate, Plan, Project, Scan, Sort, SortKey, Union, distinct_argument,
                              is_streaming)
 from stream_dsl.types import DataType, Field, Schema, common_type
 
@@ -228,7 +229,9 @@ class _Lowering:
             pre.append(NamedExpr(ROW_COLUMN, Column(first.name, first.dtype)))
         pre_schema = Schema(tuple(Field(n.name, n.expr.dtype) for n in pre))
         emit = EMIT_CHANGES if node.window is None else node.emit
-        op = AggregateOp(tuple(k.name for k in node.keys), tuple(specs), node.window, emit, node.schema)
+        window = with_watermark(node.window, event_time_columns(node.input),
+                                node.window.time_column if node.window is not None else "")
+        op = AggregateOp(tuple(k.name for k in node.keys), tuple(specs), window, emit, node.schema)
         child = _add(self.lower(node.input), ProjectOp(tuple(pre)), pre_schema)
         return self.exchange(child, op.keys, op, node.schema)
 
@@ -273,7 +276,8 @@ class _Lowering:
             specs.append(AggSpec(named.name, agg.func, PARTIAL_DISTINCT if agg.distinct else None, agg.dtype,
                                  agg.distinct))
         emit = EMIT_CHANGES if node.window is None else node.emit
-        op = AggregateOp(tuple(k.name for k in node.keys), tuple(specs), node.window, emit, node.schema, "final")
+        window = with_watermark(node.window, event_time_columns(node.input), WINDOW_START)
+        op = AggregateOp(tuple(k.name for k in node.keys), tuple(specs), window, emit, node.schema, "final")
         child = _add(self.lower(node.input), ProjectOp(tuple(pre)), pre_schema)
         return self.exchange(child, op.keys, op, node.schema)
 

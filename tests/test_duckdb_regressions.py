@@ -227,3 +227,29 @@ def test_a_later_when_conditions_checks_are_guarded_by_the_earlier_conditions(mo
 @pytest.mark.parametrize("rows", [0, 2])
 def test_integer_literals_at_and_beyond_bigints_limits(sql, rows):
     assert_like_duckdb(sql, S.head(rows))
+
+
+B = dt.datetime(2024, 1, 1)
+TWO_TIMES = frame(k=["a", "b", "a", "a", "b"], ts=[B + dt.timedelta(seconds=x) for x in (1, 30, 31, 60, 61)],
+                  u=[B + dt.timedelta(seconds=x) for x in (50, 1, 2, 65, 3)])
+BY_U = ("SELECT k, epoch_ms(epoch_ms(u) - epoch_ms(u) % 10000) AS ws, COUNT(*) AS n FROM s "
+        "GROUP BY k, epoch_ms(u) - epoch_ms(u) % 10000")
+
+
+@pytest.mark.parametrize("sql", [
+    "SELECT k, window_start, COUNT(*) AS n FROM s GROUP BY k, TUMBLE(u, INTERVAL '10' SECOND)",
+    "SELECT k, window_start, COUNT(*) AS n FROM (SELECT k, u AS ts FROM s) GROUP BY k, TUMBLE(ts, INTERVAL '10' SECOND)",
+    "SELECT k, window_start, COUNT(*) AS n FROM s GROUP BY k, TUMBLE(u, INTERVAL '10' SECOND) EMIT CHANGES",
+])
+@pytest.mark.parametrize("cuts", [(1, 2, 3, 4), (2,)])
+def test_a_window_over_another_timestamp_column_has_no_late_rows(sql, cuts):
+    """Only the watermark column is bounded by the watermark: windows over `u` close at the end of input."""
+    assert_like_duckdb(sql, TWO_TIMES, cuts=cuts, watermark=True, duck=BY_U)
+
+
+def test_a_window_over_the_watermark_column_renamed_still_drops_late_rows():
+    late = frame(k=["a", "a", "a"], ts=[B + dt.timedelta(seconds=x) for x in (1, 30, 2)])
+    sql = "SELECT window_start, COUNT(*) AS n FROM (SELECT ts AS v FROM s) GROUP BY TUMBLE(v, INTERVAL '10' SECOND)"
+    for setting in SETTINGS:
+        rows = our_answer(Case(sql, late, T, cuts=(1, 2), watermark=True), setting).rows
+        assert sorted(rows) == [(B, 1), (B + dt.timedelta(seconds=30), 1)], setting  # the row at 2s is late
