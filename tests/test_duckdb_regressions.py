@@ -253,3 +253,18 @@ def test_a_window_over_the_watermark_column_renamed_still_drops_late_rows():
     for setting in SETTINGS:
         rows = our_answer(Case(sql, late, T, cuts=(1, 2), watermark=True), setting).rows
         assert sorted(rows) == [(B, 1), (B + dt.timedelta(seconds=30), 1)], setting  # the row at 2s is late
+
+
+LJ_S = frame(k=["d", "x", "y", None, "d"], i=[1, -1, 5, 2, None])
+
+
+@pytest.mark.parametrize("sql", [
+    "SELECT s.k, s.i, t.name FROM s LEFT JOIN t ON s.k = t.k AND s.i > 0",
+    "SELECT s.k, s.i, t.name FROM s LEFT JOIN t ON s.i > 0 AND t.k = s.k AND t.name <> 'q'",
+    "SELECT s.k, t.k AS tk, t.name FROM s LEFT JOIN t ON s.k = t.name AND (s.i IS NULL OR s.k LIKE 'x%')",
+    "SELECT s.k, COUNT(t.name) AS n FROM s LEFT JOIN t ON s.k = t.k AND s.i > 0 GROUP BY s.k",
+    "SELECT a.name, b.name FROM s LEFT JOIN t AS a ON s.k = a.k AND s.i > 0 LEFT JOIN t AS b ON s.k = b.k AND s.i < 3",
+])
+@pytest.mark.parametrize("cuts", [(), (2,)])
+def test_left_join_on_a_left_side_condition_keeps_the_failing_rows_with_nulls(sql, cuts):
+    assert_like_duckdb(sql, LJ_S, T_NAMES, cuts=cuts)
