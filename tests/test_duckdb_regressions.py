@@ -268,3 +268,23 @@ LJ_S = frame(k=["d", "x", "y", None, "d"], i=[1, -1, 5, 2, None])
 @pytest.mark.parametrize("cuts", [(), (2,)])
 def test_left_join_on_a_left_side_condition_keeps_the_failing_rows_with_nulls(sql, cuts):
     assert_like_duckdb(sql, LJ_S, T_NAMES, cuts=cuts)
+
+
+def test_an_unbounded_window_close_over_a_column_the_watermark_does_not_bound_is_refused():
+    from dataclasses import replace
+
+    import stream_dsl as sd
+    from stream_dsl.errors import PlanError
+
+    from stream_dsl.connectors.memory import MemorySink
+
+    ctx = sd.Context(executor="inline", workers=1)
+    ctx.from_polars([TWO_TIMES], name="ev", watermark="ts", watermark_delay="0s")
+    source = ctx.catalog.sources["ev"]
+    ctx.catalog.sources["ev"] = replace(source, options=tuple(sorted(dict(source.options, bounded="false").items())))
+    by_u = "SELECT k, window_start, COUNT(*) AS n FROM ev GROUP BY k, TUMBLE(u, INTERVAL '10' SECOND)"
+    with pytest.raises(PlanError, match="u is not the watermark column"):
+        ctx.sql(by_u).start(sink=MemorySink())
+    for sql in (by_u + " EMIT CHANGES", by_u.replace("TUMBLE(u", "TUMBLE(ts")):
+        handle = ctx.sql(sql).start(sink=MemorySink())
+        handle.stop()
