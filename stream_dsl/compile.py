@@ -103,11 +103,14 @@ def literal(value: object, dtype: DataType) -> pl.Expr:
 
 @_compile.register
 def _(e: E.Binary) -> pl.Expr:
+    if e.op in ("AND", "OR"):
+        # The right side decides only rows the left does not (left not FALSE for AND, not TRUE for OR):
+        # its checks count for those rows only, as DuckDB evaluates a conjunction left to right.
+        left = _as_bool(_compile(e.left), e.left)
+        needed = left.fill_null(True) if e.op == "AND" else ~left.fill_null(False)
+        right = _guarded(needed, lambda: _as_bool(_compile(e.right), e.right))
+        return left & right if e.op == "AND" else left | right
     left, right = _compile(e.left), _compile(e.right)
-    if e.op == "AND":
-        return _as_bool(left, e.left) & _as_bool(right, e.right)
-    if e.op == "OR":
-        return _as_bool(left, e.left) | _as_bool(right, e.right)
     if e.op in E.COMPARISONS:
         return _compare(e.op, left, right, e.left.dtype, e.right.dtype)
     if e.op == "||":
@@ -509,6 +512,9 @@ def _fail_where(failed: pl.Expr, shown: pl.Expr, value: pl.Expr, error: Callable
     """
     for guard in _GUARDS.get():
         failed = failed & guard
+    if not failed.meta.root_names():
+        # Constant operands: the value fails only if some row uses it (not over no rows, as in DuckDB).
+        failed = failed & pl.repeat(True, pl.len())
     bad = pl.when(failed).then(shown).otherwise(None)
 
     def check(series: pl.Series) -> pl.Series:

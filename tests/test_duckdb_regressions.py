@@ -288,3 +288,23 @@ def test_an_unbounded_window_close_over_a_column_the_watermark_does_not_bound_is
     for sql in (by_u + " EMIT CHANGES", by_u.replace("TUMBLE(u", "TUMBLE(ts")):
         handle = ctx.sql(sql).start(sink=MemorySink())
         handle.stop()
+
+
+@pytest.mark.parametrize("sql", [
+    "SELECT CAST(4611686018427387904 AS TIMESTAMP) AS a FROM (SELECT k FROM s WHERE i > 100000)",
+    "SELECT s.k, 9223372036854775807 + 1 AS a FROM s JOIN t ON s.k = t.name",
+    "SELECT k FROM (SELECT k FROM s WHERE i > 100000) WHERE CAST('x' AS INT) > 0",
+])
+def test_a_failing_constant_fails_only_when_a_row_uses_it(sql):
+    s = frame(k=["a", "b"], i=[1, 2])
+    assert_like_duckdb(sql, s, T_NAMES,
+                       duck=sql.replace("CAST(4611686018427387904 AS TIMESTAMP)", "epoch_ms(4611686018427387904)"))
+
+
+@pytest.mark.parametrize("sql", [
+    "SELECT k FROM s WHERE i > 100000 AND CAST(k AS INT) > 0",
+    "SELECT k FROM s WHERE i < 100000 OR CAST(k AS INT) > 0",
+    "SELECT k, (i > 1) AND CAST(k AS INT) > 0 AS b FROM s",
+])
+def test_the_right_side_of_and_or_fails_only_for_rows_it_decides(sql):
+    assert_like_duckdb(sql, frame(k=["a", "b"], i=[1, 1]))
