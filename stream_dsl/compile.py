@@ -348,12 +348,27 @@ def _(e: E.Func) -> pl.Expr:
     fn = SCALAR_FUNCTIONS[e.name]
     if e.name in ("greatest", "least") and e.dtype is T.DOUBLE:
         return _nan_extreme(e.name, [_compile(a).cast(pl.Float64) for a in e.args])
+    if e.name == "coalesce":
+        return _coalesce(e)
     if e.name == "to_timestamp_ms":
         return epoch_ms_to_timestamp(_compile(e.args[0]))
     if e.name == "concat":  # each argument as CAST(x AS STRING) writes it (a TIMESTAMP without '.000')
         return fn.polars(*(_to_string(_compile(a), a.dtype) for a in e.args))
     args = [_typed_null(_compile(a), a, fn.args[min(i, len(fn.args) - 1)]) for i, a in enumerate(e.args)]
     result = fn.polars(*args)
+    return result if e.dtype is T.NULL else result.cast(e.dtype.polars)
+
+
+def _coalesce(e: E.Func) -> pl.Expr:
+    """COALESCE: an argument's checks count only where every earlier one is NULL (it is not needed elsewhere)."""
+    args, earlier_null = [], pl.lit(True)
+    for a in e.args:
+        compiled = _guarded(earlier_null, lambda a=a: _compile(a))
+        if a.dtype is not T.NULL and a.dtype is not e.dtype and e.dtype is not T.NULL:
+            compiled = compiled.cast(e.dtype.polars)
+        args.append(compiled)
+        earlier_null = earlier_null & compiled.is_null()
+    result = pl.coalesce(args)
     return result if e.dtype is T.NULL else result.cast(e.dtype.polars)
 
 

@@ -85,8 +85,11 @@ def _replace(s: pl.Expr, old: pl.Expr, new: pl.Expr) -> pl.Expr:
 
     Polars replaces only a constant pattern: one that varies by row goes through Python's str.replace.
     """
-    if old.meta.is_literal():
-        return pl.when(old.str.len_bytes() == 0).then(s).otherwise(s.str.replace_all(old, new, literal=True))
+    if old.meta.is_literal() and new.meta.is_literal() and _literal_value(old) is not None \
+            and _literal_value(new) is not None:
+        if _literal_value(old) == "":
+            return s
+        return s.str.replace_all(old, new, literal=True)
 
     def each_row(rows: pl.Series) -> pl.Series:
         out = [None if None in (r["s"], r["old"], r["new"]) else r["s"] if r["old"] == ""
@@ -95,6 +98,11 @@ def _replace(s: pl.Expr, old: pl.Expr, new: pl.Expr) -> pl.Expr:
 
     return pl.struct(s.alias("s"), old.alias("old"), new.alias("new")).map_batches(
         each_row, return_dtype=pl.String, is_elementwise=True)
+
+
+def _literal_value(e: pl.Expr) -> object:
+    """The value of a literal polars expression."""
+    return pl.select(e).item()
 
 
 def _log(first: pl.Expr, second: pl.Expr | None = None) -> pl.Expr:

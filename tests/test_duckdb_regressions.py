@@ -308,3 +308,22 @@ def test_a_failing_constant_fails_only_when_a_row_uses_it(sql):
 ])
 def test_the_right_side_of_and_or_fails_only_for_rows_it_decides(sql):
     assert_like_duckdb(sql, frame(k=["a", "b"], i=[1, 1]))
+
+
+@pytest.mark.parametrize("sql", [
+    "SELECT coalesce(d, CAST(k AS DOUBLE)) AS a FROM s",
+    "SELECT coalesce(TIMESTAMP '2024-01-01 00:00:00', CAST(4611686018427387904 AS TIMESTAMP)) AS a FROM s",
+    "SELECT coalesce(NULL, i, 9223372036854775807 + i) AS a FROM s",
+])
+def test_coalesce_checks_an_argument_only_where_the_earlier_ones_are_null(sql):
+    s = frame(k=["x", "2.5"], d=[1.0, None], i=[1, 2])
+    assert_like_duckdb(sql, s, duck=sql.replace("CAST(4611686018427387904 AS TIMESTAMP)", "epoch_ms(4611686018427387904)"))
+
+
+@pytest.mark.parametrize("sql", [
+    "SELECT replace(s2, 'a', NULL) AS a, replace(s2, NULL, 'x') AS b FROM s",
+    "SELECT replace(s2, 'a', k) AS c, replace(s2, '', k) AS e, replace('ab', 'a', k) AS f FROM s",
+])
+def test_replace_with_null_or_per_row_arguments(sql):
+    assert_like_duckdb(sql, frame(k=["Z", "", None], s2=["ab", "xa", None]),
+                       duck=sql.replace("NULL", "CAST(NULL AS VARCHAR)"))

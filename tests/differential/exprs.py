@@ -12,6 +12,7 @@ import random
 from dataclasses import dataclass, field
 
 TYPES = ("int", "dbl", "str", "bool", "ts")
+DUCK_TYPE = {"int": "BIGINT", "dbl": "DOUBLE", "str": "VARCHAR", "bool": "BOOLEAN", "ts": "TIMESTAMP"}
 
 
 @dataclass(frozen=True)
@@ -68,8 +69,8 @@ class ExprGen:
 
     def literal(self, type_: str) -> X:
         r = self.rng
-        if r.random() < 0.08:
-            return leaf(type_, "NULL") if type_ != "bool" or r.random() < 0.5 else leaf(type_, "CAST(NULL AS BOOLEAN)")
+        if r.random() < 0.08:  # DuckDB cannot pick a function for an untyped NULL: it gets the type there
+            return leaf(type_, "NULL", f"CAST(NULL AS {DUCK_TYPE[type_]})")
         if type_ == "int":
             v = r.choice(INTS if self.extremes else INTS[:8])
             return leaf("int", str(v), f"CAST({v} AS BIGINT)")
