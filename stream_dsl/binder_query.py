@@ -210,8 +210,8 @@ def _with_aliases(node: Any, items: Sequence[ast.SelectItem], scope: Scope) -> A
 
 def _group_target(node: ast.Expr, items: Sequence[ast.SelectItem], scope: Scope) -> ast.Expr:
     """The expression a GROUP BY item stands for (resolving positions and select aliases)."""
-    if isinstance(node, ast.NumberLit):
-        if not isinstance(node.value, int) or not 1 <= node.value <= len(items):
+    if isinstance(node, ast.NumberLit) and isinstance(node.value, int):  # GROUP BY 2.5 groups by a constant
+        if not 1 <= node.value <= len(items):
             raise BindError(f"GROUP BY position {node.value} is not in the select list (1 to {len(items)})",
                             span=node.span)
         item = items[node.value - 1]

@@ -477,7 +477,18 @@ def _to_string(x: pl.Expr, source: DataType) -> pl.Expr:
         return pl.when(x.dt.millisecond() != 0).then(fraction).otherwise(whole)
     if source is T.INTERVAL:
         return x.dt.total_milliseconds().cast(pl.String) + pl.lit(" ms")
+    if source is T.DOUBLE:
+        return x.map_batches(_doubles_as_text, return_dtype=pl.String, is_elementwise=True)
     return x.cast(pl.String)
+
+
+def _doubles_as_text(values: pl.Series) -> pl.Series:
+    """DOUBLEs written as DuckDB writes them, which is Python's repr: 'nan', '1e-07', '2.5e-05', '1e+20'.
+
+    (Polars writes 'NaN', '1e-7' and '0.000025'.)
+    """
+    return pl.Series(values.name, [None if v is None else repr(v) for v in values.cast(pl.Float64).to_list()],
+                     dtype=pl.String)
 
 
 _TRUE = ("true", "t", "yes", "y", "1", "on")

@@ -327,3 +327,15 @@ def test_coalesce_checks_an_argument_only_where_the_earlier_ones_are_null(sql):
 def test_replace_with_null_or_per_row_arguments(sql):
     assert_like_duckdb(sql, frame(k=["Z", "", None], s2=["ab", "xa", None]),
                        duck=sql.replace("NULL", "CAST(NULL AS VARCHAR)"))
+
+
+def test_a_double_is_written_as_duckdb_writes_it():
+    values = [1.5, 100.0, 1e20, 1e-7, NAN, float("inf"), float("-inf"), -0.0, 0.1 + 0.2, 2.5e-5, 1e15, None]
+    sql = "SELECT CAST(d AS STRING) AS a, concat(d) AS b, d || '' AS c FROM s"
+    assert_like_duckdb(sql, frame(d=values), duck=sql.replace("STRING", "VARCHAR"))
+
+
+@pytest.mark.parametrize("sql", ["SELECT 3.0 AS c0, COUNT(*) AS n FROM s GROUP BY 3.0",
+                                 "SELECT COUNT(*) AS n FROM s GROUP BY 0.1"])
+def test_group_by_a_decimal_literal_is_a_constant_key_not_a_position(sql):
+    assert_like_duckdb(sql, duck=sql.replace("3.0", "CAST(3.0 AS DOUBLE)"))

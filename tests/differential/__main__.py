@@ -15,7 +15,7 @@ from collections import Counter
 
 from .generator import make_case
 from .known import documented
-from .oracle import Case, difference, duckdb_answer
+from .oracle import Case, describe, disagreement
 from .shrink import shrink
 
 
@@ -34,10 +34,10 @@ def main(argv: list[str] | None = None) -> int:
             break
         case, query = make_case(seed)
         run += 1
-        diff = difference(case)
-        if diff is None:
+        found_here = disagreement(case)
+        if found_here is None:
             continue
-        reason = documented(case, diff, duckdb_answer(case))
+        reason = documented(found_here[1], found_here[2])
         if reason is not None:
             known += 1
             kinds[reason] += 1
@@ -45,8 +45,8 @@ def main(argv: list[str] | None = None) -> int:
         found += 1
         if not args.no_shrink:
             case, query = shrink(case, query, still_fails=_undocumented_difference)
-            diff = difference(case) or diff
-        print(f"\n=== seed {seed}: difference\n{case.render()}\n  {diff}", flush=True)
+            found_here = disagreement(case) or found_here
+        print(f"\n=== seed {seed}: difference\n{case.render()}\n  {describe(found_here)}", flush=True)
     elapsed = time.monotonic() - started
     print(f"\nran {run} cases in {elapsed:.0f}s: {found} undocumented differences, {known} documented "
           f"({dict(kinds)})", flush=True)
@@ -54,8 +54,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _undocumented_difference(case: Case) -> bool:
-    diff = difference(case)
-    return diff is not None and documented(case, diff, duckdb_answer(case)) is None
+    found = disagreement(case)
+    return found is not None and documented(found[1], found[2]) is None
 
 
 if __name__ == "__main__":

@@ -167,14 +167,25 @@ def agree(ours: Answer, theirs: Answer, ordered: bool) -> bool:
     return same_rows(ours.rows or (), theirs.rows or (), ordered)
 
 
-def difference(case: Case) -> str | None:
-    """None when every setting agrees with DuckDB; else a description of the first disagreement."""
+def disagreement(case: Case) -> tuple[Setting, Answer, Answer] | None:
+    """The first setting whose answer is not DuckDB's, with both answers; None when all agree."""
     theirs = duckdb_answer(case)
     for setting in case.settings:
         ours = our_answer(case, setting)
         if not agree(ours, theirs, case.ordered):
-            return f"{setting}: ours {_short(ours)}\n  duckdb {_short(theirs)}"
+            return setting, ours, theirs
     return None
+
+
+def describe(found: tuple[Setting, Answer, Answer]) -> str:
+    setting, ours, theirs = found
+    return f"{setting}: ours {_short(ours)}\n  duckdb {_short(theirs)}"
+
+
+def difference(case: Case) -> str | None:
+    """None when every setting agrees with DuckDB; else a description of the first disagreement."""
+    found = disagreement(case)
+    return None if found is None else describe(found)
 
 
 def _short(answer: Answer, limit: int = 600) -> str:
