@@ -170,7 +170,16 @@ class StepOutput:
 def _semi(frame: pl.DataFrame, keys_frame: pl.DataFrame, on: list[str], how: str = "semi") -> pl.DataFrame:
     if not on:
         return frame if (how == "semi") == (keys_frame.height > 0) else frame.clear()
-    return frame.join(keys_frame.select(on).unique(), on=on, how=how, nulls_equal=True)
+    return join_keys(frame, keys_frame.select(on).unique(), on, how)
+
+
+def join_keys(left: pl.DataFrame, right: pl.DataFrame, on: list[str], how: str) -> pl.DataFrame:
+    """`left.join(right, on=on, how=how)` with NULL = NULL and NaN = NaN, as group keys compare.
+
+    Lazily: polars' eager join of a one-row frame on one float key matches
+    no NaN (polars 2.1), so a group whose key is NaN lost its COUNT(DISTINCT).
+    """
+    return left.lazy().join(right.lazy(), on=on, how=how, nulls_equal=True).collect()
 
 
 def _group(frame: pl.DataFrame, on: list[str], aggs: list[pl.Expr]) -> pl.DataFrame:
@@ -599,8 +608,8 @@ class AggregateState:
             sets = self.distinct.get(i)
             if sets is None:
                 continue
-            hit = sets.join(mapping, on=self.groups, how="inner", nulls_equal=True)
-            rest = sets.join(mapping.select(self.groups), on=self.groups, how="anti", nulls_equal=True)
+            hit = join_keys(sets, mapping, self.groups, "inner")
+            rest = join_keys(sets, mapping.select(self.groups), self.groups, "anti")
             remapped = hit.drop(WS, WE).rename({"__sd_nws": WS, "__sd_nwe": WE}).select(sets.columns)
             self.distinct[i] = pl.concat([rest, remapped], how="diagonal_relaxed").unique()
 
@@ -636,7 +645,7 @@ class AggregateState:
             counts = _group(_semi(self.distinct.get(i, pl.DataFrame(schema=groups.select(self.groups).schema)),
                                   groups, self.groups), self.groups, [pl.len().cast(pl.Int64).alias(f"__sd_d{i}")])
             if self.groups:
-                groups = groups.join(counts, on=self.groups, how="left", nulls_equal=True)
+                groups = join_keys(groups, counts, self.groups, "left")
             else:
                 groups = groups.with_columns(pl.lit(counts.item() if counts.height else 0).alias(f"__sd_d{i}"))
         exprs = [pl.col(k) for k in self.keys]
@@ -686,7 +695,7 @@ class DistinctState:
     def step(self, rows: pl.DataFrame, wm_prev: int | None, wm_new: int | None) -> StepOutput:
         fresh = rows.unique(maintain_order=True)
         if self.seen is not None and fresh.height:
-            fresh = fresh.join(self.seen, on=list(self.op.columns), how="anti", nulls_equal=True)
+            fresh = join_keys(fresh, self.seen, list(self.op.columns), "anti")
         if fresh.height:
             self.seen = fresh if self.seen is None else pl.concat([self.seen, fresh], how="diagonal_relaxed")
         return StepOutput(fresh)

@@ -339,3 +339,12 @@ def test_a_double_is_written_as_duckdb_writes_it():
                                  "SELECT COUNT(*) AS n FROM s GROUP BY 0.1"])
 def test_group_by_a_decimal_literal_is_a_constant_key_not_a_position(sql):
     assert_like_duckdb(sql, duck=sql.replace("3.0", "CAST(3.0 AS DOUBLE)"))
+
+
+@pytest.mark.parametrize("sql", [
+    "SELECT d AS c0, COUNT(DISTINCT s2) AS x0 FROM s GROUP BY d",
+    "SELECT DISTINCT d FROM s",
+])
+@pytest.mark.parametrize("cuts", [(), (1,), (1, 2)])
+def test_a_nan_group_key_keeps_its_distinct_values(sql, cuts):
+    assert_like_duckdb(sql, frame(s2=["x", "y", "x"], d=[NAN, NAN, 1.0]), cuts=cuts)

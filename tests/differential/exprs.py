@@ -50,6 +50,8 @@ DOUBLES = ("0.5", "-1.5", "0.0", "2.25", "1e308", "-1e-300", "3.0", "10.0", "0.1
 STRINGS = ("a", "", "ab", " a ", "%", "_b", "é", "12", "-3.5", "2024-01-01 00:00:01", "a%", "B")
 TIMESTAMPS = ("2024-01-01 00:00:00", "2024-01-01 00:00:20", "1969-12-31 23:59:59.5", "2024-01-01 00:00:05.25")
 INTERVALS = (("1", "SECOND", 1000), ("10", "SECOND", 10_000), ("2", "MINUTE", 120_000), ("1", "DAY", 86_400_000))
+ALIASES = {"substring": ("substr",), "length": ("char_length", "len"), "ceil": ("ceiling",), "power": ("pow",),
+           "coalesce": ("ifnull",), "upper": ("ucase",), "lower": ("lcase",)}
 LIKE_PATTERNS = ("a%", "%a", "_", "%", "a_", "%.%", "", "é%", "%b%")
 
 
@@ -95,7 +97,12 @@ class ExprGen:
         if depth <= 0 or self.rng.random() < 0.25:
             return self.leaf_of(type_)
         makers = getattr(self, f"_{type_}")()
-        return self.rng.choice(makers)(depth - 1)
+        made = self.rng.choice(makers)(depth - 1)
+        name = made.ours_fmt.split("(", 1)[0]
+        if name in ALIASES and self.rng.random() < 0.3:  # another spelling of the same function, ours only
+            alias = self.rng.choice(ALIASES[name])
+            return X(made.type, alias + made.ours_fmt[len(name):], made.duck_fmt or made.ours_fmt, made.kids)
+        return made
 
     def _num(self, depth: int) -> X:
         return self.expr(self.rng.choice(("int", "dbl")), depth)

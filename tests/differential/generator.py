@@ -86,7 +86,7 @@ class From:
 
 
 def make_from(rng: random.Random, extremes: bool) -> From:
-    kind = rng.choice(("s", "s", "s", "join", "join", "join2", "sub", "cte"))
+    kind = rng.choice(("s", "s", "s", "join", "join", "join2", "selfjoin", "sub", "cte"))
     s_cols = {f"s.{c}": t for c, t in S_TYPES.items()}
     if kind == "s":
         return From("s", "s", dict(S_TYPES))
@@ -104,6 +104,11 @@ def make_from(rng: random.Random, extremes: bool) -> From:
             on += " AND {on}"
         text = f"s {how} t ON {on}"
         return From(text, text, cols, slots)
+    if kind == "selfjoin":  # the table joined with itself, then with the stream
+        how = rng.choice(("JOIN", "LEFT JOIN"))
+        text = (f"s {how} (SELECT a.k, a.w, b.name FROM t AS a JOIN t AS b ON a.k = b.name) AS u "
+                f"ON s.k = u.k")
+        return From(text, text, {**s_cols, "u.k": "str", "u.w": "int", "u.name": "str"})
     if kind == "join2":
         first, second = rng.choice(("JOIN", "LEFT JOIN")), rng.choice(("JOIN", "LEFT JOIN"))
         text = f"s {first} t AS a ON s.k = a.k {second} t AS b ON s.s2 = b.name"
@@ -190,6 +195,9 @@ def aggregate_query(rng: random.Random, extremes: bool) -> Query:
     if rng.random() < 0.3:
         text += " HAVING " + rng.choice(("COUNT(*) > 1", f"{aggs[0]} IS NOT NULL", "COUNT(*) < 3 OR MIN(1) = 1"))
     ours, duck = _with(source, text, text.replace(f"FROM {source.ours}", f"FROM {source.duck}"))
+    if rng.random() < 0.2 and not ours.startswith("WITH"):  # a query over the aggregate's changelog
+        outer = rng.choice(("x0 IS NOT NULL", "TRUE", "x0 IS NULL OR c0 IS NULL" if keys else "x0 IS NULL"))
+        ours, duck = (f"SELECT * FROM ({ours}) AS g WHERE {outer}", f"SELECT * FROM ({duck}) AS g WHERE {outer}")
     return Query(ours, duck, slots, False, source.columns)
 
 

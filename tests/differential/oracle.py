@@ -131,7 +131,7 @@ def _sort_key(row: tuple) -> tuple:
         elif isinstance(v, float) and math.isnan(v):
             out.append((1, ""))
         elif isinstance(v, float):
-            out.append((0, repr(round(v, 6))))
+            out.append((0, repr(round(v, 6) + 0.0)))  # + 0.0: -0.0 and 0.0 are one value (a group shows either)
         else:
             out.append((0, repr(v)))
     return tuple(out)
