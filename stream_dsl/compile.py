@@ -68,8 +68,18 @@ def compile_named(n: E.NamedExpr) -> pl.Expr:
 
 
 def compile_predicate(e: E.Expr) -> pl.Expr:
-    """A filter predicate: NULL counts as false (WHERE keeps only TRUE rows)."""
-    return _compile(e).fill_null(False)
+    """A filter predicate: NULL counts as false (WHERE keeps only TRUE rows).
+
+    Conjuncts count left to right, as DuckDB filters: a conjunct's checks
+    run only for rows every earlier one kept (NULL AND x drops the row
+    whatever x is, so x is not needed there).
+    """
+    kept, result = pl.lit(True), None
+    for part in E.conjuncts(e):
+        value = _guarded(kept, lambda p=part: _as_bool(_compile(p), p).fill_null(False))
+        result = value if result is None else result & value
+        kept = kept & value
+    return result if result is not None else pl.lit(True)
 
 
 @singledispatch
@@ -111,12 +121,21 @@ def _(e: E.Binary) -> pl.Expr:
         right = _guarded(needed, lambda: _as_bool(_compile(e.right), e.right))
         return left & right if e.op == "AND" else left | right
     left, right = _compile(e.left), _compile(e.right)
+    if e.op in ("+", "-") and e.dtype is T.DOUBLE and (_is_zero(e.left) or (e.op == "+" and _is_zero(e.right))):
+        # Polars folds 0.0 + x and 0.0 - x to x and -x, which keep a -0.0 that IEEE makes +0.0.
+        value = _arithmetic(e.op, left, right, e.left.dtype, e.right.dtype, e.dtype)
+        return pl.when(value == 0).then(pl.lit(0.0)).otherwise(value)
     if e.op in E.COMPARISONS:
         return _compare(e.op, left, right, e.left.dtype, e.right.dtype)
     if e.op == "||":
         return pl.concat_str([_to_string(left, e.left.dtype), _to_string(right, e.right.dtype)])
     constant = e.right.value if isinstance(e.right, E.Literal) else None
     return _arithmetic(e.op, left, right, e.left.dtype, e.right.dtype, e.dtype, constant)
+
+
+def _is_zero(e: E.Expr) -> bool:
+    return isinstance(e, E.Literal) and isinstance(e.value, (int, float)) and not isinstance(e.value, bool) \
+        and e.value == 0
 
 
 def _as_bool(x: pl.Expr, e: E.Expr) -> pl.Expr:

@@ -348,3 +348,17 @@ def test_group_by_a_decimal_literal_is_a_constant_key_not_a_position(sql):
 @pytest.mark.parametrize("cuts", [(), (1,), (1, 2)])
 def test_a_nan_group_key_keeps_its_distinct_values(sql, cuts):
     assert_like_duckdb(sql, frame(s2=["x", "y", "x"], d=[NAN, NAN, 1.0]), cuts=cuts)
+
+
+@pytest.mark.parametrize("sql", [
+    "SELECT k FROM s WHERE NULL AND (- i) > 0",
+    "SELECT k FROM s WHERE i > 5 AND NULL AND CAST(k AS INT) > 0",
+])
+def test_a_where_conjunct_is_checked_only_for_rows_the_earlier_ones_keep(sql):
+    assert_like_duckdb(sql, frame(k=["a", "b"], i=[-9223372036854775808, 3]))
+
+
+def test_zero_plus_or_minus_a_double_zero_is_positive_zero():
+    sql = "SELECT CAST(0.0 - d AS STRING) AS a, CAST(d + 0.0 AS STRING) AS b, 1 / (0 - d) AS c FROM s"
+    assert_like_duckdb(sql, frame(d=[0.0, -0.0, 1.5, None]),
+                       duck=sql.replace("0.0", "CAST(0.0 AS DOUBLE)").replace("STRING", "VARCHAR"))

@@ -7,7 +7,7 @@ against other rows.
 
 from __future__ import annotations
 
-from .oracle import Answer
+from .oracle import Answer, same_rows
 
 KINDS = {
     "duckdb_raises_for_unused_values":
@@ -15,6 +15,8 @@ KINDS = {
         "or a filter it evaluates before a join); we raise only for values some row uses",
     "timestamp_range":
         "a TIMESTAMP outside years 1 to 9999 is an error here; DuckDB's TIMESTAMP reaches year 294246",
+    "negative_nan_text":
+        "a NaN is written 'nan'; DuckDB writes '-nan' for a NaN whose sign bit is set (power(-1, 0.5))",
     "sum_does_not_widen":
         "SUM over BIGINT raises when the total leaves BIGINT; DuckDB widens to HUGEINT",
 }
@@ -26,6 +28,10 @@ def documented(ours: Answer, theirs: Answer) -> str | None:
     if ours.rows is not None and theirs.error is not None and any(
             word in theirs.error for word in ("Conversion Error", "Out of Range Error", "Invalid Input Error")):
         return "duckdb_raises_for_unused_values"
+    if ours.rows is not None and theirs.rows is not None and any("-nan" in repr(r) for r in theirs.rows):
+        unsigned = tuple(tuple(v.replace("-nan", "nan") if isinstance(v, str) else v for v in r) for r in theirs.rows)
+        if same_rows(ours.rows, unsigned, ordered=False):
+            return "negative_nan_text"
     if ours.error is not None and theirs.rows is not None:
         if "to TIMESTAMP" in ours.error or "timestamp out of range" in ours.error:
             return "timestamp_range"

@@ -131,7 +131,8 @@ def _sort_key(row: tuple) -> tuple:
         elif isinstance(v, float) and math.isnan(v):
             out.append((1, ""))
         elif isinstance(v, float):
-            out.append((0, repr(round(v, 6) + 0.0)))  # + 0.0: -0.0 and 0.0 are one value (a group shows either)
+            # 9 significant digits (tiny values stay apart); + 0.0: -0.0 and 0.0 are one value
+            out.append((0, repr(float(f"{v:.9g}") + 0.0)))
         else:
             out.append((0, repr(v)))
     return tuple(out)
