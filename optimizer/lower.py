@@ -34,10 +34,10 @@ from optimizer.stages import (TIME_COLUMN, AggregateOp, AggSpec, BroadcastJoinOp
                               Operator, OutputWrite, PartialAggregateOp, ProjectOp, ReadOp, ScanOp, ShuffleWrite, Stage,
                               StatefulOp, arg_column, ROW_COLUMN)
 from stream_dsl.errors import PlanError
-from stream_dsl.expr import Agg, Column, NamedExpr
+from stream_dsl.expr import Agg, Case, Column, Expr, IsNull, Literal, NamedExpr, columns_used
 from stream_dsl.plan import (EMIT_CHANGES, PARTIAL_DISTINCT, WINDOW_START, Aggregate, Distinct, FinalAggregate,
-                             Filter, Join, Limit, PartialAggregate, Plan, Project, Scan, Sort, SortKey, Union, distinct_argument,
-                             is_streaming)
+                             Filter, Join, Limit, PartialAggregate, Plan, Project, Scan, Sort, SortKey, Union,
+                             WindowSpec, distinct_argument, is_streaming)
 from stream_dsl.types import DataType, Field, Schema, common_type
 
 
@@ -221,7 +221,7 @@ class _Lowering:
             arg = None
             if agg.arg is not None:
                 arg = arg_column(i)
-                pre.append(NamedExpr(arg, agg.arg))
+                pre.append(NamedExpr(arg, _timed(agg.arg, node.window)))
             specs.append(AggSpec(named.name, agg.func, arg, agg.dtype, agg.distinct))
         if not pre:
             # COUNT(*) alone: a frame of no columns has no rows, so keep one input column to count.
@@ -242,7 +242,7 @@ class _Lowering:
             pre.append(NamedExpr(TIME_COLUMN, Column(node.window.time_column, DataType.TIMESTAMP)))
         distinct = distinct_argument(node.aggs)
         if distinct is not None:
-            pre.append(NamedExpr(PARTIAL_DISTINCT, distinct))
+            pre.append(NamedExpr(PARTIAL_DISTINCT, _timed(distinct, node.window)))
         specs = []
         for i, named in enumerate(node.aggs):
             agg = named.expr
@@ -252,7 +252,7 @@ class _Lowering:
                 arg = PARTIAL_DISTINCT
             elif agg.arg is not None:
                 arg = arg_column(i)
-                pre.append(NamedExpr(arg, agg.arg))
+                pre.append(NamedExpr(arg, _timed(agg.arg, node.window)))
             specs.append(AggSpec(named.name, agg.func, arg, agg.dtype, agg.distinct))
         if not pre:  # COUNT(*) alone: keep one input column, so the frame keeps its rows
             first = node.input.schema.fields[0]
@@ -343,3 +343,15 @@ def stage_order(graph: nx.DiGraph) -> list[Stage]:
 
 def output_stages(graph: nx.DiGraph) -> list[Stage]:
     return [s for s in stage_order(graph) if isinstance(s.terminal, OutputWrite)]
+
+
+def _timed(arg: Expr, window: WindowSpec | None) -> Expr:
+    """A windowed aggregate's argument, computed only for rows with a time (the others belong to no window).
+
+    So a CAST in the argument fails only for rows that count, as in SQL
+    over the rows that have a window.
+    """
+    if window is None or not columns_used(arg):
+        return arg
+    has_time = IsNull(Column(window.time_column, DataType.TIMESTAMP), negated=True)
+    return Case(((has_time, arg),), Literal(None, DataType.NULL), arg.dtype)

@@ -75,7 +75,9 @@ def compile_predicate(e: E.Expr) -> pl.Expr:
     whatever x is, so x is not needed there).
     """
     kept, result = pl.lit(True), None
-    for part in E.conjuncts(e):
+    parts = E.conjuncts(e)
+    # Constant conjuncts first: a FALSE one decides every row, as DuckDB's folding does (7 <= 0.5 AND ...).
+    for part in sorted(parts, key=lambda p: bool(E.columns_used(p))):
         value = _guarded(kept, lambda p=part: _as_bool(_compile(p), p).fill_null(False))
         result = value if result is None else result & value
         kept = kept & value

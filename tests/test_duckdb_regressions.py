@@ -362,3 +362,18 @@ def test_zero_plus_or_minus_a_double_zero_is_positive_zero():
     sql = "SELECT CAST(0.0 - d AS STRING) AS a, CAST(d + 0.0 AS STRING) AS b, 1 / (0 - d) AS c FROM s"
     assert_like_duckdb(sql, frame(d=[0.0, -0.0, 1.5, None]),
                        duck=sql.replace("0.0", "CAST(0.0 AS DOUBLE)").replace("STRING", "VARCHAR"))
+
+
+@pytest.mark.parametrize("window", ["TUMBLE(ts, INTERVAL '10' SECOND)", "SESSION(ts, INTERVAL '10' SECOND)",
+                                    "HOP(ts, INTERVAL '5' SECOND, INTERVAL '10' SECOND)"])
+def test_a_window_aggregates_argument_is_not_computed_for_rows_without_a_time(window):
+    s = frame(k=["7", "x"], ts=[B, None])
+    sql = f"SELECT COUNT(DISTINCT CAST(k AS BIGINT)) AS n, SUM(CAST(k AS BIGINT)) AS t FROM s GROUP BY {window}"
+    for setting in SETTINGS:
+        rows = our_answer(Case(sql, s, T), setting).rows
+        assert rows and set(rows) == {(1, 7)}, (setting, rows)  # (HOP: one row per window holding it)
+
+
+def test_a_constant_false_conjunct_decides_before_the_others():
+    sql = "SELECT k FROM s WHERE (7 BETWEEN CAST(k AS DOUBLE) AND 0.5)"
+    assert_like_duckdb(sql, frame(k=["c", "1"]), duck=sql.replace("0.5", "CAST(0.5 AS DOUBLE)"))

@@ -228,16 +228,17 @@ def window_query(rng: random.Random, extremes: bool) -> Query:
     t = "epoch_ms(ts)"
     if kind == "tumble":
         duck = (f"WITH w AS (SELECT *, {t} - (({t} % {size}) + {size}) % {size} AS wst FROM s "
-                f"WHERE ts IS NOT NULL{where}) SELECT {key_sel}epoch_ms(wst) AS ws, epoch_ms(wst + {size}) AS we, "
-                f"{sel_aggs} FROM w GROUP BY {key_grp}wst")
+                f"WHERE TRUE{where}) SELECT {key_sel}epoch_ms(wst) AS ws, epoch_ms(wst + {size}) AS we, "
+                f"{sel_aggs} FROM w WHERE wst IS NOT NULL GROUP BY {key_grp}wst")
     elif kind == "hop":
         first = f"{t} - (({t} % {slide}) + {slide}) % {slide}"
         duck = (f"WITH w AS (SELECT *, unnest(range({first}, {t} - {size}, -{slide})) AS wst FROM s "
-                f"WHERE ts IS NOT NULL{where}) SELECT {key_sel}epoch_ms(wst) AS ws, epoch_ms(wst + {size}) AS we, "
-                f"{sel_aggs} FROM w GROUP BY {key_grp}wst")
+                f"WHERE TRUE{where}) SELECT {key_sel}epoch_ms(wst) AS ws, epoch_ms(wst + {size}) AS we, "
+                f"{sel_aggs} FROM w WHERE wst IS NOT NULL GROUP BY {key_grp}wst")
     else:
         part = "PARTITION BY k " if keyed else ""
-        duck = (f"WITH e AS (SELECT *, {t} AS tm, row_number() OVER () AS rn FROM s WHERE ts IS NOT NULL{where}), "
+        duck = (f"WITH e0 AS (SELECT * FROM s WHERE TRUE{where}), "
+                f"e AS (SELECT *, {t} AS tm, row_number() OVER () AS rn FROM e0 WHERE ts IS NOT NULL), "
                 f"f AS (SELECT *, CASE WHEN tm - LAG(tm) OVER ({part}ORDER BY tm, rn) < {size} THEN 0 ELSE 1 END "
                 f"AS brk FROM e), g AS (SELECT *, SUM(brk) OVER ({part}ORDER BY tm, rn ROWS UNBOUNDED PRECEDING) "
                 f"AS sid FROM f) SELECT {key_sel}epoch_ms(MIN(tm)) AS ws, epoch_ms(MAX(tm) + {size}) AS we, "
