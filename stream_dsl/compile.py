@@ -150,9 +150,14 @@ _COMPARE = {
 }
 
 
+def _null_rows(dtype: pl.DataType) -> pl.Expr:
+    """NULL on every row: a bare literal would be one row, and a projection of only such columns one row long."""
+    return pl.repeat(None, pl.len(), dtype=dtype)
+
+
 def _compare(op: str, left: pl.Expr, right: pl.Expr, lt: DataType, rt: DataType) -> pl.Expr:
     if T.NULL in (lt, rt):
-        return pl.lit(None, dtype=pl.Boolean)
+        return _null_rows(pl.Boolean)
     if lt.is_numeric and rt.is_numeric and lt is not rt:
         wide = pl.Float64 if T.DOUBLE in (lt, rt) else pl.Int64
         left, right = left.cast(wide), right.cast(wide)
@@ -165,7 +170,7 @@ def _arithmetic(op: str, left: pl.Expr, right: pl.Expr, lt: DataType, rt: DataTy
     if result is T.TIMESTAMP or result is T.INTERVAL:
         return _temporal(op, left, right, lt, rt, result)
     if T.NULL in (lt, rt):
-        return pl.lit(None, dtype=result.polars)
+        return _null_rows(result.polars)
     if op == "/":
         return left.cast(pl.Float64) / right.cast(pl.Float64)
     target = result.polars
@@ -325,7 +330,7 @@ def _cast_value(e: E.Expr, target: DataType) -> pl.Expr:
 def _(e: E.InList) -> pl.Expr:
     x = _compile(e.expr)
     if e.expr.dtype is T.NULL or not e.items:
-        result = pl.lit(None, dtype=pl.Boolean) if e.items else pl.lit(False)
+        result = _null_rows(pl.Boolean) if e.items else pl.lit(False)
     elif all(isinstance(i, E.Literal) and i.value is not None for i in e.items) and _same_kind(e):
         values = pl.Series([i.value for i in e.items], dtype=e.expr.dtype.polars)
         result = pl.when(x.is_null()).then(None).otherwise(x.is_in(pl.lit(values).implode()))

@@ -377,3 +377,12 @@ def test_a_window_aggregates_argument_is_not_computed_for_rows_without_a_time(wi
 def test_a_constant_false_conjunct_decides_before_the_others():
     sql = "SELECT k FROM s WHERE (7 BETWEEN CAST(k AS DOUBLE) AND 0.5)"
     assert_like_duckdb(sql, frame(k=["c", "1"]), duck=sql.replace("0.5", "CAST(0.5 AS DOUBLE)"))
+
+
+@pytest.mark.parametrize("sql", [
+    "SELECT (d <= NULL) AS c0, COUNT(*) AS x0 FROM s GROUP BY (d <= NULL)",
+    "SELECT (i + NULL) AS c0, COUNT(*) AS x0 FROM s GROUP BY (i + NULL)",
+    "SELECT (NULL IN (i, 2)) AS c0, COUNT(*) AS x0 FROM s GROUP BY (NULL IN (i, 2))",
+])
+def test_a_null_valued_group_key_over_columns_counts_every_row(sql):
+    assert_like_duckdb(sql, duck=sql.replace("NULL", "CAST(NULL AS BIGINT)"))

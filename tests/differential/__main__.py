@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
         found_here = disagreement(case)
         if found_here is None:
             continue
-        reason = documented(found_here[1], found_here[2])
+        reason = documented(found_here[1], found_here[2], case, found_here[0])
         if reason is not None:
             known += 1
             kinds[reason] += 1
@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _undocumented_difference(case: Case) -> bool:
     found = disagreement(case)
-    return found is not None and documented(found[1], found[2]) is None
+    return found is not None and documented(found[1], found[2], case, found[0]) is None
 
 
 if __name__ == "__main__":
