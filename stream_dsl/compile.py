@@ -76,8 +76,13 @@ def compile_predicate(e: E.Expr) -> pl.Expr:
     """
     kept, result = pl.lit(True), None
     parts = E.conjuncts(e)
-    # Constant conjuncts first: a FALSE one decides every row, as DuckDB's folding does (7 <= 0.5 AND ...).
-    for part in sorted(parts, key=lambda p: bool(E.columns_used(p))):
+    # A constant conjunct that is FALSE decides every row first, as DuckDB's folding does (7 <= 0.5 AND ...);
+    # as a guard it raises nothing (one that fails to compute is NULL there, and raises in its turn below).
+    for part in parts:
+        if not E.columns_used(part):
+            quiet = _guarded(pl.lit(False), lambda p=part: _as_bool(_compile(p), p))
+            kept = kept & quiet.fill_null(True)
+    for part in parts:
         value = _guarded(kept, lambda p=part: _as_bool(_compile(p), p).fill_null(False))
         result = value if result is None else result & value
         kept = kept & value
