@@ -386,3 +386,10 @@ def test_a_constant_false_conjunct_decides_before_the_others():
 ])
 def test_a_null_valued_group_key_over_columns_counts_every_row(sql):
     assert_like_duckdb(sql, duck=sql.replace("NULL", "CAST(NULL AS BIGINT)"))
+
+
+def test_an_optimizer_rule_failure_is_a_dsl_error():
+    from optimizer.driver import OptimizerRuleError
+    from stream_dsl.errors import DSLError
+
+    assert issubclass(OptimizerRuleError, DSLError) and issubclass(OptimizerRuleError, RuntimeError)
