@@ -307,7 +307,18 @@ def _(e: E.Case) -> pl.Expr:
     chain = pl.when(conditions[0]).then(values[0])
     for condition, value in zip(conditions[1:], values[1:]):
         chain = chain.when(condition).then(value)
-    return chain.otherwise(otherwise).cast(target)
+    return chain.otherwise(_row_shaped(otherwise)).cast(target)
+
+
+def _row_shaped(x: pl.Expr) -> pl.Expr:
+    """`x`, one value per row even when it is a constant.
+
+    Polars 2.1 gives a when/then whose branches are all constants one row,
+    even when its condition reads columns through another such when/then
+    (CASE WHEN 'B' = nullif('a', k) THEN NULL ELSE 'B' END), and the
+    projection then fails on the length.
+    """
+    return pl.repeat(x, pl.len()) if not x.meta.root_names() else x
 
 
 # While a CASE branch compiles: the conditions under which its value is used (per thread and task).
@@ -381,6 +392,10 @@ def _(e: E.Func) -> pl.Expr:
         return _nan_extreme(e.name, [_compile(a).cast(pl.Float64) for a in e.args])
     if e.name == "coalesce":
         return _coalesce(e)
+    if e.name == "nullif":
+        a, b = (_typed_null(_compile(x), x, "any") for x in e.args)
+        result = pl.when(a == b).then(None).otherwise(_row_shaped(a))
+        return result if e.dtype is T.NULL else result.cast(e.dtype.polars)
     if e.name == "to_timestamp_ms":
         return epoch_ms_to_timestamp(_compile(e.args[0]))
     if e.name == "concat":  # each argument as CAST(x AS STRING) writes it (a TIMESTAMP without '.000')

@@ -393,3 +393,12 @@ def test_an_optimizer_rule_failure_is_a_dsl_error():
     from stream_dsl.errors import DSLError
 
     assert issubclass(OptimizerRuleError, DSLError) and issubclass(OptimizerRuleError, RuntimeError)
+
+
+@pytest.mark.parametrize("sql", [
+    "SELECT nullif('B', nullif('a', t.k)) AS c1 FROM s JOIN t ON s.s2 = t.name",
+    "SELECT CASE WHEN 'B' = (CASE WHEN 'a' = t.k THEN NULL ELSE 'a' END) THEN NULL ELSE 'B' END AS c1 "
+    "FROM s JOIN t ON s.s2 = t.name",
+])
+def test_a_case_of_constants_under_a_condition_on_columns_has_a_value_per_row(sql):
+    assert_like_duckdb(sql, frame(k=["c"], s2=["a"]), frame(k=["b", None], name=["a", "a"]))
