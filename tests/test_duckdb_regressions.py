@@ -12,7 +12,7 @@ import datetime as dt
 import polars as pl
 import pytest
 
-from differential.oracle import SETTINGS, Case, Setting, difference, our_answer
+from differential.oracle import SETTINGS, Case, difference, our_answer
 
 TS = pl.Datetime("ms")
 T = pl.DataFrame({"k": ["d"], "name": ["x"]})
@@ -205,12 +205,14 @@ def test_case_evaluates_a_when_condition_only_for_rows_no_earlier_one_decided(sq
 def test_a_later_when_conditions_checks_are_guarded_by_the_earlier_conditions(monkeypatch):
     """White box: polars may compute every WHEN on every row, so a check in a later condition must be guarded."""
     from stream_dsl import compile as C
+    from stream_dsl import compile_cast, compile_checks
     from stream_dsl import expr as E
     from stream_dsl.types import DataType
 
     guards: list[int] = []
-    real = C._fail_where
-    monkeypatch.setattr(C, "_fail_where", lambda *args: guards.append(len(C._GUARDS.get())) or real(*args))
+    real = compile_checks.fail_where
+    monkeypatch.setattr(compile_cast, "fail_where",
+                        lambda *args: guards.append(len(compile_checks.GUARDS.get())) or real(*args))
     i, k = E.Column("i", DataType.BIGINT), E.Column("k", DataType.STRING)
     cond2 = E.Binary(">", E.Cast(k, DataType.INT), E.Literal(0, DataType.INT), DataType.BOOLEAN)
     case = E.Case(((E.Binary(">", i, E.Literal(0, DataType.BIGINT), DataType.BOOLEAN), E.Literal(1, DataType.BIGINT)),
