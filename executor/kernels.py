@@ -18,6 +18,7 @@ query over a small input skips polars' optimizer (`state.collect`).
 from __future__ import annotations
 
 import functools
+import re
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Sequence
 
@@ -41,6 +42,9 @@ Step = Callable[[pl.LazyFrame, Tables], pl.LazyFrame]
 def error_text(exc: BaseException) -> str:
     """The useful part of an exception message (polars appends the whole expression tree)."""
     text = str(exc).split("\n\nThis error occurred")[0].strip()
+    overflow = re.search(r"conversion from `i128` to `i64` failed .*values: \[(-?\d+)", text)
+    if overflow:  # state.checked_sum's strict cast
+        return f"integer overflow: SUM reached {overflow.group(1)}, which does not fit in BIGINT"
     return text.splitlines()[0] if text else type(exc).__name__
 
 

@@ -52,8 +52,11 @@ class RuleApplication(NamedTuple):
     after: str
 
 
-class OptimizerRuleError(RuntimeError):
-    """A rule broke its contract (changed the output schema, or failed): a bug in the rule, not the query."""
+class OptimizerRuleError(DSLError, RuntimeError):
+    """A rule broke its contract (changed the output schema, or failed): a bug in the rule, not the query.
+
+    A DSLError too, so a query's caller catches every failure of a query as one.
+    """
 
     def __init__(self, rule: str, message: str) -> None:
         self.rule = rule

@@ -44,7 +44,8 @@ def values(e: E.Expr, frame: pl.DataFrame = FRAME) -> list:
 
 
 def scalar(e: E.Expr):
-    return pl.select(compile_expr(e).alias("x")).item()
+    """A constant's value, computed for one row (over no rows its checks would not run)."""
+    return pl.DataFrame({"row": [0]}).select(compile_expr(e).alias("x")).item()
 
 
 # ---------------------------------------------------------------- leaves

@@ -27,6 +27,12 @@ def check_can_emit(graph: nx.DiGraph, readers: Mapping[int, Reader]) -> None:
                 f"has no watermark, so no window would ever close; add a WATERMARK clause to the stream "
                 f"(e.g. WATERMARK FOR {op.window.time_column} AS {op.window.time_column} - INTERVAL '1' SECOND) "
                 f"or use EMIT CHANGES")
+        if unbounded and not op.window.watermarked:
+            raise PlanError(
+                f"the windowed aggregate over {op.window.time_column} emits on window close, but "
+                f"{op.window.time_column} is not the watermark column of unbounded stream "
+                f"'{unbounded[0].scan.source.name}', so no window would ever close; window over the watermark "
+                f"column or use EMIT CHANGES")
 
 
 def check_bounded(readers: Mapping[int, Reader], limit: int | None, changelog: bool, ordered: bool = False) -> None:

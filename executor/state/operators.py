@@ -171,7 +171,16 @@ class StepOutput:
 def _semi(frame: pl.DataFrame, keys_frame: pl.DataFrame, on: list[str], how: str = "semi") -> pl.DataFrame:
     if not on:
         return frame if (how == "semi") == (keys_frame.height > 0) else frame.clear()
-    return frame.join(keys_frame.select(on).unique(), on=on, how=how, nulls_equal=True)
+    return join_keys(frame, keys_frame.select(on).unique(), on, how)
+
+
+def join_keys(left: pl.DataFrame, right: pl.DataFrame, on: list[str], how: str) -> pl.DataFrame:
+    """`left.join(right, on=on, how=how)` with NULL = NULL and NaN = NaN, as group keys compare.
+
+    Lazily: polars' eager join of a one-row frame on one float key matches
+    no NaN (polars 2.1), so a group whose key is NaN lost its COUNT(DISTINCT).
+    """
+    return left.lazy().join(right.lazy(), on=on, how=how, nulls_equal=True).collect()
 
 
 def _group(frame: pl.DataFrame, on: list[str], aggs: list[pl.Expr]) -> pl.DataFrame:
@@ -233,11 +242,16 @@ def batch_partials(aggs: tuple[AggSpec, ...]) -> list[pl.Expr]:
             if not spec.distinct:
                 out.append((pl.len() if x is None else x.count()).cast(pl.Int64).alias(names.count_col(i)))
         elif spec.func in ("sum", "avg"):
-            out += [x.cast(_sum_type(spec)).sum().alias(names.sum_col(i)),
+            out += [checked_sum(x.cast(_sum_type(spec)), _sum_type(spec) == pl.Int64).alias(names.sum_col(i)),
                     x.count().cast(pl.Int64).alias(names.nonnull_col(i))]
         else:
-            out.append(getattr(x.cast(spec.dtype.polars), spec.func)().alias(names.extreme_col(spec.func, i)))
+            out.append(_extreme(x.cast(spec.dtype.polars), spec.func, spec.dtype).alias(names.extreme_col(spec.func, i)))
     return out
+
+
+def _extreme(x: pl.Expr, func: str, dtype: DataType) -> pl.Expr:
+    """MIN or MAX; NaN is above every DOUBLE, as in DuckDB (polars' max skips it, so MAX takes nan_max)."""
+    return x.nan_max() if func == "max" and dtype is DataType.DOUBLE else getattr(x, func)()
 
 
 def row_partials(aggs: tuple[AggSpec, ...]) -> list[pl.Expr]:
@@ -262,8 +276,24 @@ def merge_partials(aggs: tuple[AggSpec, ...]) -> list[pl.Expr]:
     out = [pl.col(_ROWS).sum()]
     for i, spec in enumerate(aggs):
         for name, how in _partial_names(i, spec):
-            out.append(getattr(pl.col(name), how)())
+            integer_sum = name == names.sum_col(i) and _sum_type(spec) == pl.Int64
+            if integer_sum:
+                out.append(checked_sum(pl.col(name), True).alias(name))
+            elif how in ("min", "max"):
+                out.append(_extreme(pl.col(name), how, spec.dtype).alias(name))
+            else:
+                out.append(getattr(pl.col(name), how)())
     return out
+
+
+def checked_sum(x: pl.Expr, integer: bool) -> pl.Expr:
+    """SUM that raises instead of wrapping: an integer sum is taken in Int128 and cast back to Int64 strictly.
+
+    Polars wraps an Int64 sum around silently; SQL engines raise (DuckDB
+    widens). Every partial and merged sum is checked, so the state never
+    holds a wrapped value.
+    """
+    return x.cast(pl.Int128).sum().cast(pl.Int64) if integer else x.sum()
 
 
 # ---------------------------------------------------------------- aggregate
@@ -308,6 +338,9 @@ class AggregateState:
 
     def step(self, rows: pl.DataFrame, wm_prev: int | None, wm_new: int | None) -> StepOutput:
         """Add a batch's rows (late ones dropped), then emit as the emit mode says."""
+        if self.op.window is not None and not self.op.window.watermarked:
+            # A window over a column the watermark does not bound: only the end of input closes it.
+            wm_prev, wm_new = _end_only(wm_prev), _end_only(wm_new)
         if self._may_be_small and self._small_fits(rows):
             out, late = self.small.step(rows, wm_prev, wm_new, as_rows=self.emits_rows)  # type: ignore[union-attr]
             return StepOutput(out, None, late)
@@ -533,8 +566,8 @@ class AggregateState:
             sets = self.distinct.get(i)
             if sets is None:
                 continue
-            hit = sets.join(mapping, on=self.groups, how="inner", nulls_equal=True)
-            rest = sets.join(mapping.select(self.groups), on=self.groups, how="anti", nulls_equal=True)
+            hit = join_keys(sets, mapping, self.groups, "inner")
+            rest = join_keys(sets, mapping.select(self.groups), self.groups, "anti")
             remapped = hit.drop(WS, WE).rename({names.MOVED_START: WS, names.MOVED_END: WE}).select(sets.columns)
             self.distinct[i] = pl.concat([rest, remapped], how="diagonal_relaxed").unique()
 
@@ -571,7 +604,7 @@ class AggregateState:
                                   groups, self.groups), self.groups,
                             [pl.len().cast(pl.Int64).alias(names.distinct_count_col(i))])
             if self.groups:
-                groups = groups.join(counts, on=self.groups, how="left", nulls_equal=True)
+                groups = join_keys(groups, counts, self.groups, "left")
             else:
                 groups = groups.with_columns(pl.lit(counts.item() if counts.height else 0)
                                              .alias(names.distinct_count_col(i)))
@@ -606,6 +639,11 @@ def _closed_partial(wm: int | None) -> pl.Expr:
     return pl.col(WS).is_null() | is_closed(pl.col(WE), watermark_lit(wm))
 
 
+def _end_only(wm: int | None) -> int | None:
+    return wm if wm is not None and wm >= WM_INF else None
+
+
+
 # ---------------------------------------------------------------- distinct
 
 
@@ -619,7 +657,7 @@ class DistinctState:
     def step(self, rows: pl.DataFrame, wm_prev: int | None, wm_new: int | None) -> StepOutput:
         fresh = rows.unique(maintain_order=True)
         if self.seen is not None and fresh.height:
-            fresh = fresh.join(self.seen, on=list(self.op.columns), how="anti", nulls_equal=True)
+            fresh = join_keys(fresh, self.seen, list(self.op.columns), "anti")
         if fresh.height:
             self.seen = fresh if self.seen is None else pl.concat([self.seen, fresh], how="diagonal_relaxed")
         return StepOutput(fresh)

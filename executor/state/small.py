@@ -8,8 +8,8 @@ are busy. Folding a 50-row batch into a dict of partial states costs about
 (see `state.py`: windows, late rows, the merge, changes or final emission)
 for the column types where Python's values, arithmetic and comparisons are
 polars' own: keys and MIN/MAX over integers, strings, booleans and
-millisecond timestamps; SUM and AVG over integers (an Int64 SUM wraps
-around as polars' does; an AVG is exact while its sum stays below 2^53,
+millisecond timestamps; SUM and AVG over integers (an Int64 SUM out of
+range raises as `state.checked_sum` does; an AVG is exact while its sum stays below 2^53,
 where float addition of integers is exact in any order); COUNT over
 anything. No floats: NaN and -0.0 group and compare differently in Python.
 
@@ -29,6 +29,7 @@ from executor.state.rows import RowsPart
 from executor.state.windows import Windows, is_closed, watermark_or_min
 from optimizer.physical.stages import TIME_COLUMN, AggregateOp
 from stream_dsl.ir.column_names import PARTIAL_ROWS, WINDOW_END, WINDOW_START
+from stream_dsl.ir.to_polars import OverflowFailure
 
 MAX_BATCH_ROWS = 256  # above this, polars' query is cheaper than the Python loop
 MAX_GROUPS = 512  # `frame()` builds the whole state once per batch (retention): keep that small
@@ -257,10 +258,12 @@ class SmallAggregate:
         return late
 
     def _wrap(self, state: list) -> None:
-        """Int64 columns as polars keeps them: row counts and SUMs wrap around (an AVG's sum is a float there)."""
+        """Int64 columns as polars keeps them: row counts wrap around, a SUM out of range raises (`state.checked_sum`)."""
         state[0] = _wrap64(state[0])
         for func, _, at in self._slots:
-            if func in ("count", "sum"):
+            if func == "sum" and _wrap64(state[at]) != state[at]:
+                raise OverflowFailure(f"integer overflow: SUM reached {state[at]}, which does not fit in BIGINT")
+            if func == "count":
                 state[at] = _wrap64(state[at])
             if func in ("sum", "avg"):
                 state[at + 1] = _wrap64(state[at + 1])

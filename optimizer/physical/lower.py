@@ -39,6 +39,9 @@ from stream_dsl.ir.plan import (EMIT_CHANGES, PARTIAL_DISTINCT, Aggregate, Disti
                              PartialAggregate, Plan, Project, Scan, Sort, SortKey, Union, distinct_argument,
                              is_streaming)
 from stream_dsl.ir.types import DataType, Field, Schema, common_type
+from optimizer.event_time import event_time_columns, with_watermark
+from stream_dsl.ir.expr import Case, Expr, IsNull, Literal, columns_used
+from stream_dsl.ir.plan import (WINDOW_START, WindowSpec)
 
 
 @dataclass(frozen=True)
@@ -121,7 +124,7 @@ class _Lowering:
         self.workers = workers
         self.graph = nx.DiGraph()
         self._ids = count()
-        self._tables: dict[Plan, str] = {}
+        self._tables: dict[tuple[Plan, tuple[str, ...], tuple[DataType, ...]], str] = {}
 
     # ------------------------------------------------------------ stages
 
@@ -163,14 +166,14 @@ class _Lowering:
         if not right_stream:
             output = tuple(("stream", f.name, f.name) for f in node.left.schema) + \
                 tuple(("table", c, out) for c, out in node.right_columns)
-            op = BroadcastJoinOp(self._table_id(node.right), node.right, node.kind, node.left_keys,
-                                 node.right_keys, key_types, output)
+            op = BroadcastJoinOp(self._table_id(node.right, node.right_keys, key_types), node.right, node.kind,
+                                 node.left_keys, node.right_keys, key_types, output)
             return _add(self.lower(node.left), op, node.schema)
         if not left_stream and node.kind == "inner":
             output = tuple(("table", f.name, f.name) for f in node.left.schema) + \
                 tuple(("stream", c, out) for c, out in node.right_columns)
-            op = BroadcastJoinOp(self._table_id(node.left), node.left, "inner", node.right_keys,
-                                 node.left_keys, key_types, output)
+            op = BroadcastJoinOp(self._table_id(node.left, node.left_keys, key_types), node.left, "inner",
+                                 node.right_keys, node.left_keys, key_types, output)
             return _add(self.lower(node.right), op, node.schema)
         if not left_stream:
             raise PlanError("a LEFT JOIN from a table to a stream is not supported; "
@@ -178,9 +181,13 @@ class _Lowering:
         raise PlanError("a join of two streams is not supported; join a stream with a table "
                         "(CREATE TABLE), which is read once and broadcast")
 
-    def _table_id(self, table: Plan) -> str:
-        """One id per distinct static table plan, so a table joined twice is still read once."""
-        return self._tables.setdefault(table, f"t{len(self._tables)}")
+    def _table_id(self, table: Plan, keys: tuple[str, ...], key_types: tuple[DataType, ...]) -> str:
+        """One id per distinct static table plan and join key, so a table joined twice on one key is read once.
+
+        The executor keeps one prepared frame per id, with the join keys cast
+        and renamed in it: joins on other keys of the same table need their own.
+        """
+        return self._tables.setdefault((table, tuple(keys), key_types), f"t{len(self._tables)}")
 
     def _aggregate(self, node: Aggregate) -> Fragment:
         pre = [NamedExpr(k.name, k.expr) for k in node.keys]
@@ -193,7 +200,7 @@ class _Lowering:
             arg = None
             if agg.arg is not None:
                 arg = arg_column(i)
-                pre.append(NamedExpr(arg, agg.arg))
+                pre.append(NamedExpr(arg, _timed(agg.arg, node.window)))
             specs.append(AggSpec(named.name, agg.func, arg, agg.dtype, agg.distinct))
         if not pre:
             # COUNT(*) alone: a frame of no columns has no rows, so keep one input column to count.
@@ -201,7 +208,9 @@ class _Lowering:
             pre.append(NamedExpr(ROW_COLUMN, Column(first.name, first.dtype)))
         pre_schema = Schema(tuple(Field(n.name, n.expr.dtype) for n in pre))
         emit = EMIT_CHANGES if node.window is None else node.emit
-        op = AggregateOp(tuple(k.name for k in node.keys), tuple(specs), node.window, emit, node.schema)
+        window = with_watermark(node.window, event_time_columns(node.input),
+                                node.window.time_column if node.window is not None else "")
+        op = AggregateOp(tuple(k.name for k in node.keys), tuple(specs), window, emit, node.schema)
         child = _add(self.lower(node.input), ProjectOp(tuple(pre)), pre_schema)
         return self.exchange(child, op.keys, op, node.schema)
 
@@ -212,7 +221,7 @@ class _Lowering:
             pre.append(NamedExpr(TIME_COLUMN, Column(node.window.time_column, DataType.TIMESTAMP)))
         distinct = distinct_argument(node.aggs)
         if distinct is not None:
-            pre.append(NamedExpr(PARTIAL_DISTINCT, distinct))
+            pre.append(NamedExpr(PARTIAL_DISTINCT, _timed(distinct, node.window)))
         specs = []
         for i, named in enumerate(node.aggs):
             agg = named.expr
@@ -222,7 +231,7 @@ class _Lowering:
                 arg = PARTIAL_DISTINCT
             elif agg.arg is not None:
                 arg = arg_column(i)
-                pre.append(NamedExpr(arg, agg.arg))
+                pre.append(NamedExpr(arg, _timed(agg.arg, node.window)))
             specs.append(AggSpec(named.name, agg.func, arg, agg.dtype, agg.distinct))
         if not pre:  # COUNT(*) alone: keep one input column, so the frame keeps its rows
             first = node.input.schema.fields[0]
@@ -246,7 +255,8 @@ class _Lowering:
             specs.append(AggSpec(named.name, agg.func, PARTIAL_DISTINCT if agg.distinct else None, agg.dtype,
                                  agg.distinct))
         emit = EMIT_CHANGES if node.window is None else node.emit
-        op = AggregateOp(tuple(k.name for k in node.keys), tuple(specs), node.window, emit, node.schema, "final")
+        window = with_watermark(node.window, event_time_columns(node.input), WINDOW_START)
+        op = AggregateOp(tuple(k.name for k in node.keys), tuple(specs), window, emit, node.schema, "final")
         child = _add(self.lower(node.input), ProjectOp(tuple(pre)), pre_schema)
         return self.exchange(child, op.keys, op, node.schema)
 
@@ -378,3 +388,15 @@ def stage_order(graph: nx.DiGraph) -> list[Stage]:
 
 def output_stages(graph: nx.DiGraph) -> list[Stage]:
     return [s for s in stage_order(graph) if isinstance(s.terminal, OutputWrite)]
+
+
+def _timed(arg: Expr, window: WindowSpec | None) -> Expr:
+    """A windowed aggregate's argument, computed only for rows with a time (the others belong to no window).
+
+    So a CAST in the argument fails only for rows that count, as in SQL
+    over the rows that have a window.
+    """
+    if window is None or not columns_used(arg):
+        return arg
+    has_time = IsNull(Column(window.time_column, DataType.TIMESTAMP), negated=True)
+    return Case(((has_time, arg),), Literal(None, DataType.NULL), arg.dtype)

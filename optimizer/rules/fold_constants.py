@@ -222,6 +222,7 @@ def _as_type(value: E.Expr, dtype: DataType) -> E.Expr | None:
 # ---------------------------------------------------------------- evaluation
 
 _FAILED = object()
+_ONE_ROW = pl.DataFrame({"__sd_row": [0]})
 
 
 def _evaluate(e: E.Expr) -> Any:
@@ -234,6 +235,6 @@ def _evaluate(e: E.Expr) -> Any:
         compiled = compile_expr(e)
         if e.dtype is not T.NULL:
             compiled = compiled.cast(e.dtype.polars)
-        return pl.select(compiled.alias("v")).item()
+        return _ONE_ROW.select(compiled.alias("v")).item()  # one row: a constant's checks run once
     except Exception:  # any failure: leave the expression to run (and fail, if it must) as written
         return _FAILED

@@ -66,7 +66,7 @@ def _prune(node: Plan, required: Names) -> Plan:
     The result's columns are the original's, in their order, less the pruned
     ones; their types do not change.
     """
-    if not required:
+    if not required and node.schema.names:  # (an aggregate of no keys and no aggregates has no columns)
         required = {_cheapest_column(node)}
     if isinstance(node, Scan):
         return _prune_scan(node, required)

@@ -169,8 +169,10 @@ class ExprBinder:
         return tc.binary(node.op, self.bind(node.left), self.bind(node.right), node.span)
 
     def _unary(self, node: ast.UnaryOp) -> E.Expr:
-        operand = self.bind(node.operand)
         op = node.op.upper()
+        if op == "-" and isinstance(node.operand, ast.NumberLit) and isinstance(node.operand.value, int):
+            return tc.literal(-node.operand.value, node.span)  # -9223372036854775808 is a BIGINT
+        operand = self.bind(node.operand)
         if op == "NOT":
             return tc.not_(operand, node.span)
         if op == "-":
@@ -303,12 +305,14 @@ def unique_name(base: str, taken: set[str]) -> str:
     return name
 
 
-def output_names(items: Sequence[tuple[str | None, E.Expr, Span | None]]) -> list[str]:
+def output_names(items: Sequence[tuple[str | None, E.Expr, Span | None]],
+                 hints: Sequence[str | None] | None = None) -> list[str]:
     """Names for select outputs given as (alias, bound expression, span).
 
     Aliases are kept as written (two equal aliases are an error); other
-    outputs get their column name or a generated one (`_col{position}`
-    as a last resort), de-duplicated with suffixes.
+    outputs get `hints[i]` when given (a column's visible name), else their
+    column name or a generated one (`_col{position}` as a last resort),
+    de-duplicated with suffixes.
     """
     taken: set[str] = set()
     for alias, _, span in items:
@@ -322,7 +326,8 @@ def output_names(items: Sequence[tuple[str | None, E.Expr, Span | None]]) -> lis
         taken.add(alias)
     names = []
     for i, (alias, e, _) in enumerate(items):
-        names.append(alias if alias is not None else unique_name(generated_name(e) or f"_col{i + 1}", taken))
+        hint = hints[i] if hints is not None else None
+        names.append(alias if alias is not None else unique_name(hint or generated_name(e) or f"_col{i + 1}", taken))
     return names
 
 

@@ -22,6 +22,8 @@ from stream_dsl.bind.scope import Scope, match_names
 from stream_dsl.catalog import Catalog
 from stream_dsl.errors import BindError, Span, did_you_mean
 from stream_dsl.ir.plan import EMIT_CHANGES, EMIT_FINAL, Distinct, Filter, Limit, Plan, Sort, SortKey, WindowSpec, project
+from stream_dsl.ir.plan import (Project)
+from stream_dsl.ir.types import DataType
 
 _EMIT = {"WINDOW CLOSE": EMIT_FINAL, "CHANGES": EMIT_CHANGES}
 
@@ -121,14 +123,25 @@ def bind_select(sel: ast.Select, env: Env) -> Plan:
 
 
 def select_outputs(items: Sequence[ast.SelectItem], binder: ExprBinder, scope: Scope) -> list[OutputColumn]:
-    """Bind the select list: stars expand in order; every output gets a unique name."""
+    """Bind the select list: stars expand in order; every output gets a unique name.
+
+    A column named in the list keeps the name the query knows it by (`r.k`
+    is `k`, even when its plan column is `k_right`), as in DuckDB; a star
+    keeps the plan names, which are unique.
+    """
     bound: list[tuple[str | None, E.Expr, Span | None]] = []
+    hints: list[str | None] = []
+    visible = {c.column: c.name for c in scope.columns + scope.extras}
     for item in items:
         if isinstance(item.expr, ast.Star):
-            bound.extend((None, c, item.span) for c in scope.expand_star(item.expr.qualifier, item.expr.span))
+            columns = scope.expand_star(item.expr.qualifier, item.expr.span)
+            bound.extend((None, c, item.span) for c in columns)
+            hints.extend(None for _ in columns)
         else:
-            bound.append((item.alias, binder.bind(item.expr), item.span))
-    names = output_names(bound)
+            e = binder.bind(item.expr)
+            bound.append((item.alias, e, item.span))
+            hints.append(visible.get(e.name) if isinstance(e, E.Column) else None)
+    names = output_names(bound, hints)
     return [OutputColumn(n, e) for n, (_, e, _) in zip(names, bound)]
 
 
@@ -197,8 +210,8 @@ def _with_aliases(node: Any, items: Sequence[ast.SelectItem], scope: Scope) -> A
 
 def _group_target(node: ast.Expr, items: Sequence[ast.SelectItem], scope: Scope) -> ast.Expr:
     """The expression a GROUP BY item stands for (resolving positions and select aliases)."""
-    if isinstance(node, ast.NumberLit):
-        if not isinstance(node.value, int) or not 1 <= node.value <= len(items):
+    if isinstance(node, ast.NumberLit) and isinstance(node.value, int):  # GROUP BY 2.5 groups by a constant
+        if not 1 <= node.value <= len(items):
             raise BindError(f"GROUP BY position {node.value} is not in the select list (1 to {len(items)})",
                             span=node.span)
         item = items[node.value - 1]
@@ -280,18 +293,45 @@ def _bind_on(j: ast.Join, kind: str, left: Plan, left_scope: Scope, right: Plan,
     if not left_keys:
         raise BindError("JOIN ... ON needs an equality between a column of each side, e.g. ON a.id = b.id",
                         span=j.on.span)
+    guard = None
     if kind == "left" and others:
-        for part in others:
+        on_left = [p for p in others if E.columns_used(p) <= left_cols]
+        on_right = [p for p in others if p not in on_left]
+        for part in on_right:
             if not E.columns_used(part) <= set(original):
-                raise BindError("LEFT JOIN ... ON supports equalities and conditions on the right side only",
+                raise BindError("LEFT JOIN ... ON supports equalities and conditions on one side at a time",
                                 span=part.span or j.on.span)
-        back = {out: E.Column(col, right.schema.dtype(col)) for out, col in original.items()}
-        right = Filter(right, E.rename_columns(E.conjoin(others), back), span=j.on.span)
+        if on_right:
+            back = {out: E.Column(col, right.schema.dtype(col)) for out, col in original.items()}
+            right = Filter(right, E.rename_columns(E.conjoin(on_right), back), span=j.on.span)
+        guard = E.conjoin(on_left) if on_left else None
         others = []
-    plan = build_join(left, right, kind, left_keys, right_keys, span=_join_span(j)).plan
+    if guard is not None:
+        plan = _left_join_guarded(left, right, left_keys, right_keys, guard, j)
+    else:
+        plan = build_join(left, right, kind, left_keys, right_keys, span=_join_span(j)).plan
     if others:
         plan = Filter(plan, E.conjoin(others), span=j.on.span)
     return plan, scope
+
+
+def _left_join_guarded(left: Plan, right: Plan, left_keys: list[str], right_keys: list[str], guard: E.Expr,
+                       j: ast.Join) -> Plan:
+    """`left LEFT JOIN right ON keys AND guard(left)`: a left row failing `guard` matches nothing, and stays.
+
+    Its join keys are made NULL (`CASE WHEN guard THEN key END`), and a NULL
+    key matches no row, so the row comes out once with NULLs on the right,
+    as in SQL; the guarded keys are then projected away.
+    """
+    fields = left.schema.fields
+    guarded = [f"__sd_on{i}" for i in range(len(left_keys))]
+    keys = [E.NamedExpr(g, E.Case(((guard, E.Column(k, left.schema.dtype(k))),), E.Literal(None, DataType.NULL),
+                                  left.schema.dtype(k))) for g, k in zip(guarded, left_keys)]
+    widened = Project(left, tuple(E.NamedExpr(f.name, E.Column(f.name, f.dtype)) for f in fields) + tuple(keys),
+                      span=j.on.span)
+    joined = build_join(widened, right, "left", guarded, right_keys, span=_join_span(j)).plan
+    return Project(joined, tuple(E.NamedExpr(f.name, E.Column(f.name, f.dtype)) for f in joined.schema
+                                 if f.name not in guarded), span=j.on.span)
 
 
 def _join_span(j: ast.Join) -> Span | None:

@@ -31,6 +31,8 @@ def literal(value: Any, span: Span | None = None) -> E.Literal:
     if isinstance(value, bool):
         return E.Literal(value, T.BOOLEAN, span=span)
     if isinstance(value, int):
+        if not -(2**63) <= value < 2**63:  # DuckDB would make it a HUGEINT; the nearest type here is DOUBLE
+            return E.Literal(float(value), T.DOUBLE, span=span)
         return E.Literal(value, T.BIGINT, span=span)
     if isinstance(value, float):
         return E.Literal(value, T.DOUBLE, span=span)
@@ -129,7 +131,10 @@ def negate(operand: E.Expr, span: Span | None = None) -> E.Expr:
     if operand.dtype not in (T.BIGINT, T.INT, T.DOUBLE, T.INTERVAL, T.NULL):
         raise _fail(f"cannot negate a {operand.dtype.value}", span)
     if isinstance(operand, E.Literal) and operand.value is not None:
-        return E.Literal(-operand.value, operand.dtype, span=span)
+        if operand.dtype is T.BIGINT:
+            return literal(-operand.value, span)  # -(-2^63) is beyond BIGINT: a DOUBLE, as any such literal
+        if operand.dtype is not T.INT:
+            return E.Literal(-operand.value, operand.dtype, span=span)
     return E.Unary("-", operand, operand.dtype, span=span)
 
 

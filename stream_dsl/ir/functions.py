@@ -50,6 +50,10 @@ def _common(types: list[DataType]) -> DataType:
     return common_type(types) or types[0]
 
 
+# What TRIM removes: the Unicode space separators (category Zs: ' ', no-break space, ...), as DuckDB does.
+SPACES = " \u00a0\u1680" + "".join(chr(c) for c in range(0x2000, 0x200B)) + "\u202f\u205f\u3000"
+
+
 def _substr(s: pl.Expr, start: pl.Expr, length: pl.Expr | None = None) -> pl.Expr:
     """SQL positions are 1-based; positions before 1 count against the length (as in SQL)."""
     offset = start.cast(pl.Int64) - 1
@@ -62,11 +66,42 @@ def _substr(s: pl.Expr, start: pl.Expr, length: pl.Expr | None = None) -> pl.Exp
 def _round(x: pl.Expr, digits: pl.Expr | None = None) -> pl.Expr:
     # SQL rounds half away from zero; polars' default is half to even.
     places = 0 if digits is None else _literal_int(digits)
-    return x.cast(pl.Float64).round(places, mode="half_away_from_zero")
+    x = x.cast(pl.Float64)
+    if places < -308:  # 10^-places is not a double: everything finite rounds to 0
+        return x * 0.0
+    if places < 0:  # round(1234, -2) = 1200: polars rounds to places >= 0 only
+        factor = 10.0 ** -places
+        return (x / factor).round(0, mode="half_away_from_zero") * factor
+    return x.round(min(places, 400), mode="half_away_from_zero")
 
 
 def _literal_int(e: pl.Expr) -> int:
     """Read an integer constant out of a literal polars expression (ROUND digits)."""
+    return pl.select(e).item()
+
+
+def _replace(s: pl.Expr, old: pl.Expr, new: pl.Expr) -> pl.Expr:
+    """Every `old` in `s` replaced; an empty `old` leaves `s` as it is, as in DuckDB and PostgreSQL.
+
+    Polars replaces only a constant pattern: one that varies by row goes through Python's str.replace.
+    """
+    if old.meta.is_literal() and new.meta.is_literal() and _literal_value(old) is not None \
+            and _literal_value(new) is not None:
+        if _literal_value(old) == "":
+            return s
+        return s.str.replace_all(old, new, literal=True)
+
+    def each_row(rows: pl.Series) -> pl.Series:
+        out = [None if None in (r["s"], r["old"], r["new"]) else r["s"] if r["old"] == ""
+               else r["s"].replace(r["old"], r["new"]) for r in rows.to_list()]
+        return pl.Series(rows.name, out, dtype=pl.String)
+
+    return pl.struct(s.alias("s"), old.alias("old"), new.alias("new")).map_batches(
+        each_row, return_dtype=pl.String, is_elementwise=True)
+
+
+def _literal_value(e: pl.Expr) -> object:
+    """The value of a literal polars expression."""
     return pl.select(e).item()
 
 
@@ -82,13 +117,14 @@ SCALAR_FUNCTIONS: dict[str, ScalarFunction] = {f.name: f for f in [
     ScalarFunction("lower", ("string",), _const(T.STRING), lambda s: s.str.to_lowercase(), doc="lower-case"),
     ScalarFunction("length", ("string",), _const(T.BIGINT), lambda s: s.str.len_chars().cast(pl.Int64),
                    doc="number of characters"),
-    ScalarFunction("trim", ("string",), _const(T.STRING), lambda s: s.str.strip_chars(), doc="strip spaces"),
-    ScalarFunction("ltrim", ("string",), _const(T.STRING), lambda s: s.str.strip_chars_start()),
-    ScalarFunction("rtrim", ("string",), _const(T.STRING), lambda s: s.str.strip_chars_end()),
+    # TRIM removes spaces only, not tabs or newlines (polars' default strips all whitespace).
+    ScalarFunction("trim", ("string",), _const(T.STRING), lambda s: s.str.strip_chars(SPACES), doc="strip spaces"),
+    ScalarFunction("ltrim", ("string",), _const(T.STRING), lambda s: s.str.strip_chars_start(SPACES)),
+    ScalarFunction("rtrim", ("string",), _const(T.STRING), lambda s: s.str.strip_chars_end(SPACES)),
     ScalarFunction("substring", ("string", "numeric", "numeric"), _const(T.STRING), _substr, min_args=2,
                    doc="substring(s, start[, length]), 1-based"),
     ScalarFunction("replace", ("string", "string", "string"), _const(T.STRING),
-                   lambda s, a, b: s.str.replace_all(a, b, literal=True)),
+                   _replace, doc="replace(s, from, to); an empty `from` replaces nothing"),
     ScalarFunction("concat", ("any",), _const(T.STRING),
                    lambda *xs: pl.concat_str([x.cast(pl.String) for x in xs], ignore_nulls=True), variadic=True,
                    min_args=1, doc="concatenation; NULL arguments are skipped"),

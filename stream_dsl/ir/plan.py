@@ -76,6 +76,7 @@ class WindowSpec:
     time_column: str
     size_ms: int
     slide_ms: int | None = None
+    watermarked: bool = True  # False: `time_column` is not the watermark's, so only the end of input closes it
 
     def __post_init__(self) -> None:
         if self.kind not in ("tumble", "hop", "session"):

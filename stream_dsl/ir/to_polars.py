@@ -7,6 +7,7 @@ Where polars and SQL disagree, SQL wins (DuckDB is the reference):
   nothing; CASE treats a NULL condition as false.
 - `/` always divides as DOUBLE (IEEE: 1/0 is inf, 0/0 is NaN).
 - `%` is the SQL remainder: its sign follows the dividend (-7 % 2 = -1);
+  a DOUBLE remainder is C's exact fmod (10 % 0.1 = 0.0999...), NaN for x % 0.0;
   an integer remainder by zero is NULL.
 - LIKE: `%` any run, `_` one character, everything else literal (regex
   metacharacters are escaped); no escape character, as in DuckDB.
@@ -26,32 +27,31 @@ Where polars and SQL disagree, SQL wins (DuckDB is the reference):
   PostgreSQL do; polars would wrap around silently. So does a unary minus
   of the type's smallest value.
 - TIMESTAMP ± INTERVAL, TIMESTAMP - TIMESTAMP and INTERVAL ± INTERVAL work
-  in milliseconds.
+  in milliseconds. A TIMESTAMP is one of the years 1 to 9999 (Python's
+  datetime, which results are read into): a CAST to one outside raises
+  CastFailure, arithmetic that leaves them OverflowFailure.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import re
-from contextvars import ContextVar
-from typing import Callable
 
+import numpy as np
 import polars as pl
 
 from stream_dsl.ir import expr as E
 from stream_dsl.ir.dispatch import node_pass
 from stream_dsl.ir.functions import SCALAR_FUNCTIONS
 from stream_dsl.ir.types import DataType
+from stream_dsl.ir.to_polars_cast import (TIMESTAMP_MAX_MS, TIMESTAMP_MIN_MS, cast, epoch_ms_to_timestamp,
+                                     in_timestamp_range, parse_timestamp)
+from stream_dsl.ir.to_polars_cast import to_string as _to_string
+from stream_dsl.ir.to_polars_checks import CastFailure, OverflowFailure
+from stream_dsl.ir.to_polars_checks import fail_where as _fail_where
+from stream_dsl.ir.to_polars_checks import guarded as _guarded
 
 T = DataType
-
-
-class CastFailure(ValueError):
-    """A value that a CAST cannot convert; raised while a query runs."""
-
-
-class OverflowFailure(ArithmeticError):
-    """Integer arithmetic whose result does not fit its type; raised while a query runs."""
 
 
 def compile_expr(e: E.Expr) -> pl.Expr:
@@ -64,8 +64,25 @@ def compile_named(n: E.NamedExpr) -> pl.Expr:
 
 
 def compile_predicate(e: E.Expr) -> pl.Expr:
-    """A filter predicate: NULL counts as false (WHERE keeps only TRUE rows)."""
-    return _compile(e).fill_null(False)
+    """A filter predicate: NULL counts as false (WHERE keeps only TRUE rows).
+
+    Conjuncts count left to right, as DuckDB filters: a conjunct's checks
+    run only for rows every earlier one kept (NULL AND x drops the row
+    whatever x is, so x is not needed there).
+    """
+    kept, result = pl.lit(True), None
+    parts = E.conjuncts(e)
+    # A constant conjunct that is FALSE decides every row first, as DuckDB's folding does (7 <= 0.5 AND ...);
+    # as a guard it raises nothing (one that fails to compute is NULL there, and raises in its turn below).
+    for part in parts:
+        if not E.columns_used(part):
+            quiet = _guarded(pl.lit(False), lambda p=part: _as_bool(_compile(p), p))
+            kept = kept & quiet.fill_null(True)
+    for part in parts:
+        value = _guarded(kept, lambda p=part: _as_bool(_compile(p), p).fill_null(False))
+        result = value if result is None else result & value
+        kept = kept & value
+    return result if result is not None else pl.lit(True)
 
 
 @node_pass("expr")
@@ -99,17 +116,29 @@ def literal(value: object, dtype: DataType) -> pl.Expr:
 
 @_compile.register
 def _(e: E.Binary) -> pl.Expr:
+    if e.op in ("AND", "OR"):
+        # The right side decides only rows the left does not (left not FALSE for AND, not TRUE for OR):
+        # its checks count for those rows only, as DuckDB evaluates a conjunction left to right.
+        left = _as_bool(_compile(e.left), e.left)
+        needed = left.fill_null(True) if e.op == "AND" else ~left.fill_null(False)
+        right = _guarded(needed, lambda: _as_bool(_compile(e.right), e.right))
+        return left & right if e.op == "AND" else left | right
     left, right = _compile(e.left), _compile(e.right)
-    if e.op == "AND":
-        return _as_bool(left, e.left) & _as_bool(right, e.right)
-    if e.op == "OR":
-        return _as_bool(left, e.left) | _as_bool(right, e.right)
+    if e.op in ("+", "-") and e.dtype is T.DOUBLE and (_is_zero(e.left) or (e.op == "+" and _is_zero(e.right))):
+        # Polars folds 0.0 + x and 0.0 - x to x and -x, which keep a -0.0 that IEEE makes +0.0.
+        value = _arithmetic(e.op, left, right, e.left.dtype, e.right.dtype, e.dtype)
+        return pl.when(value == 0).then(pl.lit(0.0)).otherwise(value)
     if e.op in E.COMPARISONS:
         return _compare(e.op, left, right, e.left.dtype, e.right.dtype)
     if e.op == "||":
         return pl.concat_str([_to_string(left, e.left.dtype), _to_string(right, e.right.dtype)])
     constant = e.right.value if isinstance(e.right, E.Literal) else None
     return _arithmetic(e.op, left, right, e.left.dtype, e.right.dtype, e.dtype, constant)
+
+
+def _is_zero(e: E.Expr) -> bool:
+    return isinstance(e, E.Literal) and isinstance(e.value, (int, float)) and not isinstance(e.value, bool) \
+        and e.value == 0
 
 
 def _as_bool(x: pl.Expr, e: E.Expr) -> pl.Expr:
@@ -122,9 +151,14 @@ _COMPARE = {
 }
 
 
+def _null_rows(dtype: pl.DataType) -> pl.Expr:
+    """NULL on every row: a bare literal would be one row, and a projection of only such columns one row long."""
+    return pl.repeat(None, pl.len(), dtype=dtype)
+
+
 def _compare(op: str, left: pl.Expr, right: pl.Expr, lt: DataType, rt: DataType) -> pl.Expr:
     if T.NULL in (lt, rt):
-        return pl.lit(None, dtype=pl.Boolean)
+        return _null_rows(pl.Boolean)
     if lt.is_numeric and rt.is_numeric and lt is not rt:
         wide = pl.Float64 if T.DOUBLE in (lt, rt) else pl.Int64
         left, right = left.cast(wide), right.cast(wide)
@@ -137,7 +171,7 @@ def _arithmetic(op: str, left: pl.Expr, right: pl.Expr, lt: DataType, rt: DataTy
     if result is T.TIMESTAMP or result is T.INTERVAL:
         return _temporal(op, left, right, lt, rt, result)
     if T.NULL in (lt, rt):
-        return pl.lit(None, dtype=result.polars)
+        return _null_rows(result.polars)
     if op == "/":
         return left.cast(pl.Float64) / right.cast(pl.Float64)
     target = result.polars
@@ -184,16 +218,28 @@ def sql_remainder(a: pl.Expr, b: pl.Expr, *, integer: bool, divisor: object = No
 
     `divisor`: b's value when it is a constant. A nonzero one (`x % 7`)
     leaves one condition of the three, the sign of `a`: a third less work
-    for polars in a small map task's query.
+    for polars in a small map task's query. DOUBLE operands take C's exact
+    `fmod`, as DuckDB does (polars' float `%` rounds: 10 % 0.1 would be 0).
     """
+    if not integer:
+        return _fmod(a, b)
     m = a % b
-    if isinstance(divisor, (int, float)) and not isinstance(divisor, bool) and divisor != 0 and divisor == divisor:
+    if isinstance(divisor, int) and not isinstance(divisor, bool) and divisor != 0:
         return pl.when((m != 0) & ((a < 0) if divisor > 0 else (a >= 0))).then(m - b).otherwise(m)
     fixed = pl.when((m != 0) & ((a < 0) != (b < 0))).then(m - b).otherwise(m)
-    if integer:
-        return pl.when(b == 0).then(None).otherwise(fixed)
-    # IEEE: x % 0.0 is NaN, as in DuckDB.
-    return pl.when(b == 0).then(float("nan")).otherwise(fixed)
+    return pl.when(b == 0).then(None).otherwise(fixed)
+
+
+def _fmod(a: pl.Expr, b: pl.Expr) -> pl.Expr:
+    """IEEE fmod: exact, the dividend's sign; x % 0.0 and inf % x are NaN; NULL stays NULL."""
+
+    def fmod(columns: list[pl.Series]) -> pl.Series:
+        x, y = (c.cast(pl.Float64).to_numpy() for c in columns)
+        with np.errstate(all="ignore"):
+            return pl.Series(columns[0].name, np.fmod(x, y), dtype=pl.Float64)
+
+    value = pl.map_batches([a, b], fmod, return_dtype=pl.Float64, is_elementwise=True)
+    return pl.when(a.is_null() | b.is_null()).then(None).otherwise(value)
 
 
 def _temporal(op: str, left: pl.Expr, right: pl.Expr, lt: DataType, rt: DataType, result: DataType) -> pl.Expr:
@@ -205,8 +251,13 @@ def _temporal(op: str, left: pl.Expr, right: pl.Expr, lt: DataType, rt: DataType
         return x.cast(pl.Int64)
 
     a, b = ms(left, lt), ms(right, rt)
-    value = a + b if op == "+" else a - b
-    return value.cast(pl.Datetime("ms") if result is T.TIMESTAMP else pl.Duration("ms"))
+    value = _checked_arithmetic(op, a, b, T.BIGINT)
+    if result is T.INTERVAL:
+        return value.cast(pl.Duration("ms"))
+    return _fail_where((~in_timestamp_range(value)).fill_null(False), value, value.cast(pl.Datetime("ms")),
+                       lambda first, n: OverflowFailure(f"timestamp out of range: {first} ms since 1970 is not "
+                                                        f"in years 1 to 9999 ({n} value{'s' if n > 1 else ''} failed)"),
+                       pl.Datetime("ms"))
 
 
 @_compile.register
@@ -239,30 +290,31 @@ def _(e: E.IsNull) -> pl.Expr:
 @_compile.register
 def _(e: E.Case) -> pl.Expr:
     target = e.dtype.polars
-    conditions = [_as_bool(_compile(cond), cond).fill_null(False) for cond, _ in e.whens]
+    conditions = []
     earlier = pl.lit(False)
     values = []
-    for condition, (_, value) in zip(conditions, e.whens):
+    for cond, value in e.whens:
+        # A condition counts only where no earlier one held: a later WHEN's CAST fails only for rows it decides.
+        condition = _guarded(~earlier, lambda c=cond: _as_bool(_compile(c), c).fill_null(False))
+        conditions.append(condition)
         values.append(_guarded(condition & ~earlier, lambda v=value: _cast_value(v, e.dtype)))
         earlier = earlier | condition
     otherwise = _guarded(~earlier, lambda: _cast_value(e.else_, e.dtype))
     chain = pl.when(conditions[0]).then(values[0])
     for condition, value in zip(conditions[1:], values[1:]):
         chain = chain.when(condition).then(value)
-    return chain.otherwise(otherwise).cast(target)
+    return chain.otherwise(_row_shaped(otherwise)).cast(target)
 
 
-# While a CASE branch compiles: the conditions under which its value is used (per thread and task).
-_GUARDS: ContextVar[tuple[pl.Expr, ...]] = ContextVar("stream_dsl_case_guards", default=())
+def _row_shaped(x: pl.Expr) -> pl.Expr:
+    """`x`, one value per row even when it is a constant.
 
-
-def _guarded(guard: pl.Expr, build: Callable[[], pl.Expr]) -> pl.Expr:
-    """`build()` compiled knowing its value is used only where `guard` holds (see `_fail_where`)."""
-    token = _GUARDS.set(_GUARDS.get() + (guard,))
-    try:
-        return build()
-    finally:
-        _GUARDS.reset(token)
+    Polars 2.1 gives a when/then whose branches are all constants one row,
+    even when its condition reads columns through another such when/then
+    (CASE WHEN 'B' = nullif('a', k) THEN NULL ELSE 'B' END), and the
+    projection then fails on the length.
+    """
+    return pl.repeat(x, pl.len()) if not x.meta.root_names() else x
 
 
 def _cast_value(e: E.Expr, target: DataType) -> pl.Expr:
@@ -277,7 +329,7 @@ def _cast_value(e: E.Expr, target: DataType) -> pl.Expr:
 def _(e: E.InList) -> pl.Expr:
     x = _compile(e.expr)
     if e.expr.dtype is T.NULL or not e.items:
-        result = pl.lit(None, dtype=pl.Boolean) if e.items else pl.lit(False)
+        result = _null_rows(pl.Boolean) if e.items else pl.lit(False)
     elif all(isinstance(i, E.Literal) and i.value is not None for i in e.items) and _same_kind(e):
         values = pl.Series([i.value for i in e.items], dtype=e.expr.dtype.polars)
         result = pl.when(x.is_null()).then(None).otherwise(x.is_in(pl.lit(values).implode()))
@@ -296,7 +348,10 @@ def _same_kind(e: E.InList) -> bool:
 
 @_compile.register
 def _(e: E.Like) -> pl.Expr:
-    matched = _compile(e.expr).str.contains(like_to_regex(e.pattern))
+    text = _compile(e.expr)
+    if e.expr.dtype is T.NULL:
+        text = text.cast(pl.String)  # NULL LIKE p is NULL
+    matched = text.str.contains(like_to_regex(e.pattern))
     return ~matched if e.negated else matched
 
 
@@ -316,9 +371,44 @@ def like_to_regex(pattern: str) -> str:
 @_compile.register
 def _(e: E.Func) -> pl.Expr:
     fn = SCALAR_FUNCTIONS[e.name]
+    if e.name in ("greatest", "least") and e.dtype is T.DOUBLE:
+        return _nan_extreme(e.name, [_compile(a).cast(pl.Float64) for a in e.args])
+    if e.name == "coalesce":
+        return _coalesce(e)
+    if e.name == "nullif":
+        a, b = (_typed_null(_compile(x), x, "any") for x in e.args)
+        result = pl.when(a == b).then(None).otherwise(_row_shaped(a))
+        return result if e.dtype is T.NULL else result.cast(e.dtype.polars)
+    if e.name == "to_timestamp_ms":
+        return epoch_ms_to_timestamp(_compile(e.args[0]))
+    if e.name == "concat":  # each argument as CAST(x AS STRING) writes it (a TIMESTAMP without '.000')
+        return fn.polars(*(_to_string(_compile(a), a.dtype) for a in e.args))
     args = [_typed_null(_compile(a), a, fn.args[min(i, len(fn.args) - 1)]) for i, a in enumerate(e.args)]
     result = fn.polars(*args)
     return result if e.dtype is T.NULL else result.cast(e.dtype.polars)
+
+
+def _coalesce(e: E.Func) -> pl.Expr:
+    """COALESCE: an argument's checks count only where every earlier one is NULL (it is not needed elsewhere)."""
+    args, earlier_null = [], pl.lit(True)
+    for a in e.args:
+        compiled = _guarded(earlier_null, lambda a=a: _compile(a))
+        if a.dtype is not T.NULL and a.dtype is not e.dtype and e.dtype is not T.NULL:
+            compiled = compiled.cast(e.dtype.polars)
+        args.append(compiled)
+        earlier_null = earlier_null & compiled.is_null()
+    result = pl.coalesce(args)
+    return result if e.dtype is T.NULL else result.cast(e.dtype.polars)
+
+
+def _nan_extreme(name: str, xs: list[pl.Expr]) -> pl.Expr:
+    """GREATEST or LEAST of DOUBLEs skipping NULLs, with NaN above every number as in DuckDB.
+
+    Polars' max_horizontal skips NaN; min_horizontal already gives NaN only when nothing else is there.
+    """
+    if name == "least":
+        return pl.min_horizontal(xs)
+    return pl.when(pl.any_horizontal([x.is_nan() for x in xs])).then(float("nan")).otherwise(pl.max_horizontal(xs))
 
 
 _NULL_AS = {"string": pl.String, "numeric": pl.Float64, "timestamp": pl.Datetime("ms")}
@@ -344,119 +434,14 @@ def _(e: E.Cast) -> pl.Expr:
     return cast(_compile(e.expr), e.expr.dtype, e.dtype)
 
 
-def cast(x: pl.Expr, source: DataType, target: DataType) -> pl.Expr:
-    """CAST(x AS target) from `source`, with SQL conversion rules (see the module doc)."""
-    if source is target:
-        return x
-    if source is T.NULL:
-        return pl.lit(None, dtype=target.polars)
-    if target is T.STRING:
-        return _to_string(x, source)
-    if source is T.STRING:
-        return _from_string(x, target)
-    if target.is_integer:
-        if source is T.DOUBLE:
-            x = x.round(0, mode="half_to_even")
-        elif source is T.TIMESTAMP:
-            x = x.dt.epoch("ms")
-        elif source is T.INTERVAL:
-            x = x.dt.total_milliseconds()
-        return _checked_cast(x, target)
-    if target is T.DOUBLE:
-        if source is T.TIMESTAMP:
-            return x.dt.epoch("ms").cast(pl.Float64)
-        return x.cast(pl.Float64)
-    if target is T.BOOLEAN:
-        if source.is_numeric:
-            return x != 0
-        raise CastFailure(f"cannot CAST {source.value} to BOOLEAN")
-    if target is T.TIMESTAMP:
-        if source.is_numeric:
-            # A number is read as epoch milliseconds.
-            return x.cast(pl.Int64).cast(pl.Datetime("ms"))
-        raise CastFailure(f"cannot CAST {source.value} to TIMESTAMP")
-    raise CastFailure(f"cannot CAST {source.value} to {target.value}")
+# ---------------------------------------------------------------- CAST (stream_dsl/ir/to_polars_cast.py)
 
 
-def _checked_cast(x: pl.Expr, target: DataType) -> pl.Expr:
-    """A numeric cast that fails loudly on overflow instead of wrapping or nulling."""
-    converted = x.cast(target.polars, strict=False)
-    return _cast_checked(x.is_not_null() & converted.is_null(), x, converted, target)
+@_compile.register
+def _(e: E.Cast) -> pl.Expr:
+    return cast(_compile(e.expr), e.expr.dtype, e.dtype)
 
 
-def _cast_checked(failed: pl.Expr, original: pl.Expr, value: pl.Expr, target: DataType) -> pl.Expr:
-    """`value`, but raise CastFailure naming the first input of a row that `failed`."""
-    return _fail_where(failed, original.cast(pl.String), value,
-                       lambda first, n: CastFailure(f"cannot CAST '{first}' to {target.value} "
-                                                    f"({n} value{'s' if n > 1 else ''} failed)"), target.polars)
-
-
-def _to_string(x: pl.Expr, source: DataType) -> pl.Expr:
-    if source is T.STRING:
-        return x
-    if source is T.NULL:
-        return pl.lit(None, dtype=pl.String)
-    if source is T.TIMESTAMP:
-        whole = x.dt.strftime("%Y-%m-%d %H:%M:%S")
-        fraction = x.dt.strftime("%Y-%m-%d %H:%M:%S%.3f").str.replace(r"0+$", "")
-        return pl.when(x.dt.millisecond() != 0).then(fraction).otherwise(whole)
-    if source is T.INTERVAL:
-        return x.dt.total_milliseconds().cast(pl.String) + pl.lit(" ms")
-    return x.cast(pl.String)
-
-
-_TRUE = ("true", "t", "yes", "y", "1", "on")
-_FALSE = ("false", "f", "no", "n", "0", "off")
-_TS_FORMATS = ("%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%d %H:%M", "%Y-%m-%d")
-
-
-def _from_string(x: pl.Expr, target: DataType) -> pl.Expr:
-    s = x.str.strip_chars()
-    if target.is_integer:
-        as_int = s.cast(pl.Int64, strict=False)
-        as_float = s.cast(pl.Float64, strict=False).round(0, mode="half_away_from_zero")
-        value = pl.coalesce(as_int, as_float.cast(pl.Int64, strict=False)).cast(target.polars, strict=False)
-    elif target is T.DOUBLE:
-        value = s.cast(pl.Float64, strict=False)
-    elif target is T.BOOLEAN:
-        low = s.str.to_lowercase()
-        value = pl.when(low.is_in(_TRUE)).then(True).when(low.is_in(_FALSE)).then(False).otherwise(None)
-    elif target is T.TIMESTAMP:
-        value = parse_timestamp(s)
-    else:
-        raise CastFailure(f"cannot CAST STRING to {target.value}")
-    return _cast_checked(x.is_not_null() & value.is_null(), x, value, target)
-
-
-def parse_timestamp(s: pl.Expr) -> pl.Expr:
-    """ISO-8601 text (date, date time, optional fraction, 'T', 'Z' or ±hh:mm) or epoch ms → Datetime('ms')."""
-    norm = s.str.replace("T", " ", literal=True)
-    offset = norm.str.extract(r"([+-]\d{2}):?(\d{2})$", 0)
-    body = norm.str.replace(r"(Z|[+-]\d{2}:?\d{2})$", "")
-    parsed = pl.coalesce([body.str.to_datetime(f, time_unit="ms", strict=False) for f in _TS_FORMATS])
-    sign = pl.when(offset.str.starts_with("-")).then(-1).otherwise(1)
-    hours = offset.str.slice(1, 2).cast(pl.Int64, strict=False)
-    minutes = norm.str.extract(r"[+-]\d{2}:?(\d{2})$", 1).cast(pl.Int64, strict=False)
-    shift_ms = (sign * (hours * 60 + minutes) * 60_000).fill_null(0)
-    utc = (parsed.dt.epoch("ms") - shift_ms).cast(pl.Datetime("ms"))
-    epoch = pl.when(s.str.contains(r"^-?\d{9,}$")).then(s.cast(pl.Int64, strict=False).cast(pl.Datetime("ms")))
-    return pl.coalesce(utc, epoch)
-
-
-def _fail_where(failed: pl.Expr, shown: pl.Expr, value: pl.Expr, error: Callable[[object, int], Exception],
-                dtype: pl.DataType) -> pl.Expr:
-    """`value`, but raise `error(first shown value, rows)` when any row `failed` (polars has no raise).
-
-    Inside CASE branches only the rows the branches pick count (`_guarded`).
-    """
-    for guard in _GUARDS.get():
-        failed = failed & guard
-    bad = pl.when(failed).then(shown).otherwise(None)
-
-    def check(series: pl.Series) -> pl.Series:
-        rest = series.drop_nulls()
-        if len(rest):
-            raise error(rest[0], len(rest))
-        return pl.Series(series.name, [None] * len(series), dtype=dtype)
-
-    return pl.coalesce(value, bad.map_batches(check, return_dtype=dtype))
+__all__ = ["CastFailure", "OverflowFailure", "TIMESTAMP_MAX_MS", "TIMESTAMP_MIN_MS", "cast", "compile_expr",
+           "compile_named", "compile_predicate", "epoch_ms_to_timestamp", "in_timestamp_range", "like_to_regex",
+           "literal", "parse_timestamp", "sql_remainder"]
