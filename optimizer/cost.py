@@ -45,7 +45,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Iterable
+from typing import Iterable, cast
 
 from stream_dsl.ir import expr as E
 from stream_dsl.errors import ConnectorError
@@ -403,7 +403,8 @@ def _memory_span_ms(source: SourceDef, column: str) -> float | None:
         if isinstance(f, pl.DataFrame) and column in f.columns and f.height:
             t = f.select(pl.col(column).cast(pl.Datetime("ms")).dt.epoch("ms"))[column]
             if t.null_count() < t.len():
-                spans.append(float(t.max() - t.min()))  # type: ignore[operator]
+                # an Int64 column: its min and max are ints (polars types them as any scalar)
+                spans.append(float(cast(int, t.max()) - cast(int, t.min())))
     return max(spans) if spans else None
 
 

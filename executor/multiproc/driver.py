@@ -203,7 +203,7 @@ class Driver:
         self.done = False
         for per_batch in (self.outputs, self.emitted, self.stats, self.tasks, self.state_groups, self.retention,
                           self.messages_for, self.source_clocks):
-            per_batch.clear()  # type: ignore[attr-defined]
+            per_batch.clear()
 
     def _hosts(self) -> dict[tuple[int, int], int]:
         """Which worker runs each task: the same for every group, so a partition's state stays put."""
@@ -332,7 +332,7 @@ class Driver:
         sent = time.time()
         commit = self._commit_for(instruction.worker)
         checkpoint = (self.checkpointing.request(instruction.worker, instruction.last_batch)
-                      if self._wants_checkpoint(instruction) else None)
+                      if self.checkpointing is not None and self._wants_checkpoint(instruction) else None)
         self.transport.send(instruction.worker, Assign(instruction.assignment, instruction.tasks,
                                                        instruction.placement, instruction.first_batch,
                                                        instruction.last_batch, sent, commit, checkpoint))
@@ -517,7 +517,7 @@ class Driver:
         for batch in range(first, last + 1):
             for per_batch in (self.stats, self.tasks, self.state_groups, self.retention, self.messages_for,
                               self.emitted):
-                per_batch.pop(batch, None)  # type: ignore[attr-defined]
+                per_batch.pop(batch, None)
         return self.done
 
     def _checkpoint(self, batch: int, last: int) -> int | None:

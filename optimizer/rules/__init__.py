@@ -16,6 +16,7 @@ from functools import wraps
 from typing import Callable
 
 from optimizer.cost import CostModel
+from stream_dsl.ir.plan import Plan
 from optimizer.rules.fold_constants import fold_constants
 from optimizer.rules.merge_filters import merge_filters
 from optimizer.rules.prune_projections import prune_projections
@@ -61,7 +62,7 @@ def with_cost_model(model: CostModel, rules: tuple[Callable, ...] = RULES) -> tu
             return rule
 
         @wraps(rule)
-        def bound(plan):  # type: ignore[no-untyped-def]
+        def bound(plan: Plan) -> Plan:
             return rule(plan, model)
 
         return bound
