@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, fields, replace
-from typing import Iterable, Iterator, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence, TypeGuard
 
 from stream_dsl.sql import ast
 from stream_dsl.ir import expr as E
@@ -56,7 +56,7 @@ def is_aggregate_call(node: object) -> bool:
     return isinstance(node, ast.FuncCall) and lookup_aggregate(node.name) is not None
 
 
-def is_window_call(node: object) -> bool:
+def is_window_call(node: object) -> TypeGuard[ast.FuncCall]:
     return isinstance(node, ast.FuncCall) and node.name.lower() in WINDOW_FUNCTIONS
 
 
@@ -233,7 +233,8 @@ class ExprBinder:
         return tc.aggregate(node.name.lower(), inner.bind(node.args[0]), node.distinct, node.span)
 
 
-_DISPATCH = {
+# each method takes a node of its key's type, which a dict's type cannot say
+_DISPATCH: dict[type, Callable[[ExprBinder, Any], E.Expr]] = {
     ast.Identifier: ExprBinder._identifier, ast.Star: ExprBinder._star, ast.NumberLit: ExprBinder._number,
     ast.StringLit: ExprBinder._string, ast.BoolLit: ExprBinder._bool, ast.NullLit: ExprBinder._null,
     ast.IntervalLit: ExprBinder._interval, ast.TimestampLit: ExprBinder._timestamp,

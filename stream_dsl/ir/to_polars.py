@@ -34,10 +34,13 @@ from __future__ import annotations
 import datetime as dt
 import re
 from contextvars import ContextVar
-from functools import singledispatch
-from typing import Callable
+from functools import partial, singledispatch
+from typing import TYPE_CHECKING, Any, Callable
 
 import polars as pl
+
+if TYPE_CHECKING:
+    from polars.expr.whenthen import ChainedThen, Then
 
 from stream_dsl.ir import expr as E
 from stream_dsl.ir.functions import SCALAR_FUNCTIONS
@@ -241,14 +244,14 @@ def _(e: E.Case) -> pl.Expr:
     target = e.dtype.polars
     conditions = [_as_bool(_compile(cond), cond).fill_null(False) for cond, _ in e.whens]
     earlier = pl.lit(False)
-    values = []
+    values: list[pl.Expr] = []
     for condition, (_, value) in zip(conditions, e.whens):
-        values.append(_guarded(condition & ~earlier, lambda v=value: _cast_value(v, e.dtype)))
+        values.append(_guarded(condition & ~earlier, partial(_cast_value, value, e.dtype)))
         earlier = earlier | condition
     otherwise = _guarded(~earlier, lambda: _cast_value(e.else_, e.dtype))
-    chain = pl.when(conditions[0]).then(values[0])
-    for condition, value in zip(conditions[1:], values[1:]):
-        chain = chain.when(condition).then(value)
+    chain: Then | ChainedThen = pl.when(conditions[0]).then(values[0])
+    for condition, compiled in zip(conditions[1:], values[1:]):
+        chain = chain.when(condition).then(compiled)
     return chain.otherwise(otherwise).cast(target)
 
 
@@ -279,14 +282,17 @@ def _(e: E.InList) -> pl.Expr:
     if e.expr.dtype is T.NULL or not e.items:
         result = pl.lit(None, dtype=pl.Boolean) if e.items else pl.lit(False)
     elif all(isinstance(i, E.Literal) and i.value is not None for i in e.items) and _same_kind(e):
-        values = pl.Series([i.value for i in e.items], dtype=e.expr.dtype.polars)
+        literals = [i for i in e.items if isinstance(i, E.Literal)]  # all of them
+        values = pl.Series([i.value for i in literals], dtype=e.expr.dtype.polars)
         result = pl.when(x.is_null()).then(None).otherwise(x.is_in(pl.lit(values).implode()))
     else:
         # SQL: OR of equalities, so a NULL item makes a non-match NULL.
-        result = None
+        any_equal: pl.Expr | None = None
         for item in e.items:
             eq = _compare("=", x, _compile(item), e.expr.dtype, item.dtype)
-            result = eq if result is None else result | eq
+            any_equal = eq if any_equal is None else any_equal | eq
+        assert any_equal is not None  # e.items is not empty here
+        result = any_equal
     return ~result if e.negated else result
 
 
@@ -321,7 +327,8 @@ def _(e: E.Func) -> pl.Expr:
     return result if e.dtype is T.NULL else result.cast(e.dtype.polars)
 
 
-_NULL_AS = {"string": pl.String, "numeric": pl.Float64, "timestamp": pl.Datetime("ms")}
+_NULL_AS: dict[str, pl.DataType | type[pl.DataType]] = {
+    "string": pl.String, "numeric": pl.Float64, "timestamp": pl.Datetime("ms")}
 
 
 def _typed_null(compiled: pl.Expr, e: E.Expr, kind: str) -> pl.Expr:
@@ -443,7 +450,7 @@ def parse_timestamp(s: pl.Expr) -> pl.Expr:
     return pl.coalesce(utc, epoch)
 
 
-def _fail_where(failed: pl.Expr, shown: pl.Expr, value: pl.Expr, error: Callable[[object, int], Exception],
+def _fail_where(failed: pl.Expr, shown: pl.Expr, value: pl.Expr, error: Callable[[Any, int], Exception],
                 dtype: pl.DataType) -> pl.Expr:
     """`value`, but raise `error(first shown value, rows)` when any row `failed` (polars has no raise).
 
