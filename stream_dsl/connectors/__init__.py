@@ -46,7 +46,7 @@ def connector_module(name: str | None, what: str) -> ModuleType:
         raise ConnectorError(f"connector '{name}' for {what} is not available ({exc}); known connectors: {known}")
 
 
-def _factory(module: ModuleType, attr: str, name: str, what: str):
+def _factory(module: ModuleType, attr: str, name: str | None, what: str):
     factory = getattr(module, attr, None)
     if factory is None:
         raise ConnectorError(f"connector '{name}' cannot be used for {what} (it has no {attr}); "

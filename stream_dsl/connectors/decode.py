@@ -17,7 +17,7 @@ import csv
 import io
 import json
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import polars as pl
 
@@ -373,7 +373,7 @@ def decode_csv(data: bytes, schema: Schema, *, source: str, origin: str,
     has_blank_lines = b"\n\n" in data or b"\n\r\n" in data
 
     def read(blob: bytes, dtypes: dict[str, pl.DataType] | None) -> pl.DataFrame:
-        kwargs = dict(separator=options.delimiter, columns=wanted, has_header=options.header,
+        kwargs: dict[str, Any] = dict(separator=options.delimiter, columns=wanted, has_header=options.header,
                       schema_overrides=dtypes or {n: pl.String() for n in wanted})
         if not options.header:
             kwargs.update(new_columns=names, columns=[names.index(n) for n in wanted])

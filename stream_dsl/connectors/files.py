@@ -256,7 +256,8 @@ class FileSource:
         return logged
 
     def _read(self, chosen: list[str]) -> SourceBatch:
-        frames, letters = [], []
+        frames: list[pl.DataFrame] = []
+        letters: list[DeadLetter] = []
         for path in chosen:
             decoded = read_file(path, self.options, self._schema, self.definition.schema, self.definition.name)
             frames.append(decoded.frame)
@@ -286,7 +287,8 @@ class FileTable:
     def read(self, columns: list[str] | None = None) -> pl.DataFrame:
         schema = self.definition.schema if columns is None else self.definition.schema.select(columns)
         what = f"table '{self.definition.name}'"
-        frames, letters = [], []
+        frames: list[pl.DataFrame] = []
+        letters: list[DeadLetter] = []
         for path in list_files(self.options, what):
             decoded = read_file(path, self.options, schema, self.definition.schema, self.definition.name)
             frames.append(decoded.frame)
