@@ -325,7 +325,7 @@ def output_names(items: Sequence[tuple[str | None, E.Expr, Span | None]]) -> lis
     return names
 
 
-def rebuild(e: E.Expr, fn) -> E.Expr:
+def rebuild(e: E.Expr, fn: Callable[[E.Expr], E.Expr]) -> E.Expr:
     """`e` with `fn` applied to each direct child (the top-down counterpart of `expr.transform`)."""
     if isinstance(e, E.Binary):
         return replace(e, left=fn(e.left), right=fn(e.right))
