@@ -72,7 +72,8 @@ from stream_dsl.ir.column_names import PARTIAL_ROWS, WINDOW_END, WINDOW_START
 from stream_dsl.ir.types import DataType
 
 WM_INF = 2**62  # the watermark after the end of input: every window closes
-ENGINE: Literal["in-memory"] = "in-memory"  # polars 2's default engine ('auto': streaming) costs 50-100 us more per small query
+# polars 2's default engine ('auto': streaming) costs 50-100 us more per small query
+ENGINE: Literal["in-memory"] = "in-memory"
 SMALL_ROWS = 50_000  # a query over fewer input rows than this skips polars' optimizer (see `collect`)
 _LEAN = pl.QueryOptFlags.none(simplify_expression=True)
 WS, WE = WINDOW_START, WINDOW_END
@@ -169,7 +170,8 @@ class StepOutput:
 # ---------------------------------------------------------------- helpers
 
 
-def _semi(frame: pl.DataFrame, keys_frame: pl.DataFrame, on: list[str], how: Literal["semi", "anti"] = "semi") -> pl.DataFrame:
+def _semi(frame: pl.DataFrame, keys_frame: pl.DataFrame, on: list[str],
+          how: Literal["semi", "anti"] = "semi") -> pl.DataFrame:
     if not on:
         return frame if (how == "semi") == (keys_frame.height > 0) else frame.clear()
     return frame.join(keys_frame.select(on).unique(), on=on, how=how, nulls_equal=True)

@@ -76,8 +76,9 @@ def lower(plan: Plan, workers: int = 1) -> nx.DiGraph:
     fragment = lowering.lower(plan)
     for pipe in fragment:
         stateful = pipe.stateful
-        terminal = OutputWrite(changelog=pipe.changelog,
-                               group_keys=stateful.group_keys if pipe.changelog and isinstance(stateful, AggregateOp) else ())
+        terminal = OutputWrite(  # a changelog's stateful op is an AggregateOp; the isinstance tells mypy
+            changelog=pipe.changelog,
+            group_keys=stateful.group_keys if pipe.changelog and isinstance(stateful, AggregateOp) else ())
         lowering.finish(pipe, terminal)
     graph = lowering.graph
     graph.graph["limit"] = None if order else limit  # a sorted result is cut after sorting, not while it streams
