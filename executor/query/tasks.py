@@ -86,7 +86,8 @@ class TaskRunner:
             kernels.catch_operator(op, lambda: state.step(rows.clear(), None, step.emitted_through))
         out = kernels.catch_operator(op, lambda: state.step(rows, step.previous, step.current))
         if collected:
-            # a RowsPart comes only for an output that takes rows (emits_rows follows takes_rows, above)
+            # out.frame is a RowsPart when the output takes rows (emits_rows, above): apply_changelog then
+            # takes one, and callers read only `height` from a collected result, which a RowsPart has
             self.output.apply_changelog(cast(pl.DataFrame, out.frame), out.deletes)
             return {0: cast(pl.DataFrame, out.frame)}, out.late
         emitted = out.frame
