@@ -54,7 +54,7 @@ from executor.inline import collect_table
 from executor.multiproc.messages import (Assign, Cancel, Commit, Failed, Heartbeat, Output as OutputMessage, Ready, Report,
                                Setup, Stop)
 from executor.multiproc.metrics import BatchStats, TaskMetrics, batch_totals, group_overhead, stage_metrics
-from executor.query.outputs import QueryOutput
+from executor.query.outputs import CollectOutput, QueryOutput
 from executor.query.progress import batch_report
 from executor.query.readers import DEAD_LETTERS_KEPT
 from executor.query.release import keep_from
@@ -486,9 +486,10 @@ class Driver:
     def result(self) -> pl.DataFrame:
         """collect()'s result once the run is over: the appended rows, or the final value of every group."""
         self._flush_changelog()
+        assert isinstance(self.output, CollectOutput)  # collect() runs over a CollectOutput (as InlineQuery.result)
         if self.runner.changelog_stage is not None:
-            return self.runner.final_changelog(self.output.table, self.graph.graph.get("limit"))  # type: ignore
-        return self.output.result()  # type: ignore[attr-defined]
+            return self.runner.final_changelog(self.output.table, self.graph.graph.get("limit"))
+        return self.output.result()
 
     # ------------------------------------------------------------ progress
 
