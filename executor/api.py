@@ -80,13 +80,13 @@ def _inline(graph: nx.DiGraph, config: RunConfig, output: QueryOutput, realtime:
 def _drizzle(graph: nx.DiGraph, config: RunConfig, output: QueryOutput, realtime: bool) -> QueryRun:
     from executor.multiproc.driver import DrizzleDriver
 
-    return DrizzleDriver(graph, config, output, realtime=realtime)  # type: ignore[return-value]
+    return DrizzleDriver(graph, config, output, realtime=realtime)
 
 
 def _bsp(graph: nx.DiGraph, config: RunConfig, output: QueryOutput, realtime: bool) -> QueryRun:
     from executor.multiproc.bsp import BspDriver
 
-    return BspDriver(graph, config, output, realtime=realtime)  # type: ignore[return-value]
+    return BspDriver(graph, config, output, realtime=realtime)
 
 
 EXECUTORS: dict[str, ExecutorFactory] = {"inline": _inline, "drizzle": _drizzle, "bsp": _bsp}

@@ -20,7 +20,10 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import networkx as nx
 
 from executor import kernels
 from executor.interrupts import terminate_gracefully, wait_for
@@ -148,7 +151,7 @@ class QueryHandle:
         return self._query.restored_info()
 
     @property
-    def stages(self):
+    def stages(self) -> nx.DiGraph:
         """The query's stage DAG (networkx.DiGraph)."""
         return self._query.graph
 

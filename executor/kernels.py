@@ -20,14 +20,14 @@ from __future__ import annotations
 import functools
 import re
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Literal, Mapping, Sequence, TypeVar, cast
 
 import polars as pl
 
 from executor.state.operators import batch_partials, collect
 from executor.state.windows import Windows
 from optimizer.physical.stages import (PARTITION_COLUMN, TIME_COLUMN, BroadcastJoinOp, FilterOp, Operator, OutputWrite,
-                              PartialAggregateOp, ProjectOp, ReadOp, ScanOp, ShuffleWrite)
+                              PartialAggregateOp, ProjectOp, ReadOp, ScanOp, ShuffleWrite, StatefulOp)
 from stream_dsl.ir.to_polars import CastFailure, compile_expr, compile_predicate
 from stream_dsl.ir.expr import Column, columns_used
 from stream_dsl.errors import DSLError, ExecutionError
@@ -101,7 +101,8 @@ def _broadcast_join(op: BroadcastJoinOp) -> Step:
 
     def step(lf: pl.LazyFrame, tables: Tables) -> pl.LazyFrame:
         right = tables[op.table_id].lazy()
-        joined = lf.with_columns(left_keys).join(right, left_on=lk, right_on=rk, how=op.kind,
+        how = cast(Literal["inner", "left"], op.kind)  # a Join's kind is 'inner' or 'left' (ir.plan.Join)
+        joined = lf.with_columns(left_keys).join(right, left_on=lk, right_on=rk, how=how,
                                                  coalesce=False, maintain_order="left")
         return joined.select(select)
 
@@ -142,7 +143,8 @@ def _read(op: ReadOp) -> Step:
     return lambda lf, tables: lf
 
 
-_STEPS: dict[type, Callable[[object], Step]] = {
+# each builder takes an op of its key's type, which a dict's type cannot say
+_STEPS: dict[type, Callable[[Any], Step]] = {
     ScanOp: _scan, FilterOp: _filter, ProjectOp: _project, BroadcastJoinOp: _broadcast_join, ReadOp: _read,
     PartialAggregateOp: _partial_aggregate,
 }
@@ -363,7 +365,7 @@ def split_partitions(frame: pl.DataFrame) -> dict[int, pl.DataFrame]:
     """
     columns = frame.get_columns()
     key = columns.pop(frame.columns.index(PARTITION_COLUMN))
-    count = (key.max() or 0) + 1 if frame.height else 0  # type: ignore[operator]
+    count = cast(int, key.max() or 0) + 1 if frame.height else 0  # an integer column: its max is an int
     if columns and frame.height * count < SPLIT_BY_MASKS:
         masks = ((k, key == k) for k in range(count))
         return {k: frame_of([c.filter(mask) for c in columns]) for k, mask in masks if mask.any()}
@@ -405,7 +407,10 @@ def conform(frame: pl.DataFrame, schema: Schema) -> pl.DataFrame:
     return frame.select([pl.col(f.name).cast(f.dtype.polars) for f in schema])
 
 
-def catch_operator(op: Operator, fn: Callable[[], object]) -> object:
+Result = TypeVar("Result")
+
+
+def catch_operator(op: Operator | StatefulOp, fn: Callable[[], Result]) -> Result:
     """Run `fn`, turning a non-DSL failure into an ExecutionError naming `op` (described only then)."""
     try:
         return fn()
@@ -444,18 +449,18 @@ def counter_report(shuffled: Sequence[Mapping[str, int]], reads: Sequence[Mappin
     }
 
 
-def render_counters(reports: Sequence[Mapping[str, object]]) -> list[str]:
+def render_counters(reports: Sequence[Mapping[str, Any]]) -> list[str]:
     """EXPLAIN ANALYZE lines for the counters summed over micro-batches (nothing for reports without them)."""
-    tasks = [t for r in reports for t in r.get("shuffle_tasks", ())]  # type: ignore[attr-defined]
+    tasks = [t for r in reports for t in r.get("shuffle_tasks", ())]
     reads: dict[tuple[str, tuple[str, ...]], int] = {}
     for r in reports:
-        for read in r.get("source_reads", ()):  # type: ignore[attr-defined]
+        for read in r.get("source_reads", ()):
             key = (read["source"], tuple(read["columns"]))
             reads[key] = reads.get(key, 0) + int(read["rows"])
     lines = []
     if tasks or any("shuffle_rows" in r for r in reports):
-        rows = sum(int(r.get("shuffle_rows", 0)) for r in reports)  # type: ignore[arg-type]
-        size = sum(int(r.get("shuffle_bytes", 0)) for r in reports)  # type: ignore[arg-type]
+        rows = sum(int(r.get("shuffle_rows", 0)) for r in reports)
+        size = sum(int(r.get("shuffle_bytes", 0)) for r in reports)
         most = max((int(t["rows"]) for t in tasks), default=0)
         lines.append(f"shuffle_rows={rows} shuffle_bytes={size} map_tasks={len(tasks)} "
                      f"max_rows_per_map_task={most}")

@@ -183,7 +183,7 @@ def chrome_trace(tasks: Sequence[TaskMetrics], *, sends: Sequence[Send] = (), si
 # ---------------------------------------------------------------- files
 
 
-def check_trace_path(path: str) -> str:
+def check_trace_path(path: str | os.PathLike) -> str:
     """Refuse, before the query starts, a trace path that cannot be written."""
     if not isinstance(path, (str, os.PathLike)) or not str(path):
         raise DSLError(f"trace must be a file path such as 'trace.json', got {path!r}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import Any
 
 from stream_dsl.errors import DSLError
 
@@ -41,5 +42,5 @@ class RunConfig:
         if self.batch_interval_ms < 1:
             raise DSLError("batch_interval must be at least 1ms")
 
-    def with_options(self, **changes: object) -> "RunConfig":
+    def with_options(self, **changes: Any) -> "RunConfig":  # Any: __post_init__ checks the values
         return replace(self, **changes)

@@ -15,7 +15,7 @@ Examples
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Iterable, Literal, Mapping, Sequence
 
 import polars as pl
 
@@ -265,7 +265,7 @@ class Context:
             raise DSLError("from_iterable needs a schema with at least one column")
         polars_schema = {n: _sql_type(t).polars for n, t in pairs}
         data = list(rows)
-        orient = "row" if data and not isinstance(data[0], Mapping) else None
+        orient: Literal["row"] | None = "row" if data and not isinstance(data[0], Mapping) else None
         try:
             frame = pl.DataFrame(data, schema=polars_schema, orient=orient)
         except (pl.exceptions.PolarsError, TypeError, ValueError) as err:

@@ -54,7 +54,7 @@ from executor.inline import collect_table
 from executor.multiproc.messages import (Assign, Cancel, Commit, Failed, Heartbeat, Output as OutputMessage, Ready, Report,
                                Setup, Stop)
 from executor.multiproc.metrics import BatchStats, TaskMetrics, batch_totals, group_overhead, stage_metrics
-from executor.query.outputs import QueryOutput
+from executor.query.outputs import CollectOutput, QueryOutput
 from executor.query.progress import batch_report
 from executor.query.readers import DEAD_LETTERS_KEPT
 from executor.query.release import keep_from
@@ -203,7 +203,7 @@ class Driver:
         self.done = False
         for per_batch in (self.outputs, self.emitted, self.stats, self.tasks, self.state_groups, self.retention,
                           self.messages_for, self.source_clocks):
-            per_batch.clear()  # type: ignore[attr-defined]
+            per_batch.clear()
 
     def _hosts(self) -> dict[tuple[int, int], int]:
         """Which worker runs each task: the same for every group, so a partition's state stays put."""
@@ -332,7 +332,7 @@ class Driver:
         sent = time.time()
         commit = self._commit_for(instruction.worker)
         checkpoint = (self.checkpointing.request(instruction.worker, instruction.last_batch)
-                      if self._wants_checkpoint(instruction) else None)
+                      if self.checkpointing is not None and self._wants_checkpoint(instruction) else None)
         self.transport.send(instruction.worker, Assign(instruction.assignment, instruction.tasks,
                                                        instruction.placement, instruction.first_batch,
                                                        instruction.last_batch, sent, commit, checkpoint))
@@ -486,9 +486,10 @@ class Driver:
     def result(self) -> pl.DataFrame:
         """collect()'s result once the run is over: the appended rows, or the final value of every group."""
         self._flush_changelog()
+        assert isinstance(self.output, CollectOutput)  # collect() runs over a CollectOutput (as InlineQuery.result)
         if self.runner.changelog_stage is not None:
-            return self.runner.final_changelog(self.output.table, self.graph.graph.get("limit"))  # type: ignore
-        return self.output.result()  # type: ignore[attr-defined]
+            return self.runner.final_changelog(self.output.table, self.graph.graph.get("limit"))
+        return self.output.result()
 
     # ------------------------------------------------------------ progress
 
@@ -517,7 +518,7 @@ class Driver:
         for batch in range(first, last + 1):
             for per_batch in (self.stats, self.tasks, self.state_groups, self.retention, self.messages_for,
                               self.emitted):
-                per_batch.pop(batch, None)  # type: ignore[attr-defined]
+                per_batch.pop(batch, None)
         return self.done
 
     def _checkpoint(self, batch: int, last: int) -> int | None:

@@ -319,7 +319,7 @@ _PIPE_BYTES = 1 << 20  # pipe capacity asked for: a micro-batch's partition fits
 def _widen(fd: int) -> None:
     """Ask for a larger pipe buffer (Linux; the default 64 KiB splits larger partitions into many writes)."""
     try:
-        fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, _PIPE_BYTES)  # type: ignore[attr-defined]
+        fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, _PIPE_BYTES)
     except (AttributeError, OSError):
         pass
 

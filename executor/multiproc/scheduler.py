@@ -44,6 +44,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Iterable, Mapping, Sequence, Union
 
 if TYPE_CHECKING:  # only for annotations: the state machine loads neither polars nor the plan code
+    from executor.query.watermarks import WatermarkStep
     from optimizer.physical.stages import Stage
 
 MapId = tuple[int, int]  # (stage, partition) of a producing task of the same batch
@@ -209,14 +210,14 @@ class TaskKey:
 class TaskSpec:
     """A task descriptor: what to run and the map ids it waits for.
 
-    `watermarks` is (previous, new) when the driver decided them (BSP);
+    `watermarks` is the batch's WatermarkStep when the driver decided it (BSP);
     None when the worker derives them from the source clocks (Drizzle).
     `locations` (BSP) says where each awaited map output ran.
     """
 
     key: TaskKey
     waits: frozenset[MapId] = frozenset()
-    watermarks: tuple[int | None, int | None] | None = None
+    watermarks: WatermarkStep | None = None
     locations: tuple[tuple[MapId, int], ...] = ()
 
     def __reduce__(self) -> tuple:

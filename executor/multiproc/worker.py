@@ -77,7 +77,7 @@ from executor.multiproc.runtime import DRIVER, Channel
 from executor.multiproc.scheduler import (Assigned, AssignmentDone, Finished, InputsReady, Notice, Run, TaskKey, TaskSpec,
                                 WorkerScheduler)
 from executor.multiproc.shuffle import Inbox, MapOutput, decode, encode, route, source_clock
-from optimizer.physical.stages import OutputWrite, ShuffleWrite, Stage
+from optimizer.physical.stages import OutputWrite, ScanOp, ShuffleWrite, Stage
 from stream_dsl.connectors.base import commit_source
 from stream_dsl.errors import DSLError, ExecutionError
 
@@ -142,8 +142,8 @@ class WorkerRunner:
         self.pending: dict[int, _Pending] = {}
         self.last_finished: float | None = None
         self.offsets: dict[int, dict[int, Any]] = {}  # batch -> source stage -> offset after it, until committed
-        self.watermark_columns = {s.head.source.watermark.column for s in self.stages.values()  # type: ignore
-                                  if s.is_source and s.head.source.watermark is not None}  # type: ignore
+        self.watermark_columns = {s.head.source.watermark.column for s in self.stages.values()
+                                  if isinstance(s.head, ScanOp) and s.head.source.watermark is not None}
         self.work: deque = deque()
         self.unsent: list[OutputMessage] = []  # outputs of finished tasks, not sent yet (see `_send_output`)
         self.unsent_since = 0.0  # when the oldest of them was kept back (time.monotonic)

@@ -23,7 +23,7 @@ checkpoint, the checkpoint's watermark and batch id take precedence.
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping, cast
 
 import networkx as nx
 
@@ -54,8 +54,8 @@ def _state_start_ms(state: Any, watermark_columns: set[str]) -> int | None:
         frame = state.state
         if frame is None or WS not in frame.columns:
             return KEEP_ALL
-        value = frame.get_column(WS).min()
-    return KEEP_ALL if value is None else int(value)  # type: ignore[arg-type]
+        value = cast("int | None", frame.get_column(WS).min())  # WS holds Int64 window starts
+    return KEEP_ALL if value is None else int(value)
 
 
 def retention_ms(states: Iterable[Any], watermark_columns: set[str]) -> int | None:

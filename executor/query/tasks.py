@@ -9,7 +9,7 @@ batch) does exactly the same thing, so every executor gives the same rows.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import networkx as nx
 import polars as pl
@@ -75,20 +75,26 @@ class TaskRunner:
         pipe = self.pipes[stage.id]
         rows = pipe.run(frame, self.tables) if len(pipe.ops) > 1 else frame
         collected = stage is self.changelog_stage and self.output.changelog_collects
+        op = stage.stateful
+        assert op is not None  # only stateful stages get here
         state = self.states.get((stage.id, partition))
         if state is None:
-            state = self.states[(stage.id, partition)] = make_state(stage.stateful)
+            state = self.states[(stage.id, partition)] = make_state(op)
         if isinstance(state, AggregateState):  # new, or loaded from a checkpoint
             state.emits_rows = collected and self.output.takes_rows
         if step.emitted_through is not None:  # a restart: what the previous run emitted closes without output
-            kernels.catch_operator(stage.stateful, lambda: state.step(rows.clear(), None, step.emitted_through))
-        out = kernels.catch_operator(stage.stateful, lambda: state.step(rows, step.previous, step.current))
+            kernels.catch_operator(op, lambda: state.step(rows.clear(), None, step.emitted_through))
+        out = kernels.catch_operator(op, lambda: state.step(rows, step.previous, step.current))
         if collected:
-            self.output.apply_changelog(out.frame, out.deletes)
-            return {0: out.frame}, out.late
-        if not out.frame.height:
+            # out.frame is a RowsPart when the output takes rows (emits_rows, above): apply_changelog then
+            # takes one, and callers read only `height` from a collected result, which a RowsPart has
+            self.output.apply_changelog(cast(pl.DataFrame, out.frame), out.deletes)
+            return {0: cast(pl.DataFrame, out.frame)}, out.late
+        emitted = out.frame
+        assert isinstance(emitted, pl.DataFrame)  # rows come only for a collected changelog (emits_rows)
+        if not emitted.height:
             return None, out.late
-        return self._finish(self.posts[stage.id], stage, out.frame), out.late
+        return self._finish(self.posts[stage.id], stage, emitted), out.late
 
     def _finish(self, pipe: kernels.Pipeline, stage: Stage, frame: pl.DataFrame) -> TaskResult:
         if isinstance(stage.terminal, ShuffleWrite):

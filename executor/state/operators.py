@@ -58,7 +58,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import polars as pl
 
@@ -72,7 +72,8 @@ from stream_dsl.ir.column_names import PARTIAL_ROWS, WINDOW_END, WINDOW_START
 from stream_dsl.ir.types import DataType
 
 WM_INF = 2**62  # the watermark after the end of input: every window closes
-ENGINE = "in-memory"  # polars 2's default engine ('auto': streaming) costs 50-100 us more per small query
+# polars 2's default engine ('auto': streaming) costs 50-100 us more per small query
+ENGINE: Literal["in-memory"] = "in-memory"
 SMALL_ROWS = 50_000  # a query over fewer input rows than this skips polars' optimizer (see `collect`)
 _LEAN = pl.QueryOptFlags.none(simplify_expression=True)
 WS, WE = WINDOW_START, WINDOW_END
@@ -144,9 +145,10 @@ def query_watermark(clocks: list[SourceClock], previous: int | None) -> int | No
     if clocks and all(c.exhausted for c in clocks):
         return WM_INF
     marks = [c.watermark for c in clocks if c.delay_ms is not None]
-    if not marks or any(m is None for m in marks):
+    known = [m for m in marks if m is not None]
+    if not marks or len(known) < len(marks):
         return previous
-    wm = min(marks)  # type: ignore[type-var]
+    wm = min(known)
     return wm if previous is None else max(previous, wm)
 
 
@@ -168,7 +170,8 @@ class StepOutput:
 # ---------------------------------------------------------------- helpers
 
 
-def _semi(frame: pl.DataFrame, keys_frame: pl.DataFrame, on: list[str], how: str = "semi") -> pl.DataFrame:
+def _semi(frame: pl.DataFrame, keys_frame: pl.DataFrame, on: list[str],
+          how: Literal["semi", "anti"] = "semi") -> pl.DataFrame:
     if not on:
         return frame if (how == "semi") == (keys_frame.height > 0) else frame.clear()
     return join_keys(frame, keys_frame.select(on).unique(), on, how)
@@ -223,7 +226,7 @@ def _over(e: pl.Expr, keys: list[str]) -> pl.Expr:
     return e.over(keys) if keys else e
 
 
-def _sum_type(spec: AggSpec) -> pl.DataType:
+def _sum_type(spec: AggSpec) -> type[pl.DataType]:
     return pl.Float64 if spec.func == "avg" or spec.dtype is DataType.DOUBLE else pl.Int64
 
 
@@ -264,9 +267,11 @@ def row_partials(aggs: tuple[AggSpec, ...]) -> list[pl.Expr]:
                 value = pl.lit(1, dtype=pl.Int64) if x is None else x.is_not_null().cast(pl.Int64)
                 out.append(value.alias(names.count_col(i)))
         elif spec.func in ("sum", "avg"):
+            assert x is not None  # only COUNT(*) has no argument
             out += [x.cast(_sum_type(spec)).fill_null(0).alias(names.sum_col(i)),
                     x.is_not_null().cast(pl.Int64).alias(names.nonnull_col(i))]
         else:
+            assert x is not None  # only COUNT(*) has no argument
             out.append(x.cast(spec.dtype.polars).alias(names.extreme_col(spec.func, i)))
     return out
 
@@ -432,14 +437,17 @@ class AggregateState:
             return lf.filter(~late_mask).select(self._incoming), late
         lf = lf.with_columns(pl.col(TIME_COLUMN).dt.epoch("ms").alias(_T))
         windows = self._windows
+        assert windows is not None  # set whenever op.window is
         late_mask = windows.late_expr(pl.col(_T), wm_prev)
         if window.kind == "tumble":
             lf = lf.filter(~late_mask).with_columns(windows.last_start(pl.col(_T)).alias(WS))
             lf = lf.with_columns(windows.end(pl.col(WS)).alias(WE))
         else:  # hop: a row is late if any of its windows closed; it still goes into the open ones
             lf = windows.expand_hop(lf.filter(pl.col(_T).is_not_null()), _T, wm_prev)
-        late = _count_before(rows.get_column(TIME_COLUMN), windows.late_before(wm_prev))
-        if late is None:
+        counted = _count_before(rows.get_column(TIME_COLUMN), windows.late_before(wm_prev))
+        if counted is not None:
+            late = counted
+        else:
             late = int(collect(rows.lazy().with_columns(pl.col(TIME_COLUMN).dt.epoch("ms").alias(_T))
                                .select(late_mask.sum()), rows.height).item() or 0)
         return lf.select(self._incoming), late
@@ -473,6 +481,7 @@ class AggregateState:
         """Add window_start/window_end (epoch ms) to every row, dropping late rows; returns the late count."""
         if self.op.final:
             return self._partial_windows(rows, wm_prev)
+        assert self.op.window is not None and self._windows is not None  # only windowed aggregates get here
         kind, windows = self.op.window.kind, self._windows
         rows = rows.with_columns(pl.col(TIME_COLUMN).dt.epoch("ms").alias(_T))
         flagged = rows.with_columns(windows.late_expr(pl.col(_T), wm_prev).alias(names.LATE))
@@ -506,13 +515,15 @@ class AggregateState:
         else:
             self.state = _group(pl.concat([self.state, partial], how="diagonal_relaxed"), self.groups,
                                 merge_partials(self.op.aggs))
-        args = list(dict.fromkeys(a.arg for _, a in self._distinct_aggs))  # a final's distincts share one column
+        # a final's distincts share one column; COUNT(DISTINCT x) always has its x
+        args = list(dict.fromkeys(a.arg for _, a in self._distinct_aggs if a.arg is not None))
         self._add_distinct(rows.select(self.groups + args))
         return partial.select(self.groups) if self.groups else partial
 
     def _add_distinct(self, rows: pl.DataFrame) -> None:
         for i, spec in self._distinct_aggs:
-            pairs = rows.select(self.groups + [pl.col(spec.arg).alias(_VALUE)]).drop_nulls(_VALUE).unique()
+            assert spec.arg is not None  # COUNT(DISTINCT x) always has its x
+            pairs = rows.select([*self.groups, pl.col(spec.arg).alias(_VALUE)]).drop_nulls(_VALUE).unique()
             old = self.distinct.get(i)
             self.distinct[i] = pairs if old is None else pl.concat([old, pairs], how="diagonal_relaxed").unique()
 
@@ -520,9 +531,10 @@ class AggregateState:
         """Fold events into sessions per key, merging sessions they bridge; returns changed and deleted groups."""
         if not rows.height:
             return pl.DataFrame(), None
+        assert self._windows is not None  # sessions are windows
         start, end = self._windows.bounds(pl.col(_T))
-        events = rows.select(self.keys + [start.alias(WS), end.alias(WE), pl.lit(1).alias(_SRC)]
-                             + row_partials(self.op.aggs))
+        events = rows.select([*self.keys, start.alias(WS), end.alias(WE), pl.lit(1).alias(_SRC),
+                              *row_partials(self.op.aggs)])
         state = self.state
         if state is None or not state.height:
             old, untouched = None, None
@@ -590,6 +602,7 @@ class AggregateState:
         return out
 
     def _drop_closed(self, wm: int) -> None:
+        assert self.state is not None  # callers hold a state
         self.state = self.state.filter(is_open(pl.col(WE), wm))
         for i, sets in self.distinct.items():
             self.distinct[i] = sets.filter(is_open(pl.col(WE), wm))

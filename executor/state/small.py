@@ -172,7 +172,9 @@ class SmallAggregate:
             return 0
         times = _epoch_ms(rows.get_column(TIME_COLUMN))
         windows = self._windows
+        assert windows is not None  # set whenever op.window is
         cut = windows.late_before(watermark_or_min(wm_prev))  # a time below it is late (`Windows.is_late`)
+        assert cut is not None  # None only without a watermark, and watermark_or_min gives one
         if window.kind == "tumble":
             late, bounds = 0, windows.bounds
             for r, (key, t) in enumerate(zip(keys, times)):
@@ -223,6 +225,7 @@ class SmallAggregate:
         merges = [func for func, _, _ in self._slots for _ in ((0,) if func in ("count", "min", "max") else (0, 1))]
         keys = list(zip(*columns)) if columns else [()] * rows.height
         late = 0
+        alive: list[int] | range
         if self.windowed:
             starts = _epoch_ms(rows.get_column(WS))
             ends = _epoch_ms(rows.get_column(WE))
@@ -230,7 +233,7 @@ class SmallAggregate:
             keys = [key + (s, e) for key, s, e in zip(keys, starts, ends)]
             alive = []
             for r, (s, e) in enumerate(zip(starts, ends)):
-                if s is None or is_closed(e, wm):
+                if s is None or e is None or is_closed(e, wm):  # start and end are NULL together
                     late += counts[r] or 0
                 else:
                     alive.append(r)
@@ -330,8 +333,8 @@ class SmallAggregate:
         self._output_names, self._output_dtypes = list(self._output_schema), list(self._output_schema.values())
         state: dict[str, pl.DataType] = dict(zip(self.keys, self._key_types))
         if self.windowed:
-            state[WS] = state[WE] = pl.Int64
-        state[PARTIAL_ROWS] = pl.Int64
+            state[WS] = state[WE] = pl.Int64()
+        state[PARTIAL_ROWS] = pl.Int64()
         self._avg_sums = set()
         for i, spec in enumerate(op.aggs):
             at = self._slots[i][2]
@@ -339,10 +342,10 @@ class SmallAggregate:
                 if spec.func in ("min", "max"):
                     state[name] = spec.dtype.polars
                 elif spec.func == "avg" and k == 0:
-                    state[name] = pl.Float64
+                    state[name] = pl.Float64()
                     self._avg_sums.add(at)
                 else:
-                    state[name] = pl.Int64
+                    state[name] = pl.Int64()
         self._state_schema = state
 
 

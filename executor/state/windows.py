@@ -55,12 +55,12 @@ def watermark_lit(wm: int | None) -> pl.Expr:
     return pl.lit(watermark_or_min(wm), dtype=pl.Int64)
 
 
-def is_closed(end: Time, wm: int | pl.Expr) -> Time:
+def is_closed(end: Time, wm: Time | int) -> Time:
     """Whether a window ending at `end` has closed at watermark `wm` (emitted in EMIT final, then dropped)."""
     return end <= wm
 
 
-def is_open(end: Time, wm: int | pl.Expr) -> Time:
+def is_open(end: Time, wm: Time | int) -> Time:
     """Whether a window ending at `end` is still open at watermark `wm` (not `is_closed`)."""
     return end > wm
 
@@ -108,7 +108,7 @@ class Windows:
             return self.last_start(t)  # the only window (for TUMBLE the formula below gives the same, slower)
         return (t - self.size) // self.slide * self.slide + self.slide
 
-    def nth_start(self, t: Time, j: int | pl.Expr) -> Time:
+    def nth_start(self, t: Time, j: Time | int) -> Time:
         """The start of the `j`th window back from `last_start(t)`; it holds `t` when its end is above `t`."""
         return self.last_start(t) - j * self.slide
 
@@ -121,7 +121,7 @@ class Windows:
         start = self.last_start(t)  # for HOP, the latest of several: see open_windows, expand_hop
         return start, start + self.size  # `end`, inlined: state_small calls this per row
 
-    def is_late(self, t: Time, wm: int | pl.Expr) -> Time:
+    def is_late(self, t: Time, wm: Time | int) -> Time:
         """Whether an event at (non-NULL) `t` is late at watermark `wm`: its first window has closed."""
         return is_closed(self.end(self.first_start(t)), wm)
 

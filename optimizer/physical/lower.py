@@ -80,8 +80,9 @@ def lower(plan: Plan, workers: int = 1) -> nx.DiGraph:
     fragment = lowering.lower(plan)
     for pipe in fragment:
         stateful = pipe.stateful
-        terminal = OutputWrite(changelog=pipe.changelog,
-                               group_keys=stateful.group_keys if pipe.changelog else ())
+        terminal = OutputWrite(  # a changelog's stateful op is an AggregateOp; the isinstance tells mypy
+            changelog=pipe.changelog,
+            group_keys=stateful.group_keys if pipe.changelog and isinstance(stateful, AggregateOp) else ())
         lowering.finish(pipe, terminal)
     graph = lowering.graph
     graph.graph["limit"] = None if order else limit  # a sorted result is cut after sorting, not while it streams
@@ -122,7 +123,7 @@ def _split_sort(plan: Plan) -> tuple[Plan, tuple[SortKey, ...]]:
 class _Lowering:
     def __init__(self, workers: int) -> None:
         self.workers = workers
-        self.graph = nx.DiGraph()
+        self.graph: nx.DiGraph = nx.DiGraph()
         self._ids = count()
         self._tables: dict[tuple[Plan, tuple[str, ...], tuple[DataType, ...]], str] = {}
 
@@ -364,7 +365,7 @@ def _renumber(graph: nx.DiGraph) -> nx.DiGraph:
     """Number stages 0..n-1 in a deterministic topological order (sources first)."""
     order = list(nx.lexicographical_topological_sort(graph))
     new_id = {old: i for i, old in enumerate(order)}
-    result = nx.DiGraph(**graph.graph)
+    result: nx.DiGraph = nx.DiGraph(**graph.graph)
     for old in order:
         stage: Stage = graph.nodes[old]["stage"]
         result.add_node(new_id[old], stage=_relabel(stage, new_id))

@@ -15,6 +15,8 @@ from __future__ import annotations
 from functools import wraps
 from typing import Callable, Iterable
 
+from stream_dsl.ir.plan import Plan
+
 from optimizer.cost import CostModel
 from stream_dsl.errors import DSLError, did_you_mean
 from optimizer.rules.fold_constants import fold_constants
@@ -72,7 +74,7 @@ def with_cost_model(model: CostModel, rules: tuple[Callable, ...] = RULES) -> tu
             return rule
 
         @wraps(rule)
-        def bound(plan):  # type: ignore[no-untyped-def]
+        def bound(plan: Plan) -> Plan:
             return rule(plan, model)
 
         return bound

@@ -54,6 +54,7 @@ Join inner on [b = b] right=[c]
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any, Callable
 
 from stream_dsl.ir.expr import Column, Expr, columns_used, conjoin, conjuncts, rename_columns
 from stream_dsl.ir.plan import Aggregate, Distinct, Filter, Join, Plan, Project, Scan, Sort, Union
@@ -187,7 +188,8 @@ def _through_aggregate(node: Aggregate, predicates: Predicates) -> tuple[Plan, P
     return replace(node, input=_below(node.input, down)), rest
 
 
-_SINKS = {
+# each sink takes a node of its key's type, which a dict's type cannot say
+_SINKS: dict[type, Callable[[Any, Predicates], tuple[Plan, Predicates]]] = {
     Scan: _into_scan, Filter: _through_filter, Project: _through_project, Join: _through_join,
     Union: _through_union, Distinct: _through_distinct, Aggregate: _through_aggregate, Sort: _through_distinct,
 }

@@ -144,10 +144,10 @@ def scaling(bench: YsbBench, out: TextIO, *, workers: Sequence[int] = (1, 2), ra
         print(f"{'' if workers else chr(10)}scaling: achieved throughput and latency against the input rate "
               f"(paced runs of {seconds:,.1f} s, {context_text(dict(bench.context))})", file=out)
         for rate in rates:
-            run = run_latency(replace(bench, duration_s=seconds), rate=rate)
-            point = latency_dict(run)
+            paced = run_latency(replace(bench, duration_s=seconds), rate=rate)
+            point = latency_dict(paced)
             by_rate.append(point)
-            print(f"  offered {rate:>12,.0f}/s  achieved {run.engine.events_per_s:>12,.0f}/s  {latency_text(run)}",
+            print(f"  offered {rate:>12,.0f}/s  achieved {paced.engine.events_per_s:>12,.0f}/s  {latency_text(paced)}",
                   file=out)
             out.flush()
         grows = growth_point(by_rate)

@@ -163,7 +163,7 @@ def run_memory(sizes: Sequence[int], context: dict[str, Any], out: TextIO, *, ra
     print(f"{'events':>14} {'time':>9} {'events/s':>12} {'driver':>9} {'workers':>17} {'total':>9} "
           f"{'growth':>8}", file=out)
     out.flush()
-    results = []
+    results: list[dict[str, Any]] = []
     for n in sizes:
         r = _in_child(n, context, rate, seed)
         first = results[0]["total_peak_kb"] if results else r["total_peak_kb"]

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 import typing
 from dataclasses import dataclass, fields
-from typing import Iterable, Iterator, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence, TypeGuard
 
 from stream_dsl.sql import ast
 from stream_dsl.ir import expr as E
@@ -58,7 +58,7 @@ def is_aggregate_call(node: object) -> bool:
     return isinstance(node, ast.FuncCall) and lookup_aggregate(node.name) is not None
 
 
-def is_window_call(node: object) -> bool:
+def is_window_call(node: object) -> TypeGuard[ast.FuncCall]:
     return isinstance(node, ast.FuncCall) and node.name.lower() in WINDOW_FUNCTIONS
 
 
@@ -237,7 +237,8 @@ class ExprBinder:
         return tc.aggregate(node.name.lower(), inner.bind(node.args[0]), node.distinct, node.span)
 
 
-_DISPATCH = {
+# each method takes a node of its key's type, which a dict's type cannot say
+_DISPATCH: dict[type, Callable[[ExprBinder, Any], E.Expr]] = {
     ast.Identifier: ExprBinder._identifier, ast.Star: ExprBinder._star, ast.NumberLit: ExprBinder._number,
     ast.StringLit: ExprBinder._string, ast.BoolLit: ExprBinder._bool, ast.NullLit: ExprBinder._null,
     ast.IntervalLit: ExprBinder._interval, ast.TimestampLit: ExprBinder._timestamp,
@@ -331,6 +332,6 @@ def output_names(items: Sequence[tuple[str | None, E.Expr, Span | None]],
     return names
 
 
-def rebuild(e: E.Expr, fn) -> E.Expr:
+def rebuild(e: E.Expr, fn: Callable[[E.Expr], E.Expr]) -> E.Expr:
     """`e` with `fn` applied to each direct child (the top-down counterpart of `expr.transform`)."""
     return E.with_children(e, tuple(fn(c) for c in E.children(e)))

@@ -100,7 +100,7 @@ def _swapped_join(table: Plan, stream: Plan, table_keys: tuple[str, ...], stream
     exprs = []
     for f in table.schema:
         if f.name in table_names:
-            source = E.Column(table_names[f.name], f.dtype)
+            source: E.Expr = E.Column(table_names[f.name], f.dtype)
         else:  # a USING key dropped from the table side: the stream's equal key stands in
             stream_key = key_of[f.name]
             source = tc.cast(E.Column(stream_key, stream.schema.dtype(stream_key)), f.dtype)
@@ -266,6 +266,7 @@ def plan_aggregate_query(input: Plan, keys: Sequence[E.Expr], window: WindowSpec
                           [E.NamedExpr(n, a) for a, n in agg_names.items()], mode, span)
     plan: Plan = agg
     if condition is not None:
+        assert having is not None  # the condition is the bound HAVING
         if condition.dtype not in (DataType.BOOLEAN, DataType.NULL):
             raise BindError(f"HAVING needs a BOOLEAN condition, got {condition.dtype.value}", span=having.span)
         plan = Filter(plan, condition, span=having.span)

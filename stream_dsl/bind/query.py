@@ -197,7 +197,7 @@ def _with_aliases(node: Any, items: Sequence[ast.SelectItem], scope: Scope) -> A
         return node
     if isinstance(node, tuple):
         return tuple(_with_aliases(n, items, scope) for n in node)
-    if not dataclasses.is_dataclass(node) or isinstance(node, ast.Select):
+    if not dataclasses.is_dataclass(node) or isinstance(node, (ast.Select, type)):
         return node
     changes = {}
     for f in dataclasses.fields(node):
@@ -258,7 +258,9 @@ def _bind_join(j: ast.Join, env: Env) -> tuple[Plan, Scope]:
 
 def _bind_using(j: ast.Join, kind: str, left: Plan, left_scope: Scope, right: Plan,
                 right_scope: Scope, text: str | None) -> tuple[Plan, Scope]:
-    left_keys, right_keys = [], []
+    assert j.using is not None  # the caller picks USING joins
+    left_keys: list[str] = []
+    right_keys: list[str] = []
     for name in j.using:
         for side, scope, keys in (("left", left_scope, left_keys), ("right", right_scope, right_keys)):
             found = scope.lookup((name,))
@@ -277,6 +279,7 @@ def _bind_using(j: ast.Join, kind: str, left: Plan, left_scope: Scope, right: Pl
 
 def _bind_on(j: ast.Join, kind: str, left: Plan, left_scope: Scope, right: Plan,
              right_scope: Scope, text: str | None) -> tuple[Plan, Scope]:
+    assert j.on is not None  # a join has exactly one of ON and USING
     names = right_output_names(left.schema.names, right.schema.names)
     scope = left_scope + right_scope.renamed(names)
     condition = bind_predicate(j.on, scope, "JOIN ... ON", text)
@@ -311,7 +314,9 @@ def _bind_on(j: ast.Join, kind: str, left: Plan, left_scope: Scope, right: Plan,
     else:
         plan = build_join(left, right, kind, left_keys, right_keys, span=_join_span(j)).plan
     if others:
-        plan = Filter(plan, E.conjoin(others), span=j.on.span)
+        extra = E.conjoin(others)
+        assert extra is not None  # `others` is not empty
+        plan = Filter(plan, extra, span=j.on.span)
     return plan, scope
 
 

@@ -222,7 +222,7 @@ def _scheduling(iterations: int | None, rows: int | None, workers: int | None, g
 
     given = {"rows_per_batch": rows, "workers": workers, "repeat": repeat, "warmup": warmup,
              "group_sizes": None if group_sizes is None else tuple(group_sizes)}
-    options = {k: v for k, v in given.items() if v is not None}
+    options: dict[str, Any] = {k: v for k, v in given.items() if v is not None}
     if iterations is not None:
         return run_scheduling_bench(iterations, verbose=False, **options)
     return run_scheduling_bench(verbose=False, **options)
@@ -295,7 +295,7 @@ def cmd_plots(args: argparse.Namespace, out: TextIO) -> int:
     if args.source:
         try:
             with open(args.source, encoding="utf-8") as f:
-                data = json.load(f)
+                data: dict[str, Any] = json.load(f)
         except (OSError, ValueError) as e:
             raise DSLError(f"cannot read {args.source}: {e}") from None
         _plots(data, args.out, out, data.get("command") or command)
@@ -304,7 +304,7 @@ def cmd_plots(args: argparse.Namespace, out: TextIO) -> int:
                        window_ms=_duration_ms(args.window, "--window"), context=tuple(context_kwargs(args).items()),
                        duration_s=args.duration)
     print(f"bench plots: {X.machine_text(X.machine())}", file=out)
-    data: dict[str, Any] = {"command": command, "machine": X.machine(), "bench": X.bench_dict(bench)}
+    data = {"command": command, "machine": X.machine(), "bench": X.bench_dict(bench)}
     data["compare"] = X.compare_latency(bench, out)
     rates = args.rates or [bench.rate * f for f in (0.25, 0.5, 1, 2, 4, 8)]
     data["scaling"] = X.scaling(bench.with_context(executor=bench.config.executor), out, workers=(), rates=rates)

@@ -35,6 +35,8 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence, TextIO
 if TYPE_CHECKING:
     import polars as pl
 
+    from stream_dsl.context import Context
+
 from executor.interrupts import EXIT_SIGINT, EXIT_SIGTERM, Terminated, terminate_gracefully
 from stream_dsl.sql import ast
 from stream_dsl.errors import DSLError
@@ -113,7 +115,7 @@ def context_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     return kwargs
 
 
-def _make_context(args: argparse.Namespace):
+def _make_context(args: argparse.Namespace) -> Context:
     import stream_dsl as sd  # the Context sits on top of everything: import it only when needed
 
     return sd.Context(**context_kwargs(args))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 from types import ModuleType
+from typing import Any, Callable
 
 from stream_dsl.connectors.base import Sink, Source, TableSource
 from stream_dsl.errors import ConnectorError, did_you_mean
@@ -46,7 +47,7 @@ def connector_module(name: str | None, what: str) -> ModuleType:
         raise ConnectorError(f"connector '{name}' for {what} is not available ({exc}); known connectors: {known}")
 
 
-def _factory(module: ModuleType, attr: str, name: str, what: str):
+def _factory(module: ModuleType, attr: str, name: str | None, what: str) -> Callable[[Any], Any]:
     factory = getattr(module, attr, None)
     if factory is None:
         raise ConnectorError(f"connector '{name}' cannot be used for {what} (it has no {attr}); "

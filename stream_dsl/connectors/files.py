@@ -294,7 +294,8 @@ class FileSource:
         return logged
 
     def _read(self, chosen: list[str]) -> SourceBatch:
-        frames, letters = [], []
+        frames: list[pl.DataFrame] = []
+        letters: list[DeadLetter] = []
         for path in chosen:
             decoded = read_file(path, self.options, self._schema, self.definition.schema, self.definition.name)
             frames.append(decoded.frame)

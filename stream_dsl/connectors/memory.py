@@ -40,7 +40,7 @@ Batches = pl.DataFrame | Iterable[pl.DataFrame | BaseException]
 
 def register(id: str, frames: Batches) -> str:
     """Store `frames` (one frame, or one frame per micro-batch) under `id`; returns `id`."""
-    items = [frames] if isinstance(frames, pl.DataFrame) else list(frames)
+    items: list[pl.DataFrame | BaseException] = [frames] if isinstance(frames, pl.DataFrame) else list(frames)
     for item in items:
         if not isinstance(item, (pl.DataFrame, BaseException)):
             raise ConnectorError(f"memory source '{id}': expected polars DataFrames, got {type(item).__name__}")

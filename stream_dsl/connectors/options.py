@@ -8,7 +8,7 @@ suggests the right name, not a setting silently ignored.
 from __future__ import annotations
 
 from fractions import Fraction
-from typing import Iterable
+from typing import Iterable, overload
 
 from stream_dsl.errors import ConnectorError, did_you_mean
 
@@ -41,6 +41,12 @@ def as_bool(value: str | None, *, key: str, what: str, default: bool = False) ->
     raise ConnectorError(f"{what}: option {key} must be 'true' or 'false', got '{value}'")
 
 
+@overload
+def as_int(value: str, *, key: str, what: str, minimum: int | None = None) -> int: ...
+@overload
+def as_int(value: str | None, *, key: str, what: str, minimum: int | None = None) -> int | None: ...
+
+
 def as_int(value: str | None, *, key: str, what: str, minimum: int | None = None) -> int | None:
     if value is None:
         return None
@@ -51,6 +57,12 @@ def as_int(value: str | None, *, key: str, what: str, minimum: int | None = None
     if minimum is not None and number < minimum:
         raise ConnectorError(f"{what}: option {key} must be at least {minimum}, got {number}")
     return number
+
+
+@overload
+def as_positive_rate(value: str, *, key: str, what: str) -> Fraction: ...
+@overload
+def as_positive_rate(value: str | None, *, key: str, what: str) -> Fraction | None: ...
 
 
 def as_positive_rate(value: str | None, *, key: str, what: str) -> Fraction | None:

@@ -183,9 +183,10 @@ class PythonSource:
         else:
             self._iterator = iter(items)
         skip = int(offset or 0)  # a re-iterable (a list) resumes after the items already read
-        for _ in range(skip if self._iterator is not None else 0):
-            if next(self._iterator, END) is END:
-                break
+        if self._iterator is not None:
+            for _ in range(skip):
+                if next(self._iterator, END) is END:
+                    break
         self._position = skip
 
     def _take(self, interval_ms: int, realtime: bool) -> list[Any]:

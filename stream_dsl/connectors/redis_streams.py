@@ -59,7 +59,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, TypeVar, cast
 
 import polars as pl
 
@@ -75,6 +75,8 @@ from stream_dsl.ir.plan import SinkDef, SourceDef
 try:
     import redis
     from redis import exceptions as redis_errors
+    if TYPE_CHECKING:
+        from redis.typing import EncodableT, FieldT
 except ImportError:  # pragma: no cover - the registry turns this into a clear ConnectorError
     raise ImportError("the redis connector needs the 'redis' package (pip install 'stream-dsl[redis]')") from None
 
@@ -147,7 +149,7 @@ class Retrier:
     what: str
     url: str
     seconds: float
-    on_group_missing: Callable[[], None] | None = None
+    on_group_missing: Callable[[], object] | None = None  # its result is not used
     retries: int = 0
     status: str = "ok"
 
@@ -272,6 +274,13 @@ class RedisSource:
     def progress_key(self) -> str:
         return f"{self.options.stream}:{self.options.group}:progress"
 
+    # Replies are raw (no decode_responses; RESP2 or RESP3 shapes), which redis-py's annotations do not
+    # follow: the calls below cast them to the shapes this class reads.
+    @property
+    def _redis(self) -> "redis.Redis":
+        assert self._client is not None  # open() connects before any call
+        return self._client
+
     # ------------------------------------------------------------ open
 
     def open(self, columns: list[str] | None, offset: Any = None) -> None:
@@ -284,9 +293,9 @@ class RedisSource:
         if self.options.bounded:
             self._end = self.retrier("reading the stream's last id", self._stream_end)
         if isinstance(offset, dict) and offset.get("id"):  # resumed from a checkpoint: it holds these entries
-            self._last_id = parse_id(offset["id"])
+            last = self._last_id = parse_id(offset["id"])
             self._event_ms = offset.get("event_ms")
-            self.retrier("acknowledging checkpointed entries", lambda: self._ack_pending_through(self._last_id))
+            self.retrier("acknowledging checkpointed entries", lambda: self._ack_pending_through(last))
         else:
             self.restored_max_event_ms = self.retrier("reading the group's progress",
                                                       lambda: self._restored_progress(created))
@@ -295,7 +304,7 @@ class RedisSource:
     def _create_group(self) -> bool:
         """Create the consumer group (and the stream); True if it did not exist."""
         try:
-            self._client.xgroup_create(self.options.stream, self.options.group, id=self.options.start,
+            self._redis.xgroup_create(self.options.stream, self.options.group, id=self.options.start,
                                        mkstream=True)
             return True
         except redis_errors.ResponseError as e:
@@ -304,11 +313,11 @@ class RedisSource:
             raise
 
     def _stream_end(self) -> StreamId | None:
-        last = self._client.xrevrange(self.options.stream, count=1)
+        last = cast("list[Entry]", self._redis.xrevrange(self.options.stream, count=1))
         return parse_id(last[0][0]) if last else None
 
     def _group_last_delivered(self) -> StreamId | None:
-        for info in self._client.xinfo_groups(self.options.stream):
+        for info in cast("list[dict[Any, Any]]", self._redis.xinfo_groups(self.options.stream)):
             name = info.get("name") or info.get(b"name")
             if _text(name) == self.options.group:
                 return parse_id(info.get("last-delivered-id") or info.get(b"last-delivered-id") or "0")
@@ -317,9 +326,9 @@ class RedisSource:
     def _restored_progress(self, created: bool) -> int | None:
         """The newest event time a previous run committed on this group; None for a new group."""
         if created:
-            self._client.delete(self.progress_key)  # left over from a group that was destroyed
+            self._redis.delete(self.progress_key)  # left over from a group that was destroyed
             return None
-        saved = self._client.hgetall(self.progress_key)
+        saved = cast("dict[bytes, bytes]", self._redis.hgetall(self.progress_key))
         if not saved or b"event_ms" not in saved:
             return None
         delivered = self._group_last_delivered()
@@ -330,11 +339,12 @@ class RedisSource:
     def _ack_pending_through(self, last: StreamId) -> None:
         cursor = "-"
         while True:
-            pending = self._client.xpending_range(self.options.stream, self.options.group, min=cursor, max="+",
-                                                  count=1000, consumername=self.options.consumer)
+            pending: list[dict[str, Any]] = self._redis.xpending_range(
+                self.options.stream, self.options.group, min=cursor, max="+", count=1000,
+                consumername=self.options.consumer)
             ids = [p["message_id"] for p in pending if parse_id(p["message_id"]) <= last]
             if ids:
-                self._client.xack(self.options.stream, self.options.group, *ids)
+                self._redis.xack(self.options.stream, self.options.group, *ids)
             if len(pending) < 1000 or len(ids) < len(pending):
                 return
             cursor = "(" + _text(pending[-1]["message_id"])
@@ -342,12 +352,12 @@ class RedisSource:
     # ------------------------------------------------------------ reading
 
     def _read(self, stream_id: bytes | str, count: int, block: int | None) -> list[Entry]:
-        response = self._client.xreadgroup(self.options.group, self.options.consumer,
+        response: Any = self._redis.xreadgroup(self.options.group, self.options.consumer,
                                            {self.options.stream: stream_id}, count=count, block=block)
         if not response:
             return []
         if isinstance(response, dict):  # RESP3
-            found = next(iter(response.values()), [])
+            found: Any = next(iter(response.values()), [])
             return list(found[0] if found and isinstance(found[0], list) else found)
         return list(response[0][1])
 
@@ -401,7 +411,7 @@ class RedisSource:
         got = parse_id(entries[-1][0]) if entries else self._last_id
         if got is None or got < last:
             start = "-" if got is None else "(" + format_id(got)
-            missing = len(self._client.xrange(self.options.stream, min=start, max=format_id(last)))
+            missing = len(cast("list[Entry]", self._redis.xrange(self.options.stream, min=start, max=format_id(last))))
             if missing:
                 entries += self._read(">", missing, None)
         if self._pending_cursor is not None and entries:
@@ -503,12 +513,12 @@ class RedisSource:
             return
         self._inflight = [d for d in self._inflight if d not in release]
         ids = [i for d in release for i in d.ids]
-        progress = {"id": offset["id"]}
+        progress: dict[FieldT, EncodableT] = {"id": offset["id"]}
         if offset.get("event_ms") is not None:
             progress["event_ms"] = str(offset["event_ms"])
 
         def run() -> None:
-            pipe = self._client.pipeline(transaction=True)
+            pipe = self._redis.pipeline(transaction=True)
             for start in range(0, len(ids), 10000):
                 pipe.xack(self.options.stream, self.options.group, *ids[start:start + 10000])
             pipe.hset(self.progress_key, mapping=progress)
@@ -606,10 +616,11 @@ class RedisSink:
                         return  # a replay of a committed batch: it is in the stream already
                     pipe.multi()
                     for entry in entries:
+                        fields = cast("dict[FieldT, EncodableT]", entry)  # redis-py wants a dict of its own key types
                         if self.maxlen is None:
-                            pipe.xadd(self.stream, entry)
+                            pipe.xadd(self.stream, fields)
                         else:
-                            pipe.xadd(self.stream, entry, maxlen=self.maxlen, approximate=True)
+                            pipe.xadd(self.stream, fields, maxlen=self.maxlen, approximate=True)
                     pipe.hset(key, member, len(entries))
                     pipe.execute()
                     return
@@ -640,7 +651,7 @@ def read_stream(url: str, stream: str, *, field: str | None = "data") -> list[di
     """Every entry of `stream` as a dict: the JSON record in `field`, or the entry's fields (field=None)."""
     client = connect(url, f"stream '{stream}'")
     try:
-        entries = client.xrange(stream)
+        entries = cast("list[tuple[bytes, dict[bytes, bytes]]]", client.xrange(stream))  # raw replies
     finally:
         client.close()
     if field is None:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import re
-from typing import Any, Iterable
+from typing import Any, Iterable, cast
 
 
 from stream_dsl.sql import ast
@@ -374,7 +374,8 @@ class When:
 
     def then(self, value: Any) -> "Then":
         cond = self._whens[-1][0]
-        return Then(self._whens[:-1] + ((cond, value_node(value)),))
+        done = cast("tuple[tuple[ast.Expr, ast.Expr], ...]", self._whens[:-1])  # only the last waits for its value
+        return Then(done + ((cond, value_node(value)),))
 
 
 class Then(Expr):

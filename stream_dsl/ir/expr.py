@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Iterator, Union
+from typing import Any, Callable, Iterator, Mapping, Union
 
 from stream_dsl.errors import Span
 from stream_dsl.ir.dispatch import MissingCase, node_pass
@@ -271,7 +271,7 @@ def transform(e: Expr, fn: Callable[[Expr], Expr]) -> Expr:
     return fn(with_children(e, tuple(transform(c, fn) for c in children(e))))
 
 
-def rename_columns(e: Expr, mapping: dict[str, Expr]) -> Expr:
+def rename_columns(e: Expr, mapping: Mapping[str, Expr]) -> Expr:
     """Replace column references by the expressions `mapping` gives for their names."""
     return transform(e, lambda n: mapping.get(n.name, n) if isinstance(n, Column) else n)
 

@@ -165,13 +165,18 @@ FUNCTION_ALIASES = {
     "pow": "power", "ifnull": "coalesce", "ucase": "upper", "lcase": "lower",
 }
 
+def _argument_type(t: DataType | None) -> DataType:
+    assert t is not None  # only COUNT takes no argument
+    return t
+
+
 # Aggregates: name -> result type given the argument type (None for COUNT(*)).
 AGGREGATE_FUNCTIONS: dict[str, Callable[[DataType | None], DataType]] = {
     "count": lambda t: T.BIGINT,
     "sum": lambda t: T.DOUBLE if t is T.DOUBLE else T.BIGINT,
     "avg": lambda t: T.DOUBLE,
-    "min": lambda t: t,
-    "max": lambda t: t,
+    "min": _argument_type,
+    "max": _argument_type,
 }
 AGGREGATE_ALIASES = {"mean": "avg"}
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 import typing
 from dataclasses import replace
-from typing import Iterator
+from typing import Iterator, overload
 
 from stream_dsl.ir.dispatch import MissingCase, node_pass
 from stream_dsl.ir.column_names import (PARTIAL_DISTINCT, PARTIAL_ROWS, WINDOW_END, WINDOW_START, count_col,
@@ -51,6 +51,13 @@ class SourceDef:
             if is_reserved(name):
                 raise PlanError(f"source '{self.name}': " + reserved_message(name))
 
+    @overload
+    def option(self, key: str) -> str | None: ...
+    @overload
+    def option(self, key: str, default: str) -> str: ...
+    @overload
+    def option(self, key: str, default: str | None) -> str | None: ...
+
     def option(self, key: str, default: str | None = None) -> str | None:
         return dict(self.options).get(key, default)
 
@@ -59,6 +66,13 @@ class SourceDef:
 class SinkDef:
     name: str
     options: tuple[tuple[str, str], ...] = ()
+
+    @overload
+    def option(self, key: str) -> str | None: ...
+    @overload
+    def option(self, key: str, default: str) -> str: ...
+    @overload
+    def option(self, key: str, default: str | None) -> str | None: ...
 
     def option(self, key: str, default: str | None = None) -> str | None:
         return dict(self.options).get(key, default)
@@ -88,6 +102,7 @@ class WindowSpec:
 
     def __str__(self) -> str:
         if self.kind == "hop":
+            assert self.slide_ms is not None  # __post_init__: a HOP has a slide
             return f"HOP({self.time_column}, {format_duration_ms(self.slide_ms)}, {format_duration_ms(self.size_ms)})"
         return f"{self.kind.upper()}({self.time_column}, {format_duration_ms(self.size_ms)})"
 

@@ -331,14 +331,17 @@ def _(e: E.InList) -> pl.Expr:
     if e.expr.dtype is T.NULL or not e.items:
         result = _null_rows(pl.Boolean) if e.items else pl.lit(False)
     elif all(isinstance(i, E.Literal) and i.value is not None for i in e.items) and _same_kind(e):
-        values = pl.Series([i.value for i in e.items], dtype=e.expr.dtype.polars)
+        literals = [i for i in e.items if isinstance(i, E.Literal)]  # all of them
+        values = pl.Series([i.value for i in literals], dtype=e.expr.dtype.polars)
         result = pl.when(x.is_null()).then(None).otherwise(x.is_in(pl.lit(values).implode()))
     else:
         # SQL: OR of equalities, so a NULL item makes a non-match NULL.
-        result = None
+        any_equal: pl.Expr | None = None
         for item in e.items:
             eq = _compare("=", x, _compile(item), e.expr.dtype, item.dtype)
-            result = eq if result is None else result | eq
+            any_equal = eq if any_equal is None else any_equal | eq
+        assert any_equal is not None  # e.items is not empty here
+        result = any_equal
     return ~result if e.negated else result
 
 

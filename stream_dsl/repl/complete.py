@@ -94,7 +94,9 @@ class DSLCompleter(Completer):
         if state:  # inside a string, a quoted name or a comment
             return
         masked_all = masked + mask(text)[0][cursor:]
-        word = _CURRENT.search(masked).group(0)
+        current = _CURRENT.search(masked)
+        assert current is not None  # the pattern matches an empty word too
+        word = current.group(0)
         if not word and not event.completion_requested:
             return
         start = masked.rfind(";", 0, cursor) + 1

@@ -173,7 +173,8 @@ def frame_view(frame: pl.DataFrame, *, max_rows: int = 40, width: int | None = N
     """The table and, under it, its caption (control characters in text escaped: data cannot drive the terminal)."""
     frame = escape_frame(frame)
     table = frame_table(frame, max_rows=max_rows, width=width, title=title, types=types)
-    shown = len(table.columns) - (1 if any(c.header.plain == "…" for c in table.columns) else 0)
+    gap_column = any(isinstance(c.header, Text) and c.header.plain == "…" for c in table.columns)
+    shown = len(table.columns) - (1 if gap_column else 0)
     caption = frame_caption(frame, max_rows=max_rows, shown_columns=shown, total_rows=total_rows)
     return Group(table, Text(caption, style="dim"))
 

@@ -17,7 +17,7 @@ import functools
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, NamedTuple
+from typing import Any, Callable, Iterable, NamedTuple, TypedDict, cast
 
 from lark import Lark, Token, Tree
 from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken
@@ -171,6 +171,7 @@ def _span(meta: Meta) -> Span | None:
 
 
 def _token_span(token: Token) -> Span:
+    assert token.line is not None and token.column is not None  # lexed tokens carry their position
     return Span(token.line, token.column, token.end_line, token.end_column)
 
 
@@ -600,7 +601,7 @@ class _Context:
     previous: Token | None
 
 
-def _context(text: str, pos: int, start: str, fallback: Iterable[str]) -> _Context:
+def _context(text: str, pos: int | None, start: str, fallback: Iterable[str]) -> _Context:
     """Re-run the parser up to `pos` and ask which terminals it would really accept there.
 
     The LALR table alone over-reports (merged states list terminals that only
@@ -666,9 +667,9 @@ def _found(token: Token) -> str:
 
 
 def _unexpected_characters(exc: UnexpectedCharacters, text: str, start: str) -> ParseError:
-    pos = exc.pos_in_stream
+    pos = cast(int, exc.pos_in_stream)  # the lexer's position; lark's class default (None) types it None
     char = text[pos] if 0 <= pos < len(text) else ""
-    where = {"line": exc.line, "column": exc.column}
+    where: _LineCol = {"line": exc.line, "column": exc.column}
     if char == "'":
         return ParseError("unterminated string literal (missing closing ')", source=text, **where)
     if char in ('"', "`"):
@@ -691,7 +692,12 @@ def _unterminated_comment(text: str, pos: int | None) -> int | None:
     return None
 
 
-def _line_col(text: str, pos: int) -> dict[str, int]:
+class _LineCol(TypedDict):
+    line: int
+    column: int
+
+
+def _line_col(text: str, pos: int) -> _LineCol:
     line = text.count("\n", 0, pos) + 1
     column = pos - (text.rfind("\n", 0, pos) + 1) + 1
     return {"line": line, "column": column}
