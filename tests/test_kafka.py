@@ -1,0 +1,253 @@
+"""The kafka connector against a real Kafka-protocol broker (tansu) on a loopback port (no mock).
+
+The broker comes from `tests/kafka_broker.py`: started once for the module
+(each test uses its own topics), or per test where a test stops it.
+Timeouts below only keep a broken run from hanging; no test measures time.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import threading
+import time
+
+import polars as pl
+import pytest
+
+import stream_dsl as sd
+from stream_dsl.connectors.generator import events_as_json, ysb_campaigns, ysb_events
+from stream_dsl.connectors.kafka import KafkaSource, make_sink, read_topic
+from stream_dsl.errors import ConnectorError, DSLError, ExecutionError
+from stream_dsl.ir.plan import SinkDef, SourceDef
+from stream_dsl.ir.types import DataType as T
+from stream_dsl.ir.types import Schema
+from kafka_broker import KafkaBroker, start_broker, stop_broker
+
+pytestmark = pytest.mark.kafka
+
+HANG_GUARD_S = 120  # only to avoid hanging forever when something is broken
+YSB_COLUMNS = ("user_id STRING, page_id STRING, ad_id STRING, ad_type STRING, event_type STRING, "
+               "event_time TIMESTAMP, ip_address STRING, "
+               "WATERMARK FOR event_time AS event_time - INTERVAL '1' SECOND")
+YSB_SELECT = """SELECT campaign_id, window_start, window_end, COUNT(*) AS views
+FROM events JOIN campaigns USING (ad_id)
+WHERE event_type = 'view'
+GROUP BY campaign_id, {window}"""
+TUMBLE = "TUMBLE(event_time, INTERVAL '10' SECOND)"
+SECOND = "TUMBLE(event_time, INTERVAL '1' SECOND)"
+KEYS = ["campaign_id", "window_start", "window_end"]
+EVERY_EXECUTOR = pytest.mark.parametrize("executor", ["inline", "bsp", "drizzle"])
+
+
+@pytest.fixture(scope="module")
+def broker():
+    srv = start_broker()
+    yield srv
+    stop_broker(srv)
+
+
+@pytest.fixture
+def own_broker():
+    """A broker this test may pause or stop."""
+    srv = start_broker()
+    yield srv
+    stop_broker(srv)
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def produce(broker: KafkaBroker, topic: str, events: pl.DataFrame) -> None:
+    broker.produce(topic, events_as_json(events).splitlines())
+
+
+def ysb_context(broker: KafkaBroker, *, topic: str, sink_topic: str, executor: str = "inline",
+                checkpoint_dir: str | None = None, **options: str) -> sd.Context:
+    ctx = sd.Context(executor=executor, workers=2, group_size=4, checkpoint_dir=checkpoint_dir)
+    extra = "".join(f", {k} = '{v}'" for k, v in options.items())
+    ctx.sql(f"""
+        CREATE STREAM events ({YSB_COLUMNS})
+          WITH (connector = 'kafka', bootstrap_servers = '{broker.bootstrap}', topic = '{topic}'{extra});
+        CREATE TABLE campaigns (ad_id STRING, campaign_id STRING)
+          WITH (connector = 'generator', kind = 'ysb_campaigns', seed = '1');
+        CREATE SINK out WITH (connector = 'kafka', bootstrap_servers = '{broker.bootstrap}', topic = '{sink_topic}',
+                              key = 'campaign_id');
+    """)
+    return ctx
+
+
+def polars_ysb(events: pl.DataFrame, *, size_s: int = 10) -> pl.DataFrame:
+    views = events.filter(pl.col("event_type") == "view").join(ysb_campaigns(1), on="ad_id")
+    windows = views.with_columns(window_start=pl.col("event_time").dt.truncate(f"{size_s}s")).with_columns(
+        window_end=pl.col("window_start") + pl.duration(seconds=size_s))
+    return windows.group_by(KEYS).agg(pl.len().cast(pl.Int64).alias("views")).sort(KEYS)
+
+
+def results(broker: KafkaBroker, topic: str) -> pl.DataFrame:
+    rows = read_topic(broker.bootstrap, topic)
+    if not rows:
+        return pl.DataFrame(schema={"campaign_id": pl.String, "window_start": pl.Datetime("ms"),
+                                    "window_end": pl.Datetime("ms"), "views": pl.Int64})
+    return pl.DataFrame(rows).with_columns(pl.col("window_start", "window_end").str.to_datetime(time_unit="ms"),
+                                           pl.col("views").cast(pl.Int64)).select(KEYS + ["views"])
+
+
+def wait_for(predicate, what: str) -> None:
+    deadline = time.monotonic() + HANG_GUARD_S
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"gave up waiting for {what}")
+        time.sleep(0.02)
+
+
+def rows_read(handle) -> int:
+    return sum(p["rows_in"] for p in handle.progress())
+
+
+def committed(broker: KafkaBroker, topic: str, group: str) -> dict[int, int]:
+    from confluent_kafka import Consumer, TopicPartition
+
+    consumer = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": group})
+    try:
+        found = consumer.committed([TopicPartition(topic, p) for p in broker.partitions(topic)], timeout=10)
+        return {tp.partition: tp.offset for tp in found}
+    finally:
+        consumer.close()
+
+
+# ---------------------------------------------------------------- end to end
+
+
+@EVERY_EXECUTOR
+def test_windowed_count_over_partitions_equals_polars(broker, executor):
+    topic, out = f"e2e-{executor}", f"e2e-{executor}-out"
+    broker.create_topic(topic, 3)
+    broker.create_topic(out, 2)
+    events = ysb_events(6000, rate=100)  # 60 seconds of event time
+    produce(broker, topic, events)
+    ctx = ysb_context(broker, topic=topic, sink_topic=out, executor=executor, bounded="true", batch_size="400",
+                      group="g")
+    handle = ctx.sql(f"INSERT INTO out {YSB_SELECT.format(window=TUMBLE)}")
+    assert handle.await_termination(HANG_GUARD_S)
+    got = results(broker, out)
+    assert got.select(KEYS).is_unique().all()
+    assert got.sort(KEYS).equals(polars_ysb(events))
+    assert len(handle.progress()) >= 15  # many micro-batches
+    # every message committed to the group once written: no lag left
+    ends = {p: sum(1 for i in range(events.height) if i % 3 == p) for p in range(3)}
+    assert committed(broker, topic, "g") == ends
+
+
+def test_collect_reads_metadata_columns_and_commits_nothing(broker):
+    broker.create_topic("meta", 2)
+    broker.produce("meta", [json.dumps({"v": i}) for i in range(10)], keys=[f"k{i}" for i in range(10)],
+                   timestamps=[1_700_000_000_000 + 1000 * i for i in range(10)])
+    ctx = sd.Context(executor="inline")
+    ctx.sql(f"""CREATE STREAM s (v BIGINT, kafka_partition BIGINT, kafka_offset BIGINT, kafka_key STRING,
+                                 kafka_timestamp TIMESTAMP,
+                                 WATERMARK FOR kafka_timestamp AS kafka_timestamp - INTERVAL '1' SECOND)
+                WITH (connector = 'kafka', bootstrap_servers = '{broker.bootstrap}', topic = 'meta',
+                      bounded = 'true', group = 'm')""")
+    got = ctx.sql("SELECT v, kafka_partition, kafka_offset, kafka_key, kafka_timestamp FROM s").collect().sort("v")
+    expected = pl.DataFrame({
+        "v": list(range(10)), "kafka_partition": [i % 2 for i in range(10)],
+        "kafka_offset": [i // 2 for i in range(10)], "kafka_key": [f"k{i}" for i in range(10)],
+        "kafka_timestamp": pl.Series([1_700_000_000_000 + 1000 * i for i in range(10)]).cast(pl.Datetime("ms"))})
+    assert got.equals(expected)
+    windows = ctx.sql("SELECT window_start, COUNT(*) AS n FROM s "
+                      "GROUP BY TUMBLE(kafka_timestamp, INTERVAL '5' SECOND)").collect()
+    assert sorted(windows.get_column("n").to_list()) == [5, 5]
+    assert all(o < 0 for o in committed(broker, "meta", "m").values())  # collect() keeps nothing durable
+
+
+def test_malformed_messages_are_dead_letters_naming_partition_and_offset(broker):
+    broker.create_topic("bad", 1)
+    broker.produce("bad", ['{"id": 1}', "{not json", '{"id": "x"}', "", '{"id": 4}'])
+    definition = SourceDef("s", "stream", Schema.of(("id", T.BIGINT)),
+                           (("bootstrap_servers", broker.bootstrap), ("bounded", "true"), ("connector", "kafka"),
+                            ("topic", "bad")))
+    source = KafkaSource(definition)
+    source.open(None)
+    frames, letters = [], []
+    while True:
+        batch = source.next_batch(100)
+        frames.append(batch.frame)
+        letters += batch.dead_letters
+        if batch.exhausted:
+            break
+    source.close()
+    assert pl.concat(frames).get_column("id").to_list() == [1, 4]
+    assert sorted(d.position for d in letters) == ["bad:0:1", "bad:0:2"]
+    assert "x" in next(d.raw for d in letters if d.position == "bad:0:2")
+
+
+def test_csv_format(broker):
+    broker.create_topic("csv", 1)
+    broker.produce("csv", ["1,a,2026-01-01T00:00:01", "2,b,1767225602000", "three,c,2026-01-01T00:00:03"])
+    ctx = sd.Context(executor="inline")
+    ctx.sql(f"""CREATE STREAM s (id BIGINT, name STRING, ts TIMESTAMP)
+                WITH (connector = 'kafka', bootstrap_servers = '{broker.bootstrap}', topic = 'csv',
+                      format = 'csv', bounded = 'true', dead_letter = 'none')""")
+    handle = ctx.sql("SELECT id, name, ts FROM s").start(sink=lambda b, f: None)
+    got = ctx.sql("SELECT id, name FROM s").collect()
+    assert got.rows() == [(1, "a"), (2, "b")]
+    handle.stop(HANG_GUARD_S)
+
+
+def test_a_topic_that_does_not_exist_is_a_clear_error_at_start(broker):
+    ctx = sd.Context(executor="inline")
+    ctx.sql(f"CREATE STREAM s (id BIGINT) WITH (connector = 'kafka', bootstrap_servers = '{broker.bootstrap}', "
+            "topic = 'nowhere', bounded = 'true', retry_seconds = '5')")
+    with pytest.raises(DSLError, match="topic 'nowhere' does not exist on Kafka at 127.0.0.1"):
+        ctx.sql("SELECT id FROM s").collect()
+
+
+@pytest.mark.parametrize("options, message", [
+    ({}, "needs a topic option"),
+    ({"topic": "x", "format": "xml"}, "format must be one of json, csv"),
+    ({"topic": "x", "strat": "earliest"}, "unknown option 'strat' \\(did you mean 'start'"),
+    ({"topic": "x", "start": "yesterday"}, "start must be 'earliest', 'latest' or a timestamp"),
+    ({"topic": "x", "partitions": "a,b"}, "partitions must list partition numbers"),
+    ({"topic": "x", "retry_seconds": "-1"}, "retry_seconds must be a number of seconds >= 0"),
+])
+def test_bad_options_are_connector_errors(options, message):
+    opts = tuple(sorted({"connector": "kafka", **options}.items()))
+    with pytest.raises(ConnectorError, match=message):
+        KafkaSource(SourceDef("s", "stream", Schema.of(("id", T.BIGINT)), opts))
+
+
+def test_sink_writes_each_batch_once_and_remembers_the_last_batch(broker):
+    broker.create_topic("idem", 2)
+    definition = SinkDef("out", (("bootstrap_servers", broker.bootstrap), ("connector", "kafka"),
+                                 ("key", "k"), ("topic", "idem")))
+    sink = make_sink(definition)
+    frame = pl.DataFrame({"k": ["a", "b"], "n": [1, None]})
+    assert sink.last_batch_id() is None
+    sink.write(3, frame)
+    sink.write(3, frame.head(1))  # a replay of batch 3: already written
+    sink.write(4, frame.head(1))
+    sink.close()
+    again = make_sink(definition)  # a new writer (a restarted query) knows what is committed
+    again.write(4, frame)
+    assert again.committed_batches() == [3, 4] and again.last_batch_id() == 4
+    got = sorted(read_topic(broker.bootstrap, "idem"), key=lambda r: (r["k"], r["n"] or 0))
+    assert got == [{"k": "a", "n": 1}, {"k": "a", "n": 1}, {"k": "b", "n": None}]
+
+
+def test_rows_of_an_attempt_without_a_marker_are_invisible_to_read_topic(broker):
+    """A writer that died after its rows and before its marker: the replay's rows count, not the dead ones."""
+    broker.create_topic("torn", 1)
+    broker.produce("torn", [json.dumps({"n": 1})])  # written by someone else: kept
+    from confluent_kafka import Producer
+
+    producer = Producer({"bootstrap.servers": broker.bootstrap})
+    producer.produce("torn", value=json.dumps({"n": 99}),
+                     headers=[("sd-query", b"out"), ("sd-batch", b"0"), ("sd-attempt", b"dead")])
+    producer.flush(30)
+    sink = make_sink(SinkDef("out", (("bootstrap_servers", broker.bootstrap), ("connector", "kafka"),
+                                     ("topic", "torn"))))
+    sink.write(0, pl.DataFrame({"n": [2]}))
+    assert sorted(r["n"] for r in read_topic(broker.bootstrap, "torn")) == [1, 2]
