@@ -251,3 +251,28 @@ def test_rows_of_an_attempt_without_a_marker_are_invisible_to_read_topic(broker)
                                      ("topic", "torn"))))
     sink.write(0, pl.DataFrame({"n": [2]}))
     assert sorted(r["n"] for r in read_topic(broker.bootstrap, "torn")) == [1, 2]
+
+
+def test_a_replay_reads_exactly_the_logged_ranges_of_every_partition(broker):
+    """A source reopened at a checkpoint's offset and given each later batch's logged ends cuts the same
+    batches, though one fetch brings far more than a batch (the first message past the end is read again)."""
+    broker.create_topic("replay", 3)
+    events = ysb_events(3000, rate=100)
+    produce(broker, "replay", events)
+    definition = SourceDef("s", "stream", Schema.of(("event_time", T.TIMESTAMP), ("user_id", T.STRING)),
+                           (("batch_size", "250"), ("bootstrap_servers", broker.bootstrap), ("bounded", "true"),
+                            ("connector", "kafka"), ("topic", "replay")))
+    first = KafkaSource(definition)
+    first.open(None)
+    batches = []
+    while not (batches and batches[-1].exhausted):
+        batches.append(first.next_batch(100))
+    first.close()
+    assert len(batches) >= 12
+    again = KafkaSource(definition)
+    again.open(None, batches[2].offset)
+    for batch in batches[3:]:
+        replayed = again.next_batch(100, until=batch.replay)
+        assert replayed.frame.equals(batch.frame) and replayed.replay == batch.replay
+        assert replayed.exhausted == batch.exhausted
+    again.close()

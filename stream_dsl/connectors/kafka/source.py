@@ -265,7 +265,8 @@ class KafkaSource:
     reports_event_time = True  # SourceBatch.max_event_time_ms is `_event_time()`, None while a partition lags
 
     def next_batch(self, batch_interval_ms: int, *, realtime: bool = False, until: Any = None) -> SourceBatch:
-        if isinstance(until, dict) and isinstance(until.get("offsets"), dict):
+        logged = isinstance(until, dict) and isinstance(until.get("offsets"), dict)
+        if logged:
             ends = {p: int(o) for p, o in until["offsets"].items() if p in self._position}
             messages = self._read_until(ends)
             replayed = True
@@ -285,9 +286,12 @@ class KafkaSource:
             self._event_ms = event_ms if self._event_ms is None else max(self._event_ms, event_ms)
         if messages:
             self._inflight.append(Delivered(self._ends(), frame.height, max_event_time_ms(frame, self.definition)))
-        return SourceBatch(frame=frame, exhausted=self._exhausted(), offset=self._offset(), dead_letters=letters,
+        # a replay ends the source where the logged batch did: whether partitions are at their end now is
+        # a matter of timing (more may have arrived), and an earlier end would close windows in another batch
+        exhausted = bool(until.get("exhausted")) if logged else self._exhausted()
+        return SourceBatch(frame=frame, exhausted=exhausted, offset=self._offset(), dead_letters=letters,
                            max_event_time_ms=event_ms, replayed=replayed,
-                           replay={"offsets": self._ends()})
+                           replay={"offsets": self._ends(), "exhausted": exhausted})
 
     def _observe(self, frame: pl.DataFrame, parts: list[str]) -> None:
         """Each partition's newest event time so far (`parts`: the partition of each row)."""
@@ -381,13 +385,16 @@ class KafkaSource:
             deadline = time.monotonic() + max(self.options.retry_seconds, 1.0)
             while todo and (limit is None or len(messages) < limit):
                 got = self._consume(1000 if limit is None else min(1000, limit - len(messages)), POLL_S)
+                rewind: dict[str, int] = {}  # partition -> its first message past this batch: read it again later
                 for m in got:
                     name = part_name((m.topic(), m.partition()))
-                    if name in ends and m.offset() >= ends[name] or name not in todo:
-                        self._position[name] = m.offset()  # not this batch's: read it again later
-                        self._seek(name, m.offset())
-                        continue
-                    messages.append(m)
+                    if name in todo and name not in rewind and m.offset() < ends[name]:
+                        messages.append(m)
+                    elif name not in rewind:
+                        rewind[name] = m.offset()
+                for name, offset in rewind.items():
+                    self._position[name] = offset
+                    self._seek(name, offset)
                 for p in list(todo):
                     if self._at(p) >= ends[p]:
                         todo.discard(p)
