@@ -8,6 +8,7 @@ Timeouts below only keep a broken run from hanging; no test measures time.
 from __future__ import annotations
 
 import json
+from datetime import datetime
 import logging
 import os
 import signal
@@ -191,10 +192,8 @@ def test_csv_format(broker):
     ctx.sql(f"""CREATE STREAM s (id BIGINT, name STRING, ts TIMESTAMP)
                 WITH (connector = 'kafka', bootstrap_servers = '{broker.bootstrap}', topic = 'csv',
                       format = 'csv', bounded = 'true', dead_letter = 'none')""")
-    handle = ctx.sql("SELECT id, name, ts FROM s").start(sink=lambda b, f: None)
-    got = ctx.sql("SELECT id, name FROM s").collect()
-    assert got.rows() == [(1, "a"), (2, "b")]
-    handle.stop(HANG_GUARD_S)
+    got = ctx.sql("SELECT id, name, ts FROM s").collect()
+    assert got.rows() == [(1, "a", datetime(2026, 1, 1, 0, 0, 1)), (2, "b", datetime(2026, 1, 1, 0, 0, 2))]
 
 
 def test_a_topic_that_does_not_exist_is_a_clear_error_at_start(broker):
@@ -276,3 +275,95 @@ def test_a_replay_reads_exactly_the_logged_ranges_of_every_partition(broker):
         assert replayed.frame.equals(batch.frame) and replayed.replay == batch.replay
         assert replayed.exhausted == batch.exhausted
     again.close()
+
+
+# ---------------------------------------------------------------- outages
+
+
+def _live(broker: KafkaBroker, topic: str, **options: str) -> sd.Context:
+    ctx = sd.Context(executor="inline", batch_interval="50ms")
+    extra = "".join(f", {k} = '{v}'" for k, v in options.items())
+    ctx.sql(f"CREATE STREAM s (id BIGINT) WITH (connector = 'kafka', bootstrap_servers = '{broker.bootstrap}', "
+            f"topic = '{topic}'{extra})")
+    return ctx
+
+
+def test_a_broker_that_stays_down_ends_the_query_with_one_clear_error(own_broker, caplog):
+    own_broker.create_topic("down", 1)
+    seen: list[int] = []
+    handle = _live(own_broker, "down", retry_seconds="1").sql("SELECT id FROM s").start(
+        sink=lambda b, f: seen.extend(f.get_column("id").to_list()))
+    own_broker.produce("down", ['{"id": 1}'])
+    wait_for(lambda: seen == [1] or not handle.is_active, "the first record")
+    with caplog.at_level(logging.WARNING, logger="stream_dsl.connectors.kafka"):
+        own_broker.stop()
+        with pytest.raises(ExecutionError) as info:
+            handle.await_termination(HANG_GUARD_S)
+    message = str(info.value)
+    assert "source 's'" in message and own_broker.bootstrap in message and "gave up after retrying for 1s" in message
+    assert isinstance(info.value.__cause__, ConnectorError)
+    assert any("unreachable" in r.getMessage() for r in caplog.records)
+
+
+def test_the_query_waits_while_the_broker_does_not_answer_and_goes_on(own_broker):
+    """The broker process paused (SIGSTOP) for a few seconds: no error, and the records after it arrive."""
+    own_broker.create_topic("paused", 2)
+    seen: list[int] = []
+    lock = threading.Lock()
+
+    def sink(batch_id, frame):
+        with lock:
+            seen.extend(frame.get_column("id").to_list())
+
+    handle = _live(own_broker, "paused", retry_seconds="60").sql("SELECT id FROM s").start(sink=sink)
+    own_broker.produce("paused", ['{"id": 1}', '{"id": 2}'])
+    wait_for(lambda: len(seen) == 2 or not handle.is_active, "the first records")
+    os.kill(own_broker.process.pid, signal.SIGSTOP)
+    try:
+        time.sleep(3)  # the outage (not a limit: the test passes however long the query takes to notice)
+    finally:
+        os.kill(own_broker.process.pid, signal.SIGCONT)
+    own_broker.produce("paused", ['{"id": 3}', '{"id": 4}'])
+    wait_for(lambda: len(seen) == 4 or not handle.is_active, "the records after the outage")
+    handle.stop(HANG_GUARD_S)
+    assert handle.exception is None and sorted(seen) == [1, 2, 3, 4]
+
+
+def test_an_unreachable_broker_at_open_is_a_connector_error():
+    ctx = sd.Context(executor="inline")
+    ctx.sql("CREATE STREAM s (id BIGINT) WITH (connector = 'kafka', bootstrap_servers = '127.0.0.1:1', "
+            "topic = 'x', retry_seconds = '1', bounded = 'true')")
+    with pytest.raises(DSLError, match="source 's': Kafka at 127.0.0.1:1 is unreachable"):
+        ctx.sql("SELECT id FROM s").collect()
+
+
+# ---------------------------------------------------------------- restart without a checkpoint
+
+
+@EVERY_EXECUTOR
+def test_restart_emits_every_window_exactly_once(broker, executor):
+    """Stopped mid-stream and started again (no checkpoint): the group's committed offsets and the event time in
+    their metadata let the second run rebuild the open windows and skip the ones the first run wrote."""
+    topic = f"restart-{executor}"
+    broker.create_topic(topic, 2)
+    broker.create_topic(f"{topic}-out", 1)
+    events = ysb_events(6000, rate=100)
+    first, second = events.head(3500), events.tail(2500)
+    produce(broker, topic, first)
+    query = f"INSERT INTO out {YSB_SELECT.format(window=TUMBLE)}"
+    ctx = ysb_context(broker, topic=topic, sink_topic=f"{topic}-out", executor=executor, batch_size="300", group="g")
+    handle = ctx.sql(query)
+    wait_for(lambda: rows_read(handle) >= first.height or not handle.is_active, "the first part to be read")
+    handle.stop(HANG_GUARD_S)
+    assert handle.exception is None
+    partial = results(broker, f"{topic}-out")
+    assert 0 < partial.height < polars_ysb(events).height
+    # the open windows' records were not committed: the group's offsets are behind what was read
+    assert 0 < sum(committed(broker, topic, "g").values()) < first.height
+    produce(broker, topic, second)
+    ctx2 = ysb_context(broker, topic=topic, sink_topic=f"{topic}-out", executor=executor, batch_size="300",
+                       group="g", bounded="true")
+    assert ctx2.sql(query).await_termination(HANG_GUARD_S)
+    combined = results(broker, f"{topic}-out")
+    assert combined.select(KEYS).is_unique().all(), "a window was emitted twice"
+    assert combined.sort(KEYS).equals(polars_ysb(events))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -69,6 +70,8 @@ class Outage:
         if error.code() in DOWN_CODES:
             if self.since is None:
                 self.since = time.monotonic()
+                log.warning("%s: Kafka at %s is unreachable (%s); waiting, giving up after %gs",
+                            self.what, self.bootstrap, error.str(), self.seconds)
             self.last_error = error.str()
         else:
             log.warning("%s: Kafka error: %s", self.what, error.str())
@@ -134,3 +137,48 @@ def producer_config(bootstrap: str, outage: Outage) -> dict[str, Any]:
 
 __all__ = ["ck", "KafkaError", "KafkaException", "Outage", "metadata", "client_config", "producer_config",
            "retry_seconds", "required", "topic_list", "DEFAULT_BOOTSTRAP", "log"]
+
+
+def ensure_topic(bootstrap: str, topic: str, what: str, seconds: float) -> None:
+    """Create `topic` (one partition) unless it exists: the sink's markers, the source's progress."""
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    admin = AdminClient({"bootstrap.servers": bootstrap, "logger": client_log})
+    try:
+        metadata(admin, (topic,), what, bootstrap, seconds)
+        return
+    except ConnectorError as e:
+        if "does not exist" not in str(e):
+            raise
+    future = admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)])
+    try:
+        future[topic].result(timeout=max(5.0, seconds))
+    except Exception as e:  # created meanwhile by another writer is fine
+        if "TOPIC_ALREADY_EXISTS" not in str(e) and "already exists" not in str(e).lower():
+            raise ConnectorError(f"{what}: cannot create the topic '{topic}' on Kafka at {bootstrap}: {e}") from None
+
+
+def read_all(bootstrap: str, topic: str, *, timeout_s: float = 30.0) -> list[Any]:
+    """Every message of `topic` (all partitions, from the start to the end as of now)."""
+    outage = Outage(f"topic '{topic}'", bootstrap, timeout_s)
+    consumer = ck.Consumer(client_config(bootstrap, outage, {
+        "group.id": f"stream-dsl-reader-{uuid.uuid4().hex}", "enable.auto.commit": False,
+        "enable.partition.eof": True, "fetch.wait.max.ms": 50}))
+    try:
+        parts = metadata(consumer, (topic,), f"topic '{topic}'", bootstrap, timeout_s)[topic]
+        consumer.assign([ck.TopicPartition(topic, p, ck.OFFSET_BEGINNING) for p in parts])
+        ended: set[int] = set()
+        found: list[Any] = []
+        deadline = time.monotonic() + timeout_s
+        while len(ended) < len(parts):
+            if time.monotonic() > deadline:
+                raise ConnectorError(f"topic '{topic}': could not read to its end within {timeout_s:g}s")
+            for m in consumer.consume(1000, 0.1):
+                if m.error() is None:
+                    found.append(m)
+                    ended.discard(m.partition())
+                elif m.error().code() == KafkaError._PARTITION_EOF:
+                    ended.add(m.partition())
+        return found
+    finally:
+        consumer.close()

@@ -33,8 +33,8 @@ from typing import Any
 import polars as pl
 
 from stream_dsl.connectors.files import for_text_format
-from stream_dsl.connectors.kafka.common import (DEFAULT_BOOTSTRAP, KafkaError, Outage, ck, client_config, client_log, metadata,
-                                                producer_config, required, retry_seconds)
+from stream_dsl.connectors.kafka.common import (DEFAULT_BOOTSTRAP, Outage, ck, ensure_topic, metadata,
+                                                producer_config, read_all, required, retry_seconds)
 from stream_dsl.connectors.options import check_keys
 from stream_dsl.errors import ConnectorError
 from stream_dsl.ir.plan import SinkDef
@@ -45,32 +45,6 @@ HEADERS = ("sd-query", "sd-batch", "sd-attempt")
 
 def marker_topic_for(topic: str) -> str:
     return f"{topic}.stream-dsl-batches"
-
-
-def read_all(bootstrap: str, topic: str, *, timeout_s: float = 30.0) -> list[Any]:
-    """Every message of `topic` (all partitions, from the start to the end as of now)."""
-    outage = Outage(f"topic '{topic}'", bootstrap, timeout_s)
-    consumer = ck.Consumer(client_config(bootstrap, outage, {
-        "group.id": f"stream-dsl-reader-{uuid.uuid4().hex}", "enable.auto.commit": False,
-        "enable.partition.eof": True, "fetch.wait.max.ms": 50}))
-    try:
-        parts = metadata(consumer, (topic,), f"topic '{topic}'", bootstrap, timeout_s)[topic]
-        consumer.assign([ck.TopicPartition(topic, p, ck.OFFSET_BEGINNING) for p in parts])
-        ended: set[int] = set()
-        found: list[Any] = []
-        deadline = time.monotonic() + timeout_s
-        while len(ended) < len(parts):
-            if time.monotonic() > deadline:
-                raise ConnectorError(f"topic '{topic}': could not read to its end within {timeout_s:g}s")
-            for m in consumer.consume(1000, 0.1):
-                if m.error() is None:
-                    found.append(m)
-                    ended.discard(m.partition())
-                elif m.error().code() == KafkaError._PARTITION_EOF:
-                    ended.add(m.partition())
-        return found
-    finally:
-        consumer.close()
 
 
 def _headers(message: Any) -> dict[str, str]:
@@ -118,26 +92,8 @@ class KafkaSink:
         self.outage = Outage(what, self.bootstrap, retry_seconds(definition.option("retry_seconds"), what))
         self._producer = ck.Producer(producer_config(self.bootstrap, self.outage))
         metadata(self._producer, (self.topic,), what, self.bootstrap, self.outage.seconds)
-        self._ensure_marker_topic()
+        ensure_topic(self.bootstrap, self.marker_topic, what, self.outage.seconds)
         self._markers = {b for (q, b) in committed_markers(self.bootstrap, self.marker_topic) if q == self.query}
-
-    def _ensure_marker_topic(self) -> None:
-        from confluent_kafka.admin import AdminClient, NewTopic
-
-        admin = AdminClient({"bootstrap.servers": self.bootstrap, "logger": client_log})
-        try:
-            metadata(admin, (self.marker_topic,), self._what, self.bootstrap, self.outage.seconds)
-            return
-        except ConnectorError as e:
-            if "does not exist" not in str(e):
-                raise
-        future = admin.create_topics([NewTopic(self.marker_topic, num_partitions=1, replication_factor=1)])
-        try:
-            future[self.marker_topic].result(timeout=max(5.0, self.outage.seconds))
-        except Exception as e:  # created meanwhile by another writer is fine
-            if "TOPIC_ALREADY_EXISTS" not in str(e) and "already exists" not in str(e).lower():
-                raise ConnectorError(f"{self._what}: cannot create the marker topic '{self.marker_topic}': {e}") \
-                    from None
 
     def write(self, batch_id: int, frame: pl.DataFrame) -> None:
         if batch_id in self._markers:

@@ -50,6 +50,8 @@ import polars as pl
 from stream_dsl.connectors.base import DeadLetter, SourceBatch, read_schema
 from stream_dsl.connectors.decode import CsvOptions, decode_csv, decode_ndjson, empty_frame
 from stream_dsl.connectors.files import max_event_time_ms
+from stream_dsl.connectors.kafka.progress import DEFAULT_TOPIC as PROGRESS_TOPIC
+from stream_dsl.connectors.kafka.progress import ProgressLog
 from stream_dsl.connectors.kafka.common import (DEFAULT_BOOTSTRAP, KafkaError, KafkaException, Outage, ck,
                                                 client_config, metadata, required, retry_seconds, topic_list)
 from stream_dsl.connectors.options import as_bool, as_int, check_keys
@@ -58,7 +60,7 @@ from stream_dsl.ir.plan import SourceDef
 from stream_dsl.ir.types import DataType, Schema
 
 SOURCE_OPTIONS = ("bootstrap_servers", "topic", "group", "partitions", "start", "format", "batch_size", "bounded",
-                  "retry_seconds")
+                  "retry_seconds", "progress_topic")
 FORMATS = ("json", "csv")
 METADATA = {"kafka_partition": DataType.BIGINT, "kafka_offset": DataType.BIGINT,
             "kafka_timestamp": DataType.TIMESTAMP, "kafka_key": DataType.STRING}
@@ -101,6 +103,7 @@ class SourceOptions:
     batch_size: int
     bounded: bool
     retry_seconds: float
+    progress_topic: str
 
     @classmethod
     def parse(cls, definition: SourceDef) -> "SourceOptions":
@@ -137,6 +140,7 @@ class SourceOptions:
             or 10000,
             bounded=as_bool(definition.option("bounded"), key="bounded", what=what),
             retry_seconds=retry_seconds(definition.option("retry_seconds"), what),
+            progress_topic=definition.option("progress_topic") or PROGRESS_TOPIC,
         )
 
 
@@ -158,6 +162,9 @@ class KafkaSource:
         self._what = f"source '{definition.name}'"
         self._schema: Schema = definition.schema
         self.outage = Outage(self._what, self.options.bootstrap, self.options.retry_seconds)
+        self.progress = ProgressLog(self.options.bootstrap, self.options.progress_topic,
+                                    f"{self.options.group}/{','.join(sorted(self.options.topics))}", self._what,
+                                    self.outage)
         self._consumer: Any = None
         self.restored_max_event_ms: int | None = None
         self._position: dict[str, int] = {}  # next offset to read, per partition
@@ -225,21 +232,21 @@ class KafkaSource:
                 time.sleep(0.2)
 
     def _from_group(self, parts: list[str]) -> dict[str, int]:
-        """The group's committed offsets; where it has none, the `start` option."""
-        tps = [ck.TopicPartition(*parse_part(p)) for p in parts]
-        committed = self._call("reading the group's offsets", lambda: self._consumer.committed(tps, timeout=10))
+        """Where the group got to (its progress record, else its committed offsets); elsewhere `start`."""
+        note = self.progress.load()
         position: dict[str, int] = {}
-        restored: list[int] = []
-        for tp in committed:
-            if tp.offset >= 0:
-                position[part_name((tp.topic, tp.partition))] = tp.offset
-                note = _metadata(tp)
-                if note.get("event_ms") is not None:
-                    restored.append(int(note["event_ms"]))
-                for name, end in (note.get("read") or {}).items():
-                    if name == part_name((tp.topic, tp.partition)) and end > tp.offset:
-                        self._replay_to[name] = int(end)
-        self.restored_max_event_ms = max(restored) if restored else None
+        if note is not None and isinstance(note.get("offsets"), dict):
+            position = {p: int(o) for p, o in note["offsets"].items() if p in parts}
+            if note.get("event_ms") is not None:
+                self.restored_max_event_ms = int(note["event_ms"])
+            self._part_ms = {p: int(ms) for p, ms in (note.get("partition_ms") or {}).items() if p in parts}
+            self._replay_to = {p: int(e) for p, e in (note.get("read") or {}).items()
+                               if p in position and int(e) > position[p]}
+        else:
+            tps = [ck.TopicPartition(*parse_part(p)) for p in parts]
+            committed = self._call("reading the group's offsets",
+                                   lambda: self._consumer.committed(tps, timeout=10))
+            position = {part_name((tp.topic, tp.partition)): tp.offset for tp in committed if tp.offset >= 0}
         self._event_ms = self.restored_max_event_ms
         self._committed = dict(position)
         missing = [p for p in parts if p not in position]
@@ -513,13 +520,14 @@ class KafkaSource:
             released = self._inflight.pop(0)
         if released is None:
             return
-        note = json.dumps({"event_ms": offset.get("event_ms"), "read": self._read_positions()})
-        tps = [ck.TopicPartition(*parse_part(p), o, metadata=note) for p, o in released.ends.items()
-               if self._committed.get(p) != o]
+        tps = [ck.TopicPartition(*parse_part(p), o) for p, o in released.ends.items() if self._committed.get(p) != o]
         if not tps:
             return
+        committed = {**self._committed, **released.ends}
+        self.progress.save({"offsets": committed, "event_ms": offset.get("event_ms"),
+                            "partition_ms": offset.get("partition_ms") or {}, "read": self._read_positions()})
         self._call("committing offsets", lambda: self._consumer.commit(offsets=tps, asynchronous=False))
-        self._committed.update({part_name((tp.topic, tp.partition)): tp.offset for tp in tps})
+        self._committed = committed
 
     def _read_positions(self) -> dict[str, int]:
         return {p: o for p, o in self._position.items() if o >= 0}
@@ -531,14 +539,7 @@ class KafkaSource:
             except Exception:
                 pass
             self._consumer = None
-
-
-def _metadata(tp: Any) -> dict[str, Any]:
-    try:
-        note = json.loads(tp.metadata or "{}")
-    except (TypeError, ValueError):
-        return {}
-    return note if isinstance(note, dict) else {}
+        self.progress.close()
 
 
 def _releasable(batch: Delivered, keep_from_ms: int | None) -> bool:
