@@ -57,7 +57,7 @@ from executor.recovery.checkpointing import Checkpointing, write_checkpoint_part
 from executor.multiproc.shuffle import source_clock
 from optimizer.physical.stages import ShuffleWrite, Stage
 from stream_dsl.config import RunConfig
-from stream_dsl.connectors.base import DeadLetter, SourceBatch
+from stream_dsl.connectors.base import DeadLetter, SourceBatch, source_backlog
 
 OnBatch = Callable[[dict[str, Any]], None] | None
 ShouldStop = Callable[[], bool] | None
@@ -185,7 +185,7 @@ class InlineQuery:
             pulled.append(batch)
             inputs[stage_id] = batch.frame
             clocks[stage_id] = Clock(reader.clock.max_event_ms, reader.exhausted, batch.replayed)
-            reads.append(kernels.source_read(reader.scan, batch.frame.height))
+            reads.append(kernels.source_read(reader.scan, batch.frame.height, source_backlog(reader.source)))
             self.dead_letters.extend(batch.dead_letters)
         pulled_at = time.perf_counter()
         step = self.chain.step(batch_id, lambda b: clocks)

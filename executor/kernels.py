@@ -420,9 +420,13 @@ def shuffle_counts(stage: int, task: int, parts: Mapping[int, pl.DataFrame]) -> 
             "bytes": sum(int(f.estimated_size()) for f in parts.values())}
 
 
-def source_read(scan: ScanOp, rows: int) -> dict[str, object]:
-    """What one source task read: the source, the columns asked of the connector, and the rows."""
-    return {"source": scan.source.name, "columns": tuple(scan.read_columns), "rows": rows}
+def source_read(scan: ScanOp, rows: int, backlog: int | None = None) -> dict[str, object]:
+    """What one source task read: the source, the columns asked of the connector, and the rows; with
+    `backlog` (`connectors.base.source_backlog`: what the source has not read yet, Kafka's consumer lag)."""
+    read: dict[str, object] = {"source": scan.source.name, "columns": tuple(scan.read_columns), "rows": rows}
+    if backlog is not None:
+        read["backlog"] = backlog
+    return read
 
 
 def counter_report(shuffled: Sequence[Mapping[str, int]], reads: Sequence[Mapping[str, object]]) -> dict[str, object]:
@@ -430,14 +434,19 @@ def counter_report(shuffled: Sequence[Mapping[str, int]], reads: Sequence[Mappin
 
     `shuffle_rows` and `shuffle_bytes` total every map task's shuffle write;
     `shuffle_tasks` has one entry per map task (stage, task, rows, bytes);
-    `source_reads` one per source read (source, columns, rows).
+    `source_reads` one per source read (source, columns, rows, and backlog where the source tells);
+    `backlog`, only when a source tells it: the records its sources have not read yet, summed.
     """
-    return {
+    report: dict[str, object] = {
         "shuffle_rows": sum(t["rows"] for t in shuffled),
         "shuffle_bytes": sum(t["bytes"] for t in shuffled),
         "shuffle_tasks": [dict(t) for t in shuffled],
         "source_reads": [dict(r) for r in reads],
     }
+    backlogs = [int(r["backlog"]) for r in reads if r.get("backlog") is not None]  # type: ignore[call-overload]
+    if backlogs:
+        report["backlog"] = sum(backlogs)
+    return report
 
 
 def render_counters(reports: Sequence[Mapping[str, object]]) -> list[str]:

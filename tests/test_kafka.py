@@ -136,7 +136,12 @@ def test_windowed_count_over_partitions_equals_polars(broker, executor):
     got = results(broker, out)
     assert got.select(KEYS).is_unique().all()
     assert got.sort(KEYS).equals(polars_ysb(events))
-    assert len(handle.progress()) >= 15  # many micro-batches
+    progress = handle.progress()
+    assert len(progress) >= 15  # many micro-batches
+    # the consumer lag: what is left to read after each batch, down to nothing
+    lags = [p["backlog"] for p in progress if "backlog" in p]
+    assert lags and lags[-1] == 0 and max(lags) > 0
+    assert all(a >= b for a, b in zip(lags, lags[1:]))
     # every message committed to the group once written: no lag left
     ends = {p: sum(1 for i in range(events.height) if i % 3 == p) for p in range(3)}
     assert committed(broker, topic, "g") == ends

@@ -78,7 +78,7 @@ from executor.multiproc.scheduler import (Assigned, AssignmentDone, Finished, In
                                 WorkerScheduler)
 from executor.multiproc.shuffle import Inbox, MapOutput, decode, encode, route, source_clock
 from optimizer.physical.stages import OutputWrite, ShuffleWrite, Stage
-from stream_dsl.connectors.base import commit_source
+from stream_dsl.connectors.base import commit_source, source_backlog
 from stream_dsl.errors import DSLError, ExecutionError
 
 NO_STEP = WatermarkStep(None, None)  # a source task's: it reads, it holds no state
@@ -340,7 +340,8 @@ class WorkerRunner:
         pulled = reader.read(self.setup.config.batch_interval_ms, batch)
         stats.pulled_at = max(stats.pulled_at, time.time())
         stats.rows_in += pulled.frame.height
-        stats.reads.append((stage.id, kernels.source_read(reader.scan, pulled.frame.height)))
+        stats.reads.append((stage.id, kernels.source_read(reader.scan, pulled.frame.height,
+                                                          source_backlog(reader.source))))
         stats.dead_letters.extend(pulled.dead_letters)
         clock = Clock(reader.clock.max_event_ms, reader.exhausted, pulled.replayed)
         stats.clocks[stage.id] = clock

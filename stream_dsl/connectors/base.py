@@ -160,6 +160,22 @@ def commit_source(source: Any, offset: Any, keep_from_ms: int | None = None) -> 
         commit(offset, keep_from_ms=keep_from_ms)
 
 
+def source_backlog(source: Any) -> int | None:
+    """What the source has not read yet (Kafka: the consumer lag), if it has a `backlog()` hook; else None.
+
+    It goes into the batch's progress dict as `backlog` (summed over sources)
+    and into each `source_reads` entry; a failing hook only means no number.
+    """
+    hook = getattr(source, "backlog", None)
+    if not callable(hook):
+        return None
+    try:
+        value = hook()
+    except Exception:
+        return None
+    return value if isinstance(value, int) else None
+
+
 def restored_max_event_ms(source: Any) -> int | None:
     value = getattr(source, "restored_max_event_ms", None)
     return value if isinstance(value, int) else None
