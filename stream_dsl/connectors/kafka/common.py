@@ -139,13 +139,29 @@ __all__ = ["ck", "KafkaError", "KafkaException", "Outage", "metadata", "client_c
            "retry_seconds", "required", "topic_list", "DEFAULT_BOOTSTRAP", "log"]
 
 
+def admin_client(bootstrap: str) -> Any:
+    """For metadata: a consumer that asks the broker not to create topics. (A producer's or an admin
+    client's metadata request for a missing topic makes some brokers, tansu among them, create it.)"""
+    return ck.Consumer({"bootstrap.servers": bootstrap, "group.id": "stream-dsl-metadata", "logger": client_log,
+                        "allow.auto.create.topics": False})
+
+
+def topic_partitions(bootstrap: str, topics: tuple[str, ...], what: str, seconds: float) -> dict[str, list[int]]:
+    """`metadata` through a short-lived client that creates no topic (see `admin_client`)."""
+    client = admin_client(bootstrap)
+    try:
+        return metadata(client, topics, what, bootstrap, seconds)
+    finally:
+        client.close()
+
+
 def ensure_topic(bootstrap: str, topic: str, what: str, seconds: float) -> None:
     """Create `topic` (one partition) unless it exists: the sink's markers, the source's progress."""
     from confluent_kafka.admin import AdminClient, NewTopic
 
     admin = AdminClient({"bootstrap.servers": bootstrap, "logger": client_log})
     try:
-        metadata(admin, (topic,), what, bootstrap, seconds)
+        topic_partitions(bootstrap, (topic,), what, seconds)
         return
     except ConnectorError as e:
         if "does not exist" not in str(e):

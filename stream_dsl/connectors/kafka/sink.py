@@ -26,15 +26,15 @@ without these headers (written by others) are kept as they are.
 from __future__ import annotations
 
 import json
-import time
 import uuid
 from typing import Any
 
 import polars as pl
 
 from stream_dsl.connectors.files import for_text_format
-from stream_dsl.connectors.kafka.common import (DEFAULT_BOOTSTRAP, Outage, ck, ensure_topic, metadata,
-                                                producer_config, read_all, required, retry_seconds)
+from stream_dsl.connectors.kafka.common import (DEFAULT_BOOTSTRAP, Outage, ck, ensure_topic,
+                                                producer_config, read_all, required, retry_seconds,
+                                                topic_partitions)
 from stream_dsl.connectors.options import check_keys
 from stream_dsl.errors import ConnectorError
 from stream_dsl.ir.plan import SinkDef
@@ -91,7 +91,7 @@ class KafkaSink:
         self.marker_topic = definition.option("marker_topic") or marker_topic_for(self.topic)
         self.outage = Outage(what, self.bootstrap, retry_seconds(definition.option("retry_seconds"), what))
         self._producer = ck.Producer(producer_config(self.bootstrap, self.outage))
-        metadata(self._producer, (self.topic,), what, self.bootstrap, self.outage.seconds)
+        topic_partitions(self.bootstrap, (self.topic,), what, self.outage.seconds)
         ensure_topic(self.bootstrap, self.marker_topic, what, self.outage.seconds)
         self._markers = {b for (q, b) in committed_markers(self.bootstrap, self.marker_topic) if q == self.query}
 

@@ -48,7 +48,7 @@ from typing import Any
 import polars as pl
 
 from stream_dsl.connectors.base import DeadLetter, SourceBatch, read_schema
-from stream_dsl.connectors.decode import CsvOptions, decode_csv, decode_ndjson, empty_frame
+from stream_dsl.connectors.kafka.messages import METADATA, decode_messages, part_name, parse_part
 from stream_dsl.connectors.files import max_event_time_ms
 from stream_dsl.connectors.kafka.progress import DEFAULT_TOPIC as PROGRESS_TOPIC
 from stream_dsl.connectors.kafka.progress import ProgressLog
@@ -62,21 +62,7 @@ from stream_dsl.ir.types import DataType, Schema
 SOURCE_OPTIONS = ("bootstrap_servers", "topic", "group", "partitions", "start", "format", "batch_size", "bounded",
                   "retry_seconds", "progress_topic")
 FORMATS = ("json", "csv")
-METADATA = {"kafka_partition": DataType.BIGINT, "kafka_offset": DataType.BIGINT,
-            "kafka_timestamp": DataType.TIMESTAMP, "kafka_key": DataType.STRING}
 POLL_S = 0.1  # one consume() call's wait when the batch may end sooner
-
-Part = tuple[str, int]
-
-
-def part_name(part: Part) -> str:
-    return f"{part[0]}:{part[1]}"
-
-
-def parse_part(text: str) -> Part:
-    topic, _, partition = text.rpartition(":")
-    return topic, int(partition)
-
 
 def _start(value: str | None, what: str) -> str | int:
     text = (value or "earliest").strip().lower()
@@ -454,56 +440,8 @@ class KafkaSource:
             total += max(0, high - max(at, low))
         return total if known else None
 
-    # ------------------------------------------------------------ decoding
-
-    def _value_schema(self) -> tuple[Schema, Schema]:
-        """The requested and declared columns that come from message values (not metadata columns)."""
-        def strip(schema: Schema) -> Schema:
-            return Schema(tuple(f for f in schema.fields if f.name not in METADATA))
-        return strip(self._schema), strip(self.definition.schema)
-
     def _decode(self, messages: list[Any]) -> tuple[pl.DataFrame, list[DeadLetter], list[str]]:
-        """The good rows, the dead letters, and each row's partition."""
-        if not messages:
-            return empty_frame(self._schema), [], []
-        value_schema, full = self._value_schema()
-        lines = [(m.value() or b"").replace(b"\r", b" ").replace(b"\n", b" ") for m in messages]
-        data = b"\n".join(lines)
-        origin = "kafka"
-        if self.options.format == "csv":
-            decoded = decode_csv(data, value_schema, source=self.definition.name, origin=origin,
-                                 options=CsvOptions(header=False), full_schema=full)
-        else:
-            decoded = decode_ndjson(data, value_schema, source=self.definition.name, origin=origin,
-                                    full_schema=full)
-        bad: set[int] = set()
-        letters: list[DeadLetter] = []
-        for letter in decoded.dead_letters:
-            line = int(letter.position.rsplit(":", 1)[1])
-            bad.add(line)
-            m = messages[line - 1]
-            letters.append(DeadLetter(letter.source, f"{m.topic()}:{m.partition()}:{m.offset()}", letter.raw,
-                                      letter.reason))
-        kept = [m for n, (m, line) in enumerate(zip(messages, lines), start=1) if n not in bad and line.strip()]
-        frame = decoded.frame
-        if frame.height != len(kept):
-            raise ConnectorError(f"{self._what}: decoded {frame.height} rows from {len(kept)} messages")
-        return self._with_metadata(frame, kept), letters, [part_name((m.topic(), m.partition())) for m in kept]
-
-    def _with_metadata(self, frame: pl.DataFrame, kept: list[Any]) -> pl.DataFrame:
-        wanted = [c for c in self._schema.names if c in METADATA]
-        if not wanted:
-            return frame
-        values = {
-            "kafka_partition": lambda: pl.Series([m.partition() for m in kept], dtype=pl.Int64),
-            "kafka_offset": lambda: pl.Series([m.offset() for m in kept], dtype=pl.Int64),
-            "kafka_timestamp": lambda: pl.Series([m.timestamp()[1] for m in kept], dtype=pl.Int64)
-            .cast(pl.Datetime("ms")),
-            "kafka_key": lambda: pl.Series([None if m.key() is None else m.key().decode("utf-8", "replace")
-                                            for m in kept], dtype=pl.String),
-        }
-        columns = {c: values[c]().cast(self._schema.dtype(c).polars).alias(c) for c in wanted}
-        return frame.with_columns(list(columns.values())).select(list(self._schema.names))
+        return decode_messages(messages, self._schema, self.definition, self.options.format, self._what)
 
     # ------------------------------------------------------------ commit
 
