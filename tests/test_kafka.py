@@ -127,9 +127,9 @@ def test_windowed_count_over_partitions_equals_polars(broker, executor):
     topic, out = f"e2e-{executor}", f"e2e-{executor}-out"
     broker.create_topic(topic, 3)
     broker.create_topic(out, 2)
-    events = ysb_events(6000, rate=100)  # 60 seconds of event time
+    events = ysb_events(4000, rate=100)  # 40 seconds of event time
     produce(broker, topic, events)
-    ctx = ysb_context(broker, topic=topic, sink_topic=out, executor=executor, bounded="true", batch_size="400",
+    ctx = ysb_context(broker, topic=topic, sink_topic=out, executor=executor, bounded="true", batch_size="250",
                       group="g")
     handle = ctx.sql(f"INSERT INTO out {YSB_SELECT.format(window=TUMBLE)}")
     assert handle.await_termination(HANG_GUARD_S)
@@ -351,8 +351,8 @@ def test_restart_emits_every_window_exactly_once(broker, executor):
     topic = f"restart-{executor}"
     broker.create_topic(topic, 2)
     broker.create_topic(f"{topic}-out", 1)
-    events = ysb_events(6000, rate=100)
-    first, second = events.head(3500), events.tail(2500)
+    events = ysb_events(4000, rate=100)
+    first, second = events.head(2300), events.tail(1700)
     produce(broker, topic, first)
     query = f"INSERT INTO out {YSB_SELECT.format(window=TUMBLE)}"
     ctx = ysb_context(broker, topic=topic, sink_topic=f"{topic}-out", executor=executor, batch_size="300", group="g")
@@ -363,7 +363,7 @@ def test_restart_emits_every_window_exactly_once(broker, executor):
     partial = results(broker, f"{topic}-out")
     assert 0 < partial.height < polars_ysb(events).height
     # the open windows' records were not committed: the group's offsets are behind what was read
-    assert 0 < sum(committed(broker, topic, "g").values()) < first.height
+    assert 0 < sum(max(o, 0) for o in committed(broker, topic, "g").values()) < first.height
     produce(broker, topic, second)
     ctx2 = ysb_context(broker, topic=topic, sink_topic=f"{topic}-out", executor=executor, batch_size="300",
                        group="g", bounded="true")

@@ -30,7 +30,7 @@ pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
 HANG_GUARD_S = 120.0
 KEYS = ["campaign_id", "window_start", "window_end"]
-EVENTS = 12_000  # 120 seconds of event time at 100 events a second: 48 source batches of 250
+EVENTS = 9_000  # 90 seconds of event time at 100 events a second: 36 source batches of 250
 
 
 @pytest.fixture(scope="module")
