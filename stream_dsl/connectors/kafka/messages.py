@@ -61,7 +61,9 @@ def decode_messages(messages: list[Any], schema: Schema, definition: SourceDef, 
     frame = decoded.frame
     if frame.height != len(kept):
         raise ConnectorError(f"{what}: decoded {frame.height} rows from {len(kept)} messages")
-    return _with_metadata(frame, kept, schema), letters, [part_name((m.topic(), m.partition())) for m in kept]
+    names: dict[tuple[str, int], str] = {}
+    parts = [names.get(k) or names.setdefault(k, part_name(k)) for k in ((m.topic(), m.partition()) for m in kept)]
+    return _with_metadata(frame, kept, schema), letters, parts
 
 
 def _with_metadata(frame: pl.DataFrame, kept: list[Any], schema: Schema) -> pl.DataFrame:

@@ -323,14 +323,17 @@ class KafkaSource:
         except KafkaException as e:
             raise ConnectorError(f"{self._what}: Kafka read failed: {e}") from None
         messages = []
+        last: dict[tuple[str, int], int] = {}  # per partition: the offset after its last message
+        ended: dict[tuple[str, int], bool] = {}  # per partition: whether its last event was its end
         for m in found:
             error = m.error()
             if error is None:
-                name = part_name((m.topic(), m.partition()))
-                self._eof.discard(name)
                 messages.append(m)
+                key = (m.topic(), m.partition())
+                last[key] = m.offset() + 1
+                ended[key] = False
             elif error.code() == KafkaError._PARTITION_EOF:
-                self._eof.add(part_name((m.topic(), m.partition())))
+                ended[(m.topic(), m.partition())] = True
             elif error.code() in (KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError._UNKNOWN_TOPIC,
                                   KafkaError._UNKNOWN_PARTITION):
                 raise ConnectorError(f"{self._what}: topic '{m.topic()}' is gone from Kafka at "
@@ -342,8 +345,10 @@ class KafkaSource:
                 self.outage.on_error(error)
         if messages:
             self.outage.ok()
-        for m in messages:
-            self._position[part_name((m.topic(), m.partition()))] = m.offset() + 1
+        for key, offset in last.items():
+            self._position[part_name(key)] = offset
+        for key, at_end in ended.items():
+            (self._eof.add if at_end else self._eof.discard)(part_name(key))
         return messages
 
     def _probe(self) -> None:
