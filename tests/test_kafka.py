@@ -399,3 +399,41 @@ def test_a_sink_topic_that_does_not_exist_is_a_clear_error_and_is_not_created(br
     for _ in range(2):  # checking must not create it (a producer's metadata request would, on some brokers)
         with pytest.raises(ConnectorError, match="topic 'no-sink-topic' does not exist"):
             make_sink(definition)
+
+
+# ---------------------------------------------------------------- partitions and starting offsets
+
+
+def _ids(broker: KafkaBroker, topic: str, **options: str) -> list[int]:
+    ctx = sd.Context(executor="inline")
+    extra = "".join(f", {k} = '{v}'" for k, v in options.items())
+    ctx.sql(f"CREATE STREAM s (id BIGINT) WITH (connector = 'kafka', bootstrap_servers = '{broker.bootstrap}', "
+            f"topic = '{topic}', bounded = 'true'{extra})")
+    return sorted(ctx.sql("SELECT id FROM s").collect().get_column("id").to_list())
+
+
+def test_readers_of_disjoint_partition_lists_together_read_the_topic_once(broker):
+    broker.create_topic("split", 3)
+    broker.produce("split", [json.dumps({"id": i}) for i in range(30)])
+    first, second = _ids(broker, "split", partitions="0,2"), _ids(broker, "split", partitions="split:1")
+    assert first == [i for i in range(30) if i % 3 != 1] and second == [i for i in range(30) if i % 3 == 1]
+    with pytest.raises(DSLError, match="no partition split:7"):
+        _ids(broker, "split", partitions="7")
+
+
+def test_start_latest_skips_what_the_topic_held_at_open(broker):
+    broker.create_topic("late", 1)
+    broker.produce("late", [json.dumps({"id": 1})])
+    definition = SourceDef("s", "stream", Schema.of(("id", T.BIGINT)),
+                           (("bootstrap_servers", broker.bootstrap), ("connector", "kafka"), ("start", "latest"),
+                            ("topic", "late")))
+    source = KafkaSource(definition)
+    source.open(None)
+    assert source.next_batch(200).frame.height == 0
+    broker.produce("late", [json.dumps({"id": 2})])
+    seen: list[int] = []
+    deadline = time.monotonic() + HANG_GUARD_S
+    while not seen and time.monotonic() < deadline:
+        seen += source.next_batch(100).frame.get_column("id").to_list()
+    source.close()
+    assert seen == [2]

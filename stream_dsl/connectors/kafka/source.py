@@ -9,28 +9,40 @@ Options:
   readers of disjoint partition lists can share a topic.
 - `start`: where a group with no committed offsets starts: 'earliest'
   (default), 'latest', or a timestamp (epoch milliseconds or ISO-8601),
-  resolved with the broker's offsets-for-times.
+  resolved with the broker's offsets-for-times (tansu ignores the time and
+  answers the first offset). A partition nothing was read from yet is
+  resolved again when a checkpoint is restored.
 - `format`: 'json' (one JSON object per message) or 'csv' (one CSV record
   per message, the value columns in declared order, no header).
 - `batch_size` (10000 messages per micro-batch), `bounded` ('false'; 'true'
   ends the source once every partition was read to its end, for collect()
   and tests), `retry_seconds` ('30': how long an unreachable broker is
-  waited for before the query fails).
+  waited for before the query fails), `progress_topic`
+  ('stream-dsl-progress', see `progress.py`).
 - Metadata columns: a declared column named `kafka_partition`,
   `kafka_offset`, `kafka_timestamp` (TIMESTAMP; the message's timestamp,
   usable as event time with a WATERMARK) or `kafka_key` (STRING) is filled
   from the message, not from its value.
 
-Offsets are `{"offsets": {"topic:partition": next offset}, "event_ms":
-newest event time}`: the end of the batch, what a checkpoint restores. The
-offset log keeps `{"offsets": ...}` per batch, and a replay (`until`) reads
-each partition exactly up to its logged end offset, nothing beyond.
+Offsets are `{"offsets": {"topic:partition": next offset}, "event_ms": event
+time reached, "partition_ms": {partition: newest event time}}`: the end of
+the batch, what a checkpoint restores. The offset log keeps the batch's
+ends per partition, and a replay (`until`) reads each partition exactly up
+to its logged end offset, nothing beyond (the first message past it is read
+again later).
+
+Event time: partitions are read unevenly (one fetch may bring a whole
+partition before the next starts), so the source reports as its event time
+the oldest of its partitions' newest event times (`reports_event_time`),
+like per-partition watermarks. Every partition must deliver a record
+before event time moves at all; an idle partition holds it back.
 
 Committing: `commit(offset, keep_from_ms)` (called after the batch's output
 and dead letters are durable, after a checkpoint when there is one) commits
 to the consumer group the end offsets of the oldest batches that no open
-window needs, with the newest committed event time in the commit's metadata.
-A query restarted without a checkpoint starts from the group's offsets, reads
+window needs; first it appends the group's progress (offsets, event time,
+how far it had read) to the progress topic (`progress.py`: tansu drops commit
+metadata). A query restarted without a checkpoint starts there, reads
 the records up to where the previous run had read as `replayed` batches,
 and resumes from that event time (`restored_max_event_ms`).
 
