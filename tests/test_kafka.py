@@ -232,6 +232,7 @@ def test_sink_writes_each_batch_once_and_remembers_the_last_batch(broker):
     sink.write(3, frame)
     sink.write(3, frame.head(1))  # a replay of batch 3: already written
     sink.write(4, frame.head(1))
+    sink.write(5, frame.head(0))  # nothing to write: no marker either
     sink.close()
     again = make_sink(definition)  # a new writer (a restarted query) knows what is committed
     again.write(4, frame)

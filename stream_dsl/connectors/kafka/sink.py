@@ -17,6 +17,9 @@ marker exists is skipped (a replay writes nothing). A writer that dies
 between its rows and its marker leaves rows of an attempt without a
 marker; the replay writes the batch again under a new attempt.
 
+An empty batch writes nothing, not even a marker. The marker topic grows by
+one small record per non-empty batch (a sink reads it whole when it opens).
+
 So a consumer gets exactly once by reading the marker topic and keeping
 only messages whose (sd-query, sd-batch, sd-attempt) has a marker
 (`read_topic` does this); a plain consumer sees at-least-once. Messages
@@ -96,13 +99,12 @@ class KafkaSink:
         self._markers = {b for (q, b) in committed_markers(self.bootstrap, self.marker_topic) if q == self.query}
 
     def write(self, batch_id: int, frame: pl.DataFrame) -> None:
-        if batch_id in self._markers:
-            return  # a replay of a committed batch: its rows are in the topic already
+        if batch_id in self._markers or frame.height == 0:
+            return  # a replay of a committed batch (its rows are in the topic), or nothing to write: no marker
         attempt = uuid.uuid4().hex
         headers = [("sd-query", self.query.encode()), ("sd-batch", str(batch_id).encode()),
                    ("sd-attempt", attempt.encode())]
-        values = [line for line in for_text_format(frame, "ndjson").write_ndjson().splitlines() if line] \
-            if frame.height else []
+        values = [line for line in for_text_format(frame, "ndjson").write_ndjson().splitlines() if line]
         keys: list[Any] = [None] * len(values)
         if self.key is not None:
             if self.key not in frame.columns:
