@@ -219,6 +219,12 @@ def test_completes_meta_commands_and_their_arguments(completer_ctx):
     assert complete(completer_ctx, "\\explain SELECT ur FROM clicks", cursor=18) == ["url"]
 
 
+def test_completes_connector_names_in_with_options(completer_ctx):
+    assert complete(completer_ctx, "CREATE STREAM s (id BIGINT) WITH (connector = 'ka") == ["kafka"]
+    assert "kafka" in complete(completer_ctx, "CREATE SINK o WITH (connector = '")
+    assert complete(completer_ctx, "CREATE SINK o WITH (topic = 'ka") == []
+
+
 def test_no_completion_inside_strings_and_comments_or_without_a_prefix(completer_ctx):
     assert complete(completer_ctx, "SELECT 'co") == []
     assert complete(completer_ctx, "SELECT 1 -- co") == []

@@ -123,8 +123,8 @@ class Reader:
         wm = self.scan.source.watermark
         if wm is None:
             return None
-        if batch.max_event_time_ms is not None:
-            return batch.max_event_time_ms
+        if batch.max_event_time_ms is not None or getattr(self.source, "reports_event_time", False):
+            return batch.max_event_time_ms  # a source that tracks event time itself (Kafka: per partition)
         if not batch.frame.height or wm.column not in batch.frame.columns:
             return None
         value = batch.frame.select(pl.col(wm.column).cast(pl.Datetime("ms")).dt.epoch("ms").max()).item()

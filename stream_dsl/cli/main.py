@@ -368,6 +368,17 @@ def cmd_gen_ysb(args: argparse.Namespace, out: TextIO) -> int:
     except DSLError as e:
         raise UsageError(f"--start: {e}") from None
     rate = Fraction(args.rate).limit_denominator(1_000_000)
+    columns = ", ".join(f"{f.name} {f.dtype.value}" for f in generator.YSB_SCHEMA)
+    if args.to is not None:
+        from stream_dsl.cli.main import gen_kafka
+
+        target = gen_kafka.parse_target(args.to)
+        partitions = gen_kafka.produce_ysb(target, count=args.events, seed=args.seed, rate=rate, start_ms=start_ms,
+                                           partitions=args.partitions, out=out)
+        gen_kafka.print_query(target, args.events, partitions, args.seed, columns, out)
+        return EXIT_OK
+    if args.out is None:
+        raise UsageError("gen ysb needs --out DIR (files) or --to kafka://HOST:PORT/TOPIC")
     count, parts = args.events, min(args.files, max(args.events, 1))
     events_dir = os.path.join(args.out, "events")
     ext = files.SINK_EXTENSION[args.format]
@@ -382,7 +393,6 @@ def cmd_gen_ysb(args: argparse.Namespace, out: TextIO) -> int:
         files.write_frame(generator.ysb_campaigns(args.seed), campaigns, "csv")
     except OSError as e:
         raise DSLError(f"cannot write to {args.out}: {e.strerror or e}") from None
-    columns = ", ".join(f"{f.name} {f.dtype.value}" for f in generator.YSB_SCHEMA)
     print(f"wrote {count} events in {parts} {args.format} file(s) to {events_dir}/ "
           f"and 1000 ads of 100 campaigns to {campaigns}", file=out)
     print("\n-- to query them:", file=out)
@@ -497,7 +507,11 @@ def _add_gen(sub: argparse._SubParsersAction) -> None:
         "ad → campaign mapping into DIR/campaigns.csv. The events are the ones the generator "
         "connector emits for the same seed, rate and start."))
     y.add_argument("--events", type=_non_negative_int, required=True, metavar="N", help="number of events")
-    y.add_argument("--out", required=True, metavar="DIR", help="output directory")
+    y.add_argument("--out", metavar="DIR", help="output directory")
+    y.add_argument("--to", metavar="kafka://HOST:PORT/TOPIC",
+                   help="write the events as JSON messages into this Kafka topic instead (created if missing)")
+    y.add_argument("--partitions", type=_positive_int, default=3, metavar="P",
+                   help="partitions of a topic --to creates (default: 3)")
     y.add_argument("--seed", type=int, default=1, help="random seed (default: 1)")
     y.add_argument("--format", choices=("ndjson", "csv", "parquet"), default="ndjson",
                    help="file format of the events (default: ndjson)")

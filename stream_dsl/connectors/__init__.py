@@ -22,6 +22,7 @@ CONNECTORS: dict[str, str] = {
     "generator": "stream_dsl.connectors.generator",
     "console": "stream_dsl.connectors.console",
     "redis": "stream_dsl.connectors.redis_streams",
+    "kafka": "stream_dsl.connectors.kafka",
     "socket": "stream_dsl.connectors.socket_source",
     "python": "stream_dsl.connectors.python_io",
 }

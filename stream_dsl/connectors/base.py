@@ -72,9 +72,16 @@ class Source(Protocol):
 
 
 def source_backlog(source: Any) -> dict[str, int] | None:
-    """What `source` knows is still waiting to be read, or None when it cannot tell (see `Source`)."""
-    backlog = getattr(source, "backlog", None)
-    return backlog() if callable(backlog) else None
+    """What `source` knows is still waiting to be read (its `backlog()` hook, see `Source`), or None when it
+    cannot tell; a failing hook only means no number."""
+    hook = getattr(source, "backlog", None)
+    if not callable(hook):
+        return None
+    try:
+        value = hook()
+    except Exception:
+        return None
+    return value if isinstance(value, dict) else None
 
 
 def source_schema(definition: SourceDef, what: str) -> Schema:

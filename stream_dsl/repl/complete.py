@@ -29,6 +29,7 @@ from prompt_toolkit.document import Document
 
 from stream_dsl.catalog import Catalog
 from stream_dsl.config import EXECUTORS
+from stream_dsl.connectors import CONNECTORS
 from stream_dsl.repl.input import mask
 from stream_dsl.repl.lexer import META_COMMANDS, function_names, keywords, type_names
 from stream_dsl.ir.types import Schema
@@ -44,6 +45,7 @@ SETTING_VALUES = {"executor": EXECUTORS, "optimize": ("true", "false"), "group_s
 
 _WORD = re.compile(r"[^\W\d]\w*")
 _CURRENT = re.compile(r"(?:[^\W\d]\w*\.)?\w*$")
+_CONNECTOR_VALUE = re.compile(r"\bconnector\s*=\s*'(\w*)$", re.IGNORECASE)  # `WITH (connector = 'ka|`
 _ALIAS = re.compile(r"\b(?:from|join)\s+([^\W\d]\w*)(?:\s+(?:as\s+)?([^\W\d]\w*))?", re.IGNORECASE)
 
 
@@ -91,7 +93,12 @@ class DSLCompleter(Completer):
 
     def _sql(self, text: str, cursor: int, event: CompleteEvent) -> Iterator[Completion]:
         masked, state = mask(text[:cursor])
-        if state:  # inside a string, a quoted name or a comment
+        if state == "'":  # inside a string: only a connector name after `connector = '`
+            typed = _CONNECTOR_VALUE.search(text[:cursor])
+            if typed is not None:
+                yield from self._plain(_matches(sorted(CONNECTORS), typed.group(1)), typed.group(1), "connector")
+            return
+        if state:  # inside a quoted name or a comment
             return
         masked_all = masked + mask(text)[0][cursor:]
         current = _CURRENT.search(masked)
