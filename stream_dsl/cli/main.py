@@ -370,7 +370,7 @@ def cmd_gen_ysb(args: argparse.Namespace, out: TextIO) -> int:
     rate = Fraction(args.rate).limit_denominator(1_000_000)
     columns = ", ".join(f"{f.name} {f.dtype.value}" for f in generator.YSB_SCHEMA)
     if args.to is not None:
-        from stream_dsl.cli.main import gen_kafka
+        from stream_dsl.cli import gen_kafka
 
         target = gen_kafka.parse_target(args.to)
         partitions = gen_kafka.produce_ysb(target, count=args.events, seed=args.seed, rate=rate, start_ms=start_ms,
