@@ -200,7 +200,8 @@ def check_trace_path(path: str | os.PathLike) -> str:
 
 def write_trace(path: str, trace: dict[str, Any]) -> None:
     """Write the trace as JSON, atomically (a viewer never opens half a file)."""
-    from stream_dsl.connectors.file_writes import write_atomically  # an exclusive temporary file, never a planted symlink
+    # an exclusive temporary file, never a planted symlink
+    from stream_dsl.connectors.file_writes import write_atomically
 
     try:
         write_atomically(path, json.dumps(trace, separators=(",", ":")).encode(), fsync=False)
@@ -365,7 +366,7 @@ def render_summary(summary: dict[str, Any]) -> list[str]:
              + ", ".join(f"worker {w} busy {v['busy_fraction']:.0%}" for w, v in summary["workers"].items())
              + f"; driver at boundaries {summary['boundary_ms']:,.1f} ms, sink writes {summary['sink_ms']:,.1f} ms"]
     total = sum(s["busy_ms"] for s in summary["stages"].values()) or 1.0
-    for stage, s in summary["stages"].items():
+    for s in summary["stages"].values():
         lines.append(f"{s['name']}: {s['busy_ms']:,.1f} ms in {s['tasks']:,} tasks ({s['busy_ms'] / total:.0%} of "
                      f"task time; serialization {s['serialize_ms']:,.1f} ms, scheduler delay "
                      f"{s['scheduler_delay_ms']:,.1f} ms)")

@@ -33,7 +33,8 @@ from optimizer.cost import FORCE, CostModel, Estimate
 from optimizer.fixpoint import optimize as run_rules
 from optimizer.physical.lower import lower, stage_order
 from optimizer.rules import RULES, push_aggregate_below_join, split_aggregates, with_cost_model
-from optimizer.physical.stages import (AggregateOp, BroadcastJoinOp, OutputWrite, PartialAggregateOp, ProjectOp, ReadOp, ScanOp,
+from optimizer.physical.stages import (AggregateOp, BroadcastJoinOp, OutputWrite, PartialAggregateOp, ProjectOp, ReadOp,
+                                       ScanOp,
                               ShuffleWrite)
 from rules_support import data_context, golden_paths, read_golden, assert_same_result, run
 from stream_dsl.config import RunConfig

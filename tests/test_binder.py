@@ -136,7 +136,8 @@ def test_error_position_on_a_later_line(catalog):
 
 
 def test_unknown_table_and_alias(catalog):
-    assert error_of(catalog, "SELECT * FROM clickz").message == "unknown stream or table 'clickz' (did you mean 'clicks'?)"
+    assert (error_of(catalog, "SELECT * FROM clickz").message
+            == "unknown stream or table 'clickz' (did you mean 'clicks'?)")
     assert error_of(catalog, "SELECT x.url FROM clicks c").message == "unknown table or alias 'x' (known: c)"
 
 
@@ -223,7 +224,8 @@ def test_join_using_keeps_the_key_once(catalog):
 
 
 def test_using_key_is_reachable_through_either_qualifier(catalog):
-    plan = plan_of(catalog, "SELECT c.ad_id, e.ad_id AS again, ad_id AS third FROM events e JOIN campaigns c USING (ad_id)")
+    plan = plan_of(catalog, "SELECT c.ad_id, e.ad_id AS again, ad_id AS third "
+                            "FROM events e JOIN campaigns c USING (ad_id)")
     assert all(n.expr == col("ad_id", T.STRING) for n in plan.exprs)
 
 
@@ -262,7 +264,8 @@ def test_left_join_right_only_conditions_are_pushed_to_the_right_input(catalog):
 
 def test_left_join_with_a_condition_on_both_sides_is_refused(catalog):
     # (a condition on the left side alone works: see test_duckdb_regressions.py)
-    err = error_of(catalog, "SELECT * FROM clicks c LEFT JOIN users u ON c.user_id = u.user_id AND c.duration_ms > u.age")
+    err = error_of(catalog, "SELECT * FROM clicks c LEFT JOIN users u "
+                            "ON c.user_id = u.user_id AND c.duration_ms > u.age")
     assert err.message == "LEFT JOIN ... ON supports equalities and conditions on one side at a time"
     assert (err.line, err.column) == (1, 71)
 
@@ -535,7 +538,8 @@ def test_other_statements(catalog):
     explain = b("EXPLAIN ANALYZE SELECT url FROM clicks")
     assert isinstance(explain, BoundExplain) and explain.analyze and isinstance(explain.statement, BoundQuery)
     assert error_of(catalog, "SET wrkers = 3").message.startswith("unknown setting 'wrkers' (did you mean 'workers'?)")
-    assert error_of(catalog, "INSERT INTO outt SELECT * FROM clicks").message == "unknown sink 'outt' (did you mean 'out'?)"
+    assert (error_of(catalog, "INSERT INTO outt SELECT * FROM clicks").message
+            == "unknown sink 'outt' (did you mean 'out'?)")
     assert error_of(catalog, "DESCRIBE clickz").message == "unknown stream or table 'clickz' (did you mean 'clicks'?)"
 
 

@@ -1,4 +1,5 @@
-"""The row fold of small changelog parts (`executor.query.changelog_rows`) gives the table that applying every part does.
+"""The row fold of small changelog parts (`executor.query.changelog_rows`) gives the table that applying every
+part does.
 
 The driver folds collect()'s changelog parts by rows in a dict while they
 are small and exact in Python, and hands bigger or inexact ones to

@@ -1,4 +1,5 @@
-"""Checkpoints: operator-state snapshots (`executor.state.operators`) and the checkpoint store (`executor.recovery.store`).
+"""Checkpoints: operator-state snapshots (`executor.state.operators`) and the checkpoint store
+(`executor.recovery.store`).
 
 - A restored state is the state: for every stateful operator kind (TUMBLE,
   HOP and SESSION windows emitting final rows or changes, COUNT(DISTINCT),
@@ -227,14 +228,16 @@ def check_restore(op, batches, marks, cut: int) -> None:
             same_output(restored.step(rows, *mark), want, context)
 
 
-@settings(max_examples=examples(400), deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@settings(max_examples=examples(400), deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(stream=streams(aggregate_cases()), data=st.data())
 def test_a_restored_aggregate_state_steps_exactly_as_the_original(stream, data):
     op, batches, marks = stream
     check_restore(op, batches, marks, data.draw(st.integers(1, len(batches) - 1), label="cut"))
 
 
-@settings(max_examples=examples(60), deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@settings(max_examples=examples(60), deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(stream=streams(distinct_cases()), data=st.data())
 def test_a_restored_distinct_state_steps_exactly_as_the_original(stream, data):
     op, batches, marks = stream

@@ -34,7 +34,7 @@ FRAME = pl.DataFrame(
     },
     schema={"i": pl.Int64, "j": pl.Int32, "d": pl.Float64, "s": pl.String, "b": pl.Boolean, "t": pl.Datetime("ms")},
 )
-I, J, D = E.Column("i", T.BIGINT), E.Column("j", T.INT), E.Column("d", T.DOUBLE)
+I, J, D = E.Column("i", T.BIGINT)  # noqa: E741 (the columns i, j, d, in capitals), E.Column("j", T.INT), E.Column("d", T.DOUBLE)
 S, B, TS = E.Column("s", T.STRING), E.Column("b", T.BOOLEAN), E.Column("t", T.TIMESTAMP)
 
 
@@ -390,7 +390,8 @@ _EDGES = [0, 1, -1, 2, -2, 3, 2**31 - 1, -(2**31), 2**32, 2**62, -(2**62), 2**63
 
 @settings(max_examples=examples(300), deadline=None)
 @given(st.lists(st.tuples(st.one_of(st.sampled_from(_EDGES), st.integers(-(2**63), 2**63 - 1)),
-                          st.one_of(st.sampled_from(_EDGES), st.integers(-(2**63), 2**63 - 1))), min_size=1, max_size=6),
+                          st.one_of(st.sampled_from(_EDGES), st.integers(-(2**63), 2**63 - 1))),
+                min_size=1, max_size=6),
        st.sampled_from(["+", "-", "*"]), st.sampled_from([T.INT, T.BIGINT]))
 def test_integer_arithmetic_is_exact_or_raises_naming_the_operands(pairs, op, dtype):
     bits = 32 if dtype is T.INT else 64

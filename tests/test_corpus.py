@@ -116,7 +116,7 @@ def bind_text(ctx: sd.Context, text: str) -> object:
     try:
         return B.bind(parse_statement(text), ctx.catalog, text)
     except PositionedError as err:
-        raise err.with_source(text)
+        raise err.with_source(text) from None
 
 
 # ---------------------------------------------------------------- golden plans

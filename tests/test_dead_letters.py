@@ -171,7 +171,7 @@ def test_python_source(tmp_path):
     items = [
         {"k": "a", "n": 1, "note": "", "ts": t},
         {"k": "a", "n": "lots", "note": "", "ts": t},  # 2: wrong type
-        {"k": "b", "n": 2, "note": "x" * HUGE, "ts": t, "extra": object()},  # unknown fields are ignored... 
+        {"k": "b", "n": 2, "note": "x" * HUGE, "ts": t, "extra": object()},  # unknown fields are ignored...
         b'{"k": "c"}',  # 4: not a record
         ("c", 3, "", "2026-01-01T00:00:02"),
         ("d", 4, ""),  # 6: too few values

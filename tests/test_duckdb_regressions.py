@@ -241,7 +241,8 @@ BY_U = ("SELECT k, epoch_ms(epoch_ms(u) - epoch_ms(u) % 10000) AS ws, COUNT(*) A
 
 @pytest.mark.parametrize("sql", [
     "SELECT k, window_start, COUNT(*) AS n FROM s GROUP BY k, TUMBLE(u, INTERVAL '10' SECOND)",
-    "SELECT k, window_start, COUNT(*) AS n FROM (SELECT k, u AS ts FROM s) GROUP BY k, TUMBLE(ts, INTERVAL '10' SECOND)",
+    "SELECT k, window_start, COUNT(*) AS n FROM (SELECT k, u AS ts FROM s) "
+    "GROUP BY k, TUMBLE(ts, INTERVAL '10' SECOND)",
     "SELECT k, window_start, COUNT(*) AS n FROM s GROUP BY k, TUMBLE(u, INTERVAL '10' SECOND) EMIT CHANGES",
 ])
 @pytest.mark.parametrize("cuts", [(1, 2, 3, 4), (2,)])
@@ -320,7 +321,8 @@ def test_the_right_side_of_and_or_fails_only_for_rows_it_decides(sql):
 ])
 def test_coalesce_checks_an_argument_only_where_the_earlier_ones_are_null(sql):
     s = frame(k=["x", "2.5"], d=[1.0, None], i=[1, 2])
-    assert_like_duckdb(sql, s, duck=sql.replace("CAST(4611686018427387904 AS TIMESTAMP)", "epoch_ms(4611686018427387904)"))
+    duck = sql.replace("CAST(4611686018427387904 AS TIMESTAMP)", "epoch_ms(4611686018427387904)")
+    assert_like_duckdb(sql, s, duck=duck)
 
 
 @pytest.mark.parametrize("sql", [

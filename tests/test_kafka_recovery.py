@@ -69,7 +69,8 @@ def assert_exact(out: pl.DataFrame, events: pl.DataFrame) -> None:
         missing = want.join(got, on=KEYS + ["views"], how="anti")
         extra = got.join(want, on=KEYS + ["views"], how="anti")
         raise AssertionError(f"{got.height} windows, expected {want.height}: {missing.height} missing "
-                             f"(e.g. {missing.head(3).rows()}), {extra.height} not expected (e.g. {extra.head(3).rows()})")
+                             f"(e.g. {missing.head(3).rows()}), {extra.height} not expected "
+                             f"(e.g. {extra.head(3).rows()})")
 
 
 def sink_output(broker: KafkaBroker, sink: str) -> pl.DataFrame:

@@ -21,15 +21,15 @@ PACKAGES = ("stream_dsl", "optimizer", "executor")
 
 # (importer prefix, forbidden prefixes): who may not import whom at load
 LAYERS = [
-    ("stream_dsl.ir", ("stream_dsl.sql", "stream_dsl.bind", "stream_dsl.frame", "stream_dsl.repl.session", "stream_dsl.cli.main",
+    ("stream_dsl.ir", ("stream_dsl.sql", "stream_dsl.bind", "stream_dsl.frame", "stream_dsl.repl", "stream_dsl.cli",
                        "stream_dsl.bench", "stream_dsl.context", "optimizer", "executor")),
-    ("stream_dsl.sql", ("stream_dsl.bind", "stream_dsl.frame", "stream_dsl.repl.session", "stream_dsl.cli.main",
+    ("stream_dsl.sql", ("stream_dsl.bind", "stream_dsl.frame", "stream_dsl.repl", "stream_dsl.cli",
                         "stream_dsl.context", "optimizer", "executor")),
-    ("stream_dsl.bind", ("stream_dsl.frame", "stream_dsl.repl.session", "stream_dsl.cli.main", "stream_dsl.context",
+    ("stream_dsl.bind", ("stream_dsl.frame", "stream_dsl.repl", "stream_dsl.cli", "stream_dsl.context",
                          "optimizer", "executor")),
-    ("stream_dsl.frame", ("stream_dsl.repl.session", "stream_dsl.cli.main", "optimizer", "executor")),
-    ("optimizer", ("executor", "stream_dsl.context", "stream_dsl.repl.session", "stream_dsl.cli.main", "stream_dsl.frame")),
-    ("executor", ("stream_dsl.context", "stream_dsl.repl.session", "stream_dsl.cli.main", "stream_dsl.frame")),
+    ("stream_dsl.frame", ("stream_dsl.repl", "stream_dsl.cli", "optimizer", "executor")),
+    ("optimizer", ("executor", "stream_dsl.context", "stream_dsl.repl", "stream_dsl.cli", "stream_dsl.frame")),
+    ("executor", ("stream_dsl.context", "stream_dsl.repl", "stream_dsl.cli", "stream_dsl.frame")),
 ]
 
 

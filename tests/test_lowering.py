@@ -11,7 +11,8 @@ import pytest
 import stream_dsl as sd
 from optimizer.explain import explain
 from optimizer.physical.lower import lower, output_stages, stage_order
-from optimizer.physical.stages import (AggregateOp, BroadcastJoinOp, DistinctOp, FilterOp, OutputWrite, ProjectOp, ReadOp,
+from optimizer.physical.stages import (AggregateOp, BroadcastJoinOp, DistinctOp, FilterOp, OutputWrite, ProjectOp,
+                                       ReadOp,
                               ScanOp, ShuffleWrite, Stage)
 from stream_dsl.ir import expr as E
 from stream_dsl.bind import typecheck as tc

@@ -212,7 +212,7 @@ def test_killed_workers_are_replaced_and_the_output_is_exact(tmp_path, expected,
     assert len(killed) == kills, "the query ended before every kill"
     recoveries = handle.recoveries
     assert len(recoveries) == len(killed)
-    for (worker, pid), r in zip(killed, recoveries):
+    for (worker, _pid), r in zip(killed, recoveries):
         assert (r["worker"], r["reason"]) == (worker, "exited"), r
         assert r["exit_code"] in (-signal.SIGKILL, 128 + signal.SIGKILL), r
         assert r["checkpoint"] is None or isinstance(r["checkpoint"], int), r

@@ -65,7 +65,8 @@ def expected_counts(count: int = 3000, rate: int = 1000) -> dict[str, int]:
     return dict(frame.rows())
 
 
-def make_session(*, live: bool = False, terminal: bool = False, width: int = 120, **kwargs) -> tuple[Session, io.StringIO]:
+def make_session(*, live: bool = False, terminal: bool = False, width: int = 120,
+                 **kwargs) -> tuple[Session, io.StringIO]:
     out = io.StringIO()
     console = Console(file=out, width=width, color_system=None, force_terminal=terminal)
     return Session(sd.Context(executor="inline", workers=1), console, live=live, refresh_seconds=0.05, **kwargs), out
@@ -270,7 +271,8 @@ def test_long_results_show_first_and_last_rows():
 
 def test_values_read_naturally():
     frame = pl.DataFrame({"t": [dt.datetime(2026, 1, 1, 0, 0, 10), dt.datetime(2026, 1, 1, 0, 0, 0, 250_000)],
-                          "b": [True, None], "s": ["a\nb", "[bold]x[/]"]}).with_columns(pl.col("t").cast(pl.Datetime("ms")))
+                          "b": [True, None], "s": ["a\nb", "[bold]x[/]"]})
+    frame = frame.with_columns(pl.col("t").cast(pl.Datetime("ms")))
     rows = table_cells(render(frame_view(frame)))[2:]
     assert rows == [["2026-01-01 00:00:10", "true", "a↵b"], ["2026-01-01 00:00:00.250", "null", "[bold]x[/]"]]
 
@@ -674,7 +676,8 @@ def test_tab_completes_a_column_in_the_prompt():
 
 def test_run_piped_runs_every_input_and_reports_errors():
     session, out = make_session()
-    lines = io.StringIO(BOUNDED_DDL + "\\format csv\n" + COUNT_QUERY + "\nSELEC 1;\nSELECT COUNT(*) AS n FROM events;\n")
+    lines = io.StringIO(BOUNDED_DDL + "\\format csv\n" + COUNT_QUERY
+                        + "\nSELEC 1;\nSELECT COUNT(*) AS n FROM events;\n")
     assert run_piped(session, lines) == 1
     text = out.getvalue()
     assert "event_type,n" in text and "error: line 8, col 1" in text and text.rstrip().endswith("3000")

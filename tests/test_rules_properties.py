@@ -44,7 +44,7 @@ STRINGS = ("u1", "u2", "u3", "a1", "a2", "view", "click", "NL", "DE", "/a", "/sh
 def _values_by_column() -> dict[str, list]:
     """The values each column name holds in the data, so random predicates select some rows, not none."""
     values: dict[str, set] = {}
-    for name, frame in catalog_frames().items():
+    for frame in catalog_frames().values():
         for column in frame.columns:
             values.setdefault(column, set()).update(v for v in frame[column].to_list() if v is not None)
     return {column: sorted(vs) for column, vs in values.items()}

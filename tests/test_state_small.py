@@ -132,7 +132,8 @@ def streams(draw):
         times = [None if t is None else dt.datetime(2024, 1, 1) + dt.timedelta(milliseconds=t)
                  for t in cell([None, 0, 350, 999, 1000, 1700, 2400, 3100, 4000, 4999])]
         rows = pl.DataFrame({"k": cell(["a", "b", None]), "j": cell([1, -2, None]), TIME_COLUMN: times,
-                             "x": cell([None, 0, 5, -7, 2**62 if phase == "single" else 2**59]), "y": cell(["p", "q", "é", None]),
+                             "x": cell([None, 0, 5, -7, 2**62 if phase == "single" else 2**59]),
+                             "y": cell(["p", "q", "é", None]),
                              "z": cell([None, 3, -1]), "b": cell([True, False, None]),
                              "d": cell([0.5, None, -1.25])}, schema=ROWS_SCHEMA)
         batches.append(partial_rows(op, rows) if phase == "final" else rows)

@@ -15,7 +15,7 @@ from stream_dsl.errors import DSLError
 
 pytest.register_assert_rewrite("transport_conformance")  # its asserts explain themselves, as in a test module
 
-from transport_conformance import TransportConformance
+from transport_conformance import TransportConformance  # noqa: E402 (after its assert rewriting is registered)
 
 MARKS: dict[str, list[pytest.MarkDecorator]] = {}
 

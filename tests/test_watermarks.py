@@ -105,7 +105,8 @@ def test_end_of_input_flushes_every_window_without_a_watermark():
 # ---------------------------------------------------------------- HOP
 
 
-HOP = "SELECT k, window_start, window_end, COUNT(*) AS n FROM ev GROUP BY k, HOP(ts, INTERVAL '5' SECOND, INTERVAL '10' SECOND)"
+HOP = ("SELECT k, window_start, window_end, COUNT(*) AS n FROM ev "
+       "GROUP BY k, HOP(ts, INTERVAL '5' SECOND, INTERVAL '10' SECOND)")
 
 
 def test_hop_assigns_every_containing_window():

@@ -126,7 +126,8 @@ def test_polars_expressions_compute_what_the_ints_do(w: Windows, times: list[int
     t = pl.col("t")
     frame = pl.DataFrame({"t": times}, schema={"t": pl.Int64})
     out = frame.select(first=w.first_start(t), last=w.last_start(t), end=w.end(w.last_start(t)),
-                       late=w.late_expr(t, wm), closed=is_closed(t, watermark_lit(wm)), open=is_open(t, watermark_lit(wm)))
+                       late=w.late_expr(t, wm), closed=is_closed(t, watermark_lit(wm)),
+                       open=is_open(t, watermark_lit(wm)))
     wm_value = watermark_or_min(wm)
     for row, x in zip(out.iter_rows(named=True), times):
         assert row["late"] is w.is_late_value(x, wm)

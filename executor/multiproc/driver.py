@@ -51,7 +51,8 @@ from executor.multiproc.autotune import GroupSizer, overhead_fraction
 from executor.query.changelog import ChangelogBuffer
 from executor.query.changelog_rows import Part, RowFold, as_frame, unpack
 from executor.inline import collect_table
-from executor.multiproc.messages import (Assign, Cancel, Commit, Failed, Heartbeat, Output as OutputMessage, Ready, Report,
+from executor.multiproc.messages import (Assign, Cancel, Commit, Failed, Heartbeat, Output as OutputMessage, Ready,
+                                         Report,
                                Setup, Stop)
 from executor.multiproc.metrics import BatchStats, TaskMetrics, batch_totals, group_overhead, stage_metrics
 from executor.query.outputs import CollectOutput, QueryOutput
@@ -64,7 +65,8 @@ from executor.query.watermarks import Clock, WatermarkChain
 from executor.recovery.checkpointing import Checkpointing, RestorePoint, clocks_of
 from executor.multiproc import transports
 from executor.multiproc.runtime import Transport
-from executor.multiproc.scheduler import (Begin, Boundary, DrizzlePolicy, Finish, Proceed, Reported, SendTasks, Shutdown,
+from executor.multiproc.scheduler import (Begin, Boundary, DrizzlePolicy, Finish, Proceed, Reported, SendTasks,
+                                          Shutdown,
                                 Topology, pipelines, place, topology_of)
 from executor.multiproc.shuffle import decode, encode, source_clock
 from executor.multiproc.transports import TransportFactory

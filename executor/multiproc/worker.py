@@ -68,13 +68,15 @@ from executor.query.release import retention_ms
 from executor.query.restart import restore_from
 from executor.query.tasks import TaskRunner, concat_inputs, skips
 from executor.query.watermarks import Clock, WatermarkChain, WatermarkStep
-from executor.multiproc.messages import (Assign, Cancel, CheckpointPart, Commit, Failed, Heartbeat, Output as OutputMessage,
+from executor.multiproc.messages import (Assign, Cancel, CheckpointPart, Commit, Failed, Heartbeat,
+                                         Output as OutputMessage,
                                Ready, Report, Restore, Setup, Stop)
 from executor.multiproc.metrics import BatchStats, TaskMetrics
 from executor.recovery.offset_log import OffsetLog
 from executor.recovery.checkpointing import write_checkpoint_part
 from executor.multiproc.runtime import DRIVER, Channel
-from executor.multiproc.scheduler import (Assigned, AssignmentDone, Finished, InputsReady, Notice, Run, TaskKey, TaskSpec,
+from executor.multiproc.scheduler import (Assigned, AssignmentDone, Finished, InputsReady, Notice, Run, TaskKey,
+                                          TaskSpec,
                                 WorkerScheduler)
 from executor.multiproc.shuffle import Inbox, MapOutput, decode, encode, route, source_clock
 from optimizer.physical.stages import OutputWrite, ScanOp, ShuffleWrite, Stage

@@ -12,7 +12,8 @@ whatever had arrived when it was read.
 So the worker that reads a source appends `{"batch": b, "offset": ...}` to
 the source's log right after reading batch b, before any of its output
 exists (the batch's `SourceBatch.replay`: its end offset, or less when
-the offset is big, as the files source's list of every file it read) (a flushed write, so it outlives the process; not fsync'ed, so a
+the offset is big, as the files source's list of every file it read) (a flushed write, so it outlives
+the process; not fsync'ed, so a
 machine crash may lose the newest lines). After a failure or a restart the
 reader replays every logged batch from the restore point on with
 `until=offset` (`connectors.base.pull_source`), then reads on as usual.

@@ -248,7 +248,8 @@ def batch_partials(aggs: tuple[AggSpec, ...]) -> list[pl.Expr]:
             out += [checked_sum(x.cast(_sum_type(spec)), _sum_type(spec) == pl.Int64).alias(names.sum_col(i)),
                     x.count().cast(pl.Int64).alias(names.nonnull_col(i))]
         else:
-            out.append(_extreme(x.cast(spec.dtype.polars), spec.func, spec.dtype).alias(names.extreme_col(spec.func, i)))
+            extreme = _extreme(x.cast(spec.dtype.polars), spec.func, spec.dtype)
+            out.append(extreme.alias(names.extreme_col(spec.func, i)))
     return out
 
 

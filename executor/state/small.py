@@ -261,7 +261,8 @@ class SmallAggregate:
         return late
 
     def _wrap(self, state: list) -> None:
-        """Int64 columns as polars keeps them: row counts wrap around, a SUM out of range raises (`state.checked_sum`)."""
+        """Int64 columns as polars keeps them: row counts wrap around, a SUM out of range raises
+        (`state.checked_sum`)."""
         state[0] = _wrap64(state[0])
         for func, _, at in self._slots:
             if func == "sum" and _wrap64(state[at]) != state[at]:

@@ -29,13 +29,15 @@ from itertools import count
 
 import networkx as nx
 
-from optimizer.physical.stages import (TIME_COLUMN, AggregateOp, AggSpec, BroadcastJoinOp, DistinctOp, Exchange, FilterOp,
+from optimizer.physical.stages import (TIME_COLUMN, AggregateOp, AggSpec, BroadcastJoinOp, DistinctOp, Exchange,
+                                       FilterOp,
                               Operator, OutputWrite, PartialAggregateOp, ProjectOp, ReadOp, ScanOp, ShuffleWrite, Stage,
                               StatefulOp, arg_column, ROW_COLUMN)
 from stream_dsl.errors import PlanError
 from stream_dsl.ir.dispatch import MissingCase, node_pass
 from stream_dsl.ir.expr import Agg, Column, NamedExpr
-from stream_dsl.ir.plan import (EMIT_CHANGES, PARTIAL_DISTINCT, Aggregate, Distinct, FinalAggregate, Filter, Join, Limit,
+from stream_dsl.ir.plan import (EMIT_CHANGES, PARTIAL_DISTINCT, Aggregate, Distinct, FinalAggregate, Filter, Join,
+                                Limit,
                              PartialAggregate, Plan, Project, Scan, Sort, SortKey, Union, distinct_argument,
                              is_streaming)
 from stream_dsl.ir.types import DataType, Field, Schema, common_type
@@ -162,8 +164,8 @@ class _Lowering:
 
     def _join(self, node: Join) -> Fragment:
         left_stream, right_stream = is_streaming(node.left), is_streaming(node.right)
-        key_types = tuple(_key_type(node.left.schema.dtype(l), node.right.schema.dtype(r))
-                          for l, r in zip(node.left_keys, node.right_keys))
+        key_types = tuple(_key_type(node.left.schema.dtype(lk), node.right.schema.dtype(rk))
+                          for lk, rk in zip(node.left_keys, node.right_keys))
         if not right_stream:
             output = tuple(("stream", f.name, f.name) for f in node.left.schema) + \
                 tuple(("table", c, out) for c, out in node.right_columns)

@@ -26,7 +26,8 @@ from typing import Any, Iterator, Sequence
 
 import polars as pl
 
-from stream_dsl.bench.ysb import (FILE_FORMATS, PERCENTILES, EngineRun, SinkCall, YsbBench, exact_rate, generator_start_ms,
+from stream_dsl.bench.ysb import (FILE_FORMATS, PERCENTILES, EngineRun, SinkCall, YsbBench, exact_rate,
+                                  generator_start_ms,
                                   percentile, run_engine)
 from stream_dsl.connectors import generator
 from stream_dsl.errors import DSLError
@@ -65,7 +66,8 @@ def input_end_ms(events: int, rate: float, interval_ms: int) -> int:
 
 def source_opened_at(trace: dict[str, Any]) -> float | None:
     """Unix time the source opened: the start of the query's first task (the first batch's read)."""
-    starts = [e["ts"] for e in trace.get("traceEvents", ()) if e.get("ph") == "X" and e.get("cat") in ("task", "skipped")]
+    starts = [e["ts"] for e in trace.get("traceEvents", ())
+              if e.get("ph") == "X" and e.get("cat") in ("task", "skipped")]
     if not starts:
         return None
     return trace["otherData"]["t0_unix_s"] + min(starts) / 1e6
@@ -82,7 +84,8 @@ def window_latencies_ms(writes: Sequence[SinkCall], opened_at: float, *, start_m
     for w in writes:
         if not w.frame.height:
             continue
-        ends = (w.frame.get_column("window_end").cast(pl.Datetime("ms")).dt.epoch("ms") - start_ms).clip(upper_bound=end_ms)
+        window_end = w.frame.get_column("window_end").cast(pl.Datetime("ms")).dt.epoch("ms")
+        ends = (window_end - start_ms).clip(upper_bound=end_ms)
         written_ms = (w.at - opened_at) * 1000.0
         out.extend(written_ms - float(e) for e in ends.to_list())
     return out
@@ -93,7 +96,8 @@ def run_latency(bench: YsbBench, *, rate: float | None = None, trace: str | None
     if bench.format in FILE_FORMATS:
         raise DSLError("the latency run paces the generator: use the columnar or json format")
     paced = bench if rate is None else replace(bench, rate=rate)
-    events = bench.latency_events if rate is None else int(round(rate * (bench.duration_s or bench.events / bench.rate)))
+    duration_s = bench.duration_s or bench.events / bench.rate
+    events = bench.latency_events if rate is None else int(round(rate * duration_s))
     with _trace_file(trace) as path:
         engine = run_engine(paced, realtime=True, events=events, trace=path)
     opened = source_opened_at(engine.trace or {})

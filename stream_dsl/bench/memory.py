@@ -139,7 +139,8 @@ def measure_here(events: int, context: dict[str, Any], *, rate: float = 1_000_00
 def _in_child(events: int, context: dict[str, Any], rate: float, seed: int) -> dict[str, Any]:
     """`measure_here` in a fresh Python process."""
     spec = json.dumps({"events": events, "context": context, "rate": rate, "seed": seed})
-    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # where stream_dsl, optimizer, executor are
+    # where stream_dsl, optimizer and executor are
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p))
     done = subprocess.run([sys.executable, "-m", "stream_dsl.bench.memory", spec], capture_output=True, text=True,
                           env=env)

@@ -20,7 +20,8 @@ the warm-up, left out) against the recovery window: the batches recorded
 after the recovery up to the one the input had reached when the first of
 them was recorded, that is the backlog the outage piled up, read at once
 and caught up with (progress is recorded at group boundaries, so with
-large groups those latencies arrive when their whole group is done). Last, whether the sink's committed output is exact: every
+large groups those latencies arrive when their whole group is done). Last, whether the sink's committed
+output is exact: every
 (campaign, window) once, with the count plain polars computes from the
 same events, for every window up to the last one written.
 

@@ -204,7 +204,8 @@ def write_event_files(directory: str, bench: YsbBench) -> str:
     parts, count = bench.file_count, bench.events
     for k in range(parts):
         first, stop = count * k // parts, count * (k + 1) // parts
-        frame = generator.ysb_frame(first, stop, seed=bench.seed, rate=exact_rate(bench.rate), start_ms=generator_start_ms())
+        frame = generator.ysb_frame(first, stop, seed=bench.seed, rate=exact_rate(bench.rate),
+                                    start_ms=generator_start_ms())
         path = os.path.join(events_dir, f"part-{k:05d}.{bench.format}")
         if bench.format == "parquet":
             frame.write_parquet(path)

@@ -57,7 +57,8 @@ def parse_timestamp(text: str, span: Span | None = None) -> dt.datetime:
     try:
         value = dt.datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
     except ValueError:
-        raise _fail(f"invalid TIMESTAMP literal '{text}' (expected ISO-8601, e.g. '2024-01-01 12:00:00')", span)
+        raise _fail(f"invalid TIMESTAMP literal '{text}' (expected ISO-8601, e.g. '2024-01-01 12:00:00')",
+                    span) from None
     if value.tzinfo is not None:
         value = value.astimezone(dt.timezone.utc).replace(tzinfo=None)
     return value.replace(microsecond=value.microsecond // 1000 * 1000)

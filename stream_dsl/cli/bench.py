@@ -363,7 +363,9 @@ def _span_s(text: str) -> float:
     stripped = text.strip()
     from stream_dsl.bind import typecheck  # polars: only when parsing a value
     try:
-        return float(stripped) if stripped.replace(".", "", 1).isdigit() else typecheck.parse_duration_ms(stripped) / 1000.0
+        if stripped.replace(".", "", 1).isdigit():
+            return float(stripped)
+        return typecheck.parse_duration_ms(stripped) / 1000.0
     except DSLError:
         raise argparse.ArgumentTypeError(f"expected a duration such as 3s or 500ms, got '{text}'") from None
 

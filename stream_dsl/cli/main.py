@@ -283,7 +283,8 @@ def cmd_checkpoints(args: argparse.Namespace, out: TextIO) -> int:
         rows.append({"id": info.id, "state": info.state, "reason": info.reason, "bytes": info.bytes,
                      "next_batch": None if c is None else c.next_batch,
                      "watermark": None if c is None else watermark(c.watermark),
-                     "created": None if c is None else dt.datetime.fromtimestamp(c.created_at).isoformat(" ", "seconds")})
+                     "created": None if c is None
+                     else dt.datetime.fromtimestamp(c.created_at).isoformat(" ", "seconds")})
     resume = decision.checkpoint if decision.action == "resume" else None
     restart = {"action": decision.action, "checkpoint": None if resume is None else resume.id,
                "next_batch": None if resume is None else resume.next_batch, "message": decision.message}

@@ -45,7 +45,8 @@ def connector_module(name: str | None, what: str) -> ModuleType:
     try:
         return importlib.import_module(path)
     except ImportError as exc:
-        raise ConnectorError(f"connector '{name}' for {what} is not available ({exc}); known connectors: {known}")
+        raise ConnectorError(f"connector '{name}' for {what} is not available ({exc}); "
+                             f"known connectors: {known}") from exc
 
 
 def _factory(module: ModuleType, attr: str, name: str | None, what: str) -> Callable[[Any], Any]:

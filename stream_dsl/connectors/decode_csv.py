@@ -279,7 +279,8 @@ def _breaks_allowed(row: list[str], may_break: set[int] | None) -> bool:
 
 
 def _texts(lines: list[bytes], start: int, position: list[int]) -> Iterator[str]:
-    """Lines from `start` as text with their newline (csv needs it inside quoted fields); `position[0]`: the last one."""
+    """Lines from `start` as text with their newline (csv needs it inside quoted fields); `position[0]`: the
+    last one."""
     for k in range(start, len(lines)):
         position[0] = k
         yield lines[k].decode("utf-8") + ("\n" if k + 1 < len(lines) else "")

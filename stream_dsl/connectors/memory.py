@@ -67,7 +67,8 @@ def frames(id: str) -> list[pl.DataFrame]:
 def _lookup(id: str) -> list[pl.DataFrame | BaseException]:
     with _LOCK:
         if id not in _FRAMES:
-            raise ConnectorError(f"no in-memory data registered under '{id}'; known: {', '.join(sorted(_FRAMES)) or 'none'}")
+            known = ", ".join(sorted(_FRAMES)) or "none"
+            raise ConnectorError(f"no in-memory data registered under '{id}'; known: {known}")
         return _FRAMES[id]
 
 
@@ -76,7 +77,7 @@ def schema_of(frame: pl.DataFrame) -> Schema:
     try:
         return Schema(tuple(Field(name, type_from_polars(dtype)) for name, dtype in frame.schema.items()))
     except TypeError as exc:
-        raise ConnectorError(f"cannot stream this frame: {exc}")
+        raise ConnectorError(f"cannot stream this frame: {exc}") from exc
 
 
 def source_def(name: str, batches: Batches, *, kind: str = "stream", schema: Schema | None = None,
@@ -107,7 +108,7 @@ def _conform(frame: pl.DataFrame, definition: SourceDef, columns: list[str]) -> 
         return frame.select([pl.col(c).cast(t) for c, t in zip(columns, dtypes)])
     except pl.exceptions.PolarsError as exc:
         raise ConnectorError(f"memory source '{definition.name}': cannot read frame as ({schema}): "
-                             f"{str(exc).splitlines()[0]}")
+                             f"{str(exc).splitlines()[0]}") from exc
 
 
 class MemorySource:

@@ -311,11 +311,11 @@ class Stream:
         last = _per_column(nulls_last, names, "nulls_last")
         columns = self._plan.schema.names
         keys = []
-        for name, d, l in zip(names, desc, last):
+        for name, descends, nulls_at_end in zip(names, desc, last):
             found = match_names(name, columns)
             if len(found) != 1:
                 raise DSLError(f"sort: no column '{name}'{did_you_mean(name, columns)}; columns: {', '.join(columns)}")
-            keys.append(SortKey(found[0], d, not l))
+            keys.append(SortKey(found[0], descends, not nulls_at_end))
         return self._derive(Sort(self._plan, tuple(keys)))
 
     def limit(self, n: int) -> "Stream":

@@ -1,1 +1,4 @@
-"""The intermediate representation: types, bound expressions, functions, plan nodes, compilation to polars. Imports no front end."""
+"""The intermediate representation: types, bound expressions, functions, plan nodes, compilation to polars.
+
+Imports no front end.
+"""

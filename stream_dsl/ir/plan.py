@@ -232,7 +232,7 @@ class Join:
             raise PlanError("a join needs the same number of left and right keys, at least one")
         _require_columns(set(self.left_keys), self.left.schema, "join")
         _require_columns(set(self.right_keys) | {c for c, _ in self.right_columns}, self.right.schema, "join")
-        self.schema  # validates unique output names
+        _ = self.schema  # validates unique output names
 
     @property
     def inputs(self) -> tuple["Plan", ...]:
@@ -269,7 +269,7 @@ class Aggregate:
             _check_window_column(self.window, schema)
         if self.emit not in (EMIT_FINAL, EMIT_CHANGES):
             raise PlanError(f"unknown emit mode '{self.emit}'")
-        self.schema  # validates unique output names
+        _ = self.schema  # validates unique output names
 
     @property
     def inputs(self) -> tuple["Plan", ...]:
@@ -436,7 +436,7 @@ class PartialAggregate:
             if self.window.kind != "tumble":
                 raise PlanError(f"a partial aggregate supports TUMBLE windows only, not {self.window.kind.upper()}")
             _check_window_column(self.window, schema)
-        self.schema  # validates unique output names
+        _ = self.schema  # validates unique output names
 
     @property
     def inputs(self) -> tuple["Plan", ...]:
@@ -486,7 +486,7 @@ class FinalAggregate:
             raise PlanError(f"a final aggregate supports TUMBLE windows only, not {self.window.kind.upper()}")
         if self.emit not in (EMIT_FINAL, EMIT_CHANGES):
             raise PlanError(f"unknown emit mode '{self.emit}'")
-        self.schema  # validates unique output names
+        _ = self.schema  # validates unique output names
 
     @property
     def state_columns(self) -> tuple[str, ...]:

@@ -43,7 +43,7 @@ def _(node: Project) -> str:
 
 @describe.register
 def _(node: Join) -> str:
-    on = ", ".join(f"{l} = {r}" for l, r in zip(node.left_keys, node.right_keys))
+    on = ", ".join(f"{lk} = {rk}" for lk, rk in zip(node.left_keys, node.right_keys))
     right = ", ".join(c if c == o else f"{o} := {c}" for c, o in node.right_columns)
     return f"Join {node.kind} on [{on}] right=[{right}]"
 

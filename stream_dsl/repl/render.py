@@ -38,8 +38,8 @@ from rich.text import Text
 from stream_dsl.secrets import escape_frame, escape_json_text
 from stream_dsl.ir.types import type_from_polars
 
-__all__ = ["frame_table", "frame_caption", "frame_view", "fit_widths", "frame_csv", "frame_json", "cell_text", "visible_columns", "QueryStatus",
-           "query_status", "status_text", "live_view", "FORMATS"]
+__all__ = ["frame_table", "frame_caption", "frame_view", "fit_widths", "frame_csv", "frame_json", "cell_text",
+           "visible_columns", "QueryStatus", "query_status", "status_text", "live_view", "FORMATS"]
 
 FORMATS = ("table", "csv", "json")
 MAX_CELL = 40  # characters of one cell before it is cut with '…'

@@ -52,7 +52,9 @@ def _cell(rng: random.Random, values: list, null: float = 0.15):
 
 def make_data(rng: random.Random, extremes: bool) -> tuple[pl.DataFrame, pl.DataFrame]:
     n = rng.choice((0, 1, 2, 3, 5, 8, 12, 12, 20))
-    ints = [0, 1, -1, 2, 3, 5, -4, 6] + ([9223372036854775807, -9223372036854775808, 2**62, -(2**40)] if extremes else [])
+    ints = [0, 1, -1, 2, 3, 5, -4, 6]
+    if extremes:
+        ints += [9223372036854775807, -9223372036854775808, 2**62, -(2**40)]
     int32 = [0, 1, -2, 7, 40] + ([2147483647, -2147483648] if extremes else [])
     dbls = [0.5, -1.5, 0.0, 2.0, 3.25, -0.0, float("nan")] + ([1e308, -1e308, float("inf"), float("-inf"), 1e-300]
                                                                 if extremes else [])
