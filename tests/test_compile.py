@@ -34,7 +34,8 @@ FRAME = pl.DataFrame(
     },
     schema={"i": pl.Int64, "j": pl.Int32, "d": pl.Float64, "s": pl.String, "b": pl.Boolean, "t": pl.Datetime("ms")},
 )
-I, J, D = E.Column("i", T.BIGINT)  # noqa: E741 (the columns i, j, d, in capitals), E.Column("j", T.INT), E.Column("d", T.DOUBLE)
+# the columns i, j and d, in capitals
+I, J, D = E.Column("i", T.BIGINT), E.Column("j", T.INT), E.Column("d", T.DOUBLE)  # noqa: E741
 S, B, TS = E.Column("s", T.STRING), E.Column("b", T.BOOLEAN), E.Column("t", T.TIMESTAMP)
 
 
