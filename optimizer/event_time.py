@@ -43,7 +43,7 @@ def _(plan: Scan) -> frozenset[str]:
 @event_time_columns.register(Distinct)
 @event_time_columns.register(Limit)
 @event_time_columns.register(Sort)
-def _(plan) -> frozenset[str]:
+def _(plan: Filter | Distinct | Limit | Sort) -> frozenset[str]:
     return event_time_columns(plan.input)
 
 
@@ -71,7 +71,7 @@ def _(plan: Union) -> frozenset[str]:
 
 @event_time_columns.register(Aggregate)
 @event_time_columns.register(PartialAggregate)
-def _(plan) -> frozenset[str]:
+def _(plan: Aggregate | PartialAggregate) -> frozenset[str]:
     if plan.window is not None and plan.window.time_column in event_time_columns(plan.input):
         return frozenset({WINDOW_START, WINDOW_END})
     return frozenset()

@@ -177,7 +177,8 @@ def _semi(frame: pl.DataFrame, keys_frame: pl.DataFrame, on: list[str],
     return join_keys(frame, keys_frame.select(on).unique(), on, how)
 
 
-def join_keys(left: pl.DataFrame, right: pl.DataFrame, on: list[str], how: str) -> pl.DataFrame:
+def join_keys(left: pl.DataFrame, right: pl.DataFrame, on: list[str],
+              how: Literal["inner", "left", "semi", "anti"]) -> pl.DataFrame:
     """`left.join(right, on=on, how=how)` with NULL = NULL and NaN = NaN, as group keys compare.
 
     Lazily: polars' eager join of a one-row frame on one float key matches
@@ -245,9 +246,11 @@ def batch_partials(aggs: tuple[AggSpec, ...]) -> list[pl.Expr]:
             if not spec.distinct:
                 out.append((pl.len() if x is None else x.count()).cast(pl.Int64).alias(names.count_col(i)))
         elif spec.func in ("sum", "avg"):
+            assert x is not None  # only COUNT(*) has no argument
             out += [checked_sum(x.cast(_sum_type(spec)), _sum_type(spec) == pl.Int64).alias(names.sum_col(i)),
                     x.count().cast(pl.Int64).alias(names.nonnull_col(i))]
         else:
+            assert x is not None  # only COUNT(*) has no argument
             extreme = _extreme(x.cast(spec.dtype.polars), spec.func, spec.dtype)
             out.append(extreme.alias(names.extreme_col(spec.func, i)))
     return out

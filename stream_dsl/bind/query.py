@@ -307,7 +307,9 @@ def _bind_on(j: ast.Join, kind: str, left: Plan, left_scope: Scope, right: Plan,
                                 span=part.span or j.on.span)
         if on_right:
             back = {out: E.Column(col, right.schema.dtype(col)) for out, col in original.items()}
-            right = Filter(right, E.rename_columns(E.conjoin(on_right), back), span=j.on.span)
+            right_condition = E.conjoin(on_right)
+            assert right_condition is not None  # `on_right` is not empty
+            right = Filter(right, E.rename_columns(right_condition, back), span=j.on.span)
         guard = E.conjoin(on_left) if on_left else None
         others = []
     if guard is not None:
@@ -329,6 +331,7 @@ def _left_join_guarded(left: Plan, right: Plan, left_keys: list[str], right_keys
     key matches no row, so the row comes out once with NULLs on the right,
     as in SQL; the guarded keys are then projected away.
     """
+    assert j.on is not None  # the guard is part of the ON clause
     fields = left.schema.fields
     guarded = [f"__sd_on{i}" for i in range(len(left_keys))]
     keys = [E.NamedExpr(g, E.Case(((guard, E.Column(k, left.schema.dtype(k))),), E.Literal(None, DataType.NULL),

@@ -16,7 +16,7 @@ from __future__ import annotations
 import io
 import json
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import polars as pl
 
@@ -124,9 +124,9 @@ def conform(frame: pl.DataFrame, schema: Schema, *, source: str, origin: str,
         converted = _convert(raw, field)
         failed = converted.is_null() & raw.is_not_null()
         if failed.any():
-            where = failed.arg_true()
+            failed_at = failed.arg_true()
             reasons: dict[object, str] = {}  # per distinct bad value: bad data repeats itself ('N/A', '')
-            for i, value in zip(where.to_list(), raw.gather(where).to_list()):
+            for i, value in zip(failed_at.to_list(), raw.gather(failed_at).to_list()):
                 if i not in bad_reason:
                     reason = reasons.get(value) if isinstance(value, (str, int, float)) else None
                     if reason is None:
@@ -294,12 +294,12 @@ def _ndjson_records(records: list[Record], schema: Schema, read_schema: dict[str
 
 
 def finish_decoded(frame: pl.DataFrame, schema: Schema, *, source: str, origin: str,
-            records: list[Record] | Callable[[], list[Record]]) -> Decoded:
+            records: Sequence[Record] | Callable[[], Sequence[Record]] | _Located) -> Decoded:
     """Convert the text-read columns (timestamps) and keep only the requested ones."""
     if isinstance(records, _Located):
         return conform(frame, schema, source=source, origin=origin, locate_many=records.many,
                        problem=_json_text_problem)
-    cache: list[list[Record]] = []
+    cache: list[Sequence[Record]] = []
 
     def locate(i: int) -> Record:
         if not cache:
@@ -391,7 +391,7 @@ def _sift_ndjson(data: bytes, schema: Schema, read_schema: dict[str, pl.DataType
     bad_lines(set_aside.arg_true().to_list(), "not a JSON object")
     rows = keep.arg_true()
     good = lines.filter(keep)
-    text_schema = {c: pl.String() for c in read_schema}
+    text_schema: dict[str, pl.DataType] = {c: pl.String() for c in read_schema}
     if typed_schema and len(rows):
         split = _typed_then_suspects(good, rows, lines, schema, typed_schema, text_schema, source=source,
                                      origin=origin)
@@ -515,7 +515,7 @@ def _by_line(letters: list[DeadLetter]) -> tuple[DeadLetter, ...]:
     return tuple(sorted(letters, key=lambda d: int(d.position.rsplit(":", 1)[1])))
 
 
-def __getattr__(name: str):
+def __getattr__(name: str) -> Any:
     """`CsvOptions` and `decode_csv` moved to `decode_csv.py`; the old import path keeps working."""
     if name in ("CsvOptions", "decode_csv"):
         from stream_dsl.connectors import decode_csv as module

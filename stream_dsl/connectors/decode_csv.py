@@ -171,12 +171,12 @@ def _drop_rows(frame: pl.DataFrame, bad: dict[int, DeadLetter | None], schema: S
     keep = pl.Series([True] * frame.height)
     keep[sorted(bad)] = False
     decoded = finish_decoded(frame.filter(keep), schema, source=source, origin=origin,
-                      records=lambda: records().without(bad))  # type: ignore[arg-type,return-value]
+                      records=lambda: records().without(bad))
     letters = [d for d in bad.values() if d is not None]
     return Decoded(decoded.frame, _sorted(letters + list(decoded.dead_letters)))
 
 
-class _Lines(Sequence):
+class _Lines(Sequence[Record]):
     """The physical lines after the header as records, built on demand (the fast path: one record each).
 
     `skip` leaves out the rows at those indexes (rows already dead), so index i is the i-th row kept.
@@ -196,7 +196,7 @@ class _Lines(Sequence):
     def __len__(self) -> int:
         return len(self._lines) - len(self._skip)
 
-    def __getitem__(self, i):  # type: ignore[override]
+    def __getitem__(self, i: int) -> Record:  # type: ignore[override]  # indexes only, no slices
         j = i
         while True:  # the j with j - (skipped rows up to j) == i
             nxt = i + bisect.bisect_right(self._skip, j)

@@ -325,7 +325,8 @@ class FileTable:
     def read(self, columns: list[str] | None = None) -> pl.DataFrame:
         what = f"table '{self.definition.name}'"
         schema = read_schema(self.definition, columns, what)
-        frames, letters = [], []
+        frames: list[pl.DataFrame] = []
+        letters: list[DeadLetter] = []
         for path in list_files(self.options, what):
             decoded = read_file(path, self.options, schema, self.definition.schema, self.definition.name)
             frames.append(decoded.frame)

@@ -20,7 +20,7 @@ from __future__ import annotations
 import itertools
 import threading
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any, Iterable, cast
 
 import polars as pl
 
@@ -233,7 +233,8 @@ def statistics(definition: SourceDef, batch_interval_ms: int) -> Statistics:
             if column in f.columns and f.height:
                 t = f.select(pl.col(column).cast(pl.Datetime("ms")).dt.epoch("ms"))[column]
                 if t.null_count() < t.len():
-                    spans.append(float(t.max() - t.min()))  # type: ignore[operator]
+                    # epoch milliseconds (Int64) with a non-NULL value: polars' stubs say any scalar or None
+                    spans.append(float(cast(int, t.max()) - cast(int, t.min())))
         return max(spans) if spans else None
 
     bounded = (definition.option("bounded", "true") or "true").lower() != "false"

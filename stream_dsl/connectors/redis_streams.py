@@ -484,6 +484,7 @@ class RedisSource:
         kept: list[tuple[bytes, str]] = []
         letters: list[DeadLetter] = []
         for entry_id, fields in entries:
+            assert fields is not None  # `_decode` split off the trimmed entries, the ones without fields
             try:
                 values = [None if fields.get(k) is None else fields[k].decode("utf-8") for k in keys]
             except UnicodeDecodeError as e:
@@ -497,7 +498,8 @@ class RedisSource:
         frame = (pl.DataFrame({n: pl.Series(n, v, dtype=pl.String) for n, v in columns.items()}) if names
                  else pl.DataFrame(height=len(kept)))
         decoded = narrow(conform(frame, schema, source=self.definition.name, origin=self.options.stream,
-                                 locate=lambda i: (_text(kept[i][0]), kept[i][1].encode())),  # type: ignore
+                                 # the position is the entry id, not a line number: conform only formats it
+                                 locate=lambda i: (_text(kept[i][0]), kept[i][1].encode())),  # type: ignore[arg-type, return-value]
                          self._schema)
         return decoded.frame, letters + list(decoded.dead_letters)
 

@@ -55,7 +55,7 @@ def parse_units(value: str | None, schema: Schema, what: str) -> dict[str, str]:
                                  f"column; TIMESTAMP columns: {', '.join(stamps) or 'none'}")
         else:
             per_column[column] = unit
-    return {name: per_column.get(name, default) for name in stamps if per_column.get(name, default)}
+    return {name: chosen for name in stamps if (chosen := per_column.get(name, default))}
 
 
 def with_units(schema: Schema, units: dict[str, str]) -> Schema:

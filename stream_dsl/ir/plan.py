@@ -558,7 +558,8 @@ def _(node: Union, inputs: tuple[Plan, ...]) -> Plan:
 @with_inputs.register(Sort)
 @with_inputs.register(PartialAggregate)
 @with_inputs.register(FinalAggregate)
-def _(node: Plan, inputs: tuple[Plan, ...]) -> Plan:
+def _(node: Filter | Project | Aggregate | Distinct | Limit | Sort | PartialAggregate | FinalAggregate,
+      inputs: tuple[Plan, ...]) -> Plan:
     return replace(node, input=inputs[0])
 
 

@@ -36,6 +36,8 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import polars as pl
@@ -50,6 +52,9 @@ from stream_dsl.ir.to_polars_cast import to_string as _to_string
 from stream_dsl.ir.to_polars_checks import CastFailure, OverflowFailure
 from stream_dsl.ir.to_polars_checks import fail_where as _fail_where
 from stream_dsl.ir.to_polars_checks import guarded as _guarded
+
+if TYPE_CHECKING:
+    from polars.expr.whenthen import ChainedThen, Then
 
 T = DataType
 
@@ -76,10 +81,10 @@ def compile_predicate(e: E.Expr) -> pl.Expr:
     # as a guard it raises nothing (one that fails to compute is NULL there, and raises in its turn below).
     for part in parts:
         if not E.columns_used(part):
-            quiet = _guarded(pl.lit(False), lambda p=part: _as_bool(_compile(p), p))
+            quiet = _guarded(pl.lit(False), lambda: _as_bool(_compile(part), part))  # noqa: B023 (called at once)
             kept = kept & quiet.fill_null(True)
     for part in parts:
-        value = _guarded(kept, lambda p=part: _as_bool(_compile(p), p).fill_null(False))
+        value = _guarded(kept, lambda: _as_bool(_compile(part), part).fill_null(False))  # noqa: B023 (called at once)
         result = value if result is None else result & value
         kept = kept & value
     return result if result is not None else pl.lit(True)
@@ -158,7 +163,7 @@ def _null_rows(dtype: pl.DataType) -> pl.Expr:
 
 def _compare(op: str, left: pl.Expr, right: pl.Expr, lt: DataType, rt: DataType) -> pl.Expr:
     if T.NULL in (lt, rt):
-        return _null_rows(pl.Boolean)
+        return _null_rows(pl.Boolean())
     if lt.is_numeric and rt.is_numeric and lt is not rt:
         wide = pl.Float64 if T.DOUBLE in (lt, rt) else pl.Int64
         left, right = left.cast(wide), right.cast(wide)
@@ -233,7 +238,7 @@ def sql_remainder(a: pl.Expr, b: pl.Expr, *, integer: bool, divisor: object = No
 def _fmod(a: pl.Expr, b: pl.Expr) -> pl.Expr:
     """IEEE fmod: exact, the dividend's sign; x % 0.0 and inf % x are NaN; NULL stays NULL."""
 
-    def fmod(columns: list[pl.Series]) -> pl.Series:
+    def fmod(columns: Sequence[pl.Series]) -> pl.Series:
         x, y = (c.cast(pl.Float64).to_numpy() for c in columns)
         with np.errstate(all="ignore"):
             return pl.Series(columns[0].name, np.fmod(x, y), dtype=pl.Float64)
@@ -295,14 +300,14 @@ def _(e: E.Case) -> pl.Expr:
     values = []
     for cond, value in e.whens:
         # A condition counts only where no earlier one held: a later WHEN's CAST fails only for rows it decides.
-        condition = _guarded(~earlier, lambda c=cond: _as_bool(_compile(c), c).fill_null(False))
+        condition = _guarded(~earlier, lambda: _as_bool(_compile(cond), cond).fill_null(False))  # noqa: B023 (called at once)
         conditions.append(condition)
-        values.append(_guarded(condition & ~earlier, lambda v=value: _cast_value(v, e.dtype)))
+        values.append(_guarded(condition & ~earlier, lambda: _cast_value(value, e.dtype)))  # noqa: B023 (called at once)
         earlier = earlier | condition
     otherwise = _guarded(~earlier, lambda: _cast_value(e.else_, e.dtype))
-    chain = pl.when(conditions[0]).then(values[0])
-    for condition, value in zip(conditions[1:], values[1:]):
-        chain = chain.when(condition).then(value)
+    chain: Then | ChainedThen = pl.when(conditions[0]).then(values[0])
+    for condition, branch in zip(conditions[1:], values[1:]):
+        chain = chain.when(condition).then(branch)
     return chain.otherwise(_row_shaped(otherwise)).cast(target)
 
 
@@ -329,7 +334,7 @@ def _cast_value(e: E.Expr, target: DataType) -> pl.Expr:
 def _(e: E.InList) -> pl.Expr:
     x = _compile(e.expr)
     if e.expr.dtype is T.NULL or not e.items:
-        result = _null_rows(pl.Boolean) if e.items else pl.lit(False)
+        result = _null_rows(pl.Boolean()) if e.items else pl.lit(False)
     elif all(isinstance(i, E.Literal) and i.value is not None for i in e.items) and _same_kind(e):
         literals = [i for i in e.items if isinstance(i, E.Literal)]  # all of them
         values = pl.Series([i.value for i in literals], dtype=e.expr.dtype.polars)
@@ -395,7 +400,7 @@ def _coalesce(e: E.Func) -> pl.Expr:
     """COALESCE: an argument's checks count only where every earlier one is NULL (it is not needed elsewhere)."""
     args, earlier_null = [], pl.lit(True)
     for a in e.args:
-        compiled = _guarded(earlier_null, lambda a=a: _compile(a))
+        compiled = _guarded(earlier_null, lambda: _compile(a))  # noqa: B023 (called at once)
         if a.dtype is not T.NULL and a.dtype is not e.dtype and e.dtype is not T.NULL:
             compiled = compiled.cast(e.dtype.polars)
         args.append(compiled)
@@ -414,7 +419,7 @@ def _nan_extreme(name: str, xs: list[pl.Expr]) -> pl.Expr:
     return pl.when(pl.any_horizontal([x.is_nan() for x in xs])).then(float("nan")).otherwise(pl.max_horizontal(xs))
 
 
-_NULL_AS = {"string": pl.String, "numeric": pl.Float64, "timestamp": pl.Datetime("ms")}
+_NULL_AS = {"string": pl.String(), "numeric": pl.Float64(), "timestamp": pl.Datetime("ms")}
 
 
 def _typed_null(compiled: pl.Expr, e: E.Expr, kind: str) -> pl.Expr:

@@ -10,7 +10,7 @@ argument), and a check over constants counts only when some row exists.
 from __future__ import annotations
 
 from contextvars import ContextVar
-from typing import Callable
+from typing import Any, Callable
 
 import polars as pl
 
@@ -36,7 +36,7 @@ def guarded(guard: pl.Expr, build: Callable[[], pl.Expr]) -> pl.Expr:
         GUARDS.reset(token)
 
 
-def fail_where(failed: pl.Expr, shown: pl.Expr, value: pl.Expr, error: Callable[[object, int], Exception],
+def fail_where(failed: pl.Expr, shown: pl.Expr, value: pl.Expr, error: Callable[[Any, int], Exception],
                 dtype: pl.DataType) -> pl.Expr:
     """`value`, but raise `error(first shown value, rows)` when any row `failed` (polars has no raise).
 

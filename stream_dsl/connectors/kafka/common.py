@@ -13,7 +13,7 @@ import logging
 import time
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from stream_dsl.errors import ConnectorError
 
@@ -159,7 +159,8 @@ def ensure_topic(bootstrap: str, topic: str, what: str, seconds: float) -> None:
     """Create `topic` (one partition) unless it exists: the sink's markers, the source's progress."""
     from confluent_kafka.admin import AdminClient, NewTopic
 
-    admin = AdminClient({"bootstrap.servers": bootstrap, "logger": client_log})
+    # the stubs allow only scalar settings, but the client takes a logging.Logger as "logger" (as `client_config`)
+    admin = AdminClient({"bootstrap.servers": bootstrap, "logger": client_log})  # type: ignore[dict-item]
     try:
         topic_partitions(bootstrap, (topic,), what, seconds)
         return
@@ -190,11 +191,11 @@ def read_all(bootstrap: str, topic: str, *, timeout_s: float = 30.0) -> list[Any
             if time.monotonic() > deadline:
                 raise ConnectorError(f"topic '{topic}': could not read to its end within {timeout_s:g}s")
             for m in consumer.consume(1000, 0.1):
-                if m.error() is None:
+                if (error := m.error()) is None:
                     found.append(m)
                     ended.discard(m.partition())
-                elif m.error().code() == KafkaError._PARTITION_EOF:
-                    ended.add(m.partition())
+                elif error.code() == KafkaError._PARTITION_EOF:
+                    ended.add(cast(int, m.partition()))  # a partition's EOF event names it; the stubs say int | None
         return found
     finally:
         consumer.close()
