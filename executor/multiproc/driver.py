@@ -51,7 +51,7 @@ from executor.multiproc.autotune import GroupSizer, overhead_fraction
 from executor.query.changelog import ChangelogBuffer
 from executor.query.changelog_rows import Part, RowFold, as_frame, unpack
 from executor.inline import collect_table
-from executor.multiproc.messages import (Assign, Cancel, Commit, Failed, Heartbeat, Output as OutputMessage, Ready,
+from executor.multiproc.messages import (Assign, Cancel, Commit, Failed, Heartbeat, OutputMessage, Ready,
                                          Report,
                                Setup, Stop)
 from executor.multiproc.metrics import BatchStats, TaskMetrics, batch_totals, group_overhead, stage_metrics

@@ -114,7 +114,7 @@ class Stop:
 
 
 @dataclass(frozen=True, slots=True)
-class Output:
+class OutputMessage:
     """A finished output task's result: rows to append (IPC), or a changelog's upserts and deletes.
 
     A changelog part comes as IPC bytes or, while small, as its rows (`changelog_rows.pack`).

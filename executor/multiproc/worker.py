@@ -68,9 +68,8 @@ from executor.query.release import retention_ms
 from executor.query.restart import restore_from
 from executor.query.tasks import TaskRunner, concat_inputs, skips
 from executor.query.watermarks import Clock, WatermarkChain, WatermarkStep
-from executor.multiproc.messages import (Assign, Cancel, CheckpointPart, Commit, Failed, Heartbeat,
-                                         Output as OutputMessage,
-                               Ready, Report, Restore, Setup, Stop)
+from executor.multiproc.messages import (Assign, Cancel, CheckpointPart, Commit, Failed, Heartbeat, OutputMessage,
+                                         Ready, Report, Restore, Setup, Stop)
 from executor.multiproc.metrics import BatchStats, TaskMetrics
 from executor.recovery.offset_log import OffsetLog
 from executor.recovery.checkpointing import write_checkpoint_part

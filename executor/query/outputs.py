@@ -147,5 +147,3 @@ def check_sorted_output(output: QueryOutput) -> None:
                         "(a continuous query sorts each micro-batch's rows, and a LIMIT without ORDER BY "
                         "ends it after that many rows)")
 
-
-Output = QueryOutput  # the older name
