@@ -10,7 +10,6 @@ docs/language.md describes the language and docs/architecture.md the design.
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from stream_dsl.version import __version__
 
 # Public names, loaded when first used (PEP 562): `import stream_dsl` stays cheap, and `stream-dsl --help` or the
 # scheduler's state machine never load polars or lark through it.
@@ -30,7 +29,9 @@ _TYPES = {"BIGINT": "BIGINT", "INT": "INT", "DOUBLE": "DOUBLE", "STRING": "STRIN
 
 
 def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
+    if name == "__version__":  # read from the installed metadata, which costs more than `--help` may
+        from stream_dsl.version import __version__ as value
+    elif name in _EXPORTS:
         value = getattr(importlib.import_module(_EXPORTS[name]), name)
     elif name in _TYPES:
         value = getattr(__getattr__("DataType"), _TYPES[name])
@@ -41,7 +42,7 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_EXPORTS) | set(_TYPES))
+    return sorted(set(globals()) | set(_EXPORTS) | set(_TYPES) | {"__version__"})
 
 
 if TYPE_CHECKING:  # what the names above are, for type checkers and editors

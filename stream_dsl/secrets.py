@@ -23,8 +23,10 @@ from __future__ import annotations
 
 import logging
 import re
+from typing import TYPE_CHECKING
 
-import polars as pl
+if TYPE_CHECKING:  # errors.py masks with this module: importing it must not load polars
+    import polars as pl
 
 MASK = "***"
 _URL_PASSWORD = re.compile(r"(?P<head>\b[a-zA-Z][a-zA-Z0-9+.-]*://[^:/@\s'\"]*:)(?P<password>[^@/\s'\"]+)@")
@@ -68,6 +70,8 @@ def escape_json_text(text: str) -> str:
 
 def escape_frame(frame: pl.DataFrame) -> pl.DataFrame:
     """`frame` with the control characters of its text columns escaped (see `escape_control`), for display."""
+    import polars as pl
+
     text = [name for name, dtype in frame.schema.items() if dtype == pl.String]
     if not text or not frame.height:
         return frame

@@ -133,3 +133,12 @@ def test_the_scheduler_state_machine_loads_neither_polars_nor_lark():
             "print(sorted(m for m in ('polars', 'lark', 'networkx') if m in sys.modules))")
     loaded = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert loaded.stdout.strip() == "[]", loaded.stdout + loaded.stderr
+
+
+def test_the_command_line_help_loads_neither_polars_nor_lark():
+    """`stream-dsl --help` must start fast: building the parser and printing help loads no engine."""
+    code = ("import sys, io, contextlib; from stream_dsl.cli.main import main\n"
+            "with contextlib.redirect_stdout(io.StringIO()): main(['--help'])\n"
+            "print(sorted(m for m in ('polars', 'lark', 'duckdb') if m in sys.modules))")
+    loaded = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert loaded.stdout.strip() == "[]", loaded.stdout + loaded.stderr
