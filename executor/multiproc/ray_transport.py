@@ -1,0 +1,468 @@
+"""The Ray transport: workers as Ray actors, possibly on other machines, under the unchanged drivers.
+
+Chosen by name ("ray", `executor/multiproc/transports.py`); this module is
+imported only then, so Ray stays an optional extra (`stream-dsl[ray]`).
+It keeps the guarantees of `Transport` and `Channel` (`runtime.py`;
+tests/transport_conformance.py checks them):
+
+- Every worker is a threaded actor. One thread runs the worker's `main`
+  (a long actor call whose end is the worker's end); the others take
+  `deliver` calls: batches of pickled messages from one sender.
+- Messages go straight from sender to receiver (a map output goes actor to
+  actor, never through the driver). Ray may run a threaded actor's calls
+  out of order, so every batch carries the sender's sequence number and
+  the receiver puts batches back in order. A sender never waits: while
+  its previous batch to a receiver is in flight, what it sends next is
+  queued and goes as one batch when that one has arrived (`_Sender`).
+- What workers send the driver goes to an inbox actor on the driver's
+  node; the driver fetches it in batches with a long poll.
+- Every transport has a generation (a fresh id): a batch of another
+  generation is dropped, so a stale call of an earlier query's actors
+  cannot deliver into this one's inboxes.
+- A worker's death is the end of its `main` call with an actor error;
+  the driver waits on those calls together with its inbox, so a death is
+  seen at once. Ray does not report exit codes: a worker that exits
+  through `os._exit(code)` reports the code first; a death without one
+  reads as SIGKILL (-9).
+
+Workers are placed with Ray's SPREAD strategy (across nodes), ask for
+`CPUS_PER_WORKER` CPUs and set POLARS_MAX_THREADS from them before polars
+is imported. Code reaches the actors as the installed package; when this
+process starts the Ray job (`ray.init`) it also puts the directories of
+its own import path on the workers' (`code_search_path`), so a checkout
+run from its directory and test modules work as they do on pipes.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+import uuid
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import ray
+
+from executor.multiproc.runtime import DRIVER, dumps, loads
+
+CPUS_PER_WORKER = 1.0
+LOCAL_CPUS = 64  # logical CPUs of a Ray instance this process starts itself: workers are never left pending
+LONG_POLL_S = 0.5  # how long one inbox fetch waits for a message at most
+START_TIMEOUT_S = 120.0
+_KILLED = -signal.SIGKILL
+
+
+# ---------------------------------------------------------------- the job
+
+
+def connect(address: str | None = None) -> None:
+    """Join a Ray cluster (`address`: "auto", "host:port", "ray://...") or start a local one (None); once."""
+    if ray.is_initialized():
+        return
+    options: dict[str, Any] = {"ignore_reinit_error": True, "logging_level": "WARNING", "log_to_driver": False,
+                               "job_config": ray.job_config.JobConfig(code_search_path=_code_search_path())}
+    if address is None:
+        options.update(num_cpus=max(LOCAL_CPUS, os.cpu_count() or 1), include_dashboard=False)
+    else:
+        options["address"] = address
+    ray.init(**options)
+
+
+def _code_search_path() -> list[str]:
+    """The directories of this process's import path that are not the installed Python's (checkouts, tests)."""
+    prefixes = tuple(os.path.realpath(p) for p in {sys.prefix, sys.base_prefix, sys.exec_prefix})
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    paths = [root] + [os.path.abspath(p or os.getcwd()) for p in sys.path]
+    keep = []
+    for path in paths:
+        if os.path.isdir(path) and not os.path.realpath(path).startswith(prefixes) and path not in keep:
+            keep.append(path)
+    return keep
+
+
+# ---------------------------------------------------------------- both sides
+
+
+class _Mailbox:
+    """Incoming batches, put back into each sender's order; one condition for waiting readers."""
+
+    def __init__(self, generation: str) -> None:
+        self.generation = generation
+        self.cond = threading.Condition()
+        self.ready: deque[bytes] = deque()
+        self.expected: dict[int, int] = {}
+        self.held: dict[int, dict[int, list[bytes]]] = {}
+
+    def deliver(self, generation: str, sender: int, seq: int, batch: list[bytes]) -> None:
+        if generation != self.generation:
+            return  # a stale call of another query's transport
+        with self.cond:
+            held = self.held.setdefault(sender, {})
+            held[seq] = batch
+            next_seq = self.expected.get(sender, 0)
+            while next_seq in held:
+                self.ready.extend(held.pop(next_seq))
+                next_seq += 1
+            self.expected[sender] = next_seq
+            self.cond.notify_all()
+
+    def put_local(self, data: bytes) -> None:
+        with self.cond:
+            self.ready.append(data)
+            self.cond.notify_all()
+
+    def take_one(self, timeout: float) -> bytes | None:
+        with self.cond:
+            if not self.ready and timeout > 0:
+                self.cond.wait_for(lambda: bool(self.ready), timeout)
+            return self.ready.popleft() if self.ready else None
+
+    def take_all(self, timeout: float) -> list[bytes]:
+        with self.cond:
+            if not self.ready and timeout > 0:
+                self.cond.wait_for(lambda: bool(self.ready), timeout)
+            got = list(self.ready)
+            self.ready.clear()
+            return got
+
+
+@dataclass
+class _Route:
+    """One destination of a sender: the next sequence number, the batch in flight, what waits behind it."""
+
+    target: Any
+    seq: int = 0
+    in_flight: Any = None
+    queued: list[bytes] = field(default_factory=list)
+
+
+class _Sender:
+    """Sends batches of pickled messages to actors' `deliver`, one in flight per destination.
+
+    A message to a destination with nothing in flight goes at once; one
+    sent while a batch is in flight waits for it and then goes, with
+    everything queued meanwhile, as one batch (a flusher thread sends it).
+    """
+
+    def __init__(self, me: int, generation: str, targets: dict[int, Any]) -> None:
+        self.me, self.generation = me, generation
+        self.lock = threading.Lock()
+        self.routes = {dest: _Route(target) for dest, target in targets.items()}
+        self.wake = threading.Event()
+        self.closed = False
+        self.flusher: threading.Thread | None = None
+
+    def send(self, dest: int, data: bytes) -> None:
+        with self.lock:
+            route = self.routes[dest]
+            if self.closed:
+                return
+            if route.in_flight is None and not route.queued:
+                self._fire(route, [data])
+                return
+            route.queued.append(data)
+            if self.flusher is None:
+                self.flusher = threading.Thread(target=self._flush_loop, name="stream-dsl-ray-sender", daemon=True)
+                self.flusher.start()
+        self.wake.set()
+
+    def _fire(self, route: _Route, batch: list[bytes]) -> None:
+        route.in_flight = route.target.deliver.remote(self.generation, self.me, route.seq, batch)
+        route.seq += 1
+
+    def _flush_loop(self) -> None:
+        while not self.closed:
+            self.wake.wait(0.05)
+            self.wake.clear()
+            self.flush_ready()
+
+    def flush_ready(self, wait: float = 0.0) -> bool:
+        """Send every queued batch whose predecessor has arrived; True when nothing is left in flight or queued."""
+        with self.lock:
+            flying = {id(r.in_flight): r for r in self.routes.values() if r.in_flight is not None}
+        if flying:
+            refs = [r.in_flight for r in flying.values()]
+            done, _ = ray.wait(refs, num_returns=len(refs), timeout=wait, fetch_local=False)
+            with self.lock:
+                for ref in done:
+                    route = flying[id(ref)]
+                    if route.in_flight is ref:
+                        route.in_flight = None
+        with self.lock:
+            for route in self.routes.values():
+                if route.in_flight is None and route.queued:
+                    batch, route.queued = route.queued, []
+                    self._fire(route, batch)
+            return all(r.in_flight is None and not r.queued for r in self.routes.values())
+
+    def drain(self, timeout: float) -> None:
+        """Wait until everything sent has arrived (or `timeout`): a worker's last reports before it ends."""
+        deadline = time.monotonic() + timeout
+        while not self.flush_ready(wait=0.05) and time.monotonic() < deadline:
+            pass
+
+    def close(self) -> None:
+        self.closed = True
+        self.wake.set()
+
+
+# ---------------------------------------------------------------- the actors
+
+
+class _Inbox:
+    """The driver's inbox, an actor on the driver's node: workers deliver to it, the driver fetches in batches."""
+
+    def __init__(self, generation: str) -> None:
+        self.mailbox = _Mailbox(generation)
+        self.exits: dict[int, int] = {}
+
+    def deliver(self, generation: str, sender: int, seq: int, batch: list[bytes]) -> None:
+        self.mailbox.deliver(generation, sender, seq, batch)
+
+    def fetch(self, timeout: float) -> list[bytes]:
+        return self.mailbox.take_all(timeout)
+
+    def exiting(self, worker: int, code: int) -> None:
+        self.exits[worker] = code
+
+    def exit_codes(self) -> dict[int, int]:
+        return dict(self.exits)
+
+
+class RayChannel:
+    """A worker's end, inside its actor: its mailbox and a sender to every other worker and the driver."""
+
+    def __init__(self, worker: int, mailbox: _Mailbox, sender: _Sender) -> None:
+        self.worker = worker
+        self.mailbox = mailbox
+        self.sender = sender
+        self.stopped = False
+
+    def receive(self, timeout: float) -> Any | None:
+        data = self.mailbox.take_one(timeout)
+        return None if data is None else loads(data)
+
+    def send(self, worker: int, message: Any) -> None:
+        if worker == self.worker:
+            self.mailbox.put_local(dumps(message))
+        else:
+            self.sender.send(worker, dumps(message))
+
+    def driver_alive(self) -> bool:
+        """Ray ends a job's actors when its driver ends; so the driver counts as alive until the transport says."""
+        return not self.stopped
+
+    def release(self, timeout: float = 2.0) -> None:
+        self.sender.drain(timeout)
+        self.sender.close()
+
+
+class _Worker:
+    """One worker's actor: `run` runs its main; `deliver` fills its mailbox meanwhile."""
+
+    def __init__(self, worker: int, generation: str, cpus: float) -> None:
+        os.environ.setdefault("POLARS_MAX_THREADS", str(max(1, int(cpus))))
+        self.worker, self.generation = worker, generation
+        self.mailbox = _Mailbox(generation)
+        self.channel: RayChannel | None = None
+
+    def where(self) -> tuple[int, str, str]:
+        """(pid, host name, Ray node id): which process, on which machine."""
+        return os.getpid(), socket.gethostname(), ray.get_runtime_context().get_node_id()
+
+    def deliver(self, generation: str, sender: int, seq: int, batch: list[bytes]) -> None:
+        self.mailbox.deliver(generation, sender, seq, batch)
+
+    def run(self, main: Callable[..., None], peers: dict[int, Any], inbox: Any) -> int:
+        """Run `main(channel)`; 0 when it returns. An `os._exit(code)` in it reports `code` first."""
+        sender = _Sender(self.worker, self.generation, {**peers, DRIVER: inbox})
+        self.channel = RayChannel(self.worker, self.mailbox, sender)
+        _report_exits(self.worker, inbox)
+        main(self.channel)
+        return 0
+
+
+def _report_exits(worker: int, inbox: Any) -> None:
+    """Make `os._exit(code)` in this actor tell the inbox its code first (Ray does not report exit codes)."""
+    original = getattr(os._exit, "__wrapped__", os._exit)
+
+    def _exit(code: int) -> None:
+        try:
+            ray.get(inbox.exiting.remote(worker, code), timeout=5.0)
+        except Exception:
+            pass
+        original(code)
+
+    _exit.__wrapped__ = original  # type: ignore[attr-defined]
+    os._exit = _exit  # type: ignore[assignment]
+
+
+_generations = itertools.count()
+
+
+# ---------------------------------------------------------------- the driver's side
+
+
+class RayTransport:
+    """Workers as Ray actors (see the module doc); made per query by the driver, like the pipe transport."""
+
+    def __init__(self, workers: int, address: str | None = None, cpus_per_worker: float = CPUS_PER_WORKER) -> None:
+        connect(address)
+        self.workers = workers
+        self.cpus = cpus_per_worker
+        self.generation = f"{uuid.uuid4().hex[:8]}-{next(_generations)}"
+        self.sent = 0
+        self.exit_codes: dict[int, int | None] = {}
+        self.actors: dict[int, Any] = {}
+        self.runs: dict[int, Any] = {}
+        self.ended: dict[int, int | None] = {}  # worker -> exit code, once its run has ended
+        self._places: dict[int, tuple[int, str, str]] = {}
+        self._buffer: deque[bytes] = deque()
+        self._fetch: Any = None
+        self._closed = False
+        self._worker_class = ray.remote(_Worker).options(
+            num_cpus=cpus_per_worker, max_concurrency=8, scheduling_strategy="SPREAD", max_restarts=0)
+        self._made = [self._worker_class.remote(w, self.generation, cpus_per_worker) for w in range(workers)]
+        here = ray.get_runtime_context().get_node_id()
+        self.inbox = ray.remote(_Inbox).options(
+            num_cpus=0, max_concurrency=4,
+            scheduling_strategy=ray.util.scheduling_strategies.NodeAffinitySchedulingStrategy(here, soft=False),
+        ).remote(self.generation)
+        self._sender = _Sender(DRIVER, self.generation, {w: a for w, a in enumerate(self._made)})
+
+    @classmethod
+    def from_config(cls, config: Any) -> Callable[[int], "RayTransport"]:
+        """The factory for a RunConfig: its `ray_address`."""
+        address = getattr(config, "ray_address", None)
+        return lambda workers: cls(workers, address=address)
+
+    # -------------------------------------------------------- Transport
+
+    def start_worker(self, worker: int, main: Callable[..., None]) -> None:
+        actor = self._made[worker]
+        self.actors[worker] = actor
+        peers = {w: a for w, a in enumerate(self._made) if w != worker}
+        self.runs[worker] = actor.run.remote(main, peers, self.inbox)
+
+    def send(self, worker: int, message: Any) -> None:
+        if self._closed or worker in self.ended:
+            return
+        self._sender.send(worker, dumps(message))
+        self.sent += 1
+
+    def receive(self, timeout: float) -> Any | None:
+        if self._buffer:
+            return loads(self._buffer.popleft())
+        if self._closed:
+            return None
+        if self._fetch is None:
+            self._fetch = self.inbox.fetch.remote(min(LONG_POLL_S, max(timeout, 0.0)))
+        running = [ref for w, ref in self.runs.items() if w not in self.ended]
+        done, _ = ray.wait([self._fetch, *running], num_returns=1, timeout=timeout, fetch_local=True)
+        if self._fetch in done:
+            ref, self._fetch = self._fetch, None
+            try:
+                self._buffer.extend(ray.get(ref))
+            except ray.exceptions.RayError:
+                pass  # the inbox is gone (the transport is being closed)
+        return loads(self._buffer.popleft()) if self._buffer else None
+
+    def is_alive(self, worker: int) -> bool:
+        return worker in self.runs and not self._ended(worker)
+
+    def dead_workers(self) -> list[tuple[int, int | None]]:
+        return [(w, self.ended[w]) for w in sorted(self.runs) if self._ended(w)]
+
+    @property
+    def pids(self) -> list[int]:
+        return [self._place(w)[0] for w in sorted(self.actors)]
+
+    def node_of(self, worker: int) -> str:
+        """The Ray node id worker `worker` runs on (tests place workers on different nodes)."""
+        return self._place(worker)[2]
+
+    def shutdown(self, timeout: float = 2.0, message: Any = None) -> None:
+        if self._closed:
+            return
+        if message is not None:
+            for worker in self.runs:
+                if not self._ended(worker):
+                    self.send(worker, message)
+        self._sender.drain(min(timeout, 2.0))
+        running = [ref for w, ref in self.runs.items() if not self._ended(w)]
+        if running:
+            ray.wait(running, num_returns=len(running), timeout=timeout)
+        self._finish(kill_running=True)
+
+    def abort(self) -> None:
+        if self._closed:
+            return
+        for worker in self.runs:
+            if not self._ended(worker):
+                self.ended[worker] = _KILLED
+        self._finish(kill_running=True)
+
+    # -------------------------------------------------------- internals
+
+    def _ended(self, worker: int) -> bool:
+        """Whether worker `worker`'s run has ended; the first time seen, its exit code is settled."""
+        if worker in self.ended:
+            return True
+        ref = self.runs.get(worker)
+        if ref is None:
+            return False
+        done, _ = ray.wait([ref], timeout=0, fetch_local=True)
+        if not done:
+            return False
+        try:
+            self.ended[worker] = ray.get(ref)
+        except ray.exceptions.RayError:
+            self.ended[worker] = self._reported_exit(worker)
+        return True
+
+    def _reported_exit(self, worker: int) -> int:
+        try:
+            return ray.get(self.inbox.exit_codes.remote(), timeout=10.0).get(worker, _KILLED)
+        except ray.exceptions.RayError:
+            return _KILLED
+
+    def _place(self, worker: int) -> tuple[int, str, str]:
+        if worker not in self._places:
+            self._places[worker] = ray.get(self.actors[worker].where.remote(), timeout=START_TIMEOUT_S)
+        return self._places[worker]
+
+    def _finish(self, *, kill_running: bool) -> None:
+        """Kill every actor (stragglers count as SIGKILLed), the inbox too; wait until local processes are gone."""
+        self._closed = True
+        self._sender.close()
+        for worker in self.runs:
+            if not self._ended(worker) and kill_running:
+                self.ended[worker] = _KILLED
+        self.exit_codes = {w: self.ended.get(w) for w in sorted(self.runs)}
+        local = {w: self._places[w][0] for w in self._places if self._places[w][1] == socket.gethostname()}
+        for actor in [*self._made, self.inbox]:
+            ray.kill(actor, no_restart=True)
+        _wait_gone(list(local.values()), timeout=10.0)
+        self._buffer.clear()
+        self._fetch = None
+
+
+def _wait_gone(pids: list[int], timeout: float) -> None:
+    """Wait until the processes `pids` (of this machine) have ended, or `timeout`."""
+    deadline = time.monotonic() + timeout
+    for pid in pids:
+        while time.monotonic() < deadline:
+            try:
+                with open(f"/proc/{pid}/stat") as f:
+                    state = f.read().rsplit(")", 1)[1].split()[0]
+            except OSError:
+                break
+            if state in "ZXx":
+                break
+            time.sleep(0.01)
