@@ -22,6 +22,7 @@ class RunConfig:
     heartbeat_timeout: float = 30.0  # seconds a worker may stay silent before it counts as dead
     transport: str = "pipes"  # how the driver and the workers talk (executor/transports.py)
     checkpoint_reset: bool = False  # start a query over on purpose: its checkpoint_dir's old state is archived
+    ray_address: str | None = None  # transport 'ray': None starts a local Ray; "auto" or "host:port" joins one
 
     def __post_init__(self) -> None:
         if self.executor not in EXECUTORS:
@@ -34,6 +35,8 @@ class RunConfig:
             raise DSLError(f"heartbeat_timeout must be a positive number of seconds, got {self.heartbeat_timeout!r}")
         if not isinstance(self.transport, str) or not self.transport:
             raise DSLError(f"transport must be a transport's name, got {self.transport!r}")
+        if self.ray_address is not None and (not isinstance(self.ray_address, str) or not self.ray_address):
+            raise DSLError(f"ray_address must be 'auto' or a cluster's address, got {self.ray_address!r}")
         if self.batch_interval_ms < 1:
             raise DSLError("batch_interval must be at least 1ms")
 

@@ -61,16 +61,23 @@ _KILLED = -signal.SIGKILL
 # ---------------------------------------------------------------- the job
 
 
-def connect(address: str | None = None) -> None:
-    """Join a Ray cluster (`address`: "auto", "host:port", "ray://...") or start a local one (None); once."""
+def connect(address: str | None = None, *, node_ip_address: str | None = None) -> None:
+    """Join a Ray cluster (`address`: "auto", "host:port", "ray://...") or start a local one (None); once.
+
+    `node_ip_address`: the address this process is known by in the cluster
+    (the tests' clusters listen on 127.0.0.2 and 127.0.0.3).
+    """
     if ray.is_initialized():
         return
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     options: dict[str, Any] = {"ignore_reinit_error": True, "logging_level": "WARNING", "log_to_driver": False,
                                "job_config": ray.job_config.JobConfig(code_search_path=_code_search_path())}
     if address is None:
         options.update(num_cpus=max(LOCAL_CPUS, os.cpu_count() or 1), include_dashboard=False)
     else:
         options["address"] = address
+    if node_ip_address is not None:
+        options["_node_ip_address"] = node_ip_address
     ray.init(**options)
 
 
@@ -437,6 +444,19 @@ class RayTransport:
             self._places[worker] = ray.get(self.actors[worker].where.remote(), timeout=START_TIMEOUT_S)
         return self._places[worker]
 
+    def _learn_places(self, timeout: float = 10.0) -> None:
+        """Where the started workers that still answer run (to wait for their processes after the kill)."""
+        asked = {w: self.actors[w].where.remote() for w in self.actors if w not in self._places}
+        if not asked:
+            return
+        done, _ = ray.wait(list(asked.values()), num_returns=len(asked), timeout=timeout)
+        for worker, ref in asked.items():
+            if ref in done:
+                try:
+                    self._places[worker] = ray.get(ref)
+                except ray.exceptions.RayError:
+                    pass
+
     def _finish(self, *, kill_running: bool) -> None:
         """Kill every actor (stragglers count as SIGKILLed), the inbox too; wait until local processes are gone."""
         self._closed = True
@@ -445,6 +465,7 @@ class RayTransport:
             if not self._ended(worker) and kill_running:
                 self.ended[worker] = _KILLED
         self.exit_codes = {w: self.ended.get(w) for w in sorted(self.runs)}
+        self._learn_places()
         local = {w: self._places[w][0] for w in self._places if self._places[w][1] == socket.gethostname()}
         for actor in [*self._made, self.inbox]:
             ray.kill(actor, no_restart=True)

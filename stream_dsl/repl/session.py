@@ -282,7 +282,8 @@ class Session:
         values = {"workers": config.workers, "executor": config.executor, "group_size": config.group_size,
                   "batch_interval": f"{config.batch_interval_ms}ms", "optimize": str(config.optimize).lower(),
                   "checkpoint_dir": config.checkpoint_dir or "", "heartbeat_timeout": f"{config.heartbeat_timeout:g}s",
-                  "transport": config.transport, "checkpoint_reset": str(config.checkpoint_reset).lower()}
+                  "transport": config.transport, "checkpoint_reset": str(config.checkpoint_reset).lower(),
+                  "ray_address": config.ray_address or ""}
         if not parts:
             self.show_frame(pl.DataFrame({"setting": list(values), "value": [str(v) for v in values.values()]}),
                             types=False)
