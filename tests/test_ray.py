@@ -1,0 +1,87 @@
+"""The Drizzle executor on a real two-node Ray cluster (tests/ray_cluster.py): results and recovery.
+
+The YSB query of tests/recovery_script.py runs with `transport='ray'`
+into a files sink with a checkpoint directory, and the sink's committed
+output must equal the inline executor's result exactly: with the two
+workers on different nodes; after a worker actor's process is SIGKILLed;
+after the second node is removed from the cluster while the query runs.
+The transport conformance suite runs on the same cluster
+(tests/test_transport_conformance.py).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import pytest
+
+import test_recovery as TR
+from ray_cluster import ray_cluster  # noqa: F401  (a fixture)
+from test_recovery import expected  # noqa: F401  (a fixture)
+
+pytestmark = [pytest.mark.ray, pytest.mark.multiprocess]
+
+
+def parent(pid: int) -> int:
+    with open(f"/proc/{pid}/stat") as f:
+        return int(f.read().rsplit(")", 1)[1].split()[1])
+
+
+def raylets(cluster) -> dict[int, str]:
+    """raylet pid -> its node's IP: a Ray worker process is a child of its node's raylet."""
+    nodes = [cluster.cluster.head_node, *cluster.cluster.worker_nodes]
+    return {n.all_processes["raylet"][0].process.pid: n.node_ip_address for n in nodes}
+
+
+def start(tmp_path, cluster, **options):
+    return TR.start(tmp_path, transport="ray", ray_address=cluster.address, **options)
+
+
+def test_ysb_on_two_nodes_equals_inline(tmp_path, ray_cluster, expected):
+    ray_cluster.ensure_second_node()
+    handle = start(tmp_path, ray_cluster)
+    try:
+        ips = {raylets(ray_cluster).get(parent(pid)) for pid in handle.worker_pids()}
+        TR.finish(handle)
+    finally:
+        handle.stop(TR.HANG_GUARD_S)
+    assert ips == {"127.0.0.2", "127.0.0.3"}, "the two workers should run on different nodes"
+    assert handle.recoveries == []
+    TR.assert_exact(tmp_path / "out", expected)
+
+
+def test_a_sigkilled_worker_actor_is_replaced_and_the_output_is_exact(tmp_path, ray_cluster, expected):
+    handle = start(tmp_path, ray_cluster)
+    try:
+        TR.wait_until(lambda: TR.position(handle) >= TR.R.BATCHES // 4 or not handle.is_active, "a quarter")
+        assert handle.is_active, "the query ended before the kill"
+        victim = handle.worker_pids()[1]
+        os.kill(victim, signal.SIGKILL)
+        TR.wait_until(TR.recovered(handle, 1), "the recovery")
+        TR.finish(handle)
+    finally:
+        handle.stop(TR.HANG_GUARD_S)
+    (recovery,) = handle.recoveries
+    assert (recovery["worker"], recovery["reason"], recovery["exit_code"]) == (1, "exited", -signal.SIGKILL)
+    TR.assert_exact(tmp_path / "out", expected)
+
+
+def test_losing_a_node_replaces_its_workers_and_the_output_is_exact(tmp_path, ray_cluster, expected):
+    ray_cluster.ensure_second_node()
+    handle = start(tmp_path, ray_cluster)
+    try:
+        TR.wait_until(lambda: TR.position(handle) >= TR.R.BATCHES // 4 or not handle.is_active, "a quarter")
+        assert handle.is_active, "the query ended before the node was removed"
+        second = ray_cluster.second
+        ray_cluster.second = None
+        ray_cluster.cluster.remove_node(second)
+        TR.wait_until(TR.recovered(handle, 1), "the recovery")
+        ips = {raylets(ray_cluster).get(parent(pid)) for pid in handle.worker_pids()}
+        TR.finish(handle)
+    finally:
+        handle.stop(TR.HANG_GUARD_S)
+        ray_cluster.ensure_second_node()
+    assert len(handle.recoveries) >= 1
+    assert ips == {"127.0.0.2"}, "the new workers run on the node that is left"
+    TR.assert_exact(tmp_path / "out", expected)
