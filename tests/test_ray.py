@@ -38,8 +38,12 @@ def start(tmp_path, cluster, **options):
     return TR.start(tmp_path, transport="ray", ray_address=cluster.address, **options)
 
 
-def test_ysb_on_two_nodes_equals_inline(tmp_path, ray_cluster, expected):
+def test_ysb_on_two_nodes_equals_inline_and_a_second_query_reuses_the_warm_actors(tmp_path, ray_cluster,
+                                                                                    expected):
+    from executor.multiproc.ray_transport import drop_warm_actors
+
     ray_cluster.ensure_second_node()
+    drop_warm_actors()  # fresh actors, spread over both nodes
     handle = start(tmp_path, ray_cluster)
     try:
         ips = {raylets(ray_cluster).get(parent(pid)) for pid in handle.worker_pids()}
@@ -49,6 +53,13 @@ def test_ysb_on_two_nodes_equals_inline(tmp_path, ray_cluster, expected):
     assert ips == {"127.0.0.2", "127.0.0.3"}, "the two workers should run on different nodes"
     assert handle.recoveries == []
     TR.assert_exact(tmp_path / "out", expected)
+    again = start(tmp_path / "again", ray_cluster)
+    try:
+        TR.finish(again)
+    finally:
+        again.stop(TR.HANG_GUARD_S)
+    assert sorted(again.worker_pids()) == sorted(handle.worker_pids()), "the actors were not kept warm"
+    TR.assert_exact(tmp_path / "again" / "out", expected)
 
 
 def test_a_sigkilled_worker_actor_is_replaced_and_the_output_is_exact(tmp_path, ray_cluster, expected):

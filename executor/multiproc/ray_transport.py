@@ -271,26 +271,58 @@ class RayChannel:
 
 
 class _Worker:
-    """One worker's actor: `run` runs its main; `deliver` fills its mailbox meanwhile."""
+    """One worker's actor: `run` runs its main; `deliver` fills the mailbox of a generation meanwhile.
+
+    A warm actor serves one query after another (`RayTransport(warm=True)`),
+    each a new generation. A batch may arrive before its generation's `run`
+    starts (a peer started first), so mailboxes are kept per generation;
+    when a run starts, every other generation is retired and its batches
+    dropped from then on: a stale call cannot reach the new query.
+    """
 
     def __init__(self, worker: int, generation: str, cpus: float) -> None:
         os.environ.setdefault("POLARS_MAX_THREADS", str(max(1, int(cpus))))
         self.worker, self.generation = worker, generation
-        self.mailbox = _Mailbox(generation)
+        self.lock = threading.Lock()
+        self.mailboxes: dict[str, _Mailbox] = {generation: _Mailbox(generation)}
+        self.retired: set[str] = set()
         self.channel: RayChannel | None = None
 
     def where(self) -> tuple[int, str, str]:
         """(pid, host name, Ray node id): which process, on which machine."""
         return os.getpid(), socket.gethostname(), ray.get_runtime_context().get_node_id()
 
-    def deliver(self, generation: str, sender: int, seq: int, batch: list[bytes]) -> None:
-        self.mailbox.deliver(generation, sender, seq, batch)
+    def _mailbox(self, generation: str) -> _Mailbox | None:
+        with self.lock:
+            if generation in self.retired:
+                return None
+            return self.mailboxes.setdefault(generation, _Mailbox(generation))
 
-    def run(self, main: Callable[..., None], peers: dict[int, Any], inbox: Any) -> int:
-        """Run `main(channel)`; 0 when it returns. An `os._exit(code)` in it reports `code` first."""
-        sender = _Sender(self.worker, self.generation, {**peers, DRIVER: inbox})
-        self.channel = RayChannel(self.worker, self.mailbox, sender)
-        _report_exits(self.worker, inbox)
+    def deliver(self, generation: str, sender: int, seq: int, batch: list[bytes]) -> None:
+        mailbox = self._mailbox(generation)
+        if mailbox is not None:
+            mailbox.deliver(generation, sender, seq, batch)
+
+    def begin(self, worker: int, generation: str) -> _Mailbox:
+        """Serve `generation` as `worker` from now on: every other generation is retired; its mailbox."""
+        with self.lock:
+            self.retired.update(g for g in self.mailboxes if g != generation)
+            self.mailboxes = {generation: self.mailboxes.get(generation) or _Mailbox(generation)}
+            self.worker, self.generation = worker, generation
+            return self.mailboxes[generation]
+
+    def run(self, main: Callable[..., None], peers: dict[int, Any], inbox: Any, worker: int | None = None,
+            generation: str | None = None) -> int:
+        """Run `main(channel)` as `worker` of `generation`; 0 when it returns.
+
+        An `os._exit(code)` in it reports `code` to the inbox first.
+        """
+        worker = self.worker if worker is None else worker
+        generation = self.generation if generation is None else generation
+        mailbox = self.begin(worker, generation)
+        sender = _Sender(worker, generation, {**peers, DRIVER: inbox})
+        self.channel = RayChannel(worker, mailbox, sender)
+        _report_exits(worker, inbox)
         main(self.channel)
         return 0
 
@@ -311,6 +343,40 @@ def _report_exits(worker: int, inbox: Any) -> None:
 
 
 _generations = itertools.count()
+_warm: dict[tuple[str, float], list[Any]] = {}  # (Ray job, CPUs per worker) -> idle actors, kept by this process
+
+
+def _job_key(cpus: float) -> tuple[str, float]:
+    return ray.get_runtime_context().get_job_id(), cpus
+
+
+def _take_warm(count: int, cpus: float, timeout: float = 5.0) -> list[Any]:
+    """Up to `count` idle actors of earlier queries that still answer (one on a lost node does not)."""
+    idle = _warm.get(_job_key(cpus), [])
+    taken, idle[:] = idle[:count], idle[count:]
+    if not taken:
+        return []
+    asked = {a.where.remote(): a for a in taken}
+    done, _ = ray.wait(list(asked), num_returns=len(asked), timeout=timeout)
+    alive = []
+    for ref in done:
+        try:
+            ray.get(ref)
+            alive.append(asked[ref])
+        except ray.exceptions.RayError:
+            pass
+    for ref, actor in asked.items():
+        if asked[ref] not in alive:
+            ray.kill(actor, no_restart=True)
+    return alive
+
+
+def drop_warm_actors() -> None:
+    """End every idle actor this process keeps (they also end with the Ray job)."""
+    for idle in _warm.values():
+        for actor in idle:
+            ray.kill(actor, no_restart=True)
+        idle.clear()
 
 
 # ---------------------------------------------------------------- the driver's side
@@ -319,9 +385,11 @@ _generations = itertools.count()
 class RayTransport:
     """Workers as Ray actors (see the module doc); made per query by the driver, like the pipe transport."""
 
-    def __init__(self, workers: int, address: str | None = None, cpus_per_worker: float = CPUS_PER_WORKER) -> None:
+    def __init__(self, workers: int, address: str | None = None, cpus_per_worker: float = CPUS_PER_WORKER,
+                 warm: bool = False) -> None:
         connect(address)
         self.workers = workers
+        self.warm = warm  # after a clean shutdown the actors wait for the next query instead of ending
         self.cpus = cpus_per_worker
         self.generation = f"{uuid.uuid4().hex[:8]}-{next(_generations)}"
         self.sent = 0
@@ -335,7 +403,10 @@ class RayTransport:
         self._closed = False
         self._worker_class = ray.remote(_Worker).options(
             num_cpus=cpus_per_worker, max_concurrency=8, scheduling_strategy="SPREAD", max_restarts=0)
-        self._made = [self._worker_class.remote(w, self.generation, cpus_per_worker) for w in range(workers)]
+        reused = _take_warm(workers, cpus_per_worker) if warm else []
+        self.reused = len(reused)
+        self._made = reused + [self._worker_class.remote(w, self.generation, cpus_per_worker)
+                               for w in range(len(reused), workers)]
         here = ray.get_runtime_context().get_node_id()
         self.inbox = ray.remote(_Inbox).options(
             num_cpus=0, max_concurrency=4,
@@ -347,7 +418,7 @@ class RayTransport:
     def from_config(cls, config: Any) -> Callable[[int], "RayTransport"]:
         """The factory for a RunConfig: its `ray_address`."""
         address = getattr(config, "ray_address", None)
-        return lambda workers: cls(workers, address=address)
+        return lambda workers: cls(workers, address=address, warm=True)
 
     # -------------------------------------------------------- Transport
 
@@ -355,7 +426,7 @@ class RayTransport:
         actor = self._made[worker]
         self.actors[worker] = actor
         peers = {w: a for w, a in enumerate(self._made) if w != worker}
-        self.runs[worker] = actor.run.remote(main, peers, self.inbox)
+        self.runs[worker] = actor.run.remote(main, peers, self.inbox, worker, self.generation)
 
     def send(self, worker: int, message: Any) -> None:
         if self._closed or worker in self.ended:
@@ -405,7 +476,7 @@ class RayTransport:
         running = [ref for w, ref in self.runs.items() if not self._ended(w)]
         if running:
             ray.wait(running, num_returns=len(running), timeout=timeout)
-        self._finish(kill_running=True)
+        self._finish(kill_running=True, keep_clean=self.warm)
 
     def abort(self) -> None:
         if self._closed:
@@ -457,8 +528,12 @@ class RayTransport:
                 except ray.exceptions.RayError:
                     pass
 
-    def _finish(self, *, kill_running: bool) -> None:
-        """Kill every actor (stragglers count as SIGKILLed), the inbox too; wait until local processes are gone."""
+    def _finish(self, *, kill_running: bool, keep_clean: bool = False) -> None:
+        """Kill every actor (stragglers count as SIGKILLed), the inbox too; wait until local processes are gone.
+
+        With `keep_clean`, the actors whose main returned (exit code 0) are
+        kept warm for the next transport of this process instead.
+        """
         self._closed = True
         self._sender.close()
         for worker in self.runs:
@@ -466,9 +541,15 @@ class RayTransport:
                 self.ended[worker] = _KILLED
         self.exit_codes = {w: self.ended.get(w) for w in sorted(self.runs)}
         self._learn_places()
-        local = {w: self._places[w][0] for w in self._places if self._places[w][1] == socket.gethostname()}
-        for actor in [*self._made, self.inbox]:
-            ray.kill(actor, no_restart=True)
+        kept = {w for w, code in self.exit_codes.items() if keep_clean and code == 0}
+        local = {w: self._places[w][0] for w in self._places
+                 if self._places[w][1] == socket.gethostname() and w not in kept}
+        for worker, actor in enumerate(self._made):
+            if worker in kept:
+                _warm.setdefault(_job_key(self.cpus), []).append(actor)
+            else:
+                ray.kill(actor, no_restart=True)
+        ray.kill(self.inbox, no_restart=True)
         _wait_gone(list(local.values()), timeout=10.0)
         self._buffer.clear()
         self._fetch = None
