@@ -96,3 +96,22 @@ def test_losing_a_node_replaces_its_workers_and_the_output_is_exact(tmp_path, ra
     assert len(handle.recoveries) >= 1
     assert ips == {"127.0.0.2"}, "the new workers run on the node that is left"
     TR.assert_exact(tmp_path / "out", expected)
+
+
+def test_the_differential_suite_on_ray_gives_the_inline_results(ray_cluster):
+    """Every differential query, Drizzle and BSP, 3 workers over both nodes (warm actors after the first)."""
+    from test_differential import QUERIES, assert_same_rows
+    from test_multiproc import CTX, plan_of
+
+    from executor.api import collect
+    from executor.inline import collect_plan
+    from stream_dsl.config import RunConfig
+
+    ray_cluster.ensure_second_node()
+    for query in QUERIES:
+        plan = plan_of(CTX, query.dsl)
+        expected = collect_plan(plan, RunConfig(workers=1, executor="inline")).rows()
+        for executor in ("drizzle", "bsp"):
+            config = RunConfig(workers=3, executor=executor, group_size=3, transport="ray",
+                               ray_address=ray_cluster.address)
+            assert_same_rows(collect(plan, config).rows(), expected, f"{query.name} {executor} on ray")

@@ -55,4 +55,4 @@ def test_a_warm_actor_keeps_an_early_batch_of_its_next_query_and_drops_the_last_
     actor.deliver("q1", 1, 1, [b"q1 late"])  # a stale call of the last query
     actor.deliver("q2", 1, 1, [b"q2 on time"])
     assert mailbox.take_all(0) == [b"q2 early", b"q2 on time"]
-    assert actor.worker == 1 and set(actor.mailboxes) == {"q2"}
+    assert actor.worker == 1 and set(actor.generations.mailboxes) == {"q2"}

@@ -222,24 +222,66 @@ class _Sender:
 # ---------------------------------------------------------------- the actors
 
 
-class _Inbox:
-    """The driver's inbox, an actor on the driver's node: workers deliver to it, the driver fetches in batches."""
+class _Generations:
+    """The mailboxes of an actor that serves one query after another, one per generation.
+
+    A batch may arrive before its generation's query starts here (a peer
+    started first), so a mailbox is made on first use; `begin` retires
+    every other generation, whose batches are dropped from then on: a
+    stale call cannot reach the new query.
+    """
 
     def __init__(self, generation: str) -> None:
-        self.mailbox = _Mailbox(generation)
-        self.exits: dict[int, int] = {}
+        self.lock = threading.Lock()
+        self.mailboxes: dict[str, _Mailbox] = {generation: _Mailbox(generation)}
+        self.retired: set[str] = set()
+
+    def mailbox(self, generation: str) -> _Mailbox | None:
+        with self.lock:
+            if generation in self.retired:
+                return None
+            return self.mailboxes.setdefault(generation, _Mailbox(generation))
+
+    def begin(self, generation: str) -> _Mailbox:
+        with self.lock:
+            self.retired.update(g for g in self.mailboxes if g != generation)
+            self.mailboxes = {generation: self.mailboxes.get(generation) or _Mailbox(generation)}
+            return self.mailboxes[generation]
 
     def deliver(self, generation: str, sender: int, seq: int, batch: list[bytes]) -> None:
-        self.mailbox.deliver(generation, sender, seq, batch)
+        mailbox = self.mailbox(generation)
+        if mailbox is not None:
+            mailbox.deliver(generation, sender, seq, batch)
 
-    def fetch(self, timeout: float) -> list[bytes]:
-        return self.mailbox.take_all(timeout)
 
-    def exiting(self, worker: int, code: int) -> None:
-        self.exits[worker] = code
+class _Inbox:
+    """The driver's inbox, an actor on the driver's node: workers deliver to it, the driver fetches in batches.
 
-    def exit_codes(self) -> dict[int, int]:
-        return dict(self.exits)
+    Kept warm like the workers (`begin` starts the next query's generation).
+    """
+
+    def __init__(self, generation: str) -> None:
+        self.generations = _Generations(generation)
+        self.exits: dict[tuple[str, int], int] = {}
+
+    def where(self) -> tuple[int, str, str]:
+        return os.getpid(), socket.gethostname(), ray.get_runtime_context().get_node_id()
+
+    def begin(self, generation: str) -> None:
+        self.generations.begin(generation)
+
+    def deliver(self, generation: str, sender: int, seq: int, batch: list[bytes]) -> None:
+        self.generations.deliver(generation, sender, seq, batch)
+
+    def fetch(self, generation: str, timeout: float) -> list[bytes]:
+        mailbox = self.generations.mailbox(generation)
+        return [] if mailbox is None else mailbox.take_all(timeout)
+
+    def exiting(self, generation: str, worker: int, code: int) -> None:
+        self.exits[(generation, worker)] = code
+
+    def exit_codes(self, generation: str) -> dict[int, int]:
+        return {w: code for (g, w), code in self.exits.items() if g == generation}
 
 
 class RayChannel:
@@ -274,42 +316,26 @@ class _Worker:
     """One worker's actor: `run` runs its main; `deliver` fills the mailbox of a generation meanwhile.
 
     A warm actor serves one query after another (`RayTransport(warm=True)`),
-    each a new generation. A batch may arrive before its generation's `run`
-    starts (a peer started first), so mailboxes are kept per generation;
-    when a run starts, every other generation is retired and its batches
-    dropped from then on: a stale call cannot reach the new query.
+    each a new generation (`_Generations`).
     """
 
     def __init__(self, worker: int, generation: str, cpus: float) -> None:
         os.environ.setdefault("POLARS_MAX_THREADS", str(max(1, int(cpus))))
         self.worker, self.generation = worker, generation
-        self.lock = threading.Lock()
-        self.mailboxes: dict[str, _Mailbox] = {generation: _Mailbox(generation)}
-        self.retired: set[str] = set()
+        self.generations = _Generations(generation)
         self.channel: RayChannel | None = None
 
     def where(self) -> tuple[int, str, str]:
         """(pid, host name, Ray node id): which process, on which machine."""
         return os.getpid(), socket.gethostname(), ray.get_runtime_context().get_node_id()
 
-    def _mailbox(self, generation: str) -> _Mailbox | None:
-        with self.lock:
-            if generation in self.retired:
-                return None
-            return self.mailboxes.setdefault(generation, _Mailbox(generation))
-
     def deliver(self, generation: str, sender: int, seq: int, batch: list[bytes]) -> None:
-        mailbox = self._mailbox(generation)
-        if mailbox is not None:
-            mailbox.deliver(generation, sender, seq, batch)
+        self.generations.deliver(generation, sender, seq, batch)
 
     def begin(self, worker: int, generation: str) -> _Mailbox:
-        """Serve `generation` as `worker` from now on: every other generation is retired; its mailbox."""
-        with self.lock:
-            self.retired.update(g for g in self.mailboxes if g != generation)
-            self.mailboxes = {generation: self.mailboxes.get(generation) or _Mailbox(generation)}
-            self.worker, self.generation = worker, generation
-            return self.mailboxes[generation]
+        """Serve `generation` as `worker` from now on; its mailbox."""
+        self.worker, self.generation = worker, generation
+        return self.generations.begin(generation)
 
     def run(self, main: Callable[..., None], peers: dict[int, Any], inbox: Any, worker: int | None = None,
             generation: str | None = None) -> int:
@@ -322,18 +348,18 @@ class _Worker:
         mailbox = self.begin(worker, generation)
         sender = _Sender(worker, generation, {**peers, DRIVER: inbox})
         self.channel = RayChannel(worker, mailbox, sender)
-        _report_exits(worker, inbox)
+        _report_exits(generation, worker, inbox)
         main(self.channel)
         return 0
 
 
-def _report_exits(worker: int, inbox: Any) -> None:
+def _report_exits(generation: str, worker: int, inbox: Any) -> None:
     """Make `os._exit(code)` in this actor tell the inbox its code first (Ray does not report exit codes)."""
     original = getattr(os._exit, "__wrapped__", os._exit)
 
     def _exit(code: int) -> None:
         try:
-            ray.get(inbox.exiting.remote(worker, code), timeout=5.0)
+            ray.get(inbox.exiting.remote(generation, worker, code), timeout=5.0)
         except Exception:
             pass
         original(code)
@@ -343,14 +369,15 @@ def _report_exits(worker: int, inbox: Any) -> None:
 
 
 _generations = itertools.count()
-_warm: dict[tuple[str, float], list[Any]] = {}  # (Ray job, CPUs per worker) -> idle actors, kept by this process
+_warm: dict[tuple[str, float | None], list[Any]] = {}  # (Ray job, CPUs per worker; None: inboxes) -> idle
+# actors, kept by this process
 
 
-def _job_key(cpus: float) -> tuple[str, float]:
+def _job_key(cpus: float | None) -> tuple[str, float | None]:
     return ray.get_runtime_context().get_job_id(), cpus
 
 
-def _take_warm(count: int, cpus: float, timeout: float = 5.0) -> list[Any]:
+def _take_warm(count: int, cpus: float | None, timeout: float = 5.0) -> list[Any]:
     """Up to `count` idle actors of earlier queries that still answer (one on a lost node does not)."""
     idle = _warm.get(_job_key(cpus), [])
     taken, idle[:] = idle[:count], idle[count:]
@@ -407,11 +434,16 @@ class RayTransport:
         self.reused = len(reused)
         self._made = reused + [self._worker_class.remote(w, self.generation, cpus_per_worker)
                                for w in range(len(reused), workers)]
-        here = ray.get_runtime_context().get_node_id()
-        self.inbox = ray.remote(_Inbox).options(
-            num_cpus=0, max_concurrency=4,
-            scheduling_strategy=ray.util.scheduling_strategies.NodeAffinitySchedulingStrategy(here, soft=False),
-        ).remote(self.generation)
+        inboxes = _take_warm(1, None) if warm else []
+        if inboxes:
+            self.inbox = inboxes[0]
+        else:
+            here = ray.get_runtime_context().get_node_id()
+            self.inbox = ray.remote(_Inbox).options(
+                num_cpus=0, max_concurrency=4,
+                scheduling_strategy=ray.util.scheduling_strategies.NodeAffinitySchedulingStrategy(here, soft=False),
+            ).remote(self.generation)
+        self.inbox.begin.remote(self.generation)
         self._sender = _Sender(DRIVER, self.generation, {w: a for w, a in enumerate(self._made)})
 
     @classmethod
@@ -440,7 +472,7 @@ class RayTransport:
         if self._closed:
             return None
         if self._fetch is None:
-            self._fetch = self.inbox.fetch.remote(min(LONG_POLL_S, max(timeout, 0.0)))
+            self._fetch = self.inbox.fetch.remote(self.generation, min(LONG_POLL_S, max(timeout, 0.0)))
         running = [ref for w, ref in self.runs.items() if w not in self.ended]
         done, _ = ray.wait([self._fetch, *running], num_returns=1, timeout=timeout, fetch_local=True)
         if self._fetch in done:
@@ -506,7 +538,7 @@ class RayTransport:
 
     def _reported_exit(self, worker: int) -> int:
         try:
-            return ray.get(self.inbox.exit_codes.remote(), timeout=10.0).get(worker, _KILLED)
+            return ray.get(self.inbox.exit_codes.remote(self.generation), timeout=10.0).get(worker, _KILLED)
         except ray.exceptions.RayError:
             return _KILLED
 
@@ -549,7 +581,10 @@ class RayTransport:
                 _warm.setdefault(_job_key(self.cpus), []).append(actor)
             else:
                 ray.kill(actor, no_restart=True)
-        ray.kill(self.inbox, no_restart=True)
+        if keep_clean:
+            _warm.setdefault(_job_key(None), []).append(self.inbox)
+        else:
+            ray.kill(self.inbox, no_restart=True)
         _wait_gone(list(local.values()), timeout=10.0)
         self._buffer.clear()
         self._fetch = None
