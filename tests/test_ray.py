@@ -115,3 +115,23 @@ def test_the_differential_suite_on_ray_gives_the_inline_results(ray_cluster):
             config = RunConfig(workers=3, executor=executor, group_size=3, transport="ray",
                                ray_address=ray_cluster.address)
             assert_same_rows(collect(plan, config).rows(), expected, f"{query.name} {executor} on ray")
+
+
+def test_a_worker_actor_sizes_polars_thread_pool_from_its_cpus(ray_cluster):
+    import transport_probe as probe
+
+    from executor.multiproc.ray_transport import RayTransport
+
+    transport = RayTransport(1, address=ray_cluster.address, cpus_per_worker=2)
+    try:
+        transport.start_worker(0, probe.report_threads)
+        message = None
+        for _ in range(int(TR.HANG_GUARD_S)):  # a hang guard only
+            message = transport.receive(1.0)
+            if message is not None or transport.dead_workers():
+                break
+        assert message == ("threads", 2, "2")
+        transport.shutdown(timeout=30.0, message="stop")
+        assert transport.exit_codes == {0: 0}
+    finally:
+        transport.abort()

@@ -128,3 +128,11 @@ def die_mid_message(channel: Any) -> None:
     got += [describe(m) for m in _drain(channel)]
     channel.send(DRIVER, {"worker": channel.worker, "got": got, "pid": os.getpid()})
     serve(channel)
+
+
+def report_threads(channel: Any) -> None:
+    """Send the driver polars' thread pool size and POLARS_MAX_THREADS as this process sees them; then serve."""
+    import polars as pl
+
+    channel.send(DRIVER, ("threads", pl.thread_pool_size(), os.environ.get("POLARS_MAX_THREADS")))
+    serve(channel)
