@@ -23,15 +23,12 @@ from test_recovery import expected  # noqa: F401  (a fixture)
 pytestmark = [pytest.mark.ray, pytest.mark.multiprocess]
 
 
-def parent(pid: int) -> int:
-    with open(f"/proc/{pid}/stat") as f:
-        return int(f.read().rsplit(")", 1)[1].split()[1])
+def node_ips(pids: list[int]) -> set[str | None]:
+    """The IPs of the nodes the Ray actors with these process ids run on (Ray's actor table, from the GCS)."""
+    from ray._private import state
 
-
-def raylets(cluster) -> dict[int, str]:
-    """raylet pid -> its node's IP: a Ray worker process is a child of its node's raylet."""
-    nodes = [cluster.cluster.head_node, *cluster.cluster.worker_nodes]
-    return {n.all_processes["raylet"][0].process.pid: n.node_ip_address for n in nodes}
+    where = {a["Pid"]: a["Address"]["IPAddress"] for a in state.actors().values() if a["State"] == "ALIVE"}
+    return {where.get(pid) for pid in pids}
 
 
 def start(tmp_path, cluster, **options):
@@ -46,7 +43,7 @@ def test_ysb_on_two_nodes_equals_inline_and_a_second_query_reuses_the_warm_actor
     drop_warm_actors()  # fresh actors, spread over both nodes
     handle = start(tmp_path, ray_cluster)
     try:
-        ips = {raylets(ray_cluster).get(parent(pid)) for pid in handle.worker_pids()}
+        ips = node_ips(handle.worker_pids())
         TR.finish(handle)
     finally:
         handle.stop(TR.HANG_GUARD_S)
@@ -79,16 +76,20 @@ def test_a_sigkilled_worker_actor_is_replaced_and_the_output_is_exact(tmp_path, 
 
 
 def test_losing_a_node_replaces_its_workers_and_the_output_is_exact(tmp_path, ray_cluster, expected):
+    from executor.multiproc.ray_transport import drop_warm_actors
+
     ray_cluster.ensure_second_node()
+    drop_warm_actors()  # fresh actors, spread over both nodes
     handle = start(tmp_path, ray_cluster)
     try:
+        assert node_ips(handle.worker_pids()) == {"127.0.0.2", "127.0.0.3"}
         TR.wait_until(lambda: TR.position(handle) >= TR.R.BATCHES // 4 or not handle.is_active, "a quarter")
         assert handle.is_active, "the query ended before the node was removed"
         second = ray_cluster.second
         ray_cluster.second = None
         ray_cluster.cluster.remove_node(second)
         TR.wait_until(TR.recovered(handle, 1), "the recovery")
-        ips = {raylets(ray_cluster).get(parent(pid)) for pid in handle.worker_pids()}
+        ips = node_ips(handle.worker_pids())
         TR.finish(handle)
     finally:
         handle.stop(TR.HANG_GUARD_S)
