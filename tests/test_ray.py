@@ -17,7 +17,6 @@ import signal
 import pytest
 
 import test_recovery as TR
-from ray_cluster import ray_cluster  # noqa: F401  (a fixture)
 from test_recovery import expected  # noqa: F401  (a fixture)
 
 pytestmark = [pytest.mark.ray, pytest.mark.multiprocess]

@@ -15,7 +15,7 @@ from stream_dsl.errors import DSLError
 
 pytest.register_assert_rewrite("transport_conformance")  # its asserts explain themselves, as in a test module
 
-from ray_cluster import ray_cluster, ray_or_skip  # noqa: F401  (a fixture)
+from ray_cluster import ray_or_skip
 from transport_conformance import TransportConformance
 
 MARKS: dict[str, list[pytest.MarkDecorator]] = {"ray": [pytest.mark.ray]}

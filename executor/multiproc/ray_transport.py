@@ -50,6 +50,7 @@ from typing import Any, Callable
 import ray
 
 from executor.multiproc.runtime import DRIVER, dumps, loads
+from stream_dsl.errors import DSLError
 
 CPUS_PER_WORKER = 1.0
 LOCAL_CPUS = 64  # logical CPUs of a Ray instance this process starts itself: workers are never left pending
@@ -68,6 +69,10 @@ def connect(address: str | None = None, *, node_ip_address: str | None = None) -
     (the tests' clusters listen on 127.0.0.2 and 127.0.0.3).
     """
     if ray.is_initialized():
+        current = ray.get_runtime_context().gcs_address
+        if address not in (None, "auto") and not address.startswith("ray://") and address != current:
+            raise DSLError(f"this process is connected to the Ray cluster at {current}, not {address}; "
+                           f"one process joins one cluster")
         return
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     options: dict[str, Any] = {"ignore_reinit_error": True, "logging_level": "WARNING", "log_to_driver": False,
