@@ -189,10 +189,15 @@ class _Sender:
         route.seq += 1
 
     def _flush_loop(self) -> None:
+        """Send a queued batch as soon as its predecessor has arrived (waiting on the calls, not a clock)."""
         while not self.closed:
-            self.wake.wait(0.05)
-            self.wake.clear()
-            self.flush_ready()
+            with self.lock:
+                queued = any(r.queued for r in self.routes.values())
+            if queued:
+                self.flush_ready(wait=0.05)
+            else:
+                self.wake.wait(0.05)
+                self.wake.clear()
 
     def flush_ready(self, wait: float = 0.0) -> bool:
         """Send every queued batch whose predecessor has arrived; True when nothing is left in flight or queued."""
@@ -200,7 +205,9 @@ class _Sender:
             flying = {id(r.in_flight): r for r in self.routes.values() if r.in_flight is not None}
         if flying:
             refs = [r.in_flight for r in flying.values()]
-            done, _ = ray.wait(refs, num_returns=len(refs), timeout=wait, fetch_local=False)
+            if wait > 0:  # until the first arrives, then take every one that has
+                ray.wait(refs, num_returns=1, timeout=wait, fetch_local=False)
+            done, _ = ray.wait(refs, num_returns=len(refs), timeout=0, fetch_local=False)
             with self.lock:
                 for ref in done:
                     route = flying[id(ref)]
