@@ -154,6 +154,7 @@ class RayTransport:
         self.actors: dict[int, Any] = {}
         self.runs: dict[int, Any] = {}
         self.ended: dict[int, int | None] = {}  # worker -> exit code, once its run has ended
+        self.errors: dict[int, str] = {}  # worker -> why its run ended, when not by returning
         self._places: dict[int, tuple[int, str, str]] = {}
         self._buffer: deque[bytes] = deque()
         self._fetch: Any = None
@@ -262,7 +263,11 @@ class RayTransport:
             return False
         try:
             self.ended[worker] = ray.get(ref)
-        except ray.exceptions.RayError:
+        except ray.exceptions.RayTaskError as exc:  # main raised: a process would exit with 1
+            self.errors[worker] = str(exc)
+            self.ended[worker] = 1
+        except ray.exceptions.RayError as exc:  # the actor died
+            self.errors[worker] = str(exc)
             self.ended[worker] = self._reported_exit(worker)
         return True
 
