@@ -25,6 +25,7 @@ class RunConfig:
     checkpoint_reset: bool = False  # start a query over on purpose: its checkpoint_dir's old state is archived
     # Optimizer rules switched off by name (optimizer.rules.RULE_NAMES): `SET optimizer.<rule> = 'false'`.
     disabled_rules: frozenset[str] = frozenset()
+    ray_address: str | None = None  # transport 'ray': None starts a local Ray; "auto" or "host:port" joins one
 
     def __post_init__(self) -> None:
         if self.executor not in EXECUTORS:
@@ -39,6 +40,8 @@ class RunConfig:
             raise DSLError(f"transport must be a transport's name, got {self.transport!r}")
         if not isinstance(self.disabled_rules, frozenset):
             object.__setattr__(self, "disabled_rules", frozenset(self.disabled_rules))
+        if self.ray_address is not None and (not isinstance(self.ray_address, str) or not self.ray_address):
+            raise DSLError(f"ray_address must be 'auto' or a cluster's address, got {self.ray_address!r}")
         if self.batch_interval_ms < 1:
             raise DSLError("batch_interval must be at least 1ms")
 

@@ -74,7 +74,12 @@ class Context:
         Seconds a worker may stay silent before it counts as dead.
     transport : str
         How the driver and the workers of 'drizzle' and 'bsp' talk:
-        'pipes' (worker processes on this machine, the default).
+        'pipes' (worker processes on this machine, the default) or 'ray'
+        (Ray actors, on a Ray cluster's nodes; needs `stream-dsl[ray]`).
+    ray_address : str, optional
+        With transport='ray': None starts a Ray instance in this process,
+        'auto' joins the cluster this machine belongs to, 'host:port' (or
+        'ray://host:port') joins that cluster.
     checkpoint_reset : bool
         Start continuous queries from the beginning on purpose: before a
         query starts, the old state of its checkpoint_dir (checkpoints,
@@ -97,13 +102,13 @@ class Context:
                  batch_interval: str | int | dt.timedelta = "100ms", optimize: bool = True,
                  checkpoint_dir: str | None = None, heartbeat_timeout: float = 30.0,
                  transport: str = "pipes", checkpoint_reset: bool = False,
-                 optimizer: Mapping[str, bool] | None = None) -> None:
+                 optimizer: Mapping[str, bool] | None = None, ray_address: str | None = None) -> None:
         self.config = RunConfig(workers=workers, executor=executor, group_size=group_size,
                                 batch_interval_ms=to_duration_ms(batch_interval, "batch_interval"),
                                 optimize=optimize, checkpoint_dir=checkpoint_dir,
                                 heartbeat_timeout=heartbeat_timeout, transport=transport,
                                 checkpoint_reset=checkpoint_reset,
-                                disabled_rules=_disabled_rules(optimizer or {}))
+                                disabled_rules=_disabled_rules(optimizer or {}), ray_address=ray_address)
         self.catalog = Catalog()
 
     def __repr__(self) -> str:
@@ -437,6 +442,8 @@ def _setting(key: str, value: str) -> dict[str, Any]:
         return {"heartbeat_timeout": seconds}
     if key == "transport":
         return {"transport": text.lower()}
+    if key == "ray_address":
+        return {"ray_address": None if text.lower() in ("", "none", "null", "local") else text}
     raise DSLError(f"unknown setting '{key}'; settings: {', '.join(SETTINGS)}")
 
 

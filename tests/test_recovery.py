@@ -164,6 +164,10 @@ def release(pid: int) -> None:
 
 @pytest.fixture(scope="module")
 def expected() -> pl.DataFrame:
+    return reference_output()
+
+
+def reference_output() -> pl.DataFrame:
     """The query's result without failures: the inline executor over the same bounded stream."""
     from stream_dsl.bench.ysb import polars_ysb
     from stream_dsl.connectors import generator

@@ -82,3 +82,37 @@ def test_a_context_runs_on_the_transport_it_names_and_refuses_an_unknown_one():
     ctx.sql("SET transport = 'pipe'")
     with pytest.raises(DSLError, match=r"unknown transport 'pipe' \(did you mean 'pipes'\?\)"):
         ctx.sql("SELECT v FROM s").collect()
+
+
+def test_ray_is_registered_lazily_and_its_factory_is_bound_to_the_run_s_ray_address():
+    """Naming 'ray' imports nothing until chosen; chosen, the driver's factory carries ray_address (and warm actors)."""
+    from stream_dsl.config import RunConfig
+
+    assert isinstance(transports.TRANSPORTS["ray"], LazyFactory)
+    assert transports.configured_factory("pipes", RunConfig()) is MultiprocessTransport
+    ray_transport = pytest.importorskip("executor.multiproc.ray_transport")
+    made = []
+    factory = ray_transport.RayTransport.from_config(RunConfig(transport="ray", ray_address="127.0.0.2:1234"))
+    original = ray_transport.RayTransport.__init__
+    try:
+        ray_transport.RayTransport.__init__ = lambda self, workers, **kw: made.append((workers, kw))
+        factory(3)
+    finally:
+        ray_transport.RayTransport.__init__ = original
+    assert made == [(3, {"address": "127.0.0.2:1234", "warm": True})]
+
+
+def test_ray_address_is_set_on_a_context_with_set_and_on_the_command_line():
+    import stream_dsl as sd
+    from stream_dsl.cli.main import _context_kwargs, build_parser
+
+    ctx = sd.Context(transport="ray", ray_address="auto")
+    assert (ctx.config.transport, ctx.config.ray_address) == ("ray", "auto")
+    ctx.sql("SET ray_address = '127.0.0.2:6379'")
+    assert ctx.config.ray_address == "127.0.0.2:6379"
+    ctx.sql("SET ray_address = 'local'")
+    assert ctx.config.ray_address is None
+    with pytest.raises(DSLError, match="ray_address"):
+        sd.Context(ray_address="")
+    args = build_parser().parse_args(["run", "x.sql", "--transport", "ray", "--ray-address", "auto"])
+    assert _context_kwargs(args) == {"transport": "ray", "ray_address": "auto"}

@@ -85,7 +85,9 @@ def exchange(channel: Any) -> None:
     sequence numbers in the order they came and whether every payload was
     intact; then serves (ping, stop).
     """
-    plan = _next(channel)
+    early = []  # a peer's messages may come before the driver's plan: only each sender's own order is kept
+    while not isinstance(plan := _next(channel), dict):
+        early.append(plan)
     me, sizes = channel.worker, plan["sizes"]
     for seq in range(plan["count"]):
         for target in plan["to"]:
@@ -94,7 +96,7 @@ def exchange(channel: Any) -> None:
     received: dict[int, list[int]] = {sender: [] for sender in expect}
     intact = True
     while any(len(received[s]) < n for s, n in expect.items()):
-        sender, seq, data = _next(channel)
+        sender, seq, data = early.pop(0) if early else _next(channel)
         received[sender].append(seq)
         intact &= data == payload(sender, seq, size_of(sizes, seq))
     channel.send(DRIVER, {"worker": me, "received": received, "intact": intact})
@@ -127,4 +129,12 @@ def die_mid_message(channel: Any) -> None:
         got.append(describe(message))
     got += [describe(m) for m in _drain(channel)]
     channel.send(DRIVER, {"worker": channel.worker, "got": got, "pid": os.getpid()})
+    serve(channel)
+
+
+def report_threads(channel: Any) -> None:
+    """Send the driver polars' thread pool size and POLARS_MAX_THREADS as this process sees them; then serve."""
+    import polars as pl
+
+    channel.send(DRIVER, ("threads", pl.thread_pool_size(), os.environ.get("POLARS_MAX_THREADS")))
     serve(channel)

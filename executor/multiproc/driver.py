@@ -119,7 +119,8 @@ class Driver:
         self.stages: list[Stage] = self.runner.stages
         self.topology: Topology = topology_of(self.stages)
         self.workers = config.workers
-        self.transport_factory: TransportFactory = transport_factory or transports.transport_factory(config.transport)
+        self.transport_factory: TransportFactory = (transport_factory
+                                                    or transports.configured_factory(config.transport, config))
         self.transport: Transport | None = None
         self.dead_letters: deque[DeadLetter] = deque(maxlen=DEAD_LETTERS_KEPT)
         self.chain = self._new_chain()  # the watermark of each recorded batch (BSP: also of each task)

@@ -11,11 +11,11 @@ True
 >>> transport_factory("pipe")
 Traceback (most recent call last):
 ...
-stream_dsl.errors.DSLError: unknown transport 'pipe' (did you mean 'pipes'?); choose one of: pipes
+stream_dsl.errors.DSLError: unknown transport 'pipe' (did you mean 'pipes'?); choose one of: pipes, ray
 
 A transport whose module needs a heavy or optional dependency registers
 itself by name, imported only when it is chosen:
-`register_transport("ray", "executor.ray_transport:RayTransport")`.
+`register_transport("ray", "executor.multiproc.ray_transport:RayTransport")`.
 """
 
 from __future__ import annotations
@@ -78,3 +78,13 @@ def transport_factory(name: str) -> TransportFactory:
         except (ImportError, AttributeError) as exc:
             raise DSLError(f"transport '{name}' cannot be loaded from {factory.target}: {exc}") from exc
     return factory
+
+
+def configured_factory(name: str, config: object) -> TransportFactory:
+    """The factory for `name`, bound to a run's settings when it takes any (`from_config`: Ray's address)."""
+    factory = transport_factory(name)
+    from_config = getattr(factory, "from_config", None)
+    return from_config(config) if from_config is not None else factory
+
+
+register_transport("ray", "executor.multiproc.ray_transport:RayTransport")

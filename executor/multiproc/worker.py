@@ -409,7 +409,7 @@ def _install_connectors(setup: Setup) -> None:
     from stream_dsl import connectors
     from stream_dsl.connectors import memory
 
-    if setup.cwd is not None:
+    if setup.cwd is not None and os.path.isdir(setup.cwd):  # another machine may not have it (Ray)
         os.chdir(setup.cwd)
     for path in setup.sys_path:
         if path not in sys.path:
@@ -428,7 +428,8 @@ def main(channel: Channel) -> None:
 
     Ctrl-C is the driver's to handle: a worker ignores SIGINT and is stopped by the driver.
     """
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if threading.current_thread() is threading.main_thread():  # a Ray actor runs it in another thread
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
     runner: WorkerRunner | None = None
     try:
         setup = _await_setup(channel)

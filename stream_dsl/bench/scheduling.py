@@ -127,7 +127,8 @@ SAME_PLACEMENT = "bsp, reducers off the source worker"
 
 def run_scheduling_bench(iterations: int = 300, *, rows_per_batch: int = 50, workers: int = 2,
                          group_sizes: Sequence[int] = (1, 10, 50, 100), repeat: int = 5, warmup: int = 100,
-                         optimize: bool = False, verbose: bool = True) -> dict[str, Any]:
+                         optimize: bool = False, verbose: bool = True, transport: str = "pipes",
+                         ray_address: str | None = None) -> dict[str, Any]:
     """Time per iteration for BSP and Drizzle with each group size; ratios to BSP from the same run.
 
     The plan runs as written (`optimize=False`): a map stage and a grouped
@@ -146,7 +147,8 @@ def run_scheduling_bench(iterations: int = 300, *, rows_per_batch: int = 50, wor
         from optimizer import optimize as optimize_plan
 
         plan = optimize_plan(plan)
-    base = RunConfig(workers=workers, batch_interval_ms=BATCH_INTERVAL_MS, optimize=False)
+    base = RunConfig(workers=workers, batch_interval_ms=BATCH_INTERVAL_MS, optimize=False, transport=transport,
+                     ray_address=ray_address)
     modes: list[tuple[str, type[Driver], RunConfig]] = [("bsp", BspDriver, base.with_options(executor="bsp"))]
     modes.append((SAME_PLACEMENT, BspSamePlacement, base.with_options(executor="bsp")))
     for g in group_sizes:
@@ -175,7 +177,7 @@ def run_scheduling_bench(iterations: int = 300, *, rows_per_batch: int = 50, wor
         r["ratio_to_bsp"] = statistics.median(x / b for x, b in zip(r["runs_ms"], bsp))
         r["ratio_to_best_bsp"] = statistics.median(x / b for x, b in zip(r["runs_ms"], best))
     baselines = {SAME_PLACEMENT: results.pop(SAME_PLACEMENT)}
-    report = {"iterations": iterations, "rows_per_batch": rows_per_batch, "workers": workers,
+    report = {"iterations": iterations, "rows_per_batch": rows_per_batch, "workers": workers, "transport": transport,
               "repeat": max(1, repeat), "warmup": warmup, "modes": results, "baselines": baselines}
     if verbose:
         print(format_report(report))
@@ -188,7 +190,8 @@ def format_report(report: dict[str, Any]) -> str:
     rows.update(report.get("baselines", {}))
     order = ["bsp"] + list(report.get("baselines", {})) + [n for n in report["modes"] if n != "bsp"]
     lines = [f"scheduling micro-benchmark: {report['iterations']} micro-batches x {report['rows_per_batch']} rows, "
-             f"map -> shuffle -> grouped aggregate, {report['workers']} workers, "
+             f"map -> shuffle -> grouped aggregate, {report['workers']} workers "
+             f"({report.get('transport', 'pipes')}), "
              f"median of {report.get('repeat', 1)} runs, each after {report.get('warmup', 0)} warm-up batches",
              f"{'mode':<40} {'ms/iteration':>12} {'vs bsp':>8} {'vs best bsp':>12} {'driver msgs':>12}   "
              f"runs (ms/iteration)"]

@@ -43,7 +43,7 @@ __all__ = [
 
 # Keys `SET key = value` accepts (the Context converts and validates the values).
 SETTINGS = ("workers", "executor", "group_size", "batch_interval", "optimize", "checkpoint_dir", "heartbeat_timeout",
-            "transport", "checkpoint_reset")
+            "transport", "checkpoint_reset", "ray_address")
 # `SET optimizer.<rule> = 'false'` switches one optimizer rule off ('true' back on).
 RULE_SETTING_PREFIX = "optimizer."
 

@@ -216,12 +216,14 @@ def add_ysb(kinds: argparse._SubParsersAction) -> None:
 
 
 def _scheduling(iterations: int | None, rows: int | None, workers: int | None, group_sizes: Sequence[int] | None,
-                repeat: int | None, warmup: int | None) -> dict[str, Any]:
+                repeat: int | None, warmup: int | None, transport: str | None = None,
+                ray_address: str | None = None) -> dict[str, Any]:
     """run_scheduling_bench with the options given (the others keep its defaults)."""
     from stream_dsl.bench.scheduling import run_scheduling_bench
 
     given = {"rows_per_batch": rows, "workers": workers, "repeat": repeat, "warmup": warmup,
-             "group_sizes": None if group_sizes is None else tuple(group_sizes)}
+             "group_sizes": None if group_sizes is None else tuple(group_sizes), "transport": transport,
+             "ray_address": ray_address}
     options: dict[str, Any] = {k: v for k, v in given.items() if v is not None}
     if iterations is not None:
         return run_scheduling_bench(iterations, verbose=False, **options)
@@ -232,7 +234,7 @@ def cmd_scheduling(args: argparse.Namespace, out: TextIO) -> int:
     from stream_dsl.bench.scheduling import format_report
 
     report = _scheduling(args.iterations, args.rows_per_batch, args.workers, args.group_sizes, args.repeat,
-                         args.warmup)
+                         args.warmup, args.transport, args.ray_address)
     print(format_report(report), file=out)
     if args.json:
         _write_json(args.json, report)
@@ -251,6 +253,8 @@ def add_scheduling(kinds: argparse._SubParsersAction) -> None:
     s.add_argument("--repeat", type=_count, metavar="N", help="runs per mode")
     s.add_argument("--warmup", type=_count_or_zero, metavar="N", help="batches run before the measured ones (0: none)")
     s.add_argument("--json", metavar="FILE", help="write the measurements as JSON")
+    s.add_argument("--transport", choices=("pipes", "ray"), help="how the driver and the workers talk (default: pipes)")
+    s.add_argument("--ray-address", metavar="ADDRESS", help="with --transport ray: 'auto' or host:port of a cluster")
     s.set_defaults(handler=cmd_scheduling)
 
 

@@ -96,6 +96,10 @@ def add_context_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--batch-interval", type=_duration, metavar="DURATION",
                        help="event time one micro-batch covers, e.g. 100ms or 1s (default: 100ms)")
     group.add_argument("--no-optimize", action="store_true", help="run the plans as written, without rewrites")
+    group.add_argument("--transport", choices=("pipes", "ray"),
+                       help="how the driver and the workers talk: pipes (this machine) or ray (default: pipes)")
+    group.add_argument("--ray-address", metavar="ADDRESS",
+                       help="with --transport ray: 'auto' or host:port of a Ray cluster (default: start a local Ray)")
 
 
 def context_kwargs(args: argparse.Namespace) -> dict[str, Any]:
@@ -110,6 +114,10 @@ def context_kwargs(args: argparse.Namespace) -> dict[str, Any]:
         kwargs["batch_interval"] = args.batch_interval
     if args.no_optimize:
         kwargs["optimize"] = False
+    if getattr(args, "transport", None) is not None:
+        kwargs["transport"] = args.transport
+    if getattr(args, "ray_address", None) is not None:
+        kwargs["ray_address"] = args.ray_address
     if getattr(args, "fresh", False):
         kwargs["checkpoint_reset"] = True
     return kwargs

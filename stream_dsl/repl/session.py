@@ -287,6 +287,7 @@ class Session:
                   "batch_interval": f"{config.batch_interval_ms}ms", "optimize": str(config.optimize).lower(),
                   "checkpoint_dir": config.checkpoint_dir or "", "heartbeat_timeout": f"{config.heartbeat_timeout:g}s",
                   "transport": config.transport, "checkpoint_reset": str(config.checkpoint_reset).lower(),
+                  "ray_address": config.ray_address or "",
                   **{f"{RULE_SETTING_PREFIX}{rule}": "false" for rule in sorted(config.disabled_rules)}}
         if not parts:
             self.show_frame(pl.DataFrame({"setting": list(values), "value": [str(v) for v in values.values()]}),

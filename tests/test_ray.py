@@ -1,0 +1,142 @@
+"""The Drizzle executor on a real two-node Ray cluster (tests/ray_cluster.py): results and recovery.
+
+The YSB query of tests/recovery_script.py runs with `transport='ray'`
+into a files sink with a checkpoint directory, and the sink's committed
+output must equal the inline executor's result exactly: with the two
+workers on different nodes; after a worker actor's process is SIGKILLed;
+after the second node is removed from the cluster while the query runs.
+The transport conformance suite runs on the same cluster
+(tests/test_transport_conformance.py).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import pytest
+
+import test_recovery as TR
+
+pytestmark = [pytest.mark.ray, pytest.mark.multiprocess]
+
+
+@pytest.fixture(scope="module")
+def expected():
+    """The recovery query's result without failures (test_recovery's reference)."""
+    return TR.reference_output()
+
+
+def node_ips(pids: list[int]) -> set[str | None]:
+    """The IPs of the nodes the Ray actors with these process ids run on (Ray's actor table, from the GCS)."""
+    from ray._private import state
+
+    where = {a["Pid"]: a["Address"]["IPAddress"] for a in state.actors().values() if a["State"] == "ALIVE"}
+    return {where.get(pid) for pid in pids}
+
+
+def start(tmp_path, cluster, **options):
+    return TR.start(tmp_path, transport="ray", ray_address=cluster.address, **options)
+
+
+def test_ysb_on_two_nodes_equals_inline_and_a_second_query_reuses_the_warm_actors(tmp_path, ray_cluster,
+                                                                                    expected):
+    from executor.multiproc.ray_transport import drop_warm_actors
+
+    ray_cluster.ensure_second_node()
+    drop_warm_actors()  # fresh actors, spread over both nodes
+    handle = start(tmp_path, ray_cluster)
+    try:
+        ips = node_ips(handle.worker_pids())
+        TR.finish(handle)
+    finally:
+        handle.stop(TR.HANG_GUARD_S)
+    assert ips == {"127.0.0.2", "127.0.0.3"}, "the two workers should run on different nodes"
+    assert handle.recoveries == []
+    TR.assert_exact(tmp_path / "out", expected)
+    again = start(tmp_path / "again", ray_cluster)
+    try:
+        TR.finish(again)
+    finally:
+        again.stop(TR.HANG_GUARD_S)
+    assert sorted(again.worker_pids()) == sorted(handle.worker_pids()), "the actors were not kept warm"
+    TR.assert_exact(tmp_path / "again" / "out", expected)
+
+
+def test_a_sigkilled_worker_actor_is_replaced_and_the_output_is_exact(tmp_path, ray_cluster, expected):
+    handle = start(tmp_path, ray_cluster)
+    try:
+        TR.wait_until(lambda: TR.position(handle) >= TR.R.BATCHES // 4 or not handle.is_active, "a quarter")
+        assert handle.is_active, "the query ended before the kill"
+        victim = handle.worker_pids()[1]
+        os.kill(victim, signal.SIGKILL)
+        TR.wait_until(TR.recovered(handle, 1), "the recovery")
+        TR.finish(handle)
+    finally:
+        handle.stop(TR.HANG_GUARD_S)
+    (recovery,) = handle.recoveries
+    assert (recovery["worker"], recovery["reason"], recovery["exit_code"]) == (1, "exited", -signal.SIGKILL)
+    TR.assert_exact(tmp_path / "out", expected)
+
+
+def test_losing_a_node_replaces_its_workers_and_the_output_is_exact(tmp_path, ray_cluster, expected):
+    from executor.multiproc.ray_transport import drop_warm_actors
+
+    ray_cluster.ensure_second_node()
+    drop_warm_actors()  # fresh actors, spread over both nodes
+    handle = start(tmp_path, ray_cluster)
+    try:
+        assert node_ips(handle.worker_pids()) == {"127.0.0.2", "127.0.0.3"}
+        TR.wait_until(lambda: TR.position(handle) >= TR.R.BATCHES // 4 or not handle.is_active, "a quarter")
+        assert handle.is_active, "the query ended before the node was removed"
+        second = ray_cluster.second
+        ray_cluster.second = None
+        ray_cluster.cluster.remove_node(second)
+        TR.wait_until(TR.recovered(handle, 1), "the recovery")
+        ips = node_ips(handle.worker_pids())
+        TR.finish(handle)
+    finally:
+        handle.stop(TR.HANG_GUARD_S)
+        ray_cluster.ensure_second_node()
+    assert len(handle.recoveries) >= 1
+    assert ips == {"127.0.0.2"}, "the new workers run on the node that is left"
+    TR.assert_exact(tmp_path / "out", expected)
+
+
+def test_the_differential_suite_on_ray_gives_the_inline_results(ray_cluster):
+    """Every differential query, Drizzle and BSP, 3 workers over both nodes (warm actors after the first)."""
+    from test_differential import QUERIES, assert_same_rows
+    from test_multiproc import CTX, plan_of
+
+    from executor.api import collect
+    from executor.inline import collect_plan
+    from stream_dsl.config import RunConfig
+
+    ray_cluster.ensure_second_node()
+    for query in QUERIES:
+        plan = plan_of(CTX, query.dsl)
+        expected = collect_plan(plan, RunConfig(workers=1, executor="inline")).rows()
+        for executor in ("drizzle", "bsp"):
+            config = RunConfig(workers=3, executor=executor, group_size=3, transport="ray",
+                               ray_address=ray_cluster.address)
+            assert_same_rows(collect(plan, config).rows(), expected, f"{query.name} {executor} on ray")
+
+
+def test_a_worker_actor_sizes_polars_thread_pool_from_its_cpus(ray_cluster):
+    import transport_probe as probe
+
+    from executor.multiproc.ray_transport import RayTransport
+
+    transport = RayTransport(1, address=ray_cluster.address, cpus_per_worker=2)
+    try:
+        transport.start_worker(0, probe.report_threads)
+        message = None
+        for _ in range(int(TR.HANG_GUARD_S)):  # a hang guard only
+            message = transport.receive(1.0)
+            if message is not None or transport.dead_workers():
+                break
+        assert message == ("threads", 2, "2")
+        transport.shutdown(timeout=30.0, message="stop")
+        assert transport.exit_codes == {0: 0}
+    finally:
+        transport.abort()
