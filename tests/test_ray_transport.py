@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 pytest.importorskip("ray")  # the module imports ray; its cluster tests are in tests/test_ray.py
 
-from executor.multiproc.ray_transport import _Mailbox, _Worker  # noqa: E402
+from executor.multiproc.ray_transport import RayMailbox, RayWorker  # noqa: E402
 
 pytestmark = [pytest.mark.ray]
 
@@ -27,7 +27,7 @@ def deliveries(draw):
 @given(deliveries())
 @settings(max_examples=200, deadline=None)
 def test_each_sender_s_batches_are_read_in_the_order_sent_whatever_order_they_arrive_in(calls):
-    mailbox = _Mailbox("g")
+    mailbox = RayMailbox("g")
     for sender, seq, batch in calls:
         mailbox.deliver("g", sender, seq, batch)
     got = mailbox.take_all(0)
@@ -39,7 +39,7 @@ def test_each_sender_s_batches_are_read_in_the_order_sent_whatever_order_they_ar
 
 
 def test_a_batch_of_another_generation_is_dropped():
-    mailbox = _Mailbox("new")
+    mailbox = RayMailbox("new")
     mailbox.deliver("old", 0, 0, [b"stale"])
     mailbox.deliver("new", 0, 0, [b"fresh"])
     assert mailbox.take_all(0) == [b"fresh"]
@@ -47,7 +47,7 @@ def test_a_batch_of_another_generation_is_dropped():
 
 def test_a_warm_actor_keeps_an_early_batch_of_its_next_query_and_drops_the_last_query_s(monkeypatch):
     monkeypatch.setenv("POLARS_MAX_THREADS", "1")
-    actor = _Worker(0, "q1", 1.0)
+    actor = RayWorker(0, "q1", 1.0)
     actor.deliver("q1", 1, 0, [b"q1 before"])
     assert actor.begin(0, "q1").take_all(0) == [b"q1 before"]
     actor.deliver("q2", 1, 0, [b"q2 early"])  # a peer of the next query started first

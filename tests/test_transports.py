@@ -104,7 +104,7 @@ def test_ray_is_registered_lazily_and_its_factory_is_bound_to_the_run_s_ray_addr
 
 def test_ray_address_is_set_on_a_context_with_set_and_on_the_command_line():
     import stream_dsl as sd
-    from stream_dsl.cli.main import _context_kwargs, build_parser
+    from stream_dsl.cli.main import context_kwargs, build_parser
 
     ctx = sd.Context(transport="ray", ray_address="auto")
     assert (ctx.config.transport, ctx.config.ray_address) == ("ray", "auto")
@@ -115,4 +115,4 @@ def test_ray_address_is_set_on_a_context_with_set_and_on_the_command_line():
     with pytest.raises(DSLError, match="ray_address"):
         sd.Context(ray_address="")
     args = build_parser().parse_args(["run", "x.sql", "--transport", "ray", "--ray-address", "auto"])
-    assert _context_kwargs(args) == {"transport": "ray", "ray_address": "auto"}
+    assert context_kwargs(args) == {"transport": "ray", "ray_address": "auto"}

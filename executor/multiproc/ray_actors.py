@@ -1,9 +1,9 @@
 """The actor side of the Ray transport (`ray_transport.py`): mailboxes, senders, the worker and inbox actors.
 
 Kept apart from the driver's side so each stays small. Everything here is
-plain Python around `ray` calls: `_Mailbox` puts each sender's batches
+plain Python around `ray` calls: `RayMailbox` puts each sender's batches
 back in the order sent (Ray may run a threaded actor's calls out of
-order), `_Sender` keeps one batch in flight per destination and queues
+order), `RaySender` keeps one batch in flight per destination and queues
 behind it, `_Generations` keeps a warm actor's queries apart.
 """
 
@@ -24,7 +24,7 @@ from executor.multiproc.runtime import DRIVER, dumps, loads
 # ---------------------------------------------------------------- both sides
 
 
-class _Mailbox:
+class RayMailbox:
     """Incoming batches, put back into each sender's order; one condition for waiting readers."""
 
     def __init__(self, generation: str) -> None:
@@ -77,7 +77,7 @@ class _Route:
     queued: list[bytes] = field(default_factory=list)
 
 
-class _Sender:
+class RaySender:
     """Sends batches of pickled messages to actors' `deliver`, one in flight per destination.
 
     A message to a destination with nothing in flight goes at once; one
@@ -168,19 +168,19 @@ class _Generations:
 
     def __init__(self, generation: str) -> None:
         self.lock = threading.Lock()
-        self.mailboxes: dict[str, _Mailbox] = {generation: _Mailbox(generation)}
+        self.mailboxes: dict[str, RayMailbox] = {generation: RayMailbox(generation)}
         self.retired: set[str] = set()
 
-    def mailbox(self, generation: str) -> _Mailbox | None:
+    def mailbox(self, generation: str) -> RayMailbox | None:
         with self.lock:
             if generation in self.retired:
                 return None
-            return self.mailboxes.setdefault(generation, _Mailbox(generation))
+            return self.mailboxes.setdefault(generation, RayMailbox(generation))
 
-    def begin(self, generation: str) -> _Mailbox:
+    def begin(self, generation: str) -> RayMailbox:
         with self.lock:
             self.retired.update(g for g in self.mailboxes if g != generation)
-            self.mailboxes = {generation: self.mailboxes.get(generation) or _Mailbox(generation)}
+            self.mailboxes = {generation: self.mailboxes.get(generation) or RayMailbox(generation)}
             return self.mailboxes[generation]
 
     def deliver(self, generation: str, sender: int, seq: int, batch: list[bytes]) -> None:
@@ -189,7 +189,7 @@ class _Generations:
             mailbox.deliver(generation, sender, seq, batch)
 
 
-class _Inbox:
+class RayInbox:
     """The driver's inbox, an actor on the driver's node: workers deliver to it, the driver fetches in batches.
 
     Kept warm like the workers (`begin` starts the next query's generation).
@@ -222,7 +222,7 @@ class _Inbox:
 class RayChannel:
     """A worker's end, inside its actor: its mailbox and a sender to every other worker and the driver."""
 
-    def __init__(self, worker: int, mailbox: _Mailbox, sender: _Sender) -> None:
+    def __init__(self, worker: int, mailbox: RayMailbox, sender: RaySender) -> None:
         self.worker = worker
         self.mailbox = mailbox
         self.sender = sender
@@ -247,7 +247,7 @@ class RayChannel:
         self.sender.close()
 
 
-class _Worker:
+class RayWorker:
     """One worker's actor: `run` runs its main; `deliver` fills the mailbox of a generation meanwhile.
 
     A warm actor serves one query after another (`RayTransport(warm=True)`),
@@ -267,7 +267,7 @@ class _Worker:
     def deliver(self, generation: str, sender: int, seq: int, batch: list[bytes]) -> None:
         self.generations.deliver(generation, sender, seq, batch)
 
-    def begin(self, worker: int, generation: str) -> _Mailbox:
+    def begin(self, worker: int, generation: str) -> RayMailbox:
         """Serve `generation` as `worker` from now on; its mailbox."""
         self.worker, self.generation = worker, generation
         return self.generations.begin(generation)
@@ -281,7 +281,7 @@ class _Worker:
         worker = self.worker if worker is None else worker
         generation = self.generation if generation is None else generation
         mailbox = self.begin(worker, generation)
-        sender = _Sender(worker, generation, {**peers, DRIVER: inbox})
+        sender = RaySender(worker, generation, {**peers, DRIVER: inbox})
         self.channel = RayChannel(worker, mailbox, sender)
         _report_exits(generation, worker, inbox)
         main(self.channel)

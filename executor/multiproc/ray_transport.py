@@ -13,7 +13,7 @@ tests/transport_conformance.py checks them):
   out of order, so every batch carries the sender's sequence number and
   the receiver puts batches back in order. A sender never waits: while
   its previous batch to a receiver is in flight, what it sends next is
-  queued and goes as one batch when that one has arrived (`_Sender`).
+  queued and goes as one batch when that one has arrived (`RaySender`).
 - What workers send the driver goes to an inbox actor on the driver's
   node; the driver fetches it in batches with a long poll.
 - Every transport has a generation (a fresh id): a batch of another
@@ -48,7 +48,7 @@ from typing import Any, Callable
 
 import ray
 
-from executor.multiproc.ray_actors import _Inbox, _Mailbox, _Sender, _Worker  # noqa: F401  (tests use _Mailbox)
+from executor.multiproc.ray_actors import RayInbox, RayMailbox, RaySender, RayWorker  # noqa: F401  (tests use RayMailbox)
 from executor.multiproc.runtime import DRIVER, dumps, loads
 from stream_dsl.errors import DSLError
 
@@ -159,7 +159,7 @@ class RayTransport:
         self._buffer: deque[bytes] = deque()
         self._fetch: Any = None
         self._closed = False
-        self._worker_class = ray.remote(_Worker).options(
+        self._worker_class = ray.remote(RayWorker).options(
             num_cpus=cpus_per_worker, max_concurrency=8, scheduling_strategy="SPREAD", max_restarts=0)
         reused = _take_warm(workers, cpus_per_worker) if warm else []
         self.reused = len(reused)
@@ -170,12 +170,12 @@ class RayTransport:
             self.inbox = inboxes[0]
         else:
             here = ray.get_runtime_context().get_node_id()
-            self.inbox = ray.remote(_Inbox).options(
+            self.inbox = ray.remote(RayInbox).options(
                 num_cpus=0, max_concurrency=4,
                 scheduling_strategy=ray.util.scheduling_strategies.NodeAffinitySchedulingStrategy(here, soft=False),
             ).remote(self.generation)
         self.inbox.begin.remote(self.generation)
-        self._sender = _Sender(DRIVER, self.generation, {w: a for w, a in enumerate(self._made)})
+        self._sender = RaySender(DRIVER, self.generation, {w: a for w, a in enumerate(self._made)})
 
     @classmethod
     def from_config(cls, config: Any) -> Callable[[int], "RayTransport"]:
