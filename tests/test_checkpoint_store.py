@@ -43,7 +43,9 @@ from optimizer.physical.stages import TIME_COLUMN, AggregateOp, AggSpec, Distinc
 from stream_dsl.errors import CheckpointError, DSLError
 
 from budget import examples
-from stream_dsl.ir.plan import PARTIAL_DISTINCT, PARTIAL_ROWS, WindowSpec, state_fields
+from stream_dsl.ir.definitions import WindowSpec
+from stream_dsl.ir.partial_state import state_fields
+from stream_dsl.ir.plan import PARTIAL_DISTINCT, PARTIAL_ROWS
 from stream_dsl.ir.types import DataType as T
 from stream_dsl.ir.types import Field, Schema
 

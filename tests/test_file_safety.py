@@ -32,7 +32,7 @@ from stream_dsl.connectors import files
 from stream_dsl.connectors.base import DeadLetter
 from stream_dsl.connectors.dead_letters import NdjsonFile
 from stream_dsl.errors import CheckpointError, ConnectorError
-from stream_dsl.ir.plan import SinkDef
+from stream_dsl.ir.definitions import SinkDef
 from budget import examples
 
 VICTIM_TEXT = "precious: must never change\n"
