@@ -190,7 +190,7 @@ class AggSpec:
         return f"{self.name} := {self.func}({inner})"
 
     def state_columns(self, i: int) -> tuple[str, ...]:
-        """The partial state columns of this aggregate as number `i` (see `stream_dsl.ir.partial_state.state_fields`)."""
+        """The partial state columns of this aggregate as number `i` (see `ir.partial_state.state_fields`)."""
         return tuple(f.name for f in state_fields(i, self.func, self.dtype, self.distinct))
 
     def describe_merge(self, i: int) -> str:
