@@ -149,7 +149,7 @@ def test_dead_letters_are_0600_and_follow_no_planted_symlink(tmp_path, victim, o
 
 
 def test_the_repl_history_is_0600_even_when_it_was_world_readable(tmp_path, open_umask):
-    from stream_dsl.repl import session as repl
+    from stream_dsl.repl import prompt as repl
 
     fresh, old = tmp_path / "fresh_history", tmp_path / "old_history"
     old.write_text("+SELECT 1\n")

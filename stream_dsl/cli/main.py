@@ -226,7 +226,7 @@ def _console(stream: TextIO) -> Any:
 
 
 def cmd_repl(args: argparse.Namespace, out: TextIO) -> int:
-    from stream_dsl.repl import session as repl
+    from stream_dsl.repl import prompt, session as repl
 
     stdin = getattr(args, "stdin", None) or sys.stdin
     err = getattr(args, "err", None) or sys.stderr
@@ -234,7 +234,7 @@ def cmd_repl(args: argparse.Namespace, out: TextIO) -> int:
     options = {"fmt": args.format, "timing": args.timing, "max_rows": args.max_rows}
     if input_kind(stdin) == "terminal":
         session = repl.Session(ctx, _console(out), **options)
-        return repl.run_repl(session, history=args.history)
+        return prompt.run_repl(session, history=args.history)
     session = repl.Session(ctx, _console(out), err_console=_console(err), live=False, **options)
     return repl.run_piped(session, iter(stdin.readline, ""), bail=args.bail)
 
