@@ -30,7 +30,8 @@ from stream_dsl.config import RunConfig
 from stream_dsl.connectors import open_sink
 from stream_dsl.connectors.base import DeadLetter, Sink
 from stream_dsl.errors import ConnectorError, DSLError, ExecutionError
-from stream_dsl.ir.plan import Plan, SinkDef
+from stream_dsl.ir.definitions import SinkDef
+from stream_dsl.ir.plan import Plan
 
 SinkLike = str | SinkDef | Sink | Callable[[int, pl.DataFrame], Any] | None
 OnBatch = Callable[[dict[str, Any]], None] | None

@@ -52,8 +52,9 @@ from typing import Iterable
 from stream_dsl.connectors.statistics import Statistics, ndv_hints, source_statistics
 from stream_dsl.ir import expr as E
 from stream_dsl.ir.dispatch import MissingCase, node_pass
+from stream_dsl.ir.definitions import SourceDef, WindowSpec
 from stream_dsl.ir.plan import (Aggregate, Distinct, Filter, FinalAggregate, Join, Limit, PartialAggregate, Plan, Sort,
-                             Project, Scan, SourceDef, Union, WindowSpec, is_streaming)
+                                Project, Scan, Union, is_streaming)
 
 DEFAULT_MIN_REDUCTION = 4.0
 DEFAULT_BATCH_INTERVAL_MS = 100

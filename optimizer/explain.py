@@ -34,8 +34,9 @@ from stream_dsl.config import RunConfig
 from stream_dsl.errors import DSLError, did_you_mean
 from stream_dsl.ir.expr import render_named
 from stream_dsl.ir.dispatch import MissingCase, node_pass
+from stream_dsl.ir.partial_state import distinct_argument
 from stream_dsl.ir.plan import (Aggregate, Distinct, FinalAggregate, Filter, Join, Limit, PartialAggregate, Plan,
-                                Project, Scan, Sort, Union, distinct_argument, render_plan, walk)
+                                Project, Scan, Sort, Union, render_plan, walk)
 
 # Extra sections between the optimizer's sections and the stages: (title, fn(plan, config) -> text or None).
 SECTIONS: list[tuple[str, Callable[[Plan, RunConfig], str | None]]] = []

@@ -9,7 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from stream_dsl.errors import BindError, CatalogError, Span, did_you_mean
-from stream_dsl.ir.plan import Plan, Scan, SinkDef, SourceDef
+from stream_dsl.ir.definitions import SinkDef, SourceDef
+from stream_dsl.ir.plan import Plan, Scan
 
 
 def _find(name: str, names: list[str]) -> str | None:

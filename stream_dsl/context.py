@@ -30,7 +30,8 @@ from stream_dsl.errors import BindError, DSLError, PositionedError
 from stream_dsl.ir.dispatch import MissingCase, node_pass
 from stream_dsl.ir.functions import AGGREGATE_FUNCTIONS, SCALAR_FUNCTIONS, WINDOW_FUNCTIONS
 from stream_dsl.sql.parser import parse
-from stream_dsl.ir.plan import Plan, Scan, SourceDef, Watermark, is_streaming, render_plan
+from stream_dsl.ir.definitions import SourceDef, Watermark
+from stream_dsl.ir.plan import Plan, Scan, is_streaming, render_plan
 from stream_dsl.ir.types import DataType, Field, Schema, type_from_name, type_from_polars
 
 __all__ = ["Context"]

@@ -10,7 +10,7 @@ import json
 from typing import Any
 
 from stream_dsl.connectors.memory import MemorySource
-from stream_dsl.ir.plan import SourceDef
+from stream_dsl.ir.definitions import SourceDef
 
 
 class ProbeSource(MemorySource):

@@ -8,7 +8,8 @@ import polars as pl
 import pytest
 
 import stream_dsl as sd
-from stream_dsl.ir.plan import Aggregate, Filter, Project, Scan, Watermark
+from stream_dsl.ir.definitions import Watermark
+from stream_dsl.ir.plan import Aggregate, Filter, Project, Scan
 
 DDL = """
 CREATE STREAM events (

@@ -13,8 +13,8 @@ from stream_dsl.bind.binder import (BoundCreateSink, BoundCreateSource, BoundCre
 from stream_dsl.catalog import Catalog
 from stream_dsl.errors import BindError
 from stream_dsl.sql.parser import parse, parse_statement
-from stream_dsl.ir.plan import (Aggregate, Distinct, Filter, Join, Limit, Project, Scan, Union, Watermark, WindowSpec,
-                             render_plan)
+from stream_dsl.ir.definitions import Watermark, WindowSpec
+from stream_dsl.ir.plan import Aggregate, Distinct, Filter, Join, Limit, Project, Scan, Union, render_plan
 from stream_dsl.ir.types import DataType as T
 
 DDL = """

@@ -44,7 +44,9 @@ from stream_dsl.errors import CheckpointError, DSLError
 from stream_dsl.ir.to_polars_checks import OverflowFailure
 
 from budget import examples
-from stream_dsl.ir.plan import PARTIAL_DISTINCT, PARTIAL_ROWS, WindowSpec, state_fields
+from stream_dsl.ir.definitions import WindowSpec
+from stream_dsl.ir.partial_state import state_fields
+from stream_dsl.ir.plan import PARTIAL_DISTINCT, PARTIAL_ROWS
 from stream_dsl.ir.types import DataType as T
 from stream_dsl.ir.types import Field, Schema
 

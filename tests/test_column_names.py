@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 import stream_dsl as sd
 from stream_dsl.ir import column_names as names
 from stream_dsl.errors import BindError, DSLError, PlanError
-from stream_dsl.ir.plan import state_fields
+from stream_dsl.ir.partial_state import state_fields
 from stream_dsl.ir.types import DataType
 
 INDEXED = (names.arg_column, names.count_col, names.sum_col, names.nonnull_col, names.distinct_count_col,

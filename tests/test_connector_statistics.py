@@ -21,7 +21,8 @@ from optimizer import cost
 from optimizer.cost import CostModel
 from stream_dsl.connectors import CONNECTORS, register_connector
 from stream_dsl.connectors.statistics import Statistics, source_statistics
-from stream_dsl.ir.plan import Scan, SourceDef
+from stream_dsl.ir.definitions import SourceDef
+from stream_dsl.ir.plan import Scan
 from stream_dsl.ir.types import DataType, Schema
 
 SCHEMA = Schema.of(("k", DataType.STRING), ("ts", DataType.TIMESTAMP))

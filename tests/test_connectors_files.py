@@ -13,7 +13,7 @@ from stream_dsl.connectors import file_writes
 from stream_dsl.connectors import decode, files
 from stream_dsl.connectors.base import SourceBatch
 from stream_dsl.errors import ConnectorError, DSLError
-from stream_dsl.ir.plan import SinkDef, SourceDef, Watermark
+from stream_dsl.ir.definitions import SinkDef, SourceDef, Watermark
 from stream_dsl.ir.types import DataType as T
 from stream_dsl.ir.types import Schema
 

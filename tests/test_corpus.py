@@ -34,7 +34,8 @@ from stream_dsl.bind import binder as B
 from stream_dsl.errors import BindError, DSLError, ParseError, PositionedError
 from stream_dsl.ir.expr import format_duration_ms, render_literal
 from stream_dsl.sql.parser import parse, parse_statement
-from stream_dsl.ir.plan import Watermark, render_plan
+from stream_dsl.ir.definitions import Watermark
+from stream_dsl.ir.plan import render_plan
 from stream_dsl.ir.types import DataType
 
 CORPUS = Path(__file__).parent / "corpus"

@@ -13,7 +13,7 @@ import stream_dsl as sd
 from stream_dsl.connectors import files, register_connector
 from stream_dsl.connectors.base import KEEP_ALL
 from stream_dsl.connectors.memory import MemorySink
-from stream_dsl.ir.plan import SinkDef
+from stream_dsl.ir.definitions import SinkDef
 
 import recording_source
 

@@ -32,7 +32,7 @@ from stream_dsl.connectors import files
 from stream_dsl.connectors.base import DeadLetter
 from stream_dsl.connectors.dead_letters import NdjsonFile
 from stream_dsl.errors import CheckpointError, ConnectorError
-from stream_dsl.ir.plan import SinkDef
+from stream_dsl.ir.definitions import SinkDef
 from budget import examples
 
 VICTIM_TEXT = "precious: must never change\n"
@@ -149,7 +149,7 @@ def test_dead_letters_are_0600_and_follow_no_planted_symlink(tmp_path, victim, o
 
 
 def test_the_repl_history_is_0600_even_when_it_was_world_readable(tmp_path, open_umask):
-    from stream_dsl.repl import session as repl
+    from stream_dsl.repl import prompt as repl
 
     fresh, old = tmp_path / "fresh_history", tmp_path / "old_history"
     old.write_text("+SELECT 1\n")

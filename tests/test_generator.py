@@ -9,7 +9,7 @@ import pytest
 
 from stream_dsl.connectors import generator as g
 from stream_dsl.errors import ConnectorError
-from stream_dsl.ir.plan import SourceDef, Watermark
+from stream_dsl.ir.definitions import SourceDef, Watermark
 from stream_dsl.ir.types import DataType as T
 from stream_dsl.ir.types import Schema
 

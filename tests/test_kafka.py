@@ -22,7 +22,7 @@ import stream_dsl as sd
 from stream_dsl.connectors.generator import events_as_json, ysb_campaigns, ysb_events
 from stream_dsl.connectors.kafka import KafkaSource, make_sink, read_topic
 from stream_dsl.errors import ConnectorError, DSLError, ExecutionError
-from stream_dsl.ir.plan import SinkDef, SourceDef
+from stream_dsl.ir.definitions import SinkDef, SourceDef
 from stream_dsl.ir.types import DataType as T
 from stream_dsl.ir.types import Schema
 from kafka_broker import KafkaBroker, start_broker, stop_broker

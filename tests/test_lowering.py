@@ -19,7 +19,8 @@ from stream_dsl.bind import typecheck as tc
 from stream_dsl.config import RunConfig
 from stream_dsl.connectors import memory
 from stream_dsl.errors import PlanError
-from stream_dsl.ir.plan import Aggregate, Filter, Join, Limit, Project, Scan, Union, Watermark, WindowSpec
+from stream_dsl.ir.definitions import Watermark, WindowSpec
+from stream_dsl.ir.plan import Aggregate, Filter, Join, Limit, Project, Scan, Union
 from stream_dsl.ir.types import DataType as T
 
 YSB = """

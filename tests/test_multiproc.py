@@ -38,7 +38,7 @@ from executor.api import collect, explain_analyze, run_collect, start
 from executor.multiproc.runtime import created_resources, open_pipes
 from stream_dsl.config import RunConfig
 from stream_dsl.errors import ExecutionError
-from stream_dsl.ir.plan import SourceDef
+from stream_dsl.ir.definitions import SourceDef
 from stream_dsl.ir.types import DataType, Schema
 
 EXECUTORS = ("drizzle", "bsp")

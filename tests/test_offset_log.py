@@ -14,7 +14,7 @@ from executor.recovery.offset_log import OffsetLog
 from stream_dsl.connectors import files, generator
 from stream_dsl.connectors.base import pull_source
 from stream_dsl.errors import ConnectorError, DSLError
-from stream_dsl.ir.plan import SourceDef
+from stream_dsl.ir.definitions import SourceDef
 from stream_dsl.ir.types import DataType as T
 from stream_dsl.ir.types import Schema
 

@@ -13,7 +13,7 @@ import logging
 import pytest
 
 from stream_dsl.connectors.redis_streams import RedisSource
-from stream_dsl.ir.plan import SourceDef
+from stream_dsl.ir.definitions import SourceDef
 from stream_dsl.ir.types import DataType as T
 from stream_dsl.ir.types import Schema
 from redis_server import start_server, stop_server

@@ -33,7 +33,8 @@ from rich.console import Console
 
 import stream_dsl as sd
 from stream_dsl.connectors import memory
-from stream_dsl.repl.session import Session, history_path, prompt_session, run_piped, run_repl
+from stream_dsl.repl.prompt import history_path, prompt_session, run_repl
+from stream_dsl.repl.session import Session, run_piped
 from stream_dsl.repl.complete import DSLCompleter
 from stream_dsl.repl.input import is_complete, mask, split_inputs
 from stream_dsl.repl.lexer import StreamDSLLexer, keywords

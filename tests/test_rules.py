@@ -30,8 +30,8 @@ from stream_dsl.ir import expr as E
 from stream_dsl.bind import typecheck as tc
 from stream_dsl.ir.to_polars import compile_expr
 from stream_dsl.errors import DSLError, PlanError
-from stream_dsl.ir.plan import (Aggregate, Distinct, Filter, Join, Limit, Project, Scan, SourceDef, Union, Watermark,
-                             WindowSpec, render_plan, walk)
+from stream_dsl.ir.definitions import SourceDef, Watermark, WindowSpec
+from stream_dsl.ir.plan import Aggregate, Distinct, Filter, Join, Limit, Project, Scan, Union, render_plan, walk
 from stream_dsl.ir.types import DataType, Schema
 
 T = DataType

@@ -26,8 +26,8 @@ from rules_support import T0, assert_same_result, catalog_frames, data_context, 
 from stream_dsl.ir import expr as E
 from stream_dsl.bind import typecheck as tc
 from stream_dsl.errors import DSLError, ExecutionError, PlanError
-from stream_dsl.ir.plan import (Aggregate, Distinct, Filter, Join, Limit, Plan, Project, Scan, Union, WindowSpec,
-                             render_plan)
+from stream_dsl.ir.definitions import WindowSpec
+from stream_dsl.ir.plan import Aggregate, Distinct, Filter, Join, Limit, Plan, Project, Scan, Union, render_plan
 from stream_dsl.ir.types import DataType, Schema
 from budget import examples
 

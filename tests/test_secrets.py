@@ -19,7 +19,7 @@ from rich.console import Console
 import stream_dsl as sd
 from stream_dsl.connectors.console import ConsoleSink
 from stream_dsl.errors import DSLError, ParseError
-from stream_dsl.ir.plan import SinkDef
+from stream_dsl.ir.definitions import SinkDef
 from stream_dsl.repl.session import Session
 from redis_server import free_port, start_server, stop_server
 

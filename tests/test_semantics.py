@@ -275,7 +275,7 @@ def test_unknown_connector_names_the_known_ones():
 
 
 def _sink_def(connector: str):
-    from stream_dsl.ir.plan import SinkDef
+    from stream_dsl.ir.definitions import SinkDef
 
     return SinkDef("bad", (("connector", connector),))
 

@@ -12,7 +12,7 @@ import stream_dsl as sd
 from stream_dsl.connectors import socket_source
 from stream_dsl.connectors.memory import MemorySink
 from stream_dsl.errors import ConnectorError
-from stream_dsl.ir.plan import SourceDef
+from stream_dsl.ir.definitions import SourceDef
 from stream_dsl.ir.types import DataType as T
 from stream_dsl.ir.types import Schema
 from redis_server import free_port

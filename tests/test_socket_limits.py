@@ -15,7 +15,7 @@ import pytest
 
 from stream_dsl.connectors.socket_source import SocketSource
 from stream_dsl.errors import ConnectorError
-from stream_dsl.ir.plan import SourceDef
+from stream_dsl.ir.definitions import SourceDef
 from stream_dsl.ir.types import DataType as T
 from stream_dsl.ir.types import Schema
 

@@ -28,7 +28,9 @@ from executor.state.operators import WM_INF, AggregateState
 from optimizer.physical.stages import TIME_COLUMN, AggregateOp, AggSpec, PartialAggregateOp
 from stream_dsl.ir.to_polars import OverflowFailure
 from stream_dsl.config import RunConfig
-from stream_dsl.ir.plan import PARTIAL_ROWS, WindowSpec, state_fields
+from stream_dsl.ir.definitions import WindowSpec
+from stream_dsl.ir.partial_state import state_fields
+from stream_dsl.ir.plan import PARTIAL_ROWS
 from stream_dsl.ir.types import DataType, Field, Schema
 from budget import examples
 

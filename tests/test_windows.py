@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from executor.state.windows import (NO_WATERMARK, Windows, ends_after, is_closed, is_open, watermark_lit,
                               watermark_or_min)
 from stream_dsl.ir.column_names import HOP_OFFSET, WINDOW_END, WINDOW_START
-from stream_dsl.ir.plan import WindowSpec
+from stream_dsl.ir.definitions import WindowSpec
 from budget import examples
 
 TIMES = st.one_of(st.integers(-10**13, 10**13), st.integers(-5_000, 5_000))  # ms: about +-300 years, or near 0

@@ -21,7 +21,7 @@ from optimizer.physical.stages import ScanOp, Stage
 from stream_dsl.connectors import open_source, open_table
 from stream_dsl.connectors.base import Source, SourceBatch, pull_source, source_backlog
 from stream_dsl.errors import DSLError, ExecutionError
-from stream_dsl.ir.plan import SourceDef
+from stream_dsl.ir.definitions import SourceDef
 
 DEAD_LETTERS_KEPT = 10_000  # the newest dead letters a query keeps in memory (all went to their target)
 NOT_REPLAYED = object()  # `Reader.pull`'s default: a batch read afresh, not the replay of a logged one

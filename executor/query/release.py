@@ -32,7 +32,7 @@ from stream_dsl.ir.column_names import WINDOW_START
 from optimizer.physical.stages import ScanOp
 from stream_dsl.connectors.base import KEEP_ALL, commit_source
 from stream_dsl.connectors.dead_letters import DeadLetterRouter, open_dead_letters
-from stream_dsl.ir.plan import SourceDef
+from stream_dsl.ir.definitions import SourceDef
 
 WS = WINDOW_START
 

@@ -37,7 +37,7 @@ from typing import Iterator, Sequence, TypeVar
 import polars as pl
 
 from stream_dsl.ir.column_names import HOP_OFFSET, WINDOW_END, WINDOW_START
-from stream_dsl.ir.plan import WindowSpec
+from stream_dsl.ir.definitions import WindowSpec
 
 Time = TypeVar("Time", int, pl.Expr, pl.Series)
 Frame = TypeVar("Frame", pl.DataFrame, pl.LazyFrame)

@@ -36,14 +36,15 @@ from optimizer.physical.stages import (TIME_COLUMN, AggregateOp, AggSpec, Broadc
 from stream_dsl.errors import PlanError
 from stream_dsl.ir.dispatch import MissingCase, node_pass
 from stream_dsl.ir.expr import Agg, Column, NamedExpr
-from stream_dsl.ir.plan import (EMIT_CHANGES, PARTIAL_DISTINCT, Aggregate, Distinct, FinalAggregate, Filter, Join,
-                                Limit,
-                             PartialAggregate, Plan, Project, Scan, Sort, SortKey, Union, distinct_argument,
-                             is_streaming)
+from stream_dsl.ir.definitions import EMIT_CHANGES
+from stream_dsl.ir.partial_state import distinct_argument
+from stream_dsl.ir.plan import (PARTIAL_DISTINCT, Aggregate, Distinct, FinalAggregate, Filter, Join, Limit,
+                                PartialAggregate, Plan, Project, Scan, Sort, SortKey, Union, is_streaming)
 from stream_dsl.ir.types import DataType, Field, Schema, common_type
 from optimizer.event_time import event_time_columns, with_watermark
 from stream_dsl.ir.expr import Case, Expr, IsNull, Literal, columns_used
-from stream_dsl.ir.plan import (WINDOW_START, WindowSpec)
+from stream_dsl.ir.definitions import WindowSpec
+from stream_dsl.ir.plan import WINDOW_START
 
 
 @dataclass(frozen=True)

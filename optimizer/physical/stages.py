@@ -17,7 +17,9 @@ from typing import Union
 from stream_dsl.ir.column_names import (PARTIAL_DISTINCT, PARTITION_COLUMN, ROW_COLUMN, TIME_COLUMN,  # noqa: F401
                                      WINDOW_END, WINDOW_START, arg_column)
 from stream_dsl.ir.expr import Expr, NamedExpr, format_duration_ms, render, render_named
-from stream_dsl.ir.plan import Plan, SourceDef, WindowSpec, render_plan, state_fields
+from stream_dsl.ir.definitions import SourceDef, WindowSpec
+from stream_dsl.ir.partial_state import state_fields
+from stream_dsl.ir.plan import Plan, render_plan
 from stream_dsl.ir.types import DataType, Schema
 
 # ---------------------------------------------------------------- narrow operators
@@ -108,7 +110,7 @@ class PartialAggregateOp:
     groups on its argument, and each aggregate's `arg`. Output: `output`,
     the PartialAggregate's schema (keys, window_start, window_end,
     PARTIAL_DISTINCT, PARTIAL_ROWS, then the state columns of
-    `stream_dsl.ir.plan.state_fields`), which the final AggregateOp merges.
+    `stream_dsl.ir.partial_state.state_fields`), which the final AggregateOp merges.
     """
 
     keys: tuple[str, ...]
@@ -188,7 +190,7 @@ class AggSpec:
         return f"{self.name} := {self.func}({inner})"
 
     def state_columns(self, i: int) -> tuple[str, ...]:
-        """The partial state columns of this aggregate as number `i` (see `stream_dsl.ir.plan.state_fields`)."""
+        """The partial state columns of this aggregate as number `i` (see `ir.partial_state.state_fields`)."""
         return tuple(f.name for f in state_fields(i, self.func, self.dtype, self.distinct))
 
     def describe_merge(self, i: int) -> str:

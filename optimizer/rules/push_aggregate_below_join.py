@@ -64,7 +64,8 @@ from dataclasses import replace
 
 from stream_dsl.errors import PlanError
 from stream_dsl.ir.expr import Column, NamedExpr, columns_used, rename_columns
-from stream_dsl.ir.plan import (FinalAggregate, Join, PartialAggregate, Plan, Project, distinct_argument, is_streaming)
+from stream_dsl.ir.partial_state import distinct_argument
+from stream_dsl.ir.plan import FinalAggregate, Join, PartialAggregate, Plan, Project, is_streaming
 
 from optimizer.cost import DEFAULT_MODEL, CostModel, estimate
 from optimizer.rules.analysis import transform_up

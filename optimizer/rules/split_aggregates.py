@@ -57,7 +57,8 @@ from __future__ import annotations
 
 from stream_dsl.ir.expr import Column, NamedExpr
 from stream_dsl.errors import PlanError
-from stream_dsl.ir.plan import Aggregate, FinalAggregate, PartialAggregate, Plan, distinct_argument
+from stream_dsl.ir.partial_state import distinct_argument
+from stream_dsl.ir.plan import Aggregate, FinalAggregate, PartialAggregate, Plan
 
 from optimizer.cost import DEFAULT_MODEL, CostModel, estimate
 from optimizer.rules.analysis import transform_up

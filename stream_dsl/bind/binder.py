@@ -28,7 +28,8 @@ from stream_dsl.bind.scope import Scope, ScopeColumn
 from stream_dsl.catalog import Catalog
 from stream_dsl.ir.column_names import is_reserved, reserved_message
 from stream_dsl.errors import BindError, PositionedError, Span, did_you_mean
-from stream_dsl.ir.plan import Plan, SinkDef, SourceDef, Watermark
+from stream_dsl.ir.definitions import SinkDef, SourceDef, Watermark
+from stream_dsl.ir.plan import Plan
 from stream_dsl.bind.typecheck import parse_duration_ms
 from stream_dsl.ir.types import DataType, Field, Schema
 

@@ -17,8 +17,9 @@ from stream_dsl.bind import typecheck as tc
 from stream_dsl.bind.expr import generated_name, rebuild, unique_name
 from stream_dsl.bind.scope import Scope
 from stream_dsl.errors import BindError, Span
-from stream_dsl.ir.plan import (EMIT_CHANGES, EMIT_FINAL, WINDOW_END, WINDOW_START, Aggregate, Distinct, Filter,
-                             Join, Plan, Project, Union, WindowSpec, is_streaming, project)
+from stream_dsl.ir.definitions import EMIT_CHANGES, EMIT_FINAL, WindowSpec
+from stream_dsl.ir.plan import (WINDOW_END, WINDOW_START, Aggregate, Distinct, Filter, Join, Plan, Project, Union,
+                                is_streaming, project)
 from stream_dsl.ir.types import DataType, common_type
 
 # ---------------------------------------------------------------- joins

@@ -21,8 +21,8 @@ from stream_dsl.bind.plans import (OutputColumn, bind_window, build_join, build_
 from stream_dsl.bind.scope import Scope, match_names
 from stream_dsl.catalog import Catalog
 from stream_dsl.errors import BindError, Span, did_you_mean
-from stream_dsl.ir.plan import (EMIT_CHANGES, EMIT_FINAL, Distinct, Filter, Limit, Plan, Sort, SortKey, WindowSpec,
-                                project)
+from stream_dsl.ir.definitions import EMIT_CHANGES, EMIT_FINAL, WindowSpec
+from stream_dsl.ir.plan import Distinct, Filter, Limit, Plan, Sort, SortKey, project
 from stream_dsl.ir.plan import (Project)
 from stream_dsl.ir.types import DataType
 

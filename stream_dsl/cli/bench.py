@@ -23,7 +23,7 @@ import shlex
 import sys
 from typing import Any, Sequence, TextIO
 
-from stream_dsl.cli.main import EXIT_ERROR, EXIT_OK, UsageError, add_context_options, context_kwargs
+from stream_dsl.cli.common import EXIT_ERROR, EXIT_OK, UsageError, add_context_options, context_kwargs
 from stream_dsl.errors import DSLError
 
 __all__ = ["add_ysb", "add_scheduling", "add_memory", "add_plots", "add_recovery", "parse_count"]

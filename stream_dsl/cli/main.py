@@ -40,87 +40,10 @@ if TYPE_CHECKING:
 from executor.interrupts import EXIT_SIGINT, EXIT_SIGTERM, Terminated, terminate_gracefully
 from stream_dsl.sql import ast
 from stream_dsl.errors import DSLError
-
-EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
-EXECUTORS = ("drizzle", "bsp", "inline")
-
-
-class UsageError(Exception):
-    """A command line that parses but cannot be acted on (exit code 2)."""
-
-
-# ------------------------------------------------------------------ arguments
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got '{text}'") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got '{text}'")
-    return value
-
-
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text.replace("_", ""))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got '{text}'") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got '{text}'")
-    return value
-
-
-def _group_size(text: str) -> int | str:
-    return "auto" if text.strip().lower() == "auto" else _positive_int(text)
-
-
-def _duration(text: str) -> str:
-    """A batch interval such as '100ms', '1s' or a bare number of milliseconds."""
-    candidate = f"{text}ms" if text.strip().isdigit() else text
-    from stream_dsl.bind import typecheck  # polars: only when parsing a value
-    try:
-        typecheck.parse_duration_ms(candidate)
-    except DSLError:
-        raise argparse.ArgumentTypeError(f"expected a duration such as 100ms or 1s, got '{text}'") from None
-    return candidate
-
-
-def add_context_options(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("execution")
-    group.add_argument("--executor", choices=EXECUTORS, help="how queries run (default: drizzle)")
-    group.add_argument("--workers", type=_positive_int, metavar="N", help="worker processes (default: 2)")
-    group.add_argument("--group-size", type=_group_size, metavar="G",
-                       help="micro-batches scheduled at once, or 'auto' (default: 10)")
-    group.add_argument("--batch-interval", type=_duration, metavar="DURATION",
-                       help="event time one micro-batch covers, e.g. 100ms or 1s (default: 100ms)")
-    group.add_argument("--no-optimize", action="store_true", help="run the plans as written, without rewrites")
-    group.add_argument("--transport", choices=("pipes", "ray"),
-                       help="how the driver and the workers talk: pipes (this machine) or ray (default: pipes)")
-    group.add_argument("--ray-address", metavar="ADDRESS",
-                       help="with --transport ray: 'auto' or host:port of a Ray cluster (default: start a local Ray)")
-
-
-def context_kwargs(args: argparse.Namespace) -> dict[str, Any]:
-    kwargs: dict[str, Any] = {}
-    if args.executor is not None:
-        kwargs["executor"] = args.executor
-    if args.workers is not None:
-        kwargs["workers"] = args.workers
-    if args.group_size is not None:
-        kwargs["group_size"] = args.group_size
-    if args.batch_interval is not None:
-        kwargs["batch_interval"] = args.batch_interval
-    if args.no_optimize:
-        kwargs["optimize"] = False
-    if getattr(args, "transport", None) is not None:
-        kwargs["transport"] = args.transport
-    if getattr(args, "ray_address", None) is not None:
-        kwargs["ray_address"] = args.ray_address
-    if getattr(args, "fresh", False):
-        kwargs["checkpoint_reset"] = True
-    return kwargs
+from stream_dsl.cli.checkpoints import add_checkpoints
+from stream_dsl.cli.common import (EXIT_ERROR, EXIT_OK, EXIT_USAGE, UsageError, add_context_options,
+                                   context_kwargs)
+from stream_dsl.cli.gen import add_gen
 
 
 def _make_context(args: argparse.Namespace) -> Context:
@@ -266,152 +189,6 @@ def cmd_explain(args: argparse.Namespace, out: TextIO) -> int:
     return EXIT_OK
 
 
-# ------------------------------------------------------------------------ checkpoints
-
-
-def cmd_checkpoints(args: argparse.Namespace, out: TextIO) -> int:
-    """List a checkpoint_dir's checkpoints, newest first, each verified, and what a restart does with them
-    (the restart's own decision: `checkpoint_survey.Survey.decide`); exit 1 unless a restart resumes."""
-    import datetime as dt
-    import json
-
-    from executor.recovery.survey import lock_holder, survey
-    from executor.state.operators import WM_INF, watermark_datetime
-
-    def watermark(ms: int | None) -> str | None:
-        return None if ms is None else "end of input" if ms >= WM_INF else str(watermark_datetime(ms))
-
-    if not os.path.isdir(args.dir):
-        raise DSLError(f"no checkpoint directory '{args.dir}'")
-    found = survey(args.dir, every=True)
-    holder, decision = lock_holder(args.dir), found.decide()
-    rows = []
-    for info in found.infos:
-        c = info.checkpoint
-        rows.append({"id": info.id, "state": info.state, "reason": info.reason, "bytes": info.bytes,
-                     "next_batch": None if c is None else c.next_batch,
-                     "watermark": None if c is None else watermark(c.watermark),
-                     "created": None if c is None
-                     else dt.datetime.fromtimestamp(c.created_at).isoformat(" ", "seconds")})
-    resume = decision.checkpoint if decision.action == "resume" else None
-    restart = {"action": decision.action, "checkpoint": None if resume is None else resume.id,
-               "next_batch": None if resume is None else resume.next_batch, "message": decision.message}
-    if args.json:
-        print(json.dumps({"dir": args.dir, "locked_by": holder, "checkpoints": rows, "restart": restart},
-                         indent=1), file=out)
-    else:
-        print(f"{args.dir}: " + (f"in use by a running query (pid {holder})" if holder else "not in use"), file=out)
-        if not rows:
-            print("no checkpoints", file=out)
-        for r in rows:
-            detail = (f"next batch {r['next_batch']}, watermark {r['watermark'] or '-'}, {r['created']}"
-                      if r["state"] == "ok" else r["reason"])
-            print(f"  ckpt-{r['id']:08d}  {r['state']:<12}  {r['bytes']:>10,} bytes  {detail}", file=out)
-        if resume is not None:
-            print(f"a restart resumes from ckpt-{resume.id:08d} (batch {resume.next_batch})", file=out)
-        elif decision.action == "fresh":
-            print("a restart starts from the beginning (no checkpoint was ever committed here)", file=out)
-        else:
-            print("a restart refuses to start:\n" + decision.message, file=out)
-    return EXIT_OK if resume is not None else EXIT_ERROR
-
-
-def _add_checkpoints(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("checkpoints", help="list and verify a query's checkpoints", description=(
-        "List the checkpoints under a query's checkpoint_dir, newest first, each verified against its "
-        "checksums (ok; uncommitted: begun but never committed; damaged: why; incompatible: another format), "
-        "whether a running query holds the directory, and what a restart does: resume from a checkpoint, "
-        "start from the beginning, or refuse (and why). Read-only. Exit code 1 unless a restart resumes."))
-    p.add_argument("dir", metavar="DIR", help="the query's checkpoint_dir")
-    p.add_argument("--json", action="store_true", help="print JSON instead of text")
-    p.set_defaults(handler=cmd_checkpoints)
-
-
-# ------------------------------------------------------------------------ gen
-
-
-def _clear_parts(directory: str) -> None:
-    """Remove event files of an earlier run, so a smaller --files does not leave stale ones."""
-    for name in os.listdir(directory):
-        if name.startswith("part-") and name.endswith((".ndjson", ".csv", ".parquet")):
-            os.remove(os.path.join(directory, name))
-
-
-def _write_events(path: str, first: int, stop: int, fmt: str, *, seed: int, rate: Any, start_ms: int,
-                  chunk: int = 1_000_000) -> None:
-    """Events [first, stop) into one file, written in chunks (text formats) and renamed into place."""
-    from stream_dsl.connectors import files, generator
-
-    def events(lo: int, hi: int) -> pl.DataFrame:
-        return generator.ysb_frame(lo, hi, seed=seed, rate=rate, start_ms=start_ms)
-
-    if fmt == "parquet":
-        files.write_frame(events(first, stop), path, "parquet")
-        return
-    import tempfile
-
-    directory, name = os.path.split(path)
-    fd, tmp = tempfile.mkstemp(dir=directory or ".", prefix=f".{name}.", suffix=".tmp")  # exclusive, unpredictable
-    try:
-        with os.fdopen(fd, "wb") as f:
-            for lo in range(first, max(stop, first + 1), chunk):
-                frame = events(lo, min(lo + chunk, stop))
-                if fmt == "ndjson":
-                    f.write(generator.events_as_json(frame))
-                else:
-                    text = files.for_text_format(frame, "csv").write_csv(include_header=lo == first)
-                    f.write(text.encode())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-
-
-def cmd_gen_ysb(args: argparse.Namespace, out: TextIO) -> int:
-    from fractions import Fraction
-
-    from stream_dsl.connectors import files, generator
-
-    try:
-        start_ms = generator.parse_start_ms(args.start)
-    except DSLError as e:
-        raise UsageError(f"--start: {e}") from None
-    rate = Fraction(args.rate).limit_denominator(1_000_000)
-    columns = ", ".join(f"{f.name} {f.dtype.value}" for f in generator.YSB_SCHEMA)
-    if args.to is not None:
-        from stream_dsl.cli import gen_kafka
-
-        target = gen_kafka.parse_target(args.to)
-        partitions = gen_kafka.produce_ysb(target, count=args.events, seed=args.seed, rate=rate, start_ms=start_ms,
-                                           partitions=args.partitions, out=out)
-        gen_kafka.print_query(target, args.events, partitions, args.seed, columns, out)
-        return EXIT_OK
-    if args.out is None:
-        raise UsageError("gen ysb needs --out DIR (files) or --to kafka://HOST:PORT/TOPIC")
-    count, parts = args.events, min(args.files, max(args.events, 1))
-    events_dir = os.path.join(args.out, "events")
-    ext = files.SINK_EXTENSION[args.format]
-    try:
-        os.makedirs(events_dir, exist_ok=True)
-        _clear_parts(events_dir)
-        for k in range(parts):
-            first, stop = count * k // parts, count * (k + 1) // parts
-            _write_events(os.path.join(events_dir, f"part-{k:05d}.{ext}"), first, stop, args.format,
-                          seed=args.seed, rate=rate, start_ms=start_ms)
-        campaigns = os.path.join(args.out, "campaigns.csv")
-        files.write_frame(generator.ysb_campaigns(args.seed), campaigns, "csv")
-    except OSError as e:
-        raise DSLError(f"cannot write to {args.out}: {e.strerror or e}") from None
-    print(f"wrote {count} events in {parts} {args.format} file(s) to {events_dir}/ "
-          f"and 1000 ads of 100 campaigns to {campaigns}", file=out)
-    print("\n-- to query them:", file=out)
-    print(f"CREATE STREAM events ({columns},\n  WATERMARK FOR event_time AS event_time - INTERVAL '1' SECOND)\n"
-          f"  WITH (connector = 'files', path = '{events_dir}', format = '{args.format}');", file=out)
-    print(f"CREATE TABLE campaigns (ad_id STRING, campaign_id STRING)\n"
-          f"  WITH (connector = 'files', path = '{campaigns}', format = 'csv');", file=out)
-    return EXIT_OK
-
-
 # ----------------------------------------------------------------------- repl
 
 
@@ -449,7 +226,7 @@ def _console(stream: TextIO) -> Any:
 
 
 def cmd_repl(args: argparse.Namespace, out: TextIO) -> int:
-    from stream_dsl.repl import session as repl
+    from stream_dsl.repl import prompt, session as repl
 
     stdin = getattr(args, "stdin", None) or sys.stdin
     err = getattr(args, "err", None) or sys.stderr
@@ -457,7 +234,7 @@ def cmd_repl(args: argparse.Namespace, out: TextIO) -> int:
     options = {"fmt": args.format, "timing": args.timing, "max_rows": args.max_rows}
     if input_kind(stdin) == "terminal":
         session = repl.Session(ctx, _console(out), **options)
-        return repl.run_repl(session, history=args.history)
+        return prompt.run_repl(session, history=args.history)
     session = repl.Session(ctx, _console(out), err_console=_console(err), live=False, **options)
     return repl.run_piped(session, iter(stdin.readline, ""), bail=args.bail)
 
@@ -508,40 +285,6 @@ def _add_explain(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=cmd_explain, max_rows=100)
 
 
-def _add_gen(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("gen", help="generate data sets", description="Generate data sets to files.")
-    kinds = p.add_subparsers(dest="dataset", metavar="DATASET", required=True)
-    y = kinds.add_parser("ysb", help="Yahoo Streaming Benchmark events and campaigns", description=(
-        "Write N YSB events into DIR/events/ (split into K files, replacing earlier part files) and the "
-        "ad → campaign mapping into DIR/campaigns.csv. The events are the ones the generator "
-        "connector emits for the same seed, rate and start."))
-    y.add_argument("--events", type=_non_negative_int, required=True, metavar="N", help="number of events")
-    y.add_argument("--out", metavar="DIR", help="output directory")
-    y.add_argument("--to", metavar="kafka://HOST:PORT/TOPIC",
-                   help="write the events as JSON messages into this Kafka topic instead (created if missing)")
-    y.add_argument("--partitions", type=_positive_int, default=3, metavar="P",
-                   help="partitions of a topic --to creates (default: 3)")
-    y.add_argument("--seed", type=int, default=1, help="random seed (default: 1)")
-    y.add_argument("--format", choices=("ndjson", "csv", "parquet"), default="ndjson",
-                   help="file format of the events (default: ndjson)")
-    y.add_argument("--files", type=_positive_int, default=1, metavar="K", help="number of event files (default: 1)")
-    y.add_argument("--rate", type=_rate, default=1_000_000, metavar="R",
-                   help="events per second of event time (default: 1000000)")
-    y.add_argument("--start", default="2026-01-01T00:00:00", metavar="TIMESTAMP",
-                   help="event time of the first event (default: 2026-01-01T00:00:00)")
-    y.set_defaults(handler=cmd_gen_ysb)
-
-
-def _rate(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got '{text}'") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got '{text}'")
-    return value
-
-
 def _add_repl(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("repl", help="the interactive shell", description=(
         "An interactive shell: statements end with ';' (Enter adds a line until then), meta commands "
@@ -580,10 +323,10 @@ BENCHMARKS: dict[str, Callable[[argparse._SubParsersAction], None]] = {
 COMMANDS: dict[str, Callable[[argparse._SubParsersAction], None]] = {
     "run": _add_run,
     "explain": _add_explain,
-    "gen": _add_gen,
+    "gen": add_gen,
     "repl": _add_repl,
     "bench": _add_bench,
-    "checkpoints": _add_checkpoints,
+    "checkpoints": add_checkpoints,
 }
 
 

@@ -14,7 +14,7 @@ from typing import Any, Callable
 
 from stream_dsl.connectors.base import Sink, Source, TableSource
 from stream_dsl.errors import ConnectorError, did_you_mean
-from stream_dsl.ir.plan import SinkDef, SourceDef
+from stream_dsl.ir.definitions import SinkDef, SourceDef
 
 CONNECTORS: dict[str, str] = {
     "memory": "stream_dsl.connectors.memory",

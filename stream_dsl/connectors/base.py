@@ -16,7 +16,7 @@ from typing import Any, Protocol
 import polars as pl
 
 from stream_dsl.errors import ConnectorError
-from stream_dsl.ir.plan import SourceDef
+from stream_dsl.ir.definitions import SourceDef
 from stream_dsl.ir.types import Schema
 
 

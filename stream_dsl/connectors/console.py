@@ -13,7 +13,7 @@ import sys
 import polars as pl
 
 from stream_dsl.connectors.options import as_bool, as_int, check_keys
-from stream_dsl.ir.plan import SinkDef
+from stream_dsl.ir.definitions import SinkDef
 from stream_dsl.secrets import escape_frame
 
 OPTIONS = ("max_rows", "show_empty")

@@ -39,7 +39,7 @@ import polars as pl
 from stream_dsl.connectors.base import DeadLetter, Sink
 from stream_dsl.errors import ConnectorError, did_you_mean
 from stream_dsl.connectors.file_writes import append_line, error_text, with_retries
-from stream_dsl.ir.plan import SourceDef
+from stream_dsl.ir.definitions import SourceDef
 
 NONE = "none"
 DEFAULT_DIR = "_dead_letter"

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 
 from stream_dsl.connectors.statistics import Statistics
-from stream_dsl.ir.plan import SourceDef
+from stream_dsl.ir.definitions import SourceDef
 
 SMALL_TABLE_BYTES = 4 << 20  # a files table up to this size is read at plan time for its ndv
 SAMPLE_BYTES = 1 << 16  # bytes read from a text file to estimate its bytes per row

@@ -33,7 +33,7 @@ from stream_dsl.connectors.timestamps import with_units
 from stream_dsl.connectors.options import as_bool, as_int, as_positive_rate, check_keys
 from stream_dsl.connectors.statistics import Statistics, int_option
 from stream_dsl.errors import ConnectorError, DSLError
-from stream_dsl.ir.plan import SourceDef
+from stream_dsl.ir.definitions import SourceDef
 from stream_dsl.bind.typecheck import parse_timestamp
 from stream_dsl.ir.types import DataType, Schema
 

@@ -27,7 +27,7 @@ import polars as pl
 from stream_dsl.connectors.base import SourceBatch
 from stream_dsl.connectors.statistics import Statistics, int_option
 from stream_dsl.errors import ConnectorError
-from stream_dsl.ir.plan import SinkDef, SourceDef, Watermark
+from stream_dsl.ir.definitions import SinkDef, SourceDef, Watermark
 from stream_dsl.ir.types import Field, Schema, type_from_polars
 
 _FRAMES: dict[str, list[pl.DataFrame | BaseException]] = {}

@@ -43,7 +43,7 @@ from stream_dsl.connectors.decode import conform, decode_ndjson, empty_frame, na
 from stream_dsl.connectors.files import max_event_time_ms
 from stream_dsl.connectors.options import as_bool, as_int, check_keys
 from stream_dsl.errors import ConnectorError
-from stream_dsl.ir.plan import SinkDef, SourceDef, Watermark
+from stream_dsl.ir.definitions import SinkDef, SourceDef, Watermark
 from stream_dsl.ir.types import Schema
 
 SOURCE_OPTIONS = ("id", "batch_rows", "bounded")

@@ -51,7 +51,7 @@ from stream_dsl.connectors.files import max_event_time_ms
 from stream_dsl.connectors.options import as_bool, as_int, check_keys
 from stream_dsl.errors import ConnectorError
 from stream_dsl.secrets import masked_logger
-from stream_dsl.ir.plan import SourceDef
+from stream_dsl.ir.definitions import SourceDef
 
 log = masked_logger("stream_dsl.connectors.socket")
 

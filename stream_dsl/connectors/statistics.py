@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 from typing import Callable
 
 from stream_dsl.errors import ConnectorError
-from stream_dsl.ir.plan import SourceDef
+from stream_dsl.ir.definitions import SourceDef
 
 ColumnStatistic = Callable[[str], "float | None"]
 

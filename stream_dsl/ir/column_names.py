@@ -3,10 +3,10 @@
 WINDOW_START and WINDOW_END are the window bounds users see and select.
 Every other name here starts with RESERVED_PREFIX, so it never clashes
 with a column of the user's: `is_reserved` names are refused where a
-source declares its columns (`plan.SourceDef`, the binder's CREATE) and
+source declares its columns (`definitions.SourceDef`, the binder's CREATE) and
 where a query names an output (SQL aliases, the dataframe API).
 
-Partial aggregate state, per aggregate number `i` (`plan.state_fields`; the
+Partial aggregate state, per aggregate number `i` (`partial_state.state_fields`; the
 same names in the shuffle between the two phases and in `executor/state.py`'s
 per-group state): COUNT keeps `count_col(i)`; SUM and AVG a sum `sum_col(i)`
 and a count of non-NULL values `nonnull_col(i)`; MIN and MAX

@@ -13,104 +13,20 @@ from dataclasses import dataclass, field
 from functools import cached_property
 import typing
 from dataclasses import replace
-from typing import Iterator, overload
+from typing import Iterator
 
 from stream_dsl.ir.dispatch import MissingCase, node_pass
-from stream_dsl.ir.column_names import (PARTIAL_DISTINCT, PARTIAL_ROWS, WINDOW_END, WINDOW_START, count_col,
-                                     extreme_col, is_reserved, nonnull_col, reserved_message, sum_col)
+from stream_dsl.ir.column_names import (PARTIAL_DISTINCT, PARTIAL_ROWS, WINDOW_END, WINDOW_START)
 from stream_dsl.errors import PlanError, Span, did_you_mean
-from stream_dsl.ir.expr import Agg, Column, Expr, NamedExpr, columns_used, format_duration_ms
+from stream_dsl.ir.expr import Agg, Column, Expr, NamedExpr, columns_used
 from stream_dsl.ir.types import DataType, Field, Schema
+from stream_dsl.ir.definitions import EMIT_CHANGES, EMIT_FINAL, SourceDef, WindowSpec
+from stream_dsl.ir.partial_state import distinct_argument, partial_state_fields
+# SinkDef stays importable from here for connectors/files.py and connectors/redis_streams.py (split in parallel);
+# drop this line once they import it from stream_dsl.ir.definitions.
+from stream_dsl.ir.definitions import SinkDef as SinkDef
 
 _SPAN = field(default=None, compare=False, repr=False)
-
-@dataclass(frozen=True, slots=True)
-class Watermark:
-    """`WATERMARK FOR column AS column - delay`: max event time seen minus `delay_ms`."""
-
-    column: str
-    delay_ms: int
-
-
-@dataclass(frozen=True, slots=True)
-class SourceDef:
-    """A named stream or table as the catalog knows it.
-
-    `kind` is 'stream' (unbounded unless its connector says otherwise) or
-    'table' (static, read once). `options` are the WITH options, sorted.
-    """
-
-    name: str
-    kind: str
-    schema: Schema
-    options: tuple[tuple[str, str], ...] = ()
-    watermark: Watermark | None = None
-
-    def __post_init__(self) -> None:
-        for name in self.schema.names:
-            if is_reserved(name):
-                raise PlanError(f"source '{self.name}': " + reserved_message(name))
-
-    @overload
-    def option(self, key: str) -> str | None: ...
-    @overload
-    def option(self, key: str, default: str) -> str: ...
-    @overload
-    def option(self, key: str, default: str | None) -> str | None: ...
-
-    def option(self, key: str, default: str | None = None) -> str | None:
-        return dict(self.options).get(key, default)
-
-
-@dataclass(frozen=True, slots=True)
-class SinkDef:
-    name: str
-    options: tuple[tuple[str, str], ...] = ()
-
-    @overload
-    def option(self, key: str) -> str | None: ...
-    @overload
-    def option(self, key: str, default: str) -> str: ...
-    @overload
-    def option(self, key: str, default: str | None) -> str | None: ...
-
-    def option(self, key: str, default: str | None = None) -> str | None:
-        return dict(self.options).get(key, default)
-
-
-@dataclass(frozen=True, slots=True)
-class WindowSpec:
-    """An event-time window over `time_column` (TIMESTAMP). Durations in milliseconds.
-
-    TUMBLE: size; HOP: size and slide; SESSION: gap (stored in `size_ms`).
-    Windows are [start, end): start inclusive, end exclusive.
-    """
-
-    kind: str
-    time_column: str
-    size_ms: int
-    slide_ms: int | None = None
-    watermarked: bool = True  # False: `time_column` is not the watermark's, so only the end of input closes it
-
-    def __post_init__(self) -> None:
-        if self.kind not in ("tumble", "hop", "session"):
-            raise PlanError(f"unknown window kind '{self.kind}'")
-        if self.size_ms <= 0 or (self.slide_ms is not None and self.slide_ms <= 0):
-            raise PlanError("window sizes must be positive")
-        if (self.kind == "hop") != (self.slide_ms is not None):
-            raise PlanError("a HOP window needs a slide, and only a HOP window has one")
-
-    def __str__(self) -> str:
-        if self.kind == "hop":
-            assert self.slide_ms is not None  # __post_init__: a HOP has a slide
-            return f"HOP({self.time_column}, {format_duration_ms(self.slide_ms)}, {format_duration_ms(self.size_ms)})"
-        return f"{self.kind.upper()}({self.time_column}, {format_duration_ms(self.size_ms)})"
-
-
-# Emit modes of an aggregate: 'final' emits each window's row once, when it
-# closes; 'changes' emits per batch the new value of every group it changed.
-EMIT_FINAL = "final"
-EMIT_CHANGES = "changes"
 
 
 def _require_columns(expr_columns: set[str], schema: Schema, where: str) -> None:
@@ -359,47 +275,6 @@ class Sort(_SameColumns):
 
 
 # ---------------------------------------------------------------- two-phase aggregation
-
-# A partial aggregate adds PARTIAL_ROWS, PARTIAL_DISTINCT and the state columns (`stream_dsl.ir.column_names`).
-
-
-def state_fields(i: int, func: str, dtype: DataType, distinct: bool = False) -> tuple[Field, ...]:
-    """The partial state columns of aggregate number `i` (`func` producing `dtype`), named by position.
-
-    COUNT: `count_col(i)`; SUM and AVG: a sum `sum_col(i)` and a non-NULL count
-    `nonnull_col(i)` (so a SUM of only NULLs stays NULL); MIN, MAX:
-    `extreme_col(func, i)`; COUNT(DISTINCT x): none (x is a partial group column).
-    These are the names `executor/state.py` keeps its per-group state in.
-    """
-    if func == "count":
-        return () if distinct else (Field(count_col(i), DataType.BIGINT),)
-    if func in ("sum", "avg"):
-        total = DataType.DOUBLE if func == "avg" or dtype is DataType.DOUBLE else DataType.BIGINT
-        return (Field(sum_col(i), total), Field(nonnull_col(i), DataType.BIGINT))
-    return (Field(extreme_col(func, i), dtype),)
-
-
-def partial_state_fields(aggs: tuple[NamedExpr, ...]) -> tuple[Field, ...]:
-    """The state columns a partial aggregate emits for `aggs` (see `state_fields`)."""
-    fields: list[Field] = []
-    for i, named in enumerate(aggs):
-        agg = named.expr
-        assert isinstance(agg, Agg)
-        fields += state_fields(i, agg.func, agg.dtype, agg.distinct)
-    return tuple(fields)
-
-
-def distinct_argument(aggs: tuple[NamedExpr, ...]) -> Expr | None:
-    """The one argument every COUNT(DISTINCT ...) of `aggs` shares, or None when there is none.
-
-    Raises PlanError when two distinct counts take different arguments: a
-    partial aggregate groups on the argument, so there can be only one.
-    """
-    args = {n.expr.arg for n in aggs if isinstance(n.expr, Agg) and n.expr.distinct}
-    if len(args) > 1:
-        raise PlanError("a partial aggregate supports COUNT(DISTINCT x) of one argument only")
-    return next(iter(args), None)
-
 
 def _check_aggs(aggs: tuple[NamedExpr, ...]) -> None:
     for n in aggs:

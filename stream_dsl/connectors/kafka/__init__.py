@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from stream_dsl.connectors.kafka.sink import KafkaSink, read_topic
 from stream_dsl.connectors.kafka.source import KafkaSource
-from stream_dsl.ir.plan import SinkDef, SourceDef
+from stream_dsl.ir.definitions import SinkDef, SourceDef
 
 
 def make_source(definition: SourceDef) -> KafkaSource:

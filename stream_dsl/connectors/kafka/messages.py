@@ -11,7 +11,7 @@ import polars as pl
 from stream_dsl.connectors.base import DeadLetter
 from stream_dsl.connectors.decode import CsvOptions, decode_csv, decode_ndjson, empty_frame
 from stream_dsl.errors import ConnectorError
-from stream_dsl.ir.plan import SourceDef
+from stream_dsl.ir.definitions import SourceDef
 from stream_dsl.ir.types import DataType, Schema
 
 METADATA = {"kafka_partition": DataType.BIGINT, "kafka_offset": DataType.BIGINT,

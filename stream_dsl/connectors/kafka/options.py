@@ -11,7 +11,7 @@ from stream_dsl.connectors.kafka.messages import METADATA, parse_part, part_name
 from stream_dsl.connectors.kafka.progress import DEFAULT_TOPIC as PROGRESS_TOPIC
 from stream_dsl.connectors.options import as_bool, as_int, check_keys
 from stream_dsl.errors import ConnectorError
-from stream_dsl.ir.plan import SourceDef
+from stream_dsl.ir.definitions import SourceDef
 from stream_dsl.ir.types import DataType
 
 SOURCE_OPTIONS = ("bootstrap_servers", "topic", "group", "partitions", "start", "format", "batch_size", "bounded",

@@ -40,7 +40,7 @@ from stream_dsl.connectors.kafka.common import (DEFAULT_BOOTSTRAP, Outage, ck, e
                                                 topic_partitions)
 from stream_dsl.connectors.options import check_keys
 from stream_dsl.errors import ConnectorError
-from stream_dsl.ir.plan import SinkDef
+from stream_dsl.ir.definitions import SinkDef
 
 SINK_OPTIONS = ("bootstrap_servers", "topic", "key", "query", "marker_topic", "retry_seconds")
 HEADERS = ("sd-query", "sd-batch", "sd-attempt")

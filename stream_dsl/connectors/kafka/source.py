@@ -65,7 +65,7 @@ from stream_dsl.connectors.kafka.messages import decode_messages, parse_part, pa
 from stream_dsl.connectors.kafka.options import SOURCE_OPTIONS, SourceOptions
 from stream_dsl.connectors.kafka.progress import ProgressLog
 from stream_dsl.errors import ConnectorError
-from stream_dsl.ir.plan import SourceDef
+from stream_dsl.ir.definitions import SourceDef
 from stream_dsl.ir.types import Schema
 
 __all__ = ["KafkaSource", "SourceOptions", "SOURCE_OPTIONS"]

@@ -1,0 +1,86 @@
+"""What every `stream-dsl` subcommand shares: exit codes, UsageError, argument types and the execution options."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from stream_dsl.errors import DSLError
+
+EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
+EXECUTORS = ("drizzle", "bsp", "inline")
+
+
+class UsageError(Exception):
+    """A command line that parses but cannot be acted on (exit code 2)."""
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got '{text}'") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got '{text}'")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    try:
+        value = int(text.replace("_", ""))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got '{text}'") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got '{text}'")
+    return value
+
+
+def group_size(text: str) -> int | str:
+    return "auto" if text.strip().lower() == "auto" else positive_int(text)
+
+
+def duration(text: str) -> str:
+    """A batch interval such as '100ms', '1s' or a bare number of milliseconds."""
+    candidate = f"{text}ms" if text.strip().isdigit() else text
+    from stream_dsl.bind import typecheck  # polars: only when parsing a value
+    try:
+        typecheck.parse_duration_ms(candidate)
+    except DSLError:
+        raise argparse.ArgumentTypeError(f"expected a duration such as 100ms or 1s, got '{text}'") from None
+    return candidate
+
+
+def add_context_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("execution")
+    group.add_argument("--executor", choices=EXECUTORS, help="how queries run (default: drizzle)")
+    group.add_argument("--workers", type=positive_int, metavar="N", help="worker processes (default: 2)")
+    group.add_argument("--group-size", type=group_size, metavar="G",
+                       help="micro-batches scheduled at once, or 'auto' (default: 10)")
+    group.add_argument("--batch-interval", type=duration, metavar="DURATION",
+                       help="event time one micro-batch covers, e.g. 100ms or 1s (default: 100ms)")
+    group.add_argument("--no-optimize", action="store_true", help="run the plans as written, without rewrites")
+    group.add_argument("--transport", choices=("pipes", "ray"),
+                       help="how the driver and the workers talk: pipes (this machine) or ray (default: pipes)")
+    group.add_argument("--ray-address", metavar="ADDRESS",
+                       help="with --transport ray: 'auto' or host:port of a Ray cluster (default: start a local Ray)")
+
+
+def context_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    kwargs: dict[str, Any] = {}
+    if args.executor is not None:
+        kwargs["executor"] = args.executor
+    if args.workers is not None:
+        kwargs["workers"] = args.workers
+    if args.group_size is not None:
+        kwargs["group_size"] = args.group_size
+    if args.batch_interval is not None:
+        kwargs["batch_interval"] = args.batch_interval
+    if args.no_optimize:
+        kwargs["optimize"] = False
+    if getattr(args, "transport", None) is not None:
+        kwargs["transport"] = args.transport
+    if getattr(args, "ray_address", None) is not None:
+        kwargs["ray_address"] = args.ray_address
+    if getattr(args, "fresh", False):
+        kwargs["checkpoint_reset"] = True
+    return kwargs
