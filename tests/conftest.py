@@ -95,7 +95,9 @@ def ctx() -> sd.Context:
 # `pytest -m "not slow"` is the inner loop and `-m "not redis"` runs without a Redis server.
 SLOW_MODULES = {"test_recovery", "test_interrupts", "test_bench", "test_repl", "test_cli", "test_redis",
                 "test_transport_conformance", "test_checkpoint_restart", "test_multiproc", "test_differential",
-                "test_socket", "test_dead_letters", "test_file_safety", "test_aggregation_pushdown"}
+                "test_socket", "test_dead_letters", "test_file_safety", "test_aggregation_pushdown", "test_kafka",
+                "test_kafka_recovery", "test_socket_limits", "test_differential_random", "test_overload",
+                "test_ray", "test_ray_transport", "test_checkpoint_store", "test_redis_trims", "test_secrets"}
 REDIS_MODULES = {"test_redis", "test_dead_letters", "test_socket"}
 MULTIPROCESS_MODULES = {"test_multiproc", "test_recovery", "test_interrupts", "test_transport_conformance",
                         "test_runtime", "test_checkpoint_restart"}
