@@ -42,7 +42,8 @@ from typing import Any
 import polars as pl
 
 from stream_dsl.connectors.base import DeadLetter, SourceBatch, read_schema
-from stream_dsl.connectors.decode import Decoded, conform, decode_ndjson, empty_frame, narrow, with_required
+from stream_dsl.connectors.decode import Decoded, conform, empty_frame, narrow, with_required
+from stream_dsl.connectors.decode_ndjson import decode_ndjson
 from stream_dsl.connectors.decode_csv import CsvOptions, decode_csv
 from stream_dsl.connectors.options import as_bool, as_int, check_keys
 from stream_dsl.errors import ConnectorError

@@ -65,7 +65,8 @@ import polars as pl
 
 from stream_dsl.ir.column_names import NULL_ROW_FIELD
 from stream_dsl.connectors.base import DeadLetter, SourceBatch, read_schema
-from stream_dsl.connectors.decode import conform, decode_ndjson, empty_frame, narrow, with_required
+from stream_dsl.connectors.decode import conform, empty_frame, narrow, with_required
+from stream_dsl.connectors.decode_ndjson import decode_ndjson
 from stream_dsl.connectors.files import max_event_time_ms
 from stream_dsl.connectors.files_sink import for_text_format
 from stream_dsl.connectors.options import as_bool, as_int, check_keys
