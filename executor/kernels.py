@@ -8,7 +8,7 @@ When that query fails, the operators are replayed one at a time to find
 the culprit, and the error becomes an `ExecutionError` naming it
 ("Project y := upper(x): ..."), never a bare polars traceback.
 
-Every query of the executor runs on polars' in-memory engine (`state.ENGINE`):
+Every query of the executor runs on polars' in-memory engine (`executor.state.step.ENGINE`):
 a micro-batch is already in memory and small, and polars 2's default
 engine ("auto", which picks the streaming engine) costs 50 to 100 us more
 per query to start, more than the whole work on a few hundred rows; and a
@@ -24,7 +24,8 @@ from typing import Any, Callable, Literal, Mapping, Sequence, TypeVar, cast
 
 import polars as pl
 
-from executor.state.operators import batch_partials, collect
+from executor.state.aggregate_exprs import batch_partials
+from executor.state.step import collect
 from executor.state.windows import Windows
 from optimizer.physical.stages import (PARTITION_COLUMN, TIME_COLUMN, BroadcastJoinOp, FilterOp, Operator, OutputWrite,
                               PartialAggregateOp, ProjectOp, ReadOp, ScanOp, ShuffleWrite, StatefulOp)

@@ -14,7 +14,7 @@ import polars as pl
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from stream_dsl.connectors import decode
+from stream_dsl.connectors import decode_ndjson
 from stream_dsl.ir.types import DataType, Schema
 
 from budget import examples
@@ -61,7 +61,7 @@ def mixed(kinds: list[str | None]) -> tuple[bytes, list[tuple], dict[int, str]]:
 @given(st.lists(st.one_of(st.none(), st.sampled_from(sorted(BAD))), min_size=1, max_size=60))
 def test_every_good_row_comes_through_and_every_bad_record_is_a_dead_letter(kinds):
     data, rows, bad = mixed(kinds)
-    decoded = decode.decode_ndjson(data, SCHEMA, source="s", origin="f")
+    decoded = decode_ndjson.decode_ndjson(data, SCHEMA, source="s", origin="f")
     assert decoded.frame.rows() == rows
     letters = {int(d.position.rsplit(":", 1)[1]): d.reason for d in decoded.dead_letters}
     assert sorted(letters) == sorted(bad)
@@ -73,11 +73,11 @@ def test_only_the_bad_records_are_checked_one_by_one(monkeypatch):
     kinds = [None if i % 20 else sorted(BAD)[(i // 20) % len(BAD)] for i in range(20_000)]
     data, rows, bad = mixed(kinds)
     checked, reads = [], []
-    record_error, read_ndjson = decode._ndjson_record_error, pl.read_ndjson
-    monkeypatch.setattr(decode, "_ndjson_record_error", lambda raw, schema: checked.append(raw) or
+    record_error, read_ndjson = decode_ndjson._ndjson_record_error, pl.read_ndjson
+    monkeypatch.setattr(decode_ndjson, "_ndjson_record_error", lambda raw, schema: checked.append(raw) or
                         record_error(raw, schema))
-    monkeypatch.setattr(decode.pl, "read_ndjson", lambda *a, **k: reads.append(1) or read_ndjson(*a, **k))
-    decoded = decode.decode_ndjson(data, SCHEMA, source="s", origin="f")
+    monkeypatch.setattr(decode_ndjson.pl, "read_ndjson", lambda *a, **k: reads.append(1) or read_ndjson(*a, **k))
+    decoded = decode_ndjson.decode_ndjson(data, SCHEMA, source="s", origin="f")
     assert decoded.frame.height == len(rows) and len(decoded.dead_letters) == len(bad)
     assert len(checked) <= len(bad)  # before: every line of a chunk holding a bad one
     assert len(reads) <= 120  # a few per chunk that holds JSON polars refuses; before: one per line of such a chunk

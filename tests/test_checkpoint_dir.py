@@ -26,7 +26,7 @@ from executor.recovery.store import FORMAT_VERSION, CheckpointStore, OwnershipLo
 from executor.recovery.manifest import manifest_bytes
 from executor.recovery.survey import RECORD, reset
 from executor.recovery.checkpointing import Checkpointing, write_checkpoint_part
-from executor.state.operators import SourceClock
+from executor.state.clocks import SourceClock
 from stream_dsl.cli import main as cli
 from stream_dsl.errors import CheckpointError
 from budget import examples

@@ -1,4 +1,4 @@
-"""Checkpoints: operator-state snapshots (`executor.state.operators`) and the checkpoint store
+"""Checkpoints: operator-state snapshots (`executor.state.snapshots`) and the checkpoint store
 (`executor.recovery.store`).
 
 - A restored state is the state: for every stateful operator kind (TUMBLE,
@@ -38,7 +38,11 @@ from executor import kernels
 from executor.state import small as state_small
 from executor.recovery.store import (CHECKPOINTS_KEPT, FORMAT_VERSION, Checkpoint, CheckpointCorrupt, CheckpointStore,
                                  fingerprint, read_part, write_part)
-from executor.state.operators import WM_INF, DistinctState, StepOutput, make_state, restore_state, snapshot_state
+from executor.state.clocks import WM_INF
+from executor.state.distinct import DistinctState
+from executor.state.operators import make_state
+from executor.state.snapshots import restore_state, snapshot_state
+from executor.state.step import StepOutput
 from optimizer.physical.stages import TIME_COLUMN, AggregateOp, AggSpec, DistinctOp, PartialAggregateOp
 from stream_dsl.errors import CheckpointError, DSLError
 from stream_dsl.ir.to_polars_checks import OverflowFailure
@@ -558,7 +562,7 @@ def test_two_stores_in_one_process_do_not_share_a_checkpoint_dir(tmp_path):
 def test_the_checkpoints_of_a_group_and_of_the_group_sent_ahead_are_gathered_apart(tmp_path):
     """With a group in flight beyond the one ending, workers write parts of two checkpoints at once."""
     from executor.recovery.checkpointing import Checkpointing, write_checkpoint_part
-    from executor.state.operators import SourceClock
+    from executor.state.clocks import SourceClock
 
     ckpt = Checkpointing(str(tmp_path / "checkpoints"), QUERY)
     built, _ = _states()

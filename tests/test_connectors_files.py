@@ -10,7 +10,7 @@ import polars as pl
 import pytest
 
 from stream_dsl.connectors import file_writes
-from stream_dsl.connectors import decode, files
+from stream_dsl.connectors import decode, decode_ndjson, files
 from stream_dsl.connectors.base import SourceBatch
 from stream_dsl.errors import ConnectorError, DSLError
 from stream_dsl.ir.definitions import SinkDef, SourceDef, Watermark
@@ -251,7 +251,7 @@ def test_bad_ndjson_lines_become_dead_letters_and_good_rows_pass(tmp_path):
 
 
 def test_one_bad_line_in_a_big_file_costs_one_chunk(tmp_path):
-    n = decode.CHUNK_RECORDS * 3
+    n = decode_ndjson.CHUNK_RECORDS * 3
     lines = [json.dumps({"id": i, "name": f"n{i}"}) for i in range(n)]
     lines[5000] = '{"id": oops}'
     (tmp_path / "big.json").write_text("\n".join(lines) + "\n")

@@ -10,7 +10,7 @@ import polars as pl
 import pytest
 
 import stream_dsl as sd
-from stream_dsl.connectors import files, register_connector
+from stream_dsl.connectors import files, files_sink, register_connector
 from stream_dsl.connectors.base import KEEP_ALL
 from stream_dsl.connectors.memory import MemorySink
 from stream_dsl.ir.definitions import SinkDef
@@ -63,7 +63,7 @@ def test_a_crash_between_part_and_log_leaves_the_batch_uncommitted(tmp_path, mon
     def crash(path: str, line: bytes) -> None:
         raise OSError(5, "Input/output error")
 
-    monkeypatch.setattr(files, "_append_line", crash)
+    monkeypatch.setattr(files_sink, "_append_line", crash)
     with pytest.raises(sd.DSLError, match="sink 'out': cannot write"):
         out.write(1, frame(2))
     monkeypatch.undo()

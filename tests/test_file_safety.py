@@ -28,7 +28,7 @@ from executor.recovery import offset_log
 from executor.recovery.store import CheckpointStore, fingerprint, write_part
 from executor.recovery.offset_log import OffsetLog
 from stream_dsl.connectors import file_writes
-from stream_dsl.connectors import files
+from stream_dsl.connectors import files, files_sink
 from stream_dsl.connectors.base import DeadLetter
 from stream_dsl.connectors.dead_letters import NdjsonFile
 from stream_dsl.errors import CheckpointError, ConnectorError
@@ -201,7 +201,7 @@ def test_a_commit_line_cut_by_a_full_disk_is_retried_whole(tmp_path, full_disk, 
     out = sink(tmp_path / "out")
     out.write(0, FRAME)
     real = file_writes.write_atomically
-    monkeypatch.setattr(files, "write_atomically", lambda *a, **k: (real(*a, **k), full_disk.update(full=1)))
+    monkeypatch.setattr(files_sink, "write_atomically", lambda *a, **k: (real(*a, **k), full_disk.update(full=1)))
     out.write(1, FRAME)  # the part file goes in; half the log line, then the disk is full once
     assert full_disk["failures"] == 1
     assert files.committed_batches(str(tmp_path / "out")) == [0, 1]  # the torn half did not swallow the line

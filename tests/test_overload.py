@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 import stream_dsl as sd
 from executor.query.progress import event_lag_ms
-from executor.state.operators import WM_INF
+from executor.state.clocks import WM_INF
 
 HANG_GUARD_S = 120
 EXECUTORS = ["inline", "bsp", "drizzle"]

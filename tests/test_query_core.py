@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 from executor.query.release import keep_from
 from executor.query.watermarks import NO_WATERMARK, Clock, WatermarkChain, WatermarkStep
-from executor.state.operators import SourceClock, query_watermark
+from executor.state.clocks import SourceClock, query_watermark
 
 retention = st.one_of(st.none(), st.integers(-10**12, 10**12))
 

@@ -18,7 +18,7 @@ import pytest
 import stream_dsl as sd
 from stream_dsl.connectors import redis_streams
 from stream_dsl.connectors.generator import events_as_json, ysb_campaigns, ysb_events
-from stream_dsl.connectors.redis_streams import read_stream
+from stream_dsl.connectors.redis_sink import read_stream
 from stream_dsl.errors import ConnectorError, DSLError, ExecutionError
 from stream_dsl.ir.definitions import SinkDef, SourceDef
 from stream_dsl.ir.types import DataType as T

@@ -23,7 +23,7 @@ from executor.multiproc.scheduler import (Assigned, AssignmentDone, Begin, Bound
                                 TaskSpec, Topology, WorkerScheduler, pipelines, place)
 from executor.query.watermarks import Clock, WatermarkChain, WatermarkStep
 from executor.multiproc.shuffle import Inbox, MapOutput, decode, encode, route
-from executor.state.operators import WM_INF, SourceClock, query_watermark
+from executor.state.clocks import WM_INF, SourceClock, query_watermark
 from stream_dsl.errors import DSLError
 from stream_dsl.ir.types import DataType, Schema
 from budget import examples

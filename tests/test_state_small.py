@@ -24,7 +24,8 @@ from executor.state import small as state_small
 from executor.api import collect
 from executor.query.release import retention_ms
 from executor.state.rows import RowsPart
-from executor.state.operators import WM_INF, AggregateState
+from executor.state.clocks import WM_INF
+from executor.state.operators import AggregateState
 from optimizer.physical.stages import TIME_COLUMN, AggregateOp, AggSpec, PartialAggregateOp
 from stream_dsl.ir.to_polars import OverflowFailure
 from stream_dsl.config import RunConfig
@@ -222,7 +223,7 @@ def test_the_differential_family_still_matches_duckdb_with_the_dict_turned_off(q
 
 def test_a_plan_polars_runs_only_optimized_still_runs_on_a_small_input():
     """Small inputs skip polars' optimizer; polars 2.1 broadcasts a constant holding a UDF only through CSE."""
-    from executor.state.operators import collect
+    from executor.state.step import collect
     from stream_dsl.ir.to_polars import compile_expr
     from stream_dsl.ir.expr import Cast, Literal
 

@@ -32,7 +32,7 @@ import polars as pl
 from executor.multiproc.scheduler import MapId, Placement
 from optimizer.physical.stages import Stage
 from executor.query.watermarks import Clock
-from executor.state.operators import SourceClock
+from executor.state.clocks import SourceClock
 
 Payload = Union[bytes, pl.DataFrame]
 

@@ -11,7 +11,7 @@ import time
 from typing import Any, Iterable, Mapping
 
 from executor import kernels
-from executor.state.operators import WM_INF, watermark_datetime
+from executor.state.clocks import WM_INF, watermark_datetime
 
 
 def batch_report(*, batch_id: int, rows_in: int, rows_out: int, late_rows: int, dead_letters: int,

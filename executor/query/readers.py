@@ -16,7 +16,7 @@ import polars as pl
 
 from executor import kernels
 from executor.recovery.offset_log import OffsetLog
-from executor.state.operators import SourceClock
+from executor.state.clocks import SourceClock
 from optimizer.physical.stages import ScanOp, Stage
 from stream_dsl.connectors import open_source, open_table
 from stream_dsl.connectors.base import Source, SourceBatch, pull_source, source_backlog

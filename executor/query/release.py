@@ -27,7 +27,8 @@ from typing import Any, Iterable, Mapping, cast
 
 import networkx as nx
 
-from executor.state.operators import AggregateState, DistinctState
+from executor.state.distinct import DistinctState
+from executor.state.operators import AggregateState
 from stream_dsl.ir.column_names import WINDOW_START
 from optimizer.physical.stages import ScanOp
 from stream_dsl.connectors.base import KEEP_ALL, commit_source

@@ -17,7 +17,8 @@ import polars as pl
 from executor import kernels
 from executor.query.outputs import QueryOutput
 from executor.query.watermarks import WatermarkStep
-from executor.state.operators import AggregateState, DistinctState, empty_aggregate_row, make_state
+from executor.state.distinct import DistinctState
+from executor.state.operators import AggregateState, empty_aggregate_row, make_state
 from optimizer.physical.lower import stage_order
 from optimizer.physical.stages import AggregateOp, OutputWrite, ShuffleWrite, Stage
 from stream_dsl.errors import DSLError, ExecutionError

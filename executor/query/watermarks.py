@@ -24,7 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable, Mapping
 
-from executor.state.operators import SourceClock, query_watermark
+from executor.state.clocks import SourceClock, query_watermark
 from stream_dsl.errors import ExecutionError
 
 

@@ -43,7 +43,7 @@ import networkx as nx
 from executor.recovery.store import Checkpoint, CheckpointStore, fingerprint, read_part, write_part
 from executor.multiproc.messages import CheckpointPart, Restore
 from executor.multiproc.scheduler import MapId
-from executor.state.operators import SourceClock
+from executor.state.clocks import SourceClock
 
 MAX_RECOVERIES_WITHOUT_PROGRESS = 5  # a worker that dies again before any new checkpoint: give up after this many
 

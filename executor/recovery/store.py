@@ -47,7 +47,9 @@ from typing import Any, Mapping
 from executor.recovery.manifest import (FORMAT_VERSION, LOCK_FILE, MANIFEST, Checkpoint, CheckpointInfo,
                                           check_part_name, checkpoint_of, manifest_bytes)
 from executor.recovery.survey import checkpoint_ids, checkpoint_path, inspect, survey, write_record
-from executor.state.operators import AggregateState, DistinctState, restore_state, snapshot_state
+from executor.state.distinct import DistinctState
+from executor.state.operators import AggregateState
+from executor.state.snapshots import restore_state, snapshot_state
 from optimizer.physical.stages import AggregateOp, DistinctOp
 from stream_dsl.errors import CheckpointError
 from stream_dsl.connectors.file_writes import error_text, with_retries, write_atomically

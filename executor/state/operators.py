@@ -1,4 +1,4 @@
-"""Keyed state of stateful operators, windows and watermarks.
+"""Keyed state of aggregates, its windows and watermarks (DISTINCT: `distinct.py`, snapshots: `snapshots.py`).
 
 Semantics (exact):
 
@@ -47,7 +47,7 @@ computed alongside; the output (the groups flagged new, or the windows
 that closed) and the next state are then cut from its columns without a
 query. Late rows are counted from the time column, or with one more query
 for a time unit other than milliseconds. Every query runs on the in-memory
-engine (`ENGINE`), without polars' optimizer on small inputs (`collect`).
+engine (`step.ENGINE`), without polars' optimizer on small inputs (`step.collect`).
 And while batches and state stay small, a fused aggregate over plain
 integer, string and timestamp columns runs in a Python dict with the same
 semantics (`state_small`), which costs less than one query.
@@ -55,27 +55,22 @@ semantics (`state_small`), which costs less than one query.
 
 from __future__ import annotations
 
-import datetime as dt
-import io
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Literal
 
 import polars as pl
 
 from executor.state import small as state_small
-from executor.state.rows import RowsPart
+from executor.state.aggregate_exprs import batch_partials, final_value, merge_partials, row_partials
+from executor.state.clocks import WM_INF
+from executor.state.clocks import watermark_datetime as watermark_datetime  # cli/main.py imports it from here
+from executor.state.distinct import DistinctState
 from executor.state.small import SmallAggregate
+from executor.state.step import StepOutput, collect, join_keys
 from executor.state.windows import Windows, is_closed, is_open, starts_new_session, watermark_lit
-from optimizer.physical.stages import TIME_COLUMN, AggregateOp, AggSpec, DistinctOp
+from optimizer.physical.stages import TIME_COLUMN, AggregateOp, DistinctOp
 from stream_dsl.ir import column_names as names
 from stream_dsl.ir.column_names import PARTIAL_ROWS, WINDOW_END, WINDOW_START
-from stream_dsl.ir.types import DataType
 
-WM_INF = 2**62  # the watermark after the end of input: every window closes
-# polars 2's default engine ('auto': streaming) costs 50-100 us more per small query
-ENGINE: Literal["in-memory"] = "in-memory"
-SMALL_ROWS = 50_000  # a query over fewer input rows than this skips polars' optimizer (see `collect`)
-_LEAN = pl.QueryOptFlags.none(simplify_expression=True)
 WS, WE = WINDOW_START, WINDOW_END
 _ROWS = PARTIAL_ROWS
 _VALUE = names.VALUE
@@ -87,86 +82,6 @@ _ROW = names.ROW_INDEX
 _MERGED_WS, _MERGED_WE = names.MERGED_START, names.MERGED_END
 
 
-def collect(lf: pl.LazyFrame, rows: int = 0) -> pl.DataFrame:
-    """Run one lazy query of the executor, on `ENGINE`, over about `rows` input rows.
-
-    Below SMALL_ROWS the query runs without polars' plan optimizations
-    (the flags polars uses for eager DataFrame methods): the plans are
-    already lean (the stream-dsl optimizer pushed filters and pruned
-    columns), the input is an in-memory frame, and on a micro-batch the
-    optimizer passes (common subexpressions above all) cost more than the
-    work; measured on 50-row batches, 20 to 40% of the query. A plan that
-    fails so runs again with the optimizer, whose result is the reference.
-    """
-    if rows < SMALL_ROWS:
-        try:
-            return lf.collect(engine=ENGINE, optimizations=_LEAN)
-        except pl.exceptions.PolarsError:
-            pass  # some plans run only optimized (polars 2.1 broadcasts a constant holding a UDF only via CSE)
-    return lf.collect(engine=ENGINE)
-
-
-def watermark_datetime(wm: int | None) -> dt.datetime | None:
-    """A watermark for people: a naive UTC datetime, datetime.max for +inf, None for none."""
-    if wm is None:
-        return None
-    if wm >= WM_INF:
-        return dt.datetime.max
-    return dt.datetime(1970, 1, 1) + dt.timedelta(milliseconds=wm)
-
-
-# ---------------------------------------------------------------- watermarks
-
-
-@dataclass
-class SourceClock:
-    """Event-time progress of one source: `delay_ms` None means the source has no watermark."""
-
-    delay_ms: int | None
-    max_event_ms: int | None = None
-    exhausted: bool = False
-
-    def observe(self, max_event_ms: int | None, exhausted: bool) -> None:
-        if max_event_ms is not None and (self.max_event_ms is None or max_event_ms > self.max_event_ms):
-            self.max_event_ms = max_event_ms
-        self.exhausted = self.exhausted or exhausted
-
-    @property
-    def watermark(self) -> int | None:
-        if self.exhausted:
-            return WM_INF
-        if self.delay_ms is None or self.max_event_ms is None:
-            return None
-        return self.max_event_ms - self.delay_ms
-
-
-def query_watermark(clocks: list[SourceClock], previous: int | None) -> int | None:
-    """The query watermark after a batch: min over watermarked sources, +inf when all are done."""
-    if clocks and all(c.exhausted for c in clocks):
-        return WM_INF
-    marks = [c.watermark for c in clocks if c.delay_ms is not None]
-    known = [m for m in marks if m is not None]
-    if not marks or len(known) < len(marks):
-        return previous
-    wm = min(known)
-    return wm if previous is None else max(previous, wm)
-
-
-# ---------------------------------------------------------------- results
-
-
-@dataclass
-class StepOutput:
-    """What a stateful operator emits for one batch: rows, deleted group keys (changelogs), late rows.
-
-    `frame` is a RowsPart only from an aggregate whose `emits_rows` is set.
-    """
-
-    frame: pl.DataFrame | RowsPart
-    deletes: pl.DataFrame | None = None
-    late: int = 0
-
-
 # ---------------------------------------------------------------- helpers
 
 
@@ -175,16 +90,6 @@ def _semi(frame: pl.DataFrame, keys_frame: pl.DataFrame, on: list[str],
     if not on:
         return frame if (how == "semi") == (keys_frame.height > 0) else frame.clear()
     return join_keys(frame, keys_frame.select(on).unique(), on, how)
-
-
-def join_keys(left: pl.DataFrame, right: pl.DataFrame, on: list[str],
-              how: Literal["inner", "left", "semi", "anti"]) -> pl.DataFrame:
-    """`left.join(right, on=on, how=how)` with NULL = NULL and NaN = NaN, as group keys compare.
-
-    Lazily: polars' eager join of a one-row frame on one float key matches
-    no NaN (polars 2.1), so a group whose key is NaN lost its COUNT(DISTINCT).
-    """
-    return left.lazy().join(right.lazy(), on=on, how=how, nulls_equal=True).collect()
 
 
 def _group(frame: pl.DataFrame, on: list[str], aggs: list[pl.Expr]) -> pl.DataFrame:
@@ -225,84 +130,6 @@ def _count_before(times: pl.Series, threshold_ms: int | None) -> int | None:
 
 def _over(e: pl.Expr, keys: list[str]) -> pl.Expr:
     return e.over(keys) if keys else e
-
-
-def _sum_type(spec: AggSpec) -> type[pl.DataType]:
-    return pl.Float64 if spec.func == "avg" or spec.dtype is DataType.DOUBLE else pl.Int64
-
-
-def _partial_names(i: int, spec: AggSpec) -> list[tuple[str, str]]:
-    """(state column, how it merges) for aggregate `i`: counts and sums add up, MIN and MAX take theirs."""
-    how = spec.func if spec.func in ("min", "max") else "sum"
-    return [(name, how) for name in spec.state_columns(i)]
-
-
-def batch_partials(aggs: tuple[AggSpec, ...]) -> list[pl.Expr]:
-    """Aggregations of a batch's rows into partial state, per group."""
-    out = [pl.len().cast(pl.Int64).alias(_ROWS)]
-    for i, spec in enumerate(aggs):
-        x = pl.col(spec.arg) if spec.arg is not None else None
-        if spec.func == "count":
-            if not spec.distinct:
-                out.append((pl.len() if x is None else x.count()).cast(pl.Int64).alias(names.count_col(i)))
-        elif spec.func in ("sum", "avg"):
-            assert x is not None  # only COUNT(*) has no argument
-            out += [checked_sum(x.cast(_sum_type(spec)), _sum_type(spec) == pl.Int64).alias(names.sum_col(i)),
-                    x.count().cast(pl.Int64).alias(names.nonnull_col(i))]
-        else:
-            assert x is not None  # only COUNT(*) has no argument
-            extreme = _extreme(x.cast(spec.dtype.polars), spec.func, spec.dtype)
-            out.append(extreme.alias(names.extreme_col(spec.func, i)))
-    return out
-
-
-def _extreme(x: pl.Expr, func: str, dtype: DataType) -> pl.Expr:
-    """MIN or MAX; NaN is above every DOUBLE, as in DuckDB (polars' max skips it, so MAX takes nan_max)."""
-    return x.nan_max() if func == "max" and dtype is DataType.DOUBLE else getattr(x, func)()
-
-
-def row_partials(aggs: tuple[AggSpec, ...]) -> list[pl.Expr]:
-    """The partial state of each single row (sessions merge these with existing sessions)."""
-    out = [pl.lit(1, dtype=pl.Int64).alias(_ROWS)]
-    for i, spec in enumerate(aggs):
-        x = pl.col(spec.arg) if spec.arg is not None else None
-        if spec.func == "count":
-            if not spec.distinct:
-                value = pl.lit(1, dtype=pl.Int64) if x is None else x.is_not_null().cast(pl.Int64)
-                out.append(value.alias(names.count_col(i)))
-        elif spec.func in ("sum", "avg"):
-            assert x is not None  # only COUNT(*) has no argument
-            out += [x.cast(_sum_type(spec)).fill_null(0).alias(names.sum_col(i)),
-                    x.is_not_null().cast(pl.Int64).alias(names.nonnull_col(i))]
-        else:
-            assert x is not None  # only COUNT(*) has no argument
-            out.append(x.cast(spec.dtype.polars).alias(names.extreme_col(spec.func, i)))
-    return out
-
-
-def merge_partials(aggs: tuple[AggSpec, ...]) -> list[pl.Expr]:
-    """How partial state rows of one group combine."""
-    out = [pl.col(_ROWS).sum()]
-    for i, spec in enumerate(aggs):
-        for name, how in _partial_names(i, spec):
-            integer_sum = name == names.sum_col(i) and _sum_type(spec) == pl.Int64
-            if integer_sum:
-                out.append(checked_sum(pl.col(name), True).alias(name))
-            elif how in ("min", "max"):
-                out.append(_extreme(pl.col(name), how, spec.dtype).alias(name))
-            else:
-                out.append(getattr(pl.col(name), how)())
-    return out
-
-
-def checked_sum(x: pl.Expr, integer: bool) -> pl.Expr:
-    """SUM that raises instead of wrapping: an integer sum is taken in Int128 and cast back to Int64 strictly.
-
-    Polars wraps an Int64 sum around silently; SQL engines raise (DuckDB
-    widens). Every partial and merged sum is checked, so the state never
-    holds a wrapped value.
-    """
-    return x.cast(pl.Int128).sum().cast(pl.Int64) if integer else x.sum()
 
 
 # ---------------------------------------------------------------- aggregate
@@ -475,7 +302,7 @@ class AggregateState:
             exprs[WS] = pl.col(WS).cast(pl.Datetime("ms"))
             exprs[WE] = pl.col(WE).cast(pl.Datetime("ms"))
         for i, spec in enumerate(self.op.aggs):
-            exprs[spec.name] = _final_value(i, spec)
+            exprs[spec.name] = final_value(i, spec)
         self._output_names = [f.name for f in self.op.output]
         return [exprs[f.name].cast(f.dtype.polars).alias(names.output_col(j)) for j, f in enumerate(self.op.output)]
 
@@ -629,7 +456,7 @@ class AggregateState:
         if self.op.window is not None:
             exprs += [pl.col(WS).cast(pl.Datetime("ms")), pl.col(WE).cast(pl.Datetime("ms"))]
         for i, spec in enumerate(self.op.aggs):
-            exprs.append(_final_value(i, spec).alias(spec.name))
+            exprs.append(final_value(i, spec).alias(spec.name))
         out = groups.select(exprs)
         return out.select([pl.col(f.name).cast(f.dtype.polars) for f in schema])
 
@@ -638,17 +465,6 @@ def empty_aggregate_row(op: AggregateOp) -> pl.DataFrame:
     """The one row SQL gives for an aggregate without GROUP BY over no rows: counts 0, the rest NULL."""
     row = {spec.name: 0 if spec.func == "count" else None for spec in op.aggs}
     return pl.DataFrame([row], schema=op.output.to_polars())
-
-
-def _final_value(i: int, spec: AggSpec) -> pl.Expr:
-    if spec.func == "count":
-        return pl.col(names.distinct_count_col(i)).fill_null(0) if spec.distinct else pl.col(names.count_col(i))
-    total, nonnull = pl.col(names.sum_col(i)), pl.col(names.nonnull_col(i))
-    if spec.func == "sum":
-        return pl.when(nonnull > 0).then(total).otherwise(None)
-    if spec.func == "avg":
-        return pl.when(nonnull > 0).then(total / nonnull).otherwise(None)
-    return pl.col(names.extreme_col(spec.func, i))
 
 
 def _closed_partial(wm: int | None) -> pl.Expr:
@@ -660,87 +476,5 @@ def _end_only(wm: int | None) -> int | None:
     return wm if wm is not None and wm >= WM_INF else None
 
 
-
-# ---------------------------------------------------------------- distinct
-
-
-@dataclass
-class DistinctState:
-    """Every row seen so far by one partition of a DISTINCT."""
-
-    op: DistinctOp
-    seen: pl.DataFrame | None = field(default=None)
-
-    def step(self, rows: pl.DataFrame, wm_prev: int | None, wm_new: int | None) -> StepOutput:
-        fresh = rows.unique(maintain_order=True)
-        if self.seen is not None and fresh.height:
-            fresh = join_keys(fresh, self.seen, list(self.op.columns), "anti")
-        if fresh.height:
-            self.seen = fresh if self.seen is None else pl.concat([self.seen, fresh], how="diagonal_relaxed")
-        return StepOutput(fresh)
-
-
 def make_state(op: AggregateOp | DistinctOp) -> AggregateState | DistinctState:
     return AggregateState(op) if isinstance(op, AggregateOp) else DistinctState(op)
-
-
-# ---------------------------------------------------------------- snapshots (checkpoints)
-
-
-def snapshot_state(state: AggregateState | DistinctState) -> dict[str, Any]:
-    """Everything the state holds, picklable (frames as Arrow IPC bytes), no reference to the op.
-
-    What stepping changes is all there: the polars state rows, the COUNT(DISTINCT) sets, whether the
-    state may still go to the Python dict, and the dict itself (with the schema of the rows it took),
-    so a restored state stays in the dict: the same outputs in the same row order, at the same cost.
-    The snapshot is a copy (stepping the state further does not change it). The dict holds only ints,
-    strings, booleans, None and naive datetimes (`state_small`'s plain types).
-    """
-    if isinstance(state, DistinctState):
-        return {"kind": "distinct", "seen": _ipc(state.seen)}
-    small = state.small
-    return {
-        "kind": "aggregate",
-        "frame": _ipc(state._frame),
-        "distinct": {i: _ipc(sets) for i, sets in state.distinct.items()},
-        "may_be_small": state._may_be_small,
-        "small": None if small is None else {"schema": _ipc(pl.DataFrame(schema=small.schema)),
-                                              "table": {key: list(values) for key, values in small.table.items()}},
-    }
-
-
-def restore_state(op: AggregateOp | DistinctOp, snapshot: dict[str, Any]) -> AggregateState | DistinctState:
-    """A state equal in behavior to the snapshotted one: stepping it further gives the same outputs.
-
-    `op` must be the operator the snapshot was taken from (the same query's plan); a snapshot of the
-    other kind of state, or one this operator could not have made, raises ValueError.
-    """
-    kind = snapshot.get("kind")
-    if isinstance(op, DistinctOp):
-        if kind != "distinct":
-            raise ValueError(f"a {kind!r} state snapshot cannot restore {op.describe()}")
-        return DistinctState(op, _from_ipc(snapshot["seen"]))
-    if kind != "aggregate":
-        raise ValueError(f"a {kind!r} state snapshot cannot restore {op.describe()}")
-    state = AggregateState(op)
-    distinct = {int(i): _from_ipc(sets) for i, sets in snapshot["distinct"].items()}
-    if not set(distinct) <= {i for i, _ in state._distinct_aggs}:
-        raise ValueError(f"the snapshot has COUNT(DISTINCT) sets {sorted(distinct)} that {op.describe()} has not")
-    state._frame = _from_ipc(snapshot["frame"])
-    state.distinct = distinct  # type: ignore[assignment]
-    state._may_be_small = bool(snapshot["may_be_small"])
-    small = snapshot["small"]
-    if small is not None:
-        if not state.fused or state._frame is not None:
-            raise ValueError(f"the snapshot holds a Python-dict state that {op.describe()} cannot have")
-        state.small = SmallAggregate(op, _from_ipc(small["schema"]).schema)  # type: ignore[union-attr]
-        state.small.table = {tuple(key): list(values) for key, values in small["table"].items()}
-    return state
-
-
-def _ipc(frame: pl.DataFrame | None) -> bytes | None:
-    return None if frame is None else frame.write_ipc(None).getvalue()
-
-
-def _from_ipc(data: bytes | None) -> pl.DataFrame | None:
-    return None if data is None else pl.read_ipc(io.BytesIO(data))

@@ -18,7 +18,7 @@ import json
 import random
 import time
 
-from stream_dsl.connectors.decode import decode_ndjson
+from stream_dsl.connectors.decode_ndjson import decode_ndjson
 from stream_dsl.ir.types import DataType, Schema
 
 SCHEMA = Schema.of(("k", DataType.STRING), ("n", DataType.BIGINT), ("x", DataType.DOUBLE),

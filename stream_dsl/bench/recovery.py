@@ -121,7 +121,7 @@ def ysb_sql(bench: RecoveryBench) -> tuple[str, str]:
 def run_group(bench: RecoveryBench, group_size: int | str) -> dict[str, Any]:
     """One paced run with group size `group_size`, one worker killed; what `summarize` says, and the output check."""
     import stream_dsl as sd
-    from stream_dsl.connectors.files import read_committed
+    from stream_dsl.connectors.files_sink import read_committed
 
     with tempfile.TemporaryDirectory(prefix="sd-recovery-") as tmp:
         sink_dir = os.path.join(tmp, "out")

@@ -157,7 +157,7 @@ def _looks_like_path(value: str) -> bool:
 def default_path(source: str, *, checkpoint_dir: str | None = None, sink: Any = None,
                  query_name: str | None = None) -> str:
     """Where a continuous query's dead letters go without a `dead_letter` option (see the module doc)."""
-    from stream_dsl.connectors.files import FileSink
+    from stream_dsl.connectors.files_sink import FileSink
 
     if checkpoint_dir:
         base = checkpoint_dir

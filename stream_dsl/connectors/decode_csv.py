@@ -30,8 +30,8 @@ from typing import Callable, Iterable, Iterator, Sequence
 import polars as pl
 
 from stream_dsl.connectors.base import DeadLetter
-from stream_dsl.connectors.decode import (Decoded, Record, finish_decoded, raw_text, empty_frame, narrow,
-                                          with_required)
+from stream_dsl.connectors.decode import Decoded, Record, raw_text, empty_frame, narrow, with_required
+from stream_dsl.connectors.decode_ndjson import finish_decoded
 from stream_dsl.ir.types import DataType, Schema
 
 QUOTE = '"'

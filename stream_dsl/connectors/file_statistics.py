@@ -20,7 +20,8 @@ SAMPLE_BYTES = 1 << 16  # bytes read from a text file to estimate its bytes per 
 
 def statistics(definition: SourceDef, batch_interval_ms: int) -> Statistics:
     """Rows per batch and size from the files present now; ndv counted in small tables."""
-    from stream_dsl.connectors.files import FileOptions, format_of, list_files
+    from stream_dsl.connectors.file_formats import format_of
+    from stream_dsl.connectors.files import FileOptions, list_files
 
     options = FileOptions.parse(definition)
     paths = list_files(options, f"{definition.kind} '{definition.name}'", allow_missing=True)

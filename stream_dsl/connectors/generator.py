@@ -28,7 +28,8 @@ import numpy as np
 import polars as pl
 
 from stream_dsl.connectors.base import SourceBatch, read_schema
-from stream_dsl.connectors.decode import conform, decode_ndjson
+from stream_dsl.connectors.decode import conform
+from stream_dsl.connectors.decode_ndjson import decode_ndjson
 from stream_dsl.connectors.timestamps import with_units
 from stream_dsl.connectors.options import as_bool, as_int, as_positive_rate, check_keys
 from stream_dsl.connectors.statistics import Statistics, int_option

@@ -39,7 +39,8 @@ from typing import Any, Callable, Iterable, Iterator, Mapping
 import polars as pl
 
 from stream_dsl.connectors.base import DeadLetter, SourceBatch, read_schema
-from stream_dsl.connectors.decode import conform, decode_ndjson, empty_frame, narrow, with_required
+from stream_dsl.connectors.decode import conform, empty_frame, narrow, with_required
+from stream_dsl.connectors.decode_ndjson import decode_ndjson
 from stream_dsl.connectors.files import max_event_time_ms
 from stream_dsl.connectors.options import as_bool, as_int, check_keys
 from stream_dsl.errors import ConnectorError

@@ -57,136 +57,31 @@ A query started again continues after the newest recorded batch id
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, TypeVar, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import polars as pl
 
-from stream_dsl.ir.column_names import NULL_ROW_FIELD
 from stream_dsl.connectors.base import DeadLetter, SourceBatch, read_schema
-from stream_dsl.connectors.decode import conform, decode_ndjson, empty_frame, narrow, with_required
-from stream_dsl.connectors.files import for_text_format, max_event_time_ms
+from stream_dsl.connectors.decode import conform, empty_frame, narrow, with_required
+from stream_dsl.connectors.decode_ndjson import decode_ndjson
+from stream_dsl.connectors.files import max_event_time_ms
 from stream_dsl.connectors.options import as_bool, as_int, check_keys
+from stream_dsl.connectors.redis_client import (DEFAULT_URL, Retrier, StreamId, connect, entry_text, format_id, log,
+                                                parse_id, redis, redis_errors, required_option, retry_seconds_option,
+                                                stream_format)
+# the sink as the registry (make_sink) and the docs' connector reference (SINK_OPTIONS) find it here
+from stream_dsl.connectors.redis_sink import SINK_OPTIONS as SINK_OPTIONS
+from stream_dsl.connectors.redis_sink import RedisSink
 from stream_dsl.errors import ConnectorError
-from stream_dsl.secrets import mask, masked_logger
 from stream_dsl.ir.plan import SinkDef, SourceDef
+from stream_dsl.secrets import mask
 
-try:
-    import redis
-    from redis import exceptions as redis_errors
-    if TYPE_CHECKING:
-        from redis.typing import EncodableT, FieldT
-except ImportError:  # pragma: no cover - the registry turns this into a clear ConnectorError
-    raise ImportError("the redis connector needs the 'redis' package (pip install 'stream-dsl[redis]')") from None
+if TYPE_CHECKING:
+    from redis.typing import EncodableT, FieldT
 
-log = masked_logger("stream_dsl.connectors.redis")
-
-DEFAULT_URL = "redis://127.0.0.1:6379/0"
 SOURCE_OPTIONS = ("url", "stream", "group", "consumer", "format", "field", "start", "batch_size", "bounded",
                   "retry_seconds")
-SINK_OPTIONS = ("url", "stream", "format", "field", "maxlen", "retry_seconds")
-FORMATS = ("json", "fields")
-BACKOFF_START_S, BACKOFF_MAX_S = 0.1, 5.0
-_NULL_ROW_FIELD = NULL_ROW_FIELD  # XADD needs a field: a row whose columns are all NULL gets this one
-
-T = TypeVar("T")
-StreamId = tuple[int, int]
-
-
-def parse_id(value: str | bytes) -> StreamId:
-    """'1700000000000-3' → (1700000000000, 3); '0' → (0, 0)."""
-    text = value.decode() if isinstance(value, bytes) else value
-    ms, _, seq = text.partition("-")
-    return int(ms), int(seq or 0)
-
-
-def format_id(value: StreamId) -> str:
-    return f"{value[0]}-{value[1]}"
-
-
-def _text(value: bytes | str | None) -> str:
-    if value is None:
-        return ""
-    return value if isinstance(value, str) else value.decode("utf-8", errors="backslashreplace")
-
-
-def _retry_seconds(value: str | None, what: str) -> float:
-    try:
-        seconds = float(value) if value is not None else 30.0
-    except ValueError:
-        seconds = -1.0
-    if seconds < 0:
-        raise ConnectorError(f"{what}: option retry_seconds must be a number of seconds >= 0, got '{value}'")
-    return seconds
-
-
-def _format(value: str | None, what: str) -> str:
-    fmt = (value or "json").strip().lower()
-    if fmt not in FORMATS:
-        raise ConnectorError(f"{what}: option format must be one of {', '.join(FORMATS)}, got '{value}'")
-    return fmt
-
-
-def _required(definition: SourceDef | SinkDef, key: str, what: str) -> str:
-    value = definition.option(key)
-    if not value:
-        raise ConnectorError(f"{what}: the redis connector needs a {key} option")
-    return value
-
-
-def connect(url: str, what: str) -> "redis.Redis":
-    try:
-        return redis.Redis.from_url(url, socket_timeout=30, socket_connect_timeout=5)
-    except ValueError as e:
-        raise ConnectorError(f"{what}: bad Redis url '{mask(url)}': {mask(str(e))}") from None
-
-
-@dataclass
-class Retrier:
-    """Runs Redis calls, retrying lost connections with exponential backoff for `seconds` (see the module doc)."""
-
-    what: str
-    url: str
-    seconds: float
-    on_group_missing: Callable[[], object] | None = None  # its result is not used
-    retries: int = 0
-    status: str = "ok"
-
-    def __call__(self, action: str, call: Callable[[], T]) -> T:
-        deadline: float | None = None
-        delay = BACKOFF_START_S
-        attempts = 0
-        regrouped = False
-        while True:
-            try:
-                result = call()
-                self.status = "ok"
-                return result
-            except (redis_errors.ConnectionError, redis_errors.TimeoutError) as e:
-                attempts += 1
-                now = time.monotonic()
-                deadline = now + self.seconds if deadline is None else deadline
-                if now >= deadline:
-                    self.status = "failed"
-                    raise ConnectorError(
-                        f"{self.what}: Redis at {self.url} is unreachable ({action}): gave up after retrying "
-                        f"for {self.seconds:g}s ({attempts} attempts); last error: {e}") from None
-                self.retries += 1
-                self.status = f"retrying: {e}"
-                log.warning("%s: Redis at %s is unreachable (%s: %s); retrying in %.1fs, giving up after %gs",
-                            self.what, self.url, action, e, delay, self.seconds)
-                time.sleep(min(delay, max(deadline - now, 0.0)))
-                delay = min(delay * 2, BACKOFF_MAX_S)
-            except redis_errors.ResponseError as e:
-                if "NOGROUP" in str(e) and self.on_group_missing is not None and not regrouped:
-                    regrouped = True
-                    log.warning("%s: consumer group missing (%s); creating it again", self.what, e)
-                    self.on_group_missing()
-                    continue
-                raise ConnectorError(f"{self.what}: Redis refused {action}: {e}") from None
-            except redis_errors.RedisError as e:
-                raise ConnectorError(f"{self.what}: Redis error during {action}: {e}") from None
 
 
 # ---------------------------------------------------------------- source
@@ -217,16 +112,16 @@ class SourceOptions:
                 raise ConnectorError(f"{what}: option start must be '0', '$' or an entry id, got '{start}'") from None
         return cls(
             url=definition.option("url") or DEFAULT_URL,
-            stream=_required(definition, "stream", what),
+            stream=required_option(definition, "stream", what),
             group=definition.option("group") or f"stream-dsl-{definition.name}",
             consumer=definition.option("consumer") or "stream-dsl",
-            format=_format(definition.option("format"), what),
+            format=stream_format(definition.option("format"), what),
             field=definition.option("field") or "data",
             start=start,
             batch_size=as_int(definition.option("batch_size", "10000"), key="batch_size", what=what, minimum=1)
             or 10000,
             bounded=as_bool(definition.option("bounded"), key="bounded", what=what),
-            retry_seconds=_retry_seconds(definition.option("retry_seconds"), what),
+            retry_seconds=retry_seconds_option(definition.option("retry_seconds"), what),
         )
 
 
@@ -319,7 +214,7 @@ class RedisSource:
     def _group_last_delivered(self) -> StreamId | None:
         for info in cast("list[dict[Any, Any]]", self._redis.xinfo_groups(self.options.stream)):
             name = info.get("name") or info.get(b"name")
-            if _text(name) == self.options.group:
+            if entry_text(name) == self.options.group:
                 return parse_id(info.get("last-delivered-id") or info.get(b"last-delivered-id") or "0")
         return None
 
@@ -347,7 +242,7 @@ class RedisSource:
                 self._redis.xack(self.options.stream, self.options.group, *ids)
             if len(pending) < 1000 or len(ids) < len(pending):
                 return
-            cursor = "(" + _text(pending[-1]["message_id"])
+            cursor = "(" + entry_text(pending[-1]["message_id"])
 
     # ------------------------------------------------------------ reading
 
@@ -441,7 +336,7 @@ class RedisSource:
             self.trimmed += len(lost)
             log.warning("%s: %d pending entries of stream '%s' were trimmed (XTRIM, MAXLEN or XDEL) before they "
                         "were read again, the first %s; their records are lost, each one is a dead letter",
-                        self._what, len(lost), self.options.stream, _text(lost[0][0]))
+                        self._what, len(lost), self.options.stream, entry_text(lost[0][0]))
         if not entries:
             return empty_frame(self._schema), letters
         if self.options.format == "fields":
@@ -451,11 +346,11 @@ class RedisSource:
         return frame, sorted(letters + more, key=lambda d: parse_id(d.position.rsplit(":", 1)[1]))
 
     def _letter(self, entry_id: bytes, raw: str, reason: str) -> DeadLetter:
-        return DeadLetter(self.definition.name, f"{self.options.stream}:{_text(entry_id)}", raw, reason)
+        return DeadLetter(self.definition.name, f"{self.options.stream}:{entry_text(entry_id)}", raw, reason)
 
     @staticmethod
     def _fields_json(fields: dict[bytes, bytes]) -> str:
-        return json.dumps({_text(k): _text(v) for k, v in fields.items()}, ensure_ascii=False)
+        return json.dumps({entry_text(k): entry_text(v) for k, v in fields.items()}, ensure_ascii=False)
 
     def _decode_json(self, entries: list[Entry]) -> tuple[pl.DataFrame, list[DeadLetter]]:
         key = self.options.field.encode()
@@ -472,7 +367,7 @@ class RedisSource:
                                 origin=self.options.stream, full_schema=self.definition.schema)
         for letter in decoded.dead_letters:
             line = int(letter.position.rsplit(":", 1)[1])
-            letters.append(DeadLetter(letter.source, f"{self.options.stream}:{_text(entries[line - 1][0])}",
+            letters.append(DeadLetter(letter.source, f"{self.options.stream}:{entry_text(entries[line - 1][0])}",
                                       letter.raw, letter.reason))
         return decoded.frame, letters
 
@@ -499,7 +394,7 @@ class RedisSource:
                  else pl.DataFrame(height=len(kept)))
         decoded = narrow(conform(frame, schema, source=self.definition.name, origin=self.options.stream,
                                  # the position is the entry id, not a line number: conform only formats it
-                                 locate=lambda i: (_text(kept[i][0]), kept[i][1].encode())),  # type: ignore[arg-type, return-value]
+                                 locate=lambda i: (entry_text(kept[i][0]), kept[i][1].encode())),  # type: ignore[arg-type, return-value]
                          self._schema)
         return decoded.frame, letters + list(decoded.dead_letters)
 
@@ -571,95 +466,6 @@ def _releasable(batch: Delivered, keep_from_ms: int | None) -> bool:
     if keep_from_ms is None or batch.rows == 0:
         return True
     return batch.max_event_ms is not None and batch.max_event_ms < keep_from_ms
-
-
-# ---------------------------------------------------------------- sink
-
-
-class RedisSink:
-    """Appends each batch's rows to a stream once per batch id (see the module doc)."""
-
-    def __init__(self, definition: SinkDef) -> None:
-        what = f"sink '{definition.name}'"
-        check_keys(definition.options, SINK_OPTIONS, what=what)
-        self.definition = definition
-        self.url = definition.option("url") or DEFAULT_URL
-        self.stream = _required(definition, "stream", what)
-        self.format = _format(definition.option("format"), what)
-        self.field = definition.option("field") or "data"
-        self.maxlen = as_int(definition.option("maxlen"), key="maxlen", what=what, minimum=1)
-        self.retrier = Retrier(what, mask(self.url), _retry_seconds(definition.option("retry_seconds"), what))
-        self._client = connect(self.url, what)
-
-    @property
-    def committed_key(self) -> str:
-        return f"{self.stream}:committed"
-
-    def _entries(self, frame: pl.DataFrame) -> list[dict[str, str]]:
-        out = for_text_format(frame, "ndjson")
-        if self.format == "json":
-            text = out.write_ndjson()
-            return [{self.field: line} for line in text.splitlines() if line]
-        strings = out.with_columns(pl.all().cast(pl.String))
-        rows = [{k: v for k, v in row.items() if v is not None} for row in strings.iter_rows(named=True)]
-        return [row or {_NULL_ROW_FIELD: "1"} for row in rows]
-
-    def write(self, batch_id: int, frame: pl.DataFrame) -> None:
-        entries = self._entries(frame)
-        self.retrier("adding a batch", lambda: self._add(batch_id, entries))
-
-    def _add(self, batch_id: int, entries: list[dict[str, str]]) -> None:
-        key, member = self.committed_key, str(batch_id)
-        with self._client.pipeline(transaction=True) as pipe:
-            while True:
-                try:
-                    pipe.watch(key)
-                    if pipe.hexists(key, member):
-                        return  # a replay of a committed batch: it is in the stream already
-                    pipe.multi()
-                    for entry in entries:
-                        fields = cast("dict[FieldT, EncodableT]", entry)  # redis-py wants a dict of its own key types
-                        if self.maxlen is None:
-                            pipe.xadd(self.stream, fields)
-                        else:
-                            pipe.xadd(self.stream, fields, maxlen=self.maxlen, approximate=True)
-                    pipe.hset(key, member, len(entries))
-                    pipe.execute()
-                    return
-                except redis_errors.WatchError:
-                    continue
-
-    def last_batch_id(self) -> int | None:
-        """The newest batch id recorded in `<stream>:committed`."""
-        keys = self.retrier("reading committed batches", lambda: self._client.hkeys(self.committed_key))
-        ids = [int(k) for k in keys if _text(k).isdigit()]
-        return max(ids) if ids else None
-
-    def committed_batches(self) -> list[int]:
-        keys = self.retrier("reading committed batches", lambda: self._client.hkeys(self.committed_key))
-        return sorted(int(k) for k in keys if _text(k).isdigit())
-
-    def close(self) -> None:
-        try:
-            self._client.close()
-        except Exception:
-            pass
-
-
-# ---------------------------------------------------------------- reading results back
-
-
-def read_stream(url: str, stream: str, *, field: str | None = "data") -> list[dict[str, Any]]:
-    """Every entry of `stream` as a dict: the JSON record in `field`, or the entry's fields (field=None)."""
-    client = connect(url, f"stream '{stream}'")
-    try:
-        entries = cast("list[tuple[bytes, dict[bytes, bytes]]]", client.xrange(stream))  # raw replies
-    finally:
-        client.close()
-    if field is None:
-        return [{_text(k): _text(v) for k, v in fields.items()} for _, fields in entries]
-    key = field.encode()
-    return [json.loads(fields[key]) for _, fields in entries if key in fields]
 
 
 def make_source(definition: SourceDef) -> RedisSource:

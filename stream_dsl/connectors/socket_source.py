@@ -45,7 +45,8 @@ from typing import Any
 import polars as pl
 
 from stream_dsl.connectors.base import DeadLetter, SourceBatch, read_schema
-from stream_dsl.connectors.decode import Decoded, decode_ndjson, empty_frame
+from stream_dsl.connectors.decode import Decoded, empty_frame
+from stream_dsl.connectors.decode_ndjson import decode_ndjson
 from stream_dsl.connectors.decode_csv import CsvOptions, decode_csv
 from stream_dsl.connectors.files import max_event_time_ms
 from stream_dsl.connectors.options import as_bool, as_int, check_keys

@@ -9,7 +9,9 @@ from typing import Any
 import polars as pl
 
 from stream_dsl.connectors.base import DeadLetter
-from stream_dsl.connectors.decode import CsvOptions, decode_csv, decode_ndjson, empty_frame
+from stream_dsl.connectors.decode import empty_frame
+from stream_dsl.connectors.decode_csv import CsvOptions, decode_csv
+from stream_dsl.connectors.decode_ndjson import decode_ndjson
 from stream_dsl.errors import ConnectorError
 from stream_dsl.ir.definitions import SourceDef
 from stream_dsl.ir.types import DataType, Schema

@@ -34,7 +34,7 @@ from typing import Any
 
 import polars as pl
 
-from stream_dsl.connectors.files import for_text_format
+from stream_dsl.connectors.files_sink import for_text_format
 from stream_dsl.connectors.kafka.common import (DEFAULT_BOOTSTRAP, Outage, ck, ensure_topic,
                                                 producer_config, read_all, required, retry_seconds,
                                                 topic_partitions)

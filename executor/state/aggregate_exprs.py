@@ -1,0 +1,103 @@
+"""The polars expressions of aggregate state: a batch's or a row's partial state, merging it, the final value."""
+
+from __future__ import annotations
+
+import polars as pl
+
+from optimizer.physical.stages import AggSpec
+from stream_dsl.ir import column_names as names
+from stream_dsl.ir.column_names import PARTIAL_ROWS
+from stream_dsl.ir.types import DataType
+
+_ROWS = PARTIAL_ROWS
+
+
+def _sum_type(spec: AggSpec) -> type[pl.DataType]:
+    return pl.Float64 if spec.func == "avg" or spec.dtype is DataType.DOUBLE else pl.Int64
+
+
+def _partial_names(i: int, spec: AggSpec) -> list[tuple[str, str]]:
+    """(state column, how it merges) for aggregate `i`: counts and sums add up, MIN and MAX take theirs."""
+    how = spec.func if spec.func in ("min", "max") else "sum"
+    return [(name, how) for name in spec.state_columns(i)]
+
+
+def batch_partials(aggs: tuple[AggSpec, ...]) -> list[pl.Expr]:
+    """Aggregations of a batch's rows into partial state, per group."""
+    out = [pl.len().cast(pl.Int64).alias(_ROWS)]
+    for i, spec in enumerate(aggs):
+        x = pl.col(spec.arg) if spec.arg is not None else None
+        if spec.func == "count":
+            if not spec.distinct:
+                out.append((pl.len() if x is None else x.count()).cast(pl.Int64).alias(names.count_col(i)))
+        elif spec.func in ("sum", "avg"):
+            assert x is not None  # only COUNT(*) has no argument
+            out += [checked_sum(x.cast(_sum_type(spec)), _sum_type(spec) == pl.Int64).alias(names.sum_col(i)),
+                    x.count().cast(pl.Int64).alias(names.nonnull_col(i))]
+        else:
+            assert x is not None  # only COUNT(*) has no argument
+            extreme = _extreme(x.cast(spec.dtype.polars), spec.func, spec.dtype)
+            out.append(extreme.alias(names.extreme_col(spec.func, i)))
+    return out
+
+
+def _extreme(x: pl.Expr, func: str, dtype: DataType) -> pl.Expr:
+    """MIN or MAX; NaN is above every DOUBLE, as in DuckDB (polars' max skips it, so MAX takes nan_max)."""
+    return x.nan_max() if func == "max" and dtype is DataType.DOUBLE else getattr(x, func)()
+
+
+def row_partials(aggs: tuple[AggSpec, ...]) -> list[pl.Expr]:
+    """The partial state of each single row (sessions merge these with existing sessions)."""
+    out = [pl.lit(1, dtype=pl.Int64).alias(_ROWS)]
+    for i, spec in enumerate(aggs):
+        x = pl.col(spec.arg) if spec.arg is not None else None
+        if spec.func == "count":
+            if not spec.distinct:
+                value = pl.lit(1, dtype=pl.Int64) if x is None else x.is_not_null().cast(pl.Int64)
+                out.append(value.alias(names.count_col(i)))
+        elif spec.func in ("sum", "avg"):
+            assert x is not None  # only COUNT(*) has no argument
+            out += [x.cast(_sum_type(spec)).fill_null(0).alias(names.sum_col(i)),
+                    x.is_not_null().cast(pl.Int64).alias(names.nonnull_col(i))]
+        else:
+            assert x is not None  # only COUNT(*) has no argument
+            out.append(x.cast(spec.dtype.polars).alias(names.extreme_col(spec.func, i)))
+    return out
+
+
+def merge_partials(aggs: tuple[AggSpec, ...]) -> list[pl.Expr]:
+    """How partial state rows of one group combine."""
+    out = [pl.col(_ROWS).sum()]
+    for i, spec in enumerate(aggs):
+        for name, how in _partial_names(i, spec):
+            integer_sum = name == names.sum_col(i) and _sum_type(spec) == pl.Int64
+            if integer_sum:
+                out.append(checked_sum(pl.col(name), True).alias(name))
+            elif how in ("min", "max"):
+                out.append(_extreme(pl.col(name), how, spec.dtype).alias(name))
+            else:
+                out.append(getattr(pl.col(name), how)())
+    return out
+
+
+def checked_sum(x: pl.Expr, integer: bool) -> pl.Expr:
+    """SUM that raises instead of wrapping: an integer sum is taken in Int128 and cast back to Int64 strictly.
+
+    Polars wraps an Int64 sum around silently; SQL engines raise (DuckDB
+    widens). Every partial and merged sum is checked, so the state never
+    holds a wrapped value.
+    """
+    return x.cast(pl.Int128).sum().cast(pl.Int64) if integer else x.sum()
+
+
+
+def final_value(i: int, spec: AggSpec) -> pl.Expr:
+    """Aggregate `i`'s output value from its state columns (SQL NULLs: no non-null values is NULL, COUNT 0)."""
+    if spec.func == "count":
+        return pl.col(names.distinct_count_col(i)).fill_null(0) if spec.distinct else pl.col(names.count_col(i))
+    total, nonnull = pl.col(names.sum_col(i)), pl.col(names.nonnull_col(i))
+    if spec.func == "sum":
+        return pl.when(nonnull > 0).then(total).otherwise(None)
+    if spec.func == "avg":
+        return pl.when(nonnull > 0).then(total / nonnull).otherwise(None)
+    return pl.col(names.extreme_col(spec.func, i))

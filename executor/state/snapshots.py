@@ -1,0 +1,72 @@
+"""Checkpoint snapshots of operator state: plain picklable values (frames as Arrow IPC), and back."""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+import polars as pl
+
+from executor.state.distinct import DistinctState
+from executor.state.operators import AggregateState
+from executor.state.small import SmallAggregate
+from optimizer.physical.stages import AggregateOp, DistinctOp
+
+
+def snapshot_state(state: AggregateState | DistinctState) -> dict[str, Any]:
+    """Everything the state holds, picklable (frames as Arrow IPC bytes), no reference to the op.
+
+    What stepping changes is all there: the polars state rows, the COUNT(DISTINCT) sets, whether the
+    state may still go to the Python dict, and the dict itself (with the schema of the rows it took),
+    so a restored state stays in the dict: the same outputs in the same row order, at the same cost.
+    The snapshot is a copy (stepping the state further does not change it). The dict holds only ints,
+    strings, booleans, None and naive datetimes (`state_small`'s plain types).
+    """
+    if isinstance(state, DistinctState):
+        return {"kind": "distinct", "seen": _ipc(state.seen)}
+    small = state.small
+    return {
+        "kind": "aggregate",
+        "frame": _ipc(state._frame),
+        "distinct": {i: _ipc(sets) for i, sets in state.distinct.items()},
+        "may_be_small": state._may_be_small,
+        "small": None if small is None else {"schema": _ipc(pl.DataFrame(schema=small.schema)),
+                                              "table": {key: list(values) for key, values in small.table.items()}},
+    }
+
+
+def restore_state(op: AggregateOp | DistinctOp, snapshot: dict[str, Any]) -> AggregateState | DistinctState:
+    """A state equal in behavior to the snapshotted one: stepping it further gives the same outputs.
+
+    `op` must be the operator the snapshot was taken from (the same query's plan); a snapshot of the
+    other kind of state, or one this operator could not have made, raises ValueError.
+    """
+    kind = snapshot.get("kind")
+    if isinstance(op, DistinctOp):
+        if kind != "distinct":
+            raise ValueError(f"a {kind!r} state snapshot cannot restore {op.describe()}")
+        return DistinctState(op, _from_ipc(snapshot["seen"]))
+    if kind != "aggregate":
+        raise ValueError(f"a {kind!r} state snapshot cannot restore {op.describe()}")
+    state = AggregateState(op)
+    distinct = {int(i): _from_ipc(sets) for i, sets in snapshot["distinct"].items()}
+    if not set(distinct) <= {i for i, _ in state._distinct_aggs}:
+        raise ValueError(f"the snapshot has COUNT(DISTINCT) sets {sorted(distinct)} that {op.describe()} has not")
+    state._frame = _from_ipc(snapshot["frame"])
+    state.distinct = distinct  # type: ignore[assignment]
+    state._may_be_small = bool(snapshot["may_be_small"])
+    small = snapshot["small"]
+    if small is not None:
+        if not state.fused or state._frame is not None:
+            raise ValueError(f"the snapshot holds a Python-dict state that {op.describe()} cannot have")
+        state.small = SmallAggregate(op, _from_ipc(small["schema"]).schema)  # type: ignore[union-attr]
+        state.small.table = {tuple(key): list(values) for key, values in small["table"].items()}
+    return state
+
+
+def _ipc(frame: pl.DataFrame | None) -> bytes | None:
+    return None if frame is None else frame.write_ipc(None).getvalue()
+
+
+def _from_ipc(data: bytes | None) -> pl.DataFrame | None:
+    return None if data is None else pl.read_ipc(io.BytesIO(data))
