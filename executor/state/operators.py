@@ -62,7 +62,6 @@ import polars as pl
 from executor.state import small as state_small
 from executor.state.aggregate_exprs import batch_partials, final_value, merge_partials, row_partials
 from executor.state.clocks import WM_INF
-from executor.state.clocks import watermark_datetime as watermark_datetime  # cli/main.py imports it from here
 from executor.state.distinct import DistinctState
 from executor.state.small import SmallAggregate
 from executor.state.step import StepOutput, collect, join_keys

@@ -17,7 +17,7 @@ def cmd_checkpoints(args: argparse.Namespace, out: TextIO) -> int:
     import json
 
     from executor.recovery.survey import lock_holder, survey
-    from executor.state.operators import WM_INF, watermark_datetime
+    from executor.state.clocks import WM_INF, watermark_datetime
 
     def watermark(ms: int | None) -> str | None:
         return None if ms is None else "end of input" if ms >= WM_INF else str(watermark_datetime(ms))

@@ -56,7 +56,7 @@ from stream_dsl.connectors.files_sink import committed_batches as committed_batc
 from stream_dsl.connectors.files_sink import for_text_format as for_text_format
 from stream_dsl.connectors.files_sink import read_committed as read_committed
 from stream_dsl.connectors.files_sink import write_frame as write_frame
-from stream_dsl.ir.plan import SinkDef, SourceDef
+from stream_dsl.ir.definitions import SinkDef, SourceDef
 from stream_dsl.ir.types import Schema
 
 SOURCE_OPTIONS = ("path", "format", "watch", "max_files_per_batch", "header", "delimiter")

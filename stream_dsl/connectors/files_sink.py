@@ -15,7 +15,7 @@ from stream_dsl.connectors.file_formats import SINK_EXTENSION, format_name, form
 from stream_dsl.connectors.file_writes import append_line, error_text, with_retries, write_atomically
 from stream_dsl.connectors.options import check_keys
 from stream_dsl.errors import ConnectorError
-from stream_dsl.ir.plan import SinkDef
+from stream_dsl.ir.definitions import SinkDef
 
 SINK_OPTIONS = ("path", "format")
 COMMITTED_LOG = "_committed"

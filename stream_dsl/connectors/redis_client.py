@@ -8,7 +8,7 @@ from typing import Callable, TypeVar
 
 from stream_dsl.errors import ConnectorError
 from stream_dsl.secrets import mask, masked_logger
-from stream_dsl.ir.plan import SinkDef, SourceDef
+from stream_dsl.ir.definitions import SinkDef, SourceDef
 
 try:
     import redis

@@ -74,7 +74,7 @@ from stream_dsl.connectors.redis_client import (DEFAULT_URL, Retrier, StreamId, 
 from stream_dsl.connectors.redis_sink import SINK_OPTIONS as SINK_OPTIONS
 from stream_dsl.connectors.redis_sink import RedisSink
 from stream_dsl.errors import ConnectorError
-from stream_dsl.ir.plan import SinkDef, SourceDef
+from stream_dsl.ir.definitions import SinkDef, SourceDef
 from stream_dsl.secrets import mask
 
 if TYPE_CHECKING:

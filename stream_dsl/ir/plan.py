@@ -22,9 +22,6 @@ from stream_dsl.ir.expr import Agg, Column, Expr, NamedExpr, columns_used
 from stream_dsl.ir.types import DataType, Field, Schema
 from stream_dsl.ir.definitions import EMIT_CHANGES, EMIT_FINAL, SourceDef, WindowSpec
 from stream_dsl.ir.partial_state import distinct_argument, partial_state_fields
-# SinkDef stays importable from here for connectors/files.py and connectors/redis_streams.py (split in parallel);
-# drop this line once they import it from stream_dsl.ir.definitions.
-from stream_dsl.ir.definitions import SinkDef as SinkDef
 
 _SPAN = field(default=None, compare=False, repr=False)
 
