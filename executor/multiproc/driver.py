@@ -65,9 +65,8 @@ from executor.query.watermarks import Clock, WatermarkChain
 from executor.recovery.checkpointing import Checkpointing, RestorePoint, clocks_of
 from executor.multiproc import transports
 from executor.multiproc.runtime import Transport
-from executor.multiproc.scheduler import (Begin, Boundary, DrizzlePolicy, Finish, Proceed, Reported, SendTasks,
-                                          Shutdown,
-                                Topology, pipelines, place, topology_of)
+from executor.multiproc.policies import Begin, Boundary, DrizzlePolicy, Finish, Proceed, Reported, SendTasks, Shutdown
+from executor.multiproc.scheduler import Topology, pipelines, place, topology_of
 from executor.multiproc.shuffle import decode, encode, source_clock
 from executor.multiproc.transports import TransportFactory
 from executor.multiproc.worker import OutputBatch
