@@ -213,12 +213,12 @@ class Driver:
 
     def _start_workers(self, restore: RestorePoint | None = None) -> None:
         """A new transport and worker processes, set up (from `restore`, after a failure or a restart)."""
-        from executor.multiproc import worker
+        from executor.multiproc import worker_process
 
         transport = self.transport = self.transport_factory(self.workers)
         self.last_seen = {}  # a worker is watched from its Ready on
         for w in range(self.workers):
-            transport.start_worker(w, worker.main)
+            transport.start_worker(w, worker_process.main)
         self.worker_pids = transport.pids
         tables = {tid: encode(frame) for tid, frame in self.runner.tables.items()}
         hosts = self._hosts()

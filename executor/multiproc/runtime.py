@@ -42,7 +42,7 @@ import multiprocess
 from executor.multiproc.pipes import Inlet, Mailbox, Outlet, dumps
 
 DRIVER = -1  # the driver's address on a Channel
-PRELOAD = ["polars", "numpy", "executor.multiproc.worker"]
+PRELOAD = ["polars", "numpy", "executor.multiproc.worker_process"]  # imports worker too
 START_METHOD = "forkserver"
 
 
