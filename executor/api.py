@@ -79,7 +79,7 @@ def _inline(graph: nx.DiGraph, config: RunConfig, output: QueryOutput, realtime:
 
 
 def _drizzle(graph: nx.DiGraph, config: RunConfig, output: QueryOutput, realtime: bool) -> QueryRun:
-    from executor.multiproc.driver import DrizzleDriver
+    from executor.multiproc.drizzle import DrizzleDriver
 
     return DrizzleDriver(graph, config, output, realtime=realtime)
 

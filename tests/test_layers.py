@@ -129,7 +129,7 @@ def test_every_folder_says_what_it_owns():
 
 
 def test_the_scheduler_state_machine_loads_neither_polars_nor_lark():
-    code = ("import sys, executor.multiproc.scheduler; "
+    code = ("import sys, executor.multiproc.scheduler, executor.multiproc.policies; "
             "print(sorted(m for m in ('polars', 'lark', 'networkx') if m in sys.modules))")
     loaded = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert loaded.stdout.strip() == "[]", loaded.stdout + loaded.stderr

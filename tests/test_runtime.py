@@ -23,7 +23,8 @@ import multiprocess
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from executor.multiproc.runtime import _LENGTH, MultiprocessTransport, _Inlet, _Mailbox, _Outlet
+from executor.multiproc.pipes import _LENGTH, Inlet, Mailbox, Outlet
+from executor.multiproc.runtime import MultiprocessTransport
 from budget import examples
 
 
@@ -31,11 +32,11 @@ from budget import examples
 @given(st.lists(st.integers(0, 3_000_000), min_size=1, max_size=12))
 def test_messages_of_any_size_arrive_whole_and_in_order_through_one_pipe(sizes):
     reader, writer = multiprocess.Pipe(duplex=False)
-    outlet, inlet = _Outlet(writer), _Inlet(reader)
+    outlet, inlet = Outlet(writer), Inlet(reader)
     messages = [bytes([i % 251]) * size for i, size in enumerate(sizes)]
     sender = threading.Thread(target=lambda: [outlet.send(m) for m in messages])
     sender.start()
-    mailbox = _Mailbox([inlet])
+    mailbox = Mailbox([inlet])
     got: list[bytes] = []
     deadline = time.monotonic() + 30
     while len(got) < len(messages) and time.monotonic() < deadline:
@@ -51,7 +52,7 @@ def test_messages_of_any_size_arrive_whole_and_in_order_through_one_pipe(sizes):
 
 def test_a_pipe_that_ends_in_the_middle_of_a_message_ends_its_reader_and_drops_the_half():
     reader, writer = multiprocess.Pipe(duplex=False)
-    inlet = _Inlet(reader)
+    inlet = Inlet(reader)
     whole, half = b"whole", b"x" * 1000
     os.write(writer.fileno(), _LENGTH.pack(len(whole)) + whole + _LENGTH.pack(2 * len(half)) + half)
     writer.close()

@@ -17,10 +17,10 @@ from executor.multiproc.autotune import AimdBounds, GroupSizer, next_group_size,
 from executor.query.changelog import ChangelogBuffer, fold
 from executor.query.outputs import CollectOutput
 from executor.multiproc.metrics import TaskMetrics, group_overhead
-from executor.multiproc.scheduler import (Assigned, AssignmentDone, Begin, Boundary, BspPolicy, DrizzlePolicy, Finish,
-                                          Finished,
-                                InputsReady, Notice, Proceed, Reported, Run, SendTasks, Shutdown, StageInfo, TaskKey,
-                                TaskSpec, Topology, WorkerScheduler, pipelines, place)
+from executor.multiproc.policies import (Begin, Boundary, BspPolicy, DrizzlePolicy, Finish, Proceed, Reported,
+                                         SendTasks, Shutdown)
+from executor.multiproc.scheduler import (Assigned, AssignmentDone, Finished, InputsReady, Notice, Run, StageInfo,
+                                          TaskKey, TaskSpec, Topology, WorkerScheduler, pipelines, place)
 from executor.query.watermarks import Clock, WatermarkChain, WatermarkStep
 from executor.multiproc.shuffle import Inbox, MapOutput, decode, encode, route
 from executor.state.clocks import WM_INF, SourceClock, query_watermark

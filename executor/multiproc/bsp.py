@@ -28,7 +28,8 @@ from typing import Any
 
 from executor.multiproc.driver import Driver, OnBatch, ShouldStop, TransportFactory
 from executor.query.outputs import QueryOutput
-from executor.multiproc.scheduler import Boundary, BspPolicy, Finish, Proceed, SendTasks, place
+from executor.multiproc.policies import Boundary, BspPolicy, Finish, Proceed, SendTasks
+from executor.multiproc.scheduler import place
 from stream_dsl.config import RunConfig
 
 

@@ -14,8 +14,9 @@ ExecutionError, and every worker process is gone afterwards. Every
 blocking receive has a timeout, after which worker liveness (and a stop
 request) is checked, so the driver never hangs.
 
-`Driver.run` drives a scheduling policy (`DrizzlePolicy` here, `BspPolicy`
-in bsp.py) through one loop. In Drizzle the policy sends one
+`Driver.run` drives a scheduling policy (`DrizzlePolicy` in drizzle.py's
+`DrizzleDriver`, `BspPolicy` in bsp.py) through one loop; what it does with
+finished batches (output, changelog, progress, checkpoints) is in records.py. In Drizzle the policy sends one
 message per worker with every task of the next G micro-batches; map tasks
 notify reducers directly and reducers advance the watermark themselves, so
 the driver hears from the workers only at the group boundary (and gets
@@ -45,31 +46,26 @@ import time
 from collections import defaultdict, deque
 from typing import Any, Callable
 
-import polars as pl
-
-from executor.multiproc.autotune import GroupSizer, overhead_fraction
 from executor.query.changelog import ChangelogBuffer
-from executor.query.changelog_rows import Part, RowFold, as_frame, unpack
+from executor.query.changelog_rows import RowFold
 from executor.inline import collect_table
 from executor.multiproc.messages import (Assign, Cancel, Commit, Failed, Heartbeat, OutputMessage, Ready,
                                          Report,
                                Setup, Stop)
-from executor.multiproc.metrics import BatchStats, TaskMetrics, batch_totals, group_overhead, stage_metrics
-from executor.query.outputs import CollectOutput, QueryOutput
-from executor.query.progress import batch_report
+from executor.multiproc.metrics import BatchStats, TaskMetrics
+from executor.query.outputs import QueryOutput
 from executor.query.readers import DEAD_LETTERS_KEPT
-from executor.query.release import keep_from
 from executor.query.restart import close_readers, idle_pause, open_query
 from executor.query.tasks import TaskRunner
 from executor.query.watermarks import Clock, WatermarkChain
 from executor.recovery.checkpointing import Checkpointing, RestorePoint, clocks_of
 from executor.multiproc import transports
 from executor.multiproc.runtime import Transport
-from executor.multiproc.scheduler import (Begin, Boundary, DrizzlePolicy, Finish, Proceed, Reported, SendTasks,
-                                          Shutdown,
-                                Topology, pipelines, place, topology_of)
-from executor.multiproc.shuffle import decode, encode, source_clock
+from executor.multiproc.policies import Begin, Boundary, Finish, Proceed, Reported, SendTasks, Shutdown
+from executor.multiproc.scheduler import Topology, place, topology_of
+from executor.multiproc.shuffle import encode, source_clock
 from executor.multiproc.transports import TransportFactory
+from executor.multiproc.records import BatchRecords, OnBatch
 from executor.multiproc.worker import OutputBatch
 from optimizer.physical.stages import ScanOp, Stage
 from stream_dsl.config import RunConfig
@@ -81,7 +77,6 @@ HEARTBEAT_S = 1.0  # how often a worker says it is alive
 READY_TIMEOUT_S = 60.0  # workers that are alive but not ready by then: give up
 CANCEL_TIMEOUT_S = 5.0  # how long stop() waits for cancelled workers to report
 
-OnBatch = Callable[[dict[str, Any]], None] | None
 ShouldStop = Callable[[], bool] | None
 
 
@@ -104,7 +99,7 @@ class WorkerLost(Exception):
                               f"stopped. Worker processes can be killed by the system when memory runs out.")
 
 
-class Driver:
+class Driver(BatchRecords):
     """One query on worker processes (see the module doc); subclasses provide `run`."""
 
     executor = "multiprocess"
@@ -187,14 +182,6 @@ class Driver:
     def _new_chain(self) -> WatermarkChain:
         return WatermarkChain({s.id: source_clock(s) for s in self.stages if s.is_source})
 
-    @property
-    def watermark(self) -> int | None:
-        """The watermark after the last recorded batch."""
-        return self.chain.current
-
-    def _take_clocks(self, batch: int) -> dict[int, Clock]:
-        return self.source_clocks.pop(batch, {})
-
     def _rewind(self, point: RestorePoint) -> None:
         """Driver state as it was after batch `point.next_batch - 1`; what came after is forgotten."""
         self.batch_id = self.next_emit = point.next_batch
@@ -214,12 +201,12 @@ class Driver:
 
     def _start_workers(self, restore: RestorePoint | None = None) -> None:
         """A new transport and worker processes, set up (from `restore`, after a failure or a restart)."""
-        from executor.multiproc import worker
+        from executor.multiproc import worker_process
 
         transport = self.transport = self.transport_factory(self.workers)
         self.last_seen = {}  # a worker is watched from its Ready on
         for w in range(self.workers):
-            transport.start_worker(w, worker.main)
+            transport.start_worker(w, worker_process.main)
         self.worker_pids = transport.pids
         tables = {tid: encode(frame) for tid, frame in self.runner.tables.items()}
         hosts = self._hosts()
@@ -432,150 +419,6 @@ class Driver:
             if stats.clocks:
                 self.source_clocks.setdefault(batch, {}).update(stats.clocks)
 
-    # ------------------------------------------------------------ output
-
-    def _on_outputs(self, message: OutputMessage | OutputBatch) -> None:
-        for output in message.outputs if isinstance(message, OutputBatch) else (message,):
-            self._on_output(output)
-
-    def _on_output(self, message: OutputMessage) -> None:
-        if message.batch < self.next_emit:
-            return
-        self.outputs[message.batch][(message.stage, message.partition)] = message
-        while len(self.outputs.get(self.next_emit, ())) == len(self.output_tasks):
-            self._emit(self.next_emit, self.outputs.pop(self.next_emit))
-            self.next_emit += 1
-
-    def _emit(self, batch: int, parts: dict[tuple[int, int], OutputMessage]) -> None:
-        """Hand batch `batch` to the output in (stage, partition) order, as the inline executor does."""
-        frames: list[pl.DataFrame] = []
-        changed = 0
-        for key in sorted(parts):
-            message = parts[key]
-            if message.upserts is not None:
-                upserts = unpack(message.upserts)
-                deletes = None if message.deletes is None else unpack(message.deletes)
-                self._add_changelog(upserts, deletes)
-                changed += upserts.height
-            if message.frame is not None:
-                frames.append(decode(message.frame))
-        rows_out = self.output.emit(batch, frames) + changed if not self.done else 0
-        self.emitted[batch] = (rows_out, time.time())
-        if self.checkpointing is not None:
-            self.checkpointing.batch_written()
-
-    def _add_changelog(self, upserts: Part, deletes: Part | None) -> None:
-        """One changelog part, folded by rows when it is small (`changelog_rows`), else by polars."""
-        if self.changelog_rows.add(upserts, deletes):
-            if self.changelog_rows.full:
-                self._rows_to_buffer()
-            return
-        self._rows_to_buffer()
-        if self.changelog.add(as_frame(upserts), as_frame(deletes)):  # type: ignore[arg-type]
-            self._flush_changelog()
-
-    def _rows_to_buffer(self) -> None:
-        """The parts folded by rows so far become one part of the polars buffer (they came first)."""
-        part = self.changelog_rows.take()
-        if part is not None and self.changelog.add(*part):
-            self._flush_changelog()
-
-    def _flush_changelog(self) -> None:
-        self._rows_to_buffer()
-        folded = self.changelog.take()
-        if folded is not None:
-            self.output.apply_changelog(*folded)
-
-    def result(self) -> pl.DataFrame:
-        """collect()'s result once the run is over: the appended rows, or the final value of every group."""
-        self._flush_changelog()
-        assert isinstance(self.output, CollectOutput)  # collect() runs over a CollectOutput (as InlineQuery.result)
-        if self.runner.changelog_stage is not None:
-            return self.runner.final_changelog(self.output.table, self.graph.graph.get("limit"))
-        return self.output.result()
-
-    # ------------------------------------------------------------ progress
-
-    def record(self, first: int, last: int, on_batch: OnBatch, group: int, group_size: int, *,
-               checkpoint: bool = True) -> bool:
-        """Progress of batches first..last, in order; True when the query is done (input ended or LIMIT).
-
-        With checkpoints, the checkpoint after `last` is committed before its
-        progress is reported (not after a cancelled group: `checkpoint=False`).
-        """
-        for batch in range(first, last + 1):
-            if self.done:
-                break
-            report = self._batch_report(batch, group, group_size)
-            self.done = all(c.exhausted for c in self.chain.clocks.values()) or self.output.full
-            if self.checkpointing is not None:
-                report["recovery_ms"] = self.checkpointing.batch_recorded()
-                if checkpoint and (batch == last or self.done):
-                    report["checkpoint"] = self._checkpoint(batch, last)
-            elif self.output.durable:
-                releases, keep = keep_from(self.retention.get(batch, {}), self.state_hosts)
-                if releases:
-                    self.commit = Commit(batch, keep)
-            if on_batch is not None:
-                on_batch(report)
-        for batch in range(first, last + 1):
-            for per_batch in (self.stats, self.tasks, self.state_groups, self.retention, self.messages_for,
-                              self.emitted):
-                per_batch.pop(batch, None)
-        return self.done
-
-    def _checkpoint(self, batch: int, last: int) -> int | None:
-        """Commit the checkpoint of the group ending at `last`, resuming after `batch` (where the input ended,
-        or `last`), once the output and dead letters are written; sources may release what it covers.
-
-        With a checkpoint the state no longer needs the sources to keep
-        anything they delivered up to here.
-        """
-        assert self.checkpointing is not None
-        if self.next_emit <= batch:  # never happens when every output arrived; then no checkpoint here
-            return None
-        id = self.checkpointing.commit(last, next_batch=batch + 1, watermark=self.watermark, clocks=self.chain.clocks,
-                                       output_rows=self.output.rows_out)
-        if id is not None:
-            self.commit = Commit(batch, None)
-        return id
-
-    @property
-    def recoveries(self) -> list[dict[str, Any]]:
-        return [] if self.checkpointing is None else self.checkpointing.recoveries
-
-    def restored_info(self) -> dict[str, Any] | None:
-        """The checkpoint this run started from (see `Checkpointing.restored_info`), or None."""
-        return None if self.checkpointing is None else self.checkpointing.restored_info()
-
-    def _batch_report(self, batch: int, group: int, group_size: int) -> dict[str, Any]:
-        stats = self.stats.get(batch, BatchStats())
-        step = self.chain.step(batch, self._take_clocks)
-        self.batch_id = batch + 1
-        self.dead_letters.extend(stats.dead_letters)
-        if self.dead_letter_router is not None and stats.dead_letters:
-            self.dead_letter_router.write(batch, list(stats.dead_letters))  # after the batch's output, as inline
-        tasks = self.tasks.get(batch, [])
-        rows_out, emitted_at = self.emitted.get(batch, (0, 0.0))
-        started = min((t.started_at for t in tasks), default=emitted_at)
-        ended = max([emitted_at] + [t.finished_at for t in tasks])
-        stages = stage_metrics(tasks)
-        report = batch_report(
-            batch_id=batch, rows_in=stats.rows_in, rows_out=rows_out, late_rows=stats.late_rows,
-            dead_letters=len(stats.dead_letters), watermark=step.current,
-            duration_ms=max(0.0, ended - started) * 1000.0,
-            latency_ms=max(0.0, (emitted_at or ended) - (stats.pulled_at or started)) * 1000.0,
-            state_groups=sum(self.state_groups.get(batch, {}).values()),
-            stage_rows={s.id: stats.stage_rows.get(s.id, 0) for s in self.stages},
-            shuffled=sorted(stats.shuffled, key=lambda t: (t["stage"], t["task"])),
-            reads=[read for _, read in sorted(stats.reads, key=lambda r: r[0])], executor=self.executor,
-            wall_offsets=[] if stats.wall_offset_ms is None else [stats.wall_offset_ms], backlog=stats.backlog)
-        report.update({"group_id": group, "group_size": group_size,
-                       "driver_messages": self.messages_for.get(batch, 0.0), "stages": stages,
-                       "recoveries": len(self.recoveries), "recovery_ms": None, "checkpoint": None})
-        report.update(batch_totals(stages))
-        return report
-
     # ------------------------------------------------------------ stopping
 
     def cancel(self, on_batch: OnBatch) -> None:
@@ -605,56 +448,6 @@ class Driver:
     def idle_pause(self) -> None:
         """A continuous query whose sources had nothing: see `query.restart.idle_pause`."""
         idle_pause(self.config, self.realtime_sources)
-
-
-class DrizzleDriver(Driver):
-    """Pre-scheduling and group scheduling (see the module doc)."""
-
-    executor = "drizzle"
-
-    def __init__(self, graph: Any, config: RunConfig, output: QueryOutput, *, realtime: bool,
-                 transport_factory: TransportFactory | None = None) -> None:
-        super().__init__(graph, config, output, realtime=realtime, transport_factory=transport_factory)
-        self.sizer = GroupSizer(config.group_size)
-        self.overheads: deque[float] = deque(maxlen=10_000)
-        self._previous_end: dict[int, float] = {}
-
-    def _hosts(self) -> dict[tuple[int, int], int]:
-        return dict(place(self.topology, self.workers, clock_notices=True,
-                          pipelined=pipelines(self.config.group_size)).hosts)
-
-    def _new_policy(self) -> DrizzlePolicy:
-        """Groups from `self.batch_id` on; group ids go on from the last one (across recoveries too).
-
-        The next group goes out with the current one (`DrizzlePolicy.ahead`),
-        so workers never wait for the driver's boundary work; measured on the
-        scheduling benchmark's groups of 50, that wait was 15-25% of a group.
-        With checkpoints too: a worker writes its part of a group's
-        checkpoint after its last task of the group, before any task of the
-        next, and the driver gathers one checkpoint per group
-        (`Checkpointing.gathering`); a commit then rides on the message of
-        the group after the next.
-        """
-        return DrizzlePolicy(self.topology, self.workers, self.sizer.size,
-                             pipelined=pipelines(self.config.group_size), group=self.group_id, ahead=1)
-
-    def _boundary(self, boundary: Boundary, on_batch: OnBatch, should_stop: ShouldStop,
-                  idle_sleep: bool) -> Proceed | Finish:
-        """Group boundary: progress, the overhead measurement and AIMD, then go on or finish."""
-        first, last = boundary.first_batch, boundary.last_batch
-        self.group_id = boundary.assignment
-        tasks = [t for b in range(first, last + 1) for t in self.tasks.get(b, [])]
-        overhead = overhead_fraction(*group_overhead(tasks, self._previous_end))
-        self.overheads.append(overhead)
-        rows_in = sum(self.stats[b].rows_in for b in range(first, last + 1) if b in self.stats)
-        size = last - first + 1
-        done = self.record(first, last, on_batch, boundary.assignment, size)
-        next_size = self.sizer.observe(overhead)
-        if done or (should_stop is not None and should_stop()):
-            return Finish()
-        if idle_sleep and rows_in == 0:
-            self.idle_pause()
-        return Proceed(next_size)
 
 
 # ---------------------------------------------------------------- helpers

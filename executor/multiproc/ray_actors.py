@@ -19,7 +19,8 @@ from typing import Any, Callable
 
 import ray
 
-from executor.multiproc.runtime import DRIVER, dumps, loads
+from executor.multiproc.pipes import dumps, loads
+from executor.multiproc.runtime import DRIVER
 
 # ---------------------------------------------------------------- both sides
 

@@ -49,7 +49,8 @@ from typing import Any, Callable
 import ray
 
 from executor.multiproc.ray_actors import RayInbox, RayMailbox, RaySender, RayWorker  # noqa: F401  (tests use RayMailbox)
-from executor.multiproc.runtime import DRIVER, dumps, loads
+from executor.multiproc.pipes import dumps, loads
+from executor.multiproc.runtime import DRIVER
 from stream_dsl.errors import DSLError
 
 CPUS_PER_WORKER = 1.0

@@ -32,7 +32,8 @@ from typing import Any, Sequence
 import polars as pl
 
 from executor.multiproc.bsp import BspDriver
-from executor.multiproc.driver import Driver, DrizzleDriver
+from executor.multiproc.driver import Driver
+from executor.multiproc.drizzle import DrizzleDriver
 from executor.query.outputs import CollectOutput
 from optimizer.physical.lower import lower
 from stream_dsl.config import RunConfig

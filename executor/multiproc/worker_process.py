@@ -1,0 +1,119 @@
+"""The worker process's main loop: setup, heartbeat, failure reports and stop, around a `WorkerRunner`."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+import traceback
+from typing import Any
+
+import polars as pl
+
+from executor import kernels
+from executor.multiproc.messages import Failed, Heartbeat, Ready, Setup, Stop
+from executor.multiproc.runtime import DRIVER, Channel
+from executor.multiproc.scheduler import Run
+from executor.multiproc.worker import IDLE_POLL_S, WorkerRunner
+from stream_dsl.errors import DSLError
+
+
+def main(channel: Channel) -> None:
+    """The worker process: set up, then handle messages until `Stop` (or the driver is gone).
+
+    Ctrl-C is the driver's to handle: a worker ignores SIGINT and is stopped by the driver.
+    """
+    if threading.current_thread() is threading.main_thread():  # a Ray actor runs it in another thread
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    runner: WorkerRunner | None = None
+    try:
+        setup = _await_setup(channel)
+        if setup is None:
+            return
+        runner = WorkerRunner(channel, setup)
+        _check_polars()
+        _start_heartbeat(channel, setup.heartbeat_s, lambda: runner is None or runner.stopped)
+        channel.send(DRIVER, Ready(channel.worker, os.getpid()))
+        while not runner.stopped:
+            if runner.work and not isinstance(runner.work[0], Run):
+                runner.step()  # bookkeeping (a report, a timestamp): the inbox is looked at before the next task
+                continue
+            message = channel.receive(0 if runner.work else IDLE_POLL_S)
+            if message is not None:
+                runner.handle(message)
+            elif runner.work:
+                runner.step()
+            elif not channel.driver_alive():
+                return
+    except BaseException as exc:  # report, then wait to be stopped: the driver ends the query
+        _report_failure(channel, exc)
+        _await_stop(channel)
+    finally:
+        if runner is not None:
+            runner.close()
+        channel.release()
+
+
+def _start_heartbeat(channel: Channel, every_s: float, stopped: Any) -> None:
+    """A daemon thread that tells the driver this process is alive, every `every_s` seconds.
+
+    A thread, so a long task does not look like a hang; a process that is
+    stopped (SIGSTOP) or wedged in native code falls silent and the driver's
+    heartbeat timeout catches it. It also ends the process at once when the
+    driver is gone, even in the middle of a long group: an orphan must not
+    go on reading sources that a restarted driver's workers read again.
+    """
+    def beat() -> None:
+        while not stopped():
+            if not channel.driver_alive():
+                os._exit(3)
+            try:
+                channel.send(DRIVER, Heartbeat(channel.worker))
+            except Exception:
+                return
+            time.sleep(every_s)
+
+    threading.Thread(target=beat, name="stream-dsl-heartbeat", daemon=True).start()
+
+
+def _check_polars() -> None:
+    """Run a tiny parallel polars query before saying Ready.
+
+    A fork of a process whose polars thread pool was already running hangs
+    on its first parallel query. The fork server must never have run one
+    (it only imports modules, so modules must not run polars queries at
+    import time); if it did, the worker hangs here and the driver gives up
+    waiting for Ready with a clear error, instead of hanging in a task.
+    """
+    pl.DataFrame({"a": [1, 2, 1]}).group_by("a").len()
+
+
+def _await_setup(channel: Channel) -> Setup | None:
+    while True:
+        message = channel.receive(IDLE_POLL_S)
+        if isinstance(message, Setup):
+            return message
+        if isinstance(message, Stop) or (message is None and not channel.driver_alive()):
+            return None
+
+
+def _report_failure(channel: Channel, exc: BaseException) -> None:
+    if isinstance(exc, DSLError):
+        message = str(exc)
+    else:
+        message = f"worker {channel.worker} failed: {type(exc).__name__}: {kernels.error_text(exc)}"
+    try:
+        channel.send(DRIVER, Failed(channel.worker, message, traceback.format_exc()))
+    except Exception:
+        pass
+
+
+def _await_stop(channel: Channel) -> None:
+    while True:
+        try:
+            message = channel.receive(IDLE_POLL_S)
+        except Exception:
+            return
+        if isinstance(message, Stop) or (message is None and not channel.driver_alive()):
+            return
