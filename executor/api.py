@@ -50,8 +50,9 @@ class QueryRun(Protocol):
     def open(self, *, bounded: bool = False) -> None:
         """Read tables, decide where the query starts, open sources (and start workers)."""
 
-    def run(self, on_batch: OnBatch = None, should_stop: Callable[[], bool] | None = None, *,
-            idle_sleep: bool = False) -> None:
+    def run(
+        self, on_batch: OnBatch = None, should_stop: Callable[[], bool] | None = None, *, idle_sleep: bool = False
+    ) -> None:
         """Run micro-batches until the input ends, the LIMIT is reached or `should_stop()` says so."""
 
     def close(self) -> None:
@@ -98,8 +99,9 @@ def register_executor(name: str, factory: ExecutorFactory) -> None:
     EXECUTORS[name] = factory
 
 
-def build_run(plan: Plan, config: RunConfig, output_factory: Callable[[Any, int | None], QueryOutput], *,
-              realtime: bool) -> QueryRun:
+def build_run(
+    plan: Plan, config: RunConfig, output_factory: Callable[[Any, int | None], QueryOutput], *, realtime: bool
+) -> QueryRun:
     """Lower an (optimized) plan with `config.workers` partitions and build its run on `config.executor`."""
     try:
         factory = EXECUTORS[config.executor]
@@ -118,8 +120,9 @@ def _prepare(plan: Plan, config: RunConfig | None) -> tuple[Plan, RunConfig]:
     return plan, config
 
 
-def run_collect(plan: Plan, config: RunConfig, catalog: Catalog | None = None,
-                on_batch: OnBatch = None) -> tuple[pl.DataFrame, QueryRun, list[dict[str, Any]]]:
+def run_collect(
+    plan: Plan, config: RunConfig, catalog: Catalog | None = None, on_batch: OnBatch = None
+) -> tuple[pl.DataFrame, QueryRun, list[dict[str, Any]]]:
     """Run an (already optimized) plan to the end of its input: the result, the run and its progress.
 
     Bad records go where a source's `dead_letter` option says (`catalog`
@@ -157,8 +160,15 @@ def collect(plan: Plan, config: RunConfig | None = None, catalog: Catalog | None
     return run_collect(plan, config, catalog)[0]
 
 
-def start(plan: Plan, sink: SinkLike = None, config: RunConfig | None = None,
-          catalog: Catalog | None = None, *, name: str | None = None, trace: str | None = None) -> QueryHandle:
+def start(
+    plan: Plan,
+    sink: SinkLike = None,
+    config: RunConfig | None = None,
+    catalog: Catalog | None = None,
+    *,
+    name: str | None = None,
+    trace: str | None = None,
+) -> QueryHandle:
     """Start `plan` as a continuous query writing to `sink`; returns its QueryHandle.
 
     `sink` is a sink name (looked up in `catalog`), a SinkDef, a Sink object,
@@ -175,8 +185,9 @@ def start(plan: Plan, sink: SinkLike = None, config: RunConfig | None = None,
     if recorder is not None:
         recorder.attach(run)
     try:
-        run.dead_letter_router = dead_letter_router(run.graph, catalog=catalog, sink=target, query_name=name,
-                                                    checkpoint_dir=config.checkpoint_dir)
+        run.dead_letter_router = dead_letter_router(
+            run.graph, catalog=catalog, sink=target, query_name=name, checkpoint_dir=config.checkpoint_dir
+        )
         run.open()
     except BaseException:
         run.close()
@@ -200,21 +211,26 @@ def explain_analyze(plan: Plan, config: RunConfig | None = None, catalog: Catalo
     result, run, progress = run_collect(_prepare(plan, config)[0], config, catalog)
     text = [explain(plan, config), "== Metrics ==", render_metrics(progress, result.height)]
     if config.executor != "inline":
-        header = (f"executor={config.executor} workers={config.workers} group_size={config.group_size} "
-                  f"driver_messages={len(getattr(run, 'assignment_log', ()))}")
+        header = (
+            f"executor={config.executor} workers={config.workers} group_size={config.group_size} "
+            f"driver_messages={len(getattr(run, 'assignment_log', ()))}"
+        )
         text += ["== Scheduling ==", header, render_progress(progress)]
     return "\n".join(text)
 
 
 def render_metrics(reports: list[dict[str, Any]], result_rows: int) -> str:
     """Totals over micro-batch progress reports, then the rows each stage produced."""
+
     def total(key: str) -> int:
         return sum(int(r.get(key, 0)) for r in reports)
 
     duration = sum(float(r.get("duration_ms", 0.0)) for r in reports)
-    lines = [f"batches={len(reports)} rows_in={total('rows_in')} rows_out={total('rows_out')} "
-             f"result_rows={result_rows} late_rows={total('late_rows')} dead_letters={total('dead_letters')}",
-             f"time={duration:.1f}ms per_batch={duration / max(len(reports), 1):.2f}ms"]
+    lines = [
+        f"batches={len(reports)} rows_in={total('rows_in')} rows_out={total('rows_out')} "
+        f"result_rows={result_rows} late_rows={total('late_rows')} dead_letters={total('dead_letters')}",
+        f"time={duration:.1f}ms per_batch={duration / max(len(reports), 1):.2f}ms",
+    ]
     stages: dict[int, int] = {}
     for report in reports:
         for stage, rows in report.get("stage_rows", {}).items():
@@ -260,5 +276,17 @@ def _close_quietly(sink: Sink) -> None:
         pass
 
 
-__all__ = ["EXECUTORS", "QueryRun", "register_executor", "build_run", "run_collect", "collect", "start",
-           "explain_analyze", "render_metrics", "resolve_sink", "FunctionSink", "DeadLetter"]
+__all__ = [
+    "EXECUTORS",
+    "QueryRun",
+    "register_executor",
+    "build_run",
+    "run_collect",
+    "collect",
+    "start",
+    "explain_analyze",
+    "render_metrics",
+    "resolve_sink",
+    "FunctionSink",
+    "DeadLetter",
+]

@@ -98,8 +98,7 @@ class InlineQuery:
 
     def open(self, *, bounded: bool = False) -> None:
         """Read the broadcast tables, open every source where the query starts (`query/restart.py`)."""
-        start = open_query(self.graph, self.config, self.output, collect_table, realtime=self.realtime,
-                           bounded=bounded)
+        start = open_query(self.graph, self.config, self.output, collect_table, realtime=self.realtime, bounded=bounded)
         self.runner.tables, self.readers, self.checkpointing = start.tables, start.readers, start.checkpointing
         self.batch_id = self._checkpoint_from = start.first_batch
         self.chain.last_batch = self.batch_id - 1
@@ -111,7 +110,6 @@ class InlineQuery:
         if self.checkpointing is not None:
             for stage_id, reader in self.readers.items():
                 reader.follow_log(OffsetLog(self.checkpointing.offset_log, stage_id), self.batch_id)
-
 
     def close(self) -> None:
         close_readers(self.readers)
@@ -196,16 +194,23 @@ class InlineQuery:
         checkpoint = self._checkpoint(batch_id) if self.checkpointing is not None else None
         self.batch_id += 1
         finished = time.perf_counter()
-        report = batch_report(batch_id=batch_id, rows_in=sum(b.frame.height for b in pulled), rows_out=rows_out,
-                              late_rows=late, dead_letters=len(letters), watermark=step.current,
-                              duration_ms=(finished - started) * 1000.0,
-                              latency_ms=(finished - pulled_at) * 1000.0,  # the newest rows' event latency
-                              state_groups=self.runner.open_groups(), stage_rows=stage_rows, shuffled=shuffled,
-                              reads=reads, executor=self.executor,
-                              wall_offsets=[r.wall_offset_ms for r in self.readers.values()
-                                            if r.wall_offset_ms is not None],
-                              backlog={r.scan.source.name: r.backlog for r in self.readers.values()
-                                       if r.backlog is not None})
+        report = batch_report(
+            batch_id=batch_id,
+            rows_in=sum(b.frame.height for b in pulled),
+            rows_out=rows_out,
+            late_rows=late,
+            dead_letters=len(letters),
+            watermark=step.current,
+            duration_ms=(finished - started) * 1000.0,
+            latency_ms=(finished - pulled_at) * 1000.0,  # the newest rows' event latency
+            state_groups=self.runner.open_groups(),
+            stage_rows=stage_rows,
+            shuffled=shuffled,
+            reads=reads,
+            executor=self.executor,
+            wall_offsets=[r.wall_offset_ms for r in self.readers.values() if r.wall_offset_ms is not None],
+            backlog={r.scan.source.name: r.backlog for r in self.readers.values() if r.backlog is not None},
+        )
         if self.checkpointing is not None:
             report["checkpoint"] = checkpoint
         return BatchResult(report, self.exhausted or self.output.full)
@@ -215,12 +220,14 @@ class InlineQuery:
         if self.dead_letter_router is not None and letters:
             self.dead_letter_router.write(batch_id, letters)
         if self.output.durable and self.checkpointing is None:
-            wm_columns = {r.scan.source.watermark.column for r in self.readers.values()
-                          if r.scan.source.watermark is not None}
+            wm_columns = {
+                r.scan.source.watermark.column for r in self.readers.values() if r.scan.source.watermark is not None
+            }
             commit_sources(self.readers.values(), retention_ms(self.runner.states.values(), wm_columns))
 
-    def _run_stages(self, inputs: dict[int, pl.DataFrame], step: WatermarkStep
-                    ) -> tuple[int, list[pl.DataFrame], dict[int, int], list[dict[str, Any]], int]:
+    def _run_stages(
+        self, inputs: dict[int, pl.DataFrame], step: WatermarkStep
+    ) -> tuple[int, list[pl.DataFrame], dict[int, int], list[dict[str, Any]], int]:
         """Every task of the batch, producers first: late rows, output frames, rows per stage, shuffle
         counters and the changelog rows folded into collect()'s output."""
         buffers: dict[tuple[int, int], list[pl.DataFrame]] = defaultdict(list)
@@ -258,16 +265,29 @@ class InlineQuery:
             stage_rows[stage.id] = produced
         return late, outputs, stage_rows, shuffled, changed
 
-    def _log_task(self, stage: Stage, partition: int, rows_in: int, result: TaskResult | None,
-                  started: float) -> None:
+    def _log_task(self, stage: Stage, partition: int, rows_in: int, result: TaskResult | None, started: float) -> None:
         """Record one task for the trace, in the workers' TaskMetrics shape (a source task includes its read)."""
         from executor.multiproc.metrics import TaskMetrics
 
         rows_out = 0 if result is None else sum(f.height for f in result.values())
-        self.task_log.append(TaskMetrics(  # type: ignore[union-attr]
-            batch=self.batch_id, stage=stage.id, partition=partition, worker=0, sent_at=started,
-            assigned_at=started, slot_free_at=started, inputs_ready_at=0.0, inputs_arrived_at=started,
-            started_at=started, finished_at=time.time(), rows_in=rows_in, rows_out=rows_out, trigger="inline"))
+        self.task_log.append(  # type: ignore[union-attr]
+            TaskMetrics(
+                batch=self.batch_id,
+                stage=stage.id,
+                partition=partition,
+                worker=0,
+                sent_at=started,
+                assigned_at=started,
+                slot_free_at=started,
+                inputs_ready_at=0.0,
+                inputs_arrived_at=started,
+                started_at=started,
+                finished_at=time.time(),
+                rows_in=rows_in,
+                rows_out=rows_out,
+                trigger="inline",
+            )
+        )
 
     # ------------------------------------------------------------ checkpoints
 
@@ -289,8 +309,9 @@ class InlineQuery:
         offsets = {stage: reader.offset for stage, reader in self.readers.items()}
         checkpointing.take(write_checkpoint_part(id, 0, directory, "inline.state", self.runner.states, offsets))
         clocks = {stage: reader.clock for stage, reader in self.readers.items()}
-        checkpoint = checkpointing.commit(batch_id, next_batch=batch_id + 1, watermark=self.watermark,
-                                          clocks=clocks, output_rows=self.output.rows_out)
+        checkpoint = checkpointing.commit(
+            batch_id, next_batch=batch_id + 1, watermark=self.watermark, clocks=clocks, output_rows=self.output.rows_out
+        )
         if checkpoint is not None:
             commit_sources(self.readers.values(), None)
             for reader in self.readers.values():

@@ -27,13 +27,31 @@ import polars as pl
 from executor.state.aggregate_exprs import batch_partials
 from executor.state.step import collect
 from executor.state.windows import Windows
-from optimizer.physical.stages import (PARTITION_COLUMN, TIME_COLUMN, BroadcastJoinOp, FilterOp, Operator, OutputWrite,
-                              PartialAggregateOp, ProjectOp, ReadOp, ScanOp, ShuffleWrite, StatefulOp)
+from optimizer.physical.stages import (
+    PARTITION_COLUMN,
+    TIME_COLUMN,
+    BroadcastJoinOp,
+    FilterOp,
+    Operator,
+    OutputWrite,
+    PartialAggregateOp,
+    ProjectOp,
+    ReadOp,
+    ScanOp,
+    ShuffleWrite,
+    StatefulOp,
+)
 from stream_dsl.ir.to_polars import CastFailure, compile_expr, compile_predicate
 from stream_dsl.ir.expr import Column, columns_used
 from stream_dsl.errors import DSLError, ExecutionError
-from stream_dsl.ir.column_names import (PARTIAL_ROWS, WINDOW_END, WINDOW_START, join_stream_key, join_table_col,
-                                     join_table_key)
+from stream_dsl.ir.column_names import (
+    PARTIAL_ROWS,
+    WINDOW_END,
+    WINDOW_START,
+    join_stream_key,
+    join_table_col,
+    join_table_key,
+)
 from stream_dsl.ir.types import DataType, Schema
 
 Tables = Mapping[str, pl.DataFrame]
@@ -93,18 +111,22 @@ def _project(op: ProjectOp) -> Step:
 
 
 def _broadcast_join(op: BroadcastJoinOp) -> Step:
-    left_keys = [pl.col(k).cast(t.polars).alias(join_stream_key(i)) for i, (k, t) in
-                 enumerate(zip(op.stream_keys, op.key_types))]
+    left_keys = [
+        pl.col(k).cast(t.polars).alias(join_stream_key(i)) for i, (k, t) in enumerate(zip(op.stream_keys, op.key_types))
+    ]
     lk = [join_stream_key(i) for i in range(len(left_keys))]
     rk = [join_table_key(i) for i in range(len(left_keys))]
-    select = [pl.col(c).alias(name) if side == "stream" else pl.col(join_table_col(c)).alias(name)
-              for side, c, name in op.output]
+    select = [
+        pl.col(c).alias(name) if side == "stream" else pl.col(join_table_col(c)).alias(name)
+        for side, c, name in op.output
+    ]
 
     def step(lf: pl.LazyFrame, tables: Tables) -> pl.LazyFrame:
         right = tables[op.table_id].lazy()
         how = cast(Literal["inner", "left"], op.kind)  # a Join's kind is 'inner' or 'left' (ir.plan.Join)
-        joined = lf.with_columns(left_keys).join(right, left_on=lk, right_on=rk, how=how,
-                                                 coalesce=False, maintain_order="left")
+        joined = lf.with_columns(left_keys).join(
+            right, left_on=lk, right_on=rk, how=how, coalesce=False, maintain_order="left"
+        )
         return joined.select(select)
 
     return step
@@ -113,8 +135,9 @@ def _broadcast_join(op: BroadcastJoinOp) -> Step:
 def prepare_table(op: BroadcastJoinOp, frame: pl.DataFrame) -> pl.DataFrame:
     """The table side of a broadcast join, renamed apart and with cast keys (done once per query)."""
     renamed = [pl.col(c).alias(join_table_col(c)) for c in frame.columns]
-    keys = [pl.col(k).cast(t.polars).alias(join_table_key(i))
-            for i, (k, t) in enumerate(zip(op.table_keys, op.key_types))]
+    keys = [
+        pl.col(k).cast(t.polars).alias(join_table_key(i)) for i, (k, t) in enumerate(zip(op.table_keys, op.key_types))
+    ]
     return frame.select(renamed + keys)
 
 
@@ -146,7 +169,11 @@ def _read(op: ReadOp) -> Step:
 
 # each builder takes an op of its key's type, which a dict's type cannot say
 _STEPS: dict[type, Callable[[Any], Step]] = {
-    ScanOp: _scan, FilterOp: _filter, ProjectOp: _project, BroadcastJoinOp: _broadcast_join, ReadOp: _read,
+    ScanOp: _scan,
+    FilterOp: _filter,
+    ProjectOp: _project,
+    BroadcastJoinOp: _broadcast_join,
+    ReadOp: _read,
     PartialAggregateOp: _partial_aggregate,
 }
 
@@ -396,8 +423,12 @@ def sort_rows(frame: pl.DataFrame, keys: Sequence[Any], limit: int | None = None
     """`frame` in ORDER BY order (plan.SortKey: column, descending, nulls_first; ties keep their order),
     then its first `limit` rows."""
     if keys and frame.height > 1:
-        frame = frame.sort([k.column for k in keys], descending=[k.descending for k in keys],
-                           nulls_last=[not k.nulls_first for k in keys], maintain_order=True)
+        frame = frame.sort(
+            [k.column for k in keys],
+            descending=[k.descending for k in keys],
+            nulls_last=[not k.nulls_first for k in keys],
+            maintain_order=True,
+        )
     return frame if limit is None else frame.head(limit)
 
 
@@ -426,8 +457,12 @@ def catch_operator(op: Operator | StatefulOp, fn: Callable[[], Result]) -> Resul
 
 def shuffle_counts(stage: int, task: int, parts: Mapping[int, pl.DataFrame]) -> dict[str, int]:
     """What one map task wrote to its shuffle: rows and bytes (polars' in-memory size of the frames)."""
-    return {"stage": stage, "task": task, "rows": sum(f.height for f in parts.values()),
-            "bytes": sum(int(f.estimated_size()) for f in parts.values())}
+    return {
+        "stage": stage,
+        "task": task,
+        "rows": sum(f.height for f in parts.values()),
+        "bytes": sum(int(f.estimated_size()) for f in parts.values()),
+    }
 
 
 def source_read(scan: ScanOp, rows: int) -> dict[str, object]:
@@ -463,8 +498,9 @@ def render_counters(reports: Sequence[Mapping[str, Any]]) -> list[str]:
         rows = sum(int(r.get("shuffle_rows", 0)) for r in reports)
         size = sum(int(r.get("shuffle_bytes", 0)) for r in reports)
         most = max((int(t["rows"]) for t in tasks), default=0)
-        lines.append(f"shuffle_rows={rows} shuffle_bytes={size} map_tasks={len(tasks)} "
-                     f"max_rows_per_map_task={most}")
-    lines += [f"Source {name} columns=[{', '.join(columns)}] rows_read={rows}"
-              for (name, columns), rows in sorted(reads.items())]
+        lines.append(f"shuffle_rows={rows} shuffle_bytes={size} map_tasks={len(tasks)} max_rows_per_map_task={most}")
+    lines += [
+        f"Source {name} columns=[{', '.join(columns)}] rows_read={rows}"
+        for (name, columns), rows in sorted(reads.items())
+    ]
     return lines

@@ -85,8 +85,12 @@ def task_event(task: TaskMetrics, t0: float) -> dict[str, Any]:
         "pid": worker_pid(task.worker),
         "tid": task.stage,
         "args": {
-            "batch": task.batch, "stage": task.stage, "partition": task.partition, "worker": task.worker,
-            "rows_in": task.rows_in, "rows_out": task.rows_out,
+            "batch": task.batch,
+            "stage": task.stage,
+            "partition": task.partition,
+            "worker": task.worker,
+            "rows_in": task.rows_in,
+            "rows_out": task.rows_out,
             "scheduler_delay_ms": round(task.scheduler_delay_s * 1000, 3),
             "wait_inputs_ms": round(task.wait_inputs_s * 1000, 3),
             "serialize_ms": round(task.serialize_s * 1000, 3),
@@ -96,8 +100,9 @@ def task_event(task: TaskMetrics, t0: float) -> dict[str, Any]:
     }
 
 
-def driver_events(sends: Sequence[Send], tasks: Sequence[TaskMetrics], executor: str,
-                  t0: float) -> list[dict[str, Any]]:
+def driver_events(
+    sends: Sequence[Send], tasks: Sequence[TaskMetrics], executor: str, t0: float
+) -> list[dict[str, Any]]:
     """The driver's rows: a span per group (or BSP wave), the boundary before each send, one instant per send."""
     events: list[dict[str, Any]] = []
     by_assignment: dict[int, list[Send]] = defaultdict(list)
@@ -112,20 +117,51 @@ def driver_events(sends: Sequence[Send], tasks: Sequence[TaskMetrics], executor:
         first, last = min(s[2] for s in group), max(s[3] for s in group)
         until = firsts[i + 1][0] if i + 1 < len(firsts) else max(end, sent)
         batches = f"batch {first}" if first == last else f"batches {first}-{last}"
-        events.append({"name": f"{unit} {assignment} ({batches})", "cat": "driver", "ph": "X",
-                       "ts": _us(sent, t0), "dur": round(max(0.0, until - sent) * 1e6, 3), "pid": DRIVER_PID,
-                       "tid": GROUPS_TID, "args": {"assignment": assignment, "first_batch": first, "last_batch": last,
-                                                   "workers": sorted(s[1] for s in group)}})
+        events.append(
+            {
+                "name": f"{unit} {assignment} ({batches})",
+                "cat": "driver",
+                "ph": "X",
+                "ts": _us(sent, t0),
+                "dur": round(max(0.0, until - sent) * 1e6, 3),
+                "pid": DRIVER_PID,
+                "tid": GROUPS_TID,
+                "args": {
+                    "assignment": assignment,
+                    "first_batch": first,
+                    "last_batch": last,
+                    "workers": sorted(s[1] for s in group),
+                },
+            }
+        )
         done_before = _last_before(finishes, sent)
         if previous_send is not None and done_before is not None and done_before > previous_send:
-            events.append({"name": "boundary", "cat": "driver", "ph": "X", "ts": _us(done_before, t0),
-                           "dur": round((sent - done_before) * 1e6, 3), "pid": DRIVER_PID, "tid": BOUNDARY_TID,
-                           "args": {"before_assignment": assignment}})
+            events.append(
+                {
+                    "name": "boundary",
+                    "cat": "driver",
+                    "ph": "X",
+                    "ts": _us(done_before, t0),
+                    "dur": round((sent - done_before) * 1e6, 3),
+                    "pid": DRIVER_PID,
+                    "tid": BOUNDARY_TID,
+                    "args": {"before_assignment": assignment},
+                }
+            )
         previous_send = sent
         for _, worker, lo, hi, at in group:
-            events.append({"name": f"send to worker {worker}", "cat": "driver", "ph": "i", "s": "t",
-                           "ts": _us(at, t0), "pid": DRIVER_PID, "tid": SENDS_TID,
-                           "args": {"assignment": assignment, "worker": worker, "first_batch": lo, "last_batch": hi}})
+            events.append(
+                {
+                    "name": f"send to worker {worker}",
+                    "cat": "driver",
+                    "ph": "i",
+                    "s": "t",
+                    "ts": _us(at, t0),
+                    "pid": DRIVER_PID,
+                    "tid": SENDS_TID,
+                    "args": {"assignment": assignment, "worker": worker, "first_batch": lo, "last_batch": hi},
+                }
+            )
     return events
 
 
@@ -138,9 +174,16 @@ def _last_before(ordered: Sequence[float], moment: float) -> float | None:
 
 
 def sink_event(write: SinkWrite, t0: float) -> dict[str, Any]:
-    return {"name": "sink write", "cat": "sink", "ph": "X", "ts": _us(write.started_at, t0),
-            "dur": round(max(0.0, write.finished_at - write.started_at) * 1e6, 3), "pid": DRIVER_PID,
-            "tid": SINK_TID, "args": {"batch": write.batch, "rows": write.rows}}
+    return {
+        "name": "sink write",
+        "cat": "sink",
+        "ph": "X",
+        "ts": _us(write.started_at, t0),
+        "dur": round(max(0.0, write.finished_at - write.started_at) * 1e6, 3),
+        "pid": DRIVER_PID,
+        "tid": SINK_TID,
+        "args": {"batch": write.batch, "rows": write.rows},
+    }
 
 
 def metadata_events(workers: Iterable[int], stages: dict[int, str], pids: Sequence[int] = ()) -> list[dict[str, Any]]:
@@ -154,19 +197,35 @@ def metadata_events(workers: Iterable[int], stages: dict[int, str], pids: Sequen
     for w in sorted(set(workers)):
         label = f"worker {w}" + (f" (pid {pids[w]})" if w < len(pids) else "")
         events.append({"name": "process_name", "ph": "M", "pid": worker_pid(w), "tid": 0, "args": {"name": label}})
-        events.append({"name": "process_sort_index", "ph": "M", "pid": worker_pid(w), "tid": 0,
-                       "args": {"sort_index": worker_pid(w)}})
+        events.append(
+            {
+                "name": "process_sort_index",
+                "ph": "M",
+                "pid": worker_pid(w),
+                "tid": 0,
+                "args": {"sort_index": worker_pid(w)},
+            }
+        )
         for stage, name in sorted(stages.items()):
-            events.append({"name": "thread_name", "ph": "M", "pid": worker_pid(w), "tid": stage,
-                           "args": {"name": name}})
+            events.append(
+                {"name": "thread_name", "ph": "M", "pid": worker_pid(w), "tid": stage, "args": {"name": name}}
+            )
     return events
 
 
-def chrome_trace(tasks: Sequence[TaskMetrics], *, sends: Sequence[Send] = (), sink_writes: Sequence[SinkWrite] = (),
-                 stages: dict[int, str] | None = None, executor: str = "", workers: int = 1,
-                 pids: Sequence[int] = (), truncated: bool = False) -> dict[str, Any]:
+def chrome_trace(
+    tasks: Sequence[TaskMetrics],
+    *,
+    sends: Sequence[Send] = (),
+    sink_writes: Sequence[SinkWrite] = (),
+    stages: dict[int, str] | None = None,
+    executor: str = "",
+    workers: int = 1,
+    pids: Sequence[int] = (),
+    truncated: bool = False,
+) -> dict[str, Any]:
     """The trace of one run as a JSON-ready dict (see the module doc)."""
-    moments = ([t.started_at for t in tasks] + [s[4] for s in sends] + [w.started_at for w in sink_writes])
+    moments = [t.started_at for t in tasks] + [s[4] for s in sends] + [w.started_at for w in sink_writes]
     t0 = min(moments) if moments else 0.0
     stage_names = dict(stages or {})
     for t in tasks:
@@ -175,9 +234,17 @@ def chrome_trace(tasks: Sequence[TaskMetrics], *, sends: Sequence[Send] = (), si
     events += [task_event(t, t0) for t in sorted(tasks, key=lambda t: (t.started_at, t.worker))]
     events += driver_events(list(sends), list(tasks), executor, t0)
     events += [sink_event(w, t0) for w in sink_writes]
-    return {"traceEvents": events, "displayTimeUnit": "ms",
-            "otherData": {"executor": executor, "workers": workers, "t0_unix_s": t0, "tasks": len(tasks),
-                          "truncated": truncated}}
+    return {
+        "traceEvents": events,
+        "displayTimeUnit": "ms",
+        "otherData": {
+            "executor": executor,
+            "workers": workers,
+            "t0_unix_s": t0,
+            "tasks": len(tasks),
+            "truncated": truncated,
+        },
+    }
 
 
 # ---------------------------------------------------------------- files
@@ -244,8 +311,16 @@ class TraceRecorder:
     def build(self) -> dict[str, Any]:
         tasks = list(self.tasks())
         truncated = self.capacity is not None and len(tasks) >= self.capacity
-        return chrome_trace(tasks, sends=list(self.sends()), sink_writes=list(self.sink_writes), stages=self.stages,
-                            executor=self.executor, workers=self.workers, pids=list(self.pids()), truncated=truncated)
+        return chrome_trace(
+            tasks,
+            sends=list(self.sends()),
+            sink_writes=list(self.sink_writes),
+            stages=self.stages,
+            executor=self.executor,
+            workers=self.workers,
+            pids=list(self.pids()),
+            truncated=truncated,
+        )
 
     def write(self) -> None:
         """Write the trace file once (the query ended)."""
@@ -316,11 +391,20 @@ def task_rows(trace: dict[str, Any]) -> list[dict[str, Any]]:
     for e in trace.get("traceEvents", ()):
         if e.get("ph") == "X" and e.get("cat") in ("task", "skipped"):
             a = e["args"]
-            rows.append({"stage": a["stage"], "batch": a["batch"], "partition": a["partition"],
-                         "worker": a.get("worker", e["pid"] - 1), "start_ms": e["ts"] / 1000,
-                         "end_ms": (e["ts"] + e["dur"]) / 1000, "rows_in": a["rows_in"], "rows_out": a["rows_out"],
-                         "serialize_ms": a.get("serialize_ms", 0.0),
-                         "scheduler_delay_ms": a.get("scheduler_delay_ms", 0.0)})
+            rows.append(
+                {
+                    "stage": a["stage"],
+                    "batch": a["batch"],
+                    "partition": a["partition"],
+                    "worker": a.get("worker", e["pid"] - 1),
+                    "start_ms": e["ts"] / 1000,
+                    "end_ms": (e["ts"] + e["dur"]) / 1000,
+                    "rows_in": a["rows_in"],
+                    "rows_out": a["rows_out"],
+                    "serialize_ms": a.get("serialize_ms", 0.0),
+                    "scheduler_delay_ms": a.get("scheduler_delay_ms", 0.0),
+                }
+            )
     return rows
 
 
@@ -335,15 +419,19 @@ def summarize(trace: dict[str, Any]) -> dict[str, Any]:
     for r in rows:
         busy = r["end_ms"] - r["start_ms"]
         workers[r["worker"]] += busy
-        s = stages.setdefault(r["stage"], {"tasks": 0, "busy_ms": 0.0, "serialize_ms": 0.0, "rows_in": 0,
-                                           "scheduler_delay_ms": 0.0})
+        s = stages.setdefault(
+            r["stage"], {"tasks": 0, "busy_ms": 0.0, "serialize_ms": 0.0, "rows_in": 0, "scheduler_delay_ms": 0.0}
+        )
         s["tasks"] += 1
         s["busy_ms"] += busy
         s["serialize_ms"] += r["serialize_ms"]
         s["scheduler_delay_ms"] += r["scheduler_delay_ms"]
         s["rows_in"] += r["rows_in"]
-    names = {e["tid"]: e["args"]["name"] for e in trace["traceEvents"]
-             if e.get("ph") == "M" and e["name"] == "thread_name" and e["pid"] != DRIVER_PID}
+    names = {
+        e["tid"]: e["args"]["name"]
+        for e in trace["traceEvents"]
+        if e.get("ph") == "M" and e["name"] == "thread_name" and e["pid"] != DRIVER_PID
+    }
     for stage, s in stages.items():
         s["name"] = names.get(stage, f"stage {stage}")
     driver = [e for e in trace["traceEvents"] if e.get("pid") == DRIVER_PID and e.get("ph") == "X"]
@@ -362,17 +450,36 @@ def render_summary(summary: dict[str, Any]) -> list[str]:
     span = summary["span_ms"]
     if not summary["tasks"]:
         return ["no tasks recorded"]
-    lines = [f"{summary['tasks']:,} tasks over {span:,.1f} ms; "
-             + ", ".join(f"worker {w} busy {v['busy_fraction']:.0%}" for w, v in summary["workers"].items())
-             + f"; driver at boundaries {summary['boundary_ms']:,.1f} ms, sink writes {summary['sink_ms']:,.1f} ms"]
+    lines = [
+        f"{summary['tasks']:,} tasks over {span:,.1f} ms; "
+        + ", ".join(f"worker {w} busy {v['busy_fraction']:.0%}" for w, v in summary["workers"].items())
+        + f"; driver at boundaries {summary['boundary_ms']:,.1f} ms, sink writes {summary['sink_ms']:,.1f} ms"
+    ]
     total = sum(s["busy_ms"] for s in summary["stages"].values()) or 1.0
     for s in summary["stages"].values():
-        lines.append(f"{s['name']}: {s['busy_ms']:,.1f} ms in {s['tasks']:,} tasks ({s['busy_ms'] / total:.0%} of "
-                     f"task time; serialization {s['serialize_ms']:,.1f} ms, scheduler delay "
-                     f"{s['scheduler_delay_ms']:,.1f} ms)")
+        lines.append(
+            f"{s['name']}: {s['busy_ms']:,.1f} ms in {s['tasks']:,} tasks ({s['busy_ms'] / total:.0%} of "
+            f"task time; serialization {s['serialize_ms']:,.1f} ms, scheduler delay "
+            f"{s['scheduler_delay_ms']:,.1f} ms)"
+        )
     return lines
 
 
-__all__ = ["SinkWrite", "TraceRecorder", "recorder_for", "TracingSink", "chrome_trace", "task_event", "driver_events",
-           "check_trace_path", "write_trace", "read_trace", "summarize", "render_summary", "task_rows",
-           "stage_label", "stage_labels", "worker_pid"]
+__all__ = [
+    "SinkWrite",
+    "TraceRecorder",
+    "recorder_for",
+    "TracingSink",
+    "chrome_trace",
+    "task_event",
+    "driver_events",
+    "check_trace_path",
+    "write_trace",
+    "read_trace",
+    "summarize",
+    "render_summary",
+    "task_rows",
+    "stage_label",
+    "stage_labels",
+    "worker_pid",
+]

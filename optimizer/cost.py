@@ -53,17 +53,44 @@ from stream_dsl.connectors.statistics import Statistics, ndv_hints, source_stati
 from stream_dsl.ir import expr as E
 from stream_dsl.ir.dispatch import MissingCase, node_pass
 from stream_dsl.ir.definitions import SourceDef, WindowSpec
-from stream_dsl.ir.plan import (Aggregate, Distinct, Filter, FinalAggregate, Join, Limit, PartialAggregate, Plan, Sort,
-                                Project, Scan, Union, is_streaming)
+from stream_dsl.ir.plan import (
+    Aggregate,
+    Distinct,
+    Filter,
+    FinalAggregate,
+    Join,
+    Limit,
+    PartialAggregate,
+    Plan,
+    Sort,
+    Project,
+    Scan,
+    Union,
+    is_streaming,
+)
 
 DEFAULT_MIN_REDUCTION = 4.0
 DEFAULT_BATCH_INTERVAL_MS = 100
 EQUALITY_SELECTIVITY = 0.1  # `column = constant` when the column's ndv is unknown
 OTHER_SELECTIVITY = 1 / 3  # any other conjunct
 
-__all__ = ["CostModel", "Estimate", "DEFAULT_MODEL", "FORCE", "estimate", "rows_per_batch", "column_ndv", "expr_ndv",
-           "source_rows_per_batch", "source_ndv", "ndv_hints", "selectivity", "windows_per_batch",
-           "batch_time_span_ms", "statistics"]
+__all__ = [
+    "CostModel",
+    "Estimate",
+    "DEFAULT_MODEL",
+    "FORCE",
+    "estimate",
+    "rows_per_batch",
+    "column_ndv",
+    "expr_ndv",
+    "source_rows_per_batch",
+    "source_ndv",
+    "ndv_hints",
+    "selectivity",
+    "windows_per_batch",
+    "batch_time_span_ms",
+    "statistics",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,8 +141,13 @@ class Estimate:
         return f"rows/batch {text(self.rows)}, groups/batch {text(self.groups)}{ratio}"
 
 
-def estimate(input: Plan, keys: Iterable[E.Expr], window: WindowSpec | None, model: CostModel = DEFAULT_MODEL,
-             extra: Iterable[E.Expr] = ()) -> Estimate:
+def estimate(
+    input: Plan,
+    keys: Iterable[E.Expr],
+    window: WindowSpec | None,
+    model: CostModel = DEFAULT_MODEL,
+    extra: Iterable[E.Expr] = (),
+) -> Estimate:
     """The rows per batch of `input` and the groups per batch of grouping it on `keys` (+ `extra`) and `window`."""
     rows = rows_per_batch(input, model)
     groups: float | None = 1.0

@@ -17,8 +17,22 @@ from functools import singledispatch
 
 from stream_dsl.ir.expr import Column
 from stream_dsl.ir.definitions import WindowSpec
-from stream_dsl.ir.plan import (WINDOW_END, WINDOW_START, Aggregate, Distinct, FinalAggregate, Filter, Join, Limit,
-                                PartialAggregate, Plan, Project, Scan, Sort, Union)
+from stream_dsl.ir.plan import (
+    WINDOW_END,
+    WINDOW_START,
+    Aggregate,
+    Distinct,
+    FinalAggregate,
+    Filter,
+    Join,
+    Limit,
+    PartialAggregate,
+    Plan,
+    Project,
+    Scan,
+    Sort,
+    Union,
+)
 
 
 def with_watermark(window: WindowSpec | None, time_columns: frozenset[str], time_column: str) -> WindowSpec | None:

@@ -35,8 +35,22 @@ from stream_dsl.errors import DSLError, did_you_mean
 from stream_dsl.ir.expr import render_named
 from stream_dsl.ir.dispatch import MissingCase, node_pass
 from stream_dsl.ir.partial_state import distinct_argument
-from stream_dsl.ir.plan import (Aggregate, Distinct, FinalAggregate, Filter, Join, Limit, PartialAggregate, Plan,
-                                Project, Scan, Sort, Union, render_plan, walk)
+from stream_dsl.ir.plan import (
+    Aggregate,
+    Distinct,
+    FinalAggregate,
+    Filter,
+    Join,
+    Limit,
+    PartialAggregate,
+    Plan,
+    Project,
+    Scan,
+    Sort,
+    Union,
+    render_plan,
+    walk,
+)
 
 # Extra sections between the optimizer's sections and the stages: (title, fn(plan, config) -> text or None).
 SECTIONS: list[tuple[str, Callable[[Plan, RunConfig], str | None]]] = []
@@ -52,8 +66,9 @@ def explain(plan: Plan, config: RunConfig | None = None, *, format: str = "text"
     """
     config = config or RunConfig()
     if format not in FORMATS:
-        raise DSLError(f"unknown explain format '{format}'{did_you_mean(format, FORMATS)}; "
-                       f"choose one of {', '.join(FORMATS)}")
+        raise DSLError(
+            f"unknown explain format '{format}'{did_you_mean(format, FORMATS)}; choose one of {', '.join(FORMATS)}"
+        )
     runs, fired = plan, None
     if config.optimize:
         from optimizer import optimize_traced
@@ -110,8 +125,7 @@ def _(node: FinalAggregate, model: CostModel) -> str | None:
     where = f"below {len(joins)} join{'s' if len(joins) != 1 else ''}" if joins else "before the shuffle"
     # What the rule estimated over: the innermost join with the partial's input as its stream side.
     over = replace(joins[-1], left=partial.input) if joins else partial.input
-    return (f"{_keys(node)}: two-phase, partial keys=[{_names(partial)}] {where}; "
-            f"{_estimate(over, partial, model)}")
+    return f"{_keys(node)}: two-phase, partial keys=[{_names(partial)}] {where}; {_estimate(over, partial, model)}"
 
 
 @pushdown_line.register
@@ -119,8 +133,11 @@ def _(node: Aggregate, model: CostModel) -> str | None:
     from optimizer.rules.split_aggregates import splittable
 
     if not splittable(node):
-        why = "a HOP or SESSION window" if node.window is not None and node.window.kind != "tumble" \
+        why = (
+            "a HOP or SESSION window"
+            if node.window is not None and node.window.kind != "tumble"
             else "COUNT(DISTINCT) of several arguments"
+        )
         return f"{_keys(node)}: single-phase ({why})"
     return f"{_keys(node)}: single-phase; {_estimate(node.input, node, model)}"
 
@@ -149,8 +166,9 @@ def _partial_of(final: FinalAggregate) -> tuple[PartialAggregate | None, list[Jo
 
 def _estimate(input: Plan, node: Aggregate | PartialAggregate, model: CostModel) -> str:
     distinct = distinct_argument(node.aggs)
-    guess = estimate(input, (k.expr for k in node.keys), node.window, model,
-                     extra=() if distinct is None else (distinct,))
+    guess = estimate(
+        input, (k.expr for k in node.keys), node.window, model, extra=() if distinct is None else (distinct,)
+    )
     verdict = "pays" if guess.pays(model) else "does not pay"
     return f"{guess.describe()}: {verdict} (needs x{model.min_reduction:g}; unknown counts pay)"
 
@@ -178,9 +196,10 @@ def render_stages(graph: nx.DiGraph) -> str:
     if graph.graph.get("limit") is not None:
         lines.append(f"Limit {graph.graph['limit']} at the output")
     if graph.graph.get("order"):
-        lines.append(f"Sort {', '.join(str(k) for k in graph.graph['order'])} at the output"
-                     + (f", then limit {graph.graph['order_limit']}" if graph.graph.get("order_limit") is not None
-                        else ""))
+        lines.append(
+            f"Sort {', '.join(str(k) for k in graph.graph['order'])} at the output"
+            + (f", then limit {graph.graph['order_limit']}" if graph.graph.get("order_limit") is not None else "")
+        )
     if tables:
         lines.append("Broadcast tables:")
         lines += ["  " + line for text in tables.values() for line in text.splitlines()]

@@ -60,8 +60,10 @@ class OptimizerRuleError(DSLError, RuntimeError):
 
     def __init__(self, rule: str, message: str) -> None:
         self.rule = rule
-        super().__init__(f"optimizer rule '{rule}' {message}; this is a bug in the rule "
-                         f"(switch it off with SET optimizer.{rule} = 'false' to work around it)")
+        super().__init__(
+            f"optimizer rule '{rule}' {message}; this is a bug in the rule "
+            f"(switch it off with SET optimizer.{rule} = 'false' to work around it)"
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,8 +93,9 @@ class OptimizeResult:
         return "\n".join(f"-- after {step.rule}:\n{step.after}" for step in self.trace)
 
 
-def optimize(plan: Plan, *, rules: Sequence[Rule] = RULES, disabled: Collection[str] = (),
-             max_passes: int = DEFAULT_MAX_PASSES) -> OptimizeResult:
+def optimize(
+    plan: Plan, *, rules: Sequence[Rule] = RULES, disabled: Collection[str] = (), max_passes: int = DEFAULT_MAX_PASSES
+) -> OptimizeResult:
     """Run `rules` (minus the `disabled` names) in order, repeatedly, to a fixed point.
 
     Raises DSLError for an unknown name in `disabled`, and OptimizerRuleError
@@ -125,8 +128,7 @@ def _active(rules: Sequence[Rule], disabled: Collection[str]) -> list[Rule]:
     known = list(dict.fromkeys(names + list(RULE_NAMES)))
     for name in disabled:
         if name not in known:
-            raise DSLError(f"unknown optimizer rule '{name}'{did_you_mean(name, known)}; "
-                           f"rules: {', '.join(known)}")
+            raise DSLError(f"unknown optimizer rule '{name}'{did_you_mean(name, known)}; rules: {', '.join(known)}")
     return [rule for rule in rules if rule.__name__ not in disabled]
 
 

@@ -60,8 +60,7 @@ class Catalog:
         """The plan a name in FROM stands for: a Scan of a source, or a view's plan."""
         found = _find(name, self.relation_names())
         if found is None:
-            raise BindError(f"unknown stream or table '{name}'{did_you_mean(name, self.relation_names())}",
-                            span=span)
+            raise BindError(f"unknown stream or table '{name}'{did_you_mean(name, self.relation_names())}", span=span)
         if found in self.sources:
             return Scan(self.sources[found], span=span)
         return self.views[found]

@@ -19,9 +19,22 @@ from typing import Any, Iterable, Literal, Mapping, Sequence
 
 import polars as pl
 
-from stream_dsl.bind.binder import (RULE_SETTING_PREFIX, SETTINGS, BoundCreateSink, BoundCreateSource,
-                               BoundCreateView, BoundDescribe, BoundDrop, BoundExplain, BoundInsert, BoundQuery,
-                               BoundSet, BoundShow, BoundStatement, bind)
+from stream_dsl.bind.binder import (
+    RULE_SETTING_PREFIX,
+    SETTINGS,
+    BoundCreateSink,
+    BoundCreateSource,
+    BoundCreateView,
+    BoundDescribe,
+    BoundDrop,
+    BoundExplain,
+    BoundInsert,
+    BoundQuery,
+    BoundSet,
+    BoundShow,
+    BoundStatement,
+    bind,
+)
 from stream_dsl.catalog import Catalog
 from stream_dsl.config import RunConfig
 from stream_dsl.frame.stream import Stream, Table, wrap
@@ -99,23 +112,41 @@ class Context:
     1000
     """
 
-    def __init__(self, workers: int = 2, executor: str = "drizzle", group_size: int | str = 10,
-                 batch_interval: str | int | dt.timedelta = "100ms", optimize: bool = True,
-                 checkpoint_dir: str | None = None, heartbeat_timeout: float = 30.0,
-                 transport: str = "pipes", checkpoint_reset: bool = False,
-                 optimizer: Mapping[str, bool] | None = None, ray_address: str | None = None) -> None:
-        self.config = RunConfig(workers=workers, executor=executor, group_size=group_size,
-                                batch_interval_ms=to_duration_ms(batch_interval, "batch_interval"),
-                                optimize=optimize, checkpoint_dir=checkpoint_dir,
-                                heartbeat_timeout=heartbeat_timeout, transport=transport,
-                                checkpoint_reset=checkpoint_reset,
-                                disabled_rules=_disabled_rules(optimizer or {}), ray_address=ray_address)
+    def __init__(
+        self,
+        workers: int = 2,
+        executor: str = "drizzle",
+        group_size: int | str = 10,
+        batch_interval: str | int | dt.timedelta = "100ms",
+        optimize: bool = True,
+        checkpoint_dir: str | None = None,
+        heartbeat_timeout: float = 30.0,
+        transport: str = "pipes",
+        checkpoint_reset: bool = False,
+        optimizer: Mapping[str, bool] | None = None,
+        ray_address: str | None = None,
+    ) -> None:
+        self.config = RunConfig(
+            workers=workers,
+            executor=executor,
+            group_size=group_size,
+            batch_interval_ms=to_duration_ms(batch_interval, "batch_interval"),
+            optimize=optimize,
+            checkpoint_dir=checkpoint_dir,
+            heartbeat_timeout=heartbeat_timeout,
+            transport=transport,
+            checkpoint_reset=checkpoint_reset,
+            disabled_rules=_disabled_rules(optimizer or {}),
+            ray_address=ray_address,
+        )
         self.catalog = Catalog()
 
     def __repr__(self) -> str:
         c = self.config
-        return (f"Context(workers={c.workers}, executor={c.executor!r}, group_size={c.group_size!r}, "
-                f"batch_interval='{c.batch_interval_ms}ms', optimize={c.optimize})")
+        return (
+            f"Context(workers={c.workers}, executor={c.executor!r}, group_size={c.group_size!r}, "
+            f"batch_interval='{c.batch_interval_ms}ms', optimize={c.optimize})"
+        )
 
     # ------------------------------------------------------------ the DSL
 
@@ -173,19 +204,23 @@ class Context:
         elif what == "views":
             rows = [(n, "stream" if is_streaming(p) else "table") for n, p in self.catalog.views.items()]
         elif what == "functions":
-            rows = ([(n, "scalar") for n in sorted(SCALAR_FUNCTIONS)]
-                    + [(n, "aggregate") for n in sorted(AGGREGATE_FUNCTIONS)]
-                    + [(n, "window") for n in WINDOW_FUNCTIONS])
+            rows = (
+                [(n, "scalar") for n in sorted(SCALAR_FUNCTIONS)]
+                + [(n, "aggregate") for n in sorted(AGGREGATE_FUNCTIONS)]
+                + [(n, "window") for n in WINDOW_FUNCTIONS]
+            )
         else:
             raise DSLError(f"cannot SHOW {what.upper()}; use STREAMS, TABLES, SINKS, VIEWS or FUNCTIONS")
-        return pl.DataFrame({"name": [r[0] for r in rows], "kind": [r[1] for r in rows]},
-                            schema={"name": pl.String, "kind": pl.String})
+        return pl.DataFrame(
+            {"name": [r[0] for r in rows], "kind": [r[1] for r in rows]}, schema={"name": pl.String, "kind": pl.String}
+        )
 
     def _describe(self, name: str) -> pl.DataFrame:
         schema = self.catalog.resolve(name).schema
         types = [f.dtype.value + (" NOT NULL" if f.not_null else "") for f in schema]
-        return pl.DataFrame({"column": list(schema.names), "type": types},
-                            schema={"column": pl.String, "type": pl.String})
+        return pl.DataFrame(
+            {"column": list(schema.names), "type": types}, schema={"column": pl.String, "type": pl.String}
+        )
 
     # ------------------------------------------------------------ the dataframe API
 
@@ -210,9 +245,16 @@ class Context:
         self.catalog.add_view(name, stream.plan, replace=replace)
         return wrap(self, stream.plan)
 
-    def from_polars(self, frames: pl.DataFrame | pl.LazyFrame | Sequence[pl.DataFrame], name: str | None = None,
-                    *, watermark: str | None = None, watermark_delay: str | int | dt.timedelta = "0s",
-                    batch_size: int | None = None, static: bool = False) -> Stream:
+    def from_polars(
+        self,
+        frames: pl.DataFrame | pl.LazyFrame | Sequence[pl.DataFrame],
+        name: str | None = None,
+        *,
+        watermark: str | None = None,
+        watermark_delay: str | int | dt.timedelta = "0s",
+        batch_size: int | None = None,
+        static: bool = False,
+    ) -> Stream:
         """An in-memory stream (or, with `static=True`, a table) over polars frames.
 
         A list of frames gives one micro-batch per frame; `batch_size` splits
@@ -254,9 +296,13 @@ class Context:
         assert isinstance(table, Table)
         return table
 
-    def from_iterable(self, rows: Iterable[Mapping[str, Any] | Sequence[Any]],
-                      schema: Mapping[str, Any] | Sequence[tuple[str, Any]], name: str | None = None,
-                      **options: Any) -> Stream:
+    def from_iterable(
+        self,
+        rows: Iterable[Mapping[str, Any] | Sequence[Any]],
+        schema: Mapping[str, Any] | Sequence[tuple[str, Any]],
+        name: str | None = None,
+        **options: Any,
+    ) -> Stream:
         """An in-memory stream from rows (dicts or tuples) and a schema of SQL or polars types.
 
         Examples
@@ -366,7 +412,7 @@ def _(s: BoundDescribe, ctx: Context) -> Any:
 @run_statement.register
 def _(s: BoundSet, ctx: Context) -> Any:
     if s.key.startswith(RULE_SETTING_PREFIX):
-        ctx.config = _switch_rule(ctx.config, s.key[len(RULE_SETTING_PREFIX):], s.value)
+        ctx.config = _switch_rule(ctx.config, s.key[len(RULE_SETTING_PREFIX) :], s.value)
     else:
         ctx.config = ctx.config.with_options(**_setting(s.key, s.value))
 

@@ -37,8 +37,15 @@ class DSLError(Exception):
 class PositionedError(DSLError):
     """An error about a place in the query text."""
 
-    def __init__(self, message: str, *, line: int | None = None, column: int | None = None,
-                 source: str | None = None, span: Span | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        line: int | None = None,
+        column: int | None = None,
+        source: str | None = None,
+        span: Span | None = None,
+    ) -> None:
         if span is not None and line is None:
             line, column = span.line, span.column
         self.message = message

@@ -15,8 +15,13 @@ from hypothesis import HealthCheck, settings
 
 SCALE = {"dev": 0.2, "ci": 1.0, "thorough": 10.0}
 for _name, _scale in SCALE.items():
-    settings.register_profile(_name, max_examples=max(1, round(100 * _scale)), deadline=None,
-                              suppress_health_check=[HealthCheck.too_slow], print_blob=True)
+    settings.register_profile(
+        _name,
+        max_examples=max(1, round(100 * _scale)),
+        deadline=None,
+        suppress_health_check=[HealthCheck.too_slow],
+        print_blob=True,
+    )
 PROFILE = os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if os.environ.get("CI") else "dev")
 settings.load_profile(PROFILE)
 

@@ -70,9 +70,12 @@ SESSION_TEMP_DIR = _private_temp_dir()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    parser.addoption("--update-goldens", action="store_true", default=False,
-                     help="rewrite golden files (tests/corpus/valid/*.plan, tests/plans/*.explain) "
-                          "from the current output")
+    parser.addoption(
+        "--update-goldens",
+        action="store_true",
+        default=False,
+        help="rewrite golden files (tests/corpus/valid/*.plan, tests/plans/*.explain) from the current output",
+    )
 
 
 @pytest.fixture
@@ -93,14 +96,41 @@ def ctx() -> sd.Context:
 
 # What a test needs or costs, by module (a module's tests share their setup) and by executor parameter, so that
 # `pytest -m "not slow"` is the inner loop and `-m "not redis"` runs without a Redis server.
-SLOW_MODULES = {"test_recovery", "test_interrupts", "test_bench", "test_repl", "test_cli", "test_redis",
-                "test_transport_conformance", "test_checkpoint_restart", "test_multiproc", "test_differential",
-                "test_socket", "test_dead_letters", "test_file_safety", "test_aggregation_pushdown", "test_kafka",
-                "test_kafka_recovery", "test_socket_limits", "test_differential_random", "test_overload",
-                "test_ray", "test_ray_transport", "test_checkpoint_store", "test_redis_trims", "test_secrets"}
+SLOW_MODULES = {
+    "test_recovery",
+    "test_interrupts",
+    "test_bench",
+    "test_repl",
+    "test_cli",
+    "test_redis",
+    "test_transport_conformance",
+    "test_checkpoint_restart",
+    "test_multiproc",
+    "test_differential",
+    "test_socket",
+    "test_dead_letters",
+    "test_file_safety",
+    "test_aggregation_pushdown",
+    "test_kafka",
+    "test_kafka_recovery",
+    "test_socket_limits",
+    "test_differential_random",
+    "test_overload",
+    "test_ray",
+    "test_ray_transport",
+    "test_checkpoint_store",
+    "test_redis_trims",
+    "test_secrets",
+}
 REDIS_MODULES = {"test_redis", "test_dead_letters", "test_socket"}
-MULTIPROCESS_MODULES = {"test_multiproc", "test_recovery", "test_interrupts", "test_transport_conformance",
-                        "test_runtime", "test_checkpoint_restart"}
+MULTIPROCESS_MODULES = {
+    "test_multiproc",
+    "test_recovery",
+    "test_interrupts",
+    "test_transport_conformance",
+    "test_runtime",
+    "test_checkpoint_restart",
+}
 MULTIPROCESS_EXECUTORS = {"drizzle", "bsp"}
 
 

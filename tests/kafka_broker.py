@@ -23,8 +23,14 @@ from dataclasses import dataclass
 import pytest
 
 START_TIMEOUT_S = 30.0  # only to avoid hanging when the broker cannot start
-_ENV_SETTINGS = ("CLUSTER_ID", "LISTENER_URL", "ADVERTISED_LISTENER_URL", "STORAGE_ENGINE", "SCHEMA_REGISTRY",
-                 "OTEL_EXPORTER_OTLP_ENDPOINT")  # the broker reads these; the command line sets what it needs
+_ENV_SETTINGS = (
+    "CLUSTER_ID",
+    "LISTENER_URL",
+    "ADVERTISED_LISTENER_URL",
+    "STORAGE_ENGINE",
+    "SCHEMA_REGISTRY",
+    "OTEL_EXPORTER_OTLP_ENDPOINT",
+)  # the broker reads these; the command line sets what it needs
 
 
 def free_port() -> int:
@@ -63,9 +69,22 @@ class KafkaBroker:
         url = f"tcp://127.0.0.1:{self.port}"
         env = {k: v for k, v in os.environ.items() if k not in _ENV_SETTINGS}
         self.process = subprocess.Popen(
-            [binary, "broker", "--listener-url", url, "--advertised-listener-url", url,
-             "--storage-engine", "memory://tansu/", "--silent"],
-            cwd=self.directory, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            [
+                binary,
+                "broker",
+                "--listener-url",
+                url,
+                "--advertised-listener-url",
+                url,
+                "--storage-engine",
+                "memory://tansu/",
+                "--silent",
+            ],
+            cwd=self.directory,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         deadline = time.monotonic() + START_TIMEOUT_S
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -100,8 +119,15 @@ class KafkaBroker:
         futures = admin.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=1)])
         futures[name].result(timeout=30)
 
-    def produce(self, topic: str, values: list[bytes | str], *, partition: int | None = None,
-                keys: list[bytes | str | None] | None = None, timestamps: list[int] | None = None) -> None:
+    def produce(
+        self,
+        topic: str,
+        values: list[bytes | str],
+        *,
+        partition: int | None = None,
+        keys: list[bytes | str | None] | None = None,
+        timestamps: list[int] | None = None,
+    ) -> None:
         """Values into `topic` (round robin over its partitions unless `partition` is given), flushed."""
         from confluent_kafka import Producer
 
@@ -111,8 +137,13 @@ class KafkaBroker:
             extra = {}
             if timestamps is not None:
                 extra["timestamp"] = timestamps[i]
-            producer.produce(topic, value=value, key=None if keys is None else keys[i],
-                             partition=partition if partition is not None else i % count, **extra)
+            producer.produce(
+                topic,
+                value=value,
+                key=None if keys is None else keys[i],
+                partition=partition if partition is not None else i % count,
+                **extra,
+            )
             if i % 10000 == 9999:
                 producer.flush(30)
         assert producer.flush(30) == 0, "messages left unsent"

@@ -47,8 +47,10 @@ def make_context(bootstrap: str, topic: str, sink: str | None, **options: Any) -
     if sink is not None:
         kind, _, where = sink.partition(":")
         if kind == "kafka":
-            ctx.sql(f"CREATE SINK out WITH (connector = 'kafka', bootstrap_servers = '{bootstrap}', topic = '{where}', "
-                    "key = 'campaign_id')")
+            ctx.sql(
+                f"CREATE SINK out WITH (connector = 'kafka', bootstrap_servers = '{bootstrap}', topic = '{where}', "
+                "key = 'campaign_id')"
+            )
         else:
             ctx.sql(f"CREATE SINK out WITH (connector = 'files', path = '{where}', format = 'parquet')")
     return ctx
@@ -63,8 +65,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--executor", default="drizzle")
     parser.add_argument("--pids")
     args = parser.parse_args(argv)
-    ctx = make_context(args.bootstrap, args.topic, args.sink, executor=args.executor,
-                       checkpoint_dir=args.checkpoint_dir)
+    ctx = make_context(
+        args.bootstrap, args.topic, args.sink, executor=args.executor, checkpoint_dir=args.checkpoint_dir
+    )
     handle = ctx.sql(f"INSERT INTO out {SELECT}")
     if args.pids:
         tmp = f"{args.pids}.tmp"
@@ -81,8 +84,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         handle.stop(HANG_GUARD_S)
     progress = handle.progress()
-    summary = {"batches": len(progress), "first_batch": progress[0]["batch_id"] if progress else None,
-               "restored_checkpoint": handle.restored_checkpoint, "recoveries": handle.recoveries}
+    summary = {
+        "batches": len(progress),
+        "first_batch": progress[0]["batch_id"] if progress else None,
+        "restored_checkpoint": handle.restored_checkpoint,
+        "recoveries": handle.recoveries,
+    }
     print(json.dumps(summary, default=str), flush=True)
     return 0
 

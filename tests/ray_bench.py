@@ -24,8 +24,11 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 def main(argv: list[str]) -> int:
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    cluster = Cluster(initialize_head=True, connect=False,
-                      head_node_args=dict(_node_args(HEAD_IP), gcs_server_port=_free_port(HEAD_IP)))
+    cluster = Cluster(
+        initialize_head=True,
+        connect=False,
+        head_node_args=dict(_node_args(HEAD_IP), gcs_server_port=_free_port(HEAD_IP)),
+    )
     try:
         cluster.add_node(**_node_args(SECOND_IP))
         cluster.wait_for_nodes()

@@ -54,8 +54,12 @@ def _free_port(host: str) -> int:
 
 
 def _node_args(ip: str) -> dict[str, Any]:
-    return {"node_ip_address": ip, "num_cpus": NODE_CPUS, "object_store_memory": OBJECT_STORE_BYTES,
-            "include_dashboard": False}
+    return {
+        "node_ip_address": ip,
+        "num_cpus": NODE_CPUS,
+        "object_store_memory": OBJECT_STORE_BYTES,
+        "include_dashboard": False,
+    }
 
 
 def ray_or_skip() -> Any:

@@ -22,12 +22,17 @@ from stream_dsl.connectors.base import SourceBatch
 NAME = "recording"
 
 
-def write_script(path: Path, batches: list[pl.DataFrame], *, restored: int | None = None,
-                 replayed_batches: int = 0) -> Path:
+def write_script(
+    path: Path, batches: list[pl.DataFrame], *, restored: int | None = None, replayed_batches: int = 0
+) -> Path:
     """The script the source plays; returns the log file its events go to."""
     log = path.with_suffix(".log")
-    script = {"batches": [b.with_columns(pl.col("ts").dt.epoch("ms")).to_dicts() for b in batches],
-              "restored": restored, "replayed_batches": replayed_batches, "log": str(log)}
+    script = {
+        "batches": [b.with_columns(pl.col("ts").dt.epoch("ms")).to_dicts() for b in batches],
+        "restored": restored,
+        "replayed_batches": replayed_batches,
+        "log": str(log),
+    }
     path.write_text(json.dumps(script))
     log.write_text("")
     return log
@@ -43,15 +48,21 @@ def record(log: str | os.PathLike, kind: str, payload: Any) -> None:
 
 
 def events(log: Path) -> list[tuple[str, Any]]:
-    return [(kind, tuple(p) if isinstance(p, list) else p)
-            for kind, p in (json.loads(line) for line in log.read_text().splitlines())]
+    return [
+        (kind, tuple(p) if isinstance(p, list) else p)
+        for kind, p in (json.loads(line) for line in log.read_text().splitlines())
+    ]
 
 
 class RecordingSource:
     def __init__(self, definition: Any) -> None:
         script = json.loads(Path(definition.option("script")).read_text())
-        self.batches = [pl.DataFrame(rows, schema={"k": pl.String, "ts": pl.Int64})
-                        .with_columns(pl.col("ts").cast(pl.Datetime("ms"))) for rows in script["batches"]]
+        self.batches = [
+            pl.DataFrame(rows, schema={"k": pl.String, "ts": pl.Int64}).with_columns(
+                pl.col("ts").cast(pl.Datetime("ms"))
+            )
+            for rows in script["batches"]
+        ]
         self.replayed_batches = script["replayed_batches"]
         self.restored_max_event_ms = script["restored"]
         self.log = script["log"]
@@ -69,8 +80,12 @@ class RecordingSource:
         batch = self.batches[self.position].select(self.columns)
         self.position += 1
         record(self.log, "read", self.position)
-        return SourceBatch(batch, exhausted=self.position == len(self.batches), offset=self.position,
-                           replayed=self.position <= self.replayed_batches)
+        return SourceBatch(
+            batch,
+            exhausted=self.position == len(self.batches),
+            offset=self.position,
+            replayed=self.position <= self.replayed_batches,
+        )
 
     def commit(self, offset: Any, keep_from_ms: int | None = None) -> None:
         record(self.log, "commit", [offset, keep_from_ms])

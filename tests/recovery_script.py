@@ -92,8 +92,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--executor", default="drizzle")
     parser.add_argument("--pids", help="write the worker pids (a JSON list) here once the query started")
     args = parser.parse_args(argv)
-    ctx = make_context(args.sink_dir, executor=args.executor, group_size=args.group_size,
-                       checkpoint_dir=args.checkpoint_dir)
+    ctx = make_context(
+        args.sink_dir, executor=args.executor, group_size=args.group_size, checkpoint_dir=args.checkpoint_dir
+    )
     handle = ctx.sql(INSERT)
     if args.pids:
         _write_atomically(args.pids, list(handle.worker_pids()))
@@ -107,8 +108,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         handle.stop(HANG_GUARD_S)
     progress = handle.progress()
-    summary = {"batches": len(progress), "first_batch": progress[0]["batch_id"] if progress else None,
-               "restored_checkpoint": handle.restored_checkpoint, "recoveries": handle.recoveries}
+    summary = {
+        "batches": len(progress),
+        "first_batch": progress[0]["batch_id"] if progress else None,
+        "restored_checkpoint": handle.restored_checkpoint,
+        "recoveries": handle.recoveries,
+    }
     print(json.dumps(summary, default=str), flush=True)
     return 0
 

@@ -116,47 +116,70 @@ def catalog_frames(seed: int = 7) -> dict[str, pl.DataFrame]:
     users = [f"u{i}" for i in range(10)]
     ads = [f"a{i}" for i in range(12)]
     n = 160
-    events = pl.DataFrame({
-        "user_id": [_pick(rng, users) for _ in range(n)],
-        "page_id": [_pick(rng, ["p1", "p2", "p3"]) for _ in range(n)],
-        "ad_id": [_pick(rng, ads) for _ in range(n)],
-        "ad_type": [_pick(rng, ["banner", "video", "mail"]) for _ in range(n)],
-        "event_type": [_pick(rng, ["view", "click", "purchase"]) for _ in range(n)],
-        "event_time": _times(rng, n, 600),
-        "ip_address": [_pick(rng, ["10.0.0.1", "10.0.0.2"]) for _ in range(n)],
-    }, schema_overrides={"event_time": pl.Datetime("ms")})
-    campaigns = pl.DataFrame({
-        "ad_id": [f"a{i}" for i in range(10)] + [None],
-        "campaign_id": [f"c{i % 4}" for i in range(10)] + ["c9"],
-    })
+    events = pl.DataFrame(
+        {
+            "user_id": [_pick(rng, users) for _ in range(n)],
+            "page_id": [_pick(rng, ["p1", "p2", "p3"]) for _ in range(n)],
+            "ad_id": [_pick(rng, ads) for _ in range(n)],
+            "ad_type": [_pick(rng, ["banner", "video", "mail"]) for _ in range(n)],
+            "event_type": [_pick(rng, ["view", "click", "purchase"]) for _ in range(n)],
+            "event_time": _times(rng, n, 600),
+            "ip_address": [_pick(rng, ["10.0.0.1", "10.0.0.2"]) for _ in range(n)],
+        },
+        schema_overrides={"event_time": pl.Datetime("ms")},
+    )
+    campaigns = pl.DataFrame(
+        {
+            "ad_id": [f"a{i}" for i in range(10)] + [None],
+            "campaign_id": [f"c{i % 4}" for i in range(10)] + ["c9"],
+        }
+    )
     m = 80
-    clicks = pl.DataFrame({
-        "user_id": [_pick(rng, users) for _ in range(m)],
-        "url": [_pick(rng, ["/a", "/b", "/shop/x", "/shop/y"]) for _ in range(m)],
-        "ts": _times(rng, m, 1500),
-        "duration_ms": [None if rng.random() < 0.1 else rng.randint(0, 5000) for _ in range(m)],
-    }, schema_overrides={"ts": pl.Datetime("ms"), "duration_ms": pl.Int64})
-    sensors = pl.DataFrame({
-        "sensor_id": [rng.randint(1, 6) for _ in range(m)],
-        "temperature": [_quarters(rng, -5, 35) for _ in range(m)],
-        "humidity": [_quarters(rng, 0, 100) for _ in range(m)],
-        "ok": [_pick(rng, [True, False]) for _ in range(m)],
-        "ts": _times(rng, m, 2000),
-    }, schema_overrides={"sensor_id": pl.Int32, "ts": pl.Datetime("ms")})
-    users_table = pl.DataFrame({
-        "user_id": users[:8] + [None],
-        "country": ["NL", "DE", "US", "NL", None, "DE", "FR", "US", "NL"],
-        "age": [17, 25, 33, 41, 58, 19, None, 70, 30],
-    }, schema_overrides={"age": pl.Int32})
-    transactions = pl.DataFrame({
-        "tx_id": list(range(m)),
-        "account": [_pick(rng, ["acc1", "acc2", "acc3", "bob"]) for _ in range(m)],
-        "amount": [_quarters(rng, -50, 500) for _ in range(m)],
-        "merchant": [_pick(rng, ["shop", "bar", "cafe"]) for _ in range(m)],
-        "ts": _times(rng, m, 3000),
-    }, schema_overrides={"tx_id": pl.Int64, "ts": pl.Datetime("ms")})
-    return {"events": events, "campaigns": campaigns, "clicks": clicks, "sensors": sensors,
-            "users": users_table, "transactions": transactions}
+    clicks = pl.DataFrame(
+        {
+            "user_id": [_pick(rng, users) for _ in range(m)],
+            "url": [_pick(rng, ["/a", "/b", "/shop/x", "/shop/y"]) for _ in range(m)],
+            "ts": _times(rng, m, 1500),
+            "duration_ms": [None if rng.random() < 0.1 else rng.randint(0, 5000) for _ in range(m)],
+        },
+        schema_overrides={"ts": pl.Datetime("ms"), "duration_ms": pl.Int64},
+    )
+    sensors = pl.DataFrame(
+        {
+            "sensor_id": [rng.randint(1, 6) for _ in range(m)],
+            "temperature": [_quarters(rng, -5, 35) for _ in range(m)],
+            "humidity": [_quarters(rng, 0, 100) for _ in range(m)],
+            "ok": [_pick(rng, [True, False]) for _ in range(m)],
+            "ts": _times(rng, m, 2000),
+        },
+        schema_overrides={"sensor_id": pl.Int32, "ts": pl.Datetime("ms")},
+    )
+    users_table = pl.DataFrame(
+        {
+            "user_id": users[:8] + [None],
+            "country": ["NL", "DE", "US", "NL", None, "DE", "FR", "US", "NL"],
+            "age": [17, 25, 33, 41, 58, 19, None, 70, 30],
+        },
+        schema_overrides={"age": pl.Int32},
+    )
+    transactions = pl.DataFrame(
+        {
+            "tx_id": list(range(m)),
+            "account": [_pick(rng, ["acc1", "acc2", "acc3", "bob"]) for _ in range(m)],
+            "amount": [_quarters(rng, -50, 500) for _ in range(m)],
+            "merchant": [_pick(rng, ["shop", "bar", "cafe"]) for _ in range(m)],
+            "ts": _times(rng, m, 3000),
+        },
+        schema_overrides={"tx_id": pl.Int64, "ts": pl.Datetime("ms")},
+    )
+    return {
+        "events": events,
+        "campaigns": campaigns,
+        "clicks": clicks,
+        "sensors": sensors,
+        "users": users_table,
+        "transactions": transactions,
+    }
 
 
 WATERMARKS = {"events": ("event_time", "1s"), "clicks": ("ts", "5s")}

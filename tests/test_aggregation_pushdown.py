@@ -33,14 +33,21 @@ from optimizer.cost import FORCE, CostModel, Estimate
 from optimizer.fixpoint import optimize as run_rules
 from optimizer.physical.lower import lower, stage_order
 from optimizer.rules import RULES, push_aggregate_below_join, split_aggregates, with_cost_model
-from optimizer.physical.stages import (AggregateOp, BroadcastJoinOp, OutputWrite, PartialAggregateOp, ProjectOp, ReadOp,
-                                       ScanOp,
-                              ShuffleWrite)
+from optimizer.physical.stages import (
+    AggregateOp,
+    BroadcastJoinOp,
+    OutputWrite,
+    PartialAggregateOp,
+    ProjectOp,
+    ReadOp,
+    ScanOp,
+    ShuffleWrite,
+)
 from rules_support import data_context, golden_paths, read_golden, assert_same_result, run
 from stream_dsl.config import RunConfig
 from stream_dsl.connectors import generator
 from stream_dsl.errors import ConnectorError, PlanError
-from stream_dsl.ir.plan import (Aggregate, FinalAggregate, Join, PartialAggregate, Scan, render_plan, walk)
+from stream_dsl.ir.plan import Aggregate, FinalAggregate, Join, PartialAggregate, Scan, render_plan, walk
 from test_differential import QUERIES, assert_same_rows, datasets, duckdb_rows, engine
 from budget import examples
 
@@ -61,8 +68,10 @@ def ysb_context(optimize: bool = True, workers: int = 2, count: int = COUNT) -> 
           event_time TIMESTAMP, ip_address STRING,
           WATERMARK FOR event_time AS event_time - INTERVAL '1' SECOND)
         WITH (connector = 'generator', kind = 'ysb', rate = '{RATE}', count = '{count}')""")
-    ctx.sql("CREATE TABLE campaigns (ad_id STRING, campaign_id STRING) "
-            "WITH (connector = 'generator', kind = 'ysb_campaigns')")
+    ctx.sql(
+        "CREATE TABLE campaigns (ad_id STRING, campaign_id STRING) "
+        "WITH (connector = 'generator', kind = 'ysb_campaigns')"
+    )
     return ctx
 
 
@@ -105,8 +114,9 @@ def test_ysb_stages_fuse_the_partial_and_the_join_before_the_shuffle_on_campaign
     assert [type(op) for op in reduce.operators] == [ReadOp]
     final = reduce.stateful
     assert isinstance(final, AggregateOp) and final.final and final.keys == ("campaign_id",)
-    assert final.describe().startswith("FinalAggregate keys=[campaign_id] window=TUMBLE(event_time, 10s) "
-                                       "merge=[views := sum(__sd_c0)]")
+    assert final.describe().startswith(
+        "FinalAggregate keys=[campaign_id] window=TUMBLE(event_time, 10s) merge=[views := sum(__sd_c0)]"
+    )
     assert reduce.terminal == OutputWrite()
 
 
@@ -142,12 +152,15 @@ def _views_per_batch(interval_ms: int = 100) -> pl.DataFrame:
     """Per micro-batch of the generator: view events, and distinct (ad_id, 10s window) pairs among them."""
     events = generator.ysb_events(COUNT, rate=RATE)
     t = pl.col("event_time").dt.epoch("ms") - pl.col("event_time").dt.epoch("ms").min()
-    return (events.filter(pl.col("event_type") == "view")
-            .with_columns((t // interval_ms).alias("batch"),
-                          (pl.col("event_time").dt.epoch("ms") // 10_000).alias("window"))
-            .group_by("batch").agg(pl.len().alias("views"),
-                                   pl.struct("ad_id", "window").n_unique().alias("groups"))
-            .sort("batch"))
+    return (
+        events.filter(pl.col("event_type") == "view")
+        .with_columns(
+            (t // interval_ms).alias("batch"), (pl.col("event_time").dt.epoch("ms") // 10_000).alias("window")
+        )
+        .group_by("batch")
+        .agg(pl.len().alias("views"), pl.struct("ad_id", "window").n_unique().alias("groups"))
+        .sort("batch")
+    )
 
 
 def test_ysb_shuffle_carries_one_row_per_ad_and_window_per_map_task_not_one_per_event():
@@ -182,8 +195,9 @@ def test_counters_are_in_the_progress_of_a_continuous_query():
     handle = ctx.sql(YSB).start(sink=lambda batch_id, frame: frames.append(frame))
     handle.await_termination()
     progress = handle.progress()
-    assert progress and all({"shuffle_rows", "shuffle_bytes", "shuffle_tasks", "source_reads"} <= set(p)
-                            for p in progress)
+    assert progress and all(
+        {"shuffle_rows", "shuffle_bytes", "shuffle_tasks", "source_reads"} <= set(p) for p in progress
+    )
     assert all(read["columns"] == YSB_COLUMNS for p in progress for read in p["source_reads"])
 
 
@@ -196,16 +210,36 @@ def test_explain_analyze_shows_the_counters():
 # ---------------------------------------------------------------- exactness, forced
 
 
-SPLITTABLE = {q.name for q in QUERIES} - {"hop", "session", "filter_project", "arithmetic", "case", "nulls",
-                                           "in_between", "like", "strings", "timestamps", "casts", "join_inner",
-                                           "join_left", "join_using_filter", "distinct", "union_all"}
+SPLITTABLE = {q.name for q in QUERIES} - {
+    "hop",
+    "session",
+    "filter_project",
+    "arithmetic",
+    "case",
+    "nulls",
+    "in_between",
+    "like",
+    "strings",
+    "timestamps",
+    "casts",
+    "join_inner",
+    "join_left",
+    "join_using_filter",
+    "distinct",
+    "union_all",
+}
 
 
 def test_forcing_splits_every_splittable_query_of_the_family():
-    ctx = engine([pl.DataFrame(schema={"k": pl.String, "i": pl.Int64, "d": pl.Float64, "s2": pl.String,
-                                       "ts": pl.Datetime("ms")})], pl.DataFrame(schema={"k": pl.String,
-                                                                                         "name": pl.String,
-                                                                                         "w": pl.Int64}), True)
+    ctx = engine(
+        [
+            pl.DataFrame(
+                schema={"k": pl.String, "i": pl.Int64, "d": pl.Float64, "s2": pl.String, "ts": pl.Datetime("ms")}
+            )
+        ],
+        pl.DataFrame(schema={"k": pl.String, "name": pl.String, "w": pl.Int64}),
+        True,
+    )
     for query in QUERIES:
         plan = forced(ctx.sql(query.dsl).plan)
         assert ("PartialAggregate" in kinds(plan)) == (query.name in SPLITTABLE), query.name
@@ -248,8 +282,10 @@ T0 = dt.datetime(2024, 1, 1)
 
 
 def _stream(ctx: sd.Context, batches: list[list[tuple]], name: str = "s") -> None:
-    frames = [pl.DataFrame(rows, schema={"k": pl.String, "v": pl.Int64, "ts": pl.Datetime("ms")}, orient="row")
-              for rows in batches]
+    frames = [
+        pl.DataFrame(rows, schema={"k": pl.String, "v": pl.Int64, "ts": pl.Datetime("ms")}, orient="row")
+        for rows in batches
+    ]
     ctx.from_polars(frames, name, watermark="ts", watermark_delay="0s")
 
 
@@ -272,8 +308,7 @@ def test_late_rows_count_input_rows_not_partial_rows():
         [("a", 3, s(25))],  # the watermark passes 20s: windows [0, 10) and [10, 20) close
         [("a", 4, s(3)), ("a", 5, s(4)), ("a", 6, s(5)), ("b", 7, s(12)), ("c", 8, None), ("a", 9, s(26))],
     ]
-    sql = ("SELECT k, window_start, COUNT(*) AS n, SUM(v) AS total FROM s "
-           "GROUP BY k, TUMBLE(ts, INTERVAL '10' SECOND)")
+    sql = "SELECT k, window_start, COUNT(*) AS n, SUM(v) AS total FROM s GROUP BY k, TUMBLE(ts, INTERVAL '10' SECOND)"
     one, late_one = _late_rows(sql, batches, split=False)
     two, late_two = _late_rows(sql, batches, split=True)
     assert late_one == late_two == 5  # three rows of (a, [0,10)), one of (b, [10,20)), one without a time
@@ -283,13 +318,19 @@ def test_late_rows_count_input_rows_not_partial_rows():
 
 def test_sum_of_only_nulls_is_null_and_count_of_nothing_is_zero():
     ctx = sd.Context(executor="inline", workers=2, optimize=False)
-    ctx.from_polars([pl.DataFrame({"k": ["a", "a", "b"], "v": [None, None, 1]}, schema={"k": pl.String,
-                                                                                      "v": pl.Int64}),
-                     pl.DataFrame({"k": ["a"], "v": [None]}, schema={"k": pl.String, "v": pl.Int64})], "s")
+    ctx.from_polars(
+        [
+            pl.DataFrame({"k": ["a", "a", "b"], "v": [None, None, 1]}, schema={"k": pl.String, "v": pl.Int64}),
+            pl.DataFrame({"k": ["a"], "v": [None]}, schema={"k": pl.String, "v": pl.Int64}),
+        ],
+        "s",
+    )
     ctx.from_polars(pl.DataFrame({"k": [], "v": []}, schema={"k": pl.String, "v": pl.Int64}), "empty")
     for sql, expected in [
-        ("SELECT k, SUM(v) AS s, AVG(v) AS a, COUNT(v) AS c, MIN(v) AS lo FROM s GROUP BY k",
-         [("a", None, None, 0, None), ("b", 1, 1.0, 1, 1)]),
+        (
+            "SELECT k, SUM(v) AS s, AVG(v) AS a, COUNT(v) AS c, MIN(v) AS lo FROM s GROUP BY k",
+            [("a", None, None, 0, None), ("b", 1, 1.0, 1, 1)],
+        ),
         ("SELECT COUNT(*) AS n, COUNT(v) AS c, SUM(v) AS s FROM empty", [(0, 0, None)]),
         ("SELECT COUNT(*) AS n, SUM(v) AS s FROM s WHERE v > 100", [(0, None)]),
     ]:
@@ -308,19 +349,27 @@ def test_a_changelog_emits_the_same_rows_per_batch_in_two_phases():
         if split:
             plan = forced(plan)
         out: dict[int, list[tuple]] = {}
-        handle = start(plan, lambda batch_id, frame: out.__setitem__(batch_id, sorted(frame.rows(), key=repr)),
-                       RunConfig(executor="inline", workers=2, optimize=False))
+        handle = start(
+            plan,
+            lambda batch_id, frame: out.__setitem__(batch_id, sorted(frame.rows(), key=repr)),
+            RunConfig(executor="inline", workers=2, optimize=False),
+        )
         handle.await_termination()
         return [out.get(b, []) for b in range(max(out) + 1)]
 
-    assert per_batch(split=True) == per_batch(split=False) == [
-        [("a", 1, 1), ("b", 1, 2)], [], [("a", 2, 4)], [("c", 1, None)]]
+    assert (
+        per_batch(split=True)
+        == per_batch(split=False)
+        == [[("a", 1, 1), ("b", 1, 2)], [], [("a", 2, 4)], [("c", 1, None)]]
+    )
 
 
 def test_partial_plan_nodes_validate_what_they_are_given():
     ctx = ysb_context()
-    agg = ctx.sql("SELECT ad_id, window_start, COUNT(*) AS n FROM events "
-                  "GROUP BY ad_id, HOP(event_time, INTERVAL '5' SECOND, INTERVAL '10' SECOND)").plan.input
+    agg = ctx.sql(
+        "SELECT ad_id, window_start, COUNT(*) AS n FROM events "
+        "GROUP BY ad_id, HOP(event_time, INTERVAL '5' SECOND, INTERVAL '10' SECOND)"
+    ).plan.input
     assert isinstance(agg, Aggregate)
     with pytest.raises(PlanError, match="TUMBLE windows only"):
         PartialAggregate(agg.input, agg.keys, agg.aggs, agg.window)
@@ -349,8 +398,10 @@ def test_generator_statistics_give_rows_per_batch_and_distinct_values():
 
 def test_hints_and_unknowns():
     ctx = sd.Context()
-    ctx.sql("CREATE STREAM h (k STRING, v BIGINT) WITH (connector = 'files', path = 'nowhere/', "
-            "format = 'ndjson', ndv = 'k=7', rows_per_batch = '5000')")
+    ctx.sql(
+        "CREATE STREAM h (k STRING, v BIGINT) WITH (connector = 'files', path = 'nowhere/', "
+        "format = 'ndjson', ndv = 'k=7', rows_per_batch = '5000')"
+    )
     ctx.sql("CREATE STREAM u (k STRING, v BIGINT) WITH (connector = 'files', path = 'nowhere/', format = 'ndjson')")
     hinted = ctx.sql("SELECT k, COUNT(*) AS n FROM h GROUP BY k").plan
     guess = cost.estimate(hinted.input, [k.expr for k in hinted.keys], None)
@@ -364,8 +415,9 @@ def test_hints_and_unknowns():
 
 def test_a_malformed_ndv_hint_is_a_clear_error():
     ctx = sd.Context()
-    ctx.sql("CREATE STREAM h (k STRING) WITH (connector = 'files', path = 'nowhere/', format = 'ndjson', "
-            "ndv = 'k=lots')")
+    ctx.sql(
+        "CREATE STREAM h (k STRING) WITH (connector = 'files', path = 'nowhere/', format = 'ndjson', ndv = 'k=lots')"
+    )
     with pytest.raises(ConnectorError, match="option ndv must look like 'column=N"):
         ctx.sql("SELECT k, COUNT(*) AS n FROM h GROUP BY k").explain()
 
@@ -380,8 +432,10 @@ def test_memory_and_file_statistics(tmp_path):
     directory.mkdir()
     for i in range(4):
         (directory / f"part-{i}.ndjson").write_bytes(generator.events_as_json(events.slice(i * 5000, 5000)))
-    ctx.sql(f"CREATE STREAM f (ad_id STRING, event_time TIMESTAMP) WITH (connector = 'files', "
-            f"path = '{directory}', format = 'ndjson', max_files_per_batch = '1')")
+    ctx.sql(
+        f"CREATE STREAM f (ad_id STRING, event_time TIMESTAMP) WITH (connector = 'files', "
+        f"path = '{directory}', format = 'ndjson', max_files_per_batch = '1')"
+    )
     scan = ctx.sql("SELECT ad_id FROM f").plan
     assert cost.rows_per_batch(scan) == pytest.approx(5000, rel=0.1)
     table = tmp_path / "campaigns.csv"
@@ -411,9 +465,11 @@ def test_cost_based_rules_keep_their_names_when_bound():
 
 
 def test_the_partial_moves_down_a_chain_of_joins(data_ctx):
-    sql = ("SELECT c.campaign_id, u.country, COUNT(*) AS n, SUM(u.age) AS ages FROM events e "
-           "JOIN campaigns c ON e.ad_id = c.ad_id JOIN users u ON e.user_id = u.user_id "
-           "GROUP BY c.campaign_id, u.country")
+    sql = (
+        "SELECT c.campaign_id, u.country, COUNT(*) AS n, SUM(u.age) AS ages FROM events e "
+        "JOIN campaigns c ON e.ad_id = c.ad_id JOIN users u ON e.user_id = u.user_id "
+        "GROUP BY c.campaign_id, u.country"
+    )
     plan = data_ctx.sql(sql).plan
     # SUM(u.age) reads a table column: the partial stays above the joins.
     assert not any(isinstance(n, Join) and isinstance(n.left, PartialAggregate) for n in walk(forced(plan)))

@@ -44,184 +44,294 @@ col = sd.col
 CASES = {
     "filter": (
         "SELECT * FROM clicks WHERE duration_ms > 100",
-        lambda c: c.stream("clicks").filter(col("duration_ms") > 100)),
+        lambda c: c.stream("clicks").filter(col("duration_ms") > 100),
+    ),
     "filter_predicates_and_constraints": (
         "SELECT * FROM events WHERE event_type = 'view' AND ad_type = 'banner'",
-        lambda c: c.stream("events").filter(col("event_type") == "view", ad_type="banner")),
+        lambda c: c.stream("events").filter(col("event_type") == "view", ad_type="banner"),
+    ),
     "boolean_logic": (
         "SELECT * FROM sensors WHERE NOT ok AND temperature > 40 OR humidity < 10",
-        lambda c: c.stream("sensors").filter((~col("ok") & (col("temperature") > 40)) | (col("humidity") < 10))),
-    "projection": (
-        "SELECT url, user_id FROM clicks",
-        lambda c: c.stream("clicks").select("url", "user_id")),
+        lambda c: c.stream("sensors").filter((~col("ok") & (col("temperature") > 40)) | (col("humidity") < 10)),
+    ),
+    "projection": ("SELECT url, user_id FROM clicks", lambda c: c.stream("clicks").select("url", "user_id")),
     "computed_columns": (
         "SELECT sensor_id, temperature * 9 / 5 + 32 AS temp_f, -humidity AS neg FROM sensors",
-        lambda c: c.stream("sensors").select("sensor_id", (col("temperature") * 9 / 5 + 32).alias("temp_f"),
-                                             neg=-col("humidity"))),
+        lambda c: c.stream("sensors").select(
+            "sensor_id", (col("temperature") * 9 / 5 + 32).alias("temp_f"), neg=-col("humidity")
+        ),
+    ),
     "with_columns_replace_and_append": (
         "SELECT user_id, url, ts, duration_ms / 1000 AS duration_ms, upper(url) AS big FROM clicks",
-        lambda c: c.stream("clicks").with_columns(col("duration_ms") / 1000, big=col("url").str.to_uppercase())),
+        lambda c: c.stream("clicks").with_columns(col("duration_ms") / 1000, big=col("url").str.to_uppercase()),
+    ),
     "star_plus_column": (
         "SELECT *, length(url) AS n FROM clicks",
-        lambda c: c.stream("clicks").select(sd.all(), col("url").str.len_chars().alias("n"))),
+        lambda c: c.stream("clicks").select(sd.all(), col("url").str.len_chars().alias("n")),
+    ),
     "case_when": (
         "SELECT tx_id, CASE WHEN amount >= 10000 THEN 'high' WHEN amount >= 1000 THEN 'medium' ELSE 'low' END "
         "AS band FROM transactions",
         lambda c: c.stream("transactions").select(
-            "tx_id", sd.when(col("amount") >= 10000).then("high").when(col("amount") >= 1000).then("medium")
-            .otherwise("low").alias("band"))),
+            "tx_id",
+            sd.when(col("amount") >= 10000)
+            .then("high")
+            .when(col("amount") >= 1000)
+            .then("medium")
+            .otherwise("low")
+            .alias("band"),
+        ),
+    ),
     "simple_case_without_else": (
         "SELECT CASE event_type WHEN 'view' THEN 1 WHEN 'click' THEN 2 END AS code FROM events",
         lambda c: c.stream("events").select(
-            sd.when(col("event_type") == "view").then(1).when(col("event_type") == "click").then(2).alias("code"))),
+            sd.when(col("event_type") == "view").then(1).when(col("event_type") == "click").then(2).alias("code")
+        ),
+    ),
     "cast": (
-        "SELECT CAST(duration_ms AS DOUBLE) AS d, CAST(duration_ms AS VARCHAR) AS s, duration_ms::INT AS i "
-        "FROM clicks",
-        lambda c: c.stream("clicks").select(col("duration_ms").cast(sd.Float64).alias("d"),
-                                            col("duration_ms").cast(str).alias("s"),
-                                            col("duration_ms").cast(pl.Int32).alias("i"))),
+        "SELECT CAST(duration_ms AS DOUBLE) AS d, CAST(duration_ms AS VARCHAR) AS s, duration_ms::INT AS i FROM clicks",
+        lambda c: c.stream("clicks").select(
+            col("duration_ms").cast(sd.Float64).alias("d"),
+            col("duration_ms").cast(str).alias("s"),
+            col("duration_ms").cast(pl.Int32).alias("i"),
+        ),
+    ),
     "in_and_not_in": (
         "SELECT tx_id FROM transactions WHERE merchant IN ('casino', 'crypto') AND account NOT IN ('internal')",
-        lambda c: c.stream("transactions").filter(col("merchant").is_in(["casino", "crypto"]),
-                                                  col("account").is_not_in(["internal"])).select("tx_id")),
+        lambda c: (
+            c.stream("transactions")
+            .filter(col("merchant").is_in(["casino", "crypto"]), col("account").is_not_in(["internal"]))
+            .select("tx_id")
+        ),
+    ),
     "between": (
         "SELECT * FROM sensors WHERE temperature BETWEEN -10 AND 45.5 AND humidity NOT BETWEEN 95 AND 100",
-        lambda c: c.stream("sensors").filter(col("temperature").is_between(-10, 45.5),
-                                             ~col("humidity").is_between(95, 100))),
+        lambda c: c.stream("sensors").filter(
+            col("temperature").is_between(-10, 45.5), ~col("humidity").is_between(95, 100)
+        ),
+    ),
     "like": (
         "SELECT * FROM clicks WHERE url LIKE 'https://%' AND url NOT LIKE '%/checkout_'",
-        lambda c: c.stream("clicks").filter(col("url").str.like("https://%"), col("url").not_like("%/checkout_"))),
+        lambda c: c.stream("clicks").filter(col("url").str.like("https://%"), col("url").not_like("%/checkout_")),
+    ),
     "is_null": (
         "SELECT user_id FROM events WHERE ip_address IS NULL OR ad_id IS NOT NULL",
-        lambda c: c.stream("events").filter(col("ip_address").is_null() | col("ad_id").is_not_null())
-        .select("user_id")),
+        lambda c: c.stream("events").filter(col("ip_address").is_null() | col("ad_id").is_not_null()).select("user_id"),
+    ),
     "string_functions": (
         "SELECT upper(user_id) AS u, lower(url) AS l, trim(url) AS t, substring(url, 1, 8) AS s, "
         "replace(url, 'http:', 'https:') AS r, starts_with(url, 'https') AS sw, contains(url, 'shop') AS c "
         "FROM clicks",
         lambda c: c.stream("clicks").select(
-            col("user_id").str.to_uppercase().alias("u"), col("url").str.to_lowercase().alias("l"),
-            col("url").str.strip_chars().alias("t"), col("url").str.slice(0, 8).alias("s"),
-            col("url").str.replace("http:", "https:").alias("r"), col("url").str.starts_with("https").alias("sw"),
-            col("url").str.contains("shop").alias("c"))),
+            col("user_id").str.to_uppercase().alias("u"),
+            col("url").str.to_lowercase().alias("l"),
+            col("url").str.strip_chars().alias("t"),
+            col("url").str.slice(0, 8).alias("s"),
+            col("url").str.replace("http:", "https:").alias("r"),
+            col("url").str.starts_with("https").alias("sw"),
+            col("url").str.contains("shop").alias("c"),
+        ),
+    ),
     "math_functions": (
         "SELECT abs(temperature) AS a, round(temperature, 1) AS r, round(humidity) AS r0, floor(humidity) AS f, "
         "ceil(humidity) AS c, sqrt(humidity) AS q, power(temperature, 2) AS p, ln(humidity) AS l, "
         "exp(humidity) AS e FROM sensors",
         lambda c: c.stream("sensors").select(
-            col("temperature").abs().alias("a"), col("temperature").round(1).alias("r"),
-            col("humidity").round().alias("r0"), col("humidity").floor().alias("f"),
-            col("humidity").ceil().alias("c"), col("humidity").sqrt().alias("q"),
-            col("temperature").pow(2).alias("p"), col("humidity").log().alias("l"),
-            col("humidity").exp().alias("e"))),
+            col("temperature").abs().alias("a"),
+            col("temperature").round(1).alias("r"),
+            col("humidity").round().alias("r0"),
+            col("humidity").floor().alias("f"),
+            col("humidity").ceil().alias("c"),
+            col("humidity").sqrt().alias("q"),
+            col("temperature").pow(2).alias("p"),
+            col("humidity").log().alias("l"),
+            col("humidity").exp().alias("e"),
+        ),
+    ),
     "timestamps_and_intervals": (
         "SELECT tx_id, ts + INTERVAL '5' MINUTE AS settle_by FROM transactions "
         "WHERE ts >= TIMESTAMP '2024-01-01 00:00:00'",
-        lambda c: c.stream("transactions").filter(col("ts") >= dt.datetime(2024, 1, 1))
-        .select("tx_id", (col("ts") + dt.timedelta(minutes=5)).alias("settle_by"))),
+        lambda c: (
+            c.stream("transactions")
+            .filter(col("ts") >= dt.datetime(2024, 1, 1))
+            .select("tx_id", (col("ts") + dt.timedelta(minutes=5)).alias("settle_by"))
+        ),
+    ),
     "join_using": (
         "SELECT * FROM events JOIN campaigns USING (ad_id)",
-        lambda c: c.stream("events").join(c.table("campaigns"), on="ad_id")),
+        lambda c: c.stream("events").join(c.table("campaigns"), on="ad_id"),
+    ),
     "join_on_keys": (
         "SELECT * FROM clicks c JOIN users u ON c.user_id = u.user_id",
-        lambda c: c.stream("clicks").join(c.table("users"), left_on="user_id", right_on="user_id")),
+        lambda c: c.stream("clicks").join(c.table("users"), left_on="user_id", right_on="user_id"),
+    ),
     "left_join_using": (
         "SELECT c.user_id, c.url, u.country FROM clicks AS c LEFT JOIN users AS u USING (user_id)",
-        lambda c: c.stream("clicks").join(c.table("users"), on="user_id", how="left")
-        .select("user_id", "url", "country")),
+        lambda c: (
+            c.stream("clicks").join(c.table("users"), on="user_id", how="left").select("user_id", "url", "country")
+        ),
+    ),
     "left_join_on_keys": (
         "SELECT * FROM clicks c LEFT JOIN users u ON c.user_id = u.user_id",
-        lambda c: c.stream("clicks").join(c.table("users"), left_on=col("user_id"), right_on="user_id",
-                                          how="left")),
+        lambda c: c.stream("clicks").join(c.table("users"), left_on=col("user_id"), right_on="user_id", how="left"),
+    ),
     "table_joined_with_stream_on_the_right": (
         "SELECT * FROM campaigns JOIN events USING (ad_id)",
-        lambda c: c.table("campaigns").join(c.stream("events"), on="ad_id")),
+        lambda c: c.table("campaigns").join(c.stream("events"), on="ad_id"),
+    ),
     "group_by_column": (
         "SELECT url, COUNT(*) AS hits, SUM(duration_ms) AS dwell FROM clicks GROUP BY url",
-        lambda c: c.stream("clicks").group_by("url").agg(sd.count().alias("hits"), dwell=sd.sum("duration_ms"))),
+        lambda c: c.stream("clicks").group_by("url").agg(sd.count().alias("hits"), dwell=sd.sum("duration_ms")),
+    ),
     "group_by_generated_names": (
         "SELECT url, COUNT(*), SUM(duration_ms), MIN(ts), MAX(ts) FROM clicks GROUP BY url",
-        lambda c: c.stream("clicks").group_by("url").agg(sd.count(), col("duration_ms").sum(), sd.min("ts"),
-                                                         col("ts").max())),
+        lambda c: (
+            c.stream("clicks").group_by("url").agg(sd.count(), col("duration_ms").sum(), sd.min("ts"), col("ts").max())
+        ),
+    ),
     "group_by_expression": (
         "SELECT upper(url) AS u, COUNT(*) AS n FROM clicks GROUP BY upper(url)",
-        lambda c: c.stream("clicks").group_by(col("url").str.to_uppercase().alias("u")).agg(sd.count().alias("n"))),
+        lambda c: c.stream("clicks").group_by(col("url").str.to_uppercase().alias("u")).agg(sd.count().alias("n")),
+    ),
     "tumble": (
         "SELECT sensor_id, window_start, window_end, AVG(temperature) AS avg_temp, MAX(humidity) AS max_h "
         "FROM sensors GROUP BY sensor_id, TUMBLE(ts, INTERVAL '1' MINUTE)",
-        lambda c: c.stream("sensors").group_by("sensor_id", sd.tumble("ts", "1m"))
-        .agg(col("temperature").mean().alias("avg_temp"), max_h=sd.max("humidity"))),
+        lambda c: (
+            c.stream("sensors")
+            .group_by("sensor_id", sd.tumble("ts", "1m"))
+            .agg(col("temperature").mean().alias("avg_temp"), max_h=sd.max("humidity"))
+        ),
+    ),
     "hop": (
         "SELECT sensor_id, window_start, window_end, AVG(humidity) AS avg_h, COUNT(*) AS readings "
         "FROM sensors WHERE ok GROUP BY HOP(ts, INTERVAL '1' MINUTE, INTERVAL '5' MINUTE), sensor_id",
-        lambda c: c.stream("sensors").filter("ok").group_by(sd.hop("ts", "1m", dt.timedelta(minutes=5)), "sensor_id")
-        .agg(sd.mean("humidity").alias("avg_h"), sd.count().alias("readings"))),
+        lambda c: (
+            c.stream("sensors")
+            .filter("ok")
+            .group_by(sd.hop("ts", "1m", dt.timedelta(minutes=5)), "sensor_id")
+            .agg(sd.mean("humidity").alias("avg_h"), sd.count().alias("readings"))
+        ),
+    ),
     "session": (
         "SELECT user_id, window_start, window_end, COUNT(*) AS clicks, COUNT(DISTINCT url) AS pages "
         "FROM clicks GROUP BY user_id, SESSION(ts, INTERVAL '30' MINUTE)",
-        lambda c: c.stream("clicks").group_by("user_id", sd.session("ts", dt.timedelta(minutes=30)))
-        .agg(sd.count().alias("clicks"), col("url").n_unique().alias("pages"))),
+        lambda c: (
+            c.stream("clicks")
+            .group_by("user_id", sd.session("ts", dt.timedelta(minutes=30)))
+            .agg(sd.count().alias("clicks"), col("url").n_unique().alias("pages"))
+        ),
+    ),
     "having": (
         "SELECT url, COUNT(*) AS hits FROM clicks GROUP BY url HAVING COUNT(*) > 100",
-        lambda c: c.stream("clicks").group_by("url").agg(sd.count().alias("hits")).filter(col("hits") > 100)),
+        lambda c: c.stream("clicks").group_by("url").agg(sd.count().alias("hits")).filter(col("hits") > 100),
+    ),
     "emit_changes": (
         "SELECT ad_id, window_start, window_end, COUNT(*) AS views FROM events "
         "GROUP BY ad_id, TUMBLE(event_time, INTERVAL '1' MINUTE) EMIT CHANGES",
-        lambda c: c.stream("events").group_by("ad_id", sd.tumble("event_time", "1m"), emit="changes")
-        .agg(sd.count().alias("views"))),
+        lambda c: (
+            c.stream("events")
+            .group_by("ad_id", sd.tumble("event_time", "1m"), emit="changes")
+            .agg(sd.count().alias("views"))
+        ),
+    ),
     "emit_method": (
         "SELECT ad_id, window_start, window_end, COUNT(*) AS views FROM events "
         "GROUP BY ad_id, TUMBLE(event_time, INTERVAL '1' MINUTE) EMIT CHANGES",
-        lambda c: c.stream("events").group_by("ad_id", sd.tumble("event_time", "1m"))
-        .agg(sd.count().alias("views")).emit("changes")),
+        lambda c: (
+            c.stream("events")
+            .group_by("ad_id", sd.tumble("event_time", "1m"))
+            .agg(sd.count().alias("views"))
+            .emit("changes")
+        ),
+    ),
     "global_aggregates": (
         "SELECT COUNT(*) AS clicks, COUNT(DISTINCT user_id) AS users, AVG(duration_ms) AS mean_ms, "
         "MIN(ts) AS first_ts, MAX(ts) AS last_ts FROM clicks",
-        lambda c: c.stream("clicks").select(sd.count().alias("clicks"), sd.n_unique("user_id").alias("users"),
-                                            sd.avg("duration_ms").alias("mean_ms"), sd.min("ts").alias("first_ts"),
-                                            sd.max("ts").alias("last_ts"))),
+        lambda c: c.stream("clicks").select(
+            sd.count().alias("clicks"),
+            sd.n_unique("user_id").alias("users"),
+            sd.avg("duration_ms").alias("mean_ms"),
+            sd.min("ts").alias("first_ts"),
+            sd.max("ts").alias("last_ts"),
+        ),
+    ),
     "distinct": (
         "SELECT DISTINCT event_type, ad_type FROM events",
-        lambda c: c.stream("events").select("event_type", "ad_type").distinct()),
+        lambda c: c.stream("events").select("event_type", "ad_type").distinct(),
+    ),
     "union_all_with_widening": (
         "SELECT sensor_id AS id, ts FROM sensors UNION ALL SELECT tx_id, ts FROM transactions",
-        lambda c: c.stream("sensors").select(col("sensor_id").alias("id"), "ts")
-        .union(c.stream("transactions").select("tx_id", "ts"))),
+        lambda c: (
+            c.stream("sensors")
+            .select(col("sensor_id").alias("id"), "ts")
+            .union(c.stream("transactions").select("tx_id", "ts"))
+        ),
+    ),
     "union_of_three": (
         "SELECT user_id FROM clicks UNION ALL SELECT user_id FROM events UNION ALL SELECT user_id FROM users",
-        lambda c: c.stream("clicks").select("user_id").union(c.stream("events").select("user_id"),
-                                                             c.table("users").select("user_id"))),
+        lambda c: (
+            c.stream("clicks")
+            .select("user_id")
+            .union(c.stream("events").select("user_id"), c.table("users").select("user_id"))
+        ),
+    ),
     "union_distinct": (
         "SELECT user_id FROM clicks UNION SELECT user_id FROM events",
-        lambda c: c.stream("clicks").select("user_id").union(c.stream("events").select("user_id"), distinct=True)),
+        lambda c: c.stream("clicks").select("user_id").union(c.stream("events").select("user_id"), distinct=True),
+    ),
     "limit": (
         "SELECT tx_id, amount FROM transactions WHERE amount > 0 LIMIT 10",
-        lambda c: c.stream("transactions").filter(col("amount") > 0).select("tx_id", "amount").limit(10)),
+        lambda c: c.stream("transactions").filter(col("amount") > 0).select("tx_id", "amount").limit(10),
+    ),
     "order_by_then_limit": (
         "SELECT account, amount FROM transactions ORDER BY amount DESC NULLS FIRST, 1 LIMIT 3",
-        lambda c: c.stream("transactions").select("account", "amount")
-        .sort("amount", "account", descending=[True, False], nulls_last=[False, True]).limit(3)),
+        lambda c: (
+            c.stream("transactions")
+            .select("account", "amount")
+            .sort("amount", "account", descending=[True, False], nulls_last=[False, True])
+            .limit(3)
+        ),
+    ),
     "cte_and_subquery": (
         "WITH big AS (SELECT account, amount, ts FROM transactions WHERE amount > 1000) "
         "SELECT account, window_start, window_end, COUNT(*) AS n FROM big "
         "GROUP BY account, TUMBLE(ts, INTERVAL '1' HOUR)",
-        lambda c: c.stream("transactions").filter(col("amount") > 1000).select("account", "amount", "ts")
-        .group_by("account", sd.tumble("ts", "1h")).agg(sd.count().alias("n"))),
+        lambda c: (
+            c.stream("transactions")
+            .filter(col("amount") > 1000)
+            .select("account", "amount", "ts")
+            .group_by("account", sd.tumble("ts", "1h"))
+            .agg(sd.count().alias("n"))
+        ),
+    ),
     "ysb": (
         "SELECT campaign_id, window_start, window_end, COUNT(*) AS views "
         "FROM events JOIN campaigns USING (ad_id) WHERE event_type = 'view' "
         "GROUP BY campaign_id, TUMBLE(event_time, INTERVAL '10' SECOND) EMIT ON WINDOW CLOSE",
-        lambda c: c.stream("events").join(c.table("campaigns"), on="ad_id").filter(col("event_type") == "view")
-        .group_by(sd.tumble("event_time", "10s"), "campaign_id").agg(sd.count().alias("views"))),
+        lambda c: (
+            c.stream("events")
+            .join(c.table("campaigns"), on="ad_id")
+            .filter(col("event_type") == "view")
+            .group_by(sd.tumble("event_time", "10s"), "campaign_id")
+            .agg(sd.count().alias("views"))
+        ),
+    ),
     "ysb_as_in_design_md": (
         "SELECT campaign_id, window_start, window_end, COUNT(*) AS views "
         "FROM (SELECT * FROM events WHERE event_type = 'view') JOIN campaigns USING (ad_id) "
         "GROUP BY TUMBLE(event_time, INTERVAL '10' SECOND), campaign_id",
-        lambda c: c.stream("events").filter(col("event_type") == "view").join(c.table("campaigns"), on="ad_id")
-        .group_by(sd.tumble("event_time", "10s"), "campaign_id").agg(sd.count().alias("views"))),
+        lambda c: (
+            c.stream("events")
+            .filter(col("event_type") == "view")
+            .join(c.table("campaigns"), on="ad_id")
+            .group_by(sd.tumble("event_time", "10s"), "campaign_id")
+            .agg(sd.count().alias("views"))
+        ),
+    ),
     "sql_expr": (
         "SELECT * FROM clicks WHERE duration_ms * 2 > 10 AND url LIKE '%.html'",
-        lambda c: c.stream("clicks").filter(sd.sql_expr("duration_ms * 2 > 10 AND url LIKE '%.html'"))),
+        lambda c: c.stream("clicks").filter(sd.sql_expr("duration_ms * 2 > 10 AND url LIKE '%.html'")),
+    ),
 }
 
 
@@ -248,8 +358,7 @@ def test_registered_stream_is_a_view_in_sql(ctx):
 def test_schema_columns_and_kinds(ctx):
     clicks = ctx.stream("clicks")
     assert clicks.columns == ["user_id", "url", "ts", "duration_ms"]
-    assert clicks.schema == {"user_id": pl.String, "url": pl.String, "ts": pl.Datetime("ms"),
-                             "duration_ms": pl.Int64}
+    assert clicks.schema == {"user_id": pl.String, "url": pl.String, "ts": pl.Datetime("ms"), "duration_ms": pl.Int64}
     assert isinstance(clicks, sd.Stream) and not isinstance(clicks, sd.Table)
     users = ctx.table("users")
     assert isinstance(users, sd.Table) and isinstance(users.filter(col("age") > 1), sd.Table)
@@ -259,8 +368,11 @@ def test_schema_columns_and_kinds(ctx):
 def test_polars_style_names(ctx):
     clicks = ctx.stream("clicks")
     assert clicks.select(col("duration_ms") * 2, col("url").str.to_uppercase()).columns == ["duration_ms", "url"]
-    assert clicks.group_by("url").agg(sd.count(), sd.col("duration_ms").sum()).columns == \
-        ["url", "count", "sum_duration_ms"]
+    assert clicks.group_by("url").agg(sd.count(), sd.col("duration_ms").sum()).columns == [
+        "url",
+        "count",
+        "sum_duration_ms",
+    ]
     with pytest.raises(sd.DSLError, match="duplicate output column name 'url'"):
         clicks.select("url", col("url").str.to_lowercase())
 
@@ -342,9 +454,7 @@ def test_sql_results_by_statement_kind(ctx):
 def test_sql_errors_carry_the_text(ctx):
     with pytest.raises(sd.BindError) as info:
         ctx.sql("CREATE VIEW ok AS SELECT url FROM clicks;\nSELECT prce FROM ok")
-    assert str(info.value) == ("line 2, col 8: unknown column 'prce'\n"
-                               "  SELECT prce FROM ok\n"
-                               "         ^")
+    assert str(info.value) == ("line 2, col 8: unknown column 'prce'\n  SELECT prce FROM ok\n         ^")
     assert "ok" in ctx.catalog.views  # statements before the failing one were applied
     with pytest.raises(sd.ParseError) as parse_info:
         ctx.sql("SELEC 1")
@@ -364,8 +474,10 @@ def test_from_polars_registers_memory_data(ctx):
     from stream_dsl.connectors import memory
 
     t0 = dt.datetime(2024, 1, 1)
-    frame = pl.DataFrame({"k": ["a", "b", "c"], "v": [1, 2, 3], "ts": [t0, t0, t0]},
-                         schema={"k": pl.String, "v": pl.Int32, "ts": pl.Datetime("us")})
+    frame = pl.DataFrame(
+        {"k": ["a", "b", "c"], "v": [1, 2, 3], "ts": [t0, t0, t0]},
+        schema={"k": pl.String, "v": pl.Int32, "ts": pl.Datetime("us")},
+    )
     stream = ctx.from_polars(frame, name="mem", watermark="ts", watermark_delay="2s", batch_size=2)
     source = stream.plan.source
     assert (source.name, source.kind, source.option("connector")) == ("mem", "stream", "memory")
@@ -391,10 +503,13 @@ def test_a_memory_source_reads_each_frame_in_the_declared_columns_and_types():
     t = dt.datetime(2024, 1, 1, 0, 0, 0, 123456)
     schema = Schema((Field("k", DataType.STRING), Field("ts", DataType.TIMESTAMP)))
     declared = [pl.col("k").cast(pl.String), pl.col("ts").cast(pl.Datetime("ms"))]
-    frames = [pl.DataFrame({"k": ["a", None], "ts": [t, None]}, schema={"k": pl.String, "ts": pl.Datetime("ms")}),
-              pl.DataFrame({"ts": [t], "x": [1], "k": ["b"]}, schema={"ts": pl.Datetime("ms"), "x": pl.Int64,
-                                                                       "k": pl.String}),
-              pl.DataFrame({"k": ["c"], "ts": [t]}, schema={"k": pl.Categorical, "ts": pl.Datetime("us")})]
+    frames = [
+        pl.DataFrame({"k": ["a", None], "ts": [t, None]}, schema={"k": pl.String, "ts": pl.Datetime("ms")}),
+        pl.DataFrame(
+            {"ts": [t], "x": [1], "k": ["b"]}, schema={"ts": pl.Datetime("ms"), "x": pl.Int64, "k": pl.String}
+        ),
+        pl.DataFrame({"k": ["c"], "ts": [t]}, schema={"k": pl.Categorical, "ts": pl.Datetime("us")}),
+    ]
     source = memory.MemorySource(memory.source_def("m", frames, schema=schema))
     source.open(["k", "ts"])
     for frame in frames:

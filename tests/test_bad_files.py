@@ -39,8 +39,10 @@ def test_a_parquet_file_with_a_nested_column_is_a_dead_letter_and_later_files_ar
     pl.DataFrame({"k": ["c"], "x": [3.5]}).write_parquet(data / "3.parquet")
     letters_file = tmp_path / "bad.ndjson"
     ctx = sd.Context(executor=executor, workers=1 if executor == "inline" else 2)
-    ctx.sql(f"CREATE STREAM s (k STRING, x DOUBLE) WITH (connector = 'files', path = '{data}', "
-            f"format = 'parquet', max_files_per_batch = '1', dead_letter = '{letters_file}')")
+    ctx.sql(
+        f"CREATE STREAM s (k STRING, x DOUBLE) WITH (connector = 'files', path = '{data}', "
+        f"format = 'parquet', max_files_per_batch = '1', dead_letter = '{letters_file}')"
+    )
     frame, handle = _run(ctx, "SELECT k, x FROM s")
     assert sorted(frame.rows()) == [("a", 1.5), ("b", 2.5), ("c", 3.5)]
     [letter] = read_dead_letters(str(letters_file))
@@ -69,6 +71,7 @@ def _write(records: list[dict], path, fmt: str) -> None:
     frame = pl.DataFrame(records, schema={"id": pl.Int64, "name": pl.String, "v": pl.Float64})
     if fmt == "ndjson":
         import json
+
         path.write_text("".join(json.dumps(r) + "\n" for r in records))
     elif fmt == "csv":
         frame.write_csv(path)
@@ -82,8 +85,10 @@ def test_a_record_without_a_not_null_value_is_a_dead_letter(tmp_path, fmt, query
     records = _not_null_records(90)
     _write(records, tmp_path / f"data.{fmt}", fmt)
     ctx = sd.Context(executor="inline", workers=1)
-    ctx.sql(f"CREATE STREAM s (id BIGINT NOT NULL, name STRING, v DOUBLE) WITH (connector = 'files', "
-            f"path = '{tmp_path / f'data.{fmt}'}', dead_letter = 'none')")
+    ctx.sql(
+        f"CREATE STREAM s (id BIGINT NOT NULL, name STRING, v DOUBLE) WITH (connector = 'files', "
+        f"path = '{tmp_path / f'data.{fmt}'}', dead_letter = 'none')"
+    )
     good = pl.DataFrame([r for r in records if r.get("id") is not None])
     oracle = pl.SQLContext(s=good).execute(query, eager=True)
     frame, handle = _run(ctx, query)
@@ -117,8 +122,13 @@ def _csv_line(row: tuple[int, str, float]) -> str:
 def _corrupt(row: tuple[int, str, float], kind: str) -> str:
     """One bad line: a stray quote that opens a field and never closes, a quote inside a field, a short row."""
     i, _, v = row
-    return {"open": f'{i},"oops,{v}\n', "open_last": f'{i},n{i},"{v}\n', "inside": f'{i},na"me,{v}\n',
-            "short": f"{i},n{i}\n", "shortest": f"{i}\n"}[kind]
+    return {
+        "open": f'{i},"oops,{v}\n',
+        "open_last": f'{i},n{i},"{v}\n',
+        "inside": f'{i},na"me,{v}\n',
+        "short": f"{i},n{i}\n",
+        "shortest": f"{i}\n",
+    }[kind]
 
 
 def _decode_csv_text(text: str):
@@ -134,16 +144,20 @@ def _names(alphabet: str):
 
 
 def _rows(names):
-    return st.lists(st.tuples(st.integers(-1000, 1000), names, st.floats(-1e6, 1e6, allow_nan=False)),
-                    min_size=1, max_size=40)
+    return st.lists(
+        st.tuples(st.integers(-1000, 1000), names, st.floats(-1e6, 1e6, allow_nan=False)), min_size=1, max_size=40
+    )
 
 
 SHORT = st.lists(st.tuples(st.integers(0, 39), st.sampled_from(["short", "shortest"])), max_size=4)
 
 
 @settings(max_examples=examples(150), deadline=None)
-@given(rows=_rows(_names('ab ,"')), bad=SHORT,
-       stray=st.one_of(st.none(), st.tuples(st.integers(0, 39), st.sampled_from(["open", "open_last", "inside"]))))
+@given(
+    rows=_rows(_names('ab ,"')),
+    bad=SHORT,
+    stray=st.one_of(st.none(), st.tuples(st.integers(0, 39), st.sampled_from(["open", "open_last", "inside"]))),
+)
 def test_csv_bad_lines_cost_themselves_only(rows, bad, stray):
     """Good rows (quoted commas and quotes), short rows and one stray quote: every good row comes
     through, every bad line is one dead letter at its own line."""
@@ -180,8 +194,10 @@ def test_one_stray_quote_does_not_swallow_the_rows_after_it(tmp_path):
     rows[10] = '10,"n10,10.5\n'
     (tmp_path / "data.csv").write_text("id,name,v\n" + "".join(rows))
     ctx = sd.Context(executor="inline", workers=1)
-    ctx.sql(f"CREATE STREAM s ({CSV_SCHEMA}) WITH (connector = 'files', path = '{tmp_path / 'data.csv'}', "
-            f"dead_letter = 'none')")
+    ctx.sql(
+        f"CREATE STREAM s ({CSV_SCHEMA}) WITH (connector = 'files', path = '{tmp_path / 'data.csv'}', "
+        f"dead_letter = 'none')"
+    )
     frame, handle = _run(ctx, "SELECT id FROM s")
     assert sorted(frame.get_column("id").to_list()) == [i for i in range(990) if i != 10]
     [letter] = handle.dead_letters
@@ -191,9 +207,12 @@ def test_one_stray_quote_does_not_swallow_the_rows_after_it(tmp_path):
 def test_a_short_csv_row_is_a_dead_letter_not_padded(tmp_path):
     (tmp_path / "data.csv").write_text("id,name,v\n1,a,1.5\n2,b\n3,c,3.5\n")
     ctx = sd.Context(executor="inline", workers=1)
-    ctx.sql(f"CREATE STREAM s ({CSV_SCHEMA}) WITH (connector = 'files', path = '{tmp_path / 'data.csv'}', "
-            f"dead_letter = 'none')")
+    ctx.sql(
+        f"CREATE STREAM s ({CSV_SCHEMA}) WITH (connector = 'files', path = '{tmp_path / 'data.csv'}', "
+        f"dead_letter = 'none')"
+    )
     frame, handle = _run(ctx, "SELECT id, name, v FROM s")
     assert frame.rows() == [(1, "a", 1.5), (3, "c", 3.5)]
     assert [(d.position.rsplit(":", 1)[1], d.reason) for d in handle.dead_letters] == [
-        ("3", "expected 3 fields, got 2")]
+        ("3", "expected 3 fields, got 2")
+    ]

@@ -19,8 +19,7 @@ from stream_dsl.ir.types import DataType, Schema
 
 from budget import examples
 
-SCHEMA = Schema.of(("k", DataType.STRING), ("n", DataType.BIGINT), ("x", DataType.DOUBLE),
-                   ("ts", DataType.TIMESTAMP))
+SCHEMA = Schema.of(("k", DataType.STRING), ("n", DataType.BIGINT), ("x", DataType.DOUBLE), ("ts", DataType.TIMESTAMP))
 T0 = 1767225600000  # 2026-01-01 in epoch milliseconds
 
 
@@ -74,8 +73,9 @@ def test_only_the_bad_records_are_checked_one_by_one(monkeypatch):
     data, rows, bad = mixed(kinds)
     checked, reads = [], []
     record_error, read_ndjson = decode_ndjson._ndjson_record_error, pl.read_ndjson
-    monkeypatch.setattr(decode_ndjson, "_ndjson_record_error", lambda raw, schema: checked.append(raw) or
-                        record_error(raw, schema))
+    monkeypatch.setattr(
+        decode_ndjson, "_ndjson_record_error", lambda raw, schema: checked.append(raw) or record_error(raw, schema)
+    )
     monkeypatch.setattr(decode_ndjson.pl, "read_ndjson", lambda *a, **k: reads.append(1) or read_ndjson(*a, **k))
     decoded = decode_ndjson.decode_ndjson(data, SCHEMA, source="s", origin="f")
     assert decoded.frame.height == len(rows) and len(decoded.dead_letters) == len(bad)

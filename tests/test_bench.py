@@ -20,8 +20,21 @@ import pytest
 
 import stream_dsl as sd
 from executor.multiproc.metrics import TaskMetrics
-from executor.trace import (BOUNDARY_TID, DRIVER_PID, GROUPS_TID, SENDS_TID, SINK_TID, SinkWrite, chrome_trace,
-                            check_trace_path, read_trace, render_summary, summarize, task_rows, worker_pid)
+from executor.trace import (
+    BOUNDARY_TID,
+    DRIVER_PID,
+    GROUPS_TID,
+    SENDS_TID,
+    SINK_TID,
+    SinkWrite,
+    chrome_trace,
+    check_trace_path,
+    read_trace,
+    render_summary,
+    summarize,
+    task_rows,
+    worker_pid,
+)
 from stream_dsl.bench import latency as L
 from stream_dsl.bench import ysb as B
 from stream_dsl.cli import main as cli
@@ -59,43 +72,78 @@ def has_matplotlib() -> bool:
 
 
 def task(batch: int, stage: int, partition: int, worker: int, start: float, end: float, **kw) -> TaskMetrics:
-    return TaskMetrics(batch=batch, stage=stage, partition=partition, worker=worker, sent_at=kw.pop("sent", start),
-                       assigned_at=start, slot_free_at=start, inputs_ready_at=0.0, inputs_arrived_at=start,
-                       started_at=start, finished_at=end, **kw)
+    return TaskMetrics(
+        batch=batch,
+        stage=stage,
+        partition=partition,
+        worker=worker,
+        sent_at=kw.pop("sent", start),
+        assigned_at=start,
+        slot_free_at=start,
+        inputs_ready_at=0.0,
+        inputs_arrived_at=start,
+        started_at=start,
+        finished_at=end,
+        **kw,
+    )
 
 
 # ---------------------------------------------------------------- the trace, built from made-up tasks
 
 
 def test_chrome_trace_has_one_complete_event_per_task_in_microseconds_from_the_first_moment():
-    tasks = [task(0, 0, 0, 1, 100.0, 100.5, rows_in=10, rows_out=4),
-             task(0, 1, 0, 0, 100.6, 100.7, rows_in=4, rows_out=2, serialize_s=0.01, transfer_bytes=64),
-             task(0, 1, 1, 1, 100.6, 100.65, skipped=True)]
-    trace = chrome_trace(tasks, stages={0: "stage 0: Scan > ShuffleWrite", 1: "stage 1: Read > Aggregate"},
-                         executor="drizzle", workers=2)
+    tasks = [
+        task(0, 0, 0, 1, 100.0, 100.5, rows_in=10, rows_out=4),
+        task(0, 1, 0, 0, 100.6, 100.7, rows_in=4, rows_out=2, serialize_s=0.01, transfer_bytes=64),
+        task(0, 1, 1, 1, 100.6, 100.65, skipped=True),
+    ]
+    trace = chrome_trace(
+        tasks, stages={0: "stage 0: Scan > ShuffleWrite", 1: "stage 1: Read > Aggregate"}, executor="drizzle", workers=2
+    )
     json.loads(json.dumps(trace))  # JSON-ready
     assert trace["displayTimeUnit"] == "ms" and trace["otherData"]["t0_unix_s"] == 100.0
     complete = [e for e in trace["traceEvents"] if e["ph"] == "X"]
     assert len(complete) == 3
     first = next(e for e in complete if e["args"]["stage"] == 0)
-    assert first == {"name": "stage 0", "cat": "task", "ph": "X", "ts": 0.0, "dur": 500000.0, "pid": worker_pid(1),
-                     "tid": 0, "args": first["args"]}
-    assert {k: first["args"][k] for k in ("batch", "stage", "partition", "rows_in", "rows_out", "worker")} == \
-        {"batch": 0, "stage": 0, "partition": 0, "rows_in": 10, "rows_out": 4, "worker": 1}
+    assert first == {
+        "name": "stage 0",
+        "cat": "task",
+        "ph": "X",
+        "ts": 0.0,
+        "dur": 500000.0,
+        "pid": worker_pid(1),
+        "tid": 0,
+        "args": first["args"],
+    }
+    assert {k: first["args"][k] for k in ("batch", "stage", "partition", "rows_in", "rows_out", "worker")} == {
+        "batch": 0,
+        "stage": 0,
+        "partition": 0,
+        "rows_in": 10,
+        "rows_out": 4,
+        "worker": 1,
+    }
     reduce = next(e for e in complete if e["args"]["stage"] == 1 and e["args"]["partition"] == 0)
     assert reduce["ts"] == pytest.approx(600000.0) and reduce["args"]["serialize_ms"] == pytest.approx(10.0)
     assert reduce["args"]["transfer_bytes"] == 64
     assert next(e for e in complete if e["args"]["partition"] == 1)["cat"] == "skipped"
-    names = {(e["pid"], e["tid"]): e["args"]["name"] for e in trace["traceEvents"]
-             if e["ph"] == "M" and e["name"] == "thread_name"}
+    names = {
+        (e["pid"], e["tid"]): e["args"]["name"]
+        for e in trace["traceEvents"]
+        if e["ph"] == "M" and e["name"] == "thread_name"
+    }
     assert names[(worker_pid(0), 1)] == "stage 1: Read > Aggregate" and names[(DRIVER_PID, SINK_TID)] == "sink"
     processes = {e["pid"]: e["args"]["name"] for e in trace["traceEvents"] if e["name"] == "process_name"}
     assert processes == {DRIVER_PID: "driver", 1: "worker 0", 2: "worker 1"}
 
 
 def test_driver_rows_show_groups_boundaries_sends_and_sink_writes():
-    tasks = [task(0, 0, 0, 0, 10.0, 10.2), task(1, 0, 0, 0, 10.2, 10.4),
-             task(2, 0, 0, 0, 10.6, 10.8), task(3, 0, 0, 0, 10.8, 11.0)]
+    tasks = [
+        task(0, 0, 0, 0, 10.0, 10.2),
+        task(1, 0, 0, 0, 10.2, 10.4),
+        task(2, 0, 0, 0, 10.6, 10.8),
+        task(3, 0, 0, 0, 10.8, 11.0),
+    ]
     sends = [(0, 0, 0, 1, 9.9), (0, 1, 0, 1, 9.91), (1, 0, 2, 3, 10.5), (1, 1, 2, 3, 10.51)]
     writes = [SinkWrite(1, 10.45, 10.46, 100)]
     trace = chrome_trace(tasks, sends=sends, sink_writes=writes, executor="drizzle", workers=2)
@@ -247,10 +295,16 @@ def test_event_counts_take_suffixes():
 
 def _report_lines(out: str) -> list[str]:
     lines = out.splitlines()
-    assert re.match(r"bench ysb: [\d,]+ events at [\d,]+ events/s of event time \(seed 1\), views per campaign per "
-                    r"\S+ tumbling window; ", lines[0]), out
-    assert re.match(r"  executor \w+, \d workers?, group size \w+, batch interval \S+, optimizer (on|off), "
-                    r"watermark delay \S+; worker start-up [\d.]+ s \(not counted\); ", lines[1]), out
+    assert re.match(
+        r"bench ysb: [\d,]+ events at [\d,]+ events/s of event time \(seed 1\), views per campaign per "
+        r"\S+ tumbling window; ",
+        lines[0],
+    ), out
+    assert re.match(
+        r"  executor \w+, \d workers?, group size \w+, batch interval \S+, optimizer (on|off), "
+        r"watermark delay \S+; worker start-up [\d.]+ s \(not counted\); ",
+        lines[1],
+    ), out
     assert re.match(rf"stream-dsl +[\d.]+ s +{NUMBER} events/s +[\d,]+ batch(es)? +latency ", lines[2]), out
     assert re.match(rf"polars +[\d.]+ s +{NUMBER} events/s +one batch", lines[3]), out
     assert re.match(r"ratio +[\d.]+ ", lines[4]), out
@@ -260,15 +314,36 @@ def _report_lines(out: str) -> list[str]:
 
 @pytest.mark.parametrize("fmt", ["json", "ndjson", "parquet"])
 def test_bench_ysb_formats(fmt, tmp_path):
-    code, out, err = call("bench", "ysb", "--format", fmt, "--events", "3000", "--rate", "10000", "--window", "100ms",
-                          "--executor", "inline", "--workers", "1", "--duration", "0.5", "--data-dir", str(tmp_path))
+    code, out, err = call(
+        "bench",
+        "ysb",
+        "--format",
+        fmt,
+        "--events",
+        "3000",
+        "--rate",
+        "10000",
+        "--window",
+        "100ms",
+        "--executor",
+        "inline",
+        "--workers",
+        "1",
+        "--duration",
+        "0.5",
+        "--data-dir",
+        str(tmp_path),
+    )
     assert code == 0, err
     lines = _report_lines(out)
     if fmt == "json":
         assert "JSON lines from the generator" in lines[0] and "pl.read_ndjson" in lines[3]
         assert re.search(rf"latency p50 {NUMBER} ms +p95 {NUMBER} ms +p99 {NUMBER} ms +max {NUMBER} ms$", lines[2])
-        assert re.search(r"latency over [\d,]+ window rows \(\d+ windows closed by the watermark\) of a 0.5 s run "
-                         r"paced at 10,000 events/s, late rows 0", lines[1])
+        assert re.search(
+            r"latency over [\d,]+ window rows \(\d+ windows closed by the watermark\) of a 0.5 s run "
+            r"paced at 10,000 events/s, late rows 0",
+            lines[1],
+        )
     else:
         assert f"{fmt} files (3, one per micro-batch)" in lines[0] and "latency -" in lines[2]
         assert "no latency run (files are not paced)" in lines[1]
@@ -278,9 +353,27 @@ def test_bench_ysb_formats(fmt, tmp_path):
 
 def test_bench_ysb_ablation_trace_and_json(tmp_path):
     trace, results = tmp_path / "t.json", tmp_path / "r.json"
-    code, out, err = call("bench", "ysb", "--events", "200k", "--rate", "1M", "--window", "100ms",
-                          "--workers", "2", "--group-size", "2", "--duration", "0.2", "--ablation",
-                          "--trace", str(trace), "--json", str(results))
+    code, out, err = call(
+        "bench",
+        "ysb",
+        "--events",
+        "200k",
+        "--rate",
+        "1M",
+        "--window",
+        "100ms",
+        "--workers",
+        "2",
+        "--group-size",
+        "2",
+        "--duration",
+        "0.2",
+        "--ablation",
+        "--trace",
+        str(trace),
+        "--json",
+        str(results),
+    )
     assert code == 0, err
     _report_lines(out)
     assert f"trace: {trace} (throughput run) and {tmp_path / 't.latency.json'} (latency run)" in out
@@ -293,8 +386,13 @@ def test_bench_ysb_ablation_trace_and_json(tmp_path):
     for path in (trace, tmp_path / "t.latency.json"):
         assert json.loads(path.read_text())["otherData"]["tasks"] > 0
     data = json.loads(results.read_text())
-    assert data["bench"]["config"] == {"executor": "drizzle", "workers": 2, "group_size": 2, "batch_interval_ms": 100,
-                                       "optimize": True}
+    assert data["bench"]["config"] == {
+        "executor": "drizzle",
+        "workers": 2,
+        "group_size": 2,
+        "batch_interval_ms": 100,
+        "optimize": True,
+    }
     assert data["polars"]["equal"] is True and data["engine"]["events"] == 200_000
     assert data["ablation"]["equal"] is True and data["ablation"]["off"]["shuffle_bytes"] > 0
     assert len(data["latency"]["latencies_ms"]) == data["latency"]["rows"] > 0
@@ -302,9 +400,25 @@ def test_bench_ysb_ablation_trace_and_json(tmp_path):
 
 
 def test_bench_ysb_scaling_over_workers_and_rates():
-    code, out, err = call("bench", "ysb", "--events", "2000", "--rate", "10000", "--window", "100ms",
-                          "--executor", "inline", "--duration", "0.2", "--scaling", "--scaling-workers", "1,2",
-                          "--rates", "5k,10k")
+    code, out, err = call(
+        "bench",
+        "ysb",
+        "--events",
+        "2000",
+        "--rate",
+        "10000",
+        "--window",
+        "100ms",
+        "--executor",
+        "inline",
+        "--duration",
+        "0.2",
+        "--scaling",
+        "--scaling-workers",
+        "1,2",
+        "--rates",
+        "5k,10k",
+    )
     assert code == 0, err
     assert re.search(rf"^  1 worker +[\d.]+ s +{NUMBER} events/s$", out, re.M)
     assert re.search(rf"^  2 workers +[\d.]+ s +{NUMBER} events/s$", out, re.M)
@@ -314,20 +428,41 @@ def test_bench_ysb_scaling_over_workers_and_rates():
 
 
 def test_bench_ysb_compares_the_latency_of_drizzle_bsp_and_no_optimizer():
-    code, out, err = call("bench", "ysb", "--events", "2000", "--rate", "10000", "--window", "100ms",
-                          "--duration", "0.2", "--group-size", "2", "--compare", "--no-polars")
+    code, out, err = call(
+        "bench",
+        "ysb",
+        "--events",
+        "2000",
+        "--rate",
+        "10000",
+        "--window",
+        "100ms",
+        "--duration",
+        "0.2",
+        "--group-size",
+        "2",
+        "--compare",
+        "--no-polars",
+    )
     assert code == 0, err
     assert "polars      skipped" in out
     for label in ("drizzle", "bsp", "drizzle, optimizer off"):
-        assert re.search(rf"^  {re.escape(label)} +latency p50 {NUMBER} ms .* \([\d,]+ window rows, \d+ windows "
-                         rf"closed by the (watermark|end of input)\)$", out, re.M), out
+        assert re.search(
+            rf"^  {re.escape(label)} +latency p50 {NUMBER} ms .* \([\d,]+ window rows, \d+ windows "
+            rf"closed by the (watermark|end of input)\)$",
+            out,
+            re.M,
+        ), out
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--format", "parquet", "--compare"], "--compare paces the generator"),
-    (["--rates", "1k"], "--rates goes with --scaling"),
-    (["--watermark-delay", "soon"], "--watermark-delay"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--format", "parquet", "--compare"], "--compare paces the generator"),
+        (["--rates", "1k"], "--rates goes with --scaling"),
+        (["--watermark-delay", "soon"], "--watermark-delay"),
+    ],
+)
 def test_bench_ysb_usage_errors(argv, message):
     code, _, err = call("bench", "ysb", "--events", "10", *argv)
     assert code == 2 and message in err
@@ -339,16 +474,42 @@ def test_bench_ysb_usage_errors(argv, message):
 @pytest.mark.skipif(not has_matplotlib(), reason="matplotlib is the optional bench extra")
 def test_bench_ysb_plots_and_redraw_from_json(tmp_path):
     plots, results = tmp_path / "plots", tmp_path / "r.json"
-    code, out, err = call("bench", "ysb", "--events", "2000", "--rate", "10000", "--window", "100ms",
-                          "--executor", "inline", "--duration", "0.2", "--scaling", "--scaling-workers", "1",
-                          "--rates", "5k,10k", "--plots", str(plots), "--json", str(results))
+    code, out, err = call(
+        "bench",
+        "ysb",
+        "--events",
+        "2000",
+        "--rate",
+        "10000",
+        "--window",
+        "100ms",
+        "--executor",
+        "inline",
+        "--duration",
+        "0.2",
+        "--scaling",
+        "--scaling-workers",
+        "1",
+        "--rates",
+        "5k,10k",
+        "--plots",
+        str(plots),
+        "--json",
+        str(results),
+    )
     assert code == 0, err
     assert sorted(os.listdir(plots)) == ["latency_cdf.png", "throughput_vs_rate.png"]
     data = json.loads(results.read_text())
-    data["scheduling"] = {"iterations": 4, "rows_per_batch": 5, "workers": 2,
-                          "modes": {"bsp": {"ms_per_iteration": 3.0},
-                                    "drizzle pre-scheduling only (group 1)": {"ms_per_iteration": 2.0},
-                                    "drizzle group 10": {"ms_per_iteration": 1.0}}}
+    data["scheduling"] = {
+        "iterations": 4,
+        "rows_per_batch": 5,
+        "workers": 2,
+        "modes": {
+            "bsp": {"ms_per_iteration": 3.0},
+            "drizzle pre-scheduling only (group 1)": {"ms_per_iteration": 2.0},
+            "drizzle group 10": {"ms_per_iteration": 1.0},
+        },
+    }
     results.write_text(json.dumps(data))
     again = tmp_path / "again"
     code, out, err = call("bench", "plots", "--from", str(results), "--out", str(again))
@@ -369,8 +530,18 @@ def test_plots_without_matplotlib_say_how_to_install_it(monkeypatch, tmp_path):
 
 
 def test_bench_scheduling_prints_a_row_per_mode(tmp_path):
-    code, out, err = call("bench", "scheduling", "--iterations", "4", "--rows-per-batch", "5", "--group-sizes", "1,2",
-                          "--json", str(tmp_path / "s.json"))
+    code, out, err = call(
+        "bench",
+        "scheduling",
+        "--iterations",
+        "4",
+        "--rows-per-batch",
+        "5",
+        "--group-sizes",
+        "1,2",
+        "--json",
+        str(tmp_path / "s.json"),
+    )
     assert code == 0, err
     names = ["bsp", "drizzle pre-scheduling only (group 1)", "drizzle group 2"]
     for name in names:

@@ -8,8 +8,19 @@ import pytest
 
 from stream_dsl.sql import ast
 from stream_dsl.ir import expr as E
-from stream_dsl.bind.binder import (BoundCreateSink, BoundCreateSource, BoundCreateView, BoundDescribe, BoundDrop,
-                               BoundExplain, BoundInsert, BoundQuery, BoundSet, BoundShow, bind)
+from stream_dsl.bind.binder import (
+    BoundCreateSink,
+    BoundCreateSource,
+    BoundCreateView,
+    BoundDescribe,
+    BoundDrop,
+    BoundExplain,
+    BoundInsert,
+    BoundQuery,
+    BoundSet,
+    BoundShow,
+    bind,
+)
 from stream_dsl.catalog import Catalog
 from stream_dsl.errors import BindError
 from stream_dsl.sql.parser import parse, parse_statement
@@ -99,9 +110,11 @@ def test_unknown_column_suggests_and_points_at_it(catalog):
     err = error_of(catalog, "SELECT sku, prce FROM products")
     assert err.message == "unknown column 'prce' (did you mean 'price'?)"
     assert (err.line, err.column) == (1, 13)
-    assert str(err) == ("line 1, col 13: unknown column 'prce' (did you mean 'price'?)\n"
-                        "  SELECT sku, prce FROM products\n"
-                        "              ^")
+    assert str(err) == (
+        "line 1, col 13: unknown column 'prce' (did you mean 'price'?)\n"
+        "  SELECT sku, prce FROM products\n"
+        "              ^"
+    )
 
 
 def test_order_by_names_output_columns_by_name_alias_or_position(catalog):
@@ -114,8 +127,10 @@ def test_order_by_names_output_columns_by_name_alias_or_position(catalog):
     assert err.message.startswith("ORDER BY 'prce' is not an output column of the query")
     assert "output columns (sku)" in err.message and (err.line, err.column) == (1, 35)
     assert "(did you mean 'sku'?)" in error_of(catalog, "SELECT sku FROM products ORDER BY skus").message
-    assert error_of(catalog, "SELECT sku FROM products ORDER BY 2").message == \
-        "ORDER BY position 2 is not in the select list (1 to 1)"
+    assert (
+        error_of(catalog, "SELECT sku FROM products ORDER BY 2").message
+        == "ORDER BY position 2 is not in the select list (1 to 1)"
+    )
     assert "select it with an alias" in error_of(catalog, "SELECT sku FROM products ORDER BY sku || 'x'").message
 
 
@@ -136,8 +151,9 @@ def test_error_position_on_a_later_line(catalog):
 
 
 def test_unknown_table_and_alias(catalog):
-    assert (error_of(catalog, "SELECT * FROM clickz").message
-            == "unknown stream or table 'clickz' (did you mean 'clicks'?)")
+    assert (
+        error_of(catalog, "SELECT * FROM clickz").message == "unknown stream or table 'clickz' (did you mean 'clicks'?)"
+    )
     assert error_of(catalog, "SELECT x.url FROM clicks c").message == "unknown table or alias 'x' (known: c)"
 
 
@@ -180,22 +196,29 @@ def test_identity_projection_is_dropped_but_reordering_is_kept(catalog):
 
 
 def test_expression_desugaring_and_types(catalog):
-    plan = plan_of(catalog, """
+    plan = plan_of(
+        catalog,
+        """
         SELECT CASE ad_type WHEN 'banner' THEN 1 END AS code,
                event_time + INTERVAL '5' MINUTE AS later,
                1.5 AS f, 2 AS i, NULL AS n
         FROM events
         WHERE event_time BETWEEN TIMESTAMP '2024-01-01 00:00:00' AND '2024-01-02'
-          AND ad_id IN ('a', 'b') AND page_id LIKE 'p%' AND ip_address IS NOT NULL""")
+          AND ad_id IN ('a', 'b') AND page_id LIKE 'p%' AND ip_address IS NOT NULL""",
+    )
     code, later, f, i, n = plan.exprs
-    assert code.expr == E.Case(((E.Binary("=", col("ad_type", T.STRING), E.Literal("banner", T.STRING), T.BOOLEAN),
-                                 E.Literal(1, T.BIGINT)),), E.Literal(None, T.NULL), T.BIGINT)
+    assert code.expr == E.Case(
+        ((E.Binary("=", col("ad_type", T.STRING), E.Literal("banner", T.STRING), T.BOOLEAN), E.Literal(1, T.BIGINT)),),
+        E.Literal(None, T.NULL),
+        T.BIGINT,
+    )
     assert later.expr.dtype is T.TIMESTAMP
     assert later.expr.right == E.Literal(dt.timedelta(minutes=5), T.INTERVAL)
     assert (f.expr.dtype, i.expr.dtype, n.expr.dtype) == (T.DOUBLE, T.BIGINT, T.NULL)
     parts = E.conjuncts(plan.input.predicate)
-    assert parts[0] == E.Binary(">=", col("event_time", T.TIMESTAMP),
-                                E.Literal(dt.datetime(2024, 1, 1), T.TIMESTAMP), T.BOOLEAN)
+    assert parts[0] == E.Binary(
+        ">=", col("event_time", T.TIMESTAMP), E.Literal(dt.datetime(2024, 1, 1), T.TIMESTAMP), T.BOOLEAN
+    )
     assert parts[1].right == E.Literal(dt.datetime(2024, 1, 2), T.TIMESTAMP)  # string coerced to TIMESTAMP
     assert isinstance(parts[2], E.InList) and isinstance(parts[3], E.Like) and isinstance(parts[4], E.IsNull)
 
@@ -224,8 +247,9 @@ def test_join_using_keeps_the_key_once(catalog):
 
 
 def test_using_key_is_reachable_through_either_qualifier(catalog):
-    plan = plan_of(catalog, "SELECT c.ad_id, e.ad_id AS again, ad_id AS third "
-                            "FROM events e JOIN campaigns c USING (ad_id)")
+    plan = plan_of(
+        catalog, "SELECT c.ad_id, e.ad_id AS again, ad_id AS third FROM events e JOIN campaigns c USING (ad_id)"
+    )
     assert all(n.expr == col("ad_id", T.STRING) for n in plan.exprs)
 
 
@@ -240,11 +264,13 @@ def test_join_on_renames_clashing_right_columns(catalog):
 
 
 def test_second_clash_gets_right2(catalog):
-    plan = plan_of(catalog, """SELECT * FROM clicks c
+    plan = plan_of(
+        catalog,
+        """SELECT * FROM clicks c
         JOIN users u ON c.user_id = u.user_id
-        JOIN users v ON c.user_id = v.user_id""")
-    assert plan.right_columns == (("user_id", "user_id_right2"), ("country", "country_right"),
-                                  ("age", "age_right"))
+        JOIN users v ON c.user_id = v.user_id""",
+    )
+    assert plan.right_columns == (("user_id", "user_id_right2"), ("country", "country_right"), ("age", "age_right"))
 
 
 def test_inner_join_extra_conditions_become_a_filter_above(catalog):
@@ -264,8 +290,9 @@ def test_left_join_right_only_conditions_are_pushed_to_the_right_input(catalog):
 
 def test_left_join_with_a_condition_on_both_sides_is_refused(catalog):
     # (a condition on the left side alone works: see test_duckdb_regressions.py)
-    err = error_of(catalog, "SELECT * FROM clicks c LEFT JOIN users u "
-                            "ON c.user_id = u.user_id AND c.duration_ms > u.age")
+    err = error_of(
+        catalog, "SELECT * FROM clicks c LEFT JOIN users u ON c.user_id = u.user_id AND c.duration_ms > u.age"
+    )
     assert err.message == "LEFT JOIN ... ON supports equalities and conditions on one side at a time"
     assert (err.line, err.column) == (1, 71)
 
@@ -291,8 +318,17 @@ def test_stream_on_the_right_of_an_inner_join_is_swapped(catalog):
     assert isinstance(plan, Project) and isinstance(plan.input, Join)
     join = plan.input
     assert join.left.source.name == "events" and join.right.source.name == "campaigns"
-    assert plan.schema.names == ("ad_id", "campaign_id", "user_id", "page_id", "ad_id_right", "ad_type",
-                                 "event_type", "event_time", "ip_address")
+    assert plan.schema.names == (
+        "ad_id",
+        "campaign_id",
+        "user_id",
+        "page_id",
+        "ad_id_right",
+        "ad_type",
+        "event_type",
+        "event_time",
+        "ip_address",
+    )
 
 
 def test_table_table_join(catalog):
@@ -310,10 +346,14 @@ def test_ungrouped_column_is_refused_at_its_position(catalog):
 
 
 def test_aggregates_are_refused_in_where_group_by_and_nested(catalog):
-    assert error_of(catalog, "SELECT url FROM clicks WHERE COUNT(*) > 1").message == \
-        "aggregate functions are not allowed in WHERE (COUNT)"
-    assert error_of(catalog, "SELECT COUNT(*) FROM clicks GROUP BY COUNT(*)").message == \
-        "aggregate functions are not allowed in GROUP BY"
+    assert (
+        error_of(catalog, "SELECT url FROM clicks WHERE COUNT(*) > 1").message
+        == "aggregate functions are not allowed in WHERE (COUNT)"
+    )
+    assert (
+        error_of(catalog, "SELECT COUNT(*) FROM clicks GROUP BY COUNT(*)").message
+        == "aggregate functions are not allowed in GROUP BY"
+    )
     err = error_of(catalog, "SELECT SUM(COUNT(*)) FROM clicks")
     assert err.message == "aggregate functions cannot be nested" and (err.line, err.column) == (1, 12)
 
@@ -327,17 +367,21 @@ def test_group_by_expression_matched_structurally(catalog):
 
 
 def test_group_by_alias_and_ordinal(catalog):
-    plan = plan_of(catalog, "SELECT lower(country) AS region, age / 10 AS decade, COUNT(*) AS people "
-                            "FROM users GROUP BY 1, decade")
+    plan = plan_of(
+        catalog, "SELECT lower(country) AS region, age / 10 AS decade, COUNT(*) AS people FROM users GROUP BY 1, decade"
+    )
     assert [k.name for k in plan.keys] == ["region", "decade"]
     assert E.render(plan.keys[1].expr) == "(age / 10)"
-    assert error_of(catalog, "SELECT COUNT(*) FROM users GROUP BY 2").message == \
-        "GROUP BY position 2 is not in the select list (1 to 1)"
+    assert (
+        error_of(catalog, "SELECT COUNT(*) FROM users GROUP BY 2").message
+        == "GROUP BY position 2 is not in the select list (1 to 1)"
+    )
 
 
 def test_having_adds_hidden_aggregates_dropped_by_the_final_projection(catalog):
-    plan = plan_of(catalog, "SELECT url, COUNT(*) AS hits FROM clicks GROUP BY url "
-                            "HAVING COUNT(*) > 1 AND AVG(duration_ms) > 500")
+    plan = plan_of(
+        catalog, "SELECT url, COUNT(*) AS hits FROM clicks GROUP BY url HAVING COUNT(*) > 1 AND AVG(duration_ms) > 500"
+    )
     assert isinstance(plan, Project) and plan.schema.names == ("url", "hits")
     having = plan.input
     assert isinstance(having, Filter) and E.render(having.predicate) == "((hits > 1) AND (avg_duration_ms > 500))"
@@ -374,36 +418,52 @@ def test_select_distinct_with_group_by(catalog):
 # ---------------------------------------------------------------- windows and emit
 
 
-@pytest.mark.parametrize("call, spec", [
-    ("TUMBLE(ts, INTERVAL '10' SECOND)", WindowSpec("tumble", "ts", 10_000)),
-    ("HOP(ts, INTERVAL '1' MINUTE, INTERVAL '5' MINUTE)", WindowSpec("hop", "ts", 300_000, 60_000)),
-    ("SESSION(ts, INTERVAL '30' MINUTE)", WindowSpec("session", "ts", 1_800_000)),
-])
+@pytest.mark.parametrize(
+    "call, spec",
+    [
+        ("TUMBLE(ts, INTERVAL '10' SECOND)", WindowSpec("tumble", "ts", 10_000)),
+        ("HOP(ts, INTERVAL '1' MINUTE, INTERVAL '5' MINUTE)", WindowSpec("hop", "ts", 300_000, 60_000)),
+        ("SESSION(ts, INTERVAL '30' MINUTE)", WindowSpec("session", "ts", 1_800_000)),
+    ],
+)
 def test_windows(catalog, call, spec):
-    plan = plan_of(catalog, f"SELECT user_id, window_start, window_end, COUNT(*) AS n FROM clicks "
-                            f"GROUP BY user_id, {call}")
+    plan = plan_of(
+        catalog, f"SELECT user_id, window_start, window_end, COUNT(*) AS n FROM clicks GROUP BY user_id, {call}"
+    )
     assert isinstance(plan, Aggregate)
     assert plan.window == spec and plan.emit == "final"
     assert plan.schema.names == ("user_id", "window_start", "window_end", "n")
 
 
 def test_window_columns_can_be_renamed_and_dropped(catalog):
-    plan = plan_of(catalog, "SELECT window_end AS at, MAX(temperature) AS hottest FROM sensors "
-                            "GROUP BY TUMBLE(ts, INTERVAL '1' MINUTE)")
+    plan = plan_of(
+        catalog,
+        "SELECT window_end AS at, MAX(temperature) AS hottest FROM sensors GROUP BY TUMBLE(ts, INTERVAL '1' MINUTE)",
+    )
     assert [E.render_named(n) for n in plan.exprs] == ["at := window_end", "hottest"]
     assert plan.input.keys == ()
 
 
 def test_window_errors(catalog):
-    assert error_of(catalog, "SELECT COUNT(*) FROM clicks GROUP BY TUMBLE(ts, INTERVAL '1' SECOND), "
-                             "SESSION(ts, INTERVAL '1' SECOND)").message == \
-        "only one window (TUMBLE, HOP or SESSION) is allowed per GROUP BY"
-    assert error_of(catalog, "SELECT COUNT(*) FROM clicks GROUP BY TUMBLE(url, INTERVAL '1' SECOND)").message == \
-        "the first argument of TUMBLE must be a TIMESTAMP column; 'url' is STRING"
-    assert error_of(catalog, "SELECT TUMBLE(ts, INTERVAL '1' SECOND) FROM clicks").message == \
-        "TUMBLE is a window: it is only allowed in GROUP BY"
-    assert error_of(catalog, "SELECT COUNT(*) FROM clicks GROUP BY HOP(ts, INTERVAL '1' SECOND)").message == \
-        "HOP takes 3 arguments: HOP(time_column, INTERVAL ..., INTERVAL ...)"
+    assert (
+        error_of(
+            catalog,
+            "SELECT COUNT(*) FROM clicks GROUP BY TUMBLE(ts, INTERVAL '1' SECOND), SESSION(ts, INTERVAL '1' SECOND)",
+        ).message
+        == "only one window (TUMBLE, HOP or SESSION) is allowed per GROUP BY"
+    )
+    assert (
+        error_of(catalog, "SELECT COUNT(*) FROM clicks GROUP BY TUMBLE(url, INTERVAL '1' SECOND)").message
+        == "the first argument of TUMBLE must be a TIMESTAMP column; 'url' is STRING"
+    )
+    assert (
+        error_of(catalog, "SELECT TUMBLE(ts, INTERVAL '1' SECOND) FROM clicks").message
+        == "TUMBLE is a window: it is only allowed in GROUP BY"
+    )
+    assert (
+        error_of(catalog, "SELECT COUNT(*) FROM clicks GROUP BY HOP(ts, INTERVAL '1' SECOND)").message
+        == "HOP takes 3 arguments: HOP(time_column, INTERVAL ..., INTERVAL ...)"
+    )
 
 
 def test_emit_modes(catalog):
@@ -416,8 +476,9 @@ def test_emit_modes(catalog):
 
 def test_emit_errors(catalog):
     err = error_of(catalog, "SELECT url, COUNT(*) FROM clicks GROUP BY url EMIT ON WINDOW CLOSE")
-    assert err.message == ("EMIT ON WINDOW CLOSE needs a windowed aggregate: add TUMBLE, HOP or SESSION to "
-                           "GROUP BY, or use EMIT CHANGES")
+    assert err.message == (
+        "EMIT ON WINDOW CLOSE needs a windowed aggregate: add TUMBLE, HOP or SESSION to GROUP BY, or use EMIT CHANGES"
+    )
     err = error_of(catalog, "SELECT url FROM clicks EMIT CHANGES")
     assert err.message.startswith("EMIT CHANGES needs an aggregation")
 
@@ -434,17 +495,22 @@ def test_union_all_widens_numeric_columns(catalog):
 
 
 def test_union_errors(catalog):
-    assert error_of(catalog, "SELECT user_id FROM clicks UNION ALL SELECT duration_ms FROM clicks").message == \
-        "UNION column 1 ('user_id') has incompatible types: STRING and BIGINT; use CAST"
-    assert error_of(catalog, "SELECT user_id, url FROM clicks UNION ALL SELECT user_id FROM events").message == \
-        "UNION inputs must have the same number of columns: 2 (user_id, url) vs 1 (user_id)"
+    assert (
+        error_of(catalog, "SELECT user_id FROM clicks UNION ALL SELECT duration_ms FROM clicks").message
+        == "UNION column 1 ('user_id') has incompatible types: STRING and BIGINT; use CAST"
+    )
+    assert (
+        error_of(catalog, "SELECT user_id, url FROM clicks UNION ALL SELECT user_id FROM events").message
+        == "UNION inputs must have the same number of columns: 2 (user_id, url) vs 1 (user_id)"
+    )
 
 
 def test_union_distinct_and_flattening(catalog):
     plan = plan_of(catalog, "SELECT user_id FROM clicks UNION SELECT user_id FROM events")
     assert isinstance(plan, Distinct) and isinstance(plan.input, Union)
-    three = plan_of(catalog, "SELECT user_id FROM clicks UNION ALL SELECT user_id FROM events "
-                             "UNION ALL SELECT user_id FROM users")
+    three = plan_of(
+        catalog, "SELECT user_id FROM clicks UNION ALL SELECT user_id FROM events UNION ALL SELECT user_id FROM users"
+    )
     assert isinstance(three, Union) and len(three.inputs) == 3
 
 
@@ -454,10 +520,13 @@ def test_limit_and_distinct(catalog):
 
 
 def test_ctes_see_earlier_ctes_and_shadow_the_catalog(catalog):
-    plan = plan_of(catalog, """
+    plan = plan_of(
+        catalog,
+        """
         WITH clicks AS (SELECT user_id FROM events WHERE event_type = 'click'),
              counted AS (SELECT user_id, COUNT(*) AS n FROM clicks GROUP BY user_id)
-        SELECT * FROM counted WHERE n > 2""")
+        SELECT * FROM counted WHERE n > 2""",
+    )
     assert isinstance(plan, Filter) and isinstance(plan.input, Aggregate)
     assert "Scan stream events" in render_plan(plan) and "clicks" not in render_plan(plan)
 
@@ -471,14 +540,14 @@ def test_duplicate_cte_in_a_hand_built_tree(catalog):
 
 
 def test_views_are_inlined_and_subqueries_aliased(catalog):
-    view = bind(parse_statement("CREATE VIEW views AS SELECT ad_id, event_time FROM events WHERE event_type = 'view'"),
-                catalog)
+    view = bind(
+        parse_statement("CREATE VIEW views AS SELECT ad_id, event_time FROM events WHERE event_type = 'view'"), catalog
+    )
     assert isinstance(view, BoundCreateView) and view.name == "views" and not view.replace
     catalog.add_view(view.name, view.plan)
     plan = plan_of(catalog, "SELECT v.ad_id FROM views v")
     assert plan == Project(view.plan, (E.NamedExpr("ad_id", col("ad_id", T.STRING)),))
-    sub = plan_of(catalog, "SELECT s.ad_id FROM (SELECT ad_id, event_time FROM events "
-                           "WHERE event_type = 'view') AS s")
+    sub = plan_of(catalog, "SELECT s.ad_id FROM (SELECT ad_id, event_time FROM events WHERE event_type = 'view') AS s")
     assert sub == plan
 
 
@@ -515,11 +584,15 @@ def test_ddl_errors_point_at_the_problem():
     err = error_of(cat, text)
     assert err.message.startswith("unknown type 'STRNG'; known types:")
     assert (err.line, err.column) == (2, 5)
-    assert error_of(cat, "CREATE STREAM s (a BIGINT, WATERMARK FOR a AS a)").message == \
-        "the WATERMARK column 'a' must be a TIMESTAMP, not BIGINT"
+    assert (
+        error_of(cat, "CREATE STREAM s (a BIGINT, WATERMARK FOR a AS a)").message
+        == "the WATERMARK column 'a' must be a TIMESTAMP, not BIGINT"
+    )
     assert error_of(cat, "CREATE STREAM s (a TIMESTAMP, WATERMARK FOR b AS b)").message == "unknown column 'b'"
-    assert error_of(cat, "CREATE STREAM s (a TIMESTAMP, WATERMARK FOR a AS a + INTERVAL '1' SECOND)").message == \
-        "unsupported watermark expression; write WATERMARK FOR a AS a - INTERVAL '...' <unit>"
+    assert (
+        error_of(cat, "CREATE STREAM s (a TIMESTAMP, WATERMARK FOR a AS a + INTERVAL '1' SECOND)").message
+        == "unsupported watermark expression; write WATERMARK FOR a AS a - INTERVAL '...' <unit>"
+    )
     assert error_of(cat, "CREATE STREAM s (a BIGINT, a STRING)").message == "duplicate column name 'a'"
 
 
@@ -538,32 +611,41 @@ def test_other_statements(catalog):
     explain = b("EXPLAIN ANALYZE SELECT url FROM clicks")
     assert isinstance(explain, BoundExplain) and explain.analyze and isinstance(explain.statement, BoundQuery)
     assert error_of(catalog, "SET wrkers = 3").message.startswith("unknown setting 'wrkers' (did you mean 'workers'?)")
-    assert (error_of(catalog, "INSERT INTO outt SELECT * FROM clicks").message
-            == "unknown sink 'outt' (did you mean 'out'?)")
+    assert (
+        error_of(catalog, "INSERT INTO outt SELECT * FROM clicks").message
+        == "unknown sink 'outt' (did you mean 'out'?)"
+    )
     assert error_of(catalog, "DESCRIBE clickz").message == "unknown stream or table 'clickz' (did you mean 'clicks'?)"
 
 
 def test_binding_does_not_change_the_catalog(catalog):
     before = (dict(catalog.sources), dict(catalog.sinks), dict(catalog.views))
-    for text in ("CREATE STREAM fresh (a BIGINT)", "CREATE VIEW v AS SELECT * FROM clicks", "DROP STREAM clicks",
-                 "CREATE SINK s3 WITH (connector = 'console')"):
+    for text in (
+        "CREATE STREAM fresh (a BIGINT)",
+        "CREATE VIEW v AS SELECT * FROM clicks",
+        "DROP STREAM clicks",
+        "CREATE SINK s3 WITH (connector = 'console')",
+    ):
         bind(parse_statement(text), catalog, text)
     assert (catalog.sources, catalog.sinks, catalog.views) == before
 
 
-@pytest.mark.parametrize("text, position, message", [
-    ("SELECT CAST(url AS STRNG) FROM clicks", (1, 20), "unknown type 'STRNG'"),
-    ("SELECT url::blob FROM clicks", (1, 13), "unknown type 'BLOB'"),
-    ("SELECT url, COUNT(*) FROM clicks\nGROUP BY url\nEMIT ON WINDOW CLOSE", (3, 1), "EMIT ON WINDOW CLOSE needs"),
-    ("SELECT url FROM clicks EMIT CHANGES", (1, 24), "EMIT CHANGES needs an aggregation"),
-    ("INSERT INTO outt SELECT url FROM clicks", (1, 13), "unknown sink 'outt'"),
-    ("DESCRIBE clickz", (1, 10), "unknown stream or table 'clickz'"),
-    ("SELECT * FROM events JOIN campaigns USING (ad_id, user_id)", (1, 51), "USING column 'user_id'"),
-    ("SELECT url FROM clicks UNION ALL\nSELECT url, user_id FROM clicks", (2, 1), "same number of columns"),
-    ("SELECT url FROM clicks UNION ALL\nSELECT duration_ms FROM clicks", (2, 8), "incompatible types"),
-    ("CREATE STREAM r (ts TIMESTAMP,\n  WATERMARK FOR tss AS tss)", (2, 17), "unknown column 'tss'"),
-    ("CREATE STREAM r (a BIGINT, WATERMARK FOR a AS a)", (1, 42), "must be a TIMESTAMP"),
-])
+@pytest.mark.parametrize(
+    "text, position, message",
+    [
+        ("SELECT CAST(url AS STRNG) FROM clicks", (1, 20), "unknown type 'STRNG'"),
+        ("SELECT url::blob FROM clicks", (1, 13), "unknown type 'BLOB'"),
+        ("SELECT url, COUNT(*) FROM clicks\nGROUP BY url\nEMIT ON WINDOW CLOSE", (3, 1), "EMIT ON WINDOW CLOSE needs"),
+        ("SELECT url FROM clicks EMIT CHANGES", (1, 24), "EMIT CHANGES needs an aggregation"),
+        ("INSERT INTO outt SELECT url FROM clicks", (1, 13), "unknown sink 'outt'"),
+        ("DESCRIBE clickz", (1, 10), "unknown stream or table 'clickz'"),
+        ("SELECT * FROM events JOIN campaigns USING (ad_id, user_id)", (1, 51), "USING column 'user_id'"),
+        ("SELECT url FROM clicks UNION ALL\nSELECT url, user_id FROM clicks", (2, 1), "same number of columns"),
+        ("SELECT url FROM clicks UNION ALL\nSELECT duration_ms FROM clicks", (2, 8), "incompatible types"),
+        ("CREATE STREAM r (ts TIMESTAMP,\n  WATERMARK FOR tss AS tss)", (2, 17), "unknown column 'tss'"),
+        ("CREATE STREAM r (a BIGINT, WATERMARK FOR a AS a)", (1, 42), "must be a TIMESTAMP"),
+    ],
+)
 def test_errors_point_inside_nodes(catalog, text, position, message):
     """Errors about a part of a node (a type, a name after a keyword) point at that part."""
     err = error_of(catalog, text)

@@ -25,8 +25,9 @@ from executor.query.outputs import CollectOutput
 from stream_dsl.ir.types import DataType, Field, Schema
 from budget import examples
 
-SCHEMA = Schema((Field("k", DataType.STRING), Field("w", DataType.BIGINT), Field("n", DataType.BIGINT),
-                 Field("v", DataType.DOUBLE)))
+SCHEMA = Schema(
+    (Field("k", DataType.STRING), Field("w", DataType.BIGINT), Field("n", DataType.BIGINT), Field("v", DataType.DOUBLE))
+)
 KEYS = ["k", "w"]
 
 
@@ -40,17 +41,32 @@ def collected() -> CollectOutput:
 def parts(draw):
     out = []
     for _ in range(draw(st.integers(1, 12))):
-        keys = draw(st.lists(st.tuples(st.sampled_from(["a", "b", None]), st.sampled_from([1, 2, None])),
-                             max_size=5, unique=True))
-        upserts = pl.DataFrame({"k": [k for k, _ in keys], "w": [w for _, w in keys],
-                                "n": draw(st.lists(st.integers(-5, 5), min_size=len(keys), max_size=len(keys))),
-                                "v": draw(st.lists(st.sampled_from([0.5, float("nan"), -0.0, None]),
-                                                   min_size=len(keys), max_size=len(keys)))},
-                               schema=SCHEMA.to_polars())
-        gone = draw(st.lists(st.tuples(st.sampled_from(["a", "b", None]), st.sampled_from([1, 2, None])),
-                             max_size=3, unique=True))
-        deletes = pl.DataFrame({"k": [k for k, _ in gone], "w": [w for _, w in gone]},
-                               schema={"k": pl.String, "w": pl.Int64}) if gone else None
+        keys = draw(
+            st.lists(
+                st.tuples(st.sampled_from(["a", "b", None]), st.sampled_from([1, 2, None])), max_size=5, unique=True
+            )
+        )
+        upserts = pl.DataFrame(
+            {
+                "k": [k for k, _ in keys],
+                "w": [w for _, w in keys],
+                "n": draw(st.lists(st.integers(-5, 5), min_size=len(keys), max_size=len(keys))),
+                "v": draw(
+                    st.lists(st.sampled_from([0.5, float("nan"), -0.0, None]), min_size=len(keys), max_size=len(keys))
+                ),
+            },
+            schema=SCHEMA.to_polars(),
+        )
+        gone = draw(
+            st.lists(
+                st.tuples(st.sampled_from(["a", "b", None]), st.sampled_from([1, 2, None])), max_size=3, unique=True
+            )
+        )
+        deletes = (
+            pl.DataFrame({"k": [k for k, _ in gone], "w": [w for _, w in gone]}, schema={"k": pl.String, "w": pl.Int64})
+            if gone
+            else None
+        )
         out.append((upserts, deletes))
     return out
 
@@ -76,8 +92,9 @@ def test_folding_rows_then_polars_gives_the_table_of_every_part_applied_in_order
         patch.setattr(changelog_rows, "MAX_ROWS", limit)
         for upserts, deletes in changes:  # what Driver._emit and Driver._add_changelog do
             if packed:
-                upserts, deletes = (None if d is None else unpack(pickle.loads(pickle.dumps(pack(d))))
-                                    for d in (upserts, deletes))
+                upserts, deletes = (
+                    None if d is None else unpack(pickle.loads(pickle.dumps(pack(d)))) for d in (upserts, deletes)
+                )
             if rows.add(upserts, deletes):
                 continue
             part = rows.take()
@@ -105,14 +122,22 @@ def test_parts_with_float_keys_or_many_rows_go_to_polars():
 
 
 def test_a_packed_part_is_its_rows_when_they_come_back_exactly_else_ipc():
-    frame = pl.DataFrame({"k": ["a", None], "t": [dt.datetime(2024, 1, 1, 0, 0, 0, 123456), None],
-                          "v": [float("nan"), -0.0], "n": pl.Series([2**64 - 1, 0], dtype=pl.UInt64)},
-                         schema_overrides={"t": pl.Datetime("us")})
+    frame = pl.DataFrame(
+        {
+            "k": ["a", None],
+            "t": [dt.datetime(2024, 1, 1, 0, 0, 0, 123456), None],
+            "v": [float("nan"), -0.0],
+            "n": pl.Series([2**64 - 1, 0], dtype=pl.UInt64),
+        },
+        schema_overrides={"t": pl.Datetime("us")},
+    )
     part = pickle.loads(pickle.dumps(pack(frame)))
     assert isinstance(part, RowsPart) and part.height == 2 and repr(part.values) == repr(frame.rows())  # NaN
     assert part.frame().equals(frame, null_equal=True) and part.frame().schema == frame.schema
     assert unpack(part) is part and as_frame(part).equals(frame, null_equal=True)
-    for inexact in (frame.with_columns(pl.col("t").cast(pl.Datetime("ns"))),
-                    pl.DataFrame({"k": [str(i) for i in range(changelog_rows.MAX_ROWS + 1)]})):
+    for inexact in (
+        frame.with_columns(pl.col("t").cast(pl.Datetime("ns"))),
+        pl.DataFrame({"k": [str(i) for i in range(changelog_rows.MAX_ROWS + 1)]}),
+    ):
         data = pack(inexact)
         assert isinstance(data, bytes) and unpack(data).equals(inexact, null_equal=True)

@@ -42,8 +42,16 @@ def commit(s: CheckpointStore, next_batch: int):
     """A checkpoint with one (empty-state) part file, resuming at `next_batch`."""
     id, directory = s.begin()
     sha = write_part(directory, "worker-0.state", {})
-    return s.commit(id, next_batch=next_batch, watermark=None, clocks={0: (next_batch, False)},
-                    offsets={0: next_batch}, parts={"worker-0.state": sha}, partitions={}, output_rows=0)
+    return s.commit(
+        id,
+        next_batch=next_batch,
+        watermark=None,
+        clocks={0: (next_batch, False)},
+        offsets={0: next_batch},
+        parts={"worker-0.state": sha},
+        partitions={},
+        output_rows=0,
+    )
 
 
 def flip_part(ckpt: Path) -> None:
@@ -77,8 +85,9 @@ def tool(root: Path) -> tuple[int, dict]:
 # ---------------------------------------------------------------- item 1: no usable checkpoint
 
 
-@pytest.mark.parametrize("damage", ["flip-part", "truncate-manifest", "delete-manifest", "delete-part",
-                                    "delete-directory"])
+@pytest.mark.parametrize(
+    "damage", ["flip-part", "truncate-manifest", "delete-manifest", "delete-part", "delete-directory"]
+)
 def test_a_directory_whose_checkpoints_are_all_unusable_is_refused_with_the_reasons(tmp_path, damage):
     s = store(tmp_path)
     for batch in (10, 20):
@@ -90,11 +99,13 @@ def test_a_directory_whose_checkpoints_are_all_unusable_is_refused_with_the_reas
     message = str(refused.value)
     assert message.startswith(f"checkpoint_dir '{tmp_path}' held checkpoints, but none of them can be used")
     assert "The newest checkpoint committed here was ckpt-00000002 (resuming at batch 20" in message
-    reasons = {"flip-part": "damaged: part worker-0.state: checksum mismatch",
-               "truncate-manifest": "damaged: manifest.json: not valid JSON",
-               "delete-manifest": "uncommitted: no manifest",
-               "delete-part": "damaged: part worker-0.state: missing",
-               "delete-directory": "holds no checkpoint directories"}
+    reasons = {
+        "flip-part": "damaged: part worker-0.state: checksum mismatch",
+        "truncate-manifest": "damaged: manifest.json: not valid JSON",
+        "delete-manifest": "uncommitted: no manifest",
+        "delete-part": "damaged: part worker-0.state: missing",
+        "delete-directory": "holds no checkpoint directories",
+    }
     if damage == "delete-directory":
         assert reasons[damage] in message
     else:
@@ -145,8 +156,7 @@ def test_checkpoint_reset_is_a_setting_of_the_context_and_the_dsl(tmp_path):
     assert ctx.config.checkpoint_reset
     ctx.sql("SET checkpoint_reset = 'false'")
     assert not ctx.config.checkpoint_reset
-    assert cli.context_kwargs(cli.build_parser().parse_args(["run", "x.sql", "--fresh"])) == \
-        {"checkpoint_reset": True}
+    assert cli.context_kwargs(cli.build_parser().parse_args(["run", "x.sql", "--fresh"])) == {"checkpoint_reset": True}
 
 
 # ---------------------------------------------------------------- item 2: the tool and the restart agree
@@ -181,8 +191,11 @@ def test_an_intact_checkpoint_of_another_format_is_refused_by_both(tmp_path):
 
 
 @settings(max_examples=examples(60), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(damages=st.lists(st.sampled_from([None, *DAMAGES]), min_size=1, max_size=4),
-       uncommitted=st.booleans(), drop_all=st.booleans())
+@given(
+    damages=st.lists(st.sampled_from([None, *DAMAGES]), min_size=1, max_size=4),
+    uncommitted=st.booleans(),
+    drop_all=st.booleans(),
+)
 def test_the_restart_and_the_tool_agree_on_any_damage(tmp_path_factory, damages, uncommitted, drop_all):
     root = tmp_path_factory.mktemp("ckpt")
     s = store(root)

@@ -29,8 +29,22 @@ from executor.recovery.store import CheckpointStore
 from executor.recovery.survey import ARCHIVE, RECORD
 from stream_dsl.connectors import files
 from stream_dsl.errors import CheckpointError, DSLError
-from test_recovery import (HANG_GUARD_S, assert_exact, checkpoint_ids, expected, finish, normalized,  # noqa: F401
-                           start, wait_until)
+from test_recovery import (
+    HANG_GUARD_S,
+    assert_exact,
+    checkpoint_ids,
+    finish,
+    normalized,
+    reference_output,
+    start,
+    wait_until,
+)
+
+
+@pytest.fixture(scope="module")
+def expected():
+    """The recovery query's result without failures (test_recovery's reference)."""
+    return reference_output()
 
 
 def _delete_manifests(ckpt: Path) -> None:
@@ -49,19 +63,32 @@ def _delete_checkpoints(ckpt: Path) -> None:
     shutil.rmtree(ckpt / "checkpoints")
 
 
-@pytest.mark.parametrize("executor, damage", [
-    ("inline", _delete_manifests),
-    ("drizzle", _flip_every_part),
-    ("drizzle", _delete_checkpoints),
-    ("bsp", _delete_manifests),
-], ids=["inline-manifests-deleted", "drizzle-parts-damaged", "drizzle-checkpoints-deleted", "bsp-manifests-deleted"])
-def test_a_restart_without_a_usable_checkpoint_refuses_and_a_reset_starts_over(tmp_path, expected, executor,  # noqa: F811
-                                                                                damage):
+@pytest.mark.parametrize(
+    "executor, damage",
+    [
+        ("inline", _delete_manifests),
+        ("drizzle", _flip_every_part),
+        ("drizzle", _delete_checkpoints),
+        ("bsp", _delete_manifests),
+    ],
+    ids=["inline-manifests-deleted", "drizzle-parts-damaged", "drizzle-checkpoints-deleted", "bsp-manifests-deleted"],
+)
+def test_a_restart_without_a_usable_checkpoint_refuses_and_a_reset_starts_over(
+    tmp_path,
+    expected,
+    executor,  # noqa: F811
+    damage,
+):
     ckpt, out = tmp_path / "ckpt", tmp_path / "out"
     handle = start(tmp_path, executor=executor, group_size=7)
     try:  # stopped once windows are in the sink and checkpoints on disk
-        wait_until(lambda: not handle.is_active or (len(checkpoint_ids(ckpt)) >= 2 and out.is_dir()
-                                                    and files.read_committed(str(out)).height > 0), "output")
+        wait_until(
+            lambda: (
+                not handle.is_active
+                or (len(checkpoint_ids(ckpt)) >= 2 and out.is_dir() and files.read_committed(str(out)).height > 0)
+            ),
+            "output",
+        )
         assert handle.is_active, "the query ended before it could be stopped midway"
     finally:
         handle.stop(HANG_GUARD_S)
@@ -130,8 +157,9 @@ def small_disk(tmp_path):
     """A 4 MiB tmpfs at tmp_path/disk (skipped where mounting needs privileges we lack), unmounted after."""
     disk = tmp_path / "disk"
     disk.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(disk)], capture_output=True,
-                             check=False)
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(disk)], capture_output=True, check=False
+    )
     if mounted.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
     try:
@@ -152,7 +180,8 @@ def _fill(disk: Path, leave_bytes: int) -> Path:
 @pytest.mark.parametrize("executor", ["drizzle", "inline"])
 @pytest.mark.parametrize("full", ["sink", "checkpoints"])
 def test_a_full_disk_fails_the_query_with_its_path_and_a_restart_after_space_returns_is_exact(
-        tmp_path, expected, small_disk, full, executor):  # noqa: F811
+    tmp_path, expected, small_disk, full, executor
+):  # noqa: F811
     sink_dir = small_disk / "out" if full == "sink" else tmp_path / "out"
     ckpt = small_disk / "ckpt" if full == "checkpoints" else tmp_path / "ckpt"
     filler = _fill(small_disk, 150_000)  # room for a part of the run only

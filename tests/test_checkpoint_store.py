@@ -36,8 +36,16 @@ from polars.testing import assert_frame_equal
 
 from executor import kernels
 from executor.state import small as state_small
-from executor.recovery.store import (CHECKPOINTS_KEPT, FORMAT_VERSION, Checkpoint, CheckpointCorrupt, CheckpointStore,
-                                 fingerprint, read_part, write_part)
+from executor.recovery.store import (
+    CHECKPOINTS_KEPT,
+    FORMAT_VERSION,
+    Checkpoint,
+    CheckpointCorrupt,
+    CheckpointStore,
+    fingerprint,
+    read_part,
+    write_part,
+)
 from executor.state.clocks import WM_INF
 from executor.state.distinct import DistinctState
 from executor.state.operators import make_state
@@ -71,8 +79,12 @@ POOLS = {  # values of each column type, NULLs included
 TIMES_MS = [None, 0, 350, 999, 1000, 1700, 2400, 3100, 4000, 4999, 6500]
 KEY_TYPES = [T.STRING, T.STRING, T.INT, T.BIGINT, T.BOOLEAN, T.TIMESTAMP, T.DOUBLE]  # DOUBLE: never the dict
 VALUE_TYPES = [T.BIGINT, T.INT, T.DOUBLE, T.STRING, T.BOOLEAN, T.TIMESTAMP]
-WINDOWS = {None: None, "tumble": WindowSpec("tumble", "ts", 1000), "hop": WindowSpec("hop", "ts", 1000, 400),
-           "session": WindowSpec("session", "ts", 700)}
+WINDOWS = {
+    None: None,
+    "tumble": WindowSpec("tumble", "ts", 1000),
+    "hop": WindowSpec("hop", "ts", 1000, 400),
+    "session": WindowSpec("session", "ts", 700),
+}
 
 
 def _funcs(dtype: T) -> list[str]:
@@ -98,8 +110,7 @@ def aggregate_cases(draw):
     value_types = draw(st.lists(st.sampled_from(VALUE_TYPES), min_size=1, max_size=2))
     columns = {f"k{i}": t for i, t in enumerate(key_types)} | {f"v{i}": t for i, t in enumerate(value_types)}
     phase = "final" if kind in (None, "tumble") and draw(st.booleans()) else "single"
-    calls = draw(st.lists(st.tuples(st.integers(0, len(value_types) - 1), st.integers(0, 99)), min_size=1,
-                          max_size=4))
+    calls = draw(st.lists(st.tuples(st.integers(0, len(value_types) - 1), st.integers(0, 99)), min_size=1, max_size=4))
     specs = []
     for j, (v, pick) in enumerate(calls):
         dtype = value_types[v]
@@ -153,8 +164,7 @@ def streams(draw, case):
     """(op, batches, watermarks): batches small (the dict path) and large (polars), watermarks advancing."""
     op, columns, partial = draw(case)
     rnd = draw(st.randoms(use_true_random=False))
-    sizes = draw(st.lists(st.sampled_from([3, 8, 12, state_small.MAX_BATCH_ROWS + 44, 1, 0]), min_size=1,
-                          max_size=7))
+    sizes = draw(st.lists(st.sampled_from([3, 8, 12, state_small.MAX_BATCH_ROWS + 44, 1, 0]), min_size=1, max_size=7))
     if draw(st.booleans()):
         sizes.insert(1, state_small.MAX_BATCH_ROWS + 1)  # a dict state (if the first batch made one) moves to polars
     windowed = isinstance(op, AggregateOp) and op.window is not None
@@ -219,8 +229,10 @@ def check_restore(op, batches, marks, cut: int) -> None:
     at_cut = where(original)
     event(f"cut in state: {at_cut}" + (" (was in the dict)" if at_cut == "polars" and "dict" in places else ""))
     if isinstance(op, AggregateOp):
-        event(f"operator: {op.window.kind if op.window else 'no window'}, emit {op.emit}, phase {op.phase}"
-              + (", COUNT(DISTINCT)" if any(a.distinct for a in op.aggs) else ""))
+        event(
+            f"operator: {op.window.kind if op.window else 'no window'}, emit {op.emit}, phase {op.phase}"
+            + (", COUNT(DISTINCT)" if any(a.distinct for a in op.aggs) else "")
+        )
     snapshot = snapshot_state(original)
     with tempfile.TemporaryDirectory() as directory:
         sha = write_part(directory, "worker-1.state", {(3, 1): original})
@@ -251,16 +263,18 @@ def stepped(state, rows, mark):
         return overflow
 
 
-@settings(max_examples=examples(400), deadline=None,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@settings(
+    max_examples=examples(400), deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large]
+)
 @given(stream=streams(aggregate_cases()), data=st.data())
 def test_a_restored_aggregate_state_steps_exactly_as_the_original(stream, data):
     op, batches, marks = stream
     check_restore(op, batches, marks, data.draw(st.integers(1, len(batches) - 1), label="cut"))
 
 
-@settings(max_examples=examples(60), deadline=None,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@settings(
+    max_examples=examples(60), deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large]
+)
 @given(stream=streams(distinct_cases()), data=st.data())
 def test_a_restored_distinct_state_steps_exactly_as_the_original(stream, data):
     op, batches, marks = stream
@@ -271,14 +285,20 @@ def _op(window: str | None, emit: str, *aggs: AggSpec, keys=("k0",)) -> Aggregat
     fields = [Field(k, T.STRING) for k in keys]
     if window is not None:
         fields += [Field("window_start", T.TIMESTAMP), Field("window_end", T.TIMESTAMP)]
-    return AggregateOp(keys, aggs, WINDOWS[window], emit, Schema(tuple(fields + [Field(a.name, a.dtype)
-                                                                                   for a in aggs])))
+    return AggregateOp(
+        keys, aggs, WINDOWS[window], emit, Schema(tuple(fields + [Field(a.name, a.dtype) for a in aggs]))
+    )
 
 
 def _rows(n: int, start_ms: int = 0, key: str = "a") -> pl.DataFrame:
-    return pl.DataFrame({"k0": [key] * (n // 2) + ["b"] * (n - n // 2), "v0": list(range(n)),
-                         TIME_COLUMN: [BASE + dt.timedelta(milliseconds=start_ms + 37 * i) for i in range(n)]},
-                        schema={"k0": pl.String, "v0": pl.Int64, TIME_COLUMN: pl.Datetime("ms")})
+    return pl.DataFrame(
+        {
+            "k0": [key] * (n // 2) + ["b"] * (n - n // 2),
+            "v0": list(range(n)),
+            TIME_COLUMN: [BASE + dt.timedelta(milliseconds=start_ms + 37 * i) for i in range(n)],
+        },
+        schema={"k0": pl.String, "v0": pl.Int64, TIME_COLUMN: pl.Datetime("ms")},
+    )
 
 
 COUNT, SUM = AggSpec("n", "count", None, T.BIGINT), AggSpec("s", "sum", "v0", T.BIGINT)
@@ -286,14 +306,18 @@ DISTINCT_V = AggSpec("d", "count", "v0", T.BIGINT, True)
 BIG = state_small.MAX_BATCH_ROWS + 10
 
 
-@pytest.mark.parametrize("op, sizes, places", [
-    (_op("tumble", "final", COUNT, SUM), [5, 5], ["dict", "dict"]),
-    (_op("hop", "changes", COUNT, SUM), [5, BIG], ["dict", "polars"]),
-    (_op(None, "changes", COUNT, SUM), [BIG, 3], ["polars", "polars"]),
-    (_op("session", "changes", COUNT, DISTINCT_V), [6, 6], ["polars", "polars"]),
-    (_op("session", "final", SUM), [6, 6], ["polars", "polars"]),
-    (_op("tumble", "changes", DISTINCT_V, SUM), [4, 4], ["polars", "polars"]),
-], ids=["tumble-dict", "hop-moved-to-polars", "groupby-polars", "session-distinct", "session-final", "distinct"])
+@pytest.mark.parametrize(
+    "op, sizes, places",
+    [
+        (_op("tumble", "final", COUNT, SUM), [5, 5], ["dict", "dict"]),
+        (_op("hop", "changes", COUNT, SUM), [5, BIG], ["dict", "polars"]),
+        (_op(None, "changes", COUNT, SUM), [BIG, 3], ["polars", "polars"]),
+        (_op("session", "changes", COUNT, DISTINCT_V), [6, 6], ["polars", "polars"]),
+        (_op("session", "final", SUM), [6, 6], ["polars", "polars"]),
+        (_op("tumble", "changes", DISTINCT_V, SUM), [4, 4], ["polars", "polars"]),
+    ],
+    ids=["tumble-dict", "hop-moved-to-polars", "groupby-polars", "session-distinct", "session-final", "distinct"],
+)
 def test_each_place_a_state_lives_is_restored_there(op, sizes, places):
     batches = [_rows(n, 900 * i) for i, n in enumerate(sizes)] + [_rows(7, 1500, "c"), _rows(9, 400)]
     marks = [(None, 500), (500, 1200), (1200, 1900), (1900, WM_INF)]
@@ -373,6 +397,7 @@ class _Boom:
 def test_a_part_file_cannot_run_code_even_with_a_matching_checksum(tmp_path):
     import hashlib
     import struct
+
     data = struct.pack(">8sI", b"SDSTATE\n", FORMAT_VERSION) + pickle.dumps({(1, 0): _Boom()}, protocol=5)
     path = tmp_path / "evil.state"
     path.write_bytes(data)
@@ -394,10 +419,16 @@ def commit_one(s: CheckpointStore, next_batch: int, parts=("worker-1.state", "wo
     states, _ = _states(len(parts))
     ckpt_id, directory = s.begin()
     shas = {name: write_part(directory, name, {(4, p): states[(4, p)]}) for p, name in enumerate(parts)}
-    return s.commit(ckpt_id, next_batch=next_batch, watermark=1000 * next_batch,
-                    clocks={0: (5000 + next_batch, False), 2: (None, True)},
-                    offsets={0: {"file": "a.ndjson", "line": next_batch}, 2: [1, "x"]},
-                    parts=shas, partitions={(4, p): name for p, name in enumerate(parts)}, output_rows=3 * next_batch)
+    return s.commit(
+        ckpt_id,
+        next_batch=next_batch,
+        watermark=1000 * next_batch,
+        clocks={0: (5000 + next_batch, False), 2: (None, True)},
+        offsets={0: {"file": "a.ndjson", "line": next_batch}, 2: [1, "x"]},
+        parts=shas,
+        partitions={(4, p): name for p, name in enumerate(parts)},
+        output_rows=3 * next_batch,
+    )
 
 
 def test_commit_then_latest_gives_back_every_field(tmp_path):
@@ -445,12 +476,16 @@ def test_a_corrupt_newest_part_falls_back_to_the_previous_checkpoint(tmp_path):
     assert s.latest() == previous and s.skipped == ["ckpt-00000002: part worker-1.state: missing"]
 
 
-@pytest.mark.parametrize("damage, reason", [
-    (lambda text: text[: len(text) // 2], "manifest.json: not valid JSON"),
-    (lambda text: text.replace('"next_batch": 9', '"next_batch": 8'), "manifest.json: checksum mismatch"),
-    (lambda text: text.replace('"line": 9', '"line": 90'), "manifest.json: checksum mismatch"),
-    (lambda text: "[1, 2]", "manifest.json: not a JSON object"),
-], ids=["bad-json", "changed-batch", "changed-offset", "not-an-object"])
+@pytest.mark.parametrize(
+    "damage, reason",
+    [
+        (lambda text: text[: len(text) // 2], "manifest.json: not valid JSON"),
+        (lambda text: text.replace('"next_batch": 9', '"next_batch": 8'), "manifest.json: checksum mismatch"),
+        (lambda text: text.replace('"line": 9', '"line": 90'), "manifest.json: checksum mismatch"),
+        (lambda text: "[1, 2]", "manifest.json: not a JSON object"),
+    ],
+    ids=["bad-json", "changed-batch", "changed-offset", "not-an-object"],
+)
 def test_a_corrupt_manifest_falls_back_to_the_previous_checkpoint(tmp_path, damage, reason):
     s = store(tmp_path)
     previous = commit_one(s, 5)
@@ -500,18 +535,34 @@ def test_commit_refuses_what_it_cannot_restore(tmp_path):
     s = store(tmp_path)
     ckpt_id, _ = s.begin()
     with pytest.raises(CheckpointError, match="state part 'worker-1.state' was not written"):
-        s.commit(ckpt_id, next_batch=1, watermark=None, clocks={}, offsets={}, parts={"worker-1.state": "00"},
-                 partitions={}, output_rows=0)
+        s.commit(
+            ckpt_id,
+            next_batch=1,
+            watermark=None,
+            clocks={},
+            offsets={},
+            parts={"worker-1.state": "00"},
+            partitions={},
+            output_rows=0,
+        )
     with pytest.raises(CheckpointError, match="source offsets must be JSON values"):
-        s.commit(ckpt_id, next_batch=1, watermark=None, clocks={}, offsets={0: object()}, parts={},
-                 partitions={}, output_rows=0)
+        s.commit(
+            ckpt_id,
+            next_batch=1,
+            watermark=None,
+            clocks={},
+            offsets={0: object()},
+            parts={},
+            partitions={},
+            output_rows=0,
+        )
     with pytest.raises(CheckpointError, match="was not begun"):
-        s.commit(ckpt_id + 1, next_batch=1, watermark=None, clocks={}, offsets={}, parts={}, partitions={},
-                 output_rows=0)
+        s.commit(
+            ckpt_id + 1, next_batch=1, watermark=None, clocks={}, offsets={}, parts={}, partitions={}, output_rows=0
+        )
     s.commit(ckpt_id, next_batch=1, watermark=None, clocks={}, offsets={}, parts={}, partitions={}, output_rows=0)
     with pytest.raises(CheckpointError, match="already committed"):
-        s.commit(ckpt_id, next_batch=1, watermark=None, clocks={}, offsets={}, parts={}, partitions={},
-                 output_rows=0)
+        s.commit(ckpt_id, next_batch=1, watermark=None, clocks={}, offsets={}, parts={}, partitions={}, output_rows=0)
 
 
 # ---------------------------------------------------------------- the lock
@@ -526,16 +577,23 @@ sys.stdin.readline()
 
 
 def test_a_locked_checkpoint_dir_is_refused_until_its_process_dies(tmp_path):
-    proc = subprocess.Popen([sys.executable, "-c", LOCKER, str(tmp_path)], cwd=REPO, stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", LOCKER, str(tmp_path)],
+        cwd=REPO,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         ready, _, _ = select.select([proc.stdout], [], [], WAIT)
         assert ready and proc.stdout.readline() == "locked\n", proc.stderr.read() if proc.poll() is not None else ""
         s = store(tmp_path)
         with pytest.raises(CheckpointError) as info:
             s.lock()
-        assert str(info.value).startswith(f"checkpoint_dir '{tmp_path}' is in use by another running query "
-                                          f"(pid {proc.pid})")
+        assert str(info.value).startswith(
+            f"checkpoint_dir '{tmp_path}' is in use by another running query (pid {proc.pid})"
+        )
         proc.kill()
         proc.wait(timeout=WAIT)
         s.lock()  # a dead process's lock is free
@@ -572,8 +630,11 @@ def test_the_checkpoints_of_a_group_and_of_the_group_sent_ahead_are_gathered_apa
     for after, line in ((19, 20), (9, 10)):  # the later group's parts may come in first
         for w in (0, 1):
             id, directory = asked[after][w]
-            ckpt.take(write_checkpoint_part(id, w, directory, f"worker-{w}.state", states if w else {},
-                                            {0: {"line": line}} if w == 0 else {}))
+            ckpt.take(
+                write_checkpoint_part(
+                    id, w, directory, f"worker-{w}.state", states if w else {}, {0: {"line": line}} if w == 0 else {}
+                )
+            )
     clocks = {0: SourceClock(delay_ms=None)}
     assert ckpt.commit(9, next_batch=10, watermark=None, clocks=clocks, output_rows=1) == asked[9][0][0]
     assert ckpt.store.latest().next_batch == 10 and ckpt.store.latest().offsets == {0: {"line": 10}}

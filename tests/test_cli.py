@@ -42,8 +42,7 @@ def call(*argv: str) -> tuple[int, str, str]:
 
 def python_m(*argv: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    return subprocess.run([sys.executable, "-m", "stream_dsl", *argv], cwd=cwd, env=env,
-                          capture_output=True, text=True)
+    return subprocess.run([sys.executable, "-m", "stream_dsl", *argv], cwd=cwd, env=env, capture_output=True, text=True)
 
 
 def script(tmp_path: Path, text: str, name: str = "q.sql") -> str:
@@ -55,8 +54,9 @@ def script(tmp_path: Path, text: str, name: str = "q.sql") -> str:
 def expected_views(count: int = 5000, rate: int = 1000) -> pl.DataFrame:
     events = generator.ysb_events(count, rate=rate).filter(pl.col("event_type") == "view")
     joined = events.join(generator.ysb_campaigns(), on="ad_id")
-    return (joined.group_by("campaign_id", pl.col("event_time").dt.truncate("1s").alias("window_start"))
-            .agg(pl.len().alias("views")))
+    return joined.group_by("campaign_id", pl.col("event_time").dt.truncate("1s").alias("window_start")).agg(
+        pl.len().alias("views")
+    )
 
 
 # --------------------------------------------------------------------- usage
@@ -73,24 +73,28 @@ def test_no_subcommand_prints_help():
     assert code == 0 and "usage: stream-dsl" in out and "run" in out and "gen" in out
 
 
-@pytest.mark.parametrize("argv", [["--help"], ["run", "--help"], ["explain", "--help"], ["gen", "--help"],
-                                  ["gen", "ysb", "--help"]])
+@pytest.mark.parametrize(
+    "argv", [["--help"], ["run", "--help"], ["explain", "--help"], ["gen", "--help"], ["gen", "ysb", "--help"]]
+)
 def test_help_for_each_command(argv):
     result = python_m(*argv)
     assert result.returncode == 0 and result.stdout.startswith("usage: stream-dsl")
 
 
-@pytest.mark.parametrize("argv", [
-    ["frobnicate"],
-    ["run"],
-    ["run", "q.sql", "--workers", "0"],
-    ["run", "q.sql", "--executor", "spark"],
-    ["run", "q.sql", "--batch-interval", "soon"],
-    ["run", "q.sql", "--group-size", "big"],
-    ["gen", "ysb", "--out", "x"],
-    ["gen", "ysb", "--events", "-3", "--out", "x"],
-    ["gen", "tpch", "--events", "3", "--out", "x"],
-])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["frobnicate"],
+        ["run"],
+        ["run", "q.sql", "--workers", "0"],
+        ["run", "q.sql", "--executor", "spark"],
+        ["run", "q.sql", "--batch-interval", "soon"],
+        ["run", "q.sql", "--group-size", "big"],
+        ["gen", "ysb", "--out", "x"],
+        ["gen", "ysb", "--events", "-3", "--out", "x"],
+        ["gen", "tpch", "--events", "3", "--out", "x"],
+    ],
+)
 def test_bad_usage_exits_2(argv):
     result = python_m(*argv)
     assert result.returncode == 2, result.stderr
@@ -129,16 +133,21 @@ def test_run_limits_printed_rows(tmp_path):
 
 def test_run_insert_waits_and_prints_a_summary(tmp_path):
     out_dir = tmp_path / "out"
-    text = EVENTS_DDL + (f"CREATE SINK out WITH (connector = 'files', path = '{out_dir}', format = 'parquet');\n"
-                         f"INSERT INTO out {YSB_QUERY}")
+    text = EVENTS_DDL + (
+        f"CREATE SINK out WITH (connector = 'files', path = '{out_dir}', format = 'parquet');\n"
+        f"INSERT INTO out {YSB_QUERY}"
+    )
     code, out, err = call("run", script(tmp_path, text), "--executor", "inline", "--batch-interval", "1s")
     assert code == 0, err
     assert out.startswith("INSERT INTO out: 5 batches, 5000 rows in, ")
     written = pl.read_parquet(out_dir / "*.parquet")
     want = expected_views()
     assert written.height == want.height
-    assert written.select("campaign_id", "window_start", "views").sort(pl.all()).equals(
-        want.select("campaign_id", "window_start", "views").sort(pl.all()))
+    assert (
+        written.select("campaign_id", "window_start", "views")
+        .sort(pl.all())
+        .equals(want.select("campaign_id", "window_start", "views").sort(pl.all()))
+    )
 
 
 def test_run_with_the_default_executor_via_python_m(tmp_path):
@@ -176,8 +185,10 @@ def test_run_parse_error_exits_1_with_a_caret(tmp_path):
 
 def test_run_runs_nothing_when_the_script_does_not_parse(tmp_path):
     out_dir = tmp_path / "out"
-    text = EVENTS_DDL + (f"CREATE SINK out WITH (connector = 'files', path = '{out_dir}');\n"
-                         f"INSERT INTO out SELECT ad_id FROM events;\nSELECT FROM;\n")
+    text = EVENTS_DDL + (
+        f"CREATE SINK out WITH (connector = 'files', path = '{out_dir}');\n"
+        f"INSERT INTO out SELECT ad_id FROM events;\nSELECT FROM;\n"
+    )
     code, _, err = call("run", script(tmp_path, text))
     assert code == 1 and "line 10" in err
     assert not out_dir.exists()
@@ -189,8 +200,7 @@ def test_run_missing_file_exits_1(tmp_path):
 
 
 def test_run_connector_error_exits_1(tmp_path):
-    text = ("CREATE STREAM s (a BIGINT) WITH (connector = 'files', path = 'missing/dir');\n"
-            "SELECT a FROM s;\n")
+    text = "CREATE STREAM s (a BIGINT) WITH (connector = 'files', path = 'missing/dir');\nSELECT a FROM s;\n"
     result = python_m("run", script(tmp_path, text), "--executor", "inline", cwd=tmp_path)
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert "path 'missing/dir' does not exist" in result.stderr
@@ -221,8 +231,9 @@ def test_explain_prints_the_plan_of_the_last_query(tmp_path):
 
 def test_explain_of_an_insert_does_not_run_it(tmp_path):
     out_dir = tmp_path / "out"
-    text = EVENTS_DDL + (f"CREATE SINK out WITH (connector = 'files', path = '{out_dir}');\n"
-                         f"INSERT INTO out {YSB_QUERY}")
+    text = EVENTS_DDL + (
+        f"CREATE SINK out WITH (connector = 'files', path = '{out_dir}');\nINSERT INTO out {YSB_QUERY}"
+    )
     code, out, err = call("explain", script(tmp_path, text), "--no-optimize")
     assert code == 0, err
     assert "Aggregate" in out
@@ -239,8 +250,9 @@ def test_explain_without_a_query_exits_1(tmp_path):
 
 @pytest.mark.parametrize("fmt", ["ndjson", "csv", "parquet"])
 def test_gen_ysb_writes_the_generator_events_and_campaigns(tmp_path, fmt):
-    code, out, err = call("gen", "ysb", "--events", "1001", "--out", str(tmp_path), "--files", "3",
-                          "--format", fmt, "--seed", "5")
+    code, out, err = call(
+        "gen", "ysb", "--events", "1001", "--out", str(tmp_path), "--files", "3", "--format", fmt, "--seed", "5"
+    )
     assert code == 0, err
     names = sorted(os.listdir(tmp_path / "events"))
     assert names == [f"part-0000{k}.{fmt}" for k in range(3)]
@@ -249,8 +261,9 @@ def test_gen_ysb_writes_the_generator_events_and_campaigns(tmp_path, fmt):
     from stream_dsl.connectors.decode import CsvOptions
 
     options = FileOptions(str(tmp_path), fmt, False, None, CsvOptions())
-    frames = [read_file(str(tmp_path / "events" / n), options, generator.YSB_SCHEMA, generator.YSB_SCHEMA, "e")
-              for n in names]
+    frames = [
+        read_file(str(tmp_path / "events" / n), options, generator.YSB_SCHEMA, generator.YSB_SCHEMA, "e") for n in names
+    ]
     assert all(not f.dead_letters for f in frames)
     assert pl.concat([f.frame for f in frames]).equals(generator.ysb_events(1001, seed=5))
     assert pl.read_csv(tmp_path / "campaigns.csv").equals(generator.ysb_campaigns(5))
@@ -300,9 +313,15 @@ def piped(*argv: str, text: str) -> tuple[int, str, str]:
 
 
 def test_repl_with_piped_input_runs_the_statements_without_a_prompt():
-    code, out, err = piped("repl", "--executor", "inline", "--format", "csv",
-                           text=EVENTS_DDL + "SELECT event_type, COUNT(*) AS n FROM events WHERE event_type = 'view' "
-                                             "GROUP BY event_type;\n")
+    code, out, err = piped(
+        "repl",
+        "--executor",
+        "inline",
+        "--format",
+        "csv",
+        text=EVENTS_DDL + "SELECT event_type, COUNT(*) AS n FROM events WHERE event_type = 'view' "
+        "GROUP BY event_type;\n",
+    )
     assert code == 0, err
     assert out == f"event_type,n\nview,{expected_views()['views'].sum()}\n"
     assert "stream-dsl>" not in out + err and "created stream events" in err
@@ -315,8 +334,9 @@ def test_no_command_with_piped_input_runs_the_statements():
 
 
 def test_piped_input_with_an_error_goes_on_and_exits_1():
-    code, out, err = piped("repl", "--executor", "inline", "--format", "csv",
-                           text="SELECT 1 AS x FROM nowhere;\nSHOW SINKS;\n")
+    code, out, err = piped(
+        "repl", "--executor", "inline", "--format", "csv", text="SELECT 1 AS x FROM nowhere;\nSHOW SINKS;\n"
+    )
     assert code == 1
     assert err.startswith("error: line 1, col 20: unknown stream or table 'nowhere'") and "Traceback" not in err
     assert out == "name,kind\n"  # the statement after the error ran
@@ -328,25 +348,36 @@ def test_piped_input_with_bail_stops_at_the_first_error():
 
 
 def test_piped_input_prints_tables_and_timing():
-    code, out, err = piped("repl", "--executor", "inline", "--timing",
-                           text=EVENTS_DDL + "DESCRIBE campaigns;\n")
+    code, out, err = piped("repl", "--executor", "inline", "--timing", text=EVENTS_DDL + "DESCRIBE campaigns;\n")
     assert code == 0, err
     assert "│ campaign_id │ STRING │" in out and "2 rows" in out and "Time: " in err
 
 
 def test_repl_via_python_m_reads_a_pipe():
     env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    result = subprocess.run([sys.executable, "-m", "stream_dsl"], cwd=ROOT, env=env, capture_output=True, text=True,
-                            input=EVENTS_DDL + "\\set executor inline\n\\format csv\n"
-                                               "SELECT COUNT(*) AS n FROM campaigns;\n\\q\nSELECT 1;\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "stream_dsl"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        input=EVENTS_DDL + "\\set executor inline\n\\format csv\n"
+        "SELECT COUNT(*) AS n FROM campaigns;\n\\q\nSELECT 1;\n",
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout == "n\n1000\n"
 
 
 def test_no_command_and_nothing_to_read_prints_help():
     env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    result = subprocess.run([sys.executable, "-m", "stream_dsl"], cwd=ROOT, env=env, capture_output=True, text=True,
-                            stdin=subprocess.DEVNULL)
+    result = subprocess.run(
+        [sys.executable, "-m", "stream_dsl"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+    )
     assert result.returncode == 0 and result.stdout.startswith("usage: stream-dsl") and "repl" in result.stdout
 
 
@@ -365,15 +396,18 @@ def test_help_for_repl_and_bench(argv):
     assert result.returncode == 0 and result.stdout.startswith("usage: stream-dsl")
 
 
-@pytest.mark.parametrize("argv", [
-    ["repl", "--format", "xml"],
-    ["repl", "--workers", "0"],
-    ["bench"],
-    ["bench", "tpch"],
-    ["bench", "ysb", "--events", "0"],
-    ["bench", "ysb", "--events", "many"],
-    ["bench", "ysb", "--executor", "spark"],
-])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["repl", "--format", "xml"],
+        ["repl", "--workers", "0"],
+        ["bench"],
+        ["bench", "tpch"],
+        ["bench", "ysb", "--events", "0"],
+        ["bench", "ysb", "--events", "many"],
+        ["bench", "ysb", "--executor", "spark"],
+    ],
+)
 def test_bad_usage_of_repl_and_bench_exits_2(argv):
     result = python_m(*argv)
     assert result.returncode == 2, result.stderr
@@ -394,8 +428,11 @@ def test_bench_ysb_prints_both_throughputs_the_ratio_and_ok():
     lines = out.splitlines()
     assert lines[0].startswith("bench ysb: 20,000 events") and "10s tumbling window" in lines[0]
     assert "executor inline, 1 worker," in lines[1]
-    engine = re.match(r"stream-dsl +([\d.]+) s +([\d,]+) events/s +1 batch +latency p50 [\d.,]+ ms +p95 "
-                      r"[\d.,]+ ms +p99 [\d.,]+ ms +max [\d.,]+ ms$", lines[2])
+    engine = re.match(
+        r"stream-dsl +([\d.]+) s +([\d,]+) events/s +1 batch +latency p50 [\d.,]+ ms +p95 "
+        r"[\d.,]+ ms +p99 [\d.,]+ ms +max [\d.,]+ ms$",
+        lines[2],
+    )
     polars = re.match(r"polars +([\d.]+) s +([\d,]+) events/s +one batch", lines[3])
     ratio = re.match(r"ratio +([\d.]+) ", lines[4])
     assert engine and polars and ratio, out
@@ -412,8 +449,11 @@ def test_bench_ysb_reports_a_mismatch_and_exits_1(monkeypatch):
     monkeypatch.setattr(bench_ysb, "polars_ysb", lambda *a: real(*a).head(90))
     code, out, _ = call("bench", "ysb", "--events", "5000", "--rate", "1000", "--executor", "inline", "--window", "1s")
     assert code == 1
-    found = re.fullmatch(r"result      MISMATCH: stream-dsl has (\d+) rows, polars 90; (\d+) rows only in "
-                         r"stream-dsl, 0 only in polars", out.splitlines()[-1])
+    found = re.fullmatch(
+        r"result      MISMATCH: stream-dsl has (\d+) rows, polars 90; (\d+) rows only in "
+        r"stream-dsl, 0 only in polars",
+        out.splitlines()[-1],
+    )
     assert found and int(found.group(1)) - 90 == int(found.group(2)) > 0
 
 
@@ -424,10 +464,12 @@ def test_checkpoints_lists_and_verifies_and_names_the_restart_point(tmp_path):
     import json
 
     ckpt, out_dir = tmp_path / "ckpt", tmp_path / "out"
-    text = (EVENTS_DDL + "SET group_size = '10';\nSET workers = '1';\n"
-            f"SET checkpoint_dir = '{ckpt}';\n"
-            f"CREATE SINK out WITH (connector = 'files', path = '{out_dir}', format = 'parquet');\n"
-            "INSERT INTO out " + YSB_QUERY)
+    text = (
+        EVENTS_DDL + "SET group_size = '10';\nSET workers = '1';\n"
+        f"SET checkpoint_dir = '{ckpt}';\n"
+        f"CREATE SINK out WITH (connector = 'files', path = '{out_dir}', format = 'parquet');\n"
+        "INSERT INTO out " + YSB_QUERY
+    )
     code, _, err = call("run", script(tmp_path, text))
     assert code == 0, err
     code, out, _ = call("checkpoints", str(ckpt))
@@ -446,10 +488,12 @@ def test_checkpoints_lists_and_verifies_and_names_the_restart_point(tmp_path):
 
 def test_run_refuses_a_checkpoint_dir_with_no_usable_checkpoint_until_fresh_is_asked_for(tmp_path):
     ckpt, out_dir = tmp_path / "ckpt", tmp_path / "out"
-    text = (EVENTS_DDL + "SET group_size = '10';\nSET workers = '1';\nSET executor = 'inline';\n"
-            f"SET checkpoint_dir = '{ckpt}';\n"
-            f"CREATE SINK out WITH (connector = 'files', path = '{out_dir}', format = 'parquet');\n"
-            "INSERT INTO out " + YSB_QUERY)
+    text = (
+        EVENTS_DDL + "SET group_size = '10';\nSET workers = '1';\nSET executor = 'inline';\n"
+        f"SET checkpoint_dir = '{ckpt}';\n"
+        f"CREATE SINK out WITH (connector = 'files', path = '{out_dir}', format = 'parquet');\n"
+        "INSERT INTO out " + YSB_QUERY
+    )
     path = script(tmp_path, text)
     assert call("run", path)[0] == 0
     for manifest in (ckpt / "checkpoints").glob("*/manifest.json"):

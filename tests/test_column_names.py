@@ -22,11 +22,21 @@ from stream_dsl.errors import BindError, DSLError, PlanError
 from stream_dsl.ir.partial_state import state_fields
 from stream_dsl.ir.types import DataType
 
-INDEXED = (names.arg_column, names.count_col, names.sum_col, names.nonnull_col, names.distinct_count_col,
-           names.output_col, names.join_stream_key, names.join_table_key,
-           lambda i: names.extreme_col("min", i), lambda i: names.extreme_col("max", i))
+INDEXED = (
+    names.arg_column,
+    names.count_col,
+    names.sum_col,
+    names.nonnull_col,
+    names.distinct_count_col,
+    names.output_col,
+    names.join_stream_key,
+    names.join_table_key,
+    lambda i: names.extreme_col("min", i),
+    lambda i: names.extreme_col("max", i),
+)
 USER_NAMES = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), min_size=1, max_size=12).filter(
-    lambda n: not names.is_reserved(n))
+    lambda n: not names.is_reserved(n)
+)
 
 
 @given(st.lists(USER_NAMES, max_size=8, unique=True))

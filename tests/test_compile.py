@@ -68,10 +68,17 @@ def test_column_and_literals():
 # ---------------------------------------------------------------- comparisons and logic
 
 
-@pytest.mark.parametrize("op,expected", [
-    ("=", [False, False, None, None]), ("<>", [True, True, None, None]), ("<", [False, True, None, None]),
-    ("<=", [False, True, None, None]), (">", [True, False, None, None]), (">=", [True, False, None, None]),
-])
+@pytest.mark.parametrize(
+    "op,expected",
+    [
+        ("=", [False, False, None, None]),
+        ("<>", [True, True, None, None]),
+        ("<", [False, True, None, None]),
+        ("<=", [False, True, None, None]),
+        (">", [True, False, None, None]),
+        (">=", [True, False, None, None]),
+    ],
+)
 def test_comparisons_with_nulls(op, expected):
     assert values(tc.binary(op, I, J)) == expected
 
@@ -137,8 +144,11 @@ def test_remainder_by_a_constant_is_the_remainder_by_that_value_in_a_column(divi
     """A literal divisor compiles to one condition instead of three (`sql_remainder`): the same values."""
     integer = isinstance(divisor, int)
     dtype, sql = (pl.Int64, T.BIGINT) if integer else (pl.Float64, T.DOUBLE)
-    dividends = ([-(2**63), -(2**63) + 1, -15, -14, -7, -1, 0, 1, 6, 7, 14, 15, 2**63 - 1, None] if integer else
-                 [-7.5, -0.0, 0.0, 7.5, math.nan, math.inf, -math.inf, -1e300, 1e-300, -3.0, 3.0, None])
+    dividends = (
+        [-(2**63), -(2**63) + 1, -15, -14, -7, -1, 0, 1, 6, 7, 14, 15, 2**63 - 1, None]
+        if integer
+        else [-7.5, -0.0, 0.0, 7.5, math.nan, math.inf, -math.inf, -1e300, 1e-300, -3.0, 3.0, None]
+    )
     frame = pl.DataFrame({"a": dividends, "b": [divisor] * len(dividends)}, schema={"a": dtype, "b": dtype})
     a, b = E.Column("a", sql), E.Column("b", sql)
     by_constant, by_column = (values(tc.binary("%", a, right), frame) for right in (L(divisor), b))
@@ -185,13 +195,16 @@ def test_case_without_else_is_null_and_widens():
     assert out.to_list() == [7.0, None, None, 0.5]
 
 
-@pytest.mark.parametrize("items,negated,expected", [
-    ([L(7), L(0)], False, [True, False, None, True]),
-    ([L(7), L(0)], True, [False, True, None, False]),
-    ([L(7), L(None)], False, [True, None, None, None]),
-    ([L(7), L(None)], True, [False, None, None, None]),
-    ([J, L(-7)], False, [False, True, None, None]),
-])
+@pytest.mark.parametrize(
+    "items,negated,expected",
+    [
+        ([L(7), L(0)], False, [True, False, None, True]),
+        ([L(7), L(0)], True, [False, True, None, False]),
+        ([L(7), L(None)], False, [True, None, None, None]),
+        ([L(7), L(None)], True, [False, None, None, None]),
+        ([J, L(-7)], False, [False, True, None, None]),
+    ],
+)
 def test_in_list_null_semantics(items, negated, expected):
     assert values(tc.in_list(I, items, negated)) == expected
 
@@ -201,15 +214,18 @@ def test_in_list_of_timestamps_from_strings():
     assert values(e) == [False, True, None, True]
 
 
-@pytest.mark.parametrize("pattern,expected", [
-    ("a%", [True, True, None, False]),
-    ("a_c", [True, True, None, False]),
-    ("a.c", [False, True, None, False]),  # '.' is literal, not a regex wildcard
-    ("%\\_", [False, False, None, False]),  # no escape character: backslash is literal
-    ("A%_", [False, False, None, True]),
-    ("%", [True, True, None, True]),
-    ("", [False, False, None, False]),
-])
+@pytest.mark.parametrize(
+    "pattern,expected",
+    [
+        ("a%", [True, True, None, False]),
+        ("a_c", [True, True, None, False]),
+        ("a.c", [False, True, None, False]),  # '.' is literal, not a regex wildcard
+        ("%\\_", [False, False, None, False]),  # no escape character: backslash is literal
+        ("A%_", [False, False, None, True]),
+        ("%", [True, True, None, True]),
+        ("", [False, False, None, False]),
+    ],
+)
 def test_like(pattern, expected):
     assert values(tc.like(S, L(pattern))) == expected
 
@@ -234,40 +250,62 @@ def test_is_null():
 # ---------------------------------------------------------------- CAST
 
 
-@pytest.mark.parametrize("value,target,expected", [
-    (L(2.5), T.BIGINT, 2), (L(-2.5), T.BIGINT, -2), (L(3.5), T.BIGINT, 4), (L(2.6), T.INT, 3),
-    (L(7), T.DOUBLE, 7.0), (L(7), T.STRING, "7"), (L(1.5), T.STRING, "1.5"),
-    (L(True), T.STRING, "true"), (L(True), T.BIGINT, 1), (L(0), T.BOOLEAN, False), (L(3), T.BOOLEAN, True),
-    (L(" 42 "), T.BIGINT, 42), (L("1.5"), T.BIGINT, 2), (L("2.5"), T.BIGINT, 3), (L("2.25"), T.DOUBLE, 2.25),
-    (L("true"), T.BOOLEAN, True), (L("F"), T.BOOLEAN, False),
-    (L("2024-01-01"), T.TIMESTAMP, dt.datetime(2024, 1, 1)),
-    (L("2024-01-01 12:30:00"), T.TIMESTAMP, dt.datetime(2024, 1, 1, 12, 30)),
-    (L("2024-01-01T12:30:00.5"), T.TIMESTAMP, dt.datetime(2024, 1, 1, 12, 30, 0, 500000)),
-    (L("2024-01-01T12:30:00Z"), T.TIMESTAMP, dt.datetime(2024, 1, 1, 12, 30)),
-    (L("2024-01-01 12:30:00+02:00"), T.TIMESTAMP, dt.datetime(2024, 1, 1, 10, 30)),
-    (L("2024-01-01 12:30"), T.TIMESTAMP, dt.datetime(2024, 1, 1, 12, 30)),
-    (L("1704067200000"), T.TIMESTAMP, dt.datetime(2024, 1, 1)),
-    (L(dt.datetime(2024, 1, 1, 12)), T.STRING, "2024-01-01 12:00:00"),
-    (L(dt.datetime(2024, 1, 1, 12, 0, 0, 123000)), T.STRING, "2024-01-01 12:00:00.123"),
-    (L(dt.datetime(2024, 1, 1, 12, 0, 0, 500000)), T.STRING, "2024-01-01 12:00:00.5"),
-    (L(dt.datetime(1970, 1, 1, 0, 0, 1)), T.BIGINT, 1000),
-    (L(1000), T.TIMESTAMP, dt.datetime(1970, 1, 1, 0, 0, 1)),
-    (L(None), T.BIGINT, None), (L(None), T.TIMESTAMP, None),
-])
+@pytest.mark.parametrize(
+    "value,target,expected",
+    [
+        (L(2.5), T.BIGINT, 2),
+        (L(-2.5), T.BIGINT, -2),
+        (L(3.5), T.BIGINT, 4),
+        (L(2.6), T.INT, 3),
+        (L(7), T.DOUBLE, 7.0),
+        (L(7), T.STRING, "7"),
+        (L(1.5), T.STRING, "1.5"),
+        (L(True), T.STRING, "true"),
+        (L(True), T.BIGINT, 1),
+        (L(0), T.BOOLEAN, False),
+        (L(3), T.BOOLEAN, True),
+        (L(" 42 "), T.BIGINT, 42),
+        (L("1.5"), T.BIGINT, 2),
+        (L("2.5"), T.BIGINT, 3),
+        (L("2.25"), T.DOUBLE, 2.25),
+        (L("true"), T.BOOLEAN, True),
+        (L("F"), T.BOOLEAN, False),
+        (L("2024-01-01"), T.TIMESTAMP, dt.datetime(2024, 1, 1)),
+        (L("2024-01-01 12:30:00"), T.TIMESTAMP, dt.datetime(2024, 1, 1, 12, 30)),
+        (L("2024-01-01T12:30:00.5"), T.TIMESTAMP, dt.datetime(2024, 1, 1, 12, 30, 0, 500000)),
+        (L("2024-01-01T12:30:00Z"), T.TIMESTAMP, dt.datetime(2024, 1, 1, 12, 30)),
+        (L("2024-01-01 12:30:00+02:00"), T.TIMESTAMP, dt.datetime(2024, 1, 1, 10, 30)),
+        (L("2024-01-01 12:30"), T.TIMESTAMP, dt.datetime(2024, 1, 1, 12, 30)),
+        (L("1704067200000"), T.TIMESTAMP, dt.datetime(2024, 1, 1)),
+        (L(dt.datetime(2024, 1, 1, 12)), T.STRING, "2024-01-01 12:00:00"),
+        (L(dt.datetime(2024, 1, 1, 12, 0, 0, 123000)), T.STRING, "2024-01-01 12:00:00.123"),
+        (L(dt.datetime(2024, 1, 1, 12, 0, 0, 500000)), T.STRING, "2024-01-01 12:00:00.5"),
+        (L(dt.datetime(1970, 1, 1, 0, 0, 1)), T.BIGINT, 1000),
+        (L(1000), T.TIMESTAMP, dt.datetime(1970, 1, 1, 0, 0, 1)),
+        (L(None), T.BIGINT, None),
+        (L(None), T.TIMESTAMP, None),
+    ],
+)
 def test_cast(value, target, expected):
     assert scalar(tc.cast(value, target)) == expected
 
 
 def test_cast_keeps_nulls_in_columns():
-    assert values(tc.cast(S, T.TIMESTAMP), pl.DataFrame({"s": [None, "2024-01-01"]})) == \
-        [None, dt.datetime(2024, 1, 1)]
+    assert values(tc.cast(S, T.TIMESTAMP), pl.DataFrame({"s": [None, "2024-01-01"]})) == [None, dt.datetime(2024, 1, 1)]
     assert values(tc.cast(I, T.STRING)) == ["7", "-7", None, "0"]
 
 
-@pytest.mark.parametrize("value,target", [
-    ("abc", T.BIGINT), ("abc", T.DOUBLE), ("maybe", T.BOOLEAN), ("not a time", T.TIMESTAMP),
-    ("2024-13-45", T.TIMESTAMP), ("99999999999", T.INT),
-])
+@pytest.mark.parametrize(
+    "value,target",
+    [
+        ("abc", T.BIGINT),
+        ("abc", T.DOUBLE),
+        ("maybe", T.BOOLEAN),
+        ("not a time", T.TIMESTAMP),
+        ("2024-13-45", T.TIMESTAMP),
+        ("99999999999", T.INT),
+    ],
+)
 def test_bad_cast_raises_naming_the_value(value, target):
     with pytest.raises(CastFailure, match=f"cannot CAST '{value}' to {target.value}"):
         scalar(tc.cast(L(value), target))
@@ -280,8 +318,9 @@ def test_bad_cast_in_a_column_names_the_first_bad_value():
 
 
 def test_a_cast_in_a_case_branch_fails_only_for_the_rows_the_branch_picks():
-    frame = pl.DataFrame({"s": ["1", "x", "3", None, "y"], "i": [1, 2, 3, 4, 5]}, schema={"s": pl.String,
-                                                                                              "i": pl.Int64})
+    frame = pl.DataFrame(
+        {"s": ["1", "x", "3", None, "y"], "i": [1, 2, 3, 4, 5]}, schema={"s": pl.String, "i": pl.Int64}
+    )
     s, i = E.Column("s", T.STRING), E.Column("i", T.BIGINT)
     as_int = tc.cast(s, T.BIGINT)
     numeric = tc.binary("<>", s, L("x"))
@@ -289,8 +328,15 @@ def test_a_cast_in_a_case_branch_fails_only_for_the_rows_the_branch_picks():
     assert values(guarded, frame) == [1, -1, 3, None, -2]  # the ELSE branch: neither x nor y
     earlier_wins = tc.case([(tc.binary("=", i, L(2)), L(0)), (tc.binary("<", i, L(5)), as_int)], L(9))
     assert values(earlier_wins, frame) == [1, 0, 3, None, 9]  # 'x' is picked by the first branch only
-    nested = tc.case([(tc.binary(">", i, L(1)), tc.case([(tc.binary("=", i, L(5)), L(5))], tc.cast(
-        tc.case([(numeric, s)], L("0")), T.BIGINT)))], L(7))
+    nested = tc.case(
+        [
+            (
+                tc.binary(">", i, L(1)),
+                tc.case([(tc.binary("=", i, L(5)), L(5))], tc.cast(tc.case([(numeric, s)], L("0")), T.BIGINT)),
+            )
+        ],
+        L(7),
+    )
     assert values(nested, frame) == [7, 0, 3, 0, 5]  # NULL <> 'x' is not true: '0'
     with pytest.raises(CastFailure, match=r"cannot CAST 'x' to BIGINT \(1 value failed\)"):
         values(tc.case([(tc.binary("<>", s, L("y")), as_int)], None), frame)  # NULL conditions are false
@@ -353,6 +399,7 @@ FUNCTION_CASES = [
     ("second", [TS_LIT], "second(TIMESTAMP '2024-03-04 13:05:07')"),
 ]
 
+
 def _duckdb(sql: str):
     return duckdb.connect().execute(f"SELECT {sql}").fetchone()[0]
 
@@ -390,30 +437,44 @@ _EDGES = [0, 1, -1, 2, -2, 3, 2**31 - 1, -(2**31), 2**32, 2**62, -(2**62), 2**63
 
 
 @settings(max_examples=examples(300), deadline=None)
-@given(st.lists(st.tuples(st.one_of(st.sampled_from(_EDGES), st.integers(-(2**63), 2**63 - 1)),
-                          st.one_of(st.sampled_from(_EDGES), st.integers(-(2**63), 2**63 - 1))),
-                min_size=1, max_size=6),
-       st.sampled_from(["+", "-", "*"]), st.sampled_from([T.INT, T.BIGINT]))
+@given(
+    st.lists(
+        st.tuples(
+            st.one_of(st.sampled_from(_EDGES), st.integers(-(2**63), 2**63 - 1)),
+            st.one_of(st.sampled_from(_EDGES), st.integers(-(2**63), 2**63 - 1)),
+        ),
+        min_size=1,
+        max_size=6,
+    ),
+    st.sampled_from(["+", "-", "*"]),
+    st.sampled_from([T.INT, T.BIGINT]),
+)
 def test_integer_arithmetic_is_exact_or_raises_naming_the_operands(pairs, op, dtype):
     bits = 32 if dtype is T.INT else 64
     low, high = -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
     pairs = [(max(low, min(high, a)), max(low, min(high, b))) for a, b in pairs]
-    frame = pl.DataFrame({"a": [a for a, _ in pairs], "b": [b for _, b in pairs]},
-                         schema={"a": dtype.polars, "b": dtype.polars})
+    frame = pl.DataFrame(
+        {"a": [a for a, _ in pairs], "b": [b for _, b in pairs]}, schema={"a": dtype.polars, "b": dtype.polars}
+    )
     expression = tc.binary(op, E.Column("a", dtype), E.Column("b", dtype))
     exact = [{"+": a + b, "-": a - b, "*": a * b}[op] for a, b in pairs]
     bad = [(a, b) for (a, b), r in zip(pairs, exact) if not low <= r <= high]
     if bad:
-        with pytest.raises(OverflowFailure, match=rf"integer overflow: {bad[0][0]} \{op} {bad[0][1]} does not fit "
-                                                   rf"in {dtype.value} \({len(bad)} values?"):
+        with pytest.raises(
+            OverflowFailure,
+            match=rf"integer overflow: {bad[0][0]} \{op} {bad[0][1]} does not fit "
+            rf"in {dtype.value} \({len(bad)} values?",
+        ):
             values(expression, frame)
     else:
         assert values(expression, frame) == exact
 
 
 @settings(max_examples=examples(200), deadline=None)
-@given(st.lists(st.one_of(st.none(), st.sampled_from(_EDGES), st.integers(-(2**63), 2**63 - 1)), min_size=1,
-                max_size=6), st.sampled_from([T.INT, T.BIGINT]))
+@given(
+    st.lists(st.one_of(st.none(), st.sampled_from(_EDGES), st.integers(-(2**63), 2**63 - 1)), min_size=1, max_size=6),
+    st.sampled_from([T.INT, T.BIGINT]),
+)
 def test_a_negated_integer_is_exact_or_raises_naming_the_value(xs, dtype):
     bits = 32 if dtype is T.INT else 64
     low, high = -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
@@ -422,8 +483,11 @@ def test_a_negated_integer_is_exact_or_raises_naming_the_value(xs, dtype):
     expression = E.Unary("-", E.Column("a", dtype), dtype)
     bad = [x for x in xs if x == low]
     if bad:
-        with pytest.raises(OverflowFailure, match=rf"integer overflow: -\({low}\) does not fit in {dtype.value} "
-                                                   rf"\({len(bad)} values?"):
+        with pytest.raises(
+            OverflowFailure,
+            match=rf"integer overflow: -\({low}\) does not fit in {dtype.value} "
+            rf"\({len(bad)} values?",
+        ):
             values(expression, frame)
     else:
         assert values(expression, frame) == [None if x is None else -x for x in xs]

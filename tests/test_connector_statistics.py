@@ -36,9 +36,12 @@ def fake_connector():
 
     def statistics(definition: SourceDef, batch_interval_ms: int) -> Statistics:
         calls.append(batch_interval_ms)
-        return Statistics(rows_per_batch=batch_interval_ms * 10.0, bounded=False,
-                          ndv=lambda column: 42.0 if column == "k" else None,
-                          batch_span_ms=lambda column: float(batch_interval_ms))
+        return Statistics(
+            rows_per_batch=batch_interval_ms * 10.0,
+            bounded=False,
+            ndv=lambda column: 42.0 if column == "k" else None,
+            batch_span_ms=lambda column: float(batch_interval_ms),
+        )
 
     module.statistics = statistics  # type: ignore[attr-defined]
     sys.modules[module.__name__] = module
@@ -68,15 +71,20 @@ def test_hints_win_over_the_connector(fake_connector):
 def test_a_connector_without_the_hook_or_with_failing_data_is_unknown():
     assert source_statistics(_source("console"), 100) == Statistics()
     assert source_statistics(_source("no_such_connector"), 100) == Statistics()
-    missing = SourceDef("f", "table", SCHEMA, (("connector", "files"), ("path", "/nonexistent/x.csv"),
-                                               ("format", "csv")))
+    missing = SourceDef(
+        "f", "table", SCHEMA, (("connector", "files"), ("path", "/nonexistent/x.csv"), ("format", "csv"))
+    )
     stats = source_statistics(missing, 100)
     assert stats.rows_per_batch is None and stats.ndv("k") is None
 
 
 def test_builtin_connectors_report_their_statistics(tmp_path):
-    ysb = SourceDef("e", "stream", Schema.of(("ad_id", DataType.STRING)),
-                    (("connector", "generator"), ("kind", "ysb"), ("rate", "1000"), ("count", "50")))
+    ysb = SourceDef(
+        "e",
+        "stream",
+        Schema.of(("ad_id", DataType.STRING)),
+        (("connector", "generator"), ("kind", "ysb"), ("rate", "1000"), ("count", "50")),
+    )
     stats = source_statistics(ysb, 1000)
     assert (stats.rows_per_batch, stats.bounded, stats.ndv("ad_id"), stats.batch_span_ms("x")) == (50, True, 1000, 1000)
 
@@ -96,6 +104,9 @@ def test_builtin_connectors_report_their_statistics(tmp_path):
 
 def test_the_cost_model_does_not_branch_on_connector_names():
     tree = python_ast.parse((Path(cost.__file__)).read_text())
-    strings = {node.value for node in python_ast.walk(tree) if isinstance(node, python_ast.Constant)
-               and isinstance(node.value, str)}
+    strings = {
+        node.value
+        for node in python_ast.walk(tree)
+        if isinstance(node, python_ast.Constant) and isinstance(node.value, str)
+    }
     assert not strings & {"connector", "generator", "memory", "files", "kind"}

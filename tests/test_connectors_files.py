@@ -17,8 +17,7 @@ from stream_dsl.ir.definitions import SinkDef, SourceDef, Watermark
 from stream_dsl.ir.types import DataType as T
 from stream_dsl.ir.types import Schema
 
-SCHEMA = Schema.of(("id", T.BIGINT), ("name", T.STRING), ("score", T.DOUBLE), ("ok", T.BOOLEAN),
-                   ("ts", T.TIMESTAMP))
+SCHEMA = Schema.of(("id", T.BIGINT), ("name", T.STRING), ("score", T.DOUBLE), ("ok", T.BOOLEAN), ("ts", T.TIMESTAMP))
 ROWS = [
     {"id": 1, "name": "a", "score": 1.5, "ok": True, "ts": dt.datetime(2024, 1, 1, 0, 0, 0)},
     {"id": 2, "name": "b", "score": 2.0, "ok": False, "ts": dt.datetime(2024, 1, 1, 0, 0, 1, 250_000)},
@@ -140,8 +139,15 @@ def test_unknown_requested_column_is_refused(tmp_path):
 
 def test_timestamps_accept_epoch_millis_and_iso_text(tmp_path):
     schema = Schema.of(("ts", T.TIMESTAMP))
-    lines = [1704067200000, "1704067200000", "2024-01-01T00:00:00", "2024-01-01 00:00:00.000",
-             "2024-01-01T01:00:00+01:00", "2024-01-01T00:00:00Z", "2024-01-01"]
+    lines = [
+        1704067200000,
+        "1704067200000",
+        "2024-01-01T00:00:00",
+        "2024-01-01 00:00:00.000",
+        "2024-01-01T01:00:00+01:00",
+        "2024-01-01T00:00:00Z",
+        "2024-01-01",
+    ]
     (tmp_path / "t.json").write_text("".join(json.dumps({"ts": v}) + "\n" for v in lines))
     (tmp_path / "t.csv").write_text("ts\n" + "".join(f"{v}\n" for v in lines))
     want = dt.datetime(2024, 1, 1)
@@ -162,8 +168,9 @@ def test_timestamps_keep_milliseconds_and_epoch_numbers_read_fast_path(tmp_path)
 def test_max_event_time_comes_from_the_watermark_column(tmp_path):
     write_ndjson(tmp_path / "a.json", ROWS)
     _, batches = read_all(source(tmp_path, watermark=Watermark("ts", 1000)))
-    assert batches[-1].max_event_time_ms == int(dt.datetime(2024, 1, 1, 0, 0, 1, 250_000)
-                                                .replace(tzinfo=dt.timezone.utc).timestamp() * 1000)
+    assert batches[-1].max_event_time_ms == int(
+        dt.datetime(2024, 1, 1, 0, 0, 1, 250_000).replace(tzinfo=dt.timezone.utc).timestamp() * 1000
+    )
 
 
 # ----------------------------------------------------------- batching, watch
@@ -225,9 +232,9 @@ def test_bad_ndjson_lines_become_dead_letters_and_good_rows_pass(tmp_path):
         b'{"id": 1, "name": "a", "ts": 1704067200000}\n'
         b'{"id": 2, "name": "b"\n'  # truncated JSON
         b'{"id": "seven", "name": "c"}\n'  # a string where a number is declared
-        b'\n'
+        b"\n"
         b'{"id": 4, "name": "\xff\xfe"}\n'  # invalid UTF-8
-        b'[1, 2]\n'
+        b"[1, 2]\n"
         b'{"id": 6, "ts": "yesterday"}\n'
         b'{"id": 7, "score": "high"}\n'
         b'{"id": 8, "ok": 1}\n'
@@ -322,13 +329,16 @@ def test_missing_path_names_the_source_and_the_path(tmp_path):
         source(tmp_path / "*.json").open(None)
 
 
-@pytest.mark.parametrize("options, message", [
-    ({"path": "x", "fromat": "csv"}, "unknown option 'fromat' (did you mean 'format'?)"),
-    ({"path": "x", "format": "xml"}, "unknown format 'xml'"),
-    ({"path": "x", "watch": "maybe"}, "option watch must be 'true' or 'false'"),
-    ({"path": "x", "max_files_per_batch": "0"}, "max_files_per_batch must be at least 1"),
-    ({}, "needs a path option"),
-])
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ({"path": "x", "fromat": "csv"}, "unknown option 'fromat' (did you mean 'format'?)"),
+        ({"path": "x", "format": "xml"}, "unknown format 'xml'"),
+        ({"path": "x", "watch": "maybe"}, "option watch must be 'true' or 'false'"),
+        ({"path": "x", "max_files_per_batch": "0"}, "max_files_per_batch must be at least 1"),
+        ({}, "needs a path option"),
+    ],
+)
 def test_bad_options_are_connector_errors(options, message):
     opts = tuple(sorted({"connector": "files", **options}.items()))
     with pytest.raises(ConnectorError) as info:
@@ -343,8 +353,9 @@ def test_bad_options_are_connector_errors(options, message):
 def test_table_reads_all_files_with_projection(tmp_path):
     (tmp_path / "campaigns.csv").write_text("ad_id,campaign_id\na1,c1\na2,c1\na3,c2\n")
     schema = Schema.of(("ad_id", T.STRING), ("campaign_id", T.STRING))
-    table = files.make_table(SourceDef("campaigns", "table", schema,
-                                       (("connector", "files"), ("path", str(tmp_path / "campaigns.csv")))))
+    table = files.make_table(
+        SourceDef("campaigns", "table", schema, (("connector", "files"), ("path", str(tmp_path / "campaigns.csv"))))
+    )
     assert table.read().rows() == [("a1", "c1"), ("a2", "c1"), ("a3", "c2")]
     assert table.read(["campaign_id"]).columns == ["campaign_id"]
     assert table.dead_letters == []

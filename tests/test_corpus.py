@@ -83,9 +83,10 @@ def render_statement(bound: object) -> str:
         return render_plan(bound.plan, schema=True)
     if isinstance(bound, B.BoundCreateSource):
         src = bound.source
-        lines = [f"CreateSource {src.kind} {src.name}"
-                 + _flags(or_replace=bound.replace, if_not_exists=bound.if_not_exists),
-                 f"  schema: ({src.schema})"]
+        lines = [
+            f"CreateSource {src.kind} {src.name}" + _flags(or_replace=bound.replace, if_not_exists=bound.if_not_exists),
+            f"  schema: ({src.schema})",
+        ]
         if src.watermark is not None:
             lines.append(f"  watermark: {src.watermark.column} - {format_duration_ms(src.watermark.delay_ms)}")
         lines.append(f"  options: {_options(src.options)}")
@@ -133,8 +134,10 @@ def test_golden(path: Path, ctx: sd.Context, update_goldens: bool) -> None:
             golden.write_text(actual)
         return
     if not golden.exists():
-        pytest.fail(f"missing golden file {golden.relative_to(CORPUS.parent.parent)}; create it with "
-                    f"`python -m pytest tests/test_corpus.py --update-goldens` and review it")
+        pytest.fail(
+            f"missing golden file {golden.relative_to(CORPUS.parent.parent)}; create it with "
+            f"`python -m pytest tests/test_corpus.py --update-goldens` and review it"
+        )
     assert actual == golden.read_text(), f"plan of {path.name} differs from {golden.name}"
 
 
@@ -190,14 +193,20 @@ def test_fixture_catalog_is_built_by_ddl(ctx: sd.Context) -> None:
     """The `ctx` fixture's DDL gives the corpus catalog: kinds, schemas, watermarks, the sink."""
     sources = ctx.catalog.sources
     assert {name: src.kind for name, src in sources.items()} == {
-        "events": "stream", "campaigns": "table", "clicks": "stream", "sensors": "stream",
-        "users": "table", "transactions": "stream"}
+        "events": "stream",
+        "campaigns": "table",
+        "clicks": "stream",
+        "sensors": "stream",
+        "users": "table",
+        "transactions": "stream",
+    }
     assert sources["events"].watermark == Watermark("event_time", 1000)
     assert sources["clicks"].watermark == Watermark("ts", 5000)
     assert sources["sensors"].watermark is None and sources["transactions"].watermark is None
     assert str(sources["clicks"].schema) == "user_id: STRING, url: STRING, ts: TIMESTAMP, duration_ms: BIGINT"
-    assert str(sources["sensors"].schema) == ("sensor_id: INT, temperature: DOUBLE, humidity: DOUBLE, "
-                                              "ok: BOOLEAN, ts: TIMESTAMP")
+    assert str(sources["sensors"].schema) == (
+        "sensor_id: INT, temperature: DOUBLE, humidity: DOUBLE, ok: BOOLEAN, ts: TIMESTAMP"
+    )
     assert sources["events"].option("connector") == "generator"
     assert list(ctx.catalog.sinks) == ["out"]
 

@@ -96,8 +96,10 @@ def test_files_source(tmp_path):
     (data / "events.ndjson").write_bytes(b"\n".join(lines) + b"\n")
     letters_file = tmp_path / "bad.ndjson"
     ctx = sd.Context(executor="inline", workers=1)
-    ctx.sql(f"CREATE STREAM ev ({COLUMNS}) WITH (connector = 'files', path = '{data}', format = 'ndjson', "
-            f"dead_letter = '{letters_file}')")
+    ctx.sql(
+        f"CREATE STREAM ev ({COLUMNS}) WITH (connector = 'files', path = '{data}', format = 'ndjson', "
+        f"dead_letter = '{letters_file}')"
+    )
     sink = MemorySink()
     handle = ctx.sql(QUERY).start(sink=sink)
     assert handle.await_termination(HANG_GUARD_S)
@@ -127,8 +129,10 @@ def test_socket_source(tmp_path):
     port = free_port()
     letters_file = tmp_path / "bad.ndjson"
     ctx = sd.Context(executor="inline", workers=1, batch_interval="20ms")
-    ctx.sql(f"CREATE STREAM ev ({COLUMNS}) WITH (connector = 'socket', port = '{port}', bounded = 'true', "
-            f"dead_letter = '{letters_file}')")
+    ctx.sql(
+        f"CREATE STREAM ev ({COLUMNS}) WITH (connector = 'socket', port = '{port}', bounded = 'true', "
+        f"dead_letter = '{letters_file}')"
+    )
     sink = MemorySink()
     handle = ctx.sql(QUERY).start(sink=sink)  # the source listens once the query is open
     sender = threading.Thread(target=_send, args=(port, chunks))
@@ -151,8 +155,10 @@ def test_redis_source(tmp_path):
         ids = [client.xadd("corpus", {"data": line}).decode() for line in lines]
         letters_file = tmp_path / "bad.ndjson"
         ctx = sd.Context(executor="inline", workers=1)
-        ctx.sql(f"CREATE STREAM ev ({COLUMNS}) WITH (connector = 'redis', url = '{server.url}', stream = 'corpus', "
-                f"bounded = 'true', batch_size = '7', dead_letter = '{letters_file}')")
+        ctx.sql(
+            f"CREATE STREAM ev ({COLUMNS}) WITH (connector = 'redis', url = '{server.url}', stream = 'corpus', "
+            f"bounded = 'true', batch_size = '7', dead_letter = '{letters_file}')"
+        )
         sink = MemorySink()
         handle = ctx.sql(QUERY).start(sink=sink)
         assert handle.await_termination(HANG_GUARD_S)
@@ -180,12 +186,25 @@ def test_python_source(tmp_path):
         {"k": "\udcff", "n": 6, "note": "", "ts": t},  # 9: a lone surrogate: not valid UTF-8
         {"k": "g", "n": 7, "note": None, "ts": 1767225603000},
     ]
-    bad = {2: "column 'n'", 3: "cannot be read", 4: "got bytes", 6: "expected 4 values", 7: "column 'ts'",
-           8: "column 'n'", 9: "UTF-8"}
+    bad = {
+        2: "column 'n'",
+        3: "cannot be read",
+        4: "got bytes",
+        6: "expected 4 values",
+        7: "column 'ts'",
+        8: "column 'n'",
+        9: "UTF-8",
+    }
     letters_file = tmp_path / "bad.ndjson"
     ctx = sd.Context(executor="inline", workers=1)
-    python_io.iterable_stream(ctx, iter(items), {"k": "STRING", "n": "BIGINT", "note": "STRING", "ts": "TIMESTAMP"},
-                              name="ev", batch_rows=3, dead_letter=str(letters_file))
+    python_io.iterable_stream(
+        ctx,
+        iter(items),
+        {"k": "STRING", "n": "BIGINT", "note": "STRING", "ts": "TIMESTAMP"},
+        name="ev",
+        batch_rows=3,
+        dead_letter=str(letters_file),
+    )
     out: dict[int, pl.DataFrame] = {}
     handle = ctx.sql(QUERY).foreach_batch(lambda batch_id, frame: out.__setitem__(batch_id, frame))
     assert handle.await_termination(HANG_GUARD_S)
@@ -197,8 +216,14 @@ def test_python_source(tmp_path):
 
 
 def test_python_items_of_every_kind():
-    rows = [{"k": "a", "n": 1}, ("b", 2), pl.DataFrame({"k": ["c", "d"], "n": [3, 4]}), ("e",), 42,
-            {"k": "f", "n": "x"}]
+    rows = [
+        {"k": "a", "n": 1},
+        ("b", 2),
+        pl.DataFrame({"k": ["c", "d"], "n": [3, 4]}),
+        ("e",),
+        42,
+        {"k": "f", "n": "x"},
+    ]
     ctx = sd.Context(executor="inline", workers=1)
     stream = python_io.iterable_stream(ctx, rows, {"k": "STRING", "n": "BIGINT"}, batch_rows=2)
     sink = MemorySink()
@@ -254,8 +279,7 @@ def test_default_goes_beside_a_files_sink_and_is_not_read_back(tmp_path):
     _run(ctx, "out")
     [letter] = read_dead_letters(str(tmp_path / "out" / "_dead_letter" / "ev.ndjson"))
     assert letter["reason"].startswith("invalid JSON") and letter["raw"] == "{oops" and letter["batch_id"] == 0
-    ctx.sql(f"CREATE STREAM back (k STRING) WITH (connector = 'files', path = '{tmp_path / 'out'}', "
-            f"format = 'ndjson')")
+    ctx.sql(f"CREATE STREAM back (k STRING) WITH (connector = 'files', path = '{tmp_path / 'out'}', format = 'ndjson')")
     assert ctx.sql("SELECT k FROM back").collect().get_column("k").to_list() == ["a"]
 
 
@@ -303,8 +327,10 @@ def test_a_catalog_sink_receives_the_dead_letters_per_batch(tmp_path):
 def test_an_unknown_target_name_is_refused_with_a_suggestion(tmp_path):
     ctx = _files_context(tmp_path, "rejcts")
     ctx.sql("CREATE SINK rejects WITH (connector = 'memory')")
-    with pytest.raises(ConnectorError, match="dead_letter 'rejcts' is neither a sink in the catalog "
-                                             "\\(did you mean 'rejects'\\?\\) nor a file path"):
+    with pytest.raises(
+        ConnectorError,
+        match="dead_letter 'rejcts' is neither a sink in the catalog \\(did you mean 'rejects'\\?\\) nor a file path",
+    ):
         ctx.sql(QUERY).start(sink=MemorySink())
 
 
@@ -314,8 +340,10 @@ def test_a_deleted_file_is_one_clear_error_naming_the_source_and_the_file(tmp_pa
     for name in ("a", "b"):
         (data / f"{name}.ndjson").write_bytes(BAD_FILE.splitlines()[0] + b"\n")
     ctx = sd.Context(executor="inline", workers=1)
-    ctx.sql(f"CREATE STREAM ev ({COLUMNS}) WITH (connector = 'files', path = '{data}', format = 'ndjson', "
-            f"max_files_per_batch = '1', dead_letter = 'none')")
+    ctx.sql(
+        f"CREATE STREAM ev ({COLUMNS}) WITH (connector = 'files', path = '{data}', format = 'ndjson', "
+        f"max_files_per_batch = '1', dead_letter = 'none')"
+    )
     first = threading.Event()
 
     def sink(batch_id, frame):

@@ -22,9 +22,17 @@ from stream_dsl.ir.dispatch import FAMILIES, PASSES, MissingCase, has_case, node
 from stream_dsl.ir.types import DataType
 
 # Every module that defines a pass; importing them fills PASSES.
-PASS_MODULES = ("stream_dsl.ir.expr", "stream_dsl.ir.plan", "stream_dsl.ir.plan_text", "stream_dsl.ir.to_polars",
-                "optimizer.explain",
-                "optimizer.cost", "optimizer.physical.lower", "stream_dsl.context", "stream_dsl.sql.unparse")
+PASS_MODULES = (
+    "stream_dsl.ir.expr",
+    "stream_dsl.ir.plan",
+    "stream_dsl.ir.plan_text",
+    "stream_dsl.ir.to_polars",
+    "optimizer.explain",
+    "optimizer.cost",
+    "optimizer.physical.lower",
+    "stream_dsl.context",
+    "stream_dsl.sql.unparse",
+)
 for _module in PASS_MODULES:
     importlib.import_module(_module)
 
@@ -43,8 +51,11 @@ def node_classes(family: str) -> tuple[type, ...]:
     raise AssertionError(family)
 
 
-CASES = [pytest.param(name, cls, id=f"{name.rsplit('.', 1)[-1]}[{cls.__name__}]")
-         for name, (fn, family) in sorted(PASSES.items()) for cls in node_classes(family)]
+CASES = [
+    pytest.param(name, cls, id=f"{name.rsplit('.', 1)[-1]}[{cls.__name__}]")
+    for name, (fn, family) in sorted(PASSES.items())
+    for cls in node_classes(family)
+]
 
 
 def test_every_family_has_passes_and_nodes():
@@ -56,8 +67,21 @@ def test_every_family_has_passes_and_nodes():
 
 def test_the_expected_passes_exist():
     names = {name.rsplit(".", 1)[-1] for name in PASSES}
-    assert {"children", "with_children", "render", "describe", "with_inputs", "lower_node", "rows_per_batch",
-            "column_ndv", "batch_time_span_ms", "run_statement", "_compile", "unparse", "pushdown_line"} <= names
+    assert {
+        "children",
+        "with_children",
+        "render",
+        "describe",
+        "with_inputs",
+        "lower_node",
+        "rows_per_batch",
+        "column_ndv",
+        "batch_time_span_ms",
+        "run_statement",
+        "_compile",
+        "unparse",
+        "pushdown_line",
+    } <= names
 
 
 def test_plan_union_matches_the_node_list():
@@ -94,12 +118,16 @@ def test_children_and_with_children_agree_for_every_expression_class():
     one = E.Literal(1, DataType.BIGINT)
     cond = E.Binary(">", col, one, DataType.BOOLEAN)
     samples = {
-        E.Column: col, E.Literal: one, E.Binary: cond, E.Unary: E.Unary("-", col, DataType.BIGINT),
+        E.Column: col,
+        E.Literal: one,
+        E.Binary: cond,
+        E.Unary: E.Unary("-", col, DataType.BIGINT),
         E.Cast: E.Cast(col, DataType.DOUBLE),
         E.Case: E.Case(((cond, one), (cond, col)), E.Literal(None, DataType.BIGINT), DataType.BIGINT),
         E.InList: E.InList(col, (one, E.Literal(2, DataType.BIGINT))),
         E.Like: E.Like(E.Column("s", DataType.STRING), "a%"),
-        E.IsNull: E.IsNull(col, negated=True), E.Func: E.Func("abs", (col,), DataType.BIGINT),
+        E.IsNull: E.IsNull(col, negated=True),
+        E.Func: E.Func("abs", (col,), DataType.BIGINT),
         E.Agg: E.Agg("sum", col, DataType.BIGINT),
     }
     assert set(samples) == set(typing.get_args(E.Expr))

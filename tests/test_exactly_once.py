@@ -132,8 +132,10 @@ def _ts(*seconds: int) -> pl.Series:
 
 def _context(script: Path, executor: str) -> sd.Context:
     ctx = sd.Context(executor=executor, workers=2, group_size=2)
-    ctx.sql("CREATE STREAM ev (k STRING, ts TIMESTAMP, WATERMARK FOR ts AS ts - INTERVAL '1' SECOND) "
-            f"WITH (connector = 'recording', script = '{script}', dead_letter = 'none', realtime = 'false')")
+    ctx.sql(
+        "CREATE STREAM ev (k STRING, ts TIMESTAMP, WATERMARK FOR ts AS ts - INTERVAL '1' SECOND) "
+        f"WITH (connector = 'recording', script = '{script}', dead_letter = 'none', realtime = 'false')"
+    )
     return ctx
 
 
@@ -161,15 +163,23 @@ def test_sources_commit_after_the_sink_write(recording, executor):
     for at, (offset, keep) in commits:  # a commit through offset o comes after batch o - 1 was written
         assert ("write", offset - 1) in happened[:at] and keep is None, happened
     if executor == "inline":  # one process: the exact order
-        assert happened == [("read", 1), ("write", 0), ("commit", (1, None)),
-                            ("read", 2), ("write", 1), ("commit", (2, None))]
+        assert happened == [
+            ("read", 1),
+            ("write", 0),
+            ("commit", (1, None)),
+            ("read", 2),
+            ("write", 1),
+            ("commit", (2, None)),
+        ]
 
 
 def test_windows_keep_the_records_of_open_windows(recording, executor):
     log = recording_source.write_script(recording, [_batch("ab", 1, 5), _batch("c", 25), _batch("d", 26)])
-    handle = _context(recording, executor).sql(
-        "SELECT k, window_start, COUNT(*) AS n FROM ev GROUP BY k, TUMBLE(ts, INTERVAL '10' SECOND)"
-    ).start(sink=MemorySink())
+    handle = (
+        _context(recording, executor)
+        .sql("SELECT k, window_start, COUNT(*) AS n FROM ev GROUP BY k, TUMBLE(ts, INTERVAL '10' SECOND)")
+        .start(sink=MemorySink())
+    )
     assert handle.await_termination(HANG_GUARD_S)
     # after batch 1 the window from 0s is open; after batch 2 it closed (watermark 24s), the 20s one is open;
     # the end of input closes everything. Drizzle may skip a commit a later one covers, never the last.
@@ -200,11 +210,15 @@ def test_a_restart_replays_and_drops_windows_the_last_run_emitted(recording, exe
     """Batches marked replayed rebuild state; windows ending by the restored watermark are not emitted again."""
     # the previous run saw 12s (watermark 11s), so it emitted [0s, 10s); it read 5s and 11s but did not
     # release them: they come again, as a replay
-    recording_source.write_script(recording, [_batch("ab", 5, 11), _batch("c", 13), _batch("d", 31)],
-                                  restored=12_000, replayed_batches=1)
+    recording_source.write_script(
+        recording, [_batch("ab", 5, 11), _batch("c", 13), _batch("d", 31)], restored=12_000, replayed_batches=1
+    )
     out = MemorySink()
-    handle = _context(recording, executor).sql("SELECT window_start, COUNT(*) AS n FROM ev "
-                                               "GROUP BY TUMBLE(ts, INTERVAL '10' SECOND)").start(sink=out)
+    handle = (
+        _context(recording, executor)
+        .sql("SELECT window_start, COUNT(*) AS n FROM ev GROUP BY TUMBLE(ts, INTERVAL '10' SECOND)")
+        .start(sink=out)
+    )
     assert handle.await_termination(HANG_GUARD_S)
     assert sorted((ws.second, n) for ws, n in out.frame().rows()) == [(10, 2), (30, 1)]
     progress = handle.progress()

@@ -19,8 +19,10 @@ from optimizer.physical.lower import lower, stage_order
 from stream_dsl.config import RunConfig
 from stream_dsl.errors import DSLError
 
-YSB = ("SELECT campaign_id, window_start, window_end, COUNT(*) AS views FROM events JOIN campaigns USING (ad_id) "
-       "WHERE event_type = 'view' GROUP BY campaign_id, TUMBLE(event_time, INTERVAL '10' SECOND)")
+YSB = (
+    "SELECT campaign_id, window_start, window_end, COUNT(*) AS views FROM events JOIN campaigns USING (ad_id) "
+    "WHERE event_type = 'view' GROUP BY campaign_id, TUMBLE(event_time, INTERVAL '10' SECOND)"
+)
 
 
 def context(optimize: bool = True, workers: int = 2) -> sd.Context:
@@ -30,8 +32,10 @@ def context(optimize: bool = True, workers: int = 2) -> sd.Context:
           event_time TIMESTAMP, ip_address STRING,
           WATERMARK FOR event_time AS event_time - INTERVAL '1' SECOND)
         WITH (connector = 'generator', kind = 'ysb', rate = '1000000', count = '20000')""")
-    ctx.sql("CREATE TABLE campaigns (ad_id STRING, campaign_id STRING) "
-            "WITH (connector = 'generator', kind = 'ysb_campaigns')")
+    ctx.sql(
+        "CREATE TABLE campaigns (ad_id STRING, campaign_id STRING) "
+        "WITH (connector = 'generator', kind = 'ysb_campaigns')"
+    )
     return ctx
 
 
@@ -61,11 +65,16 @@ def test_explain_shows_logical_optimized_rules_pushdown_and_stages_in_order():
         "    Scan table campaigns",
     ]
     assert parts["Rules fired"].splitlines() == [
-        "push_down_predicates", "prune_projections", "split_aggregates", "push_aggregate_below_join",
-        "(fixed point after 2 passes)"]
+        "push_down_predicates",
+        "prune_projections",
+        "split_aggregates",
+        "push_aggregate_below_join",
+        "(fixed point after 2 passes)",
+    ]
     assert parts["Aggregation pushdown"].startswith(
         "FinalAggregate keys=[campaign_id] window=TUMBLE(event_time, 10s): two-phase, partial keys=[ad_id] "
-        "below 1 join; rows/batch 6,667, groups/batch 1,010 (x6.6): pays")
+        "below 1 join; rows/batch 6,667, groups/batch 1,010 (x6.6): pays"
+    )
 
 
 def test_stages_show_each_fused_pipeline_operator_by_operator():
@@ -84,8 +93,7 @@ def test_stages_show_each_fused_pipeline_operator_by_operator():
     assert stages[7:11] == [
         "Stage 1 partitions=2 inputs=[0]",
         "  Read exchange (campaign_id, window_start, window_end, __sd_rows, __sd_c0)",
-        "  FinalAggregate keys=[campaign_id] window=TUMBLE(event_time, 10s) merge=[views := sum(__sd_c0)] "
-        "emit=final",
+        "  FinalAggregate keys=[campaign_id] window=TUMBLE(event_time, 10s) merge=[views := sum(__sd_c0)] emit=final",
         "  Output append",
     ]
     assert stages[11:] == ["Broadcast tables:", "  t0:", "    Scan table campaigns"]
@@ -110,32 +118,47 @@ def test_optimize_false_turns_every_rule_off():
     assert list(parts) == ["Logical plan", "Aggregation pushdown", "Stages"]
     assert "Partial" not in text and "FinalAggregate" not in text
     assert "Filter (event_type = 'view')" in parts["Stages"]  # not pushed into the scan
-    assert "Scan stream events columns=[user_id, page_id, ad_id, ad_type, event_type, event_time, ip_address]" \
+    assert (
+        "Scan stream events columns=[user_id, page_id, ad_id, ad_type, event_type, event_time, ip_address]"
         in parts["Stages"]
-    assert parts["Aggregation pushdown"].startswith("Aggregate keys=[campaign_id] window=TUMBLE(event_time, 10s): "
-                                                    "single-phase;")
+    )
+    assert parts["Aggregation pushdown"].startswith(
+        "Aggregate keys=[campaign_id] window=TUMBLE(event_time, 10s): single-phase;"
+    )
     assert ctx.sql("EXPLAIN " + YSB) == text
 
 
 def test_no_rule_firing_is_said_so():
     text = context().sql("SELECT * FROM events").explain()
-    assert sections(text)["Rules fired"].splitlines() == ["(none: no rule changed the plan)",
-                                                          "(fixed point after 1 pass)"]
+    assert sections(text)["Rules fired"].splitlines() == [
+        "(none: no rule changed the plan)",
+        "(fixed point after 1 pass)",
+    ]
     assert "Aggregation pushdown" not in sections(text)
 
 
 def test_a_cost_guard_refusal_is_explained():
-    text = context().sql("SELECT user_id, page_id, ip_address, COUNT(*) AS n FROM events "
-                         "GROUP BY user_id, page_id, ip_address").explain()
+    text = (
+        context()
+        .sql("SELECT user_id, page_id, ip_address, COUNT(*) AS n FROM events GROUP BY user_id, page_id, ip_address")
+        .explain()
+    )
     assert "PartialAggregate" not in text
     assert sections(text)["Aggregation pushdown"] == (
         "Aggregate keys=[user_id, page_id, ip_address]: single-phase; rows/batch 20,000, groups/batch 20,000 "
-        "(x1.0): does not pay (needs x4; unknown counts pay)")
+        "(x1.0): does not pay (needs x4; unknown counts pay)"
+    )
 
 
 def test_hop_is_explained_as_single_phase():
-    text = context().sql("SELECT ad_id, window_start, COUNT(*) AS n FROM events "
-                         "GROUP BY ad_id, HOP(event_time, INTERVAL '5' SECOND, INTERVAL '10' SECOND)").explain()
+    text = (
+        context()
+        .sql(
+            "SELECT ad_id, window_start, COUNT(*) AS n FROM events "
+            "GROUP BY ad_id, HOP(event_time, INTERVAL '5' SECOND, INTERVAL '10' SECOND)"
+        )
+        .explain()
+    )
     assert sections(text)["Aggregation pushdown"].endswith("single-phase (a HOP or SESSION window)")
 
 
@@ -207,8 +230,9 @@ def test_dot_escapes_quotes_and_backslashes():
 
 def test_dot_of_a_union_and_a_limit():
     ctx = context()
-    dot = ctx.sql("SELECT ad_id FROM events UNION ALL SELECT ad_id FROM events WHERE ad_type = 'mail' LIMIT 3") \
-        .explain(format="dot")
+    dot = ctx.sql("SELECT ad_id FROM events UNION ALL SELECT ad_id FROM events WHERE ad_type = 'mail' LIMIT 3").explain(
+        format="dot"
+    )
     nodes, edges = parse_dot(dot)
     assert {"stage0", "stage1", "output"} <= set(nodes) and nodes["output"] == "output limit 3\n"
     assert {(u, v) for u, v, _ in edges} == {("stage0", "output"), ("stage1", "output")}
@@ -222,6 +246,7 @@ def test_explain_analyze_adds_metrics_with_the_counters():
     parts = sections(text)
     assert list(parts)[-1] == "Metrics" and "Rules fired" in parts
     metrics = parts["Metrics"]
-    assert re.search(r"^shuffle_rows=\d+ shuffle_bytes=\d+ map_tasks=\d+ max_rows_per_map_task=\d+$", metrics,
-                     re.MULTILINE)
+    assert re.search(
+        r"^shuffle_rows=\d+ shuffle_bytes=\d+ map_tasks=\d+ max_rows_per_map_task=\d+$", metrics, re.MULTILINE
+    )
     assert "Source events columns=[ad_id, event_type, event_time] rows_read=20000" in metrics

@@ -110,16 +110,23 @@ def test_checkpoint_parts_and_manifests_follow_no_planted_symlink(tmp_path, vict
         s.commit(id, next_batch=1, watermark=None, clocks={}, offsets={}, parts={}, partitions={}, output_rows=0)
     os.unlink(os.path.join(directory, "manifest.json"))
     sha = write_part(directory, "worker-0.state", {})
-    s.commit(id, next_batch=1, watermark=None, clocks={}, offsets={}, parts={"worker-0.state": sha},
-             partitions={}, output_rows=0)
+    s.commit(
+        id,
+        next_batch=1,
+        watermark=None,
+        clocks={},
+        offsets={},
+        parts={"worker-0.state": sha},
+        partitions={},
+        output_rows=0,
+    )
     assert untouched(victim)
     for name in ("worker-0.state", "manifest.json"):
         assert not os.path.islink(os.path.join(directory, name)) and mode(os.path.join(directory, name)) == 0o600
     assert s.latest().id == id
 
 
-def test_offset_logs_follow_no_planted_symlink_when_appending_or_compacting(tmp_path, victim, monkeypatch,
-                                                                            open_umask):
+def test_offset_logs_follow_no_planted_symlink_when_appending_or_compacting(tmp_path, victim, monkeypatch, open_umask):
     monkeypatch.setattr(offset_log, "COMPACT_AFTER", 2)
     log = OffsetLog(str(tmp_path), 0)
     os.symlink(victim, log.path + ".tmp")  # the old compaction's predictable name
@@ -192,7 +199,7 @@ def test_a_sink_write_on_a_full_disk_is_retried_until_space_returns(tmp_path, fu
     full_disk["full"] = 3  # space returns before the last try
     out.write(0, FRAME)
     assert full_disk["failures"] == 3
-    assert full_disk["pauses"] == [file_writes.BACKOFF_S * 2 ** i for i in range(3)]
+    assert full_disk["pauses"] == [file_writes.BACKOFF_S * 2**i for i in range(3)]
     assert files.read_committed(str(tmp_path / "out")).equals(FRAME)
     assert sorted(os.listdir(tmp_path / "out")) == ["_committed", "part-00000000.parquet"]  # no temp files left
 
@@ -214,8 +221,10 @@ def test_a_sink_write_on_a_disk_that_stays_full_fails_naming_the_sink_and_path(t
     with pytest.raises(ConnectorError) as failed:
         out.write(1, FRAME)
     message = str(failed.value)
-    assert message.startswith(f"sink 'events_out': cannot write '{tmp_path}/out/part-00000001.parquet': "
-                              f"No space left on device (tried {file_writes.WRITE_ATTEMPTS} times")
+    assert message.startswith(
+        f"sink 'events_out': cannot write '{tmp_path}/out/part-00000001.parquet': "
+        f"No space left on device (tried {file_writes.WRITE_ATTEMPTS} times"
+    )
     assert full_disk["failures"] == file_writes.WRITE_ATTEMPTS  # bounded
     assert sorted(os.listdir(tmp_path / "out")) == ["_committed", "part-00000000.parquet"]
     full_disk["full"] = 0  # space returns: the same batch id is written again (a restart's replay)
@@ -230,15 +239,32 @@ def test_a_checkpoint_write_on_a_full_disk_is_retried_then_fails_naming_the_path
     sha = write_part(directory, "worker-0.state", {})  # retried through two failures
     full_disk["full"] = 10**6
     with pytest.raises(CheckpointError) as failed:
-        s.commit(id, next_batch=1, watermark=None, clocks={}, offsets={}, parts={"worker-0.state": sha},
-                 partitions={}, output_rows=0)
-    assert str(failed.value).startswith(f"checkpoint {id}: manifest '{directory}/manifest.json' cannot be "
-                                        "written: No space left on device (tried")
+        s.commit(
+            id,
+            next_batch=1,
+            watermark=None,
+            clocks={},
+            offsets={},
+            parts={"worker-0.state": sha},
+            partitions={},
+            output_rows=0,
+        )
+    assert str(failed.value).startswith(
+        f"checkpoint {id}: manifest '{directory}/manifest.json' cannot be written: No space left on device (tried"
+    )
     assert sorted(os.listdir(directory)) == ["worker-0.state"]  # no half manifest, no temp file
     full_disk["full"] = 0
     assert s.latest() is None  # nothing was committed
-    s.commit(id, next_batch=1, watermark=None, clocks={}, offsets={}, parts={"worker-0.state": sha},
-             partitions={}, output_rows=0)
+    s.commit(
+        id,
+        next_batch=1,
+        watermark=None,
+        clocks={},
+        offsets={},
+        parts={"worker-0.state": sha},
+        partitions={},
+        output_rows=0,
+    )
     assert s.latest().id == id and json.loads(Path(directory, "manifest.json").read_text())["id"] == id
 
 

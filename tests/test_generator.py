@@ -176,8 +176,9 @@ def test_campaigns_are_100_campaigns_of_10_ads_covering_every_event():
 
 def test_campaigns_table_and_stream():
     schema = Schema.of(("ad_id", T.STRING), ("campaign_id", T.STRING))
-    definition = SourceDef("campaigns", "table", schema,
-                           (("connector", "generator"), ("kind", "ysb_campaigns"), ("seed", "1")))
+    definition = SourceDef(
+        "campaigns", "table", schema, (("connector", "generator"), ("kind", "ysb_campaigns"), ("seed", "1"))
+    )
     table = g.make_table(definition)
     assert table.read().equals(g.ysb_campaigns(1))
     assert table.read(["campaign_id"]).columns == ["campaign_id"]
@@ -235,15 +236,18 @@ def test_realtime_option_false_never_waits(monkeypatch):
 # -------------------------------------------------------------------- errors
 
 
-@pytest.mark.parametrize("options, message", [
-    ({"kind": "tpch"}, "kind = 'ysb' or 'ysb_campaigns', got 'tpch'"),
-    ({"rate": "-1"}, "option rate must be a positive number"),
-    ({"rate": "fast"}, "option rate must be a positive number"),
-    ({"count": "lots"}, "option count must be an integer"),
-    ({"start": "someday"}, "option start: invalid TIMESTAMP"),
-    ({"format": "xml"}, "option format must be 'json' or 'columns'"),
-    ({"rat": "5"}, "unknown option 'rat' (did you mean 'rate'"),
-])
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ({"kind": "tpch"}, "kind = 'ysb' or 'ysb_campaigns', got 'tpch'"),
+        ({"rate": "-1"}, "option rate must be a positive number"),
+        ({"rate": "fast"}, "option rate must be a positive number"),
+        ({"count": "lots"}, "option count must be an integer"),
+        ({"start": "someday"}, "option start: invalid TIMESTAMP"),
+        ({"format": "xml"}, "option format must be 'json' or 'columns'"),
+        ({"rat": "5"}, "unknown option 'rat' (did you mean 'rate'"),
+    ],
+)
 def test_bad_options(options, message):
     with pytest.raises(ConnectorError) as info:
         g.make_source(events(**options))

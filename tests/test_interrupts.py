@@ -30,8 +30,7 @@ STREAM = """CREATE STREAM events (
   WATERMARK FOR event_time AS event_time - INTERVAL '1' SECOND
 ) WITH (connector = 'generator', kind = 'ysb', rate = '20000');
 """
-QUERY = ("SELECT ad_id, window_start, COUNT(*) AS n FROM events "
-         "GROUP BY ad_id, TUMBLE(event_time, INTERVAL '1' SECOND)")
+QUERY = "SELECT ad_id, window_start, COUNT(*) AS n FROM events GROUP BY ad_id, TUMBLE(event_time, INTERVAL '1' SECOND)"
 
 pytestmark = pytest.mark.multiprocess
 
@@ -106,12 +105,14 @@ def assert_clean(children: set[int], temp: Path, checkpoint_dir: Path | None = N
 def test_run_stops_on_a_signal_with_its_exit_code_and_summary(tmp_path, executor, signum, code):
     out_dir, checkpoint_dir = tmp_path / "out", tmp_path / "ckpt"
     script = tmp_path / "q.sql"
-    script.write_text(STREAM + f"CREATE SINK out WITH (connector = 'files', path = '{out_dir}', format = 'ndjson');\n"
-                      f"SET checkpoint_dir = '{checkpoint_dir}';\nINSERT INTO out {QUERY};\n")
-    process, temp = launch(tmp_path, ["-m", "stream_dsl", "run", str(script), "--executor", executor,
-                                      "--group-size", "2"])
-    children = interrupt(process, lambda: (out_dir / "_committed").exists(), signum,
-                         tmp_path / "stderr")
+    script.write_text(
+        STREAM + f"CREATE SINK out WITH (connector = 'files', path = '{out_dir}', format = 'ndjson');\n"
+        f"SET checkpoint_dir = '{checkpoint_dir}';\nINSERT INTO out {QUERY};\n"
+    )
+    process, temp = launch(
+        tmp_path, ["-m", "stream_dsl", "run", str(script), "--executor", executor, "--group-size", "2"]
+    )
+    children = interrupt(process, lambda: (out_dir / "_committed").exists(), signum, tmp_path / "stderr")
     assert process.returncode == code, (tmp_path / "stderr").read_text()[-2000:]
     assert "INSERT INTO out:" in (tmp_path / "stdout").read_text() and "stopped" in (tmp_path / "stdout").read_text()
     assert_clean(children, temp, checkpoint_dir)
@@ -137,13 +138,15 @@ ctx.sql('''{query}''').collect()
 
 
 @pytest.mark.parametrize("executor", ["inline", "drizzle"])
-@pytest.mark.parametrize("program, ready", [(AWAITING, "batch"), (COLLECTING, "collecting")],
-                         ids=["await_termination", "collect"])
+@pytest.mark.parametrize(
+    "program, ready", [(AWAITING, "batch"), (COLLECTING, "collecting")], ids=["await_termination", "collect"]
+)
 def test_ctrl_c_stops_a_script_blocked_in_a_query(tmp_path, executor, program, ready):
     source = tmp_path / "script.py"
     source.write_text(program.format(stream=STREAM, query=QUERY))
     process, temp = launch(tmp_path, [str(source), executor])
-    children = interrupt(process, lambda: ready in (tmp_path / "stdout").read_text(), signal.SIGINT,
-                         tmp_path / "stderr")
+    children = interrupt(
+        process, lambda: ready in (tmp_path / "stdout").read_text(), signal.SIGINT, tmp_path / "stderr"
+    )
     assert process.returncode != 0 and "KeyboardInterrupt" in (tmp_path / "stderr").read_text()
     assert_clean(children, temp)

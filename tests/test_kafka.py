@@ -30,9 +30,11 @@ from kafka_broker import KafkaBroker, start_broker, stop_broker
 pytestmark = pytest.mark.kafka
 
 HANG_GUARD_S = 120  # only to avoid hanging forever when something is broken
-YSB_COLUMNS = ("user_id STRING, page_id STRING, ad_id STRING, ad_type STRING, event_type STRING, "
-               "event_time TIMESTAMP, ip_address STRING, "
-               "WATERMARK FOR event_time AS event_time - INTERVAL '1' SECOND")
+YSB_COLUMNS = (
+    "user_id STRING, page_id STRING, ad_id STRING, ad_type STRING, event_type STRING, "
+    "event_time TIMESTAMP, ip_address STRING, "
+    "WATERMARK FOR event_time AS event_time - INTERVAL '1' SECOND"
+)
 YSB_SELECT = """SELECT campaign_id, window_start, window_end, COUNT(*) AS views
 FROM events JOIN campaigns USING (ad_id)
 WHERE event_type = 'view'
@@ -65,8 +67,15 @@ def produce(broker: KafkaBroker, topic: str, events: pl.DataFrame) -> None:
     broker.produce(topic, events_as_json(events).splitlines())
 
 
-def ysb_context(broker: KafkaBroker, *, topic: str, sink_topic: str, executor: str = "inline",
-                checkpoint_dir: str | None = None, **options: str) -> sd.Context:
+def ysb_context(
+    broker: KafkaBroker,
+    *,
+    topic: str,
+    sink_topic: str,
+    executor: str = "inline",
+    checkpoint_dir: str | None = None,
+    **options: str,
+) -> sd.Context:
     ctx = sd.Context(executor=executor, workers=2, group_size=4, checkpoint_dir=checkpoint_dir)
     extra = "".join(f", {k} = '{v}'" for k, v in options.items())
     ctx.sql(f"""
@@ -83,17 +92,29 @@ def ysb_context(broker: KafkaBroker, *, topic: str, sink_topic: str, executor: s
 def polars_ysb(events: pl.DataFrame, *, size_s: int = 10) -> pl.DataFrame:
     views = events.filter(pl.col("event_type") == "view").join(ysb_campaigns(1), on="ad_id")
     windows = views.with_columns(window_start=pl.col("event_time").dt.truncate(f"{size_s}s")).with_columns(
-        window_end=pl.col("window_start") + pl.duration(seconds=size_s))
+        window_end=pl.col("window_start") + pl.duration(seconds=size_s)
+    )
     return windows.group_by(KEYS).agg(pl.len().cast(pl.Int64).alias("views")).sort(KEYS)
 
 
 def results(broker: KafkaBroker, topic: str) -> pl.DataFrame:
     rows = read_topic(broker.bootstrap, topic)
     if not rows:
-        return pl.DataFrame(schema={"campaign_id": pl.String, "window_start": pl.Datetime("ms"),
-                                    "window_end": pl.Datetime("ms"), "views": pl.Int64})
-    return pl.DataFrame(rows).with_columns(pl.col("window_start", "window_end").str.to_datetime(time_unit="ms"),
-                                           pl.col("views").cast(pl.Int64)).select(KEYS + ["views"])
+        return pl.DataFrame(
+            schema={
+                "campaign_id": pl.String,
+                "window_start": pl.Datetime("ms"),
+                "window_end": pl.Datetime("ms"),
+                "views": pl.Int64,
+            }
+        )
+    return (
+        pl.DataFrame(rows)
+        .with_columns(
+            pl.col("window_start", "window_end").str.to_datetime(time_unit="ms"), pl.col("views").cast(pl.Int64)
+        )
+        .select(KEYS + ["views"])
+    )
 
 
 def wait_for(predicate, what: str) -> None:
@@ -129,8 +150,9 @@ def test_windowed_count_over_partitions_equals_polars(broker, executor):
     broker.create_topic(out, 2)
     events = ysb_events(4000, rate=100)  # 40 seconds of event time
     produce(broker, topic, events)
-    ctx = ysb_context(broker, topic=topic, sink_topic=out, executor=executor, bounded="true", batch_size="250",
-                      group="g")
+    ctx = ysb_context(
+        broker, topic=topic, sink_topic=out, executor=executor, bounded="true", batch_size="250", group="g"
+    )
     handle = ctx.sql(f"INSERT INTO out {YSB_SELECT.format(window=TUMBLE)}")
     assert handle.await_termination(HANG_GUARD_S)
     got = results(broker, out)
@@ -148,8 +170,12 @@ def test_windowed_count_over_partitions_equals_polars(broker, executor):
 
 def test_collect_reads_metadata_columns_and_commits_nothing(broker):
     broker.create_topic("meta", 2)
-    broker.produce("meta", [json.dumps({"v": i}) for i in range(10)], keys=[f"k{i}" for i in range(10)],
-                   timestamps=[1_700_000_000_000 + 1000 * i for i in range(10)])
+    broker.produce(
+        "meta",
+        [json.dumps({"v": i}) for i in range(10)],
+        keys=[f"k{i}" for i in range(10)],
+        timestamps=[1_700_000_000_000 + 1000 * i for i in range(10)],
+    )
     ctx = sd.Context(executor="inline")
     ctx.sql(f"""CREATE STREAM s (v BIGINT, kafka_partition BIGINT, kafka_offset BIGINT, kafka_key STRING,
                                  kafka_timestamp TIMESTAMP,
@@ -157,13 +183,19 @@ def test_collect_reads_metadata_columns_and_commits_nothing(broker):
                 WITH (connector = 'kafka', bootstrap_servers = '{broker.bootstrap}', topic = 'meta',
                       bounded = 'true', group = 'm')""")
     got = ctx.sql("SELECT v, kafka_partition, kafka_offset, kafka_key, kafka_timestamp FROM s").collect().sort("v")
-    expected = pl.DataFrame({
-        "v": list(range(10)), "kafka_partition": [i % 2 for i in range(10)],
-        "kafka_offset": [i // 2 for i in range(10)], "kafka_key": [f"k{i}" for i in range(10)],
-        "kafka_timestamp": pl.Series([1_700_000_000_000 + 1000 * i for i in range(10)]).cast(pl.Datetime("ms"))})
+    expected = pl.DataFrame(
+        {
+            "v": list(range(10)),
+            "kafka_partition": [i % 2 for i in range(10)],
+            "kafka_offset": [i // 2 for i in range(10)],
+            "kafka_key": [f"k{i}" for i in range(10)],
+            "kafka_timestamp": pl.Series([1_700_000_000_000 + 1000 * i for i in range(10)]).cast(pl.Datetime("ms")),
+        }
+    )
     assert got.equals(expected)
-    windows = ctx.sql("SELECT window_start, COUNT(*) AS n FROM s "
-                      "GROUP BY TUMBLE(kafka_timestamp, INTERVAL '5' SECOND)").collect()
+    windows = ctx.sql(
+        "SELECT window_start, COUNT(*) AS n FROM s GROUP BY TUMBLE(kafka_timestamp, INTERVAL '5' SECOND)"
+    ).collect()
     assert sorted(windows.get_column("n").to_list()) == [5, 5]
     assert all(o < 0 for o in committed(broker, "meta", "m").values())  # collect() keeps nothing durable
 
@@ -171,9 +203,12 @@ def test_collect_reads_metadata_columns_and_commits_nothing(broker):
 def test_malformed_messages_are_dead_letters_naming_partition_and_offset(broker):
     broker.create_topic("bad", 1)
     broker.produce("bad", ['{"id": 1}', "{not json", '{"id": "x"}', "", '{"id": 4}'])
-    definition = SourceDef("s", "stream", Schema.of(("id", T.BIGINT)),
-                           (("bootstrap_servers", broker.bootstrap), ("bounded", "true"), ("connector", "kafka"),
-                            ("topic", "bad")))
+    definition = SourceDef(
+        "s",
+        "stream",
+        Schema.of(("id", T.BIGINT)),
+        (("bootstrap_servers", broker.bootstrap), ("bounded", "true"), ("connector", "kafka"), ("topic", "bad")),
+    )
     source = KafkaSource(definition)
     source.open(None)
     frames, letters = [], []
@@ -202,20 +237,25 @@ def test_csv_format(broker):
 
 def test_a_topic_that_does_not_exist_is_a_clear_error_at_start(broker):
     ctx = sd.Context(executor="inline")
-    ctx.sql(f"CREATE STREAM s (id BIGINT) WITH (connector = 'kafka', bootstrap_servers = '{broker.bootstrap}', "
-            "topic = 'nowhere', bounded = 'true', retry_seconds = '5')")
+    ctx.sql(
+        f"CREATE STREAM s (id BIGINT) WITH (connector = 'kafka', bootstrap_servers = '{broker.bootstrap}', "
+        "topic = 'nowhere', bounded = 'true', retry_seconds = '5')"
+    )
     with pytest.raises(DSLError, match="topic 'nowhere' does not exist on Kafka at 127.0.0.1"):
         ctx.sql("SELECT id FROM s").collect()
 
 
-@pytest.mark.parametrize("options, message", [
-    ({}, "needs a topic option"),
-    ({"topic": "x", "format": "xml"}, "format must be one of json, csv"),
-    ({"topic": "x", "strat": "earliest"}, "unknown option 'strat' \\(did you mean 'start'"),
-    ({"topic": "x", "start": "yesterday"}, "start must be 'earliest', 'latest' or a timestamp"),
-    ({"topic": "x", "partitions": "a,b"}, "partitions must list partition numbers"),
-    ({"topic": "x", "retry_seconds": "-1"}, "retry_seconds must be a number of seconds >= 0"),
-])
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ({}, "needs a topic option"),
+        ({"topic": "x", "format": "xml"}, "format must be one of json, csv"),
+        ({"topic": "x", "strat": "earliest"}, "unknown option 'strat' \\(did you mean 'start'"),
+        ({"topic": "x", "start": "yesterday"}, "start must be 'earliest', 'latest' or a timestamp"),
+        ({"topic": "x", "partitions": "a,b"}, "partitions must list partition numbers"),
+        ({"topic": "x", "retry_seconds": "-1"}, "retry_seconds must be a number of seconds >= 0"),
+    ],
+)
 def test_bad_options_are_connector_errors(options, message):
     opts = tuple(sorted({"connector": "kafka", **options}.items()))
     with pytest.raises(ConnectorError, match=message):
@@ -224,8 +264,9 @@ def test_bad_options_are_connector_errors(options, message):
 
 def test_sink_writes_each_batch_once_and_remembers_the_last_batch(broker):
     broker.create_topic("idem", 2)
-    definition = SinkDef("out", (("bootstrap_servers", broker.bootstrap), ("connector", "kafka"),
-                                 ("key", "k"), ("topic", "idem")))
+    definition = SinkDef(
+        "out", (("bootstrap_servers", broker.bootstrap), ("connector", "kafka"), ("key", "k"), ("topic", "idem"))
+    )
     sink = make_sink(definition)
     frame = pl.DataFrame({"k": ["a", "b"], "n": [1, None]})
     assert sink.last_batch_id() is None
@@ -248,11 +289,13 @@ def test_rows_of_an_attempt_without_a_marker_are_invisible_to_read_topic(broker)
     from confluent_kafka import Producer
 
     producer = Producer({"bootstrap.servers": broker.bootstrap})
-    producer.produce("torn", value=json.dumps({"n": 99}),
-                     headers=[("sd-query", b"out"), ("sd-batch", b"0"), ("sd-attempt", b"dead")])
+    producer.produce(
+        "torn", value=json.dumps({"n": 99}), headers=[("sd-query", b"out"), ("sd-batch", b"0"), ("sd-attempt", b"dead")]
+    )
     producer.flush(30)
-    sink = make_sink(SinkDef("out", (("bootstrap_servers", broker.bootstrap), ("connector", "kafka"),
-                                     ("topic", "torn"))))
+    sink = make_sink(
+        SinkDef("out", (("bootstrap_servers", broker.bootstrap), ("connector", "kafka"), ("topic", "torn")))
+    )
     sink.write(0, pl.DataFrame({"n": [2]}))
     assert sorted(r["n"] for r in read_topic(broker.bootstrap, "torn")) == [1, 2]
 
@@ -263,9 +306,18 @@ def test_a_replay_reads_exactly_the_logged_ranges_of_every_partition(broker):
     broker.create_topic("replay", 3)
     events = ysb_events(3000, rate=100)
     produce(broker, "replay", events)
-    definition = SourceDef("s", "stream", Schema.of(("event_time", T.TIMESTAMP), ("user_id", T.STRING)),
-                           (("batch_size", "250"), ("bootstrap_servers", broker.bootstrap), ("bounded", "true"),
-                            ("connector", "kafka"), ("topic", "replay")))
+    definition = SourceDef(
+        "s",
+        "stream",
+        Schema.of(("event_time", T.TIMESTAMP), ("user_id", T.STRING)),
+        (
+            ("batch_size", "250"),
+            ("bootstrap_servers", broker.bootstrap),
+            ("bounded", "true"),
+            ("connector", "kafka"),
+            ("topic", "replay"),
+        ),
+    )
     first = KafkaSource(definition)
     first.open(None)
     batches = []
@@ -288,16 +340,21 @@ def test_a_replay_reads_exactly_the_logged_ranges_of_every_partition(broker):
 def _live(broker: KafkaBroker, topic: str, **options: str) -> sd.Context:
     ctx = sd.Context(executor="inline", batch_interval="50ms")
     extra = "".join(f", {k} = '{v}'" for k, v in options.items())
-    ctx.sql(f"CREATE STREAM s (id BIGINT) WITH (connector = 'kafka', bootstrap_servers = '{broker.bootstrap}', "
-            f"topic = '{topic}'{extra})")
+    ctx.sql(
+        f"CREATE STREAM s (id BIGINT) WITH (connector = 'kafka', bootstrap_servers = '{broker.bootstrap}', "
+        f"topic = '{topic}'{extra})"
+    )
     return ctx
 
 
 def test_a_broker_that_stays_down_ends_the_query_with_one_clear_error(own_broker, caplog):
     own_broker.create_topic("down", 1)
     seen: list[int] = []
-    handle = _live(own_broker, "down", retry_seconds="1").sql("SELECT id FROM s").start(
-        sink=lambda b, f: seen.extend(f.get_column("id").to_list()))
+    handle = (
+        _live(own_broker, "down", retry_seconds="1")
+        .sql("SELECT id FROM s")
+        .start(sink=lambda b, f: seen.extend(f.get_column("id").to_list()))
+    )
     own_broker.produce("down", ['{"id": 1}'])
     wait_for(lambda: seen == [1] or not handle.is_active, "the first record")
     with caplog.at_level(logging.WARNING, logger="stream_dsl.connectors.kafka"):
@@ -336,8 +393,10 @@ def test_the_query_waits_while_the_broker_does_not_answer_and_goes_on(own_broker
 
 def test_an_unreachable_broker_at_open_is_a_connector_error():
     ctx = sd.Context(executor="inline")
-    ctx.sql("CREATE STREAM s (id BIGINT) WITH (connector = 'kafka', bootstrap_servers = '127.0.0.1:1', "
-            "topic = 'x', retry_seconds = '1', bounded = 'true')")
+    ctx.sql(
+        "CREATE STREAM s (id BIGINT) WITH (connector = 'kafka', bootstrap_servers = '127.0.0.1:1', "
+        "topic = 'x', retry_seconds = '1', bounded = 'true')"
+    )
     with pytest.raises(DSLError, match="source 's': Kafka at 127.0.0.1:1 is unreachable"):
         ctx.sql("SELECT id FROM s").collect()
 
@@ -366,8 +425,9 @@ def test_restart_emits_every_window_exactly_once(broker, executor):
     # the open windows' records were not committed: the group's offsets are behind what was read
     assert 0 < sum(max(o, 0) for o in committed(broker, topic, "g").values()) < first.height
     produce(broker, topic, second)
-    ctx2 = ysb_context(broker, topic=topic, sink_topic=f"{topic}-out", executor=executor, batch_size="300",
-                       group="g", bounded="true")
+    ctx2 = ysb_context(
+        broker, topic=topic, sink_topic=f"{topic}-out", executor=executor, batch_size="300", group="g", bounded="true"
+    )
     assert ctx2.sql(query).await_termination(HANG_GUARD_S)
     combined = results(broker, f"{topic}-out")
     assert combined.select(KEYS).is_unique().all(), "a window was emitted twice"
@@ -383,20 +443,36 @@ def test_gen_ysb_to_kafka_writes_the_generators_events_and_the_query_reads_them(
     from stream_dsl.cli.main import main
 
     out, err = io.StringIO(), io.StringIO()
-    code = main(["gen", "ysb", "--events", "3000", "--rate", "100", "--partitions", "2",
-                 "--to", f"kafka://{broker.bootstrap}/gen-ysb"], out=out, err=err)
+    code = main(
+        [
+            "gen",
+            "ysb",
+            "--events",
+            "3000",
+            "--rate",
+            "100",
+            "--partitions",
+            "2",
+            "--to",
+            f"kafka://{broker.bootstrap}/gen-ysb",
+        ],
+        out=out,
+        err=err,
+    )
     assert code == 0, err.getvalue()
     assert "wrote 3000 events to Kafka topic 'gen-ysb' (2 partitions)" in out.getvalue()
     ctx = sd.Context(executor="inline")
-    ctx.sql(out.getvalue().split("-- to query them:")[1].replace("topic = 'gen-ysb'",
-                                                                 "topic = 'gen-ysb', bounded = 'true'"))
+    ctx.sql(
+        out.getvalue().split("-- to query them:")[1].replace("topic = 'gen-ysb'", "topic = 'gen-ysb', bounded = 'true'")
+    )
     got = ctx.sql(YSB_SELECT.format(window=TUMBLE)).collect()
     assert got.sort(KEYS).equals(polars_ysb(ysb_events(3000, rate=100)))
 
 
 def test_a_sink_topic_that_does_not_exist_is_a_clear_error_and_is_not_created(broker):
-    definition = SinkDef("out", (("bootstrap_servers", broker.bootstrap), ("connector", "kafka"),
-                                 ("topic", "no-sink-topic")))
+    definition = SinkDef(
+        "out", (("bootstrap_servers", broker.bootstrap), ("connector", "kafka"), ("topic", "no-sink-topic"))
+    )
     for _ in range(2):  # checking must not create it (a producer's metadata request would, on some brokers)
         with pytest.raises(ConnectorError, match="topic 'no-sink-topic' does not exist"):
             make_sink(definition)
@@ -408,8 +484,10 @@ def test_a_sink_topic_that_does_not_exist_is_a_clear_error_and_is_not_created(br
 def _ids(broker: KafkaBroker, topic: str, **options: str) -> list[int]:
     ctx = sd.Context(executor="inline")
     extra = "".join(f", {k} = '{v}'" for k, v in options.items())
-    ctx.sql(f"CREATE STREAM s (id BIGINT) WITH (connector = 'kafka', bootstrap_servers = '{broker.bootstrap}', "
-            f"topic = '{topic}', bounded = 'true'{extra})")
+    ctx.sql(
+        f"CREATE STREAM s (id BIGINT) WITH (connector = 'kafka', bootstrap_servers = '{broker.bootstrap}', "
+        f"topic = '{topic}', bounded = 'true'{extra})"
+    )
     return sorted(ctx.sql("SELECT id FROM s").collect().get_column("id").to_list())
 
 
@@ -425,9 +503,12 @@ def test_readers_of_disjoint_partition_lists_together_read_the_topic_once(broker
 def test_start_latest_skips_what_the_topic_held_at_open(broker):
     broker.create_topic("late", 1)
     broker.produce("late", [json.dumps({"id": 1})])
-    definition = SourceDef("s", "stream", Schema.of(("id", T.BIGINT)),
-                           (("bootstrap_servers", broker.bootstrap), ("connector", "kafka"), ("start", "latest"),
-                            ("topic", "late")))
+    definition = SourceDef(
+        "s",
+        "stream",
+        Schema.of(("id", T.BIGINT)),
+        (("bootstrap_servers", broker.bootstrap), ("connector", "kafka"), ("start", "latest"), ("topic", "late")),
+    )
     source = KafkaSource(definition)
     source.open(None)
     assert source.next_batch(200).frame.height == 0

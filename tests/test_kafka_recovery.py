@@ -47,17 +47,25 @@ def events() -> pl.DataFrame:
 
 def expected(events: pl.DataFrame) -> pl.DataFrame:
     views = events.filter(pl.col("event_type") == "view").join(ysb_campaigns(K.SEED), on="ad_id")
-    return (views.with_columns(window_start=pl.col("event_time").dt.truncate("1s"))
-            .with_columns(window_end=pl.col("window_start") + pl.duration(seconds=1))
-            .group_by(KEYS).agg(pl.len().cast(pl.Int64).alias("views")).sort(KEYS))
+    return (
+        views.with_columns(window_start=pl.col("event_time").dt.truncate("1s"))
+        .with_columns(window_end=pl.col("window_start") + pl.duration(seconds=1))
+        .group_by(KEYS)
+        .agg(pl.len().cast(pl.Int64).alias("views"))
+        .sort(KEYS)
+    )
 
 
 def normalized(frame: pl.DataFrame) -> pl.DataFrame:
     for c in ("window_start", "window_end"):
         if frame.schema[c] == pl.String:
             frame = frame.with_columns(pl.col(c).str.to_datetime(time_unit="ms"))
-    return frame.with_columns(pl.col(c).cast(pl.Datetime("ms")) for c in ("window_start", "window_end")) \
-        .with_columns(pl.col("views").cast(pl.Int64)).select(KEYS + ["views"]).sort(KEYS)
+    return (
+        frame.with_columns(pl.col(c).cast(pl.Datetime("ms")) for c in ("window_start", "window_end"))
+        .with_columns(pl.col("views").cast(pl.Int64))
+        .select(KEYS + ["views"])
+        .sort(KEYS)
+    )
 
 
 def assert_exact(out: pl.DataFrame, events: pl.DataFrame) -> None:
@@ -68,9 +76,11 @@ def assert_exact(out: pl.DataFrame, events: pl.DataFrame) -> None:
     if not got.equals(want):
         missing = want.join(got, on=KEYS + ["views"], how="anti")
         extra = got.join(want, on=KEYS + ["views"], how="anti")
-        raise AssertionError(f"{got.height} windows, expected {want.height}: {missing.height} missing "
-                             f"(e.g. {missing.head(3).rows()}), {extra.height} not expected "
-                             f"(e.g. {extra.head(3).rows()})")
+        raise AssertionError(
+            f"{got.height} windows, expected {want.height}: {missing.height} missing "
+            f"(e.g. {missing.head(3).rows()}), {extra.height} not expected "
+            f"(e.g. {extra.head(3).rows()})"
+        )
 
 
 def sink_output(broker: KafkaBroker, sink: str) -> pl.DataFrame:
@@ -105,8 +115,10 @@ def test_killed_workers_are_replaced_and_the_output_is_exact(broker, events, tmp
     rng = random.Random(5)
     try:
         for share in (0.25, 0.6):
-            wait_until(lambda: sum(p["rows_in"] for p in handle.progress()) >= share * EVENTS
-                       or not handle.is_active, f"{share:.0%} of the events read")
+            wait_until(
+                lambda: sum(p["rows_in"] for p in handle.progress()) >= share * EVENTS or not handle.is_active,
+                f"{share:.0%} of the events read",
+            )
             if handle.is_active and handle.worker_pids():
                 os.kill(rng.choice(handle.worker_pids()), signal.SIGKILL)
         assert handle.await_termination(HANG_GUARD_S)
@@ -120,9 +132,24 @@ def test_killed_workers_are_replaced_and_the_output_is_exact(broker, events, tmp
 def _script(broker: KafkaBroker, tmp_path: Path, run: str, topic: str, sink: str, executor: str) -> subprocess.Popen:
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([K.ROOT, os.environ.get("PYTHONPATH", "")]))
     with open(tmp_path / f"{run}.stdout", "wb") as out, open(tmp_path / f"{run}.stderr", "wb") as err:
-        return subprocess.Popen([sys.executable, K.__file__, broker.bootstrap, topic, str(tmp_path / "ckpt"), sink,
-                                 "--pids", str(tmp_path / "pids.json"), "--executor", executor],
-                                cwd=K.ROOT, env=env, stdout=out, stderr=err)
+        return subprocess.Popen(
+            [
+                sys.executable,
+                K.__file__,
+                broker.bootstrap,
+                topic,
+                str(tmp_path / "ckpt"),
+                sink,
+                "--pids",
+                str(tmp_path / "pids.json"),
+                "--executor",
+                executor,
+            ],
+            cwd=K.ROOT,
+            env=env,
+            stdout=out,
+            stderr=err,
+        )
 
 
 def _alive(pid: int) -> bool:
@@ -134,8 +161,7 @@ def _alive(pid: int) -> bool:
 
 
 @pytest.mark.parametrize("executor", ["drizzle"])
-def test_a_killed_driver_resumes_from_its_checkpoint_and_the_kafka_output_is_exact(broker, events, tmp_path,
-                                                                                  executor):
+def test_a_killed_driver_resumes_from_its_checkpoint_and_the_kafka_output_is_exact(broker, events, tmp_path, executor):
     topic = f"kd-{executor}"
     fill(broker, topic, events)
     broker.create_topic(f"{topic}-out", 2)
@@ -143,9 +169,16 @@ def test_a_killed_driver_resumes_from_its_checkpoint_and_the_kafka_output_is_exa
     first = _script(broker, tmp_path, "first", topic, sink, executor)
     try:
         # a checkpoint is committed after its group's batches are in the sink
-        wait_until(lambda: first.poll() is not None or (
-            (tmp_path / "pids.json").exists()
-            and any((tmp_path / "ckpt" / "checkpoints").glob("ckpt-*/manifest.json"))), "a checkpoint")
+        wait_until(
+            lambda: (
+                first.poll() is not None
+                or (
+                    (tmp_path / "pids.json").exists()
+                    and any((tmp_path / "ckpt" / "checkpoints").glob("ckpt-*/manifest.json"))
+                )
+            ),
+            "a checkpoint",
+        )
         assert first.poll() is None, (tmp_path / "first.stderr").read_text()[-3000:]
         workers = json.loads((tmp_path / "pids.json").read_text())
         os.kill(first.pid, signal.SIGKILL)

@@ -52,8 +52,12 @@ def test_splitting_by_masks_gives_partition_by_parts_in_row_order(frame, first):
 @settings(max_examples=examples(200), deadline=None)
 @given(frames())
 def test_a_serial_projection_is_the_one_query_projection(frame):
-    exprs = [pl.col("s").alias("key"), (pl.col("i") % 7 - pl.col("i").abs()).alias("x"),
-             pl.col("s").str.len_chars().alias("n"), (pl.struct("s").hash(seed=0) % 3).cast(pl.UInt32).alias("p")]
+    exprs = [
+        pl.col("s").alias("key"),
+        (pl.col("i") % 7 - pl.col("i").abs()).alias("x"),
+        pl.col("s").str.len_chars().alias("n"),
+        (pl.struct("s").hash(seed=0) % 3).cast(pl.UInt32).alias("p"),
+    ]
     items = [CopiedColumn("s", None, "key"), CopiedColumn("i", pl.Float64, "f")] + exprs[1:]
     expected = frame.select([exprs[0], pl.col("i").cast(pl.Float64).alias("f")] + exprs[1:])
     assert select_serially(frame, items).equals(expected)

@@ -21,12 +21,36 @@ PACKAGES = ("stream_dsl", "optimizer", "executor")
 
 # (importer prefix, forbidden prefixes): who may not import whom at load
 LAYERS = [
-    ("stream_dsl.ir", ("stream_dsl.sql", "stream_dsl.bind", "stream_dsl.frame", "stream_dsl.repl", "stream_dsl.cli",
-                       "stream_dsl.bench", "stream_dsl.context", "optimizer", "executor")),
-    ("stream_dsl.sql", ("stream_dsl.bind", "stream_dsl.frame", "stream_dsl.repl", "stream_dsl.cli",
-                        "stream_dsl.context", "optimizer", "executor")),
-    ("stream_dsl.bind", ("stream_dsl.frame", "stream_dsl.repl", "stream_dsl.cli", "stream_dsl.context",
-                         "optimizer", "executor")),
+    (
+        "stream_dsl.ir",
+        (
+            "stream_dsl.sql",
+            "stream_dsl.bind",
+            "stream_dsl.frame",
+            "stream_dsl.repl",
+            "stream_dsl.cli",
+            "stream_dsl.bench",
+            "stream_dsl.context",
+            "optimizer",
+            "executor",
+        ),
+    ),
+    (
+        "stream_dsl.sql",
+        (
+            "stream_dsl.bind",
+            "stream_dsl.frame",
+            "stream_dsl.repl",
+            "stream_dsl.cli",
+            "stream_dsl.context",
+            "optimizer",
+            "executor",
+        ),
+    ),
+    (
+        "stream_dsl.bind",
+        ("stream_dsl.frame", "stream_dsl.repl", "stream_dsl.cli", "stream_dsl.context", "optimizer", "executor"),
+    ),
     ("stream_dsl.frame", ("stream_dsl.repl", "stream_dsl.cli", "optimizer", "executor")),
     ("optimizer", ("executor", "stream_dsl.context", "stream_dsl.repl", "stream_dsl.cli", "stream_dsl.frame")),
     ("executor", ("stream_dsl.context", "stream_dsl.repl", "stream_dsl.cli", "stream_dsl.frame")),
@@ -108,9 +132,11 @@ GRAPH, PRIVATE = import_graph()
 
 @pytest.mark.parametrize("importer, forbidden", LAYERS, ids=[layer for layer, _ in LAYERS])
 def test_each_layer_imports_only_the_layers_below_it(importer, forbidden):
-    wrong = sorted((a, b) for a, b in GRAPH.edges
-                   if (a == importer or a.startswith(importer + "."))
-                   and any(b == f or b.startswith(f + ".") for f in forbidden))
+    wrong = sorted(
+        (a, b)
+        for a, b in GRAPH.edges
+        if (a == importer or a.startswith(importer + ".")) and any(b == f or b.startswith(f + ".") for f in forbidden)
+    )
     assert not wrong, f"{importer} imports what sits above it: {wrong}"
 
 
@@ -129,16 +155,20 @@ def test_every_folder_says_what_it_owns():
 
 
 def test_the_scheduler_state_machine_loads_neither_polars_nor_lark():
-    code = ("import sys, executor.multiproc.scheduler, executor.multiproc.policies; "
-            "print(sorted(m for m in ('polars', 'lark', 'networkx') if m in sys.modules))")
+    code = (
+        "import sys, executor.multiproc.scheduler, executor.multiproc.policies; "
+        "print(sorted(m for m in ('polars', 'lark', 'networkx') if m in sys.modules))"
+    )
     loaded = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert loaded.stdout.strip() == "[]", loaded.stdout + loaded.stderr
 
 
 def test_the_command_line_help_loads_neither_polars_nor_lark():
     """`stream-dsl --help` must start fast: building the parser and printing help loads no engine."""
-    code = ("import sys, io, contextlib; from stream_dsl.cli.main import main\n"
-            "with contextlib.redirect_stdout(io.StringIO()): main(['--help'])\n"
-            "print(sorted(m for m in ('polars', 'lark', 'duckdb') if m in sys.modules))")
+    code = (
+        "import sys, io, contextlib; from stream_dsl.cli.main import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()): main(['--help'])\n"
+        "print(sorted(m for m in ('polars', 'lark', 'duckdb') if m in sys.modules))"
+    )
     loaded = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert loaded.stdout.strip() == "[]", loaded.stdout + loaded.stderr

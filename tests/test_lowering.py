@@ -11,9 +11,18 @@ import pytest
 import stream_dsl as sd
 from optimizer.explain import explain
 from optimizer.physical.lower import lower, output_stages, stage_order
-from optimizer.physical.stages import (AggregateOp, BroadcastJoinOp, DistinctOp, FilterOp, OutputWrite, ProjectOp,
-                                       ReadOp,
-                              ScanOp, ShuffleWrite, Stage)
+from optimizer.physical.stages import (
+    AggregateOp,
+    BroadcastJoinOp,
+    DistinctOp,
+    FilterOp,
+    OutputWrite,
+    ProjectOp,
+    ReadOp,
+    ScanOp,
+    ShuffleWrite,
+    Stage,
+)
 from stream_dsl.ir import expr as E
 from stream_dsl.bind import typecheck as tc
 from stream_dsl.config import RunConfig
@@ -39,10 +48,13 @@ def ctx() -> sd.Context:
           event_time TIMESTAMP, ip_address STRING,
           WATERMARK FOR event_time AS event_time - INTERVAL '1' SECOND)
         WITH (connector = 'generator', kind = 'ysb', rate = '1000', count = '100')""")
-    context.sql("CREATE TABLE campaigns (ad_id STRING, campaign_id STRING) "
-                "WITH (connector = 'generator', kind = 'ysb_campaigns')")
-    context.sql("CREATE STREAM clicks (user_id STRING, ad_id STRING, ts TIMESTAMP) "
-                "WITH (connector = 'generator', kind = 'ysb')")
+    context.sql(
+        "CREATE TABLE campaigns (ad_id STRING, campaign_id STRING) "
+        "WITH (connector = 'generator', kind = 'ysb_campaigns')"
+    )
+    context.sql(
+        "CREATE STREAM clicks (user_id STRING, ad_id STRING, ts TIMESTAMP) WITH (connector = 'generator', kind = 'ysb')"
+    )
     return context
 
 
@@ -95,8 +107,10 @@ def test_union_keeps_a_stage_per_input(ctx):
 
 
 def test_union_feeding_an_aggregate_shuffles_every_input_into_one_stage(ctx):
-    graph = dag(ctx, "SELECT ad_id, COUNT(*) AS n FROM "
-                     "(SELECT ad_id FROM events UNION ALL SELECT ad_id FROM clicks) GROUP BY ad_id")
+    graph = dag(
+        ctx,
+        "SELECT ad_id, COUNT(*) AS n FROM (SELECT ad_id FROM events UNION ALL SELECT ad_id FROM clicks) GROUP BY ad_id",
+    )
     assert sorted(graph.edges) == [(0, 2), (1, 2)]
     assert graph.nodes[2]["stage"].inputs == (0, 1)
     assert graph.edges[0, 2]["exchange"] == graph.edges[1, 2]["exchange"]
@@ -124,8 +138,11 @@ def test_having_and_final_projection_run_after_the_state(ctx):
 
 
 def test_windowed_changes_is_a_changelog_keyed_by_window(ctx):
-    graph = dag(ctx, "SELECT ad_type, COUNT(*) AS n FROM events "
-                     "GROUP BY ad_type, TUMBLE(event_time, INTERVAL '1' SECOND) EMIT CHANGES")
+    graph = dag(
+        ctx,
+        "SELECT ad_type, COUNT(*) AS n FROM events "
+        "GROUP BY ad_type, TUMBLE(event_time, INTERVAL '1' SECOND) EMIT CHANGES",
+    )
     terminal = graph.nodes[1]["stage"].terminal
     assert terminal.changelog and terminal.group_keys == ("ad_type", "window_start", "window_end")
 
@@ -169,27 +186,37 @@ def test_left_join_from_a_table_to_a_stream_is_refused():
 
 def test_aggregate_over_a_changelog_is_refused(ctx):
     with pytest.raises(PlanError, match="over a changelog"):
-        dag(ctx, "SELECT n, COUNT(*) AS c FROM (SELECT ad_type, COUNT(*) AS n FROM events GROUP BY ad_type) "
-                 "GROUP BY n")
+        dag(ctx, "SELECT n, COUNT(*) AS c FROM (SELECT ad_type, COUNT(*) AS n FROM events GROUP BY ad_type) GROUP BY n")
 
 
 def test_aggregate_over_window_close_output_is_allowed():
     frame = pl.DataFrame({"k": ["a"], "ts": [dt.datetime(2024, 1, 1)]})
     scan = Scan(memory.source_def("w", frame, watermark=Watermark("ts", 0)))
-    inner = Aggregate(scan, (E.NamedExpr("k", E.Column("k", T.STRING)),),
-                      (E.NamedExpr("n", tc.aggregate("count", None)),), WindowSpec("tumble", "ts", 1000))
-    outer = Aggregate(inner, (), (E.NamedExpr("total", tc.aggregate("sum", E.Column("n", T.BIGINT))),),
-                      WindowSpec("tumble", "window_start", 10_000))
+    inner = Aggregate(
+        scan,
+        (E.NamedExpr("k", E.Column("k", T.STRING)),),
+        (E.NamedExpr("n", tc.aggregate("count", None)),),
+        WindowSpec("tumble", "ts", 1000),
+    )
+    outer = Aggregate(
+        inner,
+        (),
+        (E.NamedExpr("total", tc.aggregate("sum", E.Column("n", T.BIGINT))),),
+        WindowSpec("tumble", "window_start", 10_000),
+    )
     graph = lower(outer, 2)
     assert sorted(graph.edges) == [(0, 1), (1, 2)]
     assert isinstance(graph.nodes[1]["stage"].terminal, ShuffleWrite)
 
 
 def test_union_of_a_changelog_is_refused():
-    counts = Aggregate(_scan("c"), (E.NamedExpr("k", E.Column("k", T.STRING)),),
-                       (E.NamedExpr("v", tc.aggregate("count", None)),), emit="changes")
-    other = Project(_scan("d"), (E.NamedExpr("k", E.Column("k", T.STRING)),
-                                 E.NamedExpr("v", E.Column("v", T.BIGINT))))
+    counts = Aggregate(
+        _scan("c"),
+        (E.NamedExpr("k", E.Column("k", T.STRING)),),
+        (E.NamedExpr("v", tc.aggregate("count", None)),),
+        emit="changes",
+    )
+    other = Project(_scan("d"), (E.NamedExpr("k", E.Column("k", T.STRING)), E.NamedExpr("v", E.Column("v", T.BIGINT))))
     with pytest.raises(PlanError, match="UNION ALL of a changelog"):
         lower(Union((counts, other)))
 
@@ -224,8 +251,7 @@ def test_stages_are_picklable(ctx):
 
 
 def test_stage_ids_are_topological(ctx):
-    graph = dag(ctx, "SELECT ad_id, COUNT(*) AS n FROM "
-                     "(SELECT DISTINCT ad_id, user_id FROM events) GROUP BY ad_id")
+    graph = dag(ctx, "SELECT ad_id, COUNT(*) AS n FROM (SELECT DISTINCT ad_id, user_id FROM events) GROUP BY ad_id")
     assert sorted(graph.edges) == [(0, 1), (1, 2)]
     assert [s.id for s in stage_order(graph)] == [0, 1, 2]
 

@@ -27,8 +27,17 @@ import threading
 import multiprocess
 import polars as pl
 import pytest
-from test_differential import (BASE, ORDERED, QUERIES, S_SCHEMA, T_SCHEMA, assert_same_ordered_rows,
-                               assert_same_rows, duckdb_rows, engine)
+from test_differential import (
+    BASE,
+    ORDERED,
+    QUERIES,
+    S_SCHEMA,
+    T_SCHEMA,
+    assert_same_ordered_rows,
+    assert_same_rows,
+    duckdb_rows,
+    engine,
+)
 
 import optimizer
 import stream_dsl as sd
@@ -42,22 +51,38 @@ from stream_dsl.ir.definitions import SourceDef
 from stream_dsl.ir.types import DataType, Schema
 
 EXECUTORS = ("drizzle", "bsp")
-PROGRESS_KEYS = ("batch_id", "rows_in", "rows_out", "late_rows", "dead_letters", "watermark", "state_groups",
-                 "stage_rows", "shuffle_rows", "shuffle_bytes", "shuffle_tasks", "source_reads")
+PROGRESS_KEYS = (
+    "batch_id",
+    "rows_in",
+    "rows_out",
+    "late_rows",
+    "dead_letters",
+    "watermark",
+    "state_groups",
+    "stage_rows",
+    "shuffle_rows",
+    "shuffle_bytes",
+    "shuffle_tasks",
+    "source_reads",
+)
 
 
 def _data(n: int = 24) -> tuple[pl.DataFrame, list[pl.DataFrame], pl.DataFrame]:
     """Rows with NULLs everywhere, in event-time order, cut into uneven batches (one empty)."""
-    frame = pl.DataFrame({
-        "k": (["a", "b", None, "c"] * n)[:n],
-        "i": ([None, 1, 2, -3, 4, 0] * n)[:n],
-        "d": ([0.5, None, -1.0, 2.0, 1.5] * n)[:n],
-        "s2": (["a", "ab", None, ".b", "b.", ""] * n)[:n],
-        "ts": [BASE + dt.timedelta(milliseconds=1700 * j) for j in range(n)],
-    }, schema=S_SCHEMA)
+    frame = pl.DataFrame(
+        {
+            "k": (["a", "b", None, "c"] * n)[:n],
+            "i": ([None, 1, 2, -3, 4, 0] * n)[:n],
+            "d": ([0.5, None, -1.0, 2.0, 1.5] * n)[:n],
+            "s2": (["a", "ab", None, ".b", "b.", ""] * n)[:n],
+            "ts": [BASE + dt.timedelta(milliseconds=1700 * j) for j in range(n)],
+        },
+        schema=S_SCHEMA,
+    )
     batches = [frame.slice(0, 7), frame.slice(7, 0), frame.slice(7, 6), frame.slice(13, n - 13)]
-    table = pl.DataFrame({"k": ["a", "b", "d", None], "name": ["x", "y", "x", "y"], "w": [1, None, 3, 2]},
-                         schema=T_SCHEMA)
+    table = pl.DataFrame(
+        {"k": ["a", "b", "d", None], "name": ["x", "y", "x", "y"], "w": [1, None, 3, 2]}, schema=T_SCHEMA
+    )
     return frame, batches, table
 
 
@@ -81,8 +106,10 @@ def _helpers() -> set[int]:
     """multiprocess's fork server and resource tracker: shared helpers, not workers."""
     from multiprocess import forkserver, resource_tracker
 
-    pids = {getattr(forkserver._forkserver, "_forkserver_pid", None),
-            getattr(resource_tracker._resource_tracker, "_pid", None)}
+    pids = {
+        getattr(forkserver._forkserver, "_forkserver_pid", None),
+        getattr(resource_tracker._resource_tracker, "_pid", None),
+    }
     return {p for p in pids if p}
 
 
@@ -159,8 +186,10 @@ def test_without_a_watermark_results_are_the_same(name):
         assert_same_rows(collect(plan, config(executor, 2, 2)).rows(), expected, f"{name} {executor}")
 
 
-@pytest.mark.parametrize("name", ["filter_project", "group_by", "tumble", "hop", "window_of_windows",
-                                  "distinct_then_count", "union_then_aggregate"])
+@pytest.mark.parametrize(
+    "name",
+    ["filter_project", "group_by", "tumble", "hop", "window_of_windows", "distinct_then_count", "union_then_aggregate"],
+)
 def test_progress_is_the_inline_progress(name):
     plan = plan_of(CTX, next(q for q in QUERIES if q.name == name).dsl)
     inline: list[dict] = []
@@ -174,8 +203,15 @@ def test_progress_is_the_inline_progress(name):
                 assert p["duration_ms"] >= 0 and p["latency_ms"] >= 0 and p["driver_messages"] > 0
                 assert set(p["stages"]) == set(p["stage_rows"])
                 for m in p["stages"].values():
-                    assert {"scheduler_delay_ms", "wait_inputs_ms", "compute_ms", "serialize_ms",
-                            "transfer_bytes", "rows_in", "rows_out"} <= set(m)
+                    assert {
+                        "scheduler_delay_ms",
+                        "wait_inputs_ms",
+                        "compute_ms",
+                        "serialize_ms",
+                        "transfer_bytes",
+                        "rows_in",
+                        "rows_out",
+                    } <= set(m)
 
 
 def test_auto_group_size_gives_the_same_result_and_tunes_at_boundaries():
@@ -189,9 +225,14 @@ def test_auto_group_size_gives_the_same_result_and_tunes_at_boundaries():
 
 def test_a_limit_stops_an_unbounded_query():
     ctx = sd.Context(executor="inline", workers=1)
-    ctx.catalog.add_source(SourceDef("g", "stream", Schema.of(("ad_id", DataType.STRING)),
-                                     (("connector", "generator"), ("kind", "ysb"), ("rate", "1000"),
-                                      ("realtime", "false"))))
+    ctx.catalog.add_source(
+        SourceDef(
+            "g",
+            "stream",
+            Schema.of(("ad_id", DataType.STRING)),
+            (("connector", "generator"), ("kind", "ysb"), ("rate", "1000"), ("realtime", "false")),
+        )
+    )
     plan = plan_of(ctx, "SELECT ad_id FROM g LIMIT 250")
     for executor in EXECUTORS:
         assert collect(plan, config(executor, 2, 4)).height == 250
@@ -314,16 +355,25 @@ def test_a_source_that_raises_names_the_scan(no_leaks):
 
 def _unbounded_plan(sql: str = "SELECT ad_type, COUNT(*) AS n FROM g GROUP BY ad_type"):
     ctx = sd.Context(executor="inline", workers=1)
-    ctx.catalog.add_source(SourceDef("g", "stream", Schema.of(("ad_type", DataType.STRING)),
-                                     (("connector", "generator"), ("kind", "ysb"), ("rate", "2000"))))
+    ctx.catalog.add_source(
+        SourceDef(
+            "g",
+            "stream",
+            Schema.of(("ad_type", DataType.STRING)),
+            (("connector", "generator"), ("kind", "ysb"), ("rate", "2000")),
+        )
+    )
     return plan_of(ctx, sql)
 
 
 def test_a_worker_that_dies_fails_the_query_with_a_clear_error(no_leaks):
     for executor in EXECUTORS:
         first_batch = threading.Event()
-        handle = start(_unbounded_plan(), lambda batch_id, frame: first_batch.set(),
-                       RunConfig(workers=2, executor=executor, group_size=2, batch_interval_ms=20))
+        handle = start(
+            _unbounded_plan(),
+            lambda batch_id, frame: first_batch.set(),
+            RunConfig(workers=2, executor=executor, group_size=2, batch_interval_ms=20),
+        )
         first_batch.wait()
         os.kill(handle.worker_pids()[0], signal.SIGKILL)
         with pytest.raises(ExecutionError, match="worker 0 died unexpectedly"):
@@ -341,8 +391,9 @@ def test_a_continuous_query_writes_each_batch_to_the_sink_and_reports_progress(n
             if len(seen) >= 3:
                 enough.set()
 
-        handle = start(_unbounded_plan(), sink, RunConfig(workers=2, executor=executor, group_size=2,
-                                                          batch_interval_ms=20))
+        handle = start(
+            _unbounded_plan(), sink, RunConfig(workers=2, executor=executor, group_size=2, batch_interval_ms=20)
+        )
         enough.wait()
         handle.stop()
         assert not handle.is_active and handle.exception is None
@@ -368,8 +419,11 @@ def test_starting_and_stopping_50_queries_leaves_nothing_behind(no_leaks):
     plan = _unbounded_plan()
     for i in range(50):
         executor = EXECUTORS[i % 2]
-        handle = start(plan, lambda batch_id, frame: None,
-                       RunConfig(workers=2, executor=executor, group_size=1 + i % 3, batch_interval_ms=10))
+        handle = start(
+            plan,
+            lambda batch_id, frame: None,
+            RunConfig(workers=2, executor=executor, group_size=1 + i % 3, batch_interval_ms=10),
+        )
         pids = handle.worker_pids()
         assert len(pids) == 2 and all(os.path.exists(f"/proc/{p}") for p in pids)
         handle.stop()
@@ -383,8 +437,10 @@ def test_files_sources_open_in_the_workers_relative_to_the_drivers_directory(tmp
     (data / "b.ndjson").write_text('not json\n{"user": "u3", "n": 4}\n')
     monkeypatch.chdir(tmp_path)
     ctx = sd.Context(executor="inline", workers=1)
-    ctx.sql("CREATE STREAM clicks (user STRING, n BIGINT) WITH (connector = 'files', path = 'clicks', "
-            "format = 'ndjson', max_files_per_batch = '1')")
+    ctx.sql(
+        "CREATE STREAM clicks (user STRING, n BIGINT) WITH (connector = 'files', path = 'clicks', "
+        "format = 'ndjson', max_files_per_batch = '1')"
+    )
     plan = plan_of(ctx, "SELECT user, SUM(n) AS total FROM clicks GROUP BY user")
     inline: list[dict] = []
     expected = collect_plan(plan, RunConfig(workers=1, executor="inline"), inline.append).rows()

@@ -69,8 +69,9 @@ def test_the_files_source_replays_exactly_the_files_a_batch_read(tmp_path):
     directory.mkdir()
     for name, v in (("a", 1), ("b", 2), ("c", 3)):
         pl.DataFrame({"v": [v]}).write_ndjson(directory / f"{name}.ndjson")
-    definition = SourceDef("s", "stream", Schema.of(("v", T.BIGINT)),
-                           (("connector", "files"), ("path", str(directory)), ("watch", "true")))
+    definition = SourceDef(
+        "s", "stream", Schema.of(("v", T.BIGINT)), (("connector", "files"), ("path", str(directory)), ("watch", "true"))
+    )
     first = files.make_source(definition)
     first.open(None)
     original = first.next_batch(100)  # a, b and c
@@ -95,17 +96,22 @@ def _secret(tmp_path) -> str:
 
 
 def _watched(directory) -> SourceDef:
-    return SourceDef("s", "stream", Schema.of(("v", T.BIGINT)),
-                     (("connector", "files"), ("path", str(directory)), ("watch", "true")))
+    return SourceDef(
+        "s", "stream", Schema.of(("v", T.BIGINT)), (("connector", "files"), ("path", str(directory)), ("watch", "true"))
+    )
 
 
-@pytest.mark.parametrize("logged", [
-    lambda d, secret: [secret],
-    lambda d, secret: [str(d / "a.ndjson"), secret],
-    lambda d, secret: [str(d / ".." / "secret.ndjson")],  # inside by prefix, outside in fact
-    lambda d, secret: [str(d / "missing.ndjson")],
-    lambda d, secret: secret,  # not a list
-], ids=["outside", "mixed", "dot-dot", "missing", "not-a-list"])
+@pytest.mark.parametrize(
+    "logged",
+    [
+        lambda d, secret: [secret],
+        lambda d, secret: [str(d / "a.ndjson"), secret],
+        lambda d, secret: [str(d / ".." / "secret.ndjson")],  # inside by prefix, outside in fact
+        lambda d, secret: [str(d / "missing.ndjson")],
+        lambda d, secret: secret,  # not a list
+    ],
+    ids=["outside", "mixed", "dot-dot", "missing", "not-a-list"],
+)
 def test_a_replay_of_a_file_the_source_does_not_select_is_refused_unread(tmp_path, monkeypatch, logged):
     directory = tmp_path / "in"
     directory.mkdir()

@@ -35,10 +35,12 @@ PLANS = Path(__file__).parent / "plans"
 PLAN_QUERIES = sorted(PLANS.glob("*.sql"))
 
 # Fires every rule of RULES (test_rules.py checks the same through optimize()).
-YSB = ("SELECT campaign_id, window_start, window_end, COUNT(*) AS views "
-       "FROM (SELECT * FROM (SELECT * FROM events WHERE ad_type <> 'mail') WHERE event_type = 'view' AND 1 = 1) "
-       "JOIN campaigns USING (ad_id) "
-       "GROUP BY campaign_id, TUMBLE(event_time, INTERVAL '10' SECOND)")
+YSB = (
+    "SELECT campaign_id, window_start, window_end, COUNT(*) AS views "
+    "FROM (SELECT * FROM (SELECT * FROM events WHERE ad_type <> 'mail') WHERE event_type = 'view' AND 1 = 1) "
+    "JOIN campaigns USING (ad_id) "
+    "GROUP BY campaign_id, TUMBLE(event_time, INTERVAL '10' SECOND)"
+)
 
 
 def _context(**options) -> sd.Context:
@@ -111,20 +113,28 @@ def test_explain_disabled_does_not_change_the_context():
 
 
 def test_disabling_pushdown_keeps_the_filter_in_the_optimized_plan():
-    text = _context(optimizer={"push_down_predicates": False}).sql(
-        "SELECT user_id FROM clicks WHERE url = '/a'").explain()
+    text = (
+        _context(optimizer={"push_down_predicates": False}).sql("SELECT user_id FROM clicks WHERE url = '/a'").explain()
+    )
     optimized = text.split("== Optimized plan ==\n", 1)[1]
     assert optimized.splitlines()[1].strip() == "Filter (url = '/a')"
 
 
-@pytest.mark.parametrize("make", [
-    lambda: _context().sql("SET optimizer.push_down_predicate = 'false'"),
-    lambda: _context(optimizer={"push_down_predicate": False}),
-    lambda: _context().sql(YSB).explain(disabled=["push_down_predicate"]),
-], ids=["set", "context", "explain"])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: _context().sql("SET optimizer.push_down_predicate = 'false'"),
+        lambda: _context(optimizer={"push_down_predicate": False}),
+        lambda: _context().sql(YSB).explain(disabled=["push_down_predicate"]),
+    ],
+    ids=["set", "context", "explain"],
+)
 def test_an_unknown_rule_is_a_clear_error(make):
-    with pytest.raises(DSLError, match=r"unknown optimizer rule 'push_down_predicate' "
-                                        r"\(did you mean 'push_down_predicates'\?\)"):
+    with pytest.raises(
+        DSLError,
+        match=r"unknown optimizer rule 'push_down_predicate' "
+        r"\(did you mean 'push_down_predicates'\?\)",
+    ):
         make()
 
 

@@ -17,7 +17,7 @@ HANG_GUARD_S = 120
 EXECUTORS = ["inline", "bsp", "drizzle"]
 
 
-@given(st.integers(-10**12, 10**12), st.integers(-10**12, 10**12), st.floats(0, 10**13))
+@given(st.integers(-(10**12), 10**12), st.integers(-(10**12), 10**12), st.floats(0, 10**13))
 def test_the_lag_is_how_long_ago_the_watermark_was_due(watermark, offset, now):
     assert event_lag_ms(watermark, [offset], now) == max(0.0, now - (watermark + offset))
     assert event_lag_ms(None, [offset], now) is None and event_lag_ms(WM_INF, [offset], now) is None
@@ -29,9 +29,11 @@ def test_a_query_that_cannot_keep_up_shows_a_growing_event_lag(executor):
     """Each batch covers 100 ms of event time, but its sink takes 300 ms: the query falls 200 ms further
     behind the paced generator every batch. latency_ms (a batch's own time) cannot show that; event_lag_ms does."""
     ctx = sd.Context(executor=executor, workers=2, group_size=2, batch_interval="100ms")
-    ctx.sql("CREATE STREAM events (ad_id STRING, event_time TIMESTAMP, "
-            "WATERMARK FOR event_time AS event_time - INTERVAL '1' SECOND) "
-            "WITH (connector = 'generator', kind = 'ysb', rate = '1000')")
+    ctx.sql(
+        "CREATE STREAM events (ad_id STRING, event_time TIMESTAMP, "
+        "WATERMARK FOR event_time AS event_time - INTERVAL '1' SECOND) "
+        "WITH (connector = 'generator', kind = 'ysb', rate = '1000')"
+    )
     handle = ctx.sql("SELECT ad_id FROM events").start(sink=lambda batch_id, frame: time.sleep(0.3))
     try:
         deadline = time.monotonic() + HANG_GUARD_S
@@ -52,8 +54,10 @@ def test_a_files_source_reports_the_files_it_has_not_read(tmp_path, executor):
     for i in range(5):
         pl.DataFrame({"v": [i]}).write_ndjson(tmp_path / f"part-{i}.ndjson")
     ctx = sd.Context(executor=executor, workers=2, group_size=2)
-    ctx.sql(f"CREATE STREAM s (v BIGINT) WITH (connector = 'files', path = '{tmp_path}', format = 'ndjson', "
-            f"max_files_per_batch = '1')")
+    ctx.sql(
+        f"CREATE STREAM s (v BIGINT) WITH (connector = 'files', path = '{tmp_path}', format = 'ndjson', "
+        f"max_files_per_batch = '1')"
+    )
     handle = ctx.sql("SELECT v FROM s").start(sink=lambda batch_id, frame: None)
     assert handle.await_termination(HANG_GUARD_S)
     assert [p["backlog"]["s"]["files_unread"] for p in handle.progress()] == [4, 3, 2, 1, 0]

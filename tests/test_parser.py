@@ -55,8 +55,18 @@ def test_corpus_is_large_enough() -> None:
     cases = corpus()
     assert len(cases) >= 60
     kinds = {kind for kind, _ in cases}
-    assert kinds == {"CreateSource", "CreateSink", "CreateView", "Insert", "QueryStatement",
-                     "Explain", "Show", "Describe", "SetOption", "Drop"}
+    assert kinds == {
+        "CreateSource",
+        "CreateSink",
+        "CreateView",
+        "Insert",
+        "QueryStatement",
+        "Explain",
+        "Show",
+        "Describe",
+        "SetOption",
+        "Drop",
+    }
 
 
 @pytest.mark.parametrize(("kind", "text"), corpus(), ids=lambda v: v if len(v) < 20 else None)
@@ -74,40 +84,52 @@ def test_whole_corpus_as_one_script() -> None:
 # ---------------------------------------------------------------- precedence
 
 
-@pytest.mark.parametrize(("text", "expected"), [
-    ("a OR b AND c", B("OR", I("a"), B("AND", I("b"), I("c")))),
-    ("a AND b OR c", B("OR", B("AND", I("a"), I("b")), I("c"))),
-    ("NOT a = b", ast.UnaryOp("NOT", B("=", I("a"), I("b")))),
-    ("NOT a AND b", B("AND", ast.UnaryOp("NOT", I("a")), I("b"))),
-    ("NOT NOT a", ast.UnaryOp("NOT", ast.UnaryOp("NOT", I("a")))),
-    ("-x * y", B("*", ast.UnaryOp("-", I("x")), I("y"))),
-    ("a || b = c", B("=", B("||", I("a"), I("b")), I("c"))),
-    ("a + b * c", B("+", I("a"), B("*", I("b"), I("c")))),
-    ("(a + b) * c", B("*", B("+", I("a"), I("b")), I("c"))),
-    ("a - b - c", B("-", B("-", I("a"), I("b")), I("c"))),
-    ("a / b % c", B("%", B("/", I("a"), I("b")), I("c"))),
-    ("a + b || c", B("||", B("+", I("a"), I("b")), I("c"))),
-    ("a < b + 1", B("<", I("a"), B("+", I("b"), N(1)))),
-    ("a != b", B("<>", I("a"), I("b"))),
-    ("a BETWEEN 1 AND 2 AND b", B("AND", ast.Between(I("a"), N(1), N(2)), I("b"))),
-    ("x AND a NOT BETWEEN b + 1 AND c * 2 AND y",
-     B("AND", B("AND", I("x"), ast.Between(I("a"), B("+", I("b"), N(1)), B("*", I("c"), N(2)),
-                                           negated=True)), I("y"))),
-    ("a IS NULL OR b IS NOT NULL",
-     B("OR", ast.IsNull(I("a")), ast.IsNull(I("b"), negated=True))),
-    ("a = 1 OR b IN (1, 2) AND c NOT IN ('x')",
-     B("OR", B("=", I("a"), N(1)),
-       B("AND", ast.InList(I("b"), (N(1), N(2))), ast.InList(I("c"), (S("x"),), negated=True)))),
-    ("x NOT LIKE 'a' || 'b'", ast.Like(I("x"), B("||", S("a"), S("b")), negated=True)),
-    ("NOT x LIKE 'a%'", ast.UnaryOp("NOT", ast.Like(I("x"), S("a%")))),
-    ("-x::INT", ast.UnaryOp("-", ast.Cast(I("x"), "INT"))),
-    ("a::int::string", ast.Cast(ast.Cast(I("a"), "INT"), "STRING")),
-    ("- - 1", ast.UnaryOp("-", ast.UnaryOp("-", N(1)))),
-    ("a * -b", B("*", I("a"), ast.UnaryOp("-", I("b")))),
-    ("1 + 2 * 3 - 4", B("-", B("+", N(1), B("*", N(2), N(3))), N(4))),
-    ("a = b = c", B("=", B("=", I("a"), I("b")), I("c"))),
-    ("a + 1 IS NULL", ast.IsNull(B("+", I("a"), N(1)))),
-])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("a OR b AND c", B("OR", I("a"), B("AND", I("b"), I("c")))),
+        ("a AND b OR c", B("OR", B("AND", I("a"), I("b")), I("c"))),
+        ("NOT a = b", ast.UnaryOp("NOT", B("=", I("a"), I("b")))),
+        ("NOT a AND b", B("AND", ast.UnaryOp("NOT", I("a")), I("b"))),
+        ("NOT NOT a", ast.UnaryOp("NOT", ast.UnaryOp("NOT", I("a")))),
+        ("-x * y", B("*", ast.UnaryOp("-", I("x")), I("y"))),
+        ("a || b = c", B("=", B("||", I("a"), I("b")), I("c"))),
+        ("a + b * c", B("+", I("a"), B("*", I("b"), I("c")))),
+        ("(a + b) * c", B("*", B("+", I("a"), I("b")), I("c"))),
+        ("a - b - c", B("-", B("-", I("a"), I("b")), I("c"))),
+        ("a / b % c", B("%", B("/", I("a"), I("b")), I("c"))),
+        ("a + b || c", B("||", B("+", I("a"), I("b")), I("c"))),
+        ("a < b + 1", B("<", I("a"), B("+", I("b"), N(1)))),
+        ("a != b", B("<>", I("a"), I("b"))),
+        ("a BETWEEN 1 AND 2 AND b", B("AND", ast.Between(I("a"), N(1), N(2)), I("b"))),
+        (
+            "x AND a NOT BETWEEN b + 1 AND c * 2 AND y",
+            B(
+                "AND",
+                B("AND", I("x"), ast.Between(I("a"), B("+", I("b"), N(1)), B("*", I("c"), N(2)), negated=True)),
+                I("y"),
+            ),
+        ),
+        ("a IS NULL OR b IS NOT NULL", B("OR", ast.IsNull(I("a")), ast.IsNull(I("b"), negated=True))),
+        (
+            "a = 1 OR b IN (1, 2) AND c NOT IN ('x')",
+            B(
+                "OR",
+                B("=", I("a"), N(1)),
+                B("AND", ast.InList(I("b"), (N(1), N(2))), ast.InList(I("c"), (S("x"),), negated=True)),
+            ),
+        ),
+        ("x NOT LIKE 'a' || 'b'", ast.Like(I("x"), B("||", S("a"), S("b")), negated=True)),
+        ("NOT x LIKE 'a%'", ast.UnaryOp("NOT", ast.Like(I("x"), S("a%")))),
+        ("-x::INT", ast.UnaryOp("-", ast.Cast(I("x"), "INT"))),
+        ("a::int::string", ast.Cast(ast.Cast(I("a"), "INT"), "STRING")),
+        ("- - 1", ast.UnaryOp("-", ast.UnaryOp("-", N(1)))),
+        ("a * -b", B("*", I("a"), ast.UnaryOp("-", I("b")))),
+        ("1 + 2 * 3 - 4", B("-", B("+", N(1), B("*", N(2), N(3))), N(4))),
+        ("a = b = c", B("=", B("=", I("a"), I("b")), I("c"))),
+        ("a + 1 IS NULL", ast.IsNull(B("+", I("a"), N(1)))),
+    ],
+)
 def test_precedence(text: str, expected: ast.Expr) -> None:
     assert parse_expression(text) == expected
 
@@ -120,54 +142,58 @@ def test_where_uses_the_same_precedence() -> None:
 # ---------------------------------------------------------------- expressions
 
 
-@pytest.mark.parametrize(("text", "expected"), [
-    ("42", N(42)),
-    ("1.5", N(1.5)),
-    (".5", N(0.5)),
-    ("1e3", N(1000.0)),
-    ("2.5E-3", N(0.0025)),
-    ("'it''s'", S("it's")),
-    ("''", S("")),
-    ("TRUE", ast.BoolLit(True)),
-    ("false", ast.BoolLit(False)),
-    ("NULL", ast.NullLit()),
-    ("TIMESTAMP '2024-01-01 00:00:00'", ast.TimestampLit("2024-01-01 00:00:00")),
-    ("INTERVAL '10 seconds'", ast.IntervalLit("10 seconds", None)),
-    ("CAST(a AS double precision)", ast.Cast(I("a"), "DOUBLE PRECISION")),
-    ("CAST(a AS VARCHAR(10))", ast.Cast(I("a"), "VARCHAR")),
-    ("a::Timestamp", ast.Cast(I("a"), "TIMESTAMP")),
-    ("upper(name)", ast.FuncCall("UPPER", (I("name"),))),
-    ("now()", ast.FuncCall("NOW", ())),
-    ("count(*)", ast.FuncCall("COUNT", (), star=True)),
-    ("Count(DISTINCT user_id)", ast.FuncCall("COUNT", (I("user_id"),), distinct=True)),
-    ("tumble(ts, INTERVAL '10' SECOND)",
-     ast.FuncCall("TUMBLE", (I("ts"), ast.IntervalLit("10", "SECOND")))),
-    ("CASE WHEN a THEN 1 WHEN b THEN 2 ELSE 3 END",
-     ast.Case(None, ((I("a"), N(1)), (I("b"), N(2))), N(3))),
-    ("CASE x WHEN 1 THEN 'one' END", ast.Case(I("x"), ((N(1), S("one")),), None)),
-    ("t.price", I("t", "price")),
-    ('"T"."Weird Col"', I("T", "Weird Col")),
-    ("timestamp", I("timestamp")),
-    ("window_start", I("window_start")),
-])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("42", N(42)),
+        ("1.5", N(1.5)),
+        (".5", N(0.5)),
+        ("1e3", N(1000.0)),
+        ("2.5E-3", N(0.0025)),
+        ("'it''s'", S("it's")),
+        ("''", S("")),
+        ("TRUE", ast.BoolLit(True)),
+        ("false", ast.BoolLit(False)),
+        ("NULL", ast.NullLit()),
+        ("TIMESTAMP '2024-01-01 00:00:00'", ast.TimestampLit("2024-01-01 00:00:00")),
+        ("INTERVAL '10 seconds'", ast.IntervalLit("10 seconds", None)),
+        ("CAST(a AS double precision)", ast.Cast(I("a"), "DOUBLE PRECISION")),
+        ("CAST(a AS VARCHAR(10))", ast.Cast(I("a"), "VARCHAR")),
+        ("a::Timestamp", ast.Cast(I("a"), "TIMESTAMP")),
+        ("upper(name)", ast.FuncCall("UPPER", (I("name"),))),
+        ("now()", ast.FuncCall("NOW", ())),
+        ("count(*)", ast.FuncCall("COUNT", (), star=True)),
+        ("Count(DISTINCT user_id)", ast.FuncCall("COUNT", (I("user_id"),), distinct=True)),
+        ("tumble(ts, INTERVAL '10' SECOND)", ast.FuncCall("TUMBLE", (I("ts"), ast.IntervalLit("10", "SECOND")))),
+        ("CASE WHEN a THEN 1 WHEN b THEN 2 ELSE 3 END", ast.Case(None, ((I("a"), N(1)), (I("b"), N(2))), N(3))),
+        ("CASE x WHEN 1 THEN 'one' END", ast.Case(I("x"), ((N(1), S("one")),), None)),
+        ("t.price", I("t", "price")),
+        ('"T"."Weird Col"', I("T", "Weird Col")),
+        ("timestamp", I("timestamp")),
+        ("window_start", I("window_start")),
+    ],
+)
 def test_expression_forms(text: str, expected: ast.Expr) -> None:
     assert parse_expression(text) == expected
 
 
-@pytest.mark.parametrize(("text", "value", "unit"), [
-    ("INTERVAL '1' MILLISECOND", "1", "MILLISECOND"),
-    ("INTERVAL '2' milliseconds", "2", "MILLISECOND"),
-    ("INTERVAL '10' SECOND", "10", "SECOND"),
-    ("interval '10' seconds", "10", "SECOND"),
-    ("INTERVAL '5' Minute", "5", "MINUTE"),
-    ("INTERVAL '5' MINUTES", "5", "MINUTE"),
-    ("INTERVAL '1' HOUR", "1", "HOUR"),
-    ("INTERVAL '3' hours", "3", "HOUR"),
-    ("INTERVAL '1' DAY", "1", "DAY"),
-    ("INTERVAL '7' DAYS", "7", "DAY"),
-    ("INTERVAL 8 SECONDS", "8", "SECOND"),
-    ("INTERVAL '1 minute'", "1 minute", None),
-])
+@pytest.mark.parametrize(
+    ("text", "value", "unit"),
+    [
+        ("INTERVAL '1' MILLISECOND", "1", "MILLISECOND"),
+        ("INTERVAL '2' milliseconds", "2", "MILLISECOND"),
+        ("INTERVAL '10' SECOND", "10", "SECOND"),
+        ("interval '10' seconds", "10", "SECOND"),
+        ("INTERVAL '5' Minute", "5", "MINUTE"),
+        ("INTERVAL '5' MINUTES", "5", "MINUTE"),
+        ("INTERVAL '1' HOUR", "1", "HOUR"),
+        ("INTERVAL '3' hours", "3", "HOUR"),
+        ("INTERVAL '1' DAY", "1", "DAY"),
+        ("INTERVAL '7' DAYS", "7", "DAY"),
+        ("INTERVAL 8 SECONDS", "8", "SECOND"),
+        ("INTERVAL '1 minute'", "1 minute", None),
+    ],
+)
 def test_interval_units(text: str, value: str, unit: str | None) -> None:
     assert parse_expression(text) == ast.IntervalLit(value, unit)
 
@@ -180,25 +206,22 @@ def test_numbers_keep_int_and_float_apart() -> None:
 
 def test_unit_words_and_non_reserved_words_are_names_elsewhere() -> None:
     items = select("SELECT second, day, type, key, value, data, format, count FROM t").items
-    assert [item.expr for item in items] == [I(n) for n in
-                                             ("second", "day", "type", "key", "value", "data",
-                                              "format", "count")]
+    assert [item.expr for item in items] == [
+        I(n) for n in ("second", "day", "type", "key", "value", "data", "format", "count")
+    ]
 
 
 def test_keyword_prefixes_are_names() -> None:
     items = select("SELECT selected, from_ts, order_id, end_time, streams FROM t").items
-    assert [item.expr.parts[0] for item in items] == ["selected", "from_ts", "order_id",
-                                                     "end_time", "streams"]
+    assert [item.expr.parts[0] for item in items] == ["selected", "from_ts", "order_id", "end_time", "streams"]
 
 
 # ---------------------------------------------------------------- identifiers and keywords
 
 
 def test_keywords_are_case_insensitive() -> None:
-    lower = parse_statement("select distinct a from t where a is not null group by a "
-                            "having count(*) > 1 emit changes")
-    mixed = parse_statement("SeLeCt DiStInCt a FrOm t WhErE a Is NoT nUlL gRoUp By a "
-                            "HaViNg CoUnT(*) > 1 EmIt ChAnGeS")
+    lower = parse_statement("select distinct a from t where a is not null group by a having count(*) > 1 emit changes")
+    mixed = parse_statement("SeLeCt DiStInCt a FrOm t WhErE a Is NoT nUlL gRoUp By a HaViNg CoUnT(*) > 1 EmIt ChAnGeS")
     assert lower == mixed
     assert mixed.query.body.emit == "CHANGES"
     assert mixed.query.body.distinct
@@ -212,10 +235,8 @@ def test_unquoted_identifiers_keep_their_case() -> None:
 
 
 def test_quoted_identifiers() -> None:
-    items = select('SELECT "Select", "a""b", `from`, `x``y`, "with space" AS "Out Name" '
-                   'FROM "My Table"').items
-    assert [i.expr for i in items] == [I("Select"), I('a"b'), I("from"), I("x`y"),
-                                       I("with space")]
+    items = select('SELECT "Select", "a""b", `from`, `x``y`, "with space" AS "Out Name" FROM "My Table"').items
+    assert [i.expr for i in items] == [I("Select"), I('a"b'), I("from"), I("x`y"), I("with space")]
     assert items[-1].alias == "Out Name"
     assert parse_statement('DESCRIBE "Mixed Case"') == ast.Describe("Mixed Case")
 
@@ -268,41 +289,59 @@ def test_create_stream_details() -> None:
         "CREATE OR REPLACE STREAM IF NOT EXISTS s (id BIGINT NOT NULL, d double precision, "
         "v varchar(3), ts TIMESTAMP, WATERMARK FOR ts AS ts - INTERVAL '2' SECOND) "
         "WITH (connector = 'files', rate = 1000, realtime = TRUE, off = -5, "
-        "format.ignore_errors = true, 'quoted key' = 'x', Mode = batch)")
+        "format.ignore_errors = true, 'quoted key' = 'x', Mode = batch)"
+    )
     assert statement == ast.CreateSource(
-        kind="STREAM", name="s",
-        columns=(ast.ColumnDef("id", "BIGINT", not_null=True), ast.ColumnDef("d", "DOUBLE PRECISION"),
-                 ast.ColumnDef("v", "VARCHAR"), ast.ColumnDef("ts", "TIMESTAMP")),
+        kind="STREAM",
+        name="s",
+        columns=(
+            ast.ColumnDef("id", "BIGINT", not_null=True),
+            ast.ColumnDef("d", "DOUBLE PRECISION"),
+            ast.ColumnDef("v", "VARCHAR"),
+            ast.ColumnDef("ts", "TIMESTAMP"),
+        ),
         watermark=ast.WatermarkDef("ts", B("-", I("ts"), ast.IntervalLit("2", "SECOND"))),
-        options=(("connector", "files"), ("rate", "1000"), ("realtime", "true"), ("off", "-5"),
-                 ("format.ignore_errors", "true"), ("quoted key", "x"), ("Mode", "batch")),
-        if_not_exists=True, or_replace=True)
+        options=(
+            ("connector", "files"),
+            ("rate", "1000"),
+            ("realtime", "true"),
+            ("off", "-5"),
+            ("format.ignore_errors", "true"),
+            ("quoted key", "x"),
+            ("Mode", "batch"),
+        ),
+        if_not_exists=True,
+        or_replace=True,
+    )
 
 
 def test_create_table_sink_view() -> None:
     assert parse_statement("CREATE TABLE t (a INT) WITH (x = 'y')").kind == "TABLE"
-    assert parse_statement("CREATE SINK IF NOT EXISTS o WITH (connector = 'files')") == \
-        ast.CreateSink("o", (("connector", "files"),), if_not_exists=True)
+    assert parse_statement("CREATE SINK IF NOT EXISTS o WITH (connector = 'files')") == ast.CreateSink(
+        "o", (("connector", "files"),), if_not_exists=True
+    )
     view = parse_statement("CREATE OR REPLACE STREAM v AS SELECT 1")
     assert isinstance(view, ast.CreateView) and view.or_replace and view.name == "v"
 
 
 def test_joins_chain_left_associatively() -> None:
-    from_ = select("SELECT * FROM a JOIN b ON a.x = b.x LEFT OUTER JOIN c USING (x, y) "
-                   "INNER JOIN (SELECT 1 AS x) AS d ON TRUE").from_
+    from_ = select(
+        "SELECT * FROM a JOIN b ON a.x = b.x LEFT OUTER JOIN c USING (x, y) INNER JOIN (SELECT 1 AS x) AS d ON TRUE"
+    ).from_
     assert isinstance(from_, ast.Join) and from_.kind == "INNER"
     assert isinstance(from_.right, ast.SubqueryRef) and from_.right.alias == "d"
     middle = from_.left
     assert middle.kind == "LEFT" and middle.using == ("x", "y") and middle.on is None
     inner = middle.left
-    assert inner == ast.Join(ast.TableRef("a"), ast.TableRef("b"), "INNER",
-                             on=B("=", I("a", "x"), I("b", "x")))
+    assert inner == ast.Join(ast.TableRef("a"), ast.TableRef("b"), "INNER", on=B("=", I("a", "x"), I("b", "x")))
 
 
 def test_select_clauses() -> None:
-    body = select("SELECT DISTINCT t.*, a x, b AS y, * FROM events e WHERE a > 1 "
-                  "GROUP BY a, TUMBLE(ts, INTERVAL '1' MINUTE) HAVING COUNT(*) > 2 "
-                  "EMIT ON WINDOW CLOSE")
+    body = select(
+        "SELECT DISTINCT t.*, a x, b AS y, * FROM events e WHERE a > 1 "
+        "GROUP BY a, TUMBLE(ts, INTERVAL '1' MINUTE) HAVING COUNT(*) > 2 "
+        "EMIT ON WINDOW CLOSE"
+    )
     assert body.distinct
     assert [i.expr for i in body.items] == [ast.Star("t"), I("a"), I("b"), ast.Star()]
     assert [i.alias for i in body.items] == [None, "x", "y", None]
@@ -313,8 +352,10 @@ def test_select_clauses() -> None:
 
 
 def test_union_with_and_limit() -> None:
-    query = parse_statement("WITH a AS (SELECT 1 AS x), b AS (SELECT 2 AS x) "
-                            "SELECT x FROM a UNION ALL SELECT x FROM b UNION SELECT 3 LIMIT 7").query
+    query = parse_statement(
+        "WITH a AS (SELECT 1 AS x), b AS (SELECT 2 AS x) "
+        "SELECT x FROM a UNION ALL SELECT x FROM b UNION SELECT 3 LIMIT 7"
+    ).query
     assert [name for name, _ in query.ctes] == ["a", "b"]
     assert query.limit == 7
     top = query.body
@@ -354,8 +395,10 @@ def test_insert_explain_show_describe_set_drop() -> None:
 
 def test_comments_are_ignored() -> None:
     plain = parse_statement("SELECT a FROM t WHERE a > 1")
-    commented = parse_statement("-- leading comment\nSELECT /* inline */ a -- after a\n"
-                                "FROM t /* multi\nline ; with semicolon */ WHERE a > 1 -- end")
+    commented = parse_statement(
+        "-- leading comment\nSELECT /* inline */ a -- after a\n"
+        "FROM t /* multi\nline ; with semicolon */ WHERE a > 1 -- end"
+    )
     assert plain == commented
 
 
@@ -423,8 +466,7 @@ INVALID = [
     ("CREATE STREAM s (a INT PRECISION)", 1, 24, "PRECISION can only follow DOUBLE"),
     ("CREATE STREAM s (a INT) WITH (x = )", 1, 35, "unexpected ')'"),
     ("CREATE STREAM s (a INT) WITH (x = 'a', x = 'b')", 1, 40, "duplicate option 'x'"),
-    ("CREATE STREAM s (ts TIMESTAMP, WATERMARK FOR ts AS ts, WATERMARK FOR ts AS ts)", 1, 56,
-     "only one WATERMARK"),
+    ("CREATE STREAM s (ts TIMESTAMP, WATERMARK FOR ts AS ts, WATERMARK FOR ts AS ts)", 1, 56, "only one WATERMARK"),
     ("CREATE STREAM s", 1, 16, "unexpected end of input"),
     ("CREATE SINK s", 1, 14, "expected WITH"),
     ("CREATE VIEW v SELECT 1", 1, 15, "expected AS"),
@@ -481,8 +523,16 @@ def test_expected_lists_are_short() -> None:
 
 
 def test_no_internal_terminal_names_in_messages() -> None:
-    for text in ("SELECT (", "SELECT a::", "CREATE STREAM s (", "SELECT a FROM t WHERE a IN",
-                 "SELECT CAST(a", "SET", "SELECT a +", "CREATE STREAM s (a INT) WITH ("):
+    for text in (
+        "SELECT (",
+        "SELECT a::",
+        "CREATE STREAM s (",
+        "SELECT a FROM t WHERE a IN",
+        "SELECT CAST(a",
+        "SET",
+        "SELECT a +",
+        "CREATE STREAM s (a INT) WITH (",
+    ):
         with pytest.raises(ParseError) as info:
             parse(text)
         assert not re.search(r"__ANON|LPAR|RPAR|COMMA|\$END|DCOLON|QUOTED_NAME", str(info.value))

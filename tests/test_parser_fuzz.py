@@ -16,24 +16,94 @@ from stream_dsl.sql.unparse import unparse
 from budget import examples
 
 CORPUS_FILE = Path(__file__).parent / "parse_corpus" / "valid.sql"
-STATEMENTS = [block for block in CORPUS_FILE.read_text(encoding="utf-8").split("\n;\n")
-              if "-- expect:" in block]
+STATEMENTS = [block for block in CORPUS_FILE.read_text(encoding="utf-8").split("\n;\n") if "-- expect:" in block]
 
 # Rough SQL tokens: words, numbers, strings, quoted names, comments, operators, spaces.
-TOKEN = re.compile(r"""--[^\n]*|/\*.*?\*/|'(?:[^']|'')*'|"(?:[^"]|"")*"|`[^`]*`|\w+|::|\|\||<>|!=|<=|>=|\s+|.""",
-                   re.DOTALL)
+TOKEN = re.compile(
+    r"""--[^\n]*|/\*.*?\*/|'(?:[^']|'')*'|"(?:[^"]|"")*"|`[^`]*`|\w+|::|\|\||<>|!=|<=|>=|\s+|.""", re.DOTALL
+)
 
 EXTRA_TOKENS = [
-    "SELECT", "FROM", "WHERE", "GROUP", "BY", "JOIN", "ON", "USING", "UNION", "ALL", "WITH", "AS",
-    "NOT", "NULL", "IS", "IN", "BETWEEN", "AND", "OR", "LIKE", "CASE", "WHEN", "THEN", "ELSE",
-    "END", "CAST", "INTERVAL", "TIMESTAMP", "EMIT", "WINDOW", "CLOSE", "CHANGES", "LIMIT",
-    "CREATE", "STREAM", "TABLE", "SINK", "VIEW", "WATERMARK", "FOR", "DROP", "SHOW", "SET",
-    "(", ")", ",", ";", ".", "*", "+", "-", "/", "%", "=", "<", ">", "<>", "::", "||", "'",
-    '"', "`", "/*", "*/", "--", "'x'", "1", "1.5e3", "x", "\n", " ", "\t", "\x00", "é", "€",
+    "SELECT",
+    "FROM",
+    "WHERE",
+    "GROUP",
+    "BY",
+    "JOIN",
+    "ON",
+    "USING",
+    "UNION",
+    "ALL",
+    "WITH",
+    "AS",
+    "NOT",
+    "NULL",
+    "IS",
+    "IN",
+    "BETWEEN",
+    "AND",
+    "OR",
+    "LIKE",
+    "CASE",
+    "WHEN",
+    "THEN",
+    "ELSE",
+    "END",
+    "CAST",
+    "INTERVAL",
+    "TIMESTAMP",
+    "EMIT",
+    "WINDOW",
+    "CLOSE",
+    "CHANGES",
+    "LIMIT",
+    "CREATE",
+    "STREAM",
+    "TABLE",
+    "SINK",
+    "VIEW",
+    "WATERMARK",
+    "FOR",
+    "DROP",
+    "SHOW",
+    "SET",
+    "(",
+    ")",
+    ",",
+    ";",
+    ".",
+    "*",
+    "+",
+    "-",
+    "/",
+    "%",
+    "=",
+    "<",
+    ">",
+    "<>",
+    "::",
+    "||",
+    "'",
+    '"',
+    "`",
+    "/*",
+    "*/",
+    "--",
+    "'x'",
+    "1",
+    "1.5e3",
+    "x",
+    "\n",
+    " ",
+    "\t",
+    "\x00",
+    "é",
+    "€",
 ]
 
-settings.register_profile("parser-fuzz", max_examples=examples(300), deadline=None,
-                          suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile(
+    "parser-fuzz", max_examples=examples(300), deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
 FUZZ = settings.get_profile("parser-fuzz")
 
 
@@ -84,9 +154,9 @@ def mutate_chars(draw: st.DrawFn, token: str) -> str:
     character = draw(st.characters())
     kind = draw(st.sampled_from(["delete", "replace", "insert"]))
     if kind == "delete":
-        return token[:position] + token[position + 1:]
+        return token[:position] + token[position + 1 :]
     if kind == "replace":
-        return token[:position] + character + token[position + 1:]
+        return token[:position] + character + token[position + 1 :]
     return token[:position] + character + token[position:]
 
 
@@ -144,13 +214,11 @@ def extend(children: st.SearchStrategy[ast.Expr]) -> st.SearchStrategy[ast.Expr]
         st.builds(ast.BinaryOp, ops, children, children),
         st.builds(ast.UnaryOp, st.sampled_from(["NOT", "-", "+"]), children),
         st.builds(ast.IsNull, children, negated=st.booleans()),
-        st.builds(ast.InList, children, st.lists(children, min_size=1, max_size=3).map(tuple),
-                  negated=st.booleans()),
+        st.builds(ast.InList, children, st.lists(children, min_size=1, max_size=3).map(tuple), negated=st.booleans()),
         st.builds(ast.Between, children, children, children, negated=st.booleans()),
         st.builds(ast.Like, children, children, negated=st.booleans()),
         st.builds(ast.Cast, children, st.sampled_from(["INT", "DOUBLE", "STRING"])),
-        st.builds(ast.FuncCall, st.sampled_from(["F", "UPPER"]),
-                  st.lists(children, max_size=2).map(tuple)),
+        st.builds(ast.FuncCall, st.sampled_from(["F", "UPPER"]), st.lists(children, max_size=2).map(tuple)),
     )
 
 

@@ -9,7 +9,7 @@ from executor.query.release import keep_from
 from executor.query.watermarks import NO_WATERMARK, Clock, WatermarkChain, WatermarkStep
 from executor.state.clocks import SourceClock, query_watermark
 
-retention = st.one_of(st.none(), st.integers(-10**12, 10**12))
+retention = st.one_of(st.none(), st.integers(-(10**12), 10**12))
 
 
 @given(st.dictionaries(st.integers(0, 5), retention), st.sets(st.integers(0, 5)))
@@ -25,8 +25,11 @@ def test_a_holder_that_did_not_report_releases_nothing_even_when_the_others_hold
     assert keep_from({0: None, 1: 10_000}, {0, 1}) == (True, 10_000)
 
 
-@given(st.lists(st.tuples(st.integers(0, 60_000), st.booleans()), min_size=1, max_size=12),
-       st.integers(0, 60_000), st.integers(0, 12))
+@given(
+    st.lists(st.tuples(st.integers(0, 60_000), st.booleans()), min_size=1, max_size=12),
+    st.integers(0, 60_000),
+    st.integers(0, 12),
+)
 def test_a_restart_replays_without_watermark_then_resumes_from_the_committed_one(batches, restored, replayed):
     """Replayed batches close nothing and make nothing late; the first fresh batch closes what the previous
     run emitted (up to the restart watermark) silently and goes on from there, as without a restart."""

@@ -39,8 +39,7 @@ def start(tmp_path, cluster, **options):
     return TR.start(tmp_path, transport="ray", ray_address=cluster.address, **options)
 
 
-def test_ysb_on_two_nodes_equals_inline_and_a_second_query_reuses_the_warm_actors(tmp_path, ray_cluster,
-                                                                                    expected):
+def test_ysb_on_two_nodes_equals_inline_and_a_second_query_reuses_the_warm_actors(tmp_path, ray_cluster, expected):
     from executor.multiproc.ray_transport import drop_warm_actors
 
     ray_cluster.ensure_second_node()
@@ -117,8 +116,9 @@ def test_the_differential_suite_on_ray_gives_the_inline_results(ray_cluster):
         plan = plan_of(CTX, query.dsl)
         expected = collect_plan(plan, RunConfig(workers=1, executor="inline")).rows()
         for executor in ("drizzle", "bsp"):
-            config = RunConfig(workers=3, executor=executor, group_size=3, transport="ray",
-                               ray_address=ray_cluster.address)
+            config = RunConfig(
+                workers=3, executor=executor, group_size=3, transport="ray", ray_address=ray_cluster.address
+            )
             assert_same_rows(collect(plan, config).rows(), expected, f"{query.name} {executor} on ray")
 
 

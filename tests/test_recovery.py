@@ -94,9 +94,12 @@ def position(handle: Any) -> int:
 
 
 def normalized(frame: pl.DataFrame) -> pl.DataFrame:
-    return (frame.select(pl.col("campaign_id").cast(pl.String), pl.col("window_start").cast(pl.Datetime("ms")),
-                         pl.col("window_end").cast(pl.Datetime("ms")), pl.col("views").cast(pl.Int64))
-            .sort(KEYS))
+    return frame.select(
+        pl.col("campaign_id").cast(pl.String),
+        pl.col("window_start").cast(pl.Datetime("ms")),
+        pl.col("window_end").cast(pl.Datetime("ms")),
+        pl.col("views").cast(pl.Int64),
+    ).sort(KEYS)
 
 
 def assert_exact(sink_dir: Path, expected: pl.DataFrame) -> None:
@@ -109,8 +112,10 @@ def assert_exact(sink_dir: Path, expected: pl.DataFrame) -> None:
     if not got.equals(expected):
         missing = expected.join(got, on=got.columns, how="anti").height
         extra = got.join(expected, on=got.columns, how="anti").height
-        raise AssertionError(f"output differs from the run without failures: {got.height} rows, expected "
-                             f"{expected.height}; {missing} expected rows missing, {extra} rows not expected")
+        raise AssertionError(
+            f"output differs from the run without failures: {got.height} rows, expected "
+            f"{expected.height}; {missing} expected rows missing, {extra} rows not expected"
+        )
 
 
 def start(tmp_path: Path, **options: Any) -> Any:
@@ -130,8 +135,10 @@ def finish(handle: Any) -> None:
 def stop_midway(handle: Any, checkpoint_dir: Path, checkpoints: int) -> list[int]:
     """Let the query write `checkpoints` checkpoints, then stop it; the checkpoint ids written."""
     try:
-        wait_until(lambda: len(checkpoint_ids(checkpoint_dir)) >= checkpoints or not handle.is_active,
-                   f"{checkpoints} checkpoints")
+        wait_until(
+            lambda: len(checkpoint_ids(checkpoint_dir)) >= checkpoints or not handle.is_active,
+            f"{checkpoints} checkpoints",
+        )
         assert handle.is_active, "the query ended before it could be stopped midway"
     finally:
         handle.stop(HANG_GUARD_S)
@@ -145,10 +152,12 @@ def stop_midway(handle: Any, checkpoint_dir: Path, checkpoints: int) -> list[int
 
 def recovered(handle: Any, count: int) -> Callable[[], bool]:
     """Recovery number `count` recorded its first batch (or the query is over)."""
+
     def check() -> bool:
         recoveries = handle.recoveries
         done = len(recoveries) >= count and recoveries[count - 1]["first_batch_at"] is not None
         return done or not handle.is_active
+
     return check
 
 
@@ -183,12 +192,15 @@ def reference_output() -> pl.DataFrame:
 # ---------------------------------------------------------------- workers killed at random moments
 
 
-@pytest.mark.parametrize("executor, group_size, kills", [
-    ("drizzle", 1, 3),
-    ("drizzle", 10, 3),
-    ("drizzle", "auto", 1),
-    ("bsp", 1, 1),
-])
+@pytest.mark.parametrize(
+    "executor, group_size, kills",
+    [
+        ("drizzle", 1, 3),
+        ("drizzle", 10, 3),
+        ("drizzle", "auto", 1),
+        ("bsp", 1, 1),
+    ],
+)
 def test_killed_workers_are_replaced_and_the_output_is_exact(tmp_path, expected, executor, group_size, kills):
     rng = random.Random(f"{executor}-{group_size}")
     handle = start(tmp_path, executor=executor, group_size=group_size)
@@ -261,9 +273,22 @@ def _script(tmp_path: Path, run: str, pids: Path, executor: str = "drizzle") -> 
     """tests/recovery_script.py on the test's directories, its output in files (a pipe nobody reads could block)."""
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([R.ROOT, os.environ.get("PYTHONPATH", "")]))
     with open(tmp_path / f"{run}.stdout", "wb") as out, open(tmp_path / f"{run}.stderr", "wb") as err:
-        return subprocess.Popen([sys.executable, str(SCRIPT), str(tmp_path / "ckpt"), str(tmp_path / "out"),
-                                 "--pids", str(pids), "--executor", executor], cwd=R.ROOT, env=env, stdout=out,
-                                stderr=err)
+        return subprocess.Popen(
+            [
+                sys.executable,
+                str(SCRIPT),
+                str(tmp_path / "ckpt"),
+                str(tmp_path / "out"),
+                "--pids",
+                str(pids),
+                "--executor",
+                executor,
+            ],
+            cwd=R.ROOT,
+            env=env,
+            stdout=out,
+            stderr=err,
+        )
 
 
 def _stderr(tmp_path: Path, run: str) -> str:
@@ -275,9 +300,17 @@ def test_a_killed_driver_resumes_from_its_checkpoint_when_started_again(tmp_path
     pids_file = tmp_path / "pids.json"
     first = _script(tmp_path, "first", pids_file, executor)
     try:
-        wait_until(lambda: first.poll() is not None or (
-            pids_file.exists() and checkpoint_ids(tmp_path / "ckpt")
-            and len(files.committed_batches(str(tmp_path / "out"))) >= 5), "a checkpoint and 5 committed batches")
+        wait_until(
+            lambda: (
+                first.poll() is not None
+                or (
+                    pids_file.exists()
+                    and checkpoint_ids(tmp_path / "ckpt")
+                    and len(files.committed_batches(str(tmp_path / "out"))) >= 5
+                )
+            ),
+            "a checkpoint and 5 committed batches",
+        )
         assert first.poll() is None, f"the first run ended before it was killed:\n{_stderr(tmp_path, 'first')}"
         workers = json.loads(pids_file.read_text())
         os.kill(first.pid, signal.SIGKILL)
@@ -401,11 +434,21 @@ def test_bench_summary_splits_steady_state_and_recovery_window():
 
     # groups of 2 batches of 100 ms; batch 5 recorded at 105.0, the kill at 105.25 (input at batch 7),
     # the checkpoint after batch 5, the first batch after the recovery at 105.93 (input at batch 14)
-    progress = ([_entry(b, b // 2, 0, 10.0 + b) for b in range(6)]
-                + [_entry(6, 3, 1, 50.0), _entry(7, 3, 1, 40.0), _entry(14, 7, 1, 30.0), _entry(15, 7, 1, 1.0)])
+    progress = [_entry(b, b // 2, 0, 10.0 + b) for b in range(6)] + [
+        _entry(6, 3, 1, 50.0),
+        _entry(7, 3, 1, 40.0),
+        _entry(14, 7, 1, 30.0),
+        _entry(15, 7, 1, 1.0),
+    ]
     seen_at = [100.0 + i for i in range(5)] + [105.0, 105.93, 105.93, 106.5, 106.5]
-    recovery = {"detected_at": 105.5, "restored_at": 105.75, "first_batch_at": 105.93, "reason": "exited",
-                "checkpoint": 3, "resumed_batch": 6}
+    recovery = {
+        "detected_at": 105.5,
+        "restored_at": 105.75,
+        "first_batch_at": 105.93,
+        "reason": "exited",
+        "checkpoint": 3,
+        "resumed_batch": 6,
+    }
     s = summarize(progress, seen_at, recovery, killed_at=105.25, interval_ms=100)
     assert (s["detect_ms"], s["restored_ms"], s["first_batch_ms"]) == pytest.approx((250.0, 500.0, 680.0))
     assert (s["last_batch_before_kill"], s["input_batch_at_kill"], s["redone"]) == (5, 7, 2)
@@ -437,8 +480,24 @@ def test_bench_recovery_runs_tiny_and_reports_an_exact_output(tmp_path):
 
     results = tmp_path / "recovery.json"
     out, err = io.StringIO(), io.StringIO()
-    code = cli.main(["bench", "recovery", "--groups", "10", "--rate", "20k", "--kill-after", "0.5s",
-                     "--observe", "0.5s", "--json", str(results)], out=out, err=err)
+    code = cli.main(
+        [
+            "bench",
+            "recovery",
+            "--groups",
+            "10",
+            "--rate",
+            "20k",
+            "--kill-after",
+            "0.5s",
+            "--observe",
+            "0.5s",
+            "--json",
+            str(results),
+        ],
+        out=out,
+        err=err,
+    )
     assert code == 0, out.getvalue() + err.getvalue()
     text = out.getvalue()
     assert re.search(r"^\s+10(\s+[\d,]+){3}\s+\d+\s.*\bexact$", text, re.M), text

@@ -27,9 +27,11 @@ from redis_server import RedisServer, start_server, stop_server
 
 HANG_GUARD_S = 120  # only to avoid hanging forever when something is broken
 
-YSB_COLUMNS = ("user_id STRING, page_id STRING, ad_id STRING, ad_type STRING, event_type STRING, "
-               "event_time TIMESTAMP, ip_address STRING, "
-               "WATERMARK FOR event_time AS event_time - INTERVAL '1' SECOND")
+YSB_COLUMNS = (
+    "user_id STRING, page_id STRING, ad_id STRING, ad_type STRING, event_type STRING, "
+    "event_time TIMESTAMP, ip_address STRING, "
+    "WATERMARK FOR event_time AS event_time - INTERVAL '1' SECOND"
+)
 YSB_SELECT = """SELECT campaign_id, window_start, window_end, COUNT(*) AS views
 FROM events JOIN campaigns USING (ad_id)
 WHERE event_type = 'view'
@@ -71,8 +73,9 @@ def produce(srv: RedisServer, stream: str, events: pl.DataFrame) -> None:
 EVERY_EXECUTOR = pytest.mark.parametrize("executor", ["inline", "bsp", "drizzle"])
 
 
-def ysb_context(srv: RedisServer, *, stream: str, group: str, sink_stream: str, executor: str = "inline",
-                **options: str) -> sd.Context:
+def ysb_context(
+    srv: RedisServer, *, stream: str, group: str, sink_stream: str, executor: str = "inline", **options: str
+) -> sd.Context:
     ctx = sd.Context(executor=executor, workers=2, group_size=4)
     extra = "".join(f", {k} = '{v}'" for k, v in options.items())
     ctx.sql(f"""
@@ -90,20 +93,31 @@ def polars_ysb(events: pl.DataFrame, *, size_s: int = 10, slide_s: int | None = 
     views = events.filter(pl.col("event_type") == "view").join(ysb_campaigns(1), on="ad_id")
     slide_s = slide_s or size_s
     per = size_s // slide_s
-    starts = [views.with_columns((pl.col("event_time").dt.truncate(f"{slide_s}s")
-                                  - pl.duration(seconds=slide_s * k)).alias("window_start")) for k in range(per)]
+    starts = [
+        views.with_columns(
+            (pl.col("event_time").dt.truncate(f"{slide_s}s") - pl.duration(seconds=slide_s * k)).alias("window_start")
+        )
+        for k in range(per)
+    ]
     windows = pl.concat(starts).with_columns(window_end=pl.col("window_start") + pl.duration(seconds=size_s))
-    return (windows.group_by(KEYS).agg(pl.len().cast(pl.Int64).alias("views")).sort(KEYS))
+    return windows.group_by(KEYS).agg(pl.len().cast(pl.Int64).alias("views")).sort(KEYS)
 
 
 def results(srv: RedisServer, stream: str) -> pl.DataFrame:
     rows = read_stream(srv.url, stream)
     if not rows:
-        return pl.DataFrame(schema={"campaign_id": pl.String, "window_start": pl.Datetime("ms"),
-                                    "window_end": pl.Datetime("ms"), "views": pl.Int64})
+        return pl.DataFrame(
+            schema={
+                "campaign_id": pl.String,
+                "window_start": pl.Datetime("ms"),
+                "window_end": pl.Datetime("ms"),
+                "views": pl.Int64,
+            }
+        )
     frame = pl.DataFrame(rows)
-    return frame.with_columns(pl.col("window_start", "window_end").str.to_datetime(time_unit="ms"),
-                              pl.col("views").cast(pl.Int64)).select(KEYS + ["views"])
+    return frame.with_columns(
+        pl.col("window_start", "window_end").str.to_datetime(time_unit="ms"), pl.col("views").cast(pl.Int64)
+    ).select(KEYS + ["views"])
 
 
 def wait_for(predicate, what: str) -> None:
@@ -124,8 +138,7 @@ def rows_read(handle) -> int:
 def test_ysb_end_to_end_equals_polars(server):
     events = ysb_events(6000, rate=100)  # 60 seconds of event time: 6 windows per campaign
     produce(server, "e2e:events", events)
-    ctx = ysb_context(server, stream="e2e:events", group="g", sink_stream="e2e:out", bounded="true",
-                      batch_size="400")
+    ctx = ysb_context(server, stream="e2e:events", group="g", sink_stream="e2e:out", bounded="true", batch_size="400")
     handle = ctx.sql(f"INSERT INTO out {YSB_SELECT.format(window=TUMBLE)}")
     assert handle.await_termination(HANG_GUARD_S)
     out = results(server, "e2e:out")
@@ -140,8 +153,7 @@ def test_ysb_end_to_end_equals_polars(server):
 def test_collect_reads_a_bounded_stream_and_acknowledges_nothing(server):
     events = ysb_events(2000, rate=100)
     produce(server, "col:events", events)
-    ctx = ysb_context(server, stream="col:events", group="g", sink_stream="col:out", bounded="true",
-                      batch_size="300")
+    ctx = ysb_context(server, stream="col:events", group="g", sink_stream="col:out", bounded="true", batch_size="300")
     result = ctx.sql(YSB_SELECT.format(window=TUMBLE)).collect()
     assert result.sort(KEYS).equals(polars_ysb(events))
     # collect() keeps nothing durable, so the entries stay pending for the group
@@ -159,8 +171,9 @@ def test_restart_emits_every_window_exactly_once(server, window, size_s, slide_s
     first, second = events.head(4500), events.tail(3500)
     produce(server, f"{name}:events", first)
 
-    ctx = ysb_context(server, stream=f"{name}:events", group="g", sink_stream=f"{name}:out", batch_size="300",
-                      executor=executor)
+    ctx = ysb_context(
+        server, stream=f"{name}:events", group="g", sink_stream=f"{name}:out", batch_size="300", executor=executor
+    )
     query = f"INSERT INTO out {YSB_SELECT.format(window=window)}"
     handle = ctx.sql(query)
     wait_for(lambda: rows_read(handle) >= first.height or not handle.is_active, "the first half to be read")
@@ -174,8 +187,15 @@ def test_restart_emits_every_window_exactly_once(server, window, size_s, slide_s
 
     committed = [int(k) for k in client.hkeys(f"{name}:out:committed")]
     produce(server, f"{name}:events", second)
-    ctx2 = ysb_context(server, stream=f"{name}:events", group="g", sink_stream=f"{name}:out", batch_size="300",
-                       bounded="true", executor=executor)
+    ctx2 = ysb_context(
+        server,
+        stream=f"{name}:events",
+        group="g",
+        sink_stream=f"{name}:out",
+        batch_size="300",
+        bounded="true",
+        executor=executor,
+    )
     handle2 = ctx2.sql(query)
     assert handle2.await_termination(HANG_GUARD_S)
     assert handle2.progress()[0]["batch_id"] == max(committed) + 1  # ids continue after the sink's last batch
@@ -189,26 +209,45 @@ def test_restart_emits_every_window_exactly_once(server, window, size_s, slide_s
 @EVERY_EXECUTOR
 def test_restart_of_session_windows_matches_an_uninterrupted_run(server, executor):
     events = ysb_events(3000, rate=50)
-    query = ("SELECT user_id, window_start, window_end, COUNT(*) AS n FROM events "
-             "GROUP BY user_id, SESSION(event_time, INTERVAL '20' SECOND)")
+    query = (
+        "SELECT user_id, window_start, window_end, COUNT(*) AS n FROM events "
+        "GROUP BY user_id, SESSION(event_time, INTERVAL '20' SECOND)"
+    )
     produce(server, f"sess:events-{executor}", events)
-    reference = ysb_context(server, stream=f"sess:events-{executor}", group="ref", sink_stream="sess:unused",
-                            bounded="true").sql(query).collect()
+    reference = (
+        ysb_context(server, stream=f"sess:events-{executor}", group="ref", sink_stream="sess:unused", bounded="true")
+        .sql(query)
+        .collect()
+    )
 
     produce(server, f"sess:events2-{executor}", events.head(1700))
-    ctx = ysb_context(server, stream=f"sess:events2-{executor}", group="g", sink_stream=f"sess:out-{executor}",
-                      batch_size="200", executor=executor)
+    ctx = ysb_context(
+        server,
+        stream=f"sess:events2-{executor}",
+        group="g",
+        sink_stream=f"sess:out-{executor}",
+        batch_size="200",
+        executor=executor,
+    )
     handle = ctx.sql(f"INSERT INTO out {query}")
     wait_for(lambda: rows_read(handle) >= 1700 or not handle.is_active, "the first part to be read")
     handle.stop(HANG_GUARD_S)
     produce(server, f"sess:events2-{executor}", events.tail(1300))
-    ctx2 = ysb_context(server, stream=f"sess:events2-{executor}", group="g", sink_stream=f"sess:out-{executor}",
-                       batch_size="200", bounded="true", executor=executor)
+    ctx2 = ysb_context(
+        server,
+        stream=f"sess:events2-{executor}",
+        group="g",
+        sink_stream=f"sess:out-{executor}",
+        batch_size="200",
+        bounded="true",
+        executor=executor,
+    )
     assert ctx2.sql(f"INSERT INTO out {query}").await_termination(HANG_GUARD_S)
 
     out = pl.DataFrame(read_stream(server.url, f"sess:out-{executor}"))
-    out = out.with_columns(pl.col("window_start", "window_end").str.to_datetime(time_unit="ms"),
-                           pl.col("n").cast(pl.Int64))
+    out = out.with_columns(
+        pl.col("window_start", "window_end").str.to_datetime(time_unit="ms"), pl.col("n").cast(pl.Int64)
+    )
     keys = ["user_id", "window_start", "window_end"]
     assert out.select(keys).is_unique().all()
     assert out.sort(keys).equals(reference.select(out.columns).sort(keys))
@@ -233,8 +272,9 @@ def test_stop_keeps_the_entries_of_open_windows_for_the_next_run(server, executo
                         CREATE SINK out WITH (connector = 'redis', url = '{server.url}', stream = '{name}:out')""")
             return ctx
 
-        query = ("INSERT INTO out SELECT k, window_start, COUNT(*) AS n FROM ev "
-                 "GROUP BY k, TUMBLE(ts, INTERVAL '5' SECOND)")
+        query = (
+            "INSERT INTO out SELECT k, window_start, COUNT(*) AS n FROM ev GROUP BY k, TUMBLE(ts, INTERVAL '5' SECOND)"
+        )
         add("a", 1), add("a", 6), add("c", 13)
         handle = context().sql(query)
         wait_for(lambda: len(read_stream(server.url, f"{name}:out")) >= 2, "the two closed windows")
@@ -315,8 +355,9 @@ def test_fields_format_source_and_sink(server):
 
 
 def test_sink_adds_each_batch_once_and_remembers_the_last_batch(server):
-    sink = redis_streams.make_sink(SinkDef("out", (("connector", "redis"), ("stream", "idem:out"),
-                                                   ("url", server.url))))
+    sink = redis_streams.make_sink(
+        SinkDef("out", (("connector", "redis"), ("stream", "idem:out"), ("url", server.url)))
+    )
     frame = pl.DataFrame({"k": ["a", "b"], "n": [1, None]})
     assert sink.last_batch_id() is None
     sink.write(3, frame)
@@ -333,8 +374,12 @@ def test_source_json_dead_letters_name_the_entry(server):
     bad = client.xadd("dl:in", {"data": "{not json"})
     missing = client.xadd("dl:in", {"payload": "x"})
     client.xadd("dl:in", {"data": ""})  # blank: skipped
-    definition = SourceDef("s", "stream", Schema.of(("id", T.BIGINT)),
-                           (("bounded", "true"), ("connector", "redis"), ("stream", "dl:in"), ("url", server.url)))
+    definition = SourceDef(
+        "s",
+        "stream",
+        Schema.of(("id", T.BIGINT)),
+        (("bounded", "true"), ("connector", "redis"), ("stream", "dl:in"), ("url", server.url)),
+    )
     source = redis_streams.make_source(definition)
     source.open(None)
     batch = source.next_batch(100)
@@ -346,13 +391,16 @@ def test_source_json_dead_letters_name_the_entry(server):
     source.close()
 
 
-@pytest.mark.parametrize("options, message", [
-    ({}, "needs a stream option"),
-    ({"stream": "x", "format": "xml"}, "format must be one of json, fields"),
-    ({"stream": "x", "strat": "0"}, "unknown option 'strat' \\(did you mean 'start'"),
-    ({"stream": "x", "start": "yesterday"}, "start must be '0', '\\$' or an entry id"),
-    ({"stream": "x", "retry_seconds": "-1"}, "retry_seconds must be a number of seconds >= 0"),
-])
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ({}, "needs a stream option"),
+        ({"stream": "x", "format": "xml"}, "format must be one of json, fields"),
+        ({"stream": "x", "strat": "0"}, "unknown option 'strat' \\(did you mean 'start'"),
+        ({"stream": "x", "start": "yesterday"}, "start must be '0', '\\$' or an entry id"),
+        ({"stream": "x", "retry_seconds": "-1"}, "retry_seconds must be a number of seconds >= 0"),
+    ],
+)
 def test_bad_options_are_connector_errors(options, message):
     opts = tuple(sorted({"connector": "redis", **options}.items()))
     with pytest.raises(ConnectorError, match=message):
@@ -408,8 +456,10 @@ def test_the_source_reconnects_when_the_server_comes_back(own_server):
 
 def test_an_unreachable_server_at_open_is_a_connector_error():
     ctx = sd.Context(executor="inline", workers=1)
-    ctx.sql("CREATE STREAM s (id BIGINT) WITH (connector = 'redis', url = 'redis://127.0.0.1:1/0', "
-            "stream = 'x', retry_seconds = '0', bounded = 'true')")
+    ctx.sql(
+        "CREATE STREAM s (id BIGINT) WITH (connector = 'redis', url = 'redis://127.0.0.1:1/0', "
+        "stream = 'x', retry_seconds = '0', bounded = 'true')"
+    )
     with pytest.raises(DSLError, match="source 's': Redis at redis://127.0.0.1:1/0 is unreachable"):
         ctx.sql("SELECT id FROM s").collect()
 
@@ -429,8 +479,9 @@ def test_killed_workers_over_a_live_stream_emit_every_window_exactly_once(server
 
     name = "live-kill"
     events = ysb_events(9000, rate=100)  # 90 seconds of event time
-    ctx = sd.Context(executor="drizzle", workers=2, group_size=4, batch_interval="50ms",
-                     checkpoint_dir=str(tmp_path / "ckpt"))
+    ctx = sd.Context(
+        executor="drizzle", workers=2, group_size=4, batch_interval="50ms", checkpoint_dir=str(tmp_path / "ckpt")
+    )
     ctx.sql(f"""
         CREATE STREAM events ({YSB_COLUMNS})
           WITH (connector = 'redis', url = '{server.url}', stream = '{name}:events', group = 'g',
@@ -449,8 +500,10 @@ def test_killed_workers_over_a_live_stream_emit_every_window_exactly_once(server
             if n in (12, 30, 45):
                 wait_for(lambda: handle.worker_pids() or not handle.is_active, "workers")
                 os.kill(rng.choice(handle.worker_pids()), signal.SIGKILL)
-        wait_for(lambda: rows_read(handle) >= events.height and len(handle.recoveries) == 3
-                 or not handle.is_active, "every event to be read after the recoveries")
+        wait_for(
+            lambda: rows_read(handle) >= events.height and len(handle.recoveries) == 3 or not handle.is_active,
+            "every event to be read after the recoveries",
+        )
     finally:
         handle.stop(HANG_GUARD_S)
     assert handle.exception is None
@@ -466,8 +519,15 @@ def test_killed_workers_over_a_live_stream_emit_every_window_exactly_once(server
 @EVERY_EXECUTOR
 def test_progress_shows_the_groups_pending_entries_and_the_streams_length(server, executor):
     produce(server, f"backlog-{executor}:events", ysb_events(300, rate=100))
-    ctx = ysb_context(server, stream=f"backlog-{executor}:events", group="g", sink_stream="unused",
-                      batch_size="100", bounded="true", executor=executor)
+    ctx = ysb_context(
+        server,
+        stream=f"backlog-{executor}:events",
+        group="g",
+        sink_stream="unused",
+        batch_size="100",
+        bounded="true",
+        executor=executor,
+    )
     handle = ctx.sql("SELECT user_id FROM events").start(sink=lambda batch_id, frame: None)
     assert handle.await_termination(HANG_GUARD_S)
     backlogs = [p["backlog"]["events"] for p in handle.progress()]

@@ -27,9 +27,19 @@ def server():
 
 
 def _source(srv, stream: str, fmt: str) -> RedisSource:
-    definition = SourceDef("ev", "stream", Schema.of(("k", T.STRING), ("n", T.BIGINT)),
-                           (("batch_size", "100"), ("bounded", "true"), ("connector", "redis"), ("format", fmt),
-                            ("stream", stream), ("url", srv.url)))
+    definition = SourceDef(
+        "ev",
+        "stream",
+        Schema.of(("k", T.STRING), ("n", T.BIGINT)),
+        (
+            ("batch_size", "100"),
+            ("bounded", "true"),
+            ("connector", "redis"),
+            ("format", fmt),
+            ("stream", stream),
+            ("url", srv.url),
+        ),
+    )
     source = RedisSource(definition)
     source.open(None)
     return source
@@ -40,8 +50,10 @@ def _source(srv, stream: str, fmt: str) -> RedisSource:
 def test_pending_entries_trimmed_before_a_replay_are_dead_letters_and_counted(server, fmt, trim, caplog):
     client = server.client()
     stream = f"trim-{fmt}-{trim}"
-    entries = [{"data": json.dumps({"k": f"k{i}", "n": i})} if fmt == "json" else {"k": f"k{i}", "n": str(i)}
-               for i in range(10)]
+    entries = [
+        {"data": json.dumps({"k": f"k{i}", "n": i})} if fmt == "json" else {"k": f"k{i}", "n": str(i)}
+        for i in range(10)
+    ]
     ids = [client.xadd(stream, e).decode() for e in entries]
     first = _source(server, stream, fmt)
     assert first.next_batch(100).frame.height == 10  # delivered, never acknowledged: the run stops here

@@ -66,8 +66,9 @@ def expected_counts(count: int = 3000, rate: int = 1000) -> dict[str, int]:
     return dict(frame.rows())
 
 
-def make_session(*, live: bool = False, terminal: bool = False, width: int = 120,
-                 **kwargs) -> tuple[Session, io.StringIO]:
+def make_session(
+    *, live: bool = False, terminal: bool = False, width: int = 120, **kwargs
+) -> tuple[Session, io.StringIO]:
     out = io.StringIO()
     console = Console(file=out, width=width, color_system=None, force_terminal=terminal)
     return Session(sd.Context(executor="inline", workers=1), console, live=live, refresh_seconds=0.05, **kwargs), out
@@ -75,8 +76,11 @@ def make_session(*, live: bool = False, terminal: bool = False, width: int = 120
 
 def table_cells(text: str) -> list[list[str]]:
     """The rows of every rich table in `text`, cells stripped."""
-    return [[c.strip() for c in line.strip().strip("│").split("│")] for line in text.splitlines()
-            if line.strip().startswith("│")]
+    return [
+        [c.strip() for c in line.strip().strip("│").split("│")]
+        for line in text.splitlines()
+        if line.strip().startswith("│")
+    ]
 
 
 def wait_for(condition) -> None:
@@ -88,8 +92,16 @@ def wait_for(condition) -> None:
 # ---------------------------------------------------------------- docstring examples
 
 
-@pytest.mark.parametrize("module", ["stream_dsl.repl.session", "stream_dsl.repl.input", "stream_dsl.repl.lexer",
-                                    "stream_dsl.repl.complete", "stream_dsl.repl.render"])
+@pytest.mark.parametrize(
+    "module",
+    [
+        "stream_dsl.repl.session",
+        "stream_dsl.repl.input",
+        "stream_dsl.repl.lexer",
+        "stream_dsl.repl.complete",
+        "stream_dsl.repl.render",
+    ],
+)
 def test_docstring_examples_run(module):
     result = doctest.testmod(importlib.import_module(module), optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0 and result.failed == 0
@@ -98,25 +110,28 @@ def test_docstring_examples_run(module):
 # ---------------------------------------------------------------- where an input ends
 
 
-@pytest.mark.parametrize("text, complete", [
-    ("SELECT 1;", True),
-    ("SELECT 1", False),
-    ("SELECT 1\n  FROM t;  ", True),
-    ("SELECT ';'", False),
-    ("SELECT 'it''s;'", False),
-    ("SELECT 'a';", True),
-    ("SELECT 1 -- the end;", False),
-    ("SELECT 1; -- the end", True),
-    ("SELECT 1 /* ; */", False),
-    ("SELECT 1; /* still open", False),
-    ('SELECT "odd;name"', False),
-    ("\\describe events", True),
-    ("  \\q", True),
-    ("exit", True),
-    ("quit;", True),
-    ("", True),
-    ("-- just a comment", True),
-])
+@pytest.mark.parametrize(
+    "text, complete",
+    [
+        ("SELECT 1;", True),
+        ("SELECT 1", False),
+        ("SELECT 1\n  FROM t;  ", True),
+        ("SELECT ';'", False),
+        ("SELECT 'it''s;'", False),
+        ("SELECT 'a';", True),
+        ("SELECT 1 -- the end;", False),
+        ("SELECT 1; -- the end", True),
+        ("SELECT 1 /* ; */", False),
+        ("SELECT 1; /* still open", False),
+        ('SELECT "odd;name"', False),
+        ("\\describe events", True),
+        ("  \\q", True),
+        ("exit", True),
+        ("quit;", True),
+        ("", True),
+        ("-- just a comment", True),
+    ],
+)
 def test_is_complete(text, complete):
     assert is_complete(text) is complete
 
@@ -130,8 +145,11 @@ def test_mask_keeps_offsets_and_hides_strings_and_comments():
 
 def test_split_inputs_numbers_lines_and_keeps_an_unfinished_last_statement():
     lines = ["-- setup\n", "\\timing on\n", "\n", "SELECT a\n", "  FROM t; SELECT\n", "  2;\n", "SELECT 3\n"]
-    assert list(split_inputs(lines)) == [(2, "\\timing on\n"), (4, "SELECT a\n  FROM t; SELECT\n  2;\n"),
-                                         (7, "SELECT 3\n")]
+    assert list(split_inputs(lines)) == [
+        (2, "\\timing on\n"),
+        (4, "SELECT a\n  FROM t; SELECT\n  2;\n"),
+        (7, "SELECT 3\n"),
+    ]
 
 
 # ---------------------------------------------------------------- highlighting
@@ -142,9 +160,13 @@ def lexed(text: str) -> list[tuple[object, str]]:
 
 
 def test_lexer_colours_each_kind_of_token():
-    tokens = dict((v, t) for t, v in lexed(
-        "SELECT upper(ad_id), 1.5e3, 'it''s' -- note\nFROM events /* c */ WHERE n <> 2 AND s || 'x' "
-        "GROUP BY TUMBLE(ts, INTERVAL '1' SECOND) CAST(n AS BIGINT)"))
+    tokens = dict(
+        (v, t)
+        for t, v in lexed(
+            "SELECT upper(ad_id), 1.5e3, 'it''s' -- note\nFROM events /* c */ WHERE n <> 2 AND s || 'x' "
+            "GROUP BY TUMBLE(ts, INTERVAL '1' SECOND) CAST(n AS BIGINT)"
+        )
+    )
     assert tokens["SELECT"] is Keyword and tokens["FROM"] is Keyword and tokens["INTERVAL"] is Keyword
     assert tokens["upper"] is Name.Function and tokens["TUMBLE"] is Name.Function
     assert tokens["ad_id"] is Name and tokens["events"] is Name
@@ -197,8 +219,7 @@ def test_completes_columns_of_every_relation_before_the_statement_names_one(comp
 
 
 def test_completes_qualified_columns_through_aliases(completer_ctx):
-    assert complete(completer_ctx, "SELECT u.c FROM clicks c JOIN users AS u USING (user_id)", cursor=10) == \
-        ["country"]
+    assert complete(completer_ctx, "SELECT u.c FROM clicks c JOIN users AS u USING (user_id)", cursor=10) == ["country"]
     assert complete(completer_ctx, "SELECT clicks.t FROM clicks", cursor=15) == ["ts"]
 
 
@@ -271,8 +292,13 @@ def test_long_results_show_first_and_last_rows():
 
 
 def test_values_read_naturally():
-    frame = pl.DataFrame({"t": [dt.datetime(2026, 1, 1, 0, 0, 10), dt.datetime(2026, 1, 1, 0, 0, 0, 250_000)],
-                          "b": [True, None], "s": ["a\nb", "[bold]x[/]"]})
+    frame = pl.DataFrame(
+        {
+            "t": [dt.datetime(2026, 1, 1, 0, 0, 10), dt.datetime(2026, 1, 1, 0, 0, 0, 250_000)],
+            "b": [True, None],
+            "s": ["a\nb", "[bold]x[/]"],
+        }
+    )
     frame = frame.with_columns(pl.col("t").cast(pl.Datetime("ms")))
     rows = table_cells(render(frame_view(frame)))[2:]
     assert rows == [["2026-01-01 00:00:10", "true", "a↵b"], ["2026-01-01 00:00:00.250", "null", "[bold]x[/]"]]
@@ -284,8 +310,18 @@ def test_fit_widths_cuts_the_widest_first():
 
 
 def test_status_line_has_batches_rate_watermark_and_latency():
-    progress = [{"batch_id": i, "rows_in": 100, "rows_out": 2, "late_rows": 1 if i == 0 else 0, "dead_letters": 0,
-                 "watermark": dt.datetime(2026, 1, 1, 0, 0, i), "latency_ms": 2.0 + i} for i in range(4)]
+    progress = [
+        {
+            "batch_id": i,
+            "rows_in": 100,
+            "rows_out": 2,
+            "late_rows": 1 if i == 0 else 0,
+            "dead_letters": 0,
+            "watermark": dt.datetime(2026, 1, 1, 0, 0, i),
+            "latency_ms": 2.0 + i,
+        }
+        for i in range(4)
+    ]
     text = status_text(query_status(progress, 2.0)).plain
     assert text.startswith("● running · 4 batches · 400 rows in (200 rows/s) · 8 rows out")
     assert "watermark 2026-01-01 00:00:03" in text and "latency 3.5 ms" in text and "1 late rows" in text
@@ -515,8 +551,12 @@ def test_continuous_select_is_live_until_cancelled_and_the_session_goes_on():
     session, out = make_session(live=True, terminal=True)
     session.execute(ENDLESS_DDL)
     handles = []
-    assert execute_then(session, "SELECT event_type, COUNT(*) AS n FROM live GROUP BY event_type;",
-                        batches_seen(session, 3), lambda: (handles.append(session.handle), session.cancel()))
+    assert execute_then(
+        session,
+        "SELECT event_type, COUNT(*) AS n FROM live GROUP BY event_type;",
+        batches_seen(session, 3),
+        lambda: (handles.append(session.handle), session.cancel()),
+    )
     assert handles and not handles[0].is_active and session.handle is None
     text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", out.getvalue())
     assert "● running" in text and "● stopped" in text and "rows/s" in text and "watermark 20" in text
@@ -531,8 +571,12 @@ def test_ctrl_c_stops_a_continuous_query():
     session, out = make_session()
     session.execute(ENDLESS_DDL)
     handles = []
-    assert execute_then(session, "SELECT ad_id, event_time FROM live;", batches_seen(session, 2),
-                        lambda: (handles.append(session.handle), os.kill(os.getpid(), signal.SIGINT)))
+    assert execute_then(
+        session,
+        "SELECT ad_id, event_time FROM live;",
+        batches_seen(session, 2),
+        lambda: (handles.append(session.handle), os.kill(os.getpid(), signal.SIGINT)),
+    )
     assert handles and not handles[0].is_active
     text = out.getvalue()
     assert "● stopped" in text and "batch 0" in text and session.errors == 0
@@ -543,16 +587,16 @@ def test_continuous_insert_is_stopped_by_cancel():
     sink = memory.new_id("repl_live")
     session, out = make_session()
     session.execute(ENDLESS_DDL + f"CREATE SINK out WITH (connector = 'memory', id = '{sink}');")
-    execute_then(session, "INSERT INTO out SELECT ad_id FROM live;", lambda: memory.sink_batches(sink),
-                 session.cancel)
+    execute_then(session, "INSERT INTO out SELECT ad_id FROM live;", lambda: memory.sink_batches(sink), session.cancel)
     assert "● stopped" in out.getvalue() and memory.sink_output(sink).height > 0
 
 
 def test_streamed_csv_prints_the_header_once():
     session, out = make_session(fmt="csv")
     session.execute(ENDLESS_DDL)
-    execute_then(session, "SELECT ad_id, event_type FROM live;", lambda: out.getvalue().count("\n") > 40,
-                 session.cancel)
+    execute_then(
+        session, "SELECT ad_id, event_type FROM live;", lambda: out.getvalue().count("\n") > 40, session.cancel
+    )
     lines = [line for line in out.getvalue().splitlines() if "," in line]
     assert lines[0] == "ad_id,event_type" and lines.count("ad_id,event_type") == 1 and len(lines) > 30
 
@@ -582,8 +626,10 @@ def test_bounded_and_output_modes():
     assert output_keys(q.plan, q.columns) == (UPSERT, ("event_type",))
     q = ctx.sql("SELECT COUNT(*) AS n FROM live GROUP BY event_type")
     assert output_keys(q.plan, q.columns) == (REPLACE, ())
-    q = ctx.sql("SELECT event_type, window_start, COUNT(*) AS n FROM live "
-                "GROUP BY event_type, TUMBLE(event_time, INTERVAL '1' SECOND)")
+    q = ctx.sql(
+        "SELECT event_type, window_start, COUNT(*) AS n FROM live "
+        "GROUP BY event_type, TUMBLE(event_time, INTERVAL '1' SECOND)"
+    )
     assert output_keys(q.plan, q.columns) == (APPEND, ())
 
 
@@ -617,10 +663,13 @@ def drive(keys: str, session: Session | None = None, **kwargs) -> tuple[int, str
 
 def test_repl_defines_a_stream_runs_a_query_survives_an_error_and_quits():
     ddl = BOUNDED_DDL.replace("\n", "\r")
-    keys = (ddl + "SELECT event_type, COUNT(*) AS n\rFROM events\rGROUP BY event_type;\r"
-            "SELEC event_type FROM events;\r"
-            "SELECT COUNT(*) AS total FROM events;\r"
-            "\\q\r" "SELECT 'never';\r")
+    keys = (
+        ddl + "SELECT event_type, COUNT(*) AS n\rFROM events\rGROUP BY event_type;\r"
+        "SELEC event_type FROM events;\r"
+        "SELECT COUNT(*) AS total FROM events;\r"
+        "\\q\r"
+        "SELECT 'never';\r"
+    )
     code, text, session = drive(keys, history_object=InMemoryHistory())
     assert code == 0
     counts = {r[0]: int(r[1]) for r in table_cells(text)[2:5]}
@@ -658,8 +707,9 @@ def test_tab_completes_a_column_in_the_prompt():
     history = InMemoryHistory()
     with create_pipe_input() as pipe:
         prompt = prompt_session(session, input=pipe, output=DummyOutput(), history_object=history)
-        loop = threading.Thread(target=run_repl, args=(session,), kwargs={"prompt": prompt, "banner": False},
-                                daemon=True)
+        loop = threading.Thread(
+            target=run_repl, args=(session,), kwargs={"prompt": prompt, "banner": False}, daemon=True
+        )
         loop.start()
         pipe.send_text("SELECT event_ty")
         # completion runs asynchronously: press Tab once the completions are there
@@ -677,8 +727,9 @@ def test_tab_completes_a_column_in_the_prompt():
 
 def test_run_piped_runs_every_input_and_reports_errors():
     session, out = make_session()
-    lines = io.StringIO(BOUNDED_DDL + "\\format csv\n" + COUNT_QUERY
-                        + "\nSELEC 1;\nSELECT COUNT(*) AS n FROM events;\n")
+    lines = io.StringIO(
+        BOUNDED_DDL + "\\format csv\n" + COUNT_QUERY + "\nSELEC 1;\nSELECT COUNT(*) AS n FROM events;\n"
+    )
     assert run_piped(session, lines) == 1
     text = out.getvalue()
     assert "event_type,n" in text and "error: line 8, col 1" in text and text.rstrip().endswith("3000")
@@ -703,15 +754,29 @@ def test_in_a_terminal_ctrl_c_stops_the_query_and_ctrl_d_leaves(tmp_path):
     import termios
 
     master, slave = pty.openpty()
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "STREAM_DSL_HISTORY": str(tmp_path / "history"),
-           "TERM": "xterm", "PROMPT_TOOLKIT_NO_CPR": "1", "COLUMNS": "120", "LINES": "40"}
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "STREAM_DSL_HISTORY": str(tmp_path / "history"),
+        "TERM": "xterm",
+        "PROMPT_TOOLKIT_NO_CPR": "1",
+        "COLUMNS": "120",
+        "LINES": "40",
+    }
 
     def own_terminal() -> None:  # the pty becomes the child's controlling terminal, so Ctrl-C sends SIGINT
         os.setsid()
         fcntl.ioctl(0, termios.TIOCSCTTY, 0)
 
-    child = subprocess.Popen([sys.executable, "-m", "stream_dsl"], stdin=slave,
-                             stdout=slave, stderr=slave, env=env, cwd=tmp_path, preexec_fn=own_terminal)
+    child = subprocess.Popen(
+        [sys.executable, "-m", "stream_dsl"],
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        env=env,
+        cwd=tmp_path,
+        preexec_fn=own_terminal,
+    )
     os.close(slave)
     decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
     raw = ""  # everything the REPL printed; escape sequences are removed from the whole, never per chunk
@@ -735,7 +800,7 @@ def test_in_a_terminal_ctrl_c_stops_the_query_and_ctrl_d_leaves(tmp_path):
             chunk = read_chunk()
             assert chunk, f"the REPL ended while waiting for {pattern!r}; it printed:\n{cleaned()[-2000:]}"
             raw += decoder.decode(chunk)
-        text = cleaned()[consumed:match.end()]
+        text = cleaned()[consumed : match.end()]
         consumed = match.end()
         return text
 

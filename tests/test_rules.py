@@ -19,13 +19,28 @@ from dataclasses import replace
 import polars as pl
 import pytest
 
-from optimizer.fixpoint import (CYCLE, FIXED_POINT, PASS_LIMIT, OptimizeResult, OptimizerRuleError, RuleApplication,
-                              optimize)
+from optimizer.fixpoint import (
+    CYCLE,
+    FIXED_POINT,
+    PASS_LIMIT,
+    OptimizeResult,
+    OptimizerRuleError,
+    RuleApplication,
+    optimize,
+)
 from optimizer.rules import RULE_NAMES, RULES, fold_constants, merge_filters, prune_projections, push_down_predicates
 from optimizer.rules.analysis import TRUE, is_identity_project
 from optimizer.rules.fold_constants import fold
-from rules_support import (Golden, assert_same_result, data_context, golden_paths, has_limit, read_golden, run,
-                           write_golden)
+from rules_support import (
+    Golden,
+    assert_same_result,
+    data_context,
+    golden_paths,
+    has_limit,
+    read_golden,
+    run,
+    write_golden,
+)
 from stream_dsl.ir import expr as E
 from stream_dsl.bind import typecheck as tc
 from stream_dsl.ir.to_polars import compile_expr
@@ -39,12 +54,16 @@ RULES_BY_NAME = {rule.__name__: rule for rule in RULES}
 
 # ---------------------------------------------------------------- hand-built plans
 
-EVENTS = SourceDef("events", "stream", Schema.of(("user_id", T.STRING), ("ad_id", T.STRING), ("kind", T.STRING),
-                                                  ("n", T.BIGINT), ("ts", T.TIMESTAMP)),
-                   watermark=Watermark("ts", 1000))
+EVENTS = SourceDef(
+    "events",
+    "stream",
+    Schema.of(("user_id", T.STRING), ("ad_id", T.STRING), ("kind", T.STRING), ("n", T.BIGINT), ("ts", T.TIMESTAMP)),
+    watermark=Watermark("ts", 1000),
+)
 ADS = SourceDef("ads", "table", Schema.of(("ad_id", T.STRING), ("campaign", T.STRING), ("budget", T.DOUBLE)))
-OTHER = SourceDef("other", "stream", Schema.of(("who", T.STRING), ("what", T.STRING), ("m", T.BIGINT),
-                                                 ("at", T.TIMESTAMP)))
+OTHER = SourceDef(
+    "other", "stream", Schema.of(("who", T.STRING), ("what", T.STRING), ("m", T.BIGINT), ("at", T.TIMESTAMP))
+)
 
 
 def col(plan, name: str) -> E.Column:
@@ -127,8 +146,11 @@ BOOL_CASES = [
     ("NOT (x = NULL)", lambda x: tc.not_(tc.binary("=", x, lit(None))), "NULL"),
     ("NOT (x IS NULL)", lambda x: tc.not_(tc.is_null(x)), "(x IS NOT NULL)"),
     ("NOT (x IN (TRUE))", lambda x: tc.not_(tc.in_list(x, [lit(True)])), "(x NOT IN (TRUE))"),
-    ("CASE WHEN NULL THEN 1 WHEN x THEN 2 END",
-     lambda x: tc.case([(lit(None), lit(1)), (x, lit(2))], None), "CASE WHEN x THEN 2 ELSE NULL END"),
+    (
+        "CASE WHEN NULL THEN 1 WHEN x THEN 2 END",
+        lambda x: tc.case([(lit(None), lit(1)), (x, lit(2))], None),
+        "CASE WHEN x THEN 2 ELSE NULL END",
+    ),
     ("CASE WHEN FALSE THEN 1 ELSE 2 END", lambda x: tc.case([(lit(False), lit(1))], lit(2)), "2"),
     ("CASE WHEN TRUE THEN x END", lambda x: tc.case([(lit(True), x)], None), "x"),
 ]
@@ -177,17 +199,24 @@ def test_case_branches_are_widened_to_the_case_type():
 def test_fold_reaches_every_expression_of_the_plan():
     scan = replace(events(), predicate=tc.binary("AND", lit(True), lit(True)))
     two = tc.binary("+", lit(1), lit(1))
-    agg = Aggregate(scan, (named("k", tc.binary("||", col(scan, "kind"), tc.binary("||", lit("a"), lit("b")))),),
-                    (named("s", tc.aggregate("sum", tc.binary("*", col(scan, "n"), two))),))
-    plan = Filter(Project(agg, (named("k", col(agg, "k")), named("s2", tc.binary("*", col(agg, "s"), two)))),
-                  tc.binary(">", E.Column("s2", T.BIGINT), two))
+    agg = Aggregate(
+        scan,
+        (named("k", tc.binary("||", col(scan, "kind"), tc.binary("||", lit("a"), lit("b")))),),
+        (named("s", tc.aggregate("sum", tc.binary("*", col(scan, "n"), two))),),
+    )
+    plan = Filter(
+        Project(agg, (named("k", col(agg, "k")), named("s2", tc.binary("*", col(agg, "s"), two)))),
+        tc.binary(">", E.Column("s2", T.BIGINT), two),
+    )
     folded = fold_constants(plan)
-    assert render_plan(folded) == "\n".join([
-        "Filter (s2 > 2)",
-        "  Project k, s2 := (s * 2)",
-        "    Aggregate keys=[k := (kind || 'ab')] aggs=[s := sum((n * 2))] emit=final",
-        "      Scan stream events watermark=ts-1s",
-    ])
+    assert render_plan(folded) == "\n".join(
+        [
+            "Filter (s2 > 2)",
+            "  Project k, s2 := (s * 2)",
+            "    Aggregate keys=[k := (kind || 'ab')] aggs=[s := sum((n * 2))] emit=final",
+            "      Scan stream events watermark=ts-1s",
+        ]
+    )
     assert folded.schema == plan.schema
 
 
@@ -198,8 +227,9 @@ def test_merge_filters_joins_a_chain_inner_first():
     scan = events()
     plan = Filter(Filter(Filter(scan, eq(scan, "kind", "a")), eq(scan, "ad_id", "b")), eq(scan, "user_id", "c"))
     merged = merge_filters(plan)
-    assert render_plan(merged) == ("Filter (((kind = 'a') AND (ad_id = 'b')) AND (user_id = 'c'))\n"
-                                   "  Scan stream events watermark=ts-1s")
+    assert render_plan(merged) == (
+        "Filter (((kind = 'a') AND (ad_id = 'b')) AND (user_id = 'c'))\n  Scan stream events watermark=ts-1s"
+    )
 
 
 def test_merge_filters_removes_filter_true_and_leaves_other_constants():
@@ -213,8 +243,10 @@ def test_merge_filters_removes_filter_true_and_leaves_other_constants():
 
 def test_merge_filters_changes_nothing_without_stacked_filters():
     scan = events()
-    plan = Filter(Project(Filter(scan, eq(scan, "kind", "a")), (named("n", col(scan, "n")),)),
-                  tc.binary(">", E.Column("n", T.BIGINT), lit(1)))
+    plan = Filter(
+        Project(Filter(scan, eq(scan, "kind", "a")), (named("n", col(scan, "n")),)),
+        tc.binary(">", E.Column("n", T.BIGINT), lit(1)),
+    )
     assert merge_filters(plan) is plan
 
 
@@ -303,9 +335,16 @@ def test_join_key_predicates_are_not_copied_across_different_key_types():
 
 def test_push_into_every_union_input_by_position():
     a = events()
-    b = Project(Scan(OTHER), (named("who", E.Column("who", T.STRING)), named("what", E.Column("what", T.STRING)),
-                              named("what2", E.Column("what", T.STRING)), named("m", E.Column("m", T.BIGINT)),
-                              named("at", E.Column("at", T.TIMESTAMP))))
+    b = Project(
+        Scan(OTHER),
+        (
+            named("who", E.Column("who", T.STRING)),
+            named("what", E.Column("what", T.STRING)),
+            named("what2", E.Column("what", T.STRING)),
+            named("m", E.Column("m", T.BIGINT)),
+            named("at", E.Column("at", T.TIMESTAMP)),
+        ),
+    )
     union = Union((a, b))
     pushed = push_down_predicates(Filter(union, eq(union, "ad_id", "x")))
     assert isinstance(pushed, Union)
@@ -321,11 +360,20 @@ def test_push_below_distinct():
 
 def test_push_into_aggregate_only_for_plain_group_keys():
     scan = events()
-    agg = Aggregate(scan, (named("who", col(scan, "user_id")), named("k2", tc.function("upper", [col(scan, "kind")]))),
-                    (named("total", tc.aggregate("sum", col(scan, "n"))),),
-                    WindowSpec("tumble", "ts", 10_000))
-    predicate = E.conjoin([eq(agg, "who", "u1"), eq(agg, "k2", "V"), tc.binary(">", col(agg, "total"), lit(5)),
-                           tc.binary(">", col(agg, "window_start"), lit(dt.datetime(2024, 1, 1)))])
+    agg = Aggregate(
+        scan,
+        (named("who", col(scan, "user_id")), named("k2", tc.function("upper", [col(scan, "kind")]))),
+        (named("total", tc.aggregate("sum", col(scan, "n"))),),
+        WindowSpec("tumble", "ts", 10_000),
+    )
+    predicate = E.conjoin(
+        [
+            eq(agg, "who", "u1"),
+            eq(agg, "k2", "V"),
+            tc.binary(">", col(agg, "total"), lit(5)),
+            tc.binary(">", col(agg, "window_start"), lit(dt.datetime(2024, 1, 1))),
+        ]
+    )
     pushed = push_down_predicates(Filter(agg, predicate))
     assert isinstance(pushed, Filter)
     assert conjunct_texts(pushed) == {"(k2 = 'V')", "(total > 5)", "(window_start > TIMESTAMP '2024-01-01 00:00:00')"}
@@ -354,8 +402,10 @@ def test_predicates_move_through_filters_they_meet_without_reordering_stuck_ones
 
 def test_push_down_reaches_nested_filters_and_is_idempotent():
     join = join_events_ads("inner")
-    inner = Filter(Project(join, tuple(named(f.name, E.Column(f.name, f.dtype)) for f in join.schema
-                                       if f.name != "budget")), eq(join, "campaign", "c"))
+    inner = Filter(
+        Project(join, tuple(named(f.name, E.Column(f.name, f.dtype)) for f in join.schema if f.name != "budget")),
+        eq(join, "campaign", "c"),
+    )
     plan = Distinct(inner)
     once = push_down_predicates(plan)
     assert push_down_predicates(once) is once
@@ -392,8 +442,14 @@ def test_prune_keeps_join_keys_and_drops_unused_right_columns():
 
 def test_prune_restores_the_exact_output_when_inputs_keep_extra_columns():
     join = join_events_ads("inner")
-    plan = Join(Project(events(), (named("ad_id", col(events(), "ad_id")), named("n", col(events(), "n")))),
-                ads(), "inner", ("ad_id",), ("ad_id",), (("campaign", "campaign"),))
+    plan = Join(
+        Project(events(), (named("ad_id", col(events(), "ad_id")), named("n", col(events(), "n")))),
+        ads(),
+        "inner",
+        ("ad_id",),
+        ("ad_id",),
+        (("campaign", "campaign"),),
+    )
     assert prune_projections(plan).schema == plan.schema
     only_right = Project(join, (named("campaign", col(join, "campaign")),))
     pruned = prune_projections(only_right)
@@ -406,17 +462,22 @@ def test_prune_keeps_one_column_for_row_counts():
     plan = Aggregate(scan, (), (named("c", tc.aggregate("count", None)),))
     pruned = prune_projections(plan)
     assert pruned.input.columns == ("who",)
-    constant = Project(Project(scan, (named("x", tc.binary("*", col(scan, "m"), lit(2))),
-                                      named("what", col(scan, "what")))), (named("one", lit(1)),))
+    constant = Project(
+        Project(scan, (named("x", tc.binary("*", col(scan, "m"), lit(2))), named("what", col(scan, "what")))),
+        (named("one", lit(1)),),
+    )
     pruned = prune_projections(constant)
     assert render_plan(pruned) == "Project one := 1\n  Scan stream other columns=[what]"
 
 
 def test_prune_drops_unused_aggregates_but_keeps_keys_window_and_one_aggregate():
     scan = events()
-    agg = Aggregate(scan, (named("who", col(scan, "user_id")),),
-                    (named("total", tc.aggregate("sum", col(scan, "n"))), named("c", tc.aggregate("count", None))),
-                    WindowSpec("tumble", "ts", 10_000))
+    agg = Aggregate(
+        scan,
+        (named("who", col(scan, "user_id")),),
+        (named("total", tc.aggregate("sum", col(scan, "n"))), named("c", tc.aggregate("count", None))),
+        WindowSpec("tumble", "ts", 10_000),
+    )
     plan = Project(agg, (named("who", col(agg, "who")), named("c", col(agg, "c"))))
     pruned = prune_projections(plan)
     assert [a.name for a in pruned.input.aggs] == ["c"]
@@ -427,18 +488,23 @@ def test_prune_drops_unused_aggregates_but_keeps_keys_window_and_one_aggregate()
 
 def test_prune_keeps_every_column_under_distinct():
     scan = events()
-    plan = Project(Distinct(Project(scan, (named("a", col(scan, "ad_id")), named("k", col(scan, "kind"))))),
-                   (named("a", E.Column("a", T.STRING)),))
+    plan = Project(
+        Distinct(Project(scan, (named("a", col(scan, "ad_id")), named("k", col(scan, "kind"))))),
+        (named("a", E.Column("a", T.STRING)),),
+    )
     pruned = prune_projections(plan)
     assert [n.name for n in pruned.input.input.exprs] == ["a", "k"]
 
 
 def test_prune_union_inputs_stay_aligned_by_position():
-    a = Project(events(), (named("x", col(events(), "user_id")), named("y", col(events(), "kind")),
-                           named("z", col(events(), "n"))))
+    a = Project(
+        events(),
+        (named("x", col(events(), "user_id")), named("y", col(events(), "kind")), named("z", col(events(), "n"))),
+    )
     other = Scan(OTHER)
-    b = Project(other, (named("who", col(other, "who")), named("what", col(other, "what")),
-                        named("m", col(other, "m"))))
+    b = Project(
+        other, (named("who", col(other, "who")), named("what", col(other, "what")), named("m", col(other, "m")))
+    )
     plan = Project(Union((a, b)), (named("y", E.Column("y", T.STRING)),))
     pruned = prune_projections(plan)
     assert isinstance(pruned, Union)  # the Project over it became an identity, and went
@@ -464,8 +530,9 @@ def _sample_plans() -> list:
     return [
         events(),
         Filter(Filter(join, eq(join, "campaign", "c")), tc.binary("AND", eq(join, "kind", "v"), TRUE)),
-        Project(Filter(agg, tc.binary(">", col(agg, "c"), tc.binary("+", lit(1), lit(1)))),
-                (named("who", col(agg, "who")),)),
+        Project(
+            Filter(agg, tc.binary(">", col(agg, "c"), tc.binary("+", lit(1), lit(1)))), (named("who", col(agg, "who")),)
+        ),
         Limit(Distinct(Project(scan, (named("k", col(scan, "kind")),))), 3),
     ]
 
@@ -542,10 +609,12 @@ def test_the_data_twins_match_the_fixture_catalog(ctx, data_ctx):
 
 
 # YSB, written so that every rule has work: a constant, stacked filters, a filter to push, columns to prune.
-YSB = ("SELECT campaign_id, window_start, window_end, COUNT(*) AS views "
-       "FROM (SELECT * FROM (SELECT * FROM events WHERE ad_type <> 'mail') WHERE event_type = 'view' AND 1 = 1) "
-       "JOIN campaigns USING (ad_id) "
-       "GROUP BY campaign_id, TUMBLE(event_time, INTERVAL '10' SECOND)")
+YSB = (
+    "SELECT campaign_id, window_start, window_end, COUNT(*) AS views "
+    "FROM (SELECT * FROM (SELECT * FROM events WHERE ad_type <> 'mail') WHERE event_type = 'view' AND 1 = 1) "
+    "JOIN campaigns USING (ad_id) "
+    "GROUP BY campaign_id, TUMBLE(event_time, INTERVAL '10' SECOND)"
+)
 
 
 def test_optimize_runs_to_a_fixed_point_and_traces_every_change(ctx):
@@ -553,16 +622,24 @@ def test_optimize_runs_to_a_fixed_point_and_traces_every_change(ctx):
     result = optimize(plan)
     assert isinstance(result, OptimizeResult)
     assert result.stopped == FIXED_POINT
-    assert result.fired == ("fold_constants", "merge_filters", "push_down_predicates", "prune_projections",
-                            "split_aggregates", "push_aggregate_below_join")
-    assert render_plan(result.plan) == "\n".join([
-        "FinalAggregate keys=[campaign_id] window=TUMBLE(event_time, 10s) aggs=[views := count(*)] emit=final",
-        "  Join inner on [ad_id = ad_id] right=[campaign_id]",
-        "    PartialAggregate keys=[ad_id] window=TUMBLE(event_time, 10s) aggs=[views := count(*)]",
-        "      Scan stream events columns=[ad_id, ad_type, event_type, event_time] "
-        "predicate=((ad_type <> 'mail') AND (event_type = 'view')) watermark=event_time-1s",
-        "    Scan table campaigns",
-    ])
+    assert result.fired == (
+        "fold_constants",
+        "merge_filters",
+        "push_down_predicates",
+        "prune_projections",
+        "split_aggregates",
+        "push_aggregate_below_join",
+    )
+    assert render_plan(result.plan) == "\n".join(
+        [
+            "FinalAggregate keys=[campaign_id] window=TUMBLE(event_time, 10s) aggs=[views := count(*)] emit=final",
+            "  Join inner on [ad_id = ad_id] right=[campaign_id]",
+            "    PartialAggregate keys=[ad_id] window=TUMBLE(event_time, 10s) aggs=[views := count(*)]",
+            "      Scan stream events columns=[ad_id, ad_type, event_type, event_time] "
+            "predicate=((ad_type <> 'mail') AND (event_type = 'view')) watermark=event_time-1s",
+            "    Scan table campaigns",
+        ]
+    )
     first = result.trace[0]
     assert isinstance(first, RuleApplication)
     rule, before, after = first
@@ -600,8 +677,11 @@ def test_disabling_every_rule_changes_nothing(ctx):
 
 
 def test_an_unknown_disabled_rule_is_a_clear_error(ctx):
-    with pytest.raises(DSLError, match=r"unknown optimizer rule 'push_down_predicate' "
-                                        r"\(did you mean 'push_down_predicates'\?\)"):
+    with pytest.raises(
+        DSLError,
+        match=r"unknown optimizer rule 'push_down_predicate' "
+        r"\(did you mean 'push_down_predicates'\?\)",
+    ):
         optimize(ctx.sql("SELECT * FROM users").plan, disabled={"push_down_predicate"})
 
 

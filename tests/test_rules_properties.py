@@ -37,8 +37,28 @@ SOURCES = CTX.catalog.sources
 STREAMS = ("events", "clicks", "sensors", "transactions")
 # table name -> its key column, joined with any STRING column of the stream side
 TABLE_KEYS = {"users": "user_id", "campaigns": "ad_id"}
-STRINGS = ("u1", "u2", "u3", "a1", "a2", "view", "click", "NL", "DE", "/a", "/shop/x", "bob", "acc1", "shop",
-           "cafe", "p1", "banner", "video", "c1", "c2")
+STRINGS = (
+    "u1",
+    "u2",
+    "u3",
+    "a1",
+    "a2",
+    "view",
+    "click",
+    "NL",
+    "DE",
+    "/a",
+    "/shop/x",
+    "bob",
+    "acc1",
+    "shop",
+    "cafe",
+    "p1",
+    "banner",
+    "video",
+    "c1",
+    "c2",
+)
 
 
 def _values_by_column() -> dict[str, list]:
@@ -90,8 +110,9 @@ def comparison(draw, schema: Schema) -> E.Expr:
         items = [literal_for(draw, left.dtype, column.name) for _ in range(draw(st.integers(1, 3)))]
         return tc.in_list(left, items, negated=draw(st.booleans()))
     if kind == "like" and left.dtype is T.STRING:
-        return tc.like(left, tc.literal(draw(st.sampled_from(["%a%", "u_", "/shop%", "%"]))),
-                       negated=draw(st.booleans()))
+        return tc.like(
+            left, tc.literal(draw(st.sampled_from(["%a%", "u_", "/shop%", "%"]))), negated=draw(st.booleans())
+        )
     if kind == "bool" and left.dtype is T.BOOLEAN:
         return left
     value = literal_for(draw, left.dtype, column.name if left is column else None)
@@ -103,8 +124,11 @@ def predicate(draw, schema: Schema, depth: int = 2) -> E.Expr:
     if depth == 0 or choice < 4:
         return comparison(draw, schema)
     if choice == 4:
-        return draw(st.sampled_from([tc.literal(True), tc.literal(False), tc.literal(None),
-                                     tc.binary("=", tc.literal(1), tc.literal(1))]))
+        return draw(
+            st.sampled_from(
+                [tc.literal(True), tc.literal(False), tc.literal(None), tc.binary("=", tc.literal(1), tc.literal(1))]
+            )
+        )
     if choice == 5:
         return tc.not_(predicate(draw, schema, depth - 1))
     op = "AND" if choice < 8 else "OR"
@@ -126,8 +150,9 @@ def computed(draw, schema: Schema) -> E.Expr:
     kind = draw(st.sampled_from(["arith", "upper", "case", "const", "concat"]))
     if kind == "arith" and numbers:
         column = draw(st.sampled_from(numbers))
-        other = draw(st.sampled_from([tc.literal(0), tc.literal(1), tc.literal(2), tc.binary("+", tc.literal(1),
-                                                                                              tc.literal(2))]))
+        other = draw(
+            st.sampled_from([tc.literal(0), tc.literal(1), tc.literal(2), tc.binary("+", tc.literal(1), tc.literal(2))])
+        )
         return tc.binary(draw(st.sampled_from(["+", "*", "-"])), column, other)
     if kind == "upper" and strings:
         return tc.function("upper", [draw(st.sampled_from(strings))])
@@ -170,14 +195,23 @@ def aggregate(draw, plan: Plan, names: Names) -> Plan:
     keys = [E.NamedExpr(c.name, c) for c in chosen]
     if plain and draw(st.integers(0, 3)) == 0:
         c = draw(st.sampled_from(plain))
-        key = tc.function("lower", [c]) if c.dtype is T.STRING else tc.not_(c) if c.dtype is T.BOOLEAN \
+        key = (
+            tc.function("lower", [c])
+            if c.dtype is T.STRING
+            else tc.not_(c)
+            if c.dtype is T.BOOLEAN
             else tc.binary("+", c, tc.literal(1))
+        )
         keys.append(E.NamedExpr(names.fresh(), key))
     numbers = columns_of(plan.schema, T.BIGINT, T.INT, T.DOUBLE)
     aggs = [E.NamedExpr(names.fresh(), tc.aggregate("count", None))]
     if numbers:
-        aggs.append(E.NamedExpr(names.fresh(), tc.aggregate(draw(st.sampled_from(["sum", "min", "max"])),
-                                                            draw(st.sampled_from(numbers)))))
+        aggs.append(
+            E.NamedExpr(
+                names.fresh(),
+                tc.aggregate(draw(st.sampled_from(["sum", "min", "max"])), draw(st.sampled_from(numbers))),
+            )
+        )
     window = None
     watermark = _watermark_column(plan)
     if watermark is not None and draw(st.booleans()):
@@ -266,6 +300,8 @@ def test_optimized_plans_give_the_same_rows(plan, disabled):
     try:
         actual = run(optimized, workers=2)
     except DSLError as err:
-        pytest.fail(f"the optimized plan fails but the original runs: {err}\n"
-                    f"original:\n{render_plan(plan)}\noptimized:\n{render_plan(optimized)}")
+        pytest.fail(
+            f"the optimized plan fails but the original runs: {err}\n"
+            f"original:\n{render_plan(plan)}\noptimized:\n{render_plan(optimized)}"
+        )
     assert_same_result(expected, actual, rows_only=has_limit(plan))

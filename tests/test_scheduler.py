@@ -17,10 +17,32 @@ from executor.multiproc.autotune import AimdBounds, GroupSizer, next_group_size,
 from executor.query.changelog import ChangelogBuffer, fold
 from executor.query.outputs import CollectOutput
 from executor.multiproc.metrics import TaskMetrics, group_overhead
-from executor.multiproc.policies import (Begin, Boundary, BspPolicy, DrizzlePolicy, Finish, Proceed, Reported,
-                                         SendTasks, Shutdown)
-from executor.multiproc.scheduler import (Assigned, AssignmentDone, Finished, InputsReady, Notice, Run, StageInfo,
-                                          TaskKey, TaskSpec, Topology, WorkerScheduler, pipelines, place)
+from executor.multiproc.policies import (
+    Begin,
+    Boundary,
+    BspPolicy,
+    DrizzlePolicy,
+    Finish,
+    Proceed,
+    Reported,
+    SendTasks,
+    Shutdown,
+)
+from executor.multiproc.scheduler import (
+    Assigned,
+    AssignmentDone,
+    Finished,
+    InputsReady,
+    Notice,
+    Run,
+    StageInfo,
+    TaskKey,
+    TaskSpec,
+    Topology,
+    WorkerScheduler,
+    pipelines,
+    place,
+)
 from executor.query.watermarks import Clock, WatermarkChain, WatermarkStep
 from executor.multiproc.shuffle import Inbox, MapOutput, decode, encode, route
 from executor.state.clocks import WM_INF, SourceClock, query_watermark
@@ -28,11 +50,14 @@ from stream_dsl.errors import DSLError
 from stream_dsl.ir.types import DataType, Schema
 from budget import examples
 
-TWO_STAGES = Topology((StageInfo(0, 1, (), source=True, target=1),
-                       StageInfo(1, 2, (0,), stateful=True, target=None)))
-THREE_STAGES = Topology((StageInfo(0, 1, (), source=True, target=1),
-                         StageInfo(1, 2, (0,), stateful=True, target=2),
-                         StageInfo(2, 1, (1,), stateful=True, target=None)))
+TWO_STAGES = Topology((StageInfo(0, 1, (), source=True, target=1), StageInfo(1, 2, (0,), stateful=True, target=None)))
+THREE_STAGES = Topology(
+    (
+        StageInfo(0, 1, (), source=True, target=1),
+        StageInfo(1, 2, (0,), stateful=True, target=2),
+        StageInfo(2, 1, (1,), stateful=True, target=None),
+    )
+)
 SRC, R0, R1 = (0, 0), (1, 0), (1, 1)
 
 
@@ -154,9 +179,13 @@ def test_reduce_partitions_stay_on_their_worker_and_sources_are_spread():
 
 
 def test_in_drizzle_sources_notify_every_stateful_worker_in_bsp_only_their_targets():
-    topology = Topology((StageInfo(0, 1, (), source=True, target=None),  # a source writing the output
-                         StageInfo(1, 1, (), source=True, target=2),
-                         StageInfo(2, 2, (1,), stateful=True, target=None)))
+    topology = Topology(
+        (
+            StageInfo(0, 1, (), source=True, target=None),  # a source writing the output
+            StageInfo(1, 1, (), source=True, target=2),
+            StageInfo(2, 2, (1,), stateful=True, target=None),
+        )
+    )
     assert place(topology, 2, clock_notices=True).receivers[0] == (0, 1)
     assert place(topology, 2, clock_notices=False).receivers[0] == ()
 
@@ -176,8 +205,13 @@ def test_pipelined_placement_keeps_the_source_worker_for_map_tasks():
 
 def test_pipelined_placement_needs_a_worker_without_a_source():
     assert place(TWO_STAGES, 1, clock_notices=True, pipelined=True) == place(TWO_STAGES, 1, clock_notices=True)
-    two_sources = Topology((StageInfo(0, 1, (), source=True, target=2), StageInfo(1, 1, (), source=True, target=2),
-                            StageInfo(2, 2, (0, 1), stateful=True, target=None)))
+    two_sources = Topology(
+        (
+            StageInfo(0, 1, (), source=True, target=2),
+            StageInfo(1, 1, (), source=True, target=2),
+            StageInfo(2, 2, (0, 1), stateful=True, target=None),
+        )
+    )
     assert place(two_sources, 2, clock_notices=True, pipelined=True) == place(two_sources, 2, clock_notices=True)
     p = place(two_sources, 3, clock_notices=True, pipelined=True)
     assert (p.worker_of(0, 0), p.worker_of(1, 0)) == (2, 1)
@@ -283,8 +317,10 @@ def test_drizzle_messages_per_group_do_not_grow_with_group_size_or_stages():
 def _run_group_messages(policy: DrizzlePolicy, sends: list[SendTasks]) -> tuple[list, list]:
     """Two workers given `sends` that exchange notices only (no other driver message): the (worker, task)
     pairs that ran, in order, and the policy's answers to the workers' reports."""
-    queue = [(s.worker, Assigned(s.assignment, s.tasks, s.last_batch))
-             for s in sorted(sends, key=lambda s: (s.assignment, -s.worker))]
+    queue = [
+        (s.worker, Assigned(s.assignment, s.tasks, s.last_batch))
+        for s in sorted(sends, key=lambda s: (s.assignment, -s.worker))
+    ]
     placement = sends[0].placement
     workers = {w: WorkerScheduler(w) for w in {s.worker for s in sends}}
     ran, answers = [], []
@@ -317,7 +353,11 @@ def test_drizzle_sends_the_next_group_ahead_and_hears_back_at_each_boundary_in_o
     policy = DrizzlePolicy(TWO_STAGES, workers=2, group_size=3, ahead=1)
     out = policy.handle(Begin())
     assert [(i.assignment, i.worker, i.first_batch, i.last_batch) for i in out] == [
-        (0, 0, 0, 2), (0, 1, 0, 2), (1, 0, 3, 5), (1, 1, 3, 5)]  # one message per worker per group
+        (0, 0, 0, 2),
+        (0, 1, 0, 2),
+        (1, 0, 3, 5),
+        (1, 1, 3, 5),
+    ]  # one message per worker per group
     assert policy.handle(Reported(0, 1)) == [] and policy.handle(Reported(1, 1)) == []  # group 1 first: no boundary
     assert policy.handle(Reported(0, 0)) == []
     with pytest.raises(ValueError):
@@ -351,8 +391,10 @@ def test_bsp_launches_one_wave_at_a_time_and_waits_at_the_barrier():
     out = policy.handle(Begin())
     assert [(i.worker, [t.key for t in i.tasks]) for i in out] == [(1, [TaskKey(0, 0, 0)])]
     out = policy.handle(Reported(1, 0))
-    assert sorted((i.worker, [t.key for t in i.tasks]) for i in out) == [(0, [TaskKey(0, 1, 0)]),
-                                                                         (1, [TaskKey(0, 1, 1)])]
+    assert sorted((i.worker, [t.key for t in i.tasks]) for i in out) == [
+        (0, [TaskKey(0, 1, 0)]),
+        (1, [TaskKey(0, 1, 1)]),
+    ]
     reducer = out[0].tasks[0]
     assert reducer.waits == frozenset({SRC}) and reducer.locations == ((SRC, 1),)  # where the map output is
     assert policy.handle(Reported(0, 1)) == []  # the barrier: worker 1 has not reported
@@ -475,8 +517,18 @@ def test_a_report_pickles_every_field_of_its_task_metrics_and_batch_stats():
     from stream_dsl.connectors.base import DeadLetter
 
     task = TaskMetrics(1, 2, 3, 4, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0, 11.0, 12.0, 13, 14, 15, "notice", True)
-    stats = BatchStats(1, 2, [DeadLetter("src", "line 3", "{", "bad JSON")], {0: 3}, 4, (5,), {0: Clock(6, True)}, 7.0,
-                       [{"stage": 0, "task": 0, "rows": 8, "bytes": 9}], [(0, {"source": "s", "rows": 10})])
+    stats = BatchStats(
+        1,
+        2,
+        [DeadLetter("src", "line 3", "{", "bad JSON")],
+        {0: 3},
+        4,
+        (5,),
+        {0: Clock(6, True)},
+        7.0,
+        [{"stage": 0, "task": 0, "rows": 8, "bytes": 9}],
+        [(0, {"source": "s", "rows": 10})],
+    )
     assert len(task.__reduce__()[1]) == len(dataclasses.fields(TaskMetrics))
     assert len(stats.__reduce__()[1]) == len(dataclasses.fields(BatchStats))
     report = pickle.loads(pickle.dumps(Report(1, 2, (task,), {0: stats}), protocol=5))
@@ -494,11 +546,19 @@ def changelogs(draw):
     for _ in range(draw(st.integers(1, 6))):
         ups = draw(st.lists(keys, unique=True, max_size=4))
         dels = draw(st.lists(keys, unique=True, max_size=3))
-        upserts = pl.DataFrame({"k": [k for k, _ in ups], "w": [w for _, w in ups],
-                                "v": draw(st.lists(st.integers(0, 9), min_size=len(ups), max_size=len(ups)))},
-                               schema={"k": pl.String, "w": pl.Int64, "v": pl.Int64})
-        deletes = pl.DataFrame({"k": [k for k, _ in dels], "w": [w for _, w in dels]},
-                               schema={"k": pl.String, "w": pl.Int64}) if dels else None
+        upserts = pl.DataFrame(
+            {
+                "k": [k for k, _ in ups],
+                "w": [w for _, w in ups],
+                "v": draw(st.lists(st.integers(0, 9), min_size=len(ups), max_size=len(ups))),
+            },
+            schema={"k": pl.String, "w": pl.Int64, "v": pl.Int64},
+        )
+        deletes = (
+            pl.DataFrame({"k": [k for k, _ in dels], "w": [w for _, w in dels]}, schema={"k": pl.String, "w": pl.Int64})
+            if dels
+            else None
+        )
         parts.append((upserts, deletes))
     return parts
 

@@ -51,9 +51,11 @@ def test_the_password_is_in_no_output_of_a_query_that_runs(server, caplog):
     for i in range(5):
         client.xadd("secret-in", {"data": json.dumps({"k": f"k{i}"})})
     ctx = sd.Context(executor="inline", workers=1)
-    ddl = (f"CREATE STREAM ev (k STRING) WITH (connector = 'redis', url = '{_url(server.port)}', "
-           f"stream = 'secret-in', bounded = 'true', dead_letter = 'none');\n"
-           f"CREATE SINK out WITH (connector = 'redis', url = '{_url(server.port)}', stream = 'secret-out');\n")
+    ddl = (
+        f"CREATE STREAM ev (k STRING) WITH (connector = 'redis', url = '{_url(server.port)}', "
+        f"stream = 'secret-in', bounded = 'true', dead_letter = 'none');\n"
+        f"CREATE SINK out WITH (connector = 'redis', url = '{_url(server.port)}', stream = 'secret-out');\n"
+    )
     session, out = _session(ctx)
     with caplog.at_level(logging.DEBUG):
         session.execute(ddl)
@@ -69,8 +71,10 @@ def test_the_password_is_in_no_output_of_a_query_that_runs(server, caplog):
 
 def test_the_password_is_in_no_error_or_warning(caplog):
     ctx = sd.Context(executor="inline", workers=1)
-    ctx.sql(f"CREATE STREAM ev (k STRING) WITH (connector = 'redis', url = '{_url(free_port())}', stream = 's', "
-            f"retry_seconds = '0.2', bounded = 'true')")
+    ctx.sql(
+        f"CREATE STREAM ev (k STRING) WITH (connector = 'redis', url = '{_url(free_port())}', stream = 's', "
+        f"retry_seconds = '0.2', bounded = 'true')"
+    )
     with caplog.at_level(logging.WARNING), pytest.raises(DSLError) as caught:
         ctx.sql("SELECT k FROM ev").collect()
     assert "unreachable" in str(caught.value) and "default:***@" in str(caught.value)

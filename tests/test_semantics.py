@@ -43,8 +43,10 @@ def ysb_context(workers: int, batch_interval: str, count: int = 30_000, rate: in
           event_time TIMESTAMP, ip_address STRING,
           WATERMARK FOR event_time AS event_time - INTERVAL '1' SECOND)
         WITH (connector = 'generator', kind = 'ysb', rate = '{rate}', count = '{count}')""")
-    ctx.sql("CREATE TABLE campaigns (ad_id STRING, campaign_id STRING) "
-            "WITH (connector = 'generator', kind = 'ysb_campaigns')")
+    ctx.sql(
+        "CREATE TABLE campaigns (ad_id STRING, campaign_id STRING) "
+        "WITH (connector = 'generator', kind = 'ysb_campaigns')"
+    )
     return ctx
 
 
@@ -52,13 +54,19 @@ def ysb_by_polars(count: int = 30_000, rate: int = 2_000) -> pl.DataFrame:
     events = generator.ysb_events(count, rate=rate)
     campaigns = generator.ysb_campaigns()
     size = 10_000
-    start = (pl.col("event_time").dt.epoch("ms") // size * size)
-    return (events.filter(pl.col("event_type") == "view")
-            .join(campaigns, on="ad_id")
-            .group_by("campaign_id", start.alias("ws"))
-            .agg(pl.len().cast(pl.Int64).alias("views"))
-            .select("campaign_id", pl.col("ws").cast(pl.Datetime("ms")).alias("window_start"),
-                    (pl.col("ws") + size).cast(pl.Datetime("ms")).alias("window_end"), "views"))
+    start = pl.col("event_time").dt.epoch("ms") // size * size
+    return (
+        events.filter(pl.col("event_type") == "view")
+        .join(campaigns, on="ad_id")
+        .group_by("campaign_id", start.alias("ws"))
+        .agg(pl.len().cast(pl.Int64).alias("views"))
+        .select(
+            "campaign_id",
+            pl.col("ws").cast(pl.Datetime("ms")).alias("window_start"),
+            (pl.col("ws") + size).cast(pl.Datetime("ms")).alias("window_end"),
+            "views",
+        )
+    )
 
 
 @pytest.mark.parametrize("workers,interval", [(1, "1s"), (3, "250ms"), (2, "7s")])
@@ -102,12 +110,17 @@ def _with_option(source, **options):
 @st.composite
 def split_frames(draw):
     n = draw(st.integers(0, 30))
-    frame = pl.DataFrame({
-        "k": draw(st.lists(st.sampled_from(["x", "y", None]), min_size=n, max_size=n)),
-        "v": draw(st.lists(st.one_of(st.none(), st.integers(-3, 3)), min_size=n, max_size=n)),
-        "ts": [BASE + dt.timedelta(milliseconds=m) for m in
-               draw(st.lists(st.integers(0, 30_000), min_size=n, max_size=n))],
-    }, schema={"k": pl.String, "v": pl.Int64, "ts": pl.Datetime("ms")})
+    frame = pl.DataFrame(
+        {
+            "k": draw(st.lists(st.sampled_from(["x", "y", None]), min_size=n, max_size=n)),
+            "v": draw(st.lists(st.one_of(st.none(), st.integers(-3, 3)), min_size=n, max_size=n)),
+            "ts": [
+                BASE + dt.timedelta(milliseconds=m)
+                for m in draw(st.lists(st.integers(0, 30_000), min_size=n, max_size=n))
+            ],
+        },
+        schema={"k": pl.String, "v": pl.Int64, "ts": pl.Datetime("ms")},
+    )
     cuts = sorted(draw(st.lists(st.integers(0, n), max_size=6)))
     bounds = [0] + cuts + [n]
     return frame, [frame.slice(a, b - a) for a, b in zip(bounds, bounds[1:])]
@@ -119,12 +132,15 @@ def test_windowed_aggregate_equals_one_polars_batch(data, workers):
     frame, batches = data
     ctx = sd.Context(executor="inline", workers=workers)
     ctx.from_polars(batches, name="s")
-    ours = ctx.sql("SELECT k, window_start, COUNT(*) AS n, SUM(v) AS total, COUNT(v) AS nv FROM s "
-                   "GROUP BY k, TUMBLE(ts, INTERVAL '5' SECOND)").collect()
-    expected = (frame.group_by("k", pl.col("ts").dt.truncate("5s").alias("window_start"))
-                .agg(pl.len().cast(pl.Int64).alias("n"),
-                     pl.when(pl.col("v").count() > 0).then(pl.col("v").sum()).alias("total"),
-                     pl.col("v").count().cast(pl.Int64).alias("nv")))
+    ours = ctx.sql(
+        "SELECT k, window_start, COUNT(*) AS n, SUM(v) AS total, COUNT(v) AS nv FROM s "
+        "GROUP BY k, TUMBLE(ts, INTERVAL '5' SECOND)"
+    ).collect()
+    expected = frame.group_by("k", pl.col("ts").dt.truncate("5s").alias("window_start")).agg(
+        pl.len().cast(pl.Int64).alias("n"),
+        pl.when(pl.col("v").count() > 0).then(pl.col("v").sum()).alias("total"),
+        pl.col("v").count().cast(pl.Int64).alias("nv"),
+    )
     key = ["k", "window_start"]
     assert ours.sort(key, nulls_last=True).equals(expected.sort(key, nulls_last=True))
 
@@ -134,17 +150,28 @@ def test_windowed_aggregate_equals_one_polars_batch(data, workers):
 
 def nulls_context(workers: int = 2) -> sd.Context:
     ctx = sd.Context(executor="inline", workers=workers)
-    frame = pl.DataFrame({"k": ["a", "a", "b", None, None], "v": [None, None, 1, 2, None],
-                          "d": [None, None, 0.5, None, 1.5], "s": [None, None, "q", "p", "p"]},
-                         schema={"k": pl.String, "v": pl.Int64, "d": pl.Float64, "s": pl.String})
+    frame = pl.DataFrame(
+        {
+            "k": ["a", "a", "b", None, None],
+            "v": [None, None, 1, 2, None],
+            "d": [None, None, 0.5, None, 1.5],
+            "s": [None, None, "q", "p", "p"],
+        },
+        schema={"k": pl.String, "v": pl.Int64, "d": pl.Float64, "s": pl.String},
+    )
     ctx.from_polars([frame[:2], frame[2:]], name="s")
     return ctx
 
 
 def test_aggregates_follow_sql_null_rules():
-    out = nulls_context().sql(
-        "SELECT k, COUNT(*) AS n, COUNT(v) AS nv, SUM(v) AS sv, AVG(d) AS ad, MIN(s) AS mn, MAX(v) AS mx, "
-        "COUNT(DISTINCT s) AS ds FROM s GROUP BY k").collect()
+    out = (
+        nulls_context()
+        .sql(
+            "SELECT k, COUNT(*) AS n, COUNT(v) AS nv, SUM(v) AS sv, AVG(d) AS ad, MIN(s) AS mn, MAX(v) AS mx, "
+            "COUNT(DISTINCT s) AS ds FROM s GROUP BY k"
+        )
+        .collect()
+    )
     rows = {r[0]: r[1:] for r in out.rows()}
     assert rows["a"] == (2, 0, None, None, None, None, 0)
     assert rows["b"] == (1, 1, 1, 0.5, "q", 1, 1)
@@ -152,8 +179,11 @@ def test_aggregates_follow_sql_null_rules():
 
 
 def test_global_aggregate_over_no_rows_is_one_row():
-    out = nulls_context().sql("SELECT COUNT(*) AS n, SUM(v) AS sv, MAX(s) AS m, COUNT(DISTINCT s) AS d "
-                              "FROM s WHERE v > 100").collect()
+    out = (
+        nulls_context()
+        .sql("SELECT COUNT(*) AS n, SUM(v) AS sv, MAX(s) AS m, COUNT(DISTINCT s) AS d FROM s WHERE v > 100")
+        .collect()
+    )
     assert out.rows() == [(0, None, None, 0)]
 
 
@@ -174,8 +204,7 @@ def test_constants_are_one_value_per_row():
 def join_context() -> sd.Context:
     ctx = sd.Context(executor="inline", workers=2)
     ctx.from_polars([pl.DataFrame({"k": ["a", "b", None, "c"], "v": [1, 2, 3, 4]})], name="s")
-    ctx.from_polars(pl.DataFrame({"k": ["a", "a", "b", None], "name": ["x", "y", "z", "n"]}), name="t",
-                    static=True)
+    ctx.from_polars(pl.DataFrame({"k": ["a", "a", "b", None], "name": ["x", "y", "z", "n"]}), name="t", static=True)
     return ctx
 
 
@@ -185,7 +214,8 @@ def test_inner_and_left_joins_with_a_table_never_match_null_keys():
     assert sorted(inner.rows()) == [("a", 1, "x"), ("a", 1, "y"), ("b", 2, "z")]
     left = ctx.sql("SELECT s.k, v, name FROM s LEFT JOIN t ON s.k = t.k").collect()
     assert sorted(left.rows(), key=repr) == sorted(
-        [("a", 1, "x"), ("a", 1, "y"), ("b", 2, "z"), (None, 3, None), ("c", 4, None)], key=repr)
+        [("a", 1, "x"), ("a", 1, "y"), ("b", 2, "z"), (None, 3, None), ("c", 4, None)], key=repr
+    )
 
 
 def test_join_output_names_follow_right_columns():
@@ -207,8 +237,11 @@ def test_table_on_the_left_of_an_inner_join():
 def test_join_keys_of_different_integer_types():
     ctx = sd.Context(executor="inline", workers=1)
     ctx.from_polars(pl.DataFrame({"k": [1, 2]}, schema={"k": pl.Int32}), name="s")
-    ctx.from_polars(pl.DataFrame({"k": [2, 3], "w": ["two", "three"]}, schema={"k": pl.Int64, "w": pl.String}),
-                    name="t", static=True)
+    ctx.from_polars(
+        pl.DataFrame({"k": [2, 3], "w": ["two", "three"]}, schema={"k": pl.Int64, "w": pl.String}),
+        name="t",
+        static=True,
+    )
     assert ctx.sql("SELECT w FROM s JOIN t ON s.k = t.k").collect().rows() == [("two",)]
 
 

@@ -36,17 +36,23 @@ def test_a_windowed_query_over_a_socket_equals_polars():
     rows = [{"user": f"u{i % 7}", "ts": 1_767_225_600_000 + i * 137} for i in range(3000)]
     data = b"".join(json.dumps(r).encode() + b"\n" for r in rows)
     ctx = sd.Context(executor="inline", workers=2, batch_interval="20ms")
-    ctx.sql(f"CREATE STREAM clicks (user STRING, ts TIMESTAMP, WATERMARK FOR ts AS ts - INTERVAL '1' SECOND) "
-            f"WITH (connector = 'socket', port = '{port}', bounded = 'true')")
+    ctx.sql(
+        f"CREATE STREAM clicks (user STRING, ts TIMESTAMP, WATERMARK FOR ts AS ts - INTERVAL '1' SECOND) "
+        f"WITH (connector = 'socket', port = '{port}', bounded = 'true')"
+    )
     sink = MemorySink()
-    handle = ctx.sql("SELECT user, window_start, COUNT(*) AS n FROM clicks "
-                     "GROUP BY user, TUMBLE(ts, INTERVAL '10' SECOND)").start(sink=sink)
+    handle = ctx.sql(
+        "SELECT user, window_start, COUNT(*) AS n FROM clicks GROUP BY user, TUMBLE(ts, INTERVAL '10' SECOND)"
+    ).start(sink=sink)
     step = len(data) // 10 + 3  # cut inside records
-    _send(port, [data[i:i + step] for i in range(0, len(data), step)])
+    _send(port, [data[i : i + step] for i in range(0, len(data), step)])
     assert handle.await_termination(HANG_GUARD_S)
     frame = pl.DataFrame(rows).with_columns(pl.col("ts").cast(pl.Datetime("ms")))
-    expected = (frame.group_by("user", pl.col("ts").dt.truncate("10s").alias("window_start"))
-                .agg(pl.len().cast(pl.Int64).alias("n")).sort("user", "window_start"))
+    expected = (
+        frame.group_by("user", pl.col("ts").dt.truncate("10s").alias("window_start"))
+        .agg(pl.len().cast(pl.Int64).alias("n"))
+        .sort("user", "window_start")
+    )
     assert sink.frame().sort("user", "window_start").equals(expected)
     assert sum(p["rows_in"] for p in handle.progress()) == 3000
 
@@ -88,12 +94,15 @@ def test_a_line_waits_for_its_newline_and_a_closed_client_flushes_its_last_line(
         source.close()
 
 
-@pytest.mark.parametrize("options, message", [
-    ({}, "needs a port option"),
-    ({"port": "70000"}, "port must be at most 65535"),
-    ({"port": "1", "format": "xml"}, "format must be ndjson or csv"),
-    ({"port": "1", "hots": "0.0.0.0"}, "unknown option 'hots'"),
-])
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ({}, "needs a port option"),
+        ({"port": "70000"}, "port must be at most 65535"),
+        ({"port": "1", "format": "xml"}, "format must be ndjson or csv"),
+        ({"port": "1", "hots": "0.0.0.0"}, "unknown option 'hots'"),
+    ],
+)
 def test_bad_options(options, message):
     opts = tuple(sorted({"connector": "socket", **options}.items()))
     with pytest.raises(ConnectorError, match=message):
@@ -103,8 +112,10 @@ def test_bad_options(options, message):
 def test_two_clients_and_csv_with_a_header_each():
     port = free_port()
     ctx = sd.Context(executor="inline", workers=1, batch_interval="20ms")
-    ctx.sql(f"CREATE STREAM ev (k STRING, n BIGINT) WITH (connector = 'socket', port = '{port}', format = 'csv', "
-            f"header = 'true', bounded = 'true', dead_letter = 'none')")
+    ctx.sql(
+        f"CREATE STREAM ev (k STRING, n BIGINT) WITH (connector = 'socket', port = '{port}', format = 'csv', "
+        f"header = 'true', bounded = 'true', dead_letter = 'none')"
+    )
     sink = MemorySink()
     handle = ctx.sql("SELECT k, n FROM ev").start(sink=sink)
     with socket.create_connection(("127.0.0.1", port), timeout=HANG_GUARD_S) as first:
@@ -120,8 +131,10 @@ def test_two_clients_and_csv_with_a_header_each():
 def test_lines_longer_than_the_limit_are_cut_into_one_dead_letter():
     port = free_port()
     ctx = sd.Context(executor="inline", workers=1, batch_interval="20ms")
-    ctx.sql(f"CREATE STREAM ev (k STRING) WITH (connector = 'socket', port = '{port}', bounded = 'true', "
-            f"max_line_bytes = '1000', dead_letter = 'none')")
+    ctx.sql(
+        f"CREATE STREAM ev (k STRING) WITH (connector = 'socket', port = '{port}', bounded = 'true', "
+        f"max_line_bytes = '1000', dead_letter = 'none')"
+    )
     sink = MemorySink()
     handle = ctx.sql("SELECT k FROM ev").start(sink=sink)
     _send(port, [b'{"k": "a"}\n{"k": "', b"z" * 3000, b'"}\n{"k": "b"}\n'])
@@ -140,5 +153,3 @@ def test_a_port_in_use_is_a_connector_error():
         ctx.sql(f"CREATE STREAM ev (k STRING) WITH (connector = 'socket', port = '{port}')")
         with pytest.raises(ConnectorError, match=f"source 'ev': cannot listen on 127.0.0.1:{port}"):
             ctx.sql("SELECT k FROM ev").start(sink=lambda b, f: None)
-
-

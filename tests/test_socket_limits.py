@@ -27,8 +27,9 @@ LINE = b'{"k": "flood", "n": 1}\n'
 
 def _source(**options: str) -> SocketSource:
     all_options = {"connector": "socket", "port": "0", **options}
-    definition = SourceDef("ev", "stream", Schema.of(("k", T.STRING), ("n", T.BIGINT)),
-                           tuple(sorted(all_options.items())))
+    definition = SourceDef(
+        "ev", "stream", Schema.of(("k", T.STRING), ("n", T.BIGINT)), tuple(sorted(all_options.items()))
+    )
     source = SocketSource(definition)
     source.open(None)
     return source
@@ -70,8 +71,14 @@ def test_a_flood_is_held_back_by_a_bounded_buffer_and_nothing_is_lost():
 
 
 def test_listening_beyond_loopback_needs_allow_remote():
-    definition = SourceDef("ev", "stream", Schema.of(("k", T.STRING),),
-                           (("connector", "socket"), ("host", "0.0.0.0"), ("port", "0")))
+    definition = SourceDef(
+        "ev",
+        "stream",
+        Schema.of(
+            ("k", T.STRING),
+        ),
+        (("connector", "socket"), ("host", "0.0.0.0"), ("port", "0")),
+    )
     with pytest.raises(ConnectorError, match="host '0.0.0.0' is not a loopback address.*allow_remote = 'true'"):
         SocketSource(definition).open(None)
 

@@ -35,20 +35,35 @@ from stream_dsl.ir.plan import PARTIAL_ROWS
 from stream_dsl.ir.types import DataType, Field, Schema
 from budget import examples
 
-ROWS_SCHEMA = {"k": pl.String, "j": pl.Int32, TIME_COLUMN: pl.Datetime("ms"), "x": pl.Int64, "y": pl.String,
-               "z": pl.Int32, "b": pl.Boolean, "d": pl.Float64}
+ROWS_SCHEMA = {
+    "k": pl.String,
+    "j": pl.Int32,
+    TIME_COLUMN: pl.Datetime("ms"),
+    "x": pl.Int64,
+    "y": pl.String,
+    "z": pl.Int32,
+    "b": pl.Boolean,
+    "d": pl.Float64,
+}
 AGGS = {  # name -> (func, arg, output type)
-    "n": ("count", None, DataType.BIGINT), "nx": ("count", "x", DataType.BIGINT),
-    "sx": ("sum", "x", DataType.BIGINT), "ax": ("avg", "x", DataType.DOUBLE),
-    "lo": ("min", "x", DataType.BIGINT), "hi": ("max", "x", DataType.BIGINT),
-    "ly": ("min", "y", DataType.STRING), "hy": ("max", "y", DataType.STRING),
-    "sz": ("sum", "z", DataType.BIGINT), "hz": ("max", "z", DataType.INT),
-    "hb": ("max", "b", DataType.BOOLEAN), "ad": ("avg", "d", DataType.DOUBLE),
+    "n": ("count", None, DataType.BIGINT),
+    "nx": ("count", "x", DataType.BIGINT),
+    "sx": ("sum", "x", DataType.BIGINT),
+    "ax": ("avg", "x", DataType.DOUBLE),
+    "lo": ("min", "x", DataType.BIGINT),
+    "hi": ("max", "x", DataType.BIGINT),
+    "ly": ("min", "y", DataType.STRING),
+    "hy": ("max", "y", DataType.STRING),
+    "sz": ("sum", "z", DataType.BIGINT),
+    "hz": ("max", "z", DataType.INT),
+    "hb": ("max", "b", DataType.BOOLEAN),
+    "ad": ("avg", "d", DataType.DOUBLE),
 }
 
 
-def aggregate_op(keys: tuple[str, ...], names: list[str], window: WindowSpec | None, emit: str,
-                 phase: str = "single") -> AggregateOp:
+def aggregate_op(
+    keys: tuple[str, ...], names: list[str], window: WindowSpec | None, emit: str, phase: str = "single"
+) -> AggregateOp:
     aggs = tuple(AggSpec(n, AGGS[n][0], AGGS[n][1], AGGS[n][2]) for n in names)
     types = {"k": DataType.STRING, "j": DataType.INT}
     fields = [Field(k, types[k]) for k in keys]
@@ -132,13 +147,23 @@ def streams(draw):
     for b in range(draw(st.integers(1, 6))):
         n = draw(st.integers(0, 12))
         cell = lambda values: draw(st.lists(st.sampled_from(values), min_size=n, max_size=n))  # noqa: E731
-        times = [None if t is None else dt.datetime(2024, 1, 1) + dt.timedelta(milliseconds=t)
-                 for t in cell([None, 0, 350, 999, 1000, 1700, 2400, 3100, 4000, 4999])]
-        rows = pl.DataFrame({"k": cell(["a", "b", None]), "j": cell([1, -2, None]), TIME_COLUMN: times,
-                             "x": cell([None, 0, 5, -7, 2**62 if phase == "single" else 2**59]),
-                             "y": cell(["p", "q", "é", None]),
-                             "z": cell([None, 3, -1]), "b": cell([True, False, None]),
-                             "d": cell([0.5, None, -1.25])}, schema=ROWS_SCHEMA)
+        times = [
+            None if t is None else dt.datetime(2024, 1, 1) + dt.timedelta(milliseconds=t)
+            for t in cell([None, 0, 350, 999, 1000, 1700, 2400, 3100, 4000, 4999])
+        ]
+        rows = pl.DataFrame(
+            {
+                "k": cell(["a", "b", None]),
+                "j": cell([1, -2, None]),
+                TIME_COLUMN: times,
+                "x": cell([None, 0, 5, -7, 2**62 if phase == "single" else 2**59]),
+                "y": cell(["p", "q", "é", None]),
+                "z": cell([None, 3, -1]),
+                "b": cell([True, False, None]),
+                "d": cell([0.5, None, -1.25]),
+            },
+            schema=ROWS_SCHEMA,
+        )
         batches.append(partial_rows(op, rows) if phase == "final" else rows)
         step = draw(st.sampled_from([None, 0, 500, 1000, 2500]))
         new = wm if step is None or window is None else (step if wm is None else wm + step)
@@ -167,10 +192,14 @@ def test_only_plain_columns_go_to_the_dict():
     schema = pl.Schema(ROWS_SCHEMA)
     assert state_small.supported(aggregate_op(("k", "j"), ["n", "sx", "ly", "hz", "hb"], None, "changes"), schema)
     assert not state_small.supported(aggregate_op(("k",), ["ad"], None, "changes"), schema)  # a float
-    assert not state_small.supported(aggregate_op(("k",), ["n"], WindowSpec("session", "ts", 1000), "changes"),
-                                      schema)
-    distinct = AggregateOp(("k",), (AggSpec("c", "count", "x", DataType.BIGINT, True),), None, "changes",
-                           Schema((Field("k", DataType.STRING), Field("c", DataType.BIGINT))))
+    assert not state_small.supported(aggregate_op(("k",), ["n"], WindowSpec("session", "ts", 1000), "changes"), schema)
+    distinct = AggregateOp(
+        ("k",),
+        (AggSpec("c", "count", "x", DataType.BIGINT, True),),
+        None,
+        "changes",
+        Schema((Field("k", DataType.STRING), Field("c", DataType.BIGINT))),
+    )
     assert not state_small.supported(distinct, schema)
     assert not state_small.supported(aggregate_op(("k",), ["n"], None, "changes"), pl.Schema({"k": pl.Float64}))
 
@@ -202,15 +231,20 @@ def test_an_int64_sum_out_of_range_raises_in_the_dict_as_in_polars():
 
 @pytest.mark.parametrize("query", QUERIES, ids=[q.name for q in QUERIES])
 def test_the_differential_family_still_matches_duckdb_with_the_dict_turned_off(query, monkeypatch):
-    frame = pl.DataFrame({
-        "k": ["a", "b", None, "c", "a", "b"] * 4,
-        "i": [None, 1, 2, -3, 4, 0] * 4,
-        "d": [0.5, None, -1.0, 2.0, 1.5, 3.0] * 4,
-        "s2": ["a", "ab", None, ".b", "b.", ""] * 4,
-        "ts": [dt.datetime(2024, 1, 1) + dt.timedelta(milliseconds=1700 * j) for j in range(24)],
-    }, schema={"k": pl.String, "i": pl.Int64, "d": pl.Float64, "s2": pl.String, "ts": pl.Datetime("ms")})
-    table = pl.DataFrame({"k": ["a", "b", "d", None], "name": ["x", "y", "x", "y"], "w": [1, None, 3, 2]},
-                         schema={"k": pl.String, "name": pl.String, "w": pl.Int64})
+    frame = pl.DataFrame(
+        {
+            "k": ["a", "b", None, "c", "a", "b"] * 4,
+            "i": [None, 1, 2, -3, 4, 0] * 4,
+            "d": [0.5, None, -1.0, 2.0, 1.5, 3.0] * 4,
+            "s2": ["a", "ab", None, ".b", "b.", ""] * 4,
+            "ts": [dt.datetime(2024, 1, 1) + dt.timedelta(milliseconds=1700 * j) for j in range(24)],
+        },
+        schema={"k": pl.String, "i": pl.Int64, "d": pl.Float64, "s2": pl.String, "ts": pl.Datetime("ms")},
+    )
+    table = pl.DataFrame(
+        {"k": ["a", "b", "d", None], "name": ["x", "y", "x", "y"], "w": [1, None, 3, 2]},
+        schema={"k": pl.String, "name": pl.String, "w": pl.Int64},
+    )
     batches = [frame.slice(0, 7), frame.slice(7, 0), frame.slice(7, 6), frame.slice(13, 11)]
     expected = duckdb_rows(query.duck, frame, table)
     monkeypatch.setattr(state_small, "supported", lambda op, schema: False)

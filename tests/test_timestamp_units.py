@@ -28,13 +28,16 @@ def _collect(tmp_path, lines: list[str], fmt: str, options: str = ""):
     header = "k,ts\n" if fmt == "csv" else ""
     path.write_text(header + "".join(line + "\n" for line in lines))
     ctx = sd.Context(executor="inline", workers=1)
-    ctx.sql(f"CREATE STREAM s (k BIGINT, ts TIMESTAMP) WITH (connector = 'files', path = '{path}', "
-            f"dead_letter = 'none'{options})")
+    ctx.sql(
+        f"CREATE STREAM s (k BIGINT, ts TIMESTAMP) WITH (connector = 'files', path = '{path}', "
+        f"dead_letter = 'none'{options})"
+    )
     sink = MemorySink()
     handle = ctx.sql("SELECT k, ts FROM s").start(sink=sink)
     assert handle.await_termination(HANG_GUARD_S)
-    return sorted(sink.frame().rows()), {int(d.raw.split(",")[0]) if fmt == "csv" else json.loads(d.raw)["k"]:
-                                         d.reason for d in handle.dead_letters}
+    return sorted(sink.frame().rows()), {
+        int(d.raw.split(",")[0]) if fmt == "csv" else json.loads(d.raw)["k"]: d.reason for d in handle.dead_letters
+    }
 
 
 def _line(fmt: str, k: int, value: int) -> str:
@@ -55,8 +58,11 @@ moments = st.datetimes(min_value=dt.datetime(1900, 1, 1), max_value=dt.datetime(
 
 
 @settings(max_examples=examples(25), deadline=None)
-@given(unit=st.sampled_from(["s", "ms", "us", "ns"]), fmt=st.sampled_from(["ndjson", "csv"]),
-       values=st.lists(moments, min_size=1, max_size=20))
+@given(
+    unit=st.sampled_from(["s", "ms", "us", "ns"]),
+    fmt=st.sampled_from(["ndjson", "csv"]),
+    values=st.lists(moments, min_size=1, max_size=20),
+)
 def test_epoch_numbers_in_the_declared_unit(tmp_path_factory, unit, fmt, values):
     tmp_path = tmp_path_factory.mktemp("units")
     if unit == "s":
@@ -98,21 +104,28 @@ def test_a_unit_per_column(tmp_path):
     path = tmp_path / "d.ndjson"
     path.write_text(json.dumps({"a": 1767225600, "b": 1767225600000, "c": 1767225600000000}) + "\n")
     ctx = sd.Context(executor="inline", workers=1)
-    ctx.sql(f"CREATE STREAM s (a TIMESTAMP, b TIMESTAMP, c TIMESTAMP) WITH (connector = 'files', path = '{path}', "
-            f"timestamp_unit = 'ms, a=s, c = us')")
+    ctx.sql(
+        f"CREATE STREAM s (a TIMESTAMP, b TIMESTAMP, c TIMESTAMP) WITH (connector = 'files', path = '{path}', "
+        f"timestamp_unit = 'ms, a=s, c = us')"
+    )
     assert ctx.sql("SELECT a, b, c FROM s").collect().rows() == [(dt.datetime(2026, 1, 1),) * 3]
 
 
-@pytest.mark.parametrize("option, message", [
-    ("sec", "unknown unit 'sec'"),
-    ("x=s", "names 'x', which is not a TIMESTAMP column"),
-    ("k=s", "names 'k', which is not a TIMESTAMP column"),
-])
+@pytest.mark.parametrize(
+    "option, message",
+    [
+        ("sec", "unknown unit 'sec'"),
+        ("x=s", "names 'x', which is not a TIMESTAMP column"),
+        ("k=s", "names 'k', which is not a TIMESTAMP column"),
+    ],
+)
 def test_a_bad_unit_option_is_one_clear_error(tmp_path, option, message):
     path = tmp_path / "d.ndjson"
     path.write_text('{"k": 1, "ts": 1}\n')
     ctx = sd.Context(executor="inline", workers=1)
-    ctx.sql(f"CREATE STREAM s (k BIGINT, ts TIMESTAMP) WITH (connector = 'files', path = '{path}', "
-            f"timestamp_unit = '{option}')")
+    ctx.sql(
+        f"CREATE STREAM s (k BIGINT, ts TIMESTAMP) WITH (connector = 'files', path = '{path}', "
+        f"timestamp_unit = '{option}')"
+    )
     with pytest.raises(ConnectorError, match=message):
         ctx.sql("SELECT k FROM s").collect()

@@ -54,8 +54,11 @@ def test_a_lazy_transport_is_imported_only_when_chosen(registry, monkeypatch):
 
 def test_a_lazy_transport_whose_module_is_missing_fails_when_chosen_with_the_reason(registry):
     register_transport("ray", "not_installed_anywhere:RayTransport")
-    with pytest.raises(DSLError, match=r"transport 'ray' cannot be loaded from not_installed_anywhere:RayTransport: "
-                                       r"No module named 'not_installed_anywhere'"):
+    with pytest.raises(
+        DSLError,
+        match=r"transport 'ray' cannot be loaded from not_installed_anywhere:RayTransport: "
+        r"No module named 'not_installed_anywhere'",
+    ):
         transport_factory("ray")
 
 

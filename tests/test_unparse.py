@@ -23,8 +23,9 @@ from stream_dsl.sql.unparse import AST_NODES, name, unparse, unparse_script
 from budget import examples
 
 TESTS = Path(__file__).parent
-CORPUS_TEXTS = ([block for block in (TESTS / "parse_corpus" / "valid.sql").read_text(encoding="utf-8").split("\n;\n")]
-                + [p.read_text() for p in sorted((TESTS / "corpus").glob("*/*.sql"))])
+CORPUS_TEXTS = [
+    block for block in (TESTS / "parse_corpus" / "valid.sql").read_text(encoding="utf-8").split("\n;\n")
+] + [p.read_text() for p in sorted((TESTS / "corpus").glob("*/*.sql"))]
 
 
 def _parsed(text: str) -> list[ast.Statement]:
@@ -40,8 +41,18 @@ CORPUS = [s for text in CORPUS_TEXTS for s in _parsed(text)]
 def test_the_corpus_is_large_and_covers_every_statement_kind():
     assert len(CORPUS) >= 100
     kinds = {type(s) for s in CORPUS}
-    assert kinds >= {ast.CreateSource, ast.CreateSink, ast.CreateView, ast.Insert, ast.QueryStatement,
-                     ast.Explain, ast.Show, ast.Describe, ast.SetOption, ast.Drop}
+    assert kinds >= {
+        ast.CreateSource,
+        ast.CreateSink,
+        ast.CreateView,
+        ast.Insert,
+        ast.QueryStatement,
+        ast.Explain,
+        ast.Show,
+        ast.Describe,
+        ast.SetOption,
+        ast.Drop,
+    }
 
 
 @pytest.mark.parametrize("statement", CORPUS, ids=[f"{i:03d}_{type(s).__name__}" for i, s in enumerate(CORPUS)])
@@ -61,14 +72,21 @@ def test_every_ast_class_is_known():
 
 
 def test_names_are_quoted_only_when_needed():
-    assert [name(n) for n in ("price", "select", "Window", "a b", 'x"y', "timestamp", "_1")] == \
-        ["price", '"select"', '"Window"', '"a b"', '"x""y"', '"timestamp"', "_1"]
+    assert [name(n) for n in ("price", "select", "Window", "a b", 'x"y', "timestamp", "_1")] == [
+        "price",
+        '"select"',
+        '"Window"',
+        '"a b"',
+        '"x""y"',
+        '"timestamp"',
+        "_1",
+    ]
 
 
 def test_the_expr_repr_is_the_unparsed_text():
     e = (sd.col("price") * 2 > 10) & sd.col("sku").is_in(["a", "b"])
     assert repr(e) == "<Expr price * 2 > 10 AND sku IN ('a', 'b')>"
-    assert parse_expression(repr(e)[len("<Expr "):-1]) == e.node
+    assert parse_expression(repr(e)[len("<Expr ") : -1]) == e.node
 
 
 # ---------------------------------------------------------------- generated trees
@@ -85,8 +103,11 @@ LEAVES = st.one_of(
     st.text(alphabet="ab' %\"\n", max_size=4).map(ast.StringLit),
     st.booleans().map(ast.BoolLit),
     st.just(ast.NullLit()),
-    st.builds(ast.IntervalLit, st.sampled_from(["10", "1.5", "5 seconds", "1m"]),
-              st.sampled_from([None, "SECOND", "MINUTE", "MILLISECOND", "HOUR", "DAY"])),
+    st.builds(
+        ast.IntervalLit,
+        st.sampled_from(["10", "1.5", "5 seconds", "1m"]),
+        st.sampled_from([None, "SECOND", "MINUTE", "MILLISECOND", "HOUR", "DAY"]),
+    ),
     st.builds(ast.TimestampLit, st.sampled_from(["2024-01-01 00:00:00", "2024-01-01T10:00:00.5"])),
 )
 
@@ -104,8 +125,12 @@ def extend(children: st.SearchStrategy[ast.Expr]) -> st.SearchStrategy[ast.Expr]
         st.builds(ast.FuncCall, st.sampled_from(["F", "UPPER", "LEFT", "COUNT"]), items, distinct=st.booleans()),
         st.builds(ast.FuncCall, st.sampled_from(["F", "NOW"]), st.just(())),
         st.just(ast.FuncCall("COUNT", (), star=True)),
-        st.builds(ast.Case, st.none() | children, st.lists(st.tuples(children, children), min_size=1,
-                                                            max_size=2).map(tuple), st.none() | children),
+        st.builds(
+            ast.Case,
+            st.none() | children,
+            st.lists(st.tuples(children, children), min_size=1, max_size=2).map(tuple),
+            st.none() | children,
+        ),
     )
 
 
@@ -123,9 +148,15 @@ def _select(draw, depth: int) -> ast.Select:
     items = draw(st.lists(st.builds(ast.SelectItem, EXPRS, st.none() | NAMES), min_size=1, max_size=3))
     if draw(st.booleans()):
         items.insert(0, ast.SelectItem(ast.Star(draw(st.none() | NAMES))))
-    return ast.Select(tuple(items), from_=draw(_from_items(depth)), where=draw(st.none() | EXPRS),
-                      group_by=tuple(draw(st.lists(EXPRS, max_size=2))), having=draw(st.none() | EXPRS),
-                      distinct=draw(st.booleans()), emit=draw(st.sampled_from([None, "CHANGES", "WINDOW CLOSE"])))
+    return ast.Select(
+        tuple(items),
+        from_=draw(_from_items(depth)),
+        where=draw(st.none() | EXPRS),
+        group_by=tuple(draw(st.lists(EXPRS, max_size=2))),
+        having=draw(st.none() | EXPRS),
+        distinct=draw(st.booleans()),
+        emit=draw(st.sampled_from([None, "CHANGES", "WINDOW CLOSE"])),
+    )
 
 
 def _from_items(depth: int) -> st.SearchStrategy:
@@ -162,23 +193,40 @@ def queries(depth: int = 1) -> st.SearchStrategy[ast.Query]:
     return build()
 
 
-OPTIONS = st.lists(st.tuples(st.sampled_from(["connector", "path", "format.x", "odd key", "with"]),
-                             st.text(alphabet="ab '/", max_size=4)),
-                   min_size=1, max_size=3, unique_by=lambda o: o[0].lower()).map(tuple)
+OPTIONS = st.lists(
+    st.tuples(
+        st.sampled_from(["connector", "path", "format.x", "odd key", "with"]), st.text(alphabet="ab '/", max_size=4)
+    ),
+    min_size=1,
+    max_size=3,
+    unique_by=lambda o: o[0].lower(),
+).map(tuple)
 COLUMNS = st.lists(st.builds(ast.ColumnDef, NAMES, TYPES, st.booleans()), min_size=1, max_size=3).map(tuple)
 STATEMENTS = st.one_of(
     st.builds(ast.QueryStatement, queries()),
     st.builds(ast.Insert, NAMES, queries()),
-    st.builds(ast.Explain, st.builds(ast.QueryStatement, queries(0)) | st.builds(ast.Insert, NAMES, queries(0)),
-              st.booleans()),
+    st.builds(
+        ast.Explain, st.builds(ast.QueryStatement, queries(0)) | st.builds(ast.Insert, NAMES, queries(0)), st.booleans()
+    ),
     st.builds(ast.CreateView, NAMES, queries(), st.booleans()),
-    st.builds(ast.CreateSource, st.sampled_from(["STREAM", "TABLE"]), NAMES, COLUMNS,
-              st.none() | st.builds(ast.WatermarkDef, NAMES, EXPRS), OPTIONS, st.booleans(), st.booleans()),
+    st.builds(
+        ast.CreateSource,
+        st.sampled_from(["STREAM", "TABLE"]),
+        NAMES,
+        COLUMNS,
+        st.none() | st.builds(ast.WatermarkDef, NAMES, EXPRS),
+        OPTIONS,
+        st.booleans(),
+        st.booleans(),
+    ),
     st.builds(ast.CreateSink, NAMES, OPTIONS, st.booleans(), st.booleans()),
     st.builds(ast.Show, st.sampled_from(["STREAMS", "TABLES", "SINKS", "VIEWS", "FUNCTIONS"])),
     st.builds(ast.Describe, NAMES),
-    st.builds(ast.SetOption, st.sampled_from(["workers", "optimizer.merge_filters", "x.y.z"]),
-              st.text(alphabet="ab '1", max_size=4)),
+    st.builds(
+        ast.SetOption,
+        st.sampled_from(["workers", "optimizer.merge_filters", "x.y.z"]),
+        st.text(alphabet="ab '1", max_size=4),
+    ),
     st.builds(ast.Drop, st.sampled_from(["STREAM", "TABLE", "SINK", "VIEW"]), NAMES, st.booleans()),
 )
 

@@ -25,8 +25,9 @@ def at(seconds: float) -> dt.datetime:
 
 
 def batch(*rows: tuple[str, float]) -> pl.DataFrame:
-    return pl.DataFrame({"k": [r[0] for r in rows], "ts": [at(r[1]) for r in rows]},
-                        schema={"k": pl.String, "ts": pl.Datetime("ms")})
+    return pl.DataFrame(
+        {"k": [r[0] for r in rows], "ts": [at(r[1]) for r in rows]}, schema={"k": pl.String, "ts": pl.Datetime("ms")}
+    )
 
 
 def context(*batches: pl.DataFrame, delay: str | None = "0s", workers: int = 2, name: str = "ev") -> sd.Context:
@@ -105,8 +106,10 @@ def test_end_of_input_flushes_every_window_without_a_watermark():
 # ---------------------------------------------------------------- HOP
 
 
-HOP = ("SELECT k, window_start, window_end, COUNT(*) AS n FROM ev "
-       "GROUP BY k, HOP(ts, INTERVAL '5' SECOND, INTERVAL '10' SECOND)")
+HOP = (
+    "SELECT k, window_start, window_end, COUNT(*) AS n FROM ev "
+    "GROUP BY k, HOP(ts, INTERVAL '5' SECOND, INTERVAL '10' SECOND)"
+)
 
 
 def test_hop_assigns_every_containing_window():
@@ -127,8 +130,7 @@ def test_hop_row_late_for_one_window_counts_once_and_feeds_the_open_one():
 # ---------------------------------------------------------------- SESSION
 
 
-SESSION = ("SELECT k, window_start, window_end, COUNT(*) AS n FROM ev "
-           "GROUP BY k, SESSION(ts, INTERVAL '5' SECOND)")
+SESSION = "SELECT k, window_start, window_end, COUNT(*) AS n FROM ev GROUP BY k, SESSION(ts, INTERVAL '5' SECOND)"
 
 
 def test_sessions_merge_across_batches_when_an_event_bridges_them():
@@ -163,13 +165,17 @@ def test_session_changes_report_merged_sessions_and_collect_keeps_the_final_ones
 
 
 def test_session_count_distinct_survives_merges():
-    frames = [pl.DataFrame({"k": ["a"], "v": [v], "ts": [at(t)]}, schema={"k": pl.String, "v": pl.Int64,
-                                                                          "ts": pl.Datetime("ms")})
-              for v, t in ((1, 0), (2, 8), (1, 4), (3, 9))]
+    frames = [
+        pl.DataFrame(
+            {"k": ["a"], "v": [v], "ts": [at(t)]}, schema={"k": pl.String, "v": pl.Int64, "ts": pl.Datetime("ms")}
+        )
+        for v, t in ((1, 0), (2, 8), (1, 4), (3, 9))
+    ]
     ctx = sd.Context(executor="inline", workers=2)
     ctx.from_polars(frames, name="ev", watermark="ts", watermark_delay="60s")
-    out = ctx.sql("SELECT k, COUNT(DISTINCT v) AS d, COUNT(*) AS n FROM ev "
-                  "GROUP BY k, SESSION(ts, INTERVAL '5' SECOND)").collect()
+    out = ctx.sql(
+        "SELECT k, COUNT(DISTINCT v) AS d, COUNT(*) AS n FROM ev GROUP BY k, SESSION(ts, INTERVAL '5' SECOND)"
+    ).collect()
     assert out.rows() == [("a", 3, 4)]
 
 
@@ -211,13 +217,20 @@ def test_distinct_emits_each_row_the_first_time():
 
 def test_query_watermark_is_the_min_over_sources_and_a_finished_source_stops_holding_it():
     ctx = sd.Context(executor="inline", workers=1)
-    ctx.from_polars([batch(("a", 1)), batch(("a", 30)), batch(("a", 31)), batch(("a", 32))], name="fast",
-                    watermark="ts", watermark_delay="0s")
-    ctx.from_polars([batch(("b", 2)), batch(("b", 5)), batch(("b", 6))], name="slow", watermark="ts",
-                    watermark_delay="0s")
+    ctx.from_polars(
+        [batch(("a", 1)), batch(("a", 30)), batch(("a", 31)), batch(("a", 32))],
+        name="fast",
+        watermark="ts",
+        watermark_delay="0s",
+    )
+    ctx.from_polars(
+        [batch(("b", 2)), batch(("b", 5)), batch(("b", 6))], name="slow", watermark="ts", watermark_delay="0s"
+    )
     sink = MemorySink()
-    handle = ctx.sql("SELECT k, window_start, COUNT(*) AS n FROM (SELECT * FROM fast UNION ALL SELECT * FROM slow) "
-                     "GROUP BY k, TUMBLE(ts, INTERVAL '10' SECOND)").start(sink=sink)
+    handle = ctx.sql(
+        "SELECT k, window_start, COUNT(*) AS n FROM (SELECT * FROM fast UNION ALL SELECT * FROM slow) "
+        "GROUP BY k, TUMBLE(ts, INTERVAL '10' SECOND)"
+    ).start(sink=sink)
     assert handle.await_termination(60)
     marks = [p["watermark"] for p in handle.progress()]
     # Batch 1: min(30, 5) = 5. Batch 2: 'slow' is exhausted, so only 'fast' (31) counts.
@@ -309,10 +322,10 @@ def test_a_failing_source_names_the_scan():
 
 def test_dead_letters_are_counted_in_progress_and_kept(tmp_path):
     (tmp_path / "a.ndjson").write_text(
-        json.dumps({"k": "a", "n": 1}) + "\n{not json\n" + json.dumps({"k": "b", "n": "x"}) + "\n")
+        json.dumps({"k": "a", "n": 1}) + "\n{not json\n" + json.dumps({"k": "b", "n": "x"}) + "\n"
+    )
     ctx = sd.Context(executor="inline", workers=1)
-    ctx.sql(f"CREATE STREAM ev (k STRING, n BIGINT) WITH (connector = 'files', path = '{tmp_path}', "
-            f"format = 'ndjson')")
+    ctx.sql(f"CREATE STREAM ev (k STRING, n BIGINT) WITH (connector = 'files', path = '{tmp_path}', format = 'ndjson')")
     sink = MemorySink()
     handle = ctx.sql("SELECT k, n FROM ev").start(sink=sink)
     assert handle.await_termination(60)
@@ -324,7 +337,15 @@ def test_dead_letters_are_counted_in_progress_and_kept(tmp_path):
 def test_progress_has_the_documented_fields():
     ctx = context(batch(("a", 1)))
     _, progress = run(ctx, TUMBLE)
-    for key in ("batch_id", "rows_in", "rows_out", "late_rows", "dead_letters", "watermark", "duration_ms",
-                "latency_ms"):
+    for key in (
+        "batch_id",
+        "rows_in",
+        "rows_out",
+        "late_rows",
+        "dead_letters",
+        "watermark",
+        "duration_ms",
+        "latency_ms",
+    ):
         assert key in progress[0]
     assert progress[0]["duration_ms"] >= 0 and progress[0]["latency_ms"] >= 0

@@ -14,13 +14,20 @@ import polars as pl
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from executor.state.windows import (NO_WATERMARK, Windows, ends_after, is_closed, is_open, watermark_lit,
-                              watermark_or_min)
+from executor.state.windows import (
+    NO_WATERMARK,
+    Windows,
+    ends_after,
+    is_closed,
+    is_open,
+    watermark_lit,
+    watermark_or_min,
+)
 from stream_dsl.ir.column_names import HOP_OFFSET, WINDOW_END, WINDOW_START
 from stream_dsl.ir.definitions import WindowSpec
 from budget import examples
 
-TIMES = st.one_of(st.integers(-10**13, 10**13), st.integers(-5_000, 5_000))  # ms: about +-300 years, or near 0
+TIMES = st.one_of(st.integers(-(10**13), 10**13), st.integers(-5_000, 5_000))  # ms: about +-300 years, or near 0
 SIZES = st.one_of(st.integers(1, 50), st.integers(1, 10**7))
 
 
@@ -125,9 +132,14 @@ FRAMES = st.lists(st.one_of(st.none(), TIMES), max_size=30)
 def test_polars_expressions_compute_what_the_ints_do(w: Windows, times: list[int | None], wm: int | None) -> None:
     t = pl.col("t")
     frame = pl.DataFrame({"t": times}, schema={"t": pl.Int64})
-    out = frame.select(first=w.first_start(t), last=w.last_start(t), end=w.end(w.last_start(t)),
-                       late=w.late_expr(t, wm), closed=is_closed(t, watermark_lit(wm)),
-                       open=is_open(t, watermark_lit(wm)))
+    out = frame.select(
+        first=w.first_start(t),
+        last=w.last_start(t),
+        end=w.end(w.last_start(t)),
+        late=w.late_expr(t, wm),
+        closed=is_closed(t, watermark_lit(wm)),
+        open=is_open(t, watermark_lit(wm)),
+    )
     wm_value = watermark_or_min(wm)
     for row, x in zip(out.iter_rows(named=True), times):
         assert row["late"] is w.is_late_value(x, wm)

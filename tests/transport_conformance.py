@@ -90,8 +90,11 @@ class Snapshot:
 
     def leftovers(self, workers: dict[int, str | None]) -> list[str]:
         """What is left now that was not before: running workers (pid -> identity), pipes, temp dirs."""
-        problems = [f"worker process {pid} is still running" for pid, identity in sorted(workers.items())
-                    if identity is not None and process_identity(pid) == identity]
+        problems = [
+            f"worker process {pid} is still running"
+            for pid, identity in sorted(workers.items())
+            if identity is not None and process_identity(pid) == identity
+        ]
         if pipes := open_pipes() - self.pipes:
             problems.append(f"{len(pipes)} pipes left open in the driver: {sorted(pipes)}")
         if dirs := temp_dirs() - self.temp_dirs:
@@ -200,8 +203,15 @@ def exchange(factory: TransportFactory, workers: int, count: int, sizes: list[in
     with running(factory, [probe.exchange] * workers) as transport:
         for w in range(workers):
             peers = [p for p in range(workers) if p != w]
-            transport.send(w, {"to": peers + [DRIVER], "count": count, "sizes": sizes,
-                               "expect": {s: count for s in peers + [DRIVER]}})
+            transport.send(
+                w,
+                {
+                    "to": peers + [DRIVER],
+                    "count": count,
+                    "sizes": sizes,
+                    "expect": {s: count for s in peers + [DRIVER]},
+                },
+            )
         for seq in range(count):
             for w in range(workers):
                 transport.send(w, (DRIVER, seq, probe.payload(DRIVER, seq, probe.size_of(sizes, seq))))
@@ -211,8 +221,9 @@ def exchange(factory: TransportFactory, workers: int, count: int, sizes: list[in
         for w in range(workers):
             mine = [(seq, data) for sender, seq, data in direct if sender == w]
             assert [seq for seq, _ in mine] == list(range(count)), f"worker {w} -> driver out of order"
-            assert all(data == probe.payload(w, seq, probe.size_of(sizes, seq)) for seq, data in mine), \
+            assert all(data == probe.payload(w, seq, probe.size_of(sizes, seq)) for seq, data in mine), (
                 f"worker {w} -> driver: a damaged message"
+            )
             assert reports[w]["received"] == {s: list(range(count)) for s in range(DRIVER, workers) if s != w}
             assert reports[w]["intact"], f"worker {w} received a damaged message"
         transport.shutdown(timeout=WAIT_S, message="stop")

@@ -39,8 +39,15 @@ class BspDriver(Driver):
     executor = "bsp"
     pipelined = False  # reducers on the workers without a source, as Drizzle's groups place them (see the module doc)
 
-    def __init__(self, graph: Any, config: RunConfig, output: QueryOutput, *, realtime: bool,
-                 transport_factory: TransportFactory | None = None) -> None:
+    def __init__(
+        self,
+        graph: Any,
+        config: RunConfig,
+        output: QueryOutput,
+        *,
+        realtime: bool,
+        transport_factory: TransportFactory | None = None,
+    ) -> None:
         super().__init__(graph, config, output, realtime=realtime, transport_factory=transport_factory)
         self._policy: BspPolicy | None = None
 
@@ -71,8 +78,9 @@ class BspDriver(Driver):
         tasks = tuple(replace(t, watermarks=step) if t.key.stage in stateful else t for t in instruction.tasks)
         return replace(instruction, tasks=tasks)
 
-    def _boundary(self, boundary: Boundary, on_batch: OnBatch, should_stop: ShouldStop,
-                  idle_sleep: bool) -> Proceed | Finish:
+    def _boundary(
+        self, boundary: Boundary, on_batch: OnBatch, should_stop: ShouldStop, idle_sleep: bool
+    ) -> Proceed | Finish:
         batch = boundary.first_batch
         rows_in = self.stats[batch].rows_in if batch in self.stats else 0
         done = self.record(batch, batch, on_batch, batch, 1)

@@ -49,9 +49,18 @@ from typing import Any, Callable
 from executor.query.changelog import ChangelogBuffer
 from executor.query.changelog_rows import RowFold
 from executor.inline import collect_table
-from executor.multiproc.messages import (Assign, Cancel, Commit, Failed, Heartbeat, OutputMessage, Ready,
-                                         Report,
-                               Setup, Stop)
+from executor.multiproc.messages import (
+    Assign,
+    Cancel,
+    Commit,
+    Failed,
+    Heartbeat,
+    OutputMessage,
+    Ready,
+    Report,
+    Setup,
+    Stop,
+)
 from executor.multiproc.metrics import BatchStats, TaskMetrics
 from executor.query.outputs import QueryOutput
 from executor.query.readers import DEAD_LETTERS_KEPT
@@ -93,10 +102,13 @@ class WorkerLost(Exception):
 
     def error(self, timeout: float) -> ExecutionError:
         if self.reason == "heartbeat timeout":
-            return ExecutionError(f"worker {self.worker} stopped responding (no heartbeat for {timeout:g}s); "
-                                  f"the query was stopped.")
-        return ExecutionError(f"worker {self.worker} died unexpectedly (exit code {self.exit_code}); the query was "
-                              f"stopped. Worker processes can be killed by the system when memory runs out.")
+            return ExecutionError(
+                f"worker {self.worker} stopped responding (no heartbeat for {timeout:g}s); the query was stopped."
+            )
+        return ExecutionError(
+            f"worker {self.worker} died unexpectedly (exit code {self.exit_code}); the query was "
+            f"stopped. Worker processes can be killed by the system when memory runs out."
+        )
 
 
 class Driver(BatchRecords):
@@ -104,8 +116,15 @@ class Driver(BatchRecords):
 
     executor = "multiprocess"
 
-    def __init__(self, graph: Any, config: RunConfig, output: QueryOutput, *, realtime: bool,
-                 transport_factory: TransportFactory | None = None) -> None:
+    def __init__(
+        self,
+        graph: Any,
+        config: RunConfig,
+        output: QueryOutput,
+        *,
+        realtime: bool,
+        transport_factory: TransportFactory | None = None,
+    ) -> None:
         self.graph = graph
         self.config = config
         self.output = output
@@ -114,8 +133,9 @@ class Driver(BatchRecords):
         self.stages: list[Stage] = self.runner.stages
         self.topology: Topology = topology_of(self.stages)
         self.workers = config.workers
-        self.transport_factory: TransportFactory = (transport_factory
-                                                    or transports.configured_factory(config.transport, config))
+        self.transport_factory: TransportFactory = transport_factory or transports.configured_factory(
+            config.transport, config
+        )
         self.transport: Transport | None = None
         self.dead_letters: deque[DeadLetter] = deque(maxlen=DEAD_LETTERS_KEPT)
         self.chain = self._new_chain()  # the watermark of each recorded batch (BSP: also of each task)
@@ -156,8 +176,7 @@ class Driver(BatchRecords):
         Where the query starts is `query/restart.py`'s decision, as for every
         executor: a checkpoint, or after what the sink and sources hold.
         """
-        start = open_query(self.graph, self.config, self.output, collect_table, realtime=self.realtime,
-                           bounded=bounded)
+        start = open_query(self.graph, self.config, self.output, collect_table, realtime=self.realtime, bounded=bounded)
         self.realtime_sources = any(r.realtime for r in start.readers.values())
         close_readers(start.readers)  # the workers open their own
         self.runner.tables, self.checkpointing, self.restored = start.tables, start.checkpointing, start.restored
@@ -168,8 +187,9 @@ class Driver(BatchRecords):
             self.chain.last_batch = self.batch_id - 1
             self.chain.resume_from(self.restored)
         if self.checkpointing is not None:
-            self.checkpointing.last = start.restore or RestorePoint(None, "", self.batch_id, None,
-                                                                    clocks_of(self.chain.clocks))
+            self.checkpointing.last = start.restore or RestorePoint(
+                None, "", self.batch_id, None, clocks_of(self.chain.clocks)
+            )
         try:
             self._start_workers(start.restore)
         except WorkerLost as lost:
@@ -191,8 +211,16 @@ class Driver(BatchRecords):
             self.chain.resume_from(self.restored)
         self.output.rows_out = point.output_rows
         self.done = False
-        for per_batch in (self.outputs, self.emitted, self.stats, self.tasks, self.state_groups, self.retention,
-                          self.messages_for, self.source_clocks):
+        for per_batch in (
+            self.outputs,
+            self.emitted,
+            self.stats,
+            self.tasks,
+            self.state_groups,
+            self.retention,
+            self.messages_for,
+            self.source_clocks,
+        ):
             per_batch.clear()
 
     def _hosts(self) -> dict[tuple[int, int], int]:
@@ -218,18 +246,33 @@ class Driver(BatchRecords):
             for stage in self.stages:
                 if stage.is_source and hosts[(stage.id, 0)] == w:
                     memory.update(_memory_data(stage))
-            transport.send(w, Setup(self.graph, self.config, tables, memory, connectors, self.realtime,
-                                    self._changelog, os.getcwd(), tuple(sys.path), self.batch_id,
-                                    None if restore is None else restore.for_worker(hosts, w), HEARTBEAT_S,
-                                    None if self.checkpointing is None else self.checkpointing.offset_log,
-                                    self.restored))
+            transport.send(
+                w,
+                Setup(
+                    self.graph,
+                    self.config,
+                    tables,
+                    memory,
+                    connectors,
+                    self.realtime,
+                    self._changelog,
+                    os.getcwd(),
+                    tuple(sys.path),
+                    self.batch_id,
+                    None if restore is None else restore.for_worker(hosts, w),
+                    HEARTBEAT_S,
+                    None if self.checkpointing is None else self.checkpointing.offset_log,
+                    self.restored,
+                ),
+            )
         ready: set[int] = set()
         deadline = time.monotonic() + READY_TIMEOUT_S
         while len(ready) < self.workers:
             message = self._receive(None, deadline)
             if message is None:
-                raise ExecutionError(f"workers {sorted(set(range(self.workers)) - ready)} did not start "
-                                     f"within {READY_TIMEOUT_S:.0f}s")
+                raise ExecutionError(
+                    f"workers {sorted(set(range(self.workers)) - ready)} did not start within {READY_TIMEOUT_S:.0f}s"
+                )
             if isinstance(message, Ready):
                 ready.add(message.worker)
                 self.last_seen[message.worker] = time.monotonic()
@@ -257,9 +300,11 @@ class Driver(BatchRecords):
         point = checkpointing.last
         entry = checkpointing.recovering(lost.worker, lost.exit_code, lost.reason, point.next_batch)
         if checkpointing.gave_up:
-            raise ExecutionError(f"{lost.error(self.config.heartbeat_timeout)} Workers were replaced "
-                                 f"{len(checkpointing.recoveries) - 1} times in a row without reaching a new "
-                                 f"checkpoint; giving up.") from None
+            raise ExecutionError(
+                f"{lost.error(self.config.heartbeat_timeout)} Workers were replaced "
+                f"{len(checkpointing.recoveries) - 1} times in a row without reaching a new "
+                f"checkpoint; giving up."
+            ) from None
         assert self.transport is not None
         self.transport.abort()
         checkpointing.abandon()
@@ -310,8 +355,9 @@ class Driver(BatchRecords):
         """A task message as it goes out (BSP adds the batch's watermarks)."""
         return instruction
 
-    def _boundary(self, boundary: Boundary, on_batch: OnBatch, should_stop: ShouldStop,
-                  idle_sleep: bool) -> Proceed | Finish:
+    def _boundary(
+        self, boundary: Boundary, on_batch: OnBatch, should_stop: ShouldStop, idle_sleep: bool
+    ) -> Proceed | Finish:
         raise NotImplementedError
 
     # ------------------------------------------------------------ messages
@@ -321,13 +367,27 @@ class Driver(BatchRecords):
         assert self.transport is not None
         sent = time.time()
         commit = self._commit_for(instruction.worker)
-        checkpoint = (self.checkpointing.request(instruction.worker, instruction.last_batch)
-                      if self.checkpointing is not None and self._wants_checkpoint(instruction) else None)
-        self.transport.send(instruction.worker, Assign(instruction.assignment, instruction.tasks,
-                                                       instruction.placement, instruction.first_batch,
-                                                       instruction.last_batch, sent, commit, checkpoint))
-        self.assignment_log.append((instruction.assignment, instruction.worker, instruction.first_batch,
-                                    instruction.last_batch, sent))
+        checkpoint = (
+            self.checkpointing.request(instruction.worker, instruction.last_batch)
+            if self.checkpointing is not None and self._wants_checkpoint(instruction)
+            else None
+        )
+        self.transport.send(
+            instruction.worker,
+            Assign(
+                instruction.assignment,
+                instruction.tasks,
+                instruction.placement,
+                instruction.first_batch,
+                instruction.last_batch,
+                sent,
+                commit,
+                checkpoint,
+            ),
+        )
+        self.assignment_log.append(
+            (instruction.assignment, instruction.worker, instruction.first_batch, instruction.last_batch, sent)
+        )
         share = 1.0 / (instruction.last_batch - instruction.first_batch + 1)
         for b in range(instruction.first_batch, instruction.last_batch + 1):
             self.messages_for[b] += share

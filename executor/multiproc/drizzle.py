@@ -20,16 +20,24 @@ class DrizzleDriver(Driver):
 
     executor = "drizzle"
 
-    def __init__(self, graph: Any, config: RunConfig, output: QueryOutput, *, realtime: bool,
-                 transport_factory: TransportFactory | None = None) -> None:
+    def __init__(
+        self,
+        graph: Any,
+        config: RunConfig,
+        output: QueryOutput,
+        *,
+        realtime: bool,
+        transport_factory: TransportFactory | None = None,
+    ) -> None:
         super().__init__(graph, config, output, realtime=realtime, transport_factory=transport_factory)
         self.sizer = GroupSizer(config.group_size)
         self.overheads: deque[float] = deque(maxlen=10_000)
         self._previous_end: dict[int, float] = {}
 
     def _hosts(self) -> dict[tuple[int, int], int]:
-        return dict(place(self.topology, self.workers, clock_notices=True,
-                          pipelined=pipelines(self.config.group_size)).hosts)
+        return dict(
+            place(self.topology, self.workers, clock_notices=True, pipelined=pipelines(self.config.group_size)).hosts
+        )
 
     def _new_policy(self) -> DrizzlePolicy:
         """Groups from `self.batch_id` on; group ids go on from the last one (across recoveries too).
@@ -43,11 +51,18 @@ class DrizzleDriver(Driver):
         (`Checkpointing.gathering`); a commit then rides on the message of
         the group after the next.
         """
-        return DrizzlePolicy(self.topology, self.workers, self.sizer.size,
-                             pipelined=pipelines(self.config.group_size), group=self.group_id, ahead=1)
+        return DrizzlePolicy(
+            self.topology,
+            self.workers,
+            self.sizer.size,
+            pipelined=pipelines(self.config.group_size),
+            group=self.group_id,
+            ahead=1,
+        )
 
-    def _boundary(self, boundary: Boundary, on_batch: OnBatch, should_stop: ShouldStop,
-                  idle_sleep: bool) -> Proceed | Finish:
+    def _boundary(
+        self, boundary: Boundary, on_batch: OnBatch, should_stop: ShouldStop, idle_sleep: bool
+    ) -> Proceed | Finish:
         """Group boundary: progress, the overhead measurement and AIMD, then go on or finish."""
         first, last = boundary.first_batch, boundary.last_batch
         self.group_id = boundary.assignment

@@ -56,10 +56,25 @@ class TaskMetrics:
 
     def __reduce__(self) -> tuple:
         """Positional pickling: a report carries one per task, and a slots dataclass's state pickles field by field."""
-        return TaskMetrics, (self.batch, self.stage, self.partition, self.worker, self.sent_at, self.assigned_at,
-                             self.slot_free_at, self.inputs_ready_at, self.inputs_arrived_at, self.started_at,
-                             self.finished_at, self.serialize_s, self.transfer_bytes, self.rows_in, self.rows_out,
-                             self.trigger, self.skipped)
+        return TaskMetrics, (
+            self.batch,
+            self.stage,
+            self.partition,
+            self.worker,
+            self.sent_at,
+            self.assigned_at,
+            self.slot_free_at,
+            self.inputs_ready_at,
+            self.inputs_arrived_at,
+            self.started_at,
+            self.finished_at,
+            self.serialize_s,
+            self.transfer_bytes,
+            self.rows_in,
+            self.rows_out,
+            self.trigger,
+            self.skipped,
+        )
 
     @property
     def ready_at(self) -> float:
@@ -97,9 +112,20 @@ class BatchStats:
 
     def __reduce__(self) -> tuple:
         """Positional pickling, as TaskMetrics: a report carries one per batch of its group."""
-        return BatchStats, (self.rows_in, self.late_rows, self.dead_letters, self.stage_rows, self.state_groups,
-                            self.retention, self.clocks, self.pulled_at, self.shuffled, self.reads,
-                            self.wall_offset_ms, self.backlog)
+        return BatchStats, (
+            self.rows_in,
+            self.late_rows,
+            self.dead_letters,
+            self.stage_rows,
+            self.state_groups,
+            self.retention,
+            self.clocks,
+            self.pulled_at,
+            self.shuffled,
+            self.reads,
+            self.wall_offset_ms,
+            self.backlog,
+        )
 
     def merge(self, other: "BatchStats") -> None:
         self.rows_in += other.rows_in
@@ -126,9 +152,19 @@ def stage_metrics(tasks: Iterable[TaskMetrics]) -> dict[int, dict[str, Any]]:
     """Per stage of one batch: task count, delays, compute, serialization, bytes and rows (times in ms)."""
     out: dict[int, dict[str, Any]] = {}
     for t in sorted(tasks, key=lambda t: (t.stage, t.partition)):
-        m = out.setdefault(t.stage, {"tasks": 0, "rows_in": 0, "rows_out": 0, "scheduler_delay_ms": 0.0,
-                                     "wait_inputs_ms": 0.0, "compute_ms": 0.0, "serialize_ms": 0.0,
-                                     "transfer_bytes": 0})
+        m = out.setdefault(
+            t.stage,
+            {
+                "tasks": 0,
+                "rows_in": 0,
+                "rows_out": 0,
+                "scheduler_delay_ms": 0.0,
+                "wait_inputs_ms": 0.0,
+                "compute_ms": 0.0,
+                "serialize_ms": 0.0,
+                "transfer_bytes": 0,
+            },
+        )
         m["tasks"] += 1
         m["rows_in"] += t.rows_in
         m["rows_out"] += t.rows_out
@@ -178,9 +214,11 @@ def render_progress(progress: list[dict[str, Any]]) -> str:
     lines = []
     total_ms = sum(p.get("duration_ms", 0.0) for p in progress)
     messages = sum(p.get("driver_messages", 0.0) for p in progress)
-    lines.append(f"batches={len(progress)} rows_in={sum(p['rows_in'] for p in progress)} "
-                 f"rows_out={sum(p['rows_out'] for p in progress)} late_rows={sum(p['late_rows'] for p in progress)} "
-                 f"time={total_ms:.1f}ms driver_messages={messages:.0f}")
+    lines.append(
+        f"batches={len(progress)} rows_in={sum(p['rows_in'] for p in progress)} "
+        f"rows_out={sum(p['rows_out'] for p in progress)} late_rows={sum(p['late_rows'] for p in progress)} "
+        f"time={total_ms:.1f}ms driver_messages={messages:.0f}"
+    )
     stages: dict[int, dict[str, float]] = {}
     for p in progress:
         for stage, m in p.get("stages", {}).items():
@@ -188,10 +226,12 @@ def render_progress(progress: list[dict[str, Any]]) -> str:
             for k, v in m.items():
                 acc[k] += v
     for stage, m in sorted(stages.items()):
-        lines.append(f"  Stage {stage}: tasks={int(m['tasks'])} rows_in={int(m['rows_in'])} "
-                     f"rows_out={int(m['rows_out'])} compute={m['compute_ms']:.1f}ms "
-                     f"scheduler_delay={m['scheduler_delay_ms']:.1f}ms wait_inputs={m['wait_inputs_ms']:.1f}ms "
-                     f"serialize={m['serialize_ms']:.1f}ms transfer_bytes={int(m['transfer_bytes'])}")
+        lines.append(
+            f"  Stage {stage}: tasks={int(m['tasks'])} rows_in={int(m['rows_in'])} "
+            f"rows_out={int(m['rows_out'])} compute={m['compute_ms']:.1f}ms "
+            f"scheduler_delay={m['scheduler_delay_ms']:.1f}ms wait_inputs={m['wait_inputs_ms']:.1f}ms "
+            f"serialize={m['serialize_ms']:.1f}ms transfer_bytes={int(m['transfer_bytes'])}"
+        )
     latencies = sorted(p.get("latency_ms", 0.0) for p in progress)
     lines.append(f"  latency p50={latencies[len(latencies) // 2]:.1f}ms max={latencies[-1]:.1f}ms")
     return "\n".join(lines)

@@ -188,7 +188,7 @@ class Inlet:
             end = at + _LENGTH.size + size
             if end > len(buffer):
                 break
-            into.append(bytes(buffer[at + _LENGTH.size:end]))
+            into.append(bytes(buffer[at + _LENGTH.size : end]))
             at = end
         if at:
             del buffer[:at]

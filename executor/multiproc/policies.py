@@ -210,5 +210,7 @@ class BspPolicy:
                 spec = TaskSpec(TaskKey(self.batch, stage, p), waits, None, locations)
                 by_worker.setdefault(placement.worker_of(stage, p), []).append(spec)
         self.pending = set(by_worker)
-        return [SendTasks(w, self.assignment, tuple(tasks), placement, self.batch, self.batch)
-                for w, tasks in sorted(by_worker.items())]
+        return [
+            SendTasks(w, self.assignment, tuple(tasks), placement, self.batch, self.batch)
+            for w, tasks in sorted(by_worker.items())
+        ]

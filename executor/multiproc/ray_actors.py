@@ -273,8 +273,14 @@ class RayWorker:
         self.worker, self.generation = worker, generation
         return self.generations.begin(generation)
 
-    def run(self, main: Callable[..., None], peers: dict[int, Any], inbox: Any, worker: int | None = None,
-            generation: str | None = None) -> int:
+    def run(
+        self,
+        main: Callable[..., None],
+        peers: dict[int, Any],
+        inbox: Any,
+        worker: int | None = None,
+        generation: str | None = None,
+    ) -> int:
         """Run `main(channel)` as `worker` of `generation`; 0 when it returns.
 
         An `os._exit(code)` in it reports `code` to the inbox first.

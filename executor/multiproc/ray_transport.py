@@ -72,12 +72,18 @@ def connect(address: str | None = None, *, node_ip_address: str | None = None) -
     if ray.is_initialized():
         current = ray.get_runtime_context().gcs_address
         if address not in (None, "auto") and not address.startswith("ray://") and address != current:
-            raise DSLError(f"this process is connected to the Ray cluster at {current}, not {address}; "
-                           f"one process joins one cluster")
+            raise DSLError(
+                f"this process is connected to the Ray cluster at {current}, not {address}; "
+                f"one process joins one cluster"
+            )
         return
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    options: dict[str, Any] = {"ignore_reinit_error": True, "logging_level": "WARNING", "log_to_driver": False,
-                               "job_config": ray.job_config.JobConfig(code_search_path=_code_search_path())}
+    options: dict[str, Any] = {
+        "ignore_reinit_error": True,
+        "logging_level": "WARNING",
+        "log_to_driver": False,
+        "job_config": ray.job_config.JobConfig(code_search_path=_code_search_path()),
+    }
     if address is None:
         options.update(num_cpus=max(LOCAL_CPUS, os.cpu_count() or 1), include_dashboard=False)
     else:
@@ -143,8 +149,9 @@ def drop_warm_actors() -> None:
 class RayTransport:
     """Workers as Ray actors (see the module doc); made per query by the driver, like the pipe transport."""
 
-    def __init__(self, workers: int, address: str | None = None, cpus_per_worker: float = CPUS_PER_WORKER,
-                 warm: bool = False) -> None:
+    def __init__(
+        self, workers: int, address: str | None = None, cpus_per_worker: float = CPUS_PER_WORKER, warm: bool = False
+    ) -> None:
         connect(address)
         self.workers = workers
         self.warm = warm  # after a clean shutdown the actors wait for the next query instead of ending
@@ -161,20 +168,27 @@ class RayTransport:
         self._fetch: Any = None
         self._closed = False
         self._worker_class = ray.remote(RayWorker).options(
-            num_cpus=cpus_per_worker, max_concurrency=8, scheduling_strategy="SPREAD", max_restarts=0)
+            num_cpus=cpus_per_worker, max_concurrency=8, scheduling_strategy="SPREAD", max_restarts=0
+        )
         reused = _take_warm(workers, cpus_per_worker) if warm else []
         self.reused = len(reused)
-        self._made = reused + [self._worker_class.remote(w, self.generation, cpus_per_worker)
-                               for w in range(len(reused), workers)]
+        self._made = reused + [
+            self._worker_class.remote(w, self.generation, cpus_per_worker) for w in range(len(reused), workers)
+        ]
         inboxes = _take_warm(1, None) if warm else []
         if inboxes:
             self.inbox = inboxes[0]
         else:
             here = ray.get_runtime_context().get_node_id()
-            self.inbox = ray.remote(RayInbox).options(
-                num_cpus=0, max_concurrency=4,
-                scheduling_strategy=ray.util.scheduling_strategies.NodeAffinitySchedulingStrategy(here, soft=False),
-            ).remote(self.generation)
+            self.inbox = (
+                ray.remote(RayInbox)
+                .options(
+                    num_cpus=0,
+                    max_concurrency=4,
+                    scheduling_strategy=ray.util.scheduling_strategies.NodeAffinitySchedulingStrategy(here, soft=False),
+                )
+                .remote(self.generation)
+            )
         self.inbox.begin.remote(self.generation)
         self._sender = RaySender(DRIVER, self.generation, {w: a for w, a in enumerate(self._made)})
 
@@ -310,8 +324,9 @@ class RayTransport:
         self.exit_codes = {w: self.ended.get(w) for w in sorted(self.runs)}
         self._learn_places()
         kept = {w for w, code in self.exit_codes.items() if keep_clean and code == 0}
-        local = {w: self._places[w][0] for w in self._places
-                 if self._places[w][1] == socket.gethostname() and w not in kept}
+        local = {
+            w: self._places[w][0] for w in self._places if self._places[w][1] == socket.gethostname() and w not in kept
+        }
         for worker, actor in enumerate(self._made):
             if worker in kept:
                 _warm.setdefault(_job_key(self.cpus), []).append(actor)

@@ -130,8 +130,9 @@ class BatchRecords:
 
     # ------------------------------------------------------------ progress
 
-    def record(self, first: int, last: int, on_batch: OnBatch, group: int, group_size: int, *,
-               checkpoint: bool = True) -> bool:
+    def record(
+        self, first: int, last: int, on_batch: OnBatch, group: int, group_size: int, *, checkpoint: bool = True
+    ) -> bool:
         """Progress of batches first..last, in order; True when the query is done (input ended or LIMIT).
 
         With checkpoints, the checkpoint after `last` is committed before its
@@ -153,8 +154,14 @@ class BatchRecords:
             if on_batch is not None:
                 on_batch(report)
         for batch in range(first, last + 1):
-            for per_batch in (self.stats, self.tasks, self.state_groups, self.retention, self.messages_for,
-                              self.emitted):
+            for per_batch in (
+                self.stats,
+                self.tasks,
+                self.state_groups,
+                self.retention,
+                self.messages_for,
+                self.emitted,
+            ):
                 per_batch.pop(batch, None)
         return self.done
 
@@ -168,8 +175,13 @@ class BatchRecords:
         assert self.checkpointing is not None
         if self.next_emit <= batch:  # never happens when every output arrived; then no checkpoint here
             return None
-        id = self.checkpointing.commit(last, next_batch=batch + 1, watermark=self.watermark, clocks=self.chain.clocks,
-                                       output_rows=self.output.rows_out)
+        id = self.checkpointing.commit(
+            last,
+            next_batch=batch + 1,
+            watermark=self.watermark,
+            clocks=self.chain.clocks,
+            output_rows=self.output.rows_out,
+        )
         if id is not None:
             self.commit = Commit(batch, None)
         return id
@@ -195,17 +207,32 @@ class BatchRecords:
         ended = max([emitted_at] + [t.finished_at for t in tasks])
         stages = stage_metrics(tasks)
         report = batch_report(
-            batch_id=batch, rows_in=stats.rows_in, rows_out=rows_out, late_rows=stats.late_rows,
-            dead_letters=len(stats.dead_letters), watermark=step.current,
+            batch_id=batch,
+            rows_in=stats.rows_in,
+            rows_out=rows_out,
+            late_rows=stats.late_rows,
+            dead_letters=len(stats.dead_letters),
+            watermark=step.current,
             duration_ms=max(0.0, ended - started) * 1000.0,
             latency_ms=max(0.0, (emitted_at or ended) - (stats.pulled_at or started)) * 1000.0,
             state_groups=sum(self.state_groups.get(batch, {}).values()),
             stage_rows={s.id: stats.stage_rows.get(s.id, 0) for s in self.stages},
             shuffled=sorted(stats.shuffled, key=lambda t: (t["stage"], t["task"])),
-            reads=[read for _, read in sorted(stats.reads, key=lambda r: r[0])], executor=self.executor,
-            wall_offsets=[] if stats.wall_offset_ms is None else [stats.wall_offset_ms], backlog=stats.backlog)
-        report.update({"group_id": group, "group_size": group_size,
-                       "driver_messages": self.messages_for.get(batch, 0.0), "stages": stages,
-                       "recoveries": len(self.recoveries), "recovery_ms": None, "checkpoint": None})
+            reads=[read for _, read in sorted(stats.reads, key=lambda r: r[0])],
+            executor=self.executor,
+            wall_offsets=[] if stats.wall_offset_ms is None else [stats.wall_offset_ms],
+            backlog=stats.backlog,
+        )
+        report.update(
+            {
+                "group_id": group,
+                "group_size": group_size,
+                "driver_messages": self.messages_for.get(batch, 0.0),
+                "stages": stages,
+                "recoveries": len(self.recoveries),
+                "recovery_ms": None,
+                "checkpoint": None,
+            }
+        )
         report.update(batch_totals(stages))
         return report

@@ -251,10 +251,15 @@ class MultiprocessTransport:
         ctx = context()
         ends = range(DRIVER, self.workers)
         pipes = {(a, b): _pipe(ctx) for a in ends for b in ends if a != b}  # (from, to) -> (reader, writer)
-        self._channels = {w: PipeChannel(w, [pipes[(DRIVER, w)][0]] + [pipes[(v, w)][0] for v in ends
-                                                                         if v not in (DRIVER, w)],
-                                         {v: pipes[(w, v)][1] for v in ends if v != w}, os.getpid())
-                          for w in range(self.workers)}
+        self._channels = {
+            w: PipeChannel(
+                w,
+                [pipes[(DRIVER, w)][0]] + [pipes[(v, w)][0] for v in ends if v not in (DRIVER, w)],
+                {v: pipes[(w, v)][1] for v in ends if v != w},
+                os.getpid(),
+            )
+            for w in range(self.workers)
+        }
         self._outlets = {w: Outlet(pipes[(DRIVER, w)][1]) for w in range(self.workers)}
         self._inlets = [Inlet(pipes[(w, DRIVER)][0]) for w in range(self.workers)]
         self._mailbox: Mailbox | None = None

@@ -109,8 +109,11 @@ def topology_of(stages: Sequence[Stage]) -> Topology:
     for stage in stages:
         terminal = stage.terminal
         target = getattr(terminal, "target", None)  # a ShuffleWrite's receiving stage; the output has none
-        infos.append(StageInfo(stage.id, stage.partitions, tuple(stage.inputs), stage.is_source,
-                               stage.stateful is not None, target))
+        infos.append(
+            StageInfo(
+                stage.id, stage.partitions, tuple(stage.inputs), stage.is_source, stage.stateful is not None, target
+            )
+        )
     return Topology(tuple(infos))
 
 

@@ -86,8 +86,16 @@ class Routed:
     bytes_sent: int = 0
 
 
-def route(batch: int, map_id: MapId, target: int | None, parts: Mapping[int, pl.DataFrame],
-          placement: Placement, me: int, clock: Clock | None, finished_at: float) -> Routed:
+def route(
+    batch: int,
+    map_id: MapId,
+    target: int | None,
+    parts: Mapping[int, pl.DataFrame],
+    placement: Placement,
+    me: int,
+    clock: Clock | None,
+    finished_at: float,
+) -> Routed:
     """A MapOutput for every receiver of `map_id`'s stage; frames for other workers become IPC bytes."""
     routed = Routed({})
     stage = map_id[0]

@@ -70,8 +70,10 @@ def transport_factory(name: str) -> TransportFactory:
     """The factory registered as `name` (a lazy one imported now, so a missing dependency shows here)."""
     factory = TRANSPORTS.get(name)
     if factory is None:
-        raise DSLError(f"unknown transport '{name}'{did_you_mean(name, TRANSPORTS)}; "
-                       f"choose one of: {', '.join(known_transports())}")
+        raise DSLError(
+            f"unknown transport '{name}'{did_you_mean(name, TRANSPORTS)}; "
+            f"choose one of: {', '.join(known_transports())}"
+        )
     if isinstance(factory, LazyFactory):
         try:
             return factory.resolve()

@@ -65,15 +65,32 @@ from executor.query.release import retention_ms
 from executor.query.restart import restore_from
 from executor.query.tasks import TaskRunner, concat_inputs, skips
 from executor.query.watermarks import Clock, WatermarkChain, WatermarkStep
-from executor.multiproc.messages import (Assign, Cancel, CheckpointPart, Commit, OutputMessage,
-                                         Report, Restore, Setup, Stop)
+from executor.multiproc.messages import (
+    Assign,
+    Cancel,
+    CheckpointPart,
+    Commit,
+    OutputMessage,
+    Report,
+    Restore,
+    Setup,
+    Stop,
+)
 from executor.multiproc.metrics import BatchStats, TaskMetrics
 from executor.recovery.offset_log import OffsetLog
 from executor.recovery.checkpointing import write_checkpoint_part
 from executor.multiproc.runtime import DRIVER, Channel
-from executor.multiproc.scheduler import (Assigned, AssignmentDone, Finished, InputsReady, Notice, Run, TaskKey,
-                                          TaskSpec,
-                                WorkerScheduler)
+from executor.multiproc.scheduler import (
+    Assigned,
+    AssignmentDone,
+    Finished,
+    InputsReady,
+    Notice,
+    Run,
+    TaskKey,
+    TaskSpec,
+    WorkerScheduler,
+)
 from executor.multiproc.shuffle import Inbox, MapOutput, decode, encode, route, source_clock
 from optimizer.physical.stages import OutputWrite, ScanOp, ShuffleWrite, Stage
 from stream_dsl.connectors.base import commit_source
@@ -125,8 +142,9 @@ class WorkerRunner:
         self.readers: dict[int, Reader] = {}
         self.sched = WorkerScheduler(self.me)
         self.inbox = Inbox()
-        self.chain = WatermarkChain({s.id: source_clock(s) for s in self.stages.values() if s.is_source},
-                                    last_batch=setup.first_batch - 1)
+        self.chain = WatermarkChain(
+            {s.id: source_clock(s) for s in self.stages.values() if s.is_source}, last_batch=setup.first_batch - 1
+        )
         self.restore: Restore | None = setup.restore
         if self.restore is not None:
             restore_from(self.restore, self.runner, self.chain)
@@ -140,8 +158,11 @@ class WorkerRunner:
         self.pending: dict[int, _Pending] = {}
         self.last_finished: float | None = None
         self.offsets: dict[int, dict[int, Any]] = {}  # batch -> source stage -> offset after it, until committed
-        self.watermark_columns = {s.head.source.watermark.column for s in self.stages.values()
-                                  if isinstance(s.head, ScanOp) and s.head.source.watermark is not None}
+        self.watermark_columns = {
+            s.head.source.watermark.column
+            for s in self.stages.values()
+            if isinstance(s.head, ScanOp) and s.head.source.watermark is not None
+        }
         self.work: deque = deque()
         self.unsent: list[OutputMessage] = []  # outputs of finished tasks, not sent yet (see `_send_output`)
         self.unsent_since = 0.0  # when the oldest of them was kept back (time.monotonic)
@@ -201,8 +222,7 @@ class WorkerRunner:
         pending = self.pending.pop(assignment, _Pending())
         assign = self.assigns.pop(assignment, None)
         part = None if assign is None or assign.checkpoint is None else self._checkpoint_part(*assign.checkpoint)
-        self.channel.send(DRIVER, Report(self.me, assignment, tuple(pending.tasks), pending.batches,
-                                         checkpoint=part))
+        self.channel.send(DRIVER, Report(self.me, assignment, tuple(pending.tasks), pending.batches, checkpoint=part))
         floor = self.sched.floor
         self.inbox.drop_before(floor)
         for b in [b for b in self.produced_at if b < floor]:
@@ -273,19 +293,31 @@ class WorkerRunner:
         produced = self.produced_at.get(key.batch, {})
         assigned = self.assigned_at.pop(key, started)
         metrics = TaskMetrics(
-            batch=key.batch, stage=key.stage, partition=key.partition, worker=self.me,
-            sent_at=self.assigns[self.owner[key]].sent_at, assigned_at=assigned,
+            batch=key.batch,
+            stage=key.stage,
+            partition=key.partition,
+            worker=self.me,
+            sent_at=self.assigns[self.owner[key]].sent_at,
+            assigned_at=assigned,
             slot_free_at=assigned if self.last_finished is None else self.last_finished,
             inputs_ready_at=max((produced.get(m, 0.0) for m in spec.waits), default=0.0),
             inputs_arrived_at=self.arrived_at.pop(key, assigned),
-            started_at=started, finished_at=done, serialize_s=serialize + sent_s, transfer_bytes=bytes_sent,
-            rows_in=frame.height, rows_out=rows_out, trigger=instruction.trigger, skipped=skipped)
+            started_at=started,
+            finished_at=done,
+            serialize_s=serialize + sent_s,
+            transfer_bytes=bytes_sent,
+            rows_in=frame.height,
+            rows_out=rows_out,
+            trigger=instruction.trigger,
+            skipped=skipped,
+        )
         self.pending.setdefault(self.owner.pop(key), _Pending()).tasks.append(metrics)
         self.last_finished = done
         return local
 
-    def _input(self, stage: Stage, spec: TaskSpec,
-               stats: BatchStats) -> tuple[pl.DataFrame, WatermarkStep, Clock | None, float]:
+    def _input(
+        self, stage: Stage, spec: TaskSpec, stats: BatchStats
+    ) -> tuple[pl.DataFrame, WatermarkStep, Clock | None, float]:
         """A task's input rows, its batch's watermarks, its source clock and the seconds spent decoding."""
         key = spec.key
         if stage.is_source:
@@ -295,8 +327,9 @@ class WorkerRunner:
         step = spec.watermarks if spec.watermarks is not None else self.chain.step(key.batch, self.inbox.take_clocks)
         return concat_inputs(frames, stage), step, None, decoding
 
-    def _deliver(self, stage: Stage, key: TaskKey, result: dict[int, pl.DataFrame] | None, clock: Clock | None,
-                 finished: float) -> tuple[list[MapOutput], float, int]:
+    def _deliver(
+        self, stage: Stage, key: TaskKey, result: dict[int, pl.DataFrame] | None, clock: Clock | None, finished: float
+    ) -> tuple[list[MapOutput], float, int]:
         """Output rows to the driver; notices (and pushed partitions) to the receivers.
 
         Returns the notices for this worker itself, the seconds spent
@@ -309,8 +342,16 @@ class WorkerRunner:
         else:
             target = stage.terminal.target
         parts = result if target is not None and result else {}
-        routed = route(key.batch, (stage.id, key.partition), target, parts, self.assigns[self.owner[key]].placement,
-                       self.me, clock, finished)
+        routed = route(
+            key.batch,
+            (stage.id, key.partition),
+            target,
+            parts,
+            self.assigns[self.owner[key]].placement,
+            self.me,
+            clock,
+            finished,
+        )
         local: list[MapOutput] = []
         for worker, output in routed.messages.items():
             if worker == self.me:
@@ -349,8 +390,9 @@ class WorkerRunner:
         self.offsets.setdefault(batch, {})[stage.id] = reader.offset
         return pulled.frame, clock
 
-    def _send_output(self, stage: Stage, key: TaskKey, result: dict[int, pl.DataFrame] | None,
-                     finished: float) -> float:
+    def _send_output(
+        self, stage: Stage, key: TaskKey, result: dict[int, pl.DataFrame] | None, finished: float
+    ) -> float:
         """The output task's rows (or changelog) for the driver; returns the seconds spent encoding.
 
         Kept back while this worker has another task ready to run, for at
@@ -372,8 +414,9 @@ class WorkerRunner:
         spent = time.perf_counter() - started
         if not self.unsent:
             self.unsent_since = time.monotonic()
-        self.unsent.append(OutputMessage(self.me, key.batch, stage.id, key.partition, frame, upserts, deletes,
-                                         finished))
+        self.unsent.append(
+            OutputMessage(self.me, key.batch, stage.id, key.partition, frame, upserts, deletes, finished)
+        )
         return spent
 
     def _flush_outputs(self) -> None:

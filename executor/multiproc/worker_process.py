@@ -64,6 +64,7 @@ def _start_heartbeat(channel: Channel, every_s: float, stopped: Any) -> None:
     driver is gone, even in the middle of a long group: an orphan must not
     go on reading sources that a restarted driver's workers read again.
     """
+
     def beat() -> None:
         while not stopped():
             if not channel.driver_alive():

@@ -20,8 +20,9 @@ from stream_dsl.ir.column_names import CHANGELOG_OP
 _OP = CHANGELOG_OP
 
 
-def fold(parts: list[tuple[pl.DataFrame, pl.DataFrame | None]],
-         keys: list[str]) -> tuple[pl.DataFrame, pl.DataFrame | None]:
+def fold(
+    parts: list[tuple[pl.DataFrame, pl.DataFrame | None]], keys: list[str]
+) -> tuple[pl.DataFrame, pl.DataFrame | None]:
     """One (upserts, deletes) pair with the effect of applying `parts` in order."""
     if len(parts) == 1:
         return parts[0]

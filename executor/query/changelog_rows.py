@@ -30,8 +30,24 @@ from executor.multiproc.shuffle import decode, encode
 
 MAX_ROWS = 256  # a bigger part goes to polars' fold (after this one's rows)
 MAX_KEYS = 50_000  # Python tuples take several times a frame's memory: hand the fold on beyond this many keys
-_EXACT = (pl.Int8, pl.Int16, pl.Int32, pl.Int64, pl.UInt8, pl.UInt16, pl.UInt32, pl.UInt64, pl.String,
-          pl.Boolean, pl.Date, pl.Datetime("ms"), pl.Datetime("us"), pl.Duration("ms"), pl.Duration("us"), pl.Null)
+_EXACT = (
+    pl.Int8,
+    pl.Int16,
+    pl.Int32,
+    pl.Int64,
+    pl.UInt8,
+    pl.UInt16,
+    pl.UInt32,
+    pl.UInt64,
+    pl.String,
+    pl.Boolean,
+    pl.Date,
+    pl.Datetime("ms"),
+    pl.Datetime("us"),
+    pl.Duration("ms"),
+    pl.Duration("us"),
+    pl.Null,
+)
 _EXACT_VALUES = _EXACT + (pl.Float64, pl.Float32)
 
 

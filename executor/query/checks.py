@@ -26,13 +26,15 @@ def check_can_emit(graph: nx.DiGraph, readers: Mapping[int, Reader]) -> None:
                 f"the windowed aggregate over unbounded stream '{name}' emits on window close, but '{name}' "
                 f"has no watermark, so no window would ever close; add a WATERMARK clause to the stream "
                 f"(e.g. WATERMARK FOR {op.window.time_column} AS {op.window.time_column} - INTERVAL '1' SECOND) "
-                f"or use EMIT CHANGES")
+                f"or use EMIT CHANGES"
+            )
         if unbounded and not op.window.watermarked:
             raise PlanError(
                 f"the windowed aggregate over {op.window.time_column} emits on window close, but "
                 f"{op.window.time_column} is not the watermark column of unbounded stream "
                 f"'{unbounded[0].scan.source.name}', so no window would ever close; window over the watermark "
-                f"column or use EMIT CHANGES")
+                f"column or use EMIT CHANGES"
+            )
 
 
 def check_bounded(readers: Mapping[int, Reader], limit: int | None, changelog: bool, ordered: bool = False) -> None:
@@ -42,8 +44,11 @@ def check_bounded(readers: Mapping[int, Reader], limit: int | None, changelog: b
     for reader in readers.values():
         if not is_bounded(reader):
             name = reader.scan.source.name
-            why = ("ORDER BY needs the whole result, so its LIMIT cannot end the stream; bound the source"
-                   if ordered else "use start() for a continuous query, add a LIMIT, or bound the source")
-            raise PlanError(f"collect() needs bounded input, but stream '{name}' is unbounded; {why} "
-                            f"(e.g. a generator 'count')")
-
+            why = (
+                "ORDER BY needs the whole result, so its LIMIT cannot end the stream; bound the source"
+                if ordered
+                else "use start() for a continuous query, add a LIMIT, or bound the source"
+            )
+            raise PlanError(
+                f"collect() needs bounded input, but stream '{name}' is unbounded; {why} (e.g. a generator 'count')"
+            )

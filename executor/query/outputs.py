@@ -18,6 +18,7 @@ from stream_dsl.errors import DSLError, ExecutionError, PlanError
 from stream_dsl.ir.plan import SortKey
 from stream_dsl.ir.types import Schema
 
+
 class QueryOutput:
     """Where a query's result goes; `rows_out` counts rows handed on."""
 
@@ -105,8 +106,9 @@ class CollectOutput(QueryOutput):
         if deletes is not None and deletes.height and table is not None:
             table = _anti(table, deletes, keys)
         if upserts.height:
-            table = upserts if table is None else pl.concat([_anti(table, upserts, keys), upserts],
-                                                            how="diagonal_relaxed")
+            table = (
+                upserts if table is None else pl.concat([_anti(table, upserts, keys), upserts], how="diagonal_relaxed")
+            )
         self.table = table
 
     def result(self) -> pl.DataFrame:
@@ -120,7 +122,6 @@ def _anti(table: pl.DataFrame, other: pl.DataFrame, keys: list[str]) -> pl.DataF
     if not keys:
         return table.clear()
     return table.join(other.select(keys).unique(), on=keys, how="anti", nulls_equal=True)
-
 
 
 class CapturedOutput(QueryOutput):
@@ -143,7 +144,8 @@ class CapturedOutput(QueryOutput):
 def check_sorted_output(output: QueryOutput) -> None:
     """A continuous query sorts each batch; ORDER BY ... LIMIT would need the whole unbounded result."""
     if output.durable and output.order_limit is not None:
-        raise PlanError("ORDER BY with LIMIT needs the whole result: run it with collect() over bounded input "
-                        "(a continuous query sorts each micro-batch's rows, and a LIMIT without ORDER BY "
-                        "ends it after that many rows)")
-
+        raise PlanError(
+            "ORDER BY with LIMIT needs the whole result: run it with collect() over bounded input "
+            "(a continuous query sorts each micro-batch's rows, and a LIMIT without ORDER BY "
+            "ends it after that many rows)"
+        )

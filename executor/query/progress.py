@@ -14,11 +14,24 @@ from executor import kernels
 from executor.state.clocks import WM_INF, watermark_datetime
 
 
-def batch_report(*, batch_id: int, rows_in: int, rows_out: int, late_rows: int, dead_letters: int,
-                 watermark: int | None, duration_ms: float, latency_ms: float, state_groups: int,
-                 stage_rows: dict[int, int], shuffled: Iterable[dict[str, Any]],
-                 reads: Iterable[dict[str, Any]], executor: str, wall_offsets: Iterable[int] = (),
-                 backlog: Mapping[str, dict[str, int]] | None = None) -> dict[str, Any]:
+def batch_report(
+    *,
+    batch_id: int,
+    rows_in: int,
+    rows_out: int,
+    late_rows: int,
+    dead_letters: int,
+    watermark: int | None,
+    duration_ms: float,
+    latency_ms: float,
+    state_groups: int,
+    stage_rows: dict[int, int],
+    shuffled: Iterable[dict[str, Any]],
+    reads: Iterable[dict[str, Any]],
+    executor: str,
+    wall_offsets: Iterable[int] = (),
+    backlog: Mapping[str, dict[str, int]] | None = None,
+) -> dict[str, Any]:
     """The progress of one finished micro-batch (see `QueryHandle.progress`).
 
     Overload shows in two fields. `event_lag_ms`: for sources paced to the

@@ -158,4 +158,3 @@ def open_reader(stage: Stage, *, realtime: bool, restore: Any = None) -> Reader:
 
 def is_bounded(reader: Reader) -> bool:
     return bool(getattr(reader.source, "bounded", True))
-

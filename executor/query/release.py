@@ -101,9 +101,21 @@ def scan_sources(graph: nx.DiGraph) -> list[SourceDef]:
     return list(found.values())
 
 
-def dead_letter_router(graph: nx.DiGraph, *, catalog: Any = None, checkpoint_dir: str | None = None,
-                       sink: Any = None, query_name: str | None = None,
-                       use_default: bool = True) -> DeadLetterRouter:
+def dead_letter_router(
+    graph: nx.DiGraph,
+    *,
+    catalog: Any = None,
+    checkpoint_dir: str | None = None,
+    sink: Any = None,
+    query_name: str | None = None,
+    use_default: bool = True,
+) -> DeadLetterRouter:
     """Where the bad records of a query's sources go (see `connectors/dead_letters.py`)."""
-    return open_dead_letters(scan_sources(graph), catalog=catalog, checkpoint_dir=checkpoint_dir, sink=sink,
-                             query_name=query_name, use_default=use_default)
+    return open_dead_letters(
+        scan_sources(graph),
+        catalog=catalog,
+        checkpoint_dir=checkpoint_dir,
+        sink=sink,
+        query_name=query_name,
+        use_default=use_default,
+    )

@@ -62,8 +62,9 @@ def read_tables(graph: nx.DiGraph, config: RunConfig, read: TableReader) -> dict
     return tables
 
 
-def open_checkpoints(checkpoint_dir: str | None, graph: nx.DiGraph,
-                     output: QueryOutput) -> tuple[Checkpointing | None, RestorePoint | None]:
+def open_checkpoints(
+    checkpoint_dir: str | None, graph: nx.DiGraph, output: QueryOutput
+) -> tuple[Checkpointing | None, RestorePoint | None]:
     """With a checkpoint directory and a durable output: lock it; the newest good checkpoint's RestorePoint."""
     if checkpoint_dir is None or not output.durable:
         return None, None
@@ -90,8 +91,15 @@ def close_readers(readers: dict[int, Reader]) -> None:
         reader.close()
 
 
-def open_query(graph: nx.DiGraph, config: RunConfig, output: QueryOutput, read_table: TableReader, *,
-               realtime: bool, bounded: bool = False) -> QueryStart:
+def open_query(
+    graph: nx.DiGraph,
+    config: RunConfig,
+    output: QueryOutput,
+    read_table: TableReader,
+    *,
+    realtime: bool,
+    bounded: bool = False,
+) -> QueryStart:
     """Tables, checkpoints and the start point of a query, with its sources opened and checked.
 
     `bounded`: collect(), which must end. The readers stay open: the inline
@@ -110,8 +118,11 @@ def open_query(graph: nx.DiGraph, config: RunConfig, output: QueryOutput, read_t
             start.first_batch = start.restore.next_batch
         elif output.durable:
             start.first_batch = first_batch_id(output)
-            start.restored = {stage: ms for stage, reader in start.readers.items()
-                              if (ms := restored_max_event_ms(reader.source)) is not None}
+            start.restored = {
+                stage: ms
+                for stage, reader in start.readers.items()
+                if (ms := restored_max_event_ms(reader.source)) is not None
+            }
     except BaseException:
         close_readers(start.readers)
         if start.checkpointing is not None:

@@ -28,8 +28,14 @@ TaskResult = dict[int, pl.DataFrame]  # a task's output frames by target partiti
 
 def changelog_stage(stages: list[Stage]) -> Stage | None:
     """The stage whose aggregate writes a changelog to the output (later rows replace earlier ones per group)."""
-    return next((s for s in stages if isinstance(s.stateful, AggregateOp)
-                 and isinstance(s.terminal, OutputWrite) and s.terminal.changelog), None)
+    return next(
+        (
+            s
+            for s in stages
+            if isinstance(s.stateful, AggregateOp) and isinstance(s.terminal, OutputWrite) and s.terminal.changelog
+        ),
+        None,
+    )
 
 
 def concat_inputs(frames: list[pl.DataFrame], stage: Stage) -> pl.DataFrame:
@@ -58,8 +64,9 @@ class TaskRunner:
         if self.changelog_stage is not None:
             output.group_keys = list(self.changelog_stage.stateful.group_keys)  # type: ignore[union-attr]
 
-    def run(self, stage: Stage, partition: int, frame: pl.DataFrame,
-            step: WatermarkStep) -> tuple[TaskResult | None, int]:
+    def run(
+        self, stage: Stage, partition: int, frame: pl.DataFrame, step: WatermarkStep
+    ) -> tuple[TaskResult | None, int]:
         """One task; its output by target partition (None: nothing) and its late rows. Errors name the operator."""
         try:
             if stage.stateful is None:
@@ -71,8 +78,9 @@ class TaskRunner:
             where = stage.stateful.describe() if stage.stateful is not None else stage.head.describe()
             raise ExecutionError(f"{where}: {kernels.error_text(exc)}") from exc
 
-    def _run_stateful(self, stage: Stage, partition: int, frame: pl.DataFrame,
-                      step: WatermarkStep) -> tuple[TaskResult | None, int]:
+    def _run_stateful(
+        self, stage: Stage, partition: int, frame: pl.DataFrame, step: WatermarkStep
+    ) -> tuple[TaskResult | None, int]:
         pipe = self.pipes[stage.id]
         rows = pipe.run(frame, self.tables) if len(pipe.ops) > 1 else frame
         collected = stage is self.changelog_stage and self.output.changelog_collects

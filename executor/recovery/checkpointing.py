@@ -64,20 +64,36 @@ class RestorePoint:
 
     @staticmethod
     def of(checkpoint: Checkpoint) -> "RestorePoint":
-        return RestorePoint(checkpoint.id, checkpoint.path, checkpoint.next_batch, checkpoint.watermark,
-                            dict(checkpoint.clocks), dict(checkpoint.offsets), dict(checkpoint.parts),
-                            dict(checkpoint.partitions), checkpoint.output_rows)
+        return RestorePoint(
+            checkpoint.id,
+            checkpoint.path,
+            checkpoint.next_batch,
+            checkpoint.watermark,
+            dict(checkpoint.clocks),
+            dict(checkpoint.offsets),
+            dict(checkpoint.parts),
+            dict(checkpoint.partitions),
+            checkpoint.output_rows,
+        )
 
     def for_worker(self, hosts: Mapping[MapId, int], worker: int) -> Restore:
         """The part of this point a worker needs: its own partitions and its own sources' offsets."""
         partitions = {key: file for key, file in self.partitions.items() if hosts.get(key) == worker}
         offsets = {stage: offset for stage, offset in self.offsets.items() if hosts.get((stage, 0)) == worker}
-        return Restore(self.directory, {f: self.parts[f] for f in set(partitions.values())}, partitions, offsets,
-                       dict(self.clocks), self.watermark, self.next_batch)
+        return Restore(
+            self.directory,
+            {f: self.parts[f] for f in set(partitions.values())},
+            partitions,
+            offsets,
+            dict(self.clocks),
+            self.watermark,
+            self.next_batch,
+        )
 
 
-def load_states(directory: str, parts: Mapping[str, str], partitions: Mapping[MapId, str],
-                stateful: Mapping[int, Any]) -> dict[MapId, Any]:
+def load_states(
+    directory: str, parts: Mapping[str, str], partitions: Mapping[MapId, str], stateful: Mapping[int, Any]
+) -> dict[MapId, Any]:
     """The operator states of `partitions` ((stage, partition) -> part file) from a checkpoint's directory.
 
     `stateful` gives each stage's stateful operator; every file's checksum is verified.
@@ -89,8 +105,9 @@ def load_states(directory: str, parts: Mapping[str, str], partitions: Mapping[Ma
     return states
 
 
-def write_checkpoint_part(id: int, worker: int, directory: str, name: str, states: Mapping[MapId, Any],
-                          offsets: dict[int, Any]) -> CheckpointPart:
+def write_checkpoint_part(
+    id: int, worker: int, directory: str, name: str, states: Mapping[MapId, Any], offsets: dict[int, Any]
+) -> CheckpointPart:
     """One process's share of checkpoint `id`: its operator states in file `name` (no file when it holds
     none) and its sources' offsets."""
     sha = write_part(directory, name, states) if states else None
@@ -177,8 +194,9 @@ class Checkpointing:
             if gathering.id == part.id:
                 gathering.parts[part.worker] = part
 
-    def commit(self, after: int, *, next_batch: int, watermark: int | None, clocks: Mapping[int, SourceClock],
-               output_rows: int) -> int | None:
+    def commit(
+        self, after: int, *, next_batch: int, watermark: int | None, clocks: Mapping[int, SourceClock], output_rows: int
+    ) -> int | None:
         """Write the manifest of the checkpoint after batch `after` (resuming at `next_batch`); its id."""
         gathering = self.gathering.pop(after, None)
         for older in [a for a in self.gathering if a < after]:  # a cancelled group's: never complete now
@@ -197,10 +215,17 @@ class Checkpointing:
                 partitions.update({tuple(key): part.file for key in part.partitions})  # type: ignore[misc]
             offsets.update(part.offsets)
         states = clocks_of(clocks)
-        self.store.commit(id, next_batch=next_batch, watermark=watermark, clocks=states, offsets=offsets,
-                          parts=parts, partitions=partitions, output_rows=output_rows)
-        self.last = RestorePoint(id, directory, next_batch, watermark, states, offsets, parts, partitions,
-                                 output_rows)
+        self.store.commit(
+            id,
+            next_batch=next_batch,
+            watermark=watermark,
+            clocks=states,
+            offsets=offsets,
+            parts=parts,
+            partitions=partitions,
+            output_rows=output_rows,
+        )
+        self.last = RestorePoint(id, directory, next_batch, watermark, states, offsets, parts, partitions, output_rows)
         self._without_progress = 0
         return id
 
@@ -221,9 +246,17 @@ class Checkpointing:
     def recovering(self, worker: int, exit_code: int | None, reason: str, resumed_batch: int) -> dict[str, Any]:
         """Log a recovery as it begins; raises when workers keep dying before any progress."""
         self._without_progress += 1
-        entry = {"worker": worker, "exit_code": exit_code, "reason": reason, "detected_at": time.time(),
-                 "checkpoint": None if self.last is None else self.last.checkpoint, "resumed_batch": resumed_batch,
-                 "restored_at": None, "first_batch_at": None, "recovery_ms": None}
+        entry = {
+            "worker": worker,
+            "exit_code": exit_code,
+            "reason": reason,
+            "detected_at": time.time(),
+            "checkpoint": None if self.last is None else self.last.checkpoint,
+            "resumed_batch": resumed_batch,
+            "restored_at": None,
+            "first_batch_at": None,
+            "recovery_ms": None,
+        }
         self.recoveries.append(entry)
         return entry
 

@@ -82,8 +82,13 @@ def verify_checkpoint(id: int, path: str) -> CheckpointInfo:
         if not isinstance(version, int) or isinstance(version, bool):
             raise _Damaged(f"{MANIFEST}: no format number")
         if version != FORMAT_VERSION:
-            return CheckpointInfo(id, path, INCOMPATIBLE, f"has format {version!r}; this stream-dsl reads format "
-                                  f"{FORMAT_VERSION}", bytes=size)
+            return CheckpointInfo(
+                id,
+                path,
+                INCOMPATIBLE,
+                f"has format {version!r}; this stream-dsl reads format {FORMAT_VERSION}",
+                bytes=size,
+            )
         found = _parse(id, path, manifest)
     except _Damaged as exc:
         return CheckpointInfo(id, path, DAMAGED, str(exc), bytes=size)
@@ -185,9 +190,16 @@ def checkpoint_of(path: str, body: Mapping[str, Any]) -> Checkpoint:
         partitions[(int(stage), int(part))] = str(name)
     watermark = body["watermark"]
     return Checkpoint(
-        id=int(body["id"]), path=path, fingerprint=str(body["fingerprint"]), next_batch=int(body["next_batch"]),
-        watermark=None if watermark is None else int(watermark), clocks=clocks,
-        offsets={int(stage): offset for stage, offset in body["offsets"].items()}, parts=dict(parts),
-        partitions=partitions, output_rows=int(body["output_rows"]), created_at=float(body["created_at"]),
+        id=int(body["id"]),
+        path=path,
+        fingerprint=str(body["fingerprint"]),
+        next_batch=int(body["next_batch"]),
+        watermark=None if watermark is None else int(watermark),
+        clocks=clocks,
+        offsets={int(stage): offset for stage, offset in body["offsets"].items()},
+        parts=dict(parts),
+        partitions=partitions,
+        output_rows=int(body["output_rows"]),
+        created_at=float(body["created_at"]),
         query=str(body["query"]),
     )

@@ -67,8 +67,7 @@ class OffsetLog:
                         entry = json.loads(line)
                     except ValueError:
                         continue  # cut short by a crash while it was written: its batch never ran
-                    if isinstance(entry, dict) and isinstance(entry.get("batch"), int) \
-                            and entry["batch"] >= from_batch:
+                    if isinstance(entry, dict) and isinstance(entry.get("batch"), int) and entry["batch"] >= from_batch:
                         found[entry["batch"]] = entry.get("offset")
         except FileNotFoundError:
             pass
@@ -78,10 +77,12 @@ class OffsetLog:
         """Log where `batch` ended, before it runs. OwnershipLost when the checkpoint_dir's LOCK is no
         longer the one this query took: another program may own the directory, so no batch runs here."""
         if self._owned is not None and _identity(self._lock) != self._owned:
-            raise OwnershipLost(f"checkpoint_dir '{os.path.dirname(self._lock)}' is no longer this query's: its "
-                                f"lock file '{self._lock}' was deleted or replaced since the query started. "
-                                "Another program may own the directory now, so this query stops before batch "
-                                f"{batch}. Never delete LOCK while a query runs.")
+            raise OwnershipLost(
+                f"checkpoint_dir '{os.path.dirname(self._lock)}' is no longer this query's: its "
+                f"lock file '{self._lock}' was deleted or replaced since the query started. "
+                "Another program may own the directory now, so this query stops before batch "
+                f"{batch}. Never delete LOCK while a query runs."
+            )
         line = json.dumps({"batch": batch, "offset": offset}, sort_keys=True).encode() + b"\n"
         self._io(lambda: append_to(self._open(), line))
         self._appended += 1
@@ -102,8 +103,10 @@ class OffsetLog:
         if self._appended < COMPACT_AFTER:
             return
         kept = self.read(through_batch + 1)
-        data = b"".join(json.dumps({"batch": batch, "offset": kept[batch]}, sort_keys=True).encode() + b"\n"
-                        for batch in sorted(kept))
+        data = b"".join(
+            json.dumps({"batch": batch, "offset": kept[batch]}, sort_keys=True).encode() + b"\n"
+            for batch in sorted(kept)
+        )
         self._io(lambda: write_atomically(self.path, data, fsync=False))
         self.close()
         self._appended = 0

@@ -44,8 +44,16 @@ import struct
 import time
 from typing import Any, Mapping
 
-from executor.recovery.manifest import (FORMAT_VERSION, LOCK_FILE, MANIFEST, Checkpoint, CheckpointInfo,
-                                          check_part_name, checkpoint_of, manifest_bytes)
+from executor.recovery.manifest import (
+    FORMAT_VERSION,
+    LOCK_FILE,
+    MANIFEST,
+    Checkpoint,
+    CheckpointInfo,
+    check_part_name,
+    checkpoint_of,
+    manifest_bytes,
+)
 from executor.recovery.survey import checkpoint_ids, checkpoint_path, inspect, survey, write_record
 from executor.state.distinct import DistinctState
 from executor.state.operators import AggregateState
@@ -59,9 +67,21 @@ _MAGIC = b"SDSTATE\n"
 _HEADER = struct.Struct(">8sI")  # magic, format version
 _check_part_name = check_part_name  # the names this module had before the manifest code moved out
 
-__all__ = ["CHECKPOINTS_KEPT", "FORMAT_VERSION", "MANIFEST", "LOCK_FILE", "Checkpoint", "CheckpointInfo",
-           "CheckpointCorrupt", "CheckpointStore", "OwnershipLost", "fingerprint", "write_part", "read_part",
-           "inspect"]
+__all__ = [
+    "CHECKPOINTS_KEPT",
+    "FORMAT_VERSION",
+    "MANIFEST",
+    "LOCK_FILE",
+    "Checkpoint",
+    "CheckpointInfo",
+    "CheckpointCorrupt",
+    "CheckpointStore",
+    "OwnershipLost",
+    "fingerprint",
+    "write_part",
+    "read_part",
+    "inspect",
+]
 
 State = AggregateState | DistinctState
 StatefulOp = AggregateOp | DistinctOp
@@ -107,14 +127,15 @@ def read_part(path: str, sha256: str, ops: Mapping[tuple[int, int], StatefulOp])
         raise CheckpointCorrupt(f"checkpoint part '{path}' cannot be read: {exc.strerror or exc}") from None
     if hashlib.sha256(data).hexdigest() != sha256:
         raise CheckpointCorrupt(f"checkpoint part '{path}': checksum mismatch")
-    if len(data) < _HEADER.size or data[:len(_MAGIC)] != _MAGIC:
+    if len(data) < _HEADER.size or data[: len(_MAGIC)] != _MAGIC:
         raise CheckpointCorrupt(f"checkpoint part '{path}' is not a stream-dsl state file")
     version = _HEADER.unpack_from(data)[1]
     if version != FORMAT_VERSION:
-        raise CheckpointError(f"checkpoint part '{path}' has format {version}; this stream-dsl reads format "
-                              f"{FORMAT_VERSION}")
+        raise CheckpointError(
+            f"checkpoint part '{path}' has format {version}; this stream-dsl reads format {FORMAT_VERSION}"
+        )
     try:
-        snapshots = _PlainUnpickler(io.BytesIO(data[_HEADER.size:])).load()
+        snapshots = _PlainUnpickler(io.BytesIO(data[_HEADER.size :])).load()
         if not isinstance(snapshots, dict):
             raise TypeError(f"a {type(snapshots).__name__}, not a dict of states")
         return {key: restore_state(ops[key], snap) for key, snap in snapshots.items() if key in ops}
@@ -125,8 +146,15 @@ def read_part(path: str, sha256: str, ops: Mapping[tuple[int, int], StatefulOp])
 class _PlainUnpickler(pickle.Unpickler):
     """Containers, numbers, strings and bytes, plus datetime values: nothing that can run code."""
 
-    _ALLOWED = frozenset({("datetime", "datetime"), ("datetime", "date"), ("datetime", "time"),
-                          ("datetime", "timedelta"), ("datetime", "timezone")})
+    _ALLOWED = frozenset(
+        {
+            ("datetime", "datetime"),
+            ("datetime", "date"),
+            ("datetime", "time"),
+            ("datetime", "timedelta"),
+            ("datetime", "timezone"),
+        }
+    )
 
     def find_class(self, module: str, name: str) -> Any:
         if (module, name) not in self._ALLOWED:
@@ -195,8 +223,7 @@ class CheckpointStore:
         try:
             fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o644)
         except OSError as exc:
-            raise CheckpointError(f"checkpoint_dir '{self.root}' cannot be locked: '{path}': "
-                                  f"{exc.strerror}") from None
+            raise CheckpointError(f"checkpoint_dir '{self.root}' cannot be locked: '{path}': {exc.strerror}") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as exc:
@@ -204,8 +231,10 @@ class CheckpointStore:
             os.close(fd)
             if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
                 raise CheckpointError(f"checkpoint_dir '{self.root}' cannot be locked: {exc.strerror}") from None
-            raise CheckpointError(f"checkpoint_dir '{self.root}' is in use by another running query (pid {holder}); "
-                                  "stop that query, or give this one another checkpoint_dir") from None
+            raise CheckpointError(
+                f"checkpoint_dir '{self.root}' is in use by another running query (pid {holder}); "
+                "stop that query, or give this one another checkpoint_dir"
+            ) from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         st = os.fstat(fd)
@@ -238,10 +267,12 @@ class CheckpointStore:
             if (st.st_dev, st.st_ino) == self._owned:
                 return
             now = f"it was replaced (it names pid {_pid_in(path)})"
-        raise OwnershipLost(f"checkpoint_dir '{self.root}' is no longer this query's (pid {os.getpid()}): its lock "
-                            f"file '{path}' is not the one this query locked: {now}. Another program may own the "
-                            "directory now, so this query stops without writing to it again. Never delete LOCK "
-                            "while a query runs; use `stream-dsl checkpoints DIR` to see who holds it.")
+        raise OwnershipLost(
+            f"checkpoint_dir '{self.root}' is no longer this query's (pid {os.getpid()}): its lock "
+            f"file '{path}' is not the one this query locked: {now}. Another program may own the "
+            "directory now, so this query stops without writing to it again. Never delete LOCK "
+            "while a query runs; use `stream-dsl checkpoints DIR` to see who holds it."
+        )
 
     # ------------------------------------------------------------ writing
 
@@ -255,13 +286,23 @@ class CheckpointStore:
             path = self._path(next_id)
             with_retries(lambda: os.mkdir(path))
         except OSError as exc:
-            raise CheckpointError(f"checkpoint_dir '{self.root}': cannot make a checkpoint directory: "
-                                  f"{error_text(exc)}") from None
+            raise CheckpointError(
+                f"checkpoint_dir '{self.root}': cannot make a checkpoint directory: {error_text(exc)}"
+            ) from None
         return next_id, path
 
-    def commit(self, id: int, *, next_batch: int, watermark: int | None,
-               clocks: Mapping[int, tuple[int | None, bool]], offsets: Mapping[int, Any],
-               parts: Mapping[str, str], partitions: Mapping[tuple[int, int], str], output_rows: int) -> Checkpoint:
+    def commit(
+        self,
+        id: int,
+        *,
+        next_batch: int,
+        watermark: int | None,
+        clocks: Mapping[int, tuple[int | None, bool]],
+        offsets: Mapping[int, Any],
+        parts: Mapping[str, str],
+        partitions: Mapping[tuple[int, int], str],
+        output_rows: int,
+    ) -> Checkpoint:
         """Write checkpoint `id`'s manifest atomically (the checkpoint exists from then on), then prune."""
         self.check_owner()
         path = self._path(id)
@@ -277,13 +318,18 @@ class CheckpointStore:
         if unknown:
             raise CheckpointError(f"checkpoint {id}: partitions name state parts it does not list: {unknown}")
         body = {
-            "format": FORMAT_VERSION, "id": id, "fingerprint": self.fingerprint, "query": self.query,
-            "next_batch": next_batch, "watermark": watermark,
+            "format": FORMAT_VERSION,
+            "id": id,
+            "fingerprint": self.fingerprint,
+            "query": self.query,
+            "next_batch": next_batch,
+            "watermark": watermark,
             "clocks": {str(stage): [clock[0], bool(clock[1])] for stage, clock in clocks.items()},
             "offsets": {str(stage): offset for stage, offset in offsets.items()},
             "parts": dict(parts),
             "partitions": sorted([stage, part, name] for (stage, part), name in partitions.items()),
-            "output_rows": output_rows, "created_at": time.time(),
+            "output_rows": output_rows,
+            "created_at": time.time(),
         }
         try:
             manifest = manifest_bytes(body)
@@ -304,7 +350,7 @@ class CheckpointStore:
         A directory newer than `newest` is left alone: a part may be being written there.
         """
         committed = [i for i in self._ids() if os.path.exists(os.path.join(self._path(i), MANIFEST))]
-        kept = set(sorted(committed)[-self.keep:])
+        kept = set(sorted(committed)[-self.keep :])
         for i in self._ids():
             if i in kept or i > newest:
                 continue

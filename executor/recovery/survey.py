@@ -28,18 +28,28 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from executor.recovery.manifest import (DAMAGED, INCOMPATIBLE, LOCK_FILE, OK, UNCOMMITTED, Checkpoint,
-                                          CheckpointInfo, verify_checkpoint)
+from executor.recovery.manifest import (
+    DAMAGED,
+    INCOMPATIBLE,
+    LOCK_FILE,
+    OK,
+    UNCOMMITTED,
+    Checkpoint,
+    CheckpointInfo,
+    verify_checkpoint,
+)
 from stream_dsl.connectors.file_writes import PRIVATE
 
 RECORD = "LAST_CHECKPOINT"  # root/RECORD: the newest checkpoint committed in this directory (JSON)
 _RECORD_BYTES = 256  # its fixed length (JSON padded with blanks), so it is overwritten in place
 ARCHIVE = "archive"  # root/archive/reset-*/: what `reset` moved aside
 RESETTABLE = ("checkpoints", "offsets", RECORD)  # the state `reset` moves (dead letters and the LOCK stay)
-HOW_TO_RESET = ("To start this query from the beginning on purpose, turn on checkpoint_reset for this run "
-                "(sd.Context(..., checkpoint_reset=True), SET checkpoint_reset = 'true', or "
-                "stream-dsl run --fresh): the old state is moved to '{archive}' first. Or give the query "
-                "another checkpoint_dir.")
+HOW_TO_RESET = (
+    "To start this query from the beginning on purpose, turn on checkpoint_reset for this run "
+    "(sd.Context(..., checkpoint_reset=True), SET checkpoint_reset = 'true', or "
+    "stream-dsl run --fresh): the old state is moved to '{archive}' first. Or give the query "
+    "another checkpoint_dir."
+)
 _DIR = re.compile(r"ckpt-(\d{8,})")
 _QUERY_LINES = 20  # how much of each query text a fingerprint mismatch shows
 log = logging.getLogger("stream_dsl.checkpoints")
@@ -68,8 +78,12 @@ def write_record(root: str, checkpoint: Checkpoint) -> None:
     ext4, and the record only tells "never committed" from "committed, now gone" (a torn record still
     says the latter).
     """
-    body = {"id": checkpoint.id, "next_batch": checkpoint.next_batch, "fingerprint": checkpoint.fingerprint,
-            "created_at": checkpoint.created_at}
+    body = {
+        "id": checkpoint.id,
+        "next_batch": checkpoint.next_batch,
+        "fingerprint": checkpoint.fingerprint,
+        "created_at": checkpoint.created_at,
+    }
     data = json.dumps(body, sort_keys=True).encode().ljust(_RECORD_BYTES - 1) + b"\n"
     fd = os.open(os.path.join(root, RECORD), os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, PRIVATE)
     try:
@@ -124,8 +138,10 @@ class Survey:
                 skipped.append(f"{name}: {info.reason}")
                 continue
             if info.state == INCOMPATIBLE:
-                message = (f"checkpoint '{info.path}' {info.reason}, so this query cannot resume from "
-                           f"checkpoint_dir '{self.root}'.\n" + HOW_TO_RESET.format(archive=self.archive_hint))
+                message = (
+                    f"checkpoint '{info.path}' {info.reason}, so this query cannot resume from "
+                    f"checkpoint_dir '{self.root}'.\n" + HOW_TO_RESET.format(archive=self.archive_hint)
+                )
                 return Decision("refuse", skipped=skipped, message=message)
             found = info.checkpoint
             assert found is not None
@@ -141,13 +157,19 @@ class Survey:
         return os.path.join(self.root, ARCHIVE, "reset-<time>")
 
     def _none_usable(self) -> str:
-        lines = [(f"checkpoint_dir '{self.root}' held checkpoints, but none of them can be used, so this query "
-                  "cannot resume from it (starting over would write every window again).")]
+        lines = [
+            (
+                f"checkpoint_dir '{self.root}' held checkpoints, but none of them can be used, so this query "
+                "cannot resume from it (starting over would write every window again)."
+            )
+        ]
         record = self.record
         if record:
             when = dt.datetime.fromtimestamp(float(record.get("created_at", 0))).isoformat(" ", "seconds")
-            lines.append(f"The newest checkpoint committed here was ckpt-{int(record.get('id', 0)):08d} "
-                         f"(resuming at batch {record.get('next_batch')}, committed {when}).")
+            lines.append(
+                f"The newest checkpoint committed here was ckpt-{int(record.get('id', 0)):08d} "
+                f"(resuming at batch {record.get('next_batch')}, committed {when})."
+            )
         elif record is not None:
             lines.append(f"Its record of the last commit ('{os.path.join(self.root, RECORD)}') is unreadable.")
         directory = os.path.join(self.root, "checkpoints")
@@ -159,18 +181,22 @@ class Survey:
             lines.append(f"Found in '{directory}':")
             committed = int(record.get("id", -1)) if record else -1
             for i in self.infos:
-                gone = " (it was committed: its manifest was deleted)" if i.state == UNCOMMITTED and \
-                    i.id == committed else ""
+                gone = (
+                    " (it was committed: its manifest was deleted)"
+                    if i.state == UNCOMMITTED and i.id == committed
+                    else ""
+                )
                 lines.append(f"    {os.path.basename(i.path)}: {i.state}: {i.reason}{gone}")
         lines.append(HOW_TO_RESET.format(archive=self.archive_hint))
         return "\n".join(lines)
 
     def _mismatch(self, found: Checkpoint, query: str) -> str:
-        return (f"checkpoint_dir '{self.root}' holds checkpoints of a different query "
-                f"(ckpt-{found.id:08d}), so this query cannot resume from it.\n"
-                f"The checkpoints are of:\n{_excerpt(found.query)}\n"
-                f"This query is:\n{_excerpt(query)}\n"
-                + HOW_TO_RESET.format(archive=self.archive_hint))
+        return (
+            f"checkpoint_dir '{self.root}' holds checkpoints of a different query "
+            f"(ckpt-{found.id:08d}), so this query cannot resume from it.\n"
+            f"The checkpoints are of:\n{_excerpt(found.query)}\n"
+            f"This query is:\n{_excerpt(query)}\n" + HOW_TO_RESET.format(archive=self.archive_hint)
+        )
 
 
 def survey(root: str, *, every: bool = False) -> Survey:
@@ -217,8 +243,11 @@ def reset(root: str) -> str | None:
             os.rename(os.path.join(root, name), os.path.join(archive, name))
     finally:
         store.unlock()
-    log.warning("checkpoint_reset: the query in checkpoint_dir '%s' starts from the beginning; its old state "
-                "was moved to '%s'", root, archive)
+    log.warning(
+        "checkpoint_reset: the query in checkpoint_dir '%s' starts from the beginning; its old state was moved to '%s'",
+        root,
+        archive,
+    )
     return archive
 
 
@@ -251,4 +280,3 @@ def lock_holder(root: str) -> int | None:
         return None
     finally:
         os.close(fd)
-

@@ -32,8 +32,10 @@ def batch_partials(aggs: tuple[AggSpec, ...]) -> list[pl.Expr]:
                 out.append((pl.len() if x is None else x.count()).cast(pl.Int64).alias(names.count_col(i)))
         elif spec.func in ("sum", "avg"):
             assert x is not None  # only COUNT(*) has no argument
-            out += [checked_sum(x.cast(_sum_type(spec)), _sum_type(spec) == pl.Int64).alias(names.sum_col(i)),
-                    x.count().cast(pl.Int64).alias(names.nonnull_col(i))]
+            out += [
+                checked_sum(x.cast(_sum_type(spec)), _sum_type(spec) == pl.Int64).alias(names.sum_col(i)),
+                x.count().cast(pl.Int64).alias(names.nonnull_col(i)),
+            ]
         else:
             assert x is not None  # only COUNT(*) has no argument
             extreme = _extreme(x.cast(spec.dtype.polars), spec.func, spec.dtype)
@@ -57,8 +59,10 @@ def row_partials(aggs: tuple[AggSpec, ...]) -> list[pl.Expr]:
                 out.append(value.alias(names.count_col(i)))
         elif spec.func in ("sum", "avg"):
             assert x is not None  # only COUNT(*) has no argument
-            out += [x.cast(_sum_type(spec)).fill_null(0).alias(names.sum_col(i)),
-                    x.is_not_null().cast(pl.Int64).alias(names.nonnull_col(i))]
+            out += [
+                x.cast(_sum_type(spec)).fill_null(0).alias(names.sum_col(i)),
+                x.is_not_null().cast(pl.Int64).alias(names.nonnull_col(i)),
+            ]
         else:
             assert x is not None  # only COUNT(*) has no argument
             out.append(x.cast(spec.dtype.polars).alias(names.extreme_col(spec.func, i)))
@@ -88,7 +92,6 @@ def checked_sum(x: pl.Expr, integer: bool) -> pl.Expr:
     holds a wrapped value.
     """
     return x.cast(pl.Int128).sum().cast(pl.Int64) if integer else x.sum()
-
 
 
 def final_value(i: int, spec: AggSpec) -> pl.Expr:

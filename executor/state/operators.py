@@ -84,8 +84,9 @@ _MERGED_WS, _MERGED_WE = names.MERGED_START, names.MERGED_END
 # ---------------------------------------------------------------- helpers
 
 
-def _semi(frame: pl.DataFrame, keys_frame: pl.DataFrame, on: list[str],
-          how: Literal["semi", "anti"] = "semi") -> pl.DataFrame:
+def _semi(
+    frame: pl.DataFrame, keys_frame: pl.DataFrame, on: list[str], how: Literal["semi", "anti"] = "semi"
+) -> pl.DataFrame:
     if not on:
         return frame if (how == "semi") == (keys_frame.height > 0) else frame.clear()
     return join_keys(frame, keys_frame.select(on).unique(), on, how)
@@ -278,8 +279,13 @@ class AggregateState:
         if counted is not None:
             late = counted
         else:
-            late = int(collect(rows.lazy().with_columns(pl.col(TIME_COLUMN).dt.epoch("ms").alias(_T))
-                               .select(late_mask.sum()), rows.height).item() or 0)
+            late = int(
+                collect(
+                    rows.lazy().with_columns(pl.col(TIME_COLUMN).dt.epoch("ms").alias(_T)).select(late_mask.sum()),
+                    rows.height,
+                ).item()
+                or 0
+            )
         return lf.select(self._incoming), late
 
     def _incoming_exprs(self) -> list[pl.Expr]:
@@ -338,13 +344,15 @@ class AggregateState:
         """Fold a batch into the state; returns the groups it changed."""
         if not rows.height:
             return pl.DataFrame()
-        partial = _group(rows, self.groups, merge_partials(self.op.aggs) if self.op.final
-                         else batch_partials(self.op.aggs))
+        partial = _group(
+            rows, self.groups, merge_partials(self.op.aggs) if self.op.final else batch_partials(self.op.aggs)
+        )
         if self.state is None or not self.state.height:
             self.state = partial
         else:
-            self.state = _group(pl.concat([self.state, partial], how="diagonal_relaxed"), self.groups,
-                                merge_partials(self.op.aggs))
+            self.state = _group(
+                pl.concat([self.state, partial], how="diagonal_relaxed"), self.groups, merge_partials(self.op.aggs)
+            )
         # a final's distincts share one column; COUNT(DISTINCT x) always has its x
         args = list(dict.fromkeys(a.arg for _, a in self._distinct_aggs if a.arg is not None))
         self._add_distinct(rows.select(self.groups + args))
@@ -363,8 +371,9 @@ class AggregateState:
             return pl.DataFrame(), None
         assert self._windows is not None  # sessions are windows
         start, end = self._windows.bounds(pl.col(_T))
-        events = rows.select([*self.keys, start.alias(WS), end.alias(WE), pl.lit(1).alias(_SRC),
-                              *row_partials(self.op.aggs)])
+        events = rows.select(
+            [*self.keys, start.alias(WS), end.alias(WE), pl.lit(1).alias(_SRC), *row_partials(self.op.aggs)]
+        )
         state = self.state
         if state is None or not state.height:
             old, untouched = None, None
@@ -377,15 +386,20 @@ class AggregateState:
         starts = (prev_end.is_null() | starts_new_session(pl.col(WS), prev_end)).cast(pl.Int64)
         intervals = intervals.with_columns(_over(starts.cum_sum(), self.keys).alias(_SID))
         session = self.keys + [_SID]
-        intervals = intervals.with_columns(pl.col(WS).min().over(session).alias(_MERGED_WS),
-                                           pl.col(WE).max().over(session).alias(_MERGED_WE))
+        intervals = intervals.with_columns(
+            pl.col(WS).min().over(session).alias(_MERGED_WS), pl.col(WE).max().over(session).alias(_MERGED_WE)
+        )
         merged = intervals.drop(WS, WE).rename({_MERGED_WS: WS, _MERGED_WE: WE})
         new_sessions = merged.group_by(self.groups).agg(merge_partials(self.op.aggs))
-        self.state = new_sessions if untouched is None or not untouched.height else \
-            pl.concat([untouched, new_sessions.select(untouched.columns)], how="diagonal_relaxed")
+        self.state = (
+            new_sessions
+            if untouched is None or not untouched.height
+            else pl.concat([untouched, new_sessions.select(untouched.columns)], how="diagonal_relaxed")
+        )
         changed = merged.filter(pl.col(_SRC) == 1).select(self.groups).unique()
-        moved = intervals.filter((pl.col(_SRC) == 0) & ((pl.col(WS) != pl.col(_MERGED_WS)) |
-                                                        (pl.col(WE) != pl.col(_MERGED_WE))))
+        moved = intervals.filter(
+            (pl.col(_SRC) == 0) & ((pl.col(WS) != pl.col(_MERGED_WS)) | (pl.col(WE) != pl.col(_MERGED_WE)))
+        )
         deletes = None
         if moved.height:
             deletes = moved.select(self.keys + [pl.col(WS).cast(pl.Datetime("ms")), pl.col(WE).cast(pl.Datetime("ms"))])
@@ -402,8 +416,9 @@ class AggregateState:
         """Distinct value sets follow their sessions when sessions merge."""
         if not moved.height or not self._distinct_aggs:
             return
-        mapping = moved.select(self.groups + [pl.col(_MERGED_WS).alias(names.MOVED_START),
-                                              pl.col(_MERGED_WE).alias(names.MOVED_END)])
+        mapping = moved.select(
+            self.groups + [pl.col(_MERGED_WS).alias(names.MOVED_START), pl.col(_MERGED_WE).alias(names.MOVED_END)]
+        )
         for i, _ in self._distinct_aggs:
             sets = self.distinct.get(i)
             if sets is None:
@@ -443,14 +458,19 @@ class AggregateState:
         if groups is None or not groups.height:
             return self._empty
         for i, _ in self._distinct_aggs:
-            counts = _group(_semi(self.distinct.get(i, pl.DataFrame(schema=groups.select(self.groups).schema)),
-                                  groups, self.groups), self.groups,
-                            [pl.len().cast(pl.Int64).alias(names.distinct_count_col(i))])
+            counts = _group(
+                _semi(
+                    self.distinct.get(i, pl.DataFrame(schema=groups.select(self.groups).schema)), groups, self.groups
+                ),
+                self.groups,
+                [pl.len().cast(pl.Int64).alias(names.distinct_count_col(i))],
+            )
             if self.groups:
                 groups = join_keys(groups, counts, self.groups, "left")
             else:
-                groups = groups.with_columns(pl.lit(counts.item() if counts.height else 0)
-                                             .alias(names.distinct_count_col(i)))
+                groups = groups.with_columns(
+                    pl.lit(counts.item() if counts.height else 0).alias(names.distinct_count_col(i))
+                )
         exprs = [pl.col(k) for k in self.keys]
         if self.op.window is not None:
             exprs += [pl.col(WS).cast(pl.Datetime("ms")), pl.col(WE).cast(pl.Datetime("ms"))]

@@ -126,13 +126,15 @@ class SmallAggregate:
         """Whether the next batch still belongs here (an empty batch always does)."""
         if len(self.table) > MAX_GROUPS:
             return False
-        return not rows.height or (rows.height <= MAX_BATCH_ROWS and rows.columns == self._columns
-                                   and rows.dtypes == self._dtypes)
+        return not rows.height or (
+            rows.height <= MAX_BATCH_ROWS and rows.columns == self._columns and rows.dtypes == self._dtypes
+        )
 
     # ------------------------------------------------------------ one batch
 
-    def step(self, rows: pl.DataFrame, wm_prev: int | None, wm_new: int | None,
-             as_rows: bool = False) -> tuple[pl.DataFrame | RowsPart, int]:
+    def step(
+        self, rows: pl.DataFrame, wm_prev: int | None, wm_new: int | None, as_rows: bool = False
+    ) -> tuple[pl.DataFrame | RowsPart, int]:
         """Fold `rows` in and emit, as `AggregateState._step_fused`; returns (output, late rows).
 
         `as_rows`: a non-empty output as a RowsPart, for a consumer that
@@ -316,8 +318,10 @@ class SmallAggregate:
         """The state as `AggregateState` keeps it in polars: group columns, PARTIAL_ROWS, state columns."""
         if self._frame is None:
             avg = self._avg_sums
-            rows = [key + tuple(float(v) if i in avg else v for i, v in enumerate(state))
-                    for key, state in self.table.items()]
+            rows = [
+                key + tuple(float(v) if i in avg else v for i, v in enumerate(state))
+                for key, state in self.table.items()
+            ]
             self._frame = pl.DataFrame(rows, schema=self._state_schema, orient="row")
         return self._frame
 

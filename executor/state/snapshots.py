@@ -30,8 +30,12 @@ def snapshot_state(state: AggregateState | DistinctState) -> dict[str, Any]:
         "frame": _ipc(state._frame),
         "distinct": {i: _ipc(sets) for i, sets in state.distinct.items()},
         "may_be_small": state._may_be_small,
-        "small": None if small is None else {"schema": _ipc(pl.DataFrame(schema=small.schema)),
-                                              "table": {key: list(values) for key, values in small.table.items()}},
+        "small": None
+        if small is None
+        else {
+            "schema": _ipc(pl.DataFrame(schema=small.schema)),
+            "table": {key: list(values) for key, values in small.table.items()},
+        },
     }
 
 

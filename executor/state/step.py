@@ -46,8 +46,9 @@ class StepOutput:
     late: int = 0
 
 
-def join_keys(left: pl.DataFrame, right: pl.DataFrame, on: list[str],
-              how: Literal["inner", "left", "semi", "anti"]) -> pl.DataFrame:
+def join_keys(
+    left: pl.DataFrame, right: pl.DataFrame, on: list[str], how: Literal["inner", "left", "semi", "anti"]
+) -> pl.DataFrame:
     """`left.join(right, on=on, how=how)` with NULL = NULL and NaN = NaN, as group keys compare.
 
     Lazily: polars' eager join of a one-row frame on one float key matches

@@ -29,17 +29,48 @@ from itertools import count
 
 import networkx as nx
 
-from optimizer.physical.stages import (TIME_COLUMN, AggregateOp, AggSpec, BroadcastJoinOp, DistinctOp, Exchange,
-                                       FilterOp,
-                              Operator, OutputWrite, PartialAggregateOp, ProjectOp, ReadOp, ScanOp, ShuffleWrite, Stage,
-                              StatefulOp, arg_column, ROW_COLUMN)
+from optimizer.physical.stages import (
+    TIME_COLUMN,
+    AggregateOp,
+    AggSpec,
+    BroadcastJoinOp,
+    DistinctOp,
+    Exchange,
+    FilterOp,
+    Operator,
+    OutputWrite,
+    PartialAggregateOp,
+    ProjectOp,
+    ReadOp,
+    ScanOp,
+    ShuffleWrite,
+    Stage,
+    StatefulOp,
+    arg_column,
+    ROW_COLUMN,
+)
 from stream_dsl.errors import PlanError
 from stream_dsl.ir.dispatch import MissingCase, node_pass
 from stream_dsl.ir.expr import Agg, Column, NamedExpr
 from stream_dsl.ir.definitions import EMIT_CHANGES
 from stream_dsl.ir.partial_state import distinct_argument
-from stream_dsl.ir.plan import (PARTIAL_DISTINCT, Aggregate, Distinct, FinalAggregate, Filter, Join, Limit,
-                                PartialAggregate, Plan, Project, Scan, Sort, SortKey, Union, is_streaming)
+from stream_dsl.ir.plan import (
+    PARTIAL_DISTINCT,
+    Aggregate,
+    Distinct,
+    FinalAggregate,
+    Filter,
+    Join,
+    Limit,
+    PartialAggregate,
+    Plan,
+    Project,
+    Scan,
+    Sort,
+    SortKey,
+    Union,
+    is_streaming,
+)
 from stream_dsl.ir.types import DataType, Field, Schema, common_type
 from optimizer.event_time import event_time_columns, with_watermark
 from stream_dsl.ir.expr import Case, Expr, IsNull, Literal, columns_used
@@ -85,7 +116,8 @@ def lower(plan: Plan, workers: int = 1) -> nx.DiGraph:
         stateful = pipe.stateful
         terminal = OutputWrite(  # a changelog's stateful op is an AggregateOp; the isinstance tells mypy
             changelog=pipe.changelog,
-            group_keys=stateful.group_keys if pipe.changelog and isinstance(stateful, AggregateOp) else ())
+            group_keys=stateful.group_keys if pipe.changelog and isinstance(stateful, AggregateOp) else (),
+        )
         lowering.finish(pipe, terminal)
     graph = lowering.graph
     graph.graph["limit"] = None if order else limit  # a sorted result is cut after sorting, not while it streams
@@ -116,8 +148,11 @@ def _split_sort(plan: Plan) -> tuple[Plan, tuple[SortKey, ...]]:
         return inner, plan.keys + tuple(k for k in keys if k.column not in outer)
     if isinstance(plan, (Filter, Project)):
         inner, keys = _split_sort(plan.input)
-        passed = {n.name for n in plan.exprs if isinstance(n.expr, Column) and n.expr.name == n.name} \
-            if isinstance(plan, Project) else set(plan.schema.names)
+        passed = (
+            {n.name for n in plan.exprs if isinstance(n.expr, Column) and n.expr.name == n.name}
+            if isinstance(plan, Project)
+            else set(plan.schema.names)
+        )
         if keys and all(k.column in passed for k in keys):
             return replace(plan, input=inner), keys
     return plan, ()
@@ -138,8 +173,9 @@ class _Lowering:
         if pipe.stateful is None:
             stage = Stage(stage_id, (pipe.head,) + pipe.ops + (terminal,), pipe.inputs, pipe.partitions)
         else:
-            stage = Stage(stage_id, (pipe.head,) + pipe.ops, pipe.inputs, pipe.partitions,
-                          pipe.stateful, pipe.post + (terminal,))
+            stage = Stage(
+                stage_id, (pipe.head,) + pipe.ops, pipe.inputs, pipe.partitions, pipe.stateful, pipe.post + (terminal,)
+            )
         self.graph.add_node(stage_id, stage=stage)
         return stage_id
 
@@ -165,25 +201,47 @@ class _Lowering:
 
     def _join(self, node: Join) -> Fragment:
         left_stream, right_stream = is_streaming(node.left), is_streaming(node.right)
-        key_types = tuple(_key_type(node.left.schema.dtype(lk), node.right.schema.dtype(rk))
-                          for lk, rk in zip(node.left_keys, node.right_keys))
+        key_types = tuple(
+            _key_type(node.left.schema.dtype(lk), node.right.schema.dtype(rk))
+            for lk, rk in zip(node.left_keys, node.right_keys)
+        )
         if not right_stream:
-            output = tuple(("stream", f.name, f.name) for f in node.left.schema) + \
-                tuple(("table", c, out) for c, out in node.right_columns)
-            op = BroadcastJoinOp(self._table_id(node.right, node.right_keys, key_types), node.right, node.kind,
-                                 node.left_keys, node.right_keys, key_types, output)
+            output = tuple(("stream", f.name, f.name) for f in node.left.schema) + tuple(
+                ("table", c, out) for c, out in node.right_columns
+            )
+            op = BroadcastJoinOp(
+                self._table_id(node.right, node.right_keys, key_types),
+                node.right,
+                node.kind,
+                node.left_keys,
+                node.right_keys,
+                key_types,
+                output,
+            )
             return _add(self.lower(node.left), op, node.schema)
         if not left_stream and node.kind == "inner":
-            output = tuple(("table", f.name, f.name) for f in node.left.schema) + \
-                tuple(("stream", c, out) for c, out in node.right_columns)
-            op = BroadcastJoinOp(self._table_id(node.left, node.left_keys, key_types), node.left, "inner",
-                                 node.right_keys, node.left_keys, key_types, output)
+            output = tuple(("table", f.name, f.name) for f in node.left.schema) + tuple(
+                ("stream", c, out) for c, out in node.right_columns
+            )
+            op = BroadcastJoinOp(
+                self._table_id(node.left, node.left_keys, key_types),
+                node.left,
+                "inner",
+                node.right_keys,
+                node.left_keys,
+                key_types,
+                output,
+            )
             return _add(self.lower(node.right), op, node.schema)
         if not left_stream:
-            raise PlanError("a LEFT JOIN from a table to a stream is not supported; "
-                            "put the stream on the left (stream LEFT JOIN table)")
-        raise PlanError("a join of two streams is not supported; join a stream with a table "
-                        "(CREATE TABLE), which is read once and broadcast")
+            raise PlanError(
+                "a LEFT JOIN from a table to a stream is not supported; "
+                "put the stream on the left (stream LEFT JOIN table)"
+            )
+        raise PlanError(
+            "a join of two streams is not supported; join a stream with a table "
+            "(CREATE TABLE), which is read once and broadcast"
+        )
 
     def _table_id(self, table: Plan, keys: tuple[str, ...], key_types: tuple[DataType, ...]) -> str:
         """One id per distinct static table plan and join key, so a table joined twice on one key is read once.
@@ -212,8 +270,9 @@ class _Lowering:
             pre.append(NamedExpr(ROW_COLUMN, Column(first.name, first.dtype)))
         pre_schema = Schema(tuple(Field(n.name, n.expr.dtype) for n in pre))
         emit = EMIT_CHANGES if node.window is None else node.emit
-        window = with_watermark(node.window, event_time_columns(node.input),
-                                node.window.time_column if node.window is not None else "")
+        window = with_watermark(
+            node.window, event_time_columns(node.input), node.window.time_column if node.window is not None else ""
+        )
         op = AggregateOp(tuple(k.name for k in node.keys), tuple(specs), window, emit, node.schema)
         child = _add(self.lower(node.input), ProjectOp(tuple(pre)), pre_schema)
         return self.exchange(child, op.keys, op, node.schema)
@@ -241,8 +300,9 @@ class _Lowering:
             first = node.input.schema.fields[0]
             pre.append(NamedExpr(ROW_COLUMN, Column(first.name, first.dtype)))
         pre_schema = Schema(tuple(Field(n.name, n.expr.dtype) for n in pre))
-        op = PartialAggregateOp(tuple(k.name for k in node.keys), tuple(specs), node.window, distinct is not None,
-                                node.schema)
+        op = PartialAggregateOp(
+            tuple(k.name for k in node.keys), tuple(specs), node.window, distinct is not None, node.schema
+        )
         child = _add(self.lower(node.input), ProjectOp(tuple(pre)), pre_schema)
         return _add(child, op, node.schema)
 
@@ -256,8 +316,9 @@ class _Lowering:
         for named in node.aggs:
             agg = named.expr
             assert isinstance(agg, Agg)
-            specs.append(AggSpec(named.name, agg.func, PARTIAL_DISTINCT if agg.distinct else None, agg.dtype,
-                                 agg.distinct))
+            specs.append(
+                AggSpec(named.name, agg.func, PARTIAL_DISTINCT if agg.distinct else None, agg.dtype, agg.distinct)
+            )
         emit = EMIT_CHANGES if node.window is None else node.emit
         window = with_watermark(node.window, event_time_columns(node.input), WINDOW_START)
         op = AggregateOp(tuple(k.name for k in node.keys), tuple(specs), window, emit, node.schema, "final")
@@ -274,8 +335,10 @@ class _Lowering:
                 fragment = _add(fragment, ProjectOp(renames), node.schema)
             for pipe in fragment:
                 if pipe.changelog:
-                    raise PlanError("UNION ALL of a changelog (a non-windowed aggregate or EMIT CHANGES) is not "
-                                    "supported; use windowed aggregates with EMIT ON WINDOW CLOSE")
+                    raise PlanError(
+                        "UNION ALL of a changelog (a non-windowed aggregate or EMIT CHANGES) is not "
+                        "supported; use windowed aggregates with EMIT ON WINDOW CLOSE"
+                    )
             parts.extend(fragment)
         return tuple(parts)
 
@@ -359,9 +422,11 @@ def _key_type(left: DataType, right: DataType) -> DataType:
 
 def _changelog_message(consumer: StatefulOp) -> str:
     what = "an aggregate" if isinstance(consumer, AggregateOp) else "DISTINCT"
-    return (f"{what} over a changelog (a non-windowed aggregate or EMIT CHANGES, whose rows are later "
-            "replaced) is not supported; aggregate append-only input, e.g. a windowed aggregate "
-            "with EMIT ON WINDOW CLOSE")
+    return (
+        f"{what} over a changelog (a non-windowed aggregate or EMIT CHANGES, whose rows are later "
+        "replaced) is not supported; aggregate append-only input, e.g. a windowed aggregate "
+        "with EMIT ON WINDOW CLOSE"
+    )
 
 
 def _renumber(graph: nx.DiGraph) -> nx.DiGraph:
@@ -381,8 +446,13 @@ def _relabel(stage: Stage, new_id: dict[int, int]) -> Stage:
     def fix(op: Operator) -> Operator:
         return replace(op, target=new_id[op.target]) if isinstance(op, ShuffleWrite) else op
 
-    return replace(stage, id=new_id[stage.id], inputs=tuple(sorted(new_id[i] for i in stage.inputs)),
-                   operators=tuple(fix(op) for op in stage.operators), post=tuple(fix(op) for op in stage.post))
+    return replace(
+        stage,
+        id=new_id[stage.id],
+        inputs=tuple(sorted(new_id[i] for i in stage.inputs)),
+        operators=tuple(fix(op) for op in stage.operators),
+        post=tuple(fix(op) for op in stage.post),
+    )
 
 
 def stage_order(graph: nx.DiGraph) -> list[Stage]:

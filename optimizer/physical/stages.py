@@ -14,8 +14,15 @@ from dataclasses import dataclass
 from typing import Union
 
 # Column names the executor adds between stages (re-exported here, where the operators that use them live).
-from stream_dsl.ir.column_names import (PARTIAL_DISTINCT, PARTITION_COLUMN, ROW_COLUMN, TIME_COLUMN,  # noqa: F401
-                                     WINDOW_END, WINDOW_START, arg_column)
+from stream_dsl.ir.column_names import (  # noqa: F401
+    PARTIAL_DISTINCT,
+    PARTITION_COLUMN,
+    ROW_COLUMN,
+    TIME_COLUMN,
+    WINDOW_END,
+    WINDOW_START,
+    arg_column,
+)
 from stream_dsl.ir.expr import Expr, NamedExpr, format_duration_ms, render, render_named
 from stream_dsl.ir.definitions import SourceDef, WindowSpec
 from stream_dsl.ir.partial_state import state_fields

@@ -62,13 +62,15 @@ def check_rule_names(names: Iterable[str]) -> frozenset[str]:
     checked = frozenset(names)
     for name in sorted(checked):
         if name not in RULE_NAMES:
-            raise DSLError(f"unknown optimizer rule '{name}'{did_you_mean(name, RULE_NAMES)}; "
-                           f"rules: {', '.join(RULE_NAMES)}")
+            raise DSLError(
+                f"unknown optimizer rule '{name}'{did_you_mean(name, RULE_NAMES)}; rules: {', '.join(RULE_NAMES)}"
+            )
     return checked
 
 
 def with_cost_model(model: CostModel, rules: tuple[Callable, ...] = RULES) -> tuple[Callable, ...]:
     """`rules` with `model` bound into the cost-based ones (same names, so traces and `disabled` still work)."""
+
     def bind(rule: Callable) -> Callable:
         if rule not in COST_BASED:
             return rule
@@ -82,6 +84,16 @@ def with_cost_model(model: CostModel, rules: tuple[Callable, ...] = RULES) -> tu
     return tuple(bind(rule) for rule in rules)
 
 
-__all__ = ["RULES", "RULE_NAMES", "check_rule_names", "COST_BASED", "with_cost_model", "fold_constants",
-           "merge_filters",
-           "push_down_predicates", "prune_projections", "split_aggregates", "push_aggregate_below_join"]
+__all__ = [
+    "RULES",
+    "RULE_NAMES",
+    "check_rule_names",
+    "COST_BASED",
+    "with_cost_model",
+    "fold_constants",
+    "merge_filters",
+    "push_down_predicates",
+    "prune_projections",
+    "split_aggregates",
+    "push_aggregate_below_join",
+]

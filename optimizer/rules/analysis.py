@@ -80,4 +80,5 @@ def select(node: Plan, schema: Schema) -> Plan:
 def is_identity_project(node: Project) -> bool:
     """A Project that passes every input column through, in order, under its own name."""
     return tuple(n.name for n in node.exprs) == node.input.schema.names and all(
-        isinstance(n.expr, E.Column) and n.expr.name == n.name for n in node.exprs)
+        isinstance(n.expr, E.Column) and n.expr.name == n.name for n in node.exprs
+    )

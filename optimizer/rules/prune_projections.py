@@ -44,9 +44,21 @@ from dataclasses import replace
 from typing import AbstractSet
 
 from stream_dsl.ir.expr import Column, NamedExpr, columns_used
-from stream_dsl.ir.plan import (Aggregate, Distinct, Filter, FinalAggregate, Join, Limit, PartialAggregate, Plan,
-                                Project,
-                             Scan, Sort, Union, project)
+from stream_dsl.ir.plan import (
+    Aggregate,
+    Distinct,
+    Filter,
+    FinalAggregate,
+    Join,
+    Limit,
+    PartialAggregate,
+    Plan,
+    Project,
+    Scan,
+    Sort,
+    Union,
+    project,
+)
 
 from optimizer.rules.analysis import is_identity_project, same_or_new, select
 

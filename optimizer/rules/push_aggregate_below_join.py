@@ -73,6 +73,7 @@ from optimizer.rules.analysis import transform_up
 
 def push_aggregate_below_join(plan: Plan, model: CostModel = DEFAULT_MODEL) -> Plan:
     """Move each partial aggregate below the joins with static tables under it, while valid and paying."""
+
     def push_all(node: Plan) -> Plan:
         if not isinstance(node, FinalAggregate):
             return node
@@ -104,8 +105,9 @@ def _push_once(final: FinalAggregate, model: CostModel) -> FinalAggregate:
         return final
     distinct = distinct_argument(partial.aggs)
     # Over the join: the stream side's rows, and a stream key's ndv bounded by the table's when unknown.
-    guess = estimate(join, (k.expr for k in new_partial.keys), partial.window, model,
-                     extra=() if distinct is None else (distinct,))
+    guess = estimate(
+        join, (k.expr for k in new_partial.keys), partial.window, model, extra=() if distinct is None else (distinct,)
+    )
     if not guess.pays(model):
         return final
     try:

@@ -190,6 +190,12 @@ def _through_aggregate(node: Aggregate, predicates: Predicates) -> tuple[Plan, P
 
 # each sink takes a node of its key's type, which a dict's type cannot say
 _SINKS: dict[type, Callable[[Any, Predicates], tuple[Plan, Predicates]]] = {
-    Scan: _into_scan, Filter: _through_filter, Project: _through_project, Join: _through_join,
-    Union: _through_union, Distinct: _through_distinct, Aggregate: _through_aggregate, Sort: _through_distinct,
+    Scan: _into_scan,
+    Filter: _through_filter,
+    Project: _through_project,
+    Join: _through_join,
+    Union: _through_union,
+    Distinct: _through_distinct,
+    Aggregate: _through_aggregate,
+    Sort: _through_distinct,
 }

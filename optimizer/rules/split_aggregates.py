@@ -84,8 +84,9 @@ def _split(node: Aggregate, model: CostModel) -> Plan:
     if not splittable(node):
         return node
     distinct = distinct_argument(node.aggs)
-    guess = estimate(node.input, (k.expr for k in node.keys), node.window, model,
-                     extra=() if distinct is None else (distinct,))
+    guess = estimate(
+        node.input, (k.expr for k in node.keys), node.window, model, extra=() if distinct is None else (distinct,)
+    )
     if not guess.pays(model):
         return node
     partial = PartialAggregate(node.input, node.keys, node.aggs, node.window, span=node.span)

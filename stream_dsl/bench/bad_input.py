@@ -21,8 +21,7 @@ import time
 from stream_dsl.connectors.decode_ndjson import decode_ndjson
 from stream_dsl.ir.types import DataType, Schema
 
-SCHEMA = Schema.of(("k", DataType.STRING), ("n", DataType.BIGINT), ("x", DataType.DOUBLE),
-                   ("ts", DataType.TIMESTAMP))
+SCHEMA = Schema.of(("k", DataType.STRING), ("n", DataType.BIGINT), ("x", DataType.DOUBLE), ("ts", DataType.TIMESTAMP))
 T0 = 1767225600000
 BAD = [
     lambda i: '{"k": "a", "n": ' + str(i) + ', "x": 1.0, "ts": 17672',
@@ -39,8 +38,7 @@ def _good(i: int) -> str:
     return json.dumps({"k": f"k{i % 100}", "n": i, "x": i * 0.5, "ts": T0 + i})
 
 
-def inputs(records: int, bad: float, refused: bool, seed: int = 1, structural: bool = False
-           ) -> tuple[bytes, bytes]:
+def inputs(records: int, bad: float, refused: bool, seed: int = 1, structural: bool = False) -> tuple[bytes, bytes]:
     rng = random.Random(seed)
     kinds = ([BAD[0], BAD[4]] if structural else BAD) + ([REFUSED] if refused else [])
     clean = "\n".join(_good(i) for i in range(records)) + "\n"
@@ -64,15 +62,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--bad", type=float, default=0.05)
     parser.add_argument("--repeat", type=int, default=7)
     parser.add_argument("--refused", action="store_true", help="add numbers polars cannot read (1e400)")
-    parser.add_argument("--structural", action="store_true",
-                        help="only truncated JSON and arrays (no value of the wrong type)")
+    parser.add_argument(
+        "--structural", action="store_true", help="only truncated JSON and arrays (no value of the wrong type)"
+    )
     args = parser.parse_args(argv)
     clean, dirty = inputs(args.records, args.bad, args.refused, structural=args.structural)
     clean_s, _, _ = best_cpu_seconds(clean, args.repeat)
     dirty_s, rows, letters = best_cpu_seconds(dirty, args.repeat)
-    print(f"records={args.records} bad={args.bad:.0%}{' (with refused numbers)' if args.refused else ''}: "
-          f"clean {clean_s * 1000:.1f} ms, with bad records {dirty_s * 1000:.1f} ms, "
-          f"ratio {dirty_s / clean_s:.2f}x ({rows} rows, {letters} dead letters)")
+    print(
+        f"records={args.records} bad={args.bad:.0%}{' (with refused numbers)' if args.refused else ''}: "
+        f"clean {clean_s * 1000:.1f} ms, with bad records {dirty_s * 1000:.1f} ms, "
+        f"ratio {dirty_s / clean_s:.2f}x ({rows} rows, {letters} dead letters)"
+    )
 
 
 if __name__ == "__main__":

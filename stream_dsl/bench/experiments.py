@@ -25,8 +25,19 @@ from typing import Any, Sequence, TextIO
 from stream_dsl.bench.latency import LatencyRun, run_latency
 from stream_dsl.bench.ysb import EngineRun, Report, YsbBench, context_text, latency_text, run_engine
 
-__all__ = ["ablation", "compare_latency", "scaling", "growth_point", "machine", "machine_text", "report_dict",
-           "bench_dict", "config_dict", "latency_dict", "COMPARED"]
+__all__ = [
+    "ablation",
+    "compare_latency",
+    "scaling",
+    "growth_point",
+    "machine",
+    "machine_text",
+    "report_dict",
+    "bench_dict",
+    "config_dict",
+    "latency_dict",
+    "COMPARED",
+]
 
 # The configurations of the latency comparison: (label, sd.Context arguments changed).
 COMPARED: tuple[tuple[str, dict[str, Any]], ...] = (
@@ -45,24 +56,39 @@ def _ratio(a: float, b: float) -> float:
 
 
 def _engine_dict(run: EngineRun) -> dict[str, Any]:
-    return {"seconds": run.seconds, "events": run.events, "events_per_s": run.events_per_s,
-            "startup_seconds": run.startup_seconds, "batches": len(run.progress),
-            "shuffle_bytes": run.total("shuffle_bytes"), "transfer_bytes": run.total("transfer_bytes"),
-            "late_rows": run.total("late_rows")}
+    return {
+        "seconds": run.seconds,
+        "events": run.events,
+        "events_per_s": run.events_per_s,
+        "startup_seconds": run.startup_seconds,
+        "batches": len(run.progress),
+        "shuffle_bytes": run.total("shuffle_bytes"),
+        "transfer_bytes": run.total("transfer_bytes"),
+        "late_rows": run.total("late_rows"),
+    }
 
 
 def latency_dict(run: LatencyRun) -> dict[str, Any]:
-    return {"rate": run.rate, "events": run.engine.events, "seconds": run.engine.seconds,
-            "achieved_events_per_s": run.engine.events_per_s, "windows": run.windows,
-            "rows": len(run.latencies_ms), "closed_by": run.closed_by, "percentiles_ms": run.percentiles(),
-            "latencies_ms": [round(v, 2) for v in run.latencies_ms], "late_rows": run.engine.total("late_rows")}
+    return {
+        "rate": run.rate,
+        "events": run.engine.events,
+        "seconds": run.engine.seconds,
+        "achieved_events_per_s": run.engine.events_per_s,
+        "windows": run.windows,
+        "rows": len(run.latencies_ms),
+        "closed_by": run.closed_by,
+        "percentiles_ms": run.percentiles(),
+        "latencies_ms": [round(v, 2) for v in run.latencies_ms],
+        "late_rows": run.engine.total("late_rows"),
+    }
 
 
 # ---------------------------------------------------------------- ablation
 
 
-def ablation(bench: YsbBench, out: TextIO, *, events_dir: str | None = None,
-             done: EngineRun | None = None) -> dict[str, Any]:
+def ablation(
+    bench: YsbBench, out: TextIO, *, events_dir: str | None = None, done: EngineRun | None = None
+) -> dict[str, Any]:
     """The throughput run with the optimizer on and off; `done` is a run already made with the bench's setting."""
     runs: dict[bool, EngineRun] = {}
     optimized = bool(bench.config.optimize)
@@ -73,18 +99,24 @@ def ablation(bench: YsbBench, out: TextIO, *, events_dir: str | None = None,
             runs[flag] = run_engine(bench.with_context(optimize=flag), events_dir=events_dir)
     on, off = runs[True], runs[False]
     result = {
-        "on": _engine_dict(on), "off": _engine_dict(off),
+        "on": _engine_dict(on),
+        "off": _engine_dict(off),
         "throughput_ratio": _ratio(on.events_per_s, off.events_per_s),
         "shuffle_bytes_ratio": _ratio(on.total("shuffle_bytes"), off.total("shuffle_bytes")),
         "transfer_bytes_ratio": _ratio(on.total("transfer_bytes"), off.total("transfer_bytes")),
     }
     print(f"\nablation: the optimizer on and off, {context_text(dict(bench.context), optimizer=False)}", file=out)
     for name, r in (("optimizer on", on), ("optimizer off", off)):
-        print(f"  {name:<14} {r.seconds:9.3f} s  {r.events_per_s:>14,.0f} events/s  shuffle "
-              f"{_mb(r.total('shuffle_bytes'))} ({_mb(r.total('transfer_bytes'))} between workers)", file=out)
-    print(f"  on / off       throughput {result['throughput_ratio']:.2f}x, shuffle bytes "
-          f"{result['shuffle_bytes_ratio']:.3f}x, bytes between workers {result['transfer_bytes_ratio']:.3f}x",
-          file=out)
+        print(
+            f"  {name:<14} {r.seconds:9.3f} s  {r.events_per_s:>14,.0f} events/s  shuffle "
+            f"{_mb(r.total('shuffle_bytes'))} ({_mb(r.total('transfer_bytes'))} between workers)",
+            file=out,
+        )
+    print(
+        f"  on / off       throughput {result['throughput_ratio']:.2f}x, shuffle bytes "
+        f"{result['shuffle_bytes_ratio']:.3f}x, bytes between workers {result['transfer_bytes_ratio']:.3f}x",
+        file=out,
+    )
     same = on.result.sort(on.result.columns).equals(off.result.sort(off.result.columns))
     if not same:
         print("  the optimizer changed the result: this is a bug", file=out)
@@ -95,18 +127,25 @@ def ablation(bench: YsbBench, out: TextIO, *, events_dir: str | None = None,
 # ---------------------------------------------------------------- latency by executor
 
 
-def compare_latency(bench: YsbBench, out: TextIO,
-                    configs: Sequence[tuple[str, dict[str, Any]]] = COMPARED) -> dict[str, dict[str, Any]]:
+def compare_latency(
+    bench: YsbBench, out: TextIO, configs: Sequence[tuple[str, dict[str, Any]]] = COMPARED
+) -> dict[str, dict[str, Any]]:
     """The paced latency run for each configuration (default: drizzle, bsp, drizzle with the optimizer off)."""
     results: dict[str, dict[str, Any]] = {}
     config = bench.config
-    print(f"\nlatency at {bench.rate:,.0f} events/s, {config.workers} workers, batch interval "
-          f"{config.batch_interval_ms}ms, group size {config.group_size}:", file=out)
+    print(
+        f"\nlatency at {bench.rate:,.0f} events/s, {config.workers} workers, batch interval "
+        f"{config.batch_interval_ms}ms, group size {config.group_size}:",
+        file=out,
+    )
     for label, changes in configs:
         run = run_latency(bench.with_context(**changes))
         results[label] = latency_dict(run)
-        print(f"  {label:<24} {latency_text(run)}  ({len(run.latencies_ms):,} window rows, "
-              f"{run.windows} windows closed by the {run.closed_by})", file=out)
+        print(
+            f"  {label:<24} {latency_text(run)}  ({len(run.latencies_ms):,} window rows, "
+            f"{run.windows} windows closed by the {run.closed_by})",
+            file=out,
+        )
         out.flush()
     return results
 
@@ -126,8 +165,14 @@ def growth_point(points: Sequence[dict[str, Any]], *, factor: float = 2.0, keep_
     return None
 
 
-def scaling(bench: YsbBench, out: TextIO, *, workers: Sequence[int] = (1, 2), rates: Sequence[float] = (),
-            events_dir: str | None = None) -> dict[str, Any]:
+def scaling(
+    bench: YsbBench,
+    out: TextIO,
+    *,
+    workers: Sequence[int] = (1, 2),
+    rates: Sequence[float] = (),
+    events_dir: str | None = None,
+) -> dict[str, Any]:
     """Throughput against the worker count, then achieved throughput and latency against the input rate."""
     by_workers = []
     if workers:
@@ -135,27 +180,36 @@ def scaling(bench: YsbBench, out: TextIO, *, workers: Sequence[int] = (1, 2), ra
     for n in workers:
         run = run_engine(bench.with_context(workers=n), events_dir=events_dir)
         by_workers.append({"workers": n, **_engine_dict(run)})
-        print(f"  {n} worker{'s' if n != 1 else ' '}  {run.seconds:9.3f} s  {run.events_per_s:>14,.0f} events/s",
-              file=out)
+        print(
+            f"  {n} worker{'s' if n != 1 else ' '}  {run.seconds:9.3f} s  {run.events_per_s:>14,.0f} events/s", file=out
+        )
         out.flush()
     by_rate: list[dict[str, Any]] = []
     if rates:
         seconds = bench.duration_s or bench.events / bench.rate
-        print(f"{'' if workers else chr(10)}scaling: achieved throughput and latency against the input rate "
-              f"(paced runs of {seconds:,.1f} s, {context_text(dict(bench.context))})", file=out)
+        print(
+            f"{'' if workers else chr(10)}scaling: achieved throughput and latency against the input rate "
+            f"(paced runs of {seconds:,.1f} s, {context_text(dict(bench.context))})",
+            file=out,
+        )
         for rate in rates:
             paced = run_latency(replace(bench, duration_s=seconds), rate=rate)
             point = latency_dict(paced)
             by_rate.append(point)
-            print(f"  offered {rate:>12,.0f}/s  achieved {paced.engine.events_per_s:>12,.0f}/s  {latency_text(paced)}",
-                  file=out)
+            print(
+                f"  offered {rate:>12,.0f}/s  achieved {paced.engine.events_per_s:>12,.0f}/s  {latency_text(paced)}",
+                file=out,
+            )
             out.flush()
         grows = growth_point(by_rate)
         if grows is None:
             print(f"  latency stays flat up to {max(rates):,.0f} events/s", file=out)
         else:
-            print(f"  latency starts to grow at {grows:,.0f} events/s (p99 over twice the lowest rate's, "
-                  f"or input not kept up with)", file=out)
+            print(
+                f"  latency starts to grow at {grows:,.0f} events/s (p99 over twice the lowest rate's, "
+                f"or input not kept up with)",
+                file=out,
+            )
     return {"by_workers": by_workers, "by_rate": by_rate, "growth_rate": growth_point(by_rate) if by_rate else None}
 
 
@@ -177,9 +231,14 @@ def machine() -> dict[str, Any]:
         memory_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     except (ValueError, OSError, AttributeError):
         pass
-    return {"cpu": model or platform.processor() or platform.machine(), "cores": os.cpu_count(),
-            "memory_gb": round(memory_gb, 1) if memory_gb else None, "os": platform.platform(),
-            "python": sys.version.split()[0], "polars": pl.__version__}
+    return {
+        "cpu": model or platform.processor() or platform.machine(),
+        "cores": os.cpu_count(),
+        "memory_gb": round(memory_gb, 1) if memory_gb else None,
+        "os": platform.platform(),
+        "python": sys.version.split()[0],
+        "polars": pl.__version__,
+    }
 
 
 def machine_text(m: dict[str, Any]) -> str:
@@ -190,14 +249,26 @@ def machine_text(m: dict[str, Any]) -> str:
 def config_dict(bench: YsbBench) -> dict[str, Any]:
     """How stream-dsl ran: the resolved sd.Context settings."""
     c = bench.config
-    return {"executor": c.executor, "workers": c.workers, "group_size": c.group_size,
-            "batch_interval_ms": c.batch_interval_ms, "optimize": c.optimize}
+    return {
+        "executor": c.executor,
+        "workers": c.workers,
+        "group_size": c.group_size,
+        "batch_interval_ms": c.batch_interval_ms,
+        "optimize": c.optimize,
+    }
 
 
 def bench_dict(bench: YsbBench) -> dict[str, Any]:
-    return {"events": bench.events, "rate": bench.rate, "seed": bench.seed, "window_ms": bench.window_ms,
-            "format": bench.format, "watermark_delay_ms": bench.watermark_delay_ms, "config": config_dict(bench),
-            "files": bench.file_count if bench.format in ("ndjson", "parquet") else None}
+    return {
+        "events": bench.events,
+        "rate": bench.rate,
+        "seed": bench.seed,
+        "window_ms": bench.window_ms,
+        "format": bench.format,
+        "watermark_delay_ms": bench.watermark_delay_ms,
+        "config": config_dict(bench),
+        "files": bench.file_count if bench.format in ("ndjson", "parquet") else None,
+    }
 
 
 def report_dict(report: Report) -> dict[str, Any]:
@@ -211,8 +282,12 @@ def report_dict(report: Report) -> dict[str, Any]:
     }
     if report.polars is not None:
         rate = bench.events / report.polars.seconds if report.polars.seconds > 0 else float("inf")
-        data["polars"] = {"seconds": report.polars.seconds, "events_per_s": rate,
-                          "ratio": _ratio(report.engine.events_per_s, rate), "equal": report.ok,
-                          "difference": report.difference}
+        data["polars"] = {
+            "seconds": report.polars.seconds,
+            "events_per_s": rate,
+            "ratio": _ratio(report.engine.events_per_s, rate),
+            "equal": report.ok,
+            "difference": report.difference,
+        }
     data.update(report.extra)
     return data

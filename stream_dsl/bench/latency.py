@@ -26,9 +26,17 @@ from typing import Any, Iterator, Sequence
 
 import polars as pl
 
-from stream_dsl.bench.ysb import (FILE_FORMATS, PERCENTILES, EngineRun, SinkCall, YsbBench, exact_rate,
-                                  generator_start_ms,
-                                  percentile, run_engine)
+from stream_dsl.bench.ysb import (
+    FILE_FORMATS,
+    PERCENTILES,
+    EngineRun,
+    SinkCall,
+    YsbBench,
+    exact_rate,
+    generator_start_ms,
+    percentile,
+    run_engine,
+)
 from stream_dsl.connectors import generator
 from stream_dsl.errors import DSLError
 
@@ -66,15 +74,15 @@ def input_end_ms(events: int, rate: float, interval_ms: int) -> int:
 
 def source_opened_at(trace: dict[str, Any]) -> float | None:
     """Unix time the source opened: the start of the query's first task (the first batch's read)."""
-    starts = [e["ts"] for e in trace.get("traceEvents", ())
-              if e.get("ph") == "X" and e.get("cat") in ("task", "skipped")]
+    starts = [
+        e["ts"] for e in trace.get("traceEvents", ()) if e.get("ph") == "X" and e.get("cat") in ("task", "skipped")
+    ]
     if not starts:
         return None
     return trace["otherData"]["t0_unix_s"] + min(starts) / 1e6
 
 
-def window_latencies_ms(writes: Sequence[SinkCall], opened_at: float, *, start_ms: int,
-                        end_ms: int) -> list[float]:
+def window_latencies_ms(writes: Sequence[SinkCall], opened_at: float, *, start_ms: int, end_ms: int) -> list[float]:
     """Per window row: its sink write time minus the wall time the generator's clock reached the window's end.
 
     The generator's clock is `opened_at` plus event-time offset; a window

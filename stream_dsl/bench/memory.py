@@ -113,8 +113,14 @@ class MemorySampler:
 
     def peaks(self, depth: int) -> list[int]:
         """Peaks (kB) of the processes at `depth` (2: at least 2), largest first."""
-        return sorted((kb for pid, kb in self.hwm_kb.items()
-                       if self.depth[pid] == depth or (depth >= 2 and self.depth[pid] >= 2)), reverse=True)
+        return sorted(
+            (
+                kb
+                for pid, kb in self.hwm_kb.items()
+                if self.depth[pid] == depth or (depth >= 2 and self.depth[pid] >= 2)
+            ),
+            reverse=True,
+        )
 
 
 def measure_here(events: int, context: dict[str, Any], *, rate: float = 1_000_000, seed: int = 1) -> dict[str, Any]:
@@ -126,7 +132,10 @@ def measure_here(events: int, context: dict[str, Any], *, rate: float = 1_000_00
         run = run_engine(bench)
     driver, workers = sampler.hwm_kb.get(os.getpid(), 0), sampler.peaks(2)
     return {
-        "events": events, "seconds": run.seconds, "events_per_s": run.events_per_s, "batches": len(run.progress),
+        "events": events,
+        "seconds": run.seconds,
+        "events_per_s": run.events_per_s,
+        "batches": len(run.progress),
         "driver_peak_kb": driver,
         "worker_peaks_kb": workers,
         "helper_peaks_kb": sampler.peaks(1),  # the forkserver and the resource tracker: fixed, not counted
@@ -142,8 +151,9 @@ def _in_child(events: int, context: dict[str, Any], rate: float, seed: int) -> d
     # where stream_dsl, optimizer and executor are
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p))
-    done = subprocess.run([sys.executable, "-m", "stream_dsl.bench.memory", spec], capture_output=True, text=True,
-                          env=env)
+    done = subprocess.run(
+        [sys.executable, "-m", "stream_dsl.bench.memory", spec], capture_output=True, text=True, env=env
+    )
     if done.returncode != 0:
         tail = (done.stderr or done.stdout).strip().splitlines()[-3:]
         raise DSLError(f"the memory run over {events:,} events failed: {' / '.join(tail)}")
@@ -154,15 +164,21 @@ def _mb(kb: float) -> str:
     return f"{kb / 1024:,.0f} MB"
 
 
-def run_memory(sizes: Sequence[int], context: dict[str, Any], out: TextIO, *, rate: float = 1_000_000,
-               seed: int = 1) -> list[dict[str, Any]]:
+def run_memory(
+    sizes: Sequence[int], context: dict[str, Any], out: TextIO, *, rate: float = 1_000_000, seed: int = 1
+) -> list[dict[str, Any]]:
     """Each size in a fresh process; prints one line per size and the growth from the first."""
     from stream_dsl.bench.ysb import context_text
 
-    print(f"bench memory: peak resident memory of the YSB query (realtime off, generated events at "
-          f"{rate:,.0f} events/s of event time); {context_text(context)}", file=out)
-    print(f"{'events':>14} {'time':>9} {'events/s':>12} {'driver':>9} {'workers':>17} {'total':>9} "
-          f"{'growth':>8}", file=out)
+    print(
+        f"bench memory: peak resident memory of the YSB query (realtime off, generated events at "
+        f"{rate:,.0f} events/s of event time); {context_text(context)}",
+        file=out,
+    )
+    print(
+        f"{'events':>14} {'time':>9} {'events/s':>12} {'driver':>9} {'workers':>17} {'total':>9} {'growth':>8}",
+        file=out,
+    )
     out.flush()
     results: list[dict[str, Any]] = []
     for n in sizes:
@@ -171,8 +187,11 @@ def run_memory(sizes: Sequence[int], context: dict[str, Any], out: TextIO, *, ra
         r["growth"] = r["total_peak_kb"] / first - 1 if first else 0.0
         results.append(r)
         workers = " + ".join(_mb(kb) for kb in r["worker_peaks_kb"]) or "-"
-        print(f"{n:>14,} {r['seconds']:>8.1f}s {r['events_per_s']:>12,.0f} {_mb(r['driver_peak_kb']):>9} "
-              f"{workers:>17} {_mb(r['total_peak_kb']):>9} {r['growth']:>+8.1%}", file=out)
+        print(
+            f"{n:>14,} {r['seconds']:>8.1f}s {r['events_per_s']:>12,.0f} {_mb(r['driver_peak_kb']):>9} "
+            f"{workers:>17} {_mb(r['total_peak_kb']):>9} {r['growth']:>+8.1%}",
+            file=out,
+        )
         out.flush()
     return results
 
@@ -180,8 +199,12 @@ def run_memory(sizes: Sequence[int], context: dict[str, Any], out: TextIO, *, ra
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     spec = json.loads(args[0])
-    result = measure_here(int(spec["events"]), dict(spec.get("context") or {}), rate=float(spec.get("rate", 1e6)),
-                          seed=int(spec.get("seed", 1)))
+    result = measure_here(
+        int(spec["events"]),
+        dict(spec.get("context") or {}),
+        rate=float(spec.get("rate", 1e6)),
+        seed=int(spec.get("seed", 1)),
+    )
     print(json.dumps(result))
     return 0
 

@@ -64,13 +64,18 @@ def latency_cdf(series: dict[str, Sequence[float]], path: str, *, title: str, fo
         if not ordered:
             continue
         n = len(ordered)
-        ax.step(ordered, [(i + 1) / n for i in range(n)], where="post", label=f"{label} (n={n:,})",
-                color=COLORS.get(label), linewidth=2)
+        ax.step(
+            ordered,
+            [(i + 1) / n for i in range(n)],
+            where="post",
+            label=f"{label} (n={n:,})",
+            color=COLORS.get(label),
+            linewidth=2,
+        )
     ax.axvline(TARGET_P99_MS, color="#888888", linestyle="--", linewidth=1)
     ax.text(TARGET_P99_MS, 1.03, "p99 target 200 ms", color="#666666", fontsize=8, ha="center")
     ax.axhline(0.99, color="#bbbbbb", linestyle=":", linewidth=1)
-    ax.text(0.995, 0.985, "p99", color="#888888", fontsize=7, ha="right", va="top",
-            transform=ax.get_yaxis_transform())
+    ax.text(0.995, 0.985, "p99", color="#888888", fontsize=7, ha="right", va="top", transform=ax.get_yaxis_transform())
     ax.set_xlabel("event latency (ms): sink write minus the window's end in the generator's clock")
     ax.set_ylabel("fraction of window rows")
     ax.set_ylim(0, 1.07)
@@ -103,8 +108,14 @@ def scheduling_plot(report: dict[str, Any], path: str, *, footer: str | None = N
     points, baselines = scheduling_points(report)
     fig, ax = plt.subplots(figsize=(7.5, 4.8))
     if points:
-        ax.plot([g for g, _ in points], [ms for _, ms in points], marker="o", linewidth=2,
-                color=COLORS["drizzle"], label="drizzle (group 1 = pre-scheduling only)")
+        ax.plot(
+            [g for g, _ in points],
+            [ms for _, ms in points],
+            marker="o",
+            linewidth=2,
+            color=COLORS["drizzle"],
+            label="drizzle (group 1 = pre-scheduling only)",
+        )
         for g, ms in points:
             ax.annotate(f"{ms:.2f}", (g, ms), textcoords="offset points", xytext=(0, 7), ha="center", fontsize=7)
     for (name, ms), style in zip(baselines.items(), ("--", ":", "-.")):
@@ -118,8 +129,11 @@ def scheduling_plot(report: dict[str, Any], path: str, *, footer: str | None = N
     highest = max([ms for _, ms in points] + list(baselines.values()), default=1.0)
     ax.set_ylim(0, highest * 1.2)
     runs = f", median of {report['repeat']} runs" if report.get("repeat") else ""
-    ax.set_title(f"Scheduling micro-benchmark: {report['iterations']} micro-batches x {report['rows_per_batch']} "
-                 f"rows,\nmap -> shuffle -> grouped aggregate, {report['workers']} workers{runs}", fontsize=10)
+    ax.set_title(
+        f"Scheduling micro-benchmark: {report['iterations']} micro-batches x {report['rows_per_batch']} "
+        f"rows,\nmap -> shuffle -> grouped aggregate, {report['workers']} workers{runs}",
+        fontsize=10,
+    )
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8, loc="lower left")
     fig.tight_layout(rect=(0, 0.05, 1, 1))
@@ -127,30 +141,49 @@ def scheduling_plot(report: dict[str, Any], path: str, *, footer: str | None = N
     return _save(fig, path)
 
 
-def throughput_vs_rate(points: Sequence[dict[str, Any]], path: str, *, title: str, footer: str | None = None,
-                       growth_rate: float | None = None) -> str:
+def throughput_vs_rate(
+    points: Sequence[dict[str, Any]],
+    path: str,
+    *,
+    title: str,
+    footer: str | None = None,
+    growth_rate: float | None = None,
+) -> str:
     """Achieved against offered events per second, with the p99 latency of each rate on a second axis."""
     plt = pyplot()
     ordered = sorted(points, key=lambda p: p["rate"])
     rates = [p["rate"] / 1e6 for p in ordered]
     fig, ax = plt.subplots(figsize=(7.5, 4.8))
     ax.plot(rates, rates, color="#aaaaaa", linestyle=":", label="offered = achieved")
-    ax.plot(rates, [p["achieved_events_per_s"] / 1e6 for p in ordered], marker="o", linewidth=2,
-            color=COLORS["drizzle"], label="achieved throughput")
+    ax.plot(
+        rates,
+        [p["achieved_events_per_s"] / 1e6 for p in ordered],
+        marker="o",
+        linewidth=2,
+        color=COLORS["drizzle"],
+        label="achieved throughput",
+    )
     ax.set_xlabel("offered input rate (million events/s)")
     ax.set_ylabel("achieved throughput (million events/s)")
     ax.set_ylim(bottom=0)
     ax.set_xlim(left=0)
     latency = ax.twinx()
     p99 = [p["percentiles_ms"].get("p99") if p["percentiles_ms"] else None for p in ordered]
-    latency.plot([r for r, v in zip(rates, p99) if v is not None], [v for v in p99 if v is not None], marker="s",
-                 linewidth=1.5, color=COLORS["bsp"], label="p99 event latency")
+    latency.plot(
+        [r for r, v in zip(rates, p99) if v is not None],
+        [v for v in p99 if v is not None],
+        marker="s",
+        linewidth=1.5,
+        color=COLORS["bsp"],
+        label="p99 event latency",
+    )
     latency.set_ylabel("p99 event latency (ms)")
     latency.set_ylim(bottom=0)
     if growth_rate is not None:
         ax.axvline(growth_rate / 1e6, color="#888888", linestyle="--", linewidth=1)
-        ax.text(growth_rate / 1e6, 0.02, " latency grows", color="#666666", fontsize=8,
-                transform=ax.get_xaxis_transform())
+        ax.text(
+            growth_rate / 1e6, 0.02, " latency grows", color="#666666", fontsize=8, transform=ax.get_xaxis_transform()
+        )
     lines = ax.get_legend_handles_labels()
     more = latency.get_legend_handles_labels()
     ax.legend(lines[0] + more[0], lines[1] + more[1], fontsize=8, loc="upper left")
@@ -169,8 +202,11 @@ def write_plots(data: dict[str, Any], out_dir: str, *, command: str | None = Non
         os.makedirs(out_dir, exist_ok=True)
     except OSError as e:
         raise DSLError(f"cannot create {out_dir}: {e.strerror or e}") from None
-    footer = "; ".join(x for x in (machine_text(data["machine"]) if data.get("machine") else None,
-                                   f"$ {command}" if command else None) if x)
+    footer = "; ".join(
+        x
+        for x in (machine_text(data["machine"]) if data.get("machine") else None, f"$ {command}" if command else None)
+        if x
+    )
     written = []
     bench = data.get("bench", {})
     config = bench.get("config", {})
@@ -179,16 +215,27 @@ def write_plots(data: dict[str, Any], out_dir: str, *, command: str | None = Non
         series = {config.get("executor", "drizzle"): data["latency"]["latencies_ms"]}
     if series:
         rate = bench.get("rate", 0)
-        title = (f"YSB event latency CDF at {rate / 1e6:g}M events/s, {config.get('workers', 2)} workers, "
-                 f"{config.get('batch_interval_ms', 100)} ms batches, group size {config.get('group_size', 10)}, "
-                 f"{bench.get('window_ms', 10000) / 1000:g} s windows")
+        title = (
+            f"YSB event latency CDF at {rate / 1e6:g}M events/s, {config.get('workers', 2)} workers, "
+            f"{config.get('batch_interval_ms', 100)} ms batches, group size {config.get('group_size', 10)}, "
+            f"{bench.get('window_ms', 10000) / 1000:g} s windows"
+        )
         written.append(latency_cdf(series, os.path.join(out_dir, "latency_cdf.png"), title=title, footer=footer))
     if data.get("scheduling"):
         written.append(scheduling_plot(data["scheduling"], os.path.join(out_dir, "scheduling.png"), footer=footer))
     by_rate = (data.get("scaling") or {}).get("by_rate")
     if by_rate:
-        title = (f"YSB throughput against input rate, executor {config.get('executor', 'drizzle')}, "
-                 f"{config.get('workers', 2)} workers, {config.get('batch_interval_ms', 100)} ms batches")
-        written.append(throughput_vs_rate(by_rate, os.path.join(out_dir, "throughput_vs_rate.png"), title=title,
-                                          footer=footer, growth_rate=data["scaling"].get("growth_rate")))
+        title = (
+            f"YSB throughput against input rate, executor {config.get('executor', 'drizzle')}, "
+            f"{config.get('workers', 2)} workers, {config.get('batch_interval_ms', 100)} ms batches"
+        )
+        written.append(
+            throughput_vs_rate(
+                by_rate,
+                os.path.join(out_dir, "throughput_vs_rate.png"),
+                title=title,
+                footer=footer,
+                growth_rate=data["scaling"].get("growth_rate"),
+            )
+        )
     return written

@@ -69,11 +69,13 @@ class RecoveryBench:
         if not self.group_sizes:
             raise DSLError("bench recovery: give at least one group size")
         if not 0 <= self.kill_worker < self.workers:
-            raise DSLError(f"bench recovery: worker {self.kill_worker} cannot be killed: the workers are "
-                           f"0..{self.workers - 1}")
+            raise DSLError(
+                f"bench recovery: worker {self.kill_worker} cannot be killed: the workers are 0..{self.workers - 1}"
+            )
         if self.executor not in ("drizzle", "bsp"):
-            raise DSLError(f"bench recovery: executor '{self.executor}' has no worker processes to kill; "
-                           f"choose drizzle or bsp")
+            raise DSLError(
+                f"bench recovery: executor '{self.executor}' has no worker processes to kill; choose drizzle or bsp"
+            )
         if self.rate <= 0 or self.kill_after_s < 0 or self.observe_s < 0:
             raise DSLError("bench recovery: the rate must be positive and the durations not negative")
 
@@ -103,8 +105,10 @@ class ProgressWatch:
             if condition():
                 return
             if not self.handle.is_active:
-                raise DSLError(f"bench recovery: the query ended while waiting for {what}"
-                               + (f": {self.handle.exception}" if self.handle.exception else ""))
+                raise DSLError(
+                    f"bench recovery: the query ended while waiting for {what}"
+                    + (f": {self.handle.exception}" if self.handle.exception else "")
+                )
             if time.monotonic() > deadline:
                 raise DSLError(f"bench recovery: no {what} within {guard_s:.0f}s")
             time.sleep(POLL_S)
@@ -125,8 +129,13 @@ def run_group(bench: RecoveryBench, group_size: int | str) -> dict[str, Any]:
 
     with tempfile.TemporaryDirectory(prefix="sd-recovery-") as tmp:
         sink_dir = os.path.join(tmp, "out")
-        ctx = sd.Context(workers=bench.workers, executor=bench.executor, group_size=group_size,
-                         batch_interval=bench.batch_interval_ms, checkpoint_dir=os.path.join(tmp, "checkpoints"))
+        ctx = sd.Context(
+            workers=bench.workers,
+            executor=bench.executor,
+            group_size=group_size,
+            batch_interval=bench.batch_interval_ms,
+            checkpoint_dir=os.path.join(tmp, "checkpoints"),
+        )
         ddl, query = ysb_sql(bench)
         ctx.sql(ddl)
         ctx.sql(f"CREATE SINK out WITH (connector = 'files', path = '{sink_dir}', format = 'parquet')")
@@ -152,11 +161,17 @@ def run_group(bench: RecoveryBench, group_size: int | str) -> dict[str, Any]:
         if handle.exception is not None:
             raise DSLError(f"bench recovery: the query failed: {handle.exception}")
         watch.poll()
-        result = summarize(handle.progress(), watch.seen_at, handle.recoveries[0], killed_at,
-                           ctx.config.batch_interval_ms)
+        result = summarize(
+            handle.progress(), watch.seen_at, handle.recoveries[0], killed_at, ctx.config.batch_interval_ms
+        )
         exact, detail = check_output(read_committed(sink_dir), bench)
-    result.update(group_size=group_size, killed_worker=bench.kill_worker, recoveries=len(handle.recoveries),
-                  exact=exact, output=detail)
+    result.update(
+        group_size=group_size,
+        killed_worker=bench.kill_worker,
+        recoveries=len(handle.recoveries),
+        exact=exact,
+        output=detail,
+    )
     return result
 
 
@@ -171,8 +186,13 @@ def percentiles(values: Sequence[float]) -> dict[str, float | None]:
     return {name: ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))] for name, q in PERCENTILES}
 
 
-def summarize(progress: Sequence[dict[str, Any]], seen_at: Sequence[float], recovery: dict[str, Any],
-              killed_at: float, interval_ms: int) -> dict[str, Any]:
+def summarize(
+    progress: Sequence[dict[str, Any]],
+    seen_at: Sequence[float],
+    recovery: dict[str, Any],
+    killed_at: float,
+    interval_ms: int,
+) -> dict[str, Any]:
     """The recovery's times (ms from the kill), the batches redone, and latency_ms before and during it.
 
     `progress` is the handle's, `seen_at[i]` when entry i was first seen,
@@ -257,12 +277,24 @@ def reference_windows(bench: RecoveryBench, end_ms: int, chunk_events: int = 1_0
         first = generator.first_event_at(max(lo_ms - start_ms, 0), rate)
         stop = generator.first_event_at(hi_ms - start_ms, rate)
         if stop > first:
-            events = generator.ysb_frame(first, stop, seed=bench.seed, rate=rate, start_ms=start_ms,
-                                         columns=("ad_id", "event_type", "event_time"))
+            events = generator.ysb_frame(
+                first,
+                stop,
+                seed=bench.seed,
+                rate=rate,
+                start_ms=start_ms,
+                columns=("ad_id", "event_type", "event_time"),
+            )
             parts.append(polars_ysb(events, campaigns, bench.window_ms))
     if not parts:
-        return pl.DataFrame(schema={"campaign_id": pl.String, "window_start": pl.Datetime("ms"),
-                                    "window_end": pl.Datetime("ms"), "views": pl.Int64})
+        return pl.DataFrame(
+            schema={
+                "campaign_id": pl.String,
+                "window_start": pl.Datetime("ms"),
+                "window_end": pl.Datetime("ms"),
+                "views": pl.Int64,
+            }
+        )
     return pl.concat(parts)
 
 
@@ -296,25 +328,31 @@ def _latency(stats: dict[str, Any]) -> str:
 def format_report(report: dict[str, Any]) -> str:
     """A table: per group size, the recovery's times, batches redone, latency before and during, exactness."""
     b = report["bench"]
-    lines = [f"recovery: YSB paced at {b['rate']:,.0f} events/s, {b['batch_interval_ms']} ms batches, "
-             f"{b['window_ms']} ms windows, {b['workers']} workers ({b['executor']}); worker {b['kill_worker']} "
-             f"killed (SIGKILL) {b['kill_after_s']:g} s after the first batch",
-             "times in ms from the kill; latency_ms p50 / p99 / max (batches) of the steady state before the kill "
-             "and of the backlog caught up after it",
-             f"{'group':>6} {'detected':>9} {'restored':>9} {'1st batch':>10} {'redone':>7}   "
-             f"{'steady latency':<24} {'recovery latency':<24} output"]
+    lines = [
+        f"recovery: YSB paced at {b['rate']:,.0f} events/s, {b['batch_interval_ms']} ms batches, "
+        f"{b['window_ms']} ms windows, {b['workers']} workers ({b['executor']}); worker {b['kill_worker']} "
+        f"killed (SIGKILL) {b['kill_after_s']:g} s after the first batch",
+        "times in ms from the kill; latency_ms p50 / p99 / max (batches) of the steady state before the kill "
+        "and of the backlog caught up after it",
+        f"{'group':>6} {'detected':>9} {'restored':>9} {'1st batch':>10} {'redone':>7}   "
+        f"{'steady latency':<24} {'recovery latency':<24} output",
+    ]
     for r in report["runs"]:
         verdict = {True: "exact", False: "NOT EXACT", None: "-"}[r["exact"]]
-        lines.append(f"{str(r['group_size']):>6} {_ms(r['detect_ms']):>9} {_ms(r['restored_ms']):>9} "
-                     f"{_ms(r['first_batch_ms']):>10} {r['redone']:>7}   {_latency(r['steady']):<24} "
-                     f"{_latency(r['recovery_window']):<24} {verdict}")
+        lines.append(
+            f"{str(r['group_size']):>6} {_ms(r['detect_ms']):>9} {_ms(r['restored_ms']):>9} "
+            f"{_ms(r['first_batch_ms']):>10} {r['redone']:>7}   {_latency(r['steady']):<24} "
+            f"{_latency(r['recovery_window']):<24} {verdict}"
+        )
     lines.append("")
     for r in report["runs"]:
         checkpoint = "none (from the start)" if r["checkpoint"] is None else r["checkpoint"]
-        lines.append(f"  group {r['group_size']}: {r['reason']}; checkpoint {checkpoint}, resumed at batch "
-                     f"{r['resumed_batch']}, the input was at batch {r['input_batch_at_kill']} at the kill and at "
-                     f"{r['backlog_end']} at the first batch after it; {r['batches']} batches recorded; "
-                     f"{r['output']}")
+        lines.append(
+            f"  group {r['group_size']}: {r['reason']}; checkpoint {checkpoint}, resumed at batch "
+            f"{r['resumed_batch']}, the input was at batch {r['input_batch_at_kill']} at the kill and at "
+            f"{r['backlog_end']} at the first batch after it; {r['batches']} batches recorded; "
+            f"{r['output']}"
+        )
     return "\n".join(lines)
 
 

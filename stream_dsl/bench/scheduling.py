@@ -71,8 +71,9 @@ def run_once(cls: type[Driver], plan: Plan, config: RunConfig, warmup: int = 0) 
     group = config.group_size if not issubclass(cls, BspDriver) and isinstance(config.group_size, int) else 1
     first = -(-warmup // group) * group  # the first measured batch
     graph = lower(plan, config.workers)
-    driver = cls(graph, config, CollectOutput(graph.graph["schema"], graph.graph.get("limit")).ordered(graph),
-                 realtime=False)
+    driver = cls(
+        graph, config, CollectOutput(graph.graph["schema"], graph.graph.get("limit")).ordered(graph), realtime=False
+    )
     progress: list[dict[str, Any]] = []
     marks: dict[str, tuple[float, float]] = {}
 
@@ -126,10 +127,19 @@ class BspSamePlacement(BspDriver):
 SAME_PLACEMENT = "bsp, reducers off the source worker"
 
 
-def run_scheduling_bench(iterations: int = 300, *, rows_per_batch: int = 50, workers: int = 2,
-                         group_sizes: Sequence[int] = (1, 10, 50, 100), repeat: int = 5, warmup: int = 100,
-                         optimize: bool = False, verbose: bool = True, transport: str = "pipes",
-                         ray_address: str | None = None) -> dict[str, Any]:
+def run_scheduling_bench(
+    iterations: int = 300,
+    *,
+    rows_per_batch: int = 50,
+    workers: int = 2,
+    group_sizes: Sequence[int] = (1, 10, 50, 100),
+    repeat: int = 5,
+    warmup: int = 100,
+    optimize: bool = False,
+    verbose: bool = True,
+    transport: str = "pipes",
+    ray_address: str | None = None,
+) -> dict[str, Any]:
     """Time per iteration for BSP and Drizzle with each group size; ratios to BSP from the same run.
 
     The plan runs as written (`optimize=False`): a map stage and a grouped
@@ -148,8 +158,13 @@ def run_scheduling_bench(iterations: int = 300, *, rows_per_batch: int = 50, wor
         from optimizer import optimize as optimize_plan
 
         plan = optimize_plan(plan)
-    base = RunConfig(workers=workers, batch_interval_ms=BATCH_INTERVAL_MS, optimize=False, transport=transport,
-                     ray_address=ray_address)
+    base = RunConfig(
+        workers=workers,
+        batch_interval_ms=BATCH_INTERVAL_MS,
+        optimize=False,
+        transport=transport,
+        ray_address=ray_address,
+    )
     modes: list[tuple[str, type[Driver], RunConfig]] = [("bsp", BspDriver, base.with_options(executor="bsp"))]
     modes.append((SAME_PLACEMENT, BspSamePlacement, base.with_options(executor="bsp")))
     for g in group_sizes:
@@ -170,16 +185,27 @@ def run_scheduling_bench(iterations: int = 300, *, rows_per_batch: int = 50, wor
             elif not result.equals(reference):
                 raise AssertionError(f"{name} computed a different result than bsp")
         middle = ordered[(len(ordered) - 1) // 2]
-        results[name] = dict(middle, ms_per_iteration=statistics.median(r["ms_per_iteration"] for r in ordered),
-                             runs_ms=[r["ms_per_iteration"] for r in runs[name]])
+        results[name] = dict(
+            middle,
+            ms_per_iteration=statistics.median(r["ms_per_iteration"] for r in ordered),
+            runs_ms=[r["ms_per_iteration"] for r in runs[name]],
+        )
     bsp = results["bsp"]["runs_ms"]
     best = [min(a, b) for a, b in zip(bsp, results[SAME_PLACEMENT]["runs_ms"])]
     for r in results.values():  # ratios within each round, then their median: a busy spell hits both sides
         r["ratio_to_bsp"] = statistics.median(x / b for x, b in zip(r["runs_ms"], bsp))
         r["ratio_to_best_bsp"] = statistics.median(x / b for x, b in zip(r["runs_ms"], best))
     baselines = {SAME_PLACEMENT: results.pop(SAME_PLACEMENT)}
-    report = {"iterations": iterations, "rows_per_batch": rows_per_batch, "workers": workers, "transport": transport,
-              "repeat": max(1, repeat), "warmup": warmup, "modes": results, "baselines": baselines}
+    report = {
+        "iterations": iterations,
+        "rows_per_batch": rows_per_batch,
+        "workers": workers,
+        "transport": transport,
+        "repeat": max(1, repeat),
+        "warmup": warmup,
+        "modes": results,
+        "baselines": baselines,
+    }
     if verbose:
         print(format_report(report))
     return report
@@ -190,27 +216,35 @@ def format_report(report: dict[str, Any]) -> str:
     rows = dict(report["modes"])
     rows.update(report.get("baselines", {}))
     order = ["bsp"] + list(report.get("baselines", {})) + [n for n in report["modes"] if n != "bsp"]
-    lines = [f"scheduling micro-benchmark: {report['iterations']} micro-batches x {report['rows_per_batch']} rows, "
-             f"map -> shuffle -> grouped aggregate, {report['workers']} workers "
-             f"({report.get('transport', 'pipes')}), "
-             f"median of {report.get('repeat', 1)} runs, each after {report.get('warmup', 0)} warm-up batches",
-             f"{'mode':<40} {'ms/iteration':>12} {'vs bsp':>8} {'vs best bsp':>12} {'driver msgs':>12}   "
-             f"runs (ms/iteration)"]
+    lines = [
+        f"scheduling micro-benchmark: {report['iterations']} micro-batches x {report['rows_per_batch']} rows, "
+        f"map -> shuffle -> grouped aggregate, {report['workers']} workers "
+        f"({report.get('transport', 'pipes')}), "
+        f"median of {report.get('repeat', 1)} runs, each after {report.get('warmup', 0)} warm-up batches",
+        f"{'mode':<40} {'ms/iteration':>12} {'vs bsp':>8} {'vs best bsp':>12} {'driver msgs':>12}   "
+        f"runs (ms/iteration)",
+    ]
     for name in order:
         r = rows[name]
         runs = " ".join(f"{x:.3f}" for x in r.get("runs_ms", []))
-        lines.append(f"{name:<40} {r['ms_per_iteration']:>12.3f} {r['ratio_to_bsp']:>8.3f} "
-                     f"{r.get('ratio_to_best_bsp', r['ratio_to_bsp']):>12.3f} {r['driver_messages']:>12}   {runs}")
+        lines.append(
+            f"{name:<40} {r['ms_per_iteration']:>12.3f} {r['ratio_to_bsp']:>8.3f} "
+            f"{r.get('ratio_to_best_bsp', r['ratio_to_bsp']):>12.3f} {r['driver_messages']:>12}   {runs}"
+        )
     lines.append("")
-    lines.append("where a batch's time went (ms per batch, median run): driver CPU; per stage, summed over its "
-                 "tasks: compute, serialization; worst task: waiting for inputs, scheduler delay")
+    lines.append(
+        "where a batch's time went (ms per batch, median run): driver CPU; per stage, summed over its "
+        "tasks: compute, serialization; worst task: waiting for inputs, scheduler delay"
+    )
     for name in order:
         r = rows[name]
         parts = [f"driver cpu {r.get('driver_cpu_ms', 0.0):.3f}"]
         for stage, m in sorted(r.get("stages", {}).items()):
             label = "map" if stage == min(r["stages"]) else "reduce"
-            parts.append(f"{label} compute {m['compute_ms']:.3f} ser {m['serialize_ms']:.3f} "
-                         f"wait {m['wait_inputs_ms']:.3f} delay {m['scheduler_delay_ms']:.3f}")
+            parts.append(
+                f"{label} compute {m['compute_ms']:.3f} ser {m['serialize_ms']:.3f} "
+                f"wait {m['wait_inputs_ms']:.3f} delay {m['scheduler_delay_ms']:.3f}"
+            )
         lines.append(f"  {name:<38} " + " | ".join(parts))
     return "\n".join(lines)
 

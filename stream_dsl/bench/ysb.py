@@ -52,8 +52,21 @@ from stream_dsl.ir.expr import format_duration_ms
 if TYPE_CHECKING:
     from stream_dsl.bench.latency import LatencyRun
 
-__all__ = ["YsbBench", "EngineRun", "PolarsRun", "FORMATS", "ysb_statements", "polars_ysb", "compare_results",
-           "run_engine", "run_polars", "prepared_data", "measure", "percentile", "run"]
+__all__ = [
+    "YsbBench",
+    "EngineRun",
+    "PolarsRun",
+    "FORMATS",
+    "ysb_statements",
+    "polars_ysb",
+    "compare_results",
+    "run_engine",
+    "run_polars",
+    "prepared_data",
+    "measure",
+    "percentile",
+    "run",
+]
 
 RESULT_COLUMNS = ["campaign_id", "window_start", "window_end", "views"]
 FORMATS = ("columnar", "json", "ndjson", "parquet")
@@ -160,15 +173,17 @@ def _source_options(bench: YsbBench, events: int, realtime: bool, events_dir: st
     if bench.format in FILE_FORMATS:
         if events_dir is None:
             raise DSLError(f"the {bench.format} format reads files: prepare them with prepared_data()")
-        return (f"connector = 'files', path = '{events_dir}', format = '{bench.format}', "
-                f"max_files_per_batch = '1'")
+        return f"connector = 'files', path = '{events_dir}', format = '{bench.format}', max_files_per_batch = '1'"
     fmt = ", format = 'json'" if bench.format == "json" else ""
-    return (f"connector = 'generator', kind = 'ysb', rate = '{bench.rate:g}', count = '{events}',\n"
-            f"        seed = '{bench.seed}', realtime = '{'true' if realtime else 'false'}'{fmt}")
+    return (
+        f"connector = 'generator', kind = 'ysb', rate = '{bench.rate:g}', count = '{events}',\n"
+        f"        seed = '{bench.seed}', realtime = '{'true' if realtime else 'false'}'{fmt}"
+    )
 
 
-def ysb_statements(bench: YsbBench, *, events: int | None = None, realtime: bool = False,
-                   events_dir: str | None = None) -> tuple[str, str]:
+def ysb_statements(
+    bench: YsbBench, *, events: int | None = None, realtime: bool = False, events_dir: str | None = None
+) -> tuple[str, str]:
     """The DDL (events and campaigns) and the YSB query, as DSL text."""
     count = bench.events if events is None else events
     ddl = f"""CREATE STREAM events (
@@ -204,8 +219,9 @@ def write_event_files(directory: str, bench: YsbBench) -> str:
     parts, count = bench.file_count, bench.events
     for k in range(parts):
         first, stop = count * k // parts, count * (k + 1) // parts
-        frame = generator.ysb_frame(first, stop, seed=bench.seed, rate=exact_rate(bench.rate),
-                                    start_ms=generator_start_ms())
+        frame = generator.ysb_frame(
+            first, stop, seed=bench.seed, rate=exact_rate(bench.rate), start_ms=generator_start_ms()
+        )
         path = os.path.join(events_dir, f"part-{k:05d}.{bench.format}")
         if bench.format == "parquet":
             frame.write_parquet(path)
@@ -231,8 +247,14 @@ def prepared_data(bench: YsbBench) -> Iterator[str | None]:
 # ---------------------------------------------------------------- stream-dsl
 
 
-def run_engine(bench: YsbBench, *, realtime: bool = False, events: int | None = None, trace: str | None = None,
-               events_dir: str | None = None) -> EngineRun:
+def run_engine(
+    bench: YsbBench,
+    *,
+    realtime: bool = False,
+    events: int | None = None,
+    trace: str | None = None,
+    events_dir: str | None = None,
+) -> EngineRun:
     """Run the query on stream-dsl to the end of its input; every emitted row is kept with its write time."""
     import stream_dsl as sd
 
@@ -272,14 +294,16 @@ def _load_trace(path: str) -> dict[str, Any] | None:
 def polars_ysb(events: pl.DataFrame | pl.LazyFrame, campaigns: pl.DataFrame, window_ms: int) -> pl.DataFrame:
     """The YSB query in plain polars: views per campaign per [start, start + window) window."""
     window = pl.duration(milliseconds=window_ms)
-    return (events.lazy()
-            .filter(pl.col("event_type") == "view")
-            .join(campaigns.lazy(), on="ad_id")
-            .group_by("campaign_id", pl.col("event_time").dt.truncate(f"{window_ms}ms").alias("window_start"))
-            .agg(pl.len().alias("views"))
-            .with_columns(window_end=pl.col("window_start") + window)
-            .select(RESULT_COLUMNS)
-            .collect())
+    return (
+        events.lazy()
+        .filter(pl.col("event_type") == "view")
+        .join(campaigns.lazy(), on="ad_id")
+        .group_by("campaign_id", pl.col("event_time").dt.truncate(f"{window_ms}ms").alias("window_start"))
+        .agg(pl.len().alias("views"))
+        .with_columns(window_end=pl.col("window_start") + window)
+        .select(RESULT_COLUMNS)
+        .collect()
+    )
 
 
 _TEXT_SCHEMA = {name: pl.String for name in generator.YSB_SCHEMA.names}
@@ -308,28 +332,40 @@ def run_polars(bench: YsbBench, events_dir: str | None = None) -> PolarsRun:
             raise DSLError(f"the {bench.format} format reads files: prepare them with prepared_data()")
         generated = time.perf_counter()
         result = polars_ysb(scan_event_files(events_dir, bench.format), campaigns, bench.window_ms)
-        return PolarsRun(generated - started, time.perf_counter() - generated, result,
-                         f"over the same {bench.file_count:,} {bench.format} files (writing them is not counted)")
+        return PolarsRun(
+            generated - started,
+            time.perf_counter() - generated,
+            result,
+            f"over the same {bench.file_count:,} {bench.format} files (writing them is not counted)",
+        )
     events = generator.ysb_events(bench.events, seed=bench.seed, rate=bench.rate)
     if bench.format == "json":
         text = generator.events_as_json(events)
         generated = time.perf_counter()
         result = polars_ysb(parse_json_events(text), campaigns, bench.window_ms)
-        return PolarsRun(generated - started, time.perf_counter() - generated, result,
-                         f"pl.read_ndjson over the same JSON lines (making them took {generated - started:.3f} s, "
-                         f"not counted)")
+        return PolarsRun(
+            generated - started,
+            time.perf_counter() - generated,
+            result,
+            f"pl.read_ndjson over the same JSON lines (making them took {generated - started:.3f} s, not counted)",
+        )
     generated = time.perf_counter()
     result = polars_ysb(events, campaigns, bench.window_ms)
-    return PolarsRun(generated - started, time.perf_counter() - generated, result,
-                     f"(generating the events took {generated - started:.3f} s, not counted)")
+    return PolarsRun(
+        generated - started,
+        time.perf_counter() - generated,
+        result,
+        f"(generating the events took {generated - started:.3f} s, not counted)",
+    )
 
 
 def _normalized(frame: pl.DataFrame) -> pl.DataFrame:
-    return (frame.select(pl.col("campaign_id").cast(pl.String),
-                         pl.col("window_start").cast(pl.Datetime("ms")),
-                         pl.col("window_end").cast(pl.Datetime("ms")),
-                         pl.col("views").cast(pl.Int64))
-            .sort("campaign_id", "window_start"))
+    return frame.select(
+        pl.col("campaign_id").cast(pl.String),
+        pl.col("window_start").cast(pl.Datetime("ms")),
+        pl.col("window_end").cast(pl.Datetime("ms")),
+        pl.col("views").cast(pl.Int64),
+    ).sort("campaign_id", "window_start")
 
 
 def compare_results(engine: pl.DataFrame, reference: pl.DataFrame) -> str | None:
@@ -339,8 +375,10 @@ def compare_results(engine: pl.DataFrame, reference: pl.DataFrame) -> str | None
         return None
     only_engine = a.join(b, on=RESULT_COLUMNS, how="anti", nulls_equal=True).height
     only_polars = b.join(a, on=RESULT_COLUMNS, how="anti", nulls_equal=True).height
-    return (f"stream-dsl has {a.height} rows, polars {b.height}; {only_engine} rows only in stream-dsl, "
-            f"{only_polars} only in polars")
+    return (
+        f"stream-dsl has {a.height} rows, polars {b.height}; {only_engine} rows only in stream-dsl, "
+        f"{only_polars} only in polars"
+    )
 
 
 # ---------------------------------------------------------------- the report
@@ -363,16 +401,20 @@ def context_text(context: dict[str, Any], *, optimizer: bool = True) -> str:
     import stream_dsl as sd
 
     config = sd.Context(**context).config
-    text = (f"executor {config.executor}, {config.workers} worker{'s' if config.workers != 1 else ''}, "
-            f"group size {config.group_size}, batch interval {format_duration_ms(config.batch_interval_ms)}")
+    text = (
+        f"executor {config.executor}, {config.workers} worker{'s' if config.workers != 1 else ''}, "
+        f"group size {config.group_size}, batch interval {format_duration_ms(config.batch_interval_ms)}"
+    )
     return text + (f", optimizer {'on' if config.optimize else 'off'}" if optimizer else "")
 
 
 def _events_text(bench: YsbBench) -> str:
-    return {"columnar": "columnar events from the generator",
-            "json": "JSON lines from the generator, decoded per batch",
-            "ndjson": f"ndjson files ({bench.file_count:,}, one per micro-batch)",
-            "parquet": f"parquet files ({bench.file_count:,}, one per micro-batch)"}[bench.format]
+    return {
+        "columnar": "columnar events from the generator",
+        "json": "JSON lines from the generator, decoded per batch",
+        "ndjson": f"ndjson files ({bench.file_count:,}, one per micro-batch)",
+        "parquet": f"parquet files ({bench.file_count:,}, one per micro-batch)",
+    }[bench.format]
 
 
 def _latency_note(bench: YsbBench, latency: LatencyRun | None) -> str:
@@ -381,9 +423,11 @@ def _latency_note(bench: YsbBench, latency: LatencyRun | None) -> str:
     if latency is None:
         return "no latency run (--duration 0)"
     seconds = latency.engine.events / latency.rate
-    return (f"latency over {len(latency.latencies_ms):,} window rows ({latency.windows} windows closed by the "
-            f"{latency.closed_by}) of a {seconds:,.1f} s run paced at {latency.rate:,.0f} events/s, late rows "
-            f"{latency.engine.total('late_rows')}")
+    return (
+        f"latency over {len(latency.latencies_ms):,} window rows ({latency.windows} windows closed by the "
+        f"{latency.closed_by}) of a {seconds:,.1f} s run paced at {latency.rate:,.0f} events/s, late rows "
+        f"{latency.engine.total('late_rows')}"
+    )
 
 
 @dataclass
@@ -402,15 +446,18 @@ class Report:
         return self.difference is None
 
 
-def measure(bench: YsbBench, out: TextIO, *, events_dir: str | None = None, trace: str | None = None,
-            polars: bool = True) -> Report:
+def measure(
+    bench: YsbBench, out: TextIO, *, events_dir: str | None = None, trace: str | None = None, polars: bool = True
+) -> Report:
     """The throughput run, the latency run and the polars baseline; prints the report to `out`.
 
     File formats read `events_dir` (see `prepared_data`).
     """
-    print(f"bench ysb: {bench.events:,} events at {bench.rate:,.0f} events/s of event time (seed {bench.seed}), "
-          f"views per campaign per {format_duration_ms(bench.window_ms)} tumbling window; {_events_text(bench)}",
-          file=out)
+    print(
+        f"bench ysb: {bench.events:,} events at {bench.rate:,.0f} events/s of event time (seed {bench.seed}), "
+        f"views per campaign per {format_duration_ms(bench.window_ms)} tumbling window; {_events_text(bench)}",
+        file=out,
+    )
     out.flush()
     from stream_dsl.bench.latency import run_latency
 
@@ -420,16 +467,24 @@ def measure(bench: YsbBench, out: TextIO, *, events_dir: str | None = None, trac
         latency = run_latency(bench, trace=latency_trace_path(trace))
     reference = run_polars(bench, events_dir) if polars else None
     delay = format_duration_ms(bench.watermark_delay_ms) if bench.watermark_delay_ms else "0"
-    print(f"  {context_text(dict(bench.context))}, watermark delay {delay}; worker start-up "
-          f"{engine.startup_seconds:.3f} s (not counted); {_latency_note(bench, latency)}", file=out)
+    print(
+        f"  {context_text(dict(bench.context))}, watermark delay {delay}; worker start-up "
+        f"{engine.startup_seconds:.3f} s (not counted); {_latency_note(bench, latency)}",
+        file=out,
+    )
     batches = len(engine.progress)
-    print(f"stream-dsl  {engine.seconds:9.3f} s  {engine.events_per_s:>14,.0f} events/s  "
-          f"{batches:,} batch{'' if batches == 1 else 'es'}  {latency_text(latency)}", file=out)
+    print(
+        f"stream-dsl  {engine.seconds:9.3f} s  {engine.events_per_s:>14,.0f} events/s  "
+        f"{batches:,} batch{'' if batches == 1 else 'es'}  {latency_text(latency)}",
+        file=out,
+    )
     difference = None
     if reference is not None:
         polars_rate = bench.events / reference.seconds if reference.seconds > 0 else float("inf")
-        print(f"polars      {reference.seconds:9.3f} s  {polars_rate:>14,.0f} events/s  one batch {reference.note}",
-              file=out)
+        print(
+            f"polars      {reference.seconds:9.3f} s  {polars_rate:>14,.0f} events/s  one batch {reference.note}",
+            file=out,
+        )
         ratio = engine.events_per_s / polars_rate if polars_rate not in (0, float("inf")) else float("nan")
         print(f"ratio       {ratio:9.3f}  (stream-dsl events/s / polars events/s)", file=out)
         difference = compare_results(engine.result, reference.result)

@@ -19,10 +19,26 @@ from dataclasses import dataclass
 from typing import Union
 
 from stream_dsl.sql import ast
-from stream_dsl.bind.expr import (ExprBinder, bind_expr, bind_predicate, generated_name, has_aggregate,
-                                    locate, output_names, resolve_type)
-from stream_dsl.bind.plans import (JoinResult, OutputColumn, bind_window, build_aggregate, build_join,
-                                     build_union, plan_aggregate_query, resolve_emit)
+from stream_dsl.bind.expr import (
+    ExprBinder,
+    bind_expr,
+    bind_predicate,
+    generated_name,
+    has_aggregate,
+    locate,
+    output_names,
+    resolve_type,
+)
+from stream_dsl.bind.plans import (
+    JoinResult,
+    OutputColumn,
+    bind_window,
+    build_aggregate,
+    build_join,
+    build_union,
+    plan_aggregate_query,
+    resolve_emit,
+)
 from stream_dsl.bind.query import Env, bind_query
 from stream_dsl.bind.scope import Scope, ScopeColumn
 from stream_dsl.catalog import Catalog
@@ -34,17 +50,53 @@ from stream_dsl.bind.typecheck import parse_duration_ms
 from stream_dsl.ir.types import DataType, Field, Schema
 
 __all__ = [
-    "bind", "bind_query_ast", "BoundStatement", "BoundCreateSource", "BoundCreateSink", "BoundCreateView",
-    "BoundInsert", "BoundQuery", "BoundExplain", "BoundShow", "BoundDescribe", "BoundSet", "BoundDrop",
-    "SETTINGS", "RULE_SETTING_PREFIX", "Scope", "ScopeColumn", "ExprBinder", "bind_expr", "bind_predicate",
+    "bind",
+    "bind_query_ast",
+    "BoundStatement",
+    "BoundCreateSource",
+    "BoundCreateSink",
+    "BoundCreateView",
+    "BoundInsert",
+    "BoundQuery",
+    "BoundExplain",
+    "BoundShow",
+    "BoundDescribe",
+    "BoundSet",
+    "BoundDrop",
+    "SETTINGS",
+    "RULE_SETTING_PREFIX",
+    "Scope",
+    "ScopeColumn",
+    "ExprBinder",
+    "bind_expr",
+    "bind_predicate",
     "bind_window",
-    "build_join", "build_union", "build_aggregate", "plan_aggregate_query", "resolve_emit", "JoinResult",
-    "OutputColumn", "generated_name", "has_aggregate", "output_names", "resolve_type",
+    "build_join",
+    "build_union",
+    "build_aggregate",
+    "plan_aggregate_query",
+    "resolve_emit",
+    "JoinResult",
+    "OutputColumn",
+    "generated_name",
+    "has_aggregate",
+    "output_names",
+    "resolve_type",
 ]
 
 # Keys `SET key = value` accepts (the Context converts and validates the values).
-SETTINGS = ("workers", "executor", "group_size", "batch_interval", "optimize", "checkpoint_dir", "heartbeat_timeout",
-            "transport", "checkpoint_reset", "ray_address")
+SETTINGS = (
+    "workers",
+    "executor",
+    "group_size",
+    "batch_interval",
+    "optimize",
+    "checkpoint_dir",
+    "heartbeat_timeout",
+    "transport",
+    "checkpoint_reset",
+    "ray_address",
+)
 # `SET optimizer.<rule> = 'false'` switches one optimizer rule off ('true' back on).
 RULE_SETTING_PREFIX = "optimizer."
 
@@ -119,8 +171,18 @@ class BoundDrop:
     if_exists: bool = False
 
 
-BoundStatement = Union[BoundCreateSource, BoundCreateSink, BoundCreateView, BoundInsert, BoundQuery,
-                       BoundExplain, BoundShow, BoundDescribe, BoundSet, BoundDrop]
+BoundStatement = Union[
+    BoundCreateSource,
+    BoundCreateSink,
+    BoundCreateView,
+    BoundInsert,
+    BoundQuery,
+    BoundExplain,
+    BoundShow,
+    BoundDescribe,
+    BoundSet,
+    BoundDrop,
+]
 
 
 # ---------------------------------------------------------------- entry points
@@ -168,8 +230,9 @@ def _bind(s: ast.Statement, catalog: Catalog, text: str | None = None) -> BoundS
     if isinstance(s, ast.SetOption):
         key = s.key.lower()
         if key not in SETTINGS and not key.startswith(RULE_SETTING_PREFIX):  # the Context checks the rule's name
-            raise BindError(f"unknown setting '{s.key}'{did_you_mean(key, SETTINGS)}; "
-                            f"settings: {', '.join(SETTINGS)}", span=s.span)
+            raise BindError(
+                f"unknown setting '{s.key}'{did_you_mean(key, SETTINGS)}; settings: {', '.join(SETTINGS)}", span=s.span
+            )
         return BoundSet(key, s.value)
     if isinstance(s, ast.Drop):
         return BoundDrop(s.kind.lower(), s.name, s.if_exists)
@@ -223,14 +286,20 @@ def _watermark(wm: ast.WatermarkDef, schema: Schema, text: str | None) -> Waterm
     column_span = locate(text, wm.span, rf"\bFOR\s+[\"`]?({re.escape(wm.column)})")
     column = scope.resolve((wm.column,), column_span).name
     if schema.dtype(column) is not DataType.TIMESTAMP:
-        raise BindError(f"the WATERMARK column '{column}' must be a TIMESTAMP, not {schema.dtype(column).value}",
-                        span=column_span)
+        raise BindError(
+            f"the WATERMARK column '{column}' must be a TIMESTAMP, not {schema.dtype(column).value}", span=column_span
+        )
     usage = f"WATERMARK FOR {column} AS {column} - INTERVAL '...' <unit>"
     e = wm.expr
     if isinstance(e, ast.Identifier) and _names_column(e, scope, column):
         return Watermark(column, 0)
-    if (isinstance(e, ast.BinaryOp) and e.op == "-" and isinstance(e.left, ast.Identifier)
-            and _names_column(e.left, scope, column) and isinstance(e.right, ast.IntervalLit)):
+    if (
+        isinstance(e, ast.BinaryOp)
+        and e.op == "-"
+        and isinstance(e.left, ast.Identifier)
+        and _names_column(e.left, scope, column)
+        and isinstance(e.right, ast.IntervalLit)
+    ):
         return Watermark(column, parse_duration_ms(e.right.value, e.right.unit, e.right.span))
     raise BindError(f"unsupported watermark expression; write {usage}", span=getattr(e, "span", None) or wm.span)
 

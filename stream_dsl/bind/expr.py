@@ -80,7 +80,7 @@ def first_column_name(node: object) -> str | None:
 
 def _offset(text: str, line: int, column: int) -> int:
     lines = text.split("\n")
-    return sum(len(x) + 1 for x in lines[:line - 1]) + column - 1
+    return sum(len(x) + 1 for x in lines[: line - 1]) + column - 1
 
 
 def _span_at(text: str, offset: int) -> Span:
@@ -232,19 +232,31 @@ class ExprBinder:
             return tc.aggregate(node.name.lower(), None, node.distinct, node.span)
         if len(node.args) != 1:
             raise BindError(f"{name} takes exactly one argument, got {len(node.args)}", span=node.span)
-        inner = ExprBinder(self.scope.without_extras(), aggregates=False, clause=f"{name}()", nested=True,
-                           text=self.text)
+        inner = ExprBinder(
+            self.scope.without_extras(), aggregates=False, clause=f"{name}()", nested=True, text=self.text
+        )
         return tc.aggregate(node.name.lower(), inner.bind(node.args[0]), node.distinct, node.span)
 
 
 # each method takes a node of its key's type, which a dict's type cannot say
 _DISPATCH: dict[type, Callable[[ExprBinder, Any], E.Expr]] = {
-    ast.Identifier: ExprBinder._identifier, ast.Star: ExprBinder._star, ast.NumberLit: ExprBinder._number,
-    ast.StringLit: ExprBinder._string, ast.BoolLit: ExprBinder._bool, ast.NullLit: ExprBinder._null,
-    ast.IntervalLit: ExprBinder._interval, ast.TimestampLit: ExprBinder._timestamp,
-    ast.BinaryOp: ExprBinder._binary, ast.UnaryOp: ExprBinder._unary, ast.FuncCall: ExprBinder._call,
-    ast.Case: ExprBinder._case, ast.Cast: ExprBinder._cast, ast.InList: ExprBinder._in_list,
-    ast.Between: ExprBinder._between, ast.Like: ExprBinder._like, ast.IsNull: ExprBinder._is_null,
+    ast.Identifier: ExprBinder._identifier,
+    ast.Star: ExprBinder._star,
+    ast.NumberLit: ExprBinder._number,
+    ast.StringLit: ExprBinder._string,
+    ast.BoolLit: ExprBinder._bool,
+    ast.NullLit: ExprBinder._null,
+    ast.IntervalLit: ExprBinder._interval,
+    ast.TimestampLit: ExprBinder._timestamp,
+    ast.BinaryOp: ExprBinder._binary,
+    ast.UnaryOp: ExprBinder._unary,
+    ast.FuncCall: ExprBinder._call,
+    ast.Case: ExprBinder._case,
+    ast.Cast: ExprBinder._cast,
+    ast.InList: ExprBinder._in_list,
+    ast.Between: ExprBinder._between,
+    ast.Like: ExprBinder._like,
+    ast.IsNull: ExprBinder._is_null,
 }
 
 
@@ -252,8 +264,9 @@ def _span(node: object) -> Span | None:
     return getattr(node, "span", None)
 
 
-def bind_expr(node: ast.Expr, scope: Scope, *, aggregates: bool = False,
-              clause: str = "this expression", text: str | None = None) -> E.Expr:
+def bind_expr(
+    node: ast.Expr, scope: Scope, *, aggregates: bool = False, clause: str = "this expression", text: str | None = None
+) -> E.Expr:
     """Bind one syntax-tree expression against `scope` (see `ExprBinder`)."""
     return ExprBinder(scope, aggregates, clause, text=text).bind(node)
 
@@ -306,8 +319,9 @@ def unique_name(base: str, taken: set[str]) -> str:
     return name
 
 
-def output_names(items: Sequence[tuple[str | None, E.Expr, Span | None]],
-                 hints: Sequence[str | None] | None = None) -> list[str]:
+def output_names(
+    items: Sequence[tuple[str | None, E.Expr, Span | None]], hints: Sequence[str | None] | None = None
+) -> list[str]:
     """Names for select outputs given as (alias, bound expression, span).
 
     Aliases are kept as written (two equal aliases are an error); other
@@ -320,8 +334,7 @@ def output_names(items: Sequence[tuple[str | None, E.Expr, Span | None]],
         if alias is None:
             continue
         if alias in taken:
-            raise BindError(f"duplicate output column name '{alias}'; give each column a different alias",
-                            span=span)
+            raise BindError(f"duplicate output column name '{alias}'; give each column a different alias", span=span)
         if is_reserved(alias):
             raise BindError(reserved_message(alias, "output column"), span=span)
         taken.add(alias)

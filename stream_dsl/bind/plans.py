@@ -18,8 +18,19 @@ from stream_dsl.bind.expr import generated_name, rebuild, unique_name
 from stream_dsl.bind.scope import Scope
 from stream_dsl.errors import BindError, Span
 from stream_dsl.ir.definitions import EMIT_CHANGES, EMIT_FINAL, WindowSpec
-from stream_dsl.ir.plan import (WINDOW_END, WINDOW_START, Aggregate, Distinct, Filter, Join, Plan, Project, Union,
-                                is_streaming, project)
+from stream_dsl.ir.plan import (
+    WINDOW_END,
+    WINDOW_START,
+    Aggregate,
+    Distinct,
+    Filter,
+    Join,
+    Plan,
+    Project,
+    Union,
+    is_streaming,
+    project,
+)
 from stream_dsl.ir.types import DataType, common_type
 
 # ---------------------------------------------------------------- joins
@@ -33,8 +44,9 @@ class JoinResult:
     right_names: dict[str, str]
 
 
-def right_output_names(left_names: Sequence[str], right_names: Sequence[str], dropped: Sequence[str] = (),
-                       suffix: str = "_right") -> dict[str, str]:
+def right_output_names(
+    left_names: Sequence[str], right_names: Sequence[str], dropped: Sequence[str] = (), suffix: str = "_right"
+) -> dict[str, str]:
     """Output names of the right columns kept: their own, or `name_right`, `name_right2`, ... on a clash."""
     taken = set(left_names)
     result = {}
@@ -50,8 +62,17 @@ def right_output_names(left_names: Sequence[str], right_names: Sequence[str], dr
     return result
 
 
-def build_join(left: Plan, right: Plan, kind: str, left_keys: Sequence[str], right_keys: Sequence[str], *,
-               keep_right_keys: bool = True, suffix: str = "_right", span: Span | None = None) -> JoinResult:
+def build_join(
+    left: Plan,
+    right: Plan,
+    kind: str,
+    left_keys: Sequence[str],
+    right_keys: Sequence[str],
+    *,
+    keep_right_keys: bool = True,
+    suffix: str = "_right",
+    span: Span | None = None,
+) -> JoinResult:
     """An equi-join of `left` and `right` on `left_keys[i] = right_keys[i]`.
 
     `keep_right_keys=False` is USING (and the API's `on=`): each key appears
@@ -74,25 +95,35 @@ def build_join(left: Plan, right: Plan, kind: str, left_keys: Sequence[str], rig
     if left_stream and right_stream:
         raise BindError("joining two streams is not supported; join a stream with a table", span=span)
     if right_stream and kind == "left":
-        raise BindError("in a LEFT JOIN of a table and a stream the table must be the right side; "
-                        "write the stream first", span=span)
+        raise BindError(
+            "in a LEFT JOIN of a table and a stream the table must be the right side; write the stream first", span=span
+        )
     if right_stream:
         return JoinResult(_swapped_join(left, right, left_keys, right_keys, names, keep_right_keys, span), names)
     join = Join(left, right, kind, left_keys, right_keys, tuple(names.items()), span=span)
     return JoinResult(join, names)
 
 
-def _check_key_types(left: Plan, right: Plan, left_keys: tuple[str, ...], right_keys: tuple[str, ...],
-                     span: Span | None) -> None:
+def _check_key_types(
+    left: Plan, right: Plan, left_keys: tuple[str, ...], right_keys: tuple[str, ...], span: Span | None
+) -> None:
     for lk, rk in zip(left_keys, right_keys):
         lt, rt = left.schema.dtype(lk), right.schema.dtype(rk)
         if lt is not rt and not (lt.is_numeric and rt.is_numeric):
-            raise BindError(f"join keys {lk} ({lt.value}) and {rk} ({rt.value}) have different types; use CAST",
-                            span=span)
+            raise BindError(
+                f"join keys {lk} ({lt.value}) and {rk} ({rt.value}) have different types; use CAST", span=span
+            )
 
 
-def _swapped_join(table: Plan, stream: Plan, table_keys: tuple[str, ...], stream_keys: tuple[str, ...],
-                  names: dict[str, str], keep_keys: bool, span: Span | None) -> Plan:
+def _swapped_join(
+    table: Plan,
+    stream: Plan,
+    table_keys: tuple[str, ...],
+    stream_keys: tuple[str, ...],
+    names: dict[str, str],
+    keep_keys: bool,
+    span: Span | None,
+) -> Plan:
     """`table JOIN stream` run as `stream JOIN table`, projected back to the written order."""
     dropped = () if keep_keys else table_keys
     table_names = right_output_names(stream.schema.names, table.schema.names, dropped, "_left")
@@ -127,10 +158,12 @@ def build_union(plans: Sequence[Plan], *, distinct: bool = False, span: Span | N
     first = inputs[0].schema
     for other in inputs[1:]:
         if len(other.schema) != len(first):
-            raise BindError(f"UNION inputs must have the same number of columns: "
-                            f"{len(first)} ({', '.join(first.names)}) vs "
-                            f"{len(other.schema)} ({', '.join(other.schema.names)})",
-                            span=other.span or span)
+            raise BindError(
+                f"UNION inputs must have the same number of columns: "
+                f"{len(first)} ({', '.join(first.names)}) vs "
+                f"{len(other.schema)} ({', '.join(other.schema.names)})",
+                span=other.span or span,
+            )
     targets = []
     for i, f in enumerate(first):
         target = f.dtype
@@ -138,8 +171,10 @@ def build_union(plans: Sequence[Plan], *, distinct: bool = False, span: Span | N
             t = other.schema.fields[i].dtype
             widened = common_type([target, t])
             if widened is None:
-                raise BindError(f"UNION column {i + 1} ('{f.name}') has incompatible types: "
-                                f"{target.value} and {t.value}; use CAST", span=_column_span(other, i) or span)
+                raise BindError(
+                    f"UNION column {i + 1} ('{f.name}') has incompatible types: {target.value} and {t.value}; use CAST",
+                    span=_column_span(other, i) or span,
+                )
             target = widened
         targets.append(target)
     cast_inputs = tuple(_cast_columns(p, targets) for p in inputs)
@@ -181,8 +216,10 @@ def bind_window(call: ast.FuncCall, scope: Scope) -> WindowSpec:
         raise BindError(f"the first argument of {kind.upper()} must be a TIMESTAMP column", span=ts_node.span)
     ts = scope.resolve(ts_node.parts, ts_node.span)
     if ts.dtype is not DataType.TIMESTAMP:
-        raise BindError(f"the first argument of {kind.upper()} must be a TIMESTAMP column; "
-                        f"'{ts.name}' is {ts.dtype.value}", span=ts_node.span)
+        raise BindError(
+            f"the first argument of {kind.upper()} must be a TIMESTAMP column; '{ts.name}' is {ts.dtype.value}",
+            span=ts_node.span,
+        )
     sizes = [_duration(arg, kind) for arg in call.args[1:]]
     if kind == "hop":
         slide, size = sizes
@@ -197,15 +234,15 @@ def _duration(node: ast.Expr, kind: str) -> int:
         return tc.parse_duration_ms(node.value, node.unit, node.span)
     if isinstance(node, ast.StringLit):
         return tc.parse_duration_ms(node.value, None, node.span)
-    raise BindError(f"{kind.upper()} sizes must be INTERVAL literals, e.g. INTERVAL '10' SECOND",
-                    span=getattr(node, "span", None))
+    raise BindError(
+        f"{kind.upper()} sizes must be INTERVAL literals, e.g. INTERVAL '10' SECOND", span=getattr(node, "span", None)
+    )
 
 
 # ---------------------------------------------------------------- aggregation
 
 
-_EMIT_NAMES = {"final": EMIT_FINAL, "window close": EMIT_FINAL, "on window close": EMIT_FINAL,
-               "changes": EMIT_CHANGES}
+_EMIT_NAMES = {"final": EMIT_FINAL, "window close": EMIT_FINAL, "on window close": EMIT_FINAL, "changes": EMIT_CHANGES}
 
 
 def resolve_emit(emit: str | None, window: WindowSpec | None, span: Span | None = None) -> str:
@@ -216,13 +253,22 @@ def resolve_emit(emit: str | None, window: WindowSpec | None, span: Span | None 
     if mode is None:
         raise BindError(f"unknown emit mode '{emit}'; use 'final' (ON WINDOW CLOSE) or 'changes'", span=span)
     if mode == EMIT_FINAL and window is None:
-        raise BindError("EMIT ON WINDOW CLOSE needs a windowed aggregate: add TUMBLE, HOP or SESSION "
-                        "to GROUP BY, or use EMIT CHANGES", span=span)
+        raise BindError(
+            "EMIT ON WINDOW CLOSE needs a windowed aggregate: add TUMBLE, HOP or SESSION "
+            "to GROUP BY, or use EMIT CHANGES",
+            span=span,
+        )
     return mode
 
 
-def build_aggregate(input: Plan, keys: Sequence[E.NamedExpr], window: WindowSpec | None,
-                    aggs: Sequence[E.NamedExpr], emit: str | None = None, span: Span | None = None) -> Aggregate:
+def build_aggregate(
+    input: Plan,
+    keys: Sequence[E.NamedExpr],
+    window: WindowSpec | None,
+    aggs: Sequence[E.NamedExpr],
+    emit: str | None = None,
+    span: Span | None = None,
+) -> Aggregate:
     """An Aggregate node with its emit mode resolved (see `resolve_emit`)."""
     return Aggregate(input, tuple(keys), tuple(aggs), window, resolve_emit(emit, window, span), span=span)
 
@@ -235,10 +281,16 @@ class OutputColumn:
     expr: E.Expr
 
 
-def plan_aggregate_query(input: Plan, keys: Sequence[E.Expr], window: WindowSpec | None,
-                         outputs: Sequence[OutputColumn], having: E.Expr | None = None,
-                         emit: str | None = None, span: Span | None = None,
-                         emit_span: Span | None = None) -> Plan:
+def plan_aggregate_query(
+    input: Plan,
+    keys: Sequence[E.Expr],
+    window: WindowSpec | None,
+    outputs: Sequence[OutputColumn],
+    having: E.Expr | None = None,
+    emit: str | None = None,
+    span: Span | None = None,
+    emit_span: Span | None = None,
+) -> Plan:
     """Aggregate → [Filter for HAVING] → Project for the outputs, checked the way SQL does.
 
     Every column an output reads outside an aggregate must be a grouping key
@@ -263,8 +315,14 @@ def plan_aggregate_query(input: Plan, keys: Sequence[E.Expr], window: WindowSpec
     projected = [E.NamedExpr(o.name, checker.substitute(o.expr)) for o in outputs]
     condition = checker.substitute(having) if having is not None else None
     mode = resolve_emit(emit, window, emit_span or span)
-    agg = build_aggregate(input, [E.NamedExpr(n, k) for k, n in key_names.items()], window,
-                          [E.NamedExpr(n, a) for a, n in agg_names.items()], mode, span)
+    agg = build_aggregate(
+        input,
+        [E.NamedExpr(n, k) for k, n in key_names.items()],
+        window,
+        [E.NamedExpr(n, a) for a, n in agg_names.items()],
+        mode,
+        span,
+    )
     plan: Plan = agg
     if condition is not None:
         assert having is not None  # the condition is the bound HAVING
@@ -310,6 +368,7 @@ class _GroupCheck:
         if isinstance(e, E.Column):
             if self.window is not None and e.name in (WINDOW_START, WINDOW_END) and e.name not in self.input.schema:
                 return e
-            raise BindError(f"column '{e.name}' must appear in GROUP BY or be used in an aggregate function",
-                            span=e.span)
+            raise BindError(
+                f"column '{e.name}' must appear in GROUP BY or be used in an aggregate function", span=e.span
+            )
         return rebuild(e, self.substitute)

@@ -14,16 +14,29 @@ from typing import Any, Sequence
 
 from stream_dsl.sql import ast
 from stream_dsl.ir import expr as E
-from stream_dsl.bind.expr import (ExprBinder, bind_expr, bind_predicate, has_aggregate, is_window_call,
-                                    locate, output_names)
-from stream_dsl.bind.plans import (OutputColumn, bind_window, build_join, build_union, plan_aggregate_query,
-                                     right_output_names)
+from stream_dsl.bind.expr import (
+    ExprBinder,
+    bind_expr,
+    bind_predicate,
+    has_aggregate,
+    is_window_call,
+    locate,
+    output_names,
+)
+from stream_dsl.bind.plans import (
+    OutputColumn,
+    bind_window,
+    build_join,
+    build_union,
+    plan_aggregate_query,
+    right_output_names,
+)
 from stream_dsl.bind.scope import Scope, match_names
 from stream_dsl.catalog import Catalog
 from stream_dsl.errors import BindError, Span, did_you_mean
 from stream_dsl.ir.definitions import EMIT_CHANGES, EMIT_FINAL, WindowSpec
 from stream_dsl.ir.plan import Distinct, Filter, Limit, Plan, Sort, SortKey, project
-from stream_dsl.ir.plan import (Project)
+from stream_dsl.ir.plan import Project
 from stream_dsl.ir.types import DataType
 
 _EMIT = {"WINDOW CLOSE": EMIT_FINAL, "CHANGES": EMIT_CHANGES}
@@ -78,19 +91,24 @@ def _sort_key(item: ast.OrderItem, plan: Plan) -> SortKey:
     e = item.expr
     if isinstance(e, ast.NumberLit) and isinstance(e.value, int):
         if not 1 <= e.value <= len(names):
-            raise BindError(f"ORDER BY position {e.value} is not in the select list (1 to {len(names)})",
-                            span=e.span)
+            raise BindError(f"ORDER BY position {e.value} is not in the select list (1 to {len(names)})", span=e.span)
         column = names[e.value - 1]
     elif isinstance(e, ast.Identifier) and len(e.parts) == 1:
         found = match_names(e.parts[0], names)
         if len(found) != 1:
-            raise BindError(f"ORDER BY '{e.parts[0]}' is not an output column of the query"
-                            f"{did_you_mean(e.parts[0], names)}; ORDER BY names output columns "
-                            f"({', '.join(names)}) by name or position", span=e.span)
+            raise BindError(
+                f"ORDER BY '{e.parts[0]}' is not an output column of the query"
+                f"{did_you_mean(e.parts[0], names)}; ORDER BY names output columns "
+                f"({', '.join(names)}) by name or position",
+                span=e.span,
+            )
         column = found[0]
     else:
-        raise BindError("ORDER BY names an output column of the query, by name (or alias) or position; "
-                        "to sort by an expression, select it with an alias", span=item.span)
+        raise BindError(
+            "ORDER BY names an output column of the query, by name (or alias) or position; "
+            "to sort by an expression, select it with an alias",
+            span=item.span,
+        )
     return SortKey(column, item.descending, item.nulls_first)
 
 
@@ -108,14 +126,16 @@ def bind_select(sel: ast.Select, env: Env) -> Plan:
     plan, scope = bind_from(sel.from_, env)
     if sel.where is not None:
         plan = Filter(plan, bind_predicate(sel.where, scope, "WHERE", env.text), span=sel.where.span)
-    aggregating = (bool(sel.group_by) or sel.having is not None
-                   or any(has_aggregate(item.expr) for item in sel.items))
+    aggregating = bool(sel.group_by) or sel.having is not None or any(has_aggregate(item.expr) for item in sel.items)
     if aggregating:
         plan = _bind_aggregation(sel, plan, scope, env.text)
     else:
         if sel.emit is not None:
-            raise BindError(f"EMIT {sel.emit} needs an aggregation (GROUP BY or an aggregate function); "
-                            "a query without one emits every row as it arrives", span=_emit_span(sel, env.text))
+            raise BindError(
+                f"EMIT {sel.emit} needs an aggregation (GROUP BY or an aggregate function); "
+                "a query without one emits every row as it arrives",
+                span=_emit_span(sel, env.text),
+            )
         outputs = select_outputs(sel.items, ExprBinder(scope, clause="SELECT", text=env.text), scope)
         plan = project(plan, [E.NamedExpr(o.name, o.expr) for o in outputs], span=sel.span)
     if sel.distinct:
@@ -160,8 +180,9 @@ def _bind_aggregation(sel: ast.Select, plan: Plan, scope: Scope, text: str | Non
         condition = _with_aliases(sel.having, sel.items, select_scope)
         having = ExprBinder(select_scope, aggregates=True, clause="HAVING", text=text).bind(condition)
     emit = _EMIT[sel.emit] if sel.emit is not None else None
-    return plan_aggregate_query(plan, keys, window, outputs, having, emit, span=sel.span,
-                                emit_span=_emit_span(sel, text))
+    return plan_aggregate_query(
+        plan, keys, window, outputs, having, emit, span=sel.span, emit_span=_emit_span(sel, text)
+    )
 
 
 def _bind_group_by(sel: ast.Select, scope: Scope, text: str | None) -> tuple[list[E.Expr], WindowSpec | None]:
@@ -213,8 +234,9 @@ def _group_target(node: ast.Expr, items: Sequence[ast.SelectItem], scope: Scope)
     """The expression a GROUP BY item stands for (resolving positions and select aliases)."""
     if isinstance(node, ast.NumberLit) and isinstance(node.value, int):  # GROUP BY 2.5 groups by a constant
         if not 1 <= node.value <= len(items):
-            raise BindError(f"GROUP BY position {node.value} is not in the select list (1 to {len(items)})",
-                            span=node.span)
+            raise BindError(
+                f"GROUP BY position {node.value} is not in the select list (1 to {len(items)})", span=node.span
+            )
         item = items[node.value - 1]
         if isinstance(item.expr, ast.Star):
             raise BindError(f"GROUP BY position {node.value} refers to '*'", span=node.span)
@@ -257,8 +279,9 @@ def _bind_join(j: ast.Join, env: Env) -> tuple[Plan, Scope]:
     return _bind_on(j, kind, left, left_scope, right, right_scope, env.text)
 
 
-def _bind_using(j: ast.Join, kind: str, left: Plan, left_scope: Scope, right: Plan,
-                right_scope: Scope, text: str | None) -> tuple[Plan, Scope]:
+def _bind_using(
+    j: ast.Join, kind: str, left: Plan, left_scope: Scope, right: Plan, right_scope: Scope, text: str | None
+) -> tuple[Plan, Scope]:
     assert j.using is not None  # the caller picks USING joins
     left_keys: list[str] = []
     right_keys: list[str] = []
@@ -278,8 +301,9 @@ def _bind_using(j: ast.Join, kind: str, left: Plan, left_scope: Scope, right: Pl
     return result.plan, scope
 
 
-def _bind_on(j: ast.Join, kind: str, left: Plan, left_scope: Scope, right: Plan,
-             right_scope: Scope, text: str | None) -> tuple[Plan, Scope]:
+def _bind_on(
+    j: ast.Join, kind: str, left: Plan, left_scope: Scope, right: Plan, right_scope: Scope, text: str | None
+) -> tuple[Plan, Scope]:
     assert j.on is not None  # a join has exactly one of ON and USING
     names = right_output_names(left.schema.names, right.schema.names)
     scope = left_scope + right_scope.renamed(names)
@@ -295,16 +319,19 @@ def _bind_on(j: ast.Join, kind: str, left: Plan, left_scope: Scope, right: Plan,
             left_keys.append(pair[0])
             right_keys.append(pair[1])
     if not left_keys:
-        raise BindError("JOIN ... ON needs an equality between a column of each side, e.g. ON a.id = b.id",
-                        span=j.on.span)
+        raise BindError(
+            "JOIN ... ON needs an equality between a column of each side, e.g. ON a.id = b.id", span=j.on.span
+        )
     guard = None
     if kind == "left" and others:
         on_left = [p for p in others if E.columns_used(p) <= left_cols]
         on_right = [p for p in others if p not in on_left]
         for part in on_right:
             if not E.columns_used(part) <= set(original):
-                raise BindError("LEFT JOIN ... ON supports equalities and conditions on one side at a time",
-                                span=part.span or j.on.span)
+                raise BindError(
+                    "LEFT JOIN ... ON supports equalities and conditions on one side at a time",
+                    span=part.span or j.on.span,
+                )
         if on_right:
             back = {out: E.Column(col, right.schema.dtype(col)) for out, col in original.items()}
             right_condition = E.conjoin(on_right)
@@ -323,8 +350,9 @@ def _bind_on(j: ast.Join, kind: str, left: Plan, left_scope: Scope, right: Plan,
     return plan, scope
 
 
-def _left_join_guarded(left: Plan, right: Plan, left_keys: list[str], right_keys: list[str], guard: E.Expr,
-                       j: ast.Join) -> Plan:
+def _left_join_guarded(
+    left: Plan, right: Plan, left_keys: list[str], right_keys: list[str], guard: E.Expr, j: ast.Join
+) -> Plan:
     """`left LEFT JOIN right ON keys AND guard(left)`: a left row failing `guard` matches nothing, and stays.
 
     Its join keys are made NULL (`CASE WHEN guard THEN key END`), and a NULL
@@ -334,13 +362,22 @@ def _left_join_guarded(left: Plan, right: Plan, left_keys: list[str], right_keys
     assert j.on is not None  # the guard is part of the ON clause
     fields = left.schema.fields
     guarded = [f"__sd_on{i}" for i in range(len(left_keys))]
-    keys = [E.NamedExpr(g, E.Case(((guard, E.Column(k, left.schema.dtype(k))),), E.Literal(None, DataType.NULL),
-                                  left.schema.dtype(k))) for g, k in zip(guarded, left_keys)]
-    widened = Project(left, tuple(E.NamedExpr(f.name, E.Column(f.name, f.dtype)) for f in fields) + tuple(keys),
-                      span=j.on.span)
+    keys = [
+        E.NamedExpr(
+            g,
+            E.Case(((guard, E.Column(k, left.schema.dtype(k))),), E.Literal(None, DataType.NULL), left.schema.dtype(k)),
+        )
+        for g, k in zip(guarded, left_keys)
+    ]
+    widened = Project(
+        left, tuple(E.NamedExpr(f.name, E.Column(f.name, f.dtype)) for f in fields) + tuple(keys), span=j.on.span
+    )
     joined = build_join(widened, right, "left", guarded, right_keys, span=_join_span(j)).plan
-    return Project(joined, tuple(E.NamedExpr(f.name, E.Column(f.name, f.dtype)) for f in joined.schema
-                                 if f.name not in guarded), span=j.on.span)
+    return Project(
+        joined,
+        tuple(E.NamedExpr(f.name, E.Column(f.name, f.dtype)) for f in joined.schema if f.name not in guarded),
+        span=j.on.span,
+    )
 
 
 def _join_span(j: ast.Join) -> Span | None:
@@ -350,8 +387,7 @@ def _join_span(j: ast.Join) -> Span | None:
 
 def _key_pair(e: E.Expr, left_cols: set[str], right_original: dict[str, str]) -> tuple[str, str] | None:
     """(left column, right column) if `e` is `left = right` (either way round), else None."""
-    if not (isinstance(e, E.Binary) and e.op == "=" and isinstance(e.left, E.Column)
-            and isinstance(e.right, E.Column)):
+    if not (isinstance(e, E.Binary) and e.op == "=" and isinstance(e.left, E.Column) and isinstance(e.right, E.Column)):
         return None
     a, b = e.left.name, e.right.name
     if a in left_cols and b in right_original:

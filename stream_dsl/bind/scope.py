@@ -85,8 +85,12 @@ class Scope:
 
     def merge_using(self, left_column: str, right_qualifiers: tuple[str, ...]) -> "Scope":
         """Let the right side's qualifiers reach a USING key kept from the left side."""
-        cols = tuple(replace(c, qualifiers=tuple(dict.fromkeys(c.qualifiers + right_qualifiers)))
-                     if c.column == left_column else c for c in self.columns)
+        cols = tuple(
+            replace(c, qualifiers=tuple(dict.fromkeys(c.qualifiers + right_qualifiers)))
+            if c.column == left_column
+            else c
+            for c in self.columns
+        )
         return Scope(cols, self.extras)
 
     # ------------------------------------------------------------ lookup
@@ -97,8 +101,7 @@ class Scope:
 
     def names(self) -> list[str]:
         """Every name that resolves, for suggestions."""
-        return list(dict.fromkeys([c.name for c in self.columns + self.extras]
-                                  + [c.column for c in self.columns]))
+        return list(dict.fromkeys([c.name for c in self.columns + self.extras] + [c.column for c in self.columns]))
 
     def lookup(self, parts: Sequence[str]) -> list[ScopeColumn]:
         """The distinct columns `parts` may mean (empty if none); raises for an unknown qualifier."""

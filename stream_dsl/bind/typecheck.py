@@ -57,15 +57,28 @@ def parse_timestamp(text: str, span: Span | None = None) -> dt.datetime:
     try:
         value = dt.datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
     except ValueError:
-        raise _fail(f"invalid TIMESTAMP literal '{text}' (expected ISO-8601, e.g. '2024-01-01 12:00:00')",
-                    span) from None
+        raise _fail(
+            f"invalid TIMESTAMP literal '{text}' (expected ISO-8601, e.g. '2024-01-01 12:00:00')", span
+        ) from None
     if value.tzinfo is not None:
         value = value.astimezone(dt.timezone.utc).replace(tzinfo=None)
     return value.replace(microsecond=value.microsecond // 1000 * 1000)
 
 
-_UNIT_MS = {"MILLISECOND": 1, "MS": 1, "SECOND": 1000, "S": 1000, "SEC": 1000, "MINUTE": 60_000, "MIN": 60_000,
-            "M": 60_000, "HOUR": 3_600_000, "H": 3_600_000, "DAY": 86_400_000, "D": 86_400_000}
+_UNIT_MS = {
+    "MILLISECOND": 1,
+    "MS": 1,
+    "SECOND": 1000,
+    "S": 1000,
+    "SEC": 1000,
+    "MINUTE": 60_000,
+    "MIN": 60_000,
+    "M": 60_000,
+    "HOUR": 3_600_000,
+    "H": 3_600_000,
+    "DAY": 86_400_000,
+    "D": 86_400_000,
+}
 
 
 def parse_duration_ms(text: str, unit: str | None = None, span: Span | None = None) -> int:
@@ -99,8 +112,11 @@ def binary(op: str, left: E.Expr, right: E.Expr, span: Span | None = None) -> E.
     if op in E.COMPARISONS:
         left, right = _coerce_literal_to(left, right.dtype), _coerce_literal_to(right, left.dtype)
         if not comparable(left.dtype, right.dtype):
-            raise _fail(f"cannot compare {left.dtype.value} with {right.dtype.value} in "
-                        f"{E.render(left)} {op} {E.render(right)}; use CAST", span)
+            raise _fail(
+                f"cannot compare {left.dtype.value} with {right.dtype.value} in "
+                f"{E.render(left)} {op} {E.render(right)}; use CAST",
+                span,
+            )
         return E.Binary(op, left, right, T.BOOLEAN, span=span)
     if op == "||":
         return E.Binary(op, left, right, T.STRING, span=span)
@@ -121,8 +137,10 @@ def _arithmetic_type(op: str, left: E.Expr, right: E.Expr, span: Span | None) ->
         return T.INTERVAL
     numeric = common_numeric(lt, rt)
     if numeric is None:
-        raise _fail(f"operator {op} needs numbers, got {lt.value} and {rt.value} in "
-                    f"{E.render(left)} {op} {E.render(right)}", span)
+        raise _fail(
+            f"operator {op} needs numbers, got {lt.value} and {rt.value} in {E.render(left)} {op} {E.render(right)}",
+            span,
+        )
     if op == "/":
         return T.DOUBLE
     return T.BIGINT if numeric is T.NULL else numeric
@@ -170,13 +188,14 @@ def in_list(operand: E.Expr, items: list[E.Expr], negated: bool = False, span: S
     items = [_coerce_literal_to(i, operand.dtype) for i in items]
     for item in items:
         if not comparable(operand.dtype, item.dtype):
-            raise _fail(f"IN list item {E.render(item)} ({item.dtype.value}) cannot be compared "
-                        f"with {operand.dtype.value}", span)
+            raise _fail(
+                f"IN list item {E.render(item)} ({item.dtype.value}) cannot be compared with {operand.dtype.value}",
+                span,
+            )
     return E.InList(operand, tuple(items), negated, span=span)
 
 
-def between(operand: E.Expr, low: E.Expr, high: E.Expr, negated: bool = False,
-            span: Span | None = None) -> E.Expr:
+def between(operand: E.Expr, low: E.Expr, high: E.Expr, negated: bool = False, span: Span | None = None) -> E.Expr:
     """`x BETWEEN a AND b` is `x >= a AND x <= b` in the IR."""
     both = binary("AND", binary(">=", operand, low, span), binary("<=", operand, high, span), span)
     return not_(both, span) if negated else both

@@ -84,6 +84,7 @@ def _duration_ms(text: str, option: str, *, zero: bool = False) -> int:
     if zero and stripped in ("0", "0ms", "0s"):
         return 0
     from stream_dsl.bind import typecheck  # polars: only when parsing a value
+
     try:
         return typecheck.parse_duration_ms(f"{stripped}ms" if stripped.isdigit() else stripped)
     except DSLError:
@@ -116,11 +117,18 @@ def cmd_ysb(args: argparse.Namespace, out: TextIO) -> int:
     from stream_dsl.bench import experiments as X
     from stream_dsl.bench import ysb as B
 
-    bench = B.YsbBench(events=args.events, rate=args.rate, seed=args.seed,
-                       window_ms=_duration_ms(args.window, "--window"),
-                       context=tuple(context_kwargs(args).items()), format=args.format,
-                       watermark_delay_ms=_duration_ms(args.watermark_delay, "--watermark-delay", zero=True),
-                       duration_s=args.duration, files=args.files, data_dir=args.data_dir)
+    bench = B.YsbBench(
+        events=args.events,
+        rate=args.rate,
+        seed=args.seed,
+        window_ms=_duration_ms(args.window, "--window"),
+        context=tuple(context_kwargs(args).items()),
+        format=args.format,
+        watermark_delay_ms=_duration_ms(args.watermark_delay, "--watermark-delay", zero=True),
+        duration_s=args.duration,
+        files=args.files,
+        data_dir=args.data_dir,
+    )
     paced = bench.format not in B.FILE_FORMATS and bench.duration_s != 0
     if args.compare and not paced:
         raise UsageError("--compare paces the generator: use --format columnar or json, and a --duration above 0")
@@ -144,8 +152,9 @@ def cmd_ysb(args: argparse.Namespace, out: TextIO) -> int:
             report.extra["compare"] = X.compare_latency(bench, out)
         if args.scaling:
             rates = (args.rates or [bench.rate * f for f in (0.25, 0.5, 1, 2, 4, 8)]) if paced else []
-            report.extra["scaling"] = X.scaling(bench, out, workers=args.scaling_workers, rates=rates,
-                                                events_dir=events_dir)
+            report.extra["scaling"] = X.scaling(
+                bench, out, workers=args.scaling_workers, rates=rates, events_dir=events_dir
+            )
     data = X.report_dict(report)
     if args.json:
         _write_json(args.json, data)
@@ -166,46 +175,92 @@ def _trace_summary(path: str, latency_path: str | None, out: TextIO) -> None:
 
 
 def add_ysb(kinds: argparse._SubParsersAction) -> None:
-    y = kinds.add_parser("ysb", help="the Yahoo Streaming Benchmark against plain polars", description=(
-        "Run the YSB query (views per campaign per tumbling window) over N events on stream-dsl as fast as "
-        "it can (throughput: events/s, worker start-up excluded), then paced to the wall clock at the rate "
-        "(latency of each window row: sink write minus the window's end in the generator's clock; p50, p95, "
-        "p99), then the same query in plain polars over the same events in one batch; print both "
-        "throughputs, their ratio, and whether the results are equal (OK, exit code 0) or not (MISMATCH, "
-        "exit code 1). --ablation, --compare and --scaling add experiments; --trace, --json and --plots "
-        "keep what was measured."))
-    y.add_argument("--events", type=_count, default=2_000_000, metavar="N",
-                   help="number of events, e.g. 2000000 or 2M (default: 2M)")
-    y.add_argument("--rate", type=parse_count, default=1_000_000, metavar="R",
-                   help="events per second of event time; the paced latency run's input rate (default: 1000000)")
-    y.add_argument("--format", choices=("columnar", "json", "ndjson", "parquet"), default="columnar",
-                   help="the events: the generator's columnar frames, JSON lines decoded per batch, or ndjson "
-                        "or parquet files written to a temporary directory first (default: columnar)")
+    y = kinds.add_parser(
+        "ysb",
+        help="the Yahoo Streaming Benchmark against plain polars",
+        description=(
+            "Run the YSB query (views per campaign per tumbling window) over N events on stream-dsl as fast as "
+            "it can (throughput: events/s, worker start-up excluded), then paced to the wall clock at the rate "
+            "(latency of each window row: sink write minus the window's end in the generator's clock; p50, p95, "
+            "p99), then the same query in plain polars over the same events in one batch; print both "
+            "throughputs, their ratio, and whether the results are equal (OK, exit code 0) or not (MISMATCH, "
+            "exit code 1). --ablation, --compare and --scaling add experiments; --trace, --json and --plots "
+            "keep what was measured."
+        ),
+    )
+    y.add_argument(
+        "--events",
+        type=_count,
+        default=2_000_000,
+        metavar="N",
+        help="number of events, e.g. 2000000 or 2M (default: 2M)",
+    )
+    y.add_argument(
+        "--rate",
+        type=parse_count,
+        default=1_000_000,
+        metavar="R",
+        help="events per second of event time; the paced latency run's input rate (default: 1000000)",
+    )
+    y.add_argument(
+        "--format",
+        choices=("columnar", "json", "ndjson", "parquet"),
+        default="columnar",
+        help="the events: the generator's columnar frames, JSON lines decoded per batch, or ndjson "
+        "or parquet files written to a temporary directory first (default: columnar)",
+    )
     y.add_argument("--seed", type=int, default=1, help="random seed (default: 1)")
     y.add_argument("--window", default="10s", metavar="DURATION", help="tumbling window size (default: 10s)")
-    y.add_argument("--watermark-delay", default="0", metavar="DURATION",
-                   help="how far the watermark trails the newest event (default: 0; the generator emits in order)")
-    y.add_argument("--duration", type=_seconds, metavar="SECONDS",
-                   help="length of each paced run (default: events / rate; 0: no paced runs)")
-    y.add_argument("--files", type=_count, metavar="K",
-                   help="ndjson/parquet: number of files, one micro-batch each (default: one per batch interval "
-                        "of events at the rate)")
+    y.add_argument(
+        "--watermark-delay",
+        default="0",
+        metavar="DURATION",
+        help="how far the watermark trails the newest event (default: 0; the generator emits in order)",
+    )
+    y.add_argument(
+        "--duration",
+        type=_seconds,
+        metavar="SECONDS",
+        help="length of each paced run (default: events / rate; 0: no paced runs)",
+    )
+    y.add_argument(
+        "--files",
+        type=_count,
+        metavar="K",
+        help="ndjson/parquet: number of files, one micro-batch each (default: one per batch interval "
+        "of events at the rate)",
+    )
     y.add_argument("--data-dir", metavar="DIR", help="ndjson/parquet: where the temporary files go")
     y.add_argument("--no-polars", action="store_true", help="skip the plain polars baseline")
     extra = y.add_argument_group("experiments")
-    extra.add_argument("--ablation", action="store_true",
-                       help="also run with the optimizer off (or on): ratios of throughput and shuffle bytes")
-    extra.add_argument("--compare", action="store_true",
-                       help="latency of drizzle, bsp and drizzle with the optimizer off at the rate")
-    extra.add_argument("--scaling", action="store_true",
-                       help="throughput against workers (1, 2) and against the input rate")
-    extra.add_argument("--scaling-workers", type=_counts, default=[1, 2], metavar="LIST",
-                       help="worker counts of --scaling (default: 1,2)")
-    extra.add_argument("--rates", type=_rates, metavar="LIST",
-                       help="input rates of --scaling, e.g. 250k,500k,1M,2M (default: 0.25x to 8x the rate)")
+    extra.add_argument(
+        "--ablation",
+        action="store_true",
+        help="also run with the optimizer off (or on): ratios of throughput and shuffle bytes",
+    )
+    extra.add_argument(
+        "--compare", action="store_true", help="latency of drizzle, bsp and drizzle with the optimizer off at the rate"
+    )
+    extra.add_argument(
+        "--scaling", action="store_true", help="throughput against workers (1, 2) and against the input rate"
+    )
+    extra.add_argument(
+        "--scaling-workers",
+        type=_counts,
+        default=[1, 2],
+        metavar="LIST",
+        help="worker counts of --scaling (default: 1,2)",
+    )
+    extra.add_argument(
+        "--rates",
+        type=_rates,
+        metavar="LIST",
+        help="input rates of --scaling, e.g. 250k,500k,1M,2M (default: 0.25x to 8x the rate)",
+    )
     keep = y.add_argument_group("output")
-    keep.add_argument("--trace", metavar="FILE",
-                      help="Chrome trace of the throughput run (and FILE.latency.json of the latency run)")
+    keep.add_argument(
+        "--trace", metavar="FILE", help="Chrome trace of the throughput run (and FILE.latency.json of the latency run)"
+    )
     keep.add_argument("--json", metavar="FILE", help="write every measurement as JSON")
     keep.add_argument("--plots", metavar="DIR", help="draw PNG plots of what was measured into DIR (needs matplotlib)")
     add_context_options(y)
@@ -215,15 +270,28 @@ def add_ysb(kinds: argparse._SubParsersAction) -> None:
 # ---------------------------------------------------------------------- scheduling
 
 
-def _scheduling(iterations: int | None, rows: int | None, workers: int | None, group_sizes: Sequence[int] | None,
-                repeat: int | None, warmup: int | None, transport: str | None = None,
-                ray_address: str | None = None) -> dict[str, Any]:
+def _scheduling(
+    iterations: int | None,
+    rows: int | None,
+    workers: int | None,
+    group_sizes: Sequence[int] | None,
+    repeat: int | None,
+    warmup: int | None,
+    transport: str | None = None,
+    ray_address: str | None = None,
+) -> dict[str, Any]:
     """run_scheduling_bench with the options given (the others keep its defaults)."""
     from stream_dsl.bench.scheduling import run_scheduling_bench
 
-    given = {"rows_per_batch": rows, "workers": workers, "repeat": repeat, "warmup": warmup,
-             "group_sizes": None if group_sizes is None else tuple(group_sizes), "transport": transport,
-             "ray_address": ray_address}
+    given = {
+        "rows_per_batch": rows,
+        "workers": workers,
+        "repeat": repeat,
+        "warmup": warmup,
+        "group_sizes": None if group_sizes is None else tuple(group_sizes),
+        "transport": transport,
+        "ray_address": ray_address,
+    }
     options: dict[str, Any] = {k: v for k, v in given.items() if v is not None}
     if iterations is not None:
         return run_scheduling_bench(iterations, verbose=False, **options)
@@ -233,8 +301,16 @@ def _scheduling(iterations: int | None, rows: int | None, workers: int | None, g
 def cmd_scheduling(args: argparse.Namespace, out: TextIO) -> int:
     from stream_dsl.bench.scheduling import format_report
 
-    report = _scheduling(args.iterations, args.rows_per_batch, args.workers, args.group_sizes, args.repeat,
-                         args.warmup, args.transport, args.ray_address)
+    report = _scheduling(
+        args.iterations,
+        args.rows_per_batch,
+        args.workers,
+        args.group_sizes,
+        args.repeat,
+        args.warmup,
+        args.transport,
+        args.ray_address,
+    )
     print(format_report(report), file=out)
     if args.json:
         _write_json(args.json, report)
@@ -242,10 +318,15 @@ def cmd_scheduling(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def add_scheduling(kinds: argparse._SubParsersAction) -> None:
-    s = kinds.add_parser("scheduling", help="the Drizzle paper's 2-stage scheduling micro-benchmark", description=(
-        "Small micro-batches through a map stage, a shuffle and a grouped aggregate: time per iteration "
-        "with BSP, with pre-scheduling only (group size 1) and with larger groups, in one run. Options not "
-        "given keep the defaults of stream_dsl.bench.scheduling.run_scheduling_bench."))
+    s = kinds.add_parser(
+        "scheduling",
+        help="the Drizzle paper's 2-stage scheduling micro-benchmark",
+        description=(
+            "Small micro-batches through a map stage, a shuffle and a grouped aggregate: time per iteration "
+            "with BSP, with pre-scheduling only (group size 1) and with larger groups, in one run. Options not "
+            "given keep the defaults of stream_dsl.bench.scheduling.run_scheduling_bench."
+        ),
+    )
     s.add_argument("--iterations", type=_count, metavar="N", help="micro-batches")
     s.add_argument("--rows-per-batch", type=_count, metavar="N", help="rows per batch")
     s.add_argument("--workers", type=_count, metavar="N", help="worker processes")
@@ -271,12 +352,22 @@ def cmd_memory(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def add_memory(kinds: argparse._SubParsersAction) -> None:
-    m = kinds.add_parser("memory", help="peak memory of the YSB query against the stream's length", description=(
-        "Run the YSB query as fast as possible over each number of events, each in a fresh process, and "
-        "print the peak resident memory of the driver and the workers (VmHWM) and its growth from the first "
-        "size. Memory should be flat in the length of the stream."))
-    m.add_argument("--events", type=_counts, default=[1_000_000, 10_000_000], metavar="LIST",
-                   help="numbers of events, e.g. 10M,100M (default: 1M,10M)")
+    m = kinds.add_parser(
+        "memory",
+        help="peak memory of the YSB query against the stream's length",
+        description=(
+            "Run the YSB query as fast as possible over each number of events, each in a fresh process, and "
+            "print the peak resident memory of the driver and the workers (VmHWM) and its growth from the first "
+            "size. Memory should be flat in the length of the stream."
+        ),
+    )
+    m.add_argument(
+        "--events",
+        type=_counts,
+        default=[1_000_000, 10_000_000],
+        metavar="LIST",
+        help="numbers of events, e.g. 10M,100M (default: 1M,10M)",
+    )
     m.add_argument("--rate", type=parse_count, default=1_000_000, metavar="R", help="events per second of event time")
     m.add_argument("--seed", type=int, default=1, help="random seed (default: 1)")
     m.add_argument("--json", metavar="FILE", help="write the measurements as JSON")
@@ -304,9 +395,13 @@ def cmd_plots(args: argparse.Namespace, out: TextIO) -> int:
             raise DSLError(f"cannot read {args.source}: {e}") from None
         _plots(data, args.out, out, data.get("command") or command)
         return EXIT_OK
-    bench = B.YsbBench(events=int(args.rate * args.duration), rate=args.rate,
-                       window_ms=_duration_ms(args.window, "--window"), context=tuple(context_kwargs(args).items()),
-                       duration_s=args.duration)
+    bench = B.YsbBench(
+        events=int(args.rate * args.duration),
+        rate=args.rate,
+        window_ms=_duration_ms(args.window, "--window"),
+        context=tuple(context_kwargs(args).items()),
+        duration_s=args.duration,
+    )
     print(f"bench plots: {X.machine_text(X.machine())}", file=out)
     data = {"command": command, "machine": X.machine(), "bench": X.bench_dict(bench)}
     data["compare"] = X.compare_latency(bench, out)
@@ -327,28 +422,59 @@ def cmd_plots(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def add_plots(kinds: argparse._SubParsersAction) -> None:
-    p = kinds.add_parser("plots", help="measure and draw the benchmark plots (PNG)", description=(
-        "Measure, then draw into DIR: latency_cdf.png (YSB event latency of drizzle, bsp and drizzle with "
-        "the optimizer off), throughput_vs_rate.png (achieved throughput and p99 latency against the input "
-        "rate) and scheduling.png (time per iteration against group size); the numbers go to "
-        "DIR/results.json. With --from, redraw from a results file without measuring. Needs matplotlib "
-        "(pip install 'stream-dsl[bench]')."))
+    p = kinds.add_parser(
+        "plots",
+        help="measure and draw the benchmark plots (PNG)",
+        description=(
+            "Measure, then draw into DIR: latency_cdf.png (YSB event latency of drizzle, bsp and drizzle with "
+            "the optimizer off), throughput_vs_rate.png (achieved throughput and p99 latency against the input "
+            "rate) and scheduling.png (time per iteration against group size); the numbers go to "
+            "DIR/results.json. With --from, redraw from a results file without measuring. Needs matplotlib "
+            "(pip install 'stream-dsl[bench]')."
+        ),
+    )
     p.add_argument("--out", default="docs/bench", metavar="DIR", help="where the PNGs go (default: docs/bench)")
     p.add_argument("--from", dest="source", metavar="FILE", help="redraw from a results.json instead of measuring")
-    p.add_argument("--rate", type=parse_count, default=1_000_000, metavar="R",
-                   help="input rate of the latency runs (default: 1000000)")
-    p.add_argument("--duration", type=_seconds, default=20.0, metavar="SECONDS",
-                   help="length of each paced run (default: 20)")
-    p.add_argument("--window", default="1s", metavar="DURATION",
-                   help="tumbling window (default: 1s, so a run closes many windows)")
-    p.add_argument("--rates", type=_rates, metavar="LIST", help="input rates of the throughput plot (default: "
-                                                                 "0.25x to 8x the rate)")
-    p.add_argument("--iterations", type=_count, default=200, metavar="N",
-                   help="micro-batches of the scheduling benchmark (default: 200)")
-    p.add_argument("--group-sizes", type=_counts, default=[1, 2, 5, 10, 20, 50, 100], metavar="LIST",
-                   help="group sizes of the scheduling plot (default: 1,2,5,10,20,50,100)")
-    p.add_argument("--repeat", type=_count, default=3, metavar="N",
-                   help="runs of each scheduling mode, the median counts (default: 3)")
+    p.add_argument(
+        "--rate",
+        type=parse_count,
+        default=1_000_000,
+        metavar="R",
+        help="input rate of the latency runs (default: 1000000)",
+    )
+    p.add_argument(
+        "--duration", type=_seconds, default=20.0, metavar="SECONDS", help="length of each paced run (default: 20)"
+    )
+    p.add_argument(
+        "--window", default="1s", metavar="DURATION", help="tumbling window (default: 1s, so a run closes many windows)"
+    )
+    p.add_argument(
+        "--rates",
+        type=_rates,
+        metavar="LIST",
+        help="input rates of the throughput plot (default: 0.25x to 8x the rate)",
+    )
+    p.add_argument(
+        "--iterations",
+        type=_count,
+        default=200,
+        metavar="N",
+        help="micro-batches of the scheduling benchmark (default: 200)",
+    )
+    p.add_argument(
+        "--group-sizes",
+        type=_counts,
+        default=[1, 2, 5, 10, 20, 50, 100],
+        metavar="LIST",
+        help="group sizes of the scheduling plot (default: 1,2,5,10,20,50,100)",
+    )
+    p.add_argument(
+        "--repeat",
+        type=_count,
+        default=3,
+        metavar="N",
+        help="runs of each scheduling mode, the median counts (default: 3)",
+    )
     add_context_options(p)
     p.set_defaults(handler=cmd_plots)
 
@@ -366,6 +492,7 @@ def _span_s(text: str) -> float:
     """A duration in seconds: '3s', '500ms', '1.5s', or a bare number of seconds."""
     stripped = text.strip()
     from stream_dsl.bind import typecheck  # polars: only when parsing a value
+
     try:
         if stripped.replace(".", "", 1).isdigit():
             return float(stripped)
@@ -377,11 +504,18 @@ def _span_s(text: str) -> float:
 def cmd_recovery(args: argparse.Namespace, out: TextIO) -> int:
     from stream_dsl.bench.recovery import RecoveryBench, all_exact, format_report, run_recovery_bench
 
-    bench = RecoveryBench(group_sizes=tuple(args.groups), workers=args.workers, rate=args.rate,
-                          batch_interval_ms=_duration_ms(args.batch_interval, "--batch-interval"),
-                          kill_after_s=args.kill_after, observe_s=args.observe,
-                          window_ms=_duration_ms(args.window, "--window"), seed=args.seed, executor=args.executor,
-                          kill_worker=args.kill_worker)
+    bench = RecoveryBench(
+        group_sizes=tuple(args.groups),
+        workers=args.workers,
+        rate=args.rate,
+        batch_interval_ms=_duration_ms(args.batch_interval, "--batch-interval"),
+        kill_after_s=args.kill_after,
+        observe_s=args.observe,
+        window_ms=_duration_ms(args.window, "--window"),
+        seed=args.seed,
+        executor=args.executor,
+        kill_worker=args.kill_worker,
+    )
     report = run_recovery_bench(bench, out)
     print(format_report(report), file=out)
     if args.json:
@@ -392,27 +526,56 @@ def cmd_recovery(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def add_recovery(kinds: argparse._SubParsersAction) -> None:
-    r = kinds.add_parser("recovery", help="what a worker kill costs: recovery time and latency per group size",
-                         description=(
-        "For each group size: run the YSB query paced to the wall clock into a files sink with a checkpoint "
-        "directory, kill one worker (SIGKILL) after the warm-up, and print the time from the kill to its "
-        "detection, to the workers restored and to the first batch after the recovery, the batches redone "
-        "from the checkpoint, the latency of the batches caught up after the recovery against the steady "
-        "state before the kill, and whether the output was exact (every window once, with plain polars' "
-        "counts; exit code 1 if not). See executor/bench_recovery.py for the definitions."))
-    r.add_argument("--groups", type=_group_sizes, default=[1, 10, 100], metavar="LIST",
-                   help="group sizes, one run each, e.g. 1,10,100 or 10,auto (default: 1,10,100)")
+    r = kinds.add_parser(
+        "recovery",
+        help="what a worker kill costs: recovery time and latency per group size",
+        description=(
+            "For each group size: run the YSB query paced to the wall clock into a files sink with a checkpoint "
+            "directory, kill one worker (SIGKILL) after the warm-up, and print the time from the kill to its "
+            "detection, to the workers restored and to the first batch after the recovery, the batches redone "
+            "from the checkpoint, the latency of the batches caught up after the recovery against the steady "
+            "state before the kill, and whether the output was exact (every window once, with plain polars' "
+            "counts; exit code 1 if not). See executor/bench_recovery.py for the definitions."
+        ),
+    )
+    r.add_argument(
+        "--groups",
+        type=_group_sizes,
+        default=[1, 10, 100],
+        metavar="LIST",
+        help="group sizes, one run each, e.g. 1,10,100 or 10,auto (default: 1,10,100)",
+    )
     r.add_argument("--workers", type=_count, default=2, metavar="N", help="worker processes (default: 2)")
-    r.add_argument("--executor", choices=("drizzle", "bsp"), default="drizzle",
-                   help="the multiprocess executor (default: drizzle)")
-    r.add_argument("--rate", type=parse_count, default=200_000, metavar="R",
-                   help="events per second, paced to the wall clock (default: 200000)")
-    r.add_argument("--batch-interval", default="100ms", metavar="DURATION",
-                   help="event time one micro-batch covers (default: 100ms)")
-    r.add_argument("--kill-after", type=_span_s, default=3.0, metavar="DURATION",
-                   help="warm-up: how long after the first batch was recorded the worker is killed (default: 3s)")
-    r.add_argument("--observe", type=_span_s, default=3.0, metavar="DURATION",
-                   help="how long the run goes on after the first batch after the recovery (default: 3s)")
+    r.add_argument(
+        "--executor", choices=("drizzle", "bsp"), default="drizzle", help="the multiprocess executor (default: drizzle)"
+    )
+    r.add_argument(
+        "--rate",
+        type=parse_count,
+        default=200_000,
+        metavar="R",
+        help="events per second, paced to the wall clock (default: 200000)",
+    )
+    r.add_argument(
+        "--batch-interval",
+        default="100ms",
+        metavar="DURATION",
+        help="event time one micro-batch covers (default: 100ms)",
+    )
+    r.add_argument(
+        "--kill-after",
+        type=_span_s,
+        default=3.0,
+        metavar="DURATION",
+        help="warm-up: how long after the first batch was recorded the worker is killed (default: 3s)",
+    )
+    r.add_argument(
+        "--observe",
+        type=_span_s,
+        default=3.0,
+        metavar="DURATION",
+        help="how long the run goes on after the first batch after the recovery (default: 3s)",
+    )
     r.add_argument("--kill-worker", type=int, default=0, metavar="W", help="the worker killed (default: 0)")
     r.add_argument("--window", default="1s", metavar="DURATION", help="tumbling window size (default: 1s)")
     r.add_argument("--seed", type=int, default=1, help="random seed (default: 1)")

@@ -43,6 +43,7 @@ def duration(text: str) -> str:
     """A batch interval such as '100ms', '1s' or a bare number of milliseconds."""
     candidate = f"{text}ms" if text.strip().isdigit() else text
     from stream_dsl.bind import typecheck  # polars: only when parsing a value
+
     try:
         typecheck.parse_duration_ms(candidate)
     except DSLError:
@@ -54,15 +55,26 @@ def add_context_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("execution")
     group.add_argument("--executor", choices=EXECUTORS, help="how queries run (default: drizzle)")
     group.add_argument("--workers", type=positive_int, metavar="N", help="worker processes (default: 2)")
-    group.add_argument("--group-size", type=group_size, metavar="G",
-                       help="micro-batches scheduled at once, or 'auto' (default: 10)")
-    group.add_argument("--batch-interval", type=duration, metavar="DURATION",
-                       help="event time one micro-batch covers, e.g. 100ms or 1s (default: 100ms)")
+    group.add_argument(
+        "--group-size", type=group_size, metavar="G", help="micro-batches scheduled at once, or 'auto' (default: 10)"
+    )
+    group.add_argument(
+        "--batch-interval",
+        type=duration,
+        metavar="DURATION",
+        help="event time one micro-batch covers, e.g. 100ms or 1s (default: 100ms)",
+    )
     group.add_argument("--no-optimize", action="store_true", help="run the plans as written, without rewrites")
-    group.add_argument("--transport", choices=("pipes", "ray"),
-                       help="how the driver and the workers talk: pipes (this machine) or ray (default: pipes)")
-    group.add_argument("--ray-address", metavar="ADDRESS",
-                       help="with --transport ray: 'auto' or host:port of a Ray cluster (default: start a local Ray)")
+    group.add_argument(
+        "--transport",
+        choices=("pipes", "ray"),
+        help="how the driver and the workers talk: pipes (this machine) or ray (default: pipes)",
+    )
+    group.add_argument(
+        "--ray-address",
+        metavar="ADDRESS",
+        help="with --transport ray: 'auto' or host:port of a Ray cluster (default: start a local Ray)",
+    )
 
 
 def context_kwargs(args: argparse.Namespace) -> dict[str, Any]:

@@ -20,8 +20,9 @@ def _clear_parts(directory: str) -> None:
             os.remove(os.path.join(directory, name))
 
 
-def _write_events(path: str, first: int, stop: int, fmt: str, *, seed: int, rate: Any, start_ms: int,
-                  chunk: int = 1_000_000) -> None:
+def _write_events(
+    path: str, first: int, stop: int, fmt: str, *, seed: int, rate: Any, start_ms: int, chunk: int = 1_000_000
+) -> None:
     """Events [first, stop) into one file, written in chunks (text formats) and renamed into place."""
     from stream_dsl.connectors import files, generator
 
@@ -65,8 +66,9 @@ def cmd_gen_ysb(args: argparse.Namespace, out: TextIO) -> int:
         from stream_dsl.cli import gen_kafka
 
         target = gen_kafka.parse_target(args.to)
-        partitions = gen_kafka.produce_ysb(target, count=args.events, seed=args.seed, rate=rate, start_ms=start_ms,
-                                           partitions=args.partitions, out=out)
+        partitions = gen_kafka.produce_ysb(
+            target, count=args.events, seed=args.seed, rate=rate, start_ms=start_ms, partitions=args.partitions, out=out
+        )
         gen_kafka.print_query(target, args.events, partitions, args.seed, columns, out)
         return EXIT_OK
     if args.out is None:
@@ -79,43 +81,81 @@ def cmd_gen_ysb(args: argparse.Namespace, out: TextIO) -> int:
         _clear_parts(events_dir)
         for k in range(parts):
             first, stop = count * k // parts, count * (k + 1) // parts
-            _write_events(os.path.join(events_dir, f"part-{k:05d}.{ext}"), first, stop, args.format,
-                          seed=args.seed, rate=rate, start_ms=start_ms)
+            _write_events(
+                os.path.join(events_dir, f"part-{k:05d}.{ext}"),
+                first,
+                stop,
+                args.format,
+                seed=args.seed,
+                rate=rate,
+                start_ms=start_ms,
+            )
         campaigns = os.path.join(args.out, "campaigns.csv")
         files.write_frame(generator.ysb_campaigns(args.seed), campaigns, "csv")
     except OSError as e:
         raise DSLError(f"cannot write to {args.out}: {e.strerror or e}") from None
-    print(f"wrote {count} events in {parts} {args.format} file(s) to {events_dir}/ "
-          f"and 1000 ads of 100 campaigns to {campaigns}", file=out)
+    print(
+        f"wrote {count} events in {parts} {args.format} file(s) to {events_dir}/ "
+        f"and 1000 ads of 100 campaigns to {campaigns}",
+        file=out,
+    )
     print("\n-- to query them:", file=out)
-    print(f"CREATE STREAM events ({columns},\n  WATERMARK FOR event_time AS event_time - INTERVAL '1' SECOND)\n"
-          f"  WITH (connector = 'files', path = '{events_dir}', format = '{args.format}');", file=out)
-    print(f"CREATE TABLE campaigns (ad_id STRING, campaign_id STRING)\n"
-          f"  WITH (connector = 'files', path = '{campaigns}', format = 'csv');", file=out)
+    print(
+        f"CREATE STREAM events ({columns},\n  WATERMARK FOR event_time AS event_time - INTERVAL '1' SECOND)\n"
+        f"  WITH (connector = 'files', path = '{events_dir}', format = '{args.format}');",
+        file=out,
+    )
+    print(
+        f"CREATE TABLE campaigns (ad_id STRING, campaign_id STRING)\n"
+        f"  WITH (connector = 'files', path = '{campaigns}', format = 'csv');",
+        file=out,
+    )
     return EXIT_OK
 
 
 def add_gen(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("gen", help="generate data sets", description="Generate data sets to files.")
     kinds = p.add_subparsers(dest="dataset", metavar="DATASET", required=True)
-    y = kinds.add_parser("ysb", help="Yahoo Streaming Benchmark events and campaigns", description=(
-        "Write N YSB events into DIR/events/ (split into K files, replacing earlier part files) and the "
-        "ad → campaign mapping into DIR/campaigns.csv. The events are the ones the generator "
-        "connector emits for the same seed, rate and start."))
+    y = kinds.add_parser(
+        "ysb",
+        help="Yahoo Streaming Benchmark events and campaigns",
+        description=(
+            "Write N YSB events into DIR/events/ (split into K files, replacing earlier part files) and the "
+            "ad → campaign mapping into DIR/campaigns.csv. The events are the ones the generator "
+            "connector emits for the same seed, rate and start."
+        ),
+    )
     y.add_argument("--events", type=non_negative_int, required=True, metavar="N", help="number of events")
     y.add_argument("--out", metavar="DIR", help="output directory")
-    y.add_argument("--to", metavar="kafka://HOST:PORT/TOPIC",
-                   help="write the events as JSON messages into this Kafka topic instead (created if missing)")
-    y.add_argument("--partitions", type=positive_int, default=3, metavar="P",
-                   help="partitions of a topic --to creates (default: 3)")
+    y.add_argument(
+        "--to",
+        metavar="kafka://HOST:PORT/TOPIC",
+        help="write the events as JSON messages into this Kafka topic instead (created if missing)",
+    )
+    y.add_argument(
+        "--partitions",
+        type=positive_int,
+        default=3,
+        metavar="P",
+        help="partitions of a topic --to creates (default: 3)",
+    )
     y.add_argument("--seed", type=int, default=1, help="random seed (default: 1)")
-    y.add_argument("--format", choices=("ndjson", "csv", "parquet"), default="ndjson",
-                   help="file format of the events (default: ndjson)")
+    y.add_argument(
+        "--format",
+        choices=("ndjson", "csv", "parquet"),
+        default="ndjson",
+        help="file format of the events (default: ndjson)",
+    )
     y.add_argument("--files", type=positive_int, default=1, metavar="K", help="number of event files (default: 1)")
-    y.add_argument("--rate", type=_rate, default=1_000_000, metavar="R",
-                   help="events per second of event time (default: 1000000)")
-    y.add_argument("--start", default="2026-01-01T00:00:00", metavar="TIMESTAMP",
-                   help="event time of the first event (default: 2026-01-01T00:00:00)")
+    y.add_argument(
+        "--rate", type=_rate, default=1_000_000, metavar="R", help="events per second of event time (default: 1000000)"
+    )
+    y.add_argument(
+        "--start",
+        default="2026-01-01T00:00:00",
+        metavar="TIMESTAMP",
+        help="event time of the first event (default: 2026-01-01T00:00:00)",
+    )
     y.set_defaults(handler=cmd_gen_ysb)
 
 

@@ -32,14 +32,14 @@ def parse_target(url: str) -> KafkaTarget:
     return KafkaTarget(parts.netloc, topic)
 
 
-def produce_ysb(target: KafkaTarget, *, count: int, seed: int, rate: Any, start_ms: int, partitions: int,
-                out: TextIO) -> int:
+def produce_ysb(
+    target: KafkaTarget, *, count: int, seed: int, rate: Any, start_ms: int, partitions: int, out: TextIO
+) -> int:
     """Write `count` YSB events into the topic; returns how many partitions it has."""
     try:
         from confluent_kafka import Producer
     except ImportError:
-        raise DSLError("--to kafka:// needs the 'confluent-kafka' package (pip install 'stream-dsl[kafka]')") \
-            from None
+        raise DSLError("--to kafka:// needs the 'confluent-kafka' package (pip install 'stream-dsl[kafka]')") from None
     from stream_dsl.connectors import generator
     from stream_dsl.connectors.kafka.common import Outage, producer_config, topic_partitions
 
@@ -64,8 +64,9 @@ def produce_ysb(target: KafkaTarget, *, count: int, seed: int, rate: Any, start_
         for i, line in enumerate(generator.events_as_json(frame).splitlines()):
             while True:
                 try:
-                    producer.produce(target.topic, value=line, partition=found[(lo + i) % len(found)],
-                                     on_delivery=delivered)
+                    producer.produce(
+                        target.topic, value=line, partition=found[(lo + i) % len(found)], on_delivery=delivered
+                    )
                     break
                 except BufferError:
                     producer.poll(0.1)
@@ -90,11 +91,18 @@ def _create(target: KafkaTarget, partitions: int) -> None:
 
 
 def print_query(target: KafkaTarget, count: int, partitions: int, seed: int, columns: str, out: TextIO) -> None:
-    print(f"wrote {count} events to Kafka topic '{target.topic}' ({partitions} partitions) at {target.bootstrap}",
-          file=out)
+    print(
+        f"wrote {count} events to Kafka topic '{target.topic}' ({partitions} partitions) at {target.bootstrap}",
+        file=out,
+    )
     print("\n-- to query them:", file=out)
-    print(f"CREATE STREAM events ({columns},\n  WATERMARK FOR event_time AS event_time - INTERVAL '1' SECOND)\n"
-          f"  WITH (connector = 'kafka', bootstrap_servers = '{target.bootstrap}', topic = '{target.topic}');",
-          file=out)
-    print(f"CREATE TABLE campaigns (ad_id STRING, campaign_id STRING)\n"
-          f"  WITH (connector = 'generator', kind = 'ysb_campaigns', seed = '{seed}');", file=out)
+    print(
+        f"CREATE STREAM events ({columns},\n  WATERMARK FOR event_time AS event_time - INTERVAL '1' SECOND)\n"
+        f"  WITH (connector = 'kafka', bootstrap_servers = '{target.bootstrap}', topic = '{target.topic}');",
+        file=out,
+    )
+    print(
+        f"CREATE TABLE campaigns (ad_id STRING, campaign_id STRING)\n"
+        f"  WITH (connector = 'generator', kind = 'ysb_campaigns', seed = '{seed}');",
+        file=out,
+    )

@@ -41,8 +41,7 @@ from executor.interrupts import EXIT_SIGINT, EXIT_SIGTERM, Terminated, terminate
 from stream_dsl.sql import ast
 from stream_dsl.errors import DSLError
 from stream_dsl.cli.checkpoints import add_checkpoints
-from stream_dsl.cli.common import (EXIT_ERROR, EXIT_OK, EXIT_USAGE, UsageError, add_context_options,
-                                   context_kwargs)
+from stream_dsl.cli.common import EXIT_ERROR, EXIT_OK, EXIT_USAGE, UsageError, add_context_options, context_kwargs
 from stream_dsl.cli.gen import add_gen
 
 
@@ -92,7 +91,7 @@ def split_script(text: str) -> list[ScriptStatement]:
         span = node.span
         if span is None or span.end_line is None or span.end_column is None:
             raise DSLError("internal error: a statement has no position")
-        body = text[offset(span.line, span.column):offset(span.end_line, span.end_column)]
+        body = text[offset(span.line, span.column) : offset(span.end_line, span.end_column)]
         padded = "\n" * (span.line - 1) + " " * (span.column - 1) + body
         result.append(ScriptStatement(node, padded))
     return result
@@ -117,15 +116,19 @@ def format_table(frame: pl.DataFrame, max_rows: int) -> str:
 
 def _summary(sink: str, totals: dict[str, int], seconds: float) -> str:
     """One line for a finished INSERT from its handle's `totals()`."""
-    extra = [f"{totals[k]} {label}" for k, label in (("late_rows", "late rows"), ("dead_letters", "dead letters"))
-             if totals.get(k)]
+    extra = [
+        f"{totals[k]} {label}"
+        for k, label in (("late_rows", "late rows"), ("dead_letters", "dead letters"))
+        if totals.get(k)
+    ]
     tail = f" ({', '.join(extra)})" if extra else ""
-    return (f"INSERT INTO {sink}: {totals['batches']} batches, {totals['rows_in']} rows in, "
-            f"{totals['rows_out']} rows out{tail} in {seconds:.2f}s")
+    return (
+        f"INSERT INTO {sink}: {totals['batches']} batches, {totals['rows_in']} rows in, "
+        f"{totals['rows_out']} rows out{tail} in {seconds:.2f}s"
+    )
 
 
-def _show(result: Any, statement: ScriptStatement, out: TextIO, max_rows: int,
-          started: float | None = None) -> None:
+def _show(result: Any, statement: ScriptStatement, out: TextIO, max_rows: int, started: float | None = None) -> None:
     """Print what a statement produced: a query's rows, an INSERT's summary, or text."""
     node = statement.node
     started = time.perf_counter() if started is None else started
@@ -244,6 +247,7 @@ def cmd_repl(args: argparse.Namespace, out: TextIO) -> int:
 
 def _bench(name: str) -> Callable[[argparse._SubParsersAction], None]:
     """Adds `bench NAME`'s parser from stream_dsl.cli.bench (imported when the parser is built)."""
+
     def add(kinds: argparse._SubParsersAction) -> None:
         from stream_dsl.cli import bench as cli_bench
 
@@ -263,43 +267,72 @@ def _version() -> str:
 
 
 def _add_run(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("run", help="run a script of statements", description=(
-        "Run the statements of FILE in order. A SELECT prints its result (it must read bounded "
-        "sources); an INSERT INTO waits for its query to finish and prints a summary."))
+    p = sub.add_parser(
+        "run",
+        help="run a script of statements",
+        description=(
+            "Run the statements of FILE in order. A SELECT prints its result (it must read bounded "
+            "sources); an INSERT INTO waits for its query to finish and prints a summary."
+        ),
+    )
     p.add_argument("file", metavar="FILE.sql")
     add_context_options(p)
-    p.add_argument("--max-rows", type=int, default=100, metavar="N",
-                   help="rows of a result to print (default: 100; -1 prints all)")
-    p.add_argument("--fresh", action="store_true",
-                   help="start continuous queries from the beginning on purpose: the old state of their "
-                        "checkpoint_dir is moved to its archive/ first (SET checkpoint_reset = 'true')")
+    p.add_argument(
+        "--max-rows", type=int, default=100, metavar="N", help="rows of a result to print (default: 100; -1 prints all)"
+    )
+    p.add_argument(
+        "--fresh",
+        action="store_true",
+        help="start continuous queries from the beginning on purpose: the old state of their "
+        "checkpoint_dir is moved to its archive/ first (SET checkpoint_reset = 'true')",
+    )
     p.set_defaults(handler=cmd_run)
 
 
 def _add_explain(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("explain", help="explain a script's last query", description=(
-        "Define the streams, tables and sinks of FILE, then print the logical, optimized and stage "
-        "plans of its last query (SELECT or INSERT INTO) without running it."))
+    p = sub.add_parser(
+        "explain",
+        help="explain a script's last query",
+        description=(
+            "Define the streams, tables and sinks of FILE, then print the logical, optimized and stage "
+            "plans of its last query (SELECT or INSERT INTO) without running it."
+        ),
+    )
     p.add_argument("file", metavar="FILE.sql")
     add_context_options(p)
     p.set_defaults(handler=cmd_explain, max_rows=100)
 
 
 def _add_repl(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("repl", help="the interactive shell", description=(
-        "An interactive shell: statements end with ';' (Enter adds a line until then), meta commands "
-        "start with a backslash (\\help lists them). A SELECT over bounded sources prints its result; "
-        "over a stream it shows the latest results live until Ctrl-C. When the input is not a terminal "
-        "(a pipe or a file), the statements are run without a prompt and their results printed; the exit "
-        "code is 1 if any of them failed."))
+    p = sub.add_parser(
+        "repl",
+        help="the interactive shell",
+        description=(
+            "An interactive shell: statements end with ';' (Enter adds a line until then), meta commands "
+            "start with a backslash (\\help lists them). A SELECT over bounded sources prints its result; "
+            "over a stream it shows the latest results live until Ctrl-C. When the input is not a terminal "
+            "(a pipe or a file), the statements are run without a prompt and their results printed; the exit "
+            "code is 1 if any of them failed."
+        ),
+    )
     add_context_options(p)
-    p.add_argument("--format", choices=("table", "csv", "json"), default="table",
-                   help="how results are printed (default: table; \\format changes it)")
+    p.add_argument(
+        "--format",
+        choices=("table", "csv", "json"),
+        default="table",
+        help="how results are printed (default: table; \\format changes it)",
+    )
     p.add_argument("--timing", action="store_true", help="print how long each statement took")
-    p.add_argument("--max-rows", type=int, default=40, metavar="N",
-                   help="rows of a result shown in a table (default: 40; -1 shows all)")
-    p.add_argument("--history", metavar="FILE",
-                   help="history file (default: $STREAM_DSL_HISTORY or ~/.stream_dsl_history)")
+    p.add_argument(
+        "--max-rows",
+        type=int,
+        default=40,
+        metavar="N",
+        help="rows of a result shown in a table (default: 40; -1 shows all)",
+    )
+    p.add_argument(
+        "--history", metavar="FILE", help="history file (default: $STREAM_DSL_HISTORY or ~/.stream_dsl_history)"
+    )
     p.add_argument("--bail", action="store_true", help="without a terminal: stop at the first error")
     p.set_defaults(handler=cmd_repl)
 
@@ -333,7 +366,8 @@ COMMANDS: dict[str, Callable[[argparse._SubParsersAction], None]] = {
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="stream-dsl",
-        description="Continuous queries over streams: a SQL-like language on polars, with Drizzle scheduling.")
+        description="Continuous queries over streams: a SQL-like language on polars, with Drizzle scheduling.",
+    )
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for add in COMMANDS.values():
@@ -341,8 +375,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None, err: TextIO | None = None,
-         stdin: TextIO | None = None) -> int:
+def main(
+    argv: Sequence[str] | None = None,
+    *,
+    out: TextIO | None = None,
+    err: TextIO | None = None,
+    stdin: TextIO | None = None,
+) -> int:
     """Run the command line; returns the exit code (0 ok, 1 error, 2 bad usage).
 
     `stdin` is where `repl` (and no command) reads statements from.

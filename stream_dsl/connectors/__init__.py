@@ -40,20 +40,24 @@ def connector_module(name: str | None, what: str) -> ModuleType:
         raise ConnectorError(f"{what} has no 'connector' option; known connectors: {known}")
     path = CONNECTORS.get(name.lower())
     if path is None:
-        raise ConnectorError(f"unknown connector '{name}' for {what}{did_you_mean(name, CONNECTORS)}; "
-                             f"known connectors: {known}")
+        raise ConnectorError(
+            f"unknown connector '{name}' for {what}{did_you_mean(name, CONNECTORS)}; known connectors: {known}"
+        )
     try:
         return importlib.import_module(path)
     except ImportError as exc:
-        raise ConnectorError(f"connector '{name}' for {what} is not available ({exc}); "
-                             f"known connectors: {known}") from exc
+        raise ConnectorError(
+            f"connector '{name}' for {what} is not available ({exc}); known connectors: {known}"
+        ) from exc
 
 
 def _factory(module: ModuleType, attr: str, name: str | None, what: str) -> Callable[[Any], Any]:
     factory = getattr(module, attr, None)
     if factory is None:
-        raise ConnectorError(f"connector '{name}' cannot be used for {what} (it has no {attr}); "
-                             f"known connectors: {', '.join(sorted(CONNECTORS))}")
+        raise ConnectorError(
+            f"connector '{name}' cannot be used for {what} (it has no {attr}); "
+            f"known connectors: {', '.join(sorted(CONNECTORS))}"
+        )
     return factory
 
 

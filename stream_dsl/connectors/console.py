@@ -22,8 +22,9 @@ OPTIONS = ("max_rows", "show_empty")
 def format_frame(frame: pl.DataFrame, max_rows: int = 20) -> str:
     """A frame as a table, with ids shown whole (UUIDs are 36 characters) and control characters escaped."""
     frame = escape_frame(frame)
-    with pl.Config(tbl_rows=max_rows, tbl_cols=-1, fmt_str_lengths=64, tbl_width_chars=200,
-                   tbl_hide_dataframe_shape=False):
+    with pl.Config(
+        tbl_rows=max_rows, tbl_cols=-1, fmt_str_lengths=64, tbl_width_chars=200, tbl_hide_dataframe_shape=False
+    ):
         return str(frame)
 
 

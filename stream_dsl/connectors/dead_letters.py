@@ -44,14 +44,15 @@ from stream_dsl.ir.definitions import SourceDef
 NONE = "none"
 DEFAULT_DIR = "_dead_letter"
 _FILE_SUFFIXES = (".ndjson", ".json", ".jsonl")
-SCHEMA = {"source": pl.String, "position": pl.String, "raw": pl.String, "reason": pl.String,
-          "batch_id": pl.Int64}
+SCHEMA = {"source": pl.String, "position": pl.String, "raw": pl.String, "reason": pl.String, "batch_id": pl.Int64}
 
 
 def as_records(batch_id: int, letters: Sequence[DeadLetter]) -> list[dict[str, Any]]:
     """Dead letters as the JSON objects (and frame rows) they are written as."""
-    return [{"source": d.source, "position": d.position, "raw": d.raw, "reason": d.reason, "batch_id": batch_id}
-            for d in letters]
+    return [
+        {"source": d.source, "position": d.position, "raw": d.raw, "reason": d.reason, "batch_id": batch_id}
+        for d in letters
+    ]
 
 
 def as_frame(batch_id: int, letters: Sequence[DeadLetter]) -> pl.DataFrame:
@@ -154,8 +155,9 @@ def _looks_like_path(value: str) -> bool:
     return "/" in value or os.sep in value or value.lower().endswith(_FILE_SUFFIXES) or os.path.isdir(value)
 
 
-def default_path(source: str, *, checkpoint_dir: str | None = None, sink: Any = None,
-                 query_name: str | None = None) -> str:
+def default_path(
+    source: str, *, checkpoint_dir: str | None = None, sink: Any = None, query_name: str | None = None
+) -> str:
     """Where a continuous query's dead letters go without a `dead_letter` option (see the module doc)."""
     from stream_dsl.connectors.files_sink import FileSink
 
@@ -179,9 +181,16 @@ def _catalog_sinks(catalog: Any) -> dict[str, Any]:
     return dict(getattr(catalog, "sinks", {}) or {}) if catalog is not None else {}
 
 
-def resolve_target(definition: SourceDef, *, catalog: Any = None, checkpoint_dir: str | None = None,
-                   sink: Any = None, query_name: str | None = None, use_default: bool = True,
-                   opened: dict[str, Target] | None = None) -> Target | None:
+def resolve_target(
+    definition: SourceDef,
+    *,
+    catalog: Any = None,
+    checkpoint_dir: str | None = None,
+    sink: Any = None,
+    query_name: str | None = None,
+    use_default: bool = True,
+    opened: dict[str, Target] | None = None,
+) -> Target | None:
     """The target of one source's dead letters; None when there is none (collect() without the option).
 
     `opened` shares targets between sources naming the same file or sink.
@@ -193,8 +202,9 @@ def resolve_target(definition: SourceDef, *, catalog: Any = None, checkpoint_dir
     if value is None or not value.strip():
         if not use_default:
             return None
-        key = "file:" + os.path.abspath(default_path(definition.name, checkpoint_dir=checkpoint_dir, sink=sink,
-                                                      query_name=query_name))
+        key = "file:" + os.path.abspath(
+            default_path(definition.name, checkpoint_dir=checkpoint_dir, sink=sink, query_name=query_name)
+        )
         return opened.setdefault(key, NdjsonFile(key[5:]))
     value = value.strip()
     if value.lower() == NONE:
@@ -213,11 +223,19 @@ def resolve_target(definition: SourceDef, *, catalog: Any = None, checkpoint_dir
     raise ConnectorError(
         f"source '{definition.name}': dead_letter '{value}' is neither a sink in the catalog"
         f"{did_you_mean(value, sinks)} nor a file path (give a path ending in .ndjson or containing '/', "
-        f"or 'none' to only count bad records)")
+        f"or 'none' to only count bad records)"
+    )
 
 
-def open_dead_letters(sources: Iterable[SourceDef], *, catalog: Any = None, checkpoint_dir: str | None = None,
-                      sink: Any = None, query_name: str | None = None, use_default: bool = True) -> DeadLetterRouter:
+def open_dead_letters(
+    sources: Iterable[SourceDef],
+    *,
+    catalog: Any = None,
+    checkpoint_dir: str | None = None,
+    sink: Any = None,
+    query_name: str | None = None,
+    use_default: bool = True,
+) -> DeadLetterRouter:
     """The router for a query's sources: what executors call when a query opens.
 
     `sink` is the query's output sink (a files sink puts the default file
@@ -228,8 +246,15 @@ def open_dead_letters(sources: Iterable[SourceDef], *, catalog: Any = None, chec
     targets: dict[str, Target] = {}
     try:
         for definition in sources:
-            target = resolve_target(definition, catalog=catalog, checkpoint_dir=checkpoint_dir, sink=sink,
-                                    query_name=query_name, use_default=use_default, opened=opened)
+            target = resolve_target(
+                definition,
+                catalog=catalog,
+                checkpoint_dir=checkpoint_dir,
+                sink=sink,
+                query_name=query_name,
+                use_default=use_default,
+                opened=opened,
+            )
             if target is not None:
                 targets[definition.name] = target
     except BaseException:

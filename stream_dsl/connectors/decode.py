@@ -63,8 +63,11 @@ def _convert(s: pl.Series, field: Field) -> pl.Series:
         text = s.str.strip_chars()
         if dtype is DataType.BOOLEAN:
             lowered = text.str.to_lowercase()
-            return (pl.select(pl.when(lowered == "true").then(True).when(lowered == "false").then(False)
-                              .otherwise(None)).to_series().alias(s.name))
+            return (
+                pl.select(pl.when(lowered == "true").then(True).when(lowered == "false").then(False).otherwise(None))
+                .to_series()
+                .alias(s.name)
+            )
         return text.cast(target, strict=False)
     if dtype is DataType.STRING and isinstance(s.dtype, pl.Datetime):
         return s.dt.to_string("%Y-%m-%dT%H:%M:%S%.3f")
@@ -80,13 +83,21 @@ def conversion_problem(value: object, field: Field) -> str:
 def _default_locate(frame: pl.DataFrame) -> Callable[[int], Record]:
     def locate(i: int) -> Record:
         return i + 1, frame.slice(i, 1).write_ndjson().strip().encode()
+
     return locate
 
 
-def conform(frame: pl.DataFrame, schema: Schema, *, source: str, origin: str,
-            locate: Callable[[int], Record] | None = None, row_label: str = "row",
-            locate_many: Callable[[list[int]], list[Record]] | None = None,
-            problem: Callable[[object, Field], str] | None = None) -> Decoded:
+def conform(
+    frame: pl.DataFrame,
+    schema: Schema,
+    *,
+    source: str,
+    origin: str,
+    locate: Callable[[int], Record] | None = None,
+    row_label: str = "row",
+    locate_many: Callable[[list[int]], list[Record]] | None = None,
+    problem: Callable[[object, Field], str] | None = None,
+) -> Decoded:
     """Cast `frame` to `schema` (missing columns are NULL); rows with a value that does not convert are dead.
 
     `locate(i)` gives the line number and raw bytes of row i for its dead letter
@@ -130,8 +141,10 @@ def conform(frame: pl.DataFrame, schema: Schema, *, source: str, origin: str,
         found = [one(i) for i in where]
     else:
         found = locate_many(where)
-    letters = [DeadLetter(source, f"{origin}:{prefix}{line}", raw_text(raw_bytes), bad_reason[i])
-               for i, (line, raw_bytes) in zip(where, found)]
+    letters = [
+        DeadLetter(source, f"{origin}:{prefix}{line}", raw_text(raw_bytes), bad_reason[i])
+        for i, (line, raw_bytes) in zip(where, found)
+    ]
     keep = pl.Series([True] * frame.height).scatter(where, False)
     return Decoded(result.filter(keep), tuple(letters))
 
@@ -161,8 +174,10 @@ def __getattr__(name: str) -> Any:
     the old import path (the connector authors' API) keeps working."""
     if name in ("CsvOptions", "decode_csv"):
         from stream_dsl.connectors import decode_csv as module
+
         return getattr(module, name)
     if name == "decode_ndjson":
         from stream_dsl.connectors import decode_ndjson as ndjson
+
         return ndjson.decode_ndjson
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -46,8 +46,15 @@ class CsvOptions:
 Reader = Callable[[bytes, "dict[str, pl.DataType] | None", "list[str] | None"], pl.DataFrame]
 
 
-def decode_csv(data: bytes, schema: Schema, *, source: str, origin: str,
-               options: CsvOptions = CsvOptions(), full_schema: Schema | None = None) -> Decoded:
+def decode_csv(
+    data: bytes,
+    schema: Schema,
+    *,
+    source: str,
+    origin: str,
+    options: CsvOptions = CsvOptions(),
+    full_schema: Schema | None = None,
+) -> Decoded:
     """CSV text → rows of `schema`, matching columns by header name (or by declared order without a header).
 
     Only the requested columns are converted; declared columns the file lacks are NULL.
@@ -69,8 +76,7 @@ def _header(data: bytes, options: CsvOptions, full: Schema) -> tuple[list[str] |
         return None, "invalid UTF-8 in the CSV header"
 
 
-def _decode(data: bytes, schema: Schema, *, source: str, origin: str, options: CsvOptions,
-            full: Schema) -> Decoded:
+def _decode(data: bytes, schema: Schema, *, source: str, origin: str, options: CsvOptions, full: Schema) -> Decoded:
     if not data.strip():
         return Decoded(empty_frame(schema))
     names, problem = _header(data, options, full)
@@ -79,8 +85,9 @@ def _decode(data: bytes, schema: Schema, *, source: str, origin: str, options: C
         raw = data if first_end < 0 else data[:first_end]
         return Decoded(empty_frame(schema), (DeadLetter(source, f"{origin}:1", raw_text(raw), problem or ""),))
     wanted = [f.name for f in schema if f.name in names] or names[:1]  # one column at least, so rows are counted
-    typed = {f.name: (pl.String() if f.dtype is DataType.TIMESTAMP else f.dtype.polars)
-             for f in schema if f.name in wanted}
+    typed = {
+        f.name: (pl.String() if f.dtype is DataType.TIMESTAMP else f.dtype.polars) for f in schema if f.name in wanted
+    }
     read = _reader(names, options)
     body_start = 2 if options.header else 1
 
@@ -100,8 +107,9 @@ def _decode(data: bytes, schema: Schema, *, source: str, origin: str, options: C
                 return finish_decoded(frame.select(wanted), schema, source=source, origin=origin, records=lines)
             return _drop_rows(frame.select(wanted), short, schema, source=source, origin=origin, records=lines)
     may_break = {j for j, n in enumerate(names) if n not in full or full.dtype(n) is DataType.STRING}
-    records, letters = split_records(data, options, len(names), body_start, source=source, origin=origin,
-                                     may_break=may_break)
+    records, letters = split_records(
+        data, options, len(names), body_start, source=source, origin=origin, may_break=may_break
+    )
     return _read_records(records, letters, read, wanted, schema, options, names, source=source, origin=origin)
 
 
@@ -115,11 +123,13 @@ def _reader(names: list[str], options: CsvOptions) -> Reader:
         else:
             kwargs.update(new_columns=names, columns=[names.index(n) for n in columns])
         return pl.read_csv(io.BytesIO(blob), **kwargs).select(columns)
+
     return read
 
 
-def _fast_read(data: bytes, read: Reader, names: list[str], wanted: list[str],
-               typed: dict[str, pl.DataType], *, quoted: bool) -> pl.DataFrame | None:
+def _fast_read(
+    data: bytes, read: Reader, names: list[str], wanted: list[str], typed: dict[str, pl.DataType], *, quoted: bool
+) -> pl.DataFrame | None:
     """The whole input read by polars, with the last column for the short-row check; None: look closer."""
     columns = list(dict.fromkeys(wanted + [names[-1]]))
     if quoted:  # every column as text, to see a record that spanned lines
@@ -139,8 +149,9 @@ def _fast_read(data: bytes, read: Reader, names: list[str], wanted: list[str],
     return None
 
 
-def _short_rows(frame: pl.DataFrame, names: list[str], lines: Callable[[], _Lines], delimiter: str,
-                source: str, origin: str) -> dict[int, DeadLetter | None]:
+def _short_rows(
+    frame: pl.DataFrame, names: list[str], lines: Callable[[], _Lines], delimiter: str, source: str, origin: str
+) -> dict[int, DeadLetter | None]:
     """Row index → dead letter for rows polars padded with NULLs because their line has too few fields.
 
     A line of only spaces is dropped without a dead letter (None), as blank lines are.
@@ -161,17 +172,26 @@ def _short_rows(frame: pl.DataFrame, names: list[str], lines: Callable[[], _Line
         except (UnicodeDecodeError, csv.Error):
             continue  # conversion finds these
         if count < len(names):
-            short[i] = DeadLetter(source, f"{origin}:{line}", raw_text(raw),
-                                  f"expected {len(names)} fields, got {count}")
+            short[i] = DeadLetter(
+                source, f"{origin}:{line}", raw_text(raw), f"expected {len(names)} fields, got {count}"
+            )
     return short
 
 
-def _drop_rows(frame: pl.DataFrame, bad: dict[int, DeadLetter | None], schema: Schema, *, source: str,
-               origin: str, records: Callable[[], _Lines]) -> Decoded:
+def _drop_rows(
+    frame: pl.DataFrame,
+    bad: dict[int, DeadLetter | None],
+    schema: Schema,
+    *,
+    source: str,
+    origin: str,
+    records: Callable[[], _Lines],
+) -> Decoded:
     keep = pl.Series([True] * frame.height)
     keep[sorted(bad)] = False
-    decoded = finish_decoded(frame.filter(keep), schema, source=source, origin=origin,
-                      records=lambda: records().without(bad))
+    decoded = finish_decoded(
+        frame.filter(keep), schema, source=source, origin=origin, records=lambda: records().without(bad)
+    )
     letters = [d for d in bad.values() if d is not None]
     return Decoded(decoded.frame, _sorted(letters + list(decoded.dead_letters)))
 
@@ -183,7 +203,7 @@ class _Lines(Sequence[Record]):
     """
 
     def __init__(self, data: bytes, header: bool, first_line: int, skip: Sequence[int] = ()) -> None:
-        lines = data.split(b"\n")[1 if header else 0:]
+        lines = data.split(b"\n")[1 if header else 0 :]
         if lines and not lines[-1].strip():
             lines.pop()
         self._lines, self._first, self._skip = lines, first_line, sorted(skip)
@@ -217,8 +237,16 @@ def _sorted(letters: list[DeadLetter]) -> tuple[DeadLetter, ...]:
 # ---------------------------------------------------------------- the careful path
 
 
-def split_records(data: bytes, options: CsvOptions, fields: int, first_line: int, *, source: str,
-                  origin: str, may_break: set[int] | None = None) -> tuple[list[Record], list[DeadLetter]]:
+def split_records(
+    data: bytes,
+    options: CsvOptions,
+    fields: int,
+    first_line: int,
+    *,
+    source: str,
+    origin: str,
+    may_break: set[int] | None = None,
+) -> tuple[list[Record], list[DeadLetter]]:
     """Records of the body (after the header) with `fields` fields each, and dead letters for the rest.
 
     A record that spans lines but is not well formed, has the wrong number
@@ -227,13 +255,14 @@ def split_records(data: bytes, options: CsvOptions, fields: int, first_line: int
     its first line only: splitting starts again on the next line, so a
     stray quote never swallows the rows after it.
     """
-    lines = data.split(b"\n")[1 if options.header else 0:]
+    lines = data.split(b"\n")[1 if options.header else 0 :]
     records: list[Record] = []
     letters: list[DeadLetter] = []
 
     def bad(index: int, reason: str) -> None:
-        letters.append(DeadLetter(source, f"{origin}:{index + first_line}", raw_text(lines[index].rstrip(b"\r")),
-                                  reason))
+        letters.append(
+            DeadLetter(source, f"{origin}:{index + first_line}", raw_text(lines[index].rstrip(b"\r")), reason)
+        )
 
     i = 0
     while i < len(lines):
@@ -248,8 +277,12 @@ def split_records(data: bytes, options: CsvOptions, fields: int, first_line: int
                 i = len(lines)
                 break
             except UnicodeDecodeError as e:
-                bad(start, f"invalid UTF-8 at byte {e.start}" if position[0] == start
-                    else "a quoted field runs into a line that is not UTF-8")
+                bad(
+                    start,
+                    f"invalid UTF-8 at byte {e.start}"
+                    if position[0] == start
+                    else "a quoted field runs into a line that is not UTF-8",
+                )
                 i = start + 1
                 break
             except csv.Error as e:
@@ -286,8 +319,18 @@ def _texts(lines: list[bytes], start: int, position: list[int]) -> Iterator[str]
         yield lines[k].decode("utf-8") + ("\n" if k + 1 < len(lines) else "")
 
 
-def _read_records(records: list[Record], letters: list[DeadLetter], read: Reader, wanted: list[str],
-                  schema: Schema, options: CsvOptions, names: list[str], *, source: str, origin: str) -> Decoded:
+def _read_records(
+    records: list[Record],
+    letters: list[DeadLetter],
+    read: Reader,
+    wanted: list[str],
+    schema: Schema,
+    options: CsvOptions,
+    names: list[str],
+    *,
+    source: str,
+    origin: str,
+) -> Decoded:
     """Read the good records with polars as text (halving groups it refuses), then convert."""
     header = options.delimiter.join(_quote(n, options.delimiter) for n in names).encode() if options.header else b""
 
@@ -308,8 +351,11 @@ def _read_records(records: list[Record], letters: list[DeadLetter], read: Reader
             if len(group) == 1:
                 line, raw = group[0]
                 hint = " (a quote inside an unquoted field?)" if QUOTE.encode() in raw else ""
-                letters.append(DeadLetter(source, f"{origin}:{line}", raw_text(raw),
-                                          f"invalid record{hint}: {str(e).splitlines()[0]}"))
+                letters.append(
+                    DeadLetter(
+                        source, f"{origin}:{line}", raw_text(raw), f"invalid record{hint}: {str(e).splitlines()[0]}"
+                    )
+                )
             else:
                 half = len(group) // 2
                 pending += [group[half:], group[:half]]  # the first half is read first

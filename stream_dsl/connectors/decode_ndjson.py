@@ -15,8 +15,17 @@ from typing import Callable, Sequence
 import polars as pl
 
 from stream_dsl.connectors.base import DeadLetter
-from stream_dsl.connectors.decode import (Decoded, Record, conform, conversion_problem, empty_frame, narrow,
-                                          raw_text, short_text, with_required)
+from stream_dsl.connectors.decode import (
+    Decoded,
+    Record,
+    conform,
+    conversion_problem,
+    empty_frame,
+    narrow,
+    raw_text,
+    short_text,
+    with_required,
+)
 from stream_dsl.ir.column_names import ROW_INDEX
 from stream_dsl.ir.types import DataType, Field, Schema
 
@@ -61,15 +70,16 @@ def _ndjson_read_schema(schema: Schema, full: Schema | None) -> dict[str, pl.Dat
     return {f.name: (pl.String() if f.dtype is DataType.TIMESTAMP else f.dtype.polars) for f in schema}
 
 
-def _sniff_epoch_columns(data: bytes, schema: Schema, read_schema: dict[str, pl.DataType]
-                         ) -> tuple[tuple[str, pl.DataType], ...]:
+def _sniff_epoch_columns(
+    data: bytes, schema: Schema, read_schema: dict[str, pl.DataType]
+) -> tuple[tuple[str, pl.DataType], ...]:
     """Read TIMESTAMP columns as integers when the first record holds epoch numbers: much faster than text."""
     result = dict(read_schema)
     head = data[:4096]
     start = len(head) - len(head.lstrip())
     end = data.find(b"\n", start)
     try:
-        obj = json.loads(data[start:end if end >= 0 else len(data)])
+        obj = json.loads(data[start : end if end >= 0 else len(data)])
     except ValueError:
         obj = None
     if isinstance(obj, dict):
@@ -88,8 +98,17 @@ def _json_value_error(value: object, dtype: DataType) -> str | None:
     """Why polars would refuse this JSON value for `dtype` (None if it accepts it)."""
     if value is None or dtype in (DataType.STRING, DataType.TIMESTAMP):
         return None
-    kind = ("boolean" if isinstance(value, bool) else "number" if isinstance(value, (int, float))
-            else "string" if isinstance(value, str) else "array" if isinstance(value, list) else "object")
+    kind = (
+        "boolean"
+        if isinstance(value, bool)
+        else "number"
+        if isinstance(value, (int, float))
+        else "string"
+        if isinstance(value, str)
+        else "array"
+        if isinstance(value, list)
+        else "object"
+    )
     if dtype in _INT_RANGE:
         lo, hi = _INT_RANGE[dtype]
         if isinstance(value, int) and not isinstance(value, bool):
@@ -122,8 +141,9 @@ def _ndjson_record_error(raw: bytes, schema: Schema) -> str | None:
     return None
 
 
-def _ndjson_records(records: list[Record], schema: Schema, read_schema: dict[str, pl.DataType], *,
-                    source: str, origin: str) -> Decoded:
+def _ndjson_records(
+    records: list[Record], schema: Schema, read_schema: dict[str, pl.DataType], *, source: str, origin: str
+) -> Decoded:
     """Decode records that polars refused as a whole: check each, read the good ones together."""
     letters: list[DeadLetter] = []
     good: list[Record] = []
@@ -154,12 +174,19 @@ def _ndjson_records(records: list[Record], schema: Schema, read_schema: dict[str
     return Decoded(decoded.frame, tuple(letters))
 
 
-def finish_decoded(frame: pl.DataFrame, schema: Schema, *, source: str, origin: str,
-            records: Sequence[Record] | Callable[[], Sequence[Record]] | _Located) -> Decoded:
+def finish_decoded(
+    frame: pl.DataFrame,
+    schema: Schema,
+    *,
+    source: str,
+    origin: str,
+    records: Sequence[Record] | Callable[[], Sequence[Record]] | _Located,
+) -> Decoded:
     """Convert the text-read columns (timestamps) and keep only the requested ones."""
     if isinstance(records, _Located):
-        return conform(frame, schema, source=source, origin=origin, locate_many=records.many,
-                       problem=_json_text_problem)
+        return conform(
+            frame, schema, source=source, origin=origin, locate_many=records.many, problem=_json_text_problem
+        )
     cache: list[Sequence[Record]] = []
 
     def locate(i: int) -> Record:
@@ -171,8 +198,9 @@ def finish_decoded(frame: pl.DataFrame, schema: Schema, *, source: str, origin: 
     return conform(frame, schema, source=source, origin=origin, locate=locate)
 
 
-def decode_ndjson(data: bytes, schema: Schema, *, source: str, origin: str,
-                  full_schema: Schema | None = None) -> Decoded:
+def decode_ndjson(
+    data: bytes, schema: Schema, *, source: str, origin: str, full_schema: Schema | None = None
+) -> Decoded:
     """Newline-delimited JSON objects → rows of `schema`; blank lines are skipped.
 
     `origin` names the input in dead-letter positions ('origin:line').
@@ -198,7 +226,7 @@ def _decode_ndjson(data: bytes, schema: Schema, *, source: str, origin: str, ful
     records = _json_lines(data)
     parts = []
     for start in range(0, len(records), CHUNK_RECORDS):
-        chunk = records[start:start + CHUNK_RECORDS]
+        chunk = records[start : start + CHUNK_RECORDS]
         try:
             frame = _read_ndjson(b"\n".join(raw for _, raw in chunk), read_schema)
         except Exception:
@@ -208,8 +236,15 @@ def _decode_ndjson(data: bytes, schema: Schema, *, source: str, origin: str, ful
     return _concat(schema, parts)
 
 
-def _sift_ndjson(data: bytes, schema: Schema, read_schema: dict[str, pl.DataType], *,
-                 source: str, origin: str, typed_schema: dict[str, pl.DataType] | None = None) -> Decoded:
+def _sift_ndjson(
+    data: bytes,
+    schema: Schema,
+    read_schema: dict[str, pl.DataType],
+    *,
+    source: str,
+    origin: str,
+    typed_schema: dict[str, pl.DataType] | None = None,
+) -> Decoded:
     """Set the bad records aside in a few vectorized passes, so a bad record costs about what a good one does.
 
     1. polars splits the input into lines; lines that are not one JSON object (`{...}`) or not UTF-8
@@ -234,8 +269,9 @@ def _sift_ndjson(data: bytes, schema: Schema, read_schema: dict[str, pl.DataType
     def bad_lines(rows: list[int], fallback: str) -> None:
         for i, text in zip(rows, lines.gather(rows).to_list()):
             line = raw(i) if i in not_utf8 else text.rstrip("\r").encode()
-            letters.append(DeadLetter(source, f"{origin}:{i + 1}", raw_text(line),
-                                      _ndjson_record_error(line, schema) or fallback))
+            letters.append(
+                DeadLetter(source, f"{origin}:{i + 1}", raw_text(line), _ndjson_record_error(line, schema) or fallback)
+            )
 
     def bad(i: int, fallback: str) -> None:
         bad_lines([i], fallback)
@@ -254,8 +290,7 @@ def _sift_ndjson(data: bytes, schema: Schema, read_schema: dict[str, pl.DataType
     good = lines.filter(keep)
     text_schema: dict[str, pl.DataType] = {c: pl.String() for c in read_schema}
     if typed_schema and len(rows):
-        split = _typed_then_suspects(good, rows, lines, schema, typed_schema, text_schema, source=source,
-                                     origin=origin)
+        split = _typed_then_suspects(good, rows, lines, schema, typed_schema, text_schema, source=source, origin=origin)
         if split is not None:
             return Decoded(split.frame, _by_line(letters + list(split.dead_letters)))
     # typed first (cheap when it fails: polars stops at the first error); text when a value has the wrong type
@@ -264,9 +299,14 @@ def _sift_ndjson(data: bytes, schema: Schema, read_schema: dict[str, pl.DataType
         whole = _read_lines(good, text_schema)
     frames: list[pl.DataFrame] = [whole] if whole is not None else []
     kept: list[pl.Series] = [rows] if whole is not None else []
-    groups = [] if whole is not None or not len(rows) else [
-        (good.slice(start, CHUNK_RECORDS), rows.slice(start, CHUNK_RECORDS), False)
-        for start in range(0, len(rows), CHUNK_RECORDS)][::-1]
+    groups = (
+        []
+        if whole is not None or not len(rows)
+        else [
+            (good.slice(start, CHUNK_RECORDS), rows.slice(start, CHUNK_RECORDS), False)
+            for start in range(0, len(rows), CHUNK_RECORDS)
+        ][::-1]
+    )
     while groups:  # JSON broken inside the braces: a chunk polars refuses is sifted by json_path_match, then halved
         chunk, chunk_rows, sifted = groups.pop()
         if not len(chunk):
@@ -282,8 +322,10 @@ def _sift_ndjson(data: bytes, schema: Schema, read_schema: dict[str, pl.DataType
             continue
         if frame is None:  # polars refuses a line json_path_match accepts: halve until it is alone
             half = len(chunk) // 2
-            groups += [(chunk.slice(half), chunk_rows.slice(half), True),
-                       (chunk.slice(0, half), chunk_rows.slice(0, half), True)]  # the first half next: in order
+            groups += [
+                (chunk.slice(half), chunk_rows.slice(half), True),
+                (chunk.slice(0, half), chunk_rows.slice(0, half), True),
+            ]  # the first half next: in order
             continue
         frames.append(frame)
         kept.append(chunk_rows)
@@ -295,9 +337,17 @@ def _sift_ndjson(data: bytes, schema: Schema, read_schema: dict[str, pl.DataType
     return Decoded(decoded.frame, _by_line(letters + list(decoded.dead_letters)))
 
 
-def _typed_then_suspects(good: pl.Series, rows: pl.Series, lines: pl.Series, schema: Schema,
-                         typed_schema: dict[str, pl.DataType], text_schema: dict[str, pl.DataType], *,
-                         source: str, origin: str) -> Decoded | None:
+def _typed_then_suspects(
+    good: pl.Series,
+    rows: pl.Series,
+    lines: pl.Series,
+    schema: Schema,
+    typed_schema: dict[str, pl.DataType],
+    text_schema: dict[str, pl.DataType],
+    *,
+    source: str,
+    origin: str,
+) -> Decoded | None:
     """Every line read with the declared types, leniently (a value of the wrong type becomes NULL); only the
     rows with a NULL (a bad value, or a real NULL) are read again as text and checked value by value.
 
@@ -331,8 +381,7 @@ def _read_lines(lines: pl.Series, schema: dict[str, pl.DataType], *, lenient: bo
     `lenient`: a value that is not of its column's type is read as NULL instead of refusing the lines.
     """
     try:
-        frame = pl.read_ndjson(io.BytesIO(lines.str.join("\n").item().encode()), schema=schema,
-                               ignore_errors=lenient)
+        frame = pl.read_ndjson(io.BytesIO(lines.str.join("\n").item().encode()), schema=schema, ignore_errors=lenient)
     except Exception:
         return None
     if frame.height != len(lines):
@@ -355,9 +404,15 @@ class _Located:
 def _lines(data: bytes) -> pl.Series:
     """The input's physical lines as text, index i for line i + 1 (invalid UTF-8 replaced by U+FFFD)."""
     if b"\x00" not in data:
-        return pl.read_csv(io.BytesIO(data), has_header=False, separator="\x00", quote_char=None,
-                           new_columns=["line"], schema_overrides={"line": pl.String()},
-                           encoding="utf8-lossy").to_series()
+        return pl.read_csv(
+            io.BytesIO(data),
+            has_header=False,
+            separator="\x00",
+            quote_char=None,
+            new_columns=["line"],
+            schema_overrides={"line": pl.String()},
+            encoding="utf8-lossy",
+        ).to_series()
     pieces = data.split(b"\n")
     if pieces and not pieces[-1]:
         pieces.pop()

@@ -26,4 +26,3 @@ def format_of(path: str) -> str | None:
         if lowered.endswith(extensions):
             return fmt
     return None
-

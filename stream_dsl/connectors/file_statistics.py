@@ -30,7 +30,7 @@ def statistics(definition: SourceDef, batch_interval_ms: int) -> Statistics:
     size = sum(os.path.getsize(p) for p in paths)
     batch = paths
     if definition.kind == "stream" and options.max_files_per_batch is not None:
-        batch = sorted(paths, key=os.path.getsize, reverse=True)[:options.max_files_per_batch]
+        batch = sorted(paths, key=os.path.getsize, reverse=True)[: options.max_files_per_batch]
     fmt = options.format or format_of(batch[0])
     if fmt == "parquet":
         import polars as pl

@@ -50,6 +50,7 @@ from stream_dsl.errors import ConnectorError
 from stream_dsl.connectors.file_formats import EXTENSIONS, format_name, format_of
 from stream_dsl.connectors.file_formats import SINK_EXTENSION as SINK_EXTENSION
 from stream_dsl.connectors.files_sink import COMMITTED_LOG, FileSink, committed_files
+
 # the sink's public names, which callers reach as `files.X` (SINK_OPTIONS: the docs' connector reference)
 from stream_dsl.connectors.files_sink import SINK_OPTIONS as SINK_OPTIONS
 from stream_dsl.connectors.files_sink import committed_batches as committed_batches
@@ -76,8 +77,7 @@ class FileOptions:
         check_keys(definition.options, SOURCE_OPTIONS, what=what)
         path = definition.option("path")
         if not path:
-            raise ConnectorError(f"{what}: the files connector needs a path option "
-                                 f"(a file, a directory or a glob)")
+            raise ConnectorError(f"{what}: the files connector needs a path option (a file, a directory or a glob)")
         delimiter = definition.option("delimiter", ",")
         if len(delimiter) != 1:
             raise ConnectorError(f"{what}: option delimiter must be a single character, got '{delimiter}'")
@@ -85,10 +85,12 @@ class FileOptions:
             path=os.path.expanduser(path),
             format=format_name(definition.option("format"), what),
             watch=as_bool(definition.option("watch"), key="watch", what=what),
-            max_files_per_batch=as_int(definition.option("max_files_per_batch"), key="max_files_per_batch",
-                                       what=what, minimum=1),
-            csv=CsvOptions(header=as_bool(definition.option("header"), key="header", what=what, default=True),
-                           delimiter=delimiter),
+            max_files_per_batch=as_int(
+                definition.option("max_files_per_batch"), key="max_files_per_batch", what=what, minimum=1
+            ),
+            csv=CsvOptions(
+                header=as_bool(definition.option("header"), key="header", what=what, default=True), delimiter=delimiter
+            ),
         )
 
 
@@ -128,8 +130,10 @@ def read_file(path: str, options: FileOptions, schema: Schema, full_schema: Sche
     """One file's rows in `schema` (a projection of `full_schema`), with its dead letters."""
     fmt = options.format or format_of(path)
     if fmt is None:
-        raise ConnectorError(f"source '{source}': cannot tell the format of '{path}' from its extension; "
-                             f"set the format option (ndjson, csv or parquet)")
+        raise ConnectorError(
+            f"source '{source}': cannot tell the format of '{path}' from its extension; "
+            f"set the format option (ndjson, csv or parquet)"
+        )
     if not os.path.exists(path):
         raise ConnectorError(f"source '{source}': file '{path}' was deleted before it was read")
     if fmt == "parquet":
@@ -176,8 +180,10 @@ def _parquet_type_mismatch(available: dict[str, pl.DataType], schema: Schema) ->
     for field in schema:
         dtype = available.get(field.name)
         if dtype is not None and dtype.is_nested():
-            return (f"column '{field.name}' is {dtype} in the file, but {field.dtype.value} is declared; "
-                    f"the whole file is skipped")
+            return (
+                f"column '{field.name}' is {dtype} in the file, but {field.dtype.value} is declared; "
+                f"the whole file is skipped"
+            )
     return None
 
 
@@ -262,8 +268,10 @@ class FileSource:
         replay before a byte is read.
         """
         if not isinstance(logged, list) or not all(isinstance(p, str) for p in logged):
-            raise ConnectorError(f"{self._what}: the offset log's entry for a replayed batch is not a list of "
-                                 f"file names: {str(logged)[:200]!r}; refusing to replay it")
+            raise ConnectorError(
+                f"{self._what}: the offset log's entry for a replayed batch is not a list of "
+                f"file names: {str(logged)[:200]!r}; refusing to replay it"
+            )
         selected = set(list_files(self.options, self._what, allow_missing=True))
         outside = [p for p in logged if p not in selected and p not in self._done]
         if outside:
@@ -271,7 +279,8 @@ class FileSource:
                 f"{self._what}: the offset log names file {outside[0]!r}, which is not one of the files its "
                 f"path '{self.options.path}' selects (or no longer exists); a replay reads only what the "
                 "source is configured to read, so it was not read. If the offset log was edited or the "
-                "files were moved, start the query over with checkpoint_reset")
+                "files were moved, start the query over with checkpoint_reset"
+            )
         return logged
 
     def _read(self, chosen: list[str]) -> SourceBatch:
@@ -283,10 +292,14 @@ class FileSource:
             letters.extend(decoded.dead_letters)
             self._done.add(path)
         frame = _concat(frames, self._schema)
-        return SourceBatch(frame=frame, exhausted=self.bounded and not self._pending,
-                           offset={"files": sorted(self._done)}, dead_letters=letters,
-                           max_event_time_ms=max_event_time_ms(frame, self.definition),
-                           replay={"files": list(chosen)})  # the offset lists every file ever read: too big to log
+        return SourceBatch(
+            frame=frame,
+            exhausted=self.bounded and not self._pending,
+            offset={"files": sorted(self._done)},
+            dead_letters=letters,
+            max_event_time_ms=max_event_time_ms(frame, self.definition),
+            replay={"files": list(chosen)},
+        )  # the offset lists every file ever read: too big to log
 
     def close(self) -> None:
         self._pending = []
@@ -326,4 +339,3 @@ def make_table(definition: SourceDef) -> FileTable:
 
 def make_sink(definition: SinkDef) -> FileSink:
     return FileSink(definition)
-

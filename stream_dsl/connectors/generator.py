@@ -46,8 +46,15 @@ DEFAULT_RATE = 1_000_000
 DEFAULT_START = "2026-01-01T00:00:00"
 
 S = DataType.STRING
-YSB_SCHEMA = Schema.of(("user_id", S), ("page_id", S), ("ad_id", S), ("ad_type", S), ("event_type", S),
-                       ("event_time", DataType.TIMESTAMP), ("ip_address", S))
+YSB_SCHEMA = Schema.of(
+    ("user_id", S),
+    ("page_id", S),
+    ("ad_id", S),
+    ("ad_type", S),
+    ("event_type", S),
+    ("event_time", DataType.TIMESTAMP),
+    ("ip_address", S),
+)
 CAMPAIGNS_SCHEMA = Schema.of(("ad_id", S), ("campaign_id", S))
 KINDS = {"ysb": YSB_SCHEMA, "ysb_campaigns": CAMPAIGNS_SCHEMA}
 OPTIONS = ("kind", "rate", "count", "seed", "start", "format")
@@ -91,8 +98,10 @@ def _uuid_like(seed: int, namespace: int, k: int) -> str:
 @lru_cache(maxsize=16)
 def _pools(seed: int) -> dict[str, pl.Series]:
     ads = [_uuid_like(seed, 1, k) for k in range(CAMPAIGNS * ADS_PER_CAMPAIGN)]
-    ips = [f"{10 + (h >> 24) % 200}.{(h >> 16) % 256}.{(h >> 8) % 256}.{h % 256}"
-           for h in (_mix_int(seed * 7919 + k) for k in range(IPS))]
+    ips = [
+        f"{10 + (h >> 24) % 200}.{(h >> 16) % 256}.{(h >> 8) % 256}.{h % 256}"
+        for h in (_mix_int(seed * 7919 + k) for k in range(IPS))
+    ]
     return {
         "ad_id": pl.Series("ad_id", ads),
         "campaign_id": pl.Series("campaign_id", [_uuid_like(seed, 2, k) for k in range(CAMPAIGNS)]),
@@ -118,8 +127,9 @@ def event_offsets_ms(first: int, stop: int, rate: Fraction) -> np.ndarray:
     return (idx * (1000 * rate.denominator)) // rate.numerator
 
 
-def ysb_frame(first: int, stop: int, *, seed: int, rate: Fraction, start_ms: int,
-              columns: tuple[str, ...] = YSB_SCHEMA.names) -> pl.DataFrame:
+def ysb_frame(
+    first: int, stop: int, *, seed: int, rate: Fraction, start_ms: int, columns: tuple[str, ...] = YSB_SCHEMA.names
+) -> pl.DataFrame:
     """Events first..stop-1 with only `columns`, in that order."""
     pools = _pools(seed)
     idx = np.arange(first, stop, dtype=np.uint64)
@@ -157,11 +167,11 @@ def parse_start_ms(text: str) -> int:
     return int((stamp - dt.datetime(1970, 1, 1)) / dt.timedelta(milliseconds=1))
 
 
-def ysb_events(count: int, seed: int = 1, rate: float | int = DEFAULT_RATE,
-               start: str = DEFAULT_START) -> pl.DataFrame:
+def ysb_events(count: int, seed: int = 1, rate: float | int = DEFAULT_RATE, start: str = DEFAULT_START) -> pl.DataFrame:
     """The first `count` YSB events, every column: the same rows the generator source emits."""
-    return ysb_frame(0, count, seed=seed, rate=Fraction(rate).limit_denominator(1_000_000),
-                     start_ms=parse_start_ms(start))
+    return ysb_frame(
+        0, count, seed=seed, rate=Fraction(rate).limit_denominator(1_000_000), start_ms=parse_start_ms(start)
+    )
 
 
 def ysb_campaigns(seed: int = 1) -> pl.DataFrame:
@@ -197,8 +207,9 @@ class GeneratorSpec:
         check_keys(definition.options, OPTIONS, what=what)
         kind = (definition.option("kind") or "").strip().lower()
         if kind not in KINDS:
-            raise ConnectorError(f"{what}: the generator needs kind = 'ysb' or 'ysb_campaigns'"
-                                 + (f", got '{kind}'" if kind else ""))
+            raise ConnectorError(
+                f"{what}: the generator needs kind = 'ysb' or 'ysb_campaigns'" + (f", got '{kind}'" if kind else "")
+            )
         fmt = (definition.option("format") or "columns").strip().lower()
         if fmt not in ("json", "columns"):
             raise ConnectorError(f"{what}: option format must be 'json' or 'columns', got '{fmt}'")
@@ -221,8 +232,9 @@ class GeneratorSpec:
 def _check_schema(definition: SourceDef, native: Schema, what: str) -> None:
     for field in definition.schema:
         if field.name not in native:
-            raise ConnectorError(f"{what}: the {definition.option('kind')} generator has no column "
-                                 f"'{field.name}'; it produces {native}")
+            raise ConnectorError(
+                f"{what}: the {definition.option('kind')} generator has no column '{field.name}'; it produces {native}"
+            )
 
 
 def _as_declared(frame: pl.DataFrame, schema: Schema, source: str) -> pl.DataFrame:
@@ -264,8 +276,9 @@ class GeneratorSource:
         if self.spec.kind == "ysb_campaigns":  # read as a stream: every row in the first batch
             already_sent = self._time_ms > 0
             self._time_ms = 1
-            frame = _as_declared(campaigns_frame(self.spec.seed).select(self._schema.names), self._schema,
-                                 self.definition.name)
+            frame = _as_declared(
+                campaigns_frame(self.spec.seed).select(self._schema.names), self._schema, self.definition.name
+            )
             return SourceBatch(frame.clear() if already_sent else frame, exhausted=True, offset={"time_ms": 1})
         begin, end = self._time_ms, self._time_ms + batch_interval_ms
         if isinstance(until, dict) and isinstance(until.get("time_ms"), int):
@@ -288,19 +301,27 @@ class GeneratorSource:
         last = None
         if stop > first:
             last = self.spec.start_ms + int(event_offsets_ms(stop - 1, stop, rate)[0])
-        return SourceBatch(frame=frame, exhausted=count is not None and stop >= count,
-                           offset=offset, dead_letters=letters, max_event_time_ms=last, wall_offset_ms=wall_offset)
+        return SourceBatch(
+            frame=frame,
+            exhausted=count is not None and stop >= count,
+            offset=offset,
+            dead_letters=letters,
+            max_event_time_ms=last,
+            wall_offset_ms=wall_offset,
+        )
 
     def _events(self, first: int, stop: int) -> tuple[pl.DataFrame, list]:
         spec, name = self.spec, self.definition.name
         if spec.json:
             text = events_as_json(ysb_frame(first, stop, seed=spec.seed, rate=spec.rate, start_ms=spec.start_ms))
             ms = {f.name: "ms" for f in self._schema if f.dtype is DataType.TIMESTAMP}  # what events_as_json writes
-            decoded = decode_ndjson(text, with_units(self._schema, ms), source=name, origin="generator",
-                                    full_schema=self.definition.schema)
+            decoded = decode_ndjson(
+                text, with_units(self._schema, ms), source=name, origin="generator", full_schema=self.definition.schema
+            )
             return decoded.frame, list(decoded.dead_letters)
-        frame = ysb_frame(first, stop, seed=spec.seed, rate=spec.rate, start_ms=spec.start_ms,
-                          columns=self._schema.names)
+        frame = ysb_frame(
+            first, stop, seed=spec.seed, rate=spec.rate, start_ms=spec.start_ms, columns=self._schema.names
+        )
         return _as_declared(frame, self._schema, name), []
 
     def close(self) -> None:
@@ -314,8 +335,10 @@ class CampaignsTable:
         self.definition = definition
         self.spec = GeneratorSpec.parse(definition)
         if self.spec.kind != "ysb_campaigns":
-            raise ConnectorError(f"table '{definition.name}': a generator table needs kind = 'ysb_campaigns' "
-                                 f"(kind = 'ysb' is a stream: use CREATE STREAM)")
+            raise ConnectorError(
+                f"table '{definition.name}': a generator table needs kind = 'ysb_campaigns' "
+                f"(kind = 'ysb' is a stream: use CREATE STREAM)"
+            )
 
     def read(self, columns: list[str] | None = None) -> pl.DataFrame:
         schema = self.definition.schema if columns is None else self.definition.schema.select(columns)
@@ -325,8 +348,14 @@ class CampaignsTable:
 
 # Distinct values of each kind's columns, for the cost model; event_time is unique.
 NDV = {
-    "ysb": {"user_id": USERS, "page_id": PAGES, "ad_id": CAMPAIGNS * ADS_PER_CAMPAIGN, "ad_type": len(AD_TYPES),
-            "event_type": len(EVENT_TYPES), "ip_address": IPS},
+    "ysb": {
+        "user_id": USERS,
+        "page_id": PAGES,
+        "ad_id": CAMPAIGNS * ADS_PER_CAMPAIGN,
+        "ad_type": len(AD_TYPES),
+        "event_type": len(EVENT_TYPES),
+        "ip_address": IPS,
+    },
     "ysb_campaigns": {"ad_id": CAMPAIGNS * ADS_PER_CAMPAIGN, "campaign_id": CAMPAIGNS},
 }
 
@@ -336,13 +365,19 @@ def statistics(definition: SourceDef, batch_interval_ms: int) -> Statistics:
     kind = (definition.option("kind") or "").lower()
     ndv = NDV.get(kind, {})
     if kind == "ysb_campaigns":
-        return Statistics(rows_per_batch=float(CAMPAIGNS * ADS_PER_CAMPAIGN), bounded=True,
-                          ndv=lambda column: None if column not in ndv else float(ndv[column]))
+        return Statistics(
+            rows_per_batch=float(CAMPAIGNS * ADS_PER_CAMPAIGN),
+            bounded=True,
+            ndv=lambda column: None if column not in ndv else float(ndv[column]),
+        )
     count = int_option(definition, "count")
     rows = float(definition.option("rate") or DEFAULT_RATE) * batch_interval_ms / 1000
-    return Statistics(rows_per_batch=float(min(rows, count)) if count is not None else rows, bounded=count is not None,
-                      ndv=lambda column: None if column not in ndv else float(ndv[column]),
-                      batch_span_ms=lambda column: float(batch_interval_ms))
+    return Statistics(
+        rows_per_batch=float(min(rows, count)) if count is not None else rows,
+        bounded=count is not None,
+        ndv=lambda column: None if column not in ndv else float(ndv[column]),
+        batch_span_ms=lambda column: float(batch_interval_ms),
+    )
 
 
 def make_source(definition: SourceDef) -> GeneratorSource:
@@ -353,5 +388,17 @@ def make_table(definition: SourceDef) -> CampaignsTable:
     return CampaignsTable(definition)
 
 
-__all__ = ["ysb_events", "ysb_campaigns", "ysb_frame", "campaigns_frame", "events_as_json", "GeneratorSource",
-           "CampaignsTable", "make_source", "make_table", "statistics", "YSB_SCHEMA", "CAMPAIGNS_SCHEMA"]
+__all__ = [
+    "ysb_events",
+    "ysb_campaigns",
+    "ysb_frame",
+    "campaigns_frame",
+    "events_as_json",
+    "GeneratorSource",
+    "CampaignsTable",
+    "make_source",
+    "make_table",
+    "statistics",
+    "YSB_SCHEMA",
+    "CAMPAIGNS_SCHEMA",
+]

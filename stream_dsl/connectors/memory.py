@@ -80,8 +80,16 @@ def schema_of(frame: pl.DataFrame) -> Schema:
         raise ConnectorError(f"cannot stream this frame: {exc}") from exc
 
 
-def source_def(name: str, batches: Batches, *, kind: str = "stream", schema: Schema | None = None,
-               watermark: Watermark | None = None, bounded: bool = True, **options: str) -> SourceDef:
+def source_def(
+    name: str,
+    batches: Batches,
+    *,
+    kind: str = "stream",
+    schema: Schema | None = None,
+    watermark: Watermark | None = None,
+    bounded: bool = True,
+    **options: str,
+) -> SourceDef:
     """Register `batches` and describe them as a memory stream (or table) called `name`."""
     id = register(new_id(name), batches)
     found = frames(id)
@@ -98,8 +106,10 @@ def source_def(name: str, batches: Batches, *, kind: str = "stream", schema: Sch
 def _conform(frame: pl.DataFrame, definition: SourceDef, columns: list[str]) -> pl.DataFrame:
     missing = [c for c in columns if c not in frame.columns]
     if missing:
-        raise ConnectorError(f"memory source '{definition.name}': frame has no column(s) {', '.join(missing)}; "
-                             f"it has {', '.join(frame.columns)}")
+        raise ConnectorError(
+            f"memory source '{definition.name}': frame has no column(s) {', '.join(missing)}; "
+            f"it has {', '.join(frame.columns)}"
+        )
     schema = definition.schema
     dtypes = [schema.dtype(c).polars for c in columns]
     if frame.columns == columns and frame.dtypes == dtypes:
@@ -107,8 +117,9 @@ def _conform(frame: pl.DataFrame, definition: SourceDef, columns: list[str]) -> 
     try:
         return frame.select([pl.col(c).cast(t) for c, t in zip(columns, dtypes)])
     except pl.exceptions.PolarsError as exc:
-        raise ConnectorError(f"memory source '{definition.name}': cannot read frame as ({schema}): "
-                             f"{str(exc).splitlines()[0]}") from exc
+        raise ConnectorError(
+            f"memory source '{definition.name}': cannot read frame as ({schema}): {str(exc).splitlines()[0]}"
+        ) from exc
 
 
 class MemorySource:

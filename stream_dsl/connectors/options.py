@@ -26,8 +26,10 @@ def check_keys(options: Iterable[tuple[str, str]], known: Iterable[str], *, what
     allowed = set(known) | COMMON_OPTIONS
     for key, _ in options:
         if key not in allowed:
-            raise ConnectorError(f"{what}: unknown option '{key}'{did_you_mean(key, sorted(allowed))}; "
-                                 f"known options: {', '.join(sorted(allowed))}")
+            raise ConnectorError(
+                f"{what}: unknown option '{key}'{did_you_mean(key, sorted(allowed))}; "
+                f"known options: {', '.join(sorted(allowed))}"
+            )
 
 
 def as_bool(value: str | None, *, key: str, what: str, default: bool = False) -> bool:

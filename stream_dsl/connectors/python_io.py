@@ -60,8 +60,7 @@ _IDS = itertools.count()
 def register_items(id: str, items: Iterable[Any] | queue.Queue) -> str:
     """Make `items` (an iterable, an iterator or a queue.Queue) readable as `connector='python', id=...`."""
     if not isinstance(items, queue.Queue) and not hasattr(items, "__iter__"):
-        raise ConnectorError(f"python source '{id}': expected an iterable or a queue.Queue, "
-                             f"got {type(items).__name__}")
+        raise ConnectorError(f"python source '{id}': expected an iterable or a queue.Queue, got {type(items).__name__}")
     with _LOCK:
         _ITEMS[id] = items
     return id
@@ -80,8 +79,9 @@ def new_id(prefix: str = "py") -> str:
     return f"__{prefix}_{next(_IDS)}"
 
 
-def source_def(name: str, items: Iterable[Any] | queue.Queue, schema: Schema, *,
-               watermark: Watermark | None = None, **options: str) -> SourceDef:
+def source_def(
+    name: str, items: Iterable[Any] | queue.Queue, schema: Schema, *, watermark: Watermark | None = None, **options: str
+) -> SourceDef:
     """Register `items` and describe them as the python stream `name`."""
     id = register_items(new_id(name), items)
     opts = {"connector": "python", "id": id, **{k: str(v) for k, v in options.items()}}
@@ -93,10 +93,18 @@ def sink_def(name: str, fn: Callable[[int, pl.DataFrame], Any]) -> SinkDef:
     return SinkDef(name, (("connector", "python"), ("id", id)))
 
 
-def iterable_stream(ctx: Any, items: Iterable[Any] | queue.Queue, schema: Mapping[str, Any] | Schema,
-                    name: str | None = None, *, watermark: str | None = None,
-                    watermark_delay: str | int | dt.timedelta = "0s", batch_rows: int = 1000,
-                    bounded: bool = True, dead_letter: str | None = None) -> Any:
+def iterable_stream(
+    ctx: Any,
+    items: Iterable[Any] | queue.Queue,
+    schema: Mapping[str, Any] | Schema,
+    name: str | None = None,
+    *,
+    watermark: str | None = None,
+    watermark_delay: str | int | dt.timedelta = "0s",
+    batch_rows: int = 1000,
+    bounded: bool = True,
+    dead_letter: str | None = None,
+) -> Any:
     """A Stream of `ctx` over Python items, pulled lazily (see the module doc).
 
     `schema` maps column names to SQL type names (or is a Schema);
@@ -119,8 +127,9 @@ def iterable_stream(ctx: Any, items: Iterable[Any] | queue.Queue, schema: Mappin
     wm = None
     if watermark is not None:
         if watermark not in schema:
-            raise ConnectorError(f"python source: unknown watermark column '{watermark}'; "
-                                 f"columns: {', '.join(schema.names)}")
+            raise ConnectorError(
+                f"python source: unknown watermark column '{watermark}'; columns: {', '.join(schema.names)}"
+            )
         wm = Watermark(watermark, to_duration_ms(watermark_delay, "watermark_delay", allow_zero=True))
     label = name or "iterable"
     options = {"batch_rows": str(batch_rows), "bounded": "true" if bounded else "false"}
@@ -159,8 +168,9 @@ class PythonSource:
         self.definition = definition
         self._what = what
         self._id = definition.option("id") or definition.name
-        self._batch_rows = as_int(definition.option("batch_rows", "1000"), key="batch_rows", what=what,
-                                  minimum=1) or 1000
+        self._batch_rows = (
+            as_int(definition.option("batch_rows", "1000"), key="batch_rows", what=what, minimum=1) or 1000
+        )
         self._bounded = as_bool(definition.option("bounded"), key="bounded", what=what, default=True)
         self._schema = definition.schema
         self._iterator: Iterator[Any] | None = None
@@ -176,8 +186,9 @@ class PythonSource:
         with _LOCK:
             items = _ITEMS.get(self._id)
         if items is None:
-            raise ConnectorError(f"{self._what}: no Python items registered under '{self._id}' "
-                                 f"(python_io.register_items)")
+            raise ConnectorError(
+                f"{self._what}: no Python items registered under '{self._id}' (python_io.register_items)"
+            )
         self._schema = read_schema(self.definition, columns, self._what)
         if isinstance(items, queue.Queue):
             self._queue = items
@@ -197,8 +208,11 @@ class PythonSource:
             deadline = time.monotonic() + wait
             while len(taken) < self._batch_rows:
                 try:
-                    item = self._queue.get(timeout=max(deadline - time.monotonic(), 0)) if not taken and wait \
+                    item = (
+                        self._queue.get(timeout=max(deadline - time.monotonic(), 0))
+                        if not taken and wait
                         else self._queue.get_nowait()
+                    )
                 except queue.Empty:
                     break
                 if item is END:
@@ -223,8 +237,13 @@ class PythonSource:
         first = self._position + 1
         self._position += len(items)
         frame, letters = self._decode(items, first)
-        return SourceBatch(frame=frame, exhausted=self._done and self._bounded, offset=self._position,
-                           dead_letters=letters, max_event_time_ms=max_event_time_ms(frame, self.definition))
+        return SourceBatch(
+            frame=frame,
+            exhausted=self._done and self._bounded,
+            offset=self._position,
+            dead_letters=letters,
+            max_event_time_ms=max_event_time_ms(frame, self.definition),
+        )
 
     def _letter(self, number: int, item: Any, reason: str) -> DeadLetter:
         return DeadLetter(self.definition.name, f"{self._id}:item {number}", _short_repr(item), reason)
@@ -239,9 +258,16 @@ class PythonSource:
         for number, item in enumerate(items, start=first):
             if isinstance(item, pl.DataFrame):
                 wide = with_required(self._schema, self.definition.schema)
-                decoded = narrow(conform(item.select([c for c in item.columns if c in wide]), wide,
-                                         source=self.definition.name, origin=self._id,
-                                         row_label=f"item {number} row"), self._schema)
+                decoded = narrow(
+                    conform(
+                        item.select([c for c in item.columns if c in wide]),
+                        wide,
+                        source=self.definition.name,
+                        origin=self._id,
+                        row_label=f"item {number} row",
+                    ),
+                    self._schema,
+                )
                 frames.append(decoded.frame)
                 letters.extend(decoded.dead_letters)
                 continue
@@ -249,13 +275,19 @@ class PythonSource:
                 row = {str(k): _json_value(v) for k, v in item.items()}
             elif isinstance(item, (tuple, list)):
                 if len(item) != len(names):
-                    letters.append(self._letter(number, item, f"expected {len(names)} values "
-                                                              f"({', '.join(names)}), got {len(item)}"))
+                    letters.append(
+                        self._letter(
+                            number, item, f"expected {len(names)} values ({', '.join(names)}), got {len(item)}"
+                        )
+                    )
                     continue
                 row = {n: _json_value(v) for n, v in zip(names, item)}
             else:
-                letters.append(self._letter(number, item, f"expected a dict, a tuple or a polars DataFrame, "
-                                                          f"got {type(item).__name__}"))
+                letters.append(
+                    self._letter(
+                        number, item, f"expected a dict, a tuple or a polars DataFrame, got {type(item).__name__}"
+                    )
+                )
                 continue
             try:
                 line = json.dumps(row, allow_nan=False, ensure_ascii=False).encode("utf-8")
@@ -269,8 +301,13 @@ class PythonSource:
             numbers.append(number)
             reprs.append(item)
         if lines:
-            decoded = decode_ndjson(b"\n".join(lines), self._schema, source=self.definition.name, origin=self._id,
-                                    full_schema=self.definition.schema)
+            decoded = decode_ndjson(
+                b"\n".join(lines),
+                self._schema,
+                source=self.definition.name,
+                origin=self._id,
+                full_schema=self.definition.schema,
+            )
             frames.insert(0, decoded.frame)
             for letter in decoded.dead_letters:
                 index = int(letter.position.rsplit(":", 1)[1]) - 1

@@ -109,11 +109,19 @@ class Retrier:
                     self.status = "failed"
                     raise ConnectorError(
                         f"{self.what}: Redis at {self.url} is unreachable ({action}): gave up after retrying "
-                        f"for {self.seconds:g}s ({attempts} attempts); last error: {e}") from None
+                        f"for {self.seconds:g}s ({attempts} attempts); last error: {e}"
+                    ) from None
                 self.retries += 1
                 self.status = f"retrying: {e}"
-                log.warning("%s: Redis at %s is unreachable (%s: %s); retrying in %.1fs, giving up after %gs",
-                            self.what, self.url, action, e, delay, self.seconds)
+                log.warning(
+                    "%s: Redis at %s is unreachable (%s: %s); retrying in %.1fs, giving up after %gs",
+                    self.what,
+                    self.url,
+                    action,
+                    e,
+                    delay,
+                    self.seconds,
+                )
                 time.sleep(min(delay, max(deadline - now, 0.0)))
                 delay = min(delay * 2, BACKOFF_MAX_S)
             except redis_errors.ResponseError as e:

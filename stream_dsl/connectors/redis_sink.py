@@ -9,8 +9,16 @@ import polars as pl
 
 from stream_dsl.connectors.files_sink import for_text_format
 from stream_dsl.connectors.options import as_int, check_keys
-from stream_dsl.connectors.redis_client import (DEFAULT_URL, Retrier, connect, entry_text, redis_errors,
-                                                required_option, retry_seconds_option, stream_format)
+from stream_dsl.connectors.redis_client import (
+    DEFAULT_URL,
+    Retrier,
+    connect,
+    entry_text,
+    redis_errors,
+    required_option,
+    retry_seconds_option,
+    stream_format,
+)
 from stream_dsl.ir.column_names import NULL_ROW_FIELD
 from stream_dsl.ir.definitions import SinkDef
 from stream_dsl.secrets import mask

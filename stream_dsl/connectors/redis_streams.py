@@ -67,9 +67,22 @@ from stream_dsl.connectors.decode import conform, empty_frame, narrow, with_requ
 from stream_dsl.connectors.decode_ndjson import decode_ndjson
 from stream_dsl.connectors.files import max_event_time_ms
 from stream_dsl.connectors.options import as_bool, as_int, check_keys
-from stream_dsl.connectors.redis_client import (DEFAULT_URL, Retrier, StreamId, connect, entry_text, format_id, log,
-                                                parse_id, redis, redis_errors, required_option, retry_seconds_option,
-                                                stream_format)
+from stream_dsl.connectors.redis_client import (
+    DEFAULT_URL,
+    Retrier,
+    StreamId,
+    connect,
+    entry_text,
+    format_id,
+    log,
+    parse_id,
+    redis,
+    redis_errors,
+    required_option,
+    retry_seconds_option,
+    stream_format,
+)
+
 # the sink as the registry (make_sink) and the docs' connector reference (SINK_OPTIONS) find it here
 from stream_dsl.connectors.redis_sink import SINK_OPTIONS as SINK_OPTIONS
 from stream_dsl.connectors.redis_sink import RedisSink
@@ -80,8 +93,18 @@ from stream_dsl.secrets import mask
 if TYPE_CHECKING:
     from redis.typing import EncodableT, FieldT
 
-SOURCE_OPTIONS = ("url", "stream", "group", "consumer", "format", "field", "start", "batch_size", "bounded",
-                  "retry_seconds")
+SOURCE_OPTIONS = (
+    "url",
+    "stream",
+    "group",
+    "consumer",
+    "format",
+    "field",
+    "start",
+    "batch_size",
+    "bounded",
+    "retry_seconds",
+)
 
 
 # ---------------------------------------------------------------- source
@@ -192,15 +215,15 @@ class RedisSource:
             self._event_ms = offset.get("event_ms")
             self.retrier("acknowledging checkpointed entries", lambda: self._ack_pending_through(last))
         else:
-            self.restored_max_event_ms = self.retrier("reading the group's progress",
-                                                      lambda: self._restored_progress(created))
+            self.restored_max_event_ms = self.retrier(
+                "reading the group's progress", lambda: self._restored_progress(created)
+            )
             self._event_ms = self.restored_max_event_ms
 
     def _create_group(self) -> bool:
         """Create the consumer group (and the stream); True if it did not exist."""
         try:
-            self._redis.xgroup_create(self.options.stream, self.options.group, id=self.options.start,
-                                       mkstream=True)
+            self._redis.xgroup_create(self.options.stream, self.options.group, id=self.options.start, mkstream=True)
             return True
         except redis_errors.ResponseError as e:
             if "BUSYGROUP" in str(e):
@@ -235,8 +258,13 @@ class RedisSource:
         cursor = "-"
         while True:
             pending: list[dict[str, Any]] = self._redis.xpending_range(
-                self.options.stream, self.options.group, min=cursor, max="+", count=1000,
-                consumername=self.options.consumer)
+                self.options.stream,
+                self.options.group,
+                min=cursor,
+                max="+",
+                count=1000,
+                consumername=self.options.consumer,
+            )
             ids = [p["message_id"] for p in pending if parse_id(p["message_id"]) <= last]
             if ids:
                 self._redis.xack(self.options.stream, self.options.group, *ids)
@@ -247,8 +275,9 @@ class RedisSource:
     # ------------------------------------------------------------ reading
 
     def _read(self, stream_id: bytes | str, count: int, block: int | None) -> list[Entry]:
-        response: Any = self._redis.xreadgroup(self.options.group, self.options.consumer,
-                                           {self.options.stream: stream_id}, count=count, block=block)
+        response: Any = self._redis.xreadgroup(
+            self.options.group, self.options.consumer, {self.options.stream: stream_id}, count=count, block=block
+        )
         if not response:
             return []
         if isinstance(response, dict):  # RESP3
@@ -283,8 +312,14 @@ class RedisSource:
             self._inflight.append(Delivered(last, [e[0] for e in entries], frame.height, max_event))
         if max_event is not None:
             self._event_ms = max_event if self._event_ms is None else max(self._event_ms, max_event)
-        return SourceBatch(frame=frame, exhausted=self._exhausted(), offset=self._offset(), dead_letters=letters,
-                           max_event_time_ms=max_event, replayed=replayed)
+        return SourceBatch(
+            frame=frame,
+            exhausted=self._exhausted(),
+            offset=self._offset(),
+            dead_letters=letters,
+            max_event_time_ms=max_event,
+            replayed=replayed,
+        )
 
     def _read_through(self, last: StreamId) -> list[Entry]:
         """This consumer's entries after the current position up to `last`: its pending ones, then new ones.
@@ -334,9 +369,14 @@ class RedisSource:
         letters = [self._letter(entry_id, "", TRIMMED) for entry_id, _ in lost]
         if lost:
             self.trimmed += len(lost)
-            log.warning("%s: %d pending entries of stream '%s' were trimmed (XTRIM, MAXLEN or XDEL) before they "
-                        "were read again, the first %s; their records are lost, each one is a dead letter",
-                        self._what, len(lost), self.options.stream, entry_text(lost[0][0]))
+            log.warning(
+                "%s: %d pending entries of stream '%s' were trimmed (XTRIM, MAXLEN or XDEL) before they "
+                "were read again, the first %s; their records are lost, each one is a dead letter",
+                self._what,
+                len(lost),
+                self.options.stream,
+                entry_text(lost[0][0]),
+            )
         if not entries:
             return empty_frame(self._schema), letters
         if self.options.format == "fields":
@@ -359,16 +399,28 @@ class RedisSource:
         for entry_id, fields in entries:
             value = fields.get(key) if fields else None
             if value is None and fields:
-                letters.append(self._letter(entry_id, self._fields_json(fields),
-                                            f"entry has no '{self.options.field}' field"))
+                letters.append(
+                    self._letter(entry_id, self._fields_json(fields), f"entry has no '{self.options.field}' field")
+                )
             # one entry, one line: JSON needs no raw newlines outside strings (and allows none inside)
             lines.append(b"" if value is None else value.replace(b"\r", b" ").replace(b"\n", b" "))
-        decoded = decode_ndjson(b"\n".join(lines), self._schema, source=self.definition.name,
-                                origin=self.options.stream, full_schema=self.definition.schema)
+        decoded = decode_ndjson(
+            b"\n".join(lines),
+            self._schema,
+            source=self.definition.name,
+            origin=self.options.stream,
+            full_schema=self.definition.schema,
+        )
         for letter in decoded.dead_letters:
             line = int(letter.position.rsplit(":", 1)[1])
-            letters.append(DeadLetter(letter.source, f"{self.options.stream}:{entry_text(entries[line - 1][0])}",
-                                      letter.raw, letter.reason))
+            letters.append(
+                DeadLetter(
+                    letter.source,
+                    f"{self.options.stream}:{entry_text(entries[line - 1][0])}",
+                    letter.raw,
+                    letter.reason,
+                )
+            )
         return decoded.frame, letters
 
     def _decode_fields(self, entries: list[Entry]) -> tuple[pl.DataFrame, list[DeadLetter]]:
@@ -384,18 +436,29 @@ class RedisSource:
                 values = [None if fields.get(k) is None else fields[k].decode("utf-8") for k in keys]
             except UnicodeDecodeError as e:
                 bad = next(n for n, k in zip(names, keys) if _invalid_utf8(fields.get(k)))
-                letters.append(self._letter(entry_id, self._fields_json(fields),
-                                            f"field '{bad}': invalid UTF-8 at byte {e.start}"))
+                letters.append(
+                    self._letter(entry_id, self._fields_json(fields), f"field '{bad}': invalid UTF-8 at byte {e.start}")
+                )
                 continue
             for name, value in zip(names, values):
                 columns[name].append(value)
             kept.append((entry_id, self._fields_json(fields)))
-        frame = (pl.DataFrame({n: pl.Series(n, v, dtype=pl.String) for n, v in columns.items()}) if names
-                 else pl.DataFrame(height=len(kept)))
-        decoded = narrow(conform(frame, schema, source=self.definition.name, origin=self.options.stream,
-                                 # the position is the entry id, not a line number: conform only formats it
-                                 locate=lambda i: (entry_text(kept[i][0]), kept[i][1].encode())),  # type: ignore[arg-type, return-value]
-                         self._schema)
+        frame = (
+            pl.DataFrame({n: pl.Series(n, v, dtype=pl.String) for n, v in columns.items()})
+            if names
+            else pl.DataFrame(height=len(kept))
+        )
+        decoded = narrow(
+            conform(
+                frame,
+                schema,
+                source=self.definition.name,
+                origin=self.options.stream,
+                # the position is the entry id, not a line number: conform only formats it
+                locate=lambda i: (entry_text(kept[i][0]), kept[i][1].encode()),  # type: ignore[arg-type, return-value]
+            ),
+            self._schema,
+        )
         return decoded.frame, letters + list(decoded.dead_letters)
 
     # ------------------------------------------------------------ commit
@@ -417,7 +480,7 @@ class RedisSource:
         def run() -> None:
             pipe = self._redis.pipeline(transaction=True)
             for start in range(0, len(ids), 10000):
-                pipe.xack(self.options.stream, self.options.group, *ids[start:start + 10000])
+                pipe.xack(self.options.stream, self.options.group, *ids[start : start + 10000])
             pipe.hset(self.progress_key, mapping=progress)
             pipe.execute()
 
@@ -425,10 +488,12 @@ class RedisSource:
 
     def backlog(self) -> dict[str, int]:
         """The group's pending entries (delivered, not acknowledged) and the stream's length."""
+
         def read() -> dict[str, int]:
             assert self._client is not None  # open() connected
             pending = self._client.xpending(self.options.stream, self.options.group)
             return {"pending": int(pending["pending"]), "stream_length": int(self._client.xlen(self.options.stream))}
+
         return self.retrier("reading the backlog", read)
 
     def close(self) -> None:
@@ -440,8 +505,10 @@ class RedisSource:
             self._client = None
 
 
-TRIMMED = ("entry was trimmed from the stream (XTRIM, MAXLEN or XDEL) while it was pending, before it was "
-           "read again: its record is lost")
+TRIMMED = (
+    "entry was trimmed from the stream (XTRIM, MAXLEN or XDEL) while it was pending, before it was "
+    "read again: its record is lost"
+)
 
 
 def _split_trimmed(entries: list[Entry]) -> tuple[list[Entry], list[Entry]]:

@@ -56,8 +56,17 @@ from stream_dsl.ir.definitions import SourceDef
 
 log = masked_logger("stream_dsl.connectors.socket")
 
-OPTIONS = ("host", "port", "format", "header", "delimiter", "max_line_bytes", "max_buffer_bytes", "bounded",
-           "allow_remote")
+OPTIONS = (
+    "host",
+    "port",
+    "format",
+    "header",
+    "delimiter",
+    "max_line_bytes",
+    "max_buffer_bytes",
+    "bounded",
+    "allow_remote",
+)
 FORMATS = {"ndjson": "ndjson", "json": "ndjson", "jsonl": "ndjson", "csv": "csv"}
 DEFAULT_MAX_LINE = 16 * 1024 * 1024
 DEFAULT_MAX_BUFFER = 64 * 1024 * 1024
@@ -97,11 +106,11 @@ class SocketOptions:
             port=port,
             format=fmt,
             csv=CsvOptions(header=as_bool(definition.option("header"), key="header", what=what), delimiter=delimiter),
-            max_line_bytes=as_int(definition.option("max_line_bytes"), key="max_line_bytes", what=what,
-                                  minimum=1) or DEFAULT_MAX_LINE,
+            max_line_bytes=as_int(definition.option("max_line_bytes"), key="max_line_bytes", what=what, minimum=1)
+            or DEFAULT_MAX_LINE,
             bounded=as_bool(definition.option("bounded"), key="bounded", what=what),
-            max_buffer_bytes=as_int(definition.option("max_buffer_bytes"), key="max_buffer_bytes", what=what,
-                                    minimum=1) or DEFAULT_MAX_BUFFER,
+            max_buffer_bytes=as_int(definition.option("max_buffer_bytes"), key="max_buffer_bytes", what=what, minimum=1)
+            or DEFAULT_MAX_BUFFER,
             allow_remote=as_bool(definition.option("allow_remote"), key="allow_remote", what=what),
         )
 
@@ -158,16 +167,18 @@ class SocketSource:
             server.listen(16)
         except OSError as e:
             server.close()
-            raise ConnectorError(f"{self._what}: cannot listen on {self.options.host}:{self.options.port}: "
-                                 f"{e.strerror or e}") from None
+            raise ConnectorError(
+                f"{self._what}: cannot listen on {self.options.host}:{self.options.port}: {e.strerror or e}"
+            ) from None
         server.setblocking(False)
         self._server = server
         self.port = server.getsockname()[1]
         self._selector = selectors.DefaultSelector()
         self._selector.register(server, selectors.EVENT_READ, None)
         self._stop.clear()
-        self._thread = threading.Thread(target=self._serve, name=f"stream-dsl-socket-{self.definition.name}",
-                                        daemon=True)
+        self._thread = threading.Thread(
+            target=self._serve, name=f"stream-dsl-socket-{self.definition.name}", daemon=True
+        )
         self._thread.start()
         log.info("%s: listening on %s:%d", self._what, self.options.host, self.port)
 
@@ -248,12 +259,17 @@ class SocketSource:
             if length <= limit:
                 c.buffer += data[pos:stop]
             else:
-                head = bytes(c.buffer[start:start + _RAW_PREVIEW]) + data[pos:pos + _RAW_PREVIEW]
+                head = bytes(c.buffer[start : start + _RAW_PREVIEW]) + data[pos : pos + _RAW_PREVIEW]
                 del c.buffer[start:]
                 line = c.lines_taken + c.buffer.count(b"\n") + 1
-                c.letters.append(DeadLetter(self.definition.name, f"{c.peer}:{line}",
-                                            head[:_RAW_PREVIEW].decode("utf-8", errors="backslashreplace") + "...",
-                                            f"line longer than max_line_bytes ({limit} bytes)"))
+                c.letters.append(
+                    DeadLetter(
+                        self.definition.name,
+                        f"{c.peer}:{line}",
+                        head[:_RAW_PREVIEW].decode("utf-8", errors="backslashreplace") + "...",
+                        f"line longer than max_line_bytes ({limit} bytes)",
+                    )
+                )
                 c.buffer += b"\n"  # the cut line stays one (blank) line, so later line numbers hold
                 c.skipping = end < 0
             pos = stop
@@ -280,8 +296,11 @@ class SocketSource:
                 raise ConnectorError(f"{self._what}: the socket server failed: {self._error}")
             chunks = [self._take(c) for c in self._connections]
             self._connections = [c for c in self._connections if not (c.closed and not c.buffer)]
-            exhausted = (self.options.bounded and self._ever_connected
-                         and all(c.closed and not c.buffer for c in self._connections))
+            exhausted = (
+                self.options.bounded
+                and self._ever_connected
+                and all(c.closed and not c.buffer for c in self._connections)
+            )
         frames, letters = [], []
         for connection, data, first_line, late_letters in chunks:
             letters.extend(late_letters)
@@ -290,11 +309,19 @@ class SocketSource:
                 frames.append(decoded.frame)
                 letters.extend(decoded.dead_letters)
         frames = [f for f in frames if f.height]
-        frame = (frames[0] if len(frames) == 1 else pl.concat(frames, how="vertical")) if frames \
+        frame = (
+            (frames[0] if len(frames) == 1 else pl.concat(frames, how="vertical"))
+            if frames
             else empty_frame(self._schema)
+        )
         letters.sort(key=_position_key)
-        return SourceBatch(frame=frame, exhausted=exhausted, offset=self._lines, dead_letters=letters,
-                           max_event_time_ms=max_event_time_ms(frame, self.definition))
+        return SourceBatch(
+            frame=frame,
+            exhausted=exhausted,
+            offset=self._lines,
+            dead_letters=letters,
+            max_event_time_ms=max_event_time_ms(frame, self.definition),
+        )
 
     def _take(self, c: Connection) -> tuple[Connection, bytes, int, list[DeadLetter]]:
         """The complete lines of `c` (all of it once closed); the number of their first line."""
@@ -317,11 +344,23 @@ class SocketSource:
                     head, _, data = data.partition(b"\n")
                     c.header = head.rstrip(b"\r")
                     first_line += 1
-                decoded = decode_csv(c.header + b"\n" + data, self._schema, source=source, origin=c.peer,
-                                     options=self.options.csv, full_schema=self.definition.schema)
+                decoded = decode_csv(
+                    c.header + b"\n" + data,
+                    self._schema,
+                    source=source,
+                    origin=c.peer,
+                    options=self.options.csv,
+                    full_schema=self.definition.schema,
+                )
                 return _renumber(decoded, c.peer, first_line - 2)
-            decoded = decode_csv(data, self._schema, source=source, origin=c.peer, options=self.options.csv,
-                                 full_schema=self.definition.schema)
+            decoded = decode_csv(
+                data,
+                self._schema,
+                source=source,
+                origin=c.peer,
+                options=self.options.csv,
+                full_schema=self.definition.schema,
+            )
             return _renumber(decoded, c.peer, first_line - 1)
         decoded = decode_ndjson(data, self._schema, source=source, origin=c.peer, full_schema=self.definition.schema)
         return _renumber(decoded, c.peer, first_line - 1)
@@ -350,10 +389,17 @@ def _check_host(options: SocketOptions, what: str) -> None:
     if _is_loopback(options.host):
         return
     if not options.allow_remote:
-        raise ConnectorError(f"{what}: host '{options.host}' is not a loopback address: anyone who can reach it "
-                             f"could send records. Set allow_remote = 'true' to listen there anyway")
-    log.warning("%s: listening on %s, which is not a loopback address: anyone who can reach port %d can send "
-                "records to this query", what, options.host, options.port)
+        raise ConnectorError(
+            f"{what}: host '{options.host}' is not a loopback address: anyone who can reach it "
+            f"could send records. Set allow_remote = 'true' to listen there anyway"
+        )
+    log.warning(
+        "%s: listening on %s, which is not a loopback address: anyone who can reach port %d can send "
+        "records to this query",
+        what,
+        options.host,
+        options.port,
+    )
 
 
 def _is_loopback(host: str) -> bool:

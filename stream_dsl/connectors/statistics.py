@@ -93,8 +93,10 @@ def ndv_hints(source: SourceDef) -> dict[str, int]:
         name, sep, value = part.partition("=")
         name, value = name.strip(), value.strip().replace("_", "")
         if not sep or not value.isdigit() or name not in source.schema:
-            raise ConnectorError(f"source '{source.name}': option ndv must look like 'column=N, column2=M' "
-                                 f"with columns of the source, got '{text}'")
+            raise ConnectorError(
+                f"source '{source.name}': option ndv must look like 'column=N, column2=M' "
+                f"with columns of the source, got '{text}'"
+            )
         hints[name] = int(value)
     return hints
 

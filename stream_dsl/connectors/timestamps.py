@@ -46,13 +46,16 @@ def parse_units(value: str | None, schema: Schema, what: str) -> dict[str, str]:
         column, _, unit = entry.rpartition("=")
         column, unit = column.strip(), unit.strip().lower()
         if unit not in UNITS:
-            raise ConnectorError(f"{what}: option timestamp_unit: unknown unit '{unit}' in '{value}'; "
-                                 f"units: {', '.join(UNITS)}")
+            raise ConnectorError(
+                f"{what}: option timestamp_unit: unknown unit '{unit}' in '{value}'; units: {', '.join(UNITS)}"
+            )
         if not column:
             default = unit
         elif column not in stamps:
-            raise ConnectorError(f"{what}: option timestamp_unit names '{column}', which is not a TIMESTAMP "
-                                 f"column; TIMESTAMP columns: {', '.join(stamps) or 'none'}")
+            raise ConnectorError(
+                f"{what}: option timestamp_unit names '{column}', which is not a TIMESTAMP "
+                f"column; TIMESTAMP columns: {', '.join(stamps) or 'none'}"
+            )
         else:
             per_column[column] = unit
     return {name: chosen for name in stamps if (chosen := per_column.get(name, default))}
@@ -97,8 +100,11 @@ def epoch_or_iso(text: pl.Series, unit: str | None) -> pl.Series:
     # only what is not an integer goes on: decimals, then the ISO formats
     others = stripped.gather(rest)
     decimals = others.str.contains(_NUMBER)
-    found = pl.select(pl.when(decimals).then(epoch_to_ms(others.cast(pl.Float64, strict=False), unit))
-                      .otherwise(_iso(others.set(decimals, None)))).to_series()
+    found = pl.select(
+        pl.when(decimals)
+        .then(epoch_to_ms(others.cast(pl.Float64, strict=False), unit))
+        .otherwise(_iso(others.set(decimals, None)))
+    ).to_series()
     return epoch.scatter(rest, found).alias(text.name)
 
 
@@ -109,8 +115,11 @@ def _iso(text: pl.Series) -> pl.Series:
     parsed = iso.str.to_datetime("%Y-%m-%dT%H:%M:%S%.f", time_unit="ms", strict=False)
     if len(text) - parsed.null_count() == n_values:
         return parsed.alias(name)
-    with_zone = (iso.str.to_datetime("%Y-%m-%dT%H:%M:%S%.f%#z", time_unit="ms", strict=False)
-                 .dt.convert_time_zone("UTC").dt.replace_time_zone(None))
+    with_zone = (
+        iso.str.to_datetime("%Y-%m-%dT%H:%M:%S%.f%#z", time_unit="ms", strict=False)
+        .dt.convert_time_zone("UTC")
+        .dt.replace_time_zone(None)
+    )
     minutes = iso.str.to_datetime("%Y-%m-%dT%H:%M", time_unit="ms", strict=False)
     date = iso.str.to_datetime("%Y-%m-%d", time_unit="ms", strict=False)
     return pl.select(pl.coalesce(parsed, with_zone, minutes, date)).to_series().alias(name)
@@ -143,12 +152,15 @@ def problem(value: object, unit: str | None) -> str | None:
         return None
     lo, hi = _bounds(unit or "ms")
     if not lo <= number <= hi:
-        return (f"{value} is out of range for epoch {_UNIT_NAMES[unit or 'ms']} (years 0001-9999)"
-                + ("" if unit else "; if it is in another unit, set the option timestamp_unit ('s', 'us', 'ns')"))
+        return f"{value} is out of range for epoch {_UNIT_NAMES[unit or 'ms']} (years 0001-9999)" + (
+            "" if unit else "; if it is in another unit, set the option timestamp_unit ('s', 'us', 'ns')"
+        )
     if unit is None and SECONDS_LIKE[0] <= abs(number) < SECONDS_LIKE[1]:
         as_seconds = dt.datetime(1970, 1, 1) + dt.timedelta(seconds=number)
-        return (f"{value} looks like epoch seconds ({as_seconds:%Y-%m-%d}), not milliseconds (a date in 1970-1973); "
-                f"set the option timestamp_unit = 's', or 'ms' to read it as milliseconds")
+        return (
+            f"{value} looks like epoch seconds ({as_seconds:%Y-%m-%d}), not milliseconds (a date in 1970-1973); "
+            f"set the option timestamp_unit = 's', or 'ms' to read it as milliseconds"
+        )
     return None
 
 

@@ -27,8 +27,26 @@ from stream_dsl.errors import DSLError
 from stream_dsl.bind.typecheck import parse_duration_ms
 from stream_dsl.ir.types import DataType, type_from_polars
 
-__all__ = ["Expr", "col", "lit", "when", "all", "count", "len", "sum", "mean", "avg", "min", "max", "n_unique",
-           "tumble", "hop", "session", "sql_expr", "to_duration_ms"]
+__all__ = [
+    "Expr",
+    "col",
+    "lit",
+    "when",
+    "all",
+    "count",
+    "len",
+    "sum",
+    "mean",
+    "avg",
+    "min",
+    "max",
+    "n_unique",
+    "tumble",
+    "hop",
+    "session",
+    "sql_expr",
+    "to_duration_ms",
+]
 
 
 # ---------------------------------------------------------------- conversions
@@ -102,8 +120,13 @@ def type_name_of(dtype: Any) -> str:
         return dtype.value
     if isinstance(dtype, str):
         return " ".join(dtype.upper().split())
-    python = {bool: DataType.BOOLEAN, int: DataType.BIGINT, float: DataType.DOUBLE, str: DataType.STRING,
-              dt.datetime: DataType.TIMESTAMP}
+    python = {
+        bool: DataType.BOOLEAN,
+        int: DataType.BIGINT,
+        float: DataType.DOUBLE,
+        str: DataType.STRING,
+        dt.datetime: DataType.TIMESTAMP,
+    }
     for py_type, sql_type in python.items():
         if dtype is py_type:
             return sql_type.value
@@ -159,37 +182,95 @@ class Expr:
 
     # ------------------------------------------------------------ operators
 
-    def __add__(self, other: Any) -> "Expr": return _binary("+", self, other)
-    def __radd__(self, other: Any) -> "Expr": return _binary("+", other, self)
-    def __sub__(self, other: Any) -> "Expr": return _binary("-", self, other)
-    def __rsub__(self, other: Any) -> "Expr": return _binary("-", other, self)
-    def __mul__(self, other: Any) -> "Expr": return _binary("*", self, other)
-    def __rmul__(self, other: Any) -> "Expr": return _binary("*", other, self)
-    def __truediv__(self, other: Any) -> "Expr": return _binary("/", self, other)
-    def __rtruediv__(self, other: Any) -> "Expr": return _binary("/", other, self)
-    def __mod__(self, other: Any) -> "Expr": return _binary("%", self, other)
-    def __rmod__(self, other: Any) -> "Expr": return _binary("%", other, self)
-    def __eq__(self, other: Any) -> "Expr": return _binary("=", self, other)  # type: ignore[override]
-    def __ne__(self, other: Any) -> "Expr": return _binary("<>", self, other)  # type: ignore[override]
-    def __lt__(self, other: Any) -> "Expr": return _binary("<", self, other)
-    def __le__(self, other: Any) -> "Expr": return _binary("<=", self, other)
-    def __gt__(self, other: Any) -> "Expr": return _binary(">", self, other)
-    def __ge__(self, other: Any) -> "Expr": return _binary(">=", self, other)
-    def __and__(self, other: Any) -> "Expr": return _binary("AND", self, other)
-    def __rand__(self, other: Any) -> "Expr": return _binary("AND", other, self)
-    def __or__(self, other: Any) -> "Expr": return _binary("OR", self, other)
-    def __ror__(self, other: Any) -> "Expr": return _binary("OR", other, self)
-    def __invert__(self) -> "Expr": return Expr(ast.UnaryOp("NOT", self.node))
-    def __neg__(self) -> "Expr": return Expr(ast.UnaryOp("-", self.node))
-    def __pos__(self) -> "Expr": return self
+    def __add__(self, other: Any) -> "Expr":
+        return _binary("+", self, other)
 
-    def eq(self, other: Any) -> "Expr": return self == other
-    def ne(self, other: Any) -> "Expr": return self != other
-    def lt(self, other: Any) -> "Expr": return self < other
-    def le(self, other: Any) -> "Expr": return self <= other
-    def gt(self, other: Any) -> "Expr": return self > other
-    def ge(self, other: Any) -> "Expr": return self >= other
-    def not_(self) -> "Expr": return ~self
+    def __radd__(self, other: Any) -> "Expr":
+        return _binary("+", other, self)
+
+    def __sub__(self, other: Any) -> "Expr":
+        return _binary("-", self, other)
+
+    def __rsub__(self, other: Any) -> "Expr":
+        return _binary("-", other, self)
+
+    def __mul__(self, other: Any) -> "Expr":
+        return _binary("*", self, other)
+
+    def __rmul__(self, other: Any) -> "Expr":
+        return _binary("*", other, self)
+
+    def __truediv__(self, other: Any) -> "Expr":
+        return _binary("/", self, other)
+
+    def __rtruediv__(self, other: Any) -> "Expr":
+        return _binary("/", other, self)
+
+    def __mod__(self, other: Any) -> "Expr":
+        return _binary("%", self, other)
+
+    def __rmod__(self, other: Any) -> "Expr":
+        return _binary("%", other, self)
+
+    def __eq__(self, other: Any) -> "Expr":  # type: ignore[override]
+        return _binary("=", self, other)
+
+    def __ne__(self, other: Any) -> "Expr":  # type: ignore[override]
+        return _binary("<>", self, other)
+
+    def __lt__(self, other: Any) -> "Expr":
+        return _binary("<", self, other)
+
+    def __le__(self, other: Any) -> "Expr":
+        return _binary("<=", self, other)
+
+    def __gt__(self, other: Any) -> "Expr":
+        return _binary(">", self, other)
+
+    def __ge__(self, other: Any) -> "Expr":
+        return _binary(">=", self, other)
+
+    def __and__(self, other: Any) -> "Expr":
+        return _binary("AND", self, other)
+
+    def __rand__(self, other: Any) -> "Expr":
+        return _binary("AND", other, self)
+
+    def __or__(self, other: Any) -> "Expr":
+        return _binary("OR", self, other)
+
+    def __ror__(self, other: Any) -> "Expr":
+        return _binary("OR", other, self)
+
+    def __invert__(self) -> "Expr":
+        return Expr(ast.UnaryOp("NOT", self.node))
+
+    def __neg__(self) -> "Expr":
+        return Expr(ast.UnaryOp("-", self.node))
+
+    def __pos__(self) -> "Expr":
+        return self
+
+    def eq(self, other: Any) -> "Expr":
+        return self == other
+
+    def ne(self, other: Any) -> "Expr":
+        return self != other
+
+    def lt(self, other: Any) -> "Expr":
+        return self < other
+
+    def le(self, other: Any) -> "Expr":
+        return self <= other
+
+    def gt(self, other: Any) -> "Expr":
+        return self > other
+
+    def ge(self, other: Any) -> "Expr":
+        return self >= other
+
+    def not_(self) -> "Expr":
+        return ~self
 
     # ------------------------------------------------------------ predicates and casts
 
@@ -227,12 +308,23 @@ class Expr:
 
     # ------------------------------------------------------------ math
 
-    def abs(self) -> "Expr": return _call("ABS", self)
-    def sqrt(self) -> "Expr": return _call("SQRT", self)
-    def floor(self) -> "Expr": return _call("FLOOR", self)
-    def ceil(self) -> "Expr": return _call("CEIL", self)
-    def exp(self) -> "Expr": return _call("EXP", self)
-    def log10(self) -> "Expr": return _call("LOG10", self)
+    def abs(self) -> "Expr":
+        return _call("ABS", self)
+
+    def sqrt(self) -> "Expr":
+        return _call("SQRT", self)
+
+    def floor(self) -> "Expr":
+        return _call("FLOOR", self)
+
+    def ceil(self) -> "Expr":
+        return _call("CEIL", self)
+
+    def exp(self) -> "Expr":
+        return _call("EXP", self)
+
+    def log10(self) -> "Expr":
+        return _call("LOG10", self)
 
     def round(self, decimals: int = 0) -> "Expr":
         """ROUND(x) or ROUND(x, decimals)."""
@@ -257,10 +349,17 @@ class Expr:
         """COUNT(DISTINCT x)."""
         return _call("COUNT", self, distinct=True)
 
-    def sum(self) -> "Expr": return _call("SUM", self)
-    def mean(self) -> "Expr": return _call("AVG", self)
-    def min(self) -> "Expr": return _call("MIN", self)
-    def max(self) -> "Expr": return _call("MAX", self)
+    def sum(self) -> "Expr":
+        return _call("SUM", self)
+
+    def mean(self) -> "Expr":
+        return _call("AVG", self)
+
+    def min(self) -> "Expr":
+        return _call("MIN", self)
+
+    def max(self) -> "Expr":
+        return _call("MAX", self)
 
     avg = mean
 
@@ -283,16 +382,35 @@ class StringNamespace:
     def __init__(self, expr: Expr) -> None:
         self._expr = expr
 
-    def to_uppercase(self) -> Expr: return _call("UPPER", self._expr)
-    def to_lowercase(self) -> Expr: return _call("LOWER", self._expr)
-    def len_chars(self) -> Expr: return _call("LENGTH", self._expr)
-    def strip_chars(self) -> Expr: return _call("TRIM", self._expr)
-    def strip_chars_start(self) -> Expr: return _call("LTRIM", self._expr)
-    def strip_chars_end(self) -> Expr: return _call("RTRIM", self._expr)
-    def contains(self, literal: str) -> Expr: return _call("CONTAINS", self._expr, literal)
-    def starts_with(self, prefix: str) -> Expr: return _call("STARTS_WITH", self._expr, prefix)
-    def ends_with(self, suffix: str) -> Expr: return _call("ENDS_WITH", self._expr, suffix)
-    def like(self, pattern: str) -> Expr: return self._expr.like(pattern)
+    def to_uppercase(self) -> Expr:
+        return _call("UPPER", self._expr)
+
+    def to_lowercase(self) -> Expr:
+        return _call("LOWER", self._expr)
+
+    def len_chars(self) -> Expr:
+        return _call("LENGTH", self._expr)
+
+    def strip_chars(self) -> Expr:
+        return _call("TRIM", self._expr)
+
+    def strip_chars_start(self) -> Expr:
+        return _call("LTRIM", self._expr)
+
+    def strip_chars_end(self) -> Expr:
+        return _call("RTRIM", self._expr)
+
+    def contains(self, literal: str) -> Expr:
+        return _call("CONTAINS", self._expr, literal)
+
+    def starts_with(self, prefix: str) -> Expr:
+        return _call("STARTS_WITH", self._expr, prefix)
+
+    def ends_with(self, suffix: str) -> Expr:
+        return _call("ENDS_WITH", self._expr, suffix)
+
+    def like(self, pattern: str) -> Expr:
+        return self._expr.like(pattern)
 
     def replace_all(self, old: str, new: str) -> Expr:
         """Replace every occurrence of `old` (literal text, not a pattern)."""
@@ -320,9 +438,14 @@ class DateTimeNamespace:
     def __init__(self, expr: Expr) -> None:
         self._expr = expr
 
-    def hour(self) -> Expr: return _call("HOUR", self._expr)
-    def minute(self) -> Expr: return _call("MINUTE", self._expr)
-    def second(self) -> Expr: return _call("SECOND", self._expr)
+    def hour(self) -> Expr:
+        return _call("HOUR", self._expr)
+
+    def minute(self) -> Expr:
+        return _call("MINUTE", self._expr)
+
+    def second(self) -> Expr:
+        return _call("SECOND", self._expr)
 
     def epoch(self, time_unit: str = "ms") -> Expr:
         if time_unit != "ms":
@@ -456,8 +579,11 @@ def tumble(column: str | Expr, size: str | int | dt.timedelta) -> Expr:
 
 def hop(column: str | Expr, slide: str | int | dt.timedelta, size: str | int | dt.timedelta) -> Expr:
     """Overlapping windows of `size`, one starting every `slide`, for `group_by`."""
-    return Expr(ast.FuncCall("HOP", (column_node(column), _interval_node(slide, "window slide"),
-                                     _interval_node(size, "window size"))))
+    return Expr(
+        ast.FuncCall(
+            "HOP", (column_node(column), _interval_node(slide, "window slide"), _interval_node(size, "window size"))
+        )
+    )
 
 
 def session(column: str | Expr, gap: str | int | dt.timedelta) -> Expr:

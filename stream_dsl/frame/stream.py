@@ -30,16 +30,35 @@ import polars as pl
 from stream_dsl.sql import ast
 from stream_dsl.ir import expr as E
 from stream_dsl.bind import typecheck as tc
-from stream_dsl.bind.expr import (ExprBinder, bind_predicate, first_column_name, generated_name, has_aggregate,
-                                    is_window_call)
-from stream_dsl.bind.plans import (OutputColumn, bind_window, build_join, build_union, plan_aggregate_query,
-                                     resolve_emit)
+from stream_dsl.bind.expr import (
+    ExprBinder,
+    bind_predicate,
+    first_column_name,
+    generated_name,
+    has_aggregate,
+    is_window_call,
+)
+from stream_dsl.bind.plans import OutputColumn, bind_window, build_join, build_union, plan_aggregate_query, resolve_emit
 from stream_dsl.bind.scope import Scope, match_names
 from stream_dsl.ir.column_names import is_reserved, reserved_message
 from stream_dsl.frame.expr import Expr, column_node, value_node, col
 from stream_dsl.errors import DSLError, did_you_mean
-from stream_dsl.ir.plan import (WINDOW_END, WINDOW_START, Aggregate, Distinct, Filter, Limit, Plan, Project, Sort,
-                             SortKey, is_streaming, project, render_plan, with_inputs)
+from stream_dsl.ir.plan import (
+    WINDOW_END,
+    WINDOW_START,
+    Aggregate,
+    Distinct,
+    Filter,
+    Limit,
+    Plan,
+    Project,
+    Sort,
+    SortKey,
+    is_streaming,
+    project,
+    render_plan,
+    with_inputs,
+)
 from stream_dsl.ir.types import DataType
 
 if TYPE_CHECKING:
@@ -239,13 +258,25 @@ class Stream:
         """Every column except these."""
         scope = self._scope()
         gone = {scope.resolve((c,)).name for c in _flatten(columns)}
-        return self._derive(project(self._plan, [E.NamedExpr(f.name, E.Column(f.name, f.dtype))
-                                                 for f in self._plan.schema if f.name not in gone]))
+        return self._derive(
+            project(
+                self._plan,
+                [E.NamedExpr(f.name, E.Column(f.name, f.dtype)) for f in self._plan.schema if f.name not in gone],
+            )
+        )
 
     # ------------------------------------------------------------ joins, unions
 
-    def join(self, other: "Stream", on: Any = None, *, left_on: Any = None, right_on: Any = None,
-             how: str = "inner", suffix: str = "_right") -> "Stream":
+    def join(
+        self,
+        other: "Stream",
+        on: Any = None,
+        *,
+        left_on: Any = None,
+        right_on: Any = None,
+        how: str = "inner",
+        suffix: str = "_right",
+    ) -> "Stream":
         """Join with another Stream or Table on equal keys; `how` is 'inner' or 'left'.
 
         `on` names keys both sides share; each appears once, like SQL USING.
@@ -295,8 +326,13 @@ class Stream:
 
     unique = distinct
 
-    def sort(self, by: str | Sequence[str], *more_by: str, descending: bool | Sequence[bool] = False,
-             nulls_last: bool | Sequence[bool] = True) -> "Stream":
+    def sort(
+        self,
+        by: str | Sequence[str],
+        *more_by: str,
+        descending: bool | Sequence[bool] = False,
+        nulls_last: bool | Sequence[bool] = True,
+    ) -> "Stream":
         """Rows ordered by output columns (ORDER BY), as polars' `sort`.
 
         collect() sorts the whole result (a later `limit` takes its first

@@ -110,8 +110,22 @@ MOVED_END = "__sd_nwe"  # and end
 CHANGELOG_OP = "__sd_op"  # a changelog row's operation (insert or delete)
 NULL_ROW_FIELD = "__sd_null"  # a Redis stream entry's only field when every column of its row is NULL
 
-SCRATCH = (EVENT_MS, HOP_OFFSET, LATE, NEW, VALUE, SOURCE, SESSION_ID, ROW_INDEX, MERGED_START, MERGED_END,
-           MOVED_START, MOVED_END, CHANGELOG_OP, NULL_ROW_FIELD)
+SCRATCH = (
+    EVENT_MS,
+    HOP_OFFSET,
+    LATE,
+    NEW,
+    VALUE,
+    SOURCE,
+    SESSION_ID,
+    ROW_INDEX,
+    MERGED_START,
+    MERGED_END,
+    MOVED_START,
+    MOVED_END,
+    CHANGELOG_OP,
+    NULL_ROW_FIELD,
+)
 FIXED = (TIME_COLUMN, PARTITION_COLUMN, ROW_COLUMN, PARTIAL_ROWS, PARTIAL_DISTINCT) + SCRATCH
 
 
@@ -122,5 +136,7 @@ def is_reserved(name: str) -> bool:
 
 def reserved_message(name: str, what: str = "column") -> str:
     """Why a user's column name with the reserved prefix is refused."""
-    return (f"{what} name '{name}' starts with '{RESERVED_PREFIX}', which stream-dsl keeps for the columns "
-            f"it adds itself; rename it")
+    return (
+        f"{what} name '{name}' starts with '{RESERVED_PREFIX}', which stream-dsl keeps for the columns "
+        f"it adds itself; rename it"
+    )

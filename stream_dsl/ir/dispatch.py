@@ -43,8 +43,9 @@ class MissingCase(TypeError):
     def __init__(self, pass_: Callable[..., Any], node: object) -> None:
         name = getattr(pass_, "__qualname__", repr(pass_))
         module = getattr(pass_, "__module__", "?")
-        super().__init__(f"{module}.{name} has no case for {type(node).__name__} ({node!r:.200}); "
-                         f"add one with @{name}.register")
+        super().__init__(
+            f"{module}.{name} has no case for {type(node).__name__} ({node!r:.200}); add one with @{name}.register"
+        )
 
 
 def node_pass(family: str) -> Callable[[Callable[..., T]], "_SingleDispatchCallable[T]"]:

@@ -70,7 +70,7 @@ def _round(x: pl.Expr, digits: pl.Expr | None = None) -> pl.Expr:
     if places < -308:  # 10^-places is not a double: everything finite rounds to 0
         return x * 0.0
     if places < 0:  # round(1234, -2) = 1200: polars rounds to places >= 0 only
-        factor = 10.0 ** -places
+        factor = 10.0**-places
         return (x / factor).round(0, mode="half_away_from_zero") * factor
     return x.round(min(places, 400), mode="half_away_from_zero")
 
@@ -85,19 +85,30 @@ def _replace(s: pl.Expr, old: pl.Expr, new: pl.Expr) -> pl.Expr:
 
     Polars replaces only a constant pattern: one that varies by row goes through Python's str.replace.
     """
-    if old.meta.is_literal() and new.meta.is_literal() and _literal_value(old) is not None \
-            and _literal_value(new) is not None:
+    if (
+        old.meta.is_literal()
+        and new.meta.is_literal()
+        and _literal_value(old) is not None
+        and _literal_value(new) is not None
+    ):
         if _literal_value(old) == "":
             return s
         return s.str.replace_all(old, new, literal=True)
 
     def each_row(rows: pl.Series) -> pl.Series:
-        out = [None if None in (r["s"], r["old"], r["new"]) else r["s"] if r["old"] == ""
-               else r["s"].replace(r["old"], r["new"]) for r in rows.to_list()]
+        out = [
+            None
+            if None in (r["s"], r["old"], r["new"])
+            else r["s"]
+            if r["old"] == ""
+            else r["s"].replace(r["old"], r["new"])
+            for r in rows.to_list()
+        ]
         return pl.Series(rows.name, out, dtype=pl.String)
 
     return pl.struct(s.alias("s"), old.alias("old"), new.alias("new")).map_batches(
-        each_row, return_dtype=pl.String, is_elementwise=True)
+        each_row, return_dtype=pl.String, is_elementwise=True
+    )
 
 
 def _literal_value(e: pl.Expr) -> object:
@@ -112,58 +123,99 @@ def _log(first: pl.Expr, second: pl.Expr | None = None) -> pl.Expr:
     return second.cast(pl.Float64).log() / first.cast(pl.Float64).log()
 
 
-SCALAR_FUNCTIONS: dict[str, ScalarFunction] = {f.name: f for f in [
-    ScalarFunction("upper", ("string",), _const(T.STRING), lambda s: s.str.to_uppercase(), doc="upper-case"),
-    ScalarFunction("lower", ("string",), _const(T.STRING), lambda s: s.str.to_lowercase(), doc="lower-case"),
-    ScalarFunction("length", ("string",), _const(T.BIGINT), lambda s: s.str.len_chars().cast(pl.Int64),
-                   doc="number of characters"),
-    # TRIM removes spaces only, not tabs or newlines (polars' default strips all whitespace).
-    ScalarFunction("trim", ("string",), _const(T.STRING), lambda s: s.str.strip_chars(SPACES), doc="strip spaces"),
-    ScalarFunction("ltrim", ("string",), _const(T.STRING), lambda s: s.str.strip_chars_start(SPACES)),
-    ScalarFunction("rtrim", ("string",), _const(T.STRING), lambda s: s.str.strip_chars_end(SPACES)),
-    ScalarFunction("substring", ("string", "numeric", "numeric"), _const(T.STRING), _substr, min_args=2,
-                   doc="substring(s, start[, length]), 1-based"),
-    ScalarFunction("replace", ("string", "string", "string"), _const(T.STRING),
-                   _replace, doc="replace(s, from, to); an empty `from` replaces nothing"),
-    ScalarFunction("concat", ("any",), _const(T.STRING),
-                   lambda *xs: pl.concat_str([x.cast(pl.String) for x in xs], ignore_nulls=True), variadic=True,
-                   min_args=1, doc="concatenation; NULL arguments are skipped"),
-    ScalarFunction("starts_with", ("string", "string"), _const(T.BOOLEAN), lambda s, p: s.str.starts_with(p)),
-    ScalarFunction("ends_with", ("string", "string"), _const(T.BOOLEAN), lambda s, p: s.str.ends_with(p)),
-    ScalarFunction("contains", ("string", "string"), _const(T.BOOLEAN),
-                   lambda s, p: s.str.contains(p, literal=True)),
-    ScalarFunction("abs", ("numeric",), _same_as_first, lambda x: x.abs()),
-    ScalarFunction("round", ("numeric", "numeric"), _const(T.DOUBLE), _round, min_args=1),
-    ScalarFunction("floor", ("numeric",), _const(T.DOUBLE), lambda x: x.cast(pl.Float64).floor()),
-    ScalarFunction("ceil", ("numeric",), _const(T.DOUBLE), lambda x: x.cast(pl.Float64).ceil()),
-    ScalarFunction("sqrt", ("numeric",), _const(T.DOUBLE), lambda x: x.cast(pl.Float64).sqrt()),
-    ScalarFunction("exp", ("numeric",), _const(T.DOUBLE), lambda x: x.cast(pl.Float64).exp()),
-    ScalarFunction("ln", ("numeric",), _const(T.DOUBLE), lambda x: x.cast(pl.Float64).log()),
-    ScalarFunction("log10", ("numeric",), _const(T.DOUBLE), lambda x: x.cast(pl.Float64).log10()),
-    ScalarFunction("log", ("numeric", "numeric"), _const(T.DOUBLE), _log, min_args=1),
-    ScalarFunction("power", ("numeric", "numeric"), _const(T.DOUBLE),
-                   lambda x, y: x.cast(pl.Float64).pow(y.cast(pl.Float64))),
-    ScalarFunction("coalesce", ("any",), _common, lambda *xs: pl.coalesce(list(xs)), variadic=True, min_args=1),
-    ScalarFunction("greatest", ("numeric",), _common, lambda *xs: pl.max_horizontal(list(xs)), variadic=True,
-                   min_args=1),
-    ScalarFunction("least", ("numeric",), _common, lambda *xs: pl.min_horizontal(list(xs)), variadic=True,
-                   min_args=1),
-    ScalarFunction("nullif", ("any", "any"), _same_as_first,
-                   lambda a, b: pl.when(a == b).then(None).otherwise(a)),
-    ScalarFunction("epoch_ms", ("timestamp",), _const(T.BIGINT), lambda t: t.dt.epoch("ms"),
-                   doc="milliseconds since 1970-01-01"),
-    ScalarFunction("to_timestamp_ms", ("numeric",), _const(T.TIMESTAMP),
-                   lambda x: x.cast(pl.Int64).cast(pl.Datetime("ms"))),
-    ScalarFunction("hour", ("timestamp",), _const(T.BIGINT), lambda t: t.dt.hour().cast(pl.Int64)),
-    ScalarFunction("minute", ("timestamp",), _const(T.BIGINT), lambda t: t.dt.minute().cast(pl.Int64)),
-    ScalarFunction("second", ("timestamp",), _const(T.BIGINT), lambda t: t.dt.second().cast(pl.Int64)),
-]}
+SCALAR_FUNCTIONS: dict[str, ScalarFunction] = {
+    f.name: f
+    for f in [
+        ScalarFunction("upper", ("string",), _const(T.STRING), lambda s: s.str.to_uppercase(), doc="upper-case"),
+        ScalarFunction("lower", ("string",), _const(T.STRING), lambda s: s.str.to_lowercase(), doc="lower-case"),
+        ScalarFunction(
+            "length",
+            ("string",),
+            _const(T.BIGINT),
+            lambda s: s.str.len_chars().cast(pl.Int64),
+            doc="number of characters",
+        ),
+        # TRIM removes spaces only, not tabs or newlines (polars' default strips all whitespace).
+        ScalarFunction("trim", ("string",), _const(T.STRING), lambda s: s.str.strip_chars(SPACES), doc="strip spaces"),
+        ScalarFunction("ltrim", ("string",), _const(T.STRING), lambda s: s.str.strip_chars_start(SPACES)),
+        ScalarFunction("rtrim", ("string",), _const(T.STRING), lambda s: s.str.strip_chars_end(SPACES)),
+        ScalarFunction(
+            "substring",
+            ("string", "numeric", "numeric"),
+            _const(T.STRING),
+            _substr,
+            min_args=2,
+            doc="substring(s, start[, length]), 1-based",
+        ),
+        ScalarFunction(
+            "replace",
+            ("string", "string", "string"),
+            _const(T.STRING),
+            _replace,
+            doc="replace(s, from, to); an empty `from` replaces nothing",
+        ),
+        ScalarFunction(
+            "concat",
+            ("any",),
+            _const(T.STRING),
+            lambda *xs: pl.concat_str([x.cast(pl.String) for x in xs], ignore_nulls=True),
+            variadic=True,
+            min_args=1,
+            doc="concatenation; NULL arguments are skipped",
+        ),
+        ScalarFunction("starts_with", ("string", "string"), _const(T.BOOLEAN), lambda s, p: s.str.starts_with(p)),
+        ScalarFunction("ends_with", ("string", "string"), _const(T.BOOLEAN), lambda s, p: s.str.ends_with(p)),
+        ScalarFunction(
+            "contains", ("string", "string"), _const(T.BOOLEAN), lambda s, p: s.str.contains(p, literal=True)
+        ),
+        ScalarFunction("abs", ("numeric",), _same_as_first, lambda x: x.abs()),
+        ScalarFunction("round", ("numeric", "numeric"), _const(T.DOUBLE), _round, min_args=1),
+        ScalarFunction("floor", ("numeric",), _const(T.DOUBLE), lambda x: x.cast(pl.Float64).floor()),
+        ScalarFunction("ceil", ("numeric",), _const(T.DOUBLE), lambda x: x.cast(pl.Float64).ceil()),
+        ScalarFunction("sqrt", ("numeric",), _const(T.DOUBLE), lambda x: x.cast(pl.Float64).sqrt()),
+        ScalarFunction("exp", ("numeric",), _const(T.DOUBLE), lambda x: x.cast(pl.Float64).exp()),
+        ScalarFunction("ln", ("numeric",), _const(T.DOUBLE), lambda x: x.cast(pl.Float64).log()),
+        ScalarFunction("log10", ("numeric",), _const(T.DOUBLE), lambda x: x.cast(pl.Float64).log10()),
+        ScalarFunction("log", ("numeric", "numeric"), _const(T.DOUBLE), _log, min_args=1),
+        ScalarFunction(
+            "power", ("numeric", "numeric"), _const(T.DOUBLE), lambda x, y: x.cast(pl.Float64).pow(y.cast(pl.Float64))
+        ),
+        ScalarFunction("coalesce", ("any",), _common, lambda *xs: pl.coalesce(list(xs)), variadic=True, min_args=1),
+        ScalarFunction(
+            "greatest", ("numeric",), _common, lambda *xs: pl.max_horizontal(list(xs)), variadic=True, min_args=1
+        ),
+        ScalarFunction(
+            "least", ("numeric",), _common, lambda *xs: pl.min_horizontal(list(xs)), variadic=True, min_args=1
+        ),
+        ScalarFunction("nullif", ("any", "any"), _same_as_first, lambda a, b: pl.when(a == b).then(None).otherwise(a)),
+        ScalarFunction(
+            "epoch_ms",
+            ("timestamp",),
+            _const(T.BIGINT),
+            lambda t: t.dt.epoch("ms"),
+            doc="milliseconds since 1970-01-01",
+        ),
+        ScalarFunction(
+            "to_timestamp_ms", ("numeric",), _const(T.TIMESTAMP), lambda x: x.cast(pl.Int64).cast(pl.Datetime("ms"))
+        ),
+        ScalarFunction("hour", ("timestamp",), _const(T.BIGINT), lambda t: t.dt.hour().cast(pl.Int64)),
+        ScalarFunction("minute", ("timestamp",), _const(T.BIGINT), lambda t: t.dt.minute().cast(pl.Int64)),
+        ScalarFunction("second", ("timestamp",), _const(T.BIGINT), lambda t: t.dt.second().cast(pl.Int64)),
+    ]
+}
 
 # Other spellings users bring from other SQL dialects.
 FUNCTION_ALIASES = {
-    "substr": "substring", "char_length": "length", "len": "length", "ceiling": "ceil",
-    "pow": "power", "ifnull": "coalesce", "ucase": "upper", "lcase": "lower",
+    "substr": "substring",
+    "char_length": "length",
+    "len": "length",
+    "ceiling": "ceil",
+    "pow": "power",
+    "ifnull": "coalesce",
+    "ucase": "upper",
+    "lcase": "lower",
 }
+
 
 def _argument_type(t: DataType | None) -> DataType:
     assert t is not None  # only COUNT takes no argument
@@ -196,5 +248,10 @@ def lookup_aggregate(name: str) -> str | None:
 
 
 def known_function_names() -> list[str]:
-    return sorted(set(SCALAR_FUNCTIONS) | set(FUNCTION_ALIASES) | set(AGGREGATE_FUNCTIONS)
-                  | set(AGGREGATE_ALIASES) | set(WINDOW_FUNCTIONS))
+    return sorted(
+        set(SCALAR_FUNCTIONS)
+        | set(FUNCTION_ALIASES)
+        | set(AGGREGATE_FUNCTIONS)
+        | set(AGGREGATE_ALIASES)
+        | set(WINDOW_FUNCTIONS)
+    )

@@ -16,7 +16,7 @@ from dataclasses import replace
 from typing import Iterator
 
 from stream_dsl.ir.dispatch import MissingCase, node_pass
-from stream_dsl.ir.column_names import (PARTIAL_DISTINCT, PARTIAL_ROWS, WINDOW_END, WINDOW_START)
+from stream_dsl.ir.column_names import PARTIAL_DISTINCT, PARTIAL_ROWS, WINDOW_END, WINDOW_START
 from stream_dsl.errors import PlanError, Span, did_you_mean
 from stream_dsl.ir.expr import Agg, Column, Expr, NamedExpr, columns_used
 from stream_dsl.ir.types import DataType, Field, Schema
@@ -29,8 +29,10 @@ _SPAN = field(default=None, compare=False, repr=False)
 def _require_columns(expr_columns: set[str], schema: Schema, where: str) -> None:
     for name in sorted(expr_columns):
         if name not in schema:
-            raise PlanError(f"{where}: column '{name}' is not found in the input. "
-                            f"Existing columns: {', '.join(schema.names)}{did_you_mean(name, schema.names)}")
+            raise PlanError(
+                f"{where}: column '{name}' is not found in the input. "
+                f"Existing columns: {', '.join(schema.names)}{did_you_mean(name, schema.names)}"
+            )
 
 
 def _check_window_column(window: WindowSpec, schema: Schema) -> None:
@@ -246,8 +248,7 @@ class SortKey:
     nulls_first: bool = False
 
     def __str__(self) -> str:
-        return (self.column + (" DESC" if self.descending else "")
-                + (" NULLS FIRST" if self.nulls_first else ""))
+        return self.column + (" DESC" if self.descending else "") + (" NULLS FIRST" if self.nulls_first else "")
 
 
 @dataclass(frozen=True)
@@ -267,11 +268,13 @@ class Sort(_SameColumns):
             raise PlanError("ORDER BY needs at least one column")
         for key in self.keys:
             if key.column not in self.input.schema:
-                raise PlanError(f"ORDER BY column '{key.column}' is not an output column "
-                                f"({', '.join(self.input.schema.names)})")
+                raise PlanError(
+                    f"ORDER BY column '{key.column}' is not an output column ({', '.join(self.input.schema.names)})"
+                )
 
 
 # ---------------------------------------------------------------- two-phase aggregation
+
 
 def _check_aggs(aggs: tuple[NamedExpr, ...]) -> None:
     for n in aggs:
@@ -352,8 +355,10 @@ class FinalAggregate:
         _require_columns(set(self.state_columns), schema, "final aggregate")
         for f in partial_state_fields(self.aggs):
             if schema.dtype(f.name) is not f.dtype:
-                raise PlanError(f"final aggregate: partial column '{f.name}' is {schema.dtype(f.name).value}, "
-                                f"expected {f.dtype.value}")
+                raise PlanError(
+                    f"final aggregate: partial column '{f.name}' is {schema.dtype(f.name).value}, "
+                    f"expected {f.dtype.value}"
+                )
         if self.window is not None and self.window.kind != "tumble":
             raise PlanError(f"a final aggregate supports TUMBLE windows only, not {self.window.kind.upper()}")
         if self.emit not in (EMIT_FINAL, EMIT_CHANGES):
@@ -380,8 +385,9 @@ class FinalAggregate:
         return Schema(tuple(fields))
 
 
-Plan = typing.Union[Scan, Filter, Project, Join, Aggregate, Distinct, Union, Limit, Sort, PartialAggregate,
-                    FinalAggregate]
+Plan = typing.Union[
+    Scan, Filter, Project, Join, Aggregate, Distinct, Union, Limit, Sort, PartialAggregate, FinalAggregate
+]
 PLAN_NODES = (Scan, Filter, Project, Join, Aggregate, Distinct, Union, Limit, Sort, PartialAggregate, FinalAggregate)
 
 
@@ -430,8 +436,10 @@ def _(node: Union, inputs: tuple[Plan, ...]) -> Plan:
 @with_inputs.register(Sort)
 @with_inputs.register(PartialAggregate)
 @with_inputs.register(FinalAggregate)
-def _(node: Filter | Project | Aggregate | Distinct | Limit | Sort | PartialAggregate | FinalAggregate,
-      inputs: tuple[Plan, ...]) -> Plan:
+def _(
+    node: Filter | Project | Aggregate | Distinct | Limit | Sort | PartialAggregate | FinalAggregate,
+    inputs: tuple[Plan, ...],
+) -> Plan:
     return replace(node, input=inputs[0])
 
 

@@ -9,8 +9,20 @@ from __future__ import annotations
 from stream_dsl.ir.dispatch import MissingCase, node_pass
 from stream_dsl.ir.expr import NamedExpr, format_duration_ms, render, render_named
 from stream_dsl.ir.definitions import WindowSpec
-from stream_dsl.ir.plan import (Aggregate, Distinct, FinalAggregate, Filter, Join, Limit, PartialAggregate, Plan,
-                                Project, Scan, Sort, Union)
+from stream_dsl.ir.plan import (
+    Aggregate,
+    Distinct,
+    FinalAggregate,
+    Filter,
+    Join,
+    Limit,
+    PartialAggregate,
+    Plan,
+    Project,
+    Scan,
+    Sort,
+    Union,
+)
 
 
 @node_pass("plan")

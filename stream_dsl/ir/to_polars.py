@@ -46,8 +46,14 @@ from stream_dsl.ir import expr as E
 from stream_dsl.ir.dispatch import node_pass
 from stream_dsl.ir.functions import SCALAR_FUNCTIONS
 from stream_dsl.ir.types import DataType
-from stream_dsl.ir.to_polars_cast import (TIMESTAMP_MAX_MS, TIMESTAMP_MIN_MS, cast, epoch_ms_to_timestamp,
-                                     in_timestamp_range, parse_timestamp)
+from stream_dsl.ir.to_polars_cast import (
+    TIMESTAMP_MAX_MS,
+    TIMESTAMP_MIN_MS,
+    cast,
+    epoch_ms_to_timestamp,
+    in_timestamp_range,
+    parse_timestamp,
+)
 from stream_dsl.ir.to_polars_cast import to_string as _to_string
 from stream_dsl.ir.to_polars_checks import CastFailure, OverflowFailure
 from stream_dsl.ir.to_polars_checks import fail_where as _fail_where
@@ -142,8 +148,12 @@ def _(e: E.Binary) -> pl.Expr:
 
 
 def _is_zero(e: E.Expr) -> bool:
-    return isinstance(e, E.Literal) and isinstance(e.value, (int, float)) and not isinstance(e.value, bool) \
+    return (
+        isinstance(e, E.Literal)
+        and isinstance(e.value, (int, float))
+        and not isinstance(e.value, bool)
         and e.value == 0
+    )
 
 
 def _as_bool(x: pl.Expr, e: E.Expr) -> pl.Expr:
@@ -151,8 +161,12 @@ def _as_bool(x: pl.Expr, e: E.Expr) -> pl.Expr:
 
 
 _COMPARE = {
-    "=": lambda a, b: a == b, "<>": lambda a, b: a != b, "<": lambda a, b: a < b,
-    "<=": lambda a, b: a <= b, ">": lambda a, b: a > b, ">=": lambda a, b: a >= b,
+    "=": lambda a, b: a == b,
+    "<>": lambda a, b: a != b,
+    "<": lambda a, b: a < b,
+    "<=": lambda a, b: a <= b,
+    ">": lambda a, b: a > b,
+    ">=": lambda a, b: a >= b,
 }
 
 
@@ -170,8 +184,9 @@ def _compare(op: str, left: pl.Expr, right: pl.Expr, lt: DataType, rt: DataType)
     return _COMPARE[op](left, right)
 
 
-def _arithmetic(op: str, left: pl.Expr, right: pl.Expr, lt: DataType, rt: DataType,
-                result: DataType, constant: object = None) -> pl.Expr:
+def _arithmetic(
+    op: str, left: pl.Expr, right: pl.Expr, lt: DataType, rt: DataType, result: DataType, constant: object = None
+) -> pl.Expr:
     """`left op right`; `constant`: the right operand's value when it is a literal."""
     if result is T.TIMESTAMP or result is T.INTERVAL:
         return _temporal(op, left, right, lt, rt, result)
@@ -212,10 +227,16 @@ def _checked_arithmetic(op: str, a: pl.Expr, b: pl.Expr, result: DataType) -> pl
         else:
             divisor = pl.when((a == 0) | (a == -1)).then(1).otherwise(a)
             failed = pl.when(a == -1).then(b == _INT64_MIN).otherwise((a != 0) & (value // divisor != b))
-    return _fail_where(failed.fill_null(False), pl.struct(a.alias("a"), b.alias("b")), value,
-                       lambda first, n: OverflowFailure(
-                           f"integer overflow: {first['a']} {op} {first['b']} does not fit in {result.value}"
-                           f" ({n} value{'s' if n > 1 else ''} failed)"), result.polars)
+    return _fail_where(
+        failed.fill_null(False),
+        pl.struct(a.alias("a"), b.alias("b")),
+        value,
+        lambda first, n: OverflowFailure(
+            f"integer overflow: {first['a']} {op} {first['b']} does not fit in {result.value}"
+            f" ({n} value{'s' if n > 1 else ''} failed)"
+        ),
+        result.polars,
+    )
 
 
 def sql_remainder(a: pl.Expr, b: pl.Expr, *, integer: bool, divisor: object = None) -> pl.Expr:
@@ -259,10 +280,16 @@ def _temporal(op: str, left: pl.Expr, right: pl.Expr, lt: DataType, rt: DataType
     value = _checked_arithmetic(op, a, b, T.BIGINT)
     if result is T.INTERVAL:
         return value.cast(pl.Duration("ms"))
-    return _fail_where((~in_timestamp_range(value)).fill_null(False), value, value.cast(pl.Datetime("ms")),
-                       lambda first, n: OverflowFailure(f"timestamp out of range: {first} ms since 1970 is not "
-                                                        f"in years 1 to 9999 ({n} value{'s' if n > 1 else ''} failed)"),
-                       pl.Datetime("ms"))
+    return _fail_where(
+        (~in_timestamp_range(value)).fill_null(False),
+        value,
+        value.cast(pl.Datetime("ms")),
+        lambda first, n: OverflowFailure(
+            f"timestamp out of range: {first} ms since 1970 is not "
+            f"in years 1 to 9999 ({n} value{'s' if n > 1 else ''} failed)"
+        ),
+        pl.Datetime("ms"),
+    )
 
 
 @_compile.register
@@ -280,10 +307,15 @@ def _(e: E.Unary) -> pl.Expr:
 def _checked_negation(x: pl.Expr, dtype: DataType) -> pl.Expr:
     """Integer `-x` that raises OverflowFailure for the type's smallest value, whose negation polars wraps to itself."""
     smallest = -(2**31) if dtype is T.INT else _INT64_MIN
-    return _fail_where((x == smallest).fill_null(False), x, -x,
-                       lambda first, n: OverflowFailure(
-                           f"integer overflow: -({first}) does not fit in {dtype.value}"
-                           f" ({n} value{'s' if n > 1 else ''} failed)"), dtype.polars)
+    return _fail_where(
+        (x == smallest).fill_null(False),
+        x,
+        -x,
+        lambda first, n: OverflowFailure(
+            f"integer overflow: -({first}) does not fit in {dtype.value} ({n} value{'s' if n > 1 else ''} failed)"
+        ),
+        dtype.polars,
+    )
 
 
 @_compile.register
@@ -450,6 +482,19 @@ def _(e: E.Cast) -> pl.Expr:
     return cast(_compile(e.expr), e.expr.dtype, e.dtype)
 
 
-__all__ = ["CastFailure", "OverflowFailure", "TIMESTAMP_MAX_MS", "TIMESTAMP_MIN_MS", "cast", "compile_expr",
-           "compile_named", "compile_predicate", "epoch_ms_to_timestamp", "in_timestamp_range", "like_to_regex",
-           "literal", "parse_timestamp", "sql_remainder"]
+__all__ = [
+    "CastFailure",
+    "OverflowFailure",
+    "TIMESTAMP_MAX_MS",
+    "TIMESTAMP_MIN_MS",
+    "cast",
+    "compile_expr",
+    "compile_named",
+    "compile_predicate",
+    "epoch_ms_to_timestamp",
+    "in_timestamp_range",
+    "like_to_regex",
+    "literal",
+    "parse_timestamp",
+    "sql_remainder",
+]

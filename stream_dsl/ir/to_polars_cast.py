@@ -66,9 +66,15 @@ def _checked_cast(x: pl.Expr, target: DataType) -> pl.Expr:
 
 def _cast_checked(failed: pl.Expr, original: pl.Expr, value: pl.Expr, target: DataType) -> pl.Expr:
     """`value`, but raise CastFailure naming the first input of a row that `failed`."""
-    return fail_where(failed, original.cast(pl.String), value,
-                       lambda first, n: CastFailure(f"cannot CAST '{first}' to {target.value} "
-                                                    f"({n} value{'s' if n > 1 else ''} failed)"), target.polars)
+    return fail_where(
+        failed,
+        original.cast(pl.String),
+        value,
+        lambda first, n: CastFailure(
+            f"cannot CAST '{first}' to {target.value} ({n} value{'s' if n > 1 else ''} failed)"
+        ),
+        target.polars,
+    )
 
 
 def to_string(x: pl.Expr, source: DataType) -> pl.Expr:
@@ -92,8 +98,9 @@ def _doubles_as_text(values: pl.Series) -> pl.Series:
 
     (Polars writes 'NaN', '1e-7' and '0.000025'.)
     """
-    return pl.Series(values.name, [None if v is None else repr(v) for v in values.cast(pl.Float64).to_list()],
-                     dtype=pl.String)
+    return pl.Series(
+        values.name, [None if v is None else repr(v) for v in values.cast(pl.Float64).to_list()], dtype=pl.String
+    )
 
 
 _TRUE = ("true", "t", "yes", "y", "1", "on")

@@ -36,8 +36,9 @@ def guarded(guard: pl.Expr, build: Callable[[], pl.Expr]) -> pl.Expr:
         GUARDS.reset(token)
 
 
-def fail_where(failed: pl.Expr, shown: pl.Expr, value: pl.Expr, error: Callable[[Any, int], Exception],
-                dtype: pl.DataType) -> pl.Expr:
+def fail_where(
+    failed: pl.Expr, shown: pl.Expr, value: pl.Expr, error: Callable[[Any, int], Exception], dtype: pl.DataType
+) -> pl.Expr:
     """`value`, but raise `error(first shown value, rows)` when any row `failed` (polars has no raise).
 
     Inside CASE branches only the rows the branches pick count (`guarded`).

@@ -52,13 +52,27 @@ _TO_POLARS: dict[DataType, pl.DataType] = {
 
 # Names a user may write in DDL or CAST, mapped to our types.
 TYPE_NAMES: dict[str, DataType] = {
-    "BIGINT": DataType.BIGINT, "LONG": DataType.BIGINT, "INT64": DataType.BIGINT,
-    "INT": DataType.INT, "INTEGER": DataType.INT, "SMALLINT": DataType.INT, "TINYINT": DataType.INT,
-    "DOUBLE": DataType.DOUBLE, "DOUBLE PRECISION": DataType.DOUBLE, "FLOAT": DataType.DOUBLE,
-    "REAL": DataType.DOUBLE, "DECIMAL": DataType.DOUBLE, "NUMERIC": DataType.DOUBLE,
-    "STRING": DataType.STRING, "VARCHAR": DataType.STRING, "TEXT": DataType.STRING, "CHAR": DataType.STRING,
-    "BOOLEAN": DataType.BOOLEAN, "BOOL": DataType.BOOLEAN,
-    "TIMESTAMP": DataType.TIMESTAMP, "DATETIME": DataType.TIMESTAMP,
+    "BIGINT": DataType.BIGINT,
+    "LONG": DataType.BIGINT,
+    "INT64": DataType.BIGINT,
+    "INT": DataType.INT,
+    "INTEGER": DataType.INT,
+    "SMALLINT": DataType.INT,
+    "TINYINT": DataType.INT,
+    "DOUBLE": DataType.DOUBLE,
+    "DOUBLE PRECISION": DataType.DOUBLE,
+    "FLOAT": DataType.DOUBLE,
+    "REAL": DataType.DOUBLE,
+    "DECIMAL": DataType.DOUBLE,
+    "NUMERIC": DataType.DOUBLE,
+    "STRING": DataType.STRING,
+    "VARCHAR": DataType.STRING,
+    "TEXT": DataType.STRING,
+    "CHAR": DataType.STRING,
+    "BOOLEAN": DataType.BOOLEAN,
+    "BOOL": DataType.BOOLEAN,
+    "TIMESTAMP": DataType.TIMESTAMP,
+    "DATETIME": DataType.TIMESTAMP,
 }
 
 

@@ -40,8 +40,12 @@ SETTING_NAMES = ("workers", "executor", "group_size", "batch_interval", "optimiz
 FORMATS = ("table", "csv", "json")
 STARTERS = ("SELECT", "CREATE", "INSERT", "EXPLAIN", "SHOW", "DESCRIBE", "SET", "DROP", "WITH")
 SHOWABLE = ("STREAMS", "TABLES", "SINKS", "VIEWS", "FUNCTIONS")
-SETTING_VALUES = {"executor": EXECUTORS, "optimize": ("true", "false"), "group_size": ("auto",),
-                  "batch_interval": ("100ms", "1s")}
+SETTING_VALUES = {
+    "executor": EXECUTORS,
+    "optimize": ("true", "false"),
+    "group_size": ("auto",),
+    "batch_interval": ("100ms", "1s"),
+}
 
 _WORD = re.compile(r"[^\W\d]\w*")
 _CURRENT = re.compile(r"(?:[^\W\d]\w*\.)?\w*$")
@@ -108,8 +112,8 @@ class DSLCompleter(Completer):
             return
         start = masked.rfind(";", 0, cursor) + 1
         end = masked_all.find(";", cursor)
-        statement = masked_all[start:end if end >= 0 else len(masked_all)]
-        head = masked[start:cursor - len(word)]
+        statement = masked_all[start : end if end >= 0 else len(masked_all)]
+        head = masked[start : cursor - len(word)]
         rels = relations(self.catalog())
         if "." in word:
             qualifier, partial = word.split(".", 1)
@@ -120,8 +124,9 @@ class DSLCompleter(Completer):
         previous = [w.upper() for w in _WORD.findall(head)]
         yield from self._in_context(previous, word, statement, rels)
 
-    def _in_context(self, previous: list[str], word: str, statement: str,
-                    rels: dict[str, Relation]) -> Iterator[Completion]:
+    def _in_context(
+        self, previous: list[str], word: str, statement: str, rels: dict[str, Relation]
+    ) -> Iterator[Completion]:
         last = previous[-1] if previous else ""
         before_last = previous[-2] if len(previous) > 1 else ""
         if not previous:
@@ -218,8 +223,9 @@ class DSLCompleter(Completer):
                 if field.name in seen or not field.name.lower().startswith(prefix.lower()):
                     continue
                 seen.add(field.name)
-                yield Completion(field.name, -len(prefix),
-                                 display_meta=f"{field.dtype.value} column of {relation.name}")
+                yield Completion(
+                    field.name, -len(prefix), display_meta=f"{field.dtype.value} column of {relation.name}"
+                )
 
     @staticmethod
     def _relations(rels: Iterable[Relation], prefix: str) -> Iterator[Completion]:

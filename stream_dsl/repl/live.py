@@ -23,8 +23,7 @@ from rich.live import Live
 from stream_dsl.connectors import open_source
 from stream_dsl.errors import DSLError
 from stream_dsl.ir.plan import Limit, Plan, Project, scans
-from stream_dsl.repl.render import (QueryStatus, frame_csv, frame_json, frame_view, live_view, query_status,
-                                    status_text)
+from stream_dsl.repl.render import QueryStatus, frame_csv, frame_json, frame_view, live_view, query_status, status_text
 
 __all__ = ["is_bounded", "output_keys", "LatestResults", "follow", "APPEND", "UPSERT", "REPLACE"]
 
@@ -143,21 +142,32 @@ class _Printer:
         elif self.fmt == "json":
             self.console.out(frame_json(frame), highlight=False, end="")
         else:
-            self.console.print(frame_view(frame, max_rows=self.max_rows, width=self.console.width,
-                                          title=f"batch {batch_id}"))
+            self.console.print(
+                frame_view(frame, max_rows=self.max_rows, width=self.console.width, title=f"batch {batch_id}")
+            )
 
 
-def follow(handle: Any, console: Console, *, results: LatestResults | None = None, live: bool = True,
-           fmt: str = "table", max_rows: int = 40, refresh_seconds: float = 0.25,
-           cancel: threading.Event | None = None, status_console: Console | None = None) -> QueryStatus:
+def follow(
+    handle: Any,
+    console: Console,
+    *,
+    results: LatestResults | None = None,
+    live: bool = True,
+    fmt: str = "table",
+    max_rows: int = 40,
+    refresh_seconds: float = 0.25,
+    cancel: threading.Event | None = None,
+    status_console: Console | None = None,
+) -> QueryStatus:
     """Show a running query until it ends, Ctrl-C, or `cancel` is set; then stop it and return its status.
 
     `results` is the query's sink buffer (None for an INSERT, whose rows go
     elsewhere: only the status shows). A failure of the query is raised, as
     the DSLError the handle reports, after the final view is drawn.
     """
-    return _Follower(handle, console, results, fmt, max_rows, refresh_seconds, cancel or threading.Event(),
-                     status_console or console).run(live)
+    return _Follower(
+        handle, console, results, fmt, max_rows, refresh_seconds, cancel or threading.Event(), status_console or console
+    ).run(live)
 
 
 @dataclass
@@ -211,8 +221,9 @@ class _Follower:
 
     def status(self, state: str) -> QueryStatus:
         handle = self.handle
-        return query_status(handle.progress()[-10:], time.perf_counter() - self.started, state, handle.totals(),
-                            len(handle.recoveries))
+        return query_status(
+            handle.progress()[-10:], time.perf_counter() - self.started, state, handle.totals(), len(handle.recoveries)
+        )
 
     def view(self, state: str) -> Any:
         status = self.status(state)

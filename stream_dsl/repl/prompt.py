@@ -81,14 +81,18 @@ def _key_bindings() -> Any:
 def _toolbar(session: Session) -> Callable[[], str]:
     def text() -> str:
         c = session.ctx.config
-        return (f" executor {c.executor} · workers {c.workers} · group size {c.group_size} · "
-                f"batch {c.batch_interval_ms}ms · optimize {'on' if c.optimize else 'off'} · "
-                f"format {session.fmt} · timing {'on' if session.timing else 'off'}    \\help · Ctrl-D quits")
+        return (
+            f" executor {c.executor} · workers {c.workers} · group size {c.group_size} · "
+            f"batch {c.batch_interval_ms}ms · optimize {'on' if c.optimize else 'off'} · "
+            f"format {session.fmt} · timing {'on' if session.timing else 'off'}    \\help · Ctrl-D quits"
+        )
+
     return text
 
 
-def prompt_session(session: Session, *, input: Any = None, output: Any = None, history: str | None = None,
-                   history_object: Any = None) -> Any:
+def prompt_session(
+    session: Session, *, input: Any = None, output: Any = None, history: str | None = None, history_object: Any = None
+) -> Any:
     """The prompt_toolkit PromptSession of the REPL (pass `input`/`output` to drive it without a terminal)."""
     from prompt_toolkit import PromptSession
     from prompt_toolkit.lexers import PygmentsLexer
@@ -112,9 +116,16 @@ def prompt_session(session: Session, *, input: Any = None, output: Any = None, h
     )
 
 
-def run_repl(session: Session | None = None, *, input: Any = None, output: Any = None,
-             history: str | None = None, history_object: Any = None, banner: bool = True,
-             prompt: Any = None) -> int:
+def run_repl(
+    session: Session | None = None,
+    *,
+    input: Any = None,
+    output: Any = None,
+    history: str | None = None,
+    history_object: Any = None,
+    banner: bool = True,
+    prompt: Any = None,
+) -> int:
     """The interactive loop: read an input, run it, repeat until `\\q` or Ctrl-D. Returns 0.
 
     Ctrl-C while typing drops the input; while a query runs, it stops the
@@ -124,15 +135,15 @@ def run_repl(session: Session | None = None, *, input: Any = None, output: Any =
     """
     session = session or Session()
     if prompt is None:
-        prompt = prompt_session(session, input=input, output=output, history=history,
-                                history_object=history_object)
+        prompt = prompt_session(session, input=input, output=output, history=history, history_object=history_object)
     if input is None and session.input_guard is None:
         session.input_guard = lambda: no_echo(sys.stdin)
     if banner:
         from stream_dsl.cli.main import _version
 
-        session.console.print(Text(f"stream-dsl {_version()} — statements end with ';', \\help for help, "
-                                   f"Ctrl-D to quit", style="dim"))
+        session.console.print(
+            Text(f"stream-dsl {_version()} — statements end with ';', \\help for help, Ctrl-D to quit", style="dim")
+        )
     while True:
         try:
             if not session.execute(prompt.prompt()):
@@ -142,4 +153,3 @@ def run_repl(session: Session | None = None, *, input: Any = None, output: Any =
         except EOFError:  # Ctrl-D on an empty line
             break
     return 0
-

@@ -38,8 +38,21 @@ from rich.text import Text
 from stream_dsl.secrets import escape_frame, escape_json_text
 from stream_dsl.ir.types import type_from_polars
 
-__all__ = ["frame_table", "frame_caption", "frame_view", "fit_widths", "frame_csv", "frame_json", "cell_text",
-           "visible_columns", "QueryStatus", "query_status", "status_text", "live_view", "FORMATS"]
+__all__ = [
+    "frame_table",
+    "frame_caption",
+    "frame_view",
+    "fit_widths",
+    "frame_csv",
+    "frame_json",
+    "cell_text",
+    "visible_columns",
+    "QueryStatus",
+    "query_status",
+    "status_text",
+    "live_view",
+    "FORMATS",
+]
 
 FORMATS = ("table", "csv", "json")
 MAX_CELL = 40  # characters of one cell before it is cut with '…'
@@ -118,8 +131,15 @@ def fit_widths(natural: Sequence[int], room: int) -> list[int]:
     return widths
 
 
-def frame_table(frame: pl.DataFrame, *, max_rows: int = 40, width: int | None = None, max_cell: int = MAX_CELL,
-                title: str | None = None, types: bool = True) -> Table:
+def frame_table(
+    frame: pl.DataFrame,
+    *,
+    max_rows: int = 40,
+    width: int | None = None,
+    max_cell: int = MAX_CELL,
+    title: str | None = None,
+    types: bool = True,
+) -> Table:
     """A rich table of `frame`: names over SQL types, at most `max_rows` rows (first and last halves).
 
     Within `width` (unlimited when None) the widest columns are cut first,
@@ -128,8 +148,10 @@ def frame_table(frame: pl.DataFrame, *, max_rows: int = 40, width: int | None = 
     rows, cut = _rows(frame, max_rows)
     cells = [[cell_text(v) for v in row] for row in rows]
     type_names = [_type_name(t) for t in frame.dtypes]
-    natural = [min(max([len(name), len(type_names[i]) if types else 0] + [c[i].cell_len for c in cells]), max_cell)
-               for i, name in enumerate(frame.columns)]
+    natural = [
+        min(max([len(name), len(type_names[i]) if types else 0] + [c[i].cell_len for c in cells]), max_cell)
+        for i, name in enumerate(frame.columns)
+    ]
     left, right = visible_columns(natural, width) if width else (frame.width, 0)
     shown = list(range(left)) + list(range(frame.width - right, frame.width))
     if width:
@@ -142,8 +164,13 @@ def frame_table(frame: pl.DataFrame, *, max_rows: int = 40, width: int | None = 
         header = Text(frame.columns[i], style="bold")
         if types:
             header.append("\n" + type_names[i], style="dim")
-        table.add_column(header, justify="right" if frame.dtypes[i].is_numeric() else "left", no_wrap=True,
-                         overflow="ellipsis", width=sizes[i])
+        table.add_column(
+            header,
+            justify="right" if frame.dtypes[i].is_numeric() else "left",
+            no_wrap=True,
+            overflow="ellipsis",
+            width=sizes[i],
+        )
         if right and i == left - 1:
             table.add_column(Text("…"), justify="center", no_wrap=True, width=1)
     gap = [Text("…", style="dim")] if right else []
@@ -154,8 +181,9 @@ def frame_table(frame: pl.DataFrame, *, max_rows: int = 40, width: int | None = 
     return table
 
 
-def frame_caption(frame: pl.DataFrame, *, max_rows: int = 40, shown_columns: int | None = None,
-                  total_rows: int | None = None) -> str:
+def frame_caption(
+    frame: pl.DataFrame, *, max_rows: int = 40, shown_columns: int | None = None, total_rows: int | None = None
+) -> str:
     """'N rows', and what the table leaves out: rows beyond `max_rows`, hidden columns."""
     total = frame.height if total_rows is None else total_rows
     text = f"{total:,} row{'' if total == 1 else 's'}"
@@ -168,8 +196,15 @@ def frame_caption(frame: pl.DataFrame, *, max_rows: int = 40, shown_columns: int
     return text
 
 
-def frame_view(frame: pl.DataFrame, *, max_rows: int = 40, width: int | None = None,
-               total_rows: int | None = None, title: str | None = None, types: bool = True) -> RenderableType:
+def frame_view(
+    frame: pl.DataFrame,
+    *,
+    max_rows: int = 40,
+    width: int | None = None,
+    total_rows: int | None = None,
+    title: str | None = None,
+    types: bool = True,
+) -> RenderableType:
     """The table and, under it, its caption (control characters in text escaped: data cannot drive the terminal)."""
     frame = escape_frame(frame)
     table = frame_table(frame, max_rows=max_rows, width=width, title=title, types=types)
@@ -224,13 +259,19 @@ class QueryStatus:
     recoveries: int = 0  # lost workers replaced from a checkpoint
 
 
-def query_status(progress: Sequence[dict[str, Any]], elapsed_s: float, state: str = "running",
-                 totals: dict[str, int] | None = None, recoveries: int = 0) -> QueryStatus:
+def query_status(
+    progress: Sequence[dict[str, Any]],
+    elapsed_s: float,
+    state: str = "running",
+    totals: dict[str, int] | None = None,
+    recoveries: int = 0,
+) -> QueryStatus:
     """Totals over every batch (`totals`, else summed over `progress`); latency: the mean of the last ten batches.
 
     >>> query_status([{"rows_in": 10, "rows_out": 1, "latency_ms": 2.0, "watermark": None}], 2.0).rows_per_second
     5.0
     """
+
     def total(key: str) -> int:
         if totals is not None:
             return int(totals.get(key) or 0)
@@ -288,8 +329,9 @@ def _watermark_text(value: Any) -> str:
     return str(value)
 
 
-def live_view(frame: pl.DataFrame | None, status: QueryStatus, *, max_rows: int, width: int | None,
-              total_rows: int | None = None) -> RenderableType:
+def live_view(
+    frame: pl.DataFrame | None, status: QueryStatus, *, max_rows: int, width: int | None, total_rows: int | None = None
+) -> RenderableType:
     """The live display of a continuous SELECT: the latest results over the status line."""
     if frame is None:
         return status_text(status)

@@ -45,8 +45,7 @@ __all__ = ["Session", "run_piped"]
 
 MAX_INCLUDE_DEPTH = 16
 
-_ALIASES = {"\\?": "\\help", "\\h": "\\help", "\\d": "\\describe", "\\quit": "\\q", "\\exit": "\\q",
-            "\\include": "\\i"}
+_ALIASES = {"\\?": "\\help", "\\h": "\\help", "\\d": "\\describe", "\\quit": "\\q", "\\exit": "\\q", "\\include": "\\i"}
 
 
 class Session:
@@ -67,9 +66,18 @@ class Session:
         `console` is a terminal); otherwise print each batch as it comes.
     """
 
-    def __init__(self, ctx: Any = None, console: Console | None = None, *, err_console: Console | None = None,
-                 fmt: str = "table", timing: bool = False, max_rows: int = 40, live: bool | None = None,
-                 refresh_seconds: float = 0.25) -> None:
+    def __init__(
+        self,
+        ctx: Any = None,
+        console: Console | None = None,
+        *,
+        err_console: Console | None = None,
+        fmt: str = "table",
+        timing: bool = False,
+        max_rows: int = 40,
+        live: bool | None = None,
+        refresh_seconds: float = 0.25,
+    ) -> None:
         if ctx is None:
             from stream_dsl.context import Context
 
@@ -166,8 +174,17 @@ class Session:
 
     def _follow(self, handle: Any, results: LatestResults | None) -> None:
         with self.input_guard() if self.input_guard is not None else nullcontext():
-            follow(handle, self.console, results=results, live=self.live, fmt=self.fmt, max_rows=self.max_rows,
-                   refresh_seconds=self.refresh_seconds, cancel=self._cancel, status_console=self.err_console)
+            follow(
+                handle,
+                self.console,
+                results=results,
+                live=self.live,
+                fmt=self.fmt,
+                max_rows=self.max_rows,
+                refresh_seconds=self.refresh_seconds,
+                cancel=self._cancel,
+                status_console=self.err_console,
+            )
 
     # ------------------------------------------------------------ output
 
@@ -205,10 +222,12 @@ class Session:
         lines = ["Statements end with ';' (Enter adds a line until then). Meta commands:"]
         for name, (hint, doc) in META_COMMANDS.items():
             lines.append(f"  {(name + ' ' + hint).strip():<26} {doc}")
-        lines += ["Statements: CREATE STREAM/TABLE/SINK/VIEW, SELECT, INSERT INTO, EXPLAIN, SHOW, DESCRIBE, SET, DROP.",
-                  "A SELECT over bounded sources prints its result; over a stream it shows the latest results "
-                  "live until Ctrl-C.",
-                  "Tab completes keywords, functions and names; Ctrl-C cancels, Ctrl-D quits."]
+        lines += [
+            "Statements: CREATE STREAM/TABLE/SINK/VIEW, SELECT, INSERT INTO, EXPLAIN, SHOW, DESCRIBE, SET, DROP.",
+            "A SELECT over bounded sources prints its result; over a stream it shows the latest results "
+            "live until Ctrl-C.",
+            "Tab completes keywords, functions and names; Ctrl-C cancels, Ctrl-D quits.",
+        ]
         self._text("\n".join(lines))
 
     def _meta_q(self, argument: str) -> bool:
@@ -222,22 +241,37 @@ class Session:
 
     def _meta_sinks(self, argument: str) -> None:
         sinks = self.ctx.catalog.sinks
-        options = [", ".join(f"{k} = '{v}'" for k, v in mask_options(s.options) if k != "connector")
-                   for s in sinks.values()]
-        self.show_frame(pl.DataFrame({"name": list(sinks), "connector": [s.option("connector") for s in
-                                                                        sinks.values()], "options": options},
-                                     schema={"name": pl.String, "connector": pl.String, "options": pl.String}),
-                        types=False)
+        options = [
+            ", ".join(f"{k} = '{v}'" for k, v in mask_options(s.options) if k != "connector") for s in sinks.values()
+        ]
+        self.show_frame(
+            pl.DataFrame(
+                {"name": list(sinks), "connector": [s.option("connector") for s in sinks.values()], "options": options},
+                schema={"name": pl.String, "connector": pl.String, "options": pl.String},
+            ),
+            types=False,
+        )
 
     def _relations(self, kind: str) -> pl.DataFrame:
         from stream_dsl.ir.plan import is_streaming
 
         catalog = self.ctx.catalog
-        rows = [(n, s.kind, s.option("connector") or "", str(s.schema),
-                 f"{s.watermark.column} - {format_duration_ms(s.watermark.delay_ms)}" if s.watermark else "")
-                for n, s in catalog.sources.items() if s.kind == kind]
-        rows += [(n, "view", "", str(p.schema), "") for n, p in catalog.views.items()
-                 if is_streaming(p) == (kind == "stream")]
+        rows = [
+            (
+                n,
+                s.kind,
+                s.option("connector") or "",
+                str(s.schema),
+                f"{s.watermark.column} - {format_duration_ms(s.watermark.delay_ms)}" if s.watermark else "",
+            )
+            for n, s in catalog.sources.items()
+            if s.kind == kind
+        ]
+        rows += [
+            (n, "view", "", str(p.schema), "")
+            for n, p in catalog.views.items()
+            if is_streaming(p) == (kind == "stream")
+        ]
         names = ("name", "kind", "connector", "columns", "watermark")
         return pl.DataFrame(rows, schema={n: pl.String for n in names}, orient="row")
 
@@ -249,12 +283,22 @@ class Session:
         if name in catalog.sinks or name.lower() in {s.lower() for s in catalog.sinks}:
             sink = catalog.sink(name)
             options = mask_options(sink.options)
-            self.show_frame(pl.DataFrame({"option": [k for k, _ in options], "value": [v for _, v in options]},
-                                         schema={"option": pl.String, "value": pl.String}), types=False)
+            self.show_frame(
+                pl.DataFrame(
+                    {"option": [k for k, _ in options], "value": [v for _, v in options]},
+                    schema={"option": pl.String, "value": pl.String},
+                ),
+                types=False,
+            )
             return
         schema = catalog.resolve(name).schema
-        self.show_frame(pl.DataFrame({"column": list(schema.names), "type": [f.dtype.value for f in schema]},
-                                     schema={"column": pl.String, "type": pl.String}), types=False)
+        self.show_frame(
+            pl.DataFrame(
+                {"column": list(schema.names), "type": [f.dtype.value for f in schema]},
+                schema={"column": pl.String, "type": pl.String},
+            ),
+            types=False,
+        )
 
     def _meta_explain(self, argument: str) -> None:
         from stream_dsl.cli.main import _explain_text, split_script
@@ -279,22 +323,31 @@ class Session:
     def _meta_set(self, argument: str) -> None:
         parts = argument.split(None, 1)
         config = self.ctx.config
-        values = {"workers": config.workers, "executor": config.executor, "group_size": config.group_size,
-                  "batch_interval": f"{config.batch_interval_ms}ms", "optimize": str(config.optimize).lower(),
-                  "checkpoint_dir": config.checkpoint_dir or "", "heartbeat_timeout": f"{config.heartbeat_timeout:g}s",
-                  "transport": config.transport, "checkpoint_reset": str(config.checkpoint_reset).lower(),
-                  "ray_address": config.ray_address or "",
-                  **{f"{RULE_SETTING_PREFIX}{rule}": "false" for rule in sorted(config.disabled_rules)}}
+        values = {
+            "workers": config.workers,
+            "executor": config.executor,
+            "group_size": config.group_size,
+            "batch_interval": f"{config.batch_interval_ms}ms",
+            "optimize": str(config.optimize).lower(),
+            "checkpoint_dir": config.checkpoint_dir or "",
+            "heartbeat_timeout": f"{config.heartbeat_timeout:g}s",
+            "transport": config.transport,
+            "checkpoint_reset": str(config.checkpoint_reset).lower(),
+            "ray_address": config.ray_address or "",
+            **{f"{RULE_SETTING_PREFIX}{rule}": "false" for rule in sorted(config.disabled_rules)},
+        }
         if not parts:
-            self.show_frame(pl.DataFrame({"setting": list(values), "value": [str(v) for v in values.values()]}),
-                            types=False)
+            self.show_frame(
+                pl.DataFrame({"setting": list(values), "value": [str(v) for v in values.values()]}), types=False
+            )
             return
         key = parts[0].lower()
         if key.startswith(RULE_SETTING_PREFIX):  # a rule switch: the Context checks the name
-            values[key] = str(key[len(RULE_SETTING_PREFIX):] not in config.disabled_rules).lower()
+            values[key] = str(key[len(RULE_SETTING_PREFIX) :] not in config.disabled_rules).lower()
         elif key not in SETTINGS:
-            raise DSLError(f"unknown setting '{parts[0]}'{did_you_mean(parts[0], SETTINGS)}; "
-                           f"settings: {', '.join(SETTINGS)}")
+            raise DSLError(
+                f"unknown setting '{parts[0]}'{did_you_mean(parts[0], SETTINGS)}; settings: {', '.join(SETTINGS)}"
+            )
         if len(parts) == 1:
             self._text(f"{key} = {values[key]}")
             return

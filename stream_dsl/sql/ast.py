@@ -161,8 +161,25 @@ class IsNull:
     span: Span | None = _SPAN
 
 
-Expr = Union[Identifier, Star, NumberLit, StringLit, BoolLit, NullLit, IntervalLit, TimestampLit,
-             BinaryOp, UnaryOp, FuncCall, Case, Cast, InList, Between, Like, IsNull]
+Expr = Union[
+    Identifier,
+    Star,
+    NumberLit,
+    StringLit,
+    BoolLit,
+    NullLit,
+    IntervalLit,
+    TimestampLit,
+    BinaryOp,
+    UnaryOp,
+    FuncCall,
+    Case,
+    Cast,
+    InList,
+    Between,
+    Like,
+    IsNull,
+]
 
 
 # ---------------------------------------------------------------- queries
@@ -360,5 +377,6 @@ class Drop:
     span: Span | None = _SPAN
 
 
-Statement = Union[CreateSource, CreateSink, CreateView, Insert, QueryStatement, Explain,
-                  Show, Describe, SetOption, Drop]
+Statement = Union[
+    CreateSource, CreateSink, CreateView, Insert, QueryStatement, Explain, Show, Describe, SetOption, Drop
+]

@@ -34,28 +34,69 @@ _TERMINAL_WORDS = {
 
 # Terminals that start an expression: when most of them are expected,
 # saying "an expression" is clearer than listing them.
-_EXPRESSION_START = frozenset({
-    "NAME", "QUOTED_NAME", "BACKQUOTED_NAME", "NUMBER", "STRING", "LPAR", "MINUS", "PLUS",
-    "TRUE", "FALSE", "NULL", "CASE", "CAST", "INTERVAL", "TIMESTAMP", "NOT",
-})
+_EXPRESSION_START = frozenset(
+    {
+        "NAME",
+        "QUOTED_NAME",
+        "BACKQUOTED_NAME",
+        "NUMBER",
+        "STRING",
+        "LPAR",
+        "MINUS",
+        "PLUS",
+        "TRUE",
+        "FALSE",
+        "NULL",
+        "CASE",
+        "CAST",
+        "INTERVAL",
+        "TIMESTAMP",
+        "NOT",
+    }
+)
 
 # Clause keywords in the order a reader expects them (query order).
 _KEYWORD_ORDER = [
-    "SELECT", "DISTINCT", "FROM", "JOIN", "INNER", "LEFT", "ON", "USING", "WHERE", "GROUP",
-    "HAVING", "EMIT", "UNION", "ORDER", "LIMIT",
+    "SELECT",
+    "DISTINCT",
+    "FROM",
+    "JOIN",
+    "INNER",
+    "LEFT",
+    "ON",
+    "USING",
+    "WHERE",
+    "GROUP",
+    "HAVING",
+    "EMIT",
+    "UNION",
+    "ORDER",
+    "LIMIT",
 ]
 
 # Terminals that continue a complete expression; listed as "an operator".
 _ARITHMETIC = frozenset({"PLUS", "MINUS", "STAR", "SLASH", "PERCENT", "CONCAT", "DCOLON"})
-_OPERATORS = _ARITHMETIC | {"OR", "AND", "NOT", "IS", "IN", "BETWEEN", "LIKE",
-                            "EQ", "NE", "LT", "LE", "GT", "GE"}
+_OPERATORS = _ARITHMETIC | {"OR", "AND", "NOT", "IS", "IN", "BETWEEN", "LIKE", "EQ", "NE", "LT", "LE", "GT", "GE"}
 
-_VALUE_KINDS = frozenset({"NAME", "QUOTED_NAME", "BACKQUOTED_NAME", "KEY", "STRING", "NUMBER",
-                          "UNIT"})
+_VALUE_KINDS = frozenset({"NAME", "QUOTED_NAME", "BACKQUOTED_NAME", "KEY", "STRING", "NUMBER", "UNIT"})
 
 # Words a misspelling is most likely to be aimed at.
-_CLAUSE_KEYWORDS = ["SELECT", "FROM", "WHERE", "GROUP", "HAVING", "JOIN", "LIMIT", "UNION",
-                    "EMIT", "CREATE", "INSERT", "STREAM", "TABLE", "WITH"]
+_CLAUSE_KEYWORDS = [
+    "SELECT",
+    "FROM",
+    "WHERE",
+    "GROUP",
+    "HAVING",
+    "JOIN",
+    "LIMIT",
+    "UNION",
+    "EMIT",
+    "CREATE",
+    "INSERT",
+    "STREAM",
+    "TABLE",
+    "WITH",
+]
 
 
 @dataclass(frozen=True)
@@ -102,8 +143,12 @@ def error_from_lark(exc: UnexpectedInput, text: str, start: str) -> ParseError:
     if isinstance(exc, UnexpectedCharacters):
         return _unexpected_characters(exc, text, start)
     line, column = getattr(exc, "line", 1), getattr(exc, "column", 1)
-    return ParseError(str(exc).splitlines()[0], line=line if isinstance(line, int) else 1,
-                      column=column if isinstance(column, int) else 1, source=text)
+    return ParseError(
+        str(exc).splitlines()[0],
+        line=line if isinstance(line, int) else 1,
+        column=column if isinstance(column, int) else 1,
+        source=text,
+    )
 
 
 def _unexpected_token(exc: UnexpectedToken, text: str, start: str) -> ParseError:
@@ -111,14 +156,16 @@ def _unexpected_token(exc: UnexpectedToken, text: str, start: str) -> ParseError
     if token.type == "$END":
         context = _context(text, len(text), start, exc.expected)
         line, column = token.end_line or 1, token.end_column or 1
-        return ParseError(f"unexpected end of input{_expectation(context, token)}",
-                          line=line, column=column, source=text)
+        return ParseError(
+            f"unexpected end of input{_expectation(context, token)}", line=line, column=column, source=text
+        )
     comment = _unterminated_comment(text, token.start_pos)
     if comment is not None:
         return ParseError("unterminated /* comment", source=text, **_line_col(text, comment))
     context = _context(text, token.start_pos, start, exc.expected)
-    return ParseError(f"unexpected {_found(token)}{_expectation(context, token)}",
-                      line=token.line, column=token.column, source=text)
+    return ParseError(
+        f"unexpected {_found(token)}{_expectation(context, token)}", line=token.line, column=token.column, source=text
+    )
 
 
 def _found(token: Token) -> str:
@@ -152,7 +199,7 @@ def _unterminated_comment(text: str, pos: int | None) -> int | None:
     if pos is None:
         return None
     for start in (pos, pos - 1):
-        if start >= 0 and text.startswith("/*", start) and "*/" not in text[start + 2:]:
+        if start >= 0 and text.startswith("/*", start) and "*/" not in text[start + 2 :]:
             return start
     return None
 
@@ -171,7 +218,7 @@ def _line_col(text: str, pos: int) -> _LineCol:
 def _shorten(text: str, limit: int = 30) -> str:
     """The found token as shown in a message: one line, not too long."""
     text = text.replace("\r", "\\r").replace("\n", "\\n")
-    return text if len(text) <= limit else text[:limit - 3] + "..."
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _expectation(context: _Context, token: Token) -> str:

@@ -47,8 +47,7 @@ def parse_statement(text: str) -> ast.Statement:
     if len(statements) > 1:
         extra = statements[1].span
         line, column = (extra.line, extra.column) if extra else (1, 1)
-        raise ParseError(f"expected one statement, found {len(statements)}",
-                         line=line, column=column, source=text)
+        raise ParseError(f"expected one statement, found {len(statements)}", line=line, column=column, source=text)
     return statements[0]
 
 
@@ -71,8 +70,9 @@ def _run(text: str, start: str) -> Any:
     except RecursionError:
         raise ParseError("query nested too deeply", line=1, column=1, source=text) from None
     except Exception as exc:  # lark's own internal errors: still a parse failure for the user
-        raise ParseError(f"could not parse query ({type(exc).__name__}: {exc})",
-                         line=1, column=1, source=text) from None
+        raise ParseError(
+            f"could not parse query ({type(exc).__name__}: {exc})", line=1, column=1, source=text
+        ) from None
     _check_depth(tree, text)
     try:
         return AstBuilder(text).build(tree)
@@ -91,6 +91,7 @@ def _check_depth(tree: Tree, text: str) -> None:
             meta = node.meta
             line = getattr(meta, "line", 1)
             column = getattr(meta, "column", 1)
-            raise ParseError(f"query nested too deeply (more than {MAX_DEPTH} levels)",
-                             line=line, column=column, source=text)
+            raise ParseError(
+                f"query nested too deeply (more than {MAX_DEPTH} levels)", line=line, column=column, source=text
+            )
         stack.extend((child, depth + 1) for child in reversed(node.children))

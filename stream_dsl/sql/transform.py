@@ -120,8 +120,8 @@ class AstBuilder:
                 stack.extend((child, False) for child in reversed(node.children))
             else:
                 count = len(node.children)
-                children = results[len(results) - count:]
-                del results[len(results) - count:]
+                children = results[len(results) - count :]
+                del results[len(results) - count :]
                 handler: Callable[[Meta, list[Any]], Any] = getattr(self, node.data)
                 results.append(handler(node.meta, children))
         return results[0]
@@ -155,15 +155,21 @@ class AstBuilder:
 
     def create_sink(self, meta: Meta, children: list[Any]) -> ast.CreateSink:
         toks = _tokens(children)
-        return ast.CreateSink(name=_first(children, _Ident).text,
-                              options=_first(children, _Options).items,
-                              if_not_exists="EXISTS" in toks, or_replace="REPLACE" in toks,
-                              span=_span(meta))
+        return ast.CreateSink(
+            name=_first(children, _Ident).text,
+            options=_first(children, _Options).items,
+            if_not_exists="EXISTS" in toks,
+            or_replace="REPLACE" in toks,
+            span=_span(meta),
+        )
 
     def create_view(self, meta: Meta, children: list[Any]) -> ast.CreateView:
-        return ast.CreateView(name=_first(children, _Ident).text,
-                              query=_first(children, ast.Query),
-                              or_replace="REPLACE" in _tokens(children), span=_span(meta))
+        return ast.CreateView(
+            name=_first(children, _Ident).text,
+            query=_first(children, ast.Query),
+            or_replace="REPLACE" in _tokens(children),
+            span=_span(meta),
+        )
 
     def table_elements(self, meta: Meta, children: list[Any]) -> _Elements:
         watermarks = _all(children, ast.WatermarkDef)
@@ -172,13 +178,15 @@ class AstBuilder:
         return _Elements(tuple(_all(children, ast.ColumnDef)), watermarks[0] if watermarks else None)
 
     def column_def(self, meta: Meta, children: list[Any]) -> ast.ColumnDef:
-        return ast.ColumnDef(name=_first(children, _Ident).text,
-                             type_name=_first(children, _TypeName),
-                             not_null="NULL" in _tokens(children), span=_span(meta))
+        return ast.ColumnDef(
+            name=_first(children, _Ident).text,
+            type_name=_first(children, _TypeName),
+            not_null="NULL" in _tokens(children),
+            span=_span(meta),
+        )
 
     def watermark_def(self, meta: Meta, children: list[Any]) -> ast.WatermarkDef:
-        return ast.WatermarkDef(column=_first(children, _Ident).text, expr=children[-1],
-                                span=_span(meta))
+        return ast.WatermarkDef(column=_first(children, _Ident).text, expr=children[-1], span=_span(meta))
 
     def type_name(self, meta: Meta, children: list[Any]) -> _TypeName:
         """Upper-case the name; DOUBLE PRECISION is one name; a length like VARCHAR(n) is dropped."""
@@ -186,8 +194,7 @@ class AstBuilder:
         name = word.upper()
         if precision is not None:
             if name != "DOUBLE":
-                raise self._error(f"PRECISION can only follow DOUBLE, not {word}",
-                                  _token_span(precision))
+                raise self._error(f"PRECISION can only follow DOUBLE, not {word}", _token_span(precision))
             name = "DOUBLE PRECISION"
         return _TypeName(name)
 
@@ -216,19 +223,16 @@ class AstBuilder:
     def drop(self, meta: Meta, children: list[Any]) -> ast.Drop:
         toks = _tokens(children)
         kind = next(k for k in ("STREAM", "TABLE", "SINK", "VIEW") if k in toks)
-        return ast.Drop(kind=kind, name=_first(children, _Ident).text,
-                        if_exists="EXISTS" in toks, span=_span(meta))
+        return ast.Drop(kind=kind, name=_first(children, _Ident).text, if_exists="EXISTS" in toks, span=_span(meta))
 
     def insert(self, meta: Meta, children: list[Any]) -> ast.Insert:
-        return ast.Insert(sink=_first(children, _Ident).text, query=_first(children, ast.Query),
-                          span=_span(meta))
+        return ast.Insert(sink=_first(children, _Ident).text, query=_first(children, ast.Query), span=_span(meta))
 
     def query_stmt(self, meta: Meta, children: list[Any]) -> ast.QueryStatement:
         return ast.QueryStatement(query=children[0], span=_span(meta))
 
     def explain(self, meta: Meta, children: list[Any]) -> ast.Explain:
-        return ast.Explain(statement=children[-1], analyze="ANALYZE" in _tokens(children),
-                           span=_span(meta))
+        return ast.Explain(statement=children[-1], analyze="ANALYZE" in _tokens(children), span=_span(meta))
 
     def show(self, meta: Meta, children: list[Any]) -> ast.Show:
         return ast.Show(what=children[-1].type, span=_span(meta))
@@ -243,17 +247,25 @@ class AstBuilder:
 
     def query(self, meta: Meta, children: list[Any]) -> ast.Query:
         ctes, body, order, limit = children[0], children[1], children[2], children[4]
-        return ast.Query(body=_unwrap(body), ctes=tuple(ctes or ()),
-                         limit=None if limit is None else self._limit(limit),
-                         span=_span(meta), order_by=tuple(order or ()))
+        return ast.Query(
+            body=_unwrap(body),
+            ctes=tuple(ctes or ()),
+            limit=None if limit is None else self._limit(limit),
+            span=_span(meta),
+            order_by=tuple(order or ()),
+        )
 
     def order_clause(self, meta: Meta, children: list[Any]) -> list[ast.OrderItem]:
         return [c for c in children if isinstance(c, ast.OrderItem)]
 
     def order_item(self, meta: Meta, children: list[Any]) -> ast.OrderItem:
         expr, direction, _, nulls = children
-        return ast.OrderItem(expr, descending=direction is not None and direction.upper() == "DESC",
-                             nulls_first=nulls is not None and nulls.upper() == "FIRST", span=_span(meta))
+        return ast.OrderItem(
+            expr,
+            descending=direction is not None and direction.upper() == "DESC",
+            nulls_first=nulls is not None and nulls.upper() == "FIRST",
+            span=_span(meta),
+        )
 
     def _limit(self, token: Token) -> int:
         if not token.isdigit():
@@ -274,8 +286,7 @@ class AstBuilder:
 
     def union(self, meta: Meta, children: list[Any]) -> ast.SetOp:
         left, right = children[0], children[-1]
-        return ast.SetOp(left=_unwrap(left), right=_unwrap(right),
-                         all="ALL" in _tokens(children), span=_span(meta))
+        return ast.SetOp(left=_unwrap(left), right=_unwrap(right), all="ALL" in _tokens(children), span=_span(meta))
 
     def select(self, meta: Meta, children: list[Any]) -> ast.Select:
         clauses = {c.kind: c.value for c in children if isinstance(c, _Clause)}
@@ -324,8 +335,7 @@ class AstBuilder:
 
     def subquery_ref(self, meta: Meta, children: list[Any]) -> ast.SubqueryRef:
         alias = _first(children, _Ident)
-        return ast.SubqueryRef(query=children[0], alias=alias.text if alias else None,
-                               span=_span(meta))
+        return ast.SubqueryRef(query=children[0], alias=alias.text if alias else None, span=_span(meta))
 
     def join(self, meta: Meta, children: list[Any]) -> ast.Join:
         left, cond = children[0], children[-1]
@@ -346,8 +356,7 @@ class AstBuilder:
     def binop(self, meta: Meta, children: list[Any]) -> ast.BinaryOp:
         left, op, right = children
         text = op.upper()
-        return ast.BinaryOp(op="<>" if text == "!=" else text, left=left, right=right,
-                            span=_span(meta))
+        return ast.BinaryOp(op="<>" if text == "!=" else text, left=left, right=right, span=_span(meta))
 
     def unop(self, meta: Meta, children: list[Any]) -> ast.UnaryOp:
         op, operand = children
@@ -357,13 +366,13 @@ class AstBuilder:
         return ast.IsNull(expr=children[0], negated=children[2] is not None, span=_span(meta))
 
     def in_list(self, meta: Meta, children: list[Any]) -> ast.InList:
-        return ast.InList(expr=children[0], items=tuple(_exprs(children[3:])),
-                          negated=children[1] is not None, span=_span(meta))
+        return ast.InList(
+            expr=children[0], items=tuple(_exprs(children[3:])), negated=children[1] is not None, span=_span(meta)
+        )
 
     def between(self, meta: Meta, children: list[Any]) -> ast.Between:
         expr, negated, _, low, _, high = children
-        return ast.Between(expr=expr, low=low, high=high, negated=negated is not None,
-                           span=_span(meta))
+        return ast.Between(expr=expr, low=low, high=high, negated=negated is not None, span=_span(meta))
 
     def like(self, meta: Meta, children: list[Any]) -> ast.Like:
         expr, negated, _, pattern = children
@@ -420,8 +429,13 @@ class AstBuilder:
     def func_call(self, meta: Meta, children: list[Any]) -> ast.FuncCall:
         name = children[0].text.upper()
         toks = _tokens(children)
-        return ast.FuncCall(name=name, args=tuple(_exprs(children[1:])),
-                            distinct="DISTINCT" in toks, star="STAR" in toks, span=_span(meta))
+        return ast.FuncCall(
+            name=name,
+            args=tuple(_exprs(children[1:])),
+            distinct="DISTINCT" in toks,
+            star="STAR" in toks,
+            span=_span(meta),
+        )
 
     def case_expr(self, meta: Meta, children: list[Any]) -> ast.Case:
         operand = children[1]

@@ -27,9 +27,22 @@ from stream_dsl.sql import ast
 
 # Precedence levels of the grammar's expression rules, lowest first.
 OR, AND, NOT, PREDICATE, SUM, PRODUCT, UNARY, PRIMARY = range(1, 9)
-_BINARY_LEVEL = {"OR": OR, "AND": AND, "=": PREDICATE, "<>": PREDICATE, "<": PREDICATE, "<=": PREDICATE,
-                 ">": PREDICATE, ">=": PREDICATE, "+": SUM, "-": SUM, "||": SUM, "*": PRODUCT, "/": PRODUCT,
-                 "%": PRODUCT}
+_BINARY_LEVEL = {
+    "OR": OR,
+    "AND": AND,
+    "=": PREDICATE,
+    "<>": PREDICATE,
+    "<": PREDICATE,
+    "<=": PREDICATE,
+    ">": PREDICATE,
+    ">=": PREDICATE,
+    "+": SUM,
+    "-": SUM,
+    "||": SUM,
+    "*": PRODUCT,
+    "/": PRODUCT,
+    "%": PRODUCT,
+}
 
 _PLAIN_NAME = re.compile(r"[^\W\d]\w*")
 _OPTION_KEY = re.compile(r"[^\W\d]\w*(?:\.[^\W\d]\w*)*")
@@ -51,8 +64,10 @@ KEYWORDS = _grammar_keywords()
 
 # Every AST node class, for the dispatch coverage test.
 AST_NODES: tuple[type, ...] = tuple(
-    cls for cls in vars(ast).values()
-    if isinstance(cls, type) and cls.__module__ == ast.__name__ and hasattr(cls, "__dataclass_fields__"))
+    cls
+    for cls in vars(ast).values()
+    if isinstance(cls, type) and cls.__module__ == ast.__name__ and hasattr(cls, "__dataclass_fields__")
+)
 
 
 def name(text: str) -> str:
@@ -190,8 +205,7 @@ def _(node: ast.InList) -> str:
 
 @unparse.register
 def _(node: ast.Between) -> str:
-    return (f"{_at(node.expr, PREDICATE)} {_not(node.negated)}BETWEEN {_at(node.low, SUM)} "
-            f"AND {_at(node.high, SUM)}")
+    return f"{_at(node.expr, PREDICATE)} {_not(node.negated)}BETWEEN {_at(node.low, SUM)} AND {_at(node.high, SUM)}"
 
 
 @unparse.register
@@ -264,8 +278,7 @@ def _(node: ast.SetOp) -> str:
 
 @unparse.register
 def _(node: ast.OrderItem) -> str:
-    return (unparse(node.expr) + (" DESC" if node.descending else "")
-            + (" NULLS FIRST" if node.nulls_first else ""))
+    return unparse(node.expr) + (" DESC" if node.descending else "") + (" NULLS FIRST" if node.nulls_first else "")
 
 
 @unparse.register
@@ -295,8 +308,7 @@ def _(node: ast.WatermarkDef) -> str:
 
 
 def _create(kind: str, or_replace: bool, if_not_exists: bool, what: str) -> str:
-    return (f"CREATE {'OR REPLACE ' if or_replace else ''}{kind} {'IF NOT EXISTS ' if if_not_exists else ''}"
-            f"{name(what)}")
+    return f"CREATE {'OR REPLACE ' if or_replace else ''}{kind} {'IF NOT EXISTS ' if if_not_exists else ''}{name(what)}"
 
 
 @unparse.register

@@ -48,8 +48,10 @@ def main(argv: list[str] | None = None) -> int:
             found_here = disagreement(case) or found_here
         print(f"\n=== seed {seed}: difference\n{case.render()}\n  {describe(found_here)}", flush=True)
     elapsed = time.monotonic() - started
-    print(f"\nran {run} cases in {elapsed:.0f}s: {found} undocumented differences, {known} documented "
-          f"({dict(kinds)})", flush=True)
+    print(
+        f"\nran {run} cases in {elapsed:.0f}s: {found} undocumented differences, {known} documented ({dict(kinds)})",
+        flush=True,
+    )
     return 1 if found else 0
 
 

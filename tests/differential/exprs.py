@@ -44,14 +44,35 @@ def node(type_: str, ours: str, kids: tuple[X, ...], duck: str | None = None) ->
     return X(type_, ours, duck, kids)
 
 
-INTS = (0, 1, -1, 2, 3, 7, -3, 100, 2147483647, -2147483648, 9223372036854775807, -9223372036854775807,
-        -9223372036854775808, 4611686018427387904)
+INTS = (
+    0,
+    1,
+    -1,
+    2,
+    3,
+    7,
+    -3,
+    100,
+    2147483647,
+    -2147483648,
+    9223372036854775807,
+    -9223372036854775807,
+    -9223372036854775808,
+    4611686018427387904,
+)
 DOUBLES = ("0.5", "-1.5", "0.0", "2.25", "1e308", "-1e-300", "3.0", "10.0", "0.1")
 STRINGS = ("a", "", "ab", " a ", "%", "_b", "é", "12", "-3.5", "2024-01-01 00:00:01", "a%", "B")
 TIMESTAMPS = ("2024-01-01 00:00:00", "2024-01-01 00:00:20", "1969-12-31 23:59:59.5", "2024-01-01 00:00:05.25")
 INTERVALS = (("1", "SECOND", 1000), ("10", "SECOND", 10_000), ("2", "MINUTE", 120_000), ("1", "DAY", 86_400_000))
-ALIASES = {"substring": ("substr",), "length": ("char_length", "len"), "ceil": ("ceiling",), "power": ("pow",),
-           "coalesce": ("ifnull",), "upper": ("ucase",), "lower": ("lcase",)}
+ALIASES = {
+    "substring": ("substr",),
+    "length": ("char_length", "len"),
+    "ceil": ("ceiling",),
+    "power": ("pow",),
+    "coalesce": ("ifnull",),
+    "upper": ("ucase",),
+    "lower": ("lcase",),
+}
 LIKE_PATTERNS = ("a%", "%a", "_", "%", "a_", "%.%", "", "é%", "%b%")
 
 
@@ -101,7 +122,7 @@ class ExprGen:
         name = made.ours_fmt.split("(", 1)[0]
         if name in ALIASES and self.rng.random() < 0.3:  # another spelling of the same function, ours only
             alias = self.rng.choice(ALIASES[name])
-            return X(made.type, alias + made.ours_fmt[len(name):], made.duck_fmt or made.ours_fmt, made.kids)
+            return X(made.type, alias + made.ours_fmt[len(name) :], made.duck_fmt or made.ours_fmt, made.kids)
         return made
 
     def _num(self, depth: int) -> X:
@@ -151,8 +172,9 @@ class ExprGen:
             lambda d: node("str", "replace({0}, {1}, {2})", (e("str", d), self.literal("str"), e("str", d))),
             lambda d: node("str", "concat({0}, {1})", (e("str", d), e(r.choice(TYPES), d))),
             lambda d: node("str", "({0} || {1})", (e("str", d), e(r.choice(("str", "int", "ts")), d))),
-            lambda d: node("str", "CAST({0} AS STRING)", (e(r.choice(("int", "bool", "ts", "str")), d),),
-                           "CAST({0} AS VARCHAR)"),
+            lambda d: node(
+                "str", "CAST({0} AS STRING)", (e(r.choice(("int", "bool", "ts", "str")), d),), "CAST({0} AS VARCHAR)"
+            ),
             lambda d: self.case("str", d),
             lambda d: node("str", "coalesce({0}, {1})", (e("str", d), e("str", d))),
             lambda d: node("str", "nullif({0}, {1})", (e("str", d), e("str", d))),
@@ -175,16 +197,21 @@ class ExprGen:
             return node("bool", "({0} " + neg + "IN (" + slots + "))", (e(t, d),) + items)
 
         return [
-            compare, compare,
+            compare,
+            compare,
             lambda d: node("bool", "({0} " + r.choice(("AND", "OR")) + " {1})", (e("bool", d), e("bool", d))),
             lambda d: node("bool", "(NOT {0})", (e("bool", d),)),
             lambda d: node("bool", "({0} IS " + r.choice(("", "NOT ")) + "NULL)", (e(r.choice(TYPES), d),)),
             in_list,
             lambda d: node("bool", "({0} BETWEEN {1} AND {2})", (self._num(d), self._num(d), self._num(d))),
-            lambda d: node("bool", "({0} " + r.choice(("", "NOT ")) + "LIKE '" + r.choice(LIKE_PATTERNS) + "')",
-                           (e("str", d),)),
-            lambda d: node("bool", r.choice(("starts_with", "ends_with", "contains")) + "({0}, {1})",
-                           (e("str", d), self.literal("str"))),
+            lambda d: node(
+                "bool", "({0} " + r.choice(("", "NOT ")) + "LIKE '" + r.choice(LIKE_PATTERNS) + "')", (e("str", d),)
+            ),
+            lambda d: node(
+                "bool",
+                r.choice(("starts_with", "ends_with", "contains")) + "({0}, {1})",
+                (e("str", d), self.literal("str")),
+            ),
             lambda d: self.case("bool", d),
         ]
 

@@ -39,8 +39,10 @@ class Query:
     columns: dict[str, str] = field(default_factory=dict)  # what the slots may name (for the shrinker's leaves)
 
     def render(self) -> tuple[str, str]:
-        return (self.ours.format(**{n: x.ours() for n, x in self.slots.items()}),
-                self.duck.format(**{n: x.duck() for n, x in self.slots.items()}))
+        return (
+            self.ours.format(**{n: x.ours() for n, x in self.slots.items()}),
+            self.duck.format(**{n: x.duck() for n, x in self.slots.items()}),
+        )
 
 
 # ---------------------------------------------------------------- data
@@ -56,8 +58,9 @@ def make_data(rng: random.Random, extremes: bool) -> tuple[pl.DataFrame, pl.Data
     if extremes:
         ints += [9223372036854775807, -9223372036854775808, 2**62, -(2**40)]
     int32 = [0, 1, -2, 7, 40] + ([2147483647, -2147483648] if extremes else [])
-    dbls = [0.5, -1.5, 0.0, 2.0, 3.25, -0.0, float("nan")] + ([1e308, -1e308, float("inf"), float("-inf"), 1e-300]
-                                                                if extremes else [])
+    dbls = [0.5, -1.5, 0.0, 2.0, 3.25, -0.0, float("nan")] + (
+        [1e308, -1e308, float("inf"), float("-inf"), 1e-300] if extremes else []
+    )
     strs = list(STRINGS) + ["a\tb", "x"]
     rows = {
         "k": [_cell(rng, ["a", "b", "c", ""], 0.1) for _ in range(n)],
@@ -65,14 +68,26 @@ def make_data(rng: random.Random, extremes: bool) -> tuple[pl.DataFrame, pl.Data
         "j": [_cell(rng, int32) for _ in range(n)],
         "d": [_cell(rng, dbls) for _ in range(n)],
         "s2": [_cell(rng, strs) for _ in range(n)],
-        "ts": [None if rng.random() < 0.05 else BASE + dt.timedelta(milliseconds=rng.choice(
-            (rng.randint(0, 40_000), rng.randint(0, 40_000), -rng.randint(1, 20_000)))) for _ in range(n)],
+        "ts": [
+            None
+            if rng.random() < 0.05
+            else BASE
+            + dt.timedelta(
+                milliseconds=rng.choice((rng.randint(0, 40_000), rng.randint(0, 40_000), -rng.randint(1, 20_000)))
+            )
+            for _ in range(n)
+        ],
     }
     s = pl.DataFrame(rows, schema=S_SCHEMA)
     m = rng.choice((0, 1, 3, 5))
-    t = pl.DataFrame({"k": [_cell(rng, ["a", "b", "d", "x"], 0.1) for _ in range(m)],
-                      "name": [_cell(rng, ["x", "a", "ab", "é"], 0.1) for _ in range(m)],
-                      "w": [_cell(rng, [0, 1, 2, -3]) for _ in range(m)]}, schema=T_SCHEMA)
+    t = pl.DataFrame(
+        {
+            "k": [_cell(rng, ["a", "b", "d", "x"], 0.1) for _ in range(m)],
+            "name": [_cell(rng, ["x", "a", "ab", "é"], 0.1) for _ in range(m)],
+            "w": [_cell(rng, [0, 1, 2, -3]) for _ in range(m)],
+        },
+        schema=T_SCHEMA,
+    )
     return s, t
 
 
@@ -108,8 +123,7 @@ def make_from(rng: random.Random, extremes: bool) -> From:
         return From(text, text, cols, slots)
     if kind == "selfjoin":  # the table joined with itself, then with the stream
         how = rng.choice(("JOIN", "LEFT JOIN"))
-        text = (f"s {how} (SELECT a.k, a.w, b.name FROM t AS a JOIN t AS b ON a.k = b.name) AS u "
-                f"ON s.k = u.k")
+        text = f"s {how} (SELECT a.k, a.w, b.name FROM t AS a JOIN t AS b ON a.k = b.name) AS u ON s.k = u.k"
         return From(text, text, {**s_cols, "u.k": "str", "u.w": "int", "u.name": "str"})
     if kind == "join2":
         first, second = rng.choice(("JOIN", "LEFT JOIN")), rng.choice(("JOIN", "LEFT JOIN"))
@@ -225,26 +239,34 @@ def window_query(rng: random.Random, extremes: bool) -> Query:
         window = f"HOP(ts, INTERVAL '{slide // 1000}' SECOND, INTERVAL '{size // 1000}' SECOND)"
     else:
         window = f"SESSION(ts, INTERVAL '{size // 1000}' SECOND)"
-    ours = (f"SELECT {key_sel}window_start AS ws, window_end AS we, {sel_aggs} FROM s "
-            f"WHERE TRUE{where} GROUP BY {key_grp}{window}{emit}")
+    ours = (
+        f"SELECT {key_sel}window_start AS ws, window_end AS we, {sel_aggs} FROM s "
+        f"WHERE TRUE{where} GROUP BY {key_grp}{window}{emit}"
+    )
     t = "epoch_ms(ts)"
     if kind == "tumble":
-        duck = (f"WITH w AS (SELECT *, {t} - (({t} % {size}) + {size}) % {size} AS wst FROM s "
-                f"WHERE TRUE{where}) SELECT {key_sel}epoch_ms(wst) AS ws, epoch_ms(wst + {size}) AS we, "
-                f"{sel_aggs} FROM w WHERE wst IS NOT NULL GROUP BY {key_grp}wst")
+        duck = (
+            f"WITH w AS (SELECT *, {t} - (({t} % {size}) + {size}) % {size} AS wst FROM s "
+            f"WHERE TRUE{where}) SELECT {key_sel}epoch_ms(wst) AS ws, epoch_ms(wst + {size}) AS we, "
+            f"{sel_aggs} FROM w WHERE wst IS NOT NULL GROUP BY {key_grp}wst"
+        )
     elif kind == "hop":
         first = f"{t} - (({t} % {slide}) + {slide}) % {slide}"
-        duck = (f"WITH w AS (SELECT *, unnest(range({first}, {t} - {size}, -{slide})) AS wst FROM s "
-                f"WHERE TRUE{where}) SELECT {key_sel}epoch_ms(wst) AS ws, epoch_ms(wst + {size}) AS we, "
-                f"{sel_aggs} FROM w WHERE wst IS NOT NULL GROUP BY {key_grp}wst")
+        duck = (
+            f"WITH w AS (SELECT *, unnest(range({first}, {t} - {size}, -{slide})) AS wst FROM s "
+            f"WHERE TRUE{where}) SELECT {key_sel}epoch_ms(wst) AS ws, epoch_ms(wst + {size}) AS we, "
+            f"{sel_aggs} FROM w WHERE wst IS NOT NULL GROUP BY {key_grp}wst"
+        )
     else:
         part = "PARTITION BY k " if keyed else ""
-        duck = (f"WITH e0 AS (SELECT * FROM s WHERE TRUE{where}), "
-                f"e AS (SELECT *, {t} AS tm, row_number() OVER () AS rn FROM e0 WHERE ts IS NOT NULL), "
-                f"f AS (SELECT *, CASE WHEN tm - LAG(tm) OVER ({part}ORDER BY tm, rn) < {size} THEN 0 ELSE 1 END "
-                f"AS brk FROM e), g AS (SELECT *, SUM(brk) OVER ({part}ORDER BY tm, rn ROWS UNBOUNDED PRECEDING) "
-                f"AS sid FROM f) SELECT {key_sel}epoch_ms(MIN(tm)) AS ws, epoch_ms(MAX(tm) + {size}) AS we, "
-                f"{sel_aggs} FROM g GROUP BY {key_grp}sid")
+        duck = (
+            f"WITH e0 AS (SELECT * FROM s WHERE TRUE{where}), "
+            f"e AS (SELECT *, {t} AS tm, row_number() OVER () AS rn FROM e0 WHERE ts IS NOT NULL), "
+            f"f AS (SELECT *, CASE WHEN tm - LAG(tm) OVER ({part}ORDER BY tm, rn) < {size} THEN 0 ELSE 1 END "
+            f"AS brk FROM e), g AS (SELECT *, SUM(brk) OVER ({part}ORDER BY tm, rn ROWS UNBOUNDED PRECEDING) "
+            f"AS sid FROM f) SELECT {key_sel}epoch_ms(MIN(tm)) AS ws, epoch_ms(MAX(tm) + {size}) AS we, "
+            f"{sel_aggs} FROM g GROUP BY {key_grp}sid"
+        )
     return Query(ours, duck, slots, False, dict(S_TYPES))
 
 
@@ -256,8 +278,11 @@ def union_query(rng: random.Random, extremes: bool) -> Query:
         source = make_from(rng, extremes) if side == 0 or rng.random() < 0.5 else From("s", "s", dict(S_TYPES))
         if source.ours == "q":  # a CTE must come first: use the subquery form inside a union
             source = From(source.ours.replace("q", "q"), "q", source.columns, source.slots)
-            source = replace(source, ours="(SELECT k, i, j, d, s2, ts FROM s WHERE {sub}) AS q",
-                             duck="(SELECT k, i, j, d, s2, ts FROM s WHERE {sub}) AS q")
+            source = replace(
+                source,
+                ours="(SELECT k, i, j, d, s2, ts FROM s WHERE {sub}) AS q",
+                duck="(SELECT k, i, j, d, s2, ts FROM s WHERE {sub}) AS q",
+            )
         gen = ExprGen(rng, source.columns, extremes=extremes)
         names, these = _items(gen, n, types, depth=2)
         renamed = {f"u{side}{k}": v for k, v in these.items()}

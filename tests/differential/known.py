@@ -12,31 +12,40 @@ from dataclasses import replace
 from .oracle import Answer, Case, Setting, agree, our_answer, same_rows
 
 KINDS = {
-    "duckdb_raises_for_unused_values":
+    "duckdb_raises_for_unused_values": (
         "DuckDB raised a conversion or range error for a value that no output row needs (a constant it folds, "
-        "or a filter it evaluates before a join); we raise only for values some row uses",
-    "timestamp_range":
-        "a TIMESTAMP outside years 1 to 9999 is an error here; DuckDB's TIMESTAMP reaches year 294246",
-    "negative_nan_text":
-        "a NaN is written 'nan'; DuckDB writes '-nan' for a NaN whose sign bit is set (power(-1, 0.5))",
-    "unfolded_with_the_optimizer_off":
+        "or a filter it evaluates before a join); we raise only for values some row uses"
+    ),
+    "timestamp_range": "a TIMESTAMP outside years 1 to 9999 is an error here; DuckDB's TIMESTAMP reaches year 294246",
+    "negative_nan_text": (
+        "a NaN is written 'nan'; DuckDB writes '-nan' for a NaN whose sign bit is set (power(-1, 0.5))"
+    ),
+    "unfolded_with_the_optimizer_off": (
         "with the optimizer off nothing is folded, so an operand whose result cannot matter (x + NULL, "
-        "CASE WHEN FALSE ...) is still computed and may raise; with it on, as in DuckDB, it is not",
-    "sum_does_not_widen":
-        "SUM over BIGINT raises when the total leaves BIGINT; DuckDB widens to HUGEINT",
+        "CASE WHEN FALSE ...) is still computed and may raise; with it on, as in DuckDB, it is not"
+    ),
+    "sum_does_not_widen": "SUM over BIGINT raises when the total leaves BIGINT; DuckDB widens to HUGEINT",
 }
 
 
 def documented(ours: Answer, theirs: Answer, case: Case | None = None, setting: Setting | None = None) -> str | None:
     if ours.foreign:
         return None
-    if case is not None and setting is not None and not setting.optimize and ours.error is not None \
-            and theirs.rows is not None:
+    if (
+        case is not None
+        and setting is not None
+        and not setting.optimize
+        and ours.error is not None
+        and theirs.rows is not None
+    ):
         optimized = our_answer(case, replace(setting, optimize=True))
         if agree(optimized, theirs, case.ordered):
             return "unfolded_with_the_optimizer_off"
-    if ours.rows is not None and theirs.error is not None and any(
-            word in theirs.error for word in ("Conversion Error", "Out of Range Error", "Invalid Input Error")):
+    if (
+        ours.rows is not None
+        and theirs.error is not None
+        and any(word in theirs.error for word in ("Conversion Error", "Out of Range Error", "Invalid Input Error"))
+    ):
         return "duckdb_raises_for_unused_values"
     if ours.rows is not None and theirs.rows is not None and any("-nan" in repr(r) for r in theirs.rows):
         unsigned = tuple(tuple(v.replace("-nan", "nan") if isinstance(v, str) else v for v in r) for r in theirs.rows)

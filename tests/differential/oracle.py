@@ -23,8 +23,14 @@ from executor.api import collect
 from stream_dsl.config import RunConfig
 from stream_dsl.errors import DSLError
 
-DUCK_TYPES = {pl.String: "VARCHAR", pl.Int64: "BIGINT", pl.Int32: "INTEGER", pl.Float64: "DOUBLE",
-              pl.Boolean: "BOOLEAN", pl.Datetime("ms"): "TIMESTAMP"}
+DUCK_TYPES = {
+    pl.String: "VARCHAR",
+    pl.Int64: "BIGINT",
+    pl.Int32: "INTEGER",
+    pl.Float64: "DOUBLE",
+    pl.Boolean: "BOOLEAN",
+    pl.Datetime("ms"): "TIMESTAMP",
+}
 
 
 @dataclass(frozen=True)

@@ -16,8 +16,9 @@ from .generator import Query
 from .oracle import Case, difference
 
 
-def shrink(case: Case, query: Query, budget: int = 250,
-           still_fails: Callable[[Case], bool] | None = None) -> tuple[Case, Query]:
+def shrink(
+    case: Case, query: Query, budget: int = 250, still_fails: Callable[[Case], bool] | None = None
+) -> tuple[Case, Query]:
     """A smaller (case, query) that still fails; at most `budget` tries."""
     fails = still_fails or (lambda c: difference(c) is not None)
     tries = 0
@@ -38,8 +39,9 @@ def shrink(case: Case, query: Query, budget: int = 250,
             while step >= 1 and tries < budget:
                 for start in range(0, frame.height, step):
                     smaller = pl.concat([frame.slice(0, start), frame.slice(start + step)])
-                    candidate = replace(case, **{table: smaller}, cuts=tuple(c for c in case.cuts
-                                                                            if c < smaller.height))
+                    candidate = replace(
+                        case, **{table: smaller}, cuts=tuple(c for c in case.cuts if c < smaller.height)
+                    )
                     if tries < budget and attempt(candidate):
                         case, frame, changed = candidate, smaller, True
                         break

@@ -21,15 +21,23 @@ try:
     import confluent_kafka as ck
     from confluent_kafka import KafkaError, KafkaException
 except ImportError:  # pragma: no cover - the registry turns this into a clear ConnectorError
-    raise ImportError("the kafka connector needs the 'confluent-kafka' package "
-                      "(pip install 'stream-dsl[kafka]')") from None
+    raise ImportError(
+        "the kafka connector needs the 'confluent-kafka' package (pip install 'stream-dsl[kafka]')"
+    ) from None
 
 log = logging.getLogger("stream_dsl.connectors.kafka")
 client_log = logging.getLogger("stream_dsl.connectors.kafka.client")  # librdkafka's own log lines, not stderr
 
 DEFAULT_BOOTSTRAP = "127.0.0.1:9092"
-DOWN_CODES = frozenset({KafkaError._ALL_BROKERS_DOWN, KafkaError._TRANSPORT, KafkaError._RESOLVE,
-                        KafkaError._TIMED_OUT, KafkaError.NETWORK_EXCEPTION})
+DOWN_CODES = frozenset(
+    {
+        KafkaError._ALL_BROKERS_DOWN,
+        KafkaError._TRANSPORT,
+        KafkaError._RESOLVE,
+        KafkaError._TIMED_OUT,
+        KafkaError.NETWORK_EXCEPTION,
+    }
+)
 PROBE_TIMEOUT_S = 1.0
 
 
@@ -70,8 +78,13 @@ class Outage:
         if error.code() in DOWN_CODES:
             if self.since is None:
                 self.since = time.monotonic()
-                log.warning("%s: Kafka at %s is unreachable (%s); waiting, giving up after %gs",
-                            self.what, self.bootstrap, error.str(), self.seconds)
+                log.warning(
+                    "%s: Kafka at %s is unreachable (%s); waiting, giving up after %gs",
+                    self.what,
+                    self.bootstrap,
+                    error.str(),
+                    self.seconds,
+                )
             self.last_error = error.str()
         else:
             log.warning("%s: Kafka error: %s", self.what, error.str())
@@ -91,11 +104,18 @@ class Outage:
             self.last_error = str(e.args[0] if e.args else e)
         waited = time.monotonic() - self.since
         if waited >= self.seconds:
-            raise ConnectorError(f"{self.what}: Kafka at {self.bootstrap} is unreachable: gave up after retrying "
-                                 f"for {self.seconds:g}s; last error: {self.last_error}")
+            raise ConnectorError(
+                f"{self.what}: Kafka at {self.bootstrap} is unreachable: gave up after retrying "
+                f"for {self.seconds:g}s; last error: {self.last_error}"
+            )
         self.retries += 1
-        log.warning("%s: Kafka at %s is unreachable (%s); waiting, giving up after %gs",
-                    self.what, self.bootstrap, self.last_error, self.seconds)
+        log.warning(
+            "%s: Kafka at %s is unreachable (%s); waiting, giving up after %gs",
+            self.what,
+            self.bootstrap,
+            self.last_error,
+            self.seconds,
+        )
 
 
 def metadata(client: Any, topics: tuple[str, ...], what: str, bootstrap: str, seconds: float) -> dict[str, list[int]]:
@@ -109,41 +129,76 @@ def metadata(client: Any, topics: tuple[str, ...], what: str, bootstrap: str, se
                 break
             except KafkaException as e:
                 if time.monotonic() >= deadline:
-                    raise ConnectorError(f"{what}: Kafka at {bootstrap} is unreachable: gave up after retrying for "
-                                         f"{seconds:g}s; last error: {e.args[0] if e.args else e}") from None
+                    raise ConnectorError(
+                        f"{what}: Kafka at {bootstrap} is unreachable: gave up after retrying for "
+                        f"{seconds:g}s; last error: {e.args[0] if e.args else e}"
+                    ) from None
                 time.sleep(0.2)
         info = meta.topics.get(topic)
         if info is None or info.error is not None:
             reason = "" if info is None or info.error is None else f" ({info.error.str()})"
-            if info is not None and info.error is not None and info.error.code() not in (
-                    KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError._UNKNOWN_TOPIC):
+            if (
+                info is not None
+                and info.error is not None
+                and info.error.code() not in (KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError._UNKNOWN_TOPIC)
+            ):
                 raise ConnectorError(f"{what}: Kafka at {bootstrap} cannot describe topic '{topic}'{reason}")
-            raise ConnectorError(f"{what}: topic '{topic}' does not exist on Kafka at {bootstrap}{reason}; "
-                                 f"create it first")
+            raise ConnectorError(
+                f"{what}: topic '{topic}' does not exist on Kafka at {bootstrap}{reason}; create it first"
+            )
         found[topic] = sorted(info.partitions)
     return found
 
 
 def client_config(bootstrap: str, outage: Outage, extra: dict[str, Any]) -> dict[str, Any]:
-    return {"bootstrap.servers": bootstrap, "error_cb": outage.on_error, "allow.auto.create.topics": False,
-            "logger": client_log, **extra}
+    return {
+        "bootstrap.servers": bootstrap,
+        "error_cb": outage.on_error,
+        "allow.auto.create.topics": False,
+        "logger": client_log,
+        **extra,
+    }
 
 
 def producer_config(bootstrap: str, outage: Outage) -> dict[str, Any]:
-    return {"bootstrap.servers": bootstrap, "error_cb": outage.on_error, "linger.ms": 5,
-            "enable.idempotence": False, "acks": "all", "message.timeout.ms": max(5000, int(outage.seconds * 1000)),
-            "logger": client_log}
+    return {
+        "bootstrap.servers": bootstrap,
+        "error_cb": outage.on_error,
+        "linger.ms": 5,
+        "enable.idempotence": False,
+        "acks": "all",
+        "message.timeout.ms": max(5000, int(outage.seconds * 1000)),
+        "logger": client_log,
+    }
 
 
-__all__ = ["ck", "KafkaError", "KafkaException", "Outage", "metadata", "client_config", "producer_config",
-           "retry_seconds", "required", "topic_list", "DEFAULT_BOOTSTRAP", "log"]
+__all__ = [
+    "ck",
+    "KafkaError",
+    "KafkaException",
+    "Outage",
+    "metadata",
+    "client_config",
+    "producer_config",
+    "retry_seconds",
+    "required",
+    "topic_list",
+    "DEFAULT_BOOTSTRAP",
+    "log",
+]
 
 
 def admin_client(bootstrap: str) -> Any:
     """For metadata: a consumer that asks the broker not to create topics. (A producer's or an admin
     client's metadata request for a missing topic makes some brokers, tansu among them, create it.)"""
-    return ck.Consumer({"bootstrap.servers": bootstrap, "group.id": "stream-dsl-metadata", "logger": client_log,
-                        "allow.auto.create.topics": False})
+    return ck.Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": "stream-dsl-metadata",
+            "logger": client_log,
+            "allow.auto.create.topics": False,
+        }
+    )
 
 
 def topic_partitions(bootstrap: str, topics: tuple[str, ...], what: str, seconds: float) -> dict[str, list[int]]:
@@ -178,9 +233,18 @@ def ensure_topic(bootstrap: str, topic: str, what: str, seconds: float) -> None:
 def read_all(bootstrap: str, topic: str, *, timeout_s: float = 30.0) -> list[Any]:
     """Every message of `topic` (all partitions, from the start to the end as of now)."""
     outage = Outage(f"topic '{topic}'", bootstrap, timeout_s)
-    consumer = ck.Consumer(client_config(bootstrap, outage, {
-        "group.id": f"stream-dsl-reader-{uuid.uuid4().hex}", "enable.auto.commit": False,
-        "enable.partition.eof": True, "fetch.wait.max.ms": 50}))
+    consumer = ck.Consumer(
+        client_config(
+            bootstrap,
+            outage,
+            {
+                "group.id": f"stream-dsl-reader-{uuid.uuid4().hex}",
+                "enable.auto.commit": False,
+                "enable.partition.eof": True,
+                "fetch.wait.max.ms": 50,
+            },
+        )
+    )
     try:
         parts = metadata(consumer, (topic,), f"topic '{topic}'", bootstrap, timeout_s)[topic]
         consumer.assign([ck.TopicPartition(topic, p, ck.OFFSET_BEGINNING) for p in parts])

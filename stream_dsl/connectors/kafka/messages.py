@@ -16,8 +16,12 @@ from stream_dsl.errors import ConnectorError
 from stream_dsl.ir.definitions import SourceDef
 from stream_dsl.ir.types import DataType, Schema
 
-METADATA = {"kafka_partition": DataType.BIGINT, "kafka_offset": DataType.BIGINT,
-            "kafka_timestamp": DataType.TIMESTAMP, "kafka_key": DataType.STRING}
+METADATA = {
+    "kafka_partition": DataType.BIGINT,
+    "kafka_offset": DataType.BIGINT,
+    "kafka_timestamp": DataType.TIMESTAMP,
+    "kafka_key": DataType.STRING,
+}
 
 Part = tuple[str, int]
 
@@ -35,8 +39,9 @@ def _values_only(schema: Schema) -> Schema:
     return Schema(tuple(f for f in schema.fields if f.name not in METADATA))
 
 
-def decode_messages(messages: list[Any], schema: Schema, definition: SourceDef, fmt: str,
-                    what: str) -> tuple[pl.DataFrame, list[DeadLetter], list[str]]:
+def decode_messages(
+    messages: list[Any], schema: Schema, definition: SourceDef, fmt: str, what: str
+) -> tuple[pl.DataFrame, list[DeadLetter], list[str]]:
     """The good rows in `schema`, the dead letters, and each row's partition ('topic:partition').
 
     One message is one line (newlines inside become spaces); a blank value is skipped.
@@ -47,8 +52,9 @@ def decode_messages(messages: list[Any], schema: Schema, definition: SourceDef, 
     data = b"\n".join(lines)
     values, full = _values_only(schema), _values_only(definition.schema)
     if fmt == "csv":
-        decoded = decode_csv(data, values, source=definition.name, origin="kafka", options=CsvOptions(header=False),
-                             full_schema=full)
+        decoded = decode_csv(
+            data, values, source=definition.name, origin="kafka", options=CsvOptions(header=False), full_schema=full
+        )
     else:
         decoded = decode_ndjson(data, values, source=definition.name, origin="kafka", full_schema=full)
     bad: set[int] = set()
@@ -57,8 +63,9 @@ def decode_messages(messages: list[Any], schema: Schema, definition: SourceDef, 
         line = int(letter.position.rsplit(":", 1)[1])
         bad.add(line)
         m = messages[line - 1]
-        letters.append(DeadLetter(letter.source, f"{m.topic()}:{m.partition()}:{m.offset()}", letter.raw,
-                                  letter.reason))
+        letters.append(
+            DeadLetter(letter.source, f"{m.topic()}:{m.partition()}:{m.offset()}", letter.raw, letter.reason)
+        )
     kept = [m for n, (m, line) in enumerate(zip(messages, lines), start=1) if n not in bad and line.strip()]
     frame = decoded.frame
     if frame.height != len(kept):
@@ -75,10 +82,11 @@ def _with_metadata(frame: pl.DataFrame, kept: list[Any], schema: Schema) -> pl.D
     values = {
         "kafka_partition": lambda: pl.Series([m.partition() for m in kept], dtype=pl.Int64),
         "kafka_offset": lambda: pl.Series([m.offset() for m in kept], dtype=pl.Int64),
-        "kafka_timestamp": lambda: pl.Series([m.timestamp()[1] for m in kept], dtype=pl.Int64)
-        .cast(pl.Datetime("ms")),
-        "kafka_key": lambda: pl.Series([None if m.key() is None else m.key().decode("utf-8", "replace")
-                                        for m in kept], dtype=pl.String),
+        "kafka_timestamp": lambda: pl.Series([m.timestamp()[1] for m in kept], dtype=pl.Int64).cast(pl.Datetime("ms")),
+        "kafka_key": lambda: pl.Series(
+            [None if m.key() is None else m.key().decode("utf-8", "replace") for m in kept], dtype=pl.String
+        ),
     }
-    return frame.with_columns([values[c]().cast(schema.dtype(c).polars).alias(c) for c in wanted]) \
-        .select(list(schema.names))
+    return frame.with_columns([values[c]().cast(schema.dtype(c).polars).alias(c) for c in wanted]).select(
+        list(schema.names)
+    )

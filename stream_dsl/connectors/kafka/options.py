@@ -14,8 +14,18 @@ from stream_dsl.errors import ConnectorError
 from stream_dsl.ir.definitions import SourceDef
 from stream_dsl.ir.types import DataType
 
-SOURCE_OPTIONS = ("bootstrap_servers", "topic", "group", "partitions", "start", "format", "batch_size", "bounded",
-                  "retry_seconds", "progress_topic")
+SOURCE_OPTIONS = (
+    "bootstrap_servers",
+    "topic",
+    "group",
+    "partitions",
+    "start",
+    "format",
+    "batch_size",
+    "bounded",
+    "retry_seconds",
+    "progress_topic",
+)
 FORMATS = ("json", "csv")
 
 
@@ -29,8 +39,9 @@ def _start(value: str | None, what: str) -> str | int:
         stamp = pl.Series([value]).str.to_datetime(time_unit="ms", time_zone="UTC")
         return int(stamp.dt.epoch("ms").item())
     except Exception:
-        raise ConnectorError(f"{what}: option start must be 'earliest', 'latest' or a timestamp (epoch ms or "
-                             f"ISO-8601), got '{value}'") from None
+        raise ConnectorError(
+            f"{what}: option start must be 'earliest', 'latest' or a timestamp (epoch ms or ISO-8601), got '{value}'"
+        ) from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,23 +63,29 @@ class SourceOptions:
         check_keys(definition.options, SOURCE_OPTIONS, what=what)
         fmt = (definition.option("format") or "json").strip().lower()
         if fmt not in FORMATS:
-            raise ConnectorError(f"{what}: option format must be one of {', '.join(FORMATS)}, got "
-                                 f"'{definition.option('format')}'")
+            raise ConnectorError(
+                f"{what}: option format must be one of {', '.join(FORMATS)}, got '{definition.option('format')}'"
+            )
         topics = topic_list(required(definition, "topic", what))
         chosen = definition.option("partitions")
         parts: tuple[str, ...] | None = None
         if chosen is not None:
             try:
-                parts = tuple(p if ":" in p else part_name((topics[0], int(p)))
-                              for p in (x.strip() for x in chosen.split(",")) if p)
+                parts = tuple(
+                    p if ":" in p else part_name((topics[0], int(p)))
+                    for p in (x.strip() for x in chosen.split(","))
+                    if p
+                )
                 for p in parts:
                     parse_part(p)
             except ValueError:
-                raise ConnectorError(f"{what}: option partitions must list partition numbers, got '{chosen}'") \
-                    from None
+                raise ConnectorError(f"{what}: option partitions must list partition numbers, got '{chosen}'") from None
         for column, dtype in METADATA.items():
-            if column in definition.schema and definition.schema.dtype(column) is not dtype \
-                    and not (dtype is DataType.BIGINT and definition.schema.dtype(column) is DataType.INT):
+            if (
+                column in definition.schema
+                and definition.schema.dtype(column) is not dtype
+                and not (dtype is DataType.BIGINT and definition.schema.dtype(column) is DataType.INT)
+            ):
                 raise ConnectorError(f"{what}: metadata column {column} must be {dtype.name}")
         return cls(
             bootstrap=(definition.option("bootstrap_servers") or DEFAULT_BOOTSTRAP).strip(),

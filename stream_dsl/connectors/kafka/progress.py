@@ -47,12 +47,18 @@ class ProgressLog:
         if self._producer is None:
             self._producer = ck.Producer(producer_config(self.bootstrap, self.outage))
         failures: list[str] = []
-        self._producer.produce(self.topic, key=self.group, value=json.dumps(note),
-                               on_delivery=lambda error, _: failures.append(error.str()) if error else None)
+        self._producer.produce(
+            self.topic,
+            key=self.group,
+            value=json.dumps(note),
+            on_delivery=lambda error, _: failures.append(error.str()) if error else None,
+        )
         left = self._producer.flush(self.outage.seconds + 5)
         if failures or left:
-            raise ConnectorError(f"{self.what}: Kafka at {self.bootstrap} failed writing the group's progress to "
-                                 f"'{self.topic}': {failures[0] if failures else 'not acknowledged'}")
+            raise ConnectorError(
+                f"{self.what}: Kafka at {self.bootstrap} failed writing the group's progress to "
+                f"'{self.topic}': {failures[0] if failures else 'not acknowledged'}"
+            )
 
     def close(self) -> None:
         if self._producer is not None:

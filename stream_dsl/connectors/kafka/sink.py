@@ -35,9 +35,17 @@ from typing import Any
 import polars as pl
 
 from stream_dsl.connectors.files_sink import for_text_format
-from stream_dsl.connectors.kafka.common import (DEFAULT_BOOTSTRAP, Outage, ck, ensure_topic,
-                                                producer_config, read_all, required, retry_seconds,
-                                                topic_partitions)
+from stream_dsl.connectors.kafka.common import (
+    DEFAULT_BOOTSTRAP,
+    Outage,
+    ck,
+    ensure_topic,
+    producer_config,
+    read_all,
+    required,
+    retry_seconds,
+    topic_partitions,
+)
 from stream_dsl.connectors.options import check_keys
 from stream_dsl.errors import ConnectorError
 from stream_dsl.ir.definitions import SinkDef
@@ -102,14 +110,18 @@ class KafkaSink:
         if batch_id in self._markers or frame.height == 0:
             return  # a replay of a committed batch (its rows are in the topic), or nothing to write: no marker
         attempt = uuid.uuid4().hex
-        headers = [("sd-query", self.query.encode()), ("sd-batch", str(batch_id).encode()),
-                   ("sd-attempt", attempt.encode())]
+        headers = [
+            ("sd-query", self.query.encode()),
+            ("sd-batch", str(batch_id).encode()),
+            ("sd-attempt", attempt.encode()),
+        ]
         values = [line for line in for_text_format(frame, "ndjson").write_ndjson().splitlines() if line]
         keys: list[Any] = [None] * len(values)
         if self.key is not None:
             if self.key not in frame.columns:
-                raise ConnectorError(f"{self._what}: key column '{self.key}' is not in the output "
-                                     f"({', '.join(frame.columns)})")
+                raise ConnectorError(
+                    f"{self._what}: key column '{self.key}' is not in the output ({', '.join(frame.columns)})"
+                )
             keys = [None if k is None else str(k) for k in frame.get_column(self.key).to_list()]
         failures: list[str] = []
 
@@ -137,8 +149,7 @@ class KafkaSink:
         left = self._producer.flush(self.outage.seconds + 5)
         if failures or left:
             reason = failures[0] if failures else f"{left} messages not acknowledged"
-            raise ConnectorError(f"{self._what}: Kafka at {self.bootstrap} failed {action} to '{self.topic}': "
-                                 f"{reason}")
+            raise ConnectorError(f"{self._what}: Kafka at {self.bootstrap} failed {action} to '{self.topic}': {reason}")
 
     def last_batch_id(self) -> int | None:
         return max(self._markers) if self._markers else None

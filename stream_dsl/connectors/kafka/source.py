@@ -72,6 +72,7 @@ __all__ = ["KafkaSource", "SourceOptions", "SOURCE_OPTIONS"]
 
 POLL_S = 0.1  # one consume() call's wait when the batch may end sooner
 
+
 @dataclass(slots=True)
 class Delivered:
     """A batch read and not yet committed: where it ended, its good rows and newest event time."""
@@ -90,9 +91,13 @@ class KafkaSource:
         self._what = f"source '{definition.name}'"
         self._schema: Schema = definition.schema
         self.outage = Outage(self._what, self.options.bootstrap, self.options.retry_seconds)
-        self.progress = ProgressLog(self.options.bootstrap, self.options.progress_topic,
-                                    f"{self.options.group}/{','.join(sorted(self.options.topics))}", self._what,
-                                    self.outage)
+        self.progress = ProgressLog(
+            self.options.bootstrap,
+            self.options.progress_topic,
+            f"{self.options.group}/{','.join(sorted(self.options.topics))}",
+            self._what,
+            self.outage,
+        )
         self._consumer: Any = None
         self.restored_max_event_ms: int | None = None
         self._position: dict[str, int] = {}  # next offset to read, per partition
@@ -120,10 +125,21 @@ class KafkaSource:
     def open(self, columns: list[str] | None, offset: Any = None) -> None:
         self._schema = read_schema(self.definition, columns, self._what)
         opts = self.options
-        self._consumer = ck.Consumer(client_config(opts.bootstrap, self.outage, {
-            "group.id": opts.group, "enable.auto.commit": False, "enable.auto.offset.store": False,
-            "enable.partition.eof": True, "auto.offset.reset": "earliest", "fetch.wait.max.ms": 50,
-            "session.timeout.ms": 6000}))
+        self._consumer = ck.Consumer(
+            client_config(
+                opts.bootstrap,
+                self.outage,
+                {
+                    "group.id": opts.group,
+                    "enable.auto.commit": False,
+                    "enable.auto.offset.store": False,
+                    "enable.partition.eof": True,
+                    "auto.offset.reset": "earliest",
+                    "fetch.wait.max.ms": 50,
+                    "session.timeout.ms": 6000,
+                },
+            )
+        )
         found = metadata(self._consumer, opts.topics, self._what, opts.bootstrap, opts.retry_seconds)
         parts = [part_name((t, p)) for t in opts.topics for p in found[t]]
         if opts.partitions is not None:
@@ -152,11 +168,15 @@ class KafkaSource:
                 return call()
             except KafkaException as e:
                 error = e.args[0] if e.args else None
-                retriable = isinstance(error, KafkaError) and (error.retriable() or error.code() in (
-                    KafkaError._TIMED_OUT, KafkaError._TRANSPORT, KafkaError._ALL_BROKERS_DOWN))
+                retriable = isinstance(error, KafkaError) and (
+                    error.retriable()
+                    or error.code() in (KafkaError._TIMED_OUT, KafkaError._TRANSPORT, KafkaError._ALL_BROKERS_DOWN)
+                )
                 if not retriable or time.monotonic() >= deadline:
-                    raise ConnectorError(f"{self._what}: Kafka at {self.options.bootstrap} failed {action}: "
-                                         f"{error.str() if isinstance(error, KafkaError) else e}") from None
+                    raise ConnectorError(
+                        f"{self._what}: Kafka at {self.options.bootstrap} failed {action}: "
+                        f"{error.str() if isinstance(error, KafkaError) else e}"
+                    ) from None
                 time.sleep(0.2)
 
     def _from_group(self, parts: list[str]) -> dict[str, int]:
@@ -168,12 +188,12 @@ class KafkaSource:
             if note.get("event_ms") is not None:
                 self.restored_max_event_ms = int(note["event_ms"])
             self._part_ms = {p: int(ms) for p, ms in (note.get("partition_ms") or {}).items() if p in parts}
-            self._replay_to = {p: int(e) for p, e in (note.get("read") or {}).items()
-                               if p in position and int(e) > position[p]}
+            self._replay_to = {
+                p: int(e) for p, e in (note.get("read") or {}).items() if p in position and int(e) > position[p]
+            }
         else:
             tps = [ck.TopicPartition(*parse_part(p)) for p in parts]
-            committed = self._call("reading the group's offsets",
-                                   lambda: self._consumer.committed(tps, timeout=10))
+            committed = self._call("reading the group's offsets", lambda: self._consumer.committed(tps, timeout=10))
             position = {part_name((tp.topic, tp.partition)): tp.offset for tp in committed if tp.offset >= 0}
         self._event_ms = self.restored_max_event_ms
         self._committed = dict(position)
@@ -189,10 +209,8 @@ class KafkaSource:
         if start == "latest":
             return {p: ck.OFFSET_END for p in parts}
         tps = [ck.TopicPartition(*parse_part(p), int(start)) for p in parts]
-        found = self._call("looking up offsets for a time",
-                           lambda: self._consumer.offsets_for_times(tps, timeout=10))
-        return {part_name((tp.topic, tp.partition)): (tp.offset if tp.offset >= 0 else ck.OFFSET_END)
-                for tp in found}
+        found = self._call("looking up offsets for a time", lambda: self._consumer.offsets_for_times(tps, timeout=10))
+        return {part_name((tp.topic, tp.partition)): (tp.offset if tp.offset >= 0 else ck.OFFSET_END) for tp in found}
 
     # ------------------------------------------------------------ reading
 
@@ -224,17 +242,26 @@ class KafkaSource:
         # a replay ends the source where the logged batch did: whether partitions are at their end now is
         # a matter of timing (more may have arrived), and an earlier end would close windows in another batch
         exhausted = bool(until.get("exhausted")) if logged else self._exhausted()
-        return SourceBatch(frame=frame, exhausted=exhausted, offset=self._offset(), dead_letters=letters,
-                           max_event_time_ms=event_ms, replayed=replayed,
-                           replay={"offsets": self._ends(), "exhausted": exhausted})
+        return SourceBatch(
+            frame=frame,
+            exhausted=exhausted,
+            offset=self._offset(),
+            dead_letters=letters,
+            max_event_time_ms=event_ms,
+            replayed=replayed,
+            replay={"offsets": self._ends(), "exhausted": exhausted},
+        )
 
     def _observe(self, frame: pl.DataFrame, parts: list[str]) -> None:
         """Each partition's newest event time so far (`parts`: the partition of each row)."""
         wm = self.definition.watermark
         if wm is None or wm.column not in frame.columns or not frame.height:
             return
-        newest = (pl.DataFrame({"p": parts, "t": frame.get_column(wm.column).cast(pl.Int64)})
-                  .group_by("p").agg(pl.col("t").max()))
+        newest = (
+            pl.DataFrame({"p": parts, "t": frame.get_column(wm.column).cast(pl.Int64)})
+            .group_by("p")
+            .agg(pl.col("t").max())
+        )
         for part, ms in newest.iter_rows():
             if ms is not None:
                 self._part_ms[part] = max(self._part_ms.get(part, ms), ms)
@@ -276,13 +303,19 @@ class KafkaSource:
                 ended[key] = False
             elif error.code() == KafkaError._PARTITION_EOF:
                 ended[(m.topic(), m.partition())] = True
-            elif error.code() in (KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError._UNKNOWN_TOPIC,
-                                  KafkaError._UNKNOWN_PARTITION):
-                raise ConnectorError(f"{self._what}: topic '{m.topic()}' is gone from Kafka at "
-                                     f"{self.options.bootstrap}: {error.str()}")
+            elif error.code() in (
+                KafkaError.UNKNOWN_TOPIC_OR_PART,
+                KafkaError._UNKNOWN_TOPIC,
+                KafkaError._UNKNOWN_PARTITION,
+            ):
+                raise ConnectorError(
+                    f"{self._what}: topic '{m.topic()}' is gone from Kafka at {self.options.bootstrap}: {error.str()}"
+                )
             elif error.code() == KafkaError.OFFSET_OUT_OF_RANGE:
-                raise ConnectorError(f"{self._what}: offset {m.offset()} of {m.topic()}:{m.partition()} is no "
-                                     f"longer on the broker (deleted by retention?): {error.str()}")
+                raise ConnectorError(
+                    f"{self._what}: offset {m.offset()} of {m.topic()}:{m.partition()} is no "
+                    f"longer on the broker (deleted by retention?): {error.str()}"
+                )
             else:
                 self.outage.on_error(error)
         if messages:
@@ -342,8 +375,10 @@ class KafkaSource:
                 if not got:
                     self.outage.check(self._probe)
                     if todo and all(p in self._eof for p in todo) and time.monotonic() >= deadline:
-                        raise ConnectorError(f"{self._what}: cannot replay up to offsets {ends}: the partitions "
-                                             f"end before them (was the topic recreated?)")
+                        raise ConnectorError(
+                            f"{self._what}: cannot replay up to offsets {ends}: the partitions "
+                            f"end before them (was the topic recreated?)"
+                        )
                 else:
                     deadline = time.monotonic() + max(self.options.retry_seconds, 1.0)
         finally:
@@ -410,8 +445,14 @@ class KafkaSource:
         if not tps:
             return
         committed = {**self._committed, **released.ends}
-        self.progress.save({"offsets": committed, "event_ms": offset.get("event_ms"),
-                            "partition_ms": offset.get("partition_ms") or {}, "read": self._read_positions()})
+        self.progress.save(
+            {
+                "offsets": committed,
+                "event_ms": offset.get("event_ms"),
+                "partition_ms": offset.get("partition_ms") or {},
+                "read": self._read_positions(),
+            }
+        )
         self._call("committing offsets", lambda: self._consumer.commit(offsets=tps, asynchronous=False))
         self._committed = committed
 
