@@ -20,7 +20,6 @@ import polars as pl
 import optimizer
 from executor import kernels
 from executor.handle import QueryHandle
-from executor.interrupts import terminate_gracefully
 from executor.query.outputs import CollectOutput, QueryOutput, SinkOutput, check_sorted_output
 from executor.query.release import dead_letter_router
 from executor.trace import recorder_for
@@ -128,7 +127,6 @@ def run_collect(
     Bad records go where a source's `dead_letter` option says (`catalog`
     resolves sink names); without the option they are only counted.
     """
-    terminate_gracefully()  # SIGTERM unwinds through `finally` below: the workers are stopped
     run = build_run(plan, config, CollectOutput, realtime=False)
     progress: list[dict[str, Any]] = []
 

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     import networkx as nx
 
 from executor import kernels
-from executor.interrupts import terminate_gracefully, wait_for
+from executor.interrupts import wait_for
 from stream_dsl.connectors.base import DeadLetter, Sink
 from stream_dsl.errors import DSLError, ExecutionError
 
@@ -51,7 +51,6 @@ class QueryHandle:
         self._thread = threading.Thread(target=self._run, name=f"stream-dsl-{name or 'query'}", daemon=True)
 
     def _start(self) -> "QueryHandle":
-        terminate_gracefully()
         self._thread.start()
         return self
 

@@ -6,12 +6,16 @@ script in `QueryHandle.await_termination()`) never sees it, so every wait
 here is sliced (`wait_for`). It waits on an Event the query thread sets
 when it has closed everything, never on `Thread.join`: a KeyboardInterrupt
 inside `join` marks a thread that still runs as stopped (CPython 3.11,
-bpo-45274's fix), and the program would exit while the query still closes. SIGTERM's default action ends the process at
-once, without `finally` blocks or exit handlers, leaving worker pipes and
-`pymp-*` temp dirs behind; `terminate_gracefully` turns it into
-`Terminated` (a SystemExit with code 143, the shell's 128 + 15), which
-unwinds like Ctrl-C does. It is installed only while no one else handles
-SIGTERM, and only from the main thread (signal handlers live there).
+bpo-45274's fix), and the program would exit while the query still closes.
+
+SIGTERM's default action ends the process at once, without `finally`
+blocks or exit handlers, leaving worker pipes and `pymp-*` temp dirs
+behind; `terminate_gracefully` turns it into `Terminated` (a SystemExit
+with code 143, the shell's 128 + 15), which unwinds like Ctrl-C does.
+`stream-dsl` installs it; a library does not take over its host's
+signals, so a program that wants the same calls it itself. It is
+installed only while no one else handles SIGTERM, and only from the main
+thread (signal handlers live there).
 """
 
 from __future__ import annotations

@@ -150,3 +150,16 @@ def test_ctrl_c_stops_a_script_blocked_in_a_query(tmp_path, executor, program, r
     )
     assert process.returncode != 0 and "KeyboardInterrupt" in (tmp_path / "stderr").read_text()
     assert_clean(children, temp)
+
+
+def test_a_script_that_asks_for_it_is_stopped_by_sigterm_with_exit_code_143(tmp_path):
+    """The library leaves SIGTERM alone unless the program opts in (a host such as a test runner keeps its own)."""
+    source = tmp_path / "script.py"
+    opted_in = "from executor.interrupts import terminate_gracefully\nterminate_gracefully()\n"
+    source.write_text(opted_in + AWAITING.format(stream=STREAM, query=QUERY))
+    process, temp = launch(tmp_path, [str(source), "drizzle"])
+    children = interrupt(
+        process, lambda: "batch" in (tmp_path / "stdout").read_text(), signal.SIGTERM, tmp_path / "stderr"
+    )
+    assert process.returncode == 143, (tmp_path / "stderr").read_text()[-2000:]
+    assert_clean(children, temp)
