@@ -140,7 +140,7 @@ class InlineQuery:
 
     def run(self, on_batch: OnBatch = None, should_stop: ShouldStop = None, *, idle_sleep: bool = False) -> None:
         """Run batches until the input ends, the LIMIT is reached or `should_stop()` says so."""
-        while not (should_stop and should_stop()):
+        while not (should_stop and should_stop()) and not self.output.full:
             result = self.run_batch()
             if on_batch is not None:
                 on_batch(result.report)

@@ -526,3 +526,20 @@ def test_an_optimizer_rule_failure_is_a_dsl_error():
 )
 def test_a_case_of_constants_under_a_condition_on_columns_has_a_value_per_row(sql):
     assert_like_duckdb(sql, frame(k=["c"], s2=["a"]), frame(k=["b", None], name=["a", "a"]))
+
+
+BIG = frame(k=["a", "b", None], i=[9_223_372_036_854_775_807, 5, None])
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT i + i AS x FROM s LIMIT 0",
+        "SELECT i + i AS x FROM s ORDER BY x LIMIT 0",
+        "SELECT k, SUM(i + i) AS x FROM s GROUP BY k LIMIT 0",
+        "SELECT k, SUM(i + i) AS x FROM s GROUP BY k ORDER BY k LIMIT 0",
+    ],
+)
+@pytest.mark.parametrize("cuts", [(), (1,)])
+def test_limit_0_reads_nothing_and_so_computes_nothing(sql, cuts):
+    assert_like_duckdb(sql, BIG, cuts=cuts)

@@ -317,7 +317,7 @@ class Driver(BatchRecords):
         """Run the scheduling policy's loop; after a lost worker, recover (or fail) and run it again
         from the checkpoint's batch with a fresh policy."""
         lost: WorkerLost | None = None
-        while True:
+        while not self.output.full:  # full before the first batch only under LIMIT 0
             try:
                 if lost is not None:
                     self.recover(lost)

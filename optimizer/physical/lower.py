@@ -120,7 +120,8 @@ def lower(plan: Plan, workers: int = 1) -> nx.DiGraph:
         )
         lowering.finish(pipe, terminal)
     graph = lowering.graph
-    graph.graph["limit"] = None if order else limit  # a sorted result is cut after sorting, not while it streams
+    # A sorted result is cut after sorting, not while it streams; LIMIT 0 reads nothing, sorted or not.
+    graph.graph["limit"] = None if order and limit != 0 else limit
     graph.graph["order"] = order
     graph.graph["order_limit"] = limit if order else None
     graph.graph["schema"] = plan.schema
