@@ -7,13 +7,14 @@ import polars as pl
 from optimizer.physical.stages import AggSpec
 from stream_dsl.ir import column_names as names
 from stream_dsl.ir.column_names import PARTIAL_ROWS
+from stream_dsl.ir.partial_state import sum_type
 from stream_dsl.ir.types import DataType
 
 _ROWS = PARTIAL_ROWS
 
 
-def _sum_type(spec: AggSpec) -> type[pl.DataType]:
-    return pl.Float64 if spec.func == "avg" or spec.dtype is DataType.DOUBLE else pl.Int64
+def _sum_type(spec: AggSpec) -> pl.DataType:
+    return sum_type(spec.func, spec.dtype, spec.arg_dtype).polars
 
 
 def _partial_names(i: int, spec: AggSpec) -> list[tuple[str, str]]:
@@ -102,5 +103,5 @@ def final_value(i: int, spec: AggSpec) -> pl.Expr:
     if spec.func == "sum":
         return pl.when(nonnull > 0).then(total).otherwise(None)
     if spec.func == "avg":
-        return pl.when(nonnull > 0).then(total / nonnull).otherwise(None)
+        return pl.when(nonnull > 0).then(total.cast(pl.Float64) / nonnull).otherwise(None)
     return pl.col(names.extreme_col(spec.func, i))

@@ -29,6 +29,7 @@ from executor.state.rows import RowsPart
 from executor.state.windows import Windows, is_closed, watermark_or_min
 from optimizer.physical.stages import TIME_COLUMN, AggregateOp
 from stream_dsl.ir.column_names import PARTIAL_ROWS, WINDOW_END, WINDOW_START
+from stream_dsl.ir.partial_state import sum_type
 from stream_dsl.ir.to_polars import OverflowFailure
 
 MAX_BATCH_ROWS = 256  # above this, polars' query is cheaper than the Python loop
@@ -347,8 +348,9 @@ class SmallAggregate:
                 if spec.func in ("min", "max"):
                     state[name] = spec.dtype.polars
                 elif spec.func == "avg" and k == 0:
-                    state[name] = pl.Float64()
-                    self._avg_sums.add(at)
+                    state[name] = sum_type(spec.func, spec.dtype, spec.arg_dtype).polars
+                    if state[name] == pl.Float64:
+                        self._avg_sums.add(at)  # summed from 0, an int until the first value
                 else:
                     state[name] = pl.Int64()
         self._state_schema = state

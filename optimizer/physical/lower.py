@@ -264,7 +264,7 @@ class _Lowering:
             if agg.arg is not None:
                 arg = arg_column(i)
                 pre.append(NamedExpr(arg, _timed(agg.arg, node.window)))
-            specs.append(AggSpec(named.name, agg.func, arg, agg.dtype, agg.distinct))
+            specs.append(AggSpec(named.name, agg.func, arg, agg.dtype, agg.distinct, _arg_type(agg)))
         if not pre:
             # COUNT(*) alone: a frame of no columns has no rows, so keep one input column to count.
             first = node.input.schema.fields[0]
@@ -296,7 +296,7 @@ class _Lowering:
             elif agg.arg is not None:
                 arg = arg_column(i)
                 pre.append(NamedExpr(arg, _timed(agg.arg, node.window)))
-            specs.append(AggSpec(named.name, agg.func, arg, agg.dtype, agg.distinct))
+            specs.append(AggSpec(named.name, agg.func, arg, agg.dtype, agg.distinct, _arg_type(agg)))
         if not pre:  # COUNT(*) alone: keep one input column, so the frame keeps its rows
             first = node.input.schema.fields[0]
             pre.append(NamedExpr(ROW_COLUMN, Column(first.name, first.dtype)))
@@ -318,7 +318,14 @@ class _Lowering:
             agg = named.expr
             assert isinstance(agg, Agg)
             specs.append(
-                AggSpec(named.name, agg.func, PARTIAL_DISTINCT if agg.distinct else None, agg.dtype, agg.distinct)
+                AggSpec(
+                    named.name,
+                    agg.func,
+                    PARTIAL_DISTINCT if agg.distinct else None,
+                    agg.dtype,
+                    agg.distinct,
+                    _arg_type(agg),
+                )
             )
         emit = EMIT_CHANGES if node.window is None else node.emit
         window = with_watermark(node.window, event_time_columns(node.input), WINDOW_START)
@@ -408,6 +415,10 @@ def _(node: Limit, lowering: _Lowering) -> Fragment:
 @lower_node.register
 def _(node: Sort, lowering: _Lowering) -> Fragment:
     raise PlanError("ORDER BY (sort) is supported only as the outermost query's last step, before LIMIT")
+
+
+def _arg_type(agg: Agg) -> DataType | None:
+    return agg.arg.dtype if agg.arg is not None else None
 
 
 def _add(fragment: Fragment, op: Operator, schema: Schema) -> Fragment:

@@ -191,6 +191,7 @@ class AggSpec:
     arg: str | None
     dtype: DataType
     distinct: bool = False
+    arg_dtype: DataType | None = None  # the argument's type before the cast to `dtype` (an AVG's sum type)
 
     def describe(self) -> str:
         inner = "*" if self.arg is None else ("DISTINCT " if self.distinct else "") + self.arg
@@ -198,7 +199,7 @@ class AggSpec:
 
     def state_columns(self, i: int) -> tuple[str, ...]:
         """The partial state columns of this aggregate as number `i` (see `ir.partial_state.state_fields`)."""
-        return tuple(f.name for f in state_fields(i, self.func, self.dtype, self.distinct))
+        return tuple(f.name for f in state_fields(i, self.func, self.dtype, self.distinct, self.arg_dtype))
 
     def describe_merge(self, i: int) -> str:
         """How a final aggregate merges this one's partial state columns."""

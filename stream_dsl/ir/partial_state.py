@@ -10,7 +10,9 @@ from stream_dsl.ir.types import DataType, Field
 # A partial aggregate adds PARTIAL_ROWS, PARTIAL_DISTINCT and the state columns (`stream_dsl.ir.column_names`).
 
 
-def state_fields(i: int, func: str, dtype: DataType, distinct: bool = False) -> tuple[Field, ...]:
+def state_fields(
+    i: int, func: str, dtype: DataType, distinct: bool = False, arg_dtype: DataType | None = None
+) -> tuple[Field, ...]:
     """The partial state columns of aggregate number `i` (`func` producing `dtype`), named by position.
 
     COUNT: `count_col(i)`; SUM and AVG: a sum `sum_col(i)` and a non-NULL count
@@ -21,9 +23,22 @@ def state_fields(i: int, func: str, dtype: DataType, distinct: bool = False) -> 
     if func == "count":
         return () if distinct else (Field(count_col(i), DataType.BIGINT),)
     if func in ("sum", "avg"):
-        total = DataType.DOUBLE if func == "avg" or dtype is DataType.DOUBLE else DataType.BIGINT
+        total = sum_type(func, dtype, arg_dtype)
         return (Field(sum_col(i), total), Field(nonnull_col(i), DataType.BIGINT))
     return (Field(extreme_col(func, i), dtype),)
+
+
+def sum_type(func: str, dtype: DataType, arg_dtype: DataType | None) -> DataType:
+    """The type of a SUM's or an AVG's partial sum.
+
+    A SUM sums in its result type (BIGINT raises when the total leaves it).
+    An AVG over integers sums exactly in HUGEINT, as DuckDB does, so that
+    large values cancelling across batches give the exact mean whatever the
+    micro-batch cuts; an AVG over DOUBLE sums in DOUBLE.
+    """
+    if func == "avg":
+        return DataType.HUGEINT if arg_dtype is not None and arg_dtype.is_integer else DataType.DOUBLE
+    return DataType.DOUBLE if dtype is DataType.DOUBLE else DataType.BIGINT
 
 
 def partial_state_fields(aggs: tuple[NamedExpr, ...]) -> tuple[Field, ...]:
@@ -32,7 +47,8 @@ def partial_state_fields(aggs: tuple[NamedExpr, ...]) -> tuple[Field, ...]:
     for i, named in enumerate(aggs):
         agg = named.expr
         assert isinstance(agg, Agg)
-        fields += state_fields(i, agg.func, agg.dtype, agg.distinct)
+        arg_dtype = agg.arg.dtype if agg.arg is not None else None
+        fields += state_fields(i, agg.func, agg.dtype, agg.distinct, arg_dtype)
     return tuple(fields)
 
 

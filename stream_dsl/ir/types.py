@@ -22,6 +22,8 @@ class DataType(Enum):
     TIMESTAMP = "TIMESTAMP"
     INTERVAL = "INTERVAL"
     NULL = "NULL"
+    # Internal only (no name a user can write): the exact partial sum of an AVG over integers.
+    HUGEINT = "HUGEINT"
 
     def __repr__(self) -> str:
         return self.value
@@ -48,6 +50,7 @@ _TO_POLARS: dict[DataType, pl.DataType] = {
     DataType.TIMESTAMP: pl.Datetime("ms"),
     DataType.INTERVAL: pl.Duration("ms"),
     DataType.NULL: pl.Null(),
+    DataType.HUGEINT: pl.Int128(),
 }
 
 # Names a user may write in DDL or CAST, mapped to our types.
