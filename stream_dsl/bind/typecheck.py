@@ -234,6 +234,8 @@ def function(name: str, args: list[E.Expr], span: Span | None = None) -> E.Expr:
         kind = fn.args[min(i, len(fn.args) - 1)]
         if not _KIND_OK[kind](arg.dtype):
             raise _fail(f"argument {i + 1} of {fn.name} must be {kind}, got {arg.dtype.value}", span)
+    if fn.name == "round" and len(args) == 2 and (E.columns_used(args[1]) or args[1].dtype is DataType.DOUBLE):
+        raise _fail("ROUND's second argument, the decimal places, must be an integer constant", span)
     return E.Func(fn.name, tuple(args), fn.returns([a.dtype for a in args]), span=span)
 
 

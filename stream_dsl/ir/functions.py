@@ -40,6 +40,11 @@ def _same_as_first(types: list[DataType]) -> DataType:
     return types[0]
 
 
+def _rounded_type(types: list[DataType]) -> DataType:
+    """ROUND keeps an integer's type (DuckDB); a DOUBLE, or a NULL, rounds to DOUBLE."""
+    return types[0] if types[0].is_integer else T.DOUBLE
+
+
 def _const(t: DataType) -> Callable[[list[DataType]], DataType]:
     return lambda types: t
 
@@ -67,6 +72,8 @@ def _round(x: pl.Expr, digits: pl.Expr | None = None) -> pl.Expr:
     # SQL rounds half away from zero; polars' default is half to even.
     places = 0 if digits is None else _literal_int(digits)
     x = x.cast(pl.Float64)
+    if places is None:  # ROUND(x, NULL)
+        return pl.lit(None, dtype=pl.Float64)
     if places < -308:  # 10^-places is not a double: everything finite rounds to 0
         return x * 0.0
     if places < 0:  # round(1234, -2) = 1200: polars rounds to places >= 0 only
@@ -169,7 +176,7 @@ SCALAR_FUNCTIONS: dict[str, ScalarFunction] = {
             "contains", ("string", "string"), _const(T.BOOLEAN), lambda s, p: s.str.contains(p, literal=True)
         ),
         ScalarFunction("abs", ("numeric",), _same_as_first, lambda x: x.abs()),
-        ScalarFunction("round", ("numeric", "numeric"), _const(T.DOUBLE), _round, min_args=1),
+        ScalarFunction("round", ("numeric", "numeric"), _rounded_type, _round, min_args=1),
         ScalarFunction("floor", ("numeric",), _const(T.DOUBLE), lambda x: x.cast(pl.Float64).floor()),
         ScalarFunction("ceil", ("numeric",), _const(T.DOUBLE), lambda x: x.cast(pl.Float64).ceil()),
         ScalarFunction("sqrt", ("numeric",), _const(T.DOUBLE), lambda x: x.cast(pl.Float64).sqrt()),

@@ -140,6 +140,10 @@ def _(e: E.Binary) -> pl.Expr:
         value = _arithmetic(e.op, left, right, e.left.dtype, e.right.dtype, e.dtype)
         return pl.when(value == 0).then(pl.lit(0.0)).otherwise(value)
     if e.op in E.COMPARISONS:
+        if E.columns_used(e.right) and not E.columns_used(e.left):
+            # `constant < x` as `x > constant`: polars 2.1 gives a one-row result when a constant on the left
+            # meets a column a left join filled with NULLs (all rows unmatched); on the right it does not.
+            return _compare(_MIRRORED[e.op], right, left, e.right.dtype, e.left.dtype)
         return _compare(e.op, left, right, e.left.dtype, e.right.dtype)
     if e.op == "||":
         return pl.concat_str([_to_string(left, e.left.dtype), _to_string(right, e.right.dtype)])
@@ -168,6 +172,9 @@ _COMPARE = {
     ">": lambda a, b: a > b,
     ">=": lambda a, b: a >= b,
 }
+
+
+_MIRRORED = {"=": "=", "<>": "<>", "<": ">", "<=": ">=", ">": "<", ">=": "<="}
 
 
 def _null_rows(dtype: pl.DataType) -> pl.Expr:
@@ -375,7 +382,11 @@ def _(e: E.InList) -> pl.Expr:
         # SQL: OR of equalities, so a NULL item makes a non-match NULL.
         any_equal: pl.Expr | None = None
         for item in e.items:
-            eq = _compare("=", x, _compile(item), e.expr.dtype, item.dtype)
+            # the constant side on the right (see the comparisons in `_(e: E.Binary)`)
+            if E.columns_used(item) and not E.columns_used(e.expr):
+                eq = _compare("=", _compile(item), x, item.dtype, e.expr.dtype)
+            else:
+                eq = _compare("=", x, _compile(item), e.expr.dtype, item.dtype)
             any_equal = eq if any_equal is None else any_equal | eq
         assert any_equal is not None  # e.items is not empty here
         result = any_equal
@@ -421,11 +432,40 @@ def _(e: E.Func) -> pl.Expr:
         return result if e.dtype is T.NULL else result.cast(e.dtype.polars)
     if e.name == "to_timestamp_ms":
         return epoch_ms_to_timestamp(_compile(e.args[0]))
+    if e.name == "round" and e.dtype.is_integer:
+        return _round_integer(_compile(e.args[0]), e.args[1] if len(e.args) > 1 else None, e.dtype)
     if e.name == "concat":  # each argument as CAST(x AS STRING) writes it (a TIMESTAMP without '.000')
         return fn.polars(*(_to_string(_compile(a), a.dtype) for a in e.args))
-    args = [_typed_null(_compile(a), a, fn.args[min(i, len(fn.args) - 1)]) for i, a in enumerate(e.args)]
+    args = [_typed_null(_compile(a), a, fn.args[min(i, len(fn.args) - 1)], e.dtype) for i, a in enumerate(e.args)]
     result = fn.polars(*args)
     return result if e.dtype is T.NULL else result.cast(e.dtype.polars)
+
+
+def _round_integer(x: pl.Expr, digits: E.Expr | None, result: DataType) -> pl.Expr:
+    """ROUND of an integer stays an integer of its type, as in DuckDB: to negative places (tens, hundreds)
+    half away from zero, computed in Int128; a result outside the type is an overflow error."""
+    places = 0 if digits is None else pl.select(_compile(digits)).item()
+    if places is None:
+        return pl.lit(None, dtype=result.polars)
+    if places >= 0:
+        return x
+    if places < -38:  # 10^-places exceeds every integer: everything rounds to 0
+        return pl.when(x.is_null()).then(None).otherwise(pl.lit(0, dtype=result.polars))
+    factor = 10**-places
+    wide = x.cast(pl.Int128)
+    magnitude = (wide.abs() + factor // 2) // factor * factor
+    value = pl.when(wide < 0).then(pl.lit(0, dtype=pl.Int128) - magnitude).otherwise(magnitude)
+    low, high = (-(2**31), 2**31 - 1) if result is T.INT else (_INT64_MIN, 2**63 - 1)
+    return _fail_where(
+        ((value < low) | (value > high)).fill_null(False),
+        x,
+        value.cast(result.polars, strict=False),
+        lambda first, n: OverflowFailure(
+            f"integer overflow: ROUND({first}, {places}) does not fit in {result.value}"
+            f" ({n} value{'s' if n > 1 else ''} failed)"
+        ),
+        result.polars,
+    )
 
 
 def _coalesce(e: E.Func) -> pl.Expr:
@@ -454,8 +494,13 @@ def _nan_extreme(name: str, xs: list[pl.Expr]) -> pl.Expr:
 _NULL_AS = {"string": pl.String(), "numeric": pl.Float64(), "timestamp": pl.Datetime("ms")}
 
 
-def _typed_null(compiled: pl.Expr, e: E.Expr, kind: str) -> pl.Expr:
-    """A NULL argument typed as the function expects, so string and date functions accept it."""
+def _typed_null(compiled: pl.Expr, e: E.Expr, kind: str, result: DataType = T.NULL) -> pl.Expr:
+    """A NULL argument typed as the function expects, so string and date functions accept it.
+
+    A numeric one takes the function's numeric result type (LEAST(NULL, i) stays BIGINT, where a DOUBLE
+    NULL would widen i to DOUBLE and lose its low digits)."""
+    if e.dtype is T.NULL and kind == "numeric" and result.is_numeric:
+        return compiled.cast(result.polars)
     if e.dtype is T.NULL and kind in _NULL_AS:
         return compiled.cast(_NULL_AS[kind])
     return compiled
