@@ -10,11 +10,14 @@ be a DSLError. Long local runs: `python -m tests.differential --seed S --count N
 
 from __future__ import annotations
 
+import datetime as dt
+
+import polars as pl
 import pytest
 
 from differential.generator import make_case
 from differential.known import KINDS, documented
-from differential.oracle import SETTINGS, describe, disagreement, our_answer
+from differential.oracle import SETTINGS, Case, describe, disagreement, our_answer
 from differential.shrink import shrink
 
 BLOCK = 40
@@ -53,3 +56,17 @@ def test_only_dsl_errors_escape_from_a_query(first):
 
 def test_every_documented_kind_is_described():
     assert all(len(text) > 40 for text in KINDS.values())
+
+
+def test_an_error_from_a_condition_pushed_below_a_join_is_the_documented_kind():
+    """Seed 5824: the row the join drops fails the pushed-down CAST; without pushdown we answer as DuckDB."""
+    s = pl.DataFrame(
+        {"k": ["b"], "d": [-0.0], "s2": ["12"], "ts": pl.Series([dt.datetime(2024, 1, 1)], dtype=pl.Datetime("ms"))}
+    )
+    t = pl.DataFrame({"k": ["a"], "name": ["a"]})
+    where = "WHERE CAST(lower('2024-01-01') AS DOUBLE) <= s.d"
+    joined = Case(f"SELECT TRUE AS c0 FROM s JOIN t ON t.k = s.k {where}", s, t)
+    found = disagreement(joined)
+    assert found is not None and documented(found[1], found[2], joined, found[0]) == "checked_before_the_join"
+    alone = Case(f"SELECT TRUE AS c0 FROM s {where}", s, t)
+    assert disagreement(alone) is None  # without a join both fail

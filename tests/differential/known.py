@@ -25,6 +25,10 @@ KINDS = {
         "CASE WHEN FALSE ...) is still computed and may raise; with it on, as in DuckDB, it is not"
     ),
     "sum_does_not_widen": "SUM over BIGINT raises when the total leaves BIGINT; DuckDB widens to HUGEINT",
+    "checked_before_the_join": (
+        "a WHERE condition on one side of a join is pushed below the join and may raise for a row the join "
+        "then drops; DuckDB, whose join may drop the row first, does not"
+    ),
 }
 
 
@@ -41,6 +45,17 @@ def documented(ours: Answer, theirs: Answer, case: Case | None = None, setting: 
         optimized = our_answer(case, replace(setting, optimize=True))
         if agree(optimized, theirs, case.ordered):
             return "unfolded_with_the_optimizer_off"
+    if (
+        case is not None
+        and setting is not None
+        and setting.optimize
+        and " JOIN " in case.sql
+        and ours.error is not None
+        and theirs.rows is not None
+    ):
+        unpushed = our_answer(case, replace(setting, disabled_rules=("push_down_predicates",)))
+        if agree(unpushed, theirs, case.ordered):
+            return "checked_before_the_join"
     if (
         ours.rows is not None
         and theirs.error is not None

@@ -39,9 +39,11 @@ class Setting:
 
     workers: int = 1
     optimize: bool = True
+    disabled_rules: tuple[str, ...] = ()  # optimizer rules switched off (only `known.py` switches any)
 
     def __str__(self) -> str:
-        return f"workers={self.workers} optimize={self.optimize}"
+        off = f" without {', '.join(self.disabled_rules)}" if self.disabled_rules else ""
+        return f"workers={self.workers} optimize={self.optimize}{off}"
 
 
 SETTINGS = (Setting(1, True), Setting(1, False), Setting(3, True))
@@ -111,7 +113,13 @@ def our_answer(case: Case, setting: Setting) -> Answer:
     ctx.from_polars(case.t, name="t", static=True)
     try:
         plan = ctx.sql(case.sql).plan
-        frame = collect(plan, RunConfig(workers=setting.workers, executor="inline", optimize=setting.optimize))
+        config = RunConfig(
+            workers=setting.workers,
+            executor="inline",
+            optimize=setting.optimize,
+            disabled_rules=frozenset(setting.disabled_rules),
+        )
+        frame = collect(plan, config)
         return Answer(rows=tuple(frame.rows()))
     except DSLError as exc:
         return Answer(error=f"{type(exc).__name__}: {exc}")
