@@ -134,6 +134,7 @@ MULTIPROCESS_MODULES = {
 MULTIPROCESS_EXECUTORS = {"drizzle", "bsp"}
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the xdist_group markers added here
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         module = item.module.__name__ if item.module is not None else ""
@@ -145,3 +146,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.slow)
         if module in REDIS_MODULES and "server" in getattr(item, "fixturenames", ()) or module == "test_redis":
             item.add_marker(pytest.mark.redis)
+        if "ray_cluster" in getattr(item, "fixturenames", ()):
+            # One Ray cluster per test process: under xdist (`--dist loadgroup`) every test that uses it runs on
+            # the same worker, one after another, rather than a cluster per worker on the same two addresses.
+            item.add_marker(pytest.mark.xdist_group("ray"))

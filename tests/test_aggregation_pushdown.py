@@ -249,7 +249,7 @@ def test_forcing_splits_every_splittable_query_of_the_family():
 
 
 @pytest.mark.parametrize("query", [q for q in QUERIES if q.name in SPLITTABLE], ids=lambda q: q.name)
-@settings(max_examples=examples(15), deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(8), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=datasets())
 def test_forced_two_phase_plans_match_duckdb(query, data):
     frame, batches, table, ordered = data

@@ -264,7 +264,7 @@ def stepped(state, rows, mark):
 
 
 @settings(
-    max_examples=examples(400), deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large]
+    max_examples=examples(120), deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large]
 )
 @given(stream=streams(aggregate_cases()), data=st.data())
 def test_a_restored_aggregate_state_steps_exactly_as_the_original(stream, data):
@@ -273,7 +273,7 @@ def test_a_restored_aggregate_state_steps_exactly_as_the_original(stream, data):
 
 
 @settings(
-    max_examples=examples(60), deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large]
+    max_examples=examples(30), deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large]
 )
 @given(stream=streams(distinct_cases()), data=st.data())
 def test_a_restored_distinct_state_steps_exactly_as_the_original(stream, data):

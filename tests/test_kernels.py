@@ -35,7 +35,7 @@ def frames(draw, partitions: int | None = None):
     return pl.DataFrame(columns, schema=schema)
 
 
-@settings(max_examples=examples(200), deadline=None)
+@settings(max_examples=examples(100), deadline=None)
 @given(frames(partitions=5), st.sampled_from(["i", "s"]))
 def test_splitting_by_masks_gives_partition_by_parts_in_row_order(frame, first):
     frame = frame.select(first, pl.exclude(first))  # the partition column anywhere but first
@@ -49,7 +49,7 @@ def test_splitting_by_masks_gives_partition_by_parts_in_row_order(frame, first):
     assert sum(p.height for p in by_masks.values()) == frame.height
 
 
-@settings(max_examples=examples(200), deadline=None)
+@settings(max_examples=examples(100), deadline=None)
 @given(frames())
 def test_a_serial_projection_is_the_one_query_projection(frame):
     exprs = [

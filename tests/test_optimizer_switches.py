@@ -168,7 +168,7 @@ def test_the_switches_reach_the_executor(monkeypatch):
 
 
 @pytest.mark.parametrize("rule", RULE_NAMES)
-@settings(max_examples=examples(25), deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(12), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=datasets(), query=st.sampled_from(QUERIES))
 def test_results_equal_duckdbs_with_each_rule_off(rule, data, query):
     frame, batches, table, ordered = data

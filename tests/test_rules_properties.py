@@ -267,7 +267,7 @@ def plans(draw) -> Plan:
 
 
 PROPERTY = settings(deadline=None, max_examples=examples(300), suppress_health_check=[HealthCheck.too_slow])
-EXECUTED = settings(deadline=None, max_examples=examples(150), suppress_health_check=[HealthCheck.too_slow])
+EXECUTED = settings(deadline=None, max_examples=examples(80), suppress_health_check=[HealthCheck.too_slow])
 
 
 @PROPERTY

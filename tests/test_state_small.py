@@ -174,7 +174,7 @@ def streams(draw):
     return op, batches, marks
 
 
-@settings(max_examples=examples(300), deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(120), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(stream=streams())
 def test_the_dict_state_steps_exactly_as_the_polars_state(stream):
     run_both(*stream)

@@ -137,7 +137,7 @@ def extend(children: st.SearchStrategy[ast.Expr]) -> st.SearchStrategy[ast.Expr]
 EXPRS = st.recursive(LEAVES, extend, max_leaves=10)
 
 
-@settings(max_examples=examples(300), deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(150), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(EXPRS)
 def test_generated_expressions_round_trip(tree):
     text = unparse(tree)
@@ -231,7 +231,7 @@ STATEMENTS = st.one_of(
 )
 
 
-@settings(max_examples=examples(120), deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(60), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(STATEMENTS)
 def test_generated_statements_round_trip(statement):
     text = unparse(statement)
