@@ -163,6 +163,23 @@ def test_ambiguous_column_in_a_join(catalog):
     assert (err.line, err.column) == (1, 8)
 
 
+@pytest.mark.parametrize(
+    ("sql", "message"),
+    [
+        ("SELECT * FROM clicks c RIGHT JOIN users u USING (user_id)", "RIGHT JOIN is not supported yet"),
+        ("SELECT * FROM clicks c RIGHT OUTER JOIN users u ON c.user_id = u.user_id", "RIGHT JOIN is not supported"),
+        ("SELECT * FROM clicks c FULL JOIN users u ON c.user_id = u.user_id", "FULL JOIN is not supported yet"),
+        ("SELECT * FROM clicks c FULL OUTER JOIN users u USING (user_id)", "FULL JOIN is not supported yet"),
+        ("SELECT * FROM clicks c CROSS JOIN users u", "CROSS JOIN is not supported"),
+    ],
+)
+def test_right_full_and_cross_joins_are_refused_at_their_keyword_never_read_as_an_alias(catalog, sql, message):
+    """RIGHT and FULL were once parsed as an alias of the left side, silently giving an inner join."""
+    err = error_of(catalog, sql)
+    assert err.message.startswith(message)
+    assert (err.line, err.column) == (1, 24)
+
+
 def test_unknown_function_suggests(catalog):
     err = error_of(catalog, "SELECT uper(url) FROM clicks")
     assert err.message.startswith("unknown function 'uper' (did you mean 'upper'")

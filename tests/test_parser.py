@@ -247,6 +247,15 @@ def test_reserved_words_need_quotes() -> None:
     assert select('SELECT "from" FROM t').items[0].expr == I("from")
 
 
+@pytest.mark.parametrize("word", ["right", "full", "cross", "natural"])
+def test_join_words_are_reserved_so_never_an_alias(word) -> None:
+    with pytest.raises(ParseError):
+        parse_statement(f"SELECT * FROM s {word} JOIN t ON s.k = t.k AND {word}.k = 1")
+    with pytest.raises(ParseError):
+        parse_statement(f"SELECT * FROM s AS {word}")
+    assert select(f'SELECT * FROM s AS "{word}"').from_.alias == word
+
+
 # ---------------------------------------------------------------- positions
 
 

@@ -270,7 +270,16 @@ def bind_from(item: ast.TableRef | ast.SubqueryRef | ast.Join, env: Env) -> tupl
     raise BindError(f"cannot use {type(item).__name__} in FROM", span=getattr(item, "span", None))
 
 
+_UNSUPPORTED_JOINS = {
+    "RIGHT": "RIGHT JOIN is not supported yet: write it as a LEFT JOIN with the sides swapped",
+    "FULL": "FULL JOIN is not supported yet",
+    "CROSS": "CROSS JOIN is not supported: a join needs ON with an equality between the two sides, e.g. ON a.id = b.id",
+}
+
+
 def _bind_join(j: ast.Join, env: Env) -> tuple[Plan, Scope]:
+    if j.kind in _UNSUPPORTED_JOINS:
+        raise BindError(_UNSUPPORTED_JOINS[j.kind], span=j.span)
     left, left_scope = bind_from(j.left, env)
     right, right_scope = bind_from(j.right, env)
     kind = j.kind.split()[0].lower()

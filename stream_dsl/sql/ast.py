@@ -210,7 +210,8 @@ class SubqueryRef:
 
 @dataclass(frozen=True, slots=True)
 class Join:
-    """`kind` is 'INNER' or 'LEFT'; exactly one of `on` and `using` is set."""
+    """`kind` is 'INNER', 'LEFT', 'RIGHT', 'FULL' or 'CROSS'; exactly one of `on` and `using` is set,
+    neither for CROSS."""
 
     left: "FromItem"
     right: "FromItem"

@@ -340,10 +340,17 @@ class AstBuilder:
     def join(self, meta: Meta, children: list[Any]) -> ast.Join:
         left, cond = children[0], children[-1]
         right = children[-2]
-        kind = "LEFT" if "LEFT" in _tokens(children) else "INNER"
+        words = _tokens(children)
+        kind = next((k for k in ("LEFT", "RIGHT", "FULL") if k in words), "INNER")
         on = cond.value if cond.kind == "on" else None
         using = cond.value if cond.kind == "using" else None
-        return ast.Join(left=left, right=right, kind=kind, on=on, using=using, span=_span(meta))
+        # A RIGHT or FULL join is refused at its keyword (`bind.query`), so that is where its span points.
+        span = _token_span(words[kind]) if kind in ("RIGHT", "FULL") else _span(meta)
+        return ast.Join(left=left, right=right, kind=kind, on=on, using=using, span=span)
+
+    def cross_join(self, meta: Meta, children: list[Any]) -> ast.Join:
+        keyword = _tokens(children)["CROSS"]
+        return ast.Join(left=children[0], right=children[-1], kind="CROSS", span=_token_span(keyword))
 
     def on_cond(self, meta: Meta, children: list[Any]) -> _Clause:
         return _Clause("on", children[-1])

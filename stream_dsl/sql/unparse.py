@@ -238,8 +238,10 @@ def _(node: ast.SubqueryRef) -> str:
 
 @unparse.register
 def _(node: ast.Join) -> str:
-    kind = "LEFT JOIN" if node.kind == "LEFT" else "JOIN"
+    kind = "JOIN" if node.kind == "INNER" else f"{node.kind} JOIN"
     right = f"({unparse(node.right)})" if isinstance(node.right, ast.Join) else unparse(node.right)
+    if node.kind == "CROSS":
+        return f"{unparse(node.left)} {kind} {right}"
     if node.using is not None:
         condition = f"USING ({', '.join(name(c) for c in node.using)})"
     else:
