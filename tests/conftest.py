@@ -59,7 +59,10 @@ def _private_temp_dir() -> str:
     another's. Removed at exit after multiprocess removes its own temp dir
     (its finalizer has exit priority -100, this one -101).
     """
-    path = tempfile.mkdtemp(prefix="stream-dsl-tests-")
+    # Beside, never inside, the controller's dir under xdist (its TMPDIR is inherited): Ray's socket paths
+    # under the temp dir must stay within AF_UNIX's 107 bytes.
+    base = os.environ.setdefault("STREAM_DSL_TESTS_BASE_TMPDIR", tempfile.gettempdir())
+    path = tempfile.mkdtemp(prefix="stream-dsl-tests-", dir=base)
     os.environ["TMPDIR"] = path
     tempfile.tempdir = path
     multiprocess_util.Finalize(None, shutil.rmtree, args=(path,), kwargs={"ignore_errors": True}, exitpriority=-101)
