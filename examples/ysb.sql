@@ -8,13 +8,15 @@
 -- count), so the end of input closes every window and the SELECT prints the
 -- final counts: one row per campaign and window (100 campaigns, one window).
 -- Drop `count` to make the stream endless, and INSERT INTO a sink instead
--- (see the end of this file).
+-- (see the end of this file). `splits = 'workers'` reads the stream in one
+-- part per worker, so every worker generates events.
 
 CREATE STREAM events (
   user_id STRING, page_id STRING, ad_id STRING, ad_type STRING,
   event_type STRING, event_time TIMESTAMP, ip_address STRING,
   WATERMARK FOR event_time AS event_time - INTERVAL '1' SECOND
-) WITH (connector = 'generator', kind = 'ysb', rate = '1000000', count = '2000000', seed = '1');
+) WITH (connector = 'generator', kind = 'ysb', rate = '1000000', count = '2000000', seed = '1',
+        splits = 'workers');
 
 -- The 1000 ads of 100 campaigns the generated events refer to (same seed).
 CREATE TABLE campaigns (ad_id STRING, campaign_id STRING)

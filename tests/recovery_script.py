@@ -3,7 +3,8 @@
     python tests/recovery_script.py CHECKPOINT_DIR SINK_DIR [--group-size G] [--executor E] [--pids FILE]
 
 As a script: run `INSERT INTO out <QUERY>` over the bounded generator
-stream on 2 worker processes with CHECKPOINT_DIR, writing to a files sink in
+stream (read in one part per worker: `splits = 'workers'`, so recovery is
+tested with a source stage per worker) on 2 worker processes with CHECKPOINT_DIR, writing to a files sink in
 SINK_DIR, until the input ends; then print one JSON line (batches recorded,
 the checkpoint it started from, its recoveries). With `--pids FILE` the
 worker pids are written to FILE (atomically) once the query started, so a
@@ -41,7 +42,7 @@ DDL = f"""CREATE STREAM events (
   event_type STRING, event_time TIMESTAMP, ip_address STRING,
   WATERMARK FOR event_time AS event_time - INTERVAL '1' SECOND
 ) WITH (connector = 'generator', kind = 'ysb', rate = '{RATE}', count = '{COUNT}', seed = '{SEED}',
-        realtime = 'false');
+        realtime = 'false', splits = 'workers');
 CREATE TABLE campaigns (ad_id STRING, campaign_id STRING)
   WITH (connector = 'generator', kind = 'ysb_campaigns', seed = '{SEED}');"""
 

@@ -362,8 +362,14 @@ def lower_node(node: Plan, lowering: _Lowering) -> Fragment:
 
 @lower_node.register
 def _(node: Scan, lowering: _Lowering) -> Fragment:
-    columns = node.columns if node.columns is not None else node.source.schema.names
-    return (_Pipe(ScanOp(node.source, tuple(columns), node.predicate), node.schema),)
+    """One pipe per part of a split stream: each part is a source stage of its own, read by its own map task
+    (on its own worker), and the parts' rows meet where the pipes do (an exchange, or the output)."""
+    columns = tuple(node.columns if node.columns is not None else node.source.schema.names)
+    splits = node.source.splits_for(lowering.workers)
+    if splits == 1:
+        return (_Pipe(ScanOp(node.source, columns, node.predicate), node.schema),)
+    parts = (replace(node.source, split=(i, splits)) for i in range(splits))
+    return tuple(_Pipe(ScanOp(part, columns, node.predicate), node.schema) for part in parts)
 
 
 @lower_node.register

@@ -50,6 +50,8 @@ class ScanOp:
 
     def describe(self) -> str:
         text = f"Scan {self.source.kind} {self.source.name} columns=[{', '.join(self.columns)}]"
+        if self.source.split is not None:
+            text += f" split={self.source.split[0] + 1}/{self.source.split[1]}"
         if self.predicate is not None:
             text += f" predicate={render(self.predicate)}"
         if self.source.watermark is not None:

@@ -173,11 +173,14 @@ def _source_options(bench: YsbBench, events: int, realtime: bool, events_dir: st
     if bench.format in FILE_FORMATS:
         if events_dir is None:
             raise DSLError(f"the {bench.format} format reads files: prepare them with prepared_data()")
-        return f"connector = 'files', path = '{events_dir}', format = '{bench.format}', max_files_per_batch = '1'"
+        return (
+            f"connector = 'files', path = '{events_dir}', format = '{bench.format}', max_files_per_batch = '1',\n"
+            "        splits = 'workers'"
+        )
     fmt = ", format = 'json'" if bench.format == "json" else ""
     return (
         f"connector = 'generator', kind = 'ysb', rate = '{bench.rate:g}', count = '{events}',\n"
-        f"        seed = '{bench.seed}', realtime = '{'true' if realtime else 'false'}'{fmt}"
+        f"        seed = '{bench.seed}', realtime = '{'true' if realtime else 'false'}'{fmt}, splits = 'workers'"
     )
 
 

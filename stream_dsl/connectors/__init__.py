@@ -65,7 +65,10 @@ def open_source(definition: SourceDef) -> Source:
     """The Source reading stream `definition` (not yet opened)."""
     name = definition.option("connector")
     what = f"stream '{definition.name}'"
-    return _factory(connector_module(name, what), "make_source", name, what)(definition)
+    module = connector_module(name, what)
+    if definition.option("splits") is not None and not getattr(module, "SPLITS", False):
+        raise ConnectorError(f"{what}: the {name} connector cannot be read in parts; remove the option splits")
+    return _factory(module, "make_source", name, what)(definition)
 
 
 def open_table(definition: SourceDef) -> TableSource:

@@ -7,7 +7,8 @@ json, csv or parquet; by default from each file's extension), `watch`
 ('true') and `delimiter` (','). Files are read in name order, each once; the
 offset is the list of files read. In a directory only files with the
 format's extensions are read, and names starting with '.' or '_' are skipped
-(writers' temporary files).
+(writers' temporary files). With `splits`, part i of n reads the files whose
+name hashes to i (crc32 modulo n), each part up to `max_files_per_batch`.
 
 Sink options: `path` (a directory) and `format` (parquet, csv or ndjson;
 default parquet). Each batch becomes one file `part-{batch_id:08d}.{ext}`,
@@ -36,6 +37,7 @@ from __future__ import annotations
 import glob
 import os
 import time
+import zlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -61,6 +63,7 @@ from stream_dsl.ir.definitions import SinkDef, SourceDef
 from stream_dsl.ir.types import Schema
 
 SOURCE_OPTIONS = ("path", "format", "watch", "max_files_per_batch", "header", "delimiter")
+SPLITS = True  # a split part reads the files whose names hash to it (`FileSource._mine`)
 
 
 @dataclass(frozen=True, slots=True)
@@ -240,7 +243,15 @@ class FileSource:
 
     def _new_files(self) -> list[str]:
         listed = list_files(self.options, self._what, allow_missing=self.options.watch)
-        return [p for p in listed if p not in self._done]
+        return [p for p in listed if p not in self._done and self._mine(p)]
+
+    def _mine(self, path: str) -> bool:
+        """Whether this part of a split stream reads `path`: by a hash of its name, so a file that appears
+        later (watch) never moves a file already assigned to one part over to another."""
+        if self.definition.split is None:
+            return True
+        index, parts = self.definition.split
+        return zlib.crc32(path.encode()) % parts == index
 
     replays_exactly = True  # `until`: the batch's files (its `replay`) or all files read up to its end
 

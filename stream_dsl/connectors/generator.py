@@ -11,7 +11,9 @@ polars gathers from small pools of ids): no Python loop per event.
 Options: `rate` (events per second of event time, default 1000000), `count`
 (makes the stream bounded), `seed` (1), `start` ('2026-01-01T00:00:00'),
 `format` ('json': produce JSON text and decode it per batch, as the original
-benchmark does), `realtime` ('false' never waits, even for a continuous query).
+benchmark does), `realtime` ('false' never waits, even for a continuous query),
+`splits` (read by that many map tasks, or 'workers': part i of n takes the
+i-th n-th of each batch's event indexes, so the parts together are the batch).
 """
 
 from __future__ import annotations
@@ -58,6 +60,7 @@ YSB_SCHEMA = Schema.of(
 CAMPAIGNS_SCHEMA = Schema.of(("ad_id", S), ("campaign_id", S))
 KINDS = {"ysb": YSB_SCHEMA, "ysb_campaigns": CAMPAIGNS_SCHEMA}
 OPTIONS = ("kind", "rate", "count", "seed", "start", "format")
+SPLITS = True  # a split part reads its share of each batch's event indexes (`GeneratorSource.next_batch`)
 
 # The clock pacing uses; tests swap in a manual one.
 _monotonic = time.monotonic
@@ -287,6 +290,10 @@ class GeneratorSource:
         first, stop = first_event_at(begin, rate), first_event_at(end, rate)
         if count is not None:
             first, stop = min(first, count), min(stop, count)
+        exhausted = count is not None and stop >= count
+        if self.definition.split is not None:  # this part's share of the batch's events
+            index, parts = self.definition.split
+            first, stop = first + (stop - first) * index // parts, first + (stop - first) * (index + 1) // parts
         offset: dict[str, Any] = {"time_ms": end}
         wall_offset = None
         if realtime and self.spec.realtime:
@@ -303,7 +310,7 @@ class GeneratorSource:
             last = self.spec.start_ms + int(event_offsets_ms(stop - 1, stop, rate)[0])
         return SourceBatch(
             frame=frame,
-            exhausted=count is not None and stop >= count,
+            exhausted=exhausted,
             offset=offset,
             dead_letters=letters,
             max_event_time_ms=last,

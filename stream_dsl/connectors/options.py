@@ -15,7 +15,10 @@ from stream_dsl.errors import ConnectorError, did_you_mean
 # Options any source or sink may carry; executors, the catalog and the optimizer's
 # statistics (`ndv = 'col=N, ...'`, `rows_per_batch = 'N'`, see optimizer/cost.py) read them.
 # `timestamp_unit` (connectors/timestamps.py) tells how sources that decode text read epoch numbers.
-COMMON_OPTIONS = frozenset({"connector", "dead_letter", "realtime", "ndv", "rows_per_batch", "timestamp_unit"})
+# `splits` is checked where a source opens: only connectors that declare SPLITS take it (`connectors.open_source`).
+COMMON_OPTIONS = frozenset(
+    {"connector", "dead_letter", "realtime", "ndv", "rows_per_batch", "timestamp_unit", "splits"}
+)
 
 _TRUE = {"true", "1", "yes", "on"}
 _FALSE = {"false", "0", "no", "off"}

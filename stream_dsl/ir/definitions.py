@@ -25,6 +25,8 @@ class SourceDef:
 
     `kind` is 'stream' (unbounded unless its connector says otherwise) or
     'table' (static, read once). `options` are the WITH options, sorted.
+    `split` (index, count): a stream read as `count` parts, this one part
+    `index` (the lowering's choice, from the option `splits`; see `splits_for`).
     """
 
     name: str
@@ -32,11 +34,24 @@ class SourceDef:
     schema: Schema
     options: tuple[tuple[str, str], ...] = ()
     watermark: Watermark | None = None
+    split: tuple[int, int] | None = None
 
     def __post_init__(self) -> None:
         for name in self.schema.names:
             if is_reserved(name):
                 raise PlanError(f"source '{self.name}': " + reserved_message(name))
+        splits = self.option("splits")
+        if splits is not None:
+            if self.kind != "stream":
+                raise PlanError(f"table '{self.name}': option splits is for streams (a table is read once, whole)")
+            if splits.strip().lower() != "workers" and not (splits.strip().isdigit() and int(splits) >= 1):
+                raise PlanError(f"stream '{self.name}': option splits must be a positive integer or 'workers'")
+
+    def splits_for(self, workers: int) -> int:
+        """How many parts the stream is read as, each by its own map task per batch (option `splits`:
+        a number, or 'workers' for one per worker; 1 without it)."""
+        splits = (self.option("splits") or "1").strip().lower()
+        return max(1, workers) if splits == "workers" else int(splits)
 
     @overload
     def option(self, key: str) -> str | None: ...
