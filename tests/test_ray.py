@@ -67,14 +67,16 @@ def test_a_sigkilled_worker_actor_is_replaced_and_the_output_is_exact(tmp_path, 
     try:
         TR.wait_until(lambda: TR.position(handle) >= TR.R.BATCHES // 4 or not handle.is_active, "a quarter")
         assert handle.is_active, "the query ended before the kill"
-        victim = handle.worker_pids()[1]
+        survivor, victim = handle.worker_pids()
         os.kill(victim, signal.SIGKILL)
         TR.wait_until(TR.recovered(handle, 1), "the recovery")
+        after = handle.worker_pids()
         TR.finish(handle)
     finally:
         handle.stop(TR.HANG_GUARD_S)
     (recovery,) = handle.recoveries
     assert (recovery["worker"], recovery["reason"], recovery["exit_code"]) == (1, "exited", -signal.SIGKILL)
+    assert survivor in after and victim not in after, "only the lost worker's actor is replaced"
     TR.assert_exact(tmp_path / "out", expected)
 
 

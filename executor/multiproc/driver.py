@@ -84,6 +84,7 @@ from stream_dsl.errors import DSLError, ExecutionError
 POLL_S = 0.2  # receive timeout: how often the driver checks worker liveness and stop requests
 HEARTBEAT_S = 1.0  # how often a worker says it is alive
 READY_TIMEOUT_S = 60.0  # workers that are alive but not ready by then: give up
+SURVIVORS_STOP_S = 1.0  # after a loss, how long the other workers get to stop cleanly before they are killed
 CANCEL_TIMEOUT_S = 5.0  # how long stop() waits for cancelled workers to report
 
 ShouldStop = Callable[[], bool] | None
@@ -289,10 +290,14 @@ class Driver(BatchRecords):
             self.checkpointing.close()
 
     def recover(self, lost: WorkerLost) -> None:
-        """A worker is gone: replace every worker, restore the last checkpoint, replay from its batch.
+        """A worker is gone: stop the others, restore the last checkpoint into a new set of workers, replay
+        from its batch.
 
-        Without checkpoints (collect(), or no checkpoint_dir) the query fails
-        with one clear error instead.
+        The survivors are asked to stop rather than killed: a transport that
+        keeps clean workers warm (Ray's actors) hands them to the next set,
+        so only the lost workers are replaced and the survivors just reload
+        the checkpoint's state. Without checkpoints (collect(), or no
+        checkpoint_dir) the query fails with one clear error instead.
         """
         checkpointing = self.checkpointing
         if checkpointing is None or checkpointing.last is None:
@@ -306,7 +311,7 @@ class Driver(BatchRecords):
                 f"checkpoint; giving up."
             ) from None
         assert self.transport is not None
-        self.transport.abort()
+        self.transport.shutdown(SURVIVORS_STOP_S, message=Stop())
         checkpointing.abandon()
         self.commit_sent = {}
         self._rewind(point)
