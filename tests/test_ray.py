@@ -104,6 +104,37 @@ def test_losing_a_node_replaces_its_workers_and_the_output_is_exact(tmp_path, ra
     TR.assert_exact(tmp_path / "out", expected)
 
 
+def test_a_files_source_runs_on_the_drivers_node_in_every_part(tmp_path, ray_cluster):
+    """Files are the driver machine's: the actors that read them are placed on its node, the others spread."""
+    import ray
+    from ray._private import state
+
+    import stream_dsl as sd
+    from executor.multiproc.ray_transport import drop_warm_actors
+    from test_source_splits import write_files
+
+    ray_cluster.ensure_second_node()
+    drop_warm_actors()  # fresh actors, spread over both nodes unless pinned
+    write_files(tmp_path, [f"part-{i:03}.ndjson" for i in range(8)])
+    query = "SELECT k, window_start, COUNT(*) AS n, SUM(v) AS sv FROM s GROUP BY k, TUMBLE(ts, INTERVAL '50' SECOND)"
+
+    def run(**options):
+        ctx = sd.Context(**options)
+        ctx.sql(
+            f"CREATE STREAM s (k STRING, v BIGINT, ts TIMESTAMP) WITH (connector = 'files', path = '{tmp_path}', "
+            "format = 'ndjson', max_files_per_batch = '1', splits = 'workers')"
+        )
+        return ctx.sql(query).collect().sort("k", "window_start")
+
+    expected = run(executor="inline", workers=1)
+    got = run(executor="drizzle", workers=2, transport="ray", ray_address=ray_cluster.address)
+    assert got.equals(expected)
+    here = ray.get_runtime_context().get_node_id()  # the driver's node
+    alive = [a for a in state.actors().values() if a["State"] == "ALIVE" and "RayWorker" in a["ActorClassName"]]
+    assert len(alive) == 2, alive  # the query's two workers, kept warm
+    assert {a["Address"]["NodeID"] for a in alive} == {here}
+
+
 def test_the_differential_suite_on_ray_gives_the_inline_results(ray_cluster):
     """Every differential query, Drizzle and BSP, 3 workers over both nodes (warm actors after the first)."""
     from test_differential import QUERIES, assert_same_rows

@@ -234,11 +234,12 @@ class Driver(BatchRecords):
 
         transport = self.transport = self.transport_factory(self.workers)
         self.last_seen = {}  # a worker is watched from its Ready on
+        hosts = self._hosts()
+        transport.keep_local({hosts[(s.id, 0)] for s in self.stages if s.is_source and _node_local(s)})
         for w in range(self.workers):
             transport.start_worker(w, worker_process.main)
         self.worker_pids = transport.pids
         tables = {tid: encode(frame) for tid, frame in self.runner.tables.items()}
-        hosts = self._hosts()
         stateful = {s.id for s in self.stages if s.stateful is not None}
         self.state_hosts = {w for (stage, _), w in hosts.items() if stage in stateful}
         connectors = _connector_registry()
@@ -536,6 +537,15 @@ def _memory_data(stage: Stage) -> dict[str, list[Any]]:
         return {id: list(memory._lookup(id))}
     except DSLError:
         return {}
+
+
+def _node_local(stage: Stage) -> bool:
+    """Whether a source stage reads what only the driver's machine has (its connector says `NODE_LOCAL`)."""
+    from stream_dsl.connectors import connector_module
+
+    source = stage.head.source  # type: ignore[union-attr]
+    name = source.option("connector")
+    return bool(getattr(connector_module(name, f"stream '{source.name}'"), "NODE_LOCAL", False))
 
 
 def _connector_registry() -> dict[str, str]:

@@ -61,6 +61,13 @@ class Transport(Protocol):
     sent: int  # messages sent to workers so far (tests count the driver's instructions with it)
     exit_codes: dict[int, int | None]  # after shutdown/abort: worker -> exit code, as in dead_workers
 
+    def keep_local(self, workers: set[int]) -> None:
+        """Run `workers` on the driver's machine (they read what only it has: files, a loopback socket).
+
+        Called before any worker starts. A transport whose workers all run
+        on the driver's machine has nothing to do.
+        """
+
     def start_worker(self, worker: int, main: Callable[..., None]) -> None:
         """Start worker `worker` running `main(channel)`, with its `Channel`; returns without waiting for it.
 
@@ -267,6 +274,9 @@ class MultiprocessTransport:
 
     def channel(self, worker: int) -> PipeChannel:
         return self._channels[worker]
+
+    def keep_local(self, workers: set[int]) -> None:
+        pass  # every process runs on this machine
 
     def start_worker(self, worker: int, main: Callable[..., None]) -> None:
         """Start the worker process; then close this process's copies of the pipe ends it was handed.
