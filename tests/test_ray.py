@@ -173,3 +173,18 @@ def test_a_worker_actor_sizes_polars_thread_pool_from_its_cpus(ray_cluster):
         assert transport.exit_codes == {0: 0}
     finally:
         transport.abort()
+
+
+def test_shared_data_goes_into_the_object_store_once_and_messages_carry_a_handle(ray_cluster):
+    """The broadcast tables of a query: put once, and each worker's Setup message names them in a few bytes."""
+    import pickle
+
+    from executor.multiproc.ray_transport import RayTransport
+
+    transport = RayTransport(2, address=ray_cluster.address)
+    try:
+        blob = os.urandom(1 << 20)
+        handle = transport.share(blob)
+        assert len(pickle.dumps(handle)) < 100  # what each Setup message carries instead of the table
+    finally:
+        transport.abort()

@@ -236,10 +236,10 @@ class Driver(BatchRecords):
         self.last_seen = {}  # a worker is watched from its Ready on
         hosts = self._hosts()
         transport.keep_local({hosts[(s.id, 0)] for s in self.stages if s.is_source and _node_local(s)})
+        tables = {tid: transport.share(encode(frame)) for tid, frame in self.runner.tables.items()}
         for w in range(self.workers):
             transport.start_worker(w, worker_process.main)
         self.worker_pids = transport.pids
-        tables = {tid: encode(frame) for tid, frame in self.runner.tables.items()}
         stateful = {s.id for s in self.stages if s.stateful is not None}
         self.state_hosts = {w for (stage, _), w in hosts.items() if stage in stateful}
         connectors = _connector_registry()

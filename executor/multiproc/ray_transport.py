@@ -165,6 +165,7 @@ class RayTransport:
         self.ended: dict[int, int | None] = {}  # worker -> exit code, once its run has ended
         self.errors: dict[int, str] = {}  # worker -> why its run ended, when not by returning
         self._places: dict[int, tuple[int, str, str]] = {}
+        self._shared: dict[str, Any] = {}  # handle -> object reference (`share`)
         self._buffer: deque[bytes] = deque()
         self._fetch: Any = None
         self._closed = False
@@ -200,6 +201,13 @@ class RayTransport:
 
     # -------------------------------------------------------- Transport
 
+    def share(self, data: bytes) -> Any:
+        """Put `data` into the object store once; the handle names it, and each worker's `run` gets the
+        references (Ray tracks them as borrowed there, so they stay valid while the workers use them)."""
+        key = f"shared-{len(self._shared)}"
+        self._shared[key] = ray.put(data)
+        return key
+
     def keep_local(self, workers: set[int]) -> None:
         """Replace the actors of `workers` that run on another node by ones pinned to the driver's node."""
         here = ray.get_runtime_context().get_node_id()
@@ -224,7 +232,7 @@ class RayTransport:
         actor = self._made[worker]
         self.actors[worker] = actor
         peers = {w: a for w, a in enumerate(self._made) if w != worker}
-        self.runs[worker] = actor.run.remote(main, peers, self.inbox, worker, self.generation)
+        self.runs[worker] = actor.run.remote(main, peers, self.inbox, worker, self.generation, self._shared)
 
     def send(self, worker: int, message: Any) -> None:
         if self._closed or worker in self.ended:

@@ -137,7 +137,7 @@ class WorkerRunner:
         _install_connectors(setup)
         self.output = CapturedOutput(setup.collect_changelog)
         self.runner = TaskRunner(setup.graph, self.output)
-        self.runner.tables = {tid: decode(data) for tid, data in setup.tables.items()}
+        self.runner.tables = {tid: decode(channel.unshare(handle)) for tid, handle in setup.tables.items()}
         self.stages: dict[int, Stage] = {s.id: s for s in self.runner.stages}
         self.readers: dict[int, Reader] = {}
         self.sched = WorkerScheduler(self.me)
