@@ -17,6 +17,8 @@ import polars as pl
 import pytest
 
 import stream_dsl as sd
+from executor.multiproc.metrics import BatchStats
+from executor.query.progress import add_backlog
 from kafka_broker import KafkaBroker, start_broker, stop_broker
 from stream_dsl.connectors.generator import ysb_events
 from stream_dsl.connectors.kafka import KafkaSource
@@ -140,3 +142,14 @@ def test_progress_records_merge_per_partition_whatever_split_wrote_them():
     assert both["event_ms"] == 250  # what both parts had reached
     assert merged([whole], ["t:2"]) is None
     assert json.loads(json.dumps(both)) == both
+
+
+def test_the_parts_backlogs_add_up_to_the_streams():
+    """Each part reports its own consumer lag; progress() shows the stream's, whether the parts ran on one worker
+    (`add_backlog`) or on several (their batch stats merged at the driver)."""
+    one = BatchStats()
+    add_backlog(one.backlog, "events", {"lag": 5})
+    add_backlog(one.backlog, "events", {"lag": 7})
+    other = BatchStats(backlog={"events": {"lag": 30}, "clicks": {"lag": 1}})
+    one.merge(other)
+    assert one.backlog == {"events": {"lag": 42}, "clicks": {"lag": 1}}
