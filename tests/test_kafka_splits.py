@@ -10,7 +10,9 @@ from a checkpoint) are tested in test_kafka.py's restart test.
 
 from __future__ import annotations
 
+import io
 import json
+import re
 from dataclasses import replace
 
 import polars as pl
@@ -20,6 +22,7 @@ import stream_dsl as sd
 from executor.multiproc.metrics import BatchStats
 from executor.query.progress import add_backlog
 from kafka_broker import KafkaBroker, start_broker, stop_broker
+from stream_dsl.bench.ysb_kafka import TOPIC_PREFIX
 from stream_dsl.connectors.generator import ysb_events
 from stream_dsl.connectors.kafka import KafkaSource
 from stream_dsl.connectors.kafka.progress import merged
@@ -153,3 +156,33 @@ def test_the_parts_backlogs_add_up_to_the_streams():
     other = BatchStats(backlog={"events": {"lag": 30}, "clicks": {"lag": 1}})
     one.merge(other)
     assert one.backlog == {"events": {"lag": 42}, "clicks": {"lag": 1}}
+
+
+def test_bench_ysb_kafka_loads_a_topic_reads_it_in_parts_and_reports_an_exact_result(broker):
+    from stream_dsl.cli.main import main
+
+    out, err = io.StringIO(), io.StringIO()
+    args = ["bench", "ysb", "--format", "kafka", "--bootstrap", broker.bootstrap, "--partitions", "3"]
+    args += ["--events", "6000", "--rate", "20000", "--window", "100ms", "--workers", "2", "--batch-interval", "50ms"]
+    assert main(args, out=out, err=err) == 0, err.getvalue()
+    lines = out.getvalue().splitlines()
+    assert "JSON messages in a Kafka topic (3 partitions at " in lines[0], lines[0]
+    assert "no latency run (a topic loaded first is not paced)" in lines[1]
+    assert re.match(r"stream-dsl +[\d.]+ s +[\d,]+ events/s +[\d,]+ batches +latency -$", lines[2]), lines[2]
+    assert re.match(r"polars +[\d.]+ s +[\d,]+ events/s +one batch pl.read_ndjson", lines[3]), lines[3]
+    assert re.match(r"ratio +[\d.]+ ", lines[4]) and re.match(r"result +OK \([\d,]+ rows equal\)$", lines[5]), lines
+    assert not [t for t in broker_topics(broker) if t.startswith(TOPIC_PREFIX)]  # the topic is deleted after
+
+
+def test_bench_ysb_kafka_needs_a_broker():
+    from stream_dsl.cli.main import main
+
+    out, err = io.StringIO(), io.StringIO()
+    assert main(["bench", "ysb", "--format", "kafka", "--events", "10"], out=out, err=err) != 0
+    assert "--format kafka needs --bootstrap HOST:PORT" in err.getvalue()
+
+
+def broker_topics(broker: KafkaBroker) -> list[str]:
+    from confluent_kafka.admin import AdminClient
+
+    return list(AdminClient({"bootstrap.servers": broker.bootstrap}).list_topics(timeout=30).topics)
