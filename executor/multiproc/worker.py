@@ -60,6 +60,7 @@ import polars as pl
 from executor import kernels
 from executor.query.changelog_rows import pack
 from executor.query.outputs import CapturedOutput
+from executor.query.progress import add_backlog
 from executor.query.readers import Reader, open_reader
 from executor.query.release import retention_ms
 from executor.query.restart import restore_from
@@ -385,7 +386,7 @@ class WorkerRunner:
         if reader.wall_offset_ms is not None:
             stats.wall_offset_ms = reader.wall_offset_ms
         if reader.backlog is not None:
-            stats.backlog[reader.scan.source.name] = reader.backlog
+            add_backlog(stats.backlog, reader.scan.source.name, reader.backlog)
         stats.clocks[stage.id] = clock
         self.offsets.setdefault(batch, {})[stage.id] = reader.offset
         return pulled.frame, clock
