@@ -38,7 +38,7 @@ PLAN_QUERIES = sorted(PLANS.glob("*.sql"))
 YSB = (
     "SELECT campaign_id, window_start, window_end, COUNT(*) AS views "
     "FROM (SELECT * FROM (SELECT * FROM events WHERE ad_type <> 'mail') WHERE event_type = 'view' AND 1 = 1) "
-    "JOIN campaigns USING (ad_id) "
+    "LEFT JOIN campaigns USING (ad_id) WHERE campaign_id <> '' "  # an INNER join once simplified
     "GROUP BY campaign_id, TUMBLE(event_time, INTERVAL '10' SECOND)"
 )
 

@@ -24,6 +24,7 @@ from optimizer.rules.merge_filters import merge_filters
 from optimizer.rules.prune_projections import prune_projections
 from optimizer.rules.push_aggregate_below_join import push_aggregate_below_join
 from optimizer.rules.push_down_predicates import push_down_predicates
+from optimizer.rules.simplify_outer_joins import simplify_outer_joins
 from optimizer.rules.split_aggregates import split_aggregates
 
 RULES = (
@@ -34,6 +35,10 @@ RULES = (
     # Before pushdown: one Filter per place gives pushdown a single list of
     # conjuncts to sort, and removes the Filter TRUE folding left behind.
     merge_filters,
+    # Before pushdown, on the one Filter merging left: a LEFT JOIN whose filter
+    # rejects its unmatched rows becomes INNER, so the right side's conjuncts
+    # may then move into the right input.
+    simplify_outer_joins,
     # Before pruning: a predicate that moves into a Scan or below a Project
     # changes which columns each node needs, so pruning must see filters in
     # their final places. Substituting projected expressions into predicates
