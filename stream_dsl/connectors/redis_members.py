@@ -28,7 +28,8 @@ import zlib
 from dataclasses import dataclass
 from typing import Any, cast
 
-from stream_dsl.connectors.redis_client import entry_text, redis
+from stream_dsl.connectors.redis_client import entry_text, log, redis
+from stream_dsl.errors import ConnectorError
 
 CLAIM_CHUNK = 1000
 
@@ -71,14 +72,15 @@ def pending_by_consumer(client: "redis.Redis", stream: str, group: str) -> dict[
     return found
 
 
-def orphans_of(client: "redis.Redis", stream: str, group: str, members: Members) -> dict[str, int]:
+def orphans_of(pending: dict[str, int], members: Members) -> dict[str, int]:
     """Consumers of an earlier run of this query that this run does not have, with pending entries."""
     live = set(members.names)
-    return {
-        name: pending
-        for name, pending in pending_by_consumer(client, stream, group).items()
-        if pending and name not in live and members.is_ours(name)
-    }
+    return {name: n for name, n in pending.items() if n and name not in live and members.is_ours(name)}
+
+
+def strangers_of(pending: dict[str, int], members: Members) -> dict[str, int]:
+    """Consumers of the group with pending entries whose names are not this query's: left alone."""
+    return {name: n for name, n in pending.items() if n and not members.is_ours(name)}
 
 
 def claim_pending(client: "redis.Redis", stream: str, group: str, orphan: str, into: str) -> int:
@@ -95,6 +97,52 @@ def claim_pending(client: "redis.Redis", stream: str, group: str, orphan: str, i
         moved += len(ids)
         if len(pending) < CLAIM_CHUNK:
             return moved
+
+
+def claim_orphans(client: "redis.Redis", stream: str, group: str, members: Members, what: str) -> int:
+    """Take over the pending entries of this query's earlier members that this run does not have (fewer
+    parts now, or read whole again), the ones `members.claims`; how many. They are then read first, like
+    the member's own pending entries."""
+    pending = pending_by_consumer(client, stream, group)
+    strangers = strangers_of(pending, members)
+    if strangers and (members.split is None or members.split[0] == 0):  # said by one member
+        log.warning(
+            "%s: group '%s' has consumers with pending entries whose names do not derive from consumer '%s' "
+            "(%s); they are not this query's and are left alone",
+            what,
+            group,
+            members.consumer,
+            ", ".join(f"{name}: {n}" for name, n in sorted(strangers.items())),
+        )
+    claimed = 0
+    for orphan in sorted(o for o in orphans_of(pending, members) if members.claims(o)):
+        moved = claim_pending(client, stream, group, orphan, members.me)
+        claimed += moved
+        log.warning(
+            "%s: consumer '%s' of group '%s' is not read by this query any more: its %d pending entries go to "
+            "consumer '%s'",
+            what,
+            orphan,
+            group,
+            moved,
+            members.me,
+        )
+    return claimed
+
+
+def refuse_orphans(client: "redis.Redis", stream: str, group: str, members: Members, what: str) -> None:
+    """A query resumed from a checkpoint has the members that wrote it: entries pending for other members of
+    this query cannot be fitted into its checkpointed batches, so they are refused, never skipped."""
+    mine = {
+        o: n for o, n in orphans_of(pending_by_consumer(client, stream, group), members).items() if members.claims(o)
+    }
+    if mine:
+        name, count = sorted(mine.items())[0]
+        raise ConnectorError(
+            f"{what}: consumer '{name}' of group '{group}' holds {count} pending entries this query, resumed from "
+            f"a checkpoint as consumers {', '.join(members.names)}, cannot read; start without the checkpoint "
+            "(checkpoint_reset) so they are claimed and read first"
+        )
 
 
 def restored_event_ms(saved: dict[bytes, bytes]) -> int | None:

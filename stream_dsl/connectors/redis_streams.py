@@ -16,6 +16,8 @@ Source options:
   the last batch): for collect() and tests. Default 'false': a stream never
   ends.
 - `retry_seconds` ('30'): how long to retry a lost connection.
+- `splits` ('N' or 'workers', see docs/connectors.md): read the stream in
+  parts, part i of n as the consumer '<consumer>-<i>' of the group (below).
 
 Reading: XREADGROUP, first this consumer's own pending entries (delivered
 to an earlier run and never acknowledged: id '0'), then new ones ('>').
@@ -37,6 +39,27 @@ the group's progress (the newest event time committed) goes to the hash
 it as `restored_max_event_ms`, so the windows the previous run emitted are
 not emitted again (see `executor/inline.py`). Offsets are
 `{"id": last entry id, "event_ms": newest event time so far}`.
+
+Read in parts (`splits`), each part is a member of the consumer group
+(`redis_members.Members`): Redis hands each new entry to one member, and
+everything above holds per member: its own pending entries first, its own
+acknowledgements, its own offsets `{"id": ..., "event_ms": ...}` (id None
+until it read an entry). The progress hash holds each member's fields
+(`id:<member>`, `event_ms:<member>`) and the names of the last run's
+members (`members`); every member resumes from the smallest event time
+those members committed (the unsplit source is the one member
+'<consumer>'). Entries pending for a member of this query the run does
+not have (the number of parts changed) are claimed (XCLAIM, spread over
+the members by a hash of the gone member's name) when the query starts
+without a checkpoint, and read first as replayed batches; a query resumed
+from a checkpoint refuses them with a ConnectorError (its checkpointed
+batches cannot hold them; start without the checkpoint). A member
+publishes the newest event time it was delivered in the hash
+`<stream>:<group>:seen`; when its read finds nothing new it reports the
+newest one any member was delivered (kept in its offset, so a replay
+reports it again), so an idle member does not hold the query watermark
+back, and a row is late only when an entry delivered before it is newer
+by more than the delay, as in one consumer.
 
 A lost connection (the server stopped) is retried with exponential backoff
 (0.1 s doubling to 5 s) for `retry_seconds`; each retry is logged as a
@@ -69,10 +92,10 @@ from stream_dsl.connectors.files import max_event_time_ms
 from stream_dsl.connectors.options import as_bool, as_int, check_keys
 from stream_dsl.connectors.redis_members import (
     Members,
-    claim_pending,
+    claim_orphans,
     committed_ids,
     group_seen_ms,
-    orphans_of,
+    refuse_orphans,
     restored_event_ms,
 )
 from stream_dsl.connectors.redis_client import (
@@ -284,34 +307,10 @@ class RedisSource:
         return restored
 
     def _claim_orphans(self) -> None:
-        """Take over the pending entries of this query's earlier members that this run does not have (fewer
-        parts now, or read whole again): they are read first, like this member's own pending entries."""
-        orphans = orphans_of(self._redis, self.options.stream, self.options.group, self.members)
-        for orphan in sorted(o for o in orphans if self.members.claims(o)):
-            moved = claim_pending(self._redis, self.options.stream, self.options.group, orphan, self.member)
-            self.claimed += moved
-            log.warning(
-                "%s: consumer '%s' of group '%s' is not read by this query any more: its %d pending entries "
-                "go to consumer '%s'",
-                self._what,
-                orphan,
-                self.options.group,
-                moved,
-                self.member,
-            )
+        self.claimed += claim_orphans(self._redis, self.options.stream, self.options.group, self.members, self._what)
 
     def _refuse_orphans(self) -> None:
-        """A query resumed from a checkpoint has the members that wrote it: entries pending for other members
-        of this query cannot be fitted into the checkpointed batches, so they are refused, not skipped."""
-        orphans = orphans_of(self._redis, self.options.stream, self.options.group, self.members)
-        mine = {o: n for o, n in orphans.items() if self.members.claims(o)}
-        if mine:
-            name, count = sorted(mine.items())[0]
-            raise ConnectorError(
-                f"{self._what}: consumer '{name}' of group '{self.options.group}' holds {count} pending entries "
-                f"this query, resumed from a checkpoint as consumers {', '.join(self.members.names)}, cannot "
-                "read; start without the checkpoint (checkpoint_reset) so they are claimed and read first"
-            )
+        refuse_orphans(self._redis, self.options.stream, self.options.group, self.members, self._what)
 
     def _ack_pending_through(self, last: StreamId) -> None:
         cursor = "-"
