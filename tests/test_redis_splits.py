@@ -252,3 +252,16 @@ def test_stop_keeps_each_members_open_windows_for_the_next_run(server, executor)
     handle.stop(HANG_GUARD_S)
     rows = sorted((r["k"], r["window_start"][11:19], int(r["n"])) for r in read_stream(server.url, f"{name}:out"))
     assert rows == [("a", "00:00:00", 1), ("a", "00:00:05", 1), ("c", "00:00:10", 1)], rows
+
+
+def test_progress_a_source_before_splits_saved_still_restores(server):
+    """The progress hash of an older run (one member, fields `id` and `event_ms`) still gives the restart's
+    watermark, so an upgrade does not emit the previous run's windows again."""
+    add_records(server, "legacy:ev", range(5))
+    client = server.client()
+    client.xgroup_create("legacy:ev", "g", id="0")
+    client.hset("legacy:ev:g:progress", mapping={"id": "0-0", "event_ms": "12345"})
+    source = member(server, "legacy:ev", 0, 1)
+    source.open(None)
+    assert source.restored_max_event_ms == 12345
+    source.close()

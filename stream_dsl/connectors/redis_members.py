@@ -148,6 +148,8 @@ def refuse_orphans(client: "redis.Redis", stream: str, group: str, members: Memb
 def restored_event_ms(saved: dict[bytes, bytes]) -> int | None:
     """The watermark's event time the run that committed last resumed from: the smallest newest event time
     its members committed (None when one of them never had one: that run's watermark never moved)."""
+    if b"members" not in saved and b"event_ms" in saved:  # written before sources were split: one member
+        return int(saved[b"event_ms"])
     names = [n for n in entry_text(saved.get(b"members")).split(",") if n]
     values = [saved.get(f"event_ms:{n}".encode()) for n in names]
     if not names or any(v is None for v in values):
@@ -157,7 +159,7 @@ def restored_event_ms(saved: dict[bytes, bytes]) -> int | None:
 
 def committed_ids(saved: dict[bytes, bytes]) -> list[bytes]:
     """The last entry ids the members recorded in the progress hash."""
-    return [v for k, v in saved.items() if k.startswith(b"id:")]
+    return [v for k, v in saved.items() if k.startswith(b"id:") or k == b"id"]
 
 
 def group_seen_ms(client: "redis.Redis", key: str) -> int | None:
