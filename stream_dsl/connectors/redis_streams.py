@@ -349,8 +349,9 @@ class RedisSource:
         size = self.options.batch_size
         entries: list[Entry] = []
         replayed = False
-        if isinstance(until, dict) and until.get("id"):  # a replay: up to the entry an earlier run's batch ended at
-            entries = self.retrier("reading a replayed batch", lambda: self._read_through(parse_id(until["id"])))
+        if isinstance(until, dict):  # a replay: up to the entry an earlier run's batch ended at (None: no entry yet)
+            if until.get("id"):
+                entries = self.retrier("reading a replayed batch", lambda: self._read_through(parse_id(until["id"])))
             replayed = True
         elif self._pending_cursor is not None:  # an earlier run's unacknowledged entries, in batches of their own
             cursor = self._pending_cursor
