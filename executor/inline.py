@@ -47,7 +47,7 @@ import polars as pl
 from executor import kernels
 from executor.recovery.offset_log import OffsetLog
 from executor.query.outputs import CollectOutput, QueryOutput
-from executor.query.progress import batch_report
+from executor.query.progress import add_backlog, batch_report
 from executor.query.readers import DEAD_LETTERS_KEPT, Reader
 from executor.query.release import commit_sources, retention_ms
 from executor.query.restart import close_readers, idle_pause, open_query, restore_from
@@ -132,6 +132,14 @@ class InlineQuery:
         """Whether the output is a changelog (later rows replace earlier ones per group)."""
         return self.runner.changelog_stage is not None
 
+    def _backlog(self) -> dict[str, dict[str, int]]:
+        """What the sources know is waiting, per source name (the parts of a split stream add up)."""
+        total: dict[str, dict[str, int]] = {}
+        for reader in self.readers.values():
+            if reader.backlog is not None:
+                add_backlog(total, reader.scan.source.name, reader.backlog)
+        return total
+
     @property
     def exhausted(self) -> bool:
         return all(r.exhausted for r in self.readers.values())
@@ -209,7 +217,7 @@ class InlineQuery:
             reads=reads,
             executor=self.executor,
             wall_offsets=[r.wall_offset_ms for r in self.readers.values() if r.wall_offset_ms is not None],
-            backlog={r.scan.source.name: r.backlog for r in self.readers.values() if r.backlog is not None},
+            backlog=self._backlog(),
         )
         if self.checkpointing is not None:
             report["checkpoint"] = checkpoint

@@ -116,6 +116,7 @@ SLOW_MODULES = {
     "test_aggregation_pushdown",
     "test_kafka",
     "test_kafka_recovery",
+    "test_kafka_splits",
     "test_socket_limits",
     "test_differential_random",
     "test_overload",

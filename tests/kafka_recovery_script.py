@@ -2,8 +2,10 @@
 kills it).
 
     python tests/kafka_recovery_script.py BOOTSTRAP TOPIC CHECKPOINT_DIR SINK [--executor E] [--pids FILE]
+                                          [--splits N|workers]
 
-SINK is 'kafka:<topic>' or 'files:<dir>'. The source is bounded: the query
+SINK is 'kafka:<topic>' or 'files:<dir>'; `--splits` reads the topic in parts
+(default 1). The source is bounded: the query
 ends once every partition was read to its end. Started again with the same
 directories it resumes from the newest good checkpoint. Prints one JSON
 line at the end (batches, first batch id, restored checkpoint, recoveries).
@@ -32,7 +34,7 @@ WHERE event_type = 'view'
 GROUP BY campaign_id, TUMBLE(event_time, INTERVAL '1' SECOND)"""
 
 
-def make_context(bootstrap: str, topic: str, sink: str | None, **options: Any) -> sd.Context:
+def make_context(bootstrap: str, topic: str, sink: str | None, splits: str = "1", **options: Any) -> sd.Context:
     settings: dict[str, Any] = {"workers": 2, "executor": "drizzle", "group_size": 4, "batch_interval": "50ms"}
     settings.update(options)
     ctx = sd.Context(**settings)
@@ -41,7 +43,7 @@ def make_context(bootstrap: str, topic: str, sink: str | None, **options: Any) -
       event_type STRING, event_time TIMESTAMP, ip_address STRING,
       WATERMARK FOR event_time AS event_time - INTERVAL '1' SECOND
     ) WITH (connector = 'kafka', bootstrap_servers = '{bootstrap}', topic = '{topic}', group = 'ysb',
-            bounded = 'true', batch_size = '250');
+            bounded = 'true', batch_size = '250', splits = '{splits}');
     CREATE TABLE campaigns (ad_id STRING, campaign_id STRING)
       WITH (connector = 'generator', kind = 'ysb_campaigns', seed = '{SEED}');""")
     if sink is not None:
@@ -64,9 +66,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("sink")
     parser.add_argument("--executor", default="drizzle")
     parser.add_argument("--pids")
+    parser.add_argument("--splits", default="1")
     args = parser.parse_args(argv)
     ctx = make_context(
-        args.bootstrap, args.topic, args.sink, executor=args.executor, checkpoint_dir=args.checkpoint_dir
+        args.bootstrap,
+        args.topic,
+        args.sink,
+        splits=args.splits,
+        executor=args.executor,
+        checkpoint_dir=args.checkpoint_dir,
     )
     handle = ctx.sql(f"INSERT INTO out {SELECT}")
     if args.pids:

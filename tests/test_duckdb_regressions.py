@@ -578,6 +578,8 @@ ROUNDED = frame(k=["a", "b", None, "c"], i=[15, -25, None, BIG], d=[1.25, 2.5, N
         "SELECT round(i, -1) AS a, round(i, -40) AS b, round(d, -1) AS c FROM s WHERE i < 100 OR i IS NULL",
         "SELECT round(i, -1) AS a FROM s",  # BIG rounds beyond BIGINT: an overflow error on both sides
         "SELECT round(i, NULL) AS a, round(d, NULL) AS b, round(NULL, 1) AS c FROM s",
+        "SELECT round(i, NULL) AS a FROM s",  # alone in the projection: still a NULL on every row
+        "SELECT round(d, NULL) AS a FROM s",
         "SELECT round(d, i) AS a FROM s",  # the places must be a constant: an error on both sides
     ],
 )

@@ -103,14 +103,16 @@ def wait_until(condition, what: str) -> None:
         time.sleep(0.005)
 
 
-@pytest.mark.parametrize("sink", ["kafka", "files"])
-def test_killed_workers_are_replaced_and_the_output_is_exact(broker, events, tmp_path, sink):
+@pytest.mark.parametrize(("sink", "splits"), [("kafka", "workers"), ("files", "1")])
+def test_killed_workers_are_replaced_and_the_output_is_exact(broker, events, tmp_path, sink, splits):
+    """A killed worker's tasks go elsewhere; read in one part per worker, the killed worker's part is reopened
+    on another worker at its checkpointed offsets."""
     topic = f"kw-{sink}"
     fill(broker, topic, events)
     target = f"kafka:{topic}-out" if sink == "kafka" else f"files:{tmp_path / 'out'}"
     if sink == "kafka":
         broker.create_topic(f"{topic}-out", 2)
-    ctx = K.make_context(broker.bootstrap, topic, target, checkpoint_dir=str(tmp_path / "ckpt"))
+    ctx = K.make_context(broker.bootstrap, topic, target, splits=splits, checkpoint_dir=str(tmp_path / "ckpt"))
     handle = ctx.sql(f"INSERT INTO out {K.SELECT}")
     rng = random.Random(5)
     try:
@@ -129,7 +131,9 @@ def test_killed_workers_are_replaced_and_the_output_is_exact(broker, events, tmp
     assert_exact(sink_output(broker, target), events)
 
 
-def _script(broker: KafkaBroker, tmp_path: Path, run: str, topic: str, sink: str, executor: str) -> subprocess.Popen:
+def _script(
+    broker: KafkaBroker, tmp_path: Path, run: str, topic: str, sink: str, executor: str, splits: str
+) -> subprocess.Popen:
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([K.ROOT, os.environ.get("PYTHONPATH", "")]))
     with open(tmp_path / f"{run}.stdout", "wb") as out, open(tmp_path / f"{run}.stderr", "wb") as err:
         return subprocess.Popen(
@@ -144,6 +148,8 @@ def _script(broker: KafkaBroker, tmp_path: Path, run: str, topic: str, sink: str
                 str(tmp_path / "pids.json"),
                 "--executor",
                 executor,
+                "--splits",
+                splits,
             ],
             cwd=K.ROOT,
             env=env,
@@ -160,13 +166,16 @@ def _alive(pid: int) -> bool:
         return False
 
 
-@pytest.mark.parametrize("executor", ["drizzle"])
-def test_a_killed_driver_resumes_from_its_checkpoint_and_the_kafka_output_is_exact(broker, events, tmp_path, executor):
+@pytest.mark.parametrize(("executor", "splits"), [("drizzle", "workers")])
+def test_a_killed_driver_resumes_from_its_checkpoint_and_the_kafka_output_is_exact(
+    broker, events, tmp_path, executor, splits
+):
+    """Read in one part per worker: every part resumes at its own checkpointed offsets."""
     topic = f"kd-{executor}"
     fill(broker, topic, events)
     broker.create_topic(f"{topic}-out", 2)
     sink = f"kafka:{topic}-out"
-    first = _script(broker, tmp_path, "first", topic, sink, executor)
+    first = _script(broker, tmp_path, "first", topic, sink, executor, splits)
     try:
         # a checkpoint is committed after its group's batches are in the sink
         wait_until(
@@ -189,7 +198,7 @@ def test_a_killed_driver_resumes_from_its_checkpoint_and_the_kafka_output_is_exa
             first.wait(HANG_GUARD_S)
     assert (tmp_path / "first.stdout").read_text() == "", "the first run ended before it was killed"
     wait_until(lambda: not any(_alive(p) for p in workers), "the killed driver's workers to exit")
-    second = _script(broker, tmp_path, "second", topic, sink, executor)
+    second = _script(broker, tmp_path, "second", topic, sink, executor, splits)
     try:
         assert second.wait(HANG_GUARD_S) == 0, (tmp_path / "second.stderr").read_text()[-3000:]
     finally:

@@ -67,14 +67,16 @@ def test_a_sigkilled_worker_actor_is_replaced_and_the_output_is_exact(tmp_path, 
     try:
         TR.wait_until(lambda: TR.position(handle) >= TR.R.BATCHES // 4 or not handle.is_active, "a quarter")
         assert handle.is_active, "the query ended before the kill"
-        victim = handle.worker_pids()[1]
+        survivor, victim = handle.worker_pids()
         os.kill(victim, signal.SIGKILL)
         TR.wait_until(TR.recovered(handle, 1), "the recovery")
+        after = handle.worker_pids()
         TR.finish(handle)
     finally:
         handle.stop(TR.HANG_GUARD_S)
     (recovery,) = handle.recoveries
     assert (recovery["worker"], recovery["reason"], recovery["exit_code"]) == (1, "exited", -signal.SIGKILL)
+    assert survivor in after and victim not in after, "only the lost worker's actor is replaced"
     TR.assert_exact(tmp_path / "out", expected)
 
 
@@ -100,6 +102,37 @@ def test_losing_a_node_replaces_its_workers_and_the_output_is_exact(tmp_path, ra
     assert len(handle.recoveries) >= 1
     assert ips == {"127.0.0.2"}, "the new workers run on the node that is left"
     TR.assert_exact(tmp_path / "out", expected)
+
+
+def test_a_files_source_runs_on_the_drivers_node_in_every_part(tmp_path, ray_cluster):
+    """Files are the driver machine's: the actors that read them are placed on its node, the others spread."""
+    import ray
+    from ray._private import state
+
+    import stream_dsl as sd
+    from executor.multiproc.ray_transport import drop_warm_actors
+    from test_source_splits import write_files
+
+    ray_cluster.ensure_second_node()
+    drop_warm_actors()  # fresh actors, spread over both nodes unless pinned
+    write_files(tmp_path, [f"part-{i:03}.ndjson" for i in range(8)])
+    query = "SELECT k, window_start, COUNT(*) AS n, SUM(v) AS sv FROM s GROUP BY k, TUMBLE(ts, INTERVAL '50' SECOND)"
+
+    def run(**options):
+        ctx = sd.Context(**options)
+        ctx.sql(
+            f"CREATE STREAM s (k STRING, v BIGINT, ts TIMESTAMP) WITH (connector = 'files', path = '{tmp_path}', "
+            "format = 'ndjson', max_files_per_batch = '1', splits = 'workers')"
+        )
+        return ctx.sql(query).collect().sort("k", "window_start")
+
+    expected = run(executor="inline", workers=1)
+    got = run(executor="drizzle", workers=2, transport="ray", ray_address=ray_cluster.address)
+    assert got.equals(expected)
+    here = ray.get_runtime_context().get_node_id()  # the driver's node
+    alive = [a for a in state.actors().values() if a["State"] == "ALIVE" and "RayWorker" in a["ActorClassName"]]
+    assert len(alive) == 2, alive  # the query's two workers, kept warm
+    assert {a["Address"]["NodeID"] for a in alive} == {here}
 
 
 def test_the_differential_suite_on_ray_gives_the_inline_results(ray_cluster):
@@ -138,5 +171,20 @@ def test_a_worker_actor_sizes_polars_thread_pool_from_its_cpus(ray_cluster):
         assert message == ("threads", 2, "2")
         transport.shutdown(timeout=30.0, message="stop")
         assert transport.exit_codes == {0: 0}
+    finally:
+        transport.abort()
+
+
+def test_shared_data_goes_into_the_object_store_once_and_messages_carry_a_handle(ray_cluster):
+    """The broadcast tables of a query: put once, and each worker's Setup message names them in a few bytes."""
+    import pickle
+
+    from executor.multiproc.ray_transport import RayTransport
+
+    transport = RayTransport(2, address=ray_cluster.address)
+    try:
+        blob = os.urandom(1 << 20)
+        handle = transport.share(blob)
+        assert len(pickle.dumps(handle)) < 100  # what each Setup message carries instead of the table
     finally:
         transport.abort()

@@ -26,6 +26,7 @@ not arrive. No test asserts on speed.
 from __future__ import annotations
 
 import glob
+import hashlib
 import os
 import signal
 import tempfile
@@ -123,12 +124,21 @@ def warm_up(factory: TransportFactory) -> None:
 
 
 @contextmanager
-def running(factory: TransportFactory, mains: list[Callable[..., None]]) -> Iterator[Transport]:
-    """A transport with a worker running each of `mains`; afterwards (the test shut it down) nothing may be left."""
+def running(
+    factory: TransportFactory,
+    mains: list[Callable[..., None]],
+    before_start: Callable[[Transport], None] | None = None,
+) -> Iterator[Transport]:
+    """A transport with a worker running each of `mains`; afterwards (the test shut it down) nothing may be left.
+
+    `before_start(transport)` runs before any worker starts (where the driver shares data).
+    """
     warm_up(factory)
     before = Snapshot.now()
     transport = factory(len(mains))
     try:
+        if before_start is not None:
+            before_start(transport)
         for worker, main in enumerate(mains):
             transport.start_worker(worker, main)
         workers = {pid: process_identity(pid) for pid in transport.pids}
@@ -282,6 +292,17 @@ class TransportConformance:
             ping(transport, [0], n=2)
             transport.shutdown(timeout=WAIT_S, message="stop")
             assert transport.exit_codes == {0: 0, 1: 7, 2: -signal.SIGKILL}
+
+    def test_data_shared_before_the_start_reaches_every_worker_whole(self, transport_factory):
+        blob = os.urandom(3 * MiB // 2)
+        handles: list[Any] = []
+        with running(transport_factory, [probe.serve] * 3, lambda t: handles.append(t.share(blob))) as transport:
+            for worker in range(3):
+                transport.send(worker, ("unshare", handles[0]))
+            digest = hashlib.sha256(blob).hexdigest()
+            got = collect(transport, 3, "shared data")
+            assert sorted(got) == [("unshared", w, len(blob), digest) for w in range(3)]
+            transport.shutdown(timeout=WAIT_S, message="stop")
 
     def test_shutdown_asks_every_worker_to_stop_and_they_exit_0_idempotently(self, transport_factory):
         with running(transport_factory, [probe.serve] * 2) as transport:

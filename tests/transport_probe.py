@@ -49,7 +49,8 @@ def serve(channel: Any) -> None:
     """Answer the driver until "stop".
 
     ("ping", n) -> ("pong", worker, n, pid); ("exit", code) -> exit at once;
-    ("send", worker, size) -> send `worker` `size` bytes, then pong (n = -1).
+    ("send", worker, size) -> send `worker` `size` bytes, then pong (n = -1);
+    ("unshare", handle) -> ("unshared", worker, size, sha256) of the data the handle names.
     """
     while True:
         message = _next(channel, timeout=600.0)
@@ -63,6 +64,9 @@ def serve(channel: Any) -> None:
         elif message[0] == "send":
             channel.send(message[1], b"x" * message[2])
             channel.send(DRIVER, ("pong", channel.worker, -1, os.getpid()))
+        elif message[0] == "unshare":
+            data = channel.unshare(message[1])
+            channel.send(DRIVER, ("unshared", channel.worker, len(data), hashlib.sha256(data).hexdigest()))
 
 
 def stubborn(channel: Any) -> None:

@@ -84,6 +84,7 @@ from stream_dsl.errors import DSLError, ExecutionError
 POLL_S = 0.2  # receive timeout: how often the driver checks worker liveness and stop requests
 HEARTBEAT_S = 1.0  # how often a worker says it is alive
 READY_TIMEOUT_S = 60.0  # workers that are alive but not ready by then: give up
+SURVIVORS_STOP_S = 1.0  # after a loss, how long the other workers get to stop cleanly before they are killed
 CANCEL_TIMEOUT_S = 5.0  # how long stop() waits for cancelled workers to report
 
 ShouldStop = Callable[[], bool] | None
@@ -233,11 +234,12 @@ class Driver(BatchRecords):
 
         transport = self.transport = self.transport_factory(self.workers)
         self.last_seen = {}  # a worker is watched from its Ready on
+        hosts = self._hosts()
+        transport.keep_local({hosts[(s.id, 0)] for s in self.stages if s.is_source and _node_local(s)})
+        tables = {tid: transport.share(encode(frame)) for tid, frame in self.runner.tables.items()}
         for w in range(self.workers):
             transport.start_worker(w, worker_process.main)
         self.worker_pids = transport.pids
-        tables = {tid: encode(frame) for tid, frame in self.runner.tables.items()}
-        hosts = self._hosts()
         stateful = {s.id for s in self.stages if s.stateful is not None}
         self.state_hosts = {w for (stage, _), w in hosts.items() if stage in stateful}
         connectors = _connector_registry()
@@ -289,10 +291,14 @@ class Driver(BatchRecords):
             self.checkpointing.close()
 
     def recover(self, lost: WorkerLost) -> None:
-        """A worker is gone: replace every worker, restore the last checkpoint, replay from its batch.
+        """A worker is gone: stop the others, restore the last checkpoint into a new set of workers, replay
+        from its batch.
 
-        Without checkpoints (collect(), or no checkpoint_dir) the query fails
-        with one clear error instead.
+        The survivors are asked to stop rather than killed: a transport that
+        keeps clean workers warm (Ray's actors) hands them to the next set,
+        so only the lost workers are replaced and the survivors just reload
+        the checkpoint's state. Without checkpoints (collect(), or no
+        checkpoint_dir) the query fails with one clear error instead.
         """
         checkpointing = self.checkpointing
         if checkpointing is None or checkpointing.last is None:
@@ -306,7 +312,7 @@ class Driver(BatchRecords):
                 f"checkpoint; giving up."
             ) from None
         assert self.transport is not None
-        self.transport.abort()
+        self.transport.shutdown(SURVIVORS_STOP_S, message=Stop())
         checkpointing.abandon()
         self.commit_sent = {}
         self._rewind(point)
@@ -531,6 +537,15 @@ def _memory_data(stage: Stage) -> dict[str, list[Any]]:
         return {id: list(memory._lookup(id))}
     except DSLError:
         return {}
+
+
+def _node_local(stage: Stage) -> bool:
+    """Whether a source stage reads what only the driver's machine has (its connector says `NODE_LOCAL`)."""
+    from stream_dsl.connectors import connector_module
+
+    source = stage.head.source  # type: ignore[union-attr]
+    name = source.option("connector")
+    return bool(getattr(connector_module(name, f"stream '{source.name}'"), "NODE_LOCAL", False))
 
 
 def _connector_registry() -> dict[str, str]:

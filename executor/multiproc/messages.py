@@ -27,8 +27,9 @@ from stream_dsl.config import RunConfig
 class Setup:
     """The stage programs, shipped once per query, and what the worker's sources need.
 
-    `tables`: the broadcast join tables, read once by the driver (IPC bytes
-    by table id). `memory`: in-memory connector data for the sources this
+    `tables`: the broadcast join tables, read once by the driver (by table
+    id, IPC bytes behind a `Transport.share` handle: on Ray, put into the
+    object store once for every worker). `memory`: in-memory connector data for the sources this
     worker opens (registry id -> frames and abort markers).
     `collect_changelog`: collect() of a changelog query, whose stateful
     output goes to the driver as upserts and deletes. `cwd` and `sys_path`
@@ -37,7 +38,7 @@ class Setup:
 
     graph: nx.DiGraph
     config: RunConfig
-    tables: dict[str, bytes] = field(default_factory=dict)
+    tables: dict[str, Any] = field(default_factory=dict)
     memory: dict[str, list[Any]] = field(default_factory=dict)
     connectors: dict[str, str] = field(default_factory=dict)
     realtime: bool = False

@@ -28,6 +28,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
+from executor.query.progress import add_backlog
 from executor.query.watermarks import Clock
 from stream_dsl.connectors.base import DeadLetter
 
@@ -141,7 +142,8 @@ class BatchStats:
             self.retention = other.retention
         if other.wall_offset_ms is not None:
             self.wall_offset_ms = max(other.wall_offset_ms, self.wall_offset_ms or other.wall_offset_ms)
-        self.backlog.update(other.backlog)
+        for source, backlog in other.backlog.items():  # other parts of a split stream: theirs add up
+            add_backlog(self.backlog, source, backlog)
 
 
 def _ms(seconds: float) -> float:

@@ -223,10 +223,13 @@ class RayInbox:
 class RayChannel:
     """A worker's end, inside its actor: its mailbox and a sender to every other worker and the driver."""
 
-    def __init__(self, worker: int, mailbox: RayMailbox, sender: RaySender) -> None:
+    def __init__(
+        self, worker: int, mailbox: RayMailbox, sender: RaySender, shared: dict[str, Any] | None = None
+    ) -> None:
         self.worker = worker
         self.mailbox = mailbox
         self.sender = sender
+        self.shared = shared or {}  # handle -> object reference (`RayTransport.share`)
         self.stopped = False
 
     def receive(self, timeout: float) -> Any | None:
@@ -246,6 +249,9 @@ class RayChannel:
     def release(self, timeout: float = 2.0) -> None:
         self.sender.drain(timeout)
         self.sender.close()
+
+    def unshare(self, handle: Any) -> bytes:
+        return ray.get(self.shared[handle])
 
 
 class RayWorker:
@@ -280,6 +286,7 @@ class RayWorker:
         inbox: Any,
         worker: int | None = None,
         generation: str | None = None,
+        shared: dict[str, Any] | None = None,
     ) -> int:
         """Run `main(channel)` as `worker` of `generation`; 0 when it returns.
 
@@ -289,7 +296,7 @@ class RayWorker:
         generation = self.generation if generation is None else generation
         mailbox = self.begin(worker, generation)
         sender = RaySender(worker, generation, {**peers, DRIVER: inbox})
-        self.channel = RayChannel(worker, mailbox, sender)
+        self.channel = RayChannel(worker, mailbox, sender, shared)
         _report_exits(generation, worker, inbox)
         main(self.channel)
         return 0

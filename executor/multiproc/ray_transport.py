@@ -47,6 +47,7 @@ from collections import deque
 from typing import Any, Callable
 
 import ray
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from executor.multiproc.ray_actors import RayInbox, RayMailbox, RaySender, RayWorker  # noqa: F401  (tests use RayMailbox)
 from executor.multiproc.pipes import dumps, loads
@@ -164,12 +165,12 @@ class RayTransport:
         self.ended: dict[int, int | None] = {}  # worker -> exit code, once its run has ended
         self.errors: dict[int, str] = {}  # worker -> why its run ended, when not by returning
         self._places: dict[int, tuple[int, str, str]] = {}
+        self._shared: dict[str, Any] = {}  # handle -> object reference (`share`)
         self._buffer: deque[bytes] = deque()
         self._fetch: Any = None
         self._closed = False
-        self._worker_class = ray.remote(RayWorker).options(
-            num_cpus=cpus_per_worker, max_concurrency=8, scheduling_strategy="SPREAD", max_restarts=0
-        )
+        self._worker_options: dict[str, Any] = {"num_cpus": cpus_per_worker, "max_concurrency": 8, "max_restarts": 0}
+        self._worker_class = ray.remote(RayWorker).options(scheduling_strategy="SPREAD", **self._worker_options)
         reused = _take_warm(workers, cpus_per_worker) if warm else []
         self.reused = len(reused)
         self._made = reused + [
@@ -185,7 +186,7 @@ class RayTransport:
                 .options(
                     num_cpus=0,
                     max_concurrency=4,
-                    scheduling_strategy=ray.util.scheduling_strategies.NodeAffinitySchedulingStrategy(here, soft=False),
+                    scheduling_strategy=NodeAffinitySchedulingStrategy(here, soft=False),
                 )
                 .remote(self.generation)
             )
@@ -200,11 +201,38 @@ class RayTransport:
 
     # -------------------------------------------------------- Transport
 
+    def share(self, data: bytes) -> Any:
+        """Put `data` into the object store once; the handle names it, and each worker's `run` gets the
+        references (Ray tracks them as borrowed there, so they stay valid while the workers use them)."""
+        key = f"shared-{len(self._shared)}"
+        self._shared[key] = ray.put(data)
+        return key
+
+    def keep_local(self, workers: set[int]) -> None:
+        """Replace the actors of `workers` that run on another node by ones pinned to the driver's node."""
+        here = ray.get_runtime_context().get_node_id()
+        moved = False
+        for worker in sorted(workers):
+            if ray.get(self._made[worker].where.remote(), timeout=START_TIMEOUT_S)[2] == here:
+                continue
+            ray.kill(self._made[worker], no_restart=True)
+            pinned = NodeAffinitySchedulingStrategy(here, soft=False)
+            self._made[worker] = (
+                ray.remote(RayWorker)
+                .options(scheduling_strategy=pinned, **self._worker_options)
+                .remote(worker, self.generation, self.cpus)
+            )
+            self._places.pop(worker, None)
+            moved = True
+        if moved:  # no message was sent yet: route to the new actors
+            self._sender.close()
+            self._sender = RaySender(DRIVER, self.generation, {w: a for w, a in enumerate(self._made)})
+
     def start_worker(self, worker: int, main: Callable[..., None]) -> None:
         actor = self._made[worker]
         self.actors[worker] = actor
         peers = {w: a for w, a in enumerate(self._made) if w != worker}
-        self.runs[worker] = actor.run.remote(main, peers, self.inbox, worker, self.generation)
+        self.runs[worker] = actor.run.remote(main, peers, self.inbox, worker, self.generation, self._shared)
 
     def send(self, worker: int, message: Any) -> None:
         if self._closed or worker in self.ended:

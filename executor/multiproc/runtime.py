@@ -61,6 +61,22 @@ class Transport(Protocol):
     sent: int  # messages sent to workers so far (tests count the driver's instructions with it)
     exit_codes: dict[int, int | None]  # after shutdown/abort: worker -> exit code, as in dead_workers
 
+    def share(self, data: bytes) -> Any:
+        """A small handle to `data` for messages to any worker, which `Channel.unshare` turns back into it.
+
+        Called before any worker starts: data every worker needs (the
+        broadcast tables) is stored once where all of them read it (Ray: the
+        object store), not sent to each. A transport without such a store
+        returns the data itself.
+        """
+
+    def keep_local(self, workers: set[int]) -> None:
+        """Run `workers` on the driver's machine (they read what only it has: files, a loopback socket).
+
+        Called before any worker starts. A transport whose workers all run
+        on the driver's machine has nothing to do.
+        """
+
     def start_worker(self, worker: int, main: Callable[..., None]) -> None:
         """Start worker `worker` running `main(channel)`, with its `Channel`; returns without waiting for it.
 
@@ -122,6 +138,9 @@ class Channel(Protocol):
     def release(self) -> None:
         """Before the worker returns: deliver what is still queued (its last reports), then close its ends."""
 
+    def unshare(self, handle: Any) -> bytes:
+        """The data behind a handle `Transport.share` gave."""
+
 
 class PipeChannel:
     """A worker's end of a MultiprocessTransport: a pipe from each other process, a pipe to each.
@@ -161,6 +180,9 @@ class PipeChannel:
         except PermissionError:
             return True
         return True
+
+    def unshare(self, handle: Any) -> bytes:
+        return handle  # `MultiprocessTransport.share` hands out the data itself
 
     def release(self, timeout: float = 2.0) -> None:
         """Before the worker exits: write what is still waiting (the last reports), then close every pipe."""
@@ -267,6 +289,12 @@ class MultiprocessTransport:
 
     def channel(self, worker: int) -> PipeChannel:
         return self._channels[worker]
+
+    def share(self, data: bytes) -> Any:
+        return data  # no store every process reads: the data goes in each message
+
+    def keep_local(self, workers: set[int]) -> None:
+        pass  # every process runs on this machine
 
     def start_worker(self, worker: int, main: Callable[..., None]) -> None:
         """Start the worker process; then close this process's copies of the pipe ends it was handed.

@@ -60,6 +60,7 @@ import polars as pl
 from executor import kernels
 from executor.query.changelog_rows import pack
 from executor.query.outputs import CapturedOutput
+from executor.query.progress import add_backlog
 from executor.query.readers import Reader, open_reader
 from executor.query.release import retention_ms
 from executor.query.restart import restore_from
@@ -137,7 +138,7 @@ class WorkerRunner:
         _install_connectors(setup)
         self.output = CapturedOutput(setup.collect_changelog)
         self.runner = TaskRunner(setup.graph, self.output)
-        self.runner.tables = {tid: decode(data) for tid, data in setup.tables.items()}
+        self.runner.tables = {tid: decode(channel.unshare(handle)) for tid, handle in setup.tables.items()}
         self.stages: dict[int, Stage] = {s.id: s for s in self.runner.stages}
         self.readers: dict[int, Reader] = {}
         self.sched = WorkerScheduler(self.me)
@@ -385,7 +386,7 @@ class WorkerRunner:
         if reader.wall_offset_ms is not None:
             stats.wall_offset_ms = reader.wall_offset_ms
         if reader.backlog is not None:
-            stats.backlog[reader.scan.source.name] = reader.backlog
+            add_backlog(stats.backlog, reader.scan.source.name, reader.backlog)
         stats.clocks[stage.id] = clock
         self.offsets.setdefault(batch, {})[stage.id] = reader.offset
         return pulled.frame, clock

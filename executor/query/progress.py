@@ -14,6 +14,14 @@ from executor import kernels
 from executor.state.clocks import WM_INF, watermark_datetime
 
 
+def add_backlog(total: dict[str, dict[str, int]], source: str, backlog: Mapping[str, int]) -> None:
+    """Add one source stage's backlog to the batch's, per source name: the parts of a split stream (each a
+    stage of its own, `splits`) add up to the stream's backlog."""
+    mine = total.setdefault(source, {})
+    for key, count in backlog.items():
+        mine[key] = mine.get(key, 0) + count
+
+
 def batch_report(
     *,
     batch_id: int,

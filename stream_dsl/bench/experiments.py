@@ -24,6 +24,7 @@ from typing import Any, Sequence, TextIO
 
 from stream_dsl.bench.latency import LatencyRun, run_latency
 from stream_dsl.bench.ysb import EngineRun, Report, YsbBench, context_text, latency_text, run_engine
+from stream_dsl.bench.ysb_kafka import partition_count
 
 __all__ = [
     "ablation",
@@ -268,6 +269,7 @@ def bench_dict(bench: YsbBench) -> dict[str, Any]:
         "watermark_delay_ms": bench.watermark_delay_ms,
         "config": config_dict(bench),
         "files": bench.file_count if bench.format in ("ndjson", "parquet") else None,
+        "partitions": partition_count(bench) if bench.format == "kafka" else None,
     }
 
 

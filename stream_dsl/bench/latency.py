@@ -27,7 +27,7 @@ from typing import Any, Iterator, Sequence
 import polars as pl
 
 from stream_dsl.bench.ysb import (
-    FILE_FORMATS,
+    PREPARED_FORMATS,
     PERCENTILES,
     EngineRun,
     SinkCall,
@@ -101,7 +101,7 @@ def window_latencies_ms(writes: Sequence[SinkCall], opened_at: float, *, start_m
 
 def run_latency(bench: YsbBench, *, rate: float | None = None, trace: str | None = None) -> LatencyRun:
     """The paced run: `bench.latency_events` events at `rate` (default bench.rate) events per second."""
-    if bench.format in FILE_FORMATS:
+    if bench.format in PREPARED_FORMATS:
         raise DSLError("the latency run paces the generator: use the columnar or json format")
     paced = bench if rate is None else replace(bench, rate=rate)
     duration_s = bench.duration_s or bench.events / bench.rate

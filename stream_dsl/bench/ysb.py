@@ -24,8 +24,11 @@ Event formats: `columnar` (the generator's in-memory frames), `json` (JSON
 lines made and decoded per batch, as the original benchmark does; polars
 parses the same text with `pl.read_ndjson`), `ndjson` and `parquet` (files
 written to a temporary directory first, one micro-batch per file; polars
-scans the same files). Making the events and writing the files is not
-timed for polars; for stream-dsl the generator's work is part of its run.
+scans the same files), and `kafka` (JSON messages loaded into a new topic
+on a broker first, read in one part per worker; polars parses the same JSON
+lines: `ysb_kafka.py`). Making the events and writing the files or the
+topic is not timed for polars; for stream-dsl the generator's work is part
+of its run. Files and topics are not paced: no latency run.
 
 The watermark delay defaults to 0: the generator emits in event-time
 order, so no row is late, and a window closes in the batch that passes its
@@ -69,8 +72,9 @@ __all__ = [
 ]
 
 RESULT_COLUMNS = ["campaign_id", "window_start", "window_end", "views"]
-FORMATS = ("columnar", "json", "ndjson", "parquet")
+FORMATS = ("columnar", "json", "ndjson", "parquet", "kafka")
 FILE_FORMATS = ("ndjson", "parquet")
+PREPARED_FORMATS = FILE_FORMATS + ("kafka",)  # written before the runs (`prepared_data`), so not paced
 PERCENTILES = (("p50", 0.5), ("p95", 0.95), ("p99", 0.99), ("max", 1.0))
 
 
@@ -82,6 +86,8 @@ class YsbBench:
     at the rate, events / rate seconds; 0: no latency run). `files` is the
     number of event files of the file formats (None: one per batch
     interval of events at the rate, so a file is a generator batch).
+    `bootstrap` and `partitions`: the broker of the kafka format and its
+    topic's partitions (None: one per worker).
     """
 
     events: int = 2_000_000
@@ -94,6 +100,8 @@ class YsbBench:
     duration_s: float | None = None
     files: int | None = None
     data_dir: str | None = None  # where file formats are written (a temporary directory inside it)
+    bootstrap: str | None = None
+    partitions: int | None = None
 
     def __post_init__(self) -> None:
         if self.format not in FORMATS:
@@ -170,6 +178,12 @@ def _watermark(delay_ms: int) -> str:
 
 
 def _source_options(bench: YsbBench, events: int, realtime: bool, events_dir: str | None) -> str:
+    if bench.format == "kafka":
+        if events_dir is None:
+            raise DSLError("the kafka format reads a topic: load it with prepared_data()")
+        from stream_dsl.bench.ysb_kafka import source_options
+
+        return source_options(bench, events_dir)
     if bench.format in FILE_FORMATS:
         if events_dir is None:
             raise DSLError(f"the {bench.format} format reads files: prepare them with prepared_data()")
@@ -236,7 +250,14 @@ def write_event_files(directory: str, bench: YsbBench) -> str:
 
 @contextmanager
 def prepared_data(bench: YsbBench) -> Iterator[str | None]:
-    """For the file formats: the events written to a temporary directory (removed after); else None."""
+    """For the file formats: the events written to a temporary directory (removed after); for kafka: the name of
+    a new topic holding them (deleted after); else None. The runs take it as `events_dir`."""
+    if bench.format == "kafka":
+        from stream_dsl.bench.ysb_kafka import loaded_topic
+
+        with loaded_topic(bench) as topic:
+            yield topic
+        return
     if bench.format not in FILE_FORMATS:
         yield None
         return
@@ -342,7 +363,7 @@ def run_polars(bench: YsbBench, events_dir: str | None = None) -> PolarsRun:
             f"over the same {bench.file_count:,} {bench.format} files (writing them is not counted)",
         )
     events = generator.ysb_events(bench.events, seed=bench.seed, rate=bench.rate)
-    if bench.format == "json":
+    if bench.format in ("json", "kafka"):
         text = generator.events_as_json(events)
         generated = time.perf_counter()
         result = polars_ysb(parse_json_events(text), campaigns, bench.window_ms)
@@ -412,6 +433,10 @@ def context_text(context: dict[str, Any], *, optimizer: bool = True) -> str:
 
 
 def _events_text(bench: YsbBench) -> str:
+    if bench.format == "kafka":
+        from stream_dsl.bench.ysb_kafka import events_text
+
+        return events_text(bench)
     return {
         "columnar": "columnar events from the generator",
         "json": "JSON lines from the generator, decoded per batch",
@@ -421,8 +446,8 @@ def _events_text(bench: YsbBench) -> str:
 
 
 def _latency_note(bench: YsbBench, latency: LatencyRun | None) -> str:
-    if bench.format in FILE_FORMATS:
-        return "no latency run (files are not paced)"
+    if bench.format in PREPARED_FORMATS:
+        return f"no latency run ({'a topic loaded first is' if bench.format == 'kafka' else 'files are'} not paced)"
     if latency is None:
         return "no latency run (--duration 0)"
     seconds = latency.engine.events / latency.rate
@@ -466,7 +491,7 @@ def measure(
 
     engine = run_engine(bench, trace=trace, events_dir=events_dir)
     latency = None
-    if bench.format not in FILE_FORMATS and bench.latency_events > 0:
+    if bench.format not in PREPARED_FORMATS and bench.latency_events > 0:
         latency = run_latency(bench, trace=latency_trace_path(trace))
     reference = run_polars(bench, events_dir) if polars else None
     delay = format_duration_ms(bench.watermark_delay_ms) if bench.watermark_delay_ms else "0"

@@ -1,6 +1,7 @@
 """`stream-dsl bench ...`: the benchmark commands (ysb, scheduling, memory, plots).
 
-    stream-dsl bench ysb [--format columnar|json|ndjson|parquet] [--events N] [--rate R] [--duration S]
+    stream-dsl bench ysb [--format columnar|json|ndjson|parquet|kafka] [--events N] [--rate R] [--duration S]
+                         [--bootstrap HOST:PORT] [--partitions N]
                          [--ablation] [--compare] [--scaling] [--trace FILE] [--plots DIR] [--json FILE]
     stream-dsl bench scheduling [--iterations N] [--group-sizes 1,10,100]
     stream-dsl bench memory [--events 10M,100M]
@@ -128,8 +129,14 @@ def cmd_ysb(args: argparse.Namespace, out: TextIO) -> int:
         duration_s=args.duration,
         files=args.files,
         data_dir=args.data_dir,
+        bootstrap=args.bootstrap,
+        partitions=args.partitions,
     )
-    paced = bench.format not in B.FILE_FORMATS and bench.duration_s != 0
+    if (bench.format == "kafka") != (args.bootstrap is not None):
+        raise UsageError("--format kafka needs --bootstrap HOST:PORT (a Kafka broker), and --bootstrap needs it")
+    if args.partitions is not None and bench.format != "kafka":
+        raise UsageError("--partitions goes with --format kafka")
+    paced = bench.format not in B.PREPARED_FORMATS and bench.duration_s != 0
     if args.compare and not paced:
         raise UsageError("--compare paces the generator: use --format columnar or json, and a --duration above 0")
     if args.rates and not args.scaling:
@@ -204,10 +211,11 @@ def add_ysb(kinds: argparse._SubParsersAction) -> None:
     )
     y.add_argument(
         "--format",
-        choices=("columnar", "json", "ndjson", "parquet"),
+        choices=("columnar", "json", "ndjson", "parquet", "kafka"),
         default="columnar",
-        help="the events: the generator's columnar frames, JSON lines decoded per batch, or ndjson "
-        "or parquet files written to a temporary directory first (default: columnar)",
+        help="the events: the generator's columnar frames, JSON lines decoded per batch, ndjson "
+        "or parquet files written to a temporary directory first, or JSON messages loaded into a new Kafka topic "
+        "first and read in one part per worker (default: columnar)",
     )
     y.add_argument("--seed", type=int, default=1, help="random seed (default: 1)")
     y.add_argument("--window", default="10s", metavar="DURATION", help="tumbling window size (default: 10s)")
@@ -231,6 +239,13 @@ def add_ysb(kinds: argparse._SubParsersAction) -> None:
         "of events at the rate)",
     )
     y.add_argument("--data-dir", metavar="DIR", help="ndjson/parquet: where the temporary files go")
+    y.add_argument("--bootstrap", metavar="HOST:PORT", help="kafka: the broker the events topic is made on")
+    y.add_argument(
+        "--partitions",
+        type=_count,
+        metavar="N",
+        help="kafka: the events topic's partitions (default: one per worker)",
+    )
     y.add_argument("--no-polars", action="store_true", help="skip the plain polars baseline")
     extra = y.add_argument_group("experiments")
     extra.add_argument(

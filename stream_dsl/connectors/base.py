@@ -128,6 +128,9 @@ class Sink(Protocol):
 
 # `commit(offset, keep_from_ms=KEEP_ALL)`: operator state may need every record delivered so far.
 KEEP_ALL = -(2**62)
+# `restored_max_event_ms` of a source that reads nothing at all (a part of a split stream given no partition):
+# +inf (the executors' WM_INF), so it never holds back the watermark a restart resumes from.
+NOTHING_TO_READ_MS = 2**62
 
 
 class CommittingSource(Protocol):

@@ -64,6 +64,7 @@ from stream_dsl.ir.types import Schema
 
 SOURCE_OPTIONS = ("path", "format", "watch", "max_files_per_batch", "header", "delimiter")
 SPLITS = True  # a split part reads the files whose names hash to it (`FileSource._mine`)
+NODE_LOCAL = True  # paths name this machine's files: on a cluster its source tasks run on the driver's node
 
 
 @dataclass(frozen=True, slots=True)

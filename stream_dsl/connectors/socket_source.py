@@ -56,6 +56,7 @@ from stream_dsl.ir.definitions import SourceDef
 
 log = masked_logger("stream_dsl.connectors.socket")
 
+NODE_LOCAL = True  # a loopback port: on a cluster its source task runs on the driver's node
 OPTIONS = (
     "host",
     "port",

@@ -72,8 +72,8 @@ def _round(x: pl.Expr, digits: pl.Expr | None = None) -> pl.Expr:
     # SQL rounds half away from zero; polars' default is half to even.
     places = 0 if digits is None else _literal_int(digits)
     x = x.cast(pl.Float64)
-    if places is None:  # ROUND(x, NULL)
-        return pl.lit(None, dtype=pl.Float64)
+    if places is None:  # ROUND(x, NULL): NULL on every row (a bare literal would be one row)
+        return pl.repeat(None, pl.len(), dtype=pl.Float64)
     if places < -308:  # 10^-places is not a double: everything finite rounds to 0
         return x * 0.0
     if places < 0:  # round(1234, -2) = 1200: polars rounds to places >= 0 only

@@ -445,8 +445,8 @@ def _round_integer(x: pl.Expr, digits: E.Expr | None, result: DataType) -> pl.Ex
     """ROUND of an integer stays an integer of its type, as in DuckDB: to negative places (tens, hundreds)
     half away from zero, computed in Int128; a result outside the type is an overflow error."""
     places = 0 if digits is None else pl.select(_compile(digits)).item()
-    if places is None:
-        return pl.lit(None, dtype=result.polars)
+    if places is None:  # ROUND(x, NULL)
+        return _null_rows(result.polars)
     if places >= 0:
         return x
     if places < -38:  # 10^-places exceeds every integer: everything rounds to 0

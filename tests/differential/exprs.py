@@ -95,7 +95,10 @@ class ExprGen:
         if r.random() < 0.08:  # DuckDB cannot pick a function for an untyped NULL: it gets the type there
             if type_ == "ts":  # NULL + INTERVAL is refused by both: which type would NULL be?
                 return leaf(type_, "CAST(NULL AS TIMESTAMP)")
-            return leaf(type_, "NULL", f"CAST(NULL AS {DUCK_TYPE[type_]})")
+            # An integer NULL is INTEGER for DuckDB, the narrowest: our untyped NULL takes the other operand's
+            # type (GREATEST(NULL, j) is INT, as j), and so does DuckDB's INTEGER one; a BIGINT one would widen.
+            duck_type = "INTEGER" if type_ == "int" else DUCK_TYPE[type_]
+            return leaf(type_, "NULL", f"CAST(NULL AS {duck_type})")
         if type_ == "int":
             v = r.choice(INTS if self.extremes else INTS[:8])
             return leaf("int", str(v), f"CAST({v} AS BIGINT)")

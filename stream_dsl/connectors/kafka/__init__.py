@@ -10,6 +10,8 @@ from stream_dsl.connectors.kafka.sink import KafkaSink, read_topic
 from stream_dsl.connectors.kafka.source import KafkaSource
 from stream_dsl.ir.definitions import SinkDef, SourceDef
 
+SPLITS = True  # a part of a split stream reads every n-th of the stream's partitions (`source.my_partitions`)
+
 
 def make_source(definition: SourceDef) -> KafkaSource:
     return KafkaSource(definition)

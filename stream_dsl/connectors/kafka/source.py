@@ -7,6 +7,16 @@ Options:
 - `partitions`: read only these partitions ('0,2', or 'orders:0,orders:2'
   with several topics); default all. A partition is a source partition:
   readers of disjoint partition lists can share a topic.
+- `splits` ('N' or 'workers', see docs/connectors.md): read the stream in
+  parts, each by its own map task every batch. Part i of n reads the
+  partitions at positions i, i + n, ... of the stream's partitions sorted
+  by (topic, number), after `partitions` chose them; each part has its own
+  consumer, offsets, checkpointed offset, progress record and event time.
+  A part given no partition (more parts than partitions) reads nothing and
+  is exhausted from its first batch, bounded or not, so it never holds the
+  watermark back; partitions added to a topic later are not read until the
+  query restarts (a topic's new partitions sort after its old ones, so with
+  one topic no partition moves to another part).
 - `start`: where a group with no committed offsets starts: 'earliest'
   (default), 'latest', or a timestamp (epoch milliseconds or ISO-8601),
   resolved with the broker's offsets-for-times (tansu ignores the time and
@@ -42,9 +52,10 @@ and dead letters are durable, after a checkpoint when there is one) commits
 to the consumer group the end offsets of the oldest batches that no open
 window needs; first it appends the group's progress (offsets, event time,
 how far it had read) to the progress topic (`progress.py`: tansu drops commit
-metadata). A query restarted without a checkpoint starts there, reads
-the records up to where the previous run had read as `replayed` batches,
-and resumes from that event time (`restored_max_event_ms`).
+metadata; each part of a split stream notes its own partitions). A query
+restarted without a checkpoint starts there, reads the records up to where
+the previous run had read as `replayed` batches, and resumes from that
+event time (`restored_max_event_ms`).
 
 Progress: `backlog()` gives the consumer lag (`lag`): messages between this source's
 position and each partition's end, from the last fetch.
@@ -58,7 +69,7 @@ from typing import Any
 
 import polars as pl
 
-from stream_dsl.connectors.base import DeadLetter, SourceBatch, read_schema
+from stream_dsl.connectors.base import NOTHING_TO_READ_MS, DeadLetter, SourceBatch, read_schema
 from stream_dsl.connectors.files import max_event_time_ms
 from stream_dsl.connectors.kafka.common import KafkaError, KafkaException, Outage, ck, client_config, metadata
 from stream_dsl.connectors.kafka.messages import decode_messages, parse_part, part_name
@@ -97,6 +108,7 @@ class KafkaSource:
             f"{self.options.group}/{','.join(sorted(self.options.topics))}",
             self._what,
             self.outage,
+            definition.split,
         )
         self._consumer: Any = None
         self.restored_max_event_ms: int | None = None
@@ -147,6 +159,7 @@ class KafkaSource:
             if missing:
                 raise ConnectorError(f"{self._what}: no partition {missing[0]}; the topics have {', '.join(parts)}")
             parts = list(opts.partitions)
+        parts = my_partitions(parts, self.definition.split)
         self._eof, self._inflight = set(), []
         self._part_ms = {}
         if isinstance(offset, dict) and isinstance(offset.get("offsets"), dict):  # from a checkpoint
@@ -181,9 +194,12 @@ class KafkaSource:
 
     def _from_group(self, parts: list[str]) -> dict[str, int]:
         """Where the group got to (its progress record, else its committed offsets); elsewhere `start`."""
-        note = self.progress.load()
+        if not parts:  # a part of a split stream with no partition to read: never holds a restart back
+            self.restored_max_event_ms = NOTHING_TO_READ_MS
+            return {}
+        note = self.progress.load(parts)
         position: dict[str, int] = {}
-        if note is not None and isinstance(note.get("offsets"), dict):
+        if note is not None:
             position = {p: int(o) for p, o in note["offsets"].items() if p in parts}
             if note.get("event_ms") is not None:
                 self.restored_max_event_ms = int(note["event_ms"])
@@ -229,7 +245,7 @@ class KafkaSource:
             replayed = bool(messages)
         else:
             messages, replayed = [], False
-        if not replayed:
+        if not replayed and self._position:
             wait = batch_interval_ms / 1000 if not self.options.bounded else self.options.retry_seconds
             messages = self._read_new(wait)
         frame, letters, parts = self._decode(messages)
@@ -401,6 +417,11 @@ class KafkaSource:
         return all(p in self._eof for p in self._position)
 
     def _exhausted(self) -> bool:
+        """Bounded: every partition read to its end. A part of a split stream that was given no partition
+        (more parts than partitions) is exhausted from the start, bounded or not: it never reads anything, and
+        an exhausted source no longer holds the query's watermark back."""
+        if not self._position:
+            return True
         return self.options.bounded and not self._replay_to and self._all_ended()
 
     def _offset(self) -> dict[str, Any]:
@@ -467,6 +488,16 @@ class KafkaSource:
                 pass
             self._consumer = None
         self.progress.close()
+
+
+def my_partitions(parts: list[str], split: tuple[int, int] | None) -> list[str]:
+    """The partitions one part of a split stream reads: of the stream's partitions in (topic, number) order,
+    part i of n takes those at positions i, i + n, i + 2n, ..."""
+    ordered = sorted(parts, key=parse_part)
+    if split is None:
+        return ordered
+    index, count = split
+    return ordered[index::count]
 
 
 def _releasable(batch: Delivered, keep_from_ms: int | None) -> bool:
