@@ -266,3 +266,23 @@ def test_progress_a_source_before_splits_saved_still_restores(server):
     source.open(None)
     assert source.restored_max_event_ms == 12345
     source.close()
+
+
+@pytest.mark.parametrize("executor", ["inline", "drizzle"])
+def test_the_parts_backlogs_add_up_to_the_groups(server, executor):
+    produce(server, f"backlog-split-{executor}:events", ysb_events(300, rate=100))
+    ctx = ysb_context(
+        server,
+        stream=f"backlog-split-{executor}:events",
+        group="g",
+        sink_stream="unused",
+        batch_size="50",
+        bounded="true",
+        splits="2",
+        executor=executor,
+    )
+    handle = ctx.sql("SELECT user_id FROM events").start(sink=lambda batch_id, frame: None)
+    assert handle.await_termination(HANG_GUARD_S)
+    backlogs = [p["backlog"]["events"] for p in handle.progress()]
+    assert backlogs and all(b["stream_length"] == 300 for b in backlogs), backlogs
+    assert backlogs[0]["pending"] >= 50 and all(b["pending"] <= 300 for b in backlogs)

@@ -570,12 +570,24 @@ class RedisSource:
         self._saved = saved
 
     def backlog(self) -> dict[str, int]:
-        """The group's pending entries (delivered, not acknowledged) and the stream's length."""
+        """The group's pending entries (delivered, not acknowledged) and the stream's length. The parts of a
+        split stream add up (`executor.query.progress.add_backlog`): each reports its own pending entries,
+        and the first one the stream's length."""
 
         def read() -> dict[str, int]:
             assert self._client is not None  # open() connected
             pending = self._client.xpending(self.options.stream, self.options.group)
-            return {"pending": int(pending["pending"]), "stream_length": int(self._client.xlen(self.options.stream))}
+            if self.definition.split is None:
+                return {
+                    "pending": int(pending["pending"]),
+                    "stream_length": int(self._client.xlen(self.options.stream)),
+                }
+            mine = sum(
+                int(c["pending"]) for c in pending.get("consumers") or () if entry_text(c["name"]) == self.member
+            )
+            if self.definition.split[0] != 0:
+                return {"pending": mine}
+            return {"pending": mine, "stream_length": int(self._client.xlen(self.options.stream))}
 
         return self.retrier("reading the backlog", read)
 
