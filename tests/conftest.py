@@ -124,9 +124,10 @@ SLOW_MODULES = {
     "test_ray_transport",
     "test_checkpoint_store",
     "test_redis_trims",
+    "test_redis_splits",
     "test_secrets",
 }
-REDIS_MODULES = {"test_redis", "test_dead_letters", "test_socket"}
+REDIS_MODULES = {"test_redis", "test_redis_splits", "test_dead_letters", "test_socket"}
 MULTIPROCESS_MODULES = {
     "test_multiproc",
     "test_recovery",

@@ -467,7 +467,8 @@ def test_an_unreachable_server_at_open_is_a_connector_error():
 # ---------------------------------------------------------------- checkpoints and lost workers
 
 
-def test_killed_workers_over_a_live_stream_emit_every_window_exactly_once(server, tmp_path):
+@pytest.mark.parametrize("splits", [None, "workers"])
+def test_killed_workers_over_a_live_stream_emit_every_window_exactly_once(server, tmp_path, splits):
     """A live stream: entries arrive while the query reads, so micro-batches are cut wherever reads land.
 
     A replay after a lost worker must cut its batches where the lost run cut
@@ -477,7 +478,8 @@ def test_killed_workers_over_a_live_stream_emit_every_window_exactly_once(server
     import random
     import signal
 
-    name = "live-kill"
+    name = f"live-kill-{splits}"
+    split = f", splits = '{splits}'" if splits else ""
     events = ysb_events(9000, rate=100)  # 90 seconds of event time
     ctx = sd.Context(
         executor="drizzle", workers=2, group_size=4, batch_interval="50ms", checkpoint_dir=str(tmp_path / "ckpt")
@@ -485,7 +487,7 @@ def test_killed_workers_over_a_live_stream_emit_every_window_exactly_once(server
     ctx.sql(f"""
         CREATE STREAM events ({YSB_COLUMNS})
           WITH (connector = 'redis', url = '{server.url}', stream = '{name}:events', group = 'g',
-                batch_size = '400');
+                batch_size = '400'{split});
         CREATE TABLE campaigns (ad_id STRING, campaign_id STRING)
           WITH (connector = 'generator', kind = 'ysb_campaigns', seed = '1');
         CREATE SINK out WITH (connector = 'redis', url = '{server.url}', stream = '{name}:out');

@@ -16,6 +16,8 @@ Source options:
   the last batch): for collect() and tests. Default 'false': a stream never
   ends.
 - `retry_seconds` ('30'): how long to retry a lost connection.
+- `splits` ('N' or 'workers', see docs/connectors.md): read the stream in
+  parts, part i of n as the consumer '<consumer>-<i>' of the group (below).
 
 Reading: XREADGROUP, first this consumer's own pending entries (delivered
 to an earlier run and never acknowledged: id '0'), then new ones ('>').
@@ -37,6 +39,27 @@ the group's progress (the newest event time committed) goes to the hash
 it as `restored_max_event_ms`, so the windows the previous run emitted are
 not emitted again (see `executor/inline.py`). Offsets are
 `{"id": last entry id, "event_ms": newest event time so far}`.
+
+Read in parts (`splits`), each part is a member of the consumer group
+(`redis_members.Members`): Redis hands each new entry to one member, and
+everything above holds per member: its own pending entries first, its own
+acknowledgements, its own offsets `{"id": ..., "event_ms": ...}` (id None
+until it read an entry). The progress hash holds each member's fields
+(`id:<member>`, `event_ms:<member>`) and the names of the last run's
+members (`members`); every member resumes from the smallest event time
+those members committed (the unsplit source is the one member
+'<consumer>'). Entries pending for a member of this query the run does
+not have (the number of parts changed) are claimed (XCLAIM, spread over
+the members by a hash of the gone member's name) when the query starts
+without a checkpoint, and read first as replayed batches; a query resumed
+from a checkpoint refuses them with a ConnectorError (its checkpointed
+batches cannot hold them; start without the checkpoint). A member
+publishes the newest event time it was delivered in the hash
+`<stream>:<group>:seen`; when its read finds nothing new it reports the
+newest one any member was delivered (kept in its offset, so a replay
+reports it again), so an idle member does not hold the query watermark
+back, and a row is late only when an entry delivered before it is newer
+by more than the delay, as in one consumer.
 
 A lost connection (the server stopped) is retried with exponential backoff
 (0.1 s doubling to 5 s) for `retry_seconds`; each retry is logged as a
@@ -67,6 +90,14 @@ from stream_dsl.connectors.decode import conform, empty_frame, narrow, with_requ
 from stream_dsl.connectors.decode_ndjson import decode_ndjson
 from stream_dsl.connectors.files import max_event_time_ms
 from stream_dsl.connectors.options import as_bool, as_int, check_keys
+from stream_dsl.connectors.redis_members import (
+    Members,
+    claim_orphans,
+    committed_ids,
+    group_seen_ms,
+    refuse_orphans,
+    restored_event_ms,
+)
 from stream_dsl.connectors.redis_client import (
     DEFAULT_URL,
     Retrier,
@@ -93,6 +124,7 @@ from stream_dsl.secrets import mask
 if TYPE_CHECKING:
     from redis.typing import EncodableT, FieldT
 
+SPLITS = True  # part i of n is member i of the consumer group (`redis_members.Members`)
 SOURCE_OPTIONS = (
     "url",
     "stream",
@@ -168,6 +200,8 @@ class RedisSource:
         self.definition = definition
         self.options = SourceOptions.parse(definition)
         self._what = f"source '{definition.name}'"
+        self.members = Members(self.options.consumer, definition.split)
+        self.member = self.members.me  # the consumer name this source reads as
         self._schema = definition.schema
         self._client: redis.Redis | None = None
         self.retrier = Retrier(self._what, mask(self.options.url), self.options.retry_seconds, self._create_group)
@@ -179,6 +213,9 @@ class RedisSource:
         self._event_ms: int | None = None
         self._inflight: list[Delivered] = []
         self.trimmed = 0  # pending entries the stream no longer had when they were read again (dead letters)
+        self.claimed = 0  # pending entries of members an earlier run had and this one has not, taken over
+        self._seen_ms: int | None = None  # the newest event time this member published in the `seen` hash
+        self._saved: tuple[Any, Any] | None = None  # the progress this member committed last
 
     @property
     def bounded(self) -> bool:
@@ -191,6 +228,15 @@ class RedisSource:
     @property
     def progress_key(self) -> str:
         return f"{self.options.stream}:{self.options.group}:progress"
+
+    @property
+    def seen_key(self) -> str:
+        return f"{self.options.stream}:{self.options.group}:seen"
+
+    @property
+    def _shares_time(self) -> bool:
+        """Whether this member publishes what it was delivered and, idle, takes the group's (module doc)."""
+        return self.definition.split is not None and self.definition.watermark is not None
 
     # Replies are raw (no decode_responses; RESP2 or RESP3 shapes), which redis-py's annotations do not
     # follow: the calls below cast them to the shapes this class reads.
@@ -208,17 +254,21 @@ class RedisSource:
         self._pending_cursor = b"0"
         self._drained = False
         self._inflight = []
+        self._saved, self._seen_ms = None, None
         if self.options.bounded:
             self._end = self.retrier("reading the stream's last id", self._stream_end)
-        if isinstance(offset, dict) and offset.get("id"):  # resumed from a checkpoint: it holds these entries
-            last = self._last_id = parse_id(offset["id"])
+        if isinstance(offset, dict):  # resumed from a checkpoint: it holds the entries through offset["id"]
             self._event_ms = offset.get("event_ms")
-            self.retrier("acknowledging checkpointed entries", lambda: self._ack_pending_through(last))
+            if offset.get("id"):
+                last = self._last_id = parse_id(offset["id"])
+                self.retrier("acknowledging checkpointed entries", lambda: self._ack_pending_through(last))
+            self.retrier("checking for other members' entries", self._refuse_orphans)
         else:
             self.restored_max_event_ms = self.retrier(
                 "reading the group's progress", lambda: self._restored_progress(created)
             )
             self._event_ms = self.restored_max_event_ms
+            self.retrier("claiming entries of members gone", self._claim_orphans)
 
     def _create_group(self) -> bool:
         """Create the consumer group (and the stream); True if it did not exist."""
@@ -242,17 +292,25 @@ class RedisSource:
         return None
 
     def _restored_progress(self, created: bool) -> int | None:
-        """The newest event time a previous run committed on this group; None for a new group."""
+        """The newest event time a previous run committed on this group, over its members (see
+        `redis_members.restored_event_ms`); None for a new group."""
         if created:
-            self._redis.delete(self.progress_key)  # left over from a group that was destroyed
+            self._redis.delete(self.progress_key, self.seen_key)  # left over from a group that was destroyed
             return None
         saved = cast("dict[bytes, bytes]", self._redis.hgetall(self.progress_key))
-        if not saved or b"event_ms" not in saved:
+        restored = restored_event_ms(saved)
+        if restored is None:
             return None
         delivered = self._group_last_delivered()
-        if b"id" in saved and delivered is not None and parse_id(saved[b"id"]) > delivered:
+        if delivered is not None and any(parse_id(i) > delivered for i in committed_ids(saved)):
             return None  # the group was recreated behind our back: the progress is not its own
-        return int(saved[b"event_ms"])
+        return restored
+
+    def _claim_orphans(self) -> None:
+        self.claimed += claim_orphans(self._redis, self.options.stream, self.options.group, self.members, self._what)
+
+    def _refuse_orphans(self) -> None:
+        refuse_orphans(self._redis, self.options.stream, self.options.group, self.members, self._what)
 
     def _ack_pending_through(self, last: StreamId) -> None:
         cursor = "-"
@@ -263,7 +321,7 @@ class RedisSource:
                 min=cursor,
                 max="+",
                 count=1000,
-                consumername=self.options.consumer,
+                consumername=self.member,
             )
             ids = [p["message_id"] for p in pending if parse_id(p["message_id"]) <= last]
             if ids:
@@ -276,7 +334,7 @@ class RedisSource:
 
     def _read(self, stream_id: bytes | str, count: int, block: int | None) -> list[Entry]:
         response: Any = self._redis.xreadgroup(
-            self.options.group, self.options.consumer, {self.options.stream: stream_id}, count=count, block=block
+            self.options.group, self.member, {self.options.stream: stream_id}, count=count, block=block
         )
         if not response:
             return []
@@ -291,35 +349,56 @@ class RedisSource:
         size = self.options.batch_size
         entries: list[Entry] = []
         replayed = False
-        if isinstance(until, dict) and until.get("id"):  # a replay: up to the entry an earlier run's batch ended at
-            entries = self.retrier("reading a replayed batch", lambda: self._read_through(parse_id(until["id"])))
+        if isinstance(until, dict):  # a replay: up to the entry an earlier run's batch ended at (None: no entry yet)
+            if until.get("id"):
+                entries = self.retrier("reading a replayed batch", lambda: self._read_through(parse_id(until["id"])))
             replayed = True
         elif self._pending_cursor is not None:  # an earlier run's unacknowledged entries, in batches of their own
             cursor = self._pending_cursor
             entries = self.retrier("reading pending entries", lambda: self._read(cursor, size, None))
             replayed = bool(entries)
             self._pending_cursor = entries[-1][0] if entries else None
-        if not replayed and not self._drained:
+        fresh = not replayed and not self._drained
+        if fresh:
             block = max(1, batch_interval_ms) if realtime and not self.options.bounded else None
             entries = self.retrier("reading new entries", lambda: self._read(">", size, block))
             if self.options.bounded and not entries:
                 self._drained = True
         frame, letters = self._decode(entries)
-        max_event = max_event_time_ms(frame, self.definition)
+        max_event = reported = max_event_time_ms(frame, self.definition)
         if entries:
             last = parse_id(entries[-1][0])
             self._last_id = last if self._last_id is None else max(self._last_id, last)
             self._inflight.append(Delivered(last, [e[0] for e in entries], frame.height, max_event))
-        if max_event is not None:
-            self._event_ms = max_event if self._event_ms is None else max(self._event_ms, max_event)
+        if isinstance(until, dict):  # an empty batch replays the event time the earlier run's reported
+            reported = max_event if entries else until.get("event_ms")
+        elif self._shares_time:
+            reported = self._share_time(max_event) if entries else self._group_time() if fresh else None
+        if reported is not None:
+            self._event_ms = reported if self._event_ms is None else max(self._event_ms, reported)
         return SourceBatch(
             frame=frame,
             exhausted=self._exhausted(),
             offset=self._offset(),
             dead_letters=letters,
-            max_event_time_ms=max_event,
+            max_event_time_ms=reported,
             replayed=replayed,
         )
+
+    def _share_time(self, max_event: int | None) -> int | None:
+        """Publish the newest event time this member was delivered, for idle members (module doc)."""
+        if max_event is not None and (self._seen_ms is None or max_event > self._seen_ms):
+            self.retrier(
+                "publishing the event time read", lambda: self._redis.hset(self.seen_key, self.member, max_event)
+            )
+            self._seen_ms = max_event
+        return max_event
+
+    def _group_time(self) -> int | None:
+        """An idle member (every entry the stream holds went to some member): the newest event time delivered
+        to any member, so that it does not hold the query watermark back (module doc)."""
+        seen = self.retrier("reading the group's event time", lambda: group_seen_ms(self._redis, self.seen_key))
+        return seen if seen is not None and (self._event_ms is None or seen > self._event_ms) else None
 
     def _read_through(self, last: StreamId) -> list[Entry]:
         """This consumer's entries after the current position up to `last`: its pending ones, then new ones.
@@ -339,7 +418,7 @@ class RedisSource:
             if parse_id(cursor) >= last:
                 break
         got = parse_id(entries[-1][0]) if entries else self._last_id
-        if got is None or got < last:
+        if (got is None or got < last) and self.definition.split is None:
             start = "-" if got is None else "(" + format_id(got)
             missing = len(cast("list[Entry]", self._redis.xrange(self.options.stream, min=start, max=format_id(last))))
             if missing:
@@ -356,9 +435,9 @@ class RedisSource:
         return self._last_id is not None and self._last_id >= self._end
 
     def _offset(self) -> dict[str, Any] | None:
-        if self._last_id is None:
+        if self._last_id is None and self._event_ms is None:
             return None
-        return {"id": format_id(self._last_id), "event_ms": self._event_ms}
+        return {"id": None if self._last_id is None else format_id(self._last_id), "event_ms": self._event_ms}
 
     # ------------------------------------------------------------ decoding
 
@@ -464,18 +543,21 @@ class RedisSource:
     # ------------------------------------------------------------ commit
 
     def commit(self, offset: Any, keep_from_ms: int | None = None) -> None:
-        """Acknowledge the batches up to `offset` that no open window needs; save the group's progress."""
-        if not isinstance(offset, dict) or not offset.get("id") or self._client is None:
+        """Acknowledge the batches up to `offset` that no open window needs; save this member's progress."""
+        if not isinstance(offset, dict) or self._client is None:
             return
-        upto = parse_id(offset["id"])
-        release = [d for d in self._inflight if d.last_id <= upto and _releasable(d, keep_from_ms)]
-        if not release and not self._inflight:
+        upto = parse_id(offset["id"]) if offset.get("id") else None
+        release = [d for d in self._inflight if upto is not None and d.last_id <= upto and _releasable(d, keep_from_ms)]
+        saved = (offset.get("id"), offset.get("event_ms"))
+        if not release and not self._inflight and saved == self._saved:
             return
         self._inflight = [d for d in self._inflight if d not in release]
         ids = [i for d in release for i in d.ids]
-        progress: dict[FieldT, EncodableT] = {"id": offset["id"]}
-        if offset.get("event_ms") is not None:
-            progress["event_ms"] = str(offset["event_ms"])
+        progress: dict[FieldT, EncodableT] = {"members": ",".join(self.members.names)}
+        if saved[0] is not None:
+            progress[f"id:{self.member}"] = saved[0]
+        if saved[1] is not None:
+            progress[f"event_ms:{self.member}"] = str(saved[1])
 
         def run() -> None:
             pipe = self._redis.pipeline(transaction=True)
@@ -485,14 +567,27 @@ class RedisSource:
             pipe.execute()
 
         self.retrier("acknowledging entries", run)
+        self._saved = saved
 
     def backlog(self) -> dict[str, int]:
-        """The group's pending entries (delivered, not acknowledged) and the stream's length."""
+        """The group's pending entries (delivered, not acknowledged) and the stream's length. The parts of a
+        split stream add up (`executor.query.progress.add_backlog`): each reports its own pending entries,
+        and the first one the stream's length."""
 
         def read() -> dict[str, int]:
             assert self._client is not None  # open() connected
             pending = self._client.xpending(self.options.stream, self.options.group)
-            return {"pending": int(pending["pending"]), "stream_length": int(self._client.xlen(self.options.stream))}
+            if self.definition.split is None:
+                return {
+                    "pending": int(pending["pending"]),
+                    "stream_length": int(self._client.xlen(self.options.stream)),
+                }
+            mine = sum(
+                int(c["pending"]) for c in pending.get("consumers") or () if entry_text(c["name"]) == self.member
+            )
+            if self.definition.split[0] != 0:
+                return {"pending": mine}
+            return {"pending": mine, "stream_length": int(self._client.xlen(self.options.stream))}
 
         return self.retrier("reading the backlog", read)
 
