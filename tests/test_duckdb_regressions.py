@@ -617,3 +617,16 @@ def test_a_filter_that_rejects_unmatched_rows_is_checked_only_for_matched_ones()
     case = Case(sql, s, T, settings=tuple(x for x in SETTINGS if x.optimize))
     assert difference(case) is None
     assert our_answer(Case(sql, s, T), SETTINGS[1]).error is not None  # unoptimized it is checked (documented)
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT nullif(CAST('5' AS BIGINT), i) AS x FROM s",
+        "SELECT nullif(CAST('_b' AS BIGINT), i) AS x FROM s WHERE FALSE",
+        "SELECT AVG(nullif(CAST('_b' AS BIGINT), i)) AS x0 FROM s WHERE i > 10000",
+    ],
+)
+def test_nullif_of_a_checked_constant_is_one_value_per_row(sql):
+    """Seed 61503: a guarded CAST of a constant was not a scalar to polars' repeat ('value' must be a scalar)."""
+    assert_like_duckdb(sql)

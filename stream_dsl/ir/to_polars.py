@@ -358,7 +358,8 @@ def _row_shaped(x: pl.Expr) -> pl.Expr:
     (CASE WHEN 'B' = nullif('a', k) THEN NULL ELSE 'B' END), and the
     projection then fails on the length.
     """
-    return pl.repeat(x, pl.len()) if not x.meta.root_names() else x
+    # `first()`: a constant built of checks (a guarded CAST) is not a scalar to `repeat` until it is one value
+    return pl.repeat(x.first(), pl.len()) if not x.meta.root_names() else x
 
 
 def _cast_value(e: E.Expr, target: DataType) -> pl.Expr:
