@@ -77,12 +77,14 @@ def compile_named(n: E.NamedExpr) -> pl.Expr:
 def compile_predicate(e: E.Expr) -> pl.Expr:
     """A filter predicate: NULL counts as false (WHERE keeps only TRUE rows).
 
-    Conjuncts count left to right, as DuckDB filters: a conjunct's checks
-    run only for rows every earlier one kept (NULL AND x drops the row
-    whatever x is, so x is not needed there).
+    Conjuncts count in order: a conjunct's checks run only for rows every
+    earlier one kept (NULL AND x drops the row whatever x is, so x is not
+    needed there). Those that cannot fail (`can_fail`) go first, in their
+    written order, then the others, as DuckDB runs a filter's cheap terms
+    first.
     """
     kept, result = pl.lit(True), None
-    parts = E.conjuncts(e)
+    parts = sorted(E.conjuncts(e), key=can_fail)  # stable: each group keeps the written order
     # A constant conjunct that is FALSE decides every row first, as DuckDB's folding does (7 <= 0.5 AND ...);
     # as a guard it raises nothing (one that fails to compute is NULL there, and raises in its turn below).
     for part in parts:
@@ -90,10 +92,18 @@ def compile_predicate(e: E.Expr) -> pl.Expr:
             quiet = _guarded(pl.lit(False), lambda: _as_bool(_compile(part), part))  # noqa: B023 (called at once)
             kept = kept & quiet.fill_null(True)
     for part in parts:
-        value = _guarded(kept, lambda: _as_bool(_compile(part), part).fill_null(False))  # noqa: B023 (called at once)
+        if _never_true(part):  # drops every row whatever it reads: nothing in it is needed (DuckDB folds it)
+            value: pl.Expr = pl.lit(False)
+        else:
+            value = _guarded(kept, lambda: _as_bool(_compile(part), part).fill_null(False))  # noqa: B023
         result = value if result is None else result & value
         kept = kept & value
     return result if result is not None else pl.lit(True)
+
+
+def _never_true(e: E.Expr) -> bool:
+    """`x NOT IN (..., NULL, ...)`: FALSE where x is in the list, NULL elsewhere, so never TRUE."""
+    return isinstance(e, E.InList) and e.negated and any(isinstance(i, E.Literal) and i.value is None for i in e.items)
 
 
 @node_pass("expr")
@@ -128,8 +138,11 @@ def literal(value: object, dtype: DataType) -> pl.Expr:
 @_compile.register
 def _(e: E.Binary) -> pl.Expr:
     if e.op in ("AND", "OR"):
-        # The right side decides only rows the left does not (left not FALSE for AND, not TRUE for OR):
-        # its checks count for those rows only, as DuckDB evaluates a conjunction left to right.
+        # The second side decides only rows the first does not (not FALSE for AND, not TRUE for OR): its checks
+        # count for those rows only. A side that cannot fail goes first (AND and OR commute), as DuckDB orders
+        # a conjunction's cheap terms first: `d BETWEEN CAST(s AS DOUBLE) AND i` casts only where d <= i.
+        if can_fail(e.left) and not can_fail(e.right):
+            e = E.Binary(e.op, e.right, e.left, e.dtype, e.span)
         left = _as_bool(_compile(e.left), e.left)
         needed = left.fill_null(True) if e.op == "AND" else ~left.fill_null(False)
         right = _guarded(needed, lambda: _as_bool(_compile(e.right), e.right))
@@ -149,6 +162,22 @@ def _(e: E.Binary) -> pl.Expr:
         return pl.concat_str([_to_string(left, e.left.dtype), _to_string(right, e.right.dtype)])
     constant = e.right.value if isinstance(e.right, E.Literal) else None
     return _arithmetic(e.op, left, right, e.left.dtype, e.right.dtype, e.dtype, constant)
+
+
+def can_fail(e: E.Expr) -> bool:
+    """Whether `e` holds what usually raises for a row: a CAST, integer or time arithmetic (overflow), ROUND
+    or ABS of an integer, TO_TIMESTAMP_MS. Only an evaluation order depends on it (`_(e: E.Binary)`)."""
+    for node in E.walk(e):
+        if isinstance(node, E.Cast):
+            return True
+        if isinstance(node, E.Binary) and node.op in ("+", "-", "*", "/", "%"):
+            if node.dtype.is_integer or node.dtype in (T.TIMESTAMP, T.INTERVAL):
+                return True
+        if isinstance(node, E.Unary) and node.op == "-" and node.dtype.is_integer:
+            return True
+        if isinstance(node, E.Func) and node.name in ("round", "abs", "to_timestamp_ms"):
+            return True
+    return False
 
 
 def _is_zero(e: E.Expr) -> bool:
