@@ -427,17 +427,21 @@ def test_restart_emits_every_window_exactly_once(broker, tmp_path, executor, spl
     produce(broker, topic, first)
     query = f"INSERT INTO out {YSB_SELECT.format(window=TUMBLE)}"
     where = str(tmp_path / "ckpt") if checkpoint else None
-    ctx = ysb_context(
-        broker,
-        topic=topic,
-        sink_topic=f"{topic}-out",
-        executor=executor,
-        checkpoint_dir=where,
-        batch_size="300",
-        group="g",
-        splits=splits,
-    )
-    handle = ctx.sql(query)
+
+    def context(**bounded: str) -> sd.Context:
+        return ysb_context(
+            broker,
+            topic=topic,
+            sink_topic=f"{topic}-out",
+            executor=executor,
+            checkpoint_dir=where,
+            batch_size="300",
+            group="g",
+            splits=splits,
+            **bounded,
+        )
+
+    handle = context().sql(query)
     wait_for(lambda: rows_read(handle) >= first.height or not handle.is_active, "the first part to be read")
     handle.stop(HANG_GUARD_S)
     assert handle.exception is None
@@ -449,18 +453,7 @@ def test_restart_emits_every_window_exactly_once(broker, tmp_path, executor, spl
     else:  # the open windows' records were not committed: the group's offsets are behind what was read
         assert 0 < read < first.height
     produce(broker, topic, second)
-    ctx2 = ysb_context(
-        broker,
-        topic=topic,
-        sink_topic=f"{topic}-out",
-        executor=executor,
-        checkpoint_dir=where,
-        batch_size="300",
-        group="g",
-        bounded="true",
-        splits=splits,
-    )
-    again = ctx2.sql(query)
+    again = context(bounded="true").sql(query)
     assert again.await_termination(HANG_GUARD_S)
     assert (again.restored_checkpoint is not None) == checkpoint
     combined = results(broker, f"{topic}-out")
