@@ -71,6 +71,7 @@ from stream_dsl.ir.plan import (
     Union,
     is_streaming,
 )
+from stream_dsl.ir.to_polars import can_fail
 from stream_dsl.ir.types import DataType, Field, Schema, common_type
 from optimizer.event_time import event_time_columns, with_watermark
 from stream_dsl.ir.expr import Case, Expr, IsNull, Literal, columns_used
@@ -488,7 +489,7 @@ def _timed(arg: Expr, window: WindowSpec | None) -> Expr:
     So a CAST in the argument fails only for rows that count, as in SQL
     over the rows that have a window.
     """
-    if window is None or not columns_used(arg):
-        return arg
+    if window is None or not (columns_used(arg) or can_fail(arg)):
+        return arg  # a constant that cannot fail is the same for every row
     has_time = IsNull(Column(window.time_column, DataType.TIMESTAMP), negated=True)
     return Case(((has_time, arg),), Literal(None, DataType.NULL), arg.dtype)

@@ -17,6 +17,9 @@ expression may no longer raise an error the original would have raised
 - CASE: WHEN branches whose condition is the literal FALSE or NULL go; a
   literal TRUE condition ends the CASE there.
 - `x + 0`, `x - 0`, `x * 1` for integers, `x * 1` and `x / 1` for DOUBLE.
+- `-x < c` → `x > -c` (any comparison, either side) for an integer x and an
+  integer literal c: the negation of x, which overflows at the type's
+  minimum, is never computed (DuckDB moves constants so too).
 - A Filter or Scan predicate that folds to TRUE is left for `merge_filters`
   (Filter) or dropped (Scan).
 
@@ -146,7 +149,36 @@ def _binary(e: E.Binary) -> E.Expr:
     # Comparison, arithmetic and || of a NULL are NULL whatever the other side is.
     if is_null_literal(left) or is_null_literal(right):
         return E.Literal(None, e.dtype, span=e.span)
+    if e.op in E.COMPARISONS:
+        return _negation_across(e)
     return _arithmetic_identity(e)
+
+
+_MIRRORED = {"=": "=", "<>": "<>", "<": ">", "<=": ">=", ">": "<", ">=": "<="}
+
+
+def _negation_across(e: E.Binary) -> E.Expr:
+    """`-x op c` → `x mirrored(op) -c` for an integer x and an integer literal c (either side), as DuckDB moves
+    constants: the same truth for every x, and x's negation (which overflows at the type's minimum) is gone."""
+    for negated, constant, op in ((e.left, e.right, e.op), (e.right, e.left, _MIRRORED[e.op])):
+        if (
+            isinstance(negated, E.Unary)
+            and negated.op == "-"
+            and negated.dtype.is_integer
+            and isinstance(constant, E.Literal)
+            and isinstance(constant.value, int)
+            and not isinstance(constant.value, bool)
+            and constant.dtype.is_integer
+            and -constant.value in _range(constant.dtype)
+        ):
+            flipped = E.Literal(-constant.value, constant.dtype, span=constant.span)
+            return E.Binary(_MIRRORED[op], negated.operand, flipped, e.dtype, e.span)
+    return e
+
+
+def _range(dtype: DataType) -> range:
+    bits = 32 if dtype is T.INT else 64
+    return range(-(2 ** (bits - 1)), 2 ** (bits - 1))
 
 
 def _arithmetic_identity(e: E.Binary) -> E.Expr:
