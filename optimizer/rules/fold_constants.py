@@ -17,6 +17,8 @@ expression may no longer raise an error the original would have raised
 - CASE: WHEN branches whose condition is the literal FALSE or NULL go; a
   literal TRUE condition ends the CASE there.
 - `x + 0`, `x - 0`, `x * 1` for integers, `x * 1` and `x / 1` for DOUBLE.
+- `(a + b) IS NULL` → `a IS NULL OR b IS NULL` (also - and *, and IS NOT
+  NULL with AND): the arithmetic, which may overflow, is not computed.
 - `-x < c` → `x > -c` (any comparison, either side) for an integer x and an
   integer literal c: the negation of x, which overflows at the type's
   minimum, is never computed (DuckDB moves constants so too).
@@ -121,6 +123,8 @@ def _simplify(e: E.Expr) -> E.Expr:
         return _not(e)
     if isinstance(e, E.Case):
         return _case(e)
+    if isinstance(e, E.IsNull):
+        return _is_null_of_arithmetic(e)
     if isinstance(e, E.Cast) and e.expr.dtype is e.dtype:
         return e.expr
     return e
@@ -201,6 +205,16 @@ def _arithmetic_identity(e: E.Binary) -> E.Expr:
         if x.dtype is e.dtype:
             return x
     return e
+
+
+def _is_null_of_arithmetic(e: E.IsNull) -> E.Expr:
+    """`(a + b) IS NULL` → `a IS NULL OR b IS NULL` (+, - and *: NULL exactly when an operand is), so the sum,
+    which may overflow, is never computed (DuckDB rewrites it so too); IS NOT NULL → AND of IS NOT NULL."""
+    inner = e.expr
+    if not (isinstance(inner, E.Binary) and inner.op in ("+", "-", "*") and inner.dtype is not T.NULL):
+        return e
+    left, right = (E.IsNull(x, e.negated, span=e.span) for x in (inner.left, inner.right))
+    return E.Binary("AND" if e.negated else "OR", left, right, T.BOOLEAN, e.span)
 
 
 def _not(e: E.Unary) -> E.Expr:

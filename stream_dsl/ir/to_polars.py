@@ -541,14 +541,6 @@ def _(e: E.Agg) -> pl.Expr:
     raise TypeError(f"aggregate {E.render(e)} outside an Aggregate node")
 
 
-# ---------------------------------------------------------------- CAST
-
-
-@_compile.register
-def _(e: E.Cast) -> pl.Expr:
-    return cast(_compile(e.expr), e.expr.dtype, e.dtype)
-
-
 # ---------------------------------------------------------------- CAST (stream_dsl/ir/to_polars_cast.py)
 
 

@@ -14,8 +14,8 @@ def cast(x: pl.Expr, source: DataType, target: DataType) -> pl.Expr:
     """CAST(x AS target) from `source`, with SQL conversion rules (see the module doc)."""
     if source is target:
         return x
-    if source is T.NULL:
-        return pl.lit(None, dtype=target.polars)
+    if source is T.NULL:  # x itself, typed: NULLIF(NULL, j) is a NULL per row, a bare literal one row
+        return x.cast(target.polars)
     if target is T.STRING:
         return to_string(x, source)
     if source is T.STRING:
