@@ -93,10 +93,16 @@ class ProgressLog:
             on_delivery=lambda error, _: failures.append(error.str()) if error else None,
         )
         left = self._producer.flush(self.outage.seconds + 5)
-        if failures or left:
+        if left or any("timed out" in f.lower() for f in failures):  # the producer retried for the outage's time
+            raise ConnectorError(
+                f"{self.what}: Kafka at {self.bootstrap} is unreachable: gave up after retrying for "
+                f"{self.outage.seconds:g}s writing the group's progress to '{self.topic}'; last error: "
+                f"{failures[0] if failures else 'not acknowledged'}"
+            )
+        if failures:
             raise ConnectorError(
                 f"{self.what}: Kafka at {self.bootstrap} failed writing the group's progress to "
-                f"'{self.topic}': {failures[0] if failures else 'not acknowledged'}"
+                f"'{self.topic}': {failures[0]}"
             )
 
     def close(self) -> None:
