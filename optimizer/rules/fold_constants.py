@@ -53,7 +53,7 @@ import polars as pl
 from stream_dsl.ir import expr as E
 from stream_dsl.ir.to_polars import compile_expr
 from stream_dsl.ir.plan import Aggregate, Filter, Plan, Project, Scan
-from stream_dsl.ir.types import DataType
+from stream_dsl.ir.types import INTEGER_BOUNDS, DataType
 
 from optimizer.rules.analysis import is_deterministic, is_false, is_null_literal, is_true, transform_up
 
@@ -158,13 +158,10 @@ def _binary(e: E.Binary) -> E.Expr:
     return _arithmetic_identity(e)
 
 
-_MIRRORED = {"=": "=", "<>": "<>", "<": ">", "<=": ">=", ">": "<", ">=": "<="}
-
-
 def _negation_across(e: E.Binary) -> E.Expr:
     """`-x op c` → `x mirrored(op) -c` for an integer x and an integer literal c (either side), as DuckDB moves
     constants: the same truth for every x, and x's negation (which overflows at the type's minimum) is gone."""
-    for negated, constant, op in ((e.left, e.right, e.op), (e.right, e.left, _MIRRORED[e.op])):
+    for negated, constant, op in ((e.left, e.right, e.op), (e.right, e.left, E.MIRRORED[e.op])):
         if (
             isinstance(negated, E.Unary)
             and negated.op == "-"
@@ -173,16 +170,11 @@ def _negation_across(e: E.Binary) -> E.Expr:
             and isinstance(constant.value, int)
             and not isinstance(constant.value, bool)
             and constant.dtype.is_integer
-            and -constant.value in _range(constant.dtype)
+            and INTEGER_BOUNDS[constant.dtype][0] <= -constant.value <= INTEGER_BOUNDS[constant.dtype][1]
         ):
             flipped = E.Literal(-constant.value, constant.dtype, span=constant.span)
-            return E.Binary(_MIRRORED[op], negated.operand, flipped, e.dtype, e.span)
+            return E.Binary(E.MIRRORED[op], negated.operand, flipped, e.dtype, e.span)
     return e
-
-
-def _range(dtype: DataType) -> range:
-    bits = 32 if dtype is T.INT else 64
-    return range(-(2 ** (bits - 1)), 2 ** (bits - 1))
 
 
 def _arithmetic_identity(e: E.Binary) -> E.Expr:

@@ -27,10 +27,9 @@ from stream_dsl.connectors.decode import (
     with_required,
 )
 from stream_dsl.ir.column_names import ROW_INDEX
-from stream_dsl.ir.types import DataType, Field, Schema
+from stream_dsl.ir.types import INTEGER_BOUNDS, DataType, Field, Schema
 
 CHUNK_RECORDS = 4096
-_INT_RANGE = {DataType.BIGINT: (-(2**63), 2**63 - 1), DataType.INT: (-(2**31), 2**31 - 1)}
 
 
 def _json_text_problem(text: object, field: Field) -> str:
@@ -109,8 +108,8 @@ def _json_value_error(value: object, dtype: DataType) -> str | None:
         if isinstance(value, list)
         else "object"
     )
-    if dtype in _INT_RANGE:
-        lo, hi = _INT_RANGE[dtype]
+    if dtype in INTEGER_BOUNDS:
+        lo, hi = INTEGER_BOUNDS[dtype]
         if isinstance(value, int) and not isinstance(value, bool):
             return None if lo <= value <= hi else f"{value} is out of range for {dtype.value}"
     elif dtype is DataType.DOUBLE:

@@ -20,6 +20,8 @@ from stream_dsl.ir.types import DataType
 _SPAN = field(default=None, compare=False, repr=False)
 
 COMPARISONS = ("=", "<>", "<", "<=", ">", ">=")
+# The comparison with its operands swapped: `a < b` is `b > a`.
+MIRRORED = {"=": "=", "<>": "<>", "<": ">", "<=": ">=", ">": "<", ">=": "<="}
 ARITHMETIC = ("+", "-", "*", "/", "%")
 LOGICAL = ("AND", "OR")
 BINARY_OPS = COMPARISONS + ARITHMETIC + LOGICAL + ("||",)

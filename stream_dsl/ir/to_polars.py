@@ -45,7 +45,7 @@ import polars as pl
 from stream_dsl.ir import expr as E
 from stream_dsl.ir.dispatch import node_pass
 from stream_dsl.ir.functions import SCALAR_FUNCTIONS
-from stream_dsl.ir.types import DataType
+from stream_dsl.ir.types import INTEGER_BOUNDS, DataType
 from stream_dsl.ir.to_polars_cast import (
     TIMESTAMP_MAX_MS,
     TIMESTAMP_MIN_MS,
@@ -156,7 +156,7 @@ def _(e: E.Binary) -> pl.Expr:
         if E.columns_used(e.right) and not E.columns_used(e.left):
             # `constant < x` as `x > constant`: polars 2.1 gives a one-row result when a constant on the left
             # meets a column a left join filled with NULLs (all rows unmatched); on the right it does not.
-            return _compare(_MIRRORED[e.op], right, left, e.right.dtype, e.left.dtype)
+            return _compare(E.MIRRORED[e.op], right, left, e.right.dtype, e.left.dtype)
         return _compare(e.op, left, right, e.left.dtype, e.right.dtype)
     if e.op == "||":
         return pl.concat_str([_to_string(left, e.left.dtype), _to_string(right, e.right.dtype)])
@@ -203,9 +203,6 @@ _COMPARE = {
 }
 
 
-_MIRRORED = {"=": "=", "<>": "<>", "<": ">", "<=": ">=", ">": "<", ">=": "<="}
-
-
 def _null_rows(dtype: pl.DataType) -> pl.Expr:
     """NULL on every row: a bare literal would be one row, and a projection of only such columns one row long."""
     return pl.repeat(None, pl.len(), dtype=dtype)
@@ -240,7 +237,7 @@ def _arithmetic(
 
 
 _OPS = {"+": lambda a, b: a + b, "-": lambda a, b: a - b, "*": lambda a, b: a * b}
-_INT64_MIN = -(2**63)
+_INT64_MIN = INTEGER_BOUNDS[T.BIGINT][0]
 
 
 def _checked_arithmetic(op: str, a: pl.Expr, b: pl.Expr, result: DataType) -> pl.Expr:
@@ -252,7 +249,8 @@ def _checked_arithmetic(op: str, a: pl.Expr, b: pl.Expr, result: DataType) -> pl
     """
     if result is T.INT:
         wide = _OPS[op](a.cast(pl.Int64), b.cast(pl.Int64))
-        failed = (wide < -(2**31)) | (wide > 2**31 - 1)
+        low, high = INTEGER_BOUNDS[T.INT]
+        failed = (wide < low) | (wide > high)
         value = wide.cast(pl.Int32, strict=False)
     else:
         value = _OPS[op](a, b)
@@ -342,7 +340,7 @@ def _(e: E.Unary) -> pl.Expr:
 
 def _checked_negation(x: pl.Expr, dtype: DataType) -> pl.Expr:
     """Integer `-x` that raises OverflowFailure for the type's smallest value, whose negation polars wraps to itself."""
-    smallest = -(2**31) if dtype is T.INT else _INT64_MIN
+    smallest = INTEGER_BOUNDS[dtype][0]
     return _fail_where(
         (x == smallest).fill_null(False),
         x,
@@ -485,7 +483,7 @@ def _round_integer(x: pl.Expr, digits: E.Expr | None, result: DataType) -> pl.Ex
     wide = x.cast(pl.Int128)
     magnitude = (wide.abs() + factor // 2) // factor * factor
     value = pl.when(wide < 0).then(pl.lit(0, dtype=pl.Int128) - magnitude).otherwise(magnitude)
-    low, high = (-(2**31), 2**31 - 1) if result is T.INT else (_INT64_MIN, 2**63 - 1)
+    low, high = INTEGER_BOUNDS[result]
     return _fail_where(
         ((value < low) | (value > high)).fill_null(False),
         x,

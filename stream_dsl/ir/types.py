@@ -79,6 +79,12 @@ TYPE_NAMES: dict[str, DataType] = {
 }
 
 
+INTEGER_BOUNDS: dict[DataType, tuple[int, int]] = {
+    DataType.INT: (-(2**31), 2**31 - 1),
+    DataType.BIGINT: (-(2**63), 2**63 - 1),
+}  # the smallest and largest value of each integer type
+
+
 def type_from_name(name: str) -> DataType | None:
     """Map a type name as written (any case) to a DataType, or None if unknown."""
     return TYPE_NAMES.get(" ".join(name.upper().split()))
