@@ -153,10 +153,6 @@ def _(e: E.Binary) -> pl.Expr:
         value = _arithmetic(e.op, left, right, e.left.dtype, e.right.dtype, e.dtype)
         return pl.when(value == 0).then(pl.lit(0.0)).otherwise(value)
     if e.op in E.COMPARISONS:
-        if E.columns_used(e.right) and not E.columns_used(e.left):
-            # `constant < x` as `x > constant`: polars 2.1 gives a one-row result when a constant on the left
-            # meets a column a left join filled with NULLs (all rows unmatched); on the right it does not.
-            return _compare(E.MIRRORED[e.op], right, left, e.right.dtype, e.left.dtype)
         return _compare(e.op, left, right, e.left.dtype, e.right.dtype)
     if e.op == "||":
         return pl.concat_str([_to_string(left, e.left.dtype), _to_string(right, e.right.dtype)])
@@ -211,6 +207,10 @@ def _null_rows(dtype: pl.DataType) -> pl.Expr:
 def _compare(op: str, left: pl.Expr, right: pl.Expr, lt: DataType, rt: DataType) -> pl.Expr:
     if T.NULL in (lt, rt):
         return _null_rows(pl.Boolean())
+    if right.meta.root_names() and not left.meta.root_names():
+        # `constant < x` as `x > constant`: polars 2.1 gives a one-row result when a constant on the left
+        # meets a column a left join filled with NULLs (all rows unmatched); on the right it does not.
+        left, right, lt, rt, op = right, left, rt, lt, E.MIRRORED[op]
     if lt.is_numeric and rt.is_numeric and lt is not rt:
         wide = pl.Float64 if T.DOUBLE in (lt, rt) else pl.Int64
         left, right = left.cast(wide), right.cast(wide)
@@ -410,11 +410,7 @@ def _(e: E.InList) -> pl.Expr:
         # SQL: OR of equalities, so a NULL item makes a non-match NULL.
         any_equal: pl.Expr | None = None
         for item in e.items:
-            # the constant side on the right (see the comparisons in `_(e: E.Binary)`)
-            if E.columns_used(item) and not E.columns_used(e.expr):
-                eq = _compare("=", _compile(item), x, item.dtype, e.expr.dtype)
-            else:
-                eq = _compare("=", x, _compile(item), e.expr.dtype, item.dtype)
+            eq = _compare("=", x, _compile(item), e.expr.dtype, item.dtype)
             any_equal = eq if any_equal is None else any_equal | eq
         assert any_equal is not None  # e.items is not empty here
         result = any_equal
