@@ -11,7 +11,7 @@ from multiprocess import util as multiprocess_util
 
 import budget  # noqa: F401  (registers and loads the hypothesis profiles)
 import stream_dsl as sd
-from ray_cluster import ray_cluster  # noqa: F401  (the one two-node Ray cluster of a test session)
+from ray_cluster import ray_cluster  # noqa: F401  (the two-node Ray cluster of a test module)
 
 # The catalog every corpus statement is bound against. It is created with DDL
 # (not by filling the catalog by hand) so the DDL path runs in every test.

@@ -73,9 +73,13 @@ def ray_or_skip() -> Any:
     return ray
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def ray_cluster() -> Iterator[RayCluster]:
-    """The two-node cluster, with this process connected to it as the driver (on the head node's address)."""
+    """The two-node cluster, with this process connected to it as the driver (on the head node's address).
+
+    Per module, not per session: a process still connected to Ray as a driver made a later test of the same
+    process (the REPL's Ctrl-C test, under xdist) miss its first batch or hang, so the Ray modules disconnect.
+    """
     ray = ray_or_skip()
     from ray.cluster_utils import Cluster
 
@@ -90,5 +94,8 @@ def ray_cluster() -> Iterator[RayCluster]:
         connect(cluster.address, node_ip_address=HEAD_IP)
         yield RayCluster(cluster, second)
     finally:
+        from executor.multiproc.ray_transport import drop_warm_actors
+
+        drop_warm_actors()  # they belong to this cluster's job
         ray.shutdown()
         cluster.shutdown()
