@@ -53,7 +53,7 @@ from executor.query.release import commit_sources, retention_ms
 from executor.query.restart import close_readers, idle_pause, open_query, restore_from
 from executor.query.tasks import TaskRunner, TaskResult, concat_inputs, skips
 from executor.query.watermarks import Clock, WatermarkChain, WatermarkStep
-from executor.recovery.checkpointing import Checkpointing, write_checkpoint_part
+from executor.recovery.checkpointing import Checkpointing, checkpoint_part
 from executor.multiproc.shuffle import source_clock
 from optimizer.physical.stages import ShuffleWrite, Stage
 from stream_dsl.config import RunConfig
@@ -103,13 +103,14 @@ class InlineQuery:
         self.batch_id = self._checkpoint_from = start.first_batch
         self.chain.last_batch = self.batch_id - 1
         if start.restore is not None:
-            restore_from(start.restore, self.runner, self.chain)
+            restore_from(start.restore.whole(), self.runner, self.chain)
             self.output.rows_out = start.restore.output_rows
         else:
             self.chain.resume_from(start.restored)
         if self.checkpointing is not None:
             for stage_id, reader in self.readers.items():
-                reader.follow_log(OffsetLog(self.checkpointing.offset_log, stage_id), self.batch_id)
+                log = OffsetLog(self.checkpointing.offset_log, stage_id)
+                reader.follow_log(log, log.read(self.batch_id))
 
     def close(self) -> None:
         close_readers(self.readers)
@@ -313,9 +314,9 @@ class InlineQuery:
         due = (batch_id + 1 - self._checkpoint_from) % self.checkpoints_every == 0
         if not (due or self.exhausted or self.output.full):
             return None
-        id, directory = checkpointing.request(0, batch_id)
+        id = checkpointing.request(0, batch_id)
         offsets = {stage: reader.offset for stage, reader in self.readers.items()}
-        checkpointing.take(write_checkpoint_part(id, 0, directory, "inline.state", self.runner.states, offsets))
+        checkpointing.take(checkpoint_part(id, 0, "inline.state", self.runner.states, offsets))
         clocks = {stage: reader.clock for stage, reader in self.readers.items()}
         checkpoint = checkpointing.commit(
             batch_id, next_batch=batch_id + 1, watermark=self.watermark, clocks=clocks, output_rows=self.output.rows_out

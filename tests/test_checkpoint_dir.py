@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 from executor.recovery.store import FORMAT_VERSION, CheckpointStore, OwnershipLost, fingerprint, write_part
 from executor.recovery.manifest import manifest_bytes
 from executor.recovery.survey import RECORD, reset
-from executor.recovery.checkpointing import Checkpointing, write_checkpoint_part
+from executor.recovery.checkpointing import Checkpointing, checkpoint_part
 from executor.state.clocks import SourceClock
 from stream_dsl.cli import main as cli
 from stream_dsl.errors import CheckpointError
@@ -229,13 +229,13 @@ def test_an_owner_whose_lock_is_deleted_and_taken_stops_writing(tmp_path):
     clocks = {0: SourceClock(delay_ms=None)}
 
     def checkpoint(owner: Checkpointing, after: int) -> int | None:
-        id, directory = owner.request(0, after)
-        owner.take(write_checkpoint_part(id, 0, directory, "inline.state", {}, {0: after}))
+        id = owner.request(0, after)
+        owner.take(checkpoint_part(id, 0, "inline.state", {}, {0: after}))
         return owner.commit(after, next_batch=after + 1, watermark=None, clocks=clocks, output_rows=0)
 
     assert checkpoint(first, 9) == 1
-    id, directory = first.request(0, 19)  # begun before the lock goes: its commit must still be refused
-    first.take(write_checkpoint_part(id, 0, directory, "inline.state", {}, {0: 19}))
+    id = first.request(0, 19)  # begun before the lock goes: its commit must still be refused
+    first.take(checkpoint_part(id, 0, "inline.state", {}, {0: 19}))
     os.unlink(tmp_path / "LOCK")
     second = Checkpointing(str(tmp_path), QUERY)
     assert second.open().next_batch == 10  # the other program takes the directory over

@@ -619,26 +619,24 @@ def test_two_stores_in_one_process_do_not_share_a_checkpoint_dir(tmp_path):
 
 def test_the_checkpoints_of_a_group_and_of_the_group_sent_ahead_are_gathered_apart(tmp_path):
     """With a group in flight beyond the one ending, workers write parts of two checkpoints at once."""
-    from executor.recovery.checkpointing import Checkpointing, write_checkpoint_part
+    from executor.recovery.checkpointing import Checkpointing, checkpoint_part
     from executor.state.clocks import SourceClock
 
     ckpt = Checkpointing(str(tmp_path / "checkpoints"), QUERY)
     built, _ = _states()
     states = {(4, 0): built[(4, 0)]}
     asked = {after: {w: ckpt.request(w, after) for w in (0, 1)} for after in (9, 19)}  # groups 0-9 and 10-19
-    assert asked[9][0] == asked[9][1] and asked[9][0][0] < asked[19][0][0]  # one checkpoint per group
+    assert asked[9][0] == asked[9][1] and asked[9][0] < asked[19][0]  # one checkpoint per group
     for after, line in ((19, 20), (9, 10)):  # the later group's parts may come in first
         for w in (0, 1):
-            id, directory = asked[after][w]
+            id = asked[after][w]
             ckpt.take(
-                write_checkpoint_part(
-                    id, w, directory, f"worker-{w}.state", states if w else {}, {0: {"line": line}} if w == 0 else {}
-                )
+                checkpoint_part(id, w, f"worker-{w}.state", states if w else {}, {0: {"line": line}} if w == 0 else {})
             )
     clocks = {0: SourceClock(delay_ms=None)}
-    assert ckpt.commit(9, next_batch=10, watermark=None, clocks=clocks, output_rows=1) == asked[9][0][0]
+    assert ckpt.commit(9, next_batch=10, watermark=None, clocks=clocks, output_rows=1) == asked[9][0]
     assert ckpt.store.latest().next_batch == 10 and ckpt.store.latest().offsets == {0: {"line": 10}}
-    assert ckpt.commit(19, next_batch=20, watermark=None, clocks=clocks, output_rows=2) == asked[19][0][0]
+    assert ckpt.commit(19, next_batch=20, watermark=None, clocks=clocks, output_rows=2) == asked[19][0]
     assert ckpt.store.latest().next_batch == 20 and ckpt.store.latest().offsets == {0: {"line": 20}}
     ckpt.request(0, 29)
     assert ckpt.commit(29, next_batch=30, watermark=None, clocks=clocks, output_rows=3) is None  # a part missing

@@ -69,6 +69,7 @@ from executor.query.tasks import TaskRunner
 from executor.query.watermarks import Clock, WatermarkChain
 from executor.recovery.checkpointing import Checkpointing, RestorePoint, clocks_of
 from executor.multiproc import transports
+from executor.multiproc.batch_logs import DriverLogs
 from executor.multiproc.runtime import Transport
 from executor.multiproc.policies import Begin, Boundary, Finish, Proceed, Reported, SendTasks, Shutdown
 from executor.multiproc.scheduler import Topology, place, topology_of
@@ -166,6 +167,7 @@ class Driver(BatchRecords):
         self.changelog = ChangelogBuffer(list(getattr(self.output, "group_keys", [])))
         self.changelog_rows = RowFold(list(getattr(self.output, "group_keys", [])))
         self.checkpointing: Checkpointing | None = None  # with a checkpoint_dir (continuous queries)
+        self.batch_logs: DriverLogs | None = None  # with checkpoints: the sources' offset logs (`batch_logs.py`)
         self.last_seen: dict[int, float] = {}  # worker -> when its last heartbeat was read
         self.group_id = -1  # the last group (or batch, BSP) begun, kept across recoveries
 
@@ -242,17 +244,20 @@ class Driver(BatchRecords):
         self.worker_pids = transport.pids
         stateful = {s.id for s in self.stages if s.stateful is not None}
         self.state_hosts = {w for (stage, _), w in hosts.items() if stage in stateful}
+        self._open_batch_logs()
+        worker_config = self.config.with_options(checkpoint_dir=None)  # only the driver touches checkpoints
         connectors = _connector_registry()
         for w in range(self.workers):
             memory = {}
+            sources = [s.id for s in self.stages if s.is_source and hosts[(s.id, 0)] == w]
             for stage in self.stages:
-                if stage.is_source and hosts[(stage.id, 0)] == w:
+                if stage.id in sources:
                     memory.update(_memory_data(stage))
             transport.send(
                 w,
                 Setup(
                     self.graph,
-                    self.config,
+                    worker_config,
                     tables,
                     memory,
                     connectors,
@@ -263,7 +268,7 @@ class Driver(BatchRecords):
                     self.batch_id,
                     None if restore is None else restore.for_worker(hosts, w),
                     HEARTBEAT_S,
-                    None if self.checkpointing is None else self.checkpointing.offset_log,
+                    None if self.batch_logs is None else self.batch_logs.replays_for(sources),
                     self.restored,
                 ),
             )
@@ -279,11 +284,21 @@ class Driver(BatchRecords):
                 ready.add(message.worker)
                 self.last_seen[message.worker] = time.monotonic()
 
+    def _open_batch_logs(self) -> None:
+        """With checkpoints: the sources' offset logs, read from the batch the workers start at."""
+        if self.batch_logs is not None:
+            self.batch_logs.close()
+        if self.checkpointing is not None:
+            sources = [s.id for s in self.stages if s.is_source]
+            self.batch_logs = DriverLogs(self.checkpointing.offset_log, sources, self.batch_id)
+
     def close(self) -> None:
         """Stop every worker process (idempotent)."""
         if self.transport is not None:
             self._send_last_commit()
             self.transport.shutdown(message=Stop())
+        if self.batch_logs is not None:
+            self.batch_logs.close()
         if self.dead_letter_router is not None:
             self.dead_letter_router.close()
             self.dead_letter_router = None

@@ -7,7 +7,7 @@ it also carries the `Commit` of the batches written since the last one,
 and asks for a checkpoint part when the query checkpoints), and `Commit` /
 `Cancel` / `Stop`. Worker to driver: `Ready`, `Output` (a finished output
 task's rows, for the sink), `Report` (once per assignment: task metrics,
-per-batch stats, the worker's `CheckpointPart`), `Heartbeat`, `Failed`.
+per-batch stats, the worker's `CheckpointPart`), `Logged` (with the outputs), `Heartbeat`, `Failed`.
 """
 
 from __future__ import annotations
@@ -48,22 +48,24 @@ class Setup:
     first_batch: int = 0
     restore: "Restore | None" = None
     heartbeat_s: float = 1.0
-    offset_log: str | None = None  # with checkpoints: the directory of the sources' batch offset logs
+    logged: dict[int, dict[int, Any]] | None = None  # with checkpoints: this worker's sources' logged batch
+    # ends from `first_batch` on (source stage -> batch -> offset), to replay; None: no batch log is kept
     resume: dict[int, int] = field(default_factory=dict)  # no checkpoint: what the sources committed (query/restart)
 
 
 @dataclass(frozen=True, slots=True)
 class Restore:
-    """Where a (re)started worker begins: the checkpoint's state files, source offsets and clocks.
+    """Where a (re)started worker begins: the checkpoint's state parts, source offsets and clocks.
 
-    A worker loads the states of the partitions it hosts from `directory`
-    (`partitions` says which file holds each, `parts` their checksums),
-    opens its sources at `offsets` with their clocks at `clocks`, and
-    starts its watermark chain at `watermark` after batch `next_batch - 1`.
+    A worker loads the states of the partitions it hosts from `data` (the
+    bytes of the part files that hold them, read and checksum-verified by
+    the driver: a worker needs no access to the checkpoint directory;
+    `partitions` says which file holds each), opens its sources at
+    `offsets` with their clocks at `clocks`, and starts its watermark chain
+    at `watermark` after batch `next_batch - 1`.
     """
 
-    directory: str
-    parts: dict[str, str]
+    data: dict[str, bytes]
     partitions: dict[tuple[int, int], str]
     offsets: dict[int, Any]
     clocks: dict[int, tuple[int | None, bool]]
@@ -101,7 +103,7 @@ class Assign:
     last_batch: int
     sent_at: float
     commit: Commit | None = None
-    checkpoint: tuple[int, str] | None = None  # (id, directory): after this assignment, write a checkpoint part
+    checkpoint: int | None = None  # a checkpoint's id: after this assignment, send a part of it with the Report
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,7 +147,11 @@ class Report:
 
 @dataclass(frozen=True, slots=True)
 class CheckpointPart:
-    """A worker's share of checkpoint `id`: its state file (None: it holds no state) and its sources' offsets."""
+    """A worker's share of checkpoint `id`: its state part (None: it holds no state) and its sources' offsets.
+
+    A worker sends the part's bytes as `data`; the driver writes them into
+    the checkpoint as `file` and keeps the part with `sha256` set and no data.
+    """
 
     id: int
     worker: int
@@ -153,6 +159,17 @@ class CheckpointPart:
     sha256: str | None
     partitions: tuple[tuple[int, int], ...]
     offsets: dict[int, Any]
+    data: bytes | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Logged:
+    """Where a source stage's batch ended (see `executor/recovery/offset_log.py`): the driver appends it to the
+    stage's offset log before any output of the batch is emitted."""
+
+    stage: int
+    batch: int
+    offset: Any
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,6 +8,7 @@ from typing import Any, Callable
 
 import polars as pl
 
+from executor.multiproc.batch_logs import DriverLogs
 from executor.multiproc.messages import Commit, OutputMessage
 from executor.multiproc.metrics import BatchStats, TaskMetrics, batch_totals, stage_metrics
 from executor.multiproc.scheduler import MapId
@@ -55,6 +56,7 @@ class BatchRecords:
     changelog: ChangelogBuffer
     changelog_rows: RowFold
     checkpointing: Checkpointing | None
+    batch_logs: DriverLogs | None
 
     # ------------------------------------------------------------ the watermark
 
@@ -69,14 +71,24 @@ class BatchRecords:
     # ------------------------------------------------------------ output
 
     def _on_outputs(self, message: OutputMessage | OutputBatch) -> None:
-        for output in message.outputs if isinstance(message, OutputBatch) else (message,):
-            self._on_output(output)
+        if isinstance(message, OutputBatch):
+            if self.batch_logs is not None:
+                for entry in message.logged:
+                    self.batch_logs.take(entry)
+            outputs: tuple[OutputMessage, ...] = message.outputs
+        else:
+            outputs = (message,)
+        for output in outputs:
+            if output.batch >= self.next_emit:
+                self.outputs[output.batch][(output.stage, output.partition)] = output
+        self._emit_ready()
 
-    def _on_output(self, message: OutputMessage) -> None:
-        if message.batch < self.next_emit:
-            return
-        self.outputs[message.batch][(message.stage, message.partition)] = message
-        while len(self.outputs.get(self.next_emit, ())) == len(self.output_tasks):
+    def _emit_ready(self) -> None:
+        """Emit, in batch order, every batch whose output tasks all sent their rows and whose sources' batch
+        ends are in the offset logs (a replay must cut it the same way)."""
+        while len(self.outputs.get(self.next_emit, ())) == len(self.output_tasks) and (
+            self.batch_logs is None or self.batch_logs.covers(self.next_emit)
+        ):
             self._emit(self.next_emit, self.outputs.pop(self.next_emit))
             self.next_emit += 1
 
@@ -184,6 +196,8 @@ class BatchRecords:
         )
         if id is not None:
             self.commit = Commit(batch, None)
+            if self.batch_logs is not None:
+                self.batch_logs.committed(batch)
         return id
 
     @property

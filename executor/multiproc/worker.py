@@ -37,8 +37,11 @@ Checkpoints: an `Assign` may ask for a checkpoint part; after the
 assignment's last task (so the state is exactly that after its last
 batch: the report comes before any task of a later assignment, which may
 already be here, since batches run in order)
-the worker writes the states of its partitions to one file and reports
-its checksum and its sources' offsets with the assignment's Report. A
+the worker encodes the states of its partitions as one part and sends
+it with its sources' offsets in the assignment's Report; the driver
+writes it (a worker never touches the checkpoint directory, which may be
+on another machine). Its sources' batch ends go to the driver's offset
+logs with its outputs (`batch_logs.py`). A
 worker started with `Setup.restore` loads its partitions' states, opens
 its sources at the checkpointed offsets and starts its watermark chain at
 the checkpoint. A heartbeat thread tells the driver the process is alive,
@@ -71,6 +74,7 @@ from executor.multiproc.messages import (
     Cancel,
     CheckpointPart,
     Commit,
+    Logged,
     OutputMessage,
     Report,
     Restore,
@@ -78,8 +82,8 @@ from executor.multiproc.messages import (
     Stop,
 )
 from executor.multiproc.metrics import BatchStats, TaskMetrics
-from executor.recovery.offset_log import OffsetLog
-from executor.recovery.checkpointing import write_checkpoint_part
+from executor.multiproc.batch_logs import ShippedLog
+from executor.recovery.checkpointing import checkpoint_part
 from executor.multiproc.runtime import DRIVER, Channel
 from executor.multiproc.scheduler import (
     Assigned,
@@ -107,17 +111,18 @@ class OutputBatch:
     """One worker's finished outputs, of one batch or several, in one message (see `_send_output`)."""
 
     outputs: tuple[OutputMessage, ...]
+    logged: tuple[Logged, ...] = ()  # the batch ends this worker's sources logged since (`batch_logs.py`)
 
     def __reduce__(self) -> tuple:
         """The outputs as plain tuples: unpickling a slots dataclass field by field costs more than the rest."""
-        return _outputs, (tuple(tuple(getattr(o, f) for f in _OUTPUT_FIELDS) for o in self.outputs),)
+        return _outputs, (tuple(tuple(getattr(o, f) for f in _OUTPUT_FIELDS) for o in self.outputs), self.logged)
 
 
 _OUTPUT_FIELDS = tuple(f.name for f in dataclasses.fields(OutputMessage))
 
 
-def _outputs(rows: tuple[tuple, ...]) -> OutputBatch:
-    return OutputBatch(tuple(OutputMessage(*row) for row in rows))
+def _outputs(rows: tuple[tuple, ...], logged: tuple[Logged, ...] = ()) -> OutputBatch:
+    return OutputBatch(tuple(OutputMessage(*row) for row in rows), logged)
 
 
 @dataclass
@@ -166,6 +171,7 @@ class WorkerRunner:
         }
         self.work: deque = deque()
         self.unsent: list[OutputMessage] = []  # outputs of finished tasks, not sent yet (see `_send_output`)
+        self.unlogged: list[Logged] = []  # batch ends read, not sent to the driver's offset logs yet
         self.unsent_since = 0.0  # when the oldest of them was kept back (time.monotonic)
         self.stopped = False
         self.cancelled = False
@@ -212,7 +218,8 @@ class WorkerRunner:
             for local in self._run(instruction):
                 self._arrived(local)
             self.work.extend(self.sched.handle(Finished(instruction.spec.key)))
-            if self.unsent and not holds_outputs(self.work, self.stages, time.monotonic() - self.unsent_since):
+            held = self.unsent or self.unlogged
+            if held and not holds_outputs(self.work, self.stages, time.monotonic() - self.unsent_since):
                 self._flush_outputs()
         elif isinstance(instruction, AssignmentDone):
             self._report(instruction.assignment)
@@ -222,20 +229,21 @@ class WorkerRunner:
         self._flush_outputs()
         pending = self.pending.pop(assignment, _Pending())
         assign = self.assigns.pop(assignment, None)
-        part = None if assign is None or assign.checkpoint is None else self._checkpoint_part(*assign.checkpoint)
+        part = None if assign is None or assign.checkpoint is None else self._checkpoint_part(assign.checkpoint)
         self.channel.send(DRIVER, Report(self.me, assignment, tuple(pending.tasks), pending.batches, checkpoint=part))
         floor = self.sched.floor
         self.inbox.drop_before(floor)
         for b in [b for b in self.produced_at if b < floor]:
             del self.produced_at[b]
 
-    def _checkpoint_part(self, id: int, directory: str) -> CheckpointPart:
-        """This worker's states (one file) and its sources' offsets, as they are after its last task."""
+    def _checkpoint_part(self, id: int) -> CheckpointPart:
+        """This worker's states (one part, for the driver to write) and its sources' offsets, as they are
+        after its last task."""
         offsets = {stage: reader.offset for stage, reader in self.readers.items()}
         if self.restore is not None:  # sources not read since the restore are where the checkpoint left them
             for stage, offset in self.restore.offsets.items():
                 offsets.setdefault(stage, offset)
-        return write_checkpoint_part(id, self.me, directory, f"worker-{self.me}.state", self.runner.states, offsets)
+        return checkpoint_part(id, self.me, f"worker-{self.me}.state", self.runner.states, offsets)
 
     def _commit(self, commit: Commit) -> None:
         """Let this worker's sources release what they read up to the committed batch (as inline does per batch)."""
@@ -375,9 +383,12 @@ class WorkerRunner:
         reader = self.readers.get(stage.id)
         if reader is None:
             reader = self.readers[stage.id] = open_reader(stage, realtime=self.setup.realtime, restore=self.restore)
-            if self.setup.offset_log is not None:
-                reader.follow_log(OffsetLog(self.setup.offset_log, stage.id), self.setup.first_batch)
+            if self.setup.logged is not None:
+                reader.follow_log(ShippedLog(stage.id, self.unlogged), self.setup.logged.get(stage.id, {}))
+        kept_back = bool(self.unsent or self.unlogged)
         pulled = reader.read(self.setup.config.batch_interval_ms, batch)
+        if self.unlogged and not kept_back:
+            self.unsent_since = time.monotonic()
         stats.pulled_at = max(stats.pulled_at, time.time())
         stats.rows_in += pulled.frame.height
         stats.reads.append((stage.id, kernels.source_read(reader.scan, pulled.frame.height)))
@@ -413,7 +424,7 @@ class WorkerRunner:
         elif result is not None and result[0].height:
             frame = encode(result[0])
         spent = time.perf_counter() - started
-        if not self.unsent:
+        if not self.unsent and not self.unlogged:
             self.unsent_since = time.monotonic()
         self.unsent.append(
             OutputMessage(self.me, key.batch, stage.id, key.partition, frame, upserts, deletes, finished)
@@ -421,10 +432,12 @@ class WorkerRunner:
         return spent
 
     def _flush_outputs(self) -> None:
-        """Send the outputs kept back: one message, however many output tasks and batches they are."""
-        if not self.unsent:
+        """Send the outputs and batch ends kept back: one message, however many tasks and batches they are."""
+        if not self.unsent and not self.unlogged:
             return
-        batch, self.unsent = OutputBatch(tuple(self.unsent)), []
+        batch = OutputBatch(tuple(self.unsent), tuple(self.unlogged))
+        self.unsent.clear()
+        self.unlogged.clear()
         self.channel.send(DRIVER, batch)
 
     def close(self) -> None:

@@ -10,12 +10,11 @@ the earlier run cut it (`executor/offset_log.py`).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import polars as pl
 
 from executor import kernels
-from executor.recovery.offset_log import OffsetLog
 from executor.state.clocks import SourceClock
 from optimizer.physical.stages import ScanOp, Stage
 from stream_dsl.connectors import open_source, open_table
@@ -25,6 +24,17 @@ from stream_dsl.ir.definitions import SourceDef
 
 DEAD_LETTERS_KEPT = 10_000  # the newest dead letters a query keeps in memory (all went to their target)
 NOT_REPLAYED = object()  # `Reader.pull`'s default: a batch read afresh, not the replay of a logged one
+
+
+class BatchLog(Protocol):
+    """Where a reader logs each batch's end before the batch runs: the offset log itself (`OffsetLog`, in
+    the process that owns the checkpoint directory) or a worker's channel to it (`multiproc/batch_logs.py`)."""
+
+    def append(self, batch: int, offset: Any) -> None: ...
+
+    def committed(self, through_batch: int) -> None: ...
+
+    def close(self) -> None: ...
 
 
 class TableAsSource:
@@ -67,7 +77,7 @@ class Reader:
     exhausted: bool = False
     offset: Any = None
     replay: Any = None  # what the offset log keeps of the last batch (`SourceBatch.replay`)
-    log: OffsetLog | None = None  # with checkpoints: where each batch ended, logged before it runs
+    log: BatchLog | None = None  # with checkpoints: where each batch ended, logged before it runs
     replays: dict[int, Any] = field(default_factory=dict)  # batch -> logged end of a batch an earlier run read
     wall_offset_ms: int | None = None  # a paced source: event time + this = wall clock time (event lag)
     backlog: dict[str, int] | None = None  # what the source knows is waiting, after the last batch
@@ -76,9 +86,9 @@ class Reader:
     def scan(self) -> ScanOp:
         return self.stage.head  # type: ignore[return-value]
 
-    def follow_log(self, log: OffsetLog, from_batch: int) -> None:
-        """Log every batch read from now on; replay the ones an earlier run logged from `from_batch` on."""
-        self.log, self.replays = log, log.read(from_batch)
+    def follow_log(self, log: BatchLog, replays: dict[int, Any]) -> None:
+        """Log every batch read from now on; replay the ones an earlier run logged (`replays`: batch -> end)."""
+        self.log, self.replays = log, dict(replays)
 
     def read(self, interval_ms: int, batch: int) -> SourceBatch:
         """Batch `batch`: cut where an earlier run cut it (a logged batch, replayed), or read afresh and logged

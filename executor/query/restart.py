@@ -31,6 +31,7 @@ from executor.query.outputs import QueryOutput
 from executor.query.readers import Reader, open_reader
 from executor.query.tasks import TaskRunner, changelog_stage
 from executor.query.watermarks import WatermarkChain
+from executor.multiproc.messages import Restore
 from executor.recovery.checkpointing import Checkpointing, RestorePoint, load_states
 from optimizer.physical.lower import stage_order
 from optimizer.physical.stages import broadcast_tables
@@ -131,11 +132,11 @@ def open_query(
     return start
 
 
-def restore_from(point: Any, runner: TaskRunner, chain: WatermarkChain) -> None:
-    """Start from a checkpoint (a RestorePoint, or a worker's Restore): the states of the partitions this
-    process hosts, and the watermark chain as it was after the checkpoint's last batch."""
+def restore_from(point: Restore, runner: TaskRunner, chain: WatermarkChain) -> None:
+    """Start from a checkpoint (`RestorePoint.for_worker`, or `whole` in one process): the states of the
+    partitions this process hosts, and the watermark chain as it was after the checkpoint's last batch."""
     stateful = {stage.id: stage.stateful for stage in runner.stages}
-    runner.states.update(load_states(point.directory, point.parts, point.partitions, stateful))
+    runner.states.update(load_states(point.data, point.partitions, stateful))
     chain.restore(point.clocks, point.next_batch, point.watermark)
 
 

@@ -19,9 +19,9 @@ When a worker dies (or falls silent past the heartbeat timeout) the group
 in flight is abandoned and every worker is replaced: a new worker needs a
 pipe to and from every other process, which a running process cannot be
 handed, and the survivors' state is ahead of the checkpoint anyway, so a
-new set of pipes and processes is the simple safe state. Each new worker loads only
-its own partitions' states from the checkpoint (a worker without state
-loads nothing), opens its sources at the checkpointed offsets, and the
+new set of pipes and processes is the simple safe state. Each new worker gets only
+its own partitions' state parts from the driver (a worker without state
+gets none), opens its sources at the checkpointed offsets, and the
 group is replayed from the checkpoint's batch. Sinks are idempotent per
 batch id, so batches written again replace what they wrote before, and
 the output is exactly once.
@@ -32,6 +32,7 @@ query's origin when none was committed yet.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import time
@@ -40,7 +41,15 @@ from typing import Any, Mapping
 
 import networkx as nx
 
-from executor.recovery.store import Checkpoint, CheckpointStore, fingerprint, read_part, write_part
+from executor.recovery.store import (
+    Checkpoint,
+    CheckpointStore,
+    decode_part,
+    encode_part,
+    fingerprint,
+    read_part_data,
+    write_part_data,
+)
 from executor.multiproc.messages import CheckpointPart, Restore
 from executor.multiproc.scheduler import MapId
 from executor.state.clocks import SourceClock
@@ -77,41 +86,40 @@ class RestorePoint:
         )
 
     def for_worker(self, hosts: Mapping[MapId, int], worker: int) -> Restore:
-        """The part of this point a worker needs: its own partitions and its own sources' offsets."""
+        """The part of this point a worker needs: its own partitions' states and its own sources' offsets."""
         partitions = {key: file for key, file in self.partitions.items() if hosts.get(key) == worker}
         offsets = {stage: offset for stage, offset in self.offsets.items() if hosts.get((stage, 0)) == worker}
-        return Restore(
-            self.directory,
-            {f: self.parts[f] for f in set(partitions.values())},
-            partitions,
-            offsets,
-            dict(self.clocks),
-            self.watermark,
-            self.next_batch,
-        )
+        return self._restore(partitions, offsets)
+
+    def whole(self) -> Restore:
+        """Everything of this point, for a process that runs every task (the inline executor)."""
+        return self._restore(dict(self.partitions), dict(self.offsets))
+
+    def _restore(self, partitions: dict[MapId, str], offsets: dict[int, Any]) -> Restore:
+        """A Restore with the bytes of the part files that hold `partitions`, checksums verified here."""
+        data = {f: read_part_data(os.path.join(self.directory, f), self.parts[f]) for f in set(partitions.values())}
+        return Restore(data, partitions, offsets, dict(self.clocks), self.watermark, self.next_batch)
 
 
 def load_states(
-    directory: str, parts: Mapping[str, str], partitions: Mapping[MapId, str], stateful: Mapping[int, Any]
+    data: Mapping[str, bytes], partitions: Mapping[MapId, str], stateful: Mapping[int, Any]
 ) -> dict[MapId, Any]:
-    """The operator states of `partitions` ((stage, partition) -> part file) from a checkpoint's directory.
-
-    `stateful` gives each stage's stateful operator; every file's checksum is verified.
-    """
+    """The operator states of `partitions` ((stage, partition) -> part file) from the parts' bytes (`data`,
+    by file); `stateful` gives each stage's stateful operator."""
     states: dict[MapId, Any] = {}
     for file in sorted(set(partitions.values())):
         ops = {key: stateful[key[0]] for key, name in partitions.items() if name == file}
-        states.update(read_part(os.path.join(directory, file), parts[file], ops))
+        states.update(decode_part(data[file], file, ops))
     return states
 
 
-def write_checkpoint_part(
-    id: int, worker: int, directory: str, name: str, states: Mapping[MapId, Any], offsets: dict[int, Any]
+def checkpoint_part(
+    id: int, worker: int, name: str, states: Mapping[MapId, Any], offsets: dict[int, Any]
 ) -> CheckpointPart:
-    """One process's share of checkpoint `id`: its operator states in file `name` (no file when it holds
-    none) and its sources' offsets."""
-    sha = write_part(directory, name, states) if states else None
-    return CheckpointPart(id, worker, name if states else None, sha, tuple(sorted(states)), offsets)
+    """One process's share of checkpoint `id`: its operator states as the bytes of part `name` (none when it
+    holds no state) and its sources' offsets; `Checkpointing.take` writes it."""
+    data = encode_part(states) if states else None
+    return CheckpointPart(id, worker, name if states else None, None, tuple(sorted(states)), offsets, data)
 
 
 def clocks_of(clocks: Mapping[int, SourceClock]) -> dict[int, tuple[int | None, bool]]:
@@ -181,17 +189,21 @@ class Checkpointing:
 
     # ------------------------------------------------------------ gathering and committing
 
-    def request(self, worker: int, after: int) -> tuple[int, str]:
-        """The checkpoint after batch `after` (one per group), which `worker` is asked to write a part of."""
+    def request(self, worker: int, after: int) -> int:
+        """The id of the checkpoint after batch `after` (one per group), which `worker` is asked for a part of."""
         gathering = self.gathering.get(after)
         if gathering is None:
             gathering = self.gathering[after] = Gathering(*self.store.begin())
         gathering.requested.add(worker)
-        return gathering.id, gathering.directory
+        return gathering.id
 
     def take(self, part: CheckpointPart) -> None:
+        """A worker's part of a checkpoint being gathered: its state part is written into the checkpoint now."""
         for gathering in self.gathering.values():
             if gathering.id == part.id:
+                if part.file is not None and part.data is not None:
+                    sha = write_part_data(gathering.directory, part.file, part.data)
+                    part = dataclasses.replace(part, sha256=sha, data=None)
                 gathering.parts[part.worker] = part
 
     def commit(

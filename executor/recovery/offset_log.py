@@ -9,17 +9,19 @@ fixed set of files cuts the same batches from the same offset anyway; a
 live Redis stream or a watched directory does not, since a batch holds
 whatever had arrived when it was read.
 
-So the worker that reads a source appends `{"batch": b, "offset": ...}` to
-the source's log right after reading batch b, before any of its output
-exists (the batch's `SourceBatch.replay`: its end offset, or less when
-the offset is big, as the files source's list of every file it read) (a flushed write, so it outlives
-the process; not fsync'ed, so a
-machine crash may lose the newest lines). After a failure or a restart the
+So `{"batch": b, "offset": ...}` is appended to the source's log after
+batch b is read and before any of its output is written (the batch's
+`SourceBatch.replay`: its end offset, or less when the offset is big, as
+the files source's list of every file it read) (a flushed write, so it
+outlives the process; not fsync'ed, so a machine crash may lose the
+newest lines). The inline executor appends itself; a worker sends the
+entry to the driver, which appends it and holds the batch's output until
+it has (`executor/multiproc/batch_logs.py`). After a failure or a restart the
 reader replays every logged batch from the restore point on with
 `until=offset` (`connectors.base.pull_source`), then reads on as usual.
 Lines of batches covered by a committed checkpoint are dropped now and then.
 
-Before logging a batch the reader checks that the checkpoint_dir's LOCK
+Before logging a batch the log checks that the checkpoint_dir's LOCK
 is still the file the query locked when it started (the log lives in
 `<checkpoint_dir>/offsets/<query>/`): when it was deleted or replaced,
 another program may own the directory, and no further batch is read

@@ -5,7 +5,7 @@ Layout under a query's checkpoint_dir (`root`):
     root/LOCK                              flock'ed for the life of the query; holds its pid
     root/LAST_CHECKPOINT                   the newest committed checkpoint (`checkpoint_survey`)
     root/checkpoints/ckpt-00000007/        one checkpoint (ids only grow)
-        worker-1.state ...                 state parts, written by whoever holds the states (`write_part`)
+        worker-1.state ...                 state parts, shipped by the workers and written by the driver
         manifest.json                      written last: the checkpoint exists once this file does
     root/offsets/<query>/stage-N.log       where each batch of source stage N ended (`offset_log.py`)
     root/archive/reset-<time>/             old state moved aside by `checkpoint_reset`
@@ -78,7 +78,11 @@ __all__ = [
     "CheckpointStore",
     "OwnershipLost",
     "fingerprint",
+    "encode_part",
+    "write_part_data",
     "write_part",
+    "read_part_data",
+    "decode_part",
     "read_part",
     "inspect",
 ]
@@ -104,22 +108,29 @@ def fingerprint(query_text: str) -> str:
 # ---------------------------------------------------------------- state parts
 
 
-def write_part(directory: str, name: str, states: Mapping[tuple[int, int], State]) -> str:
-    """Write the states ((stage, partition) -> state) to directory/name atomically: a temporary file in
-    the same directory, flush + fsync, then os.replace. Returns the sha256 hex of the bytes written."""
-    _check_part_name(name)
+def encode_part(states: Mapping[tuple[int, int], State]) -> bytes:
+    """The bytes of a state part holding `states` ((stage, partition) -> state): what a worker ships to the
+    driver, which writes them (`write_part_data`)."""
     snapshots = {(int(stage), int(part)): snapshot_state(state) for (stage, part), state in states.items()}
-    data = _HEADER.pack(_MAGIC, FORMAT_VERSION) + pickle.dumps(snapshots, protocol=5)
+    return _HEADER.pack(_MAGIC, FORMAT_VERSION) + pickle.dumps(snapshots, protocol=5)
+
+
+def write_part_data(directory: str, name: str, data: bytes) -> str:
+    """Write a state part's bytes to directory/name atomically: a temporary file in the same directory,
+    flush + fsync, then os.replace. Returns the sha256 hex of the bytes written."""
+    _check_part_name(name)
     _write_retried(os.path.join(directory, name), data, "checkpoint part")
     return hashlib.sha256(data).hexdigest()
 
 
-def read_part(path: str, sha256: str, ops: Mapping[tuple[int, int], StatefulOp]) -> dict[tuple[int, int], State]:
-    """Verify the checksum (CheckpointCorrupt, a CheckpointError subclass, on mismatch or unreadable file),
-    then restore every state in the file whose key is in `ops` (ops gives each key's operator).
+def write_part(directory: str, name: str, states: Mapping[tuple[int, int], State]) -> str:
+    """Write the states ((stage, partition) -> state) to directory/name atomically (`write_part_data`)."""
+    return write_part_data(directory, name, encode_part(states))
 
-    Keys of `ops` the file does not hold are absent from the result.
-    """
+
+def read_part_data(path: str, sha256: str) -> bytes:
+    """A state part's bytes, checksum verified (CheckpointCorrupt, a CheckpointError subclass, on mismatch
+    or unreadable file): what the driver hands a worker that restores from it."""
     try:
         with open(path, "rb") as f:
             data = f.read()
@@ -127,6 +138,12 @@ def read_part(path: str, sha256: str, ops: Mapping[tuple[int, int], StatefulOp])
         raise CheckpointCorrupt(f"checkpoint part '{path}' cannot be read: {exc.strerror or exc}") from None
     if hashlib.sha256(data).hexdigest() != sha256:
         raise CheckpointCorrupt(f"checkpoint part '{path}': checksum mismatch")
+    return data
+
+
+def decode_part(data: bytes, path: str, ops: Mapping[tuple[int, int], StatefulOp]) -> dict[tuple[int, int], State]:
+    """Restore every state in part `data` (read from `path`, named in errors) whose key is in `ops` (ops
+    gives each key's operator); keys of `ops` the part does not hold are absent from the result."""
     if len(data) < _HEADER.size or data[: len(_MAGIC)] != _MAGIC:
         raise CheckpointCorrupt(f"checkpoint part '{path}' is not a stream-dsl state file")
     version = _HEADER.unpack_from(data)[1]
@@ -141,6 +158,11 @@ def read_part(path: str, sha256: str, ops: Mapping[tuple[int, int], StatefulOp])
         return {key: restore_state(ops[key], snap) for key, snap in snapshots.items() if key in ops}
     except Exception as exc:  # noqa: BLE001 - whatever a bad file makes the reader raise
         raise CheckpointCorrupt(f"checkpoint part '{path}' cannot be restored: {type(exc).__name__}: {exc}") from exc
+
+
+def read_part(path: str, sha256: str, ops: Mapping[tuple[int, int], StatefulOp]) -> dict[tuple[int, int], State]:
+    """Verify the checksum, then restore every state in the file whose key is in `ops` (`decode_part`)."""
+    return decode_part(read_part_data(path, sha256), path, ops)
 
 
 class _PlainUnpickler(pickle.Unpickler):
