@@ -12,6 +12,7 @@ for all of them.
 
 from __future__ import annotations
 
+import inspect
 from typing import Any, Callable, Protocol
 
 import networkx as nx
@@ -166,6 +167,7 @@ def start(
     *,
     name: str | None = None,
     trace: str | None = None,
+    on_progress: Callable[[dict[str, Any]], Any] | None = None,
 ) -> QueryHandle:
     """Start `plan` as a continuous query writing to `sink`; returns its QueryHandle.
 
@@ -174,10 +176,11 @@ def start(
     Sources pace themselves to the wall clock unless their option
     realtime = 'false'. `trace` is a file path: when the query ends, every
     task's start and end go there in the Chrome trace format (executor/trace.py).
+    `on_progress` is called with each batch's progress dict, in the query's thread.
     """
     plan, config = _prepare(plan, config)
-    recorder = recorder_for(trace, config)
     target = resolve_sink(sink, catalog)
+    recorder = recorder_for(trace, config)
     written = target if recorder is None else recorder.wrap(target)
     run = build_run(plan, config, lambda schema, limit: SinkOutput(schema, limit, written), realtime=True)
     if recorder is not None:
@@ -191,7 +194,7 @@ def start(
         run.close()
         _close_quietly(target)
         raise
-    return QueryHandle(run, written, name)._start()
+    return QueryHandle(run, written, name, on_progress)._start()
 
 
 def explain_analyze(plan: Plan, config: RunConfig | None = None, catalog: Catalog | None = None) -> str:
@@ -250,8 +253,25 @@ def resolve_sink(sink: SinkLike, catalog: Catalog | None) -> Sink:
     if hasattr(sink, "write"):
         return sink  # type: ignore[return-value]
     if callable(sink):
+        check_sink_function(sink)
         return FunctionSink(sink)
     raise ConnectorError(f"cannot write to {sink!r}: give a sink name, a SinkDef, a Sink or a function")
+
+
+def check_sink_function(fn: Callable[..., Any]) -> None:
+    """A sink function is called as fn(batch_id, frame): refuse one that cannot be, before the query starts."""
+    try:
+        signature = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return  # a builtin or extension without a signature: trust it
+    try:
+        signature.bind(0, None)
+    except TypeError:
+        name = getattr(fn, "__name__", type(fn).__name__)
+        raise ConnectorError(
+            f"a sink function is called as fn(batch_id: int, frame: polars.DataFrame) for each batch, "
+            f"but {name}{signature} cannot take those two arguments"
+        ) from None
 
 
 class FunctionSink:

@@ -2,7 +2,9 @@
 
 The micro-batch loop runs in a daemon thread. `progress()` lists one dict
 per finished micro-batch (batch_id, rows_in, rows_out, late_rows,
-dead_letters, watermark, duration_ms, latency_ms, ...). A failure inside the
+dead_letters, watermark, duration_ms, latency_ms, ..., and the query's
+`query_name` and `query_id`, the `timestamp` it was recorded at and
+`rows_in_per_s` over the batch's duration). A failure inside the
 loop ends the query; `await_termination()` re-raises it as an
 ExecutionError naming the operator. A query over bounded sources ends by
 itself when its input is done.
@@ -19,8 +21,10 @@ One handle class for every executor: it drives the executor's QueryRun
 from __future__ import annotations
 
 import threading
+import time
+import uuid
 from collections import deque
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 if TYPE_CHECKING:
     import networkx as nx
@@ -38,8 +42,12 @@ TOTALS = ("batches", "rows_in", "rows_out", "late_rows", "dead_letters")
 class QueryHandle:
     """Control and progress of one running query (stop, await_termination, progress)."""
 
-    def __init__(self, run: Any, sink: Sink, name: str | None = None) -> None:
+    def __init__(
+        self, run: Any, sink: Sink, name: str | None = None, on_progress: Callable[[dict[str, Any]], Any] | None = None
+    ) -> None:
         self.name = name
+        self.id = uuid.uuid4().hex  # this run's id (a restart from a checkpoint is a new run)
+        self._on_progress = on_progress
         self._query = run  # the executor's QueryRun (executor/api.py)
         self._sink = sink
         self._progress: deque[dict[str, Any]] = deque(maxlen=PROGRESS_KEPT)
@@ -55,11 +63,17 @@ class QueryHandle:
         return self
 
     def _record(self, report: dict[str, Any]) -> None:
+        """A finished batch's progress: kept, counted, stamped with the query and handed to `on_progress`."""
+        duration_s = float(report.get("duration_ms") or 0.0) / 1000.0
+        report["query_name"], report["query_id"], report["timestamp"] = self.name, self.id, time.time()
+        report["rows_in_per_s"] = report.get("rows_in", 0) / duration_s if duration_s > 0 else None
         with self._lock:
             self._progress.append(report)
             self._totals["batches"] += 1
             for key in TOTALS[1:]:
                 self._totals[key] += int(report.get(key) or 0)
+        if self._on_progress is not None:
+            self._on_progress(dict(report))
 
     def _run(self) -> None:
         try:

@@ -37,15 +37,17 @@ from stream_dsl.bind.binder import (
 )
 from stream_dsl.catalog import Catalog
 from stream_dsl.config import RunConfig
+from stream_dsl.frame.io import option_pairs, schema_of, source_definition, sql_type, watermark_of
+from stream_dsl.queries import Queries
 from stream_dsl.frame.stream import Stream, Table, wrap
-from stream_dsl.frame.expr import to_duration_ms, type_name_of
+from stream_dsl.frame.expr import to_duration_ms
 from stream_dsl.errors import BindError, DSLError, PositionedError
 from stream_dsl.ir.dispatch import MissingCase, node_pass
 from stream_dsl.ir.functions import AGGREGATE_FUNCTIONS, SCALAR_FUNCTIONS, WINDOW_FUNCTIONS
 from stream_dsl.sql.parser import parse
-from stream_dsl.ir.definitions import SourceDef, Watermark
+from stream_dsl.ir.definitions import SourceDef
 from stream_dsl.ir.plan import Plan, Scan, is_streaming, render_plan
-from stream_dsl.ir.types import DataType, Field, Schema, type_from_name, type_from_polars
+from stream_dsl.ir.types import DataType, Field, Schema, type_from_polars
 
 __all__ = ["Context"]
 
@@ -140,6 +142,7 @@ class Context:
             ray_address=ray_address,
         )
         self.catalog = Catalog()
+        self._queries = Queries()
 
     def __repr__(self) -> str:
         c = self.config
@@ -283,7 +286,7 @@ class Context:
         if watermark is not None:
             if static:
                 raise DSLError("a static table has no watermark")
-            wm = _watermark(watermark, to_duration_ms(watermark_delay, "watermark_delay", allow_zero=True), schema)
+            wm = watermark_of(watermark, to_duration_ms(watermark_delay, "watermark_delay", allow_zero=True), schema)
         id = memory.register(memory.new_id(name or "frame"), batches)
         source = SourceDef(name or id.strip("_"), kind, schema, (("connector", "memory"), ("id", id)), wm)
         if name is not None:
@@ -315,7 +318,7 @@ class Context:
         pairs = list(schema.items()) if isinstance(schema, Mapping) else list(schema)
         if not pairs:
             raise DSLError("from_iterable needs a schema with at least one column")
-        polars_schema = {n: _sql_type(t).polars for n, t in pairs}
+        polars_schema = {n: sql_type(t).polars for n, t in pairs}
         data = list(rows)
         orient: Literal["row"] | None = "row" if data and not isinstance(data[0], Mapping) else None
         try:
@@ -323,6 +326,136 @@ class Context:
         except (pl.exceptions.PolarsError, TypeError, ValueError) as err:
             raise DSLError(f"cannot build a frame from these rows: {str(err).splitlines()[0]}") from None
         return self.from_polars(frame, name, **options)
+
+    # ------------------------------------------------------------ readers: streams from Python, no SQL text
+
+    def read_files(
+        self,
+        path: str,
+        *,
+        format: str | None = None,
+        schema: Mapping[str, Any] | None = None,
+        watch: bool = False,
+        watermark: str | None = None,
+        watermark_delay: str | int | dt.timedelta = "0s",
+        name: str | None = None,
+        table: bool = False,
+        **options: Any,
+    ) -> Stream:
+        """A stream (or, with `table=True`, a static table) over ndjson, csv or parquet files.
+
+        The same source as `CREATE STREAM name (...) WITH (connector = 'files', path = ...)`; `options`
+        are that connector's others (max_files_per_batch, header, delimiter, splits, dead_letter, ...).
+        Without `schema` the columns and types come from the first file (parquet's footer, or the
+        first rows of ndjson and csv). `watermark` names the TIMESTAMP column the watermark follows,
+        `watermark_delay` behind. Registered as `name` only when one is given.
+
+        Examples
+        --------
+        >>> import stream_dsl as sd, polars as pl, tempfile, os
+        >>> folder = tempfile.mkdtemp()
+        >>> pl.DataFrame({"k": ["a", "b"], "n": [1, 2]}).write_parquet(os.path.join(folder, "p.parquet"))
+        >>> sd.Context(executor="inline").read_files(folder).collect()["n"].to_list()
+        [1, 2]
+        """
+        from stream_dsl.connectors.files import FileOptions, infer_schema
+
+        settings = {"connector": "files", "path": path, "format": format, "watch": watch or None, **options}
+        label = name or "files"
+        if schema is None:
+            probe = SourceDef(label, "stream", Schema((Field("_", DataType.STRING),)), option_pairs(settings))
+            schema = infer_schema(probe)
+        definition = self._source(label, schema, settings, table, watermark, watermark_delay, name is not None)
+        FileOptions.parse(definition)  # a misspelled option fails here, not when the query runs
+        return wrap(self, Scan(definition))
+
+    def read_redis(
+        self,
+        stream: str,
+        *,
+        schema: Mapping[str, Any],
+        url: str = "redis://127.0.0.1:6379",
+        watermark: str | None = None,
+        watermark_delay: str | int | dt.timedelta = "0s",
+        name: str | None = None,
+        **options: Any,
+    ) -> Stream:
+        """A stream over a Redis stream (XREADGROUP), as `CREATE STREAM ... WITH (connector = 'redis')`;
+        `options` are that connector's others (group, consumer, format, start, batch_size, ...)."""
+        settings = {"connector": "redis", "url": url, "stream": stream, **options}
+        definition = self._source(name or stream, schema, settings, False, watermark, watermark_delay, name is not None)
+        return wrap(self, Scan(definition))
+
+    def read_kafka(
+        self,
+        topic: str,
+        *,
+        schema: Mapping[str, Any],
+        bootstrap_servers: str,
+        watermark: str | None = None,
+        watermark_delay: str | int | dt.timedelta = "0s",
+        name: str | None = None,
+        **options: Any,
+    ) -> Stream:
+        """A stream over a Kafka topic, as `CREATE STREAM ... WITH (connector = 'kafka')`; `options` are
+        that connector's others (group, partitions, start, format, bounded, ...)."""
+        settings = {"connector": "kafka", "bootstrap_servers": bootstrap_servers, "topic": topic, **options}
+        definition = self._source(name or topic, schema, settings, False, watermark, watermark_delay, name is not None)
+        return wrap(self, Scan(definition))
+
+    def _source(
+        self,
+        name: str,
+        schema: Mapping[str, Any],
+        options: Mapping[str, Any],
+        table: bool,
+        watermark: str | None,
+        watermark_delay: str | int | dt.timedelta,
+        register: bool,
+    ) -> SourceDef:
+        """The definition CREATE STREAM (or TABLE) would give; in the catalog when `register`."""
+        definition = source_definition(
+            self.catalog,
+            name,
+            schema_of(schema),
+            options,
+            kind="table" if table else "stream",
+            watermark=watermark,
+            watermark_delay=watermark_delay,
+        )
+        if register:
+            self.catalog.add_source(definition, replace=True)
+        return definition
+
+    # ------------------------------------------------------------ running queries
+
+    @property
+    def queries(self) -> list[Any]:
+        """The continuous queries started in this Context that are still running (QueryHandles)."""
+        return self._queries.active()
+
+    def await_any_termination(self, timeout: float | None = None) -> Any:
+        """Wait until a query of this Context ends; its QueryHandle (None when `timeout` passed first).
+
+        A query that ended before the call and was not returned yet counts (as in
+        Spark's awaitAnyTermination); `reset_terminated()` forgets those. A failed query re-raises
+        its error.
+        """
+        return self._queries.await_any(timeout)
+
+    def reset_terminated(self) -> None:
+        """Forget the queries that ended, so `await_any_termination` waits for a new end."""
+        self._queries.reset_terminated()
+
+    def add_listener(self, listener: Any) -> None:
+        """Call `listener(progress)` with every progress dict of every query started here from now on
+        (each dict names its query: `query_name`, `query_id`). A listener that raises is logged, not fatal."""
+        if not callable(listener):
+            raise DSLError(f"a listener is a function (progress dict), got {type(listener).__name__}")
+        self._queries.listeners.append(listener)
+
+    def remove_listener(self, listener: Any) -> None:
+        self._queries.listeners.remove(listener)
 
     # ------------------------------------------------------------ running (used by Stream)
 
@@ -344,20 +477,32 @@ class Context:
     def _collect(self, plan: Plan) -> pl.DataFrame:
         return _executor_api().collect(plan, self.config, self.catalog)
 
-    def _start(self, plan: Plan, sink: Any, *, trace: str | None = None, checkpoint_dir: str | None = None) -> Any:
+    def _start(
+        self,
+        plan: Plan,
+        sink: Any,
+        *,
+        trace: str | None = None,
+        checkpoint_dir: str | None = None,
+        name: str | None = None,
+        on_progress: Any = None,
+    ) -> Any:
         """Start a continuous query; `sink` is a sink name, a SinkDef, a Sink, a function or None (console).
 
         `trace`: a file to write the Chrome trace of the query's tasks to when it ends.
         `checkpoint_dir`: this query's checkpoint directory, instead of the context's.
+        `name`: unique among the running queries; `on_progress(progress)`: called per batch.
         """
+        self._queries.check_name(name)
         config = self.config if checkpoint_dir is None else self.config.with_options(checkpoint_dir=checkpoint_dir)
         if config.checkpoint_reset and config.checkpoint_dir:
             from executor.recovery.survey import reset
 
             reset(config.checkpoint_dir)
-        if trace is None:
-            return _executor_api().start(plan, sink, config, self.catalog)
-        return _executor_api().start(plan, sink, config, self.catalog, trace=trace)
+        options: dict[str, Any] = {"name": name, "on_progress": self._queries.notifier(on_progress)}
+        if trace is not None:
+            options["trace"] = trace
+        return self._queries.add(_executor_api().start(plan, sink, config, self.catalog, **options))
 
 
 # ---------------------------------------------------------------- running statements: one case per statement
@@ -524,22 +669,3 @@ def _conform(frame: pl.DataFrame, schema: Schema) -> pl.DataFrame:
         return frame.select([pl.col(f.name).cast(f.dtype.polars) for f in schema])
     except pl.exceptions.PolarsError as err:
         raise DSLError(f"cannot read frame as ({schema}): {str(err).splitlines()[0]}") from None
-
-
-def _watermark(column: str, delay_ms: int, schema: Schema) -> Watermark:
-    if column not in schema:
-        raise BindError(f"unknown watermark column '{column}'; columns: {', '.join(schema.names)}")
-    if schema.dtype(column) is not DataType.TIMESTAMP:
-        raise BindError(f"the watermark column '{column}' must be a TIMESTAMP, not {schema.dtype(column).value}")
-    return Watermark(column, delay_ms)
-
-
-def _sql_type(value: Any) -> DataType:
-    """A schema entry: DataType, SQL type name, polars dtype or Python type."""
-    if isinstance(value, DataType):
-        return value
-    name = type_name_of(value)
-    dtype = type_from_name(name)
-    if dtype is None:
-        raise DSLError(f"unknown type '{value}'")
-    return dtype

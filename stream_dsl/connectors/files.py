@@ -351,3 +351,33 @@ def make_table(definition: SourceDef) -> FileTable:
 
 def make_sink(definition: SinkDef) -> FileSink:
     return FileSink(definition)
+
+
+INFER_ROWS = 1000  # rows of the first file that ndjson and csv types are inferred from
+
+
+def infer_schema(definition: SourceDef) -> dict[str, pl.DataType]:
+    """The columns and polars types of the first file `definition`'s path selects (the dataframe API's
+    `read_files` without a schema): parquet from its footer, ndjson and csv from their first rows."""
+    options = FileOptions.parse(definition)
+    what = f"source '{definition.name}'"
+    found = list_files(options, what, allow_missing=options.watch)
+    if not found:
+        raise ConnectorError(f"{what}: no file under '{options.path}' yet to infer the columns from; pass schema=")
+    first = found[0]
+    fmt = options.format or format_of(first)
+    try:
+        if fmt == "parquet":
+            return dict(pl.read_parquet_schema(first))
+        if fmt == "csv":
+            lazy = pl.scan_csv(
+                first,
+                has_header=options.csv.header,
+                separator=options.csv.delimiter,
+                infer_schema_length=INFER_ROWS,
+                try_parse_dates=True,
+            )
+            return dict(lazy.collect_schema())
+        return dict(pl.scan_ndjson(first, infer_schema_length=INFER_ROWS).collect_schema())
+    except (pl.exceptions.PolarsError, OSError, ValueError) as exc:
+        raise ConnectorError(f"{what}: cannot infer the columns from '{first}': {exc}; pass schema=") from None

@@ -104,6 +104,11 @@ def value_node(value: Any) -> ast.Expr:
         ms = value / dt.timedelta(milliseconds=1)
         node = ast.IntervalLit(f"{abs(int(ms))}ms", None)
         return ast.UnaryOp("-", node) if ms < 0 else node
+    if type(value).__module__.split(".")[0] == "polars":  # pl.col(...) where sd.col(...) was meant
+        raise DSLError(
+            f"{value} is a polars {type(value).__name__}; stream-dsl expressions are built with sd.col('name'), "
+            "sd.lit(value) and sd's functions (polars expressions cannot run on a stream)"
+        )
     raise DSLError(f"cannot use a value of type {type(value).__name__} in an expression")
 
 

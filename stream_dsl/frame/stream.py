@@ -401,11 +401,22 @@ class Stream:
         """Run to the end of bounded input and return the result."""
         return self._ctx._collect(self._plan)
 
-    def start(self, sink: Any = None, *, trace: str | None = None, checkpoint_dir: str | None = None) -> Any:
+    def start(
+        self,
+        sink: Any = None,
+        *,
+        name: str | None = None,
+        trace: str | None = None,
+        checkpoint_dir: str | None = None,
+        on_progress: Any = None,
+    ) -> Any:
         """Run continuously; returns a QueryHandle.
 
         `sink` is a sink name from the catalog, a SinkDef, a Sink object, a
         function `(batch_id, frame)` called per batch, or None for the console.
+        `name` names the query (unique among the Context's running queries,
+        `ctx.queries`); `on_progress(progress)` is called with every batch's
+        progress dict, as the Context's listeners are.
         `trace` is a file path: when the query ends, every task's start and
         end per worker, stage and batch are written there in the Chrome trace
         format, to open in Perfetto (ui.perfetto.dev) or chrome://tracing.
@@ -413,10 +424,35 @@ class Stream:
         context's `checkpoint_dir` otherwise): with one, the query survives
         the loss of a worker and resumes where it left off after a restart.
         """
-        options = {} if checkpoint_dir is None else {"checkpoint_dir": checkpoint_dir}
-        if trace is not None:
-            options["trace"] = trace
-        return self._ctx._start(self._plan, sink, **options)
+        return self._ctx._start(
+            self._plan, sink, name=name, trace=trace, checkpoint_dir=checkpoint_dir, on_progress=on_progress
+        )
+
+    def sink_files(self, path: str, *, format: str = "parquet", name: str | None = None, **options: Any) -> Any:
+        """Run continuously into files under `path` (the files sink, as `CREATE SINK ... WITH (connector =
+        'files', path = ..., format = ...)`); returns a QueryHandle. `options` are `start`'s (name,
+        checkpoint_dir, on_progress, trace) and the sink's own."""
+        return self._sink_to("files", {"path": path, "format": format}, name, options)
+
+    def sink_redis(
+        self, stream: str, *, url: str = "redis://127.0.0.1:6379", name: str | None = None, **options: Any
+    ) -> Any:
+        """Run continuously into a Redis stream (the redis sink: XADD once per batch id); a QueryHandle."""
+        return self._sink_to("redis", {"url": url, "stream": stream}, name, options)
+
+    def sink_kafka(self, topic: str, *, bootstrap_servers: str, name: str | None = None, **options: Any) -> Any:
+        """Run continuously into a Kafka topic (the kafka sink, exactly once per batch); a QueryHandle."""
+        return self._sink_to("kafka", {"bootstrap_servers": bootstrap_servers, "topic": topic}, name, options)
+
+    def _sink_to(self, connector: str, settings: dict[str, Any], name: str | None, options: dict[str, Any]) -> Any:
+        """Start into the sink CREATE SINK would define with `settings` and the sink options in `options`."""
+        from stream_dsl.frame.io import sink_definition
+
+        run = {key: options.pop(key) for key in ("checkpoint_dir", "on_progress", "trace") if key in options}
+        definition = sink_definition(
+            self._ctx.catalog, name or connector, {"connector": connector, **settings, **options}
+        )
+        return self.start(definition, name=name, **run)
 
     def foreach_batch(self, fn: Any) -> Any:
         """Run continuously, calling `fn(batch_id, frame)` with each batch's output; returns a QueryHandle.

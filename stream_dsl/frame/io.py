@@ -1,0 +1,97 @@
+"""Sources and sinks from Python, without SQL text: what `Context.read_*` and `Stream.sink_*` build.
+
+A reader builds exactly the definition `CREATE STREAM name (...) WITH
+(...)` would: the binder's own statement path checks names, types and
+duplicate options, and the watermark is the one `from_polars` sets. A
+writer builds the `CREATE SINK` definition the same way. Options are
+Python values (True, 10, "1s"); they become the strings SQL would carry.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from typing import Any, Mapping
+
+from stream_dsl.bind.binder import BoundCreateSink, BoundCreateSource, bind
+from stream_dsl.catalog import Catalog
+from stream_dsl.errors import BindError, DSLError
+from stream_dsl.frame.expr import to_duration_ms, type_name_of
+from stream_dsl.ir.definitions import SinkDef, SourceDef, Watermark
+from stream_dsl.ir.types import DataType, Field, Schema, type_from_name
+from stream_dsl.sql import ast
+
+
+def option_text(value: Any) -> str:
+    """A Python option value as its WITH-clause string: booleans as 'true'/'false', durations in ms."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dt.timedelta):
+        return f"{int(value / dt.timedelta(milliseconds=1))}ms"
+    if isinstance(value, (list, tuple)):
+        return ",".join(option_text(v) for v in value)
+    return str(value)
+
+
+def option_pairs(options: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
+    """The options given (None means not given), as (key, string) pairs."""
+    return tuple((key, option_text(value)) for key, value in options.items() if value is not None)
+
+
+def sql_type(value: Any) -> DataType:
+    """A schema entry: DataType, SQL type name, polars dtype or Python type."""
+    if isinstance(value, DataType):
+        return value
+    dtype = type_from_name(type_name_of(value))
+    if dtype is None:
+        raise DSLError(f"unknown type '{value}'")
+    return dtype
+
+
+def schema_of(columns: Mapping[str, Any]) -> Schema:
+    """A schema from column -> SQL type name, DataType, polars dtype or Python type."""
+    fields = tuple(Field(name, sql_type(value)) for name, value in columns.items())
+    if not fields:
+        raise DSLError("a schema needs at least one column")
+    return Schema(fields)
+
+
+def source_definition(
+    catalog: Catalog,
+    name: str,
+    schema: Schema,
+    options: Mapping[str, Any],
+    *,
+    kind: str = "stream",
+    watermark: str | None = None,
+    watermark_delay: str | int | dt.timedelta = "0s",
+) -> SourceDef:
+    """The definition CREATE STREAM (or TABLE) `name` with these columns and options would bind to."""
+    columns = tuple(ast.ColumnDef(f.name, f.dtype.value, f.not_null) for f in schema)
+    bound = bind(ast.CreateSource(kind.upper(), name, columns, None, option_pairs(options)), catalog)
+    assert isinstance(bound, BoundCreateSource)
+    definition = bound.source
+    if watermark is None:
+        return definition
+    return dataclasses.replace(
+        definition,
+        watermark=watermark_of(
+            watermark, to_duration_ms(watermark_delay, "watermark_delay", allow_zero=True), definition.schema
+        ),
+    )
+
+
+def watermark_of(column: str, delay_ms: int, schema: Schema) -> Watermark:
+    """The watermark following TIMESTAMP `column`, `delay_ms` behind its newest value."""
+    if column not in schema:
+        raise BindError(f"unknown watermark column '{column}'; columns: {', '.join(schema.names)}")
+    if schema.dtype(column) is not DataType.TIMESTAMP:
+        raise BindError(f"the watermark column '{column}' must be a TIMESTAMP, not {schema.dtype(column).value}")
+    return Watermark(column, delay_ms)
+
+
+def sink_definition(catalog: Catalog, name: str, options: Mapping[str, Any]) -> SinkDef:
+    """The definition CREATE SINK `name` WITH (options) would bind to."""
+    bound = bind(ast.CreateSink(name, option_pairs(options)), catalog)
+    assert isinstance(bound, BoundCreateSink)
+    return bound.sink
