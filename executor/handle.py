@@ -20,6 +20,7 @@ One handle class for every executor: it drives the executor's QueryRun
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 import uuid
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
 
 from executor import kernels
 from executor.interrupts import wait_for
+from stream_dsl.observe.log import QUERY, DeadLetterBursts, current_query, event
 from stream_dsl.connectors.base import DeadLetter, Sink
 from stream_dsl.errors import DSLError, ExecutionError
 
@@ -48,6 +50,7 @@ class QueryHandle:
         self.name = name
         self.id = uuid.uuid4().hex  # this run's id (a restart from a checkpoint is a new run)
         self._on_progress = on_progress
+        self._bursts = DeadLetterBursts(self.label)
         self._query = run  # the executor's QueryRun (executor/api.py)
         self._sink = sink
         self._progress: deque[dict[str, Any]] = deque(maxlen=PROGRESS_KEPT)
@@ -57,6 +60,11 @@ class QueryHandle:
         self._exception: ExecutionError | None = None
         self._finished = threading.Event()  # set once the loop ended and everything is closed
         self._thread = threading.Thread(target=self._run, name=f"stream-dsl-{name or 'query'}", daemon=True)
+
+    @property
+    def label(self) -> str:
+        """How logs and metrics name the query: its name, or the start of its id."""
+        return self.name or self.id[:8]
 
     def _start(self) -> "QueryHandle":
         self._thread.start()
@@ -72,10 +80,23 @@ class QueryHandle:
             self._totals["batches"] += 1
             for key in TOTALS[1:]:
                 self._totals[key] += int(report.get(key) or 0)
+        dead = int(report.get("dead_letters") or 0)
+        if dead:
+            latest = self._query.dead_letters[-1] if self._query.dead_letters else None
+            self._bursts.saw(int(report.get("batch_id", -1)), dead, getattr(latest, "reason", None))
         if self._on_progress is not None:
             self._on_progress(dict(report))
 
     def _run(self) -> None:
+        current_query.set(self.label)
+        config = getattr(self._query, "config", None)
+        event(
+            QUERY,
+            logging.INFO,
+            f"query {self.label} started"
+            + ("" if config is None else f" ({config.executor}, {config.workers} workers)"),
+            query_id=self.id,
+        )
         try:
             self._query.run(self._record, self._stop.is_set, idle_sleep=True)
         except ExecutionError as exc:
@@ -92,7 +113,16 @@ class QueryHandle:
                 if self._exception is None:
                     self._exception = _as_execution_error(exc, "closing the sink")
             finally:
+                self._log_end()
                 self._finished.set()
+
+    def _log_end(self) -> None:
+        batches = self._totals["batches"]
+        if self._exception is not None:
+            event(QUERY, logging.ERROR, f"query {self.label} failed after {batches} batches: {self._exception}")
+        else:
+            how = "was stopped" if self._stop.is_set() else "ended"
+            event(QUERY, logging.INFO, f"query {self.label} {how} after {batches} batches", batches=batches)
 
     # ------------------------------------------------------------ public
 

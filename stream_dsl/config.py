@@ -26,6 +26,7 @@ class RunConfig:
     # Optimizer rules switched off by name (optimizer.rules.RULE_NAMES): `SET optimizer.<rule> = 'false'`.
     disabled_rules: frozenset[str] = frozenset()
     ray_address: str | None = None  # transport 'ray': None starts a local Ray; "auto" or "host:port" joins one
+    metrics_port: int | None = None  # serve Prometheus metrics on 127.0.0.1:port (0: any free port)
 
     def __post_init__(self) -> None:
         if self.executor not in EXECUTORS:
@@ -42,6 +43,12 @@ class RunConfig:
             object.__setattr__(self, "disabled_rules", frozenset(self.disabled_rules))
         if self.ray_address is not None and (not isinstance(self.ray_address, str) or not self.ray_address):
             raise DSLError(f"ray_address must be 'auto' or a cluster's address, got {self.ray_address!r}")
+        if self.metrics_port is not None and (
+            not isinstance(self.metrics_port, int)
+            or isinstance(self.metrics_port, bool)
+            or not 0 <= self.metrics_port <= 65535
+        ):
+            raise DSLError(f"metrics_port must be a port number (0 for any free one), got {self.metrics_port!r}")
         if self.batch_interval_ms < 1:
             raise DSLError("batch_interval must be at least 1ms")
 

@@ -102,6 +102,10 @@ class Context:
         offset logs) is moved to `checkpoint_dir/archive/reset-<time>/`.
         Without it, a restart resumes from the newest good checkpoint, and
         refuses when checkpoints were committed but none is usable now.
+    metrics_port : int, optional
+        Serve Prometheus metrics of this Context's queries at
+        http://127.0.0.1:<port>/metrics (0: any free port; `metrics_url`
+        tells which). Needs `stream-dsl[metrics]`.
     optimizer : mapping of str to bool, optional
         Per-rule switches: `{"push_down_predicates": False}` turns that rule
         off (`optimizer.rules.RULE_NAMES` lists them). Results never change,
@@ -127,6 +131,7 @@ class Context:
         checkpoint_reset: bool = False,
         optimizer: Mapping[str, bool] | None = None,
         ray_address: str | None = None,
+        metrics_port: int | None = None,
     ) -> None:
         self.config = RunConfig(
             workers=workers,
@@ -140,9 +145,11 @@ class Context:
             checkpoint_reset=checkpoint_reset,
             disabled_rules=_disabled_rules(optimizer or {}),
             ray_address=ray_address,
+            metrics_port=metrics_port,
         )
         self.catalog = Catalog()
         self._queries = Queries()
+        self._queries.serve_metrics(self.config.metrics_port)
 
     def __repr__(self) -> str:
         c = self.config
@@ -447,6 +454,12 @@ class Context:
         """Forget the queries that ended, so `await_any_termination` waits for a new end."""
         self._queries.reset_terminated()
 
+    @property
+    def metrics_url(self) -> str | None:
+        """Where the Prometheus metrics are served (`metrics_port`), or None."""
+        exporter = self._queries.exporter
+        return None if exporter is None else exporter.url
+
     def add_listener(self, listener: Any) -> None:
         """Call `listener(progress)` with every progress dict of every query started here from now on
         (each dict names its query: `query_name`, `query_id`). A listener that raises is logged, not fatal."""
@@ -560,6 +573,8 @@ def _(s: BoundSet, ctx: Context) -> Any:
         ctx.config = _switch_rule(ctx.config, s.key[len(RULE_SETTING_PREFIX) :], s.value)
     else:
         ctx.config = ctx.config.with_options(**_setting(s.key, s.value))
+        if s.key == "metrics_port":
+            ctx._queries.serve_metrics(ctx.config.metrics_port)
 
 
 @run_statement.register
@@ -636,6 +651,12 @@ def _setting(key: str, value: str) -> dict[str, Any]:
         return {"transport": text.lower()}
     if key == "ray_address":
         return {"ray_address": None if text.lower() in ("", "none", "null", "local") else text}
+    if key == "metrics_port":
+        if text.lower() in ("", "none", "null", "off"):
+            return {"metrics_port": None}
+        if not text.isdigit():
+            raise DSLError(f"metrics_port must be a port number, or 'off', got '{value}'")
+        return {"metrics_port": int(text)}
     raise DSLError(f"unknown setting '{key}'; settings: {', '.join(SETTINGS)}")
 
 

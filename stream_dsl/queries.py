@@ -26,6 +26,7 @@ class Queries:
     def __init__(self) -> None:
         self.handles: list[Any] = []
         self.listeners: list[Listener] = []
+        self.exporter: Any = None  # the Prometheus exporter (observe/metrics.py), with metrics_port
         self.started = False  # whether any query was started (awaiting none at all would never end)
         self._returned: set[int] = set()  # ids of ended handles await_any already returned or forgot
         self._lock = threading.Lock()
@@ -43,7 +44,8 @@ class Queries:
             raise DSLError(f"on_progress is a function (progress dict), got {type(extra).__name__}")
 
         def notify(progress: dict[str, Any]) -> None:
-            for listener in [*self.listeners, *([extra] if extra is not None else [])]:
+            exporter = [self.exporter.observe] if self.exporter is not None else []
+            for listener in [*exporter, *self.listeners, *([extra] if extra is not None else [])]:
                 try:
                     listener(progress)
                 except Exception:
@@ -55,7 +57,24 @@ class Queries:
         with self._lock:
             self.handles.append(handle)
             self.started = True
+        if self.exporter is not None:
+            self.exporter.track(handle)
         return handle
+
+    def serve_metrics(self, port: int | None) -> None:
+        """Serve the queries' metrics on `port` (None: stop serving); a port already served stays as it is."""
+        if self.exporter is not None and port is not None and port in (0, self.exporter.port):
+            return
+        if self.exporter is not None:
+            self.exporter.close()
+            self.exporter = None
+        if port is None:
+            return
+        from stream_dsl.observe.metrics import MetricsExporter
+
+        self.exporter = MetricsExporter(port)
+        for handle in self.active():
+            self.exporter.track(handle)
 
     def active(self) -> list[Any]:
         with self._lock:

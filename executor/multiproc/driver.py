@@ -40,6 +40,7 @@ checkpoint, and the run goes on from its batch.
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import time
@@ -81,6 +82,7 @@ from optimizer.physical.stages import ScanOp, Stage
 from stream_dsl.config import RunConfig
 from stream_dsl.connectors.base import DeadLetter
 from stream_dsl.errors import DSLError, ExecutionError
+from stream_dsl.observe.log import RECOVERY, event
 
 POLL_S = 0.2  # receive timeout: how often the driver checks worker liveness and stop requests
 HEARTBEAT_S = 1.0  # how often a worker says it is alive
@@ -326,6 +328,20 @@ class Driver(BatchRecords):
                 f"{len(checkpointing.recoveries) - 1} times in a row without reaching a new "
                 f"checkpoint; giving up."
             ) from None
+        event(
+            RECOVERY,
+            logging.WARNING,
+            f"worker {lost.worker} {lost.reason}"
+            + ("" if lost.exit_code is None else f" (exit code {lost.exit_code})")
+            + "; replacing the workers from "
+            + (f"checkpoint {point.checkpoint}" if point.checkpoint is not None else "the query's start")
+            + f", replaying from batch {point.next_batch}",
+            worker=lost.worker,
+            exit_code=lost.exit_code,
+            reason=lost.reason,
+            checkpoint=point.checkpoint,
+            resumed_batch=point.next_batch,
+        )
         assert self.transport is not None
         self.transport.shutdown(SURVIVORS_STOP_S, message=Stop())
         checkpointing.abandon()
@@ -333,6 +349,12 @@ class Driver(BatchRecords):
         self._rewind(point)
         self._start_workers(point if point.checkpoint is not None else None)
         entry["restored_at"] = time.time()
+        event(
+            RECOVERY,
+            logging.INFO,
+            f"workers restored in {(entry['restored_at'] - entry['detected_at']) * 1000:.0f} ms",
+            restored_ms=(entry["restored_at"] - entry["detected_at"]) * 1000,
+        )
 
     def run(self, on_batch: OnBatch = None, should_stop: ShouldStop = None, *, idle_sleep: bool = False) -> None:
         """Run the scheduling policy's loop; after a lost worker, recover (or fail) and run it again

@@ -33,6 +33,7 @@ query's origin when none was committed yet.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import shutil
 import time
@@ -53,6 +54,7 @@ from executor.recovery.store import (
 from executor.multiproc.messages import CheckpointPart, Restore
 from executor.multiproc.scheduler import MapId
 from executor.state.clocks import SourceClock
+from stream_dsl.observe.log import CHECKPOINT, RECOVERY, event
 
 MAX_RECOVERIES_WITHOUT_PROGRESS = 5  # a worker that dies again before any new checkpoint: give up after this many
 
@@ -239,6 +241,14 @@ class Checkpointing:
         )
         self.last = RestorePoint(id, directory, next_batch, watermark, states, offsets, parts, partitions, output_rows)
         self._without_progress = 0
+        event(
+            CHECKPOINT,
+            logging.INFO,
+            f"checkpoint {id} committed; a restart resumes at batch {next_batch}",
+            checkpoint=id,
+            next_batch=next_batch,
+            checkpoint_dir=self.store.root,
+        )
         return id
 
     def abandon(self) -> None:
@@ -282,6 +292,13 @@ class Checkpointing:
             entry = self.recoveries[-1]
             entry["first_batch_at"] = time.time()
             entry["recovery_ms"] = (entry["first_batch_at"] - entry["detected_at"]) * 1000.0
+            event(
+                RECOVERY,
+                logging.INFO,
+                f"recovered: the first batch after losing worker {entry['worker']} was written "
+                f"{entry['recovery_ms']:.0f} ms after the loss was detected",
+                recovery_ms=entry["recovery_ms"],
+            )
 
     def batch_recorded(self) -> float | None:
         """A batch's progress is reported: the last recovery's time, on the first report after it, else None."""

@@ -26,6 +26,10 @@ import tempfile
 import time
 from typing import Callable, TypeVar
 
+from stream_dsl.secrets import masked_logger
+
+log = masked_logger("stream_dsl.connectors.file_writes")
+
 T = TypeVar("T")
 
 PRIVATE = 0o600
@@ -115,6 +119,9 @@ def with_retries(write: Callable[[], T], *, attempts: int | None = None) -> T:
                 exc.attempts, exc.waited_s = attempt, waited  # type: ignore[attr-defined]
                 raise
             pause = BACKOFF_S * 2 ** (attempt - 1)
+            log.warning(
+                "%s (%s); retrying in %.2gs (attempt %d of %d)", exc.strerror, exc.filename, pause, attempt, attempts
+            )
             sleep(pause)
             waited += pause
     raise AssertionError("unreachable")
