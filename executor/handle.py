@@ -160,6 +160,12 @@ class QueryHandle:
         with self._lock:
             return [dict(p) for p in self._progress]
 
+    def recent_progress(self, count: int) -> list[dict[str, Any]]:
+        """The newest `count` progress dicts, oldest first (a status line needs no more)."""
+        with self._lock:
+            newest = list(self._progress)[-count:] if count < len(self._progress) else list(self._progress)
+            return [dict(p) for p in newest]
+
     def totals(self) -> dict[str, int]:
         """Batches, rows_in, rows_out, late_rows and dead_letters summed over every batch so far."""
         with self._lock:

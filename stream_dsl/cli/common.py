@@ -51,43 +51,72 @@ def duration(text: str) -> str:
     return candidate
 
 
-def add_context_options(parser: argparse.ArgumentParser) -> None:
+def add_context_options(parser: argparse.ArgumentParser, *, top: bool = False) -> None:
+    """The execution options. On a subcommand (`top=False`) an option not given leaves the value the
+    top-level parser set: `stream-dsl --workers 4 run f.sql` and `stream-dsl run f.sql --workers 4` agree."""
+    unset: Any = None if top else argparse.SUPPRESS
     group = parser.add_argument_group("execution")
-    group.add_argument("--executor", choices=EXECUTORS, help="how queries run (default: drizzle)")
-    group.add_argument("--workers", type=positive_int, metavar="N", help="worker processes (default: 2)")
+    group.add_argument("--executor", choices=EXECUTORS, default=unset, help="how queries run (default: drizzle)")
+    group.add_argument("--workers", type=positive_int, metavar="N", default=unset, help="worker processes (default: 2)")
     group.add_argument(
-        "--group-size", type=group_size, metavar="G", help="micro-batches scheduled at once, or 'auto' (default: 10)"
+        "--group-size",
+        type=group_size,
+        metavar="G",
+        default=unset,
+        help="micro-batches scheduled at once, or 'auto' (default: 10)",
     )
     group.add_argument(
         "--batch-interval",
         type=duration,
         metavar="DURATION",
+        default=unset,
         help="event time one micro-batch covers, e.g. 100ms or 1s (default: 100ms)",
     )
-    group.add_argument("--no-optimize", action="store_true", help="run the plans as written, without rewrites")
+    group.add_argument(
+        "--no-optimize",
+        action="store_true",
+        default=False if top else argparse.SUPPRESS,
+        help="run the plans as written, without rewrites",
+    )
     group.add_argument(
         "--transport",
         choices=("pipes", "ray"),
+        default=unset,
         help="how the driver and the workers talk: pipes (this machine) or ray (default: pipes)",
     )
     group.add_argument(
         "--ray-address",
         metavar="ADDRESS",
+        default=unset,
         help="with --transport ray: 'auto' or host:port of a Ray cluster (default: start a local Ray)",
+    )
+    group.add_argument(
+        "--log-level",
+        choices=("DEBUG", "INFO", "WARNING", "ERROR"),
+        type=str.upper,
+        default=unset,
+        help="write stream-dsl's log records (query start and end, checkpoints, recoveries) at this level "
+        "and above to stderr (default: none)",
+    )
+    group.add_argument(
+        "--log-json",
+        action="store_true",
+        default=False if top else argparse.SUPPRESS,
+        help="with --log-level: one JSON object per record",
     )
 
 
 def context_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     kwargs: dict[str, Any] = {}
-    if args.executor is not None:
+    if getattr(args, "executor", None) is not None:
         kwargs["executor"] = args.executor
-    if args.workers is not None:
+    if getattr(args, "workers", None) is not None:
         kwargs["workers"] = args.workers
-    if args.group_size is not None:
+    if getattr(args, "group_size", None) is not None:
         kwargs["group_size"] = args.group_size
-    if args.batch_interval is not None:
+    if getattr(args, "batch_interval", None) is not None:
         kwargs["batch_interval"] = args.batch_interval
-    if args.no_optimize:
+    if getattr(args, "no_optimize", False):
         kwargs["optimize"] = False
     if getattr(args, "transport", None) is not None:
         kwargs["transport"] = args.transport
@@ -96,3 +125,12 @@ def context_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     if getattr(args, "fresh", False):
         kwargs["checkpoint_reset"] = True
     return kwargs
+
+
+def configure_logging(args: argparse.Namespace) -> None:
+    """`--log-level` (and `--log-json`): stream-dsl's log records to stderr."""
+    level = getattr(args, "log_level", None)
+    if level is not None:
+        from stream_dsl.observe.log import configure
+
+        configure(level, json_format=bool(getattr(args, "log_json", False)), stream=getattr(args, "err", None))

@@ -1,6 +1,6 @@
 """The `stream-dsl` command (also `python -m stream_dsl`).
 
-    stream-dsl run FILE.sql        run a script's statements in order
+    stream-dsl run FILE.sql        run a script's statements in order (also `run -` and `run -c SQL`)
     stream-dsl explain FILE.sql    explain the script's last query
     stream-dsl gen ysb --events N --out DIR
     stream-dsl repl                the interactive shell (also: `stream-dsl` on a terminal)
@@ -41,7 +41,16 @@ from executor.interrupts import EXIT_SIGINT, EXIT_SIGTERM, Terminated, terminate
 from stream_dsl.sql import ast
 from stream_dsl.errors import DSLError
 from stream_dsl.cli.checkpoints import add_checkpoints
-from stream_dsl.cli.common import EXIT_ERROR, EXIT_OK, EXIT_USAGE, UsageError, add_context_options, context_kwargs
+from stream_dsl.cli.common import (
+    EXIT_ERROR,
+    EXIT_OK,
+    EXIT_USAGE,
+    UsageError,
+    add_context_options,
+    configure_logging,
+    context_kwargs,
+)
+from stream_dsl.cli.status import RESULT_FORMATS, await_with_status, format_result
 from stream_dsl.cli.gen import add_gen
 
 
@@ -109,9 +118,7 @@ def _explain_text(statement: ScriptStatement) -> str:
 
 
 def format_table(frame: pl.DataFrame, max_rows: int) -> str:
-    from stream_dsl.connectors.console import format_frame
-
-    return format_frame(frame, max_rows)
+    return format_result(frame, "table", max_rows)
 
 
 def _summary(sink: str, totals: dict[str, int], seconds: float) -> str:
@@ -128,8 +135,15 @@ def _summary(sink: str, totals: dict[str, int], seconds: float) -> str:
     )
 
 
-def _show(result: Any, statement: ScriptStatement, out: TextIO, max_rows: int, started: float | None = None) -> None:
-    """Print what a statement produced: a query's rows, an INSERT's summary, or text."""
+def _show(
+    result: Any,
+    statement: ScriptStatement,
+    out: TextIO,
+    max_rows: int,
+    started: float | None = None,
+    fmt: str = "table",
+) -> None:
+    """Print what a statement produced: a query's rows (as `fmt`), an INSERT's summary, or text."""
     node = statement.node
     started = time.perf_counter() if started is None else started
     if result is None:
@@ -137,31 +151,44 @@ def _show(result: Any, statement: ScriptStatement, out: TextIO, max_rows: int, s
     import polars as pl  # loaded by then: the statement ran; `stream-dsl --help` never gets here
 
     if isinstance(result, pl.DataFrame):
-        print(format_table(result, max_rows), file=out)
+        print(format_result(result, fmt, max_rows), file=out)
     elif isinstance(result, str):
         print(result, file=out)
     elif hasattr(result, "await_termination"):
         sink = node.sink if isinstance(node, ast.Insert) else "sink"
         try:
-            result.await_termination()  # Ctrl-C or SIGTERM here stops the query, then goes on up
+            await_with_status(result, out, started)  # Ctrl-C or SIGTERM here stops the query, then goes on up
         except (KeyboardInterrupt, Terminated):
             print(_summary(sink, result.totals(), time.perf_counter() - started) + ", stopped", file=out)
             out.flush()
             raise
         print(_summary(sink, result.totals(), time.perf_counter() - started), file=out)
     elif hasattr(result, "collect"):
-        print(format_table(result.collect(), max_rows), file=out)
+        print(format_result(result.collect(), fmt, max_rows), file=out)
     else:
         print(result, file=out)
     out.flush()
 
 
+def _script_text(args: argparse.Namespace) -> str:
+    """The statements `run` was given: `-c TEXT`, a file, or `-` for standard input."""
+    if args.command_text is not None:
+        if args.file is not None:
+            raise UsageError("give either FILE.sql or -c SQL, not both")
+        return str(args.command_text)
+    if args.file is None:
+        raise UsageError("run needs FILE.sql, - (standard input) or -c SQL")
+    if args.file == "-":
+        return str((getattr(args, "stdin", None) or sys.stdin).read())
+    return _read_script(args.file)
+
+
 def cmd_run(args: argparse.Namespace, out: TextIO) -> int:
-    statements = split_script(_read_script(args.file))
+    statements = split_script(_script_text(args))
     ctx = _make_context(args)
     for statement in statements:
         started = time.perf_counter()
-        _show(ctx.sql(statement.text), statement, out, args.max_rows, started)
+        _show(ctx.sql(statement.text), statement, out, args.max_rows, started, args.format)
     return EXIT_OK
 
 
@@ -271,11 +298,19 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
         "run",
         help="run a script of statements",
         description=(
-            "Run the statements of FILE in order. A SELECT prints its result (it must read bounded "
-            "sources); an INSERT INTO waits for its query to finish and prints a summary."
+            "Run the statements of FILE (or of standard input, '-', or of -c SQL) in order. A SELECT prints "
+            "its result (it must read bounded sources); an INSERT INTO waits for its query to finish, with a "
+            "live status line on a terminal, and prints a summary. Ctrl-C stops a running query cleanly."
         ),
     )
-    p.add_argument("file", metavar="FILE.sql")
+    p.add_argument("file", metavar="FILE.sql", nargs="?", help="the script; - reads it from standard input")
+    p.add_argument("-c", dest="command_text", metavar="SQL", help="run these statements instead of a file")
+    p.add_argument(
+        "--format",
+        choices=RESULT_FORMATS,
+        default="table",
+        help="how a SELECT's rows are printed: table, csv, json (an array) or ndjson (default: table)",
+    )
     add_context_options(p)
     p.add_argument(
         "--max-rows", type=int, default=100, metavar="N", help="rows of a result to print (default: 100; -1 prints all)"
@@ -369,6 +404,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Continuous queries over streams: a SQL-like language on polars, with Drizzle scheduling.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    add_context_options(parser, top=True)  # before the command too: `stream-dsl --workers 4 run f.sql`
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for add in COMMANDS.values():
         add(sub)
@@ -401,10 +437,12 @@ def main(
         args = parser.parse_args(["repl"])
     args.stdin, args.err = stdin, err
     args.argv = list(sys.argv[1:] if argv is None else argv)
+    configure_logging(args)
     terminate_gracefully()
     try:
         return args.handler(args, out)
     except UsageError as e:
+        print(parser.format_usage().rstrip("\n"), file=err)
         print(f"{parser.prog}: error: {e}", file=err)
         return EXIT_USAGE
     except DSLError as e:

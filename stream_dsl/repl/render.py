@@ -257,6 +257,7 @@ class QueryStatus:
     dead_letters: int
     elapsed_s: float
     recoveries: int = 0  # lost workers replaced from a checkpoint
+    lag_ms: float | None = None  # a paced source: how far event time trails the wall clock
 
 
 def query_status(
@@ -291,6 +292,7 @@ def query_status(
         dead_letters=total("dead_letters"),
         elapsed_s=elapsed_s,
         recoveries=recoveries,
+        lag_ms=progress[-1].get("event_lag_ms") if progress else None,
     )
 
 
@@ -308,6 +310,8 @@ def status_text(status: QueryStatus, *, hint: bool = True) -> Text:
         f"watermark {_watermark_text(status.watermark)}",
         f"latency {status.latency_ms:,.1f} ms" if status.latency_ms is not None else "latency -",
     ]
+    if status.lag_ms is not None:
+        parts.append(f"lag {status.lag_ms:,.0f} ms")
     if status.late_rows:
         parts.append(f"{status.late_rows:,} late rows")
     if status.dead_letters:
