@@ -26,6 +26,8 @@ class RunConfig:
     # Optimizer rules switched off by name (optimizer.rules.RULE_NAMES): `SET optimizer.<rule> = 'false'`.
     disabled_rules: frozenset[str] = frozenset()
     ray_address: str | None = None  # transport 'ray': None starts a local Ray; "auto" or "host:port" joins one
+    # How long (event time, behind the watermark) a deduplication remembers a key (None: forever); `SET state_ttl`.
+    state_ttl_ms: int | None = None
 
     def __post_init__(self) -> None:
         if self.executor not in EXECUTORS:
@@ -42,6 +44,8 @@ class RunConfig:
             object.__setattr__(self, "disabled_rules", frozenset(self.disabled_rules))
         if self.ray_address is not None and (not isinstance(self.ray_address, str) or not self.ray_address):
             raise DSLError(f"ray_address must be 'auto' or a cluster's address, got {self.ray_address!r}")
+        if self.state_ttl_ms is not None and self.state_ttl_ms < 1:
+            raise DSLError("state_ttl must be a positive duration")
         if self.batch_interval_ms < 1:
             raise DSLError("batch_interval must be at least 1ms")
 

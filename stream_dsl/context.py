@@ -127,6 +127,7 @@ class Context:
         checkpoint_reset: bool = False,
         optimizer: Mapping[str, bool] | None = None,
         ray_address: str | None = None,
+        state_ttl: str | int | dt.timedelta | None = None,
     ) -> None:
         self.config = RunConfig(
             workers=workers,
@@ -140,6 +141,7 @@ class Context:
             checkpoint_reset=checkpoint_reset,
             disabled_rules=_disabled_rules(optimizer or {}),
             ray_address=ray_address,
+            state_ttl_ms=None if state_ttl is None else to_duration_ms(state_ttl, "state_ttl"),
         )
         self.catalog = Catalog()
         self._queries = Queries()
@@ -634,6 +636,8 @@ def _setting(key: str, value: str) -> dict[str, Any]:
         return {"heartbeat_timeout": seconds}
     if key == "transport":
         return {"transport": text.lower()}
+    if key == "state_ttl":  # '1 hour', '10m', or none
+        return {"state_ttl_ms": None if text.lower() in ("", "none", "null") else to_duration_ms(text, key)}
     if key == "ray_address":
         return {"ray_address": None if text.lower() in ("", "none", "null", "local") else text}
     raise DSLError(f"unknown setting '{key}'; settings: {', '.join(SETTINGS)}")

@@ -96,6 +96,7 @@ SETTINGS = (
     "transport",
     "checkpoint_reset",
     "ray_address",
+    "state_ttl",
 )
 # `SET optimizer.<rule> = 'false'` switches one optimizer rule off ('true' back on).
 RULE_SETTING_PREFIX = "optimizer."
