@@ -204,7 +204,7 @@ def _bind_ranked(
         raise BindError("ROW_NUMBER() needs ORDER BY inside OVER (...): which rows come first", span=call.span)
     windowed = {WINDOW_START, WINDOW_END} <= set(partition)
     if windowed:
-        if not _closes_windows(plan):
+        if not closes_windows(plan):
             raise BindError(
                 "a top-N per window (PARTITION BY window_start, window_end) needs the rows of a windowed "
                 "aggregate that emits on window close (GROUP BY TUMBLE/HOP/SESSION(...) in a subquery)",
@@ -251,7 +251,7 @@ def _column(node: ast.Expr, scope: Scope, clause: str, text: str | None) -> str:
     return e.name
 
 
-def _closes_windows(plan: Plan) -> bool:
+def closes_windows(plan: Plan) -> bool:
     """Whether `plan`'s window_start and window_end come from a windowed aggregate emitting on window close."""
     node = plan
     while True:
