@@ -44,6 +44,11 @@ def top_k(
     number: str | None,
 ) -> Plan:
     """The first `k` rows of each window (and partition) by `by` (ROW_NUMBER() <= k per window)."""
+    if not closes_windows(plan):
+        raise DSLError(
+            "top_k ranks the rows of each window: apply it to a windowed aggregate that emits on window close "
+            "(group_by(sd.tumble(...), ...).agg(...)); for the first row per key use unique(subset=..., order_by=...)"
+        )
     keys = _names(by)
     partition = _names(partition_by)
     if not partition and {WINDOW_START, WINDOW_END} <= set(plan.schema.names):
@@ -56,11 +61,6 @@ def top_k(
         raise DSLError("top_k needs by=: the column(s) to rank by")
     if not isinstance(k, int) or isinstance(k, bool) or k < 1:
         raise DSLError(f"top_k needs a positive whole k, got {k!r}")
-    if not closes_windows(plan):
-        raise DSLError(
-            "top_k ranks the rows of each window: apply it to a windowed aggregate that emits on window close "
-            "(group_by(sd.tumble(...), ...).agg(...)); for the first row per key use unique(subset=..., order_by=...)"
-        )
     flags = [descending] * len(keys) if isinstance(descending, bool) else list(descending)
     if len(flags) != len(keys):
         raise DSLError("top_k: descending= needs one flag per by= column")
