@@ -111,6 +111,36 @@ def test_top_n_and_dedup_match_duckdb_for_every_split(query, data):
         assert_same_rows(result.rows(), expected, context)
 
 
+def on_time(batches: list[pl.DataFrame], delay_ms: int) -> pl.DataFrame:
+    """The rows no watermark made late: a row is late when its time is before the max time of the earlier
+    batches minus the delay (the watermark at the end of the batch before it)."""
+    kept, latest = [], None
+    for batch in batches:
+        if latest is not None:
+            batch = batch.filter(pl.col("ts") >= latest - dt.timedelta(milliseconds=delay_ms))
+        kept.append(batch)
+        top = batch.get_column("ts").max() if batch.height else None
+        latest = top if latest is None or (top is not None and top > latest) else latest
+    return pl.concat(kept)
+
+
+@pytest.mark.parametrize("delay_ms", [0, 3_000])
+@settings(max_examples=examples(15), deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=datasets())
+def test_dedup_of_out_of_order_rows_under_a_watermark_is_duckdbs_over_the_rows_on_time(delay_ms, data):
+    """Rows come in any order; a later batch may hold a key's smaller time, unless the watermark made it late."""
+    _, batches, table, _ = data
+    ctx = sd.Context(executor="inline", workers=1)
+    ctx.from_polars(batches, name="s", watermark="ts", watermark_delay=f"{delay_ms}ms")
+    ctx.from_polars(table, name="t", static=True)
+    query = QUERIES[5]
+    plan = ctx.sql(query.dsl).plan
+    expected = duckdb_rows(query.duck, on_time(batches, delay_ms), table)
+    for workers, optimize in ((1, True), (3, False)):
+        result = collect(plan, RunConfig(workers=workers, executor="inline", optimize=optimize))
+        assert_same_rows(result.rows(), expected, f"delay={delay_ms} workers={workers} batches={len(batches)}")
+
+
 @pytest.mark.parametrize("executor", ["drizzle", "bsp"])
 @settings(max_examples=examples(2), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=datasets())
@@ -324,7 +354,7 @@ DEDUP = (
 )
 
 
-@pytest.mark.parametrize("executor", ["drizzle", "bsp"])
+@pytest.mark.parametrize("executor", ["inline", "drizzle"])
 def test_a_stop_and_restart_from_a_checkpoint_gives_the_exact_output(tmp_path, executor):
     """The recovery tests' bounded YSB stream deduplicated by ad_id; stopped after 2 checkpoints, restarted."""
     reference = R.make_context(None, executor="inline", workers=1).sql(DEDUP).collect()
