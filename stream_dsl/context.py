@@ -92,6 +92,10 @@ class Context:
         How the driver and the workers of 'drizzle' and 'bsp' talk:
         'pipes' (worker processes on this machine, the default) or 'ray'
         (Ray actors, on a Ray cluster's nodes; needs `stream-dsl[ray]`).
+    state_ttl : str, optional
+        How long a deduplication (`ROW_NUMBER() ... = 1` without windows)
+        remembers a key, in event time behind the watermark: '1 hour',
+        '10m'. None (the default) remembers every key forever.
     ray_address : str, optional
         With transport='ray': None starts a Ray instance in this process,
         'auto' joins the cluster this machine belongs to, 'host:port' (or

@@ -371,3 +371,19 @@ def test_a_stop_and_restart_from_a_checkpoint_gives_the_exact_output(tmp_path, e
     out = files.read_committed(str(tmp_path / "out"))
     assert out.height == reference.height, "rows written twice or lost across the restart"
     assert sorted(out.select(reference.columns).rows()) == sorted(reference.rows())
+
+
+def test_a_dedup_that_could_never_decide_is_refused_when_it_starts_and_state_ttl_is_a_setting():
+    ctx = sd.Context(executor="inline", workers=1)
+    ctx.sql(
+        "CREATE STREAM e (user_id STRING, event_time TIMESTAMP) "
+        "WITH (connector = 'generator', kind = 'ysb', realtime = 'false')"
+    )
+    q = ctx.sql("SELECT * FROM e QUALIFY ROW_NUMBER() OVER (PARTITION BY user_id ORDER BY event_time) = 1")
+    with pytest.raises(DSLError, match="no key's first row would ever be decided"):
+        q.start(sink=lambda batch_id, frame: None).await_termination(60)
+    ctx.sql("SET state_ttl = '1 hour'")
+    assert ctx.config.state_ttl_ms == 3_600_000
+    assert "ttl=1h" in q.explain()
+    ctx.sql("SET state_ttl = 'none'")
+    assert ctx.config.state_ttl_ms is None
