@@ -98,7 +98,7 @@ QUERIES = [
 
 
 @pytest.mark.parametrize("query", QUERIES, ids=[q.name for q in QUERIES])
-@settings(max_examples=examples(12), deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(8), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=datasets())
 def test_top_n_and_dedup_match_duckdb_for_every_split(query, data):
     frame, batches, table, ordered = data
@@ -125,7 +125,7 @@ def on_time(batches: list[pl.DataFrame], delay_ms: int) -> pl.DataFrame:
 
 
 @pytest.mark.parametrize("delay_ms", [0, 3_000])
-@settings(max_examples=examples(15), deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(10), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=datasets())
 def test_dedup_of_out_of_order_rows_under_a_watermark_is_duckdbs_over_the_rows_on_time(delay_ms, data):
     """Rows come in any order; a later batch may hold a key's smaller time, unless the watermark made it late."""

@@ -95,7 +95,7 @@ class TopNState:
             keys = list(self.op.partition_by)
             before = kept.height
             if keys:
-                kept = join_keys(kept, self.seen.select(keys).unique(), keys, "anti")
+                kept = join_keys(kept, self.seen.select(keys), keys, "anti")  # a key is seen at most once
             else:
                 kept = kept.clear()
             self.duplicates += before - kept.height
