@@ -387,3 +387,15 @@ def test_a_dedup_that_could_never_decide_is_refused_when_it_starts_and_state_ttl
     assert "ttl=1h" in q.explain()
     ctx.sql("SET state_ttl = 'none'")
     assert ctx.config.state_ttl_ms is None
+
+
+def test_a_with_query_that_numbers_rows_binds_as_the_subquery_form():
+    ctx = _api_context()
+    ranked = "SELECT *, ROW_NUMBER() OVER (PARTITION BY k ORDER BY ts) AS rn FROM s"
+    subquery = ctx.sql(f"SELECT k, i FROM ({ranked}) AS r WHERE r.rn = 1").plan
+    assert ctx.sql(f"WITH r AS ({ranked}) SELECT k, i FROM r WHERE r.rn = 1").plan == subquery
+    nested = ctx.sql(f"WITH r AS ({ranked}), d AS (SELECT * FROM r WHERE rn = 1) SELECT k, i FROM d").plan
+    assert nested == subquery
+    with pytest.raises(BindError, match="must be filtered") as info:
+        ctx.sql(f"WITH r AS ({ranked})\nSELECT k FROM r")
+    assert (info.value.line, info.value.column) == (1, 22)

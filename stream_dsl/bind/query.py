@@ -71,6 +71,9 @@ def bind_query(query: ast.Query | ast.Select | ast.SetOp, env: Env) -> Plan:
         return bind_select(query, env)
     if isinstance(query, ast.SetOp):
         return _bind_set_op(query, env)
+    from stream_dsl.bind.top_n import inline_ranked_ctes  # it binds through this module
+
+    query = inline_ranked_ctes(query)
     seen: set[str] = set()
     for name, cte in query.ctes:
         if name.lower() in seen:

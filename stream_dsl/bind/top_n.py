@@ -5,6 +5,7 @@ The forms that bind (any other use of a window function is refused, at its posit
 - a subquery that numbers its rows, filtered by the number in the enclosing WHERE:
   `SELECT ... FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY p ORDER BY o) AS rn FROM x) WHERE rn <= N`
   (also `rn < N`, `rn = 1`, `N >= rn`; other WHERE conditions stay a filter after the ranking);
+- the same subquery as a WITH query read by the filtering query (`inline_ranked_ctes`);
 - QUALIFY, its shorthand: `SELECT ... FROM x QUALIFY ROW_NUMBER() OVER (...) <= N`, or `QUALIFY rn <= N`
   with `rn` the alias of a ROW_NUMBER() in the select list.
 
@@ -16,7 +17,7 @@ the first row per key (rn = 1, ORDER BY an event-time column ascending). See `ex
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from stream_dsl.bind.expr import ExprBinder, ast_walk, bind_expr, has_aggregate
 from stream_dsl.bind.scope import Scope
@@ -266,3 +267,56 @@ def closes_windows(plan: Plan) -> bool:
             node = node.input
         else:
             return False
+
+
+# ---------------------------------------------------------------- WITH r AS (... ROW_NUMBER() ...) ... FROM r
+
+
+def _numbers_rows(query: object) -> bool:
+    """A query that is one SELECT numbering its rows (no QUALIFY): it binds only with the filter around it."""
+    if isinstance(query, ast.Query) and not query.ctes and query.limit is None and not query.order_by:
+        query = query.body
+    return isinstance(query, ast.Select) and query.qualify is None and bool(_numbered_items(query))
+
+
+def inline_ranked_ctes(query: ast.Query) -> ast.Query:
+    """`query` with each WITH query that numbers its rows written as a subquery where it is used.
+
+    So `WITH r AS (SELECT *, ROW_NUMBER() OVER (...) AS rn FROM x) SELECT * FROM r WHERE rn <= 3` binds as the
+    subquery form (the number needs the filter of the query that reads it).
+    """
+    ranked = [(name, cte) for name, cte in query.ctes if _numbers_rows(cte)]
+    if not ranked:
+        return query
+    ctes = []
+    for name, cte in query.ctes:
+        for other, ranked_cte in ranked:
+            if other != name:
+                cte = _substitute(cte, other, ranked_cte)
+        ctes.append((name, cte))
+    body = query.body
+    for name, cte in ranked:
+        body = _substitute(body, name, cte)
+    kept = tuple((n, c) for n, c in ctes if not any(n == r for r, _ in ranked))
+    return dataclasses.replace(query, body=body, ctes=kept)
+
+
+def _substitute(node: object, name: str, cte: ast.Query) -> Any:
+    """`node` with every FROM reference to `name` replaced by the subquery `cte` (not where a WITH shadows it)."""
+    if isinstance(node, ast.TableRef):
+        if node.name.lower() == name.lower():
+            return ast.SubqueryRef(cte, node.alias or node.name, span=node.span)
+        return node
+    if isinstance(node, ast.Query) and any(n.lower() == name.lower() for n, _ in node.ctes):
+        return node
+    if isinstance(node, tuple):
+        return tuple(_substitute(n, name, cte) for n in node)
+    if not dataclasses.is_dataclass(node) or isinstance(node, type):
+        return node
+    changes = {}
+    for f in dataclasses.fields(node):
+        value = getattr(node, f.name)
+        new = _substitute(value, name, cte)
+        if new is not value:
+            changes[f.name] = new
+    return dataclasses.replace(node, **changes) if changes else node
