@@ -399,3 +399,13 @@ def test_a_with_query_that_numbers_rows_binds_as_the_subquery_form():
     with pytest.raises(BindError, match="must be filtered") as info:
         ctx.sql(f"WITH r AS ({ranked})\nSELECT k FROM r")
     assert (info.value.line, info.value.column) == (1, 22)
+
+
+def test_sources_may_release_records_while_a_top_n_holds_nothing():
+    from executor.query.release import retention_ms
+    from stream_dsl.connectors.base import KEEP_ALL
+
+    state = TopNState(_op())
+    assert retention_ms([state], {"ts"}) is None
+    state.step(_rows(("a", 1, 100)), None, 50)  # a's first row waits for the watermark
+    assert retention_ms([state], {"ts"}) == KEEP_ALL
