@@ -409,3 +409,25 @@ def test_sources_may_release_records_while_a_top_n_holds_nothing():
     assert retention_ms([state], {"ts"}) is None
     state.step(_rows(("a", 1, 100)), None, 50)  # a's first row waits for the watermark
     assert retention_ms([state], {"ts"}) == KEEP_ALL
+
+
+def test_predicate_pushdown_moves_partition_conditions_below_a_top_n_and_nothing_else():
+    from optimizer.rules.push_down_predicates import push_down_predicates
+    from stream_dsl.ir.plan import Filter, TopN, render_plan
+
+    ctx = _api_context()
+    ranked = "SELECT *, ROW_NUMBER() OVER (PARTITION BY k ORDER BY ts) AS rn FROM s"
+    plan = ctx.sql(f"SELECT * FROM ({ranked}) WHERE rn = 1 AND k = 'a' AND i > 0").plan
+    pushed = push_down_predicates(plan)
+    assert isinstance(pushed, Filter) and "i" in str(pushed.predicate) and "'a'" not in str(pushed.predicate)
+    assert isinstance(pushed.input, TopN) and pushed.input.n == 1  # rn = 1 is the TopN itself, never a filter
+    assert "'a'" in render_plan(pushed.input.input)
+
+
+def test_the_dataframe_examples_run():
+    import doctest
+
+    import stream_dsl.frame.ranking as ranking
+
+    result = doctest.testmod(ranking, optionflags=doctest.ELLIPSIS)
+    assert result.attempted > 0 and result.failed == 0
