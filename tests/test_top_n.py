@@ -77,6 +77,16 @@ QUERIES = [
         f"AS pos FROM ({WINDOW_AGG_DUCK}) QUALIFY pos <= 2",
     ),
     Q(
+        "hop_top_1",
+        "SELECT * FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY window_start, window_end ORDER BY n DESC, k) AS rn "
+        "FROM (SELECT k, window_start, window_end, COUNT(*) AS n FROM s "
+        "GROUP BY k, HOP(ts, INTERVAL '5' SECOND, INTERVAL '15' SECOND))) WHERE rn = 1",
+        "SELECT * FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY window_start, window_end ORDER BY n DESC, k) AS rn "
+        "FROM (SELECT k, epoch_ms(ws) AS window_start, epoch_ms(ws + 15000) AS window_end, COUNT(*) AS n FROM "
+        "(SELECT *, unnest(range(epoch_ms(ts) - epoch_ms(ts) % 5000, epoch_ms(ts) - 15000, -5000)) AS ws FROM s) "
+        "GROUP BY k, ws)) WHERE rn = 1",
+    ),
+    Q(
         "dedup_first_per_key",
         "SELECT k, i, ts FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY k ORDER BY ts) AS rn FROM s) WHERE rn = 1",
         "SELECT k, i, ts FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY k ORDER BY ts, i, d, s2) AS rn FROM s) "
@@ -95,6 +105,9 @@ QUERIES = [
         "ORDER BY ts, i, d, s2) = 1) GROUP BY s2",
     ),
 ]
+
+
+BY_NAME = {q.name: q for q in QUERIES}
 
 
 @pytest.mark.parametrize("query", QUERIES, ids=[q.name for q in QUERIES])
@@ -133,7 +146,7 @@ def test_dedup_of_out_of_order_rows_under_a_watermark_is_duckdbs_over_the_rows_o
     ctx = sd.Context(executor="inline", workers=1)
     ctx.from_polars(batches, name="s", watermark="ts", watermark_delay=f"{delay_ms}ms")
     ctx.from_polars(table, name="t", static=True)
-    query = QUERIES[5]
+    query = BY_NAME["dedup_first_per_key"]
     plan = ctx.sql(query.dsl).plan
     expected = duckdb_rows(query.duck, on_time(batches, delay_ms), table)
     for workers, optimize in ((1, True), (3, False)):
@@ -146,7 +159,7 @@ def test_dedup_of_out_of_order_rows_under_a_watermark_is_duckdbs_over_the_rows_o
 @given(data=datasets())
 def test_top_n_and_dedup_match_duckdb_on_the_multiprocess_executors(executor, data):
     frame, batches, table, ordered = data
-    for query in (QUERIES[0], QUERIES[5]):
+    for query in (BY_NAME["window_top_2"], BY_NAME["dedup_first_per_key"]):
         plan = engine(batches, table, ordered).sql(query.dsl).plan
         result = collect(plan, RunConfig(workers=2, executor=executor, optimize=True))
         assert_same_rows(result.rows(), duckdb_rows(query.duck, frame, table), f"{query.name} {executor}")
