@@ -107,7 +107,7 @@ def build_run(
         factory = EXECUTORS[config.executor]
     except KeyError:
         raise DSLError(f"unknown executor '{config.executor}'; choose one of {', '.join(EXECUTORS)}") from None
-    graph = lower(plan, config.workers)
+    graph = lower(plan, config.workers, state_ttl_ms=config.state_ttl_ms)
     output = output_factory(graph.graph["schema"], graph.graph.get("limit")).ordered(graph)
     check_sorted_output(output)
     return factory(graph, config, output, realtime)

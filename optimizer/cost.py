@@ -65,6 +65,7 @@ from stream_dsl.ir.plan import (
     Sort,
     Project,
     Scan,
+    TopN,
     Union,
     is_streaming,
 )
@@ -216,6 +217,7 @@ def _(node: PartialAggregate, model: CostModel = DEFAULT_MODEL) -> float | None:
 @rows_per_batch.register(Aggregate)
 @rows_per_batch.register(FinalAggregate)
 @rows_per_batch.register(Distinct)
+@rows_per_batch.register(TopN)
 def _(node: Aggregate | FinalAggregate | Distinct, model: CostModel = DEFAULT_MODEL) -> float | None:
     return None  # the output of state: unknown
 
@@ -263,6 +265,11 @@ def _(node: Scan, name: str) -> float | None:
 @column_ndv.register(Distinct)
 def _(node: Filter | Limit | Sort | Distinct, name: str) -> float | None:
     return column_ndv(node.input, name)
+
+
+@column_ndv.register
+def _(node: TopN, name: str) -> float | None:
+    return None if name == node.number_column else column_ndv(node.input, name)
 
 
 @column_ndv.register
@@ -374,5 +381,6 @@ def _(node: Join, column: str, model: CostModel = DEFAULT_MODEL) -> float | None
 @batch_time_span_ms.register(Aggregate)
 @batch_time_span_ms.register(PartialAggregate)
 @batch_time_span_ms.register(FinalAggregate)
+@batch_time_span_ms.register(TopN)
 def _(node: Plan, column: str, model: CostModel = DEFAULT_MODEL) -> float | None:
     return None  # several inputs, or the output of state: unknown

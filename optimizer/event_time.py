@@ -31,6 +31,7 @@ from stream_dsl.ir.plan import (
     Project,
     Scan,
     Sort,
+    TopN,
     Union,
 )
 
@@ -58,7 +59,8 @@ def _(plan: Scan) -> frozenset[str]:
 @event_time_columns.register(Distinct)
 @event_time_columns.register(Limit)
 @event_time_columns.register(Sort)
-def _(plan: Filter | Distinct | Limit | Sort) -> frozenset[str]:
+@event_time_columns.register(TopN)  # a row leaves a top-n no earlier than the watermark lets it (top_n.py)
+def _(plan: Filter | Distinct | Limit | Sort | TopN) -> frozenset[str]:
     return event_time_columns(plan.input)
 
 

@@ -47,6 +47,7 @@ from stream_dsl.ir.plan import (
     Project,
     Scan,
     Sort,
+    TopN,
     Union,
     render_plan,
     walk,
@@ -75,7 +76,7 @@ def explain(plan: Plan, config: RunConfig | None = None, *, format: str = "text"
 
         result = optimize_traced(plan, config)
         runs, fired = result.plan, result
-    graph = lower(runs, config.workers)
+    graph = lower(runs, config.workers, state_ttl_ms=config.state_ttl_ms)
     if format == "dot":
         return render_dot(graph)
     parts = ["== Logical plan ==", render_plan(plan)]
@@ -151,6 +152,7 @@ def _(node: Aggregate, model: CostModel) -> str | None:
 @pushdown_line.register(Union)
 @pushdown_line.register(Limit)
 @pushdown_line.register(Sort)
+@pushdown_line.register(TopN)
 def _(node: Plan, model: CostModel) -> str | None:
     return None
 

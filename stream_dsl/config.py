@@ -27,6 +27,8 @@ class RunConfig:
     disabled_rules: frozenset[str] = frozenset()
     ray_address: str | None = None  # transport 'ray': None starts a local Ray; "auto" or "host:port" joins one
     metrics_port: int | None = None  # serve Prometheus metrics on 127.0.0.1:port (0: any free port)
+    # How long (event time, behind the watermark) a deduplication remembers a key (None: forever); `SET state_ttl`.
+    state_ttl_ms: int | None = None
 
     def __post_init__(self) -> None:
         if self.executor not in EXECUTORS:
@@ -49,6 +51,8 @@ class RunConfig:
             or not 0 <= self.metrics_port <= 65535
         ):
             raise DSLError(f"metrics_port must be a port number (0 for any free one), got {self.metrics_port!r}")
+        if self.state_ttl_ms is not None and self.state_ttl_ms < 1:
+            raise DSLError("state_ttl must be a positive duration")
         if self.batch_interval_ms < 1:
             raise DSLError("batch_interval must be at least 1ms")
 

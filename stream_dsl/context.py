@@ -92,6 +92,10 @@ class Context:
         How the driver and the workers of 'drizzle' and 'bsp' talk:
         'pipes' (worker processes on this machine, the default) or 'ray'
         (Ray actors, on a Ray cluster's nodes; needs `stream-dsl[ray]`).
+    state_ttl : str, optional
+        How long a deduplication (`ROW_NUMBER() ... = 1` without windows)
+        remembers a key, in event time behind the watermark: '1 hour',
+        '10m'. None (the default) remembers every key forever.
     ray_address : str, optional
         With transport='ray': None starts a Ray instance in this process,
         'auto' joins the cluster this machine belongs to, 'host:port' (or
@@ -132,6 +136,7 @@ class Context:
         optimizer: Mapping[str, bool] | None = None,
         ray_address: str | None = None,
         metrics_port: int | None = None,
+        state_ttl: str | int | dt.timedelta | None = None,
     ) -> None:
         self.config = RunConfig(
             workers=workers,
@@ -146,6 +151,7 @@ class Context:
             disabled_rules=_disabled_rules(optimizer or {}),
             ray_address=ray_address,
             metrics_port=metrics_port,
+            state_ttl_ms=None if state_ttl is None else to_duration_ms(state_ttl, "state_ttl"),
         )
         self.catalog = Catalog()
         self._queries = Queries()
@@ -649,6 +655,8 @@ def _setting(key: str, value: str) -> dict[str, Any]:
         return {"heartbeat_timeout": seconds}
     if key == "transport":
         return {"transport": text.lower()}
+    if key == "state_ttl":  # '1 hour', '10m', or none
+        return {"state_ttl_ms": None if text.lower() in ("", "none", "null") else to_duration_ms(text, key)}
     if key == "ray_address":
         return {"ray_address": None if text.lower() in ("", "none", "null", "local") else text}
     if key == "metrics_port":

@@ -126,6 +126,12 @@ def extend(children: st.SearchStrategy[ast.Expr]) -> st.SearchStrategy[ast.Expr]
         st.builds(ast.FuncCall, st.sampled_from(["F", "NOW"]), st.just(())),
         st.just(ast.FuncCall("COUNT", (), star=True)),
         st.builds(
+            ast.WindowCall,
+            st.builds(ast.FuncCall, st.sampled_from(["ROW_NUMBER", "RANK", "F"]), st.just(())),
+            st.lists(children, max_size=2).map(tuple),
+            st.lists(st.builds(ast.OrderItem, children, st.booleans(), st.booleans()), max_size=2).map(tuple),
+        ),
+        st.builds(
             ast.Case,
             st.none() | children,
             st.lists(st.tuples(children, children), min_size=1, max_size=2).map(tuple),
@@ -156,6 +162,7 @@ def _select(draw, depth: int) -> ast.Select:
         having=draw(st.none() | EXPRS),
         distinct=draw(st.booleans()),
         emit=draw(st.sampled_from([None, "CHANGES", "WINDOW CLOSE"])),
+        qualify=draw(st.none() | EXPRS),
     )
 
 

@@ -7,7 +7,7 @@ from typing import Mapping
 import networkx as nx
 
 from executor.query.readers import Reader, is_bounded
-from optimizer.physical.stages import AggregateOp, Stage
+from optimizer.physical.stages import AggregateOp, Stage, TopNOp
 from stream_dsl.errors import PlanError
 
 
@@ -16,6 +16,8 @@ def check_can_emit(graph: nx.DiGraph, readers: Mapping[int, Reader]) -> None:
     for node in graph.nodes:
         stage: Stage = graph.nodes[node]["stage"]
         op = stage.stateful
+        if isinstance(op, TopNOp) and op.kind == "dedup" and not op.watermarked:
+            _check_dedup_can_emit(graph, node, readers, op)
         if not isinstance(op, AggregateOp) or op.window is None or op.changelog:
             continue
         upstream = [readers[a] for a in nx.ancestors(graph, node) if a in readers]
@@ -35,6 +37,19 @@ def check_can_emit(graph: nx.DiGraph, readers: Mapping[int, Reader]) -> None:
                 f"'{unbounded[0].scan.source.name}', so no window would ever close; window over the watermark "
                 f"column or use EMIT CHANGES"
             )
+
+
+def _check_dedup_can_emit(graph: nx.DiGraph, node: int, readers: Mapping[int, Reader], op: TopNOp) -> None:
+    """A deduplication decides a key's first row when the watermark passes it: without one, only at the end."""
+    unbounded = [readers[a] for a in nx.ancestors(graph, node) if a in readers and not is_bounded(readers[a])]
+    if unbounded:
+        name = unbounded[0].scan.source.name
+        raise PlanError(
+            f"the deduplication (ROW_NUMBER() ... = 1) orders by {op.time_column}, which is not the watermark "
+            f"column of unbounded stream '{name}', so no key's first row would ever be decided; order by the "
+            f"stream's watermark column (add a WATERMARK clause, e.g. WATERMARK FOR {op.time_column} AS "
+            f"{op.time_column} - INTERVAL '1' SECOND)"
+        )
 
 
 def check_bounded(readers: Mapping[int, Reader], limit: int | None, changelog: bool, ordered: bool = False) -> None:

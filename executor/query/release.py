@@ -10,9 +10,9 @@ restarted query rebuilds its operator state from those records. Which ones
 operator state still needs is `retention_ms`: the earliest event time an
 open window holds (a row older than every open window's start belongs only
 to windows that were emitted). State that never expires (a non-windowed
-aggregate, DISTINCT) needs everything, and so does a window over a column
-other than the sources' watermark column (we could not tell which records
-it holds).
+aggregate, DISTINCT, a top-N or deduplication holding rows or keys) needs
+everything, and so does a window over a column other than the sources'
+watermark column (we could not tell which records it holds).
 
 On restart, the query resumes from the watermark the previous run
 committed (see `executor/query/watermarks.py` and `restart.py`), so
@@ -29,6 +29,7 @@ import networkx as nx
 
 from executor.state.distinct import DistinctState
 from executor.state.operators import AggregateState
+from executor.state.top_n import TopNState
 from stream_dsl.ir.column_names import WINDOW_START
 from optimizer.physical.stages import ScanOp
 from stream_dsl.connectors.base import KEEP_ALL, commit_source
@@ -42,6 +43,8 @@ def _state_start_ms(state: Any, watermark_columns: set[str]) -> int | None:
     """The earliest event time one operator state still holds rows from (KEEP_ALL: all of them)."""
     if isinstance(state, DistinctState):
         return None if state.seen is None or not state.seen.height else KEEP_ALL
+    if isinstance(state, TopNState):  # waiting rows or remembered keys: rebuilt only from every record
+        return None if not state.open_groups else KEEP_ALL
     if not isinstance(state, AggregateState):
         return KEEP_ALL
     if not state.open_groups:  # not `state.state`: a state in a Python dict would build a frame per batch

@@ -56,9 +56,10 @@ from executor.recovery.manifest import (
 )
 from executor.recovery.survey import checkpoint_ids, checkpoint_path, inspect, survey, write_record
 from executor.state.distinct import DistinctState
+from executor.state.top_n import TopNState
 from executor.state.operators import AggregateState
 from executor.state.snapshots import restore_state, snapshot_state
-from optimizer.physical.stages import AggregateOp, DistinctOp
+from optimizer.physical.stages import AggregateOp, DistinctOp, TopNOp
 from stream_dsl.errors import CheckpointError
 from stream_dsl.connectors.file_writes import error_text, with_retries, write_atomically
 
@@ -87,8 +88,8 @@ __all__ = [
     "inspect",
 ]
 
-State = AggregateState | DistinctState
-StatefulOp = AggregateOp | DistinctOp
+State = AggregateState | DistinctState | TopNState
+StatefulOp = AggregateOp | DistinctOp | TopNOp
 
 
 class CheckpointCorrupt(CheckpointError):

@@ -8,12 +8,13 @@ from typing import Any
 import polars as pl
 
 from executor.state.distinct import DistinctState
+from executor.state.top_n import TopNState
 from executor.state.operators import AggregateState
 from executor.state.small import SmallAggregate
-from optimizer.physical.stages import AggregateOp, DistinctOp
+from optimizer.physical.stages import AggregateOp, DistinctOp, TopNOp
 
 
-def snapshot_state(state: AggregateState | DistinctState) -> dict[str, Any]:
+def snapshot_state(state: AggregateState | DistinctState | TopNState) -> dict[str, Any]:
     """Everything the state holds, picklable (frames as Arrow IPC bytes), no reference to the op.
 
     What stepping changes is all there: the polars state rows, the COUNT(DISTINCT) sets, whether the
@@ -24,6 +25,13 @@ def snapshot_state(state: AggregateState | DistinctState) -> dict[str, Any]:
     """
     if isinstance(state, DistinctState):
         return {"kind": "distinct", "seen": _ipc(state.seen)}
+    if isinstance(state, TopNState):
+        return {
+            "kind": "top_n",
+            "pending": _ipc(state.pending),
+            "seen": _ipc(state.seen),
+            "duplicates": state.duplicates,
+        }
     small = state.small
     return {
         "kind": "aggregate",
@@ -39,7 +47,9 @@ def snapshot_state(state: AggregateState | DistinctState) -> dict[str, Any]:
     }
 
 
-def restore_state(op: AggregateOp | DistinctOp, snapshot: dict[str, Any]) -> AggregateState | DistinctState:
+def restore_state(
+    op: AggregateOp | DistinctOp | TopNOp, snapshot: dict[str, Any]
+) -> AggregateState | DistinctState | TopNState:
     """A state equal in behavior to the snapshotted one: stepping it further gives the same outputs.
 
     `op` must be the operator the snapshot was taken from (the same query's plan); a snapshot of the
@@ -50,6 +60,10 @@ def restore_state(op: AggregateOp | DistinctOp, snapshot: dict[str, Any]) -> Agg
         if kind != "distinct":
             raise ValueError(f"a {kind!r} state snapshot cannot restore {op.describe()}")
         return DistinctState(op, _from_ipc(snapshot["seen"]))
+    if isinstance(op, TopNOp):
+        if kind != "top_n":
+            raise ValueError(f"a {kind!r} state snapshot cannot restore {op.describe()}")
+        return TopNState(op, _from_ipc(snapshot["pending"]), _from_ipc(snapshot["seen"]), int(snapshot["duplicates"]))
     if kind != "aggregate":
         raise ValueError(f"a {kind!r} state snapshot cannot restore {op.describe()}")
     state = AggregateState(op)

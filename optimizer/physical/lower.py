@@ -46,6 +46,7 @@ from optimizer.physical.stages import (
     ShuffleWrite,
     Stage,
     StatefulOp,
+    TopNOp,
     arg_column,
     ROW_COLUMN,
 )
@@ -68,6 +69,7 @@ from stream_dsl.ir.plan import (
     Scan,
     Sort,
     SortKey,
+    TopN,
     Union,
     is_streaming,
 )
@@ -76,7 +78,7 @@ from stream_dsl.ir.types import DataType, Field, Schema, common_type
 from optimizer.event_time import event_time_columns, with_watermark
 from stream_dsl.ir.expr import Case, Expr, IsNull, Literal, columns_used
 from stream_dsl.ir.definitions import WindowSpec
-from stream_dsl.ir.plan import WINDOW_START
+from stream_dsl.ir.plan import WINDOW_END, WINDOW_START
 
 
 @dataclass(frozen=True)
@@ -105,13 +107,17 @@ class _Pipe:
 Fragment = tuple[_Pipe, ...]  # one pipe, or one per UNION ALL input
 
 
-def lower(plan: Plan, workers: int = 1) -> nx.DiGraph:
-    """The stage DAG of `plan`; stateful stages get `workers` partitions."""
+def lower(plan: Plan, workers: int = 1, *, state_ttl_ms: int | None = None) -> nx.DiGraph:
+    """The stage DAG of `plan`; stateful stages get `workers` partitions.
+
+    `state_ttl_ms` (`SET state_ttl`): how long a deduplication without its own TTL remembers a key.
+    """
     if workers < 1:
         raise PlanError("workers must be at least 1")
     plan, limit = _split_limit(plan)
     plan, order = _split_sort(plan)
     lowering = _Lowering(workers)
+    lowering.state_ttl_ms = state_ttl_ms
     fragment = lowering.lower(plan)
     for pipe in fragment:
         stateful = pipe.stateful
@@ -163,6 +169,7 @@ def _split_sort(plan: Plan) -> tuple[Plan, tuple[SortKey, ...]]:
 class _Lowering:
     def __init__(self, workers: int) -> None:
         self.workers = workers
+        self.state_ttl_ms: int | None = None
         self.graph: nx.DiGraph = nx.DiGraph()
         self._ids = count()
         self._tables: dict[tuple[Plan, tuple[str, ...], tuple[DataType, ...]], str] = {}
@@ -410,6 +417,18 @@ def _(node: Distinct, lowering: _Lowering) -> Fragment:
 
 
 @lower_node.register
+def _(node: TopN, lowering: _Lowering) -> Fragment:
+    time_column = WINDOW_END if node.kind == "window" else node.order_by[0].column
+    watermarked = time_column in event_time_columns(node.input)
+    ttl_ms = node.ttl_ms if node.ttl_ms is not None or node.kind == "window" else lowering.state_ttl_ms
+    op = TopNOp(
+        node.kind, node.partition_by, node.order_by, node.n, node.number_column, time_column, watermarked, ttl_ms,
+        node.schema,
+    )  # fmt: skip
+    return lowering.exchange(lowering.lower(node.input), node.partition_by, op, node.schema)
+
+
+@lower_node.register
 def _(node: Union, lowering: _Lowering) -> Fragment:
     return lowering._union(node)
 
@@ -441,6 +460,7 @@ def _key_type(left: DataType, right: DataType) -> DataType:
 
 def _changelog_message(consumer: StatefulOp) -> str:
     what = "an aggregate" if isinstance(consumer, AggregateOp) else "DISTINCT"
+    what = "ROW_NUMBER() (top-n, deduplication)" if isinstance(consumer, TopNOp) else what
     return (
         f"{what} over a changelog (a non-windowed aggregate or EMIT CHANGES, whose rows are later "
         "replaced) is not supported; aggregate append-only input, e.g. a windowed aggregate "

@@ -26,7 +26,7 @@ from stream_dsl.ir.column_names import (  # noqa: F401
 from stream_dsl.ir.expr import Expr, NamedExpr, format_duration_ms, render, render_named
 from stream_dsl.ir.definitions import SourceDef, WindowSpec
 from stream_dsl.ir.partial_state import state_fields
-from stream_dsl.ir.plan import Plan, render_plan
+from stream_dsl.ir.plan import Plan, SortKey, render_plan
 from stream_dsl.ir.types import DataType, Schema
 
 # ---------------------------------------------------------------- narrow operators
@@ -278,9 +278,40 @@ class DistinctOp:
         return f"Distinct [{', '.join(self.columns)}]"
 
 
+@dataclass(frozen=True, slots=True)
+class TopNOp:
+    """ROW_NUMBER() <= n per partition (`executor/state/top_n.py` has the semantics).
+
+    `kind` 'window': a row is decided once the watermark reaches its
+    `time_column` (window_end); 'dedup': a key's first row is decided once the
+    watermark passes its `time_column` (the first ORDER BY column), and the key
+    is remembered for `ttl_ms` (None: forever). `watermarked`: whether the
+    watermark bounds `time_column` (if not, only the end of input decides).
+    """
+
+    kind: str
+    partition_by: tuple[str, ...]
+    order_by: tuple[SortKey, ...]
+    n: int
+    number_column: str | None
+    time_column: str
+    watermarked: bool
+    ttl_ms: int | None
+    output: Schema
+
+    def describe(self) -> str:
+        text = f"TopN {self.kind} n={self.n} partition=[{', '.join(self.partition_by)}]"
+        text += f" order=[{', '.join(str(k) for k in self.order_by)}]"
+        if self.number_column is not None:
+            text += f" number={self.number_column}"
+        if self.ttl_ms is not None:
+            text += f" ttl={format_duration_ms(self.ttl_ms)}"
+        return text + ("" if self.watermarked else " (decided at the end of input)")
+
+
 NarrowOp = Union[ScanOp, ReadOp, FilterOp, ProjectOp, BroadcastJoinOp, PartialAggregateOp]
 Terminal = Union[ShuffleWrite, OutputWrite]
-StatefulOp = Union[AggregateOp, DistinctOp]
+StatefulOp = Union[AggregateOp, DistinctOp, TopNOp]
 Operator = Union[NarrowOp, Terminal]
 
 

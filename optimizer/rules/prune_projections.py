@@ -12,7 +12,8 @@ row for row. What is never dropped:
 - the source's watermark column (the watermark follows it, windowed or not);
 - the columns of a Scan's own predicate (applied when the source is read);
 - join keys, group keys, window time columns;
-- any column under a Distinct (which rows are distinct depends on all);
+- any column under a Distinct (which rows are distinct depends on all) or a
+  TopN (its ties are broken by every column);
 - at least one column of every input, so row counts (COUNT(*)) survive;
 - the plan's output: same names, types and order (a Project restores them
   if an input keeps extra columns).
@@ -56,6 +57,7 @@ from stream_dsl.ir.plan import (
     Project,
     Scan,
     Sort,
+    TopN,
     Union,
     project,
 )
@@ -89,7 +91,7 @@ def _prune(node: Plan, required: Names) -> Plan:
         return same_or_new(node, (_prune(node.input, required),))
     if isinstance(node, Sort):
         return same_or_new(node, (_prune(node.input, set(required) | {k.column for k in node.keys}),))
-    if isinstance(node, Distinct):
+    if isinstance(node, (Distinct, TopN)):
         return same_or_new(node, (_prune_exact(node.input, node.input.schema.names),))
     if isinstance(node, Project):
         return _prune_project(node, required)

@@ -26,6 +26,9 @@ without aggregates move. Correctness condition, per node kind:
   computed from the rows read, before the scan predicate, so it is the same.
 - Sort: `filter(p, sort(x)) == sort(filter(p, x))`: filtering keeps the
   order of the rows it keeps.
+- TopN: `filter(p, topn(x)) == topn(filter(p, x))` when p uses only
+  partition columns (a partition passes or fails whole); never a conjunct
+  on the row number or on other columns (that would change the ranking).
 - Limit: nothing moves below it (the first n rows of a filtered result are
   not the filtered first n rows).
 
@@ -57,7 +60,7 @@ from dataclasses import replace
 from typing import Any, Callable
 
 from stream_dsl.ir.expr import Column, Expr, columns_used, conjoin, conjuncts, rename_columns
-from stream_dsl.ir.plan import Aggregate, Distinct, Filter, Join, Plan, Project, Scan, Sort, Union
+from stream_dsl.ir.plan import Aggregate, Distinct, Filter, Join, Plan, Project, Scan, Sort, TopN, Union
 from stream_dsl.ir.types import DataType
 
 from optimizer.rules.analysis import filtered, movable, same_or_new
@@ -188,6 +191,14 @@ def _through_aggregate(node: Aggregate, predicates: Predicates) -> tuple[Plan, P
     return replace(node, input=_below(node.input, down)), rest
 
 
+def _through_top_n(node: TopN, predicates: Predicates) -> tuple[Plan, Predicates]:
+    partition = set(node.partition_by)
+    down = [p for p in predicates if columns_used(p) and columns_used(p) <= partition]
+    if not down:
+        return node, predicates
+    return replace(node, input=_below(node.input, down)), [p for p in predicates if p not in down]
+
+
 # each sink takes a node of its key's type, which a dict's type cannot say
 _SINKS: dict[type, Callable[[Any, Predicates], tuple[Plan, Predicates]]] = {
     Scan: _into_scan,
@@ -198,4 +209,5 @@ _SINKS: dict[type, Callable[[Any, Predicates], tuple[Plan, Predicates]]] = {
     Distinct: _through_distinct,
     Aggregate: _through_aggregate,
     Sort: _through_distinct,
+    TopN: _through_top_n,
 }

@@ -97,6 +97,7 @@ SETTINGS = (
     "checkpoint_reset",
     "ray_address",
     "metrics_port",
+    "state_ttl",
 )
 # `SET optimizer.<rule> = 'false'` switches one optimizer rule off ('true' back on).
 RULE_SETTING_PREFIX = "optimizer."

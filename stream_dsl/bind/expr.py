@@ -222,6 +222,12 @@ class ExprBinder:
             raise BindError(f"DISTINCT is only allowed in COUNT, not in {node.name.upper()}", span=node.span)
         return tc.function(node.name.lower(), self._all(node.args), node.span)
 
+    def _window_call(self, node: ast.WindowCall) -> E.Expr:
+        """Window functions bind only in the top-N and deduplication forms (`bind.top_n`), never as values."""
+        from stream_dsl.bind.top_n import SUPPORTED
+
+        raise BindError(SUPPORTED, span=node.span)
+
     def _aggregate(self, node: ast.FuncCall) -> E.Expr:
         name = node.name.upper()
         if self.nested:
@@ -257,6 +263,7 @@ _DISPATCH: dict[type, Callable[[ExprBinder, Any], E.Expr]] = {
     ast.Between: ExprBinder._between,
     ast.Like: ExprBinder._like,
     ast.IsNull: ExprBinder._is_null,
+    ast.WindowCall: ExprBinder._window_call,
 }
 
 

@@ -71,6 +71,9 @@ def bind_query(query: ast.Query | ast.Select | ast.SetOp, env: Env) -> Plan:
         return bind_select(query, env)
     if isinstance(query, ast.SetOp):
         return _bind_set_op(query, env)
+    from stream_dsl.bind.top_n import inline_ranked_ctes  # it binds through this module
+
+    query = inline_ranked_ctes(query)
     seen: set[str] = set()
     for name, cte in query.ctes:
         if name.lower() in seen:
@@ -123,6 +126,10 @@ def _bind_set_op(op: ast.SetOp, env: Env) -> Plan:
 def bind_select(sel: ast.Select, env: Env) -> Plan:
     if sel.from_ is None:
         raise BindError("SELECT needs a FROM clause: a query reads a stream or a table", span=sel.span)
+    from stream_dsl.bind.top_n import bind_ranked_select, uses_row_number  # it binds through this module
+
+    if uses_row_number(sel):
+        return bind_ranked_select(sel, env)
     plan, scope = bind_from(sel.from_, env)
     if sel.where is not None:
         plan = Filter(plan, bind_predicate(sel.where, scope, "WHERE", env.text), span=sel.where.span)

@@ -324,7 +324,45 @@ class Stream:
         """Each distinct row once (SELECT DISTINCT)."""
         return self._derive(Distinct(self._plan))
 
-    unique = distinct
+    def unique(
+        self,
+        subset: str | Sequence[str] | None = None,
+        *,
+        keep: str = "any",
+        order_by: str | Sequence[str] | None = None,
+        ttl: str | int | None = None,
+    ) -> "Stream":
+        """Each distinct row once (no `subset`), or the first row per key of `subset` (deduplication).
+
+        `order_by` names the event-time column that says which row is first
+        (ROW_NUMBER() OVER (PARTITION BY subset ORDER BY order_by) = 1); `ttl`
+        bounds how long a key is remembered (event time behind the watermark).
+        `keep='last'` is supported per window (subset with window_start, window_end).
+        """
+        if subset is None and order_by is None:
+            return self.distinct()
+        from stream_dsl.frame.ranking import unique
+
+        return self._derive(unique(self._plan, subset or [], "first" if keep == "any" else keep, order_by, ttl))
+
+    def top_k(
+        self,
+        k: int,
+        *,
+        by: str | Sequence[str],
+        partition_by: str | Sequence[str] | None = None,
+        descending: bool | Sequence[bool] = True,
+        number: str | None = None,
+    ) -> "Stream":
+        """The first `k` rows of each window by `by` (largest first unless descending=False).
+
+        Over a windowed aggregate that emits on window close; `partition_by`
+        adds keys to window_start and window_end; `number` names a column
+        holding each row's rank (1..k), as ROW_NUMBER() AS number.
+        """
+        from stream_dsl.frame.ranking import top_k
+
+        return self._derive(top_k(self._plan, k, by, partition_by, descending, number))
 
     def sort(
         self,

@@ -273,6 +273,58 @@ class Sort(_SameColumns):
                 )
 
 
+@dataclass(frozen=True)
+class TopN:
+    """ROW_NUMBER() OVER (PARTITION BY ... ORDER BY ...) <= n: the first `n` rows of each partition.
+
+    Two kinds (`kind`): 'window' when the partition includes window_start and
+    window_end (a window's rows are ranked once the watermark passes its end),
+    'dedup' otherwise (n = 1, ordered by an event-time column ascending: a
+    key's first row is decided once the watermark passes its time; keys are
+    remembered for `ttl_ms` of event time, None: forever). Ties are broken by
+    the remaining columns in order, so the result is deterministic.
+    Output: the input's columns, then `number_column` (BIGINT) if set.
+    See `executor/state/top_n.py` for the exact semantics.
+    """
+
+    input: "Plan"
+    partition_by: tuple[str, ...]
+    order_by: tuple[SortKey, ...]
+    n: int
+    number_column: str | None = None
+    ttl_ms: int | None = None
+    span: Span | None = _SPAN
+
+    def __post_init__(self) -> None:
+        schema = self.input.schema
+        _require_columns(set(self.partition_by) | {k.column for k in self.order_by}, schema, "top-n")
+        if self.n < 1:
+            raise PlanError(f"top-n needs n >= 1, got {self.n}")
+        if not self.order_by:
+            raise PlanError("top-n needs ORDER BY")
+        if self.kind == "dedup":
+            first = self.order_by[0]
+            if self.n != 1 or first.descending or schema.dtype(first.column) is not DataType.TIMESTAMP:
+                raise PlanError(
+                    "without windows, ROW_NUMBER() keeps the first row per key only: rn = 1, "
+                    "ORDER BY a TIMESTAMP column ascending"
+                )
+        _ = self.schema  # validates unique output names
+
+    @property
+    def kind(self) -> str:
+        return "window" if {WINDOW_START, WINDOW_END} <= set(self.partition_by) else "dedup"
+
+    @property
+    def inputs(self) -> tuple["Plan", ...]:
+        return (self.input,)
+
+    @cached_property
+    def schema(self) -> Schema:
+        extra = (Field(self.number_column, DataType.BIGINT),) if self.number_column else ()
+        return Schema(self.input.schema.fields + extra)
+
+
 # ---------------------------------------------------------------- two-phase aggregation
 
 
@@ -386,9 +438,22 @@ class FinalAggregate:
 
 
 Plan = typing.Union[
-    Scan, Filter, Project, Join, Aggregate, Distinct, Union, Limit, Sort, PartialAggregate, FinalAggregate
+    Scan, Filter, Project, Join, Aggregate, Distinct, Union, Limit, Sort, PartialAggregate, FinalAggregate, TopN
 ]
-PLAN_NODES = (Scan, Filter, Project, Join, Aggregate, Distinct, Union, Limit, Sort, PartialAggregate, FinalAggregate)
+PLAN_NODES = (
+    Scan,
+    Filter,
+    Project,
+    Join,
+    Aggregate,
+    Distinct,
+    Union,
+    Limit,
+    Sort,
+    PartialAggregate,
+    FinalAggregate,
+    TopN,
+)
 
 
 # ---------------------------------------------------------------- helpers
@@ -436,8 +501,9 @@ def _(node: Union, inputs: tuple[Plan, ...]) -> Plan:
 @with_inputs.register(Sort)
 @with_inputs.register(PartialAggregate)
 @with_inputs.register(FinalAggregate)
+@with_inputs.register(TopN)
 def _(
-    node: Filter | Project | Aggregate | Distinct | Limit | Sort | PartialAggregate | FinalAggregate,
+    node: Filter | Project | Aggregate | Distinct | Limit | Sort | PartialAggregate | FinalAggregate | TopN,
     inputs: tuple[Plan, ...],
 ) -> Plan:
     return replace(node, input=inputs[0])

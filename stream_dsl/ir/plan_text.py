@@ -21,6 +21,7 @@ from stream_dsl.ir.plan import (
     Project,
     Scan,
     Sort,
+    TopN,
     Union,
 )
 
@@ -102,6 +103,17 @@ def _(node: Limit) -> str:
 @describe.register
 def _(node: Sort) -> str:
     return f"Sort {', '.join(str(k) for k in node.keys)}"
+
+
+@describe.register
+def _(node: TopN) -> str:
+    text = f"TopN {node.kind} n={node.n} partition=[{', '.join(node.partition_by)}]"
+    text += f" order=[{', '.join(str(k) for k in node.order_by)}]"
+    if node.number_column is not None:
+        text += f" number={node.number_column}"
+    if node.ttl_ms is not None:
+        text += f" ttl={format_duration_ms(node.ttl_ms)}"
+    return text
 
 
 def render_plan(node: Plan, *, schema: bool = False, indent: int = 0) -> str:

@@ -161,6 +161,16 @@ class IsNull:
     span: Span | None = _SPAN
 
 
+@dataclass(frozen=True, slots=True)
+class WindowCall:
+    """`func OVER (PARTITION BY ... ORDER BY ...)`: binds only as ROW_NUMBER() in a top-N or dedup filter."""
+
+    func: FuncCall
+    partition_by: tuple["Expr", ...] = ()
+    order_by: tuple["OrderItem", ...] = ()
+    span: Span | None = _SPAN
+
+
 Expr = Union[
     Identifier,
     Star,
@@ -179,6 +189,7 @@ Expr = Union[
     Between,
     Like,
     IsNull,
+    WindowCall,
 ]
 
 
@@ -236,6 +247,7 @@ class Select:
     distinct: bool = False
     emit: str | None = None
     span: Span | None = _SPAN
+    qualify: Expr | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -299,6 +299,7 @@ class AstBuilder:
             distinct="DISTINCT" in _tokens(children),
             emit=clauses.get("emit"),
             span=_span(meta),
+            qualify=clauses.get("qualify"),
         )
 
     def select_items(self, meta: Meta, children: list[Any]) -> list[ast.SelectItem]:
@@ -324,6 +325,9 @@ class AstBuilder:
 
     def having_clause(self, meta: Meta, children: list[Any]) -> _Clause:
         return _Clause("having", children[-1])
+
+    def qualify_clause(self, meta: Meta, children: list[Any]) -> _Clause:
+        return _Clause("qualify", children[-1])
 
     def emit_clause(self, meta: Meta, children: list[Any]) -> _Clause:
         return _Clause("emit", "CHANGES" if "CHANGES" in _tokens(children) else "WINDOW CLOSE")
@@ -443,6 +447,13 @@ class AstBuilder:
             star="STAR" in toks,
             span=_span(meta),
         )
+
+    def window_call(self, meta: Meta, children: list[Any]) -> ast.WindowCall:
+        func, _, partition, order = children
+        return ast.WindowCall(func, tuple(partition or ()), tuple(order or ()), span=_span(meta))
+
+    def partition_clause(self, meta: Meta, children: list[Any]) -> list[ast.Expr]:
+        return _exprs(children)
 
     def case_expr(self, meta: Meta, children: list[Any]) -> ast.Case:
         operand = children[1]

@@ -186,6 +186,13 @@ def _(node: ast.FuncCall) -> str:
 
 
 @unparse.register
+def _(node: ast.WindowCall) -> str:
+    parts = [f"PARTITION BY {', '.join(unparse(p) for p in node.partition_by)}"] if node.partition_by else []
+    parts += [f"ORDER BY {', '.join(unparse(o) for o in node.order_by)}"] if node.order_by else []
+    return f"{unparse(node.func)} OVER ({' '.join(parts)})"
+
+
+@unparse.register
 def _(node: ast.Case) -> str:
     parts = ["CASE"] + ([unparse(node.operand)] if node.operand is not None else [])
     parts += [f"WHEN {unparse(c)} THEN {unparse(v)}" for c, v in node.whens]
@@ -260,6 +267,8 @@ def _(node: ast.Select) -> str:
         parts.append(f"GROUP BY {', '.join(unparse(g) for g in node.group_by)}")
     if node.having is not None:
         parts.append(f"HAVING {unparse(node.having)}")
+    if node.qualify is not None:
+        parts.append(f"QUALIFY {unparse(node.qualify)}")
     if node.emit == "CHANGES":
         parts.append("EMIT CHANGES")
     elif node.emit is not None:
