@@ -704,3 +704,18 @@ def test_is_null_of_arithmetic_asks_its_operands(sql):
     assert answer.error is None and answer.rows in ((("b",),), (("a",),))
     found = disagreement(case)  # DuckDB rewrites it so in some plans (the seed's), not in this one
     assert found is None or documented(found[1], found[2], case, found[0]) == "duckdb_raises_for_unused_values"
+
+
+def test_folding_is_null_of_a_sum_with_a_constant_is_done_in_one_pass():
+    """`(x + 0) IS NULL` became `x IS NULL OR 0 IS NULL`, which a second pass folded again: rules must
+    reach their fixed point in one application (test_rules_properties found it)."""
+    from optimizer.rules.fold_constants import fold
+    from stream_dsl.bind.typecheck import binary, literal
+    from stream_dsl.ir import expr as E
+    from stream_dsl.ir.types import DataType
+
+    x = E.Column("x", DataType.BIGINT)
+    for negated in (False, True):
+        once = fold(E.IsNull(binary("+", x, literal(0)), negated))
+        assert fold(once) == once
+        assert E.render(once) == ("(x IS NOT NULL)" if negated else "(x IS NULL)")

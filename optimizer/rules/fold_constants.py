@@ -205,8 +205,8 @@ def _is_null_of_arithmetic(e: E.IsNull) -> E.Expr:
     inner = e.expr
     if not (isinstance(inner, E.Binary) and inner.op in ("+", "-", "*") and inner.dtype is not T.NULL):
         return e
-    left, right = (E.IsNull(x, e.negated, span=e.span) for x in (inner.left, inner.right))
-    return E.Binary("AND" if e.negated else "OR", left, right, T.BOOLEAN, e.span)
+    left, right = (_simplify(E.IsNull(x, e.negated, span=e.span)) for x in (inner.left, inner.right))
+    return _simplify(E.Binary("AND" if e.negated else "OR", left, right, T.BOOLEAN, e.span))  # `0 IS NULL`: gone
 
 
 def _not(e: E.Unary) -> E.Expr:
