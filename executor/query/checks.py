@@ -7,6 +7,7 @@ from typing import Mapping
 import networkx as nx
 
 from executor.query.readers import Reader, is_bounded
+from optimizer.physical.interval_join import IntervalJoinOp
 from optimizer.physical.stages import AggregateOp, Stage
 from stream_dsl.errors import PlanError
 
@@ -16,6 +17,9 @@ def check_can_emit(graph: nx.DiGraph, readers: Mapping[int, Reader]) -> None:
     for node in graph.nodes:
         stage: Stage = graph.nodes[node]["stage"]
         op = stage.stateful
+        if isinstance(op, IntervalJoinOp):
+            _check_interval_join(op, [readers[a] for a in nx.ancestors(graph, node) if a in readers])
+            continue
         if not isinstance(op, AggregateOp) or op.window is None or op.changelog:
             continue
         upstream = [readers[a] for a in nx.ancestors(graph, node) if a in readers]
@@ -35,6 +39,21 @@ def check_can_emit(graph: nx.DiGraph, readers: Mapping[int, Reader]) -> None:
                 f"'{unbounded[0].scan.source.name}', so no window would ever close; window over the watermark "
                 f"column or use EMIT CHANGES"
             )
+
+
+def _check_interval_join(op: IntervalJoinOp, upstream: list[Reader]) -> None:
+    """Refuse an interval join over unbounded input whose time columns the watermark does not bound: its state
+    would grow forever (it drops rows only as the watermark passes their interval)."""
+    unbounded = [r for r in upstream if not is_bounded(r)]
+    if not unbounded or op.watermarked:
+        return
+    left, right = op.bounds.left_time, op.bounds.right_time
+    raise PlanError(
+        f"the interval join over unbounded stream '{unbounded[0].scan.source.name}' keeps rows until the watermark "
+        f"passes their interval, but the watermark does not bound its time columns ({left} and {right}); declare "
+        f"a WATERMARK on each joined stream's time column (e.g. WATERMARK FOR {left} AS {left} - INTERVAL '1' "
+        f"SECOND) and bound the join by those columns"
+    )
 
 
 def check_bounded(readers: Mapping[int, Reader], limit: int | None, changelog: bool, ordered: bool = False) -> None:

@@ -56,6 +56,8 @@ from executor.recovery.manifest import (
 )
 from executor.recovery.survey import checkpoint_ids, checkpoint_path, inspect, survey, write_record
 from executor.state.distinct import DistinctState
+from executor.state.interval_join import IntervalJoinState
+from optimizer.physical.interval_join import IntervalJoinOp
 from executor.state.operators import AggregateState
 from executor.state.snapshots import restore_state, snapshot_state
 from optimizer.physical.stages import AggregateOp, DistinctOp
@@ -83,8 +85,8 @@ __all__ = [
     "inspect",
 ]
 
-State = AggregateState | DistinctState
-StatefulOp = AggregateOp | DistinctOp
+State = AggregateState | DistinctState | IntervalJoinState
+StatefulOp = AggregateOp | DistinctOp | IntervalJoinOp
 
 
 class CheckpointCorrupt(CheckpointError):

@@ -63,6 +63,8 @@ from executor.state import small as state_small
 from executor.state.aggregate_exprs import batch_partials, final_value, merge_partials, row_partials
 from executor.state.clocks import WM_INF
 from executor.state.distinct import DistinctState
+from executor.state.interval_join import IntervalJoinState
+from optimizer.physical.interval_join import IntervalJoinOp
 from executor.state.small import SmallAggregate
 from executor.state.step import StepOutput, collect, join_keys
 from executor.state.windows import Windows, is_closed, is_open, starts_new_session, watermark_lit
@@ -495,5 +497,7 @@ def _end_only(wm: int | None) -> int | None:
     return wm if wm is not None and wm >= WM_INF else None
 
 
-def make_state(op: AggregateOp | DistinctOp) -> AggregateState | DistinctState:
+def make_state(op: AggregateOp | DistinctOp | IntervalJoinOp) -> AggregateState | DistinctState | IntervalJoinState:
+    if isinstance(op, IntervalJoinOp):
+        return IntervalJoinState(op)
     return AggregateState(op) if isinstance(op, AggregateOp) else DistinctState(op)

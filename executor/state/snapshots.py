@@ -8,12 +8,14 @@ from typing import Any
 import polars as pl
 
 from executor.state.distinct import DistinctState
+from executor.state.interval_join import IntervalJoinState
+from optimizer.physical.interval_join import IntervalJoinOp
 from executor.state.operators import AggregateState
 from executor.state.small import SmallAggregate
 from optimizer.physical.stages import AggregateOp, DistinctOp
 
 
-def snapshot_state(state: AggregateState | DistinctState) -> dict[str, Any]:
+def snapshot_state(state: AggregateState | DistinctState | IntervalJoinState) -> dict[str, Any]:
     """Everything the state holds, picklable (frames as Arrow IPC bytes), no reference to the op.
 
     What stepping changes is all there: the polars state rows, the COUNT(DISTINCT) sets, whether the
@@ -24,6 +26,13 @@ def snapshot_state(state: AggregateState | DistinctState) -> dict[str, Any]:
     """
     if isinstance(state, DistinctState):
         return {"kind": "distinct", "seen": _ipc(state.seen)}
+    if isinstance(state, IntervalJoinState):
+        return {
+            "kind": "interval_join",
+            "left": _ipc(state.left),
+            "right": _ipc(state.right),
+            "late": [state.late_left, state.late_right],
+        }
     small = state.small
     return {
         "kind": "aggregate",
@@ -39,13 +48,22 @@ def snapshot_state(state: AggregateState | DistinctState) -> dict[str, Any]:
     }
 
 
-def restore_state(op: AggregateOp | DistinctOp, snapshot: dict[str, Any]) -> AggregateState | DistinctState:
+def restore_state(
+    op: AggregateOp | DistinctOp | IntervalJoinOp, snapshot: dict[str, Any]
+) -> AggregateState | DistinctState | IntervalJoinState:
     """A state equal in behavior to the snapshotted one: stepping it further gives the same outputs.
 
     `op` must be the operator the snapshot was taken from (the same query's plan); a snapshot of the
     other kind of state, or one this operator could not have made, raises ValueError.
     """
     kind = snapshot.get("kind")
+    if isinstance(op, IntervalJoinOp):
+        if kind != "interval_join":
+            raise ValueError(f"a {kind!r} state snapshot cannot restore {op.describe()}")
+        joined = IntervalJoinState(op)
+        joined.left, joined.right = _from_ipc(snapshot["left"]), _from_ipc(snapshot["right"])
+        joined.late_left, joined.late_right = (int(n) for n in snapshot["late"])
+        return joined
     if isinstance(op, DistinctOp):
         if kind != "distinct":
             raise ValueError(f"a {kind!r} state snapshot cannot restore {op.describe()}")

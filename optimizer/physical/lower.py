@@ -202,6 +202,10 @@ class _Lowering:
         return lower_node(node, self)
 
     def _join(self, node: Join) -> Fragment:
+        if node.interval is not None:  # two streams, one stateful stage (physical/interval_join.py)
+            from optimizer.physical.interval_join import lower_interval_join
+
+            return lower_interval_join(self, node, _interval_watermarked(node))
         left_stream, right_stream = is_streaming(node.left), is_streaming(node.right)
         key_types = tuple(
             _key_type(node.left.schema.dtype(lk), node.right.schema.dtype(rk))
@@ -437,6 +441,14 @@ def _key_type(left: DataType, right: DataType) -> DataType:
     if common is None:
         raise PlanError(f"join keys of types {left.value} and {right.value} cannot be compared")
     return common
+
+
+def _interval_watermarked(node: Join) -> bool:
+    """Whether the watermark bounds both time columns of an interval join (then it drops state as it passes)."""
+    assert node.interval is not None
+    return node.interval.left_time in event_time_columns(node.left) and node.interval.right_time in event_time_columns(
+        node.right
+    )
 
 
 def _changelog_message(consumer: StatefulOp) -> str:

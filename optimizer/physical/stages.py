@@ -28,6 +28,7 @@ from stream_dsl.ir.definitions import SourceDef, WindowSpec
 from stream_dsl.ir.partial_state import state_fields
 from stream_dsl.ir.plan import Plan, render_plan
 from stream_dsl.ir.types import DataType, Schema
+from optimizer.physical.interval_join import IntervalJoinOp
 
 # ---------------------------------------------------------------- narrow operators
 
@@ -280,7 +281,7 @@ class DistinctOp:
 
 NarrowOp = Union[ScanOp, ReadOp, FilterOp, ProjectOp, BroadcastJoinOp, PartialAggregateOp]
 Terminal = Union[ShuffleWrite, OutputWrite]
-StatefulOp = Union[AggregateOp, DistinctOp]
+StatefulOp = Union[AggregateOp, DistinctOp, IntervalJoinOp]
 Operator = Union[NarrowOp, Terminal]
 
 
