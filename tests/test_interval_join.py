@@ -1,0 +1,184 @@
+"""Stream-stream interval joins: DuckDB's join with the same time condition, on every executor.
+
+Two streams a(k, ts, v) and b(k, ts, w) with keys from a small alphabet (NULLs too),
+split at random into micro-batches. With `ordered` data each stream has a watermark
+(delay 0) and comes in event-time order, so state is dropped as the watermark passes
+and no row is late; otherwise neither has a watermark and only the end of input
+drops state. Either way `collect()` must equal DuckDB's plain join.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import duckdb
+import polars as pl
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import stream_dsl as sd
+from budget import examples
+from executor.api import collect
+from stream_dsl.config import RunConfig
+from test_differential import assert_same_rows
+
+BASE = dt.datetime(2024, 1, 1)
+A_SCHEMA = {"k": pl.String, "ts": pl.Datetime("ms"), "v": pl.Int64}
+B_SCHEMA = {"k": pl.String, "ts": pl.Datetime("ms"), "w": pl.Int64}
+
+# (name, our SQL, DuckDB's SQL): the same text but for the spelling of intervals
+QUERIES = [
+    (
+        "inner_between",
+        "SELECT * FROM a JOIN b ON a.k = b.k AND b.ts BETWEEN a.ts - INTERVAL '5' SECOND AND a.ts + INTERVAL '10' SECOND",
+        "SELECT * FROM a JOIN b ON a.k = b.k AND b.ts BETWEEN a.ts - INTERVAL 5 SECOND AND a.ts + INTERVAL 10 SECOND",
+    ),
+    (
+        "left_strict_upper",
+        "SELECT a.k, a.v, b.w, b.ts FROM a LEFT OUTER JOIN b ON a.k = b.k "
+        "AND b.ts >= a.ts - INTERVAL '2' SECOND AND b.ts < a.ts + INTERVAL '3' SECOND",
+        "SELECT a.k, a.v, b.w, b.ts FROM a LEFT OUTER JOIN b ON a.k = b.k "
+        "AND b.ts >= a.ts - INTERVAL 2 SECOND AND b.ts < a.ts + INTERVAL 3 SECOND",
+    ),
+    (
+        "right_mirrored_strict_lower",
+        "SELECT a.v, b.k, b.w FROM a RIGHT JOIN b ON b.k = a.k AND a.ts > b.ts - INTERVAL '4' SECOND AND a.ts <= b.ts",
+        "SELECT a.v, b.k, b.w FROM a RIGHT JOIN b ON b.k = a.k AND a.ts > b.ts - INTERVAL 4 SECOND AND a.ts <= b.ts",
+    ),
+    (
+        "inner_with_a_condition",
+        "SELECT a.k, a.v + b.w AS s FROM a JOIN b ON a.k = b.k AND a.v > b.w "
+        "AND a.ts BETWEEN b.ts - INTERVAL '1' SECOND AND b.ts + INTERVAL '6' SECOND",
+        "SELECT a.k, a.v + b.w AS s FROM a JOIN b ON a.k = b.k AND a.v > b.w "
+        "AND a.ts BETWEEN b.ts - INTERVAL 1 SECOND AND b.ts + INTERVAL 6 SECOND",
+    ),
+    (
+        "left_with_a_left_guard",
+        "SELECT a.k, a.v, b.w FROM a LEFT JOIN b ON a.k = b.k AND a.v > 0 "
+        "AND b.ts BETWEEN a.ts AND a.ts + INTERVAL '7' SECOND",
+        "SELECT a.k, a.v, b.w FROM a LEFT JOIN b ON a.k = b.k AND a.v > 0 "
+        "AND b.ts BETWEEN a.ts AND a.ts + INTERVAL 7 SECOND",
+    ),
+]
+
+
+def _side(draw, schema: dict, value: str, ordered: bool) -> tuple[pl.DataFrame, list[pl.DataFrame]]:
+    n = draw(st.integers(0, 14))
+    times = draw(st.lists(st.one_of(st.integers(0, 40).map(lambda h: h * 500), st.none()), min_size=n, max_size=n))
+    frame = pl.DataFrame(
+        {
+            "k": draw(st.lists(st.sampled_from(["a", "b", "c", None]), min_size=n, max_size=n)),
+            "ts": [None if t is None else BASE + dt.timedelta(milliseconds=t) for t in times],
+            value: draw(st.lists(st.one_of(st.none(), st.integers(-3, 5)), min_size=n, max_size=n)),
+        },
+        schema=schema,
+    )
+    if ordered:
+        frame = frame.sort("ts", nulls_last=draw(st.booleans()), maintain_order=True)
+    cuts = sorted(draw(st.lists(st.integers(0, n), max_size=4)))
+    bounds = [0] + cuts + [n]
+    return frame, [frame.slice(lo, hi - lo) for lo, hi in zip(bounds, bounds[1:])]
+
+
+@st.composite
+def streams(draw):
+    ordered = draw(st.booleans())
+    a, a_batches = _side(draw, A_SCHEMA, "v", ordered)
+    b, b_batches = _side(draw, B_SCHEMA, "w", ordered)
+    return a, a_batches, b, b_batches, ordered
+
+
+def engine(a_batches: list[pl.DataFrame], b_batches: list[pl.DataFrame], ordered: bool) -> sd.Context:
+    ctx = sd.Context(executor="inline", workers=1)
+    options = {"watermark": "ts", "watermark_delay": "0s"} if ordered else {}
+    ctx.from_polars(a_batches or [pl.DataFrame(schema=A_SCHEMA)], name="a", **options)
+    ctx.from_polars(b_batches or [pl.DataFrame(schema=B_SCHEMA)], name="b", **options)
+    return ctx
+
+
+def duckdb_rows(sql: str, a: pl.DataFrame, b: pl.DataFrame) -> list[tuple]:
+    con = duckdb.connect()
+    for name, frame, value in (("a", a, "v"), ("b", b, "w")):
+        con.execute(f"CREATE TABLE {name} (k VARCHAR, ts TIMESTAMP, {value} BIGINT)")
+        if frame.height:
+            con.executemany(f"INSERT INTO {name} VALUES (?, ?, ?)", frame.rows())
+    return con.execute(sql).fetchall()
+
+
+@pytest.mark.parametrize(("name", "ours", "theirs"), QUERIES, ids=[q[0] for q in QUERIES])
+@settings(max_examples=examples(12), deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=streams())
+def test_interval_join_matches_duckdb_inline(name, ours, theirs, data):
+    a, a_batches, b, b_batches, ordered = data
+    plan = engine(a_batches, b_batches, ordered).sql(ours).plan
+    expected = duckdb_rows(theirs, a, b)
+    for workers, optimize in ((1, True), (3, True), (2, False)):
+        result = collect(plan, RunConfig(workers=workers, executor="inline", optimize=optimize))
+        assert result.columns == list(plan.schema.names)
+        assert_same_rows(result.rows(), expected, f"{name} workers={workers} optimize={optimize} ordered={ordered}")
+
+
+@pytest.mark.parametrize("executor", ["drizzle", "bsp"])
+@settings(max_examples=examples(2), deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=streams())
+def test_interval_join_matches_duckdb_on_worker_processes(executor, data):
+    a, a_batches, b, b_batches, ordered = data
+    ctx = engine(a_batches, b_batches, ordered)
+    for name, ours, theirs in QUERIES[:3]:
+        plan = ctx.sql(ours).plan
+        for optimize in (True, False):
+            result = collect(plan, RunConfig(workers=2, executor=executor, optimize=optimize))
+            assert_same_rows(result.rows(), duckdb_rows(theirs, a, b), f"{name} {executor} optimize={optimize}")
+
+
+# ---------------------------------------------------------------- hand-made event orders: what comes out when
+
+
+def _frame(schema: dict, rows: list[tuple]) -> pl.DataFrame:
+    return pl.DataFrame(
+        [(k, BASE + dt.timedelta(seconds=s), x) for k, s, x in rows], schema=list(schema.items()), orient="row"
+    )
+
+
+def _batches_out(query: str, a_rows: list[list[tuple]], b_rows: list[list[tuple]], executor: str = "inline"):
+    ctx = sd.Context(executor=executor, workers=2)
+    ctx.from_polars([_frame(A_SCHEMA, r) for r in a_rows], name="a", watermark="ts", watermark_delay="0s")
+    ctx.from_polars([_frame(B_SCHEMA, r) for r in b_rows], name="b", watermark="ts", watermark_delay="0s")
+    out: dict[int, list[tuple]] = {}
+    handle = ctx.sql(query).foreach_batch(lambda batch_id, frame: out.__setitem__(batch_id, sorted(frame.rows())))
+    handle.await_termination()
+    return {b: rows for b, rows in out.items() if rows}, handle.progress()
+
+
+def _t(seconds: int) -> dt.datetime:
+    return BASE + dt.timedelta(seconds=seconds)
+
+
+LEFT_0_5 = "SELECT a.k, a.ts, a.v, b.w FROM a LEFT JOIN b ON a.k = b.k AND b.ts BETWEEN a.ts AND a.ts + INTERVAL '5' SECOND"
+
+
+@pytest.mark.parametrize("executor", ["inline", "drizzle"])
+def test_pairs_come_when_the_later_row_arrives_and_outer_rows_when_the_watermark_passes(executor):
+    a = [[("x", 0, 1), ("y", 2, 2)], [("x", 6, 3)], [("x", 8, 4)], [("y", 9, 5)], [("x", 3, 9)]]
+    b = [[("x", 3, 10)], [("z", 6, 20)], [("x", 7, 30)], [("x", 12, 40)], [("x", 1, 50)]]
+    out, progress = _batches_out(LEFT_0_5, a, b, executor)
+    assert out == {
+        0: [("x", _t(0), 1, 10)],  # both rows in batch 0: the pair at once
+        2: [("x", _t(6), 3, 30)],  # the right row arrives later than its left row
+        # watermark min(9, 12) = 9 passes y@2's interval end 2 + 5 = 7 (it stayed while the watermark was 7)
+        3: [("x", _t(8), 4, 40), ("y", _t(2), 2, None)],
+        4: [("y", _t(9), 5, None)],  # the end of input flushes the last unmatched left row
+    }
+    assert [p["late_rows"] for p in progress][4] == 2  # x@3 and b's x@1 arrive below the watermark 9
+    assert sum(p["late_rows"] for p in progress) == 2
+
+
+def test_a_strict_upper_bound_drops_a_row_one_watermark_earlier():
+    """b.ts < a.ts + 5s: at watermark 5 the left row at 0 can match no future row (all at >= 5); with <= it can."""
+    query = "SELECT a.v, b.w FROM a LEFT JOIN b ON a.k = b.k AND b.ts >= a.ts AND b.ts < a.ts + INTERVAL '5' SECOND"
+    a, b = [[("x", 0, 1)], [("z", 5, 2)]], [[("y", 0, 0)], [("y", 5, 0)], [("x", 5, 3)]]
+    out, _ = _batches_out(query, a, b)
+    assert out == {1: [(1, None)], 2: [(2, None)]}
+    out, _ = _batches_out(query.replace("b.ts < a.ts", "b.ts <= a.ts"), a, b)
+    assert out == {2: [(1, 3), (2, None)]}
