@@ -31,7 +31,8 @@ B_SCHEMA = {"k": pl.String, "ts": pl.Datetime("ms"), "w": pl.Int64}
 QUERIES = [
     (
         "inner_between",
-        "SELECT * FROM a JOIN b ON a.k = b.k AND b.ts BETWEEN a.ts - INTERVAL '5' SECOND AND a.ts + INTERVAL '10' SECOND",
+        "SELECT * FROM a JOIN b ON a.k = b.k AND b.ts BETWEEN a.ts - INTERVAL '5' SECOND AND a.ts + INTERVAL '10' "
+        "SECOND",
         "SELECT * FROM a JOIN b ON a.k = b.k AND b.ts BETWEEN a.ts - INTERVAL 5 SECOND AND a.ts + INTERVAL 10 SECOND",
     ),
     (
@@ -155,7 +156,9 @@ def _t(seconds: int) -> dt.datetime:
     return BASE + dt.timedelta(seconds=seconds)
 
 
-LEFT_0_5 = "SELECT a.k, a.ts, a.v, b.w FROM a LEFT JOIN b ON a.k = b.k AND b.ts BETWEEN a.ts AND a.ts + INTERVAL '5' SECOND"
+LEFT_0_5 = (
+    "SELECT a.k, a.ts, a.v, b.w FROM a LEFT JOIN b ON a.k = b.k AND b.ts BETWEEN a.ts AND a.ts + INTERVAL '5' SECOND"
+)
 
 
 @pytest.mark.parametrize("executor", ["inline", "drizzle"])
@@ -182,3 +185,73 @@ def test_a_strict_upper_bound_drops_a_row_one_watermark_earlier():
     assert out == {1: [(1, None)], 2: [(2, None)]}
     out, _ = _batches_out(query.replace("b.ts < a.ts", "b.ts <= a.ts"), a, b)
     assert out == {2: [(1, 3), (2, None)]}
+
+
+# ---------------------------------------------------------------- the state itself: late rows per side, its size
+
+
+def _join_state(query: str):
+    from executor.state.interval_join import IntervalJoinState
+    from optimizer.physical.lower import lower, stage_order
+
+    ctx = engine([], [], ordered=True)
+    [op] = [s.stateful for s in stage_order(lower(ctx.sql(query).plan)) if s.stateful is not None]
+    return IntervalJoinState(op)
+
+
+def _layout(state, left: list[tuple], right: list[tuple]) -> pl.DataFrame:
+    """Rows as the exchange delivers them (physical/interval_join.py): both sides in one layout."""
+    op = state.op
+    rows = []
+    for side, items in ((False, left), (True, right)):
+        for k, seconds, x in items:
+            row = dict.fromkeys(op.output.names)
+            time, value = (op.right_time, op.right_columns[-1]) if side else (op.left_time, op.left_columns[-1])
+            row.update({time: _t(seconds), value: x, op.keys[0]: k, "__sd_side": side})
+            rows.append(row)
+    schema = {**op.output.to_polars(), "__sd_side": pl.Boolean, op.keys[0]: pl.String}
+    return pl.DataFrame(rows, schema=schema)
+
+
+def _ms(seconds: int) -> int:
+    return seconds * 1000 + int((BASE - dt.datetime(1970, 1, 1)).total_seconds() * 1000)
+
+
+def test_late_rows_are_counted_per_side_and_dropped():
+    state = _join_state("SELECT * FROM a JOIN b ON a.k = b.k AND b.ts BETWEEN a.ts - INTERVAL '5' SECOND AND a.ts")
+    out = state.step(_layout(state, [("x", 10, 1)], [("x", 8, 2)]), None, _ms(10))
+    assert out.frame.select("v", "w").rows() == [(1, 2)] and out.late == 0
+    # watermark 10: a row below it is late (it could have matched rows already dropped), one at 10 is not
+    out = state.step(
+        _layout(state, [("x", 9, 3), ("x", 10, 4)], [("x", 7, 5), ("x", 6, 6), ("x", 10, 7)]), _ms(10), _ms(10)
+    )
+    assert sorted(out.frame.select("v", "w").rows()) == [(1, 7), (4, 2), (4, 7)]  # 4 meets the kept right row 2
+    assert (out.late, state.late_left, state.late_right) == (3, 1, 2)
+
+
+def test_rows_with_a_null_key_or_time_never_match_and_outer_ones_come_out_at_once():
+    state = _join_state("SELECT * FROM a LEFT JOIN b ON a.k = b.k AND b.ts BETWEEN a.ts AND a.ts + INTERVAL '5' SECOND")
+    frame = _layout(state, [(None, 1, 1), ("x", 1, 2)], [(None, 1, 3), ("x", 2, 4)])
+    out = state.step(frame, None, None)
+    assert sorted(out.frame.select("v", "w").rows(), key=str) == [(1, None), (2, 4)]
+    assert state.open_groups == 2 and out.late == 0
+
+
+def test_the_state_stays_bounded_as_the_watermark_advances():
+    """200 batches, 2 rows a side each, one second apart: the state holds the rows the interval needs, no more."""
+    n = 200
+    a = [_frame(A_SCHEMA, [("x", i, i), ("y", i, -i)]) for i in range(n)]
+    b = [_frame(B_SCHEMA, [("x", i, i), ("y", i, -i)]) for i in range(n)]
+    pairs = 2 * sum(1 for i in range(n) for j in range(n) if -5 <= j - i <= 10)
+    for watermark in (True, False):
+        ctx = sd.Context(executor="inline", workers=1)
+        options = {"watermark": "ts", "watermark_delay": "0s"} if watermark else {}
+        ctx.from_polars(a, name="a", **options)
+        ctx.from_polars(b, name="b", **options)
+        handle = ctx.sql(QUERIES[0][1]).foreach_batch(lambda batch_id, frame: None)
+        handle.await_termination()
+        kept = [p["state_groups"] for p in handle.progress()]
+        # a left row stays while t + 10s >= watermark (11 seconds of rows), a right row while t - (-5s) >= it (6);
+        # without a watermark every row stays to the end of input
+        assert max(kept) == (2 * (11 + 6) if watermark else 4 * (n - 1)), (watermark, max(kept))
+        assert sum(p["rows_out"] for p in handle.progress()) == pairs
