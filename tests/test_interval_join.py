@@ -10,6 +10,7 @@ drops state. Either way `collect()` must equal DuckDB's plain join.
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 import duckdb
 import polars as pl
@@ -312,3 +313,105 @@ def test_a_restart_from_a_checkpoint_mid_stream_gives_the_exact_output(tmp_path,
     assert handle.await_termination(60)
     assert handle.restored_checkpoint is not None and handle.restored_checkpoint["next_batch"] > 2
     assert sorted(memory.sink_output(f"ij-ckpt-out-{executor}").rows(), key=str) == expected
+
+
+# ---------------------------------------------------------------- misuse: positioned errors
+
+
+@pytest.mark.parametrize(
+    ("sql", "message", "where"),
+    [
+        (
+            "SELECT * FROM clicks c JOIN events e\n  ON c.ts BETWEEN e.event_time AND e.event_time + INTERVAL '1' "
+            "SECOND",
+            "JOIN ... ON needs an equality between a column of each side",
+            (2, 6),
+        ),
+        (
+            "SELECT * FROM clicks c JOIN events e ON c.user_id = e.user_id",
+            "a join of two streams needs a time bound in ON that keeps its state finite",
+            (1, 41),
+        ),
+        (
+            "SELECT * FROM clicks c JOIN transactions t ON c.user_id = t.account AND t.tx_id >= c.duration_ms",
+            "an interval join bounds TIMESTAMP columns, but this condition compares tx_id (BIGINT) with "
+            "duration_ms (BIGINT)",
+            (1, 73),
+        ),
+        (
+            "SELECT * FROM clicks c JOIN events e ON c.user_id = e.user_id AND e.event_time >= c.ts",
+            "an interval join needs both a lower and an upper time bound, and this one has no upper bound",
+            (1, 67),
+        ),
+        (
+            "SELECT * FROM clicks c RIGHT JOIN events e ON c.user_id = e.user_id AND c.url = 'x' "
+            "AND e.event_time BETWEEN c.ts AND c.ts + INTERVAL '1' SECOND",
+            "a RIGHT JOIN of two streams takes key equalities and the time bound in ON only",
+            (1, 73),
+        ),
+        (
+            "SELECT * FROM clicks c RIGHT JOIN users u ON c.user_id = u.user_id",
+            "RIGHT JOIN is not supported yet",
+            (1, 24),
+        ),
+    ],
+)
+def test_misuse_is_a_positioned_error(ctx, sql, message, where):
+    with pytest.raises(sd.BindError) as info:
+        ctx.sql(sql)
+    assert info.value.message.startswith(message), info.value.message
+    assert (info.value.line, info.value.column) == where
+
+
+def test_an_unbounded_stream_without_a_watermark_is_refused_when_the_query_starts():
+    from stream_dsl.connectors import memory
+
+    ctx = sd.Context(executor="inline")
+    for name in ("a", "b"):
+        memory.register(f"ij-nowm-{name}", [_frame(A_SCHEMA, [("x", 1, 1)])])
+        ctx.sql(
+            f"CREATE STREAM {name} (k STRING, ts TIMESTAMP, v BIGINT) "
+            f"WITH (connector = 'memory', id = 'ij-nowm-{name}', bounded = 'false')"
+        )
+    query = ctx.sql("SELECT * FROM a JOIN b ON a.k = b.k AND b.ts BETWEEN a.ts AND a.ts + INTERVAL '1' SECOND")
+    with pytest.raises(
+        sd.PlanError, match="the watermark does not bound its time columns .ts and ts.; declare a WATERMARK"
+    ):
+        query.start(sink=lambda batch_id, frame: None)
+
+
+# ---------------------------------------------------------------- the dataframe API builds the SQL's plan
+
+
+def test_the_dataframe_api_builds_the_same_plan_as_sql():
+    ctx = engine([_frame(A_SCHEMA, [("x", 1, 1)])], [_frame(B_SCHEMA, [("x", 3, 2)])], ordered=True)
+    a, b = ctx.stream("a"), ctx.stream("b")
+    for how, keyword in (("inner", ""), ("left", "LEFT"), ("right", "RIGHT")):
+        sql = ctx.sql(
+            f"SELECT * FROM a {keyword} JOIN b ON a.k = b.k "
+            "AND b.ts BETWEEN a.ts - INTERVAL '5' SECOND AND a.ts + INTERVAL '10' SECOND"
+        )
+        api = a.join(b, left_on="k", right_on="k", within=("-5s", "10s"), time="ts", how=how)
+        assert api.plan == sql.plan, how
+        assert api.collect().rows() == sql.collect().rows()
+    using = a.join(b, on="k", within=("-5s", "10s"), left_time="ts", right_time="ts", how="right")
+    assert using.columns == ["k", "ts", "v", "ts_right", "w"] and using.collect().rows() == [("x", _t(1), 1, _t(3), 2)]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"within": ("5s",), "time": "ts"}, "within= takes (lower, upper)"),
+        ({"within": ("10s", "-5s"), "time": "ts"}, "within= needs lower <= upper"),
+        ({"within": ("-5s", "10s")}, "an interval join needs its time columns"),
+        (
+            {"within": ("-5s", "10s"), "left_time": "ts", "right_time": "w"},
+            "an interval join bounds TIMESTAMP columns, but 'w' is BIGINT",
+        ),
+        ({"within": ("-5s", "10s"), "time": "tss"}, "unknown column 'tss'"),
+    ],
+)
+def test_dataframe_api_misuse(kwargs, message):
+    ctx = engine([], [], ordered=True)
+    with pytest.raises(sd.DSLError, match=re.escape(message)):
+        ctx.stream("a").join(ctx.stream("b"), on="k", **kwargs)

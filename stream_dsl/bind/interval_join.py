@@ -42,22 +42,22 @@ def split_interval(
     """
     found: list[tuple[str, str, str, int, E.Expr]] = []  # (left col, right col, op on right-left, ms, conjunct)
     rest: list[E.Expr] = []
-    wrong_type: E.Expr | None = None
+    wrong_type: tuple[E.Expr, str] | None = None
     for part in conjuncts:
         bound = _bound(part, left_cols, right_original)
         if bound is None:
             rest.append(part)
         elif bound[0] == "type":
-            wrong_type = wrong_type or part
+            wrong_type = wrong_type or (part, bound[1])
             rest.append(part)
         else:
             found.append((bound[1], bound[2], bound[3], bound[4], part))
     if not found:
         if wrong_type is not None:
             raise BindError(
-                f"an interval join bounds TIMESTAMP columns, but {E.render(wrong_type)} compares others; "
+                f"an interval join bounds TIMESTAMP columns, but this condition compares {wrong_type[1]}; "
                 f"bound the event times, e.g. {EXAMPLE}",
-                span=wrong_type.span or span,
+                span=wrong_type[0].span or span,
             )
         raise BindError(NO_BOUND, span=span)
     left_time, right_time = found[0][0], found[0][1]
@@ -97,7 +97,7 @@ def _bound(e: E.Expr, left_cols: set[str], right_original: dict[str, str]) -> tu
     else:
         return None
     if type_a is not DataType.TIMESTAMP or type_b is not DataType.TIMESTAMP:
-        return ("type", left, right, op, ms)
+        return ("type", f"{col_a} ({type_a.value}) with {col_b} ({type_b.value})")
     return ("ok", left, right, op, ms)
 
 
