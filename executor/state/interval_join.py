@@ -38,6 +38,8 @@ late counts, so a restored state emits exactly what the original would.
 
 from __future__ import annotations
 
+from typing import cast
+
 import polars as pl
 
 from executor.state.clocks import WM_INF
@@ -67,6 +69,11 @@ class IntervalJoinState:
     def open_groups(self) -> int:
         """Rows kept, both sides (what the state-size test watches)."""
         return sum(0 if f is None else f.height for f in (self.left, self.right))
+
+    def earliest_ms(self) -> int | None:
+        """The earliest event time of a kept row (None: none kept): what a source must still be able to replay."""
+        times = [cast("int", f.get_column(_T).min()) for f in (self.left, self.right) if f is not None and f.height]
+        return min(times) if times else None
 
     def step(self, rows: pl.DataFrame, wm_prev: int | None, wm_new: int | None) -> StepOutput:
         if not self.op.watermarked:
