@@ -49,6 +49,13 @@ QUERIES = [
         "SELECT a.v, b.k, b.w FROM a RIGHT JOIN b ON b.k = a.k AND a.ts > b.ts - INTERVAL 4 SECOND AND a.ts <= b.ts",
     ),
     (
+        "full_outer",
+        "SELECT a.k, a.v, b.k AS bk, b.w FROM a FULL OUTER JOIN b ON a.k = b.k "
+        "AND b.ts BETWEEN a.ts - INTERVAL '3' SECOND AND a.ts + INTERVAL '1' SECOND",
+        "SELECT a.k, a.v, b.k AS bk, b.w FROM a FULL OUTER JOIN b ON a.k = b.k "
+        "AND b.ts BETWEEN a.ts - INTERVAL 3 SECOND AND a.ts + INTERVAL 1 SECOND",
+    ),
+    (
         "inner_with_a_condition",
         "SELECT a.k, a.v + b.w AS s FROM a JOIN b ON a.k = b.k AND a.v > b.w "
         "AND a.ts BETWEEN b.ts - INTERVAL '1' SECOND AND b.ts + INTERVAL '6' SECOND",
@@ -127,7 +134,7 @@ def test_interval_join_matches_duckdb_inline(name, ours, theirs, data):
 def test_interval_join_matches_duckdb_on_worker_processes(executor, data):
     a, a_batches, b, b_batches, ordered = data
     ctx = engine(a_batches, b_batches, ordered)
-    for name, ours, theirs in QUERIES[:3]:
+    for name, ours, theirs in QUERIES[:4]:
         plan = ctx.sql(ours).plan
         for optimize in (True, False):
             result = collect(plan, RunConfig(workers=2, executor=executor, optimize=optimize))
@@ -148,7 +155,9 @@ def _batches_out(query: str, a_rows: list[list[tuple]], b_rows: list[list[tuple]
     ctx.from_polars([_frame(A_SCHEMA, r) for r in a_rows], name="a", watermark="ts", watermark_delay="0s")
     ctx.from_polars([_frame(B_SCHEMA, r) for r in b_rows], name="b", watermark="ts", watermark_delay="0s")
     out: dict[int, list[tuple]] = {}
-    handle = ctx.sql(query).foreach_batch(lambda batch_id, frame: out.__setitem__(batch_id, sorted(frame.rows())))
+    handle = ctx.sql(query).foreach_batch(
+        lambda batch_id, frame: out.__setitem__(batch_id, sorted(frame.rows(), key=str))
+    )
     handle.await_termination()
     return {b: rows for b, rows in out.items() if rows}, handle.progress()
 
@@ -176,6 +185,19 @@ def test_pairs_come_when_the_later_row_arrives_and_outer_rows_when_the_watermark
     }
     assert [p["late_rows"] for p in progress][4] == 2  # x@3 and b's x@1 arrive below the watermark 9
     assert sum(p["late_rows"] for p in progress) == 2
+
+
+def test_full_outer_rows_of_each_side_come_out_when_the_watermark_passes_their_interval():
+    """b.ts BETWEEN a.ts AND a.ts + 5s: a left row at t waits for the watermark to pass t + 5, a right row t."""
+    query = "SELECT a.v, b.w FROM a FULL JOIN b ON a.k = b.k AND b.ts BETWEEN a.ts AND a.ts + INTERVAL '5' SECOND"
+    a = [[("x", 0, 1)], [("z", 3, 2)], [("z", 8, 3)], [("q", 20, 4)]]
+    b = [[("y", 1, 10)], [("y", 2, 20)], [("z", 9, 30)], [("q", 20, 40)]]
+    out, _ = _batches_out(query, a, b)
+    assert out == {
+        1: [(None, 10)],  # watermark 2 passes the right row at 1
+        2: [(1, None), (3, 30), (None, 20)],  # watermark 8 passes 0 + 5 and 2; z@3 stays (3 + 5 >= 8)
+        3: [(2, None), (4, 40)],  # the end of input
+    }
 
 
 def test_a_strict_upper_bound_drops_a_row_one_watermark_earlier():
@@ -386,7 +408,7 @@ def test_an_unbounded_stream_without_a_watermark_is_refused_when_the_query_start
 def test_the_dataframe_api_builds_the_same_plan_as_sql():
     ctx = engine([_frame(A_SCHEMA, [("x", 1, 1)])], [_frame(B_SCHEMA, [("x", 3, 2)])], ordered=True)
     a, b = ctx.stream("a"), ctx.stream("b")
-    for how, keyword in (("inner", ""), ("left", "LEFT"), ("right", "RIGHT")):
+    for how, keyword in (("inner", ""), ("left", "LEFT"), ("right", "RIGHT"), ("full", "FULL")):
         sql = ctx.sql(
             f"SELECT * FROM a {keyword} JOIN b ON a.k = b.k "
             "AND b.ts BETWEEN a.ts - INTERVAL '5' SECOND AND a.ts + INTERVAL '10' SECOND"

@@ -24,6 +24,8 @@ hash to it. W below is the query watermark (the minimum over the watermarked sou
   columns when it is dropped, i.e. in the batch whose watermark passes t + upper;
   a left row with a NULL key or time can never match and comes out at once.
   Right rows with a NULL key or time are dropped (they match nothing; not late).
+  FULL outer: the same for both sides (a right row comes out when the watermark
+  passes t - lower). Late rows are dropped on the outer sides too, as in Flink.
 - No watermark on a time column (or on one side): no row is late and only the end
   of input (W = +inf) drops state, as for windows; an unbounded input is then refused
   when the query starts (`executor/query/checks.py`).
@@ -78,18 +80,20 @@ class IntervalJoinState:
     def step(self, rows: pl.DataFrame, wm_prev: int | None, wm_new: int | None) -> StepOutput:
         if not self.op.watermarked:
             wm_prev, wm_new = _end_only(wm_prev), _end_only(wm_new)
-        outer = self.op.kind == "left"
+        outer, outer_right = self.op.kind in ("left", "full"), self.op.kind == "full"
         out: list[pl.DataFrame] = []
         new_left, new_right = (
             self._take(rows.filter(~pl.col(SIDE_COLUMN)), False),
             self._take(rows.filter(pl.col(SIDE_COLUMN)), True),
         )
         new_left, never_left, late_l = self._checked(new_left, self.op.left_time, wm_prev)
-        new_right, _, late_r = self._checked(new_right, self.op.right_time, wm_prev)
+        new_right, never_right, late_r = self._checked(new_right, self.op.right_time, wm_prev)
         self.late_left += late_l
         self.late_right += late_r
         if outer and never_left.height:
             out.append(self._unmatched(never_left))
+        if outer_right and never_right.height:
+            out.append(self._unmatched(never_right, right=True))
         left = _concat(self.left, new_left)
         right = _concat(self.right, new_right)
         old_left = 0 if self.left is None else self.left.height
@@ -99,9 +103,11 @@ class IntervalJoinState:
             if pairs.height:
                 out.append(pairs)
         self.left, self.right = left, right
-        expired = self._expire(wm_new)
+        expired, expired_right = self._expire(wm_new)
         if outer and expired is not None and expired.height:
             out.append(self._unmatched(expired))
+        if outer_right and expired_right is not None and expired_right.height:
+            out.append(self._unmatched(expired_right, right=True))
         frame = pl.concat(out, how="vertical_relaxed") if out else self._empty
         return StepOutput(frame, None, late_l + late_r)
 
@@ -155,12 +161,13 @@ class IntervalJoinState:
         pairs = joined.select([pl.col(c) for c in self.left_columns + self.right_columns])
         return pairs.select([pl.col(f.name).cast(f.dtype.polars) for f in self.op.output]), left, right
 
-    def _expire(self, wm: int | None) -> pl.DataFrame | None:
-        """Drop rows that can no longer match at watermark `wm` (module doc); the dropped left rows never matched."""
+    def _expire(self, wm: int | None) -> tuple[pl.DataFrame | None, pl.DataFrame | None]:
+        """Drop rows that can no longer match at watermark `wm` (module doc); returns the dropped rows of each
+        side that never matched."""
         if wm is None:
-            return None
+            return None, None
         b = self.op.bounds
-        expired = None
+        expired = expired_right = None
         if self.left is not None:
             if wm >= WM_INF:
                 keep = pl.lit(False)
@@ -172,16 +179,19 @@ class IntervalJoinState:
             self.left = self.left.filter(flags)
         if self.right is not None:
             if wm >= WM_INF:
-                self.right = self.right.clear()
+                keep = pl.lit(False)
             else:
                 reach = pl.col(_T) - b.lower_ms
-                self.right = self.right.filter(reach > wm if b.lower_strict else reach >= wm)
-        return expired
+                keep = reach > wm if b.lower_strict else reach >= wm
+            flags = self.right.select(keep.alias("keep")).get_column("keep")
+            expired_right = self.right.filter(~flags & ~self.right.get_column(_MATCHED))
+            self.right = self.right.filter(flags)
+        return expired, expired_right
 
-    def _unmatched(self, left_rows: pl.DataFrame) -> pl.DataFrame:
-        """Left rows with NULLs for every right column, in the output's columns and types."""
-        nulls = [pl.lit(None).alias(c) for c in self.right_columns]
-        frame = left_rows.select([pl.col(c) for c in self.left_columns] + nulls)
+    def _unmatched(self, rows: pl.DataFrame, right: bool = False) -> pl.DataFrame:
+        """One side's rows with NULLs for every column of the other, in the output's columns and types."""
+        own, other = (self.right_columns, self.left_columns) if right else (self.left_columns, self.right_columns)
+        frame = rows.select([pl.col(c) for c in own] + [pl.lit(None).alias(c) for c in other])
         return frame.select([pl.col(f.name).cast(f.dtype.polars) for f in self.op.output])
 
 

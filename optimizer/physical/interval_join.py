@@ -37,7 +37,7 @@ def join_key(i: int) -> str:
 class IntervalJoinOp:
     """A stream-stream interval join's state: rows of each side per key, matched while their interval is open.
 
-    `kind` is 'inner' or 'left'. Input: the shared layout (module doc); `left_columns`
+    `kind` is 'inner', 'left' or 'full'. Input: the shared layout (module doc); `left_columns`
     and `right_columns` are the output names of each side's columns, `left_time` and
     `right_time` the output names of the bounded time columns, `bounds` the bound
     (`right_time - left_time`), `watermarked` whether the watermark bounds both time

@@ -86,8 +86,8 @@ def build_join(
     Project restores the written column order.
     """
     kind = kind.lower()
-    if kind == "right" and interval is not None:
-        pass  # a RIGHT interval join of two streams: run as a LEFT join with the sides swapped, below
+    if kind in ("right", "full") and interval is not None:
+        pass  # interval joins of two streams (RIGHT runs as a LEFT join with the sides swapped), below
     elif kind not in ("inner", "left"):
         raise BindError(f"unsupported join kind '{kind}'; use an inner or a left join", span=span)
     left_keys, right_keys = tuple(left_keys), tuple(right_keys)
@@ -107,7 +107,7 @@ def build_join(
             return JoinResult(plan, names)
         join = Join(left, right, kind, left_keys, right_keys, tuple(names.items()), span=span, interval=interval)
         return JoinResult(join, names)
-    if interval is not None or kind == "right":
+    if interval is not None or kind in ("right", "full"):
         raise BindError("a time bound (an interval join) joins two streams; one side here is a table", span=span)
     if right_stream and kind == "left":
         raise BindError(

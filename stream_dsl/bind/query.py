@@ -281,12 +281,12 @@ _UNSUPPORTED_JOINS = {
 
 
 def _bind_join(j: ast.Join, env: Env) -> tuple[Plan, Scope]:
-    if j.kind in _UNSUPPORTED_JOINS and not (j.kind == "RIGHT" and j.on is not None):
+    if j.kind in _UNSUPPORTED_JOINS and not (j.kind in ("RIGHT", "FULL") and j.on is not None):
         raise BindError(_UNSUPPORTED_JOINS[j.kind], span=j.span)
     left, left_scope = bind_from(j.left, env)
     right, right_scope = bind_from(j.right, env)
     kind = j.kind.split()[0].lower()
-    if kind == "right" and not (is_streaming(left) and is_streaming(right)):  # RIGHT: interval joins only
+    if kind in ("right", "full") and not (is_streaming(left) and is_streaming(right)):  # interval joins only
         raise BindError(_UNSUPPORTED_JOINS[j.kind], span=j.span)
     if j.using is not None:
         return _bind_using(j, kind, left, left_scope, right, right_scope, env.text)
@@ -339,9 +339,9 @@ def _bind_on(
     bounds = None
     if is_streaming(left) and is_streaming(right):  # an interval join (bind/interval_join.py)
         bounds, others = split_interval(others, left_cols, original, j.on.span)
-        if kind == "right" and others:
+        if kind in ("right", "full") and others:
             raise BindError(
-                "a RIGHT JOIN of two streams takes key equalities and the time bound in ON only; "
+                f"a {kind.upper()} JOIN of two streams takes key equalities and the time bound in ON only; "
                 "filter its inputs in subqueries",
                 span=others[0].span or j.on.span,
             )

@@ -126,7 +126,7 @@ class Project:
 
 @dataclass(frozen=True)
 class Join:
-    """Equi-join on `left_keys[i] = right_keys[i]`; `kind` is 'inner' or 'left'.
+    """Equi-join on `left_keys[i] = right_keys[i]`; `kind` is 'inner' or 'left' ('full' too for an interval join).
 
     `right_columns` lists (right column, output name) for every right column
     the output keeps; the output is all left columns, then those. A USING
@@ -143,7 +143,7 @@ class Join:
     interval: IntervalBounds | None = None  # a stream-stream interval join's time bound (ir/interval.py)
 
     def __post_init__(self) -> None:
-        if self.kind not in ("inner", "left"):
+        if self.kind not in ("inner", "left") and not (self.kind == "full" and self.interval is not None):
             raise PlanError(f"unknown join kind '{self.kind}'")
         if self.interval is not None:
             _check_interval(self.interval, self.left.schema, self.right.schema)
