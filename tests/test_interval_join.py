@@ -56,6 +56,13 @@ QUERIES = [
         "AND b.ts BETWEEN a.ts - INTERVAL 3 SECOND AND a.ts + INTERVAL 1 SECOND",
     ),
     (
+        "full_outer_under_a_filter",  # the filter must not go below the join (it would make rows unmatched)
+        "SELECT a.v, b.w FROM a FULL JOIN b ON a.k = b.k AND b.ts BETWEEN a.ts AND a.ts + INTERVAL '4' SECOND "
+        "WHERE a.v > 0",
+        "SELECT a.v, b.w FROM a FULL JOIN b ON a.k = b.k AND b.ts BETWEEN a.ts AND a.ts + INTERVAL 4 SECOND "
+        "WHERE a.v > 0",
+    ),
+    (
         "inner_with_a_condition",
         "SELECT a.k, a.v + b.w AS s FROM a JOIN b ON a.k = b.k AND a.v > b.w "
         "AND a.ts BETWEEN b.ts - INTERVAL '1' SECOND AND b.ts + INTERVAL '6' SECOND",
