@@ -444,3 +444,13 @@ def test_dataframe_api_misuse(kwargs, message):
     ctx = engine([], [], ordered=True)
     with pytest.raises(sd.DSLError, match=re.escape(message)):
         ctx.stream("a").join(ctx.stream("b"), on="k", **kwargs)
+
+
+def test_an_interval_join_of_a_changelog_is_refused_by_name():
+    ctx = engine([_frame(A_SCHEMA, [("x", 1, 1)])], [_frame(B_SCHEMA, [("x", 3, 2)])], ordered=True)
+    query = ctx.sql(
+        "SELECT * FROM (SELECT k, window_start, COUNT(*) AS n FROM a GROUP BY k, TUMBLE(ts, INTERVAL '1' SECOND) "
+        "EMIT CHANGES) x JOIN b ON x.k = b.k AND b.ts BETWEEN x.window_start AND x.window_start + INTERVAL '1' SECOND"
+    )
+    with pytest.raises(sd.PlanError, match="an interval join over a changelog"):
+        query.collect()

@@ -77,6 +77,7 @@ from optimizer.event_time import event_time_columns, with_watermark
 from stream_dsl.ir.expr import Case, Expr, IsNull, Literal, columns_used
 from stream_dsl.ir.definitions import WindowSpec
 from stream_dsl.ir.plan import WINDOW_START
+from optimizer.physical.interval_join import IntervalJoinOp, lower_interval_join
 
 
 @dataclass(frozen=True)
@@ -203,8 +204,6 @@ class _Lowering:
 
     def _join(self, node: Join) -> Fragment:
         if node.interval is not None:  # two streams, one stateful stage (physical/interval_join.py)
-            from optimizer.physical.interval_join import lower_interval_join
-
             return lower_interval_join(self, node, _interval_watermarked(node))
         left_stream, right_stream = is_streaming(node.left), is_streaming(node.right)
         key_types = tuple(
@@ -453,6 +452,8 @@ def _interval_watermarked(node: Join) -> bool:
 
 def _changelog_message(consumer: StatefulOp) -> str:
     what = "an aggregate" if isinstance(consumer, AggregateOp) else "DISTINCT"
+    if isinstance(consumer, IntervalJoinOp):
+        what = "an interval join"
     return (
         f"{what} over a changelog (a non-windowed aggregate or EMIT CHANGES, whose rows are later "
         "replaced) is not supported; aggregate append-only input, e.g. a windowed aggregate "
