@@ -29,6 +29,12 @@ hash to it. W below is the query watermark (the minimum over the watermarked sou
 - No watermark on a time column (or on one side): no row is late and only the end
   of input (W = +inf) drops state, as for windows; an unbounded input is then refused
   when the query starts (`executor/query/checks.py`).
+- Window joins (`x.window_start = y.window_start AND x.window_end = y.window_end`
+  over two windowed aggregates, with the key) are the bound [0, 0] on window_end
+  (`IntervalBounds.window_end`): a window's rows arrive in the batch whose
+  watermark passes its end and no row of it comes later, so they leave the state
+  at the end of that batch (`>` instead of `>=` above), and an outer row comes out
+  with NULLs in the batch that closes its window.
 - Output time: both time columns keep their values; neither is watermark-bounded
   downstream (a pair is emitted when its later row arrives, which may be after the
   watermark passed the earlier row's time), so a window over a join's output closes
@@ -173,7 +179,7 @@ class IntervalJoinState:
                 keep = pl.lit(False)
             else:
                 reach = pl.col(_T) + b.upper_ms
-                keep = reach > wm if b.upper_strict else reach >= wm
+                keep = reach > wm if b.upper_strict or b.window_end else reach >= wm
             flags = self.left.select(keep.alias("keep")).get_column("keep")
             expired = self.left.filter(~flags & ~self.left.get_column(_MATCHED))
             self.left = self.left.filter(flags)
@@ -182,7 +188,7 @@ class IntervalJoinState:
                 keep = pl.lit(False)
             else:
                 reach = pl.col(_T) - b.lower_ms
-                keep = reach > wm if b.lower_strict else reach >= wm
+                keep = reach > wm if b.lower_strict or b.window_end else reach >= wm
             flags = self.right.select(keep.alias("keep")).get_column("keep")
             expired_right = self.right.filter(~flags & ~self.right.get_column(_MATCHED))
             self.right = self.right.filter(flags)

@@ -22,6 +22,7 @@ from stream_dsl.ir import expr as E
 from stream_dsl.ir.interval import IntervalBounds
 from stream_dsl.ir.plan import Join, Plan, Project
 from stream_dsl.ir.types import DataType
+from stream_dsl.ir.column_names import WINDOW_END
 
 EXAMPLE = "b.ts BETWEEN a.ts - INTERVAL '5' SECOND AND a.ts + INTERVAL '10' SECOND"
 NO_BOUND = (
@@ -32,13 +33,18 @@ _MIRROR = {"<": ">", "<=": ">=", ">": "<", ">=": "<="}
 
 
 def split_interval(
-    conjuncts: Sequence[E.Expr], left_cols: set[str], right_original: dict[str, str], span: Span | None
-) -> tuple[IntervalBounds, list[E.Expr]]:
+    conjuncts: Sequence[E.Expr],
+    left_cols: set[str],
+    right_original: dict[str, str],
+    span: Span | None,
+    time_key: bool = False,
+) -> tuple[IntervalBounds | None, list[E.Expr]]:
     """The time bound among `conjuncts` (join outputs' names) and the conjuncts that are not part of it.
 
-    `right_original` maps the join's output names of right columns to the right input's names.
-    Raises a positioned BindError when there is no bound, only one end of it, or a bound on
-    columns that are not TIMESTAMPs.
+    `right_original` maps the join's output names of right columns to the right input's names;
+    `time_key` says the join keys hold an equality of TIMESTAMPs (`equal_time_bound`), which
+    bounds the join when the conjuncts do not. Raises a positioned BindError when there is no
+    bound, only one end of it, or a bound on columns that are not TIMESTAMPs.
     """
     found: list[tuple[str, str, str, int, E.Expr]] = []  # (left col, right col, op on right-left, ms, conjunct)
     rest: list[E.Expr] = []
@@ -52,6 +58,8 @@ def split_interval(
             rest.append(part)
         else:
             found.append((bound[1], bound[2], bound[3], bound[4], part))
+    if not found and time_key:
+        return None, rest
     if not found:
         if wrong_type is not None:
             raise BindError(
@@ -80,6 +88,28 @@ def split_interval(
             span=found[0][4].span or span,
         )
     return IntervalBounds(left_time, right_time, lower[0], upper[0], lower[1], upper[1]), rest
+
+
+def equal_time_bound(
+    left: Plan, right: Plan, left_keys: Sequence[str], right_keys: Sequence[str]
+) -> IntervalBounds | None:
+    """A key equality of TIMESTAMP columns as a bound of zero width (`b.t - a.t` in [0, 0]): a window join.
+
+    `a.window_start = b.window_start AND a.window_end = b.window_end` (with the key) joins two
+    windowed streams window by window. The bound is on window_end when both window columns are
+    keys: a window's rows come out of its aggregate when the watermark passes its end, so its end
+    (not its start) is at or above the watermark when they arrive. Otherwise the last TIMESTAMP key.
+    """
+    pairs = [
+        (lk, rk)
+        for lk, rk in zip(left_keys, right_keys)
+        if left.schema.dtype(lk) is DataType.TIMESTAMP and right.schema.dtype(rk) is DataType.TIMESTAMP
+    ]
+    if not pairs:
+        return None
+    ends = [(lk, rk) for lk, rk in pairs if lk == WINDOW_END or rk == WINDOW_END]
+    lk, rk = (ends or pairs)[-1]
+    return IntervalBounds(lk, rk, 0, 0, window_end=bool(ends))
 
 
 def _bound(e: E.Expr, left_cols: set[str], right_original: dict[str, str]) -> tuple | None:

@@ -33,7 +33,7 @@ from stream_dsl.ir.plan import (
 )
 from stream_dsl.ir.types import DataType, common_type
 from stream_dsl.ir.interval import IntervalBounds
-from stream_dsl.bind.interval_join import NO_BOUND, right_interval_join
+from stream_dsl.bind.interval_join import NO_BOUND, equal_time_bound, right_interval_join
 
 # ---------------------------------------------------------------- joins
 
@@ -86,6 +86,8 @@ def build_join(
     Project restores the written column order.
     """
     kind = kind.lower()
+    if interval is None and is_streaming(left) and is_streaming(right):  # a window join (time keys)?
+        interval = equal_time_bound(left, right, left_keys, right_keys)
     if kind in ("right", "full") and interval is not None:
         pass  # interval joins of two streams (RIGHT runs as a LEFT join with the sides swapped), below
     elif kind not in ("inner", "left"):

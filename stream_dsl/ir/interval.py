@@ -28,11 +28,20 @@ class IntervalBounds:
     upper_ms: int
     lower_strict: bool = False
     upper_strict: bool = False
+    # A window join: the times are window ends, and no row of a window comes once the watermark reached its end
+    # (its aggregate closed it), so rows leave the state then, not one watermark later.
+    window_end: bool = False
 
     def mirrored(self) -> "IntervalBounds":
         """The same bound with the sides swapped: `left - right` within [-upper, -lower]."""
         return IntervalBounds(
-            self.right_time, self.left_time, -self.upper_ms, -self.lower_ms, self.upper_strict, self.lower_strict
+            self.right_time,
+            self.left_time,
+            -self.upper_ms,
+            -self.lower_ms,
+            self.upper_strict,
+            self.lower_strict,
+            self.window_end,
         )
 
     @property
@@ -46,4 +55,5 @@ class IntervalBounds:
         """`r.ts - l.ts in [-5s, 10s]` (`(` or `)` for a strict end), naming the right column `right_name`."""
         lo, hi = format_duration_ms(self.lower_ms), format_duration_ms(self.upper_ms)
         opening, closing = "(" if self.lower_strict else "[", ")" if self.upper_strict else "]"
-        return f"{right_name or self.right_time} - {self.left_time} in {opening}{lo}, {hi}{closing}"
+        text = f"{right_name or self.right_time} - {self.left_time} in {opening}{lo}, {hi}{closing}"
+        return text + (" (windows)" if self.window_end else "")
