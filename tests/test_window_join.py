@@ -86,3 +86,25 @@ def test_a_window_pair_and_an_outer_window_come_out_when_the_window_closes():
     }
     assert sum(p["late_rows"] for p in progress) == 0
     assert A_SCHEMA and B_SCHEMA  # the streams' layouts, shared with test_interval_join
+
+
+def test_the_dataframe_api_joins_windows_on_the_window_columns():
+    import stream_dsl as sd
+    from test_interval_join import _frame
+
+    a = [_frame(A_SCHEMA, [("x", 0, 1), ("y", 1, 1)]), _frame(A_SCHEMA, [("x", 3, 1)])]
+    b = [_frame(B_SCHEMA, [("x", 1, 10)]), _frame(B_SCHEMA, [("x", 2, 20)])]
+    ctx = engine(a, b, ordered=True)
+    x = ctx.stream("a").group_by("k", sd.tumble("ts", "2s")).agg(sd.count().alias("n"))
+    y = ctx.stream("b").group_by("k", sd.tumble("ts", "2s")).agg(sd.sum("w").alias("m"))
+    joined = x.join(y, on=["k", "window_start", "window_end"], how="left")
+    assert joined.columns == ["k", "window_start", "window_end", "n", "m"]
+    sql = ctx.sql(_ours("LEFT"))
+    assert sorted(joined.collect().rows(), key=str) == sorted(sql.collect().rows(), key=str)
+    assert len(joined.collect()) == 3
+    using = ctx.sql(
+        "SELECT * FROM (SELECT k, window_start, window_end, COUNT(*) AS n FROM a GROUP BY k, TUMBLE(ts, INTERVAL '2' "
+        "SECOND)) x LEFT JOIN (SELECT k, window_start, window_end, SUM(w) AS m FROM b GROUP BY k, TUMBLE(ts, "
+        "INTERVAL '2' SECOND)) y USING (k, window_start, window_end)"
+    )
+    assert using.plan == joined.plan

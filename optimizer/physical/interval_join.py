@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from stream_dsl.ir.plan import Join
 
 SIDE_COLUMN = "__sd_side"  # true on rows of the right input
+RIGHT_TIME = "__sd_rtime"  # the right time column, when the output does not keep it (a USING key)
 
 
 def join_key(i: int) -> str:
@@ -70,10 +71,13 @@ def lower_interval_join(lowering: "_Lowering", node: "Join", watermarked: bool) 
     right_out = dict(node.right_columns)
     pairs = zip(node.left_keys, node.right_keys)
     key_types = [_key_type(left_schema.dtype(lk), right_schema.dtype(rk)) for lk, rk in pairs]
+    bounds = node.interval
+    hidden_time = bounds.right_time not in right_out  # a USING key: carried in a column of its own
     layout = Schema(
         node.schema.fields
         + (Field(SIDE_COLUMN, DataType.BOOLEAN),)
         + tuple(Field(join_key(i), t) for i, t in enumerate(key_types))
+        + ((Field(RIGHT_TIME, DataType.TIMESTAMP),) if hidden_time else ())
     )
 
     def side(keys: tuple[str, ...], schema: Schema, right: bool) -> tuple[NamedExpr, ...]:
@@ -88,18 +92,18 @@ def lower_interval_join(lowering: "_Lowering", node: "Join", watermarked: bool) 
         for i, (key, dtype) in enumerate(zip(keys, key_types)):
             column: Expr = Column(key, schema.dtype(key))
             exprs.append(NamedExpr(join_key(i), column if schema.dtype(key) is dtype else Cast(column, dtype)))
+        if hidden_time:
+            time = Column(bounds.right_time, DataType.TIMESTAMP) if right else Literal(None, DataType.TIMESTAMP)
+            exprs.append(NamedExpr(RIGHT_TIME, time))
         return tuple(exprs)
 
-    bounds = node.interval
-    if bounds.right_time not in right_out:
-        raise AssertionError(f"the interval join's right time column {bounds.right_time} is not in its output")
     op = IntervalJoinOp(
         node.kind,
         tuple(join_key(i) for i in range(len(key_types))),
         left_schema.names,
         tuple(out for _, out in node.right_columns),
         bounds.left_time,
-        right_out[bounds.right_time],
+        RIGHT_TIME if hidden_time else right_out[bounds.right_time],
         bounds,
         watermarked,
         node.schema,
