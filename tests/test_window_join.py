@@ -108,3 +108,13 @@ def test_the_dataframe_api_joins_windows_on_the_window_columns():
         "INTERVAL '2' SECOND)) y USING (k, window_start, window_end)"
     )
     assert using.plan == joined.plan
+
+
+def test_a_window_join_on_window_start_alone_is_refused_with_the_fix():
+    import stream_dsl as sd
+
+    ctx = engine([], [], ordered=True)
+    query = _ours("").replace(" AND x.window_end = y.window_end", "")
+    with pytest.raises(sd.BindError, match="a window join needs equal window_end columns too") as info:
+        ctx.sql(query)
+    assert (info.value.line, info.value.column) == (1, query.index("ON x.k") + 4)

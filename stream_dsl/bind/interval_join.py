@@ -22,7 +22,7 @@ from stream_dsl.ir import expr as E
 from stream_dsl.ir.interval import IntervalBounds
 from stream_dsl.ir.plan import Join, Plan, Project
 from stream_dsl.ir.types import DataType
-from stream_dsl.ir.column_names import WINDOW_END
+from stream_dsl.ir.column_names import WINDOW_END, WINDOW_START
 
 EXAMPLE = "b.ts BETWEEN a.ts - INTERVAL '5' SECOND AND a.ts + INTERVAL '10' SECOND"
 NO_BOUND = (
@@ -91,7 +91,7 @@ def split_interval(
 
 
 def equal_time_bound(
-    left: Plan, right: Plan, left_keys: Sequence[str], right_keys: Sequence[str]
+    left: Plan, right: Plan, left_keys: Sequence[str], right_keys: Sequence[str], span: Span | None = None
 ) -> IntervalBounds | None:
     """A key equality of TIMESTAMP columns as a bound of zero width (`b.t - a.t` in [0, 0]): a window join.
 
@@ -108,6 +108,12 @@ def equal_time_bound(
     if not pairs:
         return None
     ends = [(lk, rk) for lk, rk in pairs if lk == WINDOW_END or rk == WINDOW_END]
+    if not ends and any(WINDOW_START in pair for pair in pairs):
+        raise BindError(
+            "a window join needs equal window_end columns too (ON ... AND a.window_start = b.window_start AND "
+            "a.window_end = b.window_end): a window's rows arrive when the watermark passes its end",
+            span=span,
+        )
     lk, rk = (ends or pairs)[-1]
     return IntervalBounds(lk, rk, 0, 0, window_end=bool(ends))
 

@@ -87,7 +87,7 @@ def build_join(
     """
     kind = kind.lower()
     if interval is None and is_streaming(left) and is_streaming(right):  # a window join (time keys)?
-        interval = equal_time_bound(left, right, left_keys, right_keys)
+        interval = equal_time_bound(left, right, left_keys, right_keys, span)
     if kind in ("right", "full") and interval is not None:
         pass  # interval joins of two streams (RIGHT runs as a LEFT join with the sides swapped), below
     elif kind not in ("inner", "left"):

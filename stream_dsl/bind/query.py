@@ -338,7 +338,7 @@ def _bind_on(
         )
     bounds = None
     if is_streaming(left) and is_streaming(right):  # an interval join (bind/interval_join.py)
-        time_key = equal_time_bound(left, right, left_keys, right_keys) is not None
+        time_key = equal_time_bound(left, right, left_keys, right_keys, j.on.span) is not None
         bounds, others = split_interval(others, left_cols, original, j.on.span, time_key)
         if kind in ("right", "full") and others:
             raise BindError(
