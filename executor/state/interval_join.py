@@ -12,9 +12,10 @@ hash to it. W below is the query watermark (the minimum over the watermarked sou
 - Late rows: a row whose event time is below the watermark before its batch (t < W)
   is late: dropped and counted (`late_left`, `late_right`, and in `late_rows`). This
   is exactly when it could have matched a row already dropped from state (below):
-  a left row at t matches right times from t + lower, and right rows below
-  W + lower are gone; a right row at t matches left times up to t - lower... and
-  left rows below W - upper are gone, which t - upper < W - upper reaches.
+  a left row at t matches right times in [t + lower, t + upper], and the right rows
+  below W + lower are gone, so its range reaches them iff t < W; a right row at t
+  matches left times in [t - upper, t - lower], and the left rows below W - upper
+  are gone, which its range reaches iff t < W.
 - Keeping rows: once W is past, every future row has a time >= W, so a left row at t
   can still match while t + upper >= W (> for a strict upper end), a right row while
   t - lower >= W (> for a strict lower end). After each batch, with the watermark
