@@ -72,6 +72,8 @@ def _(plan: Project) -> frozenset[str]:
 
 @event_time_columns.register
 def _(plan: Join) -> frozenset[str]:
+    if plan.interval is not None:  # pairs come out when their later row arrives: behind the watermark
+        return frozenset()
     left, right = event_time_columns(plan.left), event_time_columns(plan.right)
     return frozenset(left | {out for c, out in plan.right_columns if c in right})
 

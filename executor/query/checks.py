@@ -7,6 +7,7 @@ from typing import Mapping
 import networkx as nx
 
 from executor.query.readers import Reader, is_bounded
+from optimizer.physical.interval_join import IntervalJoinOp
 from optimizer.physical.stages import AggregateOp, Stage, TopNOp
 from stream_dsl.errors import PlanError
 
@@ -18,6 +19,9 @@ def check_can_emit(graph: nx.DiGraph, readers: Mapping[int, Reader]) -> None:
         op = stage.stateful
         if isinstance(op, TopNOp) and op.kind == "dedup" and not op.watermarked:
             _check_dedup_can_emit(graph, node, readers, op)
+        if isinstance(op, IntervalJoinOp):
+            _check_interval_join(op, [readers[a] for a in nx.ancestors(graph, node) if a in readers])
+            continue
         if not isinstance(op, AggregateOp) or op.window is None or op.changelog:
             continue
         upstream = [readers[a] for a in nx.ancestors(graph, node) if a in readers]
@@ -50,6 +54,21 @@ def _check_dedup_can_emit(graph: nx.DiGraph, node: int, readers: Mapping[int, Re
             f"stream's watermark column (add a WATERMARK clause, e.g. WATERMARK FOR {op.time_column} AS "
             f"{op.time_column} - INTERVAL '1' SECOND)"
         )
+
+
+def _check_interval_join(op: IntervalJoinOp, upstream: list[Reader]) -> None:
+    """Refuse an interval join over unbounded input whose time columns the watermark does not bound: its state
+    would grow forever (it drops rows only as the watermark passes their interval)."""
+    unbounded = [r for r in upstream if not is_bounded(r)]
+    if not unbounded or op.watermarked:
+        return
+    left, right = op.bounds.left_time, op.bounds.right_time
+    raise PlanError(
+        f"the interval join over unbounded stream '{unbounded[0].scan.source.name}' keeps rows until the watermark "
+        f"passes their interval, but the watermark does not bound its time columns ({left} and {right}); declare "
+        f"a WATERMARK on each joined stream's time column (e.g. WATERMARK FOR {left} AS {left} - INTERVAL '1' "
+        f"SECOND) and bound the join by those columns"
+    )
 
 
 def check_bounded(readers: Mapping[int, Reader], limit: int | None, changelog: bool, ordered: bool = False) -> None:

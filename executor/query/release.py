@@ -28,6 +28,7 @@ from typing import Any, Iterable, Mapping, cast
 import networkx as nx
 
 from executor.state.distinct import DistinctState
+from executor.state.interval_join import IntervalJoinState
 from executor.state.operators import AggregateState
 from executor.state.top_n import TopNState
 from stream_dsl.ir.column_names import WINDOW_START
@@ -45,6 +46,8 @@ def _state_start_ms(state: Any, watermark_columns: set[str]) -> int | None:
         return None if state.seen is None or not state.seen.height else KEEP_ALL
     if isinstance(state, TopNState):  # waiting rows or remembered keys: rebuilt only from every record
         return None if not state.open_groups else KEEP_ALL
+    if isinstance(state, IntervalJoinState):
+        return state.earliest_ms() if state.op.watermarked else (KEEP_ALL if state.open_groups else None)
     if not isinstance(state, AggregateState):
         return KEEP_ALL
     if not state.open_groups:  # not `state.state`: a state in a Python dict would build a frame per batch

@@ -19,6 +19,7 @@ from executor.query.outputs import QueryOutput
 from executor.query.watermarks import WatermarkStep
 from executor.state.distinct import DistinctState
 from executor.state.top_n import TopNState
+from executor.state.interval_join import IntervalJoinState
 from executor.state.operators import AggregateState, empty_aggregate_row, make_state
 from optimizer.physical.lower import stage_order
 from optimizer.physical.stages import AggregateOp, OutputWrite, ShuffleWrite, Stage
@@ -59,7 +60,7 @@ class TaskRunner:
         self.stages = stage_order(graph)
         self.pipes = {s.id: kernels.compile_pipeline(s.operators, f"stage {s.id}") for s in self.stages}
         self.posts = {s.id: kernels.compile_pipeline(s.post, f"stage {s.id}") for s in self.stages if s.stateful}
-        self.states: dict[tuple[int, int], AggregateState | DistinctState | TopNState] = {}
+        self.states: dict[tuple[int, int], AggregateState | DistinctState | TopNState | IntervalJoinState] = {}
         self.tables: dict[str, pl.DataFrame] = {}
         self.changelog_stage = changelog_stage(self.stages)
         if self.changelog_stage is not None:

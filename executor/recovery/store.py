@@ -57,6 +57,8 @@ from executor.recovery.manifest import (
 from executor.recovery.survey import checkpoint_ids, checkpoint_path, inspect, survey, write_record
 from executor.state.distinct import DistinctState
 from executor.state.top_n import TopNState
+from executor.state.interval_join import IntervalJoinState
+from optimizer.physical.interval_join import IntervalJoinOp
 from executor.state.operators import AggregateState
 from executor.state.snapshots import restore_state, snapshot_state
 from optimizer.physical.stages import AggregateOp, DistinctOp, TopNOp
@@ -88,8 +90,8 @@ __all__ = [
     "inspect",
 ]
 
-State = AggregateState | DistinctState | TopNState
-StatefulOp = AggregateOp | DistinctOp | TopNOp
+State = AggregateState | DistinctState | TopNState | IntervalJoinState
+StatefulOp = AggregateOp | DistinctOp | TopNOp | IntervalJoinOp
 
 
 class CheckpointCorrupt(CheckpointError):

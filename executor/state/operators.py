@@ -64,6 +64,8 @@ from executor.state.aggregate_exprs import batch_partials, final_value, merge_pa
 from executor.state.clocks import WM_INF
 from executor.state.distinct import DistinctState
 from executor.state.top_n import TopNState
+from executor.state.interval_join import IntervalJoinState
+from optimizer.physical.interval_join import IntervalJoinOp
 from executor.state.small import SmallAggregate
 from executor.state.step import StepOutput, collect, join_keys
 from executor.state.windows import Windows, is_closed, is_open, starts_new_session, watermark_lit
@@ -496,7 +498,11 @@ def _end_only(wm: int | None) -> int | None:
     return wm if wm is not None and wm >= WM_INF else None
 
 
-def make_state(op: AggregateOp | DistinctOp | TopNOp) -> AggregateState | DistinctState | TopNState:
+def make_state(
+    op: AggregateOp | DistinctOp | TopNOp | IntervalJoinOp,
+) -> AggregateState | DistinctState | TopNState | IntervalJoinState:
     if isinstance(op, TopNOp):
         return TopNState(op)
+    if isinstance(op, IntervalJoinOp):
+        return IntervalJoinState(op)
     return AggregateState(op) if isinstance(op, AggregateOp) else DistinctState(op)

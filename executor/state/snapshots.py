@@ -9,12 +9,14 @@ import polars as pl
 
 from executor.state.distinct import DistinctState
 from executor.state.top_n import TopNState
+from executor.state.interval_join import IntervalJoinState
+from optimizer.physical.interval_join import IntervalJoinOp
 from executor.state.operators import AggregateState
 from executor.state.small import SmallAggregate
 from optimizer.physical.stages import AggregateOp, DistinctOp, TopNOp
 
 
-def snapshot_state(state: AggregateState | DistinctState | TopNState) -> dict[str, Any]:
+def snapshot_state(state: AggregateState | DistinctState | TopNState | IntervalJoinState) -> dict[str, Any]:
     """Everything the state holds, picklable (frames as Arrow IPC bytes), no reference to the op.
 
     What stepping changes is all there: the polars state rows, the COUNT(DISTINCT) sets, whether the
@@ -32,6 +34,13 @@ def snapshot_state(state: AggregateState | DistinctState | TopNState) -> dict[st
             "seen": _ipc(state.seen),
             "duplicates": state.duplicates,
         }
+    if isinstance(state, IntervalJoinState):
+        return {
+            "kind": "interval_join",
+            "left": _ipc(state.left),
+            "right": _ipc(state.right),
+            "late": [state.late_left, state.late_right],
+        }
     small = state.small
     return {
         "kind": "aggregate",
@@ -48,14 +57,21 @@ def snapshot_state(state: AggregateState | DistinctState | TopNState) -> dict[st
 
 
 def restore_state(
-    op: AggregateOp | DistinctOp | TopNOp, snapshot: dict[str, Any]
-) -> AggregateState | DistinctState | TopNState:
+    op: AggregateOp | DistinctOp | TopNOp | IntervalJoinOp, snapshot: dict[str, Any]
+) -> AggregateState | DistinctState | TopNState | IntervalJoinState:
     """A state equal in behavior to the snapshotted one: stepping it further gives the same outputs.
 
     `op` must be the operator the snapshot was taken from (the same query's plan); a snapshot of the
     other kind of state, or one this operator could not have made, raises ValueError.
     """
     kind = snapshot.get("kind")
+    if isinstance(op, IntervalJoinOp):
+        if kind != "interval_join":
+            raise ValueError(f"a {kind!r} state snapshot cannot restore {op.describe()}")
+        joined = IntervalJoinState(op)
+        joined.left, joined.right = _from_ipc(snapshot["left"]), _from_ipc(snapshot["right"])
+        joined.late_left, joined.late_right = (int(n) for n in snapshot["late"])
+        return joined
     if isinstance(op, DistinctOp):
         if kind != "distinct":
             raise ValueError(f"a {kind!r} state snapshot cannot restore {op.describe()}")

@@ -79,6 +79,7 @@ from optimizer.event_time import event_time_columns, with_watermark
 from stream_dsl.ir.expr import Case, Expr, IsNull, Literal, columns_used
 from stream_dsl.ir.definitions import WindowSpec
 from stream_dsl.ir.plan import WINDOW_END, WINDOW_START
+from optimizer.physical.interval_join import IntervalJoinOp, lower_interval_join
 
 
 @dataclass(frozen=True)
@@ -209,6 +210,8 @@ class _Lowering:
         return lower_node(node, self)
 
     def _join(self, node: Join) -> Fragment:
+        if node.interval is not None:  # two streams, one stateful stage (physical/interval_join.py)
+            return lower_interval_join(self, node, _interval_watermarked(node))
         left_stream, right_stream = is_streaming(node.left), is_streaming(node.right)
         key_types = tuple(
             _key_type(node.left.schema.dtype(lk), node.right.schema.dtype(rk))
@@ -458,9 +461,19 @@ def _key_type(left: DataType, right: DataType) -> DataType:
     return common
 
 
+def _interval_watermarked(node: Join) -> bool:
+    """Whether the watermark bounds both time columns of an interval join (then it drops state as it passes)."""
+    assert node.interval is not None
+    return node.interval.left_time in event_time_columns(node.left) and node.interval.right_time in event_time_columns(
+        node.right
+    )
+
+
 def _changelog_message(consumer: StatefulOp) -> str:
     what = "an aggregate" if isinstance(consumer, AggregateOp) else "DISTINCT"
     what = "ROW_NUMBER() (top-n, deduplication)" if isinstance(consumer, TopNOp) else what
+    if isinstance(consumer, IntervalJoinOp):
+        what = "an interval join"
     return (
         f"{what} over a changelog (a non-windowed aggregate or EMIT CHANGES, whose rows are later "
         "replaced) is not supported; aggregate append-only input, e.g. a windowed aggregate "

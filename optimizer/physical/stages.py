@@ -28,6 +28,7 @@ from stream_dsl.ir.definitions import SourceDef, WindowSpec
 from stream_dsl.ir.partial_state import state_fields
 from stream_dsl.ir.plan import Plan, SortKey, render_plan
 from stream_dsl.ir.types import DataType, Schema
+from optimizer.physical.interval_join import IntervalJoinOp
 
 # ---------------------------------------------------------------- narrow operators
 
@@ -311,7 +312,7 @@ class TopNOp:
 
 NarrowOp = Union[ScanOp, ReadOp, FilterOp, ProjectOp, BroadcastJoinOp, PartialAggregateOp]
 Terminal = Union[ShuffleWrite, OutputWrite]
-StatefulOp = Union[AggregateOp, DistinctOp, TopNOp]
+StatefulOp = Union[AggregateOp, DistinctOp, TopNOp, IntervalJoinOp]
 Operator = Union[NarrowOp, Terminal]
 
 

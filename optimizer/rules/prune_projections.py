@@ -148,8 +148,13 @@ def _prune_project(node: Project, required: Names) -> Plan:
 
 def _prune_join(node: Join, required: Names) -> Plan:
     left_needed = (set(required) & set(node.left.schema.names)) | set(node.left_keys)
-    right_columns = tuple((c, out) for c, out in node.right_columns if out in required)
+    timed = node.interval
+    right_columns = tuple(
+        (c, out) for c, out in node.right_columns if out in required or (timed is not None and c == timed.right_time)
+    )
     right_needed = {c for c, _ in right_columns} | set(node.right_keys)
+    if timed is not None:
+        left_needed.add(timed.left_time)
     left, right = _prune(node.left, left_needed), _prune(node.right, right_needed)
     if left is node.left and right is node.right and right_columns == node.right_columns:
         return node

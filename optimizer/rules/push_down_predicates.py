@@ -133,6 +133,8 @@ def _through_project(node: Project, predicates: Predicates) -> tuple[Plan, Predi
 
 
 def _through_join(node: Join, predicates: Predicates) -> tuple[Plan, Predicates]:
+    if node.kind == "full":  # a FULL (interval) join keeps unmatched rows of both sides: nothing goes below it
+        return node, predicates
     left_names = set(node.left.schema.names)
     right_of = {out: Column(col, node.right.schema.dtype(col)) for col, out in node.right_columns}
     same_keys = _transferable_keys(node)

@@ -32,6 +32,8 @@ from stream_dsl.ir.plan import (
     project,
 )
 from stream_dsl.ir.types import DataType, common_type
+from stream_dsl.ir.interval import IntervalBounds
+from stream_dsl.bind.interval_join import NO_BOUND, equal_time_bound, right_interval_join
 
 # ---------------------------------------------------------------- joins
 
@@ -72,6 +74,7 @@ def build_join(
     keep_right_keys: bool = True,
     suffix: str = "_right",
     span: Span | None = None,
+    interval: IntervalBounds | None = None,
 ) -> JoinResult:
     """An equi-join of `left` and `right` on `left_keys[i] = right_keys[i]`.
 
@@ -83,7 +86,11 @@ def build_join(
     Project restores the written column order.
     """
     kind = kind.lower()
-    if kind not in ("inner", "left"):
+    if interval is None and is_streaming(left) and is_streaming(right):  # a window join (time keys)?
+        interval = equal_time_bound(left, right, left_keys, right_keys, span)
+    if kind in ("right", "full") and interval is not None:
+        pass  # interval joins of two streams (RIGHT runs as a LEFT join with the sides swapped), below
+    elif kind not in ("inner", "left"):
         raise BindError(f"unsupported join kind '{kind}'; use an inner or a left join", span=span)
     left_keys, right_keys = tuple(left_keys), tuple(right_keys)
     if not left_keys or len(left_keys) != len(right_keys):
@@ -93,7 +100,17 @@ def build_join(
     names = right_output_names(left.schema.names, right.schema.names, dropped, suffix)
     left_stream, right_stream = is_streaming(left), is_streaming(right)
     if left_stream and right_stream:
-        raise BindError("joining two streams is not supported; join a stream with a table", span=span)
+        if interval is None:
+            raise BindError(NO_BOUND, span=span)
+        if kind == "right":
+            plan = right_interval_join(
+                left, right, left_keys, right_keys, names, keep_right_keys, suffix, interval, span
+            )
+            return JoinResult(plan, names)
+        join = Join(left, right, kind, left_keys, right_keys, tuple(names.items()), span=span, interval=interval)
+        return JoinResult(join, names)
+    if interval is not None or kind in ("right", "full"):
+        raise BindError("a time bound (an interval join) joins two streams; one side here is a table", span=span)
     if right_stream and kind == "left":
         raise BindError(
             "in a LEFT JOIN of a table and a stream the table must be the right side; write the stream first", span=span

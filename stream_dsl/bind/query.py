@@ -37,6 +37,9 @@ from stream_dsl.errors import BindError, Span, did_you_mean
 from stream_dsl.ir.definitions import EMIT_CHANGES, EMIT_FINAL, WindowSpec
 from stream_dsl.ir.plan import Distinct, Filter, Limit, Plan, Sort, SortKey, project
 from stream_dsl.ir.plan import Project
+from stream_dsl.ir.plan import is_streaming
+from stream_dsl.ir.interval import IntervalBounds
+from stream_dsl.bind.interval_join import equal_time_bound, split_interval
 from stream_dsl.ir.types import DataType
 
 _EMIT = {"WINDOW CLOSE": EMIT_FINAL, "CHANGES": EMIT_CHANGES}
@@ -285,11 +288,13 @@ _UNSUPPORTED_JOINS = {
 
 
 def _bind_join(j: ast.Join, env: Env) -> tuple[Plan, Scope]:
-    if j.kind in _UNSUPPORTED_JOINS:
+    if j.kind in _UNSUPPORTED_JOINS and not (j.kind in ("RIGHT", "FULL") and j.on is not None):
         raise BindError(_UNSUPPORTED_JOINS[j.kind], span=j.span)
     left, left_scope = bind_from(j.left, env)
     right, right_scope = bind_from(j.right, env)
     kind = j.kind.split()[0].lower()
+    if kind in ("right", "full") and not (is_streaming(left) and is_streaming(right)):  # interval joins only
+        raise BindError(_UNSUPPORTED_JOINS[j.kind], span=j.span)
     if j.using is not None:
         return _bind_using(j, kind, left, left_scope, right, right_scope, env.text)
     return _bind_on(j, kind, left, left_scope, right, right_scope, env.text)
@@ -338,6 +343,16 @@ def _bind_on(
         raise BindError(
             "JOIN ... ON needs an equality between a column of each side, e.g. ON a.id = b.id", span=j.on.span
         )
+    bounds = None
+    if is_streaming(left) and is_streaming(right):  # an interval join (bind/interval_join.py)
+        time_key = equal_time_bound(left, right, left_keys, right_keys, j.on.span) is not None
+        bounds, others = split_interval(others, left_cols, original, j.on.span, time_key)
+        if kind in ("right", "full") and others:
+            raise BindError(
+                f"a {kind.upper()} JOIN of two streams takes key equalities and the time bound in ON only; "
+                "filter its inputs in subqueries",
+                span=others[0].span or j.on.span,
+            )
     guard = None
     if kind == "left" and others:
         on_left = [p for p in others if E.columns_used(p) <= left_cols]
@@ -356,9 +371,9 @@ def _bind_on(
         guard = E.conjoin(on_left) if on_left else None
         others = []
     if guard is not None:
-        plan = _left_join_guarded(left, right, left_keys, right_keys, guard, j)
+        plan = _left_join_guarded(left, right, left_keys, right_keys, guard, j, bounds)
     else:
-        plan = build_join(left, right, kind, left_keys, right_keys, span=_join_span(j)).plan
+        plan = build_join(left, right, kind, left_keys, right_keys, span=_join_span(j), interval=bounds).plan
     if others:
         extra = E.conjoin(others)
         assert extra is not None  # `others` is not empty
@@ -367,7 +382,13 @@ def _bind_on(
 
 
 def _left_join_guarded(
-    left: Plan, right: Plan, left_keys: list[str], right_keys: list[str], guard: E.Expr, j: ast.Join
+    left: Plan,
+    right: Plan,
+    left_keys: list[str],
+    right_keys: list[str],
+    guard: E.Expr,
+    j: ast.Join,
+    interval: IntervalBounds | None = None,
 ) -> Plan:
     """`left LEFT JOIN right ON keys AND guard(left)`: a left row failing `guard` matches nothing, and stays.
 
@@ -388,7 +409,7 @@ def _left_join_guarded(
     widened = Project(
         left, tuple(E.NamedExpr(f.name, E.Column(f.name, f.dtype)) for f in fields) + tuple(keys), span=j.on.span
     )
-    joined = build_join(widened, right, "left", guarded, right_keys, span=_join_span(j)).plan
+    joined = build_join(widened, right, "left", guarded, right_keys, span=_join_span(j), interval=interval).plan
     return Project(
         joined,
         tuple(E.NamedExpr(f.name, E.Column(f.name, f.dtype)) for f in joined.schema if f.name not in guarded),

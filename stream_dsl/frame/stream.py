@@ -42,6 +42,7 @@ from stream_dsl.bind.plans import OutputColumn, bind_window, build_join, build_u
 from stream_dsl.bind.scope import Scope, match_names
 from stream_dsl.ir.column_names import is_reserved, reserved_message
 from stream_dsl.frame.expr import Expr, column_node, value_node, col
+from stream_dsl.frame.interval import interval_bounds
 from stream_dsl.errors import DSLError, did_you_mean
 from stream_dsl.ir.plan import (
     WINDOW_END,
@@ -276,8 +277,17 @@ class Stream:
         right_on: Any = None,
         how: str = "inner",
         suffix: str = "_right",
+        within: Any = None,
+        time: str | None = None,
+        left_time: str | None = None,
+        right_time: str | None = None,
     ) -> "Stream":
-        """Join with another Stream or Table on equal keys; `how` is 'inner' or 'left'.
+        """Join with another Stream or Table on equal keys; `how` is 'inner' or 'left' ('right' too: see within).
+
+        Two streams join with a time bound (an interval join, `frame/interval.py`):
+        `within=("-5s", "10s")` keeps pairs whose right time minus left time is in
+        [-5s, 10s]; `time="ts"` names both sides' time column (or `left_time=` and
+        `right_time=`), like SQL's `b.ts BETWEEN a.ts - INTERVAL '5' SECOND AND a.ts + INTERVAL '10' SECOND`.
 
         `on` names keys both sides share; each appears once, like SQL USING.
         `left_on`/`right_on` keep both key columns, like SQL ON. Right
@@ -308,8 +318,16 @@ class Stream:
         left_scope, right_scope = self._scope(), other._scope()
         lk = [left_scope.resolve((k,)).name for k in left_keys]
         rk = [right_scope.resolve((k,)).name for k in right_keys]
-        result = build_join(self._plan, other._plan, how, lk, rk, keep_right_keys=keep, suffix=suffix)
-        return self._derive(result.plan)
+        interval = None
+        if within is not None or time is not None or left_time is not None or right_time is not None:
+            bounds = interval_bounds(within, time, left_time, right_time)
+            interval = replace(
+                bounds,
+                left_time=left_scope.resolve((bounds.left_time,)).name,
+                right_time=right_scope.resolve((bounds.right_time,)).name,
+            )
+        plan = build_join(self._plan, other._plan, how, lk, rk, keep_right_keys=keep, suffix=suffix, interval=interval)
+        return self._derive(plan.plan)
 
     def union(self, *others: "Stream", distinct: bool = False) -> "Stream":
         """All rows of this and the other inputs (UNION ALL); `distinct=True` is UNION.

@@ -22,6 +22,7 @@ from stream_dsl.ir.expr import Agg, Column, Expr, NamedExpr, columns_used
 from stream_dsl.ir.types import DataType, Field, Schema
 from stream_dsl.ir.definitions import EMIT_CHANGES, EMIT_FINAL, SourceDef, WindowSpec
 from stream_dsl.ir.partial_state import distinct_argument, partial_state_fields
+from stream_dsl.ir.interval import IntervalBounds
 
 _SPAN = field(default=None, compare=False, repr=False)
 
@@ -125,7 +126,7 @@ class Project:
 
 @dataclass(frozen=True)
 class Join:
-    """Equi-join on `left_keys[i] = right_keys[i]`; `kind` is 'inner' or 'left'.
+    """Equi-join on `left_keys[i] = right_keys[i]`; `kind` is 'inner' or 'left' ('full' too for an interval join).
 
     `right_columns` lists (right column, output name) for every right column
     the output keeps; the output is all left columns, then those. A USING
@@ -139,10 +140,13 @@ class Join:
     right_keys: tuple[str, ...]
     right_columns: tuple[tuple[str, str], ...]
     span: Span | None = _SPAN
+    interval: IntervalBounds | None = None  # a stream-stream interval join's time bound (ir/interval.py)
 
     def __post_init__(self) -> None:
-        if self.kind not in ("inner", "left"):
+        if self.kind not in ("inner", "left") and not (self.kind == "full" and self.interval is not None):
             raise PlanError(f"unknown join kind '{self.kind}'")
+        if self.interval is not None:
+            _check_interval(self.interval, self.left.schema, self.right.schema)
         if not self.left_keys or len(self.left_keys) != len(self.right_keys):
             raise PlanError("a join needs the same number of left and right keys, at least one")
         _require_columns(set(self.left_keys), self.left.schema, "join")
@@ -157,6 +161,13 @@ class Join:
     def schema(self) -> Schema:
         right = self.right.schema
         return Schema(self.left.schema.fields + tuple(Field(out, right.dtype(col)) for col, out in self.right_columns))
+
+
+def _check_interval(bounds: IntervalBounds, left: Schema, right: Schema) -> None:
+    for name, schema in ((bounds.left_time, left), (bounds.right_time, right)):
+        _require_columns({name}, schema, "interval join")
+        if schema.dtype(name) is not DataType.TIMESTAMP:
+            raise PlanError(f"an interval join bounds TIMESTAMP columns, but '{name}' is {schema.dtype(name).value}")
 
 
 @dataclass(frozen=True)

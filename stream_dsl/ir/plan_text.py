@@ -59,7 +59,10 @@ def _(node: Project) -> str:
 def _(node: Join) -> str:
     on = ", ".join(f"{lk} = {rk}" for lk, rk in zip(node.left_keys, node.right_keys))
     right = ", ".join(c if c == o else f"{o} := {c}" for c, o in node.right_columns)
-    return f"Join {node.kind} on [{on}] right=[{right}]"
+    text = f"Join {node.kind} on [{on}] right=[{right}]"
+    if node.interval is not None:
+        text += f" within [{node.interval.describe(dict(node.right_columns).get(node.interval.right_time))}]"
+    return text
 
 
 def _grouping(keys: tuple[NamedExpr, ...], window: WindowSpec | None, aggs: tuple[NamedExpr, ...]) -> list[str]:

@@ -1,3 +1,3 @@
--- error: BindError 3:18 joining two streams is not supported
+-- error: BindError 3:18 a join of two streams needs a time bound in ON
 SELECT *
 FROM clicks JOIN events USING (user_id);

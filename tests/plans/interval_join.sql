@@ -1,0 +1,5 @@
+SELECT c.user_id, c.url, e.ad_id
+FROM clicks c LEFT JOIN events e
+  ON c.user_id = e.user_id
+  AND e.event_time BETWEEN c.ts - INTERVAL '5' SECOND AND c.ts + INTERVAL '10' SECOND
+WHERE c.duration_ms > 100
