@@ -19,6 +19,7 @@ from executor.query.outputs import QueryOutput
 from executor.query.watermarks import WatermarkStep
 from executor.state.distinct import DistinctState
 from executor.state.operators import AggregateState, empty_aggregate_row, make_state
+from executor.state.unmatched import UnmatchedState
 from optimizer.physical.lower import stage_order
 from optimizer.physical.stages import AggregateOp, OutputWrite, ShuffleWrite, Stage
 from stream_dsl.errors import DSLError, ExecutionError
@@ -58,7 +59,7 @@ class TaskRunner:
         self.stages = stage_order(graph)
         self.pipes = {s.id: kernels.compile_pipeline(s.operators, f"stage {s.id}") for s in self.stages}
         self.posts = {s.id: kernels.compile_pipeline(s.post, f"stage {s.id}") for s in self.stages if s.stateful}
-        self.states: dict[tuple[int, int], AggregateState | DistinctState] = {}
+        self.states: dict[tuple[int, int], AggregateState | DistinctState | UnmatchedState] = {}
         self.tables: dict[str, pl.DataFrame] = {}
         self.changelog_stage = changelog_stage(self.stages)
         if self.changelog_stage is not None:
@@ -91,6 +92,8 @@ class TaskRunner:
             state = self.states[(stage.id, partition)] = make_state(op)
         if isinstance(state, AggregateState):  # new, or loaded from a checkpoint
             state.emits_rows = collected and self.output.takes_rows
+        if isinstance(state, UnmatchedState):  # a RIGHT or FULL join's unmatched table rows come from its table
+            state.table = self.tables[state.op.table_id]
         if step.emitted_through is not None:  # a restart: what the previous run emitted closes without output
             kernels.catch_operator(op, lambda: state.step(rows.clear(), None, step.emitted_through))
         out = kernels.catch_operator(op, lambda: state.step(rows, step.previous, step.current))

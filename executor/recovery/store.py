@@ -57,8 +57,9 @@ from executor.recovery.manifest import (
 from executor.recovery.survey import checkpoint_ids, checkpoint_path, inspect, survey, write_record
 from executor.state.distinct import DistinctState
 from executor.state.operators import AggregateState
+from executor.state.unmatched import UnmatchedState
 from executor.state.snapshots import restore_state, snapshot_state
-from optimizer.physical.stages import AggregateOp, DistinctOp
+from optimizer.physical.stages import AggregateOp, DistinctOp, UnmatchedRowsOp
 from stream_dsl.errors import CheckpointError
 from stream_dsl.connectors.file_writes import error_text, with_retries, write_atomically
 
@@ -83,8 +84,8 @@ __all__ = [
     "inspect",
 ]
 
-State = AggregateState | DistinctState
-StatefulOp = AggregateOp | DistinctOp
+State = AggregateState | DistinctState | UnmatchedState
+StatefulOp = AggregateOp | DistinctOp | UnmatchedRowsOp
 
 
 class CheckpointCorrupt(CheckpointError):

@@ -66,7 +66,8 @@ from executor.state.distinct import DistinctState
 from executor.state.small import SmallAggregate
 from executor.state.step import StepOutput, collect, join_keys
 from executor.state.windows import Windows, is_closed, is_open, starts_new_session, watermark_lit
-from optimizer.physical.stages import TIME_COLUMN, AggregateOp, DistinctOp
+from optimizer.physical.stages import TIME_COLUMN, AggregateOp, DistinctOp, UnmatchedRowsOp
+from executor.state.unmatched import UnmatchedState
 from stream_dsl.ir import column_names as names
 from stream_dsl.ir.column_names import PARTIAL_ROWS, WINDOW_END, WINDOW_START
 
@@ -495,5 +496,7 @@ def _end_only(wm: int | None) -> int | None:
     return wm if wm is not None and wm >= WM_INF else None
 
 
-def make_state(op: AggregateOp | DistinctOp) -> AggregateState | DistinctState:
+def make_state(op: AggregateOp | DistinctOp | UnmatchedRowsOp) -> AggregateState | DistinctState | UnmatchedState:
+    if isinstance(op, UnmatchedRowsOp):
+        return UnmatchedState(op)
     return AggregateState(op) if isinstance(op, AggregateOp) else DistinctState(op)

@@ -10,10 +10,11 @@ import polars as pl
 from executor.state.distinct import DistinctState
 from executor.state.operators import AggregateState
 from executor.state.small import SmallAggregate
-from optimizer.physical.stages import AggregateOp, DistinctOp
+from executor.state.unmatched import UnmatchedState
+from optimizer.physical.stages import AggregateOp, DistinctOp, UnmatchedRowsOp
 
 
-def snapshot_state(state: AggregateState | DistinctState) -> dict[str, Any]:
+def snapshot_state(state: AggregateState | DistinctState | UnmatchedState) -> dict[str, Any]:
     """Everything the state holds, picklable (frames as Arrow IPC bytes), no reference to the op.
 
     What stepping changes is all there: the polars state rows, the COUNT(DISTINCT) sets, whether the
@@ -24,6 +25,8 @@ def snapshot_state(state: AggregateState | DistinctState) -> dict[str, Any]:
     """
     if isinstance(state, DistinctState):
         return {"kind": "distinct", "seen": _ipc(state.seen)}
+    if isinstance(state, UnmatchedState):  # the table is the query's broadcast table, not state
+        return {"kind": "unmatched", "matched": _ipc(state.matched), "emitted": state.emitted}
     small = state.small
     return {
         "kind": "aggregate",
@@ -39,13 +42,19 @@ def snapshot_state(state: AggregateState | DistinctState) -> dict[str, Any]:
     }
 
 
-def restore_state(op: AggregateOp | DistinctOp, snapshot: dict[str, Any]) -> AggregateState | DistinctState:
+def restore_state(
+    op: AggregateOp | DistinctOp | UnmatchedRowsOp, snapshot: dict[str, Any]
+) -> AggregateState | DistinctState | UnmatchedState:
     """A state equal in behavior to the snapshotted one: stepping it further gives the same outputs.
 
     `op` must be the operator the snapshot was taken from (the same query's plan); a snapshot of the
     other kind of state, or one this operator could not have made, raises ValueError.
     """
     kind = snapshot.get("kind")
+    if isinstance(op, UnmatchedRowsOp):
+        if kind != "unmatched":
+            raise ValueError(f"a {kind!r} state snapshot cannot restore {op.describe()}")
+        return UnmatchedState(op, _from_ipc(snapshot["matched"]), bool(snapshot["emitted"]))
     if isinstance(op, DistinctOp):
         if kind != "distinct":
             raise ValueError(f"a {kind!r} state snapshot cannot restore {op.describe()}")

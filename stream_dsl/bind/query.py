@@ -270,11 +270,7 @@ def bind_from(item: ast.TableRef | ast.SubqueryRef | ast.Join, env: Env) -> tupl
     raise BindError(f"cannot use {type(item).__name__} in FROM", span=getattr(item, "span", None))
 
 
-_UNSUPPORTED_JOINS = {
-    "RIGHT": "RIGHT JOIN is not supported yet: write it as a LEFT JOIN with the sides swapped",
-    "FULL": "FULL JOIN is not supported yet",
-    "CROSS": "CROSS JOIN is not supported: a join needs ON with an equality between the two sides, e.g. ON a.id = b.id",
-}
+_UNSUPPORTED_JOINS: dict[str, str] = {}  # join keywords refused with a reason (RIGHT, FULL and CROSS now run)
 
 
 def _bind_join(j: ast.Join, env: Env) -> tuple[Plan, Scope]:
@@ -283,6 +279,8 @@ def _bind_join(j: ast.Join, env: Env) -> tuple[Plan, Scope]:
     left, left_scope = bind_from(j.left, env)
     right, right_scope = bind_from(j.right, env)
     kind = j.kind.split()[0].lower()
+    if kind == "cross":
+        return _bind_cross(j, left, left_scope, right, right_scope)
     if j.using is not None:
         return _bind_using(j, kind, left, left_scope, right, right_scope, env.text)
     return _bind_on(j, kind, left, left_scope, right, right_scope, env.text)
@@ -331,6 +329,12 @@ def _bind_on(
         raise BindError(
             "JOIN ... ON needs an equality between a column of each side, e.g. ON a.id = b.id", span=j.on.span
         )
+    if kind in ("right", "full") and others:
+        raise BindError(
+            f"{kind.upper()} JOIN ... ON supports only equalities between a column of each side; "
+            "filter the table in a subquery for other conditions",
+            span=others[0].span or j.on.span,
+        )
     guard = None
     if kind == "left" and others:
         on_left = [p for p in others if E.columns_used(p) <= left_cols]
@@ -357,6 +361,12 @@ def _bind_on(
         assert extra is not None  # `others` is not empty
         plan = Filter(plan, extra, span=j.on.span)
     return plan, scope
+
+
+def _bind_cross(j: ast.Join, left: Plan, left_scope: Scope, right: Plan, right_scope: Scope) -> tuple[Plan, Scope]:
+    """`a CROSS JOIN b`: every pair of rows (one side must be a table, which is broadcast)."""
+    result = build_join(left, right, "cross", (), (), span=_join_span(j))
+    return result.plan, left_scope + right_scope.renamed(result.right_names)
 
 
 def _left_join_guarded(
