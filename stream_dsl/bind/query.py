@@ -31,6 +31,7 @@ from stream_dsl.bind.plans import (
     plan_aggregate_query,
     right_output_names,
 )
+from stream_dsl.bind.join_names import qualified_name
 from stream_dsl.bind.scope import Scope, match_names
 from stream_dsl.catalog import Catalog
 from stream_dsl.errors import BindError, Span, did_you_mean
@@ -146,23 +147,27 @@ def bind_select(sel: ast.Select, env: Env) -> Plan:
 def select_outputs(items: Sequence[ast.SelectItem], binder: ExprBinder, scope: Scope) -> list[OutputColumn]:
     """Bind the select list: stars expand in order; every output gets a unique name.
 
-    A column named in the list keeps the name the query knows it by (`r.k`
-    is `k`, even when its plan column is `k_right`), as in DuckDB; a star
-    keeps the plan names, which are unique.
+    A column keeps the name the query knows it by (`r.k` is `k`, even when
+    its plan column is `k_right`), as in DuckDB. DuckDB may repeat a name
+    (`SELECT *` over a self join); a polars frame may not, so a later column
+    whose name is taken is named by its alias, `r.k` (`join_names.py`).
     """
     bound: list[tuple[str | None, E.Expr, Span | None]] = []
     hints: list[str | None] = []
-    visible = {c.column: c.name for c in scope.columns + scope.extras}
+    alternates: list[str | None] = []
+    visible = {c.column: c for c in scope.columns + scope.extras}
     for item in items:
+        columns: list[E.Expr] = []
         if isinstance(item.expr, ast.Star):
-            columns = scope.expand_star(item.expr.qualifier, item.expr.span)
-            bound.extend((None, c, item.span) for c in columns)
-            hints.extend(None for _ in columns)
+            columns.extend(scope.expand_star(item.expr.qualifier, item.expr.span))
         else:
-            e = binder.bind(item.expr)
+            columns.append(binder.bind(item.expr))
+        for e in columns:
+            seen = visible.get(e.name) if isinstance(e, E.Column) and item.alias is None else None
             bound.append((item.alias, e, item.span))
-            hints.append(visible.get(e.name) if isinstance(e, E.Column) else None)
-    names = output_names(bound, hints)
+            hints.append(seen.name if seen is not None else None)
+            alternates.append(qualified_name(seen) if seen is not None else None)
+    names = output_names(bound, hints, alternates)
     return [OutputColumn(n, e) for n, (_, e, _) in zip(names, bound)]
 
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 from typing import Iterable, Sequence
 
 from stream_dsl.ir import expr as E
+from stream_dsl.bind.join_names import ambiguous_message
 from stream_dsl.errors import BindError, Span, did_you_mean
 from stream_dsl.ir.plan import WINDOW_END, WINDOW_START
 from stream_dsl.ir.types import DataType, Schema
@@ -150,8 +151,7 @@ class Scope:
             if not hint and parts[-1].lower() in (WINDOW_START, WINDOW_END):
                 hint = " (window_start and window_end exist in a query that groups by TUMBLE, HOP or SESSION)"
             raise BindError(f"unknown column '{text}'{hint}", span=span)
-        places = [c.qualifiers[0] if c.qualifiers else "a subquery" for c in found]
-        raise BindError(f"column '{text}' is ambiguous: it is in {_listing(places)}", span=span)
+        raise BindError(ambiguous_message(text, found), span=span)
 
     def expand_star(self, qualifier: str | None = None, span: Span | None = None) -> list[E.Column]:
         """The columns `*` or `qualifier.*` stands for, in order."""

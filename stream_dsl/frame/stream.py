@@ -277,11 +277,15 @@ class Stream:
         how: str = "inner",
         suffix: str = "_right",
     ) -> "Stream":
-        """Join with another Stream or Table on equal keys; `how` is 'inner' or 'left'.
+        """Join with another Stream or Table on equal keys; `how` as polars names it.
 
-        `on` names keys both sides share; each appears once, like SQL USING.
-        `left_on`/`right_on` keep both key columns, like SQL ON. Right
-        columns whose names clash get `suffix`. One side must be a table.
+        `how`: 'inner', 'left', 'right', 'full' (SQL's FULL OUTER) or 'cross'
+        (no keys). `on` names keys both sides share; each appears once, like
+        SQL USING (for 'right' and 'full', the key of either side that is not
+        NULL). `left_on`/`right_on` keep both key columns, like SQL ON. Right
+        columns whose names clash get `suffix`. One side must be a table; a
+        'right' or 'full' join with a stream emits the table rows no stream
+        row matched at the end of input (optimizer/physical/outer_joins.py).
 
         Examples
         --------
@@ -298,6 +302,12 @@ class Stream:
             raise DSLError(f"join needs a Stream or Table, got {type(other).__name__}")
         if on is not None and (left_on is not None or right_on is not None):
             raise DSLError("join takes either on= or left_on= and right_on=, not both")
+        if how == "outer":
+            raise DSLError("join how='outer' is how='full' (polars' name for a full outer join)")
+        if how == "cross":
+            if on is not None or left_on is not None or right_on is not None:
+                raise DSLError("a cross join takes no keys: drop on=, left_on= and right_on=")
+            return self._derive(build_join(self._plan, other._plan, "cross", (), (), suffix=suffix).plan)
         if on is not None:
             keys = _key_names(on)
             left_keys, right_keys, keep = keys, keys, False
