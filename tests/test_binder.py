@@ -349,10 +349,13 @@ def test_two_streams_cannot_be_joined(catalog):
 
 def test_table_left_join_stream_is_a_right_join_with_the_stream_on_the_left(catalog):
     plan = plan_of(catalog, "SELECT * FROM users u LEFT JOIN clicks c USING (user_id)")
-    assert isinstance(plan, Project) and isinstance(plan.input, Join) and plan.input.kind == "right"
+    assert [j.kind for j in walk(plan) if isinstance(j, Join)] == ["right"]
     assert plan.schema.names == ("user_id", "country", "age", "url", "ts", "duration_ms")
-    # USING keeps the table's key: the preserved side's, which a table row no click matched still has
-    assert plan.exprs[0].expr == col("user_id_left", T.STRING)
+    # USING's key is COALESCE of both sides' keys: a table row no click matched still has its own
+    merged = plan.input
+    assert E.render(merged.exprs[0].expr) == "coalesce(user_id, user_id_right)"
+    own = plan_of(catalog, "SELECT c.user_id AS clicked FROM users u LEFT JOIN clicks c USING (user_id)")
+    assert own.exprs == (E.NamedExpr("clicked", col("user_id_right", T.STRING)),)  # NULL where no click matched
 
 
 def test_stream_on_the_right_of_an_inner_join_is_swapped(catalog):

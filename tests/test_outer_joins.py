@@ -50,6 +50,16 @@ QUERIES = [
         "SELECT k, i, d, name, w FROM s FULL JOIN t USING (k)",
     ),
     Q(
+        "full_using_each_sides_own_key",  # k is COALESCE(s.k, t.k); s.k and t.k are NULL where padded
+        "SELECT k, s.k AS sk, t.k AS tk, i, w FROM s FULL JOIN t USING (k)",
+        "SELECT k, s.k AS sk, t.k AS tk, i, w FROM s FULL JOIN t USING (k)",
+    ),
+    Q(
+        "table_left_join_stream_using_own_keys",
+        "SELECT t.k AS tk, s.k AS sk, k, s.i FROM t LEFT JOIN s USING (k)",
+        "SELECT t.k AS tk, s.k AS sk, k, s.i FROM t LEFT JOIN s USING (k)",
+    ),
+    Q(
         "full_outer_on",
         "SELECT s.k, s.i, t.k AS tk, t.w FROM s FULL OUTER JOIN t ON s.k = t.k",
         "SELECT s.k, s.i, t.k AS tk, t.w FROM s FULL OUTER JOIN t ON s.k = t.k",

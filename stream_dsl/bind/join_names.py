@@ -9,14 +9,18 @@ taken falls back to a numbered suffix (`k_2`). An explicit alias (`AS`) always w
 
 An unqualified name that two joined relations both have is refused where it is written, listing the
 qualified names it may mean, as DuckDB does (`write o.country or u.country`).
+
+The key of an outer USING join (`l FULL JOIN r USING (k)`) is one column, COALESCE(l.k, r.k), for `k`
+and `*`; `l.k` and `r.k` are each side's own key, NULL in the rows the join padded, as in DuckDB.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING, Sequence
 
-if TYPE_CHECKING:
-    from stream_dsl.bind.scope import ScopeColumn
+if TYPE_CHECKING:  # scope.py imports this module for its ambiguity message
+    from stream_dsl.bind.scope import Scope, ScopeColumn
 
 
 def qualified_name(column: "ScopeColumn") -> str | None:
@@ -36,3 +40,26 @@ def ambiguous_message(text: str, found: Sequence["ScopeColumn"]) -> str:
     if len(candidates) == len(found):
         message += f"; write {' or '.join(candidates)}"
     return message
+
+
+def outer_using_scope(
+    left: "Scope", right: "Scope", right_names: dict[str, str], own_keys: Sequence[tuple[str, str, str, str]]
+) -> "Scope":
+    """The columns an outer USING join makes visible (module doc); `own_keys` as `plans.JoinResult`'s."""
+    from stream_dsl.bind.scope import Scope
+
+    own_left = {lk: own for lk, _, own, _ in own_keys}
+    own_right = {rk: own for _, rk, _, own in own_keys}
+    columns: list["ScopeColumn"] = []
+    for c in left.columns:
+        if c.column in own_left:  # the merged key, unqualified, then the left's own, qualified only
+            columns.append(replace(c, qualifiers=()))
+            columns.append(replace(c, column=own_left[c.column], hidden=True))
+        else:
+            columns.append(c)
+    for c in right.columns:
+        if c.column in own_right:
+            columns.append(replace(c, column=own_right[c.column], hidden=True))
+        elif c.column in right_names:
+            columns.append(replace(c, column=right_names[c.column]))
+    return Scope(tuple(columns))

@@ -43,6 +43,9 @@ class JoinResult:
 
     plan: Plan
     right_names: dict[str, str]
+    # an outer USING join: (left key, right key, plan column of the left's own key, of the right's own key);
+    # the key itself is the left key's column, COALESCE of the two
+    own_keys: tuple[tuple[str, str, str, str], ...] = ()
 
 
 def right_output_names(
@@ -96,7 +99,7 @@ def build_join(
     left_stream, right_stream = is_streaming(left), is_streaming(right)
     if left_stream and right_stream:
         raise BindError("joining two streams is not supported; join a stream with a table", span=span)
-    if kind in ("right", "full") and not keep_right_keys:
+    if not keep_right_keys and (kind in ("right", "full") or (kind == "left" and right_stream)):
         return _coalesced_using_join(left, right, kind, left_keys, right_keys, suffix, span)
     dropped = () if keep_right_keys else right_keys
     names = right_output_names(left.schema.names, right.schema.names, dropped, suffix)
@@ -116,24 +119,31 @@ def _coalesced_using_join(
     suffix: str,
     span: Span | None,
 ) -> JoinResult:
-    """RIGHT or FULL JOIN ... USING (k): `k` once, as COALESCE(left.k, right.k), as in SQL.
+    """RIGHT or FULL JOIN ... USING (k) (and a table LEFT JOIN a stream): `k` once, as COALESCE(left.k, right.k),
+    as in SQL, so a row of either side that nothing matched still shows its key.
 
-    A right row no left row matched still shows its key; the join itself
-    keeps both key columns and a Project merges them.
+    The join keeps both key columns; a Project merges them, and keeps each side's own key (NULL in the rows
+    the join padded) for `l.k` and `r.k`, which the binder's scope reaches only qualified (`own_keys`).
     """
     both = build_join(left, right, kind, left_keys, right_keys, keep_right_keys=True, suffix=suffix, span=span)
     schema = both.plan.schema
     key_of = dict(zip(left_keys, right_keys))
-    exprs = []
+    taken = set(schema.names)
+    exprs, own_left = [], []
     for f in left.schema:
         e: E.Expr = E.Column(f.name, f.dtype)
         if f.name in key_of:
             other = both.right_names[key_of[f.name]]
+            own = unique_name(f"{f.name}_left", taken)
+            own_left.append(E.NamedExpr(own, e))
             e = E.Func("coalesce", (e, tc.cast(E.Column(other, schema.dtype(other)), f.dtype)), f.dtype)
         exprs.append(E.NamedExpr(f.name, e))
     kept = {c: out for c, out in both.right_names.items() if c not in right_keys}
     exprs += [E.NamedExpr(out, E.Column(out, schema.dtype(out))) for out in kept.values()]
-    return JoinResult(project(both.plan, exprs, span=span), kept)
+    own_right = [both.right_names[rk] for rk in right_keys]
+    exprs += own_left + [E.NamedExpr(out, E.Column(out, schema.dtype(out))) for out in own_right]
+    own_keys = tuple((lk, rk, ol.name, orr) for lk, rk, ol, orr in zip(left_keys, right_keys, own_left, own_right))
+    return JoinResult(project(both.plan, exprs, span=span), kept, own_keys)
 
 
 def _check_key_types(

@@ -31,7 +31,7 @@ from stream_dsl.bind.plans import (
     plan_aggregate_query,
     right_output_names,
 )
-from stream_dsl.bind.join_names import qualified_name
+from stream_dsl.bind.join_names import outer_using_scope, qualified_name
 from stream_dsl.bind.scope import Scope, match_names
 from stream_dsl.catalog import Catalog
 from stream_dsl.errors import BindError, Span, did_you_mean
@@ -306,6 +306,8 @@ def _bind_using(
                 raise BindError(f"USING column '{name}' {problem} the {side} side", span=span)
             keys.append(found[0].column)
     result = build_join(left, right, kind, left_keys, right_keys, keep_right_keys=False, span=_join_span(j))
+    if result.own_keys:
+        return result.plan, outer_using_scope(left_scope, right_scope, result.right_names, result.own_keys)
     scope = left_scope + right_scope.renamed(result.right_names)
     right_quals = tuple(right_scope.qualifiers)
     for key in left_keys:

@@ -27,6 +27,7 @@ class ScopeColumn:
     column: str
     dtype: DataType
     qualifiers: tuple[str, ...] = ()
+    hidden: bool = False  # reached only as qualifier.name (an outer USING join's own key of one side), never by *
 
     def ref(self, span: Span | None = None) -> E.Column:
         return E.Column(self.column, self.dtype, span=span)
@@ -107,7 +108,7 @@ class Scope:
     def lookup(self, parts: Sequence[str]) -> list[ScopeColumn]:
         """The distinct columns `parts` may mean (empty if none); raises for an unknown qualifier."""
         if len(parts) == 1:
-            pool = self.columns
+            pool = tuple(c for c in self.columns if not c.hidden)
         else:
             pool = self._qualified_pool(parts[0])
         name = parts[-1]
@@ -155,5 +156,5 @@ class Scope:
 
     def expand_star(self, qualifier: str | None = None, span: Span | None = None) -> list[E.Column]:
         """The columns `*` or `qualifier.*` stands for, in order."""
-        pool = self.columns if qualifier is None else self._qualified_pool(qualifier, span)
+        pool = [c for c in self.columns if not c.hidden] if qualifier is None else self._qualified_pool(qualifier, span)
         return [c.ref(span) for c in pool]

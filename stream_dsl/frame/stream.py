@@ -319,7 +319,13 @@ class Stream:
         lk = [left_scope.resolve((k,)).name for k in left_keys]
         rk = [right_scope.resolve((k,)).name for k in right_keys]
         result = build_join(self._plan, other._plan, how, lk, rk, keep_right_keys=keep, suffix=suffix)
-        return self._derive(result.plan)
+        plan = result.plan
+        if result.own_keys:  # each side's own key of an outer `on=` join is for SQL's qualified names only
+            own = {name for _, _, left_own, right_own in result.own_keys for name in (left_own, right_own)}
+            plan = project(
+                plan, [E.NamedExpr(f.name, E.Column(f.name, f.dtype)) for f in plan.schema if f.name not in own]
+            )
+        return self._derive(plan)
 
     def union(self, *others: "Stream", distinct: bool = False) -> "Stream":
         """All rows of this and the other inputs (UNION ALL); `distinct=True` is UNION.
