@@ -92,6 +92,21 @@ QUERIES = [
         "GROUP BY t.name",
     ),
     Q(
+        "right_join_count_star",  # no table column kept: the unmatched rows are NULLs alone, one per table row
+        "SELECT COUNT(*) AS n FROM s RIGHT JOIN t ON s.k = t.k",
+        "SELECT COUNT(*) AS n FROM s RIGHT JOIN t ON s.k = t.k",
+    ),
+    Q(
+        "full_join_stream_columns_only",
+        "SELECT s.i, s.d FROM s FULL JOIN t ON s.k = t.k",
+        "SELECT s.i, s.d FROM s FULL JOIN t ON s.k = t.k",
+    ),
+    Q(
+        "cross_count_star",
+        "SELECT COUNT(*) AS n, COUNT(t.w) AS nw FROM s CROSS JOIN t",
+        "SELECT COUNT(*) AS n, COUNT(t.w) AS nw FROM s CROSS JOIN t",
+    ),
+    Q(
         "cross",
         "SELECT s.k, s.i, t.name, t.w FROM s CROSS JOIN t WHERE s.i > 0 OR t.w IS NULL",
         "SELECT s.k, s.i, t.name, t.w FROM s CROSS JOIN t WHERE s.i > 0 OR t.w IS NULL",

@@ -46,11 +46,11 @@ class UnmatchedState:
             numbers = join_table_col(TABLE_ROW)
             rows = rows.filter(~pl.col(numbers).is_in(self.matched.get_column(TABLE_ROW).implode()))
         dtypes = self.op.schema.to_polars()
-        return rows.select(
-            [
-                pl.lit(None, dtype=dtypes[name]).alias(name)
-                if side == "stream"
-                else pl.col(join_table_col(column)).cast(dtypes[name]).alias(name)
-                for side, column, name in self.op.output
-            ]
-        )
+        columns = [
+            pl.lit(None, dtype=dtypes[name]).alias(name)
+            if side == "stream"
+            else pl.col(join_table_col(column)).cast(dtypes[name]).alias(name)
+            for side, column, name in self.op.output
+        ]
+        # with_columns: NULLs alone (no table column kept) still get one row per table row, as select would not
+        return rows.with_columns(columns).select([name for _, _, name in self.op.output])
