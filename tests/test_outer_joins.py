@@ -107,6 +107,23 @@ QUERIES = [
         "SELECT COUNT(*) AS n, COUNT(t.w) AS nw FROM s CROSS JOIN t",
     ),
     Q(
+        "right_join_of_a_right_join",
+        "SELECT a.k, b.k AS bk, s.i FROM s RIGHT JOIN t a ON s.k = a.k RIGHT JOIN t b ON a.w = b.w",
+        "SELECT a.k, b.k AS bk, s.i FROM s RIGHT JOIN t a ON s.k = a.k RIGHT JOIN t b ON a.w = b.w",
+    ),
+    Q(
+        "full_join_then_left_join",
+        "SELECT s.i, a.name, b.name AS bn FROM s FULL JOIN t a ON s.k = a.k LEFT JOIN t b ON s.k = b.k",
+        "SELECT s.i, a.name, b.name AS bn FROM s FULL JOIN t a ON s.k = a.k LEFT JOIN t b ON s.k = b.k",
+    ),
+    Q(
+        "right_join_of_a_union",
+        "SELECT u.k, s.i FROM (SELECT k, i FROM s WHERE i > 1 UNION ALL SELECT k, i FROM s WHERE i <= 1) s "
+        "RIGHT JOIN t u ON s.k = u.k",
+        "SELECT u.k, s.i FROM (SELECT k, i FROM s WHERE i > 1 UNION ALL SELECT k, i FROM s WHERE i <= 1) s "
+        "RIGHT JOIN t u ON s.k = u.k",
+    ),
+    Q(
         "cross",
         "SELECT s.k, s.i, t.name, t.w FROM s CROSS JOIN t WHERE s.i > 0 OR t.w IS NULL",
         "SELECT s.k, s.i, t.name, t.w FROM s CROSS JOIN t WHERE s.i > 0 OR t.w IS NULL",
@@ -217,6 +234,13 @@ def test_a_right_or_full_join_over_an_unbounded_stream_is_refused_when_it_starts
     handle.stop()
     handle = ctx.sql("SELECT s.v, t.w FROM s CROSS JOIN t").start(lambda b, f: None)
     handle.stop()
+
+
+def test_a_right_join_over_a_changelog_is_refused_with_the_fix():
+    ctx = _two_batches()
+    query = ctx.sql("SELECT x.k, x.n, t.w FROM (SELECT k, COUNT(*) AS n FROM s GROUP BY k) x RIGHT JOIN t USING (k)")
+    with pytest.raises(PlanError, match="a RIGHT or FULL join over a changelog .* LEFT JOIN from the aggregate"):
+        query.collect()
 
 
 # ---------------------------------------------------------------- names

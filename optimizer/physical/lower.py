@@ -445,7 +445,13 @@ def _key_type(left: DataType, right: DataType) -> DataType:
 
 
 def _changelog_message(consumer: StatefulOp) -> str:
-    what = {AggregateOp: "an aggregate", DistinctOp: "DISTINCT"}.get(type(consumer), "a RIGHT or FULL join")
+    if not isinstance(consumer, (AggregateOp, DistinctOp)):
+        return (
+            "a RIGHT or FULL join over a changelog (a non-windowed aggregate or EMIT CHANGES, whose rows are "
+            "later replaced) is not supported; join append-only input (e.g. a windowed aggregate with EMIT ON "
+            "WINDOW CLOSE), or write it as a LEFT JOIN from the aggregate"
+        )
+    what = "an aggregate" if isinstance(consumer, AggregateOp) else "DISTINCT"
     return (
         f"{what} over a changelog (a non-windowed aggregate or EMIT CHANGES, whose rows are later "
         "replaced) is not supported; aggregate append-only input, e.g. a windowed aggregate "
