@@ -26,9 +26,10 @@ Stages: the Join lowers to two pipelines over the same stream input, like a UNIO
 
 1. the stream joined with the table by a broadcast join (inner for RIGHT, left for FULL), to the output;
 2. the stream joined (inner) with the same broadcast table keeping only the matched table rows' numbers
-   (TABLE_ROW, given when the table is prepared, `executor/kernels.prepare_table`), shuffled to ONE stateful
-   task, `UnmatchedRowsOp`. It keeps the set of matched numbers (at most one per table row) and at the end
-   of input emits the table rows whose numbers it never saw (`executor/state/unmatched.py`).
+   (TABLE_ROW, given when the table is prepared, `executor/kernels.prepare_table`), each number once per
+   task and batch (a PartialAggregate on it), shuffled to ONE stateful task, `UnmatchedRowsOp`. It keeps
+   the set of matched numbers (at most one per table row) and at the end of input emits the table rows
+   whose numbers it never saw (`executor/state/unmatched.py`).
 
 The broadcast join runs on every map task, so the matched set must be merged somewhere: the single stateful
 partition is that place. It is ordinary operator state, so every executor (inline, Drizzle, BSP) runs it
@@ -39,7 +40,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from optimizer.physical.stages import TABLE_ROW, BroadcastJoinOp, UnmatchedRowsOp
+from optimizer.physical.stages import TABLE_ROW, BroadcastJoinOp, PartialAggregateOp, UnmatchedRowsOp
+from stream_dsl.ir.column_names import PARTIAL_ROWS
 from stream_dsl.ir.plan import Join
 from stream_dsl.ir.types import DataType, Field, Schema
 
@@ -66,6 +68,9 @@ def outer_join_fragment(lowering: "_Lowering", node: Join, matched: BroadcastJoi
         (("table", TABLE_ROW, TABLE_ROW),),
     )
     id_schema = Schema((Field(TABLE_ROW, DataType.BIGINT),))
-    probes = _add(lowering.lower(node.left), ids, id_schema)
+    # each task sends each matched number once per batch, however many stream rows matched it
+    once = Schema(id_schema.fields + (Field(PARTIAL_ROWS, DataType.BIGINT),))
+    distinct = PartialAggregateOp((TABLE_ROW,), (), None, False, once)
+    probes = _add(_add(lowering.lower(node.left), ids, id_schema), distinct, once)
     unmatched = UnmatchedRowsOp(matched.table_id, node.kind, matched.output, node.schema)
     return joined + lowering.exchange(probes, (), unmatched, node.schema)
