@@ -46,6 +46,7 @@ from stream_dsl.ir.expr import Column, columns_used
 from stream_dsl.errors import DSLError, ExecutionError
 from stream_dsl.ir.column_names import (
     PARTIAL_ROWS,
+    TABLE_ROW,
     WINDOW_END,
     WINDOW_START,
     join_stream_key,
@@ -123,7 +124,9 @@ def _broadcast_join(op: BroadcastJoinOp) -> Step:
 
     def step(lf: pl.LazyFrame, tables: Tables) -> pl.LazyFrame:
         right = tables[op.table_id].lazy()
-        how = cast(Literal["inner", "left"], op.kind)  # a Join's kind is 'inner' or 'left' (ir.plan.Join)
+        if op.kind == "cross":
+            return lf.join(right, how="cross", maintain_order="left").select(select)
+        how = cast(Literal["inner", "left"], op.kind)  # 'inner' or 'left' (right and full: lower.outer_joins)
         joined = lf.with_columns(left_keys).join(
             right, left_on=lk, right_on=rk, how=how, coalesce=False, maintain_order="left"
         )
@@ -138,7 +141,8 @@ def prepare_table(op: BroadcastJoinOp, frame: pl.DataFrame) -> pl.DataFrame:
     keys = [
         pl.col(k).cast(t.polars).alias(join_table_key(i)) for i, (k, t) in enumerate(zip(op.table_keys, op.key_types))
     ]
-    return frame.select(renamed + keys)
+    number = pl.int_range(pl.len(), dtype=pl.Int64).alias(join_table_col(TABLE_ROW))  # for RIGHT and FULL joins
+    return frame.select(renamed + keys + [number])
 
 
 def _partial_aggregate(op: PartialAggregateOp) -> Step:

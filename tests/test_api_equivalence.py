@@ -163,7 +163,12 @@ CASES = {
     ),
     "join_on_keys": (
         "SELECT * FROM clicks c JOIN users u ON c.user_id = u.user_id",
-        lambda c: c.stream("clicks").join(c.table("users"), left_on="user_id", right_on="user_id"),
+        # SQL names a repeated column by its alias (join_names.py); the API keeps polars' suffix
+        lambda c: (
+            c.stream("clicks")
+            .join(c.table("users"), left_on="user_id", right_on="user_id")
+            .rename({"user_id_right": "u.user_id"})
+        ),
     ),
     "left_join_using": (
         "SELECT c.user_id, c.url, u.country FROM clicks AS c LEFT JOIN users AS u USING (user_id)",
@@ -173,7 +178,31 @@ CASES = {
     ),
     "left_join_on_keys": (
         "SELECT * FROM clicks c LEFT JOIN users u ON c.user_id = u.user_id",
-        lambda c: c.stream("clicks").join(c.table("users"), left_on=col("user_id"), right_on="user_id", how="left"),
+        lambda c: (
+            c.stream("clicks")
+            .join(c.table("users"), left_on=col("user_id"), right_on="user_id", how="left")
+            .rename({"user_id_right": "u.user_id"})
+        ),
+    ),
+    "right_join_using": (
+        "SELECT * FROM clicks RIGHT JOIN users USING (user_id)",
+        lambda c: c.stream("clicks").join(c.table("users"), on="user_id", how="right"),
+    ),
+    "full_join_on_keys": (
+        "SELECT c.url, u.country FROM clicks c FULL OUTER JOIN users u ON c.user_id = u.user_id",
+        lambda c: (
+            c.stream("clicks")
+            .join(c.table("users"), left_on="user_id", right_on="user_id", how="full")
+            .select("url", "country")
+        ),
+    ),
+    "table_left_join_stream": (
+        "SELECT * FROM users LEFT JOIN clicks USING (user_id)",
+        lambda c: c.table("users").join(c.stream("clicks"), on="user_id", how="left"),
+    ),
+    "cross_join": (
+        "SELECT c.url, u.country FROM clicks c CROSS JOIN users u",
+        lambda c: c.stream("clicks").join(c.table("users"), how="cross").select("url", "country"),
     ),
     "table_joined_with_stream_on_the_right": (
         "SELECT * FROM campaigns JOIN events USING (ad_id)",

@@ -185,7 +185,9 @@ def join(draw, plan: Plan, names: Names) -> Plan | None:
     if draw(st.booleans()):
         table = Filter(table, predicate(draw, table.schema, 1))
     right_columns = tuple((f.name, names.fresh()) for f in table.schema if f.name != key or draw(st.booleans()))
-    kind = draw(st.sampled_from(["inner", "left"]))
+    kind = draw(st.sampled_from(["inner", "left", "right", "full", "cross"]))
+    if kind == "cross":
+        return Join(plan, table, kind, (), (), right_columns)
     return Join(plan, table, kind, (draw(st.sampled_from(strings)).name,), (key,), right_columns)
 
 

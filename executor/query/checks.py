@@ -8,7 +8,7 @@ import networkx as nx
 
 from executor.query.readers import Reader, is_bounded
 from optimizer.physical.interval_join import IntervalJoinOp
-from optimizer.physical.stages import AggregateOp, Stage, TopNOp
+from optimizer.physical.stages import AggregateOp, Stage, TopNOp, UnmatchedRowsOp
 from stream_dsl.errors import PlanError
 
 
@@ -85,4 +85,22 @@ def check_bounded(readers: Mapping[int, Reader], limit: int | None, changelog: b
             )
             raise PlanError(
                 f"collect() needs bounded input, but stream '{name}' is unbounded; {why} (e.g. a generator 'count')"
+            )
+
+
+def check_outer_joins(graph: nx.DiGraph, readers: Mapping[int, Reader]) -> None:
+    """Refuse a RIGHT or FULL join of an unbounded stream with a table: its unmatched table rows come out at
+    the end of input, which never comes (`optimizer/physical/outer_joins.py`)."""
+    for node in graph.nodes:
+        op = graph.nodes[node]["stage"].stateful
+        if not isinstance(op, UnmatchedRowsOp):
+            continue
+        unbounded = [readers[a] for a in nx.ancestors(graph, node) if a in readers and not is_bounded(readers[a])]
+        if unbounded:
+            name = unbounded[0].scan.source.name
+            raise PlanError(
+                f"a {op.kind.upper()} JOIN of stream '{name}' with a table emits the table rows no stream row "
+                f"matched at the end of input, but '{name}' is unbounded, so they would never come out; "
+                f"write it as a LEFT JOIN from the stream (stream LEFT JOIN table) or an inner join, "
+                f"or bound the source (e.g. a generator 'count')"
             )

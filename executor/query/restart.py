@@ -26,7 +26,7 @@ import networkx as nx
 import polars as pl
 
 from executor import kernels
-from executor.query.checks import check_bounded, check_can_emit
+from executor.query.checks import check_bounded, check_can_emit, check_outer_joins
 from executor.query.outputs import QueryOutput
 from executor.query.readers import Reader, open_reader
 from executor.query.tasks import TaskRunner, changelog_stage
@@ -112,6 +112,7 @@ def open_query(
     try:
         start.readers = open_readers(graph, realtime=realtime, restore=start.restore)
         check_can_emit(graph, start.readers)
+        check_outer_joins(graph, start.readers)
         if bounded:
             changelog = changelog_stage(stage_order(graph)) is not None
             check_bounded(start.readers, graph.graph.get("limit"), changelog, bool(output.order))

@@ -21,6 +21,7 @@ from executor.state.distinct import DistinctState
 from executor.state.top_n import TopNState
 from executor.state.interval_join import IntervalJoinState
 from executor.state.operators import AggregateState, empty_aggregate_row, make_state
+from executor.state.unmatched import UnmatchedState
 from optimizer.physical.lower import stage_order
 from optimizer.physical.stages import AggregateOp, OutputWrite, ShuffleWrite, Stage
 from stream_dsl.errors import DSLError, ExecutionError
@@ -60,7 +61,9 @@ class TaskRunner:
         self.stages = stage_order(graph)
         self.pipes = {s.id: kernels.compile_pipeline(s.operators, f"stage {s.id}") for s in self.stages}
         self.posts = {s.id: kernels.compile_pipeline(s.post, f"stage {s.id}") for s in self.stages if s.stateful}
-        self.states: dict[tuple[int, int], AggregateState | DistinctState | TopNState | IntervalJoinState] = {}
+        self.states: dict[
+            tuple[int, int], AggregateState | DistinctState | TopNState | IntervalJoinState | UnmatchedState
+        ] = {}
         self.tables: dict[str, pl.DataFrame] = {}
         self.changelog_stage = changelog_stage(self.stages)
         if self.changelog_stage is not None:
@@ -93,6 +96,8 @@ class TaskRunner:
             state = self.states[(stage.id, partition)] = make_state(op)
         if isinstance(state, AggregateState):  # new, or loaded from a checkpoint
             state.emits_rows = collected and self.output.takes_rows
+        if isinstance(state, UnmatchedState):  # a RIGHT or FULL join's unmatched table rows come from its table
+            state.table = self.tables[state.op.table_id]
         if step.emitted_through is not None:  # a restart: what the previous run emitted closes without output
             kernels.catch_operator(op, lambda: state.step(rows.clear(), None, step.emitted_through))
         out = kernels.catch_operator(op, lambda: state.step(rows, step.previous, step.current))

@@ -60,8 +60,9 @@ from executor.state.top_n import TopNState
 from executor.state.interval_join import IntervalJoinState
 from optimizer.physical.interval_join import IntervalJoinOp
 from executor.state.operators import AggregateState
+from executor.state.unmatched import UnmatchedState
 from executor.state.snapshots import restore_state, snapshot_state
-from optimizer.physical.stages import AggregateOp, DistinctOp, TopNOp
+from optimizer.physical.stages import AggregateOp, DistinctOp, TopNOp, UnmatchedRowsOp
 from stream_dsl.errors import CheckpointError
 from stream_dsl.connectors.file_writes import error_text, with_retries, write_atomically
 
@@ -90,8 +91,8 @@ __all__ = [
     "inspect",
 ]
 
-State = AggregateState | DistinctState | TopNState | IntervalJoinState
-StatefulOp = AggregateOp | DistinctOp | TopNOp | IntervalJoinOp
+State = AggregateState | DistinctState | TopNState | IntervalJoinState | UnmatchedState
+StatefulOp = AggregateOp | DistinctOp | TopNOp | IntervalJoinOp | UnmatchedRowsOp
 
 
 class CheckpointCorrupt(CheckpointError):

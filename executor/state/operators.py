@@ -69,7 +69,8 @@ from optimizer.physical.interval_join import IntervalJoinOp
 from executor.state.small import SmallAggregate
 from executor.state.step import StepOutput, collect, join_keys
 from executor.state.windows import Windows, is_closed, is_open, starts_new_session, watermark_lit
-from optimizer.physical.stages import TIME_COLUMN, AggregateOp, DistinctOp, TopNOp
+from optimizer.physical.stages import TIME_COLUMN, AggregateOp, DistinctOp, TopNOp, UnmatchedRowsOp
+from executor.state.unmatched import UnmatchedState
 from stream_dsl.ir import column_names as names
 from stream_dsl.ir.column_names import PARTIAL_ROWS, WINDOW_END, WINDOW_START
 
@@ -499,10 +500,12 @@ def _end_only(wm: int | None) -> int | None:
 
 
 def make_state(
-    op: AggregateOp | DistinctOp | TopNOp | IntervalJoinOp,
-) -> AggregateState | DistinctState | TopNState | IntervalJoinState:
+    op: AggregateOp | DistinctOp | TopNOp | IntervalJoinOp | UnmatchedRowsOp,
+) -> AggregateState | DistinctState | TopNState | IntervalJoinState | UnmatchedState:
     if isinstance(op, TopNOp):
         return TopNState(op)
     if isinstance(op, IntervalJoinOp):
         return IntervalJoinState(op)
+    if isinstance(op, UnmatchedRowsOp):
+        return UnmatchedState(op)
     return AggregateState(op) if isinstance(op, AggregateOp) else DistinctState(op)

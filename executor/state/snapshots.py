@@ -13,10 +13,13 @@ from executor.state.interval_join import IntervalJoinState
 from optimizer.physical.interval_join import IntervalJoinOp
 from executor.state.operators import AggregateState
 from executor.state.small import SmallAggregate
-from optimizer.physical.stages import AggregateOp, DistinctOp, TopNOp
+from executor.state.unmatched import UnmatchedState
+from optimizer.physical.stages import AggregateOp, DistinctOp, TopNOp, UnmatchedRowsOp
 
 
-def snapshot_state(state: AggregateState | DistinctState | TopNState | IntervalJoinState) -> dict[str, Any]:
+def snapshot_state(
+    state: AggregateState | DistinctState | TopNState | IntervalJoinState | UnmatchedState,
+) -> dict[str, Any]:
     """Everything the state holds, picklable (frames as Arrow IPC bytes), no reference to the op.
 
     What stepping changes is all there: the polars state rows, the COUNT(DISTINCT) sets, whether the
@@ -41,6 +44,8 @@ def snapshot_state(state: AggregateState | DistinctState | TopNState | IntervalJ
             "right": _ipc(state.right),
             "late": [state.late_left, state.late_right],
         }
+    if isinstance(state, UnmatchedState):  # the table is the query's broadcast table, not state
+        return {"kind": "unmatched", "matched": _ipc(state.matched), "emitted": state.emitted}
     small = state.small
     return {
         "kind": "aggregate",
@@ -57,8 +62,8 @@ def snapshot_state(state: AggregateState | DistinctState | TopNState | IntervalJ
 
 
 def restore_state(
-    op: AggregateOp | DistinctOp | TopNOp | IntervalJoinOp, snapshot: dict[str, Any]
-) -> AggregateState | DistinctState | TopNState | IntervalJoinState:
+    op: AggregateOp | DistinctOp | TopNOp | IntervalJoinOp | UnmatchedRowsOp, snapshot: dict[str, Any]
+) -> AggregateState | DistinctState | TopNState | IntervalJoinState | UnmatchedState:
     """A state equal in behavior to the snapshotted one: stepping it further gives the same outputs.
 
     `op` must be the operator the snapshot was taken from (the same query's plan); a snapshot of the
@@ -72,6 +77,10 @@ def restore_state(
         joined.left, joined.right = _from_ipc(snapshot["left"]), _from_ipc(snapshot["right"])
         joined.late_left, joined.late_right = (int(n) for n in snapshot["late"])
         return joined
+    if isinstance(op, UnmatchedRowsOp):
+        if kind != "unmatched":
+            raise ValueError(f"a {kind!r} state snapshot cannot restore {op.describe()}")
+        return UnmatchedState(op, _from_ipc(snapshot["matched"]), bool(snapshot["emitted"]))
     if isinstance(op, DistinctOp):
         if kind != "distinct":
             raise ValueError(f"a {kind!r} state snapshot cannot restore {op.describe()}")

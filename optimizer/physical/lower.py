@@ -11,7 +11,9 @@ Where the plan is cut:
   a hash exchange on its keys into the stage whose state merges partials.
 - A join with a static table (a subplan that reads no stream) is a broadcast
   join inside the stream's stage: the table is read once per query.
-  A join of two streams is refused.
+  A join of two streams is refused. A RIGHT or FULL join adds a second
+  pipeline that finds the table rows no stream row matched
+  (`outer_joins.py`).
 - UNION ALL keeps one stage per input; operators above the union are copied
   into every input (they are narrow, so they distribute over the union),
   and every input writes to the same consumer.
@@ -47,6 +49,7 @@ from optimizer.physical.stages import (
     Stage,
     StatefulOp,
     TopNOp,
+    UnmatchedRowsOp,
     arg_column,
     ROW_COLUMN,
 )
@@ -76,6 +79,7 @@ from stream_dsl.ir.plan import (
 from stream_dsl.ir.to_polars import can_fail
 from stream_dsl.ir.types import DataType, Field, Schema, common_type
 from optimizer.event_time import event_time_columns, with_watermark
+from optimizer.physical.outer_joins import OUTER_KINDS, STREAM_SIDE_KIND, outer_join_fragment
 from stream_dsl.ir.expr import Case, Expr, IsNull, Literal, columns_used
 from stream_dsl.ir.definitions import WindowSpec
 from stream_dsl.ir.plan import WINDOW_END, WINDOW_START
@@ -224,21 +228,23 @@ class _Lowering:
             op = BroadcastJoinOp(
                 self._table_id(node.right, node.right_keys, key_types),
                 node.right,
-                node.kind,
+                STREAM_SIDE_KIND.get(node.kind, node.kind),
                 node.left_keys,
                 node.right_keys,
                 key_types,
                 output,
             )
+            if node.kind in OUTER_KINDS:
+                return outer_join_fragment(self, node, op)
             return _add(self.lower(node.left), op, node.schema)
-        if not left_stream and node.kind == "inner":
+        if not left_stream and node.kind in ("inner", "cross"):
             output = tuple(("table", f.name, f.name) for f in node.left.schema) + tuple(
                 ("stream", c, out) for c, out in node.right_columns
             )
             op = BroadcastJoinOp(
                 self._table_id(node.left, node.left_keys, key_types),
                 node.left,
-                "inner",
+                node.kind,
                 node.right_keys,
                 node.left_keys,
                 key_types,
@@ -470,6 +476,12 @@ def _interval_watermarked(node: Join) -> bool:
 
 
 def _changelog_message(consumer: StatefulOp) -> str:
+    if isinstance(consumer, UnmatchedRowsOp):
+        return (
+            "a RIGHT or FULL join over a changelog (a non-windowed aggregate or EMIT CHANGES, whose rows are "
+            "later replaced) is not supported; join append-only input (e.g. a windowed aggregate with EMIT ON "
+            "WINDOW CLOSE), or write it as a LEFT JOIN from the aggregate"
+        )
     what = "an aggregate" if isinstance(consumer, AggregateOp) else "DISTINCT"
     what = "ROW_NUMBER() (top-n, deduplication)" if isinstance(consumer, TopNOp) else what
     if isinstance(consumer, IntervalJoinOp):

@@ -18,6 +18,7 @@ from stream_dsl.ir.column_names import (  # noqa: F401
     PARTIAL_DISTINCT,
     PARTITION_COLUMN,
     ROW_COLUMN,
+    TABLE_ROW,
     TIME_COLUMN,
     WINDOW_END,
     WINDOW_START,
@@ -310,9 +311,30 @@ class TopNOp:
         return text + ("" if self.watermarked else " (decided at the end of input)")
 
 
+@dataclass(frozen=True, slots=True)
+class UnmatchedRowsOp:
+    """The rows of broadcast table `table_id` that no stream row matched, emitted once, at the end of input.
+
+    The second half of a RIGHT or FULL join (`optimizer/physical/outer_joins.py`). Input: the TABLE_ROW
+    numbers of matched table rows. `output` is as a BroadcastJoinOp's; its stream columns come out NULL,
+    typed as in `schema`, the join's output.
+    """
+
+    table_id: str
+    kind: str
+    output: tuple[tuple[str, str, str], ...]
+    schema: Schema
+
+    def describe(self) -> str:
+        cols = ", ".join(
+            f"{n} := NULL" if side == "stream" else c if c == n else f"{n} := {c}" for side, c, n in self.output
+        )
+        return f"UnmatchedRows {self.kind} {self.table_id} at end of input output=[{cols}]"
+
+
 NarrowOp = Union[ScanOp, ReadOp, FilterOp, ProjectOp, BroadcastJoinOp, PartialAggregateOp]
 Terminal = Union[ShuffleWrite, OutputWrite]
-StatefulOp = Union[AggregateOp, DistinctOp, TopNOp, IntervalJoinOp]
+StatefulOp = Union[AggregateOp, DistinctOp, TopNOp, IntervalJoinOp, UnmatchedRowsOp]
 Operator = Union[NarrowOp, Terminal]
 
 

@@ -124,7 +124,8 @@ def _push_once(final: FinalAggregate, model: CostModel) -> FinalAggregate:
 
 
 def _static_right(join: Join) -> bool:
-    return is_streaming(join.left) and not is_streaming(join.right)
+    """A stream joined with a table, each stream row giving its own output rows (not RIGHT, FULL or CROSS)."""
+    return join.kind in ("inner", "left") and is_streaming(join.left) and not is_streaming(join.right)
 
 
 def _below(partial: PartialAggregate, join: Join) -> PartialAggregate | None:

@@ -8,10 +8,11 @@ without aggregates move. Correctness condition, per node kind:
   `p[e]` substitutes each projected column by its expression (only when those
   expressions are deterministic, so computing them twice is the same).
 - Join: `filter(p, join(l, r)) == join(filter(p, l), r)` when p uses only
-  left columns (INNER and LEFT); for an INNER join also
-  `== join(l, filter(p, r))` when p uses only right columns. Never into the
-  right side of a LEFT join: that would turn unmatched rows into NULL rows
-  instead of removing them. A conjunct on INNER join keys alone is also
+  left columns (INNER, LEFT and CROSS); for an INNER, RIGHT or CROSS join
+  also `== join(l, filter(p, r))` when p uses only right columns. Never into
+  the side a join pads with NULLs (the right of a LEFT join, the left of a
+  RIGHT join, either of a FULL join): that would turn unmatched rows into
+  NULL rows instead of removing them. A conjunct on INNER join keys alone is also
   copied to the other side (`l.k = r.k` and `p(l.k)` imply `p(r.k)`) when
   both keys have the same, non-DOUBLE type.
 - Union: `filter(p, union(a, b)) == union(filter(p, a), filter(p', b))`,
@@ -132,6 +133,12 @@ def _through_project(node: Project, predicates: Predicates) -> tuple[Plan, Predi
     return replace(node, input=_below(node.input, down)), rest
 
 
+# A predicate on one side's columns goes below the join only if the join never makes that side NULL:
+# a RIGHT join's left columns are NULL in its unmatched rows (which the filter may keep), a FULL join's both.
+_KEEPS_LEFT_NULLS_AWAY = ("inner", "left", "cross")
+_KEEPS_RIGHT_NULLS_AWAY = ("inner", "right", "cross")
+
+
 def _through_join(node: Join, predicates: Predicates) -> tuple[Plan, Predicates]:
     if node.kind == "full":  # a FULL (interval) join keeps unmatched rows of both sides: nothing goes below it
         return node, predicates
@@ -141,11 +148,11 @@ def _through_join(node: Join, predicates: Predicates) -> tuple[Plan, Predicates]
     to_left, to_right, rest = [], [], []
     for p in predicates:
         used = columns_used(p)
-        if used <= left_names:
+        if used <= left_names and node.kind in _KEEPS_LEFT_NULLS_AWAY:
             to_left.append(p)
             if used and used <= set(same_keys):
                 to_right.append(rename_columns(p, same_keys))
-        elif used <= set(right_of) and node.kind == "inner":
+        elif used <= set(right_of) and node.kind in _KEEPS_RIGHT_NULLS_AWAY:
             to_right.append(rename_columns(p, right_of))
         else:
             rest.append(p)

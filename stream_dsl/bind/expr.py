@@ -327,14 +327,17 @@ def unique_name(base: str, taken: set[str]) -> str:
 
 
 def output_names(
-    items: Sequence[tuple[str | None, E.Expr, Span | None]], hints: Sequence[str | None] | None = None
+    items: Sequence[tuple[str | None, E.Expr, Span | None]],
+    hints: Sequence[str | None] | None = None,
+    alternates: Sequence[str | None] | None = None,
 ) -> list[str]:
     """Names for select outputs given as (alias, bound expression, span).
 
     Aliases are kept as written (two equal aliases are an error); other
     outputs get `hints[i]` when given (a column's visible name), else their
     column name or a generated one (`_col{position}` as a last resort),
-    de-duplicated with suffixes.
+    de-duplicated with suffixes; an output whose hint is taken gets
+    `alternates[i]` (a column's `alias.name`) first, when that is free.
     """
     taken: set[str] = set()
     for alias, _, span in items:
@@ -346,9 +349,14 @@ def output_names(
             raise BindError(reserved_message(alias, "output column"), span=span)
         taken.add(alias)
     names = []
+    owners: dict[str, E.Expr] = {}  # which output took each name: the same column twice is `url`, `url_2`
     for i, (alias, e, _) in enumerate(items):
         hint = hints[i] if hints is not None else None
+        alternate = alternates[i] if alternates is not None else None
+        if alias is None and hint in taken and owners.get(hint) != e and alternate is not None:
+            hint = alternate if alternate not in taken else hint
         names.append(alias if alias is not None else unique_name(hint or generated_name(e) or f"_col{i + 1}", taken))
+        owners.setdefault(names[-1], e)
     return names
 
 

@@ -21,6 +21,7 @@ from stream_dsl.ir.definitions import EMIT_CHANGES, EMIT_FINAL, WindowSpec
 from stream_dsl.ir.plan import (
     WINDOW_END,
     WINDOW_START,
+    JOIN_KINDS,
     Aggregate,
     Distinct,
     Filter,
@@ -44,6 +45,9 @@ class JoinResult:
 
     plan: Plan
     right_names: dict[str, str]
+    # an outer USING join: (left key, right key, plan column of the left's own key, of the right's own key);
+    # the key itself is the left key's column, COALESCE of the two
+    own_keys: tuple[tuple[str, str, str, str], ...] = ()
 
 
 def right_output_names(
@@ -81,27 +85,27 @@ def build_join(
     `keep_right_keys=False` is USING (and the API's `on=`): each key appears
     once, from the left. Output: the left columns, then the kept right
     columns, renamed with `suffix` on a clash. A stream may be joined with a
-    table only; the stream runs on the left side of the Join node, so an
-    inner join written with the stream on the right is swapped and a
-    Project restores the written column order.
+    table only; the stream runs on the left side of the Join node, so a
+    join written with the stream on the right is swapped (LEFT becomes
+    RIGHT and RIGHT LEFT) and a Project restores the written column order.
+    `kind` 'cross' takes no keys.
     """
     kind = kind.lower()
-    if interval is None and is_streaming(left) and is_streaming(right):  # a window join (time keys)?
+    if kind not in JOIN_KINDS:
+        raise BindError(f"unsupported join kind '{kind}'; use one of {', '.join(JOIN_KINDS)}", span=span)
+    if interval is None and kind != "cross" and is_streaming(left) and is_streaming(right):  # a window join?
         interval = equal_time_bound(left, right, left_keys, right_keys, span)
-    if kind in ("right", "full") and interval is not None:
-        pass  # interval joins of two streams (RIGHT runs as a LEFT join with the sides swapped), below
-    elif kind not in ("inner", "left"):
-        raise BindError(f"unsupported join kind '{kind}'; use an inner or a left join", span=span)
     left_keys, right_keys = tuple(left_keys), tuple(right_keys)
-    if not left_keys or len(left_keys) != len(right_keys):
+    if kind == "cross" and (left_keys or right_keys):
+        raise BindError("a cross join takes no keys: it pairs every row with every row", span=span)
+    if kind != "cross" and (not left_keys or len(left_keys) != len(right_keys)):
         raise BindError("a join needs the same number of keys on both sides, at least one", span=span)
     _check_key_types(left, right, left_keys, right_keys, span)
-    dropped = () if keep_right_keys else right_keys
-    names = right_output_names(left.schema.names, right.schema.names, dropped, suffix)
     left_stream, right_stream = is_streaming(left), is_streaming(right)
     if left_stream and right_stream:
-        if interval is None:
+        if kind == "cross" or interval is None:
             raise BindError(NO_BOUND, span=span)
+        names = right_output_names(left.schema.names, right.schema.names, () if keep_right_keys else right_keys, suffix)
         if kind == "right":
             plan = right_interval_join(
                 left, right, left_keys, right_keys, names, keep_right_keys, suffix, interval, span
@@ -109,16 +113,53 @@ def build_join(
             return JoinResult(plan, names)
         join = Join(left, right, kind, left_keys, right_keys, tuple(names.items()), span=span, interval=interval)
         return JoinResult(join, names)
-    if interval is not None or kind in ("right", "full"):
+    if interval is not None:
         raise BindError("a time bound (an interval join) joins two streams; one side here is a table", span=span)
-    if right_stream and kind == "left":
-        raise BindError(
-            "in a LEFT JOIN of a table and a stream the table must be the right side; write the stream first", span=span
-        )
+    if not keep_right_keys and (kind in ("right", "full") or (kind == "left" and right_stream)):
+        return _coalesced_using_join(left, right, kind, left_keys, right_keys, suffix, span)
+    dropped = () if keep_right_keys else right_keys
+    names = right_output_names(left.schema.names, right.schema.names, dropped, suffix)
     if right_stream:
-        return JoinResult(_swapped_join(left, right, left_keys, right_keys, names, keep_right_keys, span), names)
+        swapped = _swapped_join(left, right, kind, left_keys, right_keys, names, keep_right_keys, span)
+        return JoinResult(swapped, names)
     join = Join(left, right, kind, left_keys, right_keys, tuple(names.items()), span=span)
     return JoinResult(join, names)
+
+
+def _coalesced_using_join(
+    left: Plan,
+    right: Plan,
+    kind: str,
+    left_keys: tuple[str, ...],
+    right_keys: tuple[str, ...],
+    suffix: str,
+    span: Span | None,
+) -> JoinResult:
+    """RIGHT or FULL JOIN ... USING (k) (and a table LEFT JOIN a stream): `k` once, as COALESCE(left.k, right.k),
+    as in SQL, so a row of either side that nothing matched still shows its key.
+
+    The join keeps both key columns; a Project merges them, and keeps each side's own key (NULL in the rows
+    the join padded) for `l.k` and `r.k`, which the binder's scope reaches only qualified (`own_keys`).
+    """
+    both = build_join(left, right, kind, left_keys, right_keys, keep_right_keys=True, suffix=suffix, span=span)
+    schema = both.plan.schema
+    key_of = dict(zip(left_keys, right_keys))
+    taken = set(schema.names)
+    exprs, own_left = [], []
+    for f in left.schema:
+        e: E.Expr = E.Column(f.name, f.dtype)
+        if f.name in key_of:
+            other = both.right_names[key_of[f.name]]
+            own = unique_name(f"{f.name}_left", taken)
+            own_left.append(E.NamedExpr(own, e))
+            e = E.Func("coalesce", (e, tc.cast(E.Column(other, schema.dtype(other)), f.dtype)), f.dtype)
+        exprs.append(E.NamedExpr(f.name, e))
+    kept = {c: out for c, out in both.right_names.items() if c not in right_keys}
+    exprs += [E.NamedExpr(out, E.Column(out, schema.dtype(out))) for out in kept.values()]
+    own_right = [both.right_names[rk] for rk in right_keys]
+    exprs += own_left + [E.NamedExpr(out, E.Column(out, schema.dtype(out))) for out in own_right]
+    own_keys = tuple((lk, rk, ol.name, orr) for lk, rk, ol, orr in zip(left_keys, right_keys, own_left, own_right))
+    return JoinResult(project(both.plan, exprs, span=span), kept, own_keys)
 
 
 def _check_key_types(
@@ -132,19 +173,24 @@ def _check_key_types(
             )
 
 
+_SWAPPED = {"inner": "inner", "left": "right", "right": "left", "full": "full", "cross": "cross"}
+
+
 def _swapped_join(
     table: Plan,
     stream: Plan,
+    kind: str,
     table_keys: tuple[str, ...],
     stream_keys: tuple[str, ...],
     names: dict[str, str],
     keep_keys: bool,
     span: Span | None,
 ) -> Plan:
-    """`table JOIN stream` run as `stream JOIN table`, projected back to the written order."""
-    dropped = () if keep_keys else table_keys
+    """`table JOIN stream` run as `stream JOIN table` (a LEFT JOIN as a RIGHT one), projected back to the written
+    order. USING keeps the table's keys, but an inner join takes the stream's equal ones."""
+    dropped = table_keys if not keep_keys and kind == "inner" else ()
     table_names = right_output_names(stream.schema.names, table.schema.names, dropped, "_left")
-    join = Join(stream, table, "inner", stream_keys, table_keys, tuple(table_names.items()), span=span)
+    join = Join(stream, table, _SWAPPED[kind], stream_keys, table_keys, tuple(table_names.items()), span=span)
     key_of = dict(zip(table_keys, stream_keys))
     exprs = []
     for f in table.schema:

@@ -31,6 +31,7 @@ from stream_dsl.bind.plans import (
     plan_aggregate_query,
     right_output_names,
 )
+from stream_dsl.bind.join_names import outer_using_scope, qualified_name
 from stream_dsl.bind.scope import Scope, match_names
 from stream_dsl.catalog import Catalog
 from stream_dsl.errors import BindError, Span, did_you_mean
@@ -156,23 +157,27 @@ def bind_select(sel: ast.Select, env: Env) -> Plan:
 def select_outputs(items: Sequence[ast.SelectItem], binder: ExprBinder, scope: Scope) -> list[OutputColumn]:
     """Bind the select list: stars expand in order; every output gets a unique name.
 
-    A column named in the list keeps the name the query knows it by (`r.k`
-    is `k`, even when its plan column is `k_right`), as in DuckDB; a star
-    keeps the plan names, which are unique.
+    A column keeps the name the query knows it by (`r.k` is `k`, even when
+    its plan column is `k_right`), as in DuckDB. DuckDB may repeat a name
+    (`SELECT *` over a self join); a polars frame may not, so a later column
+    whose name is taken is named by its alias, `r.k` (`join_names.py`).
     """
     bound: list[tuple[str | None, E.Expr, Span | None]] = []
     hints: list[str | None] = []
-    visible = {c.column: c.name for c in scope.columns + scope.extras}
+    alternates: list[str | None] = []
+    visible = {c.column: c for c in scope.columns + scope.extras}
     for item in items:
+        columns: list[E.Expr] = []
         if isinstance(item.expr, ast.Star):
-            columns = scope.expand_star(item.expr.qualifier, item.expr.span)
-            bound.extend((None, c, item.span) for c in columns)
-            hints.extend(None for _ in columns)
+            columns.extend(scope.expand_star(item.expr.qualifier, item.expr.span))
         else:
-            e = binder.bind(item.expr)
+            columns.append(binder.bind(item.expr))
+        for e in columns:
+            seen = visible.get(e.name) if isinstance(e, E.Column) and item.alias is None else None
             bound.append((item.alias, e, item.span))
-            hints.append(visible.get(e.name) if isinstance(e, E.Column) else None)
-    names = output_names(bound, hints)
+            hints.append(seen.name if seen is not None else None)
+            alternates.append(qualified_name(seen) if seen is not None else None)
+    names = output_names(bound, hints, alternates)
     return [OutputColumn(n, e) for n, (_, e, _) in zip(names, bound)]
 
 
@@ -280,11 +285,7 @@ def bind_from(item: ast.TableRef | ast.SubqueryRef | ast.Join, env: Env) -> tupl
     raise BindError(f"cannot use {type(item).__name__} in FROM", span=getattr(item, "span", None))
 
 
-_UNSUPPORTED_JOINS = {
-    "RIGHT": "RIGHT JOIN is not supported yet: write it as a LEFT JOIN with the sides swapped",
-    "FULL": "FULL JOIN is not supported yet",
-    "CROSS": "CROSS JOIN is not supported: a join needs ON with an equality between the two sides, e.g. ON a.id = b.id",
-}
+_UNSUPPORTED_JOINS: dict[str, str] = {}  # join keywords refused with a reason (RIGHT, FULL and CROSS now run)
 
 
 def _bind_join(j: ast.Join, env: Env) -> tuple[Plan, Scope]:
@@ -293,8 +294,8 @@ def _bind_join(j: ast.Join, env: Env) -> tuple[Plan, Scope]:
     left, left_scope = bind_from(j.left, env)
     right, right_scope = bind_from(j.right, env)
     kind = j.kind.split()[0].lower()
-    if kind in ("right", "full") and not (is_streaming(left) and is_streaming(right)):  # interval joins only
-        raise BindError(_UNSUPPORTED_JOINS[j.kind], span=j.span)
+    if kind == "cross":
+        return _bind_cross(j, left, left_scope, right, right_scope)
     if j.using is not None:
         return _bind_using(j, kind, left, left_scope, right, right_scope, env.text)
     return _bind_on(j, kind, left, left_scope, right, right_scope, env.text)
@@ -315,6 +316,8 @@ def _bind_using(
                 raise BindError(f"USING column '{name}' {problem} the {side} side", span=span)
             keys.append(found[0].column)
     result = build_join(left, right, kind, left_keys, right_keys, keep_right_keys=False, span=_join_span(j))
+    if result.own_keys:
+        return result.plan, outer_using_scope(left_scope, right_scope, result.right_names, result.own_keys)
     scope = left_scope + right_scope.renamed(result.right_names)
     right_quals = tuple(right_scope.qualifiers)
     for key in left_keys:
@@ -353,6 +356,12 @@ def _bind_on(
                 "filter its inputs in subqueries",
                 span=others[0].span or j.on.span,
             )
+    elif kind in ("right", "full") and others:
+        raise BindError(
+            f"{kind.upper()} JOIN ... ON supports only equalities between a column of each side; "
+            "filter the table in a subquery for other conditions",
+            span=others[0].span or j.on.span,
+        )
     guard = None
     if kind == "left" and others:
         on_left = [p for p in others if E.columns_used(p) <= left_cols]
@@ -379,6 +388,12 @@ def _bind_on(
         assert extra is not None  # `others` is not empty
         plan = Filter(plan, extra, span=j.on.span)
     return plan, scope
+
+
+def _bind_cross(j: ast.Join, left: Plan, left_scope: Scope, right: Plan, right_scope: Scope) -> tuple[Plan, Scope]:
+    """`a CROSS JOIN b`: every pair of rows (one side must be a table, which is broadcast)."""
+    result = build_join(left, right, "cross", (), (), span=_join_span(j))
+    return result.plan, left_scope + right_scope.renamed(result.right_names)
 
 
 def _left_join_guarded(

@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 from typing import Iterable, Sequence
 
 from stream_dsl.ir import expr as E
+from stream_dsl.bind.join_names import ambiguous_message
 from stream_dsl.errors import BindError, Span, did_you_mean
 from stream_dsl.ir.plan import WINDOW_END, WINDOW_START
 from stream_dsl.ir.types import DataType, Schema
@@ -26,6 +27,7 @@ class ScopeColumn:
     column: str
     dtype: DataType
     qualifiers: tuple[str, ...] = ()
+    hidden: bool = False  # reached only as qualifier.name (an outer USING join's own key of one side), never by *
 
     def ref(self, span: Span | None = None) -> E.Column:
         return E.Column(self.column, self.dtype, span=span)
@@ -106,7 +108,7 @@ class Scope:
     def lookup(self, parts: Sequence[str]) -> list[ScopeColumn]:
         """The distinct columns `parts` may mean (empty if none); raises for an unknown qualifier."""
         if len(parts) == 1:
-            pool = self.columns
+            pool = tuple(c for c in self.columns if not c.hidden)
         else:
             pool = self._qualified_pool(parts[0])
         name = parts[-1]
@@ -150,10 +152,9 @@ class Scope:
             if not hint and parts[-1].lower() in (WINDOW_START, WINDOW_END):
                 hint = " (window_start and window_end exist in a query that groups by TUMBLE, HOP or SESSION)"
             raise BindError(f"unknown column '{text}'{hint}", span=span)
-        places = [c.qualifiers[0] if c.qualifiers else "a subquery" for c in found]
-        raise BindError(f"column '{text}' is ambiguous: it is in {_listing(places)}", span=span)
+        raise BindError(ambiguous_message(text, found), span=span)
 
     def expand_star(self, qualifier: str | None = None, span: Span | None = None) -> list[E.Column]:
         """The columns `*` or `qualifier.*` stands for, in order."""
-        pool = self.columns if qualifier is None else self._qualified_pool(qualifier, span)
+        pool = [c for c in self.columns if not c.hidden] if qualifier is None else self._qualified_pool(qualifier, span)
         return [c.ref(span) for c in pool]

@@ -282,16 +282,20 @@ class Stream:
         left_time: str | None = None,
         right_time: str | None = None,
     ) -> "Stream":
-        """Join with another Stream or Table on equal keys; `how` is 'inner' or 'left' ('right' too: see within).
+        """Join with another Stream or Table on equal keys; `how` as polars names it.
 
         Two streams join with a time bound (an interval join, `frame/interval.py`):
         `within=("-5s", "10s")` keeps pairs whose right time minus left time is in
         [-5s, 10s]; `time="ts"` names both sides' time column (or `left_time=` and
         `right_time=`), like SQL's `b.ts BETWEEN a.ts - INTERVAL '5' SECOND AND a.ts + INTERVAL '10' SECOND`.
 
-        `on` names keys both sides share; each appears once, like SQL USING.
-        `left_on`/`right_on` keep both key columns, like SQL ON. Right
-        columns whose names clash get `suffix`. One side must be a table.
+        `how`: 'inner', 'left', 'right', 'full' (SQL's FULL OUTER) or 'cross'
+        (no keys). `on` names keys both sides share; each appears once, like
+        SQL USING (for 'right' and 'full', the key of either side that is not
+        NULL). `left_on`/`right_on` keep both key columns, like SQL ON. Right
+        columns whose names clash get `suffix`. One side must be a table; a
+        'right' or 'full' join with a stream emits the table rows no stream
+        row matched at the end of input (optimizer/physical/outer_joins.py).
 
         Examples
         --------
@@ -308,6 +312,12 @@ class Stream:
             raise DSLError(f"join needs a Stream or Table, got {type(other).__name__}")
         if on is not None and (left_on is not None or right_on is not None):
             raise DSLError("join takes either on= or left_on= and right_on=, not both")
+        if how == "outer":
+            raise DSLError("join how='outer' is how='full' (polars' name for a full outer join)")
+        if how == "cross":
+            if on is not None or left_on is not None or right_on is not None:
+                raise DSLError("a cross join takes no keys: drop on=, left_on= and right_on=")
+            return self._derive(build_join(self._plan, other._plan, "cross", (), (), suffix=suffix).plan)
         if on is not None:
             keys = _key_names(on)
             left_keys, right_keys, keep = keys, keys, False
@@ -326,8 +336,16 @@ class Stream:
                 left_time=left_scope.resolve((bounds.left_time,)).name,
                 right_time=right_scope.resolve((bounds.right_time,)).name,
             )
-        plan = build_join(self._plan, other._plan, how, lk, rk, keep_right_keys=keep, suffix=suffix, interval=interval)
-        return self._derive(plan.plan)
+        result = build_join(
+            self._plan, other._plan, how, lk, rk, keep_right_keys=keep, suffix=suffix, interval=interval
+        )
+        plan = result.plan
+        if result.own_keys:  # each side's own key of an outer `on=` join is for SQL's qualified names only
+            own = {name for _, _, left_own, right_own in result.own_keys for name in (left_own, right_own)}
+            plan = project(
+                plan, [E.NamedExpr(f.name, E.Column(f.name, f.dtype)) for f in plan.schema if f.name not in own]
+            )
+        return self._derive(plan)
 
     def union(self, *others: "Stream", distinct: bool = False) -> "Stream":
         """All rows of this and the other inputs (UNION ALL); `distinct=True` is UNION.

@@ -88,6 +88,9 @@ def join_table_key(i: int) -> str:
     return f"__sd_rk{i}"
 
 
+TABLE_ROW = "__sd_tid"  # a broadcast table row's number, so a RIGHT or FULL join knows which rows matched
+
+
 def join_table_col(name: str) -> str:
     """The table side's column `name`, renamed apart from the stream side's columns."""
     return f"__sd_r_{name}"
@@ -126,7 +129,7 @@ SCRATCH = (
     CHANGELOG_OP,
     NULL_ROW_FIELD,
 )
-FIXED = (TIME_COLUMN, PARTITION_COLUMN, ROW_COLUMN, PARTIAL_ROWS, PARTIAL_DISTINCT) + SCRATCH
+FIXED = (TIME_COLUMN, PARTITION_COLUMN, ROW_COLUMN, PARTIAL_ROWS, PARTIAL_DISTINCT, TABLE_ROW) + SCRATCH
 
 
 def is_reserved(name: str) -> bool:

@@ -124,9 +124,19 @@ class Project:
         return Schema(tuple(Field(n.name, n.expr.dtype) for n in self.exprs))
 
 
+JOIN_KINDS = ("inner", "left", "right", "full", "cross")
+
+
 @dataclass(frozen=True)
 class Join:
-    """Equi-join on `left_keys[i] = right_keys[i]`; `kind` is 'inner' or 'left' ('full' too for an interval join).
+    """Equi-join on `left_keys[i] = right_keys[i]`; `kind` is one of JOIN_KINDS.
+
+    'right' and 'full' keep the right (table) rows no left row matched, with
+    NULLs on the left (see `optimizer/physical/outer_joins.py` for when a
+    stream query emits them); 'cross' pairs every row with every row and has
+    no keys. With `interval` (two streams, `ir/interval.py`) the kind is
+    'inner', 'left' or 'full' (a RIGHT interval join is bound as a LEFT one
+    with the sides swapped).
 
     `right_columns` lists (right column, output name) for every right column
     the output keeps; the output is all left columns, then those. A USING
@@ -143,11 +153,15 @@ class Join:
     interval: IntervalBounds | None = None  # a stream-stream interval join's time bound (ir/interval.py)
 
     def __post_init__(self) -> None:
-        if self.kind not in ("inner", "left") and not (self.kind == "full" and self.interval is not None):
+        if self.kind not in JOIN_KINDS:
             raise PlanError(f"unknown join kind '{self.kind}'")
         if self.interval is not None:
+            if self.kind not in ("inner", "left", "full"):
+                raise PlanError(f"an interval join is inner, left or full, not '{self.kind}'")
             _check_interval(self.interval, self.left.schema, self.right.schema)
-        if not self.left_keys or len(self.left_keys) != len(self.right_keys):
+        if self.kind == "cross" and (self.left_keys or self.right_keys):
+            raise PlanError("a cross join has no keys")
+        if self.kind != "cross" and (not self.left_keys or len(self.left_keys) != len(self.right_keys)):
             raise PlanError("a join needs the same number of left and right keys, at least one")
         _require_columns(set(self.left_keys), self.left.schema, "join")
         _require_columns(set(self.right_keys) | {c for c, _ in self.right_columns}, self.right.schema, "join")

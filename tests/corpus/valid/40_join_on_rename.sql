@@ -1,3 +1,3 @@
--- Both sides have user_id: the right one is renamed user_id_right.
+-- Both sides have user_id: inside the plan the right one is user_id_right; the output names it u.user_id.
 SELECT *
 FROM clicks c INNER JOIN users u ON c.user_id = u.user_id;
