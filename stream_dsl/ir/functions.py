@@ -8,7 +8,7 @@ from the compiled argument expressions).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable
 
 import polars as pl
 
@@ -30,6 +30,12 @@ class ScalarFunction:
     variadic: bool = False
     min_args: int | None = None
     doc: str = ""
+    # For SHOW FUNCTIONS / DESCRIBE FUNCTION: `signature` defaults to one built from `args`.
+    signature: str = ""
+    example: str = ""
+    nulls: str = "NULL if any argument is NULL"
+    # Bind-time check of the argument expressions (literal units, valid patterns): an error message or None.
+    check: Callable[[list[Any]], str | None] | None = None
 
     def accepts(self, n: int) -> bool:
         low = len(self.args) if self.min_args is None else self.min_args
@@ -130,6 +136,16 @@ def _log(first: pl.Expr, second: pl.Expr | None = None) -> pl.Expr:
     return second.cast(pl.Float64).log() / first.cast(pl.Float64).log()
 
 
+def _trunc(x: pl.Expr) -> pl.Expr:
+    """Toward zero; infinities and NaN stay as they are (DuckDB's trunc of a DOUBLE)."""
+    return pl.when(x < 0).then(x.ceil()).otherwise(x.floor())
+
+
+def _sign(x: pl.Expr) -> pl.Expr:
+    """DuckDB: an INT (TINYINT there) of -1, 0 or 1; NaN and -0.0 give 0."""
+    return pl.when(x > 0).then(1).when(x < 0).then(-1).when(x.is_not_null()).then(0).cast(pl.Int32)
+
+
 SCALAR_FUNCTIONS: dict[str, ScalarFunction] = {
     f.name: f
     for f in [
@@ -208,11 +224,38 @@ SCALAR_FUNCTIONS: dict[str, ScalarFunction] = {
         ScalarFunction("hour", ("timestamp",), _const(T.BIGINT), lambda t: t.dt.hour().cast(pl.Int64)),
         ScalarFunction("minute", ("timestamp",), _const(T.BIGINT), lambda t: t.dt.minute().cast(pl.Int64)),
         ScalarFunction("second", ("timestamp",), _const(T.BIGINT), lambda t: t.dt.second().cast(pl.Int64)),
+        ScalarFunction(
+            "trunc",
+            ("numeric",),
+            _same_as_first,
+            _trunc,
+            doc="the number with its fraction dropped (toward zero); an integer stays as it is",
+            example="trunc(-2.7) = -2.0",
+        ),
+        ScalarFunction(
+            "sign",
+            ("numeric",),
+            _const(T.INT),
+            _sign,
+            doc="-1, 0 or 1 by the sign of the number (0 for -0.0 and NaN)",
+            example="sign(-3.5) = -1",
+        ),
     ]
 }
 
+# The functions of stream_dsl.ir.functions_time and functions_text.
+def _more_functions() -> list[ScalarFunction]:
+    return functions_time.functions() + functions_text.functions()
+
+
+from stream_dsl.ir import functions_text, functions_time  # noqa: E402 (they build ScalarFunctions)
+
+SCALAR_FUNCTIONS |= {f.name: f for f in _more_functions()}
+
 # Other spellings users bring from other SQL dialects.
 FUNCTION_ALIASES = {
+    **functions_time.ALIASES,
+    **functions_text.ALIASES,
     "substr": "substring",
     "char_length": "length",
     "len": "length",
