@@ -243,6 +243,7 @@ SCALAR_FUNCTIONS: dict[str, ScalarFunction] = {
     ]
 }
 
+
 # The functions of stream_dsl.ir.functions_time and functions_text.
 def _more_functions() -> list[ScalarFunction]:
     return functions_time.functions() + functions_text.functions()

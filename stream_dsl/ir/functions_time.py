@@ -148,9 +148,13 @@ def date_trunc(unit: pl.Expr, t: pl.Expr) -> pl.Expr:
 def date_diff(unit: pl.Expr, a: pl.Expr, b: pl.Expr) -> pl.Expr:
     name = _text(unit)
     if name in ("year", "quarter", "month"):
-        per_year = {"year": 1, "quarter": 4, "month": 12}[name]
-        step = {"year": lambda x: 0, "quarter": lambda x: quarter(x) - 1, "month": lambda x: month(x) - 1}[name]
-        return (year(b) * per_year + step(b)) - (year(a) * per_year + step(a))
+
+        def count(x: pl.Expr) -> pl.Expr:  # the unit's number since year 0
+            if name == "year":
+                return year(x)
+            return year(x) * 4 + quarter(x) - 1 if name == "quarter" else year(x) * 12 + month(x) - 1
+
+        return count(b) - count(a)
     ea, eb = a.dt.epoch("ms"), b.dt.epoch("ms")
     if name == "week":
         days = eb // _MS["day"] - ea // _MS["day"]
@@ -190,7 +194,7 @@ def functions() -> list[Any]:
             "the seconds in milliseconds (7.5 s → 7500)",
             "millisecond(TIMESTAMP '2024-01-01 00:00:07.5') = 7500",
         ),
-        field("dayofweek", dayofweek, "day of the week, Sunday 0 to Saturday 6", "dayofweek(TIMESTAMP '2024-01-07') = 0"),
+        field("dayofweek", dayofweek, "day of week, Sunday 0 .. Saturday 6", "dayofweek(TIMESTAMP '2024-01-07') = 0"),
         field("dayofyear", dayofyear, "day of the year, 1 to 366", "dayofyear(TIMESTAMP '2024-12-31') = 366"),
         field("week", week, "the ISO week, 1 to 53", "week(TIMESTAMP '2021-01-01') = 53"),
         field(
