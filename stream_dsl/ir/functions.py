@@ -7,7 +7,7 @@ from the compiled argument expressions).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Callable
 
 import polars as pl
@@ -242,6 +242,66 @@ SCALAR_FUNCTIONS: dict[str, ScalarFunction] = {
         ),
     ]
 }
+
+
+# Descriptions (and signatures where the argument kinds do not say it) for SHOW FUNCTIONS / DESCRIBE FUNCTION.
+_DOCS: dict[str, tuple[str, str, str]] = {  # name: (description, example, signature)
+    "upper": ("upper-case", "upper('abc') = 'ABC'", ""),
+    "lower": ("lower-case", "lower('ABC') = 'abc'", ""),
+    "ltrim": ("leading spaces removed", "ltrim('  a ') = 'a '", ""),
+    "rtrim": ("trailing spaces removed", "rtrim('  a ') = '  a'", ""),
+    "trim": ("leading and trailing spaces removed (not tabs or newlines)", "trim('  a ') = 'a'", ""),
+    "starts_with": ("whether the string starts with the prefix", "starts_with('abc', 'ab') = true", ""),
+    "ends_with": ("whether the string ends with the suffix", "ends_with('abc', 'bc') = true", ""),
+    "contains": ("whether the string contains the text (not a pattern)", "contains('a.c', '.') = true", ""),
+    "abs": ("absolute value", "abs(-3) = 3", ""),
+    "round": (
+        "rounded half away from zero to the digits (negative: tens, hundreds)",
+        "round(2.345, 2) = 2.35; round(1250, -2) = 1300",
+        "round(x NUMERIC[, digits BIGINT literal]) -> BIGINT for an integer, else DOUBLE",
+    ),
+    "floor": ("the largest whole number not above x", "floor(-2.5) = -3.0", ""),
+    "ceil": ("the smallest whole number not below x", "ceil(-2.5) = -2.0", ""),
+    "sqrt": ("square root (NaN below 0)", "sqrt(16) = 4.0", ""),
+    "exp": ("e to the power x", "exp(1) = 2.718281828459045", ""),
+    "ln": ("natural logarithm (-inf at 0, NaN below)", "ln(1) = 0.0", ""),
+    "log10": ("base-10 logarithm", "log10(1000) = 3.0", ""),
+    "log": ("LOG(x) is base 10; LOG(b, x) is base b", "log(100) = 2.0; log(2, 8) = 3.0", ""),
+    "power": ("x to the power y", "power(2, 10) = 1024.0", ""),
+    "coalesce": (
+        "the first argument that is not NULL",
+        "coalesce(NULL, 2, 3) = 2",
+        "coalesce(x ANY, ...) -> the arguments' common type",
+    ),
+    "greatest": (
+        "the largest argument; NULLs are ignored (NaN is above every number)",
+        "greatest(1, NULL, 3) = 3",
+        "greatest(x NUMERIC, ...) -> the arguments' common type",
+    ),
+    "least": (
+        "the smallest argument; NULLs are ignored",
+        "least(4, 2.5) = 2.5",
+        "least(x NUMERIC, ...) -> the arguments' common type",
+    ),
+    "nullif": ("NULL when a = b, else a", "nullif(1, 1) = NULL", "nullif(a ANY, b ANY) -> the type of a"),
+    "to_timestamp_ms": ("epoch milliseconds to a TIMESTAMP", "to_timestamp_ms(1704067200000) = 2024-01-01", ""),
+    "epoch_ms": ("milliseconds since 1970-01-01", "epoch_ms(TIMESTAMP '1970-01-01 00:00:01') = 1000", ""),
+    "hour": ("the hour, 0 to 23", "hour(TIMESTAMP '2024-03-04 13:05:07') = 13", ""),
+    "minute": ("the minute, 0 to 59", "minute(TIMESTAMP '2024-03-04 13:05:07') = 5", ""),
+    "second": ("the second, 0 to 59 (without the fraction)", "second(TIMESTAMP '2024-03-04 13:05:07.5') = 7", ""),
+    "length": ("number of characters", "length('héllo') = 5", ""),
+    "substring": ("substring(s, start[, length]), 1-based", "substring('hello', 2, 3) = 'ell'", ""),
+    "replace": ("every `from` replaced by `to` (text, not a pattern)", "replace('a-b-c', '-', '+') = 'a+b+c'", ""),
+    "concat": ("the arguments as text, joined; NULLs are skipped", "concat('a', NULL, 1) = 'a1'", ""),
+}
+for _name, (_doc, _example, _signature) in _DOCS.items():
+    _fn = SCALAR_FUNCTIONS[_name]
+    SCALAR_FUNCTIONS[_name] = replace(_fn, doc=_doc, example=_example, signature=_signature or _fn.signature)
+SCALAR_FUNCTIONS["concat"] = replace(SCALAR_FUNCTIONS["concat"], nulls="NULL arguments are skipped")
+SCALAR_FUNCTIONS["coalesce"] = replace(SCALAR_FUNCTIONS["coalesce"], nulls="NULL only when every argument is")
+SCALAR_FUNCTIONS["greatest"] = replace(SCALAR_FUNCTIONS["greatest"], nulls="NULLs are ignored; NULL if all are")
+SCALAR_FUNCTIONS["least"] = replace(SCALAR_FUNCTIONS["least"], nulls="NULLs are ignored; NULL if all are")
+SCALAR_FUNCTIONS["nullif"] = replace(SCALAR_FUNCTIONS["nullif"], nulls="NULL when a is NULL or a = b")
 
 
 # The functions of stream_dsl.ir.functions_time and functions_text.

@@ -458,7 +458,7 @@ def _(e: E.Func) -> pl.Expr:
         return epoch_ms_to_timestamp(_compile(e.args[0]))
     if e.name == "round" and e.dtype.is_integer:
         return _round_integer(_compile(e.args[0]), e.args[1] if len(e.args) > 1 else None, e.dtype)
-    if e.name == "concat":  # each argument as CAST(x AS STRING) writes it (a TIMESTAMP without '.000')
+    if e.name in ("concat", "concat_ws"):  # each argument as CAST(x AS STRING) writes it (a TIMESTAMP without '.000')
         return fn.polars(*(_to_string(_compile(a), a.dtype) for a in e.args))
     args = [_typed_null(_compile(a), a, fn.args[min(i, len(fn.args) - 1)], e.dtype) for i, a in enumerate(e.args)]
     result = fn.polars(*args)

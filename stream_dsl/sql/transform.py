@@ -435,7 +435,6 @@ class AstBuilder:
             return ast.FuncCall(name="CURRENT_TIMESTAMP", args=(), span=_span(meta))  # SQL's spelling of NOW()
         return ast.Identifier(tuple(c.text for c in children), span=_span(meta))
 
-
     def timestamp_column(self, meta: Meta, children: list[Any]) -> ast.Identifier:
         """`timestamp` used as a column name (TIMESTAMP not followed by a string)."""
         return ast.Identifier((str(children[0]),), span=_span(meta))
