@@ -351,3 +351,15 @@ def test_describe_function():
 def test_func_nodes_keep_canonical_names():
     e = tc.function("from_unixtime", [tc.literal(1)])
     assert isinstance(e, E.Func) and e.name == "to_timestamp"
+
+
+def test_repl_shows_and_describes_functions():
+    from test_repl import make_session, table_cells
+
+    session, out = make_session(width=200, max_rows=500)
+    assert session.execute("DESCRIBE FUNCTION regexp_extract;")
+    cells = dict((row[0], row[1]) for row in table_cells(out.getvalue()) if len(row) == 2)
+    assert cells["signature"].startswith("regexp_extract(s STRING") and cells["example"].startswith("regexp_extract('a-42'")
+    assert session.execute("SHOW FUNCTIONS;")
+    names = {row[0] for row in table_cells(out.getvalue())}
+    assert {"date_trunc", "regexp_like", "count", "tumble"} <= names
