@@ -359,7 +359,8 @@ def test_repl_shows_and_describes_functions():
     session, out = make_session(width=200, max_rows=500)
     assert session.execute("DESCRIBE FUNCTION regexp_extract;")
     cells = dict((row[0], row[1]) for row in table_cells(out.getvalue()) if len(row) == 2)
-    assert cells["signature"].startswith("regexp_extract(s STRING") and cells["example"].startswith("regexp_extract('a-42'")
+    assert cells["signature"].startswith("regexp_extract(s STRING")
+    assert cells["example"].startswith("regexp_extract('a-42'")
     assert session.execute("SHOW FUNCTIONS;")
     names = {row[0] for row in table_cells(out.getvalue())}
     assert {"date_trunc", "regexp_like", "count", "tumble"} <= names
