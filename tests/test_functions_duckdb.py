@@ -102,6 +102,8 @@ CASES: list[tuple[str, str, str | None]] = (
         ("greatest", "greatest(i, n)", None),
         ("greatest_double", "greatest(d, NULL, i)", None),
         ("least", "least(d, i)", None),
+        ("greatest_text", "greatest(s, 'b', NULL)", None),
+        ("least_time", "least(ts, t2)", None),
         ("nullif", "nullif(i, n)", None),
         ("ifnull", "ifnull(s, 'z')", None),
         ("coalesce", "coalesce(n, i)", None),
@@ -266,6 +268,7 @@ def test_now_is_one_value_per_batch_and_not_folded():
         ("SELECT split_part(s, ',') FROM s", "does not take 2 argument", 8),
         ("SELECT now(1) FROM s", "does not take 1 argument", 8),
         ("SELECT date_add(ts, 5) FROM s", "must be interval", 8),
+        ("SELECT greatest(i, s) FROM s", "GREATEST: needs arguments of one comparable kind", 8),
     ],
 )
 def test_positioned_errors(sql, message, column):

@@ -61,6 +61,18 @@ def _common(types: list[DataType]) -> DataType:
     return common_type(types) or types[0]
 
 
+def _comparable_arguments(args: list[Any]) -> str | None:
+    """GREATEST and LEAST compare numbers, strings (by their UTF-8 bytes, as DuckDB) or timestamps, not a mix."""
+    from stream_dsl.ir.types import common_type
+
+    types = [a.dtype for a in args]
+    if common_type(types) is None or any(t in (T.BOOLEAN, T.INTERVAL) for t in types):
+        return "needs arguments of one comparable kind (numbers, strings or timestamps), got " + ", ".join(
+            t.value for t in types
+        )
+    return None
+
+
 # What TRIM removes: the Unicode space separators (category Zs: ' ', no-break space, ...), as DuckDB does.
 SPACES = " \u00a0\u1680" + "".join(chr(c) for c in range(0x2000, 0x200B)) + "\u202f\u205f\u3000"
 
@@ -205,10 +217,22 @@ SCALAR_FUNCTIONS: dict[str, ScalarFunction] = {
         ),
         ScalarFunction("coalesce", ("any",), _common, lambda *xs: pl.coalesce(list(xs)), variadic=True, min_args=1),
         ScalarFunction(
-            "greatest", ("numeric",), _common, lambda *xs: pl.max_horizontal(list(xs)), variadic=True, min_args=1
+            "greatest",
+            ("any",),
+            _common,
+            lambda *xs: pl.max_horizontal(list(xs)),
+            variadic=True,
+            min_args=1,
+            check=_comparable_arguments,
         ),
         ScalarFunction(
-            "least", ("numeric",), _common, lambda *xs: pl.min_horizontal(list(xs)), variadic=True, min_args=1
+            "least",
+            ("any",),
+            _common,
+            lambda *xs: pl.min_horizontal(list(xs)),
+            variadic=True,
+            min_args=1,
+            check=_comparable_arguments,
         ),
         ScalarFunction("nullif", ("any", "any"), _same_as_first, lambda a, b: pl.when(a == b).then(None).otherwise(a)),
         ScalarFunction(
@@ -276,12 +300,12 @@ _DOCS: dict[str, tuple[str, str, str]] = {  # name: (description, example, signa
     "greatest": (
         "the largest argument; NULLs are ignored (NaN is above every number)",
         "greatest(1, NULL, 3) = 3",
-        "greatest(x NUMERIC, ...) -> the arguments' common type",
+        "greatest(x ANY, ...) -> the arguments' common type (numbers, strings or timestamps)",
     ),
     "least": (
         "the smallest argument; NULLs are ignored",
         "least(4, 2.5) = 2.5",
-        "least(x NUMERIC, ...) -> the arguments' common type",
+        "least(x ANY, ...) -> the arguments' common type (numbers, strings or timestamps)",
     ),
     "nullif": ("NULL when a = b, else a", "nullif(1, 1) = NULL", "nullif(a ANY, b ANY) -> the type of a"),
     "to_timestamp_ms": ("epoch milliseconds to a TIMESTAMP", "to_timestamp_ms(1704067200000) = 2024-01-01", ""),
