@@ -191,31 +191,39 @@ NO_SHRINK = [Phase.explicit, Phase.reuse, Phase.generate]
 GROUPS = [CASES[i : i + 40] for i in range(0, len(CASES), 40)]
 
 
-def check(frame: pl.DataFrame, batches: list[pl.DataFrame], group: list, executor: str, workers: int) -> None:
+def check(
+    frame: pl.DataFrame, batches: list[pl.DataFrame], group: list, executor: str, workers: int, optimize: bool = True
+) -> None:
     ctx = sd.Context(executor="inline", workers=1)
     ctx.from_polars(batches, name="s")
     ours_sql = ", ".join(f"{dsl} AS c{k}" for k, (_, dsl, _) in enumerate(group))
-    plan = ctx.sql(f"SELECT i AS __row, {ours_sql} FROM s").plan
-    result = collect(plan, RunConfig(workers=workers, executor=executor))
-    # rows in input order: DuckDB's table keeps it; ours are matched by position in the stream
-    expected = duckdb_rows(frame, [duck or dsl for _, dsl, duck in group])
-    ours = result.drop("__row").rows()
-    assert len(ours) == len(expected)
-    ours_sorted = sorted(ours, key=repr)
-    theirs_sorted = sorted(expected, key=lambda r: repr(tuple(_norm(v) for v in r)))
-    for k, (name, _, _) in enumerate(group):
-        mine = sorted((r[k] for r in ours), key=repr)
-        theirs = sorted((_norm(r[k]) for r in expected), key=repr)
-        assert all(_same(a, b) for a, b in zip(mine, theirs)), f"{name} ({executor}): {mine} vs DuckDB's {theirs}"
-    assert len(ours_sorted) == len(theirs_sorted)
+    plan = ctx.sql(f"SELECT {INPUTS}, {ours_sql} FROM s").plan
+    result = collect(plan, RunConfig(workers=workers, executor=executor, optimize=optimize))
+    # each result row next to its input row, so a value in the wrong row fails too
+    expected = duckdb_rows(frame, [INPUTS] + [duck or dsl for _, dsl, duck in group])
+    ours = sorted(result.rows(), key=_row_key)
+    theirs = sorted((tuple(_norm(v) for v in r) for r in expected), key=_row_key)
+    assert len(ours) == len(theirs)
+    width = len(SCHEMA)
+    for mine, duck in zip(ours, theirs):
+        for k, (name, _, _) in enumerate(group):
+            a, b = mine[width + k], duck[width + k]
+            assert _same(a, b), f"{name} ({executor}): {a!r} vs DuckDB's {b!r} for the row {mine[:width]}"
+
+
+INPUTS = ", ".join(SCHEMA)
+
+
+def _row_key(row: tuple) -> str:
+    return repr(row[: len(SCHEMA)])
 
 
 @pytest.mark.parametrize("group", range(len(GROUPS)))
 @settings(max_examples=examples(40), deadline=None, suppress_health_check=[HealthCheck.too_slow], phases=NO_SHRINK)
-@given(data=datasets())
-def test_functions_match_duckdb_inline(group, data):
+@given(data=datasets(), optimize=st.booleans())
+def test_functions_match_duckdb_inline(group, data, optimize):
     frame, batches = data
-    check(frame, batches, GROUPS[group], "inline", 2)
+    check(frame, batches, GROUPS[group], "inline", 2, optimize)
 
 
 @pytest.mark.parametrize("executor", ["drizzle"])
