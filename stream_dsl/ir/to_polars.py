@@ -162,7 +162,7 @@ def _(e: E.Binary) -> pl.Expr:
 
 def can_fail(e: E.Expr) -> bool:
     """Whether `e` holds what usually raises for a row: a CAST, integer or time arithmetic (overflow), ROUND
-    or ABS of an integer, TO_TIMESTAMP_MS. Only an evaluation order depends on it (`_(e: E.Binary)`)."""
+    or ABS of an integer, TO_TIMESTAMP(_MS), LPAD/RPAD. Only an evaluation order depends on it (`_(e: E.Binary)`)."""
     for node in E.walk(e):
         if isinstance(node, E.Cast):
             return True
@@ -171,9 +171,12 @@ def can_fail(e: E.Expr) -> bool:
                 return True
         if isinstance(node, E.Unary) and node.op == "-" and node.dtype.is_integer:
             return True
-        if isinstance(node, E.Func) and node.name in ("round", "abs", "to_timestamp_ms"):
+        if isinstance(node, E.Func) and node.name in _FUNCTIONS_THAT_RAISE:
             return True
     return False
+
+
+_FUNCTIONS_THAT_RAISE = ("round", "abs", "to_timestamp_ms", "to_timestamp", "lpad", "rpad")
 
 
 def _is_zero(e: E.Expr) -> bool:
