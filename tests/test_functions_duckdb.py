@@ -270,6 +270,7 @@ def test_now_is_one_value_per_batch_and_not_folded():
         ("SELECT regexp_matches(s, s) FROM s", "must be a string literal", 8),
         ("SELECT regexp_replace(s, 'a', 'b', 'q') FROM s", "options", 8),
         ("SELECT regexp_extract(s, 'a', n) FROM s", "integer literal", 8),
+        ("SELECT regexp_extract(s, '(a)', -1) FROM s", "integer literal from 0 to 9", 8),
         ("SELECT concat_ws(s, s) FROM s", "separator of CONCAT_WS must be a literal", 8),
         ("SELECT year(s) FROM s", "argument 1 of year must be timestamp, got STRING", 8),
         ("SELECT repeat(s, 1.5) FROM s", "argument 2 of repeat must be integer", 8),

@@ -108,8 +108,10 @@ def _check_extract(args: list[Any]) -> str | None:
     from stream_dsl.ir.expr import Literal
 
     error = _check_pattern(args)
-    if error is None and len(args) > 2 and not (isinstance(args[2], Literal) and isinstance(args[2].value, int)):
-        return "the group of REGEXP_EXTRACT must be an integer literal"
+    if error is None and len(args) > 2:
+        group = args[2].value if isinstance(args[2], Literal) else None
+        if not isinstance(group, int) or not 0 <= group <= 9:  # DuckDB's range
+            return "the group of REGEXP_EXTRACT must be an integer literal from 0 to 9"
     return error
 
 
