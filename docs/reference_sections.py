@@ -120,6 +120,8 @@ _SAMPLES = {
     "numeric": ("INT", "BIGINT", "DOUBLE"),
     "string": ("STRING",),
     "timestamp": ("TIMESTAMP",),
+    "integer": ("INT", "BIGINT"),
+    "interval": ("INTERVAL",),
     "any": ("BIGINT", "STRING"),
 }
 
@@ -139,6 +141,8 @@ def signature(fn: Any) -> str:
 def _probes(fn: Any, reg: Registries) -> list[list[Any]]:
     """Argument type lists to ask a function's type rule about: each sample, and a mix of numeric types."""
     T = reg.data_type
+    if not fn.args:  # NOW()
+        return [[]]
     arity = max(len(fn.args), fn.min_args or 0, 2 if fn.variadic else 0) or 1
     kinds = [fn.args[min(i, len(fn.args) - 1)] for i in range(arity)]
     width = max(len(_SAMPLES[k]) for k in kinds)
@@ -180,7 +184,8 @@ def render_functions(reg: Registries) -> str:
         "## Functions\n",
         (
             f"The function registry (`{reg.files['functions']}`); `SHOW FUNCTIONS` lists the same names. "
-            "Argument kinds: `numeric` (INT, BIGINT, DOUBLE), `string`, `timestamp`, `any`; `[, x]` is optional "
+            "Argument kinds: `numeric` (INT, BIGINT, DOUBLE), `integer` (INT, BIGINT), `string`, `timestamp`, "
+            "`interval`, `any`; `[, x]` is optional "
             "and `, ...` repeats the last kind. Result types come from each function's own type rule.\n"
         ),
         "### Scalar functions\n",

@@ -43,7 +43,7 @@ from stream_dsl.frame.stream import Stream, Table, wrap
 from stream_dsl.frame.expr import to_duration_ms
 from stream_dsl.errors import BindError, DSLError, PositionedError
 from stream_dsl.ir.dispatch import MissingCase, node_pass
-from stream_dsl.ir.functions import AGGREGATE_FUNCTIONS, SCALAR_FUNCTIONS, WINDOW_FUNCTIONS
+from stream_dsl.ir.function_docs import describe_function, show_functions
 from stream_dsl.sql.parser import parse
 from stream_dsl.ir.definitions import SourceDef
 from stream_dsl.ir.plan import Plan, Scan, is_streaming, render_plan
@@ -220,18 +220,16 @@ class Context:
         elif what == "views":
             rows = [(n, "stream" if is_streaming(p) else "table") for n, p in self.catalog.views.items()]
         elif what == "functions":
-            rows = (
-                [(n, "scalar") for n in sorted(SCALAR_FUNCTIONS)]
-                + [(n, "aggregate") for n in sorted(AGGREGATE_FUNCTIONS)]
-                + [(n, "window") for n in WINDOW_FUNCTIONS]
-            )
+            return show_functions()
         else:
             raise DSLError(f"cannot SHOW {what.upper()}; use STREAMS, TABLES, SINKS, VIEWS or FUNCTIONS")
         return pl.DataFrame(
             {"name": [r[0] for r in rows], "kind": [r[1] for r in rows]}, schema={"name": pl.String, "kind": pl.String}
         )
 
-    def _describe(self, name: str) -> pl.DataFrame:
+    def _describe(self, name: str, function: bool = False) -> pl.DataFrame:
+        if function:
+            return describe_function(name)
         schema = self.catalog.resolve(name).schema
         types = [f.dtype.value + (" NOT NULL" if f.not_null else "") for f in schema]
         return pl.DataFrame(
@@ -570,7 +568,7 @@ def _(s: BoundShow, ctx: Context) -> Any:
 
 @run_statement.register
 def _(s: BoundDescribe, ctx: Context) -> Any:
-    return ctx._describe(s.name)
+    return ctx._describe(s.name, s.function)
 
 
 @run_statement.register

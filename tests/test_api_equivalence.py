@@ -129,7 +129,28 @@ CASES = {
             col("url").str.slice(0, 8).alias("s"),
             col("url").str.replace("http:", "https:").alias("r"),
             col("url").str.starts_with("https").alias("sw"),
-            col("url").str.contains("shop").alias("c"),
+            col("url").str.contains("shop", literal=True).alias("c"),
+        ),
+    ),
+    "time_and_text_functions": (
+        "SELECT year(ts) AS y, date_trunc('hour', ts) AS h, ts + INTERVAL '30' MINUTE AS o, "
+        "(dayofweek(ts) + 6) % 7 + 1 AS wd, regexp_matches(url, 'sh.p') AS m, regexp_extract(url, '/(\\w+)', 1) AS e, "
+        "regexp_replace(url, '/', '_', 'g') AS r, split_part(url, '/', -1) AS p, lpad(user_id, 8, '0') AS l, "
+        "concat_ws('-', user_id, duration_ms) AS cw, greatest(duration_ms, 0) AS g, "
+        "date_diff('day', ts, ts) AS dd FROM clicks",
+        lambda c: c.stream("clicks").select(
+            col("ts").dt.year().alias("y"),
+            col("ts").dt.truncate("1h").alias("h"),
+            col("ts").dt.offset_by("30m").alias("o"),
+            col("ts").dt.weekday().alias("wd"),
+            col("url").str.contains("sh.p").alias("m"),
+            col("url").str.extract(r"/(\w+)").alias("e"),
+            col("url").str.replace_regex("/", "_", n=-1).alias("r"),
+            col("url").str.split_part("/", -1).alias("p"),
+            col("user_id").str.pad_start(8, "0").alias("l"),
+            sd.concat_ws("-", col("user_id"), col("duration_ms")).alias("cw"),
+            sd.greatest(col("duration_ms"), 0).alias("g"),
+            sd.func("date_diff", "day", col("ts"), col("ts")).alias("dd"),
         ),
     ),
     "math_functions": (
@@ -470,7 +491,7 @@ def test_sql_results_by_statement_kind(ctx):
     assert ctx.sql("SHOW TABLES").rows() == [("campaigns", "table"), ("users", "table")]
     assert ctx.sql("DESCRIBE users").rows() == [("user_id", "STRING"), ("country", "STRING"), ("age", "INT")]
     assert ctx.sql("SHOW SINKS").rows() == [("out", "files")]
-    functions = dict(ctx.sql("SHOW FUNCTIONS").rows())
+    functions = dict(ctx.sql("SHOW FUNCTIONS").select("name", "kind").rows())
     assert (functions["upper"], functions["count"], functions["tumble"]) == ("scalar", "aggregate", "window")
     # several statements: the last result is returned, DDL applied in order
     result = ctx.sql("CREATE TABLE t (a BIGINT) WITH (connector = 'files', path = 'x'); SELECT a FROM t;")

@@ -71,6 +71,8 @@ def test_the_registries_are_the_ones_show_functions_lists(reg):
         | {n: "aggregate" for n in reg.aggregate_functions}
         | {n: "window" for n in reg.window_functions}
     )
+    expected |= {alias: expected[target] for alias, target in reg.function_aliases.items()}
+    expected |= {alias: expected[target] for alias, target in reg.aggregate_aliases.items()}
     assert listed == expected
 
 

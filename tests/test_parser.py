@@ -465,7 +465,8 @@ INVALID = [
     ("SELECT a FROM t GROUP a", 1, 23, "expected BY"),
     ("SELECT a FROM t\nWHERE a = = 1", 2, 11, "unexpected '='"),
     ("SELECT a FROM t JOIN u", 1, 23, "ON, USING"),
-    ("SELECT count(a FROM t", 1, 16, "expected one of: ',', ')'"),
+    ("SELECT count(a FROM t", 1, 22, "unexpected end of input"),  # `f(a FROM t)` is EXTRACT's form
+    ("SELECT count(a FROM t)", 1, 8, "'count(x FROM y)' is not a function call; EXTRACT is"),
     ("SELECT (a + 1 FROM t", 1, 15, "expected one of: ')', an operator"),
     ("SELECT a FROM t ORDER a", 1, 23, "expected BY"),
     ("SELECT a FROM t ORDER BY a DESC NULLS", 1, 38, "expected one of: FIRST, LAST"),

@@ -19,9 +19,9 @@ from stream_dsl.ir.plan import Filter, Plan, Project, with_inputs
 from stream_dsl.ir.types import DataType, Schema
 
 # Scalar functions whose result may differ between two calls with the same
-# arguments (none yet; RANDOM() or NOW() would go here). Predicates calling
-# them are never moved or duplicated.
-NONDETERMINISTIC_FUNCTIONS: frozenset[str] = frozenset()
+# arguments (NOW() reads the clock). Predicates calling them are never moved
+# or duplicated, and they are never folded to a constant.
+NONDETERMINISTIC_FUNCTIONS: frozenset[str] = frozenset({"now"})
 
 TRUE = E.Literal(True, DataType.BOOLEAN)
 

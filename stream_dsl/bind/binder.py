@@ -154,6 +154,7 @@ class BoundShow:
 @dataclass(frozen=True)
 class BoundDescribe:
     name: str
+    function: bool = False  # DESCRIBE FUNCTION name
 
 
 @dataclass(frozen=True)
@@ -185,6 +186,18 @@ BoundStatement = Union[
     BoundSet,
     BoundDrop,
 ]
+
+
+def _describe_function(s: ast.Describe, text: str | None) -> BoundDescribe:
+    from stream_dsl.ir.function_docs import all_docs
+
+    names = [d.name for d in all_docs()]
+    if s.name.lower() not in names:
+        raise BindError(
+            f"unknown function '{s.name}'{did_you_mean(s.name.lower(), names)}; SHOW FUNCTIONS lists them",
+            span=_name_span(text, s.span, s.name),
+        )
+    return BoundDescribe(s.name.lower(), function=True)
 
 
 # ---------------------------------------------------------------- entry points
@@ -226,6 +239,8 @@ def _bind(s: ast.Statement, catalog: Catalog, text: str | None = None) -> BoundS
         return BoundCreateView(s.name, bind_query(s.query, env), s.or_replace)
     if isinstance(s, ast.Show):
         return BoundShow(s.what.lower())
+    if isinstance(s, ast.Describe) and s.function:
+        return _describe_function(s, text)
     if isinstance(s, ast.Describe):
         catalog.resolve(s.name, _name_span(text, s.span, s.name))  # an unknown name fails here, with suggestions
         return BoundDescribe(s.name)

@@ -15,6 +15,7 @@ from typing import Any
 from stream_dsl.ir import expr as E
 from stream_dsl.errors import BindError, Span, did_you_mean
 from stream_dsl.ir.functions import AGGREGATE_FUNCTIONS, known_function_names, lookup_aggregate, lookup_scalar
+from stream_dsl.ir.functions_time import FIELDS
 from stream_dsl.ir.types import DataType, common_numeric, common_type, comparable
 
 T = DataType
@@ -217,6 +218,8 @@ _KIND_OK = {
     "numeric": lambda t: t.is_numeric or t is T.NULL,
     "string": lambda t: t in (T.STRING, T.NULL),
     "timestamp": lambda t: t in (T.TIMESTAMP, T.NULL),
+    "integer": lambda t: t.is_integer or t is T.NULL,
+    "interval": lambda t: t in (T.INTERVAL, T.NULL),
     "any": lambda t: True,
 }
 
@@ -236,6 +239,14 @@ def function(name: str, args: list[E.Expr], span: Span | None = None) -> E.Expr:
             raise _fail(f"argument {i + 1} of {fn.name} must be {kind}, got {arg.dtype.value}", span)
     if fn.name == "round" and len(args) == 2 and (E.columns_used(args[1]) or args[1].dtype is DataType.DOUBLE):
         raise _fail("ROUND's second argument, the decimal places, must be an integer constant", span)
+    problem = fn.check(args) if fn.check is not None else None
+    if problem:
+        raise _fail(f"{fn.name.upper()}: {problem}", span)
+    if fn.name == "date_part":  # EXTRACT(field FROM ts) and DATE_PART('field', ts) are the field's function
+        assert isinstance(args[0], E.Literal)
+        return function(FIELDS[args[0].value.lower()], args[1:], span)
+    if fn.name == "date_add":
+        return binary("+", args[0], args[1], span)
     return E.Func(fn.name, tuple(args), fn.returns([a.dtype for a in args]), span=span)
 
 

@@ -46,6 +46,12 @@ __all__ = [
     "session",
     "sql_expr",
     "to_duration_ms",
+    "func",
+    "coalesce",
+    "greatest",
+    "least",
+    "concat_ws",
+    "now",
 ]
 
 
@@ -405,8 +411,38 @@ class StringNamespace:
     def strip_chars_end(self) -> Expr:
         return _call("RTRIM", self._expr)
 
-    def contains(self, literal: str) -> Expr:
-        return _call("CONTAINS", self._expr, literal)
+    def contains(self, pattern: str, *, literal: bool = False) -> Expr:
+        """A regex (RE2 syntax) match anywhere, as polars' default: REGEXP_MATCHES; `literal=True`: CONTAINS."""
+        return _call("CONTAINS" if literal else "REGEXP_MATCHES", self._expr, pattern)
+
+    def extract(self, pattern: str, group_index: int = 1) -> Expr:
+        """REGEXP_EXTRACT(x, pattern, group_index): '' where nothing matches (DuckDB), not NULL as in polars."""
+        return _call("REGEXP_EXTRACT", self._expr, pattern, group_index)
+
+    def replace_regex(self, pattern: str, value: str, *, n: int = 1) -> Expr:
+        """REGEXP_REPLACE: the first match (n=1) or every one (n=-1); `value` in RE2's syntax (`\\1`)."""
+        if n not in (1, -1):
+            raise DSLError(f"replace_regex replaces the first match (n=1) or all (n=-1), not n={n!r}")
+        return _call("REGEXP_REPLACE", self._expr, pattern, value, *(["g"] if n == -1 else []))
+
+    def split_part(self, by: str, index: int) -> Expr:
+        """SPLIT_PART(x, by, index): 1-based, negative from the end, '' past the end."""
+        return _call("SPLIT_PART", self._expr, by, index)
+
+    def pad_start(self, length: int, fill_char: str = " ") -> Expr:
+        """LPAD(x, length, fill_char); a longer string is cut to `length` (SQL), which polars does not do."""
+        return _call("LPAD", self._expr, length, fill_char)
+
+    def pad_end(self, length: int, fill_char: str = " ") -> Expr:
+        """RPAD(x, length, fill_char)."""
+        return _call("RPAD", self._expr, length, fill_char)
+
+    def reverse(self) -> Expr:
+        return _call("REVERSE", self._expr)
+
+    def repeat(self, n: Any) -> Expr:
+        """REPEAT(x, n)."""
+        return _call("REPEAT", self._expr, n)
 
     def starts_with(self, prefix: str) -> Expr:
         return _call("STARTS_WITH", self._expr, prefix)
@@ -457,6 +493,55 @@ class DateTimeNamespace:
             raise DSLError("only epoch('ms') is supported")
         return _call("EPOCH_MS", self._expr)
 
+    def year(self) -> Expr:
+        return _call("YEAR", self._expr)
+
+    def quarter(self) -> Expr:
+        return _call("QUARTER", self._expr)
+
+    def month(self) -> Expr:
+        return _call("MONTH", self._expr)
+
+    def day(self) -> Expr:
+        return _call("DAY", self._expr)
+
+    def week(self) -> Expr:
+        """The ISO week."""
+        return _call("WEEK", self._expr)
+
+    def ordinal_day(self) -> Expr:
+        return _call("DAYOFYEAR", self._expr)
+
+    def weekday(self) -> Expr:
+        """Polars' numbering: Monday 1 to Sunday 7 (SQL's DAYOFWEEK counts Sunday as 0)."""
+        return (_call("DAYOFWEEK", self._expr) + 6) % 7 + 1
+
+    def truncate(self, every: str) -> Expr:
+        """DATE_TRUNC for one unit: '1y', '1q', '1mo', '1w' (Monday), '1d', '1h', '1m', '1s', '1ms'."""
+        unit = _TRUNCATE_UNITS.get(every)
+        if unit is None:
+            raise DSLError(f"truncate takes one of {', '.join(_TRUNCATE_UNITS)}, got {every!r}")
+        return _call("DATE_TRUNC", unit, self._expr)
+
+    def offset_by(self, by: str | int | dt.timedelta) -> Expr:
+        """The timestamp plus a duration ('1h', '-30m' as '30m' subtracted: pass a timedelta): x + INTERVAL."""
+        if isinstance(by, str) and by.startswith("-"):
+            return self._expr - lit(dt.timedelta(milliseconds=to_duration_ms(by[1:], "offset_by")))
+        return self._expr + lit(dt.timedelta(milliseconds=to_duration_ms(by, "offset_by")))
+
+
+_TRUNCATE_UNITS = {
+    "1y": "year",
+    "1q": "quarter",
+    "1mo": "month",
+    "1w": "week",
+    "1d": "day",
+    "1h": "hour",
+    "1m": "minute",
+    "1s": "second",
+    "1ms": "millisecond",
+}
+
 
 # ---------------------------------------------------------------- constructors
 
@@ -483,6 +568,35 @@ def all() -> Expr:  # noqa: A001 - the polars name
 def lit(value: Any) -> Expr:
     """A constant: int → BIGINT, float → DOUBLE, str, bool, None, datetime → TIMESTAMP, timedelta → INTERVAL."""
     return Expr(value_node(value))
+
+
+def func(name: str, *args: Any) -> Expr:
+    """Any scalar function by its SQL name (SHOW FUNCTIONS lists them): `sd.func("date_diff", "day", a, b)`."""
+    return _call(name.upper(), *args)
+
+
+def coalesce(*exprs: Any) -> Expr:
+    return _call("COALESCE", *exprs)
+
+
+def greatest(*exprs: Any) -> Expr:
+    """The largest of the arguments, NULLs ignored (polars: max_horizontal)."""
+    return _call("GREATEST", *exprs)
+
+
+def least(*exprs: Any) -> Expr:
+    """The smallest of the arguments, NULLs ignored (polars: min_horizontal)."""
+    return _call("LEAST", *exprs)
+
+
+def concat_ws(separator: str, *exprs: Any) -> Expr:
+    """The arguments as text joined by `separator`, NULLs skipped (polars: concat_str(separator, ignore_nulls))."""
+    return _call("CONCAT_WS", separator, *exprs)
+
+
+def now() -> Expr:
+    """NOW(): the clock in UTC, read once per micro-batch and task."""
+    return _call("NOW")
 
 
 def sql_expr(text: str) -> Expr:

@@ -7,8 +7,8 @@ from the compiled argument expressions).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Callable
+from dataclasses import dataclass, replace
+from typing import Any, Callable
 
 import polars as pl
 
@@ -30,6 +30,12 @@ class ScalarFunction:
     variadic: bool = False
     min_args: int | None = None
     doc: str = ""
+    # For SHOW FUNCTIONS / DESCRIBE FUNCTION: `signature` defaults to one built from `args`.
+    signature: str = ""
+    example: str = ""
+    nulls: str = "NULL if any argument is NULL"
+    # Bind-time check of the argument expressions (literal units, valid patterns): an error message or None.
+    check: Callable[[list[Any]], str | None] | None = None
 
     def accepts(self, n: int) -> bool:
         low = len(self.args) if self.min_args is None else self.min_args
@@ -53,6 +59,18 @@ def _common(types: list[DataType]) -> DataType:
     from stream_dsl.ir.types import common_type
 
     return common_type(types) or types[0]
+
+
+def _comparable_arguments(args: list[Any]) -> str | None:
+    """GREATEST and LEAST compare numbers, strings (by their UTF-8 bytes, as DuckDB) or timestamps, not a mix."""
+    from stream_dsl.ir.types import common_type
+
+    types = [a.dtype for a in args]
+    if common_type(types) is None or any(t in (T.BOOLEAN, T.INTERVAL) for t in types):
+        return "needs arguments of one comparable kind (numbers, strings or timestamps), got " + ", ".join(
+            t.value for t in types
+        )
+    return None
 
 
 # What TRIM removes: the Unicode space separators (category Zs: ' ', no-break space, ...), as DuckDB does.
@@ -130,6 +148,16 @@ def _log(first: pl.Expr, second: pl.Expr | None = None) -> pl.Expr:
     return second.cast(pl.Float64).log() / first.cast(pl.Float64).log()
 
 
+def _trunc(x: pl.Expr) -> pl.Expr:
+    """Toward zero; infinities and NaN stay as they are (DuckDB's trunc of a DOUBLE)."""
+    return pl.when(x < 0).then(x.ceil()).otherwise(x.floor())
+
+
+def _sign(x: pl.Expr) -> pl.Expr:
+    """DuckDB: an INT (TINYINT there) of -1, 0 or 1; NaN and -0.0 give 0."""
+    return pl.when(x > 0).then(1).when(x < 0).then(-1).when(x.is_not_null()).then(0).cast(pl.Int32)
+
+
 SCALAR_FUNCTIONS: dict[str, ScalarFunction] = {
     f.name: f
     for f in [
@@ -189,10 +217,22 @@ SCALAR_FUNCTIONS: dict[str, ScalarFunction] = {
         ),
         ScalarFunction("coalesce", ("any",), _common, lambda *xs: pl.coalesce(list(xs)), variadic=True, min_args=1),
         ScalarFunction(
-            "greatest", ("numeric",), _common, lambda *xs: pl.max_horizontal(list(xs)), variadic=True, min_args=1
+            "greatest",
+            ("any",),
+            _common,
+            lambda *xs: pl.max_horizontal(list(xs)),
+            variadic=True,
+            min_args=1,
+            check=_comparable_arguments,
         ),
         ScalarFunction(
-            "least", ("numeric",), _common, lambda *xs: pl.min_horizontal(list(xs)), variadic=True, min_args=1
+            "least",
+            ("any",),
+            _common,
+            lambda *xs: pl.min_horizontal(list(xs)),
+            variadic=True,
+            min_args=1,
+            check=_comparable_arguments,
         ),
         ScalarFunction("nullif", ("any", "any"), _same_as_first, lambda a, b: pl.when(a == b).then(None).otherwise(a)),
         ScalarFunction(
@@ -208,11 +248,99 @@ SCALAR_FUNCTIONS: dict[str, ScalarFunction] = {
         ScalarFunction("hour", ("timestamp",), _const(T.BIGINT), lambda t: t.dt.hour().cast(pl.Int64)),
         ScalarFunction("minute", ("timestamp",), _const(T.BIGINT), lambda t: t.dt.minute().cast(pl.Int64)),
         ScalarFunction("second", ("timestamp",), _const(T.BIGINT), lambda t: t.dt.second().cast(pl.Int64)),
+        ScalarFunction(
+            "trunc",
+            ("numeric",),
+            _same_as_first,
+            _trunc,
+            doc="the number with its fraction dropped (toward zero); an integer stays as it is",
+            example="trunc(-2.7) = -2.0",
+        ),
+        ScalarFunction(
+            "sign",
+            ("numeric",),
+            _const(T.INT),
+            _sign,
+            doc="-1, 0 or 1 by the sign of the number (0 for -0.0 and NaN)",
+            example="sign(-3.5) = -1",
+        ),
     ]
 }
 
+
+# Descriptions (and signatures where the argument kinds do not say it) for SHOW FUNCTIONS / DESCRIBE FUNCTION.
+_DOCS: dict[str, tuple[str, str, str]] = {  # name: (description, example, signature)
+    "upper": ("upper-case", "upper('abc') = 'ABC'", ""),
+    "lower": ("lower-case", "lower('ABC') = 'abc'", ""),
+    "ltrim": ("leading spaces removed", "ltrim('  a ') = 'a '", ""),
+    "rtrim": ("trailing spaces removed", "rtrim('  a ') = '  a'", ""),
+    "trim": ("leading and trailing spaces removed (not tabs or newlines)", "trim('  a ') = 'a'", ""),
+    "starts_with": ("whether the string starts with the prefix", "starts_with('abc', 'ab') = true", ""),
+    "ends_with": ("whether the string ends with the suffix", "ends_with('abc', 'bc') = true", ""),
+    "contains": ("whether the string contains the text (not a pattern)", "contains('a.c', '.') = true", ""),
+    "abs": ("absolute value", "abs(-3) = 3", ""),
+    "round": (
+        "rounded half away from zero to the digits (negative: tens, hundreds)",
+        "round(2.345, 2) = 2.35; round(1250, -2) = 1300",
+        "round(x NUMERIC[, digits BIGINT literal]) -> BIGINT for an integer, else DOUBLE",
+    ),
+    "floor": ("the largest whole number not above x", "floor(-2.5) = -3.0", ""),
+    "ceil": ("the smallest whole number not below x", "ceil(-2.5) = -2.0", ""),
+    "sqrt": ("square root (NaN below 0)", "sqrt(16) = 4.0", ""),
+    "exp": ("e to the power x", "exp(1) = 2.718281828459045", ""),
+    "ln": ("natural logarithm (-inf at 0, NaN below)", "ln(1) = 0.0", ""),
+    "log10": ("base-10 logarithm", "log10(1000) = 3.0", ""),
+    "log": ("LOG(x) is base 10; LOG(b, x) is base b", "log(100) = 2.0; log(2, 8) = 3.0", ""),
+    "power": ("x to the power y", "power(2, 10) = 1024.0", ""),
+    "coalesce": (
+        "the first argument that is not NULL",
+        "coalesce(NULL, 2, 3) = 2",
+        "coalesce(x ANY, ...) -> the arguments' common type",
+    ),
+    "greatest": (
+        "the largest argument; NULLs are ignored (NaN is above every number)",
+        "greatest(1, NULL, 3) = 3",
+        "greatest(x ANY, ...) -> the arguments' common type (numbers, strings or timestamps)",
+    ),
+    "least": (
+        "the smallest argument; NULLs are ignored",
+        "least(4, 2.5) = 2.5",
+        "least(x ANY, ...) -> the arguments' common type (numbers, strings or timestamps)",
+    ),
+    "nullif": ("NULL when a = b, else a", "nullif(1, 1) = NULL", "nullif(a ANY, b ANY) -> the type of a"),
+    "to_timestamp_ms": ("epoch milliseconds to a TIMESTAMP", "to_timestamp_ms(1704067200000) = 2024-01-01", ""),
+    "epoch_ms": ("milliseconds since 1970-01-01", "epoch_ms(TIMESTAMP '1970-01-01 00:00:01') = 1000", ""),
+    "hour": ("the hour, 0 to 23", "hour(TIMESTAMP '2024-03-04 13:05:07') = 13", ""),
+    "minute": ("the minute, 0 to 59", "minute(TIMESTAMP '2024-03-04 13:05:07') = 5", ""),
+    "second": ("the second, 0 to 59 (without the fraction)", "second(TIMESTAMP '2024-03-04 13:05:07.5') = 7", ""),
+    "length": ("number of characters", "length('héllo') = 5", ""),
+    "substring": ("substring(s, start[, length]), 1-based", "substring('hello', 2, 3) = 'ell'", ""),
+    "replace": ("every `from` replaced by `to` (text, not a pattern)", "replace('a-b-c', '-', '+') = 'a+b+c'", ""),
+    "concat": ("the arguments as text, joined; NULLs are skipped", "concat('a', NULL, 1) = 'a1'", ""),
+}
+for _name, (_doc, _example, _signature) in _DOCS.items():
+    _fn = SCALAR_FUNCTIONS[_name]
+    SCALAR_FUNCTIONS[_name] = replace(_fn, doc=_doc, example=_example, signature=_signature or _fn.signature)
+SCALAR_FUNCTIONS["concat"] = replace(SCALAR_FUNCTIONS["concat"], nulls="NULL arguments are skipped")
+SCALAR_FUNCTIONS["coalesce"] = replace(SCALAR_FUNCTIONS["coalesce"], nulls="NULL only when every argument is")
+SCALAR_FUNCTIONS["greatest"] = replace(SCALAR_FUNCTIONS["greatest"], nulls="NULLs are ignored; NULL if all are")
+SCALAR_FUNCTIONS["least"] = replace(SCALAR_FUNCTIONS["least"], nulls="NULLs are ignored; NULL if all are")
+SCALAR_FUNCTIONS["nullif"] = replace(SCALAR_FUNCTIONS["nullif"], nulls="NULL when a is NULL or a = b")
+
+
+# The functions of stream_dsl.ir.functions_time and functions_text.
+def _more_functions() -> list[ScalarFunction]:
+    return functions_time.functions() + functions_text.functions()
+
+
+from stream_dsl.ir import functions_text, functions_time  # noqa: E402 (they build ScalarFunctions)
+
+SCALAR_FUNCTIONS |= {f.name: f for f in _more_functions()}
+
 # Other spellings users bring from other SQL dialects.
 FUNCTION_ALIASES = {
+    **functions_time.ALIASES,
+    **functions_text.ALIASES,
     "substr": "substring",
     "char_length": "length",
     "len": "length",

@@ -162,7 +162,7 @@ def _(e: E.Binary) -> pl.Expr:
 
 def can_fail(e: E.Expr) -> bool:
     """Whether `e` holds what usually raises for a row: a CAST, integer or time arithmetic (overflow), ROUND
-    or ABS of an integer, TO_TIMESTAMP_MS. Only an evaluation order depends on it (`_(e: E.Binary)`)."""
+    or ABS of an integer, TO_TIMESTAMP(_MS), LPAD/RPAD. Only an evaluation order depends on it (`_(e: E.Binary)`)."""
     for node in E.walk(e):
         if isinstance(node, E.Cast):
             return True
@@ -171,9 +171,12 @@ def can_fail(e: E.Expr) -> bool:
                 return True
         if isinstance(node, E.Unary) and node.op == "-" and node.dtype.is_integer:
             return True
-        if isinstance(node, E.Func) and node.name in ("round", "abs", "to_timestamp_ms"):
+        if isinstance(node, E.Func) and node.name in _FUNCTIONS_THAT_RAISE:
             return True
     return False
+
+
+_FUNCTIONS_THAT_RAISE = ("round", "abs", "to_timestamp_ms", "to_timestamp", "lpad", "rpad")
 
 
 def _is_zero(e: E.Expr) -> bool:
@@ -458,7 +461,7 @@ def _(e: E.Func) -> pl.Expr:
         return epoch_ms_to_timestamp(_compile(e.args[0]))
     if e.name == "round" and e.dtype.is_integer:
         return _round_integer(_compile(e.args[0]), e.args[1] if len(e.args) > 1 else None, e.dtype)
-    if e.name == "concat":  # each argument as CAST(x AS STRING) writes it (a TIMESTAMP without '.000')
+    if e.name in ("concat", "concat_ws"):  # each argument as CAST(x AS STRING) writes it (a TIMESTAMP without '.000')
         return fn.polars(*(_to_string(_compile(a), a.dtype) for a in e.args))
     args = [_typed_null(_compile(a), a, fn.args[min(i, len(fn.args) - 1)], e.dtype) for i, a in enumerate(e.args)]
     result = fn.polars(*args)

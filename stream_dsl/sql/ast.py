@@ -369,6 +369,7 @@ class Show:
 class Describe:
     name: str
     span: Span | None = _SPAN
+    function: bool = False  # DESCRIBE FUNCTION name
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,6 +18,7 @@ class _Ident(NamedTuple):
 
     text: str
     span: Span
+    quoted: bool = False
 
 
 @dataclass(frozen=True)
@@ -240,6 +241,9 @@ class AstBuilder:
     def describe(self, meta: Meta, children: list[Any]) -> ast.Describe:
         return ast.Describe(name=children[-1].text, span=_span(meta))
 
+    def describe_function(self, meta: Meta, children: list[Any]) -> ast.Describe:
+        return ast.Describe(name=children[-1].text, function=True, span=_span(meta))
+
     def set_stmt(self, meta: Meta, children: list[Any]) -> ast.SetOption:
         return ast.SetOption(key=str(children[1]), value=children[-1], span=_span(meta))
 
@@ -430,7 +434,9 @@ class AstBuilder:
     def timestamp_lit(self, meta: Meta, children: list[Any]) -> ast.TimestampLit:
         return ast.TimestampLit(_unquote(children[1], "'"), span=_span(meta))
 
-    def column(self, meta: Meta, children: list[Any]) -> ast.Identifier:
+    def column(self, meta: Meta, children: list[Any]) -> ast.Identifier | ast.FuncCall:
+        if len(children) == 1 and children[0].text.lower() == "current_timestamp" and not children[0].quoted:
+            return ast.FuncCall(name="CURRENT_TIMESTAMP", args=(), span=_span(meta))  # SQL's spelling of NOW()
         return ast.Identifier(tuple(c.text for c in children), span=_span(meta))
 
     def timestamp_column(self, meta: Meta, children: list[Any]) -> ast.Identifier:
@@ -455,6 +461,14 @@ class AstBuilder:
     def partition_clause(self, meta: Meta, children: list[Any]) -> list[ast.Expr]:
         return _exprs(children)
 
+    def extract_call(self, meta: Meta, children: list[Any]) -> ast.FuncCall:
+        """`EXTRACT(field FROM ts)` is `DATE_PART('field', ts)`."""
+        function, field, operand = children[0], children[1], children[-1]
+        if function.text.upper() != "EXTRACT":
+            raise self._error(f"'{function.text}(x FROM y)' is not a function call; EXTRACT is", function.span)
+        literal = ast.StringLit(field.text.lower(), span=field.span)
+        return ast.FuncCall(name="DATE_PART", args=(literal, operand), span=_span(meta))
+
     def case_expr(self, meta: Meta, children: list[Any]) -> ast.Case:
         operand = children[1]
         whens = tuple(c for c in children if isinstance(c, tuple))
@@ -471,4 +485,4 @@ class AstBuilder:
         text = _unquote(token, token[0])
         if not text:
             raise self._error("empty quoted name", _token_span(token))
-        return _Ident(text, _token_span(token))
+        return _Ident(text, _token_span(token), quoted=True)

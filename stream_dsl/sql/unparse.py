@@ -363,7 +363,7 @@ def _(node: ast.Show) -> str:
 
 @unparse.register
 def _(node: ast.Describe) -> str:
-    return f"DESCRIBE {name(node.name)}"
+    return f"DESCRIBE {'FUNCTION ' if node.function else ''}{name(node.name)}"
 
 
 @unparse.register

@@ -1,0 +1,138 @@
+"""What SHOW FUNCTIONS and DESCRIBE FUNCTION print, read from the function registry itself.
+
+Every row comes from `SCALAR_FUNCTIONS`, `AGGREGATE_FUNCTIONS`,
+`WINDOW_FUNCTIONS` or an alias table of `stream_dsl.ir.functions`, so a
+function is listed exactly when the binder accepts its name.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import polars as pl
+
+from stream_dsl.ir.functions import (
+    AGGREGATE_ALIASES,
+    AGGREGATE_FUNCTIONS,
+    FUNCTION_ALIASES,
+    SCALAR_FUNCTIONS,
+    WINDOW_FUNCTIONS,
+    ScalarFunction,
+)
+from stream_dsl.ir.types import DataType
+
+T = DataType
+
+
+@dataclass(frozen=True)
+class FunctionDoc:
+    name: str
+    kind: str  # 'scalar', 'aggregate' or 'window'
+    signature: str
+    description: str
+    example: str = ""
+    nulls: str = ""
+    alias_of: str | None = None
+
+
+_AGGREGATES = {
+    "count": ("count(*) | count([DISTINCT] x ANY) -> BIGINT", "rows, or non-NULL values of x", "NULLs not counted"),
+    "sum": ("sum(x NUMERIC) -> BIGINT | DOUBLE", "the sum", "NULLs skipped; NULL over no values"),
+    "avg": ("avg(x NUMERIC) -> DOUBLE", "the mean", "NULLs skipped; NULL over no values"),
+    "min": ("min(x ANY) -> same type", "the smallest value", "NULLs skipped; NULL over no values"),
+    "max": ("max(x ANY) -> same type", "the largest value", "NULLs skipped; NULL over no values"),
+}
+_WINDOWS = {
+    "tumble": ("tumble(ts TIMESTAMP, size INTERVAL)", "fixed, non-overlapping windows (in GROUP BY)"),
+    "hop": ("hop(ts TIMESTAMP, size INTERVAL, slide INTERVAL)", "sliding windows (in GROUP BY)"),
+    "session": ("session(ts TIMESTAMP, gap INTERVAL)", "windows closed by a gap in activity (in GROUP BY)"),
+}
+_KIND_NAMES = {
+    "numeric": "NUMERIC",
+    "string": "STRING",
+    "timestamp": "TIMESTAMP",
+    "integer": "BIGINT",
+    "interval": "INTERVAL",
+    "any": "ANY",
+}
+_SAMPLE = {
+    "numeric": T.DOUBLE,
+    "string": T.STRING,
+    "timestamp": T.TIMESTAMP,
+    "integer": T.BIGINT,
+    "interval": T.INTERVAL,
+    "any": T.STRING,
+}
+
+
+def signature(fn: ScalarFunction) -> str:
+    if fn.signature:
+        return fn.signature
+    low = len(fn.args) if fn.min_args is None else fn.min_args
+    kinds = [_KIND_NAMES[k] for k in fn.args]
+    shown = ", ".join(kinds[:low])
+    if len(kinds) > low:
+        shown += ("[, " if low else "[") + ", ".join(kinds[low:]) + "]"
+    if fn.variadic:
+        shown += ", ..."
+    as_double = fn.returns([_SAMPLE[k] for k in fn.args] or [T.NULL])
+    as_bigint = fn.returns([T.BIGINT if k == "numeric" else _SAMPLE[k] for k in fn.args] or [T.NULL])
+    result = as_double.value if as_double is as_bigint else "same type as the argument"
+    return f"{fn.name}({shown}) -> {result}"
+
+
+def _scalar(fn: ScalarFunction) -> FunctionDoc:
+    return FunctionDoc(fn.name, "scalar", signature(fn), fn.doc or fn.name, fn.example, fn.nulls)
+
+
+def all_docs() -> list[FunctionDoc]:
+    """Every name the binder accepts as a function: scalars, aggregates, windows and their aliases."""
+    docs = [_scalar(f) for f in SCALAR_FUNCTIONS.values()]
+    docs += [FunctionDoc(n, "aggregate", sig, desc, nulls=nulls) for n, (sig, desc, nulls) in _AGGREGATES.items()]
+    docs += [FunctionDoc(n, "window", sig, desc) for n, (sig, desc) in _WINDOWS.items()]
+    by_name = {d.name: d for d in docs}
+    for alias, target in (FUNCTION_ALIASES | AGGREGATE_ALIASES).items():
+        doc = by_name[target]
+        docs.append(
+            FunctionDoc(alias, doc.kind, doc.signature, f"the same as {target}", doc.example, doc.nulls, target)
+        )
+    assert set(AGGREGATE_FUNCTIONS) == set(_AGGREGATES) and set(WINDOW_FUNCTIONS) == set(_WINDOWS)
+    return sorted(docs, key=lambda d: d.name)
+
+
+def find(name: str) -> FunctionDoc | None:
+    return next((d for d in all_docs() if d.name == name.lower()), None)
+
+
+def show_functions() -> pl.DataFrame:
+    """SHOW FUNCTIONS: one row per name, with its kind, signature and one line of description."""
+    docs = all_docs()
+    return pl.DataFrame(
+        {
+            "name": [d.name for d in docs],
+            "kind": [d.kind for d in docs],
+            "signature": [d.signature for d in docs],
+            "description": [d.description for d in docs],
+        },
+        schema={"name": pl.String, "kind": pl.String, "signature": pl.String, "description": pl.String},
+    )
+
+
+def describe_function(name: str) -> pl.DataFrame:
+    """DESCRIBE FUNCTION f: a (property, value) row each for its signature, description, example, NULLs."""
+    doc = find(name)
+    assert doc is not None, name  # the binder checked the name
+    rows = [
+        ("name", doc.name),
+        ("kind", doc.kind),
+        ("signature", doc.signature),
+        ("description", doc.description),
+        ("example", doc.example),
+        ("nulls", doc.nulls),
+    ]
+    if doc.alias_of:
+        rows.append(("alias of", doc.alias_of))
+    return pl.DataFrame(
+        {"property": [r[0] for r in rows], "value": [r[1] for r in rows]},
+        schema={"property": pl.String, "value": pl.String},
+    )
