@@ -20,8 +20,11 @@ def format_name(value: str | None, what: str) -> str | None:
 
 
 def format_of(path: str) -> str | None:
-    """The format a file's extension names, or None."""
+    """The format a file's extension names (through a '.gz' of a text format), or None."""
     lowered = path.lower()
+    if lowered.endswith(".gz"):
+        lowered = lowered[:-3]
+        return next((f for f in ("ndjson", "csv") if lowered.endswith(EXTENSIONS[f])), None)
     for fmt, extensions in EXTENSIONS.items():
         if lowered.endswith(extensions):
             return fmt

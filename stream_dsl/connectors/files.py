@@ -10,23 +10,34 @@ format's extensions are read, and names starting with '.' or '_' are skipped
 (writers' temporary files). With `splits`, part i of n reads the files whose
 name hashes to i (crc32 modulo n), each part up to `max_files_per_batch`.
 
-Sink options: `path` (a directory) and `format` (parquet, csv or ndjson;
-default parquet). Each batch becomes one file `part-{batch_id:08d}.{ext}`,
+Sink options: `path` (a directory), `format` (parquet, csv or ndjson;
+default parquet), `partition_by` (columns: rows go to Hive-style
+directories `col=value/`, values %-escaped, NULL as
+`__HIVE_DEFAULT_PARTITION__`; the columns stay in the files too),
+`compression` (parquet: zstd (default), snappy, lz4, gzip, brotli,
+uncompressed; csv and ndjson: gzip, written as `.csv.gz` / `.ndjson.gz`,
+which the source reads back), and `roll_interval` / `roll_size` (e.g. '1min',
+'128MB'). Without rolling each batch becomes one file per partition,
+`part-{batch_id:08d}.{ext}`, visible at once, and writing a batch id again
+replaces its files. With rolling a batch goes to staging files under
+`_staging/` (durable, never read), and once the oldest staged batch is
+`roll_interval` old or the staged bytes reach `roll_size` (checked as
+batches arrive, and when the query ends) every staged batch of a partition
+is written as one file `data-{first:08d}-{last:08d}.{ext}`, which becomes
+visible then; a batch already durable is not written again. Every file is
 written to an exclusively created temporary file (an unpredictable name,
 mode 0600, never through a symlink: `stream_dsl/file_writes.py`) and
-renamed into place, so a reader never sees half a file and writing a batch
-id again replaces its file. A write that finds the disk full is retried a
-few times with a growing pause before the query fails with an error naming
-the sink and the file. Exactly
-once: after the part file is in place, the batch is appended to the
-committed-batch log `_committed` in the sink directory (one JSON line
-`{"batch_id": N, "file": "part-...."}` per batch, each batch once; a line
-cut short by a crash is ignored). A part file the log does not list was
-written by a batch that never committed (a crash between the two writes):
-`read_committed(path)` and the files source, reading a directory that has
-a `_committed` log, skip it; the replayed batch overwrites it. A query
+renamed into place, so a reader never sees half a file. A write that finds
+the disk full is retried a few times with a growing pause before the query
+fails with an error naming the sink and the file. Exactly once: after a
+batch's files are in place, the batch is appended to the committed log
+`_committed` in the sink directory, and a roll appends its own line after
+its files (`files_sink_log` documents the lines for outside readers). A
+file the log does not name (a crash between a write and its line) is never
+read: `read_committed(path)` and the files source, reading a directory that
+has a `_committed` log, read exactly the visible files it names. A query
 started again on the same directory continues after the last committed
-batch id (`FileSink.last_batch_id`).
+batch id (`FileSink.last_batch_id`), and rolls what a crash left staged.
 
 A file listed when the source opened but deleted before it was read is a
 ConnectorError naming the source and the file.
@@ -35,6 +46,7 @@ ConnectorError naming the source and the file.
 from __future__ import annotations
 
 import glob
+import gzip
 import os
 import time
 import zlib
@@ -49,9 +61,10 @@ from stream_dsl.connectors.decode_ndjson import decode_ndjson
 from stream_dsl.connectors.decode_csv import CsvOptions, decode_csv
 from stream_dsl.connectors.options import as_bool, as_int, check_keys
 from stream_dsl.errors import ConnectorError
-from stream_dsl.connectors.file_formats import EXTENSIONS, format_name, format_of
+from stream_dsl.connectors.file_formats import format_name, format_of
 from stream_dsl.connectors.file_formats import SINK_EXTENSION as SINK_EXTENSION
-from stream_dsl.connectors.files_sink import COMMITTED_LOG, FileSink, committed_files
+from stream_dsl.connectors.files_sink import FileSink
+from stream_dsl.connectors.files_sink_log import COMMITTED_LOG, live_files
 
 # the sink's public names, which callers reach as `files.X` (SINK_OPTIONS: the docs' connector reference)
 from stream_dsl.connectors.files_sink import SINK_OPTIONS as SINK_OPTIONS
@@ -115,13 +128,13 @@ def list_files(options: FileOptions, what: str, *, allow_missing: bool = False) 
             raise ConnectorError(f"{what}: no files match path '{path}'")
         return sorted(found)
     if os.path.isdir(path):
-        names = [os.path.join(path, n) for n in os.listdir(path)]
-        files = [p for p in names if os.path.isfile(p) and _visible(p)]
-        if os.path.isfile(os.path.join(path, COMMITTED_LOG)):  # a sink's output: committed parts only
-            committed = {os.path.join(path, name) for name in committed_files(path).values() if name}
-            files = [p for p in files if p in committed]
+        if os.path.isfile(os.path.join(path, COMMITTED_LOG)):  # a sink's output: its visible files only
+            files = [p for p in (os.path.join(path, n) for n in live_files(path)) if os.path.isfile(p)]
+        else:
+            names = [os.path.join(path, n) for n in os.listdir(path)]
+            files = [p for p in names if os.path.isfile(p) and _visible(p)]
         if options.format is not None:
-            return sorted(p for p in files if p.lower().endswith(EXTENSIONS[options.format]))
+            return sorted(p for p in files if format_of(p) == options.format)
         return sorted(p for p in files if format_of(p) is not None)
     if os.path.isfile(path):
         return [path]
@@ -145,10 +158,12 @@ def read_file(path: str, options: FileOptions, schema: Schema, full_schema: Sche
     try:
         with open(path, "rb") as f:
             data = f.read()
+        if path.lower().endswith(".gz"):  # a gzip'ed text file (the files sink's compression = 'gzip')
+            data = gzip.decompress(data)
     except FileNotFoundError:
         raise ConnectorError(f"source '{source}': file '{path}' was deleted before it was read") from None
-    except OSError as e:
-        raise ConnectorError(f"source '{source}': cannot read '{path}': {e.strerror or e}") from None
+    except (OSError, EOFError) as e:
+        raise ConnectorError(f"source '{source}': cannot read '{path}': {getattr(e, 'strerror', None) or e}") from None
     if fmt == "csv":
         return decode_csv(data, schema, source=source, origin=path, options=options.csv, full_schema=full_schema)
     return decode_ndjson(data, schema, source=source, origin=path, full_schema=full_schema)

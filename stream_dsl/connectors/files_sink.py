@@ -1,25 +1,35 @@
-"""The `files` sink: one part file per batch and the committed-batch log (see `files` for the contract)."""
+"""The `files` sink: batches to files (rolled or one per batch, partitioned or not) and the committed log.
+
+See `files` for the contract and `files_sink_log` for the log readers follow.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import gzip
 import io
 import json
 import os
-import re
+import time
 from typing import Any
+from urllib.parse import quote
 
 import polars as pl
 
-from stream_dsl.connectors.file_formats import SINK_EXTENSION, format_name, format_of
+from stream_dsl.connectors.file_formats import SINK_EXTENSION, format_name
 from stream_dsl.connectors.file_writes import append_line, error_text, with_retries, write_atomically
-from stream_dsl.connectors.options import check_keys
+from stream_dsl.connectors.files_sink_log import COMMITTED_LOG, SinkLog
+from stream_dsl.connectors.files_sink_log import committed_batches as committed_batches
+from stream_dsl.connectors.files_sink_log import committed_files as committed_files
+from stream_dsl.connectors.files_sink_log import read_committed as read_committed
+from stream_dsl.connectors.options import as_duration_ms, as_size_bytes, check_keys
 from stream_dsl.errors import ConnectorError
 from stream_dsl.ir.definitions import SinkDef
 
-SINK_OPTIONS = ("path", "format")
-COMMITTED_LOG = "_committed"
-_PART = re.compile(r"part-(\d+)\.(?:parquet|csv|ndjson)")
+SINK_OPTIONS = ("path", "format", "partition_by", "compression", "roll_interval", "roll_size")
+STAGING = "_staging"  # batches waiting for a roll (durable, never read: the name starts with '_')
+HIVE_NULL = "__HIVE_DEFAULT_PARTITION__"
+PARQUET_CODECS = ("zstd", "snappy", "lz4", "gzip", "brotli", "uncompressed")
 
 
 def for_text_format(frame: pl.DataFrame, fmt: str) -> pl.DataFrame:
@@ -32,11 +42,12 @@ def for_text_format(frame: pl.DataFrame, fmt: str) -> pl.DataFrame:
     return frame.with_columns(pl.col(stamps).dt.to_string("%Y-%m-%dT%H:%M:%S%.3f"))
 
 
-def frame_bytes(frame: pl.DataFrame, fmt: str) -> bytes:
-    """`frame` as the bytes of a file of format `fmt` (timestamps as ISO-8601 text in text formats)."""
+def frame_bytes(frame: pl.DataFrame, fmt: str, compression: str | None = None) -> bytes:
+    """`frame` as the bytes of a file of format `fmt` (timestamps as ISO-8601 text in text formats;
+    `compression`: the parquet codec, zstd by default)."""
     out, buffer = for_text_format(frame, fmt), io.BytesIO()
     if fmt == "parquet":
-        out.write_parquet(buffer)
+        out.write_parquet(buffer, compression=compression or "zstd")  # type: ignore[arg-type]
     elif fmt == "csv":
         out.write_csv(buffer)
     else:
@@ -50,75 +61,13 @@ def write_frame(frame: pl.DataFrame, path: str, fmt: str) -> None:
     write_atomically(path, frame_bytes(frame, fmt))
 
 
-# ---------------------------------------------------------------- the committed-batch log
-
-
-def committed_batches(path: str) -> list[int]:
-    """The batch ids the log of sink directory `path` lists, in order (each once).
-
-    A last line cut short by a crash (no newline, or not JSON) is ignored.
-    """
-    try:
-        with open(os.path.join(path, COMMITTED_LOG), "rb") as f:
-            data = f.read()
-    except FileNotFoundError:
-        return []
-    found: set[int] = set()
-    for line in data.split(b"\n")[:-1]:  # the part after the last newline is unfinished
-        try:
-            found.add(int(json.loads(line)["batch_id"]))
-        except (ValueError, KeyError, TypeError):
-            continue
-    return sorted(found)
-
-
-def _part_batch_id(name: str) -> int | None:
-    match = _PART.fullmatch(name)
-    return int(match.group(1)) if match else None
-
-
-def committed_files(path: str) -> dict[int, str | None]:
-    """Batch id → its part file's name (None: the batch wrote no rows) for every committed batch."""
-    parts = {}
-    for name in sorted(os.listdir(path)) if os.path.isdir(path) else []:
-        batch = _part_batch_id(name)
-        if batch is not None:
-            parts[batch] = name
-    return {batch: parts.get(batch) for batch in committed_batches(path)}
-
-
-def read_committed(path: str) -> pl.DataFrame:
-    """Every committed part file of the sink directory `path`, in batch order, as one frame.
-
-    Part files the log does not list (a batch that crashed before it
-    committed) are left out; a committed batch with no rows adds nothing.
-    """
-    frames = []
-    for name in committed_files(path).values():
-        file = os.path.join(path, name) if name else None
-        if file is None:
-            continue
-        fmt = format_of(file)
-        if fmt == "parquet":
-            frames.append(pl.read_parquet(file))
-        elif fmt == "csv":
-            frames.append(pl.read_csv(file))
-        else:
-            frames.append(pl.read_ndjson(file))
-    if not frames:
-        return pl.DataFrame()
-    return frames[0] if len(frames) == 1 else pl.concat(frames, how="diagonal_relaxed")
-
-
-def _append_line(path: str, line: bytes) -> None:
-    """Append one line with a single write on an O_APPEND descriptor, then fsync: it is whole or ignored."""
-    append_line(path, line)
-
-
 class FileSink:
-    """One file per batch id, then one line in the committed-batch log (see the module doc).
+    """Batches to files, exactly once (see `files`' module doc and `files_sink_log` for the log).
 
-    Empty batches write no part file (and clear a file a replay would replace).
+    Without rolling each batch is one file per partition, visible at once; a replayed batch rewrites
+    its files in place. With `roll_interval` or `roll_size` a batch goes to staging files first
+    (durable, not read), and a roll writes every staged batch of a partition into one file and makes it
+    visible; a replayed batch that is already durable is not written again (its rows are the same).
     """
 
     def __init__(self, definition: SinkDef) -> None:
@@ -128,29 +77,145 @@ class FileSink:
         if not path:
             raise ConnectorError(f"{what}: the files connector needs a path option (a directory)")
         self.definition = definition
+        self.what = what
         self.path = os.path.expanduser(path)
         self.format = format_name(definition.option("format", "parquet"), what) or "parquet"
+        self.compression = _compression(definition.option("compression"), self.format, what)
+        self.partition_by = [c.strip() for c in (definition.option("partition_by") or "").split(",") if c.strip()]
+        self.roll_ms = as_duration_ms(definition.option("roll_interval"), key="roll_interval", what=what)
+        self.roll_bytes = as_size_bytes(definition.option("roll_size"), key="roll_size", what=what)
         if os.path.exists(self.path) and not os.path.isdir(self.path):
             raise ConnectorError(f"{what}: path '{self.path}' exists and is not a directory")
-        self._committed: set[int] = set(committed_batches(self.path))
+        log = SinkLog.read(self.path)
+        self._committed: set[int] = set(log.batches)
+        self._staged: dict[int, list[str]] = dict(log.staged)  # batch -> staging files, until rolled
+        self._staged_bytes = sum(_size(os.path.join(self.path, f)) for fs in self._staged.values() for f in fs)
+        self._staged_since: float | None = time.monotonic() if self._staged else None
+
+    @property
+    def rolling(self) -> bool:
+        return self.roll_ms is not None or self.roll_bytes is not None
+
+    @property
+    def extension(self) -> str:
+        return SINK_EXTENSION[self.format] + (".gz" if self.compression == "gzip" and self.format != "parquet" else "")
 
     def file_for(self, batch_id: int) -> str:
-        return os.path.join(self.path, f"part-{batch_id:08d}.{SINK_EXTENSION[self.format]}")
+        """Where an unpartitioned batch's rows go without rolling."""
+        return os.path.join(self.path, f"part-{batch_id:08d}.{self.extension}")
 
     @property
     def log_path(self) -> str:
         return os.path.join(self.path, COMMITTED_LOG)
 
     def write(self, batch_id: int, frame: pl.DataFrame) -> None:
-        """The batch's part file, then its line in the log; each write is retried while the disk is full."""
-        target = self.file_for(batch_id)
-        data = frame_bytes(frame, self.format) if frame.height else None
-        self._io(target, lambda: os.makedirs(self.path, exist_ok=True))
-        if data is None:
-            self._io(target, lambda: _remove_if_present(target))
-        else:
-            self._io(target, lambda: write_atomically(target, data))
-        self._io(self.log_path, lambda: self._commit(batch_id, os.path.basename(target) if data else None))
+        """The batch's files, then its line in the log (and a roll when one is due); each write is retried
+        while the disk is full."""
+        self._io(self.path, lambda: os.makedirs(self.path, exist_ok=True))
+        if self.rolling:
+            if batch_id not in self._committed:
+                self._stage(batch_id, frame)
+            if self._roll_due():
+                self.roll()
+            return
+        if not self.partition_by:
+            target = self.file_for(batch_id)
+            data = self._bytes(frame) if frame.height else None
+            if data is None:
+                self._io(target, lambda: _remove_if_present(target))
+            else:
+                self._io(target, lambda: write_atomically(target, data))
+            self._commit(batch_id, os.path.basename(target) if data else None)
+            return
+        names = []
+        for index, (directory, piece) in enumerate(self._pieces(frame)):
+            name = os.path.join(directory, f"part-{batch_id:08d}-{index}.{self.extension}")
+            self._write_file(name, self._bytes(piece))
+            names.append(name)
+        self._log({"batch_id": batch_id, "files": names}, batch_id)
+
+    def _stage(self, batch_id: int, frame: pl.DataFrame) -> None:
+        names = []
+        for index, (directory, piece) in enumerate(self._pieces(frame)):
+            name = os.path.join(STAGING, directory, f"part-{batch_id:08d}-{index}.{self.extension}")
+            data = self._bytes(piece)
+            self._write_file(name, data)
+            self._staged_bytes += len(data)
+            names.append(name)
+        self._log({"batch_id": batch_id, "staged": names}, batch_id)
+        self._staged[batch_id] = names
+        if self._staged_since is None:
+            self._staged_since = time.monotonic()
+
+    def _roll_due(self) -> bool:
+        if not self._staged:
+            return False
+        if self.roll_bytes is not None and self._staged_bytes >= self.roll_bytes:
+            return True
+        waited_ms = (time.monotonic() - (self._staged_since or time.monotonic())) * 1000
+        return self.roll_ms is not None and waited_ms >= self.roll_ms
+
+    def roll(self) -> None:
+        """Every staged batch into one visible file per partition, then the roll's line, then the staging
+        files go (a crash before the line leaves the batches staged; one after it, files nobody reads)."""
+        if not self._staged:
+            return
+        batches = sorted(self._staged)
+        by_directory: dict[str, list[str]] = {}
+        for batch in batches:
+            for name in self._staged[batch]:
+                by_directory.setdefault(os.path.dirname(os.path.relpath(name, STAGING)), []).append(name)
+        rolled = []
+        for directory, names in sorted(by_directory.items()):
+            target = os.path.join(directory, f"data-{batches[0]:08d}-{batches[-1]:08d}.{self.extension}")
+            self._write_file(target, self._merged([os.path.join(self.path, n) for n in names]))
+            rolled.append(target)
+        self._log({"roll": rolled, "batches": batches}, None)
+        for batch in batches:
+            for name in self._staged.pop(batch):
+                _remove_if_present(os.path.join(self.path, name))
+        _remove_empty_directories(os.path.join(self.path, STAGING))
+        self._staged_bytes, self._staged_since = 0, None
+
+    def _merged(self, files: list[str]) -> bytes:
+        """The staged files' rows as one file's bytes: parquet re-encoded, text concatenated (one CSV header)."""
+        if self.format == "parquet":
+            return self._bytes(pl.concat([pl.read_parquet(f) for f in files], how="diagonal_relaxed"))
+        chunks = []
+        for i, file in enumerate(files):
+            with open(file, "rb") as f:
+                data = f.read()
+            if self.compression == "gzip":
+                data = gzip.decompress(data)
+            if self.format == "csv" and i > 0:
+                data = data.split(b"\n", 1)[1] if b"\n" in data else b""
+            chunks.append(data)
+        joined = b"".join(chunks)
+        return gzip.compress(joined) if self.compression == "gzip" else joined
+
+    def _pieces(self, frame: pl.DataFrame) -> list[tuple[str, pl.DataFrame]]:
+        """The batch's rows per partition directory ('' unpartitioned), partitions in sorted order."""
+        if not self.partition_by:
+            return [("", frame)] if frame.height else []
+        missing = [c for c in self.partition_by if c not in frame.columns]
+        if missing:
+            raise ConnectorError(
+                f"{self.what}: partition_by names column '{missing[0]}', which the query does not produce; "
+                f"its columns: {', '.join(frame.columns)}"
+            )
+        if not frame.height:
+            return []
+        pieces = frame.partition_by(self.partition_by, as_dict=True, maintain_order=True)
+        return sorted((partition_directory(self.partition_by, key), piece) for key, piece in pieces.items())
+
+    def _bytes(self, frame: pl.DataFrame) -> bytes:
+        data = frame_bytes(frame, self.format, self.compression)
+        return gzip.compress(data) if self.compression == "gzip" and self.format != "parquet" else data
+
+    def _write_file(self, name: str, data: bytes) -> None:
+        target = os.path.join(self.path, name)
+        self._io(target, lambda: os.makedirs(os.path.dirname(target), exist_ok=True))
+        self._io(target, lambda: write_atomically(target, data))
 
     def _io(self, path: str, write: Any) -> None:
         try:
@@ -159,18 +224,64 @@ class FileSink:
             raise ConnectorError(f"sink '{self.definition.name}': cannot write '{path}': {error_text(e)}") from None
 
     def _commit(self, batch_id: int, file: str | None) -> None:
-        """List the batch in the log, once: a replay replaced its part file in place already."""
-        if batch_id in self._committed:
+        """List an unpartitioned batch, with its one file (None: no rows), in the log, once."""
+        self._log({"batch_id": batch_id, "file": file}, batch_id)
+
+    def _log(self, entry: dict[str, Any], batch_id: int | None) -> None:
+        """Append `entry` to the log; a batch's entry once (a replay rewrote its files in place already)."""
+        if batch_id is not None and batch_id in self._committed:
             return
-        _append_line(self.log_path, json.dumps({"batch_id": batch_id, "file": file}).encode() + b"\n")
-        self._committed.add(batch_id)
+        line = json.dumps(entry).encode() + b"\n"
+        self._io(self.log_path, lambda: _append_line(self.log_path, line))
+        if batch_id is not None:
+            self._committed.add(batch_id)
 
     def last_batch_id(self) -> int | None:
         """The newest committed batch id, so a restarted query continues after it."""
         return max(self._committed) if self._committed else None
 
     def close(self) -> None:
-        pass
+        """The query ended: what is staged becomes visible."""
+        self.roll()
+
+
+def _append_line(path: str, line: bytes) -> None:
+    """Append one line with a single write on an O_APPEND descriptor, then fsync: it is whole or ignored."""
+    append_line(path, line)
+
+
+def partition_directory(columns: list[str], values: tuple[Any, ...]) -> str:
+    """`col=value/...` (Hive style; values %-escaped, NULL as Hive's default partition name)."""
+    parts = []
+    for column, value in zip(columns, values):
+        text = HIVE_NULL if value is None else quote(str(value), safe="")
+        parts.append(f"{column}={text}")
+    return os.path.join(*parts)
+
+
+def _compression(value: str | None, fmt: str, what: str) -> str | None:
+    if value is None:
+        return None
+    codec = value.strip().lower()
+    allowed = PARQUET_CODECS if fmt == "parquet" else ("gzip", "none")
+    if codec not in allowed:
+        raise ConnectorError(f"{what}: compression '{value}' is not one of {', '.join(allowed)} for {fmt}")
+    return None if codec == "none" else codec
+
+
+def _size(path: str) -> int:
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return 0
+
+
+def _remove_empty_directories(root: str) -> None:
+    """The partition directories under `root` that a roll emptied (not `root` itself)."""
+    for directory, _, _ in sorted(os.walk(root), key=lambda entry: -len(entry[0])):
+        if directory != root:
+            with contextlib.suppress(OSError):
+                os.rmdir(directory)
 
 
 def _remove_if_present(path: str) -> None:

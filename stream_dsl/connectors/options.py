@@ -81,3 +81,36 @@ def as_positive_rate(value: str | None, *, key: str, what: str) -> Fraction | No
     if number <= 0:
         raise ConnectorError(f"{what}: option {key} must be a positive number, got '{value}'")
     return number.limit_denominator(1_000_000)
+
+
+_DURATION_UNITS = {"ms": 1, "s": 1000, "sec": 1000, "m": 60_000, "min": 60_000, "h": 3_600_000, "d": 86_400_000}
+_SIZE_UNITS = {"b": 1, "kb": 1000, "mb": 1000**2, "gb": 1000**3, "kib": 1024, "mib": 1024**2, "gib": 1024**3}
+
+
+def _number_and_unit(value: str) -> tuple[float, str] | None:
+    text = value.strip().lower().replace(" ", "").replace("_", "")
+    digits = len(text) - len(text.lstrip("0123456789."))
+    try:
+        return float(text[:digits]), text[digits:]
+    except ValueError:
+        return None
+
+
+def as_duration_ms(value: str | None, *, key: str, what: str) -> int | None:
+    """A positive duration such as '30s', '1 min', '500ms' or '2h', in milliseconds."""
+    if value is None:
+        return None
+    parsed = _number_and_unit(value)
+    if parsed is None or parsed[1] not in _DURATION_UNITS or parsed[0] <= 0:
+        raise ConnectorError(f"{what}: option {key} must be a duration such as '30s', '1min' or '2h', got '{value}'")
+    return int(parsed[0] * _DURATION_UNITS[parsed[1]])
+
+
+def as_size_bytes(value: str | None, *, key: str, what: str) -> int | None:
+    """A positive size such as '128MB', '1GiB' or '4096' (bytes)."""
+    if value is None:
+        return None
+    parsed = _number_and_unit(value)
+    if parsed is None or (parsed[1] or "b") not in _SIZE_UNITS or parsed[0] <= 0:
+        raise ConnectorError(f"{what}: option {key} must be a size such as '128MB' or '1GiB', got '{value}'")
+    return int(parsed[0] * _SIZE_UNITS[parsed[1] or "b"])
