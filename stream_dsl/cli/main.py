@@ -255,6 +255,9 @@ def _console(stream: TextIO) -> Any:
     return Console(file=stream, width=width, color_system=None, force_terminal=False, force_interactive=False)
 
 
+RC_FILE = "~/.stream_dslrc"  # statements a shell runs first (as psql's ~/.psqlrc); $STREAM_DSL_RC overrides it
+
+
 def cmd_repl(args: argparse.Namespace, out: TextIO) -> int:
     from stream_dsl.repl import prompt, session as repl
 
@@ -262,11 +265,35 @@ def cmd_repl(args: argparse.Namespace, out: TextIO) -> int:
     err = getattr(args, "err", None) or sys.stderr
     ctx = _make_context(args)
     options = {"fmt": args.format, "timing": args.timing, "max_rows": args.max_rows}
-    if input_kind(stdin) == "terminal":
+    interactive = input_kind(stdin) == "terminal" and args.command_text is None and args.file is None
+    if interactive:
         session = repl.Session(ctx, _console(out), **options)
+    else:
+        session = repl.Session(ctx, _console(out), err_console=_console(err), live=False, **options)
+    for path in _startup_files(args):
+        if not session.execute(f"\\i {path}"):
+            return EXIT_OK
+    if args.command_text is not None:  # -c: these statements, then exit
+        session.execute(args.command_text)
+        return EXIT_ERROR if session.errors else EXIT_OK
+    if args.file is not None:  # -f: this file, then exit
+        session.execute(f"\\i {args.file}")
+        return EXIT_ERROR if session.errors else EXIT_OK
+    if interactive:
         return prompt.run_repl(session, history=args.history)
-    session = repl.Session(ctx, _console(out), err_console=_console(err), live=False, **options)
     return repl.run_piped(session, iter(stdin.readline, ""), bail=args.bail)
+
+
+def _startup_files(args: argparse.Namespace) -> list[str]:
+    """The startup file (unless --no-rc; skipped when it does not exist), then -i FILE."""
+    files = []
+    if not args.no_rc:
+        rc = os.path.expanduser(os.environ.get("STREAM_DSL_RC", RC_FILE))
+        if os.path.isfile(rc):
+            files.append(rc)
+    if args.init is not None:
+        files.append(args.init)
+    return files
 
 
 # ---------------------------------------------------------------------- bench
@@ -369,6 +396,10 @@ def _add_repl(sub: argparse._SubParsersAction) -> None:
         "--history", metavar="FILE", help="history file (default: $STREAM_DSL_HISTORY or ~/.stream_dsl_history)"
     )
     p.add_argument("--bail", action="store_true", help="without a terminal: stop at the first error")
+    p.add_argument("-c", dest="command_text", metavar="SQL", help="run these statements (or a \\command) and exit")
+    p.add_argument("-f", dest="file", metavar="FILE", help="run the statements of FILE and exit")
+    p.add_argument("-i", dest="init", metavar="FILE", help="run the statements of FILE first, then go on")
+    p.add_argument("--no-rc", action="store_true", help=f"do not run the startup file ({RC_FILE}, or $STREAM_DSL_RC)")
     p.set_defaults(handler=cmd_repl)
 
 

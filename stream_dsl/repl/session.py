@@ -323,19 +323,7 @@ class Session:
     def _meta_set(self, argument: str) -> None:
         parts = argument.split(None, 1)
         config = self.ctx.config
-        values = {
-            "workers": config.workers,
-            "executor": config.executor,
-            "group_size": config.group_size,
-            "batch_interval": f"{config.batch_interval_ms}ms",
-            "optimize": str(config.optimize).lower(),
-            "checkpoint_dir": config.checkpoint_dir or "",
-            "heartbeat_timeout": f"{config.heartbeat_timeout:g}s",
-            "transport": config.transport,
-            "checkpoint_reset": str(config.checkpoint_reset).lower(),
-            "ray_address": config.ray_address or "",
-            **{f"{RULE_SETTING_PREFIX}{rule}": "false" for rule in sorted(config.disabled_rules)},
-        }
+        values = setting_values(config)
         if not parts:
             self.show_frame(
                 pl.DataFrame({"setting": list(values), "value": [str(v) for v in values.values()]}), types=False
@@ -385,6 +373,21 @@ class Session:
         finally:
             self._depth -= 1
         return True
+
+
+def setting_values(config: Any) -> dict[str, str]:
+    """Every SET key (the binder's SETTINGS, and the switched-off rules) with its value now, as SET takes it."""
+    shown = {
+        "batch_interval": f"{config.batch_interval_ms}ms",
+        "heartbeat_timeout": f"{config.heartbeat_timeout:g}s",
+        "state_ttl": "" if config.state_ttl_ms is None else f"{config.state_ttl_ms}ms",
+    }
+    values = {}
+    for key in SETTINGS:
+        value = shown[key] if key in shown else getattr(config, key, None)
+        values[key] = "" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
+    values.update({f"{RULE_SETTING_PREFIX}{rule}": "false" for rule in sorted(config.disabled_rules)})
+    return values
 
 
 def _done(node: ast.Statement) -> str:
