@@ -27,6 +27,9 @@ class RunConfig:
     disabled_rules: frozenset[str] = frozenset()
     ray_address: str | None = None  # transport 'ray': None starts a local Ray; "auto" or "host:port" joins one
     metrics_port: int | None = None  # serve Prometheus metrics on 127.0.0.1:port (0: any free port)
+    # collect() of bounded input this small runs in-process (`executor.api.collect`); None: always `executor`.
+    # The Context sets it when no executor was asked for: starting workers costs more than such a query.
+    small_collect_rows: int | None = None
     # How long (event time, behind the watermark) a deduplication remembers a key (None: forever); `SET state_ttl`.
     state_ttl_ms: int | None = None
 

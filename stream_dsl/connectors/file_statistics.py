@@ -47,7 +47,7 @@ def statistics(definition: SourceDef, batch_interval_ms: int) -> Statistics:
 
         return float(open_table(definition).read([column])[column].n_unique())
 
-    return Statistics(rows_per_batch=rows, bytes=size, bounded=None, ndv=ndv)
+    return Statistics(rows_per_batch=rows, bytes=size, bounded=not options.watch, ndv=ndv)
 
 
 def _bytes_per_row(path: str) -> float | None:

@@ -374,6 +374,7 @@ def statistics(definition: SourceDef, batch_interval_ms: int) -> Statistics:
     if kind == "ysb_campaigns":
         return Statistics(
             rows_per_batch=float(CAMPAIGNS * ADS_PER_CAMPAIGN),
+            rows_total=float(CAMPAIGNS * ADS_PER_CAMPAIGN),
             bounded=True,
             ndv=lambda column: None if column not in ndv else float(ndv[column]),
         )
@@ -381,6 +382,7 @@ def statistics(definition: SourceDef, batch_interval_ms: int) -> Statistics:
     rows = float(definition.option("rate") or DEFAULT_RATE) * batch_interval_ms / 1000
     return Statistics(
         rows_per_batch=float(min(rows, count)) if count is not None else rows,
+        rows_total=None if count is None else float(count),
         bounded=count is not None,
         ndv=lambda column: None if column not in ndv else float(ndv[column]),
         batch_span_ms=lambda column: float(batch_interval_ms),

@@ -249,7 +249,8 @@ def statistics(definition: SourceDef, batch_interval_ms: int) -> Statistics:
         return max(spans) if spans else None
 
     bounded = (definition.option("bounded", "true") or "true").lower() != "false"
-    return Statistics(rows_per_batch=rows, bounded=bounded, ndv=ndv, batch_span_ms=batch_span_ms)
+    total = float(sum(f.height for f in data))
+    return Statistics(rows_per_batch=rows, rows_total=total, bounded=bounded, ndv=ndv, batch_span_ms=batch_span_ms)
 
 
 def make_source(definition: SourceDef) -> MemorySource:

@@ -30,6 +30,7 @@ class Statistics:
     """A source's statistics; None is unknown.
 
     `rows_per_batch`: rows one micro-batch holds (a table: all its rows);
+    `rows_total`: the rows a bounded source holds in all;
     `bytes`: the size of the data at rest, if it has one; `bounded`: the
     source ends by itself; `ndv(column)`: distinct values of a column over
     the data (computed on demand: it may read a small table);
@@ -37,6 +38,7 @@ class Statistics:
     """
 
     rows_per_batch: float | None = None
+    rows_total: float | None = None  # all the rows a bounded source holds
     bytes: int | None = None
     bounded: bool | None = None
     ndv: ColumnStatistic = field(default=_unknown, compare=False)
