@@ -19,7 +19,8 @@ any of its windows, and it still goes into the ones that are open and is
 counted once. CUMULATE likewise: late when its smallest window [start,
 floor(t / step) * step + step) has closed (Flink's rule: the row's step
 "slice" ended at or before the watermark); it still goes into the larger
-windows of its start that are open (Flink drops it), counted once. A row with no event time (NULL) belongs to no window: late.
+windows of its start that are open (Flink drops it), counted once. A row
+with no event time (NULL) belongs to no window: late.
 
 Each formula is written ONCE, over `Time`: a plain int, a polars expression
 or a polars Series. All three have the same +, -, *, // and comparisons,
