@@ -32,6 +32,7 @@ from stream_dsl.bind.plans import (
     right_output_names,
 )
 from stream_dsl.bind.scope import Scope, match_names
+from stream_dsl.bind.window_tvf import as_group_by_window, window_rows
 from stream_dsl.catalog import Catalog
 from stream_dsl.errors import BindError, Span, did_you_mean
 from stream_dsl.ir.definitions import EMIT_CHANGES, EMIT_FINAL, WindowSpec
@@ -121,6 +122,7 @@ def _bind_set_op(op: ast.SetOp, env: Env) -> Plan:
 
 
 def bind_select(sel: ast.Select, env: Env) -> Plan:
+    sel = as_group_by_window(sel)  # a window TVF grouped by its windows is the GROUP BY window form
     if sel.from_ is None:
         raise BindError("SELECT needs a FROM clause: a query reads a stream or a table", span=sel.span)
     plan, scope = bind_from(sel.from_, env)
@@ -257,7 +259,7 @@ def _group_target(node: ast.Expr, items: Sequence[ast.SelectItem], scope: Scope)
 # ---------------------------------------------------------------- FROM
 
 
-def bind_from(item: ast.TableRef | ast.SubqueryRef | ast.Join, env: Env) -> tuple[Plan, Scope]:
+def bind_from(item: ast.TableRef | ast.SubqueryRef | ast.Join | ast.WindowTVF, env: Env) -> tuple[Plan, Scope]:
     """A FROM item → its plan and the columns it makes visible."""
     if isinstance(item, ast.TableRef):
         plan = env.relation(item.name, item.span)
@@ -267,6 +269,8 @@ def bind_from(item: ast.TableRef | ast.SubqueryRef | ast.Join, env: Env) -> tupl
         return plan, Scope.from_schema(plan.schema, item.alias)
     if isinstance(item, ast.Join):
         return _bind_join(item, env)
+    if isinstance(item, ast.WindowTVF):
+        return window_rows(item, *bind_from(item.table, env))
     raise BindError(f"cannot use {type(item).__name__} in FROM", span=getattr(item, "span", None))
 
 
