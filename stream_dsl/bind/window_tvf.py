@@ -69,9 +69,15 @@ def as_group_by_window(sel: ast.Select) -> ast.Select:
     call = ast.FuncCall(tvf.kind, (tvf.time_column, *tvf.sizes), span=tvf.span)
     table = dataclasses.replace(tvf.table, alias=tvf.alias) if tvf.alias else tvf.table
     rewrite: Callable[[Any], Any] = lambda node: _window_names(node, qualifiers)  # noqa: E731
+    items = tuple(  # a bare window_time keeps its name once it is computed
+        dataclasses.replace(i, alias=WINDOW_TIME)
+        if i.alias is None and _window_column(i.expr, qualifiers) == WINDOW_TIME
+        else i
+        for i in sel.items
+    )
     return dataclasses.replace(
         sel,
-        items=rewrite(sel.items),
+        items=rewrite(items),
         from_=table,
         group_by=keys + (call,),
         having=rewrite(sel.having),
