@@ -195,12 +195,19 @@ def _const(x: int) -> E.Expr:
 
 
 class _Millis:
-    """A BIGINT plan expression of epoch ms with the operators windows.py's formulas use (+, -, *, // then *)."""
+    """A plan expression of epoch ms with the operators windows.py's formulas use (+, -, *, // then *).
+
+    `t // d * d` is FLOOR(t / d) * d in DOUBLE, and the window bounds from
+    it stay DOUBLE (exact: epoch ms are far below 2^53) until
+    TO_TIMESTAMP_MS: unlike BIGINT arithmetic, which checks every step for
+    overflow by repeating its operands, the expressions stay small.
+    """
 
     def __init__(self, expr: E.Expr) -> None:
         self.expr = expr
 
     def _op(self, op: str, other: "_Millis | int") -> "_Millis":
+        dtype = self.expr.dtype
         if op in ("+", "-") and isinstance(other, int):  # `x - 1000 + 3000` as `x + 2000`, `x - 0` as x
             base, offset = self.expr, other if op == "+" else -other
             if isinstance(base, E.Binary) and base.op in ("+", "-") and isinstance(base.right, E.Literal):
@@ -208,9 +215,9 @@ class _Millis:
                 base = base.left
             if offset == 0:
                 return _Millis(base)
-            return _Millis(E.Binary("+" if offset > 0 else "-", base, _const(abs(offset)), T.BIGINT))
+            return _Millis(E.Binary("+" if offset > 0 else "-", base, _const(abs(offset)), dtype))
         right = other.expr if isinstance(other, _Millis) else _const(other)
-        return _Millis(E.Binary(op, self.expr, right, T.BIGINT))
+        return _Millis(E.Binary(op, self.expr, right, dtype))
 
     def __add__(self, other: "_Millis | int") -> "_Millis":
         return self._op("+", other)
@@ -226,7 +233,7 @@ class _Millis:
 
 
 class _Floored:
-    """`t // d`, which the formulas only ever multiply back by `d`: floor(t / d) * d = t - ((t % d + d) % d)."""
+    """`t // d`, which the formulas only ever multiply back by `d`: FLOOR(t / d) * d."""
 
     def __init__(self, t: _Millis, divisor: int) -> None:
         self.t, self.divisor = t, divisor
@@ -234,5 +241,5 @@ class _Floored:
     def __mul__(self, factor: int) -> _Millis:
         if factor != self.divisor:
             raise NotImplementedError("a window formula multiplies t // d by something other than d")
-        d = self.divisor
-        return self.t - ((self.t._op("%", d) + d)._op("%", d))
+        quotient = E.Binary("/", self.t.expr, _const(self.divisor), T.DOUBLE)
+        return _Millis(E.Binary("*", E.Func("floor", (quotient,), T.DOUBLE), _const(self.divisor), T.DOUBLE))
