@@ -214,3 +214,31 @@ def test_misuse_is_refused_where_it_is_written(sql, message, at):
     err = _error(sql)
     assert message in err.message
     assert (err.line, err.column) == (1, sql.index(at) + 1)
+
+
+# ---------------------------------------------------------------- the dataframe API and the REPL
+
+
+def test_sd_cumulate_and_stream_window_build_the_sql_forms_plans():
+    ctx = _ctx()
+    ev = ctx.stream("ev")
+    grouped = ev.group_by("k", sd.cumulate("ts", step="1s", size="10s")).agg(sd.count().alias("n"))
+    sql = ctx.sql(
+        "SELECT k, window_start, window_end, COUNT(*) AS n FROM ev GROUP BY k, CUMULATE(ts, INTERVAL '1' "
+        "SECOND, INTERVAL '10' SECOND)"
+    )
+    assert grouped.collect().rows() == sql.collect().rows()
+    assert "window=CUMULATE(ts, 1s, 10s)" in grouped.explain()
+    rows = ev.window(sd.hop("ts", "5s", "10s"))
+    tvf = ctx.sql("SELECT * FROM TABLE(HOP(TABLE ev, DESCRIPTOR(ts), INTERVAL '5' SECOND, INTERVAL '10' SECOND))")
+    assert rows.columns == tvf.columns == ["k", "j", "ts", "window_start", "window_end", "window_time"]
+    assert sorted(rows.collect().rows()) == sorted(tvf.collect().rows())
+    with pytest.raises(BindError, match="SESSION"):
+        ev.window(sd.session("ts", "5s"))
+
+
+def test_the_repl_completes_the_new_keywords_and_functions():
+    from stream_dsl.repl.lexer import function_names, keywords
+
+    assert {"DESCRIPTOR", "PARTITION"} <= set(keywords())
+    assert "cumulate" in {f.lower() for f in function_names()}
