@@ -135,7 +135,7 @@ def _(node: Aggregate, model: CostModel) -> str | None:
 
     if not splittable(node):
         why = (
-            "a HOP or SESSION window"
+            ("a CUMULATE window" if node.window.kind == "cumulate" else "a HOP or SESSION window")
             if node.window is not None and node.window.kind != "tumble"
             else "COUNT(DISTINCT) of several arguments"
         )

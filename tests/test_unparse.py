@@ -169,6 +169,7 @@ def _select(draw, depth: int) -> ast.Select:
 def _from_items(depth: int) -> st.SearchStrategy:
     table = st.builds(ast.TableRef, NAMES, st.none() | NAMES)
     primary = table if depth <= 0 else table | st.builds(ast.SubqueryRef, queries(depth - 1), st.none() | NAMES)
+    primary = primary | _window_tvfs(depth)
 
     @st.composite
     def joined(draw):
@@ -180,6 +181,24 @@ def _from_items(depth: int) -> st.SearchStrategy:
         return item
 
     return st.none() | joined()
+
+
+def _window_tvfs(depth: int) -> st.SearchStrategy[ast.WindowTVF]:
+    """TABLE(KIND(TABLE t | TABLE (query) [PARTITION BY ...], DESCRIPTOR(ts), sizes...)) [AS alias]."""
+    column = NAMES.map(lambda n: ast.Identifier((n,)))
+    inner = st.builds(ast.TableRef, NAMES)
+    if depth > 0:
+        inner = inner | st.builds(ast.SubqueryRef, queries(depth - 1))
+
+    @st.composite
+    def build(draw):
+        kind = draw(st.sampled_from(["TUMBLE", "HOP", "CUMULATE", "SESSION"]))
+        count = 2 if kind in ("HOP", "CUMULATE") else 1
+        sizes = tuple(draw(st.lists(EXPRS, min_size=count, max_size=count)))
+        keys = tuple(draw(st.lists(column, max_size=2))) if kind == "SESSION" else ()
+        return ast.WindowTVF(kind, draw(inner), draw(column), sizes, keys, draw(st.none() | NAMES))
+
+    return build()
 
 
 def queries(depth: int = 1) -> st.SearchStrategy[ast.Query]:

@@ -11,7 +11,7 @@ Semantics (exact):
   watermarked source: no watermark (windows close only at end of input).
   When every source is exhausted the watermark is +inf (`WM_INF`) and all
   state is flushed.
-- Windows ([start, end) in epoch ms; TUMBLE, HOP, SESSION), when a window
+- Windows ([start, end) in epoch ms; TUMBLE, HOP, CUMULATE, SESSION), when a window
   closes (watermark >= end) and which rows are late (their first window
   has closed; for HOP they still go into the open ones, and count once; a
   NULL event time is late): `executor/windows.py` defines each formula
@@ -277,7 +277,7 @@ class AggregateState:
         if window.kind == "tumble":
             lf = lf.filter(~late_mask).with_columns(windows.last_start(pl.col(_T)).alias(WS))
             lf = lf.with_columns(windows.end(pl.col(WS)).alias(WE))
-        else:  # hop: a row is late if any of its windows closed; it still goes into the open ones
+        else:  # hop, cumulate: a row is late if any of its windows closed; it still goes into the open ones
             lf = windows.expand_hop(lf.filter(pl.col(_T).is_not_null()), _T, wm_prev)
         counted = _count_before(rows.get_column(TIME_COLUMN), windows.late_before(wm_prev))
         if counted is not None:
@@ -329,7 +329,7 @@ class AggregateState:
         if kind == "tumble":
             rows = flagged.filter(~pl.col(names.LATE)).with_columns(windows.last_start(pl.col(_T)).alias(WS))
             rows = rows.with_columns(windows.end(pl.col(WS)).alias(WE))
-        elif kind == "hop":
+        elif kind in ("hop", "cumulate"):
             rows = windows.expand_hop(flagged.filter(pl.col(_T).is_not_null()), _T, wm_prev).drop(names.HOP_OFFSET)
         else:  # session: each row its own session [t, t + gap) until `_merge_sessions`
             rows = flagged.filter(~pl.col(names.LATE))

@@ -16,7 +16,11 @@ is end <= wm. A row is late, against the watermark as of the end of the
 previous batch, when the first of its windows (the one that ends first) has
 closed (`Windows.is_late`): for TUMBLE and SESSION its only window; for HOP
 any of its windows, and it still goes into the ones that are open and is
-counted once. A row with no event time (NULL) belongs to no window: late.
+counted once. CUMULATE likewise: late when its smallest window [start,
+floor(t / step) * step + step) has closed (Flink's rule: the row's step
+"slice" ended at or before the watermark); it still goes into the larger
+windows of its start that are open (Flink drops it), counted once. A row
+with no event time (NULL) belongs to no window: late.
 
 Each formula is written ONCE, over `Time`: a plain int, a polars expression
 or a polars Series. All three have the same +, -, *, // and comparisons,
@@ -77,10 +81,10 @@ def starts_new_session(start: Time, previous_end: Time) -> Time:
 
 @dataclass(frozen=True, slots=True)
 class Windows:
-    """The windows of one WindowSpec: `size` is a TUMBLE's or HOP's length or a SESSION's gap.
+    """The windows of one WindowSpec: `size` is a TUMBLE's or HOP's length, a CUMULATE's max size or a SESSION's gap.
 
-    `slide` is a HOP's slide, a TUMBLE's size (a TUMBLE is a HOP whose
-    slide is its size), and 1 for a SESSION (unused).
+    `slide` is a HOP's slide, a CUMULATE's step, a TUMBLE's size (a TUMBLE
+    is a HOP whose slide is its size), and 1 for a SESSION (unused).
     """
 
     kind: str
@@ -89,32 +93,55 @@ class Windows:
 
     @classmethod
     def of(cls, spec: WindowSpec) -> "Windows":
-        if spec.kind == "hop":
+        if spec.kind in ("hop", "cumulate"):
             assert spec.slide_ms is not None
-            return cls("hop", spec.size_ms, spec.slide_ms)
+            return cls(spec.kind, spec.size_ms, spec.slide_ms)
         return cls(spec.kind, spec.size_ms, spec.size_ms if spec.kind == "tumble" else 1)
 
     # ------------------------------------------------------------ formulas, for ints and polars alike
 
     def last_start(self, t: Time) -> Time:
-        """The start of the latest window that holds `t` (TUMBLE: its only window; SESSION: t)."""
+        """The start of the latest window that holds `t` (TUMBLE: its only window; CUMULATE: all; SESSION: t)."""
         if self.kind == "session":
             return t
+        if self.kind == "cumulate":
+            return t // self.size * self.size
         return t // self.slide * self.slide
 
     def first_start(self, t: Time) -> Time:
         """The start of the earliest window that holds `t`: the window of `t` that ends (and closes) first."""
         if self.kind != "hop":
-            return self.last_start(t)  # the only window (for TUMBLE the formula below gives the same, slower)
+            return self.last_start(
+                t
+            )  # the only window, or CUMULATE's only start (for TUMBLE the formula below gives the same, slower)
         return (t - self.size) // self.slide * self.slide + self.slide
 
     def nth_start(self, t: Time, j: Time | int) -> Time:
         """The start of the `j`th window back from `last_start(t)`; it holds `t` when its end is above `t`."""
+        if self.kind == "cumulate":
+            return self.last_start(t)  # one start; the windows differ in their ends (`nth_window`)
         return self.last_start(t) - j * self.slide
 
+    def nth_window(self, t: Time, j: Time | int) -> tuple[Time, Time]:
+        """(start, end) of the `j`th window of `t`, latest end first; it holds `t` when its end is above `t`.
+
+        HOP: the `j`th start back from `last_start(t)`; CUMULATE: the
+        common start, and the `j`th end back from the largest window's.
+        """
+        start = self.nth_start(t, j)
+        if self.kind == "cumulate":
+            return start, start + self.size - j * self.slide
+        return start, start + self.size
+
     def end(self, start: Time) -> Time:
-        """The end of the window that starts at `start`."""
+        """The end of the window that starts at `start` (CUMULATE: of its largest window)."""
         return start + self.size
+
+    def first_end(self, t: Time) -> Time:
+        """The end of the window of `t` that ends (and closes) first."""
+        if self.kind == "cumulate":
+            return t // self.slide * self.slide + self.slide
+        return self.end(self.first_start(t))
 
     def bounds(self, t: Time) -> tuple[Time, Time]:
         """(start, end) of the one window of `t`: TUMBLE, or a SESSION's single event."""
@@ -123,11 +150,13 @@ class Windows:
 
     def is_late(self, t: Time, wm: Time | int) -> Time:
         """Whether an event at (non-NULL) `t` is late at watermark `wm`: its first window has closed."""
-        return is_closed(self.end(self.first_start(t)), wm)
+        return is_closed(self.first_end(t), wm)
 
     @property
     def max_windows(self) -> int:
-        """How many windows can hold one event time: ceil(size / slide) for HOP, else 1."""
+        """How many windows can hold one event time: ceil(size / slide) for HOP, size / step for CUMULATE, else 1."""
+        if self.kind == "cumulate":
+            return self.size // self.slide
         return -(-self.size // self.slide) if self.kind == "hop" else 1
 
     # ------------------------------------------------------------ plain ints (state_small's Python loop)
@@ -136,6 +165,8 @@ class Windows:
         """The earliest window start still open at watermark `wm`: the smallest start whose end is above `wm`."""
         if self.kind == "session":
             return wm - self.size + 1
+        if self.kind == "cumulate":  # its starts are multiples of max_size; `end` is its largest window's
+            return ((wm - self.size) // self.size + 1) * self.size
         return ((wm - self.size) // self.slide + 1) * self.slide
 
     def late_before(self, wm: int | None) -> int | None:
@@ -146,6 +177,8 @@ class Windows:
         """
         if wm is None:
             return None
+        if self.kind == "cumulate":  # first_end(t) > wm
+            return wm // self.slide * self.slide
         if self.kind == "session":
             return self.first_open_start(wm)
         return self.first_open_start(wm) + self.size - self.slide  # its first window starts at first_open_start
@@ -161,6 +194,11 @@ class Windows:
         `first_open_start(wm)` if that is later; the tests check this
         against `nth_start`, `ends_after` and `is_open`, which `expand_hop` uses.
         """
+        if self.kind == "cumulate":
+            start, lowest_end = self.last_start(t), self.first_end(t)
+            if wm is not None:
+                lowest_end = max(lowest_end, wm // self.slide * self.slide + self.slide)  # the first end above wm
+            return [(start, end) for end in range(start + self.size, lowest_end - 1, -self.slide)]
         lowest = self.first_start(t)
         if wm is not None:
             lowest = max(lowest, self.first_open_start(wm))
@@ -178,6 +216,9 @@ class Windows:
         """
         assert self.kind != "session", "a session's window starts at its event: see bounds"
         size, slide = self.size, self.slide
+        if self.kind == "cumulate":
+            yield from self._cumulate_windows_of(times, wm)
+            return
         floor = None if wm is None else ((wm - size) // slide + 1) * slide  # first_open_start(wm)
         for r, t in enumerate(times):
             if t is None:
@@ -188,6 +229,20 @@ class Windows:
             for start in range(t // slide * slide, lowest - 1, -slide):  # from last_start(t)
                 yield r, start, start + size  # end(start)
 
+    def _cumulate_windows_of(self, times: Sequence[int | None], wm: int | None) -> Iterator[tuple[int, int, int]]:
+        """`open_windows_of` for CUMULATE, with `last_start`, `first_end` and `open_windows`' bound inlined."""
+        size, step = self.size, self.slide
+        floor = None if wm is None else wm // step * step + step  # the first end above wm
+        for r, t in enumerate(times):
+            if t is None:
+                continue
+            start = t // size * size  # last_start(t)
+            lowest = t // step * step + step  # first_end(t)
+            if floor is not None and lowest < floor:
+                lowest = floor
+            for end in range(start + size, lowest - 1, -step):
+                yield r, start, end
+
     # ------------------------------------------------------------ polars
 
     def late_expr(self, t: pl.Expr, wm: int | None) -> pl.Expr:
@@ -197,16 +252,17 @@ class Windows:
     def expand_hop(self, frame: Frame, time: str, wm: int | None) -> Frame:
         """Each row once per window that holds it and is open at `wm` (`open_windows`), in WINDOW_START/END.
 
-        `time` is an Int64 column of epoch ms without NULLs. The rows keep
-        the HOP_OFFSET column (the window's `nth_start` index): a lazy
+        For HOP and CUMULATE. `time` is an Int64 column of epoch ms without
+        NULLs. The rows keep the HOP_OFFSET column (the window's `nth_window`
+        index): a lazy
         caller selects its columns next anyway, and a drop would cost a
         query node.
         """
         offsets = pl.DataFrame({HOP_OFFSET: pl.Series(range(self.max_windows), dtype=pl.Int64)})
         t = pl.col(time)
         expanded = frame.join(offsets.lazy() if isinstance(frame, pl.LazyFrame) else offsets, how="cross")
-        expanded = expanded.with_columns(self.nth_start(t, pl.col(HOP_OFFSET)).alias(WINDOW_START))
-        expanded = expanded.with_columns(self.end(pl.col(WINDOW_START)).alias(WINDOW_END))
+        start, end = self.nth_window(t, pl.col(HOP_OFFSET))
+        expanded = expanded.with_columns(start.alias(WINDOW_START), end.alias(WINDOW_END))
         keep = ends_after(pl.col(WINDOW_END), t)  # every nth_start is at or before t
         if wm is not None:
             keep = keep & is_open(pl.col(WINDOW_END), wm)

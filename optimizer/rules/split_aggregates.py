@@ -16,10 +16,11 @@ final still sees every distinct value (all DISTINCT counts of the
 aggregate must share that one argument, else it stays single-phase).
 Windows: a TUMBLE window is assigned on the map side, and the final drops
 the partial rows of windows that had closed and counts the input rows
-they stand for as late, so results and late_rows are unchanged. HOP and
-SESSION stay single-phase: a HOP row counts as late once even when only
-some of its windows closed, which per-window partial rows cannot tell
-apart, and it would be copied into size/slide partial rows anyway; a
+they stand for as late, so results and late_rows are unchanged. HOP,
+CUMULATE and SESSION stay single-phase: a HOP or CUMULATE row counts as
+late once even when only some of its windows closed, which per-window
+partial rows cannot tell apart, and it would be copied into size/slide
+(max_size/step) partial rows anyway; a
 SESSION's extent depends on the gaps between events across batches and
 tasks, known only where the state is.
 

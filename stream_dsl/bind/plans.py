@@ -264,11 +264,11 @@ def _cast_columns(p: Plan, targets: list[DataType]) -> Plan:
 # ---------------------------------------------------------------- windows
 
 
-_WINDOW_ARGS = {"tumble": ("size",), "hop": ("slide", "size"), "session": ("gap",)}
+_WINDOW_ARGS = {"tumble": ("size",), "hop": ("slide", "size"), "cumulate": ("step", "max_size"), "session": ("gap",)}
 
 
 def bind_window(call: ast.FuncCall, scope: Scope) -> WindowSpec:
-    """TUMBLE(ts, size), HOP(ts, slide, size) or SESSION(ts, gap) → WindowSpec."""
+    """TUMBLE(ts, size), HOP(ts, slide, size), CUMULATE(ts, step, max_size) or SESSION(ts, gap) → WindowSpec."""
     kind = call.name.lower()
     wanted = _WINDOW_ARGS[kind]
     usage = f"{kind.upper()}(time_column, {', '.join('INTERVAL ...' for _ in wanted)})"
@@ -289,6 +289,13 @@ def bind_window(call: ast.FuncCall, scope: Scope) -> WindowSpec:
         if slide > size:
             raise BindError(f"the HOP slide ({slide}ms) must not be longer than its size ({size}ms)", span=call.span)
         return WindowSpec("hop", ts.name, size, slide)
+    if kind == "cumulate":
+        step, size = sizes
+        if size % step:
+            raise BindError(
+                f"the CUMULATE max size ({size}ms) must be a multiple of its step ({step}ms)", span=call.args[2].span
+            )
+        return WindowSpec("cumulate", ts.name, size, step)
     return WindowSpec(kind, ts.name, sizes[0])
 
 

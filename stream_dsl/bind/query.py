@@ -33,6 +33,7 @@ from stream_dsl.bind.plans import (
 )
 from stream_dsl.bind.join_names import outer_using_scope, qualified_name
 from stream_dsl.bind.scope import Scope, match_names
+from stream_dsl.bind.window_tvf import as_group_by_window, window_rows
 from stream_dsl.catalog import Catalog
 from stream_dsl.errors import BindError, Span, did_you_mean
 from stream_dsl.ir.definitions import EMIT_CHANGES, EMIT_FINAL, WindowSpec
@@ -128,6 +129,7 @@ def _bind_set_op(op: ast.SetOp, env: Env) -> Plan:
 
 
 def bind_select(sel: ast.Select, env: Env) -> Plan:
+    sel = as_group_by_window(sel)  # a window TVF grouped by its windows is the GROUP BY window form
     if sel.from_ is None:
         raise BindError("SELECT needs a FROM clause: a query reads a stream or a table", span=sel.span)
     from stream_dsl.bind.top_n import bind_ranked_select, uses_row_number  # it binds through this module
@@ -272,7 +274,7 @@ def _group_target(node: ast.Expr, items: Sequence[ast.SelectItem], scope: Scope)
 # ---------------------------------------------------------------- FROM
 
 
-def bind_from(item: ast.TableRef | ast.SubqueryRef | ast.Join, env: Env) -> tuple[Plan, Scope]:
+def bind_from(item: ast.TableRef | ast.SubqueryRef | ast.Join | ast.WindowTVF, env: Env) -> tuple[Plan, Scope]:
     """A FROM item → its plan and the columns it makes visible."""
     if isinstance(item, ast.TableRef):
         plan = env.relation(item.name, item.span)
@@ -282,6 +284,8 @@ def bind_from(item: ast.TableRef | ast.SubqueryRef | ast.Join, env: Env) -> tupl
         return plan, Scope.from_schema(plan.schema, item.alias)
     if isinstance(item, ast.Join):
         return _bind_join(item, env)
+    if isinstance(item, ast.WindowTVF):
+        return window_rows(item, *bind_from(item.table, env))
     raise BindError(f"cannot use {type(item).__name__} in FROM", span=getattr(item, "span", None))
 
 

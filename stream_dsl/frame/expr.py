@@ -43,6 +43,7 @@ __all__ = [
     "n_unique",
     "tumble",
     "hop",
+    "cumulate",
     "session",
     "sql_expr",
     "to_duration_ms",
@@ -701,6 +702,26 @@ def hop(column: str | Expr, slide: str | int | dt.timedelta, size: str | int | d
     return Expr(
         ast.FuncCall(
             "HOP", (column_node(column), _interval_node(slide, "window slide"), _interval_node(size, "window size"))
+        )
+    )
+
+
+def cumulate(column: str | Expr, step: str | int | dt.timedelta, size: str | int | dt.timedelta) -> Expr:
+    """Growing windows for `group_by`: every `step`, a window from the start of the current `size` period.
+
+    The windows [start, start + step), [start, start + 2 * step), ..., [start,
+    start + size) share their start (a multiple of `size`); each is emitted
+    when the watermark passes its end. `size` must be a multiple of `step`.
+
+    Examples
+    --------
+    >>> import stream_dsl as sd
+    >>> sd.cumulate("event_time", step="1s", size="10s")
+    <Expr CUMULATE(event_time, INTERVAL '1000ms', INTERVAL '10000ms')>
+    """
+    return Expr(
+        ast.FuncCall(
+            "CUMULATE", (column_node(column), _interval_node(step, "window step"), _interval_node(size, "window size"))
         )
     )
 

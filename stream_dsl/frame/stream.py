@@ -437,6 +437,33 @@ class Stream:
     def head(self, n: int = 5) -> "Stream":
         return self.limit(n)
 
+    def window(self, window: Expr) -> "Stream":
+        """Each row once per window that holds it, with window_start, window_end and window_time added.
+
+        The window table function of SQL (`FROM TABLE(HOP(TABLE t, ...))`):
+        `sd.tumble` gives one row per row, `sd.hop` and `sd.cumulate` one per
+        window; window_time is window_end minus 1 ms. A row with no event time
+        is in no window. `sd.session` needs an aggregation: use `group_by`.
+
+        Examples
+        --------
+        >>> import stream_dsl as sd, polars as pl, datetime as dt
+        >>> frame = pl.DataFrame({"k": ["a"], "ts": [dt.datetime(2024, 1, 1, 0, 0, 7)]})
+        >>> rows = sd.Context().from_polars(frame).window(sd.hop("ts", "5s", "10s"))
+        >>> rows.columns
+        ['k', 'ts', 'window_start', 'window_end', 'window_time']
+        >>> sorted(rows.collect().select(pl.col("window_start", "window_end").dt.second()).rows())
+        [(0, 10), (5, 15)]
+        """
+        from stream_dsl.bind.window_tvf import window_rows
+
+        node = window.node if isinstance(window, Expr) else None
+        if not is_window_call(node) or not node.args or not isinstance(node.args[0], ast.Identifier):
+            raise DSLError("window takes sd.tumble, sd.hop or sd.cumulate over a column")
+        tvf = ast.WindowTVF(node.name, ast.TableRef(""), node.args[0], tuple(node.args[1:]))
+        plan, _ = window_rows(tvf, self._plan, self._scope())
+        return self._derive(plan)
+
     # ------------------------------------------------------------ aggregation
 
     def group_by(self, *keys: Any, emit: str | None = None) -> "GroupBy":

@@ -84,7 +84,8 @@ class SinkDef:
 class WindowSpec:
     """An event-time window over `time_column` (TIMESTAMP). Durations in milliseconds.
 
-    TUMBLE: size; HOP: size and slide; SESSION: gap (stored in `size_ms`).
+    TUMBLE: size; HOP: size and slide; CUMULATE: max size and step (in
+    `slide_ms`; the max size is a multiple of it); SESSION: gap (stored in `size_ms`).
     Windows are [start, end): start inclusive, end exclusive.
     """
 
@@ -95,17 +96,23 @@ class WindowSpec:
     watermarked: bool = True  # False: `time_column` is not the watermark's, so only the end of input closes it
 
     def __post_init__(self) -> None:
-        if self.kind not in ("tumble", "hop", "session"):
+        if self.kind not in ("tumble", "hop", "cumulate", "session"):
             raise PlanError(f"unknown window kind '{self.kind}'")
         if self.size_ms <= 0 or (self.slide_ms is not None and self.slide_ms <= 0):
             raise PlanError("window sizes must be positive")
-        if (self.kind == "hop") != (self.slide_ms is not None):
-            raise PlanError("a HOP window needs a slide, and only a HOP window has one")
+        if (self.kind in ("hop", "cumulate")) != (self.slide_ms is not None):
+            raise PlanError("a HOP or CUMULATE window needs a slide (step), and only they have one")
+        if self.kind == "cumulate" and self.size_ms % (self.slide_ms or 1):
+            raise PlanError("a CUMULATE window's max size must be a multiple of its step")
 
     def __str__(self) -> str:
         if self.kind == "hop":
             assert self.slide_ms is not None  # __post_init__: a HOP has a slide
             return f"HOP({self.time_column}, {format_duration_ms(self.slide_ms)}, {format_duration_ms(self.size_ms)})"
+        if self.kind == "cumulate":
+            assert self.slide_ms is not None  # __post_init__: a CUMULATE has a step
+            step, size = format_duration_ms(self.slide_ms), format_duration_ms(self.size_ms)
+            return f"CUMULATE({self.time_column}, {step}, {size})"
         return f"{self.kind.upper()}({self.time_column}, {format_duration_ms(self.size_ms)})"
 
 

@@ -368,7 +368,7 @@ AGGREGATE_FUNCTIONS: dict[str, Callable[[DataType | None], DataType]] = {
 AGGREGATE_ALIASES = {"mean": "avg"}
 
 # Window functions valid only in GROUP BY.
-WINDOW_FUNCTIONS = ("tumble", "hop", "session")
+WINDOW_FUNCTIONS = ("tumble", "hop", "cumulate", "session")
 
 
 def lookup_scalar(name: str) -> ScalarFunction | None:

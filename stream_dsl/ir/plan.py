@@ -366,7 +366,7 @@ class PartialAggregate:
     It runs inside a map task, fused with the narrow operators around it,
     so the shuffle carries one row per group instead of one per input row.
     `aggs` are the original aggregate calls (named as in the final output).
-    A TUMBLE window is assigned here; HOP and SESSION stay single-phase.
+    A TUMBLE window is assigned here; HOP, CUMULATE and SESSION stay single-phase.
     Output: the keys, window_start and window_end if windowed,
     PARTIAL_DISTINCT if there is a COUNT(DISTINCT), PARTIAL_ROWS, then
     `partial_state_fields(aggs)`.

@@ -232,7 +232,26 @@ class Join:
     span: Span | None = _SPAN
 
 
-FromItem = Union[TableRef, SubqueryRef, Join]
+@dataclass(frozen=True, slots=True)
+class WindowTVF:
+    """A window table function in FROM: `TABLE(TUMBLE(TABLE t, DESCRIPTOR(ts), INTERVAL '10' SECOND)) [AS w]`.
+
+    `kind` is 'TUMBLE', 'HOP', 'CUMULATE' or 'SESSION'; `sizes` are its
+    durations in the GROUP BY form's order (HOP: slide, size; CUMULATE:
+    step, max size), named arguments already put in place. `partition_by`
+    (SESSION only) are the keys that sessions are per.
+    """
+
+    kind: str
+    table: Union[TableRef, SubqueryRef]
+    time_column: "Identifier"
+    sizes: tuple[Expr, ...]
+    partition_by: tuple["Identifier", ...] = ()
+    alias: str | None = None
+    span: Span | None = _SPAN
+
+
+FromItem = Union[TableRef, SubqueryRef, Join, WindowTVF]
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,6 +11,7 @@ from lark.tree import Meta
 
 from stream_dsl.sql import ast
 from stream_dsl.errors import ParseError, Span
+from stream_dsl.sql import window_tvf as tvf_args
 
 
 class _Ident(NamedTuple):
@@ -344,6 +345,31 @@ class AstBuilder:
     def subquery_ref(self, meta: Meta, children: list[Any]) -> ast.SubqueryRef:
         alias = _first(children, _Ident)
         return ast.SubqueryRef(query=children[0], alias=alias.text if alias else None, span=_span(meta))
+
+    def window_tvf(self, meta: Meta, children: list[Any]) -> ast.WindowTVF:
+        name, alias = children[1], children[-1]
+        args = [c for c in children[2:-2] if not isinstance(c, Token)]
+        return tvf_args.build_window_tvf(
+            name.text, name.span, args, alias.text if alias else None, _span(meta), self._error
+        )
+
+    def tvf_named_arg(self, meta: Meta, children: list[Any]) -> tvf_args.NamedArg:
+        return tvf_args.NamedArg(children[0].text, children[-1], _span(meta))
+
+    def tvf_table(self, meta: Meta, children: list[Any]) -> tvf_args.TableArg:
+        table = ast.TableRef(name=children[1].text, span=children[1].span)
+        return tvf_args.TableArg(table, children[-1] or (), _span(meta))
+
+    def tvf_subquery(self, meta: Meta, children: list[Any]) -> tvf_args.TableArg:
+        query = children[1]  # after TABLE
+        return tvf_args.TableArg(ast.SubqueryRef(query=query, span=_span(meta)), children[-1] or (), _span(meta))
+
+    def tvf_keys(self, meta: Meta, children: list[Any]) -> tuple[ast.Identifier, ...]:
+        return tuple(_all(children, ast.Identifier))
+
+    def tvf_descriptor(self, meta: Meta, children: list[Any]) -> tvf_args.DescriptorArg:
+        column = ast.Identifier((children[-1].text,), span=children[-1].span)
+        return tvf_args.DescriptorArg(column, _span(meta))
 
     def join(self, meta: Meta, children: list[Any]) -> ast.Join:
         left, cond = children[0], children[-1]

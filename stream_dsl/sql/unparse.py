@@ -244,6 +244,16 @@ def _(node: ast.SubqueryRef) -> str:
 
 
 @unparse.register
+def _(node: ast.WindowTVF) -> str:
+    table = f"TABLE {unparse(node.table)}"  # a TableRef in a TVF has no alias; a SubqueryRef is parenthesized
+    if node.partition_by:
+        keys = ", ".join(unparse(k) for k in node.partition_by)
+        table += f" PARTITION BY {keys if len(node.partition_by) == 1 else f'({keys})'}"
+    args = [table, f"DESCRIPTOR({unparse(node.time_column)})", *(unparse(s) for s in node.sizes)]
+    return f"TABLE({node.kind}({', '.join(args)}))" + (f" AS {name(node.alias)}" if node.alias else "")
+
+
+@unparse.register
 def _(node: ast.Join) -> str:
     kind = "JOIN" if node.kind == "INNER" else f"{node.kind} JOIN"
     right = f"({unparse(node.right)})" if isinstance(node.right, ast.Join) else unparse(node.right)
