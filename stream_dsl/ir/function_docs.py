@@ -44,8 +44,12 @@ _AGGREGATES = {
 }
 _WINDOWS = {
     "tumble": ("tumble(ts TIMESTAMP, size INTERVAL)", "fixed, non-overlapping windows (in GROUP BY)"),
-    "hop": ("hop(ts TIMESTAMP, size INTERVAL, slide INTERVAL)", "sliding windows (in GROUP BY)"),
+    "hop": ("hop(ts TIMESTAMP, slide INTERVAL, size INTERVAL)", "sliding windows (in GROUP BY)"),
     "session": ("session(ts TIMESTAMP, gap INTERVAL)", "windows closed by a gap in activity (in GROUP BY)"),
+    "cumulate": (
+        "cumulate(ts TIMESTAMP, step INTERVAL, max_size INTERVAL)",
+        "windows growing by step from a common start up to max_size (in GROUP BY)",
+    ),
 }
 _KIND_NAMES = {
     "numeric": "NUMERIC",
