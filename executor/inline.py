@@ -213,6 +213,7 @@ class InlineQuery:
             duration_ms=(finished - started) * 1000.0,
             latency_ms=(finished - pulled_at) * 1000.0,  # the newest rows' event latency
             state_groups=self.runner.open_groups(),
+            late_sides=self.runner.late_by_side(),
             stage_rows=stage_rows,
             shuffled=shuffled,
             reads=reads,

@@ -178,7 +178,7 @@ LEFT_0_5 = (
 )
 
 
-@pytest.mark.parametrize("executor", ["inline", "drizzle"])
+@pytest.mark.parametrize("executor", ["inline", "drizzle", "bsp"])
 def test_pairs_come_when_the_later_row_arrives_and_outer_rows_when_the_watermark_passes(executor):
     a = [[("x", 0, 1), ("y", 2, 2)], [("x", 6, 3)], [("x", 8, 4)], [("y", 9, 5)], [("x", 3, 9)]]
     b = [[("x", 3, 10)], [("z", 6, 20)], [("x", 7, 30)], [("x", 12, 40)], [("x", 1, 50)]]
@@ -192,6 +192,11 @@ def test_pairs_come_when_the_later_row_arrives_and_outer_rows_when_the_watermark
     }
     assert [p["late_rows"] for p in progress][4] == 2  # x@3 and b's x@1 arrive below the watermark 9
     assert sum(p["late_rows"] for p in progress) == 2
+    # per side, so far: a's x@3 on the left, b's x@1 on the right (summed over the workers' partitions)
+    assert [list(p["late_rows_by_side"].values()) for p in progress][3:] == [
+        [{"left": 0, "right": 0}],
+        [{"left": 1, "right": 1}],
+    ]
 
 
 def test_full_outer_rows_of_each_side_come_out_when_the_watermark_passes_their_interval():

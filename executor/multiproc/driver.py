@@ -155,6 +155,7 @@ class Driver(BatchRecords):
         self.emitted: dict[int, tuple[int, float]] = {}
         self.stats: dict[int, BatchStats] = defaultdict(BatchStats)
         self.state_groups: dict[int, dict[int, int]] = defaultdict(dict)
+        self.late_sides: dict[int, dict[int, dict[int, tuple[int, int]]]] = defaultdict(dict)
         self.retention: dict[int, dict[int, int | None]] = defaultdict(dict)  # batch -> worker -> retention_ms
         self.commit: Commit | None = None  # sources may release what they read up to here (durable outputs)
         self.commit_sent: dict[int, int] = {}  # worker -> the last batch it was told to commit
@@ -222,6 +223,7 @@ class Driver(BatchRecords):
             self.stats,
             self.tasks,
             self.state_groups,
+            self.late_sides,
             self.retention,
             self.messages_for,
             self.source_clocks,
@@ -517,6 +519,8 @@ class Driver(BatchRecords):
             self.stats[batch].merge(stats)
             if stats.state_groups is not None:
                 self.state_groups[batch][report.worker] = stats.state_groups
+            if stats.late_sides is not None:
+                self.late_sides[batch][report.worker] = stats.late_sides
             if stats.retention is not None:
                 self.retention[batch][report.worker] = stats.retention[0]
             if stats.clocks:

@@ -110,6 +110,7 @@ class BatchStats:
     reads: list[tuple[int, dict[str, Any]]] = field(default_factory=list)  # (stage, kernels.source_read)
     wall_offset_ms: int | None = None  # a paced source's event time to wall clock (query/progress.event_lag_ms)
     backlog: dict[str, dict[str, int]] = field(default_factory=dict)  # source name -> what it knows is waiting
+    late_sides: dict[int, tuple[int, int]] | None = None  # interval joins' late rows so far, after the batch
 
     def __reduce__(self) -> tuple:
         """Positional pickling, as TaskMetrics: a report carries one per batch of its group."""
@@ -126,6 +127,7 @@ class BatchStats:
             self.reads,
             self.wall_offset_ms,
             self.backlog,
+            self.late_sides,
         )
 
     def merge(self, other: "BatchStats") -> None:

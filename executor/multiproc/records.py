@@ -17,7 +17,7 @@ from executor.multiproc.worker import OutputBatch
 from executor.query.changelog import ChangelogBuffer
 from executor.query.changelog_rows import Part, RowFold, as_frame, unpack
 from executor.query.outputs import CollectOutput, QueryOutput
-from executor.query.progress import batch_report
+from executor.query.progress import batch_report, sum_sides
 from executor.query.release import keep_from
 from executor.query.tasks import TaskRunner
 from executor.query.watermarks import Clock, WatermarkChain
@@ -47,6 +47,7 @@ class BatchRecords:
     stats: dict[int, BatchStats]
     tasks: dict[int, list[TaskMetrics]]
     state_groups: dict[int, dict[int, int]]
+    late_sides: dict[int, dict[int, dict[int, tuple[int, int]]]]  # batch -> worker -> stage -> (left, right)
     retention: dict[int, dict[int, int | None]]
     messages_for: dict[int, float]
     state_hosts: set[int]
@@ -170,6 +171,7 @@ class BatchRecords:
                 self.stats,
                 self.tasks,
                 self.state_groups,
+                self.late_sides,
                 self.retention,
                 self.messages_for,
                 self.emitted,
@@ -230,6 +232,7 @@ class BatchRecords:
             duration_ms=max(0.0, ended - started) * 1000.0,
             latency_ms=max(0.0, (emitted_at or ended) - (stats.pulled_at or started)) * 1000.0,
             state_groups=sum(self.state_groups.get(batch, {}).values()),
+            late_sides=sum_sides(self.late_sides.get(batch, {}).values()),
             stage_rows={s.id: stats.stage_rows.get(s.id, 0) for s in self.stages},
             shuffled=sorted(stats.shuffled, key=lambda t: (t["stage"], t["task"])),
             reads=[read for _, read in sorted(stats.reads, key=lambda r: r[0])],

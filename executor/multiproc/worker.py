@@ -297,6 +297,7 @@ class WorkerRunner:
         if self.sched.unfinished.get(key.batch, 1) == 1:  # this worker's last task of the batch
             states = self.runner.states.values()
             stats.state_groups = sum(getattr(s, "open_groups", 0) for s in states)
+            stats.late_sides = self.runner.late_by_side() or None
             stats.retention = (retention_ms(states, self.watermark_columns),)
         done = time.time()
         produced = self.produced_at.get(key.batch, {})

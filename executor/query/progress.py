@@ -39,6 +39,7 @@ def batch_report(
     executor: str,
     wall_offsets: Iterable[int] = (),
     backlog: Mapping[str, dict[str, int]] | None = None,
+    late_sides: Mapping[int, tuple[int, int]] | None = None,
 ) -> dict[str, Any]:
     """The progress of one finished micro-batch (see `QueryHandle.progress`).
 
@@ -47,6 +48,8 @@ def batch_report(
     closed event time (the watermark) was due; it grows without bound when
     the query cannot keep up, while `latency_ms` (one batch's own time) does
     not. `backlog`: per source, what it knows is still waiting to be read.
+    `late_rows_by_side`: each interval join's late rows so far, per side
+    (`{"stage 3": {"left": 1, "right": 2}}`).
     """
     return {
         "batch_id": batch_id,
@@ -62,6 +65,10 @@ def batch_report(
         "executor": executor,
         "event_lag_ms": event_lag_ms(watermark, wall_offsets),
         "backlog": dict(backlog or {}),
+        "late_rows_by_side": {
+            f"stage {stage}": {"left": left, "right": right}
+            for stage, (left, right) in sorted((late_sides or {}).items())
+        },
         **kernels.counter_report(list(shuffled), list(reads)),
     }
 
@@ -73,3 +80,13 @@ def event_lag_ms(watermark: int | None, wall_offsets: Iterable[int], now_ms: flo
         return None
     now = time.time() * 1000.0 if now_ms is None else now_ms
     return max(0.0, now - (watermark + max(offsets)))
+
+
+def sum_sides(parts: Iterable[Mapping[int, tuple[int, int]]]) -> dict[int, tuple[int, int]]:
+    """Late rows per interval-join side, summed over the workers' parts."""
+    total: dict[int, tuple[int, int]] = {}
+    for part in parts:
+        for stage, (left, right) in part.items():
+            had = total.get(stage, (0, 0))
+            total[stage] = (had[0] + left, had[1] + right)
+    return total

@@ -117,6 +117,15 @@ class TaskRunner:
             return pipe.run_partitioned(frame, self.tables)
         return {0: pipe.run(frame, self.tables)}
 
+    def late_by_side(self) -> dict[int, tuple[int, int]]:
+        """Interval joins' late rows so far, per stage: (left, right), over the partitions hosted here."""
+        sides: dict[int, tuple[int, int]] = {}
+        for (stage, _), state in self.states.items():
+            if isinstance(state, IntervalJoinState):
+                left, right = sides.get(stage, (0, 0))
+                sides[stage] = (left + state.late_left, right + state.late_right)
+        return sides
+
     def open_groups(self) -> int:
         """Groups (and windows) the hosted operator states hold open."""
         return sum(getattr(s, "open_groups", 0) for s in self.states.values())
