@@ -152,6 +152,15 @@ class QueryHandle:
         return self._thread.is_alive() and not self._finished.is_set()
 
     @property
+    def status(self) -> str:
+        """'running', 'stopped' (by stop()), 'finished' (its input ended) or 'failed'."""
+        if self.is_active:
+            return "running"
+        if self._exception is not None:
+            return "failed"
+        return "stopped" if self._stop.is_set() else "finished"
+
+    @property
     def exception(self) -> ExecutionError | None:
         return self._exception
 

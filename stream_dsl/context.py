@@ -26,6 +26,8 @@ from stream_dsl.bind.binder import (
     BoundCreateSource,
     BoundCreateView,
     BoundDescribe,
+    BoundDescribeQuery,
+    BoundStopQuery,
     BoundDrop,
     BoundExplain,
     BoundInsert,
@@ -196,7 +198,10 @@ class Context:
                 bound = bind(statement, self.catalog, text)
             except PositionedError as err:
                 raise err.with_source(text) from None
-            result = self._run(bound)
+            try:
+                result = self._run(bound)
+            except PositionedError as err:  # a statement that names something the Context does not have
+                raise err.with_source(text) from None
         return result
 
     def _run(self, s: BoundStatement) -> Any:
@@ -227,8 +232,10 @@ class Context:
             rows = [(n, "stream" if is_streaming(p) else "table") for n, p in self.catalog.views.items()]
         elif what == "functions":
             return show_functions()
+        elif what == "queries":
+            return self._queries.table()
         else:
-            raise DSLError(f"cannot SHOW {what.upper()}; use STREAMS, TABLES, SINKS, VIEWS or FUNCTIONS")
+            raise DSLError(f"cannot SHOW {what.upper()}; use STREAMS, TABLES, SINKS, VIEWS, FUNCTIONS or QUERIES")
         return pl.DataFrame(
             {"name": [r[0] for r in rows], "kind": [r[1] for r in rows]}, schema={"name": pl.String, "kind": pl.String}
         )
@@ -517,6 +524,7 @@ class Context:
         `name`: unique among the running queries; `on_progress(progress)`: called per batch.
         """
         self._queries.check_name(name)
+        name = name or self._queries.next_name()
         config = self.config if checkpoint_dir is None else self.config.with_options(checkpoint_dir=checkpoint_dir)
         if config.checkpoint_reset and config.checkpoint_dir:
             from executor.recovery.survey import reset
@@ -525,7 +533,7 @@ class Context:
         options: dict[str, Any] = {"name": name, "on_progress": self._queries.notifier(on_progress)}
         if trace is not None:
             options["trace"] = trace
-        return self._queries.add(_executor_api().start(plan, sink, config, self.catalog, **options))
+        return self._queries.add(_executor_api().start(plan, sink, config, self.catalog, **options), sink)
 
 
 # ---------------------------------------------------------------- running statements: one case per statement
@@ -575,6 +583,16 @@ def _(s: BoundShow, ctx: Context) -> Any:
 @run_statement.register
 def _(s: BoundDescribe, ctx: Context) -> Any:
     return ctx._describe(s.name, s.function)
+
+
+@run_statement.register
+def _(s: BoundDescribeQuery, ctx: Context) -> Any:
+    return ctx._queries.describe(s.name, s.span)
+
+
+@run_statement.register
+def _(s: BoundStopQuery, ctx: Context) -> Any:
+    ctx._queries.stop(s.name, s.span)
 
 
 @run_statement.register

@@ -60,6 +60,8 @@ __all__ = [
     "BoundQuery",
     "BoundExplain",
     "BoundShow",
+    "BoundDescribeQuery",
+    "BoundStopQuery",
     "BoundDescribe",
     "BoundSet",
     "BoundDrop",
@@ -158,6 +160,22 @@ class BoundDescribe:
 
 
 @dataclass(frozen=True)
+class BoundDescribeQuery:
+    """DESCRIBE QUERY name: `span` is where the name is written (the Context checks it)."""
+
+    name: str
+    span: Span | None = None
+
+
+@dataclass(frozen=True)
+class BoundStopQuery:
+    """STOP QUERY name (or TERMINATE name)."""
+
+    name: str
+    span: Span | None = None
+
+
+@dataclass(frozen=True)
 class BoundSet:
     """`key` is lower-case, one of SETTINGS or `optimizer.<rule>`; `value` is the text as written."""
 
@@ -175,6 +193,8 @@ class BoundDrop:
 
 
 BoundStatement = Union[
+    BoundDescribeQuery,
+    BoundStopQuery,
     BoundCreateSource,
     BoundCreateSink,
     BoundCreateView,
@@ -241,6 +261,10 @@ def _bind(s: ast.Statement, catalog: Catalog, text: str | None = None) -> BoundS
         return BoundShow(s.what.lower())
     if isinstance(s, ast.Describe) and s.function:
         return _describe_function(s, text)
+    if isinstance(s, ast.Describe) and s.query:  # the Context knows its queries
+        return BoundDescribeQuery(s.name, _name_span(text, s.span, s.name))
+    if isinstance(s, ast.StopQuery):
+        return BoundStopQuery(s.name, _name_span(text, s.span, s.name))
     if isinstance(s, ast.Describe):
         catalog.resolve(s.name, _name_span(text, s.span, s.name))  # an unknown name fails here, with suggestions
         return BoundDescribe(s.name)

@@ -152,4 +152,5 @@ def run_repl(
             continue
         except EOFError:  # Ctrl-D on an empty line
             break
+    session.stop_background()
     return 0

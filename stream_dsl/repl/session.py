@@ -64,6 +64,10 @@ class Session:
     live : bool, optional
         Redraw a continuous query's latest results in place (default: when
         `console` is a terminal); otherwise print each batch as it comes.
+    background : bool, optional
+        Run a continuous INSERT INTO as a named query in the background and
+        give the prompt back, as ksqlDB's persistent queries (default: when
+        live); otherwise wait for it, showing its status.
     """
 
     def __init__(
@@ -77,6 +81,7 @@ class Session:
         max_rows: int = 40,
         live: bool | None = None,
         refresh_seconds: float = 0.25,
+        background: bool | None = None,
     ) -> None:
         if ctx is None:
             from stream_dsl.context import Context
@@ -90,6 +95,7 @@ class Session:
         self.max_rows = max_rows
         self.live = self.console.is_terminal if live is None else live
         self.refresh_seconds = refresh_seconds
+        self.background = self.live if background is None else background  # INSERT INTO runs as a named query
         self.errors = 0
         self.handle: Any = None  # the continuous query running now, if any
         self.input_guard: Callable[[], ContextManager[Any]] | None = None  # held while a query is followed
@@ -132,6 +138,12 @@ class Session:
             self._notice(f"Time: {(time.perf_counter() - started) * 1000:,.3f} ms")
         return keep_going
 
+    def stop_background(self) -> None:
+        """Leaving the shell: stop the queries still running in the background (each after its batch)."""
+        for handle in list(getattr(self.ctx, "queries", [])):
+            self._notice(f"stopping query {handle.name}")
+            handle.stop()
+
     def cancel(self) -> None:
         """Stop the continuous query being shown (callable from another thread, like Ctrl-C)."""
         self._cancel.set()
@@ -154,6 +166,13 @@ class Session:
             self._text(result)
         elif hasattr(result, "collect") and hasattr(result, "plan"):
             self._query(result)
+        elif hasattr(result, "await_termination") and self.background:
+            sink = node.sink if isinstance(node, ast.Insert) else "sink"
+            self._notice(
+                f"INSERT INTO {sink}: running in the background as query {result.name} "
+                f"(SHOW QUERIES lists it, DESCRIBE QUERY {result.name} shows its progress, STOP QUERY {result.name} "
+                "stops it)"
+            )
         elif hasattr(result, "await_termination"):
             self.handle = result
             sink = node.sink if isinstance(node, ast.Insert) else "sink"
@@ -223,7 +242,8 @@ class Session:
         for name, (hint, doc) in META_COMMANDS.items():
             lines.append(f"  {(name + ' ' + hint).strip():<26} {doc}")
         lines += [
-            "Statements: CREATE STREAM/TABLE/SINK/VIEW, SELECT, INSERT INTO, EXPLAIN, SHOW, DESCRIBE, SET, DROP.",
+            "Statements: CREATE STREAM/TABLE/SINK/VIEW, SELECT, INSERT INTO (in the background), EXPLAIN, "
+            "SHOW [QUERIES], DESCRIBE [QUERY], STOP QUERY, SET, DROP.",
             "A SELECT over bounded sources prints its result; over a stream it shows the latest results "
             "live until Ctrl-C.",
             "Tab completes keywords, functions and names; Ctrl-C cancels, Ctrl-D quits.",

@@ -378,7 +378,7 @@ class Explain:
 
 @dataclass(frozen=True, slots=True)
 class Show:
-    """`what` is 'STREAMS', 'TABLES', 'SINKS', 'VIEWS' or 'FUNCTIONS'."""
+    """`what` is 'STREAMS', 'TABLES', 'SINKS', 'VIEWS', 'FUNCTIONS' or 'QUERIES'."""
 
     what: str
     span: Span | None = _SPAN
@@ -389,6 +389,15 @@ class Describe:
     name: str
     span: Span | None = _SPAN
     function: bool = False  # DESCRIBE FUNCTION name
+    query: bool = False  # DESCRIBE QUERY name (a running or ended continuous query of the Context)
+
+
+@dataclass(frozen=True, slots=True)
+class StopQuery:
+    """`STOP QUERY name` (ksqlDB's `TERMINATE name` too): stop a continuous query of the Context."""
+
+    name: str
+    span: Span | None = _SPAN
 
 
 @dataclass(frozen=True, slots=True)
@@ -411,5 +420,5 @@ class Drop:
 
 
 Statement = Union[
-    CreateSource, CreateSink, CreateView, Insert, QueryStatement, Explain, Show, Describe, SetOption, Drop
+    CreateSource, CreateSink, CreateView, Insert, QueryStatement, Explain, Show, Describe, StopQuery, SetOption, Drop
 ]

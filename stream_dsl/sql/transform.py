@@ -245,6 +245,12 @@ class AstBuilder:
     def describe_function(self, meta: Meta, children: list[Any]) -> ast.Describe:
         return ast.Describe(name=children[-1].text, function=True, span=_span(meta))
 
+    def describe_query(self, meta: Meta, children: list[Any]) -> ast.Describe:
+        return ast.Describe(name=children[-1].text, query=True, span=_span(meta))
+
+    def stop_query(self, meta: Meta, children: list[Any]) -> ast.StopQuery:
+        return ast.StopQuery(name=children[-1].text, span=_span(meta))
+
     def set_stmt(self, meta: Meta, children: list[Any]) -> ast.SetOption:
         return ast.SetOption(key=str(children[1]), value=children[-1], span=_span(meta))
 

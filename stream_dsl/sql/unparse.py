@@ -373,7 +373,13 @@ def _(node: ast.Show) -> str:
 
 @unparse.register
 def _(node: ast.Describe) -> str:
-    return f"DESCRIBE {'FUNCTION ' if node.function else ''}{name(node.name)}"
+    kind = "FUNCTION " if node.function else "QUERY " if node.query else ""
+    return f"DESCRIBE {kind}{name(node.name)}"
+
+
+@unparse.register
+def _(node: ast.StopQuery) -> str:
+    return f"STOP QUERY {name(node.name)}"
 
 
 @unparse.register
