@@ -482,7 +482,7 @@ INVALID = [
     ("CREATE VIEW v SELECT 1", 1, 15, "expected AS"),
     ("INSERT out SELECT 1", 1, 8, "expected INTO"),
     ("DROP INDEX i", 1, 6, "expected one of: SINK, STREAM, TABLE, VIEW"),
-    ("SHOW QUERIES", 1, 6, "unexpected 'QUERIES'"),
+    ("SHOW JOBS", 1, 6, "unexpected 'JOBS'"),
     ("SET x", 1, 6, "expected one of: TO, '='"),
     ("SELECT CASE WHEN a THEN 1 FROM t", 1, 27, "expected one of: ELSE, END, WHEN, an operator"),
     ("SELECT a FROM t WHERE a = 1 ADN b = 2", 1, 29, "did you mean AND?"),
