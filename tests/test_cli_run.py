@@ -102,3 +102,16 @@ def test_a_continuous_insert_draws_its_status_line_on_a_terminal():
     assert not handle.is_active and handle.totals()["rows_in"] == 1000
     drawn = screen.getvalue()
     assert "rows in" in drawn and "rows/s" in drawn and "watermark" in drawn, drawn[:500]
+
+
+def test_gen_draws_a_progress_bar_on_a_terminal_and_nothing_elsewhere(tmp_path):
+    screen, out = Terminal(), io.StringIO()
+    code = cli.main(
+        ["gen", "ysb", "--events", "2000", "--files", "4", "--out", str(tmp_path / "a")], out=out, err=screen
+    )
+    assert code == 0 and "writing 2,000 events" in screen.getvalue()
+    plain = io.StringIO()
+    code = cli.main(
+        ["gen", "ysb", "--events", "2000", "--files", "4", "--out", str(tmp_path / "b")], out=out, err=plain
+    )
+    assert code == 0 and plain.getvalue() == ""

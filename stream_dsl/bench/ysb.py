@@ -488,12 +488,16 @@ def measure(
     )
     out.flush()
     from stream_dsl.bench.latency import run_latency
+    from stream_dsl.cli.status import phase
 
-    engine = run_engine(bench, trace=trace, events_dir=events_dir)
+    with phase("stream-dsl: the throughput run"):
+        engine = run_engine(bench, trace=trace, events_dir=events_dir)
     latency = None
     if bench.format not in PREPARED_FORMATS and bench.latency_events > 0:
-        latency = run_latency(bench, trace=latency_trace_path(trace))
-    reference = run_polars(bench, events_dir) if polars else None
+        with phase(f"stream-dsl: the latency run, paced at {bench.rate:,.0f} events/s"):
+            latency = run_latency(bench, trace=latency_trace_path(trace))
+    with phase("plain polars over the same events"):
+        reference = run_polars(bench, events_dir) if polars else None
     delay = format_duration_ms(bench.watermark_delay_ms) if bench.watermark_delay_ms else "0"
     print(
         f"  {context_text(dict(bench.context))}, watermark delay {delay}; worker start-up "

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 if TYPE_CHECKING:
     import polars as pl
 
+from stream_dsl.cli.status import progress_bar
 from stream_dsl.cli.common import EXIT_OK, UsageError, non_negative_int, positive_int
 from stream_dsl.errors import DSLError
 
@@ -79,17 +80,19 @@ def cmd_gen_ysb(args: argparse.Namespace, out: TextIO) -> int:
     try:
         os.makedirs(events_dir, exist_ok=True)
         _clear_parts(events_dir)
-        for k in range(parts):
-            first, stop = count * k // parts, count * (k + 1) // parts
-            _write_events(
-                os.path.join(events_dir, f"part-{k:05d}.{ext}"),
-                first,
-                stop,
-                args.format,
-                seed=args.seed,
-                rate=rate,
-                start_ms=start_ms,
-            )
+        with progress_bar(parts, f"writing {count:,} events", getattr(args, "err", None)) as advance:
+            for k in range(parts):
+                first, stop = count * k // parts, count * (k + 1) // parts
+                _write_events(
+                    os.path.join(events_dir, f"part-{k:05d}.{ext}"),
+                    first,
+                    stop,
+                    args.format,
+                    seed=args.seed,
+                    rate=rate,
+                    start_ms=start_ms,
+                )
+                advance(1)
         campaigns = os.path.join(args.out, "campaigns.csv")
         files.write_frame(generator.ysb_campaigns(args.seed), campaigns, "csv")
     except OSError as e:

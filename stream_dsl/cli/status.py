@@ -9,8 +9,10 @@ is drawn, and the summary line alone is printed at the end.
 from __future__ import annotations
 
 import json
+import sys
 import time
-from typing import TYPE_CHECKING, Any, TextIO
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, Callable, Iterator, TextIO
 
 if TYPE_CHECKING:
     import polars as pl
@@ -61,3 +63,40 @@ def format_result(frame: pl.DataFrame, fmt: str, max_rows: int) -> str:
     from stream_dsl.connectors.console import format_frame
 
     return format_frame(frame, max_rows)
+
+
+@contextmanager
+def progress_bar(total: int, description: str, stream: TextIO | None = None) -> Iterator[Callable[[int], None]]:
+    """A progress bar on `stream` (stderr) while the block runs, when it is a terminal; yields `advance(n)`."""
+    stream = stream or sys.stderr
+    if not is_terminal(stream):
+        yield _no_progress
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=Console(file=stream), transient=True) as progress:
+        task = progress.add_task(description, total=total)
+
+        def advance(n: int = 1) -> None:
+            progress.advance(task, n)
+
+        yield advance
+
+
+def _no_progress(n: int = 1) -> None:
+    """`progress_bar`'s advance off a terminal: nothing to draw."""
+
+
+@contextmanager
+def phase(description: str, stream: TextIO | None = None) -> Iterator[None]:
+    """A spinner naming what runs now, on `stream` (stderr) when it is a terminal (a benchmark's phases)."""
+    stream = stream or sys.stderr
+    if not is_terminal(stream):
+        yield
+        return
+    from rich.console import Console
+
+    with Console(file=stream).status(description):
+        yield
