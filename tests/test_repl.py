@@ -832,3 +832,17 @@ def test_in_a_terminal_ctrl_c_stops_the_query_and_ctrl_d_leaves(tmp_path):
             child.wait()
         os.close(master)
     assert "+SELECT event_type, COUNT(*) AS n FROM live GROUP BY event_type;" in (tmp_path / "history").read_text()
+
+
+def test_format_csv_is_honoured_in_the_live_view():
+    session, out = make_session(live=True, terminal=True, fmt="csv")
+    session.execute(ENDLESS_DDL)
+    assert execute_then(
+        session,
+        "SELECT event_type, COUNT(*) AS n FROM live GROUP BY event_type;",
+        batches_seen(session, 3),
+        session.cancel,
+    )
+    text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", out.getvalue())
+    assert "event_type,n" in text and "╭" not in text  # the latest rows as CSV, no table
+    assert "● stopped" in text

@@ -17,8 +17,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import polars as pl
-from rich.console import Console
+from rich.console import Console, Group
 from rich.live import Live
+from rich.text import Text
 
 from stream_dsl.connectors import open_source
 from stream_dsl.errors import DSLError
@@ -221,9 +222,8 @@ class _Follower:
 
     def status(self, state: str) -> QueryStatus:
         handle = self.handle
-        return query_status(
-            handle.progress()[-10:], time.perf_counter() - self.started, state, handle.totals(), len(handle.recoveries)
-        )
+        recent = handle.recent_progress(10) if hasattr(handle, "recent_progress") else handle.progress()[-10:]
+        return query_status(recent, time.perf_counter() - self.started, state, handle.totals(), len(handle.recoveries))
 
     def view(self, state: str) -> Any:
         status = self.status(state)
@@ -234,6 +234,9 @@ class _Follower:
         rows = max(3, min(rows, self.console.height - 10))  # the status line stays on screen
         if frame is not None and self.results.mode == APPEND:
             frame = frame.tail(rows)  # the newest rows
+        if frame is not None and self.fmt != "table":  # \format csv or json: the latest rows in that format
+            text = frame_csv(frame.head(rows)) if self.fmt == "csv" else frame_json(frame.head(rows))
+            return Group(Text(text.rstrip("\n")), status_text(status))
         return live_view(frame, status, max_rows=rows, width=self.console.width, total_rows=total)
 
     def drain(self) -> None:
