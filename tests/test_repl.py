@@ -846,3 +846,17 @@ def test_format_csv_is_honoured_in_the_live_view():
     text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", out.getvalue())
     assert "event_type,n" in text and "╭" not in text  # the latest rows as CSV, no table
     assert "● stopped" in text
+
+
+def test_a_result_taller_than_the_terminal_goes_through_the_pager(capsys):
+    """rich hands it to pydoc's pager: `less` on a real terminal, stdout here (no tty), never the console."""
+    session, out = make_session(terminal=True, max_rows=-1)
+    session.console.height = 20
+    tall, short = pl.DataFrame({"n": list(range(50))}), pl.DataFrame({"n": [7]})
+    session.show_frame(tall)
+    assert " 49 │" in capsys.readouterr().out and " 49 │" not in out.getvalue()
+    session.show_frame(short)  # fits: printed as usual
+    assert " 7 │" in out.getvalue() and " 7 │" not in capsys.readouterr().out
+    session.execute("\\pager off")
+    session.show_frame(tall)
+    assert " 49 │" in out.getvalue()

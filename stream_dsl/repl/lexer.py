@@ -37,6 +37,7 @@ META_COMMANDS: dict[str, tuple[str, str]] = {
     "\\explain": ("QUERY", "logical, optimized and stage plans of a query"),
     "\\set": ("[KEY VALUE]", "show or change a setting: workers, executor, group_size, batch_interval, optimize"),
     "\\timing": ("[on|off]", "toggle showing how long each statement took"),
+    "\\pager": ("[on|off]", "toggle showing results taller than the terminal through $PAGER (less)"),
     "\\format": ("[table|csv|json]", "how results are printed"),
     "\\i": ("FILE", "run the statements of a script file"),
     "\\q": ("", "quit (or Ctrl-D)"),

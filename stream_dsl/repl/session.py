@@ -96,6 +96,7 @@ class Session:
         self.live = self.console.is_terminal if live is None else live
         self.refresh_seconds = refresh_seconds
         self.background = self.live if background is None else background  # INSERT INTO runs as a named query
+        self.pager = True  # results taller than the terminal go through $PAGER (`\\pager off`)
         self.errors = 0
         self.handle: Any = None  # the continuous query running now, if any
         self.input_guard: Callable[[], ContextManager[Any]] | None = None  # held while a query is followed
@@ -214,7 +215,13 @@ class Session:
         elif self.fmt == "json":
             self.console.out(frame_json(frame), highlight=False, end="")
         else:
-            self.console.print(frame_view(frame, max_rows=self.max_rows, width=self.console.width, types=types))
+            view = frame_view(frame, max_rows=self.max_rows, width=self.console.width, types=types)
+            shown = frame.height if self.max_rows < 0 else min(frame.height, self.max_rows)
+            if self.pager and self.console.is_terminal and shown + 6 > self.console.height:
+                with self.console.pager(styles=True):  # taller than the terminal: $PAGER (less) scrolls it
+                    self.console.print(view)
+            else:
+                self.console.print(view)
 
     def _text(self, text: str) -> None:
         self.console.print(Text(text), soft_wrap=True)
@@ -366,6 +373,10 @@ class Session:
     def _meta_timing(self, argument: str) -> None:
         self.timing = _on_off(argument, not self.timing, "\\timing")
         self._notice(f"timing is {'on' if self.timing else 'off'}")
+
+    def _meta_pager(self, argument: str) -> None:
+        self.pager = _on_off(argument, not self.pager, "\\pager")
+        self._notice(f"pager is {'on' if self.pager else 'off'}")
 
     def _meta_format(self, argument: str) -> None:
         if argument:
