@@ -201,6 +201,7 @@ def start(
     name: str | None = None,
     trace: str | None = None,
     on_progress: Callable[[dict[str, Any]], Any] | None = None,
+    auto_named: bool = False,
 ) -> QueryHandle:
     """Start `plan` as a continuous query writing to `sink`; returns its QueryHandle.
 
@@ -210,6 +211,7 @@ def start(
     realtime = 'false'. `trace` is a file path: when the query ends, every
     task's start and end go there in the Chrome trace format (executor/trace.py).
     `on_progress` is called with each batch's progress dict, in the query's thread.
+    `auto_named`: `name` was made up (q1, ...), so files are not named after it (dead letters).
     """
     plan, config = _prepare(plan, config)
     target = resolve_sink(sink, catalog)
@@ -220,7 +222,11 @@ def start(
         recorder.attach(run)
     try:
         run.dead_letter_router = dead_letter_router(
-            run.graph, catalog=catalog, sink=target, query_name=name, checkpoint_dir=config.checkpoint_dir
+            run.graph,
+            catalog=catalog,
+            sink=target,
+            query_name=None if auto_named else name,
+            checkpoint_dir=config.checkpoint_dir,
         )
         run.open()
     except BaseException:

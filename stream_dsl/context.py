@@ -524,13 +524,18 @@ class Context:
         `name`: unique among the running queries; `on_progress(progress)`: called per batch.
         """
         self._queries.check_name(name)
+        auto_named = name is None
         name = name or self._queries.next_name()
         config = self.config if checkpoint_dir is None else self.config.with_options(checkpoint_dir=checkpoint_dir)
         if config.checkpoint_reset and config.checkpoint_dir:
             from executor.recovery.survey import reset
 
             reset(config.checkpoint_dir)
-        options: dict[str, Any] = {"name": name, "on_progress": self._queries.notifier(on_progress)}
+        options: dict[str, Any] = {
+            "name": name,
+            "on_progress": self._queries.notifier(on_progress),
+            "auto_named": auto_named,
+        }
         if trace is not None:
             options["trace"] = trace
         return self._queries.add(_executor_api().start(plan, sink, config, self.catalog, **options), sink)

@@ -7,6 +7,8 @@ progress() reported. Times are seconds after 2024-01-01 00:00:00.
 
 from __future__ import annotations
 
+import time
+
 import datetime as dt
 import json
 
@@ -282,6 +284,8 @@ def test_stop_ends_a_continuous_query():
     ctx.catalog.sources["ev"] = _unbounded(ctx.catalog.sources["ev"])
     handle = ctx.sql("SELECT k FROM ev").start(sink=MemorySink())
     assert handle.is_active
+    while handle.batches == 0:  # its first batch (a stop before it would end the query with none)
+        time.sleep(0.001)
     handle.stop()
     assert not handle.is_active
     assert handle.await_termination(1) is True
