@@ -335,7 +335,7 @@ def test_the_family_is_large_enough():
 
 
 @pytest.mark.parametrize("query", QUERIES, ids=[q.name for q in QUERIES])
-@settings(max_examples=examples(10), deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(7), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=datasets())
 def test_query_matches_duckdb_for_every_split_and_worker_count(query, data):
     frame, batches, table, ordered = data
@@ -382,7 +382,7 @@ ORDERED = [
 
 
 @pytest.mark.parametrize("query", ORDERED, ids=[q.name for q in ORDERED])
-@settings(max_examples=examples(8), deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(6), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=datasets())
 def test_order_by_gives_duckdbs_rows_in_duckdbs_order(query, data):
     frame, batches, table, ordered = data

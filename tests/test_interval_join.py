@@ -124,7 +124,7 @@ def duckdb_rows(sql: str, a: pl.DataFrame, b: pl.DataFrame) -> list[tuple]:
 
 
 @pytest.mark.parametrize(("name", "ours", "theirs"), QUERIES, ids=[q[0] for q in QUERIES])
-@settings(max_examples=examples(12), deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(8), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=streams())
 def test_interval_join_matches_duckdb_inline(name, ours, theirs, data):
     a, a_batches, b, b_batches, ordered = data

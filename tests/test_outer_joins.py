@@ -148,7 +148,7 @@ MULTIPROCESS = ["right_on", "full_using", "table_left_join_stream", "cross"]
 
 
 @pytest.mark.parametrize("query", QUERIES, ids=[q.name for q in QUERIES])
-@settings(max_examples=examples(10), deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(6), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=datasets())
 def test_outer_and_cross_joins_match_duckdb(query, data):
     frame, batches, table, ordered = data

@@ -111,7 +111,7 @@ BY_NAME = {q.name: q for q in QUERIES}
 
 
 @pytest.mark.parametrize("query", QUERIES, ids=[q.name for q in QUERIES])
-@settings(max_examples=examples(8), deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(5), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=datasets())
 def test_top_n_and_dedup_match_duckdb_for_every_split(query, data):
     frame, batches, table, ordered = data
@@ -138,7 +138,7 @@ def on_time(batches: list[pl.DataFrame], delay_ms: int) -> pl.DataFrame:
 
 
 @pytest.mark.parametrize("delay_ms", [0, 3_000])
-@settings(max_examples=examples(10), deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(6), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=datasets())
 def test_dedup_of_out_of_order_rows_under_a_watermark_is_duckdbs_over_the_rows_on_time(delay_ms, data):
     """Rows come in any order; a later batch may hold a key's smaller time, unless the watermark made it late."""

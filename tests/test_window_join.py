@@ -49,7 +49,7 @@ KINDS = ["", "LEFT", "RIGHT", "FULL"]
 
 
 @pytest.mark.parametrize("kind", KINDS)
-@settings(max_examples=examples(10), deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(6), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=streams())
 def test_window_join_matches_duckdb_inline(kind, data):
     a, a_batches, b, b_batches, ordered = data

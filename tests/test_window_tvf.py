@@ -139,7 +139,7 @@ def check(query: Q, data, executor: str, runs) -> None:
 
 
 @pytest.mark.parametrize("query", QUERIES, ids=[q.name for q in QUERIES])
-@settings(max_examples=examples(10), deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(6), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=datasets())
 def test_windows_and_window_tvfs_match_duckdb_inline(query, data):
     check(query, data, "inline", ((1, True), (3, True), (3, False)))
