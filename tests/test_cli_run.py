@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+from pathlib import Path
 
 import polars as pl
 import pytest
@@ -115,3 +116,10 @@ def test_gen_draws_a_progress_bar_on_a_terminal_and_nothing_elsewhere(tmp_path):
         ["gen", "ysb", "--events", "2000", "--files", "4", "--out", str(tmp_path / "b")], out=out, err=plain
     )
     assert code == 0 and plain.getvalue() == ""
+
+
+def test_the_continuous_example_plans():
+    """examples/ysb_continuous.sql (the README's continuous job) is an INSERT over an endless paced stream."""
+    code, out, err = call("explain", str(Path(__file__).resolve().parents[1] / "examples" / "ysb_continuous.sql"))
+    assert code == 0, err
+    assert "Scan stream events" in out and "Output" in out
