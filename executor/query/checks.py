@@ -17,15 +17,15 @@ def check_can_emit(graph: nx.DiGraph, readers: Mapping[int, Reader]) -> None:
     for node in graph.nodes:
         stage: Stage = graph.nodes[node]["stage"]
         op = stage.stateful
+        upstream = upstream_readers(graph, node, readers)
+        unbounded = [r for r in upstream if not is_bounded(r)]
         if isinstance(op, TopNOp) and op.kind == "dedup" and not op.watermarked:
-            _check_dedup_can_emit(graph, node, readers, op)
+            _check_dedup_can_emit(op, unbounded)
         if isinstance(op, IntervalJoinOp):
-            _check_interval_join(op, [readers[a] for a in nx.ancestors(graph, node) if a in readers])
+            _check_interval_join(op, unbounded)
             continue
         if not isinstance(op, AggregateOp) or op.window is None or op.changelog:
             continue
-        upstream = [readers[a] for a in nx.ancestors(graph, node) if a in readers]
-        unbounded = [r for r in upstream if not is_bounded(r)]
         if unbounded and not any(r.clock.delay_ms is not None for r in upstream):
             name = unbounded[0].scan.source.name
             raise PlanError(
@@ -43,9 +43,13 @@ def check_can_emit(graph: nx.DiGraph, readers: Mapping[int, Reader]) -> None:
             )
 
 
-def _check_dedup_can_emit(graph: nx.DiGraph, node: int, readers: Mapping[int, Reader], op: TopNOp) -> None:
+def upstream_readers(graph: nx.DiGraph, node: int, readers: Mapping[int, Reader]) -> list[Reader]:
+    """The readers of the sources stage `node` reads from, directly or not."""
+    return [readers[a] for a in nx.ancestors(graph, node) if a in readers]
+
+
+def _check_dedup_can_emit(op: TopNOp, unbounded: list[Reader]) -> None:
     """A deduplication decides a key's first row when the watermark passes it: without one, only at the end."""
-    unbounded = [readers[a] for a in nx.ancestors(graph, node) if a in readers and not is_bounded(readers[a])]
     if unbounded:
         name = unbounded[0].scan.source.name
         raise PlanError(
@@ -56,10 +60,9 @@ def _check_dedup_can_emit(graph: nx.DiGraph, node: int, readers: Mapping[int, Re
         )
 
 
-def _check_interval_join(op: IntervalJoinOp, upstream: list[Reader]) -> None:
+def _check_interval_join(op: IntervalJoinOp, unbounded: list[Reader]) -> None:
     """Refuse an interval join over unbounded input whose time columns the watermark does not bound: its state
     would grow forever (it drops rows only as the watermark passes their interval)."""
-    unbounded = [r for r in upstream if not is_bounded(r)]
     if not unbounded or op.watermarked:
         return
     left, right = op.bounds.left_time, op.bounds.right_time
@@ -95,7 +98,7 @@ def check_outer_joins(graph: nx.DiGraph, readers: Mapping[int, Reader]) -> None:
         op = graph.nodes[node]["stage"].stateful
         if not isinstance(op, UnmatchedRowsOp):
             continue
-        unbounded = [readers[a] for a in nx.ancestors(graph, node) if a in readers and not is_bounded(readers[a])]
+        unbounded = [r for r in upstream_readers(graph, node, readers) if not is_bounded(r)]
         if unbounded:
             name = unbounded[0].scan.source.name
             raise PlanError(
