@@ -100,9 +100,16 @@ def register_executor(name: str, factory: ExecutorFactory) -> None:
 
 
 def build_run(
-    plan: Plan, config: RunConfig, output_factory: Callable[[Any, int | None], QueryOutput], *, realtime: bool
+    plan: Plan,
+    config: RunConfig,
+    output_factory: Callable[[Any, int | None], QueryOutput],
+    *,
+    realtime: bool,
+    pool: Callable[[], Any] | None = None,
 ) -> QueryRun:
-    """Lower an (optimized) plan with `config.workers` partitions and build its run on `config.executor`."""
+    """Lower an (optimized) plan with `config.workers` partitions and build its run on `config.executor`;
+    with `pool` (what gives a Context's WorkerPool) a run on pipes takes warm workers from it and gives
+    them back."""
     try:
         factory = EXECUTORS[config.executor]
     except KeyError:
@@ -110,7 +117,11 @@ def build_run(
     graph = lower(plan, config.workers, state_ttl_ms=config.state_ttl_ms)
     output = output_factory(graph.graph["schema"], graph.graph.get("limit")).ordered(graph)
     check_sorted_output(output)
-    return factory(graph, config, output, realtime)
+    run = factory(graph, config, output, realtime)
+    if pool is not None and config.transport == "pipes" and hasattr(run, "pool"):
+        workers = pool()
+        run.pool, run.transport_factory = workers, workers.factory  # type: ignore[attr-defined]
+    return run
 
 
 def _prepare(plan: Plan, config: RunConfig | None) -> tuple[Plan, RunConfig]:
@@ -121,14 +132,18 @@ def _prepare(plan: Plan, config: RunConfig | None) -> tuple[Plan, RunConfig]:
 
 
 def run_collect(
-    plan: Plan, config: RunConfig, catalog: Catalog | None = None, on_batch: OnBatch = None
+    plan: Plan,
+    config: RunConfig,
+    catalog: Catalog | None = None,
+    on_batch: OnBatch = None,
+    pool: Callable[[], Any] | None = None,
 ) -> tuple[pl.DataFrame, QueryRun, list[dict[str, Any]]]:
     """Run an (already optimized) plan to the end of its input: the result, the run and its progress.
 
     Bad records go where a source's `dead_letter` option says (`catalog`
     resolves sink names); without the option they are only counted.
     """
-    run = build_run(plan, config, CollectOutput, realtime=False)
+    run = build_run(plan, config, CollectOutput, realtime=False, pool=pool)
     progress: list[dict[str, Any]] = []
 
     def record(report: dict[str, Any]) -> None:
@@ -149,14 +164,16 @@ def run_collect(
         run.close()
 
 
-def collect(plan: Plan, config: RunConfig | None = None, catalog: Catalog | None = None) -> pl.DataFrame:
+def collect(
+    plan: Plan, config: RunConfig | None = None, catalog: Catalog | None = None, pool: Callable[[], Any] | None = None
+) -> pl.DataFrame:
     """Run `plan` over bounded input (as fast as possible, realtime=False) and return the result.
 
     Append queries return every emitted row; changelog queries (non-windowed
     aggregates, EMIT CHANGES) the last value of each group.
     """
     plan, config = _prepare(plan, config)
-    return run_collect(plan, in_process_if_small(plan, config), catalog)[0]
+    return run_collect(plan, in_process_if_small(plan, config), catalog, pool=pool)[0]
 
 
 SMALL_COLLECT_BYTES = 4 << 20  # files this small (in all) count as a small input too
@@ -202,6 +219,7 @@ def start(
     trace: str | None = None,
     on_progress: Callable[[dict[str, Any]], Any] | None = None,
     auto_named: bool = False,
+    pool: Callable[[], Any] | None = None,
 ) -> QueryHandle:
     """Start `plan` as a continuous query writing to `sink`; returns its QueryHandle.
 
@@ -217,7 +235,7 @@ def start(
     target = resolve_sink(sink, catalog)
     recorder = recorder_for(trace, config)
     written = target if recorder is None else recorder.wrap(target)
-    run = build_run(plan, config, lambda schema, limit: SinkOutput(schema, limit, written), realtime=True)
+    run = build_run(plan, config, lambda schema, limit: SinkOutput(schema, limit, written), realtime=True, pool=pool)
     if recorder is not None:
         recorder.attach(run)
     try:

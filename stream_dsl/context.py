@@ -15,6 +15,7 @@ Examples
 from __future__ import annotations
 
 import datetime as dt
+import weakref
 from typing import Any, Iterable, Literal, Mapping, Sequence
 
 import polars as pl
@@ -107,6 +108,8 @@ class Context:
         With transport='ray': None starts a Ray instance in this process,
         'auto' joins the cluster this machine belongs to, 'host:port' (or
         'ray://host:port') joins that cluster.
+    (Worker processes stay warm between the Context's queries: `close()`, or
+    `with sd.Context() as ctx:`, ends them; so does garbage collection.)
     checkpoint_reset : bool
         Start continuous queries from the beginning on purpose: before a
         query starts, the old state of its checkpoint_dir (checkpoints,
@@ -163,6 +166,7 @@ class Context:
         )
         self.catalog = Catalog()
         self._queries = Queries()
+        self._pool: Any = None  # the warm worker processes (`_worker_pool`)
         self._queries.serve_metrics(self.config.metrics_port)
 
     def __repr__(self) -> str:
@@ -505,7 +509,28 @@ class Context:
         return explain(plan, config, format=format)
 
     def _collect(self, plan: Plan) -> pl.DataFrame:
-        return _executor_api().collect(plan, self.config, self.catalog)
+        return _executor_api().collect(plan, self.config, self.catalog, pool=self._worker_pool)
+
+    def _worker_pool(self) -> Any:
+        """The Context's warm worker processes (`executor/multiproc/pool.py`), made with the first query that
+        needs workers; they end with `close()` or when the Context is garbage collected."""
+        if self._pool is None:
+            from executor.multiproc.pool import WorkerPool
+
+            self._pool = WorkerPool()
+            weakref.finalize(self, self._pool.close)
+        return self._pool
+
+    def close(self) -> None:
+        """End the Context's idle worker processes (running queries are not touched)."""
+        if self._pool is not None:
+            self._pool.close()
+
+    def __enter__(self) -> "Context":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
 
     def _start(
         self,
@@ -535,6 +560,7 @@ class Context:
             "name": name,
             "on_progress": self._queries.notifier(on_progress),
             "auto_named": auto_named,
+            "pool": self._worker_pool,
         }
         if trace is not None:
             options["trace"] = trace

@@ -173,6 +173,10 @@ class Driver(BatchRecords):
         self.batch_logs: DriverLogs | None = None  # with checkpoints: the sources' offset logs (`batch_logs.py`)
         self.last_seen: dict[int, float] = {}  # worker -> when its last heartbeat was read
         self.group_id = -1  # the last group (or batch, BSP) begun, kept across recoveries
+        self.pool: Any = None  # a Context's WorkerPool (`pool.py`): its warm workers, and it takes them back
+        self.cancelled = False
+        self.transport_done = False
+        self.clean_end = False  # the run ended by itself (no failure, cancel or lost worker since the start)
 
     # ------------------------------------------------------------ lifecycle
 
@@ -298,9 +302,11 @@ class Driver(BatchRecords):
 
     def close(self) -> None:
         """Stop every worker process (idempotent)."""
-        if self.transport is not None:
+        if self.transport is not None and not self.transport_done:
             self._send_last_commit()
-            self.transport.shutdown(message=Stop())
+            self.transport_done = True  # given back or shut down once: a given-back one may serve another query
+            if not (self.pool is not None and self.clean_end and self.pool.give_back(self.transport)):
+                self.transport.shutdown(message=Stop())
         if self.batch_logs is not None:
             self.batch_logs.close()
         if self.dead_letter_router is not None:
@@ -368,6 +374,7 @@ class Driver(BatchRecords):
                     self.recover(lost)
                     lost = None
                 self._drive(self._new_policy(), on_batch, should_stop, idle_sleep)
+                self.clean_end = not self.cancelled and not self.recoveries
                 return
             except WorkerLost as exc:
                 lost = exc
@@ -531,6 +538,7 @@ class Driver(BatchRecords):
     def cancel(self, on_batch: OnBatch) -> None:
         """stop() in the middle of an assignment: workers run nothing more; record the batches that finished."""
         assert self.transport is not None
+        self.cancelled = True
         for w in range(self.workers):
             self.transport.send(w, Cancel())
         waiting = set(range(self.workers))

@@ -117,6 +117,19 @@ class Stop:
 
 
 @dataclass(frozen=True, slots=True)
+class Release:
+    """The query is over and ended cleanly: drain (`Drained`) and wait for the next query's Setup."""
+
+
+@dataclass(frozen=True, slots=True)
+class Drained:
+    """`worker` will send nothing more of the query that ended: to every peer, then (having every peer's) to
+    the driver, so that no message of one query reaches the next (`worker_process._drain`)."""
+
+    worker: int
+
+
+@dataclass(frozen=True, slots=True)
 class OutputMessage:
     """A finished output task's result: rows to append (IPC), or a changelog's upserts and deletes.
 

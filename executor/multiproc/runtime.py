@@ -302,6 +302,9 @@ class MultiprocessTransport:
         The process holds the only copies afterwards, so its death ends
         those pipes (the readers see EOF instead of waiting for ever).
         """
+        running = self.processes.get(worker)
+        if running is not None and running.is_alive():  # a warm transport's worker (`pool.py`) serves on
+            return
         channel = self._channels[worker]
         process = context().Process(target=main, args=(channel,), name=f"stream-dsl-worker-{worker}", daemon=True)
         _start_without_main(process)
@@ -354,6 +357,26 @@ class MultiprocessTransport:
             if process.is_alive():
                 process.kill()
         self.shutdown(timeout=0.0)
+
+    def release(self, message: Any, drained: Callable[[Any], int | None], timeout: float = 5.0) -> bool:
+        """End a query but keep the workers (a warm pool): send `message` (Release) to each and read until each
+        has drained (`drained(message)` gives the worker a Drained came from), dropping what the ended
+        query still sent. False when a worker is gone or does not drain within `timeout`."""
+        if self._closed or len(self.processes) != self.workers or self.dead_workers():
+            return False
+        for worker in range(self.workers):
+            self.send(worker, message)
+        waiting, deadline = set(range(self.workers)), time.monotonic() + timeout
+        while waiting:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            received = self.receive(min(left, 0.2))
+            if received is None and self.dead_workers():
+                return False
+            if received is not None:
+                waiting.discard(drained(received))
+        return True
 
     def shutdown(self, timeout: float = 2.0, message: Any = None) -> None:
         """Ask every worker to exit (with `message`), then terminate and kill stragglers; close the pipes."""

@@ -76,6 +76,8 @@ from executor.multiproc.messages import (
     Commit,
     Logged,
     OutputMessage,
+    Drained,
+    Release,
     Report,
     Restore,
     Setup,
@@ -174,6 +176,8 @@ class WorkerRunner:
         self.unlogged: list[Logged] = []  # batch ends read, not sent to the driver's offset logs yet
         self.unsent_since = 0.0  # when the oldest of them was kept back (time.monotonic)
         self.stopped = False
+        self.released = False  # stopped by Release: the process serves the next query (a warm pool)
+        self.drained: set[int] = set()  # peers whose Drained came before this process's Release
         self.cancelled = False
 
     # ------------------------------------------------------------ messages and instructions
@@ -182,6 +186,10 @@ class WorkerRunner:
         """Take in one message; the scheduler's instructions queue up in `work`."""
         if isinstance(message, Stop):
             self.stopped = True
+        elif isinstance(message, Release):  # a clean end: the process stays for the next query
+            self.stopped = self.released = True
+        elif isinstance(message, Drained):  # a peer released before this process read its own Release
+            self.drained.add(message.worker)
         elif isinstance(message, Commit):
             self._commit(message)
         elif self.cancelled:
@@ -444,6 +452,10 @@ class WorkerRunner:
     def close(self) -> None:
         for reader in self.readers.values():
             reader.close()
+        from stream_dsl.connectors import memory
+
+        for id in self.setup.memory:  # the in-memory sources' frames: the next query brings its own
+            memory.unregister(id)
 
 
 def holds_outputs(work: Iterable[Any], stages: Mapping[int, Stage], held_s: float) -> bool:

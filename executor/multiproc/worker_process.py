@@ -12,25 +12,39 @@ from typing import Any
 import polars as pl
 
 from executor import kernels
-from executor.multiproc.messages import Failed, Heartbeat, Ready, Setup, Stop
+from executor.multiproc.messages import Drained, Failed, Heartbeat, Ready, Setup, Stop
 from executor.multiproc.runtime import DRIVER, Channel
 from executor.multiproc.scheduler import Run
 from executor.multiproc.worker import IDLE_POLL_S, WorkerRunner
 from stream_dsl.errors import DSLError
 
 
+DRAIN_S = 10.0  # a released worker waits this long for its peers' Drained before it gives up and exits
+
+
 def main(channel: Channel) -> None:
-    """The worker process: set up, then handle messages until `Stop` (or the driver is gone).
+    """The worker process: serve queries (Setup, messages until `Stop`) for as long as each ends with
+    `Release` (a warm pool, `pool.py`) and the drain after it completes; else exit.
 
     Ctrl-C is the driver's to handle: a worker ignores SIGINT and is stopped by the driver.
     """
     if threading.current_thread() is threading.main_thread():  # a Ray actor runs it in another thread
         signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        while (drained := _serve_query(channel)) is not None and _drain(channel, drained):
+            pass
+    finally:
+        channel.release()
+
+
+def _serve_query(channel: Channel) -> set[int] | None:
+    """One query: set up, then handle messages until `Stop` or `Release` (or the driver is gone).
+    When it was released (the process may serve the next query): the peers that drained already."""
     runner: WorkerRunner | None = None
     try:
         setup = _await_setup(channel)
         if setup is None:
-            return
+            return None
         runner = WorkerRunner(channel, setup)
         _check_polars()
         _start_heartbeat(channel, setup.heartbeat_s, lambda: runner is None or runner.stopped)
@@ -45,14 +59,33 @@ def main(channel: Channel) -> None:
             elif runner.work:
                 runner.step()
             elif not channel.driver_alive():
-                return
+                return None
+        return runner.drained if runner.released else None
     except BaseException as exc:  # report, then wait to be stopped: the driver ends the query
         _report_failure(channel, exc)
         _await_stop(channel)
+        return None
     finally:
         if runner is not None:
             runner.close()
-        channel.release()
+
+
+def _drain(channel: Channel, already: set[int]) -> bool:
+    """After a Release: tell every peer this process sends nothing more, read until every peer said so
+    (`already`: those whose word came during the query; what the ended query still had in the pipes is
+    dropped), then tell the driver. False: give up (exit)."""
+    peers = [w for w in getattr(channel, "outlets", {}) if w != DRIVER]
+    for peer in peers:
+        channel.send(peer, Drained(channel.worker))
+    waiting, deadline = set(peers) - already, time.monotonic() + DRAIN_S
+    while waiting:
+        message = channel.receive(IDLE_POLL_S)
+        if isinstance(message, Drained):
+            waiting.discard(message.worker)
+        elif message is None and (not channel.driver_alive() or time.monotonic() > deadline):
+            return False
+    channel.send(DRIVER, Drained(channel.worker))
+    return True
 
 
 def _start_heartbeat(channel: Channel, every_s: float, stopped: Any) -> None:
