@@ -860,3 +860,21 @@ def test_a_result_taller_than_the_terminal_goes_through_the_pager(capsys):
     session.execute("\\pager off")
     session.show_frame(tall)
     assert " 49 │" in out.getvalue()
+
+
+def test_the_live_status_counts_the_rows_of_the_changelog_table_it_shows():
+    """A changelog's view is its current result: the status says how many rows that is, beside the changes
+    that made it (rows out counts every changed group of every batch)."""
+    session, out = make_session(live=True, terminal=True)
+    session.execute(ENDLESS_DDL)
+    assert execute_then(
+        session,
+        "SELECT event_type, COUNT(*) AS n FROM live GROUP BY event_type;",
+        batches_seen(session, 3),
+        session.cancel,
+    )
+    text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", out.getvalue())
+    final = text.rsplit("╭", 1)[1]
+    shown = len(table_cells(final)[2:])
+    said = re.findall(r"([\d,]+) changes out, ([\d,]+) rows in the result", final)
+    assert said and int(said[-1][1]) == shown and int(said[-1][0].replace(",", "")) >= shown

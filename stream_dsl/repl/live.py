@@ -11,6 +11,7 @@ current batch, and the session goes on.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from dataclasses import dataclass, field
@@ -230,6 +231,8 @@ class _Follower:
         if self.results is None or self.results.stream:
             return status_text(status)
         frame, total = self.results.snapshot()
+        if self.results.mode != APPEND:  # the table is the current result: the status counts its rows too
+            status = dataclasses.replace(status, result_rows=total)
         rows = self.max_rows if self.max_rows >= 0 else total
         rows = max(3, min(rows, self.console.height - 10))  # the status line stays on screen
         if frame is not None and self.results.mode == APPEND:

@@ -258,6 +258,7 @@ class QueryStatus:
     elapsed_s: float
     recoveries: int = 0  # lost workers replaced from a checkpoint
     lag_ms: float | None = None  # a paced source: how far event time trails the wall clock
+    result_rows: int | None = None  # a changelog's current result (the table shown): its rows
 
 
 def query_status(
@@ -306,7 +307,9 @@ def status_text(status: QueryStatus, *, hint: bool = True) -> Text:
     parts = [
         f"{status.batches:,} batch{'es' if status.batches != 1 else ''}",
         f"{status.rows_in:,} rows in ({status.rows_per_second:,.0f} rows/s)",
-        f"{status.rows_out:,} rows out",
+        f"{status.rows_out:,} rows out"
+        if status.result_rows is None
+        else f"{status.rows_out:,} changes out, {status.result_rows:,} rows in the result",
         f"watermark {_watermark_text(status.watermark)}",
         f"latency {status.latency_ms:,.1f} ms" if status.latency_ms is not None else "latency -",
     ]
