@@ -8,35 +8,43 @@ worker tells every peer and then the driver that it sends nothing more
 and the processes wait for the next query's Setup. A query that failed,
 was cancelled, lost a worker or did not drain in time shuts its workers
 down as before. `close()` (the Context's, or when it is garbage collected)
-ends the idle workers.
+ends the idle workers; workers idle for IDLE_S are not handed out again,
+and a warm worker that gets no query for WARM_EXIT_S exits by itself, so
+Contexts nobody closes do not keep processes for ever.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any
 
 from executor.multiproc.messages import Drained, Release, Stop
 from executor.multiproc.runtime import MultiprocessTransport
 
 
+IDLE_S = 60.0  # idle workers older than this are not handed out (they exit by themselves at WARM_EXIT_S)
+
+
 class WorkerPool:
     """Idle pipes transports by worker count (one each), handed to the next query that needs as many."""
 
     def __init__(self) -> None:
-        self._idle: dict[int, MultiprocessTransport] = {}
+        self._idle: dict[int, tuple[MultiprocessTransport, float]] = {}  # workers -> (transport, released at)
         self._lock = threading.Lock()
         self.reused = 0  # how many queries got warm workers (for tests and progress)
 
     def factory(self, workers: int) -> MultiprocessTransport:
         """A transport for `workers` workers: the idle one with live processes, or a new one."""
         with self._lock:
-            idle = self._idle.pop(workers, None)
-        if idle is not None and not idle.dead_workers() and len(idle.processes) == workers:
+            idle, released_at = self._idle.pop(workers, (None, 0.0))
+        if idle is None:
+            return MultiprocessTransport(workers)
+        fresh = time.monotonic() - released_at < IDLE_S  # well before the workers give up by themselves
+        if fresh and not idle.dead_workers() and len(idle.processes) == workers:
             self.reused += 1
             return idle
-        if idle is not None:
-            idle.shutdown(message=Stop())
+        idle.shutdown(message=Stop())
         return MultiprocessTransport(workers)
 
     def give_back(self, transport: Any) -> bool:
@@ -47,19 +55,19 @@ class WorkerPool:
             return False
         with self._lock:
             spare = self._idle.pop(transport.workers, None)
-            self._idle[transport.workers] = transport
+            self._idle[transport.workers] = (transport, time.monotonic())
         if spare is not None:
-            spare.shutdown(message=Stop())
+            spare[0].shutdown(message=Stop())
         return True
 
     @property
     def pids(self) -> list[int]:
         with self._lock:
-            return [pid for transport in self._idle.values() for pid in transport.pids]
+            return [pid for transport, _ in self._idle.values() for pid in transport.pids]
 
     def close(self) -> None:
         """End every idle worker."""
         with self._lock:
             idle, self._idle = list(self._idle.values()), {}
-        for transport in idle:
+        for transport, _ in idle:
             transport.shutdown(message=Stop())

@@ -20,6 +20,7 @@ from stream_dsl.errors import DSLError
 
 
 DRAIN_S = 10.0  # a released worker waits this long for its peers' Drained before it gives up and exits
+WARM_EXIT_S = 120.0  # a released worker that gets no Setup for this long exits (its pool drops it sooner)
 
 
 def main(channel: Channel) -> None:
@@ -31,18 +32,21 @@ def main(channel: Channel) -> None:
     if threading.current_thread() is threading.main_thread():  # a Ray actor runs it in another thread
         signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
-        while (drained := _serve_query(channel)) is not None and _drain(channel, drained):
-            pass
+        warm = False
+        while (drained := _serve_query(channel, WARM_EXIT_S if warm else None)) is not None and _drain(
+            channel, drained
+        ):
+            warm = True
     finally:
         channel.release()
 
 
-def _serve_query(channel: Channel) -> set[int] | None:
+def _serve_query(channel: Channel, give_up_s: float | None = None) -> set[int] | None:
     """One query: set up, then handle messages until `Stop` or `Release` (or the driver is gone).
     When it was released (the process may serve the next query): the peers that drained already."""
     runner: WorkerRunner | None = None
     try:
-        setup = _await_setup(channel)
+        setup = _await_setup(channel, give_up_s)
         if setup is None:
             return None
         runner = WorkerRunner(channel, setup)
@@ -123,12 +127,17 @@ def _check_polars() -> None:
     pl.DataFrame({"a": [1, 2, 1]}).group_by("a").len()
 
 
-def _await_setup(channel: Channel) -> Setup | None:
+def _await_setup(channel: Channel, give_up_s: float | None = None) -> Setup | None:
+    """The next query's Setup; None on Stop, when the driver is gone, or after `give_up_s` (a warm worker
+    nobody came back for: its pool dropped it, or the Context was never collected)."""
+    deadline = None if give_up_s is None else time.monotonic() + give_up_s
     while True:
         message = channel.receive(IDLE_POLL_S)
         if isinstance(message, Setup):
             return message
         if isinstance(message, Stop) or (message is None and not channel.driver_alive()):
+            return None
+        if deadline is not None and time.monotonic() > deadline:
             return None
 
 
