@@ -7,7 +7,6 @@ the dataframe API builds the same plans through the same code.
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from dataclasses import dataclass
 from typing import Any, Sequence
@@ -234,17 +233,7 @@ def _with_aliases(node: Any, items: Sequence[ast.SelectItem], scope: Scope) -> A
             if len(found) == 1:
                 return next(i.expr for i in items if i.alias == found[0])
         return node
-    if isinstance(node, tuple):
-        return tuple(_with_aliases(n, items, scope) for n in node)
-    if not dataclasses.is_dataclass(node) or isinstance(node, (ast.Select, type)):
-        return node
-    changes = {}
-    for f in dataclasses.fields(node):
-        value = getattr(node, f.name)
-        new = _with_aliases(value, items, scope)
-        if new is not value:
-            changes[f.name] = new
-    return dataclasses.replace(node, **changes) if changes else node
+    return ast.rebuild(node, lambda n: _with_aliases(n, items, scope), keep=(ast.Select,))
 
 
 def _group_target(node: ast.Expr, items: Sequence[ast.SelectItem], scope: Scope) -> ast.Expr:

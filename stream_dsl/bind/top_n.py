@@ -309,14 +309,4 @@ def _substitute(node: object, name: str, cte: ast.Query) -> Any:
         return node
     if isinstance(node, ast.Query) and any(n.lower() == name.lower() for n, _ in node.ctes):
         return node
-    if isinstance(node, tuple):
-        return tuple(_substitute(n, name, cte) for n in node)
-    if not dataclasses.is_dataclass(node) or isinstance(node, type):
-        return node
-    changes = {}
-    for f in dataclasses.fields(node):
-        value = getattr(node, f.name)
-        new = _substitute(value, name, cte)
-        if new is not value:
-            changes[f.name] = new
-    return dataclasses.replace(node, **changes) if changes else node
+    return ast.rebuild(node, lambda n: _substitute(n, name, cte))

@@ -116,17 +116,7 @@ def _window_names(node: Any, qualifiers: set[str]) -> Any:
         return ast.BinaryOp("-", end, ast.IntervalLit("1", "MILLISECOND", span=node.span), span=node.span)
     if column is not None:
         return ast.Identifier((column,), span=node.span)
-    if isinstance(node, tuple):
-        return tuple(_window_names(n, qualifiers) for n in node)
-    if not dataclasses.is_dataclass(node) or isinstance(node, (ast.Select, ast.Query, type)):
-        return node
-    changes = {}
-    for f in dataclasses.fields(node):
-        value = getattr(node, f.name)
-        new = _window_names(value, qualifiers)
-        if new is not value:
-            changes[f.name] = new
-    return dataclasses.replace(node, **changes) if changes else node
+    return ast.rebuild(node, lambda n: _window_names(n, qualifiers), keep=(ast.Select, ast.Query))
 
 
 def _check_session_keys(tvf: ast.WindowTVF, keys: tuple[ast.Expr, ...]) -> None:

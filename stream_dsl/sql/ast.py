@@ -8,8 +8,9 @@ resolving them is the binder's job.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
-from typing import Union
+from typing import Any, Callable, Union
 
 from stream_dsl.errors import Span
 
@@ -422,3 +423,23 @@ class Drop:
 Statement = Union[
     CreateSource, CreateSink, CreateView, Insert, QueryStatement, Explain, Show, Describe, StopQuery, SetOption, Drop
 ]
+
+
+def rebuild(node: Any, rewrite: Callable[[Any], Any], keep: tuple[type, ...] = ()) -> Any:
+    """`node` with `rewrite` applied to each element of a tuple, or to each field of a syntax-tree node (a
+    new node only when a field changed); anything else, and nodes of the `keep` types, as they are.
+
+    The walk step of the binder's tree rewrites, which handle their own nodes and leave the rest to this.
+    """
+    if isinstance(node, tuple):
+        return tuple(rewrite(n) for n in node)
+    if not dataclasses.is_dataclass(node) or isinstance(node, (type, *keep)):
+        return node
+    fields: Any = node  # a syntax-tree node (is_dataclass also admits classes, excluded above)
+    changes = {}
+    for f in dataclasses.fields(fields):
+        value = getattr(node, f.name)
+        new = rewrite(value)
+        if new is not value:
+            changes[f.name] = new
+    return dataclasses.replace(fields, **changes) if changes else node
