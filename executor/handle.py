@@ -20,6 +20,7 @@ One handle class for every executor: it drives the executor's QueryRun
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 import time
@@ -172,8 +173,8 @@ class QueryHandle:
     def recent_progress(self, count: int) -> list[dict[str, Any]]:
         """The newest `count` progress dicts, oldest first (a status line needs no more)."""
         with self._lock:
-            newest = list(self._progress)[-count:] if count < len(self._progress) else list(self._progress)
-            return [dict(p) for p in newest]
+            newest = list(itertools.islice(reversed(self._progress), count))  # not a copy of all 10,000
+        return [dict(p) for p in reversed(newest)]
 
     def totals(self) -> dict[str, int]:
         """Batches, rows_in, rows_out, late_rows and dead_letters summed over every batch so far."""
