@@ -96,6 +96,9 @@ EXECUTORS: dict[str, ExecutorFactory] = {"inline": _inline, "drizzle": _drizzle,
 
 def register_executor(name: str, factory: ExecutorFactory) -> None:
     """Make `RunConfig(executor=name)` run on `factory`'s QueryRun."""
+    from stream_dsl.config import allow_executor
+
+    allow_executor(name)
     EXECUTORS[name] = factory
 
 

@@ -10,6 +10,7 @@
     stream-dsl bench plots         measure and draw the PNG plots
     stream-dsl bench recovery      recovery time and latency after a worker kill, per group size
     stream-dsl checkpoints DIR     a query's checkpoints, verified, and which one a restart resumes from
+    stream-dsl verify FILE.sql     the last query streamed many ways against one batch (and DuckDB)
 
 With no command, `stream-dsl` starts the shell when its input is a
 terminal and runs the statements it is given when its input is a pipe or a
@@ -52,6 +53,7 @@ from stream_dsl.cli.common import (
 )
 from stream_dsl.cli.status import RESULT_FORMATS, await_with_status, format_result
 from stream_dsl.cli.gen import add_gen
+from stream_dsl.cli.verify import add_verify
 
 
 def _make_context(args: argparse.Namespace) -> Context:
@@ -426,6 +428,7 @@ COMMANDS: dict[str, Callable[[argparse._SubParsersAction], None]] = {
     "repl": _add_repl,
     "bench": _add_bench,
     "checkpoints": add_checkpoints,
+    "verify": add_verify,
 }
 
 
