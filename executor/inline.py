@@ -46,6 +46,7 @@ import polars as pl
 
 from executor import kernels
 from executor.recovery.offset_log import OffsetLog
+from executor.query.diagnostics import Diagnostics, sampled
 from executor.query.outputs import CollectOutput, QueryOutput
 from executor.query.progress import add_backlog, batch_report
 from executor.query.readers import DEAD_LETTERS_KEPT, Reader
@@ -196,7 +197,8 @@ class InlineQuery:
             self.dead_letters.extend(batch.dead_letters)
         pulled_at = time.perf_counter()
         step = self.chain.step(batch_id, lambda b: clocks)
-        late, outputs, stage_rows, shuffled, changed = self._run_stages(inputs, step)
+        facts = Diagnostics(sampled=sampled(batch_id, self.config.diagnose_every))
+        late, outputs, stage_rows, shuffled, changed = self._run_stages(inputs, step, facts)
         rows_out = self.output.emit(batch_id, outputs) + changed
         letters = [d for b in pulled for d in b.dead_letters]
         self._after_output(batch_id, letters)
@@ -214,6 +216,7 @@ class InlineQuery:
             latency_ms=(finished - pulled_at) * 1000.0,  # the newest rows' event latency
             state_groups=self.runner.open_groups(),
             late_sides=self.runner.late_by_side(),
+            diagnostics=facts,
             stage_rows=stage_rows,
             shuffled=shuffled,
             reads=reads,
@@ -236,7 +239,7 @@ class InlineQuery:
             commit_sources(self.readers.values(), retention_ms(self.runner.states.values(), wm_columns))
 
     def _run_stages(
-        self, inputs: dict[int, pl.DataFrame], step: WatermarkStep
+        self, inputs: dict[int, pl.DataFrame], step: WatermarkStep, facts: Diagnostics | None = None
     ) -> tuple[int, list[pl.DataFrame], dict[int, int], list[dict[str, Any]], int]:
         """Every task of the batch, producers first: late rows, output frames, rows per stage, shuffle
         counters and the changelog rows folded into collect()'s output."""
@@ -255,7 +258,7 @@ class InlineQuery:
                 if skips(stage, frame, step):
                     continue
                 started = self._read_at.pop(stage.id, None) or time.time()
-                result, task_late = self.runner.run(stage, partition, frame, step)
+                result, task_late = self.runner.run(stage, partition, frame, step, facts)
                 if self.task_log is not None:
                     self._log_task(stage, partition, frame.height, result, started)
                 late += task_late

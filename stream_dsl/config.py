@@ -38,6 +38,9 @@ class RunConfig:
     small_collect_rows: int | None = None
     # How long (event time, behind the watermark) a deduplication remembers a key (None: forever); `SET state_ttl`.
     state_ttl_ms: int | None = None
+    # Count rows into and out of every operator on every n-th batch (0: never), for `why`: counting runs a
+    # stage's fused pipeline one operator at a time. `stream-dsl why` counts every batch (1).
+    diagnose_every: int = 10
 
     def __post_init__(self) -> None:
         if self.executor not in EXECUTORS and self.executor not in _PLUGGED:
@@ -62,6 +65,8 @@ class RunConfig:
             raise DSLError(f"metrics_port must be a port number (0 for any free one), got {self.metrics_port!r}")
         if self.state_ttl_ms is not None and self.state_ttl_ms < 1:
             raise DSLError("state_ttl must be a positive duration")
+        if not isinstance(self.diagnose_every, int) or self.diagnose_every < 0:
+            raise DSLError(f"diagnose_every must be 0 (never) or a positive integer, got {self.diagnose_every!r}")
         if self.batch_interval_ms < 1:
             raise DSLError("batch_interval must be at least 1ms")
 

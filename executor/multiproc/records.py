@@ -233,6 +233,7 @@ class BatchRecords:
             latency_ms=max(0.0, (emitted_at or ended) - (stats.pulled_at or started)) * 1000.0,
             state_groups=sum(self.state_groups.get(batch, {}).values()),
             late_sides=sum_sides(self.late_sides.get(batch, {}).values()),
+            diagnostics=stats.facts,
             stage_rows={s.id: stats.stage_rows.get(s.id, 0) for s in self.stages},
             shuffled=sorted(stats.shuffled, key=lambda t: (t["stage"], t["task"])),
             reads=[read for _, read in sorted(stats.reads, key=lambda r: r[0])],

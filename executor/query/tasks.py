@@ -15,6 +15,8 @@ import networkx as nx
 import polars as pl
 
 from executor import kernels
+from executor.query.diagnostics import Diagnostics, operator_key
+from executor.query.lateness import late_rows_lateness
 from executor.query.outputs import QueryOutput
 from executor.query.watermarks import WatermarkStep
 from executor.state.distinct import DistinctState
@@ -70,13 +72,21 @@ class TaskRunner:
             output.group_keys = list(self.changelog_stage.stateful.group_keys)  # type: ignore[union-attr]
 
     def run(
-        self, stage: Stage, partition: int, frame: pl.DataFrame, step: WatermarkStep
+        self,
+        stage: Stage,
+        partition: int,
+        frame: pl.DataFrame,
+        step: WatermarkStep,
+        facts: Diagnostics | None = None,
     ) -> tuple[TaskResult | None, int]:
-        """One task; its output by target partition (None: nothing) and its late rows. Errors name the operator."""
+        """One task; its output by target partition (None: nothing) and its late rows. Errors name the operator.
+
+        `facts`: where the batch's diagnostics go (`executor/query/diagnostics.py`); operators are counted
+        when its batch is sampled."""
         try:
             if stage.stateful is None:
-                return self._finish(self.pipes[stage.id], stage, frame), 0
-            return self._run_stateful(stage, partition, frame, step)
+                return self._finish(self.pipes[stage.id], stage, frame, facts, 0), 0
+            return self._run_stateful(stage, partition, frame, step, facts)
         except DSLError:
             raise
         except Exception as exc:
@@ -84,10 +94,15 @@ class TaskRunner:
             raise ExecutionError(f"{where}: {kernels.error_text(exc)}") from exc
 
     def _run_stateful(
-        self, stage: Stage, partition: int, frame: pl.DataFrame, step: WatermarkStep
+        self, stage: Stage, partition: int, frame: pl.DataFrame, step: WatermarkStep, facts: Diagnostics | None
     ) -> tuple[TaskResult | None, int]:
         pipe = self.pipes[stage.id]
-        rows = pipe.run(frame, self.tables) if len(pipe.ops) > 1 else frame
+        if len(pipe.ops) <= 1:
+            rows = frame
+        elif facts is not None and facts.sampled:
+            rows = self._counted(pipe, stage.id, 0, frame, facts, partition=False)[0]
+        else:
+            rows = pipe.run(frame, self.tables)
         collected = stage is self.changelog_stage and self.output.changelog_collects
         op = stage.stateful
         assert op is not None  # only stateful stages get here
@@ -101,6 +116,8 @@ class TaskRunner:
         if step.emitted_through is not None:  # a restart: what the previous run emitted closes without output
             kernels.catch_operator(op, lambda: state.step(rows.clear(), None, step.emitted_through))
         out = kernels.catch_operator(op, lambda: state.step(rows, step.previous, step.current))
+        if facts is not None:
+            self._stateful_facts(stage, state, rows, out, step, facts)
         if collected:
             # out.frame is a RowsPart when the output takes rows (emits_rows, above): apply_changelog then
             # takes one, and callers read only `height` from a collected result, which a RowsPart has
@@ -110,12 +127,41 @@ class TaskRunner:
         assert isinstance(emitted, pl.DataFrame)  # rows come only for a collected changelog (emits_rows)
         if not emitted.height:
             return None, out.late
-        return self._finish(self.posts[stage.id], stage, emitted), out.late
+        return self._finish(self.posts[stage.id], stage, emitted, facts, len(stage.operators) + 1), out.late
 
-    def _finish(self, pipe: kernels.Pipeline, stage: Stage, frame: pl.DataFrame) -> TaskResult:
-        if isinstance(stage.terminal, ShuffleWrite):
+    def _finish(
+        self, pipe: kernels.Pipeline, stage: Stage, frame: pl.DataFrame, facts: Diagnostics | None, first: int
+    ) -> TaskResult:
+        partition = isinstance(stage.terminal, ShuffleWrite)
+        if facts is not None and facts.sampled and pipe.ops:
+            return self._counted(pipe, stage.id, first, frame, facts, partition)
+        if partition:
             return pipe.run_partitioned(frame, self.tables)
         return {0: pipe.run(frame, self.tables)}
+
+    def _counted(
+        self, pipe: kernels.Pipeline, stage: int, first: int, frame: pl.DataFrame, facts: Diagnostics, partition: bool
+    ) -> TaskResult:
+        """The pipeline run one operator at a time, each one's rows in and out noted in `facts`."""
+        result, rows = pipe.counted(frame, self.tables, partition)
+        for position, (rows_in, rows_out) in enumerate(zip(rows, rows[1:])):
+            facts.count(operator_key(stage, first + position), rows_in, rows_out)
+        return result
+
+    def _stateful_facts(
+        self, stage: Stage, state: Any, rows: pl.DataFrame, out: Any, step: WatermarkStep, facts: Diagnostics
+    ) -> None:
+        """The stateful operator's rows in and out (sampled batches), how late its late rows were, its open
+        windows."""
+        late, emitted = out.late, out.frame.height
+        if facts.sampled:
+            facts.count(operator_key(stage.id, len(stage.operators)), rows.height, emitted)
+        if late and step.previous is not None:
+            counts = late_rows_lateness(stage.stateful, rows, step.previous)
+            if counts is not None:
+                facts.late(stage.id, counts)
+        if facts.sampled and isinstance(state, AggregateState) and state.op.window is not None:
+            facts.windows(stage.id, *state.open_windows())
 
     def late_by_side(self) -> dict[int, tuple[int, int]]:
         """Interval joins' late rows so far, per stage: (left, right), over the partitions hosted here."""

@@ -11,6 +11,7 @@
     stream-dsl bench recovery      recovery time and latency after a worker kill, per group size
     stream-dsl checkpoints DIR     a query's checkpoints, verified, and which one a restart resumes from
     stream-dsl verify FILE.sql     the last query streamed many ways against one batch (and DuckDB)
+    stream-dsl why FILE.sql        run the last query and say where its rows went (why no output)
 
 With no command, `stream-dsl` starts the shell when its input is a
 terminal and runs the statements it is given when its input is a pipe or a
@@ -54,6 +55,7 @@ from stream_dsl.cli.common import (
 from stream_dsl.cli.status import RESULT_FORMATS, await_with_status, format_result
 from stream_dsl.cli.gen import add_gen
 from stream_dsl.cli.verify import add_verify
+from stream_dsl.cli.why import add_why
 
 
 def _make_context(args: argparse.Namespace) -> Context:
@@ -429,6 +431,7 @@ COMMANDS: dict[str, Callable[[argparse._SubParsersAction], None]] = {
     "bench": _add_bench,
     "checkpoints": add_checkpoints,
     "verify": add_verify,
+    "why": add_why,
 }
 
 
