@@ -23,6 +23,7 @@ from executor import kernels
 from executor.handle import QueryHandle
 from executor.query.outputs import CollectOutput, QueryOutput, SinkOutput, check_sorted_output
 from executor.query.release import dead_letter_router
+from stream_dsl.connectors.late_rows import late_row_router
 from executor.trace import recorder_for
 from optimizer.physical.lower import lower
 from stream_dsl.catalog import Catalog
@@ -45,6 +46,7 @@ class QueryRun(Protocol):
     graph: nx.DiGraph
     executor: str
     dead_letter_router: Any
+    late_row_router: Any
     dead_letters: Any  # the newest DeadLetters, oldest first
 
     def open(self, *, bounded: bool = False) -> None:
@@ -156,6 +158,7 @@ def run_collect(
 
     try:
         run.dead_letter_router = dead_letter_router(run.graph, catalog=catalog, use_default=False)
+        run.late_row_router = late_row_router(run.graph, catalog)
         run.open(bounded=True)
         run.run(record)
         return run.result(), run, progress
@@ -249,6 +252,7 @@ def start(
             query_name=None if auto_named else name,
             checkpoint_dir=config.checkpoint_dir,
         )
+        run.late_row_router = late_row_router(run.graph, catalog)
         run.open()
     except BaseException:
         run.close()

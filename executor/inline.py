@@ -79,6 +79,7 @@ class InlineQuery:
     output: QueryOutput
     realtime: bool = False
     dead_letter_router: Any = None  # connectors.dead_letters.DeadLetterRouter: where bad records go
+    late_row_router: Any = None  # connectors.late_rows.LateRowRouter: where routed late rows go
     task_log: list[Any] | None = None  # when tracing: a TaskMetrics per task run (executor/trace.py)
     readers: dict[int, Reader] = field(default_factory=dict)
     dead_letters: deque[DeadLetter] = field(default_factory=lambda: deque(maxlen=DEAD_LETTERS_KEPT))
@@ -118,6 +119,9 @@ class InlineQuery:
         if self.dead_letter_router is not None:
             self.dead_letter_router.close()
             self.dead_letter_router = None
+        if self.late_row_router is not None:
+            self.late_row_router.close()
+            self.late_row_router = None
         if self.checkpointing is not None:
             self.checkpointing.close()
 
@@ -201,7 +205,7 @@ class InlineQuery:
         late, outputs, stage_rows, shuffled, changed = self._run_stages(inputs, step, facts)
         rows_out = self.output.emit(batch_id, outputs) + changed
         letters = [d for b in pulled for d in b.dead_letters]
-        self._after_output(batch_id, letters)
+        self._after_output(batch_id, letters, facts.routed_late)
         checkpoint = self._checkpoint(batch_id) if self.checkpointing is not None else None
         self.batch_id += 1
         finished = time.perf_counter()
@@ -228,10 +232,13 @@ class InlineQuery:
             report["checkpoint"] = checkpoint
         return BatchResult(report, self.exhausted or self.output.full)
 
-    def _after_output(self, batch_id: int, letters: list[DeadLetter]) -> None:
-        """The batch's output is written: its dead letters go out, then the sources may release it."""
+    def _after_output(self, batch_id: int, letters: list[DeadLetter], late: list[pl.DataFrame]) -> None:
+        """The batch's output is written: its dead letters and routed late rows go out, then the sources may
+        release it."""
         if self.dead_letter_router is not None and letters:
             self.dead_letter_router.write(batch_id, letters)
+        if self.late_row_router is not None and late:
+            self.late_row_router.write(batch_id, late)
         if self.output.durable and self.checkpointing is None:
             wm_columns = {
                 r.scan.source.watermark.column for r in self.readers.values() if r.scan.source.watermark is not None

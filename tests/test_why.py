@@ -111,7 +111,7 @@ def test_late_rows_with_how_late_and_the_delay_that_keeps_them(executor: str) ->
     assert "Late rows: 2 arrived after the watermark passed their window and were dropped." in text
     # window [0 s, 10 s) closed at watermark 20 s and 25 s: 10.001 s and 15.001 s longer delays keep them
     assert "Late rows by how much longer a delay would have kept them: <= 15s: 1, <= 30s: 1" in text
-    assert "a watermark delay of 30s (now 0ms) would have kept 99.0% of the 2 late rows" in text
+    assert "a watermark delay of 30s (now 0ms) would have kept 99.9% of the 2 late rows" in text
     assert handle.suggested_watermark_delay() == 30_000
 
 

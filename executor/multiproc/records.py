@@ -54,6 +54,7 @@ class BatchRecords:
     commit: Commit | None
     dead_letters: deque[DeadLetter]
     dead_letter_router: Any
+    late_row_router: Any
     changelog: ChangelogBuffer
     changelog_rows: RowFold
     checkpointing: Checkpointing | None
@@ -217,6 +218,8 @@ class BatchRecords:
         self.dead_letters.extend(stats.dead_letters)
         if self.dead_letter_router is not None and stats.dead_letters:
             self.dead_letter_router.write(batch, list(stats.dead_letters))  # after the batch's output, as inline
+        if self.late_row_router is not None and stats.facts.routed_late:
+            self.late_row_router.write(batch, stats.facts.routed_late)
         tasks = self.tasks.get(batch, [])
         rows_out, emitted_at = self.emitted.get(batch, (0, 0.0))
         started = min((t.started_at for t in tasks), default=emitted_at)

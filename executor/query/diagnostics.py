@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import polars as pl
 
 # Bucket upper bounds (inclusive), in ms: the values a watermark delay is written in, 1 ms to 1 day.
 LATENESS_BOUNDS_MS: tuple[int, ...] = (
@@ -88,6 +89,7 @@ class Diagnostics:
     lateness: dict[int, list[int]] = field(default_factory=dict)
     open_windows: dict[int, list[int | None]] = field(default_factory=dict)  # stage -> [count, start, end]
     sampled: bool = False
+    routed_late: list[pl.DataFrame] = field(default_factory=list)  # late rows for a `late_rows` sink (not counts)
 
     def count(self, key: str, rows_in: int, rows_out: int) -> None:
         had = self.operators.get(key)
@@ -117,6 +119,7 @@ class Diagnostics:
         for stage, (count, start, end) in other.open_windows.items():
             self.windows(stage, int(count or 0), start, end)
         self.sampled = self.sampled or other.sampled
+        self.routed_late.extend(other.routed_late)
 
     def report(self) -> dict[str, Any]:
         """The progress dict's fields."""

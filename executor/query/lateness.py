@@ -18,7 +18,9 @@ import polars as pl
 from executor.query.diagnostics import BUCKETS, histogram
 from executor.state.windows import Windows
 from optimizer.physical.stages import TIME_COLUMN, AggregateOp
+from executor.state.clocks import WM_INF
 from stream_dsl.ir.column_names import PARTIAL_ROWS, WINDOW_END
+from stream_dsl.ir.late_rows import LATENESS_COLUMN, PREFIX
 
 _OVERFLOW = np.iinfo(np.int64).max
 
@@ -40,3 +42,24 @@ def late_rows_lateness(op: object, rows: pl.DataFrame, watermark: int) -> list[i
         return [0] * BUCKETS
     lateness = (watermark - ends.filter(late) + 1).fill_null(_OVERFLOW).to_numpy()
     return histogram(lateness, None if weights is None else weights.filter(late).to_numpy())
+
+
+def split_late_rows(
+    op: AggregateOp, rows: pl.DataFrame, watermark: int | None
+) -> tuple[pl.DataFrame, pl.DataFrame | None]:
+    """An aggregate's input without the columns carried for routing, and its late rows as they reached the
+    GROUP BY, with their lateness (None: no late row). The same rule as the state's: the row's first window
+    closed at the watermark before its batch."""
+    carried = [PREFIX + c for c in op.late_columns]
+    kept = rows.drop(carried)
+    window = op.window
+    if window is not None and not window.watermarked and (watermark is None or watermark < WM_INF):
+        watermark = None  # a window the watermark does not bound: only the end of input closes it
+    if watermark is None or window is None or not rows.height:
+        return kept, None
+    ends = Windows.of(window).first_end(rows.get_column(TIME_COLUMN).dt.epoch("ms"))
+    late = ends.is_null() | (ends <= watermark)
+    if not late.any():
+        return kept, None
+    routed = rows.filter(late).select(pl.col(p).alias(c) for p, c in zip(carried, op.late_columns))
+    return kept, routed.with_columns((watermark - ends.filter(late) + 1).alias(LATENESS_COLUMN))

@@ -16,7 +16,7 @@ import polars as pl
 
 from executor import kernels
 from executor.query.diagnostics import Diagnostics, operator_key
-from executor.query.lateness import late_rows_lateness
+from executor.query.lateness import late_rows_lateness, split_late_rows
 from executor.query.outputs import QueryOutput
 from executor.query.watermarks import WatermarkStep
 from executor.state.distinct import DistinctState
@@ -113,6 +113,10 @@ class TaskRunner:
             state.emits_rows = collected and self.output.takes_rows
         if isinstance(state, UnmatchedState):  # a RIGHT or FULL join's unmatched table rows come from its table
             state.table = self.tables[state.op.table_id]
+        if isinstance(op, AggregateOp) and op.late_sink is not None:  # late rows routed to a sink
+            rows, routed = split_late_rows(op, rows, step.previous)
+            if routed is not None and facts is not None:
+                facts.routed_late.append(routed)
         if step.emitted_through is not None:  # a restart: what the previous run emitted closes without output
             kernels.catch_operator(op, lambda: state.step(rows.clear(), None, step.emitted_through))
         out = kernels.catch_operator(op, lambda: state.step(rows, step.previous, step.current))

@@ -97,8 +97,7 @@ def operator_label(op: Any) -> str | None:
     if isinstance(op, PartialAggregateOp):
         return "GROUP BY (per task, before the shuffle)"
     if isinstance(op, AggregateOp):
-        window = f", {op.window}" if op.window is not None else ""
-        return f"GROUP BY {', '.join(op.keys) or '()'}{window}"
+        return f"GROUP BY {', '.join(list(op.keys) + ([str(op.window)] if op.window is not None else []))}"
     if isinstance(op, (ProjectOp, ReadOp)):
         return None
     return op.describe().split(" ")[0]
@@ -205,8 +204,13 @@ def suggest_delay(lateness: Sequence[int], delay_ms: int | None) -> list[str]:
         + ", ".join(f"{bucket_label(i)}: {n}" for i, n in enumerate(lateness) if n)
     ]
     now = delay_ms or 0
+    shown: set[int | None] = set()
     for q in (0.99, 0.999):
         extra = quantile_bound(list(lateness), q)
+        if extra in shown:  # 99.9% needs no more than 99%: said once, for the stronger claim
+            lines[-1] = lines[-1].replace(f"kept {0.99:.1%} of", f"kept {q:.1%} of")
+            continue
+        shown.add(extra)
         if extra is None:
             lines.append(f"  no delay up to {duration_text(LATENESS_BOUNDS_MS[-1])} keeps {q:.1%} of them")
             continue
