@@ -103,11 +103,12 @@ def test_an_unknown_sink_is_named() -> None:
 
 
 @pytest.mark.slow
-def test_exactly_once_across_a_worker_kill(tmp_path: Path) -> None:
+@pytest.mark.parametrize("executor", ["drizzle", "bsp"])
+def test_exactly_once_across_a_worker_kill(executor: str, tmp_path: Path) -> None:
     rng = random.Random(4)
     seconds = [i // 4 - rng.randint(0, 25) * (rng.random() < 0.2) for i in range(1200)]
     frames = [_frame(seconds[i : i + 20], seed=i) for i in range(0, len(seconds), 20)]
-    ctx = sd.Context(executor="drizzle", workers=2, group_size=2, checkpoint_dir=str(tmp_path / "ckpt"))
+    ctx = sd.Context(executor=executor, workers=2, group_size=2, checkpoint_dir=str(tmp_path / "ckpt"))
     sink_id = _define(ctx, frames)
     out_id = memory.new_id("out")
     ctx.sql(f"CREATE SINK out WITH (connector = 'memory', id = '{out_id}')")

@@ -315,8 +315,8 @@ def _verdict(
         ]
     for r in table:
         if r.drops and r.rows_in and not r.rows_out:
-            what = "found no match" if "JOIN" in r.label else "were filtered out"
-            return [f"No output because all {r.rows_in} rows {what} at {r.label}."]
+            what = "found no match" if "JOIN" in r.label else "was filtered out"
+            return [f"No output because every row {what} at {r.label} ({r.rows_in} of {r.rows_in} counted)."]
     if late and late >= rows_in:
         return ["No output because every row was late: the watermark had passed their windows."]
     if any(w.get("earliest_end_ms") is not None for w in totals.open_windows.values()) and not finished:
