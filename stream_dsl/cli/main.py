@@ -118,6 +118,37 @@ def _explain_text(statement: ScriptStatement) -> str:
     return "EXPLAIN " + text.lstrip(" ")
 
 
+@dataclass(frozen=True, slots=True)
+class LastQuery:
+    """A script's last query (SELECT or INSERT INTO), bound after the script's definitions ran."""
+
+    ctx: Context
+    statement: ScriptStatement
+    query: ast.Query  # its syntax tree (an INSERT's SELECT)
+    plan: Any  # its logical plan (stream_dsl.ir.plan.Plan)
+
+
+def last_query(args: argparse.Namespace, purpose: str) -> LastQuery:
+    """Run FILE's definitions (CREATE, SET, DROP) in a new Context and bind its last query, running
+    nothing else (what `why` and `verify` start from)."""
+    from stream_dsl.bind.binder import BoundInsert, BoundQuery, bind
+
+    statements = split_script(_read_script(args.file))
+    queries = [i for i, s in enumerate(statements) if isinstance(s.node, (ast.QueryStatement, ast.Insert))]
+    if not queries:
+        raise DSLError(f"{args.file} has no query to {purpose} (SELECT or INSERT INTO)")
+    ctx = _make_context(args)
+    for statement in statements[: queries[-1]]:
+        if isinstance(statement.node, _DEFINITIONS):
+            ctx.sql(statement.text)
+    target = statements[queries[-1]]
+    node = target.node
+    assert isinstance(node, (ast.QueryStatement, ast.Insert))
+    bound = bind(node, ctx.catalog, target.text)
+    assert isinstance(bound, (BoundQuery, BoundInsert))
+    return LastQuery(ctx, target, node.query, bound.plan)
+
+
 # -------------------------------------------------------------------- output
 
 

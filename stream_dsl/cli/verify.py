@@ -12,7 +12,6 @@ import argparse
 from typing import TextIO
 
 from stream_dsl.cli.common import EXIT_ERROR, EXIT_OK, add_context_options
-from stream_dsl.errors import DSLError
 from stream_dsl.sql import ast
 
 
@@ -49,36 +48,21 @@ def _query_text(text: str, query: ast.Query) -> str | None:
 
 
 def cmd_verify(args: argparse.Namespace, out: TextIO) -> int:
-    from stream_dsl.bind.binder import BoundInsert, BoundQuery, bind
-    from stream_dsl.cli.main import _make_context, _read_script, split_script
+    from stream_dsl.cli.main import last_query
     from stream_dsl.verify import Setting, verify
 
-    text = _read_script(args.file)
-    statements = split_script(text)
-    queries = [i for i, s in enumerate(statements) if isinstance(s.node, (ast.QueryStatement, ast.Insert))]
-    if not queries:
-        raise DSLError(f"{args.file} has no query to verify (SELECT or INSERT INTO)")
-    last = queries[-1]
-    ctx = _make_context(args)
-    for statement in statements[:last]:
-        if isinstance(statement.node, (ast.CreateSource, ast.CreateSink, ast.CreateView, ast.SetOption, ast.Drop)):
-            ctx.sql(statement.text)
-    target = statements[last]
-    node = target.node
-    assert isinstance(node, (ast.QueryStatement, ast.Insert))
-    bound = bind(node, ctx.catalog, target.text)
-    assert isinstance(bound, (BoundQuery, BoundInsert))
-    plan = bound.plan
+    query = last_query(args, "verify")
+    ctx = query.ctx
 
     def progress(setting: Setting) -> None:
         if args.verbose:
             out.write(f"  running {setting.describe()}\n")
 
     outcome = verify(
-        plan,
+        query.plan,
         catalog=ctx.catalog,
         config=ctx.config,
-        sql=_query_text(target.text, node.query),
+        sql=_query_text(query.statement.text, query.query),
         executors=args.executors,
         workers=args.worker_counts,
         seeds=args.seeds,

@@ -14,29 +14,16 @@ import argparse
 from typing import TextIO
 
 from stream_dsl.cli.common import EXIT_OK, add_context_options
-from stream_dsl.errors import DSLError
-from stream_dsl.sql import ast
 
 
 def cmd_why(args: argparse.Namespace, out: TextIO) -> int:
-    from stream_dsl.bind.binder import BoundInsert, BoundQuery, bind
-    from stream_dsl.cli.main import _make_context, _read_script, split_script
+    from stream_dsl.cli.main import last_query
     from stream_dsl.frame.stream import wrap
 
-    statements = split_script(_read_script(args.file))
-    queries = [i for i, s in enumerate(statements) if isinstance(s.node, (ast.QueryStatement, ast.Insert))]
-    if not queries:
-        raise DSLError(f"{args.file} has no query to explain (SELECT or INSERT INTO)")
-    last = queries[-1]
-    ctx = _make_context(args)
-    for statement in statements[:last]:
-        if isinstance(statement.node, (ast.CreateSource, ast.CreateSink, ast.CreateView, ast.SetOption, ast.Drop)):
-            ctx.sql(statement.text)
+    query = last_query(args, "explain")
+    ctx = query.ctx
     ctx.config = ctx.config.with_options(diagnose_every=1)
-    target = statements[last]
-    bound = bind(target.node, ctx.catalog, target.text)
-    assert isinstance(bound, (BoundQuery, BoundInsert))
-    handle = wrap(ctx, bound.plan).start(lambda batch, frame: None, name="why")
+    handle = wrap(ctx, query.plan).start(lambda batch, frame: None, name="why")
     try:
         handle.await_termination(args.seconds)
     finally:
