@@ -23,6 +23,7 @@ from executor.state.interval_join import IntervalJoinState
 from executor.state.operators import AggregateState, empty_aggregate_row, make_state
 from executor.state.unmatched import UnmatchedState
 from optimizer.physical.lower import stage_order
+from optimizer.physical.changelog import RetractAggregateOp
 from optimizer.physical.stages import AggregateOp, OutputWrite, ShuffleWrite, Stage
 from stream_dsl.errors import DSLError, ExecutionError
 
@@ -35,7 +36,9 @@ def changelog_stage(stages: list[Stage]) -> Stage | None:
         (
             s
             for s in stages
-            if isinstance(s.stateful, AggregateOp) and isinstance(s.terminal, OutputWrite) and s.terminal.changelog
+            if isinstance(s.stateful, (AggregateOp, RetractAggregateOp))
+            and isinstance(s.terminal, OutputWrite)
+            and s.terminal.changelog
         ),
         None,
     )
