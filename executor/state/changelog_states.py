@@ -166,13 +166,13 @@ class RetractAggregateState:
             self._add_to_bag(i, rows, op)
         changed = batch.select(self.keys) if self.keys else batch
         current = _semi(self.acc, changed, self.keys)
-        out = self._finalize(current)
+        out = self._finalize(current)  # with _ROWS: a join may reorder the groups
         if not self.keys:
-            return StepOutput(out)
-        live = current.get_column(_ROWS) > 0
-        gone = current.filter(~live).select(self.keys)
+            return StepOutput(out.drop(_ROWS))
+        live = out.get_column(_ROWS) > 0
+        gone = out.filter(~live).select(self.keys)
         self.acc = self.acc.filter(pl.col(_ROWS) > 0)
-        return StepOutput(out.filter(live), gone if gone.height else None)
+        return StepOutput(out.filter(live).drop(_ROWS), gone if gone.height else None)
 
     def _add_to_bag(self, i: int, rows: pl.DataFrame, op: pl.Expr) -> None:
         spec = self.op.aggs[i]
@@ -214,8 +214,8 @@ class RetractAggregateState:
                 value = total if spec.func == "sum" else total.cast(pl.Float64) / nonnull
                 value = pl.when(nonnull > 0).then(value).otherwise(None)
             exprs.append(value.alias(spec.name))
-        out = groups.select(exprs)
-        return out.select([pl.col(f.name).cast(f.dtype.polars) for f in self.op.output])
+        out = groups.select(exprs + [pl.col(_ROWS)])
+        return out.select([pl.col(f.name).cast(f.dtype.polars) for f in self.op.output] + [pl.col(_ROWS)])
 
     def _expire(self, wm: int | None) -> None:
         expired = _expired(pl.col(_TOUCHED), self.op.ttl_ms, wm)
