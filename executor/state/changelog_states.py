@@ -26,7 +26,9 @@ rows of one key does not matter.
 
 from __future__ import annotations
 
-from typing import Any
+import io
+from dataclasses import replace
+from typing import Any, Callable
 
 import polars as pl
 
@@ -278,3 +280,50 @@ def changelog_state(op: Any) -> Any:
 
         state = AggregateState(op)
     return Retracting(state) if op.retract else state
+
+
+# ---------------------------------------------------------------- checkpoints
+
+
+def _ipc(frame: pl.DataFrame | None) -> bytes | None:
+    return None if frame is None else frame.write_ipc(None).getvalue()
+
+
+def _from_ipc(data: bytes | None) -> pl.DataFrame | None:
+    return None if data is None else pl.read_ipc(io.BytesIO(data))
+
+
+def snapshot(state: Any, snapshot_inner: Callable[[Any], dict[str, Any]]) -> dict[str, Any] | None:
+    """A changelog state as plain picklable values (None: not one of these states)."""
+    if isinstance(state, Retracting):
+        return {"kind": "retracting", "inner": snapshot_inner(state.inner), "emitted": _ipc(state.emitted)}
+    if isinstance(state, RetractAggregateState):
+        bags = {i: _ipc(bag) for i, bag in state.bags.items()}
+        return {"kind": "retract_aggregate", "acc": _ipc(state.acc), "bags": bags}
+    if isinstance(state, RetractDistinctState):
+        return {"kind": "retract_distinct", "counts": _ipc(state.counts)}
+    return None
+
+
+def restore(op: Any, snap: dict[str, Any], restore_inner: Callable[[Any, dict[str, Any]], Any]) -> Any:
+    """The state `snapshot` saved, for `op` (ValueError when the snapshot is of another kind of state)."""
+    kind = snap.get("kind")
+    if getattr(op, "retract", False):
+        if kind != "retracting":
+            raise ValueError(f"a {kind!r} state snapshot cannot restore {op.describe()}")
+        inner_op = replace(op, retract=False)
+        inner = restore_inner(inner_op, snap["inner"])
+        inner.op = op  # `Retracting` reads the op's group keys; the inner state never looks at `retract`
+        wrapped = Retracting(inner)
+        wrapped.emitted = _from_ipc(snap["emitted"])
+        return wrapped
+    if isinstance(op, RetractAggregateOp):
+        if kind != "retract_aggregate":
+            raise ValueError(f"a {kind!r} state snapshot cannot restore {op.describe()}")
+        state = RetractAggregateState(op)
+        state.acc = _from_ipc(snap["acc"])
+        state.bags = {int(i): frame for i, data in snap["bags"].items() if (frame := _from_ipc(data)) is not None}
+        return state
+    if kind != "retract_distinct":
+        raise ValueError(f"a {kind!r} state snapshot cannot restore {op.describe()}")
+    return RetractDistinctState(op, _from_ipc(snap["counts"]))
