@@ -17,8 +17,12 @@
 TTL (`SET state_ttl`, as Flink's table.exec.state.ttl): each group (or
 distinct row) remembers the watermark when it last changed; once the
 watermark is more than the TTL past that, it is dropped from the state
-without output. Its later rows start a new group (their retractions of rows
-the state no longer holds are dropped: a count never goes below zero).
+without output (its last row stays in the output). Its later rows start a
+new group; a retraction of a row the state no longer holds is dropped by
+DISTINCT (a count never goes below zero) and deletes the group's row in an
+aggregate (its row count is not positive). The end of input expires nothing.
+A plain aggregate over append-only input keeps its groups as before (the TTL
+bounds the states here, not AggregateState).
 
 Changes are netted per batch, so within a batch the order of +1 and -1
 rows of one key does not matter.
@@ -33,6 +37,7 @@ from typing import Any, Callable
 import polars as pl
 
 from executor.state.aggregate_exprs import _extreme
+from executor.state.clocks import WM_INF
 from executor.state.step import StepOutput, join_keys
 from executor.state.windows import is_open
 from optimizer.physical.changelog import RetractAggregateOp, RetractDistinctOp
@@ -69,7 +74,8 @@ def _group(frame: pl.DataFrame, on: list[str], aggs: list[pl.Expr]) -> pl.DataFr
 
 
 def _expired(touched: pl.Expr, ttl_ms: int | None, wm: int | None) -> pl.Expr | None:
-    if ttl_ms is None or wm is None:
+    """Groups last changed more than the TTL before watermark `wm` (the end of input expires nothing)."""
+    if ttl_ms is None or wm is None or wm >= WM_INF:
         return None
     return touched.is_not_null() & (touched < wm - ttl_ms)
 
