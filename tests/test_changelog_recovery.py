@@ -71,3 +71,28 @@ def test_killed_workers_leave_an_exact_changelog(tmp_path, executor, kills):
     assert len(handle.recoveries) == kills
     assert replayed(sink) == expected
     assert sum(value * n for value, n in expected.items()) == 100  # per view count, its campaigns: 100 in all
+
+
+@pytest.mark.slow
+def test_inline_resumes_a_changelog_from_its_checkpoint_after_a_stop(tmp_path):
+    """Stopped midway and started again on the same checkpoint directory: the changelog goes on exactly."""
+    expected = Counter(R.make_context(None, executor="inline", workers=1).sql(QUERY).collect()["campaigns"].to_list())
+    sink_id = f"clog-{tmp_path.name}"
+    checkpoints = str(tmp_path / "ckpt")
+    first = (
+        R.make_context(None, executor="inline", group_size=5)
+        .sql(QUERY)
+        .start(sink=MemorySink(sink_id), checkpoint_dir=checkpoints)
+    )
+    try:
+        wait_until(lambda: position(first) >= R.BATCHES // 3 or not first.is_active, "a third of the batches")
+    finally:
+        first.stop(HANG_GUARD_S)
+    handle = (
+        R.make_context(None, executor="inline", group_size=5)
+        .sql(QUERY)
+        .start(sink=MemorySink(sink_id), checkpoint_dir=checkpoints)
+    )
+    finish(handle)
+    assert handle.restored_checkpoint is not None
+    assert replayed(MemorySink(sink_id)) == expected
