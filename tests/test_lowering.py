@@ -11,6 +11,7 @@ import pytest
 import stream_dsl as sd
 from optimizer.explain import explain
 from optimizer.physical.lower import lower, output_stages, stage_order
+from optimizer.physical.changelog import MarkAppendOp, RetractAggregateOp
 from optimizer.physical.stages import (
     AggregateOp,
     BroadcastJoinOp,
@@ -27,7 +28,7 @@ from stream_dsl.ir import expr as E
 from stream_dsl.bind import typecheck as tc
 from stream_dsl.config import RunConfig
 from stream_dsl.connectors import memory
-from stream_dsl.errors import PlanError
+from stream_dsl.errors import BindError, PlanError
 from stream_dsl.ir.definitions import Watermark, WindowSpec
 from stream_dsl.ir.plan import Aggregate, Filter, Join, Limit, Project, Scan, Union
 from stream_dsl.ir.types import DataType as T
@@ -140,11 +141,23 @@ def test_having_and_final_projection_run_after_the_state(ctx):
 def test_windowed_changes_is_a_changelog_keyed_by_window(ctx):
     graph = dag(
         ctx,
-        "SELECT ad_type, COUNT(*) AS n FROM events "
+        "SELECT ad_type, window_start, window_end, COUNT(*) AS n FROM events "
         "GROUP BY ad_type, TUMBLE(event_time, INTERVAL '1' SECOND) EMIT CHANGES",
     )
     terminal = graph.nodes[1]["stage"].terminal
     assert terminal.changelog and terminal.group_keys == ("ad_type", "window_start", "window_end")
+
+
+def test_a_projection_that_drops_a_group_key_makes_the_output_retract(ctx):
+    graph = dag(
+        ctx,
+        "SELECT ad_type, COUNT(*) AS n FROM events "
+        "GROUP BY ad_type, TUMBLE(event_time, INTERVAL '1' SECOND) EMIT CHANGES",
+    )
+    stage = graph.nodes[1]["stage"]
+    assert stage.terminal.retract and not stage.terminal.changelog
+    assert stage.stateful.retract  # the aggregate emits -old/+new rows
+    assert "__sd_op" in [n.name for n in stage.post[0].exprs]  # the projection carries the operation
 
 
 def test_table_on_the_left_of_an_inner_join_is_broadcast():
@@ -184,9 +197,34 @@ def test_left_join_from_a_table_to_a_stream_is_refused():
         lower(plan)
 
 
-def test_aggregate_over_a_changelog_is_refused(ctx):
-    with pytest.raises(PlanError, match="over a changelog"):
-        dag(ctx, "SELECT n, COUNT(*) AS c FROM (SELECT ad_type, COUNT(*) AS n FROM events GROUP BY ad_type) GROUP BY n")
+def test_aggregate_over_a_changelog_takes_retractions(ctx):
+    graph = dag(
+        ctx, "SELECT n, COUNT(*) AS c FROM (SELECT ad_type, COUNT(*) AS n FROM events GROUP BY ad_type) GROUP BY n"
+    )
+    inner, outer = graph.nodes[1]["stage"], graph.nodes[2]["stage"]
+    assert isinstance(inner.stateful, AggregateOp) and inner.stateful.retract
+    assert isinstance(outer.stateful, RetractAggregateOp) and outer.terminal.changelog
+
+
+def test_windowed_aggregate_over_a_changelog_is_refused_where_the_window_is_written(ctx):
+    with pytest.raises(BindError, match="windowed aggregate over a changelog") as info:
+        dag(
+            ctx,
+            "SELECT window_start, COUNT(*) AS c FROM (SELECT ad_id, MAX(event_time) AS t FROM events "
+            "GROUP BY ad_id) GROUP BY TUMBLE(t, INTERVAL '1' SECOND)",
+        )
+    assert (info.value.line, info.value.column) == (1, 114)  # TUMBLE
+
+
+def test_the_planner_refuses_a_windowed_aggregate_over_a_changelog_built_without_the_binder():
+    counts = Aggregate(
+        _scan("w"), (E.NamedExpr("k", E.Column("k", T.STRING)),), (E.NamedExpr("n", tc.aggregate("count", None)),)
+    )
+    frame = pl.DataFrame({"k": ["a"], "ts": [dt.datetime(2024, 1, 1)]})
+    times = Join(counts, Scan(memory.source_def("tt", frame, kind="table")), "inner", ("k",), ("k",), (("ts", "ts"),))
+    windowed = Aggregate(times, (), (E.NamedExpr("c", tc.aggregate("count", None)),), WindowSpec("tumble", "ts", 1000))
+    with pytest.raises(PlanError, match="windowed aggregate over a changelog"):
+        lower(windowed)
 
 
 def test_aggregate_over_window_close_output_is_allowed():
@@ -209,7 +247,7 @@ def test_aggregate_over_window_close_output_is_allowed():
     assert isinstance(graph.nodes[1]["stage"].terminal, ShuffleWrite)
 
 
-def test_union_of_a_changelog_is_refused():
+def test_union_of_a_changelog_retracts_and_marks_append_rows():
     counts = Aggregate(
         _scan("c"),
         (E.NamedExpr("k", E.Column("k", T.STRING)),),
@@ -217,8 +255,11 @@ def test_union_of_a_changelog_is_refused():
         emit="changes",
     )
     other = Project(_scan("d"), (E.NamedExpr("k", E.Column("k", T.STRING)), E.NamedExpr("v", E.Column("v", T.BIGINT))))
-    with pytest.raises(PlanError, match="UNION ALL of a changelog"):
-        lower(Union((counts, other)))
+    graph = lower(Union((counts, other)))
+    stages = [graph.nodes[n]["stage"] for n in graph.nodes]
+    outputs = [s for s in stages if isinstance(s.terminal, OutputWrite)]
+    assert len(outputs) == 2 and all(s.terminal.retract for s in outputs)
+    assert any(isinstance(op, MarkAppendOp) for s in outputs for op in s.operators)
 
 
 def test_limit_inside_a_query_is_refused():

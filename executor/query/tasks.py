@@ -25,6 +25,7 @@ from executor.state.interval_join import IntervalJoinState
 from executor.state.operators import AggregateState, empty_aggregate_row, make_state
 from executor.state.unmatched import UnmatchedState
 from optimizer.physical.lower import stage_order
+from optimizer.physical.changelog import RetractAggregateOp
 from optimizer.physical.stages import AggregateOp, OutputWrite, ShuffleWrite, Stage
 from stream_dsl.errors import DSLError, ExecutionError
 
@@ -37,7 +38,9 @@ def changelog_stage(stages: list[Stage]) -> Stage | None:
         (
             s
             for s in stages
-            if isinstance(s.stateful, AggregateOp) and isinstance(s.terminal, OutputWrite) and s.terminal.changelog
+            if isinstance(s.stateful, (AggregateOp, RetractAggregateOp))
+            and isinstance(s.terminal, OutputWrite)
+            and s.terminal.changelog
         ),
         None,
     )
@@ -70,6 +73,7 @@ class TaskRunner:
         self.changelog_stage = changelog_stage(self.stages)
         if self.changelog_stage is not None:
             output.group_keys = list(self.changelog_stage.stateful.group_keys)  # type: ignore[union-attr]
+        output.retract = any(isinstance(s.terminal, OutputWrite) and s.terminal.retract for s in self.stages)
 
     def run(
         self,

@@ -30,6 +30,7 @@ from stream_dsl.ir.partial_state import state_fields
 from stream_dsl.ir.plan import Plan, SortKey, render_plan
 from stream_dsl.ir.types import DataType, Schema
 from optimizer.physical.interval_join import IntervalJoinOp
+from optimizer.physical.changelog import MarkAppendOp, RetractAggregateOp, RetractDistinctOp
 
 # ---------------------------------------------------------------- narrow operators
 
@@ -172,12 +173,18 @@ class ShuffleWrite:
 
 @dataclass(frozen=True, slots=True)
 class OutputWrite:
-    """The query's output. `changelog` outputs are keyed by `group_keys` (later rows replace earlier)."""
+    """The query's output. `changelog` outputs are keyed by `group_keys` (later rows replace earlier).
+
+    `retract` outputs carry CHANGELOG_OP per row: +1 adds it, -1 removes an equal earlier row.
+    """
 
     changelog: bool = False
     group_keys: tuple[str, ...] = ()
+    retract: bool = False
 
     def describe(self) -> str:
+        if self.retract:
+            return "Output retract"
         if self.changelog:
             return f"Output changelog keyed by [{', '.join(self.group_keys)}]"
         return "Output append"
@@ -244,6 +251,7 @@ class AggregateOp:
     phase: str = "single"
     late_sink: str | None = None  # where late rows go (`stream_dsl/ir/late_rows.py`), carried as late_columns
     late_columns: tuple[str, ...] = ()
+    retract: bool = False  # emit a changelog as retractions (-old, +new rows: `physical/changelog.py`)
 
     @property
     def final(self) -> bool:
@@ -268,7 +276,7 @@ class AggregateOp:
             parts.append(f"merge=[{', '.join(a.describe_merge(i) for i, a in enumerate(self.aggs))}]")
         else:
             parts.append(f"aggs=[{', '.join(a.describe() for a in self.aggs)}]")
-        parts.append(f"emit={'changes' if self.changelog else 'final'}")
+        parts.append(f"emit={'retract' if self.retract else 'changes' if self.changelog else 'final'}")
         return ("FinalAggregate " if self.final else "Aggregate ") + " ".join(parts)
 
 
@@ -334,9 +342,11 @@ class UnmatchedRowsOp:
         return f"UnmatchedRows {self.kind} {self.table_id} at end of input output=[{cols}]"
 
 
-NarrowOp = Union[ScanOp, ReadOp, FilterOp, ProjectOp, BroadcastJoinOp, PartialAggregateOp]
+NarrowOp = Union[ScanOp, ReadOp, FilterOp, ProjectOp, BroadcastJoinOp, PartialAggregateOp, MarkAppendOp]
 Terminal = Union[ShuffleWrite, OutputWrite]
-StatefulOp = Union[AggregateOp, DistinctOp, TopNOp, IntervalJoinOp, UnmatchedRowsOp]
+StatefulOp = Union[
+    AggregateOp, DistinctOp, TopNOp, IntervalJoinOp, UnmatchedRowsOp, RetractAggregateOp, RetractDistinctOp
+]
 Operator = Union[NarrowOp, Terminal]
 
 

@@ -64,6 +64,7 @@ from stream_dsl.ir.plan import Aggregate, FinalAggregate, PartialAggregate, Plan
 
 from optimizer.cost import DEFAULT_MODEL, CostModel, estimate
 from optimizer.rules.analysis import transform_up
+from stream_dsl.ir.changelog_plans import is_changelog
 
 
 def split_aggregates(plan: Plan, model: CostModel = DEFAULT_MODEL) -> Plan:
@@ -77,6 +78,8 @@ def splittable(node: Aggregate) -> bool:
         return False
     if node.window is not None and late_rows_sink(node.input) is not None:
         return False  # the late rows are routed from the aggregate's input rows, which partials fold away
+    if is_changelog(node.input):  # partial state cannot take a row back: one phase over a changelog
+        return False
     try:
         distinct_argument(node.aggs)
     except PlanError:  # DISTINCT counts of different arguments
