@@ -66,6 +66,8 @@ from executor.state.distinct import DistinctState
 from executor.state.top_n import TopNState
 from executor.state.interval_join import IntervalJoinState
 from optimizer.physical.interval_join import IntervalJoinOp
+from optimizer.physical.stream_join import StreamJoinOp
+from executor.state.stream_join import StreamJoinState
 from executor.state.small import SmallAggregate
 from executor.state.step import StepOutput, collect, join_keys
 from executor.state.windows import Windows, is_closed, is_open, starts_new_session, watermark_lit
@@ -500,12 +502,14 @@ def _end_only(wm: int | None) -> int | None:
 
 
 def make_state(
-    op: AggregateOp | DistinctOp | TopNOp | IntervalJoinOp | UnmatchedRowsOp,
-) -> AggregateState | DistinctState | TopNState | IntervalJoinState | UnmatchedState:
+    op: AggregateOp | DistinctOp | TopNOp | IntervalJoinOp | StreamJoinOp | UnmatchedRowsOp,
+) -> AggregateState | DistinctState | TopNState | IntervalJoinState | StreamJoinState | UnmatchedState:
     if isinstance(op, TopNOp):
         return TopNState(op)
     if isinstance(op, IntervalJoinOp):
         return IntervalJoinState(op)
+    if isinstance(op, StreamJoinOp):
+        return StreamJoinState(op)
     if isinstance(op, UnmatchedRowsOp):
         return UnmatchedState(op)
     return AggregateState(op) if isinstance(op, AggregateOp) else DistinctState(op)

@@ -30,6 +30,7 @@ from stream_dsl.ir.partial_state import state_fields
 from stream_dsl.ir.plan import Plan, SortKey, render_plan
 from stream_dsl.ir.types import DataType, Schema
 from optimizer.physical.interval_join import IntervalJoinOp
+from optimizer.physical.stream_join import StreamJoinOp
 
 # ---------------------------------------------------------------- narrow operators
 
@@ -334,7 +335,7 @@ class UnmatchedRowsOp:
 
 NarrowOp = Union[ScanOp, ReadOp, FilterOp, ProjectOp, BroadcastJoinOp, PartialAggregateOp]
 Terminal = Union[ShuffleWrite, OutputWrite]
-StatefulOp = Union[AggregateOp, DistinctOp, TopNOp, IntervalJoinOp, UnmatchedRowsOp]
+StatefulOp = Union[AggregateOp, DistinctOp, TopNOp, IntervalJoinOp, StreamJoinOp, UnmatchedRowsOp]
 Operator = Union[NarrowOp, Terminal]
 
 
