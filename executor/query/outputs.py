@@ -3,6 +3,9 @@
 Every executor hands a batch's rows to one of these, in batch order. A
 changelog (a non-windowed aggregate, EMIT CHANGES) reaches collect()'s
 output as upserts and deletes, folded into the final table by group key.
+A retract output (`retract`, from OutputWrite.retract) hands on frames with
+CHANGELOG_OP rows (+1 add, -1 remove), which collect() folds as a multiset
+(`retract_rows`).
 """
 
 from __future__ import annotations
@@ -12,9 +15,11 @@ import networkx as nx
 import polars as pl
 
 from executor import kernels
+from executor.query.retract_rows import RetractTable
 from executor.state.rows import RowsPart
 from stream_dsl.connectors.base import Sink, next_batch_id
 from stream_dsl.errors import DSLError, ExecutionError, PlanError
+from stream_dsl.ir.column_names import CHANGELOG_OP
 from stream_dsl.ir.plan import SortKey
 from stream_dsl.ir.types import Schema
 
@@ -33,6 +38,7 @@ class QueryOutput:
         self.group_keys: list[str] = []  # a changelog's group columns, set by the query
         self.order: tuple[SortKey, ...] = ()  # ORDER BY: a result sorted whole, a continuous query's batches each
         self.order_limit: int | None = None  # LIMIT after ORDER BY: the sorted result's first rows
+        self.retract = False  # rows come with CHANGELOG_OP (+1/-1), set by the query (OutputWrite.retract)
 
     def ordered(self, graph: nx.DiGraph) -> "QueryOutput":
         """Take the lowered query's ORDER BY (and the LIMIT that follows it); returns self."""
@@ -40,10 +46,16 @@ class QueryOutput:
         return self
 
     @property
-    def full(self) -> bool:
-        return self.limit is not None and self.rows_out >= self.limit
+    def full(self) -> bool:  # a retract stream's later rows may remove earlier ones: its LIMIT cuts the result
+        return self.limit is not None and self.rows_out >= self.limit and not self.retract
 
     def _take(self, frame: pl.DataFrame) -> pl.DataFrame:
+        if self.retract:  # the operations ride along; LIMIT applies to the folded result
+            ops = frame.get_column(CHANGELOG_OP) if CHANGELOG_OP in frame.columns else None
+            frame = kernels.conform(frame, self.schema)
+            frame = frame if ops is None else frame.with_columns(ops.cast(pl.Int8))
+            self.rows_out += frame.height
+            return frame
         frame = kernels.conform(frame, self.schema)
         if self.limit is not None:
             frame = frame.head(max(self.limit - self.rows_out, 0))
@@ -94,10 +106,15 @@ class CollectOutput(QueryOutput):
         super().__init__(schema, limit)
         self.frames: list[pl.DataFrame] = []
         self.table: pl.DataFrame | None = None
+        self.retracted = RetractTable()  # a retract output's rows, folded as they come
 
     def emit(self, batch_id: int, frames: list[pl.DataFrame]) -> int:
         taken = [self._take(f) for f in frames if f.height]
-        self.frames += [f for f in taken if f.height]
+        if self.retract:
+            for frame in taken:
+                self.retracted.add(frame)
+        else:
+            self.frames += [f for f in taken if f.height]
         return sum(f.height for f in taken)
 
     def apply_changelog(self, upserts: pl.DataFrame, deletes: pl.DataFrame | None) -> None:
@@ -112,6 +129,12 @@ class CollectOutput(QueryOutput):
         self.table = table
 
     def result(self) -> pl.DataFrame:
+        if self.retract:  # the rows whose operations sum to a positive count
+            rows = self.retracted.rows()
+            if rows is None:
+                return kernels.empty_frame(self.schema)
+            result = kernels.sort_rows(kernels.conform(rows, self.schema), self.order, self.order_limit)
+            return result if self.limit is None else result.head(self.limit)
         if not self.frames:
             return kernels.empty_frame(self.schema)
         result = kernels.conform(pl.concat(self.frames, how="diagonal_relaxed"), self.schema)

@@ -70,6 +70,7 @@ class TaskRunner:
         self.changelog_stage = changelog_stage(self.stages)
         if self.changelog_stage is not None:
             output.group_keys = list(self.changelog_stage.stateful.group_keys)  # type: ignore[union-attr]
+        output.retract = any(isinstance(s.terminal, OutputWrite) and s.terminal.retract for s in self.stages)
 
     def run(
         self, stage: Stage, partition: int, frame: pl.DataFrame, step: WatermarkStep

@@ -173,12 +173,18 @@ class ShuffleWrite:
 
 @dataclass(frozen=True, slots=True)
 class OutputWrite:
-    """The query's output. `changelog` outputs are keyed by `group_keys` (later rows replace earlier)."""
+    """The query's output. `changelog` outputs are keyed by `group_keys` (later rows replace earlier).
+
+    `retract` outputs carry CHANGELOG_OP per row: +1 adds it, -1 removes an equal earlier row.
+    """
 
     changelog: bool = False
     group_keys: tuple[str, ...] = ()
+    retract: bool = False
 
     def describe(self) -> str:
+        if self.retract:
+            return "Output retract"
         if self.changelog:
             return f"Output changelog keyed by [{', '.join(self.group_keys)}]"
         return "Output append"
