@@ -27,6 +27,7 @@ import polars as pl
 from executor.state.aggregate_exprs import batch_partials
 from executor.state.step import collect
 from executor.state.windows import Windows
+from optimizer.physical.changelog import MarkAppendOp
 from optimizer.physical.stages import (
     PARTITION_COLUMN,
     TIME_COLUMN,
@@ -45,6 +46,7 @@ from stream_dsl.ir.to_polars import CastFailure, compile_expr, compile_predicate
 from stream_dsl.ir.expr import Column, columns_used
 from stream_dsl.errors import DSLError, ExecutionError
 from stream_dsl.ir.column_names import (
+    CHANGELOG_OP,
     PARTIAL_ROWS,
     TABLE_ROW,
     WINDOW_END,
@@ -171,8 +173,14 @@ def _read(op: ReadOp) -> Step:
     return lambda lf, tables: lf
 
 
+def _mark_append(op: MarkAppendOp) -> Step:
+    mark = pl.lit(1, dtype=pl.Int8).alias(CHANGELOG_OP)
+    return lambda lf, tables: lf.with_columns(mark)
+
+
 # each builder takes an op of its key's type, which a dict's type cannot say
 _STEPS: dict[type, Callable[[Any], Step]] = {
+    MarkAppendOp: _mark_append,
     ScanOp: _scan,
     FilterOp: _filter,
     ProjectOp: _project,

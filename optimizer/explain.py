@@ -131,6 +131,7 @@ def _(node: FinalAggregate, model: CostModel) -> str | None:
 
 @pushdown_line.register
 def _(node: Aggregate, model: CostModel) -> str | None:
+    from optimizer.changelog_plans import is_changelog
     from optimizer.rules.split_aggregates import splittable
 
     if not splittable(node):
@@ -139,6 +140,7 @@ def _(node: Aggregate, model: CostModel) -> str | None:
             if node.window is not None and node.window.kind != "tumble"
             else "COUNT(DISTINCT) of several arguments"
         )
+        why = "over a changelog: partial state cannot take a row back" if is_changelog(node.input) else why
         return f"{_keys(node)}: single-phase ({why})"
     return f"{_keys(node)}: single-phase; {_estimate(node.input, node, model)}"
 

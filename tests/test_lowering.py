@@ -11,6 +11,7 @@ import pytest
 import stream_dsl as sd
 from optimizer.explain import explain
 from optimizer.physical.lower import lower, output_stages, stage_order
+from optimizer.physical.changelog import MarkAppendOp, RetractAggregateOp
 from optimizer.physical.stages import (
     AggregateOp,
     BroadcastJoinOp,
@@ -140,11 +141,23 @@ def test_having_and_final_projection_run_after_the_state(ctx):
 def test_windowed_changes_is_a_changelog_keyed_by_window(ctx):
     graph = dag(
         ctx,
-        "SELECT ad_type, COUNT(*) AS n FROM events "
+        "SELECT ad_type, window_start, window_end, COUNT(*) AS n FROM events "
         "GROUP BY ad_type, TUMBLE(event_time, INTERVAL '1' SECOND) EMIT CHANGES",
     )
     terminal = graph.nodes[1]["stage"].terminal
     assert terminal.changelog and terminal.group_keys == ("ad_type", "window_start", "window_end")
+
+
+def test_a_projection_that_drops_a_group_key_makes_the_output_retract(ctx):
+    graph = dag(
+        ctx,
+        "SELECT ad_type, COUNT(*) AS n FROM events "
+        "GROUP BY ad_type, TUMBLE(event_time, INTERVAL '1' SECOND) EMIT CHANGES",
+    )
+    stage = graph.nodes[1]["stage"]
+    assert stage.terminal.retract and not stage.terminal.changelog
+    assert stage.stateful.retract  # the aggregate emits -old/+new rows
+    assert "__sd_op" in [n.name for n in stage.post[0].exprs]  # the projection carries the operation
 
 
 def test_table_on_the_left_of_an_inner_join_is_broadcast():
@@ -186,9 +199,22 @@ def test_left_join_from_a_table_to_a_stream_is_refused():
         lower(plan)
 
 
-def test_aggregate_over_a_changelog_is_refused(ctx):
-    with pytest.raises(PlanError, match="over a changelog"):
-        dag(ctx, "SELECT n, COUNT(*) AS c FROM (SELECT ad_type, COUNT(*) AS n FROM events GROUP BY ad_type) GROUP BY n")
+def test_aggregate_over_a_changelog_takes_retractions(ctx):
+    graph = dag(
+        ctx, "SELECT n, COUNT(*) AS c FROM (SELECT ad_type, COUNT(*) AS n FROM events GROUP BY ad_type) GROUP BY n"
+    )
+    inner, outer = graph.nodes[1]["stage"], graph.nodes[2]["stage"]
+    assert isinstance(inner.stateful, AggregateOp) and inner.stateful.retract
+    assert isinstance(outer.stateful, RetractAggregateOp) and outer.terminal.changelog
+
+
+def test_windowed_aggregate_over_a_changelog_is_refused(ctx):
+    with pytest.raises(PlanError, match="windowed aggregate over a changelog"):
+        dag(
+            ctx,
+            "SELECT window_start, COUNT(*) AS c FROM (SELECT ad_id, MAX(event_time) AS t FROM events "
+            "GROUP BY ad_id) GROUP BY TUMBLE(t, INTERVAL '1' SECOND)",
+        )
 
 
 def test_aggregate_over_window_close_output_is_allowed():
@@ -211,7 +237,7 @@ def test_aggregate_over_window_close_output_is_allowed():
     assert isinstance(graph.nodes[1]["stage"].terminal, ShuffleWrite)
 
 
-def test_union_of_a_changelog_is_refused():
+def test_union_of_a_changelog_retracts_and_marks_append_rows():
     counts = Aggregate(
         _scan("c"),
         (E.NamedExpr("k", E.Column("k", T.STRING)),),
@@ -219,8 +245,11 @@ def test_union_of_a_changelog_is_refused():
         emit="changes",
     )
     other = Project(_scan("d"), (E.NamedExpr("k", E.Column("k", T.STRING)), E.NamedExpr("v", E.Column("v", T.BIGINT))))
-    with pytest.raises(PlanError, match="UNION ALL of a changelog"):
-        lower(Union((counts, other)))
+    graph = lower(Union((counts, other)))
+    stages = [graph.nodes[n]["stage"] for n in graph.nodes]
+    outputs = [s for s in stages if isinstance(s.terminal, OutputWrite)]
+    assert len(outputs) == 2 and all(s.terminal.retract for s in outputs)
+    assert any(isinstance(op, MarkAppendOp) for s in outputs for op in s.operators)
 
 
 def test_limit_inside_a_query_is_refused():

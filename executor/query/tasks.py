@@ -24,6 +24,7 @@ from executor.state.stream_join import StreamJoinState
 from executor.state.operators import AggregateState, empty_aggregate_row, make_state
 from executor.state.unmatched import UnmatchedState
 from optimizer.physical.lower import stage_order
+from optimizer.physical.changelog import RetractAggregateOp
 from optimizer.physical.stages import AggregateOp, OutputWrite, ShuffleWrite, Stage
 from stream_dsl.errors import DSLError, ExecutionError
 
@@ -36,7 +37,9 @@ def changelog_stage(stages: list[Stage]) -> Stage | None:
         (
             s
             for s in stages
-            if isinstance(s.stateful, AggregateOp) and isinstance(s.terminal, OutputWrite) and s.terminal.changelog
+            if isinstance(s.stateful, (AggregateOp, RetractAggregateOp))
+            and isinstance(s.terminal, OutputWrite)
+            and s.terminal.changelog
         ),
         None,
     )

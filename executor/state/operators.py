@@ -73,6 +73,7 @@ from executor.state.step import StepOutput, collect, join_keys
 from executor.state.windows import Windows, is_closed, is_open, starts_new_session, watermark_lit
 from optimizer.physical.stages import TIME_COLUMN, AggregateOp, DistinctOp, TopNOp, UnmatchedRowsOp
 from executor.state.unmatched import UnmatchedState
+from optimizer.physical.changelog import RetractAggregateOp, RetractDistinctOp
 from stream_dsl.ir import column_names as names
 from stream_dsl.ir.column_names import PARTIAL_ROWS, WINDOW_END, WINDOW_START
 
@@ -502,8 +503,21 @@ def _end_only(wm: int | None) -> int | None:
 
 
 def make_state(
-    op: AggregateOp | DistinctOp | TopNOp | IntervalJoinOp | StreamJoinOp | UnmatchedRowsOp,
+    op: AggregateOp
+    | DistinctOp
+    | TopNOp
+    | IntervalJoinOp
+    | StreamJoinOp
+    | UnmatchedRowsOp
+    | RetractAggregateOp
+    | RetractDistinctOp,
 ) -> AggregateState | DistinctState | TopNState | IntervalJoinState | StreamJoinState | UnmatchedState:
+    if not isinstance(op, (AggregateOp, DistinctOp, TopNOp, IntervalJoinOp, StreamJoinOp, UnmatchedRowsOp)) or getattr(
+        op, "retract", False
+    ):  # over changelogs, or an aggregate that emits retractions (`changelog_states`)
+        from executor.state.changelog_states import changelog_state
+
+        return changelog_state(op)
     if isinstance(op, TopNOp):
         return TopNState(op)
     if isinstance(op, IntervalJoinOp):

@@ -86,6 +86,8 @@ from stream_dsl.ir.definitions import WindowSpec
 from stream_dsl.ir.plan import WINDOW_END, WINDOW_START
 from optimizer.physical.interval_join import IntervalJoinOp, lower_interval_join
 from optimizer.physical.stream_join import StreamJoinOp, lower_stream_join
+from optimizer.physical import changelog_lowering
+from optimizer.physical.changelog import RetractAggregateOp
 
 
 @dataclass(frozen=True)
@@ -100,12 +102,17 @@ class _Pipe:
     stateful: StatefulOp | None = None
     post: tuple[Operator, ...] = ()
     stage_id: int | None = None
+    retract: bool = False  # rows carry CHANGELOG_OP (`changelog_lowering`)
 
     @property
     def changelog(self) -> bool:
-        return isinstance(self.stateful, AggregateOp) and self.stateful.changelog
+        """Whether the pipe ends in an aggregate that emits upserts (keyed changes)."""
+        op = self.stateful
+        return isinstance(op, (AggregateOp, RetractAggregateOp)) and op.changelog and not self.retract
 
     def add(self, op: Operator, schema: Schema) -> "_Pipe":
+        if self.retract:
+            op = changelog_lowering.carry(op)
         if self.stateful is not None:
             return replace(self, post=self.post + (op,), schema=schema)
         return replace(self, ops=self.ops + (op,), schema=schema)
@@ -127,10 +134,15 @@ def lower(plan: Plan, workers: int = 1, *, state_ttl_ms: int | None = None) -> n
     lowering.state_ttl_ms = state_ttl_ms
     fragment = lowering.lower(plan)
     for pipe in fragment:
+        if pipe.changelog and not changelog_lowering.keys_survive(pipe):
+            pipe = changelog_lowering.as_retract(pipe)  # rows no longer one per key: -old/+new
         stateful = pipe.stateful
-        terminal = OutputWrite(  # a changelog's stateful op is an AggregateOp; the isinstance tells mypy
+        terminal = OutputWrite(  # a changelog's stateful op is an aggregate; the isinstance tells mypy
             changelog=pipe.changelog,
-            group_keys=stateful.group_keys if pipe.changelog and isinstance(stateful, AggregateOp) else (),
+            group_keys=stateful.group_keys
+            if pipe.changelog and isinstance(stateful, (AggregateOp, RetractAggregateOp))
+            else (),
+            retract=pipe.retract,
         )
         lowering.finish(pipe, terminal)
     graph = lowering.graph
@@ -201,9 +213,13 @@ class _Lowering:
         exchange = Exchange("hash", keys, partitions)
         target = next(self._ids)
         inputs = []
-        for pipe in fragment:
-            if pipe.changelog:
+        if any(pipe.changelog or pipe.retract for pipe in fragment):
+            consumer = changelog_lowering.consumer(stateful, self.state_ttl_ms)
+            if consumer is None:
                 raise PlanError(_changelog_message(stateful))
+            stateful = consumer
+            fragment = tuple(changelog_lowering.as_retract(pipe) for pipe in fragment)
+        for pipe in fragment:
             source = self.finish(pipe, ShuffleWrite(exchange, target))
             self.graph.add_edge(source, target, exchange=exchange)
             inputs.append(source)
@@ -356,13 +372,9 @@ class _Lowering:
             if child.schema.names != names:
                 renames = tuple(NamedExpr(n, Column(f.name, f.dtype)) for n, f in zip(names, child.schema))
                 fragment = _add(fragment, ProjectOp(renames), node.schema)
-            for pipe in fragment:
-                if pipe.changelog:
-                    raise PlanError(
-                        "UNION ALL of a changelog (a non-windowed aggregate or EMIT CHANGES) is not "
-                        "supported; use windowed aggregates with EMIT ON WINDOW CLOSE"
-                    )
             parts.extend(fragment)
+        if any(pipe.changelog or pipe.retract for pipe in parts):  # a changelog input: every input retracts
+            return tuple(changelog_lowering.as_retract(pipe) for pipe in parts)
         return tuple(parts)
 
 

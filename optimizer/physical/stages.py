@@ -31,6 +31,7 @@ from stream_dsl.ir.plan import Plan, SortKey, render_plan
 from stream_dsl.ir.types import DataType, Schema
 from optimizer.physical.interval_join import IntervalJoinOp
 from optimizer.physical.stream_join import StreamJoinOp
+from optimizer.physical.changelog import MarkAppendOp, RetractAggregateOp, RetractDistinctOp
 
 # ---------------------------------------------------------------- narrow operators
 
@@ -249,6 +250,7 @@ class AggregateOp:
     emit: str
     output: Schema
     phase: str = "single"
+    retract: bool = False  # emit a changelog as retractions (-old, +new rows: `physical/changelog.py`)
 
     @property
     def final(self) -> bool:
@@ -273,7 +275,7 @@ class AggregateOp:
             parts.append(f"merge=[{', '.join(a.describe_merge(i) for i, a in enumerate(self.aggs))}]")
         else:
             parts.append(f"aggs=[{', '.join(a.describe() for a in self.aggs)}]")
-        parts.append(f"emit={'changes' if self.changelog else 'final'}")
+        parts.append(f"emit={'retract' if self.retract else 'changes' if self.changelog else 'final'}")
         return ("FinalAggregate " if self.final else "Aggregate ") + " ".join(parts)
 
 
@@ -339,9 +341,18 @@ class UnmatchedRowsOp:
         return f"UnmatchedRows {self.kind} {self.table_id} at end of input output=[{cols}]"
 
 
-NarrowOp = Union[ScanOp, ReadOp, FilterOp, ProjectOp, BroadcastJoinOp, PartialAggregateOp]
+NarrowOp = Union[ScanOp, ReadOp, FilterOp, ProjectOp, BroadcastJoinOp, PartialAggregateOp, MarkAppendOp]
 Terminal = Union[ShuffleWrite, OutputWrite]
-StatefulOp = Union[AggregateOp, DistinctOp, TopNOp, IntervalJoinOp, StreamJoinOp, UnmatchedRowsOp]
+StatefulOp = Union[
+    AggregateOp,
+    DistinctOp,
+    TopNOp,
+    IntervalJoinOp,
+    StreamJoinOp,
+    UnmatchedRowsOp,
+    RetractAggregateOp,
+    RetractDistinctOp,
+]
 Operator = Union[NarrowOp, Terminal]
 
 

@@ -63,6 +63,7 @@ from stream_dsl.ir.plan import Aggregate, FinalAggregate, PartialAggregate, Plan
 
 from optimizer.cost import DEFAULT_MODEL, CostModel, estimate
 from optimizer.rules.analysis import transform_up
+from optimizer.changelog_plans import is_changelog
 
 
 def split_aggregates(plan: Plan, model: CostModel = DEFAULT_MODEL) -> Plan:
@@ -73,6 +74,8 @@ def split_aggregates(plan: Plan, model: CostModel = DEFAULT_MODEL) -> Plan:
 def splittable(node: Aggregate) -> bool:
     """Whether the aggregate has an exact two-phase form (see the module doc)."""
     if node.window is not None and node.window.kind != "tumble":
+        return False
+    if is_changelog(node.input):  # partial state cannot take a row back: one phase over a changelog
         return False
     try:
         distinct_argument(node.aggs)

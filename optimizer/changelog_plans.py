@@ -1,0 +1,22 @@
+"""Which logical plans produce a changelog: rows that later rows replace or retract.
+
+A non-windowed aggregate or one with EMIT CHANGES does, and so does every
+node above one that passes its rows on (filters, projections, joins with a
+static table, DISTINCT, UNION ALL). A windowed aggregate with EMIT ON WINDOW
+CLOSE emits each row once: append-only. Rules that would be exact only over
+append-only input (the two-phase split of an aggregate) ask `is_changelog`.
+"""
+
+from __future__ import annotations
+
+from stream_dsl.ir.plan import Aggregate, FinalAggregate, PartialAggregate, Plan
+from stream_dsl.ir.definitions import EMIT_CHANGES
+
+
+def is_changelog(plan: Plan) -> bool:
+    """Whether `plan`'s rows may later be replaced or retracted (module doc)."""
+    if isinstance(plan, (Aggregate, FinalAggregate)):
+        return plan.window is None or plan.emit == EMIT_CHANGES
+    if isinstance(plan, PartialAggregate):
+        return False  # its FinalAggregate decides
+    return any(is_changelog(child) for child in plan.inputs)
