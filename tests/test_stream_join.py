@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import random
 import warnings
+from collections import Counter
 
 import duckdb
 import polars as pl
@@ -36,7 +37,22 @@ INNER = [
     ("inner_with_a_condition", "SELECT a.k, a.v + b.w AS s FROM a JOIN b ON a.k = b.k AND a.v > b.w", None),
     ("inner_under_a_filter", "SELECT a.v, b.w FROM a JOIN b ON a.k = b.k WHERE b.w > 0 AND a.v < 4", None),
 ]
-QUERIES = INNER
+OUTER = [
+    ("left_on", "SELECT a.k, a.v, b.w FROM a LEFT JOIN b ON a.k = b.k", None),
+    ("right_on", "SELECT a.v, b.k, b.w FROM a RIGHT JOIN b ON b.k = a.k", None),
+    ("full_on", "SELECT a.k, a.v, b.k AS bk, b.w FROM a FULL OUTER JOIN b ON a.k = b.k", None),
+    ("full_using", "SELECT k, a.v, b.w FROM a FULL JOIN b USING (k)", None),
+    ("left_with_a_left_guard", "SELECT a.k, a.v, b.w FROM a LEFT JOIN b ON a.k = b.k AND a.v > 0", None),
+    ("left_with_a_right_condition", "SELECT a.v, b.w FROM a LEFT JOIN b ON a.k = b.k AND b.w > 0", None),
+    ("full_under_a_filter", "SELECT a.v, b.w FROM a FULL JOIN b ON a.k = b.k WHERE a.v > 0 OR b.w IS NULL", None),
+    (
+        "aggregate_over_a_left_join",
+        "SELECT k, COUNT(*) AS n, COUNT(w) AS m, SUM(w) AS s FROM (SELECT a.k, b.w FROM a LEFT JOIN b ON a.k = b.k) j "
+        "GROUP BY k",
+        None,
+    ),
+]
+QUERIES = INNER + OUTER
 
 
 def _side(draw, schema: dict, value: str) -> tuple[pl.DataFrame, list[pl.DataFrame]]:
@@ -62,8 +78,10 @@ def streams(draw):
     return a, a_batches, b, b_batches, draw(st.booleans())
 
 
-def engine(a_batches: list[pl.DataFrame], b_batches: list[pl.DataFrame], watermark: bool) -> sd.Context:
-    ctx = sd.Context(executor="inline", workers=1)
+def engine(
+    a_batches: list[pl.DataFrame], b_batches: list[pl.DataFrame], watermark: bool, executor="inline", workers=1
+) -> sd.Context:
+    ctx = sd.Context(executor=executor, workers=workers)
     options = {"watermark": "ts", "watermark_delay": "0s"} if watermark else {}
     ctx.from_polars(a_batches or [pl.DataFrame(schema=A_SCHEMA)], name="a", **options)
     ctx.from_polars(b_batches or [pl.DataFrame(schema=B_SCHEMA)], name="b", **options)
@@ -90,6 +108,9 @@ def test_stream_join_matches_duckdb_inline(name, ours, theirs, data):
         result = collect(plan, RunConfig(workers=workers, executor="inline", optimize=optimize))
         assert result.columns == list(plan.schema.names)
         assert_same_rows(result.rows(), expected, f"{name} workers={workers} optimize={optimize}")
+    if (name, ours, theirs) in OUTER[:-1]:  # the emitted changelog, replayed row by row, is the same table
+        ctx = engine(a_batches, b_batches, watermark, workers=3)
+        assert_same_rows(replayed(ctx.sql(ours)), expected, f"{name} replayed")
 
 
 @pytest.mark.parametrize("executor", ["drizzle", "bsp"])
@@ -98,10 +119,28 @@ def test_stream_join_matches_duckdb_inline(name, ours, theirs, data):
 def test_stream_join_matches_duckdb_on_worker_processes(executor, data):
     a, a_batches, b, b_batches, watermark = data
     ctx = engine(a_batches, b_batches, watermark)
-    for i, (name, ours, theirs) in enumerate(QUERIES):
-        workers, optimize = (1, True) if i % 3 == 0 else (3, i % 2 == 0)
+    chosen = [INNER[0], OUTER[0], OUTER[3], OUTER[-1]]  # inner, left, full USING, an aggregate over a left join
+    for i, (name, ours, theirs) in enumerate(chosen):
+        workers, optimize = (1 + 2 * (i % 2), i < 2)
         result = collect(ctx.sql(ours).plan, RunConfig(workers=workers, executor=executor, optimize=optimize))
         assert_same_rows(result.rows(), duckdb_rows(theirs or ours, a, b), f"{name} {executor} w={workers}")
+    replay = engine(a_batches, b_batches, watermark, executor=executor, workers=3).sql(OUTER[2][1])
+    assert_same_rows(replayed(replay), duckdb_rows(OUTER[2][1], a, b), f"full_on {executor} replayed")
+
+
+def replayed(query: sd.Stream) -> list[tuple]:
+    """The table a query's emitted changelog stands for, applied one row at a time: +1 adds a row, -1 removes an
+    equal row that must be there already."""
+    table: Counter = Counter()
+    frames: list[pl.DataFrame] = []
+    query.foreach_batch(lambda batch_id, frame: frames.append(frame)).await_termination()
+    for frame in frames:
+        ops = frame.get_column("__sd_op").to_list() if "__sd_op" in frame.columns else [1] * frame.height
+        for row, op in zip(frame.drop("__sd_op", strict=False).rows(), ops):
+            assert op in (1, -1), op
+            assert op == 1 or table[row] > 0, f"-1 of a row that is not there: {row}"
+            table[row] += op
+    return list(table.elements())
 
 
 def test_the_dataframe_api_builds_the_same_plan_as_sql():
@@ -209,10 +248,13 @@ def _random_frames(seed: int, n: int = 12) -> list[pl.DataFrame]:
     ]
 
 
-CHECKPOINTED = "SELECT a.k, a.ts, a.v, b.ts AS bts, b.v AS bv FROM a JOIN b ON a.k = b.k"
+CHECKPOINTED = {
+    "inner": "SELECT a.k, a.ts, a.v, b.ts AS bts, b.v AS bv FROM a JOIN b ON a.k = b.k",
+    "full": "SELECT a.k, a.ts, a.v, b.k AS bk, b.v AS bv FROM a FULL JOIN b ON a.k = b.k",
+}
 
 
-def _checkpointed_context(executor: str, a: list, b: list, checkpoint_dir: str | None) -> sd.Context:
+def _checkpointed_context(executor: str, a: list, b: list, checkpoint_dir: str | None, out: str) -> sd.Context:
     from stream_dsl.connectors import memory
 
     ctx = sd.Context(executor=executor, workers=2, group_size=2, checkpoint_dir=checkpoint_dir, state_ttl="4s")
@@ -223,26 +265,32 @@ def _checkpointed_context(executor: str, a: list, b: list, checkpoint_dir: str |
             f"WATERMARK FOR ts AS ts - INTERVAL '500' MILLISECOND) "
             f"WITH (connector = 'memory', id = 'sj-ckpt-{executor}-{name}')"
         )
-    ctx.sql(f"CREATE SINK out WITH (connector = 'memory', id = 'sj-ckpt-out-{executor}')")
+    ctx.sql(f"CREATE SINK out WITH (connector = 'memory', id = '{out}')")
     return ctx
 
 
+@pytest.mark.parametrize("kind", ["inner", "full"])
 @pytest.mark.parametrize("executor", ["inline", "drizzle", "bsp"])
-def test_a_restart_from_a_checkpoint_mid_stream_gives_the_exact_output(tmp_path, executor):
+def test_a_restart_from_a_checkpoint_mid_stream_gives_the_exact_output(tmp_path, executor, kind):
     """The sources fail after 7 batches; started again, the query resumes from its last checkpoint (both sides'
-    kept rows restored) and the sink holds exactly the uninterrupted result."""
+    kept rows and match counts restored) and the sink holds exactly what an uninterrupted run wrote: the same
+    rows, and for the outer join the same changelog (NULL-padded rows and their retractions)."""
     from stream_dsl.connectors import memory
 
     a, b = _random_frames(1), _random_frames(2)
-    expected = sorted(_checkpointed_context(executor, a, b, None).sql(CHECKPOINTED).collect().rows(), key=str)
+    query, out = CHECKPOINTED[kind], f"sj-ckpt-out-{executor}-{kind}"
+    handle = _checkpointed_context(executor, a, b, None, out + "-whole").sql(query).start("out")
+    assert handle.await_termination(60)
+    expected = sorted(memory.sink_output(out + "-whole").rows(), key=str)
+    assert ("__sd_op" in memory.sink_output(out + "-whole").columns) == (kind == "full")
     boom = RuntimeError("boom")
-    failing = _checkpointed_context(executor, a[:7] + [boom], b[:7] + [boom], str(tmp_path))
+    failing = _checkpointed_context(executor, a[:7] + [boom], b[:7] + [boom], str(tmp_path), out)
     with pytest.raises(sd.DSLError, match="boom"):
-        failing.sql(CHECKPOINTED).start("out").await_termination(60)
-    handle = _checkpointed_context(executor, a, b, str(tmp_path)).sql(CHECKPOINTED).start("out")
+        failing.sql(query).start("out").await_termination(60)
+    handle = _checkpointed_context(executor, a, b, str(tmp_path), out).sql(query).start("out")
     assert handle.await_termination(60)
     assert handle.restored_checkpoint is not None and handle.restored_checkpoint["next_batch"] > 2
-    assert sorted(memory.sink_output(f"sj-ckpt-out-{executor}").rows(), key=str) == expected
+    assert sorted(memory.sink_output(out).rows(), key=str) == expected
 
 
 # ---------------------------------------------------------------- refusals

@@ -41,8 +41,8 @@ from executor.state.clocks import WM_INF
 from executor.state.step import StepOutput
 from optimizer.physical.interval_join import SIDE_COLUMN
 from optimizer.physical.stream_join import ROW_TIME, StreamJoinOp
+from stream_dsl.ir.column_names import CHANGELOG_OP
 
-CHANGELOG_OP = "__sd_op"  # the changelog row kind, Int8 +1/-1 (the shared name, stream_dsl/ir/column_names.py)
 _T = "__sd_sj_t"  # a row's event time in epoch ms (NULL: none, the row never expires)
 _MATCHES = "__sd_sj_matches"  # how many rows of the other side it matched
 _INDEX = "__sd_sj_row"

@@ -10,17 +10,18 @@ ROW_TIME is the row's event time, the side's watermark column (NULL when the sid
 none): what `SET state_ttl` measures a kept row's age by. Without a TTL, or on a side
 whose rows have no watermark column, the state holds every row until the end of input
 (Flink allows this too): `describe()` says so, and `executor/query/checks.py` warns when
-such a query runs over unbounded input. `StreamJoinOp` is the stateful operator (its
+such a query runs over unbounded input. An outer join's output is a retract changelog
+(CHANGELOG_OP on every row, `optimizer/physical/changelog.py`): the pipes after it carry
+the column, and what consumes them takes retractions. `StreamJoinOp` is the stateful operator (its
 state: `executor/state/stream_join.py`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from optimizer.physical.interval_join import SIDE_COLUMN, join_key
-from stream_dsl.errors import PlanError
 from stream_dsl.ir.expr import Cast, Column, Expr, Literal, NamedExpr, format_duration_ms
 from stream_dsl.ir.types import DataType, Field, Schema
 
@@ -70,6 +71,13 @@ class StreamJoinOp:
         return text + (" output=retract" if self.retracts else "")
 
 
+def stream_join_retracts(node: "Join") -> bool:
+    """Whether a logical join is a regular outer join of two streams, whose output is a retract changelog."""
+    from stream_dsl.ir.plan import is_streaming
+
+    return node.interval is None and node.kind != "inner" and is_streaming(node.left) and is_streaming(node.right)
+
+
 def _unbounded_reason(op: StreamJoinOp) -> str:
     if op.ttl_ms is None:
         return "no state_ttl: rows stay until the end of input"
@@ -82,11 +90,6 @@ def lower_stream_join(lowering: "_Lowering", node: "Join", left_time: str | None
     from optimizer.physical.lower import _add, _key_type
     from optimizer.physical.stages import ProjectOp
 
-    if node.kind != "inner":
-        raise PlanError(
-            f"a {node.kind.upper()} JOIN of two streams without a time bound is not supported yet (its output "
-            "retracts rows); use an inner join, or bound it in time (an interval join)"
-        )
     left_schema, right_schema = node.left.schema, node.right.schema
     right_out = dict(node.right_columns)
     pairs = zip(node.left_keys, node.right_keys)
@@ -126,4 +129,6 @@ def lower_stream_join(lowering: "_Lowering", node: "Join", left_time: str | None
     )
     left = _add(lowering.lower(node.left), ProjectOp(side(node.left_keys, left_schema, False, left_time)), layout)
     right = _add(lowering.lower(node.right), ProjectOp(side(node.right_keys, right_schema, True, right_time)), layout)
-    return lowering.exchange(left + right, op.keys, op, node.schema)
+    joined = lowering.exchange(left + right, op.keys, op, node.schema)
+    # an outer join's rows carry CHANGELOG_OP: the operators after it keep it, its consumers take retractions
+    return tuple(replace(pipe, retract=True) for pipe in joined) if op.retracts else joined
