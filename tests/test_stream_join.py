@@ -184,6 +184,19 @@ def test_a_pair_comes_out_in_the_batch_of_its_later_row(executor):
     assert [p["state_groups"] for p in progress][:3] == [2, 4, 5]  # every row is kept, none expires
 
 
+@pytest.mark.parametrize("executor", ["inline", "drizzle", "bsp"])
+def test_an_outer_row_comes_out_null_padded_at_once_and_is_retracted_by_its_first_match(executor):
+    a = [[("x", 0, 1)], [("y", 1, 2)], [], [("x", 3, 3)]]
+    b = [[], [("x", 1, 10)], [("y", 2, 20), ("z", 2, 40)], [("x", 3, 30)]]
+    out, _ = _batches_out("SELECT a.v, b.w FROM a FULL JOIN b ON a.k = b.k", a, b, executor)
+    assert out == {  # (v, w, CHANGELOG_OP)
+        0: [(1, None, 1)],
+        1: [(1, 10, 1), (1, None, -1), (2, None, 1)],  # y has no match yet; x@0 meets its first
+        2: [(2, 20, 1), (2, None, -1), (None, 40, 1)],
+        3: [(1, 30, 1), (3, 10, 1), (3, 30, 1)],  # a row arriving with its match never shows NULLs
+    }
+
+
 # ---------------------------------------------------------------- state TTL: the state stays bounded
 
 
