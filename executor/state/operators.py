@@ -68,6 +68,7 @@ from executor.state.interval_join import IntervalJoinState
 from optimizer.physical.interval_join import IntervalJoinOp
 from optimizer.physical.stream_join import StreamJoinOp
 from executor.state.stream_join import StreamJoinState
+from executor.state.stream_join_changelog import stream_join_state
 from executor.state.small import SmallAggregate
 from executor.state.step import StepOutput, collect, join_keys
 from executor.state.windows import Windows, is_closed, is_open, starts_new_session, watermark_lit
@@ -523,7 +524,7 @@ def make_state(
     if isinstance(op, IntervalJoinOp):
         return IntervalJoinState(op)
     if isinstance(op, StreamJoinOp):
-        return StreamJoinState(op)
+        return stream_join_state(op)
     if isinstance(op, UnmatchedRowsOp):
         return UnmatchedState(op)
     return AggregateState(op) if isinstance(op, AggregateOp) else DistinctState(op)

@@ -12,6 +12,7 @@ from executor.state.top_n import TopNState
 from executor.state.interval_join import IntervalJoinState
 from optimizer.physical.interval_join import IntervalJoinOp
 from executor.state.stream_join import StreamJoinState
+from executor.state.stream_join_changelog import restore_stream_join
 from optimizer.physical.stream_join import StreamJoinOp
 from executor.state.operators import AggregateState
 from executor.state.small import SmallAggregate
@@ -82,7 +83,7 @@ def restore_state(
         joined.late_left, joined.late_right = (int(n) for n in snapshot["late"])
         return joined
     if isinstance(op, StreamJoinOp):
-        return StreamJoinState.restore(op, snapshot)
+        return restore_stream_join(op, snapshot)
     if isinstance(op, UnmatchedRowsOp):
         if kind != "unmatched":
             raise ValueError(f"a {kind!r} state snapshot cannot restore {op.describe()}")

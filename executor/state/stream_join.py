@@ -51,6 +51,8 @@ _INDEX = "__sd_sj_row"
 class StreamJoinState:
     """Both sides' kept rows of one partition (module doc): each side's columns, the keys, _T and _MATCHES."""
 
+    KIND = "stream_join"  # the snapshot's kind
+
     def __init__(self, op: StreamJoinOp) -> None:
         self.op = op
         self.keys = list(op.keys)
@@ -184,11 +186,11 @@ class StreamJoinState:
     def snapshot(self) -> dict[str, Any]:
         """Everything the state holds, picklable (frames as Arrow IPC bytes)."""
         late = [self.late_left, self.late_right]
-        return {"kind": "stream_join", "left": _ipc(self.left), "right": _ipc(self.right), "late": late}
+        return {"kind": self.KIND, "left": _ipc(self.left), "right": _ipc(self.right), "late": late}
 
     @classmethod
     def restore(cls, op: StreamJoinOp, snapshot: dict[str, Any]) -> "StreamJoinState":
-        if snapshot.get("kind") != "stream_join":
+        if snapshot.get("kind") != cls.KIND:
             raise ValueError(f"a {snapshot.get('kind')!r} state snapshot cannot restore {op.describe()}")
         state = cls(op)
         state.left, state.right = _from_ipc(snapshot["left"]), _from_ipc(snapshot["right"])

@@ -12,7 +12,9 @@ whose rows have no watermark column, the state holds every row until the end of 
 (Flink allows this too): `describe()` says so, and `executor/query/checks.py` warns when
 such a query runs over unbounded input. An outer join's output is a retract changelog
 (CHANGELOG_OP on every row, `optimizer/physical/changelog.py`): the pipes after it carry
-the column, and what consumes them takes retractions. `StreamJoinOp` is the stateful operator (its
+the column, and what consumes them takes retractions. A join whose input is a changelog
+takes it too (`changelog_input`, `executor/state/stream_join_changelog.py`): its output
+is then a retract changelog whatever its kind. `StreamJoinOp` is the stateful operator (its
 state: `executor/state/stream_join.py`).
 """
 
@@ -51,11 +53,13 @@ class StreamJoinOp:
     right_time: str | None
     ttl_ms: int | None
     output: Schema
+    changelog_input: bool = False  # rows carry CHANGELOG_OP (`changelog_lowering.consumer`)
 
     @property
     def retracts(self) -> bool:
-        """Whether the output is a retract changelog: an outer row comes out NULL-padded and is retracted later."""
-        return self.kind != "inner"
+        """Whether the output is a retract changelog: an outer row comes out NULL-padded and is retracted later,
+        and a changelog input's retractions retract the pairs they made."""
+        return self.kind != "inner" or self.changelog_input
 
     @property
     def bounded(self) -> bool:
@@ -68,6 +72,7 @@ class StreamJoinOp:
             text += f" ttl={format_duration_ms(self.ttl_ms)}"
         if not self.bounded:
             text += " state=unbounded (" + _unbounded_reason(self) + ")"
+        text += " input=retract" if self.changelog_input else ""
         return text + (" output=retract" if self.retracts else "")
 
 
@@ -131,4 +136,6 @@ def lower_stream_join(lowering: "_Lowering", node: "Join", left_time: str | None
     right = _add(lowering.lower(node.right), ProjectOp(side(node.right_keys, right_schema, True, right_time)), layout)
     joined = lowering.exchange(left + right, op.keys, op, node.schema)
     # an outer join's rows carry CHANGELOG_OP: the operators after it keep it, its consumers take retractions
-    return tuple(replace(pipe, retract=True) for pipe in joined) if op.retracts else joined
+    # (the exchange gives the op changelog_input when an input is a changelog: then it retracts too)
+    retracts = any(isinstance(p.stateful, StreamJoinOp) and p.stateful.retracts for p in joined)
+    return tuple(replace(pipe, retract=True) for pipe in joined) if retracts else joined
