@@ -33,6 +33,7 @@ from stream_dsl.ir.plan import (
     Sort,
     TopN,
     Union,
+    is_streaming,
 )
 
 
@@ -73,6 +74,8 @@ def _(plan: Project) -> frozenset[str]:
 @event_time_columns.register
 def _(plan: Join) -> frozenset[str]:
     if plan.interval is not None:  # pairs come out when their later row arrives: behind the watermark
+        return frozenset()
+    if is_streaming(plan.left) and is_streaming(plan.right):  # the same for a regular join of two streams
         return frozenset()
     left, right = event_time_columns(plan.left), event_time_columns(plan.right)
     return frozenset(left | {out for c, out in plan.right_columns if c in right})

@@ -341,10 +341,16 @@ def test_join_needs_an_equality(catalog):
     assert err.message.startswith("JOIN ... ON needs an equality between a column of each side")
 
 
-def test_two_streams_cannot_be_joined_without_a_time_bound(catalog):
-    err = error_of(catalog, "SELECT * FROM clicks JOIN events USING (user_id)")
-    assert err.message.startswith("a join of two streams needs a time bound in ON")
-    assert (err.line, err.column) == (1, 27)
+def test_two_streams_without_a_time_bound_are_a_regular_join(catalog):
+    plan = plan_of(catalog, "SELECT * FROM clicks JOIN events USING (user_id)")
+    [join] = [j for j in walk(plan) if isinstance(j, Join)]
+    assert (join.kind, join.interval, join.left_keys, join.right_keys) == ("inner", None, ("user_id",), ("user_id",))
+
+
+def test_two_streams_cannot_be_cross_joined(catalog):
+    err = error_of(catalog, "SELECT * FROM clicks CROSS JOIN events")
+    assert err.message.startswith("a CROSS JOIN of two streams is not supported")
+    assert (err.line, err.column) == (1, 33)  # the joined stream
 
 
 def test_table_left_join_stream_is_a_right_join_with_the_stream_on_the_left(catalog):

@@ -362,17 +362,6 @@ def test_a_restart_from_a_checkpoint_mid_stream_gives_the_exact_output(tmp_path,
             (2, 6),
         ),
         (
-            "SELECT * FROM clicks c JOIN events e ON c.user_id = e.user_id",
-            "a join of two streams needs a time bound in ON that keeps its state finite",
-            (1, 41),
-        ),
-        (
-            "SELECT * FROM clicks c JOIN transactions t ON c.user_id = t.account AND t.tx_id >= c.duration_ms",
-            "an interval join bounds TIMESTAMP columns, but this condition compares tx_id (BIGINT) with "
-            "duration_ms (BIGINT)",
-            (1, 73),
-        ),
-        (
             "SELECT * FROM clicks c JOIN events e ON c.user_id = e.user_id AND e.event_time >= c.ts",
             "an interval join needs both a lower and an upper time bound, and this one has no upper bound",
             (1, 67),

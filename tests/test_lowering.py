@@ -184,11 +184,13 @@ def _scan(name: str, kind: str = "stream"):
     return Scan(memory.source_def(name, frame, kind=kind))
 
 
-def test_join_of_two_streams_is_refused():
+def test_a_join_of_two_streams_is_one_stateful_stage_fed_by_both():
+    from optimizer.physical.stream_join import StreamJoinOp
+
     left, right = _scan("a"), _scan("b")
-    plan = Join(left, right, "inner", ("k",), ("k",), (("v", "v2"),))
-    with pytest.raises(PlanError, match="join of two streams"):
-        lower(plan)
+    graph = lower(Join(left, right, "inner", ("k",), ("k",), (("v", "v2"),)), workers=3)
+    [stage] = [graph.nodes[n]["stage"] for n in graph.nodes if graph.nodes[n]["stage"].stateful is not None]
+    assert isinstance(stage.stateful, StreamJoinOp) and stage.partitions == 3 and len(stage.inputs) == 2
 
 
 def test_left_join_from_a_table_to_a_stream_is_refused():

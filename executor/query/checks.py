@@ -8,6 +8,7 @@ import networkx as nx
 
 from executor.query.readers import Reader, is_bounded
 from optimizer.physical.interval_join import IntervalJoinOp
+from optimizer.physical.stream_join import StreamJoinOp
 from optimizer.physical.stages import AggregateOp, Stage, TopNOp, UnmatchedRowsOp
 from stream_dsl.errors import PlanError
 
@@ -23,6 +24,9 @@ def check_can_emit(graph: nx.DiGraph, readers: Mapping[int, Reader]) -> None:
             _check_dedup_can_emit(op, unbounded)
         if isinstance(op, IntervalJoinOp):
             _check_interval_join(op, unbounded)
+            continue
+        if isinstance(op, StreamJoinOp):
+            warn_unbounded_join_state(op, unbounded)
             continue
         if not isinstance(op, AggregateOp) or op.window is None or op.changelog:
             continue
@@ -72,6 +76,25 @@ def _check_interval_join(op: IntervalJoinOp, unbounded: list[Reader]) -> None:
         f"a WATERMARK on each joined stream's time column (e.g. WATERMARK FOR {left} AS {left} - INTERVAL '1' "
         f"SECOND) and bound the join by those columns"
     )
+
+
+def warn_unbounded_join_state(op: StreamJoinOp, unbounded: list[Reader]) -> None:
+    """Warn (not refuse, as Flink does not) when a join of two unbounded streams keeps every row for ever."""
+    if unbounded and not op.bounded:
+        import warnings
+
+        name = unbounded[0].scan.source.name
+        warnings.warn(
+            f"the join of two streams over unbounded stream '{name}' keeps its rows for ever, so its state grows "
+            f"without end; SET state_ttl (e.g. SET state_ttl = '1 hour') and give both streams a WATERMARK, so "
+            f"rows older than the TTL behind the watermark are dropped",
+            StreamJoinStateWarning,
+            stacklevel=2,
+        )
+
+
+class StreamJoinStateWarning(UserWarning):
+    """A join of two unbounded streams whose state nothing bounds (no state_ttl, or a side without a watermark)."""
 
 
 def check_bounded(readers: Mapping[int, Reader], limit: int | None, changelog: bool, ordered: bool = False) -> None:

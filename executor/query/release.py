@@ -29,6 +29,7 @@ import networkx as nx
 
 from executor.state.distinct import DistinctState
 from executor.state.interval_join import IntervalJoinState
+from executor.state.stream_join import StreamJoinState
 from executor.state.operators import AggregateState
 from executor.state.top_n import TopNState
 from stream_dsl.ir.column_names import WINDOW_START
@@ -48,6 +49,8 @@ def _state_start_ms(state: Any, watermark_columns: set[str]) -> int | None:
         return None if not state.open_groups else KEEP_ALL
     if isinstance(state, IntervalJoinState):
         return state.earliest_ms() if state.op.watermarked else (KEEP_ALL if state.open_groups else None)
+    if isinstance(state, StreamJoinState):
+        return state.retention_ms(KEEP_ALL)
     if not isinstance(state, AggregateState):
         return KEEP_ALL
     if not state.open_groups:  # not `state.state`: a state in a Python dict would build a frame per batch

@@ -22,6 +22,7 @@ from executor.query.watermarks import WatermarkStep
 from executor.state.distinct import DistinctState
 from executor.state.top_n import TopNState
 from executor.state.interval_join import IntervalJoinState
+from executor.state.stream_join import StreamJoinState
 from executor.state.operators import AggregateState, empty_aggregate_row, make_state
 from executor.state.unmatched import UnmatchedState
 from optimizer.physical.lower import stage_order
@@ -67,7 +68,8 @@ class TaskRunner:
         self.pipes = {s.id: kernels.compile_pipeline(s.operators, f"stage {s.id}") for s in self.stages}
         self.posts = {s.id: kernels.compile_pipeline(s.post, f"stage {s.id}") for s in self.stages if s.stateful}
         self.states: dict[
-            tuple[int, int], AggregateState | DistinctState | TopNState | IntervalJoinState | UnmatchedState
+            tuple[int, int],
+            AggregateState | DistinctState | TopNState | IntervalJoinState | StreamJoinState | UnmatchedState,
         ] = {}
         self.tables: dict[str, pl.DataFrame] = {}
         self.changelog_stage = changelog_stage(self.stages)
@@ -175,7 +177,7 @@ class TaskRunner:
         """Interval joins' late rows so far, per stage: (left, right), over the partitions hosted here."""
         sides: dict[int, tuple[int, int]] = {}
         for (stage, _), state in self.states.items():
-            if isinstance(state, IntervalJoinState):
+            if isinstance(state, (IntervalJoinState, StreamJoinState)):
                 left, right = sides.get(stage, (0, 0))
                 sides[stage] = (left + state.late_left, right + state.late_right)
         return sides

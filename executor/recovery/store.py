@@ -59,6 +59,8 @@ from executor.state.distinct import DistinctState
 from executor.state.top_n import TopNState
 from executor.state.interval_join import IntervalJoinState
 from optimizer.physical.interval_join import IntervalJoinOp
+from executor.state.stream_join import StreamJoinState
+from optimizer.physical.stream_join import StreamJoinOp
 from executor.state.operators import AggregateState
 from executor.state.unmatched import UnmatchedState
 from executor.state.snapshots import restore_state, snapshot_state
@@ -91,8 +93,8 @@ __all__ = [
     "inspect",
 ]
 
-State = AggregateState | DistinctState | TopNState | IntervalJoinState | UnmatchedState
-StatefulOp = AggregateOp | DistinctOp | TopNOp | IntervalJoinOp | UnmatchedRowsOp
+State = AggregateState | DistinctState | TopNState | IntervalJoinState | StreamJoinState | UnmatchedState
+StatefulOp = AggregateOp | DistinctOp | TopNOp | IntervalJoinOp | StreamJoinOp | UnmatchedRowsOp
 
 
 class CheckpointCorrupt(CheckpointError):

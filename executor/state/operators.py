@@ -66,6 +66,9 @@ from executor.state.distinct import DistinctState
 from executor.state.top_n import TopNState
 from executor.state.interval_join import IntervalJoinState
 from optimizer.physical.interval_join import IntervalJoinOp
+from optimizer.physical.stream_join import StreamJoinOp
+from executor.state.stream_join import StreamJoinState
+from executor.state.stream_join_changelog import stream_join_state
 from executor.state.small import SmallAggregate
 from executor.state.step import StepOutput, collect, join_keys
 from executor.state.windows import Windows, is_closed, is_open, starts_new_session, watermark_lit
@@ -514,9 +517,16 @@ def _end_only(wm: int | None) -> int | None:
 
 
 def make_state(
-    op: AggregateOp | DistinctOp | TopNOp | IntervalJoinOp | UnmatchedRowsOp | RetractAggregateOp | RetractDistinctOp,
-) -> AggregateState | DistinctState | TopNState | IntervalJoinState | UnmatchedState:
-    if not isinstance(op, (AggregateOp, DistinctOp, TopNOp, IntervalJoinOp, UnmatchedRowsOp)) or getattr(
+    op: AggregateOp
+    | DistinctOp
+    | TopNOp
+    | IntervalJoinOp
+    | StreamJoinOp
+    | UnmatchedRowsOp
+    | RetractAggregateOp
+    | RetractDistinctOp,
+) -> AggregateState | DistinctState | TopNState | IntervalJoinState | StreamJoinState | UnmatchedState:
+    if not isinstance(op, (AggregateOp, DistinctOp, TopNOp, IntervalJoinOp, StreamJoinOp, UnmatchedRowsOp)) or getattr(
         op, "retract", False
     ):  # over changelogs, or an aggregate that emits retractions (`changelog_states`)
         from executor.state.changelog_states import changelog_state
@@ -526,6 +536,8 @@ def make_state(
         return TopNState(op)
     if isinstance(op, IntervalJoinOp):
         return IntervalJoinState(op)
+    if isinstance(op, StreamJoinOp):
+        return stream_join_state(op)
     if isinstance(op, UnmatchedRowsOp):
         return UnmatchedState(op)
     return AggregateState(op) if isinstance(op, AggregateOp) else DistinctState(op)

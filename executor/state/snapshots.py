@@ -12,6 +12,9 @@ from executor.state.distinct import DistinctState
 from executor.state.top_n import TopNState
 from executor.state.interval_join import IntervalJoinState
 from optimizer.physical.interval_join import IntervalJoinOp
+from executor.state.stream_join import StreamJoinState
+from executor.state.stream_join_changelog import restore_stream_join
+from optimizer.physical.stream_join import StreamJoinOp
 from executor.state.operators import AggregateState
 from executor.state.small import SmallAggregate
 from executor.state.unmatched import UnmatchedState
@@ -20,7 +23,7 @@ from optimizer.physical.stages import AggregateOp, DistinctOp, TopNOp, Unmatched
 
 
 def snapshot_state(
-    state: AggregateState | DistinctState | TopNState | IntervalJoinState | UnmatchedState,
+    state: AggregateState | DistinctState | TopNState | IntervalJoinState | StreamJoinState | UnmatchedState,
 ) -> dict[str, Any]:
     """Everything the state holds, picklable (frames as Arrow IPC bytes), no reference to the op.
 
@@ -49,6 +52,8 @@ def snapshot_state(
             "right": _ipc(state.right),
             "late": [state.late_left, state.late_right],
         }
+    if isinstance(state, StreamJoinState):
+        return state.snapshot()
     if isinstance(state, UnmatchedState):  # the table is the query's broadcast table, not state
         return {"kind": "unmatched", "matched": _ipc(state.matched), "emitted": state.emitted}
     small = state.small
@@ -67,8 +72,8 @@ def snapshot_state(
 
 
 def restore_state(
-    op: AggregateOp | DistinctOp | TopNOp | IntervalJoinOp | UnmatchedRowsOp, snapshot: dict[str, Any]
-) -> AggregateState | DistinctState | TopNState | IntervalJoinState | UnmatchedState:
+    op: AggregateOp | DistinctOp | TopNOp | IntervalJoinOp | StreamJoinOp | UnmatchedRowsOp, snapshot: dict[str, Any]
+) -> AggregateState | DistinctState | TopNState | IntervalJoinState | StreamJoinState | UnmatchedState:
     """A state equal in behavior to the snapshotted one: stepping it further gives the same outputs.
 
     `op` must be the operator the snapshot was taken from (the same query's plan); a snapshot of the
@@ -84,6 +89,8 @@ def restore_state(
         joined.left, joined.right = _from_ipc(snapshot["left"]), _from_ipc(snapshot["right"])
         joined.late_left, joined.late_right = (int(n) for n in snapshot["late"])
         return joined
+    if isinstance(op, StreamJoinOp):
+        return restore_stream_join(op, snapshot)
     if isinstance(op, UnmatchedRowsOp):
         if kind != "unmatched":
             raise ValueError(f"a {kind!r} state snapshot cannot restore {op.describe()}")

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from optimizer.physical.changelog import MarkAppendOp, RetractAggregateOp, RetractDistinctOp, op_passthrough, refusal
 from optimizer.physical.stages import AggregateOp, BroadcastJoinOp, DistinctOp, ProjectOp
+from optimizer.physical.stream_join import StreamJoinOp
 from stream_dsl.errors import PlanError
 from stream_dsl.ir.column_names import CHANGELOG_OP
 from stream_dsl.ir.expr import Column
@@ -50,6 +51,8 @@ def consumer(op: Any, ttl_ms: int | None) -> Any:
         return RetractAggregateOp(op.keys, op.aggs, op.output, ttl_ms=ttl_ms)
     if isinstance(op, DistinctOp):
         return RetractDistinctOp(op.columns, ttl_ms)
+    if isinstance(op, StreamJoinOp):  # a regular join of two streams: multisets per side (stream_join_changelog)
+        return replace(op, changelog_input=True)
     return None
 
 

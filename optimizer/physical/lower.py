@@ -11,7 +11,8 @@ Where the plan is cut:
   a hash exchange on its keys into the stage whose state merges partials.
 - A join with a static table (a subplan that reads no stream) is a broadcast
   join inside the stream's stage: the table is read once per query.
-  A join of two streams is refused. A RIGHT or FULL join adds a second
+  A join of two streams is one stateful stage fed by both (`interval_join.py`,
+  `stream_join.py`). A RIGHT or FULL join adds a second
   pipeline that finds the table rows no stream row matched
   (`outer_joins.py`).
 - UNION ALL keeps one stage per input; operators above the union are copied
@@ -85,6 +86,7 @@ from stream_dsl.ir.expr import Case, Expr, IsNull, Literal, columns_used
 from stream_dsl.ir.definitions import WindowSpec
 from stream_dsl.ir.plan import WINDOW_END, WINDOW_START
 from optimizer.physical.interval_join import IntervalJoinOp, lower_interval_join
+from optimizer.physical.stream_join import StreamJoinOp, lower_stream_join
 from optimizer.physical import changelog_lowering
 from optimizer.physical.changelog import RETRACT, RetractAggregateOp, produces
 
@@ -235,6 +237,8 @@ class _Lowering:
         if node.interval is not None:  # two streams, one stateful stage (physical/interval_join.py)
             return lower_interval_join(self, node, _interval_watermarked(node))
         left_stream, right_stream = is_streaming(node.left), is_streaming(node.right)
+        if left_stream and right_stream:  # a regular join of two streams (physical/stream_join.py)
+            return lower_stream_join(self, node, _event_time(node.left), _event_time(node.right))
         key_types = tuple(
             _key_type(node.left.schema.dtype(lk), node.right.schema.dtype(rk))
             for lk, rk in zip(node.left_keys, node.right_keys)
@@ -269,14 +273,8 @@ class _Lowering:
                 output,
             )
             return _add(self.lower(node.right), op, node.schema)
-        if not left_stream:
-            raise PlanError(
-                "a LEFT JOIN from a table to a stream is not supported; "
-                "put the stream on the left (stream LEFT JOIN table)"
-            )
-        raise PlanError(
-            "a join of two streams is not supported; join a stream with a table "
-            "(CREATE TABLE), which is read once and broadcast"
+        raise PlanError(  # a table on the left of an outer join with a stream
+            "a LEFT JOIN from a table to a stream is not supported; put the stream on the left (stream LEFT JOIN table)"
         )
 
     def _table_id(self, table: Plan, keys: tuple[str, ...], key_types: tuple[DataType, ...]) -> str:
@@ -502,6 +500,12 @@ def _interval_watermarked(node: Join) -> bool:
     )
 
 
+def _event_time(side: Plan) -> str | None:
+    """The column a stream-stream join's state TTL measures one side's rows by: its watermark column."""
+    columns = sorted(event_time_columns(side))
+    return columns[0] if columns else None
+
+
 def _changelog_message(consumer: StatefulOp) -> str:
     if isinstance(consumer, UnmatchedRowsOp):
         return (
@@ -513,6 +517,8 @@ def _changelog_message(consumer: StatefulOp) -> str:
     what = "ROW_NUMBER() (top-n, deduplication)" if isinstance(consumer, TopNOp) else what
     if isinstance(consumer, IntervalJoinOp):
         what = "an interval join"
+    if isinstance(consumer, StreamJoinOp):
+        what = "a join of two streams"
     return (
         f"{what} over a changelog (a non-windowed aggregate or EMIT CHANGES, whose rows are later "
         "replaced) is not supported; aggregate append-only input, e.g. a windowed aggregate "

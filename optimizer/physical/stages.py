@@ -30,6 +30,7 @@ from stream_dsl.ir.partial_state import state_fields
 from stream_dsl.ir.plan import Plan, SortKey, render_plan
 from stream_dsl.ir.types import DataType, Schema
 from optimizer.physical.interval_join import IntervalJoinOp
+from optimizer.physical.stream_join import StreamJoinOp
 from optimizer.physical.changelog import MarkAppendOp, RetractAggregateOp, RetractDistinctOp
 
 # ---------------------------------------------------------------- narrow operators
@@ -345,7 +346,14 @@ class UnmatchedRowsOp:
 NarrowOp = Union[ScanOp, ReadOp, FilterOp, ProjectOp, BroadcastJoinOp, PartialAggregateOp, MarkAppendOp]
 Terminal = Union[ShuffleWrite, OutputWrite]
 StatefulOp = Union[
-    AggregateOp, DistinctOp, TopNOp, IntervalJoinOp, UnmatchedRowsOp, RetractAggregateOp, RetractDistinctOp
+    AggregateOp,
+    DistinctOp,
+    TopNOp,
+    IntervalJoinOp,
+    StreamJoinOp,
+    UnmatchedRowsOp,
+    RetractAggregateOp,
+    RetractDistinctOp,
 ]
 Operator = Union[NarrowOp, Terminal]
 

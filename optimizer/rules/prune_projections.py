@@ -60,9 +60,11 @@ from stream_dsl.ir.plan import (
     Sort,
     TopN,
     Union,
+    is_streaming,
     project,
 )
 
+from optimizer.event_time import event_time_columns
 from optimizer.rules.analysis import is_identity_project, same_or_new, select
 
 Names = AbstractSet[str]
@@ -156,6 +158,9 @@ def _prune_join(node: Join, required: Names) -> Plan:
     right_needed = {c for c, _ in right_columns} | set(node.right_keys)
     if timed is not None:
         left_needed.add(timed.left_time)
+    if timed is None and is_streaming(node.left) and is_streaming(node.right):  # the state TTL reads these
+        left_needed |= event_time_columns(node.left)
+        right_needed |= event_time_columns(node.right)
     left, right = _prune(node.left, left_needed), _prune(node.right, right_needed)
     if left is node.left and right is node.right and right_columns == node.right_columns:
         return node

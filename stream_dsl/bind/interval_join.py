@@ -1,14 +1,15 @@
 """Binding stream-stream interval joins: the time bound read from ON, RIGHT joins run as swapped LEFT joins.
 
-A join of two streams needs, besides an equality of keys, a time bound that keeps
-its state finite (Flink's interval join):
+A join of two streams with, besides an equality of keys, a time bound that keeps
+its state finite is an interval join (Flink's); without one it is a regular join
+(`executor/state/stream_join.py`), whose state only `SET state_ttl` bounds:
 
     a JOIN b ON a.k = b.k AND b.ts BETWEEN a.ts - INTERVAL '5' SECOND AND a.ts + INTERVAL '10' SECOND
 
 Any conjuncts comparing a TIMESTAMP column of one side with one of the other, each
 possibly plus or minus an INTERVAL constant (`<`, `<=`, `>`, `>=`, and BETWEEN, which
 binds to two of them), make the bound `right_time - left_time in [lower, upper]`; the
-tightest lower and upper bound win, and both are required. The semantics (state, late
+tightest lower and upper bound win, and both are required (one alone is refused). The semantics (state, late
 rows, outer rows) are in `executor/state/interval_join.py`.
 """
 
@@ -25,9 +26,9 @@ from stream_dsl.ir.types import DataType
 from stream_dsl.ir.column_names import WINDOW_END, WINDOW_START
 
 EXAMPLE = "b.ts BETWEEN a.ts - INTERVAL '5' SECOND AND a.ts + INTERVAL '10' SECOND"
-NO_BOUND = (
-    "a join of two streams needs a time bound in ON that keeps its state finite (an interval join), "
-    f"e.g. ON a.k = b.k AND {EXAMPLE}; or join a stream with a table"
+NO_CROSS = (
+    "a CROSS JOIN of two streams is not supported (its state would hold every row of both); join on keys, "
+    f"e.g. ON a.k = b.k, possibly with a time bound (an interval join), e.g. ON a.k = b.k AND {EXAMPLE}"
 )
 _MIRROR = {"<": ">", "<=": ">=", ">": "<", ">=": "<="}
 
@@ -37,37 +38,26 @@ def split_interval(
     left_cols: set[str],
     right_original: dict[str, str],
     span: Span | None,
-    time_key: bool = False,
 ) -> tuple[IntervalBounds | None, list[E.Expr]]:
     """The time bound among `conjuncts` (join outputs' names) and the conjuncts that are not part of it.
 
-    `right_original` maps the join's output names of right columns to the right input's names;
-    `time_key` says the join keys hold an equality of TIMESTAMPs (`equal_time_bound`), which
-    bounds the join when the conjuncts do not. Raises a positioned BindError when there is no
-    bound, only one end of it, or a bound on columns that are not TIMESTAMPs.
+    `right_original` maps the join's output names of right columns to the right input's names.
+    No bound at all is a regular join, or a window join when the keys hold an equality of
+    TIMESTAMPs (`equal_time_bound`): None. Raises a positioned BindError when there is only
+    one end of a bound.
     """
     found: list[tuple[str, str, str, int, E.Expr]] = []  # (left col, right col, op on right-left, ms, conjunct)
     rest: list[E.Expr] = []
-    wrong_type: tuple[E.Expr, str] | None = None
     for part in conjuncts:
         bound = _bound(part, left_cols, right_original)
         if bound is None:
             rest.append(part)
-        elif bound[0] == "type":
-            wrong_type = wrong_type or (part, bound[1])
+        elif bound[0] == "type":  # compares columns that are not TIMESTAMPs: an ordinary condition
             rest.append(part)
         else:
             found.append((bound[1], bound[2], bound[3], bound[4], part))
-    if not found and time_key:
+    if not found:  # a regular join of two streams (bind/stream_join.py): the conditions are ordinary ones
         return None, rest
-    if not found:
-        if wrong_type is not None:
-            raise BindError(
-                f"an interval join bounds TIMESTAMP columns, but this condition compares {wrong_type[1]}; "
-                f"bound the event times, e.g. {EXAMPLE}",
-                span=wrong_type[0].span or span,
-            )
-        raise BindError(NO_BOUND, span=span)
     left_time, right_time = found[0][0], found[0][1]
     lower: tuple[int, bool] | None = None
     upper: tuple[int, bool] | None = None

@@ -2,8 +2,9 @@
 
 Joins, unions, windows and aggregations are built here and only here, so
 `FROM a JOIN b USING (k)` and `a.join(b, on="k")` give the same plan, with
-the same checks (stream-stream joins refused, a stream written on the right
-of an inner join moved to the left) and the same error messages.
+the same checks (a stream written on the right of a join with a table moved
+to the left; two streams join in one stateful stage, with or without a time
+bound) and the same error messages.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from stream_dsl.ir.plan import (
 )
 from stream_dsl.ir.types import DataType, common_type
 from stream_dsl.ir.interval import IntervalBounds
-from stream_dsl.bind.interval_join import NO_BOUND, equal_time_bound, right_interval_join
+from stream_dsl.bind.interval_join import NO_CROSS, equal_time_bound, right_interval_join
 
 # ---------------------------------------------------------------- joins
 
@@ -84,8 +85,8 @@ def build_join(
 
     `keep_right_keys=False` is USING (and the API's `on=`): each key appears
     once, from the left. Output: the left columns, then the kept right
-    columns, renamed with `suffix` on a clash. A stream may be joined with a
-    table only; the stream runs on the left side of the Join node, so a
+    columns, renamed with `suffix` on a clash. In a join of a stream with a
+    table the stream runs on the left side of the Join node, so a
     join written with the stream on the right is swapped (LEFT becomes
     RIGHT and RIGHT LEFT) and a Project restores the written column order.
     `kind` 'cross' takes no keys.
@@ -102,9 +103,9 @@ def build_join(
         raise BindError("a join needs the same number of keys on both sides, at least one", span=span)
     _check_key_types(left, right, left_keys, right_keys, span)
     left_stream, right_stream = is_streaming(left), is_streaming(right)
-    if left_stream and right_stream:
-        if kind == "cross" or interval is None:
-            raise BindError(NO_BOUND, span=span)
+    if left_stream and right_stream and kind == "cross":
+        raise BindError(NO_CROSS, span=span)
+    if left_stream and right_stream and interval is not None:
         names = right_output_names(left.schema.names, right.schema.names, () if keep_right_keys else right_keys, suffix)
         if kind == "right":
             plan = right_interval_join(
@@ -115,11 +116,11 @@ def build_join(
         return JoinResult(join, names)
     if interval is not None:
         raise BindError("a time bound (an interval join) joins two streams; one side here is a table", span=span)
-    if not keep_right_keys and (kind in ("right", "full") or (kind == "left" and right_stream)):
+    if not keep_right_keys and (kind in ("right", "full") or (kind == "left" and right_stream and not left_stream)):
         return _coalesced_using_join(left, right, kind, left_keys, right_keys, suffix, span)
     dropped = () if keep_right_keys else right_keys
     names = right_output_names(left.schema.names, right.schema.names, dropped, suffix)
-    if right_stream:
+    if right_stream and not left_stream:
         swapped = _swapped_join(left, right, kind, left_keys, right_keys, names, keep_right_keys, span)
         return JoinResult(swapped, names)
     join = Join(left, right, kind, left_keys, right_keys, tuple(names.items()), span=span)

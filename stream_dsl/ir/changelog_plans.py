@@ -11,7 +11,8 @@ and the binder refuses a window over a changelog where the user wrote it
 
 from __future__ import annotations
 
-from stream_dsl.ir.plan import Aggregate, FinalAggregate, PartialAggregate, Plan
+from stream_dsl.ir.plan import Aggregate, FinalAggregate, Join, PartialAggregate, Plan
+from optimizer.physical.stream_join import stream_join_retracts
 from stream_dsl.ir.definitions import EMIT_CHANGES
 
 
@@ -21,6 +22,8 @@ def is_changelog(plan: Plan) -> bool:
         return plan.window is None or plan.emit == EMIT_CHANGES
     if isinstance(plan, PartialAggregate):
         return False  # its FinalAggregate decides
+    if isinstance(plan, Join) and stream_join_retracts(plan):  # an outer join of two streams retracts its NULL rows
+        return True
     return any(is_changelog(child) for child in plan.inputs)
 
 

@@ -1,3 +1,2 @@
--- error: BindError 3:64 an interval join bounds TIMESTAMP columns, but this condition compares tx_id (BIGINT)
 SELECT *
 FROM clicks c JOIN transactions t ON c.user_id = t.account AND t.tx_id BETWEEN c.duration_ms AND c.duration_ms;

@@ -1,0 +1,2 @@
+SELECT *
+FROM clicks JOIN events USING (user_id);

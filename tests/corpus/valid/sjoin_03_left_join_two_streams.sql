@@ -1,0 +1,2 @@
+SELECT c.user_id, c.url, e.ad_id, e.event_type
+FROM clicks c LEFT JOIN events e ON c.user_id = e.user_id AND e.event_type = 'view';
