@@ -23,6 +23,7 @@ from stream_dsl.connectors.files_sink_log import committed_batches as committed_
 from stream_dsl.connectors.files_sink_log import committed_files as committed_files
 from stream_dsl.connectors.files_sink_log import read_committed as read_committed
 from stream_dsl.connectors.options import as_duration_ms, as_size_bytes, check_keys
+from stream_dsl.connectors.upserts import UPSERT
 from stream_dsl.errors import ConnectorError
 from stream_dsl.ir.definitions import SinkDef
 
@@ -68,7 +69,10 @@ class FileSink:
     its files in place. With `roll_interval` or `roll_size` a batch goes to staging files first
     (durable, not read), and a roll writes every staged batch of a partition into one file and makes it
     visible; a replayed batch that is already durable is not written again (its rows are the same).
+    A changelog comes as upsert records (`upserts`), written in batch order like any rows.
     """
+
+    writes = UPSERT
 
     def __init__(self, definition: SinkDef) -> None:
         what = f"sink '{definition.name}'"

@@ -19,6 +19,7 @@ from stream_dsl.connectors.redis_client import (
     retry_seconds_option,
     stream_format,
 )
+from stream_dsl.connectors.upserts import UPSERT
 from stream_dsl.ir.column_names import NULL_ROW_FIELD
 from stream_dsl.ir.definitions import SinkDef
 from stream_dsl.secrets import mask
@@ -31,7 +32,12 @@ _NULL_ROW_FIELD = NULL_ROW_FIELD  # XADD needs a field: a row whose columns are 
 
 
 class RedisSink:
-    """Appends each batch's rows to a stream once per batch id (see `redis_streams`' module doc)."""
+    """Appends each batch's rows to a stream once per batch id (see `redis_streams`' module doc).
+
+    A changelog comes as upsert records (`upserts`): each entry carries the `op` field; `read_table` folds them.
+    """
+
+    writes = UPSERT
 
     def __init__(self, definition: SinkDef) -> None:
         what = f"sink '{definition.name}'"
