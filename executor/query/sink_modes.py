@@ -25,7 +25,7 @@ import polars as pl
 
 from optimizer.physical.lower import output_stages
 from optimizer.physical.stages import AggregateOp, FilterOp, OutputWrite, ProjectOp, Stage
-from stream_dsl.connectors.upserts import APPEND, DELETE_OP, OP_COLUMN, UPSERT, UPSERT_OP, sink_writes
+from stream_dsl.connectors.upserts import APPEND, DELETE_OP, LATEST, OP_COLUMN, UPSERT, UPSERT_OP, sink_writes
 from stream_dsl.errors import PlanError
 from stream_dsl.ir.column_names import CHANGELOG_OP
 from stream_dsl.ir.expr import Column
@@ -42,7 +42,7 @@ def output_mode(graph: nx.DiGraph) -> str:
 
 def check_sink_takes(mode: str, writes: str, sink: str) -> None:
     """Refuse output of `mode` to a sink that takes `writes` (PlanError with the reason and the fix)."""
-    if mode == APPEND or writes == mode:
+    if mode == APPEND or writes in (mode, LATEST):
         return
     raise PlanError(
         f"sink {sink} takes appended rows only, but this query's result is a changelog (a non-windowed "
@@ -90,11 +90,11 @@ def prepare_sink_output(output: Any, graph: nx.DiGraph) -> None:
     sink = getattr(output, "sink", None)
     if sink is None:
         return
-    mode = output_mode(graph)
-    check_sink_takes(mode, sink_writes(sink), sink_label(sink))
+    mode, writes = output_mode(graph), sink_writes(sink)
+    check_sink_takes(mode, writes, sink_label(sink))
     stages = [s for s in output_stages(graph) if isinstance(s.stateful, AggregateOp)]
     stage = next((s for s in stages if s.terminal.changelog), None)  # type: ignore[union-attr]
-    if mode == UPSERT and stage is not None:
+    if mode == UPSERT and writes == UPSERT and stage is not None:
         schema = graph.graph["schema"]
         if OP_COLUMN in schema.names:
             raise PlanError(

@@ -22,14 +22,16 @@ import polars as pl
 
 APPEND = "append"  # each row is a new fact: windows with EMIT ON WINDOW CLOSE, filters, projections
 UPSERT = "upsert"  # rows replace (or delete) the row of their key
+LATEST = "latest"  # a display of each batch's new rows as they come, deletes unseen (the REPL's live view)
 OP_COLUMN = "op"  # the operation of an upsert sink's row: UPSERT_OP or DELETE_OP
 UPSERT_OP = "upsert"
 DELETE_OP = "delete"
 
 
 def sink_writes(sink: Any) -> str:
-    """What `sink` takes: UPSERT when it declares so (`writes`), else APPEND."""
-    return UPSERT if getattr(sink, "writes", APPEND) == UPSERT else APPEND
+    """What `sink` takes: UPSERT or LATEST when it declares so (`writes`), else APPEND."""
+    writes = getattr(sink, "writes", APPEND)
+    return writes if writes in (UPSERT, LATEST) else APPEND
 
 
 def fold_changes(changes: pl.DataFrame, keys: list[str]) -> pl.DataFrame:
