@@ -127,7 +127,7 @@ SLOW_MODULES = {
     "test_redis_splits",
     "test_secrets",
 }
-REDIS_MODULES = {"test_redis", "test_redis_splits", "test_dead_letters", "test_socket"}
+REDIS_MODULES = {"test_redis", "test_redis_splits", "test_dead_letters", "test_socket", "test_upsert_sinks"}
 MULTIPROCESS_MODULES = {
     "test_multiproc",
     "test_recovery",

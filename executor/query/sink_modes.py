@@ -104,6 +104,9 @@ def prepare_sink_output(output: Any, graph: nx.DiGraph) -> None:
         keys = upsert_keys(stage, graph.graph["schema"])
         graph.graph[UPSERT_KEYS] = list(zip(stage.stateful.group_keys, keys))  # type: ignore[union-attr]
         output.upsert_keys = keys
+        note = getattr(sink, "upserts_keyed_by", None)  # optional hook: a sink that records the key (files)
+        if callable(note):
+            note(keys)
 
 
 def changes(

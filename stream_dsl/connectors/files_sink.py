@@ -95,6 +95,11 @@ class FileSink:
         self._staged: dict[int, list[str]] = dict(log.staged)  # batch -> staging files, until rolled
         self._staged_bytes = sum(_size(os.path.join(self.path, f)) for fs in self._staged.values() for f in fs)
         self._staged_since: float | None = time.monotonic() if self._staged else None
+        self._key: list[str] | None = None  # a changelog's key columns, listed in each batch's log line
+
+    def upserts_keyed_by(self, keys: list[str]) -> None:
+        """The query writes upsert records keyed by `keys` (`connectors.upserts`): its log lines say so."""
+        self._key = list(keys)
 
     @property
     def rolling(self) -> bool:
@@ -235,6 +240,8 @@ class FileSink:
         """Append `entry` to the log; a batch's entry once (a replay rewrote its files in place already)."""
         if batch_id is not None and batch_id in self._committed:
             return
+        if batch_id is not None and self._key is not None:
+            entry = {**entry, "key": self._key}
         line = json.dumps(entry).encode() + b"\n"
         self._io(self.log_path, lambda: _append_line(self.log_path, line))
         if batch_id is not None:
