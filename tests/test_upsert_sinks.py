@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import signal
 import tempfile
+import time
 
 import duckdb
 import polars as pl
@@ -22,6 +24,7 @@ import stream_dsl as sd
 from budget import examples
 from redis_server import start_server, stop_server
 from stream_dsl.connectors import files
+from stream_dsl.connectors.redis_sink import read_stream
 from stream_dsl.connectors.redis_sink import read_table as redis_table
 from stream_dsl.connectors.upserts import fold_changes
 from stream_dsl.errors import DSLError
@@ -300,3 +303,67 @@ def test_an_upsert_sink_needs_the_group_keys_in_the_output(tmp_path):
 def test_an_op_column_of_the_query_is_refused_for_an_upsert_sink(tmp_path):
     with pytest.raises(DSLError, match="records have an 'op' column .* rename it"):
         small_context().sql("SELECT k AS op, COUNT(*) AS n FROM s GROUP BY k").start(sink=files_sink(str(tmp_path)))
+
+
+# ---------------------------------------------------------------- a killed worker: the sink's table stays exact
+
+RECOVERY_SELECT = (
+    "SELECT campaign_id, COUNT(*) AS views FROM events JOIN campaigns USING (ad_id) "
+    "WHERE event_type = 'view' GROUP BY campaign_id"
+)
+
+
+def wait_until(condition, what: str):
+    deadline = time.monotonic() + HANG_GUARD_S
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"gave up waiting for {what}")
+        time.sleep(0.005)
+
+
+def position(handle) -> int:
+    last = handle.last_progress
+    return -1 if last is None else int(last["batch_id"])
+
+
+RECOVERY_BATCHES = 120
+
+
+def recovery_context(**options) -> sd.Context:
+    """tests/recovery_script.py's YSB streams, shorter: RECOVERY_BATCHES micro-batches."""
+    import recovery_script as R
+
+    settings = {"workers": 2, "executor": "drizzle", "group_size": 10, "batch_interval": "100ms", **options}
+    ctx = sd.Context(**settings)
+    ctx.sql(R.DDL.replace(f"count = '{R.COUNT}'", f"count = '{R.RATE * RECOVERY_BATCHES // 10}'"))
+    return ctx
+
+
+@pytest.mark.parametrize("target, executor", [("files", "drizzle"), ("redis", "bsp")])
+def test_a_killed_worker_leaves_the_upsert_sink_exact(tmp_path, server, target, executor):
+    ctx = recovery_context(executor=executor, checkpoint_dir=str(tmp_path / "ckpt"))
+    stream = f"recovery-{next(_streams)}"
+    if target == "files":
+        ctx.sql(f"CREATE SINK out WITH (connector = 'files', path = '{tmp_path / 'out'}', format = 'parquet')")
+    else:
+        ctx.sql(f"CREATE SINK out WITH (connector = 'redis', url = '{server.url}', stream = '{stream}')")
+    handle = ctx.sql(f"INSERT INTO out {RECOVERY_SELECT}")
+    try:
+        wait_until(lambda: position(handle) >= RECOVERY_BATCHES // 3 or not handle.is_active, "a third of the batches")
+        assert handle.is_active, "the query ended before the kill"
+        os.kill(handle.worker_pids()[1], signal.SIGKILL)
+        wait_until(lambda: handle.recoveries or not handle.is_active, "the recovery")
+        assert handle.await_termination(HANG_GUARD_S)
+    finally:
+        handle.stop(HANG_GUARD_S)
+    assert len(handle.recoveries) == 1
+    if target == "files":
+        records, table = files.read_committed(str(tmp_path / "out")), files.read_table(str(tmp_path / "out"))
+    else:
+        records = pl.DataFrame(read_stream(server.url, stream))
+        table = redis_table(server.url, stream, ["campaign_id"])
+    expected = recovery_context(executor="inline", workers=1).sql(RECOVERY_SELECT).collect()
+    assert sorted(table.rows()) == sorted(expected.rows()) and expected.height == 100
+    # every batch once: a count only grows, so a batch written twice would repeat a campaign's value
+    repeated = records.group_by("campaign_id", "views").len().filter(pl.col("len") > 1)
+    assert repeated.height == 0, repeated.head(3).rows()
