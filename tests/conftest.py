@@ -117,6 +117,7 @@ SLOW_MODULES = {
     "test_kafka",
     "test_kafka_recovery",
     "test_kafka_splits",
+    "test_upsert_kafka",
     "test_socket_limits",
     "test_differential_random",
     "test_overload",

@@ -269,7 +269,7 @@ def test_a_changelog_to_an_append_only_sink_is_refused_with_the_fix(sql):
         "sink AppendOnlySink takes appended rows only, but this query's result is a changelog (a non-windowed "
         "aggregate, or EMIT CHANGES): later rows replace earlier ones of the same group, and sessions that "
         "merge are deleted, which appended rows cannot say. Write it to a sink that takes upserts by key "
-        "(connector 'files' or 'redis'), or make each row final with a windowed aggregate and "
+        "(connector 'files', 'redis' or 'kafka'), or make each row final with a windowed aggregate and "
         "EMIT ON WINDOW CLOSE"
     )
 

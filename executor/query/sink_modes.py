@@ -48,7 +48,7 @@ def check_sink_takes(mode: str, writes: str, sink: str) -> None:
         f"sink {sink} takes appended rows only, but this query's result is a changelog (a non-windowed "
         f"aggregate, or EMIT CHANGES): later rows replace earlier ones of the same group, and sessions that "
         f"merge are deleted, which appended rows cannot say. Write it to a sink that takes upserts by key "
-        f"(connector 'files' or 'redis'), or make each row final with a windowed aggregate and "
+        f"(connector 'files', 'redis' or 'kafka'), or make each row final with a windowed aggregate and "
         f"EMIT ON WINDOW CLOSE"
     )
 
