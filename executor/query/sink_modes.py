@@ -27,7 +27,7 @@ from optimizer.physical.lower import output_stages
 from optimizer.physical.stages import AggregateOp, FilterOp, OutputWrite, ProjectOp, Stage
 from stream_dsl.connectors.upserts import APPEND, DELETE_OP, LATEST, OP_COLUMN, UPSERT, UPSERT_OP, sink_writes
 from stream_dsl.errors import PlanError
-from stream_dsl.ir.column_names import CHANGELOG_OP
+from stream_dsl.ir.column_names import CHANGELOG_OP, WINDOW_END
 from stream_dsl.ir.expr import Column
 from stream_dsl.ir.types import Schema
 
@@ -59,8 +59,12 @@ def sink_label(sink: Any) -> str:
     return f"'{name}'" if name else type(getattr(sink, "inner", sink)).__name__
 
 
-def upsert_keys(stage: Stage, schema: Schema) -> list[str]:
-    """The output columns that hold the changelog's group keys, in group key order; PlanError if one is missing."""
+def upsert_keys(stage: Stage, schema: Schema) -> list[tuple[str, str]]:
+    """The changelog's key as (group key, output column) pairs, in group key order; PlanError if not selected.
+
+    A window's end is left out of the key when its start decides it (TUMBLE and HOP have one size; a key's
+    SESSION windows never overlap, so one start is one session at a time), so selecting window_start suffices.
+    """
     op = stage.stateful
     assert isinstance(op, AggregateOp)
     names = {g: g for g in op.group_keys}  # output name -> group key
@@ -75,13 +79,15 @@ def upsert_keys(stage: Stage, schema: Schema) -> list[str]:
         if name in names:
             by_key.setdefault(names[name], name)
     missing = [g for g in op.group_keys if g not in by_key]
+    if missing == [WINDOW_END] and op.window is not None and op.window.kind != "cumulate":
+        missing = []
     if missing:
         raise PlanError(
             f"an upsert sink replaces rows by their key, the group keys ({', '.join(op.group_keys)}), "
             f"but the query does not select {', '.join(missing)}: add {'it' if len(missing) == 1 else 'them'} "
             f"to the SELECT list (the output has {', '.join(schema.names)})"
         )
-    return [by_key[g] for g in op.group_keys]
+    return [(g, by_key[g]) for g in op.group_keys if g in by_key]
 
 
 def prepare_sink_output(output: Any, graph: nx.DiGraph) -> None:
@@ -101,9 +107,9 @@ def prepare_sink_output(output: Any, graph: nx.DiGraph) -> None:
                 f"an upsert sink's records have an '{OP_COLUMN}' column (upsert or delete) before the query's "
                 f"columns, and the query has one too: rename it (AS ...)"
             )
-        keys = upsert_keys(stage, graph.graph["schema"])
-        graph.graph[UPSERT_KEYS] = list(zip(stage.stateful.group_keys, keys))  # type: ignore[union-attr]
-        output.upsert_keys = keys
+        pairs = upsert_keys(stage, schema)
+        graph.graph[UPSERT_KEYS] = pairs
+        keys = output.upsert_keys = [name for _, name in pairs]
         note = getattr(sink, "upserts_keyed_by", None)  # optional hook: a sink that records the key (files)
         if callable(note):
             note(keys)
@@ -118,14 +124,16 @@ def changes(
     out_names = [name for _, name in keys]
     renamed = {group: name for group, name in keys}
     gone = [] if deletes is None or not deletes.height else [deletes.select(list(renamed)).rename(renamed)]
-    if rows is not None and upserted.height:
-        dropped = upserted.select(list(renamed)).rename(renamed)
+    whole = False  # a global aggregate's one row that HAVING now filters out: the whole table goes
+    if rows is not None and rows.height < upserted.height:  # the post-operators (projections, HAVING) map rows
         if out_names:
-            dropped = dropped.join(rows.select(out_names), on=out_names, how="anti", nulls_equal=True)
-        elif rows.height:
-            dropped = dropped.clear()
-        gone.append(dropped)
+            dropped = upserted.select(list(renamed)).rename(renamed)
+            gone.append(dropped.join(rows.select(out_names), on=out_names, how="anti", nulls_equal=True))
+        else:
+            whole = True
     frames = [g.with_columns(pl.lit(_DELETE, dtype=pl.Int8).alias(CHANGELOG_OP)) for g in gone if g.height]
+    if whole:
+        frames.append(pl.DataFrame([pl.Series(CHANGELOG_OP, [_DELETE], dtype=pl.Int8)]))
     if rows is not None and rows.height:
         frames.append(rows.with_columns(pl.lit(_UPSERT, dtype=pl.Int8).alias(CHANGELOG_OP)))
     if not frames:
@@ -133,9 +141,20 @@ def changes(
     return pl.concat(frames, how="diagonal_relaxed") if len(frames) > 1 else frames[0]
 
 
-def sink_records(frame: pl.DataFrame, take: Callable[[pl.DataFrame], pl.DataFrame], schema: Schema) -> pl.DataFrame:
+def sink_records(
+    frame: pl.DataFrame,
+    take: Callable[[pl.DataFrame], pl.DataFrame],
+    schema: Schema,
+    sort: Callable[[pl.DataFrame], pl.DataFrame],
+) -> pl.DataFrame:
     """Records for an upsert sink: the `op` column ('upsert' or 'delete') first, then the output's columns
-    (a delete's non-key columns NULL). `take` conforms the columns to the output schema (and applies LIMIT)."""
+    (a delete's non-key columns NULL), deletes before upserts. `take` conforms the columns to the output
+    schema (and applies LIMIT); `sort` orders the upserts (ORDER BY)."""
+    deleted = frame.get_column(CHANGELOG_OP) == _DELETE
+    if deleted.any() and not deleted.all():
+        frame = pl.concat([frame.filter(deleted), sort(frame.filter(~deleted))], how="diagonal_relaxed")
+    else:
+        frame = sort(frame)
     op = frame.get_column(CHANGELOG_OP)
     body = frame.drop(CHANGELOG_OP)
     missing = [name for name in schema.names if name not in body.columns]  # a batch of deletes only
