@@ -24,12 +24,14 @@ from executor.handle import QueryHandle
 from executor.query.outputs import CollectOutput, QueryOutput, SinkOutput, check_sorted_output
 from executor.query.release import dead_letter_router
 from stream_dsl.connectors.late_rows import late_row_router
+from executor.query.sink_modes import prepare_sink_output
 from executor.trace import recorder_for
 from optimizer.physical.lower import lower
 from stream_dsl.catalog import Catalog
 from stream_dsl.config import RunConfig
 from stream_dsl.connectors import open_sink
 from stream_dsl.connectors.base import DeadLetter, Sink
+from stream_dsl.connectors.upserts import UPSERT
 from stream_dsl.errors import ConnectorError, DSLError, ExecutionError
 from stream_dsl.ir.definitions import SinkDef
 from stream_dsl.ir.plan import Plan, scans
@@ -122,6 +124,7 @@ def build_run(
     graph = lower(plan, config.workers, state_ttl_ms=config.state_ttl_ms)
     output = output_factory(graph.graph["schema"], graph.graph.get("limit")).ordered(graph)
     check_sorted_output(output)
+    prepare_sink_output(output, graph)
     run = factory(graph, config, output, realtime)
     if pool is not None and config.transport == "pipes" and hasattr(run, "pool"):
         workers = pool()
@@ -339,7 +342,10 @@ def check_sink_function(fn: Callable[..., Any]) -> None:
 
 
 class FunctionSink:
-    """A sink calling `fn(batch_id, frame)` per batch (like Spark's foreachBatch)."""
+    """A sink calling `fn(batch_id, frame)` per batch (like Spark's foreachBatch); a changelog's batches come
+    as upsert records, the `op` column first (`connectors.upserts`)."""
+
+    writes = UPSERT
 
     def __init__(self, fn: Callable[[int, pl.DataFrame], Any]) -> None:
         self.fn = fn

@@ -117,6 +117,7 @@ SLOW_MODULES = {
     "test_kafka",
     "test_kafka_recovery",
     "test_kafka_splits",
+    "test_upsert_kafka",
     "test_socket_limits",
     "test_differential_random",
     "test_overload",
@@ -127,7 +128,7 @@ SLOW_MODULES = {
     "test_redis_splits",
     "test_secrets",
 }
-REDIS_MODULES = {"test_redis", "test_redis_splits", "test_dead_letters", "test_socket"}
+REDIS_MODULES = {"test_redis", "test_redis_splits", "test_dead_letters", "test_socket", "test_upsert_sinks"}
 MULTIPROCESS_MODULES = {
     "test_multiproc",
     "test_recovery",

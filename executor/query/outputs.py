@@ -16,6 +16,7 @@ import polars as pl
 
 from executor import kernels
 from executor.query.retract_rows import RetractTable
+from executor.query.sink_modes import sink_records
 from executor.state.rows import RowsPart
 from stream_dsl.connectors.base import Sink, next_batch_id
 from stream_dsl.errors import DSLError, ExecutionError, PlanError
@@ -77,6 +78,7 @@ class SinkOutput(QueryOutput):
     def __init__(self, schema: Schema, limit: int | None, sink: Sink) -> None:
         super().__init__(schema, limit)
         self.sink = sink
+        self.upsert_keys: list[str] | None = None  # a changelog to an upsert sink: its key columns (`sink_modes`)
 
     def first_batch_id(self) -> int:
         """Where a new run's batch ids start: after the sink's last committed batch."""
@@ -86,7 +88,11 @@ class SinkOutput(QueryOutput):
         frames = [f for f in frames if f.height]
         if not frames:
             return 0
-        frame = kernels.sort_rows(self._take(pl.concat(frames, how="diagonal_relaxed")), self.order)
+        frame = pl.concat(frames, how="diagonal_relaxed")
+        if CHANGELOG_OP in frame.columns:  # a changelog's upserts and deletes for an upsert sink (`sink_modes`)
+            frame = sink_records(frame, self._take, self.schema, lambda f: kernels.sort_rows(f, self.order))
+        else:
+            frame = kernels.sort_rows(self._take(frame), self.order)
         if frame.height:
             try:
                 self.sink.write(batch_id, frame)

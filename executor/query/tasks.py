@@ -18,6 +18,7 @@ from executor import kernels
 from executor.query.diagnostics import Diagnostics, operator_key
 from executor.query.lateness import late_rows_lateness, split_late_rows
 from executor.query.outputs import QueryOutput
+from executor.query.sink_modes import UPSERT_KEYS, changes
 from executor.query.watermarks import WatermarkStep
 from executor.state.distinct import DistinctState
 from executor.state.top_n import TopNState
@@ -76,6 +77,7 @@ class TaskRunner:
         if self.changelog_stage is not None:
             output.group_keys = list(self.changelog_stage.stateful.group_keys)  # type: ignore[union-attr]
         output.retract = any(isinstance(s.terminal, OutputWrite) and s.terminal.retract for s in self.stages)
+        self.upsert_keys: list[Any] | None = graph.graph.get(UPSERT_KEYS)  # to an upsert sink (`sink_modes`)
 
     def run(
         self,
@@ -135,9 +137,18 @@ class TaskRunner:
             return {0: cast(pl.DataFrame, out.frame)}, out.late
         emitted = out.frame
         assert isinstance(emitted, pl.DataFrame)  # rows come only for a collected changelog (emits_rows)
+        if stage is self.changelog_stage and self.upsert_keys is not None:
+            return self._upserts(stage, emitted, out.deletes), out.late
         if not emitted.height:
             return None, out.late
         return self._finish(self.posts[stage.id], stage, emitted, facts, len(stage.operators) + 1), out.late
+
+    def _upserts(self, stage: Stage, emitted: pl.DataFrame, deletes: pl.DataFrame | None) -> TaskResult | None:
+        """A changelog's records for an upsert sink: deletes, then upserts (`sink_modes.changes`)."""
+        assert self.upsert_keys is not None
+        rows = self.posts[stage.id].run(emitted, self.tables) if emitted.height else None
+        frame = changes(rows, emitted, deletes, self.upsert_keys)
+        return {0: frame} if frame.height else None
 
     def _finish(
         self, pipe: kernels.Pipeline, stage: Stage, frame: pl.DataFrame, facts: Diagnostics | None, first: int

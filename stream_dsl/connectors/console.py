@@ -13,6 +13,7 @@ import sys
 import polars as pl
 
 from stream_dsl.connectors.options import as_bool, as_int, check_keys
+from stream_dsl.connectors.upserts import UPSERT
 from stream_dsl.ir.definitions import SinkDef
 from stream_dsl.secrets import escape_frame
 
@@ -29,6 +30,8 @@ def format_frame(frame: pl.DataFrame, max_rows: int = 20) -> str:
 
 
 class ConsoleSink:
+    writes = UPSERT  # a changelog is printed as its upsert records, the `op` column first (as Flink's print)
+
     def __init__(self, definition: SinkDef) -> None:
         what = f"sink '{definition.name}'"
         check_keys(definition.options, OPTIONS, what=what)

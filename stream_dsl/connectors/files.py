@@ -71,6 +71,8 @@ from stream_dsl.connectors.files_sink import SINK_OPTIONS as SINK_OPTIONS
 from stream_dsl.connectors.files_sink import committed_batches as committed_batches
 from stream_dsl.connectors.files_sink import for_text_format as for_text_format
 from stream_dsl.connectors.files_sink import read_committed as read_committed
+from stream_dsl.connectors.files_sink_log import read_table as read_table
+from stream_dsl.connectors.files_sink_log import upsert_key as upsert_key
 from stream_dsl.connectors.files_sink import write_frame as write_frame
 from stream_dsl.ir.definitions import SinkDef, SourceDef
 from stream_dsl.ir.types import Schema

@@ -23,6 +23,7 @@ from stream_dsl.connectors.files_sink_log import committed_batches as committed_
 from stream_dsl.connectors.files_sink_log import committed_files as committed_files
 from stream_dsl.connectors.files_sink_log import read_committed as read_committed
 from stream_dsl.connectors.options import as_duration_ms, as_size_bytes, check_keys
+from stream_dsl.connectors.upserts import UPSERT
 from stream_dsl.errors import ConnectorError
 from stream_dsl.ir.definitions import SinkDef
 
@@ -68,7 +69,10 @@ class FileSink:
     its files in place. With `roll_interval` or `roll_size` a batch goes to staging files first
     (durable, not read), and a roll writes every staged batch of a partition into one file and makes it
     visible; a replayed batch that is already durable is not written again (its rows are the same).
+    A changelog comes as upsert records (`upserts`), written in batch order like any rows.
     """
+
+    writes = UPSERT
 
     def __init__(self, definition: SinkDef) -> None:
         what = f"sink '{definition.name}'"
@@ -91,6 +95,11 @@ class FileSink:
         self._staged: dict[int, list[str]] = dict(log.staged)  # batch -> staging files, until rolled
         self._staged_bytes = sum(_size(os.path.join(self.path, f)) for fs in self._staged.values() for f in fs)
         self._staged_since: float | None = time.monotonic() if self._staged else None
+        self._key: list[str] | None = None  # a changelog's key columns, listed in each batch's log line
+
+    def upserts_keyed_by(self, keys: list[str]) -> None:
+        """The query writes upsert records keyed by `keys` (`connectors.upserts`): its log lines say so."""
+        self._key = list(keys)
 
     @property
     def rolling(self) -> bool:
@@ -231,6 +240,8 @@ class FileSink:
         """Append `entry` to the log; a batch's entry once (a replay rewrote its files in place already)."""
         if batch_id is not None and batch_id in self._committed:
             return
+        if batch_id is not None and self._key is not None:
+            entry = {**entry, "key": self._key}
         line = json.dumps(entry).encode() + b"\n"
         self._io(self.log_path, lambda: _append_line(self.log_path, line))
         if batch_id is not None:

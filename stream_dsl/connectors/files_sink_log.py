@@ -7,6 +7,9 @@ line cut short by a crash is ignored), so outside readers can follow it:
   durable and these files (relative to the sink directory) hold its rows, visible now (no rolling);
   `[]` when the batch had no rows. (`{"batch_id": 7, "file": "part-....parquet" | null}`, the older
   form, means the same.)
+- `"key": ["k", "window_start", "window_end"]` in a batch's line: its rows are upsert records keyed by
+  those columns, with the `op` column first ('upsert' or 'delete'; see `connectors.upserts`);
+  `read_table` folds them into the table.
 - `{"batch_id": 7, "staged": ["_staging/part-00000007-0.parquet", ...]}`: batch 7 is durable in
   staging files, which readers do not read; a later roll makes its rows visible.
 - `{"roll": ["k=a/data-00000003-00000009.parquet", ...], "batches": [3, ..., 9]}`: the rolled files
@@ -113,6 +116,38 @@ def read_file_rows(file: str) -> pl.DataFrame:
             data = gzip.decompress(f.read())
         return pl.read_csv(data) if fmt == "csv" else pl.read_ndjson(data)
     return pl.read_csv(file) if fmt == "csv" else pl.read_ndjson(file)
+
+
+def upsert_key(path: str) -> list[str] | None:
+    """The key columns of the upsert records in sink directory `path` (the newest batch line's `key`), or None
+    when its batches are appended rows."""
+    key = None
+    try:
+        with open(os.path.join(path, COMMITTED_LOG), "rb") as f:
+            lines = f.read().split(b"\n")[:-1]
+    except FileNotFoundError:
+        return None
+    for line in lines:
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(entry, dict) and "batch_id" in entry:
+            key = entry.get("key")
+    return [str(k) for k in key] if isinstance(key, list) else None
+
+
+def read_table(path: str, key: list[str] | None = None) -> pl.DataFrame:
+    """The table the upsert records of sink directory `path` describe: the last row per key (`key`, or the one
+    its log names), deleted keys left out (`upserts.fold_changes`)."""
+    from stream_dsl.connectors.upserts import fold_changes
+
+    keys = key if key is not None else upsert_key(path)
+    if keys is None:
+        if not SinkLog.read(path).batches:
+            return pl.DataFrame()  # nothing written yet
+        raise ValueError(f"{path}: its log names no upsert key (appended rows?); give the key columns")
+    return fold_changes(read_committed(path), keys)
 
 
 def read_committed(path: str) -> pl.DataFrame:

@@ -26,6 +26,7 @@ import polars as pl
 
 from stream_dsl.connectors.base import SourceBatch
 from stream_dsl.connectors.statistics import Statistics, int_option
+from stream_dsl.connectors.upserts import UPSERT
 from stream_dsl.errors import ConnectorError
 from stream_dsl.ir.definitions import SinkDef, SourceDef, Watermark
 from stream_dsl.ir.types import Field, Schema, type_from_polars
@@ -194,6 +195,7 @@ class MemorySink:
     """Keeps each batch's frame by batch id; `id` names it in the registry (None: private)."""
 
     id: str | None = None
+    writes = UPSERT  # a changelog arrives as upsert records (`upserts`): tests fold them into the table
 
     def __post_init__(self) -> None:
         self._batches: dict[int, pl.DataFrame] = {}

@@ -42,6 +42,7 @@ from stream_dsl.connectors.base import DeadLetter, SourceBatch, read_schema
 from stream_dsl.connectors.decode import conform, empty_frame, narrow, with_required
 from stream_dsl.connectors.decode_ndjson import decode_ndjson
 from stream_dsl.connectors.files import max_event_time_ms
+from stream_dsl.connectors.upserts import UPSERT
 from stream_dsl.connectors.options import as_bool, as_int, check_keys
 from stream_dsl.errors import ConnectorError
 from stream_dsl.ir.definitions import SinkDef, SourceDef, Watermark
@@ -326,6 +327,8 @@ class PythonSource:
 
 class PythonSink:
     """Calls the registered `fn(batch_id, frame)` once per batch."""
+
+    writes = UPSERT  # a changelog's batches come as upsert records, the `op` column first (`upserts`)
 
     def __init__(self, definition: SinkDef) -> None:
         what = f"sink '{definition.name}'"

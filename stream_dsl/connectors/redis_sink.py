@@ -19,6 +19,7 @@ from stream_dsl.connectors.redis_client import (
     retry_seconds_option,
     stream_format,
 )
+from stream_dsl.connectors.upserts import UPSERT, fold_changes
 from stream_dsl.ir.column_names import NULL_ROW_FIELD
 from stream_dsl.ir.definitions import SinkDef
 from stream_dsl.secrets import mask
@@ -31,7 +32,12 @@ _NULL_ROW_FIELD = NULL_ROW_FIELD  # XADD needs a field: a row whose columns are 
 
 
 class RedisSink:
-    """Appends each batch's rows to a stream once per batch id (see `redis_streams`' module doc)."""
+    """Appends each batch's rows to a stream once per batch id (see `redis_streams`' module doc).
+
+    A changelog comes as upsert records (`upserts`): each entry carries the `op` field; `read_table` folds them.
+    """
+
+    writes = UPSERT
 
     def __init__(self, definition: SinkDef) -> None:
         what = f"sink '{definition.name}'"
@@ -114,3 +120,12 @@ def read_stream(url: str, stream: str, *, field: str | None = "data") -> list[di
         return [{entry_text(k): entry_text(v) for k, v in fields.items()} for _, fields in entries]
     key = field.encode()
     return [json.loads(fields[key]) for _, fields in entries if key in fields]
+
+
+def read_table(url: str, stream: str, keys: list[str], *, field: str | None = "data") -> pl.DataFrame:
+    """The table a changelog's upsert records in `stream` describe: the last entry per key (`keys`), deleted
+    keys left out (`upserts.fold_changes`). Values as the entries hold them (JSON values, or text: field=None)."""
+    records = read_stream(url, stream, field=field)
+    if not records:
+        return pl.DataFrame()
+    return fold_changes(pl.DataFrame(records, infer_schema_length=None), keys)

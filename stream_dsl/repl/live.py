@@ -23,6 +23,8 @@ from rich.live import Live
 from rich.text import Text
 
 from stream_dsl.connectors import open_source
+from stream_dsl.connectors.upserts import DELETE_OP, LATEST, OP_COLUMN, UPSERT_OP
+from stream_dsl.connectors.upserts import UPSERT as SINK_UPSERT
 from stream_dsl.errors import DSLError
 from stream_dsl.ir.plan import Limit, Plan, Project, scans
 from stream_dsl.repl.render import QueryStatus, frame_csv, frame_json, frame_view, live_view, query_status, status_text
@@ -96,6 +98,14 @@ class LatestResults:
     pending: list[tuple[int, pl.DataFrame]] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
+    @property
+    def writes(self) -> str:
+        """What the view takes: upsert records by its keys (deletes shown too), else each batch's rows."""
+        return SINK_UPSERT if self.mode == UPSERT else LATEST
+
+    def close(self) -> None:
+        pass
+
     def write(self, batch_id: int, frame: pl.DataFrame) -> None:
         with self._lock:
             self.frame = self._merge(frame)
@@ -106,9 +116,15 @@ class LatestResults:
     def _merge(self, frame: pl.DataFrame) -> pl.DataFrame:
         current = self.frame
         if current is None or self.mode == REPLACE or (self.mode == UPSERT and not self.keys):
+            if OP_COLUMN in frame.columns:
+                frame = frame.filter(pl.col(OP_COLUMN) != DELETE_OP).drop(OP_COLUMN)
             return frame.tail(self.keep) if self.mode == APPEND else frame
         if self.mode == APPEND:
             return pl.concat([current, frame], how="diagonal_relaxed").tail(self.keep)
+        if OP_COLUMN in frame.columns:  # upsert records: the newest row per key, deleted keys gone
+            both = pl.concat([current.with_columns(pl.lit(UPSERT_OP).alias(OP_COLUMN)), frame], how="diagonal_relaxed")
+            both = both.group_by(list(self.keys), maintain_order=True).agg(pl.all().last())
+            return both.filter(pl.col(OP_COLUMN) != DELETE_OP).select(current.columns)
         both = pl.concat([current, frame], how="diagonal_relaxed")
         keys = list(self.keys)
         if len(keys) == both.width:

@@ -189,7 +189,7 @@ class Session:
             return
         mode, keys = output_keys(stream.plan, stream.columns)
         results = LatestResults(mode, keys, keep=max(self.max_rows, 100), stream=not self.live)
-        self.handle = stream.start(sink=results.write)
+        self.handle = stream.start(sink=results)  # an object: its `writes` says what it takes
         self._follow(self.handle, results)
 
     def _follow(self, handle: Any, results: LatestResults | None) -> None:

@@ -20,6 +20,14 @@ marker; the replay writes the batch again under a new attempt.
 An empty batch writes nothing, not even a marker. The marker topic grows by
 one small record per non-empty batch (a sink reads it whole when it opens).
 
+A changelog (a non-windowed aggregate, EMIT CHANGES) is written as
+Flink's upsert-kafka writes it: the message key is the JSON object of the
+row's key columns (the group keys, e.g. `{"k":"a"}`), the value the row's
+JSON, and a deleted key's value is null (a tombstone), so a compacted topic
+keeps each key's newest row; the `key` option is for appended rows only.
+A key's messages go to one partition, in batch order. `read_table` folds
+the topic into the table.
+
 So a consumer gets exactly once by reading the marker topic and keeping
 only messages whose (sd-query, sd-batch, sd-attempt) has a marker
 (`read_topic` does this); a plain consumer sees at-least-once. Messages
@@ -47,6 +55,7 @@ from stream_dsl.connectors.kafka.common import (
     topic_partitions,
 )
 from stream_dsl.connectors.options import check_keys
+from stream_dsl.connectors.upserts import DELETE_OP, OP_COLUMN, UPSERT
 from stream_dsl.errors import ConnectorError
 from stream_dsl.ir.definitions import SinkDef
 
@@ -74,21 +83,43 @@ def committed_markers(bootstrap: str, marker_topic: str) -> dict[tuple[str, int]
     return markers
 
 
-def read_topic(bootstrap: str, topic: str, *, marker_topic: str | None = None) -> list[dict[str, Any]]:
-    """The JSON rows of `topic` a deduplicating consumer sees: only attempts with a marker (module doc)."""
+def _json_lines(frame: pl.DataFrame) -> list[str]:
+    return [line for line in for_text_format(frame, "ndjson").write_ndjson().splitlines() if line]
+
+
+def committed_messages(bootstrap: str, topic: str, marker_topic: str | None = None) -> list[Any]:
+    """The messages of `topic` a deduplicating consumer keeps: only attempts with a marker (module doc)."""
     markers = committed_markers(bootstrap, marker_topic or marker_topic_for(topic))
-    rows = []
+    kept = []
     for m in read_all(bootstrap, topic):
         head = _headers(m)
         if all(h in head for h in HEADERS):
             if markers.get((head["sd-query"], int(head["sd-batch"]))) != head["sd-attempt"]:
                 continue  # an attempt that never committed (its writer died), or a duplicate
-        rows.append(json.loads(m.value()))
-    return rows
+        kept.append(m)
+    return kept
+
+
+def read_table(bootstrap: str, topic: str, *, marker_topic: str | None = None) -> list[dict[str, Any]]:
+    """The table an upsert-kafka topic holds: per message key its newest row, tombstoned keys left out."""
+    table: dict[bytes, dict[str, Any]] = {}
+    for m in committed_messages(bootstrap, topic, marker_topic):
+        if m.value() is None:
+            table.pop(m.key(), None)
+        else:
+            table[m.key()] = json.loads(m.value())
+    return list(table.values())
+
+
+def read_topic(bootstrap: str, topic: str, *, marker_topic: str | None = None) -> list[dict[str, Any]]:
+    """The JSON rows of `topic` a deduplicating consumer sees: only attempts with a marker (module doc)."""
+    return [json.loads(m.value()) for m in committed_messages(bootstrap, topic, marker_topic) if m.value() is not None]
 
 
 class KafkaSink:
     """Writes each batch once per (query, batch id) (see the module doc)."""
+
+    writes = UPSERT
 
     def __init__(self, definition: SinkDef) -> None:
         what = f"sink '{definition.name}'"
@@ -104,6 +135,7 @@ class KafkaSink:
         self._producer = ck.Producer(producer_config(self.bootstrap, self.outage))
         topic_partitions(self.bootstrap, (self.topic,), what, self.outage.seconds)
         ensure_topic(self.bootstrap, self.marker_topic, what, self.outage.seconds)
+        self._upsert_key: list[str] | None = None
         self._markers = {b for (q, b) in committed_markers(self.bootstrap, self.marker_topic) if q == self.query}
 
     def write(self, batch_id: int, frame: pl.DataFrame) -> None:
@@ -115,9 +147,13 @@ class KafkaSink:
             ("sd-batch", str(batch_id).encode()),
             ("sd-attempt", attempt.encode()),
         ]
-        values = [line for line in for_text_format(frame, "ndjson").write_ndjson().splitlines() if line]
+        values: list[str | None] = [line for line in _json_lines(frame.drop(OP_COLUMN, strict=False))]
         keys: list[Any] = [None] * len(values)
-        if self.key is not None:
+        if OP_COLUMN in frame.columns and self._upsert_key is not None:
+            keys = _json_lines(frame.select(self._upsert_key)) if self._upsert_key else ["{}"] * len(values)
+            deleted = frame.get_column(OP_COLUMN) == DELETE_OP
+            values = [None if gone else value for value, gone in zip(values, deleted)]
+        elif self.key is not None:
             if self.key not in frame.columns:
                 raise ConnectorError(
                     f"{self._what}: key column '{self.key}' is not in the output ({', '.join(frame.columns)})"
@@ -137,7 +173,11 @@ class KafkaSink:
         self._flush(failures, "writing a batch marker")
         self._markers.add(batch_id)
 
-    def _produce(self, topic: str, value: str, key: Any, headers: Any, on_delivery: Any) -> None:
+    def upserts_keyed_by(self, keys: list[str]) -> None:
+        """The query writes upsert records keyed by `keys` (`connectors.upserts`): upsert-kafka messages."""
+        self._upsert_key = list(keys)
+
+    def _produce(self, topic: str, value: str | None, key: Any, headers: Any, on_delivery: Any) -> None:
         while True:
             try:
                 self._producer.produce(topic, value=value, key=key, headers=headers, on_delivery=on_delivery)
