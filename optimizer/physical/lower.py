@@ -57,6 +57,7 @@ from stream_dsl.errors import PlanError
 from stream_dsl.ir.dispatch import MissingCase, node_pass
 from stream_dsl.ir.expr import Agg, Column, NamedExpr
 from stream_dsl.ir.definitions import EMIT_CHANGES
+from stream_dsl.ir.aggregates_more import MORE_AGGREGATES
 from stream_dsl.ir.partial_state import distinct_argument
 from stream_dsl.ir.plan import (
     PARTIAL_DISTINCT,
@@ -281,7 +282,9 @@ class _Lowering:
             if agg.arg is not None:
                 arg = arg_column(i)
                 pre.append(NamedExpr(arg, _timed(agg.arg, node.window)))
-            specs.append(AggSpec(named.name, agg.func, arg, agg.dtype, agg.distinct, _arg_type(agg)))
+            specs.append(
+                AggSpec(named.name, agg.func, arg, agg.dtype, agg.distinct, _arg_type(agg), *_more(agg, node.window))
+            )
         if not pre:
             # COUNT(*) alone: a frame of no columns has no rows, so keep one input column to count.
             first = node.input.schema.fields[0]
@@ -313,7 +316,9 @@ class _Lowering:
             elif agg.arg is not None:
                 arg = arg_column(i)
                 pre.append(NamedExpr(arg, _timed(agg.arg, node.window)))
-            specs.append(AggSpec(named.name, agg.func, arg, agg.dtype, agg.distinct, _arg_type(agg)))
+            specs.append(
+                AggSpec(named.name, agg.func, arg, agg.dtype, agg.distinct, _arg_type(agg), *_more(agg, node.window))
+            )
         if not pre:  # COUNT(*) alone: keep one input column, so the frame keeps its rows
             first = node.input.schema.fields[0]
             pre.append(NamedExpr(ROW_COLUMN, Column(first.name, first.dtype)))
@@ -342,6 +347,7 @@ class _Lowering:
                     agg.dtype,
                     agg.distinct,
                     _arg_type(agg),
+                    agg.param,
                 )
             )
         emit = EMIT_CHANGES if node.window is None else node.emit
@@ -454,6 +460,12 @@ def _(node: Sort, lowering: _Lowering) -> Fragment:
 
 def _arg_type(agg: Agg) -> DataType | None:
     return agg.arg.dtype if agg.arg is not None else None
+
+
+def _more(agg: Agg, window: object) -> tuple[float | str | None, str | None]:
+    """An aggregate's constant parameter, and the time column it orders by (a window's; else arrival order)."""
+    ordered = agg.func in MORE_AGGREGATES and MORE_AGGREGATES[agg.func].ordered
+    return agg.param, TIME_COLUMN if ordered and window is not None else None
 
 
 def _add(fragment: Fragment, op: Operator, schema: Schema) -> Fragment:

@@ -19,6 +19,7 @@ from stream_dsl.ir.functions import (
     WINDOW_FUNCTIONS,
     ScalarFunction,
 )
+from stream_dsl.ir.aggregates_more import MORE_AGGREGATES
 from stream_dsl.ir.types import DataType
 
 T = DataType
@@ -42,6 +43,7 @@ _AGGREGATES = {
     "min": ("min(x ANY) -> same type", "the smallest value", "NULLs skipped; NULL over no values"),
     "max": ("max(x ANY) -> same type", "the largest value", "NULLs skipped; NULL over no values"),
 }
+_MORE = list(MORE_AGGREGATES.values())
 _WINDOWS = {
     "tumble": ("tumble(ts TIMESTAMP, size INTERVAL)", "fixed, non-overlapping windows (in GROUP BY)"),
     "hop": ("hop(ts TIMESTAMP, slide INTERVAL, size INTERVAL)", "sliding windows (in GROUP BY)"),
@@ -93,6 +95,7 @@ def all_docs() -> list[FunctionDoc]:
     """Every name the binder accepts as a function: scalars, aggregates, windows and their aliases."""
     docs = [_scalar(f) for f in SCALAR_FUNCTIONS.values()]
     docs += [FunctionDoc(n, "aggregate", sig, desc, nulls=nulls) for n, (sig, desc, nulls) in _AGGREGATES.items()]
+    docs += [FunctionDoc(a.name, "aggregate", a.signature, a.description, a.example, a.nulls) for a in _MORE]
     docs += [FunctionDoc(n, "window", sig, desc) for n, (sig, desc) in _WINDOWS.items()]
     by_name = {d.name: d for d in docs}
     for alias, target in (FUNCTION_ALIASES | AGGREGATE_ALIASES).items():
@@ -100,7 +103,9 @@ def all_docs() -> list[FunctionDoc]:
         docs.append(
             FunctionDoc(alias, doc.kind, doc.signature, f"the same as {target}", doc.example, doc.nulls, target)
         )
-    assert set(AGGREGATE_FUNCTIONS) == set(_AGGREGATES) and set(WINDOW_FUNCTIONS) == set(_WINDOWS)
+    assert set(AGGREGATE_FUNCTIONS) == set(_AGGREGATES) | set(MORE_AGGREGATES) and set(WINDOW_FUNCTIONS) == set(
+        _WINDOWS
+    )
     return sorted(docs, key=lambda d: d.name)
 
 

@@ -367,6 +367,11 @@ AGGREGATE_FUNCTIONS: dict[str, Callable[[DataType | None], DataType]] = {
 }
 AGGREGATE_ALIASES = {"mean": "avg"}
 
+from stream_dsl.ir.aggregates_more import MORE_AGGREGATES, MORE_ALIASES  # noqa: E402 (registered here)
+
+AGGREGATE_FUNCTIONS |= {a.name: a.returns for a in MORE_AGGREGATES.values()}
+AGGREGATE_ALIASES |= MORE_ALIASES
+
 # Window functions valid only in GROUP BY.
 WINDOW_FUNCTIONS = ("tumble", "hop", "cumulate", "session")
 
