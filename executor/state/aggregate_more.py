@@ -55,9 +55,9 @@ def batch_partial(i: int, spec: AggSpec) -> list[pl.Expr]:
         return [x.cast(_F64).drop_nulls().implode().alias(names[0])]
     t = _time(spec, x)
     if spec.func == "first_value":
-        return [t.min().alias(names[0]), x.sort_by(t, maintain_order=True, nulls_last=True).first().alias(names[1])]
+        return [t.min().alias(names[0]), _sorted(x, t).first().alias(names[1])]
     if spec.func == "last_value":
-        return [t.max().alias(names[0]), x.sort_by(t, maintain_order=True).last().alias(names[1])]
+        return [_latest(t).alias(names[0]), _sorted(x, t).last().alias(names[1])]
     return [t.sort(nulls_last=True).implode().alias(names[0]), _sorted(x, t).implode().alias(names[1])]
 
 
@@ -103,16 +103,21 @@ def merge(i: int, spec: AggSpec) -> list[pl.Expr]:
         return [columns[0].explode().drop_nulls().implode().alias(names[0])]
     t, x = columns
     if spec.func == "first_value":
-        return [t.min().alias(names[0]), x.sort_by(t, maintain_order=True, nulls_last=True).first().alias(names[1])]
+        return [t.min().alias(names[0]), _sorted(x, t).first().alias(names[1])]
     if spec.func == "last_value":
-        return [t.max().alias(names[0]), x.sort_by(t, maintain_order=True).last().alias(names[1])]
+        return [_latest(t).alias(names[0]), _sorted(x, t).last().alias(names[1])]
     times, values = t.explode(), x.explode()
     return [times.sort(nulls_last=True).implode().alias(names[0]), _sorted(values, times).implode().alias(names[1])]
 
 
 def _sorted(x: pl.Expr, t: pl.Expr) -> pl.Expr:
-    """x by t, stable: equal (or NULL, arrival-ordered) times keep their order."""
+    """x by t, stable: equal (or NULL, arrival-ordered) times keep their order; NULL times last (as SQL's ASC)."""
     return x.sort_by(t, maintain_order=True, nulls_last=True)
+
+
+def _latest(t: pl.Expr) -> pl.Expr:
+    """The latest time in `_sorted`'s order: NULL (after every time) if there is one."""
+    return pl.when(t.null_count() == 0).then(t.max())
 
 
 def final_value(i: int, spec: AggSpec) -> pl.Expr:

@@ -168,6 +168,11 @@ def is_more(func: str) -> bool:
     return func in MORE_AGGREGATES
 
 
+def is_ordered(func: str) -> bool:
+    """Whether `func` depends on the order of rows (event time, then arrival)."""
+    return func in MORE_AGGREGATES and MORE_AGGREGATES[func].ordered
+
+
 def state_fields(i: int, func: str, dtype: DataType, arg_dtype: DataType | None) -> tuple[Field, ...]:
     """The partial state columns of aggregate number `i`, a `func` of this module (see the module doc).
 

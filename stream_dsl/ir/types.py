@@ -138,7 +138,8 @@ def type_from_polars(dtype: pl.DataType) -> DataType:
     if dtype == pl.Null:
         return DataType.NULL
     if isinstance(dtype, pl.List) and not isinstance(dtype.inner, pl.List):
-        return list_of(type_from_polars(dtype.inner))
+        inner = dtype.inner
+        return list_of(type_from_polars(inner if isinstance(inner, pl.DataType) else inner()))
     raise TypeError(f"no SQL type for polars dtype {dtype}")
 
 
