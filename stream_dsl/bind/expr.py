@@ -236,9 +236,10 @@ class ExprBinder:
             raise BindError(f"aggregate functions are not allowed in {self.clause} ({name})", span=node.span)
         if node.star:
             return tc.aggregate(node.name.lower(), None, node.distinct, node.span)
-        takes = tc.aggregate_arity(node.name.lower())
-        if not takes[0] <= len(node.args) <= takes[1]:
-            many = "exactly one argument" if takes == (1, 1) else f"{takes[0]} to {takes[1]} arguments"
+        low, high = tc.aggregate_arity(node.name.lower())
+        if not low <= len(node.args) <= high:
+            words = {1: "one argument", 2: "two arguments"}
+            many = f"exactly {words[low]}" if low == high else "one or two arguments"
             raise BindError(f"{name} takes {many}, got {len(node.args)}", span=node.span)
         inner = ExprBinder(
             self.scope.without_extras(), aggregates=False, clause=f"{name}()", nested=True, text=self.text
