@@ -486,7 +486,7 @@ class AggregateState:
 
 def empty_aggregate_row(op: AggregateOp) -> pl.DataFrame:
     """The one row SQL gives for an aggregate without GROUP BY over no rows: counts 0, the rest NULL."""
-    row = {spec.name: 0 if spec.func == "count" else None for spec in op.aggs}
+    row = {spec.name: 0 if spec.func in ("count", "approx_count_distinct") else None for spec in op.aggs}
     return pl.DataFrame([row], schema=op.output.to_polars())
 
 
