@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import math
+import random
 from dataclasses import dataclass
 from unittest import mock
 
@@ -244,6 +245,40 @@ def test_new_aggregates_match_duckdb(query, data):
             result = collect(plan, RunConfig(workers=workers, executor="inline", optimize=optimize))
         context = f"{query.name} workers={workers} optimize={optimize} two-phase={forced} batches={len(batches)}"
         assert_same(result, expected, query.keys, data_scale(frame), context)
+
+
+def fixed_dataset(rows: int = 120, seed: int = 5) -> tuple[pl.DataFrame, list[pl.DataFrame]]:
+    """A dataset of every kind of value the hypothesis strategy draws, cut into uneven batches."""
+    rng = random.Random(seed)
+    integers, doubles = [None, -3, 0, 5, 2**53, -(10**12)], [None, -0.5, 2.5, 1e100, -1e100, 123456.789]
+    times = sorted(rng.sample(range(SPAN_MS), rows))
+    keys = [rng.choice(["a", "b", "c", "z", None]) for _ in range(rows)]
+    frame = pl.DataFrame(
+        {
+            "k": keys,
+            "i": [None if k == "z" else rng.choice(integers) for k in keys],
+            "d": [None if k == "z" else rng.choice(doubles) for k in keys],
+            "s": [None if k == "z" else rng.choice([None, "", "a", "é,b"]) for k in keys],
+            "ts": [BASE + dt.timedelta(milliseconds=t) for t in times],
+        },
+        schema=SCHEMA,
+    )
+    cuts = [0, 7, 8, 50, 51, 90, rows]
+    return frame, [frame.slice(a, b - a) for a, b in zip(cuts, cuts[1:])]
+
+
+@pytest.mark.parametrize("executor", ["inline", "drizzle", "bsp"])
+def test_every_executor(executor):
+    """The fixed dataset through every executor, 1 and 3 workers, one and two phases, windowed or not."""
+    frame, batches = fixed_dataset()
+    for query in (q for q in QUERIES if q.name in ("group_by", "tumble_changes", "session")):
+        expected = duckdb_rows(query.duck, frame)
+        for workers, optimize, forced in ((1, True, True), (3, True, True), (3, False, False)):
+            with two_phase_forced() if forced else contextlib.nullcontext():
+                plan = engine(batches, True).sql(query.dsl).plan
+                result = collect(plan, RunConfig(workers=workers, executor=executor, optimize=optimize))
+            context = f"{query.name} {executor} workers={workers} optimize={optimize} two-phase={forced}"
+            assert_same(result, expected, query.keys, data_scale(frame), context)
 
 
 @pytest.mark.parametrize("name", ["group_by", "global", "tumble"])
