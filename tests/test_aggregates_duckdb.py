@@ -328,3 +328,31 @@ def test_positioned_errors(sql, message):
     with pytest.raises(sd.errors.BindError) as raised:
         ctx.sql(sql)
     assert message in str(raised.value) and raised.value.line == 1 and raised.value.column == 8
+
+
+def test_dataframe_api_builds_the_sql_plan():
+    """sd.median("x") and the polars spellings (`std`, `quantile`, `str.join`, ...) bind as the SQL aggregates."""
+    ctx = engine([pl.DataFrame(schema=SCHEMA)], True)
+    api = (
+        ctx.stream("s")
+        .group_by("k")
+        .agg(
+            sd.col("d").std().alias("a"),
+            sd.col("d").var(ddof=0).alias("b"),
+            sd.col("i").quantile(0.25).alias("c"),
+            sd.col("s").approx_n_unique().alias("e"),
+            sd.col("i").first().alias("f"),
+            sd.col("i").last().alias("g"),
+            sd.col("d").implode().alias("h"),
+            sd.col("s").str.join("-").alias("j"),
+            sd.median("d").alias("m"),
+            sd.stddev_pop("d").alias("n"),
+            sd.string_agg("s").alias("o"),
+        )
+    )
+    sql = ctx.sql(
+        "SELECT k, STDDEV_SAMP(d) AS a, VAR_POP(d) AS b, APPROX_PERCENTILE(i, 0.25) AS c, "
+        "APPROX_COUNT_DISTINCT(s) AS e, FIRST_VALUE(i) AS f, LAST_VALUE(i) AS g, ARRAY_AGG(d) AS h, "
+        "STRING_AGG(s, '-') AS j, MEDIAN(d) AS m, STDDEV_POP(d) AS n, STRING_AGG(s, ',') AS o FROM s GROUP BY k"
+    )
+    assert api.plan == sql.plan
