@@ -21,6 +21,7 @@ DuckDB's by Welford's round differently.
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import datetime as dt
 import math
@@ -38,6 +39,7 @@ import stream_dsl as sd
 from executor.api import collect
 from optimizer.cost import FORCE, CostModel
 from stream_dsl.config import RunConfig
+from stream_dsl.ir.aggregates_more import MORE_AGGREGATES
 from budget import examples
 
 BASE = dt.datetime(2024, 1, 1)
@@ -356,3 +358,17 @@ def test_dataframe_api_builds_the_sql_plan():
         "STRING_AGG(s, '-') AS j, MEDIAN(d) AS m, STDDEV_POP(d) AS n, STRING_AGG(s, ',') AS o FROM s GROUP BY k"
     )
     assert api.plan == sql.plan
+
+
+@pytest.mark.parametrize("name", sorted(MORE_AGGREGATES))
+def test_describe_function_examples_hold(name):
+    """Each `example` of DESCRIBE FUNCTION ('call over v1, v2, ... = result') is what the engine computes."""
+    call, rest = MORE_AGGREGATES[name].example.split(" over ")
+    values, result = rest.rsplit(" = ", 1)
+    literal = ast.literal_eval(f"[{values.replace('NULL', 'None')}]")
+    column = pl.Series("x", literal, dtype=pl.String if isinstance(literal[0], str) else pl.Int64)
+    times = pl.Series("ts", [BASE + dt.timedelta(seconds=j) for j in range(len(literal))])
+    ctx = sd.Context(executor="inline", workers=1)
+    ctx.from_polars(pl.DataFrame([column, times]), name="v", watermark="ts")
+    value = ctx.sql(f"SELECT {call} AS r FROM v").collect().to_series().to_list()
+    assert value == [ast.literal_eval(result.replace("NULL", "None"))]

@@ -12,12 +12,16 @@ is `executor/state/aggregate_more.py`. Semantics are DuckDB's:
 - MEDIAN, APPROX_PERCENTILE(x, p) (APPROX_QUANTILE): EXACT interpolated
   quantile (DuckDB's quantile_cont / median), from every non-NULL value of
   the group: state grows with the group's rows.
-- FIRST_VALUE, LAST_VALUE, ARRAY_AGG, STRING_AGG(x[, sep]): ordered by the
-  window's event time, ties (and a non-windowed aggregate: all rows) by
-  arrival order at the group's state. NULL values count for FIRST_VALUE,
-  LAST_VALUE and ARRAY_AGG (as DuckDB's first/last/array_agg), STRING_AGG
-  skips them. Arrival order is deterministic with one worker and one
-  source split; with several, rows of equal event time arrive in any order.
+- FIRST_VALUE, LAST_VALUE, ARRAY_AGG, STRING_AGG(x[, sep]): ordered by
+  event time, NULL times last (SQL's ORDER BY t ASC), ties by arrival at
+  the group's state. The event time is the window's time column; without
+  a window, the input's watermarked column (a stream's WATERMARK FOR
+  column, if the query keeps it), else none: arrival order alone. NULL
+  values count for FIRST_VALUE, LAST_VALUE and ARRAY_AGG (as DuckDB's
+  first/last/array_agg), STRING_AGG skips them. Arrival order is
+  deterministic with one worker and one source split; with several, rows
+  of equal event time arrive in any order. Without a window the result
+  is a changelog: a late-arriving earlier event changes FIRST_VALUE.
 
 All of them split into two phases (partial state is mergeable); MEDIAN,
 APPROX_PERCENTILE, ARRAY_AGG and STRING_AGG merge by concatenating lists,
@@ -60,6 +64,7 @@ def _same(t: DataType) -> DataType:
 
 
 _STATS = "NULLs skipped; NULL over no values"
+_ORDER = "by event time (the window's, else the stream's WATERMARK column; none: arrival), ties by arrival"
 _MORE = [
     MoreAggregate(
         "stddev_samp",
@@ -68,7 +73,7 @@ _MORE = [
         "stddev_samp(x NUMERIC) -> DOUBLE",
         "sample standard deviation",
         _STATS + " or one value",
-        "stddev_samp of 1, 2, 3, 4 = 1.2909944487358056",
+        "stddev_samp(x) over 1, 2, 3, 4 = 1.2909944487358056",
     ),
     MoreAggregate(
         "stddev_pop",
@@ -77,12 +82,26 @@ _MORE = [
         "stddev_pop(x NUMERIC) -> DOUBLE",
         "population standard deviation",
         _STATS,
-        "stddev_pop of 1, 2, 3, 4 = 1.118033988749895",
+        "stddev_pop(x) over 1, 2, 3, 4 = 1.118033988749895",
     ),
     MoreAggregate(
-        "var_samp", "numeric", _double, "var_samp(x NUMERIC) -> DOUBLE", "sample variance", _STATS + " or one value"
+        "var_samp",
+        "numeric",
+        _double,
+        "var_samp(x NUMERIC) -> DOUBLE",
+        "sample variance",
+        _STATS + " or one value",
+        "var_samp(x) over 1, 2, 3, 4 = 1.6666666666666667",
     ),
-    MoreAggregate("var_pop", "numeric", _double, "var_pop(x NUMERIC) -> DOUBLE", "population variance", _STATS),
+    MoreAggregate(
+        "var_pop",
+        "numeric",
+        _double,
+        "var_pop(x NUMERIC) -> DOUBLE",
+        "population variance",
+        _STATS,
+        "var_pop(x) over 1, 2, 3, 4 = 1.25",
+    ),
     MoreAggregate(
         "approx_count_distinct",
         "any",
@@ -90,6 +109,7 @@ _MORE = [
         "approx_count_distinct(x ANY) -> BIGINT",
         "distinct non-NULL values; exact here (error 0), its state holds each group's distinct values",
         "NULLs not counted; 0 over no values",
+        "approx_count_distinct(x) over 1, 2, 2, NULL = 2",
     ),
     MoreAggregate(
         "median",
@@ -98,7 +118,7 @@ _MORE = [
         "median(x NUMERIC) -> DOUBLE",
         "the middle value, the two middle ones averaged (exact; state holds every value of the group)",
         _STATS,
-        "median of 1, 2, 4, 9 = 3.0",
+        "median(x) over 1, 2, 4, 9 = 3.0",
     ),
     MoreAggregate(
         "approx_percentile",
@@ -107,7 +127,7 @@ _MORE = [
         "approx_percentile(x NUMERIC, p DOUBLE constant in [0, 1]) -> DOUBLE",
         "the p-quantile, interpolated (exact, as DuckDB's quantile_cont; state holds every value)",
         _STATS,
-        "approx_percentile(x, 0.25) of 1, 2, 3, 4, 5 = 2.0",
+        "approx_percentile(x, 0.25) over 1, 2, 3, 4, 5, 6 = 2.25",
         param="fraction",
         param_required=True,
     ),
@@ -116,8 +136,9 @@ _MORE = [
         "any",
         _same,
         "first_value(x ANY) -> same type",
-        "x of the earliest row by event time (in a window), ties and non-windowed by arrival",
+        "x of the first row " + _ORDER,
         "a NULL x counts (the result is NULL if the first row's x is)",
+        "first_value(x) over 3, NULL, 5 = 3",
         ordered=True,
     ),
     MoreAggregate(
@@ -125,8 +146,9 @@ _MORE = [
         "any",
         _same,
         "last_value(x ANY) -> same type",
-        "x of the latest row by event time (in a window), ties and non-windowed by arrival",
+        "x of the last row " + _ORDER,
         "a NULL x counts (the result is NULL if the last row's x is)",
+        "last_value(x) over 3, 5, NULL = NULL",
         ordered=True,
     ),
     MoreAggregate(
@@ -134,8 +156,9 @@ _MORE = [
         "any",
         list_of,
         "array_agg(x ANY) -> list of x's type (e.g. BIGINT[])",
-        "every x as a list, by event time (in a window), ties and non-windowed by arrival",
+        "every x as a list, " + _ORDER,
         "NULL values are kept in the list",
+        "array_agg(x) over 3, NULL, 5 = [3, NULL, 5]",
         ordered=True,
     ),
     MoreAggregate(
@@ -143,9 +166,9 @@ _MORE = [
         "string",
         lambda t: T.STRING,
         "string_agg(x STRING[, sep STRING constant = ',']) -> STRING",
-        "the strings joined by sep, by event time (in a window), ties and non-windowed by arrival",
+        "the strings joined by sep, " + _ORDER,
         "NULLs skipped; NULL over no values",
-        "string_agg(s, '-') of 'a', 'b' = 'a-b'",
+        "string_agg(x, '-') over 'a', NULL, 'b' = 'a-b'",
         param="separator",
         ordered=True,
     ),
