@@ -34,12 +34,14 @@ import polars as pl
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from rich.console import Console
 
 import stream_dsl as sd
 from executor.api import collect
 from optimizer.cost import FORCE, CostModel
 from stream_dsl.config import RunConfig
 from stream_dsl.ir.aggregates_more import MORE_AGGREGATES
+from stream_dsl.repl.render import frame_csv, frame_view
 from budget import examples
 
 BASE = dt.datetime(2024, 1, 1)
@@ -310,6 +312,17 @@ def test_list_type_is_shown_and_collected():
     stream = ctx.sql("SELECT k, ARRAY_AGG(i) AS a, ARRAY_AGG(s) AS b FROM s GROUP BY k")
     assert str(stream.plan.schema) == "k: STRING, a: BIGINT[], b: STRING[]"
     assert stream.collect().schema == {"k": pl.String, "a": pl.List(pl.Int64), "b": pl.List(pl.String)}
+    ctx.sql("CREATE VIEW lists AS SELECT k, ARRAY_AGG(i) AS a, ARRAY_AGG(ts) AS t FROM s GROUP BY k")
+    assert ctx.sql("DESCRIBE lists").rows() == [("k", "STRING"), ("a", "BIGINT[]"), ("t", "TIMESTAMP[]")]
+
+
+def test_lists_render_in_the_repl_as_duckdb_prints_them():
+    frame = pl.DataFrame({"a": [[1, None, 3], None], "b": [["x", "y"], []]})
+    console = Console(width=60, record=True)
+    console.print(frame_view(frame))
+    text = console.export_text()
+    assert "BIGINT[]" in text and "STRING[]" in text and "[1, NULL, 3]" in text and "[x, y]" in text
+    assert frame_csv(frame) == 'a,b\n"[1, NULL, 3]","[x, y]"\n,[]\n'
 
 
 BAD = [
