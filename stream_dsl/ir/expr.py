@@ -388,12 +388,12 @@ def _(e: Func) -> str:
 def _(e: Agg) -> str:
     if e.arg is None:
         return f"{e.func}(*)"
-    param = (
-        ""
-        if e.param is None
-        else ", " + render_literal(e.param, DataType.STRING if isinstance(e.param, str) else DataType.DOUBLE)
-    )
+    param = "" if e.param is None else ", " + render_literal(e.param, _param_type(e.param))
     return f"{e.func}({'DISTINCT ' if e.distinct else ''}{render(e.arg)}{param})"
+
+
+def _param_type(value: float | str) -> DataType:
+    return DataType.STRING if isinstance(value, str) else DataType.DOUBLE
 
 
 def render_named(n: NamedExpr) -> str:
