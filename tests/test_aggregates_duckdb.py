@@ -105,6 +105,15 @@ QUERIES = [
         _windowed("SELECT *, t - t % 10000 AS ws, t - t % 10000 + 10000 AS we FROM e", "k"),
         3,
     ),
+    Q(  # COUNT(DISTINCT) takes the unfused step (and a partial grouped on s too)
+        "tumble_with_distinct",
+        f"SELECT k, window_start, window_end, COUNT(DISTINCT s) AS ds, {ALL} FROM s "
+        "GROUP BY k, TUMBLE(ts, INTERVAL '10' SECOND)",
+        _windowed("SELECT *, t - t % 10000 AS ws, t - t % 10000 + 10000 AS we FROM e", "k").replace(
+            "window_end, COUNT(*)", "window_end, COUNT(DISTINCT s) AS ds, COUNT(*)"
+        ),
+        3,
+    ),
     Q(
         "hop",
         f"SELECT k, window_start, window_end, {ALL} FROM s "
