@@ -394,3 +394,27 @@ def test_describe_function_examples_hold(name):
     ctx.from_polars(pl.DataFrame([column, times]), name="v", watermark="ts")
     value = ctx.sql(f"SELECT {call} AS r FROM v").collect().to_series().to_list()
     assert value == [ast.literal_eval(result.replace("NULL", "None"))]
+
+
+@pytest.mark.parametrize(
+    "call, expected",
+    [
+        ("STRING_AGG(NULL)", [None, None]),
+        ("ARRAY_AGG(NULL)", [[None, None], [None]]),
+        ("MEDIAN(NULL)", [None, None]),
+        ("APPROX_COUNT_DISTINCT(NULL)", [0, 0]),
+        ("STDDEV_POP(NULL)", [None, None]),
+        ("FIRST_VALUE(NULL)", [None, None]),
+        ("ARRAY_AGG(i > 0)", [[True, False], [True]]),
+        ("APPROX_COUNT_DISTINCT(ts)", [2, 1]),
+    ],
+)
+def test_null_literal_and_other_argument_types(call, expected):
+    frame = pl.DataFrame(
+        {"k": ["a", "a", "b"], "i": [1, 0, 3], "d": [None] * 3, "s": [None] * 3, "ts": [BASE, BASE, BASE]},
+        schema=SCHEMA,
+    ).with_columns(pl.col("ts") + pl.duration(seconds=pl.int_range(3)))
+    ctx = engine([frame[:1], frame[1:]], False)
+    for window in ("", ", TUMBLE(ts, INTERVAL '1' MINUTE)"):
+        out = ctx.sql(f"SELECT k, {call} AS x FROM s GROUP BY k{window}").collect().sort("k")
+        assert out.get_column("x").to_list() == expected, window

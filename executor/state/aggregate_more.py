@@ -30,6 +30,13 @@ def _state(i: int, spec: AggSpec) -> list[pl.Expr]:
     return [pl.col(name) for name in spec.state_columns(i)]
 
 
+def _argument(spec: AggSpec) -> pl.Expr:
+    """The argument column; STRING_AGG's as text (a NULL literal's column has polars' Null type)."""
+    assert spec.arg is not None  # every aggregate of this module takes an argument
+    x = pl.col(spec.arg)
+    return x.cast(pl.String) if spec.func == "string_agg" else x
+
+
 def _time(spec: AggSpec, x: pl.Expr) -> pl.Expr:
     """The ordering time of each row in epoch ms: the spec's time column, or NULL (arrival order) as long as x."""
     if spec.time is not None:
@@ -39,8 +46,7 @@ def _time(spec: AggSpec, x: pl.Expr) -> pl.Expr:
 
 def batch_partial(i: int, spec: AggSpec) -> list[pl.Expr]:
     """A group of raw rows as one partial state row."""
-    assert spec.arg is not None  # every aggregate of this module takes an argument
-    x = pl.col(spec.arg)
+    x = _argument(spec)
     names = spec.state_columns(i)
     if spec.func in VARIANCES:
         v = x.cast(_F64)
@@ -63,8 +69,7 @@ def batch_partial(i: int, spec: AggSpec) -> list[pl.Expr]:
 
 def row_partial(i: int, spec: AggSpec) -> list[pl.Expr]:
     """Each raw row as its own partial state row."""
-    assert spec.arg is not None  # every aggregate of this module takes an argument
-    x = pl.col(spec.arg)
+    x = _argument(spec)
     names = spec.state_columns(i)
     if spec.func in VARIANCES:
         v = x.cast(_F64)

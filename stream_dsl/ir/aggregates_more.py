@@ -211,7 +211,8 @@ def state_fields(i: int, func: str, dtype: DataType, arg_dtype: DataType | None)
     if func in ("first_value", "last_value"):
         return (Field(f"__sd_ft{i}", T.BIGINT), Field(f"__sd_fx{i}", dtype))
     assert func in ("array_agg", "string_agg"), func
-    return (Field(f"__sd_lt{i}", T.LIST_BIGINT), Field(f"__sd_lx{i}", list_of(arg)))
+    values = list_of(T.STRING if func == "string_agg" else arg)
+    return (Field(f"__sd_lt{i}", T.LIST_BIGINT), Field(f"__sd_lx{i}", values))
 
 
 def describe_merge(func: str, columns: tuple[str, ...]) -> str:
