@@ -198,7 +198,7 @@ class AggSpec:
     distinct: bool = False
     arg_dtype: DataType | None = None  # the argument's type before the cast to `dtype` (an AVG's sum type)
     param: float | str | None = None  # a constant second argument (`ir.aggregates_more`)
-    time: str | None = None  # the event-time column an ordered aggregate (FIRST_VALUE...) sorts by; None: arrival
+    time: str | None = None  # the event-time column FIRST_VALUE & co. sort by; None: arrival (a final: state's times)
 
     def describe(self) -> str:
         inner = "*" if self.arg is None else ("DISTINCT " if self.distinct else "") + self.arg
