@@ -417,3 +417,13 @@ def test_null_literal_and_other_argument_types(call, expected):
     for window in ("", ", TUMBLE(ts, INTERVAL '1' MINUTE)"):
         out = ctx.sql(f"SELECT k, {call} AS x FROM s GROUP BY k{window}").collect().sort("k")
         assert out.get_column("x").to_list() == expected, window
+
+
+def test_show_and_describe_function_list_every_new_aggregate():
+    ctx = sd.Context(executor="inline", workers=1)
+    shown = {r[0]: r for r in ctx.sql("SHOW FUNCTIONS").rows()}
+    for name, info in MORE_AGGREGATES.items():
+        assert shown[name][1:] == ("aggregate", info.signature, info.description)
+        described = dict(ctx.sql(f"DESCRIBE FUNCTION {name}").rows())
+        assert described["example"] == info.example and described["state"] == info.state
+    assert dict(ctx.sql("DESCRIBE FUNCTION variance").rows())["alias of"] == "var_samp"

@@ -54,6 +54,11 @@ class MoreAggregate:
     param_required: bool = False
     ordered: bool = False  # by event time, then arrival
 
+    @property
+    def state(self) -> str:
+        """DESCRIBE FUNCTION's 'state': what a group keeps, and what its partial phase sends."""
+        return _STATE[self.name]
+
 
 def _double(t: DataType) -> DataType:
     return T.DOUBLE
@@ -173,6 +178,21 @@ _MORE = [
         ordered=True,
     ),
 ]
+_VARIANCE_STATE = "count, mean and M2 (Chan's merge); two-phase: one state row per group and task"
+_LIST_STATE = "two-phase, but the partial phase sends every value (as lists)"
+_STATE = {
+    "stddev_samp": _VARIANCE_STATE,
+    "stddev_pop": _VARIANCE_STATE,
+    "var_samp": _VARIANCE_STATE,
+    "var_pop": _VARIANCE_STATE,
+    "approx_count_distinct": "the set of distinct values; two-phase: each task's distinct values per group",
+    "median": "every non-NULL value; " + _LIST_STATE,
+    "approx_percentile": "every non-NULL value; " + _LIST_STATE,
+    "first_value": "the first row's time and value; two-phase: one per group and task",
+    "last_value": "the last row's time and value; two-phase: one per group and task",
+    "array_agg": "every value with its time; " + _LIST_STATE,
+    "string_agg": "every value with its time; " + _LIST_STATE,
+}
 MORE_AGGREGATES: dict[str, MoreAggregate] = {a.name: a for a in _MORE}
 MORE_ALIASES = {
     "stddev": "stddev_samp",
