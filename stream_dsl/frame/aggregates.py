@@ -14,11 +14,12 @@ Examples
 
 from __future__ import annotations
 
-from stream_dsl.frame.expr import Expr, _call, column_node
+from stream_dsl.frame.expr import Expr, column_node, value_node
+from stream_dsl.sql import ast
 
 
 def _agg(name: str, column: str | Expr, *params: object) -> Expr:
-    return _call(name, Expr(column_node(column)), *params)
+    return Expr(ast.FuncCall(name, (column_node(column), *(value_node(p) for p in params))))
 
 
 def stddev_samp(column: str | Expr) -> Expr:
