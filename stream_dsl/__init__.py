@@ -59,6 +59,22 @@ _EXPORTS = {
         "stream_dsl.errors",
     ),
     "DataType": "stream_dsl.ir.types",
+    **dict.fromkeys(
+        (
+            "stddev_samp",
+            "stddev_pop",
+            "var_samp",
+            "var_pop",
+            "approx_count_distinct",
+            "median",
+            "approx_percentile",
+            "first_value",
+            "last_value",
+            "array_agg",
+            "string_agg",
+        ),
+        "stream_dsl.frame.aggregates",
+    ),
 }
 # SQL type names, and the polars-style names of the same types.
 _TYPES = {
@@ -129,6 +145,19 @@ if TYPE_CHECKING:  # what the names above are, for type checkers and editors
         tumble,
         when,
     )
+    from stream_dsl.frame.aggregates import (
+        stddev_samp,
+        stddev_pop,
+        var_samp,
+        var_pop,
+        approx_count_distinct,
+        median,
+        approx_percentile,
+        first_value,
+        last_value,
+        array_agg,
+        string_agg,
+    )
     from stream_dsl.frame.stream import GroupBy, Stream, Table
     from stream_dsl.ir.types import DataType
 
@@ -150,6 +179,17 @@ __all__ = [
     "min",
     "max",
     "n_unique",
+    "stddev_samp",
+    "stddev_pop",
+    "var_samp",
+    "var_pop",
+    "approx_count_distinct",
+    "median",
+    "approx_percentile",
+    "first_value",
+    "last_value",
+    "array_agg",
+    "string_agg",
     "tumble",
     "hop",
     "cumulate",

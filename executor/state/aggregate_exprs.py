@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import polars as pl
 
+from executor.state import aggregate_more as more
 from optimizer.physical.stages import AggSpec
+from stream_dsl.ir.aggregates_more import is_more
 from stream_dsl.ir import column_names as names
 from stream_dsl.ir.column_names import PARTIAL_ROWS
 from stream_dsl.ir.partial_state import sum_type
@@ -28,7 +30,9 @@ def batch_partials(aggs: tuple[AggSpec, ...]) -> list[pl.Expr]:
     out = [pl.len().cast(pl.Int64).alias(_ROWS)]
     for i, spec in enumerate(aggs):
         x = pl.col(spec.arg) if spec.arg is not None else None
-        if spec.func == "count":
+        if is_more(spec.func):
+            out += more.batch_partial(i, spec)
+        elif spec.func == "count":
             if not spec.distinct:
                 out.append((pl.len() if x is None else x.count()).cast(pl.Int64).alias(names.count_col(i)))
         elif spec.func in ("sum", "avg"):
@@ -54,7 +58,9 @@ def row_partials(aggs: tuple[AggSpec, ...]) -> list[pl.Expr]:
     out = [pl.lit(1, dtype=pl.Int64).alias(_ROWS)]
     for i, spec in enumerate(aggs):
         x = pl.col(spec.arg) if spec.arg is not None else None
-        if spec.func == "count":
+        if is_more(spec.func):
+            out += more.row_partial(i, spec)
+        elif spec.func == "count":
             if not spec.distinct:
                 value = pl.lit(1, dtype=pl.Int64) if x is None else x.is_not_null().cast(pl.Int64)
                 out.append(value.alias(names.count_col(i)))
@@ -74,6 +80,9 @@ def merge_partials(aggs: tuple[AggSpec, ...]) -> list[pl.Expr]:
     """How partial state rows of one group combine."""
     out = [pl.col(_ROWS).sum()]
     for i, spec in enumerate(aggs):
+        if is_more(spec.func):
+            out += more.merge(i, spec)
+            continue
         for name, how in _partial_names(i, spec):
             integer_sum = name == names.sum_col(i) and _sum_type(spec) == pl.Int64
             if integer_sum:
@@ -97,6 +106,8 @@ def checked_sum(x: pl.Expr, integer: bool) -> pl.Expr:
 
 def final_value(i: int, spec: AggSpec) -> pl.Expr:
     """Aggregate `i`'s output value from its state columns (SQL NULLs: no non-null values is NULL, COUNT 0)."""
+    if is_more(spec.func):
+        return more.final_value(i, spec)
     if spec.func == "count":
         return pl.col(names.distinct_count_col(i)).fill_null(0) if spec.distinct else pl.col(names.count_col(i))
     total, nonnull = pl.col(names.sum_col(i)), pl.col(names.nonnull_col(i))

@@ -402,7 +402,7 @@ class AggregateState:
             old = _semi(state, events, self.keys)
             untouched = _semi(state, events, self.keys, how="anti")
         parts = [events] if old is None else [old.with_columns(pl.lit(0).alias(_SRC)), events]
-        intervals = pl.concat(parts, how="diagonal_relaxed").with_row_index(_ROW).sort(self.keys + [WS])
+        intervals = pl.concat(parts, how="diagonal_relaxed").with_row_index(_ROW).sort(self.keys + [WS, _ROW])
         prev_end = _over(pl.col(WE).shift(1).cum_max(), self.keys)
         starts = (prev_end.is_null() | starts_new_session(pl.col(WS), prev_end)).cast(pl.Int64)
         intervals = intervals.with_columns(_over(starts.cum_sum(), self.keys).alias(_SID))
@@ -503,7 +503,7 @@ class AggregateState:
 
 def empty_aggregate_row(op: AggregateOp) -> pl.DataFrame:
     """The one row SQL gives for an aggregate without GROUP BY over no rows: counts 0, the rest NULL."""
-    row = {spec.name: 0 if spec.func == "count" else None for spec in op.aggs}
+    row = {spec.name: 0 if spec.func in ("count", "approx_count_distinct") else None for spec in op.aggs}
     return pl.DataFrame([row], schema=op.output.to_polars())
 
 

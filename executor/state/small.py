@@ -28,6 +28,7 @@ import polars as pl
 from executor.state.rows import RowsPart
 from executor.state.windows import Windows, is_closed, watermark_or_min
 from optimizer.physical.stages import TIME_COLUMN, AggregateOp
+from stream_dsl.ir.aggregates_more import is_more
 from stream_dsl.ir.column_names import PARTIAL_ROWS, WINDOW_END, WINDOW_START
 from stream_dsl.ir.partial_state import sum_type
 from stream_dsl.ir.to_polars import OverflowFailure
@@ -54,6 +55,8 @@ def supported(op: AggregateOp, schema: pl.Schema) -> bool:
     """Whether `op`'s step over rows of `schema` can run here with polars' exact semantics."""
     window = op.window
     if window is not None and window.kind == "session":
+        return False
+    if any(is_more(a.func) for a in op.aggs):  # list and variance states live in polars only
         return False
     if any(a.func == "count" and a.distinct for a in op.aggs):
         return False

@@ -59,6 +59,7 @@ from stream_dsl.errors import PlanError
 from stream_dsl.ir.dispatch import MissingCase, node_pass
 from stream_dsl.ir.expr import Agg, Column, NamedExpr
 from stream_dsl.ir.definitions import EMIT_CHANGES
+from stream_dsl.ir.aggregates_more import is_ordered
 from stream_dsl.ir.partial_state import distinct_argument
 from stream_dsl.ir.plan import (
     PARTIAL_DISTINCT,
@@ -289,6 +290,7 @@ class _Lowering:
         pre = [NamedExpr(k.name, k.expr) for k in node.keys]
         if node.window is not None:
             pre.append(NamedExpr(TIME_COLUMN, Column(node.window.time_column, DataType.TIMESTAMP)))
+        pre += _order_time(node)
         specs = []
         for i, named in enumerate(node.aggs):
             agg = named.expr
@@ -297,7 +299,7 @@ class _Lowering:
             if agg.arg is not None:
                 arg = arg_column(i)
                 pre.append(NamedExpr(arg, _timed(agg.arg, node.window)))
-            specs.append(AggSpec(named.name, agg.func, arg, agg.dtype, agg.distinct, _arg_type(agg)))
+            specs.append(AggSpec(named.name, agg.func, arg, agg.dtype, agg.distinct, _arg_type(agg), *_more(agg, pre)))
         if not pre:
             # COUNT(*) alone: a frame of no columns has no rows, so keep one input column to count.
             first = node.input.schema.fields[0]
@@ -329,6 +331,7 @@ class _Lowering:
         pre = [NamedExpr(k.name, k.expr) for k in node.keys]
         if node.window is not None:
             pre.append(NamedExpr(TIME_COLUMN, Column(node.window.time_column, DataType.TIMESTAMP)))
+        pre += _order_time(node)
         distinct = distinct_argument(node.aggs)
         if distinct is not None:
             pre.append(NamedExpr(PARTIAL_DISTINCT, _timed(distinct, node.window)))
@@ -342,7 +345,7 @@ class _Lowering:
             elif agg.arg is not None:
                 arg = arg_column(i)
                 pre.append(NamedExpr(arg, _timed(agg.arg, node.window)))
-            specs.append(AggSpec(named.name, agg.func, arg, agg.dtype, agg.distinct, _arg_type(agg)))
+            specs.append(AggSpec(named.name, agg.func, arg, agg.dtype, agg.distinct, _arg_type(agg), *_more(agg, pre)))
         if not pre:  # COUNT(*) alone: keep one input column, so the frame keeps its rows
             first = node.input.schema.fields[0]
             pre.append(NamedExpr(ROW_COLUMN, Column(first.name, first.dtype)))
@@ -371,6 +374,7 @@ class _Lowering:
                     agg.dtype,
                     agg.distinct,
                     _arg_type(agg),
+                    agg.param,
                 )
             )
         emit = EMIT_CHANGES if node.window is None else node.emit
@@ -479,6 +483,22 @@ def _(node: Sort, lowering: _Lowering) -> Fragment:
 
 def _arg_type(agg: Agg) -> DataType | None:
     return agg.arg.dtype if agg.arg is not None else None
+
+
+def _more(agg: Agg, pre: list[NamedExpr]) -> tuple[float | str | None, str | None]:
+    """An aggregate's constant parameter, and the time column it orders by (None: arrival order)."""
+    ordered = is_ordered(agg.func)
+    timed = any(n.name == TIME_COLUMN for n in pre)
+    return agg.param, TIME_COLUMN if ordered and timed else None
+
+
+def _order_time(node: Aggregate | PartialAggregate) -> list[NamedExpr]:
+    """Without a window, FIRST_VALUE, ARRAY_AGG... order by the input's event time (a watermarked column), if any."""
+    ordered = any(isinstance(n.expr, Agg) and is_ordered(n.expr.func) for n in node.aggs)
+    columns = sorted(event_time_columns(node.input))
+    if node.window is not None or not ordered or not columns:
+        return []
+    return [NamedExpr(TIME_COLUMN, Column(columns[0], node.input.schema.dtype(columns[0])))]
 
 
 def _add(fragment: Fragment, op: Operator, schema: Schema) -> Fragment:

@@ -26,6 +26,7 @@ from stream_dsl.ir.column_names import (  # noqa: F401
 )
 from stream_dsl.ir.expr import Expr, NamedExpr, format_duration_ms, render, render_named
 from stream_dsl.ir.definitions import SourceDef, WindowSpec
+from stream_dsl.ir.aggregates_more import describe_merge as describe_more_merge, is_more
 from stream_dsl.ir.partial_state import state_fields
 from stream_dsl.ir.plan import Plan, SortKey, render_plan
 from stream_dsl.ir.types import DataType, Schema
@@ -204,9 +205,13 @@ class AggSpec:
     dtype: DataType
     distinct: bool = False
     arg_dtype: DataType | None = None  # the argument's type before the cast to `dtype` (an AVG's sum type)
+    param: float | str | None = None  # a constant second argument (`ir.aggregates_more`)
+    time: str | None = None  # the event-time column FIRST_VALUE & co. sort by; None: arrival (a final: state's times)
 
     def describe(self) -> str:
         inner = "*" if self.arg is None else ("DISTINCT " if self.distinct else "") + self.arg
+        if self.param is not None:
+            inner += f", {self.param!r}"
         return f"{self.name} := {self.func}({inner})"
 
     def state_columns(self, i: int) -> tuple[str, ...]:
@@ -216,7 +221,9 @@ class AggSpec:
     def describe_merge(self, i: int) -> str:
         """How a final aggregate merges this one's partial state columns."""
         columns = self.state_columns(i)
-        if self.distinct:
+        if is_more(self.func):
+            merge = describe_more_merge(self.func, columns)
+        elif self.distinct:
             merge = f"count(DISTINCT {PARTIAL_DISTINCT})"
         elif self.func == "count":
             merge = f"sum({columns[0]})"

@@ -236,12 +236,16 @@ class ExprBinder:
             raise BindError(f"aggregate functions are not allowed in {self.clause} ({name})", span=node.span)
         if node.star:
             return tc.aggregate(node.name.lower(), None, node.distinct, node.span)
-        if len(node.args) != 1:
-            raise BindError(f"{name} takes exactly one argument, got {len(node.args)}", span=node.span)
+        low, high = tc.aggregate_arity(node.name.lower())
+        if not low <= len(node.args) <= high:
+            words = {1: "one argument", 2: "two arguments"}
+            many = f"exactly {words[low]}" if low == high else "one or two arguments"
+            raise BindError(f"{name} takes {many}, got {len(node.args)}", span=node.span)
         inner = ExprBinder(
             self.scope.without_extras(), aggregates=False, clause=f"{name}()", nested=True, text=self.text
         )
-        return tc.aggregate(node.name.lower(), inner.bind(node.args[0]), node.distinct, node.span)
+        params = [inner.bind(a) for a in node.args[1:]]
+        return tc.aggregate(node.name.lower(), inner.bind(node.args[0]), node.distinct, node.span, params)
 
 
 # each method takes a node of its key's type, which a dict's type cannot say

@@ -14,6 +14,7 @@ from typing import Any
 
 from stream_dsl.ir import expr as E
 from stream_dsl.errors import BindError, Span, did_you_mean
+from stream_dsl.ir.aggregates_more import MORE_AGGREGATES, MoreAggregate
 from stream_dsl.ir.functions import AGGREGATE_FUNCTIONS, known_function_names, lookup_aggregate, lookup_scalar
 from stream_dsl.ir.functions_time import FIELDS
 from stream_dsl.ir.types import DataType, common_numeric, common_type, comparable
@@ -250,9 +251,26 @@ def function(name: str, args: list[E.Expr], span: Span | None = None) -> E.Expr:
     return E.Func(fn.name, tuple(args), fn.returns([a.dtype for a in args]), span=span)
 
 
-def aggregate(name: str, arg: E.Expr | None, distinct: bool = False, span: Span | None = None) -> E.Agg:
-    """An aggregate call; `arg` None is COUNT(*)."""
+def aggregate_arity(name: str) -> tuple[int, int]:
+    """How many arguments an aggregate takes (min, max): a second one is a constant parameter."""
     func = lookup_aggregate(name)
+    more = MORE_AGGREGATES.get(func or "")
+    if more is None or more.param is None:
+        return (1, 1)
+    return (2 if more.param_required else 1, 2)
+
+
+def aggregate(
+    name: str,
+    arg: E.Expr | None,
+    distinct: bool = False,
+    span: Span | None = None,
+    params: list[E.Expr] | None = None,
+) -> E.Agg:
+    """An aggregate call; `arg` None is COUNT(*); `params`: the constant arguments after the first."""
+    func = lookup_aggregate(name)
+    if func in MORE_AGGREGATES and arg is not None:
+        return more_aggregate(MORE_AGGREGATES[func], arg, distinct, span, params or [])
     if func is None:
         raise _fail(f"unknown aggregate function '{name}'{did_you_mean(name.lower(), AGGREGATE_FUNCTIONS)}", span)
     if arg is None and func != "count":
@@ -265,3 +283,32 @@ def aggregate(name: str, arg: E.Expr | None, distinct: bool = False, span: Span 
     if distinct and func != "count":
         raise _fail(f"DISTINCT is supported in COUNT only, not in {func.upper()}", span)
     return E.Agg(func, arg, AGGREGATE_FUNCTIONS[func](arg.dtype if arg is not None else None), distinct, span=span)
+
+
+def more_aggregate(info: MoreAggregate, arg: E.Expr, distinct: bool, span: Span | None, params: list[E.Expr]) -> E.Agg:
+    """One of `ir.aggregates_more`'s aggregates: argument kind and the constant parameter checked."""
+    name = info.name.upper()
+    if E.contains_agg(arg):
+        raise _fail("aggregate functions cannot be nested", span)
+    if distinct:
+        raise _fail(f"DISTINCT is supported in COUNT only, not in {name}", span)
+    if not _KIND_OK[info.arg](arg.dtype):
+        raise _fail(
+            f"{name} needs {'a number' if info.arg == 'numeric' else 'a ' + info.arg}, got {arg.dtype.value}", span
+        )
+    if arg.dtype.is_list:
+        raise _fail(f"{name} of a list ({arg.dtype.value}) is not supported", span)
+    param: float | str | None = "," if info.param == "separator" else None
+    if params:
+        given = params[0]
+        if not isinstance(given, E.Literal) or given.value is None:
+            raise _fail(f"{name}'s second argument must be a constant", span)
+        if info.param == "fraction":
+            if not given.dtype.is_numeric or not 0 <= float(given.value) <= 1:
+                raise _fail(f"{name}'s second argument must be a number from 0 to 1, got {E.render(given)}", span)
+            param = float(given.value)
+        else:
+            if given.dtype is not T.STRING:
+                raise _fail(f"{name}'s separator must be a string, got {E.render(given)}", span)
+            param = str(given.value)
+    return E.Agg(info.name, arg, info.returns(arg.dtype), False, span=span, param=param)

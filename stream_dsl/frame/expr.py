@@ -156,6 +156,13 @@ def _binary(op: str, left: Any, right: Any) -> "Expr":
     return Expr(ast.BinaryOp(op, value_node(left), value_node(right)))
 
 
+def _by_ddof(name: str, ddof: int) -> str:
+    """STDDEV or VAR, sample (ddof=1) or population (ddof=0), as polars' ddof says."""
+    if ddof not in (0, 1):
+        raise DSLError(f"ddof must be 0 (population) or 1 (sample), got {ddof!r}")
+    return f"{name}_{'POP' if ddof == 0 else 'SAMP'}"
+
+
 def _call(name: str, *args: Any, distinct: bool = False, star: bool = False) -> "Expr":
     return Expr(ast.FuncCall(name, tuple(value_node(a) for a in args), distinct, star))
 
@@ -375,6 +382,39 @@ class Expr:
 
     avg = mean
 
+    def std(self, ddof: int = 1) -> "Expr":
+        """STDDEV_SAMP(x), or STDDEV_POP(x) with `ddof=0`."""
+        return _call(_by_ddof("STDDEV", ddof), self)
+
+    def var(self, ddof: int = 1) -> "Expr":
+        """VAR_SAMP(x), or VAR_POP(x) with `ddof=0`."""
+        return _call(_by_ddof("VAR", ddof), self)
+
+    def median(self) -> "Expr":
+        return _call("MEDIAN", self)
+
+    def quantile(self, quantile: float, interpolation: str = "linear") -> "Expr":
+        """APPROX_PERCENTILE(x, quantile): exact, linearly interpolated (the only interpolation)."""
+        if interpolation != "linear":
+            raise DSLError("quantile supports interpolation='linear' only")
+        return _call("APPROX_PERCENTILE", self, float(quantile))
+
+    def approx_n_unique(self) -> "Expr":
+        """APPROX_COUNT_DISTINCT(x) (exact here)."""
+        return _call("APPROX_COUNT_DISTINCT", self)
+
+    def first(self) -> "Expr":
+        """FIRST_VALUE(x): by event time, ties by arrival."""
+        return _call("FIRST_VALUE", self)
+
+    def last(self) -> "Expr":
+        """LAST_VALUE(x): by event time, ties by arrival."""
+        return _call("LAST_VALUE", self)
+
+    def implode(self) -> "Expr":
+        """ARRAY_AGG(x): the values as a list, by event time then arrival."""
+        return _call("ARRAY_AGG", self)
+
     # ------------------------------------------------------------ namespaces
 
     @property
@@ -411,6 +451,10 @@ class StringNamespace:
 
     def strip_chars_end(self) -> Expr:
         return _call("RTRIM", self._expr)
+
+    def join(self, delimiter: str = ",") -> Expr:
+        """STRING_AGG(x, delimiter): an aggregate, the non-NULL strings by event time then arrival."""
+        return _call("STRING_AGG", self._expr, delimiter)
 
     def contains(self, pattern: str, *, literal: bool = False) -> Expr:
         """A regex (RE2 syntax) match anywhere, as polars' default: REGEXP_MATCHES; `literal=True`: CONTAINS."""

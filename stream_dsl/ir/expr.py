@@ -127,6 +127,7 @@ class Agg:
     dtype: DataType
     distinct: bool = False
     span: Span | None = _SPAN
+    param: float | str | None = None  # a constant second argument: APPROX_PERCENTILE's p, STRING_AGG's separator
 
 
 Expr = Union[Column, Literal, Binary, Unary, Cast, Case, InList, Like, IsNull, Func, Agg]
@@ -387,7 +388,12 @@ def _(e: Func) -> str:
 def _(e: Agg) -> str:
     if e.arg is None:
         return f"{e.func}(*)"
-    return f"{e.func}({'DISTINCT ' if e.distinct else ''}{render(e.arg)})"
+    param = "" if e.param is None else ", " + render_literal(e.param, _param_type(e.param))
+    return f"{e.func}({'DISTINCT ' if e.distinct else ''}{render(e.arg)}{param})"
+
+
+def _param_type(value: float | str) -> DataType:
+    return DataType.STRING if isinstance(value, str) else DataType.DOUBLE
 
 
 def render_named(n: NamedExpr) -> str:

@@ -19,6 +19,7 @@ from stream_dsl.ir.functions import (
     WINDOW_FUNCTIONS,
     ScalarFunction,
 )
+from stream_dsl.ir.aggregates_more import MORE_AGGREGATES
 from stream_dsl.ir.types import DataType
 
 T = DataType
@@ -33,6 +34,7 @@ class FunctionDoc:
     example: str = ""
     nulls: str = ""
     alias_of: str | None = None
+    state: str = ""  # an aggregate's state per group, and how it splits into two phases
 
 
 _AGGREGATES = {
@@ -42,6 +44,7 @@ _AGGREGATES = {
     "min": ("min(x ANY) -> same type", "the smallest value", "NULLs skipped; NULL over no values"),
     "max": ("max(x ANY) -> same type", "the largest value", "NULLs skipped; NULL over no values"),
 }
+_MORE = list(MORE_AGGREGATES.values())
 _WINDOWS = {
     "tumble": ("tumble(ts TIMESTAMP, size INTERVAL)", "fixed, non-overlapping windows (in GROUP BY)"),
     "hop": ("hop(ts TIMESTAMP, slide INTERVAL, size INTERVAL)", "sliding windows (in GROUP BY)"),
@@ -93,14 +96,20 @@ def all_docs() -> list[FunctionDoc]:
     """Every name the binder accepts as a function: scalars, aggregates, windows and their aliases."""
     docs = [_scalar(f) for f in SCALAR_FUNCTIONS.values()]
     docs += [FunctionDoc(n, "aggregate", sig, desc, nulls=nulls) for n, (sig, desc, nulls) in _AGGREGATES.items()]
+    docs += [
+        FunctionDoc(a.name, "aggregate", a.signature, a.description, a.example, a.nulls, state=a.state) for a in _MORE
+    ]
     docs += [FunctionDoc(n, "window", sig, desc) for n, (sig, desc) in _WINDOWS.items()]
     by_name = {d.name: d for d in docs}
     for alias, target in (FUNCTION_ALIASES | AGGREGATE_ALIASES).items():
         doc = by_name[target]
         docs.append(
-            FunctionDoc(alias, doc.kind, doc.signature, f"the same as {target}", doc.example, doc.nulls, target)
+            FunctionDoc(
+                alias, doc.kind, doc.signature, f"the same as {target}", doc.example, doc.nulls, target, doc.state
+            )
         )
-    assert set(AGGREGATE_FUNCTIONS) == set(_AGGREGATES) and set(WINDOW_FUNCTIONS) == set(_WINDOWS)
+    assert set(AGGREGATE_FUNCTIONS) == set(_AGGREGATES) | set(MORE_AGGREGATES)
+    assert set(WINDOW_FUNCTIONS) == set(_WINDOWS)
     return sorted(docs, key=lambda d: d.name)
 
 
@@ -134,6 +143,8 @@ def describe_function(name: str) -> pl.DataFrame:
         ("example", doc.example),
         ("nulls", doc.nulls),
     ]
+    if doc.state:
+        rows.append(("state", doc.state))
     if doc.alias_of:
         rows.append(("alias of", doc.alias_of))
     return pl.DataFrame(

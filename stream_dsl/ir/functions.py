@@ -367,6 +367,17 @@ AGGREGATE_FUNCTIONS: dict[str, Callable[[DataType | None], DataType]] = {
 }
 AGGREGATE_ALIASES = {"mean": "avg"}
 
+from stream_dsl.ir.aggregates_more import MORE_AGGREGATES, MORE_ALIASES  # noqa: E402 (registered here)
+
+
+def _more_type(returns: Callable[[DataType], DataType]) -> Callable[[DataType | None], DataType]:
+    """Every aggregate of `aggregates_more` takes an argument (no `(*)` form)."""
+    return lambda t: returns(_argument_type(t))
+
+
+AGGREGATE_FUNCTIONS |= {a.name: _more_type(a.returns) for a in MORE_AGGREGATES.values()}
+AGGREGATE_ALIASES |= MORE_ALIASES
+
 # Window functions valid only in GROUP BY.
 WINDOW_FUNCTIONS = ("tumble", "hop", "cumulate", "session")
 

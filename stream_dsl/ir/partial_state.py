@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from stream_dsl.errors import PlanError
+from stream_dsl.ir.aggregates_more import is_more, state_fields as more_state_fields
 from stream_dsl.ir.column_names import count_col, extreme_col, nonnull_col, sum_col
 from stream_dsl.ir.expr import Agg, Expr, NamedExpr
 from stream_dsl.ir.types import DataType, Field
@@ -20,6 +21,8 @@ def state_fields(
     `extreme_col(func, i)`; COUNT(DISTINCT x): none (x is a partial group column).
     These are the names `executor/state.py` keeps its per-group state in.
     """
+    if is_more(func):
+        return more_state_fields(i, func, dtype, arg_dtype)
     if func == "count":
         return () if distinct else (Field(count_col(i), DataType.BIGINT),)
     if func in ("sum", "avg"):

@@ -24,6 +24,16 @@ class DataType(Enum):
     NULL = "NULL"
     # Internal only (no name a user can write): the exact partial sum of an AVG over integers.
     HUGEINT = "HUGEINT"
+    # Lists (ARRAY_AGG's result, and the list-valued state of MEDIAN, STRING_AGG...): one member per element
+    # type, named as DuckDB shows them; no DDL name yet (`list_of`, `element`).
+    LIST_BIGINT = "BIGINT[]"
+    LIST_INT = "INT[]"
+    LIST_DOUBLE = "DOUBLE[]"
+    LIST_STRING = "STRING[]"
+    LIST_BOOLEAN = "BOOLEAN[]"
+    LIST_TIMESTAMP = "TIMESTAMP[]"
+    LIST_INTERVAL = "INTERVAL[]"
+    LIST_NULL = "NULL[]"
 
     def __repr__(self) -> str:
         return self.value
@@ -40,6 +50,24 @@ class DataType(Enum):
     def is_integer(self) -> bool:
         return self in (DataType.BIGINT, DataType.INT)
 
+    @property
+    def is_list(self) -> bool:
+        return self.value.endswith("[]")
+
+    @property
+    def element(self) -> "DataType":
+        """A list type's element type."""
+        if not self.is_list:
+            raise TypeError(f"{self.value} is not a list type")
+        return DataType(self.value[:-2])
+
+
+def list_of(element: DataType) -> DataType:
+    """The list type of `element` values (a list of lists is not a type yet)."""
+    if element.is_list or element is DataType.HUGEINT:
+        raise TypeError(f"no list type of {element.value}")
+    return DataType(element.value + "[]")
+
 
 _TO_POLARS: dict[DataType, pl.DataType] = {
     DataType.BIGINT: pl.Int64(),
@@ -52,6 +80,7 @@ _TO_POLARS: dict[DataType, pl.DataType] = {
     DataType.NULL: pl.Null(),
     DataType.HUGEINT: pl.Int128(),
 }
+_TO_POLARS |= {t: pl.List(t.element.polars) for t in DataType if t.is_list}
 
 # Names a user may write in DDL or CAST, mapped to our types.
 TYPE_NAMES: dict[str, DataType] = {
@@ -108,6 +137,9 @@ def type_from_polars(dtype: pl.DataType) -> DataType:
         return DataType.INTERVAL
     if dtype == pl.Null:
         return DataType.NULL
+    if isinstance(dtype, pl.List) and not isinstance(dtype.inner, pl.List):
+        inner = dtype.inner
+        return list_of(type_from_polars(inner if isinstance(inner, pl.DataType) else inner()))
     raise TypeError(f"no SQL type for polars dtype {dtype}")
 
 

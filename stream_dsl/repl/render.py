@@ -73,6 +73,9 @@ def cell_text(value: Any) -> Text:
     if isinstance(value, dt.datetime):
         spec = "milliseconds" if value.microsecond else "seconds"
         return Text(value.isoformat(sep=" ", timespec=spec))
+    if isinstance(value, (list, pl.Series)):  # a list (ARRAY_AGG): as DuckDB prints one, [1, NULL, 3]
+        items = value.to_list() if isinstance(value, pl.Series) else value
+        return Text("[" + ", ".join("NULL" if v is None else cell_text(v).plain for v in items) + "]")
     return Text(str(value).replace("\r\n", "↵").replace("\n", "↵"))
 
 
@@ -229,7 +232,16 @@ def _rows(frame: pl.DataFrame, max_rows: int) -> tuple[list[tuple], int | None]:
 
 def frame_csv(frame: pl.DataFrame, *, header: bool = True) -> str:
     """CSV with a header line (timestamps as ISO-8601; control characters in text escaped)."""
-    return escape_frame(frame).write_csv(include_header=header)
+    return escape_frame(_lists_as_text(frame)).write_csv(include_header=header)
+
+
+def _lists_as_text(frame: pl.DataFrame) -> pl.DataFrame:
+    """List columns (CSV has no nested values) as their table text, `[1, NULL, 3]`."""
+    lists = [name for name, dtype in frame.schema.items() if isinstance(dtype, pl.List)]
+    if not lists:
+        return frame
+    as_text = [pl.Series(c, [None if v is None else cell_text(v).plain for v in frame[c].to_list()]) for c in lists]
+    return frame.with_columns(as_text)
 
 
 def frame_json(frame: pl.DataFrame) -> str:
