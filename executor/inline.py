@@ -58,6 +58,7 @@ from executor.multiproc.shuffle import source_clock
 from optimizer.physical.stages import ShuffleWrite, Stage
 from stream_dsl.config import RunConfig
 from stream_dsl.connectors.base import DeadLetter, SourceBatch
+from stream_dsl.ir.udf_polars import take_letters
 
 OnBatch = Callable[[dict[str, Any]], None] | None
 ShouldStop = Callable[[], bool] | None
@@ -199,6 +200,9 @@ class InlineQuery:
         late, outputs, stage_rows, shuffled, changed = self._run_stages(inputs, step)
         rows_out = self.output.emit(batch_id, outputs) + changed
         letters = [d for b in pulled for d in b.dead_letters]
+        udf_letters = take_letters()  # rows a Python UDF failed on (stream_dsl/ir/udf_polars.py)
+        self.dead_letters.extend(udf_letters)
+        letters += udf_letters
         self._after_output(batch_id, letters)
         checkpoint = self._checkpoint(batch_id) if self.checkpointing is not None else None
         self.batch_id += 1

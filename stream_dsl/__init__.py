@@ -59,6 +59,7 @@ _EXPORTS = {
         "stream_dsl.errors",
     ),
     "DataType": "stream_dsl.ir.types",
+    "udf": "stream_dsl.frame.udf",
 }
 # SQL type names, and the polars-style names of the same types.
 _TYPES = {

@@ -100,6 +100,7 @@ from executor.multiproc.scheduler import (
 )
 from executor.multiproc.shuffle import Inbox, MapOutput, decode, encode, route, source_clock
 from optimizer.physical.stages import OutputWrite, ScanOp, ShuffleWrite, Stage
+from stream_dsl.ir.udf_polars import take_letters
 from stream_dsl.connectors.base import commit_source
 from stream_dsl.errors import ExecutionError
 
@@ -296,6 +297,7 @@ class WorkerRunner:
         if not skipped:
             result, late = self.runner.run(stage, key.partition, frame, step)
             stats.late_rows += late
+            stats.dead_letters.extend(take_letters())  # rows a Python UDF failed on (stream_dsl/ir/udf_polars.py)
             if result is not None and isinstance(stage.terminal, ShuffleWrite):
                 stats.shuffled.append(kernels.shuffle_counts(stage.id, key.partition, result))
         finished = time.time()

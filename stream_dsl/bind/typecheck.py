@@ -15,6 +15,7 @@ from typing import Any
 from stream_dsl.ir import expr as E
 from stream_dsl.errors import BindError, Span, did_you_mean
 from stream_dsl.ir.functions import AGGREGATE_FUNCTIONS, known_function_names, lookup_aggregate, lookup_scalar
+from stream_dsl.ir import udfs
 from stream_dsl.ir.functions_time import FIELDS
 from stream_dsl.ir.types import DataType, common_numeric, common_type, comparable
 
@@ -227,10 +228,13 @@ _KIND_OK = {
 def function(name: str, args: list[E.Expr], span: Span | None = None) -> E.Expr:
     """A scalar function call by any of its names."""
     fn = lookup_scalar(name)
+    if fn is None and udfs.scalar(name) is not None:
+        return python_function(udfs.scalar(name), args, span)
     if fn is None:
-        if lookup_aggregate(name):
+        if lookup_aggregate(name) or udfs.aggregate(name):
             raise _fail(f"aggregate function {name.upper()} is not allowed here", span)
-        raise _fail(f"unknown function '{name}'{did_you_mean(name.lower(), known_function_names())}", span)
+        known = known_function_names() + udfs.names()
+        raise _fail(f"unknown function '{name}'{did_you_mean(name.lower(), known)}", span)
     if not fn.accepts(len(args)):
         raise _fail(f"function {fn.name} does not take {len(args)} argument(s)", span)
     for i, arg in enumerate(args):
@@ -248,6 +252,16 @@ def function(name: str, args: list[E.Expr], span: Span | None = None) -> E.Expr:
     if fn.name == "date_add":
         return binary("+", args[0], args[1], span)
     return E.Func(fn.name, tuple(args), fn.returns([a.dtype for a in args]), span=span)
+
+
+def python_function(udf: Any, args: list[E.Expr], span: Span | None = None) -> E.Expr:
+    """A call of a Python UDF (`stream_dsl.ir.udfs`): any argument types, the number its function takes."""
+    if not udf.accepts(len(args)):
+        wanted = str(udf.min_args) if udf.max_args == udf.min_args else f"{udf.min_args} or more"
+        if udf.max_args is not None and udf.max_args != udf.min_args:
+            wanted = f"{udf.min_args} to {udf.max_args}"
+        raise _fail(f"function {udf.name} takes {wanted} argument(s), got {len(args)}", span)
+    return E.Func(udf.name, tuple(args), udf.returns, span=span, udf=udf)
 
 
 def aggregate(name: str, arg: E.Expr | None, distinct: bool = False, span: Span | None = None) -> E.Agg:

@@ -130,6 +130,8 @@ class DeadLetterRouter:
         grouped: dict[int, tuple[Target, list[DeadLetter]]] = {}
         for letter in letters:
             target = self.targets.get(letter.source)
+            if target is None and letter.source.startswith("udf:"):  # a Python UDF's: the first source's target
+                target = next(iter(self.targets.values()), None)
             if target is None:
                 continue
             grouped.setdefault(id(target), (target, []))[1].append(letter)
