@@ -11,7 +11,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, cast
 
 from stream_dsl.errors import DSLError
 from stream_dsl.frame.expr import Expr, func
@@ -97,7 +97,7 @@ def register_aggregate(
     skip_nulls: bool = True,
 ) -> UdfCaller:
     """See `Context.register_aggregate`."""
-    parts: tuple[Any, Any, Any, Any]
+    parts: tuple[Any, ...]
     if update is None and merge is None and finish is None:  # a class (or object) with the four methods
         obj = init() if isinstance(init, type) else init
         missing = [m for m in ("init", "update", "merge", "finish") if not callable(getattr(obj, m, None))]
@@ -110,7 +110,7 @@ def register_aggregate(
         if not all(callable(p) for p in parts):
             raise DSLError(f"aggregate '{name}': init, update, merge and finish must all be callables")
         doc = getattr(init, "__doc__", None) or ""
-    init_, update_, merge_, finish_ = parts
+    init_, update_, merge_, finish_ = cast(tuple[Any, Any, Any, Any], parts)
     agg = udfs.PythonAggregate(
         name.lower(), init_, update_, merge_, finish_, udfs.return_type(returns, name), skip_nulls, doc
     )
