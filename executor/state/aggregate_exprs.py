@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import polars as pl
 
+from executor.state import udf_aggregates
 from optimizer.physical.stages import AggSpec
 from stream_dsl.ir import column_names as names
 from stream_dsl.ir.column_names import PARTIAL_ROWS
@@ -28,7 +29,10 @@ def batch_partials(aggs: tuple[AggSpec, ...]) -> list[pl.Expr]:
     out = [pl.len().cast(pl.Int64).alias(_ROWS)]
     for i, spec in enumerate(aggs):
         x = pl.col(spec.arg) if spec.arg is not None else None
-        if spec.func == "count":
+        if spec.udf is not None:  # an aggregate UDF (udf_aggregates.py)
+            assert x is not None  # an aggregate UDF takes one argument
+            out.append(udf_aggregates.batch_partial(spec.udf, x).alias(names.udf_state_col(i)))
+        elif spec.func == "count":
             if not spec.distinct:
                 out.append((pl.len() if x is None else x.count()).cast(pl.Int64).alias(names.count_col(i)))
         elif spec.func in ("sum", "avg"):
@@ -54,7 +58,10 @@ def row_partials(aggs: tuple[AggSpec, ...]) -> list[pl.Expr]:
     out = [pl.lit(1, dtype=pl.Int64).alias(_ROWS)]
     for i, spec in enumerate(aggs):
         x = pl.col(spec.arg) if spec.arg is not None else None
-        if spec.func == "count":
+        if spec.udf is not None:  # an aggregate UDF (udf_aggregates.py)
+            assert x is not None  # an aggregate UDF takes one argument
+            out.append(udf_aggregates.row_partial(spec.udf, x).alias(names.udf_state_col(i)))
+        elif spec.func == "count":
             if not spec.distinct:
                 value = pl.lit(1, dtype=pl.Int64) if x is None else x.is_not_null().cast(pl.Int64)
                 out.append(value.alias(names.count_col(i)))
@@ -74,6 +81,10 @@ def merge_partials(aggs: tuple[AggSpec, ...]) -> list[pl.Expr]:
     """How partial state rows of one group combine."""
     out = [pl.col(_ROWS).sum()]
     for i, spec in enumerate(aggs):
+        if spec.udf is not None:  # an aggregate UDF (udf_aggregates.py)
+            name = names.udf_state_col(i)
+            out.append(udf_aggregates.merge(spec.udf, pl.col(name)).alias(name))
+            continue
         for name, how in _partial_names(i, spec):
             integer_sum = name == names.sum_col(i) and _sum_type(spec) == pl.Int64
             if integer_sum:
@@ -97,6 +108,8 @@ def checked_sum(x: pl.Expr, integer: bool) -> pl.Expr:
 
 def final_value(i: int, spec: AggSpec) -> pl.Expr:
     """Aggregate `i`'s output value from its state columns (SQL NULLs: no non-null values is NULL, COUNT 0)."""
+    if spec.udf is not None:  # an aggregate UDF (udf_aggregates.py)
+        return udf_aggregates.final(spec.udf, pl.col(names.udf_state_col(i)))
     if spec.func == "count":
         return pl.col(names.distinct_count_col(i)).fill_null(0) if spec.distinct else pl.col(names.count_col(i))
     total, nonnull = pl.col(names.sum_col(i)), pl.col(names.nonnull_col(i))

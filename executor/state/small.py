@@ -55,8 +55,8 @@ def supported(op: AggregateOp, schema: pl.Schema) -> bool:
     window = op.window
     if window is not None and window.kind == "session":
         return False
-    if any(a.func == "count" and a.distinct for a in op.aggs):
-        return False
+    if any(a.func == "count" and a.distinct for a in op.aggs) or any(a.udf is not None for a in op.aggs):
+        return False  # an aggregate UDF's state is pickled bytes: the polars state keeps it
     keys = list(op.keys) + ([WS, WE] if op.final and window is not None else [])
     if window is not None and not op.final:
         time = schema.get(TIME_COLUMN)

@@ -264,9 +264,22 @@ def python_function(udf: Any, args: list[E.Expr], span: Span | None = None) -> E
     return E.Func(udf.name, tuple(args), udf.returns, span=span, udf=udf)
 
 
+def python_aggregate(udf: Any, arg: E.Expr | None, distinct: bool, span: Span | None) -> E.Agg:
+    """A call of an aggregate UDF: one argument of any type, no DISTINCT."""
+    if arg is None:
+        raise _fail(f"{udf.name.upper()}(*) is not allowed; only COUNT(*)", span)
+    if E.contains_agg(arg):
+        raise _fail("aggregate functions cannot be nested", span)
+    if distinct:
+        raise _fail(f"DISTINCT is supported in COUNT only, not in {udf.name.upper()}", span)
+    return E.Agg(udf.name, arg, udf.returns, False, span=span, udf=udf)
+
+
 def aggregate(name: str, arg: E.Expr | None, distinct: bool = False, span: Span | None = None) -> E.Agg:
     """An aggregate call; `arg` None is COUNT(*)."""
     func = lookup_aggregate(name)
+    if func is None and udfs.aggregate(name) is not None:
+        return python_aggregate(udfs.aggregate(name), arg, distinct, span)
     if func is None:
         raise _fail(f"unknown aggregate function '{name}'{did_you_mean(name.lower(), AGGREGATE_FUNCTIONS)}", span)
     if arg is None and func != "count":

@@ -24,6 +24,8 @@ class DataType(Enum):
     NULL = "NULL"
     # Internal only (no name a user can write): the exact partial sum of an AVG over integers.
     HUGEINT = "HUGEINT"
+    # Internal only: an aggregate UDF's partial state, pickled (stream_dsl/ir/udfs.py).
+    BINARY = "BINARY"
 
     def __repr__(self) -> str:
         return self.value
@@ -51,6 +53,7 @@ _TO_POLARS: dict[DataType, pl.DataType] = {
     DataType.INTERVAL: pl.Duration("ms"),
     DataType.NULL: pl.Null(),
     DataType.HUGEINT: pl.Int128(),
+    DataType.BINARY: pl.Binary(),
 }
 
 # Names a user may write in DDL or CAST, mapped to our types.

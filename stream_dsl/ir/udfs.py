@@ -126,7 +126,7 @@ def arity(fn: Callable[..., Any]) -> tuple[int, int | None]:
 
 def return_type(returns: Any, name: str) -> DataType:
     """A declared result type: an engine type name ('BIGINT', 'VARCHAR', ...), a DataType or a polars dtype."""
-    if isinstance(returns, DataType) and returns not in (DataType.NULL, DataType.HUGEINT):
+    if isinstance(returns, DataType) and returns not in (DataType.NULL, DataType.HUGEINT, DataType.BINARY):
         return returns
     if isinstance(returns, str):
         found = type_from_name(returns) or {"INTERVAL": DataType.INTERVAL}.get(returns.strip().upper())
