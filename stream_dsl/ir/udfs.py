@@ -106,10 +106,22 @@ def _restore(data: bytes, kind: str) -> PythonFunction | PythonAggregate:
 
 
 def _parameters(fn: Callable[..., Any]) -> str:
+    """`fn`'s parameters as written, annotations bare (`x: int`, even under `from __future__ import annotations`)."""
     try:
-        return ", ".join(str(p) for p in inspect.signature(fn).parameters.values())
+        params = inspect.signature(fn).parameters.values()
     except (TypeError, ValueError):
         return "..."
+    return ", ".join(_parameter(p) for p in params)
+
+
+def _parameter(p: inspect.Parameter) -> str:
+    text = {p.VAR_POSITIONAL: "*", p.VAR_KEYWORD: "**"}.get(p.kind, "") + p.name
+    if p.annotation is not p.empty:
+        ann = p.annotation
+        text += ": " + (ann if isinstance(ann, str) else getattr(ann, "__name__", repr(ann)))
+    if p.default is not p.empty:
+        text += f" = {p.default!r}"
+    return text
 
 
 def arity(fn: Callable[..., Any]) -> tuple[int, int | None]:
