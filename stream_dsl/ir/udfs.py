@@ -115,7 +115,8 @@ def _parameters(fn: Callable[..., Any]) -> str:
 
 
 def _parameter(p: inspect.Parameter) -> str:
-    text = {p.VAR_POSITIONAL: "*", p.VAR_KEYWORD: "**"}.get(p.kind, "") + p.name
+    stars = "*" if p.kind is p.VAR_POSITIONAL else "**" if p.kind is p.VAR_KEYWORD else ""
+    text = stars + p.name
     if p.annotation is not p.empty:
         ann = p.annotation
         text += ": " + (ann if isinstance(ann, str) else getattr(ann, "__name__", repr(ann)))
