@@ -405,7 +405,9 @@ def test_strict_mode_stops_the_query_naming_the_function_row_and_error(contexts,
     stream(ctx, "s", [pl.DataFrame({"x": [1, 2]}), pl.DataFrame({"x": [3, 0]})])
     with pytest.raises(ExecutionError) as info:
         ctx.sql("SELECT x, strict_inverse(x) AS i FROM s").collect()
-    assert 'function strict_inverse failed for the row {"x": 0}: ZeroDivisionError: division by zero' in str(info.value)
+    assert str(info.value).endswith(
+        'function strict_inverse failed for the row {"x": 0}: ZeroDivisionError: division by zero'
+    )
 
 
 def test_an_aggregate_udf_that_raises_stops_the_query():
@@ -414,7 +416,10 @@ def test_an_aggregate_udf_that_raises_stops_the_query():
         "fragile", lambda: 0, lambda s, x: s + 10 // x, lambda a, b: a + b, lambda s: s, returns="BIGINT"
     )
     stream(ctx, "s", [pl.DataFrame({"k": ["a", "a"], "x": [1, 0]})])
-    with pytest.raises(ExecutionError, match=r"aggregate fragile: update\(0, 0\) raised ZeroDivisionError"):
+    with pytest.raises(
+        ExecutionError,
+        match=r"^aggregate fragile: update\(10, 0\) raised ZeroDivisionError: integer division or modulo by zero$",
+    ):
         ctx.sql("SELECT k, fragile(x) FROM s GROUP BY k").collect()
 
 

@@ -39,7 +39,10 @@ _LOCK = threading.Lock()
 
 
 class UdfError(ExecutionError):
-    """A strict UDF raised (or returned a value of the wrong type) for a row."""
+    """A strict UDF raised (or returned a value of the wrong type) for a row; or an aggregate UDF raised."""
+
+    def __str__(self) -> str:  # without what polars appends when the error passes through its query
+        return super().__str__().split("\n\nThis error occurred")[0]
 
 
 def take_letters() -> list[DeadLetter]:
