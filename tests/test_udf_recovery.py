@@ -14,12 +14,13 @@ from __future__ import annotations
 import os
 import signal
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import pytest
 
 import recovery_script as R
 import stream_dsl as sd
+from stream_dsl.ir import udfs
 from test_recovery import HANG_GUARD_S, alive, assert_exact, finish, normalized, position, recovered, wait_until
 
 RATE, BATCHES = 3000, 120  # a smaller run than test_recovery's: 300 events per 100 ms batch
@@ -62,6 +63,14 @@ class Tally:
 
     def finish(self, state: int) -> int:
         return state
+
+
+@pytest.fixture(autouse=True)
+def forget_udfs() -> Iterator[None]:
+    """UDF names are global to the process (stream_dsl/ir/udfs.py): leave none behind for other tests."""
+    yield
+    udfs.unregister("is_view")
+    udfs.unregister("tally")
 
 
 @pytest.mark.parametrize("executor", ["drizzle", pytest.param("bsp", marks=pytest.mark.slow)])

@@ -91,7 +91,14 @@ def _register() -> None:
     register_aggregate("total", lambda: 0, lambda s, x: s + x, lambda a, b: a + b, lambda s: s, returns="BIGINT")
 
 
-_register()
+@pytest.fixture(autouse=True, scope="module")
+def registered() -> Iterator[None]:
+    """The module's UDFs, registered for its tests only: names are global to the process (udfs.py)."""
+    before = set(udfs.names())
+    _register()
+    yield
+    for name in set(udfs.names()) - before:
+        udfs.unregister(name)
 
 
 # ---------------------------------------------------------------- helpers
