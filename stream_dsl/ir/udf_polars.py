@@ -72,19 +72,20 @@ def _columns(batch: pl.Series, n: int) -> tuple[list[pl.Series], list[bool]]:
 
 def _run_rows(udf: PythonFunction, labels: tuple[str, ...], batch: pl.Series) -> pl.Series:
     columns, use = _columns(batch, len(labels))
-    values = [c.to_list() for c in columns]
+    rows = list(zip(*(c.to_list() for c in columns))) if columns else [()] * len(use)
+    fn, skip = udf.fn, udf.skip_nulls
     out: list[Any] = []
-    for row, used in enumerate(use):
-        args = [v[row] for v in values]
-        if not used or (udf.skip_nulls and any(a is None for a in args)):
-            out.append(None)
+    append = out.append
+    for used, args in zip(use, rows):
+        if not used or (skip and None in args):
+            append(None)
             continue
         try:
-            out.append(udf.fn(*args))
+            append(fn(*args))
         except Exception as exc:
-            _failed(udf, labels, args, f"{type(exc).__name__}: {exc}", exc)
-            out.append(None)
-    return _typed(udf, labels, out, [[v[row] for v in values] for row in range(len(use))], batch.name)
+            _failed(udf, labels, list(args), f"{type(exc).__name__}: {exc}", exc)
+            append(None)
+    return _typed(udf, labels, out, rows, batch.name)
 
 
 def _run_vectorized(udf: PythonFunction, labels: tuple[str, ...], batch: pl.Series) -> pl.Series:
@@ -133,7 +134,7 @@ def _row_by_row(udf: PythonFunction, labels: tuple[str, ...], columns: list[pl.S
 
 
 def _typed(
-    udf: PythonFunction, labels: tuple[str, ...], values: list[Any], args: list[list[Any]], name: str
+    udf: PythonFunction, labels: tuple[str, ...], values: list[Any], args: list[tuple[Any, ...]], name: str
 ) -> pl.Series:
     """The values as a Series of the declared type; a value that is not of it fails its row."""
     dtype = udf.returns.polars
@@ -148,7 +149,7 @@ def _typed(
             pl.Series("", [value], dtype=dtype, strict=True)
         except Exception:
             reason = f"returned {value!r} ({type(value).__name__}), not a {udf.returns.value}"
-            _failed(udf, labels, args[row], reason, None)
+            _failed(udf, labels, list(args[row]), reason, None)
             values[row] = None
     return pl.Series(name, values, dtype=dtype, strict=True)
 
