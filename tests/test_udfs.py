@@ -483,3 +483,18 @@ def test_registering_again_replaces_the_function_for_later_queries(tmp_path: Pat
     ctx.register_function("version", lambda x: 2, returns="BIGINT")
     assert first.collect().item() == 1  # bound before: keeps its function
     assert ctx.sql("SELECT version(x) AS v FROM s").collect().item() == 2
+
+
+def test_a_non_deterministic_value_is_computed_once_per_row_when_aggregates_move_below_a_join():
+    frame, batches = _many_rows()
+    ctx = sd.Context(executor="inline", workers=3)
+    stream(ctx, "s", batches)
+    draws = iter(range(1, 10**9, 7919))
+    ctx.register_function("draw", lambda x: next(draws) % 1000, returns="BIGINT", deterministic=False, skip_nulls=False)
+    ctx.from_polars(pl.DataFrame({"k": ["a", "b", "c"], "g": ["g1", "g1", "g2"]}), name="groups", static=True)
+    query = ctx.sql(
+        "SELECT g, sum(t) AS a, sum(t + 0) AS b FROM (SELECT g, draw(x) AS t FROM s JOIN groups USING (k)) GROUP BY g"
+    )
+    assert "two-phase" in query.explain()  # over the join: below it, draw(x) would be computed once per SUM
+    out = query.collect()
+    assert out.height == 2 and out.filter(pl.col("a") != pl.col("b")).height == 0
