@@ -150,6 +150,7 @@ class InlineQuery:
 
     def run(self, on_batch: OnBatch = None, should_stop: ShouldStop = None, *, idle_sleep: bool = False) -> None:
         """Run batches until the input ends, the LIMIT is reached or `should_stop()` says so."""
+        take_letters()  # UDF dead letters a failed query left behind are not this query's
         while not (should_stop and should_stop()) and not self.output.full:
             result = self.run_batch()
             if on_batch is not None:

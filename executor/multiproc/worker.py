@@ -144,6 +144,7 @@ class WorkerRunner:
         self.me = channel.worker
         self.setup = setup
         _install_connectors(setup)
+        take_letters()  # a warm worker: UDF dead letters a failed query left behind are not this query's
         self.output = CapturedOutput(setup.collect_changelog)
         self.runner = TaskRunner(setup.graph, self.output)
         self.runner.tables = {tid: decode(channel.unshare(handle)) for tid, handle in setup.tables.items()}
