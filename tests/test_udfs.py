@@ -498,3 +498,14 @@ def test_a_non_deterministic_value_is_computed_once_per_row_when_aggregates_move
     assert "two-phase" in query.explain()  # over the join: below it, draw(x) would be computed once per SUM
     out = query.collect()
     assert out.height == 2 and out.filter(pl.col("a") != pl.col("b")).height == 0
+
+
+@pytest.mark.parametrize("executor", ["inline", "drizzle"])
+def test_a_udf_of_constants_is_called_once_per_row(contexts, executor):
+    ctx = contexts[(executor, 1)]
+    counter = iter(range(10**6))
+    ctx.register_function("next_id", lambda: next(counter), returns="BIGINT", deterministic=False)
+    stream(ctx, "s", [pl.DataFrame({"x": [1, 2, 3]}), pl.DataFrame({"x": [4, 5]})])
+    ids = ctx.sql("SELECT x, next_id() AS i, score(1, 3.0) AS c FROM s").collect()
+    assert ids.get_column("i").n_unique() == 5  # a fresh value per row, not one per batch
+    assert ids.get_column("c").to_list() == [4.0] * 5

@@ -55,7 +55,9 @@ def take_letters() -> list[DeadLetter]:
 
 def compile_call(udf: PythonFunction, args: Sequence[pl.Expr], labels: Sequence[str]) -> pl.Expr:
     """The polars expression calling `udf` on `args` (`labels`: the arguments as query text, for messages)."""
-    use = pl.repeat(True, pl.len())  # one value per row even when every argument is a constant
+    # One call per row even when every argument is a constant (seq(), f(1)): polars would call a function of
+    # constants (a `repeat` included) once and broadcast the value; a column of row numbers it cannot.
+    use = pl.repeat(True, pl.len()) if any(a.meta.root_names() for a in args) else pl.int_range(pl.len()) >= 0
     for guard in GUARDS.get():
         use = use & guard.fill_null(False)
     fields = [a.alias(f"a{i}") for i, a in enumerate(args)] + [use.alias("use")]
