@@ -59,6 +59,7 @@ from executor.multiproc.shuffle import source_clock
 from optimizer.physical.stages import ShuffleWrite, Stage
 from stream_dsl.config import RunConfig
 from stream_dsl.connectors.base import DeadLetter, SourceBatch
+from stream_dsl.ir.udf_polars import take_letters
 
 OnBatch = Callable[[dict[str, Any]], None] | None
 ShouldStop = Callable[[], bool] | None
@@ -154,6 +155,7 @@ class InlineQuery:
 
     def run(self, on_batch: OnBatch = None, should_stop: ShouldStop = None, *, idle_sleep: bool = False) -> None:
         """Run batches until the input ends, the LIMIT is reached or `should_stop()` says so."""
+        take_letters()  # UDF dead letters a failed query left behind are not this query's
         while not (should_stop and should_stop()) and not self.output.full:
             result = self.run_batch()
             if on_batch is not None:
@@ -205,6 +207,9 @@ class InlineQuery:
         late, outputs, stage_rows, shuffled, changed = self._run_stages(inputs, step, facts)
         rows_out = self.output.emit(batch_id, outputs) + changed
         letters = [d for b in pulled for d in b.dead_letters]
+        udf_letters = take_letters()  # rows a Python UDF failed on (stream_dsl/ir/udf_polars.py)
+        self.dead_letters.extend(udf_letters)
+        letters += udf_letters
         self._after_output(batch_id, letters, facts.routed_late)
         checkpoint = self._checkpoint(batch_id) if self.checkpointing is not None else None
         self.batch_id += 1

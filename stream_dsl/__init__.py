@@ -75,6 +75,7 @@ _EXPORTS = {
         ),
         "stream_dsl.frame.aggregates",
     ),
+    "udf": "stream_dsl.frame.udf",
 }
 # SQL type names, and the polars-style names of the same types.
 _TYPES = {

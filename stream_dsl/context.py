@@ -253,6 +253,54 @@ class Context:
             {"column": list(schema.names), "type": types}, schema={"column": pl.String, "type": pl.String}
         )
 
+    # ------------------------------------------------------------ Python UDFs (docs/udfs.md)
+
+    def register_function(
+        self,
+        name: str,
+        fn: Any,
+        returns: Any,
+        *,
+        vectorized: bool = False,
+        deterministic: bool = True,
+        strict: bool = False,
+        skip_nulls: bool = True,
+    ) -> Any:
+        """Make `fn` the SQL function `name`: `fn(a, b)` per row, or `fn(Series, ...) -> Series` if `vectorized`.
+
+        `returns`: the result type ('BIGINT', 'DOUBLE', 'VARCHAR', a DataType or a polars dtype). A row whose
+        call raises gets NULL and goes to dead letters; `strict=True` stops the query instead. Returns a
+        caller for the dataframe API (`double(sd.col("x"))`, also `sd.udf(name)` and `ctx.functions.<name>`).
+        """
+        from stream_dsl.frame.udf import register_function
+
+        return register_function(
+            name,
+            fn,
+            returns,
+            vectorized=vectorized,
+            deterministic=deterministic,
+            strict=strict,
+            skip_nulls=skip_nulls,
+        )
+
+    def register_aggregate(
+        self, name: str, init: Any, update: Any = None, merge: Any = None, finish: Any = None, *, returns: Any
+    ) -> Any:
+        """An aggregate UDF of one argument: `init() -> state`, `update(state, x) -> state`,
+        `merge(state, state) -> state`, `finish(state) -> value`, or an object (class) with those four methods.
+        The state must be picklable: it is shuffled between workers and kept in checkpoints."""
+        from stream_dsl.frame.udf import register_aggregate
+
+        return register_aggregate(name, init, update, merge, finish, returns=returns)
+
+    @property
+    def functions(self) -> Any:
+        """The registered UDFs as attributes: `ctx.functions.score(sd.col("x"))`."""
+        from stream_dsl.frame.udf import Functions
+
+        return Functions()
+
     # ------------------------------------------------------------ the dataframe API
 
     def stream(self, name: str) -> Stream:

@@ -188,3 +188,30 @@ def test_shared_data_goes_into_the_object_store_once_and_messages_carry_a_handle
         assert len(pickle.dumps(handle)) < 100  # what each Setup message carries instead of the table
     finally:
         transport.abort()
+
+
+def test_python_udfs_reach_the_actors_once_per_query(ray_cluster):
+    """A scalar and an aggregate UDF (issue 23) travel in each actor's Setup: one serialization per worker."""
+    import polars as pl
+
+    import stream_dsl as sd
+    from stream_dsl.ir import udfs
+
+    def run(**options):
+        ctx = sd.Context(**options)
+        ctx.from_polars([pl.DataFrame({"k": ["a", "b"], "x": [i, i + 1]}) for i in range(12)], name="s")
+        ctx.register_function("ray_inverse", lambda x: 1 / x, returns="DOUBLE")
+        ctx.register_aggregate(
+            "ray_total", lambda: 0, lambda s, x: s + x, lambda a, b: a + b, lambda s: s, returns="BIGINT"
+        )
+        return ctx.sql("SELECT k, ray_total(x) AS t, max(ray_inverse(x)) AS m FROM s GROUP BY k").collect().sort("k")
+
+    try:
+        expected = run(executor="inline", workers=1)
+        udfs.SERIALIZED.clear()
+        got = run(executor="drizzle", workers=2, group_size=3, transport="ray", ray_address=ray_cluster.address)
+        assert got.equals(expected)
+        assert dict(udfs.SERIALIZED) == {"ray_inverse": 2, "ray_total": 2}
+    finally:
+        udfs.unregister("ray_inverse")
+        udfs.unregister("ray_total")

@@ -101,6 +101,7 @@ from executor.multiproc.scheduler import (
 )
 from executor.multiproc.shuffle import Inbox, MapOutput, decode, encode, route, source_clock
 from optimizer.physical.stages import OutputWrite, ScanOp, ShuffleWrite, Stage
+from stream_dsl.ir.udf_polars import take_letters
 from stream_dsl.connectors.base import commit_source
 from stream_dsl.errors import ExecutionError
 
@@ -144,6 +145,7 @@ class WorkerRunner:
         self.me = channel.worker
         self.setup = setup
         _install_connectors(setup)
+        take_letters()  # a warm worker: UDF dead letters a failed query left behind are not this query's
         self.output = CapturedOutput(setup.collect_changelog)
         self.runner = TaskRunner(setup.graph, self.output)
         self.runner.tables = {tid: decode(channel.unshare(handle)) for tid, handle in setup.tables.items()}
@@ -298,6 +300,7 @@ class WorkerRunner:
         if not skipped:
             result, late = self.runner.run(stage, key.partition, frame, step, stats.facts)
             stats.late_rows += late
+            stats.dead_letters.extend(take_letters())  # rows a Python UDF failed on (stream_dsl/ir/udf_polars.py)
             if result is not None and isinstance(stage.terminal, ShuffleWrite):
                 stats.shuffled.append(kernels.shuffle_counts(stage.id, key.partition, result))
         finished = time.time()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import polars as pl
 
 from executor.state import aggregate_more as more
+from executor.state import udf_aggregates
 from optimizer.physical.stages import AggSpec
 from stream_dsl.ir.aggregates_more import is_more
 from stream_dsl.ir import column_names as names
@@ -32,6 +33,9 @@ def batch_partials(aggs: tuple[AggSpec, ...]) -> list[pl.Expr]:
         x = pl.col(spec.arg) if spec.arg is not None else None
         if is_more(spec.func):
             out += more.batch_partial(i, spec)
+        elif spec.udf is not None:  # an aggregate UDF (udf_aggregates.py)
+            assert x is not None  # an aggregate UDF takes one argument
+            out.append(udf_aggregates.batch_partial(spec.udf, x).alias(names.udf_state_col(i)))
         elif spec.func == "count":
             if not spec.distinct:
                 out.append((pl.len() if x is None else x.count()).cast(pl.Int64).alias(names.count_col(i)))
@@ -60,6 +64,9 @@ def row_partials(aggs: tuple[AggSpec, ...]) -> list[pl.Expr]:
         x = pl.col(spec.arg) if spec.arg is not None else None
         if is_more(spec.func):
             out += more.row_partial(i, spec)
+        elif spec.udf is not None:  # an aggregate UDF (udf_aggregates.py)
+            assert x is not None  # an aggregate UDF takes one argument
+            out.append(udf_aggregates.row_partial(spec.udf, x).alias(names.udf_state_col(i)))
         elif spec.func == "count":
             if not spec.distinct:
                 value = pl.lit(1, dtype=pl.Int64) if x is None else x.is_not_null().cast(pl.Int64)
@@ -82,6 +89,10 @@ def merge_partials(aggs: tuple[AggSpec, ...]) -> list[pl.Expr]:
     for i, spec in enumerate(aggs):
         if is_more(spec.func):
             out += more.merge(i, spec)
+            continue
+        if spec.udf is not None:  # an aggregate UDF (udf_aggregates.py)
+            name = names.udf_state_col(i)
+            out.append(udf_aggregates.merge(spec.udf, pl.col(name)).alias(name))
             continue
         for name, how in _partial_names(i, spec):
             integer_sum = name == names.sum_col(i) and _sum_type(spec) == pl.Int64
@@ -108,6 +119,8 @@ def final_value(i: int, spec: AggSpec) -> pl.Expr:
     """Aggregate `i`'s output value from its state columns (SQL NULLs: no non-null values is NULL, COUNT 0)."""
     if is_more(spec.func):
         return more.final_value(i, spec)
+    if spec.udf is not None:  # an aggregate UDF (udf_aggregates.py)
+        return udf_aggregates.final(spec.udf, pl.col(names.udf_state_col(i)))
     if spec.func == "count":
         return pl.col(names.distinct_count_col(i)).fill_null(0) if spec.distinct else pl.col(names.count_col(i))
     total, nonnull = pl.col(names.sum_col(i)), pl.col(names.nonnull_col(i))

@@ -156,6 +156,8 @@ class AggregateState:
         self._distinct_aggs = [(i, a) for i, a in enumerate(op.aggs) if a.func == "count" and a.distinct]
         self._empty = pl.DataFrame(schema=op.output.to_polars())
         self.fused = not self._distinct_aggs and (op.window is None or op.window.kind != "session")
+        # an aggregate UDF folds a batch's values per group, not one pickled state per row (udf_aggregates.py)
+        self.fused = self.fused and not any(a.udf is not None for a in op.aggs)
         self.small: SmallAggregate | None = None  # the state while it lives in a Python dict (`state_small`)
         self._may_be_small = self.fused
         self.emits_rows = False  # the small state may emit a RowsPart (for a worker that sends rows on)

@@ -58,8 +58,8 @@ def supported(op: AggregateOp, schema: pl.Schema) -> bool:
         return False
     if any(is_more(a.func) for a in op.aggs):  # list and variance states live in polars only
         return False
-    if any(a.func == "count" and a.distinct for a in op.aggs):
-        return False
+    if any(a.func == "count" and a.distinct for a in op.aggs) or any(a.udf is not None for a in op.aggs):
+        return False  # an aggregate UDF's state is pickled bytes: the polars state keeps it
     keys = list(op.keys) + ([WS, WE] if op.final and window is not None else [])
     if window is not None and not op.final:
         time = schema.get(TIME_COLUMN)

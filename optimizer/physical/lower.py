@@ -299,7 +299,11 @@ class _Lowering:
             if agg.arg is not None:
                 arg = arg_column(i)
                 pre.append(NamedExpr(arg, _timed(agg.arg, node.window)))
-            specs.append(AggSpec(named.name, agg.func, arg, agg.dtype, agg.distinct, _arg_type(agg), *_more(agg, pre)))
+            specs.append(
+                AggSpec(
+                    named.name, agg.func, arg, agg.dtype, agg.distinct, _arg_type(agg), *_more(agg, pre), udf=agg.udf
+                )
+            )
         if not pre:
             # COUNT(*) alone: a frame of no columns has no rows, so keep one input column to count.
             first = node.input.schema.fields[0]
@@ -345,7 +349,11 @@ class _Lowering:
             elif agg.arg is not None:
                 arg = arg_column(i)
                 pre.append(NamedExpr(arg, _timed(agg.arg, node.window)))
-            specs.append(AggSpec(named.name, agg.func, arg, agg.dtype, agg.distinct, _arg_type(agg), *_more(agg, pre)))
+            specs.append(
+                AggSpec(
+                    named.name, agg.func, arg, agg.dtype, agg.distinct, _arg_type(agg), *_more(agg, pre), udf=agg.udf
+                )
+            )
         if not pre:  # COUNT(*) alone: keep one input column, so the frame keeps its rows
             first = node.input.schema.fields[0]
             pre.append(NamedExpr(ROW_COLUMN, Column(first.name, first.dtype)))
@@ -375,6 +383,7 @@ class _Lowering:
                     agg.distinct,
                     _arg_type(agg),
                     agg.param,
+                    udf=agg.udf,
                 )
             )
         emit = EMIT_CHANGES if node.window is None else node.emit

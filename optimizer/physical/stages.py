@@ -11,7 +11,7 @@ multiprocess executor ships stages to worker processes once per query.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Union
+from typing import Any, Union
 
 # Column names the executor adds between stages (re-exported here, where the operators that use them live).
 from stream_dsl.ir.column_names import (  # noqa: F401
@@ -207,6 +207,7 @@ class AggSpec:
     arg_dtype: DataType | None = None  # the argument's type before the cast to `dtype` (an AVG's sum type)
     param: float | str | None = None  # a constant second argument (`ir.aggregates_more`)
     time: str | None = None  # the event-time column FIRST_VALUE & co. sort by; None: arrival (a final: state's times)
+    udf: Any = None  # an aggregate UDF (stream_dsl/ir/udfs.py; executor/state/udf_aggregates.py)
 
     def describe(self) -> str:
         inner = "*" if self.arg is None else ("DISTINCT " if self.distinct else "") + self.arg
@@ -216,13 +217,15 @@ class AggSpec:
 
     def state_columns(self, i: int) -> tuple[str, ...]:
         """The partial state columns of this aggregate as number `i` (see `ir.partial_state.state_fields`)."""
-        return tuple(f.name for f in state_fields(i, self.func, self.dtype, self.distinct, self.arg_dtype))
+        return tuple(f.name for f in state_fields(i, self.func, self.dtype, self.distinct, self.arg_dtype, self.udf))
 
     def describe_merge(self, i: int) -> str:
         """How a final aggregate merges this one's partial state columns."""
         columns = self.state_columns(i)
         if is_more(self.func):
             merge = describe_more_merge(self.func, columns)
+        elif self.udf is not None:
+            merge = f"{self.func}.merge({columns[0]})"
         elif self.distinct:
             merge = f"count(DISTINCT {PARTIAL_DISTINCT})"
         elif self.func == "count":

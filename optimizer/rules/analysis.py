@@ -28,7 +28,14 @@ TRUE = E.Literal(True, DataType.BOOLEAN)
 
 def is_deterministic(e: E.Expr) -> bool:
     """Whether `e` gives the same value every time it sees the same row (so it may move or repeat)."""
-    return not any(isinstance(n, E.Func) and n.name in NONDETERMINISTIC_FUNCTIONS for n in E.walk(e))
+    return not any(
+        isinstance(n, E.Func) and (n.name in NONDETERMINISTIC_FUNCTIONS or _random_udf(n)) for n in E.walk(e)
+    )
+
+
+def _random_udf(f: E.Func) -> bool:
+    """A Python UDF registered with deterministic=False (stream_dsl/ir/udfs.py)."""
+    return f.udf is not None and not f.udf.deterministic
 
 
 def is_true(e: E.Expr) -> bool:

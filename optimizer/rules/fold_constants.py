@@ -113,7 +113,9 @@ def _simplify(e: E.Expr) -> E.Expr:
     if isinstance(e, (E.Literal, E.Column, E.Agg)):
         return e
     children = E.children(e)
-    if all(isinstance(c, E.Literal) for c in children) and is_deterministic(e):
+    # A Python UDF is never called at plan time: it runs with the query, where its failures become dead letters.
+    python = isinstance(e, E.Func) and e.udf is not None
+    if all(isinstance(c, E.Literal) for c in children) and is_deterministic(e) and not python:
         value = _evaluate(e)
         if value is not _FAILED:
             return E.Literal(value, e.dtype, span=e.span)

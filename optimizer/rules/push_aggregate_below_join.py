@@ -68,7 +68,7 @@ from stream_dsl.ir.partial_state import distinct_argument
 from stream_dsl.ir.plan import FinalAggregate, Join, PartialAggregate, Plan, Project, is_streaming
 
 from optimizer.cost import DEFAULT_MODEL, CostModel, estimate
-from optimizer.rules.analysis import transform_up
+from optimizer.rules.analysis import is_deterministic, transform_up
 
 
 def push_aggregate_below_join(plan: Plan, model: CostModel = DEFAULT_MODEL) -> Plan:
@@ -152,8 +152,8 @@ def _below(partial: PartialAggregate, join: Join) -> PartialAggregate | None:
 def _through_project(partial: PartialAggregate) -> PartialAggregate:
     """A partial over a Project, rewritten to read the Project's input (when its window column is plain)."""
     project = partial.input
-    if not isinstance(project, Project):
-        return partial
+    if not isinstance(project, Project) or not all(is_deterministic(n.expr) for n in project.exprs):
+        return partial  # a non-deterministic value (a UDF's) inlined twice would be computed twice
     by_name = {n.name: n.expr for n in project.exprs}
     window = partial.window
     if window is not None:

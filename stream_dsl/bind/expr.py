@@ -20,7 +20,7 @@ from stream_dsl.bind import typecheck as tc
 from stream_dsl.bind.scope import Scope
 from stream_dsl.ir.column_names import is_reserved, reserved_message
 from stream_dsl.errors import BindError, Span
-from stream_dsl.ir.functions import WINDOW_FUNCTIONS, lookup_aggregate
+from stream_dsl.ir.functions import WINDOW_FUNCTIONS, lookup_aggregate, lookup_scalar
 from stream_dsl.ir.types import DataType, TYPE_NAMES, type_from_name
 
 
@@ -55,7 +55,16 @@ def ast_walk(node: object) -> Iterator[object]:
 
 
 def is_aggregate_call(node: object) -> bool:
-    return isinstance(node, ast.FuncCall) and lookup_aggregate(node.name) is not None
+    return isinstance(node, ast.FuncCall) and (
+        lookup_aggregate(node.name) is not None or is_python_aggregate(node.name)
+    )
+
+
+def is_python_aggregate(name: str) -> bool:
+    """A registered aggregate UDF (stream_dsl/ir/udfs.py) that is not a built-in's name."""
+    from stream_dsl.ir import udfs
+
+    return lookup_scalar(name) is None and udfs.aggregate(name) is not None
 
 
 def is_window_call(node: object) -> TypeGuard[ast.FuncCall]:

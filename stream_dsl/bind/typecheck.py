@@ -16,6 +16,7 @@ from stream_dsl.ir import expr as E
 from stream_dsl.errors import BindError, Span, did_you_mean
 from stream_dsl.ir.aggregates_more import MORE_AGGREGATES, MoreAggregate
 from stream_dsl.ir.functions import AGGREGATE_FUNCTIONS, known_function_names, lookup_aggregate, lookup_scalar
+from stream_dsl.ir import udfs
 from stream_dsl.ir.functions_time import FIELDS
 from stream_dsl.ir.types import DataType, common_numeric, common_type, comparable
 
@@ -228,10 +229,13 @@ _KIND_OK = {
 def function(name: str, args: list[E.Expr], span: Span | None = None) -> E.Expr:
     """A scalar function call by any of its names."""
     fn = lookup_scalar(name)
+    if fn is None and udfs.scalar(name) is not None:
+        return python_function(udfs.scalar(name), args, span)
     if fn is None:
-        if lookup_aggregate(name):
+        if lookup_aggregate(name) or udfs.aggregate(name):
             raise _fail(f"aggregate function {name.upper()} is not allowed here", span)
-        raise _fail(f"unknown function '{name}'{did_you_mean(name.lower(), known_function_names())}", span)
+        known = known_function_names() + udfs.names()
+        raise _fail(f"unknown function '{name}'{did_you_mean(name.lower(), known)}", span)
     if not fn.accepts(len(args)):
         raise _fail(f"function {fn.name} does not take {len(args)} argument(s)", span)
     for i, arg in enumerate(args):
@@ -249,6 +253,27 @@ def function(name: str, args: list[E.Expr], span: Span | None = None) -> E.Expr:
     if fn.name == "date_add":
         return binary("+", args[0], args[1], span)
     return E.Func(fn.name, tuple(args), fn.returns([a.dtype for a in args]), span=span)
+
+
+def python_function(udf: Any, args: list[E.Expr], span: Span | None = None) -> E.Expr:
+    """A call of a Python UDF (`stream_dsl.ir.udfs`): any argument types, the number its function takes."""
+    if not udf.accepts(len(args)):
+        wanted = str(udf.min_args) if udf.max_args == udf.min_args else f"{udf.min_args} or more"
+        if udf.max_args is not None and udf.max_args != udf.min_args:
+            wanted = f"{udf.min_args} to {udf.max_args}"
+        raise _fail(f"function {udf.name} takes {wanted} argument(s), got {len(args)}", span)
+    return E.Func(udf.name, tuple(args), udf.returns, span=span, udf=udf)
+
+
+def python_aggregate(udf: Any, arg: E.Expr | None, distinct: bool, span: Span | None) -> E.Agg:
+    """A call of an aggregate UDF: one argument of any type, no DISTINCT."""
+    if arg is None:
+        raise _fail(f"{udf.name.upper()}(*) is not allowed; only COUNT(*)", span)
+    if E.contains_agg(arg):
+        raise _fail("aggregate functions cannot be nested", span)
+    if distinct:
+        raise _fail(f"DISTINCT is supported in COUNT only, not in {udf.name.upper()}", span)
+    return E.Agg(udf.name, arg, udf.returns, False, span=span, udf=udf)
 
 
 def aggregate_arity(name: str) -> tuple[int, int]:
@@ -269,6 +294,8 @@ def aggregate(
 ) -> E.Agg:
     """An aggregate call; `arg` None is COUNT(*); `params`: the constant arguments after the first."""
     func = lookup_aggregate(name)
+    if func is None and udfs.aggregate(name) is not None:
+        return python_aggregate(udfs.aggregate(name), arg, distinct, span)
     if func in MORE_AGGREGATES and arg is not None:
         return more_aggregate(MORE_AGGREGATES[func], arg, distinct, span, params or [])
     if func is None:

@@ -24,6 +24,10 @@ only written when the option is set, so reading data leaves no files behind.
 
 Dead letters of a batch are written before the batch commits its sources
 (see `base.commit_source`), so a bad record is never acknowledged unseen.
+
+A row a Python UDF failed on is a dead letter too, with the source
+'udf:<name>' (stream_dsl/ir/udf_polars.py); it goes to the target of the
+query's first source that has one (docs/udfs.md).
 """
 
 from __future__ import annotations
@@ -130,6 +134,8 @@ class DeadLetterRouter:
         grouped: dict[int, tuple[Target, list[DeadLetter]]] = {}
         for letter in letters:
             target = self.targets.get(letter.source)
+            if target is None and letter.source.startswith("udf:"):  # a Python UDF's: the first source's target
+                target = next(iter(self.targets.values()), None)
             if target is None:
                 continue
             grouped.setdefault(id(target), (target, []))[1].append(letter)

@@ -65,6 +65,11 @@ def extreme_col(func: str, i: int) -> str:
     return f"__sd_{func}{i}"
 
 
+def udf_state_col(i: int) -> str:
+    """Aggregate UDF number `i`: its state, pickled (stream_dsl/ir/udfs.py)."""
+    return f"__sd_u{i}"
+
+
 def distinct_count_col(i: int) -> str:
     """COUNT(DISTINCT x) number `i`: the size of the group's value set, computed when the group is emitted."""
     return f"__sd_d{i}"

@@ -116,6 +116,7 @@ class Func:
     args: tuple["Expr", ...]
     dtype: DataType
     span: Span | None = _SPAN
+    udf: Any = None  # a Python UDF (`stream_dsl.ir.udfs.PythonFunction`): the plan carries it to the workers
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,6 +129,7 @@ class Agg:
     distinct: bool = False
     span: Span | None = _SPAN
     param: float | str | None = None  # a constant second argument: APPROX_PERCENTILE's p, STRING_AGG's separator
+    udf: Any = None  # an aggregate UDF (`stream_dsl.ir.udfs.PythonAggregate`), `func` its name
 
 
 Expr = Union[Column, Literal, Binary, Unary, Cast, Case, InList, Like, IsNull, Func, Agg]

@@ -7,6 +7,7 @@ function is listed exactly when the binder accepts its name.
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 
 import polars as pl
@@ -35,6 +36,7 @@ class FunctionDoc:
     nulls: str = ""
     alias_of: str | None = None
     state: str = ""  # an aggregate's state per group, and how it splits into two phases
+    docstring: str = ""  # a Python UDF's docstring, whole (DESCRIBE FUNCTION)
 
 
 _AGGREGATES = {
@@ -110,7 +112,31 @@ def all_docs() -> list[FunctionDoc]:
         )
     assert set(AGGREGATE_FUNCTIONS) == set(_AGGREGATES) | set(MORE_AGGREGATES)
     assert set(WINDOW_FUNCTIONS) == set(_WINDOWS)
-    return sorted(docs, key=lambda d: d.name)
+    return sorted(docs + python_docs(), key=lambda d: d.name)
+
+
+def python_docs() -> list[FunctionDoc]:
+    """The registered Python UDFs (`stream_dsl.ir.udfs`), of kind 'python scalar' or 'python aggregate'."""
+    from stream_dsl.ir import udfs
+
+    docs = []
+    for fn in udfs.scalars():
+        how = "vectorized over polars Series" if fn.vectorized else "called once per row"
+        flags = "" if fn.deterministic else ", not deterministic"
+        text = _first_line(fn.doc) or f"Python function {fn.name}"
+        nulls = "NULL if any argument is NULL (not called)" if fn.skip_nulls and not fn.vectorized else "as fn does"
+        docs.append(
+            FunctionDoc(fn.name, "python scalar", fn.signature, f"{text} ({how}{flags})", "", nulls, docstring=fn.doc)
+        )
+    for agg in udfs.aggregates():
+        text = _first_line(agg.doc) or f"Python aggregate {agg.name}"
+        nulls = "NULLs skipped (update not called)" if agg.skip_nulls else "update sees NULLs"
+        docs.append(FunctionDoc(agg.name, "python aggregate", agg.signature, text, "", nulls, docstring=agg.doc))
+    return docs
+
+
+def _first_line(doc: str) -> str:
+    return doc.strip().splitlines()[0].strip() if doc.strip() else ""
 
 
 def find(name: str) -> FunctionDoc | None:
@@ -147,6 +173,8 @@ def describe_function(name: str) -> pl.DataFrame:
         rows.append(("state", doc.state))
     if doc.alias_of:
         rows.append(("alias of", doc.alias_of))
+    if doc.kind.startswith("python"):
+        rows.append(("docstring", inspect.cleandoc(doc.docstring)))
     return pl.DataFrame(
         {"property": [r[0] for r in rows], "value": [r[1] for r in rows]},
         schema={"property": pl.String, "value": pl.String},

@@ -401,3 +401,8 @@ def known_function_names() -> list[str]:
         | set(AGGREGATE_ALIASES)
         | set(WINDOW_FUNCTIONS)
     )
+
+
+def known_builtin(name: str) -> bool:
+    """Whether `name` is a built-in function (or an alias, or a window) of any kind."""
+    return name.lower() in set(known_function_names())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from stream_dsl.errors import PlanError
 from stream_dsl.ir.aggregates_more import is_more, state_fields as more_state_fields
-from stream_dsl.ir.column_names import count_col, extreme_col, nonnull_col, sum_col
+from stream_dsl.ir.column_names import count_col, extreme_col, nonnull_col, sum_col, udf_state_col
 from stream_dsl.ir.expr import Agg, Expr, NamedExpr
 from stream_dsl.ir.types import DataType, Field
 
@@ -12,7 +12,7 @@ from stream_dsl.ir.types import DataType, Field
 
 
 def state_fields(
-    i: int, func: str, dtype: DataType, distinct: bool = False, arg_dtype: DataType | None = None
+    i: int, func: str, dtype: DataType, distinct: bool = False, arg_dtype: DataType | None = None, udf: object = None
 ) -> tuple[Field, ...]:
     """The partial state columns of aggregate number `i` (`func` producing `dtype`), named by position.
 
@@ -20,7 +20,10 @@ def state_fields(
     `nonnull_col(i)` (so a SUM of only NULLs stays NULL); MIN, MAX:
     `extreme_col(func, i)`; COUNT(DISTINCT x): none (x is a partial group column).
     These are the names `executor/state.py` keeps its per-group state in.
+    An aggregate UDF (`udf`): its pickled state, `udf_state_col(i)` (BINARY).
     """
+    if udf is not None:
+        return (Field(udf_state_col(i), DataType.BINARY),)
     if is_more(func):
         return more_state_fields(i, func, dtype, arg_dtype)
     if func == "count":
@@ -51,7 +54,7 @@ def partial_state_fields(aggs: tuple[NamedExpr, ...]) -> tuple[Field, ...]:
         agg = named.expr
         assert isinstance(agg, Agg)
         arg_dtype = agg.arg.dtype if agg.arg is not None else None
-        fields += state_fields(i, agg.func, agg.dtype, agg.distinct, arg_dtype)
+        fields += state_fields(i, agg.func, agg.dtype, agg.distinct, arg_dtype, agg.udf)
     return tuple(fields)
 
 

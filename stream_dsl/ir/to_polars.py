@@ -171,7 +171,7 @@ def can_fail(e: E.Expr) -> bool:
                 return True
         if isinstance(node, E.Unary) and node.op == "-" and node.dtype.is_integer:
             return True
-        if isinstance(node, E.Func) and node.name in _FUNCTIONS_THAT_RAISE:
+        if isinstance(node, E.Func) and (node.name in _FUNCTIONS_THAT_RAISE or node.udf is not None):
             return True
     return False
 
@@ -448,6 +448,10 @@ def like_to_regex(pattern: str) -> str:
 
 @_compile.register
 def _(e: E.Func) -> pl.Expr:
+    if e.udf is not None:  # a Python UDF (stream_dsl/ir/udf_polars.py)
+        from stream_dsl.ir.udf_polars import compile_call
+
+        return compile_call(e.udf, [_compile(a) for a in e.args], [E.render(a) for a in e.args])
     fn = SCALAR_FUNCTIONS[e.name]
     if e.name in ("greatest", "least") and e.dtype is T.DOUBLE:
         return _nan_extreme(e.name, [_compile(a).cast(pl.Float64) for a in e.args])

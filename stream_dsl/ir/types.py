@@ -34,6 +34,8 @@ class DataType(Enum):
     LIST_TIMESTAMP = "TIMESTAMP[]"
     LIST_INTERVAL = "INTERVAL[]"
     LIST_NULL = "NULL[]"
+    # Internal only: an aggregate UDF's partial state, pickled (stream_dsl/ir/udfs.py).
+    BINARY = "BINARY"
 
     def __repr__(self) -> str:
         return self.value
@@ -79,6 +81,7 @@ _TO_POLARS: dict[DataType, pl.DataType] = {
     DataType.INTERVAL: pl.Duration("ms"),
     DataType.NULL: pl.Null(),
     DataType.HUGEINT: pl.Int128(),
+    DataType.BINARY: pl.Binary(),
 }
 _TO_POLARS |= {t: pl.List(t.element.polars) for t in DataType if t.is_list}
 
