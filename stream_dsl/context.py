@@ -124,6 +124,10 @@ class Context:
         Per-rule switches: `{"push_down_predicates": False}` turns that rule
         off (`optimizer.rules.RULE_NAMES` lists them). Results never change,
         only the plan; `SET optimizer.<rule> = 'false'` does the same.
+    check_files : bool
+        CREATE of a bounded files source checks that its path names files and
+        that its format reads the first one (the default). False binds and
+        plans scripts whose data is elsewhere (on the cluster, written later).
 
     Examples
     --------
@@ -147,6 +151,7 @@ class Context:
         ray_address: str | None = None,
         metrics_port: int | None = None,
         state_ttl: str | int | dt.timedelta | None = None,
+        check_files: bool = True,
     ) -> None:
         self.config = RunConfig(
             workers=workers,
@@ -164,7 +169,7 @@ class Context:
             metrics_port=metrics_port,
             state_ttl_ms=None if state_ttl is None else to_duration_ms(state_ttl, "state_ttl"),
         )
-        self.catalog = Catalog()
+        self.catalog = Catalog(check_files=check_files)
         self._queries = Queries()
         self._pool: Any = None  # the warm worker processes (`_worker_pool`)
         self._queries.serve_metrics(self.config.metrics_port)

@@ -254,11 +254,11 @@ def _bind(s: ast.Statement, catalog: Catalog, text: str | None = None) -> BoundS
         return BoundExplain(inner, s.analyze)
     if isinstance(s, ast.CreateSource):
         source = _source_def(s, text)
-        check_source(source, s, text)  # connector options, path and format, positioned (bind/create_check.py)
+        check_source(source, s, text, files=catalog.check_files)  # options, path, format (bind/create_check.py)
         return BoundCreateSource(source, s.or_replace, s.if_not_exists)
     if isinstance(s, ast.CreateSink):
         sink = SinkDef(s.name, _options(s.options, s))
-        check_sink(sink, s, text)
+        check_sink(sink, s, text, files=catalog.check_files)
         return BoundCreateSink(sink, s.or_replace, s.if_not_exists)
     if isinstance(s, ast.CreateView):
         return BoundCreateView(s.name, bind_query(s.query, env), s.or_replace)

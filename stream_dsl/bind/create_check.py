@@ -31,16 +31,19 @@ from stream_dsl.sql import ast
 Node = ast.CreateSource | ast.CreateSink
 
 
-def check_source(definition: SourceDef, node: ast.CreateSource, text: str | None) -> None:
-    """BindError at the option at fault when the stream's or table's options do not suit its connector."""
-    _check(definition, "table" if definition.kind == "table" else "source", node, text)
+def check_source(definition: SourceDef, node: ast.CreateSource, text: str | None, *, files: bool = True) -> None:
+    """BindError at the option at fault when the stream's or table's options do not suit its connector.
+
+    `files`: run the connector's own checks too (they read its path; `Context(check_files=False)` skips them).
+    """
+    _check(definition, "table" if definition.kind == "table" else "source", node, text, files)
 
 
-def check_sink(definition: SinkDef, node: ast.CreateSink, text: str | None) -> None:
-    _check(definition, "sink", node, text)
+def check_sink(definition: SinkDef, node: ast.CreateSink, text: str | None, *, files: bool = True) -> None:
+    _check(definition, "sink", node, text, files)
 
 
-def _check(definition: SourceDef | SinkDef, role: str, node: Node, text: str | None) -> None:
+def _check(definition: SourceDef | SinkDef, role: str, node: Node, text: str | None, files: bool) -> None:
     name = definition.option("connector")
     if name is None:
         return  # a definition for planning only (the executor refuses to read it)
@@ -63,7 +66,7 @@ def _check(definition: SourceDef | SinkDef, role: str, node: Node, text: str | N
         return
     try:
         check_options(definition.options, specs, what=what)
-        hook = getattr(module, "check_at_create", None)
+        hook = getattr(module, "check_at_create", None) if files else None
         if hook is not None:
             hook(definition, role)
     except OptionError as e:
