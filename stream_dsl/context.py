@@ -40,7 +40,7 @@ from stream_dsl.bind.binder import (
 )
 from stream_dsl.catalog import Catalog
 from stream_dsl.config import RunConfig
-from stream_dsl.frame.io import option_pairs, schema_of, source_definition, sql_type, watermark_of
+from stream_dsl.frame.io import schema_of, source_definition, sql_type, watermark_of
 from stream_dsl.queries import Queries
 from stream_dsl.frame.stream import Stream, Table, wrap
 from stream_dsl.frame.expr import to_duration_ms
@@ -50,7 +50,7 @@ from stream_dsl.ir.function_docs import describe_function, show_functions
 from stream_dsl.sql.parser import parse
 from stream_dsl.ir.definitions import SourceDef
 from stream_dsl.ir.plan import Plan, Scan, is_streaming, render_plan
-from stream_dsl.ir.types import DataType, Field, Schema, type_from_polars
+from stream_dsl.ir.types import Field, Schema, type_from_polars
 
 __all__ = ["Context"]
 
@@ -391,15 +391,10 @@ class Context:
         >>> sd.Context(executor="inline").read_files(folder).collect()["n"].to_list()
         [1, 2]
         """
-        from stream_dsl.connectors.files import FileOptions, infer_schema
-
         settings = {"connector": "files", "path": path, "format": format, "watch": watch or None, **options}
         label = name or "files"
-        if schema is None:
-            probe = SourceDef(label, "stream", Schema((Field("_", DataType.STRING),)), option_pairs(settings))
-            schema = infer_schema(probe)
+        # without a schema, binding infers the columns from the first file, as CREATE STREAM without columns does
         definition = self._source(label, schema, settings, table, watermark, watermark_delay, name is not None)
-        FileOptions.parse(definition)  # a misspelled option fails here, not when the query runs
         return wrap(self, Scan(definition))
 
     def read_redis(
@@ -439,7 +434,7 @@ class Context:
     def _source(
         self,
         name: str,
-        schema: Mapping[str, Any],
+        schema: Mapping[str, Any] | None,
         options: Mapping[str, Any],
         table: bool,
         watermark: str | None,
@@ -450,7 +445,7 @@ class Context:
         definition = source_definition(
             self.catalog,
             name,
-            schema_of(schema),
+            None if schema is None else schema_of(schema),
             options,
             kind="table" if table else "stream",
             watermark=watermark,

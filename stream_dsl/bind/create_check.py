@@ -116,7 +116,7 @@ def infer_fields(node: ast.CreateSource, options: tuple[tuple[str, str], ...], t
     try:
         found: dict[str, pl.DataType] = infer_schema(probe)
     except ConnectorError as e:
-        raise _error(str(e).replace("; pass schema=", ""), "path", True, node, text) from None
+        raise _error(str(e).replace("; pass schema=", "; declare the columns"), "path", True, node, text) from None
     fields: list[Field] = []
     lacking: list[str] = []
     for column, dtype in found.items():
