@@ -49,7 +49,7 @@ def _check(definition: SourceDef | SinkDef, role: str, node: Node, text: str | N
         return  # a definition for planning only (the executor refuses to read it)
     what = f"{'stream' if role == 'source' else role} '{definition.name}'"
     if name.lower() not in CONNECTORS:
-        known = sorted(CONNECTORS)
+        known = sorted(n for n in CONNECTORS if n != "one_row")  # one_row: SELECT without FROM's, internal
         raise _error(
             f"unknown connector '{name}'{did_you_mean(name, known)}; known connectors: {', '.join(known)}",
             "connector",

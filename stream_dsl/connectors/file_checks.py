@@ -35,7 +35,8 @@ def check_source_files(definition: SourceDef) -> None:
     try:
         found = list_files(options, what, allow_missing=not bounded)
     except ConnectorError as e:
-        hint = "; a stream with watch = 'true' may name a directory that does not exist yet" if bounded else ""
+        hint = "; a stream with watch = 'true' may name a directory that does not exist yet"
+        hint = hint if definition.kind == "stream" else ""
         raise OptionError(f"{e}{hint}", "path", at_value=True) from None
     if not found:
         return

@@ -52,7 +52,7 @@ class Option:
     def type_text(self) -> str:
         """The type as the docs and the messages say it."""
         if self.type == "choice":
-            return " | ".join(self.choices)
+            return ", ".join(self.choices)
         if self.type == "int" and self.minimum is not None:
             return f"int >= {self.minimum}"
         return self.type
@@ -75,7 +75,7 @@ COMMON_SPECS: tuple[Option, ...] = (
     Option("realtime", "bool", "pace the source to the wall clock (generator)"),
     Option("ndv", "string", "the optimizer's distinct-value counts, 'col=N, ...'"),
     Option("rows_per_batch", "int", "the optimizer's rows per batch", minimum=0),
-    Option("timestamp_unit", "string", "the epoch unit of numeric TIMESTAMP text: 'ms' (default), 's', 'us', 'ns'"),
+    Option("timestamp_unit", "string", "the epoch unit numeric timestamps are in: 'unit' or 'col=unit, ...'"),
     Option("splits", "string", "read the stream as N parts (a number or 'workers'); connectors that can"),
 )
 assert {o.name for o in COMMON_SPECS} == set(COMMON_OPTIONS)
@@ -175,8 +175,12 @@ def reference_markdown() -> str:
         REFERENCE_HEADING,
         "",
         "Generated from each connector's `OPTION_SPECS` (`python -m stream_dsl.connectors.option_specs`);",
-        "`CREATE` checks these names, types and required options, with the position of the option at fault.",
-        "Every connector also takes the common options:",
+        "`CREATE STREAM/TABLE/SINK` checks names, types and required options against them and points at the option",
+        "at fault (with the closest known names for a misspelled one). For a bounded files source (no",
+        "`watch = 'true'`, or a TABLE) it also checks that the path names files and that the format reads the first",
+        "one; a watched path may not exist yet. `Context(check_files=False)` skips these file checks (a script",
+        "planned where its data is not). Connectors without declarations (`memory`) check their options when a",
+        "query opens them. Every connector also takes the common options:",
         "",
         *_table(COMMON_SPECS),
     ]
@@ -184,8 +188,8 @@ def reference_markdown() -> str:
         module = importlib.import_module(CONNECTORS[name])
         for role in ROLES:
             specs = connector_specs(module, role)
-            if specs is None:
-                continue
+            if not specs:
+                continue  # none declared (memory), or none taken (one_row)
             parts += ["", f"### `{name}` {role}", "", *_table(specs)]
     return "\n".join(parts) + "\n"
 
