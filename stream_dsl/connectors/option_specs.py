@@ -180,7 +180,9 @@ def reference_markdown() -> str:
         "`watch = 'true'`, or a TABLE) it also checks that the path names files and that the format reads the first",
         "one; a watched path may not exist yet. `Context(check_files=False)` skips these file checks (a script",
         "planned where its data is not). Connectors without declarations (`memory`) check their options when a",
-        "query opens them. Every connector also takes the common options:",
+        "query opens them. A files CREATE without a column list takes the columns from the first file",
+        "([language](language.md#checked-at-create-columns-from-files-select-without-from)).",
+        "Every connector also takes the common options:",
         "",
         *_table(COMMON_SPECS),
     ]
