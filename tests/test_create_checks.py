@@ -21,7 +21,7 @@ from stream_dsl.connectors import CONNECTORS, files, generator, python_io, redis
 from stream_dsl.connectors.dead_letters import read_dead_letters
 from stream_dsl.connectors.memory import MemorySink
 from stream_dsl.connectors.option_specs import OptionError, option_names, reference_markdown
-from stream_dsl.errors import BindError
+from stream_dsl.errors import BindError, ConnectorError
 from stream_dsl.ir.definitions import SourceDef
 from stream_dsl.ir.types import Field, Schema, DataType, type_from_polars
 
@@ -103,15 +103,15 @@ def test_the_api_readers_name_the_argument(tmp_path) -> None:
     data = tmp_path / "e.ndjson"
     data.write_text('{"a": 1}\n')
     ctx = sd.Context(executor="inline", workers=1)
-    with pytest.raises(BindError, match=r"unknown argument wtach= \(did you mean 'watch'\?\)"):
+    with pytest.raises(ConnectorError, match=r"unknown argument wtach= \(did you mean 'watch'\?\)"):
         ctx.read_files(str(data), wtach=True)
-    with pytest.raises(BindError, match="argument max_files_per_batch= must be an integer"):
+    with pytest.raises(ConnectorError, match="argument max_files_per_batch= must be an integer"):
         ctx.read_files(str(data), max_files_per_batch="many")
-    with pytest.raises(BindError, match=r"argument format=: .*cannot be read as csv"):
+    with pytest.raises(ConnectorError, match=r"argument format=: .*cannot be read as csv"):
         ctx.read_files(str(data), format="csv")
-    with pytest.raises(BindError, match=r"argument path=: .*does not exist"):
+    with pytest.raises(ConnectorError, match=r"argument path=: .*does not exist"):
         ctx.read_files(str(tmp_path / "nope.ndjson"))
-    with pytest.raises(BindError, match="argument batch_size= must be an integer"):
+    with pytest.raises(ConnectorError, match="argument batch_size= must be an integer"):
         ctx.read_redis("s", schema={"a": int}, batch_size="x")
 
 

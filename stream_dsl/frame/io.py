@@ -17,7 +17,7 @@ from typing import Any, Iterator, Mapping
 
 from stream_dsl.bind.binder import BoundCreateSink, BoundCreateSource, bind
 from stream_dsl.catalog import Catalog
-from stream_dsl.errors import BindError, DSLError
+from stream_dsl.errors import BindError, ConnectorError, DSLError
 from stream_dsl.frame.expr import to_duration_ms, type_name_of
 from stream_dsl.ir.definitions import SinkDef, SourceDef, Watermark
 from stream_dsl.ir.types import DataType, Field, Schema, type_from_name
@@ -26,7 +26,7 @@ from stream_dsl.sql import ast
 
 @contextlib.contextmanager
 def naming_arguments() -> Iterator[None]:
-    """CREATE's option errors (`bind/create_check.py`) as the API's: they name the argument, not the option."""
+    """CREATE's option errors (`bind/create_check.py`) as the API's: ConnectorErrors naming the argument."""
     try:
         yield
     except BindError as e:
@@ -34,7 +34,8 @@ def naming_arguments() -> Iterator[None]:
         if key is None:
             raise
         message = re.sub(rf"\boption '?{re.escape(key)}'?", f"argument {key}=", e.message)
-        raise BindError(message if f"argument {key}=" in message else f"argument {key}=: {message}") from None
+        message = message.replace("; declare the columns", "; pass schema=")
+        raise ConnectorError(message if f"argument {key}=" in message else f"argument {key}=: {message}") from None
 
 
 def option_text(value: Any) -> str:
