@@ -25,6 +25,7 @@ class Catalog:
     sources: dict[str, SourceDef] = field(default_factory=dict)
     sinks: dict[str, SinkDef] = field(default_factory=dict)
     views: dict[str, Plan] = field(default_factory=dict)
+    check_files: bool = True  # CREATE reads a files source's path and first file (bind/create_check.py)
 
     # -------------------------------------------------------------- relations
 

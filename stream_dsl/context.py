@@ -40,7 +40,7 @@ from stream_dsl.bind.binder import (
 )
 from stream_dsl.catalog import Catalog
 from stream_dsl.config import RunConfig
-from stream_dsl.frame.io import option_pairs, schema_of, source_definition, sql_type, watermark_of
+from stream_dsl.frame.io import schema_of, source_definition, sql_type, watermark_of
 from stream_dsl.queries import Queries
 from stream_dsl.frame.stream import Stream, Table, wrap
 from stream_dsl.frame.expr import to_duration_ms
@@ -50,7 +50,7 @@ from stream_dsl.ir.function_docs import describe_function, show_functions
 from stream_dsl.sql.parser import parse
 from stream_dsl.ir.definitions import SourceDef
 from stream_dsl.ir.plan import Plan, Scan, is_streaming, render_plan
-from stream_dsl.ir.types import DataType, Field, Schema, type_from_polars
+from stream_dsl.ir.types import Field, Schema, type_from_polars
 
 __all__ = ["Context"]
 
@@ -124,6 +124,10 @@ class Context:
         Per-rule switches: `{"push_down_predicates": False}` turns that rule
         off (`optimizer.rules.RULE_NAMES` lists them). Results never change,
         only the plan; `SET optimizer.<rule> = 'false'` does the same.
+    check_files : bool
+        CREATE of a bounded files source checks that its path names files and
+        that its format reads the first one (the default). False binds and
+        plans scripts whose data is elsewhere (on the cluster, written later).
 
     Examples
     --------
@@ -147,6 +151,7 @@ class Context:
         ray_address: str | None = None,
         metrics_port: int | None = None,
         state_ttl: str | int | dt.timedelta | None = None,
+        check_files: bool = True,
     ) -> None:
         self.config = RunConfig(
             workers=workers,
@@ -164,7 +169,7 @@ class Context:
             metrics_port=metrics_port,
             state_ttl_ms=None if state_ttl is None else to_duration_ms(state_ttl, "state_ttl"),
         )
-        self.catalog = Catalog()
+        self.catalog = Catalog(check_files=check_files)
         self._queries = Queries()
         self._pool: Any = None  # the warm worker processes (`_worker_pool`)
         self._queries.serve_metrics(self.config.metrics_port)
@@ -434,15 +439,10 @@ class Context:
         >>> sd.Context(executor="inline").read_files(folder).collect()["n"].to_list()
         [1, 2]
         """
-        from stream_dsl.connectors.files import FileOptions, infer_schema
-
         settings = {"connector": "files", "path": path, "format": format, "watch": watch or None, **options}
         label = name or "files"
-        if schema is None:
-            probe = SourceDef(label, "stream", Schema((Field("_", DataType.STRING),)), option_pairs(settings))
-            schema = infer_schema(probe)
+        # without a schema, binding infers the columns from the first file, as CREATE STREAM without columns does
         definition = self._source(label, schema, settings, table, watermark, watermark_delay, name is not None)
-        FileOptions.parse(definition)  # a misspelled option fails here, not when the query runs
         return wrap(self, Scan(definition))
 
     def read_redis(
@@ -482,7 +482,7 @@ class Context:
     def _source(
         self,
         name: str,
-        schema: Mapping[str, Any],
+        schema: Mapping[str, Any] | None,
         options: Mapping[str, Any],
         table: bool,
         watermark: str | None,
@@ -493,7 +493,7 @@ class Context:
         definition = source_definition(
             self.catalog,
             name,
-            schema_of(schema),
+            None if schema is None else schema_of(schema),
             options,
             kind="table" if table else "stream",
             watermark=watermark,

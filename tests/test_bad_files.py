@@ -99,7 +99,7 @@ def test_a_record_without_a_not_null_value_is_a_dead_letter(tmp_path, fmt, query
 
 
 def test_describe_shows_not_null():
-    ctx = sd.Context(executor="inline", workers=1)
+    ctx = sd.Context(executor="inline", workers=1, check_files=False)
     ctx.sql("CREATE STREAM s (id BIGINT NOT NULL, name STRING) WITH (connector = 'files', path = 'x.ndjson')")
     assert ctx.sql("DESCRIBE s").rows() == [("id", "BIGINT NOT NULL"), ("name", "STRING")]
 

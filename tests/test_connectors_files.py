@@ -333,10 +333,10 @@ def test_missing_path_names_the_source_and_the_path(tmp_path):
     "options, message",
     [
         ({"path": "x", "fromat": "csv"}, "unknown option 'fromat' (did you mean 'format'?)"),
-        ({"path": "x", "format": "xml"}, "unknown format 'xml'"),
+        ({"path": "x", "format": "xml"}, "option format must be one of ndjson, json, jsonl, csv, parquet, got 'xml'"),
         ({"path": "x", "watch": "maybe"}, "option watch must be 'true' or 'false'"),
         ({"path": "x", "max_files_per_batch": "0"}, "max_files_per_batch must be at least 1"),
-        ({}, "needs a path option"),
+        ({}, "option 'path' is required"),
     ],
 )
 def test_bad_options_are_connector_errors(options, message):

@@ -44,7 +44,7 @@ YSB = (
 
 
 def _context(**options) -> sd.Context:
-    context = sd.Context(executor="inline", workers=1, **options)
+    context = sd.Context(executor="inline", workers=1, check_files=False, **options)
     for statement in CATALOG_DDL:
         context.sql(statement)
     return context

@@ -11,7 +11,7 @@ Example (before, after):
 
 >>> import stream_dsl as sd
 >>> from stream_dsl.ir.plan import render_plan
->>> ctx = sd.Context()
+>>> ctx = sd.Context(check_files=False)  # plans only: the files are not there
 >>> ctx.sql("CREATE STREAM s (a BIGINT, b STRING) WITH (connector = 'files', path = 's/', format = 'ndjson')")
 >>> plan = ctx.sql("SELECT * FROM (SELECT * FROM s WHERE a > 1) WHERE b = 'x' AND TRUE").plan
 >>> print(render_plan(plan))

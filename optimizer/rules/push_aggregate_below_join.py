@@ -35,7 +35,7 @@ Example (before, after):
 >>> import stream_dsl as sd
 >>> from stream_dsl.ir.plan import render_plan
 >>> from optimizer.rules.split_aggregates import split_aggregates
->>> ctx = sd.Context()
+>>> ctx = sd.Context(check_files=False)  # plans only: the files are not there
 >>> ctx.sql("CREATE STREAM events (ad_id STRING, event_time TIMESTAMP) "
 ...         "WITH (connector = 'files', path = 'e/', format = 'ndjson', ndv = 'ad_id=1000', rows_per_batch = '100000')")
 >>> ctx.sql("CREATE TABLE campaigns (ad_id STRING, campaign_id STRING) "

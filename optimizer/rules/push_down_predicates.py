@@ -37,7 +37,7 @@ Example (before, after):
 
 >>> import stream_dsl as sd
 >>> from stream_dsl.ir.plan import render_plan
->>> ctx = sd.Context()
+>>> ctx = sd.Context(check_files=False)  # plans only: the files are not there
 >>> ctx.sql("CREATE STREAM s (a BIGINT, b STRING) WITH (connector = 'files', path = 's/', format = 'ndjson')")
 >>> ctx.sql("CREATE TABLE t (b STRING, c STRING) WITH (connector = 'files', path = 't.csv', format = 'csv')")
 >>> plan = ctx.sql("SELECT * FROM (SELECT a * 2 AS a2, b FROM s) JOIN t USING (b) "

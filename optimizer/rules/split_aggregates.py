@@ -32,7 +32,7 @@ Example (before, after):
 
 >>> import stream_dsl as sd
 >>> from stream_dsl.ir.plan import render_plan
->>> ctx = sd.Context()
+>>> ctx = sd.Context(check_files=False)  # plans only: the files are not there
 >>> ctx.sql("CREATE STREAM s (k STRING, v BIGINT, ts TIMESTAMP) "
 ...         "WITH (connector = 'files', path = 's/', format = 'ndjson', ndv = 'k=10', rows_per_batch = '10000')")
 >>> plan = ctx.sql("SELECT k, window_start, window_end, COUNT(*) AS n, AVG(v) AS a FROM s "

@@ -40,6 +40,7 @@ from stream_dsl.bind.plans import (
     resolve_emit,
 )
 from stream_dsl.bind.query import Env, bind_query
+from stream_dsl.bind.create_check import check_sink, check_source, infer_fields
 from stream_dsl.bind.scope import Scope, ScopeColumn
 from stream_dsl.catalog import Catalog
 from stream_dsl.ir.column_names import is_reserved, reserved_message
@@ -253,9 +254,13 @@ def _bind(s: ast.Statement, catalog: Catalog, text: str | None = None) -> BoundS
         assert isinstance(inner, (BoundQuery, BoundInsert))
         return BoundExplain(inner, s.analyze)
     if isinstance(s, ast.CreateSource):
-        return BoundCreateSource(_source_def(s, text), s.or_replace, s.if_not_exists)
+        source = _source_def(s, text)
+        check_source(source, s, text, files=catalog.check_files)  # options, path, format (bind/create_check.py)
+        return BoundCreateSource(source, s.or_replace, s.if_not_exists)
     if isinstance(s, ast.CreateSink):
-        return BoundCreateSink(SinkDef(s.name, _options(s.options, s)), s.or_replace, s.if_not_exists)
+        sink = SinkDef(s.name, _options(s.options, s))
+        check_sink(sink, s, text, files=catalog.check_files)
+        return BoundCreateSink(sink, s.or_replace, s.if_not_exists)
     if isinstance(s, ast.CreateView):
         return BoundCreateView(s.name, bind_query(s.query, env), s.or_replace)
     if isinstance(s, ast.Show):
@@ -305,8 +310,8 @@ def _source_def(s: ast.CreateSource, text: str | None) -> SourceDef:
             raise BindError(reserved_message(col.name), span=col.span)
         seen.add(col.name)
         fields.append(Field(col.name, resolve_type(col.type_name, _type_span(col, text)), not_null=col.not_null))
-    if not fields:
-        raise BindError(f"CREATE {s.kind} {s.name} needs at least one column", span=s.span)
+    if not fields:  # the files connector takes the columns from its files (bind/create_check.py)
+        fields = infer_fields(s, _options(s.options, s), text)
     schema = Schema(tuple(fields))
     watermark = _watermark(s.watermark, schema, text) if s.watermark is not None else None
     return SourceDef(s.name, s.kind.lower(), schema, _options(s.options, s), watermark)

@@ -130,13 +130,16 @@ def _bind_set_op(op: ast.SetOp, env: Env) -> Plan:
 
 def bind_select(sel: ast.Select, env: Env) -> Plan:
     sel = as_group_by_window(sel)  # a window TVF grouped by its windows is the GROUP BY window form
-    if sel.from_ is None:
-        raise BindError("SELECT needs a FROM clause: a query reads a stream or a table", span=sel.span)
     from stream_dsl.bind.top_n import bind_ranked_select, uses_row_number  # it binds through this module
 
     if uses_row_number(sel):
         return bind_ranked_select(sel, env)
-    plan, scope = bind_from(sel.from_, env)
+    if sel.from_ is None:  # one row, as in DuckDB (bind/no_from.py)
+        from stream_dsl.bind.no_from import one_row_relation
+
+        plan, scope = one_row_relation(sel)
+    else:
+        plan, scope = bind_from(sel.from_, env)
     if sel.where is not None:
         plan = Filter(plan, bind_predicate(sel.where, scope, "WHERE", env.text), span=sel.where.span)
     aggregating = bool(sel.group_by) or sel.having is not None or any(has_aggregate(item.expr) for item in sel.items)

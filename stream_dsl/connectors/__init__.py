@@ -25,6 +25,7 @@ CONNECTORS: dict[str, str] = {
     "kafka": "stream_dsl.connectors.kafka",
     "socket": "stream_dsl.connectors.socket_source",
     "python": "stream_dsl.connectors.python_io",
+    "one_row": "stream_dsl.connectors.one_row",  # the relation of a SELECT without FROM
 }
 
 

@@ -14,10 +14,16 @@ import polars as pl
 
 from stream_dsl.connectors.options import as_bool, as_int, check_keys
 from stream_dsl.connectors.upserts import UPSERT
+from stream_dsl.connectors.option_specs import Option, option_names
 from stream_dsl.ir.definitions import SinkDef
 from stream_dsl.secrets import escape_frame
 
-OPTIONS = ("max_rows", "show_empty")
+SINK_SPECS = (
+    Option("max_rows", "int", "rows printed per batch (-1: all)", default="20", minimum=-1),
+    Option("show_empty", "bool", "print batches without rows too", default="false"),
+)
+OPTIONS = option_names(SINK_SPECS)
+OPTION_SPECS = {"sink": SINK_SPECS}
 
 
 def format_frame(frame: pl.DataFrame, max_rows: int = 20) -> str:

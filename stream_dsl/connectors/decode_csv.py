@@ -84,6 +84,8 @@ def _decode(data: bytes, schema: Schema, *, source: str, origin: str, options: C
         first_end = data.find(b"\n")
         raw = data if first_end < 0 else data[:first_end]
         return Decoded(empty_frame(schema), (DeadLetter(source, f"{origin}:1", raw_text(raw), problem or ""),))
+    if options.header and full.names and not set(names) & set(full.names):
+        return _no_declared_columns(data, names, full, schema, source=source, origin=origin)
     wanted = [f.name for f in schema if f.name in names] or names[:1]  # one column at least, so rows are counted
     typed = {
         f.name: (pl.String() if f.dtype is DataType.TIMESTAMP else f.dtype.polars) for f in schema if f.name in wanted
@@ -111,6 +113,26 @@ def _decode(data: bytes, schema: Schema, *, source: str, origin: str, options: C
         data, options, len(names), body_start, source=source, origin=origin, may_break=may_break
     )
     return _read_records(records, letters, read, wanted, schema, options, names, source=source, origin=origin)
+
+
+def _no_declared_columns(
+    data: bytes, names: list[str], full: Schema, schema: Schema, *, source: str, origin: str
+) -> Decoded:
+    """A header naming none of the declared columns (ndjson read as csv, say): every line is a dead letter.
+
+    Read as rows they would be rows of NULLs only; as dead letters they say what the file holds and why.
+    """
+    looks = " (the file looks like ndjson: set format = 'ndjson')" if data.lstrip()[:1] in (b"{", b"[") else ""
+    reason = (
+        f"not a record of the declared columns: the header ({', '.join(names[:8])}) names none of "
+        f"{', '.join(full.names[:8])}{looks}"
+    )
+    letters = [
+        DeadLetter(source, f"{origin}:{i}", raw_text(raw.rstrip(b"\r")), reason)
+        for i, raw in enumerate(data.split(b"\n"), start=1)
+        if raw.strip()
+    ]
+    return Decoded(empty_frame(schema), tuple(letters))
 
 
 def _reader(names: list[str], options: CsvOptions) -> Reader:

@@ -6,6 +6,7 @@ from stream_dsl.errors import ConnectorError
 
 EXTENSIONS = {"ndjson": (".ndjson", ".json", ".jsonl"), "csv": (".csv",), "parquet": (".parquet", ".pq")}
 _FORMAT_NAMES = {"ndjson": "ndjson", "json": "ndjson", "jsonl": "ndjson", "csv": "csv", "parquet": "parquet"}
+FORMAT_CHOICES = tuple(_FORMAT_NAMES)  # what the format option accepts
 SINK_EXTENSION = {"ndjson": "ndjson", "csv": "csv", "parquet": "parquet"}
 
 

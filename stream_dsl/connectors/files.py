@@ -59,15 +59,16 @@ from stream_dsl.connectors.base import DeadLetter, SourceBatch, read_schema
 from stream_dsl.connectors.decode import Decoded, conform, empty_frame, narrow, with_required
 from stream_dsl.connectors.decode_ndjson import decode_ndjson
 from stream_dsl.connectors.decode_csv import CsvOptions, decode_csv
-from stream_dsl.connectors.options import as_bool, as_int, check_keys
+from stream_dsl.connectors.option_specs import Option, OptionError, check_options, option_names
 from stream_dsl.errors import ConnectorError
-from stream_dsl.connectors.file_formats import format_name, format_of
+from stream_dsl.connectors.file_formats import FORMAT_CHOICES, format_name, format_of
 from stream_dsl.connectors.file_formats import SINK_EXTENSION as SINK_EXTENSION
 from stream_dsl.connectors.files_sink import FileSink
 from stream_dsl.connectors.files_sink_log import COMMITTED_LOG, live_files
 
 # the sink's public names, which callers reach as `files.X` (SINK_OPTIONS: the docs' connector reference)
 from stream_dsl.connectors.files_sink import SINK_OPTIONS as SINK_OPTIONS
+from stream_dsl.connectors.files_sink import SINK_SPECS as SINK_SPECS
 from stream_dsl.connectors.files_sink import committed_batches as committed_batches
 from stream_dsl.connectors.files_sink import for_text_format as for_text_format
 from stream_dsl.connectors.files_sink import read_committed as read_committed
@@ -77,7 +78,16 @@ from stream_dsl.connectors.files_sink import write_frame as write_frame
 from stream_dsl.ir.definitions import SinkDef, SourceDef
 from stream_dsl.ir.types import Schema
 
-SOURCE_OPTIONS = ("path", "format", "watch", "max_files_per_batch", "header", "delimiter")
+SOURCE_SPECS = (
+    Option("path", "string", "a file, a directory or a glob", required=True),
+    Option("format", "choice", "the files' format (default: each file's extension)", choices=FORMAT_CHOICES),
+    Option("watch", "bool", "keep polling for new files (the stream is then unbounded)", default="false"),
+    Option("max_files_per_batch", "int", "files read per micro-batch (default: all available)", minimum=1),
+    Option("header", "bool", "csv: the first line names the columns", default="true"),
+    Option("delimiter", "char", "csv: the field separator", default=","),
+)
+SOURCE_OPTIONS = option_names(SOURCE_SPECS)
+OPTION_SPECS = {"source": SOURCE_SPECS, "table": SOURCE_SPECS, "sink": SINK_SPECS}
 SPLITS = True  # a split part reads the files whose names hash to it (`FileSource._mine`)
 NODE_LOCAL = True  # paths name this machine's files: on a cluster its source tasks run on the driver's node
 
@@ -93,23 +103,15 @@ class FileOptions:
     @classmethod
     def parse(cls, definition: SourceDef) -> "FileOptions":
         what = f"source '{definition.name}'"
-        check_keys(definition.options, SOURCE_OPTIONS, what=what)
-        path = definition.option("path")
-        if not path:
-            raise ConnectorError(f"{what}: the files connector needs a path option (a file, a directory or a glob)")
-        delimiter = definition.option("delimiter", ",")
-        if len(delimiter) != 1:
-            raise ConnectorError(f"{what}: option delimiter must be a single character, got '{delimiter}'")
+        values = check_options(definition.options, SOURCE_SPECS, what=what)
+        if not values["path"]:
+            raise OptionError(f"{what}: option path must name a file, a directory or a glob", "path", at_value=True)
         return cls(
-            path=os.path.expanduser(path),
-            format=format_name(definition.option("format"), what),
-            watch=as_bool(definition.option("watch"), key="watch", what=what),
-            max_files_per_batch=as_int(
-                definition.option("max_files_per_batch"), key="max_files_per_batch", what=what, minimum=1
-            ),
-            csv=CsvOptions(
-                header=as_bool(definition.option("header"), key="header", what=what, default=True), delimiter=delimiter
-            ),
+            path=os.path.expanduser(values["path"]),
+            format=format_name(values["format"], what),
+            watch=values["watch"],
+            max_files_per_batch=values["max_files_per_batch"],
+            csv=CsvOptions(header=values["header"], delimiter=values["delimiter"]),
         )
 
 
@@ -356,6 +358,17 @@ class FileTable:
             letters.extend(decoded.dead_letters)
         self.dead_letters = letters
         return _concat(frames, schema)
+
+
+def check_at_create(definition: SourceDef | SinkDef, role: str) -> None:
+    """CREATE's checks beyond the option types (`bind/create_check.py`): the path and the first file's format."""
+    from stream_dsl.connectors.file_checks import check_source_files
+    from stream_dsl.connectors.files_sink import check_sink_options
+
+    if isinstance(definition, SinkDef):
+        check_sink_options(definition)
+    else:
+        check_source_files(definition)
 
 
 def make_source(definition: SourceDef) -> FileSource:

@@ -22,12 +22,21 @@ from stream_dsl.connectors.files_sink_log import COMMITTED_LOG, SinkLog
 from stream_dsl.connectors.files_sink_log import committed_batches as committed_batches
 from stream_dsl.connectors.files_sink_log import committed_files as committed_files
 from stream_dsl.connectors.files_sink_log import read_committed as read_committed
-from stream_dsl.connectors.options import as_duration_ms, as_size_bytes, check_keys
 from stream_dsl.connectors.upserts import UPSERT
+from stream_dsl.connectors.file_formats import FORMAT_CHOICES
+from stream_dsl.connectors.option_specs import Option, OptionError, check_options, option_names
 from stream_dsl.errors import ConnectorError
 from stream_dsl.ir.definitions import SinkDef
 
-SINK_OPTIONS = ("path", "format", "partition_by", "compression", "roll_interval", "roll_size")
+SINK_SPECS = (
+    Option("path", "string", "the directory the files go to", required=True),
+    Option("format", "choice", "the files' format", default="parquet", choices=FORMAT_CHOICES),
+    Option("partition_by", "string", "columns, comma-separated: rows go to Hive-style directories col=value/"),
+    Option("compression", "string", "parquet: zstd (default), snappy, lz4, gzip, brotli, uncompressed; text: gzip"),
+    Option("roll_interval", "duration", "stage batches and roll them into one file this often (e.g. '1min')"),
+    Option("roll_size", "size", "stage batches and roll them once this many bytes are staged (e.g. '128MB')"),
+)
+SINK_OPTIONS = option_names(SINK_SPECS)
 STAGING = "_staging"  # batches waiting for a roll (durable, never read: the name starts with '_')
 HIVE_NULL = "__HIVE_DEFAULT_PARTITION__"
 PARQUET_CODECS = ("zstd", "snappy", "lz4", "gzip", "brotli", "uncompressed")
@@ -62,6 +71,21 @@ def write_frame(frame: pl.DataFrame, path: str, fmt: str) -> None:
     write_atomically(path, frame_bytes(frame, fmt))
 
 
+def check_sink_options(definition: SinkDef) -> dict[str, Any]:
+    """The sink's options, typed and checked (CREATE SINK runs this too): OptionError naming the one at fault."""
+    what = f"sink '{definition.name}'"
+    values = check_options(definition.options, SINK_SPECS, what=what)
+    if not values["path"]:
+        raise OptionError(f"{what}: option path must name a directory", "path", at_value=True)
+    values["format"] = format_name(values["format"], what) or "parquet"
+    try:
+        values["compression"] = _compression(values["compression"], values["format"], what)
+    except ConnectorError as e:
+        raise OptionError(str(e), "compression", at_value=True) from None
+    values["partition_by"] = [c.strip() for c in (values["partition_by"] or "").split(",") if c.strip()]
+    return values
+
+
 class FileSink:
     """Batches to files, exactly once (see `files`' module doc and `files_sink_log` for the log).
 
@@ -76,18 +100,15 @@ class FileSink:
 
     def __init__(self, definition: SinkDef) -> None:
         what = f"sink '{definition.name}'"
-        check_keys(definition.options, SINK_OPTIONS, what=what)
-        path = definition.option("path")
-        if not path:
-            raise ConnectorError(f"{what}: the files connector needs a path option (a directory)")
+        values = check_sink_options(definition)
         self.definition = definition
         self.what = what
-        self.path = os.path.expanduser(path)
-        self.format = format_name(definition.option("format", "parquet"), what) or "parquet"
-        self.compression = _compression(definition.option("compression"), self.format, what)
-        self.partition_by = [c.strip() for c in (definition.option("partition_by") or "").split(",") if c.strip()]
-        self.roll_ms = as_duration_ms(definition.option("roll_interval"), key="roll_interval", what=what)
-        self.roll_bytes = as_size_bytes(definition.option("roll_size"), key="roll_size", what=what)
+        self.path = os.path.expanduser(values["path"])
+        self.format = values["format"]
+        self.compression = values["compression"]
+        self.partition_by = values["partition_by"]
+        self.roll_ms = values["roll_interval"]
+        self.roll_bytes = values["roll_size"]
         if os.path.exists(self.path) and not os.path.isdir(self.path):
             raise ConnectorError(f"{what}: path '{self.path}' exists and is not a directory")
         log = SinkLog.read(self.path)

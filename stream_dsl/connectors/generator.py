@@ -34,6 +34,7 @@ from stream_dsl.connectors.decode import conform
 from stream_dsl.connectors.decode_ndjson import decode_ndjson
 from stream_dsl.connectors.timestamps import with_units
 from stream_dsl.connectors.options import as_bool, as_int, as_positive_rate, check_keys
+from stream_dsl.connectors.option_specs import Option, option_names
 from stream_dsl.connectors.statistics import Statistics, int_option
 from stream_dsl.errors import ConnectorError, DSLError
 from stream_dsl.ir.definitions import SourceDef
@@ -59,7 +60,16 @@ YSB_SCHEMA = Schema.of(
 )
 CAMPAIGNS_SCHEMA = Schema.of(("ad_id", S), ("campaign_id", S))
 KINDS = {"ysb": YSB_SCHEMA, "ysb_campaigns": CAMPAIGNS_SCHEMA}
-OPTIONS = ("kind", "rate", "count", "seed", "start", "format")
+SOURCE_SPECS = (
+    Option("kind", "choice", "what to generate: YSB events or the YSB campaigns table", True, choices=tuple(KINDS)),
+    Option("rate", "rate", "events per second of event time", default=str(DEFAULT_RATE)),
+    Option("count", "int", "events in all (default: unbounded)", minimum=0),
+    Option("seed", "int", "the random seed", default="1"),
+    Option("start", "string", "the first event's time (ISO-8601)", default=DEFAULT_START),
+    Option("format", "choice", "columns, or one JSON text column", default="columns", choices=("columns", "json")),
+)
+OPTIONS = option_names(SOURCE_SPECS)
+OPTION_SPECS = {"source": SOURCE_SPECS, "table": SOURCE_SPECS}
 SPLITS = True  # a split part reads its share of each batch's event indexes (`GeneratorSource.next_batch`)
 
 # The clock pacing uses; tests swap in a manual one.

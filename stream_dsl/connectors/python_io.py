@@ -44,12 +44,20 @@ from stream_dsl.connectors.decode_ndjson import decode_ndjson
 from stream_dsl.connectors.files import max_event_time_ms
 from stream_dsl.connectors.upserts import UPSERT
 from stream_dsl.connectors.options import as_bool, as_int, check_keys
+from stream_dsl.connectors.option_specs import Option, option_names
 from stream_dsl.errors import ConnectorError
 from stream_dsl.ir.definitions import SinkDef, SourceDef, Watermark
 from stream_dsl.ir.types import Schema
 
-SOURCE_OPTIONS = ("id", "batch_rows", "bounded")
-SINK_OPTIONS = ("id",)
+SOURCE_SPECS = (
+    Option("id", "string", "the registered iterable or queue (default: the stream's name)"),
+    Option("batch_rows", "int", "rows per micro-batch", default="1000", minimum=1),
+    Option("bounded", "bool", "the iterable ends (false: a queue fed while the query runs)", default="true"),
+)
+SINK_SPECS = (Option("id", "string", "the registered function (default: the sink's name)"),)
+SOURCE_OPTIONS = option_names(SOURCE_SPECS)
+SINK_OPTIONS = option_names(SINK_SPECS)
+OPTION_SPECS = {"source": SOURCE_SPECS, "sink": SINK_SPECS}
 END = object()  # put into a queue to end the stream
 
 _ITEMS: dict[str, Iterable[Any] | queue.Queue] = {}

@@ -9,8 +9,10 @@ import polars as pl
 
 from stream_dsl.connectors.files_sink import for_text_format
 from stream_dsl.connectors.options import as_int, check_keys
+from stream_dsl.connectors.option_specs import Option, option_names
 from stream_dsl.connectors.redis_client import (
     DEFAULT_URL,
+    FORMATS,
     Retrier,
     connect,
     entry_text,
@@ -27,7 +29,15 @@ from stream_dsl.secrets import mask
 if TYPE_CHECKING:
     from redis.typing import EncodableT, FieldT
 
-SINK_OPTIONS = ("url", "stream", "format", "field", "maxlen", "retry_seconds")
+SINK_SPECS = (
+    Option("url", "string", "the Redis server", default=DEFAULT_URL),
+    Option("stream", "string", "the stream XADD appends to", required=True),
+    Option("format", "choice", "one JSON field per entry, or one field per column", default="json", choices=FORMATS),
+    Option("field", "string", "json: the entry's field", default="data"),
+    Option("maxlen", "int", "trim the stream to about this many entries", minimum=1),
+    Option("retry_seconds", "seconds", "how long to retry a lost connection", default="30"),
+)
+SINK_OPTIONS = option_names(SINK_SPECS)
 _NULL_ROW_FIELD = NULL_ROW_FIELD  # XADD needs a field: a row whose columns are all NULL gets this one
 
 

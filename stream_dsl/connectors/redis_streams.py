@@ -90,6 +90,7 @@ from stream_dsl.connectors.decode import conform, empty_frame, narrow, with_requ
 from stream_dsl.connectors.decode_ndjson import decode_ndjson
 from stream_dsl.connectors.files import max_event_time_ms
 from stream_dsl.connectors.options import as_bool, as_int, check_keys
+from stream_dsl.connectors.option_specs import Option, option_names
 from stream_dsl.connectors.redis_members import (
     Members,
     claim_orphans,
@@ -100,6 +101,7 @@ from stream_dsl.connectors.redis_members import (
 )
 from stream_dsl.connectors.redis_client import (
     DEFAULT_URL,
+    FORMATS,
     Retrier,
     StreamId,
     connect,
@@ -116,6 +118,7 @@ from stream_dsl.connectors.redis_client import (
 
 # the sink as the registry (make_sink) and the docs' connector reference (SINK_OPTIONS) find it here
 from stream_dsl.connectors.redis_sink import SINK_OPTIONS as SINK_OPTIONS
+from stream_dsl.connectors.redis_sink import SINK_SPECS
 from stream_dsl.connectors.redis_sink import RedisSink
 from stream_dsl.errors import ConnectorError
 from stream_dsl.ir.definitions import SinkDef, SourceDef
@@ -125,18 +128,20 @@ if TYPE_CHECKING:
     from redis.typing import EncodableT, FieldT
 
 SPLITS = True  # part i of n is member i of the consumer group (`redis_members.Members`)
-SOURCE_OPTIONS = (
-    "url",
-    "stream",
-    "group",
-    "consumer",
-    "format",
-    "field",
-    "start",
-    "batch_size",
-    "bounded",
-    "retry_seconds",
+SOURCE_SPECS = (
+    Option("url", "string", "the Redis server", default=DEFAULT_URL),
+    Option("stream", "string", "the Redis stream read", required=True),
+    Option("group", "string", "the consumer group (default: stream-dsl-<name>)"),
+    Option("consumer", "string", "the consumer's name in the group", default="stream-dsl"),
+    Option("format", "choice", "one JSON field per entry, or one field per column", default="json", choices=FORMATS),
+    Option("field", "string", "json: the entry's field", default="data"),
+    Option("start", "string", "where a new group starts: '0', '$' or an entry id", default="0"),
+    Option("batch_size", "int", "entries read per call", default="10000", minimum=1),
+    Option("bounded", "bool", "stop at the entries present at start", default="false"),
+    Option("retry_seconds", "seconds", "how long to retry a lost connection", default="30"),
 )
+SOURCE_OPTIONS = option_names(SOURCE_SPECS)
+OPTION_SPECS = {"source": SOURCE_SPECS, "sink": SINK_SPECS}
 
 
 # ---------------------------------------------------------------- source

@@ -50,6 +50,7 @@ from stream_dsl.connectors.decode_ndjson import decode_ndjson
 from stream_dsl.connectors.decode_csv import CsvOptions, decode_csv
 from stream_dsl.connectors.files import max_event_time_ms
 from stream_dsl.connectors.options import as_bool, as_int, check_keys
+from stream_dsl.connectors.option_specs import Option, option_names
 from stream_dsl.errors import ConnectorError
 from stream_dsl.secrets import masked_logger
 from stream_dsl.ir.definitions import SourceDef
@@ -57,17 +58,19 @@ from stream_dsl.ir.definitions import SourceDef
 log = masked_logger("stream_dsl.connectors.socket")
 
 NODE_LOCAL = True  # a loopback port: on a cluster its source task runs on the driver's node
-OPTIONS = (
-    "host",
-    "port",
-    "format",
-    "header",
-    "delimiter",
-    "max_line_bytes",
-    "max_buffer_bytes",
-    "bounded",
-    "allow_remote",
+SOURCE_SPECS = (
+    Option("host", "string", "the address listened on", default="127.0.0.1"),
+    Option("port", "int", "the TCP port ('0' picks a free one)", required=True, minimum=0),
+    Option("format", "choice", "the lines' format", default="ndjson", choices=("ndjson", "json", "jsonl", "csv")),
+    Option("header", "bool", "csv: the first line names the columns", default="false"),
+    Option("delimiter", "char", "csv: the field separator", default=","),
+    Option("max_line_bytes", "int", "a longer line is a dead letter", minimum=1),
+    Option("max_buffer_bytes", "int", "bytes buffered before senders are slowed down", minimum=1),
+    Option("bounded", "bool", "end when the senders disconnect", default="false"),
+    Option("allow_remote", "bool", "listen on an address other than loopback", default="false"),
 )
+OPTIONS = option_names(SOURCE_SPECS)
+OPTION_SPECS = {"source": SOURCE_SPECS}
 FORMATS = {"ndjson": "ndjson", "json": "ndjson", "jsonl": "ndjson", "csv": "csv"}
 DEFAULT_MAX_LINE = 16 * 1024 * 1024
 DEFAULT_MAX_BUFFER = 64 * 1024 * 1024

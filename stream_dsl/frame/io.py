@@ -9,17 +9,33 @@ Python values (True, 10, "1s"); they become the strings SQL would carry.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
-from typing import Any, Mapping
+import re
+from typing import Any, Iterator, Mapping
 
 from stream_dsl.bind.binder import BoundCreateSink, BoundCreateSource, bind
 from stream_dsl.catalog import Catalog
-from stream_dsl.errors import BindError, DSLError
+from stream_dsl.errors import BindError, ConnectorError, DSLError
 from stream_dsl.frame.expr import to_duration_ms, type_name_of
 from stream_dsl.ir.definitions import SinkDef, SourceDef, Watermark
 from stream_dsl.ir.types import DataType, Field, Schema, type_from_name
 from stream_dsl.sql import ast
+
+
+@contextlib.contextmanager
+def naming_arguments() -> Iterator[None]:
+    """CREATE's option errors (`bind/create_check.py`) as the API's: ConnectorErrors naming the argument."""
+    try:
+        yield
+    except BindError as e:
+        key = getattr(e, "option", None)
+        if key is None:
+            raise
+        message = re.sub(rf"\boption '?{re.escape(key)}'?", f"argument {key}=", e.message)
+        message = message.replace("; declare the columns", "; pass schema=")
+        raise ConnectorError(message if f"argument {key}=" in message else f"argument {key}=: {message}") from None
 
 
 def option_text(value: Any) -> str:
@@ -59,16 +75,20 @@ def schema_of(columns: Mapping[str, Any]) -> Schema:
 def source_definition(
     catalog: Catalog,
     name: str,
-    schema: Schema,
+    schema: Schema | None,
     options: Mapping[str, Any],
     *,
     kind: str = "stream",
     watermark: str | None = None,
     watermark_delay: str | int | dt.timedelta = "0s",
 ) -> SourceDef:
-    """The definition CREATE STREAM (or TABLE) `name` with these columns and options would bind to."""
-    columns = tuple(ast.ColumnDef(f.name, f.dtype.value, f.not_null) for f in schema)
-    bound = bind(ast.CreateSource(kind.upper(), name, columns, None, option_pairs(options)), catalog)
+    """The definition CREATE STREAM (or TABLE) `name` with these columns and options would bind to.
+
+    `schema` None: the columns the files connector infers from its first file (as CREATE without columns).
+    """
+    columns = tuple(ast.ColumnDef(f.name, f.dtype.value, f.not_null) for f in schema or ())
+    with naming_arguments():
+        bound = bind(ast.CreateSource(kind.upper(), name, columns, None, option_pairs(options)), catalog)
     assert isinstance(bound, BoundCreateSource)
     definition = bound.source
     if watermark is None:
@@ -92,6 +112,7 @@ def watermark_of(column: str, delay_ms: int, schema: Schema) -> Watermark:
 
 def sink_definition(catalog: Catalog, name: str, options: Mapping[str, Any]) -> SinkDef:
     """The definition CREATE SINK `name` WITH (options) would bind to."""
-    bound = bind(ast.CreateSink(name, option_pairs(options)), catalog)
+    with naming_arguments():
+        bound = bind(ast.CreateSink(name, option_pairs(options)), catalog)
     assert isinstance(bound, BoundCreateSink)
     return bound.sink

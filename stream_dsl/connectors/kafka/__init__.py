@@ -8,8 +8,11 @@ from __future__ import annotations
 
 from stream_dsl.connectors.kafka.sink import KafkaSink, read_topic
 from stream_dsl.connectors.kafka.source import KafkaSource
+from stream_dsl.connectors.kafka.options import SOURCE_SPECS
+from stream_dsl.connectors.kafka.sink import SINK_SPECS
 from stream_dsl.ir.definitions import SinkDef, SourceDef
 
+OPTION_SPECS = {"source": SOURCE_SPECS, "sink": SINK_SPECS}
 SPLITS = True  # a part of a split stream reads every n-th of the stream's partitions (`source.my_partitions`)
 
 

@@ -10,23 +10,25 @@ from stream_dsl.connectors.kafka.common import DEFAULT_BOOTSTRAP, required, retr
 from stream_dsl.connectors.kafka.messages import METADATA, parse_part, part_name
 from stream_dsl.connectors.kafka.progress import DEFAULT_TOPIC as PROGRESS_TOPIC
 from stream_dsl.connectors.options import as_bool, as_int, check_keys
+from stream_dsl.connectors.option_specs import Option, option_names
 from stream_dsl.errors import ConnectorError
 from stream_dsl.ir.definitions import SourceDef
 from stream_dsl.ir.types import DataType
 
-SOURCE_OPTIONS = (
-    "bootstrap_servers",
-    "topic",
-    "group",
-    "partitions",
-    "start",
-    "format",
-    "batch_size",
-    "bounded",
-    "retry_seconds",
-    "progress_topic",
-)
 FORMATS = ("json", "csv")
+SOURCE_SPECS = (
+    Option("bootstrap_servers", "string", "the brokers", default=DEFAULT_BOOTSTRAP),
+    Option("topic", "string", "the topic (or topics, comma-separated) read", required=True),
+    Option("group", "string", "the consumer group offsets are committed to (default: stream-dsl-<name>)"),
+    Option("partitions", "string", "read only these partitions (numbers or topic:n, comma-separated)"),
+    Option("start", "string", "where a new group starts: earliest, latest or a timestamp", default="earliest"),
+    Option("format", "choice", "the messages' format", default="json", choices=FORMATS),
+    Option("batch_size", "int", "messages read per call", default="10000", minimum=1),
+    Option("bounded", "bool", "stop at the offsets present at start", default="false"),
+    Option("retry_seconds", "seconds", "how long to retry an unreachable broker", default="30"),
+    Option("progress_topic", "string", "the topic the source's progress is kept in", default=PROGRESS_TOPIC),
+)
+SOURCE_OPTIONS = option_names(SOURCE_SPECS)
 
 
 def _start(value: str | None, what: str) -> str | int:

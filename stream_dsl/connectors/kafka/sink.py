@@ -56,10 +56,19 @@ from stream_dsl.connectors.kafka.common import (
 )
 from stream_dsl.connectors.options import check_keys
 from stream_dsl.connectors.upserts import DELETE_OP, OP_COLUMN, UPSERT
+from stream_dsl.connectors.option_specs import Option, option_names
 from stream_dsl.errors import ConnectorError
 from stream_dsl.ir.definitions import SinkDef
 
-SINK_OPTIONS = ("bootstrap_servers", "topic", "key", "query", "marker_topic", "retry_seconds")
+SINK_SPECS = (
+    Option("bootstrap_servers", "string", "the brokers", default=DEFAULT_BOOTSTRAP),
+    Option("topic", "string", "the topic written", required=True),
+    Option("key", "string", "the column whose value is each message's key"),
+    Option("query", "string", "the name batches are marked with (default: the sink's name)"),
+    Option("marker_topic", "string", "where batch markers go (default: <topic>.stream-dsl-batches)"),
+    Option("retry_seconds", "seconds", "how long to retry an unreachable broker", default="30"),
+)
+SINK_OPTIONS = option_names(SINK_SPECS)
 HEADERS = ("sd-query", "sd-batch", "sd-attempt")
 
 
