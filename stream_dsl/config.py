@@ -32,6 +32,8 @@ class RunConfig:
     small_collect_rows: int | None = None
     # How long (event time, behind the watermark) a deduplication remembers a key (None: forever); `SET state_ttl`.
     state_ttl_ms: int | None = None
+    # polars threads in each worker process (POLARS_MAX_THREADS there; pipes transport); None: polars' default
+    worker_threads: int | None = None
 
     def __post_init__(self) -> None:
         if self.executor not in EXECUTORS:
@@ -54,6 +56,10 @@ class RunConfig:
             or not 0 <= self.metrics_port <= 65535
         ):
             raise DSLError(f"metrics_port must be a port number (0 for any free one), got {self.metrics_port!r}")
+        if self.worker_threads is not None and (
+            not isinstance(self.worker_threads, int) or isinstance(self.worker_threads, bool) or self.worker_threads < 1
+        ):
+            raise DSLError(f"worker_threads must be a positive integer, got {self.worker_threads!r}")
         if self.state_ttl_ms is not None and self.state_ttl_ms < 1:
             raise DSLError("state_ttl must be a positive duration")
         if self.batch_interval_ms < 1:

@@ -124,6 +124,11 @@ class Context:
         Per-rule switches: `{"push_down_predicates": False}` turns that rule
         off (`optimizer.rules.RULE_NAMES` lists them). Results never change,
         only the plan; `SET optimizer.<rule> = 'false'` does the same.
+    worker_threads : int, optional
+        Polars threads in each worker process (transport 'pipes'): sets
+        POLARS_MAX_THREADS there before polars starts its thread pool. None
+        (the default) keeps polars' default, one per core. With N workers
+        on N cores, 1 keeps the workers from competing for the cores.
 
     Examples
     --------
@@ -147,6 +152,7 @@ class Context:
         ray_address: str | None = None,
         metrics_port: int | None = None,
         state_ttl: str | int | dt.timedelta | None = None,
+        worker_threads: int | None = None,
     ) -> None:
         self.config = RunConfig(
             workers=workers,
@@ -163,6 +169,7 @@ class Context:
             ray_address=ray_address,
             metrics_port=metrics_port,
             state_ttl_ms=None if state_ttl is None else to_duration_ms(state_ttl, "state_ttl"),
+            worker_threads=worker_threads,
         )
         self.catalog = Catalog()
         self._queries = Queries()

@@ -160,7 +160,7 @@ def cmd_ysb(args: argparse.Namespace, out: TextIO) -> int:
         if args.scaling:
             rates = (args.rates or [bench.rate * f for f in (0.25, 0.5, 1, 2, 4, 8)]) if paced else []
             report.extra["scaling"] = X.scaling(
-                bench, out, workers=args.scaling_workers, rates=rates, events_dir=events_dir
+                bench, out, workers=args.scaling_workers, rates=rates, events_dir=events_dir, repeat=args.repeat
             )
     data = X.report_dict(report)
     if args.json:
@@ -257,7 +257,10 @@ def add_ysb(kinds: argparse._SubParsersAction) -> None:
         "--compare", action="store_true", help="latency of drizzle, bsp and drizzle with the optimizer off at the rate"
     )
     extra.add_argument(
-        "--scaling", action="store_true", help="throughput against workers (1, 2) and against the input rate"
+        "--scaling",
+        action="store_true",
+        help="throughput against workers (1, 2; with polars' default threads per worker and with one), the ratio "
+        "2 / 1 workers, and throughput and latency against the input rate",
     )
     extra.add_argument(
         "--scaling-workers",
@@ -265,6 +268,13 @@ def add_ysb(kinds: argparse._SubParsersAction) -> None:
         default=[1, 2],
         metavar="LIST",
         help="worker counts of --scaling (default: 1,2)",
+    )
+    extra.add_argument(
+        "--repeat",
+        type=_count,
+        default=1,
+        metavar="K",
+        help="--scaling: rounds over the worker counts; the median and the spread of the ratio (default: 1)",
     )
     extra.add_argument(
         "--rates",
