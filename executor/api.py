@@ -121,7 +121,7 @@ def build_run(
     if pool is not None and config.transport == "pipes" and hasattr(run, "pool"):
         workers = pool()
         threads = config.worker_threads
-        run.pool = workers  # type: ignore[attr-defined]
+        run.pool = workers
         run.transport_factory = lambda n: workers.factory(n, threads)  # type: ignore[attr-defined]
     return run
 
