@@ -145,3 +145,12 @@ def test_bench_compare_runs_end_to_end_and_writes_its_table_and_plot(tmp_path):
     rows = json.loads(results.read_text())["rows"]
     assert all(r["equal"] for r in rows if "equal" in r)
     assert {"drizzle", "bsp"} == set(next(r for r in rows if "p99_ms" in r)["p99_ms"])
+
+
+def test_the_generators_value_pools_hash_all_values_at_once_to_the_same_ids():
+    from stream_dsl.connectors import generator
+
+    for seed, namespace in ((1, 1), (7, 3), (2**70 + 5, 4)):
+        assert generator._uuids_like(seed, namespace, 40) == [
+            generator._uuid_like(seed, namespace, k) for k in range(40)
+        ]
