@@ -352,13 +352,21 @@ def markdown_table(rows: list[Row]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_markdown(rows: list[Row], path: str, *, command: str, machine: str) -> str:
+def load_average() -> float | None:
+    """The machine's 1-minute load average (None where the OS does not tell): how busy it was."""
+    try:
+        return os.getloadavg()[0]
+    except (OSError, AttributeError):
+        return None
+
+
+def write_markdown(rows: list[Row], path: str, *, command: str, machine: str, load: str = "") -> str:
     """The table with the command and the machine it was measured with, ready to replace the README section."""
     from stream_dsl.errors import DSLError
 
     text = (
-        f"Measured with `{command}` on {machine}. Ratios are stream-dsl over plain polars (events/s) unless "
-        "the ratio says otherwise; each ratio's two sides ran in the same run.\n\n" + markdown_table(rows)
+        f"Measured with `{command}` on {machine}{load}. Ratios are stream-dsl over plain polars (events/s) "
+        "unless the ratio says otherwise; each ratio's two sides ran in the same run.\n\n" + markdown_table(rows)
     )
     try:
         with open(path, "w", encoding="utf-8") as f:

@@ -44,17 +44,23 @@ def cmd_compare(args: argparse.Namespace, out: TextIO) -> int:
     print(f"bench compare: {X.machine_text(machine)}", file=out)
     if not C.has_duckdb():
         print("  DuckDB is not installed (pip install duckdb): its column is skipped", file=out)
+    before = C.load_average()
     rows = C.run_compare(settings, out)
+    after = C.load_average()
+    load = (
+        "" if before is None or after is None else f" (load average {before:.1f} at the start, {after:.1f} at the end)"
+    )
     table = C.markdown_table(rows)
     print("\n" + table, file=out, end="")
-    data: dict[str, Any] = {"command": command, "machine": machine, "rows": C.rows_data(rows)}
+    data: dict[str, Any] = {"command": command, "machine": machine, "load": [before, after], "rows": C.rows_data(rows)}
+    print(f"machine{load or ' load unknown'}", file=out)
     if args.table:
-        C.write_markdown(rows, args.table, command=command, machine=X.machine_text(machine))
+        C.write_markdown(rows, args.table, command=command, machine=X.machine_text(machine), load=load)
         print(f"table: {args.table}", file=out)
     if args.plot:
         from stream_dsl.bench.plots import compare_plot
 
-        compare_plot(data, args.plot, footer=f"{X.machine_text(machine)}; $ {command}")
+        compare_plot(data, args.plot, footer=f"{X.machine_text(machine)}{load}; $ {command}")
         print(f"plot: {args.plot}", file=out)
     if args.json:
         _write_json(args.json, data)
