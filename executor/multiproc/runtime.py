@@ -293,6 +293,8 @@ class MultiprocessTransport:
     def from_config(cls, config: Any) -> Callable[[int], "MultiprocessTransport"]:
         """The factory for a run's settings: workers with `config.worker_threads` polars threads each."""
         threads = getattr(config, "worker_threads", None)
+        if threads is None:
+            return cls
         return lambda workers: cls(workers, polars_threads=threads)
 
     def __post_init__(self) -> None:
