@@ -410,13 +410,6 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
         add(kinds)
 
 
-def _add_bench_compare(kinds: argparse._SubParsersAction) -> None:
-    """Adds `bench compare`'s parser from stream_dsl.cli.bench_compare (imported when the parser is built)."""
-    from stream_dsl.cli.bench_compare import add_compare
-
-    add_compare(kinds)
-
-
 # `stream-dsl bench NAME`: name → function adding its parser (other benchmarks slot in here).
 BENCHMARKS: dict[str, Callable[[argparse._SubParsersAction], None]] = {
     "ysb": _bench("ysb"),
@@ -424,7 +417,7 @@ BENCHMARKS: dict[str, Callable[[argparse._SubParsersAction], None]] = {
     "memory": _bench("memory"),
     "plots": _bench("plots"),
     "recovery": _bench("recovery"),
-    "compare": _add_bench_compare,
+    "compare": _bench("compare"),
 }
 
 COMMANDS: dict[str, Callable[[argparse._SubParsersAction], None]] = {
