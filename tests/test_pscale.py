@@ -154,3 +154,15 @@ def test_the_generators_value_pools_hash_all_values_at_once_to_the_same_ids():
         assert generator._uuids_like(seed, namespace, 40) == [
             generator._uuid_like(seed, namespace, k) for k in range(40)
         ]
+
+
+def test_the_highest_rate_with_p99_under_a_bound_ignores_rates_without_latency():
+    from stream_dsl.bench.experiments import highest_rate_under
+
+    def point(rate: float, p99: float | None) -> dict:
+        return {"rate": rate, "achieved_events_per_s": rate, "percentiles_ms": {"p99": p99} if p99 else {}}
+
+    points = [point(250e3, 40.0), point(1e6, 900.0), point(2e6, 1500.0), point(4e6, None)]
+    assert highest_rate_under(points, 1000.0) == 1e6
+    assert highest_rate_under(points, 50.0) == 250e3
+    assert highest_rate_under(points, 10.0) is None

@@ -269,13 +269,10 @@ def scaling(
                 file=out,
             )
         under = highest_rate_under(by_rate, 1000.0)
+        achieved = next((p["achieved_events_per_s"] for p in by_rate if p["rate"] == under), 0.0)
         print(
             "  p99 under 1 s up to "
-            + (
-                f"{under:,.0f} events/s (the highest rate offered that was kept up with)"
-                if under
-                else "no rate offered"
-            ),
+            + (f"{under:,.0f} events/s offered ({achieved:,.0f}/s achieved)" if under else "no rate offered"),
             file=out,
         )
     return {
@@ -287,15 +284,10 @@ def scaling(
     }
 
 
-def highest_rate_under(points: Sequence[dict[str, Any]], p99_ms: float, *, keep_up: float = 0.95) -> float | None:
-    """The highest offered rate whose p99 latency stays under `p99_ms` and whose input was kept up with."""
-    good = [
-        p["rate"]
-        for p in points
-        if p["percentiles_ms"]
-        and p["percentiles_ms"]["p99"] < p99_ms
-        and p["achieved_events_per_s"] >= keep_up * p["rate"]
-    ]
+def highest_rate_under(points: Sequence[dict[str, Any]], p99_ms: float) -> float | None:
+    """The highest offered rate whose p99 latency stays under `p99_ms` (the issue's measure; whether the run kept
+    up with it is printed next to it: a short run's achieved rate includes its start and its end)."""
+    good = [p["rate"] for p in points if p["percentiles_ms"] and p["percentiles_ms"]["p99"] < p99_ms]
     return max(good) if good else None
 
 
