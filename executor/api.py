@@ -128,7 +128,9 @@ def build_run(
     run = factory(graph, config, output, realtime)
     if pool is not None and config.transport == "pipes" and hasattr(run, "pool"):
         workers = pool()
-        run.pool, run.transport_factory = workers, workers.factory  # type: ignore[attr-defined]
+        threads = config.worker_threads
+        run.pool = workers
+        run.transport_factory = lambda n: workers.factory(n, threads)  # type: ignore[attr-defined]
     return run
 
 

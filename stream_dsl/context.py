@@ -128,6 +128,11 @@ class Context:
         CREATE of a bounded files source checks that its path names files and
         that its format reads the first one (the default). False binds and
         plans scripts whose data is elsewhere (on the cluster, written later).
+    worker_threads : int, optional
+        Polars threads in each worker process (transport 'pipes'): sets
+        POLARS_MAX_THREADS there before polars starts its thread pool. None
+        (the default) keeps polars' default, one per core. With N workers
+        on N cores, 1 keeps the workers from competing for the cores.
 
     Examples
     --------
@@ -152,6 +157,7 @@ class Context:
         metrics_port: int | None = None,
         state_ttl: str | int | dt.timedelta | None = None,
         check_files: bool = True,
+        worker_threads: int | None = None,
     ) -> None:
         self.config = RunConfig(
             workers=workers,
@@ -168,6 +174,7 @@ class Context:
             ray_address=ray_address,
             metrics_port=metrics_port,
             state_ttl_ms=None if state_ttl is None else to_duration_ms(state_ttl, "state_ttl"),
+            worker_threads=worker_threads,
         )
         self.catalog = Catalog(check_files=check_files)
         self._queries = Queries()

@@ -30,22 +30,24 @@ class WorkerPool:
     """Idle pipes transports by worker count (one each), handed to the next query that needs as many."""
 
     def __init__(self) -> None:
-        self._idle: dict[int, tuple[MultiprocessTransport, float]] = {}  # workers -> (transport, released at)
+        # (workers, polars threads) -> (transport, released at)
+        self._idle: dict[tuple[int, int | None], tuple[MultiprocessTransport, float]] = {}
         self._lock = threading.Lock()
         self.reused = 0  # how many queries got warm workers (for tests and progress)
 
-    def factory(self, workers: int) -> MultiprocessTransport:
-        """A transport for `workers` workers: the idle one with live processes, or a new one."""
+    def factory(self, workers: int, polars_threads: int | None = None) -> MultiprocessTransport:
+        """A transport for `workers` workers (with `polars_threads` polars threads each): the idle one with live
+        processes, or a new one."""
         with self._lock:
-            idle, released_at = self._idle.pop(workers, (None, 0.0))
+            idle, released_at = self._idle.pop((workers, polars_threads), (None, 0.0))
         if idle is None:
-            return MultiprocessTransport(workers)
+            return MultiprocessTransport(workers, polars_threads=polars_threads)
         fresh = time.monotonic() - released_at < IDLE_S  # well before the workers give up by themselves
         if fresh and not idle.dead_workers() and len(idle.processes) == workers:
             self.reused += 1
             return idle
         idle.shutdown(message=Stop())
-        return MultiprocessTransport(workers)
+        return MultiprocessTransport(workers, polars_threads=polars_threads)
 
     def give_back(self, transport: Any) -> bool:
         """After a clean end: keep `transport` if its workers drain (True); else the caller shuts it down."""
@@ -54,8 +56,9 @@ class WorkerPool:
         if not transport.release(Release(), lambda m: m.worker if isinstance(m, Drained) else None):
             return False
         with self._lock:
-            spare = self._idle.pop(transport.workers, None)
-            self._idle[transport.workers] = (transport, time.monotonic())
+            key = (transport.workers, transport.polars_threads)
+            spare = self._idle.pop(key, None)
+            self._idle[key] = (transport, time.monotonic())
         if spare is not None:
             spare[0].shutdown(message=Stop())
         return True

@@ -34,8 +34,9 @@ import os
 import threading
 import time
 from collections import deque
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Callable, Protocol
+from typing import Any, Callable, Iterator, Protocol
 
 import multiprocess
 
@@ -234,7 +235,24 @@ def context() -> Any:
     return _context
 
 
-def _start_without_main(process: Any) -> None:
+@contextmanager
+def _environment(name: str, value: str | None) -> Iterator[None]:
+    """`name` set to `value` in this process's environment for the block (None: left as it is)."""
+    if value is None:
+        yield
+        return
+    before = os.environ.get(name)
+    os.environ[name] = value
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = before
+
+
+def _start_without_main(process: Any, polars_threads: int | None = None) -> None:
     """Start `process` without re-running the user's __main__ in it.
 
     Workers need only the executor's modules; re-importing a user's script
@@ -251,7 +269,8 @@ def _start_without_main(process: Any) -> None:
         data.pop("init_main_from_name", None)
         return data
 
-    with _launch_lock:
+    threads = None if polars_threads is None else str(polars_threads)
+    with _launch_lock, _environment("POLARS_MAX_THREADS", threads):
         spawn.get_preparation_data = without_main
         try:
             process.start()
@@ -268,6 +287,15 @@ class MultiprocessTransport:
     exit_codes: dict[int, int | None] = field(default_factory=dict)
     sent: int = 0
     received: int = 0
+    polars_threads: int | None = None  # POLARS_MAX_THREADS in each worker (RunConfig.worker_threads)
+
+    @classmethod
+    def from_config(cls, config: Any) -> Callable[[int], "MultiprocessTransport"]:
+        """The factory for a run's settings: workers with `config.worker_threads` polars threads each."""
+        threads = getattr(config, "worker_threads", None)
+        if threads is None:
+            return cls
+        return lambda workers: cls(workers, polars_threads=threads)
 
     def __post_init__(self) -> None:
         ctx = context()
@@ -306,8 +334,11 @@ class MultiprocessTransport:
         if running is not None and running.is_alive():  # a warm transport's worker (`pool.py`) serves on
             return
         channel = self._channels[worker]
-        process = context().Process(target=main, args=(channel,), name=f"stream-dsl-worker-{worker}", daemon=True)
-        _start_without_main(process)
+        # polars sizes its thread pool when it is imported: the fork server's processes have imported it, so a
+        # worker with its own thread count is a fresh interpreter started with POLARS_MAX_THREADS set (slower)
+        ctx = context() if self.polars_threads is None else multiprocess.get_context("spawn")
+        process = ctx.Process(target=main, args=(channel,), name=f"stream-dsl-worker-{worker}", daemon=True)
+        _start_without_main(process, self.polars_threads)
         self.processes[worker] = process
         self._close_channel(worker)
 

@@ -31,6 +31,9 @@ __all__ = [
     "compare_latency",
     "scaling",
     "growth_point",
+    "highest_rate_under",
+    "worker_scaling",
+    "thread_settings",
     "machine",
     "machine_text",
     "report_dict",
@@ -166,6 +169,64 @@ def growth_point(points: Sequence[dict[str, Any]], *, factor: float = 2.0, keep_
     return None
 
 
+def thread_settings(bench: YsbBench) -> tuple[int | None, ...]:
+    """The polars thread counts per worker `scaling` compares: the bench's own, and one thread per worker when
+    the workers are processes of this machine (pipes) and the bench did not choose a count already."""
+    config = bench.config
+    if config.worker_threads is not None or config.executor == "inline" or config.transport != "pipes":
+        return (config.worker_threads,)
+    return (None, 1)
+
+
+def _threads_text(threads: int | None) -> str:
+    return "polars' default" if threads is None else f"{threads} polars thread{'s' if threads != 1 else ''}"
+
+
+def worker_scaling(
+    bench: YsbBench,
+    out: TextIO,
+    *,
+    workers: Sequence[int] = (1, 2),
+    threads: Sequence[int | None] | None = None,
+    repeat: int = 1,
+    events_dir: str | None = None,
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Throughput against the worker count, for each polars thread count per worker; `repeat` rounds, each
+    running every count once (so a busy machine slows all of them alike). Returns the points (median of
+    the rounds) and, per thread count, the ratio of the most workers' throughput to the fewest's: the
+    median over the rounds, and their lowest and highest (the spread)."""
+    points: list[dict[str, Any]] = []
+    ratios: list[dict[str, Any]] = []
+    if not workers:
+        return points, ratios
+    lo, hi = min(workers), max(workers)
+    for count in thread_settings(bench) if threads is None else threads:
+        print(
+            f"\nscaling: throughput against workers ({bench.events:,} events, as fast as possible), "
+            f"{_threads_text(count)} per worker" + (f", median of {repeat} rounds" if repeat > 1 else ""),
+            file=out,
+        )
+        rounds: dict[int, list[EngineRun]] = {n: [] for n in workers}
+        for _ in range(repeat):
+            for n in workers:
+                rounds[n].append(run_engine(bench.with_context(workers=n, worker_threads=count), events_dir=events_dir))
+        for n in workers:
+            run = sorted(rounds[n], key=lambda r: r.seconds)[len(rounds[n]) // 2]
+            points.append({"workers": n, "worker_threads": count, **_engine_dict(run)})
+            print(
+                f"  {n} worker{'s' if n != 1 else ' '}  {run.seconds:9.3f} s  {run.events_per_s:>14,.0f} events/s",
+                file=out,
+            )
+        if hi != lo:
+            each = sorted(_ratio(a.events_per_s, b.events_per_s) for a, b in zip(rounds[hi], rounds[lo]))
+            ratio = {"worker_threads": count, "workers": [lo, hi], "ratio": each[len(each) // 2], "rounds": each}
+            ratios.append(ratio)
+            spread = f" (rounds {each[0]:.2f}x to {each[-1]:.2f}x)" if repeat > 1 else ""
+            print(f"  {hi} / {lo} workers  throughput {ratio['ratio']:.2f}x{spread}", file=out)
+        out.flush()
+    return points, ratios
+
+
 def scaling(
     bench: YsbBench,
     out: TextIO,
@@ -173,18 +234,14 @@ def scaling(
     workers: Sequence[int] = (1, 2),
     rates: Sequence[float] = (),
     events_dir: str | None = None,
+    threads: Sequence[int | None] | None = None,
+    repeat: int = 1,
 ) -> dict[str, Any]:
-    """Throughput against the worker count, then achieved throughput and latency against the input rate."""
-    by_workers = []
-    if workers:
-        print(f"\nscaling: throughput against workers ({bench.events:,} events, as fast as possible)", file=out)
-    for n in workers:
-        run = run_engine(bench.with_context(workers=n), events_dir=events_dir)
-        by_workers.append({"workers": n, **_engine_dict(run)})
-        print(
-            f"  {n} worker{'s' if n != 1 else ' '}  {run.seconds:9.3f} s  {run.events_per_s:>14,.0f} events/s", file=out
-        )
-        out.flush()
+    """Throughput against the worker count (with polars' default threads and with one thread per worker: see
+    `worker_scaling`), then achieved throughput and latency against the input rate."""
+    by_workers, worker_ratios = worker_scaling(
+        bench, out, workers=workers, threads=threads, repeat=repeat, events_dir=events_dir
+    )
     by_rate: list[dict[str, Any]] = []
     if rates:
         seconds = bench.duration_s or bench.events / bench.rate
@@ -211,7 +268,27 @@ def scaling(
                 f"or input not kept up with)",
                 file=out,
             )
-    return {"by_workers": by_workers, "by_rate": by_rate, "growth_rate": growth_point(by_rate) if by_rate else None}
+        under = highest_rate_under(by_rate, 1000.0)
+        achieved = next((p["achieved_events_per_s"] for p in by_rate if p["rate"] == under), 0.0)
+        print(
+            "  p99 under 1 s up to "
+            + (f"{under:,.0f} events/s offered ({achieved:,.0f}/s achieved)" if under else "no rate offered"),
+            file=out,
+        )
+    return {
+        "by_workers": by_workers,
+        "worker_ratios": worker_ratios,
+        "by_rate": by_rate,
+        "growth_rate": growth_point(by_rate) if by_rate else None,
+        "under_1s_rate": highest_rate_under(by_rate, 1000.0) if by_rate else None,
+    }
+
+
+def highest_rate_under(points: Sequence[dict[str, Any]], p99_ms: float) -> float | None:
+    """The highest offered rate whose p99 latency stays under `p99_ms` (the issue's measure; whether the run kept
+    up with it is printed next to it: a short run's achieved rate includes its start and its end)."""
+    good = [p["rate"] for p in points if p["percentiles_ms"] and p["percentiles_ms"]["p99"] < p99_ms]
+    return max(good) if good else None
 
 
 # ---------------------------------------------------------------- results as data
@@ -256,6 +333,7 @@ def config_dict(bench: YsbBench) -> dict[str, Any]:
         "group_size": c.group_size,
         "batch_interval_ms": c.batch_interval_ms,
         "optimize": c.optimize,
+        **({"worker_threads": c.worker_threads} if c.worker_threads is not None else {}),
     }
 
 

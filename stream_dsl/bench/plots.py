@@ -21,7 +21,15 @@ from typing import Any, Sequence
 
 from stream_dsl.errors import DSLError
 
-__all__ = ["pyplot", "latency_cdf", "scheduling_plot", "throughput_vs_rate", "write_plots", "INSTALL_HINT"]
+__all__ = [
+    "pyplot",
+    "compare_plot",
+    "latency_cdf",
+    "scheduling_plot",
+    "throughput_vs_rate",
+    "write_plots",
+    "INSTALL_HINT",
+]
 
 INSTALL_HINT = "pip install 'stream-dsl[bench]'"
 TARGET_P99_MS = 200.0
@@ -239,3 +247,53 @@ def write_plots(data: dict[str, Any], out_dir: str, *, command: str | None = Non
             )
         )
     return written
+
+
+def compare_plot(data: dict[str, Any], path: str, *, footer: str | None = None) -> str:
+    """`bench compare`'s table as a figure: YSB throughput of stream-dsl, polars and DuckDB per event format
+    (left), and every ratio of the table against its target (right)."""
+    plt = pyplot()
+    rows = data.get("rows") or []
+    ysb = [r for r in rows if "engine_events_per_s" in r]
+    ratios = [r for r in rows if r.get("ratio") is not None and r["ratio"] == r["ratio"]]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.8), gridspec_kw={"width_ratios": [1, 1.2]})
+    systems = (
+        ("stream-dsl", "engine_events_per_s", COLORS["drizzle"]),
+        ("plain polars", "polars_events_per_s", "#2ca02c"),
+        ("DuckDB", "duckdb_events_per_s", "#9467bd"),
+    )
+    width = 0.8 / len(systems)
+    for k, (label, key, color) in enumerate(systems):
+        xs = [i + (k - 1) * width for i, r in enumerate(ysb) if key in r]
+        ys = [r[key] / 1e6 for r in ysb if key in r]
+        if xs:
+            left.bar(xs, ys, width=width, label=label, color=color)
+    left.set_xticks(range(len(ysb)), [r["name"].split(",")[0].removeprefix("YSB ") for r in ysb])
+    left.set_ylabel("million events/s (more is better)")
+    left.set_title("YSB throughput over the same events", fontsize=10)
+    left.grid(alpha=0.3, axis="y")
+    if ysb:
+        left.legend(fontsize=8)
+    labels = [r["ratio_text"].split(" (")[0] + "\n" + r["name"][:48] for r in ratios]
+    right.barh(range(len(ratios)), [r["ratio"] for r in ratios], color=COLORS["drizzle"])
+    right.set_yticks(range(len(ratios)), labels, fontsize=7)
+    right.invert_yaxis()
+    right.axvline(1.0, color="#888888", linestyle="--", linewidth=1)
+    for i, r in enumerate(ratios):
+        right.annotate(
+            f"{r['ratio']:.2f}  target {r['target'] or '-'}",
+            (r["ratio"], i),
+            xytext=(4, -3),
+            textcoords="offset points",
+            fontsize=7,
+        )
+    right.set_xlim(0, max([1.0] + [r["ratio"] for r in ratios]) * 1.5)
+    right.set_xlabel("ratio (stream-dsl / polars; or as labelled)")
+    right.set_title("Ratios of the table", fontsize=10)
+    right.grid(alpha=0.3, axis="x")
+    fig.tight_layout(rect=(0, 0.05, 1, 1))
+    _footer(fig, footer)
+    directory = os.path.dirname(path)
+    if directory:
+        os.makedirs(directory, exist_ok=True)
+    return _save(fig, path)

@@ -8,10 +8,11 @@
     stream-dsl bench plots [--out docs/bench] [--from results.json]
     stream-dsl bench recovery [--groups 1,10,100] [--workers 2] [--rate 200000] [--batch-interval 100ms]
                               [--kill-after 3s] [--observe 3s] [--json FILE]
+    stream-dsl bench compare [--events N] [--rate R] [--repeat K] [--table FILE] [--plot FILE] [--json FILE]
 
 `stream_dsl.cli.main` registers these parsers in its BENCHMARKS table; the work
 is done by `bench_ysb`, `bench_experiments`, `bench_memory`,
-`bench_plots`, `stream_dsl.bench.scheduling` and `stream_dsl.bench.recovery`,
+`bench_plots`, `stream_dsl.bench.scheduling`, `stream_dsl.bench.recovery` and `stream_dsl.bench.compare`,
 imported when a command runs.
 """
 
@@ -27,7 +28,7 @@ from typing import Any, Sequence, TextIO
 from stream_dsl.cli.common import EXIT_ERROR, EXIT_OK, UsageError, add_context_options, context_kwargs
 from stream_dsl.errors import DSLError
 
-__all__ = ["add_ysb", "add_scheduling", "add_memory", "add_plots", "add_recovery", "parse_count"]
+__all__ = ["add_ysb", "add_scheduling", "add_memory", "add_plots", "add_recovery", "add_compare", "parse_count"]
 
 _SUFFIX = {"k": 1_000, "m": 1_000_000, "g": 1_000_000_000}
 
@@ -160,7 +161,7 @@ def cmd_ysb(args: argparse.Namespace, out: TextIO) -> int:
         if args.scaling:
             rates = (args.rates or [bench.rate * f for f in (0.25, 0.5, 1, 2, 4, 8)]) if paced else []
             report.extra["scaling"] = X.scaling(
-                bench, out, workers=args.scaling_workers, rates=rates, events_dir=events_dir
+                bench, out, workers=args.scaling_workers, rates=rates, events_dir=events_dir, repeat=args.repeat
             )
     data = X.report_dict(report)
     if args.json:
@@ -257,7 +258,10 @@ def add_ysb(kinds: argparse._SubParsersAction) -> None:
         "--compare", action="store_true", help="latency of drizzle, bsp and drizzle with the optimizer off at the rate"
     )
     extra.add_argument(
-        "--scaling", action="store_true", help="throughput against workers (1, 2) and against the input rate"
+        "--scaling",
+        action="store_true",
+        help="throughput against workers (1, 2; with polars' default threads per worker and with one), the ratio "
+        "2 / 1 workers, and throughput and latency against the input rate",
     )
     extra.add_argument(
         "--scaling-workers",
@@ -265,6 +269,13 @@ def add_ysb(kinds: argparse._SubParsersAction) -> None:
         default=[1, 2],
         metavar="LIST",
         help="worker counts of --scaling (default: 1,2)",
+    )
+    extra.add_argument(
+        "--repeat",
+        type=_count,
+        default=1,
+        metavar="K",
+        help="--scaling: rounds over the worker counts; the median and the spread of the ratio (default: 1)",
     )
     extra.add_argument(
         "--rates",
@@ -596,3 +607,97 @@ def add_recovery(kinds: argparse._SubParsersAction) -> None:
     r.add_argument("--seed", type=int, default=1, help="random seed (default: 1)")
     r.add_argument("--json", metavar="FILE", help="write the measurements as JSON")
     r.set_defaults(handler=cmd_recovery)
+
+
+# ---------------------------------------------------------------------- compare
+
+
+def cmd_compare(args: argparse.Namespace, out: TextIO) -> int:
+    from stream_dsl.bench import compare as C
+    from stream_dsl.bench import experiments as X
+
+    if args.plot:
+        from stream_dsl.bench.plots import pyplot
+
+        pyplot()  # no matplotlib: say so now, not after the runs
+    settings = C.CompareSettings(
+        events=args.events,
+        rate=args.rate,
+        context=tuple(context_kwargs(args).items()),
+        small_batches=args.small_batches,
+        small_rows=args.small_rows,
+        small_group=args.small_group,
+        scaling_events=args.scaling_events,
+        repeat=args.repeat,
+        latency_s=args.latency_duration,
+        latency_batch_ms=_duration_ms(args.latency_batch, "--latency-batch"),
+        latency_window_ms=_duration_ms(args.latency_window, "--latency-window"),
+        data_dir=args.data_dir,
+    )
+    machine = X.machine()
+    command = _command_line(getattr(args, "argv", None))
+    print(f"bench compare: {X.machine_text(machine)}", file=out)
+    if not C.has_duckdb():
+        print("  DuckDB is not installed (pip install duckdb): its column is skipped", file=out)
+    before = C.load_average()
+    rows = C.run_compare(settings, out)
+    after = C.load_average()
+    load = (
+        "" if before is None or after is None else f" (load average {before:.1f} at the start, {after:.1f} at the end)"
+    )
+    table = C.markdown_table(rows)
+    print("\n" + table, file=out, end="")
+    data: dict[str, Any] = {"command": command, "machine": machine, "load": [before, after], "rows": C.rows_data(rows)}
+    print(f"machine{load or ' load unknown'}", file=out)
+    if args.table:
+        C.write_markdown(rows, args.table, command=command, machine=X.machine_text(machine), load=load)
+        print(f"table: {args.table}", file=out)
+    if args.plot:
+        from stream_dsl.bench.plots import compare_plot
+
+        compare_plot(data, args.plot, footer=f"{X.machine_text(machine)}{load}; $ {command}")
+        print(f"plot: {args.plot}", file=out)
+    if args.json:
+        _write_json(args.json, data)
+        print(f"results: {args.json}", file=out)
+    mismatched = [r.name for r in rows if "MISMATCH" in r.note]
+    return EXIT_ERROR if mismatched else EXIT_OK
+
+
+def add_compare(kinds: argparse._SubParsersAction) -> None:
+    c = kinds.add_parser(
+        "compare",
+        help="stream-dsl, plain polars and DuckDB side by side: the ratio table and plot",
+        description=(
+            "In one run: YSB over columnar events, ndjson and parquet files on stream-dsl, plain polars and "
+            "DuckDB (when installed) over the same events; small batches (ndjson files, one per batch) on drizzle "
+            "and bsp; 2 workers over 1 with one polars thread per worker and with polars' default; p99 event "
+            "latency of drizzle and bsp paced at the rate with small batches. Prints the ratio table; --table "
+            "writes it as markdown (the README's performance section), --plot draws it (needs matplotlib). Exit "
+            "code 1 when a result differs from polars'."
+        ),
+    )
+    c.add_argument("--events", type=_count, default=2_000_000, metavar="N", help="YSB events (default: 2M)")
+    c.add_argument(
+        "--rate", type=parse_count, default=1_000_000, metavar="R", help="events/s of event time (default: 1M)"
+    )
+    c.add_argument("--small-batches", type=_count, default=300, metavar="N", help="small batches (default: 300)")
+    c.add_argument("--small-rows", type=_count, default=50, metavar="N", help="events per small batch (default: 50)")
+    c.add_argument("--small-group", type=_count, default=50, metavar="G", help="drizzle group size there (default: 50)")
+    c.add_argument("--scaling-events", type=_count, metavar="N", help="events of the scaling runs (default: --events)")
+    c.add_argument("--repeat", type=_count, default=3, metavar="K", help="rounds of the scaling runs (default: 3)")
+    c.add_argument(
+        "--latency-duration",
+        type=_seconds,
+        default=5.0,
+        metavar="SECONDS",
+        help="length of each paced latency run (default: 5; 0: no latency row)",
+    )
+    c.add_argument("--latency-batch", default="10ms", metavar="DURATION", help="its batch interval (default: 10ms)")
+    c.add_argument("--latency-window", default="1s", metavar="DURATION", help="its tumbling window (default: 1s)")
+    c.add_argument("--data-dir", metavar="DIR", help="where the temporary event files go")
+    c.add_argument("--table", metavar="FILE", help="write the table as markdown, e.g. docs/bench/compare.md")
+    c.add_argument("--plot", metavar="FILE", help="draw the table as a PNG, e.g. docs/bench/compare.png")
+    c.add_argument("--json", metavar="FILE", help="write every measurement as JSON")
+    add_context_options(c)
+    c.set_defaults(handler=cmd_compare)

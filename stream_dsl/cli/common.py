@@ -73,6 +73,13 @@ def add_context_options(parser: argparse.ArgumentParser, *, top: bool = False) -
         help="event time one micro-batch covers, e.g. 100ms or 1s (default: 100ms)",
     )
     group.add_argument(
+        "--worker-threads",
+        type=positive_int,
+        metavar="N",
+        default=unset,
+        help="polars threads in each worker process (POLARS_MAX_THREADS there; default: one per core)",
+    )
+    group.add_argument(
         "--no-optimize",
         action="store_true",
         default=False if top else argparse.SUPPRESS,
@@ -116,6 +123,8 @@ def context_kwargs(args: argparse.Namespace) -> dict[str, Any]:
         kwargs["group_size"] = args.group_size
     if getattr(args, "batch_interval", None) is not None:
         kwargs["batch_interval"] = args.batch_interval
+    if getattr(args, "worker_threads", None) is not None:
+        kwargs["worker_threads"] = args.worker_threads
     if getattr(args, "no_optimize", False):
         kwargs["optimize"] = False
     if getattr(args, "transport", None) is not None:

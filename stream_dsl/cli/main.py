@@ -452,6 +452,7 @@ BENCHMARKS: dict[str, Callable[[argparse._SubParsersAction], None]] = {
     "memory": _bench("memory"),
     "plots": _bench("plots"),
     "recovery": _bench("recovery"),
+    "compare": _bench("compare"),
 }
 
 COMMANDS: dict[str, Callable[[argparse._SubParsersAction], None]] = {
