@@ -65,6 +65,7 @@ from stream_dsl.connectors.file_formats import format_name, format_of
 from stream_dsl.connectors.file_formats import SINK_EXTENSION as SINK_EXTENSION
 from stream_dsl.connectors.files_sink import FileSink
 from stream_dsl.connectors.files_sink_log import COMMITTED_LOG, live_files
+from stream_dsl.connectors.parquet_scan import PushedPredicate, PushedRead, pushable, pushable_predicate, read_pushed
 
 # the sink's public names, which callers reach as `files.X` (SINK_OPTIONS: the docs' connector reference)
 from stream_dsl.connectors.files_sink import SINK_OPTIONS as SINK_OPTIONS
@@ -73,6 +74,7 @@ from stream_dsl.connectors.files_sink import for_text_format as for_text_format
 from stream_dsl.connectors.files_sink import read_committed as read_committed
 from stream_dsl.connectors.files_sink import write_frame as write_frame
 from stream_dsl.ir.definitions import SinkDef, SourceDef
+from stream_dsl.ir.expr import Expr
 from stream_dsl.ir.types import Schema
 
 SOURCE_OPTIONS = ("path", "format", "watch", "max_files_per_batch", "header", "delimiter")
@@ -243,10 +245,18 @@ class FileSource:
         self._schema = definition.schema
         self._pending: list[str] = []
         self._done: set[str] = set()
+        self._pushed: PushedPredicate | None = None
+        self.pushed_reads = 0  # parquet files read through `parquet_scan` (tests and benchmarks read it)
 
     @property
     def bounded(self) -> bool:
         return not self.options.watch
+
+    def push_predicate(self, predicate: Expr) -> bool:
+        """Keep only the rows where `predicate` holds while reading parquet files whose rows cannot be dead
+        letters (`parquet_scan`); the scan still applies it. False: the predicate cannot be pushed."""
+        self._pushed = pushable_predicate(predicate)
+        return self._pushed is not None
 
     def open(self, columns: list[str] | None, offset: Any = None) -> None:
         self._schema = read_schema(self.definition, columns, self._what)
@@ -313,20 +323,45 @@ class FileSource:
     def _read(self, chosen: list[str]) -> SourceBatch:
         frames: list[pl.DataFrame] = []
         letters: list[DeadLetter] = []
+        maxima: list[int] = []
         for path in chosen:
-            decoded = read_file(path, self.options, self._schema, self.definition.schema, self.definition.name)
-            frames.append(decoded.frame)
-            letters.extend(decoded.dead_letters)
+            pushed = self._read_pushed(path)
+            if pushed is not None:
+                frame, newest = pushed.frame, pushed.max_event_ms
+            else:
+                decoded = read_file(path, self.options, self._schema, self.definition.schema, self.definition.name)
+                frame, newest = decoded.frame, max_event_time_ms(decoded.frame, self.definition)
+                letters.extend(decoded.dead_letters)
+            frames.append(frame)
+            if newest is not None:
+                maxima.append(newest)
             self._done.add(path)
-        frame = _concat(frames, self._schema)
         return SourceBatch(
-            frame=frame,
+            frame=_concat(frames, self._schema),
             exhausted=self.bounded and not self._pending,
             offset={"files": sorted(self._done)},
             dead_letters=letters,
-            max_event_time_ms=max_event_time_ms(frame, self.definition),
+            max_event_time_ms=max(maxima, default=None),
             replay={"files": list(chosen)},
         )  # the offset lists every file ever read: too big to log
+
+    def _read_pushed(self, path: str) -> PushedRead | None:
+        """A parquet file read with the columns and the pushed predicate in the scan (`parquet_scan`); None
+        when a row of it could be a dead letter, or anything fails (the full read then reports it)."""
+        if not len(self._schema) or (self.options.format or format_of(path)) != "parquet":
+            return None  # no columns: only the row count matters, which the full read gets from the footer
+        schema = self._schema
+        pushed = self._pushed if self._pushed is not None and self._pushed.columns <= set(schema.names) else None
+        wm = self.definition.watermark
+        watermark = wm.column if wm is not None and wm.column in schema else None
+        try:
+            if not pushable(dict(pl.read_parquet_schema(path)), with_required(schema, self.definition.schema)):
+                return None
+            read = read_pushed(path, list(schema.names), pushed, watermark)
+        except Exception:  # a missing, corrupt or truncated file: the full read names the problem
+            return None
+        self.pushed_reads += 1
+        return read
 
     def close(self) -> None:
         self._pending = []
