@@ -45,6 +45,7 @@ ConnectorError naming the source and the file.
 
 from __future__ import annotations
 
+import bisect
 import glob
 import gzip
 import os
@@ -65,6 +66,7 @@ from stream_dsl.connectors.file_formats import format_name, format_of
 from stream_dsl.connectors.file_formats import SINK_EXTENSION as SINK_EXTENSION
 from stream_dsl.connectors.files_sink import FileSink
 from stream_dsl.connectors.files_sink_log import COMMITTED_LOG, live_files
+from stream_dsl.connectors.file_listing import Listing
 from stream_dsl.connectors.parquet_scan import PushedPredicate, PushedRead, pushable, pushable_predicate, read_pushed
 
 # the sink's public names, which callers reach as `files.X` (SINK_OPTIONS: the docs' connector reference)
@@ -245,6 +247,8 @@ class FileSource:
         self._schema = definition.schema
         self._pending: list[str] = []
         self._done: set[str] = set()
+        self._done_sorted: list[str] = []  # `_done` in order, kept as files are read: the offset, without a sort
+        self._listing: Listing | None = None  # watch mode: what appeared since the last batch (file_listing.py)
         self._pushed: PushedPredicate | None = None
         self.pushed_reads = 0  # parquet files read through `parquet_scan` (tests and benchmarks read it)
 
@@ -261,6 +265,8 @@ class FileSource:
     def open(self, columns: list[str] | None, offset: Any = None) -> None:
         self._schema = read_schema(self.definition, columns, self._what)
         self._done = set(offset.get("files", ())) if isinstance(offset, dict) else set()
+        self._done_sorted = sorted(self._done)
+        self._listing = Listing(self.options, self._what) if self.options.watch else None
         self._pending = self._new_files()
 
     def backlog(self) -> dict[str, int]:
@@ -268,7 +274,10 @@ class FileSource:
         return {"files_unread": len(self._pending)}
 
     def _new_files(self) -> list[str]:
-        listed = list_files(self.options, self._what, allow_missing=self.options.watch)
+        if self._listing is not None:  # watching: only the names that appeared since the last look
+            listed = self._listing.new_files()
+        else:
+            listed = list_files(self.options, self._what, allow_missing=self.options.watch)
         return [p for p in listed if p not in self._done and self._mine(p)]
 
     def _mine(self, path: str) -> bool:
@@ -335,11 +344,13 @@ class FileSource:
             frames.append(frame)
             if newest is not None:
                 maxima.append(newest)
-            self._done.add(path)
+            if path not in self._done:
+                self._done.add(path)
+                bisect.insort(self._done_sorted, path)
         return SourceBatch(
             frame=_concat(frames, self._schema),
             exhausted=self.bounded and not self._pending,
-            offset={"files": sorted(self._done)},
+            offset={"files": list(self._done_sorted)},  # a copy: a checkpoint may still hold an older one
             dead_letters=letters,
             max_event_time_ms=max(maxima, default=None),
             replay={"files": list(chosen)},
