@@ -294,6 +294,7 @@ def _scheduling(
     warmup: int | None,
     transport: str | None = None,
     ray_address: str | None = None,
+    source: str | None = None,
 ) -> dict[str, Any]:
     """run_scheduling_bench with the options given (the others keep its defaults)."""
     from stream_dsl.bench.scheduling import run_scheduling_bench
@@ -306,6 +307,7 @@ def _scheduling(
         "group_sizes": None if group_sizes is None else tuple(group_sizes),
         "transport": transport,
         "ray_address": ray_address,
+        "source": source,
     }
     options: dict[str, Any] = {k: v for k, v in given.items() if v is not None}
     if iterations is not None:
@@ -325,6 +327,7 @@ def cmd_scheduling(args: argparse.Namespace, out: TextIO) -> int:
         args.warmup,
         args.transport,
         args.ray_address,
+        args.source,
     )
     print(format_report(report), file=out)
     if args.json:
@@ -351,6 +354,11 @@ def add_scheduling(kinds: argparse._SubParsersAction) -> None:
     s.add_argument("--json", metavar="FILE", help="write the measurements as JSON")
     s.add_argument("--transport", choices=("pipes", "ray"), help="how the driver and the workers talk (default: pipes)")
     s.add_argument("--ray-address", metavar="ADDRESS", help="with --transport ray: 'auto' or host:port of a cluster")
+    s.add_argument(
+        "--source",
+        choices=("memory", "files"),
+        help="the batches: in memory, or a parquet file each read by the files source (default: memory)",
+    )
     s.set_defaults(handler=cmd_scheduling)
 
 

@@ -365,11 +365,11 @@ class FileSource:
         pushed = self._pushed if self._pushed is not None and self._pushed.columns <= set(schema.names) else None
         wm = self.definition.watermark
         watermark = wm.column if wm is not None and wm.column in schema else None
+        if not pushable(with_required(schema, self.definition.schema)):
+            return None
         try:
-            if not pushable(dict(pl.read_parquet_schema(path)), with_required(schema, self.definition.schema)):
-                return None
-            read = read_pushed(path, list(schema.names), pushed, watermark)
-        except Exception:  # a missing, corrupt or truncated file: the full read names the problem
+            read = read_pushed(path, schema, pushed, watermark)
+        except Exception:  # other column types, a missing, corrupt or truncated file: the full read deals with it
             return None
         self.pushed_reads += 1
         return read

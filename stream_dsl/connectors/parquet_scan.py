@@ -2,7 +2,8 @@
 
 The files source reads a parquet file through this path when no row of it
 can become a dead letter: every declared column the query reads is in the
-file with exactly its declared type, and none is NOT NULL (`pushable`).
+file with exactly its declared type (polars checks it against the footer
+as it reads), and none is NOT NULL (`pushable`).
 Then rows may be dropped before anyone looks at them, and the scan's
 predicate (`Scan ... predicate=...` in EXPLAIN) goes into
 `pl.scan_parquet`, which reads only the columns asked for and skips row
@@ -61,23 +62,21 @@ def pushable_predicate(predicate: E.Expr) -> PushedPredicate | None:
     return PushedPredicate(compiled, frozenset(E.columns_used(predicate)))
 
 
-def pushable(available: dict[str, pl.DataType], schema: Schema) -> bool:
-    """Whether no row of a file with these columns can be a dead letter: each declared column is there with
-    exactly its declared type (no conversion can fail) and none is NOT NULL."""
-    for field in schema:
-        if field.not_null or field.dtype is DataType.NULL:
-            return False
-        if available.get(field.name) != field.dtype.polars:
-            return False
-    return True
+def pushable(schema: Schema) -> bool:
+    """Whether the declared columns leave a file no way to hold a dead letter once polars has checked that
+    each is there with exactly its declared type (`parquet_scan` makes it check): none is NOT NULL."""
+    return all(not f.not_null and f.dtype is not DataType.NULL for f in schema)
 
 
-def parquet_scan(
-    path: str, columns: list[str], predicate: PushedPredicate | None, watermark: str | None
-) -> pl.LazyFrame:
-    """The lazy read of `columns` of one file, keeping the rows `predicate` keeps; with `watermark`, the
-    column's maximum over every row of the file comes along as MAX_COLUMN (see the module doc)."""
-    lf = pl.scan_parquet(path).select(columns)
+def parquet_scan(path: str, schema: Schema, predicate: PushedPredicate | None, watermark: str | None) -> pl.LazyFrame:
+    """The lazy read of `schema`'s columns of one file, keeping the rows `predicate` keeps; with `watermark`,
+    the column's maximum over every row of the file comes along as MAX_COLUMN (see the module doc).
+
+    Polars refuses (SchemaError, ColumnNotFoundError) a file where a column is missing or of another type:
+    its rows need the conversions of the full read.
+    """
+    declared = {f.name: f.dtype.polars for f in schema}
+    lf = pl.scan_parquet(path, schema=declared, extra_columns="ignore").select(list(declared))
     if predicate is None:
         return lf
     if watermark is not None:
@@ -85,9 +84,9 @@ def parquet_scan(
     return lf.filter(predicate.expr)
 
 
-def read_pushed(path: str, columns: list[str], predicate: PushedPredicate | None, watermark: str | None) -> PushedRead:
+def read_pushed(path: str, schema: Schema, predicate: PushedPredicate | None, watermark: str | None) -> PushedRead:
     """Run `parquet_scan`; the watermark maximum comes from the frame itself when nothing was filtered."""
-    frame = parquet_scan(path, columns, predicate, watermark).collect()
+    frame = parquet_scan(path, schema, predicate, watermark).collect()
     if watermark is None:
         return PushedRead(frame, None)
     if predicate is None:
