@@ -27,7 +27,7 @@ from typing import Any, Sequence, TextIO
 from stream_dsl.cli.common import EXIT_ERROR, EXIT_OK, UsageError, add_context_options, context_kwargs
 from stream_dsl.errors import DSLError
 
-__all__ = ["add_ysb", "add_scheduling", "add_memory", "add_plots", "add_recovery", "parse_count"]
+__all__ = ["add_ysb", "add_scheduling", "add_memory", "add_plots", "add_recovery", "add_watch", "parse_count"]
 
 _SUFFIX = {"k": 1_000, "m": 1_000_000, "g": 1_000_000_000}
 
@@ -604,3 +604,41 @@ def add_recovery(kinds: argparse._SubParsersAction) -> None:
     r.add_argument("--seed", type=int, default=1, help="random seed (default: 1)")
     r.add_argument("--json", metavar="FILE", help="write the measurements as JSON")
     r.set_defaults(handler=cmd_recovery)
+
+
+# ---------------------------------------------------------------------- watch
+
+
+def cmd_watch(args: argparse.Namespace, out: TextIO) -> int:
+    from stream_dsl.bench.watch_listing import run_watch_bench
+
+    results = run_watch_bench(args.files, context_kwargs(args), out, seconds=args.seconds, data_dir=args.data_dir)
+    if args.json:
+        _write_json(args.json, {"watch": results, "command": _command_line(getattr(args, "argv", None))})
+    return EXIT_OK
+
+
+def add_watch(kinds: argparse._SubParsersAction) -> None:
+    from stream_dsl.bench.watch_listing import DEFAULT_COUNTS
+
+    w = kinds.add_parser(
+        "watch",
+        help="what an idle micro-batch of a watched directory costs as files accumulate",
+        description=(
+            "For each number of files: write that many one-row ndjson files, read them with a watch query, "
+            "then time the micro-batches that find nothing new (median duration_ms); also the files source's "
+            "first listing and a listing after one new file. The idle batch should not grow with the files read."
+        ),
+    )
+    w.add_argument(
+        "--files",
+        type=_counts,
+        default=list(DEFAULT_COUNTS),
+        metavar="LIST",
+        help="numbers of files, e.g. 1k,5k,20k (default: 1k,5k,20k)",
+    )
+    w.add_argument("--seconds", type=float, default=2.0, help="how long idle batches are timed (default: 2)")
+    w.add_argument("--data-dir", metavar="DIR", help="where the temporary files go")
+    w.add_argument("--json", metavar="FILE", help="write the measurements as JSON")
+    add_context_options(w)
+    w.set_defaults(handler=cmd_watch)

@@ -9,6 +9,7 @@
     stream-dsl bench memory        peak memory against the stream's length
     stream-dsl bench plots         measure and draw the PNG plots
     stream-dsl bench recovery      recovery time and latency after a worker kill, per group size
+    stream-dsl bench watch         an idle batch of a watched directory as files accumulate
     stream-dsl checkpoints DIR     a query's checkpoints, verified, and which one a restart resumes from
 
 With no command, `stream-dsl` starts the shell when its input is a
@@ -417,6 +418,7 @@ BENCHMARKS: dict[str, Callable[[argparse._SubParsersAction], None]] = {
     "memory": _bench("memory"),
     "plots": _bench("plots"),
     "recovery": _bench("recovery"),
+    "watch": _bench("watch"),
 }
 
 COMMANDS: dict[str, Callable[[argparse._SubParsersAction], None]] = {
