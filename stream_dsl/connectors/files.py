@@ -333,8 +333,12 @@ class FileSource:
         frames: list[pl.DataFrame] = []
         letters: list[DeadLetter] = []
         maxima: list[int] = []
-        for path in chosen:
-            pushed = self._read_pushed(path)
+        together = self._read_pushed(chosen) if len(chosen) > 1 else None  # one scan: polars reads them in parallel
+        if together is not None:
+            frames.append(together.frame)
+            maxima.extend([] if together.max_event_ms is None else [together.max_event_ms])
+        for path in chosen if together is None else ():
+            pushed = self._read_pushed([path])
             if pushed is not None:
                 frame, newest = pushed.frame, pushed.max_event_ms
             else:
@@ -344,6 +348,7 @@ class FileSource:
             frames.append(frame)
             if newest is not None:
                 maxima.append(newest)
+        for path in chosen:
             if path not in self._done:
                 self._done.add(path)
                 bisect.insort(self._done_sorted, path)
@@ -356,10 +361,10 @@ class FileSource:
             replay={"files": list(chosen)},
         )  # the offset lists every file ever read: too big to log
 
-    def _read_pushed(self, path: str) -> PushedRead | None:
-        """A parquet file read with the columns and the pushed predicate in the scan (`parquet_scan`); None
-        when a row of it could be a dead letter, or anything fails (the full read then reports it)."""
-        if not len(self._schema) or (self.options.format or format_of(path)) != "parquet":
+    def _read_pushed(self, paths: list[str]) -> PushedRead | None:
+        """Parquet files read with the columns and the pushed predicate in one scan (`parquet_scan`); None
+        when a row of one could be a dead letter, or anything fails (each file's full read then reports it)."""
+        if not len(self._schema) or any((self.options.format or format_of(p)) != "parquet" for p in paths):
             return None  # no columns: only the row count matters, which the full read gets from the footer
         schema = self._schema
         pushed = self._pushed if self._pushed is not None and self._pushed.columns <= set(schema.names) else None
@@ -368,10 +373,10 @@ class FileSource:
         if not pushable(with_required(schema, self.definition.schema)):
             return None
         try:
-            read = read_pushed(path, schema, pushed, watermark)
+            read = read_pushed(paths, schema, pushed, watermark)
         except Exception:  # other column types, a missing, corrupt or truncated file: the full read deals with it
             return None
-        self.pushed_reads += 1
+        self.pushed_reads += len(paths)
         return read
 
     def close(self) -> None:

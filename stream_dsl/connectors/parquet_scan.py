@@ -68,9 +68,11 @@ def pushable(schema: Schema) -> bool:
     return all(not f.not_null and f.dtype is not DataType.NULL for f in schema)
 
 
-def parquet_scan(path: str, schema: Schema, predicate: PushedPredicate | None, watermark: str | None) -> pl.LazyFrame:
-    """The lazy read of `schema`'s columns of one file, keeping the rows `predicate` keeps; with `watermark`,
-    the column's maximum over every row of the file comes along as MAX_COLUMN (see the module doc).
+def parquet_scan(
+    path: str | list[str], schema: Schema, predicate: PushedPredicate | None, watermark: str | None
+) -> pl.LazyFrame:
+    """The lazy read of `schema`'s columns of the file(s), in order, keeping the rows `predicate` keeps; with
+    `watermark`, the column's maximum over every row of the files comes along as MAX_COLUMN (module doc).
 
     Polars refuses (SchemaError, ColumnNotFoundError) a file where a column is missing or of another type:
     its rows need the conversions of the full read.
@@ -84,7 +86,9 @@ def parquet_scan(path: str, schema: Schema, predicate: PushedPredicate | None, w
     return lf.filter(predicate.expr)
 
 
-def read_pushed(path: str, schema: Schema, predicate: PushedPredicate | None, watermark: str | None) -> PushedRead:
+def read_pushed(
+    path: str | list[str], schema: Schema, predicate: PushedPredicate | None, watermark: str | None
+) -> PushedRead:
     """Run `parquet_scan`; the watermark maximum comes from the frame itself when nothing was filtered."""
     frame = parquet_scan(path, schema, predicate, watermark).collect()
     if watermark is None:
