@@ -18,7 +18,7 @@ from executor import kernels
 from executor.state.clocks import SourceClock
 from optimizer.physical.stages import ScanOp, Stage
 from stream_dsl.connectors import open_source, open_table
-from stream_dsl.connectors.base import Source, SourceBatch, pull_source, source_backlog
+from stream_dsl.connectors.base import Source, SourceBatch, pull_source, push_predicate, source_backlog
 from stream_dsl.errors import DSLError, ExecutionError
 from stream_dsl.ir.definitions import SourceDef
 
@@ -154,6 +154,7 @@ def open_reader(stage: Stage, *, realtime: bool, restore: Any = None) -> Reader:
     paced = realtime and (definition.option("realtime", "true") or "true").lower() != "false"
     wm = definition.watermark
     clock = SourceClock(None if wm is None or definition.kind == "table" else wm.delay_ms)
+    push_predicate(source, scan.predicate)
     if restore is None or stage.id not in restore.offsets:
         source.open(list(scan.read_columns))
         return Reader(stage, source, clock, paced)

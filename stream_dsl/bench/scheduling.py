@@ -25,7 +25,9 @@ and scheduler delay (see `executor.multiproc.metrics`).
 
 from __future__ import annotations
 
+import os
 import statistics
+import tempfile
 import time
 from typing import Any, Sequence
 
@@ -43,11 +45,14 @@ BATCH_INTERVAL_MS = 100
 QUERY = "SELECT ad_type, COUNT(*) AS events, SUM(epoch_ms(event_time) % 7) AS s FROM events GROUP BY ad_type"
 
 
-def bench_plan(iterations: int, rows_per_batch: int) -> Plan:
+def bench_plan(iterations: int, rows_per_batch: int, files_dir: str | None = None) -> Plan:
     """The benchmark query over in-memory YSB events, `rows_per_batch` per micro-batch.
 
     The events are generated up front and shipped to the source's worker
     with the query, so a map task only slices its batch: the tasks are small.
+    With `files_dir` (`--source files`) each batch is a parquet file written
+    there first, read by the files source one file per micro-batch: what a
+    batch costs then includes the files source's listing and reading.
     """
     import stream_dsl as sd
     from stream_dsl.connectors.generator import ysb_events
@@ -55,7 +60,16 @@ def bench_plan(iterations: int, rows_per_batch: int) -> Plan:
     events = ysb_events(iterations * rows_per_batch, rate=rows_per_batch * 1000 // BATCH_INTERVAL_MS)
     events = events.select("ad_type", "event_time")
     ctx = sd.Context(executor="inline", workers=1, batch_interval=f"{BATCH_INTERVAL_MS}ms")
-    ctx.from_polars([events.slice(i * rows_per_batch, rows_per_batch) for i in range(iterations)], name="events")
+    batches = [events.slice(i * rows_per_batch, rows_per_batch) for i in range(iterations)]
+    if files_dir is None:
+        ctx.from_polars(batches, name="events")
+        return ctx.sql(QUERY).plan
+    for i, batch in enumerate(batches):
+        batch.write_parquet(os.path.join(files_dir, f"part-{i:06d}.parquet"))
+    ctx.sql(
+        f"CREATE STREAM events (ad_type STRING, event_time TIMESTAMP) WITH (connector = 'files', "
+        f"path = '{files_dir}', format = 'parquet', max_files_per_batch = '1')"
+    )
     return ctx.sql(QUERY).plan
 
 
@@ -139,6 +153,7 @@ def run_scheduling_bench(
     verbose: bool = True,
     transport: str = "pipes",
     ray_address: str | None = None,
+    source: str = "memory",
 ) -> dict[str, Any]:
     """Time per iteration for BSP and Drizzle with each group size; ratios to BSP from the same run.
 
@@ -151,9 +166,10 @@ def run_scheduling_bench(
     median of `repeat` runs, and `runs_ms`, all of them), driver_cpu_ms, stages (the breakdown of
     `_stage_breakdown`), driver_messages, ratio_to_bsp and ratio_to_best_bsp (to the faster
     of "bsp" and SAME_PLACEMENT in each round; the median of the rounds' ratios). Prints a table
-    when verbose.
+    when verbose. `source`: 'memory' (the events in the plan) or 'files' (a parquet file per batch, `bench_plan`).
     """
-    plan = bench_plan(warmup + iterations, rows_per_batch)
+    files = tempfile.TemporaryDirectory(prefix="sd-scheduling-") if source == "files" else None
+    plan = bench_plan(warmup + iterations, rows_per_batch, files.name if files is not None else None)
     if optimize:
         from optimizer import optimize as optimize_plan
 
@@ -196,7 +212,10 @@ def run_scheduling_bench(
         r["ratio_to_bsp"] = statistics.median(x / b for x, b in zip(r["runs_ms"], bsp))
         r["ratio_to_best_bsp"] = statistics.median(x / b for x, b in zip(r["runs_ms"], best))
     baselines = {SAME_PLACEMENT: results.pop(SAME_PLACEMENT)}
+    if files is not None:
+        files.cleanup()
     report = {
+        "source": source,
         "iterations": iterations,
         "rows_per_batch": rows_per_batch,
         "workers": workers,
@@ -218,6 +237,7 @@ def format_report(report: dict[str, Any]) -> str:
     order = ["bsp"] + list(report.get("baselines", {})) + [n for n in report["modes"] if n != "bsp"]
     lines = [
         f"scheduling micro-benchmark: {report['iterations']} micro-batches x {report['rows_per_batch']} rows, "
+        f"from {'parquet files, one per batch' if report.get('source') == 'files' else 'memory'}, "
         f"map -> shuffle -> grouped aggregate, {report['workers']} workers "
         f"({report.get('transport', 'pipes')}), "
         f"median of {report.get('repeat', 1)} runs, each after {report.get('warmup', 0)} warm-up batches",

@@ -28,7 +28,16 @@ from typing import Any, Sequence, TextIO
 from stream_dsl.cli.common import EXIT_ERROR, EXIT_OK, UsageError, add_context_options, context_kwargs
 from stream_dsl.errors import DSLError
 
-__all__ = ["add_ysb", "add_scheduling", "add_memory", "add_plots", "add_recovery", "add_compare", "parse_count"]
+__all__ = [
+    "add_ysb",
+    "add_scheduling",
+    "add_memory",
+    "add_plots",
+    "add_recovery",
+    "add_compare",
+    "add_watch",
+    "parse_count",
+]
 
 _SUFFIX = {"k": 1_000, "m": 1_000_000, "g": 1_000_000_000}
 
@@ -305,6 +314,7 @@ def _scheduling(
     warmup: int | None,
     transport: str | None = None,
     ray_address: str | None = None,
+    source: str | None = None,
 ) -> dict[str, Any]:
     """run_scheduling_bench with the options given (the others keep its defaults)."""
     from stream_dsl.bench.scheduling import run_scheduling_bench
@@ -317,6 +327,7 @@ def _scheduling(
         "group_sizes": None if group_sizes is None else tuple(group_sizes),
         "transport": transport,
         "ray_address": ray_address,
+        "source": source,
     }
     options: dict[str, Any] = {k: v for k, v in given.items() if v is not None}
     if iterations is not None:
@@ -336,6 +347,7 @@ def cmd_scheduling(args: argparse.Namespace, out: TextIO) -> int:
         args.warmup,
         args.transport,
         args.ray_address,
+        args.source,
     )
     print(format_report(report), file=out)
     if args.json:
@@ -362,6 +374,11 @@ def add_scheduling(kinds: argparse._SubParsersAction) -> None:
     s.add_argument("--json", metavar="FILE", help="write the measurements as JSON")
     s.add_argument("--transport", choices=("pipes", "ray"), help="how the driver and the workers talk (default: pipes)")
     s.add_argument("--ray-address", metavar="ADDRESS", help="with --transport ray: 'auto' or host:port of a cluster")
+    s.add_argument(
+        "--source",
+        choices=("memory", "files"),
+        help="the batches: in memory, or a parquet file each read by the files source (default: memory)",
+    )
     s.set_defaults(handler=cmd_scheduling)
 
 
@@ -701,3 +718,39 @@ def add_compare(kinds: argparse._SubParsersAction) -> None:
     c.add_argument("--json", metavar="FILE", help="write every measurement as JSON")
     add_context_options(c)
     c.set_defaults(handler=cmd_compare)
+# ---------------------------------------------------------------------- watch
+
+
+def cmd_watch(args: argparse.Namespace, out: TextIO) -> int:
+    from stream_dsl.bench.watch_listing import run_watch_bench
+
+    results = run_watch_bench(args.files, context_kwargs(args), out, seconds=args.seconds, data_dir=args.data_dir)
+    if args.json:
+        _write_json(args.json, {"watch": results, "command": _command_line(getattr(args, "argv", None))})
+    return EXIT_OK
+
+
+def add_watch(kinds: argparse._SubParsersAction) -> None:
+    from stream_dsl.bench.watch_listing import DEFAULT_COUNTS
+
+    w = kinds.add_parser(
+        "watch",
+        help="what an idle micro-batch of a watched directory costs as files accumulate",
+        description=(
+            "For each number of files: write that many one-row ndjson files, read them with a watch query, "
+            "then time the micro-batches that find nothing new (median duration_ms); also the files source's "
+            "first listing and a listing after one new file. The idle batch should not grow with the files read."
+        ),
+    )
+    w.add_argument(
+        "--files",
+        type=_counts,
+        default=list(DEFAULT_COUNTS),
+        metavar="LIST",
+        help="numbers of files, e.g. 1k,5k,20k (default: 1k,5k,20k)",
+    )
+    w.add_argument("--seconds", type=float, default=2.0, help="how long idle batches are timed (default: 2)")
+    w.add_argument("--data-dir", metavar="DIR", help="where the temporary files go")
+    w.add_argument("--json", metavar="FILE", help="write the measurements as JSON")
+    add_context_options(w)
+    w.set_defaults(handler=cmd_watch)

@@ -9,6 +9,7 @@
     stream-dsl bench memory        peak memory against the stream's length
     stream-dsl bench plots         measure and draw the PNG plots
     stream-dsl bench recovery      recovery time and latency after a worker kill, per group size
+    stream-dsl bench watch         an idle batch of a watched directory as files accumulate
     stream-dsl checkpoints DIR     a query's checkpoints, verified, and which one a restart resumes from
     stream-dsl verify FILE.sql     the last query streamed many ways against one batch (and DuckDB)
     stream-dsl why FILE.sql        run the last query and say where its rows went (why no output)
@@ -453,6 +454,7 @@ BENCHMARKS: dict[str, Callable[[argparse._SubParsersAction], None]] = {
     "plots": _bench("plots"),
     "recovery": _bench("recovery"),
     "compare": _bench("compare"),
+    "watch": _bench("watch"),
 }
 
 COMMANDS: dict[str, Callable[[argparse._SubParsersAction], None]] = {

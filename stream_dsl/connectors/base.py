@@ -185,6 +185,14 @@ def pull_source(source: Any, batch_interval_ms: int, *, realtime: bool = False, 
     return source.next_batch(batch_interval_ms, realtime=realtime)
 
 
+def push_predicate(source: Any, predicate: Any) -> bool:
+    """Offer the scan's predicate to the source's optional `push_predicate(expr) -> bool` hook: a source
+    may then drop rows it knows the predicate rejects before it returns them (the scan still applies the
+    predicate, so a source may keep any row). True when the source took it."""
+    hook = getattr(source, "push_predicate", None)
+    return bool(hook(predicate)) if predicate is not None and callable(hook) else False
+
+
 def commit_source(source: Any, offset: Any, keep_from_ms: int | None = None) -> None:
     """Call the source's commit hook, if it has one."""
     commit = getattr(source, "commit", None)

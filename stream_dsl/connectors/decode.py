@@ -115,8 +115,8 @@ def conform(
             continue
         raw = frame.get_column(field.name)
         converted = _convert(raw, field)
-        failed = converted.is_null() & raw.is_not_null()
-        if failed.any():
+        failed = None if converted is raw else converted.is_null() & raw.is_not_null()  # no cast: nothing fails
+        if failed is not None and failed.any():
             failed_at = failed.arg_true()
             reasons: dict[object, str] = {}  # per distinct bad value: bad data repeats itself ('N/A', '')
             for i, value in zip(failed_at.to_list(), raw.gather(failed_at).to_list()):

@@ -45,6 +45,7 @@ ConnectorError naming the source and the file.
 
 from __future__ import annotations
 
+import bisect
 import glob
 import gzip
 import os
@@ -65,6 +66,8 @@ from stream_dsl.connectors.file_formats import FORMAT_CHOICES, format_name, form
 from stream_dsl.connectors.file_formats import SINK_EXTENSION as SINK_EXTENSION
 from stream_dsl.connectors.files_sink import FileSink
 from stream_dsl.connectors.files_sink_log import COMMITTED_LOG, live_files
+from stream_dsl.connectors.file_listing import Listing
+from stream_dsl.connectors.parquet_scan import PushedPredicate, PushedRead, pushable, pushable_predicate, read_pushed
 
 # the sink's public names, which callers reach as `files.X` (SINK_OPTIONS: the docs' connector reference)
 from stream_dsl.connectors.files_sink import SINK_OPTIONS as SINK_OPTIONS
@@ -76,6 +79,7 @@ from stream_dsl.connectors.files_sink_log import read_table as read_table
 from stream_dsl.connectors.files_sink_log import upsert_key as upsert_key
 from stream_dsl.connectors.files_sink import write_frame as write_frame
 from stream_dsl.ir.definitions import SinkDef, SourceDef
+from stream_dsl.ir.expr import Expr
 from stream_dsl.ir.types import Schema
 
 SOURCE_SPECS = (
@@ -247,14 +251,26 @@ class FileSource:
         self._schema = definition.schema
         self._pending: list[str] = []
         self._done: set[str] = set()
+        self._done_sorted: list[str] = []  # `_done` in order, kept as files are read: the offset, without a sort
+        self._listing: Listing | None = None  # watch mode: what appeared since the last batch (file_listing.py)
+        self._pushed: PushedPredicate | None = None
+        self.pushed_reads = 0  # parquet files read through `parquet_scan` (tests and benchmarks read it)
 
     @property
     def bounded(self) -> bool:
         return not self.options.watch
 
+    def push_predicate(self, predicate: Expr) -> bool:
+        """Keep only the rows where `predicate` holds while reading parquet files whose rows cannot be dead
+        letters (`parquet_scan`); the scan still applies it. False: the predicate cannot be pushed."""
+        self._pushed = pushable_predicate(predicate)
+        return self._pushed is not None
+
     def open(self, columns: list[str] | None, offset: Any = None) -> None:
         self._schema = read_schema(self.definition, columns, self._what)
         self._done = set(offset.get("files", ())) if isinstance(offset, dict) else set()
+        self._done_sorted = sorted(self._done)
+        self._listing = Listing(self.options, self._what) if self.options.watch else None
         self._pending = self._new_files()
 
     def backlog(self) -> dict[str, int]:
@@ -262,7 +278,10 @@ class FileSource:
         return {"files_unread": len(self._pending)}
 
     def _new_files(self) -> list[str]:
-        listed = list_files(self.options, self._what, allow_missing=self.options.watch)
+        if self._listing is not None:  # watching: only the names that appeared since the last look
+            listed = self._listing.new_files()
+        else:
+            listed = list_files(self.options, self._what, allow_missing=self.options.watch)
         return [p for p in listed if p not in self._done and self._mine(p)]
 
     def _mine(self, path: str) -> bool:
@@ -317,20 +336,52 @@ class FileSource:
     def _read(self, chosen: list[str]) -> SourceBatch:
         frames: list[pl.DataFrame] = []
         letters: list[DeadLetter] = []
+        maxima: list[int] = []
+        together = self._read_pushed(chosen) if len(chosen) > 1 else None  # one scan: polars reads them in parallel
+        if together is not None:
+            frames.append(together.frame)
+            maxima.extend([] if together.max_event_ms is None else [together.max_event_ms])
+        for path in chosen if together is None else ():
+            pushed = self._read_pushed([path])
+            if pushed is not None:
+                frame, newest = pushed.frame, pushed.max_event_ms
+            else:
+                decoded = read_file(path, self.options, self._schema, self.definition.schema, self.definition.name)
+                frame, newest = decoded.frame, max_event_time_ms(decoded.frame, self.definition)
+                letters.extend(decoded.dead_letters)
+            frames.append(frame)
+            if newest is not None:
+                maxima.append(newest)
         for path in chosen:
-            decoded = read_file(path, self.options, self._schema, self.definition.schema, self.definition.name)
-            frames.append(decoded.frame)
-            letters.extend(decoded.dead_letters)
-            self._done.add(path)
-        frame = _concat(frames, self._schema)
+            if path not in self._done:
+                self._done.add(path)
+                bisect.insort(self._done_sorted, path)
         return SourceBatch(
-            frame=frame,
+            frame=_concat(frames, self._schema),
             exhausted=self.bounded and not self._pending,
-            offset={"files": sorted(self._done)},
+            offset={"files": list(self._done_sorted)},  # a copy: a checkpoint may still hold an older one
             dead_letters=letters,
-            max_event_time_ms=max_event_time_ms(frame, self.definition),
+            max_event_time_ms=max(maxima, default=None),
             replay={"files": list(chosen)},
         )  # the offset lists every file ever read: too big to log
+
+    def _read_pushed(self, paths: list[str]) -> PushedRead | None:
+        """Parquet files read with the columns and the pushed predicate in one scan (`parquet_scan`); None
+        when a row of one could be a dead letter, or anything fails (each file's full read then reports it)."""
+        if not len(self._schema) or any((self.options.format or format_of(p)) != "parquet" for p in paths):
+            return None  # no columns: only the row count matters, which the full read gets from the footer
+        schema = self._schema
+        pushed = self._pushed if self._pushed is not None and self._pushed.columns <= set(schema.names) else None
+        wm = self.definition.watermark
+        watermark = wm.column if wm is not None and wm.column in schema else None
+        if not pushable(with_required(schema, self.definition.schema)):
+            return None
+        try:
+            read = read_pushed(paths, schema, pushed, watermark)
+        except Exception:  # other column types, a missing, corrupt or truncated file: the full read deals with it
+            return None
+        self.pushed_reads += len(paths)
+        return read
 
     def close(self) -> None:
         self._pending = []

@@ -1,0 +1,107 @@
+"""A parquet file read with the scan's columns and its predicate pushed into polars' reader.
+
+The files source reads a parquet file through this path when no row of it
+can become a dead letter: every declared column the query reads is in the
+file with exactly its declared type (polars checks it against the footer
+as it reads), and none is NOT NULL (`pushable`).
+Then rows may be dropped before anyone looks at them, and the scan's
+predicate (`Scan ... predicate=...` in EXPLAIN) goes into
+`pl.scan_parquet`, which reads only the columns asked for and skips row
+groups whose statistics rule the predicate out. Otherwise, or when the
+pushed read fails in any way, the file is read whole and converted as
+before (`files._read_parquet`), so dead letters and errors do not change.
+
+The watermark needs the largest event time over every row of the file, not
+only the rows the predicate keeps: the pushed query computes it over the
+rows before the filter, in the same pass, so a source with a watermark
+column does not prune row groups (the max needs them); one without does.
+
+Only predicates that cannot fail and call no function are pushed
+(`pushable_predicate`): a function may be a user's Python function, which
+must see each row once, and a predicate that raises must raise in the
+stage pipeline, which names the operator.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import polars as pl
+
+from stream_dsl.ir import expr as E
+from stream_dsl.ir.to_polars import can_fail, compile_predicate
+from stream_dsl.ir.types import DataType, Schema
+
+MAX_COLUMN = "__sd_file_max_event_time"  # the pushed query's watermark column maximum (over unfiltered rows)
+
+
+@dataclass(frozen=True, slots=True)
+class PushedPredicate:
+    """A scan predicate the files source applies while it reads parquet files, and the columns it reads."""
+
+    expr: pl.Expr
+    columns: frozenset[str]
+
+
+@dataclass(frozen=True, slots=True)
+class PushedRead:
+    """The file's rows that the predicate keeps, and the largest watermark-column value over all its rows."""
+
+    frame: pl.DataFrame
+    max_event_ms: int | None
+
+
+def pushable_predicate(predicate: E.Expr) -> PushedPredicate | None:
+    """The predicate compiled for the reader, or None when it calls a function or can fail (module doc)."""
+    if can_fail(predicate) or any(isinstance(n, (E.Func, E.Agg)) for n in E.walk(predicate)):
+        return None
+    try:
+        compiled = compile_predicate(predicate)
+    except Exception:
+        return None
+    return PushedPredicate(compiled, frozenset(E.columns_used(predicate)))
+
+
+def pushable(schema: Schema) -> bool:
+    """Whether the declared columns leave a file no way to hold a dead letter once polars has checked that
+    each is there with exactly its declared type (`parquet_scan` makes it check): none is NOT NULL."""
+    return all(not f.not_null and f.dtype is not DataType.NULL for f in schema)
+
+
+def parquet_scan(
+    path: str | list[str], schema: Schema, predicate: PushedPredicate | None, watermark: str | None
+) -> pl.LazyFrame:
+    """The lazy read of `schema`'s columns of the file(s), in order, keeping the rows `predicate` keeps; with
+    `watermark`, the column's maximum over every row of the files comes along as MAX_COLUMN (module doc).
+
+    Polars refuses (SchemaError, ColumnNotFoundError) a file where a column is missing or of another type:
+    its rows need the conversions of the full read.
+    """
+    declared = {f.name: f.dtype.polars for f in schema}
+    lf = pl.scan_parquet(path, schema=declared, extra_columns="ignore").select(list(declared))
+    if predicate is None:
+        return lf
+    if watermark is not None:
+        lf = lf.with_columns(pl.col(watermark).cast(pl.Int64).max().alias(MAX_COLUMN))
+    return lf.filter(predicate.expr)
+
+
+def read_pushed(
+    path: str | list[str], schema: Schema, predicate: PushedPredicate | None, watermark: str | None
+) -> PushedRead:
+    """Run `parquet_scan`; the watermark maximum comes from the frame itself when nothing was filtered."""
+    frame = parquet_scan(path, schema, predicate, watermark).collect()
+    if watermark is None:
+        return PushedRead(frame, None)
+    if predicate is None:
+        return PushedRead(frame, _as_int(frame.get_column(watermark).cast(pl.Int64).max()))
+    newest = frame.drop_in_place(MAX_COLUMN)  # in place: a copying drop is a query of its own
+    if frame.height:
+        return PushedRead(frame, _as_int(newest[0]))
+    # the predicate kept no row, and the maximum with them: read that one column
+    value = pl.scan_parquet(path).select(pl.col(watermark).cast(pl.Int64).max()).collect().item()
+    return PushedRead(frame, _as_int(value))
+
+
+def _as_int(value: object) -> int | None:
+    return None if value is None else int(value)  # type: ignore[call-overload]
