@@ -718,6 +718,8 @@ def add_compare(kinds: argparse._SubParsersAction) -> None:
     c.add_argument("--json", metavar="FILE", help="write every measurement as JSON")
     add_context_options(c)
     c.set_defaults(handler=cmd_compare)
+
+
 # ---------------------------------------------------------------------- watch
 
 
