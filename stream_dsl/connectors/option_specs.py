@@ -72,6 +72,7 @@ class OptionError(ConnectorError):
 COMMON_SPECS: tuple[Option, ...] = (
     Option("connector", "string", "which connector reads or writes (files, kafka, redis, ...)"),
     Option("dead_letter", "string", "where unreadable records go: a file path, a sink's name, or 'none'"),
+    Option("late_rows", "string", "the sink a windowed aggregate's late rows go to, with their lateness"),
     Option("realtime", "bool", "pace the source to the wall clock (generator)"),
     Option("ndv", "string", "the optimizer's distinct-value counts, 'col=N, ...'"),
     Option("rows_per_batch", "int", "the optimizer's rows per batch", minimum=0),
