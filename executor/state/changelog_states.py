@@ -4,7 +4,8 @@
   group, deleted group keys) and turns its output into retractions: it keeps
   the row it last emitted per group, so an update becomes -old then +new and
   a delete -old. A windowed EMIT CHANGES aggregate's closed windows leave
-  this memory once the watermark passes their end (they never change again).
+  this memory once the watermark passes their end (they never change again;
+  a window over a column the watermark does not bound closes only at the end).
 - `RetractAggregateState`: a non-windowed aggregate over retract input. Per
   group: the net row count and, per aggregate, counts and sums (a -1 row
   subtracts its values) or, for MIN, MAX and COUNT(DISTINCT), the multiset
@@ -36,7 +37,6 @@ from typing import Any, Callable
 
 import polars as pl
 
-from executor.state.aggregate_exprs import _extreme
 from executor.state.clocks import WM_INF
 from executor.state.step import StepOutput, join_keys
 from executor.state.windows import is_open
@@ -44,12 +44,18 @@ from optimizer.physical.changelog import RetractAggregateOp, RetractDistinctOp
 from stream_dsl.ir import column_names as names
 from stream_dsl.ir.column_names import CHANGELOG_OP, PARTIAL_ROWS, WINDOW_END
 from stream_dsl.ir.partial_state import sum_type
+from stream_dsl.ir.types import DataType
 
 _OP = CHANGELOG_OP
 _ROWS = PARTIAL_ROWS
 _VALUE = names.VALUE
 _COUNT = "__sd_cnt"  # a multiset value's count
 _TOUCHED = "__sd_wm"  # the watermark when a group last changed (for the TTL)
+
+
+def _extreme(x: pl.Expr, func: str, dtype: DataType) -> pl.Expr:
+    """MIN or MAX as `aggregate_exprs` takes them: NaN is above every DOUBLE, as in DuckDB."""
+    return x.nan_max() if func == "max" and dtype is DataType.DOUBLE else getattr(x, func)()
 
 
 def ops(rows: pl.DataFrame) -> pl.Expr:
@@ -100,7 +106,8 @@ class Retracting:
         out = self.inner.step(rows, wm_prev, wm_new)
         upserts = out.frame if isinstance(out.frame, pl.DataFrame) else out.frame.frame()
         frame = self.retract(upserts, out.deletes)
-        if self.emitted is not None and WINDOW_END in self.keys and wm_new is not None:
+        window = getattr(self.op, "window", None)
+        if self.emitted is not None and window is not None and window.watermarked and wm_new is not None:
             window_end = self.emitted.get_column(WINDOW_END).cast(pl.Datetime("ms")).dt.epoch("ms")
             self.emitted = self.emitted.filter(is_open(window_end, wm_new))
         return StepOutput(frame, None, out.late)
