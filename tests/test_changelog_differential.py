@@ -57,6 +57,10 @@ QUERIES = [
     Q("avg_of_double_sums", "SELECT AVG(sd) AS a, MAX(sd) AS m FROM (SELECT k, SUM(d) AS sd FROM s GROUP BY k) AS x"),
     Q("distinct_counts", f"SELECT DISTINCT cnt FROM {COUNTS} AS c"),
     Q(
+        "over_an_aggregate_without_group_by",
+        "SELECT COUNT(*) AS n, SUM(c) AS total FROM (SELECT COUNT(*) AS c FROM s) AS x",
+    ),
+    Q(
         "union_aggregate_and_stream",
         "SELECT k, COUNT(*) AS n FROM s GROUP BY k UNION ALL SELECT k, i FROM s WHERE i > 2",
     ),

@@ -1,7 +1,8 @@
 """The state of operators over changelogs (`optimizer/physical/changelog.py` has the row forms).
 
 - `Retracting` wraps an aggregate state that emits upserts (rows per changed
-  group, deleted group keys) and turns its output into retractions: it keeps
+  group, deleted group keys) and turns its output into retractions (without
+  GROUP BY its first output is SQL's row over no input: counts 0): it keeps
   the row it last emitted per group, so an update becomes -old then +new and
   a delete -old. A windowed EMIT CHANGES aggregate's closed windows leave
   this memory once the watermark passes their end (they never change again;
@@ -97,6 +98,11 @@ class Retracting:
         self.op = inner.op
         self.keys = list(inner.op.group_keys)
         self.emitted: pl.DataFrame | None = None  # the last row emitted per group
+        self.opening: pl.DataFrame | None = None  # without GROUP BY: SQL's row over no input, emitted first
+        if not self.keys and getattr(inner.op, "window", None) is None:
+            from executor.state.operators import empty_aggregate_row
+
+            self.emitted = self.opening = empty_aggregate_row(inner.op)
 
     @property
     def open_groups(self) -> int:
@@ -106,6 +112,9 @@ class Retracting:
         out = self.inner.step(rows, wm_prev, wm_new)
         upserts = out.frame if isinstance(out.frame, pl.DataFrame) else out.frame.frame()
         frame = self.retract(upserts, out.deletes)
+        if self.opening is not None:  # the one group exists from the start (counts 0), as SQL says
+            frame = pl.concat([_with_op(self.opening, 1), frame], how="vertical_relaxed")
+            self.opening = None
         window = getattr(self.op, "window", None)
         if self.emitted is not None and window is not None and window.watermarked and wm_new is not None:
             window_end = self.emitted.get_column(WINDOW_END).cast(pl.Datetime("ms")).dt.epoch("ms")
@@ -309,7 +318,12 @@ def _from_ipc(data: bytes | None) -> pl.DataFrame | None:
 def snapshot(state: Any, snapshot_inner: Callable[[Any], dict[str, Any]]) -> dict[str, Any] | None:
     """A changelog state as plain picklable values (None: not one of these states)."""
     if isinstance(state, Retracting):
-        return {"kind": "retracting", "inner": snapshot_inner(state.inner), "emitted": _ipc(state.emitted)}
+        return {
+            "kind": "retracting",
+            "inner": snapshot_inner(state.inner),
+            "emitted": _ipc(state.emitted),
+            "opening": _ipc(state.opening),
+        }
     if isinstance(state, RetractAggregateState):
         bags = {i: _ipc(bag) for i, bag in state.bags.items()}
         return {"kind": "retract_aggregate", "acc": _ipc(state.acc), "bags": bags}
@@ -328,7 +342,7 @@ def restore(op: Any, snap: dict[str, Any], restore_inner: Callable[[Any, dict[st
         inner = restore_inner(inner_op, snap["inner"])
         inner.op = op  # `Retracting` reads the op's group keys; the inner state never looks at `retract`
         wrapped = Retracting(inner)
-        wrapped.emitted = _from_ipc(snap["emitted"])
+        wrapped.emitted, wrapped.opening = _from_ipc(snap["emitted"]), _from_ipc(snap["opening"])
         return wrapped
     if isinstance(op, RetractAggregateOp):
         if kind != "retract_aggregate":
