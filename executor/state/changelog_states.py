@@ -1,10 +1,12 @@
 """The state of operators over changelogs (`optimizer/physical/changelog.py` has the row forms).
 
 - `Retracting` wraps an aggregate state that emits upserts (rows per changed
-  group, deleted group keys) and turns its output into retractions: it keeps
+  group, deleted group keys) and turns its output into retractions (without
+  GROUP BY its first output is SQL's row over no input: counts 0): it keeps
   the row it last emitted per group, so an update becomes -old then +new and
   a delete -old. A windowed EMIT CHANGES aggregate's closed windows leave
-  this memory once the watermark passes their end (they never change again).
+  this memory once the watermark passes their end (they never change again;
+  a window over a column the watermark does not bound closes only at the end).
 - `RetractAggregateState`: a non-windowed aggregate over retract input. Per
   group: the net row count and, per aggregate, counts and sums (a -1 row
   subtracts its values) or, for MIN, MAX and COUNT(DISTINCT), the multiset
@@ -36,7 +38,6 @@ from typing import Any, Callable
 
 import polars as pl
 
-from executor.state.aggregate_exprs import _extreme
 from executor.state.clocks import WM_INF
 from executor.state.step import StepOutput, join_keys
 from executor.state.windows import is_open
@@ -44,12 +45,18 @@ from optimizer.physical.changelog import RetractAggregateOp, RetractDistinctOp
 from stream_dsl.ir import column_names as names
 from stream_dsl.ir.column_names import CHANGELOG_OP, PARTIAL_ROWS, WINDOW_END
 from stream_dsl.ir.partial_state import sum_type
+from stream_dsl.ir.types import DataType
 
 _OP = CHANGELOG_OP
 _ROWS = PARTIAL_ROWS
 _VALUE = names.VALUE
 _COUNT = "__sd_cnt"  # a multiset value's count
 _TOUCHED = "__sd_wm"  # the watermark when a group last changed (for the TTL)
+
+
+def _extreme(x: pl.Expr, func: str, dtype: DataType) -> pl.Expr:
+    """MIN or MAX as `aggregate_exprs` takes them: NaN is above every DOUBLE, as in DuckDB."""
+    return x.nan_max() if func == "max" and dtype is DataType.DOUBLE else getattr(x, func)()
 
 
 def ops(rows: pl.DataFrame) -> pl.Expr:
@@ -91,6 +98,11 @@ class Retracting:
         self.op = inner.op
         self.keys = list(inner.op.group_keys)
         self.emitted: pl.DataFrame | None = None  # the last row emitted per group
+        self.opening: pl.DataFrame | None = None  # without GROUP BY: SQL's row over no input, emitted first
+        if not self.keys and getattr(inner.op, "window", None) is None:
+            from executor.state.operators import empty_aggregate_row
+
+            self.emitted = self.opening = empty_aggregate_row(inner.op)
 
     @property
     def open_groups(self) -> int:
@@ -100,7 +112,11 @@ class Retracting:
         out = self.inner.step(rows, wm_prev, wm_new)
         upserts = out.frame if isinstance(out.frame, pl.DataFrame) else out.frame.frame()
         frame = self.retract(upserts, out.deletes)
-        if self.emitted is not None and WINDOW_END in self.keys and wm_new is not None:
+        if self.opening is not None:  # the one group exists from the start (counts 0), as SQL says
+            frame = pl.concat([_with_op(self.opening, 1), frame], how="vertical_relaxed")
+            self.opening = None
+        window = getattr(self.op, "window", None)
+        if self.emitted is not None and window is not None and window.watermarked and wm_new is not None:
             window_end = self.emitted.get_column(WINDOW_END).cast(pl.Datetime("ms")).dt.epoch("ms")
             self.emitted = self.emitted.filter(is_open(window_end, wm_new))
         return StepOutput(frame, None, out.late)
@@ -302,7 +318,12 @@ def _from_ipc(data: bytes | None) -> pl.DataFrame | None:
 def snapshot(state: Any, snapshot_inner: Callable[[Any], dict[str, Any]]) -> dict[str, Any] | None:
     """A changelog state as plain picklable values (None: not one of these states)."""
     if isinstance(state, Retracting):
-        return {"kind": "retracting", "inner": snapshot_inner(state.inner), "emitted": _ipc(state.emitted)}
+        return {
+            "kind": "retracting",
+            "inner": snapshot_inner(state.inner),
+            "emitted": _ipc(state.emitted),
+            "opening": _ipc(state.opening),
+        }
     if isinstance(state, RetractAggregateState):
         bags = {i: _ipc(bag) for i, bag in state.bags.items()}
         return {"kind": "retract_aggregate", "acc": _ipc(state.acc), "bags": bags}
@@ -321,7 +342,7 @@ def restore(op: Any, snap: dict[str, Any], restore_inner: Callable[[Any, dict[st
         inner = restore_inner(inner_op, snap["inner"])
         inner.op = op  # `Retracting` reads the op's group keys; the inner state never looks at `retract`
         wrapped = Retracting(inner)
-        wrapped.emitted = _from_ipc(snap["emitted"])
+        wrapped.emitted, wrapped.opening = _from_ipc(snap["emitted"]), _from_ipc(snap["opening"])
         return wrapped
     if isinstance(op, RetractAggregateOp):
         if kind != "retract_aggregate":
