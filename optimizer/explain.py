@@ -131,7 +131,7 @@ def _(node: FinalAggregate, model: CostModel) -> str | None:
 
 @pushdown_line.register
 def _(node: Aggregate, model: CostModel) -> str | None:
-    from optimizer.changelog_plans import is_changelog
+    from stream_dsl.ir.changelog_plans import is_changelog
     from optimizer.rules.split_aggregates import splittable
 
     if not splittable(node):

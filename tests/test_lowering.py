@@ -28,7 +28,7 @@ from stream_dsl.ir import expr as E
 from stream_dsl.bind import typecheck as tc
 from stream_dsl.config import RunConfig
 from stream_dsl.connectors import memory
-from stream_dsl.errors import PlanError
+from stream_dsl.errors import BindError, PlanError
 from stream_dsl.ir.definitions import Watermark, WindowSpec
 from stream_dsl.ir.plan import Aggregate, Filter, Join, Limit, Project, Scan, Union
 from stream_dsl.ir.types import DataType as T
@@ -208,13 +208,25 @@ def test_aggregate_over_a_changelog_takes_retractions(ctx):
     assert isinstance(outer.stateful, RetractAggregateOp) and outer.terminal.changelog
 
 
-def test_windowed_aggregate_over_a_changelog_is_refused(ctx):
-    with pytest.raises(PlanError, match="windowed aggregate over a changelog"):
+def test_windowed_aggregate_over_a_changelog_is_refused_where_the_window_is_written(ctx):
+    with pytest.raises(BindError, match="windowed aggregate over a changelog") as info:
         dag(
             ctx,
             "SELECT window_start, COUNT(*) AS c FROM (SELECT ad_id, MAX(event_time) AS t FROM events "
             "GROUP BY ad_id) GROUP BY TUMBLE(t, INTERVAL '1' SECOND)",
         )
+    assert (info.value.line, info.value.column) == (1, 114)  # TUMBLE
+
+
+def test_the_planner_refuses_a_windowed_aggregate_over_a_changelog_built_without_the_binder():
+    counts = Aggregate(
+        _scan("w"), (E.NamedExpr("k", E.Column("k", T.STRING)),), (E.NamedExpr("n", tc.aggregate("count", None)),)
+    )
+    frame = pl.DataFrame({"k": ["a"], "ts": [dt.datetime(2024, 1, 1)]})
+    times = Join(counts, Scan(memory.source_def("tt", frame, kind="table")), "inner", ("k",), ("k",), (("ts", "ts"),))
+    windowed = Aggregate(times, (), (E.NamedExpr("c", tc.aggregate("count", None)),), WindowSpec("tumble", "ts", 1000))
+    with pytest.raises(PlanError, match="windowed aggregate over a changelog"):
+        lower(windowed)
 
 
 def test_aggregate_over_window_close_output_is_allowed():

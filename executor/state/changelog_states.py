@@ -4,7 +4,8 @@
   group, deleted group keys) and turns its output into retractions: it keeps
   the row it last emitted per group, so an update becomes -old then +new and
   a delete -old. A windowed EMIT CHANGES aggregate's closed windows leave
-  this memory once the watermark passes their end (they never change again).
+  this memory once the watermark passes their end (they never change again;
+  a window over a column the watermark does not bound closes only at the end).
 - `RetractAggregateState`: a non-windowed aggregate over retract input. Per
   group: the net row count and, per aggregate, counts and sums (a -1 row
   subtracts its values) or, for MIN, MAX and COUNT(DISTINCT), the multiset
@@ -17,8 +18,12 @@
 TTL (`SET state_ttl`, as Flink's table.exec.state.ttl): each group (or
 distinct row) remembers the watermark when it last changed; once the
 watermark is more than the TTL past that, it is dropped from the state
-without output. Its later rows start a new group (their retractions of rows
-the state no longer holds are dropped: a count never goes below zero).
+without output (its last row stays in the output). Its later rows start a
+new group; a retraction of a row the state no longer holds is dropped by
+DISTINCT (a count never goes below zero) and deletes the group's row in an
+aggregate (its row count is not positive). The end of input expires nothing.
+A plain aggregate over append-only input keeps its groups as before (the TTL
+bounds the states here, not AggregateState).
 
 Changes are netted per batch, so within a batch the order of +1 and -1
 rows of one key does not matter.
@@ -26,23 +31,31 @@ rows of one key does not matter.
 
 from __future__ import annotations
 
-from typing import Any
+import io
+from dataclasses import replace
+from typing import Any, Callable
 
 import polars as pl
 
-from executor.state.aggregate_exprs import _extreme
+from executor.state.clocks import WM_INF
 from executor.state.step import StepOutput, join_keys
 from executor.state.windows import is_open
 from optimizer.physical.changelog import RetractAggregateOp, RetractDistinctOp
 from stream_dsl.ir import column_names as names
 from stream_dsl.ir.column_names import CHANGELOG_OP, PARTIAL_ROWS, WINDOW_END
 from stream_dsl.ir.partial_state import sum_type
+from stream_dsl.ir.types import DataType
 
 _OP = CHANGELOG_OP
 _ROWS = PARTIAL_ROWS
 _VALUE = names.VALUE
 _COUNT = "__sd_cnt"  # a multiset value's count
 _TOUCHED = "__sd_wm"  # the watermark when a group last changed (for the TTL)
+
+
+def _extreme(x: pl.Expr, func: str, dtype: DataType) -> pl.Expr:
+    """MIN or MAX as `aggregate_exprs` takes them: NaN is above every DOUBLE, as in DuckDB."""
+    return x.nan_max() if func == "max" and dtype is DataType.DOUBLE else getattr(x, func)()
 
 
 def ops(rows: pl.DataFrame) -> pl.Expr:
@@ -67,7 +80,8 @@ def _group(frame: pl.DataFrame, on: list[str], aggs: list[pl.Expr]) -> pl.DataFr
 
 
 def _expired(touched: pl.Expr, ttl_ms: int | None, wm: int | None) -> pl.Expr | None:
-    if ttl_ms is None or wm is None:
+    """Groups last changed more than the TTL before watermark `wm` (the end of input expires nothing)."""
+    if ttl_ms is None or wm is None or wm >= WM_INF:
         return None
     return touched.is_not_null() & (touched < wm - ttl_ms)
 
@@ -92,7 +106,8 @@ class Retracting:
         out = self.inner.step(rows, wm_prev, wm_new)
         upserts = out.frame if isinstance(out.frame, pl.DataFrame) else out.frame.frame()
         frame = self.retract(upserts, out.deletes)
-        if self.emitted is not None and WINDOW_END in self.keys and wm_new is not None:
+        window = getattr(self.op, "window", None)
+        if self.emitted is not None and window is not None and window.watermarked and wm_new is not None:
             window_end = self.emitted.get_column(WINDOW_END).cast(pl.Datetime("ms")).dt.epoch("ms")
             self.emitted = self.emitted.filter(is_open(window_end, wm_new))
         return StepOutput(frame, None, out.late)
@@ -166,13 +181,13 @@ class RetractAggregateState:
             self._add_to_bag(i, rows, op)
         changed = batch.select(self.keys) if self.keys else batch
         current = _semi(self.acc, changed, self.keys)
-        out = self._finalize(current)
+        out = self._finalize(current)  # with _ROWS: a join may reorder the groups
         if not self.keys:
-            return StepOutput(out)
-        live = current.get_column(_ROWS) > 0
-        gone = current.filter(~live).select(self.keys)
+            return StepOutput(out.drop(_ROWS))
+        live = out.get_column(_ROWS) > 0
+        gone = out.filter(~live).select(self.keys)
         self.acc = self.acc.filter(pl.col(_ROWS) > 0)
-        return StepOutput(out.filter(live), gone if gone.height else None)
+        return StepOutput(out.filter(live).drop(_ROWS), gone if gone.height else None)
 
     def _add_to_bag(self, i: int, rows: pl.DataFrame, op: pl.Expr) -> None:
         spec = self.op.aggs[i]
@@ -214,8 +229,8 @@ class RetractAggregateState:
                 value = total if spec.func == "sum" else total.cast(pl.Float64) / nonnull
                 value = pl.when(nonnull > 0).then(value).otherwise(None)
             exprs.append(value.alias(spec.name))
-        out = groups.select(exprs)
-        return out.select([pl.col(f.name).cast(f.dtype.polars) for f in self.op.output])
+        out = groups.select(exprs + [pl.col(_ROWS)])
+        return out.select([pl.col(f.name).cast(f.dtype.polars) for f in self.op.output] + [pl.col(_ROWS)])
 
     def _expire(self, wm: int | None) -> None:
         expired = _expired(pl.col(_TOUCHED), self.op.ttl_ms, wm)
@@ -278,3 +293,50 @@ def changelog_state(op: Any) -> Any:
 
         state = AggregateState(op)
     return Retracting(state) if op.retract else state
+
+
+# ---------------------------------------------------------------- checkpoints
+
+
+def _ipc(frame: pl.DataFrame | None) -> bytes | None:
+    return None if frame is None else frame.write_ipc(None).getvalue()
+
+
+def _from_ipc(data: bytes | None) -> pl.DataFrame | None:
+    return None if data is None else pl.read_ipc(io.BytesIO(data))
+
+
+def snapshot(state: Any, snapshot_inner: Callable[[Any], dict[str, Any]]) -> dict[str, Any] | None:
+    """A changelog state as plain picklable values (None: not one of these states)."""
+    if isinstance(state, Retracting):
+        return {"kind": "retracting", "inner": snapshot_inner(state.inner), "emitted": _ipc(state.emitted)}
+    if isinstance(state, RetractAggregateState):
+        bags = {i: _ipc(bag) for i, bag in state.bags.items()}
+        return {"kind": "retract_aggregate", "acc": _ipc(state.acc), "bags": bags}
+    if isinstance(state, RetractDistinctState):
+        return {"kind": "retract_distinct", "counts": _ipc(state.counts)}
+    return None
+
+
+def restore(op: Any, snap: dict[str, Any], restore_inner: Callable[[Any, dict[str, Any]], Any]) -> Any:
+    """The state `snapshot` saved, for `op` (ValueError when the snapshot is of another kind of state)."""
+    kind = snap.get("kind")
+    if getattr(op, "retract", False):
+        if kind != "retracting":
+            raise ValueError(f"a {kind!r} state snapshot cannot restore {op.describe()}")
+        inner_op = replace(op, retract=False)
+        inner = restore_inner(inner_op, snap["inner"])
+        inner.op = op  # `Retracting` reads the op's group keys; the inner state never looks at `retract`
+        wrapped = Retracting(inner)
+        wrapped.emitted = _from_ipc(snap["emitted"])
+        return wrapped
+    if isinstance(op, RetractAggregateOp):
+        if kind != "retract_aggregate":
+            raise ValueError(f"a {kind!r} state snapshot cannot restore {op.describe()}")
+        state = RetractAggregateState(op)
+        state.acc = _from_ipc(snap["acc"])
+        state.bags = {int(i): frame for i, data in snap["bags"].items() if (frame := _from_ipc(data)) is not None}
+        return state
+    if kind != "retract_distinct":
+        raise ValueError(f"a {kind!r} state snapshot cannot restore {op.describe()}")
+    return RetractDistinctState(op, _from_ipc(snap["counts"]))

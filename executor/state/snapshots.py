@@ -7,6 +7,7 @@ from typing import Any
 
 import polars as pl
 
+from executor.state import changelog_states
 from executor.state.distinct import DistinctState
 from executor.state.top_n import TopNState
 from executor.state.interval_join import IntervalJoinState
@@ -17,6 +18,7 @@ from optimizer.physical.stream_join import StreamJoinOp
 from executor.state.operators import AggregateState
 from executor.state.small import SmallAggregate
 from executor.state.unmatched import UnmatchedState
+from optimizer.physical.changelog import RetractAggregateOp, RetractDistinctOp
 from optimizer.physical.stages import AggregateOp, DistinctOp, TopNOp, UnmatchedRowsOp
 
 
@@ -31,6 +33,9 @@ def snapshot_state(
     The snapshot is a copy (stepping the state further does not change it). The dict holds only ints,
     strings, booleans, None and naive datetimes (`state_small`'s plain types).
     """
+    changelog = changelog_states.snapshot(state, snapshot_state)
+    if changelog is not None:
+        return changelog
     if isinstance(state, DistinctState):
         return {"kind": "distinct", "seen": _ipc(state.seen)}
     if isinstance(state, TopNState):
@@ -75,6 +80,8 @@ def restore_state(
     other kind of state, or one this operator could not have made, raises ValueError.
     """
     kind = snapshot.get("kind")
+    if isinstance(op, (RetractAggregateOp, RetractDistinctOp)) or getattr(op, "retract", False):
+        return changelog_states.restore(op, snapshot, restore_state)
     if isinstance(op, IntervalJoinOp):
         if kind != "interval_join":
             raise ValueError(f"a {kind!r} state snapshot cannot restore {op.describe()}")

@@ -21,6 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from stream_dsl.ir.changelog_plans import WINDOW_OVER_CHANGELOG
 from stream_dsl.ir.column_names import CHANGELOG_OP
 from stream_dsl.ir.expr import Column, NamedExpr, format_duration_ms
 from stream_dsl.ir.types import DataType, Schema
@@ -115,12 +116,7 @@ def refusal(consumer: Any) -> str | None:
 
     if isinstance(consumer, AggregateOp):
         if consumer.window is not None:
-            return (
-                "a windowed aggregate over a changelog (a non-windowed aggregate or EMIT CHANGES, whose rows are "
-                "later replaced) is not supported: a row's window is fixed when it arrives, and a changelog row "
-                "may be retracted later; aggregate the changelog without a window, or window append-only input "
-                "(e.g. a windowed aggregate with EMIT ON WINDOW CLOSE)"
-            )
+            return WINDOW_OVER_CHANGELOG
         bad = [a for a in consumer.aggs if a.func not in RETRACTABLE]
         if bad:
             return (

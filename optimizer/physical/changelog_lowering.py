@@ -57,11 +57,12 @@ def consumer(op: Any, ttl_ms: int | None) -> Any:
 
 
 def keys_survive(pipe: "_Pipe") -> bool:
-    """Whether an upsert pipe's group keys reach the output unchanged (else the output takes retractions)."""
-    keys = set(getattr(pipe.stateful, "group_keys", ()))
+    """Whether an upsert pipe's group keys reach the output (renamed or not; else the output takes retractions)."""
+    names = {k: k for k in getattr(pipe.stateful, "group_keys", ())}  # each key's name so far
     for op in pipe.post:
         if isinstance(op, ProjectOp):
-            passed = {n.name for n in op.exprs if isinstance(n.expr, Column) and n.expr.name == n.name}
-            if not keys <= passed:
+            copies = {n.expr.name: n.name for n in op.exprs if isinstance(n.expr, Column)}
+            if not all(name in copies for name in names.values()):
                 return False
+            names = {k: copies[name] for k, name in names.items()}
     return True

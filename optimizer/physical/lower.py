@@ -87,7 +87,7 @@ from stream_dsl.ir.plan import WINDOW_END, WINDOW_START
 from optimizer.physical.interval_join import IntervalJoinOp, lower_interval_join
 from optimizer.physical.stream_join import StreamJoinOp, lower_stream_join
 from optimizer.physical import changelog_lowering
-from optimizer.physical.changelog import RetractAggregateOp
+from optimizer.physical.changelog import RETRACT, RetractAggregateOp, produces
 
 
 @dataclass(frozen=True)
@@ -224,7 +224,8 @@ class _Lowering:
             self.graph.add_edge(source, target, exchange=exchange)
             inputs.append(source)
         head = ReadOp(fragment[0].schema)
-        return (_Pipe(head, output, tuple(inputs), partitions, stateful=stateful, stage_id=target),)
+        retract = produces(stateful) == RETRACT  # its rows carry CHANGELOG_OP (DISTINCT over a changelog)
+        return (_Pipe(head, output, tuple(inputs), partitions, stateful=stateful, stage_id=target, retract=retract),)
 
     # ------------------------------------------------------------ plan nodes
 

@@ -63,7 +63,7 @@ from stream_dsl.ir.plan import Aggregate, FinalAggregate, PartialAggregate, Plan
 
 from optimizer.cost import DEFAULT_MODEL, CostModel, estimate
 from optimizer.rules.analysis import transform_up
-from optimizer.changelog_plans import is_changelog
+from stream_dsl.ir.changelog_plans import is_changelog
 
 
 def split_aggregates(plan: Plan, model: CostModel = DEFAULT_MODEL) -> Plan:

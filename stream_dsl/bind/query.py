@@ -39,6 +39,7 @@ from stream_dsl.ir.definitions import EMIT_CHANGES, EMIT_FINAL, WindowSpec
 from stream_dsl.ir.plan import Distinct, Filter, Limit, Plan, Sort, SortKey, project
 from stream_dsl.ir.plan import Project
 from stream_dsl.ir.plan import is_streaming
+from stream_dsl.ir.changelog_plans import WINDOW_OVER_CHANGELOG, is_changelog
 from stream_dsl.ir.interval import IntervalBounds
 from stream_dsl.bind.interval_join import equal_time_bound, split_interval
 from stream_dsl.ir.types import DataType
@@ -188,6 +189,9 @@ def _emit_span(sel: ast.Select, text: str | None) -> Span | None:
 
 def _bind_aggregation(sel: ast.Select, plan: Plan, scope: Scope, text: str | None) -> Plan:
     keys, window = _bind_group_by(sel, scope, text)
+    if window is not None and is_changelog(plan):
+        at = next((n for n in sel.group_by if is_window_call(_group_target(n, sel.items, scope))), sel)
+        raise BindError(WINDOW_OVER_CHANGELOG, span=at.span)
     select_scope = scope.with_window_columns() if window is not None else scope
     binder = ExprBinder(select_scope, aggregates=True, clause="SELECT", text=text)
     outputs = select_outputs(sel.items, binder, select_scope)
