@@ -169,6 +169,11 @@ def test_the_dataframe_api_builds_the_same_plan_as_sql():
     assert api.columns == ["k", "ts", "v", "ts_right", "w"]
     assert sorted(api.collect().select("k", "v", "w").rows()) == [("x", 1, 3), ("x", 1, 4)]
     assert sorted(sql.collect().select("k", "v", "w").rows()) == [("x", 1, 3), ("x", 1, 4)]
+    full = ctx.stream("a").join(ctx.stream("b"), on="k", how="full")
+    full_sql = ctx.sql("SELECT * FROM a FULL JOIN b USING (k)")
+    assert full.columns == ["k", "ts", "v", "ts_right", "w"] and full_sql.columns == ["k", "ts", "v", "b.ts", "w"]
+    for result in (full.collect(), full_sql.collect()):
+        assert sorted(result.select("k", "v", "w").rows(), key=str) == [("x", 1, 3), ("x", 1, 4), ("y", 2, None)]
 
 
 # ---------------------------------------------------------------- what comes out when

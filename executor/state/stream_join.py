@@ -43,13 +43,13 @@ from optimizer.physical.interval_join import SIDE_COLUMN
 from optimizer.physical.stream_join import ROW_TIME, StreamJoinOp
 from stream_dsl.ir.column_names import CHANGELOG_OP
 
-_T = "__sd_sj_t"  # a row's event time in epoch ms (NULL: none, the row never expires)
+EVENT_MS = "__sd_sj_t"  # a row's event time in epoch ms (NULL: none, the row never expires)
 _MATCHES = "__sd_sj_matches"  # how many rows of the other side it matched
 _INDEX = "__sd_sj_row"
 
 
 class StreamJoinState:
-    """Both sides' kept rows of one partition (module doc): each side's columns, the keys, _T and _MATCHES."""
+    """Both sides' kept rows of one partition (module doc): each side's columns, the keys, EVENT_MS and _MATCHES."""
 
     KIND = "stream_join"  # the snapshot's kind
 
@@ -75,7 +75,7 @@ class StreamJoinState:
     def retention_ms(self, keep_all: int) -> int | None:
         """The earliest event time a source must still be able to replay for this state (None: nothing kept;
         `keep_all`: every record, since rows without a TTL or an event time stay until the end of input)."""
-        kept = [f.get_column(_T) for f in (self.left, self.right) if f is not None and f.height]
+        kept = [f.get_column(EVENT_MS) for f in (self.left, self.right) if f is not None and f.height]
         if not kept:
             return None
         if not self.op.bounded or any(t.null_count() for t in kept):
@@ -107,7 +107,7 @@ class StreamJoinState:
         columns = self.right_columns if right else self.left_columns
         return rows.select(
             [pl.col(c) for c in columns + self.keys]
-            + [pl.col(ROW_TIME).dt.epoch("ms").alias(_T), pl.lit(0, pl.Int64).alias(_MATCHES)]
+            + [pl.col(ROW_TIME).dt.epoch("ms").alias(EVENT_MS), pl.lit(0, pl.Int64).alias(_MATCHES)]
         )
 
     def _checked(self, rows: pl.DataFrame, wm_prev: int | None) -> tuple[pl.DataFrame, pl.DataFrame, int]:
@@ -118,7 +118,7 @@ class StreamJoinState:
         for k in self.keys:
             valid = valid & pl.col(k).is_not_null()
         horizon = self._horizon(wm_prev)
-        late = pl.lit(False) if horizon is None else (pl.col(_T) < horizon).fill_null(False)
+        late = pl.lit(False) if horizon is None else (pl.col(EVENT_MS) < horizon).fill_null(False)
         flags = rows.select(valid.alias("valid"), late.alias("late"))
         is_valid, is_late = flags.get_column("valid"), flags.get_column("late")
         return rows.filter(is_valid & ~is_late), rows.filter(~is_valid), int((is_valid & is_late).sum())
@@ -140,8 +140,8 @@ class StreamJoinState:
         li, ri = left.with_row_index(_INDEX + "l"), right.with_row_index(_INDEX + "r")
         joined = (
             li.lazy()
-            .drop(_MATCHES, _T)
-            .join(ri.lazy().drop(_MATCHES, _T), on=self.keys, how="inner", suffix="_r")
+            .drop(_MATCHES, EVENT_MS)
+            .join(ri.lazy().drop(_MATCHES, EVENT_MS), on=self.keys, how="inner", suffix="_r")
             .filter((pl.col(_INDEX + "l") >= old_left) | (pl.col(_INDEX + "r") >= old_right))
             .collect()
         )
@@ -166,7 +166,7 @@ class StreamJoinState:
         horizon = self._horizon(wm)
         if horizon is None:
             return
-        keep = pl.col(_T).is_null() | (pl.col(_T) >= horizon)
+        keep = pl.col(EVENT_MS).is_null() | (pl.col(EVENT_MS) >= horizon)
         self.left = None if self.left is None else self.left.filter(keep)
         self.right = None if self.right is None else self.right.filter(keep)
 

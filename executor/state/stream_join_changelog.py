@@ -28,7 +28,7 @@ from __future__ import annotations
 import polars as pl
 
 from executor.state.step import StepOutput
-from executor.state.stream_join import StreamJoinState, _T
+from executor.state.stream_join import StreamJoinState, EVENT_MS
 from optimizer.physical.interval_join import SIDE_COLUMN
 from optimizer.physical.stream_join import ROW_TIME, StreamJoinOp
 from stream_dsl.ir.column_names import CHANGELOG_OP
@@ -38,7 +38,7 @@ _KEY_COUNT = "__sd_sj_key_count"
 
 
 class ChangelogStreamJoinState(StreamJoinState):
-    """Both sides' rows of one partition as multisets (module doc): each side's columns, the keys, _T, _COUNT."""
+    """Both sides' rows of one partition as multisets (module doc): each side's columns, the keys, EVENT_MS, _COUNT."""
 
     @property
     def open_groups(self) -> int:
@@ -71,7 +71,8 @@ class ChangelogStreamJoinState(StreamJoinState):
         columns = self.right_columns if right else self.left_columns
         op = pl.col(CHANGELOG_OP).cast(pl.Int64).fill_null(1) if CHANGELOG_OP in rows.columns else pl.lit(1, pl.Int64)
         taken = rows.select(
-            [pl.col(c) for c in columns + self.keys] + [pl.col(ROW_TIME).dt.epoch("ms").alias(_T), op.alias(_COUNT)]
+            [pl.col(c) for c in columns + self.keys]
+            + [pl.col(ROW_TIME).dt.epoch("ms").alias(EVENT_MS), op.alias(_COUNT)]
         )
         kept, never, late = self._checked(taken, wm_prev)
         data = [c for c in kept.columns if c != _COUNT]
@@ -103,7 +104,7 @@ class ChangelogStreamJoinState(StreamJoinState):
 
     def _pairs(self, left: pl.DataFrame, right: pl.DataFrame) -> pl.DataFrame:
         """Every pair of `left` and `right` rows with equal keys, counted by the product of their counts."""
-        joined = left.drop(_T).join(right.drop(_T), on=self.keys, how="inner", suffix="_r")
+        joined = left.drop(EVENT_MS).join(right.drop(EVENT_MS), on=self.keys, how="inner", suffix="_r")
         count = (pl.col(_COUNT) * pl.col(_COUNT + "_r")).alias(_COUNT)
         return joined.select([pl.col(c) for c in self.left_columns + self.right_columns] + [count])
 

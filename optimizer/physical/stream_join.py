@@ -76,13 +76,6 @@ class StreamJoinOp:
         return text + (" output=retract" if self.retracts else "")
 
 
-def stream_join_retracts(node: "Join") -> bool:
-    """Whether a logical join is a regular outer join of two streams, whose output is a retract changelog."""
-    from stream_dsl.ir.plan import is_streaming
-
-    return node.interval is None and node.kind != "inner" and is_streaming(node.left) and is_streaming(node.right)
-
-
 def _unbounded_reason(op: StreamJoinOp) -> str:
     if op.ttl_ms is None:
         return "no state_ttl: rows stay until the end of input"

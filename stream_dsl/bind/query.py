@@ -41,7 +41,7 @@ from stream_dsl.ir.plan import Project
 from stream_dsl.ir.plan import is_streaming
 from stream_dsl.ir.changelog_plans import WINDOW_OVER_CHANGELOG, is_changelog
 from stream_dsl.ir.interval import IntervalBounds
-from stream_dsl.bind.interval_join import split_interval
+from stream_dsl.bind.interval_join import equal_time_bound, split_interval
 from stream_dsl.ir.types import DataType
 
 _EMIT = {"WINDOW CLOSE": EMIT_FINAL, "CHANGES": EMIT_CHANGES}
@@ -348,6 +348,7 @@ def _bind_on(
         )
     bounds = None
     if is_streaming(left) and is_streaming(right):  # an interval join (bind/interval_join.py), or a regular one
+        equal_time_bound(left, right, left_keys, right_keys, j.on.span)  # refuses half a window join, at ON
         bounds, others = split_interval(others, left_cols, original, j.on.span)
         if kind in ("right", "full") and others:
             raise BindError(

@@ -11,8 +11,7 @@ and the binder refuses a window over a changelog where the user wrote it
 
 from __future__ import annotations
 
-from stream_dsl.ir.plan import Aggregate, FinalAggregate, Join, PartialAggregate, Plan
-from optimizer.physical.stream_join import stream_join_retracts
+from stream_dsl.ir.plan import Aggregate, FinalAggregate, Join, PartialAggregate, Plan, is_streaming
 from stream_dsl.ir.definitions import EMIT_CHANGES
 
 
@@ -22,9 +21,14 @@ def is_changelog(plan: Plan) -> bool:
         return plan.window is None or plan.emit == EMIT_CHANGES
     if isinstance(plan, PartialAggregate):
         return False  # its FinalAggregate decides
-    if isinstance(plan, Join) and stream_join_retracts(plan):  # an outer join of two streams retracts its NULL rows
+    if isinstance(plan, Join) and stream_join_retracts(plan):
         return True
     return any(is_changelog(child) for child in plan.inputs)
+
+
+def stream_join_retracts(node: Join) -> bool:
+    """Whether a join is a regular outer join of two streams, whose NULL-padded rows are retracted later."""
+    return node.interval is None and node.kind != "inner" and is_streaming(node.left) and is_streaming(node.right)
 
 
 WINDOW_OVER_CHANGELOG = (
