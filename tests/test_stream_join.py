@@ -145,6 +145,14 @@ def test_stream_join_matches_duckdb_on_worker_processes(executor, data):
     assert_same_rows(replayed(replay), duckdb_rows(OUTER[2][1], a, b), f"full_on {executor} replayed")
 
 
+def signed_rows(frame: pl.DataFrame) -> list[tuple]:
+    """A batch's rows, a changelog's records (`op` insert or delete, first) as rows ending in +1 or -1."""
+    if "op" not in frame.columns:
+        return frame.rows()
+    signs = [1 if op == "insert" else -1 for op in frame.get_column("op").to_list()]
+    return [row + (sign,) for row, sign in zip(frame.drop("op").rows(), signs)]
+
+
 def replayed(query: sd.Stream) -> list[tuple]:
     """The table a query's emitted changelog stands for, applied one row at a time: +1 adds a row, -1 removes an
     equal row that must be there already."""
@@ -152,8 +160,8 @@ def replayed(query: sd.Stream) -> list[tuple]:
     frames: list[pl.DataFrame] = []
     query.foreach_batch(lambda batch_id, frame: frames.append(frame)).await_termination()
     for frame in frames:
-        ops = frame.get_column("__sd_op").to_list() if "__sd_op" in frame.columns else [1] * frame.height
-        for row, op in zip(frame.drop("__sd_op", strict=False).rows(), ops):
+        ops = [{"insert": 1, "delete": -1}[op] for op in frame.get_column("op")] if "op" in frame.columns else None
+        for row, op in zip(frame.drop("op", strict=False).rows(), ops or [1] * frame.height):
             assert op in (1, -1), op
             assert op == 1 or table[row] > 0, f"-1 of a row that is not there: {row}"
             table[row] += op
@@ -191,7 +199,7 @@ def _batches_out(query: str, a_rows: list[list[tuple]], b_rows: list[list[tuple]
     ctx.from_polars([_frame(B_SCHEMA, r) for r in b_rows], name="b", watermark="ts", watermark_delay="0s")
     out: dict[int, list[tuple]] = {}
     handle = ctx.sql(query).foreach_batch(
-        lambda batch_id, frame: out.__setitem__(batch_id, sorted(frame.rows(), key=str))
+        lambda batch_id, frame: out.__setitem__(batch_id, sorted(signed_rows(frame), key=str))
     )
     handle.await_termination()
     return {b: rows for b, rows in out.items() if rows}, handle.progress()
@@ -317,7 +325,7 @@ def test_a_restart_from_a_checkpoint_mid_stream_gives_the_exact_output(tmp_path,
     handle = _checkpointed_context(executor, a, b, None, out + "-whole").sql(query).start("out")
     assert handle.await_termination(60)
     expected = sorted(memory.sink_output(out + "-whole").rows(), key=str)
-    assert ("__sd_op" in memory.sink_output(out + "-whole").columns) == (kind == "full")
+    assert ("op" in memory.sink_output(out + "-whole").columns) == (kind == "full")  # insert/delete records
     boom = RuntimeError("boom")
     failing = _checkpointed_context(executor, a[:7] + [boom], b[:7] + [boom], str(tmp_path), out)
     with pytest.raises(sd.DSLError, match="boom"):

@@ -127,7 +127,7 @@ def test_dead_letters_by_reason(tmp_path: Path) -> None:
 
 def test_every_record_a_dead_letter(tmp_path: Path) -> None:
     (tmp_path / "in").mkdir()
-    (tmp_path / "in" / "a.ndjson").write_text("not json\nnor this\n")
+    (tmp_path / "in" / "a.ndjson").write_text('{"k": "a", "v": "one"}\n{"k": "b", "v": "two"}\n')
     ctx = _context("drizzle")
     ctx.sql(f"CREATE STREAM s (k STRING, v BIGINT) WITH (connector = 'files', path = '{tmp_path / 'in'}')")
     text = _finish(ctx, "SELECT k, v FROM s").why()

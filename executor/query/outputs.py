@@ -90,7 +90,9 @@ class SinkOutput(QueryOutput):
             return 0
         frame = pl.concat(frames, how="diagonal_relaxed")
         if CHANGELOG_OP in frame.columns:  # a changelog's upserts and deletes for an upsert sink (`sink_modes`)
-            frame = sink_records(frame, self._take, self.schema, lambda f: kernels.sort_rows(f, self.order))
+            frame = sink_records(
+                frame, self._take, self.schema, lambda f: kernels.sort_rows(f, self.order), retract=self.retract
+            )
         else:
             frame = kernels.sort_rows(self._take(frame), self.order)
         if frame.height:

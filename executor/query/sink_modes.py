@@ -25,7 +25,17 @@ import polars as pl
 
 from optimizer.physical.lower import output_stages
 from optimizer.physical.stages import AggregateOp, FilterOp, OutputWrite, ProjectOp, Stage
-from stream_dsl.connectors.upserts import APPEND, DELETE_OP, LATEST, OP_COLUMN, UPSERT, UPSERT_OP, sink_writes
+from stream_dsl.connectors.upserts import (
+    APPEND,
+    DELETE_OP,
+    INSERT_OP,
+    LATEST,
+    OP_COLUMN,
+    RETRACT,
+    UPSERT,
+    UPSERT_OP,
+    sink_writes,
+)
 from stream_dsl.errors import PlanError
 from stream_dsl.ir.column_names import CHANGELOG_OP, WINDOW_END
 from stream_dsl.ir.expr import Column
@@ -36,14 +46,26 @@ _UPSERT, _DELETE = 1, -1
 
 
 def output_mode(graph: nx.DiGraph) -> str:
-    """APPEND, or UPSERT when a changelog (later rows replace earlier ones per group) reaches the output."""
-    return UPSERT if any(s.terminal.changelog for s in output_stages(graph)) else APPEND  # type: ignore[union-attr]
+    """APPEND; RETRACT when rows taken back whole reach the output (`OutputWrite.retract`); UPSERT when a
+    changelog keyed by group keys (later rows replace earlier ones per group) does."""
+    terminals = [s.terminal for s in output_stages(graph)]
+    if any(getattr(t, "retract", False) for t in terminals):
+        return RETRACT
+    return UPSERT if any(t.changelog for t in terminals) else APPEND  # type: ignore[union-attr]
 
 
 def check_sink_takes(mode: str, writes: str, sink: str) -> None:
-    """Refuse output of `mode` to a sink that takes `writes` (PlanError with the reason and the fix)."""
-    if mode == APPEND or writes in (mode, LATEST):
+    """Refuse output of `mode` to a sink that takes `writes` (PlanError with the reason and the fix). A sink
+    that takes upserts takes a retract changelog too, as insert and delete records of whole rows."""
+    if mode == APPEND or writes in (mode, LATEST) or (mode == RETRACT and writes == UPSERT):
         return
+    if mode == RETRACT:
+        raise PlanError(
+            f"sink {sink} takes appended rows only, but this query's result is a changelog whose rows are "
+            f"taken back later (an outer join of two streams, or an aggregate's changes read without its "
+            f"key): appended rows cannot say that a row is gone. Write it to a sink that takes changelogs "
+            f"(connector 'files', 'redis' or 'kafka'), or use collect()"
+        )
     raise PlanError(
         f"sink {sink} takes appended rows only, but this query's result is a changelog (a non-windowed "
         f"aggregate, or EMIT CHANGES): later rows replace earlier ones of the same group, and sessions that "
@@ -98,6 +120,11 @@ def prepare_sink_output(output: Any, graph: nx.DiGraph) -> None:
         return
     mode, writes = output_mode(graph), sink_writes(sink)
     check_sink_takes(mode, writes, sink_label(sink))
+    if mode == RETRACT and OP_COLUMN in graph.graph["schema"].names:
+        raise PlanError(
+            f"a changelog sink's records have an '{OP_COLUMN}' column (insert or delete) before the query's "
+            f"columns, and the query has one too: rename it (AS ...)"
+        )
     stages = [s for s in output_stages(graph) if isinstance(s.stateful, AggregateOp)]
     stage = next((s for s in stages if s.terminal.changelog), None)  # type: ignore[union-attr]
     if mode == UPSERT and writes == UPSERT and stage is not None:
@@ -146,10 +173,17 @@ def sink_records(
     take: Callable[[pl.DataFrame], pl.DataFrame],
     schema: Schema,
     sort: Callable[[pl.DataFrame], pl.DataFrame],
+    retract: bool = False,
 ) -> pl.DataFrame:
     """Records for an upsert sink: the `op` column ('upsert' or 'delete') first, then the output's columns
     (a delete's non-key columns NULL), deletes before upserts. `take` conforms the columns to the output
-    schema (and applies LIMIT); `sort` orders the upserts (ORDER BY)."""
+    schema (and applies LIMIT); `sort` orders the upserts (ORDER BY). A retract changelog's rows
+    (`retract`) become 'insert' and 'delete' records of whole rows, in the order they came."""
+    if retract:
+        op = frame.get_column(CHANGELOG_OP).replace_strict(
+            {_UPSERT: INSERT_OP, _DELETE: DELETE_OP}, return_dtype=pl.String
+        )
+        return take(frame.drop(CHANGELOG_OP)).insert_column(0, op.head(frame.height).alias(OP_COLUMN))
     deleted = frame.get_column(CHANGELOG_OP) == _DELETE
     if deleted.any() and not deleted.all():
         frame = pl.concat([frame.filter(deleted), sort(frame.filter(~deleted))], how="diagonal_relaxed")

@@ -15,7 +15,7 @@ from optimizer.physical.changelog import MarkAppendOp, RetractAggregateOp, Retra
 from optimizer.physical.stages import AggregateOp, BroadcastJoinOp, DistinctOp, ProjectOp
 from optimizer.physical.stream_join import StreamJoinOp
 from stream_dsl.errors import PlanError
-from stream_dsl.ir.column_names import CHANGELOG_OP
+from stream_dsl.ir.column_names import CHANGELOG_OP, WINDOW_END
 from stream_dsl.ir.expr import Column
 
 if TYPE_CHECKING:
@@ -57,8 +57,16 @@ def consumer(op: Any, ttl_ms: int | None) -> Any:
 
 
 def keys_survive(pipe: "_Pipe") -> bool:
-    """Whether an upsert pipe's group keys reach the output (renamed or not; else the output takes retractions)."""
-    names = {k: k for k in getattr(pipe.stateful, "group_keys", ())}  # each key's name so far
+    """Whether an upsert pipe's group keys reach the output (renamed or not; else the output takes retractions).
+
+    A window's end need not: its start decides it for TUMBLE, HOP and SESSION (a key's sessions never
+    overlap), as the upsert sinks key such rows (`executor/query/sink_modes.upsert_keys`)."""
+    stateful = pipe.stateful
+    keys = tuple(getattr(stateful, "group_keys", ()))
+    window = getattr(stateful, "window", None)
+    if window is not None and window.kind != "cumulate":
+        keys = tuple(k for k in keys if k != WINDOW_END)
+    names = {k: k for k in keys}  # each key's name so far
     for op in pipe.post:
         if isinstance(op, ProjectOp):
             copies = {n.expr.name: n.name for n in op.exprs if isinstance(n.expr, Column)}

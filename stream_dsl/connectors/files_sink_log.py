@@ -140,12 +140,15 @@ def upsert_key(path: str) -> list[str] | None:
 def read_table(path: str, key: list[str] | None = None) -> pl.DataFrame:
     """The table the upsert records of sink directory `path` describe: the last row per key (`key`, or the one
     its log names), deleted keys left out (`upserts.fold_changes`)."""
-    from stream_dsl.connectors.upserts import fold_changes
+    from stream_dsl.connectors.upserts import OP_COLUMN, fold_changes
 
     keys = key if key is not None else upsert_key(path)
     if keys is None:
         if not SinkLog.read(path).batches:
             return pl.DataFrame()  # nothing written yet
+        records = read_committed(path)
+        if OP_COLUMN in records.columns:  # a retract changelog's insert and delete records: a multiset
+            return fold_changes(records, [])
         raise ValueError(f"{path}: its log names no upsert key (appended rows?); give the key columns")
     return fold_changes(read_committed(path), keys)
 

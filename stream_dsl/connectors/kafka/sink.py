@@ -156,9 +156,11 @@ class KafkaSink:
             ("sd-batch", str(batch_id).encode()),
             ("sd-attempt", attempt.encode()),
         ]
-        values: list[str | None] = [line for line in _json_lines(frame.drop(OP_COLUMN, strict=False))]
+        keyed = OP_COLUMN in frame.columns and self._upsert_key is not None  # else a retract changelog keeps its op
+        values: list[str | None] = list(_json_lines(frame.drop(OP_COLUMN) if keyed else frame))
         keys: list[Any] = [None] * len(values)
-        if OP_COLUMN in frame.columns and self._upsert_key is not None:
+        if keyed:
+            assert self._upsert_key is not None
             keys = _json_lines(frame.select(self._upsert_key)) if self._upsert_key else ["{}"] * len(values)
             deleted = frame.get_column(OP_COLUMN) == DELETE_OP
             values = [None if gone else value for value, gone in zip(values, deleted)]
