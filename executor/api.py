@@ -24,6 +24,7 @@ from executor.handle import QueryHandle
 from executor.query.outputs import CollectOutput, QueryOutput, SinkOutput, check_sorted_output
 from executor.query.release import dead_letter_router
 from executor.query.sink_modes import prepare_sink_output
+from stream_dsl.connectors.late_rows import late_row_router
 from executor.trace import recorder_for
 from optimizer.physical.lower import lower
 from stream_dsl.catalog import Catalog
@@ -47,6 +48,7 @@ class QueryRun(Protocol):
     graph: nx.DiGraph
     executor: str
     dead_letter_router: Any
+    late_row_router: Any
     dead_letters: Any  # the newest DeadLetters, oldest first
 
     def open(self, *, bounded: bool = False) -> None:
@@ -98,6 +100,9 @@ EXECUTORS: dict[str, ExecutorFactory] = {"inline": _inline, "drizzle": _drizzle,
 
 def register_executor(name: str, factory: ExecutorFactory) -> None:
     """Make `RunConfig(executor=name)` run on `factory`'s QueryRun."""
+    from stream_dsl.config import allow_executor
+
+    allow_executor(name)
     EXECUTORS[name] = factory
 
 
@@ -156,6 +161,7 @@ def run_collect(
 
     try:
         run.dead_letter_router = dead_letter_router(run.graph, catalog=catalog, use_default=False)
+        run.late_row_router = late_row_router(run.graph, catalog)
         run.open(bounded=True)
         run.run(record)
         return run.result(), run, progress
@@ -249,6 +255,7 @@ def start(
             query_name=None if auto_named else name,
             checkpoint_dir=config.checkpoint_dir,
         )
+        run.late_row_router = late_row_router(run.graph, catalog)
         run.open()
     except BaseException:
         run.close()

@@ -20,6 +20,7 @@ One handle class for every executor: it drives the executor's QueryRun
 
 from __future__ import annotations
 
+import copy
 import itertools
 import logging
 import threading
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
 from executor import kernels
 from executor.interrupts import wait_for
 from stream_dsl.observe.log import QUERY, DeadLetterBursts, current_query, event
+from stream_dsl.observe.why import RECENT, WhyTotals, explain, suggested_delay_ms
 from stream_dsl.connectors.base import DeadLetter, Sink
 from stream_dsl.errors import DSLError, ExecutionError
 
@@ -56,6 +58,7 @@ class QueryHandle:
         self._sink = sink
         self._progress: deque[dict[str, Any]] = deque(maxlen=PROGRESS_KEPT)
         self._totals = dict.fromkeys(TOTALS, 0)  # over every batch, however many progress dicts are kept
+        self._why = WhyTotals()  # what every batch did per operator, added up (`why`)
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._exception: ExecutionError | None = None
@@ -81,6 +84,7 @@ class QueryHandle:
             self._totals["batches"] += 1
             for key in TOTALS[1:]:
                 self._totals[key] += int(report.get(key) or 0)
+            self._why.add(report)
         dead = int(report.get("dead_letters") or 0)
         if dead:
             latest = self._query.dead_letters[-1] if self._query.dead_letters else None
@@ -180,6 +184,34 @@ class QueryHandle:
         """Batches, rows_in, rows_out, late_rows and dead_letters summed over every batch so far."""
         with self._lock:
             return dict(self._totals)
+
+    def why(self) -> str:
+        """Why the query prints nothing, or little: where rows went per operator (last batches and in
+        total), the next moment output is due, late rows and dead letters, and a watermark delay that
+        would have kept the late rows (`stream_dsl/observe/why.py`). Works while it runs and after."""
+        with self._lock:
+            reports = [dict(p) for p in itertools.islice(reversed(self._progress), RECENT)][::-1]
+            totals = copy.deepcopy(self._why)
+            rows = dict(self._totals)
+        return explain(
+            self.stages,
+            reports,
+            totals,
+            name=f"query {self.label}",
+            status=self.status,
+            totals_rows=rows,
+            dead_letters=self.dead_letters,
+        )
+
+    def suggested_watermark_delay(self, keep: float = 0.99) -> int | None:
+        """The watermark delay in ms that would have kept `keep` of the late rows so far (None: no late
+        rows, or none that any delay up to a day keeps)."""
+        from stream_dsl.observe.why import watermark_delays
+
+        with self._lock:
+            lateness = list(self._why.lateness)
+        delays = watermark_delays(self.stages)
+        return suggested_delay_ms(lateness, max(delays.values()) if delays else 0, keep)
 
     @property
     def batches(self) -> int:

@@ -46,6 +46,7 @@ import polars as pl
 
 from executor import kernels
 from executor.recovery.offset_log import OffsetLog
+from executor.query.diagnostics import Diagnostics, sampled
 from executor.query.outputs import CollectOutput, QueryOutput
 from executor.query.progress import add_backlog, batch_report
 from executor.query.readers import DEAD_LETTERS_KEPT, Reader
@@ -78,6 +79,7 @@ class InlineQuery:
     output: QueryOutput
     realtime: bool = False
     dead_letter_router: Any = None  # connectors.dead_letters.DeadLetterRouter: where bad records go
+    late_row_router: Any = None  # connectors.late_rows.LateRowRouter: where routed late rows go
     task_log: list[Any] | None = None  # when tracing: a TaskMetrics per task run (executor/trace.py)
     readers: dict[int, Reader] = field(default_factory=dict)
     dead_letters: deque[DeadLetter] = field(default_factory=lambda: deque(maxlen=DEAD_LETTERS_KEPT))
@@ -117,6 +119,9 @@ class InlineQuery:
         if self.dead_letter_router is not None:
             self.dead_letter_router.close()
             self.dead_letter_router = None
+        if self.late_row_router is not None:
+            self.late_row_router.close()
+            self.late_row_router = None
         if self.checkpointing is not None:
             self.checkpointing.close()
 
@@ -196,10 +201,11 @@ class InlineQuery:
             self.dead_letters.extend(batch.dead_letters)
         pulled_at = time.perf_counter()
         step = self.chain.step(batch_id, lambda b: clocks)
-        late, outputs, stage_rows, shuffled, changed = self._run_stages(inputs, step)
+        facts = Diagnostics(sampled=sampled(batch_id, self.config.diagnose_every))
+        late, outputs, stage_rows, shuffled, changed = self._run_stages(inputs, step, facts)
         rows_out = self.output.emit(batch_id, outputs) + changed
         letters = [d for b in pulled for d in b.dead_letters]
-        self._after_output(batch_id, letters)
+        self._after_output(batch_id, letters, facts.routed_late)
         checkpoint = self._checkpoint(batch_id) if self.checkpointing is not None else None
         self.batch_id += 1
         finished = time.perf_counter()
@@ -214,6 +220,7 @@ class InlineQuery:
             latency_ms=(finished - pulled_at) * 1000.0,  # the newest rows' event latency
             state_groups=self.runner.open_groups(),
             late_sides=self.runner.late_by_side(),
+            diagnostics=facts,
             stage_rows=stage_rows,
             shuffled=shuffled,
             reads=reads,
@@ -225,10 +232,13 @@ class InlineQuery:
             report["checkpoint"] = checkpoint
         return BatchResult(report, self.exhausted or self.output.full)
 
-    def _after_output(self, batch_id: int, letters: list[DeadLetter]) -> None:
-        """The batch's output is written: its dead letters go out, then the sources may release it."""
+    def _after_output(self, batch_id: int, letters: list[DeadLetter], late: list[pl.DataFrame]) -> None:
+        """The batch's output is written: its dead letters and routed late rows go out, then the sources may
+        release it."""
         if self.dead_letter_router is not None and letters:
             self.dead_letter_router.write(batch_id, letters)
+        if self.late_row_router is not None and late:
+            self.late_row_router.write(batch_id, late)
         if self.output.durable and self.checkpointing is None:
             wm_columns = {
                 r.scan.source.watermark.column for r in self.readers.values() if r.scan.source.watermark is not None
@@ -236,7 +246,7 @@ class InlineQuery:
             commit_sources(self.readers.values(), retention_ms(self.runner.states.values(), wm_columns))
 
     def _run_stages(
-        self, inputs: dict[int, pl.DataFrame], step: WatermarkStep
+        self, inputs: dict[int, pl.DataFrame], step: WatermarkStep, facts: Diagnostics | None = None
     ) -> tuple[int, list[pl.DataFrame], dict[int, int], list[dict[str, Any]], int]:
         """Every task of the batch, producers first: late rows, output frames, rows per stage, shuffle
         counters and the changelog rows folded into collect()'s output."""
@@ -255,7 +265,7 @@ class InlineQuery:
                 if skips(stage, frame, step):
                     continue
                 started = self._read_at.pop(stage.id, None) or time.time()
-                result, task_late = self.runner.run(stage, partition, frame, step)
+                result, task_late = self.runner.run(stage, partition, frame, step, facts)
                 if self.task_log is not None:
                     self._log_task(stage, partition, frame.height, result, started)
                 late += task_late

@@ -238,6 +238,26 @@ class Pipeline:
             return {}
         return split_partitions(out)
 
+    def counted(
+        self, frame: pl.DataFrame, tables: Tables, partition: bool
+    ) -> tuple[dict[int, pl.DataFrame], list[int]]:
+        """`run_partitioned` (or `run`'s frame as partition 0) and the rows after each operator, the input's
+        first: one operator at a time, slower than the fused query, for the batches `why` samples."""
+        rows, current = [frame.height], frame
+        for op, step in zip(self.ops, self.steps):
+            try:
+                current = collect(step(current.lazy(), tables), current.height)
+            except DSLError:
+                raise
+            except Exception as exc:
+                raise operator_error(op.describe(), exc) from exc
+            rows.append(current.height)
+        if not partition:
+            return {0: current}, rows
+        if self.partitions == 1 or not self.partition_keys:
+            return ({0: current} if current.height else {}), rows
+        return (split_partitions(current.with_columns(self._partition)) if current.height else {}), rows
+
     @functools.cached_property
     def _serial_projection(self) -> list[CopiedColumn | pl.Expr] | None:
         """A trailing projection whose every output reads a column (one row per row), for `select_serially`."""

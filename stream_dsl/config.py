@@ -8,6 +8,12 @@ from typing import Any
 from stream_dsl.errors import DSLError
 
 EXECUTORS = ("drizzle", "bsp", "inline")
+_PLUGGED: set[str] = set()  # executors added with executor.api.register_executor (e.g. a test's faulty one)
+
+
+def allow_executor(name: str) -> None:
+    """Accept `name` as an executor (`executor.api.register_executor` calls this)."""
+    _PLUGGED.add(name)
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,9 +38,12 @@ class RunConfig:
     small_collect_rows: int | None = None
     # How long (event time, behind the watermark) a deduplication remembers a key (None: forever); `SET state_ttl`.
     state_ttl_ms: int | None = None
+    # Count rows into and out of every operator on every n-th batch (0: never), for `why`: counting runs a
+    # stage's fused pipeline one operator at a time. `stream-dsl why` counts every batch (1).
+    diagnose_every: int = 10
 
     def __post_init__(self) -> None:
-        if self.executor not in EXECUTORS:
+        if self.executor not in EXECUTORS and self.executor not in _PLUGGED:
             raise DSLError(f"unknown executor '{self.executor}'; choose one of {', '.join(EXECUTORS)}")
         if not isinstance(self.workers, int) or self.workers < 1:
             raise DSLError(f"workers must be a positive integer, got {self.workers!r}")
@@ -56,6 +65,8 @@ class RunConfig:
             raise DSLError(f"metrics_port must be a port number (0 for any free one), got {self.metrics_port!r}")
         if self.state_ttl_ms is not None and self.state_ttl_ms < 1:
             raise DSLError("state_ttl must be a positive duration")
+        if not isinstance(self.diagnose_every, int) or self.diagnose_every < 0:
+            raise DSLError(f"diagnose_every must be 0 (never) or a positive integer, got {self.diagnose_every!r}")
         if self.batch_interval_ms < 1:
             raise DSLError("batch_interval must be at least 1ms")
 

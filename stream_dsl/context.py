@@ -462,6 +462,14 @@ class Context:
         """The continuous queries started in this Context that are still running (QueryHandles)."""
         return self._queries.active()
 
+    def query(self, name: str | None = None) -> Any:
+        """The newest query called `name` (without one: the newest query), running or ended; its QueryHandle."""
+        if name is not None:
+            return self._queries.named(name)
+        if not self._queries.handles:
+            raise DSLError("no query was started in this Context")
+        return self._queries.handles[-1]
+
     def await_any_termination(self, timeout: float | None = None) -> Any:
         """Wait until a query of this Context ends; its QueryHandle (None when `timeout` passed first).
 
@@ -718,6 +726,10 @@ def _setting(key: str, value: str) -> dict[str, Any]:
         if not text.isdigit():
             raise DSLError(f"metrics_port must be a port number, or 'off', got '{value}'")
         return {"metrics_port": int(text)}
+    if key == "diagnose_every":  # count rows per operator on every n-th batch, for `why` (0: never)
+        if not text.isdigit():
+            raise DSLError(f"diagnose_every must be 0 (never) or a positive integer, got '{value}'")
+        return {"diagnose_every": int(text)}
     raise DSLError(f"unknown setting '{key}'; settings: {', '.join(SETTINGS)}")
 
 

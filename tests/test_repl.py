@@ -878,3 +878,16 @@ def test_the_live_status_counts_the_rows_of_the_changelog_table_it_shows():
     shown = len(table_cells(final)[2:])
     said = re.findall(r"([\d,]+) changes out, ([\d,]+) rows in the result", final)
     assert said and int(said[-1][1]) == shown and int(said[-1][0].replace(",", "")) >= shown
+
+
+def test_why_explains_the_newest_query_and_a_named_one():
+    sink = memory.new_id("repl_why")
+    session, out = make_session()
+    session.execute(BOUNDED_DDL + f"CREATE SINK out WITH (connector = 'memory', id = '{sink}');")
+    session.execute("INSERT INTO out SELECT event_type FROM events WHERE event_type = 'nothing';")
+    session.execute("\\why")
+    text = out.getvalue()
+    assert "query q1: " in text and "30 batches, 3000 rows read, 0 rows out" in text
+    assert "No output because every row was filtered out at read events WHERE (event_type = 'nothing')" in text
+    session.execute("\\why q2")
+    assert "no query named 'q2'" in out.getvalue() and session.errors == 1  # q1 is the only one

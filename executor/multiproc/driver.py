@@ -166,6 +166,7 @@ class Driver(BatchRecords):
         self.task_log: deque[TaskMetrics] = deque(maxlen=100_000)
         self.worker_pids: list[int] = []
         self.dead_letter_router: Any = None  # where bad records go (executor.query.release.dead_letter_router)
+        self.late_row_router: Any = None  # where routed late rows go (connectors.late_rows)
         self._changelog = self.runner.changelog_stage is not None and self.output.changelog_collects
         self.changelog = ChangelogBuffer(list(getattr(self.output, "group_keys", [])))
         self.changelog_rows = RowFold(list(getattr(self.output, "group_keys", [])))
@@ -312,6 +313,9 @@ class Driver(BatchRecords):
         if self.dead_letter_router is not None:
             self.dead_letter_router.close()
             self.dead_letter_router = None
+        if self.late_row_router is not None:
+            self.late_row_router.close()
+            self.late_row_router = None
         if self.checkpointing is not None:
             self.checkpointing.close()
 

@@ -24,6 +24,8 @@ message serves every batch of its group, so each batch gets its share).
 
 from __future__ import annotations
 
+from executor.query.diagnostics import Diagnostics
+
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any, Iterable
@@ -111,6 +113,7 @@ class BatchStats:
     wall_offset_ms: int | None = None  # a paced source's event time to wall clock (query/progress.event_lag_ms)
     backlog: dict[str, dict[str, int]] = field(default_factory=dict)  # source name -> what it knows is waiting
     late_sides: dict[int, tuple[int, int]] | None = None  # interval joins' late rows so far, after the batch
+    facts: Diagnostics = field(default_factory=Diagnostics)  # what the batch did per operator (`why`)
 
     def __reduce__(self) -> tuple:
         """Positional pickling, as TaskMetrics: a report carries one per batch of its group."""
@@ -128,6 +131,7 @@ class BatchStats:
             self.wall_offset_ms,
             self.backlog,
             self.late_sides,
+            self.facts,
         )
 
     def merge(self, other: "BatchStats") -> None:
@@ -146,6 +150,7 @@ class BatchStats:
             self.wall_offset_ms = max(other.wall_offset_ms, self.wall_offset_ms or other.wall_offset_ms)
         for source, backlog in other.backlog.items():  # other parts of a split stream: theirs add up
             add_backlog(self.backlog, source, backlog)
+        self.facts.merge(other.facts)
 
 
 def _ms(seconds: float) -> float:

@@ -54,6 +54,7 @@ class BatchRecords:
     commit: Commit | None
     dead_letters: deque[DeadLetter]
     dead_letter_router: Any
+    late_row_router: Any
     changelog: ChangelogBuffer
     changelog_rows: RowFold
     checkpointing: Checkpointing | None
@@ -217,6 +218,8 @@ class BatchRecords:
         self.dead_letters.extend(stats.dead_letters)
         if self.dead_letter_router is not None and stats.dead_letters:
             self.dead_letter_router.write(batch, list(stats.dead_letters))  # after the batch's output, as inline
+        if self.late_row_router is not None and stats.facts.routed_late:
+            self.late_row_router.write(batch, stats.facts.routed_late)
         tasks = self.tasks.get(batch, [])
         rows_out, emitted_at = self.emitted.get(batch, (0, 0.0))
         started = min((t.started_at for t in tasks), default=emitted_at)
@@ -233,6 +236,7 @@ class BatchRecords:
             latency_ms=max(0.0, (emitted_at or ended) - (stats.pulled_at or started)) * 1000.0,
             state_groups=sum(self.state_groups.get(batch, {}).values()),
             late_sides=sum_sides(self.late_sides.get(batch, {}).values()),
+            diagnostics=stats.facts,
             stage_rows={s.id: stats.stage_rows.get(s.id, 0) for s in self.stages},
             shuffled=sorted(stats.shuffled, key=lambda t: (t["stage"], t["task"])),
             reads=[read for _, read in sorted(stats.reads, key=lambda r: r[0])],

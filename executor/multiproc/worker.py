@@ -61,6 +61,7 @@ from typing import Any, Iterable, Mapping
 import polars as pl
 
 from executor import kernels
+from executor.query.diagnostics import sampled
 from executor.query.changelog_rows import pack
 from executor.query.outputs import CapturedOutput
 from executor.query.progress import add_backlog
@@ -293,8 +294,9 @@ class WorkerRunner:
         frame, step, clock, serialize = self._input(stage, spec, stats)
         skipped = skips(stage, frame, step)
         result: dict[int, pl.DataFrame] | None = None
+        stats.facts.sampled = sampled(key.batch, self.setup.config.diagnose_every)
         if not skipped:
-            result, late = self.runner.run(stage, key.partition, frame, step)
+            result, late = self.runner.run(stage, key.partition, frame, step, stats.facts)
             stats.late_rows += late
             if result is not None and isinstance(stage.terminal, ShuffleWrite):
                 stats.shuffled.append(kernels.shuffle_counts(stage.id, key.partition, result))

@@ -7,6 +7,8 @@ delays) to the same base.
 
 from __future__ import annotations
 
+from executor.query.diagnostics import Diagnostics
+
 import time
 from typing import Any, Iterable, Mapping
 
@@ -40,6 +42,7 @@ def batch_report(
     wall_offsets: Iterable[int] = (),
     backlog: Mapping[str, dict[str, int]] | None = None,
     late_sides: Mapping[int, tuple[int, int]] | None = None,
+    diagnostics: Diagnostics | None = None,
 ) -> dict[str, Any]:
     """The progress of one finished micro-batch (see `QueryHandle.progress`).
 
@@ -70,6 +73,7 @@ def batch_report(
             for stage, (left, right) in sorted((late_sides or {}).items())
         },
         **kernels.counter_report(list(shuffled), list(reads)),
+        **(diagnostics or Diagnostics()).report(),
     }
 
 

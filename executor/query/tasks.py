@@ -15,6 +15,8 @@ import networkx as nx
 import polars as pl
 
 from executor import kernels
+from executor.query.diagnostics import Diagnostics, operator_key
+from executor.query.lateness import late_rows_lateness, split_late_rows
 from executor.query.outputs import QueryOutput
 from executor.query.sink_modes import UPSERT_KEYS, changes
 from executor.query.watermarks import WatermarkStep
@@ -72,13 +74,21 @@ class TaskRunner:
         self.upsert_keys: list[Any] | None = graph.graph.get(UPSERT_KEYS)  # to an upsert sink (`sink_modes`)
 
     def run(
-        self, stage: Stage, partition: int, frame: pl.DataFrame, step: WatermarkStep
+        self,
+        stage: Stage,
+        partition: int,
+        frame: pl.DataFrame,
+        step: WatermarkStep,
+        facts: Diagnostics | None = None,
     ) -> tuple[TaskResult | None, int]:
-        """One task; its output by target partition (None: nothing) and its late rows. Errors name the operator."""
+        """One task; its output by target partition (None: nothing) and its late rows. Errors name the operator.
+
+        `facts`: where the batch's diagnostics go (`executor/query/diagnostics.py`); operators are counted
+        when its batch is sampled."""
         try:
             if stage.stateful is None:
-                return self._finish(self.pipes[stage.id], stage, frame), 0
-            return self._run_stateful(stage, partition, frame, step)
+                return self._finish(self.pipes[stage.id], stage, frame, facts, 0), 0
+            return self._run_stateful(stage, partition, frame, step, facts)
         except DSLError:
             raise
         except Exception as exc:
@@ -86,10 +96,15 @@ class TaskRunner:
             raise ExecutionError(f"{where}: {kernels.error_text(exc)}") from exc
 
     def _run_stateful(
-        self, stage: Stage, partition: int, frame: pl.DataFrame, step: WatermarkStep
+        self, stage: Stage, partition: int, frame: pl.DataFrame, step: WatermarkStep, facts: Diagnostics | None
     ) -> tuple[TaskResult | None, int]:
         pipe = self.pipes[stage.id]
-        rows = pipe.run(frame, self.tables) if len(pipe.ops) > 1 else frame
+        if len(pipe.ops) <= 1:
+            rows = frame
+        elif facts is not None and facts.sampled:
+            rows = self._counted(pipe, stage.id, 0, frame, facts, partition=False)[0]
+        else:
+            rows = pipe.run(frame, self.tables)
         collected = stage is self.changelog_stage and self.output.changelog_collects
         op = stage.stateful
         assert op is not None  # only stateful stages get here
@@ -100,9 +115,15 @@ class TaskRunner:
             state.emits_rows = collected and self.output.takes_rows
         if isinstance(state, UnmatchedState):  # a RIGHT or FULL join's unmatched table rows come from its table
             state.table = self.tables[state.op.table_id]
+        if isinstance(op, AggregateOp) and op.late_sink is not None:  # late rows routed to a sink
+            rows, routed = split_late_rows(op, rows, step.previous)
+            if routed is not None and facts is not None:
+                facts.routed_late.append(routed)
         if step.emitted_through is not None:  # a restart: what the previous run emitted closes without output
             kernels.catch_operator(op, lambda: state.step(rows.clear(), None, step.emitted_through))
         out = kernels.catch_operator(op, lambda: state.step(rows, step.previous, step.current))
+        if facts is not None:
+            self._stateful_facts(stage, state, rows, out, step, facts)
         if collected:
             # out.frame is a RowsPart when the output takes rows (emits_rows, above): apply_changelog then
             # takes one, and callers read only `height` from a collected result, which a RowsPart has
@@ -114,7 +135,7 @@ class TaskRunner:
             return self._upserts(stage, emitted, out.deletes), out.late
         if not emitted.height:
             return None, out.late
-        return self._finish(self.posts[stage.id], stage, emitted), out.late
+        return self._finish(self.posts[stage.id], stage, emitted, facts, len(stage.operators) + 1), out.late
 
     def _upserts(self, stage: Stage, emitted: pl.DataFrame, deletes: pl.DataFrame | None) -> TaskResult | None:
         """A changelog's records for an upsert sink: deletes, then upserts (`sink_modes.changes`)."""
@@ -123,10 +144,39 @@ class TaskRunner:
         frame = changes(rows, emitted, deletes, self.upsert_keys)
         return {0: frame} if frame.height else None
 
-    def _finish(self, pipe: kernels.Pipeline, stage: Stage, frame: pl.DataFrame) -> TaskResult:
-        if isinstance(stage.terminal, ShuffleWrite):
+    def _finish(
+        self, pipe: kernels.Pipeline, stage: Stage, frame: pl.DataFrame, facts: Diagnostics | None, first: int
+    ) -> TaskResult:
+        partition = isinstance(stage.terminal, ShuffleWrite)
+        if facts is not None and facts.sampled and pipe.ops:
+            return self._counted(pipe, stage.id, first, frame, facts, partition)
+        if partition:
             return pipe.run_partitioned(frame, self.tables)
         return {0: pipe.run(frame, self.tables)}
+
+    def _counted(
+        self, pipe: kernels.Pipeline, stage: int, first: int, frame: pl.DataFrame, facts: Diagnostics, partition: bool
+    ) -> TaskResult:
+        """The pipeline run one operator at a time, each one's rows in and out noted in `facts`."""
+        result, rows = pipe.counted(frame, self.tables, partition)
+        for position, (rows_in, rows_out) in enumerate(zip(rows, rows[1:])):
+            facts.count(operator_key(stage, first + position), rows_in, rows_out)
+        return result
+
+    def _stateful_facts(
+        self, stage: Stage, state: Any, rows: pl.DataFrame, out: Any, step: WatermarkStep, facts: Diagnostics
+    ) -> None:
+        """The stateful operator's rows in and out (sampled batches), how late its late rows were, its open
+        windows."""
+        late, emitted = out.late, out.frame.height
+        if facts.sampled:
+            facts.count(operator_key(stage.id, len(stage.operators)), rows.height, emitted)
+        if late and step.previous is not None:
+            counts = late_rows_lateness(stage.stateful, rows, step.previous)
+            if counts is not None:
+                facts.late(stage.id, counts)
+        if facts.sampled and isinstance(state, AggregateState) and state.op.window is not None:
+            facts.windows(stage.id, *state.open_windows())
 
     def late_by_side(self) -> dict[int, tuple[int, int]]:
         """Interval joins' late rows so far, per stage: (left, right), over the partitions hosted here."""

@@ -176,6 +176,19 @@ class AggregateState:
             return self.small.groups
         return 0 if self._frame is None else self._frame.height
 
+    def open_windows(self) -> tuple[int, int | None, int | None]:
+        """How many windows the state holds open, and the [start, end) in epoch ms of the one ending first
+        (for `why`; builds the state frame of a small state, so asked on sampled batches only)."""
+        state = self.state
+        if state is None or not state.height or WE not in state.columns or WS not in state.columns:
+            return 0, None, None
+        ends = state.get_column(WE)
+        first = ends.arg_min()
+        if first is None:
+            return 0, None, None
+        count = state.select(pl.struct(WS, WE).n_unique()).item()
+        return int(count), int(state.get_column(WS)[first]), int(ends[first])
+
     def step(self, rows: pl.DataFrame, wm_prev: int | None, wm_new: int | None) -> StepOutput:
         """Add a batch's rows (late ones dropped), then emit as the emit mode says."""
         if self.op.window is not None and not self.op.window.watermarked:

@@ -53,6 +53,7 @@ from optimizer.physical.stages import (
     arg_column,
     ROW_COLUMN,
 )
+from stream_dsl.ir.late_rows import PREFIX as LATE_PREFIX, late_rows_sink
 from stream_dsl.errors import PlanError
 from stream_dsl.ir.dispatch import MissingCase, node_pass
 from stream_dsl.ir.expr import Agg, Column, NamedExpr
@@ -286,12 +287,25 @@ class _Lowering:
             # COUNT(*) alone: a frame of no columns has no rows, so keep one input column to count.
             first = node.input.schema.fields[0]
             pre.append(NamedExpr(ROW_COLUMN, Column(first.name, first.dtype)))
+        late_sink = late_rows_sink(node.input) if node.window is not None else None
+        late_columns: tuple[str, ...] = ()
+        if late_sink is not None:  # the rows as they reach the GROUP BY, for the late ones to be routed
+            late_columns = tuple(f.name for f in node.input.schema)
+            pre += [NamedExpr(LATE_PREFIX + f.name, Column(f.name, f.dtype)) for f in node.input.schema]
         pre_schema = Schema(tuple(Field(n.name, n.expr.dtype) for n in pre))
         emit = EMIT_CHANGES if node.window is None else node.emit
         window = with_watermark(
             node.window, event_time_columns(node.input), node.window.time_column if node.window is not None else ""
         )
-        op = AggregateOp(tuple(k.name for k in node.keys), tuple(specs), window, emit, node.schema)
+        op = AggregateOp(
+            tuple(k.name for k in node.keys),
+            tuple(specs),
+            window,
+            emit,
+            node.schema,
+            late_sink=late_sink,
+            late_columns=late_columns,
+        )
         child = _add(self.lower(node.input), ProjectOp(tuple(pre)), pre_schema)
         return self.exchange(child, op.keys, op, node.schema)
 

@@ -242,6 +242,8 @@ class AggregateOp:
     emit: str
     output: Schema
     phase: str = "single"
+    late_sink: str | None = None  # where late rows go (`stream_dsl/ir/late_rows.py`), carried as late_columns
+    late_columns: tuple[str, ...] = ()
 
     @property
     def final(self) -> bool:

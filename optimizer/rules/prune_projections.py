@@ -44,6 +44,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import AbstractSet
 
+from stream_dsl.ir.late_rows import late_rows_sink
 from stream_dsl.ir.expr import Column, NamedExpr, columns_used
 from stream_dsl.ir.plan import (
     Aggregate,
@@ -167,6 +168,8 @@ def _prune_aggregate(node: Aggregate, required: Names) -> Plan:
     needed = _named_columns(node.keys + aggs)
     if node.window is not None:
         needed.add(node.window.time_column)
+        if late_rows_sink(node.input) is not None:  # routed late rows carry every column of the input
+            needed |= set(node.input.schema.names)
     child = _prune(node.input, needed)
     if child is node.input and aggs == node.aggs:
         return node

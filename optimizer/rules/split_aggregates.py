@@ -56,6 +56,7 @@ True
 
 from __future__ import annotations
 
+from stream_dsl.ir.late_rows import late_rows_sink
 from stream_dsl.ir.expr import Column, NamedExpr
 from stream_dsl.errors import PlanError
 from stream_dsl.ir.partial_state import distinct_argument
@@ -74,6 +75,8 @@ def splittable(node: Aggregate) -> bool:
     """Whether the aggregate has an exact two-phase form (see the module doc)."""
     if node.window is not None and node.window.kind != "tumble":
         return False
+    if node.window is not None and late_rows_sink(node.input) is not None:
+        return False  # the late rows are routed from the aggregate's input rows, which partials fold away
     try:
         distinct_argument(node.aggs)
     except PlanError:  # DISTINCT counts of different arguments

@@ -100,6 +100,7 @@ SETTINGS = (
     "ray_address",
     "metrics_port",
     "state_ttl",
+    "diagnose_every",
 )
 # `SET optimizer.<rule> = 'false'` switches one optimizer rule off ('true' back on).
 RULE_SETTING_PREFIX = "optimizer."

@@ -10,6 +10,8 @@
     stream-dsl bench plots         measure and draw the PNG plots
     stream-dsl bench recovery      recovery time and latency after a worker kill, per group size
     stream-dsl checkpoints DIR     a query's checkpoints, verified, and which one a restart resumes from
+    stream-dsl verify FILE.sql     the last query streamed many ways against one batch (and DuckDB)
+    stream-dsl why FILE.sql        run the last query and say where its rows went (why no output)
 
 With no command, `stream-dsl` starts the shell when its input is a
 terminal and runs the statements it is given when its input is a pipe or a
@@ -52,6 +54,8 @@ from stream_dsl.cli.common import (
 )
 from stream_dsl.cli.status import RESULT_FORMATS, await_with_status, format_result
 from stream_dsl.cli.gen import add_gen
+from stream_dsl.cli.verify import add_verify
+from stream_dsl.cli.why import add_why
 
 
 def _make_context(args: argparse.Namespace) -> Context:
@@ -112,6 +116,37 @@ def _explain_text(statement: ScriptStatement) -> str:
     if text.startswith("\n"):
         return "EXPLAIN" + text
     return "EXPLAIN " + text.lstrip(" ")
+
+
+@dataclass(frozen=True, slots=True)
+class LastQuery:
+    """A script's last query (SELECT or INSERT INTO), bound after the script's definitions ran."""
+
+    ctx: Context
+    statement: ScriptStatement
+    query: ast.Query  # its syntax tree (an INSERT's SELECT)
+    plan: Any  # its logical plan (stream_dsl.ir.plan.Plan)
+
+
+def last_query(args: argparse.Namespace, purpose: str) -> LastQuery:
+    """Run FILE's definitions (CREATE, SET, DROP) in a new Context and bind its last query, running
+    nothing else (what `why` and `verify` start from)."""
+    from stream_dsl.bind.binder import BoundInsert, BoundQuery, bind
+
+    statements = split_script(_read_script(args.file))
+    queries = [i for i, s in enumerate(statements) if isinstance(s.node, (ast.QueryStatement, ast.Insert))]
+    if not queries:
+        raise DSLError(f"{args.file} has no query to {purpose} (SELECT or INSERT INTO)")
+    ctx = _make_context(args)
+    for statement in statements[: queries[-1]]:
+        if isinstance(statement.node, _DEFINITIONS):
+            ctx.sql(statement.text)
+    target = statements[queries[-1]]
+    node = target.node
+    assert isinstance(node, (ast.QueryStatement, ast.Insert))
+    bound = bind(node, ctx.catalog, target.text)
+    assert isinstance(bound, (BoundQuery, BoundInsert))
+    return LastQuery(ctx, target, node.query, bound.plan)
 
 
 # -------------------------------------------------------------------- output
@@ -426,6 +461,8 @@ COMMANDS: dict[str, Callable[[argparse._SubParsersAction], None]] = {
     "repl": _add_repl,
     "bench": _add_bench,
     "checkpoints": add_checkpoints,
+    "verify": add_verify,
+    "why": add_why,
 }
 
 

@@ -17,7 +17,7 @@ from stream_dsl.errors import ConnectorError, did_you_mean
 # `timestamp_unit` (connectors/timestamps.py) tells how sources that decode text read epoch numbers.
 # `splits` is checked where a source opens: only connectors that declare SPLITS take it (`connectors.open_source`).
 COMMON_OPTIONS = frozenset(
-    {"connector", "dead_letter", "realtime", "ndv", "rows_per_batch", "timestamp_unit", "splits"}
+    {"connector", "dead_letter", "late_rows", "realtime", "ndv", "rows_per_batch", "timestamp_unit", "splits"}
 )
 
 _TRUE = {"true", "1", "yes", "on"}

@@ -502,6 +502,18 @@ class Stream:
         """Run to the end of bounded input and return the result."""
         return self._ctx._collect(self._plan)
 
+    def verify(self, *, sql: str | None = None, **options: Any) -> Any:
+        """Check that streaming this query gives what one batch gives (`stream_dsl.verify.verify`).
+
+        Its streams must be bounded. Runs it with random micro-batch splits, on each executor, with 1 and
+        2 workers, the optimizer on and off; returns a `Verification` (`.ok`, the first `.difference`,
+        printable). `sql`: the query's text, also compared with DuckDB when installed. `options`:
+        `executors`, `workers`, `optimize`, `seeds`.
+        """
+        from stream_dsl.verify import verify
+
+        return verify(self._plan, catalog=self._ctx.catalog, config=self._ctx.config, sql=sql, **options)
+
     def start(
         self,
         sink: Any = None,

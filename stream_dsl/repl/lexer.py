@@ -40,6 +40,7 @@ META_COMMANDS: dict[str, tuple[str, str]] = {
     "\\pager": ("[on|off]", "toggle showing results taller than the terminal through $PAGER (less)"),
     "\\format": ("[table|csv|json]", "how results are printed"),
     "\\i": ("FILE", "run the statements of a script file"),
+    "\\why": ("[QUERY]", "why a query prints nothing: rows per operator, windows, late rows (default: the newest)"),
     "\\q": ("", "quit (or Ctrl-D)"),
 }
 

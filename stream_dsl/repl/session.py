@@ -370,6 +370,9 @@ class Session:
         self.ctx.sql(unparse(ast.SetOption(key, value)))
         self._notice(f"{key} = {value}")
 
+    def _meta_why(self, argument: str) -> None:
+        self._text(self.ctx.query(argument or None).why())
+
     def _meta_timing(self, argument: str) -> None:
         self.timing = _on_off(argument, not self.timing, "\\timing")
         self._notice(f"timing is {'on' if self.timing else 'off'}")
