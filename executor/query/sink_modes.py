@@ -185,13 +185,14 @@ def sink_records(
         )
         return take(frame.drop(CHANGELOG_OP)).insert_column(0, op.head(frame.height).alias(OP_COLUMN))
     deleted = frame.get_column(CHANGELOG_OP) == _DELETE
-    if deleted.any() and not deleted.all():
+    count = int(deleted.sum())
+    if 0 < count < frame.height:
         frame = pl.concat([frame.filter(deleted), sort(frame.filter(~deleted))], how="diagonal_relaxed")
     else:
         frame = sort(frame)
-    op = frame.get_column(CHANGELOG_OP)
     body = frame.drop(CHANGELOG_OP)
     missing = [name for name in schema.names if name not in body.columns]  # a batch of deletes only
     body = take(body.with_columns(pl.lit(None).alias(name) for name in missing) if missing else body)
-    text = op.head(body.height).replace_strict({_UPSERT: UPSERT_OP, _DELETE: DELETE_OP}, return_dtype=pl.String)
+    ops = [DELETE_OP] * count + [UPSERT_OP] * (frame.height - count)  # deletes first (above)
+    text = pl.Series(OP_COLUMN, ops[: body.height], dtype=pl.String)
     return body.insert_column(0, text.alias(OP_COLUMN))
