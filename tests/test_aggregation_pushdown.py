@@ -360,8 +360,8 @@ def test_a_changelog_emits_the_same_rows_per_batch_in_two_phases():
     assert (
         per_batch(split=True)
         == per_batch(split=False)
-        == [[("a", 1, 1), ("b", 1, 2)], [], [("a", 2, 4)], [("c", 1, None)]]
-    )
+        == [[("upsert", "a", 1, 1), ("upsert", "b", 1, 2)], [], [("upsert", "a", 2, 4)], [("upsert", "c", 1, None)]]
+    )  # a function sink takes a changelog as upsert records
 
 
 def test_partial_plan_nodes_validate_what_they_are_given():

@@ -38,7 +38,7 @@ from stream_dsl.repl.session import Session, run_piped
 from stream_dsl.repl.complete import DSLCompleter
 from stream_dsl.repl.input import is_complete, mask, split_inputs
 from stream_dsl.repl.lexer import StreamDSLLexer, keywords
-from stream_dsl.repl.live import APPEND, REPLACE, UPSERT, LatestResults, is_bounded, output_keys
+from stream_dsl.repl.live import APPEND, RETRACT, UPSERT, LatestResults, is_bounded, output_keys
 from stream_dsl.repl.render import fit_widths, frame_view, query_status, status_text, visible_columns
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -372,7 +372,11 @@ def test_unknown_names_are_one_message_with_a_suggestion():
 
 def test_run_time_errors_do_not_end_the_session(tmp_path):
     session, out = make_session()
-    session.execute(f"CREATE STREAM f (a BIGINT) WITH (connector = 'files', path = '{tmp_path / 'nope'}');")
+    (tmp_path / "gone").mkdir()
+    (tmp_path / "gone" / "a.ndjson").write_text('{"a": 1}\n')
+    session.execute(f"CREATE STREAM f (a BIGINT) WITH (connector = 'files', path = '{tmp_path / 'gone'}');")
+    (tmp_path / "gone" / "a.ndjson").unlink()
+    (tmp_path / "gone").rmdir()  # the data went away between CREATE and the query
     assert session.execute("SELECT a FROM f;")
     assert "does not exist" in out.getvalue() and session.errors == 1
     assert session.execute("SHOW STREAMS;") and "│ f" in out.getvalue()
@@ -625,12 +629,20 @@ def test_bounded_and_output_modes():
     q = ctx.sql("SELECT event_type, COUNT(*) AS n FROM live GROUP BY event_type")
     assert output_keys(q.plan, q.columns) == (UPSERT, ("event_type",))
     q = ctx.sql("SELECT COUNT(*) AS n FROM live GROUP BY event_type")
-    assert output_keys(q.plan, q.columns) == (REPLACE, ())
+    assert output_keys(q.plan, q.columns) == (RETRACT, ())  # its key dropped: rows are taken back whole
     q = ctx.sql(
         "SELECT event_type, window_start, COUNT(*) AS n FROM live "
         "GROUP BY event_type, TUMBLE(event_time, INTERVAL '1' SECOND)"
     )
     assert output_keys(q.plan, q.columns) == (APPEND, ())
+
+
+def test_latest_results_of_a_retract_changelog_fold_its_records():
+    results = LatestResults(RETRACT)
+    results.write(0, pl.DataFrame({"op": ["insert", "insert"], "n": [1, 1]}))
+    results.write(1, pl.DataFrame({"op": ["delete", "insert"], "n": [1, 2]}))
+    frame, total = results.snapshot()
+    assert sorted(frame.rows()) == [(1,), (2,)] and total == 2
 
 
 def test_latest_results_keep_the_newest_row_per_group_in_place():

@@ -23,15 +23,15 @@ from rich.live import Live
 from rich.text import Text
 
 from stream_dsl.connectors import open_source
-from stream_dsl.connectors.upserts import DELETE_OP, LATEST, OP_COLUMN, UPSERT_OP
+from stream_dsl.connectors.upserts import DELETE_OP, INSERT_OP, LATEST, OP_COLUMN, UPSERT_OP, fold_retractions
 from stream_dsl.connectors.upserts import UPSERT as SINK_UPSERT
 from stream_dsl.errors import DSLError
 from stream_dsl.ir.plan import Limit, Plan, Project, scans
 from stream_dsl.repl.render import QueryStatus, frame_csv, frame_json, frame_view, live_view, query_status, status_text
 
-__all__ = ["is_bounded", "output_keys", "LatestResults", "follow", "APPEND", "UPSERT", "REPLACE"]
+__all__ = ["is_bounded", "output_keys", "LatestResults", "follow", "APPEND", "UPSERT", "REPLACE", "RETRACT"]
 
-APPEND, UPSERT, REPLACE = "append", "upsert", "replace"
+APPEND, UPSERT, REPLACE, RETRACT = "append", "upsert", "replace", "retract"
 
 
 def is_bounded(plan: Plan) -> bool:
@@ -67,6 +67,9 @@ def output_keys(plan: Plan, columns: list[str]) -> tuple[str, tuple[str, ...]]:
     keep adding rows: APPEND. A changelog (a non-windowed aggregate, EMIT
     CHANGES) sends each changed group's new row: UPSERT by its group keys,
     or REPLACE (show the latest batch) when the output does not keep them.
+    A changelog whose rows are taken back whole (its keys dropped, an outer
+    join of two streams) is RETRACT: its insert and delete records fold as a
+    multiset.
     """
     from optimizer.physical.lower import lower
     from optimizer.physical.stages import OutputWrite
@@ -74,6 +77,8 @@ def output_keys(plan: Plan, columns: list[str]) -> tuple[str, tuple[str, ...]]:
     graph = lower(plan, 1)
     for node in graph.nodes:
         terminal = graph.nodes[node]["stage"].terminal
+        if isinstance(terminal, OutputWrite) and terminal.retract:
+            return RETRACT, ()
         if isinstance(terminal, OutputWrite) and terminal.changelog:
             keys = tuple(terminal.group_keys)
             return (UPSERT, keys) if set(keys) <= set(columns) else (REPLACE, ())
@@ -85,7 +90,8 @@ class LatestResults:
     """The latest results of a continuous query; `write` is its sink, called from the query's thread.
 
     APPEND keeps the last `keep` rows; UPSERT keeps the newest row of each
-    group; REPLACE the latest non-empty batch. `pending` holds batches not
+    group; REPLACE the latest non-empty batch; RETRACT the rows inserted
+    more often than deleted. `pending` holds batches not
     yet printed (for output that streams rather than redraws).
     """
 
@@ -101,7 +107,7 @@ class LatestResults:
     @property
     def writes(self) -> str:
         """What the view takes: upsert records by its keys (deletes shown too), else each batch's rows."""
-        return SINK_UPSERT if self.mode == UPSERT else LATEST
+        return SINK_UPSERT if self.mode in (UPSERT, RETRACT) else LATEST
 
     def close(self) -> None:
         pass
@@ -115,6 +121,9 @@ class LatestResults:
 
     def _merge(self, frame: pl.DataFrame) -> pl.DataFrame:
         current = self.frame
+        if self.mode == RETRACT and OP_COLUMN in frame.columns:  # insert/delete records of whole rows
+            held = [] if current is None else [current.with_columns(pl.lit(INSERT_OP).alias(OP_COLUMN))]
+            return fold_retractions(pl.concat([*held, frame], how="diagonal_relaxed"))
         if current is None or self.mode == REPLACE or (self.mode == UPSERT and not self.keys):
             if OP_COLUMN in frame.columns:
                 frame = frame.filter(pl.col(OP_COLUMN) != DELETE_OP).drop(OP_COLUMN)
