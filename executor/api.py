@@ -153,7 +153,8 @@ def run_collect(
     Bad records go where a source's `dead_letter` option says (`catalog`
     resolves sink names); without the option they are only counted.
     """
-    run = build_run(plan, config, CollectOutput, realtime=False, pool=pool)
+    # collect() returns a table, not a handle to ask `why`: its batches run fused, never counted per operator
+    run = build_run(plan, config.with_options(diagnose_every=0), CollectOutput, realtime=False, pool=pool)
     progress: list[dict[str, Any]] = []
 
     def record(report: dict[str, Any]) -> None:

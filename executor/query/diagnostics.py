@@ -8,7 +8,8 @@ in the batch's progress dict:
   {"stage.position": [rows_in, rows_out]} (position: the operator's index in
   `Stage.operators + (stateful,) + Stage.post`). Counting runs a stage's
   fused pipeline one operator at a time, so it is done on sampled batches
-  only: `RunConfig.diagnose_every` (every batch for `stream-dsl why`);
+  only, never in collect(): `RunConfig.diagnose_every` (every batch for
+  `stream-dsl why`);
   `operators_sampled` says whether this batch was one.
 - `lateness`: a histogram of how late the batch's late rows were: how much
   longer a watermark delay would have kept each (LATENESS_BOUNDS_MS buckets;
@@ -135,8 +136,8 @@ class Diagnostics:
 
 
 def sampled(batch_id: int, every: int) -> bool:
-    """Whether a batch's operators are counted: every `every`-th batch, and each of the first few."""
-    return every > 0 and (batch_id < 3 or batch_id % every == 0)
+    """Whether a batch's operators are counted: every `every`-th batch, the first one included."""
+    return every > 0 and batch_id % every == 0
 
 
 def operator_key(stage: int, position: int) -> str:
