@@ -60,15 +60,16 @@ SELECT = select()
 INSERT = f"INSERT INTO out {SELECT}"
 
 
-def make_context(sink_dir: str | os.PathLike | None, **options: Any) -> sd.Context:
-    """A context holding the events, the campaigns and (with `sink_dir`) the files sink 'out'.
+def make_context(sink_dir: str | os.PathLike | None, *, batches: int = BATCHES, **options: Any) -> sd.Context:
+    """A context holding the events (`batches` micro-batches of them), the campaigns and (with `sink_dir`) the
+    files sink 'out'.
 
     `options` are sd.Context's: executor, group_size, checkpoint_dir, heartbeat_timeout, ...
     """
     settings: dict[str, Any] = {"workers": 2, "executor": "drizzle", "group_size": 10, "batch_interval": "100ms"}
     settings.update(options)
     ctx = sd.Context(**settings)
-    ctx.sql(DDL)
+    ctx.sql(DDL.replace(f"count = '{COUNT}'", f"count = '{RATE * batches // 10}'"))
     if sink_dir is not None:
         ctx.sql(f"CREATE SINK out WITH (connector = 'files', path = '{sink_dir}', format = 'parquet')")
     return ctx

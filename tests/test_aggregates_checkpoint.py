@@ -31,6 +31,7 @@ SELECT = """SELECT campaign_id, window_start, window_end, COUNT(*) AS views,
 FROM events JOIN campaigns USING (ad_id)
 WHERE event_type = 'view'
 GROUP BY campaign_id, TUMBLE(event_time, INTERVAL '1' SECOND)"""
+BATCHES = 120  # a shorter stream than the recovery tests': two restarts from checkpoints still fall inside it
 KEYS = ["campaign_id", "window_start", "window_end"]
 FLOATS = ("spread", "var", "med", "p90")
 
@@ -54,15 +55,15 @@ def assert_exact(out: pl.DataFrame, expected: pl.DataFrame) -> None:
 
 @pytest.mark.parametrize("executor", ["drizzle", pytest.param("bsp", marks=pytest.mark.slow)])
 def test_new_aggregate_state_is_exact_after_two_restarts_from_checkpoints(tmp_path, executor):
-    expected = _normalized(R.make_context(None, executor="inline", workers=1).sql(SELECT).collect())
-    assert expected.height == R.BATCHES // 10 * 100  # a window per second of event time, 100 campaigns
+    expected = _normalized(R.make_context(None, batches=BATCHES, executor="inline", workers=1).sql(SELECT).collect())
+    assert expected.height == BATCHES // 10 * 100  # a window per second of event time, 100 campaigns
     assert expected.get_column("offsets").list.len().equals(expected.get_column("views").cast(pl.UInt32))
     options = {"executor": executor, "group_size": 7, "checkpoint_dir": str(tmp_path / "ckpt")}
     restored = []
     for _ in range(2):
-        handle = R.make_context(tmp_path / "out", **options).sql(f"INSERT INTO out {SELECT}")
+        handle = R.make_context(tmp_path / "out", batches=BATCHES, **options).sql(f"INSERT INTO out {SELECT}")
         stop_midway(handle, tmp_path / "ckpt", len(restored) + 2)
-        handle = R.make_context(tmp_path / "out", **options).sql(f"INSERT INTO out {SELECT}")
+        handle = R.make_context(tmp_path / "out", batches=BATCHES, **options).sql(f"INSERT INTO out {SELECT}")
         restored.append(handle.restored_checkpoint)
         if len(restored) == 1:
             handle.stop(HANG_GUARD_S)

@@ -32,6 +32,15 @@ INNER = (
 QUERY = f"SELECT campaigns FROM (SELECT views, COUNT(*) AS campaigns FROM ({INNER}) AS v GROUP BY views) AS c"
 
 
+BATCHES = 120  # a shorter stream than the recovery tests': two kills and a restart still fall inside it
+
+
+def expected_counts() -> Counter:
+    """The result without failures, on the inline executor."""
+    ctx = R.make_context(None, batches=BATCHES, executor="inline", workers=1)
+    return Counter(ctx.sql(QUERY).collect()["campaigns"].to_list())
+
+
 def replayed(sink: MemorySink) -> Counter:
     live: Counter = Counter()
     for batch, frame in sink.batches.items():
@@ -46,15 +55,15 @@ def replayed(sink: MemorySink) -> Counter:
 
 @pytest.mark.parametrize("executor, kills", [("drizzle", 2), pytest.param("bsp", 1, marks=pytest.mark.slow)])
 def test_killed_workers_leave_an_exact_changelog(tmp_path, executor, kills):
-    expected = Counter(R.make_context(None, executor="inline", workers=1).sql(QUERY).collect()["campaigns"].to_list())
+    expected = expected_counts()
     rng = random.Random(executor)
     sink = MemorySink()
-    ctx = R.make_context(None, executor=executor, group_size=5)
+    ctx = R.make_context(None, batches=BATCHES, executor=executor, group_size=5)
     handle = ctx.sql(QUERY).start(sink=sink, checkpoint_dir=str(tmp_path / "ckpt"))
     killed = 0
     try:
         for k in range(kills):
-            threshold = R.BATCHES // 5 + k * R.BATCHES // 4 + rng.randrange(20)
+            threshold = BATCHES // 5 + k * BATCHES // 4 + rng.randrange(20)
             wait_until(lambda: position(handle) >= threshold or not handle.is_active, f"batch {threshold}")
             time.sleep(rng.uniform(0.0, 0.05))
             if not handle.is_active:
@@ -76,20 +85,20 @@ def test_killed_workers_leave_an_exact_changelog(tmp_path, executor, kills):
 @pytest.mark.slow
 def test_inline_resumes_a_changelog_from_its_checkpoint_after_a_stop(tmp_path):
     """Stopped midway and started again on the same checkpoint directory: the changelog goes on exactly."""
-    expected = Counter(R.make_context(None, executor="inline", workers=1).sql(QUERY).collect()["campaigns"].to_list())
+    expected = expected_counts()
     sink_id = f"clog-{tmp_path.name}"
     checkpoints = str(tmp_path / "ckpt")
     first = (
-        R.make_context(None, executor="inline", group_size=5)
+        R.make_context(None, batches=BATCHES, executor="inline", group_size=5)
         .sql(QUERY)
         .start(sink=MemorySink(sink_id), checkpoint_dir=checkpoints)
     )
     try:
-        wait_until(lambda: position(first) >= R.BATCHES // 3 or not first.is_active, "a third of the batches")
+        wait_until(lambda: position(first) >= BATCHES // 3 or not first.is_active, "a third of the batches")
     finally:
         first.stop(HANG_GUARD_S)
     handle = (
-        R.make_context(None, executor="inline", group_size=5)
+        R.make_context(None, batches=BATCHES, executor="inline", group_size=5)
         .sql(QUERY)
         .start(sink=MemorySink(sink_id), checkpoint_dir=checkpoints)
     )
