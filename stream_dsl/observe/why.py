@@ -151,7 +151,7 @@ def operator_rows(graph: nx.DiGraph, counts: dict[str, list[int]]) -> list[Opera
 
 
 def _time(value: Any) -> str:
-    """An event time as people read it: the date only when it is not 1970, no zero milliseconds."""
+    """An event time as people read it: to the millisecond, without a zero fraction."""
     if value is None:
         return "none yet"
     if isinstance(value, int):
@@ -161,6 +161,7 @@ def _time(value: Any) -> str:
 
 
 def watermark_delays(graph: nx.DiGraph) -> dict[str, int]:
+    """Each watermarked source's delay in ms, by source name (what "the delay is 1s" names)."""
     delays = {}
     for stage in stage_order(graph):
         head = stage.operators[0]
