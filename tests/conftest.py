@@ -152,7 +152,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.slow)
         if module in REDIS_MODULES and "server" in getattr(item, "fixturenames", ()) or module == "test_redis":
             item.add_marker(pytest.mark.redis)
-        if "ray_cluster" in getattr(item, "fixturenames", ()):
+        if "ray_cluster" in getattr(item, "fixturenames", ()) or item.get_closest_marker("ray") is not None:
             # One Ray cluster per test process: under xdist (`--dist loadgroup`) every test that uses it runs on
-            # the same worker, one after another, rather than a cluster per worker on the same two addresses.
+            # the same worker, one after another, rather than a cluster per worker on the same two addresses. A
+            # test marked `ray` may ask for the cluster at run time (the transport conformance suite's ray param).
             item.add_marker(pytest.mark.xdist_group("ray"))

@@ -47,10 +47,19 @@ class RayCluster:
             self.cluster.wait_for_nodes()
 
 
+# Ports a Ray node takes by default (dashboard, dashboard agent HTTP, client server, GCS): a random free port
+# equal to one of them makes Ray refuse the node's configuration ("used by other components").
+RAY_DEFAULT_PORTS = frozenset({8265, 52365, 10001, 6379})
+
+
 def _free_port(host: str) -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
+    """A free port on `host` that none of the node's own default ports is."""
+    while True:
+        with socket.socket() as s:
+            s.bind((host, 0))
+            port = s.getsockname()[1]
+        if port not in RAY_DEFAULT_PORTS:
+            return port
 
 
 def _node_args(ip: str) -> dict[str, Any]:
