@@ -15,7 +15,7 @@ so rows of both sides with equal keys meet in the same partition, on the same wo
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Sequence
 
 from stream_dsl.ir.expr import Cast, Column, Expr, Literal, NamedExpr
 from stream_dsl.ir.interval import IntervalBounds
@@ -61,6 +61,32 @@ class IntervalJoinOp:
         return text + ("" if self.watermarked else " watermark=none (end of input only)")
 
 
+def side_columns(
+    left_schema: Schema,
+    right_schema: Schema,
+    right_out: dict[str, str],
+    right: bool,
+    keys: tuple[str, ...],
+    schema: Schema,
+    key_types: Sequence[DataType],
+) -> list[NamedExpr]:
+    """One input's rows in the join stage's common shape, for the joins of two streams (interval and
+    regular): both sides' output columns (the other side's NULL), SIDE_COLUMN, and the keys cast to their
+    common types."""
+    exprs: list[NamedExpr] = []
+    for f in left_schema:
+        exprs.append(NamedExpr(f.name, Literal(None, f.dtype) if right else Column(f.name, f.dtype)))
+    for f in right_schema:
+        if f.name in right_out:
+            value = Column(f.name, f.dtype) if right else Literal(None, f.dtype)
+            exprs.append(NamedExpr(right_out[f.name], value))
+    exprs.append(NamedExpr(SIDE_COLUMN, Literal(right, DataType.BOOLEAN)))
+    for i, (key, dtype) in enumerate(zip(keys, key_types)):
+        column: Expr = Column(key, schema.dtype(key))
+        exprs.append(NamedExpr(join_key(i), column if schema.dtype(key) is dtype else Cast(column, dtype)))
+    return exprs
+
+
 def lower_interval_join(lowering: "_Lowering", node: "Join", watermarked: bool) -> "Fragment":
     """Both sides projected to the shared layout, then one hash exchange into the IntervalJoinOp's stage."""
     from optimizer.physical.lower import _add, _key_type
@@ -81,17 +107,7 @@ def lower_interval_join(lowering: "_Lowering", node: "Join", watermarked: bool) 
     )
 
     def side(keys: tuple[str, ...], schema: Schema, right: bool) -> tuple[NamedExpr, ...]:
-        exprs: list[NamedExpr] = []
-        for f in left_schema:
-            exprs.append(NamedExpr(f.name, Literal(None, f.dtype) if right else Column(f.name, f.dtype)))
-        for f in right_schema:
-            if f.name in right_out:
-                value = Column(f.name, f.dtype) if right else Literal(None, f.dtype)
-                exprs.append(NamedExpr(right_out[f.name], value))
-        exprs.append(NamedExpr(SIDE_COLUMN, Literal(right, DataType.BOOLEAN)))
-        for i, (key, dtype) in enumerate(zip(keys, key_types)):
-            column: Expr = Column(key, schema.dtype(key))
-            exprs.append(NamedExpr(join_key(i), column if schema.dtype(key) is dtype else Cast(column, dtype)))
+        exprs = side_columns(left_schema, right_schema, right_out, right, keys, schema, key_types)
         if hidden_time:
             time = Column(bounds.right_time, DataType.TIMESTAMP) if right else Literal(None, DataType.TIMESTAMP)
             exprs.append(NamedExpr(RIGHT_TIME, time))

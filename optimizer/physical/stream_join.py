@@ -23,8 +23,8 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
-from optimizer.physical.interval_join import SIDE_COLUMN, join_key
-from stream_dsl.ir.expr import Cast, Column, Expr, Literal, NamedExpr, format_duration_ms
+from optimizer.physical.interval_join import SIDE_COLUMN, join_key, side_columns
+from stream_dsl.ir.expr import Column, Literal, NamedExpr, format_duration_ms
 from stream_dsl.ir.types import DataType, Field, Schema
 
 if TYPE_CHECKING:
@@ -100,17 +100,7 @@ def lower_stream_join(lowering: "_Lowering", node: "Join", left_time: str | None
     )
 
     def side(keys: tuple[str, ...], schema: Schema, right: bool, time: str | None) -> tuple[NamedExpr, ...]:
-        exprs: list[NamedExpr] = []
-        for f in left_schema:
-            exprs.append(NamedExpr(f.name, Literal(None, f.dtype) if right else Column(f.name, f.dtype)))
-        for f in right_schema:
-            if f.name in right_out:
-                value = Column(f.name, f.dtype) if right else Literal(None, f.dtype)
-                exprs.append(NamedExpr(right_out[f.name], value))
-        exprs.append(NamedExpr(SIDE_COLUMN, Literal(right, DataType.BOOLEAN)))
-        for i, (key, dtype) in enumerate(zip(keys, key_types)):
-            column: Expr = Column(key, schema.dtype(key))
-            exprs.append(NamedExpr(join_key(i), column if schema.dtype(key) is dtype else Cast(column, dtype)))
+        exprs = side_columns(left_schema, right_schema, right_out, right, keys, schema, key_types)
         row_time = Literal(None, DataType.TIMESTAMP) if time is None else Column(time, DataType.TIMESTAMP)
         exprs.append(NamedExpr(ROW_TIME, row_time))
         return tuple(exprs)
