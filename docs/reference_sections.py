@@ -103,13 +103,14 @@ def render_types(reg: Registries) -> str:
         "| type | also spelled | polars |",
         "|---|---|---|",
     ]
-    for dtype in reg.data_type:
+    for dtype in dict.fromkeys(reg.type_names.values()):
         names = [n for n, t in reg.type_names.items() if t is dtype]
         if not names:
             continue
         canonical = dtype.value if dtype.value in names else names[0]
         others = ", ".join(f"`{n}`" for n in names if n != canonical)
         out.append(f"| `{canonical}` | {others} | `{dtype.polars}` |")
+    out.append("| `T[]` (a list of T, any type T) | `ARRAY<T>`, `LIST<T>` | `List(T)` |")
     return "\n".join(out) + "\n"
 
 
@@ -146,7 +147,7 @@ def _probes(fn: Any, reg: Registries) -> list[list[Any]]:
     arity = max(len(fn.args), fn.min_args or 0, 2 if fn.variadic else 0) or 1
     kinds = [fn.args[min(i, len(fn.args) - 1)] for i in range(arity)]
     width = max(len(_SAMPLES[k]) for k in kinds)
-    probes = [[T[_SAMPLES[k][i % len(_SAMPLES[k])]] for k in kinds] for i in range(width)]
+    probes = [[getattr(T, _SAMPLES[k][i % len(_SAMPLES[k])]) for k in kinds] for i in range(width)]
     if arity > 1 and all(k in ("numeric", "any") for k in kinds):
         probes.append([T.INT] + [T.DOUBLE] * (arity - 1))
     return probes

@@ -7,83 +7,258 @@ rules for operators live here so the binder and the dataframe API agree.
 from __future__ import annotations
 
 from dataclasses import dataclass, field as _field
-from enum import Enum
-from typing import Iterable, Iterator
+from typing import Any, ClassVar, Iterable, Iterator
 
 import polars as pl
 
 
-class DataType(Enum):
-    BIGINT = "BIGINT"
-    INT = "INT"
-    DOUBLE = "DOUBLE"
-    STRING = "STRING"
-    BOOLEAN = "BOOLEAN"
-    TIMESTAMP = "TIMESTAMP"
-    INTERVAL = "INTERVAL"
-    NULL = "NULL"
-    # Internal only (no name a user can write): the exact partial sum of an AVG over integers.
-    HUGEINT = "HUGEINT"
-    # Lists (ARRAY_AGG's result, and the list-valued state of MEDIAN, STRING_AGG...): one member per element
-    # type, named as DuckDB shows them; no DDL name yet (`list_of`, `element`).
-    LIST_BIGINT = "BIGINT[]"
-    LIST_INT = "INT[]"
-    LIST_DOUBLE = "DOUBLE[]"
-    LIST_STRING = "STRING[]"
-    LIST_BOOLEAN = "BOOLEAN[]"
-    LIST_TIMESTAMP = "TIMESTAMP[]"
-    LIST_INTERVAL = "INTERVAL[]"
-    LIST_NULL = "NULL[]"
-    # Internal only: an aggregate UDF's partial state, pickled (stream_dsl/ir/udfs.py).
-    BINARY = "BINARY"
+class DataType:
+    """A SQL type: a kind (BIGINT, DECIMAL, LIST, STRUCT, ...) and its parameters.
+
+    Instances are interned, one object per distinct type (also after unpickling
+    in a worker), so `is` and `==` agree and plans compare types cheaply. The
+    scalar types are class attributes (`DataType.BIGINT`); parametric ones come
+    from `decimal`, `list_of`, `struct_of` and `map_of`.
+    """
+
+    __slots__ = ("kind", "params", "value", "__weakref__")
+    _interned: ClassVar[dict[tuple[str, tuple[Any, ...]], "DataType"]] = {}
+
+    kind: str
+    params: tuple[Any, ...]
+    value: str  # the name as DuckDB shows it: BIGINT, DECIMAL(10,2), BIGINT[], STRUCT(a BIGINT), MAP(STRING, BIGINT)
+
+    BIGINT: ClassVar["DataType"]
+    INT: ClassVar["DataType"]
+    DOUBLE: ClassVar["DataType"]
+    STRING: ClassVar["DataType"]
+    BOOLEAN: ClassVar["DataType"]
+    TIMESTAMP: ClassVar["DataType"]
+    INTERVAL: ClassVar["DataType"]
+    DATE: ClassVar["DataType"]
+    NULL: ClassVar["DataType"]
+    HUGEINT: ClassVar["DataType"]  # internal only: the exact partial sum of an AVG over integers
+    BINARY: ClassVar["DataType"]  # internal only: an aggregate UDF's partial state, pickled (ir/udfs.py)
+    LIST_BIGINT: ClassVar["DataType"]
+    LIST_INT: ClassVar["DataType"]
+    LIST_DOUBLE: ClassVar["DataType"]
+    LIST_STRING: ClassVar["DataType"]
+    LIST_BOOLEAN: ClassVar["DataType"]
+    LIST_TIMESTAMP: ClassVar["DataType"]
+    LIST_INTERVAL: ClassVar["DataType"]
+    LIST_NULL: ClassVar["DataType"]
+
+    def __new__(cls, kind: str, params: tuple[Any, ...] = ()) -> "DataType":
+        key = (kind, params)
+        found = cls._interned.get(key)
+        if found is None:
+            found = super().__new__(cls)
+            object.__setattr__(found, "kind", kind)
+            object.__setattr__(found, "params", params)
+            object.__setattr__(found, "value", _display(kind, params))
+            cls._interned[key] = found
+        return found
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError("DataType is immutable")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (DataType, (self.kind, self.params))
+
+    def __copy__(self) -> "DataType":
+        return self
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> "DataType":
+        return self
 
     def __repr__(self) -> str:
         return self.value
 
+    def __str__(self) -> str:
+        return self.value
+
     @property
     def polars(self) -> pl.DataType:
-        return _TO_POLARS[self]
+        return _to_polars(self)
 
     @property
     def is_numeric(self) -> bool:
-        return self in (DataType.BIGINT, DataType.INT, DataType.DOUBLE)
+        return self.kind in ("BIGINT", "INT", "DOUBLE")
 
     @property
     def is_integer(self) -> bool:
-        return self in (DataType.BIGINT, DataType.INT)
+        return self.kind in ("BIGINT", "INT")
 
     @property
     def is_list(self) -> bool:
-        return self.value.endswith("[]")
+        return self.kind == "LIST"
+
+    @property
+    def is_struct(self) -> bool:
+        return self.kind == "STRUCT"
+
+    @property
+    def is_map(self) -> bool:
+        return self.kind == "MAP"
+
+    @property
+    def is_decimal(self) -> bool:
+        return self.kind == "DECIMAL"
+
+    @property
+    def is_nested(self) -> bool:
+        return self.kind in ("LIST", "STRUCT", "MAP")
 
     @property
     def element(self) -> "DataType":
         """A list type's element type."""
         if not self.is_list:
             raise TypeError(f"{self.value} is not a list type")
-        return DataType(self.value[:-2])
+        element: DataType = self.params[0]
+        return element
+
+    @property
+    def precision(self) -> int:
+        """A DECIMAL's total number of digits."""
+        return self._decimal_params()[0]
+
+    @property
+    def scale(self) -> int:
+        """A DECIMAL's digits after the point."""
+        return self._decimal_params()[1]
+
+    @property
+    def fields(self) -> tuple[tuple[str, "DataType"], ...]:
+        """A STRUCT's (name, type) pairs, in order."""
+        if not self.is_struct:
+            raise TypeError(f"{self.value} is not a STRUCT type")
+        return self.params
+
+    @property
+    def key(self) -> "DataType":
+        """A MAP's key type."""
+        return self._map_params()[0]
+
+    @property
+    def map_value(self) -> "DataType":
+        """A MAP's value type (`value` is the type's name, as an Enum member's was)."""
+        return self._map_params()[1]
+
+    def _decimal_params(self) -> tuple[int, int]:
+        if not self.is_decimal:
+            raise TypeError(f"{self.value} is not a DECIMAL type")
+        return self.params[0], self.params[1]
+
+    def _map_params(self) -> tuple["DataType", "DataType"]:
+        if not self.is_map:
+            raise TypeError(f"{self.value} is not a MAP type")
+        return self.params[0], self.params[1]
+
+
+MAX_DECIMAL_PRECISION = 38  # polars' Decimal is 128-bit, as DuckDB's widest DECIMAL
+
+
+def decimal(precision: int, scale: int = 0) -> DataType:
+    """DECIMAL(precision, scale): exact, `scale` digits after the point, at most 38 digits in all."""
+    if not 1 <= precision <= MAX_DECIMAL_PRECISION:
+        raise TypeError(f"DECIMAL precision must be between 1 and {MAX_DECIMAL_PRECISION}, got {precision}")
+    if not 0 <= scale <= precision:
+        raise TypeError(f"DECIMAL scale must be between 0 and the precision ({precision}), got {scale}")
+    return DataType("DECIMAL", (precision, scale))
 
 
 def list_of(element: DataType) -> DataType:
-    """The list type of `element` values (a list of lists is not a type yet)."""
-    if element.is_list or element is DataType.HUGEINT:
+    """The list type of `element` values."""
+    if element.kind in _INTERNAL_KINDS:
         raise TypeError(f"no list type of {element.value}")
-    return DataType(element.value + "[]")
+    return DataType("LIST", (element,))
 
 
-_TO_POLARS: dict[DataType, pl.DataType] = {
-    DataType.BIGINT: pl.Int64(),
-    DataType.INT: pl.Int32(),
-    DataType.DOUBLE: pl.Float64(),
-    DataType.STRING: pl.String(),
-    DataType.BOOLEAN: pl.Boolean(),
-    DataType.TIMESTAMP: pl.Datetime("ms"),
-    DataType.INTERVAL: pl.Duration("ms"),
-    DataType.NULL: pl.Null(),
-    DataType.HUGEINT: pl.Int128(),
-    DataType.BINARY: pl.Binary(),
+def struct_of(fields: Iterable[tuple[str, DataType]]) -> DataType:
+    """STRUCT(name type, ...): a row of named fields, in order; names unique."""
+    pairs = tuple(fields)
+    names = [name for name, _ in pairs]
+    if not pairs:
+        raise TypeError("a STRUCT needs at least one field")
+    if len(set(names)) != len(names):
+        raise TypeError(f"duplicate field name in STRUCT({', '.join(names)})")
+    for _, dtype in pairs:
+        if dtype.kind in _INTERNAL_KINDS:
+            raise TypeError(f"no STRUCT field of type {dtype.value}")
+    return DataType("STRUCT", pairs)
+
+
+def map_of(key: DataType, value: DataType) -> DataType:
+    """MAP(key, value)."""
+    for dtype in (key, value):
+        if dtype.kind in _INTERNAL_KINDS:
+            raise TypeError(f"no MAP of {dtype.value}")
+    return DataType("MAP", (key, value))
+
+
+_INTERNAL_KINDS = frozenset({"HUGEINT", "BINARY"})
+
+
+def _display(kind: str, params: tuple[Any, ...]) -> str:
+    if kind == "DECIMAL":
+        return f"DECIMAL({params[0]},{params[1]})"
+    if kind == "LIST":
+        return f"{params[0].value}[]"
+    if kind == "STRUCT":
+        return "STRUCT(" + ", ".join(f"{_quoted(name)} {dtype.value}" for name, dtype in params) + ")"
+    if kind == "MAP":
+        return f"MAP({params[0].value}, {params[1].value})"
+    return kind
+
+
+def _quoted(name: str) -> str:
+    return name if name.isidentifier() else '"' + name.replace('"', '""') + '"'
+
+
+for _kind in (
+    "BIGINT",
+    "INT",
+    "DOUBLE",
+    "STRING",
+    "BOOLEAN",
+    "TIMESTAMP",
+    "INTERVAL",
+    "DATE",
+    "NULL",
+    "HUGEINT",
+    "BINARY",
+):
+    type.__setattr__(DataType, _kind, DataType(_kind))
+for _kind in ("BIGINT", "INT", "DOUBLE", "STRING", "BOOLEAN", "TIMESTAMP", "INTERVAL", "NULL"):
+    type.__setattr__(DataType, "LIST_" + _kind, list_of(DataType(_kind)))
+
+
+_SCALAR_POLARS: dict[str, pl.DataType] = {
+    "BIGINT": pl.Int64(),
+    "INT": pl.Int32(),
+    "DOUBLE": pl.Float64(),
+    "STRING": pl.String(),
+    "BOOLEAN": pl.Boolean(),
+    "TIMESTAMP": pl.Datetime("ms"),
+    "INTERVAL": pl.Duration("ms"),
+    "DATE": pl.Date(),
+    "NULL": pl.Null(),
+    "HUGEINT": pl.Int128(),
+    "BINARY": pl.Binary(),
 }
-_TO_POLARS |= {t: pl.List(t.element.polars) for t in DataType if t.is_list}
+
+
+def _to_polars(dtype: DataType) -> pl.DataType:
+    if dtype.kind == "DECIMAL":
+        return pl.Decimal(dtype.precision, dtype.scale)
+    if dtype.kind == "LIST":
+        return pl.List(dtype.element.polars)
+    if dtype.kind == "STRUCT":
+        return pl.Struct({name: field.polars for name, field in dtype.fields})
+    if dtype.kind == "MAP":  # as Arrow lays a map out: a list of key/value entries
+        return pl.List(pl.Struct({"key": dtype.key.polars, "value": dtype.map_value.polars}))
+    return _SCALAR_POLARS[dtype.kind]
+
 
 # Names a user may write in DDL or CAST, mapped to our types.
 TYPE_NAMES: dict[str, DataType] = {
@@ -140,7 +315,7 @@ def type_from_polars(dtype: pl.DataType) -> DataType:
         return DataType.INTERVAL
     if dtype == pl.Null:
         return DataType.NULL
-    if isinstance(dtype, pl.List) and not isinstance(dtype.inner, pl.List):
+    if isinstance(dtype, (pl.List, pl.Array)):
         inner = dtype.inner
         return list_of(type_from_polars(inner if isinstance(inner, pl.DataType) else inner()))
     raise TypeError(f"no SQL type for polars dtype {dtype}")

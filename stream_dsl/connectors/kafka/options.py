@@ -88,7 +88,7 @@ class SourceOptions:
                 and definition.schema.dtype(column) is not dtype
                 and not (dtype is DataType.BIGINT and definition.schema.dtype(column) is DataType.INT)
             ):
-                raise ConnectorError(f"{what}: metadata column {column} must be {dtype.name}")
+                raise ConnectorError(f"{what}: metadata column {column} must be {dtype.value}")
         return cls(
             bootstrap=(definition.option("bootstrap_servers") or DEFAULT_BOOTSTRAP).strip(),
             topics=topics,
