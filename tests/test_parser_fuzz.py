@@ -217,7 +217,7 @@ def extend(children: st.SearchStrategy[ast.Expr]) -> st.SearchStrategy[ast.Expr]
         st.builds(ast.InList, children, st.lists(children, min_size=1, max_size=3).map(tuple), negated=st.booleans()),
         st.builds(ast.Between, children, children, children, negated=st.booleans()),
         st.builds(ast.Like, children, children, negated=st.booleans()),
-        st.builds(ast.Cast, children, st.sampled_from(["INT", "DOUBLE", "STRING"])),
+        st.builds(ast.Cast, children, st.sampled_from(["INT", "DOUBLE", "STRING"]).map(ast.TypeName)),
         st.builds(ast.FuncCall, st.sampled_from(["F", "UPPER"]), st.lists(children, max_size=2).map(tuple)),
     )
 

@@ -92,7 +92,21 @@ def test_the_expr_repr_is_the_unparsed_text():
 # ---------------------------------------------------------------- generated trees
 
 NAMES = st.sampled_from(["a", "b", "price", "window_start", "select", "a b", 'q"t', "Ünï", "timestamp", "key"])
-TYPES = st.sampled_from(["INT", "BIGINT", "DOUBLE", "DOUBLE PRECISION", "STRING", "TIMESTAMP", "BOOLEAN"])
+SCALAR_TYPES = st.sampled_from(["INT", "BIGINT", "DOUBLE", "DOUBLE PRECISION", "STRING", "TIMESTAMP", "BOOLEAN"])
+TYPES = st.recursive(
+    st.one_of(
+        SCALAR_TYPES.map(ast.TypeName),
+        st.builds(lambda p, s: ast.TypeName("DECIMAL", (p, min(p, s))), st.integers(1, 38), st.integers(0, 38)),
+    ),
+    lambda inner: st.one_of(
+        inner.map(lambda t: ast.TypeName("ARRAY", members=(t,))),
+        st.builds(lambda k, v: ast.TypeName("MAP", members=(k, v)), inner, inner),
+        st.lists(st.tuples(NAMES, inner), min_size=1, max_size=3, unique_by=lambda f: f[0].lower()).map(
+            lambda fs: ast.TypeName("STRUCT", members=tuple(t for _, t in fs), field_names=tuple(n for n, _ in fs))
+        ),
+    ),
+    max_leaves=4,
+)
 COMPARISONS = ["=", "<>", "<", "<=", ">", ">="]
 OPS = st.sampled_from(["OR", "AND", *COMPARISONS, "+", "-", "||", "*", "/", "%"])
 

@@ -309,17 +309,12 @@ def _source_def(s: ast.CreateSource, text: str | None) -> SourceDef:
         if is_reserved(col.name):
             raise BindError(reserved_message(col.name), span=col.span)
         seen.add(col.name)
-        fields.append(Field(col.name, resolve_type(col.type_name, _type_span(col, text)), not_null=col.not_null))
+        fields.append(Field(col.name, resolve_type(col.type_name), not_null=col.not_null))
     if not fields:  # the files connector takes the columns from its files (bind/create_check.py)
         fields = infer_fields(s, _options(s.options, s), text)
     schema = Schema(tuple(fields))
     watermark = _watermark(s.watermark, schema, text) if s.watermark is not None else None
     return SourceDef(s.name, s.kind.lower(), schema, _options(s.options, s), watermark)
-
-
-def _type_span(col: ast.ColumnDef, text: str | None) -> Span | None:
-    """Where the type of a column definition is written (the AST keeps only the column's position)."""
-    return locate(text, col.span, rf"\s({re.escape(col.type_name.split()[0])})")
 
 
 def _name_span(text: str | None, span: Span | None, name: str) -> Span | None:

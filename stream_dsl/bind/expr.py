@@ -21,7 +21,7 @@ from stream_dsl.bind.scope import Scope
 from stream_dsl.ir.column_names import is_reserved, reserved_message
 from stream_dsl.errors import BindError, Span
 from stream_dsl.ir.functions import WINDOW_FUNCTIONS, lookup_aggregate, lookup_scalar
-from stream_dsl.ir.types import DataType, TYPE_NAMES, type_from_name
+from stream_dsl.ir.types import DataType, TYPE_NAMES, list_of, type_from_name
 
 
 # ---------------------------------------------------------------- syntax-tree helpers
@@ -203,8 +203,7 @@ class ExprBinder:
 
     def _cast(self, node: ast.Cast) -> E.Expr:
         operand = self.bind(node.expr)
-        type_span = locate(self.text, node.span, r"(?:\bAS|::)\s*([A-Za-z_][A-Za-z_0-9]*)", last=True)
-        return tc.cast(operand, resolve_type(node.type_name, type_span), node.span)
+        return tc.cast(operand, resolve_type(node.type_name), node.span)
 
     def _in_list(self, node: ast.InList) -> E.Expr:
         return tc.in_list(self.bind(node.expr), self._all(node.items), node.negated, node.span)
@@ -302,12 +301,16 @@ def require_boolean(e: E.Expr, clause: str, span: Span | None) -> E.Expr:
     return e
 
 
-def resolve_type(name: str, span: Span | None = None) -> DataType:
-    """A type name as written (any case) → DataType, or a BindError listing known names."""
-    dtype = type_from_name(name)
+def resolve_type(written: ast.TypeName) -> DataType:
+    """A type as written → DataType, or a BindError at the part of it that names no type the engine has."""
+    if written.name == "ARRAY":
+        return list_of(resolve_type(written.members[0]))
+    if written.name in ("STRUCT", "MAP"):
+        raise BindError(f"{written.name} types are not supported yet", span=written.span)
+    dtype = type_from_name(written.name)
     if dtype is None:
         known = ", ".join(sorted(TYPE_NAMES))
-        raise BindError(f"unknown type '{name}'; known types: {known}", span=span)
+        raise BindError(f"unknown type '{written.name}'; known types: {known}", span=written.span)
     return dtype
 
 

@@ -23,6 +23,7 @@ from typing import Any, Iterable, cast
 
 
 from stream_dsl.sql import ast
+from stream_dsl.sql.parser import parse_type
 from stream_dsl.errors import DSLError
 from stream_dsl.bind.typecheck import parse_duration_ms
 from stream_dsl.ir.types import DataType, type_from_polars
@@ -126,12 +127,28 @@ def column_node(value: Any) -> ast.Expr:
     return value_node(value)
 
 
-def type_name_of(dtype: Any) -> str:
-    """The SQL type name for a DataType, a type name, a polars dtype or a Python type."""
-    if isinstance(dtype, DataType):
-        return dtype.value
+def type_name_of(dtype: Any) -> ast.TypeName:
+    """The SQL type as written for a DataType, a type name, a polars dtype or a Python type."""
     if isinstance(dtype, str):
-        return " ".join(dtype.upper().split())
+        return parse_type(dtype)
+    return written_type(_data_type(dtype))
+
+
+def written_type(dtype: DataType) -> ast.TypeName:
+    """The type as a user would write it (what CAST and a column definition carry)."""
+    if dtype.is_list:
+        return ast.TypeName("ARRAY", members=(written_type(dtype.element),))
+    if dtype.is_struct:
+        names, types = zip(*dtype.fields)
+        return ast.TypeName("STRUCT", members=tuple(map(written_type, types)), field_names=names)
+    if dtype.is_map:
+        return ast.TypeName("MAP", members=(written_type(dtype.key), written_type(dtype.map_value)))
+    return ast.TypeName(dtype.kind, dtype.params if dtype.is_decimal else ())
+
+
+def _data_type(dtype: Any) -> DataType:
+    if isinstance(dtype, DataType):
+        return dtype
     python = {
         bool: DataType.BOOLEAN,
         int: DataType.BIGINT,
@@ -141,10 +158,10 @@ def type_name_of(dtype: Any) -> str:
     }
     for py_type, sql_type in python.items():
         if dtype is py_type:
-            return sql_type.value
+            return sql_type
     try:
         instance = dtype() if isinstance(dtype, type) else dtype
-        return type_from_polars(instance).value
+        return type_from_polars(instance)
     except TypeError:
         raise DSLError(f"cannot cast to {dtype!r}; use a SQL type name such as 'BIGINT' or a polars dtype") from None
 

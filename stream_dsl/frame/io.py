@@ -15,12 +15,12 @@ import datetime as dt
 import re
 from typing import Any, Iterator, Mapping
 
-from stream_dsl.bind.binder import BoundCreateSink, BoundCreateSource, bind
+from stream_dsl.bind.binder import BoundCreateSink, BoundCreateSource, bind, resolve_type
 from stream_dsl.catalog import Catalog
-from stream_dsl.errors import BindError, ConnectorError, DSLError
+from stream_dsl.errors import BindError, ConnectorError, DSLError, ParseError
 from stream_dsl.frame.expr import to_duration_ms, type_name_of
 from stream_dsl.ir.definitions import SinkDef, SourceDef, Watermark
-from stream_dsl.ir.types import DataType, Field, Schema, type_from_name
+from stream_dsl.ir.types import DataType, Field, Schema
 from stream_dsl.sql import ast
 
 
@@ -58,10 +58,10 @@ def sql_type(value: Any) -> DataType:
     """A schema entry: DataType, SQL type name, polars dtype or Python type."""
     if isinstance(value, DataType):
         return value
-    dtype = type_from_name(type_name_of(value))
-    if dtype is None:
-        raise DSLError(f"unknown type '{value}'")
-    return dtype
+    try:
+        return resolve_type(type_name_of(value))
+    except (BindError, ParseError):
+        raise DSLError(f"unknown type '{value}'") from None
 
 
 def schema_of(columns: Mapping[str, Any]) -> Schema:
@@ -86,7 +86,7 @@ def source_definition(
 
     `schema` None: the columns the files connector infers from its first file (as CREATE without columns).
     """
-    columns = tuple(ast.ColumnDef(f.name, f.dtype.value, f.not_null) for f in schema or ())
+    columns = tuple(ast.ColumnDef(f.name, type_name_of(f.dtype), f.not_null) for f in schema or ())
     with naming_arguments():
         bound = bind(ast.CreateSource(kind.upper(), name, columns, None, option_pairs(options)), catalog)
     assert isinstance(bound, BoundCreateSource)

@@ -122,11 +122,37 @@ class Case:
 
 
 @dataclass(frozen=True, slots=True)
+class TypeName:
+    """A type as written. `name` is upper-cased (DOUBLE PRECISION is one name; every spelling of a list type is
+    ARRAY, of a row type STRUCT); `numbers` its parameters (DECIMAL(10, 2)); `members` an ARRAY's element, a
+    MAP's key and value or a STRUCT's field types, whose names are `field_names`."""
+
+    name: str
+    numbers: tuple[int, ...] = ()
+    members: tuple["TypeName", ...] = ()
+    field_names: tuple[str, ...] = ()
+    span: Span | None = _SPAN
+
+    def __str__(self) -> str:
+        if self.name == "ARRAY":
+            return f"{self.members[0]}[]"
+        if self.name == "STRUCT":
+            return "STRUCT(" + ", ".join(f"{_sql_name(n)} {t}" for n, t in zip(self.field_names, self.members)) + ")"
+        if self.name == "MAP":
+            return f"MAP({self.members[0]}, {self.members[1]})"
+        return self.name + (f"({', '.join(map(str, self.numbers))})" if self.numbers else "")
+
+
+def _sql_name(name: str) -> str:
+    return name if name.isidentifier() else '"' + name.replace('"', '""') + '"'
+
+
+@dataclass(frozen=True, slots=True)
 class Cast:
-    """`CAST(expr AS type)` or `expr::type`; `type_name` as written, upper-cased."""
+    """`CAST(expr AS type)` or `expr::type`."""
 
     expr: "Expr"
-    type_name: str
+    type_name: TypeName
     span: Span | None = _SPAN
 
 
@@ -310,7 +336,7 @@ class Query:
 @dataclass(frozen=True, slots=True)
 class ColumnDef:
     name: str
-    type_name: str
+    type_name: TypeName
     not_null: bool = False
     span: Span | None = _SPAN
 

@@ -56,6 +56,14 @@ def parse_expression(text: str) -> ast.Expr:
     return _run(text, "expr_only")
 
 
+def parse_type(text: str) -> ast.TypeName:
+    """Parse a type as a user writes it in DDL or CAST (`BIGINT[]`, `DECIMAL(10, 2)`), for the dataframe API."""
+    cast = parse_expression(f"CAST(NULL AS {text})")
+    if not isinstance(cast, ast.Cast):
+        raise ParseError(f"not a type: {text}", line=1, column=1, source=text)
+    return cast.type_name
+
+
 # ---------------------------------------------------------------- driver
 
 

@@ -55,8 +55,11 @@ class _Cte(NamedTuple):
     span: Span
 
 
-class _TypeName(str):
-    """A normalized type name (a str, so it can go straight into the AST)."""
+class _FieldType(NamedTuple):
+    """One `name type` of a STRUCT/ROW type, before it becomes the TypeName's field_names and members."""
+
+    name: _Ident
+    dtype: ast.TypeName
 
 
 def _span(meta: Meta) -> Span | None:
@@ -182,7 +185,7 @@ class AstBuilder:
     def column_def(self, meta: Meta, children: list[Any]) -> ast.ColumnDef:
         return ast.ColumnDef(
             name=_first(children, _Ident).text,
-            type_name=_first(children, _TypeName),
+            type_name=_first(children, ast.TypeName),
             not_null="NULL" in _tokens(children),
             span=_span(meta),
         )
@@ -190,15 +193,45 @@ class AstBuilder:
     def watermark_def(self, meta: Meta, children: list[Any]) -> ast.WatermarkDef:
         return ast.WatermarkDef(column=_first(children, _Ident).text, expr=children[-1], span=_span(meta))
 
-    def type_name(self, meta: Meta, children: list[Any]) -> _TypeName:
-        """Upper-case the name; DOUBLE PRECISION is one name; a length like VARCHAR(n) is dropped."""
+    def scalar_type(self, meta: Meta, children: list[Any]) -> ast.TypeName:
+        """Upper-case the name; DOUBLE PRECISION is one name; numbers as in DECIMAL(10, 2) kept."""
         word, precision = children[0], children[1]
         name = word.upper()
         if precision is not None:
             if name != "DOUBLE":
                 raise self._error(f"PRECISION can only follow DOUBLE, not {word}", _token_span(precision))
             name = "DOUBLE PRECISION"
-        return _TypeName(name)
+        numbers = tuple(int(c) for c in children[2:] if isinstance(c, Token) and c.type == "NUMBER" and c.isdigit())
+        if len(numbers) != sum(1 for c in children[2:] if isinstance(c, Token) and c.type == "NUMBER"):
+            raise self._error(f"the parameters of {name} must be whole numbers", _span(meta))
+        return ast.TypeName(name, numbers, span=_span(meta))
+
+    def type_name(self, meta: Meta, children: list[Any]) -> ast.TypeName:
+        scalar: ast.TypeName = children[0]
+        return scalar
+
+    def list_type(self, meta: Meta, children: list[Any]) -> ast.TypeName:
+        return ast.TypeName("ARRAY", members=(_first(children, ast.TypeName),), span=_span(meta))
+
+    def struct_type(self, meta: Meta, children: list[Any]) -> ast.TypeName:
+        fields: list[_FieldType] = _all(children, _FieldType)
+        seen: set[str] = set()
+        for name, _ in fields:
+            if name.text.lower() in seen:
+                raise self._error(f"duplicate field name '{name.text}'", name.span)
+            seen.add(name.text.lower())
+        return ast.TypeName(
+            "STRUCT",
+            members=tuple(t for _, t in fields),
+            field_names=tuple(n.text for n, _ in fields),
+            span=_span(meta),
+        )
+
+    def field_type(self, meta: Meta, children: list[Any]) -> _FieldType:
+        return _FieldType(_first(children, _Ident), _first(children, ast.TypeName))
+
+    def map_type(self, meta: Meta, children: list[Any]) -> ast.TypeName:
+        return ast.TypeName("MAP", members=tuple(_all(children, ast.TypeName)), span=_span(meta))
 
     def with_options(self, meta: Meta, children: list[Any]) -> _Options:
         seen: set[str] = set()

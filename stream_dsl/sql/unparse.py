@@ -201,8 +201,19 @@ def _(node: ast.Case) -> str:
 
 
 @unparse.register
+def _(node: ast.TypeName) -> str:
+    if node.name == "ARRAY":
+        return f"{unparse(node.members[0])}[]"
+    if node.name == "STRUCT":
+        return f"STRUCT({', '.join(f'{name(n)} {unparse(t)}' for n, t in zip(node.field_names, node.members))})"
+    if node.name == "MAP":
+        return f"MAP({unparse(node.members[0])}, {unparse(node.members[1])})"
+    return str(node)
+
+
+@unparse.register
 def _(node: ast.Cast) -> str:
-    return f"CAST({unparse(node.expr)} AS {node.type_name})"
+    return f"CAST({unparse(node.expr)} AS {unparse(node.type_name)})"
 
 
 @unparse.register
@@ -320,7 +331,7 @@ def _(node: ast.Query) -> str:
 
 @unparse.register
 def _(node: ast.ColumnDef) -> str:
-    return f"{name(node.name)} {node.type_name}" + (" NOT NULL" if node.not_null else "")
+    return f"{name(node.name)} {unparse(node.type_name)}" + (" NOT NULL" if node.not_null else "")
 
 
 @unparse.register
