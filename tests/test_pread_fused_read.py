@@ -118,20 +118,33 @@ class Queries:
 
 
 def test_a_parquet_batch_is_one_query_for_its_source_stage(tmp_path, monkeypatch):
-    """Per batch: the fused read and stage (one collect_all), and the final aggregate's merge; counted over
-    runs of 3 and 6 batches, so what a query costs once (planning, the table, statistics) cancels out."""
-    many = [[("view", i, "a", T0 + dt.timedelta(seconds=i)), ("click", -i, "b", T0)] for i in range(6)]
+    """Per batch of a windowed query: the fused read and stage (one collect_all) and the final aggregate's
+    merge (one; 300 groups a batch take polars' path, not the small one); counted over runs of 3 and 6
+    batches, so what a run costs once (planning, statistics, the end of input) cancels out."""
+    at = [T0 + dt.timedelta(seconds=10 * i) for i in range(6)]
+    many = [[(f"k{j}", j - 1, "a", at[i]) for j in range(301)] for i in range(6)]  # x = -1 fails the filter
     write(tmp_path / "three", many[:3])
     write(tmp_path / "six", many)
     counts = []
     for name in ("three", "six"):
+        ctx = sd.Context(executor="inline", workers=1)
+        ctx.config = ctx.config.with_options(diagnose_every=0)
+        ctx.sql(
+            f"CREATE STREAM s (k STRING, x BIGINT, pad STRING, ts TIMESTAMP, WATERMARK FOR ts AS ts) WITH ("
+            f"connector = 'files', path = '{tmp_path / name}', format = 'parquet', max_files_per_batch = '1')"
+        )
+        stream = ctx.sql(
+            "SELECT k, window_start, COUNT(*) AS n FROM s WHERE x >= 0 "
+            "GROUP BY k, TUMBLE(ts, INTERVAL '10' SECOND) EMIT ON WINDOW CLOSE"
+        )
         queries = Queries(monkeypatch)
-        engine(tmp_path / name, "x >= 0")
+        got = stream.collect()
         counts.append((queries.fused, queries.total))
         monkeypatch.undo()
-    (fused3, total3), (fused6, total6) = counts
-    assert (fused3, fused6) == (3, 6)  # one fused query per batch
-    assert (total6 - total3) / 3 <= 3  # and at most 2 more per batch: the final aggregate's
+        assert got.height == 300 * (3 if name == "three" else 6) and set(got.get_column("n")) == {1}
+    (fused3, fused6), (total3, total6) = zip(*counts)
+    assert (fused3, fused6) == (3, 6), counts  # one fused query per batch
+    assert (total6 - total3) / 3 <= 2, counts  # and one more per batch: the final aggregate's
 
 
 def test_a_batch_the_fused_query_cannot_read_falls_back_to_the_full_read(tmp_path, monkeypatch):
@@ -152,3 +165,18 @@ def test_a_batch_the_fused_query_cannot_read_falls_back_to_the_full_read(tmp_pat
     assert [s.pushed_reads for s in opened] == [3]
     events = pl.concat([pl.read_parquet(p).cast(POLARS) for p in sorted((tmp_path / "in").glob("*.parquet"))])
     assert rows(got) == rows(plain_polars(tmp_path / "in", "x > 0", events.lazy()))
+
+
+def test_a_stage_that_calls_a_python_udf_is_not_fused(tmp_path, monkeypatch):
+    write(tmp_path / "in", NASTY)
+    ctx = sd.Context(executor="inline", workers=1)
+    ctx.config = ctx.config.with_options(diagnose_every=0)
+    ctx.register_function("double_it", lambda x: 2 * x, returns="BIGINT")
+    ctx.sql(
+        f"CREATE STREAM s (k STRING, x BIGINT, pad STRING, ts TIMESTAMP) WITH (connector = 'files', "
+        f"path = '{tmp_path / 'in'}', format = 'parquet', max_files_per_batch = '1')"
+    )
+    queries = Queries(monkeypatch)
+    got = ctx.sql("SELECT k, double_it(x) AS y FROM s WHERE x > 0").collect()
+    assert queries.fused == 0  # a fused query that failed would call the function on a row twice
+    assert sorted(got.rows(), key=repr) == sorted([("buy", 8), ("view", 2), (None, 6)], key=repr)

@@ -22,6 +22,7 @@ pipeline, which names the operator that fails.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,6 +32,7 @@ from executor import kernels
 from executor.query.diagnostics import sampled
 from optimizer.physical.stages import ShuffleWrite, Stage
 from stream_dsl.connectors.parquet_scan import MAX_COLUMN, ROWS_COLUMN, DeferredScan
+from stream_dsl.ir import expr as E
 
 
 @dataclass(frozen=True)
@@ -73,9 +75,11 @@ class FusedMap:
 
 def fuse_reader(reader: Any, runner: Any, diagnose_every: int) -> None:
     """Let `reader`'s source defer its parquet batches, which the reader then runs fused with the stage's
-    pipeline as `runner` (a TaskRunner) compiled it; a stage with a stateful operator is not fused."""
+    pipeline as `runner` (a TaskRunner) compiled it. Not fused: a stage with a stateful operator, and one that
+    calls a Python UDF (a fused query that failed later would call it twice on a row, and note its dead
+    letters twice)."""
     stage: Stage = reader.stage
-    if stage.stateful is not None or not hasattr(reader.source, "defer_scans"):
+    if stage.stateful is not None or not hasattr(reader.source, "defer_scans") or _calls_udf(stage.operators):
         return
     reader.fused = FusedMap(stage, runner, diagnose_every)
     reader.source.defer_scans = True
@@ -97,3 +101,14 @@ def resolve(batch: Any, fused: FusedMap | None, batch_id: int | None) -> Any:
     batch.frame, letters, batch.max_event_time_ms = scan.read()
     batch.dead_letters = list(batch.dead_letters) + list(letters)
     return batch
+
+
+def _calls_udf(value: Any) -> bool:
+    """Whether an operator (its fields, nested expressions included) calls a Python UDF."""
+    if isinstance(value, E.Func):
+        return value.udf is not None or any(_calls_udf(a) for a in value.args)
+    if isinstance(value, (tuple, list)):
+        return any(_calls_udf(item) for item in value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return any(_calls_udf(getattr(value, f.name)) for f in dataclasses.fields(value))
+    return False
