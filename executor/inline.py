@@ -47,6 +47,7 @@ import polars as pl
 from executor import kernels
 from executor.recovery.offset_log import OffsetLog
 from executor.query.diagnostics import Diagnostics, sampled
+from executor.query.fused_read import fuse_reader
 from executor.query.outputs import CollectOutput, QueryOutput
 from executor.query.progress import add_backlog, batch_report
 from executor.query.readers import DEAD_LETTERS_KEPT, Reader
@@ -96,6 +97,7 @@ class InlineQuery:
         self.checkpointing: Checkpointing | None = None  # with a checkpoint_dir
         self._checkpoint_from = 0
         self._read_at: dict[int, float] = {}  # source stage -> when this batch's read began (task_log)
+        self._mapped: dict[int, dict[int, pl.DataFrame]] = {}  # source stage -> its output, run with the read
 
     # ------------------------------------------------------------ lifecycle
 
@@ -103,6 +105,8 @@ class InlineQuery:
         """Read the broadcast tables, open every source where the query starts (`query/restart.py`)."""
         start = open_query(self.graph, self.config, self.output, collect_table, realtime=self.realtime, bounded=bounded)
         self.runner.tables, self.readers, self.checkpointing = start.tables, start.readers, start.checkpointing
+        for reader in self.readers.values():  # parquet batches read in one query with their stage
+            fuse_reader(reader, self.runner, self.config.diagnose_every)
         self.batch_id = self._checkpoint_from = start.first_batch
         self.chain.last_batch = self.batch_id - 1
         if start.restore is not None:
@@ -198,8 +202,10 @@ class InlineQuery:
             batch = reader.read(self.config.batch_interval_ms, batch_id)
             pulled.append(batch)
             inputs[stage_id] = batch.frame
+            if batch.mapped is not None:  # the stage ran fused with the read (`fused_read.py`)
+                self._mapped[stage_id] = batch.mapped
             clocks[stage_id] = Clock(reader.clock.max_event_ms, reader.exhausted, batch.replayed)
-            reads.append(kernels.source_read(reader.scan, batch.frame.height))
+            reads.append(kernels.source_read(reader.scan, batch.rows))
             self.dead_letters.extend(batch.dead_letters)
         pulled_at = time.perf_counter()
         step = self.chain.step(batch_id, lambda b: clocks)
@@ -216,7 +222,7 @@ class InlineQuery:
         finished = time.perf_counter()
         report = batch_report(
             batch_id=batch_id,
-            rows_in=sum(b.frame.height for b in pulled),
+            rows_in=sum(b.rows for b in pulled),
             rows_out=rows_out,
             late_rows=late,
             dead_letters=len(letters),
@@ -267,10 +273,14 @@ class InlineQuery:
                 tasks = [(p, concat_inputs(buffers.pop((stage.id, p), []), stage)) for p in range(stage.partitions)]
             produced = 0
             for partition, frame in tasks:
-                if skips(stage, frame, step):
+                mapped = self._mapped.pop(stage.id, None) if stage.is_source else None
+                if mapped is None and skips(stage, frame, step):
                     continue
                 started = self._read_at.pop(stage.id, None) or time.time()
-                result, task_late = self.runner.run(stage, partition, frame, step, facts)
+                if mapped is not None:
+                    result, task_late = mapped or None, 0
+                else:
+                    result, task_late = self.runner.run(stage, partition, frame, step, facts)
                 if self.task_log is not None:
                     self._log_task(stage, partition, frame.height, result, started)
                 late += task_late

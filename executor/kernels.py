@@ -289,8 +289,15 @@ class Pipeline:
         return self.steps
 
     def _lazy(self, frame: pl.DataFrame, tables: Tables, partition: bool) -> pl.LazyFrame:
-        lf = frame.lazy()
-        steps = self._steps_for(frame)
+        return self._over(frame.lazy(), self._steps_for(frame), tables, partition)
+
+    def lazy_over(self, lf: pl.LazyFrame, columns: Sequence[str], tables: Tables, partition: bool) -> pl.LazyFrame:
+        """The pipeline over a lazy input of `columns` (a source read fused with its stage: fused_read.py)."""
+        head = self.ops[0] if self.ops else None
+        same = isinstance(head, ScanOp) and head.predicate is None and tuple(columns) == head.columns
+        return self._over(lf, self.steps[1:] if same else self.steps, tables, partition)
+
+    def _over(self, lf: pl.LazyFrame, steps: tuple[Step, ...], tables: Tables, partition: bool) -> pl.LazyFrame:
         fused = self._project_and_partition if partition else None
         for step in steps[:-1] if fused is not None else steps:
             lf = step(lf, tables)

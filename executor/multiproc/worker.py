@@ -65,6 +65,7 @@ from executor.query.diagnostics import sampled
 from executor.query.changelog_rows import pack
 from executor.query.outputs import CapturedOutput
 from executor.query.progress import add_backlog
+from executor.query.fused_read import fuse_reader
 from executor.query.readers import Reader, open_reader
 from executor.query.release import retention_ms
 from executor.query.restart import restore_from
@@ -151,6 +152,7 @@ class WorkerRunner:
         self.runner.tables = {tid: decode(channel.unshare(handle)) for tid, handle in setup.tables.items()}
         self.stages: dict[int, Stage] = {s.id: s for s in self.runner.stages}
         self.readers: dict[int, Reader] = {}
+        self.mapped: dict[int, dict[int, pl.DataFrame]] = {}  # source stage -> its output, run with the read
         self.sched = WorkerScheduler(self.me)
         self.inbox = Inbox()
         self.chain = WatermarkChain(
@@ -294,10 +296,16 @@ class WorkerRunner:
         started = time.time()
         stats = self._stats(key)
         frame, step, clock, serialize = self._input(stage, spec, stats)
-        skipped = skips(stage, frame, step)
+        mapped = self.mapped.pop(stage.id, None) if stage.is_source else None  # run with the read (fused_read.py)
+        skipped = mapped is None and skips(stage, frame, step)
         result: dict[int, pl.DataFrame] | None = None
         stats.facts.sampled = sampled(key.batch, self.setup.config.diagnose_every)
-        if not skipped:
+        if mapped is not None:
+            result = mapped or None
+            stats.dead_letters.extend(take_letters())  # a Python UDF's, in the fused query
+            if result is not None and isinstance(stage.terminal, ShuffleWrite):
+                stats.shuffled.append(kernels.shuffle_counts(stage.id, key.partition, result))
+        elif not skipped:
             result, late = self.runner.run(stage, key.partition, frame, step, stats.facts)
             stats.late_rows += late
             stats.dead_letters.extend(take_letters())  # rows a Python UDF failed on (stream_dsl/ir/udf_polars.py)
@@ -399,13 +407,16 @@ class WorkerRunner:
             reader = self.readers[stage.id] = open_reader(stage, realtime=self.setup.realtime, restore=self.restore)
             if self.setup.logged is not None:
                 reader.follow_log(ShippedLog(stage.id, self.unlogged), self.setup.logged.get(stage.id, {}))
+            fuse_reader(reader, self.runner, self.setup.config.diagnose_every)
         kept_back = bool(self.unsent or self.unlogged)
         pulled = reader.read(self.setup.config.batch_interval_ms, batch)
         if self.unlogged and not kept_back:
             self.unsent_since = time.monotonic()
         stats.pulled_at = max(stats.pulled_at, time.time())
-        stats.rows_in += pulled.frame.height
-        stats.reads.append((stage.id, kernels.source_read(reader.scan, pulled.frame.height)))
+        stats.rows_in += pulled.rows
+        stats.reads.append((stage.id, kernels.source_read(reader.scan, pulled.rows)))
+        if pulled.mapped is not None:
+            self.mapped[stage.id] = pulled.mapped
         stats.dead_letters.extend(pulled.dead_letters)
         clock = Clock(reader.clock.max_event_ms, reader.exhausted, pulled.replayed)
         if reader.wall_offset_ms is not None:

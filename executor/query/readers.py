@@ -15,6 +15,7 @@ from typing import Any, Protocol
 import polars as pl
 
 from executor import kernels
+from executor.query.fused_read import resolve
 from executor.state.clocks import SourceClock
 from optimizer.physical.stages import ScanOp, Stage
 from stream_dsl.connectors import open_source, open_table
@@ -81,6 +82,8 @@ class Reader:
     replays: dict[int, Any] = field(default_factory=dict)  # batch -> logged end of a batch an earlier run read
     wall_offset_ms: int | None = None  # a paced source: event time + this = wall clock time (event lag)
     backlog: dict[str, int] | None = None  # what the source knows is waiting, after the last batch
+    fused: Any = None  # a FusedMap: deferred parquet batches run fused with the stage (`fused_read.py`)
+    batch_id: int | None = None  # the batch `read` is reading (a FusedMap applies to some batches only)
 
     @property
     def scan(self) -> ScanOp:
@@ -94,6 +97,7 @@ class Reader:
         """Batch `batch`: cut where an earlier run cut it (a logged batch, replayed), or read afresh and logged
         (before any of its output exists)."""
         until = self.replays.pop(batch, NOT_REPLAYED)
+        self.batch_id = batch
         pulled = self.pull(interval_ms, until)
         if self.log is not None and until is NOT_REPLAYED:
             self.log.append(batch, self.replay)
@@ -121,6 +125,8 @@ class Reader:
             raise
         except Exception as exc:
             raise ExecutionError(f"{self.scan.describe()}: {kernels.error_text(exc)}") from exc
+        if batch.scan is not None:  # a deferred parquet read (`fused_read.py`)
+            batch = self._resolve(batch)
         self.exhausted = batch.exhausted
         self.offset = batch.offset
         self.replay = batch.offset if batch.replay is None else batch.replay
@@ -128,6 +134,14 @@ class Reader:
         self.wall_offset_ms = batch.wall_offset_ms
         self.backlog = source_backlog(self.source)
         return batch
+
+    def _resolve(self, batch: SourceBatch) -> SourceBatch:
+        try:
+            return resolve(batch, self.fused, self.batch_id)
+        except DSLError:
+            raise
+        except Exception as exc:
+            raise ExecutionError(f"{self.scan.describe()}: {kernels.error_text(exc)}") from exc
 
     def _max_event_ms(self, batch: SourceBatch) -> int | None:
         wm = self.scan.source.watermark

@@ -71,7 +71,7 @@ from executor.state.stream_join import StreamJoinState
 from executor.state.stream_join_changelog import stream_join_state
 from executor.state.small import SmallAggregate
 from executor.state.step import StepOutput, collect, join_keys
-from executor.state.windows import Windows, is_closed, is_open, starts_new_session, watermark_lit
+from executor.state.windows import Windows, is_closed, is_open, starts_new_session, watermark_lit, watermark_or_min
 from optimizer.physical.stages import TIME_COLUMN, AggregateOp, DistinctOp, TopNOp, UnmatchedRowsOp
 from executor.state.unmatched import UnmatchedState
 from optimizer.physical.changelog import RetractAggregateOp, RetractDistinctOp
@@ -287,7 +287,7 @@ class AggregateState:
             late_mask = _closed_partial(wm_prev)
             late = 0
             if wm_prev is not None or rows.get_column(WS).null_count():
-                late = int(collect(lf.select(pl.col(_ROWS).filter(late_mask).sum()), rows.height).item() or 0)
+                late = _late_partial_rows(rows, wm_prev)
             return lf.filter(~late_mask).select(self._incoming), late
         lf = lf.with_columns(pl.col(TIME_COLUMN).dt.epoch("ms").alias(_T))
         windows = self._windows
@@ -512,6 +512,14 @@ def empty_aggregate_row(op: AggregateOp) -> pl.DataFrame:
 def _closed_partial(wm: int | None) -> pl.Expr:
     """Partial rows (epoch-ms window bounds) whose window has closed at `wm`, or that have none: late."""
     return pl.col(WS).is_null() | is_closed(pl.col(WE), watermark_lit(wm))
+
+
+def _late_partial_rows(rows: pl.DataFrame, wm: int | None) -> int:
+    """The input rows that partial rows closed at `wm` stand for (`_closed_partial`), counted with column
+    operations: a query of its own cost the final aggregate a third of its time per batch."""
+    ends = rows.get_column(WE).dt.epoch("ms")
+    late = rows.get_column(WS).is_null() | is_closed(ends, watermark_or_min(wm))
+    return int(rows.get_column(_ROWS).filter(late).sum() or 0)
 
 
 def _end_only(wm: int | None) -> int | None:

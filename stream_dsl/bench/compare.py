@@ -70,6 +70,7 @@ class CompareSettings:
     latency_batch_ms: int = 10
     latency_window_ms: int = 1000
     data_dir: str | None = None
+    files_per_batch: tuple[int, ...] = (1, 5)  # a row of each file format per value
 
 
 @dataclass
@@ -153,7 +154,7 @@ def duckdb_ysb(bench: YsbBench, events_dir: str | None, events: pl.DataFrame | N
 # ---------------------------------------------------------------- rows
 
 
-def ysb_row(settings: CompareSettings, fmt: str, out: TextIO) -> Row:
+def ysb_row(settings: CompareSettings, fmt: str, out: TextIO, files_per_batch: int = 1) -> Row:
     """YSB over one event format: stream-dsl, plain polars and DuckDB on the same events."""
     bench = YsbBench(
         events=settings.events,
@@ -162,6 +163,7 @@ def ysb_row(settings: CompareSettings, fmt: str, out: TextIO) -> Row:
         format=fmt,
         duration_s=0,
         data_dir=settings.data_dir,
+        files_per_batch=files_per_batch,
     )
     with prepared_data(bench) as events_dir:
         engine = run_engine(bench, events_dir=events_dir)
@@ -191,7 +193,7 @@ def ysb_row(settings: CompareSettings, fmt: str, out: TextIO) -> Row:
         data["ratio_duckdb"] = engine.events_per_s / duck_rate
         if (difference := compare_results(duck[1], reference.result)) is not None:
             problems.append(f"DuckDB MISMATCH: {difference}")
-    files = f", {bench.file_count:,} files" if fmt in ("ndjson", "parquet") else ""
+    files = f", {bench.file_count:,} files, {files_per_batch} per batch" if fmt in ("ndjson", "parquet") else ""
     row = Row(
         name=f"YSB {fmt}, {bench.events:,} events{files}",
         engine=_m(engine.events_per_s),
@@ -325,7 +327,9 @@ def run_compare(
     from stream_dsl.cli.status import phase
 
     steps: list[tuple[str, Callable[[], list[Row]]]] = [
-        (f"YSB over {fmt}", partial(lambda f: [ysb_row(settings, f, out)], fmt)) for fmt in formats
+        (f"YSB over {fmt}", partial(lambda f, k: [ysb_row(settings, f, out, k)], fmt, k))
+        for fmt in formats
+        for k in (settings.files_per_batch if fmt in ("ndjson", "parquet") else (1,))
     ]
     steps.append(("small batches", lambda: [small_batch_row(settings, out)]))
     steps.append(("scaling", lambda: scaling_rows(settings, out)))

@@ -102,6 +102,7 @@ class YsbBench:
     data_dir: str | None = None  # where file formats are written (a temporary directory inside it)
     bootstrap: str | None = None
     partitions: int | None = None
+    files_per_batch: int = 1  # ndjson/parquet: the files source's max_files_per_batch
 
     def __post_init__(self) -> None:
         if self.format not in FORMATS:
@@ -188,7 +189,8 @@ def _source_options(bench: YsbBench, events: int, realtime: bool, events_dir: st
         if events_dir is None:
             raise DSLError(f"the {bench.format} format reads files: prepare them with prepared_data()")
         return (
-            f"connector = 'files', path = '{events_dir}', format = '{bench.format}', max_files_per_batch = '1',\n"
+            f"connector = 'files', path = '{events_dir}', format = '{bench.format}', "
+            f"max_files_per_batch = '{bench.files_per_batch}',\n"
             "        splits = 'workers'"
         )
     fmt = ", format = 'json'" if bench.format == "json" else ""
@@ -440,9 +442,13 @@ def _events_text(bench: YsbBench) -> str:
     return {
         "columnar": "columnar events from the generator",
         "json": "JSON lines from the generator, decoded per batch",
-        "ndjson": f"ndjson files ({bench.file_count:,}, one per micro-batch)",
-        "parquet": f"parquet files ({bench.file_count:,}, one per micro-batch)",
+        "ndjson": f"ndjson files ({bench.file_count:,}, {_per_batch(bench)})",
+        "parquet": f"parquet files ({bench.file_count:,}, {_per_batch(bench)})",
     }[bench.format]
+
+
+def _per_batch(bench: YsbBench) -> str:
+    return "one per micro-batch" if bench.files_per_batch == 1 else f"{bench.files_per_batch} per micro-batch"
 
 
 def _latency_note(bench: YsbBench, latency: LatencyRun | None) -> str:

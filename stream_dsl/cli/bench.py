@@ -141,6 +141,7 @@ def cmd_ysb(args: argparse.Namespace, out: TextIO) -> int:
         data_dir=args.data_dir,
         bootstrap=args.bootstrap,
         partitions=args.partitions,
+        files_per_batch=args.files_per_batch,
     )
     if (bench.format == "kafka") != (args.bootstrap is not None):
         raise UsageError("--format kafka needs --bootstrap HOST:PORT (a Kafka broker), and --bootstrap needs it")
@@ -247,6 +248,13 @@ def add_ysb(kinds: argparse._SubParsersAction) -> None:
         metavar="K",
         help="ndjson/parquet: number of files, one micro-batch each (default: one per batch interval "
         "of events at the rate)",
+    )
+    y.add_argument(
+        "--files-per-batch",
+        type=_count,
+        default=1,
+        metavar="K",
+        help="ndjson/parquet: files read per micro-batch (the source's max_files_per_batch; default: 1)",
     )
     y.add_argument("--data-dir", metavar="DIR", help="ndjson/parquet: where the temporary files go")
     y.add_argument("--bootstrap", metavar="HOST:PORT", help="kafka: the broker the events topic is made on")
@@ -650,6 +658,7 @@ def cmd_compare(args: argparse.Namespace, out: TextIO) -> int:
         latency_batch_ms=_duration_ms(args.latency_batch, "--latency-batch"),
         latency_window_ms=_duration_ms(args.latency_window, "--latency-window"),
         data_dir=args.data_dir,
+        files_per_batch=tuple(args.files_per_batch),
     )
     machine = X.machine()
     command = _command_line(getattr(args, "argv", None))
@@ -712,6 +721,13 @@ def add_compare(kinds: argparse._SubParsersAction) -> None:
     )
     c.add_argument("--latency-batch", default="10ms", metavar="DURATION", help="its batch interval (default: 10ms)")
     c.add_argument("--latency-window", default="1s", metavar="DURATION", help="its tumbling window (default: 1s)")
+    c.add_argument(
+        "--files-per-batch",
+        type=_counts,
+        default=[1, 5],
+        metavar="LIST",
+        help="files per micro-batch of the ndjson and parquet rows, one row each (default: 1,5)",
+    )
     c.add_argument("--data-dir", metavar="DIR", help="where the temporary event files go")
     c.add_argument("--table", metavar="FILE", help="write the table as markdown, e.g. docs/bench/compare.md")
     c.add_argument("--plot", metavar="FILE", help="draw the table as a PNG, e.g. docs/bench/compare.png")

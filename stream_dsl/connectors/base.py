@@ -50,6 +50,14 @@ class SourceBatch:
     replayed: bool = False
     replay: Any = None  # what `next_batch(until=...)` needs to cut this batch again (None: the offset)
     wall_offset_ms: int | None = None  # a live source: event time + this = when the event was due on the wall clock
+    scan: Any = None  # files: the batch's rows as a lazy parquet scan, not read yet (frame empty; parquet_scan.py)
+    mapped: Any = None  # the source task's output, run fused with the read (`executor/query/fused_read.py`)
+    rows_read: int | None = None  # with `mapped`: the rows read (frame holds none)
+
+    @property
+    def rows(self) -> int:
+        """The rows the source read for this batch."""
+        return self.frame.height if self.rows_read is None else self.rows_read
 
 
 class Source(Protocol):

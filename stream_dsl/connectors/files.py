@@ -67,7 +67,15 @@ from stream_dsl.connectors.file_formats import SINK_EXTENSION as SINK_EXTENSION
 from stream_dsl.connectors.files_sink import FileSink
 from stream_dsl.connectors.files_sink_log import COMMITTED_LOG, live_files
 from stream_dsl.connectors.file_listing import Listing
-from stream_dsl.connectors.parquet_scan import PushedPredicate, PushedRead, pushable, pushable_predicate, read_pushed
+from stream_dsl.connectors.parquet_scan import (
+    DeferredScan,
+    PushedPredicate,
+    PushedRead,
+    parquet_scan,
+    pushable,
+    pushable_predicate,
+    read_pushed,
+)
 
 # the sink's public names, which callers reach as `files.X` (SINK_OPTIONS: the docs' connector reference)
 from stream_dsl.connectors.files_sink import SINK_OPTIONS as SINK_OPTIONS
@@ -255,6 +263,7 @@ class FileSource:
         self._listing: Listing | None = None  # watch mode: what appeared since the last batch (file_listing.py)
         self._pushed: PushedPredicate | None = None
         self.pushed_reads = 0  # parquet files read through `parquet_scan` (tests and benchmarks read it)
+        self.defer_scans = False  # True: pushed parquet batches come as a `DeferredScan` (fused_read.py)
 
     @property
     def bounded(self) -> bool:
@@ -334,6 +343,27 @@ class FileSource:
         return logged
 
     def _read(self, chosen: list[str]) -> SourceBatch:
+        deferred = self._deferred(chosen) if self.defer_scans and chosen else None
+        if deferred is None:
+            frame, letters, newest = self._frames(chosen)
+        else:  # the executor reads it (`SourceBatch.scan`)
+            frame, letters, newest = empty_frame(self._schema), [], None
+        for path in chosen:
+            if path not in self._done:
+                self._done.add(path)
+                bisect.insort(self._done_sorted, path)
+        return SourceBatch(
+            frame=frame,
+            exhausted=self.bounded and not self._pending,
+            offset={"files": list(self._done_sorted)},  # a copy: a checkpoint may still hold an older one
+            dead_letters=letters,
+            max_event_time_ms=newest,
+            replay={"files": list(chosen)},
+            scan=deferred,
+        )  # the offset lists every file ever read: too big to log
+
+    def _frames(self, chosen: list[str]) -> tuple[pl.DataFrame, list[DeadLetter], int | None]:
+        """The files' rows, their dead letters and the largest watermark-column value."""
         frames: list[pl.DataFrame] = []
         letters: list[DeadLetter] = []
         maxima: list[int] = []
@@ -352,22 +382,11 @@ class FileSource:
             frames.append(frame)
             if newest is not None:
                 maxima.append(newest)
-        for path in chosen:
-            if path not in self._done:
-                self._done.add(path)
-                bisect.insort(self._done_sorted, path)
-        return SourceBatch(
-            frame=_concat(frames, self._schema),
-            exhausted=self.bounded and not self._pending,
-            offset={"files": list(self._done_sorted)},  # a copy: a checkpoint may still hold an older one
-            dead_letters=letters,
-            max_event_time_ms=max(maxima, default=None),
-            replay={"files": list(chosen)},
-        )  # the offset lists every file ever read: too big to log
+        return _concat(frames, self._schema), letters, max(maxima, default=None)
 
-    def _read_pushed(self, paths: list[str]) -> PushedRead | None:
-        """Parquet files read with the columns and the pushed predicate in one scan (`parquet_scan`); None
-        when a row of one could be a dead letter, or anything fails (each file's full read then reports it)."""
+    def _pushed_read(self, paths: list[str]) -> tuple[PushedPredicate | None, str | None] | None:
+        """The pushed predicate and the watermark column of a pushed read of `paths` (`parquet_scan`); None
+        when one is not parquet, or a row could be a dead letter."""
         if not len(self._schema) or any((self.options.format or format_of(p)) != "parquet" for p in paths):
             return None  # no columns: only the row count matters, which the full read gets from the footer
         schema = self._schema
@@ -376,6 +395,27 @@ class FileSource:
         watermark = wm.column if wm is not None and wm.column in schema else None
         if not pushable(with_required(schema, self.definition.schema)):
             return None
+        return pushed, watermark
+
+    def _deferred(self, paths: list[str]) -> DeferredScan | None:
+        """The pushed read of `paths` as a lazy scan the executor runs (None: read now, see `_pushed_read`)."""
+        how = self._pushed_read(paths)
+        if how is None:
+            return None
+
+        def counted() -> None:
+            self.pushed_reads += len(paths)
+
+        lazy = parquet_scan(paths, self._schema, None, None)
+        return DeferredScan(lazy, tuple(self._schema.names), how[0], how[1], lambda: self._frames(paths), counted)
+
+    def _read_pushed(self, paths: list[str]) -> PushedRead | None:
+        """Parquet files read with the columns and the pushed predicate in one scan (`parquet_scan`); None
+        when a row of one could be a dead letter, or anything fails (each file's full read then reports it)."""
+        how = self._pushed_read(paths)
+        if how is None:
+            return None
+        schema, (pushed, watermark) = self._schema, how
         try:
             read = read_pushed(paths, schema, pushed, watermark)
         except Exception:  # other column types, a missing, corrupt or truncated file: the full read deals with it

@@ -25,6 +25,7 @@ stage pipeline, which names the operator.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import polars as pl
 
@@ -49,6 +50,39 @@ class PushedRead:
 
     frame: pl.DataFrame
     max_event_ms: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class DeferredScan:
+    """A batch's parquet files as a lazy scan, not read yet: the executor's source task runs it fused with its
+    stage pipeline (`executor/query/fused_read.py`), or `read()`s it as the files source would have.
+
+    `lazy` reads the scan's columns of every row; `predicate` is the pushed one (the rows the batch holds),
+    `watermark` the column whose maximum over all rows the batch reports.
+    """
+
+    lazy: pl.LazyFrame
+    columns: tuple[str, ...]  # of `lazy`, in order
+    predicate: PushedPredicate | None
+    watermark: str | None
+    fallback: Callable[[], tuple[pl.DataFrame, list, int | None]]  # the eager read: rows, dead letters, max
+    on_read: Callable[[], None]  # the source counts its pushed reads
+
+    def stats(self) -> pl.LazyFrame:
+        """One row: the batch's rows (`ROWS_COLUMN`, those the pushed predicate keeps) and, with a
+        watermark, MAX_COLUMN over every row; run alongside the fused query (`pl.collect_all`)."""
+        rows = pl.len() if self.predicate is None else self.predicate.expr.sum()
+        exprs = [rows.cast(pl.Int64).alias(ROWS_COLUMN)]
+        if self.watermark is not None:
+            exprs.append(pl.col(self.watermark).cast(pl.Int64).max().alias(MAX_COLUMN))
+        return self.lazy.select(exprs)
+
+    def read(self) -> tuple[pl.DataFrame, list, int | None]:
+        """The files read as the files source reads them (`FileSource._frames`): rows, dead letters, max."""
+        return self.fallback()
+
+
+ROWS_COLUMN = "__sd_file_rows"  # `DeferredScan.stats`: the rows the pushed predicate keeps
 
 
 def pushable_predicate(predicate: E.Expr) -> PushedPredicate | None:

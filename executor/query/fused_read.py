@@ -1,0 +1,114 @@
+"""A source task as ONE polars query: the parquet scan fused with the stage pipeline that runs on its rows.
+
+The files source reads a parquet batch through `parquet_scan` when no row
+can become a dead letter. Read that way, then handed to the stage
+pipeline, a batch costs two queries and materializes every row the scan
+keeps in between. When the executor lets it (`fuse_reader`), the source
+hands the batch over unread (`SourceBatch.scan`, a `DeferredScan`), and the
+reader runs the scan, the stage's operators (filter, project, broadcast
+join, partial aggregate, partitioning) and the batch's statistics (the
+rows read, the watermark column's maximum over every row) in one
+`pl.collect_all`. The stage's output then comes with the batch
+(`SourceBatch.mapped`) and the executor skips the task's pipeline.
+
+Whatever the fused query cannot do the way the two-step path does, it
+leaves to that path: a batch whose operators are counted one by one (a
+sampled batch, `diagnose_every`), a stage with a stateful operator, or a
+fused query that fails in any way (a file of other column types, a
+corrupt file, an operator's error). The files are then read as before
+(`DeferredScan.read`, dead letters included) and the task runs its
+pipeline, which names the operator that fails.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+import polars as pl
+
+from executor import kernels
+from executor.query.diagnostics import sampled
+from optimizer.physical.stages import ShuffleWrite, Stage
+from stream_dsl.connectors.parquet_scan import MAX_COLUMN, ROWS_COLUMN, DeferredScan
+from stream_dsl.ir import expr as E
+
+
+@dataclass(frozen=True)
+class FusedMap:
+    """A source stage's pipeline, compiled once per query, run over a deferred scan in one query."""
+
+    stage: Stage
+    runner: Any  # the TaskRunner: its compiled pipeline of the stage, and the broadcast tables it holds
+    diagnose_every: int
+
+    @property
+    def pipeline(self) -> kernels.Pipeline:
+        return self.runner.pipes[self.stage.id]
+
+    @property
+    def partition(self) -> bool:
+        """Whether the output is split by the hash of the shuffle keys (as `Pipeline.run_partitioned`)."""
+        pipe = self.pipeline
+        return isinstance(self.stage.terminal, ShuffleWrite) and pipe.partitions > 1 and bool(pipe.partition_keys)
+
+    def applies(self, batch: int) -> bool:
+        """A batch whose operators are counted one by one (`diagnose_every`) runs the two-step path."""
+        return not sampled(batch, self.diagnose_every)
+
+    def run(self, scan: DeferredScan) -> tuple[dict[int, pl.DataFrame], int, int | None]:
+        """The task's output by target partition (as `TaskRunner.run` gives it), the rows read and the
+        watermark column's maximum; raises whatever the query raises."""
+        mapped = self.pipeline.lazy_over(scan.lazy, scan.columns, self.runner.tables, self.partition)
+        out, stats = pl.collect_all([mapped, scan.stats()], engine="in-memory")
+        rows = int(stats.get_column(ROWS_COLUMN)[0] or 0)
+        newest = stats.get_column(MAX_COLUMN)[0] if MAX_COLUMN in stats.columns else None
+        if not isinstance(self.stage.terminal, ShuffleWrite):
+            return {0: out}, rows, None if newest is None else int(newest)
+        if self.partition:
+            result = kernels.split_partitions(out) if out.height else {}
+        else:
+            result = {0: out} if out.height else {}
+        return result, rows, None if newest is None else int(newest)
+
+
+def fuse_reader(reader: Any, runner: Any, diagnose_every: int) -> None:
+    """Let `reader`'s source defer its parquet batches, which the reader then runs fused with the stage's
+    pipeline as `runner` (a TaskRunner) compiled it. Not fused: a stage with a stateful operator, and one that
+    calls a Python UDF (a fused query that failed later would call it twice on a row, and note its dead
+    letters twice)."""
+    stage: Stage = reader.stage
+    if stage.stateful is not None or not hasattr(reader.source, "defer_scans") or _calls_udf(stage.operators):
+        return
+    reader.fused = FusedMap(stage, runner, diagnose_every)
+    reader.source.defer_scans = True
+
+
+def resolve(batch: Any, fused: FusedMap | None, batch_id: int | None) -> Any:
+    """`batch` with its deferred scan run: fused with the stage (`mapped`, `rows_read` and the maximum set)
+    when `fused` applies to the batch and the query succeeds, else read as the files source reads it."""
+    scan: DeferredScan = batch.scan
+    batch.scan = None
+    if fused is not None and batch_id is not None and fused.applies(batch_id):
+        try:
+            batch.mapped, batch.rows_read, batch.max_event_time_ms = fused.run(scan)
+        except Exception:  # the two-step path reads the files again, and reports what fails there
+            pass
+        else:
+            scan.on_read()
+            return batch
+    batch.frame, letters, batch.max_event_time_ms = scan.read()
+    batch.dead_letters = list(batch.dead_letters) + list(letters)
+    return batch
+
+
+def _calls_udf(value: Any) -> bool:
+    """Whether an operator (its fields, nested expressions included) calls a Python UDF."""
+    if isinstance(value, E.Func):
+        return value.udf is not None or any(_calls_udf(a) for a in value.args)
+    if isinstance(value, (tuple, list)):
+        return any(_calls_udf(item) for item in value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return any(_calls_udf(getattr(value, f.name)) for f in dataclasses.fields(value))
+    return False
