@@ -6,6 +6,8 @@
   batch is its n-th of the batch's events, so every worker's source task of
   a batch reads the batch's rows / n, rounded either way, and the result
   is plain polars'.
+- Every worker task's trace event carries its process CPU time (`cpu_ms`),
+  which the trace summary adds up per stage and per worker.
 - With N workers every batch has N reduce tasks, so what a reduce task pays
   whatever its rows is paid N times per batch. Its partial rows' late count
   is told from their window columns when no window can be closed (the usual
@@ -24,7 +26,7 @@ from hypothesis import strategies as st
 import pytest
 
 from budget import examples
-from executor.trace import read_trace, task_rows
+from executor.trace import read_trace, render_summary, summarize, task_rows
 from stream_dsl.bench import ysb as B
 from executor.state.operators import _closed_partial, _none_closed
 from stream_dsl.ir.column_names import PARTIAL_ROWS, WINDOW_END, WINDOW_START
@@ -93,6 +95,8 @@ def test_every_worker_reads_its_share_of_every_batch_and_the_result_is_plain_pol
         if r["stage"] in sources and r["rows_in"]:
             read[r["batch"]][r["worker"]] = read[r["batch"]].get(r["worker"], 0) + r["rows_in"]
             hosts[r["worker"]].add(r["stage"])
+    assert all(r["cpu_ms"] > 0 for r in task_rows(recorded))  # what each task cost, whatever the load
+    assert render_summary(summarize(recorded))[-1].startswith("CPU time in tasks (the cost, whatever the load): ")
     assert sorted(hosts) == list(range(workers)) and all(len(s) == 1 for s in hosts.values())
     assert sum(sum(by_worker.values()) for by_worker in read.values()) == bench.events
     for batch, by_worker in read.items():
