@@ -23,7 +23,9 @@ driver keeps the newest 100,000).
 
 Task times come from `executor.multiproc.metrics.TaskMetrics`, measured on the
 workers with `time.time()` (one clock per machine); the inline executor
-records the same shape (`InlineQuery.task_log`). `summarize` turns a trace
+records the same shape (`InlineQuery.task_log`). A worker's task also
+carries its process CPU time (`cpu_ms`; 0 under inline): on a machine
+other work keeps busy, a task's wall time grows and its CPU time does not. `summarize` turns a trace
 into where the time went: per stage, per worker and at the driver.
 """
 
@@ -96,6 +98,7 @@ def task_event(task: TaskMetrics, t0: float) -> dict[str, Any]:
             "serialize_ms": round(task.serialize_s * 1000, 3),
             "transfer_bytes": task.transfer_bytes,
             "trigger": task.trigger,
+            "cpu_ms": round(task.cpu_s * 1000, 3),
         },
     }
 
@@ -403,6 +406,7 @@ def task_rows(trace: dict[str, Any]) -> list[dict[str, Any]]:
                     "rows_out": a["rows_out"],
                     "serialize_ms": a.get("serialize_ms", 0.0),
                     "scheduler_delay_ms": a.get("scheduler_delay_ms", 0.0),
+                    "cpu_ms": a.get("cpu_ms", 0.0),
                 }
             )
     return rows
@@ -415,13 +419,17 @@ def summarize(trace: dict[str, Any]) -> dict[str, Any]:
         return {"span_ms": 0.0, "tasks": 0, "workers": {}, "stages": {}, "boundary_ms": 0.0, "sink_ms": 0.0}
     span = max(r["end_ms"] for r in rows) - min(r["start_ms"] for r in rows)
     workers: dict[int, float] = defaultdict(float)
+    worker_cpu: dict[int, float] = defaultdict(float)
     stages: dict[int, dict[str, float]] = {}
     for r in rows:
         busy = r["end_ms"] - r["start_ms"]
         workers[r["worker"]] += busy
+        worker_cpu[r["worker"]] += r["cpu_ms"]
         s = stages.setdefault(
-            r["stage"], {"tasks": 0, "busy_ms": 0.0, "serialize_ms": 0.0, "rows_in": 0, "scheduler_delay_ms": 0.0}
+            r["stage"],
+            {"tasks": 0, "busy_ms": 0.0, "serialize_ms": 0.0, "rows_in": 0, "scheduler_delay_ms": 0.0, "cpu_ms": 0.0},
         )
+        s["cpu_ms"] += r["cpu_ms"]
         s["tasks"] += 1
         s["busy_ms"] += busy
         s["serialize_ms"] += r["serialize_ms"]
@@ -438,7 +446,10 @@ def summarize(trace: dict[str, Any]) -> dict[str, Any]:
     return {
         "span_ms": span,
         "tasks": len(rows),
-        "workers": {w: {"busy_ms": b, "busy_fraction": b / span if span else 0.0} for w, b in sorted(workers.items())},
+        "workers": {
+            w: {"busy_ms": b, "busy_fraction": b / span if span else 0.0, "cpu_ms": worker_cpu[w]}
+            for w, b in sorted(workers.items())
+        },
         "stages": dict(sorted(stages.items())),
         "boundary_ms": sum(e["dur"] for e in driver if e["tid"] == BOUNDARY_TID) / 1000,
         "sink_ms": sum(e["dur"] for e in driver if e["tid"] == SINK_TID) / 1000,
@@ -461,6 +472,12 @@ def render_summary(summary: dict[str, Any]) -> list[str]:
             f"{s['name']}: {s['busy_ms']:,.1f} ms in {s['tasks']:,} tasks ({s['busy_ms'] / total:.0%} of "
             f"task time; serialization {s['serialize_ms']:,.1f} ms, scheduler delay "
             f"{s['scheduler_delay_ms']:,.1f} ms)"
+            + (f"; CPU {s['cpu_ms']:,.1f} ms, {s['cpu_ms'] / s['tasks']:,.2f} ms per task" if s["cpu_ms"] else "")
+        )
+    if any(v["cpu_ms"] for v in summary["workers"].values()):  # the workers' tasks (inline records no CPU time)
+        lines.append(
+            "CPU time in tasks (the cost, whatever the load): "
+            + ", ".join(f"worker {w} {v['cpu_ms']:,.1f} ms" for w, v in summary["workers"].items())
         )
     return lines
 

@@ -56,6 +56,9 @@ class TaskMetrics:
     rows_out: int = 0
     trigger: str = ""
     skipped: bool = False  # nothing to do (no rows, watermark unchanged)
+    # the process CPU time the task took (every thread, polars' pool too): unlike its wall time it does not
+    # grow when other processes take the cores, so it says what a task costs on a loaded machine
+    cpu_s: float = 0.0
 
     def __reduce__(self) -> tuple:
         """Positional pickling: a report carries one per task, and a slots dataclass's state pickles field by field."""
@@ -77,6 +80,7 @@ class TaskMetrics:
             self.rows_out,
             self.trigger,
             self.skipped,
+            self.cpu_s,
         )
 
     @property

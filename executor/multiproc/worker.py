@@ -293,7 +293,7 @@ class WorkerRunner:
         spec = instruction.spec
         key = spec.key
         stage = self.stages[key.stage]
-        started = time.time()
+        started, cpu_started = time.time(), time.process_time()
         stats = self._stats(key)
         frame, step, clock, serialize = self._input(stage, spec, stats)
         mapped = self.mapped.pop(stage.id, None) if stage.is_source else None  # run with the read (fused_read.py)
@@ -341,6 +341,7 @@ class WorkerRunner:
             rows_out=rows_out,
             trigger=instruction.trigger,
             skipped=skipped,
+            cpu_s=time.process_time() - cpu_started,
         )
         self.pending.setdefault(self.owner.pop(key), _Pending()).tasks.append(metrics)
         self.last_finished = done
