@@ -15,7 +15,10 @@ folds them into the per-batch progress dict, per stage:
 - transfer bytes: the shuffle's Arrow IPC bytes that went to other
   workers (the progress dict's `shuffle_bytes` is the inline executor's
   counter: the in-memory size of every map task's output);
-- rows in and rows out.
+- rows in and rows out;
+- CPU: the worker process's CPU time over its tasks (all its threads,
+  polars' pool included), which another program's load on the machine
+  does not inflate as it does the wall-clock figures above.
 
 Also per batch: the end-to-end latency (newest rows read to output
 written), and the driver-to-worker messages the batch cost (a group
@@ -56,6 +59,7 @@ class TaskMetrics:
     rows_out: int = 0
     trigger: str = ""
     skipped: bool = False  # nothing to do (no rows, watermark unchanged)
+    cpu_s: float = 0.0  # the worker process's CPU time over the task (polars' threads too): what load cannot inflate
 
     def __reduce__(self) -> tuple:
         """Positional pickling: a report carries one per task, and a slots dataclass's state pickles field by field."""
@@ -77,6 +81,7 @@ class TaskMetrics:
             self.rows_out,
             self.trigger,
             self.skipped,
+            self.cpu_s,
         )
 
     @property
@@ -172,6 +177,7 @@ def stage_metrics(tasks: Iterable[TaskMetrics]) -> dict[int, dict[str, Any]]:
                 "compute_ms": 0.0,
                 "serialize_ms": 0.0,
                 "transfer_bytes": 0,
+                "cpu_ms": 0.0,
             },
         )
         m["tasks"] += 1
@@ -182,6 +188,7 @@ def stage_metrics(tasks: Iterable[TaskMetrics]) -> dict[int, dict[str, Any]]:
         m["compute_ms"] += _ms(t.compute_s)
         m["serialize_ms"] += _ms(t.serialize_s)
         m["transfer_bytes"] += t.transfer_bytes
+        m["cpu_ms"] += _ms(t.cpu_s)
     return out
 
 

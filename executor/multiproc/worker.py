@@ -292,7 +292,7 @@ class WorkerRunner:
         spec = instruction.spec
         key = spec.key
         stage = self.stages[key.stage]
-        started = time.time()
+        started, cpu = time.time(), time.process_time()
         stats = self._stats(key)
         frame, step, clock, serialize = self._input(stage, spec, stats)
         skipped = skips(stage, frame, step)
@@ -334,6 +334,7 @@ class WorkerRunner:
             rows_out=rows_out,
             trigger=instruction.trigger,
             skipped=skipped,
+            cpu_s=time.process_time() - cpu,
         )
         self.pending.setdefault(self.owner.pop(key), _Pending()).tasks.append(metrics)
         self.last_finished = done
