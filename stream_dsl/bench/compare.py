@@ -309,9 +309,13 @@ def latency_row(settings: CompareSettings, out: TextIO) -> Row | None:
         duration_s=settings.latency_s,
     ).with_context(batch_interval=f"{settings.latency_batch_ms}ms")
     p99: dict[str, float] = {}
+    cpu_ms: dict[
+        str, float
+    ] = {}  # the workers' task CPU per batch: above the batch interval times the cores, no run keeps up
     for executor in ("drizzle", "bsp"):
         run = run_latency(bench.with_context(executor=executor))
         p99[executor] = run.percentiles().get("p99", float("nan"))
+        cpu_ms[executor] = task_cpu_ms(run.engine.progress)
     ratio = p99["drizzle"] / p99["bsp"] if p99["bsp"] else float("nan")
     row = Row(
         name=f"latency at {settings.rate:,.0f} events/s, {settings.latency_batch_ms} ms batches, "
@@ -320,7 +324,9 @@ def latency_row(settings: CompareSettings, out: TextIO) -> Row | None:
         ratio=ratio,
         ratio_text=f"drizzle / bsp {ratio:.2f}",
         target=TARGETS["latency"],
-        data={"p99_ms": p99, "ratio": ratio},
+        note=f"workers' task CPU per {settings.latency_batch_ms} ms batch: "
+        + ", ".join(f"{k} {v:.2f} ms" for k, v in cpu_ms.items()),
+        data={"p99_ms": p99, "ratio": ratio, "task_cpu_ms_per_batch": cpu_ms},
     )
     _say(row, out)
     return row
