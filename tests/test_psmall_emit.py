@@ -5,6 +5,7 @@ with small batches, which holds only if batch k's rows are written before
 later batches of the same group are worked on. The gated source
 (tests/psmall_gated_source.py) reads batch k + 1 only after the sink wrote
 batch k, so the order of events in its log shows it on every executor.
+The same runs check that the workers report each task's CPU time.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import polars as pl
 import pytest
 
 import stream_dsl as sd
+from stream_dsl.bench.compare import task_cpu_ms
 from stream_dsl.connectors import register_connector
 
 import psmall_gated_source
@@ -41,7 +43,8 @@ def test_a_batch_is_written_before_the_next_batch_of_its_group_is_read(tmp_path,
     def write(batch_id: int, frame: pl.DataFrame) -> None:
         recording_source.record(log, "write", batch_id)
 
-    assert ctx.sql(query).start(sink=write).await_termination(HANG_GUARD_S)
+    handle = ctx.sql(query).start(sink=write)
+    assert handle.await_termination(HANG_GUARD_S)
     happened = recording_source.events(log)
     assert not [p for kind, p in happened if kind == "gave up"], happened
     reads = [i for i, (kind, _) in enumerate(happened) if kind == "read"]
@@ -49,3 +52,7 @@ def test_a_batch_is_written_before_the_next_batch_of_its_group_is_read(tmp_path,
     assert len(reads) == BATCHES and sorted(writes) == list(range(BATCHES))
     for batch in range(1, BATCHES):  # batch k's write comes before batch k + 1 is read
         assert writes[batch - 1] < reads[batch], happened
+    if executor != "inline":  # the workers report each task's CPU time (what a loaded machine does not inflate)
+        progress = handle.progress()
+        assert all(m["cpu_ms"] >= 0.0 for p in progress for m in p["stages"].values())
+        assert task_cpu_ms(progress) > 0.0
