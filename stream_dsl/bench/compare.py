@@ -218,6 +218,7 @@ def small_batch_row(settings: CompareSettings, out: TextIO) -> Row:
         duration_s=0,
         files=settings.small_batches,
         data_dir=settings.data_dir,
+        splits=False,  # one file per batch (read in one part per worker, a batch was a file per worker)
     )
     ms: dict[str, float] = {}
     cpu_ms: dict[str, dict[str, float]] = {}

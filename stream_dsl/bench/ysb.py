@@ -102,6 +102,7 @@ class YsbBench:
     data_dir: str | None = None  # where file formats are written (a temporary directory inside it)
     bootstrap: str | None = None
     partitions: int | None = None
+    splits: bool = True  # file formats: the files source reads in one part per worker (splits = 'workers')
 
     def __post_init__(self) -> None:
         if self.format not in FORMATS:
@@ -187,9 +188,8 @@ def _source_options(bench: YsbBench, events: int, realtime: bool, events_dir: st
     if bench.format in FILE_FORMATS:
         if events_dir is None:
             raise DSLError(f"the {bench.format} format reads files: prepare them with prepared_data()")
-        return (
-            f"connector = 'files', path = '{events_dir}', format = '{bench.format}', max_files_per_batch = '1',\n"
-            "        splits = 'workers'"
+        return f"connector = 'files', path = '{events_dir}', format = '{bench.format}', max_files_per_batch = '1'" + (
+            ",\n        splits = 'workers'" if bench.splits else ""
         )
     fmt = ", format = 'json'" if bench.format == "json" else ""
     return (
