@@ -516,7 +516,7 @@ def test_a_report_pickles_every_field_of_its_task_metrics_and_batch_stats():
     from executor.multiproc.messages import Report
     from stream_dsl.connectors.base import DeadLetter
 
-    task = TaskMetrics(1, 2, 3, 4, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0, 11.0, 12.0, 13, 14, 15, "notice", True)
+    task = TaskMetrics(1, 2, 3, 4, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0, 11.0, 12.0, 13, 14, 15, "notice", True, 16.0)
     stats = BatchStats(
         1,
         2,

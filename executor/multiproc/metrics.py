@@ -15,7 +15,10 @@ folds them into the per-batch progress dict, per stage:
 - transfer bytes: the shuffle's Arrow IPC bytes that went to other
   workers (the progress dict's `shuffle_bytes` is the inline executor's
   counter: the in-memory size of every map task's output);
-- rows in and rows out.
+- rows in and rows out;
+- CPU: the worker process's CPU time over its tasks (all its threads,
+  polars' pool included), which another program's load on the machine
+  does not inflate as it does the wall-clock figures above.
 
 Also per batch: the end-to-end latency (newest rows read to output
 written), and the driver-to-worker messages the batch cost (a group
@@ -176,6 +179,7 @@ def stage_metrics(tasks: Iterable[TaskMetrics]) -> dict[int, dict[str, Any]]:
                 "compute_ms": 0.0,
                 "serialize_ms": 0.0,
                 "transfer_bytes": 0,
+                "cpu_ms": 0.0,
             },
         )
         m["tasks"] += 1
@@ -186,6 +190,7 @@ def stage_metrics(tasks: Iterable[TaskMetrics]) -> dict[int, dict[str, Any]]:
         m["compute_ms"] += _ms(t.compute_s)
         m["serialize_ms"] += _ms(t.serialize_s)
         m["transfer_bytes"] += t.transfer_bytes
+        m["cpu_ms"] += _ms(t.cpu_s)
     return out
 
 

@@ -13,6 +13,7 @@ import polars as pl
 
 from executor import kernels
 from executor.multiproc.messages import Drained, Failed, Heartbeat, Ready, Setup, Stop
+from executor.multiproc.profiling import profiled
 from executor.multiproc.runtime import DRIVER, Channel
 from executor.multiproc.scheduler import Run
 from executor.multiproc.worker import IDLE_POLL_S, WorkerRunner
@@ -33,7 +34,7 @@ def main(channel: Channel) -> None:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         warm = False
-        while (drained := _serve_query(channel, WARM_EXIT_S if warm else None)) is not None and _drain(
+        while (drained := profiled(_serve_query, channel, WARM_EXIT_S if warm else None)) is not None and _drain(
             channel, drained
         ):
             warm = True

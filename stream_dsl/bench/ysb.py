@@ -103,6 +103,7 @@ class YsbBench:
     bootstrap: str | None = None
     partitions: int | None = None
     files_per_batch: int = 1  # ndjson/parquet: the files source's max_files_per_batch
+    splits: bool = True  # file formats: the files source reads in one part per worker (splits = 'workers')
 
     def __post_init__(self) -> None:
         if self.format not in FORMATS:
@@ -188,10 +189,10 @@ def _source_options(bench: YsbBench, events: int, realtime: bool, events_dir: st
     if bench.format in FILE_FORMATS:
         if events_dir is None:
             raise DSLError(f"the {bench.format} format reads files: prepare them with prepared_data()")
+        split = ",\n        splits = 'workers'" if bench.splits else ""
         return (
             f"connector = 'files', path = '{events_dir}', format = '{bench.format}', "
-            f"max_files_per_batch = '{bench.files_per_batch}',\n"
-            "        splits = 'workers'"
+            f"max_files_per_batch = '{bench.files_per_batch}'{split}"
         )
     fmt = ", format = 'json'" if bench.format == "json" else ""
     return (
