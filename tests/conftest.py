@@ -157,3 +157,15 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             # the same worker, one after another, rather than a cluster per worker on the same two addresses. A
             # test marked `ray` may ask for the cluster at run time (the transport conformance suite's ray param).
             item.add_marker(pytest.mark.xdist_group("ray"))
+
+
+@pytest.fixture(autouse=True)
+def udfs_stay_in_their_test():
+    """A UDF a test registers is gone after it: function names are global to the process (ir/udfs.py), and one
+    left behind changes what SHOW FUNCTIONS lists to a later test in the same xdist worker."""
+    from stream_dsl.ir import udfs
+
+    before = set(udfs.names())
+    yield
+    for name in set(udfs.names()) - before:
+        udfs.unregister(name)
