@@ -16,7 +16,7 @@ from stream_dsl.ir import expr as E
 from stream_dsl.errors import BindError, Span, did_you_mean
 from stream_dsl.ir.aggregates_more import MORE_AGGREGATES, MoreAggregate
 from stream_dsl.ir.functions import AGGREGATE_FUNCTIONS, known_function_names, lookup_aggregate, lookup_scalar
-from stream_dsl.ir import udfs
+from stream_dsl.ir import functions_arrays, udfs
 from stream_dsl.ir.functions_time import FIELDS
 from stream_dsl.ir.types import DataType, common_numeric, common_type, comparable
 
@@ -223,6 +223,7 @@ _KIND_OK = {
     "integer": lambda t: t.is_integer or t is T.NULL,
     "interval": lambda t: t in (T.INTERVAL, T.NULL),
     "any": lambda t: True,
+    "list": lambda t: t.is_list or t is T.NULL,
 }
 
 
@@ -238,6 +239,8 @@ def function(name: str, args: list[E.Expr], span: Span | None = None) -> E.Expr:
         raise _fail(f"unknown function '{name}'{did_you_mean(name.lower(), known)}", span)
     if not fn.accepts(len(args)):
         raise _fail(f"function {fn.name} does not take {len(args)} argument(s)", span)
+    adjusted, args = functions_arrays.adjust(fn.name, list(args), span)  # lists: LEN, element types
+    fn = lookup_scalar(adjusted) or fn
     for i, arg in enumerate(args):
         kind = fn.args[min(i, len(fn.args) - 1)]
         if not _KIND_OK[kind](arg.dtype):
