@@ -184,7 +184,7 @@ def _unnest(op: UnnestOp) -> Step:
     keep = lists.list.len() > 0
 
     def step(lf: pl.LazyFrame, tables: Tables) -> pl.LazyFrame:
-        return (lf if op.outer else lf.filter(keep)).with_columns(added).explode(exploded)
+        return (lf if op.outer else lf.filter(keep)).with_columns(added).explode(exploded, empty_as_null=True)
 
     return step
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from decimal import Decimal
 from typing import Any, Callable
 
 import polars as pl
@@ -58,14 +59,15 @@ def list_value(*xs: pl.Expr) -> pl.Expr:
 
 
 def split(s: pl.Expr, separator: pl.Expr) -> pl.Expr:
-    """An empty separator splits into characters, and '' gives [''] (DuckDB; polars gives [])."""
+    """An empty separator splits into characters; '' gives [''], or [] split into characters (DuckDB)."""
     parts = s.str.split(separator)
-    return pl.when((s == "") & separator.is_not_null()).then(pl.concat_list(pl.lit(""))).otherwise(parts)
+    return pl.when((s == "") & (separator != "")).then(pl.concat_list(pl.lit(""))).otherwise(parts)
 
 
 def array_to_string(a: pl.Expr, separator: pl.Expr) -> pl.Expr:
-    """NULL elements are skipped; a NULL separator joins with '' (DuckDB)."""
-    return a.list.join(separator.fill_null(""), ignore_nulls=True)
+    """NULL elements are skipped, and a list of NULLs only gives NULL; a NULL separator joins with '' (DuckDB)."""
+    only_nulls = (a.list.len() > 0) & (a.list.drop_nulls().list.len() == 0)
+    return pl.when(only_nulls).then(None).otherwise(a.list.join(separator.fill_null(""), ignore_nulls=True))
 
 
 # ---------------------------------------------------------------- JSON paths
@@ -111,7 +113,34 @@ def _follow(text: str, steps: list[str | int]) -> tuple[bool, Any]:
 
 
 def _json_text(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=True)
+    """Compact JSON, numbers written as DuckDB writes them."""
+    if isinstance(value, dict):
+        return "{" + ",".join(json.dumps(k, ensure_ascii=False) + ":" + _json_text(v) for k, v in value.items()) + "}"
+    if isinstance(value, list):
+        return "[" + ",".join(_json_text(v) for v in value) + "]"
+    if isinstance(value, float):
+        return double_text(value)
+    return json.dumps(value, ensure_ascii=False)
+
+
+def double_text(x: float) -> str:
+    """A JSON number as DuckDB (yyjson) writes it: the shortest digits, fixed notation from 1e-6 to below
+    1e21 (with '.0' when whole), else `1.5e300`, `1e-7` (JavaScript's rule without its '+')."""
+    if x == 0:
+        return "-0.0" if math.copysign(1.0, x) < 0 else "0.0"
+    sign = "-" if x < 0 else ""
+    as_decimal = Decimal(repr(abs(x))).normalize().as_tuple()
+    shown = "".join(map(str, as_decimal.digits))
+    assert isinstance(as_decimal.exponent, int)
+    power = len(shown) + as_decimal.exponent  # x = 0.shown * 10^power
+    if len(shown) <= power <= 21:
+        return sign + shown + "0" * (power - len(shown)) + ".0"
+    if 0 < power <= 21:
+        return sign + shown[:power] + "." + shown[power:]
+    if -6 < power <= 0:
+        return sign + "0." + "0" * -power + shown
+    rest = "." + shown[1:] if len(shown) > 1 else ""
+    return f"{sign}{shown[0]}{rest}e{power - 1}"
 
 
 def _scalar_text(value: Any) -> str | None:
@@ -119,9 +148,9 @@ def _scalar_text(value: Any) -> str | None:
         return None
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value if isinstance(value, str) else repr(value) if isinstance(value, float) else str(value)
+    if isinstance(value, float):
+        return double_text(value) if math.isfinite(value) else None
+    return value if isinstance(value, str) else str(value)
 
 
 def _json_value(text: str, steps: list[str | int]) -> str | None:
