@@ -48,8 +48,9 @@ def cardinality(a: pl.Expr) -> pl.Expr:
 
 
 def list_contains(a: pl.Expr, x: pl.Expr) -> pl.Expr:
-    """NULL elements never match; a NULL item gives NULL (DuckDB)."""
-    return pl.when(x.is_null()).then(None).otherwise(a.list.contains(x, nulls_equal=False))
+    """NULL elements never match; a NULL item gives NULL, but an empty list false (DuckDB)."""
+    found = a.list.contains(x, nulls_equal=False)
+    return pl.when(a.list.len() == 0).then(False).when(x.is_null()).then(None).otherwise(found)
 
 
 def list_value(*xs: pl.Expr) -> pl.Expr:
@@ -65,9 +66,9 @@ def split(s: pl.Expr, separator: pl.Expr) -> pl.Expr:
 
 
 def array_to_string(a: pl.Expr, separator: pl.Expr) -> pl.Expr:
-    """NULL elements are skipped, and a list of NULLs only gives NULL; a NULL separator joins with '' (DuckDB)."""
+    """NULL elements are skipped, and a list of NULLs only gives NULL; a NULL separator is ',' (DuckDB)."""
     only_nulls = (a.list.len() > 0) & (a.list.drop_nulls().list.len() == 0)
-    return pl.when(only_nulls).then(None).otherwise(a.list.join(separator.fill_null(""), ignore_nulls=True))
+    return pl.when(only_nulls).then(None).otherwise(a.list.join(separator.fill_null(","), ignore_nulls=True))
 
 
 # ---------------------------------------------------------------- JSON paths
@@ -115,12 +116,22 @@ def _follow(text: str, steps: list[str | int]) -> tuple[bool, Any]:
 def _json_text(value: Any) -> str:
     """Compact JSON, numbers written as DuckDB writes them."""
     if isinstance(value, dict):
-        return "{" + ",".join(json.dumps(k, ensure_ascii=False) + ":" + _json_text(v) for k, v in value.items()) + "}"
+        return "{" + ",".join(_string_json(k) + ":" + _json_text(v) for k, v in value.items()) + "}"
     if isinstance(value, list):
         return "[" + ",".join(_json_text(v) for v in value) + "]"
     if isinstance(value, float):
         return double_text(value)
+    if isinstance(value, str):
+        return _string_json(value)
     return json.dumps(value, ensure_ascii=False)
+
+
+_HEX_ESCAPE = re.compile(r"(?<!\\)((?:\\\\)*)\\u([0-9a-f]{4})")
+
+
+def _string_json(text: str) -> str:
+    """A JSON string as DuckDB writes it: control characters as `\\u001B` (upper-case hex)."""
+    return _HEX_ESCAPE.sub(lambda m: m.group(1) + "\\u" + m.group(2).upper(), json.dumps(text, ensure_ascii=False))
 
 
 def double_text(x: float) -> str:
@@ -304,7 +315,7 @@ def functions() -> list[Any]:
             doc="the elements as text joined by the separator, NULL elements skipped",
             signature="array_to_string(a T[], separator STRING) -> STRING",
             example="array_to_string([1, NULL, 3], '-') = '1-3'",
-            nulls="NULL when the list is NULL; NULL elements are skipped; a NULL separator joins with ''",
+            nulls="NULL when the list is NULL or holds only NULLs; NULL elements are skipped; a NULL separator is ','",
         ),
         ScalarFunction(
             "json_value",
