@@ -52,7 +52,7 @@ def join_unnest(j: ast.Join, left: Plan, left_scope: Scope, text: str | None) ->
     kind = j.kind.split()[0].upper()
     if not (kind == "CROSS" or (kind in ("INNER", "LEFT") and on_true)):
         raise BindError(
-            "UNNEST joins as CROSS JOIN UNNEST(...), `, UNNEST(...)` or [LEFT] JOIN UNNEST(...) ON TRUE", span=j.span
+            "UNNEST joins as CROSS JOIN UNNEST(...), `, UNNEST(...)` or [LEFT] JOIN UNNEST(...) ON TRUE", span=u.span
         )
     if len(u.columns) > 1 + u.ordinality:
         wanted = "two column names (element, ordinality)" if u.ordinality else "one column name"
