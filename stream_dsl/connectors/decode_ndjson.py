@@ -97,6 +97,12 @@ def _json_value_error(value: object, dtype: DataType) -> str | None:
     """Why polars would refuse this JSON value for `dtype` (None if it accepts it)."""
     if value is None or dtype in (DataType.STRING, DataType.TIMESTAMP):
         return None
+    if dtype.is_list and isinstance(value, list):  # a list column: each element as the element type
+        for position, element in enumerate(value, start=1):
+            problem = _json_value_error(element, dtype.element)
+            if problem is not None:
+                return f"element {position}: {problem}"
+        return None
     kind = (
         "boolean"
         if isinstance(value, bool)
