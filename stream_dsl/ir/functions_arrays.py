@@ -240,9 +240,9 @@ def adjust(name: str, args: list[Any], span: Any) -> tuple[str, list[Any]]:
         if not comparable(element, item):
             raise BindError(f"cannot look for a {item.value} in a {args[0].dtype.value}", span=span)
         wider = common_type([element, item]) or element
-        if wider is not element:
+        if wider != element:
             args[0] = tc.cast(args[0], list_of(wider), args[0].span)
-        if wider is not item and item is not T.NULL:
+        if wider != item and item is not T.NULL:
             args[1] = tc.cast(args[1], wider, args[1].span)
     if name == "array_to_string" and args and args[0].dtype.is_list and args[0].dtype.element is not T.STRING:
         args[0] = tc.cast(args[0], list_of(T.STRING), args[0].span)  # each element as CAST(x AS STRING) writes it
