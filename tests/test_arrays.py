@@ -24,6 +24,7 @@ import stream_dsl as sd
 from budget import examples
 from executor.api import collect
 from stream_dsl.config import RunConfig
+from stream_dsl.connectors.memory import MemorySink
 from stream_dsl.errors import BindError, ParseError
 from stream_dsl.ir import functions_arrays
 from stream_dsl.ir.functions import lookup_scalar
@@ -302,3 +303,65 @@ def test_errors_are_positioned(sql, message, column):
         ctx.sql(sql)
     assert message in str(err.value)
     assert (err.value.line, err.value.column) == (1, column)
+
+
+HANG_GUARD_S = 120  # only to avoid hanging when something is broken
+
+
+def _run(ctx: sd.Context, query: str) -> tuple[pl.DataFrame, object]:
+    sink = MemorySink()
+    handle = ctx.sql(query).start(sink=sink)
+    assert handle.await_termination(HANG_GUARD_S)
+    return sink.frame(), handle
+
+
+@pytest.mark.parametrize(("fmt", "executor"), [("ndjson", "inline"), ("parquet", "inline"), ("ndjson", "drizzle")])
+def test_files_read_list_columns_and_dead_letter_bad_elements(tmp_path, fmt, executor):
+    path = tmp_path / f"data.{fmt}"
+    good = [("a", [1, 2], ["x", "é"]), ("b", [], None), ("c", None, ["👍🏽", None])]
+    if fmt == "ndjson":
+        lines = ['{"k": "a", "n": [1, 2], "tags": ["x", "é"]}', '{"k": "bad1", "n": [1, "x"], "tags": []}']
+        lines += ['{"k": "b", "n": [], "tags": null}', '{"k": "bad2", "n": 5}', '{"k": "c", "tags": ["👍🏽", null]}']
+        lines += ['{"k": "bad3", "n": [1.5]}']
+        path.write_text("\n".join(lines) + "\n")
+        bad = {"bad1": "element 2: expected BIGINT", "bad2": "expected BIGINT[]", "bad3": "element 1: expected BIGINT"}
+    else:  # strings in the file, BIGINT[] declared: each element converts, or the row is a dead letter
+        tags = [["x", "é"], ["q"], None, ["👍🏽", None]]
+        n = [["1", "2"], ["3", "x"], [], None]
+        pl.DataFrame({"k": ["a", "bad1", "b", "c"], "n": n, "tags": tags}).write_parquet(path)
+        bad = {"bad1": "cannot convert"}
+    ctx = sd.Context(executor=executor, workers=1 if executor == "inline" else 2)
+    ctx.sql(
+        f"CREATE STREAM s (k STRING, n BIGINT[], tags STRING[]) WITH (connector = 'files', path = '{path}', "
+        f"format = '{fmt}', dead_letter = 'none')"
+    )
+    frame, handle = _run(ctx, "SELECT k, n, tags, n[1] AS first FROM s")
+    assert sorted(frame.rows()) == sorted((k, n, t, n[0] if n else None) for k, n, t in good)
+    letters = {json.loads(d.raw)["k"]: d.reason for d in handle.dead_letters} if fmt == "ndjson" else {}
+    if fmt == "ndjson":
+        assert set(letters) == set(bad) and all(bad[k] in letters[k] for k in bad), letters
+    else:
+        assert len(handle.dead_letters) == 1 and "column 'n'" in handle.dead_letters[0].reason
+
+
+def test_python_source_reads_lists():
+    ctx = sd.Context(executor="inline", workers=1)
+    stream = ctx.from_iterable([("a", [1, 2]), ("b", None)], schema={"k": "STRING", "n": "BIGINT[]"})
+    assert stream.select("k", (sd.col("n")).alias("n")).collect().rows() == [("a", [1, 2]), ("b", None)]
+    assert ctx.sql(f"SELECT k, x FROM {stream.plan.source.name} CROSS JOIN UNNEST(n) AS t(x)").collect().rows() == [
+        ("a", 1),
+        ("a", 2),
+    ]
+
+
+def test_cast_between_list_types_and_to_string():
+    ctx = _context([pl.DataFrame({"n": [[1, None, 3], [], None]}, schema={"n": pl.List(pl.Int64)})])
+    out = ctx.sql("SELECT CAST(n AS DOUBLE[]) AS d, CAST(n AS STRING[]) AS s, CAST(n AS STRING) AS t FROM s")
+    theirs = duckdb.sql(
+        "SELECT CAST(n AS DOUBLE[]), CAST(n AS VARCHAR[]), CAST(n AS VARCHAR) FROM "
+        "(VALUES ([1, NULL, 3]), ([]::BIGINT[]), (NULL::BIGINT[])) v(n)"
+    ).fetchall()
+    assert out.collect().rows() == theirs
+    bad = _context([pl.DataFrame({"s": [["1", "x"]]}, schema={"s": pl.List(pl.String)})])
+    with pytest.raises(Exception, match="cannot CAST 'x' to BIGINT"):
+        bad.sql("SELECT CAST(s AS BIGINT[]) AS n FROM s").collect()
