@@ -235,6 +235,8 @@ def function(name: str, args: list[E.Expr], span: Span | None = None) -> E.Expr:
     if fn is None:
         if lookup_aggregate(name) or udfs.aggregate(name):
             raise _fail(f"aggregate function {name.upper()} is not allowed here", span)
+        if name.lower() == "unnest":
+            raise _fail(functions_arrays.UNNEST_PLACES, span)
         known = known_function_names() + udfs.names()
         raise _fail(f"unknown function '{name}'{did_you_mean(name.lower(), known)}", span)
     if not fn.accepts(len(args)):

@@ -251,6 +251,10 @@ def adjust(name: str, args: list[Any], span: Any) -> tuple[str, list[Any]]:
     return name, args
 
 
+UNNEST_PLACES = (
+    "UNNEST gives rows, not a value: use it in FROM (FROM s CROSS JOIN UNNEST(s.list) AS t(x)) "
+    "or as a whole select item of a query without aggregates"
+)
 LIST_ARGUMENT = ("cardinality", "list_element", "list_contains", "array_to_string")
 
 
