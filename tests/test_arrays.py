@@ -24,6 +24,7 @@ import stream_dsl as sd
 from budget import examples
 from executor.api import collect
 from stream_dsl.config import RunConfig
+from stream_dsl.connectors import python_io
 from stream_dsl.connectors.memory import MemorySink
 from stream_dsl.errors import BindError, ParseError
 from stream_dsl.ir import functions_arrays
@@ -360,14 +361,17 @@ def test_files_read_list_columns_and_dead_letter_bad_elements(tmp_path, fmt, exe
 
 
 @needs_list_type_names
-def test_python_source_reads_lists():
+def test_python_sources_read_lists_and_dead_letter_bad_elements():
     ctx = sd.Context(executor="inline", workers=1)
-    stream = ctx.from_iterable([("a", [1, 2]), ("b", None)], schema={"k": "STRING", "n": "BIGINT[]"})
-    assert stream.select("k", (sd.col("n")).alias("n")).collect().rows() == [("a", [1, 2]), ("b", None)]
-    assert ctx.sql(f"SELECT k, x FROM {stream.plan.source.name} CROSS JOIN UNNEST(n) AS t(x)").collect().rows() == [
-        ("a", 1),
-        ("a", 2),
-    ]
+    rows = [{"k": "a", "n": [1, 2]}, {"k": "b", "n": None}, {"k": "bad", "n": [1, "x"]}, {"k": "c", "n": []}]
+    stream = python_io.iterable_stream(ctx, rows, {"k": "STRING", "n": "BIGINT[]"}, name="rows")
+    frame, handle = _run(ctx, "SELECT k, x FROM rows CROSS JOIN UNNEST(n) AS t(x)")
+    assert sorted(frame.rows()) == [("a", 1), ("a", 2)]
+    [letter] = handle.dead_letters
+    assert "column 'n'" in letter.reason and "bad" in letter.raw
+    assert stream.schema == {"k": pl.String, "n": pl.List(pl.Int64)}
+    made = ctx.from_iterable([("a", [1, 2]), ("b", None)], schema={"k": "STRING", "n": "ARRAY<BIGINT>"}, name="m")
+    assert made.collect().rows() == [("a", [1, 2]), ("b", None)]
 
 
 @needs_list_type_names

@@ -224,6 +224,8 @@ def _decode_ndjson(data: bytes, schema: Schema, *, source: str, origin: str, ful
             continue
         return finish_decoded(frame, schema, source=source, origin=origin, records=lambda: _json_lines(data))
     try:
+        if any(f.dtype.is_nested for f in schema):  # the sieve reads NULL for a bad element: check by chunk
+            raise ValueError("nested columns")
         typed = dict(_sniff_epoch_columns(data, schema, read_schema))
         return _sift_ndjson(data, schema, read_schema, source=source, origin=origin, typed_schema=typed)
     except Exception:  # polars did something the sieve does not expect: check chunk by chunk
