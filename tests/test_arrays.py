@@ -158,6 +158,10 @@ CASES: list[tuple[str, str | None]] = [
     ("str_split(s, s)", None),
     ("string_to_array(s, 'é')", None),
     ("len(split(s, ','))", None),
+    ("CAST(n AS DOUBLE[])", None),
+    ("CAST(n AS STRING[])", "CAST(n AS VARCHAR[])"),
+    ("CAST(n AS ARRAY<INT>)", "CAST(n AS INTEGER[])"),
+    ("n::STRING", "CAST(n AS VARCHAR)"),
 ]
 JSON_CASES: list[tuple[str, str | None]] = [
     ("json_value(j, '$.a')", _json_value("$.a")),
@@ -294,6 +298,7 @@ def test_stream_explode_is_unnest_in_the_api():
         ("SELECT json_value(j, '$.a[') FROM s", "unsupported JSON path", 8),
         ("SELECT json_value(j, s) FROM s", "the JSON path must be a string literal", 8),
         ("SELECT [1, 'a'] FROM s", "list elements have no common type", 8),
+        ("SELECT [n, [1]] FROM s", "a list literal of BIGINT[] values is not supported yet", 8),
         ("SELECT x FROM s CROSS JOIN UNNEST(n) AS t(x, y)", "UNNEST gives one column name, got 2", 28),
         ("SELECT k FROM s WHERE UNNEST(n) > 1", "UNNEST gives rows, not a value", 23),
         ("SELECT UNNEST(n), COUNT(*) FROM s GROUP BY 1", "UNNEST gives rows, not a value", 8),

@@ -171,6 +171,9 @@ def cast(operand: E.Expr, target: DataType, span: Span | None = None) -> E.Expr:
         return operand
     if target in (T.INTERVAL, T.NULL):
         raise _fail(f"cannot CAST to {target.value}", span)
+    problem = functions_arrays.cast_problem(operand.dtype, target)  # lists: element by element
+    if problem:
+        raise _fail(problem, span)
     return E.Cast(operand, target, span=span)
 
 

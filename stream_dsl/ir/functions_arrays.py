@@ -230,6 +230,8 @@ def adjust(name: str, args: list[Any], span: Any) -> tuple[str, list[Any]]:
         element = common_type(a.dtype for a in args)
         if element is None:
             raise BindError("list elements have no common type: " + ", ".join(a.dtype.value for a in args), span=span)
+        if element.is_nested:  # polars' concat_list would concatenate the inner lists
+            raise BindError(f"a list literal of {element.value} values is not supported yet", span=span)
         try:
             list_of(element)
         except TypeError:
@@ -249,6 +251,19 @@ def adjust(name: str, args: list[Any], span: Any) -> tuple[str, list[Any]]:
     if name == "list_element" and args and not (args[0].dtype.is_list or args[0].dtype is T.NULL):
         raise BindError(f"cannot subscript a {args[0].dtype.value}: [i] needs a list", span=span)
     return name, args
+
+
+def cast_problem(source: DataType, target: DataType) -> str | None:
+    """Why CAST cannot go from `source` to `target` where lists are involved (None: it can, or no list)."""
+    if source is T.NULL or not (source.is_list or target.is_list):
+        return None
+    if source.is_list and target.is_list:
+        return cast_problem(source.element, target.element)
+    if source.is_list and target is T.STRING:
+        return None
+    return f"cannot CAST {source.value} to {target.value}" + (
+        " (a list casts to another list type or to STRING)" if source.is_list else ""
+    )
 
 
 UNNEST_PLACES = (
