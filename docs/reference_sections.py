@@ -124,6 +124,7 @@ _SAMPLES = {
     "integer": ("INT", "BIGINT"),
     "interval": ("INTERVAL",),
     "any": ("BIGINT", "STRING"),
+    "list": ("LIST_BIGINT", "LIST_STRING"),
 }
 
 

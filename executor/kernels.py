@@ -41,6 +41,7 @@ from optimizer.physical.stages import (
     ScanOp,
     ShuffleWrite,
     StatefulOp,
+    UnnestOp,
 )
 from stream_dsl.ir.to_polars import CastFailure, compile_expr, compile_predicate
 from stream_dsl.ir.expr import Column, columns_used
@@ -173,6 +174,21 @@ def _read(op: ReadOp) -> Step:
     return lambda lf, tables: lf
 
 
+def _unnest(op: UnnestOp) -> Step:
+    """Explode: an empty or NULL list gives no row, or (outer) one row with a NULL element."""
+    lists = pl.col(op.column)
+    added = [lists.alias(op.element)]
+    if op.ordinality is not None:
+        added.append(pl.int_ranges(1, lists.list.len() + 1, dtype=pl.Int64).alias(op.ordinality))
+    exploded = [op.element] + ([op.ordinality] if op.ordinality is not None else [])
+    keep = lists.list.len() > 0
+
+    def step(lf: pl.LazyFrame, tables: Tables) -> pl.LazyFrame:
+        return (lf if op.outer else lf.filter(keep)).with_columns(added).explode(exploded, empty_as_null=True)
+
+    return step
+
+
 def _mark_append(op: MarkAppendOp) -> Step:
     mark = pl.lit(1, dtype=pl.Int8).alias(CHANGELOG_OP)
     return lambda lf, tables: lf.with_columns(mark)
@@ -187,6 +203,7 @@ _STEPS: dict[type, Callable[[Any], Step]] = {
     BroadcastJoinOp: _broadcast_join,
     ReadOp: _read,
     PartialAggregateOp: _partial_aggregate,
+    UnnestOp: _unnest,
 }
 
 

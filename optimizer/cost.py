@@ -68,6 +68,7 @@ from stream_dsl.ir.plan import (
     TopN,
     Union,
     is_streaming,
+    Unnest,
 )
 
 DEFAULT_MIN_REDUCTION = 4.0
@@ -210,6 +211,11 @@ def _(node: Union, model: CostModel = DEFAULT_MODEL) -> float | None:
 
 
 @rows_per_batch.register
+def _(node: Unnest, model: CostModel = DEFAULT_MODEL) -> float | None:
+    return rows_per_batch(node.input, model)  # as many rows as lists hold: unknown, the input's a guess
+
+
+@rows_per_batch.register
 def _(node: PartialAggregate, model: CostModel = DEFAULT_MODEL) -> float | None:
     return estimate(node.input, (k.expr for k in node.keys), node.window, model).groups
 
@@ -265,6 +271,11 @@ def _(node: Scan, name: str) -> float | None:
 @column_ndv.register(Distinct)
 def _(node: Filter | Limit | Sort | Distinct, name: str) -> float | None:
     return column_ndv(node.input, name)
+
+
+@column_ndv.register
+def _(node: Unnest, name: str) -> float | None:
+    return None if name in (node.element, node.ordinality) else column_ndv(node.input, name)
 
 
 @column_ndv.register
@@ -360,6 +371,11 @@ def _(node: Scan, column: str, model: CostModel = DEFAULT_MODEL) -> float | None
 @batch_time_span_ms.register(Distinct)
 def _(node: Filter | Limit | Sort | Distinct, column: str, model: CostModel = DEFAULT_MODEL) -> float | None:
     return batch_time_span_ms(node.input, column, model)
+
+
+@batch_time_span_ms.register
+def _(node: Unnest, column: str, model: CostModel = DEFAULT_MODEL) -> float | None:
+    return None if column in (node.element, node.ordinality) else batch_time_span_ms(node.input, column, model)
 
 
 @batch_time_span_ms.register

@@ -34,6 +34,7 @@ from stream_dsl.ir.plan import (
     TopN,
     Union,
     is_streaming,
+    Unnest,
 )
 
 
@@ -63,6 +64,11 @@ def _(plan: Scan) -> frozenset[str]:
 @event_time_columns.register(TopN)  # a row leaves a top-n no earlier than the watermark lets it (top_n.py)
 def _(plan: Filter | Distinct | Limit | Sort | TopN) -> frozenset[str]:
     return event_time_columns(plan.input)
+
+
+@event_time_columns.register
+def _(plan: Unnest) -> frozenset[str]:
+    return event_time_columns(plan.input)  # each element's row keeps its source row's time
 
 
 @event_time_columns.register

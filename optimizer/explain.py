@@ -51,6 +51,7 @@ from stream_dsl.ir.plan import (
     Union,
     render_plan,
     walk,
+    Unnest,
 )
 
 # Extra sections between the optimizer's sections and the stages: (title, fn(plan, config) -> text or None).
@@ -155,6 +156,7 @@ def _(node: Aggregate, model: CostModel) -> str | None:
 @pushdown_line.register(Limit)
 @pushdown_line.register(Sort)
 @pushdown_line.register(TopN)
+@pushdown_line.register(Unnest)
 def _(node: Plan, model: CostModel) -> str | None:
     return None
 

@@ -351,8 +351,22 @@ def test_integer_overflow_cast_fails():
 
 TS_LIT = L(dt.datetime(2024, 3, 4, 13, 5, 7))
 
+
 # (function, arguments, the same call in DuckDB SQL)
+def LV(*values):  # a list literal: [values]
+    return tc.function("list_value", [L(v) for v in values])
+
+
 FUNCTION_CASES = [
+    ("list_value", [L(1), L(2.5), L(None)], "[1, 2.5, NULL]"),
+    ("list_element", [LV(10, 20, 30), L(-1)], "[10, 20, 30][-1]"),
+    ("cardinality", [LV(1, None)], "len([1, NULL])"),
+    ("list_contains", [LV(1, 2), L(2)], "list_contains([1, 2], 2)"),
+    ("array_to_string", [LV("a", None, "b"), L("-")], "array_to_string(['a', NULL, 'b'], '-')"),
+    ("string_split", [L("a,,b"), L(",")], "string_split('a,,b', ',')"),
+    ("json_value", [L('{"a": {"b": "x"}}'), L("$.a.b")], """json_extract_string('{"a": {"b": "x"}}', '$.a.b')"""),
+    ("json_query", [L('{"a": [1, 2.50]}'), L("$.a")], """CAST(json_extract('{"a": [1, 2.50]}', '$.a') AS VARCHAR)"""),
+    ("json_extract_string", [L('{"a": {"b": 1}}'), L("$.a")], """json_extract_string('{"a": {"b": 1}}', '$.a')"""),
     ("upper", [L("aBc")], "upper('aBc')"),
     ("upper", [L(None)], "upper(NULL)"),
     ("lower", [L("aBc")], "lower('aBc')"),
@@ -429,6 +443,8 @@ def _duckdb(sql: str):
 
 
 def _same(ours, theirs) -> bool:
+    if isinstance(ours, pl.Series):  # a list
+        ours = ours.to_list()
     if isinstance(ours, float) and isinstance(theirs, float):
         return math.isclose(ours, theirs, rel_tol=1e-12, abs_tol=1e-12)
     return ours == theirs

@@ -53,6 +53,7 @@ from optimizer.physical.stages import (
     UnmatchedRowsOp,
     arg_column,
     ROW_COLUMN,
+    UnnestOp,
 )
 from stream_dsl.ir.late_rows import PREFIX as LATE_PREFIX, late_rows_sink
 from stream_dsl.errors import PlanError
@@ -78,6 +79,7 @@ from stream_dsl.ir.plan import (
     TopN,
     Union,
     is_streaming,
+    Unnest,
 )
 from stream_dsl.ir.to_polars import can_fail
 from stream_dsl.ir.types import DataType, Field, Schema, common_type
@@ -435,6 +437,12 @@ def _(node: Filter, lowering: _Lowering) -> Fragment:
 @lower_node.register
 def _(node: Project, lowering: _Lowering) -> Fragment:
     return _add(lowering.lower(node.input), ProjectOp(node.exprs), node.schema)
+
+
+@lower_node.register
+def _(node: Unnest, lowering: _Lowering) -> Fragment:
+    op = UnnestOp(node.column, node.element, node.ordinality, node.outer)
+    return _add(lowering.lower(node.input), op, node.schema)
 
 
 @lower_node.register

@@ -92,6 +92,20 @@ class ProjectOp:
 
 
 @dataclass(frozen=True, slots=True)
+class UnnestOp:
+    """A row per element of list column `column` (plan.Unnest): a polars explode."""
+
+    column: str
+    element: str
+    ordinality: str | None = None
+    outer: bool = False
+
+    def describe(self) -> str:
+        ordinality = f" ordinality={self.ordinality}" if self.ordinality is not None else ""
+        return f"Unnest{' outer' if self.outer else ''} {self.column} as {self.element}{ordinality}"
+
+
+@dataclass(frozen=True, slots=True)
 class BroadcastJoinOp:
     """Join each stream row with a static table read once per query (`table`, a static plan).
 
@@ -353,7 +367,7 @@ class UnmatchedRowsOp:
         return f"UnmatchedRows {self.kind} {self.table_id} at end of input output=[{cols}]"
 
 
-NarrowOp = Union[ScanOp, ReadOp, FilterOp, ProjectOp, BroadcastJoinOp, PartialAggregateOp, MarkAppendOp]
+NarrowOp = Union[ScanOp, ReadOp, FilterOp, ProjectOp, BroadcastJoinOp, PartialAggregateOp, MarkAppendOp, UnnestOp]
 Terminal = Union[ShuffleWrite, OutputWrite]
 StatefulOp = Union[
     AggregateOp,

@@ -275,6 +275,7 @@ def _evaluate(e: E.Expr) -> Any:
         compiled = compile_expr(e)
         if e.dtype is not T.NULL:
             compiled = compiled.cast(e.dtype.polars)
-        return _ONE_ROW.select(compiled.alias("v")).item()  # one row: a constant's checks run once
+        value = _ONE_ROW.select(compiled.alias("v")).item()  # one row: a constant's checks run once
+        return value.to_list() if isinstance(value, pl.Series) else value  # a list's value: a Python list
     except Exception:  # any failure: leave the expression to run (and fail, if it must) as written
         return _FAILED

@@ -62,6 +62,7 @@ from stream_dsl.ir.plan import (
     Union,
     is_streaming,
     project,
+    Unnest,
 )
 
 from optimizer.event_time import event_time_columns
@@ -96,6 +97,8 @@ def _prune(node: Plan, required: Names) -> Plan:
         return same_or_new(node, (_prune(node.input, set(required) | {k.column for k in node.keys}),))
     if isinstance(node, (Distinct, TopN)):
         return same_or_new(node, (_prune_exact(node.input, node.input.schema.names),))
+    if isinstance(node, Unnest):  # the list column stays: it makes the rows
+        return same_or_new(node, (_prune(node.input, (set(required) & set(node.input.schema.names)) | {node.column}),))
     if isinstance(node, Project):
         return _prune_project(node, required)
     if isinstance(node, Join):

@@ -61,7 +61,7 @@ from dataclasses import replace
 from typing import Any, Callable
 
 from stream_dsl.ir.expr import Column, Expr, columns_used, conjoin, conjuncts, rename_columns
-from stream_dsl.ir.plan import Aggregate, Distinct, Filter, Join, Plan, Project, Scan, Sort, TopN, Union
+from stream_dsl.ir.plan import Aggregate, Distinct, Filter, Join, Plan, Project, Scan, Sort, TopN, Union, Unnest
 from stream_dsl.ir.types import DataType
 
 from optimizer.rules.analysis import filtered, movable, same_or_new
@@ -208,6 +208,15 @@ def _through_top_n(node: TopN, predicates: Predicates) -> tuple[Plan, Predicates
     return replace(node, input=_below(node.input, down)), [p for p in predicates if p not in down]
 
 
+def _through_unnest(node: Unnest, predicates: Predicates) -> tuple[Plan, Predicates]:
+    """A predicate on the input's columns holds for every element's row or for none: it goes below."""
+    inner = set(node.input.schema.names)
+    down = [p for p in predicates if columns_used(p) and columns_used(p) <= inner]
+    if not down:
+        return node, predicates
+    return replace(node, input=_below(node.input, down)), [p for p in predicates if p not in down]
+
+
 # each sink takes a node of its key's type, which a dict's type cannot say
 _SINKS: dict[type, Callable[[Any, Predicates], tuple[Plan, Predicates]]] = {
     Scan: _into_scan,
@@ -219,4 +228,5 @@ _SINKS: dict[type, Callable[[Any, Predicates], tuple[Plan, Predicates]]] = {
     Aggregate: _through_aggregate,
     Sort: _through_distinct,
     TopN: _through_top_n,
+    Unnest: _through_unnest,
 }

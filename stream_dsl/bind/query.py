@@ -33,6 +33,7 @@ from stream_dsl.bind.plans import (
 from stream_dsl.bind.join_names import outer_using_scope, qualified_name
 from stream_dsl.bind.scope import Scope, match_names
 from stream_dsl.bind.window_tvf import as_group_by_window, window_rows
+from stream_dsl.bind.unnest import join_unnest, select_unnest
 from stream_dsl.catalog import Catalog
 from stream_dsl.errors import BindError, Span, did_you_mean
 from stream_dsl.ir.definitions import EMIT_CHANGES, EMIT_FINAL, WindowSpec
@@ -152,7 +153,8 @@ def bind_select(sel: ast.Select, env: Env) -> Plan:
                 "a query without one emits every row as it arrives",
                 span=_emit_span(sel, env.text),
             )
-        outputs = select_outputs(sel.items, ExprBinder(scope, clause="SELECT", text=env.text), scope)
+        items, plan, scope = select_unnest(sel.items, plan, scope, env.text)  # SELECT UNNEST(list)
+        outputs = select_outputs(items, ExprBinder(scope, clause="SELECT", text=env.text), scope)
         plan = project(plan, [E.NamedExpr(o.name, o.expr) for o in outputs], span=sel.span)
     if sel.distinct:
         plan = Distinct(plan, span=sel.span)
@@ -270,7 +272,7 @@ def _group_target(node: ast.Expr, items: Sequence[ast.SelectItem], scope: Scope)
 # ---------------------------------------------------------------- FROM
 
 
-def bind_from(item: ast.TableRef | ast.SubqueryRef | ast.Join | ast.WindowTVF, env: Env) -> tuple[Plan, Scope]:
+def bind_from(item: ast.FromItem, env: Env) -> tuple[Plan, Scope]:
     """A FROM item → its plan and the columns it makes visible."""
     if isinstance(item, ast.TableRef):
         plan = env.relation(item.name, item.span)
@@ -278,6 +280,12 @@ def bind_from(item: ast.TableRef | ast.SubqueryRef | ast.Join | ast.WindowTVF, e
     if isinstance(item, ast.SubqueryRef):
         plan = bind_query(item.query, env)
         return plan, Scope.from_schema(plan.schema, item.alias)
+    if isinstance(item, ast.Join) and isinstance(item.right, ast.Unnest):  # bind/unnest.py
+        return join_unnest(item, *bind_from(item.left, env), env.text)
+    if isinstance(item, ast.Unnest):
+        raise BindError(
+            "UNNEST in FROM follows the stream it unnests: FROM s CROSS JOIN UNNEST(s.list)", span=item.span
+        )
     if isinstance(item, ast.Join):
         return _bind_join(item, env)
     if isinstance(item, ast.WindowTVF):

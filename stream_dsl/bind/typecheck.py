@@ -16,7 +16,7 @@ from stream_dsl.ir import expr as E
 from stream_dsl.errors import BindError, Span, did_you_mean
 from stream_dsl.ir.aggregates_more import MORE_AGGREGATES, MoreAggregate
 from stream_dsl.ir.functions import AGGREGATE_FUNCTIONS, known_function_names, lookup_aggregate, lookup_scalar
-from stream_dsl.ir import udfs
+from stream_dsl.ir import functions_arrays, udfs
 from stream_dsl.ir.functions_time import FIELDS
 from stream_dsl.ir.types import DataType, common_numeric, common_type, comparable
 
@@ -171,6 +171,9 @@ def cast(operand: E.Expr, target: DataType, span: Span | None = None) -> E.Expr:
         return operand
     if target in (T.INTERVAL, T.NULL):
         raise _fail(f"cannot CAST to {target.value}", span)
+    problem = functions_arrays.cast_problem(operand.dtype, target)  # lists: element by element
+    if problem:
+        raise _fail(problem, span)
     return E.Cast(operand, target, span=span)
 
 
@@ -223,6 +226,7 @@ _KIND_OK = {
     "integer": lambda t: t.is_integer or t is T.NULL,
     "interval": lambda t: t in (T.INTERVAL, T.NULL),
     "any": lambda t: True,
+    "list": lambda t: t.is_list or t is T.NULL,
 }
 
 
@@ -234,10 +238,14 @@ def function(name: str, args: list[E.Expr], span: Span | None = None) -> E.Expr:
     if fn is None:
         if lookup_aggregate(name) or udfs.aggregate(name):
             raise _fail(f"aggregate function {name.upper()} is not allowed here", span)
+        if name.lower() == "unnest":
+            raise _fail(functions_arrays.UNNEST_PLACES, span)
         known = known_function_names() + udfs.names()
         raise _fail(f"unknown function '{name}'{did_you_mean(name.lower(), known)}", span)
     if not fn.accepts(len(args)):
         raise _fail(f"function {fn.name} does not take {len(args)} argument(s)", span)
+    adjusted, args = functions_arrays.adjust(fn.name, list(args), span)  # lists: LEN, element types
+    fn = lookup_scalar(adjusted) or fn
     for i, arg in enumerate(args):
         kind = fn.args[min(i, len(fn.args) - 1)]
         if not _KIND_OK[kind](arg.dtype):

@@ -74,6 +74,11 @@ def _convert(s: pl.Series, field: Field) -> pl.Series:
     return s.cast(target, strict=False)
 
 
+def _null_elements(s: pl.Series) -> pl.Series:
+    """Per list, how many of its elements are NULL (an element that did not convert is one more)."""
+    return s.list.eval(pl.element().is_null().sum()).list.first()
+
+
 def conversion_problem(value: object, field: Field) -> str:
     """Why `value` does not convert to the field's type, as a dead letter's reason."""
     found = timestamp_problem(value, field.unit) if field.dtype is DataType.TIMESTAMP else None
@@ -116,6 +121,8 @@ def conform(
         raw = frame.get_column(field.name)
         converted = _convert(raw, field)
         failed = None if converted is raw else converted.is_null() & raw.is_not_null()  # no cast: nothing fails
+        if failed is not None and field.dtype.is_list and isinstance(raw.dtype, pl.List):
+            failed = failed | (_null_elements(converted) > _null_elements(raw)).fill_null(False)
         if failed is not None and failed.any():
             failed_at = failed.arg_true()
             reasons: dict[object, str] = {}  # per distinct bad value: bad data repeats itself ('N/A', '')

@@ -97,6 +97,12 @@ def _json_value_error(value: object, dtype: DataType) -> str | None:
     """Why polars would refuse this JSON value for `dtype` (None if it accepts it)."""
     if value is None or dtype in (DataType.STRING, DataType.TIMESTAMP):
         return None
+    if dtype.is_list and isinstance(value, list):  # a list column: each element as the element type
+        for position, element in enumerate(value, start=1):
+            problem = _json_value_error(element, dtype.element)
+            if problem is not None:
+                return f"element {position}: {problem}"
+        return None
     kind = (
         "boolean"
         if isinstance(value, bool)
@@ -218,6 +224,8 @@ def _decode_ndjson(data: bytes, schema: Schema, *, source: str, origin: str, ful
             continue
         return finish_decoded(frame, schema, source=source, origin=origin, records=lambda: _json_lines(data))
     try:
+        if any(f.dtype.is_nested for f in schema):  # the sieve reads NULL for a bad element: check by chunk
+            raise ValueError("nested columns")
         typed = dict(_sniff_epoch_columns(data, schema, read_schema))
         return _sift_ndjson(data, schema, read_schema, source=source, origin=origin, typed_schema=typed)
     except Exception:  # polars did something the sieve does not expect: check chunk by chunk

@@ -45,7 +45,7 @@ from stream_dsl.connectors.files import max_event_time_ms
 from stream_dsl.connectors.upserts import UPSERT
 from stream_dsl.connectors.options import as_bool, as_int, check_keys
 from stream_dsl.connectors.option_specs import Option, option_names
-from stream_dsl.errors import ConnectorError
+from stream_dsl.errors import ConnectorError, DSLError
 from stream_dsl.ir.definitions import SinkDef, SourceDef, Watermark
 from stream_dsl.ir.types import Schema
 
@@ -123,12 +123,12 @@ def iterable_stream(
     from stream_dsl.frame.stream import wrap
     from stream_dsl.frame.expr import to_duration_ms
     from stream_dsl.ir.plan import Scan
-    from stream_dsl.ir.types import DataType, Field, type_from_name
+    from stream_dsl.ir.types import DataType, Field
 
     if not isinstance(schema, Schema):
         fields = []
         for column, kind in schema.items():
-            dtype = kind if isinstance(kind, DataType) else type_from_name(str(kind))
+            dtype = kind if isinstance(kind, DataType) else _written_type(str(kind))
             if dtype is None:
                 raise ConnectorError(f"python source: unknown type '{kind}' for column '{column}'")
             fields.append(Field(column, dtype))
@@ -148,6 +148,16 @@ def iterable_stream(
     if name is not None:
         ctx.catalog.add_source(definition, replace=True)
     return wrap(ctx, Scan(definition))
+
+
+def _written_type(text: str) -> Any:
+    """A type as DDL writes it (`BIGINT`, `BIGINT[]`, `ARRAY<STRING>`), or None."""
+    from stream_dsl.frame.io import sql_type
+
+    try:
+        return sql_type(text)
+    except DSLError:
+        return None
 
 
 # ---------------------------------------------------------------- source

@@ -437,6 +437,20 @@ class Stream:
     def head(self, n: int = 5) -> "Stream":
         return self.limit(n)
 
+    def explode(self, column: str, *, empty_as_null: bool = False, keep_nulls: bool = True) -> "Stream":
+        """A row per element of list `column`, which then holds the element (polars' explode; SQL's UNNEST).
+
+        Examples
+        --------
+        >>> import stream_dsl as sd, polars as pl
+        >>> s = sd.Context().from_polars(pl.DataFrame({"k": ["a", "b"], "tags": [["x", "y"], []]}))
+        >>> s.explode("tags").collect().rows()
+        [('a', 'x'), ('a', 'y')]
+        """
+        from stream_dsl.frame.explode import explode_plan
+
+        return self._derive(explode_plan(self._plan, column, empty_as_null, keep_nulls))
+
     def window(self, window: Expr) -> "Stream":
         """Each row once per window that holds it, with window_start, window_end and window_time added.
 

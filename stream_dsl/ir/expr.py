@@ -312,6 +312,8 @@ def render_literal(value: Any, dtype: DataType) -> str:
         return f"TIMESTAMP '{value.isoformat(sep=' ')}'"
     if dtype is DataType.INTERVAL:
         return f"INTERVAL '{format_duration_ms(int(value / dt.timedelta(milliseconds=1)))}'"
+    if dtype.is_list:
+        return "[" + ", ".join(render_literal(v, dtype.element) for v in value) + "]"
     return repr(value)
 
 

@@ -21,7 +21,7 @@ from stream_dsl.ir.functions import (
     ScalarFunction,
 )
 from stream_dsl.ir.aggregates_more import MORE_AGGREGATES
-from stream_dsl.ir.types import DataType
+from stream_dsl.ir.types import DataType, list_of
 
 T = DataType
 
@@ -56,6 +56,14 @@ _WINDOWS = {
         "windows growing by step from a common start up to max_size (in GROUP BY)",
     ),
 }
+_UNNEST = FunctionDoc(
+    "unnest",
+    "table",
+    "unnest(a T[]) -> a row per element, T (FROM s CROSS JOIN UNNEST(a) AS t(x), or a whole select item)",
+    "a row per element of the list: the row's other columns repeated (bind/unnest.py)",
+    "SELECT k, x FROM s CROSS JOIN UNNEST(s.tags) WITH ORDINALITY AS t(x, i); SELECT UNNEST([1, 2])",
+    "an empty or NULL list gives no row; LEFT JOIN UNNEST(a) ON TRUE gives one row with a NULL element",
+)
 _KIND_NAMES = {
     "numeric": "NUMERIC",
     "string": "STRING",
@@ -63,6 +71,7 @@ _KIND_NAMES = {
     "integer": "BIGINT",
     "interval": "INTERVAL",
     "any": "ANY",
+    "list": "T[]",
 }
 _SAMPLE = {
     "numeric": T.DOUBLE,
@@ -71,6 +80,7 @@ _SAMPLE = {
     "integer": T.BIGINT,
     "interval": T.INTERVAL,
     "any": T.STRING,
+    "list": list_of(T.STRING),
 }
 
 
@@ -102,6 +112,7 @@ def all_docs() -> list[FunctionDoc]:
         FunctionDoc(a.name, "aggregate", a.signature, a.description, a.example, a.nulls, state=a.state) for a in _MORE
     ]
     docs += [FunctionDoc(n, "window", sig, desc) for n, (sig, desc) in _WINDOWS.items()]
+    docs.append(_UNNEST)
     by_name = {d.name: d for d in docs}
     for alias, target in (FUNCTION_ALIASES | AGGREGATE_ALIASES).items():
         doc = by_name[target]

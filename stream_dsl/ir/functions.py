@@ -330,10 +330,10 @@ SCALAR_FUNCTIONS["nullif"] = replace(SCALAR_FUNCTIONS["nullif"], nulls="NULL whe
 
 # The functions of stream_dsl.ir.functions_time and functions_text.
 def _more_functions() -> list[ScalarFunction]:
-    return functions_time.functions() + functions_text.functions()
+    return functions_time.functions() + functions_text.functions() + functions_arrays.functions()
 
 
-from stream_dsl.ir import functions_text, functions_time  # noqa: E402 (they build ScalarFunctions)
+from stream_dsl.ir import functions_arrays, functions_text, functions_time  # noqa: E402 (they build ScalarFunctions)
 
 SCALAR_FUNCTIONS |= {f.name: f for f in _more_functions()}
 
@@ -341,6 +341,7 @@ SCALAR_FUNCTIONS |= {f.name: f for f in _more_functions()}
 FUNCTION_ALIASES = {
     **functions_time.ALIASES,
     **functions_text.ALIASES,
+    **functions_arrays.ALIASES,
     "substr": "substring",
     "char_length": "length",
     "len": "length",

@@ -252,6 +252,37 @@ class Union:
 
 
 @dataclass(frozen=True)
+class Unnest:
+    """A row per element of the list column `column`: the input's columns, then the element as `element`
+    (and its 1-based position as `ordinality`). A row whose list is empty or NULL gives no row, or (`outer`)
+    one row with a NULL element. Stateless: a polars explode in the map stage."""
+
+    input: "Plan"
+    column: str
+    element: str
+    ordinality: str | None = None
+    outer: bool = False
+    span: Span | None = _SPAN
+
+    def __post_init__(self) -> None:
+        _require_columns({self.column}, self.input.schema, "unnest")
+        if not self.input.schema.dtype(self.column).is_list:
+            raise PlanError(f"UNNEST needs a list, got {self.input.schema.dtype(self.column).value}")
+        _ = self.schema  # unique names
+
+    @property
+    def inputs(self) -> tuple["Plan", ...]:
+        return (self.input,)
+
+    @cached_property
+    def schema(self) -> Schema:
+        added = [Field(self.element, self.input.schema.dtype(self.column).element)]
+        if self.ordinality is not None:
+            added.append(Field(self.ordinality, DataType.BIGINT))
+        return Schema(self.input.schema.fields + tuple(added))
+
+
+@dataclass(frozen=True)
 class Limit(_SameColumns):
     """The first `n` rows the query produces, then the query ends."""
 
@@ -463,7 +494,7 @@ class FinalAggregate:
 
 
 Plan = typing.Union[
-    Scan, Filter, Project, Join, Aggregate, Distinct, Union, Limit, Sort, PartialAggregate, FinalAggregate, TopN
+    Scan, Filter, Project, Join, Aggregate, Distinct, Union, Limit, Sort, PartialAggregate, FinalAggregate, TopN, Unnest
 ]
 PLAN_NODES = (
     Scan,
@@ -478,6 +509,7 @@ PLAN_NODES = (
     PartialAggregate,
     FinalAggregate,
     TopN,
+    Unnest,
 )
 
 
@@ -527,8 +559,9 @@ def _(node: Union, inputs: tuple[Plan, ...]) -> Plan:
 @with_inputs.register(PartialAggregate)
 @with_inputs.register(FinalAggregate)
 @with_inputs.register(TopN)
+@with_inputs.register(Unnest)
 def _(
-    node: Filter | Project | Aggregate | Distinct | Limit | Sort | PartialAggregate | FinalAggregate | TopN,
+    node: Filter | Project | Aggregate | Distinct | Limit | Sort | PartialAggregate | FinalAggregate | TopN | Unnest,
     inputs: tuple[Plan, ...],
 ) -> Plan:
     return replace(node, input=inputs[0])

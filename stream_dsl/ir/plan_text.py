@@ -23,6 +23,7 @@ from stream_dsl.ir.plan import (
     Sort,
     TopN,
     Union,
+    Unnest,
 )
 
 
@@ -96,6 +97,12 @@ def _(node: Distinct) -> str:
 @describe.register
 def _(node: Union) -> str:
     return "Union all"
+
+
+@describe.register
+def _(node: Unnest) -> str:
+    ordinality = f" ordinality={node.ordinality}" if node.ordinality is not None else ""
+    return f"Unnest{' outer' if node.outer else ''} {node.column} as {node.element}{ordinality}"
 
 
 @describe.register

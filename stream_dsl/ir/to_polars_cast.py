@@ -16,6 +16,10 @@ def cast(x: pl.Expr, source: DataType, target: DataType) -> pl.Expr:
         return x
     if source is T.NULL:  # x itself, typed: NULLIF(NULL, j) is a NULL per row, a bare literal one row
         return x.cast(target.polars)
+    if source.is_list or target.is_list:  # element by element (to_polars_lists.py)
+        from stream_dsl.ir.to_polars_lists import cast_list
+
+        return cast_list(x, source, target)
     if target is T.STRING:
         return to_string(x, source)
     if source is T.STRING:

@@ -278,7 +278,19 @@ class WindowTVF:
     span: Span | None = _SPAN
 
 
-FromItem = Union[TableRef, SubqueryRef, Join, WindowTVF]
+@dataclass(frozen=True, slots=True)
+class Unnest:
+    """`UNNEST(list) [WITH ORDINALITY] [AS alias(element[, ordinality])]` in FROM, joined to the items
+    before it (CROSS JOIN, a comma, or LEFT JOIN ... ON TRUE): a row per element (bind/unnest.py)."""
+
+    expr: Expr
+    alias: str | None = None
+    columns: tuple[str, ...] = ()
+    ordinality: bool = False
+    span: Span | None = _SPAN
+
+
+FromItem = Union[TableRef, SubqueryRef, Join, WindowTVF, Unnest]
 
 
 @dataclass(frozen=True, slots=True)

@@ -52,6 +52,8 @@ _EXPRESSION_START = frozenset(
         "INTERVAL",
         "TIMESTAMP",
         "NOT",
+        "ARRAY",
+        "LSQB",
     }
 )
 
@@ -75,7 +77,7 @@ _KEYWORD_ORDER = [
 ]
 
 # Terminals that continue a complete expression; listed as "an operator".
-_ARITHMETIC = frozenset({"PLUS", "MINUS", "STAR", "SLASH", "PERCENT", "CONCAT", "DCOLON"})
+_ARITHMETIC = frozenset({"PLUS", "MINUS", "STAR", "SLASH", "PERCENT", "CONCAT", "DCOLON", "LSQB"})
 _OPERATORS = _ARITHMETIC | {"OR", "AND", "NOT", "IS", "IN", "BETWEEN", "LIKE", "EQ", "NE", "LT", "LE", "GT", "GE"}
 
 _VALUE_KINDS = frozenset({"NAME", "QUOTED_NAME", "BACKQUOTED_NAME", "KEY", "STRING", "NUMBER", "UNIT"})

@@ -422,8 +422,19 @@ class AstBuilder:
         return ast.Join(left=left, right=right, kind=kind, on=on, using=using, span=span)
 
     def cross_join(self, meta: Meta, children: list[Any]) -> ast.Join:
-        keyword = _tokens(children)["CROSS"]
-        return ast.Join(left=children[0], right=children[-1], kind="CROSS", span=_token_span(keyword))
+        keyword = _tokens(children).get("CROSS")
+        span = _token_span(keyword) if keyword is not None else children[-1].span  # `, UNNEST(...)`
+        return ast.Join(left=children[0], right=children[-1], kind="CROSS", span=span)
+
+    def unnest_ref(self, meta: Meta, children: list[Any]) -> ast.Unnest:
+        names = [n.text for n in _all(children, _Ident)]
+        return ast.Unnest(
+            expr=_exprs(children)[0],
+            alias=names[0] if names else None,
+            columns=tuple(names[1:]),
+            ordinality="ORDINALITY" in _tokens(children),
+            span=_span(meta),
+        )
 
     def on_cond(self, meta: Meta, children: list[Any]) -> _Clause:
         return _Clause("on", children[-1])
@@ -460,6 +471,14 @@ class AstBuilder:
 
     def cast(self, meta: Meta, children: list[Any]) -> ast.Cast:
         return ast.Cast(expr=children[0], type_name=children[-1], span=_span(meta))
+
+    def subscript(self, meta: Meta, children: list[Any]) -> ast.FuncCall:
+        """`a[i]` is LIST_ELEMENT(a, i) (stream_dsl/ir/functions_arrays.py)."""
+        return ast.FuncCall(name="LIST_ELEMENT", args=tuple(_exprs(children)), span=_span(meta))
+
+    def list_literal(self, meta: Meta, children: list[Any]) -> ast.FuncCall:
+        """`[1, 2]` and `ARRAY[1, 2]` are LIST_VALUE(1, 2)."""
+        return ast.FuncCall(name="LIST_VALUE", args=tuple(_exprs(children)), span=_span(meta))
 
     def cast_call(self, meta: Meta, children: list[Any]) -> ast.Cast:
         return ast.Cast(expr=children[1], type_name=children[-1], span=_span(meta))

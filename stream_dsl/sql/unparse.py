@@ -265,6 +265,15 @@ def _(node: ast.WindowTVF) -> str:
 
 
 @unparse.register
+def _(node: ast.Unnest) -> str:
+    text = f"UNNEST({unparse(node.expr)})" + (" WITH ORDINALITY" if node.ordinality else "")
+    if node.alias:
+        text += f" AS {name(node.alias)}"
+        text += f"({', '.join(name(c) for c in node.columns)})" if node.columns else ""
+    return text
+
+
+@unparse.register
 def _(node: ast.Join) -> str:
     kind = "JOIN" if node.kind == "INNER" else f"{node.kind} JOIN"
     right = f"({unparse(node.right)})" if isinstance(node.right, ast.Join) else unparse(node.right)

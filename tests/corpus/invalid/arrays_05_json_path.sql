@@ -1,0 +1,2 @@
+-- error: BindError 2:8 unsupported JSON path 'a.b'
+SELECT json_value(merchant, 'a.b') FROM transactions;
