@@ -95,6 +95,19 @@ def ctx() -> sd.Context:
     return context
 
 
+@pytest.fixture(scope="session")
+def warm_workers():
+    """One WorkerPool per test process for the differential properties on worker processes (`collect(...,
+    pool=lambda: warm_workers)`), as a Context keeps one for its queries: each run after the first of a worker count
+    takes warm workers instead of starting processes. Cold starts and leak checks stay with the tests of them
+    (test_multiproc, test_worker_pool); idle workers exit by themselves after the pool's WARM_EXIT_S."""
+    from executor.multiproc.pool import WorkerPool
+
+    pool = WorkerPool()
+    yield pool
+    pool.close()
+
+
 # ---------------------------------------------------------------- markers
 
 # What a test needs or costs, by module (a module's tests share their setup) and by executor parameter, so that

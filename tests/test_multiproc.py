@@ -159,18 +159,6 @@ def no_leaks():
 # ---------------------------------------------------------------- results
 
 
-@pytest.fixture(scope="module")
-def warm_workers():
-    """One WorkerPool for the module's differential suite, as a Context keeps one for its queries: each query
-    after the first of a worker count takes the warm workers instead of starting processes (the cold start is
-    every other test's, and test_starting_and_stopping_50_queries_leaves_nothing_behind's)."""
-    from executor.multiproc.pool import WorkerPool
-
-    pool = WorkerPool()
-    yield pool
-    pool.close()
-
-
 @pytest.mark.parametrize("executor", EXECUTORS)
 @pytest.mark.parametrize("query", QUERIES, ids=[q.name for q in QUERIES])
 def test_the_differential_suite_gives_inline_results_for_every_worker_count_and_group_size(
