@@ -95,6 +95,19 @@ def ctx() -> sd.Context:
     return context
 
 
+@pytest.fixture(scope="session")
+def warm_workers():
+    """One WorkerPool per test process for the differential properties on worker processes (`collect(...,
+    pool=lambda: warm_workers)`), as a Context keeps one for its queries: each run after the first of a worker count
+    takes warm workers instead of starting processes. Cold starts and leak checks stay with the tests of them
+    (test_multiproc, test_worker_pool); idle workers exit by themselves after the pool's WARM_EXIT_S."""
+    from executor.multiproc.pool import WorkerPool
+
+    pool = WorkerPool()
+    yield pool
+    pool.close()
+
+
 # ---------------------------------------------------------------- markers
 
 # What a test needs or costs, by module (a module's tests share their setup) and by executor parameter, so that
@@ -138,6 +151,17 @@ MULTIPROCESS_MODULES = {
     "test_checkpoint_restart",
 }
 MULTIPROCESS_EXECUTORS = {"drizzle", "bsp"}
+# Not slow by the marker (one process, no services) but with hypothesis properties of 10-50 s under CI's budget.
+LONG_PROPERTY_MODULES = {
+    "test_unparse",
+    "test_state_small",
+    "test_rules_properties",
+    "test_changelog_rows",
+    "test_windows",
+    "test_kernels",
+    "test_parser_fuzz",
+    "test_functions_duckdb",
+}
 
 
 @pytest.hookimpl(tryfirst=True)  # before xdist reads the xdist_group markers added here
@@ -157,6 +181,14 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             # the same worker, one after another, rather than a cluster per worker on the same two addresses. A
             # test marked `ray` may ask for the cluster at run time (the transport conformance suite's ray param).
             item.add_marker(pytest.mark.xdist_group("ray"))
+
+    # Longest first (xdist hands out tests in this order, the 'ray' group first as the largest unit): a long test
+    # started last would run alone at the end while the other test processes sit idle.
+    items.sort(key=lambda item: 0 if item.get_closest_marker("slow") or _module(item) in LONG_PROPERTY_MODULES else 1)
+
+
+def _module(item: pytest.Item) -> str:
+    return item.module.__name__ if item.module is not None else ""
 
 
 @pytest.fixture(autouse=True)

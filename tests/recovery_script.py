@@ -32,7 +32,7 @@ if ROOT not in sys.path:  # run as a script from anywhere
 import stream_dsl as sd  # noqa: E402
 
 RATE = 10_000  # events per second of event time: 1000 events per 100 ms batch
-BATCHES = 400  # micro-batches of the bounded stream
+BATCHES = 120  # micro-batches of the bounded stream: kills and restarts still land mid-stream, over several groups
 COUNT = RATE * BATCHES // 10
 SEED = 7
 HANG_GUARD_S = 120.0  # only a hung query waits this long

@@ -280,7 +280,7 @@ def fixed_dataset(rows: int = 120, seed: int = 5) -> tuple[pl.DataFrame, list[pl
 
 
 @pytest.mark.parametrize("executor", ["inline", "drizzle", "bsp"])
-def test_every_executor(executor):
+def test_every_executor(executor, warm_workers):
     """The fixed dataset through every executor, 1 and 3 workers, one and two phases, windowed or not."""
     frame, batches = fixed_dataset()
     for query in (q for q in QUERIES if q.name in ("group_by", "tumble_changes", "session")):
@@ -288,7 +288,9 @@ def test_every_executor(executor):
         for workers, optimize, forced in ((1, True, True), (3, True, True), (3, False, False)):
             with two_phase_forced() if forced else contextlib.nullcontext():
                 plan = engine(batches, True).sql(query.dsl).plan
-                result = collect(plan, RunConfig(workers=workers, executor=executor, optimize=optimize))
+                result = collect(
+                    plan, RunConfig(workers=workers, executor=executor, optimize=optimize), pool=lambda: warm_workers
+                )
             context = f"{query.name} {executor} workers={workers} optimize={optimize} two-phase={forced}"
             assert_same(result, expected, query.keys, data_scale(frame), context)
 

@@ -139,12 +139,14 @@ def test_interval_join_matches_duckdb_inline(name, ours, theirs, data):
 @pytest.mark.parametrize("executor", ["drizzle", "bsp"])
 @settings(max_examples=examples(2), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=streams())
-def test_interval_join_matches_duckdb_on_worker_processes(executor, data):
+def test_interval_join_matches_duckdb_on_worker_processes(executor, data, warm_workers):
     a, a_batches, b, b_batches, ordered = data
     ctx = engine(a_batches, b_batches, ordered)
     for i, (name, ours, theirs) in enumerate(QUERIES[:4]):  # inner, left, right, full; optimizer on and off
         optimize = i % 2 == 0
-        result = collect(ctx.sql(ours).plan, RunConfig(workers=2, executor=executor, optimize=optimize))
+        result = collect(
+            ctx.sql(ours).plan, RunConfig(workers=2, executor=executor, optimize=optimize), pool=lambda: warm_workers
+        )
         assert_same_rows(result.rows(), duckdb_rows(theirs, a, b), f"{name} {executor} optimize={optimize}")
 
 

@@ -161,13 +161,15 @@ def no_leaks():
 
 @pytest.mark.parametrize("executor", EXECUTORS)
 @pytest.mark.parametrize("query", QUERIES, ids=[q.name for q in QUERIES])
-def test_the_differential_suite_gives_inline_results_for_every_worker_count_and_group_size(query, executor):
+def test_the_differential_suite_gives_inline_results_for_every_worker_count_and_group_size(
+    query, executor, warm_workers
+):
     plan = plan_of(CTX, query.dsl)
     expected = collect_plan(plan, RunConfig(workers=1, executor="inline")).rows()
     assert_same_rows(expected, duckdb_rows(query.duck, FRAME, TABLE), f"{query.name} inline vs duckdb")
     for workers in (1, 2, 4):
         for group_size in (1, 3, 10):
-            result = collect(plan, config(executor, workers, group_size))
+            result = collect(plan, config(executor, workers, group_size), pool=lambda: warm_workers)
             assert result.columns == list(plan.schema.names)
             assert_same_rows(result.rows(), expected, f"{query.name} {executor} workers={workers} g={group_size}")
 

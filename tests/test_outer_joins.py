@@ -163,14 +163,14 @@ def test_outer_and_cross_joins_match_duckdb(query, data):
 @pytest.mark.parametrize("executor", ["drizzle", "bsp"])
 @settings(max_examples=examples(2), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=datasets())
-def test_outer_and_cross_joins_match_duckdb_on_worker_processes(executor, data):
+def test_outer_and_cross_joins_match_duckdb_on_worker_processes(executor, data, warm_workers):
     frame, batches, table, ordered = data
     ctx = engine(batches, table, ordered)
     for query in (q for q in QUERIES if q.name in MULTIPROCESS):
         expected = duckdb_rows(query.duck, frame, table)
         optimize = query.name != "full_using"
         config = RunConfig(workers=2, executor=executor, group_size=2, optimize=optimize)
-        result = collect(ctx.sql(query.dsl).plan, config)
+        result = collect(ctx.sql(query.dsl).plan, config, pool=lambda: warm_workers)
         assert_same_rows(result.rows(), expected, f"{query.name} {executor} optimize={optimize}")
 
 

@@ -2,7 +2,7 @@
 
 Every test runs the YSB query of tests/recovery_script.py (views per
 campaign per 1-second window over a bounded, unpaced generator stream of
-400 micro-batches) into a files sink with a checkpoint directory, breaks
+120 micro-batches) into a files sink with a checkpoint directory, breaks
 something while it runs, lets it finish, and compares the sink's committed
 output with the same query's result on the inline executor: every
 (campaign, window) row exactly once, with the same count.
@@ -176,16 +176,16 @@ def expected() -> pl.DataFrame:
     return reference_output()
 
 
-def reference_output() -> pl.DataFrame:
-    """The query's result without failures: the inline executor over the same bounded stream."""
+def reference_output(batches: int = R.BATCHES) -> pl.DataFrame:
+    """The query's result without failures: the inline executor over the same bounded stream (`batches` long)."""
     from stream_dsl.bench.ysb import polars_ysb
     from stream_dsl.connectors import generator
 
-    result = normalized(R.make_context(None, executor="inline", workers=1).sql(R.SELECT).collect())
+    result = normalized(R.make_context(None, batches=batches, executor="inline", workers=1).sql(R.SELECT).collect())
     # the reference itself, checked against plain polars over the same events
-    events = generator.ysb_events(R.COUNT, seed=R.SEED, rate=R.RATE)
+    events = generator.ysb_events(R.RATE * batches // 10, seed=R.SEED, rate=R.RATE)
     assert result.equals(normalized(polars_ysb(events, generator.ysb_campaigns(R.SEED), 1000)))
-    assert result.height == R.BATCHES // 10 * 100  # a window per second of event time, 100 campaigns
+    assert result.height == batches // 10 * 100  # a window per second of event time, 100 campaigns
     return result
 
 

@@ -133,13 +133,17 @@ def test_stream_join_matches_duckdb_inline(name, ours, theirs, data):
 @pytest.mark.parametrize("executor", ["drizzle", "bsp"])
 @settings(max_examples=examples(2), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=streams())
-def test_stream_join_matches_duckdb_on_worker_processes(executor, data):
+def test_stream_join_matches_duckdb_on_worker_processes(executor, data, warm_workers):
     a, a_batches, b, b_batches, watermark = data
     ctx = engine(a_batches, b_batches, watermark)
     chosen = [INNER[0], OUTER[0], OUTER[3], OUTER[-1], CHANGELOG[1], CHANGELOG[3]]
     for i, (name, ours, theirs) in enumerate(chosen):
         workers, optimize = (1 + 2 * (i % 2), i < 2)
-        result = collect(ctx.sql(ours).plan, RunConfig(workers=workers, executor=executor, optimize=optimize))
+        result = collect(
+            ctx.sql(ours).plan,
+            RunConfig(workers=workers, executor=executor, optimize=optimize),
+            pool=lambda: warm_workers,
+        )
         assert_same_rows(result.rows(), duckdb_rows(theirs or ours, a, b), f"{name} {executor} w={workers}")
     replay = engine(a_batches, b_batches, watermark, executor=executor, workers=3).sql(OUTER[2][1])
     assert_same_rows(replayed(replay), duckdb_rows(OUTER[2][1], a, b), f"full_on {executor} replayed")

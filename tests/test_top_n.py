@@ -157,11 +157,11 @@ def test_dedup_of_out_of_order_rows_under_a_watermark_is_duckdbs_over_the_rows_o
 @pytest.mark.parametrize("executor", ["drizzle", "bsp"])
 @settings(max_examples=examples(2), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=datasets())
-def test_top_n_and_dedup_match_duckdb_on_the_multiprocess_executors(executor, data):
+def test_top_n_and_dedup_match_duckdb_on_the_multiprocess_executors(executor, data, warm_workers):
     frame, batches, table, ordered = data
     for query in (BY_NAME["window_top_2"], BY_NAME["dedup_first_per_key"]):
         plan = engine(batches, table, ordered).sql(query.dsl).plan
-        result = collect(plan, RunConfig(workers=2, executor=executor, optimize=True))
+        result = collect(plan, RunConfig(workers=2, executor=executor, optimize=True), pool=lambda: warm_workers)
         assert_same_rows(result.rows(), duckdb_rows(query.duck, frame, table), f"{query.name} {executor}")
 
 

@@ -63,12 +63,16 @@ def test_window_join_matches_duckdb_inline(kind, data):
 @pytest.mark.parametrize("executor", ["drizzle", "bsp"])
 @settings(max_examples=examples(2), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=streams())
-def test_window_join_matches_duckdb_on_worker_processes(executor, data):
+def test_window_join_matches_duckdb_on_worker_processes(executor, data, warm_workers):
     a, a_batches, b, b_batches, ordered = data
     ctx = engine(a_batches, b_batches, ordered)
     for kind in ("", "FULL"):
         for optimize in (True, False):
-            result = collect(ctx.sql(_ours(kind)).plan, RunConfig(workers=2, executor=executor, optimize=optimize))
+            result = collect(
+                ctx.sql(_ours(kind)).plan,
+                RunConfig(workers=2, executor=executor, optimize=optimize),
+                pool=lambda: warm_workers,
+            )
             assert_same_rows(result.rows(), duckdb_rows(_theirs(kind), a, b), f"{kind} {executor} {optimize}")
 
 
