@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from decimal import Decimal as PyDecimal
 from typing import Any
 
 from stream_dsl.ir import expr as E
 from stream_dsl.errors import BindError, Span, did_you_mean
 from stream_dsl.ir.aggregates_more import MORE_AGGREGATES, MoreAggregate
 from stream_dsl.ir.functions import AGGREGATE_FUNCTIONS, known_function_names, lookup_aggregate, lookup_scalar
-from stream_dsl.ir import functions_arrays, udfs
+from stream_dsl.ir import decimals, functions_arrays, udfs
 from stream_dsl.ir.functions_time import FIELDS
 from stream_dsl.ir.types import DataType, common_numeric, common_type, comparable
 
@@ -39,6 +40,8 @@ def literal(value: Any, span: Span | None = None) -> E.Literal:
         return E.Literal(value, T.BIGINT, span=span)
     if isinstance(value, float):
         return E.Literal(value, T.DOUBLE, span=span)
+    if isinstance(value, PyDecimal) and value.is_finite():
+        return E.Literal(value, decimals.literal_type(value), span=span)
     if isinstance(value, str):
         return E.Literal(value, T.STRING, span=span)
     if isinstance(value, dt.datetime):
@@ -144,13 +147,20 @@ def _arithmetic_type(op: str, left: E.Expr, right: E.Expr, span: Span | None) ->
             f"operator {op} needs numbers, got {lt.value} and {rt.value} in {E.render(left)} {op} {E.render(right)}",
             span,
         )
+    if numeric.is_decimal:
+        try:
+            return decimals.arithmetic_type(
+                op, lt if lt is not T.NULL else numeric, rt if rt is not T.NULL else numeric
+            )
+        except TypeError as err:
+            raise _fail(f"{err} in {E.render(left)} {op} {E.render(right)}", span) from None
     if op == "/":
         return T.DOUBLE
     return T.BIGINT if numeric is T.NULL else numeric
 
 
 def negate(operand: E.Expr, span: Span | None = None) -> E.Expr:
-    if operand.dtype not in (T.BIGINT, T.INT, T.DOUBLE, T.INTERVAL, T.NULL):
+    if operand.dtype not in (T.BIGINT, T.INT, T.DOUBLE, T.INTERVAL, T.NULL) and not operand.dtype.is_decimal:
         raise _fail(f"cannot negate a {operand.dtype.value}", span)
     if isinstance(operand, E.Literal) and operand.value is not None:
         if operand.dtype is T.BIGINT:
@@ -255,12 +265,22 @@ def function(name: str, args: list[E.Expr], span: Span | None = None) -> E.Expr:
     problem = fn.check(args) if fn.check is not None else None
     if problem:
         raise _fail(f"{fn.name.upper()}: {problem}", span)
+    if args and args[0].dtype.is_decimal and fn.name in decimals.FUNCTIONS:
+        result = decimals.function_type(fn.name, args[0].dtype, _constant_digits(args))
+        return E.Func(fn.name, tuple(args), result, span=span)
     if fn.name == "date_part":  # EXTRACT(field FROM ts) and DATE_PART('field', ts) are the field's function
         assert isinstance(args[0], E.Literal)
         return function(FIELDS[args[0].value.lower()], args[1:], span)
     if fn.name == "date_add":
         return binary("+", args[0], args[1], span)
     return E.Func(fn.name, tuple(args), fn.returns([a.dtype for a in args]), span=span)
+
+
+def _constant_digits(args: list[E.Expr]) -> int | None:
+    """ROUND's decimal places when given as a constant (a NULL one counts as none)."""
+    if len(args) < 2 or not isinstance(args[1], E.Literal) or args[1].value is None:
+        return None
+    return int(args[1].value)
 
 
 def python_function(udf: Any, args: list[E.Expr], span: Span | None = None) -> E.Expr:

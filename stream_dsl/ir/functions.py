@@ -12,7 +12,7 @@ from typing import Any, Callable
 
 import polars as pl
 
-from stream_dsl.ir.types import DataType
+from stream_dsl.ir.types import DataType, decimal
 
 T = DataType
 ANY = None  # an argument of any type
@@ -361,7 +361,9 @@ def _argument_type(t: DataType | None) -> DataType:
 # Aggregates: name -> result type given the argument type (None for COUNT(*)).
 AGGREGATE_FUNCTIONS: dict[str, Callable[[DataType | None], DataType]] = {
     "count": lambda t: T.BIGINT,
-    "sum": lambda t: T.DOUBLE if t is T.DOUBLE else T.BIGINT,
+    "sum": lambda t: (
+        T.DOUBLE if t is T.DOUBLE else decimal(38, t.scale) if t is not None and t.is_decimal else T.BIGINT
+    ),
     "avg": lambda t: T.DOUBLE,
     "min": _argument_type,
     "max": _argument_type,

@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import polars as pl
 
+from stream_dsl.ir import decimals
 from stream_dsl.ir import expr as E
 from stream_dsl.ir.dispatch import node_pass
 from stream_dsl.ir.functions import SCALAR_FUNCTIONS
@@ -214,7 +215,10 @@ def _compare(op: str, left: pl.Expr, right: pl.Expr, lt: DataType, rt: DataType)
         # `constant < x` as `x > constant`: polars 2.1 gives a one-row result when a constant on the left
         # meets a column a left join filled with NULLs (all rows unmatched); on the right it does not.
         left, right, lt, rt, op = right, left, rt, lt, E.MIRRORED[op]
-    if lt.is_numeric and rt.is_numeric and lt is not rt:
+    if (lt.is_decimal or rt.is_decimal) and T.DOUBLE not in (lt, rt):  # exact, at the larger scale
+        exact = pl.Decimal(38, max(t.scale for t in (lt, rt) if t.is_decimal))
+        left, right = left.cast(exact), right.cast(exact)
+    elif lt.is_numeric and rt.is_numeric and lt is not rt:
         wide = pl.Float64 if T.DOUBLE in (lt, rt) else pl.Int64
         left, right = left.cast(wide), right.cast(wide)
     return _COMPARE[op](left, right)
@@ -230,6 +234,8 @@ def _arithmetic(
         return _null_rows(result.polars)
     if op == "/":
         return left.cast(pl.Float64) / right.cast(pl.Float64)
+    if result.is_decimal:
+        return decimals.arithmetic(op, left, right, lt, rt, result)
     target = result.polars
     left, right = left.cast(target), right.cast(target)
     if op in ("+", "-", "*"):
@@ -463,6 +469,9 @@ def _(e: E.Func) -> pl.Expr:
         return result if e.dtype is T.NULL else result.cast(e.dtype.polars)
     if e.name == "to_timestamp_ms":
         return epoch_ms_to_timestamp(_compile(e.args[0]))
+    if e.args and e.args[0].dtype.is_decimal and e.name in decimals.FUNCTIONS:
+        digits = e.args[1].value if len(e.args) > 1 and isinstance(e.args[1], E.Literal) else None
+        return decimals.function(e.name, _compile(e.args[0]), e.args[0].dtype, digits, e.dtype)
     if e.name == "round" and e.dtype.is_integer:
         return _round_integer(_compile(e.args[0]), e.args[1] if len(e.args) > 1 else None, e.dtype)
     if e.name in ("concat", "concat_ws"):  # each argument as CAST(x AS STRING) writes it (a TIMESTAMP without '.000')

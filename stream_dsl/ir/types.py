@@ -83,7 +83,7 @@ class DataType:
 
     @property
     def is_numeric(self) -> bool:
-        return self.kind in ("BIGINT", "INT", "DOUBLE")
+        return self.kind in ("BIGINT", "INT", "DOUBLE", "DECIMAL")
 
     @property
     def is_integer(self) -> bool:
@@ -273,8 +273,8 @@ TYPE_NAMES: dict[str, DataType] = {
     "DOUBLE PRECISION": DataType.DOUBLE,
     "FLOAT": DataType.DOUBLE,
     "REAL": DataType.DOUBLE,
-    "DECIMAL": DataType.DOUBLE,
-    "NUMERIC": DataType.DOUBLE,
+    "DECIMAL": decimal(18, 3),  # DuckDB's DECIMAL without a precision
+    "NUMERIC": decimal(18, 3),
     "STRING": DataType.STRING,
     "VARCHAR": DataType.STRING,
     "TEXT": DataType.STRING,
@@ -305,7 +305,9 @@ def type_from_polars(dtype: pl.DataType) -> DataType:
         return DataType.INT
     if dtype.is_integer():
         return DataType.BIGINT
-    if dtype.is_float() or dtype.is_decimal():
+    if dtype.is_decimal():
+        return decimal_from_polars(dtype)
+    if dtype.is_float():
         return DataType.DOUBLE
     if dtype in (pl.String, pl.Categorical, pl.Enum):
         return DataType.STRING
@@ -331,9 +333,32 @@ def common_numeric(a: DataType, b: DataType) -> DataType | None:
         return None
     if DataType.DOUBLE in (a, b):
         return DataType.DOUBLE
+    if a.is_decimal or b.is_decimal:
+        return common_decimal(a, b)
     if DataType.BIGINT in (a, b):
         return DataType.BIGINT
     return DataType.INT
+
+
+def as_decimal(t: DataType) -> DataType:
+    """The DECIMAL an exact number widens to, as DuckDB: INT is DECIMAL(10,0), BIGINT DECIMAL(19,0)."""
+    if t.is_decimal:
+        return t
+    return decimal(10 if t is DataType.INT else 19, 0)
+
+
+def common_decimal(a: DataType, b: DataType) -> DataType:
+    """The DECIMAL both of two exact numbers fit: the most integer digits and the most decimals (at most 38)."""
+    a, b = as_decimal(a), as_decimal(b)
+    scale = max(a.scale, b.scale)
+    digits = max(a.precision - a.scale, b.precision - b.scale)
+    return decimal(min(MAX_DECIMAL_PRECISION, digits + scale), scale)
+
+
+def decimal_from_polars(dtype: pl.DataType) -> DataType:
+    """A polars Decimal's SQL type (polars' precision None is 38)."""
+    precision = getattr(dtype, "precision", None) or MAX_DECIMAL_PRECISION
+    return decimal(precision, getattr(dtype, "scale", 0) or 0)
 
 
 def comparable(a: DataType, b: DataType) -> bool:
