@@ -14,6 +14,7 @@ from typing import Callable, Sequence
 
 import polars as pl
 
+from stream_dsl.connectors import decode_decimal
 from stream_dsl.connectors.base import DeadLetter
 from stream_dsl.connectors.decode import (
     Decoded,
@@ -90,6 +91,9 @@ def _sniff_epoch_columns(
 
 
 def _read_ndjson(data: bytes, read_schema: dict[str, pl.DataType]) -> pl.DataFrame:
+    exact = decode_decimal.decimal_columns(read_schema)  # DECIMAL columns: read as text, converted in `conform`
+    if exact:
+        data, read_schema = decode_decimal.quote_numbers(data, exact), decode_decimal.as_text_schema(read_schema)
     return pl.read_ndjson(io.BytesIO(data), schema=read_schema)
 
 

@@ -93,10 +93,7 @@ def round_half_away(x: pl.Expr, scale: int) -> pl.Expr:
 def cast_to_decimal(x: pl.Expr, source: DataType, target: DataType) -> pl.Expr:
     """CAST(x AS DECIMAL(p, s)) from a number or text; a value that does not fit raises CastFailure."""
     if source is T.STRING:
-        # Read at the most decimals the integer part leaves room for, then round to the target's scale.
-        room = MAX_DECIMAL_PRECISION - (target.precision - target.scale)
-        read = x.str.strip_chars().cast(pl.Decimal(MAX_DECIMAL_PRECISION, room), strict=False)
-        value = round_half_away(read, target.scale).cast(target.polars, strict=False)
+        value = from_text(x, target)
     elif source.is_decimal and source.scale > target.scale:
         value = round_half_away(x, target.scale).cast(target.polars, strict=False)
     elif source is T.BOOLEAN:
@@ -106,6 +103,16 @@ def cast_to_decimal(x: pl.Expr, source: DataType, target: DataType) -> pl.Expr:
     else:
         raise CastFailure(f"cannot CAST {source.value} to {target.value}")
     return _checked(x, value, target)
+
+
+def from_text(x: pl.Expr, target: DataType) -> pl.Expr:
+    """Decimal text ('12.345', '-1e3', ' 7 ') as DECIMAL `target`, NULL where it is no number or does not fit.
+
+    Read at the most decimals the integer part leaves room for, then rounded half away from zero to the
+    target's scale (polars alone would round half to even)."""
+    room = MAX_DECIMAL_PRECISION - (target.precision - target.scale)
+    read = x.str.strip_chars().cast(pl.Decimal(MAX_DECIMAL_PRECISION, room), strict=False)
+    return round_half_away(read, target.scale).cast(target.polars, strict=False)
 
 
 def cast_from_decimal(x: pl.Expr, source: DataType, target: DataType) -> pl.Expr:
