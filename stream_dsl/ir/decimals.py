@@ -189,3 +189,30 @@ def function(name: str, x: pl.Expr, source: DataType, digits: int | None, result
         ),
         result.polars,
     )
+
+
+# ---------------------------------------------------------------- Python values in, DuckDB's rounding
+
+
+def read_dtype(dtype: DataType) -> pl.DataType:
+    """The polars type Python values of `dtype` are first read in: a DECIMAL with every decimal it has room for,
+    so that `narrow_frame` rounds them half away from zero (polars would round half to even)."""
+    if not dtype.is_decimal:
+        return dtype.polars
+    return pl.Decimal(MAX_DECIMAL_PRECISION, MAX_DECIMAL_PRECISION - (dtype.precision - dtype.scale))
+
+
+def narrow_frame(frame: pl.DataFrame, types: dict[str, DataType]) -> pl.DataFrame:
+    """`frame`'s DECIMAL columns (read with `read_dtype`) rounded to their type; a value too large raises."""
+    exact = {name: t for name, t in types.items() if t.is_decimal}
+    if not exact:
+        return frame
+    rounded = frame.with_columns(
+        round_half_away(pl.col(n), t.scale).cast(t.polars, strict=False) for n, t in exact.items()
+    )
+    for name, t in exact.items():
+        lost = frame.get_column(name).is_not_null() & rounded.get_column(name).is_null()
+        if lost.any():
+            value = frame.get_column(name).filter(lost)[0]
+            raise ValueError(f"column '{name}': {value} does not fit in {t.value}")
+    return rounded
