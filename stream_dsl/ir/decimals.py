@@ -40,7 +40,9 @@ def arithmetic_type(op: str, a: DataType, b: DataType) -> DataType:
         if scale > MAX_DECIMAL_PRECISION:
             raise TypeError(f"the product of {a.value} and {b.value} needs {scale} decimals, more than 38")
         return decimal(min(MAX_DECIMAL_PRECISION, a.precision + b.precision), scale)
-    return decimal(min(MAX_DECIMAL_PRECISION, digits + scale), scale)  # %
+    if digits + scale > MAX_DECIMAL_PRECISION:  # DuckDB: a remainder that needs more than 38 digits is a DOUBLE
+        return T.DOUBLE
+    return decimal(digits + scale, scale)  # %
 
 
 def literal_type(value: _pydecimal.Decimal) -> DataType:
@@ -62,10 +64,10 @@ def arithmetic(op: str, left: pl.Expr, right: pl.Expr, lt: DataType, rt: DataTyp
     from stream_dsl.ir.to_polars import sql_remainder
 
     if op == "*":  # polars keeps the larger scale of a product: give the left side the product's scale
-        a, b = left.cast(pl.Decimal(MAX_DECIMAL_PRECISION, result.scale)), right.cast(wide(rt))
+        a, b = left.cast(pl.Decimal(MAX_DECIMAL_PRECISION, result.scale), strict=False), right.cast(wide(rt))
         value = a * b
     else:
-        a, b = left.cast(wide(result)), right.cast(wide(result))
+        a, b = left.cast(wide(result), strict=False), right.cast(wide(result), strict=False)
         if op == "+":
             value = a + b
         elif op == "-":
@@ -73,9 +75,12 @@ def arithmetic(op: str, left: pl.Expr, right: pl.Expr, lt: DataType, rt: DataTyp
         else:
             value = sql_remainder(a, b, integer=True)
     fitted = value.cast(result.polars, strict=False)
+    failed = left.is_not_null() & right.is_not_null() & fitted.is_null()  # an operand or the result did not fit
+    if op == "%":
+        failed = failed & (right.cast(pl.Float64) != 0)  # x % 0 is NULL
     return fail_where(
-        (value.is_not_null() & fitted.is_null()).fill_null(False),
-        pl.struct(a.cast(pl.String).alias("a"), b.cast(pl.String).alias("b")),
+        failed.fill_null(False),
+        pl.struct(left.cast(pl.String).alias("a"), right.cast(pl.String).alias("b")),
         fitted,
         lambda first, n: OverflowFailure(
             f"decimal overflow: {first['a']} {op} {first['b']} does not fit in {result.value}"
@@ -96,6 +101,8 @@ def cast_to_decimal(x: pl.Expr, source: DataType, target: DataType) -> pl.Expr:
         value = from_text(x, target)
     elif source.is_decimal and source.scale > target.scale:
         value = round_half_away(x, target.scale).cast(target.polars, strict=False)
+    elif source is T.DOUBLE:  # polars would round half to even
+        value = x.round(target.scale, mode="half_away_from_zero").cast(target.polars, strict=False)
     elif source is T.BOOLEAN:
         value = x.cast(pl.Int64).cast(target.polars, strict=False)
     elif source.is_numeric:
@@ -124,6 +131,8 @@ def cast_from_decimal(x: pl.Expr, source: DataType, target: DataType) -> pl.Expr
     if target is T.BOOLEAN:
         return x.cast(pl.Float64) != 0
     if target is T.STRING:
+        if source.precision == source.scale:  # DuckDB writes no integer digit when the type has none: '.50'
+            return x.cast(pl.String).str.replace(r"^(-?)0\.", "$1.")
         return x.cast(pl.String)
     raise CastFailure(f"cannot CAST {source.value} to {target.value}")
 

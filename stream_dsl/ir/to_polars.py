@@ -46,7 +46,7 @@ from stream_dsl.ir import decimals
 from stream_dsl.ir import expr as E
 from stream_dsl.ir.dispatch import node_pass
 from stream_dsl.ir.functions import SCALAR_FUNCTIONS
-from stream_dsl.ir.types import INTEGER_BOUNDS, DataType
+from stream_dsl.ir.types import INTEGER_BOUNDS, DataType, common_decimal
 from stream_dsl.ir.to_polars_cast import (
     TIMESTAMP_MAX_MS,
     TIMESTAMP_MIN_MS,
@@ -216,7 +216,7 @@ def _compare(op: str, left: pl.Expr, right: pl.Expr, lt: DataType, rt: DataType)
         # meets a column a left join filled with NULLs (all rows unmatched); on the right it does not.
         left, right, lt, rt, op = right, left, rt, lt, E.MIRRORED[op]
     if (lt.is_decimal or rt.is_decimal) and T.DOUBLE not in (lt, rt):  # exact, at the larger scale
-        exact = pl.Decimal(38, max(t.scale for t in (lt, rt) if t.is_decimal))
+        exact = common_decimal(lt, rt).polars
         left, right = left.cast(exact), right.cast(exact)
     elif lt.is_numeric and rt.is_numeric and lt is not rt:
         wide = pl.Float64 if T.DOUBLE in (lt, rt) else pl.Int64

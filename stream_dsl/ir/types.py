@@ -348,10 +348,11 @@ def as_decimal(t: DataType) -> DataType:
 
 
 def common_decimal(a: DataType, b: DataType) -> DataType:
-    """The DECIMAL both of two exact numbers fit: the most integer digits and the most decimals (at most 38)."""
+    """The DECIMAL two exact numbers widen to: the most integer digits and the most decimals; beyond 38 digits
+    in all, decimals give way to integer digits (DuckDB's rule)."""
     a, b = as_decimal(a), as_decimal(b)
-    scale = max(a.scale, b.scale)
     digits = max(a.precision - a.scale, b.precision - b.scale)
+    scale = min(max(a.scale, b.scale), MAX_DECIMAL_PRECISION - digits)
     return decimal(min(MAX_DECIMAL_PRECISION, digits + scale), scale)
 
 
