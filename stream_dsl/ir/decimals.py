@@ -162,6 +162,8 @@ def function_type(name: str, dtype: DataType, digits: int | None) -> DataType:
     if name == "sign":
         return T.INT
     kept = 0 if digits is None or digits < 0 else min(digits, dtype.scale)
+    if digits is not None and digits < 0 and dtype.scale == 0 and -digits <= dtype.precision:
+        return decimal(min(dtype.precision + 1, MAX_DECIMAL_PRECISION), 0)  # 95 to tens is 100: one digit more
     return decimal(dtype.precision, kept)
 
 
