@@ -326,6 +326,16 @@ SCALAR_FUNCTIONS["coalesce"] = replace(SCALAR_FUNCTIONS["coalesce"], nulls="NULL
 SCALAR_FUNCTIONS["greatest"] = replace(SCALAR_FUNCTIONS["greatest"], nulls="NULLs are ignored; NULL if all are")
 SCALAR_FUNCTIONS["least"] = replace(SCALAR_FUNCTIONS["least"], nulls="NULLs are ignored; NULL if all are")
 SCALAR_FUNCTIONS["nullif"] = replace(SCALAR_FUNCTIONS["nullif"], nulls="NULL when a is NULL or a = b")
+# What a DECIMAL(p, s) argument gives (stream_dsl/ir/decimals.py `function_type`, DuckDB's types).
+for _name, _signature in {
+    "round": "round(x NUMERIC[, digits BIGINT literal]) -> BIGINT for an integer, DECIMAL(p, min(digits, s)) "
+    "for a DECIMAL(p, s), else DOUBLE",
+    "abs": "abs(x NUMERIC) -> same type as the argument",
+    "floor": "floor(x NUMERIC) -> DECIMAL(p, 0) for a DECIMAL(p, s), else DOUBLE",
+    "ceil": "ceil(x NUMERIC) -> DECIMAL(p, 0) for a DECIMAL(p, s), else DOUBLE",
+    "trunc": "trunc(x NUMERIC) -> an integer keeps its type, DECIMAL(p, 0) for a DECIMAL(p, s), else DOUBLE",
+}.items():
+    SCALAR_FUNCTIONS[_name] = replace(SCALAR_FUNCTIONS[_name], signature=_signature)
 
 
 # The functions of stream_dsl.ir.functions_time and functions_text.
