@@ -214,3 +214,16 @@ def test_parquet_and_memory_frames_keep_their_decimal_type(tmp_path) -> None:
     ctx.sql(f"CREATE TABLE p WITH (connector = 'files', path = '{tmp_path / 'p.parquet'}', format = 'parquet')")
     assert ctx.sql("DESCRIBE p").rows() == [("x", "DECIMAL(7,2)")]
     assert ctx.sql("SELECT x * x AS y FROM p").collect().rows() == [(Decimal("1.5625"),), (None,)]
+
+
+def test_python_source_items_bring_decimals_exactly() -> None:
+    from stream_dsl.connectors import python_io
+
+    items = [{"x": Decimal("12345678901234567.125"), "k": "a"}, ("-1.005", "b"), {"x": "zz", "k": "c"}]
+    python_io.register_items("decimal-items", items)
+    ctx = sd.Context(executor="inline", workers=1)
+    ctx.sql("CREATE STREAM t (x DECIMAL(30, 2), k STRING) WITH (connector = 'python', id = 'decimal-items')")
+    assert ctx.sql("SELECT * FROM t").collect().rows() == [
+        (Decimal("12345678901234567.13"), "a"),
+        (Decimal("-1.01"), "b"),
+    ]  # 'zz' is a dead letter
