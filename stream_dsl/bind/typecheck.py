@@ -17,7 +17,7 @@ from stream_dsl.ir import expr as E
 from stream_dsl.errors import BindError, Span, did_you_mean
 from stream_dsl.ir.aggregates_more import MORE_AGGREGATES, MoreAggregate
 from stream_dsl.ir.functions import AGGREGATE_FUNCTIONS, known_function_names, lookup_aggregate, lookup_scalar
-from stream_dsl.ir import decimals, functions_arrays, udfs
+from stream_dsl.ir import dates, decimals, functions_arrays, udfs
 from stream_dsl.ir.functions_time import FIELDS
 from stream_dsl.ir.types import DataType, common_numeric, common_type, comparable
 
@@ -49,6 +49,8 @@ def literal(value: Any, span: Span | None = None) -> E.Literal:
         return E.Literal(ms.replace(tzinfo=None), T.TIMESTAMP, span=span)
     if isinstance(value, dt.timedelta):
         return E.Literal(value, T.INTERVAL, span=span)
+    if isinstance(value, dt.date):  # (a datetime is a TIMESTAMP, above)
+        return E.Literal(value, T.DATE, span=span)
     raise _fail(f"cannot use a value of type {type(value).__name__} as a literal", span)
 
 
@@ -56,6 +58,11 @@ def _coerce_literal_to(e: E.Expr, target: DataType) -> E.Expr:
     """Let a string literal stand for a TIMESTAMP where one is compared (`ts > '2024-01-01'`)."""
     if target is T.TIMESTAMP and isinstance(e, E.Literal) and e.dtype is T.STRING:
         return E.Literal(parse_timestamp(e.value, e.span), T.TIMESTAMP, span=e.span)
+    if target is T.DATE and isinstance(e, E.Literal) and e.dtype is T.STRING:
+        day = dates.parse_date(e.value)
+        if day is None:
+            raise _fail(f"invalid DATE literal '{e.value}' (expected e.g. '2024-01-31')", e.span)
+        return E.Literal(day, T.DATE, span=e.span)
     return e
 
 
@@ -141,6 +148,15 @@ def _arithmetic_type(op: str, left: E.Expr, right: E.Expr, span: Span | None) ->
         return T.INTERVAL
     if lt is T.INTERVAL and rt is T.INTERVAL and op in "+-":
         return T.INTERVAL
+    if T.DATE in (lt, rt):
+        dated = dates.arithmetic_type(op, lt, rt)
+        if dated is None:
+            raise _fail(
+                f"operator {op} is not defined for {lt.value} and {rt.value} in "
+                f"{E.render(left)} {op} {E.render(right)}",
+                span,
+            )
+        return dated
     numeric = common_numeric(lt, rt)
     if numeric is None:
         raise _fail(

@@ -67,7 +67,7 @@ def _ndjson_read_schema(schema: Schema, full: Schema | None) -> dict[str, pl.Dat
         # No column requested (COUNT(*)): still read one so rows are counted and lines validated.
         first = (full or schema).fields[:1]
         return {f.name: pl.String() for f in first} or {"__row": pl.String()}
-    return {f.name: (pl.String() if f.dtype is DataType.TIMESTAMP else f.dtype.polars) for f in schema}
+    return {f.name: (pl.String() if f.dtype in (DataType.TIMESTAMP, DataType.DATE) else f.dtype.polars) for f in schema}
 
 
 def _sniff_epoch_columns(

@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import polars as pl
 
-from stream_dsl.ir import decimals
+from stream_dsl.ir import dates, decimals
 from stream_dsl.ir import expr as E
 from stream_dsl.ir.dispatch import node_pass
 from stream_dsl.ir.functions import SCALAR_FUNCTIONS
@@ -215,7 +215,9 @@ def _compare(op: str, left: pl.Expr, right: pl.Expr, lt: DataType, rt: DataType)
         # `constant < x` as `x > constant`: polars 2.1 gives a one-row result when a constant on the left
         # meets a column a left join filled with NULLs (all rows unmatched); on the right it does not.
         left, right, lt, rt, op = right, left, rt, lt, E.MIRRORED[op]
-    if (lt.is_decimal or rt.is_decimal) and T.DOUBLE not in (lt, rt):  # exact, at the larger scale
+    if {lt, rt} == {T.DATE, T.TIMESTAMP}:  # the DATE's midnight
+        left, right = left.cast(pl.Datetime("ms")), right.cast(pl.Datetime("ms"))
+    elif (lt.is_decimal or rt.is_decimal) and T.DOUBLE not in (lt, rt):  # exact, at the larger scale
         exact = common_decimal(lt, rt).polars
         left, right = left.cast(exact), right.cast(exact)
     elif lt.is_numeric and rt.is_numeric and lt is not rt:
@@ -228,6 +230,8 @@ def _arithmetic(
     op: str, left: pl.Expr, right: pl.Expr, lt: DataType, rt: DataType, result: DataType, constant: object = None
 ) -> pl.Expr:
     """`left op right`; `constant`: the right operand's value when it is a literal."""
+    if T.DATE in (lt, rt):
+        return dates.arithmetic(op, left, right, lt, rt, result)
     if result is T.TIMESTAMP or result is T.INTERVAL:
         return _temporal(op, left, right, lt, rt, result)
     if T.NULL in (lt, rt):

@@ -283,6 +283,7 @@ TYPE_NAMES: dict[str, DataType] = {
     "BOOL": DataType.BOOLEAN,
     "TIMESTAMP": DataType.TIMESTAMP,
     "DATETIME": DataType.TIMESTAMP,
+    "DATE": DataType.DATE,
 }
 
 
@@ -311,8 +312,10 @@ def type_from_polars(dtype: pl.DataType) -> DataType:
         return DataType.DOUBLE
     if dtype in (pl.String, pl.Categorical, pl.Enum):
         return DataType.STRING
-    if isinstance(dtype, pl.Datetime) or dtype == pl.Date:
+    if isinstance(dtype, pl.Datetime):
         return DataType.TIMESTAMP
+    if dtype == pl.Date:
+        return DataType.DATE
     if isinstance(dtype, pl.Duration):
         return DataType.INTERVAL
     if dtype == pl.Null:
@@ -364,7 +367,12 @@ def decimal_from_polars(dtype: pl.DataType) -> DataType:
 
 def comparable(a: DataType, b: DataType) -> bool:
     """Whether `a = b` (and < >) is meaningful without an explicit cast."""
-    return a is b or DataType.NULL in (a, b) or common_numeric(a, b) is not None
+    return a is b or DataType.NULL in (a, b) or common_numeric(a, b) is not None or _date_and_timestamp(a, b)
+
+
+def _date_and_timestamp(a: DataType, b: DataType) -> bool:
+    """A DATE meets a TIMESTAMP as the TIMESTAMP of its midnight (DuckDB)."""
+    return {a, b} == {DataType.DATE, DataType.TIMESTAMP}
 
 
 def common_type(types: Iterable[DataType]) -> DataType | None:
@@ -376,7 +384,7 @@ def common_type(types: Iterable[DataType]) -> DataType | None:
         if result is DataType.NULL:
             result = t
             continue
-        widened = common_numeric(result, t)
+        widened = DataType.TIMESTAMP if _date_and_timestamp(result, t) else common_numeric(result, t)
         if widened is None:
             return None
         result = widened
