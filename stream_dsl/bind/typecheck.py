@@ -272,6 +272,12 @@ def function(name: str, args: list[E.Expr], span: Span | None = None) -> E.Expr:
         raise _fail(f"function {fn.name} does not take {len(args)} argument(s)", span)
     adjusted, args = functions_arrays.adjust(fn.name, list(args), span)  # lists: LEN, element types
     fn = lookup_scalar(adjusted) or fn
+    args = [  # a DATE is its midnight to the time functions, as in DuckDB (YEAR, DATE_TRUNC, STRFTIME, ...)
+        cast(a, T.TIMESTAMP, span)
+        if a.dtype is T.DATE and fn.args and fn.args[min(i, len(fn.args) - 1)] == "timestamp"
+        else a
+        for i, a in enumerate(args)
+    ]
     for i, arg in enumerate(args):
         kind = fn.args[min(i, len(fn.args) - 1)]
         if not _KIND_OK[kind](arg.dtype):

@@ -106,3 +106,21 @@ def cast_from_date(x: pl.Expr, target: DataType) -> pl.Expr:
     if target is T.STRING:
         return x.dt.strftime("%Y-%m-%d")
     raise CastFailure(f"cannot CAST DATE to {target.value}")
+
+
+def functions() -> list:
+    """CURRENT_DATE (also written without parentheses): today's date in UTC, read as NOW() is."""
+    from stream_dsl.ir.functions import ScalarFunction, _const
+    from stream_dsl.ir.functions_time import now
+
+    return [
+        ScalarFunction(
+            "current_date",
+            (),
+            _const(T.DATE),
+            lambda: now().dt.date(),
+            doc="today's date in UTC, read once per micro-batch and task (nondeterministic)",
+            example="SELECT * FROM s WHERE CAST(ts AS DATE) = current_date",
+            nulls="never NULL",
+        )
+    ]

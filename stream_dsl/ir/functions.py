@@ -340,7 +340,9 @@ for _name, _signature in {
 
 # The functions of stream_dsl.ir.functions_time and functions_text.
 def _more_functions() -> list[ScalarFunction]:
-    return functions_time.functions() + functions_text.functions() + functions_arrays.functions()
+    from stream_dsl.ir import dates
+
+    return functions_time.functions() + functions_text.functions() + functions_arrays.functions() + dates.functions()
 
 
 from stream_dsl.ir import functions_arrays, functions_text, functions_time  # noqa: E402 (they build ScalarFunctions)
