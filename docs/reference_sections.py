@@ -110,6 +110,10 @@ def render_types(reg: Registries) -> str:
         canonical = dtype.value if dtype.value in names else names[0]
         others = ", ".join(f"`{n}`" for n in names if n != canonical)
         out.append(f"| `{canonical}` | {others} | `{dtype.polars}` |")
+    out.append(
+        "| `DECIMAL(p, s)` (exact; 1 <= p <= 38, 0 <= s <= p; `DECIMAL` alone is `DECIMAL(18,3)`) "
+        "| `NUMERIC(p, s)` | `Decimal(p, s)` |"
+    )
     out.append("| `T[]` (a list of T, any type T) | `ARRAY<T>`, `LIST<T>` | `List(T)` |")
     return "\n".join(out) + "\n"
 

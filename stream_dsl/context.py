@@ -45,6 +45,7 @@ from stream_dsl.queries import Queries
 from stream_dsl.frame.stream import Stream, Table, wrap
 from stream_dsl.frame.expr import to_duration_ms
 from stream_dsl.errors import BindError, DSLError, PositionedError
+from stream_dsl.ir import decimals
 from stream_dsl.ir.dispatch import MissingCase, node_pass
 from stream_dsl.ir.function_docs import describe_function, show_functions
 from stream_dsl.sql.parser import parse
@@ -406,13 +407,17 @@ class Context:
         pairs = list(schema.items()) if isinstance(schema, Mapping) else list(schema)
         if not pairs:
             raise DSLError("from_iterable needs a schema with at least one column")
-        polars_schema = {n: sql_type(t).polars for n, t in pairs}
+        polars_schema = {n: decimals.read_dtype(sql_type(t)) for n, t in pairs}
         data = list(rows)
         orient: Literal["row"] | None = "row" if data and not isinstance(data[0], Mapping) else None
         try:
             frame = pl.DataFrame(data, schema=polars_schema, orient=orient)
         except (pl.exceptions.PolarsError, TypeError, ValueError) as err:
             raise DSLError(f"cannot build a frame from these rows: {str(err).splitlines()[0]}") from None
+        try:
+            frame = decimals.narrow_frame(frame, {n: sql_type(t) for n, t in pairs})
+        except ValueError as err:
+            raise DSLError(f"cannot build a frame from these rows: {err}") from None
         return self.from_polars(frame, name, **options)
 
     # ------------------------------------------------------------ readers: streams from Python, no SQL text

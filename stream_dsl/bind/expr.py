@@ -21,7 +21,7 @@ from stream_dsl.bind.scope import Scope
 from stream_dsl.ir.column_names import is_reserved, reserved_message
 from stream_dsl.errors import BindError, Span
 from stream_dsl.ir.functions import WINDOW_FUNCTIONS, lookup_aggregate, lookup_scalar
-from stream_dsl.ir.types import DataType, TYPE_NAMES, list_of, type_from_name
+from stream_dsl.ir.types import MAX_DECIMAL_PRECISION, DataType, TYPE_NAMES, decimal, list_of, type_from_name
 
 
 # ---------------------------------------------------------------- syntax-tree helpers
@@ -307,11 +307,28 @@ def resolve_type(written: ast.TypeName) -> DataType:
         return list_of(resolve_type(written.members[0]))
     if written.name in ("STRUCT", "MAP"):
         raise BindError(f"{written.name} types are not supported yet", span=written.span)
+    if written.name in ("DECIMAL", "NUMERIC") and written.numbers:
+        return _decimal_type(written)
     dtype = type_from_name(written.name)
     if dtype is None:
         known = ", ".join(sorted(TYPE_NAMES))
         raise BindError(f"unknown type '{written.name}'; known types: {known}", span=written.span)
     return dtype
+
+
+def _decimal_type(written: ast.TypeName) -> DataType:
+    """DECIMAL(p) or DECIMAL(p, s), with DuckDB's limits: 1 <= p <= 38, 0 <= s <= p."""
+    if len(written.numbers) > 2:
+        raise BindError(f"{written.name} takes a precision and a scale, got {written}", span=written.span)
+    precision, scale = written.numbers[0], written.numbers[1] if len(written.numbers) > 1 else 0
+    if not 1 <= precision <= MAX_DECIMAL_PRECISION:
+        raise BindError(
+            f"{written.name} precision must be between 1 and {MAX_DECIMAL_PRECISION}, got {precision}",
+            span=written.span,
+        )
+    if scale > precision:
+        raise BindError(f"{written.name} scale cannot be greater than the precision, got {written}", span=written.span)
+    return decimal(precision, scale)
 
 
 # ---------------------------------------------------------------- output names

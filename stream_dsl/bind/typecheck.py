@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from decimal import Decimal as PyDecimal
 from typing import Any
 
 from stream_dsl.ir import expr as E
 from stream_dsl.errors import BindError, Span, did_you_mean
 from stream_dsl.ir.aggregates_more import MORE_AGGREGATES, MoreAggregate
 from stream_dsl.ir.functions import AGGREGATE_FUNCTIONS, known_function_names, lookup_aggregate, lookup_scalar
-from stream_dsl.ir import functions_arrays, udfs
+from stream_dsl.ir import dates, decimals, functions_arrays, udfs
 from stream_dsl.ir.functions_time import FIELDS
 from stream_dsl.ir.types import DataType, common_numeric, common_type, comparable
 
@@ -39,6 +40,8 @@ def literal(value: Any, span: Span | None = None) -> E.Literal:
         return E.Literal(value, T.BIGINT, span=span)
     if isinstance(value, float):
         return E.Literal(value, T.DOUBLE, span=span)
+    if isinstance(value, PyDecimal) and value.is_finite():
+        return E.Literal(value, decimals.literal_type(value), span=span)
     if isinstance(value, str):
         return E.Literal(value, T.STRING, span=span)
     if isinstance(value, dt.datetime):
@@ -46,6 +49,8 @@ def literal(value: Any, span: Span | None = None) -> E.Literal:
         return E.Literal(ms.replace(tzinfo=None), T.TIMESTAMP, span=span)
     if isinstance(value, dt.timedelta):
         return E.Literal(value, T.INTERVAL, span=span)
+    if isinstance(value, dt.date):  # (a datetime is a TIMESTAMP, above)
+        return E.Literal(value, T.DATE, span=span)
     raise _fail(f"cannot use a value of type {type(value).__name__} as a literal", span)
 
 
@@ -53,6 +58,11 @@ def _coerce_literal_to(e: E.Expr, target: DataType) -> E.Expr:
     """Let a string literal stand for a TIMESTAMP where one is compared (`ts > '2024-01-01'`)."""
     if target is T.TIMESTAMP and isinstance(e, E.Literal) and e.dtype is T.STRING:
         return E.Literal(parse_timestamp(e.value, e.span), T.TIMESTAMP, span=e.span)
+    if target is T.DATE and isinstance(e, E.Literal) and e.dtype is T.STRING:
+        day = dates.parse_date(e.value)
+        if day is None:
+            raise _fail(f"invalid DATE literal '{e.value}' (expected e.g. '2024-01-31')", e.span)
+        return E.Literal(day, T.DATE, span=e.span)
     return e
 
 
@@ -138,19 +148,35 @@ def _arithmetic_type(op: str, left: E.Expr, right: E.Expr, span: Span | None) ->
         return T.INTERVAL
     if lt is T.INTERVAL and rt is T.INTERVAL and op in "+-":
         return T.INTERVAL
+    if T.DATE in (lt, rt):
+        dated = dates.arithmetic_type(op, lt, rt)
+        if dated is None:
+            raise _fail(
+                f"operator {op} is not defined for {lt.value} and {rt.value} in "
+                f"{E.render(left)} {op} {E.render(right)}",
+                span,
+            )
+        return dated
     numeric = common_numeric(lt, rt)
     if numeric is None:
         raise _fail(
             f"operator {op} needs numbers, got {lt.value} and {rt.value} in {E.render(left)} {op} {E.render(right)}",
             span,
         )
+    if numeric.is_decimal:
+        try:
+            return decimals.arithmetic_type(
+                op, lt if lt is not T.NULL else numeric, rt if rt is not T.NULL else numeric
+            )
+        except TypeError as err:
+            raise _fail(f"{err} in {E.render(left)} {op} {E.render(right)}", span) from None
     if op == "/":
         return T.DOUBLE
     return T.BIGINT if numeric is T.NULL else numeric
 
 
 def negate(operand: E.Expr, span: Span | None = None) -> E.Expr:
-    if operand.dtype not in (T.BIGINT, T.INT, T.DOUBLE, T.INTERVAL, T.NULL):
+    if operand.dtype not in (T.BIGINT, T.INT, T.DOUBLE, T.INTERVAL, T.NULL) and not operand.dtype.is_decimal:
         raise _fail(f"cannot negate a {operand.dtype.value}", span)
     if isinstance(operand, E.Literal) and operand.value is not None:
         if operand.dtype is T.BIGINT:
@@ -246,6 +272,12 @@ def function(name: str, args: list[E.Expr], span: Span | None = None) -> E.Expr:
         raise _fail(f"function {fn.name} does not take {len(args)} argument(s)", span)
     adjusted, args = functions_arrays.adjust(fn.name, list(args), span)  # lists: LEN, element types
     fn = lookup_scalar(adjusted) or fn
+    args = [  # a DATE is its midnight to the time functions, as in DuckDB (YEAR, DATE_TRUNC, STRFTIME, ...)
+        cast(a, T.TIMESTAMP, span)
+        if a.dtype is T.DATE and fn.args and fn.args[min(i, len(fn.args) - 1)] == "timestamp"
+        else a
+        for i, a in enumerate(args)
+    ]
     for i, arg in enumerate(args):
         kind = fn.args[min(i, len(fn.args) - 1)]
         if not _KIND_OK[kind](arg.dtype):
@@ -255,12 +287,22 @@ def function(name: str, args: list[E.Expr], span: Span | None = None) -> E.Expr:
     problem = fn.check(args) if fn.check is not None else None
     if problem:
         raise _fail(f"{fn.name.upper()}: {problem}", span)
+    if args and args[0].dtype.is_decimal and fn.name in decimals.FUNCTIONS:
+        result = decimals.function_type(fn.name, args[0].dtype, _constant_digits(args))
+        return E.Func(fn.name, tuple(args), result, span=span)
     if fn.name == "date_part":  # EXTRACT(field FROM ts) and DATE_PART('field', ts) are the field's function
         assert isinstance(args[0], E.Literal)
         return function(FIELDS[args[0].value.lower()], args[1:], span)
     if fn.name == "date_add":
         return binary("+", args[0], args[1], span)
     return E.Func(fn.name, tuple(args), fn.returns([a.dtype for a in args]), span=span)
+
+
+def _constant_digits(args: list[E.Expr]) -> int | None:
+    """ROUND's decimal places when given as a constant (a NULL one counts as none)."""
+    if len(args) < 2 or not isinstance(args[1], E.Literal) or args[1].value is None:
+        return None
+    return int(args[1].value)
 
 
 def python_function(udf: Any, args: list[E.Expr], span: Span | None = None) -> E.Expr:

@@ -59,6 +59,14 @@ def _convert(s: pl.Series, field: Field) -> pl.Series:
         return s
     if dtype is DataType.TIMESTAMP:
         return to_timestamp(s, field.unit)
+    if s.dtype == pl.String and dtype is DataType.DATE:  # '2024-01-31', as CAST reads it
+        from stream_dsl.ir.dates import from_text as date_from_text
+
+        return s.to_frame().select(date_from_text(pl.col(s.name))).to_series().alias(s.name)
+    if s.dtype == pl.String and dtype.is_decimal:  # exactly, with DuckDB's rounding (decode_decimal.py)
+        from stream_dsl.connectors.decode_decimal import from_text
+
+        return from_text(s, dtype)
     if s.dtype == pl.String:
         text = s.str.strip_chars()
         if dtype is DataType.BOOLEAN:

@@ -88,7 +88,11 @@ def _decode(data: bytes, schema: Schema, *, source: str, origin: str, options: C
         return _no_declared_columns(data, names, full, schema, source=source, origin=origin)
     wanted = [f.name for f in schema if f.name in names] or names[:1]  # one column at least, so rows are counted
     typed = {
-        f.name: (pl.String() if f.dtype is DataType.TIMESTAMP else f.dtype.polars) for f in schema if f.name in wanted
+        f.name: (
+            pl.String() if f.dtype in (DataType.TIMESTAMP, DataType.DATE) or f.dtype.is_decimal else f.dtype.polars
+        )
+        for f in schema
+        if f.name in wanted
     }
     read = _reader(names, options)
     body_start = 2 if options.header else 1

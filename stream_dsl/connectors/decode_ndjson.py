@@ -14,6 +14,7 @@ from typing import Callable, Sequence
 
 import polars as pl
 
+from stream_dsl.connectors import decode_decimal
 from stream_dsl.connectors.base import DeadLetter
 from stream_dsl.connectors.decode import (
     Decoded,
@@ -66,7 +67,7 @@ def _ndjson_read_schema(schema: Schema, full: Schema | None) -> dict[str, pl.Dat
         # No column requested (COUNT(*)): still read one so rows are counted and lines validated.
         first = (full or schema).fields[:1]
         return {f.name: pl.String() for f in first} or {"__row": pl.String()}
-    return {f.name: (pl.String() if f.dtype is DataType.TIMESTAMP else f.dtype.polars) for f in schema}
+    return {f.name: (pl.String() if f.dtype in (DataType.TIMESTAMP, DataType.DATE) else f.dtype.polars) for f in schema}
 
 
 def _sniff_epoch_columns(
@@ -90,6 +91,9 @@ def _sniff_epoch_columns(
 
 
 def _read_ndjson(data: bytes, read_schema: dict[str, pl.DataType]) -> pl.DataFrame:
+    exact = decode_decimal.decimal_columns(read_schema)  # DECIMAL columns: read as text, converted in `conform`
+    if exact:
+        data, read_schema = decode_decimal.quote_numbers(data, exact), decode_decimal.as_text_schema(read_schema)
     return pl.read_ndjson(io.BytesIO(data), schema=read_schema)
 
 

@@ -29,6 +29,7 @@ calls it again with the same batch id: make `fn` idempotent per batch id.
 from __future__ import annotations
 
 import datetime as dt
+import decimal
 import itertools
 import json
 import queue
@@ -170,6 +171,8 @@ def _json_value(value: Any) -> Any:
         return value.isoformat()
     if isinstance(value, dt.date):
         return value.isoformat()
+    if isinstance(value, decimal.Decimal):  # as its text, which a DECIMAL column reads exactly
+        return str(value)
     return value
 
 

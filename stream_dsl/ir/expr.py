@@ -314,6 +314,10 @@ def render_literal(value: Any, dtype: DataType) -> str:
         return f"INTERVAL '{format_duration_ms(int(value / dt.timedelta(milliseconds=1)))}'"
     if dtype.is_list:
         return "[" + ", ".join(render_literal(v, dtype.element) for v in value) + "]"
+    if dtype.is_decimal:
+        return f"CAST('{value}' AS {dtype.value})"
+    if dtype is DataType.DATE:
+        return f"CAST('{value.isoformat()}' AS DATE)"
     return repr(value)
 
 

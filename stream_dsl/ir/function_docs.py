@@ -41,7 +41,11 @@ class FunctionDoc:
 
 _AGGREGATES = {
     "count": ("count(*) | count([DISTINCT] x ANY) -> BIGINT", "rows, or non-NULL values of x", "NULLs not counted"),
-    "sum": ("sum(x NUMERIC) -> BIGINT | DOUBLE", "the sum", "NULLs skipped; NULL over no values"),
+    "sum": (
+        "sum(x NUMERIC) -> BIGINT | DOUBLE | DECIMAL(38, s) of a DECIMAL(p, s)",
+        "the sum",
+        "NULLs skipped; NULL over no values",
+    ),
     "avg": ("avg(x NUMERIC) -> DOUBLE", "the mean", "NULLs skipped; NULL over no values"),
     "min": ("min(x ANY) -> same type", "the smallest value", "NULLs skipped; NULL over no values"),
     "max": ("max(x ANY) -> same type", "the largest value", "NULLs skipped; NULL over no values"),

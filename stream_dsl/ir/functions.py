@@ -12,7 +12,7 @@ from typing import Any, Callable
 
 import polars as pl
 
-from stream_dsl.ir.types import DataType
+from stream_dsl.ir.types import DataType, decimal
 
 T = DataType
 ANY = None  # an argument of any type
@@ -326,11 +326,23 @@ SCALAR_FUNCTIONS["coalesce"] = replace(SCALAR_FUNCTIONS["coalesce"], nulls="NULL
 SCALAR_FUNCTIONS["greatest"] = replace(SCALAR_FUNCTIONS["greatest"], nulls="NULLs are ignored; NULL if all are")
 SCALAR_FUNCTIONS["least"] = replace(SCALAR_FUNCTIONS["least"], nulls="NULLs are ignored; NULL if all are")
 SCALAR_FUNCTIONS["nullif"] = replace(SCALAR_FUNCTIONS["nullif"], nulls="NULL when a is NULL or a = b")
+# What a DECIMAL(p, s) argument gives (stream_dsl/ir/decimals.py `function_type`, DuckDB's types).
+for _name, _signature in {
+    "round": "round(x NUMERIC[, digits BIGINT literal]) -> BIGINT for an integer, DECIMAL(p, min(digits, s)) "
+    "for a DECIMAL(p, s), else DOUBLE",
+    "abs": "abs(x NUMERIC) -> same type as the argument",
+    "floor": "floor(x NUMERIC) -> DECIMAL(p, 0) for a DECIMAL(p, s), else DOUBLE",
+    "ceil": "ceil(x NUMERIC) -> DECIMAL(p, 0) for a DECIMAL(p, s), else DOUBLE",
+    "trunc": "trunc(x NUMERIC) -> an integer keeps its type, DECIMAL(p, 0) for a DECIMAL(p, s), else DOUBLE",
+}.items():
+    SCALAR_FUNCTIONS[_name] = replace(SCALAR_FUNCTIONS[_name], signature=_signature)
 
 
 # The functions of stream_dsl.ir.functions_time and functions_text.
 def _more_functions() -> list[ScalarFunction]:
-    return functions_time.functions() + functions_text.functions() + functions_arrays.functions()
+    from stream_dsl.ir import dates
+
+    return functions_time.functions() + functions_text.functions() + functions_arrays.functions() + dates.functions()
 
 
 from stream_dsl.ir import functions_arrays, functions_text, functions_time  # noqa: E402 (they build ScalarFunctions)
@@ -361,7 +373,9 @@ def _argument_type(t: DataType | None) -> DataType:
 # Aggregates: name -> result type given the argument type (None for COUNT(*)).
 AGGREGATE_FUNCTIONS: dict[str, Callable[[DataType | None], DataType]] = {
     "count": lambda t: T.BIGINT,
-    "sum": lambda t: T.DOUBLE if t is T.DOUBLE else T.BIGINT,
+    "sum": lambda t: (
+        T.DOUBLE if t is T.DOUBLE else decimal(38, t.scale) if t is not None and t.is_decimal else T.BIGINT
+    ),
     "avg": lambda t: T.DOUBLE,
     "min": _argument_type,
     "max": _argument_type,

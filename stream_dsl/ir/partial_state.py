@@ -6,7 +6,7 @@ from stream_dsl.errors import PlanError
 from stream_dsl.ir.aggregates_more import is_more, state_fields as more_state_fields
 from stream_dsl.ir.column_names import count_col, extreme_col, nonnull_col, sum_col, udf_state_col
 from stream_dsl.ir.expr import Agg, Expr, NamedExpr
-from stream_dsl.ir.types import DataType, Field
+from stream_dsl.ir.types import DataType, Field, decimal
 
 # A partial aggregate adds PARTIAL_ROWS, PARTIAL_DISTINCT and the state columns (`stream_dsl.ir.column_names`).
 
@@ -42,6 +42,8 @@ def sum_type(func: str, dtype: DataType, arg_dtype: DataType | None) -> DataType
     large values cancelling across batches give the exact mean whatever the
     micro-batch cuts; an AVG over DOUBLE sums in DOUBLE.
     """
+    if arg_dtype is not None and arg_dtype.is_decimal:  # exact: DECIMAL(38, s), as DuckDB's SUM
+        return decimal(38, arg_dtype.scale)
     if func == "avg":
         return DataType.HUGEINT if arg_dtype is not None and arg_dtype.is_integer else DataType.DOUBLE
     return DataType.DOUBLE if dtype is DataType.DOUBLE else DataType.BIGINT

@@ -42,10 +42,11 @@ from typing import TYPE_CHECKING
 import numpy as np
 import polars as pl
 
+from stream_dsl.ir import dates, decimals
 from stream_dsl.ir import expr as E
 from stream_dsl.ir.dispatch import node_pass
 from stream_dsl.ir.functions import SCALAR_FUNCTIONS
-from stream_dsl.ir.types import INTEGER_BOUNDS, DataType
+from stream_dsl.ir.types import INTEGER_BOUNDS, DataType, common_decimal
 from stream_dsl.ir.to_polars_cast import (
     TIMESTAMP_MAX_MS,
     TIMESTAMP_MIN_MS,
@@ -214,7 +215,12 @@ def _compare(op: str, left: pl.Expr, right: pl.Expr, lt: DataType, rt: DataType)
         # `constant < x` as `x > constant`: polars 2.1 gives a one-row result when a constant on the left
         # meets a column a left join filled with NULLs (all rows unmatched); on the right it does not.
         left, right, lt, rt, op = right, left, rt, lt, E.MIRRORED[op]
-    if lt.is_numeric and rt.is_numeric and lt is not rt:
+    if {lt, rt} == {T.DATE, T.TIMESTAMP}:  # the DATE's midnight
+        left, right = left.cast(pl.Datetime("ms")), right.cast(pl.Datetime("ms"))
+    elif (lt.is_decimal or rt.is_decimal) and T.DOUBLE not in (lt, rt):  # exact, at the larger scale
+        exact = common_decimal(lt, rt).polars
+        left, right = left.cast(exact), right.cast(exact)
+    elif lt.is_numeric and rt.is_numeric and lt is not rt:
         wide = pl.Float64 if T.DOUBLE in (lt, rt) else pl.Int64
         left, right = left.cast(wide), right.cast(wide)
     return _COMPARE[op](left, right)
@@ -224,12 +230,16 @@ def _arithmetic(
     op: str, left: pl.Expr, right: pl.Expr, lt: DataType, rt: DataType, result: DataType, constant: object = None
 ) -> pl.Expr:
     """`left op right`; `constant`: the right operand's value when it is a literal."""
+    if T.DATE in (lt, rt):
+        return dates.arithmetic(op, left, right, lt, rt, result)
     if result is T.TIMESTAMP or result is T.INTERVAL:
         return _temporal(op, left, right, lt, rt, result)
     if T.NULL in (lt, rt):
         return _null_rows(result.polars)
     if op == "/":
         return left.cast(pl.Float64) / right.cast(pl.Float64)
+    if result.is_decimal:
+        return decimals.arithmetic(op, left, right, lt, rt, result)
     target = result.polars
     left, right = left.cast(target), right.cast(target)
     if op in ("+", "-", "*"):
@@ -463,6 +473,9 @@ def _(e: E.Func) -> pl.Expr:
         return result if e.dtype is T.NULL else result.cast(e.dtype.polars)
     if e.name == "to_timestamp_ms":
         return epoch_ms_to_timestamp(_compile(e.args[0]))
+    if e.args and e.args[0].dtype.is_decimal and e.name in decimals.FUNCTIONS:
+        digits = e.args[1].value if len(e.args) > 1 and isinstance(e.args[1], E.Literal) else None
+        return decimals.function(e.name, _compile(e.args[0]), e.args[0].dtype, digits, e.dtype)
     if e.name == "round" and e.dtype.is_integer:
         return _round_integer(_compile(e.args[0]), e.args[1] if len(e.args) > 1 else None, e.dtype)
     if e.name in ("concat", "concat_ws"):  # each argument as CAST(x AS STRING) writes it (a TIMESTAMP without '.000')

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import polars as pl
 
+from stream_dsl.ir import dates, decimals
 from stream_dsl.ir.to_polars_checks import CastFailure, fail_where
 from stream_dsl.ir.types import DataType
 
@@ -20,6 +21,14 @@ def cast(x: pl.Expr, source: DataType, target: DataType) -> pl.Expr:
         from stream_dsl.ir.to_polars_lists import cast_list
 
         return cast_list(x, source, target)
+    if target is T.DATE:
+        return dates.cast_to_date(x, source)
+    if source is T.DATE:
+        return dates.cast_from_date(x, target)
+    if target.is_decimal:
+        return decimals.cast_to_decimal(x, source, target)
+    if source.is_decimal:
+        return decimals.cast_from_decimal(x, source, target)
     if target is T.STRING:
         return to_string(x, source)
     if source is T.STRING:

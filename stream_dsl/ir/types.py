@@ -83,7 +83,7 @@ class DataType:
 
     @property
     def is_numeric(self) -> bool:
-        return self.kind in ("BIGINT", "INT", "DOUBLE")
+        return self.kind in ("BIGINT", "INT", "DOUBLE", "DECIMAL")
 
     @property
     def is_integer(self) -> bool:
@@ -273,8 +273,8 @@ TYPE_NAMES: dict[str, DataType] = {
     "DOUBLE PRECISION": DataType.DOUBLE,
     "FLOAT": DataType.DOUBLE,
     "REAL": DataType.DOUBLE,
-    "DECIMAL": DataType.DOUBLE,
-    "NUMERIC": DataType.DOUBLE,
+    "DECIMAL": decimal(18, 3),  # DuckDB's DECIMAL without a precision
+    "NUMERIC": decimal(18, 3),
     "STRING": DataType.STRING,
     "VARCHAR": DataType.STRING,
     "TEXT": DataType.STRING,
@@ -283,6 +283,7 @@ TYPE_NAMES: dict[str, DataType] = {
     "BOOL": DataType.BOOLEAN,
     "TIMESTAMP": DataType.TIMESTAMP,
     "DATETIME": DataType.TIMESTAMP,
+    "DATE": DataType.DATE,
 }
 
 
@@ -305,12 +306,16 @@ def type_from_polars(dtype: pl.DataType) -> DataType:
         return DataType.INT
     if dtype.is_integer():
         return DataType.BIGINT
-    if dtype.is_float() or dtype.is_decimal():
+    if dtype.is_decimal():
+        return decimal_from_polars(dtype)
+    if dtype.is_float():
         return DataType.DOUBLE
     if dtype in (pl.String, pl.Categorical, pl.Enum):
         return DataType.STRING
-    if isinstance(dtype, pl.Datetime) or dtype == pl.Date:
+    if isinstance(dtype, pl.Datetime):
         return DataType.TIMESTAMP
+    if dtype == pl.Date:
+        return DataType.DATE
     if isinstance(dtype, pl.Duration):
         return DataType.INTERVAL
     if dtype == pl.Null:
@@ -331,14 +336,43 @@ def common_numeric(a: DataType, b: DataType) -> DataType | None:
         return None
     if DataType.DOUBLE in (a, b):
         return DataType.DOUBLE
+    if a.is_decimal or b.is_decimal:
+        return common_decimal(a, b)
     if DataType.BIGINT in (a, b):
         return DataType.BIGINT
     return DataType.INT
 
 
+def as_decimal(t: DataType) -> DataType:
+    """The DECIMAL an exact number widens to, as DuckDB: INT is DECIMAL(10,0), BIGINT DECIMAL(19,0)."""
+    if t.is_decimal:
+        return t
+    return decimal(10 if t is DataType.INT else 19, 0)
+
+
+def common_decimal(a: DataType, b: DataType) -> DataType:
+    """The DECIMAL two exact numbers widen to: the most integer digits and the most decimals; beyond 38 digits
+    in all, decimals give way to integer digits (DuckDB's rule)."""
+    a, b = as_decimal(a), as_decimal(b)
+    digits = max(a.precision - a.scale, b.precision - b.scale)
+    scale = min(max(a.scale, b.scale), MAX_DECIMAL_PRECISION - digits)
+    return decimal(min(MAX_DECIMAL_PRECISION, digits + scale), scale)
+
+
+def decimal_from_polars(dtype: pl.DataType) -> DataType:
+    """A polars Decimal's SQL type (polars' precision None is 38)."""
+    precision = getattr(dtype, "precision", None) or MAX_DECIMAL_PRECISION
+    return decimal(precision, getattr(dtype, "scale", 0) or 0)
+
+
 def comparable(a: DataType, b: DataType) -> bool:
     """Whether `a = b` (and < >) is meaningful without an explicit cast."""
-    return a is b or DataType.NULL in (a, b) or common_numeric(a, b) is not None
+    return a is b or DataType.NULL in (a, b) or common_numeric(a, b) is not None or _date_and_timestamp(a, b)
+
+
+def _date_and_timestamp(a: DataType, b: DataType) -> bool:
+    """A DATE meets a TIMESTAMP as the TIMESTAMP of its midnight (DuckDB)."""
+    return {a, b} == {DataType.DATE, DataType.TIMESTAMP}
 
 
 def common_type(types: Iterable[DataType]) -> DataType | None:
@@ -350,7 +384,7 @@ def common_type(types: Iterable[DataType]) -> DataType | None:
         if result is DataType.NULL:
             result = t
             continue
-        widened = common_numeric(result, t)
+        widened = DataType.TIMESTAMP if _date_and_timestamp(result, t) else common_numeric(result, t)
         if widened is None:
             return None
         result = widened

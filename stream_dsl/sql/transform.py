@@ -521,6 +521,8 @@ class AstBuilder:
     def column(self, meta: Meta, children: list[Any]) -> ast.Identifier | ast.FuncCall:
         if len(children) == 1 and children[0].text.lower() == "current_timestamp" and not children[0].quoted:
             return ast.FuncCall(name="CURRENT_TIMESTAMP", args=(), span=_span(meta))  # SQL's spelling of NOW()
+        if len(children) == 1 and children[0].text.lower() == "current_date" and not children[0].quoted:
+            return ast.FuncCall(name="CURRENT_DATE", args=(), span=_span(meta))
         return ast.Identifier(tuple(c.text for c in children), span=_span(meta))
 
     def timestamp_column(self, meta: Meta, children: list[Any]) -> ast.Identifier:
