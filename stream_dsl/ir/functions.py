@@ -330,10 +330,11 @@ SCALAR_FUNCTIONS["nullif"] = replace(SCALAR_FUNCTIONS["nullif"], nulls="NULL whe
 
 # The functions of stream_dsl.ir.functions_time and functions_text.
 def _more_functions() -> list[ScalarFunction]:
-    return functions_time.functions() + functions_text.functions()
+    return functions_time.functions() + functions_text.functions() + functions_structs.functions()
 
 
 from stream_dsl.ir import functions_text, functions_time  # noqa: E402 (they build ScalarFunctions)
+from stream_dsl.ir import functions_structs  # noqa: E402 (it builds ScalarFunctions)
 
 SCALAR_FUNCTIONS |= {f.name: f for f in _more_functions()}
 
@@ -341,6 +342,7 @@ SCALAR_FUNCTIONS |= {f.name: f for f in _more_functions()}
 FUNCTION_ALIASES = {
     **functions_time.ALIASES,
     **functions_text.ALIASES,
+    **functions_structs.ALIASES,
     "substr": "substring",
     "char_length": "length",
     "len": "length",

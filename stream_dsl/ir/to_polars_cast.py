@@ -16,6 +16,10 @@ def cast(x: pl.Expr, source: DataType, target: DataType) -> pl.Expr:
         return x
     if source is T.NULL:  # x itself, typed: NULLIF(NULL, j) is a NULL per row, a bare literal one row
         return x.cast(target.polars)
+    if source.is_struct and target.is_struct:  # by field name (functions_structs.py)
+        from stream_dsl.ir.functions_structs import cast_struct
+
+        return cast_struct(x, source, target, cast)
     if target is T.STRING:
         return to_string(x, source)
     if source is T.STRING:
