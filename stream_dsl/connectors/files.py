@@ -206,7 +206,7 @@ def _parquet_type_mismatch(available: dict[str, pl.DataType], schema: Schema) ->
     """Why the file's column types can never be the declared ones (nested where a scalar is declared)."""
     for field in schema:
         dtype = available.get(field.name)
-        if dtype is not None and dtype.is_nested():
+        if dtype is not None and dtype.is_nested() and not field.dtype.is_struct:  # structs: field by field
             return (
                 f"column '{field.name}' is {dtype} in the file, but {field.dtype.value} is declared; "
                 f"the whole file is skipped"

@@ -85,7 +85,7 @@ def functions() -> list[ScalarFunction]:
     ]
 
 
-ALIASES = {"struct_pack": "named_struct"}
+ALIASES: dict[str, str] = {"struct_pack": "named_struct"}
 
 
 def bind_call(name: str, args: list[Any], problem: Callable[[str], Exception]) -> tuple[tuple[Any, ...], DataType]:
