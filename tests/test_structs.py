@@ -51,6 +51,7 @@ QUERIES = [
         "SELECT CAST(s AS STRUCT(b VARCHAR, a DOUBLE, z INT)) AS c FROM s",
     ),
     ("SELECT named_struct('x', i, 'é', s.b) AS r FROM s", 'SELECT struct_pack(x := i, "é" := s.b) AS r FROM s'),
+    ("SELECT {'x': i, 'y': {'z': s.b}} AS r FROM s WHERE {'a': s.a} = {'a': i}", None),
     ("SELECT s.b, count(*) AS c, sum(s.a) AS t FROM s GROUP BY s.b", None),
     ("SELECT s, count(*) AS c FROM s GROUP BY s", None),
 ]

@@ -52,6 +52,7 @@ _EXPRESSION_START = frozenset(
         "INTERVAL",
         "TIMESTAMP",
         "NOT",
+        "LBRACE",
     }
 )
 
