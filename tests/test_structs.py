@@ -20,6 +20,7 @@ from budget import examples
 from executor.api import collect
 from stream_dsl.config import RunConfig
 from stream_dsl.connectors.memory import MemorySink
+from stream_dsl.errors import BindError
 
 S_TYPE = pl.Struct({"a": pl.Int64, "b": pl.String, "n": pl.Struct({"c": pl.Float64})})
 DUCK_COLUMNS = "k VARCHAR, i BIGINT, s STRUCT(a BIGINT, b VARCHAR, n STRUCT(c DOUBLE))"
@@ -157,3 +158,14 @@ def test_struct_columns_are_written_by_file_sinks(tmp_path, fmt):
         f"path = '{tmp_path / 'out'}', format = '{fmt}')"
     )
     assert sorted(ctx.sql("SELECT * FROM back").collect().rows()) == [(1, {"a": 1, "b": "é"}), (2, None)]
+
+
+def test_a_csv_sink_refuses_a_struct_column_when_the_insert_binds(tmp_path):
+    ctx = sd.Context(executor="inline", workers=1)
+    ctx.from_polars([pl.DataFrame({"id": [1]})], name="src")
+    ctx.sql(f"CREATE SINK flat WITH (connector = 'files', path = '{tmp_path / 'out'}', format = 'csv')")
+    with pytest.raises(BindError) as info:
+        ctx.sql("INSERT INTO flat\nSELECT id, {'a': id} AS r FROM src")
+    assert (info.value.line, info.value.column) == (1, 13)
+    assert "cannot hold the nested column 'r' (STRUCT(a BIGINT))" in info.value.message
+    ctx.sql("INSERT INTO flat SELECT id, struct_extract({'a': id}, 'a') AS a FROM src").await_termination(60)

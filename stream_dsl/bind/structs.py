@@ -13,7 +13,7 @@ from stream_dsl.bind.scope import Scope, match_names
 from stream_dsl.errors import BindError, Span, did_you_mean
 from stream_dsl.ir import expr as E
 from stream_dsl.ir.functions_structs import field_named
-from stream_dsl.ir.types import DataType, struct_of
+from stream_dsl.ir.types import DataType, Schema, struct_of
 from stream_dsl.sql import ast
 
 MAP_REFUSED = (
@@ -88,3 +88,16 @@ def check_cast(source: DataType, target: DataType, span: Span | None) -> None:
         found = field_named(source, name)
         if found is not None and (sources[found].is_struct or dtype.is_struct) and sources[found] is not dtype:
             check_cast(sources[found], dtype, span)
+
+
+def check_sink_columns(sink_name: str, options: tuple[tuple[str, str], ...], schema: Schema, span: Span | None) -> None:
+    """A csv sink cannot hold a nested value: say so when the INSERT binds, not at the first batch."""
+    if dict(options).get("format", "").lower() != "csv":
+        return
+    for field in schema:
+        if field.dtype.is_nested:
+            raise BindError(
+                f"sink '{sink_name}' writes csv, which cannot hold the nested column '{field.name}' "
+                f"({field.dtype.value}); use format 'ndjson' or 'parquet', or select its fields",
+                span=span,
+            )
