@@ -17,8 +17,8 @@ from stream_dsl.ir.types import DataType, Schema, struct_of
 from stream_dsl.sql import ast
 
 MAP_REFUSED = (
-    "MAP types are not supported: a JSON object's keys differ from record to record, and polars reads "
-    "JSON objects only as a STRUCT of fixed fields; declare the object as a STRUCT(...) of the keys you need"
+    "MAP types are not supported yet: polars has no map type, and its JSON reader reads an object only as a "
+    "STRUCT of fixed fields; declare the keys you need as a STRUCT(...) (a missing key is NULL)"
 )
 
 
