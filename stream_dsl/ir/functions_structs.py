@@ -54,7 +54,7 @@ def cast_struct(x: pl.Expr, source: DataType, target: DataType, cast: Callable[.
     return pl.when(x.is_null()).then(None).otherwise(pl.struct(fields)).cast(target.polars)
 
 
-def _pack_type(types: list[DataType]) -> DataType:  # the real type comes from `bind_call` (names are literals)
+def _bound_by_the_call(types: list[DataType]) -> DataType:  # `bind_call` gives the type: it needs the names
     return T.NULL
 
 
@@ -63,7 +63,7 @@ def functions() -> list[ScalarFunction]:
         ScalarFunction(
             "struct_extract",
             ("any", "string"),
-            _pack_type,
+            _bound_by_the_call,
             _extract,
             doc="the field of a STRUCT named by a constant string; NULL where the struct is NULL (as s.field)",
             signature="struct_extract(s STRUCT, name STRING constant) -> the field's type",
@@ -73,7 +73,7 @@ def functions() -> list[ScalarFunction]:
         ScalarFunction(
             "named_struct",
             ("string", "any"),
-            _pack_type,
+            _bound_by_the_call,
             _pack,
             variadic=True,
             min_args=2,
