@@ -11,7 +11,6 @@ from typing import Any, Callable
 
 import polars as pl
 
-from stream_dsl.ir.functions import ScalarFunction
 from stream_dsl.ir.types import DataType, struct_of
 
 T = DataType
@@ -58,7 +57,9 @@ def _bound_by_the_call(types: list[DataType]) -> DataType:  # `bind_call` gives 
     return T.NULL
 
 
-def functions() -> list[ScalarFunction]:
+def functions() -> list[Any]:
+    from stream_dsl.ir.functions import ScalarFunction  # at call time: functions.py imports this module
+
     return [
         ScalarFunction(
             "struct_extract",
