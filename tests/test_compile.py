@@ -435,6 +435,9 @@ FUNCTION_CASES = [
     ("reverse", [L("héllo")], "reverse('héllo')"),
     ("trunc", [L(-2.7)], "trunc(-2.7::DOUBLE)"),
     ("sign", [L(-0.0)], "sign(-0.0::DOUBLE)"),
+    # STRUCT functions (ir/functions_structs.py; tests/test_structs.py runs them on rows)
+    ("named_struct", [L("a"), L(1), L("é"), L("x")], "struct_pack(a := 1, \"é\" := 'x')"),
+    ("struct_extract", [tc.function("named_struct", [L("a"), L(None), L("B"), L(2)]), L("b")], "{'a': NULL, 'B': 2}.b"),
 ]
 
 

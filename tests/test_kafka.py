@@ -546,3 +546,18 @@ def test_start_latest_skips_what_the_topic_held_at_open(broker):
         seen += source.next_batch(100).frame.get_column("id").to_list()
     source.close()
     assert seen == [2]
+
+
+def test_struct_columns_are_written_as_json_objects(broker):
+    """A STRUCT column is a nested JSON object in the message value (struct helper)."""
+    broker.create_topic("structs", 1)
+    sink = make_sink(
+        SinkDef("out", (("bootstrap_servers", broker.bootstrap), ("connector", "kafka"), ("topic", "structs")))
+    )
+    frame = pl.DataFrame({"id": [1, 2], "s": [{"a": 1, "b": "é"}, None]})
+    sink.write(0, frame)
+    sink.close()
+    assert sorted(read_topic(broker.bootstrap, "structs"), key=lambda r: r["id"]) == [
+        {"id": 1, "s": {"a": 1, "b": "é"}},
+        {"id": 2, "s": None},
+    ]

@@ -248,7 +248,11 @@ def _bind(s: ast.Statement, catalog: Catalog, text: str | None = None) -> BoundS
         return BoundQuery(bind_query(s.query, env))
     if isinstance(s, ast.Insert):
         sink = catalog.sink(s.sink, _name_span(text, s.span, s.sink))
-        return BoundInsert(sink, bind_query(s.query, env))
+        insert = BoundInsert(sink, bind_query(s.query, env))
+        from stream_dsl.bind.structs import check_sink_columns
+
+        check_sink_columns(sink.name, sink.options, insert.plan.schema, _name_span(text, s.span, s.sink))  # csv: flat
+        return insert
     if isinstance(s, ast.Explain):
         inner = _bind(s.statement, catalog, text)
         assert isinstance(inner, (BoundQuery, BoundInsert))

@@ -149,6 +149,10 @@ class ExprBinder:
     # ------------------------------------------------------------ leaves
 
     def _identifier(self, node: ast.Identifier) -> E.Expr:
+        if len(node.parts) > 1:  # t.col, or a STRUCT column's field s.f (bind/structs.py)
+            from stream_dsl.bind.structs import resolve_path
+
+            return resolve_path(self.scope, node.parts, node.span)
         return self.scope.resolve(node.parts, node.span)
 
     def _star(self, node: ast.Star) -> E.Expr:
@@ -306,7 +310,9 @@ def resolve_type(written: ast.TypeName) -> DataType:
     if written.name == "ARRAY":
         return list_of(resolve_type(written.members[0]))
     if written.name in ("STRUCT", "MAP"):
-        raise BindError(f"{written.name} types are not supported yet", span=written.span)
+        from stream_dsl.bind.structs import resolve_nested_type
+
+        return resolve_nested_type(written, resolve_type)
     if written.name in ("DECIMAL", "NUMERIC") and written.numbers:
         return _decimal_type(written)
     dtype = type_from_name(written.name)
@@ -340,6 +346,8 @@ def generated_name(e: E.Expr) -> str | None:
         return e.name
     if isinstance(e, E.Cast):
         return generated_name(e.expr)
+    if isinstance(e, E.Func) and e.name == "struct_extract" and isinstance(e.args[1], E.Literal):
+        return str(e.args[1].value)  # s.f is named f, as in DuckDB
     if isinstance(e, E.Agg):
         base = f"{e.func}_distinct" if e.distinct else e.func
         inner = generated_name(e.arg) if e.arg is not None else None

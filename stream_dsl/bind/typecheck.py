@@ -17,7 +17,7 @@ from stream_dsl.ir import expr as E
 from stream_dsl.errors import BindError, Span, did_you_mean
 from stream_dsl.ir.aggregates_more import MORE_AGGREGATES, MoreAggregate
 from stream_dsl.ir.functions import AGGREGATE_FUNCTIONS, known_function_names, lookup_aggregate, lookup_scalar
-from stream_dsl.ir import dates, decimals, functions_arrays, udfs
+from stream_dsl.ir import dates, decimals, functions_arrays, functions_structs, udfs
 from stream_dsl.ir.functions_time import FIELDS
 from stream_dsl.ir.types import DataType, common_numeric, common_type, comparable
 
@@ -200,6 +200,10 @@ def cast(operand: E.Expr, target: DataType, span: Span | None = None) -> E.Expr:
     problem = functions_arrays.cast_problem(operand.dtype, target)  # lists: element by element
     if problem:
         raise _fail(problem, span)
+    if operand.dtype.is_struct or target.is_struct:  # by field name, as DuckDB (bind/structs.py)
+        from stream_dsl.bind.structs import check_cast
+
+        check_cast(operand.dtype, target, span)
     return E.Cast(operand, target, span=span)
 
 
@@ -295,6 +299,9 @@ def function(name: str, args: list[E.Expr], span: Span | None = None) -> E.Expr:
         return function(FIELDS[args[0].value.lower()], args[1:], span)
     if fn.name == "date_add":
         return binary("+", args[0], args[1], span)
+    if fn.name in functions_structs.BOUND_HERE:  # the result type depends on the field names given
+        struct_args, dtype = functions_structs.bind_call(fn.name, args, lambda message: _fail(message, span))
+        return E.Func(fn.name, struct_args, dtype, span=span)
     return E.Func(fn.name, tuple(args), fn.returns([a.dtype for a in args]), span=span)
 
 

@@ -87,8 +87,22 @@ def _null_elements(s: pl.Series) -> pl.Series:
     return s.list.eval(pl.element().is_null().sum()).list.first()
 
 
+def _convert_scalar(s: pl.Series, dtype: DataType) -> pl.Series:
+    return _convert(s, Field(s.name, dtype))
+
+
+def _convert_struct(raw: pl.Series, field: Field) -> tuple[pl.Series, pl.Series]:
+    from stream_dsl.connectors.decode_struct import convert_struct
+
+    return convert_struct(raw, field.dtype, _convert_scalar)
+
+
 def conversion_problem(value: object, field: Field) -> str:
     """Why `value` does not convert to the field's type, as a dead letter's reason."""
+    if field.dtype.is_struct:
+        from stream_dsl.connectors.decode_struct import struct_problem
+
+        return struct_problem(value, field.dtype, _convert_scalar)
     found = timestamp_problem(value, field.unit) if field.dtype is DataType.TIMESTAMP else None
     return found or f"cannot convert '{short_text(value)}' to {field.dtype.value}"
 
@@ -127,10 +141,12 @@ def conform(
             columns.append(pl.Series(field.name, [None] * frame.height, dtype=field.dtype.polars))
             continue
         raw = frame.get_column(field.name)
-        converted = _convert(raw, field)
+        converted = _convert(raw, field) if not field.dtype.is_struct else raw
         failed = None if converted is raw else converted.is_null() & raw.is_not_null()  # no cast: nothing fails
         if failed is not None and field.dtype.is_list and isinstance(raw.dtype, pl.List):
             failed = failed | (_null_elements(converted) > _null_elements(raw)).fill_null(False)
+        if field.dtype.is_struct and raw.dtype != field.dtype.polars:  # field by field (decode_struct.py)
+            converted, failed = _convert_struct(raw, field)
         if failed is not None and failed.any():
             failed_at = failed.arg_true()
             reasons: dict[object, str] = {}  # per distinct bad value: bad data repeats itself ('N/A', '')

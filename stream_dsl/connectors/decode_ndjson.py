@@ -106,6 +106,11 @@ def _json_value_error(value: object, dtype: DataType) -> str | None:
             problem = _json_value_error(element, dtype.element)
             if problem is not None:
                 return f"element {position}: {problem}"
+    if dtype.is_struct and isinstance(value, dict):  # each field as its type; a missing one is NULL, extras ignored
+        for name, field_type in dtype.fields:
+            problem = _json_value_error(value.get(name), field_type)
+            if problem is not None:
+                return f"field '{name}': {problem}"
         return None
     kind = (
         "boolean"
@@ -266,6 +271,8 @@ def _sift_ndjson(
        where BIGINT is declared) makes its row a dead letter.
     Only the bad records are looked at one by one, for their reason.
     """
+    if any(f.dtype.is_struct for f in schema):  # a lenient read hides a bad field inside a struct: check by chunk
+        raise ValueError("STRUCT columns are sifted chunk by chunk")
     lines = _lines(data)
     pieces: list[bytes] = []
 

@@ -214,7 +214,9 @@ def _parquet_type_mismatch(available: dict[str, pl.DataType], schema: Schema) ->
     """Why the file's column types can never be the declared ones (nested where a scalar is declared)."""
     for field in schema:
         dtype = available.get(field.name)
-        if dtype is not None and dtype.is_nested() and not field.dtype.is_list:  # lists: conform checks elements
+        if (
+            dtype is not None and dtype.is_nested() and not field.dtype.is_nested
+        ):  # lists, structs: conform checks inside
             return (
                 f"column '{field.name}' is {dtype} in the file, but {field.dtype.value} is declared; "
                 f"the whole file is skipped"

@@ -342,10 +342,17 @@ for _name, _signature in {
 def _more_functions() -> list[ScalarFunction]:
     from stream_dsl.ir import dates
 
-    return functions_time.functions() + functions_text.functions() + functions_arrays.functions() + dates.functions()
+    return (
+        functions_time.functions()
+        + functions_text.functions()
+        + functions_arrays.functions()
+        + dates.functions()
+        + functions_structs.functions()
+    )
 
 
 from stream_dsl.ir import functions_arrays, functions_text, functions_time  # noqa: E402 (they build ScalarFunctions)
+from stream_dsl.ir import functions_structs  # noqa: E402 (it builds ScalarFunctions)
 
 SCALAR_FUNCTIONS |= {f.name: f for f in _more_functions()}
 
@@ -354,6 +361,7 @@ FUNCTION_ALIASES = {
     **functions_time.ALIASES,
     **functions_text.ALIASES,
     **functions_arrays.ALIASES,
+    **functions_structs.ALIASES,
     "substr": "substring",
     "char_length": "length",
     "len": "length",

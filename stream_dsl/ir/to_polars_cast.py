@@ -29,6 +29,10 @@ def cast(x: pl.Expr, source: DataType, target: DataType) -> pl.Expr:
         return decimals.cast_to_decimal(x, source, target)
     if source.is_decimal:
         return decimals.cast_from_decimal(x, source, target)
+    if source.is_struct and target.is_struct:  # by field name (functions_structs.py)
+        from stream_dsl.ir.functions_structs import cast_struct
+
+        return cast_struct(x, source, target, cast)
     if target is T.STRING:
         return to_string(x, source)
     if source is T.STRING:

@@ -323,6 +323,10 @@ def type_from_polars(dtype: pl.DataType) -> DataType:
     if isinstance(dtype, (pl.List, pl.Array)):
         inner = dtype.inner
         return list_of(type_from_polars(inner if isinstance(inner, pl.DataType) else inner()))
+    if isinstance(dtype, pl.Struct):
+        return struct_of(
+            (f.name, type_from_polars(f.dtype if isinstance(f.dtype, pl.DataType) else f.dtype())) for f in dtype.fields
+        )
     raise TypeError(f"no SQL type for polars dtype {dtype}")
 
 

@@ -54,6 +54,7 @@ _EXPRESSION_START = frozenset(
         "NOT",
         "ARRAY",
         "LSQB",
+        "LBRACE",
     }
 )
 

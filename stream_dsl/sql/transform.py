@@ -540,6 +540,16 @@ class AstBuilder:
             span=_span(meta),
         )
 
+    def struct_literal(self, meta: Meta, children: list[Any]) -> ast.FuncCall:
+        """{'a': 1, b: 2} is NAMED_STRUCT('a', 1, 'b', 2), as DuckDB's struct literal."""
+        args = tuple(part for entry in children if entry is not None for part in entry)
+        return ast.FuncCall(name="NAMED_STRUCT", args=args, span=_span(meta))
+
+    def struct_entry(self, meta: Meta, children: list[Any]) -> tuple[ast.Expr, ast.Expr]:
+        key, value = children[0], children[-1]
+        name = _unquote(key, "'") if isinstance(key, Token) else key.text
+        return ast.StringLit(name, span=_span(meta)), value
+
     def window_call(self, meta: Meta, children: list[Any]) -> ast.WindowCall:
         func, _, partition, order = children
         return ast.WindowCall(func, tuple(partition or ()), tuple(order or ()), span=_span(meta))
