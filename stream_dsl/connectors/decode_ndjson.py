@@ -106,6 +106,7 @@ def _json_value_error(value: object, dtype: DataType) -> str | None:
             problem = _json_value_error(element, dtype.element)
             if problem is not None:
                 return f"element {position}: {problem}"
+        return None
     if dtype.is_struct and isinstance(value, dict):  # each field as its type; a missing one is NULL, extras ignored
         for name, field_type in dtype.fields:
             problem = _json_value_error(value.get(name), field_type)
