@@ -46,6 +46,7 @@ rows = st.lists(
 QUERIES = [
     ("SELECT k, s.a, s.n.c, s.b AS bb FROM s", "SELECT k, s.a, s.n.c, s.b AS bb FROM s"),
     ("SELECT struct_extract(s, 'b'), s.n FROM s WHERE s.a > 0", None),
+    ("SELECT s['b'] AS b, s['n']['c'] AS c FROM s WHERE s['a'] > 0", None),
     ("SELECT k, s IS NULL, s.n IS NULL, s = s FROM s", None),
     (
         "SELECT CAST(s AS STRUCT(b STRING, a DOUBLE, z INT)) AS c FROM s",

@@ -274,6 +274,8 @@ def function(name: str, args: list[E.Expr], span: Span | None = None) -> E.Expr:
         raise _fail(f"unknown function '{name}'{did_you_mean(name.lower(), known)}", span)
     if not fn.accepts(len(args)):
         raise _fail(f"function {fn.name} does not take {len(args)} argument(s)", span)
+    if fn.name == "list_element" and args and args[0].dtype.is_struct:  # s['f'] is s.f, as in DuckDB
+        return function("struct_extract", args, span)
     adjusted, args = functions_arrays.adjust(fn.name, list(args), span)  # lists: LEN, element types
     fn = lookup_scalar(adjusted) or fn
     args = [  # a DATE is its midnight to the time functions, as in DuckDB (YEAR, DATE_TRUNC, STRFTIME, ...)
