@@ -33,7 +33,7 @@ QUERIES = {
     "compare_cast": (
         "SELECT d < ts AS a, d = ts AS b, d >= d2 AS c, d = '2024-02-29' AS e, CAST(d AS VARCHAR) AS f, "
         "CAST(ts AS DATE) AS g, CAST(d AS TIMESTAMP) AS h, CAST(t AS DATE) AS i, COALESCE(d, ts) AS j, "
-        "CASE WHEN n > 0 THEN d ELSE d2 END AS k FROM s"
+        "CASE WHEN n > 0 THEN d ELSE d2 END AS k, d < DATE '2024-02-29' AS l, DATE '2024-03-01' - d AS m FROM s"
     ),
     "functions": (
         "SELECT year(d) AS a, month(d) AS b, day(d) AS c, extract(dow FROM d) AS e, date_trunc('month', d) AS f, "
@@ -145,3 +145,13 @@ def test_a_bad_date_literal_is_named_where_it_is_written() -> None:
     with pytest.raises(sd.BindError, match=r"invalid DATE literal '2024-13-01'") as info:
         ctx.sql("SELECT * FROM s\nWHERE d > '2024-13-01'")
     assert (info.value.line, info.value.column) == (2, 11)
+
+
+def test_a_date_literal_is_positioned_when_bad_and_date_stays_a_column_name() -> None:
+    ctx = sd.Context(executor="inline", workers=1)
+    ctx.from_polars(pl.DataFrame({"date": [dt.date(2024, 1, 1), dt.date(2024, 3, 1)]}), name="s")
+    got = ctx.sql("SELECT date, s.date - DATE '2024-01-01' AS days FROM s WHERE date >= DATE '2024-02-01'").collect()
+    assert got.rows() == [(dt.date(2024, 3, 1), 60)]
+    with pytest.raises(sd.BindError, match=r"invalid DATE literal '2024-02-30'") as info:
+        ctx.sql("SELECT date\nFROM s WHERE date = DATE '2024-02-30'")
+    assert (info.value.line, info.value.column) == (2, 21)

@@ -15,7 +15,7 @@ from dataclasses import dataclass, fields
 from typing import Any, Callable, Iterable, Iterator, Sequence, TypeGuard
 
 from stream_dsl.sql import ast
-from stream_dsl.ir import expr as E
+from stream_dsl.ir import dates, expr as E
 from stream_dsl.bind import typecheck as tc
 from stream_dsl.bind.scope import Scope
 from stream_dsl.ir.column_names import is_reserved, reserved_message
@@ -176,6 +176,12 @@ class ExprBinder:
     def _timestamp(self, node: ast.TimestampLit) -> E.Expr:
         return tc.literal(tc.parse_timestamp(node.value, node.span), node.span)
 
+    def _date(self, node: ast.DateLit) -> E.Expr:
+        value = dates.parse_date(node.value)
+        if value is None:
+            raise BindError(f"invalid DATE literal '{node.value}' (expected e.g. '2024-01-31')", span=node.span)
+        return tc.literal(value, node.span)
+
     # ------------------------------------------------------------ operators
 
     def _binary(self, node: ast.BinaryOp) -> E.Expr:
@@ -270,6 +276,7 @@ _DISPATCH: dict[type, Callable[[ExprBinder, Any], E.Expr]] = {
     ast.NullLit: ExprBinder._null,
     ast.IntervalLit: ExprBinder._interval,
     ast.TimestampLit: ExprBinder._timestamp,
+    ast.DateLit: ExprBinder._date,
     ast.BinaryOp: ExprBinder._binary,
     ast.UnaryOp: ExprBinder._unary,
     ast.FuncCall: ExprBinder._call,

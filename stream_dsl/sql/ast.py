@@ -79,6 +79,14 @@ class TimestampLit:
 
 
 @dataclass(frozen=True, slots=True)
+class DateLit:
+    """`DATE '2024-01-31'`."""
+
+    value: str
+    span: Span | None = _SPAN
+
+
+@dataclass(frozen=True, slots=True)
 class BinaryOp:
     """`op` is one of + - * / % || = <> < <= > >= AND OR (`!=` is parsed as `<>`)."""
 
@@ -207,6 +215,7 @@ Expr = Union[
     NullLit,
     IntervalLit,
     TimestampLit,
+    DateLit,
     BinaryOp,
     UnaryOp,
     FuncCall,

@@ -51,6 +51,7 @@ _EXPRESSION_START = frozenset(
         "CAST",
         "INTERVAL",
         "TIMESTAMP",
+        "DATE",
         "NOT",
         "ARRAY",
         "LSQB",

@@ -518,6 +518,9 @@ class AstBuilder:
     def timestamp_lit(self, meta: Meta, children: list[Any]) -> ast.TimestampLit:
         return ast.TimestampLit(_unquote(children[1], "'"), span=_span(meta))
 
+    def date_lit(self, meta: Meta, children: list[Any]) -> ast.DateLit:
+        return ast.DateLit(_unquote(children[1], "'"), span=_span(meta))
+
     def column(self, meta: Meta, children: list[Any]) -> ast.Identifier | ast.FuncCall:
         if len(children) == 1 and children[0].text.lower() == "current_timestamp" and not children[0].quoted:
             return ast.FuncCall(name="CURRENT_TIMESTAMP", args=(), span=_span(meta))  # SQL's spelling of NOW()
@@ -526,7 +529,7 @@ class AstBuilder:
         return ast.Identifier(tuple(c.text for c in children), span=_span(meta))
 
     def timestamp_column(self, meta: Meta, children: list[Any]) -> ast.Identifier:
-        """`timestamp` used as a column name (TIMESTAMP not followed by a string)."""
+        """`timestamp` or `date` used as a column name (the keyword not followed by a string)."""
         return ast.Identifier((str(children[0]),), span=_span(meta))
 
     def func_call(self, meta: Meta, children: list[Any]) -> ast.FuncCall:

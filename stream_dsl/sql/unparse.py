@@ -169,6 +169,11 @@ def _(node: ast.TimestampLit) -> str:
 
 
 @unparse.register
+def _(node: ast.DateLit) -> str:
+    return f"DATE {string(node.value)}"
+
+
+@unparse.register
 def _(node: ast.BinaryOp) -> str:
     own = level(node)
     return f"{_at(node.left, own)} {node.op} {_at(node.right, own + 1)}"
