@@ -15,6 +15,7 @@ from typing import Callable, Sequence
 import polars as pl
 
 from stream_dsl.connectors.base import DeadLetter
+from stream_dsl.connectors.conform_one_query import conform_clean
 from stream_dsl.connectors.decode import (
     Decoded,
     Record,
@@ -188,6 +189,9 @@ def finish_decoded(
     records: Sequence[Record] | Callable[[], Sequence[Record]] | _Located,
 ) -> Decoded:
     """Convert the text-read columns (timestamps) and keep only the requested ones."""
+    clean = conform_clean(frame, schema)  # one query when no row is a dead letter (conform_one_query.py)
+    if clean is not None:
+        return Decoded(clean)
     if isinstance(records, _Located):
         return conform(
             frame, schema, source=source, origin=origin, locate_many=records.many, problem=_json_text_problem
