@@ -14,6 +14,8 @@ words the dead letters. So a dead letter is always `conform`'s, exactly.
 
 from __future__ import annotations
 
+import io
+
 import polars as pl
 
 from stream_dsl.connectors.timestamps import epoch_ms_expr
@@ -49,21 +51,21 @@ def _converted(raw: pl.Expr, dtype: pl.DataType, field: Field) -> pl.Expr | None
     return raw.cast(target, strict=False)
 
 
-def conform_clean(frame: pl.DataFrame, schema: Schema) -> pl.DataFrame | None:
-    """`frame` cast to `schema` in one query when no value fails to convert; None when one does, or when the
-    schema needs the full `conform` (the caller then runs it)."""
-    if not len(schema) or not frame.height:
+def _conversions(dtypes: dict[str, pl.DataType], schema: Schema) -> tuple[list[pl.Expr], list[pl.Expr]] | None:
+    """The converted columns of `schema` over columns of polars types `dtypes`, and the failure masks; None when
+    the schema needs the full `conform`."""
+    if not len(schema):
         return None
     columns: list[pl.Expr] = []
     failures: list[pl.Expr] = []
     for field in schema:
-        if field.name not in frame.columns:
+        if field.name not in dtypes:
             if field.not_null:
                 return None
             columns.append(pl.lit(None, dtype=field.dtype.polars).alias(field.name))
             continue
         raw = pl.col(field.name)
-        converted = _converted(raw, frame.schema[field.name], field)
+        converted = _converted(raw, dtypes[field.name], field)
         if converted is None:
             return None
         if converted is not raw:
@@ -71,9 +73,32 @@ def conform_clean(frame: pl.DataFrame, schema: Schema) -> pl.DataFrame | None:
         if field.not_null:
             failures.append(converted.is_null())
         columns.append(converted.alias(field.name))
-    if not failures:
-        return frame.select(columns)
-    out = frame.select(*columns, pl.any_horizontal(failures).alias(FAILED))
-    if out.drop_in_place(FAILED).any():  # drop_in_place and any run no query
+    return columns, failures
+
+
+def _clean(frame: pl.LazyFrame | pl.DataFrame, conversions: tuple[list[pl.Expr], list[pl.Expr]]) -> pl.DataFrame | None:
+    columns, failures = conversions
+    query = frame.lazy().select(*columns, pl.any_horizontal(failures).alias(FAILED)) if failures else None
+    out = (query if query is not None else frame.lazy().select(columns)).collect()
+    if query is not None and out.drop_in_place(FAILED).any():  # drop_in_place and any run no query
         return None
     return out
+
+
+def conform_clean(frame: pl.DataFrame, schema: Schema) -> pl.DataFrame | None:
+    """`frame` cast to `schema` in one query when no value fails to convert; None when one does, or when the
+    schema needs the full `conform` (the caller then runs it)."""
+    conversions = _conversions(dict(frame.schema), schema) if frame.height else None
+    return None if conversions is None else _clean(frame, conversions)
+
+
+def decode_clean(data: bytes, read_schema: dict[str, pl.DataType], schema: Schema) -> pl.DataFrame | None:
+    """ndjson text read (as `read_schema`) and cast to `schema` in ONE query, when polars reads every line and no
+    value fails to convert; None otherwise (the caller then decodes as before: the sieve, dead letters)."""
+    conversions = _conversions(read_schema, schema)
+    if conversions is None or not data.strip():
+        return None
+    try:
+        return _clean(pl.scan_ndjson(io.BytesIO(data), schema=read_schema), conversions)
+    except Exception:  # a line polars refuses: the full decode sets it aside and says why
+        return None

@@ -15,7 +15,7 @@ from typing import Callable, Sequence
 import polars as pl
 
 from stream_dsl.connectors.base import DeadLetter
-from stream_dsl.connectors.conform_one_query import conform_clean
+from stream_dsl.connectors.conform_one_query import conform_clean, decode_clean
 from stream_dsl.connectors.decode import (
     Decoded,
     Record,
@@ -221,7 +221,11 @@ def decode_ndjson(
 
 def _decode_ndjson(data: bytes, schema: Schema, *, source: str, origin: str, full_schema: Schema | None) -> Decoded:
     read_schema = _ndjson_read_schema(schema, full_schema)
-    for candidate in dict.fromkeys([_sniff_epoch_columns(data, schema, read_schema), tuple(read_schema.items())]):
+    sniffed = _sniff_epoch_columns(data, schema, read_schema)
+    clean = decode_clean(data, dict(sniffed), schema)  # read and conform in one query (conform_one_query.py)
+    if clean is not None:
+        return Decoded(clean)
+    for candidate in dict.fromkeys([sniffed, tuple(read_schema.items())]):
         try:
             frame = _read_ndjson(data, dict(candidate))
         except Exception:
