@@ -31,6 +31,7 @@ import polars as pl
 from executor import kernels
 from executor.query.diagnostics import sampled
 from optimizer.physical.stages import ShuffleWrite, Stage
+from stream_dsl.connectors.conform_one_query import FAILED
 from stream_dsl.connectors.parquet_scan import MAX_COLUMN, ROWS_COLUMN, DeferredScan
 from stream_dsl.ir import expr as E
 
@@ -62,6 +63,8 @@ class FusedMap:
         watermark column's maximum; raises whatever the query raises."""
         mapped = self.pipeline.lazy_over(scan.lazy, scan.columns, self.runner.tables, self.partition)
         out, stats = pl.collect_all([mapped, scan.stats()], engine="in-memory")
+        if FAILED in stats.columns and stats.get_column(FAILED)[0]:  # an ndjson row is a dead letter: full read
+            raise ValueError("a record of the batch is a dead letter")
         rows = int(stats.get_column(ROWS_COLUMN)[0] or 0)
         newest = stats.get_column(MAX_COLUMN)[0] if MAX_COLUMN in stats.columns else None
         if not isinstance(self.stage.terminal, ShuffleWrite):
