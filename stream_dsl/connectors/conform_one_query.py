@@ -51,7 +51,7 @@ def _converted(raw: pl.Expr, dtype: pl.DataType, field: Field) -> pl.Expr | None
     return raw.cast(target, strict=False)
 
 
-def _conversions(dtypes: dict[str, pl.DataType], schema: Schema) -> tuple[list[pl.Expr], list[pl.Expr]] | None:
+def conversions(dtypes: dict[str, pl.DataType], schema: Schema) -> tuple[list[pl.Expr], list[pl.Expr]] | None:
     """The converted columns of `schema` over columns of polars types `dtypes`, and the failure masks; None when
     the schema needs the full `conform`."""
     if not len(schema):
@@ -76,8 +76,8 @@ def _conversions(dtypes: dict[str, pl.DataType], schema: Schema) -> tuple[list[p
     return columns, failures
 
 
-def _clean(frame: pl.LazyFrame | pl.DataFrame, conversions: tuple[list[pl.Expr], list[pl.Expr]]) -> pl.DataFrame | None:
-    columns, failures = conversions
+def _clean(frame: pl.LazyFrame | pl.DataFrame, converted: tuple[list[pl.Expr], list[pl.Expr]]) -> pl.DataFrame | None:
+    columns, failures = converted
     query = frame.lazy().select(*columns, pl.any_horizontal(failures).alias(FAILED)) if failures else None
     out = (query if query is not None else frame.lazy().select(columns)).collect()
     if query is not None and out.drop_in_place(FAILED).any():  # drop_in_place and any run no query
@@ -88,17 +88,17 @@ def _clean(frame: pl.LazyFrame | pl.DataFrame, conversions: tuple[list[pl.Expr],
 def conform_clean(frame: pl.DataFrame, schema: Schema) -> pl.DataFrame | None:
     """`frame` cast to `schema` in one query when no value fails to convert; None when one does, or when the
     schema needs the full `conform` (the caller then runs it)."""
-    conversions = _conversions(dict(frame.schema), schema) if frame.height else None
-    return None if conversions is None else _clean(frame, conversions)
+    converted = conversions(dict(frame.schema), schema) if frame.height else None
+    return None if converted is None else _clean(frame, converted)
 
 
 def decode_clean(data: bytes, read_schema: dict[str, pl.DataType], schema: Schema) -> pl.DataFrame | None:
     """ndjson text read (as `read_schema`) and cast to `schema` in ONE query, when polars reads every line and no
     value fails to convert; None otherwise (the caller then decodes as before: the sieve, dead letters)."""
-    conversions = _conversions(read_schema, schema)
-    if conversions is None or not data.strip():
+    converted = conversions(read_schema, schema)
+    if converted is None or not data.strip():
         return None
     try:
-        return _clean(pl.scan_ndjson(io.BytesIO(data), schema=read_schema), conversions)
+        return _clean(pl.scan_ndjson(io.BytesIO(data), schema=read_schema), converted)
     except Exception:  # a line polars refuses: the full decode sets it aside and says why
         return None

@@ -90,6 +90,11 @@ def _sniff_epoch_columns(
     return tuple(result.items())
 
 
+def read_types(data: bytes, schema: Schema) -> dict[str, pl.DataType]:
+    """The polars types the fast path reads `schema`'s columns of `data` as (`ndjson_deferred.py` reads so too)."""
+    return dict(_sniff_epoch_columns(data, schema, _ndjson_read_schema(schema, schema)))
+
+
 def _read_ndjson(data: bytes, read_schema: dict[str, pl.DataType]) -> pl.DataFrame:
     return pl.read_ndjson(io.BytesIO(data), schema=read_schema)
 

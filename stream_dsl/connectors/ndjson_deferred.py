@@ -24,8 +24,8 @@ from typing import Callable
 
 import polars as pl
 
-from stream_dsl.connectors.conform_one_query import FAILED, _conversions
-from stream_dsl.connectors.decode_ndjson import _ndjson_read_schema, _sniff_epoch_columns
+from stream_dsl.connectors.conform_one_query import FAILED, conversions
+from stream_dsl.connectors.decode_ndjson import read_types
 from stream_dsl.connectors.parquet_scan import MAX_COLUMN, ROWS_COLUMN, DeferredScan
 from stream_dsl.ir.types import Schema
 
@@ -52,11 +52,11 @@ def _checked(path: str, schema: Schema) -> pl.LazyFrame | None:
         data = gzip.decompress(data)
     if not data.strip():
         return None
-    read_schema = dict(_sniff_epoch_columns(data, schema, _ndjson_read_schema(schema, schema)))
-    conversions = _conversions(read_schema, schema)
-    if conversions is None:
+    read_schema = read_types(data, schema)
+    converted = conversions(read_schema, schema)
+    if converted is None:
         return None
-    columns, failures = conversions
+    columns, failures = converted
     failed = pl.any_horizontal(failures) if failures else pl.lit(False)
     return pl.scan_ndjson(io.BytesIO(data), schema=read_schema).select(*columns, failed.alias(FAILED))
 
