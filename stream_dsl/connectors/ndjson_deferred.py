@@ -26,22 +26,16 @@ import polars as pl
 
 from stream_dsl.connectors.conform_one_query import FAILED, conversions
 from stream_dsl.connectors.decode_ndjson import read_types
-from stream_dsl.connectors.parquet_scan import MAX_COLUMN, ROWS_COLUMN, DeferredScan
+from stream_dsl.connectors.parquet_scan import DeferredScan
 from stream_dsl.ir.types import Schema
 
 
 @dataclass(frozen=True)
 class DeferredNdjson(DeferredScan):
-    """A DeferredScan whose `checked` frame also says, in FAILED, which rows the full decode would set aside."""
+    """A DeferredScan whose `checked` frame also says, in FAILED, which rows the full decode would set aside;
+    the executor runs `checked`, not `lazy` (`fused_read.FusedMap.run`)."""
 
     checked: pl.LazyFrame | None = None
-
-    def stats(self) -> pl.LazyFrame:
-        assert self.checked is not None
-        exprs = [pl.len().cast(pl.Int64).alias(ROWS_COLUMN), pl.col(FAILED).any().alias(FAILED)]
-        if self.watermark is not None:
-            exprs.append(pl.col(self.watermark).cast(pl.Int64).max().alias(MAX_COLUMN))
-        return self.checked.select(exprs)
 
 
 def _checked(path: str, schema: Schema) -> pl.LazyFrame | None:
