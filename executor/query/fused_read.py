@@ -31,6 +31,7 @@ import polars as pl
 from executor import kernels
 from executor.query.diagnostics import sampled
 from optimizer.physical.stages import ShuffleWrite, Stage
+from stream_dsl.connectors.conform_one_query import FAILED
 from stream_dsl.connectors.parquet_scan import MAX_COLUMN, ROWS_COLUMN, DeferredScan
 from stream_dsl.ir import expr as E
 
@@ -60,10 +61,14 @@ class FusedMap:
     def run(self, scan: DeferredScan) -> tuple[dict[int, pl.DataFrame], int, int | None]:
         """The task's output by target partition (as `TaskRunner.run` gives it), the rows read and the
         watermark column's maximum; raises whatever the query raises."""
-        mapped = self.pipeline.lazy_over(scan.lazy, scan.columns, self.runner.tables, self.partition)
-        out, stats = pl.collect_all([mapped, scan.stats()], engine="in-memory")
-        rows = int(stats.get_column(ROWS_COLUMN)[0] or 0)
-        newest = stats.get_column(MAX_COLUMN)[0] if MAX_COLUMN in stats.columns else None
+        checked = getattr(scan, "checked", None)
+        if checked is not None:  # ndjson (`ndjson_deferred.py`): decoded first, the stage over a frame in memory
+            out, rows, newest = self._over_decoded(kernels.collect(checked, 1), scan)
+        else:
+            mapped = self.pipeline.lazy_over(scan.lazy, scan.columns, self.runner.tables, self.partition)
+            out, stats = pl.collect_all([mapped, scan.stats()], engine="in-memory")
+            rows = int(stats.get_column(ROWS_COLUMN)[0] or 0)
+            newest = stats.get_column(MAX_COLUMN)[0] if MAX_COLUMN in stats.columns else None
         if not isinstance(self.stage.terminal, ShuffleWrite):
             return {0: out}, rows, None if newest is None else int(newest)
         if self.partition:
@@ -71,6 +76,17 @@ class FusedMap:
         else:
             result = {0: out} if out.height else {}
         return result, rows, None if newest is None else int(newest)
+
+    def _over_decoded(self, decoded: pl.DataFrame, scan: DeferredScan) -> tuple[pl.DataFrame, int, int | None]:
+        """The stage over an ndjson batch decoded in one query: a second query, with the partitioning in it.
+        Measured on 50 records, this costs less CPU than one `collect_all` of the stage and the statistics,
+        which reads the records twice. A failed row (a dead letter) sends the batch to the full read."""
+        if decoded.drop_in_place(FAILED).any():  # drop_in_place, any, cast and max run no query
+            raise ValueError("a record of the batch is a dead letter")
+        wm = scan.watermark
+        newest = decoded.get_column(wm).cast(pl.Int64).max() if wm is not None and decoded.height else None
+        mapped = self.pipeline.lazy_over(decoded.lazy(), scan.columns, self.runner.tables, self.partition)
+        return kernels.collect(mapped, decoded.height), decoded.height, newest
 
 
 def fuse_reader(reader: Any, runner: Any, diagnose_every: int) -> None:

@@ -16,6 +16,7 @@ import polars as pl
 
 from stream_dsl.connectors import decode_decimal
 from stream_dsl.connectors.base import DeadLetter
+from stream_dsl.connectors.conform_one_query import conform_clean, decode_clean
 from stream_dsl.connectors.decode import (
     Decoded,
     Record,
@@ -88,6 +89,11 @@ def _sniff_epoch_columns(
             if field.dtype is DataType.TIMESTAMP and isinstance(value, int) and not isinstance(value, bool):
                 result[field.name] = pl.Int64()
     return tuple(result.items())
+
+
+def read_types(data: bytes, schema: Schema) -> dict[str, pl.DataType]:
+    """The polars types the fast path reads `schema`'s columns of `data` as (`ndjson_deferred.py` reads so too)."""
+    return dict(_sniff_epoch_columns(data, schema, _ndjson_read_schema(schema, schema)))
 
 
 def _read_ndjson(data: bytes, read_schema: dict[str, pl.DataType]) -> pl.DataFrame:
@@ -198,6 +204,9 @@ def finish_decoded(
     records: Sequence[Record] | Callable[[], Sequence[Record]] | _Located,
 ) -> Decoded:
     """Convert the text-read columns (timestamps) and keep only the requested ones."""
+    clean = conform_clean(frame, schema)  # one query when no row is a dead letter (conform_one_query.py)
+    if clean is not None:
+        return Decoded(clean)
     if isinstance(records, _Located):
         return conform(
             frame, schema, source=source, origin=origin, locate_many=records.many, problem=_json_text_problem
@@ -227,7 +236,11 @@ def decode_ndjson(
 
 def _decode_ndjson(data: bytes, schema: Schema, *, source: str, origin: str, full_schema: Schema | None) -> Decoded:
     read_schema = _ndjson_read_schema(schema, full_schema)
-    for candidate in dict.fromkeys([_sniff_epoch_columns(data, schema, read_schema), tuple(read_schema.items())]):
+    sniffed = _sniff_epoch_columns(data, schema, read_schema)
+    clean = decode_clean(data, dict(sniffed), schema)  # read and conform in one query (conform_one_query.py)
+    if clean is not None:
+        return Decoded(clean)
+    for candidate in dict.fromkeys([sniffed, tuple(read_schema.items())]):
         try:
             frame = _read_ndjson(data, dict(candidate))
         except Exception:

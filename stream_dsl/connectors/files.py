@@ -67,6 +67,7 @@ from stream_dsl.connectors.file_formats import SINK_EXTENSION as SINK_EXTENSION
 from stream_dsl.connectors.files_sink import FileSink
 from stream_dsl.connectors.files_sink_log import COMMITTED_LOG, live_files
 from stream_dsl.connectors.file_listing import Listing
+from stream_dsl.connectors.ndjson_deferred import deferred_ndjson
 from stream_dsl.connectors.parquet_scan import (
     DeferredScan,
     PushedPredicate,
@@ -403,13 +404,23 @@ class FileSource:
         """The pushed read of `paths` as a lazy scan the executor runs (None: read now, see `_pushed_read`)."""
         how = self._pushed_read(paths)
         if how is None:
-            return None
+            return self._deferred_ndjson(paths)
 
         def counted() -> None:
             self.pushed_reads += len(paths)
 
         lazy = parquet_scan(paths, self._schema, None, None)
         return DeferredScan(lazy, tuple(self._schema.names), how[0], how[1], lambda: self._frames(paths), counted)
+
+    def _deferred_ndjson(self, paths: list[str]) -> DeferredScan | None:
+        """ndjson files as one checked lazy read the executor runs with its stage (`ndjson_deferred.py`)."""
+        if any((self.options.format or format_of(p)) != "ndjson" for p in paths):
+            return None
+        if any(f.not_null for f in self.definition.schema):  # a NOT NULL column not read still dead-letters
+            return None
+        wm = self.definition.watermark
+        watermark = wm.column if wm is not None and wm.column in self._schema else None
+        return deferred_ndjson(paths, self._schema, watermark, lambda: self._frames(paths), lambda: None)
 
     def _read_pushed(self, paths: list[str]) -> PushedRead | None:
         """Parquet files read with the columns and the pushed predicate in one scan (`parquet_scan`); None

@@ -75,18 +75,22 @@ def _bounds(unit: str) -> tuple[float, float]:
 def epoch_to_ms(values: pl.Series, unit: str | None) -> pl.Series:
     """Epoch numbers (any numeric dtype) in `unit` (None: ms by default) → Datetime("ms"); null where out of range."""
     name = values.name
-    v = pl.col(name)
+    converted = epoch_ms_expr(pl.col(name), values.dtype.is_integer(), unit)
+    return values.to_frame().select(converted.alias(name)).to_series()
+
+
+def epoch_ms_expr(v: pl.Expr, integer: bool, unit: str | None) -> pl.Expr:
+    """`epoch_to_ms` as an expression over `v` (of an integer dtype when `integer`), to run in a larger query."""
     lo, hi = _bounds(unit or "ms")
     ok = (v >= lo) & (v <= hi)
     if unit is None:
         ok = ok & ~((v.abs() >= SECONDS_LIKE[0]) & (v.abs() < SECONDS_LIKE[1]))
     per_ms = _PER_MS[unit or "ms"]
-    if values.dtype.is_integer():
+    if integer:
         ms = v.cast(pl.Int64) * 1000 if unit == "s" else v.cast(pl.Int64) // int(per_ms) if per_ms >= 1 else None
     else:
         ms = (v.cast(pl.Float64) / per_ms).floor().cast(pl.Int64)
-    frame = values.to_frame()
-    return frame.select(pl.when(ok).then(ms).otherwise(None).cast(MS).alias(name)).to_series()
+    return pl.when(ok).then(ms).otherwise(None).cast(MS)
 
 
 def epoch_or_iso(text: pl.Series, unit: str | None) -> pl.Series:

@@ -1,0 +1,79 @@
+"""An ndjson batch handed to the executor unread, to run with its source stage in two lean polars queries.
+
+Parquet batches whose rows cannot be dead letters already go this way
+(`parquet_scan.DeferredScan`, `executor/query/fused_read.py`). An ndjson
+record can always be one (bad JSON, a value of the wrong type), so here the
+read carries one more column, `FAILED`: whether a conversion of the row
+failed (`conform_one_query`). The executor runs the read and the
+conversions in one query, checks that column (no query), and runs the
+stage (filter, join, partial aggregate, partitioning) in a second; when a
+row failed, or polars refuses a line, it drops the result and reads the
+files as the files source always did (`DeferredScan.read`), which sets the
+bad records aside with their reasons. So a clean batch costs two queries
+(it was ten), and dead letters stay exactly what the full decode says.
+One `collect_all` of the stage and the statistics, as parquet does, cost
+more CPU on 50 records (1.5 against 2.3-2.5 ms): it read them twice.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+from dataclasses import dataclass
+from typing import Callable
+
+import polars as pl
+
+from stream_dsl.connectors.conform_one_query import FAILED, conversions
+from stream_dsl.connectors.decode_ndjson import read_types
+from stream_dsl.connectors.parquet_scan import DeferredScan
+from stream_dsl.ir.types import Schema
+
+
+@dataclass(frozen=True)
+class DeferredNdjson(DeferredScan):
+    """A DeferredScan whose `checked` frame also says, in FAILED, which rows the full decode would set aside;
+    the executor runs `checked`, not `lazy` (`fused_read.FusedMap.run`)."""
+
+    checked: pl.LazyFrame | None = None
+
+
+def _checked(path: str, schema: Schema) -> pl.LazyFrame | None:
+    """One file read and converted lazily, with FAILED per row; None when its conversions need `conform`."""
+    with open(path, "rb") as f:
+        data = f.read()
+    if path.lower().endswith(".gz"):
+        data = gzip.decompress(data)
+    if not data.strip():
+        return None
+    read_schema = read_types(data, schema)
+    converted = conversions(read_schema, schema)
+    if converted is None:
+        return None
+    columns, failures = converted
+    failed = pl.any_horizontal(failures) if failures else pl.lit(False)
+    return pl.scan_ndjson(io.BytesIO(data), schema=read_schema).select(*columns, failed.alias(FAILED))
+
+
+def deferred_ndjson(
+    paths: list[str],
+    schema: Schema,
+    watermark: str | None,
+    fallback: Callable[[], tuple[pl.DataFrame, list, int | None]],
+    on_read: Callable[[], None],
+) -> DeferredNdjson | None:
+    """The batch's ndjson files as one checked lazy frame (module doc); None when a file cannot go this way
+    (empty, unreadable, or a column that needs the full conversion): the source then reads the batch itself.
+    `schema`: the columns read, none NOT NULL (the caller checks)."""
+    if not len(schema) or any(f.not_null for f in schema):
+        return None
+    try:
+        parts = [_checked(path, schema) for path in paths]
+    except Exception:  # a file deleted or unreadable: the full read reports it
+        return None
+    if not parts or any(p is None for p in parts):
+        return None
+    checked = parts[0] if len(parts) == 1 else pl.concat([p for p in parts if p is not None], how="vertical")
+    assert checked is not None
+    names = tuple(schema.names)
+    return DeferredNdjson(checked.select(names), names, None, watermark, fallback, on_read, checked)
