@@ -138,3 +138,28 @@ def test_a_small_ndjson_batch_is_one_query(tmp_path, monkeypatch):
         monkeypatch.undo()
         assert got.get_column("n").sum() == 49 * batches + 1  # and the first file's extra record
     assert (counts[1] - counts[0]) / 3 <= 2, counts  # the emit of each closed window runs none either
+
+
+def test_columns_the_one_query_read_cannot_convert_take_the_full_decode(tmp_path):
+    """DECIMAL (exact from the number's text), DATE (from 'YYYY-MM-DD') and lists have their own decode rules: a
+    clean batch holding them must not go through the one-query read's plain polars casts."""
+    import datetime as dt
+    from decimal import Decimal
+
+    path = tmp_path / "in.ndjson"
+    path.write_text(
+        '{"k": "a", "x": 12345678901234567.125, "d": "2024-01-31", "n": [1, 2]}\n'
+        '{"k": "b", "x": "0.1", "d": "2024-02-01", "n": []}\n'
+    )
+    expected = [
+        ("a", Decimal("12345678901234567.125"), dt.date(2024, 1, 31), [1, 2]),
+        ("b", Decimal("0.100"), dt.date(2024, 2, 1), []),
+    ]
+    for executor in ("inline", "drizzle", "bsp"):
+        ctx = sd.Context(executor=executor, workers=1)
+        ctx.sql(
+            f"CREATE STREAM s (k STRING, x DECIMAL(38, 3), d DATE, n BIGINT[]) "
+            f"WITH (connector = 'files', path = '{path}', format = 'ndjson')"
+        )
+        got = ctx.sql("SELECT k, x, d, n FROM s").collect()
+        assert sorted(got.rows()) == expected, executor

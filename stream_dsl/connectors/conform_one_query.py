@@ -22,6 +22,9 @@ from stream_dsl.connectors.timestamps import epoch_ms_expr
 from stream_dsl.ir.types import DataType, Field, Schema
 
 FAILED = "__conform_failed"
+_CONVERTED_HERE = frozenset(
+    {DataType.BIGINT, DataType.INT, DataType.DOUBLE, DataType.STRING, DataType.BOOLEAN, DataType.TIMESTAMP}
+)
 
 
 def _converted(raw: pl.Expr, dtype: pl.DataType, field: Field) -> pl.Expr | None:
@@ -29,6 +32,8 @@ def _converted(raw: pl.Expr, dtype: pl.DataType, field: Field) -> pl.Expr | None
 
     A timestamp held as text converts here only when it is an integer (epoch in the field's unit): other text
     (decimals, ISO-8601) is NULL, which counts as a failure and sends the batch to the full path."""
+    if field.dtype not in _CONVERTED_HERE:  # DECIMAL (exact from text), DATE, lists, structs: decode's own rules
+        return None
     target = field.dtype.polars
     if dtype == target:
         return raw
