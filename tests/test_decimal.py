@@ -227,3 +227,21 @@ def test_python_source_items_bring_decimals_exactly() -> None:
         (Decimal("12345678901234567.13"), "a"),
         (Decimal("-1.01"), "b"),
     ]  # 'zz' is a dead letter
+
+
+@pytest.mark.parametrize(
+    ("text", "target"),
+    [
+        ("3088.045", "DECIMAL(38, 2)"),  # DECIMAL(38, 2) leaves no room for an extra digit
+        ("3088.0449", "DECIMAL(38, 2)"),  # cut, not rounded twice
+        ("-1.235", "DECIMAL(38, 2)"),
+        ("1.0005", "DECIMAL(10, 3)"),
+        ("-0.005", "DECIMAL(5, 2)"),
+        ("0.5", "DECIMAL(38, 38)"),
+        ("1e2", "DECIMAL(5, 2)"),
+    ],
+)
+def test_text_rounds_half_away_from_zero_as_duckdb(text: str, target: str) -> None:
+    sql = f"SELECT CAST('{text}' AS {target}) AS x"
+    (expected,) = duckdb.sql(sql).fetchall()[0]
+    assert sd.Context(executor="inline", workers=1).sql(sql).collect().item() == expected

@@ -115,11 +115,18 @@ def cast_to_decimal(x: pl.Expr, source: DataType, target: DataType) -> pl.Expr:
 def from_text(x: pl.Expr, target: DataType) -> pl.Expr:
     """Decimal text ('12.345', '-1e3', ' 7 ') as DECIMAL `target`, NULL where it is no number or does not fit.
 
-    Read at the most decimals the integer part leaves room for, then rounded half away from zero to the
-    target's scale (polars alone would round half to even)."""
+    Rounded half away from zero to the target's scale, exactly: that rounding looks at one more digit only, so
+    the text is cut after it and read with that digit (polars alone would round half to even as it parses). A
+    number whose integer part leaves no room for the extra digit is read at the target's scale."""
+    text = x.str.strip_chars()
+    reads = []
+    if target.scale < MAX_DECIMAL_PRECISION:
+        extra = target.scale + 1
+        cut = text.str.replace(rf"^([+-]?[0-9]*\.[0-9]{{{extra}}})[0-9]+$", "${1}")
+        reads.append(round_half_away(cut.cast(pl.Decimal(MAX_DECIMAL_PRECISION, extra), strict=False), target.scale))
     room = MAX_DECIMAL_PRECISION - (target.precision - target.scale)
-    read = x.str.strip_chars().cast(pl.Decimal(MAX_DECIMAL_PRECISION, room), strict=False)
-    return round_half_away(read, target.scale).cast(target.polars, strict=False)
+    reads.append(text.cast(pl.Decimal(MAX_DECIMAL_PRECISION, room), strict=False))
+    return pl.coalesce([read.cast(target.polars, strict=False) for read in reads])
 
 
 def cast_from_decimal(x: pl.Expr, source: DataType, target: DataType) -> pl.Expr:
