@@ -214,3 +214,14 @@ def test_the_site_builds_in_strict_mode(tmp_path):
     reference = (site / "reference" / "index.html").read_text()
     assert "SET keys" in reference and "substring" in reference
     assert "Add a connector" in (site / "contributing" / "index.html").read_text()
+
+
+def test_the_readme_language_section_names_every_type_and_function(reg):
+    """Issue #23's bar: a reader of the README's language section sees every type name and function the
+    engine registers (SHOW FUNCTIONS and docs/functions.md give their signatures)."""
+    readme = (ROOT / "README.md").read_text()
+    language = readme[readme.index("## The language") : readme.index("### Checked at CREATE")]
+    named = set(re.findall(r"`([^`]+)`", language))
+    missing = [n for n in [*reg.scalar_functions, *reg.aggregate_functions] if n not in named]
+    missing += [n for n in reg.type_names if n not in named]
+    assert not missing, f"README's language section does not name: {missing}"
