@@ -268,15 +268,14 @@ def test_case_evaluates_a_when_condition_only_for_rows_no_earlier_one_decided(sq
 def test_a_later_when_conditions_checks_are_guarded_by_the_earlier_conditions(monkeypatch):
     """White box: polars may compute every WHEN on every row, so a check in a later condition must be guarded."""
     from stream_dsl.ir import to_polars as C
-    from stream_dsl.ir import to_polars_cast as compile_cast
     from stream_dsl.ir import to_polars_checks as compile_checks
     from stream_dsl.ir import expr as E
     from stream_dsl.ir.types import DataType
 
     guards: list[int] = []
     real = compile_checks.fail_where
-    monkeypatch.setattr(
-        compile_cast, "fail_where", lambda *args: guards.append(len(compile_checks.GUARDS.get())) or real(*args)
+    monkeypatch.setattr(  # the CAST's check (`cast_checked`) is built by the checks module's own fail_where
+        compile_checks, "fail_where", lambda *args: guards.append(len(compile_checks.GUARDS.get())) or real(*args)
     )
     i, k = E.Column("i", DataType.BIGINT), E.Column("k", DataType.STRING)
     cond2 = E.Binary(">", E.Cast(k, DataType.INT), E.Literal(0, DataType.INT), DataType.BOOLEAN)

@@ -13,7 +13,7 @@ import datetime as dt
 
 import polars as pl
 
-from stream_dsl.ir.to_polars_checks import CastFailure, OverflowFailure, fail_where
+from stream_dsl.ir.to_polars_checks import CastFailure, OverflowFailure, cast_checked, fail_where
 from stream_dsl.ir.types import DataType
 
 T = DataType
@@ -90,14 +90,7 @@ def cast_to_date(x: pl.Expr, source: DataType) -> pl.Expr:
         return x.dt.date()
     if source is not T.STRING:
         raise CastFailure(f"cannot CAST {source.value} to DATE")
-    value = from_text(x)
-    return fail_where(
-        (x.is_not_null() & value.is_null()).fill_null(False),
-        x,
-        value,
-        lambda first, n: CastFailure(f"cannot CAST '{first}' to DATE ({n} value{'s' if n > 1 else ''} failed)"),
-        pl.Date(),
-    )
+    return cast_checked(x, from_text(x), T.DATE)
 
 
 def cast_from_date(x: pl.Expr, target: DataType) -> pl.Expr:

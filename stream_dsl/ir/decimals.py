@@ -20,7 +20,7 @@ import decimal as _pydecimal
 
 import polars as pl
 
-from stream_dsl.ir.to_polars_checks import CastFailure, OverflowFailure, fail_where
+from stream_dsl.ir.to_polars_checks import CastFailure, OverflowFailure, cast_checked, fail_where
 from stream_dsl.ir.types import MAX_DECIMAL_PRECISION, DataType, as_decimal, decimal
 
 T = DataType
@@ -109,7 +109,7 @@ def cast_to_decimal(x: pl.Expr, source: DataType, target: DataType) -> pl.Expr:
         value = x.cast(target.polars, strict=False)
     else:
         raise CastFailure(f"cannot CAST {source.value} to {target.value}")
-    return _checked(x, value, target)
+    return cast_checked(x, value, target)
 
 
 def from_text(x: pl.Expr, target: DataType) -> pl.Expr:
@@ -132,7 +132,7 @@ def from_text(x: pl.Expr, target: DataType) -> pl.Expr:
 def cast_from_decimal(x: pl.Expr, source: DataType, target: DataType) -> pl.Expr:
     """CAST a DECIMAL to an integer (rounded half away from zero), DOUBLE, BOOLEAN or STRING."""
     if target.is_integer:
-        return _checked(x, round_half_away(x, 0).cast(target.polars, strict=False), target)
+        return cast_checked(x, round_half_away(x, 0).cast(target.polars, strict=False), target)
     if target is T.DOUBLE:
         return x.cast(pl.Float64)
     if target is T.BOOLEAN:
@@ -142,18 +142,6 @@ def cast_from_decimal(x: pl.Expr, source: DataType, target: DataType) -> pl.Expr
             return x.cast(pl.String).str.replace(r"^(-?)0\.", "$1.")
         return x.cast(pl.String)
     raise CastFailure(f"cannot CAST {source.value} to {target.value}")
-
-
-def _checked(original: pl.Expr, value: pl.Expr, target: DataType) -> pl.Expr:
-    return fail_where(
-        (original.is_not_null() & value.is_null()).fill_null(False),
-        original.cast(pl.String),
-        value,
-        lambda first, n: CastFailure(
-            f"cannot CAST '{first}' to {target.value} ({n} value{'s' if n > 1 else ''} failed)"
-        ),
-        target.polars,
-    )
 
 
 # ---------------------------------------------------------------- functions of a DECIMAL argument

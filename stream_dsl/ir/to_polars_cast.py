@@ -5,7 +5,7 @@ from __future__ import annotations
 import polars as pl
 
 from stream_dsl.ir import dates, decimals
-from stream_dsl.ir.to_polars_checks import CastFailure, fail_where
+from stream_dsl.ir.to_polars_checks import CastFailure, cast_checked
 from stream_dsl.ir.types import DataType
 
 T = DataType
@@ -72,26 +72,13 @@ def epoch_ms_to_timestamp(x: pl.Expr) -> pl.Expr:
     """A number read as epoch milliseconds; one outside years 1 to 9999 raises CastFailure."""
     ms = x.cast(pl.Int64, strict=False)
     value = pl.when(in_timestamp_range(ms)).then(ms).cast(pl.Datetime("ms"))
-    return _cast_checked(x.is_not_null() & value.is_null(), x, value, T.TIMESTAMP)
+    return cast_checked(x, value, T.TIMESTAMP)
 
 
 def _checked_cast(x: pl.Expr, target: DataType) -> pl.Expr:
     """A numeric cast that fails loudly on overflow instead of wrapping or nulling."""
     converted = x.cast(target.polars, strict=False)
-    return _cast_checked(x.is_not_null() & converted.is_null(), x, converted, target)
-
-
-def _cast_checked(failed: pl.Expr, original: pl.Expr, value: pl.Expr, target: DataType) -> pl.Expr:
-    """`value`, but raise CastFailure naming the first input of a row that `failed`."""
-    return fail_where(
-        failed,
-        original.cast(pl.String),
-        value,
-        lambda first, n: CastFailure(
-            f"cannot CAST '{first}' to {target.value} ({n} value{'s' if n > 1 else ''} failed)"
-        ),
-        target.polars,
-    )
+    return cast_checked(x, converted, target)
 
 
 def to_string(x: pl.Expr, source: DataType) -> pl.Expr:
@@ -140,7 +127,7 @@ def _from_string(x: pl.Expr, target: DataType) -> pl.Expr:
         value = parse_timestamp(s)
     else:
         raise CastFailure(f"cannot CAST STRING to {target.value}")
-    return _cast_checked(x.is_not_null() & value.is_null(), x, value, target)
+    return cast_checked(x, value, target)
 
 
 def parse_timestamp(s: pl.Expr) -> pl.Expr:

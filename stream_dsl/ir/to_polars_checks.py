@@ -14,6 +14,8 @@ from typing import Any, Callable
 
 import polars as pl
 
+from stream_dsl.ir.types import DataType
+
 
 class CastFailure(ValueError):
     """A value that a CAST cannot convert; raised while a query runs."""
@@ -58,3 +60,17 @@ def fail_where(
 
     # elementwise: over constant operands the check is a constant too, which polars then broadcasts.
     return pl.coalesce(value, bad.map_batches(check, return_dtype=dtype, is_elementwise=True))
+
+
+def cast_checked(original: pl.Expr, value: pl.Expr, target: DataType) -> pl.Expr:
+    """`value`, the CAST of `original` to `target`, but raise CastFailure naming the first input that was not
+    NULL and did not convert (every CAST's one failure rule and message)."""
+    return fail_where(
+        original.is_not_null() & value.is_null(),
+        original.cast(pl.String),
+        value,
+        lambda first, n: CastFailure(
+            f"cannot CAST '{first}' to {target.value} ({n} value{'s' if n > 1 else ''} failed)"
+        ),
+        target.polars,
+    )
