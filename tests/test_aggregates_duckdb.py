@@ -43,6 +43,7 @@ from stream_dsl.config import RunConfig
 from stream_dsl.ir.aggregates_more import MORE_AGGREGATES
 from stream_dsl.repl.render import frame_csv, frame_view
 from budget import examples
+from batch_cuts import cut_into_batches
 
 BASE = dt.datetime(2024, 1, 1)
 SCHEMA = {"k": pl.String, "i": pl.Int64, "d": pl.Float64, "s": pl.String, "ts": pl.Datetime("ms")}
@@ -171,8 +172,7 @@ def datasets(draw):
     if ordered:
         frame = frame.sort("ts")
     cuts = sorted(draw(st.lists(st.integers(0, n), max_size=5)))
-    bounds = [0] + cuts + [n]
-    return frame, [frame.slice(a, b - a) for a, b in zip(bounds, bounds[1:])], ordered
+    return frame, cut_into_batches(frame, cuts), ordered
 
 
 def engine(batches: list[pl.DataFrame], ordered: bool) -> sd.Context:

@@ -29,6 +29,7 @@ from executor.query.outputs import CollectOutput
 from stream_dsl.config import RunConfig
 from stream_dsl.ir.column_names import CHANGELOG_OP
 from budget import examples
+from batch_cuts import cut_into_batches
 
 SCHEMA = {"k": pl.String, "i": pl.Int64, "d": pl.Float64, "ts": pl.Datetime("ms")}
 DUCK = "k VARCHAR, i BIGINT, d DOUBLE, ts TIMESTAMP"
@@ -94,8 +95,7 @@ def datasets(draw):
         schema=SCHEMA,
     ).sort("ts", maintain_order=True)  # in event-time order: with the watermark (delay 0) no row is late
     cuts = sorted(draw(st.lists(st.integers(0, n), max_size=6)))
-    bounds = [0] + cuts + [n]
-    return frame, [frame.slice(a, b - a) for a, b in zip(bounds, bounds[1:])]
+    return frame, cut_into_batches(frame, cuts)
 
 
 class Recording(CollectOutput):

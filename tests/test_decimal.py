@@ -24,6 +24,7 @@ from hypothesis import strategies as st
 
 import stream_dsl as sd
 from budget import examples
+from batch_cuts import cut_into_batches
 from executor.api import collect
 from stream_dsl.config import RunConfig
 from test_aggregates_duckdb import two_phase_forced
@@ -117,8 +118,7 @@ def run(
     sql: str, dtype: tuple[int, int], rows: list[dict], cuts: list[int], executor: str, workers: int, optimize: bool
 ):
     frame = frame_of(dtype, rows)
-    bounds = [0, *cuts, len(rows)]
-    batches = [frame.slice(a, b - a) for a, b in zip(bounds, bounds[1:])] or [frame]
+    batches = cut_into_batches(frame, cuts)
     ctx = sd.Context(executor="inline", workers=1)
     ctx.from_polars(batches, name="s")
     plan = ctx.sql(sql).plan

@@ -34,6 +34,7 @@ from executor import kernels
 from executor.api import collect
 from stream_dsl.config import RunConfig
 from budget import examples
+from batch_cuts import cut_into_batches
 
 BASE = dt.datetime(2024, 1, 1)
 S_SCHEMA = {"k": pl.String, "i": pl.Int64, "d": pl.Float64, "s2": pl.String, "ts": pl.Datetime("ms")}
@@ -245,8 +246,7 @@ def datasets(draw):
     if ordered:
         frame = frame.sort("ts", maintain_order=True)
     cuts = sorted(draw(st.lists(st.integers(0, n), max_size=5)))
-    bounds = [0] + cuts + [n]
-    batches = [frame.slice(a, b - a) for a, b in zip(bounds, bounds[1:])]
+    batches = cut_into_batches(frame, cuts)
     m = draw(st.integers(0, 5))
     table = pl.DataFrame(
         {

@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 
 import stream_dsl as sd
 from budget import examples
+from batch_cuts import cut_into_batches
 from executor.api import collect
 from stream_dsl.bind import typecheck as tc
 from stream_dsl.config import RunConfig
@@ -165,8 +166,7 @@ rows = st.lists(st.tuples(times, times, texts, integers, doubles, small), min_si
 def datasets(draw: st.DrawFn) -> tuple[pl.DataFrame, list[pl.DataFrame]]:
     frame = pl.DataFrame(draw(rows), schema=SCHEMA, orient="row")
     cuts = sorted(draw(st.lists(st.integers(0, frame.height), max_size=3)))
-    bounds = [0, *cuts, frame.height]
-    return frame, [frame.slice(a, b - a) for a, b in zip(bounds, bounds[1:])]
+    return frame, cut_into_batches(frame, cuts)
 
 
 def duckdb_rows(frame: pl.DataFrame, expressions: list[str]) -> list[tuple]:

@@ -25,6 +25,7 @@ from stream_dsl.errors import ConnectorError, ExecutionError
 from stream_dsl.ir.plan import Join, Scan
 from stream_dsl.ir.types import DataType as T
 from budget import examples
+from batch_cuts import cut_into_batches
 
 BASE = dt.datetime(2024, 1, 1)
 
@@ -122,8 +123,7 @@ def split_frames(draw):
         schema={"k": pl.String, "v": pl.Int64, "ts": pl.Datetime("ms")},
     )
     cuts = sorted(draw(st.lists(st.integers(0, n), max_size=6)))
-    bounds = [0] + cuts + [n]
-    return frame, [frame.slice(a, b - a) for a, b in zip(bounds, bounds[1:])]
+    return frame, cut_into_batches(frame, cuts)
 
 
 @settings(max_examples=examples(40), deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 import stream_dsl as sd
 from budget import examples
+from batch_cuts import cut_into_batches
 from executor.api import collect
 from stream_dsl.config import RunConfig
 from stream_dsl.connectors.memory import MemorySink
@@ -88,9 +89,8 @@ def _key(rows: list[tuple]) -> list[str]:
 )
 def test_struct_queries_match_duckdb_on_every_executor(data, cuts, query, setting):
     frame = pl.DataFrame(data, schema={"k": pl.String, "i": pl.Int64, "s": S_TYPE}, orient="row")
-    bounds = [0, *sorted(min(c, frame.height) for c in cuts), frame.height]
     ctx = sd.Context(executor="inline", workers=1)
-    ctx.from_polars([frame.slice(a, b - a) for a, b in zip(bounds, bounds[1:])], name="s")
+    ctx.from_polars(cut_into_batches(frame, sorted(min(c, frame.height) for c in cuts)), name="s")
     ours, theirs = query
     plan = ctx.sql(ours).plan
     executor, workers, optimize = setting

@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 
 import stream_dsl as sd
 from budget import examples
+from batch_cuts import cut_into_batches
 from redis_server import start_server, stop_server
 from stream_dsl.connectors import files
 from stream_dsl.connectors.redis_sink import read_stream
@@ -58,8 +59,7 @@ def datasets(draw):
         schema=SCHEMA,
     )
     cuts = sorted(draw(st.lists(st.integers(0, n), max_size=6)))
-    bounds = [0, *cuts, n]
-    return frame, [frame.slice(a, b - a) for a, b in zip(bounds, bounds[1:])]
+    return frame, cut_into_batches(frame, cuts)
 
 
 def duckdb_rows(sql: str, frame: pl.DataFrame) -> list[tuple]:
