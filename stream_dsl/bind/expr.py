@@ -15,6 +15,7 @@ from dataclasses import dataclass, fields
 from typing import Any, Callable, Iterable, Iterator, Sequence, TypeGuard
 
 from stream_dsl.sql import ast
+from stream_dsl.sql.unparse import unparse
 from stream_dsl.ir import dates, expr as E
 from stream_dsl.bind import typecheck as tc
 from stream_dsl.bind.scope import Scope
@@ -332,7 +333,7 @@ def resolve_type(written: ast.TypeName) -> DataType:
 def _decimal_type(written: ast.TypeName) -> DataType:
     """DECIMAL(p) or DECIMAL(p, s), with DuckDB's limits: 1 <= p <= 38, 0 <= s <= p."""
     if len(written.numbers) > 2:
-        raise BindError(f"{written.name} takes a precision and a scale, got {written}", span=written.span)
+        raise BindError(f"{written.name} takes a precision and a scale, got {unparse(written)}", span=written.span)
     precision, scale = written.numbers[0], written.numbers[1] if len(written.numbers) > 1 else 0
     if not 1 <= precision <= MAX_DECIMAL_PRECISION:
         raise BindError(
@@ -340,7 +341,9 @@ def _decimal_type(written: ast.TypeName) -> DataType:
             span=written.span,
         )
     if scale > precision:
-        raise BindError(f"{written.name} scale cannot be greater than the precision, got {written}", span=written.span)
+        raise BindError(
+            f"{written.name} scale cannot be greater than the precision, got {unparse(written)}", span=written.span
+        )
     return decimal(precision, scale)
 
 

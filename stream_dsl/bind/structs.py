@@ -15,6 +15,7 @@ from stream_dsl.ir import expr as E
 from stream_dsl.ir.functions_structs import field_named
 from stream_dsl.ir.types import DataType, Schema, struct_of
 from stream_dsl.sql import ast
+from stream_dsl.sql.unparse import unparse
 
 MAP_REFUSED = (
     "MAP types are not supported yet: polars has no map type, and its JSON reader reads an object only as a "
@@ -30,7 +31,7 @@ def resolve_nested_type(written: ast.TypeName, resolve: Callable[[ast.TypeName],
     for name, member in zip(written.field_names, written.members):
         if name.lower() in seen:
             raise BindError(
-                f"duplicate field name '{name}' in {written}: each field of a STRUCT needs its own name",
+                f"duplicate field name '{name}' in {unparse(written)}: each field of a STRUCT needs its own name",
                 span=member.span or written.span,
             )
         seen[name.lower()] = name

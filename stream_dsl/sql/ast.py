@@ -141,19 +141,6 @@ class TypeName:
     field_names: tuple[str, ...] = ()
     span: Span | None = _SPAN
 
-    def __str__(self) -> str:
-        if self.name == "ARRAY":
-            return f"{self.members[0]}[]"
-        if self.name == "STRUCT":
-            return "STRUCT(" + ", ".join(f"{_sql_name(n)} {t}" for n, t in zip(self.field_names, self.members)) + ")"
-        if self.name == "MAP":
-            return f"MAP({self.members[0]}, {self.members[1]})"
-        return self.name + (f"({', '.join(map(str, self.numbers))})" if self.numbers else "")
-
-
-def _sql_name(name: str) -> str:
-    return name if name.isidentifier() else '"' + name.replace('"', '""') + '"'
-
 
 @dataclass(frozen=True, slots=True)
 class Cast:

@@ -213,7 +213,7 @@ def _(node: ast.TypeName) -> str:
         return f"STRUCT({', '.join(f'{name(n)} {unparse(t)}' for n, t in zip(node.field_names, node.members))})"
     if node.name == "MAP":
         return f"MAP({unparse(node.members[0])}, {unparse(node.members[1])})"
-    return str(node)
+    return node.name + (f"({', '.join(map(str, node.numbers))})" if node.numbers else "")
 
 
 @unparse.register
