@@ -289,10 +289,15 @@ def test_default_goes_into_the_checkpoint_dir(tmp_path):
     assert len(read_dead_letters(str(checkpoints / "_dead_letter" / "ev.ndjson"))) == 1
 
 
-def test_default_otherwise_goes_to_the_current_directory(tmp_path, monkeypatch):
+def test_default_otherwise_only_counts_and_writes_nothing_in_the_current_directory(tmp_path, monkeypatch):
+    """No checkpoint directory, no files sink: the user named no place to write in, so nothing is written."""
     monkeypatch.chdir(tmp_path)
-    _run(_files_context(tmp_path))
-    assert len(read_dead_letters(str(tmp_path / "_dead_letter" / "ev.ndjson"))) == 1
+    ctx = _files_context(tmp_path)
+    before = sorted(p.name for p in tmp_path.iterdir())
+    handle = _run(ctx)
+    assert sum(p["dead_letters"] for p in handle.progress()) == 1
+    assert [d.raw for d in handle.dead_letters] == ["{oops"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
 
 
 def test_collect_without_the_option_writes_no_file(tmp_path, monkeypatch):

@@ -18,9 +18,12 @@ Default, when a continuous query (start(), INSERT INTO) has no option:
 `<base>/_dead_letter/<query or source name>.ndjson`, where <base> is the
 checkpoint directory if there is one, else the sink's directory if the
 query writes to a files sink (the files source skips names starting with
-'_'), else the current directory. The file appears with the first bad
-record. `collect()` has no default target: its bad records are counted but
-only written when the option is set, so reading data leaves no files behind.
+'_'). The file appears with the first bad record. A query with neither has
+no place the user gave it to write in: its bad records are counted, kept on
+the QueryHandle and logged (`observe/log.py`), as with 'none', never written
+into the current directory. `collect()` has no default target either: its
+bad records are only written when the option is set, so reading data leaves
+no files behind.
 
 Dead letters of a batch are written before the batch commits its sources
 (see `base.commit_source`), so a bad record is never acknowledged unseen.
@@ -163,8 +166,9 @@ def _looks_like_path(value: str) -> bool:
 
 def default_path(
     source: str, *, checkpoint_dir: str | None = None, sink: Any = None, query_name: str | None = None
-) -> str:
-    """Where a continuous query's dead letters go without a `dead_letter` option (see the module doc)."""
+) -> str | None:
+    """Where a continuous query's dead letters go without a `dead_letter` option (see the module doc); None
+    when the query names no directory of its own (no checkpoints, no files sink)."""
     from stream_dsl.connectors.files_sink import FileSink
 
     if checkpoint_dir:
@@ -172,7 +176,7 @@ def default_path(
     elif isinstance(sink, FileSink):
         base = sink.path
     else:
-        base = "."
+        return None
     return os.path.join(os.path.expanduser(base), DEFAULT_DIR, _safe_name(query_name or source) + ".ndjson")
 
 
@@ -208,9 +212,10 @@ def resolve_target(
     if value is None or not value.strip():
         if not use_default:
             return None
-        key = "file:" + os.path.abspath(
-            default_path(definition.name, checkpoint_dir=checkpoint_dir, sink=sink, query_name=query_name)
-        )
+        path = default_path(definition.name, checkpoint_dir=checkpoint_dir, sink=sink, query_name=query_name)
+        if path is None:
+            return opened.setdefault("none", Discard())
+        key = "file:" + os.path.abspath(path)
         return opened.setdefault(key, NdjsonFile(key[5:]))
     value = value.strip()
     if value.lower() == NONE:
