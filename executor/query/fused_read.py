@@ -32,7 +32,7 @@ from executor import kernels
 from executor.query.diagnostics import sampled
 from optimizer.physical.stages import ShuffleWrite, Stage
 from stream_dsl.connectors.conform_one_query import FAILED
-from stream_dsl.connectors.parquet_scan import MAX_COLUMN, ROWS_COLUMN, DeferredScan
+from stream_dsl.connectors.parquet_scan import MAX_COLUMN, ROWS_COLUMN, DeferredScan, Engine
 from stream_dsl.ir import expr as E
 
 
@@ -66,7 +66,8 @@ class FusedMap:
             out, rows, newest = self._over_decoded(kernels.collect(checked, 1), scan)
         else:
             mapped = self.pipeline.lazy_over(scan.lazy, scan.columns, self.runner.tables, self.partition)
-            out, stats = pl.collect_all([mapped, scan.stats()], engine="in-memory")
+            engine: Engine = getattr(scan, "engine", "in-memory")  # streaming: a large batch (`engine_for`)
+            out, stats = pl.collect_all([mapped, scan.stats()], engine=engine)
             rows = int(stats.get_column(ROWS_COLUMN)[0] or 0)
             newest = stats.get_column(MAX_COLUMN)[0] if MAX_COLUMN in stats.columns else None
         if not isinstance(self.stage.terminal, ShuffleWrite):
