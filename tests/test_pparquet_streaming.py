@@ -13,12 +13,16 @@ import random
 
 import polars as pl
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import stream_dsl as sd
+from stream_dsl.connectors import parquet_scan
 from stream_dsl.connectors.dead_letters import read_dead_letters
 from stream_dsl.connectors.parquet_scan import STREAMING_FROM_BYTES, engine_for
 
-from test_pread_fused_read import LABELS, NASTY, POLARS, QUERY, plain_polars, rows
+from budget import examples
+from test_pread_fused_read import LABELS, NASTY, POLARS, QUERY, VALUES, WHERES, engine, plain_polars, rows, write
 
 PADDED_ROWS = 24  # rows of random padding per file: two files hold more than STREAMING_FROM_BYTES
 
@@ -105,3 +109,22 @@ def test_bad_files_in_a_streaming_batch_give_the_full_reads_rows_and_dead_letter
     assert [position for position, _ in results[0][1]] == [str(data / "002.parquet")]
     events = pl.concat([pl.read_parquet(data / f"{i:03d}.parquet").cast(POLARS) for i in (0, 1, 3)])
     assert results[0][0] == rows(plain_polars(data, "x > 0", events.lazy()))
+
+
+@settings(max_examples=examples(15))
+@given(
+    files_rows=st.lists(st.lists(VALUES, max_size=30), min_size=1, max_size=4),
+    where=st.sampled_from(WHERES),
+    per_batch=st.sampled_from([1, 2]),
+)
+def test_the_streaming_engine_gives_plain_polars_rows(tmp_path_factory, files_rows, where, per_batch):
+    """Every batch on the streaming engine (the threshold at 0, in this process: inline), over NULLs, empty
+    files, row groups and filters that keep nothing."""
+    data = tmp_path_factory.mktemp("pq") / "in"
+    write(data, files_rows)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(parquet_scan, "STREAMING_FROM_BYTES", 0)
+        engines = Engines(patch)
+        got = engine(data, where, "inline", 1, per_batch)
+    assert engines.used and set(engines.used) == {"streaming"}
+    assert rows(got) == rows(plain_polars(data, where))
