@@ -17,12 +17,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import stream_dsl as sd
+from executor.query import fused_parquet
 from stream_dsl.connectors import parquet_scan
+from stream_dsl.connectors.memory import MemorySink
 from stream_dsl.connectors.dead_letters import read_dead_letters
 from stream_dsl.connectors.parquet_scan import STREAMING_FROM_BYTES, engine_for
 
 from budget import examples
 from test_pread_fused_read import LABELS, NASTY, POLARS, QUERY, VALUES, WHERES, engine, plain_polars, rows, write
+
+STATISTICS_QUERY = "SELECT k, x FROM s WHERE {where}"
 
 PADDED_ROWS = 24  # rows of random padding per file: two files hold more than STREAMING_FROM_BYTES
 
@@ -128,3 +132,29 @@ def test_the_streaming_engine_gives_plain_polars_rows(tmp_path_factory, files_ro
         got = engine(data, where, "inline", 1, per_batch)
     assert engines.used and set(engines.used) == {"streaming"}
     assert rows(got) == rows(plain_polars(data, where))
+
+
+@settings(max_examples=examples(10))
+@given(files_rows=st.lists(st.lists(VALUES, max_size=30), min_size=1, max_size=4), where=st.sampled_from(WHERES))
+def test_a_streaming_batch_reports_the_in_memory_batchs_rows_read_and_watermark(tmp_path_factory, files_rows, where):
+    """On the streaming engine the rows read are counted on the stage's filtered scan (`fused_parquet`): per
+    batch, the rows read and the watermark are those of the in-memory engine's statistics query."""
+    data = tmp_path_factory.mktemp("pq") / "in"
+    write(data, files_rows)
+    reports, kept = [], []
+    for threshold in (0, 1 << 60):  # every batch streaming, then every one in memory
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(parquet_scan, "STREAMING_FROM_BYTES", threshold)
+            find = fused_parquet._kept
+            patch.setattr(fused_parquet, "_kept", lambda *args: kept.append(find(*args)) or kept[-1])
+            ctx = sd.Context(executor="inline", workers=1)
+            ctx.config = ctx.config.with_options(diagnose_every=0)
+            ctx.sql(
+                f"CREATE STREAM s (k STRING, x BIGINT, pad STRING, ts TIMESTAMP, WATERMARK FOR ts AS ts) WITH ("
+                f"connector = 'files', path = '{data}', format = 'parquet', max_files_per_batch = '2')"
+            )
+            handle = ctx.sql(STATISTICS_QUERY.format(where=where)).start(sink=MemorySink())
+            assert handle.await_termination(60)
+            reports.append([(p["source_reads"], p["watermark"]) for p in handle.progress()])
+    assert reports[0] == reports[1]
+    assert kept and all(k is not None for k in kept)  # the streaming batches counted on the stage's scan
