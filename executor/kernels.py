@@ -314,6 +314,10 @@ class Pipeline:
         same = isinstance(head, ScanOp) and head.predicate is None and tuple(columns) == head.columns
         return self._over(lf, self.steps[1:] if same else self.steps, tables, partition)
 
+    def lazy_after_scan(self, kept: pl.LazyFrame, tables: Tables, partition: bool) -> pl.LazyFrame:
+        """The pipeline after its scan step, over what that step gives (`executor/query/fused_parquet.py`)."""
+        return self._over(kept, self.steps[1:], tables, partition)
+
     def _over(self, lf: pl.LazyFrame, steps: tuple[Step, ...], tables: Tables, partition: bool) -> pl.LazyFrame:
         fused = self._project_and_partition if partition else None
         for step in steps[:-1] if fused is not None else steps:

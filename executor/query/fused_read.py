@@ -30,9 +30,10 @@ import polars as pl
 
 from executor import kernels
 from executor.query.diagnostics import sampled
+from executor.query.fused_parquet import run_fused
 from optimizer.physical.stages import ShuffleWrite, Stage
 from stream_dsl.connectors.conform_one_query import FAILED
-from stream_dsl.connectors.parquet_scan import MAX_COLUMN, ROWS_COLUMN, DeferredScan
+from stream_dsl.connectors.parquet_scan import DeferredScan
 from stream_dsl.ir import expr as E
 
 
@@ -65,10 +66,7 @@ class FusedMap:
         if checked is not None:  # ndjson (`ndjson_deferred.py`): decoded first, the stage over a frame in memory
             out, rows, newest = self._over_decoded(kernels.collect(checked, 1), scan)
         else:
-            mapped = self.pipeline.lazy_over(scan.lazy, scan.columns, self.runner.tables, self.partition)
-            out, stats = pl.collect_all([mapped, scan.stats()], engine="in-memory")
-            rows = int(stats.get_column(ROWS_COLUMN)[0] or 0)
-            newest = stats.get_column(MAX_COLUMN)[0] if MAX_COLUMN in stats.columns else None
+            out, rows, newest = run_fused(self.pipeline, self.runner.tables, self.partition, scan)
         if not isinstance(self.stage.terminal, ShuffleWrite):
             return {0: out}, rows, None if newest is None else int(newest)
         if self.partition:

@@ -69,11 +69,13 @@ from stream_dsl.connectors.files_sink_log import COMMITTED_LOG, live_files
 from stream_dsl.connectors.file_listing import Listing
 from stream_dsl.connectors.ndjson_deferred import deferred_ndjson
 from stream_dsl.connectors.parquet_scan import (
+    DeferredParquet,
     DeferredScan,
     PushedPredicate,
     PushedRead,
     parquet_scan,
     pushable,
+    engine_for,
     pushable_predicate,
     read_pushed,
 )
@@ -410,7 +412,8 @@ class FileSource:
             self.pushed_reads += len(paths)
 
         lazy = parquet_scan(paths, self._schema, None, None)
-        return DeferredScan(lazy, tuple(self._schema.names), how[0], how[1], lambda: self._frames(paths), counted)
+        names = tuple(self._schema.names)
+        return DeferredParquet(lazy, names, how[0], how[1], lambda: self._frames(paths), counted, engine_for(paths))
 
     def _deferred_ndjson(self, paths: list[str]) -> DeferredScan | None:
         """ndjson files as one checked lazy read the executor runs with its stage (`ndjson_deferred.py`)."""

@@ -24,8 +24,9 @@ stage pipeline, which names the operator.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Literal, Sequence
 
 import polars as pl
 
@@ -83,6 +84,35 @@ class DeferredScan:
 
 
 ROWS_COLUMN = "__sd_file_rows"  # `DeferredScan.stats`: the rows the pushed predicate keeps
+
+Engine = Literal["in-memory", "streaming"]
+STREAMING_FROM_BYTES = 1 << 20  # a deferred scan of this many bytes of files or more runs on the streaming engine
+
+
+@dataclass(frozen=True)
+class DeferredParquet(DeferredScan):
+    """A DeferredScan of parquet files with the polars engine its fused query runs on (`engine_for`)."""
+
+    engine: Engine = "in-memory"
+
+
+def engine_for(paths: Sequence[str]) -> Engine:
+    """The polars engine of a fused query over these parquet files: "streaming" from STREAMING_FROM_BYTES on.
+
+    The in-memory engine materializes every column the scan reads for all
+    the files, then filters and aggregates; the streaming engine reads them
+    in morsels, so a batch of several files touches a fraction of the
+    memory. Measured on YSB's files (100k events, 0.6 MB each), one process,
+    CPU per fused query: the same for 1 file (5 ms), 10-14 against 9-12 ms
+    for 2, 15-18 against 21-27 ms for 5, and in a fresh worker process
+    (every page touched for the first time) 27-37 against 57-63 ms for 5.
+    Under 1 MB the streaming engine's start (50-100 us) is not paid back.
+    """
+    try:
+        size = sum(os.path.getsize(p) for p in paths)
+    except OSError:  # a file gone: the fused query fails, and the full read reports it
+        return "in-memory"
+    return "streaming" if size >= STREAMING_FROM_BYTES else "in-memory"
 
 
 def pushable_predicate(predicate: E.Expr) -> PushedPredicate | None:

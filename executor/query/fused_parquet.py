@@ -1,0 +1,54 @@
+"""A deferred parquet batch's fused query: the stage pipeline over the scan, and the batch's statistics.
+
+The statistics are the rows the pushed predicate keeps and the watermark
+column's maximum over every row (`DeferredScan.stats`), run in the same
+`collect_all` as the stage. On the streaming engine (a large batch,
+`parquet_scan.engine_for`) the rows are counted on the stage's own filtered
+scan instead, which polars reads once for both (common subplan
+elimination): summing the predicate over every row decoded its columns a
+second time. Measured on 5 YSB files: 13.4-13.7 against 15.3-16.3 ms of
+CPU per query. On the in-memory engine (one file) sharing was not cheaper.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import polars as pl
+
+from executor import kernels
+from optimizer.physical.stages import ScanOp
+from stream_dsl.connectors.parquet_scan import MAX_COLUMN, ROWS_COLUMN, DeferredScan, Engine
+from stream_dsl.ir.to_polars import compile_predicate
+
+
+def run_fused(
+    pipeline: kernels.Pipeline, tables: Any, partition: bool, scan: DeferredScan
+) -> tuple[pl.DataFrame, int, int | None]:
+    """The stage's output over the batch (partitioned when `partition`), the rows read and the watermark
+    column's maximum (None without one), in one `collect_all`; raises whatever the query raises."""
+    engine: Engine = getattr(scan, "engine", "in-memory")  # streaming: a large batch (`engine_for`)
+    kept = _kept(pipeline, tables, scan) if engine == "streaming" else None
+    if kept is None:
+        mapped = pipeline.lazy_over(scan.lazy, scan.columns, tables, partition)
+        out, stats = pl.collect_all([mapped, scan.stats()], engine=engine)
+        rows = int(stats.get_column(ROWS_COLUMN)[0] or 0)
+        newest = stats.get_column(MAX_COLUMN)[0] if MAX_COLUMN in stats.columns else None
+        return out, rows, None if newest is None else int(newest)
+    queries = [pipeline.lazy_after_scan(kept, tables, partition), kept.select(pl.len().alias(ROWS_COLUMN))]
+    if scan.watermark is not None:
+        queries.append(scan.lazy.select(pl.col(scan.watermark).cast(pl.Int64).max().alias(MAX_COLUMN)))
+    out, counted, *maximum = pl.collect_all(queries, engine=engine)
+    newest = maximum[0].item() if maximum else None
+    return out, int(counted.item()), None if newest is None else int(newest)
+
+
+def _kept(pipeline: kernels.Pipeline, tables: Any, scan: DeferredScan) -> pl.LazyFrame | None:
+    """The stage's scan step over the batch, when the rows it keeps are exactly the rows the pushed predicate
+    keeps (the same predicate), so counting them counts the rows read; else None."""
+    head = pipeline.ops[0] if pipeline.ops else None
+    if scan.predicate is None or not isinstance(head, ScanOp) or head.predicate is None:
+        return None
+    if not scan.predicate.expr.meta.eq(compile_predicate(head.predicate)):
+        return None
+    return pipeline.steps[0](scan.lazy, tables)
