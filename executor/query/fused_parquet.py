@@ -18,7 +18,7 @@ import polars as pl
 
 from executor import kernels
 from optimizer.physical.stages import ScanOp
-from stream_dsl.connectors.parquet_scan import MAX_COLUMN, ROWS_COLUMN, DeferredScan, Engine
+from stream_dsl.connectors.parquet_scan import MAX_COLUMN, ROWS_COLUMN, DeferredParquet, DeferredScan, Engine
 from stream_dsl.ir.to_polars import compile_predicate
 
 
@@ -27,7 +27,7 @@ def run_fused(
 ) -> tuple[pl.DataFrame, int, int | None]:
     """The stage's output over the batch (partitioned when `partition`), the rows read and the watermark
     column's maximum (None without one), in one `collect_all`; raises whatever the query raises."""
-    engine: Engine = getattr(scan, "engine", "in-memory")  # streaming: a large batch (`engine_for`)
+    engine: Engine = scan.engine if isinstance(scan, DeferredParquet) else "in-memory"  # `engine_for`
     kept = _kept(pipeline, tables, scan) if engine == "streaming" else None
     if kept is None:
         mapped = pipeline.lazy_over(scan.lazy, scan.columns, tables, partition)
