@@ -32,6 +32,7 @@ from executor import kernels
 from executor.query.diagnostics import sampled
 from optimizer.physical.stages import ShuffleWrite, Stage
 from stream_dsl.connectors.conform_one_query import FAILED
+from stream_dsl.connectors.ndjson_small import finish
 from stream_dsl.connectors.parquet_scan import MAX_COLUMN, ROWS_COLUMN, DeferredScan
 from stream_dsl.ir import expr as E
 
@@ -83,6 +84,9 @@ class FusedMap:
         which reads the records twice. A failed row (a dead letter) sends the batch to the full read."""
         if decoded.drop_in_place(FAILED).any():  # drop_in_place, any, cast and max run no query
             raise ValueError("a record of the batch is a dead letter")
+        epoch_ms = getattr(scan, "epoch_ms", None)
+        if epoch_ms and finish(decoded, epoch_ms) is None:  # epoch columns checked in range (`ndjson_small.py`)
+            raise ValueError("a timestamp of the batch is a dead letter")
         wm = scan.watermark
         newest = decoded.get_column(wm).cast(pl.Int64).max() if wm is not None and decoded.height else None
         mapped = self.pipeline.lazy_over(decoded.lazy(), scan.columns, self.runner.tables, self.partition)

@@ -18,14 +18,12 @@ more CPU on 50 records (1.5 against 2.3-2.5 ms): it read them twice.
 from __future__ import annotations
 
 import gzip
-import io
 from dataclasses import dataclass
 from typing import Callable
 
 import polars as pl
 
-from stream_dsl.connectors.conform_one_query import FAILED, conversions
-from stream_dsl.connectors.decode_ndjson import read_types
+from stream_dsl.connectors.ndjson_small import CheckedRead, checked_read
 from stream_dsl.connectors.parquet_scan import DeferredScan
 from stream_dsl.ir.types import Schema
 
@@ -36,23 +34,20 @@ class DeferredNdjson(DeferredScan):
     the executor runs `checked`, not `lazy` (`fused_read.FusedMap.run`)."""
 
     checked: pl.LazyFrame | None = None
+    epoch_ms: dict[str, str | None] | None = None  # columns `checked` leaves as epoch-ms Int64 (`ndjson_small.finish`)
 
 
-def _checked(path: str, schema: Schema) -> pl.LazyFrame | None:
-    """One file read and converted lazily, with FAILED per row; None when its conversions need `conform`."""
+def _checked(path: str, schema: Schema) -> tuple[pl.LazyFrame, CheckedRead] | None:
+    """One file read and converted lazily, with FAILED per row, and how (cached, `ndjson_small.py`); None when
+    its conversions need `conform`."""
     with open(path, "rb") as f:
         data = f.read()
     if path.lower().endswith(".gz"):
         data = gzip.decompress(data)
     if not data.strip():
         return None
-    read_schema = read_types(data, schema)
-    converted = conversions(read_schema, schema)
-    if converted is None:
-        return None
-    columns, failures = converted
-    failed = pl.any_horizontal(failures) if failures else pl.lit(False)
-    return pl.scan_ndjson(io.BytesIO(data), schema=read_schema).select(*columns, failed.alias(FAILED))
+    plan = checked_read(data, schema)
+    return None if plan is None else (plan.scan(data), plan)
 
 
 def deferred_ndjson(
@@ -71,9 +66,11 @@ def deferred_ndjson(
         parts = [_checked(path, schema) for path in paths]
     except Exception:  # a file deleted or unreadable: the full read reports it
         return None
-    if not parts or any(p is None for p in parts):
+    read = [p for p in parts if p is not None]
+    if not read or len(read) < len(parts) or any(plan.epoch_ms != read[0][1].epoch_ms for _, plan in read):
         return None
-    checked = parts[0] if len(parts) == 1 else pl.concat([p for p in parts if p is not None], how="vertical")
-    assert checked is not None
+    checked = read[0][0] if len(read) == 1 else pl.concat([lazy for lazy, _ in read], how="vertical")
+    epoch_ms = read[0][1].epoch_ms
     names = tuple(schema.names)
-    return DeferredNdjson(checked.select(names), names, None, watermark, fallback, on_read, checked)
+    lazy = checked.select(read[0][1].declared)
+    return DeferredNdjson(lazy, names, None, watermark, fallback, on_read, checked, epoch_ms)
