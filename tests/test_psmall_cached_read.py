@@ -11,17 +11,20 @@ dead letters of the full read.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import polars as pl
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import stream_dsl as sd
-from executor.state.step import collect
+from executor.query.ndjson_map import run_checked
 from stream_dsl.connectors import ndjson_small
-from stream_dsl.connectors.conform_one_query import FAILED, decode_clean
+from stream_dsl.connectors.conform_one_query import decode_clean
 from stream_dsl.connectors.dead_letters import read_dead_letters
 from stream_dsl.connectors.decode_ndjson import decode_ndjson, read_types
+from stream_dsl.connectors.ndjson_deferred import deferred_ndjson
 from stream_dsl.connectors.timestamps import MAX_MS, MIN_MS
 from stream_dsl.ir.types import DataType, Field, Schema
 
@@ -47,69 +50,73 @@ def schema(unit: str | None) -> Schema:
     )
 
 
-def lean(data: bytes, declared: Schema) -> pl.DataFrame | None:
-    """The batch as the executor reads it the lean way (`fused_read._over_decoded`); None: not clean."""
-    plan = ndjson_small.checked_read(data, declared)
-    if plan is None:
+def lean(tmp: Path, data: bytes, declared: Schema) -> tuple[pl.DataFrame, int, int | None] | None:
+    """The batch as the executor reads it (`fused_read.FusedMap.run`), with a stage that keeps every row; None:
+    not clean, read the full way."""
+    path = tmp / "batch.ndjson"
+    path.write_bytes(data)
+    scan = deferred_ndjson([str(path)], declared, "ts", lambda: pytest.fail("not called"), lambda: None)
+    if scan is None:
         return None
     try:
-        decoded = collect(plan.scan(data), 1)
+        return run_checked(scan, lambda lf: lf)
     except Exception:
         return None
-    if decoded.drop_in_place(FAILED).any():
-        return None
-    return ndjson_small.finish(decoded, plan.epoch_ms)
 
 
 @settings(max_examples=examples(150))
 @given(records=st.lists(RECORD, min_size=1, max_size=8), unit=st.sampled_from([None, "ms"]))
-def test_the_lean_read_is_clean_exactly_when_the_one_query_read_is_and_gives_its_rows(records, unit):
+def test_the_one_query_read_is_clean_exactly_when_the_earlier_read_was_and_gives_the_full_decodes_rows(
+    tmp_path_factory, records, unit
+):
+    """Clean: what `conform_one_query.decode_clean` (the read before this one) called clean; then the rows, their
+    count and the watermark column's maximum are the full decode's, which finds no dead letter."""
     data = b"".join(json.dumps(r).encode() + b"\n" for r in records)
     declared = schema(unit)
-    got = lean(data, declared)
+    got = lean(tmp_path_factory.mktemp("lean"), data, declared)
     try:
         before = decode_clean(data, read_types(data, declared), declared)
     except Exception:
         before = None
     assert (got is None) == (before is None), (got, before)
     if got is not None:
-        assert got.equals(before)
+        frame, rows, newest = got
         full = decode_ndjson(data, declared, source="s", origin="f")
-        assert not full.dead_letters and got.equals(full.frame)
+        assert not full.dead_letters and frame.equals(full.frame) and frame.equals(before)
+        assert rows == full.frame.height and newest == full.frame.get_column("ts").cast(pl.Int64).max()
 
 
-def test_the_read_plan_is_built_once_per_query_and_its_checks_run_no_query(tmp_path, monkeypatch):
-    """Six batches, three whose first record holds the time as a number and three as text: two plans in all
-    (before, one per batch), and at most two polars queries per batch (the read, the stage)."""
-    built = []
+def test_a_batch_is_one_query_and_its_read_is_planned_once_per_query(tmp_path, monkeypatch):
+    """Per batch of 50 clean records, one polars query: the read, its checks and the stage (counted over runs of
+    3 and 6 batches, so what a run costs once cancels out); and one read plan per sniffed kind of the first
+    record (here the time as a number in some files, as text in others), not one per batch."""
+    built: list = []
     plan = ndjson_small._plan
-    monkeypatch.setattr(ndjson_small, "_plan", lambda *a: built.append(a) or plan(*a))
-    monkeypatch.setattr(ndjson_small, "_PLANS", {})
-    data = tmp_path / "in"
-    data.mkdir()
-    for i in range(6):
-        lines = [{"k": "a" if j % 2 else "b", "ts": 1_767_225_600_000 + 1000 * (50 * i + j), "x": j} for j in range(50)]
-        text = [dict(r, ts=str(r["ts"])) if i % 2 else r for r in lines]
-        (data / f"{i:03d}.ndjson").write_text("".join(json.dumps(r) + "\n" for r in text))
-    ctx = sd.Context(executor="inline")
-    ctx.config = ctx.config.with_options(diagnose_every=0)
-    ctx.sql(
-        f"CREATE STREAM s (k STRING, ts TIMESTAMP, x BIGINT, WATERMARK FOR ts AS ts) WITH (connector = 'files', "
-        f"path = '{data}', format = 'ndjson', max_files_per_batch = '1')"
-    )
-    stream = ctx.sql("SELECT k, window_start, COUNT(*) AS n FROM s GROUP BY k, TUMBLE(ts, INTERVAL '10' SECOND)")
-    queries = Queries(monkeypatch)
-    got = stream.collect()
-    assert got.get_column("n").sum() == 300
-    assert len(built) == 2, built
-    assert queries.count <= 2 * 6 + 4, queries.count  # what a run costs once: the end of input's emit
-    frame = pl.DataFrame({"ts": [1_767_225_600_000, None, 5]})
-    before = queries.count
-    assert ndjson_small.finish(frame.clone(), {"ts": None}) is not None
-    assert ndjson_small.finish(pl.DataFrame({"ts": [10**9]}), {"ts": None}) is None  # like epoch seconds
-    assert ndjson_small.finish(pl.DataFrame({"ts": [10**9]}), {"ts": "ms"}) is not None
-    assert ndjson_small.finish(pl.DataFrame({"ts": [MAX_MS + 1]}), {"ts": "ms"}) is None
-    assert queries.count == before
+    counts = []
+    for batches in (3, 6):
+        monkeypatch.setattr(ndjson_small, "_plan", lambda *a: built.append(a) or plan(*a))
+        monkeypatch.setattr(ndjson_small, "_PLANS", {})
+        built.clear()
+        data = tmp_path / f"b{batches}"
+        data.mkdir()
+        for i in range(batches):
+            lines = [{"k": "ab"[j % 2], "ts": 1_767_225_600_000 + 1000 * (50 * i + j), "x": j} for j in range(50)]
+            text = [dict(r, ts=str(r["ts"])) if i % 2 else r for r in lines]
+            (data / f"{i:03d}.ndjson").write_text("".join(json.dumps(r) + "\n" for r in text))
+        ctx = sd.Context(executor="inline")
+        ctx.config = ctx.config.with_options(diagnose_every=0)
+        ctx.sql(
+            f"CREATE STREAM s (k STRING, ts TIMESTAMP, x BIGINT, WATERMARK FOR ts AS ts) WITH (connector = 'files', "
+            f"path = '{data}', format = 'ndjson', max_files_per_batch = '1')"
+        )
+        stream = ctx.sql("SELECT k, window_start, COUNT(*) AS n FROM s GROUP BY k, TUMBLE(ts, INTERVAL '10' SECOND)")
+        queries = Queries(monkeypatch)
+        got = stream.collect()
+        counts.append(queries.count)
+        monkeypatch.undo()
+        assert got.get_column("n").sum() == 50 * batches
+        assert len(built) == 2, built
+    assert (counts[1] - counts[0]) / 3 <= 1, counts
 
 
 LINE = st.one_of(

@@ -34,10 +34,11 @@ class DeferredNdjson(DeferredScan):
     the executor runs `checked`, not `lazy` (`fused_read.FusedMap.run`)."""
 
     checked: pl.LazyFrame | None = None
-    epoch_ms: dict[str, str | None] | None = None  # columns `checked` leaves as epoch-ms Int64 (`ndjson_small.finish`)
+    plan: CheckedRead | None = None  # how `checked` reads: its statistics, its columns as declared (`ndjson_small`)
+    size: int = 0  # bytes of ndjson text
 
 
-def _checked(path: str, schema: Schema) -> tuple[pl.LazyFrame, CheckedRead] | None:
+def _checked(path: str, schema: Schema) -> tuple[pl.LazyFrame, CheckedRead, int] | None:
     """One file read and converted lazily, with FAILED per row, and how (cached, `ndjson_small.py`); None when
     its conversions need `conform`."""
     with open(path, "rb") as f:
@@ -47,7 +48,7 @@ def _checked(path: str, schema: Schema) -> tuple[pl.LazyFrame, CheckedRead] | No
     if not data.strip():
         return None
     plan = checked_read(data, schema)
-    return None if plan is None else (plan.scan(data), plan)
+    return None if plan is None else (plan.scan(data), plan, len(data))
 
 
 def deferred_ndjson(
@@ -67,10 +68,10 @@ def deferred_ndjson(
     except Exception:  # a file deleted or unreadable: the full read reports it
         return None
     read = [p for p in parts if p is not None]
-    if not read or len(read) < len(parts) or any(plan.epoch_ms != read[0][1].epoch_ms for _, plan in read):
+    if not read or len(read) < len(parts) or any(plan.epoch_ms != read[0][1].epoch_ms for _, plan, _ in read):
         return None
-    checked = read[0][0] if len(read) == 1 else pl.concat([lazy for lazy, _ in read], how="vertical")
-    epoch_ms = read[0][1].epoch_ms
-    names = tuple(schema.names)
-    lazy = checked.select(read[0][1].declared)
-    return DeferredNdjson(lazy, names, None, watermark, fallback, on_read, checked, epoch_ms)
+    checked = read[0][0] if len(read) == 1 else pl.concat([lazy for lazy, _, _ in read], how="vertical")
+    plan = read[0][1]
+    lazy = checked.select(plan.declared)
+    size = sum(n for _, _, n in read)
+    return DeferredNdjson(lazy, tuple(schema.names), None, watermark, fallback, on_read, checked, plan, size)

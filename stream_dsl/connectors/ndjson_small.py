@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import io
 import json
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,16 +44,48 @@ _CACHE_LIMIT = 256  # plans kept (a source has one or two: its columns, and whet
 @dataclass(frozen=True)
 class CheckedRead:
     """The read of a file of `read_types` as `schema`: the select of the converted columns and FAILED, and the
-    epoch columns left as Int64 by the select (`finish` checks them and makes them timestamps)."""
+    epoch columns left as Int64 by the select (`statistics` checks them, `declared` makes them timestamps)."""
 
     read_types: dict[str, pl.DataType]
     select: tuple[pl.Expr, ...]
-    epoch_ms: dict[str, str | None]  # column -> its declared unit (None or 'ms'): parsed, checked in `finish`
+    epoch_ms: dict[str, str | None]  # column -> its declared unit (None or 'ms'): parsed, checked by `statistics`
     declared: tuple[pl.Expr, ...]  # over the select: the columns with their declared types, none checked
+    _statistics: dict[str | None, tuple[pl.Expr, ...]] = dataclasses.field(default_factory=dict, compare=False)
 
     def scan(self, data: bytes) -> pl.LazyFrame:
-        """The file's rows converted, with FAILED; the epoch columns still Int64 (see `finish`)."""
+        """The file's rows converted, with FAILED; the epoch columns still Int64 (see `statistics`)."""
         return pl.scan_ndjson(io.BytesIO(data), schema=self.read_types).select(self.select)
+
+    def statistics(self, watermark: str | None) -> tuple[pl.Expr, ...]:
+        """One row over the select's rows: whether a conversion failed, the rows, whether an epoch value does not
+        convert (years 1-9999 and, without a declared unit, none that looks like epoch seconds, as
+        `timestamps.epoch_ms_expr` says), and the `watermark` column's maximum (epoch ms). See `clean`."""
+        kept = self._statistics.get(watermark)
+        if kept is None:
+            kept = self._statistics[watermark] = _statistics(self.epoch_ms, watermark)
+        return kept
+
+
+def clean(statistics: pl.DataFrame) -> tuple[int, int | None] | None:
+    """The rows and the watermark column's maximum, from a `CheckedRead.statistics` row; None when a row would
+    be a dead letter (the batch then takes the full read, which words the reasons)."""
+    row = statistics.row(0)
+    if any(row[2:-1]) or row[0]:  # FAILED, or an epoch value out of range
+        return None
+    return int(row[1]), row[-1]
+
+
+def _statistics(epoch_ms: dict[str, str | None], watermark: str | None) -> tuple[pl.Expr, ...]:
+    exprs = [pl.col(FAILED).any().alias("failed"), pl.len().alias("rows")]
+    small, large = SECONDS_LIKE
+    for i, (name, unit) in enumerate(epoch_ms.items()):
+        v = pl.col(name)
+        wrong = (v < MIN_MS) | (v > MAX_MS)
+        if unit is None:
+            wrong = wrong | v.abs().is_between(small, large, closed="left")
+        exprs.append(wrong.any().alias(f"wrong_{i}"))
+    newest = pl.lit(None, dtype=pl.Int64) if watermark is None else pl.col(watermark).cast(pl.Int64).max()
+    return (*exprs, newest.alias("newest"))
 
 
 def checked_read(data: bytes, schema: Schema) -> CheckedRead | None:
@@ -103,35 +136,6 @@ def _shape_of(schema: Schema) -> _Shape:
 
 _SHAPES: dict[int, tuple[Schema, _Shape]] = {}
 _PLANS: dict[tuple[Any, ...], CheckedRead | None] = {}
-
-
-def finish(decoded: pl.DataFrame, epoch_ms: dict[str, str | None]) -> pl.DataFrame | None:
-    """`decoded` with its epoch columns checked and made timestamps; None when a value is out of range (the batch
-    then takes the full read, which words the reason). No polars query: Series min, max, comparisons, cast."""
-    for name, unit in epoch_ms.items():
-        values = decoded.get_column(name)
-        if not _in_range(values, unit):
-            return None
-        decoded.replace_column(decoded.get_column_index(name), values.cast(MS))
-    return decoded
-
-
-def _in_range(values: pl.Series, unit: str | None) -> bool:
-    """Whether every non-NULL epoch-ms integer converts: years 1-9999 and, without a declared unit, none that
-    looks like epoch seconds (`timestamps.epoch_ms_expr`)."""
-    if values.null_count() == len(values):
-        return True
-    low, high = values.min(), values.max()
-    assert isinstance(low, int) and isinstance(high, int)  # a non-empty Int64 column's
-    if low < MIN_MS or high > MAX_MS:
-        return False
-    if unit is not None:
-        return True
-    small, large = SECONDS_LIKE
-    if low >= large or (high < small and low > -small) or high <= -large:
-        return True  # min and max settle it: no value has an absolute value in [small, large)
-    seconds_like = ((values >= small) & (values < large)) | ((values <= -small) & (values > -large))
-    return not seconds_like.any()
 
 
 def _plan(dtypes: dict[str, pl.DataType], schema: Schema) -> CheckedRead | None:
