@@ -1,18 +1,19 @@
-"""An ndjson batch handed to the executor unread, to run with its source stage in two lean polars queries.
+"""An ndjson batch handed to the executor unread, to run with its source stage in one lean polars query.
 
 Parquet batches whose rows cannot be dead letters already go this way
 (`parquet_scan.DeferredScan`, `executor/query/fused_read.py`). An ndjson
 record can always be one (bad JSON, a value of the wrong type), so here the
 read carries one more column, `FAILED`: whether a conversion of the row
-failed (`conform_one_query`). The executor runs the read and the
-conversions in one query, checks that column (no query), and runs the
-stage (filter, join, partial aggregate, partitioning) in a second; when a
-row failed, or polars refuses a line, it drops the result and reads the
-files as the files source always did (`DeferredScan.read`), which sets the
-bad records aside with their reasons. So a clean batch costs two queries
-(it was ten), and dead letters stay exactly what the full decode says.
-One `collect_all` of the stage and the statistics, as parquet does, cost
-more CPU on 50 records (1.5 against 2.3-2.5 ms): it read them twice.
+failed (`conform_one_query`; epoch-ms timestamps are range-checked by the
+read's statistics, `ndjson_small.py`). The executor runs the read, its
+statistics and the stage (filter, join, partial aggregate, partitioning) in
+one `collect_all` over a shared `cache` of the read
+(`executor/query/ndjson_map.py`); when a row failed, or polars refuses a
+line, it drops the result and reads the files as the files source always
+did (`DeferredScan.read`), which sets the bad records aside with their
+reasons. So a clean batch costs one query (it was ten, then two), and dead
+letters stay exactly what the full decode says. Without the `cache` node,
+one `collect_all` read the records twice and cost more than two queries.
 """
 
 from __future__ import annotations

@@ -14,13 +14,14 @@ And the query itself was mostly the epoch check of a TIMESTAMP column
 and a `when`), written out twice (the value and its failure mask) on
 plans run without common subexpression elimination: 0.5 ms of a 0.8 ms
 query. For a column read in milliseconds (the default unit, or 'ms') the
-query now only parses the integer (a text that is not one still counts as
-FAILED there); the range checks run after it on the parsed column with
-native Series operations (its min and max, masks only when those do not
-settle it), and a value out of range fails the batch the same way: the
-executor reads it the full way, which sets the record aside with its
-reason. So what is clean, the rows, and every dead letter are what
-`conversions` gives (`tests/test_psmall_cached_read.py` checks it).
+read now only parses the integer (a text that is not one still counts as
+FAILED there); the range checks are aggregates of the batch's one row of
+`statistics` (any value out of years 1-9999, any that looks like epoch
+seconds), computed in the same query as the stage
+(`executor/query/ndjson_map.py`), and a value out of range fails the batch
+the same way: the executor reads it the full way, which sets the record
+aside with its reason. So what is clean, the rows, and every dead letter
+are what `conversions` gives (`tests/test_psmall_cached_read.py`).
 """
 
 from __future__ import annotations
