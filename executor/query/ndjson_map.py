@@ -31,6 +31,7 @@ from stream_dsl.connectors.ndjson_small import clean
 
 LEAN_BELOW_BYTES = 4 << 20  # ndjson text below this runs without polars' plan optimizations (`state.step.collect`)
 _LEAN = pl.QueryOptFlags.none(simplify_expression=True)
+_FULL = pl.QueryOptFlags()
 
 
 def run_checked(
@@ -43,7 +44,12 @@ def run_checked(
     base = checked.cache()
     queries = [stage(base.select(plan.declared)), base.select(plan.statistics(scan.watermark))]
     lean = scan.size < LEAN_BELOW_BYTES
-    out, row = pl.collect_all(queries, engine=ENGINE, optimizations=_LEAN if lean else pl.QueryOptFlags())
+    try:
+        out, row = pl.collect_all(queries, engine=ENGINE, optimizations=_LEAN if lean else _FULL)
+    except pl.exceptions.PolarsError:  # as `state.step.collect`: some plans run only optimized
+        if not lean:
+            raise
+        out, row = pl.collect_all(queries, engine=ENGINE, optimizations=_FULL)
     verdict = clean(row)
     if verdict is None:
         return None
