@@ -68,6 +68,7 @@ from stream_dsl.connectors.files_sink import FileSink
 from stream_dsl.connectors.files_sink_log import COMMITTED_LOG, live_files
 from stream_dsl.connectors.file_listing import Listing
 from stream_dsl.connectors.ndjson_deferred import deferred_ndjson
+from stream_dsl.connectors.ndjson_small import empty_batch
 from stream_dsl.connectors.parquet_scan import (
     DeferredParquet,
     DeferredScan,
@@ -352,7 +353,7 @@ class FileSource:
         if deferred is None:
             frame, letters, newest = self._frames(chosen)
         else:  # the executor reads it (`SourceBatch.scan`)
-            frame, letters, newest = empty_frame(self._schema), [], None
+            frame, letters, newest = empty_batch(self._schema), [], None
         for path in chosen:
             if path not in self._done:
                 self._done.add(path)

@@ -1,31 +1,30 @@
-"""An ndjson batch handed to the executor unread, to run with its source stage in two lean polars queries.
+"""An ndjson batch handed to the executor unread, to run with its source stage in one lean polars query.
 
 Parquet batches whose rows cannot be dead letters already go this way
 (`parquet_scan.DeferredScan`, `executor/query/fused_read.py`). An ndjson
 record can always be one (bad JSON, a value of the wrong type), so here the
 read carries one more column, `FAILED`: whether a conversion of the row
-failed (`conform_one_query`). The executor runs the read and the
-conversions in one query, checks that column (no query), and runs the
-stage (filter, join, partial aggregate, partitioning) in a second; when a
-row failed, or polars refuses a line, it drops the result and reads the
-files as the files source always did (`DeferredScan.read`), which sets the
-bad records aside with their reasons. So a clean batch costs two queries
-(it was ten), and dead letters stay exactly what the full decode says.
-One `collect_all` of the stage and the statistics, as parquet does, cost
-more CPU on 50 records (1.5 against 2.3-2.5 ms): it read them twice.
+failed (`conform_one_query`; epoch-ms timestamps are range-checked by the
+read's statistics, `ndjson_small.py`). The executor runs the read, its
+statistics and the stage (filter, join, partial aggregate, partitioning) in
+one `collect_all` over a shared `cache` of the read
+(`executor/query/ndjson_map.py`); when a row failed, or polars refuses a
+line, it drops the result and reads the files as the files source always
+did (`DeferredScan.read`), which sets the bad records aside with their
+reasons. So a clean batch costs one query (it was ten, then two), and dead
+letters stay exactly what the full decode says. Without the `cache` node,
+one `collect_all` read the records twice and cost more than two queries.
 """
 
 from __future__ import annotations
 
 import gzip
-import io
 from dataclasses import dataclass
 from typing import Callable
 
 import polars as pl
 
-from stream_dsl.connectors.conform_one_query import FAILED, conversions
-from stream_dsl.connectors.decode_ndjson import read_types
+from stream_dsl.connectors.ndjson_small import CheckedRead, checked_read
 from stream_dsl.connectors.parquet_scan import DeferredScan
 from stream_dsl.ir.types import Schema
 
@@ -36,23 +35,21 @@ class DeferredNdjson(DeferredScan):
     the executor runs `checked`, not `lazy` (`fused_read.FusedMap.run`)."""
 
     checked: pl.LazyFrame | None = None
+    plan: CheckedRead | None = None  # how `checked` reads: its statistics, its columns as declared (`ndjson_small`)
+    size: int = 0  # bytes of ndjson text
 
 
-def _checked(path: str, schema: Schema) -> pl.LazyFrame | None:
-    """One file read and converted lazily, with FAILED per row; None when its conversions need `conform`."""
+def _checked(path: str, schema: Schema) -> tuple[pl.LazyFrame, CheckedRead, int] | None:
+    """One file read and converted lazily, with FAILED per row, and how (cached, `ndjson_small.py`); None when
+    its conversions need `conform`."""
     with open(path, "rb") as f:
         data = f.read()
     if path.lower().endswith(".gz"):
         data = gzip.decompress(data)
     if not data.strip():
         return None
-    read_schema = read_types(data, schema)
-    converted = conversions(read_schema, schema)
-    if converted is None:
-        return None
-    columns, failures = converted
-    failed = pl.any_horizontal(failures) if failures else pl.lit(False)
-    return pl.scan_ndjson(io.BytesIO(data), schema=read_schema).select(*columns, failed.alias(FAILED))
+    plan = checked_read(data, schema)
+    return None if plan is None else (plan.scan(data), plan, len(data))
 
 
 def deferred_ndjson(
@@ -71,9 +68,11 @@ def deferred_ndjson(
         parts = [_checked(path, schema) for path in paths]
     except Exception:  # a file deleted or unreadable: the full read reports it
         return None
-    if not parts or any(p is None for p in parts):
+    read = [p for p in parts if p is not None]
+    if not read or len(read) < len(parts) or any(plan.epoch_ms != read[0][1].epoch_ms for _, plan, _ in read):
         return None
-    checked = parts[0] if len(parts) == 1 else pl.concat([p for p in parts if p is not None], how="vertical")
-    assert checked is not None
-    names = tuple(schema.names)
-    return DeferredNdjson(checked.select(names), names, None, watermark, fallback, on_read, checked)
+    checked = read[0][0] if len(read) == 1 else pl.concat([lazy for lazy, _, _ in read], how="vertical")
+    plan = read[0][1]
+    lazy = checked.select(plan.declared)
+    size = sum(n for _, _, n in read)
+    return DeferredNdjson(lazy, tuple(schema.names), None, watermark, fallback, on_read, checked, plan, size)

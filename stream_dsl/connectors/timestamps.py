@@ -160,9 +160,12 @@ def problem(value: object, unit: str | None) -> str | None:
             "" if unit else "; if it is in another unit, set the option timestamp_unit ('s', 'us', 'ns')"
         )
     if unit is None and SECONDS_LIKE[0] <= abs(number) < SECONDS_LIKE[1]:
-        as_seconds = dt.datetime(1970, 1, 1) + dt.timedelta(seconds=number)
+        try:
+            as_seconds = f"{dt.datetime(1970, 1, 1) + dt.timedelta(seconds=number):%Y-%m-%d}"
+        except OverflowError:  # -10^11 < value <= -10^9: as seconds, before year 1 (a dead letter, not a crash)
+            as_seconds = "before 0001-01-01"
         return (
-            f"{value} looks like epoch seconds ({as_seconds:%Y-%m-%d}), not milliseconds (a date in 1970-1973); "
+            f"{value} looks like epoch seconds ({as_seconds}), not milliseconds (a date in 1970-1973); "
             f"set the option timestamp_unit = 's', or 'ms' to read it as milliseconds"
         )
     return None
