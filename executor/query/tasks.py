@@ -15,6 +15,7 @@ import networkx as nx
 import polars as pl
 
 from executor import kernels
+from executor.query import combine
 from executor.query.diagnostics import Diagnostics, operator_key
 from executor.query.lateness import late_rows_lateness, split_late_rows
 from executor.query.outputs import QueryOutput
@@ -67,6 +68,7 @@ class TaskRunner:
         self.output = output
         self.stages = stage_order(graph)
         self.pipes = {s.id: kernels.compile_pipeline(s.operators, f"stage {s.id}") for s in self.stages}
+        self.pipes = combine.combined(self.stages, self.pipes)  # partial rows merged before the shuffle
         self.posts = {s.id: kernels.compile_pipeline(s.post, f"stage {s.id}") for s in self.stages if s.stateful}
         self.states: dict[
             tuple[int, int],
