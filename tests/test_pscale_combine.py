@@ -73,6 +73,13 @@ def test_a_ysb_map_task_sends_one_row_per_campaign_and_window():
     windows = viewed.select("campaign_id", (pl.col("event_time").dt.epoch("ms") // 10_000).alias("w"))
     assert sent.height == windows.unique().height  # 100 campaigns x 1 window, not 1,000 ads
     assert sent.get_column("__sd_rows").sum() == viewed.height
+    # a batch sampled for `why` (operators run one by one) sends the same rows
+    counted, _ = runner.pipes[stages[0]].counted(
+        events.select("ad_id", "event_type", "event_time"), runner.tables, True
+    )
+    assert {p: f.sort(f.columns).rows() for p, f in counted.items()} == {
+        p: f.sort(f.columns).rows() for p, f in parts.items()
+    }
 
 
 def test_only_a_merge_that_is_exact_and_saves_rows_is_made():

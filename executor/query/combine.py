@@ -32,6 +32,7 @@ import polars as pl
 
 from executor import kernels
 from executor.state.aggregate_exprs import merge_partials
+from executor.state.step import collect
 from optimizer.physical.stages import AggregateOp, PartialAggregateOp, ReadOp, ShuffleWrite, Stage
 from stream_dsl.ir.aggregates_more import is_more
 from stream_dsl.ir.column_names import PARTIAL_ROWS
@@ -54,6 +55,22 @@ class CombinedPipeline(kernels.Pipeline):
         assert self.final is not None  # set by `combined`
         return merge_partials(self.final.aggs)
 
+    def counted(
+        self, frame: pl.DataFrame, tables: kernels.Tables, partition: bool
+    ) -> tuple[dict[int, pl.DataFrame], list[int]]:
+        """The operators one at a time (their rows counted, for `why`), then the merge: a sampled batch sends what
+        the others do (a reduce state that sees more rows than fit its Python dict moves to polars for good)."""
+        parts, rows = super().counted(frame, tables, partition=False)
+        merged = collect(self._merged(parts[0].lazy()), parts[0].height)
+        if not partition:
+            return {0: merged}, rows
+        if self.partitions == 1 or not self.partition_keys:
+            return ({0: merged} if merged.height else {}), rows
+        return (kernels.split_partitions(merged.with_columns(self._partition)) if merged.height else {}), rows
+
+    def _merged(self, lf: pl.LazyFrame) -> pl.LazyFrame:
+        return lf.group_by(list(self.groups)).agg(self._merge).select(self.columns)
+
     def _collect_serially(self, frame: pl.DataFrame, tables: kernels.Tables, partition: bool) -> pl.DataFrame | None:
         return None  # the merge runs in the one query, whatever the input's size
 
@@ -62,7 +79,7 @@ class CombinedPipeline(kernels.Pipeline):
     ) -> pl.LazyFrame:
         for step in steps:
             lf = step(lf, tables)
-        lf = lf.group_by(list(self.groups)).agg(self._merge).select(self.columns)
+        lf = self._merged(lf)
         return lf.with_columns(self._partition) if partition else lf
 
 
