@@ -5,6 +5,7 @@
   fixed cost per partition, paid again by every worker).
 - Only where merging early is exact: a query whose partial aggregate already
   groups on the final keys, or with an integer SUM, is left as it was.
+- A reduce task's pieces of one schema are stacked, with no query (no type to relax).
 - The property: on every executor, with 1 and several workers and random
   micro-batch cuts, out-of-order events and late rows, the rows and the
   late-row count are those of the same query with no merging before the
@@ -28,7 +29,7 @@ from budget import examples
 from executor import kernels
 from executor.api import _prepare, run_collect
 from executor.query import combine
-from executor.query.tasks import TaskRunner
+from executor.query.tasks import TaskRunner, concat_inputs
 from executor.query.outputs import QueryOutput
 from optimizer.physical.lower import lower
 from optimizer.physical.stages import broadcast_tables
@@ -163,3 +164,15 @@ def test_merging_before_the_shuffle_keeps_rows_and_late_rows_on_workers(executor
     ours, our_late = result(batches, table, config, pool=lambda: warm_workers)
     assert_same_rows(ours, rows, f"{executor} workers={workers}")
     assert our_late == late
+
+
+def test_a_reduce_tasks_pieces_of_one_schema_are_stacked_without_a_query():
+    stage = mock.Mock()
+    a = pl.DataFrame({"g": ["x", "y"], "__sd_rows": [1, 2]})
+    b = pl.DataFrame({"g": ["z"], "__sd_rows": [3]})
+    with mock.patch.object(pl, "concat", side_effect=AssertionError("a query")):
+        stacked = concat_inputs([a, b], stage)
+    assert stacked.rows() == [("x", 1), ("y", 2), ("z", 3)]
+    wider = pl.DataFrame({"g": [None], "__sd_rows": pl.Series([4], dtype=pl.Int32)})
+    relaxed = concat_inputs([a, wider], stage)  # types differ: relaxed, as before
+    assert relaxed.schema == a.schema and relaxed.rows() == [("x", 1), ("y", 2), (None, 4)]

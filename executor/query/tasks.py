@@ -53,7 +53,12 @@ def concat_inputs(frames: list[pl.DataFrame], stage: Stage) -> pl.DataFrame:
     """A reduce task's input: the pieces the map tasks sent, in map id order."""
     if not frames:
         return kernels.empty_frame(stage.head.schema)  # type: ignore[union-attr]
-    return frames[0] if len(frames) == 1 else pl.concat(frames, how="vertical_relaxed")
+    if all(f.schema == frames[0].schema for f in frames[1:]):  # nothing to relax: the chunks stacked, no query
+        stacked = frames[0]
+        for frame in frames[1:]:
+            stacked = stacked.vstack(frame)
+        return stacked
+    return pl.concat(frames, how="vertical_relaxed")
 
 
 def skips(stage: Stage, frame: pl.DataFrame, step: WatermarkStep) -> bool:
