@@ -12,6 +12,7 @@ from typing import Any
 import polars as pl
 
 from executor import kernels
+from executor.multiproc.allocator import keep_freed_memory
 from executor.multiproc.messages import Drained, Failed, Heartbeat, Ready, Setup, Stop
 from executor.multiproc.profiling import profiled
 from executor.multiproc.runtime import DRIVER, Channel
@@ -32,6 +33,7 @@ def main(channel: Channel) -> None:
     """
     if threading.current_thread() is threading.main_thread():  # a Ray actor runs it in another thread
         signal.signal(signal.SIGINT, signal.SIG_IGN)
+        keep_freed_memory()  # no page faults for every batch's buffers (allocator.py); not in a Ray actor's host
     try:
         warm = False
         while (drained := profiled(_serve_query, channel, WARM_EXIT_S if warm else None)) is not None and _drain(

@@ -15,6 +15,7 @@ import networkx as nx
 import polars as pl
 
 from executor import kernels
+from executor.query import combine
 from executor.query.diagnostics import Diagnostics, operator_key
 from executor.query.lateness import late_rows_lateness, split_late_rows
 from executor.query.outputs import QueryOutput
@@ -52,7 +53,12 @@ def concat_inputs(frames: list[pl.DataFrame], stage: Stage) -> pl.DataFrame:
     """A reduce task's input: the pieces the map tasks sent, in map id order."""
     if not frames:
         return kernels.empty_frame(stage.head.schema)  # type: ignore[union-attr]
-    return frames[0] if len(frames) == 1 else pl.concat(frames, how="vertical_relaxed")
+    if all(f.schema == frames[0].schema for f in frames[1:]):  # nothing to relax: the chunks stacked, no query
+        stacked = frames[0]
+        for frame in frames[1:]:
+            stacked = stacked.vstack(frame)
+        return stacked
+    return pl.concat(frames, how="vertical_relaxed")
 
 
 def skips(stage: Stage, frame: pl.DataFrame, step: WatermarkStep) -> bool:
@@ -67,6 +73,7 @@ class TaskRunner:
         self.output = output
         self.stages = stage_order(graph)
         self.pipes = {s.id: kernels.compile_pipeline(s.operators, f"stage {s.id}") for s in self.stages}
+        self.pipes = combine.combined(self.stages, self.pipes)  # partial rows merged before the shuffle
         self.posts = {s.id: kernels.compile_pipeline(s.post, f"stage {s.id}") for s in self.stages if s.stateful}
         self.states: dict[
             tuple[int, int],
