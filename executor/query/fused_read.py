@@ -32,6 +32,7 @@ from executor import kernels
 from executor.query.diagnostics import sampled
 from optimizer.physical.stages import ShuffleWrite, Stage
 from stream_dsl.connectors.conform_one_query import FAILED
+from stream_dsl.connectors.ndjson_deferred import DeferredNdjson
 from stream_dsl.connectors.parquet_scan import MAX_COLUMN, ROWS_COLUMN, DeferredScan
 from stream_dsl.ir import expr as E
 
@@ -61,9 +62,8 @@ class FusedMap:
     def run(self, scan: DeferredScan) -> tuple[dict[int, pl.DataFrame], int, int | None]:
         """The task's output by target partition (as `TaskRunner.run` gives it), the rows read and the
         watermark column's maximum; raises whatever the query raises."""
-        checked = getattr(scan, "checked", None)
-        if checked is not None:  # ndjson (`ndjson_deferred.py`): decoded first, the stage over a frame in memory
-            out, rows, newest = self._over_decoded(kernels.collect(checked, 1), scan)
+        if isinstance(scan, DeferredNdjson):  # decoded first (`ndjson_deferred.py`), the stage over a frame in memory
+            out, rows, newest = self._over_decoded(decoded_ndjson(scan), scan)
         else:
             mapped = self.pipeline.lazy_over(scan.lazy, scan.columns, self.runner.tables, self.partition)
             out, stats = pl.collect_all([mapped, scan.stats()], engine="in-memory")
@@ -77,14 +77,14 @@ class FusedMap:
             result = {0: out} if out.height else {}
         return result, rows, None if newest is None else int(newest)
 
-    def _over_decoded(self, decoded: pl.DataFrame, scan: DeferredScan) -> tuple[pl.DataFrame, int, int | None]:
+    def _over_decoded(self, decoded: pl.DataFrame | None, scan: DeferredScan) -> tuple[pl.DataFrame, int, int | None]:
         """The stage over an ndjson batch decoded in one query: a second query, with the partitioning in it.
         Measured on 50 records, this costs less CPU than one `collect_all` of the stage and the statistics,
-        which reads the records twice. A failed row (a dead letter) sends the batch to the full read."""
-        if decoded.drop_in_place(FAILED).any():  # drop_in_place, any, cast and max run no query
+        which reads the records twice. A failed row (a dead letter, `decoded` None) sends the batch to the full
+        read."""
+        if decoded is None:
             raise ValueError("a record of the batch is a dead letter")
-        wm = scan.watermark
-        newest = decoded.get_column(wm).cast(pl.Int64).max() if wm is not None and decoded.height else None
+        newest = _newest(decoded, scan.watermark)
         mapped = self.pipeline.lazy_over(decoded.lazy(), scan.columns, self.runner.tables, self.partition)
         return kernels.collect(mapped, decoded.height), decoded.height, newest
 
@@ -114,9 +114,38 @@ def resolve(batch: Any, fused: FusedMap | None, batch_id: int | None) -> Any:
         else:
             scan.on_read()
             return batch
-    batch.frame, letters, batch.max_event_time_ms = scan.read()
+    batch.frame, letters, batch.max_event_time_ms = _read(scan)
     batch.dead_letters = list(batch.dead_letters) + list(letters)
     return batch
+
+
+def decoded_ndjson(scan: DeferredNdjson) -> pl.DataFrame | None:
+    """An ndjson batch's rows read and converted in one query, run once per batch: the fused path and the
+    two-step one (a sampled batch, an operator's error) share it. None when a row is a dead letter or polars
+    refuses a line: the batch is then read the full way, which words the dead letters."""
+    if "rows" not in scan.memo:
+        try:
+            rows: pl.DataFrame | None = kernels.collect(scan.checked, 1) if scan.checked is not None else None
+        except Exception:  # a line polars refuses
+            rows = None
+        scan.memo["rows"] = None if rows is None or rows.drop_in_place(FAILED).any() else rows  # no query
+    return scan.memo["rows"]
+
+
+def _read(scan: DeferredScan) -> tuple[pl.DataFrame, list, int | None]:
+    """The batch as the files source reads it (`DeferredScan.read`); a clean ndjson batch from its one-query
+    decode, so that a sampled batch does not take the full decode (twice the CPU on a large file)."""
+    decoded = decoded_ndjson(scan) if isinstance(scan, DeferredNdjson) else None
+    if decoded is None:
+        return scan.read()
+    return decoded, [], _newest(decoded, scan.watermark)
+
+
+def _newest(decoded: pl.DataFrame, watermark: str | None) -> int | None:
+    """The watermark column's maximum over the decoded rows, as the files source finds it (cast and max run
+    no query)."""
+    newest = decoded.get_column(watermark).cast(pl.Int64).max() if watermark is not None and decoded.height else None
+    return None if newest is None else int(newest)
 
 
 def _calls_udf(value: Any) -> bool:

@@ -76,9 +76,7 @@ def _sniff_epoch_columns(
 ) -> tuple[tuple[str, pl.DataType], ...]:
     """Read TIMESTAMP columns as integers when the first record holds epoch numbers: much faster than text."""
     result = dict(read_schema)
-    head = data[:4096]
-    start = len(head) - len(head.lstrip())
-    end = data.find(b"\n", start)
+    start, end = _first_record(data)
     try:
         obj = json.loads(data[start : end if end >= 0 else len(data)])
     except ValueError:
@@ -89,6 +87,19 @@ def _sniff_epoch_columns(
             if field.dtype is DataType.TIMESTAMP and isinstance(value, int) and not isinstance(value, bool):
                 result[field.name] = pl.Int64()
     return tuple(result.items())
+
+
+def _first_record(data: bytes) -> tuple[int, int]:
+    """Where the first record `_sniff_epoch_columns` reads starts, and its line's end (-1: the end of `data`)."""
+    head = data[:4096]
+    start = len(head) - len(head.lstrip())
+    return start, data.find(b"\n", start)
+
+
+def sniffs_like_whole(prefix: bytes) -> bool:
+    """Whether `read_types` of this prefix of a text gives what it gives for the whole text: the prefix holds
+    the first record's line end (`ndjson_deferred.py` reads only a file's start to sniff its types)."""
+    return _first_record(prefix)[1] >= 0
 
 
 def read_types(data: bytes, schema: Schema) -> dict[str, pl.DataType]:

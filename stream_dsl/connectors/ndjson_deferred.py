@@ -19,13 +19,13 @@ from __future__ import annotations
 
 import gzip
 import io
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 import polars as pl
 
-from stream_dsl.connectors.conform_one_query import FAILED, conversions
-from stream_dsl.connectors.decode_ndjson import read_types
+from stream_dsl.connectors.conform_one_query import FAILED, blank, conversions
+from stream_dsl.connectors.decode_ndjson import read_types, sniffs_like_whole
 from stream_dsl.connectors.parquet_scan import DeferredScan
 from stream_dsl.ir.types import Schema
 
@@ -36,23 +36,42 @@ class DeferredNdjson(DeferredScan):
     the executor runs `checked`, not `lazy` (`fused_read.FusedMap.run`)."""
 
     checked: pl.LazyFrame | None = None
+    memo: dict = field(default_factory=dict, compare=False, repr=False)  # `fused_read.decoded_ndjson`: run once
+
+
+SNIFF_BYTES = 1 << 16  # a file's start, read to sniff its column types; polars scans the file itself
+_GLOB = frozenset("*?[")  # polars expands these in a path it scans: such a file is scanned from its bytes
+
+
+def _text(path: str) -> tuple[str | io.BytesIO, bytes] | None:
+    """What polars scans for `path` (the path itself, or the text when polars cannot take the path: gzip, a
+    name with glob characters) and the text's start, which holds what `read_types` sniffs; None when the file
+    holds no record (the full read then returns its empty frame)."""
+    if path.lower().endswith(".gz") or not _GLOB.isdisjoint(path):
+        with open(path, "rb") as f:
+            data = f.read()
+        data = gzip.decompress(data) if path.lower().endswith(".gz") else data
+        return None if blank(data) else (io.BytesIO(data), data)
+    with open(path, "rb") as f:  # a large file was read whole into Python to sniff the first record's types
+        head = f.read(SNIFF_BYTES)
+        if len(head) == SNIFF_BYTES and not sniffs_like_whole(head):  # a first line longer than the prefix
+            head += f.read()
+    return None if blank(head) else (path, head)
 
 
 def _checked(path: str, schema: Schema) -> pl.LazyFrame | None:
     """One file read and converted lazily, with FAILED per row; None when its conversions need `conform`."""
-    with open(path, "rb") as f:
-        data = f.read()
-    if path.lower().endswith(".gz"):
-        data = gzip.decompress(data)
-    if not data.strip():
+    text = _text(path)
+    if text is None:
         return None
-    read_schema = read_types(data, schema)
+    source, head = text
+    read_schema = read_types(head, schema)
     converted = conversions(read_schema, schema)
     if converted is None:
         return None
     columns, failures = converted
     failed = pl.any_horizontal(failures) if failures else pl.lit(False)
-    return pl.scan_ndjson(io.BytesIO(data), schema=read_schema).select(*columns, failed.alias(FAILED))
+    return pl.scan_ndjson(source, schema=read_schema).select(*columns, failed.alias(FAILED))
 
 
 def deferred_ndjson(
