@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import os
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -36,6 +37,7 @@ class DeferredNdjson(DeferredScan):
     the executor runs `checked`, not `lazy` (`fused_read.FusedMap.run`)."""
 
     checked: pl.LazyFrame | None = None
+    size: int = 0  # bytes of ndjson text: a large batch runs its stage and checks in one query (`fused_read.py`)
     memo: dict = field(default_factory=dict, compare=False, repr=False)  # `fused_read.decoded_ndjson`: run once
 
 
@@ -43,35 +45,37 @@ SNIFF_BYTES = 1 << 16  # a file's start, read to sniff its column types; polars 
 _GLOB = frozenset("*?[")  # polars expands these in a path it scans: such a file is scanned from its bytes
 
 
-def _text(path: str) -> tuple[str | io.BytesIO, bytes] | None:
+def _text(path: str) -> tuple[str | io.BytesIO, bytes, int] | None:
     """What polars scans for `path` (the path itself, or the text when polars cannot take the path: gzip, a
-    name with glob characters) and the text's start, which holds what `read_types` sniffs; None when the file
-    holds no record (the full read then returns its empty frame)."""
+    name with glob characters), the text's start, which holds what `read_types` sniffs, and the text's size;
+    None when the file holds no record (the full read then returns its empty frame)."""
     if path.lower().endswith(".gz") or not _GLOB.isdisjoint(path):
         with open(path, "rb") as f:
             data = f.read()
         data = gzip.decompress(data) if path.lower().endswith(".gz") else data
-        return None if blank(data) else (io.BytesIO(data), data)
+        return None if blank(data) else (io.BytesIO(data), data, len(data))
     with open(path, "rb") as f:  # a large file was read whole into Python to sniff the first record's types
         head = f.read(SNIFF_BYTES)
         if len(head) == SNIFF_BYTES and not sniffs_like_whole(head):  # a first line longer than the prefix
             head += f.read()
-    return None if blank(head) else (path, head)
+        size = os.fstat(f.fileno()).st_size
+    return None if blank(head) else (path, head, size)
 
 
-def _checked(path: str, schema: Schema) -> pl.LazyFrame | None:
-    """One file read and converted lazily, with FAILED per row; None when its conversions need `conform`."""
+def _checked(path: str, schema: Schema) -> tuple[pl.LazyFrame, int] | None:
+    """One file read and converted lazily, with FAILED per row, and its text's size; None when its conversions
+    need `conform`."""
     text = _text(path)
     if text is None:
         return None
-    source, head = text
+    source, head, size = text
     read_schema = read_types(head, schema)
     converted = conversions(read_schema, schema)
     if converted is None:
         return None
     columns, failures = converted
     failed = pl.any_horizontal(failures) if failures else pl.lit(False)
-    return pl.scan_ndjson(source, schema=read_schema).select(*columns, failed.alias(FAILED))
+    return pl.scan_ndjson(source, schema=read_schema).select(*columns, failed.alias(FAILED)), size
 
 
 def deferred_ndjson(
@@ -92,7 +96,8 @@ def deferred_ndjson(
         return None
     if not parts or any(p is None for p in parts):
         return None
-    checked = parts[0] if len(parts) == 1 else pl.concat([p for p in parts if p is not None], how="vertical")
-    assert checked is not None
+    frames = [p[0] for p in parts if p is not None]
+    checked = frames[0] if len(frames) == 1 else pl.concat(frames, how="vertical")
     names = tuple(schema.names)
-    return DeferredNdjson(checked.select(names), names, None, watermark, fallback, on_read, checked)
+    size = sum(p[1] for p in parts if p is not None)
+    return DeferredNdjson(checked.select(names), names, None, watermark, fallback, on_read, checked, size)
