@@ -57,8 +57,10 @@ LINE = st.one_of(GOOD.map(lambda r: (json.dumps(r).encode(), r)), BAD, BLANK)
 # A record that makes its file large (1 MiB or more: `fused_read.ONE_QUERY_FROM`), with a first line longer than
 # the prefix the types are sniffed from when it comes first; its key joins no label, so it adds no result row.
 PAD = {"k": "pad", "x": 1, "ts": 0, "pad": "p" * (1 << 20)}
-# How a file is written: as is, gzip'ed, made large by PAD first or last, or holding only blank lines
-KINDS = st.sampled_from(["plain", "gz", "large first", "large last", "blank"])
+# How a file is written: as is, gzip'ed, made large by PAD first or last, holding only blank lines, or under a
+# name that is a glob to polars ('[_]001.ndjson' matches '_001.ndjson', a file the source skips: a decoy, which a
+# scan of the path would read instead)
+KINDS = st.sampled_from(["plain", "gz", "large first", "large last", "blank", "glob"])
 FIRST = (b'{"k": "buy", "x": 9, "ts": "0"}', {"k": "buy", "x": 9, "ts": "0"})
 
 
@@ -72,7 +74,8 @@ def as_written(files: list[tuple[list[tuple], str]]) -> list[tuple[str, list[tup
         if kind.startswith("large"):
             pad = (json.dumps(PAD).encode(), PAD)
             lines = [pad] + lines if kind == "large first" else lines + [pad]
-        written.append((f"{i:03d}.ndjson" + (".gz" if kind == "gz" else ""), [FIRST] + lines if i == 0 else lines))
+        name = f"[_]{i:03d}.ndjson" if kind == "glob" and i else f"{i:03d}.ndjson" + (".gz" if kind == "gz" else "")
+        written.append((name, [FIRST] + lines if i == 0 else lines))
     return written
 
 
@@ -82,6 +85,8 @@ def write(data, files: list[tuple[list[tuple], str]]) -> list[tuple[str, list[tu
     for name, lines in written:
         text = b"".join(line + b"\n" for line, _ in lines)
         (data / name).write_bytes(gzip.compress(text) if name.endswith(".gz") else text)
+        if name.startswith("[_]"):
+            (data / name.replace("[_]", "_")).write_bytes(b'{"k": "view", "x": 5, "ts": 0}\n')
     LABELS.write_parquet(data.parent / "labels.parquet")
     return written
 
@@ -113,12 +118,13 @@ PADDED = {"k": "view", "x": 1, "ts": " 2000"}
 
 
 @settings(max_examples=examples(12))
-@example(  # a large batch whose padded value and bad timestamp the one-query read must send to the full decode
+@example(  # a large batch whose padded value and bad timestamp must reach the full decode; a name polars would glob
     files=[
         (
             [(json.dumps(PADDED).encode(), PADDED), (b'{"k": "view", "x": 1, "ts": "soon"}', "column 'ts'")],
             "large first",
-        )
+        ),
+        ([(json.dumps(FIRST[1]).encode(), FIRST[1])], "glob"),
     ],
     executor="drizzle",
     workers=1,

@@ -12,7 +12,13 @@ files as the files source always did (`DeferredScan.read`), which sets the
 bad records aside with their reasons. So a clean batch costs two queries
 (it was ten), and dead letters stay exactly what the full decode says.
 One `collect_all` of the stage and the statistics, as parquet does, cost
-more CPU on 50 records (1.5 against 2.3-2.5 ms): it read them twice.
+more CPU on 50 records (1.5 against 2.3-2.5 ms). From about 1 MiB of text
+it costs less (polars reads the files once for both and no frame of every
+row is made), so a large batch runs that way (`fused_read.ONE_QUERY_FROM`).
+
+Only a file's start is read here, for the types of its first record
+(`read_types`); polars scans the file itself, except a gzip'ed one or one
+whose name polars would take for a glob, which are scanned from their text.
 """
 
 from __future__ import annotations
@@ -42,14 +48,14 @@ class DeferredNdjson(DeferredScan):
 
 
 SNIFF_BYTES = 1 << 16  # a file's start, read to sniff its column types; polars scans the file itself
-_GLOB = frozenset("*?[")  # polars expands these in a path it scans: such a file is scanned from its bytes
+_GLOB = frozenset("*?[")  # polars expands these (and a leading '~') in a path: such a file is scanned from its bytes
 
 
 def _text(path: str) -> tuple[str | io.BytesIO, bytes, int] | None:
     """What polars scans for `path` (the path itself, or the text when polars cannot take the path: gzip, a
     name with glob characters), the text's start, which holds what `read_types` sniffs, and the text's size;
     None when the file holds no record (the full read then returns its empty frame)."""
-    if path.lower().endswith(".gz") or not _GLOB.isdisjoint(path):
+    if path.lower().endswith(".gz") or not _GLOB.isdisjoint(path) or path.startswith("~"):
         with open(path, "rb") as f:
             data = f.read()
         data = gzip.decompress(data) if path.lower().endswith(".gz") else data
