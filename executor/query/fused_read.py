@@ -32,7 +32,7 @@ from executor import kernels
 from executor.query.diagnostics import sampled
 from executor.query.fused_parquet import run_fused
 from optimizer.physical.stages import ShuffleWrite, Stage
-from executor.query.ndjson_map import run_checked
+from executor.query import ndjson_map
 from stream_dsl.connectors.ndjson_deferred import DeferredNdjson
 from stream_dsl.connectors.parquet_scan import DeferredScan
 from stream_dsl.ir import expr as E
@@ -64,8 +64,8 @@ class FusedMap:
         """The task's output by target partition (as `TaskRunner.run` gives it), the rows read and the
         watermark column's maximum; raises whatever the query raises."""
         if isinstance(scan, DeferredNdjson):  # read, checked and mapped in one query (`ndjson_map.py`)
-            columns = scan.columns
-            ran = run_checked(scan, lambda lf: self.pipeline.lazy_over(lf, columns, self.runner.tables, self.partition))
+            columns, tables = scan.columns, self.runner.tables
+            ran = ndjson_map.run_checked(scan, lambda lf: self.pipeline.lazy_over(lf, columns, tables, self.partition))
             if ran is None:
                 raise ValueError("a record of the batch is a dead letter")
             out, rows, newest = ran
@@ -105,9 +105,20 @@ def resolve(batch: Any, fused: FusedMap | None, batch_id: int | None) -> Any:
         else:
             scan.on_read()
             return batch
-    batch.frame, letters, batch.max_event_time_ms = scan.read()
+    batch.frame, letters, batch.max_event_time_ms = _read(scan)
     batch.dead_letters = list(batch.dead_letters) + list(letters)
     return batch
+
+
+def _read(scan: DeferredScan) -> tuple[pl.DataFrame, list, int | None]:
+    """The batch as the files source reads it (`DeferredScan.read`); a clean ndjson batch from its one-query
+    read (`ndjson_map.decoded`), so that a sampled batch does not pay the full decode (twice the CPU of a large
+    file's read)."""
+    decoded = ndjson_map.decoded(scan) if isinstance(scan, DeferredNdjson) else None
+    if decoded is None:
+        return scan.read()
+    frame, newest = decoded
+    return frame, [], newest
 
 
 def _calls_udf(value: Any) -> bool:

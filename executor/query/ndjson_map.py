@@ -52,6 +52,20 @@ def run_checked(
         out, row = pl.collect_all(queries, engine=ENGINE, optimizations=_FULL)
     verdict = clean(row)
     if verdict is None:
+        scan.memo["dead letters"] = True  # `decoded` need not read the batch again to find it
         return None
     rows, newest = verdict
     return out, rows, newest
+
+
+def decoded(scan: DeferredNdjson) -> tuple[pl.DataFrame, int | None] | None:
+    """The batch's rows as declared and the watermark column's maximum, read in one query, for a batch that
+    runs the two-step path (sampled for `why`, or its fused query failed); None when a row would be a dead
+    letter or polars refuses a line: the full read then sets the records aside with their reasons."""
+    if scan.memo.get("dead letters"):
+        return None
+    try:
+        ran = run_checked(scan, lambda rows: rows)
+    except Exception:  # a line polars refuses: the full read words it
+        return None
+    return None if ran is None else (ran[0], ran[2])

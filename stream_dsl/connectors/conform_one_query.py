@@ -30,8 +30,10 @@ _CONVERTED_HERE = frozenset(
 def _converted(raw: pl.Expr, dtype: pl.DataType, field: Field) -> pl.Expr | None:
     """`decode._convert` as an expression over a column of polars type `dtype` (None: none here; the full path).
 
-    A timestamp held as text converts here only when it is an integer (epoch in the field's unit): other text
-    (decimals, ISO-8601) is NULL, which counts as a failure and sends the batch to the full path."""
+    A timestamp held as text converts here only when it is an integer (epoch in the field's unit) written
+    without spaces around it: other text (decimals, ISO-8601, ' 12') is NULL, which counts as a failure and sends
+    the batch to the full path. Not stripping the text saves a third of a large file's read (`strip_chars` makes
+    a new string per value, about 27 ms per 100k records); the full path strips, so the result is the same."""
     if field.dtype not in _CONVERTED_HERE:  # DECIMAL (exact from text), DATE, lists, structs: decode's own rules
         return None
     target = field.dtype.polars
@@ -41,7 +43,7 @@ def _converted(raw: pl.Expr, dtype: pl.DataType, field: Field) -> pl.Expr | None
         if dtype.is_integer():
             return epoch_ms_expr(raw, True, field.unit)
         if dtype == pl.String:
-            return epoch_ms_expr(raw.str.strip_chars().cast(pl.Int64, strict=False), True, field.unit)
+            return epoch_ms_expr(raw.cast(pl.Int64, strict=False), True, field.unit)
         return None
     if field.dtype.is_list or field.dtype.is_nested or isinstance(dtype, (pl.List, pl.Struct)):
         return None
@@ -97,11 +99,17 @@ def conform_clean(frame: pl.DataFrame, schema: Schema) -> pl.DataFrame | None:
     return None if converted is None else _clean(frame, converted)
 
 
+def blank(data: bytes) -> bool:
+    """Whether ndjson text holds no record (empty, or only ASCII whitespace, as `bytes.strip` counts it), without
+    copying it: `data.strip()` copied a whole file (about 20 ms for 20 MB)."""
+    return not data or data.isspace()
+
+
 def decode_clean(data: bytes, read_schema: dict[str, pl.DataType], schema: Schema) -> pl.DataFrame | None:
     """ndjson text read (as `read_schema`) and cast to `schema` in ONE query, when polars reads every line and no
     value fails to convert; None otherwise (the caller then decodes as before: the sieve, dead letters)."""
     converted = conversions(read_schema, schema)
-    if converted is None or not data.strip():
+    if converted is None or blank(data):
         return None
     try:
         return _clean(pl.scan_ndjson(io.BytesIO(data), schema=read_schema), converted)

@@ -76,19 +76,41 @@ def _sniff_epoch_columns(
 ) -> tuple[tuple[str, pl.DataType], ...]:
     """Read TIMESTAMP columns as integers when the first record holds epoch numbers: much faster than text."""
     result = dict(read_schema)
-    head = data[:4096]
-    start = len(head) - len(head.lstrip())
-    end = data.find(b"\n", start)
+    obj = first_record(data)
+    if obj is not None:
+        for field in schema:
+            if field.dtype is DataType.TIMESTAMP and is_integer(obj.get(field.name)):
+                result[field.name] = pl.Int64()
+    return tuple(result.items())
+
+
+def first_record(data: bytes) -> dict | None:
+    """The first record of ndjson text, parsed (None: the first line is not a JSON object): what the read types
+    are sniffed from, here and in `ndjson_small`'s cache key."""
+    start, end = _first_record(data)
     try:
         obj = json.loads(data[start : end if end >= 0 else len(data)])
     except ValueError:
-        obj = None
-    if isinstance(obj, dict):
-        for field in schema:
-            value = obj.get(field.name)
-            if field.dtype is DataType.TIMESTAMP and isinstance(value, int) and not isinstance(value, bool):
-                result[field.name] = pl.Int64()
-    return tuple(result.items())
+        return None
+    return obj if isinstance(obj, dict) else None
+
+
+def is_integer(value: object) -> bool:
+    """A JSON integer (not a boolean): a TIMESTAMP column whose first value is one is read as Int64 (epoch)."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _first_record(data: bytes) -> tuple[int, int]:
+    """Where the first record `_sniff_epoch_columns` reads starts, and its line's end (-1: the end of `data`)."""
+    head = data[:4096]
+    start = len(head) - len(head.lstrip())
+    return start, data.find(b"\n", start)
+
+
+def sniffs_like_whole(prefix: bytes) -> bool:
+    """Whether `read_types` of this prefix of a text gives what it gives for the whole text: the prefix holds
+    the first record's line end (`ndjson_deferred.py` reads only a file's start to sniff its types)."""
+    return _first_record(prefix)[1] >= 0
 
 
 def read_types(data: bytes, schema: Schema) -> dict[str, pl.DataType]:

@@ -27,7 +27,6 @@ are what `conversions` gives (`tests/test_psmall_cached_read.py`).
 from __future__ import annotations
 
 import io
-import json
 import dataclasses
 from dataclasses import dataclass
 from typing import Any
@@ -35,7 +34,7 @@ from typing import Any
 import polars as pl
 
 from stream_dsl.connectors.conform_one_query import FAILED, conversions
-from stream_dsl.connectors.decode_ndjson import read_types
+from stream_dsl.connectors.decode_ndjson import first_record, is_integer, read_types
 from stream_dsl.connectors.timestamps import MAX_MS, MIN_MS, MS, SECONDS_LIKE
 from stream_dsl.ir.types import DataType, Field, Schema
 
@@ -53,9 +52,10 @@ class CheckedRead:
     declared: tuple[pl.Expr, ...]  # over the select: the columns with their declared types, none checked
     _statistics: dict[str | None, tuple[pl.Expr, ...]] = dataclasses.field(default_factory=dict, compare=False)
 
-    def scan(self, data: bytes) -> pl.LazyFrame:
-        """The file's rows converted, with FAILED; the epoch columns still Int64 (see `statistics`)."""
-        return pl.scan_ndjson(io.BytesIO(data), schema=self.read_types).select(self.select)
+    def scan(self, source: str | io.BytesIO) -> pl.LazyFrame:
+        """The rows of a file (its path, or its text) converted, with FAILED; the epoch columns still Int64 (see
+        `statistics`)."""
+        return pl.scan_ndjson(source, schema=self.read_types).select(self.select)
 
     def statistics(self, watermark: str | None) -> tuple[pl.Expr, ...]:
         """One row over the select's rows: whether a conversion failed, the rows, whether an epoch value does not
@@ -90,7 +90,8 @@ def _statistics(epoch_ms: dict[str, str | None], watermark: str | None) -> tuple
 
 
 def checked_read(data: bytes, schema: Schema) -> CheckedRead | None:
-    """The cached read of `data` as `schema` (None: a column needs the full decode, as `conversions` says)."""
+    """The cached read as `schema` of ndjson text that starts with `data` (its first record whole), None when a
+    column needs the full decode (as `conversions` says)."""
     shape = _shape_of(schema)
     key = (shape.key, _epoch_integers(data, shape.timestamps))
     try:
@@ -171,8 +172,8 @@ def _epoch_integer(field: Field, dtype: pl.DataType | None) -> pl.Expr | None:
         return None
     if dtype == pl.Int64:
         return pl.col(field.name)
-    if dtype == pl.String:
-        return pl.col(field.name).str.strip_chars().cast(pl.Int64, strict=False)
+    if dtype == pl.String:  # not stripped, as `conform_one_query._converted`: ' 12' fails here, the full path reads it
+        return pl.col(field.name).cast(pl.Int64, strict=False)
     return None
 
 
@@ -183,18 +184,10 @@ def _schema_key(schema: Schema) -> tuple[Any, ...]:
 
 def _epoch_integers(data: bytes, timestamps: tuple[str, ...]) -> tuple[str, ...] | None:
     """What `read_types` reads from the first record: the TIMESTAMP columns (of `timestamps`) whose value there
-    is an integer (None: the first line is not a JSON object). Parsed as `decode_ndjson._sniff_epoch_columns`
-    parses it."""
+    is an integer (None: the first line is not a JSON object)."""
     if not timestamps:
         return ()
-    head = data[:4096]
-    start = len(head) - len(head.lstrip())
-    end = data.find(b"\n", start)
-    try:
-        obj = json.loads(data[start : end if end >= 0 else len(data)])
-    except ValueError:
+    obj = first_record(data)
+    if obj is None:
         return None
-    if not isinstance(obj, dict):
-        return None
-    values = [obj.get(name) for name in timestamps]
-    return tuple(name for name, v in zip(timestamps, values) if isinstance(v, int) and not isinstance(v, bool))
+    return tuple(name for name in timestamps if is_integer(obj.get(name)))
