@@ -64,7 +64,7 @@ def _text(path: str) -> tuple[str | io.BytesIO, bytes, int] | None:
             data = f.read()
         data = gzip.decompress(data) if path.lower().endswith(".gz") else data
         return None if blank(data) else (io.BytesIO(data), data, len(data))
-    with open(path, "rb") as f:
+    with open(path, "rb") as f:  # only the start: a 20 MB file read whole into Python cost 3-8 ms of CPU
         head = f.read(SNIFF_BYTES)
         if len(head) == SNIFF_BYTES and not sniffs_like_whole(head):  # a first line longer than the prefix
             head += f.read()
