@@ -54,8 +54,8 @@ BAD = st.sampled_from(
 )
 BLANK = st.sampled_from([b"", b"  ", b"\t"]).map(lambda line: (line, None))  # skipped, but counted in positions
 LINE = st.one_of(GOOD.map(lambda r: (json.dumps(r).encode(), r)), BAD, BLANK)
-# A record that makes its file large (1 MiB or more: `fused_read.ONE_QUERY_FROM`), with a first line longer than
-# the prefix the types are sniffed from when it comes first; its key joins no label, so it adds no result row.
+# A record that makes its file large (1 MiB), with a first line longer than the prefix the types are sniffed from
+# when it comes first; its key joins no label, so it adds no result row.
 PAD = {"k": "pad", "x": 1, "ts": 0, "pad": "p" * (1 << 20)}
 # How a file is written: as is, gzip'ed, made large by PAD first or last, holding only blank lines, or under a
 # name that is a glob to polars ('[_]001.ndjson' matches '_001.ndjson', a file the source skips: a decoy, which a
