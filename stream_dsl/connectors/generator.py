@@ -283,8 +283,9 @@ class GeneratorSource:
         self.spec = GeneratorSpec.parse(definition)
         self._schema = definition.schema
         self._time_ms = 0
-        self._opened_at = 0.0
+        self._opened_at: float | None = None  # the pacing clock (`_clock`)
         self._opened_time_ms = 0
+        self._resumed_anchor: float | None = None
 
     @property
     def bounded(self) -> bool:
@@ -294,13 +295,22 @@ class GeneratorSource:
         self._schema = read_schema(self.definition, columns, f"source '{self.definition.name}'")
         self._time_ms = int(offset.get("time_ms", 0)) if isinstance(offset, dict) else 0
         _pools(self.spec.seed)  # before the pacing clock starts: not a cost of the first batch
-        self._opened_at = _monotonic()
+        self._opened_at = None
         self._opened_time_ms = self._time_ms
         anchor = offset.get("anchor") if isinstance(offset, dict) else None
-        if isinstance(anchor, (int, float)):
-            # Resumed from a checkpoint of a paced run: the events kept coming at wall-clock pace meanwhile,
-            # so the ones now due are there at once (a replay catches up, as from a log).
-            self._opened_at -= _wall() - (anchor + self._time_ms / 1000)
+        self._resumed_anchor = anchor if isinstance(anchor, (int, float)) else None
+
+    def _clock(self) -> float:
+        """The monotonic time at which event time `_opened_time_ms` is due: the first read's. Started there,
+        not at open, so that a latency measured from the first task's start (`bench/latency.py`) never counts
+        from before the clock began (it printed a negative p50 when the query's set-up between open and the
+        first task was long). Resumed from a checkpoint of a paced run, the events kept coming at wall-clock
+        pace meanwhile, so the ones now due are there at once (a replay catches up, as from a log)."""
+        if self._opened_at is None:
+            self._opened_at = _monotonic()
+            if self._resumed_anchor is not None:
+                self._opened_at -= _wall() - (self._resumed_anchor + self._opened_time_ms / 1000)
+        return self._opened_at
 
     replays_exactly = True  # `until` names the batch's end in event time
 
@@ -326,11 +336,12 @@ class GeneratorSource:
         offset: dict[str, Any] = {"time_ms": end}
         wall_offset = None
         if realtime and self.spec.realtime:
-            wait = self._opened_at + (end - self._opened_time_ms) / 1000 - _monotonic()
+            clock = self._clock()
+            wait = clock + (end - self._opened_time_ms) / 1000 - _monotonic()
             if wait > 0:
                 _sleep(wait)
             # when event time 0 was due on the wall clock: a run resumed from this offset keeps the pace
-            offset["anchor"] = _wall() - (_monotonic() - self._opened_at) - self._opened_time_ms / 1000
+            offset["anchor"] = _wall() - (_monotonic() - clock) - self._opened_time_ms / 1000
             wall_offset = round(offset["anchor"] * 1000) - self.spec.start_ms
         self._time_ms = end
         frame, letters = self._events(first, stop)
