@@ -10,6 +10,7 @@ import pytest
 from multiprocess import util as multiprocess_util
 
 import budget  # noqa: F401  (registers and loads the hypothesis profiles)
+import page_cache
 import stream_dsl as sd
 from ray_cluster import ray_cluster, stop_shared_cluster  # noqa: F401  (the two-node Ray cluster of a test module)
 
@@ -95,28 +96,17 @@ def ctx() -> sd.Context:
     return context
 
 
-def _fsync_checked_only(fd: int) -> None:
-    """os.fsync for this test process: the descriptor is checked (a closed or bad one raises as fsync would) but
-    the page cache is not flushed to the disk."""
-    os.fstat(fd)
-
-
 @pytest.fixture(scope="session", autouse=True)
 def fsync_in_the_page_cache():
-    """The checkpoint store, the files sink and atomic writes fsync each file and directory (a checkpoint per batch on
-    BSP: ~1800 fsyncs, ~18% of the BSP recovery tests' time on a shared disk). What the tests prove, exact output
-    after killed processes and damaged files, is in the page cache either way: only a machine crash needs the
-    flush, and no test makes one. So the test process skips the flush; the processes tests start (drivers in
-    tests/recovery_script.py, the CLI, worker processes) keep real fsyncs. STREAM_DSL_TESTS_FSYNC=1 keeps them here."""
-    if os.environ.get("STREAM_DSL_TESTS_FSYNC") == "1":
-        yield
-        return
-    real = os.fsync
-    os.fsync = _fsync_checked_only
+    """fsync checks the descriptor but skips the flush, in this process and in the driver scripts tests start
+    (tests/page_cache.py says why; STREAM_DSL_TESTS_FSYNC=1 keeps real fsyncs)."""
+    page_cache.skip_flush()
+    os.environ[page_cache.SKIP_FLUSH_ENV] = "1"
     try:
         yield
     finally:
-        os.fsync = real
+        page_cache.restore()
+        os.environ.pop(page_cache.SKIP_FLUSH_ENV, None)
 
 
 @pytest.fixture(scope="session")
