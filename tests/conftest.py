@@ -10,8 +10,9 @@ import pytest
 from multiprocess import util as multiprocess_util
 
 import budget  # noqa: F401  (registers and loads the hypothesis profiles)
+import page_cache
 import stream_dsl as sd
-from ray_cluster import ray_cluster  # noqa: F401  (the two-node Ray cluster of a test module)
+from ray_cluster import ray_cluster, stop_shared_cluster  # noqa: F401  (the two-node Ray cluster of a test module)
 
 # The catalog every corpus statement is bound against. It is created with DDL
 # (not by filling the catalog by hand) so the DDL path runs in every test.
@@ -95,6 +96,19 @@ def ctx() -> sd.Context:
     return context
 
 
+@pytest.fixture(scope="session", autouse=True)
+def fsync_in_the_page_cache():
+    """fsync checks the descriptor but skips the flush, in this process and in the driver scripts tests start
+    (tests/page_cache.py says why; STREAM_DSL_TESTS_FSYNC=1 keeps real fsyncs)."""
+    page_cache.skip_flush()
+    os.environ[page_cache.SKIP_FLUSH_ENV] = "1"
+    try:
+        yield
+    finally:
+        page_cache.restore()
+        os.environ.pop(page_cache.SKIP_FLUSH_ENV, None)
+
+
 @pytest.fixture(scope="session")
 def warm_workers():
     """One WorkerPool per test process for the differential properties on worker processes (`collect(...,
@@ -176,7 +190,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.slow)
         if module in REDIS_MODULES and "server" in getattr(item, "fixturenames", ()) or module == "test_redis":
             item.add_marker(pytest.mark.redis)
-        if "ray_cluster" in getattr(item, "fixturenames", ()) or item.get_closest_marker("ray") is not None:
+        if _needs_ray(item):
             # One Ray cluster per test process: under xdist (`--dist loadgroup`) every test that uses it runs on
             # the same worker, one after another, rather than a cluster per worker on the same two addresses. A
             # test marked `ray` may ask for the cluster at run time (the transport conformance suite's ray param).
@@ -189,6 +203,26 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 def _module(item: pytest.Item) -> str:
     return item.module.__name__ if item.module is not None else ""
+
+
+def _needs_ray(item: pytest.Item) -> bool:
+    """A test of the xdist 'ray' group: it uses the Ray cluster, or is marked `ray` (it may ask for it at run time)."""
+    return "ray_cluster" in getattr(item, "fixturenames", ()) or item.get_closest_marker("ray") is not None
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None):
+    """After the last Ray test in a row (its module's driver disconnected), stop the cluster the Ray modules
+    shared: the tests after it run without Ray's processes on the machine, as when each module had its own."""
+    try:
+        return (yield)
+    finally:
+        if nextitem is None or not _needs_ray(nextitem):
+            stop_shared_cluster()
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    stop_shared_cluster()  # a run interrupted within the Ray tests
 
 
 @pytest.fixture(autouse=True)

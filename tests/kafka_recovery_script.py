@@ -24,6 +24,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:  # run as a script from anywhere
     sys.path.insert(0, ROOT)
 
+import page_cache  # noqa: E402
 import stream_dsl as sd  # noqa: E402
 
 HANG_GUARD_S = 120.0
@@ -68,6 +69,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--pids")
     parser.add_argument("--splits", default="1")
     args = parser.parse_args(argv)
+    page_cache.skip_flush_if_asked()  # as in the test process that started this one
     ctx = make_context(
         args.bootstrap,
         args.topic,

@@ -82,29 +82,56 @@ def ray_or_skip() -> Any:
     return ray
 
 
+_SHARED: list[RayCluster] = []  # the cluster this test process's Ray tests share (at most one, started lazily)
+
+
+def shared_cluster() -> RayCluster:
+    """The two-node cluster, started by the first Ray test of this process and kept for the Ray tests after it.
+
+    One cluster for every Ray module (test_ray, the transport conformance suite's ray param): starting one
+    costs a GCS, two raylets and their workers (~15-25 s of the suite on 2 cores). conftest's
+    `pytest_runtest_teardown` stops it (`stop_shared_cluster`) as soon as the next test is no Ray test: the
+    xdist 'ray' group runs them one after another on one process.
+    """
+    if not _SHARED:
+        from ray.cluster_utils import Cluster
+
+        os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # no traffic beyond loopback
+        head = dict(_node_args(HEAD_IP), gcs_server_port=_free_port(HEAD_IP))
+        cluster = Cluster(initialize_head=True, connect=False, head_node_args=head)
+        try:
+            second = cluster.add_node(**_node_args(SECOND_IP))
+            cluster.wait_for_nodes()
+        except BaseException:
+            cluster.shutdown()
+            raise
+        _SHARED.append(RayCluster(cluster, second))
+    return _SHARED[0]
+
+
+def stop_shared_cluster() -> None:
+    """Stop the shared cluster (if one runs) through its own handle."""
+    while _SHARED:
+        _SHARED.pop().cluster.shutdown()
+
+
 @pytest.fixture(scope="module")
 def ray_cluster() -> Iterator[RayCluster]:
     """The two-node cluster, with this process connected to it as the driver (on the head node's address).
 
-    Per module, not per session: a process still connected to Ray as a driver made a later test of the same
-    process (the REPL's Ctrl-C test, under xdist) miss its first batch or hang, so the Ray modules disconnect.
+    The driver connects per module, not per session: a process still connected to Ray as a driver made a
+    later test of the same process (the REPL's Ctrl-C test, under xdist) miss its first batch or hang, so the
+    Ray modules disconnect. The cluster itself is shared (`shared_cluster`).
     """
     ray = ray_or_skip()
-    from ray.cluster_utils import Cluster
-
     from executor.multiproc.ray_transport import connect
 
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # no traffic beyond loopback
-    head = dict(_node_args(HEAD_IP), gcs_server_port=_free_port(HEAD_IP))
-    cluster = Cluster(initialize_head=True, connect=False, head_node_args=head)
+    cluster = shared_cluster()
     try:
-        second = cluster.add_node(**_node_args(SECOND_IP))
-        cluster.wait_for_nodes()
         connect(cluster.address, node_ip_address=HEAD_IP)
-        yield RayCluster(cluster, second)
+        yield cluster
     finally:
         from executor.multiproc.ray_transport import drop_warm_actors
 
-        drop_warm_actors()  # they belong to this cluster's job
+        drop_warm_actors()  # they belong to this module's job
         ray.shutdown()
-        cluster.shutdown()

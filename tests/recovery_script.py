@@ -29,6 +29,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:  # run as a script from anywhere
     sys.path.insert(0, ROOT)
 
+import page_cache  # noqa: E402
 import stream_dsl as sd  # noqa: E402
 
 RATE = 10_000  # events per second of event time: 1000 events per 100 ms batch
@@ -94,6 +95,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--executor", default="drizzle")
     parser.add_argument("--pids", help="write the worker pids (a JSON list) here once the query started")
     args = parser.parse_args(argv)
+    page_cache.skip_flush_if_asked()  # as in the test process that started this one
     ctx = make_context(
         args.sink_dir, executor=args.executor, group_size=args.group_size, checkpoint_dir=args.checkpoint_dir
     )

@@ -20,11 +20,15 @@ import test_recovery as TR
 
 pytestmark = [pytest.mark.ray, pytest.mark.multiprocess]
 
+# Half test_recovery's stream (6 groups of 10 batches): a kill or node loss at a quarter still lands mid-stream, after
+# the first checkpoint, with several groups after it; each query on Ray costs about its batch count.
+BATCHES = 60
+
 
 @pytest.fixture(scope="module")
 def expected():
-    """The recovery query's result without failures (test_recovery's reference)."""
-    return TR.reference_output()
+    """The recovery query's result without failures (test_recovery's reference), over this module's stream."""
+    return TR.reference_output(BATCHES)
 
 
 def node_ips(pids: list[int]) -> set[str | None]:
@@ -36,7 +40,7 @@ def node_ips(pids: list[int]) -> set[str | None]:
 
 
 def start(tmp_path, cluster, **options):
-    return TR.start(tmp_path, transport="ray", ray_address=cluster.address, **options)
+    return TR.start(tmp_path, transport="ray", ray_address=cluster.address, batches=BATCHES, **options)
 
 
 def test_ysb_on_two_nodes_equals_inline_and_a_second_query_reuses_the_warm_actors(tmp_path, ray_cluster, expected):
@@ -65,7 +69,7 @@ def test_ysb_on_two_nodes_equals_inline_and_a_second_query_reuses_the_warm_actor
 def test_a_sigkilled_worker_actor_is_replaced_and_the_output_is_exact(tmp_path, ray_cluster, expected):
     handle = start(tmp_path, ray_cluster)
     try:
-        TR.wait_until(lambda: TR.position(handle) >= TR.R.BATCHES // 4 or not handle.is_active, "a quarter")
+        TR.wait_until(lambda: TR.position(handle) >= BATCHES // 4 or not handle.is_active, "a quarter")
         assert handle.is_active, "the query ended before the kill"
         survivor, victim = handle.worker_pids()
         os.kill(victim, signal.SIGKILL)
@@ -88,7 +92,7 @@ def test_losing_a_node_replaces_its_workers_and_the_output_is_exact(tmp_path, ra
     handle = start(tmp_path, ray_cluster)
     try:
         assert node_ips(handle.worker_pids()) == {"127.0.0.2", "127.0.0.3"}
-        TR.wait_until(lambda: TR.position(handle) >= TR.R.BATCHES // 4 or not handle.is_active, "a quarter")
+        TR.wait_until(lambda: TR.position(handle) >= BATCHES // 4 or not handle.is_active, "a quarter")
         assert handle.is_active, "the query ended before the node was removed"
         second = ray_cluster.second
         ray_cluster.second = None

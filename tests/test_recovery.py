@@ -360,18 +360,22 @@ def _truncate_manifest(checkpoint: Path) -> None:
 
 
 @EVERY_EXECUTOR
-@pytest.mark.parametrize("damage", [_flip_bytes, _truncate_manifest], ids=["flipped-part", "truncated-manifest"])
-def test_a_corrupt_newest_checkpoint_is_skipped_for_the_previous_one(tmp_path, expected, damage, executor):
-    # groups of 7 batches end inside 10-batch windows: the previous checkpoint holds a window half counted
+def test_corrupt_newest_checkpoints_are_skipped_for_the_newest_good_one(tmp_path, expected, executor):
+    """A truncated manifest (the newest checkpoint) and a flipped byte in a state part file (the one before) are
+    each skipped, named in `skipped`, and the restart resumes from the checkpoint before them. One run for both
+    damages (they were two parametrizations of one test, each a stop, a restart and a whole run)."""
+    # groups of 7 batches end inside 10-batch windows: the checkpoint restored holds a window half counted
     ids = stop_midway(start(tmp_path, group_size=7, executor=executor), tmp_path / "ckpt", 3)
-    newest, previous = ids[-1], ids[-2]
-    damage(checkpoint_path(tmp_path / "ckpt", newest))
+    newest, previous, good = ids[-1], ids[-2], ids[-3]
+    _truncate_manifest(checkpoint_path(tmp_path / "ckpt", newest))
+    _flip_bytes(checkpoint_path(tmp_path / "ckpt", previous))
     handle = start(tmp_path, group_size=7, executor=executor)
     finish(handle)
     restored = handle.restored_checkpoint
-    assert restored is not None and restored["id"] == previous, restored
-    named = re.compile(rf"ckpt-0*{newest}\b|checkpoint {newest}\b")
-    assert any(named.search(reason) for reason in restored["skipped"]), restored
+    assert restored is not None and restored["id"] == good, restored
+    for damaged in (newest, previous):
+        named = re.compile(rf"ckpt-0*{damaged}\b|checkpoint {damaged}\b")
+        assert any(named.search(reason) for reason in restored["skipped"]), (damaged, restored)
     assert handle.progress()[0]["batch_id"] == restored["next_batch"]
     assert_exact(tmp_path / "out", expected)
 
