@@ -80,7 +80,7 @@ def operator_error(op_text: str, exc: BaseException) -> ExecutionError:
 
 def _scan(op: ScanOp) -> Step:
     predicate = None if op.predicate is None else compile_predicate(op.predicate)
-    columns = list(op.columns)
+    columns = [pl.col(c) for c in op.columns]  # expressions, not names: polars would make them anew every batch
 
     def step(lf: pl.LazyFrame, tables: Tables) -> pl.LazyFrame:
         if predicate is not None:
@@ -125,8 +125,15 @@ def _broadcast_join(op: BroadcastJoinOp) -> Step:
         for side, c, name in op.output
     ]
 
+    kept: list[tuple[pl.DataFrame, pl.LazyFrame]] = []  # the table side's last frame and its LazyFrame
+
     def step(lf: pl.LazyFrame, tables: Tables) -> pl.LazyFrame:
-        right = tables[op.table_id].lazy()
+        table = tables[op.table_id]
+        last = kept[0] if kept else None
+        if last is None or last[0] is not table:  # a new table (another query, a refreshed one): its own LazyFrame
+            last = (table, table.lazy())
+            kept[:] = [last]
+        right = last[1]
         if op.kind == "cross":
             return lf.join(right, how="cross", maintain_order="left").select(select)
         how = cast(Literal["inner", "left"], op.kind)  # 'inner' or 'left' (right and full: lower.outer_joins)
