@@ -4,7 +4,8 @@ map task, once more").
 What must hold: a broadcast join's compiled step makes its table side lazy once per table frame, not once per
 batch, and a new table frame (another query's, a refreshed one) is joined, never the one kept; and the ndjson
 read's unbuffered start (`ndjson_deferred._start`) is the file's first SNIFF_BYTES, or all of it, however short
-the raw reads, with the size of the file.
+the raw reads, with the size of the file; and a map output split in two partitions by one mask and its
+negation is what `partition_by` gives.
 """
 
 from __future__ import annotations
@@ -79,3 +80,19 @@ def test_the_start_of_a_file_is_its_prefix_or_all_of_it_however_short_the_reads(
     path = tmp_path / "long.ndjson"
     path.write_bytes(long_first)
     assert ndjson_deferred._text(str(path)) == (str(path), long_first, len(long_first))
+
+
+def test_a_split_in_two_partitions_is_partition_bys(monkeypatch):
+    from optimizer.physical.stages import PARTITION_COLUMN
+
+    for keys in ([0], [1], [0, 0, 0], [1, 1], [1, 0, 1, 1, 0], [0, 1] * 20):
+        frame = pl.DataFrame(
+            {"x": list(range(len(keys))), PARTITION_COLUMN: keys, "s": [str(k) for k in keys]},
+            schema={"x": pl.Int64, PARTITION_COLUMN: pl.UInt32, "s": pl.String},
+        )
+        by_masks = kernels.split_partitions(frame)
+        with monkeypatch.context() as patch:
+            patch.setattr(kernels, "SPLIT_BY_MASKS", 0)
+            by_partition_by = kernels.split_partitions(frame)
+        assert list(by_masks) == sorted(by_partition_by), keys
+        assert all(by_masks[k].equals(part) for k, part in by_partition_by.items()), keys
