@@ -118,8 +118,8 @@ def _broadcast_join(op: BroadcastJoinOp) -> Step:
     left_keys = [
         pl.col(k).cast(t.polars).alias(join_stream_key(i)) for i, (k, t) in enumerate(zip(op.stream_keys, op.key_types))
     ]
-    lk = [join_stream_key(i) for i in range(len(left_keys))]
-    rk = [join_table_key(i) for i in range(len(left_keys))]
+    lk = [pl.col(join_stream_key(i)) for i in range(len(left_keys))]  # expressions: names are parsed every batch
+    rk = [pl.col(join_table_key(i)) for i in range(len(left_keys))]
     select = [
         pl.col(c).alias(name) if side == "stream" else pl.col(join_table_col(c)).alias(name)
         for side, c, name in op.output
