@@ -17,7 +17,9 @@ one `collect_all` read the records twice and cost more than two queries.
 
 Only a file's start is read here, for the types of its first record
 (`read_types`); polars scans the file itself, except a gzip'ed one or one
-whose name polars would take for a glob, which are scanned from their text.
+whose name polars would take for a glob, which are scanned from their text,
+and one shorter than that start, read whole already, which polars reads
+from memory (cheaper than from the path: docs/performance.md).
 A large file used to be read whole into Python first, and `bytes.strip`
 copied it again to see whether it was blank (about 30 ms of 145 per
 100k-record file).
