@@ -23,7 +23,7 @@ def test_bench_watch_prints_an_idle_batch_per_count(tmp_path):
         "--json", str(tmp_path / "w.json"),
     )  # fmt: skip
     assert code == 0, err
-    rows = re.findall(r"^ +([\d,]+) +([\d.]+) +([\d,]+) +[\d.]+ +[\d.]+$", out, re.M)
+    rows = re.findall(r"^ +([\d,]+) +([\d.]+) +- +([\d,]+) +[\d.]+ +[\d.]+$", out, re.M)  # inline: no task CPU
     assert [r[0] for r in rows] == ["20", "40"] and all(int(r[2]) > 0 for r in rows), out
     assert [m["files"] for m in json.loads((tmp_path / "w.json").read_text())["watch"]] == [20, 40]
 

@@ -5,7 +5,11 @@ a query reads it with `watch = 'true'` (`realtime = 'false'`: a batch with
 nothing new does not wait for the batch interval), and once all N rows
 are in, the batches that find nothing new are timed for `seconds`: the
 median of their `duration_ms` (the whole micro-batch: listing, reading
-nothing, running the stages, emitting). The listing is incremental
+nothing, running the stages, emitting, and the pause a continuous query
+takes after a batch that found nothing, min(batch interval, 100 ms):
+`query.restart.idle_pause`, so that an idle query does not spin) and of
+their tasks' CPU time (`cpu_ms` of the workers' tasks: the batch's own
+cost, without the pause; the inline executor does not measure it). The listing is incremental
 (`connectors/file_listing.py`), so this should not grow with N. Two more
 numbers per N, from the source alone: the first listing of the directory
 (N new files, sorted) and a listing after one more file arrived (a
@@ -52,8 +56,8 @@ def source_listing_ms(directory: str) -> tuple[float, float]:
     return first * 1000.0, again * 1000.0
 
 
-def idle_batches(directory: str, count: int, context: dict[str, Any], seconds: float) -> list[float]:
-    """duration_ms of the batches of a watch query over `directory` that found nothing new, for `seconds`
+def idle_batches(directory: str, count: int, context: dict[str, Any], seconds: float) -> list[dict[str, Any]]:
+    """The progress of the batches of a watch query over `directory` that found nothing new, for `seconds`
     after all `count` rows were read."""
     import stream_dsl as sd
 
@@ -74,7 +78,13 @@ def idle_batches(directory: str, count: int, context: dict[str, Any], seconds: f
         reports = handle.progress()[first:]
     finally:
         handle.stop()
-    return [p["duration_ms"] for p in reports if p["rows_in"] == 0]
+    return [p for p in reports if p["rows_in"] == 0]
+
+
+def _tasks_cpu_ms(report: dict[str, Any]) -> float | None:
+    """The CPU time of a batch's tasks (its stages' `cpu_ms`); None where the executor does not measure it."""
+    stages = [m for m in report.get("stages", {}).values() if "cpu_ms" in m]
+    return sum(m["cpu_ms"] for m in stages) if stages else None
 
 
 def run_watch_bench(
@@ -89,7 +99,7 @@ def run_watch_bench(
         file=out,
     )
     print(
-        f"{'files read':>10}  {'idle batch ms (median)':>22}  {'idle batches':>12}  "
+        f"{'files read':>10}  {'idle batch ms (median)':>22}  {'its tasks CPU ms':>16}  {'idle batches':>12}  "
         f"{'first listing ms':>16}  {'listing, 1 new ms':>17}",
         file=out,
     )
@@ -99,11 +109,17 @@ def run_watch_bench(
             write_files(directory, count)
             first, again = source_listing_ms(directory)
             idle = idle_batches(directory, count, context, seconds)
-        median = statistics.median(idle) if idle else float("nan")
+        median = statistics.median(p["duration_ms"] for p in idle) if idle else float("nan")
+        cpu = [c for c in map(_tasks_cpu_ms, idle) if c is not None]
+        cpu_median = statistics.median(cpu) if cpu else None
         results.append(
-            {"files": count, "idle_batch_ms": median, "idle_batches": len(idle), "first_listing_ms": first}
-            | {"listing_one_new_ms": again}
+            {"files": count, "idle_batch_ms": median, "idle_batch_tasks_cpu_ms": cpu_median}
+            | {"idle_batches": len(idle), "first_listing_ms": first, "listing_one_new_ms": again}
         )
-        print(f"{count:>10,}  {median:>22.3f}  {len(idle):>12,}  {first:>16.3f}  {again:>17.3f}", file=out)
+        cpu_text = "-" if cpu_median is None else f"{cpu_median:.3f}"
+        print(
+            f"{count:>10,}  {median:>22.3f}  {cpu_text:>16}  {len(idle):>12,}  {first:>16.3f}  {again:>17.3f}",
+            file=out,
+        )
         out.flush()
     return results
