@@ -1,4 +1,7 @@
-"""A source task as ONE polars query: the parquet scan fused with the stage pipeline that runs on its rows.
+"""A source task as ONE polars query: the scan of a batch's files fused with the stage pipeline on its rows.
+
+ndjson batches go the same way with their checks (`ndjson_map.py`); what
+follows says it of parquet (`fused_parquet.py`).
 
 The files source reads a parquet batch through `parquet_scan` when no row
 can become a dead letter. Read that way, then handed to the stage
@@ -29,10 +32,10 @@ from typing import Any
 import polars as pl
 
 from executor import kernels
+from executor.query import ndjson_map
 from executor.query.diagnostics import sampled
 from executor.query.fused_parquet import run_fused
 from optimizer.physical.stages import ShuffleWrite, Stage
-from executor.query import ndjson_map
 from stream_dsl.connectors.ndjson_deferred import DeferredNdjson
 from stream_dsl.connectors.parquet_scan import DeferredScan
 from stream_dsl.ir import expr as E

@@ -74,9 +74,9 @@ from stream_dsl.connectors.parquet_scan import (
     DeferredScan,
     PushedPredicate,
     PushedRead,
+    engine_for,
     parquet_scan,
     pushable,
-    engine_for,
     pushable_predicate,
     read_pushed,
 )
