@@ -4,12 +4,15 @@ The driver's own time is easy to profile from the outside; a worker's is
 not (it is a forked process), and a per-batch fixed cost has to be found in
 both. Off unless the variable is set: then each query a worker serves is
 profiled and dumped to DIR/worker-<pid>-<n>.prof (read it with `pstats`).
+`STREAM_DSL_PROFILE_CLOCK=cpu` times it by process CPU instead of the wall
+clock, which a loaded machine inflates.
 """
 
 from __future__ import annotations
 
 import itertools
 import os
+import time
 from typing import Any, Callable, TypeVar
 
 T = TypeVar("T")
@@ -25,12 +28,8 @@ def profiled(run: Callable[..., T], *args: Any) -> T:
         return run(*args)
     import cProfile
 
-    import time
-
-    # STREAM_DSL_PROFILE_CLOCK=cpu times by process CPU: a loaded machine's wall clock hides the cost
-    profile = (
-        cProfile.Profile(time.process_time) if os.environ.get(PROFILE_ENV + "_CLOCK") == "cpu" else cProfile.Profile()
-    )
+    cpu_clock = os.environ.get(PROFILE_ENV + "_CLOCK") == "cpu"
+    profile = cProfile.Profile(time.process_time) if cpu_clock else cProfile.Profile()
     try:
         return profile.runcall(run, *args)
     finally:
