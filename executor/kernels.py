@@ -284,11 +284,16 @@ class Pipeline:
             except Exception as exc:
                 raise operator_error(op.describe(), exc) from exc
             rows.append(current.height)
+        return self.as_parts(current, partition), rows
+
+    def as_parts(self, out: pl.DataFrame, partition: bool) -> dict[int, pl.DataFrame]:
+        """A counted output as the task hands it on: partition 0 whole, or (`partition`) split by the hash of
+        `partition_keys` into its non-empty parts."""
         if not partition:
-            return {0: current}, rows
+            return {0: out}
         if self.partitions == 1 or not self.partition_keys:
-            return ({0: current} if current.height else {}), rows
-        return (split_partitions(current.with_columns(self._partition)) if current.height else {}), rows
+            return {0: out} if out.height else {}
+        return split_partitions(out.with_columns(self._partition)) if out.height else {}
 
     @functools.cached_property
     def _serial_projection(self) -> list[CopiedColumn | pl.Expr] | None:

@@ -61,12 +61,7 @@ class CombinedPipeline(kernels.Pipeline):
         """The operators one at a time (their rows counted, for `why`), then the merge: a sampled batch sends what
         the others do (a reduce state that sees more rows than fit its Python dict moves to polars for good)."""
         parts, rows = super().counted(frame, tables, partition=False)
-        merged = collect(self._merged(parts[0].lazy()), parts[0].height)
-        if not partition:
-            return {0: merged}, rows
-        if self.partitions == 1 or not self.partition_keys:
-            return ({0: merged} if merged.height else {}), rows
-        return (kernels.split_partitions(merged.with_columns(self._partition)) if merged.height else {}), rows
+        return self.as_parts(collect(self._merged(parts[0].lazy()), parts[0].height), partition), rows
 
     def _merged(self, lf: pl.LazyFrame) -> pl.LazyFrame:
         return lf.group_by(list(self.groups)).agg(self._merge).select(self.columns)
