@@ -21,9 +21,7 @@ from hypothesis import strategies as st
 
 import stream_dsl as sd
 from budget import examples
-from batch_cuts import cut_into_batches
-from executor.api import collect
-from stream_dsl.config import RunConfig
+from batch_cuts import collected_over_batches
 from test_aggregates_duckdb import two_phase_forced
 
 QUERIES = {
@@ -79,13 +77,7 @@ def duckdb_result(sql: str, rows: list[dict]) -> tuple[list[tuple], list[str]]:
 
 
 def run(sql: str, rows: list[dict], cuts: list[int], executor: str, workers: int, optimize: bool):
-    frame = pl.DataFrame(rows, schema=SCHEMA)
-    batches = cut_into_batches(frame, cuts)
-    ctx = sd.Context(executor="inline", workers=1)
-    ctx.from_polars(batches, name="s")
-    plan = ctx.sql(sql).plan
-    result = collect(plan, RunConfig(workers=workers, executor=executor, optimize=optimize))
-    return result.rows(), [f.dtype.value for f in plan.schema]
+    return collected_over_batches(sql, pl.DataFrame(rows, schema=SCHEMA), cuts, executor, workers, optimize)
 
 
 def check(name: str, rows: list[dict], cuts: list[int], executor: str, settings_: tuple) -> None:

@@ -24,9 +24,7 @@ from hypothesis import strategies as st
 
 import stream_dsl as sd
 from budget import examples
-from batch_cuts import cut_into_batches
-from executor.api import collect
-from stream_dsl.config import RunConfig
+from batch_cuts import collected_over_batches
 from test_aggregates_duckdb import two_phase_forced
 
 TYPES = [(18, 3), (5, 2), (38, 0), (38, 10), (10, 10), (1, 0)]
@@ -117,13 +115,7 @@ def assert_same_rows(ours: list[tuple], theirs: list[tuple], context: str) -> No
 def run(
     sql: str, dtype: tuple[int, int], rows: list[dict], cuts: list[int], executor: str, workers: int, optimize: bool
 ):
-    frame = frame_of(dtype, rows)
-    batches = cut_into_batches(frame, cuts)
-    ctx = sd.Context(executor="inline", workers=1)
-    ctx.from_polars(batches, name="s")
-    plan = ctx.sql(sql).plan
-    result = collect(plan, RunConfig(workers=workers, executor=executor, optimize=optimize))
-    return result.rows(), [f.dtype.value for f in plan.schema]
+    return collected_over_batches(sql, frame_of(dtype, rows), cuts, executor, workers, optimize)
 
 
 @pytest.mark.parametrize("name", list(QUERIES))

@@ -17,9 +17,7 @@ from hypothesis import strategies as st
 
 import stream_dsl as sd
 from budget import examples
-from batch_cuts import cut_into_batches
-from executor.api import collect
-from stream_dsl.config import RunConfig
+from batch_cuts import collected_over_batches
 from stream_dsl.connectors.memory import MemorySink
 from stream_dsl.errors import BindError
 
@@ -89,13 +87,19 @@ def _key(rows: list[tuple]) -> list[str]:
 )
 def test_struct_queries_match_duckdb_on_every_executor(data, cuts, query, setting):
     frame = pl.DataFrame(data, schema={"k": pl.String, "i": pl.Int64, "s": S_TYPE}, orient="row")
-    ctx = sd.Context(executor="inline", workers=1)
-    ctx.from_polars(cut_into_batches(frame, sorted(min(c, frame.height) for c in cuts)), name="s")
     ours, theirs = query
-    plan = ctx.sql(ours).plan
     executor, workers, optimize = setting
-    result = collect(plan, RunConfig(workers=workers, executor=executor, optimize=optimize))
-    assert _key(result.rows()) == _key(duckdb_rows(frame, theirs or ours)), (ours, setting)
+    cut = sorted(min(c, frame.height) for c in cuts)
+    got, _ = collected_over_batches(ours, frame, cut, executor, workers, optimize)
+    assert _key(got) == _key(duckdb_rows(frame, theirs or ours)), (ours, setting)
+
+
+def _run_to_end(ctx: sd.Context, sql: str) -> tuple[list[tuple], list]:
+    """A continuous query over bounded files, run to its end: its rows, sorted, and its dead letters."""
+    sink = MemorySink()
+    handle = ctx.sql(sql).start(sink=sink)
+    assert handle.await_termination(60)
+    return sorted(sink.frame().rows()), list(handle.dead_letters)
 
 
 def test_reading_nested_ndjson_sends_bad_fields_to_dead_letters(tmp_path):
@@ -115,17 +119,15 @@ def test_reading_nested_ndjson_sends_bad_fields_to_dead_letters(tmp_path):
         f"CREATE STREAM ev (id BIGINT, s STRUCT(a BIGINT, b STRING, n STRUCT(c DOUBLE))) WITH (connector = 'files', "
         f"path = '{tmp_path / 'in.ndjson'}', format = 'ndjson', dead_letter = 'none')"
     )
-    sink = MemorySink()
-    handle = ctx.sql("SELECT id, s.a, s.n.c, s FROM ev").start(sink=sink)
-    assert handle.await_termination(60)
-    assert sorted(sink.frame().rows()) == [
+    got, letters = _run_to_end(ctx, "SELECT id, s.a, s.n.c, s FROM ev")
+    assert got == [
         (1, 1, 1.5, {"a": 1, "b": "x", "n": {"c": 1.5}}),
         (2, None, None, None),
         (3, None, None, {"a": None, "b": "y", "n": None}),
         (4, None, None, None),
         (8, 2, None, {"a": 2, "b": "ok", "n": None}),
     ]
-    reasons = {d.position.rsplit(":", 1)[1]: d.reason for d in handle.dead_letters}
+    reasons = {d.position.rsplit(":", 1)[1]: d.reason for d in letters}
     assert set(reasons) == {"5", "6", "7"}
     assert "field 'a'" in reasons["5"] and "STRUCT" in reasons["6"] and "field 'n': field 'c'" in reasons["7"]
 
@@ -140,11 +142,9 @@ def test_parquet_structs_are_inferred_and_converted_by_field_name(tmp_path):
         f"CREATE STREAM declared (id BIGINT, s STRUCT(a INT, b BIGINT, c STRING)) "
         f"WITH (connector = 'files', path = '{path}', format = 'parquet', dead_letter = 'none')"
     )
-    sink = MemorySink()
-    handle = ctx.sql("SELECT id, s FROM declared").start(sink=sink)
-    assert handle.await_termination(60)
-    assert sorted(sink.frame().rows()) == [(1, {"a": 1, "b": 7, "c": None}), (2, None)]
-    assert [d.reason for d in handle.dead_letters] == ["column 's': field 'b': cannot convert 'x' to BIGINT"]
+    got, letters = _run_to_end(ctx, "SELECT id, s FROM declared")
+    assert got == [(1, {"a": 1, "b": 7, "c": None}), (2, None)]
+    assert [d.reason for d in letters] == ["column 's': field 'b': cannot convert 'x' to BIGINT"]
 
 
 @pytest.mark.parametrize("fmt", ["ndjson", "parquet"])
