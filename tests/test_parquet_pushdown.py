@@ -27,6 +27,7 @@ from stream_dsl.ir.types import DataType as T
 from stream_dsl.ir.types import Field, Schema
 
 from budget import examples
+from file_sources import opened_file_sources
 
 SCHEMA = Schema.of(("k", T.STRING), ("x", T.BIGINT), ("pad", T.STRING), ("ts", T.TIMESTAMP))
 POLARS = {"k": pl.String, "x": pl.Int64, "pad": pl.String, "ts": pl.Datetime("ms")}
@@ -187,14 +188,7 @@ def test_the_engine_pushes_the_where_clause_into_each_parquet_read(tmp_path, mon
     data.mkdir()
     for i in range(3):
         frame(rows_at(6, first=6 * i)).write_parquet(data / f"{i}.parquet")
-    opened: list[files.FileSource] = []
-    init = files.FileSource.__init__
-
-    def remember(self, definition):
-        init(self, definition)
-        opened.append(self)
-
-    monkeypatch.setattr(files.FileSource, "__init__", remember)
+    opened = opened_file_sources(monkeypatch)
     got = _run_query(data, "k = 'view'")
     assert got.height == 6
     assert [s.pushed_reads for s in opened] == [3]

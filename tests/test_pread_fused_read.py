@@ -17,9 +17,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import stream_dsl as sd
-from stream_dsl.connectors import files
 
 from budget import examples
+from file_sources import opened_file_sources
 
 T0 = dt.datetime(2024, 1, 1)
 POLARS = {"k": pl.String, "x": pl.Int64, "pad": pl.String, "ts": pl.Datetime("ms")}
@@ -152,14 +152,7 @@ def test_a_batch_the_fused_query_cannot_read_falls_back_to_the_full_read(tmp_pat
     pl.DataFrame(NASTY[0], schema=POLARS, orient="row").with_columns(pl.col("x").cast(pl.Int32)).write_parquet(
         tmp_path / "in" / "002.parquet"  # INT32 where BIGINT is declared: the pushed read refuses it
     )
-    opened: list[files.FileSource] = []
-    init = files.FileSource.__init__
-
-    def remember(self, definition):
-        init(self, definition)
-        opened.append(self)
-
-    monkeypatch.setattr(files.FileSource, "__init__", remember)
+    opened = opened_file_sources(monkeypatch)
     got = engine(tmp_path / "in", "x > 0", per_batch=2)
     # the batch of files 2 and 3 is read file by file: file 3 pushed, file 2 converted (a full read)
     assert [s.pushed_reads for s in opened] == [3]
