@@ -257,11 +257,11 @@ def test_python_queue_source_and_python_sink():
 BAD_FILE = b'{"k": "a", "n": 1, "note": "", "ts": "2026-01-01T00:00:01"}\n{oops\n'
 
 
-def _files_context(tmp_path, option: str | None = None, **context) -> sd.Context:
+def _files_context(tmp_path, option: str | None = None, executor: str = "inline", **context) -> sd.Context:
     data = tmp_path / "in"
     data.mkdir(exist_ok=True)
     (data / "e.ndjson").write_bytes(BAD_FILE)
-    ctx = sd.Context(executor="inline", workers=1, **context)
+    ctx = sd.Context(executor=executor, workers=1, **context)
     extra = "" if option is None else f", dead_letter = '{option}'"
     ctx.sql(f"CREATE STREAM ev ({COLUMNS}) WITH (connector = 'files', path = '{data}', format = 'ndjson'{extra})")
     return ctx
@@ -289,10 +289,11 @@ def test_default_goes_into_the_checkpoint_dir(tmp_path):
     assert len(read_dead_letters(str(checkpoints / "_dead_letter" / "ev.ndjson"))) == 1
 
 
-def test_default_otherwise_only_counts_and_writes_nothing_in_the_current_directory(tmp_path, monkeypatch):
+@pytest.mark.parametrize("executor", ["inline", "drizzle", "bsp"])
+def test_default_otherwise_only_counts_and_writes_nothing_in_the_current_directory(tmp_path, monkeypatch, executor):
     """No checkpoint directory, no files sink: the user named no place to write in, so nothing is written."""
     monkeypatch.chdir(tmp_path)
-    ctx = _files_context(tmp_path)
+    ctx = _files_context(tmp_path, executor=executor)
     before = sorted(p.name for p in tmp_path.iterdir())
     handle = _run(ctx)
     assert sum(p["dead_letters"] for p in handle.progress()) == 1
