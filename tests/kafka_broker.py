@@ -103,11 +103,13 @@ class KafkaBroker:
             return False
 
     def stop(self) -> None:
-        """End the broker now (SIGKILL): its topics live in memory (`memory://`), so nothing is lost, and on SIGTERM
-        tansu waits 5 s for clients still connected (a query's consumer, a test's producer) before it exits."""
         if self.process is not None and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait()
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
         self.process = None
 
     def create_topic(self, name: str, partitions: int = 1) -> None:
