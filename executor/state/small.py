@@ -245,13 +245,31 @@ class SmallAggregate:
                     alive.append(r)
         else:
             alive = range(rows.height)
+        table = self.table
+        blank: list = [0] + [None if m in ("min", "max") else 0 for m in merges]
+        if not any(m in ("min", "max") for m in merges):  # every state column adds up: the common loop, lean
+            added = list(enumerate(parts, start=1))
+            for r in alive:
+                key = keys[r]
+                state = changed.get(key)
+                if state is None:
+                    state = table.get(key)
+                    if state is None:
+                        state = table[key] = blank.copy()
+                    changed[key] = state
+                state[0] += counts[r] or 0
+                for j, part in added:
+                    x = part[r]
+                    if x is not None:
+                        state[j] += x
+            return late
         for r in alive:
             key = keys[r]
             state = changed.get(key)
             if state is None:
-                state = self.table.get(key)
+                state = table.get(key)
                 if state is None:
-                    state = self.table[key] = [0] + [None if m in ("min", "max") else 0 for m in merges]
+                    state = table[key] = blank.copy()
                 changed[key] = state
             state[0] += counts[r] or 0
             for j, merge in enumerate(merges):
@@ -291,11 +309,37 @@ class SmallAggregate:
 
     def _output(self, groups: list[tuple[tuple, list]], as_rows: bool = False) -> pl.DataFrame | RowsPart:
         """Output rows of `groups`, as `AggregateState._output_exprs` computes them."""
+        if not as_rows:
+            return self._output_frame(groups)
         columns = self._output_columns
         rows = [tuple(self._value(key, state, column) for column in columns) for key, state in groups]
-        if as_rows:
-            return RowsPart(self._output_names, self._output_dtypes, rows)
-        return pl.DataFrame(rows, schema=self._output_schema, orient="row")
+        return RowsPart(self._output_names, self._output_dtypes, rows)
+
+    def _output_frame(self, groups: list[tuple[tuple, list]]) -> pl.DataFrame:
+        """`_output`'s frame, built column by column (`_value`'s values, one list per column).
+
+        Built from row tuples (`orient="row"`), the frame of a window's 52
+        YSB groups cost 0.23 ms, most of it two Python datetimes per row
+        for the window bounds; a bound column is made here from its epoch
+        milliseconds by a native cast instead (0.06 ms for the whole frame).
+        """
+        keys = [key for key, _ in groups]
+        states = [state for _, state in groups]
+        series = []
+        for (kind, at), name, dtype in zip(self._output_columns, self._output_names, self._output_dtypes):
+            if kind == "time" and dtype == pl.Datetime("ms"):  # epoch ms as they are kept, cast natively
+                series.append(pl.Series(name, [key[at] for key in keys], dtype=pl.Int64).cast(dtype))
+                continue
+            if kind in ("key", "time"):
+                values = [self._value(key, [], (kind, at)) for key in keys]
+            elif kind == "sum":
+                values = [state[at] if state[at + 1] else None for state in states]
+            elif kind == "avg":
+                values = [float(state[at]) / state[at + 1] if state[at + 1] else None for state in states]
+            else:  # count, min, max
+                values = [state[at] for state in states]
+            series.append(pl.Series(name, values, dtype=dtype))
+        return pl.DataFrame(series)
 
     def _value(self, key: tuple, state: list, column: tuple) -> object:
         kind, at = column

@@ -270,6 +270,7 @@ class FileSource:
         self._pushed: PushedPredicate | None = None
         self.pushed_reads = 0  # parquet files read through `parquet_scan` (tests and benchmarks read it)
         self.defer_scans = False  # True: pushed parquet batches come as a `DeferredScan` (fused_read.py)
+        self._how: tuple[Schema, PushedPredicate | None, tuple[PushedPredicate | None, str | None] | None] | None = None
 
     @property
     def bounded(self) -> bool:
@@ -395,8 +396,15 @@ class FileSource:
         when one is not parquet, or a row could be a dead letter."""
         if not len(self._schema) or any((self.options.format or format_of(p)) != "parquet" for p in paths):
             return None  # no columns: only the row count matters, which the full read gets from the footer
-        schema = self._schema
-        pushed = self._pushed if self._pushed is not None and self._pushed.columns <= set(schema.names) else None
+        schema, pushed, how = self._schema, self._pushed, self._how
+        if how is None or how[0] is not schema or how[1] is not pushed:  # the same every batch: decided once
+            how = self._how = (schema, pushed, self._pushed_read_of(schema, pushed))
+        return how[2]
+
+    def _pushed_read_of(
+        self, schema: Schema, pushed: PushedPredicate | None
+    ) -> tuple[PushedPredicate | None, str | None] | None:
+        pushed = pushed if pushed is not None and pushed.columns <= set(schema.names) else None
         wm = self.definition.watermark
         watermark = wm.column if wm is not None and wm.column in schema else None
         if not pushable(with_required(schema, self.definition.schema)):
