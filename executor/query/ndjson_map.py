@@ -42,23 +42,31 @@ def run_checked(
 ) -> tuple[pl.DataFrame, int, int | None] | None:
     """`stage`'s output over a deferred ndjson batch, its rows and the watermark column's maximum; None when a row
     of the batch would be a dead letter. Raises whatever the query raises."""
+    ran = run_checked_all(scan, lambda rows: [stage(rows)])
+    return None if ran is None else (ran[0][0], ran[1], ran[2])
+
+
+def run_checked_all(
+    scan: DeferredNdjson, stage: Callable[[pl.LazyFrame], list[pl.LazyFrame]]
+) -> tuple[list[pl.DataFrame], int, int | None] | None:
+    """`run_checked` of a stage with several outputs (a sampled batch's counts, `fused_counts.py`)."""
     plan, checked = scan.plan, scan.checked
     assert plan is not None and checked is not None  # a DeferredNdjson's (`deferred_ndjson`)
     base = checked.cache()
-    queries = [stage(base.select(plan.declared)), base.select(plan.statistics(scan.watermark))]
+    queries = [*stage(base.select(plan.declared)), base.select(plan.statistics(scan.watermark))]
     lean = scan.size < LEAN_BELOW_BYTES
     try:
-        out, row = pl.collect_all(queries, engine=ENGINE, optimizations=_LEAN if lean else _FULL)
+        *outs, row = pl.collect_all(queries, engine=ENGINE, optimizations=_LEAN if lean else _FULL)
     except pl.exceptions.PolarsError:  # as `state.step.collect`: some plans run only optimized
         if not lean:
             raise
-        out, row = pl.collect_all(queries, engine=ENGINE, optimizations=_FULL)
+        *outs, row = pl.collect_all(queries, engine=ENGINE, optimizations=_FULL)
     verdict = clean(row)
     if verdict is None:
         scan.memo["dead letters"] = True  # `decoded` need not read the batch again to find it
         return None
     rows, newest = verdict
-    return out, rows, newest
+    return outs, rows, newest
 
 
 def decoded(scan: DeferredNdjson) -> tuple[pl.DataFrame, int | None] | None:
