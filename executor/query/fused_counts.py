@@ -14,8 +14,9 @@ an operator can change the number of rows:
   row: its rows out are its rows in, no count;
 - the scan step keeps the rows of a batch whose read already applied the
   same predicate (pushed into the parquet reader): its rows are the rows read;
-- the last operator's rows are the output's, unless the pipeline merges
-  its rows after the operators (`combine.CombinedPipeline`);
+- the last operator that can change the row count has the output's rows
+  (every one after it keeps them), unless the pipeline merges its rows
+  after the operators (`combine.CombinedPipeline`);
 - any other (a filter, a join, a partial aggregate, an unnest) gets its
   output `cache()`d and a `len()` over the cache as one more output of the
   same `pl.collect_all`.
@@ -86,13 +87,18 @@ def counted_query(
     already passed the scan's predicate (a pushed read), so the scan step keeps them all."""
     counts: list[pl.LazyFrame] = []
     sources: list[int] = []
-    last = len(pipeline.ops) - 1
+    keeps = [
+        isinstance(op, _KEEP_ROWS) or (isinstance(op, ScanOp) and (op.predicate is None or filtered))
+        for op in pipeline.ops
+    ]
+    # the operator after which every one keeps its rows: its rows are the output's (unless a merge follows)
+    last = -1 if pipeline.merges else max((i for i, keep in enumerate(keeps) if not keep), default=-1)
     for position, (op, step) in enumerate(zip(pipeline.ops, pipeline.steps)):
         if not (position == 0 and scanned):
             lf = step(lf, tables)
-        if isinstance(op, _KEEP_ROWS) or (isinstance(op, ScanOp) and (op.predicate is None or filtered)):
+        if keeps[position]:
             sources.append(SAME)
-        elif position == last and not pipeline.merges:
+        elif position == last:
             sources.append(OUTPUT)
         else:
             lf = lf.cache()
