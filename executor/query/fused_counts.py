@@ -93,7 +93,7 @@ def counted_query(
     ]
     # the operator after which every one keeps its rows: its rows are the output's (unless a merge follows)
     last = -1 if pipeline.merges else max((i for i, keep in enumerate(keeps) if not keep), default=-1)
-    for position, (op, step) in enumerate(zip(pipeline.ops, pipeline.steps)):
+    for position, step in enumerate(pipeline.steps):
         if not (position == 0 and scanned):
             lf = step(lf, tables)
         if keeps[position]:
@@ -170,8 +170,9 @@ class CountedParts(dict[int, pl.DataFrame]):
 
 
 def note_counts(stage: int, mapped: Any, facts: Diagnostics | None) -> None:
-    """A fused source task's counts into the batch's diagnostics, as `TaskRunner._counted` notes them."""
-    if not isinstance(mapped, CountedParts) or facts is None or not facts.sampled:
+    """A fused source task's counts into the batch's diagnostics, as `TaskRunner._counted` notes them; none when
+    no row was read, as the task then is skipped (`tasks.skips`: a fused stage has no state)."""
+    if not isinstance(mapped, CountedParts) or facts is None or not facts.sampled or not mapped.rows[0]:
         return
     for position, (rows_in, rows_out) in enumerate(zip(mapped.rows, mapped.rows[1:])):
         facts.count(operator_key(stage, position), rows_in, rows_out)
