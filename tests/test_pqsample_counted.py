@@ -26,6 +26,7 @@ from hypothesis import strategies as st
 import stream_dsl as sd
 from executor.query import fused_counts, readers
 from executor.query.tasks import TaskRunner
+from optimizer.cost import FORCE, CostModel
 from stream_dsl.connectors.dead_letters import read_dead_letters
 
 from budget import examples
@@ -41,12 +42,13 @@ QUERIES = [
     "SELECT k, x, label FROM s LEFT JOIN t USING (k) WHERE {where}",
     "SELECT label, COUNT(*) AS n, SUM(x) AS sx FROM s JOIN t USING (k) WHERE {where} GROUP BY label",
     f"SELECT k, window_start, COUNT(*) AS n, MAX(x) AS mx FROM s WHERE {{where}} GROUP BY k, {WINDOW}",
-    f"SELECT label, window_start, COUNT(*) AS n FROM s JOIN t USING (k) WHERE {{where}} GROUP BY label, {WINDOW}",
+    f"SELECT label, window_start, COUNT(*) AS n FROM s JOIN t USING (k) WHERE {{where}} GROUP BY label, {WINDOW} "
+    "EMIT ON WINDOW CLOSE",  # YSB's shape: split, the partial aggregate below the join, merged before the shuffle
 ]
 # pushed into the parquet read or not (a function), keeping every row, some or none
 WHERES = ["x > 0", "x IS NULL OR k = 'click'", "k = 'none'", "LENGTH(k) > 3", "TRUE"]
 ROW = st.tuples(
-    st.sampled_from(["view", "click", "other", None]),
+    st.sampled_from(["view", "click", "buy", "other", None]),
     st.one_of(st.none(), st.integers(-5, 5)),
     st.integers(0, 40).map(lambda s: T0 + dt.timedelta(seconds=s)),
 )
@@ -71,8 +73,10 @@ def write(data, files: list[list[tuple]], source: str, bad: bool) -> None:
             (data / f"{i:03d}.ndjson").write_bytes(b"".join(line + b"\n" for line in lines))
 
 
-def context(data, files: list[list[tuple]], source: str, executor: str, workers: int, optimize: bool) -> sd.Context:
-    ctx = sd.Context(executor=executor, workers=workers, optimize=optimize)
+def context(data, files: list[list[tuple]], source: str, executor: str, workers: int, optimize: str) -> sd.Context:
+    """`optimize`: "off", "on", or "forced" (every valid aggregate split and pushdown below the join, whatever the
+    cost guard says: partial aggregates, and their merge before the shuffle, on tiny data)."""
+    ctx = sd.Context(executor=executor, workers=workers, optimize=optimize != "off")
     ctx.config = ctx.config.with_options(diagnose_every=1)  # every batch sampled
     ctx.from_polars(LABELS, "t", static=True)
     if source == "memory":
@@ -121,26 +125,29 @@ def letters(data) -> list[tuple]:
 
 def check(data, files, source, query, executor, workers, optimize, bad) -> None:
     write(data, files, source, bad)
-    with operator_at_a_time():
-        expected = run(context(data, files, source, "inline", workers, optimize), query)
-    expected_letters = letters(data)
-    if expected_letters:
-        (data.parent / "dl").unlink()
-    got = run(context(data, files, source, executor, workers, optimize), query)
+    with pytest.MonkeyPatch.context() as patch:
+        if optimize == "forced":  # the plan is made here, in the driver, for every executor
+            patch.setattr(CostModel, "from_config", classmethod(lambda cls, config: FORCE))
+        with operator_at_a_time():
+            expected = run(context(data, files, source, "inline", workers, optimize), query)
+        expected_letters = letters(data)
+        if expected_letters:
+            (data.parent / "dl").unlink()
+        got = run(context(data, files, source, executor, workers, optimize), query)
     assert got == expected
     assert letters(data) == expected_letters
 
 
 @settings(max_examples=examples(20))
-@example(files=[[("view", 1, T0)], [("click", None, T0)]], source="parquet", query=QUERIES[5], where=WHERES[0],
-         workers=3, optimize=True, bad=False)  # fmt: skip
+@example(files=[[("view", 1, T0), ("buy", 1, T0)], [("click", None, T0)]], source="parquet", query=QUERIES[5],
+         where=WHERES[0], workers=3, optimize="forced", bad=False)  # fmt: skip
 @given(
     files=st.lists(st.lists(ROW, max_size=12), min_size=1, max_size=3),
     source=st.sampled_from(SOURCES),
     query=st.sampled_from(QUERIES),
     where=st.sampled_from(WHERES),
     workers=st.sampled_from([1, 3]),
-    optimize=st.booleans(),
+    optimize=st.sampled_from(["off", "on", "forced"]),
     bad=st.booleans(),
 )
 def test_counted_in_one_query_equals_operator_at_a_time(tmp_path_factory, files, source, query, where, workers,
@@ -155,9 +162,9 @@ def test_counted_in_one_query_equals_operator_at_a_time(tmp_path_factory, files,
 def test_every_executor_counts_as_operator_at_a_time(tmp_path, executor, source):
     """The multiprocess executors (whose workers run the counted query) against the in-process oracle: a
     windowed aggregate after a join (merged before the shuffle), a filter the parquet read takes, a dead letter."""
-    files = [[("view", 1, T0), ("click", None, T0), ("other", 3, T0)], [("buy", 2, T0 + dt.timedelta(seconds=12))]]
+    files = [[("view", 1, T0), ("click", None, T0), ("buy", 3, T0)], [("buy", 2, T0 + dt.timedelta(seconds=12))]]
     query = QUERIES[5].format(where="x > 0 OR x IS NULL")
-    check(tmp_path / "in", files, source, query, executor, 3, True, source != "memory")
+    check(tmp_path / "in", files, source, query, executor, 3, "forced", source != "memory")
 
 
 @pytest.mark.parametrize("source", SOURCES)
@@ -165,8 +172,8 @@ def test_a_failing_operator_is_named_as_before(tmp_path, source):
     """A projection that fails on a row: the counted query fails, the operator-at-a-time path names it."""
     files = [[("view", 1, T0), ("click", 2, T0)]]
     query = "SELECT k, CAST(CONCAT(k, 'x') AS BIGINT) AS bad FROM s JOIN t USING (k)"
-    check(tmp_path / "in", files, source, query, "inline", 1, True, False)
-    ctx = context(tmp_path / "in", files, source, "inline", 1, True)
+    check(tmp_path / "in", files, source, query, "inline", 1, "on", False)
+    ctx = context(tmp_path / "in", files, source, "inline", 1, "on")
     error = run(ctx, query)[2]
     assert error is not None and "CAST" in error and "Project" in error, error
 
@@ -182,7 +189,8 @@ def test_a_sampled_parquet_batch_is_one_query_as_a_fused_one(tmp_path, monkeypat
     write(tmp_path / "in", files, "parquet", False)
     query = QUERIES[5].format(where="x > 0")
     for every in (0, 1):
-        ctx = context(tmp_path / "in", files, "parquet", "inline", 2, True)
+        ctx = context(tmp_path / "in", files, "parquet", "inline", 2, "forced")
+        monkeypatch.setattr(CostModel, "from_config", classmethod(lambda cls, config: FORCE))
         ctx.config = ctx.config.with_options(diagnose_every=every)
         queries, read, source_tasks = Queries(monkeypatch), [], []
 
