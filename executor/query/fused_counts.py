@@ -21,9 +21,11 @@ an operator can change the number of rows:
   output `cache()`d and a `len()` over the cache as one more output of the
   same `pl.collect_all`.
 
-The caches matter: without them polars' common subplan elimination shared
-the wrong sub-plans and the query cost 1.8 times the fused one (31.6
-against 17.5 ms on the 5-file batch); with them 1.1 times.
+The caches matter: with polars' common subplan elimination alone to share
+the sub-plans, the 5-file batch's query cost 1.8 times the fused one (31.6
+against 17.5 ms of CPU, one process, warm); with them 1.14 times (19.9 ms).
+In `bench ysb` (docs/performance.md) the sampled 5-file task of a fresh
+worker went from 66-73 to 31-37 ms, against 28.5-30.4 ms uncounted.
 
 The counts are those of the operator-at-a-time path (`Pipeline.counted_by_operator`,
 the oracle of `tests/test_pqsample_counted.py`). Whatever cannot run this
