@@ -27,6 +27,7 @@ import stream_dsl as sd
 from executor.query import fused_counts, readers
 from executor.query.tasks import TaskRunner
 from optimizer.cost import FORCE, CostModel
+from stream_dsl.connectors import parquet_scan
 from stream_dsl.connectors.dead_letters import read_dead_letters
 
 from budget import examples
@@ -123,11 +124,15 @@ def letters(data) -> list[tuple]:
     return sorted((d["position"], d["raw"]) for d in read_dead_letters(str(path))) if path.exists() else []
 
 
-def check(data, files, source, query, executor, workers, optimize, bad) -> None:
+def check(data, files, source, query, executor, workers, optimize, bad, streaming=False) -> None:
+    """`streaming`: every parquet batch runs on polars' streaming engine, as a large one does (this process only:
+    the inline executor's)."""
     write(data, files, source, bad)
     with pytest.MonkeyPatch.context() as patch:
         if optimize == "forced":  # the plan is made here, in the driver, for every executor
             patch.setattr(CostModel, "from_config", classmethod(lambda cls, config: FORCE))
+        if streaming:
+            patch.setattr(parquet_scan, "STREAMING_FROM_BYTES", 0)
         with operator_at_a_time():
             expected = run(context(data, files, source, "inline", workers, optimize), query)
         expected_letters = letters(data)
@@ -140,7 +145,7 @@ def check(data, files, source, query, executor, workers, optimize, bad) -> None:
 
 @settings(max_examples=examples(20))
 @example(files=[[("view", 1, T0), ("buy", 1, T0)], [("click", None, T0)]], source="parquet", query=QUERIES[5],
-         where=WHERES[0], workers=3, optimize="forced", bad=False)  # fmt: skip
+         where=WHERES[0], workers=3, optimize="forced", bad=False, streaming=True)  # fmt: skip
 @given(
     files=st.lists(st.lists(ROW, max_size=12), min_size=1, max_size=3),
     source=st.sampled_from(SOURCES),
@@ -149,12 +154,14 @@ def check(data, files, source, query, executor, workers, optimize, bad) -> None:
     workers=st.sampled_from([1, 3]),
     optimize=st.sampled_from(["off", "on", "forced"]),
     bad=st.booleans(),
+    streaming=st.booleans(),
 )
 def test_counted_in_one_query_equals_operator_at_a_time(tmp_path_factory, files, source, query, where, workers,
-                                                        optimize, bad):  # fmt: skip
+                                                        optimize, bad, streaming):  # fmt: skip
     """The inline executor, in-process: every sampled batch's counts, the rows and the dead letters."""
     data = tmp_path_factory.mktemp("c") / "in"
-    check(data, files, source, query.format(where=where), "inline", workers, optimize, bad and source != "memory")
+    bad = bad and source != "memory"
+    check(data, files, source, query.format(where=where), "inline", workers, optimize, bad, streaming)
 
 
 @pytest.mark.parametrize("executor", ["drizzle", "bsp"])
@@ -178,7 +185,8 @@ def test_a_failing_operator_is_named_as_before(tmp_path, source):
     assert error is not None and "CAST" in error and "Project" in error, error
 
 
-def test_a_sampled_parquet_batch_is_one_query_as_a_fused_one(tmp_path, monkeypatch):
+@pytest.mark.parametrize("streaming", [False, True])
+def test_a_sampled_parquet_batch_is_one_query_as_a_fused_one(tmp_path, monkeypatch, streaming):
     """Polars queries of the source tasks over 4 parquet batches, YSB's shape (filter in the read, partial
     aggregate by key and window, join, merge before the shuffle): sampled or not, a batch is one `collect_all`
     where it is read (`readers.resolve`), and the executor runs no source task's pipeline after it. Counted one
@@ -191,6 +199,8 @@ def test_a_sampled_parquet_batch_is_one_query_as_a_fused_one(tmp_path, monkeypat
     for every in (0, 1):
         ctx = context(tmp_path / "in", files, "parquet", "inline", 2, "forced")
         monkeypatch.setattr(CostModel, "from_config", classmethod(lambda cls, config: FORCE))
+        if streaming:  # the fused query and the counted one on polars' streaming engine, as for a large batch
+            monkeypatch.setattr(parquet_scan, "STREAMING_FROM_BYTES", 0)
         ctx.config = ctx.config.with_options(diagnose_every=every)
         queries, read, source_tasks = Queries(monkeypatch), [], []
 

@@ -45,7 +45,6 @@ import polars as pl
 
 from executor.query import ndjson_map
 from executor.query.diagnostics import Diagnostics, operator_key
-from executor.query.fused_parquet import _kept
 from executor.state.step import ENGINE, SMALL_ROWS
 from optimizer.physical.changelog import MarkAppendOp
 from optimizer.physical.stages import ProjectOp, ReadOp, ScanOp
@@ -189,13 +188,15 @@ def run_counted(
     if isinstance(scan, DeferredNdjson):
         return _counted_ndjson(pipeline, tables, partition, scan)
     engine: Engine = scan.engine if isinstance(scan, DeferredParquet) else "in-memory"  # `engine_for`
-    kept = _kept(pipeline, tables, scan) if engine == "streaming" else None
-    if kept is None:  # the stage over every row; the rows read and the maximum from `stats` (`fused_parquet.py`)
-        query = counted_query(pipeline, scan.lazy, tables, partition, filtered=_pushed(pipeline, scan))
+    pushed = _pushed(pipeline, scan)
+    if engine != "streaming" or pipeline.ops[0].predicate is None or not pushed:  # as `fused_parquet.run_fused`
+        # the stage over every row; the rows read and the maximum from `stats`
+        query = counted_query(pipeline, scan.lazy, tables, partition, filtered=pushed)
         out, *counted, stats = pl.collect_all([query.output, *query.counts, scan.stats()], engine=engine)
         rows = int(stats.get_column(ROWS_COLUMN)[0] or 0)
         newest = stats.get_column(MAX_COLUMN)[0] if MAX_COLUMN in stats.columns else None
-    else:  # the rows read counted on the stage's own filtered scan
+    else:  # the rows read counted on the stage's own filtered scan (`fused_parquet._kept`)
+        kept = pipeline.steps[0](scan.lazy, tables)
         query = counted_query(pipeline, kept, tables, partition, scanned=True, filtered=True)
         queries = [query.output, *query.counts, kept.select(pl.len())]
         if scan.watermark is not None:
@@ -209,9 +210,11 @@ def run_counted(
 
 
 def _pushed(pipeline: Any, scan: DeferredScan) -> bool:
-    """Whether the rows read passed the scan step's own predicate (pushed into the read): it then keeps them all."""
+    """Whether the rows read passed the scan step's own predicate (pushed into the read), or it has none: the
+    step then keeps them all."""
     head = pipeline.ops[0] if pipeline.ops else None
-    if not isinstance(head, ScanOp) or head.predicate is None:
+    assert isinstance(head, ScanOp)  # a source stage's
+    if head.predicate is None:
         return True
     return scan.predicate is not None and scan.predicate.expr.meta.eq(compile_predicate(head.predicate))
 
