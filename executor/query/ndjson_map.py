@@ -18,8 +18,10 @@ never fused (`fused_read.fuse_reader`). Measured on the YSB map task of
 50 records: 0.74 ms of CPU against 1.27 for the two queries (one polars
 thread), and without the `cache` node 1.47 (the file read twice); on a
 file of 100k records the one query costs 70-78 ms, about what plain polars'
-read of the file does. A batch sampled for `why` runs its operators one by
-one over the rows of the same read (`decoded`), not over the full decode.
+read of the file does. A batch sampled for `why` runs the same query with
+its operators' rows counted in it (`run_checked_all`, `fused_counts.py`);
+a batch whose fused query failed runs its operators over the rows of the
+same read (`decoded`), not over the full decode.
 """
 
 from __future__ import annotations
@@ -71,7 +73,7 @@ def run_checked_all(
 
 def decoded(scan: DeferredNdjson) -> tuple[pl.DataFrame, int | None] | None:
     """The batch's rows as declared and the watermark column's maximum, read in one query, for a batch that
-    runs the two-step path (sampled for `why`, or its fused query failed); None when a row would be a dead
+    runs the two-step path (its fused query failed); None when a row would be a dead
     letter or polars refuses a line: the full read then sets the records aside with their reasons."""
     if scan.memo.get("dead letters"):
         return None
