@@ -122,8 +122,8 @@ def resolve(batch: Any, fused: FusedMap | None, batch_id: int | None) -> Any:
 
 def _read(scan: DeferredScan) -> tuple[pl.DataFrame, list, int | None]:
     """The batch as the files source reads it (`DeferredScan.read`); a clean ndjson batch from its one-query
-    read (`ndjson_map.decoded`), so that a sampled batch does not pay the full decode (twice the CPU of a large
-    file's read)."""
+    read (`ndjson_map.decoded`), so that a batch whose fused query failed does not pay the full decode (twice
+    the CPU of a large file's read)."""
     decoded = ndjson_map.decoded(scan) if isinstance(scan, DeferredNdjson) else None
     if decoded is None:
         return scan.read()
