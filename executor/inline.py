@@ -47,6 +47,7 @@ import polars as pl
 from executor import kernels
 from executor.recovery.offset_log import OffsetLog
 from executor.query.diagnostics import Diagnostics, sampled
+from executor.query.fused_counts import note_counts
 from executor.query.fused_read import fuse_reader
 from executor.query.outputs import CollectOutput, QueryOutput
 from executor.query.progress import add_backlog, batch_report
@@ -279,6 +280,7 @@ class InlineQuery:
                 started = self._read_at.pop(stage.id, None) or time.time()
                 if mapped is not None:
                     result, task_late = mapped or None, 0
+                    note_counts(stage.id, mapped, facts)  # a sampled batch's counts, made in its fused query
                 else:
                     result, task_late = self.runner.run(stage, partition, frame, step, facts)
                 if self.task_log is not None:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import functools
 import re
 from dataclasses import dataclass
-from typing import Any, Callable, Literal, Mapping, Sequence, TypeVar, cast
+from typing import Any, Callable, ClassVar, Literal, Mapping, Sequence, TypeVar, cast
 
 import polars as pl
 
@@ -274,7 +274,17 @@ class Pipeline:
         self, frame: pl.DataFrame, tables: Tables, partition: bool
     ) -> tuple[dict[int, pl.DataFrame], list[int]]:
         """`run_partitioned` (or `run`'s frame as partition 0) and the rows after each operator, the input's
-        first: one operator at a time, slower than the fused query, for the batches `why` samples."""
+        first, for the batches `why` samples: in one query with its counts (`executor/query/fused_counts.py`),
+        else (a Python UDF, a failing query) `counted_by_operator`."""
+        from executor.query.fused_counts import counted_frame  # it builds on this module
+
+        fused = counted_frame(self, frame, tables, partition)
+        return self.counted_by_operator(frame, tables, partition) if fused is None else fused
+
+    def counted_by_operator(
+        self, frame: pl.DataFrame, tables: Tables, partition: bool
+    ) -> tuple[dict[int, pl.DataFrame], list[int]]:
+        """`counted` one operator at a time, each one's output collected: an error names its operator."""
         rows, current = [frame.height], frame
         for op, step in zip(self.ops, self.steps):
             try:
@@ -285,6 +295,12 @@ class Pipeline:
                 raise operator_error(op.describe(), exc) from exc
             rows.append(current.height)
         return self.as_parts(current, partition), rows
+
+    merges: ClassVar[bool] = False  # whether `finish` merges rows (`combine.CombinedPipeline`)
+
+    def finish(self, lf: pl.LazyFrame, partition: bool) -> pl.LazyFrame:
+        """The output after the operators' steps: with the partition column when `partition` (`fused_counts.py`)."""
+        return lf.with_columns(self._partition) if partition else lf
 
     def as_parts(self, out: pl.DataFrame, partition: bool) -> dict[int, pl.DataFrame]:
         """A counted output as the task hands it on: partition 0 whole, or (`partition`) split by the hash of

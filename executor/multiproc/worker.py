@@ -65,6 +65,7 @@ from executor.query.diagnostics import sampled
 from executor.query.changelog_rows import pack
 from executor.query.outputs import CapturedOutput
 from executor.query.progress import add_backlog
+from executor.query.fused_counts import note_counts
 from executor.query.fused_read import fuse_reader
 from executor.query.readers import Reader, open_reader
 from executor.query.release import retention_ms
@@ -303,6 +304,7 @@ class WorkerRunner:
         stats.facts.sampled = sampled(key.batch, self.setup.config.diagnose_every)
         if mapped is not None:
             result = mapped or None
+            note_counts(stage.id, mapped, stats.facts)  # a sampled batch's counts, made in its fused query
             stats.dead_letters.extend(take_letters())  # a Python UDF's, in the fused query
             if result is not None and isinstance(stage.terminal, ShuffleWrite):
                 stats.shuffled.append(kernels.shuffle_counts(stage.id, key.partition, result))

@@ -55,12 +55,18 @@ class CombinedPipeline(kernels.Pipeline):
         assert self.final is not None  # set by `combined`
         return merge_partials(self.final.aggs)
 
-    def counted(
+    merges = True
+
+    def finish(self, lf: pl.LazyFrame, partition: bool) -> pl.LazyFrame:
+        lf = self._merged(lf)
+        return lf.with_columns(self._partition) if partition else lf
+
+    def counted_by_operator(
         self, frame: pl.DataFrame, tables: kernels.Tables, partition: bool
     ) -> tuple[dict[int, pl.DataFrame], list[int]]:
         """The operators one at a time (their rows counted, for `why`), then the merge: a sampled batch sends what
         the others do (a reduce state that sees more rows than fit its Python dict moves to polars for good)."""
-        parts, rows = super().counted(frame, tables, partition=False)
+        parts, rows = super().counted_by_operator(frame, tables, partition=False)
         return self.as_parts(collect(self._merged(parts[0].lazy()), parts[0].height), partition), rows
 
     def _merged(self, lf: pl.LazyFrame) -> pl.LazyFrame:

@@ -6,10 +6,10 @@ in the batch's progress dict:
 
 - `operators`: rows into and out of each operator of each stage, as
   {"stage.position": [rows_in, rows_out]} (position: the operator's index in
-  `Stage.operators + (stateful,) + Stage.post`). Counting runs a stage's
-  fused pipeline one operator at a time, so it is done on sampled batches
-  only, never in collect(): `RunConfig.diagnose_every` (every batch for
-  `stream-dsl why`);
+  `Stage.operators + (stateful,) + Stage.post`). Counting adds outputs to
+  a stage's fused query (`fused_counts.py`; one operator at a time when
+  that cannot run), so it is done on sampled batches only, never in
+  collect(): `RunConfig.diagnose_every` (every batch for `stream-dsl why`);
   `operators_sampled` says whether this batch was one.
 - `lateness`: a histogram of how late the batch's late rows were: how much
   longer a watermark delay would have kept each (LATENESS_BOUNDS_MS buckets;

@@ -14,11 +14,11 @@ rows read, the watermark column's maximum over every row) in one
 `pl.collect_all`. The stage's output then comes with the batch
 (`SourceBatch.mapped`) and the executor skips the task's pipeline.
 
-Whatever the fused query cannot do the way the two-step path does, it
-leaves to that path: a batch whose operators are counted one by one (a
-sampled batch, `diagnose_every`), a stage with a stateful operator, or a
-fused query that fails in any way (a file of other column types, a
-corrupt file, an operator's error). The files are then read as before
+A batch sampled for `why` (`diagnose_every`) runs the same query with
+its operators' rows counted in it (`fused_counts.py`). Whatever the fused
+query cannot do the way the two-step path does, it leaves to that path: a
+stage with a stateful operator, or a fused query that fails in any way (a
+file of other column types, a corrupt file, an operator's error). The files are then read as before
 (`DeferredScan.read`, dead letters included) and the task runs its
 pipeline, which names the operator that fails.
 """
@@ -32,7 +32,7 @@ from typing import Any
 import polars as pl
 
 from executor import kernels
-from executor.query import ndjson_map
+from executor.query import fused_counts, ndjson_map
 from executor.query.diagnostics import sampled
 from executor.query.fused_parquet import run_fused
 from optimizer.physical.stages import ShuffleWrite, Stage
@@ -59,14 +59,19 @@ class FusedMap:
         pipe = self.pipeline
         return isinstance(self.stage.terminal, ShuffleWrite) and pipe.partitions > 1 and bool(pipe.partition_keys)
 
-    def applies(self, batch: int) -> bool:
-        """A batch whose operators are counted one by one (`diagnose_every`) runs the two-step path."""
-        return not sampled(batch, self.diagnose_every)
+    def counts(self, batch: int) -> bool:
+        """Whether the batch is sampled for `why` (`diagnose_every`): its query counts the operators' rows too."""
+        return sampled(batch, self.diagnose_every)
 
-    def run(self, scan: DeferredScan) -> tuple[dict[int, pl.DataFrame], int, int | None]:
+    def run(self, scan: DeferredScan, counted: bool = False) -> tuple[dict[int, pl.DataFrame], int, int | None]:
         """The task's output by target partition (as `TaskRunner.run` gives it), the rows read and the
-        watermark column's maximum; raises whatever the query raises."""
-        if isinstance(scan, DeferredNdjson):  # read, checked and mapped in one query (`ndjson_map.py`)
+        watermark column's maximum; raises whatever the query raises. `counted` (a sampled batch): the output
+        is a `CountedParts`, with the operators' rows counted in the same query (`fused_counts.py`)."""
+        rows_after: list[int] | None = None
+        if counted:
+            counted_run = fused_counts.run_counted(self.pipeline, self.runner.tables, self.partition, scan)
+            out, rows, newest, rows_after = counted_run
+        elif isinstance(scan, DeferredNdjson):  # read, checked and mapped in one query (`ndjson_map.py`)
             columns, tables = scan.columns, self.runner.tables
             ran = ndjson_map.run_checked(scan, lambda lf: self.pipeline.lazy_over(lf, columns, tables, self.partition))
             if ran is None:
@@ -75,11 +80,13 @@ class FusedMap:
         else:
             out, rows, newest = run_fused(self.pipeline, self.runner.tables, self.partition, scan)
         if not isinstance(self.stage.terminal, ShuffleWrite):
-            return {0: out}, rows, None if newest is None else int(newest)
-        if self.partition:
+            result = {0: out}
+        elif self.partition:
             result = kernels.split_partitions(out) if out.height else {}
         else:
             result = {0: out} if out.height else {}
+        if rows_after is not None:
+            result = fused_counts.CountedParts(result, rows_after)
         return result, rows, None if newest is None else int(newest)
 
 
@@ -100,9 +107,9 @@ def resolve(batch: Any, fused: FusedMap | None, batch_id: int | None) -> Any:
     when `fused` applies to the batch and the query succeeds, else read as the files source reads it."""
     scan: DeferredScan = batch.scan
     batch.scan = None
-    if fused is not None and batch_id is not None and fused.applies(batch_id):
+    if fused is not None and batch_id is not None:
         try:
-            batch.mapped, batch.rows_read, batch.max_event_time_ms = fused.run(scan)
+            batch.mapped, batch.rows_read, batch.max_event_time_ms = fused.run(scan, fused.counts(batch_id))
         except Exception:  # the two-step path reads the files again, and reports what fails there
             pass
         else:
@@ -115,8 +122,8 @@ def resolve(batch: Any, fused: FusedMap | None, batch_id: int | None) -> Any:
 
 def _read(scan: DeferredScan) -> tuple[pl.DataFrame, list, int | None]:
     """The batch as the files source reads it (`DeferredScan.read`); a clean ndjson batch from its one-query
-    read (`ndjson_map.decoded`), so that a sampled batch does not pay the full decode (twice the CPU of a large
-    file's read)."""
+    read (`ndjson_map.decoded`), so that a batch whose fused query failed does not pay the full decode (twice
+    the CPU of a large file's read)."""
     decoded = ndjson_map.decoded(scan) if isinstance(scan, DeferredNdjson) else None
     if decoded is None:
         return scan.read()

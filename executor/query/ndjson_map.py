@@ -18,8 +18,10 @@ never fused (`fused_read.fuse_reader`). Measured on the YSB map task of
 50 records: 0.74 ms of CPU against 1.27 for the two queries (one polars
 thread), and without the `cache` node 1.47 (the file read twice); on a
 file of 100k records the one query costs 70-78 ms, about what plain polars'
-read of the file does. A batch sampled for `why` runs its operators one by
-one over the rows of the same read (`decoded`), not over the full decode.
+read of the file does. A batch sampled for `why` runs the same query with
+its operators' rows counted in it (`run_checked_all`, `fused_counts.py`);
+a batch whose fused query failed runs its operators over the rows of the
+same read (`decoded`), not over the full decode.
 """
 
 from __future__ import annotations
@@ -42,28 +44,36 @@ def run_checked(
 ) -> tuple[pl.DataFrame, int, int | None] | None:
     """`stage`'s output over a deferred ndjson batch, its rows and the watermark column's maximum; None when a row
     of the batch would be a dead letter. Raises whatever the query raises."""
+    ran = run_checked_all(scan, lambda rows: [stage(rows)])
+    return None if ran is None else (ran[0][0], ran[1], ran[2])
+
+
+def run_checked_all(
+    scan: DeferredNdjson, stage: Callable[[pl.LazyFrame], list[pl.LazyFrame]]
+) -> tuple[list[pl.DataFrame], int, int | None] | None:
+    """`run_checked` of a stage with several outputs (a sampled batch's counts, `fused_counts.py`)."""
     plan, checked = scan.plan, scan.checked
     assert plan is not None and checked is not None  # a DeferredNdjson's (`deferred_ndjson`)
     base = checked.cache()
-    queries = [stage(base.select(plan.declared)), base.select(plan.statistics(scan.watermark))]
+    queries = [*stage(base.select(plan.declared)), base.select(plan.statistics(scan.watermark))]
     lean = scan.size < LEAN_BELOW_BYTES
     try:
-        out, row = pl.collect_all(queries, engine=ENGINE, optimizations=_LEAN if lean else _FULL)
+        *outs, row = pl.collect_all(queries, engine=ENGINE, optimizations=_LEAN if lean else _FULL)
     except pl.exceptions.PolarsError:  # as `state.step.collect`: some plans run only optimized
         if not lean:
             raise
-        out, row = pl.collect_all(queries, engine=ENGINE, optimizations=_FULL)
+        *outs, row = pl.collect_all(queries, engine=ENGINE, optimizations=_FULL)
     verdict = clean(row)
     if verdict is None:
         scan.memo["dead letters"] = True  # `decoded` need not read the batch again to find it
         return None
     rows, newest = verdict
-    return out, rows, newest
+    return outs, rows, newest
 
 
 def decoded(scan: DeferredNdjson) -> tuple[pl.DataFrame, int | None] | None:
     """The batch's rows as declared and the watermark column's maximum, read in one query, for a batch that
-    runs the two-step path (sampled for `why`, or its fused query failed); None when a row would be a dead
+    runs the two-step path (its fused query failed); None when a row would be a dead
     letter or polars refuses a line: the full read then sets the records aside with their reasons."""
     if scan.memo.get("dead letters"):
         return None
