@@ -136,7 +136,7 @@ PADDED = {"k": "view", "x": 1, "ts": " 2000"}
     executor=st.sampled_from(["inline", "drizzle", "bsp"]),
     workers=st.sampled_from([1, 3]),
     per_batch=st.sampled_from([1, 2]),
-    every=st.sampled_from([0, 2]),  # 2: batches 0, 2, .. are sampled (`diagnose_every`): the two-step path
+    every=st.sampled_from([0, 2]),  # 2: batches 0, 2, .. are sampled (`diagnose_every`): counted in the fused query
 )
 def test_ndjson_with_bad_lines_gives_plain_polars_rows_and_exact_dead_letters(
     tmp_path_factory, files, executor, workers, per_batch, every
