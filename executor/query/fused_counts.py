@@ -44,13 +44,13 @@ from typing import Any, Sequence
 import polars as pl
 
 from executor.query import ndjson_map
+from executor.query.fused_parquet import run_fused_all, same_predicate
 from executor.query.diagnostics import Diagnostics, operator_key
 from executor.state.step import ENGINE, SMALL_ROWS
 from optimizer.physical.changelog import MarkAppendOp
 from optimizer.physical.stages import ProjectOp, ReadOp, ScanOp
 from stream_dsl.connectors.ndjson_deferred import DeferredNdjson
-from stream_dsl.connectors.parquet_scan import MAX_COLUMN, ROWS_COLUMN, DeferredParquet, DeferredScan, Engine
-from stream_dsl.ir.to_polars import compile_predicate
+from stream_dsl.connectors.parquet_scan import DeferredScan
 
 _KEEP_ROWS = (ProjectOp, MarkAppendOp, ReadOp)  # one row out per row in
 _LEAN = pl.QueryOptFlags.none(simplify_expression=True)  # as `state.step.collect` on a small input
@@ -187,36 +187,17 @@ def run_counted(
     read first. Raises whatever the query raises, and ValueError when a row of an ndjson batch is a dead letter."""
     if isinstance(scan, DeferredNdjson):
         return _counted_ndjson(pipeline, tables, partition, scan)
-    engine: Engine = scan.engine if isinstance(scan, DeferredParquet) else "in-memory"  # `engine_for`
-    pushed = _pushed(pipeline, scan)
-    if engine != "streaming" or pipeline.ops[0].predicate is None or not pushed:  # as `fused_parquet.run_fused`
-        # the stage over every row; the rows read and the maximum from `stats`
-        query = counted_query(pipeline, scan.lazy, tables, partition, filtered=pushed)
-        out, *counted, stats = pl.collect_all([query.output, *query.counts, scan.stats()], engine=engine)
-        rows = int(stats.get_column(ROWS_COLUMN)[0] or 0)
-        newest = stats.get_column(MAX_COLUMN)[0] if MAX_COLUMN in stats.columns else None
-    else:  # the rows read counted on the stage's own filtered scan (`fused_parquet._kept`)
-        kept = pipeline.steps[0](scan.lazy, tables)
-        query = counted_query(pipeline, kept, tables, partition, scanned=True, filtered=True)
-        queries = [query.output, *query.counts, kept.select(pl.len())]
-        if scan.watermark is not None:
-            queries.append(scan.lazy.select(pl.col(scan.watermark).cast(pl.Int64).max()))
-        out, *frames = pl.collect_all(queries, engine=engine)
-        counted, read = frames[: len(query.counts)], frames[len(query.counts)]
-        rows = int(read.item())
-        newest = frames[-1].item() if scan.watermark is not None else None
-    newest = None if newest is None else int(newest)
-    return out, rows, newest, query.rows(rows, out.height, counted)
-
-
-def _pushed(pipeline: Any, scan: DeferredScan) -> bool:
-    """Whether the rows read passed the scan step's own predicate (pushed into the read), or it has none: the
-    step then keeps them all."""
-    head = pipeline.ops[0] if pipeline.ops else None
+    head = pipeline.ops[0]
     assert isinstance(head, ScanOp)  # a source stage's
-    if head.predicate is None:
-        return True
-    return scan.predicate is not None and scan.predicate.expr.meta.eq(compile_predicate(head.predicate))
+    filtered = head.predicate is None or same_predicate(pipeline, scan)  # the rows read passed the scan step's
+    built: list[CountedQuery] = []
+
+    def stage(rows: pl.LazyFrame, scanned: bool) -> list[pl.LazyFrame]:
+        built.append(counted_query(pipeline, rows, tables, partition, scanned=scanned, filtered=filtered))
+        return [built[0].output, *built[0].counts]
+
+    (out, *counted), rows, newest = run_fused_all(pipeline, tables, scan, stage)
+    return out, rows, newest, built[0].rows(rows, out.height, counted)
 
 
 def _counted_ndjson(

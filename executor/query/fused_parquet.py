@@ -12,7 +12,7 @@ CPU per query. On the in-memory engine (one file) sharing was not cheaper.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import polars as pl
 
@@ -27,28 +27,51 @@ def run_fused(
 ) -> tuple[pl.DataFrame, int, int | None]:
     """The stage's output over the batch (partitioned when `partition`), the rows read and the watermark
     column's maximum (None without one), in one `collect_all`; raises whatever the query raises."""
+
+    def stage(rows: pl.LazyFrame, scanned: bool) -> list[pl.LazyFrame]:
+        if scanned:
+            return [pipeline.lazy_after_scan(rows, tables, partition)]
+        return [pipeline.lazy_over(rows, scan.columns, tables, partition)]
+
+    (out,), rows, newest = run_fused_all(pipeline, tables, scan, stage)
+    return out, rows, newest
+
+
+def run_fused_all(
+    pipeline: kernels.Pipeline,
+    tables: Any,
+    scan: DeferredScan,
+    stage: Callable[[pl.LazyFrame, bool], list[pl.LazyFrame]],
+) -> tuple[list[pl.DataFrame], int, int | None]:
+    """`run_fused` of a stage with several outputs (a sampled batch's counts, `fused_counts.py`): `stage` gets the
+    scan, or (its flag True) the stage's own scan step over it, whose rows are then the rows read (module doc)."""
     engine: Engine = scan.engine if isinstance(scan, DeferredParquet) else "in-memory"  # `engine_for`
     kept = _kept(pipeline, tables, scan) if engine == "streaming" else None
     if kept is None:
-        mapped = pipeline.lazy_over(scan.lazy, scan.columns, tables, partition)
-        out, stats = pl.collect_all([mapped, scan.stats()], engine=engine)
+        *outs, stats = pl.collect_all([*stage(scan.lazy, False), scan.stats()], engine=engine)
         rows = int(stats.get_column(ROWS_COLUMN)[0] or 0)
         newest = stats.get_column(MAX_COLUMN)[0] if MAX_COLUMN in stats.columns else None
-        return out, rows, None if newest is None else int(newest)
-    queries = [pipeline.lazy_after_scan(kept, tables, partition), kept.select(pl.len().alias(ROWS_COLUMN))]
+        return outs, rows, None if newest is None else int(newest)
+    queries = stage(kept, True)
+    outputs = len(queries)
+    queries.append(kept.select(pl.len().alias(ROWS_COLUMN)))
     if scan.watermark is not None:
         queries.append(scan.lazy.select(pl.col(scan.watermark).cast(pl.Int64).max().alias(MAX_COLUMN)))
-    out, counted, *maximum = pl.collect_all(queries, engine=engine)
-    newest = maximum[0].item() if maximum else None
-    return out, int(counted.item()), None if newest is None else int(newest)
+    frames = pl.collect_all(queries, engine=engine)
+    newest = frames[outputs + 1].item() if scan.watermark is not None else None
+    return frames[:outputs], int(frames[outputs].item()), None if newest is None else int(newest)
+
+
+def same_predicate(pipeline: kernels.Pipeline, scan: DeferredScan) -> bool:
+    """Whether the predicate pushed into the batch's read is the stage's scan step's own (so the rows the read
+    keeps are the rows that step keeps)."""
+    head = pipeline.ops[0] if pipeline.ops else None
+    if scan.predicate is None or not isinstance(head, ScanOp) or head.predicate is None:
+        return False
+    return bool(scan.predicate.expr.meta.eq(compile_predicate(head.predicate)))
 
 
 def _kept(pipeline: kernels.Pipeline, tables: Any, scan: DeferredScan) -> pl.LazyFrame | None:
     """The stage's scan step over the batch, when the rows it keeps are exactly the rows the pushed predicate
     keeps (the same predicate), so counting them counts the rows read; else None."""
-    head = pipeline.ops[0] if pipeline.ops else None
-    if scan.predicate is None or not isinstance(head, ScanOp) or head.predicate is None:
-        return None
-    if not scan.predicate.expr.meta.eq(compile_predicate(head.predicate)):
-        return None
-    return pipeline.steps[0](scan.lazy, tables)
+    return pipeline.steps[0](scan.lazy, tables) if same_predicate(pipeline, scan) else None
