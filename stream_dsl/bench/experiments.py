@@ -179,7 +179,9 @@ def thread_settings(bench: YsbBench) -> tuple[int | None, ...]:
 
 
 def _threads_text(threads: int | None) -> str:
-    return "polars' default" if threads is None else f"{threads} polars thread{'s' if threads != 1 else ''}"
+    if threads is None:
+        return "auto polars threads (cores // workers)"
+    return f"{threads} polars thread{'s' if threads != 1 else ''}"
 
 
 def worker_scaling(

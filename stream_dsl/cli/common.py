@@ -74,10 +74,10 @@ def add_context_options(parser: argparse.ArgumentParser, *, top: bool = False) -
     )
     group.add_argument(
         "--worker-threads",
-        type=positive_int,
+        type=group_size,
         metavar="N",
         default=unset,
-        help="polars threads in each worker process (POLARS_MAX_THREADS there; default: one per core)",
+        help="polars threads in each worker process (POLARS_MAX_THREADS there), or 'auto' (default: cores // workers)",
     )
     group.add_argument(
         "--no-optimize",
