@@ -239,7 +239,7 @@ def scaling(
     threads: Sequence[int | None] | None = None,
     repeat: int = 1,
 ) -> dict[str, Any]:
-    """Throughput against the worker count (with polars' default threads and with one thread per worker: see
+    """Throughput against the worker count (with the default, 'auto' threads and with one thread per worker: see
     `worker_scaling`), then achieved throughput and latency against the input rate."""
     by_workers, worker_ratios = worker_scaling(
         bench, out, workers=workers, threads=threads, repeat=repeat, events_dir=events_dir
