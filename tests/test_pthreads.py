@@ -22,6 +22,7 @@ import textwrap
 import time
 from pathlib import Path
 
+import polars as pl
 import pytest
 
 import stream_dsl as sd
@@ -30,7 +31,7 @@ from executor.multiproc import forkservers, transports
 from executor.multiproc.runtime import MultiprocessTransport
 from stream_dsl.config import RunConfig
 
-CORES = len(os.sched_getaffinity(0))
+CORES = min(len(os.sched_getaffinity(0)), pl.thread_pool_size())  # the cores this process may use (and polars sees)
 REPO = Path(__file__).resolve().parents[1]
 
 

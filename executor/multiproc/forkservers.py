@@ -64,9 +64,11 @@ def worker_threads(workers: int, setting: int | None = None) -> int:
     A POLARS_MAX_THREADS in this process's environment is the user's choice: 'auto' then keeps it."""
     if setting is not None:
         return setting
+    default = default_threads()
     if os.environ.get("POLARS_MAX_THREADS"):
-        return default_threads()
-    return max(1, usable_cores() // max(1, workers))
+        return default
+    cores = min(usable_cores(), default)  # polars' own count also heeds a container's CPU quota
+    return max(1, cores // max(1, workers))
 
 
 @contextmanager
