@@ -8,6 +8,7 @@
 - A Context's warm workers are kept per (workers, thread count): a query
   with 1 worker, then with 2, then with 1 again gets workers whose polars
   has the right number of threads, and the 1-worker ones are reused.
+- `--worker-threads auto` and `worker_threads="auto"` say the default.
 - A fork server started for a thread count ends with the process that
   started it, whether it exits or is killed.
 """
@@ -149,3 +150,16 @@ def test_a_thread_count_fork_server_ends_with_the_process_that_started_it(end):
     while any(running(pid) for pid in pids) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not [pid for pid in pids if running(pid)]
+
+
+def test_auto_is_the_default_and_can_be_said_on_the_command_line():
+    import argparse
+
+    from stream_dsl.cli.common import worker_threads
+
+    assert sd.Context().config.worker_threads is None  # 'auto', resolved where the workers start
+    assert sd.Context(worker_threads="auto").config.worker_threads is None
+    assert sd.Context(worker_threads=3).config.worker_threads == 3
+    assert worker_threads("auto") == "auto" and worker_threads("2") == 2
+    with pytest.raises(argparse.ArgumentTypeError, match="positive integer or 'auto'"):
+        worker_threads("0")
