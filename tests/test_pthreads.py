@@ -55,9 +55,11 @@ def reported_threads(transport: MultiprocessTransport) -> list[tuple[int, str | 
 def test_workers_get_cores_over_workers_polars_threads_by_default_and_an_explicit_count_wins(monkeypatch):
     monkeypatch.delenv("POLARS_MAX_THREADS", raising=False)
     default = forkservers.default_threads()
+    counts = set()
     for workers, setting in [(2, None), (1, None), (3, None), (1, 1), (2, 2), (2, "auto")]:
         transport = transports.configured_factory("pipes", RunConfig(worker_threads=setting))(workers)
         expected = auto(workers) if setting in (None, "auto") else setting
+        counts.add(expected)
         try:
             got = reported_threads(transport)
         finally:
@@ -66,7 +68,7 @@ def test_workers_get_cores_over_workers_polars_threads_by_default_and_an_explici
         # the default server's workers (polars' default count) see this process's environment, unchanged
         assert {env for _, env in got} == {None if expected == default else str(expected)}
         assert "POLARS_MAX_THREADS" not in os.environ
-    assert set(forkservers.server_pids()) <= {1, 2, 3} - {default}
+    assert set(forkservers.server_pids()) <= counts - {default}  # one server per other count, none for polars
 
 
 def test_auto_keeps_a_polars_max_threads_set_in_the_environment(monkeypatch):
