@@ -41,7 +41,8 @@ class RunConfig:
     # Count rows into and out of every operator on every n-th batch (0: never), for `why`: counting runs a
     # stage's fused pipeline one operator at a time. `stream-dsl why` counts every batch (1).
     diagnose_every: int = 10
-    # polars threads in each worker process (POLARS_MAX_THREADS there; pipes transport); None: polars' default
+    # polars threads in each worker process (POLARS_MAX_THREADS there; pipes transport). None (or 'auto', which
+    # becomes None): max(1, usable cores // workers), resolved where the workers start (executor/multiproc/forkservers)
     worker_threads: int | None = None
 
     def __post_init__(self) -> None:
@@ -65,10 +66,12 @@ class RunConfig:
             or not 0 <= self.metrics_port <= 65535
         ):
             raise DSLError(f"metrics_port must be a port number (0 for any free one), got {self.metrics_port!r}")
+        if self.worker_threads == "auto":
+            object.__setattr__(self, "worker_threads", None)
         if self.worker_threads is not None and (
             not isinstance(self.worker_threads, int) or isinstance(self.worker_threads, bool) or self.worker_threads < 1
         ):
-            raise DSLError(f"worker_threads must be a positive integer, got {self.worker_threads!r}")
+            raise DSLError(f"worker_threads must be a positive integer or 'auto', got {self.worker_threads!r}")
         if self.state_ttl_ms is not None and self.state_ttl_ms < 1:
             raise DSLError("state_ttl must be a positive duration")
         if not isinstance(self.diagnose_every, int) or self.diagnose_every < 0:

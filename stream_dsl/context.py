@@ -129,11 +129,15 @@ class Context:
         CREATE of a bounded files source checks that its path names files and
         that its format reads the first one (the default). False binds and
         plans scripts whose data is elsewhere (on the cluster, written later).
-    worker_threads : int, optional
+    worker_threads : int or 'auto', optional
         Polars threads in each worker process (transport 'pipes'): sets
-        POLARS_MAX_THREADS there before polars starts its thread pool. None
-        (the default) keeps polars' default, one per core. With N workers
-        on N cores, 1 keeps the workers from competing for the cores.
+        POLARS_MAX_THREADS there before polars starts its thread pool.
+        'auto' (the default, also None): max(1, usable cores // workers),
+        so workers do not compete for the cores (2 workers on 2 cores get 1
+        each) and one worker keeps them all; a POLARS_MAX_THREADS already in
+        the environment is kept. Workers whose count differs from this
+        process's polars are forked from a fork server of their own, started
+        once per process and thread count. Ray's actors are not affected.
 
     Examples
     --------
@@ -158,7 +162,7 @@ class Context:
         metrics_port: int | None = None,
         state_ttl: str | int | dt.timedelta | None = None,
         check_files: bool = True,
-        worker_threads: int | None = None,
+        worker_threads: int | str | None = None,
     ) -> None:
         self.config = RunConfig(
             workers=workers,
@@ -175,7 +179,7 @@ class Context:
             ray_address=ray_address,
             metrics_port=metrics_port,
             state_ttl_ms=None if state_ttl is None else to_duration_ms(state_ttl, "state_ttl"),
-            worker_threads=worker_threads,
+            worker_threads=worker_threads,  # type: ignore[arg-type]  # 'auto': RunConfig makes it None
         )
         self.catalog = Catalog(check_files=check_files)
         self._queries = Queries()

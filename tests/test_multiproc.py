@@ -103,12 +103,16 @@ def config(executor: str, workers: int = 2, group_size: int | str = 3) -> RunCon
 
 
 def _helpers() -> set[int]:
-    """multiprocess's fork server and resource tracker: shared helpers, not workers."""
+    """multiprocess's fork server and resource tracker, the fork servers per polars thread count: shared helpers,
+    not workers."""
     from multiprocess import forkserver, resource_tracker
+
+    from executor.multiproc import forkservers
 
     pids = {
         getattr(forkserver._forkserver, "_forkserver_pid", None),
         getattr(resource_tracker._resource_tracker, "_pid", None),
+        *forkservers.server_pids().values(),
     }
     return {p for p in pids if p}
 

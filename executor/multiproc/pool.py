@@ -19,6 +19,7 @@ import threading
 import time
 from typing import Any
 
+from executor.multiproc import forkservers
 from executor.multiproc.messages import Drained, Release, Stop
 from executor.multiproc.runtime import MultiprocessTransport
 
@@ -38,6 +39,7 @@ class WorkerPool:
     def factory(self, workers: int, polars_threads: int | None = None) -> MultiprocessTransport:
         """A transport for `workers` workers (with `polars_threads` polars threads each): the idle one with live
         processes, or a new one."""
+        polars_threads = forkservers.worker_threads(workers, polars_threads)  # 'auto' resolved: the key says the count
         with self._lock:
             idle, released_at = self._idle.pop((workers, polars_threads), (None, 0.0))
         if idle is None:

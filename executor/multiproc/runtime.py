@@ -25,7 +25,10 @@ executor once (`PRELOAD`): a plain fork of a process whose polars thread
 pool is running deadlocks in the child, and a fresh interpreter per worker
 costs about a second. The fork server (and multiprocess's resource
 tracker) are helper processes shared by every query of this Python
-process; they are not workers and exit with it.
+process; they are not workers and exit with it. Polars sizes its thread
+pool at import, so workers with another polars thread count than this
+process's (by default max(1, cores // workers): `forkservers.py`) are
+forked from one more such server per thread count.
 """
 
 from __future__ import annotations
@@ -34,12 +37,12 @@ import os
 import threading
 import time
 from collections import deque
-from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator, Protocol
+from typing import Any, Callable, Protocol
 
 import multiprocess
 
+from executor.multiproc import forkservers
 from executor.multiproc.pipes import Inlet, Mailbox, Outlet, dumps
 
 DRIVER = -1  # the driver's address on a Channel
@@ -235,24 +238,7 @@ def context() -> Any:
     return _context
 
 
-@contextmanager
-def _environment(name: str, value: str | None) -> Iterator[None]:
-    """`name` set to `value` in this process's environment for the block (None: left as it is)."""
-    if value is None:
-        yield
-        return
-    before = os.environ.get(name)
-    os.environ[name] = value
-    try:
-        yield
-    finally:
-        if before is None:
-            os.environ.pop(name, None)
-        else:
-            os.environ[name] = before
-
-
-def _start_without_main(process: Any, polars_threads: int | None = None) -> None:
+def _start_without_main(process: Any) -> None:
     """Start `process` without re-running the user's __main__ in it.
 
     Workers need only the executor's modules; re-importing a user's script
@@ -269,8 +255,7 @@ def _start_without_main(process: Any, polars_threads: int | None = None) -> None
         data.pop("init_main_from_name", None)
         return data
 
-    threads = None if polars_threads is None else str(polars_threads)
-    with _launch_lock, _environment("POLARS_MAX_THREADS", threads):
+    with _launch_lock:
         spawn.get_preparation_data = without_main
         try:
             process.start()
@@ -287,7 +272,8 @@ class MultiprocessTransport:
     exit_codes: dict[int, int | None] = field(default_factory=dict)
     sent: int = 0
     received: int = 0
-    polars_threads: int | None = None  # POLARS_MAX_THREADS in each worker (RunConfig.worker_threads)
+    # polars threads in each worker (RunConfig.worker_threads); None: 'auto' (`forkservers.worker_threads`)
+    polars_threads: int | None = None
 
     @classmethod
     def from_config(cls, config: Any) -> Callable[[int], "MultiprocessTransport"]:
@@ -298,6 +284,7 @@ class MultiprocessTransport:
         return lambda workers: cls(workers, polars_threads=threads)
 
     def __post_init__(self) -> None:
+        self.polars_threads = forkservers.worker_threads(self.workers, self.polars_threads)
         ctx = context()
         ends = range(DRIVER, self.workers)
         pipes = {(a, b): _pipe(ctx) for a in ends for b in ends if a != b}  # (from, to) -> (reader, writer)
@@ -335,10 +322,13 @@ class MultiprocessTransport:
             return
         channel = self._channels[worker]
         # polars sizes its thread pool when it is imported: the fork server's processes have imported it, so a
-        # worker with its own thread count is a fresh interpreter started with POLARS_MAX_THREADS set (slower)
-        ctx = context() if self.polars_threads is None else multiprocess.get_context("spawn")
-        process = ctx.Process(target=main, args=(channel,), name=f"stream-dsl-worker-{worker}", daemon=True)
-        _start_without_main(process, self.polars_threads)
+        # worker with another thread count is forked from a server of its own (`forkservers.py`)
+        options = {"target": main, "args": (channel,), "name": f"stream-dsl-worker-{worker}", "daemon": True}
+        if self.polars_threads in (None, forkservers.default_threads()):
+            process = context().Process(**options)
+        else:
+            process = forkservers.process(self.polars_threads, PRELOAD, **options)
+        _start_without_main(process)
         self.processes[worker] = process
         self._close_channel(worker)
 

@@ -10,7 +10,7 @@ sides see the same machine load:
 - Small batches: ndjson files of 50 events, one file per batch, drizzle
   with groups of 50 against bsp: milliseconds per batch and their ratio.
 - Scaling: throughput with 2 workers over 1, with one polars thread per
-  worker and with polars' default (`experiments.worker_scaling`).
+  worker and with the default, 'auto' (`experiments.worker_scaling`).
 - Latency: the paced YSB run at the rate with 10 ms batches, p99 event
   latency of drizzle and of bsp (`latency.run_latency`).
 
@@ -261,7 +261,7 @@ def task_cpu_ms(progress: Sequence[dict[str, Any]]) -> float:
 
 
 def scaling_rows(settings: CompareSettings, out: TextIO) -> list[Row]:
-    """2 workers over 1, with one polars thread per worker and with polars' default."""
+    """2 workers over 1, with one polars thread per worker and with the default ('auto': cores // workers)."""
     from stream_dsl.bench.experiments import worker_scaling
     from stream_dsl.cli.status import phase
 

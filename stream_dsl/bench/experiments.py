@@ -179,7 +179,9 @@ def thread_settings(bench: YsbBench) -> tuple[int | None, ...]:
 
 
 def _threads_text(threads: int | None) -> str:
-    return "polars' default" if threads is None else f"{threads} polars thread{'s' if threads != 1 else ''}"
+    if threads is None:
+        return "auto polars threads (cores // workers)"
+    return f"{threads} polars thread{'s' if threads != 1 else ''}"
 
 
 def worker_scaling(
@@ -237,7 +239,7 @@ def scaling(
     threads: Sequence[int | None] | None = None,
     repeat: int = 1,
 ) -> dict[str, Any]:
-    """Throughput against the worker count (with polars' default threads and with one thread per worker: see
+    """Throughput against the worker count (with the default, 'auto' threads and with one thread per worker: see
     `worker_scaling`), then achieved throughput and latency against the input rate."""
     by_workers, worker_ratios = worker_scaling(
         bench, out, workers=workers, threads=threads, repeat=repeat, events_dir=events_dir

@@ -277,7 +277,7 @@ def add_ysb(kinds: argparse._SubParsersAction) -> None:
     extra.add_argument(
         "--scaling",
         action="store_true",
-        help="throughput against workers (1, 2; with polars' default threads per worker and with one), the ratio "
+        help="throughput against workers (1, 2; with the default, 'auto' threads per worker and with one), the ratio "
         "2 / 1 workers, and throughput and latency against the input rate",
     )
     extra.add_argument(
@@ -697,7 +697,7 @@ def add_compare(kinds: argparse._SubParsersAction) -> None:
         description=(
             "In one run: YSB over columnar events, ndjson and parquet files on stream-dsl, plain polars and "
             "DuckDB (when installed) over the same events; small batches (ndjson files, one per batch) on drizzle "
-            "and bsp; 2 workers over 1 with one polars thread per worker and with polars' default; p99 event "
+            "and bsp; 2 workers over 1 with one polars thread per worker and with the default ('auto'); p99 event "
             "latency of drizzle and bsp paced at the rate with small batches. Prints the ratio table; --table "
             "writes it as markdown (the README's performance section), --plot draws it (needs matplotlib). Exit "
             "code 1 when a result differs from polars'."

@@ -39,6 +39,16 @@ def group_size(text: str) -> int | str:
     return "auto" if text.strip().lower() == "auto" else positive_int(text)
 
 
+def worker_threads(text: str) -> int | str:
+    """A polars thread count per worker, or 'auto' (cores // workers)."""
+    if text.strip().lower() == "auto":
+        return "auto"
+    try:
+        return positive_int(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer or 'auto', got '{text}'") from None
+
+
 def duration(text: str) -> str:
     """A batch interval such as '100ms', '1s' or a bare number of milliseconds."""
     candidate = f"{text}ms" if text.strip().isdigit() else text
@@ -74,10 +84,10 @@ def add_context_options(parser: argparse.ArgumentParser, *, top: bool = False) -
     )
     group.add_argument(
         "--worker-threads",
-        type=positive_int,
+        type=worker_threads,
         metavar="N",
         default=unset,
-        help="polars threads in each worker process (POLARS_MAX_THREADS there; default: one per core)",
+        help="polars threads in each worker process (POLARS_MAX_THREADS there), or 'auto' (default: cores // workers)",
     )
     group.add_argument(
         "--no-optimize",
