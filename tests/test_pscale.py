@@ -131,7 +131,7 @@ def test_bench_compare_runs_end_to_end_and_writes_its_table_and_plot(tmp_path):
     table, plot, results = tmp_path / "compare.md", tmp_path / "docs" / "compare.png", tmp_path / "compare.json"
     code, out, err = call(
         "bench", "compare", "--events", "2000", "--rate", "10k", "--small-batches", "4", "--small-rows", "10",
-        "--small-group", "2", "--repeat", "1", "--latency-duration", "0.3", "--latency-batch", "50ms",
+        "--small-group", "2", "--repeat", "2", "--latency-duration", "0.3", "--latency-batch", "50ms",
         "--latency-window", "100ms", "--workers", "1", "--executor", "inline",
         "--table", str(table), "--plot", str(plot), "--json", str(results),
     )  # fmt: skip
@@ -146,6 +146,11 @@ def test_bench_compare_runs_end_to_end_and_writes_its_table_and_plot(tmp_path):
     rows = json.loads(results.read_text())["rows"]
     assert all(r["equal"] for r in rows if "equal" in r)
     assert {"drizzle", "bsp"} == set(next(r for r in rows if "p99_ms" in r)["p99_ms"])
+    ysb = [r for r in rows if "engine_events_per_s" in r]
+    assert len(ysb) == 5  # columnar, and 1 and 5 files per batch of ndjson and parquet
+    for r in ysb:  # paired rounds: the ratio is the upper middle of the rounds' ratios, printed with their spread
+        assert len(r["rounds"]) == 2 and r["ratio"] == sorted(r["rounds"])[1]
+    assert re.search(r"^\| YSB parquet.*\| [\d.]+ \(rounds [\d.]+ to [\d.]+", markdown, re.M)
 
 
 def test_the_generators_value_pools_hash_all_values_at_once_to_the_same_ids():

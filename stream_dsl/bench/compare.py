@@ -6,7 +6,9 @@ sides see the same machine load:
 - YSB throughput over columnar events, ndjson files and parquet files:
   stream-dsl (as fast as it can) against plain polars and DuckDB computing
   the same result over the same events in one batch (`ysb.run_polars`,
-  `duckdb_ysb`); each result must equal polars' (else MISMATCH).
+  `duckdb_ysb`); each result must equal polars' (else MISMATCH). The
+  three run `repeat` rounds on the same files, and the ratio is the median
+  of the rounds' ratios, printed with their spread.
 - Small batches: ndjson files of 50 events, one file per batch, drizzle
   with groups of 50 against bsp: milliseconds per batch and their ratio.
 - Scaling: throughput with 2 workers over 1, with one polars thread per
@@ -33,6 +35,8 @@ import polars as pl
 
 from stream_dsl.bench.ysb import (
     RESULT_COLUMNS,
+    EngineRun,
+    PolarsRun,
     YsbBench,
     compare_results,
     prepared_data,
@@ -100,6 +104,11 @@ def _rate(events: int, seconds: float) -> float:
     return events / seconds if seconds > 0 else float("inf")
 
 
+def _median(values: Sequence[float]) -> float:
+    """The middle value (the upper one of an even count), as the scaling rows take theirs."""
+    return sorted(values)[len(values) // 2]
+
+
 def _m(rate: float) -> str:
     return f"{rate / 1e6:,.2f} M/s"
 
@@ -155,7 +164,9 @@ def duckdb_ysb(bench: YsbBench, events_dir: str | None, events: pl.DataFrame | N
 
 
 def ysb_row(settings: CompareSettings, fmt: str, out: TextIO, files_per_batch: int = 1) -> Row:
-    """YSB over one event format: stream-dsl, plain polars and DuckDB on the same events."""
+    """YSB over one event format: stream-dsl, plain polars and DuckDB on the same events, `settings.repeat`
+    rounds of all three; the ratio is the median of the rounds' ratios (one 2M-event run of plain polars
+    lasts 50 ms, so a single round's ratio swung by half between runs of the same code)."""
     bench = YsbBench(
         events=settings.events,
         rate=settings.rate,
@@ -165,42 +176,53 @@ def ysb_row(settings: CompareSettings, fmt: str, out: TextIO, files_per_batch: i
         data_dir=settings.data_dir,
         files_per_batch=files_per_batch,
     )
+    engines: list[EngineRun] = []
+    references: list[PolarsRun] = []
+    ducks: list[tuple[float, pl.DataFrame]] = []
     with prepared_data(bench) as events_dir:
-        engine = run_engine(bench, events_dir=events_dir)
-        reference = run_polars(bench, events_dir)
-        duck: tuple[float, pl.DataFrame] | None = None
-        if has_duckdb():
-            frame = None
-            if fmt == "columnar":
-                frame = generator.ysb_events(bench.events, seed=bench.seed, rate=bench.rate)
-            duck = duckdb_ysb(bench, events_dir, frame)
-    polars_rate = _rate(bench.events, reference.seconds)
-    ratio = engine.events_per_s / polars_rate
+        frame = None
+        if has_duckdb() and fmt == "columnar":
+            frame = generator.ysb_events(bench.events, seed=bench.seed, rate=bench.rate)
+        for _ in range(settings.repeat):  # paired rounds: each round's ratio has both sides under one load
+            engines.append(run_engine(bench, events_dir=events_dir))
+            references.append(run_polars(bench, events_dir))
+            if has_duckdb():
+                ducks.append(duckdb_ysb(bench, events_dir, frame))
+    engine_rates = [run.events_per_s for run in engines]
+    polars_rates = [_rate(bench.events, reference.seconds) for reference in references]
+    ratios = sorted(e / p for e, p in zip(engine_rates, polars_rates))
+    ratio = _median(ratios)
     problems = []
-    if (difference := compare_results(engine.result, reference.result)) is not None:
-        problems.append(f"stream-dsl MISMATCH: {difference}")
+    for run, reference in zip(engines, references):
+        if (difference := compare_results(run.result, reference.result)) is not None:
+            problems.append(f"stream-dsl MISMATCH: {difference}")
+            break
     data: dict[str, Any] = {
-        "engine_events_per_s": engine.events_per_s,
-        "polars_events_per_s": polars_rate,
+        "engine_events_per_s": _median(engine_rates),
+        "polars_events_per_s": _median(polars_rates),
         "ratio": ratio,
-        "equal": difference is None,
+        "rounds": ratios,
+        "equal": not problems,
     }
     duck_text = "not installed"
-    if duck is not None:
-        duck_rate = _rate(bench.events, duck[0])
-        duck_text = _m(duck_rate)
-        data["duckdb_events_per_s"] = duck_rate
-        data["ratio_duckdb"] = engine.events_per_s / duck_rate
-        if (difference := compare_results(duck[1], reference.result)) is not None:
+    if ducks:
+        duck_rates = [_rate(bench.events, seconds) for seconds, _ in ducks]
+        duck_text = _m(_median(duck_rates))
+        data["duckdb_events_per_s"] = _median(duck_rates)
+        data["ratio_duckdb"] = _median([e / d for e, d in zip(engine_rates, duck_rates)])
+        if (difference := compare_results(ducks[0][1], references[0].result)) is not None:
             problems.append(f"DuckDB MISMATCH: {difference}")
+    notes = [f"rounds {ratios[0]:.2f} to {ratios[-1]:.2f}"] if len(ratios) > 1 else []
+    if "ratio_duckdb" in data:
+        notes.append(f"vs DuckDB {data['ratio_duckdb']:.2f}")
     files = f", {bench.file_count:,} files, {files_per_batch} per batch" if fmt in ("ndjson", "parquet") else ""
     row = Row(
         name=f"YSB {fmt}, {bench.events:,} events{files}",
-        engine=_m(engine.events_per_s),
-        polars=_m(polars_rate),
+        engine=_m(data["engine_events_per_s"]),
+        polars=_m(data["polars_events_per_s"]),
         duckdb=duck_text,
         ratio=ratio,
-        ratio_text=f"{ratio:.2f}" + (f" (vs DuckDB {data['ratio_duckdb']:.2f})" if "ratio_duckdb" in data else ""),
+        ratio_text=f"{ratio:.2f}" + (f" ({'; '.join(notes)})" if notes else ""),
         target=TARGETS[fmt],
         note="; ".join(problems) or "results equal",
         data=data,

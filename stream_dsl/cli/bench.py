@@ -711,7 +711,13 @@ def add_compare(kinds: argparse._SubParsersAction) -> None:
     c.add_argument("--small-rows", type=_count, default=50, metavar="N", help="events per small batch (default: 50)")
     c.add_argument("--small-group", type=_count, default=50, metavar="G", help="drizzle group size there (default: 50)")
     c.add_argument("--scaling-events", type=_count, metavar="N", help="events of the scaling runs (default: --events)")
-    c.add_argument("--repeat", type=_count, default=3, metavar="K", help="rounds of the scaling runs (default: 3)")
+    c.add_argument(
+        "--repeat",
+        type=_count,
+        default=3,
+        metavar="K",
+        help="rounds of the YSB and scaling rows: ratios are their medians (default: 3)",
+    )
     c.add_argument(
         "--latency-duration",
         type=_seconds,
