@@ -38,8 +38,8 @@ class RunConfig:
     small_collect_rows: int | None = None
     # How long (event time, behind the watermark) a deduplication remembers a key (None: forever); `SET state_ttl`.
     state_ttl_ms: int | None = None
-    # Count rows into and out of every operator on every n-th batch (0: never), for `why`: counting runs a
-    # stage's fused pipeline one operator at a time. `stream-dsl why` counts every batch (1).
+    # Count rows into and out of every operator on every n-th batch (0: never), for `why`: counting adds outputs
+    # to the stage's fused query (executor/query/fused_counts.py). `stream-dsl why` counts every batch (1).
     diagnose_every: int = 10
     # polars threads in each worker process (POLARS_MAX_THREADS there; pipes transport). None (or 'auto', which
     # becomes None): max(1, usable cores // workers), resolved where the workers start (executor/multiproc/forkservers)

@@ -170,7 +170,7 @@ class TaskRunner:
     def _counted(
         self, pipe: kernels.Pipeline, stage: int, first: int, frame: pl.DataFrame, facts: Diagnostics, partition: bool
     ) -> TaskResult:
-        """The pipeline run one operator at a time, each one's rows in and out noted in `facts`."""
+        """The pipeline with its operators' rows counted (`Pipeline.counted`), noted in `facts`."""
         result, rows = pipe.counted(frame, self.tables, partition)
         for position, (rows_in, rows_out) in enumerate(zip(rows, rows[1:])):
             facts.count(operator_key(stage, first + position), rows_in, rows_out)
