@@ -19,6 +19,7 @@ import polars as pl
 from executor import kernels
 from optimizer.physical.stages import ScanOp
 from stream_dsl.connectors.parquet_scan import MAX_COLUMN, ROWS_COLUMN, DeferredParquet, DeferredScan, Engine
+from stream_dsl.connectors.timestamps import newest_ms
 from stream_dsl.ir.to_polars import compile_predicate
 
 
@@ -56,7 +57,7 @@ def run_fused_all(
     outputs = len(queries)
     queries.append(kept.select(pl.len().alias(ROWS_COLUMN)))
     if scan.watermark is not None:
-        queries.append(scan.lazy.select(pl.col(scan.watermark).cast(pl.Int64).max().alias(MAX_COLUMN)))
+        queries.append(scan.lazy.select(newest_ms(scan.watermark).alias(MAX_COLUMN)))
     frames = pl.collect_all(queries, engine=engine)
     newest = frames[outputs + 1].item() if scan.watermark is not None else None
     return frames[:outputs], int(frames[outputs].item()), None if newest is None else int(newest)

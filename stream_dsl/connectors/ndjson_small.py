@@ -35,7 +35,7 @@ import polars as pl
 
 from stream_dsl.connectors.conform_one_query import FAILED, conversions
 from stream_dsl.connectors.decode_ndjson import first_record, is_integer, read_types
-from stream_dsl.connectors.timestamps import MAX_MS, MIN_MS, MS, SECONDS_LIKE
+from stream_dsl.connectors.timestamps import MAX_MS, MIN_MS, MS, SECONDS_LIKE, newest_ms
 from stream_dsl.ir.types import DataType, Field, Schema
 
 _CACHE_LIMIT = 256  # plans kept (a source has one or two: its columns, and whether timestamps are integers)
@@ -85,7 +85,7 @@ def _statistics(epoch_ms: dict[str, str | None], watermark: str | None) -> tuple
         if unit is None:
             wrong = wrong | v.abs().is_between(small, large, closed="left")
         exprs.append(wrong.any().alias(f"wrong_{i}"))
-    newest = pl.lit(None, dtype=pl.Int64) if watermark is None else pl.col(watermark).cast(pl.Int64).max()
+    newest = pl.lit(None, dtype=pl.Int64) if watermark is None else newest_ms(watermark)
     return (*exprs, newest.alias("newest"))
 
 

@@ -30,6 +30,7 @@ from typing import Callable, Literal, Sequence
 
 import polars as pl
 
+from stream_dsl.connectors.timestamps import newest_ms
 from stream_dsl.ir import expr as E
 from stream_dsl.ir.to_polars import can_fail, compile_predicate
 from stream_dsl.ir.types import DataType, Schema
@@ -75,7 +76,7 @@ class DeferredScan:
         rows = pl.len() if self.predicate is None else self.predicate.expr.sum()
         exprs = [rows.cast(pl.Int64).alias(ROWS_COLUMN)]
         if self.watermark is not None:
-            exprs.append(pl.col(self.watermark).cast(pl.Int64).max().alias(MAX_COLUMN))
+            exprs.append(newest_ms(self.watermark).alias(MAX_COLUMN))
         return self.lazy.select(exprs)
 
     def read(self) -> tuple[pl.DataFrame, list, int | None]:
@@ -147,7 +148,7 @@ def parquet_scan(
     if predicate is None:
         return lf
     if watermark is not None:
-        lf = lf.with_columns(pl.col(watermark).cast(pl.Int64).max().alias(MAX_COLUMN))
+        lf = lf.with_columns(newest_ms(watermark).alias(MAX_COLUMN))
     return lf.filter(predicate.expr)
 
 
@@ -179,7 +180,7 @@ def read_pushed(
     if frame.height:
         return PushedRead(frame, _as_int(newest[0]))
     # the predicate kept no row, and the maximum with them: read that one column
-    value = pl.scan_parquet(path).select(pl.col(watermark).cast(pl.Int64).max()).collect().item()
+    value = pl.scan_parquet(path).select(newest_ms(watermark)).collect().item()
     return PushedRead(frame, _as_int(value))
 
 

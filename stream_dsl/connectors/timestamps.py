@@ -27,6 +27,14 @@ from stream_dsl.ir.types import DataType, Schema
 
 UNITS = ("s", "ms", "us", "ns")
 MS = pl.Datetime("ms")
+
+
+def newest_ms(column: str) -> pl.Expr:
+    """The column's largest value in epoch milliseconds: a source's clock over a batch (its watermark column is a
+    TIMESTAMP, `Datetime("ms")`, whose integer is epoch ms)."""
+    return pl.col(column).cast(pl.Int64).max()
+
+
 # 0001-01-01T00:00:00 and 9999-12-31T23:59:59.999 in epoch milliseconds
 MIN_MS, MAX_MS = -62_135_596_800_000, 253_402_300_799_999
 # Integers read as milliseconds by default that are much more likely epoch seconds (see the module doc).
