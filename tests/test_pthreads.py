@@ -45,10 +45,13 @@ def reported_threads(transport: MultiprocessTransport) -> list[tuple[int, str | 
     for worker in range(transport.workers):
         transport.start_worker(worker, probe.report_threads)
     got: list[tuple[int, str | None]] = []
-    while len(got) < transport.workers:
+    for _ in range(24):  # a liveness bound (2 min), not a timing assert: a worker that died fails the test
+        if len(got) == transport.workers:
+            break
         message = transport.receive(5.0)
         if message is not None:
             got.append(message[1:])
+    assert len(got) == transport.workers, f"{transport.workers - len(got)} workers did not report"
     return got
 
 
