@@ -53,31 +53,22 @@ import polars as pl
 
 from executor.state.clocks import WM_INF
 from executor.state.step import StepOutput
-from optimizer.physical.interval_join import SIDE_COLUMN, IntervalJoinOp
+from executor.state.two_sided import TwoSidedState
+from optimizer.physical.interval_join import IntervalJoinOp
 
 _T = "__sd_ij_t"  # a row's event time in epoch ms
 _MATCHED = "__sd_ij_matched"
 _INDEX = "__sd_ij_row"
 
 
-class IntervalJoinState:
+class IntervalJoinState(TwoSidedState):
     """Both sides' kept rows of one partition (module doc): each side's columns, the keys, _T and _MATCHED."""
 
-    def __init__(self, op: IntervalJoinOp) -> None:
-        self.op = op
-        self.keys = list(op.keys)
-        self.left_columns = list(op.left_columns)
-        self.right_columns = list(op.right_columns)
-        self.left: pl.DataFrame | None = None
-        self.right: pl.DataFrame | None = None
-        self.late_left = 0
-        self.late_right = 0
-        self._empty = pl.DataFrame(schema=op.output.to_polars())
+    op: IntervalJoinOp
 
-    @property
-    def open_groups(self) -> int:
-        """Rows kept, both sides (what the state-size test watches)."""
-        return sum(0 if f is None else f.height for f in (self.left, self.right))
+    def __init__(self, op: IntervalJoinOp) -> None:
+        super().__init__(op)
+        self._empty = pl.DataFrame(schema=op.output.to_polars())
 
     def earliest_ms(self) -> int | None:
         """The earliest event time of a kept row (None: none kept): what a source must still be able to replay."""
@@ -89,12 +80,8 @@ class IntervalJoinState:
             wm_prev, wm_new = _end_only(wm_prev), _end_only(wm_new)
         outer, outer_right = self.op.kind in ("left", "full"), self.op.kind == "full"
         out: list[pl.DataFrame] = []
-        new_left, new_right = (
-            self._take(rows.filter(~pl.col(SIDE_COLUMN)), False),
-            self._take(rows.filter(pl.col(SIDE_COLUMN)), True),
-        )
-        new_left, never_left, late_l = self._checked(new_left, self.op.left_time, wm_prev)
-        new_right, never_right, late_r = self._checked(new_right, self.op.right_time, wm_prev)
+        new_left, never_left, late_l = self._checked(self._take(self.side(rows, False), False), wm_prev)
+        new_right, never_right, late_r = self._checked(self._take(self.side(rows, True), True), wm_prev)
         self.late_left += late_l
         self.late_right += late_r
         if outer and never_left.height:
@@ -129,18 +116,10 @@ class IntervalJoinState:
             + [pl.col(time).dt.epoch("ms").alias(_T), pl.lit(False).alias(_MATCHED)]
         )
 
-    def _checked(self, rows: pl.DataFrame, time: str, wm_prev: int | None) -> tuple[pl.DataFrame, pl.DataFrame, int]:
-        """(rows that may match, rows that never can: a NULL key or time, late-row count)."""
-        if not rows.height:
-            return rows, rows, 0
-        valid = pl.col(_T).is_not_null()
-        for k in self.keys:
-            valid = valid & pl.col(k).is_not_null()
-        late_expr = pl.lit(False) if wm_prev is None else (pl.col(_T) < wm_prev).fill_null(False)
-        flags = rows.select(valid.alias("valid"), late_expr.alias("late"))
-        is_valid, is_late = flags.get_column("valid"), flags.get_column("late")
-        late = int((is_valid & is_late).sum())
-        return rows.filter(is_valid & ~is_late), rows.filter(~is_valid), late
+    def _checked(self, rows: pl.DataFrame, wm_prev: int | None) -> tuple[pl.DataFrame, pl.DataFrame, int]:
+        """(rows that may match, rows that never can: a NULL key or time, late-row count): late is before the
+        watermark the batch started with."""
+        return self.sorted_rows(rows, _T, time_required=True, horizon=wm_prev)
 
     def _pairs(
         self, left: pl.DataFrame, right: pl.DataFrame, old_left: int, old_right: int

@@ -39,7 +39,7 @@ import polars as pl
 
 from executor.state.clocks import WM_INF
 from executor.state.step import StepOutput
-from optimizer.physical.interval_join import SIDE_COLUMN
+from executor.state.two_sided import TwoSidedState
 from optimizer.physical.stream_join import ROW_TIME, StreamJoinOp
 from stream_dsl.ir.column_names import CHANGELOG_OP
 
@@ -48,29 +48,19 @@ _MATCHES = "__sd_sj_matches"  # how many rows of the other side it matched
 _INDEX = "__sd_sj_row"
 
 
-class StreamJoinState:
+class StreamJoinState(TwoSidedState):
     """Both sides' kept rows of one partition (module doc): each side's columns, the keys, EVENT_MS and _MATCHES."""
 
     KIND = "stream_join"  # the snapshot's kind
 
+    op: StreamJoinOp
+
     def __init__(self, op: StreamJoinOp) -> None:
-        self.op = op
-        self.keys = list(op.keys)
-        self.left_columns = list(op.left_columns)
-        self.right_columns = list(op.right_columns)
-        self.left: pl.DataFrame | None = None
-        self.right: pl.DataFrame | None = None
-        self.late_left = 0
-        self.late_right = 0
+        super().__init__(op)
         schema: dict[str, Any] = dict(op.output.to_polars())
         if op.retracts:
             schema[CHANGELOG_OP] = pl.Int8
         self._empty = pl.DataFrame(schema=schema)
-
-    @property
-    def open_groups(self) -> int:
-        """Rows kept, both sides: the state size that progress reports (`state_groups`)."""
-        return sum(0 if f is None else f.height for f in (self.left, self.right))
 
     def retention_ms(self, keep_all: int) -> int | None:
         """The earliest event time a source must still be able to replay for this state (None: nothing kept;
@@ -86,8 +76,8 @@ class StreamJoinState:
         op = self.op
         outer_left, outer_right = op.kind in ("left", "full"), op.kind in ("right", "full")
         out: list[pl.DataFrame] = []
-        new_left, never_left, late_l = self._checked(self._take(rows.filter(~pl.col(SIDE_COLUMN)), False), wm_prev)
-        new_right, never_right, late_r = self._checked(self._take(rows.filter(pl.col(SIDE_COLUMN)), True), wm_prev)
+        new_left, never_left, late_l = self._checked(self._take(self.side(rows, False), False), wm_prev)
+        new_right, never_right, late_r = self._checked(self._take(self.side(rows, True), True), wm_prev)
         self.late_left += late_l
         self.late_right += late_r
         if outer_left and never_left.height:
@@ -111,17 +101,9 @@ class StreamJoinState:
         )
 
     def _checked(self, rows: pl.DataFrame, wm_prev: int | None) -> tuple[pl.DataFrame, pl.DataFrame, int]:
-        """(rows that may match, rows that never can: a NULL key, late-row count)."""
-        if not rows.height:
-            return rows, rows, 0
-        valid = pl.lit(True)
-        for k in self.keys:
-            valid = valid & pl.col(k).is_not_null()
-        horizon = self._horizon(wm_prev)
-        late = pl.lit(False) if horizon is None else (pl.col(EVENT_MS) < horizon).fill_null(False)
-        flags = rows.select(valid.alias("valid"), late.alias("late"))
-        is_valid, is_late = flags.get_column("valid"), flags.get_column("late")
-        return rows.filter(is_valid & ~is_late), rows.filter(~is_valid), int((is_valid & is_late).sum())
+        """(rows that may match, rows that never can: a NULL key, late-row count): late is older than the TTL
+        at the watermark the batch started with; a row without an event time is never late."""
+        return self.sorted_rows(rows, EVENT_MS, time_required=False, horizon=self._horizon(wm_prev))
 
     def _horizon(self, wm: int | None) -> int | None:
         """Rows with an event time below this are older than the TTL at watermark `wm` (None: none are)."""
