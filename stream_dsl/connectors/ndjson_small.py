@@ -35,6 +35,7 @@ import polars as pl
 
 from stream_dsl.connectors.conform_one_query import FAILED, conversions
 from stream_dsl.connectors.decode_ndjson import first_record, is_integer, read_types
+from stream_dsl.connectors.per_schema import per_schema
 from stream_dsl.connectors.timestamps import MAX_MS, MIN_MS, MS, SECONDS_LIKE, newest_ms
 from stream_dsl.ir.types import DataType, Field, Schema
 
@@ -121,22 +122,18 @@ class _Shape:
 
 
 def _shape_of(schema: Schema) -> _Shape:
-    """The schema's `_Shape`, kept per schema object (a source keeps one schema for all its batches)."""
-    kept = _SHAPES.get(id(schema))
-    if kept is not None and kept[0] is schema:
-        return kept[1]
-    shape = _Shape(
+    """The schema's `_Shape`, kept per schema object (`per_schema`: a source keeps one for all its batches)."""
+    return per_schema(schema, _shape)
+
+
+def _shape(schema: Schema) -> _Shape:
+    return _Shape(
         _schema_key(schema),
         tuple(f.name for f in schema if f.dtype is DataType.TIMESTAMP),
         pl.DataFrame(schema=schema.to_polars()),
     )
-    if len(_SHAPES) >= _CACHE_LIMIT:
-        _SHAPES.clear()
-    _SHAPES[id(schema)] = (schema, shape)  # the schema kept alive with it: its id is not reused meanwhile
-    return shape
 
 
-_SHAPES: dict[int, tuple[Schema, _Shape]] = {}
 _PLANS: dict[tuple[Any, ...], CheckedRead | None] = {}
 
 

@@ -30,6 +30,7 @@ from typing import Callable, Literal, Sequence
 
 import polars as pl
 
+from stream_dsl.connectors.per_schema import per_schema
 from stream_dsl.connectors.timestamps import newest_ms
 from stream_dsl.ir import expr as E
 from stream_dsl.ir.to_polars import can_fail, compile_predicate
@@ -152,19 +153,15 @@ def parquet_scan(
     return lf.filter(predicate.expr)
 
 
-_SHAPES: dict[int, tuple[Schema, dict[str, pl.DataType], list[pl.Expr]]] = {}  # id(schema) -> (it, its shape)
-
-
 def _shape(schema: Schema) -> tuple[dict[str, pl.DataType], list[pl.Expr]]:
-    """The polars types of `schema`'s columns and their select, built once per schema (a source keeps its
-    Schema object): building them, with the column names parsed into expressions, cost 20-30 us a batch."""
-    found = _SHAPES.get(id(schema))
-    if found is None or found[0] is not schema:
-        if len(_SHAPES) > 64:  # a warm worker serves query after query
-            _SHAPES.clear()
-        declared = {f.name: f.dtype.polars for f in schema}
-        found = _SHAPES[id(schema)] = (schema, declared, [pl.col(name) for name in declared])
-    return found[1], found[2]
+    """The polars types of `schema`'s columns and their select, built once per schema (`per_schema`): building
+    them, with the column names parsed into expressions, cost 20-30 us a batch."""
+    return per_schema(schema, _declared)
+
+
+def _declared(schema: Schema) -> tuple[dict[str, pl.DataType], list[pl.Expr]]:
+    declared = {f.name: f.dtype.polars for f in schema}
+    return declared, [pl.col(name) for name in declared]
 
 
 def read_pushed(
