@@ -80,8 +80,7 @@ class CombinedPipeline(kernels.Pipeline):
     ) -> pl.LazyFrame:
         for step in steps:
             lf = step(lf, tables)
-        lf = self._merged(lf)
-        return lf.with_columns(self._partition) if partition else lf
+        return self.finish(lf, partition)
 
 
 def combinable(map_stage: Stage, stages: Mapping[int, Stage]) -> tuple[AggregateOp, tuple[str, ...]] | None:
