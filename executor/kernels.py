@@ -262,13 +262,7 @@ class Pipeline:
 
     def run_partitioned(self, frame: pl.DataFrame, tables: Tables) -> dict[int, pl.DataFrame]:
         """The output split by the hash of `partition_keys` into `partitions` (non-empty parts only)."""
-        if self.partitions == 1 or not self.partition_keys:
-            out = self._collect(frame, tables, partition=False)
-            return {0: out} if out.height else {}
-        out = self._collect(frame, tables, partition=True)
-        if not out.height:
-            return {}
-        return split_partitions(out)
+        return self.parts(self._collect(frame, tables, partition=self.splits), True)
 
     def counted(
         self, frame: pl.DataFrame, tables: Tables, partition: bool
@@ -302,14 +296,25 @@ class Pipeline:
         """The output after the operators' steps: with the partition column when `partition` (`fused_counts.py`)."""
         return lf.with_columns(self._partition) if partition else lf
 
-    def as_parts(self, out: pl.DataFrame, partition: bool) -> dict[int, pl.DataFrame]:
-        """A counted output as the task hands it on: partition 0 whole, or (`partition`) split by the hash of
-        `partition_keys` into its non-empty parts."""
+    @property
+    def splits(self) -> bool:
+        """Whether a shuffled output is split by the hash of `partition_keys` (else it goes whole, as partition 0)."""
+        return self.partitions > 1 and bool(self.partition_keys)
+
+    def parts(self, out: pl.DataFrame, partition: bool) -> dict[int, pl.DataFrame]:
+        """An output as the task hands it on: partition 0 whole when no shuffle follows (not `partition`), else
+        its non-empty parts, by the partition column the query added when it `splits`."""
         if not partition:
             return {0: out}
-        if self.partitions == 1 or not self.partition_keys:
-            return {0: out} if out.height else {}
-        return split_partitions(out.with_columns(self._partition)) if out.height else {}
+        if not out.height:
+            return {}
+        return split_partitions(out) if self.splits else {0: out}
+
+    def as_parts(self, out: pl.DataFrame, partition: bool) -> dict[int, pl.DataFrame]:
+        """`parts` of an output made without its partition column (a counted one): the column is added first."""
+        if partition and self.splits and out.height:
+            out = out.with_columns(self._partition)
+        return self.parts(out, partition)
 
     @functools.cached_property
     def _serial_projection(self) -> list[CopiedColumn | pl.Expr] | None:

@@ -105,23 +105,7 @@ def counted_query(
             lf = lf.cache()
             sources.append(len(counts))
             counts.append(lf.select(pl.len()))
-    return CountedQuery(pipeline.finish(lf, partition and splits(pipeline)), tuple(counts), tuple(sources))
-
-
-def splits(pipeline: Any) -> bool:
-    """Whether the output is split by partition (else it is partition 0 whole, as `as_parts` hands it on)."""
-    return pipeline.partitions > 1 and bool(pipeline.partition_keys)
-
-
-def parts_of(pipeline: Any, out: pl.DataFrame, partition: bool) -> dict[int, pl.DataFrame]:
-    """`Pipeline.as_parts` of an output whose partition column the query already added (`counted_query`)."""
-    from executor.kernels import split_partitions
-
-    if not partition:
-        return {0: out}
-    if not splits(pipeline):
-        return {0: out} if out.height else {}
-    return split_partitions(out) if out.height else {}
+    return CountedQuery(pipeline.finish(lf, partition and pipeline.splits), tuple(counts), tuple(sources))
 
 
 def collect_all(queries: list[pl.LazyFrame], rows: int) -> list[pl.DataFrame]:
@@ -146,7 +130,7 @@ def counted_frame(
         out, *counted = collect_all([query.output, *query.counts], frame.height)
     except Exception:
         return None
-    return parts_of(pipeline, out, partition), query.rows(frame.height, out.height, counted)
+    return pipeline.parts(out, partition), query.rows(frame.height, out.height, counted)
 
 
 def calls_python(value: Any) -> bool:

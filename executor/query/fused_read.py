@@ -56,8 +56,7 @@ class FusedMap:
     @property
     def partition(self) -> bool:
         """Whether the output is split by the hash of the shuffle keys (as `Pipeline.run_partitioned`)."""
-        pipe = self.pipeline
-        return isinstance(self.stage.terminal, ShuffleWrite) and pipe.partitions > 1 and bool(pipe.partition_keys)
+        return isinstance(self.stage.terminal, ShuffleWrite) and self.pipeline.splits
 
     def counts(self, batch: int) -> bool:
         """Whether the batch is sampled for `why` (`diagnose_every`): its query counts the operators' rows too."""
@@ -79,12 +78,7 @@ class FusedMap:
             out, rows, newest = ran
         else:
             out, rows, newest = run_fused(self.pipeline, self.runner.tables, self.partition, scan)
-        if not isinstance(self.stage.terminal, ShuffleWrite):
-            result = {0: out}
-        elif self.partition:
-            result = kernels.split_partitions(out) if out.height else {}
-        else:
-            result = {0: out} if out.height else {}
+        result = self.pipeline.parts(out, isinstance(self.stage.terminal, ShuffleWrite))
         if rows_after is not None:
             result = fused_counts.CountedParts(result, rows_after)
         return result, rows, None if newest is None else int(newest)
