@@ -46,14 +46,13 @@ import polars as pl
 from executor.query import ndjson_map
 from executor.query.fused_parquet import run_fused_all, same_predicate
 from executor.query.diagnostics import Diagnostics, operator_key
-from executor.state.step import ENGINE, SMALL_ROWS
+from executor.state.step import SMALL_ROWS, collect_all
 from optimizer.physical.changelog import MarkAppendOp
 from optimizer.physical.stages import ProjectOp, ReadOp, ScanOp
 from stream_dsl.connectors.ndjson_deferred import DeferredNdjson
 from stream_dsl.connectors.parquet_scan import DeferredScan
 
 _KEEP_ROWS = (ProjectOp, MarkAppendOp, ReadOp)  # one row out per row in
-_LEAN = pl.QueryOptFlags.none(simplify_expression=True)  # as `state.step.collect` on a small input
 
 SAME, OUTPUT = -1, -2  # `CountedQuery.sources`: the previous operator's rows, the output's height
 
@@ -108,16 +107,6 @@ def counted_query(
     return CountedQuery(pipeline.finish(lf, partition and pipeline.splits), tuple(counts), tuple(sources))
 
 
-def collect_all(queries: list[pl.LazyFrame], rows: int) -> list[pl.DataFrame]:
-    """`state.step.collect` for several queries at once: lean plans below SMALL_ROWS, the optimizer's on failure."""
-    if rows < SMALL_ROWS:
-        try:
-            return pl.collect_all(queries, engine=ENGINE, optimizations=_LEAN)
-        except pl.exceptions.PolarsError:
-            pass
-    return pl.collect_all(queries, engine=ENGINE)
-
-
 def counted_frame(
     pipeline: Any, frame: pl.DataFrame, tables: Any, partition: bool
 ) -> tuple[dict[int, pl.DataFrame], list[int]] | None:
@@ -127,7 +116,7 @@ def counted_frame(
         return None
     try:
         query = counted_query(pipeline, frame.lazy(), tables, partition)
-        out, *counted = collect_all([query.output, *query.counts], frame.height)
+        out, *counted = collect_all([query.output, *query.counts], lean=frame.height < SMALL_ROWS)
     except Exception:
         return None
     return pipeline.parts(out, partition), query.rows(frame.height, out.height, counted)

@@ -30,13 +30,11 @@ from typing import Callable
 
 import polars as pl
 
-from executor.state.step import ENGINE
+from executor.state.step import collect_all
 from stream_dsl.connectors.ndjson_deferred import DeferredNdjson
 from stream_dsl.connectors.ndjson_small import clean
 
 LEAN_BELOW_BYTES = 4 << 20  # ndjson text below this runs without polars' plan optimizations (`state.step.collect`)
-_LEAN = pl.QueryOptFlags.none(simplify_expression=True)
-_FULL = pl.QueryOptFlags()
 
 
 def run_checked(
@@ -56,13 +54,7 @@ def run_checked_all(
     assert plan is not None and checked is not None  # a DeferredNdjson's (`deferred_ndjson`)
     base = checked.cache()
     queries = [*stage(base.select(plan.declared)), base.select(plan.statistics(scan.watermark))]
-    lean = scan.size < LEAN_BELOW_BYTES
-    try:
-        *outs, row = pl.collect_all(queries, engine=ENGINE, optimizations=_LEAN if lean else _FULL)
-    except pl.exceptions.PolarsError:  # as `state.step.collect`: some plans run only optimized
-        if not lean:
-            raise
-        *outs, row = pl.collect_all(queries, engine=ENGINE, optimizations=_FULL)
+    *outs, row = collect_all(queries, lean=scan.size < LEAN_BELOW_BYTES)
     verdict = clean(row)
     if verdict is None:
         scan.memo["dead letters"] = True  # `decoded` need not read the batch again to find it

@@ -1,4 +1,5 @@
-"""What every stateful step shares: `collect` (how one polars query runs), `join_keys`, and `StepOutput`."""
+"""What every stateful step shares: `collect` (how one polars query runs; `collect_all` for several at once),
+`join_keys`, and `StepOutput`."""
 
 from __future__ import annotations
 
@@ -32,6 +33,17 @@ def collect(lf: pl.LazyFrame, rows: int = 0) -> pl.DataFrame:
         except pl.exceptions.PolarsError:
             pass  # some plans run only optimized (polars 2.1 broadcasts a constant holding a UDF only via CSE)
     return lf.collect(engine=ENGINE)
+
+
+def collect_all(queries: list[pl.LazyFrame], lean: bool) -> list[pl.DataFrame]:
+    """`collect` for several queries in one `pl.collect_all` (they share their common sub-plans): without
+    polars' plan optimizations when `lean` (a small input), with them when a lean plan fails or not `lean`."""
+    if lean:
+        try:
+            return pl.collect_all(queries, engine=ENGINE, optimizations=_LEAN)
+        except pl.exceptions.PolarsError:
+            pass  # as `collect`: some plans run only optimized
+    return pl.collect_all(queries, engine=ENGINE)
 
 
 @dataclass
