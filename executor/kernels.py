@@ -17,6 +17,7 @@ query over a small input skips polars' optimizer (`state.collect`).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import re
 from dataclasses import dataclass
@@ -78,9 +79,15 @@ def operator_error(op_text: str, exc: BaseException) -> ExecutionError:
 # ---------------------------------------------------------------- one step per operator
 
 
-def _scan(op: ScanOp) -> Step:
+def _carried(carry: str | None) -> list[pl.Expr]:
+    """The carried column's select (`Pipeline.carry`): a step that picks its output columns keeps it."""
+    return [] if carry is None else [pl.col(carry)]
+
+
+def _scan(op: ScanOp, carry: str | None) -> Step:
     predicate = None if op.predicate is None else compile_predicate(op.predicate)
-    columns = [pl.col(c) for c in op.columns]  # expressions, not names: polars would make them anew every batch
+    # expressions, not names: polars would make them anew every batch
+    columns = [pl.col(c) for c in op.columns] + _carried(carry)
 
     def step(lf: pl.LazyFrame, tables: Tables) -> pl.LazyFrame:
         if predicate is not None:
@@ -90,7 +97,7 @@ def _scan(op: ScanOp) -> Step:
     return step
 
 
-def _filter(op: FilterOp) -> Step:
+def _filter(op: FilterOp, carry: str | None) -> Step:
     predicate = compile_predicate(op.predicate)
     return lambda lf, tables: lf.filter(predicate)
 
@@ -105,16 +112,16 @@ def _project_exprs(op: ProjectOp) -> list[pl.Expr]:
     return exprs
 
 
-def _project(op: ProjectOp) -> Step:
-    exprs = _project_exprs(op)
-    names = [n.name for n in op.exprs]
+def _project(op: ProjectOp, carry: str | None) -> Step:
+    exprs = _project_exprs(op) + _carried(carry)
+    names = [n.name for n in op.exprs] + _carried(carry)
     if all(columns_used(n.expr) for n in op.exprs):  # one node instead of two: a query node costs ~20 us
         return lambda lf, tables: lf.select(exprs)
     # with_columns broadcasts constant expressions to the frame's height; select alone would not.
     return lambda lf, tables: lf.with_columns(exprs).select(names)
 
 
-def _broadcast_join(op: BroadcastJoinOp) -> Step:
+def _broadcast_join(op: BroadcastJoinOp, carry: str | None) -> Step:
     left_keys = [
         pl.col(k).cast(t.polars).alias(join_stream_key(i)) for i, (k, t) in enumerate(zip(op.stream_keys, op.key_types))
     ]
@@ -123,7 +130,7 @@ def _broadcast_join(op: BroadcastJoinOp) -> Step:
     select = [
         pl.col(c).alias(name) if side == "stream" else pl.col(join_table_col(c)).alias(name)
         for side, c, name in op.output
-    ]
+    ] + _carried(carry)
 
     kept: list[tuple[pl.DataFrame, pl.LazyFrame]] = []  # the table side's last frame and its LazyFrame
 
@@ -155,15 +162,16 @@ def prepare_table(op: BroadcastJoinOp, frame: pl.DataFrame) -> pl.DataFrame:
     return frame.select(renamed + keys + [number])
 
 
-def _partial_aggregate(op: PartialAggregateOp) -> Step:
-    """Group the task's rows into partial state: one row per group (and TUMBLE window) of this task."""
+def _partial_aggregate(op: PartialAggregateOp, carry: str | None) -> Step:
+    """Group the task's rows into partial state: one row per group (and TUMBLE window) of this task (and value
+    of the carried column)."""
     assign = []
     if op.window is not None:  # a TUMBLE window; a NULL time gets a NULL window, late downstream
         start, end = Windows.of(op.window).bounds(pl.col(TIME_COLUMN).dt.epoch("ms"))
         assign = [start.alias(WINDOW_START), end.alias(WINDOW_END)]
-    groups = list(op.group_columns)
+    groups = list(op.group_columns) + _carried(carry)
     aggs = batch_partials(op.aggs)
-    output = [pl.col(f.name).cast(f.dtype.polars) for f in op.output]
+    output = [pl.col(f.name).cast(f.dtype.polars) for f in op.output] + _carried(carry)
 
     def step(lf: pl.LazyFrame, tables: Tables) -> pl.LazyFrame:
         if assign:
@@ -177,11 +185,11 @@ def _partial_aggregate(op: PartialAggregateOp) -> Step:
     return step
 
 
-def _read(op: ReadOp) -> Step:
+def _read(op: ReadOp, carry: str | None) -> Step:
     return lambda lf, tables: lf
 
 
-def _unnest(op: UnnestOp) -> Step:
+def _unnest(op: UnnestOp, carry: str | None) -> Step:
     """Explode: an empty or NULL list gives no row, or (outer) one row with a NULL element."""
     lists = pl.col(op.column)
     added = [lists.alias(op.element)]
@@ -196,13 +204,14 @@ def _unnest(op: UnnestOp) -> Step:
     return step
 
 
-def _mark_append(op: MarkAppendOp) -> Step:
+def _mark_append(op: MarkAppendOp, carry: str | None) -> Step:
     mark = pl.lit(1, dtype=pl.Int8).alias(CHANGELOG_OP)
     return lambda lf, tables: lf.with_columns(mark)
 
 
 # each builder takes an op of its key's type, which a dict's type cannot say
-_STEPS: dict[type, Callable[[Any], Step]] = {
+# a carried column (`Pipeline.carry`) passes through every step: those that pick their columns keep it
+_STEPS: dict[type, Callable[[Any, str | None], Step]] = {
     MarkAppendOp: _mark_append,
     ScanOp: _scan,
     FilterOp: _filter,
@@ -226,6 +235,21 @@ class Pipeline:
     partition_keys: tuple[str, ...] | None = None
     partitions: int = 1
     where: str = ""
+    carry: str | None = None  # a column every step passes through (`carrying`)
+
+    def carrying(self, column: str) -> "Pipeline":
+        """This pipeline with `column` passed through every step and kept in the output (a partial aggregate
+        groups by it too), so one query over several batches' rows tagged by it gives each batch's output
+        (`executor/query/fused_group.py`). Compiled once per column."""
+        kept = self._carrying.get(column)
+        if kept is None:
+            steps = tuple(_STEPS[type(op)](op, column) for op in self.ops)
+            kept = self._carrying[column] = dataclasses.replace(self, steps=steps, carry=column)
+        return kept
+
+    @functools.cached_property
+    def _carrying(self) -> dict[str, "Pipeline"]:
+        return {}
 
     @functools.cached_property
     def _partition(self) -> pl.Expr:
@@ -254,7 +278,7 @@ class Pipeline:
             column = pl.col(e.name) if e.dtype is DataType.NULL else pl.col(e.name).cast(e.dtype.polars)
             sources.append(column.alias(key))  # exactly the projection's expression for the key
         hashed = (pl.struct(sources).hash(seed=0) % self.partitions).cast(pl.UInt32).alias(PARTITION_COLUMN)
-        return _project_exprs(last) + [hashed]
+        return _project_exprs(last) + _carried(self.carry) + [hashed]
 
     def run(self, frame: pl.DataFrame, tables: Tables) -> pl.DataFrame:
         """The pipeline's output for one input frame."""
@@ -515,7 +539,7 @@ def _split_in_two(columns: list[pl.Series], second: pl.Series) -> dict[int, pl.D
 def compile_pipeline(ops: Sequence[Operator], where: str = "") -> Pipeline:
     """Compile narrow operators; a trailing ShuffleWrite becomes the partitioning, OutputWrite nothing."""
     narrow = [op for op in ops if not isinstance(op, (ShuffleWrite, OutputWrite))]
-    steps = tuple(_STEPS[type(op)](op) for op in narrow)
+    steps = tuple(_STEPS[type(op)](op, None) for op in narrow)
     last = ops[-1] if ops else None
     if isinstance(last, ShuffleWrite):
         ex = last.exchange
@@ -575,9 +599,11 @@ def shuffle_counts(stage: int, task: int, parts: Mapping[int, pl.DataFrame]) -> 
     }
 
 
-def source_read(scan: ScanOp, rows: int) -> dict[str, object]:
-    """What one source task read: the source, the columns asked of the connector, and the rows."""
-    return {"source": scan.source.name, "columns": tuple(scan.read_columns), "rows": rows}
+def source_read(scan: ScanOp, rows: int, read_with: int = 1) -> dict[str, object]:
+    """What one source task read: the source, the columns asked of the connector, the rows, and how many batches
+    were read in the query this one was (`executor/query/fused_group.py`)."""
+    columns = tuple(scan.read_columns)
+    return {"source": scan.source.name, "columns": columns, "rows": rows, "batches_in_query": read_with}
 
 
 def counter_report(shuffled: Sequence[Mapping[str, int]], reads: Sequence[Mapping[str, object]]) -> dict[str, object]:
@@ -585,7 +611,7 @@ def counter_report(shuffled: Sequence[Mapping[str, int]], reads: Sequence[Mappin
 
     `shuffle_rows` and `shuffle_bytes` total every map task's shuffle write;
     `shuffle_tasks` has one entry per map task (stage, task, rows, bytes);
-    `source_reads` one per source read (source, columns, rows).
+    `source_reads` one per source read (source, columns, rows, batches_in_query).
     """
     return {
         "shuffle_rows": sum(t["rows"] for t in shuffled),

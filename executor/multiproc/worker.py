@@ -110,6 +110,7 @@ from stream_dsl.errors import ExecutionError
 NO_STEP = WatermarkStep(None, None)  # a source task's: it reads, it holds no state
 IDLE_POLL_S = 1.0  # how often an idle worker checks that the driver is still there
 OUTPUT_HOLD_S = 0.01  # a worker with tasks ready keeps finished batches' outputs back at most this long
+READ_AHEAD = 100  # a source task reads at most this many of its group's batches at once (`Reader.read_ahead`)
 
 
 @dataclass(frozen=True, slots=True)
@@ -356,7 +357,7 @@ class WorkerRunner:
         """A task's input rows, its batch's watermarks, its source clock and the seconds spent decoding."""
         key = spec.key
         if stage.is_source:
-            frame, clock = self._read_source(stage, key.batch, stats)
+            frame, clock = self._read_source(stage, key, stats)
             return frame, NO_STEP, clock, 0.0
         frames, decoding = self.inbox.take(key.batch, stage.id, key.partition)
         step = spec.watermarks if spec.watermarks is not None else self.chain.step(key.batch, self.inbox.take_clocks)
@@ -404,8 +405,10 @@ class WorkerRunner:
             stats = pending.batches[key.batch] = BatchStats()
         return stats
 
-    def _read_source(self, stage: Stage, batch: int, stats: BatchStats) -> tuple[pl.DataFrame, Clock]:
-        """The source's next batch, read here in batch order (the source is opened on first use)."""
+    def _read_source(self, stage: Stage, key: TaskKey, stats: BatchStats) -> tuple[pl.DataFrame, Clock]:
+        """The source's next batch, read here in batch order (the source is opened on first use); with the next
+        batches of this source this group gives this worker, when the source has them waiting (`read_ahead`)."""
+        batch = key.batch
         reader = self.readers.get(stage.id)
         if reader is None:
             reader = self.readers[stage.id] = open_reader(stage, realtime=self.setup.realtime, restore=self.restore)
@@ -413,12 +416,14 @@ class WorkerRunner:
                 reader.follow_log(ShippedLog(stage.id, self.unlogged), self.setup.logged.get(stage.id, {}))
             fuse_reader(reader, self.runner, self.setup.config.diagnose_every)
         kept_back = bool(self.unsent or self.unlogged)
+        if reader.fused is not None and not reader.ahead:
+            reader.read_ahead(self.setup.config.batch_interval_ms, self._source_batches(key))
         pulled = reader.read(self.setup.config.batch_interval_ms, batch)
         if self.unlogged and not kept_back:
             self.unsent_since = time.monotonic()
         stats.pulled_at = max(stats.pulled_at, time.time())
         stats.rows_in += pulled.rows
-        stats.reads.append((stage.id, kernels.source_read(reader.scan, pulled.rows)))
+        stats.reads.append((stage.id, kernels.source_read(reader.scan, pulled.rows, pulled.read_with)))
         if pulled.mapped is not None:
             self.mapped[stage.id] = pulled.mapped
         stats.dead_letters.extend(pulled.dead_letters)
@@ -430,6 +435,16 @@ class WorkerRunner:
         stats.clocks[stage.id] = clock
         self.offsets.setdefault(batch, {})[stage.id] = reader.offset
         return pulled.frame, clock
+
+    def _source_batches(self, key: TaskKey) -> list[int]:
+        """The batches of this source task and the ones that follow it in its assignment, on this worker, for the
+        same split: consecutive, in order (at most READ_AHEAD)."""
+        tasks = self.assigns[self.owner[key]].tasks
+        mine = {t.key.batch for t in tasks if t.key.stage == key.stage and t.key.partition == key.partition}
+        batches = [key.batch]
+        while len(batches) < READ_AHEAD and batches[-1] + 1 in mine:
+            batches.append(batches[-1] + 1)
+        return batches
 
     def _send_output(
         self, stage: Stage, key: TaskKey, result: dict[int, pl.DataFrame] | None, finished: float

@@ -70,7 +70,8 @@ class CombinedPipeline(kernels.Pipeline):
         return self.as_parts(collect(self._merged(parts[0].lazy()), parts[0].height), partition), rows
 
     def _merged(self, lf: pl.LazyFrame) -> pl.LazyFrame:
-        return lf.group_by(list(self.groups)).agg(self._merge).select(self.columns)
+        carried = [] if self.carry is None else [self.carry]
+        return lf.group_by([*self.groups, *carried]).agg(self._merge).select([*self.columns, *carried])
 
     def _collect_serially(self, frame: pl.DataFrame, tables: kernels.Tables, partition: bool) -> pl.DataFrame | None:
         return None  # the merge runs in the one query, whatever the input's size

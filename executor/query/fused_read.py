@@ -26,13 +26,14 @@ pipeline, which names the operator that fails.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable, Sequence
 
 import polars as pl
 
 from executor import kernels
-from executor.query import fused_counts, ndjson_map
+from executor.query import fused_counts, fused_group, ndjson_map
 from executor.query.diagnostics import sampled
 from executor.query.fused_parquet import run_fused
 from optimizer.physical.stages import ShuffleWrite, Stage
@@ -57,6 +58,12 @@ class FusedMap:
     def partition(self) -> bool:
         """Whether the output is split by the hash of the shuffle keys (as `Pipeline.run_partitioned`)."""
         return isinstance(self.stage.terminal, ShuffleWrite) and self.pipeline.splits
+
+    @functools.cached_property
+    def groups(self) -> bool:
+        """Whether several batches may run in one query (`fused_group.py`): not when an operator calls a function
+        whose value is the batch's own (NOW(): each batch's query reads the clock when it runs)."""
+        return not calls_function(self.stage.operators, lambda f: f.name in BATCH_FUNCTIONS)
 
     def counts(self, batch: int) -> bool:
         """Whether the batch is sampled for `why` (`diagnose_every`): its query counts the operators' rows too."""
@@ -83,6 +90,13 @@ class FusedMap:
             result = fused_counts.CountedParts(result, rows_after)
         return result, rows, None if newest is None else int(newest)
 
+    def run_group(self, scans: Sequence[DeferredScan]) -> list[tuple[dict[int, pl.DataFrame], int, int | None] | None]:
+        """`run` of each scan, from one query over all of them (`fused_group.py`); None for an ndjson batch with
+        a dead letter. Raises whatever the query raises."""
+        shuffled = isinstance(self.stage.terminal, ShuffleWrite)
+        outputs = fused_group.run_group(self.pipeline, self.runner.tables, shuffled, scans)
+        return [(o.parts, o.rows, o.newest) if o.clean else None for o in outputs]
+
 
 def fuse_reader(reader: Any, runner: Any, diagnose_every: int) -> None:
     """Let `reader`'s source defer its parquet batches, which the reader then runs fused with the stage's
@@ -90,7 +104,8 @@ def fuse_reader(reader: Any, runner: Any, diagnose_every: int) -> None:
     calls a Python UDF (a fused query that failed later would call it twice on a row, and note its dead
     letters twice)."""
     stage: Stage = reader.stage
-    if stage.stateful is not None or not hasattr(reader.source, "defer_scans") or _calls_udf(stage.operators):
+    udf = calls_function(stage.operators, lambda f: f.udf is not None)
+    if stage.stateful is not None or not hasattr(reader.source, "defer_scans") or udf:
         return
     reader.fused = FusedMap(stage, runner, diagnose_every)
     reader.source.defer_scans = True
@@ -101,7 +116,8 @@ def resolve(batch: Any, fused: FusedMap | None, batch_id: int | None) -> Any:
     when `fused` applies to the batch and the query succeeds, else read as the files source reads it."""
     scan: DeferredScan = batch.scan
     batch.scan = None
-    if fused is not None and batch_id is not None:
+    known_bad = isinstance(scan, DeferredNdjson) and scan.memo.get("dead letters")  # found by `run_together`
+    if fused is not None and batch_id is not None and not known_bad:
         try:
             batch.mapped, batch.rows_read, batch.max_event_time_ms = fused.run(scan, fused.counts(batch_id))
         except Exception:  # the two-step path reads the files again, and reports what fails there
@@ -112,6 +128,47 @@ def resolve(batch: Any, fused: FusedMap | None, batch_id: int | None) -> Any:
     batch.frame, letters, batch.max_event_time_ms = _read(scan)
     batch.dead_letters = list(batch.dead_letters) + list(letters)
     return batch
+
+
+def runs_of(fused: FusedMap, batches: Sequence[tuple[int, Any]]) -> list[list[tuple[int, Any]]]:
+    """Consecutive `batches` ((batch id, SourceBatch)) cut into runs that may each run in one query
+    (`fused_group.joins`); a batch sampled for `why` (its query counts), one without a deferred scan, and every
+    batch of a stage that calls NOW() (`FusedMap.groups`) are in none."""
+    runs: list[list[tuple[int, Any]]] = []
+    current: list[tuple[int, Any]] = []
+    for batch_id, batch in batches:
+        scan = batch.scan
+        if scan is None or not fused.groups or fused.counts(batch_id):
+            runs, current = runs + [current], []
+        elif fused_group.joins(scan, [b.scan for _, b in current]):
+            current.append((batch_id, batch))
+        else:
+            runs, current = runs + [current], ([(batch_id, batch)] if fused_group.joins(scan, []) else [])
+    return [run for run in runs + [current] if len(run) > 1]
+
+
+def run_together(batches: Sequence[tuple[int, Any]], fused: FusedMap) -> None:
+    """Run the deferred scans of `batches` (a run of `runs_of`: (batch id, SourceBatch)) in one query, which sets
+    each batch's `mapped` as `resolve` does. A query that fails is tried again in halves, so a batch polars
+    refuses (a value its column type cannot parse) ends up alone; a batch the query leaves keeps its scan for
+    `resolve`: one alone, or with a dead letter in it."""
+    if len(batches) < 2:
+        return
+    try:
+        results = fused.run_group([batch.scan for _, batch in batches])
+    except Exception:  # each batch's own query, then the two-step path, reports what fails
+        half = len(batches) // 2
+        run_together(batches[:half], fused)
+        run_together(batches[half:], fused)
+        return
+    for (_, batch), result in zip(batches, results):
+        if result is None:
+            batch.scan.memo["dead letters"] = True  # an ndjson batch: its full read need not look for them again
+            continue
+        scan, batch.scan = batch.scan, None
+        batch.mapped, batch.rows_read, batch.max_event_time_ms = result
+        batch.read_with = len(batches)
+        scan.on_read()
 
 
 def _read(scan: DeferredScan) -> tuple[pl.DataFrame, list, int | None]:
@@ -125,12 +182,15 @@ def _read(scan: DeferredScan) -> tuple[pl.DataFrame, list, int | None]:
     return frame, [], newest
 
 
-def _calls_udf(value: Any) -> bool:
-    """Whether an operator (its fields, nested expressions included) calls a Python UDF."""
+BATCH_FUNCTIONS = frozenset({"now"})  # a function whose value is its batch's own (the wall clock when it runs)
+
+
+def calls_function(value: Any, test: Callable[[E.Func], bool]) -> bool:
+    """Whether an operator (its fields, nested expressions included) calls a function that passes `test`."""
     if isinstance(value, E.Func):
-        return value.udf is not None or any(_calls_udf(a) for a in value.args)
+        return test(value) or any(calls_function(a, test) for a in value.args)
     if isinstance(value, (tuple, list)):
-        return any(_calls_udf(item) for item in value)
+        return any(calls_function(item, test) for item in value)
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return any(_calls_udf(getattr(value, f.name)) for f in dataclasses.fields(value))
+        return any(calls_function(getattr(value, f.name), test) for f in dataclasses.fields(value))
     return False

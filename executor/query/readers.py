@@ -10,12 +10,13 @@ the earlier run cut it (`executor/offset_log.py`).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, Sequence
 
 import polars as pl
 
 from executor import kernels
-from executor.query.fused_read import resolve
+from executor.query.fused_group import GROUP_BYTES, group_bytes, small
+from executor.query.fused_read import resolve, run_together, runs_of
 from executor.state.clocks import SourceClock
 from optimizer.physical.stages import ScanOp, Stage
 from stream_dsl.connectors import open_source, open_table
@@ -84,6 +85,7 @@ class Reader:
     backlog: dict[str, int] | None = None  # what the source knows is waiting, after the last batch
     fused: Any = None  # a FusedMap: deferred parquet batches run fused with the stage (`fused_read.py`)
     batch_id: int | None = None  # the batch `read` is reading (a FusedMap applies to some batches only)
+    ahead: dict[int, "ReadAhead"] = field(default_factory=dict)  # batch -> read before its task (`read_ahead`)
 
     @property
     def scan(self) -> ScanOp:
@@ -95,13 +97,61 @@ class Reader:
 
     def read(self, interval_ms: int, batch: int) -> SourceBatch:
         """Batch `batch`: cut where an earlier run cut it (a logged batch, replayed), or read afresh and logged
-        (before any of its output exists)."""
+        (before any of its output exists); or the batch `read_ahead` read, which only now moves the reader's
+        clock, offset and log on to it."""
+        ahead = self.ahead.pop(batch, None)
+        if ahead is None and self.ahead:  # the source is past this batch: batches are read in order
+            raise ExecutionError(f"internal error: {self.scan.describe()} read batch {batch} out of order")
+        if ahead is not None:
+            if ahead.error is not None:
+                raise ahead.error
+            self._advance(ahead.batch, ahead.backlog)
+            if self.log is not None:
+                self.log.append(batch, self.replay)
+            return ahead.batch
         until = self.replays.pop(batch, NOT_REPLAYED)
         self.batch_id = batch
         pulled = self.pull(interval_ms, until)
         if self.log is not None and until is NOT_REPLAYED:
             self.log.append(batch, self.replay)
         return pulled
+
+    def read_ahead(self, interval_ms: int, batches: Sequence[int]) -> None:
+        """Pull `batches` (this reader's next ones, in order: its tasks of a Drizzle group) now, while the source
+        has more waiting, and run each run of them that may share one query in one (`fused_read.runs_of`). Each
+        batch keeps what it would have had read in its turn: its rows, offset and clock move the reader on only
+        when its task `read`s it.
+
+        Only batches the source already holds (a paced source waits for the wall clock only when nothing is
+        waiting), at most GROUP_BYTES of files; never a replay (cut where the earlier run cut it), nor past an
+        exhausted batch or one that runs its own query for its size (its output may be as large)."""
+        if self.fused is None or not self.fused.groups or self.exhausted or self.ahead or not batches:
+            return
+        pulled: list[tuple[int, SourceBatch]] = []
+        size = 0
+        for batch in batches:
+            if batch in self.replays or (pulled and not _waiting(self.source)):
+                break
+            try:
+                read = self._pulled(interval_ms, None)
+            except Exception as exc:  # raised when that batch's task reads it, as it would have been
+                self.ahead[batch] = ReadAhead(SourceBatch(self._empty()), None, exc)
+                break
+            self.ahead[batch] = ReadAhead(read, source_backlog(self.source))
+            pulled.append((batch, read))
+            size += group_bytes(read.scan)
+            if read.exhausted or size > GROUP_BYTES or not small(read.scan):
+                break
+        for run in runs_of(self.fused, pulled):
+            run_together(run, self.fused)
+        for batch, ahead in self.ahead.items():
+            if ahead.batch.scan is not None:
+                self.batch_id = batch
+                try:
+                    self._resolve(ahead.batch)
+                except Exception as exc:
+                    ahead.error = exc
+        self.batch_id = None
 
     def close(self) -> None:
         if self.log is not None:
@@ -117,23 +167,29 @@ class Reader:
             return SourceBatch(self._empty(), exhausted=True, offset=self.offset)
         if until is None:  # the earlier run's batch read nothing: neither does its replay
             return SourceBatch(self._empty(), offset=self.offset)
-        if until is NOT_REPLAYED:
-            until = None
+        batch = self._pulled(interval_ms, None if until is NOT_REPLAYED else until)
+        if batch.scan is not None:  # a deferred parquet read (`fused_read.py`)
+            batch = self._resolve(batch)
+        self._advance(batch, source_backlog(self.source))
+        return batch
+
+    def _pulled(self, interval_ms: int, until: Any) -> SourceBatch:
+        """The source's next batch, the reader left as it is."""
         try:
-            batch = pull_source(self.source, interval_ms, realtime=self.realtime, until=until)
+            return pull_source(self.source, interval_ms, realtime=self.realtime, until=until)
         except DSLError:  # a connector's own error already names the source
             raise
         except Exception as exc:
             raise ExecutionError(f"{self.scan.describe()}: {kernels.error_text(exc)}") from exc
-        if batch.scan is not None:  # a deferred parquet read (`fused_read.py`)
-            batch = self._resolve(batch)
+
+    def _advance(self, batch: SourceBatch, backlog: dict[str, int] | None) -> None:
+        """The reader moved on past `batch`: its offset, its clock (the batch's newest event time), what waits."""
         self.exhausted = batch.exhausted
         self.offset = batch.offset
         self.replay = batch.offset if batch.replay is None else batch.replay
         self.clock.observe(self._max_event_ms(batch), batch.exhausted)
         self.wall_offset_ms = batch.wall_offset_ms
-        self.backlog = source_backlog(self.source)
-        return batch
+        self.backlog = backlog
 
     def _resolve(self, batch: SourceBatch) -> SourceBatch:
         try:
@@ -157,6 +213,22 @@ class Reader:
     def _empty(self) -> pl.DataFrame:
         schema = self.scan.source.schema
         return pl.DataFrame(schema={c: schema.dtype(c).polars for c in self.scan.read_columns})
+
+
+@dataclass
+class ReadAhead:
+    """A batch `Reader.read_ahead` read before its task: the batch, what the source said was waiting after it,
+    and the error to raise instead when its read failed."""
+
+    batch: SourceBatch
+    backlog: dict[str, int] | None
+    error: Exception | None = None
+
+
+def _waiting(source: Source) -> bool:
+    """Whether the source says more is waiting to be read now (`Source.backlog`: files listed, not read yet)."""
+    backlog = source_backlog(source)
+    return bool(backlog) and any(count > 0 for count in backlog.values())  # type: ignore[union-attr]
 
 
 def open_reader(stage: Stage, *, realtime: bool, restore: Any = None) -> Reader:

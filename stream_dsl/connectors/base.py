@@ -53,6 +53,7 @@ class SourceBatch:
     scan: Any = None  # files: the batch's rows as a lazy parquet scan, not read yet (frame empty; parquet_scan.py)
     mapped: Any = None  # the source task's output, run fused with the read (`executor/query/fused_read.py`)
     rows_read: int | None = None  # with `mapped`: the rows read (frame holds none)
+    read_with: int = 1  # the batches whose source tasks ran in one query with this one (`fused_group.py`)
 
     @property
     def rows(self) -> int:

@@ -75,6 +75,7 @@ from stream_dsl.connectors.parquet_scan import (
     PushedPredicate,
     PushedRead,
     engine_for,
+    files_bytes,
     parquet_scan,
     pushable,
     pushable_predicate,
@@ -422,7 +423,9 @@ class FileSource:
 
         lazy = parquet_scan(paths, self._schema, None, None)
         names = tuple(self._schema.names)
-        return DeferredParquet(lazy, names, how[0], how[1], lambda: self._frames(paths), counted, engine_for(paths))
+        size = files_bytes(paths)
+        engine = engine_for(paths, size)
+        return DeferredParquet(lazy, names, how[0], how[1], lambda: self._frames(paths), counted, engine, size or 0)
 
     def _deferred_ndjson(self, paths: list[str]) -> DeferredScan | None:
         """ndjson files as one checked lazy read the executor runs with its stage (`ndjson_deferred.py`)."""

@@ -71,7 +71,11 @@ class CheckedRead:
 def clean(statistics: pl.DataFrame) -> tuple[int, int | None] | None:
     """The rows and the watermark column's maximum, from a `CheckedRead.statistics` row; None when a row would
     be a dead letter (the batch then takes the full read, which words the reasons)."""
-    row = statistics.row(0)
+    return clean_row(statistics.row(0))
+
+
+def clean_row(row: tuple) -> tuple[int, int | None] | None:
+    """`clean` of the statistics row's values."""
     if any(row[2:-1]) or row[0]:  # FAILED, or an epoch value out of range
         return None
     return int(row[1]), row[-1]

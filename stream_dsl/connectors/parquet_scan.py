@@ -96,9 +96,18 @@ class DeferredParquet(DeferredScan):
     """A DeferredScan of parquet files with the polars engine its fused query runs on (`engine_for`)."""
 
     engine: Engine = "in-memory"
+    size: int = 0  # bytes of the files (`files_bytes`)
 
 
-def engine_for(paths: Sequence[str]) -> Engine:
+def files_bytes(paths: Sequence[str]) -> int | None:
+    """The files' bytes together; None when one is gone (the fused query then fails, and the full read reports it)."""
+    try:
+        return sum(os.path.getsize(p) for p in paths)
+    except OSError:
+        return None
+
+
+def engine_for(paths: Sequence[str], size: int | None = None) -> Engine:
     """The polars engine of a fused query over these parquet files: "streaming" from STREAMING_FROM_BYTES on.
 
     The in-memory engine materializes every column the scan reads for all
@@ -109,12 +118,10 @@ def engine_for(paths: Sequence[str]) -> Engine:
     for 2, 15-18 against 21-27 ms for 5, and in a fresh worker process
     (every page touched for the first time) 27-37 against 57-63 ms for 5.
     Under 1 MB the streaming engine's start (50-100 us) is not paid back.
+    `size`: the files' bytes, when the caller has them (`files_bytes`).
     """
-    try:
-        size = sum(os.path.getsize(p) for p in paths)
-    except OSError:  # a file gone: the fused query fails, and the full read reports it
-        return "in-memory"
-    return "streaming" if size >= STREAMING_FROM_BYTES else "in-memory"
+    size = files_bytes(paths) if size is None else size
+    return "streaming" if size is not None and size >= STREAMING_FROM_BYTES else "in-memory"
 
 
 def pushable_predicate(predicate: E.Expr) -> PushedPredicate | None:

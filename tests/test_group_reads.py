@@ -1,0 +1,160 @@
+"""A Drizzle group's small file batches read in one polars query (executor/query/fused_group.py).
+
+What must hold: each batch gets exactly what its own read gives. The sink's
+rows batch by batch, the dead letters and the late rows on drizzle with
+groups equal those of the inline executor, which reads one batch at a time
+(so every watermark, window close and dead letter lands in the same batch).
+The group query is the path taken (`batches_in_query` above 1, so a change
+that reads each batch alone again fails here), and a batch it must not take
+(one sampled for `why`, a stage calling NOW(), a large file) is read alone.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import polars as pl
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import stream_dsl as sd
+from executor.query import fused_group
+
+from budget import examples
+
+HANG_GUARD_S = 120
+T0 = dt.datetime(2024, 1, 1)
+TABLE = pl.DataFrame({"k": ["a", "b", "c"], "label": ["A", "B", "A"]})
+WINDOWED = (
+    "SELECT label, window_start, COUNT(*) AS n, SUM(x) AS total FROM s JOIN t USING (k) WHERE x IS NULL OR x > -3 "
+    "GROUP BY label, TUMBLE(ts, INTERVAL '10' SECOND) EMIT ON WINDOW CLOSE"
+)
+ROWS = "SELECT k, x, ts FROM s WHERE k <> 'c'"
+QUERIES = {"windowed": WINDOWED, "rows": ROWS}
+EPOCH_MS = int(T0.replace(tzinfo=dt.timezone.utc).timestamp() * 1000)
+KEYS = st.sampled_from(["a", "b", "c", "z"])
+RECORD = st.fixed_dictionaries({"k": KEYS, "x": st.one_of(st.none(), st.integers(-5, 5)), "s": st.integers(0, 120)})
+FILES = st.lists(st.lists(RECORD, max_size=12), min_size=1, max_size=14)
+
+
+def write(data, files: list[list[dict]], fmt: str, bad: frozenset = frozenset(), iso: frozenset = frozenset()) -> None:
+    """One file per entry, of records {k, x, s: seconds after T0}; in ndjson the time is epoch ms (read in one
+    checked query) or, in a file whose index is in `iso`, ISO text (the full decode), and a file whose index is in
+    `bad` gets a record with a value of the wrong type."""
+    data.mkdir()
+    for i, records in enumerate(files):
+        path = data / f"{i:03d}.{fmt}"
+        rows = [{"k": r["k"], "x": r["x"], "ts": EPOCH_MS + 1000 * r["s"]} for r in records]
+        if fmt == "parquet":
+            frame = pl.DataFrame(rows, schema={"k": pl.String, "x": pl.Int64, "ts": pl.Int64})
+            frame.with_columns(pl.col("ts").cast(pl.Datetime("ms"))).write_parquet(path)
+            continue
+        if i in iso:
+            rows = [{**r, "ts": (T0 + dt.timedelta(milliseconds=r["ts"] - EPOCH_MS)).isoformat()} for r in rows]
+        rows += [{"k": "a", "x": "oops", "ts": EPOCH_MS}] if i in bad else []
+        path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    TABLE.write_parquet(data.parent / "t.parquet")
+
+
+def run(data, fmt: str, query: str, diagnose_every: int = 0, **context) -> tuple[dict, list, list[dict]]:
+    """The sink's rows by batch (sorted), the dead letters and the progress of the query over the files."""
+    ctx = sd.Context(**context)
+    ctx.config = ctx.config.with_options(diagnose_every=diagnose_every)
+    ctx.sql(
+        f"CREATE STREAM s (k STRING, x BIGINT, ts TIMESTAMP, WATERMARK FOR ts AS ts - INTERVAL '5' SECOND) WITH ("
+        f"connector = 'files', path = '{data}', format = '{fmt}', max_files_per_batch = '1');"
+        f"CREATE TABLE t (k STRING, label STRING) WITH (connector = 'files', path = '{data.parent / 't.parquet'}')"
+    )
+    batches: dict[int, pl.DataFrame] = {}
+
+    def sink(batch: int, frame: pl.DataFrame) -> None:
+        batches[batch] = pl.concat([batches[batch], frame]) if batch in batches else frame
+
+    handle = ctx.sql(query).start(sink=sink)
+    assert handle.await_termination(HANG_GUARD_S)
+    handle.stop()
+    rows = {b: f.sort(f.columns, nulls_last=True) for b, f in batches.items() if f.height}
+    letters = sorted((d.position, d.raw, d.reason) for d in handle.dead_letters)
+    return rows, letters, handle.progress()
+
+
+def read_together(progress: list[dict]) -> int:
+    """The most batches any source read shared its query with."""
+    return max((r.get("batches_in_query", 1) for p in progress for r in p["source_reads"]), default=0)
+
+
+def same_batches(got: dict, want: dict) -> None:
+    assert sorted(got) == sorted(want)
+    for batch, frame in want.items():
+        assert got[batch].equals(frame), f"batch {batch}:\n{got[batch]}\n{want[batch]}"
+
+
+CLEAN = [{"k": "b", "x": 1, "s": 121}]  # a file read in one checked query: x and ts typed in its first record
+
+
+@settings(max_examples=examples(12))
+@given(
+    drawn=FILES,
+    fmt=st.sampled_from(["ndjson", "parquet"]),
+    query=st.sampled_from(sorted(QUERIES)),
+    group=st.sampled_from([3, 20]),
+    data=st.data(),
+)
+def test_each_batch_of_a_group_read_gets_what_its_own_read_gives(tmp_path_factory, drawn, fmt, query, group, data):
+    """Random files, some with a bad record or ISO times (read the full way), then two that go the one-query way."""
+    files = drawn + [CLEAN, CLEAN]
+    index = st.integers(0, len(drawn) - 1)
+    bad = frozenset(data.draw(st.sets(index, max_size=2))) if fmt == "ndjson" else frozenset()
+    iso = frozenset(data.draw(st.sets(index, max_size=3))) if fmt == "ndjson" else frozenset()
+    root = tmp_path_factory.mktemp("group")
+    write(root / "data", files, fmt, bad, iso)
+    sql = QUERIES[query]
+    want, want_letters, _ = run(root / "data", fmt, sql, executor="inline")
+    got, letters, progress = run(root / "data", fmt, sql, executor="drizzle", workers=2, group_size=group)
+    same_batches(got, want)
+    assert letters == want_letters and len(letters) == len(bad)
+    last = len(files) - 1
+    if (last - 1) // group == last // group:  # the two clean files' batches are in one group: read in one query
+        assert read_together(progress) > 1
+
+
+def test_a_group_read_leaves_sampled_batches_and_now_to_their_own_query(tmp_path):
+    files = [[{"k": "a", "x": i, "s": i}] for i in range(12)]
+    write(tmp_path / "data", files, "ndjson")
+    sampled, _, progress = run(tmp_path / "data", "ndjson", ROWS, diagnose_every=3, executor="drizzle", group_size=12)
+    alone = [p["batch_id"] for p in progress if p["source_reads"][0]["batches_in_query"] == 1 and p["rows_in"]]
+    assert alone == [0, 3, 6, 9]  # the sampled batches; the two between each read in one query
+    assert read_together(progress) == 2
+    want, _, _ = run(tmp_path / "data", "ndjson", ROWS, diagnose_every=3, executor="inline")
+    same_batches(sampled, want)
+    now = "SELECT k, x, NOW() >= ts AS seen FROM s"
+    _, _, progress = run(tmp_path / "data", "ndjson", now, executor="drizzle", group_size=12)
+    assert read_together(progress) == 1
+
+
+def test_large_batches_are_read_one_query_each(tmp_path):
+    """Above BATCH_BYTES the per-row work outweighs a query's fixed cost: each batch keeps its own query."""
+    rows = fused_group.BATCH_BYTES // 30  # a record takes 39-40 bytes: files over the bound
+    files = [[{"k": "a", "x": j % 5, "s": 0} for j in range(rows)] for _ in range(4)]
+    write(tmp_path / "data", files, "ndjson")
+    assert all(p.stat().st_size > fused_group.BATCH_BYTES for p in (tmp_path / "data").iterdir())
+    _, _, progress = run(tmp_path / "data", "ndjson", ROWS, executor="drizzle", group_size=4)
+    assert read_together(progress) == 1 and sum(p["rows_in"] for p in progress) == 4 * rows
+
+
+@pytest.mark.parametrize("fmt", ["ndjson", "parquet"])
+def test_a_split_source_reads_each_part_s_batches_together(tmp_path, fmt):
+    """splits = 'workers': each worker reads its part's batches of a group in one query; the result is plain
+    polars'."""
+    files = [[{"k": "ab"[i % 2], "x": i, "s": 3 * i}] for i in range(16)]
+    write(tmp_path / "data", files, fmt)
+    ctx = sd.Context(executor="drizzle", workers=2, group_size=8)
+    ctx.sql(
+        f"CREATE STREAM s (k STRING, x BIGINT, ts TIMESTAMP) WITH (connector = 'files', path = '{tmp_path / 'data'}', "
+        f"format = '{fmt}', max_files_per_batch = '1', splits = 'workers')"
+    )
+    got = ctx.sql("SELECT k, COUNT(*) AS n, SUM(x) AS total FROM s GROUP BY k").collect().sort("k")
+    want = pl.DataFrame({"k": ["a", "b"], "n": [8, 8], "total": [56, 64]})
+    assert got.equals(want)
