@@ -13,6 +13,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
+import signal
+import time
 
 import polars as pl
 import pytest
@@ -21,8 +24,11 @@ from hypothesis import strategies as st
 
 import stream_dsl as sd
 from executor.query import fused_group
+from stream_dsl.connectors.ndjson_deferred import SNIFF_BYTES
 
 from budget import examples
+from stream_dsl.connectors.memory import MemorySink
+from test_recovery import position, recovered, wait_until
 
 HANG_GUARD_S = 120
 T0 = dt.datetime(2024, 1, 1)
@@ -134,14 +140,19 @@ def test_a_group_read_leaves_sampled_batches_and_now_to_their_own_query(tmp_path
     assert read_together(progress) == 1
 
 
-def test_large_batches_are_read_one_query_each(tmp_path):
-    """Above BATCH_BYTES the per-row work outweighs a query's fixed cost: each batch keeps its own query."""
-    rows = fused_group.BATCH_BYTES // 30  # a record takes 39-40 bytes: files over the bound
-    files = [[{"k": "a", "x": j % 5, "s": 0} for j in range(rows)] for _ in range(4)]
+@pytest.mark.parametrize("over", [False, True])
+def test_files_scanned_by_path_group_up_to_the_batch_bound(tmp_path, over):
+    """Files longer than the sniffed prefix are scanned by path, one scan per file in the group query; above
+    BATCH_BYTES the per-row work outweighs a query's fixed cost and each batch keeps its own query."""
+    size = fused_group.BATCH_BYTES + 1 if over else SNIFF_BYTES + 1
+    rows = size // 30  # a record takes 39-40 bytes
+    files = [[{"k": "ab"[j % 2], "x": j % 5, "s": j % 60} for j in range(rows)] for _ in range(4)]
     write(tmp_path / "data", files, "ndjson")
-    assert all(p.stat().st_size > fused_group.BATCH_BYTES for p in (tmp_path / "data").iterdir())
-    _, _, progress = run(tmp_path / "data", "ndjson", ROWS, executor="drizzle", group_size=4)
-    assert read_together(progress) == 1 and sum(p["rows_in"] for p in progress) == 4 * rows
+    assert all(p.stat().st_size > size for p in (tmp_path / "data").iterdir())
+    got, _, progress = run(tmp_path / "data", "ndjson", WINDOWED, executor="drizzle", group_size=4)
+    assert read_together(progress) == (1 if over else 4)
+    want, _, _ = run(tmp_path / "data", "ndjson", WINDOWED, executor="inline")
+    same_batches(got, want)
 
 
 @pytest.mark.parametrize("fmt", ["ndjson", "parquet"])
@@ -158,3 +169,51 @@ def test_a_split_source_reads_each_part_s_batches_together(tmp_path, fmt):
     got = ctx.sql("SELECT k, COUNT(*) AS n, SUM(x) AS total FROM s GROUP BY k").collect().sort("k")
     want = pl.DataFrame({"k": ["a", "b"], "n": [8, 8], "total": [56, 64]})
     assert got.equals(want)
+
+
+def slow(n: int) -> int:
+    """The window's count, a little later: keeps the query running long enough to be killed in the middle."""
+    time.sleep(0.002)
+    return n
+
+
+def test_killed_workers_leave_every_batch_exact_when_groups_read_ahead(tmp_path):
+    """Workers killed (SIGKILL) while groups read their batches ahead: the replacement replays the logged batches
+    and reads on; with the memory sink (a replayed batch replaces its rows) each batch's rows are the inline
+    executor's."""
+    files = [[{"k": "abc"[j % 3], "x": j % 7, "s": 2 * i + j % 2} for j in range(20)] for i in range(160)]
+    write(tmp_path / "data", files, "ndjson")
+    query = WINDOWED.replace("COUNT(*) AS n", "slow(COUNT(*)) AS n")
+
+    def context(**options) -> sd.Context:
+        ctx = sd.Context(**options)
+        ctx.config = ctx.config.with_options(diagnose_every=0)
+        ctx.sql(
+            f"CREATE STREAM s (k STRING, x BIGINT, ts TIMESTAMP, WATERMARK FOR ts AS ts - INTERVAL '5' SECOND) WITH "
+            f"(connector = 'files', path = '{tmp_path / 'data'}', format = 'ndjson', max_files_per_batch = '1');"
+            f"CREATE TABLE t (k STRING, label STRING) WITH (connector = 'files', path = '{tmp_path / 't.parquet'}')"
+        )
+        ctx.register_function("slow", slow, returns="BIGINT")
+        return ctx
+
+    sink = MemorySink()
+    ctx = context(executor="drizzle", workers=2, group_size=8)
+    handle = ctx.sql(query).start(sink=sink, checkpoint_dir=str(tmp_path / "ckpt"))
+    try:
+        for killed, threshold in enumerate((40, 90), start=1):
+            wait_until(lambda: position(handle) >= threshold or not handle.is_active, f"batch {threshold}")
+            assert handle.is_active, "the query ended before the kill"
+            os.kill(handle.worker_pids()[killed % 2], signal.SIGKILL)
+            wait_until(recovered(handle, killed), f"recovery {killed}")
+        assert handle.await_termination(HANG_GUARD_S)
+    finally:
+        handle.stop(HANG_GUARD_S)
+        ctx.close()
+    assert len(handle.recoveries) == 2
+    assert read_together(handle.progress()) > 1
+    want: dict[int, pl.DataFrame] = {}
+    inline = context(executor="inline").sql(query).start(sink=lambda b, f: want.__setitem__(b, f))
+    assert inline.await_termination(HANG_GUARD_S)
+    inline.stop()
+    got = {b: f.sort(f.columns, nulls_last=True) for b, f in sink.batches.items() if f.height}
+    same_batches(got, {b: f.sort(f.columns, nulls_last=True) for b, f in want.items() if f.height})

@@ -28,9 +28,11 @@ leaves its batches to their own fused query, as before.
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass
 from typing import Any, Sequence
 
+import numpy as np
 import polars as pl
 
 from executor.query.ndjson_map import LEAN_BELOW_BYTES
@@ -116,7 +118,8 @@ def _run_ndjson(carried: Any, tables: Any, shuffled: bool, scans: Sequence[Defer
     plan = deferred[0].plan
     assert plan is not None and all(scan.checked is not None for scan in deferred)
     partition = shuffled and carried.splits
-    base = _tagged([scan.checked for scan in deferred]).cache()  # type: ignore[misc]
+    joined = _joined(deferred)
+    base = (_tagged([scan.checked for scan in deferred]) if joined is None else joined).cache()  # type: ignore[misc]
     rows = base.select([*plan.declared, pl.col(BATCH_COLUMN)])
     stage = carried.lazy_over(rows, deferred[0].columns, tables, partition)
     statistics = base.group_by(BATCH_COLUMN).agg(plan.statistics(deferred[0].watermark))
@@ -131,6 +134,26 @@ def _run_ndjson(carried: Any, tables: Any, shuffled: bool, scans: Sequence[Defer
         else:
             outputs.append(GroupOutput(parts, verdict[0], None if verdict[1] is None else int(verdict[1])))
     return outputs
+
+
+def _joined(scans: Sequence[DeferredNdjson]) -> pl.LazyFrame | None:
+    """The batches' texts as ONE checked read, each row tagged with its batch by counting the records of each
+    text (its lines that are not blank, which polars skips); None unless every file was read whole by the same
+    plan. A scan per file cost 0.35 ms of CPU per 50-record file, one over the joined text 0.14. If polars reads
+    other rows than counted (a line it refuses raises anyway), the tag's length differs from the rows' and the
+    query fails: the group is then tried in halves (`fused_read.run_together`)."""
+    plan = scans[0].plan
+    if plan is None or any(not scan.texts or scan.plan is not plan for scan in scans):
+        return None
+    texts = [text for scan in scans for text in scan.texts]
+    counts = [sum(_records(text) for text in scan.texts) for scan in scans]
+    tag = pl.Series(BATCH_COLUMN, np.repeat(np.arange(len(scans), dtype=np.uint32), counts))
+    return plan.scan(io.BytesIO(b"\n".join(texts))).with_columns(pl.lit(tag))
+
+
+def _records(text: bytes) -> int:
+    """The records polars reads from ndjson text: its lines that are not blank."""
+    return sum(1 for line in text.split(b"\n") if line and not line.isspace())
 
 
 def _tagged(frames: Sequence[pl.LazyFrame]) -> pl.LazyFrame:

@@ -50,6 +50,7 @@ class DeferredNdjson(DeferredScan):
     checked: pl.LazyFrame | None = None
     plan: CheckedRead | None = None  # how `checked` reads: its statistics, its columns as declared (`ndjson_small`)
     size: int = 0  # bytes of ndjson text
+    texts: tuple[bytes, ...] = ()  # every file's text, when each was read whole (small) and by `plan` (`fused_group`)
     memo: dict = field(default_factory=dict, compare=False, repr=False)  # what `ndjson_map` found of the batch
 
 
@@ -91,15 +92,16 @@ def _start(f: io.RawIOBase) -> bytes:
     return head
 
 
-def _checked(path: str, schema: Schema) -> tuple[pl.LazyFrame, CheckedRead, int] | None:
-    """One file read and converted lazily, with FAILED per row, how (cached, `ndjson_small.py`) and its text's
-    size; None when its conversions need `conform`."""
+def _checked(path: str, schema: Schema) -> tuple[pl.LazyFrame, CheckedRead, int, bytes | None] | None:
+    """One file read and converted lazily, with FAILED per row, how (cached, `ndjson_small.py`), its text's size
+    and the text itself when it was read whole; None when its conversions need `conform`."""
     text = _text(path)
     if text is None:
         return None
     source, head, size = text
     plan = checked_read(head, schema)
-    return None if plan is None else (plan.scan(source), plan, size)
+    whole = head if isinstance(source, io.BytesIO) else None
+    return None if plan is None else (plan.scan(source), plan, size, whole)
 
 
 def deferred_ndjson(
@@ -119,10 +121,12 @@ def deferred_ndjson(
     except Exception:  # a file deleted or unreadable: the full read reports it
         return None
     read = [p for p in parts if p is not None]
-    if not read or len(read) < len(parts) or any(plan.epoch_ms != read[0][1].epoch_ms for _, plan, _ in read):
+    if not read or len(read) < len(parts) or any(plan.epoch_ms != read[0][1].epoch_ms for _, plan, _, _ in read):
         return None
-    checked = read[0][0] if len(read) == 1 else pl.concat([lazy for lazy, _, _ in read], how="vertical")
+    checked = read[0][0] if len(read) == 1 else pl.concat([lazy for lazy, _, _, _ in read], how="vertical")
     plan = read[0][1]
     lazy = checked.select(plan.declared)
-    size = sum(n for _, _, n in read)
-    return DeferredNdjson(lazy, tuple(schema.names), None, watermark, fallback, on_read, checked, plan, size)
+    size = sum(n for _, _, n, _ in read)
+    whole = all(text is not None and p is plan for _, p, _, text in read)
+    texts = tuple(text for _, _, _, text in read if text is not None) if whole else ()
+    return DeferredNdjson(lazy, tuple(schema.names), None, watermark, fallback, on_read, checked, plan, size, texts)
