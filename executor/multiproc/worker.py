@@ -14,7 +14,11 @@ once per query and calls `next_batch` once per batch, in batch order, so
 batch b holds the same rows as in the inline executor whatever the group
 size. A source is opened in the worker process from its definition; the
 in-memory test source, whose frames live in the driver's registry, gets
-them in `Setup` once.
+them in `Setup` once. When the files source already holds the files of
+this group's next batches, the first of their tasks reads them all and
+runs their map queries as one (`Reader.read_ahead`,
+`query/fused_group.py`); each later task takes its batch's output, clock
+and offset in its turn, so what each batch holds and emits is unchanged.
 
 A task does exactly what the inline executor does for the same (stage,
 partition, batch): both run it through the query core's `TaskRunner`

@@ -32,7 +32,6 @@ import io
 from dataclasses import dataclass
 from typing import Any, Sequence
 
-import numpy as np
 import polars as pl
 
 from executor.query.ndjson_map import LEAN_BELOW_BYTES
@@ -147,13 +146,14 @@ def _joined(scans: Sequence[DeferredNdjson]) -> pl.LazyFrame | None:
         return None
     texts = [text for scan in scans for text in scan.texts]
     counts = [sum(_records(text) for text in scan.texts) for scan in scans]
-    tag = pl.Series(BATCH_COLUMN, np.repeat(np.arange(len(scans), dtype=np.uint32), counts))
+    tags = [batch for batch, count in enumerate(counts) for _ in range(count)]  # no numpy: its first use costs 80 ms
+    tag = pl.Series(BATCH_COLUMN, tags, dtype=pl.UInt32)
     return plan.scan(io.BytesIO(b"\n".join(texts))).with_columns(pl.lit(tag))
 
 
 def _records(text: bytes) -> int:
-    """The records polars reads from ndjson text: its lines that are not blank."""
-    return sum(1 for line in text.split(b"\n") if line and not line.isspace())
+    """The records polars reads from ndjson text: its lines that are not blank (empty or ASCII whitespace)."""
+    return len([line for line in text.split(b"\n") if line.strip()])
 
 
 def _tagged(frames: Sequence[pl.LazyFrame]) -> pl.LazyFrame:
