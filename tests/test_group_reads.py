@@ -105,11 +105,13 @@ CLEAN = [{"k": "b", "x": 1, "s": 121}]  # a file read in one checked query: x an
     drawn=FILES,
     fmt=st.sampled_from(["ndjson", "parquet"]),
     query=st.sampled_from(sorted(QUERIES)),
-    group=st.sampled_from([3, 20]),
+    executor=st.sampled_from([("drizzle", 3), ("drizzle", 20), ("bsp", 1)]),
     data=st.data(),
 )
-def test_each_batch_of_a_group_read_gets_what_its_own_read_gives(tmp_path_factory, drawn, fmt, query, group, data):
-    """Random files, some with a bad record or ISO times (read the full way), then two that go the one-query way."""
+def test_each_batch_of_a_group_read_gets_what_its_own_read_gives(tmp_path_factory, drawn, fmt, query, executor, data):
+    """Random files, some with a bad record or ISO times (read the full way), then two that go the one-query way;
+    drizzle with groups of 3 and 20, and bsp, which schedules one batch at a time (so reads each alone)."""
+    name, group = executor
     files = drawn + [CLEAN, CLEAN]
     index = st.integers(0, len(drawn) - 1)
     bad = frozenset(data.draw(st.sets(index, max_size=2))) if fmt == "ndjson" else frozenset()
@@ -118,11 +120,13 @@ def test_each_batch_of_a_group_read_gets_what_its_own_read_gives(tmp_path_factor
     write(root / "data", files, fmt, bad, iso)
     sql = QUERIES[query]
     want, want_letters, _ = run(root / "data", fmt, sql, executor="inline")
-    got, letters, progress = run(root / "data", fmt, sql, executor="drizzle", workers=2, group_size=group)
+    got, letters, progress = run(root / "data", fmt, sql, executor=name, workers=2, group_size=group)
     same_batches(got, want)
     assert letters == want_letters and len(letters) == len(bad)
     last = len(files) - 1
-    if (last - 1) // group == last // group:  # the two clean files' batches are in one group: read in one query
+    if name == "bsp":
+        assert read_together(progress) == 1
+    elif (last - 1) // group == last // group:  # the two clean files' batches are in one group: read in one query
         assert read_together(progress) > 1
 
 

@@ -219,3 +219,26 @@ def test_python_udfs_reach_the_actors_once_per_query(ray_cluster):
     finally:
         udfs.unregister("ray_inverse")
         udfs.unregister("ray_total")
+
+
+def test_group_reads_on_ray_give_each_batch_what_inline_gives(tmp_path, ray_cluster):
+    """A group's small file batches read in one query on the actors (executor/query/fused_group.py): batch by
+    batch the inline executor's rows, and the group query is the path taken."""
+    import test_group_reads as G
+
+    files = [[{"k": "abc"[(i + j) % 3], "x": j - 2, "s": 3 * i + j} for j in range(5)] for i in range(12)]
+    G.write(tmp_path / "data", files, "ndjson", bad=frozenset({4}))
+    want, want_letters, _ = G.run(tmp_path / "data", "ndjson", G.WINDOWED, executor="inline")
+    got, letters, progress = G.run(
+        tmp_path / "data",
+        "ndjson",
+        G.WINDOWED,
+        executor="drizzle",
+        workers=2,
+        group_size=6,
+        transport="ray",
+        ray_address=ray_cluster.address,
+    )
+    G.same_batches(got, want)
+    assert letters == want_letters and len(letters) == 1
+    assert G.read_together(progress) > 1
