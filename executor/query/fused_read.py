@@ -134,17 +134,16 @@ def runs_of(fused: FusedMap, batches: Sequence[tuple[int, Any]]) -> list[list[tu
     """Consecutive `batches` ((batch id, SourceBatch)) cut into runs that may each run in one query
     (`fused_group.joins`); a batch sampled for `why` (its query counts), one without a deferred scan, and every
     batch of a stage that calls NOW() (`FusedMap.groups`) are in none."""
-    runs: list[list[tuple[int, Any]]] = []
-    current: list[tuple[int, Any]] = []
+    runs: list[list[tuple[int, Any]]] = [[]]
     for batch_id, batch in batches:
         scan = batch.scan
         if scan is None or not fused.groups or fused.counts(batch_id):
-            runs, current = runs + [current], []
-        elif fused_group.joins(scan, [b.scan for _, b in current]):
-            current.append((batch_id, batch))
-        else:
-            runs, current = runs + [current], ([(batch_id, batch)] if fused_group.joins(scan, []) else [])
-    return [run for run in runs + [current] if len(run) > 1]
+            runs.append([])
+        elif fused_group.joins(scan, [b.scan for _, b in runs[-1]]):
+            runs[-1].append((batch_id, batch))
+        else:  # a new run from this batch, unless it may share no query at all (too large)
+            runs.append([(batch_id, batch)] if fused_group.joins(scan, []) else [])
+    return [run for run in runs if len(run) > 1]
 
 
 def run_together(batches: Sequence[tuple[int, Any]], fused: FusedMap) -> None:
