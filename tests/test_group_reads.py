@@ -91,6 +91,11 @@ def read_together(progress: list[dict]) -> int:
     return max((r.get("batches_in_query", 1) for p in progress for r in p["source_reads"]), default=0)
 
 
+def operators(progress: list[dict]) -> dict[int, list]:
+    """The operator rows `why` keeps, by batch (the sampled ones)."""
+    return {p["batch_id"]: p["operators"] for p in progress if p.get("operators")}
+
+
 def same_batches(got: dict, want: dict) -> None:
     assert sorted(got) == sorted(want)
     for batch, frame in want.items():
@@ -106,11 +111,15 @@ CLEAN = [{"k": "b", "x": 1, "s": 121}]  # a file read in one checked query: x an
     fmt=st.sampled_from(["ndjson", "parquet"]),
     query=st.sampled_from(sorted(QUERIES)),
     executor=st.sampled_from([("drizzle", 3), ("drizzle", 20), ("bsp", 1)]),
+    every=st.sampled_from([0, 1, 3]),
     data=st.data(),
 )
-def test_each_batch_of_a_group_read_gets_what_its_own_read_gives(tmp_path_factory, drawn, fmt, query, executor, data):
+def test_each_batch_of_a_group_read_gets_what_its_own_read_gives(
+    tmp_path_factory, drawn, fmt, query, executor, every, data
+):
     """Random files, some with a bad record or ISO times (read the full way), then two that go the one-query way;
-    drizzle with groups of 3 and 20, and bsp, which schedules one batch at a time (so reads each alone)."""
+    drizzle with groups of 3 and 20, and bsp, which schedules one batch at a time (so reads each alone); every,
+    every third or no batch sampled for `why`, whose operators' rows are the inline executor's."""
     name, group = executor
     files = drawn + [CLEAN, CLEAN]
     index = st.integers(0, len(drawn) - 1)
@@ -119,9 +128,10 @@ def test_each_batch_of_a_group_read_gets_what_its_own_read_gives(tmp_path_factor
     root = tmp_path_factory.mktemp("group")
     write(root / "data", files, fmt, bad, iso)
     sql = QUERIES[query]
-    want, want_letters, _ = run(root / "data", fmt, sql, executor="inline")
-    got, letters, progress = run(root / "data", fmt, sql, executor=name, workers=2, group_size=group)
+    want, want_letters, reference = run(root / "data", fmt, sql, every, executor="inline")
+    got, letters, progress = run(root / "data", fmt, sql, every, executor=name, workers=2, group_size=group)
     same_batches(got, want)
+    assert operators(progress) == operators(reference)
     assert letters == want_letters and len(letters) == len(bad)
     last = len(files) - 1
     if name == "bsp":
@@ -130,15 +140,21 @@ def test_each_batch_of_a_group_read_gets_what_its_own_read_gives(tmp_path_factor
         assert read_together(progress) > 1
 
 
-def test_a_group_read_leaves_sampled_batches_and_now_to_their_own_query(tmp_path):
-    files = [[{"k": "a", "x": i, "s": i}] for i in range(12)]
-    write(tmp_path / "data", files, "ndjson")
-    sampled, _, progress = run(tmp_path / "data", "ndjson", ROWS, diagnose_every=3, executor="drizzle", group_size=12)
-    alone = [p["batch_id"] for p in progress if p["source_reads"][0]["batches_in_query"] == 1 and p["rows_in"]]
-    assert alone == [0, 3, 6, 9]  # the sampled batches; the two between each read in one query
-    assert read_together(progress) == 2
-    want, _, _ = run(tmp_path / "data", "ndjson", ROWS, diagnose_every=3, executor="inline")
-    same_batches(sampled, want)
+@pytest.mark.parametrize("fmt", ["ndjson", "parquet"])
+def test_sampled_batches_are_counted_inside_their_group_query_and_now_reads_alone(tmp_path, fmt):
+    """A batch sampled for `why` joins its group and gets its operators' rows counted per batch in that query,
+    the counts the inline executor gives it; a stage that calls NOW() reads every batch alone."""
+    files = [[{"k": "abz"[(i + j) % 3], "x": j - 1, "s": 2 * i + j} for j in range(1 + i % 4)] for i in range(12)]
+    write(tmp_path / "data", files, fmt)
+    got, _, progress = run(tmp_path / "data", fmt, WINDOWED, diagnose_every=3, executor="drizzle", group_size=12)
+    assert read_together(progress) == 12
+    want, _, reference = run(tmp_path / "data", fmt, WINDOWED, diagnose_every=3, executor="inline")
+    same_batches(got, want)
+    counted = operators(progress)
+    assert counted == operators(reference) and set(counted) == {0, 3, 6, 9}
+    now = "SELECT k, x, NOW() >= ts AS seen FROM s"
+    _, _, progress = run(tmp_path / "data", fmt, now, executor="drizzle", group_size=12)
+    assert read_together(progress) == 1
     now = "SELECT k, x, NOW() >= ts AS seen FROM s"
     _, _, progress = run(tmp_path / "data", "ndjson", now, executor="drizzle", group_size=12)
     assert read_together(progress) == 1

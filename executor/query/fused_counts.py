@@ -66,8 +66,9 @@ class CountedQuery:
     counts: tuple[pl.LazyFrame, ...]
     sources: tuple[int, ...]
 
-    def rows(self, rows_in: int, output_rows: int, counted: Sequence[pl.DataFrame]) -> list[int]:
-        """The rows into the first operator, then after each (`Pipeline.counted_by_operator`'s list)."""
+    def rows(self, rows_in: int, output_rows: int, counted: Sequence[int]) -> list[int]:
+        """The rows into the first operator, then after each (`Pipeline.counted_by_operator`'s list), from the
+        `counts` queries' results."""
         rows = [rows_in]
         for source in self.sources:
             if source == SAME:
@@ -75,7 +76,7 @@ class CountedQuery:
             elif source == OUTPUT:
                 rows.append(output_rows)
             else:
-                rows.append(int(counted[source].item()))
+                rows.append(counted[source])
         return rows
 
 
@@ -84,7 +85,8 @@ def counted_query(
 ) -> CountedQuery:
     """The pipeline over `lf` with its counts (module doc). `partition`: add the partition column as
     `Pipeline.as_parts` splits by it. `scanned`: `lf` is already the scan step's output; `filtered`: the rows in
-    already passed the scan's predicate (a pushed read), so the scan step keeps them all."""
+    already passed the scan's predicate (a pushed read), so the scan step keeps them all. A pipeline that
+    carries a batch column (`Pipeline.carrying`) counts per batch: each count is a frame of (batch, rows)."""
     counts: list[pl.LazyFrame] = []
     sources: list[int] = []
     keeps = [
@@ -103,7 +105,7 @@ def counted_query(
         else:
             lf = lf.cache()
             sources.append(len(counts))
-            counts.append(lf.select(pl.len()))
+            counts.append(lf.select(pl.len()) if pipeline.carry is None else lf.group_by(pipeline.carry).agg(pl.len()))
     return CountedQuery(pipeline.finish(lf, partition and pipeline.splits), tuple(counts), tuple(sources))
 
 
@@ -119,7 +121,11 @@ def counted_frame(
         out, *counted = collect_all([query.output, *query.counts], lean=frame.height < SMALL_ROWS)
     except Exception:
         return None
-    return pipeline.parts(out, partition), query.rows(frame.height, out.height, counted)
+    return pipeline.parts(out, partition), query.rows(frame.height, out.height, _items(counted))
+
+
+def _items(counted: Sequence[pl.DataFrame]) -> list[int]:
+    return [int(frame.item()) for frame in counted]
 
 
 def calls_python(value: Any) -> bool:
@@ -170,7 +176,7 @@ def run_counted(
         return [built[0].output, *built[0].counts]
 
     (out, *counted), rows, newest = run_fused_all(pipeline, tables, scan, stage)
-    return out, rows, newest, built[0].rows(rows, out.height, counted)
+    return out, rows, newest, built[0].rows(rows, out.height, _items(counted))
 
 
 def _counted_ndjson(
@@ -186,4 +192,4 @@ def _counted_ndjson(
     if ran is None:
         raise ValueError("a record of the batch is a dead letter")
     (out, *counted), rows, newest = ran
-    return out, rows, newest, built[0].rows(rows, out.height, counted)
+    return out, rows, newest, built[0].rows(rows, out.height, _items(counted))

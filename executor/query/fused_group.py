@@ -24,19 +24,22 @@ process, and 2.5 times as much in a fresh one (BATCH_BYTES).
 
 Each batch keeps its own clock, offset, log entry and dead letters: the
 reader hands them out one batch at a time, in batch order, when the batch's
-task asks (`Reader.read`). A batch that cannot be grouped (sampled for
-`why`, another read plan, a dead letter in it) or a group query that fails
-leaves its batches to their own fused query, as before.
+task asks (`Reader.read`); a batch sampled for `why` gets its operators'
+rows counted per batch inside the group query (`fused_counts.counted_query`
+over the carried pipeline). A batch that cannot be grouped (another read
+plan, a dead letter in it) or a group query that fails leaves its batches
+to their own fused query, as before.
 """
 
 from __future__ import annotations
 
 import io
 from dataclasses import dataclass
-from typing import Any, Sequence, cast
+from typing import Any, Callable, Sequence, cast
 
 import polars as pl
 
+from executor.query.fused_counts import CountedQuery, counted_query
 from executor.query.ndjson_map import LEAN_BELOW_BYTES
 from executor.state.step import collect_all
 from optimizer.physical.stages import PARTITION_COLUMN
@@ -60,6 +63,7 @@ class GroupOutput:
     rows: int
     newest: int | None
     clean: bool = True
+    operator_rows: list[int] | None = None  # counted: the rows read, then after each operator (`fused_counts.py`)
 
 
 def small(scan: DeferredScan | None) -> bool:
@@ -90,30 +94,35 @@ def same_read(first: DeferredScan, other: DeferredScan) -> bool:
     )
 
 
-def run_group(pipeline: Any, tables: Any, shuffled: bool, scans: Sequence[DeferredScan]) -> list[GroupOutput]:
+def run_group(
+    pipeline: Any, tables: Any, shuffled: bool, scans: Sequence[DeferredScan], counted: bool = False
+) -> list[GroupOutput]:
     """Each scan's output of `pipeline` (a `kernels.Pipeline`; `shuffled`: its output goes to a shuffle), from one
-    query over all of them; raises whatever the query raises."""
+    query over all of them; `counted` (a batch of the group is sampled for `why`): with each batch's operator
+    rows, counted per batch inside the same query (`fused_counts.counted_query`). Raises whatever the query
+    raises."""
     carried = pipeline.carrying(BATCH_COLUMN)
     partition = shuffled and pipeline.splits
     if isinstance(scans[0], DeferredNdjson):
-        return _run_ndjson(carried, tables, shuffled, scans)
+        return _run_ndjson(carried, tables, shuffled, scans, counted)
     tagged = _tagged([scan.lazy for scan in scans])
-    stage = carried.lazy_over(tagged, scans[0].columns, tables, partition)
     first = scans[0]
     rows = pl.len() if first.predicate is None else first.predicate.expr.sum()
     newest = pl.lit(None, dtype=pl.Int64) if first.watermark is None else newest_ms(first.watermark)
-    stats = [rows.cast(pl.Int64).alias(ROWS_COLUMN), newest.alias(MAX_COLUMN)]
+    statistics = tagged.group_by(BATCH_COLUMN).agg(rows.cast(pl.Int64).alias(ROWS_COLUMN), newest.alias(MAX_COLUMN))
     # polars' optimizer pushes the columns and the predicate into the parquet scans
-    out, facts = collect_all([stage, tagged.group_by(BATCH_COLUMN).agg(stats)], lean=False)
-    found = {row[0]: row[1:] for row in facts.iter_rows()}
+    ran = _run(carried, tagged, first.columns, tables, partition, statistics, counted, lean=False)
     outputs = []
-    for i, parts in enumerate(_split(out, len(scans), shuffled, partition)):
-        read, latest = found.get(i, (0, None))
-        outputs.append(GroupOutput(parts, int(read or 0), None if latest is None else int(latest)))
+    for parts, facts, operators in _batches(ran, len(scans), shuffled, partition):
+        read, latest = facts or (0, None)
+        read = int(read or 0)
+        outputs.append(GroupOutput(parts, read, None if latest is None else int(latest), True, operators(read)))
     return outputs
 
 
-def _run_ndjson(carried: Any, tables: Any, shuffled: bool, scans: Sequence[DeferredScan]) -> list[GroupOutput]:
+def _run_ndjson(
+    carried: Any, tables: Any, shuffled: bool, scans: Sequence[DeferredScan], counted: bool
+) -> list[GroupOutput]:
     """`run_group` of ndjson scans: the checked reads, one cache for the stage and each batch's statistics row
     (`ndjson_map.py`); a batch whose row says a record would be a dead letter is not clean."""
     deferred = cast(Sequence[DeferredNdjson], scans)  # all ndjson, read by one plan (`same_read`)
@@ -123,19 +132,69 @@ def _run_ndjson(carried: Any, tables: Any, shuffled: bool, scans: Sequence[Defer
     joined = _joined(deferred)
     base = (_tagged([scan.checked for scan in deferred]) if joined is None else joined).cache()  # type: ignore[misc]
     rows = base.select([*plan.declared, pl.col(BATCH_COLUMN)])
-    stage = carried.lazy_over(rows, deferred[0].columns, tables, partition)
     statistics = base.group_by(BATCH_COLUMN).agg(plan.statistics(deferred[0].watermark))
     lean = sum(scan.size for scan in deferred) < LEAN_BELOW_BYTES
-    out, facts = collect_all([stage, statistics], lean=lean)
-    found = {row[0]: row[1:] for row in facts.iter_rows()}
+    ran = _run(carried, rows, deferred[0].columns, tables, partition, statistics, counted, lean)
     outputs = []
-    for i, parts in enumerate(_split(out, len(scans), shuffled, partition)):
-        verdict = clean_row(found[i]) if i in found else (0, None)
+    for parts, facts, operators in _batches(ran, len(scans), shuffled, partition):
+        verdict = (0, None) if facts is None else clean_row(facts)
         if verdict is None:
             outputs.append(GroupOutput({}, 0, None, clean=False))
         else:
-            outputs.append(GroupOutput(parts, verdict[0], None if verdict[1] is None else int(verdict[1])))
+            newest = None if verdict[1] is None else int(verdict[1])
+            outputs.append(GroupOutput(parts, verdict[0], newest, True, operators(verdict[0])))
     return outputs
+
+
+@dataclass(frozen=True)
+class _Ran:
+    """A group query's results: the output, the statistics by batch, and with counts the query that made them."""
+
+    out: pl.DataFrame
+    facts: pl.DataFrame
+    query: CountedQuery | None = None
+    counts: tuple[pl.DataFrame, ...] = ()
+
+
+def _run(
+    carried: Any,
+    rows: pl.LazyFrame,
+    columns: Sequence[str],
+    tables: Any,
+    partition: bool,
+    statistics: pl.LazyFrame,
+    counted: bool,
+    lean: bool,
+) -> _Ran:
+    """The stage over the group's tagged `rows` (of `columns`) and the statistics, in one `collect_all`; with the
+    operators' rows counted per batch when `counted`."""
+    if not counted:
+        out, facts = collect_all([carried.lazy_over(rows, columns, tables, partition), statistics], lean=lean)
+        return _Ran(out, facts)
+    query = counted_query(carried, rows, tables, partition)
+    out, facts, *counts = collect_all([query.output, statistics, *query.counts], lean=lean)
+    return _Ran(out, facts, query, tuple(counts))
+
+
+_Batch = tuple[dict[int, pl.DataFrame], tuple | None, Callable[[int], list[int] | None]]
+
+
+def _batches(ran: _Ran, count: int, shuffled: bool, partition: bool) -> list[_Batch]:
+    """Per batch, in order: its parts (`_split`), its statistics row without the tag (None: no row read), and
+    what gives its operators' rows from its rows read (None without counts)."""
+    found = {row[0]: row[1:] for row in ran.facts.iter_rows()}
+    by_batch = [dict(frame.iter_rows()) for frame in ran.counts]  # each count: batch -> rows
+    batches: list[_Batch] = []
+    for i, parts in enumerate(_split(ran.out, count, shuffled, partition)):
+        height = sum(part.height for part in parts.values())
+
+        def operators(rows_in: int, i: int = i, height: int = height) -> list[int] | None:
+            if ran.query is None:
+                return None
+            return ran.query.rows(rows_in, height, [counted.get(i, 0) for counted in by_batch])
+
+        batches.append((parts, found.get(i), operators))
+    return batches
 
 
 def _joined(scans: Sequence[DeferredNdjson]) -> pl.LazyFrame | None:

@@ -90,12 +90,23 @@ class FusedMap:
             result = fused_counts.CountedParts(result, rows_after)
         return result, rows, None if newest is None else int(newest)
 
-    def run_group(self, scans: Sequence[DeferredScan]) -> list[tuple[dict[int, pl.DataFrame], int, int | None] | None]:
-        """`run` of each scan, from one query over all of them (`fused_group.py`); None for an ndjson batch with
-        a dead letter. Raises whatever the query raises."""
+    def run_group(
+        self, scans: Sequence[tuple[int, DeferredScan]]
+    ) -> list[tuple[dict[int, pl.DataFrame], int, int | None] | None]:
+        """`run` of each (batch id, scan), from one query over all of them (`fused_group.py`), a sampled batch's
+        output with its operators' rows counted per batch in that query; None for an ndjson batch with a dead
+        letter. Raises whatever the query raises."""
         shuffled = isinstance(self.stage.terminal, ShuffleWrite)
-        outputs = fused_group.run_group(self.pipeline, self.runner.tables, shuffled, scans)
-        return [(o.parts, o.rows, o.newest) if o.clean else None for o in outputs]
+        sampled = [self.counts(batch) for batch, _ in scans]
+        tables = self.runner.tables
+        outputs = fused_group.run_group(self.pipeline, tables, shuffled, [s for _, s in scans], any(sampled))
+        results: list[tuple[dict[int, pl.DataFrame], int, int | None] | None] = []
+        for output, counts in zip(outputs, sampled):
+            parts = output.parts
+            if counts and output.operator_rows is not None:
+                parts = fused_counts.CountedParts(parts, output.operator_rows)
+            results.append((parts, output.rows, output.newest) if output.clean else None)
+        return results
 
 
 def fuse_reader(reader: Any, runner: Any, diagnose_every: int) -> None:
@@ -132,12 +143,12 @@ def resolve(batch: Any, fused: FusedMap | None, batch_id: int | None) -> Any:
 
 def runs_of(fused: FusedMap, batches: Sequence[tuple[int, Any]]) -> list[list[tuple[int, Any]]]:
     """Consecutive `batches` ((batch id, SourceBatch)) cut into runs that may each run in one query
-    (`fused_group.joins`); a batch sampled for `why` (its query counts), one without a deferred scan, and every
-    batch of a stage that calls NOW() (`FusedMap.groups`) are in none."""
+    (`fused_group.joins`); a batch without a deferred scan, and every batch of a stage that calls NOW()
+    (`FusedMap.groups`), are in none. A batch sampled for `why` is counted inside its group's query."""
     runs: list[list[tuple[int, Any]]] = [[]]
     for batch_id, batch in batches:
         scan = batch.scan
-        if scan is None or not fused.groups or fused.counts(batch_id):
+        if scan is None or not fused.groups:
             runs.append([])
         elif fused_group.joins(scan, [b.scan for _, b in runs[-1]]):
             runs[-1].append((batch_id, batch))
@@ -154,7 +165,7 @@ def run_together(batches: Sequence[tuple[int, Any]], fused: FusedMap) -> None:
     if len(batches) < 2:
         return
     try:
-        results = fused.run_group([batch.scan for _, batch in batches])
+        results = fused.run_group([(batch_id, batch.scan) for batch_id, batch in batches])
     except Exception:  # each batch's own query, then the two-step path, reports what fails
         half = len(batches) // 2
         run_together(batches[:half], fused)
