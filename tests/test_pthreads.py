@@ -168,3 +168,23 @@ def test_auto_is_the_default_and_can_be_said_on_the_command_line():
     assert worker_threads("auto") == "auto" and worker_threads("2") == 2
     with pytest.raises(argparse.ArgumentTypeError, match="positive integer or 'auto'"):
         worker_threads("0")
+
+
+@pytest.mark.parametrize("threads", [None, 1])
+def test_workers_start_with_numpy_ma_imported_by_their_fork_server(threads):
+    """polars imports numpy.ma at a process's first Series made from a numpy array (11-14 ms); the fork servers
+    preload it, so a worker does not pay it inside its first batch, whatever its thread count."""
+    transport = MultiprocessTransport(2, polars_threads=threads)
+    try:
+        for worker in range(transport.workers):
+            transport.start_worker(worker, probe.report_modules)
+        got = []
+        for _ in range(24):  # a liveness bound (2 min), not a timing assert
+            if len(got) == transport.workers:
+                break
+            message = transport.receive(5.0)
+            if message is not None:
+                got.append(message[1:])
+        assert got == [(True,)] * transport.workers  # ("modules", imported) from each worker
+    finally:
+        transport.shutdown()

@@ -143,3 +143,11 @@ def report_threads(channel: Any) -> None:
 
     channel.send(DRIVER, ("threads", pl.thread_pool_size(), os.environ.get("POLARS_MAX_THREADS")))
     serve(channel)
+
+
+def report_modules(channel: Any) -> None:
+    """Send the driver whether numpy.ma was already imported when this worker started (fork server preload)."""
+    import sys
+
+    channel.send(DRIVER, ("modules", "numpy.ma" in sys.modules))
+    serve(channel)

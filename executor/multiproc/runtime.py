@@ -46,7 +46,9 @@ from executor.multiproc import forkservers
 from executor.multiproc.pipes import Inlet, Mailbox, Outlet, dumps
 
 DRIVER = -1  # the driver's address on a Channel
-PRELOAD = ["polars", "numpy", "executor.multiproc.worker_process"]  # imports worker too
+# imports worker too; numpy.ma: polars imports it at a process's first Series made from a numpy array (the
+# generator's, a group read's), 11-14 ms that each worker paid inside its first batch
+PRELOAD = ["polars", "numpy", "numpy.ma", "executor.multiproc.worker_process"]
 START_METHOD = "forkserver"
 
 
