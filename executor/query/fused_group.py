@@ -208,7 +208,7 @@ def _joined(scans: Sequence[DeferredNdjson]) -> pl.LazyFrame | None:
         return None
     texts = [text for scan in scans for text in scan.texts]
     counts = [sum(_records(text) for text in scan.texts) for scan in scans]
-    tags = [batch for batch, count in enumerate(counts) for _ in range(count)]  # no numpy: its first use costs 80 ms
+    tags = [batch for batch, count in enumerate(counts) for _ in range(count)]  # a list: no numpy array to convert
     tag = pl.Series(BATCH_COLUMN, tags, dtype=pl.UInt32)
     return plan.scan(io.BytesIO(b"\n".join(texts))).with_columns(pl.lit(tag))
 
