@@ -13,11 +13,11 @@ import inspect
 import os
 import re
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 from types import ModuleType
 from typing import Any
+from unittest.mock import patch
 
 
 @dataclass(frozen=True)
@@ -388,20 +388,6 @@ def render_rules(reg: Registries) -> str:
 # ---- command line
 
 
-@contextmanager
-def _columns(width: int) -> Iterator[None]:
-    """argparse wraps help to $COLUMNS: fix it, so the page is the same on every machine."""
-    old = os.environ.get("COLUMNS")
-    os.environ["COLUMNS"] = str(width)
-    try:
-        yield
-    finally:
-        if old is None:
-            del os.environ["COLUMNS"]
-        else:
-            os.environ["COLUMNS"] = old
-
-
 def _subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
     found: dict[str, argparse.ArgumentParser] = {}
     for action in parser._actions:
@@ -421,7 +407,7 @@ def cli_commands(parser: argparse.ArgumentParser, prefix: str = "") -> list[tupl
 
 def render_cli(reg: Registries) -> str:
     out = ["## Command line\n", "`stream-dsl` (also `python -m stream_dsl`), as its parser describes itself.\n"]
-    with _columns(100):
+    with patch.dict(os.environ, {"COLUMNS": "100"}):  # argparse wraps help to $COLUMNS: the same page everywhere
         out.append(f"```text\n{reg.cli_parser.format_help().rstrip()}\n```\n")
         for name, sub in cli_commands(reg.cli_parser):
             out.append(f"### `stream-dsl {name}`\n\n```text\n{sub.format_help().rstrip()}\n```\n")
