@@ -160,6 +160,46 @@ def test_sampled_batches_are_counted_inside_their_group_query_and_now_reads_alon
     assert read_together(progress) == 1
 
 
+class Tally:
+    """An aggregate UDF: how many non-NULL values."""
+
+    def init(self) -> int:
+        return 0
+
+    def update(self, state: int, value: object) -> int:
+        return state + 1
+
+    def merge(self, left: int, right: int) -> int:
+        return left + right
+
+    def finish(self, state: int) -> int:
+        return state
+
+
+def test_a_stage_that_calls_an_aggregate_udf_reads_every_batch_alone(tmp_path):
+    """A Python function must see each row once: a source stage whose partial aggregate runs an aggregate UDF is
+    neither fused with its read nor grouped (a failed group query is tried again in halves), and gives inline's
+    result."""
+    files = [[{"k": "ab"[j % 2], "x": j, "s": i} for j in range(3)] for i in range(8)]
+    write(tmp_path / "data", files, "ndjson")
+
+    def collect(**options) -> tuple[pl.DataFrame, list[dict]]:
+        ctx = sd.Context(**options)
+        ctx.sql(
+            f"CREATE STREAM s (k STRING, x BIGINT, ts TIMESTAMP) WITH (connector = 'files', path = "
+            f"'{tmp_path / 'data'}', format = 'ndjson', max_files_per_batch = '1')"
+        )
+        ctx.register_aggregate("tally", Tally, returns="BIGINT")
+        handle = ctx.sql("SELECT k, tally(x) AS n FROM s GROUP BY k").start(sink=lambda b, f: None)
+        assert handle.await_termination(HANG_GUARD_S)
+        handle.stop()
+        return ctx.sql("SELECT k, tally(x) AS n FROM s GROUP BY k").collect().sort("k"), handle.progress()
+
+    got, progress = collect(executor="drizzle", group_size=8)
+    assert read_together(progress) == 1
+    assert got.equals(collect(executor="inline")[0]) and got.get_column("n").to_list() == [16, 8]
+
+
 @pytest.mark.parametrize("over", [False, True])
 def test_files_scanned_by_path_group_up_to_the_batch_bound(tmp_path, over):
     """Files longer than the sniffed prefix are scanned by path, one scan per file in the group query; above

@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import polars as pl
 
@@ -131,12 +131,17 @@ def _items(counted: Sequence[pl.DataFrame]) -> list[int]:
 def calls_python(value: Any) -> bool:
     """Whether operators (their fields, nested expressions included) call a Python function: a scalar or an
     aggregate UDF (anything with a `udf`), which must see each row once."""
-    if getattr(value, "udf", None) is not None:
+    return any_node(value, lambda node: getattr(node, "udf", None) is not None)
+
+
+def any_node(value: Any, test: Callable[[Any], bool]) -> bool:
+    """Whether `value` or anything inside it (an operator's fields, nested expressions, tuples) passes `test`."""
+    if test(value):
         return True
     if isinstance(value, (tuple, list)):
-        return any(calls_python(item) for item in value)
+        return any(any_node(item, test) for item in value)
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return any(calls_python(getattr(value, f.name)) for f in dataclasses.fields(value))
+        return any(any_node(getattr(value, f.name), test) for f in dataclasses.fields(value))
     return False
 
 

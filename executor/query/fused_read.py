@@ -25,10 +25,9 @@ pipeline, which names the operator that fails.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import polars as pl
 
@@ -63,7 +62,7 @@ class FusedMap:
     def groups(self) -> bool:
         """Whether several batches may run in one query (`fused_group.py`): not when an operator calls a function
         whose value is the batch's own (NOW(): each batch's query reads the clock when it runs)."""
-        return not calls_function(self.stage.operators, lambda f: f.name in BATCH_FUNCTIONS)
+        return not fused_counts.any_node(self.stage.operators, _batch_function)
 
     def counts(self, batch: int) -> bool:
         """Whether the batch is sampled for `why` (`diagnose_every`): its query counts the operators' rows too."""
@@ -112,10 +111,10 @@ class FusedMap:
 def fuse_reader(reader: Any, runner: Any, diagnose_every: int) -> None:
     """Let `reader`'s source defer its parquet batches, which the reader then runs fused with the stage's
     pipeline as `runner` (a TaskRunner) compiled it. Not fused: a stage with a stateful operator, and one that
-    calls a Python UDF (a fused query that failed later would call it twice on a row, and note its dead
-    letters twice)."""
+    calls a Python UDF, scalar or aggregate (a fused query that failed later would call it twice on a row, and
+    note its dead letters twice)."""
     stage: Stage = reader.stage
-    udf = calls_function(stage.operators, lambda f: f.udf is not None)
+    udf = fused_counts.calls_python(stage.operators)
     if stage.stateful is not None or not hasattr(reader.source, "defer_scans") or udf:
         return
     reader.fused = FusedMap(stage, runner, diagnose_every)
@@ -195,12 +194,5 @@ def _read(scan: DeferredScan) -> tuple[pl.DataFrame, list, int | None]:
 BATCH_FUNCTIONS = frozenset({"now"})  # a function whose value is its batch's own (the wall clock when it runs)
 
 
-def calls_function(value: Any, test: Callable[[E.Func], bool]) -> bool:
-    """Whether an operator (its fields, nested expressions included) calls a function that passes `test`."""
-    if isinstance(value, E.Func):
-        return test(value) or any(calls_function(a, test) for a in value.args)
-    if isinstance(value, (tuple, list)):
-        return any(calls_function(item, test) for item in value)
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return any(calls_function(getattr(value, f.name), test) for f in dataclasses.fields(value))
-    return False
+def _batch_function(node: Any) -> bool:
+    return isinstance(node, E.Func) and node.name in BATCH_FUNCTIONS
