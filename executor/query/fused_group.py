@@ -45,8 +45,7 @@ from executor.state.step import collect_all
 from optimizer.physical.stages import PARTITION_COLUMN
 from stream_dsl.connectors.ndjson_deferred import DeferredNdjson
 from stream_dsl.connectors.ndjson_small import clean_row
-from stream_dsl.connectors.parquet_scan import MAX_COLUMN, ROWS_COLUMN, DeferredParquet, DeferredScan
-from stream_dsl.connectors.timestamps import newest_ms
+from stream_dsl.connectors.parquet_scan import DeferredParquet, DeferredScan
 
 BATCH_COLUMN = "__sd_group_batch"  # a row's batch: its scan's position in the group
 BATCH_BYTES = 256 << 10  # a batch of more bytes of files runs its own query (`joins`)
@@ -107,16 +106,14 @@ def run_group(
         return _run_ndjson(carried, tables, shuffled, scans, counted)
     tagged = _tagged([scan.lazy for scan in scans])
     first = scans[0]
-    rows = pl.len() if first.predicate is None else first.predicate.expr.sum()
-    newest = pl.lit(None, dtype=pl.Int64) if first.watermark is None else newest_ms(first.watermark)
-    statistics = tagged.group_by(BATCH_COLUMN).agg(rows.cast(pl.Int64).alias(ROWS_COLUMN), newest.alias(MAX_COLUMN))
+    statistics = tagged.group_by(BATCH_COLUMN).agg(first.statistics())
     # polars' optimizer pushes the columns and the predicate into the parquet scans
     ran = _run(carried, tagged, first.columns, tables, partition, statistics, counted, lean=False)
     outputs = []
     for parts, facts, operators in _batches(ran, len(scans), shuffled, partition):
-        read, latest = facts or (0, None)
-        read = int(read or 0)
-        outputs.append(GroupOutput(parts, read, None if latest is None else int(latest), True, operators(read)))
+        count, *latest = facts or (0,)  # the statistics' values in order: rows, then the maximum if any
+        read, newest = int(count or 0), latest[0] if latest else None
+        outputs.append(GroupOutput(parts, read, None if newest is None else int(newest), True, operators(read)))
     return outputs
 
 

@@ -74,11 +74,15 @@ class DeferredScan:
     def stats(self) -> pl.LazyFrame:
         """One row: the batch's rows (`ROWS_COLUMN`, those the pushed predicate keeps) and, with a
         watermark, MAX_COLUMN over every row; run alongside the fused query (`pl.collect_all`)."""
+        return self.lazy.select(self.statistics())
+
+    def statistics(self) -> list[pl.Expr]:
+        """`stats`' aggregations, which a group of batches' query runs per batch (`fused_group.py`)."""
         rows = pl.len() if self.predicate is None else self.predicate.expr.sum()
         exprs = [rows.cast(pl.Int64).alias(ROWS_COLUMN)]
         if self.watermark is not None:
             exprs.append(newest_ms(self.watermark).alias(MAX_COLUMN))
-        return self.lazy.select(exprs)
+        return exprs
 
     def read(self) -> tuple[pl.DataFrame, list, int | None]:
         """The files read as the files source reads them (`FileSource._frames`): rows, dead letters, max."""
