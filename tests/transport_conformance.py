@@ -39,10 +39,12 @@ from typing import Any, ClassVar
 import pytest
 import transport_probe as probe
 
-from executor.multiproc.runtime import DRIVER, Transport
+from executor.multiproc import forkservers
+from executor.multiproc.runtime import DRIVER, PRELOAD, MultiprocessTransport, Transport
 from executor.multiproc.transports import TransportFactory
 
 WAIT_S = 120.0  # a bound for things that take well under a second on an idle machine; the machine may be loaded
+MOST_WORKERS = 3  # the most workers a test here starts
 MiB = 1 << 20
 
 
@@ -107,10 +109,15 @@ _warmed: set[int] = set()
 
 
 def warm_up(factory: TransportFactory) -> None:
-    """Run one transport once, so the process-wide helpers it starts exist before anything is counted."""
+    """Run one transport once, so the process-wide helpers it starts exist before anything is counted; for
+    pipes also the fork servers of the polars thread counts the tests' worker counts get (`forkservers.py`)."""
     if id(factory) in _warmed:
         return
     transport = factory(1)
+    if isinstance(transport, MultiprocessTransport):
+        for threads in {forkservers.worker_threads(workers) for workers in range(1, MOST_WORKERS + 1)}:
+            if threads != forkservers.default_threads():
+                forkservers.server(threads, PRELOAD).ensure_running()
     try:
         transport.start_worker(0, probe.exchange)
         size = 4 * MiB  # more than a pipe holds: the driver's flusher starts too
