@@ -24,11 +24,18 @@ Like the default server, one exits with this process: it reads the end of
 an "alive" pipe whose write ends only this process and the workers forked
 from it hold, so it stops when all of them are gone (also after a SIGKILL);
 it is not a worker and is never handed a query.
+
+Every server, multiprocess's own included (`start_default_server`), is
+spawned with an environment that makes it import stream-dsl's packages
+from where this process did, whatever folders the working directory holds
+(`_server_environment`).
 """
 
 from __future__ import annotations
 
+import importlib
 import io
+import json
 import os
 import threading
 from contextlib import contextmanager
@@ -39,7 +46,7 @@ from multiprocess.context import ForkServerProcess, reduction, set_spawning_pope
 
 _servers: dict[int, "ThreadsForkServer"] = {}  # polars threads -> its fork server (this process's)
 _servers_lock = threading.Lock()
-_environment_lock = threading.Lock()  # one spawn at a time with POLARS_MAX_THREADS changed
+_environment_lock = threading.Lock()  # one server spawn at a time with the environment changed
 
 
 def usable_cores() -> int:
@@ -71,19 +78,75 @@ def worker_threads(workers: int, setting: int | None = None) -> int:
     return max(1, cores // max(1, workers))
 
 
+PACKAGES = ("stream_dsl", "optimizer", "executor")  # stream-dsl's top-level packages
+RESTORE_VARIABLE = "STREAM_DSL_SERVER_RESTORE"  # the variables a server's start changed, as they were (JSON)
+
+
+def package_roots() -> list[str]:
+    """The directories this process imports stream-dsl's packages from (a checkout, or site-packages)."""
+    roots: list[str] = []
+    for name in PACKAGES:
+        location = getattr(importlib.import_module(name), "__file__", None)
+        root = None if location is None else os.path.dirname(os.path.dirname(os.path.abspath(location)))
+        if root is not None and root not in roots:
+            roots.append(root)
+    return roots
+
+
 @contextmanager
-def _polars_threads_in_environment(threads: int) -> Iterator[None]:
-    """POLARS_MAX_THREADS=`threads` in this process's environment for the block (what a spawned server reads)."""
+def _server_environment(threads: int | None) -> Iterator[None]:
+    """This process's environment, for the block, as a fork server being spawned must read it.
+
+    - POLARS_MAX_THREADS=`threads` (None: left as it is).
+    - The import path. multiprocess starts a server with `python -c`, whose
+      first import path entry is the working directory, and the server
+      preloads the executor's modules before this process's import path
+      applies (multiprocess's `forkserver.main` ignores its `sys_path`). So a
+      folder named `executor`, `optimizer` or `stream_dsl` in the directory
+      a query was started from was imported instead of stream-dsl's own, and
+      every worker died (or a checkout's workers ran another checkout's
+      code). PYTHONSAFEPATH drops that entry (Python 3.11 and later), and
+      PYTHONPATH puts first where this process found stream-dsl's packages.
+
+    Workers put PYTHONPATH and PYTHONSAFEPATH back (`restore_environment`).
+    """
+    inherited = os.environ.get("PYTHONPATH")
+    changes = {"PYTHONSAFEPATH": "1", "PYTHONPATH": os.pathsep.join([*package_roots(), *filter(None, [inherited])])}
+    if threads is not None:
+        changes["POLARS_MAX_THREADS"] = str(threads)
     with _environment_lock:
-        before = os.environ.get("POLARS_MAX_THREADS")
-        os.environ["POLARS_MAX_THREADS"] = str(threads)
+        before = {name: os.environ.get(name) for name in [*changes, RESTORE_VARIABLE]}
+        os.environ[RESTORE_VARIABLE] = json.dumps({name: before[name] for name in ("PYTHONSAFEPATH", "PYTHONPATH")})
+        os.environ.update(changes)
         try:
             yield
         finally:
-            if before is None:
-                os.environ.pop("POLARS_MAX_THREADS", None)
-            else:
-                os.environ["POLARS_MAX_THREADS"] = before
+            for name, value in before.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
+
+
+def restore_environment() -> None:
+    """In a worker: PYTHONPATH and PYTHONSAFEPATH as they were before its fork server's start changed them, so a
+    program a UDF starts sees the user's settings. (POLARS_MAX_THREADS stays: it is the worker's own count.)"""
+    saved = os.environ.pop(RESTORE_VARIABLE, None)
+    if saved is None:  # not forked from a server started here (a Ray actor)
+        return
+    for name, value in json.loads(saved).items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+
+
+def start_default_server() -> None:
+    """multiprocess's own fork server (its preload set before), started if it is not running, in the environment
+    a server needs (`_server_environment`)."""
+    resource_tracker.ensure_running()  # shared with every server: started outside the changed environment
+    with _server_environment(None):
+        forkserver.ensure_running()
 
 
 class ThreadsForkServer(forkserver.ForkServer):
@@ -96,7 +159,7 @@ class ThreadsForkServer(forkserver.ForkServer):
 
     def ensure_running(self) -> None:
         resource_tracker.ensure_running()  # shared with the default server: started outside the changed environment
-        with _polars_threads_in_environment(self.threads):
+        with _server_environment(self.threads):
             super().ensure_running()
 
     @property

@@ -327,7 +327,9 @@ class MultiprocessTransport:
         # worker with another thread count is forked from a server of its own (`forkservers.py`)
         options = {"target": main, "args": (channel,), "name": f"stream-dsl-worker-{worker}", "daemon": True}
         if self.polars_threads in (None, forkservers.default_threads()):
-            process = context().Process(**options)
+            ctx = context()
+            forkservers.start_default_server()
+            process = ctx.Process(**options)
         else:
             process = forkservers.process(self.polars_threads, PRELOAD, **options)
         _start_without_main(process)

@@ -13,6 +13,7 @@ import polars as pl
 
 from executor import kernels
 from executor.multiproc.allocator import keep_freed_memory
+from executor.multiproc.forkservers import restore_environment
 from executor.multiproc.messages import Drained, Failed, Heartbeat, Ready, Setup, Stop
 from executor.multiproc.profiling import profiled
 from executor.multiproc.runtime import DRIVER, Channel
@@ -31,6 +32,7 @@ def main(channel: Channel) -> None:
 
     Ctrl-C is the driver's to handle: a worker ignores SIGINT and is stopped by the driver.
     """
+    restore_environment()  # PYTHONPATH as the user set it, not as its fork server's start needed (forkservers.py)
     if threading.current_thread() is threading.main_thread():  # a Ray actor runs it in another thread
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         keep_freed_memory()  # no page faults for every batch's buffers (allocator.py); not in a Ray actor's host
