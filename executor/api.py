@@ -31,10 +31,12 @@ from stream_dsl.catalog import Catalog
 from stream_dsl.config import RunConfig
 from stream_dsl.connectors import open_sink
 from stream_dsl.connectors.base import DeadLetter, Sink
+from stream_dsl.connectors.dead_letters import describe_target
 from stream_dsl.connectors.upserts import UPSERT
 from stream_dsl.errors import ConnectorError, DSLError, ExecutionError
 from stream_dsl.ir.definitions import SinkDef
 from stream_dsl.ir.plan import Plan, scans
+from stream_dsl.observe.log import collected_dead_letters
 
 SinkLike = str | SinkDef | Sink | Callable[[int, pl.DataFrame], Any] | None
 OnBatch = Callable[[dict[str, Any]], None] | None
@@ -147,11 +149,13 @@ def run_collect(
     catalog: Catalog | None = None,
     on_batch: OnBatch = None,
     pool: Callable[[], Any] | None = None,
+    warn_of_dead_letters: bool = False,
 ) -> tuple[pl.DataFrame, QueryRun, list[dict[str, Any]]]:
     """Run an (already optimized) plan to the end of its input: the result, the run and its progress.
 
     Bad records go where a source's `dead_letter` option says (`catalog`
-    resolves sink names); without the option they are only counted.
+    resolves sink names); without the option they are only counted, and
+    with `warn_of_dead_letters` (collect()) one warning tells of them.
     """
     # collect() returns a table, not a handle to ask `why`: its batches run fused, never counted per operator
     run = build_run(plan, config.with_options(diagnose_every=0), CollectOutput, realtime=False, pool=pool)
@@ -167,6 +171,8 @@ def run_collect(
         run.late_row_router = late_row_router(run.graph, catalog)
         run.open(bounded=True)
         run.run(record)
+        if warn_of_dead_letters:
+            _warn_of_dead_letters(run, progress)
         return run.result(), run, progress
     except DSLError:
         raise
@@ -185,7 +191,20 @@ def collect(
     aggregates, EMIT CHANGES) the last value of each group.
     """
     plan, config = _prepare(plan, config)
-    return run_collect(plan, in_process_if_small(plan, config), catalog, pool=pool)[0]
+    return run_collect(plan, in_process_if_small(plan, config), catalog, pool=pool, warn_of_dead_letters=True)[0]
+
+
+def _warn_of_dead_letters(run: QueryRun, progress: list[dict[str, Any]]) -> None:
+    """collect() hands back a table and nothing else, so its bad records would go unseen: one warning says how
+    many, the latest (where and why) and where they went. A query that goes on logs them in bursts instead
+    (`QueryHandle`)."""
+    count = sum(int(report.get("dead_letters") or 0) for report in progress)
+    if not count:
+        return
+    latest = run.dead_letters[-1] if run.dead_letters else None
+    router = run.dead_letter_router
+    target = router.target_of(latest.source) if latest is not None and router is not None else None
+    collected_dead_letters(count, latest, describe_target(target))
 
 
 SMALL_COLLECT_BYTES = 4 << 20  # files this small (in all) count as a small input too

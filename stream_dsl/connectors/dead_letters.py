@@ -23,7 +23,8 @@ no place the user gave it to write in: its bad records are counted, kept on
 the QueryHandle and logged (`observe/log.py`), as with 'none', never written
 into the current directory. `collect()` has no default target either: its
 bad records are only written when the option is set, so reading data leaves
-no files behind.
+no files behind; it logs one warning when it returns (how many, where they
+went, the latest: `describe_target`, `observe/log.py`).
 
 Dead letters of a batch are written before the batch commits its sources
 (see `base.commit_source`), so a bad record is never acknowledged unseen.
@@ -121,6 +122,19 @@ class SinkTarget:
         self.sink.close()
 
 
+def describe_target(target: Target | None) -> str:
+    """Where a source's dead letters went, for people (None: collect() without the option kept them nowhere)."""
+    if target is None:
+        return "not kept: a stream's dead_letter option keeps them"
+    if isinstance(target, Discard):
+        return "counted only: dead_letter = 'none'"
+    if isinstance(target, NdjsonFile):
+        return f"written to {target.path}"
+    if isinstance(target, SinkTarget):
+        return f"written to sink '{target.name}'"
+    return "written where the stream's dead_letter option says"
+
+
 # ---------------------------------------------------------------- routing
 
 
@@ -131,14 +145,16 @@ class DeadLetterRouter:
         self.targets = dict(targets or {})
 
     def target_of(self, source: str) -> Target | None:
-        return self.targets.get(source)
+        """Where `source`'s dead letters go; a Python UDF's ('udf:<name>') go to the first source's target."""
+        target = self.targets.get(source)
+        if target is None and source.startswith("udf:"):
+            target = next(iter(self.targets.values()), None)
+        return target
 
     def write(self, batch_id: int, letters: Iterable[DeadLetter]) -> None:
         grouped: dict[int, tuple[Target, list[DeadLetter]]] = {}
         for letter in letters:
-            target = self.targets.get(letter.source)
-            if target is None and letter.source.startswith("udf:"):  # a Python UDF's: the first source's target
-                target = next(iter(self.targets.values()), None)
+            target = self.target_of(letter.source)
             if target is None:
                 continue
             grouped.setdefault(id(target), (target, []))[1].append(letter)

@@ -3,7 +3,8 @@
 stream-dsl configures no handler (a library must not); `stream-dsl run`
 and applications that want them call `configure`. Loggers, by topic:
 
-- `stream_dsl.query`: a query started, stopped, failed; bursts of dead letters;
+- `stream_dsl.query`: a query started, stopped, failed; bursts of dead letters; a
+  collect()'s dead letters, once it returns;
 - `stream_dsl.recovery`: a worker lost, the workers restored, the first batch after;
 - `stream_dsl.checkpoint`: a checkpoint committed;
 - the connectors' own loggers (`stream_dsl.connectors.*`): sink and source retries during outages.
@@ -94,3 +95,15 @@ class DeadLetterBursts:
                 reason=reason,
             )
             self.unlogged, self.logged_at = 0, now
+
+
+def collected_dead_letters(count: int, latest: Any, where: str) -> None:
+    """A collect()'s dead letters, in one record once it returns: how many, `where` they went, and the latest
+    one (a `DeadLetter`: its source, position and reason; not its raw text, which may be anything)."""
+    plural = "s" if count != 1 else ""
+    text = f"{count} record{plural} went to dead letters ({where})"
+    facts: dict[str, Any] = {"dead_letters": count}
+    if latest is not None:
+        text += f"; the latest: {latest.source} at {latest.position}: {latest.reason}"
+        facts.update(source=latest.source, position=latest.position, reason=latest.reason)
+    event(QUERY, logging.WARNING, text, **facts)
