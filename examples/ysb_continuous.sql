@@ -7,8 +7,13 @@
 -- exactly once) when the watermark passes the window's end. On a terminal
 -- `stream-dsl run` draws a live status line (batches, rows in and per second,
 -- rows out, watermark, latency, lag); Ctrl-C stops the query cleanly and
--- prints its summary. Read what it wrote with
+-- prints its summary. Run it again and it resumes from its newest checkpoint
+-- in ckpt/ysb/: no window is written twice (`--fresh` starts over on
+-- purpose; without a checkpoint directory the events would start again from
+-- the first window, and a warning would say so). Read what it wrote with
 --   stream-dsl run -c "CREATE STREAM o (campaign_id STRING, window_start TIMESTAMP, window_end TIMESTAMP, views BIGINT) WITH (connector = 'files', path = 'out/ysb'); SELECT * FROM o ORDER BY window_start, campaign_id"
+
+SET checkpoint_dir = 'ckpt/ysb';
 
 CREATE STREAM events (
   user_id STRING, page_id STRING, ad_id STRING, ad_type STRING,

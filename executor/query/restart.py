@@ -9,7 +9,8 @@ Every executor opens a query through `open_query`, which decides once:
   last committed batch, and resumes from the watermark its sources
   committed (`Source.restored_max_event_ms`; the chain in
   `watermarks.py` applies it), so the windows the previous run emitted
-  are not emitted again.
+  are not emitted again; sources that read from the start again cannot,
+  and a warning says so (`warn_of_a_start_over`).
 
 It also reads the broadcast tables once and refuses queries that could
 never emit or, for collect(), never end (`checks.py`), with the sources
@@ -18,6 +19,7 @@ opened where the executor reads them from the checkpointed offsets.
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -36,7 +38,8 @@ from executor.recovery.checkpointing import Checkpointing, RestorePoint, load_st
 from optimizer.physical.lower import stage_order
 from optimizer.physical.stages import broadcast_tables
 from stream_dsl.config import RunConfig
-from stream_dsl.connectors.base import restored_max_event_ms
+from stream_dsl.connectors.base import replays_from_start, restored_max_event_ms
+from stream_dsl.observe.log import QUERY, event
 
 TableReader = Callable[[Any, RunConfig], pl.DataFrame]  # (a table's plan, config) -> its rows
 
@@ -120,6 +123,8 @@ def open_query(
             start.first_batch = start.restore.next_batch
         elif output.durable:
             start.first_batch = first_batch_id(output)
+            if start.first_batch:
+                warn_of_a_start_over(start.readers, start.first_batch)
             start.restored = {
                 stage: ms
                 for stage, reader in start.readers.items()
@@ -131,6 +136,26 @@ def open_query(
             start.checkpointing.close()
         raise
     return start
+
+
+def warn_of_a_start_over(readers: dict[int, Reader], first_batch: int) -> None:
+    """A sink that holds an earlier run's batches, fed again without a checkpoint by sources that read from the
+    start: that run's rows may be written a second time. Allowed (a run over new input appends after the last
+    one), but never silent: one warning names the streams and how to resume instead."""
+    names = sorted({r.scan.source.name for r in readers.values() if replays_from_start(r.source)})
+    if not names:
+        return
+    streams = ", ".join(f"'{name}'" for name in names)
+    event(
+        QUERY,
+        logging.WARNING,
+        f"the sink holds batches up to {first_batch - 1} from an earlier run, and without a checkpoint "
+        f"stream{'s' if len(names) > 1 else ''} {streams} {'are' if len(names) > 1 else 'is'} read from the "
+        "start again: rows that run wrote may be written again. A checkpoint directory (checkpoint_dir, "
+        "SET checkpoint_dir) makes a restart resume where the last run stopped.",
+        first_batch=first_batch,
+        streams=names,
+    )
 
 
 def restore_from(point: Restore, runner: TaskRunner, chain: WatermarkChain) -> None:

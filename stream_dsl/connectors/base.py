@@ -78,6 +78,14 @@ class Source(Protocol):
 
     # Optional: `backlog() -> dict[str, int]`, what the source knows is waiting to be read (Redis: pending
     # entries and stream length; files: files not read yet), reported in every progress dict.
+    # Optional: `replays_from_start = True`: without a checkpoint a new run reads again what an earlier run
+    # read (files, the generator, in-memory frames). Sources that keep their readers' progress themselves
+    # (Kafka, Redis Streams) or never replay (a socket) leave it out.
+
+
+def replays_from_start(source: Any) -> bool:
+    """Whether a run of `source` without a checkpoint reads again what an earlier run read (see `Source`)."""
+    return getattr(source, "replays_from_start", False) is True
 
 
 def source_backlog(source: Any) -> dict[str, int] | None:

@@ -259,6 +259,8 @@ def statistics(definition: SourceDef, batch_interval_ms: int) -> Any:
 class FileSource:
     """Files present at open() (bounded), or every file that ever appears (watch='true')."""
 
+    replays_from_start = True  # without a checkpoint, a new run reads from the start (`base.Source`)
+
     def __init__(self, definition: SourceDef) -> None:
         self.definition = definition
         self.options = FileOptions.parse(definition)

@@ -278,6 +278,8 @@ def _as_declared(frame: pl.DataFrame, schema: Schema, source: str) -> pl.DataFra
 class GeneratorSource:
     """YSB events; one micro-batch covers `batch_interval_ms` of event time."""
 
+    replays_from_start = True  # without a checkpoint, a new run reads from the start (`base.Source`)
+
     def __init__(self, definition: SourceDef) -> None:
         self.definition = definition
         self.spec = GeneratorSpec.parse(definition)

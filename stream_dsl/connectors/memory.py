@@ -126,6 +126,8 @@ def _conform(frame: pl.DataFrame, definition: SourceDef, columns: list[str]) -> 
 class MemorySource:
     """Replays registered frames, one per micro-batch (see the module doc)."""
 
+    replays_from_start = True  # without a checkpoint, a new run reads from the start (`base.Source`)
+
     def __init__(self, definition: SourceDef) -> None:
         self.definition = definition
         self._id = definition.option("id", definition.name)
