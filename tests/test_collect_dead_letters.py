@@ -82,7 +82,7 @@ def test_collect_says_where_the_dead_letter_option_put_them(tmp_path, caplog, ex
     assert sorted(written["raw"].to_list()) == ["not json", '{"user": "c", "amount": "lots"}']
 
 
-def test_clean_input_and_a_continuous_query_add_no_collect_warning(tmp_path, caplog):
+def test_clean_input_adds_no_warning(tmp_path, caplog):
     caplog.set_level(logging.INFO, logger="stream_dsl")
     (tmp_path / "in").mkdir()
     (tmp_path / "in" / "p0.ndjson").write_text('{"user": "a", "amount": 5}\n')
