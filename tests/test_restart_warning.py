@@ -53,9 +53,10 @@ def test_a_second_run_without_a_checkpoint_warns_that_it_reads_from_the_start(in
     _insert(inputs, executor, None)
     [record] = _start_overs(caplog)
     assert record.levelname == "WARNING"
-    assert record.sd["streams"] == ["pay"] and record.sd["first_batch"] == len(ROWS)  # type: ignore[attr-defined]
+    facts = record.sd  # type: ignore[attr-defined]
+    assert (facts["streams"], facts["first_batch"], facts["sink"]) == (["pay"], len(ROWS), "out")
     assert record.getMessage().startswith(
-        f"the sink holds batches up to {len(ROWS) - 1} from an earlier run, and without a checkpoint stream 'pay' "
+        f"sink 'out' holds batches up to {len(ROWS) - 1} from an earlier run, and without a checkpoint stream 'pay' "
         "is read from the start again"
     )
     written = files.read_committed(str(inputs / "out")).rows()

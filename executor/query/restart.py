@@ -124,7 +124,7 @@ def open_query(
         elif output.durable:
             start.first_batch = first_batch_id(output)
             if start.first_batch:
-                warn_of_a_start_over(start.readers, start.first_batch)
+                warn_of_a_start_over(start.readers, start.first_batch, sink_name(output))
             start.restored = {
                 stage: ms
                 for stage, reader in start.readers.items()
@@ -138,7 +138,7 @@ def open_query(
     return start
 
 
-def warn_of_a_start_over(readers: dict[int, Reader], first_batch: int) -> None:
+def warn_of_a_start_over(readers: dict[int, Reader], first_batch: int, sink: str | None = None) -> None:
     """A sink that holds an earlier run's batches, fed again without a checkpoint by sources that read from the
     start: that run's rows may be written a second time. Allowed (a run over new input appends after the last
     one), but never silent: one warning names the streams and how to resume instead."""
@@ -149,13 +149,22 @@ def warn_of_a_start_over(readers: dict[int, Reader], first_batch: int) -> None:
     event(
         QUERY,
         logging.WARNING,
-        f"the sink holds batches up to {first_batch - 1} from an earlier run, and without a checkpoint "
+        f"{'the sink' if sink is None else f'sink {sink!r}'} holds batches up to {first_batch - 1} from an earlier "
+        "run, and without a checkpoint "
         f"stream{'s' if len(names) > 1 else ''} {streams} {'are' if len(names) > 1 else 'is'} read from the "
         "start again: rows that run wrote may be written again. A checkpoint directory (checkpoint_dir, "
         "SET checkpoint_dir) makes a restart resume where the last run stopped.",
         first_batch=first_batch,
         streams=names,
+        sink=sink,
     )
+
+
+def sink_name(output: QueryOutput) -> str | None:
+    """The name of the sink a query writes to, as its CREATE SINK gave it (None: a function or a test's sink)."""
+    definition = getattr(getattr(output, "sink", None), "definition", None)
+    name = getattr(definition, "name", None)
+    return name if isinstance(name, str) else None
 
 
 def restore_from(point: Restore, runner: TaskRunner, chain: WatermarkChain) -> None:
