@@ -29,6 +29,7 @@ from stream_dsl.connectors.ndjson_deferred import SNIFF_BYTES
 from budget import examples
 from stream_dsl.connectors.memory import MemorySink
 from test_recovery import position, recovered, wait_until
+from test_udf_recovery import Tally
 
 HANG_GUARD_S = 120
 T0 = dt.datetime(2024, 1, 1)
@@ -158,22 +159,6 @@ def test_sampled_batches_are_counted_inside_their_group_query_and_now_reads_alon
     now = "SELECT k, x, NOW() >= ts AS seen FROM s"
     _, _, progress = run(tmp_path / "data", "ndjson", now, executor="drizzle", group_size=12)
     assert read_together(progress) == 1
-
-
-class Tally:
-    """An aggregate UDF: how many non-NULL values."""
-
-    def init(self) -> int:
-        return 0
-
-    def update(self, state: int, value: object) -> int:
-        return state + 1
-
-    def merge(self, left: int, right: int) -> int:
-        return left + right
-
-    def finish(self, state: int) -> int:
-        return state
 
 
 def test_a_stage_that_calls_an_aggregate_udf_reads_every_batch_alone(tmp_path):
