@@ -112,6 +112,5 @@ def test_stream_dsl_run_prints_the_rows_and_says_what_it_left_out(tmp_path):
     assert sorted(run.stdout.split()) == sorted(["user,total", "a,8", "b,10"])
     assert run.stderr.strip() == (
         "2 records went to dead letters (not kept: a stream's dead_letter option keeps them); "
-        f"the latest: pay at {tmp_path / 'in' / 'p1.ndjson'}:3: " + run.stderr.strip().split(":3: ", 1)[1]
+        f"the latest: pay at {tmp_path / 'in' / 'p1.ndjson'}:3: column 'amount': expected BIGINT, got string \"lots\""
     )
-    assert "lots" in run.stderr
