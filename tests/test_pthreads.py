@@ -22,6 +22,7 @@ import sys
 import textwrap
 import time
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 import pytest
@@ -42,9 +43,14 @@ def auto(workers: int) -> int:
 
 def reported_threads(transport: MultiprocessTransport) -> list[tuple[int, str | None]]:
     """Start every worker with the probe that reports (polars' thread pool size, POLARS_MAX_THREADS) from inside."""
+    return reports(transport, probe.report_threads)
+
+
+def reports(transport: MultiprocessTransport, main: Any) -> list[tuple]:
+    """Start every worker with the probe `main`; what each sent the driver, without its tag."""
     for worker in range(transport.workers):
-        transport.start_worker(worker, probe.report_threads)
-    got: list[tuple[int, str | None]] = []
+        transport.start_worker(worker, main)
+    got: list[tuple] = []
     for _ in range(24):  # a liveness bound (2 min), not a timing assert: a worker that died fails the test
         if len(got) == transport.workers:
             break
@@ -176,15 +182,6 @@ def test_workers_start_with_numpy_ma_imported_by_their_fork_server(threads):
     preload it, so a worker does not pay it inside its first batch, whatever its thread count."""
     transport = MultiprocessTransport(2, polars_threads=threads)
     try:
-        for worker in range(transport.workers):
-            transport.start_worker(worker, probe.report_modules)
-        got = []
-        for _ in range(24):  # a liveness bound (2 min), not a timing assert
-            if len(got) == transport.workers:
-                break
-            message = transport.receive(5.0)
-            if message is not None:
-                got.append(message[1:])
-        assert got == [(True,)] * transport.workers  # ("modules", imported) from each worker
+        assert reports(transport, probe.report_modules) == [(True,)] * transport.workers  # imported, in each
     finally:
         transport.shutdown()
