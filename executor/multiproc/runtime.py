@@ -48,7 +48,15 @@ from executor.multiproc.pipes import Inlet, Mailbox, Outlet, dumps
 DRIVER = -1  # the driver's address on a Channel
 # imports worker too; numpy.ma: polars imports it at a process's first Series made from a numpy array (the
 # generator's, a group read's), 11-14 ms that each worker paid inside its first batch
-PRELOAD = ["polars", "numpy", "numpy.ma", "executor.multiproc.worker_process"]
+PRELOAD = [
+    "polars",
+    "numpy",
+    "numpy.ma",
+    "executor.multiproc.worker_process",
+    "stream_dsl.connectors.memory",
+    "stream_dsl.connectors.generator",
+    "stream_dsl.connectors.files",
+]
 START_METHOD = "forkserver"
 
 
