@@ -29,7 +29,6 @@ import random
 from dataclasses import dataclass
 from unittest import mock
 
-import duckdb
 import polars as pl
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -44,6 +43,7 @@ from stream_dsl.ir.aggregates_more import MORE_AGGREGATES
 from stream_dsl.repl.render import frame_csv, frame_view
 from budget import examples
 from batch_cuts import cut_into_batches
+from differential.reference import duckdb_connection, duckdb_table
 
 BASE = dt.datetime(2024, 1, 1)
 SCHEMA = {"k": pl.String, "i": pl.Int64, "d": pl.Float64, "s": pl.String, "ts": pl.Datetime("ms")}
@@ -183,10 +183,8 @@ def engine(batches: list[pl.DataFrame], ordered: bool) -> sd.Context:
 
 
 def duckdb_rows(sql: str, frame: pl.DataFrame) -> list[tuple]:
-    con = duckdb.connect()
-    con.execute(f"CREATE TABLE s ({DUCK_SCHEMA})")
-    if frame.height:
-        con.executemany("INSERT INTO s VALUES (?, ?, ?, ?, ?)", frame.rows())
+    con = duckdb_connection()
+    duckdb_table(con, "s", DUCK_SCHEMA, frame.rows())
     return con.execute(sql).fetchall()
 
 

@@ -17,7 +17,6 @@ import math
 from collections import Counter
 from dataclasses import dataclass
 
-import duckdb
 import polars as pl
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -30,6 +29,7 @@ from stream_dsl.config import RunConfig
 from stream_dsl.ir.column_names import CHANGELOG_OP
 from budget import examples
 from batch_cuts import cut_into_batches
+from differential.reference import duckdb_connection, duckdb_table
 
 SCHEMA = {"k": pl.String, "i": pl.Int64, "d": pl.Float64, "ts": pl.Datetime("ms")}
 DUCK = "k VARCHAR, i BIGINT, d DOUBLE, ts TIMESTAMP"
@@ -165,10 +165,8 @@ def run_query(
 
 
 def duckdb_rows(sql: str, frame: pl.DataFrame) -> list[tuple]:
-    con = duckdb.connect()
-    con.execute(f"CREATE TABLE s ({DUCK})")
-    if frame.height:
-        con.executemany("INSERT INTO s VALUES (?, ?, ?, ?)", frame.rows())
+    con = duckdb_connection()
+    duckdb_table(con, "s", DUCK, frame.rows())
     return con.execute(sql).fetchall()
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import datetime as dt
 import math
 
-import duckdb
 import polars as pl
 import pytest
 from hypothesis import given, settings
@@ -21,6 +20,7 @@ from stream_dsl.ir.to_polars import CastFailure, OverflowFailure, compile_expr, 
 from stream_dsl.ir.functions import SCALAR_FUNCTIONS
 from stream_dsl.ir.types import DataType as T
 from budget import examples
+from differential.reference import duckdb_connection
 
 L = tc.literal
 FRAME = pl.DataFrame(
@@ -442,7 +442,7 @@ FUNCTION_CASES = [
 
 
 def _duckdb(sql: str):
-    return duckdb.connect().execute(f"SELECT {sql}").fetchone()[0]
+    return duckdb_connection().execute(f"SELECT {sql}").fetchone()[0]
 
 
 def _same(ours, theirs) -> bool:

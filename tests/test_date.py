@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 
-import duckdb
 import polars as pl
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -23,6 +22,7 @@ import stream_dsl as sd
 from budget import examples
 from batch_cuts import collected_over_batches
 from test_aggregates_duckdb import two_phase_forced
+from differential.reference import duckdb_connection, duckdb_table
 
 QUERIES = {
     "arithmetic": (
@@ -68,10 +68,8 @@ SCHEMA = {"d": pl.Date, "d2": pl.Date, "ts": pl.Datetime("ms"), "n": pl.Int64, "
 
 
 def duckdb_result(sql: str, rows: list[dict]) -> tuple[list[tuple], list[str]]:
-    con = duckdb.connect()
-    con.execute("CREATE TABLE s (d DATE, d2 DATE, ts TIMESTAMP, n BIGINT, t VARCHAR)")
-    if rows:
-        con.executemany("INSERT INTO s VALUES (?, ?, ?, ?, ?)", [tuple(r.values()) for r in rows])
+    con = duckdb_connection()
+    duckdb_table(con, "s", "d DATE, d2 DATE, ts TIMESTAMP, n BIGINT, t VARCHAR", [tuple(r.values()) for r in rows])
     result = con.execute(sql)
     return result.fetchall(), [DUCK_NAMES.get(str(c[1]), str(c[1])) for c in result.description]
 

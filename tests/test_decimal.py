@@ -26,6 +26,7 @@ import stream_dsl as sd
 from budget import examples
 from batch_cuts import collected_over_batches
 from test_aggregates_duckdb import two_phase_forced
+from differential.reference import duckdb_connection, duckdb_table
 
 TYPES = [(18, 3), (5, 2), (38, 0), (38, 10), (10, 10), (1, 0)]
 
@@ -86,11 +87,9 @@ def frame_of(dtype: tuple[int, int], rows: list[dict]) -> pl.DataFrame:
 
 
 def duckdb_result(sql: str, dtype: tuple[int, int], rows: list[dict]) -> tuple[list[tuple], list[str]]:
-    con = duckdb.connect()
-    con.execute("SET error_on_division_by_zero = false")
-    con.execute(f"CREATE TABLE s (k VARCHAR, x DECIMAL{dtype}, x2 DECIMAL(12, 4), i BIGINT, d DOUBLE)")
-    if rows:
-        con.executemany("INSERT INTO s VALUES (?, ?, ?, ?, ?)", [tuple(r.values()) for r in rows])
+    con = duckdb_connection("SET error_on_division_by_zero = false")
+    columns = f"k VARCHAR, x DECIMAL{dtype}, x2 DECIMAL(12, 4), i BIGINT, d DOUBLE"
+    duckdb_table(con, "s", columns, [tuple(r.values()) for r in rows])
     result = con.execute(sql)
     types = [DUCK_NAMES.get(str(c[1]), str(c[1]).replace(", ", ",")) for c in result.description]
     return result.fetchall(), types

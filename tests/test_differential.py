@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from decimal import Decimal
 from unittest import mock
 
-import duckdb
 import polars as pl
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -35,6 +34,7 @@ from executor.api import collect
 from stream_dsl.config import RunConfig
 from budget import examples
 from batch_cuts import cut_into_batches
+from differential.reference import duckdb_connection, duckdb_table
 
 BASE = dt.datetime(2024, 1, 1)
 S_SCHEMA = {"k": pl.String, "i": pl.Int64, "d": pl.Float64, "s2": pl.String, "ts": pl.Datetime("ms")}
@@ -302,12 +302,9 @@ def assert_same_ordered_rows(ours: list[tuple], theirs: list[tuple], context: st
 
 
 def duckdb_rows(sql: str, frame: pl.DataFrame, table: pl.DataFrame) -> list[tuple]:
-    con = duckdb.connect()
-    con.execute("SET error_on_division_by_zero = false")
+    con = duckdb_connection("SET error_on_division_by_zero = false")
     for name, data, columns in (("s", frame, S_DUCK), ("t", table, T_DUCK)):
-        con.execute(f"CREATE TABLE {name} ({columns})")
-        if data.height:
-            con.executemany(f"INSERT INTO {name} VALUES ({', '.join('?' * data.width)})", data.rows())
+        duckdb_table(con, name, columns, data.rows())
     return con.execute(sql).fetchall()
 
 

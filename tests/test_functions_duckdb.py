@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 import stream_dsl as sd
 from budget import examples
 from batch_cuts import cut_into_batches
+from differential.reference import duckdb_connection, duckdb_table
 from executor.api import collect
 from stream_dsl.bind import typecheck as tc
 from stream_dsl.config import RunConfig
@@ -170,10 +171,8 @@ def datasets(draw: st.DrawFn) -> tuple[pl.DataFrame, list[pl.DataFrame]]:
 
 
 def duckdb_rows(frame: pl.DataFrame, expressions: list[str]) -> list[tuple]:
-    con = duckdb.connect()
-    con.execute("SET TimeZone = 'UTC'")
-    con.execute(f"CREATE TABLE s ({DUCK_COLUMNS})")
-    con.executemany(f"INSERT INTO s VALUES ({', '.join('?' * frame.width)})", frame.rows())
+    con = duckdb_connection("SET TimeZone = 'UTC'")
+    duckdb_table(con, "s", DUCK_COLUMNS, frame.rows())
     return con.execute(f"SELECT {', '.join(expressions)} FROM s").fetchall()
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime as dt
 
-import duckdb
 import polars as pl
 import pytest
 from hypothesis import given, settings
@@ -28,6 +27,7 @@ from stream_dsl.ir.types import Field, Schema
 
 from budget import examples
 from file_sources import opened_file_sources
+from differential.reference import duckdb_connection, duckdb_table
 
 SCHEMA = Schema.of(("k", T.STRING), ("x", T.BIGINT), ("pad", T.STRING), ("ts", T.TIMESTAMP))
 POLARS = {"k": pl.String, "x": pl.Int64, "pad": pl.String, "ts": pl.Datetime("ms")}
@@ -151,11 +151,8 @@ def test_pushed_reads_give_polars_rows_over_row_groups_and_nulls(tmp_path_factor
     for i, rows in enumerate(files_rows):
         frame(rows).write_parquet(data / f"{i}.parquet", row_group_size=7, statistics=True)  # several row groups
     got = _run_query(data, where)
-    con = duckdb.connect()
-    con.execute("CREATE TABLE s (k VARCHAR, x BIGINT, pad VARCHAR, ts TIMESTAMP)")
-    everything = [r for rows in files_rows for r in rows]
-    if everything:
-        con.executemany("INSERT INTO s VALUES (?, ?, ?, ?)", everything)
+    con = duckdb_connection()
+    duckdb_table(con, "s", "k VARCHAR, x BIGINT, pad VARCHAR, ts TIMESTAMP", [r for rows in files_rows for r in rows])
     expected = con.execute(f"SELECT k, x, ts FROM s WHERE {where}").fetchall()
     assert sorted(got.rows(), key=repr) == sorted(expected, key=repr)
 

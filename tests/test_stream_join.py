@@ -14,7 +14,6 @@ import random
 import warnings
 from collections import Counter
 
-import duckdb
 import polars as pl
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -25,6 +24,7 @@ from budget import examples
 from executor.api import collect
 from stream_dsl.config import RunConfig
 from test_differential import assert_same_rows
+from differential.reference import duckdb_connection, duckdb_table
 
 BASE = dt.datetime(2024, 1, 1)
 A_SCHEMA = {"k": pl.String, "ts": pl.Datetime("ms"), "v": pl.Int64}
@@ -106,11 +106,9 @@ def engine(
 
 
 def duckdb_rows(sql: str, a: pl.DataFrame, b: pl.DataFrame) -> list[tuple]:
-    con = duckdb.connect()
+    con = duckdb_connection()
     for name, frame, value in (("a", a, "v"), ("b", b, "w")):
-        con.execute(f"CREATE TABLE {name} (k VARCHAR, ts TIMESTAMP, {value} BIGINT)")
-        if frame.height:
-            con.executemany(f"INSERT INTO {name} VALUES (?, ?, ?)", frame.rows())
+        duckdb_table(con, name, f"k VARCHAR, ts TIMESTAMP, {value} BIGINT", frame.rows())
     return con.execute(sql).fetchall()
 
 

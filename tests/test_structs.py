@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import math
 
-import duckdb
 import polars as pl
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -18,6 +17,7 @@ from hypothesis import strategies as st
 import stream_dsl as sd
 from budget import examples
 from batch_cuts import collected_over_batches
+from differential.reference import duckdb_connection, duckdb_table
 from stream_dsl.connectors.memory import MemorySink
 from stream_dsl.errors import BindError
 
@@ -60,9 +60,8 @@ SETTINGS = [(e, w, o) for e in ("inline", "drizzle", "bsp") for w, o in ((1, Tru
 
 
 def duckdb_rows(frame: pl.DataFrame, sql: str) -> list[tuple]:
-    con = duckdb.connect()
-    con.execute(f"CREATE TABLE s ({DUCK_COLUMNS})")
-    con.executemany("INSERT INTO s VALUES (?, ?, ?)", frame.rows())
+    con = duckdb_connection()
+    duckdb_table(con, "s", DUCK_COLUMNS, frame.rows())
     return con.execute(sql).fetchall()
 
 

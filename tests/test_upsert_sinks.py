@@ -15,7 +15,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import duckdb
 import polars as pl
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -25,6 +24,7 @@ import stream_dsl as sd
 from budget import examples
 from batch_cuts import cut_into_batches
 from redis_server import start_server, stop_server
+from differential.reference import duckdb_connection, duckdb_table
 from stream_dsl.connectors import files
 from stream_dsl.connectors.redis_sink import read_stream
 from stream_dsl.connectors.redis_sink import read_table as redis_table
@@ -63,10 +63,8 @@ def datasets(draw):
 
 
 def duckdb_rows(sql: str, frame: pl.DataFrame) -> list[tuple]:
-    con = duckdb.connect()
-    con.execute("CREATE TABLE s (k VARCHAR, i BIGINT, ts TIMESTAMP)")
-    if frame.height:
-        con.executemany("INSERT INTO s VALUES (?, ?, ?)", frame.rows())
+    con = duckdb_connection()
+    duckdb_table(con, "s", "k VARCHAR, i BIGINT, ts TIMESTAMP", frame.rows())
     return sorted(con.execute(sql).fetchall(), key=repr)
 
 

@@ -19,6 +19,7 @@ import duckdb
 import polars as pl
 
 import stream_dsl as sd
+from .reference import duckdb_connection, duckdb_table
 from executor.api import collect
 from stream_dsl.config import RunConfig
 from stream_dsl.errors import DSLError
@@ -88,16 +89,14 @@ class Answer:
 
 
 def duckdb_answer(case: Case) -> Answer:
-    con = duckdb.connect()
+    con = duckdb_connection()
     try:
         con.execute("SET error_on_division_by_zero = false")
     except duckdb.Error:
         pass
     for name, frame in (("s", case.s), ("t", case.t)):
         columns = ", ".join(f"{c} {DUCK_TYPES[frame.schema[c]]}" for c in frame.columns)
-        con.execute(f"CREATE TABLE {name} ({columns})")
-        if frame.height:
-            con.executemany(f"INSERT INTO {name} VALUES ({', '.join('?' * frame.width)})", frame.rows())
+        duckdb_table(con, name, columns, frame.rows())
     try:
         return Answer(rows=tuple(con.execute(case.duck or case.sql).fetchall()))
     except duckdb.Error as exc:
