@@ -44,19 +44,18 @@ import multiprocess
 
 from executor.multiproc import forkservers
 from executor.multiproc.pipes import Inlet, Mailbox, Outlet, dumps
+from stream_dsl.connectors import BUILT_IN_CONNECTORS
 
 DRIVER = -1  # the driver's address on a Channel
-# imports worker too; numpy.ma: polars imports it at a process's first Series made from a numpy array (the
-# generator's, a group read's), 11-14 ms that each worker paid inside its first batch
-PRELOAD = [
-    "polars",
-    "numpy",
-    "numpy.ma",
-    "executor.multiproc.worker_process",
-    "stream_dsl.connectors.memory",
-    "stream_dsl.connectors.generator",
-    "stream_dsl.connectors.files",
-]
+# What a fork server imports once, so that no worker pays for it (after a fork, every import is the worker's own):
+# - worker_process imports the worker;
+# - numpy.ma: polars imports it at a process's first Series made from a numpy array (the generator's, a group
+#   read's), 11-14 ms that each worker paid inside its first batch;
+# - the built-in connectors: a worker imports its sources' module before Ready, with no bytecode cache about 15 ms
+#   for the memory connector, 50 ms for files or the generator, 40 ms for Kafka and 110 ms for Redis (the redis
+#   package), at every query's start on every worker. One whose package is not installed is left out (an
+#   ImportError is skipped by the server).
+PRELOAD = ["polars", "numpy", "numpy.ma", "executor.multiproc.worker_process", *BUILT_IN_CONNECTORS.values()]
 START_METHOD = "forkserver"
 
 

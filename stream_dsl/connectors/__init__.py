@@ -16,7 +16,8 @@ from stream_dsl.connectors.base import Sink, Source, TableSource
 from stream_dsl.errors import ConnectorError, did_you_mean
 from stream_dsl.ir.definitions import SinkDef, SourceDef
 
-CONNECTORS: dict[str, str] = {
+# the connectors stream-dsl ships (worker fork servers import them once: `executor/multiproc/runtime.py`)
+BUILT_IN_CONNECTORS: dict[str, str] = {
     "memory": "stream_dsl.connectors.memory",
     "files": "stream_dsl.connectors.files",
     "generator": "stream_dsl.connectors.generator",
@@ -27,6 +28,7 @@ CONNECTORS: dict[str, str] = {
     "python": "stream_dsl.connectors.python_io",
     "one_row": "stream_dsl.connectors.one_row",  # the relation of a SELECT without FROM
 }
+CONNECTORS: dict[str, str] = dict(BUILT_IN_CONNECTORS)
 
 
 def register_connector(name: str, module: str) -> None:
