@@ -180,23 +180,31 @@ def conform(
     return Decoded(result.filter(keep), tuple(letters))
 
 
-def with_required(schema: Schema, full: Schema | None) -> Schema:
-    """`schema` plus the NOT NULL columns of `full` it lacks.
+def with_checked(schema: Schema, full: Schema | None) -> Schema:
+    """`schema` plus the columns of `full` it lacks that a record can fail: NOT NULL ones, and every one whose
+    declared type a value may not convert to (all but STRING, which takes any value).
 
-    A record without a NOT NULL value is a dead letter whether or not the
-    query reads that column, so the result does not depend on projection
-    pushdown.
+    A record that fails one is a dead letter whether or not the query reads
+    that column, so the rows a query sees do not depend on projection
+    pushdown: with the optimizer off, every column is read and checked.
     """
     if full is None:
         return schema
-    extra = tuple(f for f in full if f.not_null and f.name not in schema)
+    extra = tuple(f for f in full if can_fail(f) and f.name not in schema)
     return Schema(schema.fields + extra) if extra else schema
+
+
+def can_fail(field: Field) -> bool:
+    """Whether a record's value can make it a dead letter in this column (`with_checked`)."""
+    return field.not_null or field.dtype is not DataType.STRING
 
 
 def narrow(decoded: Decoded, schema: Schema) -> Decoded:
     """Only the columns of `schema` (drops the NOT NULL columns read just to check them)."""
     if decoded.frame.columns == list(schema.names):
         return decoded
+    if not len(schema):  # only the row count matters (COUNT(*)): select([]) would lose the height
+        return Decoded(pl.DataFrame(height=decoded.frame.height), decoded.dead_letters)
     return Decoded(decoded.frame.select(schema.names), decoded.dead_letters)
 
 

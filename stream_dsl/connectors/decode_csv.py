@@ -30,7 +30,7 @@ from typing import Callable, Iterable, Iterator, Sequence
 import polars as pl
 
 from stream_dsl.connectors.base import DeadLetter
-from stream_dsl.connectors.decode import Decoded, Record, raw_text, empty_frame, narrow, with_required
+from stream_dsl.connectors.decode import Decoded, Record, raw_text, empty_frame, narrow, with_checked
 from stream_dsl.connectors.decode_ndjson import finish_decoded
 from stream_dsl.ir.types import DataType, Schema
 
@@ -59,7 +59,7 @@ def decode_csv(
 
     Only the requested columns are converted; declared columns the file lacks are NULL.
     """
-    wide = with_required(schema, full_schema)
+    wide = with_checked(schema, full_schema)
     decoded = _decode(data, wide, source=source, origin=origin, options=options, full=full_schema or schema)
     return narrow(decoded, schema)
 

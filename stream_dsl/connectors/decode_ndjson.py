@@ -26,7 +26,7 @@ from stream_dsl.connectors.decode import (
     narrow,
     raw_text,
     short_text,
-    with_required,
+    with_checked,
 )
 from stream_dsl.ir.column_names import ROW_INDEX
 from stream_dsl.ir.types import INTEGER_BOUNDS, DataType, Field, Schema
@@ -252,7 +252,7 @@ def decode_ndjson(
     `origin` names the input in dead-letter positions ('origin:line').
     `full_schema` is the declared schema when `schema` is a projection of it.
     """
-    wide = with_required(schema, full_schema)
+    wide = with_checked(schema, full_schema)
     return narrow(_decode_ndjson(data, wide, source=source, origin=origin, full_schema=full_schema), schema)
 
 

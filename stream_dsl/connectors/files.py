@@ -57,7 +57,7 @@ from typing import Any
 import polars as pl
 
 from stream_dsl.connectors.base import DeadLetter, SourceBatch, read_schema
-from stream_dsl.connectors.decode import Decoded, conform, empty_frame, narrow, with_required
+from stream_dsl.connectors.decode import Decoded, can_fail, conform, empty_frame, narrow, with_checked
 from stream_dsl.connectors.decode_ndjson import decode_ndjson
 from stream_dsl.connectors.decode_csv import CsvOptions, decode_csv
 from stream_dsl.connectors.option_specs import Option, OptionError, check_options, option_names
@@ -175,7 +175,7 @@ def read_file(path: str, options: FileOptions, schema: Schema, full_schema: Sche
     if not os.path.exists(path):
         raise ConnectorError(f"source '{source}': file '{path}' was deleted before it was read")
     if fmt == "parquet":
-        return narrow(_read_parquet(path, with_required(schema, full_schema), source), schema)
+        return narrow(_read_parquet(path, schema, full_schema, source), schema)
     try:
         with open(path, "rb") as f:
             data = f.read()
@@ -190,8 +190,11 @@ def read_file(path: str, options: FileOptions, schema: Schema, full_schema: Sche
     return decode_ndjson(data, schema, source=source, origin=path, full_schema=full_schema)
 
 
-def _read_parquet(path: str, schema: Schema, source: str) -> Decoded:
-    """A parquet file's rows; a file that cannot be read or converted is one dead letter naming it and why.
+def _read_parquet(path: str, schema: Schema, full_schema: Schema, source: str) -> Decoded:
+    """A parquet file's rows of `schema` and of the columns of `full_schema` a row can fail in this file (NOT NULL,
+    or stored as another type than the declared one: `with_checked`, narrowed by the file's types, since a column
+    stored as its declared type never fails); a file that cannot be read or converted is one dead letter naming it
+    and why.
 
     A poison file (corrupt, truncated, or a column whose type can never be
     the declared one, such as a list where DOUBLE is declared) must not stop
@@ -199,6 +202,10 @@ def _read_parquet(path: str, schema: Schema, source: str) -> Decoded:
     """
     try:
         available = pl.read_parquet_schema(path)
+        stored_as_declared = {f.name for f in full_schema if available.get(f.name) == f.dtype.polars}
+        schema = with_checked(
+            schema, Schema(tuple(f for f in full_schema if f.not_null or f.name not in stored_as_declared))
+        )
         mismatch = _parquet_type_mismatch(available, schema)
         if mismatch is not None:
             return _poison(path, schema, source, mismatch)
@@ -402,7 +409,22 @@ class FileSource:
         schema, pushed, how = self._schema, self._pushed, self._how
         if how is None or how[0] is not schema or how[1] is not pushed:  # the same every batch: decided once
             how = self._how = (schema, pushed, self._pushed_read_of(schema, pushed))
+        if how[2] is not None and not self._stored_as_declared(paths):
+            return None
         return how[2]
+
+    def _stored_as_declared(self, paths: list[str]) -> bool:
+        """Whether each file stores every column a row could fail in (`with_checked`), read or not, as its declared
+        type, so that no value can fail. The pushed read cannot tell: polars leaves a column the stage does not use
+        out of the scan, and with it the check of its type."""
+        fallible = [f for f in with_checked(self._schema, self.definition.schema) if can_fail(f)]
+        if not fallible:
+            return True
+        try:
+            stored = [pl.read_parquet_schema(path) for path in paths]
+        except Exception:  # the full read reports an unreadable file
+            return False
+        return all(types.get(f.name, f.dtype.polars) == f.dtype.polars for f in fallible for types in stored)
 
     def _pushed_read_of(
         self, schema: Schema, pushed: PushedPredicate | None
@@ -410,7 +432,7 @@ class FileSource:
         pushed = pushed if pushed is not None and pushed.columns <= set(schema.names) else None
         wm = self.definition.watermark
         watermark = wm.column if wm is not None and wm.column in schema else None
-        if not pushable(with_required(schema, self.definition.schema)):
+        if not pushable(with_checked(schema, self.definition.schema)):
             return None
         return pushed, watermark
 
@@ -437,7 +459,9 @@ class FileSource:
             return None
         wm = self.definition.watermark
         watermark = wm.column if wm is not None and wm.column in self._schema else None
-        return deferred_ndjson(paths, self._schema, watermark, lambda: self._frames(paths), lambda: None)
+        # the columns read, and those a record can fail in (`with_checked`), which the stage's scan step drops
+        checked = with_checked(self._schema, self.definition.schema)
+        return deferred_ndjson(paths, self._schema, watermark, lambda: self._frames(paths), lambda: None, checked)
 
     def _read_pushed(self, paths: list[str]) -> PushedRead | None:
         """Parquet files read with the columns and the pushed predicate in one scan (`parquet_scan`); None

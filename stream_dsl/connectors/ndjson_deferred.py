@@ -30,7 +30,7 @@ from __future__ import annotations
 import gzip
 import io
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable
 
 import polars as pl
@@ -110,23 +110,34 @@ def deferred_ndjson(
     watermark: str | None,
     fallback: Callable[[], tuple[pl.DataFrame, list, int | None]],
     on_read: Callable[[], None],
+    checked_schema: Schema | None = None,
 ) -> DeferredNdjson | None:
     """The batch's ndjson files as one checked lazy frame (module doc); None when a file cannot go this way
     (empty, unreadable, or a column that needs the full conversion): the source then reads the batch itself.
-    `schema`: the columns read, none NOT NULL (the caller checks)."""
-    if not len(schema) or any(f.not_null for f in schema):
+    `schema`: the columns read, none NOT NULL (the caller checks); `checked_schema`: those and the columns whose
+    values are only checked (`decode.with_checked`: a record failing one is a dead letter whether or not it is
+    read), which the frame leaves out."""
+    wide = schema if checked_schema is None else checked_schema
+    if not len(schema) or any(f.not_null for f in wide):
         return None
     try:
-        parts = [_checked(path, schema) for path in paths]
+        parts = [_checked(path, wide) for path in paths]
     except Exception:  # a file deleted or unreadable: the full read reports it
         return None
     read = [p for p in parts if p is not None]
     if not read or len(read) < len(parts) or any(plan.epoch_ms != read[0][1].epoch_ms for _, plan, _, _ in read):
         return None
     checked = read[0][0] if len(read) == 1 else pl.concat([lazy for lazy, _, _, _ in read], how="vertical")
-    plan = read[0][1]
+    first = read[0][1]
+    plan = first if wide is schema else _narrowed(first, wide, schema)
     lazy = checked.select(plan.declared)
     size = sum(n for _, _, n, _ in read)
-    whole = all(text is not None and p is plan for _, p, _, text in read)
+    whole = all(text is not None and p is first for _, p, _, text in read)
     texts = tuple(text for _, _, _, text in read if text is not None) if whole else ()
     return DeferredNdjson(lazy, tuple(schema.names), None, watermark, fallback, on_read, checked, plan, size, texts)
+
+
+def _narrowed(plan: CheckedRead, wide: Schema, schema: Schema) -> CheckedRead:
+    """`plan` (of `wide`) giving only the columns of `schema`: its select and statistics still check every column."""
+    keep = set(schema.names)
+    return replace(plan, declared=tuple(e for e, f in zip(plan.declared, wide) if f.name in keep))

@@ -40,7 +40,7 @@ from typing import Any, Callable, Iterable, Iterator, Mapping
 import polars as pl
 
 from stream_dsl.connectors.base import DeadLetter, SourceBatch, read_schema
-from stream_dsl.connectors.decode import conform, empty_frame, narrow, with_required
+from stream_dsl.connectors.decode import conform, empty_frame, narrow, with_checked
 from stream_dsl.connectors.decode_ndjson import decode_ndjson
 from stream_dsl.connectors.files import max_event_time_ms
 from stream_dsl.connectors.upserts import UPSERT
@@ -279,7 +279,7 @@ class PythonSource:
         letters: list[DeadLetter] = []
         for number, item in enumerate(items, start=first):
             if isinstance(item, pl.DataFrame):
-                wide = with_required(self._schema, self.definition.schema)
+                wide = with_checked(self._schema, self.definition.schema)
                 decoded = narrow(
                     conform(
                         item.select([c for c in item.columns if c in wide]),

@@ -86,7 +86,7 @@ from typing import TYPE_CHECKING, Any, cast
 import polars as pl
 
 from stream_dsl.connectors.base import DeadLetter, SourceBatch, read_schema
-from stream_dsl.connectors.decode import conform, empty_frame, narrow, with_required
+from stream_dsl.connectors.decode import conform, empty_frame, narrow, with_checked
 from stream_dsl.connectors.decode_ndjson import decode_ndjson
 from stream_dsl.connectors.files import max_event_time_ms
 from stream_dsl.connectors.options import as_bool, as_int, check_keys
@@ -508,7 +508,7 @@ class RedisSource:
         return decoded.frame, letters
 
     def _decode_fields(self, entries: list[Entry]) -> tuple[pl.DataFrame, list[DeadLetter]]:
-        schema = with_required(self._schema, self.definition.schema)
+        schema = with_checked(self._schema, self.definition.schema)
         names = list(schema.names)
         keys = [n.encode() for n in names]
         columns: dict[str, list[str | None]] = {n: [] for n in names}
