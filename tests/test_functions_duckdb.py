@@ -381,3 +381,19 @@ def test_repl_shows_and_describes_functions():
     assert session.execute("SHOW FUNCTIONS;")
     names = {row[0] for row in table_cells(out.getvalue())}
     assert {"date_trunc", "regexp_like", "count", "tumble"} <= names
+
+
+def test_substring_matches_duckdb_for_negative_starts_and_lengths_and_nulls():
+    """DuckDB counts a negative start from the end and takes a negative length before the start; the random rows
+    above draw starts of 1 and more. Every start and length around the ends of the strings, and NULLs."""
+    words, starts, lengths = ["hello", "", "héllo wörld", None], [*range(-13, 14), None], [*range(-7, 12), None]
+    rows = [(w, s, n) for w in words for s in starts for n in lengths]
+    ctx = sd.Context(executor="inline")
+    ctx.from_polars(
+        [pl.DataFrame(rows, schema={"w": pl.String, "st": pl.Int64, "n": pl.Int64}, orient="row")], name="t"
+    )
+    ours = ctx.sql("SELECT w, st, n, substring(w, st) AS a, substring(w, st, n) AS b FROM t").collect().rows()
+    con = duckdb_connection()
+    duckdb_table(con, "t", "w VARCHAR, st BIGINT, n BIGINT", rows)
+    theirs = con.execute("SELECT w, st, n, substring(w, st), substring(w, st, n) FROM t").fetchall()
+    assert sorted(ours, key=repr) == sorted(theirs, key=repr)

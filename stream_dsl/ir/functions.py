@@ -78,12 +78,23 @@ SPACES = " \u00a0\u1680" + "".join(chr(c) for c in range(0x2000, 0x200B)) + "\u2
 
 
 def _substr(s: pl.Expr, start: pl.Expr, length: pl.Expr | None = None) -> pl.Expr:
-    """SQL positions are 1-based; positions before 1 count against the length (as in SQL)."""
-    offset = start.cast(pl.Int64) - 1
+    """DuckDB's SUBSTRING: positions are 1-based and a negative start counts from the end (-1 is the last
+    character); a negative length takes the characters before the start; positions outside the string are
+    dropped (start 0 and below count against the length). Any NULL argument gives NULL."""
+    chars = s.str.len_chars().cast(pl.Int64)
+    first = start.cast(pl.Int64)
+    at: pl.Expr = pl.when(first > 0).then(first).when(first < 0).then(chars + first + 1).when(first == 0).then(0)
+    low: pl.Expr
+    high: pl.Expr
     if length is None:
-        return s.str.slice(pl.max_horizontal(offset, pl.lit(0)))
-    end = offset + length.cast(pl.Int64)
-    return s.str.slice(pl.max_horizontal(offset, pl.lit(0)), pl.max_horizontal(end - pl.max_horizontal(offset, 0), 0))
+        low, high = at, chars + 1
+    else:
+        count = length.cast(pl.Int64)
+        low = pl.when(count >= 0).then(at).otherwise(at + count)
+        high = pl.when(count >= 0).then(at + count).otherwise(at)
+    low = low.clip(lower_bound=1)
+    high = pl.when(high > chars + 1).then(chars + 1).otherwise(high)
+    return s.str.slice(low - 1, (high - low).clip(lower_bound=0))
 
 
 def _round(x: pl.Expr, digits: pl.Expr | None = None) -> pl.Expr:
@@ -314,7 +325,11 @@ _DOCS: dict[str, tuple[str, str, str]] = {  # name: (description, example, signa
     "minute": ("the minute, 0 to 59", "minute(TIMESTAMP '2024-03-04 13:05:07') = 5", ""),
     "second": ("the second, 0 to 59 (without the fraction)", "second(TIMESTAMP '2024-03-04 13:05:07.5') = 7", ""),
     "length": ("number of characters", "length('héllo') = 5", ""),
-    "substring": ("substring(s, start[, length]), 1-based", "substring('hello', 2, 3) = 'ell'", ""),
+    "substring": (
+        "substring(s, start[, length]), 1-based; a negative start counts from the end",
+        "substring('hello', 2, 3) = 'ell', substring('hello', -3) = 'llo'",
+        "",
+    ),
     "replace": ("every `from` replaced by `to` (text, not a pattern)", "replace('a-b-c', '-', '+') = 'a+b+c'", ""),
     "concat": ("the arguments as text, joined; NULLs are skipped", "concat('a', NULL, 1) = 'a1'", ""),
 }
