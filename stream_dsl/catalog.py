@@ -2,15 +2,21 @@
 
 Names match exactly first, then case-insensitively when that is unambiguous,
 so `Events` finds `events` but two names differing only in case stay apart.
+
+A view holds its bound plan, with the scans of the streams and tables it
+reads. So that it never reads a definition that is gone, replacing one of
+those keeps the view only when the columns stay the same (its scans then
+read the new definition), and dropping one is refused while a view reads
+it, as DuckDB and PostgreSQL refuse to leave a view without its table.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from stream_dsl.errors import BindError, CatalogError, Span, did_you_mean
 from stream_dsl.ir.definitions import SinkDef, SourceDef
-from stream_dsl.ir.plan import Plan, Scan
+from stream_dsl.ir.plan import Plan, Scan, scans, with_inputs
 
 
 def _find(name: str, names: list[str]) -> str | None:
@@ -45,7 +51,18 @@ class Catalog:
         if if_not_exists and _find(source.name, self.relation_names()) is not None:
             return
         self._check_free(source.name, replace=replace, own=self.sources)
-        self.sources[_find(source.name, list(self.sources)) or source.name] = source
+        name = _find(source.name, list(self.sources)) or source.name
+        readers = self._views_reading(name)
+        if readers:
+            old = self.sources[name]
+            if [(f.name, f.dtype) for f in old.schema] != [(f.name, f.dtype) for f in source.schema]:
+                raise CatalogError(
+                    f"view '{readers[0]}' reads {old.kind} '{name}', whose columns this would change; "
+                    f"DROP VIEW {readers[0]} first, then create it again"
+                )
+            for view in readers:
+                self.views[view] = _reading(self.views[view], name, source)
+        self.sources[name] = source
 
     def add_view(self, name: str, plan: Plan, *, replace: bool = False) -> None:
         self._check_free(name, replace=replace, own=self.views)
@@ -94,4 +111,18 @@ class Catalog:
                 return
             raise CatalogError(f"unknown {kind.lower()} '{name}'{did_you_mean(name, table)}")
         owner = self.sinks if kind == "SINK" else self.views if kind == "VIEW" else self.sources
+        readers = self._views_reading(found) if owner is self.sources else []
+        if readers:
+            raise CatalogError(f"view '{readers[0]}' reads {kind.lower()} '{found}'; DROP VIEW {readers[0]} first")
         del owner[found]
+
+    def _views_reading(self, source: str) -> list[str]:
+        """The views whose plan scans the stream or table named `source`."""
+        return [view for view, plan in self.views.items() if any(s.source.name == source for s in scans(plan))]
+
+
+def _reading(plan: Plan, name: str, source: SourceDef) -> Plan:
+    """`plan` with its scans of `name` reading `source` (a definition of the same columns)."""
+    if isinstance(plan, Scan):
+        return replace(plan, source=source) if plan.source.name == name else plan
+    return with_inputs(plan, tuple(_reading(child, name, source) for child in plan.inputs))
