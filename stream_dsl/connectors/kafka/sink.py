@@ -141,7 +141,7 @@ class KafkaSink:
         self.query = definition.option("query") or definition.name
         self.marker_topic = definition.option("marker_topic") or marker_topic_for(self.topic)
         self.outage = Outage(what, self.bootstrap, retry_seconds(definition.option("retry_seconds"), what))
-        self._producer = ck.Producer(producer_config(self.bootstrap, self.outage))
+        self._producer: Any = None  # made on first use, let go at close (`_producing`, `close`)
         topic_partitions(self.bootstrap, (self.topic,), what, self.outage.seconds)
         ensure_topic(self.bootstrap, self.marker_topic, what, self.outage.seconds)
         self._upsert_key: list[str] | None = None
@@ -191,13 +191,13 @@ class KafkaSink:
     def _produce(self, topic: str, value: str | None, key: Any, headers: Any, on_delivery: Any) -> None:
         while True:
             try:
-                self._producer.produce(topic, value=value, key=key, headers=headers, on_delivery=on_delivery)
+                self._producing().produce(topic, value=value, key=key, headers=headers, on_delivery=on_delivery)
                 return
             except BufferError:  # the local queue is full: let deliveries drain it
-                self._producer.poll(0.1)
+                self._producing().poll(0.1)
 
     def _flush(self, failures: list[str], action: str) -> None:
-        left = self._producer.flush(self.outage.seconds + 5)
+        left = self._producing().flush(self.outage.seconds + 5)
         if failures or left:
             reason = failures[0] if failures else f"{left} messages not acknowledged"
             raise ConnectorError(f"{self._what}: Kafka at {self.bootstrap} failed {action} to '{self.topic}': {reason}")
@@ -208,8 +208,19 @@ class KafkaSink:
     def committed_batches(self) -> list[int]:
         return sorted(self._markers)
 
+    def _producing(self) -> Any:
+        if self._producer is None:
+            self._producer = ck.Producer(producer_config(self.bootstrap, self.outage))
+        return self._producer
+
     def close(self) -> None:
+        """Flush, then let the producer go: its librdkafka threads otherwise lived on, reconnecting to a broker
+        that may be gone, for as long as anything held this sink (a finished query's handle does). A write after
+        this makes a new one."""
+        if self._producer is None:
+            return
         try:
             self._producer.flush(5)
         except Exception:
             pass
+        self._producer = None
