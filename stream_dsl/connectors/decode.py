@@ -200,7 +200,7 @@ def can_fail(field: Field) -> bool:
 
 
 def narrow(decoded: Decoded, schema: Schema) -> Decoded:
-    """Only the columns of `schema` (drops the NOT NULL columns read just to check them)."""
+    """Only the columns of `schema` (drops the columns read just to check them: `with_checked`)."""
     if decoded.frame.columns == list(schema.names):
         return decoded
     if not len(schema):  # only the row count matters (COUNT(*)): select([]) would lose the height
