@@ -83,6 +83,9 @@ def table_cells(text: str) -> list[list[str]]:
     ]
 
 
+HANG_GUARD_S = 120.0  # only a broken run waits this long (`execute_then`)
+
+
 def wait_for(condition) -> None:
     """Wait (without a time limit) until `condition()` holds."""
     while not condition():
@@ -529,22 +532,38 @@ def execute_then(session: Session, text: str, condition, action) -> bool:
     """`session.execute(text)` while a helper thread waits for `condition()` and then does `action()`.
 
     The helper gives up when the statement ends first (an error, say), so a
-    failing test fails instead of waiting for ever.
+    failing test fails instead of waiting for ever. When the condition or the
+    statement's end after the action does not come within HANG_GUARD_S (only
+    a broken run waits that long), the helper cancels the query and the test
+    fails saying which did not come: one full run of the suite hung here,
+    the statement still following its query after the SIGINT.
     """
     done = threading.Event()
+    stuck: list[str] = []
 
     def helper() -> None:
-        wait_for(lambda: done.is_set() or condition())
-        if not done.is_set():
+        deadline = time.monotonic() + HANG_GUARD_S
+        wait_for(lambda: done.is_set() or condition() or time.monotonic() > deadline)
+        if done.is_set():
+            return
+        if not condition():
+            stuck.append("the condition never held")
+        else:
             action()
+            if done.wait(HANG_GUARD_S):
+                return
+            stuck.append("the statement did not end after the action")
+        session.cancel()
 
     thread = threading.Thread(target=helper, daemon=True)
     thread.start()
     try:
-        return session.execute(text)
+        result = session.execute(text)
     finally:
         done.set()
         thread.join()
+    assert not stuck, stuck[0]
+    return result
 
 
 def batches_seen(session: Session, n: int):
