@@ -103,11 +103,13 @@ class KafkaBroker:
             return False
 
     def stop(self) -> None:
-        """Kill the broker: its storage is in memory, so a graceful stop saves nothing, and tansu's takes 5 s
-        whenever a client is still connected (every module's teardown, and a test that stops it mid-query)."""
         if self.process is not None and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait()
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
         self.process = None
 
     def create_topic(self, name: str, partitions: int = 1) -> None:
