@@ -417,7 +417,7 @@ class FileSource:
         """Whether each file stores every column a row could fail in (`with_checked`), read or not, as its declared
         type, so that no value can fail. The pushed read cannot tell: polars leaves a column the stage does not use
         out of the scan, and with it the check of its type."""
-        fallible = [f for f in with_checked(self._schema, self.definition.schema) if can_fail(f)]
+        fallible = [f for f in self.definition.schema if can_fail(f)]  # those read and those only checked
         if not fallible:
             return True
         try:
